@@ -1,0 +1,1 @@
+//! Pure clinical scoring for Vigil (work in progress).
