@@ -1,0 +1,1 @@
+//! Streaming ECG analysis for Vigil (work in progress).
