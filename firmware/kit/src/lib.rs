@@ -1,0 +1,4 @@
+//! Vigil patient kit core (work in progress).
+#![no_std]
+#[cfg(feature = "std")]
+extern crate std;
