@@ -1,0 +1,40 @@
+//! Ingest metrics (CONTRACTS.md §6), registered in the registry the caller
+//! passes in, so two daemons in one test process never share counters.
+
+use prometheus::{Histogram, HistogramOpts, IntCounterVec, Opts, Registry};
+
+/// Counters and histograms the ingest updates.
+#[derive(Clone)]
+pub struct IngestMetrics {
+    /// `vigil_obs_messages_total{outcome="stored"|"duplicate"|"rejected"|"error"}`
+    pub obs_messages: IntCounterVec,
+    /// `vigil_obs_rejected_total{reason}`
+    pub obs_rejected: IntCounterVec,
+    /// `vigil_ecg_chunks_total{outcome}`
+    pub ecg_chunks: IntCounterVec,
+    /// `vigil_ingest_lag_seconds`: measurement time to stored.
+    pub ingest_lag: Histogram,
+}
+
+impl IngestMetrics {
+    /// Create and register the ingest metrics.
+    pub fn new(registry: &Registry) -> prometheus::Result<Self> {
+        let obs_messages = IntCounterVec::new(
+            Opts::new("vigil_obs_messages_total", "Observation messages by outcome"),
+            &["outcome"],
+        )?;
+        let obs_rejected =
+            IntCounterVec::new(Opts::new("vigil_obs_rejected_total", "Rejected messages by reason"), &["reason"])?;
+        let ecg_chunks = IntCounterVec::new(Opts::new("vigil_ecg_chunks_total", "ECG chunks by outcome"), &["outcome"])?;
+        let ingest_lag = Histogram::with_opts(
+            HistogramOpts::new("vigil_ingest_lag_seconds", "Measurement time to durably stored").buckets(vec![
+                0.01, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 15.0, 60.0, 300.0, 3600.0, 86400.0,
+            ]),
+        )?;
+        registry.register(Box::new(obs_messages.clone()))?;
+        registry.register(Box::new(obs_rejected.clone()))?;
+        registry.register(Box::new(ecg_chunks.clone()))?;
+        registry.register(Box::new(ingest_lag.clone()))?;
+        Ok(IngestMetrics { obs_messages, obs_rejected, ecg_chunks, ingest_lag })
+    }
+}

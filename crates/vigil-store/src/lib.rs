@@ -1,0 +1,93 @@
+//! Persistence for Vigil.
+//!
+//! The rest of the system talks to storage only through the [`Store`] trait,
+//! which speaks in domain records ([`model`]) and domain errors
+//! ([`StoreError`]); no `sqlx` type crosses it. SQLite is the adapter that
+//! ships today ([`SqliteStore`]); PostgreSQL arrives behind the same trait.
+//!
+//! The one write that matters most is [`Store::store_obs_batch`]: it commits a
+//! batch of device messages in one transaction and reports, per message,
+//! whether it was new or a duplicate of an already stored `(device, seq)`.
+//! The ingest sends its end-to-end acks only after that call returns `Ok`.
+//!
+//! # Layout
+//! - [`model`]: the records the trait reads and writes.
+//! - [`error`]: [`StoreError`].
+//! - [`sqlite`]: the SQLite adapter (WAL mode, migrations from `migrations/sqlite`).
+//! - [`downsample`]: keeping a long series' extremes within `max_points`.
+
+pub mod downsample;
+pub mod error;
+pub mod model;
+pub mod sqlite;
+
+use async_trait::async_trait;
+use chrono::{DateTime, Utc};
+
+pub use error::StoreError;
+pub use model::*;
+pub use sqlite::SqliteStore;
+
+/// Result of a store call.
+pub type Result<T, E = StoreError> = std::result::Result<T, E>;
+
+/// Everything Vigil persists. Implementations must be safe to share between
+/// tasks and processes (`vigil admin` writes while `vigil serve` runs).
+#[async_trait]
+pub trait Store: Send + Sync + 'static {
+    /// Check the database answers (used by `/readyz`).
+    async fn ping(&self) -> Result<()>;
+
+    // --- wards and users -------------------------------------------------
+    async fn ward_add(&self, name: &str) -> Result<Ward>;
+    /// Find a ward by numeric id or by exact name.
+    async fn ward_find(&self, name_or_id: &str) -> Result<Option<Ward>>;
+    async fn user_add(&self, user: NewUser) -> Result<i64>;
+    async fn user_by_username(&self, username: &str) -> Result<Option<UserRecord>>;
+
+    // --- tokens (sessions and API bearer tokens, stored hashed) ----------
+    async fn token_insert(&self, token: NewToken) -> Result<()>;
+    /// The user behind an unexpired, unrevoked token hash.
+    async fn token_user(&self, token_hash: &str, now: DateTime<Utc>) -> Result<Option<AuthUser>>;
+    /// Revoke a token; `false` when no such live token exists.
+    async fn token_revoke(&self, token_hash: &str, now: DateTime<Utc>) -> Result<bool>;
+
+    // --- patients and episodes -------------------------------------------
+    async fn patient_admit(&self, p: NewPatient) -> Result<i64>;
+    /// Close the patient's open episode and unassign their devices.
+    async fn patient_discharge(&self, patient_id: i64, at: DateTime<Utc>) -> Result<DateTime<Utc>>;
+    async fn patient_get(&self, patient_id: i64) -> Result<Option<PatientDetail>>;
+    /// Patients with an open episode on any of `ward_ids`, with their latest readings.
+    async fn patients_list(&self, ward_ids: &[i64]) -> Result<Vec<PatientSummary>>;
+
+    // --- devices -----------------------------------------------------------
+    async fn device_provision(&self, d: NewDevice) -> Result<()>;
+    async fn device_assign(&self, device_id: &str, patient_id: i64) -> Result<()>;
+    async fn device_revoke(&self, device_id: &str, at: DateTime<Utc>) -> Result<DateTime<Utc>>;
+    /// Credentials for the broker's CONNECT check.
+    async fn device_credentials(&self, mqtt_username: &str) -> Result<Option<DeviceCredentials>>;
+    /// The patient (and their ward) a device currently reports for, if any.
+    async fn device_route(&self, device_id: &str) -> Result<Option<DeviceRoute>>;
+
+    // --- ingest --------------------------------------------------------------
+    /// Store a batch of validated messages in one transaction. Returns one
+    /// outcome per input, in order. Nothing is visible until this returns `Ok`.
+    async fn store_obs_batch(&self, batch: &[NewObsMessage]) -> Result<Vec<BatchOutcome>>;
+    /// Record a refused message in the dead-letter table.
+    async fn store_rejected(&self, r: NewRejected) -> Result<()>;
+    async fn observations(&self, q: ObservationQuery) -> Result<Vec<ObservationRow>>;
+
+    async fn stats(&self) -> Result<Stats>;
+}
+
+/// Open the store named by a database URL (`sqlite://path`).
+pub async fn connect(url: &str) -> Result<std::sync::Arc<dyn Store>> {
+    if url.starts_with("sqlite:") {
+        Ok(std::sync::Arc::new(SqliteStore::connect(url).await?))
+    } else {
+        Err(StoreError::Config(format!(
+            "database.url: unsupported scheme in {:?} (this build supports sqlite://)",
+            url.split(':').next().unwrap_or_default()
+        )))
+    }
+}

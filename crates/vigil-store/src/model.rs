@@ -1,0 +1,289 @@
+//! Records that cross the [`Store`](crate::Store) trait.
+
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Ward {
+    pub id: i64,
+    pub name: String,
+}
+
+/// Clinical role; the permission table lives in docs/security.md.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Role {
+    Nurse,
+    Consultant,
+    Admin,
+}
+
+impl Role {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Role::Nurse => "nurse",
+            Role::Consultant => "consultant",
+            Role::Admin => "admin",
+        }
+    }
+    pub fn parse(s: &str) -> Option<Role> {
+        match s {
+            "nurse" => Some(Role::Nurse),
+            "consultant" => Some(Role::Consultant),
+            "admin" => Some(Role::Admin),
+            _ => None,
+        }
+    }
+}
+
+#[derive(Clone, Debug)]
+pub struct NewUser {
+    pub username: String,
+    pub role: Role,
+    /// PHC string (argon2id); the store never sees a password.
+    pub password_hash: String,
+    pub ward_ids: Vec<i64>,
+}
+
+#[derive(Clone, Debug)]
+pub struct UserRecord {
+    pub id: i64,
+    pub username: String,
+    pub role: Role,
+    pub password_hash: String,
+    pub ward_ids: Vec<i64>,
+}
+
+/// An authenticated user as the web layer needs it.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct AuthUser {
+    pub id: i64,
+    pub username: String,
+    pub role: Role,
+    pub ward_ids: Vec<i64>,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum TokenKind {
+    Session,
+    Api,
+}
+
+impl TokenKind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            TokenKind::Session => "session",
+            TokenKind::Api => "api",
+        }
+    }
+}
+
+#[derive(Clone, Debug)]
+pub struct NewToken {
+    pub user_id: i64,
+    /// Hex SHA-256 of the token; the token itself is never stored.
+    pub token_hash: String,
+    pub kind: TokenKind,
+    pub created_at: DateTime<Utc>,
+    pub expires_at: Option<DateTime<Utc>>,
+}
+
+#[derive(Clone, Debug)]
+pub struct NewPatient {
+    pub ward_id: i64,
+    pub name: String,
+    pub nhs_number: String,
+    pub pathway: String,
+    pub spo2_scale: u8,
+    /// Who recorded the SpO2 scale (username), when it is not the default.
+    pub spo2_scale_set_by: Option<String>,
+    pub admitted_at: DateTime<Utc>,
+}
+
+#[derive(Clone, Debug, Serialize)]
+pub struct Episode {
+    pub id: i64,
+    pub pathway: String,
+    pub spo2_scale: u8,
+    pub spo2_scale_set_by: Option<String>,
+    pub spo2_scale_set_at: Option<DateTime<Utc>>,
+    pub admitted_at: DateTime<Utc>,
+    pub discharged_at: Option<DateTime<Utc>>,
+}
+
+#[derive(Clone, Debug, Serialize)]
+pub struct DeviceInfo {
+    pub id: String,
+    pub kind: String,
+    pub revoked_at: Option<DateTime<Utc>>,
+}
+
+#[derive(Clone, Debug, Serialize)]
+pub struct PatientDetail {
+    pub id: i64,
+    pub ward_id: i64,
+    pub name: String,
+    pub nhs_number: String,
+    pub episode: Option<Episode>,
+    pub devices: Vec<DeviceInfo>,
+}
+
+/// The latest value of one code for a patient.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct LatestReading {
+    pub code: String,
+    pub value: ObsValue,
+    pub unit: Option<String>,
+    pub measured_at: DateTime<Utc>,
+    pub device_id: String,
+}
+
+#[derive(Clone, Debug, Serialize)]
+pub struct PatientSummary {
+    pub id: i64,
+    pub ward_id: i64,
+    pub name: String,
+    pub pathway: String,
+    pub last_reading_at: Option<DateTime<Utc>>,
+    pub latest: Vec<LatestReading>,
+}
+
+#[derive(Clone, Debug)]
+pub struct NewDevice {
+    pub id: String,
+    pub kind: String,
+    pub mqtt_username: String,
+    /// Hex SHA-256 of the device secret.
+    pub secret_hash: String,
+    pub patient_id: Option<i64>,
+    pub created_at: DateTime<Utc>,
+}
+
+#[derive(Clone, Debug)]
+pub struct DeviceCredentials {
+    pub device_id: String,
+    pub secret_hash: String,
+    pub revoked: bool,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct DeviceRoute {
+    pub patient_id: i64,
+    pub ward_id: i64,
+}
+
+/// An observation value: numbers for measurements, text for ACVPU and posture.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(untagged)]
+pub enum ObsValue {
+    Number(f64),
+    Text(String),
+}
+
+#[derive(Clone, Debug, PartialEq)]
+pub struct NewObservation {
+    pub code: String,
+    pub value: ObsValue,
+    pub unit: Option<String>,
+}
+
+/// A validated device message, mapped to its patient.
+#[derive(Clone, Debug)]
+pub struct NewObsMessage {
+    pub device_id: String,
+    pub seq: u32,
+    pub patient_id: i64,
+    pub measured_at: DateTime<Utc>,
+    pub received_at: DateTime<Utc>,
+    pub obs: Vec<NewObservation>,
+}
+
+#[derive(Clone, Debug, PartialEq)]
+pub enum BatchOutcome {
+    /// Newly stored; the ids of its observation rows, in message order.
+    Stored { observation_ids: Vec<i64> },
+    /// `(device, seq)` was already stored; nothing written.
+    Duplicate,
+}
+
+#[derive(Clone, Debug)]
+pub struct NewRejected {
+    pub device_id: Option<String>,
+    pub seq: Option<u32>,
+    pub topic: String,
+    pub reason: String,
+    pub detail: String,
+    pub payload: Vec<u8>,
+    pub received_at: DateTime<Utc>,
+}
+
+#[derive(Clone, Debug, Default)]
+pub struct ObservationQuery {
+    pub patient_id: i64,
+    pub code: Option<String>,
+    pub from: Option<DateTime<Utc>>,
+    pub to: Option<DateTime<Utc>>,
+    pub max_points: Option<usize>,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct ObservationRow {
+    pub id: i64,
+    pub code: String,
+    pub value: ObsValue,
+    pub unit: Option<String>,
+    pub measured_at: DateTime<Utc>,
+    pub received_at: DateTime<Utc>,
+    pub device_id: String,
+    pub seq: u32,
+}
+
+/// Counts of what is durably stored (`vigil admin stats`).
+#[derive(Clone, Debug, Default, PartialEq, Serialize)]
+pub struct Stats {
+    pub obs_messages: i64,
+    pub observations: i64,
+    pub rejected: i64,
+    pub ecg_chunks: i64,
+    pub alerts_open: i64,
+    pub patients: i64,
+    pub devices: i64,
+}
+
+/// One stored observation as pushed to dashboards.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct LiveObservation {
+    pub id: i64,
+    pub code: String,
+    pub value: ObsValue,
+    pub unit: Option<String>,
+}
+
+/// Something the dashboard should hear about now. Every event names its
+/// ward, so the web layer can deliver it only to users of that ward.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+#[serde(tag = "type", rename_all = "snake_case")]
+pub enum LiveEvent {
+    Observation {
+        ward_id: i64,
+        patient_id: i64,
+        device_id: String,
+        seq: u32,
+        measured_at: DateTime<Utc>,
+        obs: Vec<LiveObservation>,
+    },
+    DeviceStatus {
+        ward_id: i64,
+        patient_id: i64,
+        device_id: String,
+        status: serde_json::Value,
+    },
+}
+
+impl LiveEvent {
+    pub fn ward_id(&self) -> i64 {
+        match self {
+            LiveEvent::Observation { ward_id, .. } | LiveEvent::DeviceStatus { ward_id, .. } => *ward_id,
+        }
+    }
+}

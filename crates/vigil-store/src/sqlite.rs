@@ -1,0 +1,551 @@
+//! The SQLite adapter: one file, WAL mode, `synchronous = FULL`.
+//!
+//! WAL lets the dashboard read while ingest writes; `FULL` makes a commit
+//! survive power loss, not only a process crash, because an end-to-end ack
+//! tells the device it may forget the reading. Times are stored as
+//! RFC 3339 UTC text with millisecond precision (`…T08:15:03.000Z`), so text
+//! order is time order and range scans use the index.
+
+use std::collections::HashMap;
+use std::str::FromStr;
+use std::time::Duration;
+
+use async_trait::async_trait;
+use chrono::{DateTime, SecondsFormat, Utc};
+use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
+use sqlx::{Row, SqlitePool};
+
+use crate::model::*;
+use crate::{Result, Store, StoreError, downsample};
+
+static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("../../migrations/sqlite");
+
+/// SQLite-backed [`Store`].
+#[derive(Clone, Debug)]
+pub struct SqliteStore {
+    pool: SqlitePool,
+}
+
+fn ts(t: DateTime<Utc>) -> String {
+    t.to_rfc3339_opts(SecondsFormat::Millis, true)
+}
+
+fn parse_ts(s: &str) -> Result<DateTime<Utc>> {
+    DateTime::parse_from_rfc3339(s)
+        .map(|t| t.with_timezone(&Utc))
+        .map_err(|e| StoreError::Backend(format!("bad stored time {s:?}: {e}")))
+}
+
+fn parse_opt_ts(s: Option<String>) -> Result<Option<DateTime<Utc>>> {
+    s.as_deref().map(parse_ts).transpose()
+}
+
+fn value_of(num: Option<f64>, text: Option<String>) -> ObsValue {
+    match (num, text) {
+        (Some(n), _) => ObsValue::Number(n),
+        (None, Some(t)) => ObsValue::Text(t),
+        (None, None) => ObsValue::Text(String::new()),
+    }
+}
+
+impl SqliteStore {
+    /// Open (creating if missing) the database at `url` and apply migrations.
+    pub async fn connect(url: &str) -> Result<Self> {
+        let path = url
+            .strip_prefix("sqlite://")
+            .or_else(|| url.strip_prefix("sqlite:"))
+            .ok_or_else(|| StoreError::Config(format!("database.url: not a sqlite URL: {url}")))?;
+        let path = path.split('?').next().unwrap_or(path);
+        if let Some(dir) = std::path::Path::new(path).parent() {
+            if !dir.as_os_str().is_empty() {
+                std::fs::create_dir_all(dir).map_err(|e| {
+                    StoreError::Config(format!("database.url: cannot create {}: {e}", dir.display()))
+                })?;
+            }
+        }
+        let opts = SqliteConnectOptions::from_str(&format!("sqlite://{path}"))
+            .map_err(|e| StoreError::Config(format!("database.url: {e}")))?
+            .create_if_missing(true)
+            .journal_mode(SqliteJournalMode::Wal)
+            .synchronous(SqliteSynchronous::Full)
+            .foreign_keys(true)
+            .busy_timeout(Duration::from_secs(10));
+        let pool = SqlitePoolOptions::new().max_connections(4).connect_with(opts).await?;
+        MIGRATOR.run(&pool).await?;
+        Ok(SqliteStore { pool })
+    }
+
+    async fn user_wards(&self, user_id: i64) -> Result<Vec<i64>> {
+        let rows = sqlx::query("SELECT ward_id FROM user_wards WHERE user_id = ? ORDER BY ward_id")
+            .bind(user_id)
+            .fetch_all(&self.pool)
+            .await?;
+        Ok(rows.iter().map(|r| r.get::<i64, _>(0)).collect())
+    }
+
+    async fn latest_readings(&self, patient_id: i64) -> Result<Vec<LatestReading>> {
+        // The newest measurement per code; ties broken by row id so the
+        // answer is deterministic.
+        let rows = sqlx::query(
+            "SELECT o.code, o.value_num, o.value_text, o.unit, o.measured_at, o.device_id
+             FROM observations o
+             WHERE o.patient_id = ?1 AND o.id = (
+                SELECT o2.id FROM observations o2
+                WHERE o2.patient_id = ?1 AND o2.code = o.code
+                ORDER BY o2.measured_at DESC, o2.id DESC LIMIT 1)
+             ORDER BY o.code",
+        )
+        .bind(patient_id)
+        .fetch_all(&self.pool)
+        .await?;
+        rows.into_iter()
+            .map(|r| {
+                Ok(LatestReading {
+                    code: r.get(0),
+                    value: value_of(r.get(1), r.get(2)),
+                    unit: r.get(3),
+                    measured_at: parse_ts(&r.get::<String, _>(4))?,
+                    device_id: r.get(5),
+                })
+            })
+            .collect()
+    }
+}
+
+#[async_trait]
+impl Store for SqliteStore {
+    async fn ping(&self) -> Result<()> {
+        sqlx::query("SELECT 1").execute(&self.pool).await?;
+        Ok(())
+    }
+
+    async fn ward_add(&self, name: &str) -> Result<Ward> {
+        let id = sqlx::query("INSERT INTO wards (name, created_at) VALUES (?, ?)")
+            .bind(name)
+            .bind(ts(Utc::now()))
+            .execute(&self.pool)
+            .await?
+            .last_insert_rowid();
+        Ok(Ward { id, name: name.to_string() })
+    }
+
+    async fn ward_find(&self, name_or_id: &str) -> Result<Option<Ward>> {
+        let row = match name_or_id.parse::<i64>() {
+            Ok(id) => sqlx::query("SELECT id, name FROM wards WHERE id = ?").bind(id).fetch_optional(&self.pool).await?,
+            Err(_) => {
+                sqlx::query("SELECT id, name FROM wards WHERE name = ?")
+                    .bind(name_or_id)
+                    .fetch_optional(&self.pool)
+                    .await?
+            }
+        };
+        Ok(row.map(|r| Ward { id: r.get(0), name: r.get(1) }))
+    }
+
+    async fn user_add(&self, user: NewUser) -> Result<i64> {
+        let mut tx = self.pool.begin().await?;
+        let id = sqlx::query("INSERT INTO users (username, role, password_hash, created_at) VALUES (?, ?, ?, ?)")
+            .bind(&user.username)
+            .bind(user.role.as_str())
+            .bind(&user.password_hash)
+            .bind(ts(Utc::now()))
+            .execute(&mut *tx)
+            .await?
+            .last_insert_rowid();
+        for w in &user.ward_ids {
+            sqlx::query("INSERT INTO user_wards (user_id, ward_id) VALUES (?, ?)")
+                .bind(id)
+                .bind(w)
+                .execute(&mut *tx)
+                .await?;
+        }
+        tx.commit().await?;
+        Ok(id)
+    }
+
+    async fn user_by_username(&self, username: &str) -> Result<Option<UserRecord>> {
+        let Some(r) = sqlx::query("SELECT id, username, role, password_hash FROM users WHERE username = ?")
+            .bind(username)
+            .fetch_optional(&self.pool)
+            .await?
+        else {
+            return Ok(None);
+        };
+        let id: i64 = r.get(0);
+        let role: String = r.get(2);
+        Ok(Some(UserRecord {
+            id,
+            username: r.get(1),
+            role: Role::parse(&role).ok_or_else(|| StoreError::Backend(format!("bad role {role}")))?,
+            password_hash: r.get(3),
+            ward_ids: self.user_wards(id).await?,
+        }))
+    }
+
+    async fn token_insert(&self, t: NewToken) -> Result<()> {
+        sqlx::query("INSERT INTO tokens (user_id, token_hash, kind, created_at, expires_at) VALUES (?, ?, ?, ?, ?)")
+            .bind(t.user_id)
+            .bind(&t.token_hash)
+            .bind(t.kind.as_str())
+            .bind(ts(t.created_at))
+            .bind(t.expires_at.map(ts))
+            .execute(&self.pool)
+            .await?;
+        Ok(())
+    }
+
+    async fn token_user(&self, token_hash: &str, now: DateTime<Utc>) -> Result<Option<AuthUser>> {
+        let Some(r) = sqlx::query(
+            "SELECT u.id, u.username, u.role FROM tokens t JOIN users u ON u.id = t.user_id
+             WHERE t.token_hash = ? AND t.revoked_at IS NULL AND (t.expires_at IS NULL OR t.expires_at > ?)",
+        )
+        .bind(token_hash)
+        .bind(ts(now))
+        .fetch_optional(&self.pool)
+        .await?
+        else {
+            return Ok(None);
+        };
+        let id: i64 = r.get(0);
+        let role: String = r.get(2);
+        Ok(Some(AuthUser {
+            id,
+            username: r.get(1),
+            role: Role::parse(&role).ok_or_else(|| StoreError::Backend(format!("bad role {role}")))?,
+            ward_ids: self.user_wards(id).await?,
+        }))
+    }
+
+    async fn token_revoke(&self, token_hash: &str, now: DateTime<Utc>) -> Result<bool> {
+        let n = sqlx::query("UPDATE tokens SET revoked_at = ? WHERE token_hash = ? AND revoked_at IS NULL")
+            .bind(ts(now))
+            .bind(token_hash)
+            .execute(&self.pool)
+            .await?
+            .rows_affected();
+        Ok(n > 0)
+    }
+
+    async fn patient_admit(&self, p: NewPatient) -> Result<i64> {
+        let mut tx = self.pool.begin().await?;
+        let now = ts(p.admitted_at);
+        let id = sqlx::query("INSERT INTO patients (ward_id, name, nhs_number, created_at) VALUES (?, ?, ?, ?)")
+            .bind(p.ward_id)
+            .bind(&p.name)
+            .bind(&p.nhs_number)
+            .bind(&now)
+            .execute(&mut *tx)
+            .await?
+            .last_insert_rowid();
+        let set_at = p.spo2_scale_set_by.as_ref().map(|_| now.clone());
+        sqlx::query(
+            "INSERT INTO episodes (patient_id, pathway, spo2_scale, spo2_scale_set_by, spo2_scale_set_at, admitted_at)
+             VALUES (?, ?, ?, ?, ?, ?)",
+        )
+        .bind(id)
+        .bind(&p.pathway)
+        .bind(p.spo2_scale as i64)
+        .bind(&p.spo2_scale_set_by)
+        .bind(set_at)
+        .bind(&now)
+        .execute(&mut *tx)
+        .await?;
+        tx.commit().await?;
+        Ok(id)
+    }
+
+    async fn patient_discharge(&self, patient_id: i64, at: DateTime<Utc>) -> Result<DateTime<Utc>> {
+        let mut tx = self.pool.begin().await?;
+        let n = sqlx::query("UPDATE episodes SET discharged_at = ? WHERE patient_id = ? AND discharged_at IS NULL")
+            .bind(ts(at))
+            .bind(patient_id)
+            .execute(&mut *tx)
+            .await?
+            .rows_affected();
+        if n == 0 {
+            return Err(StoreError::NotFound(format!("open episode for patient {patient_id}")));
+        }
+        // A discharged patient's devices stop reporting for them.
+        sqlx::query("UPDATE devices SET patient_id = NULL WHERE patient_id = ?")
+            .bind(patient_id)
+            .execute(&mut *tx)
+            .await?;
+        tx.commit().await?;
+        Ok(at)
+    }
+
+    async fn patient_get(&self, patient_id: i64) -> Result<Option<PatientDetail>> {
+        let Some(p) = sqlx::query("SELECT id, ward_id, name, nhs_number FROM patients WHERE id = ?")
+            .bind(patient_id)
+            .fetch_optional(&self.pool)
+            .await?
+        else {
+            return Ok(None);
+        };
+        let ep = sqlx::query(
+            "SELECT id, pathway, spo2_scale, spo2_scale_set_by, spo2_scale_set_at, admitted_at, discharged_at
+             FROM episodes WHERE patient_id = ? ORDER BY admitted_at DESC, id DESC LIMIT 1",
+        )
+        .bind(patient_id)
+        .fetch_optional(&self.pool)
+        .await?;
+        let episode = match ep {
+            Some(r) => Some(Episode {
+                id: r.get(0),
+                pathway: r.get(1),
+                spo2_scale: r.get::<i64, _>(2) as u8,
+                spo2_scale_set_by: r.get(3),
+                spo2_scale_set_at: parse_opt_ts(r.get(4))?,
+                admitted_at: parse_ts(&r.get::<String, _>(5))?,
+                discharged_at: parse_opt_ts(r.get(6))?,
+            }),
+            None => None,
+        };
+        let devices = sqlx::query("SELECT id, kind, revoked_at FROM devices WHERE patient_id = ? ORDER BY id")
+            .bind(patient_id)
+            .fetch_all(&self.pool)
+            .await?
+            .into_iter()
+            .map(|r| Ok(DeviceInfo { id: r.get(0), kind: r.get(1), revoked_at: parse_opt_ts(r.get(2))? }))
+            .collect::<Result<Vec<_>>>()?;
+        Ok(Some(PatientDetail {
+            id: p.get(0),
+            ward_id: p.get(1),
+            name: p.get(2),
+            nhs_number: p.get(3),
+            episode,
+            devices,
+        }))
+    }
+
+    async fn patients_list(&self, ward_ids: &[i64]) -> Result<Vec<PatientSummary>> {
+        let mut out = Vec::new();
+        for ward in ward_ids {
+            let rows = sqlx::query(
+                "SELECT p.id, p.ward_id, p.name, e.pathway,
+                        (SELECT MAX(measured_at) FROM observations o WHERE o.patient_id = p.id)
+                 FROM patients p JOIN episodes e ON e.patient_id = p.id AND e.discharged_at IS NULL
+                 WHERE p.ward_id = ? ORDER BY p.id",
+            )
+            .bind(ward)
+            .fetch_all(&self.pool)
+            .await?;
+            for r in rows {
+                let id: i64 = r.get(0);
+                out.push(PatientSummary {
+                    id,
+                    ward_id: r.get(1),
+                    name: r.get(2),
+                    pathway: r.get(3),
+                    last_reading_at: parse_opt_ts(r.get(4))?,
+                    latest: self.latest_readings(id).await?,
+                });
+            }
+        }
+        Ok(out)
+    }
+
+    async fn device_provision(&self, d: NewDevice) -> Result<()> {
+        sqlx::query(
+            "INSERT INTO devices (id, kind, mqtt_username, secret_hash, patient_id, created_at) VALUES (?, ?, ?, ?, ?, ?)",
+        )
+        .bind(&d.id)
+        .bind(&d.kind)
+        .bind(&d.mqtt_username)
+        .bind(&d.secret_hash)
+        .bind(d.patient_id)
+        .bind(ts(d.created_at))
+        .execute(&self.pool)
+        .await?;
+        Ok(())
+    }
+
+    async fn device_assign(&self, device_id: &str, patient_id: i64) -> Result<()> {
+        let open: Option<i64> =
+            sqlx::query_scalar("SELECT id FROM episodes WHERE patient_id = ? AND discharged_at IS NULL")
+                .bind(patient_id)
+                .fetch_optional(&self.pool)
+                .await?;
+        if open.is_none() {
+            return Err(StoreError::NotFound(format!("open episode for patient {patient_id}")));
+        }
+        let n = sqlx::query("UPDATE devices SET patient_id = ? WHERE id = ? AND revoked_at IS NULL")
+            .bind(patient_id)
+            .bind(device_id)
+            .execute(&self.pool)
+            .await?
+            .rows_affected();
+        if n == 0 {
+            return Err(StoreError::NotFound(format!("active device {device_id}")));
+        }
+        Ok(())
+    }
+
+    async fn device_revoke(&self, device_id: &str, at: DateTime<Utc>) -> Result<DateTime<Utc>> {
+        let n = sqlx::query("UPDATE devices SET revoked_at = ? WHERE id = ? AND revoked_at IS NULL")
+            .bind(ts(at))
+            .bind(device_id)
+            .execute(&self.pool)
+            .await?
+            .rows_affected();
+        if n == 0 {
+            return Err(StoreError::NotFound(format!("active device {device_id}")));
+        }
+        Ok(at)
+    }
+
+    async fn device_credentials(&self, mqtt_username: &str) -> Result<Option<DeviceCredentials>> {
+        let row = sqlx::query("SELECT id, secret_hash, revoked_at FROM devices WHERE mqtt_username = ?")
+            .bind(mqtt_username)
+            .fetch_optional(&self.pool)
+            .await?;
+        Ok(row.map(|r| DeviceCredentials {
+            device_id: r.get(0),
+            secret_hash: r.get(1),
+            revoked: r.get::<Option<String>, _>(2).is_some(),
+        }))
+    }
+
+    async fn device_route(&self, device_id: &str) -> Result<Option<DeviceRoute>> {
+        let row = sqlx::query(
+            "SELECT p.id, p.ward_id FROM devices d JOIN patients p ON p.id = d.patient_id
+             JOIN episodes e ON e.patient_id = p.id AND e.discharged_at IS NULL
+             WHERE d.id = ? AND d.revoked_at IS NULL",
+        )
+        .bind(device_id)
+        .fetch_optional(&self.pool)
+        .await?;
+        Ok(row.map(|r| DeviceRoute { patient_id: r.get(0), ward_id: r.get(1) }))
+    }
+
+    async fn store_obs_batch(&self, batch: &[NewObsMessage]) -> Result<Vec<BatchOutcome>> {
+        let mut tx = self.pool.begin().await?;
+        let mut out = Vec::with_capacity(batch.len());
+        for m in batch {
+            let measured = ts(m.measured_at);
+            let received = ts(m.received_at);
+            let inserted = sqlx::query(
+                "INSERT INTO obs_messages (device_id, seq, patient_id, measured_at, received_at)
+                 VALUES (?, ?, ?, ?, ?) ON CONFLICT (device_id, seq) DO NOTHING",
+            )
+            .bind(&m.device_id)
+            .bind(m.seq as i64)
+            .bind(m.patient_id)
+            .bind(&measured)
+            .bind(&received)
+            .execute(&mut *tx)
+            .await?
+            .rows_affected();
+            if inserted == 0 {
+                out.push(BatchOutcome::Duplicate);
+                continue;
+            }
+            let mut ids = Vec::with_capacity(m.obs.len());
+            for o in &m.obs {
+                let (num, text) = match &o.value {
+                    ObsValue::Number(n) => (Some(*n), None),
+                    ObsValue::Text(t) => (None, Some(t.as_str())),
+                };
+                let id = sqlx::query(
+                    "INSERT INTO observations (patient_id, device_id, seq, code, value_num, value_text, unit, measured_at, received_at)
+                     VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                )
+                .bind(m.patient_id)
+                .bind(&m.device_id)
+                .bind(m.seq as i64)
+                .bind(&o.code)
+                .bind(num)
+                .bind(text)
+                .bind(&o.unit)
+                .bind(&measured)
+                .bind(&received)
+                .execute(&mut *tx)
+                .await?
+                .last_insert_rowid();
+                ids.push(id);
+            }
+            out.push(BatchOutcome::Stored { observation_ids: ids });
+        }
+        tx.commit().await?;
+        Ok(out)
+    }
+
+    async fn store_rejected(&self, r: NewRejected) -> Result<()> {
+        sqlx::query(
+            "INSERT INTO rejected_messages (device_id, seq, topic, reason, detail, payload, received_at)
+             VALUES (?, ?, ?, ?, ?, ?, ?)",
+        )
+        .bind(&r.device_id)
+        .bind(r.seq.map(i64::from))
+        .bind(&r.topic)
+        .bind(&r.reason)
+        .bind(&r.detail)
+        .bind(&r.payload)
+        .bind(ts(r.received_at))
+        .execute(&self.pool)
+        .await?;
+        Ok(())
+    }
+
+    async fn observations(&self, q: ObservationQuery) -> Result<Vec<ObservationRow>> {
+        let from = q.from.map(ts).unwrap_or_else(|| "0000".into());
+        let to = q.to.map(ts).unwrap_or_else(|| "9999".into());
+        let rows = sqlx::query(
+            "SELECT id, code, value_num, value_text, unit, measured_at, received_at, device_id, seq
+             FROM observations
+             WHERE patient_id = ? AND (?2 IS NULL OR code = ?2) AND measured_at >= ? AND measured_at <= ?
+             ORDER BY code, measured_at, id",
+        )
+        .bind(q.patient_id)
+        .bind(&q.code)
+        .bind(from)
+        .bind(to)
+        .fetch_all(&self.pool)
+        .await?;
+        let rows = rows
+            .into_iter()
+            .map(|r| {
+                Ok(ObservationRow {
+                    id: r.get(0),
+                    code: r.get(1),
+                    value: value_of(r.get(2), r.get(3)),
+                    unit: r.get(4),
+                    measured_at: parse_ts(&r.get::<String, _>(5))?,
+                    received_at: parse_ts(&r.get::<String, _>(6))?,
+                    device_id: r.get(7),
+                    seq: r.get::<i64, _>(8) as u32,
+                })
+            })
+            .collect::<Result<Vec<_>>>()?;
+        let Some(max) = q.max_points else { return Ok(rows) };
+        // Downsample each code's series on its own so one busy code cannot
+        // crowd out another.
+        let mut by_code: HashMap<String, Vec<ObservationRow>> = HashMap::new();
+        for r in rows {
+            by_code.entry(r.code.clone()).or_default().push(r);
+        }
+        let mut codes: Vec<_> = by_code.into_iter().collect();
+        codes.sort_by(|a, b| a.0.cmp(&b.0));
+        Ok(codes.into_iter().flat_map(|(_, rs)| downsample::min_max(rs, max)).collect())
+    }
+
+    async fn stats(&self) -> Result<Stats> {
+        let r = sqlx::query(
+            "SELECT (SELECT COUNT(*) FROM obs_messages), (SELECT COUNT(*) FROM observations),
+                    (SELECT COUNT(*) FROM rejected_messages),
+                    (SELECT COUNT(*) FROM patients p JOIN episodes e ON e.patient_id = p.id AND e.discharged_at IS NULL),
+                    (SELECT COUNT(*) FROM devices WHERE revoked_at IS NULL)",
+        )
+        .fetch_one(&self.pool)
+        .await?;
+        Ok(Stats {
+            obs_messages: r.get(0),
+            observations: r.get(1),
+            rejected: r.get(2),
+            ecg_chunks: 0,
+            alerts_open: 0,
+            patients: r.get(3),
+            devices: r.get(4),
+        })
+    }
+}
