@@ -8,6 +8,8 @@ extern crate std;
 
 pub mod ecg_chunk;
 pub mod error;
+pub mod gatt;
+pub mod ieee11073;
 pub mod json;
 pub mod obs;
 pub mod obs_message;
