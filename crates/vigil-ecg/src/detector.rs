@@ -1,9 +1,9 @@
 //! Streaming QRS detector: Pan–Tompkins signal path, Hamilton–Tompkins decision rules.
 //!
 //! Signal path, per sample (Pan & Tompkins 1985):
-//! band-pass 5–12 Hz (2nd-order Butterworth high-pass, 4th-order
+//! band-pass 5–15 Hz (2nd-order Butterworth high-pass, 4th-order
 //! Butterworth low-pass, designed for the stream's sample rate) → 10 ms
-//! difference → absolute value → moving-window integral (MWI).
+//! difference → absolute value → 120 ms moving-window integral (MWI).
 //!
 //! Decisions (Hamilton & Tompkins 1986, as in their open-source OSEA
 //! detector, re-derived for any sample rate):
@@ -143,10 +143,10 @@ impl Detector {
         let ms = |v: f64| ((v * fs / 1000.0).round() as u64).max(1);
         let hp = Biquad::highpass(fs, 5.0, core::f64::consts::FRAC_1_SQRT_2);
         // 4th-order Butterworth low-pass as two sections (Q of each pole pair).
-        let lp1 = Biquad::lowpass(fs, 12.0, 0.541_196_1);
-        let lp2 = Biquad::lowpass(fs, 12.0, 1.306_563);
+        let lp1 = Biquad::lowpass(fs, 15.0, 0.541_196_1);
+        let lp2 = Biquad::lowpass(fs, 15.0, 1.306_563);
         let gd = group_delay(&[hp, lp1, lp2], fs, 10.0).max(0.0).round() as u64;
-        let mwi_len = ms(80.0) as usize;
+        let mwi_len = ms(120.0) as usize;
         let deriv_lag = ms(10.0) as usize;
         let t = Timing {
             deriv_lag,
@@ -476,3 +476,4 @@ pub fn detect_all<S: Copy + Into<i32>>(fs_hz: u32, samples: &[S]) -> Result<Vec<
     beats.extend(d.finish());
     Ok(beats)
 }
+
