@@ -14,9 +14,11 @@
 //! - [`news2`]: one file per NEWS2 chart row, risk (Charts 3/4), and
 //!   [`news2::score`], which assembles a [`News2Score`].
 
+pub mod home;
 pub mod news2;
 pub mod obs;
 pub mod quantise;
 
+pub use home::{Attested, Episode, Reading, default_freshness, score_home};
 pub use news2::{News2Score, Parameter, Risk, Spo2Scale};
 pub use obs::{Code, Observation, RejectReason, Value, validate};

@@ -5,6 +5,7 @@ use proptest::prelude::*;
 
 use super::*;
 
+#[allow(clippy::too_many_arguments)] // one argument per chart row reads best in the tables below
 fn full(
     rr: f64,
     spo2: f64,
