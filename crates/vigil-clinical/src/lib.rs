@@ -18,7 +18,9 @@ pub mod home;
 pub mod news2;
 pub mod obs;
 pub mod quantise;
+pub mod score_line;
 
 pub use home::{Attested, Episode, Reading, default_freshness, score_home};
 pub use news2::{News2Score, Parameter, Risk, Spo2Scale};
 pub use obs::{Code, Observation, RejectReason, Value, validate};
+pub use score_line::score_line;
