@@ -6,20 +6,32 @@
 //! bytes and pass them in, so the same input always gives the same beats.
 //!
 //! # Layout
+//! - [`stream`]: [`EcgStream`], one patch's live analysis for the ingest
+//!   daemon: chunks in, beats / heart rate / quality / possible-AF events out.
 //! - [`detector`]: the streaming QRS detector ([`Detector`], [`Beat`]).
+//! - [`sqi`]: per-second signal quality (lead-off, noise).
+//! - [`af`]: RR irregularity over two minutes (the possible-AF prompt).
+//! - [`codec`]: lossless delta/zigzag/varint storage of raw samples.
 //! - [`filter`] (private): run-time biquad design for 125–1000 Hz.
 //! - [`wfdb`]: PhysioNet header, format 212/16 and annotation decoding.
 //! - [`eval`]: ANSI/AAMI EC57 beat-by-beat scoring (the `bxb` method).
 //! - [`error`]: [`EcgError`].
 
+pub mod af;
+pub mod codec;
 pub mod detector;
 pub mod error;
 pub mod eval;
 mod filter;
+pub mod sqi;
+pub mod stream;
 pub mod wfdb;
 
+pub use codec::{decode_samples, encode_samples};
 pub use detector::{Beat, Detector, detect_all};
 pub use error::EcgError;
+pub use sqi::Quality;
+pub use stream::{Chunk, EcgEvent, EcgStream};
 
 /// Detect beats in one channel of a WFDB record given as its header text
 /// and signal bytes: what `vigil ecg detect --record PATH --channel K` calls
