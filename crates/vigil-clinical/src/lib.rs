@@ -19,6 +19,7 @@ pub mod news2;
 pub mod obs;
 pub mod quantise;
 pub mod score_line;
+pub mod thresholds;
 
 pub use home::{Attested, Episode, Reading, default_freshness, score_home};
 pub use news2::{News2Score, Parameter, Risk, Spo2Scale};
