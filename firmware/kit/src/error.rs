@@ -7,7 +7,7 @@ pub enum EncodeError {
     /// The caller's buffer is too small for the message.
     #[error("buffer too small: {needed} bytes needed")]
     BufferTooSmall {
-        /// Bytes needed (for JSON, a lower bound: what was written before it ran out).
+        /// Exact bytes needed.
         needed: usize,
     },
     /// An observation message must carry at least one observation.

@@ -9,7 +9,8 @@
 
 use core::fmt;
 
-/// Writes into a fixed buffer; any overflow is remembered and reported once.
+/// Writes into a fixed buffer. On overflow it stops writing but keeps
+/// counting, so the caller learns the exact size it would have needed.
 pub(crate) struct BufWriter<'a> {
     buf: &'a mut [u8],
     len: usize,
@@ -26,22 +27,14 @@ impl<'a> BufWriter<'a> {
     }
 
     pub(crate) fn bytes(&mut self, b: &[u8]) {
-        if self.overflow {
-            return;
-        }
-        let end = match self.len.checked_add(b.len()) {
-            Some(e) if e <= self.buf.len() => e,
-            _ => {
-                self.overflow = true;
-                return;
+        let end = self.len.saturating_add(b.len());
+        if !self.overflow {
+            match self.buf.get_mut(self.len..end) {
+                Some(dst) => dst.copy_from_slice(b),
+                None => self.overflow = true,
             }
-        };
-        if let Some(dst) = self.buf.get_mut(self.len..end) {
-            dst.copy_from_slice(b);
-            self.len = end;
-        } else {
-            self.overflow = true;
         }
+        self.len = end;
     }
 
     pub(crate) fn raw(&mut self, s: &str) {
@@ -69,20 +62,21 @@ impl<'a> BufWriter<'a> {
         self.raw("\"");
     }
 
-    /// `Some(len)` or `None` if the buffer was too small.
-    pub(crate) fn finish(self) -> Option<usize> {
-        if self.overflow { None } else { Some(self.len) }
+    /// `Ok(len)`, or `Err(needed)` if the buffer was too small.
+    pub(crate) fn finish(self) -> Result<usize, usize> {
+        if self.overflow {
+            Err(self.len)
+        } else {
+            Ok(self.len)
+        }
     }
 }
 
 impl fmt::Write for BufWriter<'_> {
     fn write_str(&mut self, s: &str) -> fmt::Result {
+        // Never fails: overflow is reported by `finish`, with the full size.
         self.raw(s);
-        if self.overflow {
-            Err(fmt::Error)
-        } else {
-            Ok(())
-        }
+        Ok(())
     }
 }
 
@@ -168,7 +162,7 @@ impl<'a> JsonStr<'a> {
             let mut tmp = [0u8; 4];
             w.raw(c.encode_utf8(&mut tmp));
         }
-        let n = w.finish()?;
+        let n = w.finish().ok()?;
         out.get(..n).and_then(|b| core::str::from_utf8(b).ok())
     }
 
@@ -224,11 +218,11 @@ impl Iterator for Unescape<'_> {
                     let save = self.pos;
                     if self.text.get(self.pos..self.pos + 2) == Some("\\u") {
                         self.pos += 2;
-                        if let Some(lo) = self.hex4() {
-                            if (0xDC00..0xE000).contains(&lo) {
-                                let cp = 0x10000 + ((hi - 0xD800) << 10) + (lo - 0xDC00);
-                                return Some(char::from_u32(cp).unwrap_or('\u{FFFD}'));
-                            }
+                        if let Some(lo) = self.hex4()
+                            && (0xDC00..0xE000).contains(&lo)
+                        {
+                            let cp = 0x10000 + ((hi - 0xD800) << 10) + (lo - 0xDC00);
+                            return Some(char::from_u32(cp).unwrap_or('\u{FFFD}'));
                         }
                     }
                     self.pos = save;
@@ -593,7 +587,8 @@ mod tests {
         let mut b = [0u8; 4];
         let mut w = BufWriter::new(&mut b);
         w.raw("abcde");
-        assert_eq!(w.finish(), None);
+        w.raw("fg");
+        assert_eq!(w.finish(), Err(7));
         let mut b = [0u8; 16];
         let mut w = BufWriter::new(&mut b);
         w.string("a\"\\\n");

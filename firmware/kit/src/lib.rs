@@ -6,6 +6,7 @@
 #[cfg(feature = "std")]
 extern crate std;
 
+pub mod cmd;
 pub mod ecg_chunk;
 pub mod error;
 pub mod gatt;
@@ -13,6 +14,10 @@ pub mod ieee11073;
 pub mod json;
 pub mod obs;
 pub mod obs_message;
+pub mod outbox;
+#[cfg(feature = "std")]
+pub mod persist;
+pub mod seq;
 pub mod time;
 
 pub use ecg_chunk::{DecodeError, EcgChunk, EcgChunkRef};

@@ -42,7 +42,6 @@ impl ObsMessage<'_> {
         if self.ts_ms > MAX_TS_MS {
             return Err(EncodeError::TimeOutOfRange);
         }
-        let cap = buf.len();
         let mut w = BufWriter::new(buf);
         let _ = write!(
             w,
@@ -74,7 +73,15 @@ impl ObsMessage<'_> {
         }
         w.raw("]}");
         w.finish()
-            .ok_or(EncodeError::BufferTooSmall { needed: cap + 1 })
+            .map_err(|needed| EncodeError::BufferTooSmall { needed })
+    }
+
+    /// The exact encoded length (the same checks as [`ObsMessage::encode`]).
+    pub fn encoded_len(&self) -> Result<usize, EncodeError> {
+        match self.encode(&mut []) {
+            Err(EncodeError::BufferTooSmall { needed }) => Ok(needed),
+            other => other,
+        }
     }
 }
 
@@ -157,12 +164,13 @@ mod tests {
             obs: &obs,
         };
         let full = encode(&m).len();
+        assert_eq!(m.encoded_len(), Ok(full));
         for cap in 0..full {
             let mut buf = [0u8; 128];
-            assert!(matches!(
+            assert_eq!(
                 m.encode(&mut buf[..cap]),
-                Err(EncodeError::BufferTooSmall { .. })
-            ));
+                Err(EncodeError::BufferTooSmall { needed: full })
+            );
         }
     }
 

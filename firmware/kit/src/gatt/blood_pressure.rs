@@ -139,10 +139,9 @@ pub fn parse(bytes: &[u8]) -> Result<BloodPressure, GattError> {
     let diastolic = Observation::number(Code::Diastolic, diastolic)?;
     if let (crate::Value::Number(s), crate::Value::Number(d)) =
         (systolic.value(), diastolic.value())
+        && d >= s
     {
-        if d >= s {
-            return Err(GattError::Implausible("diastolic not below systolic"));
-        }
+        return Err(GattError::Implausible("diastolic not below systolic"));
     }
     Ok(BloodPressure {
         systolic,

@@ -76,7 +76,7 @@ pub fn parse(bytes: &[u8]) -> Result<HeartRate<'_>, GattError> {
     };
     let rr_raw = if flags & 0x10 != 0 {
         let rest = r.rest();
-        if rest.is_empty() || rest.len() % 2 != 0 {
+        if rest.is_empty() || !rest.len().is_multiple_of(2) {
             return Err(GattError::Truncated {
                 field: "RR-interval",
                 needed: bytes.len() + if rest.is_empty() { 2 } else { 1 },
