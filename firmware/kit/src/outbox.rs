@@ -994,6 +994,11 @@ mod tests {
     }
 
     #[test]
+    fn crc32_matches_the_standard_check_value() {
+        assert_eq!(crc32(b"123456789"), 0xCBF4_3926);
+    }
+
+    #[test]
     fn corrupt_snapshot_is_refused_and_leaves_queue_empty() {
         let mut q = Small::new(cfg(OverflowPolicy::RefuseNew));
         push_obs(&mut q, 1).unwrap();
@@ -1067,6 +1072,27 @@ mod tests {
     }
 
     proptest! {
+        /// A snapshot whose CRC is right but whose structure is arbitrary
+        /// (a bug, not bit rot) is refused without panicking.
+        #[test]
+        fn restore_of_any_body_with_a_valid_crc_never_panics(
+            mut body in proptest::collection::vec(any::<u8>(), 0..120),
+            count in 0u32..10,
+        ) {
+            let mut b = SNAP_MAGIC.to_vec();
+            b.extend_from_slice(&[SNAP_VERSION, 1, 5, 0, 0, 0]);
+            b.extend_from_slice(&count.to_le_bytes());
+            b.append(&mut body);
+            let crc = crc32(&b);
+            b.extend_from_slice(&crc.to_le_bytes());
+            let mut q = Outbox::<4, 64>::new(Config::default());
+            if q.restore(&b).is_err() {
+                prop_assert!(q.is_empty());
+            } else {
+                prop_assert!(q.len() <= 4);
+            }
+        }
+
         /// Conservation: every message accepted is, at every moment, either
         /// queued, acked, rejected or counted as dropped; nothing vanishes.
         /// Payloads come back byte-identical, oldest first.
