@@ -17,10 +17,9 @@ use rmqtt::hook::{Handler, HookResult, Parameter, ReturnType, Type};
 use rmqtt::net::Builder;
 use rmqtt::server::MqttServer;
 use rmqtt::types::{AuthResult, PublishAclResult, SubscribeAclResult};
-use sha2::{Digest, Sha256};
-use subtle_eq::ct_eq;
 use tokio_util::sync::CancellationToken;
 use vigil_store::Store;
+use vigil_store::secrets::{ct_eq, hash_secret};
 
 use crate::acl;
 
@@ -34,25 +33,6 @@ pub struct ServiceAccount {
 impl std::fmt::Debug for ServiceAccount {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("ServiceAccount").field("username", &self.username).finish_non_exhaustive()
-    }
-}
-
-/// Hex SHA-256 of a device secret, as stored by `device provision`.
-pub fn hash_device_secret(secret: &str) -> String {
-    hex_lower(&Sha256::digest(secret.as_bytes()))
-}
-
-fn hex_lower(bytes: &[u8]) -> String {
-    bytes.iter().map(|b| format!("{b:02x}")).collect()
-}
-
-mod subtle_eq {
-    /// Compare two strings in time independent of where they differ.
-    pub fn ct_eq(a: &str, b: &str) -> bool {
-        if a.len() != b.len() {
-            return false;
-        }
-        a.bytes().zip(b.bytes()).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
     }
 }
 
@@ -122,7 +102,7 @@ impl Policy {
                 tracing::info!(device = %c.device_id, "refused CONNECT: device revoked");
                 AuthResult::NotAuthorized
             }
-            Ok(Some(c)) if ct_eq(&hash_device_secret(pass), &c.secret_hash) => AuthResult::Allow(false, None),
+            Ok(Some(c)) if ct_eq(&hash_secret(pass), &c.secret_hash) => AuthResult::Allow(false, None),
             Ok(_) => {
                 tracing::info!("refused CONNECT: bad device credentials");
                 AuthResult::BadUsernameOrPassword

@@ -18,7 +18,7 @@ pub mod decode;
 pub mod metrics;
 pub mod pipeline;
 
-pub use broker::{EmbeddedBroker, ServiceAccount, hash_device_secret};
+pub use broker::{EmbeddedBroker, ServiceAccount};
 pub use metrics::IngestMetrics;
 
 /// Where and how the ingest client connects.

@@ -14,11 +14,13 @@
 //! - [`model`]: the records the trait reads and writes.
 //! - [`error`]: [`StoreError`].
 //! - [`sqlite`]: the SQLite adapter (WAL mode, migrations from `migrations/sqlite`).
+//! - [`secrets`]: random secrets, ids and their hashed stored form.
 //! - [`downsample`]: keeping a long series' extremes within `max_points`.
 
 pub mod downsample;
 pub mod error;
 pub mod model;
+pub mod secrets;
 pub mod sqlite;
 
 use async_trait::async_trait;

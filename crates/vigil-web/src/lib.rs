@@ -1,0 +1,77 @@
+//! Vigil's HTTP side: the REST API of CONTRACTS.md §3, the websocket push,
+//! sessions and bearer tokens, and the dashboard the binary serves.
+//!
+//! # Layout
+//! - [`auth`]: login/logout, the [`auth::Caller`] extractor.
+//! - [`patients`], [`devices`]: one module per resource, each with its `router()`.
+//! - [`stream`]: the websocket.
+//! - [`ops`]: `/healthz`, `/readyz`, `/metrics`.
+//! - [`admin`]: operations shared with `vigil admin` (admit, provision, users, tokens).
+//! - [`dashboard`]: the embedded web page.
+//! - [`error`]: [`error::ApiError`], the one error shape.
+
+pub mod admin;
+pub mod auth;
+pub mod dashboard;
+pub mod devices;
+pub mod error;
+pub mod ops;
+pub mod patients;
+pub mod stream;
+
+use std::sync::Arc;
+
+use axum::Router;
+use axum::routing::{get, post};
+use prometheus::{IntGauge, Registry};
+use tokio::sync::{broadcast, watch};
+use tokio_util::sync::CancellationToken;
+use vigil_store::{LiveEvent, Store};
+
+/// Web metrics.
+#[derive(Clone)]
+pub struct WebMetrics {
+    /// `vigil_ws_clients`
+    pub ws_clients: IntGauge,
+}
+
+impl WebMetrics {
+    pub fn new(registry: &Registry) -> prometheus::Result<Self> {
+        let ws_clients = IntGauge::new("vigil_ws_clients", "Connected websocket clients")?;
+        registry.register(Box::new(ws_clients.clone()))?;
+        Ok(WebMetrics { ws_clients })
+    }
+}
+
+/// What every handler can reach.
+#[derive(Clone)]
+pub struct AppState {
+    pub store: Arc<dyn Store>,
+    pub events: broadcast::Sender<LiveEvent>,
+    pub registry: Registry,
+    pub metrics: WebMetrics,
+    pub broker_connected: watch::Receiver<bool>,
+    pub cancel: CancellationToken,
+}
+
+/// The whole HTTP surface.
+pub fn router(state: AppState) -> Router {
+    Router::new()
+        .route("/api/v1/login", post(auth::login))
+        .route("/api/v1/logout", post(auth::logout))
+        .route("/api/v1/me", get(auth::me))
+        .route("/api/v1/stream", get(stream::upgrade))
+        .merge(patients::router())
+        .merge(devices::router())
+        .route("/healthz", get(ops::healthz))
+        .route("/readyz", get(ops::readyz))
+        .route("/metrics", get(ops::metrics))
+        .merge(dashboard::router())
+        .fallback(|| async { error::ApiError::NotFound("route") })
+        .with_state(state)
+}
+
+/// Serve `router` on `listener` until `cancel` fires.
+pub async fn serve(listener: tokio::net::TcpListener, router: Router, cancel: CancellationToken) -> std::io::Result<()> {
+    axum::serve(listener, router).with_graceful_shutdown(async move { cancel.cancelled().await }).await
+}

@@ -1,0 +1,117 @@
+//! `/api/v1/patients`: the ward list, one patient, their observations,
+//! admission and discharge. A patient outside the caller's wards is a 404,
+//! not a 403, so ids cannot be probed.
+
+use axum::extract::{Path, Query, State};
+use axum::routing::{get, post};
+use axum::{Json, Router};
+use chrono::{DateTime, Utc};
+use serde::Deserialize;
+use vigil_store::{ObservationQuery, ObservationRow, PatientDetail, PatientSummary, Role};
+
+use crate::admin::{AdminError, AdmitRequest, admit};
+use crate::auth::Caller;
+use crate::error::{ApiError, bad_json};
+use crate::AppState;
+
+pub fn router() -> Router<AppState> {
+    Router::new()
+        .route("/api/v1/patients", get(list).post(create))
+        .route("/api/v1/patients/{id}", get(one))
+        .route("/api/v1/patients/{id}/observations", get(observations))
+        .route("/api/v1/patients/{id}/discharge", post(discharge))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ListQuery {
+    ward: Option<i64>,
+}
+
+async fn list(
+    State(state): State<AppState>,
+    caller: Caller,
+    q: Result<Query<ListQuery>, axum::extract::rejection::QueryRejection>,
+) -> Result<Json<Vec<PatientSummary>>, ApiError> {
+    let Query(q) = q.map_err(|e| ApiError::Invalid(e.body_text()))?;
+    let wards: Vec<i64> = match q.ward {
+        Some(w) if caller.sees_ward(w) => vec![w],
+        Some(_) => return Err(ApiError::NotFound("ward")),
+        None => caller.0.ward_ids.clone(),
+    };
+    Ok(Json(state.store.patients_list(&wards).await?))
+}
+
+/// Load a patient the caller may see, or 404.
+async fn visible_patient(state: &AppState, caller: &Caller, id: i64) -> Result<PatientDetail, ApiError> {
+    match state.store.patient_get(id).await? {
+        Some(p) if caller.sees_ward(p.ward_id) => Ok(p),
+        _ => Err(ApiError::NotFound("patient")),
+    }
+}
+
+async fn one(State(state): State<AppState>, caller: Caller, Path(id): Path<i64>) -> Result<Json<PatientDetail>, ApiError> {
+    Ok(Json(visible_patient(&state, &caller, id).await?))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ObsQuery {
+    code: Option<String>,
+    from: Option<DateTime<Utc>>,
+    to: Option<DateTime<Utc>>,
+    max_points: Option<usize>,
+}
+
+async fn observations(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(id): Path<i64>,
+    q: Result<Query<ObsQuery>, axum::extract::rejection::QueryRejection>,
+) -> Result<Json<Vec<ObservationRow>>, ApiError> {
+    let Query(q) = q.map_err(|e| ApiError::Invalid(e.body_text()))?;
+    visible_patient(&state, &caller, id).await?;
+    if q.max_points == Some(0) {
+        return Err(ApiError::Invalid("max_points: must be at least 1".into()));
+    }
+    let rows = state
+        .store
+        .observations(ObservationQuery { patient_id: id, code: q.code, from: q.from, to: q.to, max_points: q.max_points })
+        .await?;
+    Ok(Json(rows))
+}
+
+async fn create(
+    State(state): State<AppState>,
+    caller: Caller,
+    body: Result<Json<AdmitRequest>, axum::extract::rejection::JsonRejection>,
+) -> Result<(axum::http::StatusCode, Json<serde_json::Value>), ApiError> {
+    caller.require(Role::Admin)?;
+    let Json(req) = body.map_err(bad_json)?;
+    let ward = state.store.ward_find(&req.ward).await?;
+    if !ward.is_some_and(|w| caller.sees_ward(w.id)) {
+        return Err(ApiError::Invalid(format!("ward: no ward {:?} among yours", req.ward)));
+    }
+    let id = admit(state.store.as_ref(), req, &caller.0.username, Utc::now()).await.map_err(admin_error)?;
+    tracing::info!(patient_id = id, by = caller.0.id, "patient admitted");
+    Ok((axum::http::StatusCode::CREATED, Json(serde_json::json!({"id": id}))))
+}
+
+async fn discharge(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(id): Path<i64>,
+) -> Result<Json<serde_json::Value>, ApiError> {
+    caller.require(Role::Admin)?;
+    visible_patient(&state, &caller, id).await?;
+    let at = state.store.patient_discharge(id, Utc::now()).await?;
+    tracing::info!(patient_id = id, by = caller.0.id, "patient discharged");
+    Ok(Json(serde_json::json!({"id": id, "discharged_at": at})))
+}
+
+pub fn admin_error(e: AdminError) -> ApiError {
+    match e {
+        AdminError::Invalid(m) => ApiError::Invalid(m),
+        AdminError::Store(s) => s.into(),
+    }
+}

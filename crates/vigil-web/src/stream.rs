@@ -1,0 +1,50 @@
+//! `GET /api/v1/stream`: the websocket that pushes live events to the
+//! dashboard, filtered to the caller's wards.
+//!
+//! If a slow client falls behind the event hub's buffer, it is told so with
+//! `{"type":"resync","missed":N}` and should refetch: a dashboard must never
+//! silently show a stale picture.
+
+use axum::extract::State;
+use axum::extract::ws::{Message, WebSocket, WebSocketUpgrade};
+use axum::response::Response;
+use tokio::sync::broadcast::error::RecvError;
+use vigil_store::AuthUser;
+
+use crate::auth::Caller;
+use crate::AppState;
+
+pub async fn upgrade(State(state): State<AppState>, Caller(user): Caller, ws: WebSocketUpgrade) -> Response {
+    ws.on_upgrade(move |socket| serve(state, user, socket))
+}
+
+async fn serve(state: AppState, user: AuthUser, mut socket: WebSocket) {
+    let mut rx = state.events.subscribe();
+    state.metrics.ws_clients.inc();
+    let hello = serde_json::json!({"type": "hello", "ward_ids": user.ward_ids});
+    let mut ok = socket.send(Message::Text(hello.to_string().into())).await.is_ok();
+    while ok {
+        tokio::select! {
+            ev = rx.recv() => match ev {
+                Ok(ev) if user.ward_ids.contains(&ev.ward_id()) => {
+                    match serde_json::to_string(&ev) {
+                        Ok(text) => ok = socket.send(Message::Text(text.into())).await.is_ok(),
+                        Err(e) => tracing::error!(error = %e, "event not serialisable"),
+                    }
+                }
+                Ok(_) => {}
+                Err(RecvError::Lagged(n)) => {
+                    let msg = serde_json::json!({"type": "resync", "missed": n});
+                    ok = socket.send(Message::Text(msg.to_string().into())).await.is_ok();
+                }
+                Err(RecvError::Closed) => break,
+            },
+            msg = socket.recv() => match msg {
+                Some(Ok(Message::Close(_))) | None | Some(Err(_)) => break,
+                Some(Ok(_)) => {}
+            },
+            _ = state.cancel.cancelled() => break,
+        }
+    }
+    state.metrics.ws_clients.dec();
+}

@@ -1,0 +1,80 @@
+//! `vigil admin …`: one JSON object on stdout per command.
+
+use std::io::BufRead;
+
+use chrono::Utc;
+use serde_json::{Value, json};
+use vigil_store::secrets::hash_secret;
+use vigil_store::{Store, TokenKind};
+use vigil_web::admin::{self, AdminError, AdmitRequest};
+
+use crate::cli::{AdminCommand, DeviceCommand, PatientCommand, TokenCommand, UserCommand, WardCommand};
+use crate::Failure;
+
+/// Run one admin command against `store`.
+pub async fn run(store: &dyn Store, cmd: AdminCommand) -> Result<Value, Failure> {
+    let now = Utc::now();
+    Ok(match cmd {
+        AdminCommand::Ward(WardCommand::Add { name }) => json!({"id": store.ward_add(&name).await.map_err(store_err)?.id}),
+        AdminCommand::User(UserCommand::Add { username, role, wards }) => {
+            let mut line = String::new();
+            std::io::stdin()
+                .lock()
+                .read_line(&mut line)
+                .map_err(|e| Failure::Other(format!("reading the password from stdin: {e}")))?;
+            let password = line.trim_end_matches(['\n', '\r']);
+            json!({"id": admin::add_user(store, &username, &role, &wards, password).await.map_err(admin_err)?})
+        }
+        AdminCommand::Token(TokenCommand::Create { username }) => {
+            let user = store
+                .user_by_username(&username)
+                .await
+                .map_err(store_err)?
+                .ok_or_else(|| Failure::Usage(format!("--username: no user {username:?}")))?;
+            json!({"token": admin::issue_token(store, user.id, TokenKind::Api, now, None).await.map_err(admin_err)?})
+        }
+        AdminCommand::Token(TokenCommand::Revoke { token }) => {
+            if !store.token_revoke(&hash_secret(&token), now).await.map_err(store_err)? {
+                return Err(Failure::Usage("--token: no such live token".into()));
+            }
+            json!({"revoked": true})
+        }
+        AdminCommand::Patient(PatientCommand::Admit { ward, name, nhs_number, pathway, spo2_scale }) => {
+            let req = AdmitRequest { ward, name, nhs_number, pathway, spo2_scale };
+            json!({"id": admin::admit(store, req, "vigil-admin", now).await.map_err(admin_err)?})
+        }
+        AdminCommand::Patient(PatientCommand::Discharge { patient }) => {
+            let at = store.patient_discharge(patient, now).await.map_err(store_err)?;
+            json!({"id": patient, "discharged_at": at})
+        }
+        AdminCommand::Device(DeviceCommand::Provision { kind, patient }) => {
+            serde_json::to_value(admin::provision(store, &kind, patient, now).await.map_err(admin_err)?)
+                .map_err(|e| Failure::Other(e.to_string()))?
+        }
+        AdminCommand::Device(DeviceCommand::Assign { device, patient }) => {
+            store.device_assign(&device, patient).await.map_err(store_err)?;
+            json!({"device_id": device, "patient_id": patient})
+        }
+        AdminCommand::Device(DeviceCommand::Revoke { device }) => {
+            let at = store.device_revoke(&device, now).await.map_err(store_err)?;
+            json!({"device_id": device, "revoked_at": at})
+        }
+        AdminCommand::Stats => serde_json::to_value(store.stats().await.map_err(store_err)?)
+            .map_err(|e| Failure::Other(e.to_string()))?,
+    })
+}
+
+fn store_err(e: vigil_store::StoreError) -> Failure {
+    match e {
+        vigil_store::StoreError::NotFound(what) => Failure::Usage(format!("{what} not found")),
+        vigil_store::StoreError::Conflict(_) => Failure::Usage("conflicts with an existing record".into()),
+        other => Failure::Other(other.to_string()),
+    }
+}
+
+fn admin_err(e: AdminError) -> Failure {
+    match e {
+        AdminError::Invalid(m) => Failure::Usage(m),
+        AdminError::Store(s) => store_err(s),
+    }
+}

@@ -1,0 +1,119 @@
+//! Wiring: build the whole daemon from a [`Config`] and run it.
+//!
+//! [`App::build`] binds every socket before returning (port 0 works and the
+//! real addresses are reported), so tests and `vigil demo` can start the
+//! system in-process and talk to it at once.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use anyhow::Context;
+use prometheus::Registry;
+use tokio::sync::broadcast;
+use tokio_util::sync::CancellationToken;
+use vigil_ingest::{IngestConfig, IngestMetrics, ServiceAccount};
+use vigil_store::Store;
+use vigil_store::secrets::{random_id, random_secret};
+use vigil_web::{AppState, WebMetrics};
+
+use crate::config::{Config, parse_mqtt_url};
+
+/// A running Vigil: broker (if embedded), ingest, web.
+pub struct App {
+    pub http_addr: SocketAddr,
+    /// Where devices connect (the embedded broker, or the external one).
+    pub mqtt_addr: String,
+    pub store: Arc<dyn Store>,
+    pub cancel: CancellationToken,
+    tasks: Vec<(&'static str, tokio::task::JoinHandle<()>)>,
+}
+
+impl App {
+    /// Open the store, start the broker, the ingest and the web server.
+    pub async fn build(config: Config) -> anyhow::Result<App> {
+        config.validate()?;
+        let store = vigil_store::connect(&config.database.url).await.context("opening the database")?;
+        let registry = Registry::new();
+        let ingest_metrics = IngestMetrics::new(&registry)?;
+        let web_metrics = WebMetrics::new(&registry)?;
+        let (events, _) = broadcast::channel(4096);
+        let cancel = CancellationToken::new();
+        let mut tasks = Vec::new();
+
+        let (ingest, mqtt_addr) = if config.mqtt.embedded {
+            let service = ServiceAccount { username: format!("vigil-ingest-{}", random_id(8)), password: random_secret() };
+            let broker = vigil_ingest::broker::start(config.mqtt.listen, store.clone(), service.clone(), cancel.clone())
+                .await
+                .context("starting the embedded MQTT broker")?;
+            tasks.push(("broker", broker.task));
+            let host = if broker.addr.ip().is_unspecified() { "127.0.0.1".to_string() } else { broker.addr.ip().to_string() };
+            let cfg = IngestConfig {
+                broker_host: host,
+                broker_port: broker.addr.port(),
+                client_id: "vigil-ingest".into(),
+                username: service.username,
+                password: service.password,
+            };
+            (cfg, broker.addr.to_string())
+        } else {
+            let url = config.mqtt.url.clone().unwrap_or_default();
+            let (host, port) = parse_mqtt_url(&url)?;
+            let cfg = IngestConfig {
+                broker_host: host.clone(),
+                broker_port: port,
+                client_id: "vigil-ingest".into(),
+                username: config.mqtt.username.clone().unwrap_or_default(),
+                password: config.mqtt.password.clone().unwrap_or_default(),
+            };
+            (cfg, format!("{host}:{port}"))
+        };
+        let running = vigil_ingest::pipeline::spawn(ingest, store.clone(), events.clone(), ingest_metrics, cancel.clone());
+        for t in running.tasks {
+            tasks.push(("ingest", t));
+        }
+
+        let listener = tokio::net::TcpListener::bind(config.http.addr)
+            .await
+            .with_context(|| format!("http.addr {}: cannot bind", config.http.addr))?;
+        let http_addr = listener.local_addr()?;
+        let state = AppState {
+            store: store.clone(),
+            events,
+            registry,
+            metrics: web_metrics,
+            broker_connected: running.connected,
+            cancel: cancel.clone(),
+        };
+        let router = vigil_web::router(state);
+        let web_cancel = cancel.clone();
+        tasks.push((
+            "web",
+            tokio::spawn(async move {
+                if let Err(e) = vigil_web::serve(listener, router, web_cancel).await {
+                    tracing::error!(error = %e, "web server failed");
+                }
+            }),
+        ));
+        tracing::info!(%http_addr, mqtt = %mqtt_addr, "vigil started");
+        Ok(App { http_addr, mqtt_addr, store, cancel, tasks })
+    }
+
+    /// Run until `cancel` fires or a critical task dies (then stop loudly).
+    pub async fn run_until_stopped(self) -> anyhow::Result<()> {
+        let App { cancel, tasks, .. } = self;
+        let (names, handles): (Vec<_>, Vec<_>) = tasks.into_iter().unzip();
+        let (ended, idx, _) = futures_select_all(handles).await;
+        let died = !cancel.is_cancelled();
+        cancel.cancel();
+        if died {
+            anyhow::bail!("critical task {:?} stopped unexpectedly ({:?})", names[idx], ended.err());
+        }
+        Ok(())
+    }
+}
+
+async fn futures_select_all(
+    handles: Vec<tokio::task::JoinHandle<()>>,
+) -> (Result<(), tokio::task::JoinError>, usize, Vec<tokio::task::JoinHandle<()>>) {
+    futures::future::select_all(handles).await
+}

@@ -1,0 +1,153 @@
+//! The command line of CONTRACTS.md §1.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+
+use clap::{Args, Parser, Subcommand};
+
+#[derive(Debug, Parser)]
+#[command(name = "vigil", version, about = "Vigil: an open-source virtual ward", disable_help_subcommand = true)]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Embedded broker + SQLite + web + a simulated ward, no setup needed.
+    Demo(DemoArgs),
+    /// Run the daemon.
+    Serve(ConfigArg),
+    /// Apply database migrations and exit.
+    Migrate(ConfigArg),
+    /// Administration against the configured database (prints one JSON object).
+    Admin(AdminArgs),
+    /// NEWS2 for JSON lines of observation sets on stdin (CONTRACTS.md §4).
+    Score,
+}
+
+#[derive(Debug, Args)]
+pub struct ConfigArg {
+    /// TOML configuration file.
+    #[arg(long, value_name = "FILE")]
+    pub config: Option<PathBuf>,
+}
+
+#[derive(Debug, Args)]
+pub struct DemoArgs {
+    /// Simulated patients.
+    #[arg(long, default_value_t = 24, value_parser = clap::value_parser!(u32).range(1..=500))]
+    pub patients: u32,
+    /// Web address.
+    #[arg(long, value_name = "ADDR", default_value = "127.0.0.1:8080")]
+    pub http: SocketAddr,
+    /// Embedded MQTT broker address.
+    #[arg(long, value_name = "ADDR", default_value = "127.0.0.1:1883")]
+    pub mqtt: SocketAddr,
+    /// Where the demo keeps its SQLite database.
+    #[arg(long, value_name = "DIR", default_value = "vigil-data")]
+    pub data_dir: PathBuf,
+}
+
+#[derive(Debug, Args)]
+pub struct AdminArgs {
+    #[command(flatten)]
+    pub config: ConfigArg,
+    #[command(subcommand)]
+    pub command: AdminCommand,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum AdminCommand {
+    /// Wards.
+    #[command(subcommand)]
+    Ward(WardCommand),
+    /// Clinician accounts.
+    #[command(subcommand)]
+    User(UserCommand),
+    /// API bearer tokens.
+    #[command(subcommand)]
+    Token(TokenCommand),
+    /// Admission and discharge.
+    #[command(subcommand)]
+    Patient(PatientCommand),
+    /// Device credentials and assignment.
+    #[command(subcommand)]
+    Device(DeviceCommand),
+    /// Counts of what is durably stored.
+    Stats,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum WardCommand {
+    Add {
+        #[arg(long)]
+        name: String,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum UserCommand {
+    /// Add a user; the password is read from stdin.
+    Add {
+        #[arg(long)]
+        username: String,
+        #[arg(long, value_parser = ["nurse", "consultant", "admin"])]
+        role: String,
+        /// Ward name or id; repeat for several.
+        #[arg(long = "ward", required = true)]
+        wards: Vec<String>,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum TokenCommand {
+    Create {
+        #[arg(long)]
+        username: String,
+    },
+    Revoke {
+        #[arg(long)]
+        token: String,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum PatientCommand {
+    Admit {
+        #[arg(long)]
+        ward: String,
+        #[arg(long)]
+        name: String,
+        #[arg(long = "nhs-number")]
+        nhs_number: String,
+        #[arg(long)]
+        pathway: String,
+        #[arg(long = "spo2-scale", value_parser = clap::value_parser!(u8).range(1..=2))]
+        spo2_scale: Option<u8>,
+    },
+    Discharge {
+        #[arg(long)]
+        patient: i64,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum DeviceCommand {
+    Provision {
+        #[arg(long, value_parser = ["oximeter", "bp-cuff", "peak-flow", "ecg-patch", "hub"])]
+        kind: String,
+        #[arg(long)]
+        patient: Option<i64>,
+    },
+    Assign {
+        #[arg(long)]
+        device: String,
+        #[arg(long)]
+        patient: i64,
+    },
+    Revoke {
+        #[arg(long)]
+        device: String,
+    },
+}

@@ -1,0 +1,237 @@
+//! Layered configuration: embedded defaults → TOML file → `VIGIL_*`
+//! environment → command-line flags. Unknown keys are an error naming the
+//! key (exit code 2), never silently ignored: a typo in `mqtt.embeded` must
+//! not start a daemon with the wrong broker.
+//!
+//! Every key is documented in docs/configuration.md.
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+
+use figment::providers::{Env, Format, Serialized, Toml};
+use figment::Figment;
+use serde::{Deserialize, Serialize};
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Config {
+    pub http: HttpConfig,
+    pub mqtt: MqttConfig,
+    pub database: DatabaseConfig,
+    pub pathways: PathwaysConfig,
+    pub log: LogConfig,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct LogConfig {
+    /// `text` for people, `json` for log shippers.
+    pub format: LogFormat,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum LogFormat {
+    Text,
+    Json,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct HttpConfig {
+    /// Address the web server binds.
+    pub addr: SocketAddr,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct MqttConfig {
+    /// Run the embedded broker.
+    pub embedded: bool,
+    /// Where the embedded broker listens.
+    pub listen: SocketAddr,
+    /// An external broker, `mqtt://host:port`, used when `embedded = false`.
+    pub url: Option<String>,
+    /// The ingest's credentials on the external broker.
+    pub username: Option<String>,
+    pub password: Option<String>,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DatabaseConfig {
+    /// `sqlite://path/to/vigil.db`
+    pub url: String,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PathwaysConfig {
+    /// Folder of pathway TOML files.
+    pub dir: PathBuf,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Config {
+            http: HttpConfig { addr: ([127, 0, 0, 1], 8080).into() },
+            mqtt: MqttConfig {
+                embedded: true,
+                listen: ([127, 0, 0, 1], 1883).into(),
+                url: None,
+                username: None,
+                password: None,
+            },
+            database: DatabaseConfig { url: "sqlite://vigil-data/vigil.db".into() },
+            pathways: PathwaysConfig { dir: "pathways".into() },
+            log: LogConfig { format: LogFormat::Text },
+        }
+    }
+}
+
+/// A configuration problem, already phrased as the one line the user sees.
+#[derive(Debug, thiserror::Error)]
+#[error("{0}")]
+pub struct ConfigError(pub String);
+
+impl Config {
+    /// Load defaults, then `file` (if given), then `VIGIL_*` variables from `env`.
+    pub fn load(file: Option<&Path>, env: Option<&[(String, String)]>) -> Result<Config, ConfigError> {
+        let mut fig = Figment::from(Serialized::defaults(Config::default()));
+        if let Some(f) = file {
+            if !f.is_file() {
+                return Err(ConfigError(format!("--config: no such file: {}", f.display())));
+            }
+            fig = fig.merge(Toml::file_exact(f));
+        }
+        // VIGIL_SECTION_KEY → section.key (only the first `_` splits, so
+        // keys may contain underscores).
+        let env_provider = Env::prefixed("VIGIL_").map(|k| k.as_str().replacen('_', ".", 1).into());
+        fig = match env {
+            None => fig.merge(env_provider),
+            Some(vars) => {
+                let mut data = figment::value::Dict::new();
+                for (k, v) in vars {
+                    if let Some(rest) = k.strip_prefix("VIGIL_") {
+                        let key = rest.to_ascii_lowercase().replacen('_', ".", 1);
+                        data.insert(key, figment::value::Value::from(v.clone()));
+                    }
+                }
+                let nested = figment::Figment::from(Serialized::defaults(data));
+                fig.merge(nested)
+            }
+        };
+        fig.extract::<Config>().map_err(|e| ConfigError(describe(e)))
+    }
+
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        if !self.mqtt.embedded && self.mqtt.url.is_none() {
+            return Err(ConfigError("mqtt.url: required when mqtt.embedded = false".into()));
+        }
+        if let Some(url) = &self.mqtt.url {
+            parse_mqtt_url(url)?;
+        }
+        if !self.database.url.starts_with("sqlite:") {
+            return Err(ConfigError(format!(
+                "database.url: unsupported scheme {:?} (this build supports sqlite://)",
+                self.database.url.split(':').next().unwrap_or_default()
+            )));
+        }
+        Ok(())
+    }
+}
+
+/// `mqtt://host:port` → (host, port).
+pub fn parse_mqtt_url(url: &str) -> Result<(String, u16), ConfigError> {
+    let bad = |why: &str| ConfigError(format!("mqtt.url: {why}: {url}"));
+    let rest = url.strip_prefix("mqtt://").ok_or_else(|| bad("expected mqtt://host:port (TLS arrives with the security work)"))?;
+    let (host, port) = rest.rsplit_once(':').ok_or_else(|| bad("missing port"))?;
+    let port = port.trim_end_matches('/').parse::<u16>().map_err(|_| bad("bad port"))?;
+    if host.is_empty() {
+        return Err(bad("missing host"));
+    }
+    Ok((host.to_string(), port))
+}
+
+/// Turn figment's error into one line naming the key.
+fn describe(e: figment::Error) -> String {
+    use figment::error::Kind;
+    let source = e.metadata.as_ref().map(|m| m.name.to_string()).unwrap_or_default();
+    let path = e.path.join(".");
+    let key = |leaf: &str| if path.is_empty() { leaf.to_string() } else { format!("{path}.{leaf}") };
+    let line = match &e.kind {
+        Kind::UnknownField(field, _) => format!("unknown configuration key {:?}", key(field)),
+        Kind::MissingField(field) => format!("missing configuration key {:?}", key(field)),
+        Kind::InvalidType(actual, expected) => format!("configuration key {path:?}: found {actual}, expected {expected}"),
+        Kind::InvalidValue(actual, expected) => format!("configuration key {path:?}: found {actual}, expected {expected}"),
+        Kind::Message(m) => {
+            if path.is_empty() { m.clone() } else { format!("configuration key {path:?}: {m}") }
+        }
+        other => format!("configuration key {path:?}: {other}"),
+    };
+    if source.is_empty() { line } else { format!("{line} (from {source})") }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn write(dir: &tempfile::TempDir, text: &str) -> PathBuf {
+        let p = dir.path().join("vigil.toml");
+        std::fs::write(&p, text).expect("write config");
+        p
+    }
+
+    #[test]
+    fn defaults_match_the_contract() {
+        let c = Config::load(None, Some(&[])).expect("defaults");
+        assert_eq!(c.http.addr.to_string(), "127.0.0.1:8080");
+        assert_eq!(c.mqtt.listen.to_string(), "127.0.0.1:1883");
+        assert!(c.mqtt.embedded);
+        assert_eq!(c.database.url, "sqlite://vigil-data/vigil.db");
+        assert_eq!(c.pathways.dir, PathBuf::from("pathways"));
+    }
+
+    #[test]
+    fn layers_apply_in_order_file_then_env() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let f = write(&dir, "[http]\naddr = \"127.0.0.1:9000\"\n[database]\nurl = \"sqlite://x.db\"\n");
+        let env = vec![("VIGIL_HTTP_ADDR".to_string(), "127.0.0.1:9100".to_string())];
+        let c = Config::load(Some(&f), Some(&env)).expect("load");
+        assert_eq!(c.http.addr.to_string(), "127.0.0.1:9100");
+        assert_eq!(c.database.url, "sqlite://x.db");
+    }
+
+    #[test]
+    fn unknown_key_in_file_is_named() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let f = write(&dir, "[mqtt]\nembeded = false\n");
+        let e = Config::load(Some(&f), Some(&[])).expect_err("unknown key");
+        assert!(e.0.contains("\"mqtt.embeded\""), "{e}");
+        assert!(!e.0.contains('\n'));
+    }
+
+    #[test]
+    fn unknown_key_in_env_is_named() {
+        let env = vec![("VIGIL_HTTP_PORT".to_string(), "1".to_string())];
+        let e = Config::load(None, Some(&env)).expect_err("unknown key");
+        assert!(e.0.contains("\"http.port\""), "{e}");
+    }
+
+    #[test]
+    fn bad_value_is_named() {
+        let env = vec![("VIGIL_HTTP_ADDR".to_string(), "not-an-address".to_string())];
+        let e = Config::load(None, Some(&env)).expect_err("bad addr");
+        assert!(e.0.contains("http.addr"), "{e}");
+    }
+
+    #[test]
+    fn external_broker_needs_a_url() {
+        let mut c = Config::default();
+        c.mqtt.embedded = false;
+        assert!(c.validate().expect_err("no url").0.contains("mqtt.url"));
+        c.mqtt.url = Some("mqtt://broker:1883".into());
+        c.validate().expect("valid");
+        assert_eq!(parse_mqtt_url("mqtt://b:1884").expect("ok"), ("b".to_string(), 1884));
+    }
+}

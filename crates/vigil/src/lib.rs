@@ -1,0 +1,113 @@
+//! The `vigil` binary's library: command line, configuration, wiring.
+//!
+//! `main.rs` only parses arguments and calls [`run`]; everything here is
+//! callable from tests, which start the whole system in-process with
+//! [`app::App::build`].
+//!
+//! # Layout
+//! - [`cli`]: the commands and flags of CONTRACTS.md §1.
+//! - [`config`]: layered configuration with unknown keys refused.
+//! - [`app`]: build and run the daemon (broker, ingest, web).
+//! - [`admin_cmd`]: `vigil admin …`.
+//! - [`demo`]: `vigil demo` and its small built-in ward simulation.
+
+pub mod admin_cmd;
+pub mod app;
+pub mod cli;
+pub mod config;
+pub mod demo;
+
+use cli::{Cli, Command, ConfigArg};
+use config::Config;
+
+/// How a command failed, which decides the exit code.
+#[derive(Debug, thiserror::Error)]
+pub enum Failure {
+    /// Usage or configuration error: exit 2.
+    #[error("{0}")]
+    Usage(String),
+    /// Anything else: exit 1.
+    #[error("{0}")]
+    Other(String),
+}
+
+impl Failure {
+    pub fn exit_code(&self) -> i32 {
+        match self {
+            Failure::Usage(_) => 2,
+            Failure::Other(_) => 1,
+        }
+    }
+}
+
+fn load(arg: &ConfigArg) -> Result<Config, Failure> {
+    let c = Config::load(arg.config.as_deref(), None).map_err(|e| Failure::Usage(e.0))?;
+    c.validate().map_err(|e| Failure::Usage(e.0))?;
+    Ok(c)
+}
+
+/// Start logging to stderr. `RUST_LOG` filters; `log.format = "json"` is
+/// for production log shippers. Logs carry pseudonymous ids only.
+pub fn init_logging(format: config::LogFormat) {
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info,rmqtt=warn,rmqtt_net=warn,sqlx=warn"));
+    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
+    let _ = match format {
+        config::LogFormat::Json => builder.json().try_init(),
+        config::LogFormat::Text => builder.try_init(),
+    };
+}
+
+fn other(e: impl std::fmt::Display) -> Failure {
+    Failure::Other(e.to_string())
+}
+
+/// Run a parsed command line.
+pub async fn run(cli: Cli) -> Result<(), Failure> {
+    match cli.command {
+        Command::Demo(args) => {
+            init_logging(config::LogFormat::Text);
+            demo::run(args).await.map_err(|e| Failure::Other(format!("{e:#}")))
+        }
+        Command::Serve(arg) => {
+            let config = load(&arg)?;
+            init_logging(config.log.format);
+            let app = app::App::build(config).await.map_err(|e| Failure::Other(format!("{e:#}")))?;
+            let stop = app.cancel.clone();
+            tokio::spawn(async move {
+                shutdown_signal().await;
+                stop.cancel();
+            });
+            app.run_until_stopped().await.map_err(|e| Failure::Other(format!("{e:#}")))
+        }
+        Command::Migrate(arg) => {
+            vigil_store::connect(&load(&arg)?.database.url).await.map_err(other)?;
+            println!("{}", serde_json::json!({"migrated": true}));
+            Ok(())
+        }
+        Command::Admin(args) => {
+            let config = load(&args.config)?;
+            let store = vigil_store::connect(&config.database.url).await.map_err(other)?;
+            let out = admin_cmd::run(store.as_ref(), args.command).await?;
+            println!("{out}");
+            Ok(())
+        }
+        Command::Score => Err(Failure::Other("vigil score: not available in this build yet".into())),
+    }
+}
+
+async fn shutdown_signal() {
+    #[cfg(unix)]
+    {
+        let mut term = match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(s) => s,
+            Err(_) => return std::future::pending().await,
+        };
+        tokio::select! {
+            _ = tokio::signal::ctrl_c() => {}
+            _ = term.recv() => {}
+        }
+    }
+    #[cfg(not(unix))]
+    let _ = tokio::signal::ctrl_c().await;
+}
