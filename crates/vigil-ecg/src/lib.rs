@@ -12,6 +12,7 @@
 //! - [`sqi`]: per-second signal quality (lead-off, noise).
 //! - [`af`]: RR irregularity over two minutes (the possible-AF prompt).
 //! - [`codec`]: lossless delta/zigzag/varint storage of raw samples.
+//! - [`synth`]: synthetic ECG with known beats, for tests and benchmarks.
 //! - [`filter`] (private): run-time biquad design for 125–1000 Hz.
 //! - [`wfdb`]: PhysioNet header, format 212/16 and annotation decoding.
 //! - [`eval`]: ANSI/AAMI EC57 beat-by-beat scoring (the `bxb` method).
@@ -25,6 +26,7 @@ pub mod eval;
 mod filter;
 pub mod sqi;
 pub mod stream;
+pub mod synth;
 pub mod wfdb;
 
 pub use codec::{decode_samples, encode_samples};

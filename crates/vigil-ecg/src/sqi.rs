@@ -7,8 +7,11 @@
 //!   quarter of samples on the i16 rails, or one value repeated for half
 //!   the epoch: an amplifier pinned by a detached electrode);
 //! - **noisy** when the peak-to-peak exceeds [`MOTION_UV`] (electrode
-//!   motion, far beyond any surface QRS), or when the detector found beats
-//!   closer than [`MIN_RR_MS`] (300 bpm: artefact, not a heartbeat).
+//!   motion, far beyond any surface QRS), when the signal moves faster than
+//!   [`MAX_SLEW_UV_PER_MS`] between two samples (an electrode "pop": the
+//!   steepest QRS upstrokes on MIT-BIH are about 200 µV/ms), or when the
+//!   detector found beats closer than [`MIN_RR_MS`] (300 bpm: artefact,
+//!   not a heartbeat).
 //!
 //! Heart rate and AF are computed only from good epochs; a lead-off epoch
 //! yields no heart rate, never 0 bpm (which would read as asystole).
@@ -17,6 +20,8 @@
 pub const FLAT_UV: f32 = 30.0;
 /// Above this peak-to-peak over one second the epoch is motion artefact.
 pub const MOTION_UV: f32 = 8000.0;
+/// Faster than this between consecutive samples is an electrode pop, not ECG.
+pub const MAX_SLEW_UV_PER_MS: f32 = 500.0;
 /// Beats closer than this are artefact (300 bpm).
 pub const MIN_RR_MS: u32 = 200;
 
@@ -38,6 +43,7 @@ pub(crate) struct EpochStats {
     run: u32,
     longest_run: u32,
     last: i16,
+    max_step: u16,
     pub(crate) close_beats: bool,
 }
 
@@ -51,6 +57,7 @@ impl Default for EpochStats {
             run: 0,
             longest_run: 0,
             last: 0,
+            max_step: 0,
             close_beats: false,
         }
     }
@@ -69,6 +76,9 @@ impl EpochStats {
         } else {
             self.run = 1;
         }
+        if self.n > 0 {
+            self.max_step = self.max_step.max(raw.abs_diff(self.last));
+        }
         self.longest_run = self.longest_run.max(self.run);
         self.last = raw;
         self.n += 1;
@@ -78,15 +88,19 @@ impl EpochStats {
         self.n
     }
 
-    /// Quality of the epoch for a patch with `uv_per_count` microvolts per count.
-    pub(crate) fn quality(&self, uv_per_count: f32) -> Quality {
+    /// Quality of the epoch for a patch with `uv_per_count` microvolts per
+    /// count sampled at `fs_hz`.
+    pub(crate) fn quality(&self, uv_per_count: f32, fs_hz: u32) -> Quality {
         if self.n == 0 {
             return Quality::LeadOff;
         }
         let p2p = (i32::from(self.max) - i32::from(self.min)) as f32 * uv_per_count;
         if p2p < FLAT_UV || self.rail * 4 >= self.n || self.longest_run * 2 >= self.n {
             Quality::LeadOff
-        } else if p2p > MOTION_UV || self.close_beats {
+        } else if p2p > MOTION_UV
+            || f32::from(self.max_step) * uv_per_count * fs_hz as f32 / 1000.0 > MAX_SLEW_UV_PER_MS
+            || self.close_beats
+        {
             Quality::Noisy
         } else {
             Quality::Good
@@ -108,22 +122,24 @@ mod tests {
 
     #[test]
     fn flat_line_is_lead_off() {
-        assert_eq!(epoch(core::iter::repeat_n(100, 360)).quality(5.0), Quality::LeadOff);
-        assert_eq!(epoch((0..360).map(|i| (i % 3) as i16)).quality(5.0), Quality::LeadOff);
+        assert_eq!(epoch(core::iter::repeat_n(100, 360)).quality(5.0, 360), Quality::LeadOff);
+        assert_eq!(epoch((0..360).map(|i| (i % 3) as i16)).quality(5.0, 360), Quality::LeadOff);
     }
 
     #[test]
     fn saturated_signal_is_lead_off() {
         let e = epoch((0..360).map(|i| if i % 2 == 0 { i16::MAX } else { 0 }));
-        assert_eq!(e.quality(5.0), Quality::LeadOff);
+        assert_eq!(e.quality(5.0, 360), Quality::LeadOff);
     }
 
     #[test]
     fn ecg_like_signal_is_good_and_huge_excursions_are_noisy() {
         let ecg = (0..360).map(|i| if i % 300 < 10 { 200 } else { (i % 7) as i16 });
-        assert_eq!(epoch(ecg).quality(5.0), Quality::Good);
+        assert_eq!(epoch(ecg).quality(5.0, 360), Quality::Good);
         // electrode motion: a slow swing of ±9 mV
         let motion = (0..360).map(|i| (i * 10 - 1800) as i16);
-        assert_eq!(epoch(motion).quality(5.0), Quality::Noisy);
+        assert_eq!(epoch(motion).quality(5.0, 360), Quality::Noisy);
+        let pop = (0..360).map(|i| (i % 5) as i16 + if i < 200 { 0 } else { 400 });
+        assert_eq!(epoch(pop).quality(5.0, 360), Quality::Noisy);
     }
 }

@@ -276,7 +276,7 @@ impl EcgStream {
 
     fn end_epoch(&mut self, events: &mut Vec<EcgEvent>) {
         let Some(seg) = self.seg.as_mut() else { return };
-        let q = seg.epoch.quality(seg.uv_per_count);
+        let q = seg.epoch.quality(seg.uv_per_count, seg.fs);
         seg.epoch = EpochStats::default();
         seg.good = (seg.good << 1) | u128::from(q == Quality::Good);
         seg.epochs += 1;
@@ -356,4 +356,223 @@ impl EcgStream {
 /// Milliseconds spanned by `samples` at `fs` Hz, rounded.
 fn ms_of(samples: u64, fs: u32) -> i64 {
     ((samples as u128 * 1000 + u128::from(fs) / 2) / u128::from(fs)) as i64
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::synth::{Lcg, beat_samples, render};
+
+    const FS: u32 = 250;
+    const T0: i64 = 1_795_000_000_000;
+
+    fn feed(stream: &mut EcgStream, samples: &[i16], t0: i64, chunk: usize) -> Vec<EcgEvent> {
+        let mut events = Vec::new();
+        for (k, c) in samples.chunks(chunk).enumerate() {
+            let t0_ms = t0 + ms_of((k * chunk) as u64, FS);
+            stream
+                .push_chunk_into(
+                    &Chunk {
+                        t0_ms,
+                        fs_hz: FS as u16,
+                        uv_per_count: 2.5,
+                        samples: c,
+                    },
+                    &mut events,
+                )
+                .expect("chunk accepted");
+        }
+        events
+    }
+
+    fn rhythm(seconds: f64, rr: impl FnMut() -> f64) -> Vec<i16> {
+        let mut rr = rr;
+        let mut rrs = Vec::new();
+        let mut t = 500.0;
+        while t < seconds * 1000.0 {
+            let r = rr();
+            rrs.push(r);
+            t += r;
+        }
+        let beats = beat_samples(FS, 500.0, &rrs);
+        render(FS, (seconds * f64::from(FS)) as usize, &beats, 2.5, 20.0, 1)
+    }
+
+    fn heart_rates(ev: &[EcgEvent]) -> Vec<f32> {
+        ev.iter()
+            .filter_map(|e| match e {
+                EcgEvent::HeartRate { bpm, .. } => Some(*bpm),
+                _ => None,
+            })
+            .collect()
+    }
+
+    #[test]
+    fn heart_rate_of_a_clean_75_bpm_rhythm_is_75() {
+        let sig = rhythm(60.0, || 800.0);
+        let mut s = EcgStream::new();
+        let ev = feed(&mut s, &sig, T0, 250);
+        let hr = heart_rates(&ev);
+        assert!(hr.len() > 40, "a heart rate every second once the window is full");
+        assert!(hr.iter().all(|b| (b - 75.0).abs() < 1.0), "{hr:?}");
+        assert_eq!(s.quality(), Some(Quality::Good));
+    }
+
+    #[test]
+    fn lead_off_gives_no_heart_rate_and_never_zero_bpm() {
+        let mut sig = rhythm(30.0, || 800.0);
+        // electrode detached: amplifier output flat for 20 s
+        sig.extend(core::iter::repeat_n(3, 20 * FS as usize));
+        let mut s = EcgStream::new();
+        let ev = feed(&mut s, &sig, T0, 125);
+        assert!(ev.contains(&EcgEvent::Quality {
+            t_ms: T0 + 31_000,
+            quality: Quality::LeadOff
+        }));
+        assert_eq!(s.heart_rate(), None);
+        assert!(heart_rates(&ev).iter().all(|b| *b > 70.0), "no bradycardia from a flat line");
+        let last_hr_t = ev
+            .iter()
+            .filter_map(|e| match e {
+                EcgEvent::HeartRate { t_ms, .. } => Some(*t_ms),
+                _ => None,
+            })
+            .max()
+            .unwrap_or(0);
+        assert!(last_hr_t <= T0 + 30_000, "no heart rate once the lead is off");
+    }
+
+    #[test]
+    fn saturated_lead_is_lead_off_not_a_heart_rate() {
+        let mut sig = rhythm(20.0, || 800.0);
+        sig.extend((0..10 * FS as usize).map(|i| if i % 50 < 40 { i16::MAX } else { 0 }));
+        let mut s = EcgStream::new();
+        let ev = feed(&mut s, &sig, T0, 500);
+        assert_eq!(s.quality(), Some(Quality::LeadOff));
+        assert_eq!(s.heart_rate(), None);
+        assert!(ev.iter().any(|e| matches!(e, EcgEvent::Quality { quality: Quality::LeadOff, .. })));
+    }
+
+    #[test]
+    fn motion_artefact_withholds_heart_rate_instead_of_counting_spikes_as_beats() {
+        let mut sig = rhythm(40.0, || 800.0);
+        // 10 s of electrode motion from 20 s: the baseline lurches by up to
+        // ±6 mV twice a second (electrode pops) under broadband muscle noise.
+        let mut rng = Lcg(9);
+        let mut baseline = 0.0f64;
+        for (i, v) in sig.iter_mut().enumerate().take(30 * FS as usize).skip(20 * FS as usize) {
+            if i % (FS as usize / 2) == 0 {
+                baseline = (rng.next_f64() * 2.0 - 1.0) * 6000.0;
+            }
+            let emg = (rng.next_f64() * 2.0 - 1.0) * 300.0;
+            *v = v.saturating_add(((baseline + emg) / 2.5) as i16);
+        }
+        let mut s = EcgStream::new();
+        let ev = feed(&mut s, &sig, T0, 250);
+        let during: Vec<f32> = ev
+            .iter()
+            .filter_map(|e| match e {
+                EcgEvent::HeartRate { t_ms, bpm } if *t_ms > T0 + 20_000 && *t_ms <= T0 + 40_000 => {
+                    Some(*bpm)
+                }
+                _ => None,
+            })
+            .collect();
+        assert!(
+            during.iter().all(|b| (b - 75.0).abs() < 2.0),
+            "artefact must not raise the heart rate: {during:?}"
+        );
+        assert!(ev.iter().any(|e| matches!(e, EcgEvent::Quality { quality: Quality::Noisy, .. })));
+    }
+
+    #[test]
+    fn irregularly_irregular_rhythm_raises_possible_af_with_its_evidence() {
+        let mut rng = Lcg(42);
+        let sig = rhythm(200.0, || 420.0 + 560.0 * rng.next_f64());
+        let mut s = EcgStream::new();
+        let ev = feed(&mut s, &sig, T0, 400);
+        let af: Vec<_> = ev
+            .iter()
+            .filter_map(|e| match e {
+                EcgEvent::PossibleAf { t_ms, active, assessment } => Some((*t_ms, *active, *assessment)),
+                _ => None,
+            })
+            .collect();
+        let (t, active, a) = af.first().copied().expect("a possible-AF prompt");
+        assert!(active);
+        assert!(t >= T0 + 60_000, "never from less than a minute of beats");
+        assert!(a.intervals >= crate::af::MIN_INTERVALS);
+        assert!(a.nrmssd > crate::af::NRMSSD_THRESHOLD);
+        assert!(a.sample_entropy > crate::af::SAMPLE_ENTROPY_THRESHOLD);
+        assert!(s.af().is_some_and(|a| a.possible_af));
+    }
+
+    #[test]
+    fn regular_rhythm_with_bigeminy_does_not_raise_possible_af() {
+        let mut k = 0;
+        let sig = rhythm(200.0, || {
+            k += 1;
+            if k % 2 == 0 { 520.0 } else { 1080.0 }
+        });
+        let mut s = EcgStream::new();
+        let ev = feed(&mut s, &sig, T0, 400);
+        assert!(!ev.iter().any(|e| matches!(e, EcgEvent::PossibleAf { .. })));
+        assert!(s.af().is_some_and(|a| !a.possible_af));
+    }
+
+    #[test]
+    fn a_gap_restarts_analysis_and_an_overlap_is_rejected() {
+        let sig = rhythm(20.0, || 800.0);
+        let mut s = EcgStream::new();
+        feed(&mut s, &sig, T0, 250);
+        let later = feed(&mut s, &sig, T0 + 60_000, 250);
+        let gap = later
+            .iter()
+            .position(|e| *e == EcgEvent::Gap { t_ms: T0 + 60_000 })
+            .expect("a gap event");
+        // Before the gap only the first segment's last pending beat is flushed.
+        assert!(later[..gap].iter().all(|e| matches!(e, EcgEvent::Beat { t_ms, .. } if *t_ms < T0 + 20_000)));
+        assert!(!later[gap..].iter().any(|e| matches!(e, EcgEvent::HeartRate { t_ms, .. } if *t_ms < T0 + 70_000)),
+            "the heart-rate window restarts after a gap");
+        let overlap = Chunk {
+            t0_ms: T0 + 60_000,
+            fs_hz: FS as u16,
+            uv_per_count: 2.5,
+            samples: &sig[..10],
+        };
+        assert!(matches!(s.push_chunk(&overlap), Err(EcgError::BadChunk(_))));
+    }
+
+    #[test]
+    fn bad_chunks_are_errors_not_panics() {
+        let mut s = EcgStream::new();
+        let c = |fs_hz: u16, uv: f32| Chunk {
+            t0_ms: T0,
+            fs_hz,
+            uv_per_count: uv,
+            samples: &[0; 10],
+        };
+        assert!(s.push_chunk(&c(250, f32::NAN)).is_err());
+        assert!(s.push_chunk(&c(250, -1.0)).is_err());
+        assert_eq!(
+            s.push_chunk(&c(50, 1.0)),
+            Err(EcgError::UnsupportedSampleRate(50))
+        );
+        assert!(s.push_chunk(&c(250, 1.0)).is_ok());
+    }
+
+    #[test]
+    fn memory_per_stream_is_small_and_bounded() {
+        let mut s = EcgStream::new();
+        let sig = rhythm(130.0, || 800.0);
+        let c = Chunk {
+            t0_ms: T0,
+            fs_hz: FS as u16,
+            uv_per_count: 2.5,
+            samples: &sig,
+        };
+        s.push_chunk(&c).expect("accepted");
+        let total = core::mem::size_of::<EcgStream>() + s.heap_bytes();
+        assert!(total < 16 * 1024, "{total} bytes");
+    }
 }
