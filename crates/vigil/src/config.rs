@@ -110,15 +110,18 @@ impl Config {
         fig = match env {
             None => fig.merge(env_provider),
             Some(vars) => {
-                let mut data = figment::value::Dict::new();
+                // The same mapping over an explicit list (tests run in
+                // parallel and must not share the process environment).
+                let mut fig = fig;
                 for (k, v) in vars {
                     if let Some(rest) = k.strip_prefix("VIGIL_") {
                         let key = rest.to_ascii_lowercase().replacen('_', ".", 1);
-                        data.insert(key, figment::value::Value::from(v.clone()));
+                        let value: figment::value::Value =
+                            v.parse().unwrap_or_else(|_| figment::value::Value::from(v.clone()));
+                        fig = fig.merge(Serialized::default(&key, value));
                     }
                 }
-                let nested = figment::Figment::from(Serialized::defaults(data));
-                fig.merge(nested)
+                fig
             }
         };
         fig.extract::<Config>().map_err(|e| ConfigError(describe(e)))
@@ -156,12 +159,19 @@ pub fn parse_mqtt_url(url: &str) -> Result<(String, u16), ConfigError> {
 /// Turn figment's error into one line naming the key.
 fn describe(e: figment::Error) -> String {
     use figment::error::Kind;
-    let source = e.metadata.as_ref().map(|m| m.name.to_string()).unwrap_or_default();
+    let source = e
+        .metadata
+        .as_ref()
+        .map(|m| match &m.source {
+            Some(figment::Source::File(f)) => f.display().to_string(),
+            _ => m.name.to_string(),
+        })
+        .unwrap_or_default();
+    // figment's path already ends with the offending key.
     let path = e.path.join(".");
-    let key = |leaf: &str| if path.is_empty() { leaf.to_string() } else { format!("{path}.{leaf}") };
     let line = match &e.kind {
-        Kind::UnknownField(field, _) => format!("unknown configuration key {:?}", key(field)),
-        Kind::MissingField(field) => format!("missing configuration key {:?}", key(field)),
+        Kind::UnknownField(..) => format!("unknown configuration key {path:?}"),
+        Kind::MissingField(..) => format!("missing configuration key {path:?}"),
         Kind::InvalidType(actual, expected) => format!("configuration key {path:?}: found {actual}, expected {expected}"),
         Kind::InvalidValue(actual, expected) => format!("configuration key {path:?}: found {actual}, expected {expected}"),
         Kind::Message(m) => {
