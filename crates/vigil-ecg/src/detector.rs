@@ -107,7 +107,7 @@ pub struct Detector {
     /// Rectified-derivative history for the moving-window integral.
     mwi: Vec<f32>,
     mwi_pos: usize,
-    mwi_sum: f64,
+    mwi_sum: f32,
     // -- peak tracker on the MWI
     pk_max: f32,
     pk_at: u64,
@@ -127,8 +127,10 @@ pub struct Detector {
     threshold: f32,
     rr_mean: u64,
     last_qrs: Option<Candidate>,
-    /// Start of the current QRS-free stretch, for the level decay.
-    quiet_since: u64,
+    /// Next sample at which the QRS level decays if no QRS comes first.
+    next_decay: u64,
+    /// First sample at which search-back may fire (1.5 mean RR after the last QRS).
+    searchback_due: u64,
     searchback: Option<Candidate>,
     last_emitted: Option<u64>,
 }
@@ -193,7 +195,8 @@ impl Detector {
             threshold: 0.0,
             rr_mean: t.one_s,
             last_qrs: None,
-            quiet_since: 0,
+            next_decay: u64::MAX,
+            searchback_due: u64::MAX,
             searchback: None,
             last_emitted: None,
         })
@@ -261,18 +264,18 @@ impl Detector {
         let i = n as usize & self.mask;
         self.bp[i] = y;
         let d = (y - self.bp[(n as usize).wrapping_sub(self.t.deriv_lag) & self.mask]).abs();
-        // Moving-window integral as a running sum, recomputed exactly once
-        // per window so rounding error cannot accumulate over days.
+        // Moving-window integral as a running f32 sum, recomputed exactly
+        // once per window so rounding error cannot accumulate over days.
         let old = self.mwi[self.mwi_pos];
         self.mwi[self.mwi_pos] = d;
         self.mwi_pos += 1;
         if self.mwi_pos == self.t.mwi_len {
             self.mwi_pos = 0;
-            self.mwi_sum = self.mwi.iter().map(|&v| v as f64).sum();
+            self.mwi_sum = self.mwi.iter().sum();
         } else {
-            self.mwi_sum += d as f64 - old as f64;
+            self.mwi_sum += d - old;
         }
-        let v = self.mwi_sum as f32;
+        let v = self.mwi_sum;
         self.n = n + 1;
 
         // Peak tracker (OSEA's Peak()): a maximum is declared when the MWI
@@ -322,7 +325,7 @@ impl Detector {
         self.noise = [0.0; HISTORY];
         self.rr = [self.t.one_s; HISTORY];
         self.rr_mean = self.t.one_s;
-        self.quiet_since = self.n;
+        self.next_decay = self.n + self.t.decay_after;
         self.update_threshold();
     }
 
@@ -354,6 +357,8 @@ impl Detector {
     fn analyse(&self, at: u64) -> Analysis {
         let w = self.t.window.min(at);
         let start = at - w;
+        // The ring is sized so the analysis window is still in it.
+        debug_assert!(self.n - start <= self.bp.len() as u64);
         let (mut best, mut best_i) = (0.0f32, at);
         let (mut dmax, mut dmax_i, mut dmin, mut dmin_i) = (0.0f32, at, 0.0f32, at);
         let lag = self.t.deriv_lag as u64;
@@ -407,13 +412,11 @@ impl Detector {
         }
     }
 
+    /// Per-sample checks, kept to two comparisons: the due times are
+    /// computed when a QRS is accepted, not on every sample.
+    #[inline(always)]
     fn check_searchback(&mut self, n: u64, out: &mut Vec<Beat>) {
-        let Some(last) = self.last_qrs else {
-            self.decay_if_quiet(n);
-            return;
-        };
-        let limit = self.rr_mean + self.rr_mean / 2 + self.t.ms95 + self.t.ms200;
-        if n.saturating_sub(last.at) > limit {
+        if n >= self.searchback_due {
             if let Some(s) = self.searchback {
                 if s.height > 0.5 * self.threshold {
                     self.searchback = None;
@@ -422,14 +425,11 @@ impl Detector {
                 }
             }
         }
-        self.decay_if_quiet(n);
-    }
-
-    /// After `decay_after` without a QRS, halve the QRS level once a second:
-    /// a lead re-attached with a smaller amplitude must not stay invisible.
-    fn decay_if_quiet(&mut self, n: u64) {
-        let quiet = n - self.quiet_since;
-        if quiet >= self.t.decay_after && (quiet - self.t.decay_after) % self.t.one_s == 0 {
+        if n >= self.next_decay {
+            // After `decay_after` without a QRS, halve the QRS level once a
+            // second: a lead re-attached with a smaller amplitude must not
+            // stay invisible.
+            self.next_decay = n + self.t.one_s;
             for q in &mut self.qrs {
                 *q *= 0.5;
             }
@@ -448,7 +448,10 @@ impl Detector {
         self.hist_pos.0 = (self.hist_pos.0 + 1) % HISTORY;
         self.update_threshold();
         self.last_qrs = Some(c);
-        self.quiet_since = c.at;
+        self.next_decay = c.at + self.t.decay_after;
+        // Search-back once 1.5 mean RR have passed and the candidates that
+        // could still arrive for that stretch (95 ms peak + 200 ms blank) are in.
+        self.searchback_due = c.at + self.rr_mean + self.rr_mean / 2 + self.t.ms95 + self.t.ms200 + 1;
         self.searchback = None;
         if self.last_emitted.is_none_or(|e| c.info.loc > e) {
             self.last_emitted = Some(c.info.loc);
