@@ -20,7 +20,7 @@
 //! - [`home`]: [`score_home`], the live score: latest value per parameter
 //!   within the pathway's freshness window, missing and stale rows, episode
 //!   settings (SpO2 scale, oxygen, consciousness, under-16/pregnant).
-//! - [`score_line`]: [`score_line()`], one `vigil score` line in, one out
+//! - [`mod@score_line`]: [`score_line()`], one `vigil score` line in, one out
 //!   (CONTRACTS.md §4).
 //! - [`thresholds`]: the other home thresholds, as functions for rules.
 //!

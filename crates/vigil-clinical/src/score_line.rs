@@ -365,6 +365,86 @@ mod tests {
     }
 
     #[test]
+    fn every_printed_edge_through_the_json_path() {
+        let cases: &[(&str, &str, u8)] = &[
+            ("resp_rate", "8", 3),
+            ("resp_rate", "9", 1),
+            ("resp_rate", "11", 1),
+            ("resp_rate", "12", 0),
+            ("resp_rate", "20", 0),
+            ("resp_rate", "21", 2),
+            ("resp_rate", "24", 2),
+            ("resp_rate", "25", 3),
+            ("spo2", "91", 3),
+            ("spo2", "92", 2),
+            ("spo2", "93", 2),
+            ("spo2", "94", 1),
+            ("spo2", "95", 1),
+            ("spo2", "96", 0),
+            ("systolic", "90", 3),
+            ("systolic", "91", 2),
+            ("systolic", "100", 2),
+            ("systolic", "101", 1),
+            ("systolic", "110", 1),
+            ("systolic", "111", 0),
+            ("systolic", "219", 0),
+            ("systolic", "220", 3),
+            ("pulse", "40", 3),
+            ("pulse", "41", 1),
+            ("pulse", "50", 1),
+            ("pulse", "51", 0),
+            ("pulse", "90", 0),
+            ("pulse", "91", 1),
+            ("pulse", "110", 1),
+            ("pulse", "111", 2),
+            ("pulse", "130", 2),
+            ("pulse", "131", 3),
+            ("temp", "35.0", 3),
+            ("temp", "35.1", 1),
+            ("temp", "36.0", 1),
+            ("temp", "36.1", 0),
+            ("temp", "38.0", 0),
+            ("temp", "38.1", 1),
+            ("temp", "39.0", 1),
+            ("temp", "39.1", 2),
+        ];
+        for (key, value, want) in cases {
+            let out = run(&format!(r#"{{"{key}":{value}}}"#));
+            assert_eq!(out["subscores"][key], *want, "{key} {value}");
+        }
+    }
+
+    #[test]
+    fn every_hundredth_of_a_degree_from_30_to_45_rounds_half_up_from_json_text() {
+        for h in 3000..=4500u32 {
+            let text = format!("{}.{:02}", h / 100, h % 100);
+            let tenths = i64::from((h + 5) / 10);
+            let want = crate::news2::temperature::score(tenths);
+            let out = run(&format!(r#"{{"temp":{text}}}"#));
+            assert_eq!(out["subscores"]["temp"], want, "temp {text}");
+        }
+    }
+
+    #[test]
+    fn every_half_from_json_text_rounds_up_on_whole_number_rows() {
+        for n in 0..=300u32 {
+            let below = format!("{n}.49");
+            let half = format!("{n}.5");
+            for key in ["resp_rate", "systolic", "pulse"] {
+                let s =
+                    |text: &str| run(&format!(r#"{{"{key}":{text}}}"#))["subscores"][key].clone();
+                let score_of = |q: i64| match key {
+                    "resp_rate" => crate::news2::resp_rate::score(q),
+                    "systolic" => crate::news2::systolic::score(q),
+                    _ => crate::news2::pulse::score(q),
+                };
+                assert_eq!(s(&below), score_of(i64::from(n)), "{key} {below}");
+                assert_eq!(s(&half), score_of(i64::from(n) + 1), "{key} {half}");
+            }
+        }
+    }
+
+    #[test]
     fn spo2_scale_accepts_1_0_and_2_0() {
         assert_eq!(
             run(r#"{"spo2":90,"spo2_scale":2.0,"o2":false}"#)["subscores"]["spo2"],
