@@ -73,6 +73,9 @@ async fn poll_loop(
     connected: watch::Sender<bool>,
     cancel: CancellationToken,
 ) {
+    // Ready only once every subscription is acknowledged: before that, a
+    // device's message would reach a broker with nobody listening.
+    let mut pending_subacks = 0usize;
     loop {
         let ev = tokio::select! {
             ev = eventloop.poll() => ev,
@@ -81,13 +84,20 @@ async fn poll_loop(
         match ev {
             Ok(Event::Incoming(Packet::ConnAck(_))) => {
                 tracing::info!("ingest connected to broker");
+                pending_subacks = 0;
                 for kind in acl::UPLINKS {
                     let filter = format!("{}+/{kind}", acl::PREFIX);
-                    if let Err(e) = client.subscribe(filter, QoS::AtLeastOnce).await {
-                        tracing::error!(error = %e, "subscribe failed");
+                    match client.subscribe(filter, QoS::AtLeastOnce).await {
+                        Ok(()) => pending_subacks += 1,
+                        Err(e) => tracing::error!(error = %e, "subscribe failed"),
                     }
                 }
-                let _ = connected.send(true);
+            }
+            Ok(Event::Incoming(Packet::SubAck(_))) => {
+                pending_subacks = pending_subacks.saturating_sub(1);
+                if pending_subacks == 0 {
+                    let _ = connected.send(true);
+                }
             }
             Ok(Event::Incoming(Packet::Publish(p))) => {
                 if tx.send(p).await.is_err() {

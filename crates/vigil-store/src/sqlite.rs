@@ -493,7 +493,7 @@ impl Store for SqliteStore {
         let rows = sqlx::query(
             "SELECT id, code, value_num, value_text, unit, measured_at, received_at, device_id, seq
              FROM observations
-             WHERE patient_id = ? AND (?2 IS NULL OR code = ?2) AND measured_at >= ? AND measured_at <= ?
+             WHERE patient_id = ?1 AND (?2 IS NULL OR code = ?2) AND measured_at >= ?3 AND measured_at <= ?4
              ORDER BY code, measured_at, id",
         )
         .bind(q.patient_id)
@@ -547,5 +547,68 @@ impl Store for SqliteStore {
             patients: r.get(3),
             devices: r.get(4),
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use chrono::TimeZone;
+
+    async fn store() -> (tempfile::TempDir, SqliteStore) {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let url = format!("sqlite://{}", dir.path().join("t.db").display());
+        (dir, SqliteStore::connect(&url).await.expect("connect"))
+    }
+
+    async fn patient(s: &SqliteStore) -> i64 {
+        let w = s.ward_add("W").await.expect("ward");
+        let at = Utc.with_ymd_and_hms(2026, 11, 22, 8, 0, 0).single().expect("time");
+        s.patient_admit(NewPatient {
+            ward_id: w.id,
+            name: "P".into(),
+            nhs_number: "9434765919".into(),
+            pathway: "general".into(),
+            spo2_scale: 1,
+            spo2_scale_set_by: None,
+            admitted_at: at,
+        })
+        .await
+        .expect("admit")
+    }
+
+    fn msg(patient_id: i64, seq: u32, minute: u32, value: f64) -> NewObsMessage {
+        let at = Utc.with_ymd_and_hms(2026, 11, 22, 8, minute, 0).single().expect("time");
+        NewObsMessage {
+            device_id: "d1".into(),
+            seq,
+            patient_id,
+            measured_at: at,
+            received_at: at,
+            obs: vec![NewObservation { code: "spo2".into(), value: ObsValue::Number(value), unit: Some("%".into()) }],
+        }
+    }
+
+    #[tokio::test]
+    async fn batch_dedups_on_device_and_seq_and_range_queries_filter() {
+        let (_d, s) = store().await;
+        let p = patient(&s).await;
+        let out = s.store_obs_batch(&[msg(p, 1, 1, 95.0), msg(p, 2, 2, 94.0), msg(p, 1, 3, 80.0)]).await.expect("batch");
+        assert!(matches!(out[0], BatchOutcome::Stored { .. }));
+        assert!(matches!(out[1], BatchOutcome::Stored { .. }));
+        assert_eq!(out[2], BatchOutcome::Duplicate);
+
+        let all = s.observations(ObservationQuery { patient_id: p, ..Default::default() }).await.expect("query");
+        assert_eq!(all.iter().map(|r| r.seq).collect::<Vec<_>>(), [1, 2]);
+        let from = Utc.with_ymd_and_hms(2026, 11, 22, 8, 2, 0).single();
+        let late = s.observations(ObservationQuery { patient_id: p, from, ..Default::default() }).await.expect("query");
+        assert_eq!(late.iter().map(|r| r.seq).collect::<Vec<_>>(), [2]);
+        let none = s
+            .observations(ObservationQuery { patient_id: p, code: Some("pulse".into()), ..Default::default() })
+            .await
+            .expect("query");
+        assert!(none.is_empty());
+        let st = s.stats().await.expect("stats");
+        assert_eq!((st.obs_messages, st.observations, st.patients), (2, 2, 1));
     }
 }

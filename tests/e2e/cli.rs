@@ -1,0 +1,124 @@
+//! The `vigil` binary itself: exit codes, one-line errors, admin commands
+//! against a database a running daemon is using.
+
+use std::io::Write;
+use std::process::{Command, Output, Stdio};
+
+use serde_json::{Value, json};
+
+use crate::helpers::{DeviceCreds, TestApp, assert_ack};
+
+const VIGIL: &str = env!("CARGO_BIN_EXE_vigil");
+
+fn vigil(args: &[&str], stdin: Option<&str>) -> Output {
+    let mut child = Command::new(VIGIL)
+        .args(args)
+        .env_remove("RUST_LOG")
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("vigil runs");
+    if let Some(input) = stdin {
+        child.stdin.take().expect("stdin").write_all(input.as_bytes()).expect("write stdin");
+    }
+    drop(child.stdin.take());
+    child.wait_with_output().expect("vigil exits")
+}
+
+fn json_out(o: &Output) -> Value {
+    assert!(o.status.success(), "failed: {}", String::from_utf8_lossy(&o.stderr));
+    serde_json::from_slice(&o.stdout).expect("one JSON object")
+}
+
+fn config_for(app: &TestApp, dir: &tempfile::TempDir) -> String {
+    let path = dir.path().join("vigil.toml");
+    std::fs::write(&path, format!("[database]\nurl = \"sqlite://{}\"\n", app.db_path.display())).expect("config");
+    path.display().to_string()
+}
+
+#[test]
+fn unknown_config_key_exits_2_with_one_line_naming_it() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let cfg = dir.path().join("vigil.toml");
+    std::fs::write(&cfg, "[http]\naddr = \"127.0.0.1:0\"\n[mqtt]\nembeded = false\n").expect("write");
+    let o = vigil(&["serve", "--config", &cfg.display().to_string()], None);
+    assert_eq!(o.status.code(), Some(2));
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert_eq!(err.trim_end().lines().count(), 1, "{err}");
+    assert!(err.contains("\"mqtt.embeded\""), "{err}");
+}
+
+#[test]
+fn unknown_flag_exits_2_with_one_line() {
+    let o = vigil(&["serve", "--confgi", "x"], None);
+    assert_eq!(o.status.code(), Some(2));
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert_eq!(err.trim_end().lines().count(), 1, "{err}");
+    assert!(err.contains("--confgi"), "{err}");
+}
+
+#[tokio::test]
+async fn admin_commands_work_against_a_running_daemon() {
+    let app = TestApp::spawn().await;
+    let dir = tempfile::tempdir().expect("tempdir");
+    let cfg = config_for(&app, &dir);
+    let run = |args: &[&str], stdin: Option<&str>| {
+        let mut all = vec!["admin", "--config", cfg.as_str()];
+        all.extend_from_slice(args);
+        vigil(&all, stdin)
+    };
+
+    let ward = json_out(&run(&["ward", "add", "--name", "Ward C"], None));
+    assert!(ward["id"].is_i64());
+    let user = json_out(&run(&["user", "add", "--username", "nurse1", "--role", "nurse", "--ward", "Ward C"], Some("a-long-password\n")));
+    assert!(user["id"].is_i64());
+    let token = json_out(&run(&["token", "create", "--username", "nurse1"], None));
+    assert_eq!(token["token"].as_str().map(str::len), Some(64));
+
+    let bad = run(&["patient", "admit", "--ward", "Ward C", "--name", "P", "--nhs-number", "9434765918", "--pathway", "copd"], None);
+    assert_eq!(bad.status.code(), Some(2), "an invalid NHS number is a usage error");
+
+    let p = json_out(&run(&["patient", "admit", "--ward", "Ward C", "--name", "P", "--nhs-number", "9434765919", "--pathway", "copd", "--spo2-scale", "2"], None));
+    let pid = p["id"].as_i64().expect("id");
+    let d = json_out(&run(&["device", "provision", "--kind", "oximeter", "--patient", &pid.to_string()], None));
+    let creds = DeviceCreds {
+        device_id: d["device_id"].as_str().expect("id").into(),
+        username: d["mqtt_username"].as_str().expect("user").into(),
+        password: d["mqtt_password"].as_str().expect("password").into(),
+    };
+
+    // Provisioned by another process a moment ago: the daemon accepts it now.
+    let mut dev = app.connect(&creds).await.expect("a freshly provisioned device connects");
+    for seq in 1..=3 {
+        dev.publish_obs(seq, json!([{"code": "spo2", "value": 90 + seq, "unit": "%"}])).await;
+        assert_ack(&dev.next_cmd().await, &[seq]);
+    }
+    dev.publish_obs(3, json!([{"code": "spo2", "value": 99, "unit": "%"}])).await;
+    assert_ack(&dev.next_cmd().await, &[3]);
+
+    let stats = json_out(&run(&["stats"], None));
+    assert_eq!(stats["obs_messages"], 3, "stats counts stored messages exactly: {stats}");
+    assert_eq!(stats["observations"], 3);
+    assert_eq!(stats["patients"], 1);
+
+    let revoked = json_out(&run(&["device", "revoke", "--device", &creds.device_id], None));
+    assert_eq!(revoked["device_id"], creds.device_id.as_str());
+    assert!(app.connect(&creds).await.is_err(), "revoked by the CLI: refused at the next connect");
+
+    let out = json_out(&run(&["patient", "discharge", "--patient", &pid.to_string()], None));
+    assert!(out["discharged_at"].is_string());
+    let t = token["token"].as_str().expect("token").to_string();
+    assert_eq!(json_out(&run(&["token", "revoke", "--token", &t], None)), json!({"revoked": true}));
+}
+
+#[test]
+fn migrate_creates_a_fresh_database() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let cfg = dir.path().join("vigil.toml");
+    let db = dir.path().join("sub/vigil.db");
+    std::fs::write(&cfg, format!("[database]\nurl = \"sqlite://{}\"\n", db.display())).expect("write");
+    let o = vigil(&["migrate", "--config", &cfg.display().to_string()], None);
+    assert_eq!(json_out(&o), json!({"migrated": true}));
+    assert!(db.exists());
+}

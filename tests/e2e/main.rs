@@ -1,0 +1,13 @@
+//! End-to-end tests: the whole Vigil system over real sockets.
+//!
+//! Each test starts its own daemon in-process on free ports (embedded MQTT
+//! broker, a fresh SQLite in a temp dir, the web server) with [`TestApp`],
+//! and talks to it as devices and dashboards do: a real MQTT client
+//! (rumqttc), a real HTTP client, a real websocket client. Tests wait on
+//! explicit signals (an `ack`, a websocket event, `/readyz`), never on sleeps.
+
+mod helpers;
+
+mod api;
+mod cli;
+mod ingest;
