@@ -120,15 +120,19 @@ fn opt_string<'a>(o: &JsonObject<'a>, name: &'static str) -> Option<JsonStr<'a>>
     o.get(name).and_then(|v| v.as_str())
 }
 
+/// A short enumeration word with its escapes resolved (so `"\u0061ck"` is
+/// `ack`); `None` when longer than any word this module matches.
+fn word<'b>(s: JsonStr<'_>, buf: &'b mut [u8; 16]) -> Option<&'b str> {
+    s.unescape_into(buf)
+}
+
 /// Parses a `cmd` payload.
 pub fn parse(payload: &[u8]) -> Result<Command<'_>, CmdError> {
     let text = core::str::from_utf8(payload).map_err(|_| CmdError::NotUtf8)?;
     let o = json::parse_object(text)?;
     let kind = string(&o, "type")?;
-    let Some(kind_plain) = kind.as_plain() else {
-        return Ok(Command::Unknown { kind, body: o });
-    };
-    Ok(match kind_plain {
+    let mut buf = [0u8; 16];
+    Ok(match word(kind, &mut buf).unwrap_or("") {
         "ack" => {
             let JsonValue::Array(array) = field(&o, "seqs")? else {
                 return Err(JsonError::Field("seqs").into());
@@ -150,7 +154,8 @@ pub fn parse(payload: &[u8]) -> Result<Command<'_>, CmdError> {
         },
         "advice" => {
             let level = string(&o, "level")?;
-            let level = match level.as_plain() {
+            let mut buf = [0u8; 16];
+            let level = match word(level, &mut buf) {
                 Some("routine") => AdviceLevel::Routine,
                 Some("urgent") => AdviceLevel::Urgent,
                 Some("emergency") => AdviceLevel::Emergency,
@@ -163,8 +168,9 @@ pub fn parse(payload: &[u8]) -> Result<Command<'_>, CmdError> {
         }
         "repeat" => {
             let code_raw = string(&o, "code")?;
+            let mut buf = [0u8; 16];
             Command::Repeat {
-                code: code_raw.as_plain().and_then(Code::from_wire),
+                code: word(code_raw, &mut buf).and_then(Code::from_wire),
                 code_raw,
                 reason: opt_string(&o, "reason"),
             }
@@ -281,6 +287,14 @@ mod tests {
         assert!(matches!(
             parse(br#"{"type":"reboot"}"#),
             Ok(Command::Unknown { .. })
+        ));
+    }
+
+    #[test]
+    fn escaped_type_words_are_recognised() {
+        assert!(matches!(
+            parse(br#"{"type":"\u0061ck","seqs":[]}"#),
+            Ok(Command::Ack(s)) if s.is_empty()
         ));
     }
 

@@ -103,8 +103,8 @@ impl<'a> EcgChunk<'a> {
         head[17..19].copy_from_slice(&self.sample_rate_hz.to_le_bytes());
         head[19..23].copy_from_slice(&self.uv_per_count.to_le_bytes());
         head[23..25].copy_from_slice(&n.to_le_bytes());
-        for (dst, s) in body.chunks_exact_mut(2).zip(self.samples) {
-            dst.copy_from_slice(&s.to_le_bytes());
+        for (dst, s) in body.as_chunks_mut::<2>().0.iter_mut().zip(self.samples) {
+            *dst = s.to_le_bytes();
         }
         Ok(needed)
     }
@@ -114,30 +114,18 @@ impl<'a> EcgChunk<'a> {
         let Some((head, body)) = bytes.split_first_chunk::<HEADER_LEN>() else {
             return Err(DecodeError::TooShort { len: bytes.len() });
         };
-        let field = |at: usize| -> [u8; 8] {
-            let mut b = [0u8; 8];
-            for (i, x) in b.iter_mut().enumerate() {
-                *x = head.get(at + i).copied().unwrap_or(0);
-            }
-            b
-        };
-        let [m0, m1, m2, m3, ..] = field(0);
-        if [m0, m1, m2, m3] != MAGIC {
+        if le::<4>(head, 0) != MAGIC {
             return Err(DecodeError::BadMagic);
         }
-        let [version, ..] = field(4);
+        let [version] = le::<1>(head, 4);
         if version != VERSION {
             return Err(DecodeError::BadVersion(version));
         }
-        let [a, b, c, d, ..] = field(5);
-        let seq = u32::from_le_bytes([a, b, c, d]);
-        let t0_ms = i64::from_le_bytes(field(9));
-        let [a, b, ..] = field(17);
-        let sample_rate_hz = u16::from_le_bytes([a, b]);
-        let [a, b, c, d, ..] = field(19);
-        let uv_per_count = f32::from_le_bytes([a, b, c, d]);
-        let [a, b, ..] = field(23);
-        let n = usize::from(u16::from_le_bytes([a, b]));
+        let seq = u32::from_le_bytes(le(head, 5));
+        let t0_ms = i64::from_le_bytes(le(head, 9));
+        let sample_rate_hz = u16::from_le_bytes(le(head, 17));
+        let uv_per_count = f32::from_le_bytes(le(head, 19));
+        let n = usize::from(u16::from_le_bytes(le(head, 23)));
         let expected = HEADER_LEN + 2 * n;
         if bytes.len() != expected {
             return Err(DecodeError::LengthMismatch {
@@ -159,6 +147,16 @@ impl<'a> EcgChunk<'a> {
             raw_samples: body,
         })
     }
+}
+
+/// `N` bytes of the header from offset `at` (all offsets used are constants
+/// inside the 25-byte header; out of range would give zeros, never a panic).
+fn le<const N: usize>(head: &[u8; HEADER_LEN], at: usize) -> [u8; N] {
+    let mut out = [0u8; N];
+    if let Some(src) = head.get(at..at.saturating_add(N)) {
+        out.copy_from_slice(src);
+    }
+    out
 }
 
 /// A decoded chunk borrowing the received bytes.
@@ -198,8 +196,10 @@ impl<'a> EcgChunkRef<'a> {
     /// Samples in counts.
     pub fn samples(&self) -> impl ExactSizeIterator<Item = i16> + 'a {
         self.raw_samples
-            .chunks_exact(2)
-            .map(|c| i16::from_le_bytes([c[0], c[1]]))
+            .as_chunks::<2>()
+            .0
+            .iter()
+            .map(|c| i16::from_le_bytes(*c))
     }
 
     /// Samples in microvolts.

@@ -424,7 +424,8 @@ impl<const SLOTS: usize, const BYTES: usize> Outbox<SLOTS, BYTES> {
             .iter()
             .filter(|e| e.sent_at.is_some() && self.due_in(e, now_ms) > 0)
             .count();
-        if in_flight >= self.config.max_in_flight {
+        // A window of 0 would never send anything: treat it as 1.
+        if in_flight >= self.config.max_in_flight.max(1) {
             return None;
         }
         let i = self

@@ -44,8 +44,10 @@ impl<'a> HeartRate<'a> {
     /// RR intervals in units of 1/1024 s, oldest first.
     pub fn rr_intervals_raw(&self) -> impl ExactSizeIterator<Item = u16> + 'a {
         self.rr_raw
-            .chunks_exact(2)
-            .map(|c| u16::from_le_bytes([c[0], c[1]]))
+            .as_chunks::<2>()
+            .0
+            .iter()
+            .map(|c| u16::from_le_bytes(*c))
     }
 
     /// RR intervals in milliseconds, oldest first.
