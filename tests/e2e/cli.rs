@@ -122,3 +122,31 @@ fn migrate_creates_a_fresh_database() {
     assert_eq!(json_out(&o), json!({"migrated": true}));
     assert!(db.exists());
 }
+
+#[test]
+fn score_answers_each_line_in_order() {
+    let input = concat!(
+        r#"{"resp_rate":18,"spo2":96,"spo2_scale":1,"o2":false,"systolic":120,"pulse":80,"acvpu":"A","temp":37.1}"#,
+        "\n",
+        r#"{"resp_rate":21,"spo2":91,"o2":false,"systolic":120,"pulse":80,"acvpu":"A","temp":37.1}"#,
+        "\n",
+        "not json\n",
+        r#"{"spo2":96,"pulse":80}"#,
+        "\n"
+    );
+    let o = vigil(&["score"], Some(input));
+    assert!(o.status.success());
+    let lines: Vec<Value> =
+        String::from_utf8_lossy(&o.stdout).lines().map(|l| serde_json::from_str(l).expect("json line")).collect();
+    assert_eq!(lines.len(), 4);
+    assert_eq!((lines[0]["total"].as_i64(), lines[0]["risk"].as_str(), lines[0]["partial"].as_bool()), (Some(0), Some("low"), Some(false)));
+    // RR 21 → 2, SpO2 91 on scale 1 → 3: total 5, medium.
+    assert_eq!((lines[1]["total"].as_i64(), lines[1]["risk"].as_str()), (Some(5), Some("medium")));
+    assert_eq!(lines[1]["subscores"]["resp_rate"], 2);
+    assert!(lines[2]["error"].is_string());
+    assert_eq!(lines[3]["partial"], true);
+    let missing: Vec<&str> = lines[3]["missing"].as_array().expect("missing").iter().filter_map(|m| m.as_str()).collect();
+    for p in ["resp_rate", "systolic", "acvpu", "temp"] {
+        assert!(missing.contains(&p), "{p} missing from {missing:?}");
+    }
+}

@@ -92,8 +92,25 @@ pub async fn run(cli: Cli) -> Result<(), Failure> {
             println!("{out}");
             Ok(())
         }
-        Command::Score => Err(Failure::Other("vigil score: not available in this build yet".into())),
+        Command::Score => score_stdin(),
     }
+}
+
+/// `vigil score`: one JSON line of NEWS2 out per JSON line in
+/// (CONTRACTS.md §4). A bad line gets an `{"error": …}` line, so output stays
+/// aligned with input.
+fn score_stdin() -> Result<(), Failure> {
+    use std::io::{BufRead, Write};
+    let stdin = std::io::stdin();
+    let mut out = std::io::BufWriter::new(std::io::stdout().lock());
+    for line in stdin.lock().lines() {
+        let line = line.map_err(other)?;
+        if line.trim().is_empty() {
+            continue;
+        }
+        writeln!(out, "{}", vigil_clinical::score_line(&line)).map_err(other)?;
+    }
+    out.flush().map_err(other)
 }
 
 async fn shutdown_signal() {
