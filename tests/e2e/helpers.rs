@@ -238,7 +238,12 @@ impl TestDevice {
 
     /// Publish an observation message measured now.
     pub async fn publish_obs(&self, seq: u32, obs: Value) {
-        let ts = chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Secs, true);
+        self.publish_obs_at(seq, chrono::Utc::now(), obs).await;
+    }
+
+    /// Publish an observation message measured at `at`.
+    pub async fn publish_obs_at(&self, seq: u32, at: chrono::DateTime<chrono::Utc>, obs: Value) {
+        let ts = at.to_rfc3339_opts(chrono::SecondsFormat::Secs, true);
         self.publish_raw("obs", json!({"seq": seq, "ts": ts, "obs": obs}).to_string()).await;
     }
 

@@ -11,3 +11,4 @@ mod helpers;
 mod api;
 mod cli;
 mod ingest;
+mod scoring;

@@ -14,7 +14,7 @@
 //! manual MQTT acks too, so with an external broker and a persistent
 //! session a message is redelivered if the daemon dies mid-batch.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -40,12 +40,14 @@ pub struct Running {
     pub tasks: Vec<tokio::task::JoinHandle<()>>,
 }
 
-/// Start the ingest client against `config.broker`.
+/// Start the ingest client against `config.broker`. `rescore` carries
+/// patient ids whose score must be recomputed now (an episode setting changed).
 pub fn spawn(
     config: IngestConfig,
     store: Arc<dyn Store>,
     events: broadcast::Sender<LiveEvent>,
     metrics: IngestMetrics,
+    rescore: mpsc::Receiver<i64>,
     cancel: CancellationToken,
 ) -> Running {
     let mut opts = MqttOptions::new(config.client_id.clone(), config.broker_host.clone(), config.broker_port);
@@ -62,7 +64,7 @@ pub fn spawn(
     let (connected_tx, connected) = watch::channel(false);
     let poll = tokio::spawn(poll_loop(eventloop, client.clone(), tx, connected_tx, cancel.clone()));
     let worker = Worker { client, store, events, metrics };
-    let batch = tokio::spawn(worker.run(rx, cancel));
+    let batch = tokio::spawn(worker.run(rx, rescore, cancel));
     Running { connected, tasks: vec![poll, batch] }
 }
 
@@ -132,11 +134,16 @@ struct Pending {
 }
 
 impl Worker {
-    async fn run(self, mut rx: mpsc::Receiver<Publish>, cancel: CancellationToken) {
+    async fn run(self, mut rx: mpsc::Receiver<Publish>, mut rescore: mpsc::Receiver<i64>, cancel: CancellationToken) {
         let mut batch = Vec::with_capacity(MAX_BATCH);
         loop {
             let first = tokio::select! {
                 p = rx.recv() => match p { Some(p) => p, None => break },
+                Some(patient) = rescore.recv() => {
+                    let now = Utc::now();
+                    self.score_and_push(patient, now, now).await;
+                    continue;
+                }
                 _ = cancel.cancelled() => break,
             };
             batch.push(first);
@@ -193,12 +200,14 @@ impl Worker {
         };
         let stored_at = Utc::now();
         let mut acks: BTreeMap<&str, Vec<u32>> = BTreeMap::new();
+        let mut to_score: BTreeMap<i64, BTreeSet<chrono::DateTime<Utc>>> = BTreeMap::new();
         for (p, outcome) in pending.iter().zip(outcomes) {
             acks.entry(p.msg.device_id.as_str()).or_default().push(p.msg.seq);
             match outcome {
                 BatchOutcome::Duplicate => self.metrics.obs_messages.with_label_values(&["duplicate"]).inc(),
                 BatchOutcome::Stored { observation_ids } => {
                     self.metrics.obs_messages.with_label_values(&["stored"]).inc();
+                    to_score.entry(p.msg.patient_id).or_default().insert(p.msg.measured_at);
                     let lag = (stored_at - p.msg.measured_at).num_milliseconds().max(0) as f64 / 1000.0;
                     self.metrics.ingest_lag.observe(lag);
                     let obs = p
@@ -222,6 +231,61 @@ impl Worker {
         for (device, seqs) in acks {
             let ack = serde_json::json!({"type": "ack", "seqs": seqs});
             self.send_cmd(device, ack).await;
+        }
+        // Scoring happens after the acks: a reading is safe once stored,
+        // and a scoring failure must never make a device resend.
+        for (patient, times) in to_score {
+            self.score_new_readings(patient, times, stored_at).await;
+        }
+    }
+
+    /// Score a patient at the measurement time of each new reading. A late
+    /// reading (older than the newest score) adds history at its own time,
+    /// and the newest score is recomputed with it, keeping its own time: the
+    /// current score never claims a fresher state than its readings have.
+    async fn score_new_readings(&self, patient: i64, times: BTreeSet<chrono::DateTime<Utc>>, now: chrono::DateTime<Utc>) {
+        let latest = match self.store.latest_score_time(patient).await {
+            Ok(t) => t,
+            Err(e) => {
+                tracing::error!(error = %e, patient, "cannot read score history; scoring skipped");
+                return;
+            }
+        };
+        let newest_new = times.iter().next_back().copied();
+        for t in &times {
+            let push = Some(*t) == newest_new && latest.is_none_or(|l| *t >= l);
+            self.score_at(patient, *t, now, push).await;
+        }
+        if let (Some(l), Some(n)) = (latest, newest_new) {
+            if n < l {
+                self.score_at(patient, l, now, true).await;
+            }
+        }
+    }
+
+    async fn score_and_push(&self, patient: i64, at: chrono::DateTime<Utc>, now: chrono::DateTime<Utc>) {
+        self.score_at(patient, at, now, true).await;
+    }
+
+    async fn score_at(&self, patient: i64, at: chrono::DateTime<Utc>, now: chrono::DateTime<Utc>, push: bool) {
+        let freshness = vigil_clinical::default_freshness();
+        let scored = match vigil_store::scoring::score_patient(self.store.as_ref(), patient, at, freshness).await {
+            Ok(Some(s)) => s,
+            Ok(None) => return,
+            Err(e) => {
+                tracing::error!(error = %e, patient, "scoring failed");
+                return;
+            }
+        };
+        let (settings, score) = scored;
+        let row = vigil_store::scoring::to_new_score(patient, &score, at, now);
+        let detail = row.detail.clone();
+        if let Err(e) = self.store.score_insert(row).await {
+            tracing::error!(error = %e, patient, "storing the score failed");
+            return;
+        }
+        if push {
+            let _ = self.events.send(LiveEvent::Score { ward_id: settings.ward_id, patient_id: patient, score: detail });
         }
     }
 

@@ -14,12 +14,14 @@
 //! - [`model`]: the records the trait reads and writes.
 //! - [`error`]: [`StoreError`].
 //! - [`sqlite`]: the SQLite adapter (WAL mode, migrations from `migrations/sqlite`).
+//! - [`scoring`]: stored readings and episode → vigil-clinical's home NEWS2.
 //! - [`secrets`]: random secrets, ids and their hashed stored form.
 //! - [`downsample`]: keeping a long series' extremes within `max_points`.
 
 pub mod downsample;
 pub mod error;
 pub mod model;
+pub mod scoring;
 pub mod secrets;
 pub mod sqlite;
 
@@ -78,6 +80,20 @@ pub trait Store: Send + Sync + 'static {
     /// Record a refused message in the dead-letter table.
     async fn store_rejected(&self, r: NewRejected) -> Result<()>;
     async fn observations(&self, q: ObservationQuery) -> Result<Vec<ObservationRow>>;
+
+    /// The newest observation of each code measured at or before `at`.
+    async fn latest_per_code(&self, patient_id: i64, at: DateTime<Utc>) -> Result<Vec<ObservationRow>>;
+
+    // --- episodes and scores ----------------------------------------------
+    /// NEWS2-relevant settings of the patient's open episode.
+    async fn episode_settings(&self, patient_id: i64) -> Result<Option<EpisodeSettings>>;
+    /// Apply a clinician's change to the open episode, recording who and when.
+    async fn episode_update(&self, patient_id: i64, u: EpisodeUpdate, by: &str, at: DateTime<Utc>) -> Result<()>;
+    async fn score_insert(&self, s: NewScore) -> Result<i64>;
+    /// Score history, ordered by the time each score describes.
+    async fn scores(&self, patient_id: i64, from: Option<DateTime<Utc>>, to: Option<DateTime<Utc>>) -> Result<Vec<ScoreRow>>;
+    /// The measurement time of the patient's newest score, if any.
+    async fn latest_score_time(&self, patient_id: i64) -> Result<Option<DateTime<Utc>>>;
 
     async fn stats(&self) -> Result<Stats>;
 }

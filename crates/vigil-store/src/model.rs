@@ -278,12 +278,76 @@ pub enum LiveEvent {
         device_id: String,
         status: serde_json::Value,
     },
+    /// A patient's NEWS2 was (re)computed. `score` is the clinical result.
+    Score {
+        ward_id: i64,
+        patient_id: i64,
+        score: serde_json::Value,
+    },
 }
 
 impl LiveEvent {
     pub fn ward_id(&self) -> i64 {
         match self {
-            LiveEvent::Observation { ward_id, .. } | LiveEvent::DeviceStatus { ward_id, .. } => *ward_id,
+            LiveEvent::Observation { ward_id, .. }
+            | LiveEvent::DeviceStatus { ward_id, .. }
+            | LiveEvent::Score { ward_id, .. } => *ward_id,
         }
     }
+}
+
+/// Episode facts NEWS2 needs, each with who recorded it and when.
+#[derive(Clone, Debug, Default, PartialEq, Serialize)]
+pub struct EpisodeSettings {
+    pub patient_id: i64,
+    pub ward_id: i64,
+    pub pathway: String,
+    pub spo2_scale: u8,
+    pub spo2_scale_set_by: Option<String>,
+    pub spo2_scale_set_at: Option<DateTime<Utc>>,
+    pub oxygen: Option<bool>,
+    pub oxygen_set_by: Option<String>,
+    pub oxygen_set_at: Option<DateTime<Utc>>,
+    pub acvpu: Option<String>,
+    pub acvpu_set_by: Option<String>,
+    pub acvpu_set_at: Option<DateTime<Utc>>,
+    pub under_16: bool,
+    pub pregnant: bool,
+}
+
+/// A clinician's change to the open episode; `None` leaves a field alone.
+#[derive(Clone, Debug, Default, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct EpisodeUpdate {
+    pub spo2_scale: Option<u8>,
+    pub oxygen: Option<bool>,
+    pub acvpu: Option<String>,
+    pub under_16: Option<bool>,
+    pub pregnant: Option<bool>,
+}
+
+#[derive(Clone, Debug, PartialEq)]
+pub struct NewScore {
+    pub patient_id: i64,
+    /// The measurement time this score describes.
+    pub scored_at: DateTime<Utc>,
+    pub computed_at: DateTime<Utc>,
+    pub total: Option<i64>,
+    pub risk: Option<String>,
+    pub partial: bool,
+    /// The whole clinical result as JSON.
+    pub detail: serde_json::Value,
+    pub obs_ids: Vec<i64>,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct ScoreRow {
+    pub id: i64,
+    pub scored_at: DateTime<Utc>,
+    pub computed_at: DateTime<Utc>,
+    pub total: Option<i64>,
+    pub risk: Option<String>,
+    pub partial: bool,
+    pub detail: serde_json::Value,
+    pub obs_ids: Vec<i64>,
 }

@@ -529,6 +529,165 @@ impl Store for SqliteStore {
         Ok(codes.into_iter().flat_map(|(_, rs)| downsample::min_max(rs, max)).collect())
     }
 
+    async fn latest_per_code(&self, patient_id: i64, at: DateTime<Utc>) -> Result<Vec<ObservationRow>> {
+        // SQLite returns the bare columns of the row holding MAX(); the id
+        // breaks ties between two readings with the same measurement time.
+        let rows = sqlx::query(
+            "SELECT id, code, value_num, value_text, unit, MAX(measured_at || printf('%020d', id)), received_at, device_id, seq, measured_at
+             FROM observations WHERE patient_id = ?1 AND measured_at <= ?2 GROUP BY code ORDER BY code",
+        )
+        .bind(patient_id)
+        .bind(ts(at))
+        .fetch_all(&self.pool)
+        .await?;
+        rows.into_iter()
+            .map(|r| {
+                Ok(ObservationRow {
+                    id: r.get(0),
+                    code: r.get(1),
+                    value: value_of(r.get(2), r.get(3)),
+                    unit: r.get(4),
+                    measured_at: parse_ts(&r.get::<String, _>(9))?,
+                    received_at: parse_ts(&r.get::<String, _>(6))?,
+                    device_id: r.get(7),
+                    seq: r.get::<i64, _>(8) as u32,
+                })
+            })
+            .collect()
+    }
+
+    async fn episode_settings(&self, patient_id: i64) -> Result<Option<EpisodeSettings>> {
+        let Some(r) = sqlx::query(
+            "SELECT p.id, p.ward_id, e.pathway, e.spo2_scale, e.spo2_scale_set_by, e.spo2_scale_set_at,
+                    e.oxygen, e.oxygen_set_by, e.oxygen_set_at, e.acvpu, e.acvpu_set_by, e.acvpu_set_at,
+                    e.under_16, e.pregnant
+             FROM episodes e JOIN patients p ON p.id = e.patient_id
+             WHERE e.patient_id = ? AND e.discharged_at IS NULL",
+        )
+        .bind(patient_id)
+        .fetch_optional(&self.pool)
+        .await?
+        else {
+            return Ok(None);
+        };
+        Ok(Some(EpisodeSettings {
+            patient_id: r.get(0),
+            ward_id: r.get(1),
+            pathway: r.get(2),
+            spo2_scale: r.get::<i64, _>(3) as u8,
+            spo2_scale_set_by: r.get(4),
+            spo2_scale_set_at: parse_opt_ts(r.get(5))?,
+            oxygen: r.get::<Option<i64>, _>(6).map(|v| v != 0),
+            oxygen_set_by: r.get(7),
+            oxygen_set_at: parse_opt_ts(r.get(8))?,
+            acvpu: r.get(9),
+            acvpu_set_by: r.get(10),
+            acvpu_set_at: parse_opt_ts(r.get(11))?,
+            under_16: r.get::<i64, _>(12) != 0,
+            pregnant: r.get::<i64, _>(13) != 0,
+        }))
+    }
+
+    async fn episode_update(&self, patient_id: i64, u: EpisodeUpdate, by: &str, at: DateTime<Utc>) -> Result<()> {
+        let mut tx = self.pool.begin().await?;
+        let id: Option<i64> = sqlx::query_scalar("SELECT id FROM episodes WHERE patient_id = ? AND discharged_at IS NULL")
+            .bind(patient_id)
+            .fetch_optional(&mut *tx)
+            .await?;
+        let Some(id) = id else {
+            return Err(StoreError::NotFound(format!("open episode for patient {patient_id}")));
+        };
+        let at = ts(at);
+        if let Some(scale) = u.spo2_scale {
+            sqlx::query("UPDATE episodes SET spo2_scale = ?, spo2_scale_set_by = ?, spo2_scale_set_at = ? WHERE id = ?")
+                .bind(scale as i64)
+                .bind(by)
+                .bind(&at)
+                .bind(id)
+                .execute(&mut *tx)
+                .await?;
+        }
+        if let Some(o2) = u.oxygen {
+            sqlx::query("UPDATE episodes SET oxygen = ?, oxygen_set_by = ?, oxygen_set_at = ? WHERE id = ?")
+                .bind(o2 as i64)
+                .bind(by)
+                .bind(&at)
+                .bind(id)
+                .execute(&mut *tx)
+                .await?;
+        }
+        if let Some(acvpu) = &u.acvpu {
+            sqlx::query("UPDATE episodes SET acvpu = ?, acvpu_set_by = ?, acvpu_set_at = ? WHERE id = ?")
+                .bind(acvpu)
+                .bind(by)
+                .bind(&at)
+                .bind(id)
+                .execute(&mut *tx)
+                .await?;
+        }
+        if let Some(v) = u.under_16 {
+            sqlx::query("UPDATE episodes SET under_16 = ? WHERE id = ?").bind(v as i64).bind(id).execute(&mut *tx).await?;
+        }
+        if let Some(v) = u.pregnant {
+            sqlx::query("UPDATE episodes SET pregnant = ? WHERE id = ?").bind(v as i64).bind(id).execute(&mut *tx).await?;
+        }
+        tx.commit().await?;
+        Ok(())
+    }
+
+    async fn score_insert(&self, s: NewScore) -> Result<i64> {
+        let id = sqlx::query(
+            "INSERT INTO scores (patient_id, scored_at, computed_at, total, risk, partial, detail, obs_ids)
+             VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+        )
+        .bind(s.patient_id)
+        .bind(ts(s.scored_at))
+        .bind(ts(s.computed_at))
+        .bind(s.total)
+        .bind(&s.risk)
+        .bind(s.partial as i64)
+        .bind(s.detail.to_string())
+        .bind(serde_json::to_string(&s.obs_ids).unwrap_or_else(|_| "[]".into()))
+        .execute(&self.pool)
+        .await?
+        .last_insert_rowid();
+        Ok(id)
+    }
+
+    async fn scores(&self, patient_id: i64, from: Option<DateTime<Utc>>, to: Option<DateTime<Utc>>) -> Result<Vec<ScoreRow>> {
+        let rows = sqlx::query(
+            "SELECT id, scored_at, computed_at, total, risk, partial, detail, obs_ids FROM scores
+             WHERE patient_id = ?1 AND scored_at >= ?2 AND scored_at <= ?3 ORDER BY scored_at, id",
+        )
+        .bind(patient_id)
+        .bind(from.map(ts).unwrap_or_else(|| "0000".into()))
+        .bind(to.map(ts).unwrap_or_else(|| "9999".into()))
+        .fetch_all(&self.pool)
+        .await?;
+        rows.into_iter()
+            .map(|r| {
+                Ok(ScoreRow {
+                    id: r.get(0),
+                    scored_at: parse_ts(&r.get::<String, _>(1))?,
+                    computed_at: parse_ts(&r.get::<String, _>(2))?,
+                    total: r.get(3),
+                    risk: r.get(4),
+                    partial: r.get::<i64, _>(5) != 0,
+                    detail: serde_json::from_str(&r.get::<String, _>(6)).unwrap_or(serde_json::Value::Null),
+                    obs_ids: serde_json::from_str(&r.get::<String, _>(7)).unwrap_or_default(),
+                })
+            })
+            .collect()
+    }
+
+    async fn latest_score_time(&self, patient_id: i64) -> Result<Option<DateTime<Utc>>> {
+        let t: Option<String> = sqlx::query_scalar("SELECT MAX(scored_at) FROM scores WHERE patient_id = ?")
+            .bind(patient_id)
+            .fetch_one(&self.pool)
+            .await?;
+        parse_opt_ts(t)
+    }
+
     async fn stats(&self) -> Result<Stats> {
         let r = sqlx::query(
             "SELECT (SELECT COUNT(*) FROM obs_messages), (SELECT COUNT(*) FROM observations),

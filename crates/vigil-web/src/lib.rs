@@ -51,6 +51,8 @@ pub struct AppState {
     pub registry: Registry,
     pub metrics: WebMetrics,
     pub broker_connected: watch::Receiver<bool>,
+    /// Ask the scorer to recompute a patient's NEWS2 now.
+    pub rescore: tokio::sync::mpsc::Sender<i64>,
     pub cancel: CancellationToken,
 }
 

@@ -7,7 +7,9 @@ use axum::routing::{get, post};
 use axum::{Json, Router};
 use chrono::{DateTime, Utc};
 use serde::Deserialize;
-use vigil_store::{ObservationQuery, ObservationRow, PatientDetail, PatientSummary, Role};
+use serde::Serialize;
+use vigil_clinical::News2Score;
+use vigil_store::{EpisodeUpdate, ObservationQuery, ObservationRow, PatientDetail, PatientSummary, Role, ScoreRow};
 
 use crate::admin::{AdminError, AdmitRequest, admit};
 use crate::auth::Caller;
@@ -20,6 +22,8 @@ pub fn router() -> Router<AppState> {
         .route("/api/v1/patients/{id}", get(one))
         .route("/api/v1/patients/{id}/observations", get(observations))
         .route("/api/v1/patients/{id}/discharge", post(discharge))
+        .route("/api/v1/patients/{id}/scores", get(scores))
+        .route("/api/v1/patients/{id}/episode", axum::routing::patch(update_episode))
 }
 
 #[derive(Deserialize)]
@@ -28,18 +32,85 @@ struct ListQuery {
     ward: Option<i64>,
 }
 
+/// A ward-list row: the patient, their latest readings, and NEWS2 as of
+/// now. Scoring at request time means a reading that has aged past the
+/// freshness window shows as stale the moment it is, not at the next reading.
+#[derive(Serialize)]
+struct WardRow {
+    #[serde(flatten)]
+    patient: PatientSummary,
+    news2: Option<News2Score>,
+}
+
 async fn list(
     State(state): State<AppState>,
     caller: Caller,
     q: Result<Query<ListQuery>, axum::extract::rejection::QueryRejection>,
-) -> Result<Json<Vec<PatientSummary>>, ApiError> {
+) -> Result<Json<Vec<WardRow>>, ApiError> {
     let Query(q) = q.map_err(|e| ApiError::Invalid(e.body_text()))?;
     let wards: Vec<i64> = match q.ward {
         Some(w) if caller.sees_ward(w) => vec![w],
         Some(_) => return Err(ApiError::NotFound("ward")),
         None => caller.0.ward_ids.clone(),
     };
-    Ok(Json(state.store.patients_list(&wards).await?))
+    let now = Utc::now();
+    let mut rows = Vec::new();
+    for patient in state.store.patients_list(&wards).await? {
+        let news2 = vigil_store::scoring::score_patient(state.store.as_ref(), patient.id, now, vigil_clinical::default_freshness())
+            .await?
+            .map(|(_, s)| s);
+        rows.push(WardRow { patient, news2 });
+    }
+    Ok(Json(rows))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RangeQuery {
+    from: Option<DateTime<Utc>>,
+    to: Option<DateTime<Utc>>,
+}
+
+/// `GET /api/v1/patients/{id}/scores`: NEWS2 history, by the measurement
+/// time each score describes.
+async fn scores(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(id): Path<i64>,
+    q: Result<Query<RangeQuery>, axum::extract::rejection::QueryRejection>,
+) -> Result<Json<Vec<ScoreRow>>, ApiError> {
+    let Query(q) = q.map_err(|e| ApiError::Invalid(e.body_text()))?;
+    visible_patient(&state, &caller, id).await?;
+    Ok(Json(state.store.scores(id, q.from, q.to).await?))
+}
+
+/// `PATCH /api/v1/patients/{id}/episode`: a clinician records the SpO2
+/// scale, oxygen, consciousness, or the under-16/pregnancy flags. Each is
+/// stored with who and when, and the score is recomputed at once.
+async fn update_episode(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(id): Path<i64>,
+    body: Result<Json<EpisodeUpdate>, axum::extract::rejection::JsonRejection>,
+) -> Result<Json<serde_json::Value>, ApiError> {
+    let Json(u) = body.map_err(bad_json)?;
+    visible_patient(&state, &caller, id).await?;
+    if u.spo2_scale.is_some_and(|s| s != 1 && s != 2) {
+        return Err(ApiError::Invalid("spo2_scale: must be 1 or 2".into()));
+    }
+    if u.acvpu.as_deref().is_some_and(|a| !["A", "C", "V", "P", "U"].contains(&a)) {
+        return Err(ApiError::Invalid("acvpu: one of A, C, V, P, U".into()));
+    }
+    if u == EpisodeUpdate::default() {
+        return Err(ApiError::Invalid("nothing to change".into()));
+    }
+    state.store.episode_update(id, u, &caller.0.username, Utc::now()).await?;
+    tracing::info!(patient_id = id, by = caller.0.id, "episode settings changed");
+    if state.rescore.send(id).await.is_err() {
+        tracing::warn!(patient_id = id, "scorer not running; score will update with the next reading");
+    }
+    let settings = state.store.episode_settings(id).await?;
+    Ok(Json(serde_json::to_value(settings).map_err(|e| ApiError::Internal(e.to_string()))?))
 }
 
 /// Load a patient the caller may see, or 404.

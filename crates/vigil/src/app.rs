@@ -67,7 +67,9 @@ impl App {
             };
             (cfg, format!("{host}:{port}"))
         };
-        let running = vigil_ingest::pipeline::spawn(ingest, store.clone(), events.clone(), ingest_metrics, cancel.clone());
+        let (rescore_tx, rescore_rx) = tokio::sync::mpsc::channel(256);
+        let running =
+            vigil_ingest::pipeline::spawn(ingest, store.clone(), events.clone(), ingest_metrics, rescore_rx, cancel.clone());
         for t in running.tasks {
             tasks.push(("ingest", t));
         }
@@ -82,6 +84,7 @@ impl App {
             registry,
             metrics: web_metrics,
             broker_connected: running.connected,
+            rescore: rescore_tx,
             cancel: cancel.clone(),
         };
         let router = vigil_web::router(state);
