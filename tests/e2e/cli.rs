@@ -150,3 +150,43 @@ fn score_answers_each_line_in_order() {
         assert!(missing.contains(&p), "{p} missing from {missing:?}");
     }
 }
+
+/// The shared MIT-BIH records, beside the repository (see README).
+fn mitdb() -> Option<std::path::PathBuf> {
+    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../../shared/data/mitdb");
+    dir.is_dir().then_some(dir)
+}
+
+#[test]
+fn ecg_detect_prints_beats_that_match_the_cardiologists_annotations() {
+    let Some(dir) = mitdb() else {
+        eprintln!("SKIPPED: ../shared/data/mitdb not present");
+        return;
+    };
+    let record = dir.join("101");
+    let o = vigil(&["ecg", "detect", "--record", &record.display().to_string()], None);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let detected: Vec<u64> = String::from_utf8_lossy(&o.stdout)
+        .lines()
+        .map(|l| {
+            let mut parts = l.split_whitespace();
+            let sample: u64 = parts.next().and_then(|s| s.parse().ok()).expect("sample index");
+            let secs: f64 = parts.next().and_then(|s| s.parse().ok()).expect("seconds");
+            assert!((secs - sample as f64 / 360.0).abs() < 0.001, "{l}");
+            sample
+        })
+        .collect();
+    let atr = std::fs::read(dir.join("101.atr")).expect("annotations");
+    let reference: Vec<u64> = vigil_ecg::wfdb::parse_annotations(&atr)
+        .expect("parse")
+        .into_iter()
+        .filter(|a| vigil_ecg::wfdb::is_beat_code(a.code))
+        .map(|a| a.sample)
+        .collect();
+    // EC57: 150 ms match window, scoring from 5 minutes.
+    let s = vigil_ecg::eval::score(&reference, &detected, 54, 5 * 60 * 360);
+    assert!(s.sensitivity() >= 99.5 && s.positive_predictivity() >= 99.5, "percent: {s:?}");
+
+    let bad = vigil(&["ecg", "detect", "--record", "/no/such/record"], None);
+    assert_eq!(bad.status.code(), Some(2));
+}

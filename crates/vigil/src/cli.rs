@@ -24,6 +24,23 @@ pub enum Command {
     Admin(AdminArgs),
     /// NEWS2 for JSON lines of observation sets on stdin (CONTRACTS.md §4).
     Score,
+    /// ECG tools.
+    #[command(subcommand)]
+    Ecg(EcgCommand),
+}
+
+#[derive(Debug, Subcommand)]
+pub enum EcgCommand {
+    /// Run the streaming QRS detector over a WFDB record; one beat per line:
+    /// sample index, then time in seconds.
+    Detect {
+        /// Record path without extension (`PATH.hea` and the signal file it names).
+        #[arg(long, value_name = "PATH")]
+        record: PathBuf,
+        /// Signal (channel) index in the record.
+        #[arg(long, default_value_t = 0)]
+        channel: usize,
+    },
 }
 
 #[derive(Debug, Args)]

@@ -93,6 +93,7 @@ pub async fn run(cli: Cli) -> Result<(), Failure> {
             Ok(())
         }
         Command::Score => score_stdin(),
+        Command::Ecg(cli::EcgCommand::Detect { record, channel }) => ecg_detect(&record, channel),
     }
 }
 
@@ -109,6 +110,28 @@ fn score_stdin() -> Result<(), Failure> {
             continue;
         }
         writeln!(out, "{}", vigil_clinical::score_line(&line)).map_err(other)?;
+    }
+    out.flush().map_err(other)
+}
+
+/// `vigil ecg detect`: read a WFDB record and print the detected beats.
+fn ecg_detect(record: &std::path::Path, channel: usize) -> Result<(), Failure> {
+    use std::io::Write;
+    let hea_path = record.with_extension("hea");
+    let hea = std::fs::read_to_string(&hea_path)
+        .map_err(|e| Failure::Usage(format!("--record: cannot read {}: {e}", hea_path.display())))?;
+    let header = vigil_ecg::wfdb::parse_header(&hea).map_err(|e| Failure::Usage(format!("--record: {e}")))?;
+    let spec = header
+        .signals
+        .get(channel)
+        .ok_or_else(|| Failure::Usage(format!("--channel: record has {} signals", header.signals.len())))?;
+    let dat_path = hea_path.with_file_name(&spec.file);
+    let dat = std::fs::read(&dat_path)
+        .map_err(|e| Failure::Usage(format!("--record: cannot read {}: {e}", dat_path.display())))?;
+    let beats = vigil_ecg::detect_record(&hea, &dat, channel).map_err(|e| Failure::Other(e.to_string()))?;
+    let mut out = std::io::BufWriter::new(std::io::stdout().lock());
+    for b in beats {
+        writeln!(out, "{} {:.3}", b.sample, b.sample as f64 / header.fs_hz).map_err(other)?;
     }
     out.flush().map_err(other)
 }
