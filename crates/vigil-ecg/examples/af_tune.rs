@@ -123,7 +123,9 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     println!("|---|---:|---:|");
     for name in &names {
         let w: Vec<&Window> = windows.iter().filter(|w| &w.record == name).collect();
-        let flag = |w: &&&&Window| w.nrmssd > af::NRMSSD_THRESHOLD && w.sampen > af::SAMPLE_ENTROPY_THRESHOLD;
+        let flag = |w: &&&&Window| {
+            w.nrmssd > af::NRMSSD_THRESHOLD && w.sampen > af::SAMPLE_ENTROPY_THRESHOLD
+        };
         let afw: Vec<_> = w.iter().filter(|w| w.af).collect();
         let non: Vec<_> = w.iter().filter(|w| !w.af).collect();
         println!(

@@ -18,6 +18,9 @@ use vigil_ecg::eval::{Score, score};
 use vigil_ecg::wfdb::{self, RHYTHM};
 use vigil_ecg::{Chunk, EcgEvent, EcgStream};
 
+/// Score, samples, detector seconds, scored reference beats, stream figures.
+type RecordResult = (Score, u64, f64, usize, StreamStats);
+
 struct StreamStats {
     hr_pct: f64,
     af_prompt_min: f64,
@@ -84,7 +87,9 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         total_secs,
         total_samples as f64 / total_secs / 1e6
     );
-    println!("\n| record | heart rate available % of s | possible-AF prompt min | reference AF min | codec bytes/sample |");
+    println!(
+        "\n| record | heart rate available % of s | possible-AF prompt min | reference AF min | codec bytes/sample |"
+    );
     println!("|---|---:|---:|---:|---:|");
     let (mut bytes, mut n) = (0f64, 0f64);
     for (rec, st) in &stream_rows {
@@ -131,8 +136,14 @@ fn stream_stats(
         for e in &events {
             match *e {
                 EcgEvent::HeartRate { .. } => hr_secs += 1,
-                EcgEvent::PossibleAf { t_ms, active: true, .. } => af_on_since = Some(t_ms),
-                EcgEvent::PossibleAf { t_ms, active: false, .. } => {
+                EcgEvent::PossibleAf {
+                    t_ms, active: true, ..
+                } => af_on_since = Some(t_ms),
+                EcgEvent::PossibleAf {
+                    t_ms,
+                    active: false,
+                    ..
+                } => {
                     if let Some(s) = af_on_since.take() {
                         af_ms += t_ms - s;
                     }
@@ -174,7 +185,7 @@ fn run(
     rec: &str,
     channel: usize,
     beats_out: Option<&Path>,
-) -> Result<(Score, u64, f64, usize, StreamStats), Box<dyn std::error::Error>> {
+) -> Result<RecordResult, Box<dyn std::error::Error>> {
     let hea = std::fs::read_to_string(dir.join(format!("{rec}.hea")))?;
     let header = wfdb::parse_header(&hea)?;
     let spec = header.signals.get(channel).ok_or("no such channel")?;
@@ -190,7 +201,11 @@ fn run(
         let text: String = det.iter().map(|s| format!("{s}\n")).collect();
         std::fs::write(o.join(format!("{rec}.txt")), text)?;
     }
-    let reference: Vec<u64> = atr.iter().filter(|a| a.is_beat()).map(|a| a.sample).collect();
+    let reference: Vec<u64> = atr
+        .iter()
+        .filter(|a| a.is_beat())
+        .map(|a| a.sample)
+        .collect();
     let fsf = header.fs_hz;
     let s = score(
         &reference,
@@ -198,7 +213,10 @@ fn run(
         (0.150 * fsf).round() as u64,
         (300.0 * fsf).round() as u64,
     );
-    let nref = reference.iter().filter(|&&r| r as f64 >= 300.0 * fsf).count();
+    let nref = reference
+        .iter()
+        .filter(|&&r| r as f64 >= 300.0 * fsf)
+        .count();
     let st = stream_stats(&signal, fs, spec.microvolts_per_count(), &atr)?;
     Ok((s, signal.len() as u64, secs, nref, st))
 }

@@ -117,6 +117,34 @@ pub fn assess_with(rr_ms: &[u16], nrmssd_min: f64, sampen_min: f64) -> Option<Af
     })
 }
 
+/// Sample entropy SampEn(m, r) of `x` (Richman & Moorman 2000): minus the
+/// log of the conditional probability that sequences matching for `m`
+/// points (Chebyshev distance ≤ `r`) also match for `m + 1`. `None` when
+/// no template matches at all (undefined).
+pub fn sample_entropy(x: &[f64], m: usize, r: f64) -> Option<f64> {
+    let n = x.len();
+    if n <= m + 1 {
+        return None;
+    }
+    let (mut b, mut a) = (0u64, 0u64);
+    // Templates of length m and m+1 starting at i < n - m, so both counts
+    // use the same number of templates.
+    for i in 0..n - m {
+        for j in i + 1..n - m {
+            if (0..m).all(|k| (x[i + k] - x[j + k]).abs() <= r) {
+                b += 1;
+                if (x[i + m] - x[j + m]).abs() <= r {
+                    a += 1;
+                }
+            }
+        }
+    }
+    if a == 0 || b == 0 {
+        return None;
+    }
+    Some(-((a as f64) / (b as f64)).ln())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -141,7 +169,9 @@ mod tests {
 
     #[test]
     fn ventricular_bigeminy_is_not_flagged() {
-        let rr: Vec<u16> = (0..150).map(|i| if i % 2 == 0 { 520 } else { 1080 }).collect();
+        let rr: Vec<u16> = (0..150)
+            .map(|i| if i % 2 == 0 { 520 } else { 1080 })
+            .collect();
         let a = assess(&rr).expect("enough intervals");
         assert!(a.nrmssd > NRMSSD_THRESHOLD, "bigeminy is irregular: {a:?}");
         assert!(!a.possible_af, "but regularly so: {a:?}");
@@ -183,32 +213,4 @@ mod tests {
     fn too_few_intervals_give_no_assessment() {
         assert_eq!(assess(&[800; MIN_INTERVALS - 1]), None);
     }
-}
-
-/// Sample entropy SampEn(m, r) of `x` (Richman & Moorman 2000): minus the
-/// log of the conditional probability that sequences matching for `m`
-/// points (Chebyshev distance ≤ `r`) also match for `m + 1`. `None` when
-/// no template matches at all (undefined).
-pub fn sample_entropy(x: &[f64], m: usize, r: f64) -> Option<f64> {
-    let n = x.len();
-    if n <= m + 1 {
-        return None;
-    }
-    let (mut b, mut a) = (0u64, 0u64);
-    // Templates of length m and m+1 starting at i < n - m, so both counts
-    // use the same number of templates.
-    for i in 0..n - m {
-        for j in i + 1..n - m {
-            if (0..m).all(|k| (x[i + k] - x[j + k]).abs() <= r) {
-                b += 1;
-                if (x[i + m] - x[j + m]).abs() <= r {
-                    a += 1;
-                }
-            }
-        }
-    }
-    if a == 0 || b == 0 {
-        return None;
-    }
-    Some(-((a as f64) / (b as f64)).ln())
 }

@@ -94,7 +94,10 @@ struct BitReader<'a> {
 impl BitReader<'_> {
     #[inline]
     fn bit(&mut self) -> Result<u32, EcgError> {
-        let byte = *self.bytes.get(self.pos / 8).ok_or(EcgError::BadEncoding(self.pos / 8))?;
+        let byte = *self
+            .bytes
+            .get(self.pos / 8)
+            .ok_or(EcgError::BadEncoding(self.pos / 8))?;
         let b = (byte >> (7 - (self.pos % 8))) & 1;
         self.pos += 1;
         Ok(u32::from(b))
@@ -216,7 +219,12 @@ mod tests {
             .map(|i| (200.0 * (i as f64 / 50.0).sin()) as i16)
             .collect();
         let e = encode_samples(&s);
-        assert!(e.len() * 2 < s.len(), "{} bytes for {} samples", e.len(), s.len());
+        assert!(
+            e.len() * 2 < s.len(),
+            "{} bytes for {} samples",
+            e.len(),
+            s.len()
+        );
         assert_eq!(decode_samples(&e).ok(), Some(s));
     }
 

@@ -297,10 +297,10 @@ impl Detector {
 
         if self.pending.is_some() {
             self.pending_left -= 1;
-            if self.pending_left == 0 {
-                if let Some(c) = self.pending.take() {
-                    self.decide(c, out);
-                }
+            if self.pending_left == 0
+                && let Some(c) = self.pending.take()
+            {
+                self.decide(c, out);
             }
         }
 
@@ -394,7 +394,9 @@ impl Detector {
             return;
         }
         c.info = self.analyse(c.at);
-        let since = self.last_qrs.map_or(u64::MAX, |l| c.at.saturating_sub(l.at));
+        let since = self
+            .last_qrs
+            .map_or(u64::MAX, |l| c.at.saturating_sub(l.at));
         let slope_ok = since > self.t.ms360
             || self
                 .last_qrs
@@ -416,14 +418,13 @@ impl Detector {
     /// computed when a QRS is accepted, not on every sample.
     #[inline(always)]
     fn check_searchback(&mut self, n: u64, out: &mut Vec<Beat>) {
-        if n >= self.searchback_due {
-            if let Some(s) = self.searchback {
-                if s.height > 0.5 * self.threshold {
-                    self.searchback = None;
-                    self.accept(s, out);
-                    return;
-                }
-            }
+        if n >= self.searchback_due
+            && let Some(s) = self.searchback
+            && s.height > 0.5 * self.threshold
+        {
+            self.searchback = None;
+            self.accept(s, out);
+            return;
         }
         if n >= self.next_decay {
             // After `decay_after` without a QRS, halve the QRS level once a
@@ -451,7 +452,8 @@ impl Detector {
         self.next_decay = c.at + self.t.decay_after;
         // Search-back once 1.5 mean RR have passed and the candidates that
         // could still arrive for that stretch (95 ms peak + 200 ms blank) are in.
-        self.searchback_due = c.at + self.rr_mean + self.rr_mean / 2 + self.t.ms95 + self.t.ms200 + 1;
+        self.searchback_due =
+            c.at + self.rr_mean + self.rr_mean / 2 + self.t.ms95 + self.t.ms200 + 1;
         self.searchback = None;
         if self.last_emitted.is_none_or(|e| c.info.loc > e) {
             self.last_emitted = Some(c.info.loc);
@@ -479,4 +481,3 @@ pub fn detect_all<S: Copy + Into<i32>>(fs_hz: u32, samples: &[S]) -> Result<Vec<
     beats.extend(d.finish());
     Ok(beats)
 }
-

@@ -70,7 +70,8 @@ pub fn score(reference: &[u64], detected: &[u64], window: u64, start: u64) -> Sc
             while k + 1 < detected.len()
                 && detected[k + 1].abs_diff(r) <= window
                 && detected[k + 1].abs_diff(r) < detected[k].abs_diff(r)
-                && next_ref.is_none_or(|nr| detected[k + 1].abs_diff(r) <= detected[k + 1].abs_diff(nr))
+                && next_ref
+                    .is_none_or(|nr| detected[k + 1].abs_diff(r) <= detected[k + 1].abs_diff(nr))
             {
                 count_fp(detected[k], &mut s);
                 k += 1;
@@ -103,24 +104,52 @@ mod tests {
         let r = [1000, 2000, 3000];
         let d = [1010, 2100, 2990, 4000];
         let s = score(&r, &d, 54, 0);
-        assert_eq!(s, Score { tp: 2, fn_: 1, fp: 2 });
+        assert_eq!(
+            s,
+            Score {
+                tp: 2,
+                fn_: 1,
+                fp: 2
+            }
+        );
     }
 
     #[test]
     fn a_detection_matches_one_beat_only() {
         let s = score(&[100, 140], &[120], 54, 0);
-        assert_eq!(s, Score { tp: 1, fn_: 1, fp: 0 });
+        assert_eq!(
+            s,
+            Score {
+                tp: 1,
+                fn_: 1,
+                fp: 0
+            }
+        );
     }
 
     #[test]
     fn the_nearer_of_two_detections_matches_and_the_other_is_false() {
         let s = score(&[1000], &[960, 1001], 54, 0);
-        assert_eq!(s, Score { tp: 1, fn_: 0, fp: 1 });
+        assert_eq!(
+            s,
+            Score {
+                tp: 1,
+                fn_: 0,
+                fp: 1
+            }
+        );
     }
 
     #[test]
     fn nothing_before_start_is_scored() {
         let s = score(&[10, 500, 1000], &[20, 300, 1000], 5, 400);
-        assert_eq!(s, Score { tp: 1, fn_: 1, fp: 0 });
+        assert_eq!(
+            s,
+            Score {
+                tp: 1,
+                fn_: 1,
+                fp: 0
+            }
+        );
     }
 }

@@ -140,16 +140,41 @@ mod tests {
         for fs in [125.0, 250.0, 360.0, 500.0, 1000.0] {
             let lp = [Biquad::lowpass(fs, 15.0, core::f64::consts::FRAC_1_SQRT_2)];
             let hp = [Biquad::highpass(fs, 5.0, core::f64::consts::FRAC_1_SQRT_2)];
-            assert!((gain(&lp, fs, 15.0) - 0.7071).abs() < 0.01, "fs {fs}");
-            assert!((gain(&hp, fs, 5.0) - 0.7071).abs() < 0.01, "fs {fs}");
-            assert!(gain(&hp, fs, 0.3) < 0.01, "baseline wander passes at fs {fs}");
+            assert!(
+                (gain(&lp, fs, 15.0) - core::f64::consts::FRAC_1_SQRT_2).abs() < 0.01,
+                "fs {fs}"
+            );
+            assert!(
+                (gain(&hp, fs, 5.0) - core::f64::consts::FRAC_1_SQRT_2).abs() < 0.01,
+                "fs {fs}"
+            );
+            assert!(
+                gain(&hp, fs, 0.3) < 0.01,
+                "baseline wander passes at fs {fs}"
+            );
         }
     }
 
     #[test]
     fn group_delay_of_a_lowpass_is_positive_and_grows_with_sample_rate() {
-        let d360 = group_delay(&[Biquad::lowpass(360.0, 12.0, 0.7071)], 360.0, 10.0);
-        let d720 = group_delay(&[Biquad::lowpass(720.0, 12.0, 0.7071)], 720.0, 10.0);
+        let d360 = group_delay(
+            &[Biquad::lowpass(
+                360.0,
+                12.0,
+                core::f64::consts::FRAC_1_SQRT_2,
+            )],
+            360.0,
+            10.0,
+        );
+        let d720 = group_delay(
+            &[Biquad::lowpass(
+                720.0,
+                12.0,
+                core::f64::consts::FRAC_1_SQRT_2,
+            )],
+            720.0,
+            10.0,
+        );
         assert!(d360 > 0.0);
         assert!((d720 / d360 - 2.0).abs() < 0.05);
     }

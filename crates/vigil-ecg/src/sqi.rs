@@ -122,8 +122,14 @@ mod tests {
 
     #[test]
     fn flat_line_is_lead_off() {
-        assert_eq!(epoch(core::iter::repeat_n(100, 360)).quality(5.0, 360), Quality::LeadOff);
-        assert_eq!(epoch((0..360).map(|i| (i % 3) as i16)).quality(5.0, 360), Quality::LeadOff);
+        assert_eq!(
+            epoch(core::iter::repeat_n(100, 360)).quality(5.0, 360),
+            Quality::LeadOff
+        );
+        assert_eq!(
+            epoch((0..360).map(|i| (i % 3) as i16)).quality(5.0, 360),
+            Quality::LeadOff
+        );
     }
 
     #[test]

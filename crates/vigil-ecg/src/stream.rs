@@ -63,7 +63,11 @@ pub enum EcgEvent {
     Quality { t_ms: i64, quality: Quality },
     /// The possible-AF prompt turned on or off. A prompt to review the
     /// strip, not a diagnosis.
-    PossibleAf { t_ms: i64, active: bool, assessment: AfAssessment },
+    PossibleAf {
+        t_ms: i64,
+        active: bool,
+        assessment: AfAssessment,
+    },
     /// A discontinuity: analysis restarted at `t_ms`.
     Gap { t_ms: i64 },
 }
@@ -413,7 +417,10 @@ mod tests {
         let mut s = EcgStream::new();
         let ev = feed(&mut s, &sig, T0, 250);
         let hr = heart_rates(&ev);
-        assert!(hr.len() > 40, "a heart rate every second once the window is full");
+        assert!(
+            hr.len() > 40,
+            "a heart rate every second once the window is full"
+        );
         assert!(hr.iter().all(|b| (b - 75.0).abs() < 1.0), "{hr:?}");
         assert_eq!(s.quality(), Some(Quality::Good));
     }
@@ -430,7 +437,10 @@ mod tests {
             quality: Quality::LeadOff
         }));
         assert_eq!(s.heart_rate(), None);
-        assert!(heart_rates(&ev).iter().all(|b| *b > 70.0), "no bradycardia from a flat line");
+        assert!(
+            heart_rates(&ev).iter().all(|b| *b > 70.0),
+            "no bradycardia from a flat line"
+        );
         let last_hr_t = ev
             .iter()
             .filter_map(|e| match e {
@@ -439,7 +449,10 @@ mod tests {
             })
             .max()
             .unwrap_or(0);
-        assert!(last_hr_t <= T0 + 30_000, "no heart rate once the lead is off");
+        assert!(
+            last_hr_t <= T0 + 30_000,
+            "no heart rate once the lead is off"
+        );
     }
 
     #[test]
@@ -450,7 +463,13 @@ mod tests {
         let ev = feed(&mut s, &sig, T0, 500);
         assert_eq!(s.quality(), Some(Quality::LeadOff));
         assert_eq!(s.heart_rate(), None);
-        assert!(ev.iter().any(|e| matches!(e, EcgEvent::Quality { quality: Quality::LeadOff, .. })));
+        assert!(ev.iter().any(|e| matches!(
+            e,
+            EcgEvent::Quality {
+                quality: Quality::LeadOff,
+                ..
+            }
+        )));
     }
 
     #[test]
@@ -460,7 +479,12 @@ mod tests {
         // ±6 mV twice a second (electrode pops) under broadband muscle noise.
         let mut rng = Lcg(9);
         let mut baseline = 0.0f64;
-        for (i, v) in sig.iter_mut().enumerate().take(30 * FS as usize).skip(20 * FS as usize) {
+        for (i, v) in sig
+            .iter_mut()
+            .enumerate()
+            .take(30 * FS as usize)
+            .skip(20 * FS as usize)
+        {
             if i % (FS as usize / 2) == 0 {
                 baseline = (rng.next_f64() * 2.0 - 1.0) * 6000.0;
             }
@@ -472,7 +496,9 @@ mod tests {
         let during: Vec<f32> = ev
             .iter()
             .filter_map(|e| match e {
-                EcgEvent::HeartRate { t_ms, bpm } if *t_ms > T0 + 20_000 && *t_ms <= T0 + 40_000 => {
+                EcgEvent::HeartRate { t_ms, bpm }
+                    if *t_ms > T0 + 20_000 && *t_ms <= T0 + 40_000 =>
+                {
                     Some(*bpm)
                 }
                 _ => None,
@@ -482,7 +508,13 @@ mod tests {
             during.iter().all(|b| (b - 75.0).abs() < 2.0),
             "artefact must not raise the heart rate: {during:?}"
         );
-        assert!(ev.iter().any(|e| matches!(e, EcgEvent::Quality { quality: Quality::Noisy, .. })));
+        assert!(ev.iter().any(|e| matches!(
+            e,
+            EcgEvent::Quality {
+                quality: Quality::Noisy,
+                ..
+            }
+        )));
     }
 
     #[test]
@@ -494,7 +526,11 @@ mod tests {
         let af: Vec<_> = ev
             .iter()
             .filter_map(|e| match e {
-                EcgEvent::PossibleAf { t_ms, active, assessment } => Some((*t_ms, *active, *assessment)),
+                EcgEvent::PossibleAf {
+                    t_ms,
+                    active,
+                    assessment,
+                } => Some((*t_ms, *active, *assessment)),
                 _ => None,
             })
             .collect();
@@ -531,9 +567,17 @@ mod tests {
             .position(|e| *e == EcgEvent::Gap { t_ms: T0 + 60_000 })
             .expect("a gap event");
         // Before the gap only the first segment's last pending beat is flushed.
-        assert!(later[..gap].iter().all(|e| matches!(e, EcgEvent::Beat { t_ms, .. } if *t_ms < T0 + 20_000)));
-        assert!(!later[gap..].iter().any(|e| matches!(e, EcgEvent::HeartRate { t_ms, .. } if *t_ms < T0 + 70_000)),
-            "the heart-rate window restarts after a gap");
+        assert!(
+            later[..gap]
+                .iter()
+                .all(|e| matches!(e, EcgEvent::Beat { t_ms, .. } if *t_ms < T0 + 20_000))
+        );
+        assert!(
+            !later[gap..]
+                .iter()
+                .any(|e| matches!(e, EcgEvent::HeartRate { t_ms, .. } if *t_ms < T0 + 70_000)),
+            "the heart-rate window restarts after a gap"
+        );
         let overlap = Chunk {
             t0_ms: T0 + 60_000,
             fs_hz: FS as u16,

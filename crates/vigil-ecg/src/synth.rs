@@ -45,7 +45,14 @@ pub fn beat_samples(fs_hz: u32, first_ms: f64, rr_ms: &[f64]) -> Vec<u64> {
 
 /// Render `n` samples at `fs_hz` with R peaks at `beats`, in counts of
 /// `uv_per_count` µV, plus uniform noise of ±`noise_uv` µV.
-pub fn render(fs_hz: u32, n: usize, beats: &[u64], uv_per_count: f32, noise_uv: f32, seed: u64) -> Vec<i16> {
+pub fn render(
+    fs_hz: u32,
+    n: usize,
+    beats: &[u64],
+    uv_per_count: f32,
+    noise_uv: f32,
+    seed: u64,
+) -> Vec<i16> {
     let mut uv = vec![0f32; n];
     let fs = fs_hz as f32;
     for &b in beats {

@@ -124,7 +124,9 @@ fn parse_signal_line(ln: usize, line: &str) -> Result<SignalSpec, EcgError> {
         .collect();
     let format: u16 = fmt_digits.parse().map_err(|_| bad("bad format"))?;
     if fmt_field.contains('x') {
-        return Err(bad("multi-frequency signals (NxM formats) are not supported"));
+        return Err(bad(
+            "multi-frequency signals (NxM formats) are not supported",
+        ));
     }
     if fmt_field.contains('+') {
         return Err(bad("byte offsets in signal files are not supported"));
@@ -234,8 +236,10 @@ pub fn decode_212(dat: &[u8]) -> Vec<i32> {
 
 /// Format 16: little-endian 16-bit two's-complement samples.
 pub fn decode_16(dat: &[u8]) -> Result<Vec<i32>, EcgError> {
-    if dat.len() % 2 != 0 {
-        return Err(EcgError::TruncatedSignal("odd byte count in format 16".into()));
+    if !dat.len().is_multiple_of(2) {
+        return Err(EcgError::TruncatedSignal(
+            "odd byte count in format 16".into(),
+        ));
     }
     Ok(dat
         .chunks_exact(2)
@@ -323,10 +327,12 @@ pub fn parse_annotations(bytes: &[u8]) -> Result<Vec<Annotation>, EcgError> {
                 })? as u32;
                 i += 4;
                 let skip = ((hi << 16) | lo) as i32;
-                time = time.checked_add_signed(skip as i64).ok_or(EcgError::Annotation {
-                    offset,
-                    reason: "SKIP moves before the start",
-                })?;
+                time = time
+                    .checked_add_signed(skip as i64)
+                    .ok_or(EcgError::Annotation {
+                        offset,
+                        reason: "SKIP moves before the start",
+                    })?;
             }
             NUM => {
                 num = x as u8 as i8;
@@ -361,7 +367,7 @@ pub fn parse_annotations(bytes: &[u8]) -> Result<Vec<Annotation>, EcgError> {
                 let text = text.split(|b| *b == 0).next().unwrap_or(&[]);
                 last.aux = Some(String::from_utf8_lossy(text).into_owned());
             }
-            1..=49 | 0 => {
+            0..=49 => {
                 time += x as u64;
                 out.push(Annotation {
                     sample: time,
@@ -425,7 +431,10 @@ mod tests {
 
     #[test]
     fn format_16_is_little_endian_and_rejects_odd_lengths() {
-        assert_eq!(decode_16(&[0x01, 0x80, 0xFF, 0x7F]).ok(), Some(vec![-32767, 32767]));
+        assert_eq!(
+            decode_16(&[0x01, 0x80, 0xFF, 0x7F]).ok(),
+            Some(vec![-32767, 32767])
+        );
         assert!(decode_16(&[1, 2, 3]).is_err());
     }
 

@@ -27,10 +27,19 @@ fn segment() -> &'static (u32, Vec<i16>) {
             let fs = h.fs_hz.round() as u32;
             // 60 s starting at 10 min
             let start = 600 * fs as usize;
-            Some((fs, s[start..start + 60 * fs as usize].iter().map(|&v| v as i16).collect()))
+            Some((
+                fs,
+                s[start..start + 60 * fs as usize]
+                    .iter()
+                    .map(|&v| v as i16)
+                    .collect(),
+            ))
         })();
         real.unwrap_or_else(|| {
-            println!("MIT-BIH not found at {}: using a synthetic rhythm", dir.display());
+            println!(
+                "MIT-BIH not found at {}: using a synthetic rhythm",
+                dir.display()
+            );
             let mut rng = Lcg(5);
             let rr: Vec<f64> = (0..90).map(|_| 450.0 + 500.0 * rng.next_f64()).collect();
             let beats = beat_samples(360, 400.0, &rr);

@@ -5,7 +5,7 @@
 //! PhysioToolkit, and PhysioNet. Circulation 101(23):e215-e220 (2000).
 //! The records are read from outside the repository, never copied into it.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 use vigil_ecg::eval::{Score, score};
 use vigil_ecg::{Detector, wfdb};
@@ -30,7 +30,7 @@ struct Record {
     reference: Vec<u64>,
 }
 
-fn load(dir: &PathBuf, name: &str) -> Record {
+fn load(dir: &Path, name: &str) -> Record {
     let hea = std::fs::read_to_string(dir.join(format!("{name}.hea"))).expect("read .hea");
     let header = wfdb::parse_header(&hea).expect("parse .hea");
     let dat = std::fs::read(dir.join(&header.signals[0].file)).expect("read .dat");
@@ -50,7 +50,7 @@ fn load(dir: &PathBuf, name: &str) -> Record {
     }
 }
 
-fn records(dir: &PathBuf) -> Vec<String> {
+fn records(dir: &Path) -> Vec<String> {
     let mut names: Vec<String> = std::fs::read_dir(dir)
         .expect("list data dir")
         .filter_map(|e| e.ok())
@@ -96,7 +96,11 @@ fn gross_sensitivity_and_positive_predictivity_on_mitdb_are_at_least_99_5_percen
         gross.sensitivity(),
         gross.positive_predictivity()
     );
-    assert!(gross.sensitivity() >= 99.5, "gross Se {:.3}", gross.sensitivity());
+    assert!(
+        gross.sensitivity() >= 99.5,
+        "gross Se {:.3}",
+        gross.sensitivity()
+    );
     assert!(
         gross.positive_predictivity() >= 99.5,
         "gross +P {:.3}",
