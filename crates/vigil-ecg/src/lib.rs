@@ -13,7 +13,7 @@
 //! - [`af`] — RR irregularity over two minutes (the possible-AF prompt).
 //! - [`codec`] — lossless storage of raw samples (predictive Rice coding, ~3.8× on MIT-BIH).
 //! - [`synth`] — synthetic ECG with known beats, for tests and benchmarks.
-//! - [`filter`] (private) — run-time biquad design for 125–1000 Hz.
+//! - `filter` (private) — run-time biquad design for 125–1000 Hz.
 //! - [`wfdb`] — PhysioNet header, format 212/16 and annotation decoding.
 //! - [`eval`] — ANSI/AAMI EC57 beat-by-beat scoring (the `bxb` method).
 //! - [`error`] — [`EcgError`].

@@ -8,8 +8,8 @@
 //!   the epoch: an amplifier pinned by a detached electrode);
 //! - **noisy** when the peak-to-peak exceeds [`MOTION_UV`] (electrode
 //!   motion, far beyond any surface QRS), when the signal moves faster than
-//!   [`MAX_SLEW_UV_PER_MS`] between two samples (an electrode "pop": the
-//!   steepest QRS upstrokes on MIT-BIH are about 200 µV/ms), or when the
+//!   [`MAX_SLEW_UV_PER_MS`] between two samples (an electrode "pop": no
+//!   sample-to-sample step on the MIT-BIH records exceeds 230 µV/ms), or when the
 //!   detector found beats closer than [`MIN_RR_MS`] (300 bpm: artefact,
 //!   not a heartbeat).
 //!

@@ -473,7 +473,7 @@ mod tests {
     }
 
     #[test]
-    fn motion_artefact_withholds_heart_rate_instead_of_counting_spikes_as_beats() {
+    fn motion_artefact_withholds_heart_rate_instead_of_counting_artefact_as_beats() {
         let mut sig = rhythm(40.0, || 800.0);
         // 10 s of electrode motion from 20 s: the baseline lurches by up to
         // ±6 mV twice a second (electrode pops) under broadband muscle noise.
