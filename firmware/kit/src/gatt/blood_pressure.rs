@@ -13,7 +13,7 @@
 //! A cuff set to kPa sends e.g. 16.0 for 120 mmHg. Read as mmHg that is a
 //! systolic of 16, a NEWS2 emergency that is not there; the other way round
 //! hides a real one. So the unit flag is always honoured and kPa is
-//! converted here (1 mmHg = 133.322387415 Pa), rounded to 0.1 mm[Hg], finer
+//! converted here (1 mmHg = 133.322387415 Pa), rounded to 0.1 `mm[Hg]`, finer
 //! than any cuff resolves.
 
 use super::{DateTime, GattError, Measurement, Reader};
@@ -30,7 +30,7 @@ const PA_PER_MMHG: f64 = 133.322_387_415;
 pub enum PressureUnit {
     /// Millimetres of mercury.
     MmHg,
-    /// Kilopascals (converted to mm[Hg] by the parser).
+    /// Kilopascals (converted to `mm[Hg]` by the parser).
     KPa,
 }
 
@@ -68,19 +68,19 @@ impl BpStatus {
     }
 }
 
-/// A parsed, validated blood pressure measurement (values in mm[Hg]).
+/// A parsed, validated blood pressure measurement (values in `mm[Hg]`).
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct BloodPressure {
     /// Systolic pressure.
     pub systolic: Observation,
     /// Diastolic pressure.
     pub diastolic: Observation,
-    /// Mean arterial pressure in mm[Hg]; `None` when the cuff sent NaN or
+    /// Mean arterial pressure in `mm[Hg]`; `None` when the cuff sent NaN or
     /// another special value (the BLS allows a cuff not to compute it).
     pub mean_arterial_mmhg: Option<f64>,
     /// Pulse rate, when present and numeric.
     pub pulse: Option<Observation>,
-    /// The unit on the wire (kept for audit; values are already mm[Hg]).
+    /// The unit on the wire (kept for audit; values are already `mm[Hg]`).
     pub unit_sent: PressureUnit,
     /// The cuff's own measurement time, when present and known.
     pub time_stamp: Option<DateTime>,

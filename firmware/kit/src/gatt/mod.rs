@@ -28,7 +28,7 @@
 //!   makes the whole measurement an error; an optional field (pulse rate in a
 //!   BP measurement, mean arterial pressure) that holds one is treated as
 //!   absent.
-//! - Units are converted to the contract's (kPa → mm[Hg], °F → Cel) here,
+//! - Units are converted to the contract's (kPa → `mm[Hg]`, °F → Cel) here,
 //!   once, with the original unit kept on the parsed struct for audit.
 //! - A device timestamp is kept as the device sent it ([`DateTime`]); turning
 //!   it into UTC needs the device's UTC offset, which only the caller knows.
