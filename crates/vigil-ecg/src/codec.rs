@@ -22,6 +22,11 @@
 
 use crate::error::EcgError;
 
+/// Name and version of this format, to store beside encoded samples so a
+/// reader knows how to decode them. A format change gets a new name; the
+/// old decoder then stays available under the old one.
+pub const SAMPLE_ENCODING: &str = "vigil-rice-1";
+
 /// Samples per Rice block.
 pub const BLOCK: usize = 64;
 /// Unary quotients of this length switch to a raw 16-bit residual.

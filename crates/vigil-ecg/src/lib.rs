@@ -29,7 +29,7 @@ pub mod stream;
 pub mod synth;
 pub mod wfdb;
 
-pub use codec::{decode_samples, encode_samples};
+pub use codec::{SAMPLE_ENCODING, decode_samples, encode_samples};
 pub use detector::{Beat, Detector, detect_all};
 pub use error::EcgError;
 pub use sqi::Quality;

@@ -189,7 +189,11 @@ fn detector_holds_up_at_125_250_500_and_1000_hz() {
             gross.fn_,
             gross.fp
         );
-        assert!(gross.sensitivity() >= 99.0, "{to} Hz: Se {:.3}", gross.sensitivity());
+        assert!(
+            gross.sensitivity() >= 99.0,
+            "{to} Hz: Se {:.3}",
+            gross.sensitivity()
+        );
         assert!(
             gross.positive_predictivity() >= 99.0,
             "{to} Hz: +P {:.3}",
