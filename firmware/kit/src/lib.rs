@@ -16,6 +16,7 @@
 //! - [`obs`]: observation codes, units, values ([`Observation`]).
 //! - [`obs_message`]: the `obs` JSON uplink; [`ecg_chunk`]: the `ecg` binary
 //!   uplink, encode and zero-copy decode (shared with the server ingest).
+//! - [`status`]: the retained `status` uplink and last will.
 //! - [`cmd`]: the `cmd` downlink (`ack`, `reject`, `advice`, `repeat`,
 //!   `config`).
 //! - [`seq`]: the per-device sequence counter with a persisted, block-reserved
@@ -97,6 +98,7 @@ pub mod outbox;
 #[cfg(feature = "std")]
 pub mod persist;
 pub mod seq;
+pub mod status;
 pub mod time;
 
 pub use ecg_chunk::{DecodeError, EcgChunk, EcgChunkRef};
