@@ -10,5 +10,6 @@ mod helpers;
 
 mod api;
 mod cli;
+mod ecg;
 mod ingest;
 mod scoring;

@@ -8,6 +8,7 @@
 //! # Layout
 //! - [`acl`]: which topics a device may use (pure).
 //! - [`decode`]: `obs` payload → validated message or a counted rejection (pure).
+//! - [`ecg`]: ECG chunk decoding and one streaming analysis per patch.
 //! - [`broker`]: the embedded rmqtt broker and its auth/ACL hooks.
 //! - [`pipeline`]: the ingest client: batch, commit, then ack.
 //! - [`metrics`]: the Prometheus counters of CONTRACTS.md §6.
@@ -15,6 +16,7 @@
 pub mod acl;
 pub mod broker;
 pub mod decode;
+pub mod ecg;
 pub mod metrics;
 pub mod pipeline;
 

@@ -22,11 +22,14 @@ use chrono::Utc;
 use rumqttc::{AsyncClient, Event, EventLoop, MqttOptions, Packet, Publish, QoS};
 use tokio::sync::{broadcast, mpsc, watch};
 use tokio_util::sync::CancellationToken;
-use vigil_store::{BatchOutcome, LiveEvent, LiveObservation, NewObsMessage, NewRejected, Store};
+use vigil_store::{
+    BatchOutcome, LiveEvent, LiveObservation, NewDerivedObservation, NewEcgChunk, NewObsMessage, NewObservation, NewRejected,
+    ObsValue, Store,
+};
 
 use crate::decode::{Rejection, decode_obs};
 use crate::metrics::IngestMetrics;
-use crate::{acl, IngestConfig};
+use crate::{IngestConfig, acl, ecg};
 
 /// Largest batch written in one transaction.
 const MAX_BATCH: usize = 512;
@@ -63,7 +66,7 @@ pub fn spawn(
     let (tx, rx) = mpsc::channel(8192);
     let (connected_tx, connected) = watch::channel(false);
     let poll = tokio::spawn(poll_loop(eventloop, client.clone(), tx, connected_tx, cancel.clone()));
-    let worker = Worker { client, store, events, metrics };
+    let worker = Worker { ecg: ecg::EcgAnalysis::default(), client, store, events, metrics };
     let batch = tokio::spawn(worker.run(rx, rescore, cancel));
     Running { connected, tasks: vec![poll, batch] }
 }
@@ -121,10 +124,27 @@ async fn poll_loop(
 }
 
 struct Worker {
+    ecg: ecg::EcgAnalysis,
     client: AsyncClient,
     store: Arc<dyn Store>,
     events: broadcast::Sender<LiveEvent>,
     metrics: IngestMetrics,
+}
+
+/// Which uplink a rejected message came on.
+#[derive(Clone, Copy)]
+enum Uplink {
+    Obs,
+    Ecg,
+}
+
+/// One ECG chunk that passed decoding and routing, waiting for the commit.
+struct PendingEcg {
+    device_id: String,
+    patient_id: i64,
+    ward_id: i64,
+    received_at: chrono::DateTime<Utc>,
+    chunk: ecg::DecodedChunk,
 }
 
 /// One message that passed decoding and routing, waiting for the commit.
@@ -134,7 +154,7 @@ struct Pending {
 }
 
 impl Worker {
-    async fn run(self, mut rx: mpsc::Receiver<Publish>, mut rescore: mpsc::Receiver<i64>, cancel: CancellationToken) {
+    async fn run(mut self, mut rx: mpsc::Receiver<Publish>, mut rescore: mpsc::Receiver<i64>, cancel: CancellationToken) {
         let mut batch = Vec::with_capacity(MAX_BATCH);
         loop {
             let first = tokio::select! {
@@ -163,9 +183,10 @@ impl Worker {
         }
     }
 
-    async fn process(&self, batch: &[Publish]) {
+    async fn process(&mut self, batch: &[Publish]) {
         let now = Utc::now();
         let mut pending: Vec<Pending> = Vec::new();
+        let mut pending_ecg: Vec<PendingEcg> = Vec::new();
         for p in batch {
             let Some((device, kind)) = acl::parse_topic(&p.topic) else {
                 tracing::warn!("message on unexpected topic ignored");
@@ -175,39 +196,106 @@ impl Worker {
                 "obs" => match self.accept_obs(device, &p.payload, now).await {
                     Ok(Some(msg)) => pending.push(msg),
                     Ok(None) => {}
-                    Err(r) => self.reject(device, &p.topic, &p.payload, r, now).await,
+                    Err(r) => self.reject(Uplink::Obs, device, &p.topic, &p.payload, r, now).await,
                 },
-                "status" => self.status(device, &p.payload).await,
-                _ => {
-                    // ECG chunks are not ingested yet: leave them unacked so
-                    // the patch keeps them until ECG ingest ships.
-                    self.metrics.ecg_chunks.with_label_values(&["not_ingested"]).inc();
+                "ecg" => match self.accept_ecg(device, &p.payload, now).await {
+                    Ok(Some(c)) => pending_ecg.push(c),
+                    Ok(None) => {}
+                    Err(r) => self.reject(Uplink::Ecg, device, &p.topic, &p.payload, r, now).await,
+                },
+                _ => self.status(device, &p.payload).await,
+            }
+        }
+        let mut acks: BTreeMap<String, Vec<u32>> = BTreeMap::new();
+        let mut to_score: BTreeMap<i64, BTreeSet<chrono::DateTime<Utc>>> = BTreeMap::new();
+        let obs_outcomes = self.store_obs(&pending).await;
+        let ecg_outcomes = self.store_ecg(&pending_ecg).await;
+        let stored_at = Utc::now();
+        if let Some(outcomes) = &obs_outcomes {
+            for (p, outcome) in pending.iter().zip(outcomes) {
+                acks.entry(p.msg.device_id.clone()).or_default().push(p.msg.seq);
+                if let BatchOutcome::Stored { .. } = outcome {
+                    to_score.entry(p.msg.patient_id).or_default().insert(p.msg.measured_at);
                 }
             }
         }
+        if let Some(outcomes) = &ecg_outcomes {
+            for (c, _) in pending_ecg.iter().zip(outcomes) {
+                acks.entry(c.device_id.clone()).or_default().push(c.chunk.seq);
+            }
+        }
+        // Acks go out first: everything acked here is committed.
+        for (device, mut seqs) in acks {
+            seqs.sort_unstable();
+            let ack = serde_json::json!({"type": "ack", "seqs": seqs});
+            self.send_cmd(&device, ack).await;
+        }
+        if let Some(outcomes) = obs_outcomes {
+            self.observation_events(&pending, outcomes, stored_at);
+        }
+        if let Some(outcomes) = ecg_outcomes {
+            self.analyse_ecg(pending_ecg, outcomes, stored_at, &mut to_score).await;
+        }
+        // Scoring happens after the acks: a reading is safe once stored,
+        // and a scoring failure must never make a device resend.
+        for (patient, times) in to_score {
+            self.score_new_readings(patient, times, stored_at).await;
+        }
+    }
+
+    /// Commit the observation messages; `None` (nothing acked) on failure.
+    async fn store_obs(&self, pending: &[Pending]) -> Option<Vec<BatchOutcome>> {
         if pending.is_empty() {
-            return;
+            return None;
         }
         let msgs: Vec<NewObsMessage> = pending.iter().map(|p| p.msg.clone()).collect();
-        let outcomes = match self.store.store_obs_batch(&msgs).await {
-            Ok(o) => o,
+        match self.store.store_obs_batch(&msgs).await {
+            Ok(o) => Some(o),
             Err(e) => {
                 // Nothing is acked: every device keeps its messages and resends.
                 tracing::error!(error = %e, messages = msgs.len(), "store failed; batch not acked");
                 self.metrics.obs_messages.with_label_values(&["error"]).inc_by(msgs.len() as u64);
-                return;
+                None
             }
-        };
-        let stored_at = Utc::now();
-        let mut acks: BTreeMap<&str, Vec<u32>> = BTreeMap::new();
-        let mut to_score: BTreeMap<i64, BTreeSet<chrono::DateTime<Utc>>> = BTreeMap::new();
+        }
+    }
+
+    /// Commit the ECG chunks; `None` (nothing acked) on failure.
+    async fn store_ecg(&self, pending: &[PendingEcg]) -> Option<Vec<BatchOutcome>> {
+        if pending.is_empty() {
+            return None;
+        }
+        let rows: Vec<NewEcgChunk> = pending
+            .iter()
+            .map(|c| NewEcgChunk {
+                device_id: c.device_id.clone(),
+                seq: c.chunk.seq,
+                patient_id: c.patient_id,
+                t0_ms: c.chunk.t0_ms,
+                fs_hz: c.chunk.fs_hz,
+                uv_per_count: c.chunk.uv_per_count,
+                n_samples: c.chunk.samples.len() as u32,
+                encoding: ecg::ENCODING.into(),
+                samples: vigil_ecg::encode_samples(&c.chunk.samples),
+                received_at: c.received_at,
+            })
+            .collect();
+        match self.store.store_ecg_batch(&rows).await {
+            Ok(o) => Some(o),
+            Err(e) => {
+                tracing::error!(error = %e, chunks = rows.len(), "ECG store failed; chunks not acked");
+                self.metrics.ecg_chunks.with_label_values(&["error"]).inc_by(rows.len() as u64);
+                None
+            }
+        }
+    }
+
+    fn observation_events(&self, pending: &[Pending], outcomes: Vec<BatchOutcome>, stored_at: chrono::DateTime<Utc>) {
         for (p, outcome) in pending.iter().zip(outcomes) {
-            acks.entry(p.msg.device_id.as_str()).or_default().push(p.msg.seq);
             match outcome {
                 BatchOutcome::Duplicate => self.metrics.obs_messages.with_label_values(&["duplicate"]).inc(),
                 BatchOutcome::Stored { observation_ids } => {
                     self.metrics.obs_messages.with_label_values(&["stored"]).inc();
-                    to_score.entry(p.msg.patient_id).or_default().insert(p.msg.measured_at);
                     let lag = (stored_at - p.msg.measured_at).num_milliseconds().max(0) as f64 / 1000.0;
                     self.metrics.ingest_lag.observe(lag);
                     let obs = p
@@ -228,15 +316,113 @@ impl Worker {
                 }
             }
         }
-        for (device, seqs) in acks {
-            let ack = serde_json::json!({"type": "ack", "seqs": seqs});
-            self.send_cmd(device, ack).await;
+    }
+
+    /// Run each patch's analysis over its newly stored chunks, in time order;
+    /// store beats and the derived heart rate, push quality and AF changes.
+    async fn analyse_ecg(
+        &mut self,
+        mut pending: Vec<PendingEcg>,
+        outcomes: Vec<BatchOutcome>,
+        stored_at: chrono::DateTime<Utc>,
+        to_score: &mut BTreeMap<i64, BTreeSet<chrono::DateTime<Utc>>>,
+    ) {
+        let mut fresh = Vec::new();
+        for (c, o) in pending.drain(..).zip(outcomes) {
+            match o {
+                BatchOutcome::Duplicate => self.metrics.ecg_chunks.with_label_values(&["duplicate"]).inc(),
+                BatchOutcome::Stored { .. } => {
+                    self.metrics.ecg_chunks.with_label_values(&["stored"]).inc();
+                    fresh.push(c);
+                }
+            }
         }
-        // Scoring happens after the acks: a reading is safe once stored,
-        // and a scoring failure must never make a device resend.
-        for (patient, times) in to_score {
-            self.score_new_readings(patient, times, stored_at).await;
+        fresh.sort_by(|a, b| (a.device_id.as_str(), a.chunk.t0_ms).cmp(&(b.device_id.as_str(), b.chunk.t0_ms)));
+        for c in fresh {
+            let d = self.ecg.feed(&c.device_id, &c.chunk);
+            if !d.beats.is_empty() {
+                if let Err(e) = self.store.store_beats(c.patient_id, &c.device_id, &d.beats).await {
+                    tracing::error!(error = %e, device = %c.device_id, "storing beats failed");
+                }
+            }
+            if let Some((at, bpm)) = d.heart_rate {
+                let o = NewDerivedObservation {
+                    patient_id: c.patient_id,
+                    device_id: c.device_id.clone(),
+                    seq: c.chunk.seq,
+                    observation: NewObservation { code: "pulse".into(), value: ObsValue::Number(bpm), unit: Some("/min".into()) },
+                    measured_at: at,
+                    received_at: stored_at,
+                };
+                match self.store.store_derived(o).await {
+                    Ok(id) => {
+                        to_score.entry(c.patient_id).or_default().insert(at);
+                        let _ = self.events.send(LiveEvent::Observation {
+                            ward_id: c.ward_id,
+                            patient_id: c.patient_id,
+                            device_id: c.device_id.clone(),
+                            seq: c.chunk.seq,
+                            measured_at: at,
+                            obs: vec![LiveObservation { id, code: "pulse".into(), value: ObsValue::Number(bpm), unit: Some("/min".into()) }],
+                        });
+                    }
+                    Err(e) => tracing::error!(error = %e, device = %c.device_id, "storing ECG heart rate failed"),
+                }
+            }
+            for (t_ms, q) in d.quality {
+                let _ = self.events.send(LiveEvent::EcgStatus {
+                    ward_id: c.ward_id,
+                    patient_id: c.patient_id,
+                    device_id: c.device_id.clone(),
+                    t_ms,
+                    quality: Some(q.to_string()),
+                    possible_af: None,
+                });
+            }
+            for (t_ms, active) in d.possible_af {
+                tracing::info!(device = %c.device_id, active, "possible-AF prompt changed");
+                let _ = self.events.send(LiveEvent::EcgStatus {
+                    ward_id: c.ward_id,
+                    patient_id: c.patient_id,
+                    device_id: c.device_id.clone(),
+                    t_ms,
+                    quality: None,
+                    possible_af: Some(active),
+                });
+            }
         }
+    }
+
+    /// Decode, validate and route one `ecg` chunk.
+    async fn accept_ecg(
+        &self,
+        device: &str,
+        payload: &[u8],
+        now: chrono::DateTime<Utc>,
+    ) -> Result<Option<PendingEcg>, Rejection> {
+        let chunk = ecg::decode_chunk(payload, now)?;
+        let route = match self.store.device_route(device).await {
+            Ok(r) => r,
+            Err(e) => {
+                tracing::error!(error = %e, device, "device lookup failed; chunk left unacked");
+                self.metrics.ecg_chunks.with_label_values(&["error"]).inc();
+                return Ok(None);
+            }
+        };
+        let Some(route) = route else {
+            return Err(Rejection {
+                seq: Some(chunk.seq),
+                reason: "no_patient",
+                detail: "device is not assigned to an admitted patient".into(),
+            });
+        };
+        Ok(Some(PendingEcg {
+            device_id: device.to_string(),
+            patient_id: route.patient_id,
+            ward_id: route.ward_id,
+            received_at: now,
+            chunk,
+        }))
     }
 
     /// Score a patient at the measurement time of each new reading. A late
@@ -325,7 +511,7 @@ impl Worker {
         }))
     }
 
-    async fn reject(&self, device: &str, topic: &str, payload: &[u8], r: Rejection, now: chrono::DateTime<Utc>) {
+    async fn reject(&self, kind: Uplink, device: &str, topic: &str, payload: &[u8], r: Rejection, now: chrono::DateTime<Utc>) {
         tracing::info!(device, reason = r.reason, seq = ?r.seq, "message rejected");
         let rec = NewRejected {
             device_id: Some(device.to_string()),
@@ -342,8 +528,13 @@ impl Worker {
             self.metrics.obs_messages.with_label_values(&["error"]).inc();
             return;
         }
-        self.metrics.obs_messages.with_label_values(&["rejected"]).inc();
-        self.metrics.obs_rejected.with_label_values(&[r.reason]).inc();
+        match kind {
+            Uplink::Obs => {
+                self.metrics.obs_messages.with_label_values(&["rejected"]).inc();
+                self.metrics.obs_rejected.with_label_values(&[r.reason]).inc();
+            }
+            Uplink::Ecg => self.metrics.ecg_chunks.with_label_values(&["rejected"]).inc(),
+        }
         if let Some(seq) = r.seq {
             self.send_cmd(device, serde_json::json!({"type": "reject", "seq": seq, "reason": r.reason})).await;
         }

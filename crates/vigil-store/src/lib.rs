@@ -95,6 +95,19 @@ pub trait Store: Send + Sync + 'static {
     /// The measurement time of the patient's newest score, if any.
     async fn latest_score_time(&self, patient_id: i64) -> Result<Option<DateTime<Utc>>>;
 
+    // --- ECG -------------------------------------------------------------
+    /// Store ECG chunks in one transaction; duplicates of `(device, seq)` are
+    /// reported and not written. Acks follow only an `Ok`.
+    async fn store_ecg_batch(&self, batch: &[NewEcgChunk]) -> Result<Vec<BatchOutcome>>;
+    /// Store detected beats of one patch (idempotent per `(device, t_ms)`).
+    async fn store_beats(&self, patient_id: i64, device_id: &str, beats: &[BeatRow]) -> Result<()>;
+    /// Store an observation derived on the server; returns its id.
+    async fn store_derived(&self, o: NewDerivedObservation) -> Result<i64>;
+    /// Chunks overlapping `[from_ms, to_ms]` and beats within it.
+    async fn ecg_range(&self, patient_id: i64, from_ms: i64, to_ms: i64) -> Result<(Vec<EcgChunkRow>, Vec<BeatRow>)>;
+    /// Delete ECG chunks and beats older than `before_ms`; returns chunks deleted.
+    async fn ecg_delete_before(&self, before_ms: i64) -> Result<u64>;
+
     async fn stats(&self) -> Result<Stats>;
 }
 

@@ -278,6 +278,17 @@ pub enum LiveEvent {
         device_id: String,
         status: serde_json::Value,
     },
+    /// What an ECG patch's signal says: quality (`ok`, `poor`, `lead_off`)
+    /// or the possible-AF prompt (a prompt to review the strip, never a
+    /// diagnosis).
+    EcgStatus {
+        ward_id: i64,
+        patient_id: i64,
+        device_id: String,
+        t_ms: i64,
+        quality: Option<String>,
+        possible_af: Option<bool>,
+    },
     /// A patient's NEWS2 was (re)computed. `score` is the clinical result.
     Score {
         ward_id: i64,
@@ -291,6 +302,7 @@ impl LiveEvent {
         match self {
             LiveEvent::Observation { ward_id, .. }
             | LiveEvent::DeviceStatus { ward_id, .. }
+            | LiveEvent::EcgStatus { ward_id, .. }
             | LiveEvent::Score { ward_id, .. } => *ward_id,
         }
     }
@@ -350,4 +362,53 @@ pub struct ScoreRow {
     pub partial: bool,
     pub detail: serde_json::Value,
     pub obs_ids: Vec<i64>,
+}
+
+/// A received ECG chunk, samples already encoded for storage.
+#[derive(Clone, Debug, PartialEq)]
+pub struct NewEcgChunk {
+    pub device_id: String,
+    pub seq: u32,
+    pub patient_id: i64,
+    pub t0_ms: i64,
+    pub fs_hz: u16,
+    pub uv_per_count: f32,
+    pub n_samples: u32,
+    /// Name of the sample encoding (`"vdz1"`: vigil_ecg delta/zigzag/varint).
+    pub encoding: String,
+    pub samples: Vec<u8>,
+    pub received_at: DateTime<Utc>,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct EcgChunkRow {
+    pub device_id: String,
+    pub seq: u32,
+    pub t0_ms: i64,
+    pub fs_hz: u16,
+    pub uv_per_count: f32,
+    pub n_samples: u32,
+    pub encoding: String,
+    #[serde(skip)]
+    pub samples: Vec<u8>,
+}
+
+/// A beat found by the streaming detector.
+#[derive(Clone, Copy, Debug, PartialEq, Serialize)]
+pub struct BeatRow {
+    pub t_ms: i64,
+    pub rr_ms: Option<u32>,
+}
+
+/// An observation derived on the server (e.g. heart rate from the ECG),
+/// attributed to the device whose data it came from.
+#[derive(Clone, Debug, PartialEq)]
+pub struct NewDerivedObservation {
+    pub patient_id: i64,
+    pub device_id: String,
+    /// The uplink message it was derived from.
+    pub seq: u32,
+    pub observation: NewObservation,
+    pub measured_at: DateTime<Utc>,
+    pub received_at: DateTime<Utc>,
 }

@@ -688,12 +688,129 @@ impl Store for SqliteStore {
         parse_opt_ts(t)
     }
 
+    async fn store_ecg_batch(&self, batch: &[NewEcgChunk]) -> Result<Vec<BatchOutcome>> {
+        let mut tx = self.pool.begin().await?;
+        let mut out = Vec::with_capacity(batch.len());
+        for c in batch {
+            let n = sqlx::query(
+                "INSERT INTO ecg_chunks (device_id, seq, patient_id, t0_ms, fs_hz, uv_per_count, n_samples, encoding, samples, received_at)
+                 VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (device_id, seq) DO NOTHING",
+            )
+            .bind(&c.device_id)
+            .bind(c.seq as i64)
+            .bind(c.patient_id)
+            .bind(c.t0_ms)
+            .bind(c.fs_hz as i64)
+            .bind(c.uv_per_count as f64)
+            .bind(c.n_samples as i64)
+            .bind(&c.encoding)
+            .bind(&c.samples)
+            .bind(ts(c.received_at))
+            .execute(&mut *tx)
+            .await?
+            .rows_affected();
+            out.push(if n == 0 { BatchOutcome::Duplicate } else { BatchOutcome::Stored { observation_ids: vec![] } });
+        }
+        tx.commit().await?;
+        Ok(out)
+    }
+
+    async fn store_beats(&self, patient_id: i64, device_id: &str, beats: &[BeatRow]) -> Result<()> {
+        let mut tx = self.pool.begin().await?;
+        for b in beats {
+            sqlx::query(
+                "INSERT INTO ecg_beats (device_id, t_ms, patient_id, rr_ms) VALUES (?, ?, ?, ?)
+                 ON CONFLICT (device_id, t_ms) DO NOTHING",
+            )
+            .bind(device_id)
+            .bind(b.t_ms)
+            .bind(patient_id)
+            .bind(b.rr_ms.map(i64::from))
+            .execute(&mut *tx)
+            .await?;
+        }
+        tx.commit().await?;
+        Ok(())
+    }
+
+    async fn store_derived(&self, o: NewDerivedObservation) -> Result<i64> {
+        let (num, text) = match &o.observation.value {
+            ObsValue::Number(n) => (Some(*n), None),
+            ObsValue::Text(t) => (None, Some(t.clone())),
+        };
+        let id = sqlx::query(
+            "INSERT INTO observations (patient_id, device_id, seq, code, value_num, value_text, unit, measured_at, received_at)
+             VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+        )
+        .bind(o.patient_id)
+        .bind(&o.device_id)
+        .bind(o.seq as i64)
+        .bind(&o.observation.code)
+        .bind(num)
+        .bind(text)
+        .bind(&o.observation.unit)
+        .bind(ts(o.measured_at))
+        .bind(ts(o.received_at))
+        .execute(&self.pool)
+        .await?
+        .last_insert_rowid();
+        Ok(id)
+    }
+
+    async fn ecg_range(&self, patient_id: i64, from_ms: i64, to_ms: i64) -> Result<(Vec<EcgChunkRow>, Vec<BeatRow>)> {
+        // A chunk overlaps when it starts before `to` and ends after `from`;
+        // chunks are at most a few seconds long, so starting within 60 s
+        // before `from` is a safe lower bound for the index scan.
+        let chunks = sqlx::query(
+            "SELECT device_id, seq, t0_ms, fs_hz, uv_per_count, n_samples, encoding, samples FROM ecg_chunks
+             WHERE patient_id = ?1 AND t0_ms >= ?2 - 60000 AND t0_ms <= ?3
+               AND t0_ms + (n_samples * 1000) / fs_hz >= ?2
+             ORDER BY t0_ms, device_id",
+        )
+        .bind(patient_id)
+        .bind(from_ms)
+        .bind(to_ms)
+        .fetch_all(&self.pool)
+        .await?
+        .into_iter()
+        .map(|r| EcgChunkRow {
+            device_id: r.get(0),
+            seq: r.get::<i64, _>(1) as u32,
+            t0_ms: r.get(2),
+            fs_hz: r.get::<i64, _>(3) as u16,
+            uv_per_count: r.get::<f64, _>(4) as f32,
+            n_samples: r.get::<i64, _>(5) as u32,
+            encoding: r.get(6),
+            samples: r.get(7),
+        })
+        .collect();
+        let beats = sqlx::query("SELECT t_ms, rr_ms FROM ecg_beats WHERE patient_id = ? AND t_ms >= ? AND t_ms <= ? ORDER BY t_ms")
+            .bind(patient_id)
+            .bind(from_ms)
+            .bind(to_ms)
+            .fetch_all(&self.pool)
+            .await?
+            .into_iter()
+            .map(|r| BeatRow { t_ms: r.get(0), rr_ms: r.get::<Option<i64>, _>(1).map(|v| v as u32) })
+            .collect();
+        Ok((chunks, beats))
+    }
+
+    async fn ecg_delete_before(&self, before_ms: i64) -> Result<u64> {
+        let mut tx = self.pool.begin().await?;
+        let n = sqlx::query("DELETE FROM ecg_chunks WHERE t0_ms < ?").bind(before_ms).execute(&mut *tx).await?.rows_affected();
+        sqlx::query("DELETE FROM ecg_beats WHERE t_ms < ?").bind(before_ms).execute(&mut *tx).await?;
+        tx.commit().await?;
+        Ok(n)
+    }
+
     async fn stats(&self) -> Result<Stats> {
         let r = sqlx::query(
             "SELECT (SELECT COUNT(*) FROM obs_messages), (SELECT COUNT(*) FROM observations),
                     (SELECT COUNT(*) FROM rejected_messages),
                     (SELECT COUNT(*) FROM patients p JOIN episodes e ON e.patient_id = p.id AND e.discharged_at IS NULL),
-                    (SELECT COUNT(*) FROM devices WHERE revoked_at IS NULL)",
+                    (SELECT COUNT(*) FROM devices WHERE revoked_at IS NULL),
+                    (SELECT COUNT(*) FROM ecg_chunks)",
         )
         .fetch_one(&self.pool)
         .await?;
@@ -701,7 +818,7 @@ impl Store for SqliteStore {
             obs_messages: r.get(0),
             observations: r.get(1),
             rejected: r.get(2),
-            ecg_chunks: 0,
+            ecg_chunks: r.get(5),
             alerts_open: 0,
             patients: r.get(3),
             devices: r.get(4),

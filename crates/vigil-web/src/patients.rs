@@ -23,6 +23,7 @@ pub fn router() -> Router<AppState> {
         .route("/api/v1/patients/{id}/observations", get(observations))
         .route("/api/v1/patients/{id}/discharge", post(discharge))
         .route("/api/v1/patients/{id}/scores", get(scores))
+        .route("/api/v1/patients/{id}/ecg", get(ecg))
         .route("/api/v1/patients/{id}/episode", axum::routing::patch(update_episode))
 }
 
@@ -82,6 +83,45 @@ async fn scores(
     let Query(q) = q.map_err(|e| ApiError::Invalid(e.body_text()))?;
     visible_patient(&state, &caller, id).await?;
     Ok(Json(state.store.scores(id, q.from, q.to).await?))
+}
+
+/// The longest ECG window one request may ask for (a strip, not a download).
+const MAX_ECG_WINDOW_MINUTES: i64 = 15;
+
+#[derive(Serialize)]
+struct EcgStrip {
+    device_id: String,
+    seq: u32,
+    t0_ms: i64,
+    fs_hz: u16,
+    uv_per_count: f32,
+    samples: Vec<i16>,
+}
+
+/// `GET /api/v1/patients/{id}/ecg?from=&to=`: raw samples (ADC counts; times
+/// µV per count gives microvolts) and the beats the detector found.
+async fn ecg(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(id): Path<i64>,
+    q: Result<Query<RangeQuery>, axum::extract::rejection::QueryRejection>,
+) -> Result<Json<serde_json::Value>, ApiError> {
+    let Query(q) = q.map_err(|e| ApiError::Invalid(e.body_text()))?;
+    visible_patient(&state, &caller, id).await?;
+    let (Some(from), Some(to)) = (q.from, q.to) else {
+        return Err(ApiError::Invalid("from and to: both required (RFC 3339)".into()));
+    };
+    if to < from || to - from > chrono::Duration::minutes(MAX_ECG_WINDOW_MINUTES) {
+        return Err(ApiError::Invalid(format!("to - from: between 0 and {MAX_ECG_WINDOW_MINUTES} minutes")));
+    }
+    let (chunks, beats) = state.store.ecg_range(id, from.timestamp_millis(), to.timestamp_millis()).await?;
+    let mut strips = Vec::with_capacity(chunks.len());
+    for c in chunks {
+        let samples = vigil_ecg::decode_samples(&c.samples)
+            .map_err(|e| ApiError::Internal(format!("stored ECG chunk {}/{} undecodable: {e}", c.device_id, c.seq)))?;
+        strips.push(EcgStrip { device_id: c.device_id, seq: c.seq, t0_ms: c.t0_ms, fs_hz: c.fs_hz, uv_per_count: c.uv_per_count, samples });
+    }
+    Ok(Json(serde_json::json!({"chunks": strips, "beats": beats})))
 }
 
 /// `PATCH /api/v1/patients/{id}/episode`: a clinician records the SpO2

@@ -74,6 +74,9 @@ impl App {
             tasks.push(("ingest", t));
         }
 
+        let retention = config.ecg_retention()?;
+        tasks.push(("ecg-retention", tokio::spawn(ecg_retention(store.clone(), retention, cancel.clone()))));
+
         let listener = tokio::net::TcpListener::bind(config.http.addr)
             .await
             .with_context(|| format!("http.addr {}: cannot bind", config.http.addr))?;
@@ -119,4 +122,21 @@ async fn futures_select_all(
     handles: Vec<tokio::task::JoinHandle<()>>,
 ) -> (Result<(), tokio::task::JoinError>, usize, Vec<tokio::task::JoinHandle<()>>) {
     futures::future::select_all(handles).await
+}
+
+/// Delete raw ECG older than the retention window, at start and hourly.
+async fn ecg_retention(store: Arc<dyn Store>, keep: std::time::Duration, cancel: CancellationToken) {
+    let mut every = tokio::time::interval(std::time::Duration::from_secs(3600));
+    loop {
+        tokio::select! {
+            _ = every.tick() => {}
+            _ = cancel.cancelled() => return,
+        }
+        let keep = chrono::Duration::from_std(keep).unwrap_or(chrono::Duration::days(30));
+        let before = (chrono::Utc::now() - keep).timestamp_millis();
+        match store.ecg_delete_before(before).await {
+            Ok(n) => tracing::info!(deleted = n, "ECG retention run"),
+            Err(e) => tracing::error!(error = %e, "ECG retention run failed"),
+        }
+    }
 }

@@ -20,6 +20,14 @@ pub struct Config {
     pub database: DatabaseConfig,
     pub pathways: PathwaysConfig,
     pub log: LogConfig,
+    pub ecg: EcgConfig,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct EcgConfig {
+    /// How long raw ECG chunks and beats are kept, e.g. "30d".
+    pub retention: String,
 }
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -85,6 +93,7 @@ impl Default for Config {
             database: DatabaseConfig { url: "sqlite://vigil-data/vigil.db".into() },
             pathways: PathwaysConfig { dir: "pathways".into() },
             log: LogConfig { format: LogFormat::Text },
+            ecg: EcgConfig { retention: "30d".into() },
         }
     }
 }
@@ -127,7 +136,14 @@ impl Config {
         fig.extract::<Config>().map_err(|e| ConfigError(describe(e)))
     }
 
+    /// `ecg.retention` as a duration.
+    pub fn ecg_retention(&self) -> Result<std::time::Duration, ConfigError> {
+        humantime::parse_duration(&self.ecg.retention)
+            .map_err(|e| ConfigError(format!("configuration key \"ecg.retention\": {e} (e.g. \"30d\")")))
+    }
+
     pub fn validate(&self) -> Result<(), ConfigError> {
+        self.ecg_retention()?;
         if !self.mqtt.embedded && self.mqtt.url.is_none() {
             return Err(ConfigError("mqtt.url: required when mqtt.embedded = false".into()));
         }

@@ -1,0 +1,96 @@
+//! ECG patch → MQTT → stored chunks, beats, heart rate as pulse → API.
+
+use std::collections::BTreeSet;
+
+use chrono::Utc;
+use serde_json::Value;
+
+use crate::helpers::TestApp;
+
+const FS: u32 = 250;
+
+fn chunk(seq: u32, t0_ms: i64, samples: &[i16]) -> Vec<u8> {
+    let c = vigil_kit::ecg_chunk::EcgChunk { seq, t0_ms, sample_rate_hz: FS as u16, uv_per_count: 5.0, samples };
+    let mut buf = vec![0u8; 25 + 2 * samples.len()];
+    let n = c.encode(&mut buf).expect("encode");
+    buf.truncate(n);
+    buf
+}
+
+#[tokio::test]
+async fn ecg_chunks_are_stored_acked_analysed_and_served() {
+    let app = TestApp::spawn().await;
+    let mut ws = app.ws(&app.token).await;
+    let patient = app.admit("heart-failure").await;
+    let creds = app.provision("ecg-patch", Some(patient)).await;
+    let mut patch = app.connect(&creds).await.expect("patch connects");
+
+    // 90 s of synthetic ECG at 75 /min, ending now, in one-second chunks.
+    let rr = vec![800.0; 120];
+    let beats = vigil_ecg::synth::beat_samples(FS, 500.0, &rr);
+    let signal = vigil_ecg::synth::render(FS, FS as usize * 90, &beats, 5.0, 20.0, 11);
+    let t0 = Utc::now().timestamp_millis() - 90_000;
+    let chunks: Vec<&[i16]> = signal.chunks(FS as usize).collect();
+    for (i, c) in chunks.iter().enumerate() {
+        patch.publish_raw("ecg", chunk(i as u32 + 1, t0 + i as i64 * 1000, c)).await;
+    }
+    let mut acked = BTreeSet::new();
+    while acked.len() < chunks.len() {
+        let cmd = patch.next_cmd().await;
+        assert_eq!(cmd["type"], "ack", "{cmd}");
+        acked.extend(cmd["seqs"].as_array().expect("seqs").iter().filter_map(Value::as_u64));
+    }
+    assert_eq!(acked, (1..=90).collect::<BTreeSet<u64>>());
+
+    // A resent chunk is acked again and stored once.
+    patch.publish_raw("ecg", chunk(5, t0 + 4000, chunks[4])).await;
+    assert_eq!(patch.next_cmd().await["seqs"], serde_json::json!([5]));
+    assert_eq!(app.stats().await.ecg_chunks, 90);
+
+    // The derived heart rate feeds NEWS2 as pulse, attributed to the patch.
+    let score = ws.next_event("score").await;
+    let pulse = score["score"]["subscores"].as_array().expect("subscores").iter().find(|s| s["parameter"] == "pulse").cloned();
+    let pulse = pulse.expect("pulse sub-score from the ECG");
+    assert_eq!(pulse["source"], creds.device_id.as_str());
+    let bpm = pulse["raw"].as_f64().expect("bpm");
+    assert!((74.0..=76.0).contains(&bpm), "{bpm}");
+
+    // The strip: lossless samples and the detected beats.
+    let from = chrono::DateTime::from_timestamp_millis(t0 + 30_000).expect("time");
+    let to = chrono::DateTime::from_timestamp_millis(t0 + 40_000).expect("time");
+    let url = format!(
+        "/api/v1/patients/{patient}/ecg?from={}&to={}",
+        from.to_rfc3339_opts(chrono::SecondsFormat::Millis, true).replace('+', "%2B"),
+        to.to_rfc3339_opts(chrono::SecondsFormat::Millis, true).replace('+', "%2B")
+    );
+    let strip: Value = app.get(&url).send().await.expect("ecg").json().await.expect("json");
+    let got = strip["chunks"].as_array().expect("chunks");
+    assert!((10..=12).contains(&got.len()), "{} chunks", got.len());
+    let first = &got[0];
+    let idx = ((first["t0_ms"].as_i64().expect("t0") - t0) / 1000) as usize;
+    let samples: Vec<i16> = first["samples"].as_array().expect("samples").iter().filter_map(|v| v.as_i64()).map(|v| v as i16).collect();
+    assert_eq!(samples, chunks[idx], "stored samples are lossless");
+    let n_beats = strip["beats"].as_array().expect("beats").len();
+    assert!((11..=14).contains(&n_beats), "{n_beats} beats in 10 s at 75 /min");
+
+    let too_long = app.get(&format!("/api/v1/patients/{patient}/ecg?from=2026-01-01T00:00:00Z&to=2026-01-02T00:00:00Z")).send().await.expect("ecg");
+    assert_eq!(too_long.status(), 422);
+}
+
+#[tokio::test]
+async fn malformed_ecg_chunk_is_counted_and_the_stream_carries_on() {
+    let app = TestApp::spawn().await;
+    let patient = app.admit("general").await;
+    let creds = app.provision("ecg-patch", Some(patient)).await;
+    let mut patch = app.connect(&creds).await.expect("patch connects");
+    patch.publish_raw("ecg", b"VECG-not-really".to_vec()).await;
+    let mut wrong_rate = chunk(1, Utc::now().timestamp_millis(), &[0; 50]);
+    wrong_rate[17..19].copy_from_slice(&50u16.to_le_bytes());
+    patch.publish_raw("ecg", wrong_rate).await;
+    let cmd = patch.next_cmd().await;
+    assert_eq!((cmd["type"].as_str(), cmd["seq"].as_u64(), cmd["reason"].as_str()), (Some("reject"), Some(1), Some("range")));
+    patch.publish_raw("ecg", chunk(2, Utc::now().timestamp_millis(), &[0; 250])).await;
+    assert_eq!(patch.next_cmd().await["seqs"], serde_json::json!([2]));
+    assert_eq!(app.stats().await.rejected, 2);
+    assert!(app.metrics().await.contains(r#"vigil_ecg_chunks_total{outcome="rejected"} 2"#));
+}
