@@ -173,15 +173,17 @@ impl EcgStream {
         let restart = match &self.seg {
             None => true,
             Some(s) => {
-                let expected = s.t0_ms + ms_of(s.detector.samples_seen(), s.fs);
-                if chunk.t0_ms < expected - GAP_TOLERANCE_MS {
+                let expected = s
+                    .t0_ms
+                    .saturating_add(ms_of(s.detector.samples_seen(), s.fs));
+                if chunk.t0_ms < expected.saturating_sub(GAP_TOLERANCE_MS) {
                     return Err(EcgError::BadChunk(
                         "chunk overlaps samples already analysed (out of order?)",
                     ));
                 }
                 s.fs != fs
                     || s.uv_per_count != chunk.uv_per_count
-                    || chunk.t0_ms > expected + GAP_TOLERANCE_MS
+                    || chunk.t0_ms > expected.saturating_add(GAP_TOLERANCE_MS)
             }
         };
         if restart {
@@ -247,7 +249,7 @@ impl EcgStream {
 
     fn on_beat(&mut self, b: Beat, events: &mut Vec<EcgEvent>) {
         let Some(seg) = self.seg.as_mut() else { return };
-        let t_ms = seg.t0_ms + ms_of(b.sample, seg.fs);
+        let t_ms = seg.t0_ms.saturating_add(ms_of(b.sample, seg.fs));
         let rr_ms = seg
             .last_beat
             .map(|p| ms_of(b.sample - p, seg.fs).clamp(0, u32::MAX as i64) as u32);
@@ -285,7 +287,9 @@ impl EcgStream {
         seg.good = (seg.good << 1) | u128::from(q == Quality::Good);
         seg.epochs += 1;
         let e_last = seg.epochs - 1;
-        let t_ms = seg.t0_ms + ms_of(u64::from(seg.epochs) * u64::from(seg.fs), seg.fs);
+        let t_ms = seg
+            .t0_ms
+            .saturating_add(ms_of(u64::from(seg.epochs) * u64::from(seg.fs), seg.fs));
         if self.quality != Some(q) {
             self.quality = Some(q);
             events.push(EcgEvent::Quality { t_ms, quality: q });
@@ -603,6 +607,23 @@ mod tests {
             Err(EcgError::UnsupportedSampleRate(50))
         );
         assert!(s.push_chunk(&c(250, 1.0)).is_ok());
+    }
+
+    #[test]
+    fn extreme_timestamps_do_not_overflow() {
+        let sig = rhythm(3.0, || 800.0);
+        for t0 in [i64::MIN, -1, i64::MAX - 10, i64::MAX] {
+            let mut s = EcgStream::new();
+            for c in sig.chunks(100) {
+                let _ = s.push_chunk(&Chunk {
+                    t0_ms: t0,
+                    fs_hz: FS as u16,
+                    uv_per_count: 2.5,
+                    samples: c,
+                });
+            }
+            let _ = s.finish();
+        }
     }
 
     #[test]

@@ -106,3 +106,23 @@ proptest! {
         prop_assert_eq!(one_shot, stream_events(*fs, sig, &sizes));
     }
 }
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 64, ..ProptestConfig::default() })]
+
+    /// Whatever a device sends (after the chunk decoder), analysis answers
+    /// with events or an error, never a panic.
+    #[test]
+    fn stream_never_panics_on_arbitrary_chunks(
+        chunks in prop::collection::vec(
+            (any::<i64>(), 0u16..1200, prop_oneof![Just(2.5f32), any::<f32>()], prop::collection::vec(any::<i16>(), 0..700)),
+            1..8,
+        )
+    ) {
+        let mut s = EcgStream::new();
+        for (t0_ms, fs_hz, uv_per_count, samples) in &chunks {
+            let _ = s.push_chunk(&Chunk { t0_ms: *t0_ms, fs_hz: *fs_hz, uv_per_count: *uv_per_count, samples });
+        }
+        let _ = s.finish();
+    }
+}
