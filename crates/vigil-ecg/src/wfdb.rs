@@ -487,4 +487,21 @@ mod tests {
             .collect();
         assert_eq!(beats, "NLRaVFJASEj/QB?!enfr");
     }
+
+    proptest::proptest! {
+        #[test]
+        fn parsers_never_panic_on_garbage(
+            text in "[0-9a-z ./()+x:\n#-]{0,200}",
+            bytes in proptest::collection::vec(proptest::prelude::any::<u8>(), 0..600),
+            channel in 0usize..3,
+        ) {
+            let _ = parse_annotations(&bytes);
+            if let Ok(h) = parse_header(&text) {
+                let _ = decode_channel(&h, &bytes, channel);
+            }
+            let _ = crate::detect_record(&text, &bytes, channel);
+            let hea = format!("r 2 360 {}\nr.dat 212\nr.dat 212\n", bytes.len() / 3);
+            let _ = crate::detect_record(&hea, &bytes, channel);
+        }
+    }
 }
