@@ -6,11 +6,12 @@
 //! bytes of every message and resends them, unchanged and with the same seq,
 //! until the application-level `ack` arrives:
 //!
-//! - [`Outbox::poll`] hands out the oldest message that is due: never sent,
-//!   or sent and unacknowledged for longer than the resend timeout (which
-//!   doubles per attempt up to a cap). At most `max_in_flight` messages are
-//!   outstanding at once, so a backlog after an outage drains at a pace the
-//!   client's own queue can take.
+//! - [`Outbox::poll`] hands out the oldest message that is due (never sent,
+//!   or sent and unacknowledged for longer than the resend timeout, which
+//!   doubles per attempt up to a cap), observations before ECG chunks. At
+//!   most `max_in_flight` messages of each kind are outstanding at once, so
+//!   a backlog after an outage drains at a pace the client's own queue can
+//!   take, and an ECG backlog never holds back a reading.
 //! - [`Outbox::on_reconnect`] makes every unacknowledged message due again.
 //! - [`Outbox::on_ack`] / [`Outbox::on_reject`] remove messages.
 //! - Time is an input (`now_ms`, any monotonic millisecond clock).
@@ -416,22 +417,32 @@ impl<const SLOTS: usize, const BYTES: usize> Outbox<SLOTS, BYTES> {
         }
     }
 
-    /// The next message to (re)send at `now_ms`, oldest first; marks it sent.
-    /// Call repeatedly until `None`, publishing each.
+    /// The next message to (re)send at `now_ms`; marks it sent. Call
+    /// repeatedly until `None`, publishing each.
+    ///
+    /// Observations go before ECG chunks, and within each kind the oldest
+    /// goes first. Each kind has its own `max_in_flight` window, so a
+    /// backlog of ECG chunks (bulky, continuous, possibly never acked by a
+    /// server that does not ingest ECG yet) can never hold back a SpO2 or
+    /// blood pressure reading. Vigil scores by measurement time, so the
+    /// order of arrival across kinds does not matter to it.
     pub fn poll(&mut self, now_ms: u64) -> Option<Outgoing<'_>> {
-        let in_flight = self
-            .entries
-            .iter()
-            .filter(|e| e.sent_at.is_some() && self.due_in(e, now_ms) > 0)
-            .count();
         // A window of 0 would never send anything: treat it as 1.
-        if in_flight >= self.config.max_in_flight.max(1) {
-            return None;
-        }
-        let i = self
-            .entries
-            .iter()
-            .position(|e| self.due_in(e, now_ms) == 0)?;
+        let window = self.config.max_in_flight.max(1);
+        let pick = |kind: Kind| -> Option<usize> {
+            let in_flight = self
+                .entries
+                .iter()
+                .filter(|e| e.kind == kind && e.sent_at.is_some() && self.due_in(e, now_ms) > 0)
+                .count();
+            if in_flight >= window {
+                return None;
+            }
+            self.entries
+                .iter()
+                .position(|e| e.kind == kind && self.due_in(e, now_ms) == 0)
+        };
+        let i = pick(Kind::Obs).or_else(|| pick(Kind::Ecg))?;
         let e = self.entries.get_mut(i)?;
         if e.attempts == 0 {
             self.stats.sent += 1;
@@ -866,7 +877,8 @@ mod tests {
         assert!(q.seqs().eq([2, 4, 5]));
         assert_eq!(q.stats().dropped, 2);
         // The surviving payloads are intact after compaction.
-        let _ = q.poll(0);
+        assert_eq!(q.poll(0).map(|m| m.seq), Some(2));
+        assert_eq!(q.poll(0).map(|m| m.seq), Some(5));
         let m = q.poll(0).unwrap();
         assert_eq!(crate::EcgChunk::decode(m.payload).unwrap().seq, 4);
     }
@@ -933,6 +945,30 @@ mod tests {
         assert_eq!(drain(&mut q, 0).as_slice(), &[(3, 1)]);
         // After the timeout 2 and 3 no longer count as in flight.
         assert_eq!(drain(&mut q, 1_000).as_slice(), &[(2, 2), (3, 2)]);
+    }
+
+    #[test]
+    fn observation_is_not_held_behind_an_ecg_backlog() {
+        let mut q = Outbox::<16, 4096>::new(Config {
+            max_in_flight: 2,
+            ..cfg(OverflowPolicy::RefuseNew)
+        });
+        for s in 1..=4 {
+            q.enqueue(s, Kind::Ecg, &[0; 10]).unwrap();
+        }
+        push_obs(&mut q, 5).unwrap();
+        let mut order = heapless::Vec::<(u32, Kind), 8>::new();
+        while let Some(m) = q.poll(0) {
+            order.push((m.seq, m.kind)).unwrap();
+        }
+        // The reading first, then ECG oldest first up to the window.
+        assert_eq!(
+            order.as_slice(),
+            &[(5, Kind::Obs), (1, Kind::Ecg), (2, Kind::Ecg)]
+        );
+        // A new reading still goes out while the ECG window is full.
+        push_obs(&mut q, 6).unwrap();
+        assert_eq!(q.poll(1).map(|m| m.seq), Some(6));
     }
 
     #[test]
@@ -1116,11 +1152,18 @@ mod tests {
                     }
                     Op::Poll(dt) => {
                         now += u64::from(dt);
-                        let mut last = 0;
+                        let (mut last_obs, mut last_ecg) = (0, 0);
+                        let mut seen_ecg = false;
                         while let Some(m) = q.poll(now) {
                             prop_assert!(m.payload.iter().all(|&b| b == (m.seq % 251) as u8));
-                            prop_assert!(m.seq > last, "oldest first within one drain");
-                            last = m.seq;
+                            let last = if m.kind == Kind::Obs { &mut last_obs } else { &mut last_ecg };
+                            prop_assert!(m.seq > *last, "oldest first within a kind");
+                            *last = m.seq;
+                            if m.kind == Kind::Ecg {
+                                seen_ecg = true;
+                            } else {
+                                prop_assert!(!seen_ecg, "observations before ECG");
+                            }
                         }
                     }
                     Op::Ack(v) => {
