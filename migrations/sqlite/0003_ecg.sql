@@ -1,7 +1,7 @@
 -- ECG patch data (docs/ecg.md "Storage").
 
 -- One row per received chunk. `samples` holds the i16 samples encoded by
--- vigil_ecg::encode_samples (delta + zigzag + varint, lossless); the
+-- vigil_ecg::encode_samples (lossless; its name is in `encoding`, see docs/ecg.md); the
 -- (device_id, seq) key is the same dedup key as observation messages.
 CREATE TABLE ecg_chunks (
     device_id     TEXT NOT NULL,

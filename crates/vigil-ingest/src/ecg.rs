@@ -23,7 +23,7 @@ pub const FS_RANGE: std::ops::RangeInclusive<u16> = 125..=1000;
 pub const HR_EVERY_MS: i64 = 60_000;
 
 /// Name of the stored sample encoding (vigil_ecg::encode_samples).
-pub const ENCODING: &str = "vdz1";
+pub const ENCODING: &str = vigil_ecg::SAMPLE_ENCODING;
 
 /// A decoded, validated chunk.
 #[derive(Clone, Debug, PartialEq)]

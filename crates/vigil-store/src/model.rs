@@ -374,7 +374,7 @@ pub struct NewEcgChunk {
     pub fs_hz: u16,
     pub uv_per_count: f32,
     pub n_samples: u32,
-    /// Name of the sample encoding (`"vdz1"`: vigil_ecg delta/zigzag/varint).
+    /// Name of the sample encoding (`vigil_ecg::SAMPLE_ENCODING`).
     pub encoding: String,
     pub samples: Vec<u8>,
     pub received_at: DateTime<Utc>,
