@@ -522,6 +522,32 @@ mod tests {
     }
 
     #[test]
+    fn a_train_of_sharp_artefact_spikes_withholds_heart_rate() {
+        let mut sig = rhythm(40.0, || 800.0);
+        // 10 s of tapping on the electrode: sharp 6 mV spikes every 148 ms
+        for (i, v) in sig
+            .iter_mut()
+            .enumerate()
+            .take(30 * FS as usize)
+            .skip(20 * FS as usize)
+        {
+            if i % 37 < 4 {
+                *v = v.saturating_add(2400);
+            }
+        }
+        let mut s = EcgStream::new();
+        let ev = feed(&mut s, &sig, T0, 250);
+        let during: Vec<f32> = ev
+            .iter()
+            .filter_map(|e| match e {
+                EcgEvent::HeartRate { t_ms, bpm } if *t_ms > T0 + 20_000 => Some(*bpm),
+                _ => None,
+            })
+            .collect();
+        assert!(during.iter().all(|b| (b - 75.0).abs() < 2.0), "{during:?}");
+    }
+
+    #[test]
     fn irregularly_irregular_rhythm_raises_possible_af_with_its_evidence() {
         let mut rng = Lcg(42);
         let sig = rhythm(200.0, || 420.0 + 560.0 * rng.next_f64());
