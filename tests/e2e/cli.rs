@@ -190,3 +190,36 @@ fn ecg_detect_prints_beats_that_match_the_cardiologists_annotations() {
     let bad = vigil(&["ecg", "detect", "--record", "/no/such/record"], None);
     assert_eq!(bad.status.code(), Some(2));
 }
+
+#[test]
+fn serve_announces_its_ports_and_stops_on_sigterm() {
+    use std::io::BufRead;
+    let dir = tempfile::tempdir().expect("tempdir");
+    let cfg = dir.path().join("vigil.toml");
+    std::fs::write(
+        &cfg,
+        format!(
+            "[http]\naddr = \"127.0.0.1:0\"\n[mqtt]\nlisten = \"127.0.0.1:0\"\n[database]\nurl = \"sqlite://{}\"\n",
+            dir.path().join("v.db").display()
+        ),
+    )
+    .expect("write");
+    let mut child = Command::new(VIGIL)
+        .args(["serve", "--config", &cfg.display().to_string()])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("serve starts");
+    let mut line = String::new();
+    std::io::BufReader::new(child.stdout.take().expect("stdout")).read_line(&mut line).expect("a line");
+    let v: Value = serde_json::from_str(&line).expect("json line");
+    assert_eq!(v["event"], "listening");
+    let http = v["http"].as_str().expect("http addr").to_string();
+    assert!(!http.ends_with(":0") && !v["mqtt"].as_str().unwrap_or(":0").ends_with(":0"), "{v}");
+    assert!(std::net::TcpStream::connect(&http).is_ok());
+    // SIGTERM: a clean stop with exit code 0.
+    let pid = child.id().to_string();
+    Command::new("kill").args(["-TERM", &pid]).status().expect("kill");
+    let status = child.wait().expect("exit");
+    assert_eq!(status.code(), Some(0));
+}

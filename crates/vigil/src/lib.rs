@@ -73,6 +73,9 @@ pub async fn run(cli: Cli) -> Result<(), Failure> {
             let config = load(&arg)?;
             init_logging(config.log.format);
             let app = app::App::build(config).await.map_err(|e| Failure::Other(format!("{e:#}")))?;
+            // One machine-readable line once every socket is bound, so
+            // supervisors and tests can use port 0 and learn the ports.
+            println!("{}", serde_json::json!({"event": "listening", "http": app.http_addr.to_string(), "mqtt": app.mqtt_addr}));
             let stop = app.cancel.clone();
             tokio::spawn(async move {
                 shutdown_signal().await;
