@@ -1,0 +1,629 @@
+//! The [`Engine`]: per-patient state fed by observations, device status and
+//! `tick(now)`, producing typed [`Output`]s.
+//!
+//! Built-in rules, for every pathway:
+//!
+//! | rule id | fires when | severity |
+//! |---|---|---|
+//! | `news2` | NEWS2 risk (home score, partial counts) is low-medium or higher | the risk |
+//! | `news2-rising` | NEWS2 total is ≥ 2 above the lowest total in the pathway's `rising_window` (24 h) | low-medium, or the risk if higher |
+//! | `device-battery-low:{device}` | battery falls to `[device] battery_low_pct` | `[device] severity` |
+//! | `device-lead-off:{device}` | status signal turns `lead_off` | `[device] severity` |
+//! | `device-offline:{device}` | no message for `[device] offline_after` (on `tick`) | `[device] severity` |
+//!
+//! Pathway `[[rule]]`s run on each reading of a code they read, and
+//! `[[expect]]` rules on `tick`.
+//!
+//! Late readings: a reading is put in its place in the history. It raises
+//! nothing if a later reading of the same code already exists (its state is
+//! superseded), if it is older than the pathway's freshness window relative
+//! to the patient's newest reading, or (for a rule) if it was measured at or
+//! before the time that rule's last alert was resolved. Patient feedback
+//! (advice, repeat) is sent only for readings at most `feedback_max_age` old
+//! on arrival: a backfilled reading does not ask the patient to act now.
+
+use std::collections::BTreeMap;
+
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+use vigil_clinical::{Code, News2Score, Parameter, Reading, Risk};
+
+use crate::PatientId;
+use crate::alert::{ActionError, Alert, AlertKind, AlertStatus, Firing, Severity};
+use crate::pathway::Pathways;
+use crate::state::{DeviceStatus, Patient, PatientSetup};
+
+/// Patient-facing advice level (CONTRACTS.md §2 `advice`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum AdviceLevel {
+    /// Routine guidance.
+    Routine,
+    /// Seek urgent care (e.g. call 111).
+    Urgent,
+    /// Call 999.
+    Emergency,
+}
+
+/// What the daemon persists and pushes.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "type", rename_all = "snake_case")]
+pub enum Output {
+    /// A new alert.
+    AlertRaised(Alert),
+    /// An alert changed (repeat, acknowledge, resolve); its last event says how.
+    AlertUpdated(Alert),
+    /// An alert was escalated (automatically or by hand).
+    AlertEscalated(Alert),
+    /// Advice for the patient, for the device's `cmd` topic.
+    Advice {
+        /// The patient.
+        patient: PatientId,
+        /// The device whose reading caused it.
+        device: Option<String>,
+        /// The rule.
+        rule: String,
+        /// Level.
+        level: AdviceLevel,
+        /// Text.
+        text: String,
+    },
+    /// Ask the patient to measure again, for the device's `cmd` topic.
+    Repeat {
+        /// The patient.
+        patient: PatientId,
+        /// The device whose reading caused it.
+        device: Option<String>,
+        /// The rule.
+        rule: String,
+        /// The code to measure again.
+        code: Code,
+        /// Why.
+        reason: String,
+    },
+}
+
+/// Errors from feeding the engine.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum EngineError {
+    /// The patient was not admitted to the engine.
+    #[error("patient {0} is not admitted")]
+    UnknownPatient(PatientId),
+    /// The setup names a pathway that is not loaded.
+    #[error("no pathway called {0:?} is loaded")]
+    UnknownPathway(String),
+}
+
+/// The streaming rules engine. See the crate docs for the calls.
+#[derive(Clone, Debug)]
+pub struct Engine {
+    pathways: Pathways,
+    patients: BTreeMap<PatientId, Patient>,
+    alerts: BTreeMap<u64, Alert>,
+    next_id: u64,
+}
+
+const NEWS2_CODES: [Code; 7] = [
+    Code::RespRate,
+    Code::Spo2,
+    Code::O2Flow,
+    Code::Systolic,
+    Code::Pulse,
+    Code::Acvpu,
+    Code::Temp,
+];
+
+impl Engine {
+    /// An engine running `pathways`.
+    pub fn new(pathways: Pathways) -> Engine {
+        Engine {
+            pathways,
+            patients: BTreeMap::new(),
+            alerts: BTreeMap::new(),
+            next_id: 1,
+        }
+    }
+
+    /// The loaded pathways.
+    pub fn pathways(&self) -> &Pathways {
+        &self.pathways
+    }
+
+    /// Starts (or replaces the settings of) a patient's state.
+    pub fn admit(&mut self, patient: PatientId, setup: PatientSetup) -> Result<(), EngineError> {
+        let pathway = self
+            .pathways
+            .get(&setup.pathway)
+            .ok_or_else(|| EngineError::UnknownPathway(setup.pathway.clone()))?;
+        match self.patients.get_mut(&patient) {
+            Some(p) => {
+                let rescore = p.episode != setup.episode || p.setup.spo2_scale != setup.spo2_scale;
+                p.setup = setup;
+                p.apply_setup(pathway);
+                if rescore {
+                    p.rescore_all(pathway);
+                }
+            }
+            None => {
+                self.patients.insert(patient, Patient::new(setup, pathway));
+            }
+        }
+        Ok(())
+    }
+
+    /// Drops a patient's state (discharge). Their unresolved alerts are
+    /// returned and forgotten by the engine.
+    pub fn discharge(&mut self, patient: PatientId) -> Vec<Alert> {
+        let Some(p) = self.patients.remove(&patient) else {
+            return Vec::new();
+        };
+        p.open
+            .values()
+            .filter_map(|id| self.alerts.remove(id))
+            .collect()
+    }
+
+    /// Puts back an alert the daemon stored (after a restart), before
+    /// replaying recent observations: a replayed reading then merges into it.
+    /// A resolved alert only restores the "resolved at" time of its rule.
+    pub fn restore_alert(&mut self, alert: Alert) -> Result<(), EngineError> {
+        let p = self
+            .patients
+            .get_mut(&alert.patient)
+            .ok_or(EngineError::UnknownPatient(alert.patient))?;
+        self.next_id = self.next_id.max(alert.id + 1);
+        if alert.status == AlertStatus::Resolved {
+            if let Some(at) = alert.resolved_at() {
+                let e = p.resolved.entry(alert.rule.clone()).or_insert(at);
+                *e = (*e).max(at);
+            }
+        } else {
+            p.open.insert(alert.rule.clone(), alert.id);
+            self.alerts.insert(alert.id, alert);
+        }
+        Ok(())
+    }
+
+    /// Feeds one stored observation. `now` is the processing time (used for
+    /// alert times, escalation deadlines and device last-seen).
+    pub fn observe(
+        &mut self,
+        patient: PatientId,
+        reading: Reading,
+        now: DateTime<Utc>,
+    ) -> Result<Vec<Output>, EngineError> {
+        let p = self
+            .patients
+            .get_mut(&patient)
+            .ok_or(EngineError::UnknownPatient(patient))?;
+        let pathway = self
+            .pathways
+            .get(&p.setup.pathway)
+            .ok_or_else(|| EngineError::UnknownPathway(p.setup.pathway.clone()))?;
+        let code = reading.observation.code;
+        let measured_at = reading.measured_at;
+        let obs_id = reading.obs_id;
+        let device = reading.source.clone();
+        let value = reading.observation.value.clone();
+        if let Some(d) = &device {
+            let st = p.devices.entry(d.clone()).or_default();
+            if st.last_seen.is_none_or(|t| now > t) {
+                st.last_seen = Some(now);
+                st.offline_alerted = false;
+            }
+        }
+        let Some(superseded) = p.insert(reading, pathway) else {
+            return Ok(Vec::new());
+        };
+        let as_of = p.as_of.unwrap_or(measured_at);
+        if superseded || as_of - measured_at > pathway.freshness {
+            return Ok(Vec::new());
+        }
+        let feedback = now - measured_at <= pathway.feedback_max_age;
+        let shown = show(code, &value);
+        let mut fired: Vec<(String, AlertKind, Firing)> = Vec::new();
+        let mut out = Vec::new();
+
+        let news2 = p.news2(pathway);
+        if NEWS2_CODES.contains(&code)
+            && let Some(s) = &news2
+            && let (Some(total), Some(risk)) = (s.total, s.risk)
+        {
+            if risk >= Risk::LowMedium {
+                fired.push((
+                    "news2".into(),
+                    AlertKind::News2,
+                    Firing {
+                        severity: risk,
+                        message: news2_message(s, total, risk),
+                        value: Some(format!("NEWS2 {total}")),
+                        measured_at: Some(measured_at),
+                        obs_id,
+                    },
+                ));
+            }
+            if let Some(low) = p.lowest_total_before(as_of, pathway.rising_window)
+                && total >= low.saturating_add(2)
+            {
+                fired.push((
+                    "news2-rising".into(),
+                    AlertKind::News2Rising,
+                    Firing {
+                        severity: risk.max(Risk::LowMedium),
+                        message: format!(
+                            "NEWS2 rising: {total} now, {low} within the last {}",
+                            crate::duration::format(pathway.rising_window)
+                        ),
+                        value: Some(format!("NEWS2 {total}")),
+                        measured_at: Some(measured_at),
+                        obs_id,
+                    },
+                ));
+            }
+        }
+
+        let triggered: Vec<&crate::pathway::Rule> = pathway
+            .rules
+            .iter()
+            .filter(|r| r.triggers.is_empty() || r.triggers.contains(&code))
+            .collect();
+        if !triggered.is_empty() {
+            let compiled: Vec<_> = triggered.iter().map(|r| &r.compiled).collect();
+            let facts = p.facts(pathway, news2.as_ref(), device.as_deref(), now, &compiled);
+            for rule in triggered {
+                if rule.compiled.eval(&facts) != Ok(true) {
+                    continue;
+                }
+                if let Some(sev) = rule.severity {
+                    fired.push((
+                        rule.id.clone(),
+                        AlertKind::Pathway,
+                        Firing {
+                            severity: sev,
+                            message: rule.message.clone(),
+                            value: Some(shown.clone()),
+                            measured_at: Some(measured_at),
+                            obs_id,
+                        },
+                    ));
+                }
+                let suppressed = p.resolved.get(&rule.id).is_some_and(|&t| measured_at <= t);
+                if feedback && !suppressed {
+                    if let Some(a) = &rule.advice {
+                        out.push(Output::Advice {
+                            patient,
+                            device: device.clone(),
+                            rule: rule.id.clone(),
+                            level: a.level,
+                            text: a.text.clone(),
+                        });
+                    }
+                    if let Some(r) = &rule.repeat {
+                        out.push(Output::Repeat {
+                            patient,
+                            device: device.clone(),
+                            rule: rule.id.clone(),
+                            code: r.code,
+                            reason: r.reason.clone(),
+                        });
+                    }
+                }
+            }
+        }
+
+        let mut alerts_out = Vec::new();
+        for (rule, kind, f) in fired {
+            if let Some(o) = self.fire(patient, &rule, kind, f, now) {
+                alerts_out.push(o);
+            }
+        }
+        alerts_out.extend(out);
+        Ok(alerts_out)
+    }
+
+    /// Feeds a device `status` message.
+    pub fn device_status(
+        &mut self,
+        patient: PatientId,
+        device: &str,
+        status: DeviceStatus,
+        now: DateTime<Utc>,
+    ) -> Result<Vec<Output>, EngineError> {
+        let p = self
+            .patients
+            .get_mut(&patient)
+            .ok_or(EngineError::UnknownPatient(patient))?;
+        let pathway = self
+            .pathways
+            .get(&p.setup.pathway)
+            .ok_or_else(|| EngineError::UnknownPathway(p.setup.pathway.clone()))?;
+        let rules = pathway.device.clone();
+        let st = p.devices.entry(device.to_string()).or_default();
+        let was_low = st
+            .status
+            .battery_pct
+            .is_some_and(|b| b <= rules.battery_low_pct);
+        let was_off = st.status.signal.as_deref() == Some("lead_off");
+        let is_low = status
+            .battery_pct
+            .is_some_and(|b| b <= rules.battery_low_pct);
+        let is_off = status.signal.as_deref() == Some("lead_off");
+        let battery = status.battery_pct;
+        if st.last_seen.is_none_or(|t| now > t) {
+            st.last_seen = Some(now);
+            st.offline_alerted = false;
+        }
+        st.status = status;
+        let mut fired = Vec::new();
+        if is_low && !was_low {
+            fired.push((
+                format!("device-battery-low:{device}"),
+                format!("Device {device} battery low"),
+                battery.map(|b| format!("battery {b} %")),
+            ));
+        }
+        if is_off && !was_off {
+            fired.push((
+                format!("device-lead-off:{device}"),
+                format!("Device {device} lead off: no usable signal"),
+                Some("lead_off".into()),
+            ));
+        }
+        let mut out = Vec::new();
+        for (rule, message, value) in fired {
+            let f = Firing {
+                severity: rules.severity,
+                message,
+                value,
+                measured_at: None,
+                obs_id: None,
+            };
+            out.extend(self.fire(patient, &rule, AlertKind::Device, f, now));
+        }
+        Ok(out)
+    }
+
+    /// Advances time: raises missed-reading and device-offline alerts that
+    /// are due, and escalates unacknowledged alerts past their deadline
+    /// (exactly at the deadline counts). Call it at [`Engine::next_deadline`].
+    pub fn tick(&mut self, now: DateTime<Utc>) -> Vec<Output> {
+        let mut fired = Vec::new();
+        for (&id, p) in self.patients.iter_mut() {
+            let Some(pathway) = self.pathways.get(&p.setup.pathway) else {
+                continue;
+            };
+            for (e, clock) in pathway.expects.iter().zip(p.expects.iter_mut()) {
+                let due = clock.last.unwrap_or(p.setup.admitted_at) + e.every + e.grace;
+                if now >= due && clock.alerted_for != Some(due) {
+                    clock.alerted_for = Some(due);
+                    let since = clock.last.map_or_else(
+                        || "since admission".to_string(),
+                        |t| format!("since {}", t.to_rfc3339()),
+                    );
+                    fired.push((
+                        id,
+                        e.id.clone(),
+                        AlertKind::MissedReading,
+                        Firing {
+                            severity: e.severity,
+                            message: e.message.clone(),
+                            value: Some(format!("no reading {since}")),
+                            measured_at: None,
+                            obs_id: None,
+                        },
+                    ));
+                }
+            }
+            for (dev, st) in p.devices.iter_mut() {
+                if let Some(seen) = st.last_seen
+                    && !st.offline_alerted
+                    && now >= seen + pathway.device.offline_after
+                {
+                    st.offline_alerted = true;
+                    fired.push((
+                        id,
+                        format!("device-offline:{dev}"),
+                        AlertKind::Device,
+                        Firing {
+                            severity: pathway.device.severity,
+                            message: format!(
+                                "Device {dev} offline for {}",
+                                crate::duration::format(pathway.device.offline_after)
+                            ),
+                            value: Some(format!("last seen {}", seen.to_rfc3339())),
+                            measured_at: None,
+                            obs_id: None,
+                        },
+                    ));
+                }
+            }
+        }
+        let mut out = Vec::new();
+        for (patient, rule, kind, f) in fired {
+            out.extend(self.fire(patient, &rule, kind, f, now));
+        }
+        for a in self.alerts.values_mut() {
+            if a.escalate_if_due(now) {
+                out.push(Output::AlertEscalated(a.clone()));
+            }
+        }
+        out
+    }
+
+    /// The earliest time at which [`Engine::tick`] has something to do.
+    pub fn next_deadline(&self) -> Option<DateTime<Utc>> {
+        let mut next: Option<DateTime<Utc>> = None;
+        let mut consider = |t: DateTime<Utc>| next = Some(next.map_or(t, |n| n.min(t)));
+        for p in self.patients.values() {
+            let Some(pathway) = self.pathways.get(&p.setup.pathway) else {
+                continue;
+            };
+            for (e, clock) in pathway.expects.iter().zip(&p.expects) {
+                let due = clock.last.unwrap_or(p.setup.admitted_at) + e.every + e.grace;
+                if clock.alerted_for != Some(due) {
+                    consider(due);
+                }
+            }
+            for st in p.devices.values() {
+                if let Some(seen) = st.last_seen
+                    && !st.offline_alerted
+                {
+                    consider(seen + pathway.device.offline_after);
+                }
+            }
+        }
+        for a in self.alerts.values() {
+            if a.status == AlertStatus::Open
+                && let Some(t) = a.escalate_at
+            {
+                consider(t);
+            }
+        }
+        next
+    }
+
+    /// A clinician acknowledges an alert.
+    pub fn acknowledge(
+        &mut self,
+        alert: u64,
+        user: &str,
+        at: DateTime<Utc>,
+        note: &str,
+    ) -> Result<Output, ActionError> {
+        let a = self
+            .alerts
+            .get_mut(&alert)
+            .ok_or(ActionError::UnknownAlert(alert))?;
+        a.acknowledge(user, at, note)?;
+        Ok(Output::AlertUpdated(a.clone()))
+    }
+
+    /// A clinician escalates an alert by hand.
+    pub fn escalate(
+        &mut self,
+        alert: u64,
+        user: &str,
+        at: DateTime<Utc>,
+        reason: &str,
+    ) -> Result<Output, ActionError> {
+        let a = self
+            .alerts
+            .get_mut(&alert)
+            .ok_or(ActionError::UnknownAlert(alert))?;
+        a.escalate(user, at, reason)?;
+        Ok(Output::AlertEscalated(a.clone()))
+    }
+
+    /// A clinician resolves an alert with an outcome and a note. The engine
+    /// then forgets it, remembering only when its rule was last resolved.
+    pub fn resolve(
+        &mut self,
+        alert: u64,
+        user: &str,
+        at: DateTime<Utc>,
+        outcome: &str,
+        note: &str,
+    ) -> Result<Output, ActionError> {
+        let a = self
+            .alerts
+            .get_mut(&alert)
+            .ok_or(ActionError::UnknownAlert(alert))?;
+        a.resolve(user, at, outcome, note)?;
+        let a = self
+            .alerts
+            .remove(&alert)
+            .ok_or(ActionError::UnknownAlert(alert))?;
+        if let Some(p) = self.patients.get_mut(&a.patient) {
+            p.open.remove(&a.rule);
+            p.resolved.insert(a.rule.clone(), at);
+        }
+        Ok(Output::AlertUpdated(a))
+    }
+
+    /// An unresolved alert.
+    pub fn alert(&self, id: u64) -> Option<&Alert> {
+        self.alerts.get(&id)
+    }
+
+    /// Every unresolved alert, by id.
+    pub fn alerts(&self) -> impl Iterator<Item = &Alert> {
+        self.alerts.values()
+    }
+
+    /// The unresolved alert of `patient` for `rule`.
+    pub fn open_alert(&self, patient: PatientId, rule: &str) -> Option<&Alert> {
+        let id = self.patients.get(&patient)?.open.get(rule)?;
+        self.alerts.get(id)
+    }
+
+    /// The patient's NEWS2 as of their newest reading.
+    pub fn news2(&self, patient: PatientId) -> Option<News2Score> {
+        let p = self.patients.get(&patient)?;
+        p.news2(self.pathways.get(&p.setup.pathway)?)
+    }
+
+    /// The readings the engine holds for `patient`, in measurement order.
+    pub fn readings(&self, patient: PatientId) -> &[Reading] {
+        self.patients
+            .get(&patient)
+            .map_or(&[], |p| p.history.as_slice())
+    }
+
+    /// The NEWS2 history the rising rule uses: total as of each reading.
+    pub fn news2_history(&self, patient: PatientId) -> Vec<(DateTime<Utc>, Option<u8>)> {
+        self.patients
+            .get(&patient)
+            .map(|p| p.scores.iter().map(|(k, v)| (k.0, *v)).collect())
+            .unwrap_or_default()
+    }
+
+    fn fire(
+        &mut self,
+        patient: PatientId,
+        rule: &str,
+        kind: AlertKind,
+        f: Firing,
+        now: DateTime<Utc>,
+    ) -> Option<Output> {
+        let p = self.patients.get_mut(&patient)?;
+        let pathway = self.pathways.get(&p.setup.pathway)?;
+        let after = pathway.escalation.after(f.severity);
+        if let Some(a) = p.open.get(rule).and_then(|id| self.alerts.get_mut(id)) {
+            a.repeat(f, now, after);
+            return Some(Output::AlertUpdated(a.clone()));
+        }
+        if let (Some(resolved), Some(m)) = (p.resolved.get(rule), f.measured_at)
+            && m <= *resolved
+        {
+            return None;
+        }
+        let id = self.next_id;
+        self.next_id += 1;
+        let a = Alert::raise(id, patient, rule, kind, f, now, after);
+        p.open.insert(rule.to_string(), id);
+        self.alerts.insert(id, a.clone());
+        Some(Output::AlertRaised(a))
+    }
+}
+
+fn show(code: Code, v: &vigil_clinical::Value) -> String {
+    match (v, code.unit()) {
+        (vigil_clinical::Value::Number(n), Some(u)) => format!("{} {n} {u}", code.as_str()),
+        (vigil_clinical::Value::Number(n), None) => format!("{} {n}", code.as_str()),
+        (vigil_clinical::Value::Text(t), _) => format!("{} {t}", code.as_str()),
+    }
+}
+
+fn news2_message(s: &News2Score, total: u8, risk: Severity) -> String {
+    let mut m = format!("NEWS2 {total} ({})", risk.as_str());
+    if s.partial {
+        let gaps: Vec<&str> = s
+            .missing
+            .iter()
+            .chain(&s.stale)
+            .map(|p: &Parameter| p.as_str())
+            .collect();
+        m.push_str(&format!(", partial: no fresh {}", gaps.join(", ")));
+    }
+    m
+}

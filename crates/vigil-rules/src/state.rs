@@ -1,0 +1,440 @@
+//! Per-patient state: the reading history in measurement-time order, the
+//! devices, the missed-reading clocks, the NEWS2 history used by the rising
+//! alert, and the facts a rule expression reads.
+//!
+//! Everything here is a function of the readings and the setup, not of the
+//! order they arrived in: readings are kept sorted by (measured time, obs
+//! id), the NEWS2 history is recomputed from a late reading's place onwards,
+//! and history older than the pathway needs (relative to the newest reading)
+//! is dropped whichever order it came in.
+
+use std::collections::{BTreeMap, HashMap};
+
+use cel::Value;
+use chrono::{DateTime, Duration, Utc};
+use serde::{Deserialize, Serialize};
+use vigil_clinical::news2::Spo2ScaleSetting;
+use vigil_clinical::thresholds::spo2::Spo2Target;
+use vigil_clinical::{Code, Episode, News2Score, Reading, Spo2Scale, score_home};
+
+use crate::expr::{Compiled, Facts};
+use crate::pathway::Pathway;
+
+/// What the daemon knows about a patient's episode when it admits them.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct PatientSetup {
+    /// Pathway name (a loaded [`Pathway`]).
+    pub pathway: String,
+    /// Episode settings for NEWS2 (oxygen, consciousness, under 16, pregnant).
+    /// Its `spo2_scale` is replaced by [`PatientSetup::spo2_scale`] or the
+    /// pathway's default.
+    pub episode: Episode,
+    /// The episode's SpO2 scale as set by a clinician; `None` = pathway default.
+    pub spo2_scale: Option<Spo2ScaleSetting>,
+    /// Individual SpO2 target; `None` = pathway's, else by scale (88–92 / 94–98).
+    pub spo2_target: Option<Spo2Target>,
+    /// Peak-flow personal best, L/min.
+    pub pef_best: Option<f64>,
+    /// Start of the episode: missed-reading clocks start here.
+    pub admitted_at: DateTime<Utc>,
+}
+
+impl PatientSetup {
+    /// A setup with the pathway's defaults.
+    pub fn new(pathway: &str, admitted_at: DateTime<Utc>) -> PatientSetup {
+        PatientSetup {
+            pathway: pathway.to_string(),
+            episode: Episode::default(),
+            spo2_scale: None,
+            spo2_target: None,
+            pef_best: None,
+            admitted_at,
+        }
+    }
+}
+
+/// A device's `status` message (CONTRACTS.md §2).
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DeviceStatus {
+    /// Connected.
+    pub online: bool,
+    /// Battery, percent.
+    pub battery_pct: Option<u8>,
+    /// `ok`, `poor` or `lead_off`.
+    pub signal: Option<String>,
+}
+
+/// What the engine knows about one device of a patient.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DeviceState {
+    /// Last status message.
+    pub status: DeviceStatus,
+    /// Last message of any kind (processing time).
+    pub last_seen: Option<DateTime<Utc>>,
+    /// An offline alert has been raised since `last_seen`.
+    pub(crate) offline_alerted: bool,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub(crate) struct ExpectClock {
+    /// Latest measurement time of any of the expect's codes.
+    pub(crate) last: Option<DateTime<Utc>>,
+    /// The deadline an alert has been raised for.
+    pub(crate) alerted_for: Option<DateTime<Utc>>,
+}
+
+type Key = (DateTime<Utc>, Option<i64>);
+
+fn key(r: &Reading) -> Key {
+    (r.measured_at, r.obs_id)
+}
+
+#[derive(Clone, Debug)]
+pub(crate) struct Patient {
+    pub(crate) setup: PatientSetup,
+    pub(crate) episode: Episode,
+    pub(crate) target: Spo2Target,
+    pub(crate) history: Vec<Reading>,
+    pub(crate) as_of: Option<DateTime<Utc>>,
+    pub(crate) devices: BTreeMap<String, DeviceState>,
+    pub(crate) expects: Vec<ExpectClock>,
+    /// NEWS2 total as of each reading (readings up to and including it).
+    pub(crate) scores: BTreeMap<Key, Option<u8>>,
+    /// Unresolved alert per rule.
+    pub(crate) open: BTreeMap<String, u64>,
+    /// When each rule's last alert was resolved.
+    pub(crate) resolved: BTreeMap<String, DateTime<Utc>>,
+    pub(crate) retention: Duration,
+}
+
+impl Patient {
+    pub(crate) fn new(setup: PatientSetup, pathway: &Pathway) -> Patient {
+        let mut p = Patient {
+            episode: Episode::default(),
+            target: Spo2Target::STANDARD,
+            history: Vec::new(),
+            as_of: None,
+            devices: BTreeMap::new(),
+            expects: pathway
+                .expects
+                .iter()
+                .map(|_| ExpectClock {
+                    last: None,
+                    alerted_for: None,
+                })
+                .collect(),
+            scores: BTreeMap::new(),
+            open: BTreeMap::new(),
+            resolved: BTreeMap::new(),
+            retention: pathway.history_needed(),
+            setup,
+        };
+        p.apply_setup(pathway);
+        p
+    }
+
+    pub(crate) fn apply_setup(&mut self, pathway: &Pathway) {
+        let mut episode = self.setup.episode.clone();
+        episode.spo2_scale = self
+            .setup
+            .spo2_scale
+            .clone()
+            .unwrap_or_else(|| Spo2ScaleSetting {
+                set_by: Some(format!("pathway:{}", pathway.name)),
+                ..Spo2ScaleSetting::scale(pathway.spo2_scale)
+            });
+        self.target = self.setup.spo2_target.or(pathway.spo2_target).unwrap_or(
+            match episode.spo2_scale.scale {
+                Spo2Scale::Two => Spo2Target::HYPERCAPNIC,
+                Spo2Scale::One => Spo2Target::STANDARD,
+            },
+        );
+        self.episode = episode;
+        self.retention = pathway.history_needed();
+        if self.expects.len() != pathway.expects.len() {
+            self.expects = pathway
+                .expects
+                .iter()
+                .map(|e| ExpectClock {
+                    last: self.latest_of(&e.codes).map(|r| r.measured_at),
+                    alerted_for: None,
+                })
+                .collect();
+        }
+    }
+
+    /// Inserts a reading in its place. Returns `None` for a duplicate obs id
+    /// or a reading too old to matter, else whether a later reading of the
+    /// same code already exists (the reading is superseded).
+    pub(crate) fn insert(&mut self, r: Reading, pathway: &Pathway) -> Option<bool> {
+        if let Some(as_of) = self.as_of
+            && r.measured_at < as_of - self.retention
+        {
+            return None;
+        }
+        if r.obs_id.is_some() && self.history.iter().any(|h| h.obs_id == r.obs_id) {
+            return None;
+        }
+        let k = key(&r);
+        let pos = self.history.partition_point(|h| key(h) <= k);
+        let code = r.observation.code;
+        let superseded = self.history[pos..]
+            .iter()
+            .any(|h| h.observation.code == code);
+        for (e, clock) in pathway.expects.iter().zip(self.expects.iter_mut()) {
+            if e.codes.contains(&code) && clock.last.is_none_or(|l| r.measured_at > l) {
+                clock.last = Some(r.measured_at);
+            }
+        }
+        self.as_of = Some(self.as_of.map_or(r.measured_at, |a| a.max(r.measured_at)));
+        self.history.insert(pos, r);
+        self.prune();
+        self.rescore_from(k, pathway);
+        Some(superseded)
+    }
+
+    fn prune(&mut self) {
+        let Some(as_of) = self.as_of else { return };
+        let cut = as_of - self.retention;
+        let n = self.history.partition_point(|h| h.measured_at < cut);
+        if n > 0 {
+            self.history.drain(..n);
+        }
+        self.scores.retain(|k, _| k.0 >= cut);
+    }
+
+    /// Recomputes the whole NEWS2 history (the episode settings changed).
+    pub(crate) fn rescore_all(&mut self, pathway: &Pathway) {
+        self.scores.clear();
+        if let Some(first) = self.history.first().map(key) {
+            self.rescore_from(first, pathway);
+        }
+    }
+
+    /// Recomputes the NEWS2 history at and after `from`.
+    fn rescore_from(&mut self, from: Key, pathway: &Pathway) {
+        let mut latest: HashMap<Code, usize> = HashMap::new();
+        for (i, r) in self.history.iter().enumerate() {
+            latest.insert(r.observation.code, i);
+            let k = key(r);
+            if k >= from {
+                let set: Vec<Reading> = latest.values().map(|&j| self.history[j].clone()).collect();
+                let s = score_home(&set, &self.episode, pathway.freshness, r.measured_at);
+                self.scores.insert(k, s.total);
+            }
+        }
+    }
+
+    /// The latest reading of any of `codes`.
+    pub(crate) fn latest_of(&self, codes: &[Code]) -> Option<&Reading> {
+        self.history
+            .iter()
+            .rev()
+            .find(|r| codes.contains(&r.observation.code))
+    }
+
+    /// The latest reading of each code.
+    pub(crate) fn latest_per_code(&self) -> Vec<Reading> {
+        let mut seen = BTreeMap::new();
+        for r in self.history.iter().rev() {
+            seen.entry(r.observation.code).or_insert_with(|| r.clone());
+        }
+        seen.into_values().collect()
+    }
+
+    /// NEWS2 as of the newest reading (`None` before any reading).
+    pub(crate) fn news2(&self, pathway: &Pathway) -> Option<News2Score> {
+        let as_of = self.as_of?;
+        Some(score_home(
+            &self.latest_per_code(),
+            &self.episode,
+            pathway.freshness,
+            as_of,
+        ))
+    }
+
+    /// The lowest NEWS2 total in `[as_of - window, as_of)`.
+    pub(crate) fn lowest_total_before(&self, as_of: DateTime<Utc>, window: Duration) -> Option<u8> {
+        self.scores
+            .range((as_of - window, None)..(as_of, None))
+            .filter_map(|(_, t)| *t)
+            .min()
+    }
+
+    /// Values of `code` measured in `[as_of - window, as_of]`, oldest first.
+    pub(crate) fn window(&self, code: Code, as_of: DateTime<Utc>, window: Duration) -> Vec<f64> {
+        self.history
+            .iter()
+            .filter(|r| {
+                r.observation.code == code
+                    && r.measured_at >= as_of - window
+                    && r.measured_at <= as_of
+            })
+            .filter_map(|r| r.observation.value.as_number())
+            .collect()
+    }
+
+    /// The facts a rule reads, as of the newest reading.
+    pub(crate) fn facts(
+        &self,
+        pathway: &Pathway,
+        news2: Option<&News2Score>,
+        device: Option<&str>,
+        now: DateTime<Utc>,
+        rules: &[&Compiled],
+    ) -> Facts {
+        let mut f = Facts::default();
+        let Some(as_of) = self.as_of else { return f };
+        let mut ages = HashMap::new();
+        let mut pef = None;
+        for r in self.latest_per_code() {
+            let code = r.observation.code;
+            let age = as_of - r.measured_at;
+            ages.insert(code.as_str().to_string(), Value::Float(secs(age)));
+            if age <= pathway.freshness {
+                let v = match &r.observation.value {
+                    vigil_clinical::Value::Number(n) => Value::Float(*n),
+                    vigil_clinical::Value::Text(t) => Value::from(t.as_str()),
+                };
+                if code == Code::Pef {
+                    pef = r.observation.value.as_number();
+                }
+                f.variables.push((code.as_str().to_string(), v));
+            }
+        }
+        f.variables.push(("age".into(), Value::from(ages)));
+        if let (Some(p), Some(best)) = (pef, self.setup.pef_best)
+            && best > 0.0
+        {
+            f.variables
+                .push(("pef_pct".into(), Value::Float(p / best * 100.0)));
+        }
+        if let Some(s) = news2 {
+            f.variables.push(("news2".into(), news2_value(s)));
+        }
+        f.variables.push(("patient".into(), self.patient_value()));
+        if let Some(d) = device.and_then(|d| self.devices.get(d)) {
+            f.variables.push(("device".into(), device_value(d, now)));
+        }
+        for c in rules {
+            for t in &c.trends {
+                f.set_trend(t, t.func.apply(&self.window(t.code, as_of, t.window)));
+            }
+        }
+        f
+    }
+
+    fn patient_value(&self) -> Value {
+        let mut m: HashMap<String, Value> = HashMap::new();
+        let scale = match self.episode.spo2_scale.scale {
+            Spo2Scale::One => 1,
+            Spo2Scale::Two => 2,
+        };
+        m.insert("spo2_scale".into(), Value::Int(scale));
+        m.insert("spo2_lo".into(), Value::Int(i64::from(self.target.lo())));
+        m.insert("spo2_hi".into(), Value::Int(i64::from(self.target.hi())));
+        if let Some(b) = self.setup.pef_best {
+            m.insert("pef_best".into(), Value::Float(b));
+        }
+        if let Some(o) = &self.episode.oxygen {
+            m.insert("on_oxygen".into(), Value::Bool(o.value));
+        }
+        Value::from(m)
+    }
+}
+
+fn secs(d: Duration) -> f64 {
+    d.num_milliseconds() as f64 / 1000.0
+}
+
+/// `news2` as rules see it.
+pub(crate) fn news2_value(s: &News2Score) -> Value {
+    let mut m: HashMap<String, Value> = HashMap::new();
+    m.insert("applicable".into(), Value::Bool(s.not_applicable.is_none()));
+    if let Some(t) = s.total {
+        m.insert("total".into(), Value::Int(i64::from(t)));
+    }
+    if let Some(r) = s.risk {
+        m.insert("risk".into(), Value::from(r.as_str()));
+    }
+    m.insert("partial".into(), Value::Bool(s.partial));
+    m.insert("red".into(), Value::Bool(s.red_score));
+    let sub: HashMap<String, Value> = s
+        .subscores
+        .iter()
+        .map(|x| {
+            (
+                x.parameter.as_str().to_string(),
+                Value::Int(i64::from(x.score)),
+            )
+        })
+        .collect();
+    m.insert("sub".into(), Value::from(sub));
+    let names = |v: &[vigil_clinical::Parameter]| {
+        Value::from(v.iter().map(|p| p.as_str()).collect::<Vec<_>>())
+    };
+    m.insert("missing".into(), names(&s.missing));
+    m.insert("stale".into(), names(&s.stale));
+    Value::from(m)
+}
+
+fn device_value(d: &DeviceState, now: DateTime<Utc>) -> Value {
+    let mut m: HashMap<String, Value> = HashMap::new();
+    m.insert("online".into(), Value::Bool(d.status.online));
+    if let Some(b) = d.status.battery_pct {
+        m.insert("battery_pct".into(), Value::Int(i64::from(b)));
+    }
+    m.insert(
+        "lead_off".into(),
+        Value::Bool(d.status.signal.as_deref() == Some("lead_off")),
+    );
+    if let Some(s) = &d.status.signal {
+        m.insert("signal".into(), Value::from(s.as_str()));
+    }
+    if let Some(t) = d.last_seen {
+        m.insert("last_seen_age".into(), Value::Float(secs(now - t)));
+    }
+    Value::from(m)
+}
+
+pub(crate) fn news2_value_sample() -> Value {
+    let mut m: HashMap<String, Value> = HashMap::new();
+    m.insert("applicable".into(), Value::Bool(true));
+    m.insert("total".into(), Value::Int(3));
+    m.insert("risk".into(), Value::from("low"));
+    m.insert("partial".into(), Value::Bool(false));
+    m.insert("red".into(), Value::Bool(false));
+    let sub: HashMap<String, Value> = vigil_clinical::Parameter::ALL
+        .iter()
+        .map(|p| (p.as_str().to_string(), Value::Int(0)))
+        .collect();
+    m.insert("sub".into(), Value::from(sub));
+    m.insert("missing".into(), Value::from(Vec::<Value>::new()));
+    m.insert("stale".into(), Value::from(Vec::<Value>::new()));
+    Value::from(m)
+}
+
+pub(crate) fn patient_value_sample() -> Value {
+    let mut m: HashMap<String, Value> = HashMap::new();
+    m.insert("spo2_scale".into(), Value::Int(1));
+    m.insert("spo2_lo".into(), Value::Int(94));
+    m.insert("spo2_hi".into(), Value::Int(98));
+    m.insert("pef_best".into(), Value::Float(400.0));
+    m.insert("on_oxygen".into(), Value::Bool(false));
+    Value::from(m)
+}
+
+pub(crate) fn device_value_sample() -> Value {
+    device_value(
+        &DeviceState {
+            status: DeviceStatus {
+                online: true,
+                battery_pct: Some(80),
+                signal: Some("ok".into()),
+            },
+            last_seen: Some(DateTime::<Utc>::UNIX_EPOCH),
+            offline_alerted: false,
+        },
+        DateTime::<Utc>::UNIX_EPOCH,
+    )
+}
