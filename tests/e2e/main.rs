@@ -8,6 +8,7 @@
 
 mod helpers;
 
+mod alerts;
 mod api;
 mod cli;
 mod ecg;

@@ -7,6 +7,7 @@
 //!
 //! # Layout
 //! - [`acl`]: which topics a device may use (pure).
+//! - [`alerts`]: built-in NEWS2 alert decisions (pure).
 //! - [`decode`]: `obs` payload → validated message or a counted rejection (pure).
 //! - [`ecg`]: ECG chunk decoding and one streaming analysis per patch.
 //! - [`broker`]: the embedded rmqtt broker and its auth/ACL hooks.
@@ -14,6 +15,7 @@
 //! - [`metrics`]: the Prometheus counters of CONTRACTS.md §6.
 
 pub mod acl;
+pub mod alerts;
 pub mod broker;
 pub mod decode;
 pub mod ecg;

@@ -14,6 +14,10 @@ pub struct IngestMetrics {
     pub ecg_chunks: IntCounterVec,
     /// `vigil_ingest_lag_seconds`: measurement time to stored.
     pub ingest_lag: Histogram,
+    /// `vigil_alerts_raised_total{severity}`
+    pub alerts_raised: IntCounterVec,
+    /// `vigil_alert_latency_seconds`: message received to alert pushed.
+    pub alert_latency: Histogram,
 }
 
 impl IngestMetrics {
@@ -31,10 +35,18 @@ impl IngestMetrics {
                 0.01, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 15.0, 60.0, 300.0, 3600.0, 86400.0,
             ]),
         )?;
+        let alerts_raised =
+            IntCounterVec::new(Opts::new("vigil_alerts_raised_total", "Alerts raised by severity"), &["severity"])?;
+        let alert_latency = Histogram::with_opts(
+            HistogramOpts::new("vigil_alert_latency_seconds", "Message received to alert pushed")
+                .buckets(vec![0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5]),
+        )?;
+        registry.register(Box::new(alerts_raised.clone()))?;
+        registry.register(Box::new(alert_latency.clone()))?;
         registry.register(Box::new(obs_messages.clone()))?;
         registry.register(Box::new(obs_rejected.clone()))?;
         registry.register(Box::new(ecg_chunks.clone()))?;
         registry.register(Box::new(ingest_lag.clone()))?;
-        Ok(IngestMetrics { obs_messages, obs_rejected, ecg_chunks, ingest_lag })
+        Ok(IngestMetrics { obs_messages, obs_rejected, ecg_chunks, ingest_lag, alerts_raised, alert_latency })
     }
 }

@@ -23,13 +23,55 @@ use rumqttc::{AsyncClient, Event, EventLoop, MqttOptions, Packet, Publish, QoS};
 use tokio::sync::{broadcast, mpsc, watch};
 use tokio_util::sync::CancellationToken;
 use vigil_store::{
-    BatchOutcome, LiveEvent, LiveObservation, NewDerivedObservation, NewEcgChunk, NewObsMessage, NewObservation, NewRejected,
+    AlertFiring, AlertStatus, FiringOutcome, Severity, BatchOutcome, LiveEvent, LiveObservation, NewDerivedObservation, NewEcgChunk, NewObsMessage, NewObservation, NewRejected,
     ObsValue, Store,
 };
 
 use crate::decode::{Rejection, decode_obs};
 use crate::metrics::IngestMetrics;
-use crate::{IngestConfig, acl, ecg};
+use crate::{IngestConfig, acl, alerts, ecg};
+
+/// How long an unacknowledged alert waits before it escalates to the
+/// consultant, by severity (CONTRACTS.md §5 defaults; pathway files will
+/// override them). `low` does not escalate.
+pub fn escalation_delay(s: Severity) -> Option<chrono::Duration> {
+    match s {
+        Severity::High => Some(chrono::Duration::minutes(5)),
+        Severity::Medium => Some(chrono::Duration::minutes(15)),
+        Severity::LowMedium => Some(chrono::Duration::minutes(30)),
+        Severity::Low => None,
+    }
+}
+
+/// Escalate open alerts whose time has come, checking every second.
+pub async fn escalator(store: Arc<dyn Store>, events: broadcast::Sender<LiveEvent>, cancel: CancellationToken) {
+    let mut tick = tokio::time::interval(Duration::from_secs(1));
+    loop {
+        tokio::select! {
+            _ = tick.tick() => {}
+            _ = cancel.cancelled() => return,
+        }
+        let now = Utc::now();
+        let due = match store.alerts_due(now).await {
+            Ok(d) => d,
+            Err(e) => {
+                tracing::error!(error = %e, "escalation check failed");
+                continue;
+            }
+        };
+        for a in due {
+            match store.alert_act(a.id, vigil_store::AlertAction::Escalate, "system", now).await {
+                Ok(alert) => {
+                    tracing::warn!(alert_id = alert.id, patient = alert.patient_id, severity = alert.severity.as_str(), "alert escalated: unacknowledged past its time");
+                    let _ = events.send(LiveEvent::AlertUpdate { ward_id: alert.ward_id, alert, action: "escalated".into(), actor: "system".into() });
+                }
+                // Acknowledged in the meantime: nothing to do.
+                Err(vigil_store::StoreError::Conflict(_)) => {}
+                Err(e) => tracing::error!(error = %e, "escalation failed"),
+            }
+        }
+    }
+}
 
 /// Largest batch written in one transaction.
 const MAX_BATCH: usize = 512;
@@ -67,8 +109,9 @@ pub fn spawn(
     let (connected_tx, connected) = watch::channel(false);
     let poll = tokio::spawn(poll_loop(eventloop, client.clone(), tx, connected_tx, cancel.clone()));
     let worker = Worker { ecg: ecg::EcgAnalysis::default(), client, store, events, metrics };
+    let escalate = tokio::spawn(escalator(worker.store.clone(), worker.events.clone(), cancel.clone()));
     let batch = tokio::spawn(worker.run(rx, rescore, cancel));
-    Running { connected, tasks: vec![poll, batch] }
+    Running { connected, tasks: vec![poll, batch, escalate] }
 }
 
 async fn poll_loop(
@@ -161,7 +204,7 @@ impl Worker {
                 p = rx.recv() => match p { Some(p) => p, None => break },
                 Some(patient) = rescore.recv() => {
                     let now = Utc::now();
-                    self.score_and_push(patient, now, now).await;
+                    self.score_at(patient, now, now, true).await;
                     continue;
                 }
                 _ = cancel.cancelled() => break,
@@ -449,11 +492,11 @@ impl Worker {
         }
     }
 
-    async fn score_and_push(&self, patient: i64, at: chrono::DateTime<Utc>, now: chrono::DateTime<Utc>) {
-        self.score_at(patient, at, now, true).await;
-    }
-
-    async fn score_at(&self, patient: i64, at: chrono::DateTime<Utc>, now: chrono::DateTime<Utc>, push: bool) {
+    /// Score `patient` as of `at` and store it. `current` scores (the newest
+    /// state) are pushed and drive the built-in NEWS2 alerts; history
+    /// scores for late readings are stored only. `received` is when the
+    /// triggering message arrived (for the alert latency metric).
+    async fn score_at(&self, patient: i64, at: chrono::DateTime<Utc>, received: chrono::DateTime<Utc>, current: bool) {
         let freshness = vigil_clinical::default_freshness();
         let scored = match vigil_store::scoring::score_patient(self.store.as_ref(), patient, at, freshness).await {
             Ok(Some(s)) => s,
@@ -464,14 +507,83 @@ impl Worker {
             }
         };
         let (settings, score) = scored;
-        let row = vigil_store::scoring::to_new_score(patient, &score, at, now);
+        // The scores of the previous day, read before this one is stored.
+        let recent = if current {
+            self.store.scores(patient, Some(at - chrono::Duration::hours(24)), Some(at)).await.unwrap_or_default()
+        } else {
+            Vec::new()
+        };
+        let row = vigil_store::scoring::to_new_score(patient, &score, at, Utc::now());
         let detail = row.detail.clone();
         if let Err(e) = self.store.score_insert(row).await {
             tracing::error!(error = %e, patient, "storing the score failed");
             return;
         }
-        if push {
-            let _ = self.events.send(LiveEvent::Score { ward_id: settings.ward_id, patient_id: patient, score: detail });
+        if !current {
+            return;
+        }
+        let _ = self.events.send(LiveEvent::Score { ward_id: settings.ward_id, patient_id: patient, score: detail.clone() });
+        self.builtin_alerts(&settings, &score, &detail, &recent, at, received).await;
+    }
+
+    async fn builtin_alerts(
+        &self,
+        settings: &vigil_store::EpisodeSettings,
+        score: &vigil_clinical::News2Score,
+        detail: &serde_json::Value,
+        recent: &[vigil_store::ScoreRow],
+        at: chrono::DateTime<Utc>,
+        received: chrono::DateTime<Utc>,
+    ) {
+        let facts = |total: Option<i64>, risk: Option<&str>| alerts::ScoreFacts {
+            total: total.and_then(|t| u8::try_from(t).ok()),
+            severity: risk.and_then(alerts::severity_of_risk),
+        };
+        let prev = recent.last().map(|r| facts(r.total, r.risk.as_deref()));
+        let now_facts = facts(score.total.map(i64::from), detail.get("risk").and_then(|r| r.as_str()));
+        let min_24h = recent.iter().filter_map(|r| r.total).min().and_then(|t| u8::try_from(t).ok());
+        let live = match self.store.alerts_list(&[settings.ward_id], None, Some(settings.patient_id)).await {
+            Ok(a) => a,
+            Err(e) => {
+                tracing::error!(error = %e, "cannot read live alerts; built-in alerts skipped");
+                return;
+            }
+        };
+        let is_live = |rule: &str| live.iter().any(|a| a.rule_id == rule && a.status != AlertStatus::Resolved);
+        let firings =
+            alerts::decide(prev, now_facts, score.partial, is_live(alerts::NEWS2), is_live(alerts::NEWS2_RISING), min_24h);
+        let evidence: Vec<i64> = score.subscores.iter().filter_map(|s| s.obs_id).collect();
+        for f in firings {
+            let firing = AlertFiring {
+                patient_id: settings.patient_id,
+                ward_id: settings.ward_id,
+                rule_id: f.rule_id.to_string(),
+                severity: f.severity,
+                message: f.message,
+                value: serde_json::json!({"total": score.total, "risk": detail.get("risk"), "partial": score.partial}),
+                evidence: evidence.clone(),
+                at,
+                escalate_at: escalation_delay(f.severity).map(|d| Utc::now() + d),
+            };
+            match self.store.alert_fire(firing, Utc::now()).await {
+                Ok((alert, FiringOutcome::Raised)) => {
+                    tracing::info!(alert_id = alert.id, patient = alert.patient_id, rule = %alert.rule_id, severity = alert.severity.as_str(), "alert raised");
+                    self.metrics.alerts_raised.with_label_values(&[alert.severity.as_str()]).inc();
+                    let _ = self.events.send(LiveEvent::Alert { ward_id: alert.ward_id, alert });
+                    let latency = (Utc::now() - received).num_microseconds().unwrap_or(0).max(0) as f64 / 1e6;
+                    self.metrics.alert_latency.observe(latency);
+                }
+                Ok((alert, FiringOutcome::Updated)) => {
+                    let _ = self.events.send(LiveEvent::AlertUpdate {
+                        ward_id: alert.ward_id,
+                        alert,
+                        action: "updated".into(),
+                        actor: "system".into(),
+                    });
+                }
+                Ok((_, FiringOutcome::Superseded)) => {}
+                Err(e) => tracing::error!(error = %e, "storing an alert failed"),
+            }
         }
     }
 

@@ -108,6 +108,19 @@ pub trait Store: Send + Sync + 'static {
     /// Delete ECG chunks and beats older than `before_ms`; returns chunks deleted.
     async fn ecg_delete_before(&self, before_ms: i64) -> Result<u64>;
 
+    // --- alerts ------------------------------------------------------------
+    /// Raise an alert, or update the live one for this patient and rule
+    /// (count, latest value, severity only upwards), in one transaction,
+    /// recording the event as `system`.
+    async fn alert_fire(&self, f: AlertFiring, now: DateTime<Utc>) -> Result<(AlertRow, FiringOutcome)>;
+    /// Apply a lifecycle action; `Conflict` if the alert's state forbids it.
+    async fn alert_act(&self, alert_id: i64, action: AlertAction, actor: &str, at: DateTime<Utc>) -> Result<AlertRow>;
+    async fn alert_get(&self, alert_id: i64) -> Result<Option<AlertRow>>;
+    async fn alerts_list(&self, ward_ids: &[i64], status: Option<AlertStatus>, patient_id: Option<i64>) -> Result<Vec<AlertRow>>;
+    /// Open alerts whose escalation time has come.
+    async fn alerts_due(&self, now: DateTime<Utc>) -> Result<Vec<AlertRow>>;
+    async fn alert_events(&self, alert_id: i64) -> Result<Vec<AlertEventRow>>;
+
     async fn stats(&self) -> Result<Stats>;
 }
 

@@ -289,6 +289,10 @@ pub enum LiveEvent {
         quality: Option<String>,
         possible_af: Option<bool>,
     },
+    /// A new alert.
+    Alert { ward_id: i64, alert: AlertRow },
+    /// An alert changed (repeat, acknowledge, escalate, resolve).
+    AlertUpdate { ward_id: i64, alert: AlertRow, action: String, actor: String },
     /// A patient's NEWS2 was (re)computed. `score` is the clinical result.
     Score {
         ward_id: i64,
@@ -303,6 +307,8 @@ impl LiveEvent {
             LiveEvent::Observation { ward_id, .. }
             | LiveEvent::DeviceStatus { ward_id, .. }
             | LiveEvent::EcgStatus { ward_id, .. }
+            | LiveEvent::Alert { ward_id, .. }
+            | LiveEvent::AlertUpdate { ward_id, .. }
             | LiveEvent::Score { ward_id, .. } => *ward_id,
         }
     }
@@ -411,4 +417,114 @@ pub struct NewDerivedObservation {
     pub observation: NewObservation,
     pub measured_at: DateTime<Utc>,
     pub received_at: DateTime<Utc>,
+}
+
+/// Alert severities, in NEWS2 risk words, lowest first (so `Ord` means "worse").
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Severity {
+    Low,
+    LowMedium,
+    Medium,
+    High,
+}
+
+impl Severity {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Severity::Low => "low",
+            Severity::LowMedium => "low-medium",
+            Severity::Medium => "medium",
+            Severity::High => "high",
+        }
+    }
+    pub fn parse(s: &str) -> Option<Severity> {
+        [Severity::Low, Severity::LowMedium, Severity::Medium, Severity::High].into_iter().find(|v| v.as_str() == s)
+    }
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum AlertStatus {
+    Open,
+    Acknowledged,
+    Escalated,
+    Resolved,
+}
+
+impl AlertStatus {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            AlertStatus::Open => "open",
+            AlertStatus::Acknowledged => "acknowledged",
+            AlertStatus::Escalated => "escalated",
+            AlertStatus::Resolved => "resolved",
+        }
+    }
+    pub fn parse(s: &str) -> Option<AlertStatus> {
+        [AlertStatus::Open, AlertStatus::Acknowledged, AlertStatus::Escalated, AlertStatus::Resolved]
+            .into_iter()
+            .find(|v| v.as_str() == s)
+    }
+}
+
+/// A rule firing for a patient (raise, or update the live alert).
+#[derive(Clone, Debug, PartialEq)]
+pub struct AlertFiring {
+    pub patient_id: i64,
+    pub ward_id: i64,
+    pub rule_id: String,
+    pub severity: Severity,
+    pub message: String,
+    pub value: serde_json::Value,
+    pub evidence: Vec<i64>,
+    /// Measurement time of the reading that fired the rule.
+    pub at: DateTime<Utc>,
+    /// When an unacknowledged alert of this severity escalates, if ever.
+    pub escalate_at: Option<DateTime<Utc>>,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct AlertRow {
+    pub id: i64,
+    pub patient_id: i64,
+    pub ward_id: i64,
+    pub rule_id: String,
+    pub severity: Severity,
+    pub status: AlertStatus,
+    pub message: String,
+    pub count: i64,
+    pub latest_value: serde_json::Value,
+    pub evidence: Vec<i64>,
+    pub raised_at: DateTime<Utc>,
+    pub updated_at: DateTime<Utc>,
+    pub escalate_at: Option<DateTime<Utc>>,
+    pub resolved_at: Option<DateTime<Utc>>,
+    pub outcome: Option<String>,
+    pub note: Option<String>,
+}
+
+/// What happened to a firing.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum FiringOutcome {
+    Raised,
+    Updated,
+    /// A reading older than the live alert's latest evidence: nothing changed.
+    Superseded,
+}
+
+/// A clinician's (or the escalation timer's) action on an alert.
+#[derive(Clone, Debug, PartialEq)]
+pub enum AlertAction {
+    Acknowledge,
+    Escalate,
+    Resolve { outcome: String, note: String },
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct AlertEventRow {
+    pub at: DateTime<Utc>,
+    pub actor: String,
+    pub action: String,
+    pub detail: serde_json::Value,
 }

@@ -112,6 +112,51 @@ impl SqliteStore {
     }
 }
 
+const ALERT_COLUMNS: &str = "SELECT id, patient_id, ward_id, rule_id, severity, status, message, count, latest_value, evidence,
+        raised_at, updated_at, escalate_at, resolved_at, outcome, note FROM alerts";
+
+fn alert_row(r: &sqlx::sqlite::SqliteRow) -> Result<AlertRow> {
+    let severity: String = r.get(4);
+    let status: String = r.get(5);
+    Ok(AlertRow {
+        id: r.get(0),
+        patient_id: r.get(1),
+        ward_id: r.get(2),
+        rule_id: r.get(3),
+        severity: Severity::parse(&severity).ok_or_else(|| StoreError::Backend(format!("bad severity {severity}")))?,
+        status: AlertStatus::parse(&status).ok_or_else(|| StoreError::Backend(format!("bad status {status}")))?,
+        message: r.get(6),
+        count: r.get(7),
+        latest_value: r.get::<Option<String>, _>(8).and_then(|v| serde_json::from_str(&v).ok()).unwrap_or_default(),
+        evidence: serde_json::from_str(&r.get::<String, _>(9)).unwrap_or_default(),
+        raised_at: parse_ts(&r.get::<String, _>(10))?,
+        updated_at: parse_ts(&r.get::<String, _>(11))?,
+        escalate_at: parse_opt_ts(r.get(12))?,
+        resolved_at: parse_opt_ts(r.get(13))?,
+        outcome: r.get(14),
+        note: r.get(15),
+    })
+}
+
+async fn insert_event(
+    tx: &mut sqlx::Transaction<'_, sqlx::Sqlite>,
+    alert_id: i64,
+    at: DateTime<Utc>,
+    actor: &str,
+    action: &str,
+    detail: &serde_json::Value,
+) -> Result<()> {
+    sqlx::query("INSERT INTO alert_events (alert_id, at, actor, action, detail) VALUES (?, ?, ?, ?, ?)")
+        .bind(alert_id)
+        .bind(ts(at))
+        .bind(actor)
+        .bind(action)
+        .bind(detail.to_string())
+        .execute(&mut **tx)
+        .await?;
+    Ok(())
+}
+
 #[async_trait]
 impl Store for SqliteStore {
     async fn ping(&self) -> Result<()> {
@@ -804,13 +849,177 @@ impl Store for SqliteStore {
         Ok(n)
     }
 
+    async fn alert_fire(&self, f: AlertFiring, now: DateTime<Utc>) -> Result<(AlertRow, FiringOutcome)> {
+        let mut tx = self.pool.begin().await?;
+        let live: Option<(i64, String, String)> = sqlx::query_as(
+            "SELECT id, severity, updated_at FROM alerts WHERE patient_id = ? AND rule_id = ? AND status != 'resolved'",
+        )
+        .bind(f.patient_id)
+        .bind(&f.rule_id)
+        .fetch_optional(&mut *tx)
+        .await?;
+        let value = f.value.to_string();
+        let evidence = serde_json::to_string(&f.evidence).unwrap_or_else(|_| "[]".into());
+        let (id, outcome) = match live {
+            None => {
+                let id = sqlx::query(
+                    "INSERT INTO alerts (patient_id, ward_id, rule_id, severity, status, message, count, latest_value, evidence,
+                                         raised_at, updated_at, escalate_at)
+                     VALUES (?, ?, ?, ?, 'open', ?, 1, ?, ?, ?, ?, ?)",
+                )
+                .bind(f.patient_id)
+                .bind(f.ward_id)
+                .bind(&f.rule_id)
+                .bind(f.severity.as_str())
+                .bind(&f.message)
+                .bind(&value)
+                .bind(&evidence)
+                .bind(ts(f.at))
+                .bind(ts(f.at))
+                .bind(f.escalate_at.map(ts))
+                .execute(&mut *tx)
+                .await?
+                .last_insert_rowid();
+                (id, FiringOutcome::Raised)
+            }
+            Some((id, _, updated_at)) if parse_ts(&updated_at)? > f.at => (id, FiringOutcome::Superseded),
+            Some((id, severity, _)) => {
+                // Severity only ever goes up while the alert is live; a
+                // higher severity also brings its (earlier) escalation time.
+                let old = Severity::parse(&severity).unwrap_or(Severity::Low);
+                let raise = f.severity > old;
+                sqlx::query(
+                    "UPDATE alerts SET count = count + 1, latest_value = ?, evidence = ?, updated_at = ?, message = CASE WHEN ? THEN ? ELSE message END,
+                            severity = CASE WHEN ? THEN ? ELSE severity END,
+                            escalate_at = CASE WHEN ? AND status = 'open' THEN ? ELSE escalate_at END
+                     WHERE id = ?",
+                )
+                .bind(&value)
+                .bind(&evidence)
+                .bind(ts(f.at))
+                .bind(raise)
+                .bind(&f.message)
+                .bind(raise)
+                .bind(f.severity.as_str())
+                .bind(raise)
+                .bind(f.escalate_at.map(ts))
+                .bind(id)
+                .execute(&mut *tx)
+                .await?;
+                (id, FiringOutcome::Updated)
+            }
+        };
+        if outcome != FiringOutcome::Superseded {
+            let action = if outcome == FiringOutcome::Raised { "raised" } else { "updated" };
+            let detail = serde_json::json!({"severity": f.severity, "value": f.value, "evidence": f.evidence, "measured_at": f.at});
+            insert_event(&mut tx, id, now, "system", action, &detail).await?;
+        }
+        tx.commit().await?;
+        let row = self.alert_get(id).await?.ok_or_else(|| StoreError::NotFound(format!("alert {id}")))?;
+        Ok((row, outcome))
+    }
+
+    async fn alert_act(&self, alert_id: i64, action: AlertAction, actor: &str, at: DateTime<Utc>) -> Result<AlertRow> {
+        let mut tx = self.pool.begin().await?;
+        let (sql, name, detail) = match &action {
+            AlertAction::Acknowledge => (
+                "UPDATE alerts SET status = 'acknowledged', escalate_at = NULL, updated_at = ?1 WHERE id = ?2 AND status IN ('open', 'escalated')",
+                "acknowledged",
+                serde_json::json!({}),
+            ),
+            AlertAction::Escalate => (
+                "UPDATE alerts SET status = 'escalated', escalate_at = NULL, updated_at = ?1 WHERE id = ?2 AND status IN ('open', 'acknowledged')",
+                "escalated",
+                serde_json::json!({}),
+            ),
+            AlertAction::Resolve { outcome, note } => (
+                "UPDATE alerts SET status = 'resolved', escalate_at = NULL, resolved_at = ?1, updated_at = ?1, outcome = ?3, note = ?4
+                 WHERE id = ?2 AND status != 'resolved'",
+                "resolved",
+                serde_json::json!({"outcome": outcome, "note": note}),
+            ),
+        };
+        let (outcome, note) = match &action {
+            AlertAction::Resolve { outcome, note } => (Some(outcome.clone()), Some(note.clone())),
+            _ => (None, None),
+        };
+        let n = sqlx::query(sql)
+            .bind(ts(at))
+            .bind(alert_id)
+            .bind(outcome)
+            .bind(note)
+            .execute(&mut *tx)
+            .await?
+            .rows_affected();
+        if n == 0 {
+            let exists: Option<String> =
+                sqlx::query_scalar("SELECT status FROM alerts WHERE id = ?").bind(alert_id).fetch_optional(&mut *tx).await?;
+            return Err(match exists {
+                None => StoreError::NotFound(format!("alert {alert_id}")),
+                Some(status) => StoreError::Conflict(format!("alert is {status}; cannot mark it {name}")),
+            });
+        }
+        insert_event(&mut tx, alert_id, at, actor, name, &detail).await?;
+        tx.commit().await?;
+        self.alert_get(alert_id).await?.ok_or_else(|| StoreError::NotFound(format!("alert {alert_id}")))
+    }
+
+    async fn alert_get(&self, alert_id: i64) -> Result<Option<AlertRow>> {
+        let row = sqlx::query(&format!("{ALERT_COLUMNS} WHERE id = ?")).bind(alert_id).fetch_optional(&self.pool).await?;
+        row.map(|r| alert_row(&r)).transpose()
+    }
+
+    async fn alerts_list(&self, ward_ids: &[i64], status: Option<AlertStatus>, patient_id: Option<i64>) -> Result<Vec<AlertRow>> {
+        let mut out = Vec::new();
+        for w in ward_ids {
+            let rows = sqlx::query(&format!(
+                "{ALERT_COLUMNS} WHERE ward_id = ?1 AND (?2 IS NULL OR status = ?2) AND (?3 IS NULL OR patient_id = ?3) ORDER BY id"
+            ))
+            .bind(w)
+            .bind(status.map(AlertStatus::as_str))
+            .bind(patient_id)
+            .fetch_all(&self.pool)
+            .await?;
+            for r in rows {
+                out.push(alert_row(&r)?);
+            }
+        }
+        Ok(out)
+    }
+
+    async fn alerts_due(&self, now: DateTime<Utc>) -> Result<Vec<AlertRow>> {
+        let rows = sqlx::query(&format!("{ALERT_COLUMNS} WHERE status = 'open' AND escalate_at IS NOT NULL AND escalate_at <= ? ORDER BY escalate_at"))
+            .bind(ts(now))
+            .fetch_all(&self.pool)
+            .await?;
+        rows.iter().map(alert_row).collect()
+    }
+
+    async fn alert_events(&self, alert_id: i64) -> Result<Vec<AlertEventRow>> {
+        let rows = sqlx::query("SELECT at, actor, action, detail FROM alert_events WHERE alert_id = ? ORDER BY id")
+            .bind(alert_id)
+            .fetch_all(&self.pool)
+            .await?;
+        rows.into_iter()
+            .map(|r| {
+                Ok(AlertEventRow {
+                    at: parse_ts(&r.get::<String, _>(0))?,
+                    actor: r.get(1),
+                    action: r.get(2),
+                    detail: serde_json::from_str(&r.get::<String, _>(3)).unwrap_or(serde_json::Value::Null),
+                })
+            })
+            .collect()
+    }
+
     async fn stats(&self) -> Result<Stats> {
         let r = sqlx::query(
             "SELECT (SELECT COUNT(*) FROM obs_messages), (SELECT COUNT(*) FROM observations),
                     (SELECT COUNT(*) FROM rejected_messages),
                     (SELECT COUNT(*) FROM patients p JOIN episodes e ON e.patient_id = p.id AND e.discharged_at IS NULL),
                     (SELECT COUNT(*) FROM devices WHERE revoked_at IS NULL),
-                    (SELECT COUNT(*) FROM ecg_chunks)",
+                    (SELECT COUNT(*) FROM ecg_chunks),
+                    (SELECT COUNT(*) FROM alerts WHERE status != 'resolved')",
         )
         .fetch_one(&self.pool)
         .await?;
@@ -819,7 +1028,7 @@ impl Store for SqliteStore {
             observations: r.get(1),
             rejected: r.get(2),
             ecg_chunks: r.get(5),
-            alerts_open: 0,
+            alerts_open: r.get(6),
             patients: r.get(3),
             devices: r.get(4),
         })

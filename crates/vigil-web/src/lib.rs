@@ -3,7 +3,7 @@
 //!
 //! # Layout
 //! - [`auth`]: login/logout, the [`auth::Caller`] extractor.
-//! - [`patients`], [`devices`]: one module per resource, each with its `router()`.
+//! - [`patients`], [`devices`], [`alerts`]: one module per resource, each with its `router()`.
 //! - [`stream`]: the websocket.
 //! - [`ops`]: `/healthz`, `/readyz`, `/metrics`.
 //! - [`admin`]: operations shared with `vigil admin` (admit, provision, users, tokens).
@@ -11,6 +11,7 @@
 //! - [`error`]: [`error::ApiError`], the one error shape.
 
 pub mod admin;
+pub mod alerts;
 pub mod auth;
 pub mod dashboard;
 pub mod devices;
@@ -65,6 +66,7 @@ pub fn router(state: AppState) -> Router {
         .route("/api/v1/stream", get(stream::upgrade))
         .merge(patients::router())
         .merge(devices::router())
+        .merge(alerts::router())
         .route("/healthz", get(ops::healthz))
         .route("/readyz", get(ops::readyz))
         .route("/metrics", get(ops::metrics))

@@ -1,0 +1,182 @@
+//! Alerts: raised from live NEWS2, merged, acted on with an audit trail,
+//! escalated when nobody acts, and never raised for a superseded state.
+
+use std::time::Duration;
+
+use chrono::Utc;
+use serde_json::{Value, json};
+
+use crate::helpers::{TestApp, assert_ack};
+
+/// A complete set scoring `rr`, `spo2`, `pulse` with everything else normal.
+fn vitals(rr: i64, spo2: i64, pulse: i64) -> Value {
+    json!([
+        {"code": "resp_rate", "value": rr, "unit": "/min"},
+        {"code": "spo2", "value": spo2, "unit": "%"},
+        {"code": "o2_flow", "value": 0, "unit": "L/min"},
+        {"code": "systolic", "value": 125, "unit": "mm[Hg]"},
+        {"code": "pulse", "value": pulse, "unit": "/min"},
+        {"code": "acvpu", "value": "A"},
+        {"code": "temp", "value": 36.9, "unit": "Cel"}
+    ])
+}
+
+async fn post(app: &TestApp, path: &str, body: Value) -> reqwest::Response {
+    app.post(path, body).send().await.expect("post")
+}
+
+#[tokio::test]
+async fn deterioration_raises_one_alert_that_repeats_update() {
+    let app = TestApp::spawn().await;
+    let mut ws = app.ws(&app.token).await;
+    let (patient, mut dev) = app.patient_with_device().await;
+
+    // RR 22 (2) + SpO2 94 (1) + pulse 112 (2) = 5: medium.
+    dev.publish_obs(1, vitals(22, 94, 112)).await;
+    assert_ack(&dev.next_cmd().await, &[1]);
+    let ev = ws.next_event("alert").await;
+    let alert = &ev["alert"];
+    assert_eq!((alert["patient_id"].as_i64(), alert["severity"].as_str(), alert["status"].as_str()), (Some(patient), Some("medium"), Some("open")));
+    assert_eq!(alert["rule_id"], "news2");
+    assert!(alert["escalate_at"].is_string(), "a medium alert has an escalation time");
+    assert!(!alert["evidence"].as_array().expect("evidence").is_empty(), "the alert links to its readings");
+
+    dev.publish_obs(2, vitals(22, 94, 115)).await;
+    assert_ack(&dev.next_cmd().await, &[2]);
+    let up = ws.next_event("alert_update").await;
+    assert_eq!((up["action"].as_str(), up["alert"]["count"].as_i64()), (Some("updated"), Some(2)));
+
+    // Worse: the same alert's severity goes up; still one alert.
+    dev.publish_obs(3, vitals(26, 91, 135)).await;
+    assert_ack(&dev.next_cmd().await, &[3]);
+    let up = ws.next_event("alert_update").await;
+    assert_eq!(up["alert"]["severity"], "high");
+    let open: Value = app.get("/api/v1/alerts?status=open").send().await.expect("list").json().await.expect("json");
+    let rules: Vec<&str> = open.as_array().expect("alerts").iter().filter_map(|a| a["rule_id"].as_str()).collect();
+    // One NEWS2 alert, merged; and the climb 5 → 9 within a day is "rising".
+    assert_eq!(rules, ["news2", "news2-rising"], "{open}");
+    assert_eq!(app.stats().await.alerts_open, 2);
+    assert!(app.metrics().await.contains(r#"vigil_alerts_raised_total{severity="medium"} 1"#));
+}
+
+#[tokio::test]
+async fn lifecycle_is_audited_and_a_resolved_state_is_not_raised_again() {
+    let app = TestApp::spawn().await;
+    let mut ws = app.ws(&app.token).await;
+    let (_, mut dev) = app.patient_with_device().await;
+    dev.publish_obs(1, vitals(22, 94, 112)).await;
+    assert_ack(&dev.next_cmd().await, &[1]);
+    let id = ws.next_event("alert").await["alert"]["id"].as_i64().expect("id");
+
+    let r = post(&app, &format!("/api/v1/alerts/{id}/acknowledge"), json!({})).await;
+    assert_eq!(r.status(), 200);
+    assert_eq!(r.json::<Value>().await.expect("json")["status"], "acknowledged");
+    assert_eq!(post(&app, &format!("/api/v1/alerts/{id}/acknowledge"), json!({})).await.status(), 409);
+    assert_eq!(ws.next_event("alert_update").await["action"], "acknowledged");
+    assert_eq!(post(&app, &format!("/api/v1/alerts/{id}/escalate"), json!({})).await.status(), 200);
+    assert_eq!(post(&app, &format!("/api/v1/alerts/{id}/resolve"), json!({"note": "x"})).await.status(), 422);
+    let r = post(&app, &format!("/api/v1/alerts/{id}/resolve"), json!({"outcome": "reviewed by phone", "note": "plan agreed"})).await;
+    assert_eq!(r.json::<Value>().await.expect("json")["status"], "resolved");
+
+    let one: Value = app.get(&format!("/api/v1/alerts/{id}")).send().await.expect("get").json().await.expect("json");
+    let trail: Vec<(String, String)> = one["events"]
+        .as_array()
+        .expect("events")
+        .iter()
+        .map(|e| (e["action"].as_str().unwrap_or("").to_string(), e["actor"].as_str().unwrap_or("").to_string()))
+        .collect();
+    let expect = [("raised", "system"), ("acknowledged", "admin"), ("escalated", "admin"), ("resolved", "admin")];
+    assert_eq!(trail, expect.map(|(a, b)| (a.to_string(), b.to_string())));
+    assert_eq!(one["alert"]["outcome"], "reviewed by phone");
+
+    // The same medium state after resolution does not raise a new alert ...
+    dev.publish_obs(2, vitals(22, 94, 112)).await;
+    assert_ack(&dev.next_cmd().await, &[2]);
+    ws.next_event("score").await;
+    assert!(ws.next_event_within("alert", Duration::from_millis(500)).await.is_none());
+    // ... a worse one does.
+    dev.publish_obs(3, vitals(26, 91, 135)).await;
+    assert_ack(&dev.next_cmd().await, &[3]);
+    assert_eq!(ws.next_event("alert").await["alert"]["severity"], "high");
+}
+
+#[tokio::test]
+async fn unacknowledged_alert_escalates_on_its_own() {
+    let app = TestApp::spawn().await;
+    let mut ws = app.ws(&app.token).await;
+    let (patient, _dev) = app.patient_with_device().await;
+    let ward_id = app.store.patient_get(patient).await.expect("get").expect("patient").ward_id;
+    // An alert whose escalation time has just passed (the timer itself runs
+    // on the real clock; this fixes the deadline instead of waiting 5 min).
+    let (alert, _) = app
+        .store
+        .alert_fire(
+            vigil_store::AlertFiring {
+                patient_id: patient,
+                ward_id,
+                rule_id: "news2".into(),
+                severity: vigil_store::Severity::High,
+                message: "NEWS2 7: high risk".into(),
+                value: json!({}),
+                evidence: vec![],
+                at: Utc::now(),
+                escalate_at: Some(Utc::now() - chrono::Duration::seconds(1)),
+            },
+            Utc::now(),
+        )
+        .await
+        .expect("fire");
+    let ev = ws.next_event("alert_update").await;
+    assert_eq!((ev["action"].as_str(), ev["actor"].as_str()), (Some("escalated"), Some("system")));
+    assert_eq!(ev["alert"]["id"].as_i64(), Some(alert.id));
+    let escalated: Value = app.get("/api/v1/alerts?status=escalated").send().await.expect("list").json().await.expect("json");
+    assert_eq!(escalated.as_array().map(Vec::len), Some(1));
+}
+
+#[tokio::test]
+async fn late_reading_never_raises_an_alert_for_a_superseded_state() {
+    let app = TestApp::spawn().await;
+    let mut ws = app.ws(&app.token).await;
+    let (_, mut dev) = app.patient_with_device().await;
+    dev.publish_obs(1, vitals(16, 97, 72)).await;
+    assert_ack(&dev.next_cmd().await, &[1]);
+    ws.next_event("score").await;
+
+    // From 40 minutes ago, arriving now: it would have been medium then.
+    dev.publish_obs_at(2, Utc::now() - chrono::Duration::minutes(40), vitals(22, 94, 112)).await;
+    assert_ack(&dev.next_cmd().await, &[2]);
+    ws.next_event("score").await;
+    assert!(ws.next_event_within("alert", Duration::from_millis(500)).await.is_none());
+    let all: Value = app.get("/api/v1/alerts").send().await.expect("list").json().await.expect("json");
+    assert_eq!(all, json!([]));
+}
+
+#[tokio::test]
+async fn alerts_of_other_wards_are_invisible_and_untouchable() {
+    let app = TestApp::spawn().await;
+    let outsider = app.outsider_token().await;
+    let mut ws = app.ws(&app.token).await;
+    let (_, mut dev) = app.patient_with_device().await;
+    dev.publish_obs(1, vitals(22, 94, 112)).await;
+    assert_ack(&dev.next_cmd().await, &[1]);
+    let id = ws.next_event("alert").await["alert"]["id"].as_i64().expect("id");
+    let list: Value = app
+        .http_client
+        .get(format!("{}/api/v1/alerts", app.http))
+        .bearer_auth(&outsider)
+        .send()
+        .await
+        .expect("list")
+        .json()
+        .await
+        .expect("json");
+    assert_eq!(list, json!([]));
+    let r = app
+        .http_client
+        .post(format!("{}/api/v1/alerts/{id}/acknowledge", app.http))
+        .bearer_auth(&outsider)
+        .send()
+        .await
+        .expect("ack");
+    assert_eq!(r.status(), 404);
+}
