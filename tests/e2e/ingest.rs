@@ -157,3 +157,12 @@ async fn unassigned_device_readings_are_rejected_not_lost_silently() {
     assert_eq!((cmd["type"].as_str(), cmd["reason"].as_str()), (Some("reject"), Some("no_patient")));
     assert_eq!(app.stats().await.rejected, 1);
 }
+
+#[tokio::test]
+async fn revoking_a_device_drops_its_live_session() {
+    let app = TestApp::spawn().await;
+    let (_, mut dev) = app.patient_with_device().await;
+    let id = dev.id.clone();
+    app.store.device_revoke(&id, chrono::Utc::now()).await.expect("revoke");
+    assert!(dev.disconnected().await.is_some(), "the revoked device's open connection is dropped");
+}

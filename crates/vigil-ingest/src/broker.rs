@@ -39,20 +39,48 @@ impl std::fmt::Debug for ServiceAccount {
 /// A running embedded broker.
 pub struct EmbeddedBroker {
     pub addr: SocketAddr,
-    pub task: tokio::task::JoinHandle<()>,
+    scx: ServerContext,
+    policy: Arc<Policy>,
+}
+
+impl EmbeddedBroker {
+    /// Drop the live session of the device logged in as `username`, if any
+    /// (a revoked device must not keep publishing on an open connection).
+    pub async fn kick(&self, username: &str) -> bool {
+        let id = self.policy.sessions.lock().map(|m| m.get(username).cloned()).ok().flatten();
+        let Some(id) = id else { return false };
+        let mut entry = self.scx.extends.shared().await.entry(id);
+        match entry.kick(true, true, true).await {
+            Ok(_) => {
+                tracing::info!(device = username, "live MQTT session dropped");
+                true
+            }
+            Err(e) => {
+                tracing::warn!(device = username, error = %e, "could not drop MQTT session");
+                false
+            }
+        }
+    }
 }
 
 /// Bind the broker on `listen` (port 0 is fine) and run it until `cancel`.
+/// Returns the broker handle and the task running it.
 pub async fn start(
     listen: SocketAddr,
     store: Arc<dyn Store>,
     service: ServiceAccount,
     cancel: CancellationToken,
-) -> anyhow::Result<EmbeddedBroker> {
+) -> anyhow::Result<(Arc<EmbeddedBroker>, tokio::task::JoinHandle<()>)> {
     let scx = ServerContext::new().build().await;
     let register = scx.extends.hook_mgr().register();
-    let policy = Arc::new(Policy { store, service });
-    for typ in [Type::ClientAuthenticate, Type::MessagePublishCheckAcl, Type::ClientSubscribeCheckAcl] {
+    let policy = Arc::new(Policy { store, service, sessions: Default::default() });
+    for typ in [
+        Type::ClientAuthenticate,
+        Type::MessagePublishCheckAcl,
+        Type::ClientSubscribeCheckAcl,
+        Type::ClientConnected,
+        Type::ClientDisconnected,
+    ] {
         register.add(typ, Box::new(Hook(policy.clone()))).await;
     }
     register.start().await;
@@ -66,7 +94,7 @@ pub async fn start(
         .map_err(|e| anyhow::anyhow!("mqtt.listen {listen}: {e}"))?
         .tcp()?;
     let addr = listener.local_addr()?;
-    let server = MqttServer::new(scx).listener(listener).build();
+    let server = MqttServer::new(scx.clone()).listener(listener).build();
     let task = tokio::spawn(async move {
         tokio::select! {
             r = server.run() => if let Err(e) = r { tracing::error!(error = %e, "embedded broker stopped") },
@@ -74,12 +102,14 @@ pub async fn start(
         }
     });
     tracing::info!(%addr, "embedded MQTT broker listening");
-    Ok(EmbeddedBroker { addr, task })
+    Ok((Arc::new(EmbeddedBroker { addr, scx, policy }), task))
 }
 
 struct Policy {
     store: Arc<dyn Store>,
     service: ServiceAccount,
+    /// Live sessions by username, so a revoked device can be dropped.
+    sessions: std::sync::Mutex<std::collections::HashMap<String, rmqtt::types::Id>>,
 }
 
 impl Policy {
@@ -153,7 +183,47 @@ impl Handler for Hook {
                 };
                 (false, Some(HookResult::SubscribeAclResult(result)))
             }
+            Parameter::ClientConnected(session) => {
+                if let (Some(user), Ok(mut m)) = (session.id.username.as_deref(), this.sessions.lock()) {
+                    m.insert(user.to_string(), session.id.clone());
+                }
+                (true, acc)
+            }
+            Parameter::ClientDisconnected(session, _) => {
+                if let (Some(user), Ok(mut m)) = (session.id.username.as_deref(), this.sessions.lock()) {
+                    if m.get(user).is_some_and(|id| id.client_id == session.id.client_id) {
+                        m.remove(user);
+                    }
+                }
+                (true, acc)
+            }
             _ => (true, acc),
+        }
+    }
+}
+
+/// Drop the live sessions of devices revoked while the daemon runs, checking
+/// the store every second (revocation may come from `vigil admin` in another
+/// process).
+pub async fn drop_revoked(broker: Arc<EmbeddedBroker>, store: Arc<dyn Store>, cancel: CancellationToken) {
+    let mut since = chrono::Utc::now() - chrono::Duration::seconds(5);
+    let mut tick = tokio::time::interval(std::time::Duration::from_secs(1));
+    loop {
+        tokio::select! {
+            _ = tick.tick() => {}
+            _ = cancel.cancelled() => return,
+        }
+        let checked_at = chrono::Utc::now();
+        match store.devices_revoked_since(since).await {
+            Ok(devices) => {
+                for d in devices {
+                    broker.kick(&d).await;
+                }
+                // Overlap by a second so a revocation committed during the
+                // query is seen next time; kicking twice is harmless.
+                since = checked_at - chrono::Duration::seconds(1);
+            }
+            Err(e) => tracing::error!(error = %e, "revocation check failed"),
         }
     }
 }

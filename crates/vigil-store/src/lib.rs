@@ -70,6 +70,8 @@ pub trait Store: Send + Sync + 'static {
     async fn device_revoke(&self, device_id: &str, at: DateTime<Utc>) -> Result<DateTime<Utc>>;
     /// Credentials for the broker's CONNECT check.
     async fn device_credentials(&self, mqtt_username: &str) -> Result<Option<DeviceCredentials>>;
+    /// Devices revoked at or after `since` (for dropping live sessions).
+    async fn devices_revoked_since(&self, since: DateTime<Utc>) -> Result<Vec<String>>;
     /// The patient (and their ward) a device currently reports for, if any.
     async fn device_route(&self, device_id: &str) -> Result<Option<DeviceRoute>>;
 

@@ -451,6 +451,14 @@ impl Store for SqliteStore {
         }))
     }
 
+    async fn devices_revoked_since(&self, since: DateTime<Utc>) -> Result<Vec<String>> {
+        let rows: Vec<(String,)> = sqlx::query_as("SELECT id FROM devices WHERE revoked_at >= ? ORDER BY revoked_at")
+            .bind(ts(since))
+            .fetch_all(&self.pool)
+            .await?;
+        Ok(rows.into_iter().map(|r| r.0).collect())
+    }
+
     async fn device_route(&self, device_id: &str) -> Result<Option<DeviceRoute>> {
         let row = sqlx::query(
             "SELECT p.id, p.ward_id FROM devices d JOIN patients p ON p.id = d.patient_id

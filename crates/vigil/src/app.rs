@@ -42,10 +42,15 @@ impl App {
 
         let (ingest, mqtt_addr) = if config.mqtt.embedded {
             let service = ServiceAccount { username: format!("vigil-ingest-{}", random_id(8)), password: random_secret() };
-            let broker = vigil_ingest::broker::start(config.mqtt.listen, store.clone(), service.clone(), cancel.clone())
-                .await
-                .context("starting the embedded MQTT broker")?;
-            tasks.push(("broker", broker.task));
+            let (broker, task) =
+                vigil_ingest::broker::start(config.mqtt.listen, store.clone(), service.clone(), cancel.clone())
+                    .await
+                    .context("starting the embedded MQTT broker")?;
+            tasks.push(("broker", task));
+            tasks.push((
+                "revocations",
+                tokio::spawn(vigil_ingest::broker::drop_revoked(broker.clone(), store.clone(), cancel.clone())),
+            ));
             let host = if broker.addr.ip().is_unspecified() { "127.0.0.1".to_string() } else { broker.addr.ip().to_string() };
             let cfg = IngestConfig {
                 broker_host: host,
