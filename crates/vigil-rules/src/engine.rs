@@ -627,3 +627,6 @@ fn news2_message(s: &News2Score, total: u8, risk: Severity) -> String {
     }
     m
 }
+
+#[cfg(test)]
+mod tests;

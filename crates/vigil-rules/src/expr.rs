@@ -413,7 +413,8 @@ mod tests {
             ),
             (r#"mean("spo2", "soon") > 1"#, "bad duration"),
             (r#"mean(acvpu, "1h") > 1"#, "string literals"),
-            ("spo2 + 1", "not true or false"),
+            ("spo2", "not true or false"),
+            ("spo2 + 1 > 2", "Unsupported binary operator"),
             ("frobnicate(spo2)", "frobnicate"),
             (r#"acvpu > 3"#, ""),
         ] {

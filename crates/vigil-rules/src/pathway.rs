@@ -586,3 +586,109 @@ impl Pathways {
         self.by_name.insert(p.name.clone(), p);
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const SHIPPED: [(&str, &str); 4] = [
+        (
+            "general.toml",
+            include_str!("../../../pathways/general.toml"),
+        ),
+        ("copd.toml", include_str!("../../../pathways/copd.toml")),
+        (
+            "heart-failure.toml",
+            include_str!("../../../pathways/heart-failure.toml"),
+        ),
+        ("asthma.toml", include_str!("../../../pathways/asthma.toml")),
+    ];
+
+    const MINIMAL: &str = "name = \"t\"\ntitle = \"T\"\n[escalation]\nhigh = \"5m\"\nmedium = \"15m\"\nlow-medium = \"30m\"\n";
+
+    #[test]
+    fn every_shipped_pathway_loads() {
+        let all = Pathways::load(SHIPPED).unwrap();
+        for name in ["general", "copd", "heart-failure", "asthma"] {
+            let p = all.get(name).unwrap();
+            assert!(!p.rules.is_empty() && !p.expects.is_empty(), "{name}");
+            assert_eq!(
+                p.escalation.after(Severity::High),
+                Some(Duration::minutes(5))
+            );
+        }
+        let copd = all.get("copd").unwrap();
+        assert_eq!(copd.spo2_scale, Spo2Scale::Two);
+        assert_eq!(copd.spo2_target, Some(Spo2Target::HYPERCAPNIC));
+    }
+
+    #[test]
+    fn unknown_key_names_file_line_and_key() {
+        let text = format!(
+            "{MINIMAL}\n[[rule]]\nid = \"x\"\nwhen = \"spo2 < 90\"\nseverity = \"low\"\nmessage = \"m\"\nthreshold = 3\n"
+        );
+        let e = Pathway::parse("bad.toml", &text).unwrap_err();
+        assert_eq!((e.file.as_str(), e.line), ("bad.toml", 13), "{e}");
+        assert!(e.reason.contains("threshold"), "{e}");
+        assert!(e.to_string().starts_with("bad.toml:13: "), "{e}");
+    }
+
+    #[test]
+    fn rule_that_does_not_compile_is_refused_with_file_line_and_reason() {
+        let text = format!(
+            "{MINIMAL}\n[[rule]]\nid = \"x\"\nwhen = \"spo2 <\"\nseverity = \"low\"\nmessage = \"m\"\n"
+        );
+        let e = Pathway::parse("p.toml", &text).unwrap_err();
+        assert_eq!(e.line, 10, "{e}");
+        assert!(e.reason.contains("does not compile"), "{e}");
+    }
+
+    #[test]
+    fn bad_values_are_refused_with_their_line() {
+        for (extra, line, want) in [
+            ("freshness = \"soon\"\n", 1, "bad duration"),
+            (
+                "[[expect]]\ncodes = [\"spo3\"]\nevery = \"8h\"\nseverity = \"low\"\n",
+                8,
+                "unknown observation code",
+            ),
+            (
+                "[[expect]]\ncodes = [\"spo2\"]\nevery = \"8h\"\nseverity = \"urgent\"\n",
+                10,
+                "unknown severity",
+            ),
+            (
+                "[[rule]]\nid = \"news2\"\nwhen = \"true\"\nseverity = \"low\"\nmessage = \"m\"\n",
+                8,
+                "built in",
+            ),
+            (
+                "[[rule]]\nid = \"r\"\nwhen = \"true\"\nmessage = \"m\"\n",
+                8,
+                "do nothing",
+            ),
+        ] {
+            // Top-level keys go before the tables, table entries after.
+            let text = if extra.starts_with("freshness") {
+                format!("{extra}{MINIMAL}")
+            } else {
+                format!("{MINIMAL}{extra}")
+            };
+            let e = Pathway::parse("p.toml", &text).unwrap_err();
+            assert!(e.reason.contains(want), "{extra}: {e}");
+            assert_eq!(e.line, line, "{extra}: {e}");
+        }
+    }
+
+    #[test]
+    fn escalation_must_cover_the_urgent_severities() {
+        let e = Pathway::parse("p.toml", "name = \"t\"\ntitle = \"T\"\n").unwrap_err();
+        assert!(e.reason.contains("escalation"), "{e}");
+    }
+
+    #[test]
+    fn two_files_with_one_name_are_refused() {
+        let e = Pathways::load([("a.toml", MINIMAL), ("b.toml", MINIMAL)]).unwrap_err();
+        assert_eq!(e.file, "b.toml");
+    }
+}

@@ -105,6 +105,7 @@ pub(crate) struct Patient {
     /// When each rule's last alert was resolved.
     pub(crate) resolved: BTreeMap<String, DateTime<Utc>>,
     pub(crate) retention: Duration,
+    pub(crate) freshness: Duration,
 }
 
 impl Patient {
@@ -127,6 +128,7 @@ impl Patient {
             open: BTreeMap::new(),
             resolved: BTreeMap::new(),
             retention: pathway.history_needed(),
+            freshness: pathway.freshness,
             setup,
         };
         p.apply_setup(pathway);
@@ -151,6 +153,7 @@ impl Patient {
         );
         self.episode = episode;
         self.retention = pathway.history_needed();
+        self.freshness = pathway.freshness;
         if self.expects.len() != pathway.expects.len() {
             self.expects = pathway
                 .expects
@@ -188,8 +191,8 @@ impl Patient {
         }
         self.as_of = Some(self.as_of.map_or(r.measured_at, |a| a.max(r.measured_at)));
         self.history.insert(pos, r);
-        self.prune();
         self.rescore_from(k, pathway);
+        self.prune();
         Some(superseded)
     }
 
@@ -200,7 +203,10 @@ impl Patient {
         if n > 0 {
             self.history.drain(..n);
         }
-        self.scores.retain(|k, _| k.0 >= cut);
+        // A score within `freshness` of the cut may have used a reading that
+        // another arrival order never kept; only later ones are comparable.
+        let score_cut = cut + self.freshness;
+        self.scores.retain(|k, _| k.0 >= score_cut);
     }
 
     /// Recomputes the whole NEWS2 history (the episode settings changed).

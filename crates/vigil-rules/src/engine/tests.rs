@@ -1,0 +1,688 @@
+//! Engine tests: every rule kind, late readings, merging, escalation edges,
+//! and replay/permutation properties. Time is always injected.
+
+use chrono::{DateTime, Duration, Utc};
+use proptest::prelude::*;
+use vigil_clinical::{Reading, Value, validate};
+
+use crate::alert::{Actor, AlertKind, AlertStatus, EventKind};
+use crate::{DeviceStatus, Engine, Output, Pathways, PatientSetup, Severity};
+
+const GENERAL: &str = include_str!("../../../../pathways/general.toml");
+const COPD: &str = include_str!("../../../../pathways/copd.toml");
+const HF: &str = include_str!("../../../../pathways/heart-failure.toml");
+const ASTHMA: &str = include_str!("../../../../pathways/asthma.toml");
+
+fn t0() -> DateTime<Utc> {
+    "2026-11-22T08:00:00Z".parse().unwrap()
+}
+
+fn mins(m: i64) -> DateTime<Utc> {
+    t0() + Duration::minutes(m)
+}
+
+fn shipped() -> Pathways {
+    Pathways::load([
+        ("general.toml", GENERAL),
+        ("copd.toml", COPD),
+        ("heart-failure.toml", HF),
+        ("asthma.toml", ASTHMA),
+    ])
+    .unwrap()
+}
+
+fn engine_with(pathway: &str) -> Engine {
+    let mut e = Engine::new(shipped());
+    let mut setup = PatientSetup::new(pathway, t0());
+    setup.pef_best = Some(500.0);
+    e.admit(1, setup).unwrap();
+    e
+}
+
+fn reading(code: &str, v: f64, at: DateTime<Utc>, id: i64) -> Reading {
+    let unit = vigil_clinical::Code::parse(code).and_then(|c| c.unit());
+    Reading {
+        observation: validate(code, unit, &Value::Number(v)).unwrap(),
+        measured_at: at,
+        source: Some("dev-1".into()),
+        obs_id: Some(id),
+    }
+}
+
+fn raised(out: &[Output]) -> Vec<(String, Severity)> {
+    out.iter()
+        .filter_map(|o| match o {
+            Output::AlertRaised(a) | Output::AlertUpdated(a) => Some((a.rule.clone(), a.severity)),
+            _ => None,
+        })
+        .collect()
+}
+
+fn rules(out: &[Output]) -> Vec<String> {
+    let mut r: Vec<String> = raised(out).into_iter().map(|(r, _)| r).collect();
+    r.sort();
+    r
+}
+
+#[test]
+fn general_spo2_bands_table() {
+    for (spo2, want, feedback) in [
+        (97.0, vec![], ""),
+        (95.0, vec![], ""),
+        (94.0, vec!["spo2-repeat"], "repeat"),
+        (93.0, vec!["spo2-repeat"], "repeat"),
+        (92.0, vec!["spo2-urgent"], "urgent"),
+        (85.0, vec!["spo2-urgent"], "urgent"),
+    ] {
+        let mut e = engine_with("general");
+        let out = e
+            .observe(1, reading("spo2", spo2, mins(0), 1), mins(1))
+            .unwrap();
+        // NEWS2 from SpO2 alone: ≤91 scores 3 (low-medium); include it where due.
+        let mut want: Vec<String> = want.into_iter().map(String::from).collect();
+        if spo2 <= 91.0 {
+            want.push("news2".into());
+        }
+        want.sort();
+        assert_eq!(rules(&out), want, "SpO2 {spo2}");
+        let fb: Vec<&str> = out
+            .iter()
+            .filter_map(|o| match o {
+                Output::Repeat { .. } => Some("repeat"),
+                Output::Advice { level, .. } => Some(match level {
+                    crate::AdviceLevel::Urgent => "urgent",
+                    _ => "other",
+                }),
+                _ => None,
+            })
+            .collect();
+        assert_eq!(fb.join(","), feedback, "SpO2 {spo2}");
+    }
+}
+
+#[test]
+fn copd_target_88_to_92_on_scale_2() {
+    for (spo2, want) in [
+        (92.0, vec![]),
+        (88.0, vec![]),
+        (87.0, vec!["spo2-below-target"]),
+        (84.0, vec!["spo2-below-target", "spo2-far-below-target"]),
+        (
+            83.0,
+            vec!["news2", "spo2-below-target", "spo2-far-below-target"],
+        ),
+    ] {
+        let mut e = engine_with("copd");
+        let out = e
+            .observe(1, reading("spo2", spo2, mins(0), 1), mins(1))
+            .unwrap();
+        assert_eq!(rules(&out), want, "SpO2 {spo2}");
+    }
+}
+
+#[test]
+fn asthma_peak_flow_zones_against_personal_best_500() {
+    for (pef, want, sev) in [
+        (400.0, None, None),
+        (399.0, Some("pef-amber"), Some(Severity::Low)),
+        (250.0, Some("pef-amber"), Some(Severity::Low)),
+        (249.0, Some("pef-red"), Some(Severity::High)),
+        (165.0, Some("pef-red"), Some(Severity::High)),
+        (164.0, Some("pef-life-threatening"), Some(Severity::High)),
+    ] {
+        let mut e = engine_with("asthma");
+        let out = e
+            .observe(1, reading("pef", pef, mins(0), 1), mins(1))
+            .unwrap();
+        let got = raised(&out);
+        assert_eq!(got.first().map(|(r, _)| r.as_str()), want, "PEF {pef}");
+        assert_eq!(got.first().map(|(_, s)| *s), sev, "PEF {pef}");
+        assert!(got.len() <= 1, "PEF {pef}: {got:?}");
+    }
+}
+
+#[test]
+fn asthma_rules_need_a_personal_best() {
+    let mut e = Engine::new(shipped());
+    e.admit(1, PatientSetup::new("asthma", t0())).unwrap();
+    let out = e
+        .observe(1, reading("pef", 100.0, mins(0), 1), mins(1))
+        .unwrap();
+    assert!(out.is_empty(), "no personal best, no pef_pct: {out:?}");
+}
+
+#[test]
+fn severe_blood_pressure_nice_ng136_table() {
+    for (code, v, fires) in [
+        ("systolic", 179.0, false),
+        ("systolic", 180.0, true),
+        ("diastolic", 119.0, false),
+        ("diastolic", 120.0, true),
+    ] {
+        let mut e = engine_with("general");
+        let out = e.observe(1, reading(code, v, mins(0), 1), mins(1)).unwrap();
+        assert_eq!(
+            rules(&out).contains(&"bp-severe".to_string()),
+            fires,
+            "{code} {v}"
+        );
+    }
+}
+
+#[test]
+fn heart_rate_band_edges() {
+    for (v, fires) in [(40.0, true), (41.0, false), (130.0, false), (131.0, true)] {
+        let mut e = engine_with("general");
+        let out = e
+            .observe(1, reading("pulse", v, mins(0), 1), mins(1))
+            .unwrap();
+        assert_eq!(
+            rules(&out).contains(&"heart-rate-extreme".to_string()),
+            fires,
+            "pulse {v}"
+        );
+    }
+}
+
+#[test]
+fn trend_rule_fires_on_change_within_window() {
+    let mut e = engine_with("general");
+    e.observe(1, reading("spo2", 98.0, mins(0), 1), mins(0))
+        .unwrap();
+    let out = e
+        .observe(1, reading("spo2", 95.0, mins(60), 2), mins(60))
+        .unwrap();
+    assert!(!rules(&out).contains(&"spo2-falling".to_string()));
+    let out = e
+        .observe(1, reading("spo2", 94.0, mins(120), 3), mins(120))
+        .unwrap();
+    assert!(rules(&out).contains(&"spo2-falling".to_string()));
+    // Outside the 24 h window the old 98 no longer counts.
+    let mut e = engine_with("general");
+    e.observe(1, reading("spo2", 98.0, mins(0), 1), mins(0))
+        .unwrap();
+    let late = mins(24 * 60 + 1);
+    let out = e.observe(1, reading("spo2", 94.0, late, 2), late).unwrap();
+    assert!(!rules(&out).contains(&"spo2-falling".to_string()));
+}
+
+#[test]
+fn heart_failure_weight_gain_over_three_days() {
+    let mut e = engine_with("heart-failure");
+    e.observe(1, reading("weight", 80.0, mins(0), 1), mins(0))
+        .unwrap();
+    let day2 = mins(2 * 24 * 60);
+    let out = e
+        .observe(1, reading("weight", 82.5, day2, 2), day2)
+        .unwrap();
+    assert_eq!(rules(&out), vec!["weight-gain"]);
+}
+
+#[allow(clippy::too_many_arguments)] // one argument per NEWS2 row reads best in the tables
+fn news2_set(
+    e: &mut Engine,
+    rr: f64,
+    spo2: f64,
+    sys: f64,
+    pulse: f64,
+    temp: f64,
+    at: DateTime<Utc>,
+    id: i64,
+) -> Vec<Output> {
+    let mut out = Vec::new();
+    for (i, (c, v)) in [
+        ("resp_rate", rr),
+        ("spo2", spo2),
+        ("systolic", sys),
+        ("pulse", pulse),
+        ("temp", temp),
+    ]
+    .into_iter()
+    .enumerate()
+    {
+        out.extend(
+            e.observe(1, reading(c, v, at, id * 10 + i as i64), at)
+                .unwrap(),
+        );
+    }
+    out
+}
+
+#[test]
+fn news2_builtin_alerts_by_risk() {
+    // RR 21 → 2, SpO2 96 → 0, sys 120 → 0, pulse 80 → 0, temp 37 → 0: low, no alert.
+    let mut e = engine_with("general");
+    let out = news2_set(&mut e, 21.0, 96.0, 120.0, 80.0, 37.0, mins(0), 1);
+    assert!(!rules(&out).contains(&"news2".to_string()));
+    // RR 8 → 3 (red): low-medium.
+    let mut e = engine_with("general");
+    let out = news2_set(&mut e, 8.0, 96.0, 120.0, 80.0, 37.0, mins(0), 1);
+    assert_eq!(
+        e.open_alert(1, "news2").map(|a| a.severity),
+        Some(Severity::LowMedium),
+        "{out:?}"
+    );
+    // RR 22 → 2, pulse 112 → 2, temp 38.5 → 1: 5, medium.
+    let mut e = engine_with("general");
+    news2_set(&mut e, 22.0, 96.0, 120.0, 112.0, 38.5, mins(0), 1);
+    assert_eq!(
+        e.open_alert(1, "news2").map(|a| a.severity),
+        Some(Severity::Medium)
+    );
+    // RR 25 → 3, SpO2 92 → 2, pulse 112 → 2: 7, high.
+    let mut e = engine_with("general");
+    news2_set(&mut e, 25.0, 92.0, 120.0, 112.0, 37.0, mins(0), 1);
+    let a = e.open_alert(1, "news2").unwrap();
+    assert_eq!(a.severity, Severity::High);
+    assert_eq!(a.kind, AlertKind::News2);
+}
+
+#[test]
+fn news2_rising_by_two_within_24h_raises_rising_alert() {
+    let mut e = engine_with("general");
+    news2_set(&mut e, 16.0, 97.0, 120.0, 80.0, 37.0, mins(0), 1); // 0
+    let out = news2_set(&mut e, 16.0, 97.0, 120.0, 95.0, 37.0, mins(60), 2); // pulse 95 → 1
+    assert!(!rules(&out).contains(&"news2-rising".to_string()));
+    let out = news2_set(&mut e, 21.0, 97.0, 120.0, 95.0, 37.0, mins(120), 3); // +2 → 3
+    assert!(
+        rules(&out).contains(&"news2-rising".to_string()),
+        "{:?}",
+        rules(&out)
+    );
+}
+
+#[test]
+fn a_rule_reading_a_code_with_no_fresh_value_does_not_fire() {
+    let mut e = engine_with("general");
+    // An old SpO2 89 (stale by the time pulse arrives 7 h later): the
+    // pulse reading does not re-run SpO2 rules, and nothing stale fires.
+    e.observe(1, reading("spo2", 89.0, mins(0), 1), mins(0))
+        .unwrap();
+    let out = e
+        .observe(1, reading("pulse", 80.0, mins(7 * 60), 2), mins(7 * 60))
+        .unwrap();
+    assert!(
+        raised(&out).iter().all(|(r, _)| r != "spo2-urgent"),
+        "{out:?}"
+    );
+}
+
+#[test]
+fn repeats_merge_into_one_open_alert_per_rule() {
+    let mut e = engine_with("general");
+    let first = e
+        .observe(1, reading("spo2", 92.0, mins(0), 1), mins(0))
+        .unwrap();
+    let Output::AlertRaised(a) = &first[0] else {
+        panic!("{first:?}")
+    };
+    for i in 1..5 {
+        let out = e
+            .observe(1, reading("spo2", 92.0, mins(i), 1 + i), mins(i))
+            .unwrap();
+        assert!(
+            matches!(&out[0], Output::AlertUpdated(u) if u.id == a.id),
+            "{out:?}"
+        );
+    }
+    let open: Vec<_> = e.alerts().filter(|x| x.rule == "spo2-urgent").collect();
+    assert_eq!(open.len(), 1);
+    assert_eq!(open[0].count, 5);
+    assert_eq!(open[0].obs_ids, vec![1, 2, 3, 4, 5]);
+}
+
+#[test]
+fn severity_only_goes_upwards() {
+    let mut e = engine_with("general");
+    news2_set(&mut e, 22.0, 96.0, 120.0, 112.0, 38.5, mins(0), 1); // 5 medium
+    news2_set(&mut e, 25.0, 92.0, 120.0, 112.0, 37.0, mins(10), 2); // 7 high
+    assert_eq!(e.open_alert(1, "news2").unwrap().severity, Severity::High);
+    news2_set(&mut e, 8.0, 97.0, 120.0, 80.0, 37.0, mins(20), 3); // 3 red: low-medium
+    let a = e.open_alert(1, "news2").unwrap();
+    assert_eq!(a.severity, Severity::High, "never downgraded");
+    assert!(a.count >= 3);
+}
+
+#[test]
+fn late_reading_does_not_reopen_resolved_alert_nor_raise_for_superseded_state() {
+    let mut e = engine_with("general");
+    e.observe(1, reading("spo2", 90.0, mins(0), 1), mins(0))
+        .unwrap();
+    let id = e.open_alert(1, "spo2-urgent").unwrap().id;
+    e.observe(1, reading("spo2", 97.0, mins(30), 2), mins(30))
+        .unwrap();
+    e.resolve(
+        id,
+        "nurse.jones",
+        mins(40),
+        "reviewed-no-action",
+        "recovered",
+    )
+    .unwrap();
+    // Measured before the 97 (superseded): nothing.
+    let out = e
+        .observe(1, reading("spo2", 88.0, mins(10), 3), mins(50))
+        .unwrap();
+    assert!(raised(&out).is_empty(), "{out:?}");
+    // A late reading of another code, measured before the resolution, where
+    // the rule needs SpO2 to fire: still nothing, the SpO2 is 97 now.
+    let out = e
+        .observe(1, reading("pulse", 80.0, mins(20), 4), mins(55))
+        .unwrap();
+    assert!(raised(&out).is_empty(), "{out:?}");
+    assert!(e.open_alert(1, "spo2-urgent").is_none());
+    assert!(e.alert(id).is_none(), "resolved alerts are not reopened");
+}
+
+#[test]
+fn reading_measured_before_resolution_does_not_raise_the_rule_again() {
+    let mut e = engine_with("general");
+    e.observe(1, reading("spo2", 90.0, mins(0), 1), mins(0))
+        .unwrap();
+    let a = e.open_alert(1, "spo2-urgent").unwrap().clone();
+    e.resolve(a.id, "nurse.jones", mins(40), "reviewed-no-action", "seen")
+        .unwrap();
+    // Newest SpO2, but measured before the clinician resolved: no new alert, no advice.
+    let out = e
+        .observe(1, reading("spo2", 90.0, mins(30), 2), mins(45))
+        .unwrap();
+    assert!(
+        out.iter()
+            .all(|o| !matches!(o, Output::AlertRaised(x) if x.rule == "spo2-urgent")),
+        "{out:?}"
+    );
+    // Measured after: a new alert, with a new id.
+    let out = e
+        .observe(1, reading("spo2", 90.0, mins(50), 3), mins(50))
+        .unwrap();
+    assert!(
+        out.iter().any(
+            |o| matches!(o, Output::AlertRaised(x) if x.rule == "spo2-urgent" && x.id != a.id)
+        )
+    );
+}
+
+#[test]
+fn backfilled_readings_merge_and_send_no_patient_feedback() {
+    let mut e = engine_with("general");
+    let now = mins(6 * 60);
+    let mut raised_count = 0;
+    let mut feedback = 0;
+    for i in 0..36 {
+        let out = e
+            .observe(1, reading("spo2", 91.0, mins(i * 10), i), now)
+            .unwrap();
+        for o in out {
+            match o {
+                Output::AlertRaised(_) => raised_count += 1,
+                Output::Advice { .. } | Output::Repeat { .. } => feedback += 1,
+                _ => {}
+            }
+        }
+    }
+    // 36 readings of a desaturation backfilled at once: one alert per rule.
+    assert_eq!(raised_count, 2, "spo2-urgent and news2, each once");
+    assert_eq!(
+        feedback, 1,
+        "only the last reading is recent enough (15 min) to advise on"
+    );
+}
+
+#[test]
+fn missed_reading_alert_is_raised_exactly_at_the_deadline() {
+    let mut e = engine_with("copd"); // spo2 every 8h + 1h grace
+    e.observe(1, reading("spo2", 90.0, mins(0), 1), mins(0))
+        .unwrap();
+    e.observe(1, reading("resp_rate", 16.0, mins(0), 2), mins(0))
+        .unwrap();
+    let due = mins(9 * 60);
+    assert_eq!(
+        e.next_deadline(),
+        Some(due.min(mins(4 * 60))),
+        "device offline 4h comes first"
+    );
+    let before = e.tick(due - Duration::seconds(1));
+    assert!(rules(&before).iter().all(|r| r != "missed-spo2"));
+    let out = e.tick(due);
+    assert_eq!(
+        out.iter()
+            .filter(|o| matches!(o, Output::AlertRaised(a) if a.rule == "missed-spo2" && a.kind == AlertKind::MissedReading))
+            .count(),
+        1
+    );
+    assert!(
+        e.tick(due + Duration::hours(1))
+            .iter()
+            .all(|o| !matches!(o, Output::AlertRaised(a) if a.rule == "missed-spo2"))
+    );
+    // A new reading restarts the clock.
+    e.observe(1, reading("spo2", 90.0, mins(10 * 60), 3), mins(10 * 60))
+        .unwrap();
+    assert!(e.next_deadline().is_some());
+}
+
+#[test]
+fn missed_reading_clock_starts_at_admission() {
+    let mut e = engine_with("asthma"); // pef every 12h + 2h
+    let out = e.tick(mins(14 * 60));
+    assert!(
+        out.iter()
+            .any(|o| matches!(o, Output::AlertRaised(a) if a.rule == "missed-pef"))
+    );
+}
+
+#[test]
+fn device_rules_battery_lead_off_offline() {
+    let mut e = engine_with("general");
+    let st = |b, s: &str| DeviceStatus {
+        online: true,
+        battery_pct: Some(b),
+        signal: Some(s.into()),
+    };
+    assert!(
+        e.device_status(1, "patch-1", st(50, "ok"), mins(0))
+            .unwrap()
+            .is_empty()
+    );
+    let out = e
+        .device_status(1, "patch-1", st(15, "ok"), mins(1))
+        .unwrap();
+    assert_eq!(rules(&out), vec!["device-battery-low:patch-1"]);
+    assert!(
+        e.device_status(1, "patch-1", st(14, "ok"), mins(2))
+            .unwrap()
+            .is_empty(),
+        "on the transition only"
+    );
+    let out = e
+        .device_status(1, "patch-1", st(14, "lead_off"), mins(3))
+        .unwrap();
+    assert_eq!(rules(&out), vec!["device-lead-off:patch-1"]);
+    let offline = mins(3) + Duration::hours(6);
+    assert!(rules(&e.tick(offline - Duration::seconds(1))).is_empty());
+    assert_eq!(rules(&e.tick(offline)), vec!["device-offline:patch-1"]);
+}
+
+#[test]
+fn escalation_happens_exactly_at_the_deadline_and_not_before() {
+    let mut e = engine_with("general"); // medium: 15m
+    let out = e
+        .observe(1, reading("spo2", 92.0, mins(0), 1), mins(0))
+        .unwrap();
+    let Output::AlertRaised(a) = &out[0] else {
+        panic!()
+    };
+    assert_eq!(a.escalate_at, Some(mins(15)));
+    assert!(
+        e.tick(mins(15) - Duration::seconds(1))
+            .iter()
+            .all(|o| !matches!(o, Output::AlertEscalated(_)))
+    );
+    let out = e.tick(mins(15));
+    let Some(Output::AlertEscalated(x)) =
+        out.iter().find(|o| matches!(o, Output::AlertEscalated(_)))
+    else {
+        panic!("{out:?}")
+    };
+    assert_eq!(x.status, AlertStatus::Escalated);
+    let ev = x.last_event().unwrap();
+    assert_eq!(
+        (ev.kind, &ev.actor, ev.at),
+        (EventKind::Escalated, &Actor::System, mins(15))
+    );
+    assert!(
+        e.tick(mins(30))
+            .iter()
+            .all(|o| !matches!(o, Output::AlertEscalated(_))),
+        "once"
+    );
+}
+
+#[test]
+fn acknowledged_alert_does_not_escalate_but_can_be_escalated_by_hand() {
+    let mut e = engine_with("general");
+    let out = e
+        .observe(1, reading("spo2", 92.0, mins(0), 1), mins(0))
+        .unwrap();
+    let Output::AlertRaised(a) = &out[0] else {
+        panic!()
+    };
+    e.acknowledge(a.id, "nurse.jones", mins(5), "phoning")
+        .unwrap();
+    assert!(
+        e.tick(mins(60))
+            .iter()
+            .all(|o| !matches!(o, Output::AlertEscalated(_)))
+    );
+    assert!(e.acknowledge(a.id, "nurse.jones", mins(6), "").is_err());
+    let Output::AlertEscalated(x) = e
+        .escalate(a.id, "nurse.jones", mins(61), "needs review")
+        .unwrap()
+    else {
+        panic!()
+    };
+    assert_eq!(x.status, AlertStatus::Escalated);
+    assert!(
+        e.resolve(a.id, "dr.patel", mins(70), "", "").is_err(),
+        "outcome required"
+    );
+    let Output::AlertUpdated(r) = e
+        .resolve(a.id, "dr.patel", mins(70), "admitted", "to ward 4")
+        .unwrap()
+    else {
+        panic!()
+    };
+    let kinds: Vec<EventKind> = r.events.iter().map(|e| e.kind).collect();
+    assert_eq!(
+        kinds,
+        vec![
+            EventKind::Raised,
+            EventKind::Acknowledged,
+            EventKind::Escalated,
+            EventKind::Resolved
+        ]
+    );
+    assert_eq!(r.events[3].outcome.as_deref(), Some("admitted"));
+    assert_eq!(r.events[3].actor, Actor::User("dr.patel".into()));
+    assert!(
+        e.resolve(a.id, "dr.patel", mins(71), "admitted", "")
+            .is_err()
+    );
+}
+
+#[test]
+fn severity_rise_brings_the_escalation_deadline_forward() {
+    let mut e = engine_with("general");
+    news2_set(&mut e, 8.0, 97.0, 120.0, 80.0, 37.0, mins(0), 1); // low-medium: 30m
+    assert_eq!(
+        e.open_alert(1, "news2").unwrap().escalate_at,
+        Some(mins(30))
+    );
+    news2_set(&mut e, 25.0, 92.0, 120.0, 112.0, 37.0, mins(10), 2); // high: 5m
+    assert_eq!(
+        e.open_alert(1, "news2").unwrap().escalate_at,
+        Some(mins(15))
+    );
+}
+
+#[test]
+fn unknown_patient_and_pathway_are_errors() {
+    let mut e = Engine::new(shipped());
+    assert!(
+        e.observe(9, reading("spo2", 97.0, mins(0), 1), mins(0))
+            .is_err()
+    );
+    assert!(e.admit(9, PatientSetup::new("nope", t0())).is_err());
+}
+
+#[test]
+fn duplicate_obs_id_is_ignored() {
+    let mut e = engine_with("general");
+    e.observe(1, reading("spo2", 92.0, mins(0), 1), mins(0))
+        .unwrap();
+    assert!(
+        e.observe(1, reading("spo2", 92.0, mins(0), 1), mins(1))
+            .unwrap()
+            .is_empty()
+    );
+    assert_eq!(e.readings(1).len(), 1);
+}
+
+fn arb_readings() -> impl Strategy<Value = Vec<(u8, f64, i64)>> {
+    prop::collection::vec((0u8..5, 0.0f64..1.0, 0i64..(48 * 60)), 1..30)
+}
+
+fn to_reading(i: usize, (c, x, m): (u8, f64, i64)) -> Reading {
+    let (code, lo, hi) = [
+        ("spo2", 80.0, 100.0),
+        ("pulse", 35.0, 140.0),
+        ("resp_rate", 6.0, 30.0),
+        ("systolic", 85.0, 200.0),
+        ("temp", 35.0, 40.0),
+    ][usize::from(c)];
+    reading(code, (lo + x * (hi - lo)).round(), mins(m), i as i64)
+}
+
+fn run(readings: &[Reading]) -> (Engine, Vec<Output>) {
+    let mut e = engine_with("general");
+    let mut out = Vec::new();
+    for (i, r) in readings.iter().enumerate() {
+        let now = mins(48 * 60) + Duration::minutes(i as i64);
+        out.extend(e.observe(1, r.clone(), now).unwrap());
+        out.extend(e.tick(now));
+    }
+    (e, out)
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(64))]
+
+    #[test]
+    fn replaying_the_same_stream_gives_identical_outputs(raw in arb_readings()) {
+        let readings: Vec<Reading> = raw.into_iter().enumerate().map(|(i, r)| to_reading(i, r)).collect();
+        let (_, a) = run(&readings);
+        let (_, b) = run(&readings);
+        prop_assert_eq!(a, b);
+    }
+
+    #[test]
+    fn any_arrival_order_ends_in_the_same_final_state(
+        raw in arb_readings(),
+        perm in any::<prop::sample::Index>().prop_flat_map(|_| Just(())).prop_perturb(|_, mut rng| rng.next_u64()),
+    ) {
+        let readings: Vec<Reading> = raw.into_iter().enumerate().map(|(i, r)| to_reading(i, r)).collect();
+        let mut shuffled = readings.clone();
+        // Fisher–Yates with the proptest-provided seed.
+        let mut s = perm | 1;
+        for i in (1..shuffled.len()).rev() {
+            s ^= s << 13; s ^= s >> 7; s ^= s << 17;
+            shuffled.swap(i, (s % (i as u64 + 1)) as usize);
+        }
+        let (a, _) = run(&readings);
+        let (b, _) = run(&shuffled);
+        prop_assert_eq!(a.readings(1), b.readings(1));
+        prop_assert_eq!(a.news2(1).map(|s| (s.total, s.risk, s.partial)), b.news2(1).map(|s| (s.total, s.risk, s.partial)));
+        prop_assert_eq!(a.news2_history(1), b.news2_history(1));
+        prop_assert_eq!(a.next_deadline().is_some(), b.next_deadline().is_some());
+    }
+}
