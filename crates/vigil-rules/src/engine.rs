@@ -6,7 +6,7 @@
 //! | rule id | fires when | severity |
 //! |---|---|---|
 //! | `news2` | NEWS2 risk (home score, partial counts) is low-medium or higher | the risk |
-//! | `news2-rising` | NEWS2 total is ≥ 2 above the lowest total in the pathway's `rising_window` (24 h) | low-medium, or the risk if higher |
+//! | `news2-rising` | the NEWS2 rows scored both now and at some earlier result within the pathway's `rising_window` (24 h) add up to ≥ 2 more now | low-medium, or the risk if higher |
 //! | `device-battery-low:{device}` | battery falls to `[device] battery_low_pct` | `[device] severity` |
 //! | `device-lead-off:{device}` | status signal turns `lead_off` | `[device] severity` |
 //! | `device-offline:{device}` | no message for `[device] offline_after` (on `tick`) | `[device] severity` |
@@ -31,7 +31,7 @@ use vigil_clinical::{Code, News2Score, Parameter, Reading, Risk};
 use crate::PatientId;
 use crate::alert::{ActionError, Alert, AlertKind, AlertStatus, Firing, Severity};
 use crate::pathway::Pathways;
-use crate::state::{DeviceStatus, Patient, PatientSetup};
+use crate::state::{DeviceStatus, Patient, PatientSetup, Scored};
 
 /// Patient-facing advice level (CONTRACTS.md §2 `advice`).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
@@ -242,17 +242,19 @@ impl Engine {
                     },
                 ));
             }
-            if let Some(low) = p.lowest_total_before(as_of, pathway.rising_window)
-                && total >= low.saturating_add(2)
+            if let Some((rise, then, then_total)) =
+                p.largest_rise(&Scored::of(s), as_of, pathway.rising_window)
+                && rise >= 2
             {
+                let then_total = then_total.map_or_else(|| "n/a".to_string(), |t| t.to_string());
                 fired.push((
                     "news2-rising".into(),
                     AlertKind::News2Rising,
                     Firing {
                         severity: risk.max(Risk::LowMedium),
                         message: format!(
-                            "NEWS2 rising: {total} now, {low} within the last {}",
-                            crate::duration::format(pathway.rising_window)
+                            "NEWS2 rising: the same parameters score {rise} more than at {} (total {total} now, {then_total} then)",
+                            then.to_rfc3339()
                         ),
                         value: Some(format!("NEWS2 {total}")),
                         measured_at: Some(measured_at),
@@ -573,7 +575,7 @@ impl Engine {
     pub fn news2_history(&self, patient: PatientId) -> Vec<(DateTime<Utc>, Option<u8>)> {
         self.patients
             .get(&patient)
-            .map(|p| p.scores.iter().map(|(k, v)| (k.0, *v)).collect())
+            .map(|p| p.scores.iter().map(|(k, v)| (k.0, v.total)).collect())
             .unwrap_or_default()
     }
 

@@ -85,6 +85,36 @@ pub(crate) struct ExpectClock {
 
 type Key = (DateTime<Utc>, Option<i64>);
 
+/// A NEWS2 result kept for the rising rule: the total and each row's score
+/// (`None` where the row was missing or stale), in chart order.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) struct Scored {
+    pub(crate) total: Option<u8>,
+    pub(crate) rows: [Option<u8>; 7],
+}
+
+impl Scored {
+    pub(crate) fn of(s: &News2Score) -> Scored {
+        let mut rows = [None; 7];
+        for (i, p) in vigil_clinical::Parameter::ALL.iter().enumerate() {
+            rows[i] = s.subscore(*p).map(|x| x.score);
+        }
+        Scored {
+            total: s.total,
+            rows,
+        }
+    }
+
+    /// How much more the rows scored in both `self` and `earlier` add up to now.
+    pub(crate) fn rise_since(&self, earlier: &Scored) -> i32 {
+        self.rows
+            .iter()
+            .zip(earlier.rows.iter())
+            .filter_map(|(now, then)| Some(i32::from((*now)?) - i32::from((*then)?)))
+            .sum()
+    }
+}
+
 fn key(r: &Reading) -> Key {
     (r.measured_at, r.obs_id)
 }
@@ -98,8 +128,8 @@ pub(crate) struct Patient {
     pub(crate) as_of: Option<DateTime<Utc>>,
     pub(crate) devices: BTreeMap<String, DeviceState>,
     pub(crate) expects: Vec<ExpectClock>,
-    /// NEWS2 total as of each reading (readings up to and including it).
-    pub(crate) scores: BTreeMap<Key, Option<u8>>,
+    /// NEWS2 as of each reading (readings up to and including it).
+    pub(crate) scores: BTreeMap<Key, Scored>,
     /// Unresolved alert per rule.
     pub(crate) open: BTreeMap<String, u64>,
     /// When each rule's last alert was resolved.
@@ -226,7 +256,7 @@ impl Patient {
             if k >= from {
                 let set: Vec<Reading> = latest.values().map(|&j| self.history[j].clone()).collect();
                 let s = score_home(&set, &self.episode, pathway.freshness, r.measured_at);
-                self.scores.insert(k, s.total);
+                self.scores.insert(k, Scored::of(&s));
             }
         }
     }
@@ -259,12 +289,20 @@ impl Patient {
         ))
     }
 
-    /// The lowest NEWS2 total in `[as_of - window, as_of)`.
-    pub(crate) fn lowest_total_before(&self, as_of: DateTime<Utc>, window: Duration) -> Option<u8> {
+    /// The largest rise of `now` over any NEWS2 result in
+    /// `[as_of - window, as_of)`, counting only the rows scored in both (so
+    /// a row measured for the first time is not a "rise"), with that
+    /// earlier result's time and total.
+    pub(crate) fn largest_rise(
+        &self,
+        now: &Scored,
+        as_of: DateTime<Utc>,
+        window: Duration,
+    ) -> Option<(i32, DateTime<Utc>, Option<u8>)> {
         self.scores
             .range((as_of - window, None)..(as_of, None))
-            .filter_map(|(_, t)| *t)
-            .min()
+            .map(|(k, then)| (now.rise_since(then), k.0, then.total))
+            .max_by_key(|(rise, t, _)| (*rise, std::cmp::Reverse(*t)))
     }
 
     /// Values of `code` measured in `[as_of - window, as_of]`, oldest first.

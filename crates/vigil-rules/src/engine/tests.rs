@@ -686,3 +686,29 @@ proptest! {
         prop_assert_eq!(a.next_deadline().is_some(), b.next_deadline().is_some());
     }
 }
+
+#[test]
+fn a_row_measured_for_the_first_time_is_not_a_rise() {
+    let mut e = engine_with("general");
+    // SpO2 alone first (scores 0), then a raised pulse (1) and RR (2): the
+    // total climbs from 0 to 3 only because more rows are measured.
+    e.observe(1, reading("spo2", 97.0, mins(0), 1), mins(0))
+        .unwrap();
+    let out = e
+        .observe(1, reading("pulse", 95.0, mins(5), 2), mins(5))
+        .unwrap();
+    let out2 = e
+        .observe(1, reading("resp_rate", 21.0, mins(6), 3), mins(6))
+        .unwrap();
+    assert!(!rules(&out).contains(&"news2-rising".to_string()));
+    assert!(!rules(&out2).contains(&"news2-rising".to_string()));
+    // The same pulse row then worsening by 2 (95 → 131: 1 → 3) is a rise.
+    let out = e
+        .observe(1, reading("pulse", 131.0, mins(60), 4), mins(60))
+        .unwrap();
+    assert!(
+        rules(&out).contains(&"news2-rising".to_string()),
+        "{:?}",
+        rules(&out)
+    );
+}
