@@ -51,6 +51,7 @@ async fn deterioration_raises_one_alert_that_repeats_update() {
     assert_ack(&dev.next_cmd().await, &[3]);
     let up = ws.next_event("alert_update").await;
     assert_eq!(up["alert"]["severity"], "high");
+    assert_eq!(ws.next_event("alert").await["alert"]["rule_id"], "news2-rising");
     let open: Value = app.get("/api/v1/alerts?status=open").send().await.expect("list").json().await.expect("json");
     let rules: Vec<&str> = open.as_array().expect("alerts").iter().filter_map(|a| a["rule_id"].as_str()).collect();
     // One NEWS2 alert, merged; and the climb 5 → 9 within a day is "rising".

@@ -14,3 +14,4 @@ mod cli;
 mod ecg;
 mod ingest;
 mod scoring;
+mod security;

@@ -509,7 +509,15 @@ impl Worker {
         let (settings, score) = scored;
         // The scores of the previous day, read before this one is stored.
         let recent = if current {
-            self.store.scores(patient, Some(at - chrono::Duration::hours(24)), Some(at)).await.unwrap_or_default()
+            match self.store.scores(patient, Some(at - chrono::Duration::hours(24)), Some(at)).await {
+                Ok(r) => r,
+                Err(e) => {
+                    // Without history the rising rule cannot be judged; the
+                    // NEWS2 alert still can.
+                    tracing::error!(error = %e, patient, "cannot read score history");
+                    Vec::new()
+                }
+            }
         } else {
             Vec::new()
         };

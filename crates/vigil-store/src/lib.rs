@@ -51,8 +51,10 @@ pub trait Store: Send + Sync + 'static {
 
     // --- tokens (sessions and API bearer tokens, stored hashed) ----------
     async fn token_insert(&self, token: NewToken) -> Result<()>;
-    /// The user behind an unexpired, unrevoked token hash.
-    async fn token_user(&self, token_hash: &str, now: DateTime<Utc>) -> Result<Option<AuthUser>>;
+    /// The user behind an unexpired, unrevoked token hash. A session token
+    /// unused for longer than `session_idle` has expired too; a live one is
+    /// marked used at `now`.
+    async fn token_user(&self, token_hash: &str, now: DateTime<Utc>, session_idle: chrono::Duration) -> Result<Option<AuthUser>>;
     /// Revoke a token; `false` when no such live token exists.
     async fn token_revoke(&self, token_hash: &str, now: DateTime<Utc>) -> Result<bool>;
 
@@ -122,6 +124,11 @@ pub trait Store: Send + Sync + 'static {
     /// Open alerts whose escalation time has come.
     async fn alerts_due(&self, now: DateTime<Utc>) -> Result<Vec<AlertRow>>;
     async fn alert_events(&self, alert_id: i64) -> Result<Vec<AlertEventRow>>;
+
+    // --- audit ----------------------------------------------------------------
+    /// Append to the audit trail (there is no update or delete).
+    async fn audit_append(&self, e: AuditEntry) -> Result<()>;
+    async fn audit_query(&self, q: AuditQuery) -> Result<Vec<AuditEntry>>;
 
     async fn stats(&self) -> Result<Stats>;
 }

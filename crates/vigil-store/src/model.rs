@@ -528,3 +528,26 @@ pub struct AlertEventRow {
     pub action: String,
     pub detail: serde_json::Value,
 }
+
+/// One audit record.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct AuditEntry {
+    pub at: DateTime<Utc>,
+    pub user_id: Option<i64>,
+    pub username: String,
+    /// What was done, e.g. `patient.read`, `alert.acknowledge`, `login.failed`.
+    pub action: String,
+    pub patient_id: Option<i64>,
+    pub detail: serde_json::Value,
+    /// The client address.
+    pub addr: Option<String>,
+}
+
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct AuditQuery {
+    pub patient_id: Option<i64>,
+    pub user_id: Option<i64>,
+    pub from: Option<DateTime<Utc>>,
+    pub to: Option<DateTime<Utc>>,
+    pub limit: Option<i64>,
+}

@@ -239,9 +239,10 @@ impl Store for SqliteStore {
         Ok(())
     }
 
-    async fn token_user(&self, token_hash: &str, now: DateTime<Utc>) -> Result<Option<AuthUser>> {
+    async fn token_user(&self, token_hash: &str, now: DateTime<Utc>, session_idle: chrono::Duration) -> Result<Option<AuthUser>> {
         let Some(r) = sqlx::query(
-            "SELECT u.id, u.username, u.role FROM tokens t JOIN users u ON u.id = t.user_id
+            "SELECT u.id, u.username, u.role, t.id, t.kind, COALESCE(t.last_used_at, t.created_at)
+             FROM tokens t JOIN users u ON u.id = t.user_id
              WHERE t.token_hash = ? AND t.revoked_at IS NULL AND (t.expires_at IS NULL OR t.expires_at > ?)",
         )
         .bind(token_hash)
@@ -253,6 +254,19 @@ impl Store for SqliteStore {
         };
         let id: i64 = r.get(0);
         let role: String = r.get(2);
+        let token_id: i64 = r.get(3);
+        let kind: String = r.get(4);
+        let last_used = parse_ts(&r.get::<String, _>(5))?;
+        if kind == "session" {
+            if now - last_used > session_idle {
+                return Ok(None);
+            }
+            // Mark use at most once a minute: enough for idle expiry,
+            // without a write on every request.
+            if now - last_used > chrono::Duration::minutes(1) {
+                sqlx::query("UPDATE tokens SET last_used_at = ? WHERE id = ?").bind(ts(now)).bind(token_id).execute(&self.pool).await?;
+            }
+        }
         Ok(Some(AuthUser {
             id,
             username: r.get(1),
@@ -1015,6 +1029,48 @@ impl Store for SqliteStore {
                     actor: r.get(1),
                     action: r.get(2),
                     detail: serde_json::from_str(&r.get::<String, _>(3)).unwrap_or(serde_json::Value::Null),
+                })
+            })
+            .collect()
+    }
+
+    async fn audit_append(&self, e: AuditEntry) -> Result<()> {
+        sqlx::query("INSERT INTO audit_log (at, user_id, username, action, patient_id, detail, addr) VALUES (?, ?, ?, ?, ?, ?, ?)")
+            .bind(ts(e.at))
+            .bind(e.user_id)
+            .bind(&e.username)
+            .bind(&e.action)
+            .bind(e.patient_id)
+            .bind(e.detail.to_string())
+            .bind(&e.addr)
+            .execute(&self.pool)
+            .await?;
+        Ok(())
+    }
+
+    async fn audit_query(&self, q: AuditQuery) -> Result<Vec<AuditEntry>> {
+        let rows = sqlx::query(
+            "SELECT at, user_id, username, action, patient_id, detail, addr FROM audit_log
+             WHERE (?1 IS NULL OR patient_id = ?1) AND (?2 IS NULL OR user_id = ?2) AND at >= ?3 AND at <= ?4
+             ORDER BY id DESC LIMIT ?5",
+        )
+        .bind(q.patient_id)
+        .bind(q.user_id)
+        .bind(q.from.map(ts).unwrap_or_else(|| "0000".into()))
+        .bind(q.to.map(ts).unwrap_or_else(|| "9999".into()))
+        .bind(q.limit.unwrap_or(1000))
+        .fetch_all(&self.pool)
+        .await?;
+        rows.into_iter()
+            .map(|r| {
+                Ok(AuditEntry {
+                    at: parse_ts(&r.get::<String, _>(0))?,
+                    user_id: r.get(1),
+                    username: r.get(2),
+                    action: r.get(3),
+                    patient_id: r.get(4),
+                    detail: serde_json::from_str(&r.get::<String, _>(5)).unwrap_or(serde_json::Value::Null),
+                    addr: r.get(6),
                 })
             })
             .collect()

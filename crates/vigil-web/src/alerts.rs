@@ -48,7 +48,10 @@ async fn list(
         Some(_) => return Err(ApiError::NotFound("ward")),
         None => caller.0.ward_ids.clone(),
     };
-    Ok(Json(state.store.alerts_list(&wards, status, q.patient).await?))
+    let alerts = state.store.alerts_list(&wards, status, q.patient).await?;
+    crate::audit::record(&state, &caller, "alerts.list", q.patient, serde_json::json!({"wards": wards, "status": q.status, "count": alerts.len()}))
+        .await?;
+    Ok(Json(alerts))
 }
 
 async fn visible(state: &AppState, caller: &Caller, id: i64) -> Result<AlertRow, ApiError> {
@@ -62,6 +65,7 @@ async fn visible(state: &AppState, caller: &Caller, id: i64) -> Result<AlertRow,
 async fn one(State(state): State<AppState>, caller: Caller, Path(id): Path<i64>) -> Result<Json<serde_json::Value>, ApiError> {
     let alert = visible(&state, &caller, id).await?;
     let events = state.store.alert_events(id).await?;
+    crate::audit::record(&state, &caller, "alert.read", Some(alert.patient_id), serde_json::json!({"alert": id})).await?;
     Ok(Json(serde_json::json!({"alert": alert, "events": events})))
 }
 
@@ -77,6 +81,7 @@ async fn act(state: AppState, caller: Caller, id: i64, action: AlertAction) -> R
         other => other.into(),
     })?;
     tracing::info!(alert_id = id, by = caller.0.id, action = name, "alert action");
+    crate::audit::record(&state, &caller, &format!("alert.{name}"), Some(alert.patient_id), serde_json::json!({"alert": id})).await?;
     let _ = state.events.send(LiveEvent::AlertUpdate {
         ward_id: alert.ward_id,
         alert: alert.clone(),

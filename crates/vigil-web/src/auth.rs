@@ -13,6 +13,7 @@ use serde::Deserialize;
 use vigil_store::secrets::hash_secret;
 use vigil_store::{AuthUser, Role, TokenKind};
 
+
 use crate::admin::{issue_token, verify_password};
 use crate::error::{ApiError, bad_json};
 use crate::AppState;
@@ -20,11 +21,39 @@ use crate::AppState;
 /// The session cookie's name.
 pub const SESSION_COOKIE: &str = "vigil_session";
 
-/// How long a dashboard session lasts.
+/// How long a dashboard session lasts at most (absolute expiry).
 pub const SESSION_TTL_HOURS: i64 = 12;
 
+/// A session unused this long has expired (idle expiry).
+pub const SESSION_IDLE_MINUTES: i64 = 30;
+
+/// The header a cookie-authenticated write must carry.
+pub const CSRF_HEADER: &str = "x-csrf-token";
+
+/// Failed logins allowed per account, and per client address, in
+/// [`THROTTLE_WINDOW`] before further attempts get 429.
+pub const MAX_FAILURES_PER_ACCOUNT: usize = 5;
+pub const MAX_FAILURES_PER_ADDR: usize = 20;
+pub const THROTTLE_WINDOW: std::time::Duration = std::time::Duration::from_secs(15 * 60);
+
+/// The CSRF token of a session: derived from the session secret, which only
+/// the browser holding the HttpOnly cookie (and the server) knows, so another
+/// site can neither read nor forge it, and nothing extra is stored.
+pub fn csrf_for(session_token: &str) -> String {
+    hash_secret(&format!("vigil-csrf:{session_token}"))
+}
+
 /// The authenticated caller, extracted from a cookie or a bearer token.
-pub struct Caller(pub AuthUser);
+pub struct Caller(pub AuthUser, pub CallerInfo);
+
+/// How the caller reached us.
+#[derive(Clone, Debug, Default)]
+pub struct CallerInfo {
+    /// Authenticated by the session cookie (not a bearer token).
+    pub via_cookie: bool,
+    /// The client's address.
+    pub addr: Option<std::net::SocketAddr>,
+}
 
 impl Caller {
     pub fn require(&self, role: Role) -> Result<(), ApiError> {
@@ -35,13 +64,23 @@ impl Caller {
     }
 }
 
-/// The raw token presented with a request, if any.
-pub fn presented_token(headers: &HeaderMap) -> Option<String> {
+/// The raw token presented with a request, if any, and whether it came
+/// from the session cookie.
+pub fn presented(headers: &HeaderMap) -> Option<(String, bool)> {
     if let Some(v) = headers.get(AUTHORIZATION).and_then(|v| v.to_str().ok()) {
         if let Some(t) = v.strip_prefix("Bearer ") {
-            return Some(t.trim().to_string());
+            return Some((t.trim().to_string(), false));
         }
     }
+    session_cookie(headers).map(|t| (t, true))
+}
+
+/// The raw token presented with a request, if any.
+pub fn presented_token(headers: &HeaderMap) -> Option<String> {
+    presented(headers).map(|(t, _)| t)
+}
+
+fn session_cookie(headers: &HeaderMap) -> Option<String> {
     headers
         .get_all(COOKIE)
         .iter()
@@ -56,9 +95,23 @@ impl FromRequestParts<AppState> for Caller {
     type Rejection = ApiError;
 
     async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, Self::Rejection> {
-        let token = presented_token(&parts.headers).ok_or(ApiError::Unauthorized)?;
-        let user = state.store.token_user(&hash_secret(&token), Utc::now()).await?.ok_or(ApiError::Unauthorized)?;
-        Ok(Caller(user))
+        let (token, via_cookie) = presented(&parts.headers).ok_or(ApiError::Unauthorized)?;
+        let idle = chrono::Duration::minutes(SESSION_IDLE_MINUTES);
+        let user = state.store.token_user(&hash_secret(&token), Utc::now(), idle).await?.ok_or(ApiError::Unauthorized)?;
+        // A cookie is sent by the browser on its own, so a cookie-authenticated
+        // write must also prove it comes from our page.
+        let safe = matches!(parts.method, axum::http::Method::GET | axum::http::Method::HEAD);
+        if via_cookie && !safe {
+            let sent = parts.headers.get(CSRF_HEADER).and_then(|v| v.to_str().ok()).unwrap_or_default();
+            if !vigil_store::secrets::ct_eq(sent, &csrf_for(&token)) {
+                return Err(ApiError::Csrf);
+            }
+        }
+        let addr = parts
+            .extensions
+            .get::<axum::extract::ConnectInfo<std::net::SocketAddr>>()
+            .map(|c| c.0);
+        Ok(Caller(user, CallerInfo { via_cookie, addr }))
     }
 }
 
@@ -68,12 +121,48 @@ pub struct LoginRequest {
     password: String,
 }
 
+/// Failed-login counts per account and per client address, in a sliding
+/// window. In memory: a restart forgets them, which only helps an attacker
+/// who can restart the daemon.
+#[derive(Default)]
+pub struct Throttle {
+    failures: std::sync::Mutex<std::collections::HashMap<String, Vec<std::time::Instant>>>,
+}
+
+impl Throttle {
+    fn count(&self, key: &str) -> usize {
+        let now = std::time::Instant::now();
+        let Ok(mut m) = self.failures.lock() else { return 0 };
+        let v = m.entry(key.to_string()).or_default();
+        v.retain(|t| now.duration_since(*t) < THROTTLE_WINDOW);
+        v.len()
+    }
+    fn fail(&self, key: &str) {
+        if let Ok(mut m) = self.failures.lock() {
+            m.entry(key.to_string()).or_default().push(std::time::Instant::now());
+        }
+    }
+    fn clear(&self, key: &str) {
+        if let Ok(mut m) = self.failures.lock() {
+            m.remove(key);
+        }
+    }
+}
+
 /// `POST /api/v1/login`: check the password, start a session.
 pub async fn login(
     State(state): State<AppState>,
+    axum::extract::ConnectInfo(peer): axum::extract::ConnectInfo<std::net::SocketAddr>,
     body: Result<Json<LoginRequest>, axum::extract::rejection::JsonRejection>,
 ) -> Result<Response, ApiError> {
     let Json(req) = body.map_err(bad_json)?;
+    let addr = Some(peer);
+    let account_key = format!("user:{}", req.username);
+    let addr_key = format!("addr:{}", addr.map(|a| a.ip().to_string()).unwrap_or_default());
+    if state.throttle.count(&account_key) >= MAX_FAILURES_PER_ACCOUNT || state.throttle.count(&addr_key) >= MAX_FAILURES_PER_ADDR {
+        tracing::warn!("login throttled");
+        return Err(ApiError::Throttled);
+    }
     let user = state.store.user_by_username(&req.username).await?;
     // Verify against a dummy hash when the user is unknown, so the answer
     // takes as long either way and does not reveal which usernames exist.
@@ -81,8 +170,12 @@ pub async fn login(
     let ok = verify_password(&req.password, hash);
     let Some(user) = user.filter(|_| ok) else {
         tracing::info!("login refused");
+        state.throttle.fail(&account_key);
+        state.throttle.fail(&addr_key);
+        crate::audit::record_raw(&state, None, &req.username, "login.failed", None, serde_json::json!({}), addr).await?;
         return Err(ApiError::Unauthorized);
     };
+    state.throttle.clear(&account_key);
     let token = issue_token(
         state.store.as_ref(),
         user.id,
@@ -93,12 +186,14 @@ pub async fn login(
     .await
     .map_err(|e| ApiError::Internal(e.to_string()))?;
     tracing::info!(user_id = user.id, "login");
+    crate::audit::record_raw(&state, Some(user.id), &user.username, "login", None, serde_json::json!({}), addr).await?;
     let cookie = format!(
         "{SESSION_COOKIE}={token}; Path=/; HttpOnly; SameSite=Strict; Max-Age={}",
         SESSION_TTL_HOURS * 3600
     );
     let body = serde_json::json!({
         "user": {"id": user.id, "username": user.username, "role": user.role, "ward_ids": user.ward_ids},
+        "csrf_token": csrf_for(&token),
     });
     let mut resp = Json(body).into_response();
     resp.headers_mut().insert(
@@ -121,9 +216,13 @@ pub async fn logout(State(state): State<AppState>, headers: HeaderMap) -> Result
     Ok(resp)
 }
 
-/// `GET /api/v1/me`: who the dashboard is signed in as.
-pub async fn me(Caller(user): Caller) -> Json<AuthUser> {
-    Json(user)
+/// `GET /api/v1/me`: who the dashboard is signed in as, and (for a cookie
+/// session) the CSRF token its page must send with writes.
+pub async fn me(Caller(user, info): Caller, headers: HeaderMap) -> Json<serde_json::Value> {
+    let csrf = if info.via_cookie { session_cookie(&headers).map(|t| csrf_for(&t)) } else { None };
+    Json(serde_json::json!({
+        "id": user.id, "username": user.username, "role": user.role, "ward_ids": user.ward_ids, "csrf_token": csrf,
+    }))
 }
 
 /// An argon2id hash of a random password nobody knows (for timing parity).

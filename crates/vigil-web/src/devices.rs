@@ -41,5 +41,7 @@ async fn create(
     }
     let d = provision(state.store.as_ref(), &req.kind, req.patient_id, Utc::now()).await.map_err(admin_error)?;
     tracing::info!(device = %d.device_id, by = caller.0.id, "device provisioned");
+    crate::audit::record(&state, &caller, "device.provision", req.patient_id, serde_json::json!({"device": d.device_id, "kind": req.kind}))
+        .await?;
     Ok((axum::http::StatusCode::CREATED, Json(d)))
 }

@@ -14,6 +14,10 @@ pub enum ApiError {
     Unauthorized,
     #[error("not allowed for your role")]
     Forbidden,
+    #[error("missing or wrong CSRF token (send the x-csrf-token header from /api/v1/me)")]
+    Csrf,
+    #[error("too many failed sign-ins; try again later")]
+    Throttled,
     #[error("{0} not found")]
     NotFound(&'static str),
     #[error("{0}")]
@@ -29,6 +33,8 @@ impl ApiError {
         match self {
             ApiError::Unauthorized => (StatusCode::UNAUTHORIZED, "unauthorized"),
             ApiError::Forbidden => (StatusCode::FORBIDDEN, "forbidden"),
+            ApiError::Csrf => (StatusCode::FORBIDDEN, "csrf"),
+            ApiError::Throttled => (StatusCode::TOO_MANY_REQUESTS, "throttled"),
             ApiError::NotFound(_) => (StatusCode::NOT_FOUND, "not_found"),
             ApiError::Invalid(_) => (StatusCode::UNPROCESSABLE_ENTITY, "invalid"),
             ApiError::Conflict(_) => (StatusCode::CONFLICT, "conflict"),

@@ -8,10 +8,12 @@
 //! - [`ops`]: `/healthz`, `/readyz`, `/metrics`.
 //! - [`admin`]: operations shared with `vigil admin` (admit, provision, users, tokens).
 //! - [`dashboard`]: the embedded web page.
+//! - [`audit`]: the append-only audit trail and `GET /api/v1/audit`.
 //! - [`error`]: [`error::ApiError`], the one error shape.
 
 pub mod admin;
 pub mod alerts;
+pub mod audit;
 pub mod auth;
 pub mod dashboard;
 pub mod devices;
@@ -54,6 +56,8 @@ pub struct AppState {
     pub broker_connected: watch::Receiver<bool>,
     /// Ask the scorer to recompute a patient's NEWS2 now.
     pub rescore: tokio::sync::mpsc::Sender<i64>,
+    /// Failed sign-ins per account and address.
+    pub throttle: Arc<auth::Throttle>,
     pub cancel: CancellationToken,
 }
 
@@ -67,6 +71,7 @@ pub fn router(state: AppState) -> Router {
         .merge(patients::router())
         .merge(devices::router())
         .merge(alerts::router())
+        .merge(audit::router())
         .route("/healthz", get(ops::healthz))
         .route("/readyz", get(ops::readyz))
         .route("/metrics", get(ops::metrics))
@@ -77,5 +82,7 @@ pub fn router(state: AppState) -> Router {
 
 /// Serve `router` on `listener` until `cancel` fires.
 pub async fn serve(listener: tokio::net::TcpListener, router: Router, cancel: CancellationToken) -> std::io::Result<()> {
-    axum::serve(listener, router).with_graceful_shutdown(async move { cancel.cancelled().await }).await
+    axum::serve(listener, router.into_make_service_with_connect_info::<std::net::SocketAddr>())
+        .with_graceful_shutdown(async move { cancel.cancelled().await })
+        .await
 }

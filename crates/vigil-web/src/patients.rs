@@ -56,7 +56,10 @@ async fn list(
     };
     let now = Utc::now();
     let mut rows = Vec::new();
-    for patient in state.store.patients_list(&wards).await? {
+    let patients = state.store.patients_list(&wards).await?;
+    let ids: Vec<i64> = patients.iter().map(|p| p.id).collect();
+    crate::audit::record(&state, &caller, "patients.list", None, serde_json::json!({"wards": wards, "patients": ids})).await?;
+    for patient in patients {
         let news2 = vigil_store::scoring::score_patient(state.store.as_ref(), patient.id, now, vigil_clinical::default_freshness())
             .await?
             .map(|(_, s)| s);
@@ -82,6 +85,7 @@ async fn scores(
 ) -> Result<Json<Vec<ScoreRow>>, ApiError> {
     let Query(q) = q.map_err(|e| ApiError::Invalid(e.body_text()))?;
     visible_patient(&state, &caller, id).await?;
+    crate::audit::record(&state, &caller, "patient.scores", Some(id), serde_json::json!({"from": q.from, "to": q.to})).await?;
     Ok(Json(state.store.scores(id, q.from, q.to).await?))
 }
 
@@ -114,6 +118,7 @@ async fn ecg(
     if to < from || to - from > chrono::Duration::minutes(MAX_ECG_WINDOW_MINUTES) {
         return Err(ApiError::Invalid(format!("to - from: between 0 and {MAX_ECG_WINDOW_MINUTES} minutes")));
     }
+    crate::audit::record(&state, &caller, "patient.ecg", Some(id), serde_json::json!({"from": from, "to": to})).await?;
     let (chunks, beats) = state.store.ecg_range(id, from.timestamp_millis(), to.timestamp_millis()).await?;
     let mut strips = Vec::with_capacity(chunks.len());
     for c in chunks {
@@ -144,7 +149,9 @@ async fn update_episode(
     if u == EpisodeUpdate::default() {
         return Err(ApiError::Invalid("nothing to change".into()));
     }
+    let detail = serde_json::json!({"spo2_scale": u.spo2_scale, "oxygen": u.oxygen, "acvpu": u.acvpu, "under_16": u.under_16, "pregnant": u.pregnant});
     state.store.episode_update(id, u, &caller.0.username, Utc::now()).await?;
+    crate::audit::record(&state, &caller, "patient.episode", Some(id), detail).await?;
     tracing::info!(patient_id = id, by = caller.0.id, "episode settings changed");
     if state.rescore.send(id).await.is_err() {
         tracing::warn!(patient_id = id, "scorer not running; score will update with the next reading");
@@ -162,7 +169,9 @@ async fn visible_patient(state: &AppState, caller: &Caller, id: i64) -> Result<P
 }
 
 async fn one(State(state): State<AppState>, caller: Caller, Path(id): Path<i64>) -> Result<Json<PatientDetail>, ApiError> {
-    Ok(Json(visible_patient(&state, &caller, id).await?))
+    let p = visible_patient(&state, &caller, id).await?;
+    crate::audit::record(&state, &caller, "patient.read", Some(id), serde_json::json!({})).await?;
+    Ok(Json(p))
 }
 
 #[derive(Deserialize)]
@@ -185,6 +194,8 @@ async fn observations(
     if q.max_points == Some(0) {
         return Err(ApiError::Invalid("max_points: must be at least 1".into()));
     }
+    crate::audit::record(&state, &caller, "patient.observations", Some(id), serde_json::json!({"code": q.code, "from": q.from, "to": q.to}))
+        .await?;
     let rows = state
         .store
         .observations(ObservationQuery { patient_id: id, code: q.code, from: q.from, to: q.to, max_points: q.max_points })
@@ -205,6 +216,7 @@ async fn create(
     }
     let id = admit(state.store.as_ref(), req, &caller.0.username, Utc::now()).await.map_err(admin_error)?;
     tracing::info!(patient_id = id, by = caller.0.id, "patient admitted");
+    crate::audit::record(&state, &caller, "patient.admit", Some(id), serde_json::json!({})).await?;
     Ok((axum::http::StatusCode::CREATED, Json(serde_json::json!({"id": id}))))
 }
 
@@ -217,6 +229,7 @@ async fn discharge(
     visible_patient(&state, &caller, id).await?;
     let at = state.store.patient_discharge(id, Utc::now()).await?;
     tracing::info!(patient_id = id, by = caller.0.id, "patient discharged");
+    crate::audit::record(&state, &caller, "patient.discharge", Some(id), serde_json::json!({})).await?;
     Ok(Json(serde_json::json!({"id": id, "discharged_at": at})))
 }
 

@@ -14,8 +14,10 @@ use vigil_store::AuthUser;
 use crate::auth::Caller;
 use crate::AppState;
 
-pub async fn upgrade(State(state): State<AppState>, Caller(user): Caller, ws: WebSocketUpgrade) -> Response {
-    ws.on_upgrade(move |socket| serve(state, user, socket))
+pub async fn upgrade(State(state): State<AppState>, caller: Caller, ws: WebSocketUpgrade) -> Result<Response, crate::error::ApiError> {
+    crate::audit::record(&state, &caller, "stream.open", None, serde_json::json!({"ward_ids": caller.0.ward_ids})).await?;
+    let user = caller.0;
+    Ok(ws.on_upgrade(move |socket| serve(state, user, socket)))
 }
 
 async fn serve(state: AppState, user: AuthUser, mut socket: WebSocket) {

@@ -93,6 +93,7 @@ impl App {
             metrics: web_metrics,
             broker_connected: running.connected,
             rescore: rescore_tx,
+            throttle: Default::default(),
             cancel: cancel.clone(),
         };
         let router = vigil_web::router(state);

@@ -73,14 +73,17 @@ pub async fn run(cli: Cli) -> Result<(), Failure> {
             let config = load(&arg)?;
             init_logging(config.log.format);
             let app = app::App::build(config).await.map_err(|e| Failure::Other(format!("{e:#}")))?;
+            // Signal handlers first, so a supervisor that reacts to the
+            // line below can already stop us cleanly.
+            let signals = shutdown_signal().map_err(other)?;
+            let stop = app.cancel.clone();
+            tokio::spawn(async move {
+                signals.await;
+                stop.cancel();
+            });
             // One machine-readable line once every socket is bound, so
             // supervisors and tests can use port 0 and learn the ports.
             println!("{}", serde_json::json!({"event": "listening", "http": app.http_addr.to_string(), "mqtt": app.mqtt_addr}));
-            let stop = app.cancel.clone();
-            tokio::spawn(async move {
-                shutdown_signal().await;
-                stop.cancel();
-            });
             app.run_until_stopped().await.map_err(|e| Failure::Other(format!("{e:#}")))
         }
         Command::Migrate(arg) => {
@@ -139,18 +142,15 @@ fn ecg_detect(record: &std::path::Path, channel: usize) -> Result<(), Failure> {
     out.flush().map_err(other)
 }
 
-async fn shutdown_signal() {
-    #[cfg(unix)]
-    {
-        let mut term = match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-            Ok(s) => s,
-            Err(_) => return std::future::pending().await,
-        };
+/// Register SIGINT and SIGTERM now; the returned future completes on either.
+fn shutdown_signal() -> std::io::Result<impl std::future::Future<Output = ()>> {
+    use tokio::signal::unix::{SignalKind, signal};
+    let mut term = signal(SignalKind::terminate())?;
+    let mut int = signal(SignalKind::interrupt())?;
+    Ok(async move {
         tokio::select! {
-            _ = tokio::signal::ctrl_c() => {}
+            _ = int.recv() => {}
             _ = term.recv() => {}
         }
-    }
-    #[cfg(not(unix))]
-    let _ = tokio::signal::ctrl_c().await;
+    })
 }
