@@ -2,8 +2,10 @@
 //!
 //! The rest of the system talks to storage only through the [`Store`] trait,
 //! which speaks in domain records ([`model`]) and domain errors
-//! ([`StoreError`]); no `sqlx` type crosses it. SQLite is the adapter that
-//! ships today ([`SqliteStore`]); PostgreSQL arrives behind the same trait.
+//! ([`StoreError`]); no `sqlx` type crosses it. Two adapters implement it
+//! with the same semantics: SQLite ([`SqliteStore`], the default) and
+//! PostgreSQL ([`PgStore`]); [`connect`] picks one by URL scheme, and one
+//! test suite (`tests/suite.rs`) runs against both.
 //!
 //! The one write that matters most is [`Store::store_obs_batch`]: it commits a
 //! batch of device messages in one transaction and reports, per message,
@@ -12,8 +14,9 @@
 //!
 //! # Layout
 //! - [`model`]: the records the trait reads and writes.
-//! - [`error`]: [`StoreError`].
+//! - [`error`]: the store's error type.
 //! - [`sqlite`]: the SQLite adapter (WAL mode, migrations from `migrations/sqlite`).
+//! - [`postgres`]: the PostgreSQL adapter (migrations from `migrations/postgres`).
 //! - [`scoring`]: stored readings and episode → vigil-clinical's home NEWS2.
 //! - [`secrets`]: random secrets, ids and their hashed stored form.
 //! - [`downsample`]: keeping a long series' extremes within `max_points`.
@@ -21,6 +24,7 @@
 pub mod downsample;
 pub mod error;
 pub mod model;
+pub mod postgres;
 pub mod scoring;
 pub mod secrets;
 pub mod sqlite;
@@ -30,6 +34,7 @@ use chrono::{DateTime, Utc};
 
 pub use error::StoreError;
 pub use model::*;
+pub use postgres::PgStore;
 pub use sqlite::SqliteStore;
 
 /// Result of a store call.
@@ -133,13 +138,16 @@ pub trait Store: Send + Sync + 'static {
     async fn stats(&self) -> Result<Stats>;
 }
 
-/// Open the store named by a database URL (`sqlite://path`).
+/// Open the store named by a database URL (`sqlite://path` or
+/// `postgres://user@host/db`), applying its migrations.
 pub async fn connect(url: &str) -> Result<std::sync::Arc<dyn Store>> {
     if url.starts_with("sqlite:") {
         Ok(std::sync::Arc::new(SqliteStore::connect(url).await?))
+    } else if url.starts_with("postgres://") || url.starts_with("postgresql://") {
+        postgres::connect_postgres(url).await
     } else {
         Err(StoreError::Config(format!(
-            "database.url: unsupported scheme in {:?} (this build supports sqlite://)",
+            "database.url: unsupported scheme in {:?} (this build supports sqlite:// and postgres://)",
             url.split(':').next().unwrap_or_default()
         )))
     }

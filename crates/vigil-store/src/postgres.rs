@@ -1,0 +1,1295 @@
+//! The PostgreSQL adapter: the same [`Store`] as [`SqliteStore`](crate::SqliteStore),
+//! in PostgreSQL's own dialect (docs/decisions/0004-postgres.md).
+//!
+//! Semantics match the SQLite adapter exactly, and one test suite
+//! (`tests/suite.rs`) runs against both. Times are `timestamptz`, truncated
+//! to the millisecond on the way in, as SQLite's RFC 3339 text is, so a
+//! reading reads back identically from either backend. JSON goes in as text
+//! cast to `jsonb` and comes back as text, so the crate needs no sqlx JSON
+//! feature; id lists are `bigint[]`.
+//!
+//! A batch of device messages is one transaction, and deduplication is the
+//! `(device_id, seq)` primary key with `ON CONFLICT DO NOTHING`: a concurrent
+//! writer of the same key waits for the first to commit and then sees a
+//! duplicate, so several `vigil serve` instances can share one database.
+
+use std::collections::HashMap;
+use std::str::FromStr;
+use std::time::Duration;
+
+use async_trait::async_trait;
+use chrono::{DateTime, SubsecRound, Utc};
+use sqlx::postgres::{PgConnectOptions, PgPoolOptions, PgRow};
+use sqlx::{PgPool, Postgres, Row, Transaction};
+
+use crate::model::*;
+use crate::{Result, Store, StoreError, downsample};
+
+static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("../../migrations/postgres");
+
+/// Connections per process. Ingest holds one for a batch transaction, the
+/// web layer a few for reads; PostgreSQL's default limit is 100, which
+/// leaves room for several instances and `vigil admin`.
+const MAX_CONNECTIONS: u32 = 10;
+
+/// PostgreSQL-backed [`Store`].
+#[derive(Clone, Debug)]
+pub struct PgStore {
+    pool: PgPool,
+}
+
+/// Open the store at a `postgres://` (or `postgresql://`) URL, applying
+/// migrations. `connect()` in lib.rs dispatches here.
+pub async fn connect_postgres(url: &str) -> Result<std::sync::Arc<dyn Store>> {
+    Ok(std::sync::Arc::new(PgStore::connect(url).await?))
+}
+
+/// The stored form of a time: millisecond precision, as in SQLite.
+fn ts(t: DateTime<Utc>) -> DateTime<Utc> {
+    t.trunc_subsecs(3)
+}
+
+fn value_of(num: Option<f64>, text: Option<String>) -> ObsValue {
+    match (num, text) {
+        (Some(n), _) => ObsValue::Number(n),
+        (None, Some(t)) => ObsValue::Text(t),
+        (None, None) => ObsValue::Text(String::new()),
+    }
+}
+
+fn split_value(v: &ObsValue) -> (Option<f64>, Option<&str>) {
+    match v {
+        ObsValue::Number(n) => (Some(*n), None),
+        ObsValue::Text(t) => (None, Some(t.as_str())),
+    }
+}
+
+fn json_of(text: Option<String>) -> serde_json::Value {
+    text.and_then(|t| serde_json::from_str(&t).ok())
+        .unwrap_or(serde_json::Value::Null)
+}
+
+fn role_of(s: &str) -> Result<Role> {
+    Role::parse(s).ok_or_else(|| StoreError::Backend(format!("bad role {s}")))
+}
+
+const OBS_COLUMNS: &str =
+    "id, code, value_num, value_text, unit, measured_at, received_at, device_id, seq";
+
+fn obs_row(r: &PgRow) -> ObservationRow {
+    ObservationRow {
+        id: r.get(0),
+        code: r.get(1),
+        value: value_of(r.get(2), r.get(3)),
+        unit: r.get(4),
+        measured_at: r.get(5),
+        received_at: r.get(6),
+        device_id: r.get(7),
+        seq: r.get::<i64, _>(8) as u32,
+    }
+}
+
+const ALERT_COLUMNS: &str =
+    "SELECT id, patient_id, ward_id, rule_id, severity, status, message, count, latest_value::text,
+        evidence, raised_at, updated_at, escalate_at, resolved_at, outcome, note FROM alerts";
+
+fn alert_row(r: &PgRow) -> Result<AlertRow> {
+    let severity: String = r.get(4);
+    let status: String = r.get(5);
+    Ok(AlertRow {
+        id: r.get(0),
+        patient_id: r.get(1),
+        ward_id: r.get(2),
+        rule_id: r.get(3),
+        severity: Severity::parse(&severity)
+            .ok_or_else(|| StoreError::Backend(format!("bad severity {severity}")))?,
+        status: AlertStatus::parse(&status)
+            .ok_or_else(|| StoreError::Backend(format!("bad status {status}")))?,
+        message: r.get(6),
+        count: r.get(7),
+        latest_value: r
+            .get::<Option<String>, _>(8)
+            .and_then(|v| serde_json::from_str(&v).ok())
+            .unwrap_or_default(),
+        evidence: r.get(9),
+        raised_at: r.get(10),
+        updated_at: r.get(11),
+        escalate_at: r.get(12),
+        resolved_at: r.get(13),
+        outcome: r.get(14),
+        note: r.get(15),
+    })
+}
+
+async fn insert_event(
+    tx: &mut Transaction<'_, Postgres>,
+    alert_id: i64,
+    at: DateTime<Utc>,
+    actor: &str,
+    action: &str,
+    detail: &serde_json::Value,
+) -> Result<()> {
+    sqlx::query("INSERT INTO alert_events (alert_id, at, actor, action, detail) VALUES ($1, $2, $3, $4, $5::jsonb)")
+        .bind(alert_id)
+        .bind(ts(at))
+        .bind(actor)
+        .bind(action)
+        .bind(detail.to_string())
+        .execute(&mut **tx)
+        .await?;
+    Ok(())
+}
+
+impl PgStore {
+    /// Connect to the database at `url` and apply migrations. Migrations
+    /// take PostgreSQL's advisory lock, so instances starting together are
+    /// safe.
+    pub async fn connect(url: &str) -> Result<Self> {
+        if !(url.starts_with("postgres://") || url.starts_with("postgresql://")) {
+            return Err(StoreError::Config(format!(
+                "database.url: not a postgres URL: {}",
+                url.split(':').next().unwrap_or_default()
+            )));
+        }
+        let opts = PgConnectOptions::from_str(url)
+            .map_err(|e| StoreError::Config(format!("database.url: {e}")))?;
+        let pool = PgPoolOptions::new()
+            .max_connections(MAX_CONNECTIONS)
+            .min_connections(0)
+            .acquire_timeout(Duration::from_secs(10))
+            .idle_timeout(Duration::from_secs(600))
+            .connect_with(opts)
+            .await?;
+        MIGRATOR.run(&pool).await?;
+        Ok(PgStore { pool })
+    }
+
+    /// Close the pool (tests drop their database afterwards).
+    pub async fn close(&self) {
+        self.pool.close().await;
+    }
+
+    async fn user_wards(&self, user_id: i64) -> Result<Vec<i64>> {
+        let rows =
+            sqlx::query("SELECT ward_id FROM user_wards WHERE user_id = $1 ORDER BY ward_id")
+                .bind(user_id)
+                .fetch_all(&self.pool)
+                .await?;
+        Ok(rows.iter().map(|r| r.get::<i64, _>(0)).collect())
+    }
+
+    /// The newest reading of each code for each of `patient_ids` (ties
+    /// broken by the higher row id, as in SQLite), ordered by code.
+    async fn latest_readings(
+        &self,
+        patient_ids: &[i64],
+    ) -> Result<HashMap<i64, Vec<LatestReading>>> {
+        let rows = sqlx::query(
+            "SELECT DISTINCT ON (patient_id, code) patient_id, code, value_num, value_text, unit, measured_at, device_id
+             FROM observations WHERE patient_id = ANY($1)
+             ORDER BY patient_id, code, measured_at DESC, id DESC",
+        )
+        .bind(patient_ids)
+        .fetch_all(&self.pool)
+        .await?;
+        let mut out: HashMap<i64, Vec<LatestReading>> = HashMap::new();
+        for r in rows {
+            out.entry(r.get(0)).or_default().push(LatestReading {
+                code: r.get(1),
+                value: value_of(r.get(2), r.get(3)),
+                unit: r.get(4),
+                measured_at: r.get(5),
+                device_id: r.get(6),
+            });
+        }
+        Ok(out)
+    }
+}
+
+#[async_trait]
+impl Store for PgStore {
+    async fn ping(&self) -> Result<()> {
+        sqlx::query("SELECT 1").execute(&self.pool).await?;
+        Ok(())
+    }
+
+    async fn ward_add(&self, name: &str) -> Result<Ward> {
+        let id: i64 =
+            sqlx::query_scalar("INSERT INTO wards (name, created_at) VALUES ($1, $2) RETURNING id")
+                .bind(name)
+                .bind(ts(Utc::now()))
+                .fetch_one(&self.pool)
+                .await?;
+        Ok(Ward {
+            id,
+            name: name.to_string(),
+        })
+    }
+
+    async fn ward_find(&self, name_or_id: &str) -> Result<Option<Ward>> {
+        let row = match name_or_id.parse::<i64>() {
+            Ok(id) => {
+                sqlx::query("SELECT id, name FROM wards WHERE id = $1")
+                    .bind(id)
+                    .fetch_optional(&self.pool)
+                    .await?
+            }
+            Err(_) => {
+                sqlx::query("SELECT id, name FROM wards WHERE name = $1")
+                    .bind(name_or_id)
+                    .fetch_optional(&self.pool)
+                    .await?
+            }
+        };
+        Ok(row.map(|r| Ward {
+            id: r.get(0),
+            name: r.get(1),
+        }))
+    }
+
+    async fn user_add(&self, user: NewUser) -> Result<i64> {
+        let mut tx = self.pool.begin().await?;
+        let id: i64 = sqlx::query_scalar(
+            "INSERT INTO users (username, role, password_hash, created_at) VALUES ($1, $2, $3, $4) RETURNING id",
+        )
+        .bind(&user.username)
+        .bind(user.role.as_str())
+        .bind(&user.password_hash)
+        .bind(ts(Utc::now()))
+        .fetch_one(&mut *tx)
+        .await?;
+        for w in &user.ward_ids {
+            sqlx::query("INSERT INTO user_wards (user_id, ward_id) VALUES ($1, $2)")
+                .bind(id)
+                .bind(w)
+                .execute(&mut *tx)
+                .await?;
+        }
+        tx.commit().await?;
+        Ok(id)
+    }
+
+    async fn user_by_username(&self, username: &str) -> Result<Option<UserRecord>> {
+        let Some(r) =
+            sqlx::query("SELECT id, username, role, password_hash FROM users WHERE username = $1")
+                .bind(username)
+                .fetch_optional(&self.pool)
+                .await?
+        else {
+            return Ok(None);
+        };
+        let id: i64 = r.get(0);
+        Ok(Some(UserRecord {
+            id,
+            username: r.get(1),
+            role: role_of(r.get(2))?,
+            password_hash: r.get(3),
+            ward_ids: self.user_wards(id).await?,
+        }))
+    }
+
+    async fn token_insert(&self, t: NewToken) -> Result<()> {
+        sqlx::query(
+            "INSERT INTO tokens (user_id, token_hash, kind, created_at, expires_at) VALUES ($1, $2, $3, $4, $5)",
+        )
+        .bind(t.user_id)
+        .bind(&t.token_hash)
+        .bind(t.kind.as_str())
+        .bind(ts(t.created_at))
+        .bind(t.expires_at.map(ts))
+        .execute(&self.pool)
+        .await?;
+        Ok(())
+    }
+
+    async fn token_user(
+        &self,
+        token_hash: &str,
+        now: DateTime<Utc>,
+        session_idle: chrono::Duration,
+    ) -> Result<Option<AuthUser>> {
+        let Some(r) = sqlx::query(
+            "SELECT u.id, u.username, u.role, t.id, t.kind, COALESCE(t.last_used_at, t.created_at)
+             FROM tokens t JOIN users u ON u.id = t.user_id
+             WHERE t.token_hash = $1 AND t.revoked_at IS NULL AND (t.expires_at IS NULL OR t.expires_at > $2)",
+        )
+        .bind(token_hash)
+        .bind(ts(now))
+        .fetch_optional(&self.pool)
+        .await?
+        else {
+            return Ok(None);
+        };
+        let id: i64 = r.get(0);
+        let token_id: i64 = r.get(3);
+        let kind: &str = r.get(4);
+        let last_used: DateTime<Utc> = r.get(5);
+        if kind == "session" {
+            if now - last_used > session_idle {
+                return Ok(None);
+            }
+            // Mark use at most once a minute: enough for idle expiry,
+            // without a write on every request.
+            if now - last_used > chrono::Duration::minutes(1) {
+                sqlx::query("UPDATE tokens SET last_used_at = $1 WHERE id = $2")
+                    .bind(ts(now))
+                    .bind(token_id)
+                    .execute(&self.pool)
+                    .await?;
+            }
+        }
+        Ok(Some(AuthUser {
+            id,
+            username: r.get(1),
+            role: role_of(r.get(2))?,
+            ward_ids: self.user_wards(id).await?,
+        }))
+    }
+
+    async fn token_revoke(&self, token_hash: &str, now: DateTime<Utc>) -> Result<bool> {
+        let n = sqlx::query(
+            "UPDATE tokens SET revoked_at = $1 WHERE token_hash = $2 AND revoked_at IS NULL",
+        )
+        .bind(ts(now))
+        .bind(token_hash)
+        .execute(&self.pool)
+        .await?
+        .rows_affected();
+        Ok(n > 0)
+    }
+
+    async fn patient_admit(&self, p: NewPatient) -> Result<i64> {
+        let mut tx = self.pool.begin().await?;
+        let now = ts(p.admitted_at);
+        let id: i64 = sqlx::query_scalar(
+            "INSERT INTO patients (ward_id, name, nhs_number, created_at) VALUES ($1, $2, $3, $4) RETURNING id",
+        )
+        .bind(p.ward_id)
+        .bind(&p.name)
+        .bind(&p.nhs_number)
+        .bind(now)
+        .fetch_one(&mut *tx)
+        .await?;
+        let set_at = p.spo2_scale_set_by.as_ref().map(|_| now);
+        sqlx::query(
+            "INSERT INTO episodes (patient_id, pathway, spo2_scale, spo2_scale_set_by, spo2_scale_set_at, admitted_at)
+             VALUES ($1, $2, $3, $4, $5, $6)",
+        )
+        .bind(id)
+        .bind(&p.pathway)
+        .bind(i16::from(p.spo2_scale))
+        .bind(&p.spo2_scale_set_by)
+        .bind(set_at)
+        .bind(now)
+        .execute(&mut *tx)
+        .await?;
+        tx.commit().await?;
+        Ok(id)
+    }
+
+    async fn patient_discharge(&self, patient_id: i64, at: DateTime<Utc>) -> Result<DateTime<Utc>> {
+        let mut tx = self.pool.begin().await?;
+        let n = sqlx::query("UPDATE episodes SET discharged_at = $1 WHERE patient_id = $2 AND discharged_at IS NULL")
+            .bind(ts(at))
+            .bind(patient_id)
+            .execute(&mut *tx)
+            .await?
+            .rows_affected();
+        if n == 0 {
+            return Err(StoreError::NotFound(format!(
+                "open episode for patient {patient_id}"
+            )));
+        }
+        // A discharged patient's devices stop reporting for them.
+        sqlx::query("UPDATE devices SET patient_id = NULL WHERE patient_id = $1")
+            .bind(patient_id)
+            .execute(&mut *tx)
+            .await?;
+        tx.commit().await?;
+        Ok(at)
+    }
+
+    async fn patient_get(&self, patient_id: i64) -> Result<Option<PatientDetail>> {
+        let Some(p) =
+            sqlx::query("SELECT id, ward_id, name, nhs_number FROM patients WHERE id = $1")
+                .bind(patient_id)
+                .fetch_optional(&self.pool)
+                .await?
+        else {
+            return Ok(None);
+        };
+        let episode = sqlx::query(
+            "SELECT id, pathway, spo2_scale, spo2_scale_set_by, spo2_scale_set_at, admitted_at, discharged_at
+             FROM episodes WHERE patient_id = $1 ORDER BY admitted_at DESC, id DESC LIMIT 1",
+        )
+        .bind(patient_id)
+        .fetch_optional(&self.pool)
+        .await?
+        .map(|r| Episode {
+            id: r.get(0),
+            pathway: r.get(1),
+            spo2_scale: r.get::<i16, _>(2) as u8,
+            spo2_scale_set_by: r.get(3),
+            spo2_scale_set_at: r.get(4),
+            admitted_at: r.get(5),
+            discharged_at: r.get(6),
+        });
+        let devices = sqlx::query(
+            "SELECT id, kind, revoked_at FROM devices WHERE patient_id = $1 ORDER BY id",
+        )
+        .bind(patient_id)
+        .fetch_all(&self.pool)
+        .await?
+        .into_iter()
+        .map(|r| DeviceInfo {
+            id: r.get(0),
+            kind: r.get(1),
+            revoked_at: r.get(2),
+        })
+        .collect();
+        Ok(Some(PatientDetail {
+            id: p.get(0),
+            ward_id: p.get(1),
+            name: p.get(2),
+            nhs_number: p.get(3),
+            episode,
+            devices,
+        }))
+    }
+
+    async fn patients_list(&self, ward_ids: &[i64]) -> Result<Vec<PatientSummary>> {
+        let mut out = Vec::new();
+        for ward in ward_ids {
+            let rows = sqlx::query(
+                "SELECT p.id, p.ward_id, p.name, e.pathway,
+                        (SELECT MAX(measured_at) FROM observations o WHERE o.patient_id = p.id)
+                 FROM patients p JOIN episodes e ON e.patient_id = p.id AND e.discharged_at IS NULL
+                 WHERE p.ward_id = $1 ORDER BY p.id",
+            )
+            .bind(ward)
+            .fetch_all(&self.pool)
+            .await?;
+            let ids: Vec<i64> = rows.iter().map(|r| r.get(0)).collect();
+            let mut latest = self.latest_readings(&ids).await?;
+            for r in rows {
+                let id: i64 = r.get(0);
+                out.push(PatientSummary {
+                    id,
+                    ward_id: r.get(1),
+                    name: r.get(2),
+                    pathway: r.get(3),
+                    last_reading_at: r.get(4),
+                    latest: latest.remove(&id).unwrap_or_default(),
+                });
+            }
+        }
+        Ok(out)
+    }
+
+    async fn device_provision(&self, d: NewDevice) -> Result<()> {
+        sqlx::query(
+            "INSERT INTO devices (id, kind, mqtt_username, secret_hash, patient_id, created_at)
+             VALUES ($1, $2, $3, $4, $5, $6)",
+        )
+        .bind(&d.id)
+        .bind(&d.kind)
+        .bind(&d.mqtt_username)
+        .bind(&d.secret_hash)
+        .bind(d.patient_id)
+        .bind(ts(d.created_at))
+        .execute(&self.pool)
+        .await?;
+        Ok(())
+    }
+
+    async fn device_assign(&self, device_id: &str, patient_id: i64) -> Result<()> {
+        let open: Option<i64> = sqlx::query_scalar(
+            "SELECT id FROM episodes WHERE patient_id = $1 AND discharged_at IS NULL",
+        )
+        .bind(patient_id)
+        .fetch_optional(&self.pool)
+        .await?;
+        if open.is_none() {
+            return Err(StoreError::NotFound(format!(
+                "open episode for patient {patient_id}"
+            )));
+        }
+        let n =
+            sqlx::query("UPDATE devices SET patient_id = $1 WHERE id = $2 AND revoked_at IS NULL")
+                .bind(patient_id)
+                .bind(device_id)
+                .execute(&self.pool)
+                .await?
+                .rows_affected();
+        if n == 0 {
+            return Err(StoreError::NotFound(format!("active device {device_id}")));
+        }
+        Ok(())
+    }
+
+    async fn device_revoke(&self, device_id: &str, at: DateTime<Utc>) -> Result<DateTime<Utc>> {
+        let n =
+            sqlx::query("UPDATE devices SET revoked_at = $1 WHERE id = $2 AND revoked_at IS NULL")
+                .bind(ts(at))
+                .bind(device_id)
+                .execute(&self.pool)
+                .await?
+                .rows_affected();
+        if n == 0 {
+            return Err(StoreError::NotFound(format!("active device {device_id}")));
+        }
+        Ok(at)
+    }
+
+    async fn device_credentials(&self, mqtt_username: &str) -> Result<Option<DeviceCredentials>> {
+        let row = sqlx::query(
+            "SELECT id, secret_hash, revoked_at IS NOT NULL FROM devices WHERE mqtt_username = $1",
+        )
+        .bind(mqtt_username)
+        .fetch_optional(&self.pool)
+        .await?;
+        Ok(row.map(|r| DeviceCredentials {
+            device_id: r.get(0),
+            secret_hash: r.get(1),
+            revoked: r.get(2),
+        }))
+    }
+
+    async fn devices_revoked_since(&self, since: DateTime<Utc>) -> Result<Vec<String>> {
+        let ids: Vec<String> =
+            sqlx::query_scalar("SELECT id FROM devices WHERE revoked_at >= $1 ORDER BY revoked_at")
+                .bind(ts(since))
+                .fetch_all(&self.pool)
+                .await?;
+        Ok(ids)
+    }
+
+    async fn device_route(&self, device_id: &str) -> Result<Option<DeviceRoute>> {
+        let row = sqlx::query(
+            "SELECT p.id, p.ward_id FROM devices d JOIN patients p ON p.id = d.patient_id
+             JOIN episodes e ON e.patient_id = p.id AND e.discharged_at IS NULL
+             WHERE d.id = $1 AND d.revoked_at IS NULL",
+        )
+        .bind(device_id)
+        .fetch_optional(&self.pool)
+        .await?;
+        Ok(row.map(|r| DeviceRoute {
+            patient_id: r.get(0),
+            ward_id: r.get(1),
+        }))
+    }
+
+    async fn store_obs_batch(&self, batch: &[NewObsMessage]) -> Result<Vec<BatchOutcome>> {
+        let mut tx = self.pool.begin().await?;
+        let mut out = Vec::with_capacity(batch.len());
+        for m in batch {
+            let measured = ts(m.measured_at);
+            let received = ts(m.received_at);
+            // Rows written earlier in this transaction count as conflicts
+            // too, so a duplicate within one batch is reported as such.
+            let inserted = sqlx::query(
+                "INSERT INTO obs_messages (device_id, seq, patient_id, measured_at, received_at)
+                 VALUES ($1, $2, $3, $4, $5) ON CONFLICT (device_id, seq) DO NOTHING",
+            )
+            .bind(&m.device_id)
+            .bind(i64::from(m.seq))
+            .bind(m.patient_id)
+            .bind(measured)
+            .bind(received)
+            .execute(&mut *tx)
+            .await?
+            .rows_affected();
+            if inserted == 0 {
+                out.push(BatchOutcome::Duplicate);
+                continue;
+            }
+            let mut ids = Vec::with_capacity(m.obs.len());
+            for o in &m.obs {
+                let (num, text) = split_value(&o.value);
+                let id: i64 = sqlx::query_scalar(
+                    "INSERT INTO observations (patient_id, device_id, seq, code, value_num, value_text, unit, measured_at, received_at)
+                     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9) RETURNING id",
+                )
+                .bind(m.patient_id)
+                .bind(&m.device_id)
+                .bind(i64::from(m.seq))
+                .bind(&o.code)
+                .bind(num)
+                .bind(text)
+                .bind(&o.unit)
+                .bind(measured)
+                .bind(received)
+                .fetch_one(&mut *tx)
+                .await?;
+                ids.push(id);
+            }
+            out.push(BatchOutcome::Stored {
+                observation_ids: ids,
+            });
+        }
+        tx.commit().await?;
+        Ok(out)
+    }
+
+    async fn store_rejected(&self, r: NewRejected) -> Result<()> {
+        sqlx::query(
+            "INSERT INTO rejected_messages (device_id, seq, topic, reason, detail, payload, received_at)
+             VALUES ($1, $2, $3, $4, $5, $6, $7)",
+        )
+        .bind(&r.device_id)
+        .bind(r.seq.map(i64::from))
+        .bind(&r.topic)
+        .bind(&r.reason)
+        .bind(&r.detail)
+        .bind(&r.payload)
+        .bind(ts(r.received_at))
+        .execute(&self.pool)
+        .await?;
+        Ok(())
+    }
+
+    async fn observations(&self, q: ObservationQuery) -> Result<Vec<ObservationRow>> {
+        // Open bounds become ±infinity rather than `$n IS NULL OR …`, so a
+        // cached generic plan can still use the (patient, code, time) index.
+        let code_filter = if q.code.is_some() {
+            "AND code = $4"
+        } else {
+            ""
+        };
+        let sql = format!(
+            "SELECT {OBS_COLUMNS} FROM observations
+             WHERE patient_id = $1 {code_filter}
+               AND measured_at >= COALESCE($2, '-infinity'::timestamptz)
+               AND measured_at <= COALESCE($3, 'infinity'::timestamptz)
+             ORDER BY code, measured_at, id"
+        );
+        let mut query = sqlx::query(&sql)
+            .bind(q.patient_id)
+            .bind(q.from.map(ts))
+            .bind(q.to.map(ts));
+        if let Some(code) = &q.code {
+            query = query.bind(code);
+        }
+        let rows: Vec<ObservationRow> = query
+            .fetch_all(&self.pool)
+            .await?
+            .iter()
+            .map(obs_row)
+            .collect();
+        let Some(max) = q.max_points else {
+            return Ok(rows);
+        };
+        // Downsample each code's series on its own so one busy code cannot
+        // crowd out another.
+        let mut by_code: HashMap<String, Vec<ObservationRow>> = HashMap::new();
+        for r in rows {
+            by_code.entry(r.code.clone()).or_default().push(r);
+        }
+        let mut codes: Vec<_> = by_code.into_iter().collect();
+        codes.sort_by(|a, b| a.0.cmp(&b.0));
+        Ok(codes
+            .into_iter()
+            .flat_map(|(_, rs)| downsample::min_max(rs, max))
+            .collect())
+    }
+
+    async fn latest_per_code(
+        &self,
+        patient_id: i64,
+        at: DateTime<Utc>,
+    ) -> Result<Vec<ObservationRow>> {
+        // The id breaks ties between two readings with the same measurement time.
+        let rows = sqlx::query(&format!(
+            "SELECT DISTINCT ON (code) {OBS_COLUMNS} FROM observations
+             WHERE patient_id = $1 AND measured_at <= $2
+             ORDER BY code, measured_at DESC, id DESC"
+        ))
+        .bind(patient_id)
+        .bind(ts(at))
+        .fetch_all(&self.pool)
+        .await?;
+        Ok(rows.iter().map(obs_row).collect())
+    }
+
+    async fn episode_settings(&self, patient_id: i64) -> Result<Option<EpisodeSettings>> {
+        let Some(r) = sqlx::query(
+            "SELECT p.id, p.ward_id, e.pathway, e.spo2_scale, e.spo2_scale_set_by, e.spo2_scale_set_at,
+                    e.oxygen, e.oxygen_set_by, e.oxygen_set_at, e.acvpu, e.acvpu_set_by, e.acvpu_set_at,
+                    e.under_16, e.pregnant
+             FROM episodes e JOIN patients p ON p.id = e.patient_id
+             WHERE e.patient_id = $1 AND e.discharged_at IS NULL",
+        )
+        .bind(patient_id)
+        .fetch_optional(&self.pool)
+        .await?
+        else {
+            return Ok(None);
+        };
+        Ok(Some(EpisodeSettings {
+            patient_id: r.get(0),
+            ward_id: r.get(1),
+            pathway: r.get(2),
+            spo2_scale: r.get::<i16, _>(3) as u8,
+            spo2_scale_set_by: r.get(4),
+            spo2_scale_set_at: r.get(5),
+            oxygen: r.get(6),
+            oxygen_set_by: r.get(7),
+            oxygen_set_at: r.get(8),
+            acvpu: r.get(9),
+            acvpu_set_by: r.get(10),
+            acvpu_set_at: r.get(11),
+            under_16: r.get(12),
+            pregnant: r.get(13),
+        }))
+    }
+
+    async fn episode_update(
+        &self,
+        patient_id: i64,
+        u: EpisodeUpdate,
+        by: &str,
+        at: DateTime<Utc>,
+    ) -> Result<()> {
+        let mut tx = self.pool.begin().await?;
+        // Lock the open episode so two clinicians' changes apply one after the other.
+        let id: Option<i64> = sqlx::query_scalar(
+            "SELECT id FROM episodes WHERE patient_id = $1 AND discharged_at IS NULL FOR UPDATE",
+        )
+        .bind(patient_id)
+        .fetch_optional(&mut *tx)
+        .await?;
+        let Some(id) = id else {
+            return Err(StoreError::NotFound(format!(
+                "open episode for patient {patient_id}"
+            )));
+        };
+        let at = ts(at);
+        if let Some(scale) = u.spo2_scale {
+            sqlx::query("UPDATE episodes SET spo2_scale = $1, spo2_scale_set_by = $2, spo2_scale_set_at = $3 WHERE id = $4")
+                .bind(i16::from(scale))
+                .bind(by)
+                .bind(at)
+                .bind(id)
+                .execute(&mut *tx)
+                .await?;
+        }
+        if let Some(o2) = u.oxygen {
+            sqlx::query("UPDATE episodes SET oxygen = $1, oxygen_set_by = $2, oxygen_set_at = $3 WHERE id = $4")
+                .bind(o2)
+                .bind(by)
+                .bind(at)
+                .bind(id)
+                .execute(&mut *tx)
+                .await?;
+        }
+        if let Some(acvpu) = &u.acvpu {
+            sqlx::query("UPDATE episodes SET acvpu = $1, acvpu_set_by = $2, acvpu_set_at = $3 WHERE id = $4")
+                .bind(acvpu)
+                .bind(by)
+                .bind(at)
+                .bind(id)
+                .execute(&mut *tx)
+                .await?;
+        }
+        if let Some(v) = u.under_16 {
+            sqlx::query("UPDATE episodes SET under_16 = $1 WHERE id = $2")
+                .bind(v)
+                .bind(id)
+                .execute(&mut *tx)
+                .await?;
+        }
+        if let Some(v) = u.pregnant {
+            sqlx::query("UPDATE episodes SET pregnant = $1 WHERE id = $2")
+                .bind(v)
+                .bind(id)
+                .execute(&mut *tx)
+                .await?;
+        }
+        tx.commit().await?;
+        Ok(())
+    }
+
+    async fn score_insert(&self, s: NewScore) -> Result<i64> {
+        let id: i64 = sqlx::query_scalar(
+            "INSERT INTO scores (patient_id, scored_at, computed_at, total, risk, partial, detail, obs_ids)
+             VALUES ($1, $2, $3, $4, $5, $6, $7::jsonb, $8) RETURNING id",
+        )
+        .bind(s.patient_id)
+        .bind(ts(s.scored_at))
+        .bind(ts(s.computed_at))
+        .bind(s.total)
+        .bind(&s.risk)
+        .bind(s.partial)
+        .bind(s.detail.to_string())
+        .bind(&s.obs_ids)
+        .fetch_one(&self.pool)
+        .await?;
+        Ok(id)
+    }
+
+    async fn scores(
+        &self,
+        patient_id: i64,
+        from: Option<DateTime<Utc>>,
+        to: Option<DateTime<Utc>>,
+    ) -> Result<Vec<ScoreRow>> {
+        let rows = sqlx::query(
+            "SELECT id, scored_at, computed_at, total, risk, partial, detail::text, obs_ids FROM scores
+             WHERE patient_id = $1
+               AND scored_at >= COALESCE($2, '-infinity'::timestamptz)
+               AND scored_at <= COALESCE($3, 'infinity'::timestamptz)
+             ORDER BY scored_at, id",
+        )
+        .bind(patient_id)
+        .bind(from.map(ts))
+        .bind(to.map(ts))
+        .fetch_all(&self.pool)
+        .await?;
+        Ok(rows
+            .into_iter()
+            .map(|r| ScoreRow {
+                id: r.get(0),
+                scored_at: r.get(1),
+                computed_at: r.get(2),
+                total: r.get(3),
+                risk: r.get(4),
+                partial: r.get(5),
+                detail: json_of(r.get(6)),
+                obs_ids: r.get(7),
+            })
+            .collect())
+    }
+
+    async fn latest_score_time(&self, patient_id: i64) -> Result<Option<DateTime<Utc>>> {
+        let t: Option<DateTime<Utc>> =
+            sqlx::query_scalar("SELECT MAX(scored_at) FROM scores WHERE patient_id = $1")
+                .bind(patient_id)
+                .fetch_one(&self.pool)
+                .await?;
+        Ok(t)
+    }
+
+    async fn store_ecg_batch(&self, batch: &[NewEcgChunk]) -> Result<Vec<BatchOutcome>> {
+        let mut tx = self.pool.begin().await?;
+        let mut out = Vec::with_capacity(batch.len());
+        for c in batch {
+            let n = sqlx::query(
+                "INSERT INTO ecg_chunks (device_id, seq, patient_id, t0_ms, fs_hz, uv_per_count, n_samples, encoding, samples, received_at)
+                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10) ON CONFLICT (device_id, seq) DO NOTHING",
+            )
+            .bind(&c.device_id)
+            .bind(i64::from(c.seq))
+            .bind(c.patient_id)
+            .bind(c.t0_ms)
+            .bind(i32::from(c.fs_hz))
+            .bind(c.uv_per_count)
+            .bind(i64::from(c.n_samples))
+            .bind(&c.encoding)
+            .bind(&c.samples)
+            .bind(ts(c.received_at))
+            .execute(&mut *tx)
+            .await?
+            .rows_affected();
+            out.push(if n == 0 {
+                BatchOutcome::Duplicate
+            } else {
+                BatchOutcome::Stored {
+                    observation_ids: vec![],
+                }
+            });
+        }
+        tx.commit().await?;
+        Ok(out)
+    }
+
+    async fn store_beats(&self, patient_id: i64, device_id: &str, beats: &[BeatRow]) -> Result<()> {
+        if beats.is_empty() {
+            return Ok(());
+        }
+        // One statement for the whole set: beats arrive a few hundred at a time.
+        let t_ms: Vec<i64> = beats.iter().map(|b| b.t_ms).collect();
+        let rr_ms: Vec<Option<i64>> = beats.iter().map(|b| b.rr_ms.map(i64::from)).collect();
+        sqlx::query(
+            "INSERT INTO ecg_beats (device_id, t_ms, patient_id, rr_ms)
+             SELECT $1, b.t_ms, $2, b.rr_ms FROM UNNEST($3::bigint[], $4::bigint[]) AS b(t_ms, rr_ms)
+             ON CONFLICT (device_id, t_ms) DO NOTHING",
+        )
+        .bind(device_id)
+        .bind(patient_id)
+        .bind(&t_ms)
+        .bind(&rr_ms)
+        .execute(&self.pool)
+        .await?;
+        Ok(())
+    }
+
+    async fn store_derived(&self, o: NewDerivedObservation) -> Result<i64> {
+        let (num, text) = split_value(&o.observation.value);
+        let id: i64 = sqlx::query_scalar(
+            "INSERT INTO observations (patient_id, device_id, seq, code, value_num, value_text, unit, measured_at, received_at)
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9) RETURNING id",
+        )
+        .bind(o.patient_id)
+        .bind(&o.device_id)
+        .bind(i64::from(o.seq))
+        .bind(&o.observation.code)
+        .bind(num)
+        .bind(text)
+        .bind(&o.observation.unit)
+        .bind(ts(o.measured_at))
+        .bind(ts(o.received_at))
+        .fetch_one(&self.pool)
+        .await?;
+        Ok(id)
+    }
+
+    async fn ecg_range(
+        &self,
+        patient_id: i64,
+        from_ms: i64,
+        to_ms: i64,
+    ) -> Result<(Vec<EcgChunkRow>, Vec<BeatRow>)> {
+        // A chunk overlaps when it starts before `to` and ends after `from`;
+        // chunks are at most a few seconds long, so starting within 60 s
+        // before `from` is a safe lower bound for the index scan.
+        let chunks = sqlx::query(
+            "SELECT device_id, seq, t0_ms, fs_hz, uv_per_count, n_samples, encoding, samples FROM ecg_chunks
+             WHERE patient_id = $1 AND t0_ms >= $2 - 60000 AND t0_ms <= $3
+               AND t0_ms + (n_samples * 1000) / fs_hz >= $2
+             ORDER BY t0_ms, device_id",
+        )
+        .bind(patient_id)
+        .bind(from_ms)
+        .bind(to_ms)
+        .fetch_all(&self.pool)
+        .await?
+        .into_iter()
+        .map(|r| EcgChunkRow {
+            device_id: r.get(0),
+            seq: r.get::<i64, _>(1) as u32,
+            t0_ms: r.get(2),
+            fs_hz: r.get::<i32, _>(3) as u16,
+            uv_per_count: r.get(4),
+            n_samples: r.get::<i64, _>(5) as u32,
+            encoding: r.get(6),
+            samples: r.get(7),
+        })
+        .collect();
+        let beats =
+            sqlx::query("SELECT t_ms, rr_ms FROM ecg_beats WHERE patient_id = $1 AND t_ms >= $2 AND t_ms <= $3 ORDER BY t_ms")
+                .bind(patient_id)
+                .bind(from_ms)
+                .bind(to_ms)
+                .fetch_all(&self.pool)
+                .await?
+                .into_iter()
+                .map(|r| BeatRow { t_ms: r.get(0), rr_ms: r.get::<Option<i64>, _>(1).map(|v| v as u32) })
+                .collect();
+        Ok((chunks, beats))
+    }
+
+    async fn ecg_delete_before(&self, before_ms: i64) -> Result<u64> {
+        let mut tx = self.pool.begin().await?;
+        let n = sqlx::query("DELETE FROM ecg_chunks WHERE t0_ms < $1")
+            .bind(before_ms)
+            .execute(&mut *tx)
+            .await?
+            .rows_affected();
+        sqlx::query("DELETE FROM ecg_beats WHERE t_ms < $1")
+            .bind(before_ms)
+            .execute(&mut *tx)
+            .await?;
+        tx.commit().await?;
+        Ok(n)
+    }
+
+    async fn alert_fire(
+        &self,
+        f: AlertFiring,
+        now: DateTime<Utc>,
+    ) -> Result<(AlertRow, FiringOutcome)> {
+        let mut tx = self.pool.begin().await?;
+        let at = ts(f.at);
+        let value = f.value.to_string();
+        // The live alert, locked; if there is none, insert one. Two
+        // instances racing to raise the same alert meet at the partial
+        // unique index: the loser's insert does nothing and it updates the
+        // winner's row instead, as SQLite's single writer would.
+        let select_live = "SELECT id, severity, updated_at FROM alerts
+                           WHERE patient_id = $1 AND rule_id = $2 AND status <> 'resolved' FOR UPDATE";
+        let mut live: Option<(i64, String, DateTime<Utc>)> = sqlx::query_as(select_live)
+            .bind(f.patient_id)
+            .bind(&f.rule_id)
+            .fetch_optional(&mut *tx)
+            .await?;
+        let mut raised = None;
+        if live.is_none() {
+            raised = sqlx::query_scalar(
+                "INSERT INTO alerts (patient_id, ward_id, rule_id, severity, status, message, count, latest_value, evidence,
+                                     raised_at, updated_at, escalate_at)
+                 VALUES ($1, $2, $3, $4, 'open', $5, 1, $6::jsonb, $7, $8, $8, $9)
+                 ON CONFLICT (patient_id, rule_id) WHERE status <> 'resolved' DO NOTHING
+                 RETURNING id",
+            )
+            .bind(f.patient_id)
+            .bind(f.ward_id)
+            .bind(&f.rule_id)
+            .bind(f.severity.as_str())
+            .bind(&f.message)
+            .bind(&value)
+            .bind(&f.evidence)
+            .bind(at)
+            .bind(f.escalate_at.map(ts))
+            .fetch_optional(&mut *tx)
+            .await?;
+            if raised.is_none() {
+                live = sqlx::query_as(select_live)
+                    .bind(f.patient_id)
+                    .bind(&f.rule_id)
+                    .fetch_optional(&mut *tx)
+                    .await?;
+            }
+        }
+        let (id, outcome) = match (raised, live) {
+            (Some(id), _) => (id, FiringOutcome::Raised),
+            (None, None) => {
+                return Err(StoreError::Conflict(format!(
+                    "alert {} for patient {} changed concurrently",
+                    f.rule_id, f.patient_id
+                )));
+            }
+            (None, Some((id, _, updated_at))) if updated_at > at => (id, FiringOutcome::Superseded),
+            (None, Some((id, severity, _))) => {
+                // Severity only ever goes up while the alert is live; a
+                // higher severity also brings its (earlier) escalation time.
+                let old = Severity::parse(&severity).unwrap_or(Severity::Low);
+                let raise = f.severity > old;
+                sqlx::query(
+                    "UPDATE alerts SET count = count + 1, latest_value = $1::jsonb, evidence = $2, updated_at = $3,
+                            message = CASE WHEN $4 THEN $5 ELSE message END,
+                            severity = CASE WHEN $4 THEN $6 ELSE severity END,
+                            escalate_at = CASE WHEN $4 AND status = 'open' THEN $7 ELSE escalate_at END
+                     WHERE id = $8",
+                )
+                .bind(&value)
+                .bind(&f.evidence)
+                .bind(at)
+                .bind(raise)
+                .bind(&f.message)
+                .bind(f.severity.as_str())
+                .bind(f.escalate_at.map(ts))
+                .bind(id)
+                .execute(&mut *tx)
+                .await?;
+                (id, FiringOutcome::Updated)
+            }
+        };
+        if outcome != FiringOutcome::Superseded {
+            let action = if outcome == FiringOutcome::Raised {
+                "raised"
+            } else {
+                "updated"
+            };
+            let detail = serde_json::json!({"severity": f.severity, "value": f.value, "evidence": f.evidence, "measured_at": f.at});
+            insert_event(&mut tx, id, now, "system", action, &detail).await?;
+        }
+        tx.commit().await?;
+        let row = self
+            .alert_get(id)
+            .await?
+            .ok_or_else(|| StoreError::NotFound(format!("alert {id}")))?;
+        Ok((row, outcome))
+    }
+
+    async fn alert_act(
+        &self,
+        alert_id: i64,
+        action: AlertAction,
+        actor: &str,
+        at: DateTime<Utc>,
+    ) -> Result<AlertRow> {
+        let mut tx = self.pool.begin().await?;
+        let at = ts(at);
+        let n = match &action {
+            AlertAction::Acknowledge => sqlx::query(
+                "UPDATE alerts SET status = 'acknowledged', escalate_at = NULL, updated_at = $1
+                 WHERE id = $2 AND status IN ('open', 'escalated')",
+            )
+            .bind(at)
+            .bind(alert_id),
+            AlertAction::Escalate => sqlx::query(
+                "UPDATE alerts SET status = 'escalated', escalate_at = NULL, updated_at = $1
+                 WHERE id = $2 AND status IN ('open', 'acknowledged')",
+            )
+            .bind(at)
+            .bind(alert_id),
+            AlertAction::Resolve { outcome, note } => sqlx::query(
+                "UPDATE alerts SET status = 'resolved', escalate_at = NULL, resolved_at = $1, updated_at = $1,
+                        outcome = $3, note = $4
+                 WHERE id = $2 AND status <> 'resolved'",
+            )
+            .bind(at)
+            .bind(alert_id)
+            .bind(outcome)
+            .bind(note),
+        }
+        .execute(&mut *tx)
+        .await?
+        .rows_affected();
+        let (name, detail) = match &action {
+            AlertAction::Acknowledge => ("acknowledged", serde_json::json!({})),
+            AlertAction::Escalate => ("escalated", serde_json::json!({})),
+            AlertAction::Resolve { outcome, note } => (
+                "resolved",
+                serde_json::json!({"outcome": outcome, "note": note}),
+            ),
+        };
+        if n == 0 {
+            let exists: Option<String> =
+                sqlx::query_scalar("SELECT status FROM alerts WHERE id = $1")
+                    .bind(alert_id)
+                    .fetch_optional(&mut *tx)
+                    .await?;
+            return Err(match exists {
+                None => StoreError::NotFound(format!("alert {alert_id}")),
+                Some(status) => {
+                    StoreError::Conflict(format!("alert is {status}; cannot mark it {name}"))
+                }
+            });
+        }
+        insert_event(&mut tx, alert_id, at, actor, name, &detail).await?;
+        tx.commit().await?;
+        self.alert_get(alert_id)
+            .await?
+            .ok_or_else(|| StoreError::NotFound(format!("alert {alert_id}")))
+    }
+
+    async fn alert_get(&self, alert_id: i64) -> Result<Option<AlertRow>> {
+        let row = sqlx::query(&format!("{ALERT_COLUMNS} WHERE id = $1"))
+            .bind(alert_id)
+            .fetch_optional(&self.pool)
+            .await?;
+        row.map(|r| alert_row(&r)).transpose()
+    }
+
+    async fn alerts_list(
+        &self,
+        ward_ids: &[i64],
+        status: Option<AlertStatus>,
+        patient_id: Option<i64>,
+    ) -> Result<Vec<AlertRow>> {
+        let mut out = Vec::new();
+        for w in ward_ids {
+            let rows = sqlx::query(&format!(
+                "{ALERT_COLUMNS} WHERE ward_id = $1 AND ($2::text IS NULL OR status = $2) AND ($3::bigint IS NULL OR patient_id = $3)
+                 ORDER BY id"
+            ))
+            .bind(w)
+            .bind(status.map(AlertStatus::as_str))
+            .bind(patient_id)
+            .fetch_all(&self.pool)
+            .await?;
+            for r in rows {
+                out.push(alert_row(&r)?);
+            }
+        }
+        Ok(out)
+    }
+
+    async fn alerts_due(&self, now: DateTime<Utc>) -> Result<Vec<AlertRow>> {
+        let rows = sqlx::query(&format!(
+            "{ALERT_COLUMNS} WHERE status = 'open' AND escalate_at IS NOT NULL AND escalate_at <= $1 ORDER BY escalate_at"
+        ))
+        .bind(ts(now))
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter().map(alert_row).collect()
+    }
+
+    async fn alert_events(&self, alert_id: i64) -> Result<Vec<AlertEventRow>> {
+        let rows = sqlx::query("SELECT at, actor, action, detail::text FROM alert_events WHERE alert_id = $1 ORDER BY id")
+            .bind(alert_id)
+            .fetch_all(&self.pool)
+            .await?;
+        Ok(rows
+            .into_iter()
+            .map(|r| AlertEventRow {
+                at: r.get(0),
+                actor: r.get(1),
+                action: r.get(2),
+                detail: json_of(r.get(3)),
+            })
+            .collect())
+    }
+
+    async fn audit_append(&self, e: AuditEntry) -> Result<()> {
+        sqlx::query(
+            "INSERT INTO audit_log (at, user_id, username, action, patient_id, detail, addr)
+             VALUES ($1, $2, $3, $4, $5, $6::jsonb, $7)",
+        )
+        .bind(ts(e.at))
+        .bind(e.user_id)
+        .bind(&e.username)
+        .bind(&e.action)
+        .bind(e.patient_id)
+        .bind(e.detail.to_string())
+        .bind(&e.addr)
+        .execute(&self.pool)
+        .await?;
+        Ok(())
+    }
+
+    async fn audit_query(&self, q: AuditQuery) -> Result<Vec<AuditEntry>> {
+        // SQLite reads a negative LIMIT as "no limit"; PostgreSQL's
+        // spelling of that is LIMIT NULL.
+        let limit = Some(q.limit.unwrap_or(1000)).filter(|n| *n >= 0);
+        let rows = sqlx::query(
+            "SELECT at, user_id, username, action, patient_id, detail::text, addr FROM audit_log
+             WHERE ($1::bigint IS NULL OR patient_id = $1) AND ($2::bigint IS NULL OR user_id = $2)
+               AND at >= COALESCE($3, '-infinity'::timestamptz)
+               AND at <= COALESCE($4, 'infinity'::timestamptz)
+             ORDER BY id DESC LIMIT $5",
+        )
+        .bind(q.patient_id)
+        .bind(q.user_id)
+        .bind(q.from.map(ts))
+        .bind(q.to.map(ts))
+        .bind(limit)
+        .fetch_all(&self.pool)
+        .await?;
+        Ok(rows
+            .into_iter()
+            .map(|r| AuditEntry {
+                at: r.get(0),
+                user_id: r.get(1),
+                username: r.get(2),
+                action: r.get(3),
+                patient_id: r.get(4),
+                detail: json_of(r.get(5)),
+                addr: r.get(6),
+            })
+            .collect())
+    }
+
+    async fn stats(&self) -> Result<Stats> {
+        let r = sqlx::query(
+            "SELECT (SELECT COUNT(*) FROM obs_messages), (SELECT COUNT(*) FROM observations),
+                    (SELECT COUNT(*) FROM rejected_messages),
+                    (SELECT COUNT(*) FROM patients p JOIN episodes e ON e.patient_id = p.id AND e.discharged_at IS NULL),
+                    (SELECT COUNT(*) FROM devices WHERE revoked_at IS NULL),
+                    (SELECT COUNT(*) FROM ecg_chunks),
+                    (SELECT COUNT(*) FROM alerts WHERE status <> 'resolved')",
+        )
+        .fetch_one(&self.pool)
+        .await?;
+        Ok(Stats {
+            obs_messages: r.get(0),
+            observations: r.get(1),
+            rejected: r.get(2),
+            ecg_chunks: r.get(5),
+            alerts_open: r.get(6),
+            patients: r.get(3),
+            devices: r.get(4),
+        })
+    }
+}

@@ -1,0 +1,1859 @@
+//! The store test suite: every test is written once against `&dyn Store`
+//! and runs on both backends, each on a fresh database (`sqlite::<name>`
+//! and `postgres::<name>`). The PostgreSQL half starts its own throwaway
+//! cluster (see `support`).
+
+mod support;
+
+use chrono::{DateTime, Duration, SubsecRound, TimeZone, Utc};
+use vigil_store::*;
+
+/// Generate `sqlite::$name` and `postgres::$name` for each suite test.
+macro_rules! both_backends {
+    ($($name:ident),* $(,)?) => {
+        mod sqlite {
+            $(
+                #[tokio::test]
+                async fn $name() {
+                    let b = crate::support::sqlite().await;
+                    super::$name(&*b.store).await;
+                }
+            )*
+        }
+        mod postgres {
+            $(
+                #[tokio::test]
+                async fn $name() {
+                    let Some(b) = crate::support::postgres().await else { return };
+                    super::$name(&*b.store).await;
+                }
+            )*
+        }
+    };
+}
+
+both_backends!(
+    wards_are_unique_and_found_by_name_or_id,
+    users_carry_their_wards_and_unique_names,
+    tokens_expire_strictly_and_revoke_once,
+    idle_sessions_expire_and_api_tokens_do_not,
+    admit_opens_one_episode_and_discharge_closes_it,
+    admit_with_a_bad_scale_writes_nothing,
+    devices_provision_assign_route_and_revoke,
+    revoked_devices_are_listed_since_a_time,
+    discharge_unassigns_devices,
+    batch_reports_new_and_duplicates_in_input_order,
+    duplicate_never_overwrites_the_stored_reading,
+    failed_batch_leaves_nothing_behind,
+    rejected_messages_are_kept_and_counted,
+    observation_query_filters_code_and_includes_both_edges,
+    times_are_kept_to_the_millisecond,
+    max_points_keeps_each_codes_extremes,
+    latest_per_code_is_as_of_a_time_and_breaks_ties_by_insert,
+    patients_list_shows_latest_readings_per_ward,
+    episode_update_records_who_and_when,
+    failed_episode_update_changes_nothing,
+    scores_history_is_ordered_by_the_time_it_describes,
+    stats_count_what_is_stored,
+    ecg_chunks_dedup_and_range_overlaps,
+    derived_observations_are_queryable,
+    alert_fires_raise_update_and_ignore_superseded_readings,
+    alert_lifecycle_is_audited_and_guarded,
+    alerts_list_filters_and_due_escalations,
+    audit_trail_filters_newest_first,
+);
+
+// --- helpers ---------------------------------------------------------------
+
+/// An idle limit no test reaches, for tests that are not about it.
+const DAY: Duration = Duration::days(1);
+
+fn t(h: u32, m: u32) -> DateTime<Utc> {
+    Utc.with_ymd_and_hms(2026, 11, 22, h, m, 0)
+        .single()
+        .expect("valid time")
+}
+
+async fn ward(s: &dyn Store, name: &str) -> i64 {
+    s.ward_add(name).await.expect("ward").id
+}
+
+fn new_patient(ward_id: i64, name: &str) -> NewPatient {
+    NewPatient {
+        ward_id,
+        name: name.into(),
+        nhs_number: "9434765919".into(),
+        pathway: "copd".into(),
+        spo2_scale: 1,
+        spo2_scale_set_by: None,
+        admitted_at: t(7, 0),
+    }
+}
+
+async fn admit(s: &dyn Store, ward_id: i64, name: &str) -> i64 {
+    s.patient_admit(new_patient(ward_id, name))
+        .await
+        .expect("admit")
+}
+
+fn num(code: &str, v: f64) -> NewObservation {
+    NewObservation {
+        code: code.into(),
+        value: ObsValue::Number(v),
+        unit: None,
+    }
+}
+
+fn msg(
+    device: &str,
+    seq: u32,
+    patient_id: i64,
+    at: DateTime<Utc>,
+    obs: Vec<NewObservation>,
+) -> NewObsMessage {
+    NewObsMessage {
+        device_id: device.into(),
+        seq,
+        patient_id,
+        measured_at: at,
+        received_at: at + Duration::seconds(2),
+        obs,
+    }
+}
+
+fn device(id: &str, kind: &str, patient_id: Option<i64>) -> NewDevice {
+    NewDevice {
+        id: id.into(),
+        kind: kind.into(),
+        mqtt_username: format!("mqtt-{id}"),
+        secret_hash: format!("hash-{id}"),
+        patient_id,
+        created_at: t(6, 0),
+    }
+}
+
+fn stored_ids(o: &BatchOutcome) -> Vec<i64> {
+    match o {
+        BatchOutcome::Stored { observation_ids } => observation_ids.clone(),
+        BatchOutcome::Duplicate => panic!("expected Stored, got Duplicate"),
+    }
+}
+
+fn values(rows: &[ObservationRow]) -> Vec<(String, f64)> {
+    rows.iter()
+        .map(|r| match r.value {
+            ObsValue::Number(v) => (r.code.clone(), v),
+            ObsValue::Text(_) => (r.code.clone(), f64::NAN),
+        })
+        .collect()
+}
+
+async fn obs(s: &dyn Store, q: ObservationQuery) -> Vec<ObservationRow> {
+    s.observations(q).await.expect("observations")
+}
+
+// --- wards, users, tokens --------------------------------------------------
+
+async fn wards_are_unique_and_found_by_name_or_id(s: &dyn Store) {
+    let a = s.ward_add("Respiratory").await.expect("ward");
+    assert_eq!(a.name, "Respiratory");
+    assert!(matches!(
+        s.ward_add("Respiratory").await,
+        Err(StoreError::Conflict(_))
+    ));
+    let b = s.ward_add("Cardiology").await.expect("ward");
+    assert_ne!(a.id, b.id);
+    assert_eq!(
+        s.ward_find("Respiratory").await.expect("find"),
+        Some(a.clone())
+    );
+    assert_eq!(s.ward_find(&b.id.to_string()).await.expect("find"), Some(b));
+    assert_eq!(s.ward_find("Nowhere").await.expect("find"), None);
+    assert_eq!(s.ward_find("999999").await.expect("find"), None);
+}
+
+async fn users_carry_their_wards_and_unique_names(s: &dyn Store) {
+    let w1 = ward(s, "W1").await;
+    let w2 = ward(s, "W2").await;
+    let id = s
+        .user_add(NewUser {
+            username: "nina".into(),
+            role: Role::Nurse,
+            password_hash: "$argon2id$x".into(),
+            ward_ids: vec![w2, w1],
+        })
+        .await
+        .expect("user");
+    let u = s
+        .user_by_username("nina")
+        .await
+        .expect("lookup")
+        .expect("user exists");
+    assert_eq!(
+        (u.id, u.username.as_str(), u.role, u.password_hash.as_str()),
+        (id, "nina", Role::Nurse, "$argon2id$x")
+    );
+    assert_eq!(
+        u.ward_ids,
+        [w1.min(w2), w1.max(w2)],
+        "ward ids come back sorted"
+    );
+    let dup = NewUser {
+        username: "nina".into(),
+        role: Role::Admin,
+        password_hash: "h".into(),
+        ward_ids: vec![],
+    };
+    assert!(matches!(
+        s.user_add(dup).await,
+        Err(StoreError::Conflict(_))
+    ));
+    assert!(
+        s.user_by_username("nobody")
+            .await
+            .expect("lookup")
+            .is_none()
+    );
+    // A user on an unknown ward is refused as a whole.
+    let bad = NewUser {
+        username: "ghost".into(),
+        role: Role::Nurse,
+        password_hash: "h".into(),
+        ward_ids: vec![999_999],
+    };
+    assert!(s.user_add(bad).await.is_err());
+    assert!(s.user_by_username("ghost").await.expect("lookup").is_none());
+}
+
+async fn tokens_expire_strictly_and_revoke_once(s: &dyn Store) {
+    let w = ward(s, "W").await;
+    let uid = s
+        .user_add(NewUser {
+            username: "cara".into(),
+            role: Role::Consultant,
+            password_hash: "h".into(),
+            ward_ids: vec![w],
+        })
+        .await
+        .expect("user");
+    let session = NewToken {
+        user_id: uid,
+        token_hash: "sess".into(),
+        kind: TokenKind::Session,
+        created_at: t(8, 0),
+        expires_at: Some(t(9, 0)),
+    };
+    s.token_insert(session.clone()).await.expect("token");
+    s.token_insert(NewToken {
+        token_hash: "api".into(),
+        kind: TokenKind::Api,
+        expires_at: None,
+        ..session.clone()
+    })
+    .await
+    .expect("token");
+    assert!(matches!(
+        s.token_insert(session).await,
+        Err(StoreError::Conflict(_))
+    ));
+
+    let who = s
+        .token_user("sess", t(8, 59), DAY)
+        .await
+        .expect("lookup")
+        .expect("live token");
+    assert_eq!(
+        who,
+        AuthUser {
+            id: uid,
+            username: "cara".into(),
+            role: Role::Consultant,
+            ward_ids: vec![w]
+        }
+    );
+    assert!(
+        s.token_user("sess", t(9, 0), DAY)
+            .await
+            .expect("lookup")
+            .is_none(),
+        "expiry is exclusive"
+    );
+    assert!(
+        s.token_user("api", t(23, 0), DAY)
+            .await
+            .expect("lookup")
+            .is_some(),
+        "no expiry means none"
+    );
+    assert!(
+        s.token_user("nope", t(8, 0), DAY)
+            .await
+            .expect("lookup")
+            .is_none()
+    );
+
+    assert!(s.token_revoke("api", t(10, 0)).await.expect("revoke"));
+    assert!(
+        s.token_user("api", t(10, 1), DAY)
+            .await
+            .expect("lookup")
+            .is_none()
+    );
+    assert!(
+        !s.token_revoke("api", t(10, 2)).await.expect("revoke"),
+        "already revoked"
+    );
+    assert!(!s.token_revoke("nope", t(10, 2)).await.expect("revoke"));
+}
+
+async fn idle_sessions_expire_and_api_tokens_do_not(s: &dyn Store) {
+    let w = ward(s, "W").await;
+    let uid = s
+        .user_add(NewUser {
+            username: "nina".into(),
+            role: Role::Nurse,
+            password_hash: "h".into(),
+            ward_ids: vec![w],
+        })
+        .await
+        .expect("user");
+    let session = NewToken {
+        user_id: uid,
+        token_hash: "sess".into(),
+        kind: TokenKind::Session,
+        created_at: t(8, 0),
+        expires_at: Some(t(18, 0)),
+    };
+    s.token_insert(session.clone()).await.expect("token");
+    s.token_insert(NewToken {
+        token_hash: "api".into(),
+        kind: TokenKind::Api,
+        ..session
+    })
+    .await
+    .expect("token");
+    let idle = Duration::minutes(30);
+    // Each use moves the idle window on.
+    assert!(
+        s.token_user("sess", t(8, 20), idle)
+            .await
+            .expect("lookup")
+            .is_some()
+    );
+    assert!(
+        s.token_user("sess", t(8, 50), idle)
+            .await
+            .expect("lookup")
+            .is_some(),
+        "exactly the idle limit is still live"
+    );
+    assert!(
+        s.token_user("sess", t(9, 15), idle)
+            .await
+            .expect("lookup")
+            .is_some()
+    );
+    assert!(
+        s.token_user("sess", t(9, 46), idle)
+            .await
+            .expect("lookup")
+            .is_none(),
+        "31 minutes idle"
+    );
+    assert!(
+        s.token_user("api", t(17, 0), idle)
+            .await
+            .expect("lookup")
+            .is_some(),
+        "API tokens have no idle limit"
+    );
+}
+
+// --- patients and episodes -------------------------------------------------
+
+async fn admit_opens_one_episode_and_discharge_closes_it(s: &dyn Store) {
+    let w = ward(s, "W").await;
+    let p = s
+        .patient_admit(NewPatient {
+            spo2_scale: 2,
+            spo2_scale_set_by: Some("dr_a".into()),
+            ..new_patient(w, "Ann")
+        })
+        .await
+        .expect("admit");
+    let d = s.patient_get(p).await.expect("get").expect("patient");
+    assert_eq!(
+        (d.id, d.ward_id, d.name.as_str(), d.nhs_number.as_str()),
+        (p, w, "Ann", "9434765919")
+    );
+    let ep = d.episode.expect("episode");
+    assert_eq!(
+        (
+            ep.pathway.as_str(),
+            ep.spo2_scale,
+            ep.admitted_at,
+            ep.discharged_at
+        ),
+        ("copd", 2, t(7, 0), None)
+    );
+    assert_eq!(
+        (ep.spo2_scale_set_by.as_deref(), ep.spo2_scale_set_at),
+        (Some("dr_a"), Some(t(7, 0)))
+    );
+    assert!(d.devices.is_empty());
+    assert_eq!(s.patients_list(&[w]).await.expect("list").len(), 1);
+    assert_eq!(s.stats().await.expect("stats").patients, 1);
+
+    assert_eq!(
+        s.patient_discharge(p, t(12, 0)).await.expect("discharge"),
+        t(12, 0)
+    );
+    assert!(
+        matches!(
+            s.patient_discharge(p, t(12, 5)).await,
+            Err(StoreError::NotFound(_))
+        ),
+        "no open episode left"
+    );
+    let ep = s
+        .patient_get(p)
+        .await
+        .expect("get")
+        .expect("patient")
+        .episode
+        .expect("episode");
+    assert_eq!(ep.discharged_at, Some(t(12, 0)));
+    assert!(s.patients_list(&[w]).await.expect("list").is_empty());
+    assert!(s.episode_settings(p).await.expect("settings").is_none());
+    assert_eq!(s.stats().await.expect("stats").patients, 0);
+
+    assert!(s.patient_get(999_999).await.expect("get").is_none());
+    assert!(matches!(
+        s.patient_discharge(999_999, t(12, 0)).await,
+        Err(StoreError::NotFound(_))
+    ));
+    assert!(
+        s.patient_admit(new_patient(999_999, "Nowhere"))
+            .await
+            .is_err(),
+        "unknown ward"
+    );
+}
+
+async fn admit_with_a_bad_scale_writes_nothing(s: &dyn Store) {
+    let w = ward(s, "W").await;
+    assert!(
+        s.patient_admit(NewPatient {
+            spo2_scale: 3,
+            ..new_patient(w, "Bad")
+        })
+        .await
+        .is_err()
+    );
+    // The patient row went with the refused episode.
+    let p = admit(s, w, "Good").await;
+    let listed: Vec<_> = s
+        .patients_list(&[w])
+        .await
+        .expect("list")
+        .into_iter()
+        .map(|p| p.name)
+        .collect();
+    assert_eq!(listed, ["Good"]);
+    for id in 1..p {
+        assert!(
+            s.patient_get(id).await.expect("get").is_none(),
+            "no patient row without its episode"
+        );
+    }
+}
+
+// --- devices -----------------------------------------------------------------
+
+async fn devices_provision_assign_route_and_revoke(s: &dyn Store) {
+    let w = ward(s, "W").await;
+    let p = admit(s, w, "Ann").await;
+    s.device_provision(device("ox-1", "oximeter", None))
+        .await
+        .expect("provision");
+    assert_eq!(
+        s.device_route("ox-1").await.expect("route"),
+        None,
+        "unassigned"
+    );
+    let c = s
+        .device_credentials("mqtt-ox-1")
+        .await
+        .expect("creds")
+        .expect("device");
+    assert_eq!(
+        (c.device_id.as_str(), c.secret_hash.as_str(), c.revoked),
+        ("ox-1", "hash-ox-1", false)
+    );
+    assert!(
+        s.device_credentials("mqtt-none")
+            .await
+            .expect("creds")
+            .is_none()
+    );
+
+    assert!(matches!(
+        s.device_provision(device("ox-1", "oximeter", None)).await,
+        Err(StoreError::Conflict(_))
+    ));
+    let same_user = NewDevice {
+        mqtt_username: "mqtt-ox-1".into(),
+        ..device("ox-2", "oximeter", None)
+    };
+    assert!(matches!(
+        s.device_provision(same_user).await,
+        Err(StoreError::Conflict(_))
+    ));
+    assert!(
+        s.device_provision(device("tv-1", "television", None))
+            .await
+            .is_err(),
+        "unknown kind"
+    );
+
+    s.device_assign("ox-1", p).await.expect("assign");
+    assert_eq!(
+        s.device_route("ox-1").await.expect("route"),
+        Some(DeviceRoute {
+            patient_id: p,
+            ward_id: w
+        })
+    );
+    let devs = s
+        .patient_get(p)
+        .await
+        .expect("get")
+        .expect("patient")
+        .devices;
+    assert_eq!(
+        devs.iter()
+            .map(|d| (d.id.as_str(), d.kind.as_str()))
+            .collect::<Vec<_>>(),
+        [("ox-1", "oximeter")]
+    );
+    assert!(matches!(
+        s.device_assign("nope", p).await,
+        Err(StoreError::NotFound(_))
+    ));
+    assert!(matches!(
+        s.device_assign("ox-1", 999_999).await,
+        Err(StoreError::NotFound(_))
+    ));
+    assert_eq!(s.stats().await.expect("stats").devices, 1);
+
+    assert_eq!(
+        s.device_revoke("ox-1", t(9, 0)).await.expect("revoke"),
+        t(9, 0)
+    );
+    assert!(matches!(
+        s.device_revoke("ox-1", t(9, 1)).await,
+        Err(StoreError::NotFound(_))
+    ));
+    assert_eq!(
+        s.device_route("ox-1").await.expect("route"),
+        None,
+        "revoked devices route nowhere"
+    );
+    assert!(
+        s.device_credentials("mqtt-ox-1")
+            .await
+            .expect("creds")
+            .expect("device")
+            .revoked
+    );
+    assert!(matches!(
+        s.device_assign("ox-1", p).await,
+        Err(StoreError::NotFound(_))
+    ));
+    let devs = s
+        .patient_get(p)
+        .await
+        .expect("get")
+        .expect("patient")
+        .devices;
+    assert_eq!(devs[0].revoked_at, Some(t(9, 0)));
+    assert_eq!(s.stats().await.expect("stats").devices, 0);
+}
+
+async fn revoked_devices_are_listed_since_a_time(s: &dyn Store) {
+    for id in ["ox-1", "ox-2", "ox-3"] {
+        s.device_provision(device(id, "oximeter", None))
+            .await
+            .expect("provision");
+    }
+    assert!(
+        s.devices_revoked_since(t(0, 0))
+            .await
+            .expect("revoked")
+            .is_empty()
+    );
+    s.device_revoke("ox-2", t(9, 30)).await.expect("revoke");
+    s.device_revoke("ox-1", t(9, 0)).await.expect("revoke");
+    assert_eq!(
+        s.devices_revoked_since(t(9, 0)).await.expect("revoked"),
+        ["ox-1", "ox-2"],
+        "inclusive, oldest first"
+    );
+    assert_eq!(
+        s.devices_revoked_since(t(9, 1)).await.expect("revoked"),
+        ["ox-2"]
+    );
+    assert!(
+        s.devices_revoked_since(t(9, 31))
+            .await
+            .expect("revoked")
+            .is_empty()
+    );
+}
+
+async fn discharge_unassigns_devices(s: &dyn Store) {
+    let w = ward(s, "W").await;
+    let p = admit(s, w, "Ann").await;
+    s.device_provision(device("bp-1", "bp-cuff", Some(p)))
+        .await
+        .expect("provision");
+    assert_eq!(
+        s.device_route("bp-1").await.expect("route"),
+        Some(DeviceRoute {
+            patient_id: p,
+            ward_id: w
+        })
+    );
+    s.patient_discharge(p, t(10, 0)).await.expect("discharge");
+    assert_eq!(s.device_route("bp-1").await.expect("route"), None);
+    assert!(
+        s.patient_get(p)
+            .await
+            .expect("get")
+            .expect("patient")
+            .devices
+            .is_empty()
+    );
+    assert!(
+        matches!(
+            s.device_assign("bp-1", p).await,
+            Err(StoreError::NotFound(_))
+        ),
+        "no open episode"
+    );
+}
+
+// --- ingest ------------------------------------------------------------------
+
+async fn batch_reports_new_and_duplicates_in_input_order(s: &dyn Store) {
+    let w = ward(s, "W").await;
+    let p = admit(s, w, "Ann").await;
+    let out = s
+        .store_obs_batch(&[
+            msg(
+                "d1",
+                1,
+                p,
+                t(8, 1),
+                vec![num("spo2", 95.0), num("pulse", 80.0)],
+            ),
+            msg("d1", 2, p, t(8, 2), vec![num("spo2", 94.0)]),
+            msg("d1", 1, p, t(8, 3), vec![num("spo2", 70.0)]),
+            msg("d2", 1, p, t(8, 4), vec![num("pulse", 81.0)]),
+        ])
+        .await
+        .expect("batch");
+    assert_eq!(out.len(), 4);
+    let first = stored_ids(&out[0]);
+    assert_eq!(first.len(), 2, "one id per observation");
+    assert!(first[0] < first[1], "ids in message order");
+    assert_eq!(stored_ids(&out[1]).len(), 1);
+    assert_eq!(
+        out[2],
+        BatchOutcome::Duplicate,
+        "duplicate within the batch"
+    );
+    assert_eq!(stored_ids(&out[3]).len(), 1, "same seq, other device: new");
+
+    let again = s
+        .store_obs_batch(&[
+            msg("d1", 2, p, t(8, 2), vec![num("spo2", 94.0)]),
+            msg("d1", 3, p, t(8, 5), vec![num("spo2", 93.0)]),
+        ])
+        .await
+        .expect("batch");
+    assert_eq!(
+        again[0],
+        BatchOutcome::Duplicate,
+        "duplicate across batches"
+    );
+    assert_eq!(stored_ids(&again[1]).len(), 1);
+    assert_eq!(s.store_obs_batch(&[]).await.expect("empty batch"), []);
+
+    let st = s.stats().await.expect("stats");
+    assert_eq!((st.obs_messages, st.observations), (4, 5));
+    let rows = obs(
+        s,
+        ObservationQuery {
+            patient_id: p,
+            ..Default::default()
+        },
+    )
+    .await;
+    let ids: Vec<i64> = out
+        .iter()
+        .chain(&again)
+        .filter_map(|o| match o {
+            BatchOutcome::Stored { observation_ids } => Some(observation_ids.clone()),
+            BatchOutcome::Duplicate => None,
+        })
+        .flatten()
+        .collect();
+    let mut got: Vec<i64> = rows.iter().map(|r| r.id).collect();
+    got.sort();
+    let mut want = ids;
+    want.sort();
+    assert_eq!(got, want, "the reported ids are the stored rows");
+    let r = rows.iter().find(|r| r.id == first[0]).expect("row");
+    assert_eq!(
+        (r.device_id.as_str(), r.seq, r.measured_at, r.received_at),
+        ("d1", 1, t(8, 1), t(8, 1) + Duration::seconds(2))
+    );
+    assert_eq!(r.value, ObsValue::Number(95.0));
+}
+
+async fn duplicate_never_overwrites_the_stored_reading(s: &dyn Store) {
+    let w = ward(s, "W").await;
+    let p = admit(s, w, "Ann").await;
+    s.store_obs_batch(&[msg("d1", 7, p, t(8, 0), vec![num("spo2", 95.0)])])
+        .await
+        .expect("batch");
+    let out = s
+        .store_obs_batch(&[msg("d1", 7, p, t(8, 30), vec![num("spo2", 81.0)])])
+        .await
+        .expect("batch");
+    assert_eq!(out, [BatchOutcome::Duplicate]);
+    let rows = obs(
+        s,
+        ObservationQuery {
+            patient_id: p,
+            ..Default::default()
+        },
+    )
+    .await;
+    assert_eq!(values(&rows), [("spo2".to_string(), 95.0)]);
+    assert_eq!(rows[0].measured_at, t(8, 0));
+}
+
+async fn failed_batch_leaves_nothing_behind(s: &dyn Store) {
+    let w = ward(s, "W").await;
+    let p = admit(s, w, "Ann").await;
+    let good = msg("d1", 1, p, t(8, 1), vec![num("spo2", 95.0)]);
+    // The second message names a patient that does not exist: its insert
+    // fails after the first message's rows were written in the same transaction.
+    let bad = msg("d1", 2, 999_999, t(8, 2), vec![num("spo2", 94.0)]);
+    assert!(s.store_obs_batch(&[good.clone(), bad]).await.is_err());
+    let st = s.stats().await.expect("stats");
+    assert_eq!((st.obs_messages, st.observations), (0, 0), "all or nothing");
+    assert!(
+        obs(
+            s,
+            ObservationQuery {
+                patient_id: p,
+                ..Default::default()
+            }
+        )
+        .await
+        .is_empty()
+    );
+    // The dedup key went too: a resend of the good message is new, not a duplicate.
+    let out = s.store_obs_batch(&[good]).await.expect("batch");
+    assert_eq!(stored_ids(&out[0]).len(), 1);
+}
+
+async fn rejected_messages_are_kept_and_counted(s: &dyn Store) {
+    s.store_rejected(NewRejected {
+        device_id: None,
+        seq: None,
+        topic: "vigil/v1/dev/unknown/obs".into(),
+        reason: "unknown_device".into(),
+        detail: "no such device".into(),
+        payload: b"{not json".to_vec(),
+        received_at: t(8, 0),
+    })
+    .await
+    .expect("reject");
+    s.store_rejected(NewRejected {
+        device_id: Some("d1".into()),
+        seq: Some(u32::MAX),
+        topic: "vigil/v1/dev/d1/obs".into(),
+        reason: "bad_unit".into(),
+        detail: "spo2 in mmHg".into(),
+        payload: vec![0, 159, 146, 150, 255],
+        received_at: t(8, 1),
+    })
+    .await
+    .expect("reject");
+    let st = s.stats().await.expect("stats");
+    assert_eq!((st.rejected, st.obs_messages), (2, 0));
+}
+
+async fn observation_query_filters_code_and_includes_both_edges(s: &dyn Store) {
+    let w = ward(s, "W").await;
+    let p = admit(s, w, "Ann").await;
+    let other = admit(s, w, "Bob").await;
+    let batch: Vec<_> = (0..5u32)
+        .map(|i| {
+            msg(
+                "d1",
+                i,
+                p,
+                t(8, i),
+                vec![
+                    num("spo2", 90.0 + f64::from(i)),
+                    num("pulse", 70.0 + f64::from(i)),
+                ],
+            )
+        })
+        .chain([msg("d9", 1, other, t(8, 2), vec![num("spo2", 50.0)])])
+        .collect();
+    s.store_obs_batch(&batch).await.expect("batch");
+
+    let all = obs(
+        s,
+        ObservationQuery {
+            patient_id: p,
+            ..Default::default()
+        },
+    )
+    .await;
+    assert_eq!(all.len(), 10, "only this patient's rows");
+    let order: Vec<_> = all
+        .iter()
+        .map(|r| (r.code.as_str(), r.measured_at))
+        .collect();
+    let mut sorted = order.clone();
+    sorted.sort();
+    assert_eq!(order, sorted, "ordered by code, then time");
+
+    let spo2 = obs(
+        s,
+        ObservationQuery {
+            patient_id: p,
+            code: Some("spo2".into()),
+            ..Default::default()
+        },
+    )
+    .await;
+    assert_eq!(
+        values(&spo2).iter().map(|v| v.1).collect::<Vec<_>>(),
+        [90.0, 91.0, 92.0, 93.0, 94.0]
+    );
+
+    let q = ObservationQuery {
+        patient_id: p,
+        code: Some("pulse".into()),
+        from: Some(t(8, 1)),
+        to: Some(t(8, 3)),
+        max_points: None,
+    };
+    assert_eq!(
+        values(&obs(s, q).await)
+            .iter()
+            .map(|v| v.1)
+            .collect::<Vec<_>>(),
+        [71.0, 72.0, 73.0],
+        "both edges inclusive"
+    );
+    let q = ObservationQuery {
+        patient_id: p,
+        from: Some(t(8, 3)),
+        ..Default::default()
+    };
+    assert_eq!(obs(s, q).await.len(), 4);
+    let q = ObservationQuery {
+        patient_id: p,
+        to: Some(t(8, 0)),
+        ..Default::default()
+    };
+    assert_eq!(obs(s, q).await.len(), 2);
+    let q = ObservationQuery {
+        patient_id: p,
+        from: Some(t(8, 3)),
+        to: Some(t(8, 1)),
+        ..Default::default()
+    };
+    assert!(obs(s, q).await.is_empty());
+    let q = ObservationQuery {
+        patient_id: p,
+        code: Some("temp".into()),
+        ..Default::default()
+    };
+    assert!(obs(s, q).await.is_empty());
+}
+
+async fn times_are_kept_to_the_millisecond(s: &dyn Store) {
+    let w = ward(s, "W").await;
+    let p = admit(s, w, "Ann").await;
+    let at = t(8, 0) + Duration::nanoseconds(123_456_789);
+    s.store_obs_batch(&[msg("d1", 1, p, at, vec![num("spo2", 95.0)])])
+        .await
+        .expect("batch");
+    let rows = obs(
+        s,
+        ObservationQuery {
+            patient_id: p,
+            ..Default::default()
+        },
+    )
+    .await;
+    assert_eq!(rows[0].measured_at, at.trunc_subsecs(3));
+    assert_eq!(rows[0].measured_at, t(8, 0) + Duration::milliseconds(123));
+    // A bound at the stored millisecond includes the row.
+    let q = ObservationQuery {
+        patient_id: p,
+        from: Some(at),
+        to: Some(at),
+        ..Default::default()
+    };
+    assert_eq!(obs(s, q).await.len(), 1);
+}
+
+async fn max_points_keeps_each_codes_extremes(s: &dyn Store) {
+    let w = ward(s, "W").await;
+    let p = admit(s, w, "Ann").await;
+    let start = t(0, 0);
+    let batch: Vec<_> = (0..600u32)
+        .map(|i| {
+            let v = match i {
+                217 => 81.0,
+                480 => 100.0,
+                _ => 96.0,
+            };
+            let mut o = vec![num("spo2", v)];
+            if i % 60 == 0 {
+                o.push(num("pulse", 60.0 + f64::from(i / 60)));
+            }
+            msg("d1", i, p, start + Duration::minutes(i64::from(i)), o)
+        })
+        .collect();
+    s.store_obs_batch(&batch).await.expect("batch");
+    let rows = obs(
+        s,
+        ObservationQuery {
+            patient_id: p,
+            max_points: Some(40),
+            ..Default::default()
+        },
+    )
+    .await;
+    let spo2: Vec<_> = rows.iter().filter(|r| r.code == "spo2").collect();
+    let pulse: Vec<_> = rows.iter().filter(|r| r.code == "pulse").collect();
+    assert!(
+        spo2.len() <= 40 && spo2.len() >= 20,
+        "spo2 downsampled to {}",
+        spo2.len()
+    );
+    assert!(
+        spo2.iter().any(|r| r.value == ObsValue::Number(81.0)),
+        "the dip survives"
+    );
+    assert!(
+        spo2.iter().any(|r| r.value == ObsValue::Number(100.0)),
+        "the peak survives"
+    );
+    assert!(
+        spo2.windows(2)
+            .all(|w| w[0].measured_at <= w[1].measured_at)
+    );
+    assert_eq!(pulse.len(), 10, "a short series is untouched by a busy one");
+    assert_eq!(
+        rows.iter().position(|r| r.code == "spo2"),
+        Some(10),
+        "codes stay in order"
+    );
+}
+
+async fn latest_per_code_is_as_of_a_time_and_breaks_ties_by_insert(s: &dyn Store) {
+    let w = ward(s, "W").await;
+    let p = admit(s, w, "Ann").await;
+    s.store_obs_batch(&[
+        msg("d1", 1, p, t(8, 1), vec![num("spo2", 95.0)]),
+        msg("d1", 3, p, t(8, 5), vec![num("spo2", 90.0)]),
+        msg("d1", 2, p, t(8, 3), vec![num("pulse", 80.0)]),
+    ])
+    .await
+    .expect("batch");
+    let at = |h, m| async move { values(&s.latest_per_code(p, t(h, m)).await.expect("latest")) };
+    assert!(at(8, 0).await.is_empty());
+    assert_eq!(
+        at(8, 4).await,
+        [("pulse".to_string(), 80.0), ("spo2".to_string(), 95.0)]
+    );
+    assert_eq!(
+        at(8, 5).await,
+        [("pulse".to_string(), 80.0), ("spo2".to_string(), 90.0)],
+        "as-of time is inclusive"
+    );
+
+    // Two readings at the same instant: the one stored last wins, on both backends.
+    s.store_obs_batch(&[msg("d1", 4, p, t(8, 10), vec![num("spo2", 88.0)])])
+        .await
+        .expect("batch");
+    s.store_obs_batch(&[msg("d2", 1, p, t(8, 10), vec![num("spo2", 89.0)])])
+        .await
+        .expect("batch");
+    let latest = s.latest_per_code(p, t(9, 0)).await.expect("latest");
+    let spo2 = latest.iter().find(|r| r.code == "spo2").expect("spo2");
+    assert_eq!(
+        (spo2.value.clone(), spo2.device_id.as_str(), spo2.seq),
+        (ObsValue::Number(89.0), "d2", 1)
+    );
+    // A late reading with an older measurement time does not become "latest".
+    s.store_obs_batch(&[msg("d1", 5, p, t(8, 7), vec![num("spo2", 70.0)])])
+        .await
+        .expect("batch");
+    assert_eq!(
+        at(9, 0).await,
+        [("pulse".to_string(), 80.0), ("spo2".to_string(), 89.0)]
+    );
+    assert_eq!(
+        at(8, 8).await,
+        [("pulse".to_string(), 80.0), ("spo2".to_string(), 70.0)]
+    );
+}
+
+async fn patients_list_shows_latest_readings_per_ward(s: &dyn Store) {
+    let w1 = ward(s, "W1").await;
+    let w2 = ward(s, "W2").await;
+    let a = admit(s, w1, "Ann").await;
+    let b = admit(s, w1, "Bob").await;
+    let c = admit(s, w2, "Cat").await;
+    s.store_obs_batch(&[
+        msg(
+            "d1",
+            1,
+            a,
+            t(8, 1),
+            vec![num("spo2", 95.0), num("pulse", 70.0)],
+        ),
+        msg("d1", 2, a, t(8, 2), vec![num("spo2", 93.0)]),
+        msg("d2", 1, a, t(8, 2), vec![num("spo2", 92.0)]),
+        msg(
+            "d3",
+            1,
+            c,
+            t(9, 0),
+            vec![NewObservation {
+                code: "acvpu".into(),
+                value: ObsValue::Text("A".into()),
+                unit: None,
+            }],
+        ),
+    ])
+    .await
+    .expect("batch");
+    let list = s.patients_list(&[w2, w1]).await.expect("list");
+    assert_eq!(
+        list.iter().map(|p| (p.id, p.ward_id)).collect::<Vec<_>>(),
+        [(c, w2), (a, w1), (b, w1)],
+        "ward order, then patient"
+    );
+    let ann = &list[1];
+    assert_eq!(
+        (ann.name.as_str(), ann.pathway.as_str(), ann.last_reading_at),
+        ("Ann", "copd", Some(t(8, 2)))
+    );
+    let latest: Vec<_> = ann
+        .latest
+        .iter()
+        .map(|l| (l.code.as_str(), l.value.clone(), l.device_id.as_str()))
+        .collect();
+    assert_eq!(
+        latest,
+        [
+            ("pulse", ObsValue::Number(70.0), "d1"),
+            ("spo2", ObsValue::Number(92.0), "d2")
+        ]
+    );
+    assert_eq!(list[0].latest[0].value, ObsValue::Text("A".into()));
+    assert!(list[2].latest.is_empty() && list[2].last_reading_at.is_none());
+    assert!(s.patients_list(&[]).await.expect("list").is_empty());
+}
+
+async fn episode_update_records_who_and_when(s: &dyn Store) {
+    let w = ward(s, "W").await;
+    let p = admit(s, w, "Ann").await;
+    let before = s
+        .episode_settings(p)
+        .await
+        .expect("settings")
+        .expect("open episode");
+    assert_eq!(
+        before,
+        EpisodeSettings {
+            patient_id: p,
+            ward_id: w,
+            pathway: "copd".into(),
+            spo2_scale: 1,
+            ..Default::default()
+        }
+    );
+    let u = EpisodeUpdate {
+        spo2_scale: Some(2),
+        oxygen: Some(true),
+        acvpu: Some("C".into()),
+        under_16: None,
+        pregnant: Some(true),
+    };
+    s.episode_update(p, u, "nurse_a", t(9, 0))
+        .await
+        .expect("update");
+    s.episode_update(
+        p,
+        EpisodeUpdate {
+            oxygen: Some(false),
+            ..Default::default()
+        },
+        "nurse_b",
+        t(10, 0),
+    )
+    .await
+    .expect("update");
+    let e = s
+        .episode_settings(p)
+        .await
+        .expect("settings")
+        .expect("open episode");
+    assert_eq!(
+        (
+            e.spo2_scale,
+            e.spo2_scale_set_by.as_deref(),
+            e.spo2_scale_set_at
+        ),
+        (2, Some("nurse_a"), Some(t(9, 0)))
+    );
+    assert_eq!(
+        (e.oxygen, e.oxygen_set_by.as_deref(), e.oxygen_set_at),
+        (Some(false), Some("nurse_b"), Some(t(10, 0)))
+    );
+    assert_eq!(
+        (
+            e.acvpu.as_deref(),
+            e.acvpu_set_by.as_deref(),
+            e.acvpu_set_at
+        ),
+        (Some("C"), Some("nurse_a"), Some(t(9, 0)))
+    );
+    assert_eq!((e.under_16, e.pregnant), (false, true));
+    let ep = s
+        .patient_get(p)
+        .await
+        .expect("get")
+        .expect("patient")
+        .episode
+        .expect("episode");
+    assert_eq!(ep.spo2_scale, 2);
+
+    s.patient_discharge(p, t(11, 0)).await.expect("discharge");
+    let late = s
+        .episode_update(
+            p,
+            EpisodeUpdate {
+                oxygen: Some(true),
+                ..Default::default()
+            },
+            "n",
+            t(12, 0),
+        )
+        .await;
+    assert!(matches!(late, Err(StoreError::NotFound(_))));
+}
+
+async fn failed_episode_update_changes_nothing(s: &dyn Store) {
+    let w = ward(s, "W").await;
+    let p = admit(s, w, "Ann").await;
+    // The oxygen change is applied before the invalid ACVPU is refused; the
+    // transaction must take both back.
+    let u = EpisodeUpdate {
+        oxygen: Some(true),
+        acvpu: Some("X".into()),
+        ..Default::default()
+    };
+    assert!(s.episode_update(p, u, "nurse_a", t(9, 0)).await.is_err());
+    let e = s
+        .episode_settings(p)
+        .await
+        .expect("settings")
+        .expect("open episode");
+    assert_eq!((e.oxygen, e.oxygen_set_by, e.acvpu), (None, None, None));
+}
+
+// --- scores ------------------------------------------------------------------
+
+async fn scores_history_is_ordered_by_the_time_it_describes(s: &dyn Store) {
+    let w = ward(s, "W").await;
+    let p = admit(s, w, "Ann").await;
+    let other = admit(s, w, "Bob").await;
+    let score = |at: DateTime<Utc>, total: Option<i64>| NewScore {
+        patient_id: p,
+        scored_at: at,
+        computed_at: t(12, 0),
+        total,
+        risk: total.map(|_| "low".to_string()),
+        partial: total.is_none(),
+        detail: serde_json::json!({"total": total, "subscores": [{"code": "spo2", "points": 1}], "note": "ä \"q\""}),
+        obs_ids: vec![3, 1, 2],
+    };
+    let late = s
+        .score_insert(score(t(9, 0), Some(3)))
+        .await
+        .expect("score");
+    let early = s.score_insert(score(t(8, 0), None)).await.expect("score");
+    let mid = s
+        .score_insert(score(t(8, 30), Some(5)))
+        .await
+        .expect("score");
+    assert_ne!(late, early);
+
+    let all = s.scores(p, None, None).await.expect("scores");
+    assert_eq!(
+        all.iter().map(|r| r.id).collect::<Vec<_>>(),
+        [early, mid, late]
+    );
+    let r = &all[1];
+    assert_eq!(
+        (
+            r.scored_at,
+            r.computed_at,
+            r.total,
+            r.risk.as_deref(),
+            r.partial
+        ),
+        (t(8, 30), t(12, 0), Some(5), Some("low"), false)
+    );
+    assert_eq!(
+        r.detail,
+        score(t(8, 30), Some(5)).detail,
+        "detail JSON round-trips"
+    );
+    assert_eq!(r.obs_ids, [3, 1, 2], "obs ids keep their order");
+    assert_eq!(
+        (all[0].total, all[0].risk.as_deref(), all[0].partial),
+        (None, None, true)
+    );
+
+    let range = s
+        .scores(p, Some(t(8, 30)), Some(t(9, 0)))
+        .await
+        .expect("scores");
+    assert_eq!(
+        range.iter().map(|r| r.id).collect::<Vec<_>>(),
+        [mid, late],
+        "both edges inclusive"
+    );
+    assert_eq!(
+        s.scores(p, Some(t(8, 31)), None)
+            .await
+            .expect("scores")
+            .len(),
+        1
+    );
+    assert_eq!(
+        s.scores(p, None, Some(t(8, 29)))
+            .await
+            .expect("scores")
+            .len(),
+        1
+    );
+    assert_eq!(s.latest_score_time(p).await.expect("latest"), Some(t(9, 0)));
+    assert_eq!(s.latest_score_time(other).await.expect("latest"), None);
+    assert!(
+        s.scores(other, None, None)
+            .await
+            .expect("scores")
+            .is_empty()
+    );
+}
+
+// --- stats -------------------------------------------------------------------
+
+async fn stats_count_what_is_stored(s: &dyn Store) {
+    assert_eq!(s.stats().await.expect("stats"), Stats::default());
+    s.ping().await.expect("ping");
+    let w = ward(s, "W").await;
+    let a = admit(s, w, "Ann").await;
+    let b = admit(s, w, "Bob").await;
+    s.patient_discharge(b, t(9, 0)).await.expect("discharge");
+    s.device_provision(device("ox-1", "oximeter", Some(a)))
+        .await
+        .expect("provision");
+    s.device_provision(device("ecg-1", "ecg-patch", Some(a)))
+        .await
+        .expect("provision");
+    s.device_revoke("ecg-1", t(9, 0)).await.expect("revoke");
+    s.store_obs_batch(&[msg(
+        "ox-1",
+        1,
+        a,
+        t(8, 0),
+        vec![num("spo2", 95.0), num("pulse", 70.0)],
+    )])
+    .await
+    .expect("batch");
+    s.store_ecg_batch(&[ecg_chunk("ecg-1", 1, a, 0)])
+        .await
+        .expect("ecg");
+    let firing = firing(a, w, "news2", Severity::Medium, t(8, 0));
+    s.alert_fire(firing.clone(), t(8, 0)).await.expect("fire");
+    s.alert_fire(
+        AlertFiring {
+            rule_id: "other".into(),
+            ..firing
+        },
+        t(8, 0),
+    )
+    .await
+    .expect("fire");
+    let st = s.stats().await.expect("stats");
+    assert_eq!(
+        st,
+        Stats {
+            obs_messages: 1,
+            observations: 2,
+            rejected: 0,
+            ecg_chunks: 1,
+            alerts_open: 2,
+            patients: 1,
+            devices: 1
+        }
+    );
+}
+
+// --- ECG ---------------------------------------------------------------------
+
+fn ecg_chunk(device: &str, seq: u32, patient_id: i64, t0_ms: i64) -> NewEcgChunk {
+    NewEcgChunk {
+        device_id: device.into(),
+        seq,
+        patient_id,
+        t0_ms,
+        fs_hz: 250,
+        uv_per_count: 2.5,
+        n_samples: 500,
+        encoding: "delta-zigzag-varint".into(),
+        samples: (0..=255u8).collect(),
+        received_at: t(8, 0),
+    }
+}
+
+async fn ecg_chunks_dedup_and_range_overlaps(s: &dyn Store) {
+    let w = ward(s, "W").await;
+    let p = admit(s, w, "Ann").await;
+    // Each chunk is 2 s (500 samples at 250 Hz).
+    let out = s
+        .store_ecg_batch(&[
+            ecg_chunk("e1", 1, p, 10_000),
+            ecg_chunk("e1", 2, p, 12_000),
+            ecg_chunk("e1", 1, p, 10_000),
+        ])
+        .await
+        .expect("ecg");
+    assert_eq!(out[2], BatchOutcome::Duplicate);
+    assert!(
+        matches!(out[0], BatchOutcome::Stored { .. })
+            && matches!(out[1], BatchOutcome::Stored { .. })
+    );
+    assert_eq!(
+        s.store_ecg_batch(&[ecg_chunk("e1", 2, p, 12_000)])
+            .await
+            .expect("ecg"),
+        [BatchOutcome::Duplicate]
+    );
+    s.store_ecg_batch(&[ecg_chunk("e1", 3, p, 100_000)])
+        .await
+        .expect("ecg");
+    assert!(
+        s.store_ecg_batch(&[
+            ecg_chunk("e1", 4, p, 14_000),
+            ecg_chunk("e1", 5, 999_999, 16_000)
+        ])
+        .await
+        .is_err()
+    );
+
+    let beats = [
+        BeatRow {
+            t_ms: 10_100,
+            rr_ms: None,
+        },
+        BeatRow {
+            t_ms: 10_900,
+            rr_ms: Some(800),
+        },
+        BeatRow {
+            t_ms: 12_500,
+            rr_ms: Some(1600),
+        },
+    ];
+    s.store_beats(p, "e1", &beats).await.expect("beats");
+    s.store_beats(p, "e1", &beats[1..])
+        .await
+        .expect("beats are idempotent");
+    s.store_beats(p, "e1", &[]).await.expect("no beats");
+
+    // [11_000, 11_500] overlaps only the first chunk (10.0–12.0 s).
+    let (chunks, got) = s.ecg_range(p, 11_000, 11_500).await.expect("range");
+    assert_eq!(chunks.iter().map(|c| c.seq).collect::<Vec<_>>(), [1]);
+    let c = &chunks[0];
+    assert_eq!(
+        (
+            c.device_id.as_str(),
+            c.t0_ms,
+            c.fs_hz,
+            c.uv_per_count,
+            c.n_samples
+        ),
+        ("e1", 10_000, 250, 2.5, 500)
+    );
+    assert_eq!(
+        (c.encoding.as_str(), c.samples.clone()),
+        ("delta-zigzag-varint", (0..=255u8).collect::<Vec<_>>())
+    );
+    assert!(got.is_empty());
+    let (chunks, got) = s.ecg_range(p, 10_000, 12_600).await.expect("range");
+    assert_eq!(chunks.iter().map(|c| c.seq).collect::<Vec<_>>(), [1, 2]);
+    assert_eq!(got, beats);
+    let (chunks, _) = s.ecg_range(p, 12_000, 12_000).await.expect("range");
+    assert_eq!(
+        chunks.iter().map(|c| c.seq).collect::<Vec<_>>(),
+        [1, 2],
+        "touching ends overlap"
+    );
+
+    assert_eq!(s.ecg_delete_before(50_000).await.expect("delete"), 2);
+    let (chunks, got) = s.ecg_range(p, 0, 200_000).await.expect("range");
+    assert_eq!(chunks.iter().map(|c| c.seq).collect::<Vec<_>>(), [3]);
+    assert!(got.is_empty());
+    assert_eq!(s.stats().await.expect("stats").ecg_chunks, 1);
+}
+
+async fn derived_observations_are_queryable(s: &dyn Store) {
+    let w = ward(s, "W").await;
+    let p = admit(s, w, "Ann").await;
+    let id = s
+        .store_derived(NewDerivedObservation {
+            patient_id: p,
+            device_id: "e1".into(),
+            seq: 9,
+            observation: NewObservation {
+                code: "pulse".into(),
+                value: ObsValue::Number(72.0),
+                unit: Some("/min".into()),
+            },
+            measured_at: t(8, 0),
+            received_at: t(8, 1),
+        })
+        .await
+        .expect("derived");
+    let rows = obs(
+        s,
+        ObservationQuery {
+            patient_id: p,
+            ..Default::default()
+        },
+    )
+    .await;
+    assert_eq!(rows.len(), 1);
+    let r = &rows[0];
+    assert_eq!(
+        (r.id, r.device_id.as_str(), r.seq, r.unit.as_deref()),
+        (id, "e1", 9, Some("/min"))
+    );
+    assert_eq!(
+        s.latest_per_code(p, t(8, 0)).await.expect("latest")[0].id,
+        id
+    );
+    let st = s.stats().await.expect("stats");
+    assert_eq!(
+        (st.obs_messages, st.observations),
+        (0, 1),
+        "derived rows have no uplink message"
+    );
+}
+
+// --- alerts ------------------------------------------------------------------
+
+fn firing(
+    patient_id: i64,
+    ward_id: i64,
+    rule: &str,
+    severity: Severity,
+    at: DateTime<Utc>,
+) -> AlertFiring {
+    AlertFiring {
+        patient_id,
+        ward_id,
+        rule_id: rule.into(),
+        severity,
+        message: format!("{rule} {}", severity.as_str()),
+        value: serde_json::json!({"total": 5}),
+        evidence: vec![1, 2],
+        at,
+        escalate_at: Some(at + Duration::minutes(30)),
+    }
+}
+
+async fn alert_fires_raise_update_and_ignore_superseded_readings(s: &dyn Store) {
+    let w = ward(s, "W").await;
+    let p = admit(s, w, "Ann").await;
+    let (a, o) = s
+        .alert_fire(firing(p, w, "news2", Severity::Medium, t(8, 0)), t(8, 1))
+        .await
+        .expect("fire");
+    assert_eq!(o, FiringOutcome::Raised);
+    assert_eq!(
+        (a.status, a.severity, a.count, a.raised_at, a.updated_at),
+        (AlertStatus::Open, Severity::Medium, 1, t(8, 0), t(8, 0))
+    );
+    assert_eq!(
+        (a.escalate_at, a.evidence.clone(), a.latest_value.clone()),
+        (Some(t(8, 30)), vec![1, 2], serde_json::json!({"total": 5}))
+    );
+    assert_eq!(
+        (
+            a.message.as_str(),
+            a.resolved_at,
+            a.outcome.clone(),
+            a.note.clone()
+        ),
+        ("news2 medium", None, None, None)
+    );
+
+    // A repeat at a lower severity updates the count and value, never the severity.
+    let lower = AlertFiring {
+        value: serde_json::json!({"total": 3}),
+        evidence: vec![7],
+        ..firing(p, w, "news2", Severity::Low, t(8, 10))
+    };
+    let (b, o) = s.alert_fire(lower, t(8, 11)).await.expect("fire");
+    assert_eq!(o, FiringOutcome::Updated);
+    assert_eq!(
+        (b.id, b.count, b.severity, b.message.as_str()),
+        (a.id, 2, Severity::Medium, "news2 medium")
+    );
+    assert_eq!(
+        (b.updated_at, b.escalate_at, b.evidence.clone()),
+        (t(8, 10), Some(t(8, 30)), vec![7])
+    );
+    assert_eq!(b.latest_value, serde_json::json!({"total": 3}));
+
+    // A higher severity raises it and brings its (earlier) escalation time.
+    let higher = AlertFiring {
+        escalate_at: Some(t(8, 25)),
+        ..firing(p, w, "news2", Severity::High, t(8, 20))
+    };
+    let (c, o) = s.alert_fire(higher, t(8, 21)).await.expect("fire");
+    assert_eq!(o, FiringOutcome::Updated);
+    assert_eq!(
+        (c.count, c.severity, c.message.as_str(), c.escalate_at),
+        (3, Severity::High, "news2 high", Some(t(8, 25)))
+    );
+
+    // A reading older than the latest evidence changes nothing.
+    let (d, o) = s
+        .alert_fire(firing(p, w, "news2", Severity::High, t(8, 15)), t(8, 30))
+        .await
+        .expect("fire");
+    assert_eq!(o, FiringOutcome::Superseded);
+    assert_eq!(d, c);
+    let events = s.alert_events(a.id).await.expect("events");
+    assert_eq!(
+        events.iter().map(|e| e.action.as_str()).collect::<Vec<_>>(),
+        ["raised", "updated", "updated"]
+    );
+    assert!(events.iter().all(|e| e.actor == "system"));
+    assert_eq!(
+        events[0].at,
+        t(8, 1),
+        "events are stamped with when they happened"
+    );
+    assert_eq!(events[0].detail["severity"], "medium");
+    assert_eq!(events[0].detail["evidence"], serde_json::json!([1, 2]));
+
+    // Another rule is another alert; after resolving, the same rule raises anew.
+    let (other, o) = s
+        .alert_fire(firing(p, w, "spo2_low", Severity::Low, t(8, 0)), t(8, 0))
+        .await
+        .expect("fire");
+    assert_eq!(o, FiringOutcome::Raised);
+    assert_ne!(other.id, a.id);
+    s.alert_act(
+        a.id,
+        AlertAction::Resolve {
+            outcome: "treated".into(),
+            note: "".into(),
+        },
+        "dr",
+        t(9, 0),
+    )
+    .await
+    .expect("resolve");
+    let (again, o) = s
+        .alert_fire(firing(p, w, "news2", Severity::Low, t(9, 5)), t(9, 5))
+        .await
+        .expect("fire");
+    assert_eq!(o, FiringOutcome::Raised);
+    assert_ne!(again.id, a.id);
+}
+
+async fn alert_lifecycle_is_audited_and_guarded(s: &dyn Store) {
+    let w = ward(s, "W").await;
+    let p = admit(s, w, "Ann").await;
+    let (a, _) = s
+        .alert_fire(firing(p, w, "news2", Severity::Medium, t(8, 0)), t(8, 0))
+        .await
+        .expect("fire");
+
+    let ack = s
+        .alert_act(a.id, AlertAction::Acknowledge, "nurse_a", t(8, 5))
+        .await
+        .expect("ack");
+    assert_eq!(
+        (ack.status, ack.escalate_at, ack.updated_at),
+        (AlertStatus::Acknowledged, None, t(8, 5))
+    );
+    assert!(matches!(
+        s.alert_act(a.id, AlertAction::Acknowledge, "nurse_b", t(8, 6))
+            .await,
+        Err(StoreError::Conflict(_))
+    ));
+    let esc = s
+        .alert_act(a.id, AlertAction::Escalate, "nurse_a", t(8, 10))
+        .await
+        .expect("escalate");
+    assert_eq!(esc.status, AlertStatus::Escalated);
+    assert!(matches!(
+        s.alert_act(a.id, AlertAction::Escalate, "nurse_a", t(8, 11))
+            .await,
+        Err(StoreError::Conflict(_))
+    ));
+    let resolve = AlertAction::Resolve {
+        outcome: "reviewed".into(),
+        note: "stable on review".into(),
+    };
+    let res = s
+        .alert_act(a.id, resolve.clone(), "dr_b", t(8, 20))
+        .await
+        .expect("resolve");
+    assert_eq!(
+        (
+            res.status,
+            res.resolved_at,
+            res.outcome.as_deref(),
+            res.note.as_deref()
+        ),
+        (
+            AlertStatus::Resolved,
+            Some(t(8, 20)),
+            Some("reviewed"),
+            Some("stable on review")
+        )
+    );
+    assert!(matches!(
+        s.alert_act(a.id, resolve.clone(), "dr_b", t(8, 21)).await,
+        Err(StoreError::Conflict(_))
+    ));
+    assert!(matches!(
+        s.alert_act(a.id, AlertAction::Acknowledge, "n", t(8, 21))
+            .await,
+        Err(StoreError::Conflict(_))
+    ));
+    assert!(matches!(
+        s.alert_act(999_999, AlertAction::Acknowledge, "n", t(8, 21))
+            .await,
+        Err(StoreError::NotFound(_))
+    ));
+    assert_eq!(s.alert_get(a.id).await.expect("get"), Some(res.clone()));
+    assert_eq!(s.alert_get(999_999).await.expect("get"), None);
+
+    let events = s.alert_events(a.id).await.expect("events");
+    let trail: Vec<_> = events
+        .iter()
+        .map(|e| (e.action.as_str(), e.actor.as_str(), e.at))
+        .collect();
+    assert_eq!(
+        trail,
+        [
+            ("raised", "system", t(8, 0)),
+            ("acknowledged", "nurse_a", t(8, 5)),
+            ("escalated", "nurse_a", t(8, 10)),
+            ("resolved", "dr_b", t(8, 20))
+        ]
+    );
+    assert_eq!(
+        events[3].detail,
+        serde_json::json!({"outcome": "reviewed", "note": "stable on review"})
+    );
+    assert!(s.alert_events(999_999).await.expect("events").is_empty());
+    assert_eq!(s.stats().await.expect("stats").alerts_open, 0);
+}
+
+async fn alerts_list_filters_and_due_escalations(s: &dyn Store) {
+    let w1 = ward(s, "W1").await;
+    let w2 = ward(s, "W2").await;
+    let a = admit(s, w1, "Ann").await;
+    let b = admit(s, w1, "Bob").await;
+    let c = admit(s, w2, "Cat").await;
+    let (x, _) = s
+        .alert_fire(firing(a, w1, "news2", Severity::High, t(8, 0)), t(8, 0))
+        .await
+        .expect("fire");
+    let (y, _) = s
+        .alert_fire(firing(b, w1, "news2", Severity::Low, t(8, 10)), t(8, 10))
+        .await
+        .expect("fire");
+    let (z, _) = s
+        .alert_fire(
+            AlertFiring {
+                escalate_at: None,
+                ..firing(c, w2, "news2", Severity::Low, t(8, 0))
+            },
+            t(8, 0),
+        )
+        .await
+        .expect("fire");
+    s.alert_act(y.id, AlertAction::Acknowledge, "n", t(8, 11))
+        .await
+        .expect("ack");
+
+    let ids = |v: Vec<AlertRow>| v.into_iter().map(|a| a.id).collect::<Vec<_>>();
+    assert_eq!(
+        ids(s.alerts_list(&[w1], None, None).await.expect("list")),
+        [x.id, y.id]
+    );
+    assert_eq!(
+        ids(s.alerts_list(&[w2, w1], None, None).await.expect("list")),
+        [z.id, x.id, y.id],
+        "ward order"
+    );
+    assert_eq!(
+        ids(s
+            .alerts_list(&[w1], Some(AlertStatus::Open), None)
+            .await
+            .expect("list")),
+        [x.id]
+    );
+    assert_eq!(
+        ids(s
+            .alerts_list(&[w1], Some(AlertStatus::Acknowledged), None)
+            .await
+            .expect("list")),
+        [y.id]
+    );
+    assert_eq!(
+        ids(s.alerts_list(&[w1], None, Some(b)).await.expect("list")),
+        [y.id]
+    );
+    assert!(
+        s.alerts_list(&[w1], Some(AlertStatus::Open), Some(c))
+            .await
+            .expect("list")
+            .is_empty()
+    );
+    assert!(
+        s.alerts_list(&[], None, None)
+            .await
+            .expect("list")
+            .is_empty()
+    );
+
+    // x escalates at 08:30; y was acknowledged (no timer); z never escalates.
+    assert!(s.alerts_due(t(8, 29)).await.expect("due").is_empty());
+    assert_eq!(
+        ids(s.alerts_due(t(8, 30)).await.expect("due")),
+        [x.id],
+        "due at the escalation time itself"
+    );
+    assert_eq!(ids(s.alerts_due(t(23, 0)).await.expect("due")), [x.id]);
+    s.alert_act(x.id, AlertAction::Escalate, "system", t(8, 30))
+        .await
+        .expect("escalate");
+    assert!(s.alerts_due(t(23, 0)).await.expect("due").is_empty());
+    assert_eq!(s.stats().await.expect("stats").alerts_open, 3);
+}
+
+// --- audit -------------------------------------------------------------------
+
+async fn audit_trail_filters_newest_first(s: &dyn Store) {
+    let entry = |m: u32, user_id: Option<i64>, action: &str, patient_id: Option<i64>| AuditEntry {
+        at: t(9, m),
+        user_id,
+        username: user_id.map_or("anonymous".to_string(), |u| format!("user{u}")),
+        action: action.into(),
+        patient_id,
+        detail: serde_json::json!({"route": "/api/v1/patients", "n": m}),
+        addr: user_id.map(|_| "127.0.0.1".to_string()),
+    };
+    let all = [
+        entry(0, None, "login.failed", None),
+        entry(1, Some(1), "patient.read", Some(10)),
+        entry(2, Some(2), "patient.read", Some(10)),
+        entry(3, Some(1), "alert.acknowledge", Some(11)),
+    ];
+    for e in &all {
+        s.audit_append(e.clone()).await.expect("append");
+    }
+    let got = s.audit_query(AuditQuery::default()).await.expect("query");
+    assert_eq!(
+        got,
+        all.iter().rev().cloned().collect::<Vec<_>>(),
+        "newest first, every field kept"
+    );
+    let actions = |v: Vec<AuditEntry>| v.into_iter().map(|e| e.at).collect::<Vec<_>>();
+    let q = AuditQuery {
+        patient_id: Some(10),
+        ..Default::default()
+    };
+    assert_eq!(
+        actions(s.audit_query(q).await.expect("query")),
+        [t(9, 2), t(9, 1)]
+    );
+    let q = AuditQuery {
+        user_id: Some(1),
+        ..Default::default()
+    };
+    assert_eq!(
+        actions(s.audit_query(q).await.expect("query")),
+        [t(9, 3), t(9, 1)]
+    );
+    let q = AuditQuery {
+        from: Some(t(9, 1)),
+        to: Some(t(9, 2)),
+        ..Default::default()
+    };
+    assert_eq!(
+        actions(s.audit_query(q).await.expect("query")),
+        [t(9, 2), t(9, 1)],
+        "both edges inclusive"
+    );
+    let q = AuditQuery {
+        limit: Some(2),
+        ..Default::default()
+    };
+    assert_eq!(
+        actions(s.audit_query(q).await.expect("query")),
+        [t(9, 3), t(9, 2)]
+    );
+    let q = AuditQuery {
+        limit: Some(0),
+        ..Default::default()
+    };
+    assert!(s.audit_query(q).await.expect("query").is_empty());
+    let q = AuditQuery {
+        user_id: Some(1),
+        patient_id: Some(10),
+        ..Default::default()
+    };
+    assert_eq!(actions(s.audit_query(q).await.expect("query")), [t(9, 1)]);
+}
