@@ -56,12 +56,11 @@ impl SqliteStore {
             .or_else(|| url.strip_prefix("sqlite:"))
             .ok_or_else(|| StoreError::Config(format!("database.url: not a sqlite URL: {url}")))?;
         let path = path.split('?').next().unwrap_or(path);
-        if let Some(dir) = std::path::Path::new(path).parent() {
-            if !dir.as_os_str().is_empty() {
-                std::fs::create_dir_all(dir).map_err(|e| {
-                    StoreError::Config(format!("database.url: cannot create {}: {e}", dir.display()))
-                })?;
-            }
+        if let Some(dir) = std::path::Path::new(path).parent()
+            && !dir.as_os_str().is_empty()
+        {
+            std::fs::create_dir_all(dir)
+                .map_err(|e| StoreError::Config(format!("database.url: cannot create {}: {e}", dir.display())))?;
         }
         let opts = SqliteConnectOptions::from_str(&format!("sqlite://{path}"))
             .map_err(|e| StoreError::Config(format!("database.url: {e}")))?
