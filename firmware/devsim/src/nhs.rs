@@ -1,0 +1,64 @@
+//! NHS numbers in the 999 range, which NHS England never issues to people
+//! and reserves for testing. Ten digits, the last a modulus-11 check digit.
+
+use crate::rng::SimRng;
+
+/// The check digit for nine digits, or `None` when the remainder makes the
+/// number invalid (check value 10).
+pub fn check_digit(nine: &[u32; 9]) -> Option<u32> {
+    let sum: u32 = nine.iter().zip((2..=10).rev()).map(|(d, w)| d * w).sum();
+    match 11 - sum % 11 {
+        11 => Some(0),
+        10 => None,
+        c => Some(c),
+    }
+}
+
+/// Whether `s` is ten digits with a valid check digit.
+pub fn is_valid(s: &str) -> bool {
+    let digits: Vec<u32> = s.chars().filter_map(|c| c.to_digit(10)).collect();
+    if digits.len() != 10 || s.len() != 10 {
+        return false;
+    }
+    let mut nine = [0u32; 9];
+    nine.copy_from_slice(&digits[..9]);
+    check_digit(&nine) == Some(digits[9])
+}
+
+/// A random valid NHS number starting 999.
+pub fn random_test_number(rng: &mut SimRng) -> String {
+    loop {
+        let mut nine = [9u32, 9, 9, 0, 0, 0, 0, 0, 0];
+        for d in nine.iter_mut().skip(3) {
+            *d = (rng.next_u64() % 10) as u32;
+        }
+        if let Some(c) = check_digit(&nine) {
+            return nine
+                .iter()
+                .chain(std::iter::once(&c))
+                .map(|d| char::from(b'0' + *d as u8))
+                .collect();
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn generated_numbers_are_valid_and_in_the_test_range() {
+        let mut rng = SimRng::seeded(7);
+        for _ in 0..500 {
+            let n = random_test_number(&mut rng);
+            assert!(n.starts_with("999") && is_valid(&n), "{n}");
+        }
+    }
+
+    #[test]
+    fn known_numbers_check() {
+        assert!(is_valid("9434765919"));
+        assert!(!is_valid("9434765918"));
+        assert!(!is_valid("943476591"));
+    }
+}
