@@ -31,7 +31,7 @@ use vigil_clinical::{Code, News2Score, Parameter, Reading, Risk};
 use crate::PatientId;
 use crate::alert::{ActionError, Alert, AlertKind, AlertStatus, Firing, Severity};
 use crate::pathway::Pathways;
-use crate::state::{DeviceStatus, Patient, PatientSetup, Scored};
+use crate::state::{DeviceStatus, NEWS2_CODES, Patient, PatientSetup, Scored};
 
 /// Patient-facing advice level (CONTRACTS.md §2 `advice`).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
@@ -102,16 +102,6 @@ pub struct Engine {
     alerts: BTreeMap<u64, Alert>,
     next_id: u64,
 }
-
-const NEWS2_CODES: [Code; 7] = [
-    Code::RespRate,
-    Code::Spo2,
-    Code::O2Flow,
-    Code::Systolic,
-    Code::Pulse,
-    Code::Acvpu,
-    Code::Temp,
-];
 
 impl Engine {
     /// An engine running `pathways`.
@@ -272,8 +262,12 @@ impl Engine {
         if !triggered.is_empty() {
             let compiled: Vec<_> = triggered.iter().map(|r| &r.compiled).collect();
             let facts = p.facts(pathway, news2.as_ref(), device.as_deref(), now, &compiled);
+            let ctx = facts.context().ok();
             for rule in triggered {
-                if rule.compiled.eval(&facts) != Ok(true) {
+                let fires = ctx
+                    .as_ref()
+                    .is_some_and(|c| rule.compiled.eval_in(c) == Ok(true));
+                if !fires {
                     continue;
                 }
                 if let Some(sev) = rule.severity {

@@ -314,20 +314,36 @@ impl Compiled {
             trends: walk.trends.into_iter().collect(),
             codes: walk.codes,
         };
-        match compiled.eval(&dry_run_facts(&compiled)) {
-            Ok(_) => Ok(compiled),
-            Err(e) => Err(e),
-        }
+        let ctx = dry_run_facts(&compiled).context()?;
+        compiled.eval_in(&ctx)?;
+        Ok(compiled)
     }
 
-    /// Evaluates against `facts`: `Ok(true)` fires; an evaluation error (an
-    /// absent value, a null trend) is `Err` and does not fire.
-    pub(crate) fn eval(&self, facts: &Facts) -> Result<bool, String> {
+    /// Evaluates in a context built by [`Facts::context`] (one per
+    /// observation, shared by every rule it triggers): `Ok(true)` fires; an
+    /// evaluation error (an absent value, a null trend) is `Err` and does
+    /// not fire.
+    pub(crate) fn eval_in(&self, ctx: &Context<'_, '_>) -> Result<bool, String> {
+        match self.program.execute(ctx) {
+            Ok(Value::Bool(b)) => Ok(b),
+            Ok(other) => Err(format!(
+                "the expression gives {:?}, not true or false",
+                other.type_of()
+            )),
+            Err(e) => Err(e.to_string()),
+        }
+    }
+}
+
+impl Facts {
+    /// The CEL context: the variables, and the trend functions answering
+    /// from the precomputed table.
+    pub(crate) fn context(&self) -> Result<Context<'static, 'static>, String> {
         let mut ctx = Context::with_env(env());
-        for (name, value) in &facts.variables {
+        for (name, value) in &self.variables {
             ctx.add_variable_from_value(name.clone(), value.clone());
         }
-        let table = Arc::new(facts.trends.clone());
+        let table = Arc::new(self.trends.clone());
         for f in TrendFn::ALL {
             let table = table.clone();
             let name = f.name();
@@ -348,14 +364,7 @@ impl Compiled {
             })
         })
         .map_err(|e| e.to_string())?;
-        match self.program.execute(&ctx) {
-            Ok(Value::Bool(b)) => Ok(b),
-            Ok(other) => Err(format!(
-                "the expression gives {:?}, not true or false",
-                other.type_of()
-            )),
-            Err(e) => Err(e.to_string()),
-        }
+        Ok(ctx)
     }
 }
 

@@ -8,7 +8,7 @@
 //! and history older than the pathway needs (relative to the newest reading)
 //! is dropped whichever order it came in.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, HashMap, HashSet};
 
 use cel::Value;
 use chrono::{DateTime, Duration, Utc};
@@ -85,6 +85,17 @@ pub(crate) struct ExpectClock {
 
 type Key = (DateTime<Utc>, Option<i64>);
 
+/// The codes that feed a NEWS2 row.
+pub(crate) const NEWS2_CODES: [Code; 7] = [
+    Code::RespRate,
+    Code::Spo2,
+    Code::O2Flow,
+    Code::Systolic,
+    Code::Pulse,
+    Code::Acvpu,
+    Code::Temp,
+];
+
 /// A NEWS2 result kept for the rising rule: the total and each row's score
 /// (`None` where the row was missing or stale), in chart order.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -125,6 +136,8 @@ pub(crate) struct Patient {
     pub(crate) episode: Episode,
     pub(crate) target: Spo2Target,
     pub(crate) history: Vec<Reading>,
+    /// Stored ids of the readings in `history` (duplicates are ignored).
+    pub(crate) obs_ids: HashSet<i64>,
     pub(crate) as_of: Option<DateTime<Utc>>,
     pub(crate) devices: BTreeMap<String, DeviceState>,
     pub(crate) expects: Vec<ExpectClock>,
@@ -144,6 +157,7 @@ impl Patient {
             episode: Episode::default(),
             target: Spo2Target::STANDARD,
             history: Vec::new(),
+            obs_ids: HashSet::new(),
             as_of: None,
             devices: BTreeMap::new(),
             expects: pathway
@@ -205,7 +219,9 @@ impl Patient {
         {
             return None;
         }
-        if r.obs_id.is_some() && self.history.iter().any(|h| h.obs_id == r.obs_id) {
+        if let Some(id) = r.obs_id
+            && !self.obs_ids.insert(id)
+        {
             return None;
         }
         let k = key(&r);
@@ -231,7 +247,11 @@ impl Patient {
         let cut = as_of - self.retention;
         let n = self.history.partition_point(|h| h.measured_at < cut);
         if n > 0 {
-            self.history.drain(..n);
+            for r in self.history.drain(..n) {
+                if let Some(id) = r.obs_id {
+                    self.obs_ids.remove(&id);
+                }
+            }
         }
         // A score within `freshness` of the cut may have used a reading that
         // another arrival order never kept; only later ones are comparable.
@@ -249,15 +269,29 @@ impl Patient {
 
     /// Recomputes the NEWS2 history at and after `from`.
     fn rescore_from(&mut self, from: Key, pathway: &Pathway) {
+        let start = self.history.partition_point(|h| key(h) < from);
+        // The latest reading of each NEWS2 code before `start`; readings
+        // older than the freshness window are stale for every result from
+        // `from` on, so the scan stops there.
+        let horizon = from.0 - pathway.freshness;
         let mut latest: HashMap<Code, usize> = HashMap::new();
-        for (i, r) in self.history.iter().enumerate() {
-            latest.insert(r.observation.code, i);
-            let k = key(r);
-            if k >= from {
-                let set: Vec<Reading> = latest.values().map(|&j| self.history[j].clone()).collect();
-                let s = score_home(&set, &self.episode, pathway.freshness, r.measured_at);
-                self.scores.insert(k, Scored::of(&s));
+        for (i, r) in self.history[..start].iter().enumerate().rev() {
+            if r.measured_at < horizon || latest.len() == NEWS2_CODES.len() {
+                break;
             }
+            if NEWS2_CODES.contains(&r.observation.code) {
+                latest.entry(r.observation.code).or_insert(i);
+            }
+        }
+        for i in start..self.history.len() {
+            let r = &self.history[i];
+            if !NEWS2_CODES.contains(&r.observation.code) {
+                continue;
+            }
+            latest.insert(r.observation.code, i);
+            let set: Vec<Reading> = latest.values().map(|&j| self.history[j].clone()).collect();
+            let s = score_home(&set, &self.episode, pathway.freshness, r.measured_at);
+            self.scores.insert(key(r), Scored::of(&s));
         }
     }
 
