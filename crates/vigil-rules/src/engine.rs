@@ -6,7 +6,7 @@
 //! | rule id | fires when | severity |
 //! |---|---|---|
 //! | `news2` | NEWS2 risk (home score, partial counts) is low-medium or higher | the risk |
-//! | `news2-rising` | the NEWS2 rows scored both now and at some earlier result within the pathway's `rising_window` (24 h) add up to ≥ 2 more now | low-medium, or the risk if higher |
+//! | `news2-rising` | the NEWS2 rows scored both now and at some earlier result within the pathway's `rising_window` (24 h) add up to ≥ 2 more now | low (the risk itself is the `news2` alert) |
 //! | `device-battery-low:{device}` | battery falls to `[device] battery_low_pct` | `[device] severity` |
 //! | `device-lead-off:{device}` | status signal turns `lead_off` | `[device] severity` |
 //! | `device-offline:{device}` | no message for `[device] offline_after` (on `tick`) | `[device] severity` |
@@ -18,7 +18,12 @@
 //! nothing if a later reading of the same code already exists (its state is
 //! superseded), if it is older than the pathway's freshness window relative
 //! to the patient's newest reading, or (for a rule) if it was measured at or
-//! before the time that rule's last alert was resolved. Patient feedback
+//! before the time that rule's last alert was resolved.
+//!
+//! After a clinician resolves an alert, its rule raises a new one only for a
+//! worse state (higher severity) or after the rule has been evaluated false
+//! on a current reading in between (the state cleared and came back): the
+//! same continuing state does not come straight back. Patient feedback
 //! (advice, repeat) is sent only for readings at most `feedback_max_age` old
 //! on arrival: a backfilled reading does not ask the patient to act now.
 
@@ -31,7 +36,7 @@ use vigil_clinical::{Code, News2Score, Parameter, Reading, Risk};
 use crate::PatientId;
 use crate::alert::{ActionError, Alert, AlertKind, AlertStatus, Firing, Severity};
 use crate::pathway::Pathways;
-use crate::state::{DeviceStatus, NEWS2_CODES, Patient, PatientSetup, Scored};
+use crate::state::{DeviceStatus, NEWS2_CODES, Patient, PatientSetup, Resolved, Scored};
 
 /// Patient-facing advice level (CONTRACTS.md §2 `advice`).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
@@ -163,9 +168,17 @@ impl Engine {
             .ok_or(EngineError::UnknownPatient(alert.patient))?;
         self.next_id = self.next_id.max(alert.id + 1);
         if alert.status == AlertStatus::Resolved {
-            if let Some(at) = alert.resolved_at() {
-                let e = p.resolved.entry(alert.rule.clone()).or_insert(at);
-                *e = (*e).max(at);
+            if let Some(at) = alert.resolved_at()
+                && p.resolved.get(&alert.rule).is_none_or(|r| r.at < at)
+            {
+                p.resolved.insert(
+                    alert.rule.clone(),
+                    Resolved {
+                        at,
+                        severity: alert.severity,
+                        cleared: false,
+                    },
+                );
             }
         } else {
             p.open.insert(alert.rule.clone(), alert.id);
@@ -212,6 +225,9 @@ impl Engine {
         let feedback = now - measured_at <= pathway.feedback_max_age;
         let shown = show(code, &value);
         let mut fired: Vec<(String, AlertKind, Firing)> = Vec::new();
+        // Rules evaluated false on this current reading: a resolved alert of
+        // theirs may be raised again the next time they fire.
+        let mut cleared: Vec<String> = Vec::new();
         let mut out = Vec::new();
 
         let news2 = p.news2(pathway);
@@ -219,7 +235,9 @@ impl Engine {
             && let Some(s) = &news2
             && let (Some(total), Some(risk)) = (s.total, s.risk)
         {
-            if risk >= Risk::LowMedium {
+            if risk < Risk::LowMedium {
+                cleared.push("news2".into());
+            } else {
                 fired.push((
                     "news2".into(),
                     AlertKind::News2,
@@ -232,8 +250,11 @@ impl Engine {
                     },
                 ));
             }
-            if let Some((rise, then, then_total)) =
-                p.largest_rise(&Scored::of(s), as_of, pathway.rising_window)
+            let rise = p.largest_rise(&Scored::of(s), as_of, pathway.rising_window);
+            if rise.is_none_or(|(r, _, _)| r < 2) {
+                cleared.push("news2-rising".into());
+            }
+            if let Some((rise, then, then_total)) = rise
                 && rise >= 2
             {
                 let then_total = then_total.map_or_else(|| "n/a".to_string(), |t| t.to_string());
@@ -241,7 +262,7 @@ impl Engine {
                     "news2-rising".into(),
                     AlertKind::News2Rising,
                     Firing {
-                        severity: risk.max(Risk::LowMedium),
+                        severity: Severity::Low,
                         message: format!(
                             "NEWS2 rising: the same parameters score {rise} more than at {} (total {total} now, {then_total} then)",
                             then.to_rfc3339()
@@ -264,11 +285,14 @@ impl Engine {
             let facts = p.facts(pathway, news2.as_ref(), device.as_deref(), now, &compiled);
             let ctx = facts.context().ok();
             for rule in triggered {
-                let fires = ctx
-                    .as_ref()
-                    .is_some_and(|c| rule.compiled.eval_in(c) == Ok(true));
-                if !fires {
-                    continue;
+                match ctx.as_ref().map(|c| rule.compiled.eval_in(c)) {
+                    Some(Ok(true)) => {}
+                    Some(Ok(false)) => {
+                        cleared.push(rule.id.clone());
+                        continue;
+                    }
+                    // No value to judge by: neither fires nor clears.
+                    _ => continue,
                 }
                 if let Some(sev) = rule.severity {
                     fired.push((
@@ -283,8 +307,7 @@ impl Engine {
                         },
                     ));
                 }
-                let suppressed = p.resolved.get(&rule.id).is_some_and(|&t| measured_at <= t);
-                if feedback && !suppressed {
+                if feedback {
                     if let Some(a) = &rule.advice {
                         out.push(Output::Advice {
                             patient,
@@ -307,6 +330,11 @@ impl Engine {
             }
         }
 
+        for rule in cleared {
+            if let Some(r) = p.resolved.get_mut(&rule) {
+                r.cleared = true;
+            }
+        }
         let mut alerts_out = Vec::new();
         for (rule, kind, f) in fired {
             if let Some(o) = self.fire(patient, &rule, kind, f, now) {
@@ -531,7 +559,14 @@ impl Engine {
             .ok_or(ActionError::UnknownAlert(alert))?;
         if let Some(p) = self.patients.get_mut(&a.patient) {
             p.open.remove(&a.rule);
-            p.resolved.insert(a.rule.clone(), at);
+            p.resolved.insert(
+                a.rule.clone(),
+                Resolved {
+                    at,
+                    severity: a.severity,
+                    cleared: false,
+                },
+            );
         }
         Ok(Output::AlertUpdated(a))
     }
@@ -588,11 +623,22 @@ impl Engine {
             a.repeat(f, now, after);
             return Some(Output::AlertUpdated(a.clone()));
         }
-        if let (Some(resolved), Some(m)) = (p.resolved.get(rule), f.measured_at)
-            && m <= *resolved
+        if let Some(r) = p.resolved.get(rule)
+            && matches!(
+                kind,
+                AlertKind::News2 | AlertKind::News2Rising | AlertKind::Pathway
+            )
         {
-            return None;
+            // Measured before the clinician's decision: that decision covered it.
+            if f.measured_at.is_some_and(|m| m <= r.at) {
+                return None;
+            }
+            // The same state the clinician resolved, still going: not again.
+            if !r.cleared && f.severity <= r.severity {
+                return None;
+            }
         }
+        p.resolved.remove(rule);
         let id = self.next_id;
         self.next_id += 1;
         let a = Alert::raise(id, patient, rule, kind, f, now, after);

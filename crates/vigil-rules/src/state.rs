@@ -75,6 +75,17 @@ pub struct DeviceState {
     pub(crate) offline_alerted: bool,
 }
 
+/// What the engine remembers of a rule's resolved alert.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) struct Resolved {
+    /// When the clinician resolved it.
+    pub(crate) at: DateTime<Utc>,
+    /// Its severity then.
+    pub(crate) severity: crate::Severity,
+    /// The rule has since been evaluated false on a current reading.
+    pub(crate) cleared: bool,
+}
+
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub(crate) struct ExpectClock {
     /// Latest measurement time of any of the expect's codes.
@@ -145,8 +156,8 @@ pub(crate) struct Patient {
     pub(crate) scores: BTreeMap<Key, Scored>,
     /// Unresolved alert per rule.
     pub(crate) open: BTreeMap<String, u64>,
-    /// When each rule's last alert was resolved.
-    pub(crate) resolved: BTreeMap<String, DateTime<Utc>>,
+    /// Each rule's last resolved alert, until the rule raises again.
+    pub(crate) resolved: BTreeMap<String, Resolved>,
     pub(crate) retention: Duration,
     pub(crate) freshness: Duration,
 }

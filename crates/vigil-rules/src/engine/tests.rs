@@ -391,9 +391,11 @@ fn reading_measured_before_resolution_does_not_raise_the_rule_again() {
             .all(|o| !matches!(o, Output::AlertRaised(x) if x.rule == "spo2-urgent")),
         "{out:?}"
     );
-    // Measured after: a new alert, with a new id.
+    // Measured after, once the state has cleared and come back: a new alert, with a new id.
+    e.observe(1, reading("spo2", 97.0, mins(45), 3), mins(45))
+        .unwrap();
     let out = e
-        .observe(1, reading("spo2", 90.0, mins(50), 3), mins(50))
+        .observe(1, reading("spo2", 90.0, mins(50), 4), mins(50))
         .unwrap();
     assert!(
         out.iter().any(
@@ -711,4 +713,48 @@ fn a_row_measured_for_the_first_time_is_not_a_rise() {
         "{:?}",
         rules(&out)
     );
+}
+
+#[test]
+fn resolved_alert_is_not_raised_again_for_the_same_continuing_state() {
+    let mut e = engine_with("general");
+    e.observe(1, reading("spo2", 92.0, mins(0), 1), mins(0))
+        .unwrap();
+    let a = e.open_alert(1, "spo2-urgent").unwrap().clone();
+    e.resolve(
+        a.id,
+        "nurse.jones",
+        mins(10),
+        "reviewed-no-action",
+        "her usual",
+    )
+    .unwrap();
+    // Still 92 afterwards: same state, no new alert (the patient is still advised).
+    let out = e
+        .observe(1, reading("spo2", 92.0, mins(20), 2), mins(20))
+        .unwrap();
+    assert!(e.open_alert(1, "spo2-urgent").is_none(), "{out:?}");
+    assert!(out.iter().any(|o| matches!(o, Output::Advice { .. })));
+    // The state clears (97), then comes back: a new alert.
+    e.observe(1, reading("spo2", 97.0, mins(30), 3), mins(30))
+        .unwrap();
+    e.observe(1, reading("spo2", 91.0, mins(40), 4), mins(40))
+        .unwrap();
+    let b = e.open_alert(1, "spo2-urgent").unwrap();
+    assert_ne!(b.id, a.id);
+}
+
+#[test]
+fn resolved_alert_is_raised_again_for_a_worse_state() {
+    let mut e = engine_with("general");
+    news2_set(&mut e, 22.0, 96.0, 120.0, 112.0, 38.5, mins(0), 1); // 5 medium
+    let a = e.open_alert(1, "news2").unwrap().clone();
+    assert_eq!(a.severity, Severity::Medium);
+    e.resolve(a.id, "nurse.jones", mins(5), "reviewed-no-action", "known")
+        .unwrap();
+    news2_set(&mut e, 22.0, 96.0, 120.0, 112.0, 38.5, mins(10), 2); // still 5
+    assert!(e.open_alert(1, "news2").is_none());
+    news2_set(&mut e, 25.0, 92.0, 120.0, 112.0, 37.0, mins(20), 3); // 7 high
+    let b = e.open_alert(1, "news2").unwrap();
+    assert_eq!((b.severity, b.id != a.id), (Severity::High, true));
 }
