@@ -84,8 +84,11 @@ pub enum Actor {
 pub enum EventKind {
     /// The alert was opened.
     Raised,
-    /// The rule fired again (count, value, maybe severity updated).
+    /// The rule fired again (count and value updated). Sent in
+    /// [`crate::Output::AlertUpdated`]; not kept in [`Alert::events`].
     Repeated,
+    /// The rule fired again at a higher severity (kept in the history).
+    SeverityRaised,
     /// Acknowledged by a clinician.
     Acknowledged,
     /// Escalated (system: past the deadline; user: by hand).
@@ -140,7 +143,11 @@ pub struct Alert {
     pub raised_at: DateTime<Utc>,
     /// When it escalates automatically if nobody acknowledges it.
     pub escalate_at: Option<DateTime<Utc>>,
-    /// Every transition, oldest first.
+    /// Every lifecycle transition (raised, severity raised, acknowledged,
+    /// escalated, resolved), oldest first. Plain repeats are counted in
+    /// `count` and each is sent once as the event of its
+    /// [`crate::Output::AlertUpdated`], so this stays short however long the
+    /// alert lives.
     pub events: Vec<AlertEvent>,
 }
 
@@ -221,10 +228,17 @@ impl Alert {
 
     /// The rule fired again into this (unresolved) alert: count, latest
     /// value, severity only upwards. A rise in severity brings the escalation
-    /// deadline forward to `now + escalate_after` if that is sooner.
-    pub fn repeat(&mut self, f: Firing, now: DateTime<Utc>, escalate_after: Option<Duration>) {
+    /// deadline forward to `now + escalate_after` if that is sooner, and is
+    /// kept in the history. Returns the event to record.
+    pub fn repeat(
+        &mut self,
+        f: Firing,
+        now: DateTime<Utc>,
+        escalate_after: Option<Duration>,
+    ) -> AlertEvent {
         self.count = self.count.saturating_add(1);
-        if f.severity > self.severity {
+        let rose = f.severity > self.severity;
+        if rose {
             self.severity = f.severity;
             if self.status == AlertStatus::Open
                 && let Some(d) = escalate_after
@@ -246,14 +260,22 @@ impl Alert {
                 self.obs_ids.remove(0);
             }
         }
-        self.events.push(AlertEvent {
-            kind: EventKind::Repeated,
+        let event = AlertEvent {
+            kind: if rose {
+                EventKind::SeverityRaised
+            } else {
+                EventKind::Repeated
+            },
             at: now,
             actor: Actor::System,
             reason: f.message,
             outcome: None,
             severity: self.severity,
-        });
+        };
+        if rose {
+            self.events.push(event.clone());
+        }
+        event
     }
 
     /// Acknowledge: `open → acknowledged`; on an escalated alert it records

@@ -34,7 +34,9 @@ use serde::{Deserialize, Serialize};
 use vigil_clinical::{Code, News2Score, Parameter, Reading, Risk};
 
 use crate::PatientId;
-use crate::alert::{ActionError, Alert, AlertKind, AlertStatus, Firing, Severity};
+use crate::alert::{
+    ActionError, Actor, Alert, AlertEvent, AlertKind, AlertStatus, EventKind, Firing, Severity,
+};
 use crate::pathway::Pathways;
 use crate::state::{DeviceStatus, NEWS2_CODES, Patient, PatientSetup, Resolved, Scored};
 
@@ -56,10 +58,20 @@ pub enum AdviceLevel {
 pub enum Output {
     /// A new alert.
     AlertRaised(Alert),
-    /// An alert changed (repeat, acknowledge, resolve); its last event says how.
-    AlertUpdated(Alert),
+    /// An alert changed (repeat, severity raised, acknowledge, resolve).
+    AlertUpdated {
+        /// The alert after the change.
+        alert: Alert,
+        /// What changed, who, when, why: persist it.
+        event: AlertEvent,
+    },
     /// An alert was escalated (automatically or by hand).
-    AlertEscalated(Alert),
+    AlertEscalated {
+        /// The alert after the change.
+        alert: Alert,
+        /// The escalation event: persist it.
+        event: AlertEvent,
+    },
     /// Advice for the patient, for the device's `cmd` topic.
     Advice {
         /// The patient.
@@ -468,7 +480,7 @@ impl Engine {
         }
         for a in self.alerts.values_mut() {
             if a.escalate_if_due(now) {
-                out.push(Output::AlertEscalated(a.clone()));
+                out.push(escalated(a));
             }
         }
         out
@@ -519,7 +531,7 @@ impl Engine {
             .get_mut(&alert)
             .ok_or(ActionError::UnknownAlert(alert))?;
         a.acknowledge(user, at, note)?;
-        Ok(Output::AlertUpdated(a.clone()))
+        Ok(updated(a))
     }
 
     /// A clinician escalates an alert by hand.
@@ -535,7 +547,7 @@ impl Engine {
             .get_mut(&alert)
             .ok_or(ActionError::UnknownAlert(alert))?;
         a.escalate(user, at, reason)?;
-        Ok(Output::AlertEscalated(a.clone()))
+        Ok(escalated(a))
     }
 
     /// A clinician resolves an alert with an outcome and a note. The engine
@@ -568,7 +580,7 @@ impl Engine {
                 },
             );
         }
-        Ok(Output::AlertUpdated(a))
+        Ok(updated(&a))
     }
 
     /// An unresolved alert.
@@ -620,8 +632,11 @@ impl Engine {
         let pathway = self.pathways.get(&p.setup.pathway)?;
         let after = pathway.escalation.after(f.severity);
         if let Some(a) = p.open.get(rule).and_then(|id| self.alerts.get_mut(id)) {
-            a.repeat(f, now, after);
-            return Some(Output::AlertUpdated(a.clone()));
+            let event = a.repeat(f, now, after);
+            return Some(Output::AlertUpdated {
+                alert: a.clone(),
+                event,
+            });
         }
         if let Some(r) = p.resolved.get(rule)
             && matches!(
@@ -645,6 +660,41 @@ impl Engine {
         p.open.insert(rule.to_string(), id);
         self.alerts.insert(id, a.clone());
         Some(Output::AlertRaised(a))
+    }
+}
+
+/// The output for a lifecycle change whose event is the alert's last.
+fn updated(a: &Alert) -> Output {
+    Output::AlertUpdated {
+        alert: a.clone(),
+        event: a
+            .events
+            .last()
+            .cloned()
+            .unwrap_or_else(|| unreachable_event(a)),
+    }
+}
+
+fn escalated(a: &Alert) -> Output {
+    Output::AlertEscalated {
+        alert: a.clone(),
+        event: a
+            .events
+            .last()
+            .cloned()
+            .unwrap_or_else(|| unreachable_event(a)),
+    }
+}
+
+/// Every alert has its `Raised` event; this only keeps the output total.
+fn unreachable_event(a: &Alert) -> AlertEvent {
+    AlertEvent {
+        kind: EventKind::Raised,
+        at: a.raised_at,
+        actor: Actor::System,
+        reason: a.message.clone(),
+        outcome: None,
+        severity: a.severity,
     }
 }
 

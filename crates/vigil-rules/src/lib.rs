@@ -72,7 +72,7 @@
 //! // 4. Timers: sleep until next_deadline(), then tick(now).
 //! assert_eq!(engine.next_deadline(), Some(now + Duration::minutes(15)));
 //! let out = engine.tick(now + Duration::minutes(15));
-//! assert!(matches!(&out[0], Output::AlertEscalated(a) if a.id == alert.id));
+//! assert!(matches!(&out[0], Output::AlertEscalated { alert: a, .. } if a.id == alert.id));
 //!
 //! // 5. Clinician actions, with who and when.
 //! let later = now + Duration::minutes(20);
@@ -80,8 +80,8 @@
 //! engine.resolve(alert.id, "dr.patel", later, "treatment-started", "rescue pack").unwrap();
 //! ```
 //!
-//! Every [`Output`] is persisted and pushed by the daemon: alerts to the
-//! store and the websocket hub, `Advice`/`Repeat` to `vigil/v1/dev/{device}/cmd`.
+//! Every [`Output`] is persisted and pushed by the daemon: alerts (and, for
+//! updates, the [`AlertEvent`] to append) to the store and the websocket hub, `Advice`/`Repeat` to `vigil/v1/dev/{device}/cmd`.
 //! After a restart, [`Engine::restore_alert`] the unresolved alerts, then
 //! replay recent observations: they merge into the restored alerts.
 

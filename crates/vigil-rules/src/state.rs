@@ -149,6 +149,8 @@ pub(crate) struct Patient {
     pub(crate) history: Vec<Reading>,
     /// Stored ids of the readings in `history` (duplicates are ignored).
     pub(crate) obs_ids: HashSet<i64>,
+    /// How many readings of each code `history` holds.
+    pub(crate) code_counts: BTreeMap<Code, usize>,
     pub(crate) as_of: Option<DateTime<Utc>>,
     pub(crate) devices: BTreeMap<String, DeviceState>,
     pub(crate) expects: Vec<ExpectClock>,
@@ -169,6 +171,7 @@ impl Patient {
             target: Spo2Target::STANDARD,
             history: Vec::new(),
             obs_ids: HashSet::new(),
+            code_counts: BTreeMap::new(),
             as_of: None,
             devices: BTreeMap::new(),
             expects: pathway
@@ -247,6 +250,7 @@ impl Patient {
             }
         }
         self.as_of = Some(self.as_of.map_or(r.measured_at, |a| a.max(r.measured_at)));
+        *self.code_counts.entry(code).or_insert(0) += 1;
         self.history.insert(pos, r);
         self.rescore_from(k, pathway);
         self.prune();
@@ -261,6 +265,12 @@ impl Patient {
             for r in self.history.drain(..n) {
                 if let Some(id) = r.obs_id {
                     self.obs_ids.remove(&id);
+                }
+                if let Some(c) = self.code_counts.get_mut(&r.observation.code) {
+                    *c -= 1;
+                    if *c == 0 {
+                        self.code_counts.remove(&r.observation.code);
+                    }
                 }
             }
         }
@@ -318,6 +328,9 @@ impl Patient {
     pub(crate) fn latest_per_code(&self) -> Vec<Reading> {
         let mut seen = BTreeMap::new();
         for r in self.history.iter().rev() {
+            if seen.len() == self.code_counts.len() {
+                break;
+            }
             seen.entry(r.observation.code).or_insert_with(|| r.clone());
         }
         seen.into_values().collect()

@@ -52,7 +52,9 @@ fn reading(code: &str, v: f64, at: DateTime<Utc>, id: i64) -> Reading {
 fn raised(out: &[Output]) -> Vec<(String, Severity)> {
     out.iter()
         .filter_map(|o| match o {
-            Output::AlertRaised(a) | Output::AlertUpdated(a) => Some((a.rule.clone(), a.severity)),
+            Output::AlertRaised(a) | Output::AlertUpdated { alert: a, .. } => {
+                Some((a.rule.clone(), a.severity))
+            }
             _ => None,
         })
         .collect()
@@ -321,7 +323,7 @@ fn repeats_merge_into_one_open_alert_per_rule() {
             .observe(1, reading("spo2", 92.0, mins(i), 1 + i), mins(i))
             .unwrap();
         assert!(
-            matches!(&out[0], Output::AlertUpdated(u) if u.id == a.id),
+            matches!(&out[0], Output::AlertUpdated { alert: u, .. } if u.id == a.id),
             "{out:?}"
         );
     }
@@ -518,11 +520,12 @@ fn escalation_happens_exactly_at_the_deadline_and_not_before() {
     assert!(
         e.tick(mins(15) - Duration::seconds(1))
             .iter()
-            .all(|o| !matches!(o, Output::AlertEscalated(_)))
+            .all(|o| !matches!(o, Output::AlertEscalated { alert: _, .. }))
     );
     let out = e.tick(mins(15));
-    let Some(Output::AlertEscalated(x)) =
-        out.iter().find(|o| matches!(o, Output::AlertEscalated(_)))
+    let Some(Output::AlertEscalated { alert: x, .. }) = out
+        .iter()
+        .find(|o| matches!(o, Output::AlertEscalated { alert: _, .. }))
     else {
         panic!("{out:?}")
     };
@@ -535,7 +538,7 @@ fn escalation_happens_exactly_at_the_deadline_and_not_before() {
     assert!(
         e.tick(mins(30))
             .iter()
-            .all(|o| !matches!(o, Output::AlertEscalated(_))),
+            .all(|o| !matches!(o, Output::AlertEscalated { alert: _, .. })),
         "once"
     );
 }
@@ -554,10 +557,10 @@ fn acknowledged_alert_does_not_escalate_but_can_be_escalated_by_hand() {
     assert!(
         e.tick(mins(60))
             .iter()
-            .all(|o| !matches!(o, Output::AlertEscalated(_)))
+            .all(|o| !matches!(o, Output::AlertEscalated { alert: _, .. }))
     );
     assert!(e.acknowledge(a.id, "nurse.jones", mins(6), "").is_err());
-    let Output::AlertEscalated(x) = e
+    let Output::AlertEscalated { alert: x, .. } = e
         .escalate(a.id, "nurse.jones", mins(61), "needs review")
         .unwrap()
     else {
@@ -568,7 +571,7 @@ fn acknowledged_alert_does_not_escalate_but_can_be_escalated_by_hand() {
         e.resolve(a.id, "dr.patel", mins(70), "", "").is_err(),
         "outcome required"
     );
-    let Output::AlertUpdated(r) = e
+    let Output::AlertUpdated { alert: r, .. } = e
         .resolve(a.id, "dr.patel", mins(70), "admitted", "to ward 4")
         .unwrap()
     else {
@@ -757,4 +760,42 @@ fn resolved_alert_is_raised_again_for_a_worse_state() {
     news2_set(&mut e, 25.0, 92.0, 120.0, 112.0, 37.0, mins(20), 3); // 7 high
     let b = e.open_alert(1, "news2").unwrap();
     assert_eq!((b.severity, b.id != a.id), (Severity::High, true));
+}
+
+#[test]
+fn a_repeat_is_sent_as_its_own_event_and_the_history_stays_short() {
+    let mut e = engine_with("general");
+    e.observe(1, reading("spo2", 92.0, mins(0), 1), mins(0))
+        .unwrap();
+    for i in 1..200 {
+        let out = e
+            .observe(1, reading("spo2", 92.0, mins(i), 1 + i), mins(i))
+            .unwrap();
+        let Some(Output::AlertUpdated { alert, event }) = out.iter().find(
+            |o| matches!(o, Output::AlertUpdated { alert, .. } if alert.rule == "spo2-urgent"),
+        ) else {
+            panic!("{out:?}")
+        };
+        assert_eq!((event.kind, event.at), (EventKind::Repeated, mins(i)));
+        assert_eq!(alert.events.len(), 1, "only Raised is kept");
+    }
+    assert_eq!(e.open_alert(1, "spo2-urgent").unwrap().count, 200);
+}
+
+#[test]
+fn every_rule_example_in_docs_rules_md_compiles() {
+    let doc = include_str!("../../../../docs/rules.md");
+    let mut n = 0;
+    for block in doc.split("```toml").skip(1) {
+        let body = block.split("```").next().unwrap_or("");
+        if !body.contains("[[rule]]") {
+            continue;
+        }
+        let text = format!(
+            "name = \"doc\"\ntitle = \"Doc\"\n{body}\n[escalation]\nhigh = \"5m\"\nmedium = \"15m\"\nlow-medium = \"30m\"\n"
+        );
+        let p = crate::Pathway::parse("docs/rules.md", &text).unwrap_or_else(|e| panic!("{e}"));
+        n += p.rules.len();
+    }
+    assert!(n >= 6, "{n} examples");
 }
