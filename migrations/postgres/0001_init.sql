@@ -83,12 +83,14 @@ CREATE TABLE obs_messages (
 -- in roughly measurement order; every read is one patient's codes over a
 -- time range, or the newest row per code (id breaks ties), so one
 -- composite index serves both and no other secondary index is kept.
+-- `code` compares bytewise (COLLATE "C"), as SQLite's text does, so codes
+-- sort the same on both backends whatever the database's locale.
 CREATE TABLE observations (
     id           bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
     patient_id   bigint NOT NULL REFERENCES patients(id),
     device_id    text NOT NULL,
     seq          bigint NOT NULL,
-    code         text NOT NULL,
+    code         text COLLATE "C" NOT NULL,
     value_num    double precision,
     value_text   text,
     unit         text,

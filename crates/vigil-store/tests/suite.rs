@@ -51,6 +51,7 @@ both_backends!(
     max_points_keeps_each_codes_extremes,
     latest_per_code_is_as_of_a_time_and_breaks_ties_by_insert,
     patients_list_shows_latest_readings_per_ward,
+    codes_sort_bytewise_whatever_the_locale,
     episode_update_records_who_and_when,
     failed_episode_update_changes_nothing,
     scores_history_is_ordered_by_the_time_it_describes,
@@ -1079,6 +1080,47 @@ async fn patients_list_shows_latest_readings_per_ward(s: &dyn Store) {
     assert_eq!(list[0].latest[0].value, ObsValue::Text("A".into()));
     assert!(list[2].latest.is_empty() && list[2].last_reading_at.is_none());
     assert!(s.patients_list(&[]).await.expect("list").is_empty());
+}
+
+async fn codes_sort_bytewise_whatever_the_locale(s: &dyn Store) {
+    let w = ward(s, "W").await;
+    let p = admit(s, w, "Ann").await;
+    // Bytewise (SQLite): "Zeta" < "alpha" < "b_x" < "ba"; a natural-language
+    // collation would put "alpha" first and "ba" before "b_x".
+    let codes = ["ba", "alpha", "Zeta", "b_x"];
+    let batch: Vec<_> = codes
+        .iter()
+        .zip(1..)
+        .map(|(c, seq)| msg("d1", seq, p, t(8, seq), vec![num(c, 1.0)]))
+        .collect();
+    s.store_obs_batch(&batch).await.expect("batch");
+    let want = ["Zeta", "alpha", "b_x", "ba"];
+    let all = obs(
+        s,
+        ObservationQuery {
+            patient_id: p,
+            ..Default::default()
+        },
+    )
+    .await;
+    assert_eq!(
+        all.iter().map(|r| r.code.as_str()).collect::<Vec<_>>(),
+        want
+    );
+    let latest = s.latest_per_code(p, t(9, 0)).await.expect("latest");
+    assert_eq!(
+        latest.iter().map(|r| r.code.as_str()).collect::<Vec<_>>(),
+        want
+    );
+    let list = s.patients_list(&[w]).await.expect("list");
+    assert_eq!(
+        list[0]
+            .latest
+            .iter()
+            .map(|r| r.code.as_str())
+            .collect::<Vec<_>>(),
+        want
+    );
 }
 
 async fn episode_update_records_who_and_when(s: &dyn Store) {

@@ -9,7 +9,8 @@
 //! when the tests run as root the binaries run as the `postgres` OS user
 //! (`runuser`) and the temp dir is handed to that user. Durability is off
 //! (`fsync`, `synchronous_commit`, `full_page_writes`): the cluster is
-//! thrown away. Each call then creates a new, empty database.
+//! thrown away. Each call then creates a new, empty database, collated
+//! ICU en-US where the server supports it.
 //!
 //! A detached watchdog (`setsid sh`) polls for this process and, once it has
 //! gone (normal exit, panic or kill -9), stops the cluster with `pg_ctl stop
@@ -68,10 +69,18 @@ impl Cluster {
         let mut admin = sqlx::PgConnection::connect(&self.url("postgres"))
             .await
             .expect("connect to test cluster");
-        sqlx::query(&format!("CREATE DATABASE {db}"))
-            .execute(&mut admin)
-            .await
-            .expect("create test database");
+        // A natural-language collation (ICU en-US, PostgreSQL 15+), as a
+        // production database usually has, so a query whose order depends
+        // on the locale shows up here; plain C where ICU is unavailable.
+        let icu = format!(
+            "CREATE DATABASE {db} TEMPLATE template0 LOCALE_PROVIDER icu ICU_LOCALE 'en-US' LOCALE 'C'"
+        );
+        if sqlx::query(&icu).execute(&mut admin).await.is_err() {
+            sqlx::query(&format!("CREATE DATABASE {db}"))
+                .execute(&mut admin)
+                .await
+                .expect("create test database");
+        }
         admin.close().await.expect("close admin connection");
     }
 
