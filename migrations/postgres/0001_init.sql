@@ -1,6 +1,8 @@
 -- Vigil schema, PostgreSQL history. It mirrors migrations/sqlite step by step
 -- in PostgreSQL's own dialect (docs/decisions/0004-postgres.md): identity
 -- keys, timestamptz, booleans, bytea, jsonb and arrays instead of JSON text.
+-- Text that queries sort by (device ids, observation codes) is COLLATE "C":
+-- bytewise, as SQLite compares text, whatever the database's locale.
 
 CREATE TABLE wards (
     id          bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
@@ -58,7 +60,7 @@ CREATE INDEX episodes_patient ON episodes(patient_id, admitted_at);
 
 -- Device secrets are random 256-bit values; only their SHA-256 is kept.
 CREATE TABLE devices (
-    id             text PRIMARY KEY,
+    id             text COLLATE "C" PRIMARY KEY,
     kind           text NOT NULL CHECK (kind IN ('oximeter', 'bp-cuff', 'peak-flow', 'ecg-patch', 'hub')),
     mqtt_username  text NOT NULL UNIQUE,
     secret_hash    text NOT NULL,
@@ -71,7 +73,7 @@ CREATE INDEX devices_patient ON devices(patient_id) WHERE patient_id IS NOT NULL
 -- One row per accepted uplink message: the (device, seq) dedup key.
 -- Sequence numbers are u32 on the wire; bigint holds them all.
 CREATE TABLE obs_messages (
-    device_id    text NOT NULL,
+    device_id    text COLLATE "C" NOT NULL,
     seq          bigint NOT NULL CHECK (seq BETWEEN 0 AND 4294967295),
     patient_id   bigint NOT NULL REFERENCES patients(id),
     measured_at  timestamptz NOT NULL,
@@ -83,12 +85,10 @@ CREATE TABLE obs_messages (
 -- in roughly measurement order; every read is one patient's codes over a
 -- time range, or the newest row per code (id breaks ties), so one
 -- composite index serves both and no other secondary index is kept.
--- `code` compares bytewise (COLLATE "C"), as SQLite's text does, so codes
--- sort the same on both backends whatever the database's locale.
 CREATE TABLE observations (
     id           bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
     patient_id   bigint NOT NULL REFERENCES patients(id),
-    device_id    text NOT NULL,
+    device_id    text COLLATE "C" NOT NULL,
     seq          bigint NOT NULL,
     code         text COLLATE "C" NOT NULL,
     value_num    double precision,
@@ -102,7 +102,7 @@ CREATE INDEX observations_patient_code_time ON observations(patient_id, code, me
 -- The dead-letter table: what was refused, why, and (for admins) the payload.
 CREATE TABLE rejected_messages (
     id           bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
-    device_id    text,
+    device_id    text COLLATE "C",
     seq          bigint,
     topic        text NOT NULL,
     reason       text NOT NULL,

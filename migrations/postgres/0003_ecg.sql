@@ -4,7 +4,7 @@
 -- vigil_ecg::encode_samples (lossless; its name is in `encoding`, see docs/ecg.md); the
 -- (device_id, seq) key is the same dedup key as observation messages.
 CREATE TABLE ecg_chunks (
-    device_id     text NOT NULL,
+    device_id     text COLLATE "C" NOT NULL,
     seq           bigint NOT NULL CHECK (seq BETWEEN 0 AND 4294967295),
     patient_id    bigint NOT NULL REFERENCES patients(id),
     t0_ms         bigint NOT NULL,
@@ -22,7 +22,7 @@ CREATE INDEX ecg_chunks_time ON ecg_chunks(t0_ms);
 
 -- Beats the streaming detector found, for strips and review.
 CREATE TABLE ecg_beats (
-    device_id   text NOT NULL,
+    device_id   text COLLATE "C" NOT NULL,
     t_ms        bigint NOT NULL,
     patient_id  bigint NOT NULL REFERENCES patients(id),
     rr_ms       bigint,

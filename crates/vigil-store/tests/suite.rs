@@ -51,7 +51,7 @@ both_backends!(
     max_points_keeps_each_codes_extremes,
     latest_per_code_is_as_of_a_time_and_breaks_ties_by_insert,
     patients_list_shows_latest_readings_per_ward,
-    codes_sort_bytewise_whatever_the_locale,
+    text_sorts_bytewise_whatever_the_locale,
     episode_update_records_who_and_when,
     failed_episode_update_changes_nothing,
     scores_history_is_ordered_by_the_time_it_describes,
@@ -1082,7 +1082,7 @@ async fn patients_list_shows_latest_readings_per_ward(s: &dyn Store) {
     assert!(s.patients_list(&[]).await.expect("list").is_empty());
 }
 
-async fn codes_sort_bytewise_whatever_the_locale(s: &dyn Store) {
+async fn text_sorts_bytewise_whatever_the_locale(s: &dyn Store) {
     let w = ward(s, "W").await;
     let p = admit(s, w, "Ann").await;
     // Bytewise (SQLite): "Zeta" < "alpha" < "b_x" < "ba"; a natural-language
@@ -1120,6 +1120,33 @@ async fn codes_sort_bytewise_whatever_the_locale(s: &dyn Store) {
             .map(|r| r.code.as_str())
             .collect::<Vec<_>>(),
         want
+    );
+    // Device ids too: a patient's devices, and ECG chunks starting together.
+    for id in ["alpha", "Zeta"] {
+        s.device_provision(device(id, "ecg-patch", Some(p)))
+            .await
+            .expect("provision");
+        s.store_ecg_batch(&[ecg_chunk(id, 1, p, 0)])
+            .await
+            .expect("ecg");
+    }
+    let devices = s
+        .patient_get(p)
+        .await
+        .expect("get")
+        .expect("patient")
+        .devices;
+    assert_eq!(
+        devices.iter().map(|d| d.id.as_str()).collect::<Vec<_>>(),
+        ["Zeta", "alpha"]
+    );
+    let (chunks, _) = s.ecg_range(p, 0, 1000).await.expect("range");
+    assert_eq!(
+        chunks
+            .iter()
+            .map(|c| c.device_id.as_str())
+            .collect::<Vec<_>>(),
+        ["Zeta", "alpha"]
     );
 }
 
