@@ -12,6 +12,7 @@ mod alerts;
 mod api;
 mod cli;
 mod ecg;
+mod fhir;
 mod ingest;
 mod scoring;
 mod security;

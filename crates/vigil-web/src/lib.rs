@@ -18,6 +18,7 @@ pub mod auth;
 pub mod dashboard;
 pub mod devices;
 pub mod error;
+pub mod fhir;
 pub mod ops;
 pub mod patients;
 pub mod stream;
@@ -72,6 +73,7 @@ pub fn router(state: AppState) -> Router {
         .merge(devices::router())
         .merge(alerts::router())
         .merge(audit::router())
+        .merge(fhir::router())
         .route("/healthz", get(ops::healthz))
         .route("/readyz", get(ops::readyz))
         .route("/metrics", get(ops::metrics))

@@ -1,0 +1,612 @@
+//! Observations: device readings as FHIR R4 vital signs (LOINC, UCUM),
+//! peak flow, and NEWS2 scores.
+//!
+//! Ids say which patient and stored row an Observation comes from, so a
+//! read can be checked against the caller's wards without a lookup by row:
+//! `{patient}-vs-{row}` (one reading), `{patient}-bp-{row}` (a blood
+//! pressure panel, keyed by its systolic row, or its diastolic row when no
+//! systolic came), `{patient}-news2-{score}`.
+
+use std::collections::BTreeMap;
+
+use axum::extract::{Path, Query, RawQuery, State};
+use axum::http::HeaderMap;
+use axum::response::Response;
+use chrono::{DateTime, Utc};
+use serde_json::{Value, json};
+use vigil_store::{ObsValue, ObservationQuery, ObservationRow, ScoreRow};
+
+use super::search::{DateParam, Token, bounds, parse_token_list};
+use super::{
+    FhirError, base_url, caller, concept, fhir_time, ok, patient_param, patient_ref, profiles,
+    searchset, self_url, systems,
+};
+use crate::AppState;
+use crate::auth::Caller;
+use crate::error::ApiError;
+
+/// How a stored Vigil code is exported.
+struct VitalCode {
+    vigil: &'static str,
+    /// LOINC codings, the first being the primary one.
+    loinc: &'static [(&'static str, &'static str)],
+    text: &'static str,
+    /// UCUM code of the value.
+    unit: &'static str,
+    /// The FHIR R4 vital-signs profile it conforms to, if any.
+    profile: Option<&'static str>,
+    category: Category,
+}
+
+#[derive(Clone, Copy)]
+enum Category {
+    VitalSigns,
+    Exam,
+}
+
+impl Category {
+    fn concept(self) -> Value {
+        let (code, display) = match self {
+            Category::VitalSigns => ("vital-signs", "Vital Signs"),
+            Category::Exam => ("exam", "Exam"),
+        };
+        json!([{"coding": [{"system": systems::OBS_CATEGORY, "code": code, "display": display}], "text": display}])
+    }
+}
+
+/// Single-value readings Vigil exports. Sources: FHIR R4 vital-signs
+/// profiles (observation-vitalsigns.html) and the LOINC table; see
+/// docs/interop.md for each choice.
+const VITALS: &[VitalCode] = &[
+    VitalCode {
+        vigil: "pulse",
+        loinc: &[("8867-4", "Heart rate")],
+        text: "Heart rate",
+        unit: "/min",
+        profile: Some("http://hl7.org/fhir/StructureDefinition/heartrate"),
+        category: Category::VitalSigns,
+    },
+    VitalCode {
+        vigil: "resp_rate",
+        loinc: &[("9279-1", "Respiratory rate")],
+        text: "Respiratory rate",
+        unit: "/min",
+        profile: Some("http://hl7.org/fhir/StructureDefinition/resprate"),
+        category: Category::VitalSigns,
+    },
+    VitalCode {
+        vigil: "spo2",
+        loinc: &[
+            ("2708-6", "Oxygen saturation in Arterial blood"),
+            (
+                "59408-5",
+                "Oxygen saturation in Arterial blood by Pulse oximetry",
+            ),
+        ],
+        text: "Oxygen saturation (pulse oximetry)",
+        unit: "%",
+        profile: Some("http://hl7.org/fhir/StructureDefinition/oxygensat"),
+        category: Category::VitalSigns,
+    },
+    VitalCode {
+        vigil: "temp",
+        loinc: &[("8310-5", "Body temperature")],
+        text: "Body temperature",
+        unit: "Cel",
+        profile: Some("http://hl7.org/fhir/StructureDefinition/bodytemp"),
+        category: Category::VitalSigns,
+    },
+    VitalCode {
+        vigil: "weight",
+        loinc: &[("29463-7", "Body weight")],
+        text: "Body weight",
+        unit: "kg",
+        profile: Some("http://hl7.org/fhir/StructureDefinition/bodyweight"),
+        category: Category::VitalSigns,
+    },
+    VitalCode {
+        vigil: "pef",
+        loinc: &[(
+            "19935-6",
+            "Maximum expiratory gas flow Respiratory system airway by Peak flow meter",
+        )],
+        text: "Peak expiratory flow",
+        unit: "L/min",
+        profile: None,
+        category: Category::Exam,
+    },
+];
+
+const BP_PANEL: (&str, &str) = ("85354-9", "Blood pressure panel with all children optional");
+const BP_SYSTOLIC: (&str, &str) = ("8480-6", "Systolic blood pressure");
+const BP_DIASTOLIC: (&str, &str) = ("8462-4", "Diastolic blood pressure");
+const BP_PROFILE: &str = "http://hl7.org/fhir/StructureDefinition/bp";
+
+/// NEWS2 total: SNOMED CT and LOINC (shared/design CLINICAL.md, "Codes for export").
+pub const NEWS2_SNOMED: &str = "1104051000000101";
+pub const NEWS2_LOINC: &str = "88330-6";
+
+fn vital(code: &str) -> Option<&'static VitalCode> {
+    VITALS.iter().find(|v| v.vigil == code)
+}
+
+/// An Observation with what search needs to filter it.
+pub struct Built {
+    pub id: String,
+    pub at: DateTime<Utc>,
+    /// `(system, code)` of `Observation.code`.
+    pub codes: Vec<(String, String)>,
+    pub resource: Value,
+}
+
+impl Built {
+    fn matches(&self, codes: &[Vec<Token>], dates: &[DateParam]) -> bool {
+        codes.iter().all(|alts| {
+            alts.iter()
+                .any(|t| self.codes.iter().any(|(s, c)| t.matches(s, c)))
+        }) && dates.iter().all(|d| d.matches(self.at))
+    }
+}
+
+fn loinc_concept(codes: &[(&str, &str)], text: &str) -> (Value, Vec<(String, String)>) {
+    let coding: Vec<Value> = codes
+        .iter()
+        .map(|(c, d)| json!({"system": systems::LOINC, "code": c, "display": d}))
+        .collect();
+    let keys = codes
+        .iter()
+        .map(|(c, _)| (systems::LOINC.to_string(), c.to_string()))
+        .collect();
+    (json!({"coding": coding, "text": text}), keys)
+}
+
+fn quantity(value: f64, unit: &str) -> Value {
+    json!({"value": value, "unit": unit, "system": systems::UCUM, "code": unit})
+}
+
+/// The measuring device, contained in the Observation that references it.
+fn contained_device(device_id: &str, kinds: &BTreeMap<String, String>) -> Value {
+    let mut d = json!({
+        "resourceType": "Device",
+        "id": "device",
+        "identifier": [{"system": format!("{}/device-id", systems::VIGIL), "value": device_id}],
+    });
+    if let Some(kind) = kinds.get(device_id) {
+        d["type"] = json!({"text": kind});
+    }
+    d
+}
+
+/// Fields every reading-based Observation shares.
+fn base(
+    id: &str,
+    profile: Option<&str>,
+    category: Category,
+    code: Value,
+    patient: i64,
+    row: &ObservationRow,
+    kinds: &BTreeMap<String, String>,
+) -> Value {
+    let mut profiles = vec![profiles::UKCORE_OBSERVATION];
+    if matches!(category, Category::VitalSigns) {
+        profiles.push(profiles::VITALSIGNS);
+    }
+    profiles.extend(profile);
+    json!({
+        "resourceType": "Observation",
+        "id": id,
+        "meta": {"profile": profiles},
+        "contained": [contained_device(&row.device_id, kinds)],
+        "identifier": [{
+            "system": format!("{}/device-message", systems::VIGIL),
+            "value": format!("{}/{}/{}", row.device_id, row.seq, row.code),
+        }],
+        "status": "final",
+        "category": category.concept(),
+        "code": code,
+        "subject": patient_ref(patient),
+        "effectiveDateTime": fhir_time(row.measured_at),
+        "issued": fhir_time(row.received_at),
+        "device": {"reference": "#device"},
+    })
+}
+
+fn number(v: &ObsValue) -> Option<f64> {
+    match v {
+        ObsValue::Number(n) => Some(*n),
+        ObsValue::Text(_) => None,
+    }
+}
+
+/// Stored readings → Observations. Systolic and diastolic rows of the same
+/// device message become one blood-pressure panel; codes Vigil does not
+/// export yet (see docs/interop.md) are left out.
+pub fn from_rows(
+    patient: i64,
+    rows: &[ObservationRow],
+    kinds: &BTreeMap<String, String>,
+) -> Vec<Built> {
+    let mut out = Vec::new();
+    // (device, seq) → (systolic, diastolic)
+    let mut bp: BTreeMap<(String, u32), (Option<&ObservationRow>, Option<&ObservationRow>)> =
+        BTreeMap::new();
+    for row in rows {
+        match row.code.as_str() {
+            "systolic" => bp.entry((row.device_id.clone(), row.seq)).or_default().0 = Some(row),
+            "diastolic" => bp.entry((row.device_id.clone(), row.seq)).or_default().1 = Some(row),
+            code => {
+                let (Some(v), Some(value)) = (vital(code), number(&row.value)) else {
+                    continue;
+                };
+                let id = format!("{patient}-vs-{}", row.id);
+                let (code, codes) = loinc_concept(v.loinc, v.text);
+                let mut r = base(&id, v.profile, v.category, code, patient, row, kinds);
+                r["valueQuantity"] = quantity(value, v.unit);
+                out.push(Built {
+                    id,
+                    at: row.measured_at,
+                    codes,
+                    resource: r,
+                });
+            }
+        }
+    }
+    for (sys, dia) in bp.into_values() {
+        let Some(first) = sys.or(dia) else { continue };
+        let id = format!("{patient}-bp-{}", first.id);
+        let (code, codes) = loinc_concept(&[BP_PANEL], "Blood pressure");
+        let mut r = base(
+            &id,
+            Some(BP_PROFILE),
+            Category::VitalSigns,
+            code,
+            patient,
+            first,
+            kinds,
+        );
+        r["identifier"][0]["value"] = json!(format!("{}/{}/bp", first.device_id, first.seq));
+        r["component"] = json!([
+            bp_component(BP_SYSTOLIC, sys),
+            bp_component(BP_DIASTOLIC, dia)
+        ]);
+        out.push(Built {
+            id,
+            at: first.measured_at,
+            codes,
+            resource: r,
+        });
+    }
+    out
+}
+
+/// One BP component; the vital-signs BP profile requires both, so a missing
+/// half says why it is absent.
+fn bp_component(code: (&str, &str), row: Option<&ObservationRow>) -> Value {
+    let (concept, _) = loinc_concept(&[code], code.1);
+    match row.and_then(|r| number(&r.value)) {
+        Some(v) => json!({"code": concept, "valueQuantity": quantity(v, "mm[Hg]")}),
+        None => json!({"code": concept, "dataAbsentReason": absent("unknown", "Unknown")}),
+    }
+}
+
+fn absent(code: &str, display: &str) -> Value {
+    json!({"coding": [{"system": systems::DATA_ABSENT, "code": code, "display": display}]})
+}
+
+/// The NEWS2 parameters Vigil scores, with the label a reader sees.
+const NEWS2_PARAMETERS: &[(&str, &str)] = &[
+    ("resp_rate", "Respiration rate score"),
+    ("spo2", "SpO2 score"),
+    ("o2", "Air or oxygen score"),
+    ("systolic", "Systolic blood pressure score"),
+    ("pulse", "Pulse score"),
+    ("acvpu", "Consciousness score"),
+    ("temp", "Temperature score"),
+];
+
+fn news2_param_concept(param: &str) -> Value {
+    let label = NEWS2_PARAMETERS
+        .iter()
+        .find(|(p, _)| *p == param)
+        .map(|(_, l)| *l)
+        .unwrap_or(param);
+    concept(
+        &format!("{}/CodeSystem/news2-parameter", systems::VIGIL),
+        param,
+        Some(label),
+        label,
+    )
+}
+
+fn names(v: &Value) -> Vec<String> {
+    v.as_array()
+        .map(|a| {
+            a.iter()
+                .filter_map(|x| x.as_str().map(str::to_string))
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+/// A stored NEWS2 score → Observation: the total as `valueInteger`, each
+/// sub-score as a component, missing and stale parameters as components
+/// with a `dataAbsentReason`, and a note when the score is partial (its
+/// total and risk are then lower bounds).
+pub fn from_score(patient: i64, s: &ScoreRow) -> Built {
+    let id = format!("{patient}-news2-{}", s.id);
+    let d = &s.detail;
+    let mut components = Vec::new();
+    let mut derived = Vec::new();
+    let mut scored = Vec::new();
+    for sub in d["subscores"].as_array().into_iter().flatten() {
+        let (Some(param), Some(score)) = (sub["parameter"].as_str(), sub["score"].as_i64()) else {
+            continue;
+        };
+        scored.push(param.to_string());
+        components.push(json!({"code": news2_param_concept(param), "valueInteger": score}));
+        if let Some(obs) = sub["obs_id"].as_i64() {
+            match param {
+                "resp_rate" | "spo2" | "pulse" | "temp" => {
+                    derived.push(json!({"reference": format!("Observation/{patient}-vs-{obs}")}))
+                }
+                "systolic" => {
+                    derived.push(json!({"reference": format!("Observation/{patient}-bp-{obs}")}))
+                }
+                _ => {}
+            }
+        }
+    }
+    let missing = names(&d["missing"]);
+    let stale = names(&d["stale"]);
+    for param in missing
+        .iter()
+        .chain(stale.iter())
+        .filter(|p| !scored.contains(p))
+    {
+        components.push(json!({"code": news2_param_concept(param), "dataAbsentReason": absent("unknown", "Unknown")}));
+    }
+    if let Some(risk) = s.risk.as_deref() {
+        components.push(json!({
+            "code": concept(&format!("{}/CodeSystem/news2-parameter", systems::VIGIL), "risk", Some("Clinical risk"), "Clinical risk"),
+            "valueCodeableConcept": concept(&format!("{}/CodeSystem/news2-risk", systems::VIGIL), risk, Some(risk), risk),
+        }));
+    }
+    let mut notes = Vec::new();
+    if s.partial {
+        let mut why = Vec::new();
+        if !missing.is_empty() {
+            why.push(format!("missing: {}", missing.join(", ")));
+        }
+        if !stale.is_empty() {
+            why.push(format!("stale: {}", stale.join(", ")));
+        }
+        notes.push(json!({"text": format!(
+            "Partial NEWS2 ({}). The total and risk are lower bounds: do not read this as a complete low score.",
+            why.join("; ")
+        )}));
+    }
+    let (code_snomed, code_loinc) = (
+        (systems::SNOMED, NEWS2_SNOMED),
+        (systems::LOINC, NEWS2_LOINC),
+    );
+    let mut r = json!({
+        "resourceType": "Observation",
+        "id": id,
+        "meta": {"profile": [profiles::UKCORE_OBSERVATION]},
+        "status": "final",
+        "category": [{"coding": [{"system": systems::OBS_CATEGORY, "code": "survey", "display": "Survey"}], "text": "Survey"}],
+        "code": {
+            "coding": [
+                {"system": code_snomed.0, "code": code_snomed.1},
+                {"system": code_loinc.0, "code": code_loinc.1},
+            ],
+            "text": "NEWS2 total score",
+        },
+        "subject": patient_ref(patient),
+        "effectiveDateTime": fhir_time(s.scored_at),
+        "issued": fhir_time(s.computed_at),
+    });
+    match s.total {
+        Some(t) => r["valueInteger"] = json!(t),
+        None => {
+            r["dataAbsentReason"] = absent("not-applicable", "Not Applicable");
+            let why = d["not_applicable"]
+                .as_str()
+                .unwrap_or("NEWS2 does not apply to this patient");
+            notes.push(json!({"text": format!("NEWS2 not applicable: {why}")}));
+        }
+    }
+    if !components.is_empty() {
+        r["component"] = json!(components);
+    }
+    if !derived.is_empty() {
+        r["derivedFrom"] = json!(derived);
+    }
+    if !notes.is_empty() {
+        r["note"] = json!(notes);
+    }
+    let codes = vec![
+        (systems::SNOMED.to_string(), NEWS2_SNOMED.to_string()),
+        (systems::LOINC.to_string(), NEWS2_LOINC.to_string()),
+    ];
+    Built {
+        id,
+        at: s.scored_at,
+        codes,
+        resource: r,
+    }
+}
+
+/// Every Observation of a patient measured (or scored) in `[from, to]`,
+/// ordered by time.
+pub async fn for_patient(
+    state: &AppState,
+    patient: &vigil_store::PatientDetail,
+    from: Option<DateTime<Utc>>,
+    to: Option<DateTime<Utc>>,
+) -> Result<Vec<Built>, FhirError> {
+    let rows = state
+        .store
+        .observations(ObservationQuery {
+            patient_id: patient.id,
+            code: None,
+            from,
+            to,
+            max_points: None,
+        })
+        .await?;
+    let kinds: BTreeMap<String, String> = patient
+        .devices
+        .iter()
+        .map(|d| (d.id.clone(), d.kind.clone()))
+        .collect();
+    let mut out = from_rows(patient.id, &rows, &kinds);
+    for s in state.store.scores(patient.id, from, to).await? {
+        out.push(from_score(patient.id, &s));
+    }
+    out.sort_by(|a, b| a.at.cmp(&b.at).then_with(|| a.id.cmp(&b.id)));
+    Ok(out)
+}
+
+/// `GET /fhir/r4/Observation?patient=&code=&date=`: a `searchset` Bundle.
+pub async fn search(
+    State(state): State<AppState>,
+    c: Result<Caller, ApiError>,
+    headers: HeaderMap,
+    RawQuery(raw): RawQuery,
+    q: Result<Query<Vec<(String, String)>>, axum::extract::rejection::QueryRejection>,
+) -> Result<Response, FhirError> {
+    let caller = caller(c)?;
+    let Query(params) = q.map_err(|e| FhirError::Invalid(e.body_text()))?;
+    let mut patient = None;
+    let mut codes = Vec::new();
+    let mut dates = Vec::new();
+    for (k, v) in &params {
+        match k.as_str() {
+            "patient" | "subject" if patient.is_none() => patient = Some(patient_param(v)?),
+            "patient" | "subject" => {
+                return Err(FhirError::Invalid("patient: give it once".into()));
+            }
+            "code" => codes.push(parse_token_list(v)?),
+            "date" => dates.push(DateParam::parse(v)?),
+            "_format" => {}
+            other => {
+                return Err(FhirError::Invalid(format!(
+                    "unsupported search parameter {other:?} (supported: patient, code, date)"
+                )));
+            }
+        }
+    }
+    let patient = patient
+        .ok_or_else(|| FhirError::Invalid("patient: required (searches are per patient)".into()))?;
+    let p = super::visible_patient(&state, &caller, patient).await?;
+    let (from, to) = bounds(&dates);
+    let found: Vec<Built> = for_patient(&state, &p, from, to)
+        .await?
+        .into_iter()
+        .filter(|b| b.matches(&codes, &dates))
+        .collect();
+    let ids: Vec<&str> = found.iter().map(|b| b.id.as_str()).collect();
+    crate::audit::record(
+        &state,
+        &caller,
+        "fhir.observation.read",
+        Some(patient),
+        json!({"query": raw.as_deref().unwrap_or_default(), "count": ids.len()}),
+    )
+    .await?;
+    let base = base_url(&headers);
+    let bundle = searchset(
+        &base,
+        &self_url(&base, "Observation", raw.as_deref()),
+        found.into_iter().map(|b| b.resource).collect(),
+    );
+    Ok(ok(&bundle))
+}
+
+/// `GET /fhir/r4/Observation/{id}`.
+pub async fn read(
+    State(state): State<AppState>,
+    c: Result<Caller, ApiError>,
+    Path(id): Path<String>,
+) -> Result<Response, FhirError> {
+    let caller = caller(c)?;
+    let not_found = || FhirError::NotFound("resource not found");
+    let mut parts = id.splitn(3, '-');
+    let (Some(patient), Some(kind), Some(row)) = (parts.next(), parts.next(), parts.next()) else {
+        return Err(not_found());
+    };
+    let patient = super::parse_id(patient)?;
+    if !matches!(kind, "vs" | "bp" | "news2") || super::parse_id(row).is_err() {
+        return Err(not_found());
+    }
+    let p = super::visible_patient(&state, &caller, patient)
+        .await
+        .map_err(|_| not_found())?;
+    let found = for_patient(&state, &p, None, None)
+        .await?
+        .into_iter()
+        .find(|b| b.id == id)
+        .ok_or_else(not_found)?;
+    crate::audit::record(
+        &state,
+        &caller,
+        "fhir.observation.read",
+        Some(patient),
+        json!({"id": id}),
+    )
+    .await?;
+    Ok(ok(&found.resource))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn row(id: i64, code: &str, value: f64, seq: u32) -> ObservationRow {
+        let t = DateTime::parse_from_rfc3339("2026-11-22T08:15:03Z")
+            .map(|t| t.with_timezone(&Utc))
+            .expect("t");
+        ObservationRow {
+            id,
+            code: code.into(),
+            value: ObsValue::Number(value),
+            unit: None,
+            measured_at: t,
+            received_at: t,
+            device_id: "cuff-1".into(),
+            seq,
+        }
+    }
+
+    #[test]
+    fn systolic_and_diastolic_of_one_message_make_one_panel() {
+        let rows = [
+            row(1, "systolic", 120.0, 7),
+            row(2, "diastolic", 80.0, 7),
+            row(3, "systolic", 130.0, 8),
+            row(4, "pulse", 70.0, 7),
+        ];
+        let built = from_rows(5, &rows, &BTreeMap::new());
+        let ids: Vec<&str> = built.iter().map(|b| b.id.as_str()).collect();
+        assert_eq!(ids, ["5-vs-4", "5-bp-1", "5-bp-3"]);
+        let panel = &built[1].resource;
+        assert_eq!(panel["code"]["coding"][0]["code"], "85354-9");
+        assert_eq!(panel["component"][0]["valueQuantity"]["value"], 120.0);
+        assert_eq!(panel["component"][1]["valueQuantity"]["value"], 80.0);
+        let lone = &built[2].resource;
+        assert_eq!(
+            lone["component"][1]["dataAbsentReason"]["coding"][0]["code"],
+            "unknown"
+        );
+    }
+
+    #[test]
+    fn codes_vigil_does_not_export_are_left_out() {
+        let rows = [row(1, "posture", 1.0, 1), row(2, "spo2", 97.0, 1)];
+        let built = from_rows(5, &rows, &BTreeMap::new());
+        assert_eq!(built.len(), 1);
+        let codes: Vec<&str> = built[0].codes.iter().map(|(_, c)| c.as_str()).collect();
+        assert_eq!(codes, ["2708-6", "59408-5"]);
+    }
+}

@@ -1,0 +1,573 @@
+//! FHIR R4 export: every resource shape Vigil emits is checked by an
+//! implementation that is not ours (`tools/fhir/validate.py`, built on the
+//! `fhir.resources` models of FHIR 4.0.1), and the export keeps the API's
+//! authentication, ward isolation and audit trail.
+
+use std::io::Write;
+use std::path::PathBuf;
+use std::process::{Command, Stdio};
+
+use chrono::{Duration, SecondsFormat, Utc};
+use serde_json::{Value, json};
+
+use crate::helpers::{TestApp, TestDevice, assert_ack};
+
+const INSTALL: &str =
+    "python3 -m pip install --target tools/fhir/.deps -r tools/fhir/requirements.txt";
+
+fn validator() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../tools/fhir/validate.py")
+}
+
+/// Run the independent validator on one resource; panic with its errors.
+fn validate(label: &str, resource: &Value) {
+    let mut child = Command::new("python3")
+        .arg(validator())
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap_or_else(|e| panic!("FHIR validator cannot run: python3 not found ({e}); install python3, then: {INSTALL}"));
+    child
+        .stdin
+        .take()
+        .expect("stdin")
+        .write_all(resource.to_string().as_bytes())
+        .expect("write to validator");
+    let out = child.wait_with_output().expect("validator runs");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    match out.status.code() {
+        Some(0) => {}
+        Some(2) => panic!("FHIR validator cannot run: {}", stderr.trim()),
+        _ => panic!(
+            "{label} is not valid FHIR R4:\n{stderr}\n{}",
+            serde_json::to_string_pretty(resource).unwrap_or_default()
+        ),
+    }
+}
+
+/// GET a FHIR route with the admin's token: status and body.
+async fn fhir(app: &TestApp, path: &str) -> (u16, Value) {
+    let r = app.get(path).send().await.expect("request");
+    let status = r.status().as_u16();
+    let ct = r
+        .headers()
+        .get("content-type")
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or_default()
+        .to_string();
+    let body: Value = r.json().await.expect("json body");
+    assert!(
+        ct.starts_with("application/fhir+json"),
+        "{path}: content-type {ct:?}"
+    );
+    (status, body)
+}
+
+fn entries(bundle: &Value) -> Vec<Value> {
+    bundle["entry"]
+        .as_array()
+        .map(|a| a.iter().map(|e| e["resource"].clone()).collect())
+        .unwrap_or_default()
+}
+
+fn has_code(r: &Value, code: &str) -> bool {
+    r["code"]["coding"]
+        .as_array()
+        .is_some_and(|cs| cs.iter().any(|c| c["code"] == code))
+}
+
+fn with_code(bundle: &Value, code: &str) -> Vec<Value> {
+    entries(bundle)
+        .into_iter()
+        .filter(|r| has_code(r, code))
+        .collect()
+}
+
+fn ts(t: chrono::DateTime<Utc>) -> String {
+    t.to_rfc3339_opts(SecondsFormat::Secs, true)
+}
+
+/// A complete set with `rr`, `spo2`, `pulse` as given, plus diastolic BP and peak flow.
+fn readings(rr: i64, spo2: i64, pulse: i64) -> Value {
+    json!([
+        {"code": "resp_rate", "value": rr, "unit": "/min"},
+        {"code": "spo2", "value": spo2, "unit": "%"},
+        {"code": "o2_flow", "value": 0, "unit": "L/min"},
+        {"code": "systolic", "value": 125, "unit": "mm[Hg]"},
+        {"code": "diastolic", "value": 78, "unit": "mm[Hg]"},
+        {"code": "pulse", "value": pulse, "unit": "/min"},
+        {"code": "acvpu", "value": "A"},
+        {"code": "temp", "value": 36.9, "unit": "Cel"},
+        {"code": "pef", "value": 420, "unit": "L/min"}
+    ])
+}
+
+/// A patient with: a partial score, a full set that raises a NEWS2 alert
+/// (RR 22 → 2, SpO2 94 → 1, pulse 112 → 2: medium), and a heart rate
+/// measured two hours ago that arrived late.
+async fn ward_with_history(app: &TestApp) -> (i64, TestDevice) {
+    let mut ws = app.ws(&app.token).await;
+    let (patient, mut dev) = app.patient_with_device().await;
+    dev.publish_obs(1, json!([{"code": "spo2", "value": 95, "unit": "%"}, {"code": "pulse", "value": 72, "unit": "/min"}])).await;
+    assert_ack(&dev.next_cmd().await, &[1]);
+    assert_eq!(ws.next_event("score").await["score"]["partial"], true);
+    dev.publish_obs(2, readings(22, 94, 112)).await;
+    assert_ack(&dev.next_cmd().await, &[2]);
+    assert_eq!(ws.next_event("alert").await["alert"]["severity"], "medium");
+    dev.publish_obs_at(
+        3,
+        Utc::now() - Duration::hours(2),
+        json!([{"code": "pulse", "value": 64, "unit": "/min"}]),
+    )
+    .await;
+    assert_ack(&dev.next_cmd().await, &[3]);
+    (patient, dev)
+}
+
+#[tokio::test]
+async fn every_fhir_resource_vigil_emits_passes_an_independent_r4_validator_and_is_audited() {
+    let app = TestApp::spawn().await;
+    let (patient, _dev) = ward_with_history(&app).await;
+
+    let (status, p) = fhir(&app, &format!("/fhir/r4/Patient/{patient}")).await;
+    assert_eq!(status, 200, "{p}");
+    assert_eq!(
+        p["identifier"][0]["system"],
+        "https://fhir.nhs.uk/Id/nhs-number"
+    );
+    assert_eq!(p["identifier"][0]["value"], "9434765919");
+    assert_eq!(
+        p["meta"]["profile"][0],
+        "https://fhir.hl7.org.uk/StructureDefinition/UKCore-Patient"
+    );
+    validate("Patient", &p);
+
+    let (status, bundle) = fhir(&app, &format!("/fhir/r4/Observation?patient={patient}")).await;
+    assert_eq!(status, 200, "{bundle}");
+    assert_eq!(
+        (bundle["resourceType"].as_str(), bundle["type"].as_str()),
+        (Some("Bundle"), Some("searchset"))
+    );
+    validate("Observation searchset Bundle", &bundle);
+
+    // Each kind of Observation, on its own.
+    for (code, what) in [
+        ("8867-4", "heart rate"),
+        ("9279-1", "respiratory rate"),
+        ("2708-6", "SpO2"),
+        ("8310-5", "body temperature"),
+        ("85354-9", "blood pressure panel"),
+        ("19935-6", "peak flow"),
+        ("1104051000000101", "NEWS2"),
+    ] {
+        let found = with_code(&bundle, code);
+        assert!(
+            !found.is_empty(),
+            "no {what} Observation ({code}) in {bundle}"
+        );
+        validate(what, &found[0]);
+    }
+    let spo2 = &with_code(&bundle, "2708-6")[0];
+    assert!(
+        has_code(spo2, "59408-5"),
+        "SpO2 carries the pulse-oximetry code too: {spo2}"
+    );
+    assert_eq!(spo2["valueQuantity"]["system"], "http://unitsofmeasure.org");
+    assert_eq!(spo2["device"]["reference"], "#device");
+    assert_eq!(spo2["contained"][0]["resourceType"], "Device");
+    let bp = with_code(&bundle, "85354-9");
+    assert_eq!(
+        bp.len(),
+        1,
+        "systolic and diastolic of one message are one panel: {bundle}"
+    );
+    let comps = &bp[0]["component"];
+    assert_eq!(
+        (
+            comps[0]["code"]["coding"][0]["code"].as_str(),
+            comps[0]["valueQuantity"]["value"].as_f64()
+        ),
+        (Some("8480-6"), Some(125.0))
+    );
+    assert_eq!(
+        (
+            comps[1]["code"]["coding"][0]["code"].as_str(),
+            comps[1]["valueQuantity"]["value"].as_f64()
+        ),
+        (Some("8462-4"), Some(78.0))
+    );
+    assert_eq!(comps[0]["valueQuantity"]["code"], "mm[Hg]");
+    assert_eq!(
+        with_code(&bundle, "19935-6")[0]["valueQuantity"]["code"],
+        "L/min"
+    );
+
+    let news2 = with_code(&bundle, "1104051000000101");
+    assert!(
+        news2.iter().all(|n| has_code(n, "88330-6")),
+        "NEWS2 carries the LOINC code too"
+    );
+    let partial = news2
+        .iter()
+        .find(|n| n["note"].is_array())
+        .expect("the partial score says so in a note");
+    assert!(
+        partial["note"][0]["text"]
+            .as_str()
+            .is_some_and(|t| t.contains("lower bound")),
+        "{partial}"
+    );
+    validate("partial NEWS2", partial);
+    let full = news2
+        .iter()
+        .find(|n| n["valueInteger"] == 5)
+        .expect("the full score: 5");
+    assert!(
+        full["note"].is_null(),
+        "a complete score has no partial note: {full}"
+    );
+    assert_eq!(
+        full["component"]
+            .as_array()
+            .map(|c| c.iter().filter(|c| c["valueInteger"].is_i64()).count()),
+        Some(7)
+    );
+
+    // A read of one Observation by id.
+    let id = bp[0]["id"].as_str().expect("id");
+    let (status, one) = fhir(&app, &format!("/fhir/r4/Observation/{id}")).await;
+    assert_eq!(status, 200, "{one}");
+    assert_eq!(one, bp[0]);
+    validate("Observation read", &one);
+
+    let (status, flags) = fhir(&app, &format!("/fhir/r4/Flag?patient={patient}")).await;
+    assert_eq!(status, 200, "{flags}");
+    validate("Flag searchset Bundle", &flags);
+    let flag = entries(&flags)
+        .into_iter()
+        .find(|f| f["code"]["coding"][0]["code"] == "news2")
+        .expect("the NEWS2 alert as a Flag");
+    assert_eq!(flag["status"], "active");
+    validate("Flag", &flag);
+    let (status, flag_read) = fhir(
+        &app,
+        &format!("/fhir/r4/Flag/{}", flag["id"].as_str().expect("id")),
+    )
+    .await;
+    assert_eq!((status, &flag_read), (200, &flag));
+
+    let (status, episodes) = fhir(&app, &format!("/fhir/r4/EpisodeOfCare?patient={patient}")).await;
+    assert_eq!(status, 200, "{episodes}");
+    validate("EpisodeOfCare searchset Bundle", &episodes);
+    let episode = entries(&episodes).pop().expect("the episode");
+    assert_eq!(episode["status"], "active");
+    let eid = episode["id"].as_str().expect("id").to_string();
+    let (status, e) = fhir(&app, &format!("/fhir/r4/EpisodeOfCare/{eid}")).await;
+    assert_eq!(status, 200, "{e}");
+    validate("EpisodeOfCare", &e);
+
+    // No discharge bundle before the discharge.
+    let (status, oo) = fhir(
+        &app,
+        &format!("/fhir/r4/EpisodeOfCare/{eid}/$discharge-bundle"),
+    )
+    .await;
+    assert_eq!(
+        (status, oo["resourceType"].as_str()),
+        (409, Some("OperationOutcome")),
+        "{oo}"
+    );
+    validate("OperationOutcome (409)", &oo);
+
+    let r = app
+        .post(&format!("/api/v1/patients/{patient}/discharge"), json!({}))
+        .send()
+        .await
+        .expect("discharge");
+    assert_eq!(r.status(), 200);
+    let (_, e) = fhir(&app, &format!("/fhir/r4/EpisodeOfCare/{eid}")).await;
+    assert_eq!(e["status"], "finished");
+    assert!(e["period"]["end"].is_string(), "{e}");
+    let (status, discharge) = fhir(
+        &app,
+        &format!("/fhir/r4/EpisodeOfCare/{eid}/$discharge-bundle"),
+    )
+    .await;
+    assert_eq!(status, 200, "{discharge}");
+    assert_eq!(discharge["type"], "collection");
+    validate("discharge Bundle", &discharge);
+    let kinds: Vec<String> = entries(&discharge)
+        .iter()
+        .filter_map(|r| r["resourceType"].as_str().map(str::to_string))
+        .collect();
+    for kind in ["Patient", "EpisodeOfCare", "Observation", "Flag"] {
+        assert!(
+            kinds.iter().any(|k| k == kind),
+            "the discharge bundle holds a {kind}: {kinds:?}"
+        );
+    }
+    assert!(
+        !with_code(&discharge, "85354-9").is_empty()
+            && !with_code(&discharge, "1104051000000101").is_empty()
+    );
+
+    let (status, oo) = fhir(&app, "/fhir/r4/Patient/999999").await;
+    assert_eq!(
+        (status, oo["issue"][0]["code"].as_str()),
+        (404, Some("not-found")),
+        "{oo}"
+    );
+    validate("OperationOutcome (404)", &oo);
+    let (status, oo) = fhir(
+        &app,
+        &format!("/fhir/r4/Observation?patient={patient}&date=yesterday"),
+    )
+    .await;
+    assert_eq!(
+        (status, oo["issue"][0]["code"].as_str()),
+        (400, Some("invalid")),
+        "{oo}"
+    );
+    validate("OperationOutcome (400)", &oo);
+
+    let audit: Value = app
+        .get(&format!("/api/v1/audit?patient={patient}"))
+        .send()
+        .await
+        .expect("audit")
+        .json()
+        .await
+        .expect("json");
+    let actions: Vec<&str> = audit
+        .as_array()
+        .expect("rows")
+        .iter()
+        .filter_map(|r| r["action"].as_str())
+        .collect();
+    for action in [
+        "fhir.patient.read",
+        "fhir.observation.read",
+        "fhir.flag.read",
+        "fhir.episodeofcare.read",
+        "fhir.discharge-bundle.read",
+    ] {
+        assert!(
+            actions.contains(&action),
+            "{action} is in the audit trail: {actions:?}"
+        );
+    }
+}
+
+#[tokio::test]
+async fn observation_search_filters_by_code_and_date() {
+    let app = TestApp::spawn().await;
+    let (patient, _dev) = ward_with_history(&app).await;
+    let search = |q: String| {
+        let app = &app;
+        async move {
+            let (status, b) =
+                fhir(app, &format!("/fhir/r4/Observation?patient={patient}&{q}")).await;
+            assert_eq!(status, 200, "{q}: {b}");
+            entries(&b)
+        }
+    };
+    let codes = |rs: &[Value]| -> Vec<String> {
+        rs.iter()
+            .map(|r| {
+                r["code"]["coding"][0]["code"]
+                    .as_str()
+                    .unwrap_or_default()
+                    .to_string()
+            })
+            .collect()
+    };
+
+    let hr = search("code=http://loinc.org|8867-4".into()).await;
+    assert_eq!(
+        codes(&hr),
+        ["8867-4", "8867-4", "8867-4"],
+        "three heart rates: the late one and two live"
+    );
+    assert_eq!(
+        search("code=8867-4".into()).await,
+        hr,
+        "a plain code matches any system"
+    );
+    assert!(
+        search("code=http://snomed.info/sct|8867-4".into())
+            .await
+            .is_empty(),
+        "the system must match when given"
+    );
+    let mixed = search("code=85354-9,8310-5".into()).await;
+    assert_eq!(codes(&mixed).iter().filter(|c| *c == "85354-9").count(), 1);
+    assert_eq!(codes(&mixed).iter().filter(|c| *c == "8310-5").count(), 1);
+    assert_eq!(mixed.len(), 2);
+    let news2 = search("code=http://snomed.info/sct|1104051000000101".into()).await;
+    assert!(
+        news2.len() >= 2 && news2.iter().all(|r| r["valueInteger"].is_i64()),
+        "{news2:?}"
+    );
+    assert!(
+        search("code=8480-6".into()).await.is_empty(),
+        "component codes are not Observation.code"
+    );
+
+    let hour_ago = ts(Utc::now() - Duration::hours(1));
+    let recent = search(format!("code=8867-4&date=ge{hour_ago}")).await;
+    assert_eq!(recent.len(), 2, "{recent:?}");
+    let late = search(format!("code=8867-4&date=lt{hour_ago}")).await;
+    assert_eq!(late.len(), 1);
+    assert_eq!(late[0]["valueQuantity"]["value"], 64.0);
+    let window = format!(
+        "date=ge{}&date=le{}",
+        ts(Utc::now() - Duration::hours(3)),
+        ts(Utc::now() - Duration::minutes(90))
+    );
+    assert_eq!(
+        search(format!("code=8867-4&{window}")).await,
+        late,
+        "repeated date parameters all hold"
+    );
+    // A bare date is the whole (UTC) day.
+    let day = recent[0]["effectiveDateTime"].as_str().expect("time")[..10].to_string();
+    assert!(
+        search(format!("code=8867-4&date={day}"))
+            .await
+            .contains(&recent[0])
+    );
+    let tomorrow = (Utc::now() + Duration::days(1))
+        .format("%Y-%m-%d")
+        .to_string();
+    assert_eq!(
+        search(format!("code=8867-4&date=ge{tomorrow}")).await,
+        Vec::<Value>::new()
+    );
+    assert_eq!(
+        search(format!("code=9279-1&date=le{tomorrow}")).await.len(),
+        1
+    );
+
+    for bad in [
+        "date=ge22/11/2026",
+        "code=",
+        "code=http://loinc.org|",
+        "category=vital-signs",
+    ] {
+        let (status, oo) = fhir(
+            &app,
+            &format!("/fhir/r4/Observation?patient={patient}&{bad}"),
+        )
+        .await;
+        assert_eq!(
+            (status, oo["resourceType"].as_str()),
+            (400, Some("OperationOutcome")),
+            "{bad}: {oo}"
+        );
+    }
+    let (status, oo) = fhir(&app, "/fhir/r4/Observation?code=8867-4").await;
+    assert_eq!(status, 400, "a search names its patient: {oo}");
+}
+
+#[tokio::test]
+async fn fhir_needs_credentials_and_hides_other_wards_patients() {
+    let app = TestApp::spawn().await;
+    let (patient, _dev) = ward_with_history(&app).await;
+    let (_, episodes) = fhir(&app, &format!("/fhir/r4/EpisodeOfCare?patient={patient}")).await;
+    let eid = entries(&episodes)[0]["id"]
+        .as_str()
+        .expect("id")
+        .to_string();
+    let (_, flags) = fhir(&app, &format!("/fhir/r4/Flag?patient={patient}")).await;
+    let flag = entries(&flags)[0]["id"].as_str().expect("id").to_string();
+    let (_, obs) = fhir(&app, &format!("/fhir/r4/Observation?patient={patient}")).await;
+    let obs = entries(&obs)[0]["id"].as_str().expect("id").to_string();
+    let routes = [
+        format!("/fhir/r4/Patient/{patient}"),
+        format!("/fhir/r4/Observation?patient={patient}"),
+        format!("/fhir/r4/Observation/{obs}"),
+        format!("/fhir/r4/Flag?patient={patient}"),
+        format!("/fhir/r4/Flag/{flag}"),
+        format!("/fhir/r4/EpisodeOfCare?patient={patient}"),
+        format!("/fhir/r4/EpisodeOfCare/{eid}"),
+        format!("/fhir/r4/EpisodeOfCare/{eid}/$discharge-bundle"),
+    ];
+
+    let anonymous = reqwest::Client::new();
+    for route in &routes {
+        let r = anonymous
+            .get(format!("{}{route}", app.http))
+            .send()
+            .await
+            .expect("request");
+        assert_eq!(r.status(), 401, "{route}");
+        assert!(r.headers().contains_key("www-authenticate"), "{route}");
+        let oo: Value = r.json().await.expect("json");
+        assert_eq!(
+            (oo["resourceType"].as_str(), oo["issue"][0]["code"].as_str()),
+            (Some("OperationOutcome"), Some("login")),
+            "{route}"
+        );
+        validate("OperationOutcome (401)", &oo);
+    }
+    let r = anonymous
+        .get(format!("{}/fhir/r4/Patient/{patient}", app.http))
+        .bearer_auth("not-a-token")
+        .send()
+        .await
+        .expect("request");
+    assert_eq!(r.status(), 401);
+
+    let outsider = app.outsider_token().await;
+    for route in &routes {
+        let r = anonymous
+            .get(format!("{}{route}", app.http))
+            .bearer_auth(&outsider)
+            .send()
+            .await
+            .expect("request");
+        assert_eq!(r.status(), 404, "another ward's user gets 404 for {route}");
+        let oo: Value = r.json().await.expect("json");
+        assert_eq!(oo["issue"][0]["code"], "not-found", "{route}");
+        assert!(
+            !oo.to_string().contains("9434765919") && !oo.to_string().contains("Test Patient"),
+            "{oo}"
+        );
+    }
+    let audit: Value = app
+        .get(&format!("/api/v1/audit?patient={patient}"))
+        .send()
+        .await
+        .expect("audit")
+        .json()
+        .await
+        .expect("json");
+    assert!(
+        audit
+            .as_array()
+            .expect("rows")
+            .iter()
+            .all(|r| r["username"] != "outsider"),
+        "refused reads are not recorded as reads of the patient: {audit}"
+    );
+
+    // The dashboard's session cookie works too.
+    let browser = reqwest::Client::builder()
+        .cookie_store(true)
+        .build()
+        .expect("client");
+    let r = browser
+        .post(format!("{}/api/v1/login", app.http))
+        .json(&json!({"username": "admin", "password": "admin-password"}))
+        .send()
+        .await
+        .expect("login");
+    assert_eq!(r.status(), 200);
+    let r = browser
+        .get(format!("{}/fhir/r4/Patient/{patient}", app.http))
+        .send()
+        .await
+        .expect("request");
+    assert_eq!(r.status(), 200);
+}
