@@ -665,22 +665,27 @@ proptest! {
     #[test]
     fn replaying_the_same_stream_gives_identical_outputs(raw in arb_readings()) {
         let readings: Vec<Reading> = raw.into_iter().enumerate().map(|(i, r)| to_reading(i, r)).collect();
-        let (_, a) = run(&readings);
+        let (engine, a) = run(&readings);
         let (_, b) = run(&readings);
         prop_assert_eq!(a, b);
+        // And whatever the stream, at most one unresolved alert per rule.
+        let mut rules: Vec<&str> = engine.alerts().map(|x| x.rule.as_str()).collect();
+        let n = rules.len();
+        rules.sort_unstable();
+        rules.dedup();
+        prop_assert_eq!(rules.len(), n);
     }
 
     #[test]
-    fn any_arrival_order_ends_in_the_same_final_state(
-        raw in arb_readings(),
-        perm in any::<prop::sample::Index>().prop_flat_map(|_| Just(())).prop_perturb(|_, mut rng| rng.next_u64()),
-    ) {
+    fn any_arrival_order_ends_in_the_same_final_state(raw in arb_readings(), seed in any::<u64>()) {
         let readings: Vec<Reading> = raw.into_iter().enumerate().map(|(i, r)| to_reading(i, r)).collect();
         let mut shuffled = readings.clone();
-        // Fisher–Yates with the proptest-provided seed.
-        let mut s = perm | 1;
+        // Fisher–Yates driven by an xorshift of the generated seed.
+        let mut s = seed | 1;
         for i in (1..shuffled.len()).rev() {
-            s ^= s << 13; s ^= s >> 7; s ^= s << 17;
+            s ^= s << 13;
+            s ^= s >> 7;
+            s ^= s << 17;
             shuffled.swap(i, (s % (i as u64 + 1)) as usize);
         }
         let (a, _) = run(&readings);
