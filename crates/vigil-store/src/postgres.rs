@@ -76,6 +76,17 @@ fn role_of(s: &str) -> Result<Role> {
 const OBS_COLUMNS: &str =
     "id, code, value_num, value_text, unit, measured_at, received_at, device_id, seq";
 
+/// The indices of `keys` sorted by `(device, seq)`; equal keys keep their
+/// input order. Batches insert in this order so that two instances writing
+/// overlapping batches lock the dedup keys in the same order and cannot
+/// deadlock; outcomes are still reported in input order.
+fn lock_order<'a>(keys: impl Iterator<Item = (&'a str, u32)>) -> Vec<usize> {
+    let keys: Vec<_> = keys.collect();
+    let mut order: Vec<usize> = (0..keys.len()).collect();
+    order.sort_by_key(|&i| keys[i]);
+    order
+}
+
 /// The newest row of each code for each patient in `$1`, measured at or
 /// before `$2` (NULL: no bound); ties go to the higher id, as in SQLite.
 /// Columns: [`OBS_COLUMNS`], then the patient id.
@@ -610,8 +621,9 @@ impl Store for PgStore {
 
     async fn store_obs_batch(&self, batch: &[NewObsMessage]) -> Result<Vec<BatchOutcome>> {
         let mut tx = self.pool.begin().await?;
-        let mut out = Vec::with_capacity(batch.len());
-        for m in batch {
+        let mut out = vec![BatchOutcome::Duplicate; batch.len()];
+        for i in lock_order(batch.iter().map(|m| (m.device_id.as_str(), m.seq))) {
+            let m = &batch[i];
             let measured = ts(m.measured_at);
             let received = ts(m.received_at);
             // Rows written earlier in this transaction count as conflicts
@@ -629,7 +641,6 @@ impl Store for PgStore {
             .await?
             .rows_affected();
             if inserted == 0 {
-                out.push(BatchOutcome::Duplicate);
                 continue;
             }
             let mut ids = Vec::with_capacity(m.obs.len());
@@ -652,9 +663,9 @@ impl Store for PgStore {
                 .await?;
                 ids.push(id);
             }
-            out.push(BatchOutcome::Stored {
+            out[i] = BatchOutcome::Stored {
                 observation_ids: ids,
-            });
+            };
         }
         tx.commit().await?;
         Ok(out)
@@ -895,8 +906,9 @@ impl Store for PgStore {
 
     async fn store_ecg_batch(&self, batch: &[NewEcgChunk]) -> Result<Vec<BatchOutcome>> {
         let mut tx = self.pool.begin().await?;
-        let mut out = Vec::with_capacity(batch.len());
-        for c in batch {
+        let mut out = vec![BatchOutcome::Duplicate; batch.len()];
+        for i in lock_order(batch.iter().map(|c| (c.device_id.as_str(), c.seq))) {
+            let c = &batch[i];
             let n = sqlx::query(
                 "INSERT INTO ecg_chunks (device_id, seq, patient_id, t0_ms, fs_hz, uv_per_count, n_samples, encoding, samples, received_at)
                  VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10) ON CONFLICT (device_id, seq) DO NOTHING",
@@ -914,13 +926,11 @@ impl Store for PgStore {
             .execute(&mut *tx)
             .await?
             .rows_affected();
-            out.push(if n == 0 {
-                BatchOutcome::Duplicate
-            } else {
-                BatchOutcome::Stored {
+            if n > 0 {
+                out[i] = BatchOutcome::Stored {
                     observation_ids: vec![],
-                }
-            });
+                };
+            }
         }
         tx.commit().await?;
         Ok(out)

@@ -45,6 +45,7 @@ both_backends!(
     batch_reports_new_and_duplicates_in_input_order,
     duplicate_never_overwrites_the_stored_reading,
     failed_batch_leaves_nothing_behind,
+    concurrent_overlapping_batches_store_each_message_once,
     rejected_messages_are_kept_and_counted,
     observation_query_filters_code_and_includes_both_edges,
     times_are_kept_to_the_millisecond,
@@ -770,6 +771,42 @@ async fn failed_batch_leaves_nothing_behind(s: &dyn Store) {
     // The dedup key went too: a resend of the good message is new, not a duplicate.
     let out = s.store_obs_batch(&[good]).await.expect("batch");
     assert_eq!(stored_ids(&out[0]).len(), 1);
+}
+
+async fn concurrent_overlapping_batches_store_each_message_once(s: &dyn Store) {
+    let w = ward(s, "W").await;
+    let p = admit(s, w, "Ann").await;
+    // Two writers (two instances, or a resend racing the original) store the
+    // same messages in opposite orders at the same time.
+    for round in 0..10u32 {
+        let forward: Vec<_> = (0..20u32)
+            .map(|i| {
+                msg(
+                    &format!("d{}", i % 3),
+                    round * 100 + i,
+                    p,
+                    t(8, 0),
+                    vec![num("spo2", 95.0)],
+                )
+            })
+            .collect();
+        let backward: Vec<_> = forward.iter().rev().cloned().collect();
+        let (a, b) = tokio::join!(s.store_obs_batch(&forward), s.store_obs_batch(&backward));
+        let (a, b) = (a.expect("first writer"), b.expect("second writer"));
+        for (i, x) in a.iter().enumerate() {
+            let y = &b[b.len() - 1 - i];
+            let stored = [x, y]
+                .iter()
+                .filter(|o| matches!(o, BatchOutcome::Stored { .. }))
+                .count();
+            assert_eq!(
+                stored, 1,
+                "message {i} of round {round} stored exactly once"
+            );
+        }
+    }
+    let st = s.stats().await.expect("stats");
+    assert_eq!((st.obs_messages, st.observations), (200, 200));
 }
 
 async fn rejected_messages_are_kept_and_counted(s: &dyn Store) {
