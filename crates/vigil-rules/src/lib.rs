@@ -12,7 +12,7 @@
 //!
 //! - [`pathway`]: pathway TOML files (CONTRACTS.md §5) → [`Pathway`], with
 //!   `file:line: reason` errors ([`PathwayError`]).
-//! - [`expr`](crate::expr) (private): the rule language, CEL via the `cel`
+//! - `expr` (private): the rule language, CEL via the `cel`
 //!   crate, with Vigil's variables and trend functions (`docs/rules.md`).
 //! - [`state`]: per-patient state: [`PatientSetup`], [`DeviceStatus`],
 //!   readings in measurement order, NEWS2 history.
