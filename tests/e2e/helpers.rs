@@ -52,6 +52,7 @@ impl TestApp {
         config.http.addr = "127.0.0.1:0".parse().expect("addr");
         config.mqtt.listen = "127.0.0.1:0".parse().expect("addr");
         config.database.url = format!("sqlite://{}", db_path.display());
+        config.pathways.dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../pathways");
         let app = App::build(config).await.expect("app builds");
         let http = format!("http://{}", app.http_addr);
         let (mqtt_host, mqtt_port) = {
@@ -180,7 +181,7 @@ impl TestApp {
                 }
             }
         });
-        Ok(TestDevice { id: creds.device_id.clone(), client, cmds: rx, disconnects: drx })
+        Ok(TestDevice { id: creds.device_id.clone(), client, cmds: rx, feedback: Default::default(), disconnects: drx })
     }
 
     /// A websocket client authenticated with `token`.
@@ -224,6 +225,7 @@ pub struct TestDevice {
     pub id: String,
     client: AsyncClient,
     cmds: mpsc::UnboundedReceiver<Value>,
+    feedback: std::collections::VecDeque<Value>,
     disconnects: mpsc::UnboundedReceiver<String>,
 }
 
@@ -247,9 +249,37 @@ impl TestDevice {
         self.publish_raw("obs", json!({"seq": seq, "ts": ts, "obs": obs}).to_string()).await;
     }
 
-    /// The next `cmd` message, or `None` if none arrives within `within`.
+    /// The next `ack` or `reject` on `cmd`, or `None` if none arrives within
+    /// `within`. Patient feedback (`advice`, `repeat`) is set aside for
+    /// [`TestDevice::next_feedback`].
     pub async fn next_cmd_within(&mut self, within: Duration) -> Option<Value> {
-        tokio::time::timeout(within, self.cmds.recv()).await.ok().flatten()
+        let deadline = tokio::time::Instant::now() + within;
+        loop {
+            let v = tokio::time::timeout_at(deadline, self.cmds.recv()).await.ok().flatten()?;
+            if matches!(v["type"].as_str(), Some("advice" | "repeat" | "config")) {
+                self.feedback.push_back(v);
+            } else {
+                return Some(v);
+            }
+        }
+    }
+
+    /// The next patient-feedback message (`advice`, `repeat`) on `cmd`.
+    pub async fn next_feedback(&mut self) -> Value {
+        if let Some(v) = self.feedback.pop_front() {
+            return v;
+        }
+        let deadline = tokio::time::Instant::now() + WAIT;
+        loop {
+            let v = tokio::time::timeout_at(deadline, self.cmds.recv())
+                .await
+                .ok()
+                .flatten()
+                .expect("a feedback message arrives");
+            if matches!(v["type"].as_str(), Some("advice" | "repeat" | "config")) {
+                return v;
+            }
+        }
     }
 
     pub async fn next_cmd(&mut self) -> Value {
@@ -296,6 +326,20 @@ impl WsClient {
         .await
         .ok()
         .flatten()
+    }
+
+    /// The next `alert`/`alert_update` event for `rule`, skipping other rules'.
+    pub async fn next_alert_event(&mut self, kind: &str, rule: &str) -> Value {
+        tokio::time::timeout(WAIT, async {
+            loop {
+                let v = self.next_event(kind).await;
+                if v["alert"]["rule_id"] == rule {
+                    return v;
+                }
+            }
+        })
+        .await
+        .unwrap_or_else(|_| panic!("a websocket {kind} event for rule {rule} arrives"))
     }
 
     pub async fn next_event(&mut self, kind: &str) -> Value {

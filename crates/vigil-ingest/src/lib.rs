@@ -12,6 +12,7 @@
 //! - [`ecg`]: ECG chunk decoding and one streaming analysis per patch.
 //! - [`broker`]: the embedded rmqtt broker and its auth/ACL hooks.
 //! - [`pipeline`]: the ingest client: batch, commit, then ack.
+//! - [`rules`]: hosting the pathway rules engine: loading pathways, outputs → alerts and device advice.
 //! - [`metrics`]: the Prometheus counters of CONTRACTS.md §6.
 
 pub mod acl;
@@ -21,6 +22,7 @@ pub mod decode;
 pub mod ecg;
 pub mod metrics;
 pub mod pipeline;
+pub mod rules;
 
 pub use broker::{EmbeddedBroker, ServiceAccount};
 pub use metrics::IngestMetrics;

@@ -23,7 +23,7 @@ use rumqttc::{AsyncClient, Event, EventLoop, MqttOptions, Packet, Publish, QoS};
 use tokio::sync::{broadcast, mpsc, watch};
 use tokio_util::sync::CancellationToken;
 use vigil_store::{
-    AlertFiring, AlertStatus, FiringOutcome, Severity, BatchOutcome, LiveEvent, LiveObservation, NewDerivedObservation, NewEcgChunk, NewObsMessage, NewObservation, NewRejected,
+    AlertFiring, AlertStatus, FiringOutcome, RuleAction, Severity, BatchOutcome, LiveEvent, LiveObservation, NewDerivedObservation, NewEcgChunk, NewObsMessage, NewObservation, NewRejected,
     ObsValue, Store,
 };
 
@@ -93,6 +93,8 @@ pub fn spawn(
     events: broadcast::Sender<LiveEvent>,
     metrics: IngestMetrics,
     rescore: mpsc::Receiver<i64>,
+    pathways: vigil_rules::Pathways,
+    rule_actions: mpsc::Receiver<RuleAction>,
     cancel: CancellationToken,
 ) -> Running {
     let mut opts = MqttOptions::new(config.client_id.clone(), config.broker_host.clone(), config.broker_port);
@@ -108,9 +110,18 @@ pub fn spawn(
     let (tx, rx) = mpsc::channel(8192);
     let (connected_tx, connected) = watch::channel(false);
     let poll = tokio::spawn(poll_loop(eventloop, client.clone(), tx, connected_tx, cancel.clone()));
-    let worker = Worker { ecg: ecg::EcgAnalysis::default(), client, store, events, metrics };
+    let worker = Worker {
+        ecg: ecg::EcgAnalysis::default(),
+        engine: vigil_rules::Engine::new(pathways),
+        in_engine: std::collections::HashMap::new(),
+        feed: Vec::new(),
+        client,
+        store,
+        events,
+        metrics,
+    };
     let escalate = tokio::spawn(escalator(worker.store.clone(), worker.events.clone(), cancel.clone()));
-    let batch = tokio::spawn(worker.run(rx, rescore, cancel));
+    let batch = tokio::spawn(worker.run(rx, rescore, rule_actions, cancel));
     Running { connected, tasks: vec![poll, batch, escalate] }
 }
 
@@ -168,6 +179,11 @@ async fn poll_loop(
 
 struct Worker {
     ecg: ecg::EcgAnalysis,
+    /// The pathway rules engine and, per patient it knows, their ward.
+    engine: vigil_rules::Engine,
+    in_engine: std::collections::HashMap<i64, i64>,
+    /// Stored observations waiting for the rules engine (after scoring).
+    feed: Vec<(i64, vigil_clinical::Reading)>,
     client: AsyncClient,
     store: Arc<dyn Store>,
     events: broadcast::Sender<LiveEvent>,
@@ -197,14 +213,37 @@ struct Pending {
 }
 
 impl Worker {
-    async fn run(mut self, mut rx: mpsc::Receiver<Publish>, mut rescore: mpsc::Receiver<i64>, cancel: CancellationToken) {
+    async fn run(
+        mut self,
+        mut rx: mpsc::Receiver<Publish>,
+        mut rescore: mpsc::Receiver<i64>,
+        mut rule_actions: mpsc::Receiver<RuleAction>,
+        cancel: CancellationToken,
+    ) {
         let mut batch = Vec::with_capacity(MAX_BATCH);
         loop {
+            // Sleep until the engine's next timer (missed readings, device
+            // offline), but wake at least every 30 s.
+            let now = Utc::now();
+            let wake = self.engine.next_deadline().map(|d| d.min(now + chrono::Duration::seconds(30))).unwrap_or(now + chrono::Duration::seconds(30));
+            let sleep = (wake - now).to_std().unwrap_or(Duration::ZERO);
             let first = tokio::select! {
                 p = rx.recv() => match p { Some(p) => p, None => break },
                 Some(patient) = rescore.recv() => {
                     let now = Utc::now();
+                    self.in_engine.remove(&patient);
+                    self.ensure_in_engine(patient).await;
                     self.score_at(patient, now, now, true).await;
+                    continue;
+                }
+                Some(action) = rule_actions.recv() => {
+                    self.forward_action(action);
+                    continue;
+                }
+                _ = tokio::time::sleep(sleep) => {
+                    let now = Utc::now();
+                    let outputs = self.engine.tick(now);
+                    self.apply_outputs(outputs, now).await;
                     continue;
                 }
                 _ = cancel.cancelled() => break,
@@ -284,6 +323,118 @@ impl Worker {
         for (patient, times) in to_score {
             self.score_new_readings(patient, times, stored_at).await;
         }
+        // Then the pathway rules see every new observation.
+        let feed = std::mem::take(&mut self.feed);
+        for (patient, reading) in feed {
+            self.observe(patient, reading, stored_at).await;
+        }
+    }
+
+    /// Make sure the engine knows `patient` with their current episode;
+    /// returns their ward, or `None` (and forgets them) once discharged.
+    async fn ensure_in_engine(&mut self, patient: i64) -> Option<i64> {
+        if let Some(ward) = self.in_engine.get(&patient) {
+            return Some(*ward);
+        }
+        let settings = match self.store.episode_settings(patient).await {
+            Ok(Some(s)) => s,
+            Ok(None) => {
+                self.engine.discharge(patient);
+                return None;
+            }
+            Err(e) => {
+                tracing::error!(error = %e, patient, "cannot load the episode for the rules engine");
+                return None;
+            }
+        };
+        let admitted_at = match self.store.patient_get(patient).await {
+            Ok(Some(p)) => p.episode.map(|e| e.admitted_at).unwrap_or_else(Utc::now),
+            _ => Utc::now(),
+        };
+        if let Err(e) = self.engine.admit(patient, crate::rules::setup(&settings, admitted_at)) {
+            tracing::error!(error = %e, patient, "rules engine refused the episode");
+            return None;
+        }
+        self.in_engine.insert(patient, settings.ward_id);
+        Some(settings.ward_id)
+    }
+
+    async fn observe(&mut self, patient: i64, reading: vigil_clinical::Reading, now: chrono::DateTime<Utc>) {
+        if self.ensure_in_engine(patient).await.is_none() {
+            return;
+        }
+        match self.engine.observe(patient, reading, now) {
+            Ok(outputs) => self.apply_outputs(outputs, now).await,
+            Err(e) => tracing::error!(error = %e, patient, "rules engine refused an observation"),
+        }
+    }
+
+    fn forward_action(&mut self, a: RuleAction) {
+        let Some(id) = self.engine.open_alert(a.patient_id, &a.rule_id).map(|al| al.id) else { return };
+        let r = match &a.action {
+            vigil_store::AlertAction::Acknowledge => self.engine.acknowledge(id, &a.actor, a.at, "").map(|_| ()),
+            vigil_store::AlertAction::Resolve { outcome, note } => self.engine.resolve(id, &a.actor, a.at, outcome, note).map(|_| ()),
+            vigil_store::AlertAction::Escalate => Ok(()),
+        };
+        if let Err(e) = r {
+            tracing::debug!(error = %e, "engine alert already in that state");
+        }
+    }
+
+    /// Persist and push what the engine decided.
+    async fn apply_outputs(&mut self, outputs: Vec<vigil_rules::Output>, now: chrono::DateTime<Utc>) {
+        for out in outputs {
+            let patient = match &out {
+                vigil_rules::Output::AlertRaised(a)
+                | vigil_rules::Output::AlertUpdated { alert: a, .. }
+                | vigil_rules::Output::AlertEscalated { alert: a, .. } => a.patient,
+                vigil_rules::Output::Advice { patient, .. } | vigil_rules::Output::Repeat { patient, .. } => *patient,
+            };
+            // A timer may fire for a patient discharged by another process.
+            self.in_engine.remove(&patient);
+            let Some(ward) = self.ensure_in_engine(patient).await else { continue };
+            let pathway = match self.store.episode_settings(patient).await {
+                Ok(Some(s)) => self.engine.pathways().get(&s.pathway).cloned(),
+                _ => None,
+            };
+            match crate::rules::effect(pathway.as_ref(), ward, out, now) {
+                Some(crate::rules::Effect::Fire { firing, update_only }) => self.fire(firing, update_only).await,
+                Some(crate::rules::Effect::Cmd { device, body }) => self.send_cmd(&device, body).await,
+                None => {}
+            }
+        }
+    }
+
+    async fn fire(&self, firing: AlertFiring, update_only: bool) {
+        if update_only {
+            let live = self
+                .store
+                .alerts_list(&[firing.ward_id], None, Some(firing.patient_id))
+                .await
+                .map(|a| a.iter().any(|a| a.rule_id == firing.rule_id && a.status != AlertStatus::Resolved))
+                .unwrap_or(false);
+            if !live {
+                return;
+            }
+        }
+        self.persist_firing(firing, Utc::now()).await;
+    }
+
+    async fn persist_firing(&self, firing: AlertFiring, received: chrono::DateTime<Utc>) {
+        match self.store.alert_fire(firing, Utc::now()).await {
+            Ok((alert, FiringOutcome::Raised)) => {
+                tracing::info!(alert_id = alert.id, patient = alert.patient_id, rule = %alert.rule_id, severity = alert.severity.as_str(), "alert raised");
+                self.metrics.alerts_raised.with_label_values(&[alert.severity.as_str()]).inc();
+                let _ = self.events.send(LiveEvent::Alert { ward_id: alert.ward_id, alert });
+                let latency = (Utc::now() - received).num_microseconds().unwrap_or(0).max(0) as f64 / 1e6;
+                self.metrics.alert_latency.observe(latency);
+            }
+            Ok((alert, FiringOutcome::Updated)) => {
+                let _ = self.events.send(LiveEvent::AlertUpdate { ward_id: alert.ward_id, alert, action: "updated".into(), actor: "system".into() });
+            }
+            Ok((_, FiringOutcome::Superseded)) => {}
+            Err(e) => tracing::error!(error = %e, "storing an alert failed"),
+        }
     }
 
     /// Commit the observation messages; `None` (nothing acked) on failure.
@@ -333,7 +484,7 @@ impl Worker {
         }
     }
 
-    fn observation_events(&self, pending: &[Pending], outcomes: Vec<BatchOutcome>, stored_at: chrono::DateTime<Utc>) {
+    fn observation_events(&mut self, pending: &[Pending], outcomes: Vec<BatchOutcome>, stored_at: chrono::DateTime<Utc>) {
         for (p, outcome) in pending.iter().zip(outcomes) {
             match outcome {
                 BatchOutcome::Duplicate => self.metrics.obs_messages.with_label_values(&["duplicate"]).inc(),
@@ -341,13 +492,18 @@ impl Worker {
                     self.metrics.obs_messages.with_label_values(&["stored"]).inc();
                     let lag = (stored_at - p.msg.measured_at).num_milliseconds().max(0) as f64 / 1000.0;
                     self.metrics.ingest_lag.observe(lag);
-                    let obs = p
+                    let obs: Vec<LiveObservation> = p
                         .msg
                         .obs
                         .iter()
                         .zip(observation_ids)
                         .map(|(o, id)| LiveObservation { id, code: o.code.clone(), value: o.value.clone(), unit: o.unit.clone() })
                         .collect();
+                    for o in &obs {
+                        if let Some(r) = crate::rules::reading(&o.code, &o.value, o.unit.as_deref(), p.msg.measured_at, &p.msg.device_id, o.id) {
+                            self.feed.push((p.msg.patient_id, r));
+                        }
+                    }
                     let _ = self.events.send(LiveEvent::Observation {
                         ward_id: p.ward_id,
                         patient_id: p.msg.patient_id,
@@ -400,6 +556,9 @@ impl Worker {
                 match self.store.store_derived(o).await {
                     Ok(id) => {
                         to_score.entry(c.patient_id).or_default().insert(at);
+                        if let Some(r) = crate::rules::reading("pulse", &ObsValue::Number(bpm), Some("/min"), at, &c.device_id, id) {
+                            self.feed.push((c.patient_id, r));
+                        }
                         let _ = self.events.send(LiveEvent::Observation {
                             ward_id: c.ward_id,
                             patient_id: c.patient_id,
@@ -497,8 +656,9 @@ impl Worker {
     /// scores for late readings are stored only. `received` is when the
     /// triggering message arrived (for the alert latency metric).
     async fn score_at(&self, patient: i64, at: chrono::DateTime<Utc>, received: chrono::DateTime<Utc>, current: bool) {
-        let freshness = vigil_clinical::default_freshness();
-        let scored = match vigil_store::scoring::score_patient(self.store.as_ref(), patient, at, freshness).await {
+        let pathways = self.engine.pathways();
+        let freshness = |p: &str| pathways.get(p).map(|p| p.freshness).unwrap_or_else(vigil_clinical::default_freshness);
+        let scored = match vigil_store::scoring::score_patient(self.store.as_ref(), patient, at, &freshness).await {
             Ok(Some(s)) => s,
             Ok(None) => return,
             Err(e) => {
@@ -532,6 +692,15 @@ impl Worker {
         }
         let _ = self.events.send(LiveEvent::Score { ward_id: settings.ward_id, patient_id: patient, score: detail.clone() });
         self.builtin_alerts(&settings, &score, &detail, &recent, at, received).await;
+    }
+
+    /// The pathway's escalation delay for a severity (CONTRACTS.md §5
+    /// defaults if the pathway is unknown).
+    fn escalation_for(&self, pathway: &str, sev: Severity) -> Option<chrono::Duration> {
+        match self.engine.pathways().get(pathway) {
+            Some(p) => crate::rules::escalation(p, sev),
+            None => escalation_delay(sev),
+        }
     }
 
     async fn builtin_alerts(
@@ -571,27 +740,9 @@ impl Worker {
                 value: serde_json::json!({"total": score.total, "risk": detail.get("risk"), "partial": score.partial}),
                 evidence: evidence.clone(),
                 at,
-                escalate_at: escalation_delay(f.severity).map(|d| Utc::now() + d),
+                escalate_at: self.escalation_for(&settings.pathway, f.severity).map(|d| Utc::now() + d),
             };
-            match self.store.alert_fire(firing, Utc::now()).await {
-                Ok((alert, FiringOutcome::Raised)) => {
-                    tracing::info!(alert_id = alert.id, patient = alert.patient_id, rule = %alert.rule_id, severity = alert.severity.as_str(), "alert raised");
-                    self.metrics.alerts_raised.with_label_values(&[alert.severity.as_str()]).inc();
-                    let _ = self.events.send(LiveEvent::Alert { ward_id: alert.ward_id, alert });
-                    let latency = (Utc::now() - received).num_microseconds().unwrap_or(0).max(0) as f64 / 1e6;
-                    self.metrics.alert_latency.observe(latency);
-                }
-                Ok((alert, FiringOutcome::Updated)) => {
-                    let _ = self.events.send(LiveEvent::AlertUpdate {
-                        ward_id: alert.ward_id,
-                        alert,
-                        action: "updated".into(),
-                        actor: "system".into(),
-                    });
-                }
-                Ok((_, FiringOutcome::Superseded)) => {}
-                Err(e) => tracing::error!(error = %e, "storing an alert failed"),
-            }
+            self.persist_firing(firing, received).await;
         }
     }
 
@@ -660,12 +811,24 @@ impl Worker {
         }
     }
 
-    async fn status(&self, device: &str, payload: &[u8]) {
+    async fn status(&mut self, device: &str, payload: &[u8]) {
         let Ok(status) = serde_json::from_slice::<serde_json::Value>(payload) else {
             tracing::info!(device, "unreadable status ignored");
             return;
         };
         if let Ok(Some(route)) = self.store.device_route(device).await {
+            let ds = vigil_rules::DeviceStatus {
+                online: status.get("online").and_then(|v| v.as_bool()).unwrap_or(true),
+                battery_pct: status.get("battery_pct").and_then(|v| v.as_u64()).and_then(|v| u8::try_from(v).ok()),
+                signal: status.get("signal").and_then(|v| v.as_str()).map(str::to_string),
+            };
+            let now = Utc::now();
+            if self.ensure_in_engine(route.patient_id).await.is_some() {
+                match self.engine.device_status(route.patient_id, device, ds, now) {
+                    Ok(outputs) => self.apply_outputs(outputs, now).await,
+                    Err(e) => tracing::error!(error = %e, "rules engine refused a device status"),
+                }
+            }
             let _ = self.events.send(LiveEvent::DeviceStatus {
                 ward_id: route.ward_id,
                 patient_id: route.patient_id,

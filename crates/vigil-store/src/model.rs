@@ -551,3 +551,14 @@ pub struct AuditQuery {
     pub to: Option<DateTime<Utc>>,
     pub limit: Option<i64>,
 }
+
+/// A clinician's action on an alert, forwarded to the rules engine so its
+/// view of the rule's state matches the store's.
+#[derive(Clone, Debug, PartialEq)]
+pub struct RuleAction {
+    pub patient_id: i64,
+    pub rule_id: String,
+    pub action: AlertAction,
+    pub actor: String,
+    pub at: DateTime<Utc>,
+}

@@ -51,15 +51,17 @@ pub fn readings(rows: &[ObservationRow]) -> Vec<Reading> {
 
 /// Score a patient as of `at` from what is stored. `None` when the patient
 /// has no open episode.
+/// `freshness` gives the window for the episode's pathway.
 pub async fn score_patient(
     store: &dyn Store,
     patient_id: i64,
     at: DateTime<Utc>,
-    freshness: Duration,
+    freshness: &(dyn Fn(&str) -> Duration + Send + Sync),
 ) -> Result<Option<(EpisodeSettings, News2Score)>> {
     let Some(settings) = store.episode_settings(patient_id).await? else { return Ok(None) };
     let rows = store.latest_per_code(patient_id, at).await?;
-    let score = vigil_clinical::score_home(&readings(&rows), &clinical_episode(&settings), freshness, at);
+    let window = freshness(&settings.pathway);
+    let score = vigil_clinical::score_home(&readings(&rows), &clinical_episode(&settings), window, at);
     Ok(Some((settings, score)))
 }
 

@@ -76,12 +76,29 @@ async fn act(state: AppState, caller: Caller, id: i64, action: AlertAction) -> R
         AlertAction::Escalate => "escalated",
         AlertAction::Resolve { .. } => "resolved",
     };
+    let action_copy = action.clone();
     let alert = state.store.alert_act(id, action, &caller.0.username, Utc::now()).await.map_err(|e| match e {
         vigil_store::StoreError::Conflict(m) => ApiError::Conflict(m),
         other => other.into(),
     })?;
     tracing::info!(alert_id = id, by = caller.0.id, action = name, "alert action");
     crate::audit::record(&state, &caller, &format!("alert.{name}"), Some(alert.patient_id), serde_json::json!({"alert": id})).await?;
+    let forwarded = match &action_copy {
+        AlertAction::Escalate => None,
+        other => Some(other.clone()),
+    };
+    if let Some(action) = forwarded {
+        let ra = vigil_store::RuleAction {
+            patient_id: alert.patient_id,
+            rule_id: alert.rule_id.clone(),
+            action,
+            actor: caller.0.username.clone(),
+            at: Utc::now(),
+        };
+        if state.rule_actions.send(ra).await.is_err() {
+            tracing::warn!(alert_id = id, "rules engine not running; action not forwarded");
+        }
+    }
     let _ = state.events.send(LiveEvent::AlertUpdate {
         ward_id: alert.ward_id,
         alert: alert.clone(),

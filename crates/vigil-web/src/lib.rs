@@ -32,6 +32,13 @@ use tokio::sync::{broadcast, watch};
 use tokio_util::sync::CancellationToken;
 use vigil_store::{LiveEvent, Store};
 
+impl AppState {
+    /// The freshness window of a pathway (6 h if unknown).
+    pub fn freshness(&self, pathway: &str) -> chrono::Duration {
+        self.pathways.get(pathway).copied().unwrap_or_else(vigil_clinical::default_freshness)
+    }
+}
+
 /// Web metrics.
 #[derive(Clone)]
 pub struct WebMetrics {
@@ -59,6 +66,10 @@ pub struct AppState {
     pub rescore: tokio::sync::mpsc::Sender<i64>,
     /// Failed sign-ins per account and address.
     pub throttle: Arc<auth::Throttle>,
+    /// Clinician alert actions for the rules engine.
+    pub rule_actions: tokio::sync::mpsc::Sender<vigil_store::RuleAction>,
+    /// The loaded pathways' names and freshness windows.
+    pub pathways: Arc<std::collections::BTreeMap<String, chrono::Duration>>,
     pub cancel: CancellationToken,
 }
 

@@ -60,9 +60,8 @@ async fn list(
     let ids: Vec<i64> = patients.iter().map(|p| p.id).collect();
     crate::audit::record(&state, &caller, "patients.list", None, serde_json::json!({"wards": wards, "patients": ids})).await?;
     for patient in patients {
-        let news2 = vigil_store::scoring::score_patient(state.store.as_ref(), patient.id, now, vigil_clinical::default_freshness())
-            .await?
-            .map(|(_, s)| s);
+        let freshness = |p: &str| state.freshness(p);
+        let news2 = vigil_store::scoring::score_patient(state.store.as_ref(), patient.id, now, &freshness).await?.map(|(_, s)| s);
         rows.push(WardRow { patient, news2 });
     }
     Ok(Json(rows))
@@ -210,6 +209,10 @@ async fn create(
 ) -> Result<(axum::http::StatusCode, Json<serde_json::Value>), ApiError> {
     caller.require(Role::Admin)?;
     let Json(req) = body.map_err(bad_json)?;
+    if !state.pathways.contains_key(&req.pathway) {
+        let known: Vec<&str> = state.pathways.keys().map(String::as_str).collect();
+        return Err(ApiError::Invalid(format!("pathway: no pathway {:?} (loaded: {})", req.pathway, known.join(", "))));
+    }
     let ward = state.store.ward_find(&req.ward).await?;
     if !ward.is_some_and(|w| caller.sees_ward(w.id)) {
         return Err(ApiError::Invalid(format!("ward: no ward {:?} among yours", req.ward)));

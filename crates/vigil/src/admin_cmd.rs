@@ -12,7 +12,7 @@ use crate::cli::{AdminCommand, DeviceCommand, PatientCommand, TokenCommand, User
 use crate::Failure;
 
 /// Run one admin command against `store`.
-pub async fn run(store: &dyn Store, cmd: AdminCommand) -> Result<Value, Failure> {
+pub async fn run(store: &dyn Store, pathways: &vigil_rules::Pathways, cmd: AdminCommand) -> Result<Value, Failure> {
     let now = Utc::now();
     Ok(match cmd {
         AdminCommand::Ward(WardCommand::Add { name }) => json!({"id": store.ward_add(&name).await.map_err(store_err)?.id}),
@@ -40,6 +40,10 @@ pub async fn run(store: &dyn Store, cmd: AdminCommand) -> Result<Value, Failure>
             json!({"revoked": true})
         }
         AdminCommand::Patient(PatientCommand::Admit { ward, name, nhs_number, pathway, spo2_scale }) => {
+            if !pathways.iter().any(|p| p.name == pathway) {
+                let known: Vec<&str> = pathways.iter().map(|p| p.name.as_str()).collect();
+                return Err(Failure::Usage(format!("--pathway: no pathway {pathway:?} (loaded: {})", known.join(", "))));
+            }
             let req = AdmitRequest { ward, name, nhs_number, pathway, spo2_scale };
             json!({"id": admin::admit(store, req, "vigil-admin", now).await.map_err(admin_err)?})
         }

@@ -32,6 +32,8 @@ impl App {
     /// Open the store, start the broker, the ingest and the web server.
     pub async fn build(config: Config) -> anyhow::Result<App> {
         config.validate()?;
+        // Pathways first: a bad pathway file stops the start with file:line.
+        config.load_pathways()?;
         let store = vigil_store::connect(&config.database.url).await.context("opening the database")?;
         let registry = Registry::new();
         let ingest_metrics = IngestMetrics::new(&registry)?;
@@ -72,9 +74,21 @@ impl App {
             };
             (cfg, format!("{host}:{port}"))
         };
+        let pathways = config.load_pathways()?;
+        let freshness: std::collections::BTreeMap<String, chrono::Duration> =
+            pathways.iter().map(|p| (p.name.clone(), p.freshness)).collect();
         let (rescore_tx, rescore_rx) = tokio::sync::mpsc::channel(256);
-        let running =
-            vigil_ingest::pipeline::spawn(ingest, store.clone(), events.clone(), ingest_metrics, rescore_rx, cancel.clone());
+        let (actions_tx, actions_rx) = tokio::sync::mpsc::channel(256);
+        let running = vigil_ingest::pipeline::spawn(
+            ingest,
+            store.clone(),
+            events.clone(),
+            ingest_metrics,
+            rescore_rx,
+            pathways,
+            actions_rx,
+            cancel.clone(),
+        );
         for t in running.tasks {
             tasks.push(("ingest", t));
         }
@@ -94,6 +108,8 @@ impl App {
             broker_connected: running.connected,
             rescore: rescore_tx,
             throttle: Default::default(),
+            rule_actions: actions_tx,
+            pathways: Arc::new(freshness),
             cancel: cancel.clone(),
         };
         let router = vigil_web::router(state);

@@ -142,6 +142,15 @@ impl Config {
             .map_err(|e| ConfigError(format!("configuration key \"ecg.retention\": {e} (e.g. \"30d\")")))
     }
 
+    /// Load the pathway files of `pathways.dir`. When it is left at its
+    /// default and there is no such folder (the binary runs outside a
+    /// checkout), the pathways shipped inside the binary are used.
+    pub fn load_pathways(&self) -> Result<vigil_rules::Pathways, ConfigError> {
+        let default = PathwaysConfig { dir: "pathways".into() };
+        let dir = if self.pathways == default && !self.pathways.dir.is_dir() { None } else { Some(self.pathways.dir.as_path()) };
+        vigil_ingest::rules::load_pathways(dir).map_err(ConfigError)
+    }
+
     pub fn validate(&self) -> Result<(), ConfigError> {
         self.ecg_retention()?;
         if !self.mqtt.embedded && self.mqtt.url.is_none() {

@@ -94,7 +94,8 @@ pub async fn run(cli: Cli) -> Result<(), Failure> {
         Command::Admin(args) => {
             let config = load(&args.config)?;
             let store = vigil_store::connect(&config.database.url).await.map_err(other)?;
-            let out = admin_cmd::run(store.as_ref(), args.command).await?;
+            let pathways = config.load_pathways().map_err(|e| Failure::Usage(e.0))?;
+            let out = admin_cmd::run(store.as_ref(), &pathways, args.command).await?;
             println!("{out}");
             Ok(())
         }

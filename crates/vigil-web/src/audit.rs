@@ -1,0 +1,78 @@
+//! The audit trail: every read of patient data and every action, with who,
+//! what, when and from where. Recording fails closed: if the audit row
+//! cannot be written, the request fails rather than go unrecorded.
+//! `GET /api/v1/audit` is for admins.
+
+use axum::extract::{Query, State};
+use axum::routing::get;
+use axum::{Json, Router};
+use chrono::{DateTime, Utc};
+use serde::Deserialize;
+use vigil_store::{AuditEntry, AuditQuery, Role};
+
+use crate::auth::Caller;
+use crate::error::ApiError;
+use crate::AppState;
+
+pub fn router() -> Router<AppState> {
+    Router::new().route("/api/v1/audit", get(query))
+}
+
+/// Record an action by an authenticated caller.
+pub async fn record(
+    state: &AppState,
+    caller: &Caller,
+    action: &str,
+    patient_id: Option<i64>,
+    detail: serde_json::Value,
+) -> Result<(), ApiError> {
+    record_raw(state, Some(caller.0.id), &caller.0.username, action, patient_id, detail, caller.1.addr).await
+}
+
+/// Record an action by whoever `username` claims to be (e.g. a failed login).
+pub async fn record_raw(
+    state: &AppState,
+    user_id: Option<i64>,
+    username: &str,
+    action: &str,
+    patient_id: Option<i64>,
+    detail: serde_json::Value,
+    addr: Option<std::net::SocketAddr>,
+) -> Result<(), ApiError> {
+    let e = AuditEntry {
+        at: Utc::now(),
+        user_id,
+        username: username.chars().take(64).collect(),
+        action: action.to_string(),
+        patient_id,
+        detail,
+        addr: addr.map(|a| a.ip().to_string()),
+    };
+    state.store.audit_append(e).await.map_err(|e| ApiError::Internal(format!("audit write failed: {e}")))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct Q {
+    patient: Option<i64>,
+    user: Option<i64>,
+    from: Option<DateTime<Utc>>,
+    to: Option<DateTime<Utc>>,
+    limit: Option<i64>,
+}
+
+async fn query(
+    State(state): State<AppState>,
+    caller: Caller,
+    q: Result<Query<Q>, axum::extract::rejection::QueryRejection>,
+) -> Result<Json<Vec<AuditEntry>>, ApiError> {
+    caller.require(Role::Admin)?;
+    let Query(q) = q.map_err(|e| ApiError::Invalid(e.body_text()))?;
+    let limit = q.limit.unwrap_or(1000).clamp(1, 10_000);
+    let rows = state
+        .store
+        .audit_query(AuditQuery { patient_id: q.patient, user_id: q.user, from: q.from, to: q.to, limit: Some(limit) })
+        .await?;
+    record(&state, &caller, "audit.read", q.patient, serde_json::json!({"rows": rows.len()})).await?;
+    Ok(Json(rows))
+}
