@@ -804,3 +804,135 @@ fn every_rule_example_in_docs_rules_md_compiles() {
     }
     assert!(n >= 6, "{n} examples");
 }
+
+#[test]
+fn after_a_restart_restored_alerts_absorb_the_replay() {
+    let mut first = engine_with("general");
+    first
+        .observe(1, reading("spo2", 92.0, mins(0), 1), mins(0))
+        .unwrap();
+    let stored = first.open_alert(1, "spo2-urgent").unwrap().clone();
+
+    let mut e = engine_with("general");
+    e.restore_alert(stored.clone()).unwrap();
+    let out = e
+        .observe(1, reading("spo2", 92.0, mins(0), 1), mins(60))
+        .unwrap();
+    assert!(
+        out.iter()
+            .all(|o| !matches!(o, Output::AlertRaised(a) if a.rule == "spo2-urgent")),
+        "{out:?}"
+    );
+    assert_eq!(e.open_alert(1, "spo2-urgent").unwrap().id, stored.id);
+    // New alerts get ids after the restored ones.
+    let out = e
+        .observe(1, reading("pulse", 131.0, mins(1), 2), mins(61))
+        .unwrap();
+    assert!(
+        out.iter()
+            .any(|o| matches!(o, Output::AlertRaised(a) if a.id > stored.id))
+    );
+}
+
+#[test]
+fn episode_settings_change_rescores_and_retargets() {
+    let mut e = engine_with("copd"); // scale 2, target 88–92
+    e.observe(1, reading("spo2", 90.0, mins(0), 1), mins(0))
+        .unwrap();
+    assert!(e.open_alert(1, "spo2-below-target").is_none());
+    let scale2 = e.news2(1).unwrap();
+    assert_eq!(
+        scale2
+            .subscore(vigil_clinical::Parameter::Spo2)
+            .map(|s| s.score),
+        Some(0)
+    );
+    // A clinician records scale 1 and the standard target for this episode.
+    let mut setup = PatientSetup::new("copd", t0());
+    setup.spo2_scale = Some(vigil_clinical::news2::Spo2ScaleSetting::scale(
+        vigil_clinical::Spo2Scale::One,
+    ));
+    setup.spo2_target = Some(vigil_clinical::thresholds::spo2::Spo2Target::STANDARD);
+    e.admit(1, setup).unwrap();
+    let scale1 = e.news2(1).unwrap();
+    assert_eq!(
+        scale1
+            .subscore(vigil_clinical::Parameter::Spo2)
+            .map(|s| s.score),
+        Some(3)
+    );
+    let out = e
+        .observe(1, reading("spo2", 90.0, mins(10), 2), mins(10))
+        .unwrap();
+    assert!(
+        rules(&out).contains(&"spo2-below-target".to_string()),
+        "{out:?}"
+    );
+}
+
+#[test]
+fn rules_can_read_ages_device_facts_and_news2_fields() {
+    let text = r#"
+name = "custom"
+title = "Custom"
+[[rule]]
+id = "bp-overdue-while-spo2-low"
+when = 'spo2 < 94 && (!has(age.systolic) || age.systolic > dur("12h"))'
+severity = "low"
+message = "SpO2 low and no blood pressure for 12 hours"
+[[rule]]
+id = "reading-from-a-failing-battery"
+when = "device.battery_pct <= 20"
+severity = "low"
+message = "Reading from a device with a failing battery"
+on = ["pulse"]
+[[rule]]
+id = "red-row"
+when = "news2.red && news2.partial"
+severity = "low-medium"
+message = "Red NEWS2 row in a partial score"
+[escalation]
+high = "5m"
+medium = "15m"
+low-medium = "30m"
+"#;
+    let mut pathways = shipped();
+    pathways.insert(crate::Pathway::parse("custom.toml", text).unwrap());
+    let mut e = Engine::new(pathways);
+    e.admit(1, PatientSetup::new("custom", t0())).unwrap();
+    e.observe(1, reading("systolic", 120.0, mins(0), 1), mins(0))
+        .unwrap();
+    let out = e
+        .observe(1, reading("spo2", 93.0, mins(60), 2), mins(60))
+        .unwrap();
+    assert!(!rules(&out).contains(&"bp-overdue-while-spo2-low".to_string()));
+    let out = e
+        .observe(1, reading("spo2", 93.0, mins(13 * 60), 3), mins(13 * 60))
+        .unwrap();
+    assert!(
+        rules(&out).contains(&"bp-overdue-while-spo2-low".to_string()),
+        "{out:?}"
+    );
+    let status = DeviceStatus {
+        online: true,
+        battery_pct: Some(18),
+        signal: Some("ok".into()),
+    };
+    e.device_status(1, "dev-1", status, mins(13 * 60)).unwrap();
+    let out = e
+        .observe(
+            1,
+            reading("pulse", 30.0, mins(13 * 60 + 1), 4),
+            mins(13 * 60 + 1),
+        )
+        .unwrap();
+    let got = rules(&out);
+    assert!(
+        got.contains(&"reading-from-a-failing-battery".to_string()),
+        "{got:?}"
+    );
+    assert!(
+        got.contains(&"red-row".to_string()),
+        "pulse 30 scores 3: {got:?}"
+    );
+}
