@@ -20,7 +20,22 @@ fn validator() -> PathBuf {
 }
 
 /// Run the independent validator on one resource; panic with its errors.
+/// With `VIGIL_FHIR_DUMP=DIR` set, each resource is also written to DIR
+/// (e.g. to run the official HL7 validator on them elsewhere).
 fn validate(label: &str, resource: &Value) {
+    if let Some(dir) = std::env::var_os("VIGIL_FHIR_DUMP") {
+        let name = label
+            .chars()
+            .map(|c| if c.is_ascii_alphanumeric() { c } else { '-' })
+            .collect::<String>();
+        std::fs::create_dir_all(&dir).expect("dump dir");
+        let path = PathBuf::from(dir).join(format!("{name}.json"));
+        std::fs::write(
+            path,
+            serde_json::to_string_pretty(resource).unwrap_or_default(),
+        )
+        .expect("dump");
+    }
     let mut child = Command::new("python3")
         .arg(validator())
         .stdin(Stdio::piped())

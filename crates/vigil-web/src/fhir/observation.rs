@@ -218,6 +218,9 @@ fn number(v: &ObsValue) -> Option<f64> {
     }
 }
 
+/// The systolic and diastolic rows of one device message.
+type BpHalves<'a> = (Option<&'a ObservationRow>, Option<&'a ObservationRow>);
+
 /// Stored readings → Observations. Systolic and diastolic rows of the same
 /// device message become one blood-pressure panel; codes Vigil does not
 /// export yet (see docs/interop.md) are left out.
@@ -228,8 +231,7 @@ pub fn from_rows(
 ) -> Vec<Built> {
     let mut out = Vec::new();
     // (device, seq) → (systolic, diastolic)
-    let mut bp: BTreeMap<(String, u32), (Option<&ObservationRow>, Option<&ObservationRow>)> =
-        BTreeMap::new();
+    let mut bp: BTreeMap<(String, u32), BpHalves> = BTreeMap::new();
     for row in rows {
         match row.code.as_str() {
             "systolic" => bp.entry((row.device_id.clone(), row.seq)).or_default().0 = Some(row),
