@@ -220,8 +220,10 @@ async fn every_fhir_resource_vigil_emits_passes_an_independent_r4_validator_and_
 
     let news2 = with_code(&bundle, "1104051000000101");
     assert!(
-        news2.iter().all(|n| has_code(n, "88330-6")),
-        "NEWS2 carries the LOINC code too"
+        news2
+            .iter()
+            .all(|n| n["code"]["coding"].as_array().map(Vec::len) == Some(1)),
+        "NEWS2 is coded in SNOMED CT only (LOINC 88330-6 is not a NEWS term)"
     );
     let partial = news2
         .iter()
@@ -241,6 +243,27 @@ async fn every_fhir_resource_vigil_emits_passes_an_independent_r4_validator_and_
     assert!(
         full["note"].is_null(),
         "a complete score has no partial note: {full}"
+    );
+    let sub = |code: &str| {
+        full["component"]
+            .as_array()
+            .and_then(|cs| cs.iter().find(|c| c["code"]["coding"][0]["code"] == code))
+            .map(|c| c["valueInteger"].clone())
+    };
+    assert_eq!(
+        sub("1104351000000103"),
+        Some(json!(2)),
+        "pulse 112 scores 2: {full}"
+    );
+    assert_eq!(
+        sub("1104301000000104"),
+        Some(json!(2)),
+        "RR 22 scores 2: {full}"
+    );
+    assert_eq!(
+        sub("1104311000000102"),
+        Some(json!(1)),
+        "SpO2 94% on scale 1 scores 1: {full}"
     );
     assert_eq!(
         full["component"]

@@ -122,9 +122,13 @@ const BP_SYSTOLIC: (&str, &str) = ("8480-6", "Systolic blood pressure");
 const BP_DIASTOLIC: (&str, &str) = ("8462-4", "Diastolic blood pressure");
 const BP_PROFILE: &str = "http://hl7.org/fhir/StructureDefinition/bp";
 
-/// NEWS2 total: SNOMED CT and LOINC (shared/design CLINICAL.md, "Codes for export").
+/// NEWS2 total: SNOMED CT (UK edition), as CLINICAL.md "Codes for export"
+/// lists it and UK implementation guides use it. The LOINC code listed
+/// beside it there, 88330-6, is a CMS mobility assessment term, so it is
+/// not sent (docs/interop.md).
 pub const NEWS2_SNOMED: &str = "1104051000000101";
-pub const NEWS2_LOINC: &str = "88330-6";
+const NEWS2_DISPLAY: &str =
+    "Royal College of Physicians NEWS2 (National Early Warning Score 2) total score";
 
 fn vital(code: &str) -> Option<&'static VitalCode> {
     VITALS.iter().find(|v| v.vigil == code)
@@ -295,29 +299,25 @@ fn absent(code: &str, display: &str) -> Value {
     json!({"coding": [{"system": systems::DATA_ABSENT, "code": code, "display": display}]})
 }
 
-/// The NEWS2 parameters Vigil scores, with the label a reader sees.
-const NEWS2_PARAMETERS: &[(&str, &str)] = &[
-    ("resp_rate", "Respiration rate score"),
-    ("spo2", "SpO2 score"),
-    ("o2", "Air or oxygen score"),
-    ("systolic", "Systolic blood pressure score"),
-    ("pulse", "Pulse score"),
-    ("acvpu", "Consciousness score"),
-    ("temp", "Temperature score"),
-];
-
-fn news2_param_concept(param: &str) -> Value {
-    let label = NEWS2_PARAMETERS
-        .iter()
-        .find(|(p, _)| *p == param)
-        .map(|(_, l)| *l)
-        .unwrap_or(param);
-    concept(
-        &format!("{}/CodeSystem/news2-parameter", systems::VIGIL),
-        param,
-        Some(label),
-        label,
-    )
+/// The SNOMED CT (UK edition) concept of each NEWS2 sub-score, by Vigil's
+/// parameter name; SpO2 has one per scale.
+fn news2_param_concept(param: &str, spo2_scale: i64) -> Value {
+    let (code, what) = match param {
+        "resp_rate" => ("1104301000000104", "respiration rate score"),
+        "spo2" if spo2_scale == 2 => ("1104321000000108", "oxygen saturation scale 2 score"),
+        "spo2" => ("1104311000000102", "oxygen saturation scale 1 score"),
+        "o2" => ("1104331000000105", "air or oxygen score"),
+        "systolic" => ("1104341000000101", "systolic blood pressure score"),
+        "pulse" => ("1104351000000103", "pulse score"),
+        "acvpu" => ("1104361000000100", "consciousness score"),
+        "temp" => ("1104371000000107", "temperature score"),
+        other => {
+            return json!({"text": format!("NEWS2 {other} score")});
+        }
+    };
+    let display =
+        format!("Royal College of Physicians NEWS2 (National Early Warning Score 2) - {what}");
+    json!({"coding": [{"system": systems::SNOMED, "code": code, "display": display}], "text": format!("NEWS2 {what}")})
 }
 
 fn names(v: &Value) -> Vec<String> {
@@ -340,12 +340,13 @@ pub fn from_score(patient: i64, s: &ScoreRow) -> Built {
     let mut components = Vec::new();
     let mut derived = Vec::new();
     let mut scored = Vec::new();
+    let scale = d["spo2_scale"]["scale"].as_i64().unwrap_or(1);
     for sub in d["subscores"].as_array().into_iter().flatten() {
         let (Some(param), Some(score)) = (sub["parameter"].as_str(), sub["score"].as_i64()) else {
             continue;
         };
         scored.push(param.to_string());
-        components.push(json!({"code": news2_param_concept(param), "valueInteger": score}));
+        components.push(json!({"code": news2_param_concept(param, scale), "valueInteger": score}));
         if let Some(obs) = sub["obs_id"].as_i64() {
             match param {
                 "resp_rate" | "spo2" | "pulse" | "temp" => {
@@ -365,11 +366,11 @@ pub fn from_score(patient: i64, s: &ScoreRow) -> Built {
         .chain(stale.iter())
         .filter(|p| !scored.contains(p))
     {
-        components.push(json!({"code": news2_param_concept(param), "dataAbsentReason": absent("unknown", "Unknown")}));
+        components.push(json!({"code": news2_param_concept(param, scale), "dataAbsentReason": absent("unknown", "Unknown")}));
     }
     if let Some(risk) = s.risk.as_deref() {
         components.push(json!({
-            "code": concept(&format!("{}/CodeSystem/news2-parameter", systems::VIGIL), "risk", Some("Clinical risk"), "Clinical risk"),
+            "code": concept(&format!("{}/CodeSystem/news2", systems::VIGIL), "risk", Some("NEWS2 clinical risk"), "NEWS2 clinical risk"),
             "valueCodeableConcept": concept(&format!("{}/CodeSystem/news2-risk", systems::VIGIL), risk, Some(risk), risk),
         }));
     }
@@ -387,10 +388,6 @@ pub fn from_score(patient: i64, s: &ScoreRow) -> Built {
             why.join("; ")
         )}));
     }
-    let (code_snomed, code_loinc) = (
-        (systems::SNOMED, NEWS2_SNOMED),
-        (systems::LOINC, NEWS2_LOINC),
-    );
     let mut r = json!({
         "resourceType": "Observation",
         "id": id,
@@ -398,10 +395,7 @@ pub fn from_score(patient: i64, s: &ScoreRow) -> Built {
         "status": "final",
         "category": [{"coding": [{"system": systems::OBS_CATEGORY, "code": "survey", "display": "Survey"}], "text": "Survey"}],
         "code": {
-            "coding": [
-                {"system": code_snomed.0, "code": code_snomed.1},
-                {"system": code_loinc.0, "code": code_loinc.1},
-            ],
+            "coding": [{"system": systems::SNOMED, "code": NEWS2_SNOMED, "display": NEWS2_DISPLAY}],
             "text": "NEWS2 total score",
         },
         "subject": patient_ref(patient),
@@ -427,10 +421,7 @@ pub fn from_score(patient: i64, s: &ScoreRow) -> Built {
     if !notes.is_empty() {
         r["note"] = json!(notes);
     }
-    let codes = vec![
-        (systems::SNOMED.to_string(), NEWS2_SNOMED.to_string()),
-        (systems::LOINC.to_string(), NEWS2_LOINC.to_string()),
-    ];
+    let codes = vec![(systems::SNOMED.to_string(), NEWS2_SNOMED.to_string())];
     Built {
         id,
         at: s.scored_at,
