@@ -41,3 +41,7 @@ pub mod rng;
 pub mod scenario;
 pub mod schedule;
 pub mod ward;
+
+/// The kit core this simulator builds on (re-exported for callers that
+/// configure the outbox).
+pub use vigil_kit;

@@ -165,6 +165,17 @@ async fn run_patient(
     tick: Duration,
     cancel: CancellationToken,
 ) {
+    // Start the patient's clock once its devices are online (or after 10 s
+    // regardless), so a scenario's first events are not lost to a connect.
+    let connect_by = tokio::time::Instant::now() + Duration::from_secs(10);
+    while tokio::time::Instant::now() < connect_by
+        && !(hub.stats().connected && patch.as_ref().is_none_or(|p| p.stats().connected))
+    {
+        tokio::select! {
+            _ = cancel.cancelled() => return,
+            _ = tokio::time::sleep(Duration::from_millis(20)) => {}
+        }
+    }
     let wall0 = wall_ms();
     let real0 = tokio::time::Instant::now();
     let mut ecg_next = match clock.stamp {
