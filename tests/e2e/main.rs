@@ -14,5 +14,6 @@ mod cli;
 mod ecg;
 mod fhir;
 mod ingest;
+mod reliability;
 mod scoring;
 mod security;
