@@ -350,6 +350,18 @@ async fn every_fhir_resource_vigil_emits_passes_an_independent_r4_validator_and_
             && !with_code(&discharge, "1104051000000101").is_empty()
     );
 
+    // The CapabilityStatement describes the server, not a patient: no credentials needed.
+    let r = reqwest::get(format!("{}/fhir/r4/metadata", app.http))
+        .await
+        .expect("metadata");
+    assert_eq!(r.status(), 200);
+    let cs: Value = r.json().await.expect("json");
+    assert_eq!(
+        (cs["resourceType"].as_str(), cs["fhirVersion"].as_str()),
+        (Some("CapabilityStatement"), Some("4.0.1"))
+    );
+    validate("CapabilityStatement", &cs);
+
     let (status, oo) = fhir(&app, "/fhir/r4/Patient/999999").await;
     assert_eq!(
         (status, oo["issue"][0]["code"].as_str()),

@@ -13,11 +13,13 @@
 //! - [`flag`]: alerts as `Flag`s.
 //! - [`episode`]: the virtual-ward stay as `EpisodeOfCare`, and its
 //!   discharge `Bundle` (type `collection`).
+//! - [`metadata`]: the `CapabilityStatement` at `/fhir/r4/metadata`.
 //! - [`search`]: the `code` and `date` search parameters.
 //! - this file: the router, `OperationOutcome` errors, shared helpers.
 
 pub mod episode;
 pub mod flag;
+pub mod metadata;
 pub mod observation;
 pub mod patient;
 pub mod search;
@@ -68,6 +70,7 @@ pub mod profiles {
 /// Every `/fhir/r4` route.
 pub fn router() -> Router<AppState> {
     Router::new()
+        .route("/fhir/r4/metadata", get(metadata::capabilities))
         .route("/fhir/r4/Patient/{id}", get(patient::read))
         .route("/fhir/r4/Observation", get(observation::search))
         .route("/fhir/r4/Observation/{id}", get(observation::read))
