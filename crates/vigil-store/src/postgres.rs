@@ -626,42 +626,46 @@ impl Store for PgStore {
             let m = &batch[i];
             let measured = ts(m.measured_at);
             let received = ts(m.received_at);
-            // Rows written earlier in this transaction count as conflicts
-            // too, so a duplicate within one batch is reported as such.
-            let inserted = sqlx::query(
-                "INSERT INTO obs_messages (device_id, seq, patient_id, measured_at, received_at)
-                 VALUES ($1, $2, $3, $4, $5) ON CONFLICT (device_id, seq) DO NOTHING",
+            let codes: Vec<&str> = m.obs.iter().map(|o| o.code.as_str()).collect();
+            let (nums, texts): (Vec<Option<f64>>, Vec<Option<&str>>) =
+                m.obs.iter().map(|o| split_value(&o.value)).unzip();
+            let units: Vec<Option<&str>> = m.obs.iter().map(|o| o.unit.as_deref()).collect();
+            // One round trip per message: the dedup row and, only if it was
+            // new, its observations. Rows written earlier in this
+            // transaction count as conflicts too, so a duplicate within one
+            // batch is reported as such. Identity values are drawn in the
+            // order rows are inserted, so the ids sorted ascending are in
+            // the message's order.
+            let (inserted, ids): (bool, Vec<i64>) = sqlx::query_as(
+                "WITH m AS (
+                    INSERT INTO obs_messages (device_id, seq, patient_id, measured_at, received_at)
+                    VALUES ($1, $2, $3, $4, $5) ON CONFLICT (device_id, seq) DO NOTHING
+                    RETURNING 1
+                 ), o AS (
+                    INSERT INTO observations
+                        (patient_id, device_id, seq, code, value_num, value_text, unit, measured_at, received_at)
+                    SELECT $3, $1, $2, v.code, v.num, v.txt, v.unit, $4, $5
+                    FROM unnest($6::text[], $7::float8[], $8::text[], $9::text[]) WITH ORDINALITY
+                         AS v(code, num, txt, unit, ord)
+                    WHERE EXISTS (SELECT 1 FROM m)
+                    ORDER BY v.ord
+                    RETURNING id
+                 )
+                 SELECT EXISTS (SELECT 1 FROM m), COALESCE((SELECT array_agg(id ORDER BY id) FROM o), '{}')",
             )
             .bind(&m.device_id)
             .bind(i64::from(m.seq))
             .bind(m.patient_id)
             .bind(measured)
             .bind(received)
-            .execute(&mut *tx)
-            .await?
-            .rows_affected();
-            if inserted == 0 {
+            .bind(&codes)
+            .bind(&nums)
+            .bind(&texts)
+            .bind(&units)
+            .fetch_one(&mut *tx)
+            .await?;
+            if !inserted {
                 continue;
-            }
-            let mut ids = Vec::with_capacity(m.obs.len());
-            for o in &m.obs {
-                let (num, text) = split_value(&o.value);
-                let id: i64 = sqlx::query_scalar(
-                    "INSERT INTO observations (patient_id, device_id, seq, code, value_num, value_text, unit, measured_at, received_at)
-                     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9) RETURNING id",
-                )
-                .bind(m.patient_id)
-                .bind(&m.device_id)
-                .bind(i64::from(m.seq))
-                .bind(&o.code)
-                .bind(num)
-                .bind(text)
-                .bind(&o.unit)
-                .bind(measured)
-                .bind(received)
-                .fetch_one(&mut *tx)
-                .await?;
-                ids.push(id);
             }
             out[i] = BatchOutcome::Stored {
                 observation_ids: ids,
