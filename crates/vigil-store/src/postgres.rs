@@ -206,11 +206,6 @@ impl PgStore {
         Ok(PgStore { pool })
     }
 
-    /// Close the pool (tests drop their database afterwards).
-    pub async fn close(&self) {
-        self.pool.close().await;
-    }
-
     async fn user_wards(&self, user_id: i64) -> Result<Vec<i64>> {
         let rows =
             sqlx::query("SELECT ward_id FROM user_wards WHERE user_id = $1 ORDER BY ward_id")
