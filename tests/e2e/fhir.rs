@@ -36,6 +36,19 @@ fn validate(label: &str, resource: &Value) {
         )
         .expect("dump");
     }
+    let (code, stderr) = run_validator(resource);
+    match code {
+        0 => {}
+        _ => panic!(
+            "{label} is not valid FHIR R4:\n{stderr}\n{}",
+            serde_json::to_string_pretty(resource).unwrap_or_default()
+        ),
+    }
+}
+
+/// The validator's exit code (0 valid, 1 invalid) and its errors. Panics
+/// with one line naming the install command when it cannot run at all.
+fn run_validator(resource: &Value) -> (i32, String) {
     let mut child = Command::new("python3")
         .arg(validator())
         .stdin(Stdio::piped())
@@ -50,15 +63,86 @@ fn validate(label: &str, resource: &Value) {
         .write_all(resource.to_string().as_bytes())
         .expect("write to validator");
     let out = child.wait_with_output().expect("validator runs");
-    let stderr = String::from_utf8_lossy(&out.stderr);
+    let stderr = String::from_utf8_lossy(&out.stderr).to_string();
     match out.status.code() {
-        Some(0) => {}
         Some(2) => panic!("FHIR validator cannot run: {}", stderr.trim()),
-        _ => panic!(
-            "{label} is not valid FHIR R4:\n{stderr}\n{}",
-            serde_json::to_string_pretty(resource).unwrap_or_default()
-        ),
+        Some(c) => (c, stderr),
+        None => panic!("FHIR validator was killed: {stderr}"),
     }
+}
+
+/// The validator is only worth running if it says no: each of these breaks
+/// one rule (R4 base, or a profile Vigil claims) and must be refused.
+#[test]
+fn the_independent_validator_refuses_what_r4_and_the_claimed_profiles_forbid() {
+    let vs = json!({
+        "resourceType": "Observation", "id": "1-vs-1", "status": "final",
+        "meta": {"profile": ["http://hl7.org/fhir/StructureDefinition/vitalsigns", "http://hl7.org/fhir/StructureDefinition/heartrate"]},
+        "category": [{"coding": [{"system": "http://terminology.hl7.org/CodeSystem/observation-category", "code": "vital-signs"}]}],
+        "code": {"coding": [{"system": "http://loinc.org", "code": "8867-4"}]},
+        "subject": {"reference": "Patient/1"}, "effectiveDateTime": "2026-11-22T08:15:03Z",
+        "valueQuantity": {"value": 72, "unit": "/min", "system": "http://unitsofmeasure.org", "code": "/min"}
+    });
+    assert_eq!(
+        run_validator(&vs),
+        (0, String::new()),
+        "the well-formed heart rate passes"
+    );
+    let broken = |path: &[&str], value: Value| {
+        let mut r = vs.clone();
+        let mut at = &mut r;
+        for p in &path[..path.len() - 1] {
+            at = &mut at[*p];
+        }
+        match value {
+            Value::Null => {
+                at.as_object_mut()
+                    .expect("object")
+                    .remove(path[path.len() - 1]);
+            }
+            v => at[path[path.len() - 1]] = v,
+        }
+        r
+    };
+    for (why, r) in [
+        ("no status", broken(&["status"], Value::Null)),
+        ("unknown element", broken(&["colour"], json!("red"))),
+        (
+            "bad dateTime",
+            broken(&["effectiveDateTime"], json!("22/11/2026")),
+        ),
+        (
+            "text as a decimal",
+            broken(&["valueQuantity", "value"], json!("seventy")),
+        ),
+        (
+            "heart rate in the wrong unit",
+            broken(&["valueQuantity", "code"], json!("Hz")),
+        ),
+        (
+            "heart rate without its LOINC code",
+            broken(&["code"], json!({"text": "pulse"})),
+        ),
+        (
+            "vital sign without category",
+            broken(&["category"], Value::Null),
+        ),
+        (
+            "vital sign without a time",
+            broken(&["effectiveDateTime"], Value::Null),
+        ),
+    ] {
+        let (code, errors) = run_validator(&r);
+        assert_eq!(code, 1, "{why} must be refused: {r}");
+        assert!(!errors.is_empty(), "{why}: the errors are named");
+    }
+    let patient = json!({"resourceType": "Patient", "id": "1",
+        "identifier": [{"system": "https://fhir.nhs.uk/Id/nhs-number", "value": "9434765918"}]});
+    assert_eq!(
+        run_validator(&patient).0,
+        1,
+        "an NHS number with a wrong check digit is refused"
+    );
 }
 
 /// GET a FHIR route with the admin's token: status and body.
