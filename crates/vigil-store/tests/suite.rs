@@ -1963,3 +1963,32 @@ async fn audit_trail_filters_newest_first(s: &dyn Store) {
     };
     assert_eq!(actions(s.audit_query(q).await.expect("query")), [t(9, 1)]);
 }
+
+// --- connect -----------------------------------------------------------------
+
+#[tokio::test]
+async fn connect_opens_the_backend_named_by_the_url() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let sqlite = vigil_store::connect(&format!("sqlite://{}", dir.path().join("c.db").display()))
+        .await
+        .expect("sqlite url");
+    sqlite.ping().await.expect("ping");
+    assert!(matches!(
+        vigil_store::connect("mysql://localhost/vigil").await,
+        Err(StoreError::Config(_))
+    ));
+    assert!(matches!(
+        PgStore::connect("sqlite://x.db").await,
+        Err(StoreError::Config(_))
+    ));
+    let Some(url) = support::pg::fresh_database().await else {
+        return;
+    };
+    let pg = vigil_store::connect(&url).await.expect("postgres url");
+    pg.ping().await.expect("ping");
+    assert_eq!(pg.stats().await.expect("migrated"), Stats::default());
+    let pg2 = vigil_store::connect(&url.replacen("postgres://", "postgresql://", 1))
+        .await
+        .expect("postgresql url");
+    pg2.ping().await.expect("ping");
+}
