@@ -44,14 +44,20 @@ pub struct DeviceCreds {
 }
 
 impl TestApp {
-    /// Start the whole system and wait until it is ready.
+    /// Start the whole system (fresh SQLite) and wait until it is ready.
     pub async fn spawn() -> TestApp {
+        Self::spawn_on(None).await
+    }
+
+    /// Start the whole system on `database_url` (a fresh SQLite file when
+    /// `None`) and wait until it is ready.
+    pub async fn spawn_on(database_url: Option<String>) -> TestApp {
         let dir = tempfile::tempdir().expect("tempdir");
         let db_path = dir.path().join("vigil.db");
         let mut config = Config::default();
         config.http.addr = "127.0.0.1:0".parse().expect("addr");
         config.mqtt.listen = "127.0.0.1:0".parse().expect("addr");
-        config.database.url = format!("sqlite://{}", db_path.display());
+        config.database.url = database_url.unwrap_or_else(|| format!("sqlite://{}", db_path.display()));
         config.pathways.dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../pathways");
         let app = App::build(config).await.expect("app builds");
         let http = format!("http://{}", app.http_addr);

@@ -159,10 +159,11 @@ impl Config {
         if let Some(url) = &self.mqtt.url {
             parse_mqtt_url(url)?;
         }
-        if !self.database.url.starts_with("sqlite:") {
+        let url = &self.database.url;
+        if !["sqlite:", "postgres://", "postgresql://"].iter().any(|p| url.starts_with(p)) {
             return Err(ConfigError(format!(
-                "database.url: unsupported scheme {:?} (this build supports sqlite://)",
-                self.database.url.split(':').next().unwrap_or_default()
+                "database.url: unsupported scheme {:?} (use sqlite:// or postgres://)",
+                url.split(':').next().unwrap_or_default()
             )));
         }
         Ok(())
