@@ -52,13 +52,28 @@ impl TestApp {
     /// Start the whole system on `database_url` (a fresh SQLite file when
     /// `None`) and wait until it is ready.
     pub async fn spawn_on(database_url: Option<String>) -> TestApp {
+        Self::spawn_with(database_url, None).await
+    }
+
+    /// A new daemon on an existing database (as after a restart).
+    pub async fn attach(database_url: String, pathways: PathBuf) -> TestApp {
+        Self::spawn_with(Some(database_url), Some(pathways)).await
+    }
+
+    /// Start on `database_url` with the pathway files of `pathways`
+    /// (default: the repository's `pathways/`).
+    pub async fn spawn_with(database_url: Option<String>, pathways: Option<PathBuf>) -> TestApp {
+        // VIGIL_TEST_LOG=1 shows the daemon's logs (with RUST_LOG) when debugging a test.
+        if std::env::var_os("VIGIL_TEST_LOG").is_some() {
+            vigil::init_logging(vigil::config::LogFormat::Text);
+        }
         let dir = tempfile::tempdir().expect("tempdir");
         let db_path = dir.path().join("vigil.db");
         let mut config = Config::default();
         config.http.addr = "127.0.0.1:0".parse().expect("addr");
         config.mqtt.listen = "127.0.0.1:0".parse().expect("addr");
         config.database.url = database_url.unwrap_or_else(|| format!("sqlite://{}", db_path.display()));
-        config.pathways.dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../pathways");
+        config.pathways.dir = pathways.unwrap_or_else(|| std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../pathways"));
         let app = App::build(config).await.expect("app builds");
         let http = format!("http://{}", app.http_addr);
         let (mqtt_host, mqtt_port) = {
@@ -71,10 +86,17 @@ impl TestApp {
 
         // Ward and admin user through the same functions `vigil admin` uses.
         let ward = "Ward A".to_string();
-        let w = store.ward_add(&ward).await.expect("ward");
-        let uid = vigil_web::admin::add_user(store.as_ref(), "admin", "admin", &[w.id.to_string()], "admin-password")
-            .await
-            .expect("user");
+        // Reuse them when attaching to an existing database (a restart).
+        let w = match store.ward_find(&ward).await.expect("ward lookup") {
+            Some(w) => w,
+            None => store.ward_add(&ward).await.expect("ward"),
+        };
+        let uid = match store.user_by_username("admin").await.expect("user lookup") {
+            Some(u) => u.id,
+            None => vigil_web::admin::add_user(store.as_ref(), "admin", "admin", &[w.id.to_string()], "admin-password")
+                .await
+                .expect("user"),
+        };
         let token = vigil_web::admin::issue_token(store.as_ref(), uid, vigil_store::TokenKind::Api, chrono::Utc::now(), None)
             .await
             .expect("token");

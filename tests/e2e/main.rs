@@ -18,3 +18,4 @@ mod postgres;
 mod reliability;
 mod scoring;
 mod security;
+mod timers;

@@ -115,6 +115,7 @@ pub fn spawn(
         engine: vigil_rules::Engine::new(pathways),
         in_engine: std::collections::HashMap::new(),
         feed: Vec::new(),
+        batch_received: Utc::now(),
         client,
         store,
         events,
@@ -184,6 +185,8 @@ struct Worker {
     in_engine: std::collections::HashMap<i64, i64>,
     /// Stored observations waiting for the rules engine (after scoring).
     feed: Vec<(i64, vigil_clinical::Reading)>,
+    /// When the batch being processed arrived.
+    batch_received: chrono::DateTime<Utc>,
     client: AsyncClient,
     store: Arc<dyn Store>,
     events: broadcast::Sender<LiveEvent>,
@@ -231,6 +234,7 @@ impl Worker {
                 p = rx.recv() => match p { Some(p) => p, None => break },
                 Some(patient) = rescore.recv() => {
                     let now = Utc::now();
+                    self.batch_received = now;
                     self.in_engine.remove(&patient);
                     self.ensure_in_engine(patient).await;
                     self.score_at(patient, now, now, true).await;
@@ -242,6 +246,7 @@ impl Worker {
                 }
                 _ = tokio::time::sleep(sleep) => {
                     let now = Utc::now();
+                    self.batch_received = now;
                     let outputs = self.engine.tick(now);
                     self.apply_outputs(outputs, now).await;
                     continue;
@@ -267,6 +272,7 @@ impl Worker {
 
     async fn process(&mut self, batch: &[Publish]) {
         let now = Utc::now();
+        self.batch_received = now;
         let mut pending: Vec<Pending> = Vec::new();
         let mut pending_ecg: Vec<PendingEcg> = Vec::new();
         for p in batch {
@@ -323,10 +329,60 @@ impl Worker {
         for (patient, times) in to_score {
             self.score_new_readings(patient, times, stored_at).await;
         }
-        // Then the pathway rules see every new observation.
+        // Then the pathway rules see every new observation, and
+        // missed-reading and device-offline alerts resolve themselves now
+        // that data has resumed.
         let feed = std::mem::take(&mut self.feed);
+        let mut resumed: BTreeMap<i64, (BTreeSet<String>, BTreeSet<String>)> = BTreeMap::new();
         for (patient, reading) in feed {
+            let entry = resumed.entry(patient).or_default();
+            entry.0.insert(reading.observation.code.as_str().to_string());
+            if let Some(d) = &reading.source {
+                entry.1.insert(d.clone());
+            }
             self.observe(patient, reading, stored_at).await;
+        }
+        for (patient, (codes, devices)) in resumed {
+            let mut rules: Vec<String> = devices.iter().map(|d| format!("device-offline:{d}")).collect();
+            if let Ok(Some(s)) = self.store.episode_settings(patient).await {
+                if let Some(p) = self.engine.pathways().get(&s.pathway) {
+                    for e in &p.expects {
+                        if e.codes.iter().any(|c| codes.contains(c.as_str())) {
+                            rules.push(e.id.clone());
+                        }
+                    }
+                }
+            }
+            self.auto_resolve(patient, &rules, "readings resumed").await;
+        }
+    }
+
+    /// Resolve the live alerts of `rules` for `patient` as the system: a
+    /// missed-reading or device alert whose cause has gone. Clinical alerts
+    /// are never passed here: they need a person.
+    async fn auto_resolve(&mut self, patient: i64, rules: &[String], why: &str) {
+        if rules.is_empty() {
+            return;
+        }
+        let Some(ward) = self.ensure_in_engine(patient).await else { return };
+        let live = match self.store.alerts_list(&[ward], None, Some(patient)).await {
+            Ok(a) => a,
+            Err(e) => {
+                tracing::error!(error = %e, "cannot read alerts to resolve");
+                return;
+            }
+        };
+        let now = Utc::now();
+        for a in live.into_iter().filter(|a| a.status != AlertStatus::Resolved && rules.contains(&a.rule_id)) {
+            let action = vigil_store::AlertAction::Resolve { outcome: "data-resumed".into(), note: why.into() };
+            match self.store.alert_act(a.id, action.clone(), "system", now).await {
+                Ok(alert) => {
+                    tracing::info!(alert_id = alert.id, rule = %alert.rule_id, "alert resolved: {why}");
+                    self.forward_action(RuleAction { patient_id: patient, rule_id: alert.rule_id.clone(), action, actor: "system".into(), at: now });
+                    let _ = self.events.send(LiveEvent::AlertUpdate { ward_id: alert.ward_id, alert, action: "resolved".into(), actor: "system".into() });
+                }
+                Err(e) => tracing::debug!(error = %e, "alert already resolved"),
+            }
         }
     }
 
@@ -351,11 +407,31 @@ impl Worker {
             Ok(Some(p)) => p.episode.map(|e| e.admitted_at).unwrap_or_else(Utc::now),
             _ => Utc::now(),
         };
+        let fresh = !self.engine.readings(patient).iter().any(|_| true);
         if let Err(e) = self.engine.admit(patient, crate::rules::setup(&settings, admitted_at)) {
             tracing::error!(error = %e, patient, "rules engine refused the episode");
             return None;
         }
         self.in_engine.insert(patient, settings.ward_id);
+        if fresh {
+            // After a restart the engine knows nothing: give it the latest
+            // stored reading of each code, so missed-reading clocks and trends
+            // start from what is stored rather than from admission. Outputs
+            // of this replay are dropped: whatever they would raise is
+            // already stored (alerts merge per patient and rule).
+            let now = Utc::now();
+            if let Ok(rows) = self.store.latest_per_code(patient, now).await {
+                // Only what was stored before the batch in hand: its own
+                // readings reach the engine live, with their outputs.
+                // (Stored times have millisecond precision.)
+                let cutoff = chrono::DateTime::from_timestamp_millis(self.batch_received.timestamp_millis()).unwrap_or(self.batch_received);
+                for r in rows.into_iter().filter(|r| r.received_at < cutoff) {
+                    if let Some(reading) = crate::rules::reading(&r.code, &r.value, r.unit.as_deref(), r.measured_at, &r.device_id, r.id) {
+                        let _ = self.engine.observe(patient, reading, now);
+                    }
+                }
+            }
+        }
         Some(settings.ward_id)
     }
 
@@ -570,6 +646,36 @@ impl Worker {
                     }
                     Err(e) => tracing::error!(error = %e, device = %c.device_id, "storing ECG heart rate failed"),
                 }
+            }
+            // The patch's signal quality is a device fact for the rules
+            // (lead off → the pathway's device alert).
+            if let Some((_, q)) = d.quality.last().copied() {
+                let ds = vigil_rules::DeviceStatus { online: true, battery_pct: None, signal: Some(q.to_string()) };
+                let now = Utc::now();
+                if self.ensure_in_engine(c.patient_id).await.is_some() {
+                    if let Ok(outputs) = self.engine.device_status(c.patient_id, &c.device_id, ds, now) {
+                        self.apply_outputs(outputs, now).await;
+                    }
+                }
+                if q != "lead_off" {
+                    self.auto_resolve(c.patient_id, &[format!("device-lead-off:{}", c.device_id)], "ECG signal back").await;
+                }
+            }
+            if d.possible_af.iter().any(|(_, active)| *active) {
+                let at = d.possible_af.iter().rev().find(|(_, a)| *a).map(|(t, _)| *t).unwrap_or(c.chunk.t0_ms);
+                let pathway = self.store.episode_settings(c.patient_id).await.ok().flatten().map(|s| s.pathway).unwrap_or_default();
+                let firing = AlertFiring {
+                    patient_id: c.patient_id,
+                    ward_id: c.ward_id,
+                    rule_id: format!("ecg-possible-af:{}", c.device_id),
+                    severity: Severity::Low,
+                    message: "Possible AF — review the ECG strip (a prompt, not a diagnosis)".into(),
+                    value: serde_json::json!({"t_ms": at}),
+                    evidence: vec![],
+                    at: chrono::DateTime::from_timestamp_millis(at).unwrap_or(stored_at),
+                    escalate_at: self.escalation_for(&pathway, Severity::Low).map(|d| Utc::now() + d),
+                };
+                self.persist_firing(firing, stored_at).await;
             }
             for (t_ms, q) in d.quality {
                 let _ = self.events.send(LiveEvent::EcgStatus {
@@ -823,12 +929,20 @@ impl Worker {
                 signal: status.get("signal").and_then(|v| v.as_str()).map(str::to_string),
             };
             let now = Utc::now();
+            let mut cleared = vec![format!("device-offline:{device}")];
+            if ds.signal.as_deref() != Some("lead_off") {
+                cleared.push(format!("device-lead-off:{device}"));
+            }
+            if ds.battery_pct.is_some_and(|b| b >= 30) {
+                cleared.push(format!("device-battery-low:{device}"));
+            }
             if self.ensure_in_engine(route.patient_id).await.is_some() {
                 match self.engine.device_status(route.patient_id, device, ds, now) {
                     Ok(outputs) => self.apply_outputs(outputs, now).await,
                     Err(e) => tracing::error!(error = %e, "rules engine refused a device status"),
                 }
             }
+            self.auto_resolve(route.patient_id, &cleared, "device reports normally again").await;
             let _ = self.events.send(LiveEvent::DeviceStatus {
                 ward_id: route.ward_id,
                 patient_id: route.patient_id,

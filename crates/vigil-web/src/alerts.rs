@@ -116,6 +116,11 @@ async fn escalate(State(state): State<AppState>, caller: Caller, Path(id): Path<
     act(state, caller, id, AlertAction::Escalate).await
 }
 
+/// How a clinician may close an alert (a fixed list, so outcomes can be
+/// counted and audited). `data-resumed` is the system's own outcome.
+pub const OUTCOMES: [&str; 7] =
+    ["advice-given", "treatment-changed", "escalated-999", "admitted", "false-alarm-device", "reviewed-no-action", "other"];
+
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
 struct ResolveBody {
@@ -131,8 +136,11 @@ async fn resolve(
     body: Result<Json<ResolveBody>, axum::extract::rejection::JsonRejection>,
 ) -> Result<Json<AlertRow>, ApiError> {
     let Json(b) = body.map_err(bad_json)?;
-    if b.outcome.trim().is_empty() || b.outcome.len() > 200 || b.note.len() > 4000 {
-        return Err(ApiError::Invalid("outcome: required (at most 200 characters); note: at most 4000".into()));
+    if !OUTCOMES.contains(&b.outcome.as_str()) {
+        return Err(ApiError::Invalid(format!("outcome: one of {}", OUTCOMES.join(", "))));
+    }
+    if b.note.len() > 4000 {
+        return Err(ApiError::Invalid("note: at most 4000 characters".into()));
     }
     act(state, caller, id, AlertAction::Resolve { outcome: b.outcome.trim().to_string(), note: b.note }).await
 }
