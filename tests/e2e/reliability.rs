@@ -388,8 +388,7 @@ async fn kit_offline_for_two_hours_backfills_in_place_without_an_alert_storm() {
     plan.duration_ms = 2 * 3_600_000;
     let (gap_from, gap_to) = (start_ms + plan.onset_ms, start_ms + plan.onset_ms + plan.duration_ms);
     let spec = PatientSpec { plan, pathway: "general".into(), patch: true, spot_per_day: 24, seed: 11, start_ms };
-    let mut cfg_outbox = vigil_devsim::vigil_kit::outbox::Config::default();
-    cfg_outbox.resend_after_ms = 2_000;
+    let cfg_outbox = vigil_devsim::vigil_kit::outbox::Config { resend_after_ms: 2_000, ..Default::default() };
     let cfg = WardConfig {
         host: app.mqtt_host.clone(),
         port: app.mqtt_port,

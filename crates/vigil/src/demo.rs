@@ -97,12 +97,11 @@ fn split_addr(addr: &str) -> anyhow::Result<(String, u16)> {
 /// The demo login, created on first run and kept in the data folder.
 async fn ensure_login(store: &dyn Store, dir: &Path) -> anyhow::Result<DemoLogin> {
     let file = dir.join("demo-login.json");
-    if let Ok(text) = std::fs::read_to_string(&file) {
-        if let Ok(login) = serde_json::from_str::<DemoLogin>(&text) {
-            if store.user_by_username(&login.username).await?.is_some() {
-                return Ok(login);
-            }
-        }
+    if let Ok(text) = std::fs::read_to_string(&file)
+        && let Ok(login) = serde_json::from_str::<DemoLogin>(&text)
+        && store.user_by_username(&login.username).await?.is_some()
+    {
+        return Ok(login);
     }
     let ward = match store.ward_find(WARD).await? {
         Some(w) => w,
