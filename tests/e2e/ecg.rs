@@ -94,3 +94,50 @@ async fn malformed_ecg_chunk_is_counted_and_the_stream_carries_on() {
     assert_eq!(app.stats().await.rejected, 2);
     assert!(app.metrics().await.contains(r#"vigil_ecg_chunks_total{outcome="rejected"} 2"#));
 }
+
+/// The shared MIT-BIH records (Moody & Mark 2001; Goldberger et al. 2000).
+fn mitdb() -> Option<std::path::PathBuf> {
+    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../../shared/data/mitdb");
+    dir.is_dir().then_some(dir)
+}
+
+#[tokio::test]
+async fn an_af_episode_from_mit_bih_raises_a_possible_af_review_prompt() {
+    let Some(dir) = mitdb() else {
+        eprintln!("SKIPPED: ../shared/data/mitdb not present");
+        return;
+    };
+    // Record 201 opens with atrial fibrillation (rhythm annotation "(AFIB"
+    // at sample 60, until 378 s).
+    let hea = std::fs::read_to_string(dir.join("201.hea")).expect("header");
+    let dat = std::fs::read(dir.join("201.dat")).expect("signal");
+    let header = vigil_ecg::wfdb::parse_header(&hea).expect("parse");
+    let signal = vigil_ecg::wfdb::decode_channel(&header, &dat, 0).expect("decode");
+    let fs = header.fs_hz.round() as usize;
+    let uv = (1000.0 / header.signals[0].gain) as f32;
+
+    let app = TestApp::spawn().await;
+    let mut ws = app.ws(&app.token).await;
+    let patient = app.admit("heart-failure").await;
+    let creds = app.provision("ecg-patch", Some(patient)).await;
+    let mut patch = app.connect(&creds).await.expect("patch connects");
+    let seconds = 240;
+    let t0 = Utc::now().timestamp_millis() - seconds as i64 * 1000;
+    for i in 0..seconds {
+        let samples: Vec<i16> = signal[i * fs..(i + 1) * fs].iter().map(|&v| v as i16).collect();
+        let c = vigil_kit::ecg_chunk::EcgChunk { seq: i as u32 + 1, t0_ms: t0 + i as i64 * 1000, sample_rate_hz: fs as u16, uv_per_count: uv, samples: &samples };
+        let mut buf = vec![0u8; 25 + 2 * samples.len()];
+        let n = c.encode(&mut buf).expect("encode");
+        buf.truncate(n);
+        patch.publish_raw("ecg", buf).await;
+    }
+    let rule = format!("ecg-possible-af:{}", creds.device_id);
+    let ev = ws.next_alert_event("alert", &rule).await;
+    assert_eq!(ev["alert"]["severity"], "low");
+    assert!(ev["alert"]["message"].as_str().unwrap_or_default().contains("review"), "{ev}");
+    let mut acked = 0;
+    while acked < seconds {
+        acked += patch.next_cmd().await["seqs"].as_array().map(Vec::len).unwrap_or(0);
+    }
+    assert_eq!(app.stats().await.ecg_chunks, seconds as i64);
+}
