@@ -89,6 +89,9 @@ pub async fn start(
         .name("vigil/tcp")
         .laddr(listen)
         .allow_anonymous(false)
+        // A restarted daemon must rebind at once, not wait out the dead
+        // one's TIME_WAIT connections.
+        .reuseaddr(Some(true))
         .max_packet_size(crate::decode::MAX_PAYLOAD as u32 + 1024)
         .bind()
         .map_err(|e| anyhow::anyhow!("mqtt.listen {listen}: {e}"))?
