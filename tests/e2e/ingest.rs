@@ -27,6 +27,12 @@ async fn observation_is_stored_pushed_and_acked() {
     assert_eq!(codes, ["pulse", "spo2"]);
     assert_eq!(rows[1]["value"], 94.0);
     assert_eq!(app.stats().await.obs_messages, 1);
+    // Operator metrics: batches, store latency, live sessions (the device and the ingest).
+    let m = app.metrics().await;
+    assert!(m.contains("vigil_ingest_batch_size_count 1"), "{m}");
+    assert!(m.contains(r#"vigil_store_write_seconds_count{kind="obs"} 1"#), "{m}");
+    assert!(m.contains("vigil_mqtt_connections 2"), "{m}");
+    assert!(m.contains("vigil_ingest_queue_depth 0"), "{m}");
 }
 
 #[tokio::test]

@@ -69,11 +69,12 @@ pub async fn start(
     listen: SocketAddr,
     store: Arc<dyn Store>,
     service: ServiceAccount,
+    connections: prometheus::IntGauge,
     cancel: CancellationToken,
 ) -> anyhow::Result<(Arc<EmbeddedBroker>, tokio::task::JoinHandle<()>)> {
     let scx = ServerContext::new().build().await;
     let register = scx.extends.hook_mgr().register();
-    let policy = Arc::new(Policy { store, service, sessions: Default::default() });
+    let policy = Arc::new(Policy { store, service, sessions: Default::default(), connections });
     for typ in [
         Type::ClientAuthenticate,
         Type::MessagePublishCheckAcl,
@@ -113,6 +114,8 @@ struct Policy {
     service: ServiceAccount,
     /// Live sessions by username, so a revoked device can be dropped.
     sessions: std::sync::Mutex<std::collections::HashMap<String, rmqtt::types::Id>>,
+    /// `vigil_mqtt_connections`
+    connections: prometheus::IntGauge,
 }
 
 impl Policy {
@@ -189,6 +192,7 @@ impl Handler for Hook {
             Parameter::ClientConnected(session) => {
                 if let (Some(user), Ok(mut m)) = (session.id.username.as_deref(), this.sessions.lock()) {
                     m.insert(user.to_string(), session.id.clone());
+                    this.connections.set(m.len() as i64);
                 }
                 (true, acc)
             }
@@ -197,6 +201,7 @@ impl Handler for Hook {
                     if m.get(user).is_some_and(|id| id.client_id == session.id.client_id) {
                         m.remove(user);
                     }
+                    this.connections.set(m.len() as i64);
                 }
                 (true, acc)
             }

@@ -1,7 +1,7 @@
 //! Ingest metrics (CONTRACTS.md §6), registered in the registry the caller
 //! passes in, so two daemons in one test process never share counters.
 
-use prometheus::{Histogram, HistogramOpts, IntCounterVec, Opts, Registry};
+use prometheus::{Histogram, HistogramOpts, HistogramVec, IntCounterVec, IntGauge, Opts, Registry};
 
 /// Counters and histograms the ingest updates.
 #[derive(Clone)]
@@ -18,6 +18,15 @@ pub struct IngestMetrics {
     pub alerts_raised: IntCounterVec,
     /// `vigil_alert_latency_seconds`: message received to alert pushed.
     pub alert_latency: Histogram,
+    /// `vigil_ingest_batch_size`: messages per processed batch.
+    pub batch_size: Histogram,
+    /// `vigil_store_write_seconds{kind="obs"|"ecg"}`: one batch transaction.
+    pub store_write: HistogramVec,
+    /// `vigil_ingest_queue_depth`: messages received, waiting for the batcher.
+    pub queue_depth: IntGauge,
+    /// `vigil_mqtt_connections`: MQTT sessions on the embedded broker
+    /// (devices, and the ingest's own).
+    pub mqtt_connections: IntGauge,
 }
 
 impl IngestMetrics {
@@ -41,12 +50,37 @@ impl IngestMetrics {
             HistogramOpts::new("vigil_alert_latency_seconds", "Message received to alert pushed")
                 .buckets(vec![0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5]),
         )?;
+        let batch_size = Histogram::with_opts(
+            HistogramOpts::new("vigil_ingest_batch_size", "Messages per processed ingest batch")
+                .buckets(vec![1.0, 2.0, 5.0, 10.0, 25.0, 50.0, 100.0, 250.0, 512.0]),
+        )?;
+        let store_write = HistogramVec::new(
+            HistogramOpts::new("vigil_store_write_seconds", "Duration of one ingest batch transaction")
+                .buckets(vec![0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 1.0]),
+            &["kind"],
+        )?;
+        let queue_depth = IntGauge::new("vigil_ingest_queue_depth", "Received messages waiting for the batcher")?;
+        let mqtt_connections = IntGauge::new("vigil_mqtt_connections", "MQTT sessions on the embedded broker (devices and the ingest)")?;
+        for c in [Box::new(batch_size.clone()) as Box<dyn prometheus::core::Collector>, Box::new(store_write.clone()), Box::new(queue_depth.clone()), Box::new(mqtt_connections.clone())] {
+            registry.register(c)?;
+        }
         registry.register(Box::new(alerts_raised.clone()))?;
         registry.register(Box::new(alert_latency.clone()))?;
         registry.register(Box::new(obs_messages.clone()))?;
         registry.register(Box::new(obs_rejected.clone()))?;
         registry.register(Box::new(ecg_chunks.clone()))?;
         registry.register(Box::new(ingest_lag.clone()))?;
-        Ok(IngestMetrics { obs_messages, obs_rejected, ecg_chunks, ingest_lag, alerts_raised, alert_latency })
+        Ok(IngestMetrics {
+            obs_messages,
+            obs_rejected,
+            ecg_chunks,
+            ingest_lag,
+            alerts_raised,
+            alert_latency,
+            batch_size,
+            store_write,
+            queue_depth,
+            mqtt_connections,
+        })
     }
 }

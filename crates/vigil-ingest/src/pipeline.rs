@@ -261,6 +261,8 @@ impl Worker {
                     _ => break,
                 }
             }
+            self.metrics.batch_size.observe(batch.len() as f64);
+            self.metrics.queue_depth.set(rx.len() as i64);
             self.process(&batch).await;
             for p in batch.drain(..) {
                 if let Err(e) = self.client.ack(&p).await {
@@ -519,6 +521,7 @@ impl Worker {
             return None;
         }
         let msgs: Vec<NewObsMessage> = pending.iter().map(|p| p.msg.clone()).collect();
+        let _timer = self.metrics.store_write.with_label_values(&["obs"]).start_timer();
         match self.store.store_obs_batch(&msgs).await {
             Ok(o) => Some(o),
             Err(e) => {
@@ -550,6 +553,7 @@ impl Worker {
                 received_at: c.received_at,
             })
             .collect();
+        let _timer = self.metrics.store_write.with_label_values(&["ecg"]).start_timer();
         match self.store.store_ecg_batch(&rows).await {
             Ok(o) => Some(o),
             Err(e) => {

@@ -45,7 +45,13 @@ impl App {
         let (ingest, mqtt_addr) = if config.mqtt.embedded {
             let service = ServiceAccount { username: format!("vigil-ingest-{}", random_id(8)), password: random_secret() };
             let (broker, task) =
-                vigil_ingest::broker::start(config.mqtt.listen, store.clone(), service.clone(), cancel.clone())
+                vigil_ingest::broker::start(
+                    config.mqtt.listen,
+                    store.clone(),
+                    service.clone(),
+                    ingest_metrics.mqtt_connections.clone(),
+                    cancel.clone(),
+                )
                     .await
                     .context("starting the embedded MQTT broker")?;
             tasks.push(("broker", task));
