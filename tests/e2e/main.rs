@@ -14,6 +14,7 @@ mod cli;
 mod ecg;
 mod fhir;
 mod ingest;
+mod openapi;
 mod postgres;
 mod reliability;
 mod scoring;

@@ -10,7 +10,7 @@ pub struct Ward {
 }
 
 /// Clinical role; the permission table lives in docs/security.md.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "lowercase")]
 pub enum Role {
     Nurse,
@@ -55,7 +55,7 @@ pub struct UserRecord {
 }
 
 /// An authenticated user as the web layer needs it.
-#[derive(Clone, Debug, PartialEq, Serialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, utoipa::ToSchema)]
 pub struct AuthUser {
     pub id: i64,
     pub username: String,
@@ -100,7 +100,7 @@ pub struct NewPatient {
     pub admitted_at: DateTime<Utc>,
 }
 
-#[derive(Clone, Debug, Serialize)]
+#[derive(Clone, Debug, Serialize, utoipa::ToSchema)]
 pub struct Episode {
     pub id: i64,
     pub pathway: String,
@@ -111,14 +111,14 @@ pub struct Episode {
     pub discharged_at: Option<DateTime<Utc>>,
 }
 
-#[derive(Clone, Debug, Serialize)]
+#[derive(Clone, Debug, Serialize, utoipa::ToSchema)]
 pub struct DeviceInfo {
     pub id: String,
     pub kind: String,
     pub revoked_at: Option<DateTime<Utc>>,
 }
 
-#[derive(Clone, Debug, Serialize)]
+#[derive(Clone, Debug, Serialize, utoipa::ToSchema)]
 pub struct PatientDetail {
     pub id: i64,
     pub ward_id: i64,
@@ -129,7 +129,7 @@ pub struct PatientDetail {
 }
 
 /// The latest value of one code for a patient.
-#[derive(Clone, Debug, PartialEq, Serialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, utoipa::ToSchema)]
 pub struct LatestReading {
     pub code: String,
     pub value: ObsValue,
@@ -138,7 +138,7 @@ pub struct LatestReading {
     pub device_id: String,
 }
 
-#[derive(Clone, Debug, Serialize)]
+#[derive(Clone, Debug, Serialize, utoipa::ToSchema)]
 pub struct PatientSummary {
     pub id: i64,
     pub ward_id: i64,
@@ -173,7 +173,7 @@ pub struct DeviceRoute {
 }
 
 /// An observation value: numbers for measurements, text for ACVPU and posture.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(untagged)]
 pub enum ObsValue {
     Number(f64),
@@ -226,7 +226,7 @@ pub struct ObservationQuery {
     pub max_points: Option<usize>,
 }
 
-#[derive(Clone, Debug, PartialEq, Serialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, utoipa::ToSchema)]
 pub struct ObservationRow {
     pub id: i64,
     pub code: String,
@@ -315,7 +315,7 @@ impl LiveEvent {
 }
 
 /// Episode facts NEWS2 needs, each with who recorded it and when.
-#[derive(Clone, Debug, Default, PartialEq, Serialize)]
+#[derive(Clone, Debug, Default, PartialEq, Serialize, utoipa::ToSchema)]
 pub struct EpisodeSettings {
     pub patient_id: i64,
     pub ward_id: i64,
@@ -333,12 +333,28 @@ pub struct EpisodeSettings {
     pub pregnant: bool,
 }
 
+/// ACVPU levels, for the API description (stored and sent as text).
+#[derive(utoipa::ToSchema)]
+#[allow(dead_code)]
+pub enum Acvpu {
+    A,
+    C,
+    V,
+    P,
+    U,
+}
+
 /// A clinician's change to the open episode; `None` leaves a field alone.
-#[derive(Clone, Debug, Default, PartialEq, Deserialize)]
+#[derive(Clone, Debug, Default, PartialEq, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct EpisodeUpdate {
+    /// SpO2 scale 1 or 2
+    #[schema(minimum = 1, maximum = 2)]
     pub spo2_scale: Option<u8>,
+    /// On supplemental oxygen
     pub oxygen: Option<bool>,
+    /// Consciousness: one of A, C, V, P, U
+    #[schema(value_type = Option<Acvpu>)]
     pub acvpu: Option<String>,
     pub under_16: Option<bool>,
     pub pregnant: Option<bool>,
@@ -358,7 +374,7 @@ pub struct NewScore {
     pub obs_ids: Vec<i64>,
 }
 
-#[derive(Clone, Debug, PartialEq, Serialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, utoipa::ToSchema)]
 pub struct ScoreRow {
     pub id: i64,
     pub scored_at: DateTime<Utc>,
@@ -400,7 +416,7 @@ pub struct EcgChunkRow {
 }
 
 /// A beat found by the streaming detector.
-#[derive(Clone, Copy, Debug, PartialEq, Serialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Serialize, utoipa::ToSchema)]
 pub struct BeatRow {
     pub t_ms: i64,
     pub rr_ms: Option<u32>,
@@ -420,7 +436,7 @@ pub struct NewDerivedObservation {
 }
 
 /// Alert severities, in NEWS2 risk words, lowest first (so `Ord` means "worse").
-#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "kebab-case")]
 pub enum Severity {
     Low,
@@ -443,7 +459,7 @@ impl Severity {
     }
 }
 
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "lowercase")]
 pub enum AlertStatus {
     Open,
@@ -484,7 +500,7 @@ pub struct AlertFiring {
     pub escalate_at: Option<DateTime<Utc>>,
 }
 
-#[derive(Clone, Debug, PartialEq, Serialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, utoipa::ToSchema)]
 pub struct AlertRow {
     pub id: i64,
     pub patient_id: i64,
@@ -521,7 +537,7 @@ pub enum AlertAction {
     Resolve { outcome: String, note: String },
 }
 
-#[derive(Clone, Debug, PartialEq, Serialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, utoipa::ToSchema)]
 pub struct AlertEventRow {
     pub at: DateTime<Utc>,
     pub actor: String,
@@ -530,7 +546,7 @@ pub struct AlertEventRow {
 }
 
 /// One audit record.
-#[derive(Clone, Debug, PartialEq, Serialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, utoipa::ToSchema)]
 pub struct AuditEntry {
     pub at: DateTime<Utc>,
     pub user_id: Option<i64>,

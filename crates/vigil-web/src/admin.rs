@@ -39,14 +39,21 @@ pub fn nhs_number_valid(n: &str) -> bool {
     check == digits[9]
 }
 
-#[derive(Clone, Debug, Deserialize)]
+#[derive(Clone, Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct AdmitRequest {
+    /// One of your wards, by name or id
     pub ward: String,
+    /// Not empty
     pub name: String,
+    /// 10 digits (spaces allowed) with a modulus-11 check digit
+    #[schema(example = "943 476 5919")]
     pub nhs_number: String,
+    /// A loaded pathway, e.g. `copd`
     pub pathway: String,
+    /// SpO2 scale 1 (default) or 2 (hypercapnic respiratory failure)
     #[serde(default)]
+    #[schema(minimum = 1, maximum = 2)]
     pub spo2_scale: Option<u8>,
 }
 
@@ -84,7 +91,7 @@ pub async fn admit(store: &dyn Store, req: AdmitRequest, by: &str, now: DateTime
 }
 
 /// Credentials of a newly provisioned device. The password is shown once.
-#[derive(Clone, Debug, Serialize)]
+#[derive(Clone, Debug, Serialize, utoipa::ToSchema)]
 pub struct ProvisionedDevice {
     pub device_id: String,
     pub mqtt_username: String,

@@ -2,15 +2,17 @@
 //! recorded with who and when (the alert's event trail) and pushed to the
 //! ward's dashboards at once.
 
-use axum::extract::{Path, Query, State};
+use axum::extract::{Query, State};
 use axum::routing::{get, post};
 use axum::{Json, Router};
 use chrono::Utc;
-use serde::Deserialize;
-use vigil_store::{AlertAction, AlertRow, AlertStatus, LiveEvent};
+use serde::{Deserialize, Serialize};
+use utoipa::{IntoParams, ToSchema};
+use vigil_store::{AlertAction, AlertEventRow, AlertRow, AlertStatus, LiveEvent};
 
 use crate::auth::Caller;
-use crate::error::{ApiError, bad_json};
+use crate::error::{ApiError, Id, bad_json};
+use crate::openapi::ErrorBody;
 use crate::AppState;
 
 pub fn router() -> Router<AppState> {
@@ -22,15 +24,31 @@ pub fn router() -> Router<AppState> {
         .route("/api/v1/alerts/{id}/resolve", post(resolve))
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, IntoParams)]
 #[serde(deny_unknown_fields)]
-struct ListQuery {
+#[into_params(parameter_in = Query)]
+pub(crate) struct ListQuery {
+    /// Only alerts in this state
+    #[param(value_type = Option<AlertStatus>)]
     status: Option<String>,
+    /// One of your wards (default: all of them); another ward is a 404.
     ward: Option<i64>,
+    /// Only this patient's alerts
     patient: Option<i64>,
 }
 
-async fn list(
+/// `GET /api/v1/alerts`: alerts on your wards.
+#[utoipa::path(
+    get, path = "/api/v1/alerts", tag = "alerts", params(ListQuery),
+    security(("bearer" = []), ("cookie" = [])),
+    responses(
+        (status = 200, description = "Alerts", body = Vec<AlertRow>),
+        (status = 401, description = "No or bad credentials", body = ErrorBody),
+        (status = 404, description = "`ward` is not one of yours", body = ErrorBody),
+        (status = 422, description = "Bad query", body = ErrorBody),
+    )
+)]
+pub(crate) async fn list(
     State(state): State<AppState>,
     caller: Caller,
     q: Result<Query<ListQuery>, axum::extract::rejection::QueryRejection>,
@@ -61,12 +79,29 @@ async fn visible(state: &AppState, caller: &Caller, id: i64) -> Result<AlertRow,
     }
 }
 
+/// An alert and its event trail.
+#[derive(Serialize, ToSchema)]
+pub(crate) struct AlertWithEvents {
+    alert: AlertRow,
+    events: Vec<AlertEventRow>,
+}
+
 /// One alert with its audit trail.
-async fn one(State(state): State<AppState>, caller: Caller, Path(id): Path<i64>) -> Result<Json<serde_json::Value>, ApiError> {
+#[utoipa::path(
+    get, path = "/api/v1/alerts/{id}", tag = "alerts",
+    params(("id" = i64, Path, description = "Alert id")),
+    security(("bearer" = []), ("cookie" = [])),
+    responses(
+        (status = 200, description = "The alert and its events", body = AlertWithEvents),
+        (status = 401, description = "No or bad credentials", body = ErrorBody),
+        (status = 404, description = "No such alert on your wards", body = ErrorBody),
+    )
+)]
+pub(crate) async fn one(State(state): State<AppState>, caller: Caller, Id(id): Id) -> Result<Json<AlertWithEvents>, ApiError> {
     let alert = visible(&state, &caller, id).await?;
     let events = state.store.alert_events(id).await?;
     crate::audit::record(&state, &caller, "alert.read", Some(alert.patient_id), serde_json::json!({"alert": id})).await?;
-    Ok(Json(serde_json::json!({"alert": alert, "events": events})))
+    Ok(Json(AlertWithEvents { alert, events }))
 }
 
 async fn act(state: AppState, caller: Caller, id: i64, action: AlertAction) -> Result<Json<AlertRow>, ApiError> {
@@ -108,11 +143,37 @@ async fn act(state: AppState, caller: Caller, id: i64, action: AlertAction) -> R
     Ok(Json(alert))
 }
 
-async fn acknowledge(State(state): State<AppState>, caller: Caller, Path(id): Path<i64>) -> Result<Json<AlertRow>, ApiError> {
+/// `POST /api/v1/alerts/{id}/acknowledge`
+#[utoipa::path(
+    post, path = "/api/v1/alerts/{id}/acknowledge", tag = "alerts",
+    params(("id" = i64, Path, description = "Alert id")),
+    security(("bearer" = []), ("cookie" = [])),
+    responses(
+        (status = 200, description = "The alert after the action", body = AlertRow),
+        (status = 401, description = "No or bad credentials", body = ErrorBody),
+        (status = 403, description = "Cookie session without the CSRF header", body = ErrorBody),
+        (status = 404, description = "No such alert on your wards", body = ErrorBody),
+        (status = 409, description = "The alert's state forbids it (e.g. already resolved)", body = ErrorBody),
+    )
+)]
+pub(crate) async fn acknowledge(State(state): State<AppState>, caller: Caller, Id(id): Id) -> Result<Json<AlertRow>, ApiError> {
     act(state, caller, id, AlertAction::Acknowledge).await
 }
 
-async fn escalate(State(state): State<AppState>, caller: Caller, Path(id): Path<i64>) -> Result<Json<AlertRow>, ApiError> {
+/// `POST /api/v1/alerts/{id}/escalate`
+#[utoipa::path(
+    post, path = "/api/v1/alerts/{id}/escalate", tag = "alerts",
+    params(("id" = i64, Path, description = "Alert id")),
+    security(("bearer" = []), ("cookie" = [])),
+    responses(
+        (status = 200, description = "The alert after the action", body = AlertRow),
+        (status = 401, description = "No or bad credentials", body = ErrorBody),
+        (status = 403, description = "Cookie session without the CSRF header", body = ErrorBody),
+        (status = 404, description = "No such alert on your wards", body = ErrorBody),
+        (status = 409, description = "The alert's state forbids it (e.g. already resolved)", body = ErrorBody),
+    )
+)]
+pub(crate) async fn escalate(State(state): State<AppState>, caller: Caller, Id(id): Id) -> Result<Json<AlertRow>, ApiError> {
     act(state, caller, id, AlertAction::Escalate).await
 }
 
@@ -121,25 +182,59 @@ async fn escalate(State(state): State<AppState>, caller: Caller, Path(id): Path<
 pub const OUTCOMES: [&str; 7] =
     ["advice-given", "treatment-changed", "escalated-999", "admitted", "false-alarm-device", "reviewed-no-action", "other"];
 
-#[derive(Deserialize)]
+#[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
-struct ResolveBody {
+pub(crate) struct ResolveBody {
+    /// How the alert was closed
+    #[schema(value_type = Outcome)]
     outcome: String,
+    /// Free text, at most 4000 characters
     #[serde(default)]
+    #[schema(max_length = 4000)]
     note: String,
 }
 
-async fn resolve(
+/// The outcomes of [`OUTCOMES`], for the API description.
+#[derive(ToSchema)]
+#[allow(dead_code)]
+#[schema(rename_all = "kebab-case")]
+pub(crate) enum Outcome {
+    AdviceGiven,
+    TreatmentChanged,
+    #[schema(rename = "escalated-999")]
+    Escalated999,
+    Admitted,
+    FalseAlarmDevice,
+    ReviewedNoAction,
+    Other,
+}
+
+/// `POST /api/v1/alerts/{id}/resolve`
+#[utoipa::path(
+    post, path = "/api/v1/alerts/{id}/resolve", tag = "alerts",
+    params(("id" = i64, Path, description = "Alert id")),
+    request_body = ResolveBody,
+    security(("bearer" = []), ("cookie" = [])),
+    responses(
+        (status = 200, description = "The alert after the action", body = AlertRow),
+        (status = 401, description = "No or bad credentials", body = ErrorBody),
+        (status = 403, description = "Cookie session without the CSRF header", body = ErrorBody),
+        (status = 404, description = "No such alert on your wards", body = ErrorBody),
+        (status = 409, description = "Already resolved", body = ErrorBody),
+        (status = 422, description = "Bad body: outcome not in the list, note too long", body = ErrorBody),
+    )
+)]
+pub(crate) async fn resolve(
     State(state): State<AppState>,
     caller: Caller,
-    Path(id): Path<i64>,
+    Id(id): Id,
     body: Result<Json<ResolveBody>, axum::extract::rejection::JsonRejection>,
 ) -> Result<Json<AlertRow>, ApiError> {
     let Json(b) = body.map_err(bad_json)?;
     if !OUTCOMES.contains(&b.outcome.as_str()) {
         return Err(ApiError::Invalid(format!("outcome: one of {}", OUTCOMES.join(", "))));
     }
-    if b.note.len() > 4000 {
+    if b.note.chars().count() > 4000 {
         return Err(ApiError::Invalid("note: at most 4000 characters".into()));
     }
     act(state, caller, id, AlertAction::Resolve { outcome: b.outcome.trim().to_string(), note: b.note }).await

@@ -8,10 +8,12 @@ use axum::routing::get;
 use axum::{Json, Router};
 use chrono::{DateTime, Utc};
 use serde::Deserialize;
+use utoipa::IntoParams;
 use vigil_store::{AuditEntry, AuditQuery, Role};
 
 use crate::auth::Caller;
 use crate::error::ApiError;
+use crate::openapi::ErrorBody;
 use crate::AppState;
 
 pub fn router() -> Router<AppState> {
@@ -51,17 +53,34 @@ pub async fn record_raw(
     state.store.audit_append(e).await.map_err(|e| ApiError::Internal(format!("audit write failed: {e}")))
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, IntoParams)]
 #[serde(deny_unknown_fields)]
-struct Q {
+#[into_params(parameter_in = Query)]
+pub(crate) struct Q {
+    /// Only entries about this patient
     patient: Option<i64>,
+    /// Only this user's entries
     user: Option<i64>,
+    /// RFC 3339
     from: Option<DateTime<Utc>>,
+    /// RFC 3339
     to: Option<DateTime<Utc>>,
+    /// At most this many rows (default 1000; clamped to 1..=10000)
     limit: Option<i64>,
 }
 
-async fn query(
+/// `GET /api/v1/audit` (admin): the audit trail, newest first.
+#[utoipa::path(
+    get, path = "/api/v1/audit", tag = "audit", params(Q),
+    security(("bearer" = []), ("cookie" = [])),
+    responses(
+        (status = 200, description = "Audit entries, newest first", body = Vec<AuditEntry>),
+        (status = 401, description = "No or bad credentials", body = ErrorBody),
+        (status = 403, description = "Not an admin", body = ErrorBody),
+        (status = 422, description = "Bad query", body = ErrorBody),
+    )
+)]
+pub(crate) async fn query(
     State(state): State<AppState>,
     caller: Caller,
     q: Result<Query<Q>, axum::extract::rejection::QueryRejection>,

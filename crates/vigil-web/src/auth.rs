@@ -9,13 +9,15 @@ use axum::http::request::Parts;
 use axum::http::{HeaderMap, HeaderValue};
 use axum::response::{IntoResponse, Response};
 use chrono::Utc;
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
 use vigil_store::secrets::hash_secret;
 use vigil_store::{AuthUser, Role, TokenKind};
 
 
 use crate::admin::{issue_token, verify_password};
 use crate::error::{ApiError, bad_json};
+use crate::openapi::ErrorBody;
 use crate::AppState;
 
 /// The session cookie's name.
@@ -115,7 +117,7 @@ impl FromRequestParts<AppState> for Caller {
     }
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, ToSchema)]
 pub struct LoginRequest {
     username: String,
     password: String,
@@ -149,7 +151,43 @@ impl Throttle {
     }
 }
 
+/// A signed-in user and the CSRF token their page sends with writes.
+#[derive(Serialize, ToSchema)]
+pub struct LoginResponse {
+    user: AuthUser,
+    csrf_token: String,
+}
+
+/// `GET /api/v1/me`.
+#[derive(Serialize, ToSchema)]
+pub struct Me {
+    id: i64,
+    username: String,
+    role: Role,
+    ward_ids: Vec<i64>,
+    /// For a cookie session: the `x-csrf-token` value; null for a bearer token.
+    csrf_token: Option<String>,
+}
+
+/// `POST /api/v1/logout`.
+#[derive(Serialize, ToSchema)]
+pub struct LoggedOut {
+    ok: bool,
+}
+
 /// `POST /api/v1/login`: check the password, start a session.
+#[utoipa::path(
+    post, path = "/api/v1/login", tag = "auth",
+    request_body = LoginRequest,
+    security(()),
+    responses(
+        (status = 200, description = "Signed in: a session cookie and the CSRF token", body = LoginResponse,
+         headers(("set-cookie" = String, description = "vigil_session=...; Path=/; HttpOnly; SameSite=Strict; Max-Age=43200"))),
+        (status = 401, description = "Bad credentials", body = ErrorBody),
+        (status = 422, description = "Bad body", body = ErrorBody),
+        (status = 429, description = "Too many failed sign-ins for this account or address in 15 minutes", body = ErrorBody),
+    )
+)]
 pub async fn login(
     State(state): State<AppState>,
     axum::extract::ConnectInfo(peer): axum::extract::ConnectInfo<std::net::SocketAddr>,
@@ -191,10 +229,10 @@ pub async fn login(
         "{SESSION_COOKIE}={token}; Path=/; HttpOnly; SameSite=Strict; Max-Age={}",
         SESSION_TTL_HOURS * 3600
     );
-    let body = serde_json::json!({
-        "user": {"id": user.id, "username": user.username, "role": user.role, "ward_ids": user.ward_ids},
-        "csrf_token": csrf_for(&token),
-    });
+    let body = LoginResponse {
+        user: AuthUser { id: user.id, username: user.username, role: user.role, ward_ids: user.ward_ids },
+        csrf_token: csrf_for(&token),
+    };
     let mut resp = Json(body).into_response();
     resp.headers_mut().insert(
         SET_COOKIE,
@@ -204,11 +242,22 @@ pub async fn login(
 }
 
 /// `POST /api/v1/logout`: revoke the presented session.
+///
+/// Whatever credential is presented is revoked: a bearer token too, not
+/// only a cookie session.
+#[utoipa::path(
+    post, path = "/api/v1/logout", tag = "auth",
+    security((), ("bearer" = []), ("cookie" = [])),
+    responses(
+        (status = 200, description = "Signed out (also with no or an unknown credential); clears the cookie", body = LoggedOut,
+         headers(("set-cookie" = String, description = "vigil_session=; Max-Age=0"))),
+    )
+)]
 pub async fn logout(State(state): State<AppState>, headers: HeaderMap) -> Result<Response, ApiError> {
     if let Some(t) = presented_token(&headers) {
         state.store.token_revoke(&hash_secret(&t), Utc::now()).await?;
     }
-    let mut resp = Json(serde_json::json!({"ok": true})).into_response();
+    let mut resp = Json(LoggedOut { ok: true }).into_response();
     resp.headers_mut().insert(
         SET_COOKIE,
         HeaderValue::from_static("vigil_session=; Path=/; HttpOnly; SameSite=Strict; Max-Age=0"),
@@ -218,11 +267,17 @@ pub async fn logout(State(state): State<AppState>, headers: HeaderMap) -> Result
 
 /// `GET /api/v1/me`: who the dashboard is signed in as, and (for a cookie
 /// session) the CSRF token its page must send with writes.
-pub async fn me(Caller(user, info): Caller, headers: HeaderMap) -> Json<serde_json::Value> {
+#[utoipa::path(
+    get, path = "/api/v1/me", tag = "auth",
+    security(("bearer" = []), ("cookie" = [])),
+    responses(
+        (status = 200, description = "The current user", body = Me),
+        (status = 401, description = "No or bad credentials", body = ErrorBody),
+    )
+)]
+pub async fn me(Caller(user, info): Caller, headers: HeaderMap) -> Json<Me> {
     let csrf = if info.via_cookie { session_cookie(&headers).map(|t| csrf_for(&t)) } else { None };
-    Json(serde_json::json!({
-        "id": user.id, "username": user.username, "role": user.role, "ward_ids": user.ward_ids, "csrf_token": csrf,
-    }))
+    Json(Me { id: user.id, username: user.username, role: user.role, ward_ids: user.ward_ids, csrf_token: csrf })
 }
 
 /// An argon2id hash of a random password nobody knows (for timing parity).

@@ -6,11 +6,13 @@ use axum::routing::post;
 use axum::{Json, Router};
 use chrono::Utc;
 use serde::Deserialize;
+use utoipa::ToSchema;
 use vigil_store::Role;
 
 use crate::admin::{ProvisionedDevice, provision};
 use crate::auth::Caller;
 use crate::error::{ApiError, bad_json};
+use crate::openapi::ErrorBody;
 use crate::patients::admin_error;
 use crate::AppState;
 
@@ -18,15 +20,43 @@ pub fn router() -> Router<AppState> {
     Router::new().route("/api/v1/devices", post(create))
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
-struct ProvisionRequest {
+pub(crate) struct ProvisionRequest {
+    /// What the device is
+    #[schema(value_type = DeviceKind)]
     kind: String,
+    /// Assign it to this patient (on your wards) at once
     #[serde(default)]
     patient_id: Option<i64>,
 }
 
-async fn create(
+/// The device kinds of [`crate::admin::DEVICE_KINDS`], for the API description.
+#[derive(ToSchema)]
+#[allow(dead_code)]
+#[schema(rename_all = "kebab-case")]
+pub(crate) enum DeviceKind {
+    Oximeter,
+    BpCuff,
+    PeakFlow,
+    EcgPatch,
+    Hub,
+}
+
+/// `POST /api/v1/devices` (admin): provision a device. The MQTT password
+/// is in this response only.
+#[utoipa::path(
+    post, path = "/api/v1/devices", tag = "devices",
+    request_body = ProvisionRequest,
+    security(("bearer" = []), ("cookie" = [])),
+    responses(
+        (status = 201, description = "Provisioned; the password is shown once", body = ProvisionedDevice),
+        (status = 401, description = "No or bad credentials", body = ErrorBody),
+        (status = 403, description = "Not an admin, or a cookie session without the CSRF header", body = ErrorBody),
+        (status = 422, description = "Bad body: unknown kind, or no such patient on your wards", body = ErrorBody),
+    )
+)]
+pub(crate) async fn create(
     State(state): State<AppState>,
     caller: Caller,
     body: Result<Json<ProvisionRequest>, axum::extract::rejection::JsonRejection>,

@@ -68,3 +68,18 @@ impl From<StoreError> for ApiError {
 pub fn bad_json(e: axum::extract::rejection::JsonRejection) -> ApiError {
     ApiError::Invalid(e.body_text())
 }
+
+/// An integer id from the path. One that is not an integer names no
+/// resource: a 404 in our error shape, not axum's plain-text 400.
+pub struct Id(pub i64);
+
+impl<S: Send + Sync> axum::extract::FromRequestParts<S> for Id {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut axum::http::request::Parts, state: &S) -> Result<Self, Self::Rejection> {
+        match axum::extract::Path::<i64>::from_request_parts(parts, state).await {
+            Ok(axum::extract::Path(id)) => Ok(Id(id)),
+            Err(_) => Err(ApiError::NotFound("resource")),
+        }
+    }
+}

@@ -10,6 +10,7 @@
 //! - [`dashboard`]: the embedded web page.
 //! - [`audit`]: the append-only audit trail and `GET /api/v1/audit`.
 //! - [`error`]: [`error::ApiError`], the one error shape.
+//! - [`openapi`]: the OpenAPI 3.1 description, `GET /api/v1/openapi.json`.
 
 pub mod admin;
 pub mod alerts;
@@ -19,6 +20,7 @@ pub mod dashboard;
 pub mod devices;
 pub mod error;
 pub mod fhir;
+pub mod openapi;
 pub mod ops;
 pub mod patients;
 pub mod stream;
@@ -80,6 +82,7 @@ pub fn router(state: AppState) -> Router {
         .route("/api/v1/logout", post(auth::logout))
         .route("/api/v1/me", get(auth::me))
         .route("/api/v1/stream", get(stream::upgrade))
+        .route("/api/v1/openapi.json", get(openapi::openapi_json))
         .merge(patients::router())
         .merge(devices::router())
         .merge(alerts::router())

@@ -2,18 +2,20 @@
 //! admission and discharge. A patient outside the caller's wards is a 404,
 //! not a 403, so ids cannot be probed.
 
-use axum::extract::{Path, Query, State};
+use axum::extract::{Query, State};
 use axum::routing::{get, post};
 use axum::{Json, Router};
 use chrono::{DateTime, Utc};
 use serde::Deserialize;
 use serde::Serialize;
+use utoipa::{IntoParams, ToSchema};
 use vigil_clinical::News2Score;
-use vigil_store::{EpisodeUpdate, ObservationQuery, ObservationRow, PatientDetail, PatientSummary, Role, ScoreRow};
+use vigil_store::{EpisodeSettings, EpisodeUpdate, ObservationQuery, ObservationRow, PatientDetail, PatientSummary, Role, ScoreRow};
 
 use crate::admin::{AdminError, AdmitRequest, admit};
 use crate::auth::Caller;
-use crate::error::{ApiError, bad_json};
+use crate::error::{ApiError, Id, bad_json};
+use crate::openapi::ErrorBody;
 use crate::AppState;
 
 pub fn router() -> Router<AppState> {
@@ -27,23 +29,38 @@ pub fn router() -> Router<AppState> {
         .route("/api/v1/patients/{id}/episode", axum::routing::patch(update_episode))
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, IntoParams)]
 #[serde(deny_unknown_fields)]
-struct ListQuery {
+#[into_params(parameter_in = Query)]
+pub(crate) struct ListQuery {
+    /// One of your wards (default: all of them); another ward is a 404.
     ward: Option<i64>,
 }
 
 /// A ward-list row: the patient, their latest readings, and NEWS2 as of
 /// now. Scoring at request time means a reading that has aged past the
 /// freshness window shows as stale the moment it is, not at the next reading.
-#[derive(Serialize)]
-struct WardRow {
+#[derive(Serialize, ToSchema)]
+pub(crate) struct WardRow {
     #[serde(flatten)]
     patient: PatientSummary,
+    /// NEWS2 as of the request (docs/http.md, "NEWS2 objects"); null before any reading.
+    #[schema(value_type = Option<Object>)]
     news2: Option<News2Score>,
 }
 
-async fn list(
+/// `GET /api/v1/patients`: patients with an open episode on your wards.
+#[utoipa::path(
+    get, path = "/api/v1/patients", tag = "patients", params(ListQuery),
+    security(("bearer" = []), ("cookie" = [])),
+    responses(
+        (status = 200, description = "Each patient with latest readings and NEWS2 as of now", body = Vec<WardRow>),
+        (status = 401, description = "No or bad credentials", body = ErrorBody),
+        (status = 404, description = "`ward` is not one of yours", body = ErrorBody),
+        (status = 422, description = "Bad query", body = ErrorBody),
+    )
+)]
+pub(crate) async fn list(
     State(state): State<AppState>,
     caller: Caller,
     q: Result<Query<ListQuery>, axum::extract::rejection::QueryRejection>,
@@ -67,19 +84,33 @@ async fn list(
     Ok(Json(rows))
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, IntoParams)]
 #[serde(deny_unknown_fields)]
-struct RangeQuery {
+#[into_params(parameter_in = Query)]
+pub(crate) struct RangeQuery {
+    /// RFC 3339
     from: Option<DateTime<Utc>>,
+    /// RFC 3339
     to: Option<DateTime<Utc>>,
 }
 
 /// `GET /api/v1/patients/{id}/scores`: NEWS2 history, by the measurement
 /// time each score describes.
-async fn scores(
+#[utoipa::path(
+    get, path = "/api/v1/patients/{id}/scores", tag = "patients",
+    params(("id" = i64, Path, description = "Patient id"), RangeQuery),
+    security(("bearer" = []), ("cookie" = [])),
+    responses(
+        (status = 200, description = "NEWS2 history ordered by `scored_at`", body = Vec<ScoreRow>),
+        (status = 401, description = "No or bad credentials", body = ErrorBody),
+        (status = 404, description = "No such patient on your wards", body = ErrorBody),
+        (status = 422, description = "Bad query", body = ErrorBody),
+    )
+)]
+pub(crate) async fn scores(
     State(state): State<AppState>,
     caller: Caller,
-    Path(id): Path<i64>,
+    Id(id): Id,
     q: Result<Query<RangeQuery>, axum::extract::rejection::QueryRejection>,
 ) -> Result<Json<Vec<ScoreRow>>, ApiError> {
     let Query(q) = q.map_err(|e| ApiError::Invalid(e.body_text()))?;
@@ -91,24 +122,47 @@ async fn scores(
 /// The longest ECG window one request may ask for (a strip, not a download).
 const MAX_ECG_WINDOW_MINUTES: i64 = 15;
 
-#[derive(Serialize)]
-struct EcgStrip {
+#[derive(Serialize, ToSchema)]
+pub(crate) struct EcgStrip {
     device_id: String,
     seq: u32,
     t0_ms: i64,
     fs_hz: u16,
     uv_per_count: f32,
+    /// ADC counts; times `uv_per_count` gives microvolts.
     samples: Vec<i16>,
+}
+
+/// An ECG window: the chunks that overlap it and the beats found in it.
+#[derive(Serialize, ToSchema)]
+pub(crate) struct EcgWindow {
+    chunks: Vec<EcgStrip>,
+    beats: Vec<vigil_store::BeatRow>,
 }
 
 /// `GET /api/v1/patients/{id}/ecg?from=&to=`: raw samples (ADC counts; times
 /// µV per count gives microvolts) and the beats the detector found.
-async fn ecg(
+#[utoipa::path(
+    get, path = "/api/v1/patients/{id}/ecg", tag = "patients",
+    params(
+        ("id" = i64, Path, description = "Patient id"),
+        ("from" = DateTime<Utc>, Query, description = "Window start, RFC 3339 (required)"),
+        ("to" = DateTime<Utc>, Query, description = "Window end, RFC 3339 (required): not before `from`, at most 15 minutes after it"),
+    ),
+    security(("bearer" = []), ("cookie" = [])),
+    responses(
+        (status = 200, description = "ECG chunks and detected beats", body = EcgWindow),
+        (status = 401, description = "No or bad credentials", body = ErrorBody),
+        (status = 404, description = "No such patient on your wards", body = ErrorBody),
+        (status = 422, description = "`from` and `to` are both required, `to` not before `from`, at most 15 minutes apart", body = ErrorBody),
+    )
+)]
+pub(crate) async fn ecg(
     State(state): State<AppState>,
     caller: Caller,
-    Path(id): Path<i64>,
+    Id(id): Id,
     q: Result<Query<RangeQuery>, axum::extract::rejection::QueryRejection>,
-) -> Result<Json<serde_json::Value>, ApiError> {
+) -> Result<Json<EcgWindow>, ApiError> {
     let Query(q) = q.map_err(|e| ApiError::Invalid(e.body_text()))?;
     visible_patient(&state, &caller, id).await?;
     let (Some(from), Some(to)) = (q.from, q.to) else {
@@ -125,18 +179,31 @@ async fn ecg(
             .map_err(|e| ApiError::Internal(format!("stored ECG chunk {}/{} undecodable: {e}", c.device_id, c.seq)))?;
         strips.push(EcgStrip { device_id: c.device_id, seq: c.seq, t0_ms: c.t0_ms, fs_hz: c.fs_hz, uv_per_count: c.uv_per_count, samples });
     }
-    Ok(Json(serde_json::json!({"chunks": strips, "beats": beats})))
+    Ok(Json(EcgWindow { chunks: strips, beats }))
 }
 
 /// `PATCH /api/v1/patients/{id}/episode`: a clinician records the SpO2
 /// scale, oxygen, consciousness, or the under-16/pregnancy flags. Each is
 /// stored with who and when, and the score is recomputed at once.
-async fn update_episode(
+#[utoipa::path(
+    patch, path = "/api/v1/patients/{id}/episode", tag = "patients",
+    params(("id" = i64, Path, description = "Patient id")),
+    request_body = EpisodeUpdate,
+    security(("bearer" = []), ("cookie" = [])),
+    responses(
+        (status = 200, description = "The episode settings after the change", body = EpisodeSettings),
+        (status = 401, description = "No or bad credentials", body = ErrorBody),
+        (status = 403, description = "Cookie session without the CSRF header", body = ErrorBody),
+        (status = 404, description = "No such patient on your wards", body = ErrorBody),
+        (status = 422, description = "Bad body, or nothing to change", body = ErrorBody),
+    )
+)]
+pub(crate) async fn update_episode(
     State(state): State<AppState>,
     caller: Caller,
-    Path(id): Path<i64>,
+    Id(id): Id,
     body: Result<Json<EpisodeUpdate>, axum::extract::rejection::JsonRejection>,
-) -> Result<Json<serde_json::Value>, ApiError> {
+) -> Result<Json<EpisodeSettings>, ApiError> {
     let Json(u) = body.map_err(bad_json)?;
     visible_patient(&state, &caller, id).await?;
     if u.spo2_scale.is_some_and(|s| s != 1 && s != 2) {
@@ -155,8 +222,8 @@ async fn update_episode(
     if state.rescore.send(id).await.is_err() {
         tracing::warn!(patient_id = id, "scorer not running; score will update with the next reading");
     }
-    let settings = state.store.episode_settings(id).await?;
-    Ok(Json(serde_json::to_value(settings).map_err(|e| ApiError::Internal(e.to_string()))?))
+    let settings = state.store.episode_settings(id).await?.ok_or(ApiError::NotFound("open episode"))?;
+    Ok(Json(settings))
 }
 
 /// Load a patient the caller may see, or 404.
@@ -167,25 +234,55 @@ async fn visible_patient(state: &AppState, caller: &Caller, id: i64) -> Result<P
     }
 }
 
-async fn one(State(state): State<AppState>, caller: Caller, Path(id): Path<i64>) -> Result<Json<PatientDetail>, ApiError> {
+/// `GET /api/v1/patients/{id}`: one patient with episode and devices.
+#[utoipa::path(
+    get, path = "/api/v1/patients/{id}", tag = "patients",
+    params(("id" = i64, Path, description = "Patient id")),
+    security(("bearer" = []), ("cookie" = [])),
+    responses(
+        (status = 200, description = "The patient", body = PatientDetail),
+        (status = 401, description = "No or bad credentials", body = ErrorBody),
+        (status = 404, description = "No such patient on your wards", body = ErrorBody),
+    )
+)]
+pub(crate) async fn one(State(state): State<AppState>, caller: Caller, Id(id): Id) -> Result<Json<PatientDetail>, ApiError> {
     let p = visible_patient(&state, &caller, id).await?;
     crate::audit::record(&state, &caller, "patient.read", Some(id), serde_json::json!({})).await?;
     Ok(Json(p))
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, IntoParams)]
 #[serde(deny_unknown_fields)]
-struct ObsQuery {
+#[into_params(parameter_in = Query)]
+pub(crate) struct ObsQuery {
+    /// Only this code (e.g. `spo2`, `hr`)
     code: Option<String>,
+    /// RFC 3339
     from: Option<DateTime<Utc>>,
+    /// RFC 3339
     to: Option<DateTime<Utc>>,
+    /// Keep each code's series within this many points (each bucket's minimum and maximum)
+    #[param(minimum = 1)]
     max_points: Option<usize>,
 }
 
-async fn observations(
+/// `GET /api/v1/patients/{id}/observations`: observations ordered by code
+/// then measurement time.
+#[utoipa::path(
+    get, path = "/api/v1/patients/{id}/observations", tag = "patients",
+    params(("id" = i64, Path, description = "Patient id"), ObsQuery),
+    security(("bearer" = []), ("cookie" = [])),
+    responses(
+        (status = 200, description = "Observations", body = Vec<ObservationRow>),
+        (status = 401, description = "No or bad credentials", body = ErrorBody),
+        (status = 404, description = "No such patient on your wards", body = ErrorBody),
+        (status = 422, description = "Bad query", body = ErrorBody),
+    )
+)]
+pub(crate) async fn observations(
     State(state): State<AppState>,
     caller: Caller,
-    Path(id): Path<i64>,
+    Id(id): Id,
     q: Result<Query<ObsQuery>, axum::extract::rejection::QueryRejection>,
 ) -> Result<Json<Vec<ObservationRow>>, ApiError> {
     let Query(q) = q.map_err(|e| ApiError::Invalid(e.body_text()))?;
@@ -202,11 +299,37 @@ async fn observations(
     Ok(Json(rows))
 }
 
-async fn create(
+/// Admitted: the new patient's id.
+#[derive(Serialize, ToSchema)]
+pub(crate) struct Admitted {
+    id: i64,
+}
+
+/// Discharged: the patient and when.
+#[derive(Serialize, ToSchema)]
+pub(crate) struct Discharged {
+    id: i64,
+    discharged_at: DateTime<Utc>,
+}
+
+/// `POST /api/v1/patients` (admin): admit a patient.
+#[utoipa::path(
+    post, path = "/api/v1/patients", tag = "patients",
+    request_body = AdmitRequest,
+    security(("bearer" = []), ("cookie" = [])),
+    responses(
+        (status = 201, description = "Admitted", body = Admitted),
+        (status = 401, description = "No or bad credentials", body = ErrorBody),
+        (status = 403, description = "Not an admin, or a cookie session without the CSRF header", body = ErrorBody),
+        (status = 409, description = "Conflicts with an existing record (the NHS number is already registered)", body = ErrorBody),
+        (status = 422, description = "Bad body: unknown ward or pathway, bad NHS number, empty name, SpO2 scale not 1 or 2", body = ErrorBody),
+    )
+)]
+pub(crate) async fn create(
     State(state): State<AppState>,
     caller: Caller,
     body: Result<Json<AdmitRequest>, axum::extract::rejection::JsonRejection>,
-) -> Result<(axum::http::StatusCode, Json<serde_json::Value>), ApiError> {
+) -> Result<(axum::http::StatusCode, Json<Admitted>), ApiError> {
     caller.require(Role::Admin)?;
     let Json(req) = body.map_err(bad_json)?;
     if !state.pathways.contains_key(&req.pathway) {
@@ -220,20 +343,32 @@ async fn create(
     let id = admit(state.store.as_ref(), req, &caller.0.username, Utc::now()).await.map_err(admin_error)?;
     tracing::info!(patient_id = id, by = caller.0.id, "patient admitted");
     crate::audit::record(&state, &caller, "patient.admit", Some(id), serde_json::json!({})).await?;
-    Ok((axum::http::StatusCode::CREATED, Json(serde_json::json!({"id": id}))))
+    Ok((axum::http::StatusCode::CREATED, Json(Admitted { id })))
 }
 
-async fn discharge(
+/// `POST /api/v1/patients/{id}/discharge` (admin): close the open episode.
+#[utoipa::path(
+    post, path = "/api/v1/patients/{id}/discharge", tag = "patients",
+    params(("id" = i64, Path, description = "Patient id")),
+    security(("bearer" = []), ("cookie" = [])),
+    responses(
+        (status = 200, description = "Discharged", body = Discharged),
+        (status = 401, description = "No or bad credentials", body = ErrorBody),
+        (status = 403, description = "Not an admin, or a cookie session without the CSRF header", body = ErrorBody),
+        (status = 404, description = "No such patient on your wards, or no open episode (already discharged)", body = ErrorBody),
+    )
+)]
+pub(crate) async fn discharge(
     State(state): State<AppState>,
     caller: Caller,
-    Path(id): Path<i64>,
-) -> Result<Json<serde_json::Value>, ApiError> {
+    Id(id): Id,
+) -> Result<Json<Discharged>, ApiError> {
     caller.require(Role::Admin)?;
     visible_patient(&state, &caller, id).await?;
     let at = state.store.patient_discharge(id, Utc::now()).await?;
     tracing::info!(patient_id = id, by = caller.0.id, "patient discharged");
     crate::audit::record(&state, &caller, "patient.discharge", Some(id), serde_json::json!({})).await?;
-    Ok(Json(serde_json::json!({"id": id, "discharged_at": at})))
+    Ok(Json(Discharged { id, discharged_at: at }))
 }
 
 pub fn admin_error(e: AdminError) -> ApiError {

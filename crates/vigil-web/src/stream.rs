@@ -14,6 +14,16 @@ use vigil_store::AuthUser;
 use crate::auth::Caller;
 use crate::AppState;
 
+/// `GET /api/v1/stream`: a websocket of live events for your wards (see docs/http.md).
+#[utoipa::path(
+    get, path = "/api/v1/stream", tag = "meta",
+    security(("bearer" = []), ("cookie" = [])),
+    responses(
+        (status = 101, description = "Switching to the websocket; the server sends JSON text messages"),
+        (status = 400, description = "Not a websocket upgrade request (axum's plain-text rejection)", content_type = "text/plain", body = String),
+        (status = 401, description = "No or bad credentials", body = crate::openapi::ErrorBody),
+    )
+)]
 pub async fn upgrade(State(state): State<AppState>, caller: Caller, ws: WebSocketUpgrade) -> Result<Response, crate::error::ApiError> {
     crate::audit::record(&state, &caller, "stream.open", None, serde_json::json!({"ward_ids": caller.0.ward_ids})).await?;
     let user = caller.0;

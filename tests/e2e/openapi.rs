@@ -1,0 +1,212 @@
+//! The OpenAPI description (`GET /api/v1/openapi.json`) against the live
+//! daemon: schemathesis fuzzes every documented route and checks each
+//! response against the description; and the Grafana dashboard queries only
+//! metrics that `/metrics` really exposes.
+//!
+//! schemathesis lives in `tools/api/.deps` (see tools/api/requirements.txt):
+//!   python3 -m pip install --target tools/api/.deps -r tools/api/requirements.txt
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::time::Duration;
+
+use chrono::Utc;
+use serde_json::{Value, json};
+
+use crate::helpers::{TestApp, assert_ack};
+
+const INSTALL: &str = "python3 -m pip install --target tools/api/.deps -r tools/api/requirements.txt";
+
+fn repo() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../..")
+}
+
+/// Every `/api/v1` route the router serves, as (method, path).
+const ROUTES: [(&str, &str); 20] = [
+    ("post", "/api/v1/login"),
+    ("post", "/api/v1/logout"),
+    ("get", "/api/v1/me"),
+    ("get", "/api/v1/stream"),
+    ("get", "/api/v1/openapi.json"),
+    ("get", "/api/v1/patients"),
+    ("post", "/api/v1/patients"),
+    ("get", "/api/v1/patients/{id}"),
+    ("get", "/api/v1/patients/{id}/observations"),
+    ("get", "/api/v1/patients/{id}/scores"),
+    ("get", "/api/v1/patients/{id}/ecg"),
+    ("patch", "/api/v1/patients/{id}/episode"),
+    ("post", "/api/v1/patients/{id}/discharge"),
+    ("get", "/api/v1/alerts"),
+    ("get", "/api/v1/alerts/{id}"),
+    ("post", "/api/v1/alerts/{id}/acknowledge"),
+    ("post", "/api/v1/alerts/{id}/escalate"),
+    ("post", "/api/v1/alerts/{id}/resolve"),
+    ("post", "/api/v1/devices"),
+    ("get", "/api/v1/audit"),
+];
+
+#[tokio::test]
+async fn the_description_is_served_without_auth_and_covers_every_route() {
+    let app = TestApp::spawn().await;
+    let r = app.http_client.get(format!("{}/api/v1/openapi.json", app.http)).send().await.expect("get");
+    assert_eq!(r.status(), 200);
+    let doc: Value = r.json().await.expect("json");
+    assert!(doc["openapi"].as_str().is_some_and(|v| v.starts_with("3.1")), "{}", doc["openapi"]);
+    let paths = doc["paths"].as_object().expect("paths");
+    let mut documented = 0;
+    for (path, item) in paths {
+        documented += item.as_object().expect("item").keys().filter(|k| ["get", "post", "patch", "put", "delete"].contains(&k.as_str())).count();
+        assert!(path.starts_with("/api/v1/"), "{path}");
+    }
+    for (method, path) in ROUTES {
+        let op = &paths.get(path).unwrap_or_else(|| panic!("{path} undocumented"))[method];
+        assert!(op.is_object(), "{method} {path} undocumented");
+        if path != "/api/v1/login" && path != "/api/v1/openapi.json" && path != "/api/v1/logout" {
+            assert!(op["responses"]["401"].is_object(), "{method} {path}: no 401");
+            assert!(op["security"].to_string().contains("bearer"), "{method} {path}: no security");
+        }
+    }
+    assert_eq!(documented, ROUTES.len(), "a documented route the test does not know of");
+    let schemes = &doc["components"]["securitySchemes"];
+    assert_eq!(schemes["bearer"]["scheme"], "bearer");
+    assert_eq!((schemes["cookie"]["in"].as_str(), schemes["cookie"]["name"].as_str()), (Some("cookie"), Some("vigil_session")));
+}
+
+/// Readings for a patient scoring NEWS2 5 (medium): RR 22, SpO2 94, pulse 112.
+fn deteriorating() -> Value {
+    json!([
+        {"code": "resp_rate", "value": 22, "unit": "/min"},
+        {"code": "spo2", "value": 94, "unit": "%"},
+        {"code": "o2_flow", "value": 0, "unit": "L/min"},
+        {"code": "systolic", "value": 125, "unit": "mm[Hg]"},
+        {"code": "pulse", "value": 112, "unit": "/min"},
+        {"code": "acvpu", "value": "A"},
+        {"code": "temp", "value": 36.9, "unit": "Cel"}
+    ])
+}
+
+/// A patient with readings, a NEWS2 history, an open alert, a rejected
+/// message and an ECG chunk: something for every route and metric.
+async fn traffic(app: &TestApp) -> i64 {
+    let mut ws = app.ws(&app.token).await;
+    let (patient, mut dev) = app.patient_with_device().await;
+    dev.publish_obs(1, deteriorating()).await;
+    assert_ack(&dev.next_cmd().await, &[1]);
+    ws.next_alert_event("alert", "news2").await;
+    let ts = Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Secs, true);
+    dev.publish_raw("obs", json!({"seq": 2, "ts": ts, "obs": [{"code": "mood", "value": 3}]}).to_string()).await;
+    assert_eq!(dev.next_cmd().await["reason"], "unknown_code");
+    let creds = app.provision("ecg-patch", Some(patient)).await;
+    let patch = app.connect(&creds).await.expect("patch connects");
+    let c = vigil_kit::ecg_chunk::EcgChunk { seq: 1, t0_ms: Utc::now().timestamp_millis(), sample_rate_hz: 250, uv_per_count: 5.0, samples: &[0; 250] };
+    let mut buf = vec![0u8; 25 + 2 * 250];
+    let n = c.encode(&mut buf).expect("encode");
+    buf.truncate(n);
+    let mut patch = patch;
+    patch.publish_raw("ecg", buf).await;
+    assert_eq!(patch.next_cmd().await["seqs"], json!([1]));
+    patient
+}
+
+fn schemathesis_available(deps: &Path) -> bool {
+    Command::new("python3")
+        .args(["-c", "import schemathesis.cli"])
+        .env("PYTHONPATH", deps)
+        .output()
+        .is_ok_and(|o| o.status.success())
+}
+
+/// schemathesis against the live daemon: every documented `/api/v1` route,
+/// all checks. Excluded, each for a reason:
+/// - `POST /api/v1/logout`: it revokes the presented credential, which here
+///   is the run's own bearer token (everything after would be a 401);
+/// - `GET /api/v1/stream`: a websocket, not a request/response route.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn schemathesis_finds_no_server_error_and_no_undocumented_response() {
+    let deps = repo().join("tools/api/.deps");
+    assert!(schemathesis_available(&deps), "schemathesis is not installed: run `{INSTALL}` in the repository root");
+    let app = TestApp::spawn().await;
+    traffic(&app).await;
+    let url = format!("{}/api/v1/openapi.json", app.http);
+    let token = app.token.clone();
+    let config = repo().join("tools/api/schemathesis.toml");
+    let out = tokio::task::spawn_blocking(move || {
+        Command::new("python3")
+            .args(["-m", "schemathesis.cli", "--config-file"])
+            .arg(&config)
+            .args(["run", &url, "--checks", "all", "--phases", "examples,coverage,fuzzing"])
+            .args(["--header", &format!("Authorization: Bearer {token}")])
+            .args(["--exclude-path", "/api/v1/logout", "--exclude-path", "/api/v1/stream"])
+            .args(["--max-examples", "40", "--workers", "1", "--request-timeout", "10", "--seed", "1"])
+            .args(["--generation-database", "none", "--no-color"])
+            .env("PYTHONPATH", &deps)
+            .current_dir(std::env::temp_dir())
+            .output()
+            .expect("run schemathesis")
+    })
+    .await
+    .expect("join");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "schemathesis found problems:\n{stdout}\n{stderr}");
+    // The app must still be healthy after the run.
+    let r = app.http_client.get(format!("{}/readyz", app.http)).timeout(Duration::from_secs(5)).send().await.expect("readyz");
+    assert_eq!(r.status(), 200);
+}
+
+/// Every metric the Grafana dashboard queries is one `/metrics` exposes
+/// (after some traffic), so the dashboard cannot drift from the code.
+#[tokio::test]
+async fn grafana_dashboard_queries_only_exposed_metrics() {
+    let app = TestApp::spawn().await;
+    traffic(&app).await;
+    let dashboard: Value =
+        serde_json::from_str(&std::fs::read_to_string(repo().join("dashboards/grafana/vigil.json")).expect("dashboard")).expect("json");
+    let mut exprs = Vec::new();
+    collect_exprs(&dashboard, &mut exprs);
+    assert!(exprs.len() >= 7, "{exprs:?}");
+    let metrics = app.metrics().await;
+    let exposed: std::collections::BTreeSet<&str> = metrics
+        .lines()
+        .filter(|l| !l.starts_with('#') && !l.is_empty())
+        .map(|l| l.split(['{', ' ']).next().unwrap_or_default())
+        .collect();
+    let mut queried = std::collections::BTreeSet::new();
+    for e in &exprs {
+        let mut rest = e.as_str();
+        while let Some(i) = rest.find("vigil_") {
+            let name: String = rest[i..].chars().take_while(|c| c.is_ascii_alphanumeric() || *c == '_').collect();
+            rest = &rest[i + name.len()..];
+            queried.insert(name);
+        }
+    }
+    for name in [
+        "vigil_obs_messages_total",
+        "vigil_obs_rejected_total",
+        "vigil_ecg_chunks_total",
+        "vigil_alerts_raised_total",
+        "vigil_ingest_lag_seconds_bucket",
+        "vigil_alert_latency_seconds_bucket",
+        "vigil_ws_clients",
+    ] {
+        assert!(queried.contains(name), "the dashboard does not chart {name}");
+    }
+    for name in &queried {
+        assert!(exposed.contains(name.as_str()), "the dashboard queries {name}, which /metrics does not expose:\n{metrics}");
+    }
+}
+
+fn collect_exprs(v: &Value, out: &mut Vec<String>) {
+    match v {
+        Value::Object(m) => {
+            for (k, v) in m {
+                match (k.as_str(), v) {
+                    ("expr", Value::String(s)) => out.push(s.clone()),
+                    _ => collect_exprs(v, out),
+                }
+            }
+        }
+        Value::Array(a) => a.iter().for_each(|v| collect_exprs(v, out)),
+        _ => {}
+    }
+}
