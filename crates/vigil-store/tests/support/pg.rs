@@ -54,12 +54,66 @@ pub async fn fresh_database() -> Option<String> {
 
 static CLUSTER: OnceLock<Result<Cluster, String>> = OnceLock::new();
 
-struct Cluster {
+pub struct Cluster {
     port: u16,
     next_db: AtomicU32,
+    bin: PathBuf,
+    data: PathBuf,
+    dir: PathBuf,
+    opts: String,
+    as_root: bool,
+}
+
+/// A cluster of its own, for a test that stops and restarts PostgreSQL
+/// (the shared one must stay up for the other tests). `None` only when
+/// `VIGIL_SKIP_POSTGRES=1`.
+pub fn dedicated_cluster() -> Option<Cluster> {
+    if std::env::var("VIGIL_SKIP_POSTGRES").is_ok_and(|v| v == "1") {
+        eprintln!("VIGIL_SKIP_POSTGRES=1: PostgreSQL test skipped");
+        return None;
+    }
+    Some(Cluster::start().unwrap_or_else(|e| panic!("PostgreSQL test cluster: {e}")))
 }
 
 impl Cluster {
+    /// A fresh database on this cluster.
+    pub async fn fresh(&self) -> String {
+        let db = format!("vigil_test_{}", self.next_db.fetch_add(1, Ordering::Relaxed));
+        self.create_database(&db).await;
+        self.url(&db)
+    }
+
+    fn pg_ctl(&self) -> Command {
+        let exe = self.bin.join("pg_ctl");
+        if self.as_root {
+            let mut c = Command::new("runuser");
+            c.args(["-u", "postgres", "--"]).arg(exe);
+            c
+        } else {
+            Command::new(exe)
+        }
+    }
+
+    /// Stop the server now (fast shutdown: connections are dropped).
+    pub fn stop(&self) {
+        let out = self.pg_ctl().arg("-D").arg(&self.data).args(["-m", "fast", "-w", "stop"]).stdin(Stdio::null()).output();
+        assert!(out.is_ok_and(|o| o.status.success()), "pg_ctl stop");
+    }
+
+    /// Start it again on the same port.
+    pub fn restart(&self) {
+        let out = self
+            .pg_ctl()
+            .arg("-D")
+            .arg(&self.data)
+            .arg("-l")
+            .arg(self.dir.join("server.log"))
+            .args(["-w", "-t", "60", "-o", &self.opts, "start"])
+            .stdin(Stdio::null())
+            .output();
+        assert!(out.is_ok_and(|o| o.status.success()), "pg_ctl start");
+    }
+
     fn url(&self, db: &str) -> String {
         format!("postgres://postgres@127.0.0.1:{}/{db}", self.port)
     }
@@ -151,10 +205,7 @@ impl Cluster {
                 .output()
                 .map_err(|e| format!("pg_ctl: {e}"))?;
             if started.status.success() {
-                return Ok(Cluster {
-                    port,
-                    next_db: AtomicU32::new(0),
-                });
+                return Ok(Cluster { port, next_db: AtomicU32::new(0), bin: bin.clone(), data, dir, opts, as_root });
             }
             let log = std::fs::read_to_string(dir.join("server.log")).unwrap_or_default();
             last = format!(
