@@ -1,0 +1,184 @@
+// The ward page as a nurse works it: NEWS2 column and acuity order, the
+// alert queue (acknowledge, resolve with an outcome), CSRF on writes, and an
+// honest connection indicator. Real Chromium against a real `vigil demo`
+// (see harness.mjs and docs/development.md).
+//
+// Alerts come from the demo itself: with 6 patients, the COPD patient's
+// SpO2 (90–94 % on scale 1) and the deteriorating asthma and sepsis
+// patients raise NEWS2 and pathway alerts within about a minute. The wait is
+// bounded (ALERT_TIMEOUT); on a timeout the test reports what the API says.
+
+import { test } from "node:test";
+import assert from "node:assert/strict";
+import { DATA_TIMEOUT, UI_TIMEOUT, poll, screenshot, signIn, withWard } from "./harness.mjs";
+
+const PATIENTS = 6;
+const ALERT_TIMEOUT = 120_000;
+const TEST_TIMEOUT = 240_000;
+const RISK_RANK = { high: 4, medium: 3, "low-medium": 2, low: 1 };
+
+/** Per row, in display order: patient id, NEWS2 text, risk class, partial, scored_at. */
+function news2Rows(page) {
+  return page.locator("#patients tbody tr").evaluateAll((rows) => rows.map((tr) => {
+    const td = tr.querySelector("td[data-news2]");
+    const risk = [...td.classList].find((c) => c.startsWith("risk-"))?.slice(5) || null;
+    return { id: Number(tr.dataset.patient), text: td.querySelector(".score").textContent, risk,
+      partial: td.classList.contains("partial"), scoredAt: td.dataset.scoredAt || null, title: td.title,
+      hidden: td.querySelector(".visually-hidden")?.textContent || "" };
+  }));
+}
+
+/** GET (or POST) from inside the page, with the page's own cookie. */
+function pageFetch(page, path, init = {}) {
+  return page.evaluate(async ([path, init]) => {
+    const res = await fetch(path, { credentials: "same-origin", ...init });
+    let body = null;
+    try { body = await res.json(); } catch { /* empty */ }
+    return { status: res.status, body };
+  }, [path, init]);
+}
+
+async function openSignedIn(page, demo) {
+  await page.goto(demo.base + "/");
+  await signIn(page, demo.login);
+  await page.getByRole("status").filter({ hasText: "live" }).waitFor();
+}
+
+test("NEWS2 column in acuity order, and the alert queue worked in the browser: acknowledge, resolve, CSRF", { timeout: TEST_TIMEOUT }, async (t) => {
+  await withWard(t, async ({ page, demo }) => {
+    const frames = [];
+    page.on("websocket", (ws) => {
+      if (ws.url().endsWith("/api/v1/stream")) ws.on("framereceived", (f) => frames.push(String(f.payload)));
+    });
+    const t0 = Date.now();
+    await openSignedIn(page, demo);
+    await page.evaluate(() => { window.__sameDocument = true; });
+    let navigations = 0;
+    page.on("framenavigated", (f) => { if (f === page.mainFrame()) navigations++; });
+
+    const headers = await page.getByRole("columnheader").allTextContents();
+    assert.ok(headers.includes("NEWS2"), `a NEWS2 column in ${JSON.stringify(headers)}`);
+
+    // 1. Every patient gets a NEWS2 number; partial scores say so.
+    await poll(`a NEWS2 score for all ${PATIENTS} patients`, async () => {
+      const rows = await news2Rows(page);
+      return rows.length === PATIENTS && rows.every((r) => /^≥?\d+/.test(r.text));
+    }, { timeout: DATA_TIMEOUT, interval: 250 });
+    t.diagnostic(`NEWS2 for all patients after ${Date.now() - t0} ms`);
+    const { body: list } = await pageFetch(page, "/api/v1/patients");
+    const rows = await news2Rows(page);
+    for (const p of list) {
+      const r = rows.find((x) => x.id === p.id);
+      if (p.news2?.partial) {
+        assert.match(r.text, /^≥\d+ partial$/, `patient ${p.id}: a partial score is shown as a lower bound`);
+        assert.ok(r.partial, `patient ${p.id}: marked partial`);
+        for (const m of p.news2.missing) assert.ok(r.title.length > 0 && r.hidden.includes("missing"), `patient ${p.id}: says ${m} is missing`);
+      }
+    }
+    // Acuity order: risk, then total, never increasing down the table.
+    const keys = rows.map((r) => [RISK_RANK[r.risk] || 0, Number(r.text.replace(/\D+/g, " ").trim().split(" ")[0])]);
+    for (let i = 1; i < keys.length; i++) {
+      const [ra, ta] = keys[i - 1], [rb, tb] = keys[i];
+      assert.ok(ra > rb || (ra === rb && ta >= tb), `rows in acuity order: ${JSON.stringify(rows.map((r) => [r.risk, r.text]))}`);
+    }
+
+    // 2. Vital cells carry their NEWS2 sub-score as a class and as text.
+    const sub = await poll("a reading with a non-zero NEWS2 sub-score", async () => {
+      const cells = await page.locator("#patients tbody td[data-sub]").evaluateAll((tds) => tds.map((td) => ({
+        sub: td.dataset.sub, cls: td.className, after: getComputedStyle(td, "::after").content, title: td.title })));
+      for (const c of cells) assert.ok(c.cls.includes(`sub-${Math.min(3, Number(c.sub.slice(1)))}`), `class matches ${JSON.stringify(c)}`);
+      return cells.find((c) => c.sub !== "+0");
+    }, { timeout: DATA_TIMEOUT, interval: 250 });
+    assert.ok(sub.after.includes(sub.sub), `the sub-score ${sub.sub} is shown as text, not colour alone (${sub.after})`);
+    assert.match(sub.title, /→ \d/, "the tooltip gives the scoring reason");
+
+    // 3. The NEWS2 cell follows websocket `score` events without a reload.
+    const before = Object.fromEntries((await news2Rows(page)).map((r) => [r.id, r.scoredAt]));
+    const moved = await poll("a NEWS2 cell updated from a score event", async () => {
+      const scores = frames.map((f) => JSON.parse(f)).filter((e) => e.type === "score");
+      const now = await news2Rows(page);
+      return now.find((r) => r.scoredAt !== before[r.id]
+        && scores.some((e) => e.patient_id === r.id && e.score.scored_at === r.scoredAt));
+    }, { timeout: DATA_TIMEOUT, interval: 250 });
+    t.diagnostic(`NEWS2 of patient ${moved.id} updated live: ${moved.text}`);
+
+    // 4. The alert queue fills from the demo's own deterioration.
+    const queue = page.getByRole("list", { name: /Alert queue/ });
+    const items = queue.getByRole("listitem");
+    await poll("an open alert in the queue", async () => (await items.filter({ has: page.getByRole("button", { name: /^Acknowledge/ }) }).count()) > 0,
+      { timeout: ALERT_TIMEOUT, interval: 500 }).catch(async (e) => {
+      const alerts = await pageFetch(page, "/api/v1/alerts").catch(() => null);
+      const patients = await pageFetch(page, "/api/v1/patients").catch(() => null);
+      t.diagnostic(`alerts: ${JSON.stringify(alerts)}`);
+      t.diagnostic(`scores: ${JSON.stringify(patients?.body?.map((p) => [p.id, p.pathway, p.news2?.total, p.news2?.risk]))}`);
+      throw e;
+    });
+    t.diagnostic(`first open alert after ${Date.now() - t0} ms`);
+    const open = items.filter({ has: page.getByRole("button", { name: /^Acknowledge/ }) }).filter({ has: page.locator(".status", { hasText: /^open$/ }) }).first();
+    const id = Number(await open.getAttribute("data-alert"));
+    const item = queue.locator(`li[data-alert="${id}"]`);
+    const text = await item.textContent();
+    assert.match(text, /raised \d+[smh] ago/, "shows the alert's age");
+    assert.match(text, /×\d+/, "shows the count");
+    const { body: shown } = await pageFetch(page, `/api/v1/alerts/${id}`);
+    assert.ok(text.includes(shown.alert.message), "shows the message");
+    assert.ok(text.includes(shown.alert.rule_id) && text.includes(shown.alert.severity), "shows rule and severity");
+    if (shown.alert.escalate_at) assert.match(text, /escalat(es in|ion due)/, "counts down to escalation");
+
+    // 5. Acknowledge in the browser: the status changes in place.
+    const ack = page.waitForResponse((r) => r.url().endsWith(`/api/v1/alerts/${id}/acknowledge`));
+    await item.getByRole("button", { name: /^Acknowledge/ }).click();
+    assert.equal((await ack).status(), 200, "the page sends the CSRF token with its write");
+    await item.locator(".status").filter({ hasText: /^acknowledged$/ }).waitFor();
+    await item.getByText(`acknowledged by ${demo.login.username}`).waitFor();
+    const { body: acked } = await pageFetch(page, `/api/v1/alerts/${id}`);
+    assert.equal(acked.alert.status, "acknowledged");
+    assert.ok(acked.events.some((e) => e.action === "acknowledged" && e.actor === demo.login.username), "the audit trail names who acknowledged");
+    await screenshot(page, "alert-acknowledged");
+
+    // 6. Resolve it with an outcome: Resolve, type a note, one outcome click.
+    await item.getByRole("button", { name: /^Resolve/ }).click();
+    await page.getByLabel("Note (optional)").fill("Phoned the patient; reading repeated, stable.");
+    const res = page.waitForResponse((r) => r.url().endsWith(`/api/v1/alerts/${id}/resolve`));
+    await item.getByRole("button", { name: "Reviewed, no action" }).click();
+    assert.equal((await res).status(), 200);
+    await item.waitFor({ state: "detached" });
+    await page.getByText(/^Resolved: .*reviewed-no-action/).waitFor();
+    const { body: resolved } = await pageFetch(page, `/api/v1/alerts/${id}`);
+    assert.equal(resolved.alert.status, "resolved");
+    assert.equal(resolved.alert.outcome, "reviewed-no-action");
+    assert.equal(resolved.alert.note, "Phoned the patient; reading repeated, stable.");
+
+    // 7. A cookie-authenticated write without the CSRF header is refused.
+    const live = await pageFetch(page, "/api/v1/alerts?status=open");
+    const target = live.body[0]?.id ?? id;
+    const forged = await pageFetch(page, `/api/v1/alerts/${target}/acknowledge`, { method: "POST" });
+    assert.equal(forged.status, 403, "no x-csrf-token: 403");
+    assert.equal(forged.body?.error?.code, "csrf");
+    const wrong = await pageFetch(page, `/api/v1/alerts/${target}/acknowledge`, { method: "POST", headers: { "x-csrf-token": "0".repeat(64) } });
+    assert.equal(wrong.status, 403, "a wrong x-csrf-token: 403");
+    const { body: after } = await pageFetch(page, `/api/v1/alerts/${target}`);
+    assert.ok(!after.events.some((e) => e.action === "acknowledged" && Date.parse(e.at) > Date.parse(resolved.alert.resolved_at)),
+      "the refused writes changed nothing");
+
+    assert.equal(await page.evaluate(() => window.__sameDocument), true, "the page was not reloaded");
+    assert.equal(navigations, 0, "no navigation happened");
+    const shot = await screenshot(page, "alert-queue");
+    t.diagnostic(`screenshot: ${shot}; whole test ${Date.now() - t0} ms`);
+  }, { patients: PATIENTS });
+});
+
+test("the connection indicator is honest: a dropped socket shows reconnecting, then live after a refetch", { timeout: TEST_TIMEOUT }, async (t) => {
+  await withWard(t, async ({ page, demo }) => {
+    await openSignedIn(page, demo);
+    await page.locator("#patients tbody tr").first().waitFor();
+    const refetch = page.waitForResponse((r) => r.url().endsWith("/api/v1/patients"), { timeout: UI_TIMEOUT });
+    const alertsRefetch = page.waitForResponse((r) => r.url().includes("/api/v1/alerts?status=open"), { timeout: UI_TIMEOUT });
+    // Drop the page's websocket as a network blip would.
+    await page.evaluate(() => socket.close());
+    await page.getByRole("status").filter({ hasText: /^reconnecting/ }).waitFor();
+    assert.match(await page.getByRole("status").textContent(), /out of date/, "says the data may be out of date");
+    await refetch; await alertsRefetch;
+    await page.getByRole("status").filter({ hasText: /^live$/ }).waitFor();
+  });
+});

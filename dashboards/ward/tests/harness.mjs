@@ -1,0 +1,210 @@
+// Shared harness for the ward page's browser tests: a real `vigil demo` on
+// free ports in a fresh data folder, Debian's Chromium through
+// playwright-core, and cleanup of both whatever happens.
+//
+// Environment:
+//   VIGIL_BIN       the vigil binary (default ../../target/debug/vigil,
+//                   relative to dashboards/ward)
+//   CHROMIUM        the browser (default /usr/bin/chromium)
+//   SCREENSHOT_DIR  where screenshots go (default $TMPDIR/vigil-ward-screenshots)
+
+import assert from "node:assert/strict";
+import { spawn } from "node:child_process";
+import { mkdtemp, mkdir, readFile, rm } from "node:fs/promises";
+import { createServer } from "node:net";
+import { tmpdir } from "node:os";
+import { dirname, join, resolve } from "node:path";
+import { fileURLToPath } from "node:url";
+import { chromium } from "playwright-core";
+
+const WARD_DIR = resolve(dirname(fileURLToPath(import.meta.url)), "..");
+const VIGIL_BIN = resolve(WARD_DIR, process.env.VIGIL_BIN || "../../target/debug/vigil");
+const CHROMIUM = process.env.CHROMIUM || "/usr/bin/chromium";
+const SCREENSHOT_DIR = process.env.SCREENSHOT_DIR || join(tmpdir(), "vigil-ward-screenshots");
+
+// Deadlines. Readings arrive every 3–8 s per patient, so waits for data are
+// generous; everything else should be quick.
+export const READY_TIMEOUT = 60_000;
+export const UI_TIMEOUT = 15_000;
+export const DATA_TIMEOUT = 45_000;
+export const TEST_TIMEOUT = 150_000;
+
+// Demo process groups still running, so that an exit we did not plan for
+// (a timeout, a crash in the runner) still stops them.
+const running = new Set();
+process.on("exit", () => {
+  for (const pid of running) {
+    try { process.kill(-pid, "SIGKILL"); } catch { /* already gone */ }
+  }
+});
+
+function freePort() {
+  return new Promise((res, rej) => {
+    const srv = createServer();
+    srv.unref();
+    srv.on("error", rej);
+    srv.listen(0, "127.0.0.1", () => {
+      const { port } = srv.address();
+      srv.close(() => res(port));
+    });
+  });
+}
+
+export const delay = (ms) => new Promise((r) => setTimeout(r, ms));
+// A deadline for a race: unref'd, so a won race does not keep node running.
+const timeLimit = (ms) => new Promise((r) => setTimeout(r, ms).unref());
+
+/** Poll `check` every `interval` ms until it returns a truthy value or the deadline passes. */
+export async function poll(what, check, { timeout, interval = 100 }) {
+  const deadline = Date.now() + timeout;
+  let last;
+  while (Date.now() < deadline) {
+    try {
+      const v = await check();
+      if (v) return v;
+    } catch (e) {
+      if (e.fatal) throw e;
+      last = e;
+    }
+    await delay(interval);
+  }
+  throw new Error(`timed out after ${timeout} ms waiting for ${what}${last ? `: ${last.message}` : ""}`);
+}
+
+/**
+ * Start `vigil demo` on free ports in a fresh data folder and wait until it
+ * is ready: `/readyz` answers 200 and the demo has printed that it is running
+ * (which it does only after the login and the patients exist).
+ */
+async function startDemo(patients) {
+  // Another process can take a port between our probe and vigil's bind:
+  // retry a couple of times with new ports when the demo exits early.
+  let lastError;
+  for (let attempt = 0; attempt < 3; attempt++) {
+    const demo = await launchDemo(patients);
+    try {
+      demo.login = await demo.ready;
+      return demo;
+    } catch (e) {
+      lastError = e;
+      await demo.stop();
+      if (!/cannot bind|address in use/i.test(demo.output())) break;
+    }
+  }
+  throw lastError;
+}
+
+async function launchDemo(patients) {
+  const dataDir = await mkdtemp(join(tmpdir(), "vigil-ward-test-"));
+  const http = await freePort();
+  const mqtt = await freePort();
+  const base = `http://127.0.0.1:${http}`;
+  const child = spawn(VIGIL_BIN, [
+    "demo", "--patients", String(patients),
+    "--http", `127.0.0.1:${http}`, "--mqtt", `127.0.0.1:${mqtt}`,
+    "--data-dir", dataDir,
+  ], { detached: true, stdio: ["ignore", "pipe", "pipe"], env: { ...process.env, NO_COLOR: "1" } });
+  running.add(child.pid);
+
+  let log = "";
+  const keep = (chunk) => { log = (log + chunk.replace(/\x1b\[[0-9;]*m/g, "")).slice(-20_000); };
+  child.stdout.setEncoding("utf8").on("data", keep);
+  child.stderr.setEncoding("utf8").on("data", keep);
+  let exited = null;
+  const exit = new Promise((res) => {
+    child.on("exit", (code, signal) => { exited = { code, signal }; running.delete(child.pid); res(); });
+    child.on("error", (e) => { exited = { error: e.message }; running.delete(child.pid); res(); });
+  });
+
+  const ready = (async () => {
+    await poll("vigil demo to be ready", async () => {
+      if (exited) throw Object.assign(new Error(`vigil demo exited early (${JSON.stringify(exited)})`), { fatal: true });
+      if (!log.includes("Vigil demo is running.")) return false;
+      const res = await fetch(`${base}/readyz`, { signal: AbortSignal.timeout(2_000) });
+      return res.status === 200;
+    }, { timeout: READY_TIMEOUT }).catch((e) => {
+      throw new Error(`${e.message}\n--- vigil demo output ---\n${log}`);
+    });
+    return JSON.parse(await readFile(join(dataDir, "demo-login.json"), "utf8"));
+  })();
+
+  const demo = {
+    base,
+    ready,
+    login: null,
+    output: () => log,
+    async stop() {
+      if (child.pid) {
+        // SIGTERM ends the demo at once (its graceful Ctrl-C path takes ~2 s
+        // and its data folder is thrown away anyway); then sweep the whole
+        // process group in case it, or anything it started, is still there.
+        if (!exited) {
+          try { process.kill(-child.pid, "SIGTERM"); } catch { /* gone */ }
+          await Promise.race([exit, timeLimit(5_000)]);
+        }
+        try { process.kill(-child.pid, "SIGKILL"); } catch { /* gone */ }
+        await Promise.race([exit, timeLimit(5_000)]);
+      }
+      await rm(dataDir, { recursive: true, force: true });
+    },
+  };
+  ready.catch(() => {}); // awaited by startDemo; never an unhandled rejection
+  return demo;
+}
+
+/**
+ * Run `body({page, demo, context})` with a fresh demo of `patients` patients
+ * (default 3) and a fresh headless Chromium; on failure save a screenshot and
+ * the demo's output, and always stop both.
+ */
+export async function withWard(t, body, { patients = 3 } = {}) {
+  const demo = await startDemo(patients);
+  let browser;
+  try {
+    browser = await chromium.launch({
+      executablePath: CHROMIUM,
+      headless: true,
+      timeout: 30_000,
+      args: ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+        "--disable-background-networking", "--disable-component-update", "--disable-sync"],
+    });
+    const context = await browser.newContext({ viewport: { width: 1100, height: 520 } });
+    const page = await context.newPage();
+    page.setDefaultTimeout(UI_TIMEOUT);
+    page.setDefaultNavigationTimeout(UI_TIMEOUT);
+    const pageErrors = [];
+    page.on("pageerror", (e) => pageErrors.push(e.message));
+    try {
+      await body({ page, demo, context });
+      assert.deepEqual(pageErrors, [], "the page threw uncaught errors");
+    } catch (e) {
+      const shot = await screenshot(page, `FAILED-${t.name}`).catch(() => null);
+      if (shot) t.diagnostic(`failure screenshot: ${shot}`);
+      t.diagnostic("vigil demo output (tail):");
+      for (const line of demo.output().slice(-4_000).split("\n")) t.diagnostic(line);
+      throw e;
+    }
+  } finally {
+    await browser?.close().catch(() => {});
+    await demo.stop();
+  }
+}
+
+export async function screenshot(page, name) {
+  await mkdir(SCREENSHOT_DIR, { recursive: true });
+  const file = join(SCREENSHOT_DIR, `${name.replace(/[^a-z0-9]+/gi, "-").toLowerCase()}.png`);
+  await page.screenshot({ path: file, fullPage: true, timeout: UI_TIMEOUT });
+  return file;
+}
+
+export async function signIn(page, { username, password }) {
+  await page.getByLabel("Username").fill(username);
+  await page.getByLabel("Password").fill(password);
+  await page.getByRole("button", { name: "Sign in" }).click();
+}
+
+/** The text of every reading cell, keyed by patient and code. */
+export function readingCells(page) {
+  return page.locator("#patients tbody td[data-code]").evaluateAll((cells) =>
+    Object.fromEntries(cells.map((c) => [`${c.closest("tr").dataset.patient}:${c.dataset.code}`, c.textContent])));
+}
