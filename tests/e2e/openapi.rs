@@ -149,6 +149,9 @@ async fn schemathesis_finds_no_server_error_and_no_undocumented_response() {
     let stdout = String::from_utf8_lossy(&out.stdout);
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(out.status.success(), "schemathesis found problems:\n{stdout}\n{stderr}");
+    // The summary, for the test log (`--nocapture`).
+    let summary: Vec<&str> = stdout.lines().skip_while(|l| !l.contains("SUMMARY")).collect();
+    println!("{}", summary.join("\n"));
     // The app must still be healthy after the run.
     let r = app.http_client.get(format!("{}/readyz", app.http)).timeout(Duration::from_secs(5)).send().await.expect("readyz");
     assert_eq!(r.status(), 200);
