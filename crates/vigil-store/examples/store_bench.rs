@@ -1,0 +1,122 @@
+//! Store benchmarks for docs/benchmarks.md, against any database URL:
+//!
+//! ```sh
+//! cargo run --release -p vigil-store --example store_bench -- sqlite:///tmp/bench.db
+//! cargo run --release -p vigil-store --example store_bench -- postgres://postgres@127.0.0.1:PORT/bench
+//! ```
+//!
+//! The database should be fresh. Measures: batched ingest (messages and rows
+//! per second, batches of 256 messages of 2 observations, one transaction
+//! each, as the ingest writes); the 7-day chart query for one patient at one
+//! reading a minute (10,080 readings per code, downsampled to 500 points);
+//! and the ward list for 500 patients (`patients_list`: latest reading of
+//! each code per patient).
+
+use std::time::Instant;
+
+use chrono::{Duration, TimeZone, Utc};
+use vigil_store::*;
+
+fn obs(code: &str, v: f64, unit: &str) -> NewObservation {
+    NewObservation { code: code.into(), value: ObsValue::Number(v), unit: Some(unit.into()) }
+}
+
+#[tokio::main]
+async fn main() -> Result<()> {
+    let url = std::env::args().nth(1).unwrap_or_else(|| "sqlite:///tmp/vigil-store-bench.db".into());
+    let store = connect(&url).await?;
+    let ward = store.ward_add(&format!("bench-{}", Utc::now().timestamp_micros())).await?;
+    let t0 = Utc.with_ymd_and_hms(2026, 11, 1, 0, 0, 0).single().expect("time");
+    let admit = |i: u32| NewPatient {
+        ward_id: ward.id,
+        name: format!("P{i}"),
+        nhs_number: "9434765919".into(),
+        pathway: "general".into(),
+        spo2_scale: 1,
+        spo2_scale_set_by: None,
+        admitted_at: t0,
+    };
+
+    // 1. Batched ingest: one patient, 7 days of minute readings (SpO2 + pulse).
+    let chart_patient = store.patient_admit(admit(0)).await?;
+    let minutes = 7 * 24 * 60;
+    let start = Instant::now();
+    let mut seq = 0u32;
+    for chunk in (0..minutes).collect::<Vec<_>>().chunks(256) {
+        let batch: Vec<NewObsMessage> = chunk
+            .iter()
+            .map(|&m| {
+                seq += 1;
+                let at = t0 + Duration::minutes(m as i64);
+                NewObsMessage {
+                    device_id: "bench-oxi".into(),
+                    seq,
+                    patient_id: chart_patient,
+                    measured_at: at,
+                    received_at: at,
+                    obs: vec![obs("spo2", 94.0 + (m % 5) as f64, "%"), obs("pulse", 70.0 + (m % 20) as f64, "/min")],
+                }
+            })
+            .collect();
+        store.store_obs_batch(&batch).await?;
+    }
+    let secs = start.elapsed().as_secs_f64();
+    println!("ingest: {minutes} messages ({} rows) in {secs:.2} s: {:.0} messages/s, {:.0} rows/s", minutes * 2, minutes as f64 / secs, (minutes * 2) as f64 / secs);
+
+    // 2. The 7-day chart query, downsampled to 500 points per code.
+    let q = || ObservationQuery {
+        patient_id: chart_patient,
+        code: Some("spo2".into()),
+        from: Some(t0),
+        to: Some(t0 + Duration::days(7)),
+        max_points: Some(500),
+    };
+    store.observations(q()).await?;
+    let runs = 20;
+    let start = Instant::now();
+    for _ in 0..runs {
+        let rows = store.observations(q()).await?;
+        assert!(rows.len() <= 500);
+    }
+    println!("7-day chart (10,080 readings → ≤500 points): {:.1} ms per query", start.elapsed().as_secs_f64() * 1000.0 / runs as f64);
+
+    // 3. The ward list for 500 patients, each with 6 codes measured 4 times.
+    let mut ids = Vec::new();
+    for i in 1..=500 {
+        ids.push(store.patient_admit(admit(i)).await?);
+    }
+    let mut batch = Vec::new();
+    for (k, p) in ids.iter().enumerate() {
+        for r in 0..4 {
+            seq += 1;
+            let at = t0 + Duration::hours(r * 6);
+            batch.push(NewObsMessage {
+                device_id: format!("hub-{k}"),
+                seq,
+                patient_id: *p,
+                measured_at: at,
+                received_at: at,
+                obs: vec![
+                    obs("spo2", 96.0, "%"),
+                    obs("pulse", 72.0, "/min"),
+                    obs("resp_rate", 16.0, "/min"),
+                    obs("systolic", 125.0, "mm[Hg]"),
+                    obs("diastolic", 80.0, "mm[Hg]"),
+                    obs("temp", 36.8, "Cel"),
+                ],
+            });
+        }
+    }
+    for b in batch.chunks(256) {
+        store.store_obs_batch(b).await?;
+    }
+    store.patients_list(&[ward.id]).await?;
+    let runs = 5;
+    let start = Instant::now();
+    for _ in 0..runs {
+        let list = store.patients_list(&[ward.id]).await?;
+        assert_eq!(list.len(), 501);
+    }
+    println!("ward list, 500 patients: {:.0} ms per query", start.elapsed().as_secs_f64() * 1000.0 / runs as f64);
+    Ok(())
+}
