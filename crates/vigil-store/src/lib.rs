@@ -114,6 +114,8 @@ pub trait Store: Send + Sync + 'static {
     async fn store_derived(&self, o: NewDerivedObservation) -> Result<i64>;
     /// Chunks overlapping `[from_ms, to_ms]` and beats within it.
     async fn ecg_range(&self, patient_id: i64, from_ms: i64, to_ms: i64) -> Result<(Vec<EcgChunkRow>, Vec<BeatRow>)>;
+    /// Delete `kind` history older than `before`; returns rows deleted.
+    async fn delete_history_before(&self, kind: HistoryKind, before: DateTime<Utc>) -> Result<u64>;
     /// Delete ECG chunks and beats older than `before_ms`; returns chunks deleted.
     async fn ecg_delete_before(&self, before_ms: i64) -> Result<u64>;
 

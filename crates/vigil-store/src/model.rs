@@ -578,3 +578,12 @@ pub struct RuleAction {
     pub actor: String,
     pub at: DateTime<Utc>,
 }
+
+/// Kinds of history with a retention setting (ECG has its own).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum HistoryKind {
+    /// Observations and their messages' dedup keys, by measurement time.
+    Observations,
+    /// Score history, by the time each score describes.
+    Scores,
+}

@@ -1021,6 +1021,22 @@ impl Store for PgStore {
         Ok((chunks, beats))
     }
 
+    async fn delete_history_before(&self, kind: HistoryKind, before: DateTime<Utc>) -> Result<u64> {
+        let mut tx = self.pool.begin().await?;
+        let n = match kind {
+            HistoryKind::Observations => {
+                let n = sqlx::query("DELETE FROM observations WHERE measured_at < $1").bind(before).execute(&mut *tx).await?.rows_affected();
+                sqlx::query("DELETE FROM obs_messages WHERE measured_at < $1").bind(before).execute(&mut *tx).await?;
+                n
+            }
+            HistoryKind::Scores => {
+                sqlx::query("DELETE FROM scores WHERE scored_at < $1").bind(before).execute(&mut *tx).await?.rows_affected()
+            }
+        };
+        tx.commit().await?;
+        Ok(n)
+    }
+
     async fn ecg_delete_before(&self, before_ms: i64) -> Result<u64> {
         let mut tx = self.pool.begin().await?;
         let n = sqlx::query("DELETE FROM ecg_chunks WHERE t0_ms < $1")

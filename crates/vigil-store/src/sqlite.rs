@@ -655,7 +655,11 @@ impl Store for SqliteStore {
     }
 
     async fn episode_update(&self, patient_id: i64, u: EpisodeUpdate, by: &str, at: DateTime<Utc>) -> Result<()> {
-        let mut tx = self.pool.begin().await?;
+        // IMMEDIATE: take the write lock (waiting out busy_timeout) before
+        // the first read. A deferred transaction that reads and then writes
+        // fails at once with SQLITE_BUSY when another connection (the ingest,
+        // the scorer) committed in between: a 500 the API fuzzer found.
+        let mut tx = self.pool.begin_with("BEGIN IMMEDIATE").await?;
         let id: Option<i64> = sqlx::query_scalar("SELECT id FROM episodes WHERE patient_id = ? AND discharged_at IS NULL")
             .bind(patient_id)
             .fetch_optional(&mut *tx)
@@ -860,6 +864,22 @@ impl Store for SqliteStore {
             .map(|r| BeatRow { t_ms: r.get(0), rr_ms: r.get::<Option<i64>, _>(1).map(|v| v as u32) })
             .collect();
         Ok((chunks, beats))
+    }
+
+    async fn delete_history_before(&self, kind: HistoryKind, before: DateTime<Utc>) -> Result<u64> {
+        let mut tx = self.pool.begin().await?;
+        let n = match kind {
+            HistoryKind::Observations => {
+                let n = sqlx::query("DELETE FROM observations WHERE measured_at < ?").bind(ts(before)).execute(&mut *tx).await?.rows_affected();
+                sqlx::query("DELETE FROM obs_messages WHERE measured_at < ?").bind(ts(before)).execute(&mut *tx).await?;
+                n
+            }
+            HistoryKind::Scores => {
+                sqlx::query("DELETE FROM scores WHERE scored_at < ?").bind(ts(before)).execute(&mut *tx).await?.rows_affected()
+            }
+        };
+        tx.commit().await?;
+        Ok(n)
     }
 
     async fn ecg_delete_before(&self, before_ms: i64) -> Result<u64> {

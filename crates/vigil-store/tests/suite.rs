@@ -63,6 +63,7 @@ both_backends!(
     alert_lifecycle_is_audited_and_guarded,
     alerts_list_filters_and_due_escalations,
     audit_trail_filters_newest_first,
+    history_retention_deletes_only_what_is_older,
 );
 
 // --- helpers ---------------------------------------------------------------
@@ -1991,4 +1992,23 @@ async fn connect_opens_the_backend_named_by_the_url() {
         .await
         .expect("postgresql url");
     pg2.ping().await.expect("ping");
+}
+
+async fn history_retention_deletes_only_what_is_older(s: &dyn Store) {
+    let w = ward(s, "W").await;
+    let p = admit(s, w, "Ann").await;
+    let spo2 = |v: f64| NewObservation { code: "spo2".into(), value: ObsValue::Number(v), unit: Some("%".into()) };
+    s.store_obs_batch(&[msg("d1", 1, p, t(8, 0), vec![spo2(95.0)]), msg("d1", 2, p, t(10, 0), vec![spo2(96.0)])])
+        .await
+        .expect("batch");
+    for (at, total) in [(t(8, 0), 1), (t(10, 0), 2)] {
+        let sc = NewScore { patient_id: p, scored_at: at, computed_at: at, total: Some(total), risk: Some("low".into()), partial: false, detail: serde_json::json!({}), obs_ids: vec![] };
+        s.score_insert(sc).await.expect("score");
+    }
+    assert_eq!(s.delete_history_before(HistoryKind::Observations, t(9, 0)).await.expect("delete"), 1);
+    assert_eq!(s.delete_history_before(HistoryKind::Scores, t(9, 0)).await.expect("delete"), 1);
+    let left = s.observations(ObservationQuery { patient_id: p, ..Default::default() }).await.expect("query");
+    assert_eq!(left.iter().map(|r| r.seq).collect::<Vec<_>>(), [2]);
+    assert_eq!(s.scores(p, None, None).await.expect("scores").iter().map(|r| r.total).collect::<Vec<_>>(), [Some(2)]);
+    assert_eq!(s.stats().await.expect("stats").obs_messages, 1);
 }

@@ -99,8 +99,8 @@ impl App {
             tasks.push(("ingest", t));
         }
 
-        let retention = config.ecg_retention()?;
-        tasks.push(("ecg-retention", tokio::spawn(ecg_retention(store.clone(), retention, cancel.clone()))));
+        let keep = Retention { ecg: config.ecg_retention()?, history: config.history_retention()? };
+        tasks.push(("retention", tokio::spawn(retention(store.clone(), keep, cancel.clone()))));
 
         let listener = tokio::net::TcpListener::bind(config.http.addr)
             .await
@@ -152,19 +152,33 @@ async fn futures_select_all(
     futures::future::select_all(handles).await
 }
 
-/// Delete raw ECG older than the retention window, at start and hourly.
-async fn ecg_retention(store: Arc<dyn Store>, keep: std::time::Duration, cancel: CancellationToken) {
+/// Retention windows (`None`: keep).
+struct Retention {
+    ecg: std::time::Duration,
+    history: (Option<std::time::Duration>, Option<std::time::Duration>),
+}
+
+/// Delete data older than its retention window, at start and hourly, and
+/// log what went.
+async fn retention(store: Arc<dyn Store>, keep: Retention, cancel: CancellationToken) {
+    use vigil_store::HistoryKind;
     let mut every = tokio::time::interval(std::time::Duration::from_secs(3600));
+    let ago = |d: std::time::Duration| chrono::Utc::now() - chrono::Duration::from_std(d).unwrap_or(chrono::Duration::days(36500));
     loop {
         tokio::select! {
             _ = every.tick() => {}
             _ = cancel.cancelled() => return,
         }
-        let keep = chrono::Duration::from_std(keep).unwrap_or(chrono::Duration::days(30));
-        let before = (chrono::Utc::now() - keep).timestamp_millis();
-        match store.ecg_delete_before(before).await {
-            Ok(n) => tracing::info!(deleted = n, "ECG retention run"),
-            Err(e) => tracing::error!(error = %e, "ECG retention run failed"),
+        match store.ecg_delete_before(ago(keep.ecg).timestamp_millis()).await {
+            Ok(n) => tracing::info!(kind = "ecg", deleted = n, "retention run"),
+            Err(e) => tracing::error!(kind = "ecg", error = %e, "retention run failed"),
+        }
+        for (kind, name, window) in [(HistoryKind::Observations, "observations", keep.history.0), (HistoryKind::Scores, "scores", keep.history.1)] {
+            let Some(w) = window else { continue };
+            match store.delete_history_before(kind, ago(w)).await {
+                Ok(n) => tracing::info!(kind = name, deleted = n, "retention run"),
+                Err(e) => tracing::error!(kind = name, error = %e, "retention run failed"),
+            }
         }
     }
 }

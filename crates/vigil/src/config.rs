@@ -21,6 +21,15 @@ pub struct Config {
     pub pathways: PathwaysConfig,
     pub log: LogConfig,
     pub ecg: EcgConfig,
+    pub retention: RetentionConfig,
+}
+
+/// How long history is kept: a human duration (`"400d"`) or `"off"` (keep).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RetentionConfig {
+    pub observations: String,
+    pub scores: String,
 }
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -94,6 +103,8 @@ impl Default for Config {
             pathways: PathwaysConfig { dir: "pathways".into() },
             log: LogConfig { format: LogFormat::Text },
             ecg: EcgConfig { retention: "30d".into() },
+            // Clinical records: kept unless the operator sets a period.
+            retention: RetentionConfig { observations: "off".into(), scores: "off".into() },
         }
     }
 }
@@ -151,8 +162,22 @@ impl Config {
         vigil_ingest::rules::load_pathways(dir).map_err(ConfigError)
     }
 
+    /// `retention.observations` and `retention.scores`; `None` = keep.
+    pub fn history_retention(&self) -> Result<(Option<std::time::Duration>, Option<std::time::Duration>), ConfigError> {
+        let parse = |key: &str, v: &str| -> Result<Option<std::time::Duration>, ConfigError> {
+            if v == "off" {
+                return Ok(None);
+            }
+            humantime::parse_duration(v)
+                .map(Some)
+                .map_err(|e| ConfigError(format!("configuration key \"{key}\": {e} (e.g. \"400d\", or \"off\")")))
+        };
+        Ok((parse("retention.observations", &self.retention.observations)?, parse("retention.scores", &self.retention.scores)?))
+    }
+
     pub fn validate(&self) -> Result<(), ConfigError> {
         self.ecg_retention()?;
+        self.history_retention()?;
         if !self.mqtt.embedded && self.mqtt.url.is_none() {
             return Err(ConfigError("mqtt.url: required when mqtt.embedded = false".into()));
         }
@@ -259,6 +284,18 @@ mod tests {
         let env = vec![("VIGIL_HTTP_ADDR".to_string(), "not-an-address".to_string())];
         let e = Config::load(None, Some(&env)).expect_err("bad addr");
         assert!(e.0.contains("http.addr"), "{e}");
+    }
+
+    #[test]
+    fn retention_is_off_by_default_and_a_bad_period_is_named() {
+        let c = Config::load(None, Some(&[])).expect("defaults");
+        assert_eq!(c.history_retention().expect("valid"), (None, None));
+        let env = vec![("VIGIL_RETENTION_SCORES".to_string(), "400d".to_string())];
+        let c = Config::load(None, Some(&env)).expect("load");
+        assert_eq!(c.history_retention().expect("valid").1, Some(std::time::Duration::from_secs(400 * 86400)));
+        let env = vec![("VIGIL_RETENTION_OBSERVATIONS".to_string(), "forever".to_string())];
+        let e = Config::load(None, Some(&env)).expect("load").validate().expect_err("bad period");
+        assert!(e.0.contains("retention.observations"), "{e}");
     }
 
     #[test]
