@@ -11,6 +11,10 @@
 //! reading a minute (10,080 readings per code, downsampled to 500 points);
 //! and the ward list for 500 patients (`patients_list`: latest reading of
 //! each code per patient).
+//!
+//! `--with-time-index` first adds the index candidate
+//! `observations(measured_at)` (it would serve the retention delete), to
+//! measure what a second index on the busiest table costs ingest.
 
 use std::time::Instant;
 
@@ -25,6 +29,23 @@ fn obs(code: &str, v: f64, unit: &str) -> NewObservation {
 async fn main() -> Result<()> {
     let url = std::env::args().nth(1).unwrap_or_else(|| "sqlite:///tmp/vigil-store-bench.db".into());
     let store = connect(&url).await?;
+    if std::env::args().any(|a| a == "--with-time-index") {
+        let ddl = "CREATE INDEX IF NOT EXISTS observations_measured_at ON observations(measured_at)";
+        let done = if url.starts_with("sqlite:") {
+            let pool = sqlx::SqlitePool::connect(&url).await;
+            match pool {
+                Ok(p) => sqlx::query(ddl).execute(&p).await.map(|_| ()),
+                Err(e) => Err(e),
+            }
+        } else {
+            match sqlx::PgPool::connect(&url).await {
+                Ok(p) => sqlx::query(ddl).execute(&p).await.map(|_| ()),
+                Err(e) => Err(e),
+            }
+        };
+        done.map_err(|e| StoreError::Backend(e.to_string()))?;
+        println!("with the index candidate observations(measured_at)");
+    }
     let ward = store.ward_add(&format!("bench-{}", Utc::now().timestamp_micros())).await?;
     let t0 = Utc.with_ymd_and_hms(2026, 11, 1, 0, 0, 0).single().expect("time");
     let admit = |i: u32| NewPatient {
