@@ -33,7 +33,7 @@ fn json_out(o: &Output) -> Value {
 
 fn config_for(app: &TestApp, dir: &tempfile::TempDir) -> String {
     let path = dir.path().join("vigil.toml");
-    std::fs::write(&path, format!("[database]\nurl = \"sqlite://{}\"\n", app.db_path.display())).expect("config");
+    std::fs::write(&path, format!("[database]\nurl = \"{}\"\n", app.database_url)).expect("config");
     path.display().to_string()
 }
 

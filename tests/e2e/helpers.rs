@@ -21,7 +21,8 @@ pub struct TestApp {
     pub mqtt_host: String,
     pub mqtt_port: u16,
     pub store: Arc<dyn Store>,
-    pub db_path: PathBuf,
+    /// The database the daemon uses (SQLite file, or PostgreSQL).
+    pub database_url: String,
     /// Bearer token of an admin of ward [`TestApp::ward`].
     pub token: String,
     pub ward: String,
@@ -72,7 +73,15 @@ impl TestApp {
         let mut config = Config::default();
         config.http.addr = "127.0.0.1:0".parse().expect("addr");
         config.mqtt.listen = "127.0.0.1:0".parse().expect("addr");
+        // VIGIL_TEST_BACKEND=postgres runs the suite on a fresh PostgreSQL
+        // database per test (scripts/test runs it both ways).
+        let database_url = match database_url {
+            Some(u) => Some(u),
+            None if std::env::var("VIGIL_TEST_BACKEND").is_ok_and(|b| b == "postgres") => crate::pg::fresh_database().await,
+            None => None,
+        };
         config.database.url = database_url.unwrap_or_else(|| format!("sqlite://{}", db_path.display()));
+        let database_url = config.database.url.clone();
         config.pathways.dir = pathways.unwrap_or_else(|| std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../pathways"));
         let app = App::build(config).await.expect("app builds");
         let http = format!("http://{}", app.http_addr);
@@ -105,7 +114,7 @@ impl TestApp {
             mqtt_host,
             mqtt_port,
             store,
-            db_path,
+            database_url,
             token,
             ward,
             http_client: reqwest::Client::builder().cookie_store(true).build().expect("client"),
@@ -244,8 +253,31 @@ impl TestApp {
     }
 
     /// A raw connection to the same database file, to break things on purpose.
-    pub async fn raw_db(&self) -> sqlx::SqlitePool {
-        sqlx::SqlitePool::connect(&format!("sqlite://{}", self.db_path.display())).await.expect("raw db")
+    pub async fn raw_db(&self) -> RawDb {
+        if self.database_url.starts_with("sqlite:") {
+            RawDb::Sqlite(sqlx::SqlitePool::connect(&self.database_url).await.expect("raw db"))
+        } else {
+            RawDb::Postgres(sqlx::PgPool::connect(&self.database_url).await.expect("raw db"))
+        }
+    }
+}
+
+/// A second connection to the daemon's database, to break things on purpose.
+pub enum RawDb {
+    Sqlite(sqlx::SqlitePool),
+    Postgres(sqlx::PgPool),
+}
+
+impl RawDb {
+    pub fn is_postgres(&self) -> bool {
+        matches!(self, RawDb::Postgres(_))
+    }
+
+    pub async fn execute(&self, sql: &str) -> Result<(), sqlx::Error> {
+        match self {
+            RawDb::Sqlite(p) => sqlx::raw_sql(sql).execute(p).await.map(|_| ()),
+            RawDb::Postgres(p) => sqlx::raw_sql(sql).execute(p).await.map(|_| ()),
+        }
     }
 }
 

@@ -41,10 +41,16 @@ async fn ack_never_arrives_when_the_commit_fails() {
     let (_, mut dev) = app.patient_with_device().await;
     // Break the database under the daemon: every message insert now aborts.
     let raw = app.raw_db().await;
-    sqlx::query("CREATE TRIGGER fail_obs BEFORE INSERT ON obs_messages BEGIN SELECT RAISE(ABORT, 'injected'); END")
-        .execute(&raw)
-        .await
-        .expect("trigger");
+    let (break_it, mend_it) = if raw.is_postgres() {
+        (
+            "CREATE FUNCTION fail_obs() RETURNS trigger AS $$ BEGIN RAISE EXCEPTION 'injected'; END $$ LANGUAGE plpgsql;
+             CREATE TRIGGER fail_obs BEFORE INSERT ON obs_messages FOR EACH ROW EXECUTE FUNCTION fail_obs();",
+            "DROP TRIGGER fail_obs ON obs_messages",
+        )
+    } else {
+        ("CREATE TRIGGER fail_obs BEFORE INSERT ON obs_messages BEGIN SELECT RAISE(ABORT, 'injected'); END", "DROP TRIGGER fail_obs")
+    };
+    raw.execute(break_it).await.expect("trigger");
 
     let obs = json!([{"code": "pulse", "value": 70, "unit": "/min"}]);
     dev.publish_obs(1, obs.clone()).await;
@@ -53,7 +59,7 @@ async fn ack_never_arrives_when_the_commit_fails() {
     assert!(app.metrics().await.contains(r#"vigil_obs_messages_total{outcome="error"} 1"#));
 
     // The database recovers; the device resends the same seq and is acked.
-    sqlx::query("DROP TRIGGER fail_obs").execute(&raw).await.expect("drop trigger");
+    raw.execute(mend_it).await.expect("drop trigger");
     dev.publish_obs(1, obs).await;
     assert_ack(&dev.next_cmd().await, &[1]);
     assert_eq!(app.stats().await.obs_messages, 1);

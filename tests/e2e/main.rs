@@ -8,6 +8,11 @@
 
 mod helpers;
 
+/// The throwaway PostgreSQL cluster of the store suite.
+#[path = "../../crates/vigil-store/tests/support/pg.rs"]
+#[allow(dead_code)]
+mod pg;
+
 mod alerts;
 mod api;
 mod cli;

@@ -7,9 +7,7 @@ use serde_json::json;
 
 use crate::helpers::{TestApp, assert_ack};
 
-#[path = "../../crates/vigil-store/tests/support/pg.rs"]
-#[allow(dead_code)]
-mod pg;
+use crate::pg;
 
 #[tokio::test]
 async fn the_whole_path_works_on_postgresql() {

@@ -891,7 +891,9 @@ impl Store for SqliteStore {
     }
 
     async fn alert_fire(&self, f: AlertFiring, now: DateTime<Utc>) -> Result<(AlertRow, FiringOutcome)> {
-        let mut tx = self.pool.begin().await?;
+        // Reads the live alert, then writes: IMMEDIATE for the reason given
+        // in `episode_update` (an alert must never be lost to SQLITE_BUSY).
+        let mut tx = self.pool.begin_with("BEGIN IMMEDIATE").await?;
         let live: Option<(i64, String, String)> = sqlx::query_as(
             "SELECT id, severity, updated_at FROM alerts WHERE patient_id = ? AND rule_id = ? AND status != 'resolved'",
         )

@@ -109,6 +109,9 @@ impl Default for Config {
     }
 }
 
+/// The configuration sections; `VIGIL_<SECTION>_<KEY>` variables set them.
+pub const SECTIONS: [&str; 7] = ["http", "mqtt", "database", "pathways", "log", "ecg", "retention"];
+
 /// A configuration problem, already phrased as the one line the user sees.
 #[derive(Debug, thiserror::Error)]
 #[error("{0}")]
@@ -125,8 +128,11 @@ impl Config {
             fig = fig.merge(Toml::file_exact(f));
         }
         // VIGIL_SECTION_KEY → section.key (only the first `_` splits, so
-        // keys may contain underscores).
-        let env_provider = Env::prefixed("VIGIL_").map(|k| k.as_str().replacen('_', ".", 1).into());
+        // keys may contain underscores). Only variables naming one of our
+        // sections are configuration (VIGIL_HTTP_ADRR is refused as a typo);
+        // others, like the test tools' VIGIL_SKIP_POSTGRES, are not ours.
+        let ours = |k: &str| SECTIONS.iter().any(|s| k.to_ascii_lowercase().starts_with(&format!("{s}_")));
+        let env_provider = Env::prefixed("VIGIL_").filter(move |k| ours(k.as_str())).map(|k| k.as_str().replacen('_', ".", 1).into());
         fig = match env {
             None => fig.merge(env_provider),
             Some(vars) => {
@@ -134,7 +140,7 @@ impl Config {
                 // parallel and must not share the process environment).
                 let mut fig = fig;
                 for (k, v) in vars {
-                    if let Some(rest) = k.strip_prefix("VIGIL_") {
+                    if let Some(rest) = k.strip_prefix("VIGIL_").filter(|r| ours(r)) {
                         let key = rest.to_ascii_lowercase().replacen('_', ".", 1);
                         let value: figment::value::Value =
                             v.parse().unwrap_or_else(|_| figment::value::Value::from(v.clone()));
@@ -277,6 +283,12 @@ mod tests {
         let env = vec![("VIGIL_HTTP_PORT".to_string(), "1".to_string())];
         let e = Config::load(None, Some(&env)).expect_err("unknown key");
         assert!(e.0.contains("\"http.port\""), "{e}");
+    }
+
+    #[test]
+    fn variables_outside_our_sections_are_not_configuration() {
+        let env = vec![("VIGIL_SKIP_POSTGRES".to_string(), "1".to_string()), ("VIGIL_BIN".to_string(), "/x".to_string())];
+        Config::load(None, Some(&env)).expect("ignored");
     }
 
     #[test]
