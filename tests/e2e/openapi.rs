@@ -165,6 +165,7 @@ async fn grafana_dashboard_queries_only_exposed_metrics() {
     traffic(&app).await;
     let dashboard: Value =
         serde_json::from_str(&std::fs::read_to_string(repo().join("dashboards/grafana/vigil.json")).expect("dashboard")).expect("json");
+    assert_importable(&dashboard);
     let mut exprs = Vec::new();
     collect_exprs(&dashboard, &mut exprs);
     assert!(exprs.len() >= 7, "{exprs:?}");
@@ -191,6 +192,10 @@ async fn grafana_dashboard_queries_only_exposed_metrics() {
         "vigil_ingest_lag_seconds_bucket",
         "vigil_alert_latency_seconds_bucket",
         "vigil_ws_clients",
+        "vigil_mqtt_connections",
+        "vigil_ingest_queue_depth",
+        "vigil_store_write_seconds_bucket",
+        "vigil_ingest_batch_size_sum",
     ] {
         assert!(queried.contains(name), "the dashboard does not chart {name}");
     }
@@ -211,5 +216,31 @@ fn collect_exprs(v: &Value, out: &mut Vec<String>) {
         }
         Value::Array(a) => a.iter().for_each(|v| collect_exprs(v, out)),
         _ => {}
+    }
+}
+
+/// The fields Grafana's dashboard import needs (dashboard JSON model,
+/// schemaVersion 39): a title and uid, a numeric schemaVersion, template
+/// variables with names, and panels with unique ids, a known type, a title,
+/// a grid position inside the 24-column grid, and Prometheus targets with a
+/// refId and an expression.
+fn assert_importable(d: &Value) {
+    assert!(d["title"].is_string() && d["uid"].as_str().is_some_and(|u| !u.is_empty() && u.len() <= 40), "title/uid");
+    assert!(d["schemaVersion"].as_u64().is_some_and(|v| v >= 30), "schemaVersion");
+    for v in d["templating"]["list"].as_array().expect("templating.list") {
+        assert!(v["name"].is_string() && v["type"].is_string(), "variable {v}");
+    }
+    let panels = d["panels"].as_array().expect("panels");
+    let mut ids = std::collections::BTreeSet::new();
+    for p in panels {
+        assert!(ids.insert(p["id"].as_u64().expect("panel id")), "duplicate panel id {}", p["id"]);
+        assert!(["timeseries", "stat", "gauge", "table", "bargauge"].contains(&p["type"].as_str().unwrap_or_default()), "panel type {}", p["type"]);
+        assert!(p["title"].as_str().is_some_and(|t| !t.is_empty()));
+        let g = &p["gridPos"];
+        let (x, w, h) = (g["x"].as_u64().expect("x"), g["w"].as_u64().expect("w"), g["h"].as_u64().expect("h"));
+        assert!(g["y"].is_u64() && w > 0 && h > 0 && x + w <= 24, "gridPos {g}");
+        for t in p["targets"].as_array().expect("targets") {
+            assert!(t["refId"].is_string() && t["expr"].as_str().is_some_and(|e| !e.is_empty()), "target {t}");
+        }
     }
 }
