@@ -61,11 +61,7 @@ pub(crate) async fn list(
                 .ok_or_else(|| ApiError::Invalid("status: one of open, acknowledged, escalated, resolved".into()))?,
         ),
     };
-    let wards = match q.ward {
-        Some(w) if caller.sees_ward(w) => vec![w],
-        Some(_) => return Err(ApiError::NotFound("ward")),
-        None => caller.0.ward_ids.clone(),
-    };
+    let wards = caller.wards(q.ward)?;
     let alerts = state.store.alerts_list(&wards, status, q.patient).await?;
     crate::audit::record(&state, &caller, "alerts.list", q.patient, serde_json::json!({"wards": wards, "status": q.status, "count": alerts.len()}))
         .await?;

@@ -64,6 +64,16 @@ impl Caller {
     pub fn sees_ward(&self, ward_id: i64) -> bool {
         self.0.ward_ids.contains(&ward_id)
     }
+
+    /// The wards a list covers: the one asked for, if it is the caller's
+    /// (else 404, so ward ids cannot be probed), or all of theirs.
+    pub fn wards(&self, requested: Option<i64>) -> Result<Vec<i64>, ApiError> {
+        match requested {
+            Some(w) if self.sees_ward(w) => Ok(vec![w]),
+            Some(_) => Err(ApiError::NotFound("ward")),
+            None => Ok(self.0.ward_ids.clone()),
+        }
+    }
 }
 
 /// The raw token presented with a request, if any, and whether it came

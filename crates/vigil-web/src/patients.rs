@@ -66,11 +66,7 @@ pub(crate) async fn list(
     q: Result<Query<ListQuery>, axum::extract::rejection::QueryRejection>,
 ) -> Result<Json<Vec<WardRow>>, ApiError> {
     let Query(q) = q.map_err(|e| ApiError::Invalid(e.body_text()))?;
-    let wards: Vec<i64> = match q.ward {
-        Some(w) if caller.sees_ward(w) => vec![w],
-        Some(_) => return Err(ApiError::NotFound("ward")),
-        None => caller.0.ward_ids.clone(),
-    };
+    let wards = caller.wards(q.ward)?;
     let now = Utc::now();
     let mut rows = Vec::new();
     let patients = state.store.patients_list(&wards).await?;
