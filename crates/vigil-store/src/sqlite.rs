@@ -137,6 +137,39 @@ fn alert_row(r: &sqlx::sqlite::SqliteRow) -> Result<AlertRow> {
     })
 }
 
+/// One observation row (device messages and server-derived readings alike).
+async fn insert_observation(
+    conn: &mut sqlx::SqliteConnection,
+    patient_id: i64,
+    device_id: &str,
+    seq: u32,
+    o: &NewObservation,
+    measured_at: &str,
+    received_at: &str,
+) -> Result<i64> {
+    let (num, text) = match &o.value {
+        ObsValue::Number(n) => (Some(*n), None),
+        ObsValue::Text(t) => (None, Some(t.as_str())),
+    };
+    let id = sqlx::query(
+        "INSERT INTO observations (patient_id, device_id, seq, code, value_num, value_text, unit, measured_at, received_at)
+         VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+    )
+    .bind(patient_id)
+    .bind(device_id)
+    .bind(seq as i64)
+    .bind(&o.code)
+    .bind(num)
+    .bind(text)
+    .bind(&o.unit)
+    .bind(measured_at)
+    .bind(received_at)
+    .execute(&mut *conn)
+    .await?
+    .last_insert_rowid();
+    Ok(id)
+}
+
 async fn insert_event(
     tx: &mut sqlx::Transaction<'_, sqlx::Sqlite>,
     alert_id: i64,
@@ -508,27 +541,7 @@ impl Store for SqliteStore {
             }
             let mut ids = Vec::with_capacity(m.obs.len());
             for o in &m.obs {
-                let (num, text) = match &o.value {
-                    ObsValue::Number(n) => (Some(*n), None),
-                    ObsValue::Text(t) => (None, Some(t.as_str())),
-                };
-                let id = sqlx::query(
-                    "INSERT INTO observations (patient_id, device_id, seq, code, value_num, value_text, unit, measured_at, received_at)
-                     VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                )
-                .bind(m.patient_id)
-                .bind(&m.device_id)
-                .bind(m.seq as i64)
-                .bind(&o.code)
-                .bind(num)
-                .bind(text)
-                .bind(&o.unit)
-                .bind(&measured)
-                .bind(&received)
-                .execute(&mut *tx)
-                .await?
-                .last_insert_rowid();
-                ids.push(id);
+                ids.push(insert_observation(&mut tx, m.patient_id, &m.device_id, m.seq, o, &measured, &received).await?);
             }
             out.push(BatchOutcome::Stored { observation_ids: ids });
         }
@@ -804,27 +817,9 @@ impl Store for SqliteStore {
     }
 
     async fn store_derived(&self, o: NewDerivedObservation) -> Result<i64> {
-        let (num, text) = match &o.observation.value {
-            ObsValue::Number(n) => (Some(*n), None),
-            ObsValue::Text(t) => (None, Some(t.clone())),
-        };
-        let id = sqlx::query(
-            "INSERT INTO observations (patient_id, device_id, seq, code, value_num, value_text, unit, measured_at, received_at)
-             VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
-        )
-        .bind(o.patient_id)
-        .bind(&o.device_id)
-        .bind(o.seq as i64)
-        .bind(&o.observation.code)
-        .bind(num)
-        .bind(text)
-        .bind(&o.observation.unit)
-        .bind(ts(o.measured_at))
-        .bind(ts(o.received_at))
-        .execute(&self.pool)
-        .await?
-        .last_insert_rowid();
-        Ok(id)
+        let mut conn = self.pool.acquire().await?;
+        let (measured, received) = (ts(o.measured_at), ts(o.received_at));
+        insert_observation(&mut conn, o.patient_id, &o.device_id, o.seq, &o.observation, &measured, &received).await
     }
 
     async fn ecg_range(&self, patient_id: i64, from_ms: i64, to_ms: i64) -> Result<(Vec<EcgChunkRow>, Vec<BeatRow>)> {
