@@ -23,13 +23,7 @@ async fn login_sets_a_session_cookie_that_authenticates_and_logout_ends_it() {
     let bad = app.http_client.post(format!("{}/api/v1/login", app.http)).json(&json!({"username": "admin", "password": "wrong"}));
     assert_eq!(bad.send().await.expect("login").status(), 401);
 
-    let r = app
-        .http_client
-        .post(format!("{}/api/v1/login", app.http))
-        .json(&json!({"username": "admin", "password": "admin-password"}))
-        .send()
-        .await
-        .expect("login");
+    let r = app.login_with(&app.http_client, "admin", "admin-password").await;
     assert_eq!(r.status(), 200);
     let cookie = r.headers().get("set-cookie").and_then(|v| v.to_str().ok()).unwrap_or_default().to_string();
     assert!(cookie.contains("HttpOnly") && cookie.contains("SameSite=Strict"), "{cookie}");

@@ -75,6 +75,18 @@ async fn admin_commands_work_against_a_running_daemon() {
     assert!(user["id"].is_i64());
     let token = json_out(&run(&["token", "create", "--username", "nurse1"], None));
     assert_eq!(token["token"].as_str().map(str::len), Some(64));
+    let expires: chrono::DateTime<chrono::Utc> = token["expires_at"].as_str().expect("API tokens expire by default").parse().expect("time");
+    let days = (expires - chrono::Utc::now()).num_days();
+    assert!((89..=90).contains(&days), "default lifetime 90 days: {token}");
+    let bad = run(&["token", "create", "--username", "nurse1", "--expires-in", "soon"], None);
+    assert_eq!(bad.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&bad.stderr).contains("--expires-in"));
+    let me = |t: &str| app.http_client.get(format!("{}/api/v1/me", app.http)).bearer_auth(t.to_string()).send();
+    let short = json_out(&run(&["token", "create", "--username", "nurse1", "--expires-in", "1s"], None));
+    let short = short["token"].as_str().expect("token").to_string();
+    assert_eq!(me(&short).await.expect("me").status(), 200);
+    tokio::time::sleep(std::time::Duration::from_millis(1100)).await;
+    assert_eq!(me(&short).await.expect("me").status(), 401, "an expired token is refused");
 
     let bad = run(&["patient", "admit", "--ward", "Ward C", "--name", "P", "--nhs-number", "9434765918", "--pathway", "copd"], None);
     assert_eq!(bad.status.code(), Some(2), "an invalid NHS number is a usage error");
@@ -109,7 +121,9 @@ async fn admin_commands_work_against_a_running_daemon() {
     let out = json_out(&run(&["patient", "discharge", "--patient", &pid.to_string()], None));
     assert!(out["discharged_at"].is_string());
     let t = token["token"].as_str().expect("token").to_string();
+    assert_eq!(me(&t).await.expect("me").status(), 200);
     assert_eq!(json_out(&run(&["token", "revoke", "--token", &t], None)), json!({"revoked": true}));
+    assert_eq!(me(&t).await.expect("me").status(), 401, "a revoked token is refused");
 }
 
 #[test]

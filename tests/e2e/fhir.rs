@@ -691,12 +691,7 @@ async fn fhir_needs_credentials_and_hides_other_wards_patients() {
         .cookie_store(true)
         .build()
         .expect("client");
-    let r = browser
-        .post(format!("{}/api/v1/login", app.http))
-        .json(&json!({"username": "admin", "password": "admin-password"}))
-        .send()
-        .await
-        .expect("login");
+    let r = app.login_with(&browser, "admin", "admin-password").await;
     assert_eq!(r.status(), 200);
     let r = browser
         .get(format!("{}/fhir/r4/Patient/{patient}", app.http))

@@ -20,6 +20,8 @@ pub struct TestApp {
     pub http: String,
     pub mqtt_host: String,
     pub mqtt_port: u16,
+    /// The embedded broker's MQTT-over-TLS port, when it has one.
+    pub mqtt_tls_port: Option<u16>,
     pub store: Arc<dyn Store>,
     /// The database the daemon uses (SQLite file, or PostgreSQL).
     pub database_url: String,
@@ -64,6 +66,32 @@ impl TestApp {
     /// Start on `database_url` with the pathway files of `pathways`
     /// (default: the repository's `pathways/`).
     pub async fn spawn_with(database_url: Option<String>, pathways: Option<PathBuf>) -> TestApp {
+        Self::spawn_configured(database_url, pathways, None, |_| {}).await
+    }
+
+    /// Start over HTTPS and with the embedded broker's MQTT-over-TLS
+    /// listener, both with `certs`; [`TestApp::http`] is then `https://localhost:PORT`
+    /// and [`TestApp::mqtt_tls_port`] is set.
+    pub async fn spawn_tls(certs: &TestCerts, tweak: impl FnOnce(&mut Config)) -> TestApp {
+        Self::spawn_configured(None, None, Some(certs), |c| {
+            c.http.tls_cert = Some(certs.cert.clone());
+            c.http.tls_key = Some(certs.key.clone());
+            c.mqtt.tls_listen = Some("127.0.0.1:0".parse().expect("addr"));
+            c.mqtt.tls_cert = Some(certs.cert.clone());
+            c.mqtt.tls_key = Some(certs.key.clone());
+            tweak(c)
+        })
+        .await
+    }
+
+    /// The general form: `tweak` edits the configuration last; with
+    /// `certs`, the HTTP client trusts their CA.
+    pub async fn spawn_configured(
+        database_url: Option<String>,
+        pathways: Option<PathBuf>,
+        certs: Option<&TestCerts>,
+        tweak: impl FnOnce(&mut Config),
+    ) -> TestApp {
         // VIGIL_TEST_LOG=1 shows the daemon's logs (with RUST_LOG) when debugging a test.
         if std::env::var_os("VIGIL_TEST_LOG").is_some() {
             vigil::init_logging(vigil::config::LogFormat::Text);
@@ -83,11 +111,17 @@ impl TestApp {
         config.database.url = database_url.unwrap_or_else(|| format!("sqlite://{}", db_path.display()));
         let database_url = config.database.url.clone();
         config.pathways.dir = pathways.unwrap_or_else(|| std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../pathways"));
+        tweak(&mut config);
         let app = App::build(config).await.expect("app builds");
-        let http = format!("http://{}", app.http_addr);
+        // Over TLS by name: the test certificate is for localhost.
+        let http = match app.https {
+            true => format!("https://localhost:{}", app.http_addr.port()),
+            false => format!("http://{}", app.http_addr),
+        };
+        let mqtt_tls_port = app.mqtt_tls_addr.map(|a| a.port());
         let (mqtt_host, mqtt_port) = {
-            let a: std::net::SocketAddr = app.mqtt_addr.parse().expect("mqtt addr");
-            (a.ip().to_string(), a.port())
+            let (host, port) = app.mqtt_addr.rsplit_once(':').expect("mqtt host:port");
+            (host.to_string(), port.parse::<u16>().expect("mqtt port"))
         };
         let store = app.store.clone();
         let app_cancel = app.cancel.clone();
@@ -117,7 +151,13 @@ impl TestApp {
             database_url,
             token,
             ward,
-            http_client: reqwest::Client::builder().cookie_store(true).build().expect("client"),
+            http_client: match certs {
+                Some(c) => reqwest::Client::builder().cookie_store(true).use_preconfigured_tls(c.client_config()),
+                None => reqwest::Client::builder().cookie_store(true),
+            }
+            .build()
+            .expect("client"),
+            mqtt_tls_port,
             app_cancel,
             _dir: dir,
         };
@@ -178,47 +218,65 @@ impl TestApp {
 
     /// Connect as a device; `Err` carries the broker's refusal.
     pub async fn connect(&self, creds: &DeviceCreds) -> Result<TestDevice, ConnectReturnCode> {
-        let mut opts = MqttOptions::new(creds.device_id.clone(), self.mqtt_host.clone(), self.mqtt_port);
-        opts.set_credentials(creds.username.clone(), creds.password.clone());
-        opts.set_keep_alive(Duration::from_secs(30));
-        let (client, mut eventloop) = AsyncClient::new(opts, 64);
-        // Wait for CONNACK (or refusal), then for the SUBACK of `cmd`.
-        loop {
-            match tokio::time::timeout(WAIT, eventloop.poll()).await.expect("broker answers") {
-                Ok(Event::Incoming(Packet::ConnAck(_))) => break,
-                Ok(_) => {}
-                Err(ConnectionError::ConnectionRefused(code)) => return Err(code),
-                Err(e) => panic!("unexpected connection error: {e:?}"),
-            }
+        let opts = MqttOptions::new(creds.device_id.clone(), self.mqtt_host.clone(), self.mqtt_port);
+        connect_device(opts, creds).await
+    }
+}
+
+/// Connect as a device with `opts` (host, port, transport); `Err` carries
+/// the broker's refusal.
+pub async fn connect_device(mut opts: MqttOptions, creds: &DeviceCreds) -> Result<TestDevice, ConnectReturnCode> {
+    opts.set_credentials(creds.username.clone(), creds.password.clone());
+    opts.set_keep_alive(Duration::from_secs(30));
+    let (client, mut eventloop) = AsyncClient::new(opts, 64);
+    // Wait for CONNACK (or refusal), then for the SUBACK of `cmd`.
+    loop {
+        match tokio::time::timeout(WAIT, eventloop.poll()).await.expect("broker answers") {
+            Ok(Event::Incoming(Packet::ConnAck(_))) => break,
+            Ok(_) => {}
+            Err(ConnectionError::ConnectionRefused(code)) => return Err(code),
+            Err(e) => panic!("unexpected connection error: {e:?}"),
         }
-        let cmd = format!("vigil/v1/dev/{}/cmd", creds.device_id);
-        client.subscribe(&cmd, QoS::AtLeastOnce).await.expect("subscribe");
-        loop {
-            match tokio::time::timeout(WAIT, eventloop.poll()).await.expect("broker answers") {
-                Ok(Event::Incoming(Packet::SubAck(_))) => break,
-                Ok(_) => {}
-                Err(e) => panic!("connection failed while subscribing: {e:?}"),
-            }
+    }
+    let cmd = format!("vigil/v1/dev/{}/cmd", creds.device_id);
+    client.subscribe(&cmd, QoS::AtLeastOnce).await.expect("subscribe");
+    loop {
+        match tokio::time::timeout(WAIT, eventloop.poll()).await.expect("broker answers") {
+            Ok(Event::Incoming(Packet::SubAck(_))) => break,
+            Ok(_) => {}
+            Err(e) => panic!("connection failed while subscribing: {e:?}"),
         }
-        let (tx, rx) = mpsc::unbounded_channel();
-        let (dtx, drx) = mpsc::unbounded_channel();
-        tokio::spawn(async move {
-            loop {
-                match eventloop.poll().await {
-                    Ok(Event::Incoming(Packet::Publish(p))) => {
-                        if let Ok(v) = serde_json::from_slice::<Value>(&p.payload) {
-                            let _ = tx.send(v);
-                        }
-                    }
-                    Ok(_) => {}
-                    Err(e) => {
-                        let _ = dtx.send(format!("{e:?}"));
-                        break;
+    }
+    let (tx, rx) = mpsc::unbounded_channel();
+    let (dtx, drx) = mpsc::unbounded_channel();
+    tokio::spawn(async move {
+        loop {
+            match eventloop.poll().await {
+                Ok(Event::Incoming(Packet::Publish(p))) => {
+                    if let Ok(v) = serde_json::from_slice::<Value>(&p.payload) {
+                        let _ = tx.send(v);
                     }
                 }
+                Ok(_) => {}
+                Err(e) => {
+                    let _ = dtx.send(format!("{e:?}"));
+                    break;
+                }
             }
-        });
-        Ok(TestDevice { id: creds.device_id.clone(), client, cmds: rx, feedback: Default::default(), disconnects: drx })
+        }
+    });
+    Ok(TestDevice { id: creds.device_id.clone(), client, cmds: rx, feedback: Default::default(), disconnects: drx })
+}
+
+impl TestApp {
+    /// Sign in as a browser does, on `client` (keep its cookie store).
+    pub async fn login_with(&self, client: &reqwest::Client, username: &str, password: &str) -> reqwest::Response {
+        client
+            .post(format!("{}/api/v1/login", self.http))
+            .json(&json!({"username": username, "password": password}))
+            .send()
+            .await
+            .expect("login")
     }
 
     /// A websocket client authenticated with `token`.
@@ -353,7 +411,7 @@ impl TestDevice {
 }
 
 pub struct WsClient {
-    ws: tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>,
+    pub ws: tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>,
 }
 
 async fn next_text(
@@ -412,4 +470,60 @@ pub fn assert_ack(cmd: &Value, seqs: &[u32]) {
     assert_eq!(cmd["type"], "ack", "{cmd}");
     let got: Vec<u64> = cmd["seqs"].as_array().expect("seqs").iter().filter_map(|s| s.as_u64()).collect();
     assert_eq!(got, seqs.iter().map(|&s| s as u64).collect::<Vec<_>>(), "{cmd}");
+}
+
+/// A throwaway CA and a server certificate it signed for `localhost` and
+/// 127.0.0.1, as PEM files in a temp dir (rcgen; nothing is checked in).
+pub struct TestCerts {
+    pub ca: PathBuf,
+    pub cert: PathBuf,
+    pub key: PathBuf,
+    ca_der: rustls::pki_types::CertificateDer<'static>,
+    _dir: tempfile::TempDir,
+}
+
+impl TestCerts {
+    pub fn generate() -> TestCerts {
+        use rcgen::{BasicConstraints, CertificateParams, DnType, IsCa, KeyPair};
+        let dir = tempfile::tempdir().expect("tempdir");
+        let ca_key = KeyPair::generate().expect("ca key");
+        let mut ca_params = CertificateParams::new(Vec::<String>::new()).expect("ca params");
+        ca_params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+        ca_params.distinguished_name.push(DnType::CommonName, "Vigil test CA");
+        let ca = ca_params.self_signed(&ca_key).expect("ca");
+        let key = KeyPair::generate().expect("key");
+        let mut params = CertificateParams::new(vec!["localhost".to_string(), "127.0.0.1".to_string()]).expect("params");
+        params.distinguished_name.push(DnType::CommonName, "localhost");
+        let cert = params.signed_by(&key, &ca, &ca_key).expect("cert");
+        let write = |name: &str, pem: String| {
+            let p = dir.path().join(name);
+            std::fs::write(&p, pem).expect("write pem");
+            p
+        };
+        TestCerts {
+            ca: write("ca.pem", ca.pem()),
+            cert: write("cert.pem", cert.pem()),
+            key: write("key.pem", key.serialize_pem()),
+            ca_der: ca.der().clone(),
+            _dir: dir,
+        }
+    }
+
+    /// A TLS client configuration trusting only the test CA.
+    pub fn client_config(&self) -> rustls::ClientConfig {
+        let mut roots = rustls::RootCertStore::empty();
+        roots.add(self.ca_der.clone()).expect("ca root");
+        rustls::ClientConfig::builder_with_provider(Arc::new(rustls::crypto::aws_lc_rs::default_provider()))
+            .with_safe_default_protocol_versions()
+            .expect("protocols")
+            .with_root_certificates(roots)
+            .with_no_client_auth()
+    }
+
+    /// MQTT options for a device connecting over TLS to `localhost:port`.
+    pub fn mqtt_options(&self, client_id: &str, port: u16) -> MqttOptions {
+        let mut opts = MqttOptions::new(client_id, "localhost", port);
+        opts.set_transport(rumqttc::Transport::tls_with_config(rumqttc::TlsConfiguration::Rustls(Arc::new(self.client_config()))));
+        opts
+    }
 }

@@ -25,3 +25,4 @@ mod reliability;
 mod scoring;
 mod security;
 mod timers;
+mod tls;

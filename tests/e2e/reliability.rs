@@ -32,7 +32,7 @@ const VIGIL: &str = env!("CARGO_BIN_EXE_vigil");
 const WARD: &str = "Ward R";
 
 /// A child process killed (SIGKILL) and reaped when dropped.
-struct Child(std::process::Child);
+pub(crate) struct Child(std::process::Child);
 
 impl Drop for Child {
     fn drop(&mut self) {
@@ -42,7 +42,7 @@ impl Drop for Child {
 }
 
 /// A free port on 127.0.0.1: bind port 0, read it, release it.
-fn free_port() -> u16 {
+pub(crate) fn free_port() -> u16 {
     std::net::TcpListener::bind("127.0.0.1:0").and_then(|l| l.local_addr()).map(|a| a.port()).expect("a free port")
 }
 
@@ -267,7 +267,7 @@ async fn daemon_killed_mid_load_stores_every_message_exactly_once() {
     assert!(report.resent > 0, "the restart must have caused resends: {report:?}");
 }
 
-fn mosquitto_binary() -> Option<PathBuf> {
+pub(crate) fn mosquitto_binary() -> Option<PathBuf> {
     ["/usr/sbin/mosquitto", "/usr/bin/mosquitto", "/usr/local/sbin/mosquitto", "/usr/local/bin/mosquitto"]
         .iter()
         .map(PathBuf::from)
@@ -277,9 +277,14 @@ fn mosquitto_binary() -> Option<PathBuf> {
 /// A Mosquitto on 127.0.0.1:port, anonymous, no persistence (a restart
 /// loses every session and queued message: the hardest case for delivery).
 fn start_mosquitto(bin: &Path, dir: &Path, port: u16) -> Child {
+    start_mosquitto_with(bin, dir, port, &format!("listener {port} 127.0.0.1\nallow_anonymous true\npersistence false\n"))
+}
+
+/// A Mosquitto with the configuration `conf_text`, which must make it
+/// listen on 127.0.0.1:`port`; returns once it accepts connections.
+pub(crate) fn start_mosquitto_with(bin: &Path, dir: &Path, port: u16, conf_text: &str) -> Child {
     let conf = dir.join("mosquitto.conf");
-    std::fs::write(&conf, format!("listener {port} 127.0.0.1\nallow_anonymous true\npersistence false\n"))
-        .expect("conf");
+    std::fs::write(&conf, conf_text).expect("conf");
     let log = std::fs::File::create(dir.join("mosquitto.log")).expect("log");
     let child = Child(
         Command::new(bin)

@@ -6,7 +6,7 @@ use serde_json::{Value, json};
 use crate::helpers::TestApp;
 
 async fn login(app: &TestApp, client: &reqwest::Client, user: &str, pw: &str) -> reqwest::Response {
-    client.post(format!("{}/api/v1/login", app.http)).json(&json!({"username": user, "password": pw})).send().await.expect("login")
+    app.login_with(client, user, pw).await
 }
 
 #[tokio::test]
@@ -84,4 +84,56 @@ async fn reads_and_actions_are_audited_and_the_trail_is_admin_only_and_append_on
     let raw = app.raw_db().await;
     assert!(raw.execute("UPDATE audit_log SET username = 'nobody'").await.is_err());
     assert!(raw.execute("DELETE FROM audit_log").await.is_err());
+}
+
+#[tokio::test]
+async fn every_response_carries_security_headers_and_a_strict_csp() {
+    let app = TestApp::spawn().await;
+    for path in ["/", "/app.js", "/api/v1/patients", "/api/v1/nonexistent"] {
+        let r = app.get(path).send().await.expect("get");
+        let h = r.headers();
+        assert_eq!(h["content-security-policy"], vigil_web::CONTENT_SECURITY_POLICY, "{path}");
+        assert_eq!(h["x-content-type-options"], "nosniff", "{path}");
+        assert_eq!(h["x-frame-options"], "DENY", "{path}");
+        assert_eq!(h["referrer-policy"], "no-referrer", "{path}");
+        assert_eq!(h["cache-control"], "no-store", "{path}");
+        assert!(!h.contains_key("strict-transport-security"), "no HSTS over plain HTTP ({path})");
+    }
+    let csp = vigil_web::CONTENT_SECURITY_POLICY;
+    assert!(csp.contains("script-src 'self';") && !csp.contains("unsafe-inline") && csp.contains("frame-ancestors 'none'"), "{csp}");
+}
+
+#[tokio::test]
+async fn an_oversized_body_is_refused_and_the_server_carries_on() {
+    let app = TestApp::spawn().await;
+    let huge = json!({"ward": app.ward, "name": "x".repeat(vigil_web::MAX_BODY_BYTES + 1), "nhs_number": "9434765919", "pathway": "general"});
+    let r = app.post("/api/v1/patients", huge).send().await.expect("post");
+    assert_eq!(r.status(), 413);
+    assert_eq!(r.json::<Value>().await.expect("json")["error"]["code"], "too_large");
+    assert_eq!(app.stats().await.patients, 0, "nothing admitted");
+    app.admit("general").await;
+}
+
+#[tokio::test]
+async fn an_oversized_websocket_message_closes_that_connection_only() {
+    use futures::{SinkExt, StreamExt};
+    use tokio_tungstenite::tungstenite::Message;
+    let app = TestApp::spawn().await;
+    let mut big = app.ws(&app.token).await;
+    let mut other = app.ws(&app.token).await;
+    big.ws.send(Message::text("x".repeat(vigil_web::stream::WS_MAX_MESSAGE + 1))).await.expect("send");
+    let closed = tokio::time::timeout(std::time::Duration::from_secs(5), async {
+        loop {
+            match big.ws.next().await {
+                None | Some(Err(_)) | Some(Ok(Message::Close(_))) => return true,
+                Some(Ok(_)) => {}
+            }
+        }
+    })
+    .await;
+    assert_eq!(closed, Ok(true), "the server closes a connection that sends an oversized message");
+    // Everyone else still gets events.
+    let (_, dev) = app.patient_with_device().await;
+    dev.publish_obs(1, json!([{"code": "pulse", "value": 70, "unit": "/min"}])).await;
+    other.next_event("observation").await;
 }

@@ -36,9 +36,20 @@ impl std::fmt::Debug for ServiceAccount {
     }
 }
 
+/// The embedded broker's MQTT-over-TLS listener.
+#[derive(Clone, Debug)]
+pub struct BrokerTls {
+    pub listen: SocketAddr,
+    /// PEM certificate chain and private key.
+    pub cert: std::path::PathBuf,
+    pub key: std::path::PathBuf,
+}
+
 /// A running embedded broker.
 pub struct EmbeddedBroker {
     pub addr: SocketAddr,
+    /// The MQTT-over-TLS listener's address, when there is one.
+    pub tls_addr: Option<SocketAddr>,
     scx: ServerContext,
     policy: Arc<Policy>,
 }
@@ -63,10 +74,13 @@ impl EmbeddedBroker {
     }
 }
 
-/// Bind the broker on `listen` (port 0 is fine) and run it until `cancel`.
-/// Returns the broker handle and the task running it.
+/// Bind the broker on `listen` (port 0 is fine), and on `tls.listen` for
+/// MQTT over TLS, and run it until `cancel`. Both listeners apply the same
+/// authentication and ACL hooks. Returns the broker handle and the task
+/// running it.
 pub async fn start(
     listen: SocketAddr,
+    tls: Option<BrokerTls>,
     store: Arc<dyn Store>,
     service: ServiceAccount,
     connections: prometheus::IntGauge,
@@ -86,27 +100,42 @@ pub async fn start(
     }
     register.start().await;
 
-    let listener = Builder::new()
-        .name("vigil/tcp")
-        .laddr(listen)
-        .allow_anonymous(false)
-        // A restarted daemon must rebind at once, not wait out the dead
-        // one's TIME_WAIT connections.
-        .reuseaddr(Some(true))
-        .max_packet_size(crate::decode::MAX_PAYLOAD as u32 + 1024)
-        .bind()
-        .map_err(|e| anyhow::anyhow!("mqtt.listen {listen}: {e}"))?
-        .tcp()?;
+    let builder = |name: &str, laddr: SocketAddr| {
+        Builder::new()
+            .name(name)
+            .laddr(laddr)
+            .allow_anonymous(false)
+            // A restarted daemon must rebind at once, not wait out the dead
+            // one's TIME_WAIT connections.
+            .reuseaddr(Some(true))
+            .max_packet_size(crate::decode::MAX_PAYLOAD as u32 + 1024)
+    };
+    let listener = builder("vigil/tcp", listen).bind().map_err(|e| anyhow::anyhow!("mqtt.listen {listen}: {e}"))?.tcp()?;
     let addr = listener.local_addr()?;
-    let server = MqttServer::new(scx.clone()).listener(listener).build();
+    // Listener ids are explicit: rmqtt keys listeners by port by default,
+    // and two listeners on port 0 (tests) would collide.
+    let mut server = MqttServer::new(scx.clone()).listener_by_id(listener, 1);
+    let mut tls_addr = None;
+    if let Some(tls) = tls {
+        let listener = builder("vigil/tls", tls.listen)
+            .tls_cert(Some(tls.cert.display().to_string()))
+            .tls_key(Some(tls.key.display().to_string()))
+            .bind()
+            .map_err(|e| anyhow::anyhow!("mqtt.tls_listen {}: {e}", tls.listen))?
+            .tls()
+            .map_err(|e| anyhow::anyhow!("mqtt.tls_cert/mqtt.tls_key: {e:#}"))?;
+        tls_addr = Some(listener.local_addr()?);
+        server = server.listener_by_id(listener, 2);
+    }
+    let server = server.build();
     let task = tokio::spawn(async move {
         tokio::select! {
             r = server.run() => if let Err(e) = r { tracing::error!(error = %e, "embedded broker stopped") },
             _ = cancel.cancelled() => {}
         }
     });
-    tracing::info!(%addr, "embedded MQTT broker listening");
-    Ok((Arc::new(EmbeddedBroker { addr, scx, policy }), task))
+    tracing::info!(%addr, tls = ?tls_addr, "embedded MQTT broker listening");
+    Ok((Arc::new(EmbeddedBroker { addr, tls_addr, scx, policy }), task))
 }
 
 struct Policy {

@@ -106,6 +106,9 @@ pub fn spawn(
     opts.set_manual_acks(true);
     opts.set_max_packet_size(crate::decode::MAX_PAYLOAD + 1024, crate::decode::MAX_PAYLOAD + 1024);
     opts.set_inflight(1000);
+    if let Some(tls) = &config.tls {
+        opts.set_transport(rumqttc::Transport::tls_with_config(rumqttc::TlsConfiguration::Rustls(tls.clone())));
+    }
     let (client, eventloop) = AsyncClient::new(opts, 4096);
     let (tx, rx) = mpsc::channel(8192);
     let (connected_tx, connected) = watch::channel(false);

@@ -235,9 +235,13 @@ pub async fn login(
     .map_err(|e| ApiError::Internal(e.to_string()))?;
     tracing::info!(user_id = user.id, "login");
     crate::audit::record_raw(&state, Some(user.id), &user.username, "login", None, serde_json::json!({}), addr).await?;
+    // `Secure` under HTTPS: the browser then never sends the session over
+    // plain HTTP. Without TLS it would make the cookie unusable, so it is
+    // left off (docs/deployment.md: production runs with TLS).
     let cookie = format!(
-        "{SESSION_COOKIE}={token}; Path=/; HttpOnly; SameSite=Strict; Max-Age={}",
-        SESSION_TTL_HOURS * 3600
+        "{SESSION_COOKIE}={token}; Path=/; HttpOnly; SameSite=Strict; Max-Age={}{}",
+        SESSION_TTL_HOURS * 3600,
+        if state.tls { "; Secure" } else { "" }
     );
     let body = LoginResponse {
         user: AuthUser { id: user.id, username: user.username, role: user.role, ward_ids: user.ward_ids },

@@ -24,6 +24,8 @@ pub enum ApiError {
     Invalid(String),
     #[error("{0}")]
     Conflict(String),
+    #[error("request body larger than {} bytes", crate::MAX_BODY_BYTES)]
+    TooLarge,
     #[error("internal error")]
     Internal(String),
 }
@@ -38,6 +40,7 @@ impl ApiError {
             ApiError::NotFound(_) => (StatusCode::NOT_FOUND, "not_found"),
             ApiError::Invalid(_) => (StatusCode::UNPROCESSABLE_ENTITY, "invalid"),
             ApiError::Conflict(_) => (StatusCode::CONFLICT, "conflict"),
+            ApiError::TooLarge => (StatusCode::PAYLOAD_TOO_LARGE, "too_large"),
             ApiError::Internal(_) => (StatusCode::INTERNAL_SERVER_ERROR, "internal"),
         }
     }
@@ -65,7 +68,11 @@ impl From<StoreError> for ApiError {
 }
 
 /// A JSON body that failed to parse is a 422 in our error shape, not axum's text.
+/// A body over [`crate::MAX_BODY_BYTES`] is a 413.
 pub fn bad_json(e: axum::extract::rejection::JsonRejection) -> ApiError {
+    if e.status() == StatusCode::PAYLOAD_TOO_LARGE {
+        return ApiError::TooLarge;
+    }
     ApiError::Invalid(e.body_text())
 }
 

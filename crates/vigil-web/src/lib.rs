@@ -11,6 +11,7 @@
 //! - [`audit`]: the append-only audit trail and `GET /api/v1/audit`.
 //! - [`error`]: [`error::ApiError`], the one error shape.
 //! - [`openapi`]: the OpenAPI 3.1 description, `GET /api/v1/openapi.json`.
+//! - [`tls`]: HTTPS (rustls) behind axum's listener.
 
 pub mod admin;
 pub mod alerts;
@@ -24,6 +25,7 @@ pub mod openapi;
 pub mod ops;
 pub mod patients;
 pub mod stream;
+pub mod tls;
 
 use std::sync::Arc;
 
@@ -72,11 +74,43 @@ pub struct AppState {
     pub rule_actions: tokio::sync::mpsc::Sender<vigil_store::RuleAction>,
     /// The loaded pathways' names and freshness windows.
     pub pathways: Arc<std::collections::BTreeMap<String, chrono::Duration>>,
+    /// Served over HTTPS: cookies get `Secure`, responses get HSTS.
+    pub tls: bool,
     pub cancel: CancellationToken,
+}
+
+/// The largest request body any route accepts. The biggest legitimate body
+/// is an admission or an episode update, well under 4 KiB.
+pub const MAX_BODY_BYTES: usize = 64 * 1024;
+
+/// The dashboard's Content-Security-Policy: everything from our own origin
+/// only, no inline script or style, no framing, no plug-ins. The page is
+/// built for it (one script file, one style sheet, no inline handlers).
+pub const CONTENT_SECURITY_POLICY: &str = "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; \
+connect-src 'self'; object-src 'none'; base-uri 'none'; form-action 'self'; frame-ancestors 'none'";
+
+/// Security headers on every response (API and dashboard alike).
+fn security_headers(tls: bool, mut res: axum::response::Response) -> axum::response::Response {
+    use axum::http::HeaderValue;
+    use axum::http::header;
+    let h = res.headers_mut();
+    h.insert(header::CONTENT_SECURITY_POLICY, HeaderValue::from_static(CONTENT_SECURITY_POLICY));
+    h.insert(header::X_CONTENT_TYPE_OPTIONS, HeaderValue::from_static("nosniff"));
+    h.insert(header::X_FRAME_OPTIONS, HeaderValue::from_static("DENY"));
+    h.insert(header::REFERRER_POLICY, HeaderValue::from_static("no-referrer"));
+    // Patient data must not linger in shared caches or the browser's disk cache.
+    if !h.contains_key(header::CACHE_CONTROL) {
+        h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    }
+    if tls {
+        h.insert(header::STRICT_TRANSPORT_SECURITY, HeaderValue::from_static("max-age=31536000"));
+    }
+    res
 }
 
 /// The whole HTTP surface.
 pub fn router(state: AppState) -> Router {
+    let tls = state.tls;
     Router::new()
         .route("/api/v1/login", post(auth::login))
         .route("/api/v1/logout", post(auth::logout))
@@ -93,11 +127,25 @@ pub fn router(state: AppState) -> Router {
         .route("/metrics", get(ops::metrics))
         .merge(dashboard::router())
         .fallback(|| async { error::ApiError::NotFound("route") })
+        .layer(axum::extract::DefaultBodyLimit::max(MAX_BODY_BYTES))
+        .layer(axum::middleware::map_response(move |res| async move { security_headers(tls, res) }))
         .with_state(state)
 }
 
 /// Serve `router` on `listener` until `cancel` fires.
 pub async fn serve(listener: tokio::net::TcpListener, router: Router, cancel: CancellationToken) -> std::io::Result<()> {
+    axum::serve(listener, router.into_make_service_with_connect_info::<std::net::SocketAddr>())
+        .with_graceful_shutdown(async move { cancel.cancelled().await })
+        .await
+}
+
+/// Serve `router` over HTTPS on `listener` until `cancel` fires.
+pub async fn serve_tls(listener: tls::TlsListener, router: Router, cancel: CancellationToken) -> std::io::Result<()> {
+    use axum::serve::ListenerExt;
+    // `tap_io` is a no-op here; axum implements the client-address
+    // extractor for any tapped listener, so `ConnectInfo<SocketAddr>` (the
+    // audit trail's "from where") works over TLS as over plain TCP.
+    let listener = listener.tap_io(|_| {});
     axum::serve(listener, router.into_make_service_with_connect_info::<std::net::SocketAddr>())
         .with_graceful_shutdown(async move { cancel.cancelled().await })
         .await

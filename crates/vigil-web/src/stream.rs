@@ -14,6 +14,9 @@ use vigil_store::AuthUser;
 use crate::auth::Caller;
 use crate::AppState;
 
+/// The largest websocket message or frame a client may send.
+pub const WS_MAX_MESSAGE: usize = 4096;
+
 /// `GET /api/v1/stream`: a websocket of live events for your wards (see docs/http.md).
 #[utoipa::path(
     get, path = "/api/v1/stream", tag = "meta",
@@ -27,6 +30,9 @@ use crate::AppState;
 pub async fn upgrade(State(state): State<AppState>, caller: Caller, ws: WebSocketUpgrade) -> Result<Response, crate::error::ApiError> {
     crate::audit::record(&state, &caller, "stream.open", None, serde_json::json!({"ward_ids": caller.0.ward_ids})).await?;
     let user = caller.0;
+    // The stream is server → client; a client sends at most pings and a
+    // close, so anything bigger than a few KiB is refused (connection closed).
+    let ws = ws.max_message_size(WS_MAX_MESSAGE).max_frame_size(WS_MAX_MESSAGE);
     Ok(ws.on_upgrade(move |socket| serve(state, user, socket)))
 }
 

@@ -25,13 +25,26 @@ pub async fn run(store: &dyn Store, pathways: &vigil_rules::Pathways, cmd: Admin
             let password = line.trim_end_matches(['\n', '\r']);
             json!({"id": admin::add_user(store, &username, &role, &wards, password).await.map_err(admin_err)?})
         }
-        AdminCommand::Token(TokenCommand::Create { username }) => {
+        AdminCommand::Token(TokenCommand::Create { username, expires_in }) => {
+            // API tokens expire (90 days unless asked otherwise): a token
+            // left in an old script or a leaked CI log stops working on its own.
+            let ttl = match expires_in.as_str() {
+                "never" => None,
+                d => Some(
+                    humantime::parse_duration(d)
+                        .ok()
+                        .and_then(|d| chrono::Duration::from_std(d).ok())
+                        .filter(|d| *d > chrono::Duration::zero())
+                        .ok_or_else(|| Failure::Usage(format!("--expires-in: {d:?} is not a duration (e.g. \"90d\", \"12h\", or \"never\")")))?,
+                ),
+            };
             let user = store
                 .user_by_username(&username)
                 .await
                 .map_err(store_err)?
                 .ok_or_else(|| Failure::Usage(format!("--username: no user {username:?}")))?;
-            json!({"token": admin::issue_token(store, user.id, TokenKind::Api, now, None).await.map_err(admin_err)?})
+            let token = admin::issue_token(store, user.id, TokenKind::Api, now, ttl).await.map_err(admin_err)?;
+            json!({"token": token, "expires_at": ttl.map(|t| (now + t).to_rfc3339_opts(chrono::SecondsFormat::Secs, true))})
         }
         AdminCommand::Token(TokenCommand::Revoke { token }) => {
             if !store.token_revoke(&hash_secret(&token), now).await.map_err(store_err)? {

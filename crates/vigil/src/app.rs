@@ -23,6 +23,10 @@ pub struct App {
     pub http_addr: SocketAddr,
     /// Where devices connect (the embedded broker, or the external one).
     pub mqtt_addr: String,
+    /// The embedded broker's MQTT-over-TLS listener, when configured.
+    pub mqtt_tls_addr: Option<SocketAddr>,
+    /// Serving HTTPS.
+    pub https: bool,
     pub store: Arc<dyn Store>,
     pub cancel: CancellationToken,
     tasks: Vec<(&'static str, tokio::task::JoinHandle<()>)>,
@@ -42,11 +46,13 @@ impl App {
         let cancel = CancellationToken::new();
         let mut tasks = Vec::new();
 
+        let mut mqtt_tls_addr = None;
         let (ingest, mqtt_addr) = if config.mqtt.embedded {
             let service = ServiceAccount { username: format!("vigil-ingest-{}", random_id(8)), password: random_secret() };
             let (broker, task) =
                 vigil_ingest::broker::start(
                     config.mqtt.listen,
+                    broker_tls(&config),
                     store.clone(),
                     service.clone(),
                     ingest_metrics.mqtt_connections.clone(),
@@ -55,6 +61,7 @@ impl App {
                     .await
                     .context("starting the embedded MQTT broker")?;
             tasks.push(("broker", task));
+            mqtt_tls_addr = broker.tls_addr;
             tasks.push((
                 "revocations",
                 tokio::spawn(vigil_ingest::broker::drop_revoked(broker.clone(), store.clone(), cancel.clone())),
@@ -66,19 +73,26 @@ impl App {
                 client_id: "vigil-ingest".into(),
                 username: service.username,
                 password: service.password,
+                // In-process, over loopback.
+                tls: None,
             };
             (cfg, broker.addr.to_string())
         } else {
             let url = config.mqtt.url.clone().unwrap_or_default();
-            let (host, port) = parse_mqtt_url(&url)?;
+            let url = parse_mqtt_url(&url)?;
+            let tls = match url.tls {
+                true => Some(vigil_ingest::tls_client_config(config.mqtt.ca_file.as_deref())?),
+                false => None,
+            };
             let cfg = IngestConfig {
-                broker_host: host.clone(),
-                broker_port: port,
+                broker_host: url.host.clone(),
+                broker_port: url.port,
                 client_id: "vigil-ingest".into(),
                 username: config.mqtt.username.clone().unwrap_or_default(),
                 password: config.mqtt.password.clone().unwrap_or_default(),
+                tls,
             };
-            (cfg, format!("{host}:{port}"))
+            (cfg, format!("{}:{}", url.host, url.port))
         };
         let pathways = config.load_pathways()?;
         let freshness: std::collections::BTreeMap<String, chrono::Duration> =
@@ -102,6 +116,12 @@ impl App {
         let keep = Retention { ecg: config.ecg_retention()?, history: config.history_retention()? };
         tasks.push(("retention", tokio::spawn(retention(store.clone(), keep, cancel.clone()))));
 
+        // The certificate is read before binding, so a bad file stops the
+        // start with the file named, and nothing listens in plain text.
+        let https = match (&config.http.tls_cert, &config.http.tls_key) {
+            (Some(cert), Some(key)) => Some(vigil_web::tls::server_config(cert, key).context("http.tls_cert/http.tls_key")?),
+            _ => None,
+        };
         let listener = tokio::net::TcpListener::bind(config.http.addr)
             .await
             .with_context(|| format!("http.addr {}: cannot bind", config.http.addr))?;
@@ -116,20 +136,30 @@ impl App {
             throttle: Default::default(),
             rule_actions: actions_tx,
             pathways: Arc::new(freshness),
+            tls: https.is_some(),
             cancel: cancel.clone(),
         };
         let router = vigil_web::router(state);
         let web_cancel = cancel.clone();
-        tasks.push((
-            "web",
-            tokio::spawn(async move {
+        let served = match https.clone() {
+            Some(tls) => {
+                let listener = vigil_web::tls::TlsListener::new(listener, tls)?;
+                tokio::spawn(async move {
+                    if let Err(e) = vigil_web::serve_tls(listener, router, web_cancel).await {
+                        tracing::error!(error = %e, "web server failed");
+                    }
+                })
+            }
+            None => tokio::spawn(async move {
                 if let Err(e) = vigil_web::serve(listener, router, web_cancel).await {
                     tracing::error!(error = %e, "web server failed");
                 }
             }),
-        ));
-        tracing::info!(%http_addr, mqtt = %mqtt_addr, "vigil started");
-        Ok(App { http_addr, mqtt_addr, store, cancel, tasks })
+        };
+        tasks.push(("web", served));
+        let https = https.is_some();
+        tracing::info!(%http_addr, https, mqtt = %mqtt_addr, mqtts = ?mqtt_tls_addr, "vigil started");
+        Ok(App { http_addr, mqtt_addr, mqtt_tls_addr, https, store, cancel, tasks })
     }
 
     /// Run until `cancel` fires or a critical task dies (then stop loudly).
@@ -143,6 +173,15 @@ impl App {
             anyhow::bail!("critical task {:?} stopped unexpectedly ({:?})", names[idx], ended.err());
         }
         Ok(())
+    }
+}
+
+/// The embedded broker's TLS listener from `mqtt.tls_*` (validated already).
+fn broker_tls(config: &Config) -> Option<vigil_ingest::broker::BrokerTls> {
+    let m = &config.mqtt;
+    match (m.tls_listen, &m.tls_cert, &m.tls_key) {
+        (Some(listen), Some(cert), Some(key)) => Some(vigil_ingest::broker::BrokerTls { listen, cert: cert.clone(), key: key.clone() }),
+        _ => None,
     }
 }
 

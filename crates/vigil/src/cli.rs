@@ -122,6 +122,9 @@ pub enum TokenCommand {
     Create {
         #[arg(long)]
         username: String,
+        /// Lifetime of the token, e.g. "90d", "12h", or "never".
+        #[arg(long = "expires-in", value_name = "DURATION", default_value = "90d")]
+        expires_in: String,
     },
     Revoke {
         #[arg(long)]

@@ -58,6 +58,10 @@ pub enum LogFormat {
 pub struct HttpConfig {
     /// Address the web server binds.
     pub addr: SocketAddr,
+    /// PEM certificate chain: with `tls_key`, serve HTTPS (rustls) instead of HTTP.
+    pub tls_cert: Option<PathBuf>,
+    /// PEM private key (PKCS#8, PKCS#1 or SEC1) for `tls_cert`.
+    pub tls_key: Option<PathBuf>,
 }
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -72,6 +76,15 @@ pub struct MqttConfig {
     /// The ingest's credentials on the external broker.
     pub username: Option<String>,
     pub password: Option<String>,
+    /// A second embedded-broker listener speaking MQTT over TLS (e.g.
+    /// `0.0.0.0:8883`); needs `tls_cert` and `tls_key`.
+    pub tls_listen: Option<SocketAddr>,
+    /// PEM certificate chain and key of the embedded broker's TLS listener.
+    pub tls_cert: Option<PathBuf>,
+    pub tls_key: Option<PathBuf>,
+    /// PEM CA certificate(s) to trust for an external `mqtts://` broker
+    /// (default: the system's trust store).
+    pub ca_file: Option<PathBuf>,
 }
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -91,13 +104,17 @@ pub struct PathwaysConfig {
 impl Default for Config {
     fn default() -> Self {
         Config {
-            http: HttpConfig { addr: ([127, 0, 0, 1], 8080).into() },
+            http: HttpConfig { addr: ([127, 0, 0, 1], 8080).into(), tls_cert: None, tls_key: None },
             mqtt: MqttConfig {
                 embedded: true,
                 listen: ([127, 0, 0, 1], 1883).into(),
                 url: None,
                 username: None,
                 password: None,
+                tls_listen: None,
+                tls_cert: None,
+                tls_key: None,
+                ca_file: None,
             },
             database: DatabaseConfig { url: "sqlite://vigil-data/vigil.db".into() },
             pathways: PathwaysConfig { dir: "pathways".into() },
@@ -190,6 +207,27 @@ impl Config {
         if let Some(url) = &self.mqtt.url {
             parse_mqtt_url(url)?;
         }
+        pair("http.tls_cert", &self.http.tls_cert, "http.tls_key", &self.http.tls_key)?;
+        pair("mqtt.tls_cert", &self.mqtt.tls_cert, "mqtt.tls_key", &self.mqtt.tls_key)?;
+        match (&self.mqtt.tls_listen, &self.mqtt.tls_cert) {
+            (Some(_), None) => return Err(ConfigError("mqtt.tls_cert: required when mqtt.tls_listen is set".into())),
+            (None, Some(_)) => return Err(ConfigError("mqtt.tls_listen: required when mqtt.tls_cert is set".into())),
+            _ => {}
+        }
+        if self.mqtt.tls_listen.is_some() && !self.mqtt.embedded {
+            return Err(ConfigError("mqtt.tls_listen: only the embedded broker listens (mqtt.embedded = false)".into()));
+        }
+        for (key, path) in [
+            ("http.tls_cert", &self.http.tls_cert),
+            ("http.tls_key", &self.http.tls_key),
+            ("mqtt.tls_cert", &self.mqtt.tls_cert),
+            ("mqtt.tls_key", &self.mqtt.tls_key),
+            ("mqtt.ca_file", &self.mqtt.ca_file),
+        ] {
+            if let Some(p) = path.as_ref().filter(|p| !p.is_file()) {
+                return Err(ConfigError(format!("{key}: no such file: {}", p.display())));
+            }
+        }
         let url = &self.database.url;
         if !["sqlite:", "postgres://", "postgresql://"].iter().any(|p| url.starts_with(p)) {
             return Err(ConfigError(format!(
@@ -201,16 +239,38 @@ impl Config {
     }
 }
 
-/// `mqtt://host:port` → (host, port).
-pub fn parse_mqtt_url(url: &str) -> Result<(String, u16), ConfigError> {
+/// Both keys of a certificate/key pair, or neither.
+fn pair(a: &str, va: &Option<PathBuf>, b: &str, vb: &Option<PathBuf>) -> Result<(), ConfigError> {
+    match (va, vb) {
+        (Some(_), None) => Err(ConfigError(format!("{b}: required when {a} is set"))),
+        (None, Some(_)) => Err(ConfigError(format!("{a}: required when {b} is set"))),
+        _ => Ok(()),
+    }
+}
+
+/// An external broker's address from `mqtt.url`.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct MqttUrl {
+    pub host: String,
+    pub port: u16,
+    /// `mqtts://`: MQTT over TLS.
+    pub tls: bool,
+}
+
+/// `mqtt://host:port` or `mqtts://host:port`.
+pub fn parse_mqtt_url(url: &str) -> Result<MqttUrl, ConfigError> {
     let bad = |why: &str| ConfigError(format!("mqtt.url: {why}: {url}"));
-    let rest = url.strip_prefix("mqtt://").ok_or_else(|| bad("expected mqtt://host:port (TLS arrives with the security work)"))?;
+    let (tls, rest) = match (url.strip_prefix("mqtt://"), url.strip_prefix("mqtts://")) {
+        (Some(rest), _) => (false, rest),
+        (_, Some(rest)) => (true, rest),
+        _ => return Err(bad("expected mqtt://host:port or mqtts://host:port")),
+    };
     let (host, port) = rest.rsplit_once(':').ok_or_else(|| bad("missing port"))?;
     let port = port.trim_end_matches('/').parse::<u16>().map_err(|_| bad("bad port"))?;
     if host.is_empty() {
         return Err(bad("missing host"));
     }
-    Ok((host.to_string(), port))
+    Ok(MqttUrl { host: host.to_string(), port, tls })
 }
 
 /// Turn figment's error into one line naming the key.
@@ -317,6 +377,39 @@ mod tests {
         assert!(c.validate().expect_err("no url").0.contains("mqtt.url"));
         c.mqtt.url = Some("mqtt://broker:1883".into());
         c.validate().expect("valid");
-        assert_eq!(parse_mqtt_url("mqtt://b:1884").expect("ok"), ("b".to_string(), 1884));
+        assert_eq!(parse_mqtt_url("mqtt://b:1884").expect("ok"), MqttUrl { host: "b".into(), port: 1884, tls: false });
+        assert_eq!(parse_mqtt_url("mqtts://b:8883").expect("ok"), MqttUrl { host: "b".into(), port: 8883, tls: true });
+        assert!(parse_mqtt_url("tcp://b:1").expect_err("scheme").0.contains("mqtts://"));
+    }
+
+    #[test]
+    fn tls_keys_come_in_pairs_and_name_the_missing_one() {
+        let dir = tempfile::tempdir().expect("tmp");
+        let pem = dir.path().join("x.pem");
+        std::fs::write(&pem, "").expect("write");
+        let mut c = Config::default();
+        c.http.tls_cert = Some(pem.clone());
+        assert_eq!(c.validate().expect_err("no key").0, "http.tls_key: required when http.tls_cert is set");
+        c.http.tls_key = Some(dir.path().join("missing.pem"));
+        assert!(c.validate().expect_err("missing").0.starts_with("http.tls_key: no such file"));
+        c.http.tls_key = Some(pem.clone());
+        c.validate().expect("valid");
+        c.mqtt.tls_listen = Some(([127, 0, 0, 1], 0).into());
+        assert_eq!(c.validate().expect_err("no cert").0, "mqtt.tls_cert: required when mqtt.tls_listen is set");
+        c.mqtt.tls_cert = Some(pem.clone());
+        c.mqtt.tls_key = Some(pem);
+        c.validate().expect("valid");
+    }
+
+    #[test]
+    fn tls_keys_load_from_toml_and_environment() {
+        let dir = tempfile::tempdir().expect("tmp");
+        let file = write(&dir, "[http]\ntls_cert = \"/etc/vigil/cert.pem\"\n");
+        let env = [("VIGIL_HTTP_TLS_KEY".to_string(), "/etc/vigil/key.pem".to_string())];
+        let c = Config::load(Some(&file), Some(&env)).expect("load");
+        assert_eq!(c.http.tls_cert.as_deref(), Some(Path::new("/etc/vigil/cert.pem")));
+        assert_eq!(c.http.tls_key.as_deref(), Some(Path::new("/etc/vigil/key.pem")));
+        let bad = write(&dir, "[http]\ntls_crt = \"x\"\n");
+        assert!(Config::load(Some(&bad), Some(&[])).expect_err("typo").0.contains("tls_crt"));
     }
 }

@@ -174,9 +174,17 @@ export async function withWard(t, body, { patients = 3 } = {}) {
     page.setDefaultNavigationTimeout(UI_TIMEOUT);
     const pageErrors = [];
     page.on("pageerror", (e) => pageErrors.push(e.message));
+    // Vigil serves a strict Content-Security-Policy; anything the page does
+    // that the policy blocks (inline style or script, a foreign origin) is
+    // reported by Chromium on the console and fails the test.
+    const cspViolations = [];
+    page.on("console", (m) => {
+      if (m.type() === "error" && /Content Security Policy/i.test(m.text())) cspViolations.push(m.text());
+    });
     try {
       await body({ page, demo, context });
       assert.deepEqual(pageErrors, [], "the page threw uncaught errors");
+      assert.deepEqual(cspViolations, [], "the page broke its Content-Security-Policy");
     } catch (e) {
       const shot = await screenshot(page, `FAILED-${t.name}`).catch(() => null);
       if (shot) t.diagnostic(`failure screenshot: ${shot}`);
