@@ -40,7 +40,7 @@ async function api(path, opts = {}) {
   const res = await fetch(path, { credentials: "same-origin", ...opts,
     headers: { "content-type": "application/json", ...(write && csrf ? { "x-csrf-token": csrf } : {}),
       ...(opts.headers || {}) } });
-  if (res.status === 401) { showSignIn(); throw new Error("signed out"); }
+  if (res.status === 401) { showSignIn(me ? SESSION_ENDED : ""); throw new Error("signed out"); }
   if (!res.ok) {
     let msg = `${res.status}`;
     try { msg = (await res.json()).error.message || msg; } catch { /* not our error shape */ }
@@ -51,7 +51,10 @@ async function api(path, opts = {}) {
 
 function setConn(text, cls) { $("conn").textContent = text; $("conn").className = `conn ${cls || ""}`.trim(); }
 
-function showSignIn() {
+const SESSION_ENDED = "Your session has ended (signed out elsewhere, timed out or revoked). Sign in again.";
+
+/** Back to the sign-in form, forgetting everything shown; `why` says why. */
+function showSignIn(why = "") {
   if (socket) { socket.onclose = null; socket.close(); socket = null; }
   clearInterval(refreshTimer); refreshTimer = null;
   csrf = null; me = null; resolving = null;
@@ -59,6 +62,7 @@ function showSignIn() {
   $("alert-list").replaceChildren(); $("patients").querySelector("tbody").replaceChildren(); $("notice").textContent = "";
   $("signin").hidden = false; $("ward").hidden = true; $("signout").hidden = true;
   $("who").textContent = ""; setConn("", "");
+  $("signin-error").textContent = why;
 }
 
 async function start() {
@@ -437,6 +441,9 @@ function markLive(ws) { if (socket === ws && ws.readyState === WebSocket.OPEN) s
 
 function handle(ev) {
   switch (ev.type) {
+    case "session_ended":
+      showSignIn(SESSION_ENDED);
+      return;
     case "resync":
       setConn(`resyncing (missed ${ev.missed} updates)…`, "down");
       { const ws = socket; sync().then(() => markLive(ws), () => { if (socket === ws) setConn("out of date: resync failed", "down"); }); }

@@ -137,3 +137,22 @@ async fn an_oversized_websocket_message_closes_that_connection_only() {
     dev.publish_obs(1, json!([{"code": "pulse", "value": 70, "unit": "/min"}])).await;
     other.next_event("observation").await;
 }
+
+#[tokio::test]
+async fn an_open_websocket_ends_when_its_credential_is_revoked() {
+    let app = TestApp::spawn().await;
+    let user = app.store.user_by_username("admin").await.expect("q").expect("user");
+    let token = vigil_web::admin::issue_token(app.store.as_ref(), user.id, vigil_store::TokenKind::Api, Utc::now(), None)
+        .await
+        .expect("token");
+    let mut ws = app.ws(&token).await;
+    let mut kept = app.ws(&app.token).await;
+    assert!(app.store.token_revoke(&vigil_store::secrets::hash_secret(&token), Utc::now()).await.expect("revoke"));
+    let within = vigil_web::stream::RECHECK + std::time::Duration::from_secs(5);
+    let ended = ws.next_event_within("session_ended", within).await;
+    assert!(ended.is_some(), "the revoked credential's stream is told and closed");
+    // Another user's stream is untouched.
+    let (_, dev) = app.patient_with_device().await;
+    dev.publish_obs(1, json!([{"code": "pulse", "value": 70, "unit": "/min"}])).await;
+    kept.next_event("observation").await;
+}

@@ -55,6 +55,9 @@ pub struct CallerInfo {
     pub via_cookie: bool,
     /// The client's address.
     pub addr: Option<std::net::SocketAddr>,
+    /// SHA-256 of the presented credential, so a long-lived connection (the
+    /// websocket) can check that it is still valid.
+    pub token_hash: String,
 }
 
 impl Caller {
@@ -109,7 +112,8 @@ impl FromRequestParts<AppState> for Caller {
     async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, Self::Rejection> {
         let (token, via_cookie) = presented(&parts.headers).ok_or(ApiError::Unauthorized)?;
         let idle = chrono::Duration::minutes(SESSION_IDLE_MINUTES);
-        let user = state.store.token_user(&hash_secret(&token), Utc::now(), idle).await?.ok_or(ApiError::Unauthorized)?;
+        let token_hash = hash_secret(&token);
+        let user = state.store.token_user(&token_hash, Utc::now(), idle).await?.ok_or(ApiError::Unauthorized)?;
         // A cookie is sent by the browser on its own, so a cookie-authenticated
         // write must also prove it comes from our page.
         let safe = matches!(parts.method, axum::http::Method::GET | axum::http::Method::HEAD);
@@ -123,7 +127,7 @@ impl FromRequestParts<AppState> for Caller {
             .extensions
             .get::<axum::extract::ConnectInfo<std::net::SocketAddr>>()
             .map(|c| c.0);
-        Ok(Caller(user, CallerInfo { via_cookie, addr }))
+        Ok(Caller(user, CallerInfo { via_cookie, addr, token_hash }))
     }
 }
 

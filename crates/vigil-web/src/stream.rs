@@ -29,15 +29,33 @@ pub const WS_MAX_MESSAGE: usize = 4096;
 )]
 pub async fn upgrade(State(state): State<AppState>, caller: Caller, ws: WebSocketUpgrade) -> Result<Response, crate::error::ApiError> {
     crate::audit::record(&state, &caller, "stream.open", None, serde_json::json!({"ward_ids": caller.0.ward_ids})).await?;
-    let user = caller.0;
+    let Caller(user, info) = caller;
     // The stream is server → client; a client sends at most pings and a
     // close, so anything bigger than a few KiB is refused (connection closed).
     let ws = ws.max_message_size(WS_MAX_MESSAGE).max_frame_size(WS_MAX_MESSAGE);
-    Ok(ws.on_upgrade(move |socket| serve(state, user, socket)))
+    Ok(ws.on_upgrade(move |socket| serve(state, user, info.token_hash, socket)))
 }
 
-async fn serve(state: AppState, user: AuthUser, mut socket: WebSocket) {
+/// How often an open stream re-checks its credential.
+pub const RECHECK: std::time::Duration = std::time::Duration::from_secs(15);
+
+/// The credential behind `token_hash` still valid (not revoked, not past its
+/// expiry or idle limit)? A store error counts as valid: the stream is not
+/// cut because the database blinked, and the next check decides.
+async fn still_valid(state: &AppState, token_hash: &str) -> bool {
+    let idle = chrono::Duration::minutes(crate::auth::SESSION_IDLE_MINUTES);
+    match state.store.token_user(token_hash, chrono::Utc::now(), idle).await {
+        Ok(found) => found.is_some(),
+        Err(e) => {
+            tracing::warn!(error = %e, "websocket credential re-check failed");
+            true
+        }
+    }
+}
+
+async fn serve(state: AppState, user: AuthUser, token_hash: String, mut socket: WebSocket) {
     let mut rx = state.events.subscribe();
+    let mut recheck = tokio::time::interval_at(tokio::time::Instant::now() + RECHECK, RECHECK);
     state.metrics.ws_clients.inc();
     let hello = serde_json::json!({"type": "hello", "ward_ids": user.ward_ids});
     let mut ok = socket.send(Message::Text(hello.to_string().into())).await.is_ok();
@@ -61,6 +79,15 @@ async fn serve(state: AppState, user: AuthUser, mut socket: WebSocket) {
                 Some(Ok(Message::Close(_))) | None | Some(Err(_)) => break,
                 Some(Ok(_)) => {}
             },
+            _ = recheck.tick() => {
+                // Signed out, revoked or expired: tell the page, then close.
+                if !still_valid(&state, &token_hash).await {
+                    let msg = serde_json::json!({"type": "session_ended"});
+                    let _ = socket.send(Message::Text(msg.to_string().into())).await;
+                    let _ = socket.send(Message::Close(None)).await;
+                    break;
+                }
+            }
             _ = state.cancel.cancelled() => break,
         }
     }

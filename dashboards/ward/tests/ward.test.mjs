@@ -110,3 +110,27 @@ test("signing out returns to the sign-in form, and a reload stays signed out", {
     await screenshot(page, "signed-out-after-reload");
   });
 });
+
+test("a session ended elsewhere takes the open page back to sign-in, saying why", { timeout: TEST_TIMEOUT }, async (t) => {
+  await withWard(t, async ({ page, demo }) => {
+    await page.goto(demo.base + "/");
+    await signIn(page, demo.login);
+    await page.getByRole("table").waitFor({ state: "visible" });
+    await page.getByRole("status").filter({ hasText: "live" }).waitFor();
+
+    // Sign out "in another tab": the same cookie, ended behind this page's back.
+    const status = await page.evaluate(async () => {
+      const me = await (await fetch("/api/v1/me")).json();
+      const r = await fetch("/api/v1/logout", { method: "POST", headers: { "x-csrf-token": me.csrf_token } });
+      return r.status;
+    });
+    assert.equal(status, 200);
+
+    // The open websocket re-checks its session (every 15 s) and says it ended;
+    // the page drops the ward and explains, without any click.
+    await page.getByRole("alert").filter({ hasText: "session has ended" }).waitFor({ timeout: 30_000 });
+    await page.getByLabel("Username").waitFor({ state: "visible" });
+    assert.equal(await page.getByRole("table").isVisible(), false, "no patient data left on screen");
+    await screenshot(page, "session-ended");
+  });
+});
