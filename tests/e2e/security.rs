@@ -156,3 +156,23 @@ async fn an_open_websocket_ends_when_its_credential_is_revoked() {
     dev.publish_obs(1, json!([{"code": "pulse", "value": 70, "unit": "/min"}])).await;
     kept.next_event("observation").await;
 }
+
+#[tokio::test]
+async fn a_client_that_never_finishes_its_headers_is_disconnected() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let app = TestApp::spawn().await;
+    let addr = app.http.trim_start_matches("http://").to_string();
+    let mut slow = tokio::net::TcpStream::connect(&addr).await.expect("tcp");
+    slow.write_all(b"GET /healthz HTTP/1.1\r\nHost: x\r\n").await.expect("write");
+    // Meanwhile everyone else is served.
+    assert_eq!(app.get("/healthz").send().await.expect("get").status(), 200);
+    let mut buf = [0u8; 256];
+    let limit = vigil_web::HEADER_READ_TIMEOUT + std::time::Duration::from_secs(5);
+    let read = tokio::time::timeout(limit, slow.read(&mut buf)).await.expect("the server hangs up within the header timeout");
+    // Closed (0 bytes or a reset), or at most an error response: never the
+    // answer to the unfinished request.
+    if let Ok(n) = read {
+        let text = String::from_utf8_lossy(&buf[..n]);
+        assert!(n == 0 || text.starts_with("HTTP/1.1 408"), "{text}");
+    }
+}

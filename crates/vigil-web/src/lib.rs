@@ -132,21 +132,58 @@ pub fn router(state: AppState) -> Router {
         .with_state(state)
 }
 
+/// How long an HTTP/1.1 client may take to send a request's headers. A
+/// client that trickles them (slowloris) is disconnected instead of holding a
+/// connection for ever.
+pub const HEADER_READ_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(10);
+
+/// How long a stop waits for requests in flight before closing them.
+pub const SHUTDOWN_GRACE: std::time::Duration = std::time::Duration::from_secs(5);
+
 /// Serve `router` on `listener` until `cancel` fires.
 pub async fn serve(listener: tokio::net::TcpListener, router: Router, cancel: CancellationToken) -> std::io::Result<()> {
-    axum::serve(listener, router.into_make_service_with_connect_info::<std::net::SocketAddr>())
-        .with_graceful_shutdown(async move { cancel.cancelled().await })
-        .await
+    serve_on(listener, router, cancel).await
 }
 
 /// Serve `router` over HTTPS on `listener` until `cancel` fires.
 pub async fn serve_tls(listener: tls::TlsListener, router: Router, cancel: CancellationToken) -> std::io::Result<()> {
-    use axum::serve::ListenerExt;
-    // `tap_io` is a no-op here; axum implements the client-address
-    // extractor for any tapped listener, so `ConnectInfo<SocketAddr>` (the
-    // audit trail's "from where") works over TLS as over plain TCP.
-    let listener = listener.tap_io(|_| {});
-    axum::serve(listener, router.into_make_service_with_connect_info::<std::net::SocketAddr>())
-        .with_graceful_shutdown(async move { cancel.cancelled().await })
-        .await
+    serve_on(listener, router, cancel).await
+}
+
+/// The connection loop behind [`serve`] and [`serve_tls`]: hyper with a
+/// header-read timeout (axum's own `serve` has none), websocket upgrades,
+/// the client address for the audit trail, and a graceful stop.
+async fn serve_on<L>(mut listener: L, router: Router, cancel: CancellationToken) -> std::io::Result<()>
+where
+    L: axum::serve::Listener<Addr = std::net::SocketAddr>,
+{
+    use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
+    use hyper_util::server::conn::auto;
+    use tower::ServiceExt;
+
+    let graceful = hyper_util::server::graceful::GracefulShutdown::new();
+    let mut builder = auto::Builder::new(TokioExecutor::new());
+    builder.http1().timer(TokioTimer::new()).header_read_timeout(HEADER_READ_TIMEOUT);
+    loop {
+        let (io, peer) = tokio::select! {
+            conn = listener.accept() => conn,
+            _ = cancel.cancelled() => break,
+        };
+        let router = router.clone();
+        let service = hyper::service::service_fn(move |mut req: axum::http::Request<hyper::body::Incoming>| {
+            req.extensions_mut().insert(axum::extract::ConnectInfo(peer));
+            router.clone().oneshot(req)
+        });
+        let conn = graceful.watch(builder.serve_connection_with_upgrades(TokioIo::new(io), service).into_owned());
+        tokio::spawn(async move {
+            if let Err(e) = conn.await {
+                tracing::debug!(%peer, error = %e, "http connection ended with an error");
+            }
+        });
+    }
+    drop(listener);
+    if tokio::time::timeout(SHUTDOWN_GRACE, graceful.shutdown()).await.is_err() {
+        tracing::info!("stopping with http connections still open");
+    }
+    Ok(())
 }
