@@ -7,8 +7,8 @@
 //! service account reads every device's uplinks and writes every `cmd`.
 //! Revoked devices are simply absent: no password line, no ACL entries.
 //!
-//! Mosquitto checks its ACL on delivery, so a publish a device may not make
-//! is acknowledged and dropped (the embedded broker disconnects instead).
+//! Mosquitto drops a publish a device may not make and keeps the connection
+//! open (the embedded broker disconnects instead).
 
 use std::fmt::Write as _;
 
