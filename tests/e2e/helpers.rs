@@ -5,7 +5,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use futures::{SinkExt, StreamExt};
-use rumqttc::{AsyncClient, ConnectReturnCode, ConnectionError, Event, MqttOptions, Packet, QoS};
+use rumqttc::{AsyncClient, ConnectReturnCode, ConnectionError, Event, EventLoop, MqttOptions, Packet, QoS};
 use serde_json::{Value, json};
 use tokio::sync::mpsc;
 use tokio_tungstenite::tungstenite::client::IntoClientRequest;
@@ -218,57 +218,9 @@ impl TestApp {
 
     /// Connect as a device; `Err` carries the broker's refusal.
     pub async fn connect(&self, creds: &DeviceCreds) -> Result<TestDevice, ConnectReturnCode> {
-        let opts = MqttOptions::new(creds.device_id.clone(), self.mqtt_host.clone(), self.mqtt_port);
-        connect_device(opts, creds).await
+        connect_device(&self.mqtt_host, self.mqtt_port, creds).await
     }
-}
 
-/// Connect as a device with `opts` (host, port, transport); `Err` carries
-/// the broker's refusal.
-pub async fn connect_device(mut opts: MqttOptions, creds: &DeviceCreds) -> Result<TestDevice, ConnectReturnCode> {
-    opts.set_credentials(creds.username.clone(), creds.password.clone());
-    opts.set_keep_alive(Duration::from_secs(30));
-    let (client, mut eventloop) = AsyncClient::new(opts, 64);
-    // Wait for CONNACK (or refusal), then for the SUBACK of `cmd`.
-    loop {
-        match tokio::time::timeout(WAIT, eventloop.poll()).await.expect("broker answers") {
-            Ok(Event::Incoming(Packet::ConnAck(_))) => break,
-            Ok(_) => {}
-            Err(ConnectionError::ConnectionRefused(code)) => return Err(code),
-            Err(e) => panic!("unexpected connection error: {e:?}"),
-        }
-    }
-    let cmd = format!("vigil/v1/dev/{}/cmd", creds.device_id);
-    client.subscribe(&cmd, QoS::AtLeastOnce).await.expect("subscribe");
-    loop {
-        match tokio::time::timeout(WAIT, eventloop.poll()).await.expect("broker answers") {
-            Ok(Event::Incoming(Packet::SubAck(_))) => break,
-            Ok(_) => {}
-            Err(e) => panic!("connection failed while subscribing: {e:?}"),
-        }
-    }
-    let (tx, rx) = mpsc::unbounded_channel();
-    let (dtx, drx) = mpsc::unbounded_channel();
-    tokio::spawn(async move {
-        loop {
-            match eventloop.poll().await {
-                Ok(Event::Incoming(Packet::Publish(p))) => {
-                    if let Ok(v) = serde_json::from_slice::<Value>(&p.payload) {
-                        let _ = tx.send(v);
-                    }
-                }
-                Ok(_) => {}
-                Err(e) => {
-                    let _ = dtx.send(format!("{e:?}"));
-                    break;
-                }
-            }
-        }
-    });
-    Ok(TestDevice { id: creds.device_id.clone(), client, cmds: rx, feedback: Default::default(), disconnects: drx })
-}
-
-impl TestApp {
     /// Sign in as a browser does, on `client` (keep its cookie store).
     pub async fn login_with(&self, client: &reqwest::Client, username: &str, password: &str) -> reqwest::Response {
         client
@@ -316,6 +268,67 @@ impl TestApp {
             RawDb::Sqlite(sqlx::SqlitePool::connect(&self.database_url).await.expect("raw db"))
         } else {
             RawDb::Postgres(sqlx::PgPool::connect(&self.database_url).await.expect("raw db"))
+        }
+    }
+}
+
+
+/// Connect as a device to the broker at `host:port` and subscribe to the
+/// device's `cmd`; `Err` carries the broker's refusal.
+pub async fn connect_device(host: &str, port: u16, creds: &DeviceCreds) -> Result<TestDevice, ConnectReturnCode> {
+    connect_device_with(MqttOptions::new(creds.device_id.clone(), host.to_string(), port), creds).await
+}
+
+/// Connect as a device with `opts` (host, port, transport such as TLS);
+/// `Err` carries the broker's refusal.
+pub async fn connect_device_with(mut opts: MqttOptions, creds: &DeviceCreds) -> Result<TestDevice, ConnectReturnCode> {
+    opts.set_credentials(creds.username.clone(), creds.password.clone());
+    opts.set_keep_alive(Duration::from_secs(30));
+    let (client, mut eventloop) = AsyncClient::new(opts, 64);
+    wait_for_connack(&mut eventloop).await?;
+    let cmd = format!("vigil/v1/dev/{}/cmd", creds.device_id);
+    client.subscribe(&cmd, QoS::AtLeastOnce).await.expect("subscribe");
+    wait_for_suback(&mut eventloop).await;
+    let (tx, rx) = mpsc::unbounded_channel();
+    let (dtx, drx) = mpsc::unbounded_channel();
+    tokio::spawn(async move {
+        loop {
+            match eventloop.poll().await {
+                Ok(Event::Incoming(Packet::Publish(p))) => {
+                    if let Ok(v) = serde_json::from_slice::<Value>(&p.payload) {
+                        let _ = tx.send(v);
+                    }
+                }
+                Ok(_) => {}
+                Err(e) => {
+                    let _ = dtx.send(format!("{e:?}"));
+                    break;
+                }
+            }
+        }
+    });
+    Ok(TestDevice { id: creds.device_id.clone(), client, cmds: rx, feedback: Default::default(), disconnects: drx })
+}
+
+/// Poll until the broker's CONNACK; `Err` carries its refusal.
+pub async fn wait_for_connack(eventloop: &mut EventLoop) -> Result<(), ConnectReturnCode> {
+    loop {
+        match tokio::time::timeout(WAIT, eventloop.poll()).await.expect("broker answers") {
+            Ok(Event::Incoming(Packet::ConnAck(_))) => return Ok(()),
+            Ok(_) => {}
+            Err(ConnectionError::ConnectionRefused(code)) => return Err(code),
+            Err(e) => panic!("unexpected connection error: {e:?}"),
+        }
+    }
+}
+
+/// Poll until the broker's SUBACK.
+pub async fn wait_for_suback(eventloop: &mut EventLoop) {
+    loop {
+        match tokio::time::timeout(WAIT, eventloop.poll()).await.expect("broker answers") {
+            Ok(Event::Incoming(Packet::SubAck(_))) => return,
+            Ok(_) => {}
+            Err(e) => panic!("connection failed while subscribing: {e:?}"),
         }
     }
 }

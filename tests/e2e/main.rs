@@ -19,6 +19,7 @@ mod cli;
 mod ecg;
 mod fhir;
 mod ingest;
+mod mosquitto;
 mod openapi;
 mod postgres;
 mod reliability;

@@ -32,7 +32,7 @@ const VIGIL: &str = env!("CARGO_BIN_EXE_vigil");
 const WARD: &str = "Ward R";
 
 /// A child process killed (SIGKILL) and reaped when dropped.
-pub(crate) struct Child(std::process::Child);
+pub(crate) struct Child(pub(crate) std::process::Child);
 
 impl Drop for Child {
     fn drop(&mut self) {
@@ -47,9 +47,9 @@ pub(crate) fn free_port() -> u16 {
 }
 
 /// A `vigil serve` child with its own database, on fixed ports.
-struct Daemon {
-    dir: tempfile::TempDir,
-    config: PathBuf,
+pub(crate) struct Daemon {
+    pub(crate) dir: tempfile::TempDir,
+    pub(crate) config: PathBuf,
     http_port: u16,
     mqtt_port: u16,
     child: Option<Child>,
@@ -58,13 +58,23 @@ struct Daemon {
 
 impl Daemon {
     /// `external`: the port of an external broker, or `None` for the embedded one.
-    fn new(external: Option<u16>) -> Daemon {
+    pub(crate) fn new(external: Option<u16>) -> Daemon {
+        Daemon::with_account(external, None)
+    }
+
+    /// As [`Daemon::new`], with the ingest's `(username, password)` on the
+    /// external broker (`mqtt.username`, `mqtt.password`).
+    pub(crate) fn with_account(external: Option<u16>, account: Option<(&str, &str)>) -> Daemon {
         let dir = tempfile::tempdir().expect("tempdir");
         let http_port = free_port();
         let mqtt_port = external.unwrap_or_else(free_port);
         let mqtt = match external {
             None => format!("embedded = true\nlisten = \"127.0.0.1:{mqtt_port}\"\n"),
             Some(p) => format!("embedded = false\nurl = \"mqtt://127.0.0.1:{p}\"\n"),
+        };
+        let mqtt = match account {
+            Some((user, password)) => format!("{mqtt}username = \"{user}\"\npassword = \"{password}\"\n"),
+            None => mqtt,
         };
         let pathways = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../pathways");
         let config = dir.path().join("vigil.toml");
@@ -82,7 +92,7 @@ impl Daemon {
     }
 
     /// Runs `vigil admin ARGS --config ...` and returns its JSON.
-    fn admin(&self, args: &[&str], stdin: Option<&str>) -> Value {
+    pub(crate) fn admin(&self, args: &[&str], stdin: Option<&str>) -> Value {
         let mut cmd = Command::new(VIGIL);
         cmd.arg("admin").arg("--config").arg(&self.config).args(args);
         cmd.env_remove("RUST_LOG").stdin(Stdio::piped()).stdout(Stdio::piped()).stderr(Stdio::piped());
@@ -106,7 +116,7 @@ impl Daemon {
         self.admin(&["token", "create", "--username", "loadadmin"], None)["token"].as_str().expect("token").to_string()
     }
 
-    fn stats(&self) -> Value {
+    pub(crate) fn stats(&self) -> Value {
         self.admin(&["stats"], None)
     }
 
@@ -114,7 +124,7 @@ impl Daemon {
     /// Retries while the fixed ports are still held by the killed process:
     /// a listener without SO_REUSEADDR cannot rebind while the killed
     /// daemon's connections sit in TIME_WAIT (60 s on Linux).
-    async fn start(&mut self) {
+    pub(crate) async fn start(&mut self) {
         let first = Instant::now();
         let deadline = first + Duration::from_secs(75);
         loop {
@@ -267,7 +277,20 @@ async fn daemon_killed_mid_load_stores_every_message_exactly_once() {
     assert!(report.resent > 0, "the restart must have caused resends: {report:?}");
 }
 
-pub(crate) fn mosquitto_binary() -> Option<PathBuf> {
+/// The `mosquitto` binary; without it the calling test fails, unless
+/// `VIGIL_SKIP_MOSQUITTO=1`, when this returns `None` and the test skips.
+pub(crate) fn mosquitto_or_skip() -> Option<PathBuf> {
+    if let Some(bin) = mosquitto_binary() {
+        return Some(bin);
+    }
+    if std::env::var("VIGIL_SKIP_MOSQUITTO").as_deref() == Ok("1") {
+        println!("SKIPPED: mosquitto not installed and VIGIL_SKIP_MOSQUITTO=1");
+        return None;
+    }
+    panic!("mosquitto is not installed (Debian: apt-get install -y mosquitto); set VIGIL_SKIP_MOSQUITTO=1 to skip this test");
+}
+
+fn mosquitto_binary() -> Option<PathBuf> {
     ["/usr/sbin/mosquitto", "/usr/bin/mosquitto", "/usr/local/sbin/mosquitto", "/usr/local/bin/mosquitto"]
         .iter()
         .map(PathBuf::from)
@@ -277,14 +300,14 @@ pub(crate) fn mosquitto_binary() -> Option<PathBuf> {
 /// A Mosquitto on 127.0.0.1:port, anonymous, no persistence (a restart
 /// loses every session and queued message: the hardest case for delivery).
 fn start_mosquitto(bin: &Path, dir: &Path, port: u16) -> Child {
-    start_mosquitto_with(bin, dir, port, &format!("listener {port} 127.0.0.1\nallow_anonymous true\npersistence false\n"))
+    start_mosquitto_with(bin, dir, port, "allow_anonymous true\n")
 }
 
-/// A Mosquitto with the configuration `conf_text`, which must make it
-/// listen on 127.0.0.1:`port`; returns once it accepts connections.
-pub(crate) fn start_mosquitto_with(bin: &Path, dir: &Path, port: u16, conf_text: &str) -> Child {
+/// A Mosquitto on 127.0.0.1:port without persistence, with `extra`
+/// configuration lines.
+pub(crate) fn start_mosquitto_with(bin: &Path, dir: &Path, port: u16, extra: &str) -> Child {
     let conf = dir.join("mosquitto.conf");
-    std::fs::write(&conf, conf_text).expect("conf");
+    std::fs::write(&conf, format!("listener {port} 127.0.0.1\npersistence false\n{extra}")).expect("conf");
     let log = std::fs::File::create(dir.join("mosquitto.log")).expect("log");
     let child = Child(
         Command::new(bin)
@@ -306,15 +329,7 @@ pub(crate) fn start_mosquitto_with(bin: &Path, dir: &Path, port: u16, conf_text:
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn external_mosquitto_restarted_mid_load_loses_nothing() {
-    let Some(bin) = mosquitto_binary() else {
-        if std::env::var("VIGIL_SKIP_MOSQUITTO").as_deref() == Ok("1") {
-            println!("SKIPPED: mosquitto not installed and VIGIL_SKIP_MOSQUITTO=1");
-            return;
-        }
-        panic!(
-            "mosquitto is not installed (Debian: apt-get install -y mosquitto); set VIGIL_SKIP_MOSQUITTO=1 to skip this test"
-        );
-    };
+    let Some(bin) = mosquitto_or_skip() else { return };
     let started = Instant::now();
     let mdir = tempfile::tempdir().expect("tempdir");
     let port = free_port();

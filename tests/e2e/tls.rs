@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use serde_json::{Value, json};
 
-use crate::helpers::{DeviceCreds, TestApp, TestCerts, assert_ack, connect_device};
+use crate::helpers::{DeviceCreds, TestApp, TestCerts, assert_ack, connect_device_with};
 
 #[tokio::test]
 async fn https_and_mqtts_carry_a_reading_from_device_to_api() {
@@ -27,7 +27,7 @@ async fn https_and_mqtts_carry_a_reading_from_device_to_api() {
     let patient = app.admit("general").await;
     let creds = app.provision("hub", Some(patient)).await;
     let port = app.mqtt_tls_port.expect("mqtts listener");
-    let mut dev = connect_device(certs.mqtt_options(&creds.device_id, port), &creds).await.expect("device connects over TLS");
+    let mut dev = connect_device_with(certs.mqtt_options(&creds.device_id, port), &creds).await.expect("device connects over TLS");
     dev.publish_obs(1, json!([{"code": "spo2", "value": 95, "unit": "%"}])).await;
     assert_ack(&dev.next_cmd().await, &[1]);
     let rows: Value =
@@ -36,7 +36,7 @@ async fn https_and_mqtts_carry_a_reading_from_device_to_api() {
 
     // The TLS listener applies the same authentication as the plain one.
     let wrong = DeviceCreds { password: "x".repeat(64), ..creds.clone() };
-    assert!(connect_device(certs.mqtt_options("intruder", port), &wrong).await.is_err(), "a wrong password is refused over TLS too");
+    assert!(connect_device_with(certs.mqtt_options("intruder", port), &wrong).await.is_err(), "a wrong password is refused over TLS too");
 }
 
 #[tokio::test]
@@ -89,18 +89,12 @@ async fn a_certificate_that_cannot_be_read_stops_the_start_naming_the_file() {
 /// in `mqtt.ca_file`: a real Mosquitto with a TLS listener.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn ingest_uses_an_external_broker_over_mqtts() {
-    let Some(bin) = crate::reliability::mosquitto_binary() else {
-        if std::env::var("VIGIL_SKIP_MOSQUITTO").as_deref() == Ok("1") {
-            println!("SKIPPED: mosquitto not installed and VIGIL_SKIP_MOSQUITTO=1");
-            return;
-        }
-        panic!("mosquitto is not installed (Debian: apt-get install -y mosquitto); set VIGIL_SKIP_MOSQUITTO=1 to skip this test");
-    };
+    let Some(bin) = crate::reliability::mosquitto_or_skip() else { return };
     let certs = TestCerts::generate();
     let dir = tempfile::tempdir().expect("tmp");
     let port = crate::reliability::free_port();
     let conf = format!(
-        "listener {port} 127.0.0.1\ncertfile {}\nkeyfile {}\nallow_anonymous true\npersistence false\n",
+        "certfile {}\nkeyfile {}\nallow_anonymous true\n",
         certs.cert.display(),
         certs.key.display()
     );
@@ -114,7 +108,7 @@ async fn ingest_uses_an_external_broker_over_mqtts() {
     .await;
     let patient = app.admit("general").await;
     let creds = app.provision("hub", Some(patient)).await;
-    let mut dev = connect_device(certs.mqtt_options(&creds.device_id, port), &creds).await.expect("device connects to mosquitto");
+    let mut dev = connect_device_with(certs.mqtt_options(&creds.device_id, port), &creds).await.expect("device connects to mosquitto");
     // The ingest subscribes once it is connected; resend until acked, as a
     // real kit's outbox does.
     let mut acked = None;

@@ -11,6 +11,7 @@
 //! - [`decode`]: `obs` payload → validated message or a counted rejection (pure).
 //! - [`ecg`]: ECG chunk decoding and one streaming analysis per patch.
 //! - [`broker`]: the embedded rmqtt broker and its auth/ACL hooks.
+//! - [`mosquitto`]: the same identity and topic rules as Mosquitto password and ACL files (pure).
 //! - [`pipeline`]: the ingest client: batch, commit, then ack.
 //! - [`rules`]: hosting the pathway rules engine: loading pathways, outputs → alerts and device advice.
 //! - [`metrics`]: the Prometheus counters of CONTRACTS.md §6.
@@ -21,6 +22,7 @@ pub mod broker;
 pub mod decode;
 pub mod ecg;
 pub mod metrics;
+pub mod mosquitto;
 pub mod pipeline;
 pub mod rules;
 

@@ -77,6 +77,9 @@ pub trait Store: Send + Sync + 'static {
     async fn device_revoke(&self, device_id: &str, at: DateTime<Utc>) -> Result<DateTime<Utc>>;
     /// Credentials for the broker's CONNECT check.
     async fn device_credentials(&self, mqtt_username: &str) -> Result<Option<DeviceCredentials>>;
+    /// Every unrevoked device's broker account, by device id (for
+    /// `vigil admin mqtt export`).
+    async fn mqtt_accounts(&self) -> Result<Vec<MqttAccount>>;
     /// Devices revoked at or after `since` (for dropping live sessions).
     async fn devices_revoked_since(&self, since: DateTime<Utc>) -> Result<Vec<String>>;
     /// The patient (and their ward) a device currently reports for, if any.
@@ -139,6 +142,10 @@ pub trait Store: Send + Sync + 'static {
 
     async fn stats(&self) -> Result<Stats>;
 }
+
+/// [`Store::mqtt_accounts`] in SQL both backends run.
+const MQTT_ACCOUNTS_SQL: &str =
+    "SELECT id, mqtt_username, mosquitto_hash FROM devices WHERE revoked_at IS NULL ORDER BY id";
 
 /// Open the store named by a database URL (`sqlite://path` or
 /// `postgres://user@host/db`), applying its migrations.

@@ -155,8 +155,27 @@ pub struct NewDevice {
     pub mqtt_username: String,
     /// Hex SHA-256 of the device secret.
     pub secret_hash: String,
+    /// The secret hashed for Mosquitto's password file (`$7$…`), for
+    /// `vigil admin mqtt export`.
+    pub mosquitto_hash: Option<String>,
     pub patient_id: Option<i64>,
     pub created_at: DateTime<Utc>,
+}
+
+/// An unrevoked device's account on an external broker.
+#[derive(Clone, Debug)]
+pub struct MqttAccount {
+    pub device_id: String,
+    pub mqtt_username: String,
+    /// `None` for devices provisioned before Vigil recorded it (migration 0006).
+    pub mosquitto_hash: Option<String>,
+}
+
+impl From<(String, String, Option<String>)> for MqttAccount {
+    /// From a `(id, mqtt_username, mosquitto_hash)` row.
+    fn from((device_id, mqtt_username, mosquitto_hash): (String, String, Option<String>)) -> Self {
+        MqttAccount { device_id, mqtt_username, mosquitto_hash }
+    }
 }
 
 #[derive(Clone, Debug)]

@@ -523,13 +523,14 @@ impl Store for PgStore {
 
     async fn device_provision(&self, d: NewDevice) -> Result<()> {
         sqlx::query(
-            "INSERT INTO devices (id, kind, mqtt_username, secret_hash, patient_id, created_at)
-             VALUES ($1, $2, $3, $4, $5, $6)",
+            "INSERT INTO devices (id, kind, mqtt_username, secret_hash, mosquitto_hash, patient_id, created_at)
+             VALUES ($1, $2, $3, $4, $5, $6, $7)",
         )
         .bind(&d.id)
         .bind(&d.kind)
         .bind(&d.mqtt_username)
         .bind(&d.secret_hash)
+        .bind(&d.mosquitto_hash)
         .bind(d.patient_id)
         .bind(ts(d.created_at))
         .execute(&self.pool)
@@ -588,6 +589,12 @@ impl Store for PgStore {
             secret_hash: r.get(1),
             revoked: r.get(2),
         }))
+    }
+
+    async fn mqtt_accounts(&self) -> Result<Vec<MqttAccount>> {
+        let rows: Vec<(String, String, Option<String>)> =
+            sqlx::query_as(crate::MQTT_ACCOUNTS_SQL).fetch_all(&self.pool).await?;
+        Ok(rows.into_iter().map(MqttAccount::from).collect())
     }
 
     async fn devices_revoked_since(&self, since: DateTime<Utc>) -> Result<Vec<String>> {

@@ -438,12 +438,14 @@ impl Store for SqliteStore {
 
     async fn device_provision(&self, d: NewDevice) -> Result<()> {
         sqlx::query(
-            "INSERT INTO devices (id, kind, mqtt_username, secret_hash, patient_id, created_at) VALUES (?, ?, ?, ?, ?, ?)",
+            "INSERT INTO devices (id, kind, mqtt_username, secret_hash, mosquitto_hash, patient_id, created_at)
+             VALUES (?, ?, ?, ?, ?, ?, ?)",
         )
         .bind(&d.id)
         .bind(&d.kind)
         .bind(&d.mqtt_username)
         .bind(&d.secret_hash)
+        .bind(&d.mosquitto_hash)
         .bind(d.patient_id)
         .bind(ts(d.created_at))
         .execute(&self.pool)
@@ -495,6 +497,12 @@ impl Store for SqliteStore {
             secret_hash: r.get(1),
             revoked: r.get::<Option<String>, _>(2).is_some(),
         }))
+    }
+
+    async fn mqtt_accounts(&self) -> Result<Vec<MqttAccount>> {
+        let rows: Vec<(String, String, Option<String>)> =
+            sqlx::query_as(crate::MQTT_ACCOUNTS_SQL).fetch_all(&self.pool).await?;
+        Ok(rows.into_iter().map(MqttAccount::from).collect())
     }
 
     async fn devices_revoked_since(&self, since: DateTime<Utc>) -> Result<Vec<String>> {

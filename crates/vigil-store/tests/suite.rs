@@ -41,6 +41,7 @@ both_backends!(
     admit_with_a_bad_scale_writes_nothing,
     devices_provision_assign_route_and_revoke,
     revoked_devices_are_listed_since_a_time,
+    mqtt_accounts_are_the_unrevoked_devices_with_their_mosquitto_hash,
     discharge_unassigns_devices,
     batch_reports_new_and_duplicates_in_input_order,
     duplicate_never_overwrites_the_stored_reading,
@@ -130,6 +131,7 @@ fn device(id: &str, kind: &str, patient_id: Option<i64>) -> NewDevice {
         kind: kind.into(),
         mqtt_username: format!("mqtt-{id}"),
         secret_hash: format!("hash-{id}"),
+        mosquitto_hash: Some(format!("$7$1000$salt-{id}$hash-{id}")),
         patient_id,
         created_at: t(6, 0),
     }
@@ -581,6 +583,32 @@ async fn devices_provision_assign_route_and_revoke(s: &dyn Store) {
         .devices;
     assert_eq!(devs[0].revoked_at, Some(t(9, 0)));
     assert_eq!(s.stats().await.expect("stats").devices, 0);
+}
+
+async fn mqtt_accounts_are_the_unrevoked_devices_with_their_mosquitto_hash(s: &dyn Store) {
+    s.device_provision(device("ox-2", "oximeter", None)).await.expect("provision");
+    s.device_provision(device("ox-1", "oximeter", None)).await.expect("provision");
+    // As if provisioned before migration 0006 recorded the hash.
+    let old = NewDevice { mosquitto_hash: None, ..device("hub-1", "hub", None) };
+    s.device_provision(old).await.expect("provision");
+    s.device_provision(device("ox-3", "oximeter", None)).await.expect("provision");
+    s.device_revoke("ox-3", t(9, 0)).await.expect("revoke");
+    let accounts: Vec<(String, String, Option<String>)> = s
+        .mqtt_accounts()
+        .await
+        .expect("accounts")
+        .into_iter()
+        .map(|a| (a.device_id, a.mqtt_username, a.mosquitto_hash))
+        .collect();
+    assert_eq!(
+        accounts,
+        [
+            ("hub-1".to_string(), "mqtt-hub-1".to_string(), None),
+            ("ox-1".into(), "mqtt-ox-1".into(), Some("$7$1000$salt-ox-1$hash-ox-1".into())),
+            ("ox-2".into(), "mqtt-ox-2".into(), Some("$7$1000$salt-ox-2$hash-ox-2".into())),
+        ],
+        "by id, revoked left out"
+    );
 }
 
 async fn revoked_devices_are_listed_since_a_time(s: &dyn Store) {

@@ -7,7 +7,7 @@ use argon2::password_hash::{PasswordHasher, SaltString, rand_core::OsRng};
 use argon2::{Argon2, PasswordHash, PasswordVerifier};
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
-use vigil_store::secrets::{hash_secret, random_id, random_secret};
+use vigil_store::secrets::{MOSQUITTO_DEVICE_ITERATIONS, hash_secret, mosquitto_hash, random_id, random_secret};
 use vigil_store::{NewDevice, NewPatient, NewToken, NewUser, Role, Store, StoreError, TokenKind};
 
 /// Why an admin operation was refused.
@@ -118,6 +118,9 @@ pub async fn provision(
             kind: kind.to_string(),
             mqtt_username: device_id.clone(),
             secret_hash: hash_secret(&secret),
+            // For an external Mosquitto (`vigil admin mqtt export`): only
+            // now, with the secret in hand, can its hash be computed.
+            mosquitto_hash: Some(mosquitto_hash(&secret, MOSQUITTO_DEVICE_ITERATIONS)),
             patient_id: None,
             created_at: now,
         })

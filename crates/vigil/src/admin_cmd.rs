@@ -8,11 +8,17 @@ use vigil_store::secrets::hash_secret;
 use vigil_store::{Store, TokenKind};
 use vigil_web::admin::{self, AdminError, AdmitRequest};
 
-use crate::cli::{AdminCommand, DeviceCommand, PatientCommand, TokenCommand, UserCommand, WardCommand};
 use crate::Failure;
+use crate::cli::{AdminCommand, DeviceCommand, MqttCommand, PatientCommand, TokenCommand, UserCommand, WardCommand};
+use crate::config::MqttConfig;
 
 /// Run one admin command against `store`.
-pub async fn run(store: &dyn Store, pathways: &vigil_rules::Pathways, cmd: AdminCommand) -> Result<Value, Failure> {
+pub async fn run(
+    store: &dyn Store,
+    pathways: &vigil_rules::Pathways,
+    mqtt: &MqttConfig,
+    cmd: AdminCommand,
+) -> Result<Value, Failure> {
     let now = Utc::now();
     Ok(match cmd {
         AdminCommand::Ward(WardCommand::Add { name }) => json!({"id": store.ward_add(&name).await.map_err(store_err)?.id}),
@@ -76,6 +82,7 @@ pub async fn run(store: &dyn Store, pathways: &vigil_rules::Pathways, cmd: Admin
             let at = store.device_revoke(&device, now).await.map_err(store_err)?;
             json!({"device_id": device, "revoked_at": at})
         }
+        AdminCommand::Mqtt(MqttCommand::Export { dir }) => crate::mqtt_export::export(store, mqtt, &dir).await?,
         AdminCommand::Stats => serde_json::to_value(store.stats().await.map_err(store_err)?)
             .map_err(|e| Failure::Other(e.to_string()))?,
     })

@@ -91,6 +91,9 @@ pub enum AdminCommand {
     /// Device credentials and assignment.
     #[command(subcommand)]
     Device(DeviceCommand),
+    /// Files for an external MQTT broker.
+    #[command(subcommand)]
+    Mqtt(MqttCommand),
     /// Counts of what is durably stored.
     Stats,
 }
@@ -169,5 +172,16 @@ pub enum DeviceCommand {
     Revoke {
         #[arg(long)]
         device: String,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum MqttCommand {
+    /// Write a Mosquitto password file and ACL file for every unrevoked
+    /// device and the ingest's account (`mqtt.username`, `mqtt.password`).
+    Export {
+        /// Folder for `mosquitto.passwd` and `mosquitto.acl` (created if missing).
+        #[arg(long, value_name = "DIR")]
+        dir: PathBuf,
     },
 }

@@ -9,6 +9,7 @@
 //! - [`config`]: layered configuration with unknown keys refused.
 //! - [`app`]: build and run the daemon (broker, ingest, web).
 //! - [`admin_cmd`]: `vigil admin …`.
+//! - [`mqtt_export`]: `vigil admin mqtt export`, Mosquitto's password and ACL files.
 //! - [`demo`]: `vigil demo` and its small built-in ward simulation.
 
 pub mod admin_cmd;
@@ -16,6 +17,7 @@ pub mod app;
 pub mod cli;
 pub mod config;
 pub mod demo;
+pub mod mqtt_export;
 
 use cli::{Cli, Command, ConfigArg};
 use config::Config;
@@ -95,7 +97,7 @@ pub async fn run(cli: Cli) -> Result<(), Failure> {
             let config = load(&args.config)?;
             let store = vigil_store::connect(&config.database.url).await.map_err(other)?;
             let pathways = config.load_pathways().map_err(|e| Failure::Usage(e.0))?;
-            let out = admin_cmd::run(store.as_ref(), &pathways, args.command).await?;
+            let out = admin_cmd::run(store.as_ref(), &pathways, &config.mqtt, args.command).await?;
             println!("{out}");
             Ok(())
         }
