@@ -5,6 +5,12 @@
 //! tells the device it may forget the reading. Times are stored as
 //! RFC 3339 UTC text with millisecond precision (`…T08:15:03.000Z`), so text
 //! order is time order and range scans use the index.
+//!
+//! Every write transaction begins `IMMEDIATE`: it takes the write lock first,
+//! waiting out `busy_timeout` behind another process (the daemon and a
+//! `vigil admin` command share the file). A deferred transaction that reads
+//! and then writes would instead fail at once with "database is locked" when
+//! the other committed in between.
 
 use std::collections::HashMap;
 use std::str::FromStr;
@@ -220,7 +226,7 @@ impl Store for SqliteStore {
     }
 
     async fn user_add(&self, user: NewUser) -> Result<i64> {
-        let mut tx = self.pool.begin().await?;
+        let mut tx = self.pool.begin_with("BEGIN IMMEDIATE").await?;
         let id = sqlx::query("INSERT INTO users (username, role, password_hash, created_at) VALUES (?, ?, ?, ?)")
             .bind(&user.username)
             .bind(user.role.as_str())
@@ -318,7 +324,7 @@ impl Store for SqliteStore {
     }
 
     async fn patient_admit(&self, p: NewPatient) -> Result<i64> {
-        let mut tx = self.pool.begin().await?;
+        let mut tx = self.pool.begin_with("BEGIN IMMEDIATE").await?;
         let now = ts(p.admitted_at);
         let id = sqlx::query("INSERT INTO patients (ward_id, name, nhs_number, created_at) VALUES (?, ?, ?, ?)")
             .bind(p.ward_id)
@@ -346,7 +352,7 @@ impl Store for SqliteStore {
     }
 
     async fn patient_discharge(&self, patient_id: i64, at: DateTime<Utc>) -> Result<DateTime<Utc>> {
-        let mut tx = self.pool.begin().await?;
+        let mut tx = self.pool.begin_with("BEGIN IMMEDIATE").await?;
         let n = sqlx::query("UPDATE episodes SET discharged_at = ? WHERE patient_id = ? AND discharged_at IS NULL")
             .bind(ts(at))
             .bind(patient_id)
@@ -526,7 +532,7 @@ impl Store for SqliteStore {
     }
 
     async fn store_obs_batch(&self, batch: &[NewObsMessage]) -> Result<Vec<BatchOutcome>> {
-        let mut tx = self.pool.begin().await?;
+        let mut tx = self.pool.begin_with("BEGIN IMMEDIATE").await?;
         let mut out = Vec::with_capacity(batch.len());
         for m in batch {
             let measured = ts(m.measured_at);
@@ -780,7 +786,7 @@ impl Store for SqliteStore {
     }
 
     async fn store_ecg_batch(&self, batch: &[NewEcgChunk]) -> Result<Vec<BatchOutcome>> {
-        let mut tx = self.pool.begin().await?;
+        let mut tx = self.pool.begin_with("BEGIN IMMEDIATE").await?;
         let mut out = Vec::with_capacity(batch.len());
         for c in batch {
             let n = sqlx::query(
@@ -807,7 +813,7 @@ impl Store for SqliteStore {
     }
 
     async fn store_beats(&self, patient_id: i64, device_id: &str, beats: &[BeatRow]) -> Result<()> {
-        let mut tx = self.pool.begin().await?;
+        let mut tx = self.pool.begin_with("BEGIN IMMEDIATE").await?;
         for b in beats {
             sqlx::query(
                 "INSERT INTO ecg_beats (device_id, t_ms, patient_id, rr_ms) VALUES (?, ?, ?, ?)
@@ -870,7 +876,7 @@ impl Store for SqliteStore {
     }
 
     async fn delete_history_before(&self, kind: HistoryKind, before: DateTime<Utc>) -> Result<u64> {
-        let mut tx = self.pool.begin().await?;
+        let mut tx = self.pool.begin_with("BEGIN IMMEDIATE").await?;
         let n = match kind {
             HistoryKind::Observations => {
                 let n = sqlx::query("DELETE FROM observations WHERE measured_at < ?").bind(ts(before)).execute(&mut *tx).await?.rows_affected();
@@ -886,7 +892,7 @@ impl Store for SqliteStore {
     }
 
     async fn ecg_delete_before(&self, before_ms: i64) -> Result<u64> {
-        let mut tx = self.pool.begin().await?;
+        let mut tx = self.pool.begin_with("BEGIN IMMEDIATE").await?;
         let n = sqlx::query("DELETE FROM ecg_chunks WHERE t0_ms < ?").bind(before_ms).execute(&mut *tx).await?.rows_affected();
         sqlx::query("DELETE FROM ecg_beats WHERE t_ms < ?").bind(before_ms).execute(&mut *tx).await?;
         tx.commit().await?;
@@ -966,7 +972,7 @@ impl Store for SqliteStore {
     }
 
     async fn alert_act(&self, alert_id: i64, action: AlertAction, actor: &str, at: DateTime<Utc>) -> Result<AlertRow> {
-        let mut tx = self.pool.begin().await?;
+        let mut tx = self.pool.begin_with("BEGIN IMMEDIATE").await?;
         let (sql, name, detail) = match &action {
             AlertAction::Acknowledge => (
                 "UPDATE alerts SET status = 'acknowledged', escalate_at = NULL, updated_at = ?1 WHERE id = ?2 AND status IN ('open', 'escalated')",
