@@ -101,43 +101,93 @@ fn mitdb() -> Option<std::path::PathBuf> {
     dir.is_dir().then_some(dir)
 }
 
-#[tokio::test]
-async fn an_af_episode_from_mit_bih_raises_a_possible_af_review_prompt() {
+/// End to end with the simulator: a devsim ECG patch (the kit firmware's
+/// encoder and outbox over MQTT) replays MIT-BIH record 201 (Moody & Mark
+/// 2001; Goldberger et al. 2000), which opens in atrial fibrillation
+/// ("(AFIB" from sample 60 to 378 s). Vigil must give the patient a live
+/// heart rate from the patch, serve the stored strip, and raise the
+/// possible-AF review prompt.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_devsim_patch_replaying_mit_bih_201_gives_heart_rate_strip_and_possible_af_prompt() {
+    use vigil_devsim::ecg::Recording;
+    use vigil_devsim::patient::PatientSpec;
+    use vigil_devsim::scenario::{Scenario, ScenarioPlan};
+    use vigil_devsim::ward::{self, Clock, SimPatient, Stamp, WardConfig};
     let Some(dir) = mitdb() else {
         eprintln!("SKIPPED: ../shared/data/mitdb not present");
         return;
     };
-    // Record 201 opens with atrial fibrillation (rhythm annotation "(AFIB"
-    // at sample 60, until 378 s).
-    let hea = std::fs::read_to_string(dir.join("201.hea")).expect("header");
-    let dat = std::fs::read(dir.join("201.dat")).expect("signal");
-    let header = vigil_ecg::wfdb::parse_header(&hea).expect("parse");
-    let signal = vigil_ecg::wfdb::decode_channel(&header, &dat, 0).expect("decode");
-    let fs = header.fs_hz.round() as usize;
-    let uv = (1000.0 / header.signals[0].gain) as f32;
+    let rec = std::sync::Arc::new(Recording::load(&dir, "201").expect("record 201"));
 
     let app = TestApp::spawn().await;
     let mut ws = app.ws(&app.token).await;
     let patient = app.admit("heart-failure").await;
-    let creds = app.provision("ecg-patch", Some(patient)).await;
-    let mut patch = app.connect(&creds).await.expect("patch connects");
-    let seconds = 240;
-    let t0 = Utc::now().timestamp_millis() - seconds as i64 * 1000;
-    for i in 0..seconds {
-        let samples: Vec<i16> = signal[i * fs..(i + 1) * fs].iter().map(|&v| v as i16).collect();
-        let c = vigil_kit::ecg_chunk::EcgChunk { seq: i as u32 + 1, t0_ms: t0 + i as i64 * 1000, sample_rate_hz: fs as u16, uv_per_count: uv, samples: &samples };
-        let mut buf = vec![0u8; 25 + 2 * samples.len()];
-        let n = c.encode(&mut buf).expect("encode");
-        buf.truncate(n);
-        patch.publish_raw("ecg", buf).await;
-    }
-    let rule = format!("ecg-possible-af:{}", creds.device_id);
-    let ev = ws.next_alert_event("alert", &rule).await;
+    let sim = |c: crate::helpers::DeviceCreds| vigil_devsim::http::DeviceCreds { device_id: c.device_id, username: c.username, password: c.password };
+    let hub = sim(app.provision("hub", Some(patient)).await);
+    let patch = sim(app.provision("ecg-patch", Some(patient)).await);
+    let patch_id = patch.device_id.clone();
+    // Four simulated minutes ending about now, replayed 30 times faster than
+    // real time; seed 0 starts the replay at the record's first sample.
+    let replay_ms = 240_000;
+    let start_ms = Utc::now().timestamp_millis() - replay_ms;
+    let spec = PatientSpec {
+        plan: ScenarioPlan { scenario: Scenario::Stable, onset_ms: 0, duration_ms: 0 },
+        pathway: "heart-failure".into(),
+        patch: true,
+        spot_per_day: 2,
+        seed: 0,
+        start_ms,
+    };
+    let cancel = tokio_util::sync::CancellationToken::new();
+    let _stop = cancel.clone().drop_guard();
+    let running = ward::start(
+        WardConfig {
+            host: app.mqtt_host.clone(),
+            port: app.mqtt_port,
+            patients: vec![SimPatient { spec, hub, patch: Some(patch) }],
+            clock: Clock { start_ms, speed: 30.0, stamp: Stamp::Simulated },
+            ecg: true,
+            recordings: vec![rec],
+            tick: std::time::Duration::from_millis(100),
+            outbox: vigil_devsim::vigil_kit::outbox::Config::default(),
+        },
+        cancel.clone(),
+    );
+
+    let rule = format!("ecg-possible-af:{patch_id}");
+    let ev = tokio::time::timeout(std::time::Duration::from_secs(60), ws.next_alert_event("alert", &rule))
+        .await
+        .expect("possible-AF prompt within a minute of replay");
     assert_eq!(ev["alert"]["severity"], "low");
     assert!(ev["alert"]["message"].as_str().unwrap_or_default().contains("review"), "{ev}");
-    let mut acked = 0;
-    while acked < seconds {
-        acked += patch.next_cmd().await["seqs"].as_array().map(Vec::len).unwrap_or(0);
-    }
-    assert_eq!(app.stats().await.ecg_chunks, seconds as i64);
+
+    // The live heart rate: pulse readings derived from the patch's beats.
+    let rows: Value = app
+        .get(&format!("/api/v1/patients/{patient}/observations?code=pulse"))
+        .send()
+        .await
+        .expect("observations")
+        .json()
+        .await
+        .expect("json");
+    let from_patch: Vec<f64> =
+        rows.as_array().expect("rows").iter().filter(|r| r["device_id"] == patch_id.as_str()).filter_map(|r| r["value"].as_f64()).collect();
+    assert!(!from_patch.is_empty(), "heart rate derived from the patch: {rows}");
+    assert!(from_patch.iter().all(|b| (40.0..=200.0).contains(b)), "{from_patch:?}");
+
+    // The stored strip is served, with beats.
+    let stats = running.devices[0].1.as_ref().expect("patch").stats();
+    assert!(stats.outbox.acked > 0, "{stats:?}");
+    let from = chrono::DateTime::from_timestamp_millis(start_ms + 30_000).expect("time");
+    let to = chrono::DateTime::from_timestamp_millis(start_ms + 40_000).expect("time");
+    let url = format!(
+        "/api/v1/patients/{patient}/ecg?from={}&to={}",
+        from.to_rfc3339_opts(chrono::SecondsFormat::Millis, true).replace('+', "%2B"),
+        to.to_rfc3339_opts(chrono::SecondsFormat::Millis, true).replace('+', "%2B")
+    );
+    let strip: Value = app.get(&url).send().await.expect("ecg").json().await.expect("json");
+    let chunks = strip["chunks"].as_array().expect("chunks");
+    assert!(chunks.len() >= 9, "{} chunks of the replay in 10 s", chunks.len());
+    assert!(chunks.iter().all(|c| c["device_id"] == patch_id.as_str() && c["fs_hz"] == 250));
+    assert!(strip["beats"].as_array().expect("beats").len() >= 8, "beats detected in 10 s of AF at ~90–150 /min");
 }
