@@ -1,0 +1,7 @@
+//! libFuzzer target: see checks/cmd.rs.
+#![no_main]
+
+#[path = "../checks/cmd.rs"]
+mod checks;
+
+libfuzzer_sys::fuzz_target!(|data: &[u8]| checks::check(data));
