@@ -170,12 +170,21 @@ test("NEWS2 column in acuity order, and the alert queue worked in the browser: a
 
 test("the connection indicator is honest: a dropped socket shows reconnecting, then live after a refetch", { timeout: TEST_TIMEOUT }, async (t) => {
   await withWard(t, async ({ page, demo }) => {
+    // Keep a handle on the page's websockets (the page's own variables live
+    // inside its module bundle), so the test can drop one.
+    await page.addInitScript(() => {
+      const Native = window.WebSocket;
+      window.__sockets = [];
+      window.WebSocket = class extends Native {
+        constructor(...args) { super(...args); window.__sockets.push(this); }
+      };
+    });
     await openSignedIn(page, demo);
     await page.locator("#patients tbody tr").first().waitFor();
     const refetch = page.waitForResponse((r) => r.url().endsWith("/api/v1/patients"), { timeout: UI_TIMEOUT });
     const alertsRefetch = page.waitForResponse((r) => r.url().includes("/api/v1/alerts?status=open"), { timeout: UI_TIMEOUT });
     // Drop the page's websocket as a network blip would.
-    await page.evaluate(() => socket.close());
+    await page.evaluate(() => window.__sockets.filter((s) => s.readyState === WebSocket.OPEN).forEach((s) => s.close()));
     await page.getByRole("status").filter({ hasText: /^reconnecting/ }).waitFor();
     assert.match(await page.getByRole("status").textContent(), /out of date/, "says the data may be out of date");
     await refetch; await alertsRefetch;

@@ -1,0 +1,80 @@
+// The patients table: sorted by acuity, each reading with its NEWS2
+// sub-score as colour and as text, each name a link to the patient page.
+import { $, age, el, news2View, RISK_RANK } from "./format";
+import { patients, type PatientState } from "./state";
+
+const CODES = ["spo2", "pulse", "resp_rate", "bp", "temp"];
+// The NEWS2 row behind each reading column.
+const SUB_PARAM: Record<string, string> = { spo2: "spo2", pulse: "pulse", resp_rate: "resp_rate", bp: "systolic", temp: "temp" };
+
+function fmt(latest: PatientState["latest"], code: string): string {
+  if (code === "bp") {
+    const s = latest.systolic, d = latest.diastolic;
+    return s && d ? `${s.value}/${d.value}` : "—";
+  }
+  const r = latest[code];
+  return r ? String(r.value) : "—";
+}
+
+export function lastAt(p: PatientState): string | null {
+  let t = p.summary.last_reading_at;
+  for (const r of Object.values(p.latest)) if (!t || Date.parse(r.at) > Date.parse(t)) t = r.at;
+  return t;
+}
+
+function acuity(p: PatientState): [number, number] {
+  const s = p.news2;
+  if (!s || s.not_applicable || s.total == null) return [0, -1];
+  return [RISK_RANK[s.risk || ""] || 0, s.total];
+}
+
+/** Rebuild the table; `changed` holds `patient:code` (or `patient:news2`) keys to flash. */
+export function renderPatients(changed = new Set<string>()): void {
+  const body = $("patients").querySelector("tbody")!;
+  body.replaceChildren();
+  const rows = [...patients.values()].sort((a, b) => {
+    const [ra, ta] = acuity(a), [rb, tb] = acuity(b);
+    return rb - ra || tb - ta || a.summary.name.localeCompare(b.summary.name);
+  });
+  for (const p of rows) {
+    const tr = el("tr");
+    tr.dataset.patient = String(p.summary.id);
+    const name = el("th");
+    name.scope = "row";
+    const link = el("a", "", p.summary.name);
+    link.href = `#/patients/${p.summary.id}`;
+    name.append(link);
+    tr.append(name, el("td", "", p.summary.pathway), news2Cell(p, changed.has(`${p.summary.id}:news2`)));
+    const subs = Object.fromEntries((p.news2?.subscores || []).map((x) => [x.parameter, x]));
+    for (const code of CODES) {
+      const td = el("td", "num", fmt(p.latest, code));
+      td.dataset.code = code;
+      const sub = subs[SUB_PARAM[code]];
+      // The sub-score is shown as text (CSS ::after from data-sub, so the
+      // cell's text stays the reading) as well as by colour.
+      if (sub && td.textContent !== "—") {
+        td.dataset.sub = `+${sub.score}`;
+        td.classList.add(`sub-${Math.min(3, sub.score)}`);
+        td.title = sub.reason || `NEWS2 sub-score ${sub.score}`;
+        td.setAttribute("aria-description", `NEWS2 sub-score ${sub.score}`);
+      }
+      if (changed.has(`${p.summary.id}:${code}`)) td.classList.add("fresh");
+      tr.append(td);
+    }
+    tr.append(el("td", "", age(lastAt(p))));
+    body.append(tr);
+  }
+  $("empty").hidden = patients.size > 0;
+}
+
+function news2Cell(p: PatientState, fresh: boolean): HTMLTableCellElement {
+  const v = news2View(p.news2);
+  const td = el("td", `news2 ${v.cls}${fresh ? " fresh" : ""}`);
+  td.dataset.news2 = String(p.summary.id);
+  if (p.news2?.scored_at) td.dataset.scoredAt = p.news2.scored_at;
+  td.title = v.detail;
+  td.append(el("span", "score", v.text));
+  if (v.sub) td.append(el("span", "risk", v.sub));
+  td.append(el("span", "visually-hidden", `. ${v.detail}`));
+  return td;
+}
