@@ -1,10 +1,13 @@
 // The Vigil ward page: sign in, work the alert queue (acknowledge, escalate,
-// resolve with an outcome) and watch the ward's patients sorted by NEWS2
-// acuity, all kept live over the websocket.
+// resolve with an outcome), watch the ward's patients sorted by NEWS2
+// acuity, and open a patient's page (#/patients/{id}) with their charts,
+// scores, devices, alerts and ECG, all kept live over the websocket.
+import "uplot/dist/uPlot.min.css";
 import "./style.css";
 import { api, setCsrf, csrfToken, whenSignedOut } from "./api";
 import { clearAlerts, notice, renderAlerts, tickAlerts, upsertAlert, whenActionFails } from "./alerts";
 import { $ } from "./format";
+import { closePatient, openPatient, patientEvent, tickPatient } from "./patient";
 import { alerts, patientName, patients, session } from "./state";
 import type { Alert, AlertEvent, LiveEvent, Me, WardRow } from "./types";
 import { renderPatients } from "./ward";
@@ -26,8 +29,9 @@ function showSignIn(why = ""): void {
   clearInterval(refreshTimer); refreshTimer = undefined;
   setCsrf(null); session.me = null;
   patients.clear(); clearAlerts();
+  closePatient();
   $("patients").querySelector("tbody")!.replaceChildren();
-  $("signin").hidden = false; $("ward").hidden = true; $("signout").hidden = true;
+  $("signin").hidden = false; $("ward").hidden = true; $("patient").hidden = true; $("signout").hidden = true;
   $("who").textContent = ""; setConn("");
   $("signin-error").textContent = why;
 }
@@ -47,7 +51,7 @@ async function start(): Promise<void> {
   if (me.csrf_token) setCsrf(me.csrf_token);
   $("who").textContent = `${me.username} (${me.role})`;
   $("signin").hidden = true; $("signout").hidden = false;
-  $("ward").hidden = false;
+  route();
   setConn("connecting…", "down");
   // Show what REST has now; the socket's open reloads once more, so nothing
   // between this snapshot and the socket's first event is missed.
@@ -104,6 +108,35 @@ async function loadAlerts(): Promise<void> {
   }));
 }
 
+// ---------------------------------------------------------------- routing
+
+/** `#/patients/{id}` shows that patient; anything else the ward. */
+function route(): void {
+  if (!session.me) return;
+  const m = /^#\/patients\/(\d+)$/.exec(location.hash);
+  if (m) {
+    $("ward").hidden = true; $("patient").hidden = false;
+    void openPatient(Number(m[1]));
+  } else {
+    closePatient();
+    $("patient").hidden = true; $("ward").hidden = false;
+    const from = Number(sessionStorage.getItem("vigil-last-patient") || NaN);
+    sessionStorage.removeItem("vigil-last-patient");
+    // Back on the ward: focus the row of the patient just left.
+    if (from) document.querySelector<HTMLElement>(`#patients tr[data-patient="${from}"] a`)?.focus();
+  }
+}
+window.addEventListener("hashchange", route);
+
+// A click anywhere on a patient's row opens them (the name is the link,
+// which keyboards and screen readers use).
+$("patients").addEventListener("click", (e) => {
+  const t = e.target as HTMLElement;
+  if (t.closest("a")) return;
+  const tr = t.closest<HTMLElement>("tr[data-patient]");
+  if (tr) location.hash = `#/patients/${tr.dataset.patient}`;
+});
+
 // ---------------------------------------------------------------- live
 
 function connect(): void {
@@ -132,6 +165,7 @@ function connect(): void {
 function markLive(ws: WebSocket | null): void { if (ws && socket === ws && ws.readyState === WebSocket.OPEN) setConn("live", "live"); }
 
 function handle(ev: LiveEvent): void {
+  patientEvent(ev);
   switch (ev.type) {
     case "session_ended":
       showSignIn(SESSION_ENDED);
@@ -201,5 +235,5 @@ $("signout").addEventListener("click", async () => {
 });
 
 setInterval(() => { if (!$("ward").hidden) renderPatients(); }, 15000);
-setInterval(() => { if (session.me) tickAlerts(); }, 1000);
+setInterval(() => { if (session.me) { tickAlerts(); tickPatient(); } }, 1000);
 void start();

@@ -31,6 +31,8 @@ function acuity(p: PatientState): [number, number] {
 /** Rebuild the table; `changed` holds `patient:code` (or `patient:news2`) keys to flash. */
 export function renderPatients(changed = new Set<string>()): void {
   const body = $("patients").querySelector("tbody")!;
+  // The rows are rebuilt: keep the keyboard focus on the same patient's link.
+  const focused = (document.activeElement as HTMLElement | null)?.closest<HTMLElement>("#patients tr[data-patient]")?.dataset.patient;
   body.replaceChildren();
   const rows = [...patients.values()].sort((a, b) => {
     const [ra, ta] = acuity(a), [rb, tb] = acuity(b);
@@ -65,6 +67,7 @@ export function renderPatients(changed = new Set<string>()): void {
     body.append(tr);
   }
   $("empty").hidden = patients.size > 0;
+  if (focused) body.querySelector<HTMLElement>(`tr[data-patient="${focused}"] a`)?.focus();
 }
 
 function news2Cell(p: PatientState, fresh: boolean): HTMLTableCellElement {
