@@ -10,7 +10,7 @@
 
 import { test } from "node:test";
 import assert from "node:assert/strict";
-import { DATA_TIMEOUT, UI_TIMEOUT, poll, screenshot, signIn, withWard } from "./harness.mjs";
+import { DATA_TIMEOUT, UI_TIMEOUT, assertAccessible, poll, screenshot, signIn, withWard } from "./harness.mjs";
 
 const PATIENTS = 6;
 const ALERT_TIMEOUT = 120_000;
@@ -124,6 +124,8 @@ test("NEWS2 column in acuity order, and the alert queue worked in the browser: a
     assert.ok(text.includes(shown.alert.message), "shows the message");
     assert.ok(text.includes(shown.alert.rule_id) && text.includes(shown.alert.severity), "shows rule and severity");
     if (shown.alert.escalate_at) assert.match(text, /escalat(es in|ion due)/, "counts down to escalation");
+    await screenshot(page, "alert-open");
+    await assertAccessible(page, t, "the ward with an open alert");
 
     // 5. Acknowledge in the browser: the status changes in place.
     const ack = page.waitForResponse((r) => r.url().endsWith(`/api/v1/alerts/${id}/acknowledge`));
@@ -138,6 +140,8 @@ test("NEWS2 column in acuity order, and the alert queue worked in the browser: a
 
     // 6. Resolve it with an outcome: Resolve, type a note, one outcome click.
     await item.getByRole("button", { name: /^Resolve/ }).click();
+    await page.getByLabel("Note (optional)").waitFor();
+    await assertAccessible(page, t, "the ward with a resolve form open");
     await page.getByLabel("Note (optional)").fill("Phoned the patient; reading repeated, stable.");
     const res = page.waitForResponse((r) => r.url().endsWith(`/api/v1/alerts/${id}/resolve`));
     await item.getByRole("button", { name: "Reviewed, no action" }).click();

@@ -14,6 +14,7 @@ import { mkdtemp, mkdir, readFile, rm } from "node:fs/promises";
 import { createServer } from "node:net";
 import { tmpdir } from "node:os";
 import { dirname, join, resolve } from "node:path";
+import { createRequire } from "node:module";
 import { fileURLToPath } from "node:url";
 import { chromium } from "playwright-core";
 
@@ -215,4 +216,30 @@ export async function signIn(page, { username, password }) {
 export function readingCells(page) {
   return page.locator("#patients tbody td[data-code]").evaluateAll((cells) =>
     Object.fromEntries(cells.map((c) => [`${c.closest("tr").dataset.patient}:${c.dataset.code}`, c.textContent])));
+}
+
+// axe-core (pinned in package.json) checks what the page shows against
+// WCAG 2.1 A/AA and axe's best practices. Injected through the DevTools
+// protocol (page.evaluate), which the page's CSP does not govern, so the
+// page's own policy stays as strict as in production.
+const AXE_SOURCE = await readFile(createRequire(import.meta.url).resolve("axe-core/axe.min.js"), "utf8");
+
+/**
+ * Run axe on the page as shown now and fail on any serious or critical
+ * violation, naming each rule, its help text and the offending elements.
+ * Returns the violations of lower impact, for the test to report.
+ */
+export async function assertAccessible(page, t, what) {
+  if (!(await page.evaluate(() => typeof window.axe === "object"))) await page.evaluate(AXE_SOURCE);
+  const result = await page.evaluate(() => window.axe.run(document, {
+    runOnly: { type: "tag", values: ["wcag2a", "wcag2aa", "wcag21a", "wcag21aa", "best-practice"] },
+    resultTypes: ["violations"],
+  }));
+  const bad = result.violations.filter((v) => v.impact === "serious" || v.impact === "critical");
+  const minor = result.violations.filter((v) => !bad.includes(v));
+  const describe = (v) => `${v.impact} ${v.id}: ${v.help} (${v.nodes.length}×: ${v.nodes.slice(0, 3).map((n) => n.target.join(" ")).join(", ")})`;
+  for (const v of minor) t.diagnostic(`axe on ${what}, not failing: ${describe(v)}`);
+  assert.deepEqual(bad.map(describe), [], `axe: serious or critical accessibility violations on ${what}`);
+  t.diagnostic(`axe on ${what}: ${result.passes?.length ?? "?"} rules passed, no serious or critical violations`);
+  return minor;
 }

@@ -5,7 +5,7 @@
 
 import { test } from "node:test";
 import assert from "node:assert/strict";
-import { DATA_TIMEOUT, TEST_TIMEOUT, poll, screenshot, signIn, withWard } from "./harness.mjs";
+import { DATA_TIMEOUT, TEST_TIMEOUT, assertAccessible, poll, screenshot, signIn, withWard } from "./harness.mjs";
 
 /** GET from inside the page, with the page's own cookie. */
 function pageGet(page, path) {
@@ -80,6 +80,7 @@ test("a patient's page charts each vital with the API's values, follows live rea
     const devices = await page.locator("#device-table tbody th").allTextContents();
     assert.deepEqual(devices.sort(), detail.devices.map((d) => d.id).sort(), "every device of the patient is listed");
     await screenshot(page, "patient-page");
+    await assertAccessible(page, t, "the patient page (readings table open)");
 
     // 4. Switch the range: the button says so and the page asks for 7 days.
     const req = page.waitForRequest((r) => r.url().includes(`/api/v1/patients/${id}/observations?from=`));

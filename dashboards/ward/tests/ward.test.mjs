@@ -15,7 +15,7 @@
 
 import { test } from "node:test";
 import assert from "node:assert/strict";
-import { DATA_TIMEOUT, TEST_TIMEOUT, UI_TIMEOUT, poll, readingCells, screenshot, signIn, withWard } from "./harness.mjs";
+import { DATA_TIMEOUT, TEST_TIMEOUT, UI_TIMEOUT, assertAccessible, poll, readingCells, screenshot, signIn, withWard } from "./harness.mjs";
 
 const PATIENTS = 3;
 
@@ -72,6 +72,8 @@ test("signs in and shows the ward's patients, updated live over the websocket", 
 test("a wrong password shows the error and no patient table", { timeout: TEST_TIMEOUT }, async (t) => {
   await withWard(t, async ({ page, demo }) => {
     await page.goto(demo.base + "/");
+    await page.getByLabel("Username").waitFor();
+    await assertAccessible(page, t, "the sign-in screen");
     const refused = page.waitForResponse((r) => r.url().endsWith("/api/v1/login"));
     await signIn(page, { username: demo.login.username, password: `${demo.login.password}-wrong` });
     assert.equal((await refused).status(), 401);
@@ -80,6 +82,7 @@ test("a wrong password shows the error and no patient table", { timeout: TEST_TI
     assert.equal(await page.getByRole("table").isVisible(), false, "no table after a refused sign-in");
     assert.equal(await page.getByRole("button", { name: "Sign out" }).isVisible(), false);
     assert.equal(await page.getByLabel("Username").isVisible(), true, "the form stays");
+    await assertAccessible(page, t, "the sign-in screen with its error");
     await screenshot(page, "wrong-password");
   });
 });
