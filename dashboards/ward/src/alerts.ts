@@ -14,6 +14,16 @@ export const OUTCOMES: [string, string][] = [
 ];
 
 let resolving: number | null = null; // id of the alert whose resolve form is open
+let shown = "all"; // the queue's filter: all, or one status
+const NONE_TEXT: Record<string, string> = {
+  all: "No open, acknowledged or escalated alerts.", open: "No open alerts.",
+  acknowledged: "No acknowledged alerts.", escalated: "No escalated alerts waiting for review.",
+};
+
+const filterEl = $("alert-filter") as HTMLSelectElement;
+filterEl.addEventListener("change", () => { shown = filterEl.value; renderAlerts(); });
+/** The consultant's view: escalated alerts waiting for review. */
+export function showOnly(status: string): void { filterEl.value = status; shown = filterEl.value; renderAlerts(); }
 let onFailure: () => void = () => {};
 /** What to do when a write fails: refetch the REST state. */
 export function whenActionFails(f: () => void): void { onFailure = f; }
@@ -55,8 +65,15 @@ export function renderAlerts(): void {
     fillAlert(e, entry);
     if (list.children[i] !== e.li) list.insertBefore(e.li, list.children[i] || null);
   });
-  $("no-alerts").hidden = alerts.size > 0;
+  let visible = 0;
+  for (const [id, e] of alertEls) {
+    e.li.hidden = shown !== "all" && alerts.get(id)?.alert.status !== shown;
+    if (!e.li.hidden) visible++;
+  }
+  $("no-alerts").hidden = visible > 0;
+  $("no-alerts").textContent = NONE_TEXT[shown] || NONE_TEXT.all;
   $("alert-count").textContent = alerts.size ? `(${alerts.size})` : "";
+  $("alert-shown").textContent = shown === "all" ? "" : `showing ${visible} of ${alerts.size}`;
 }
 
 function buildAlert(id: number): AlertEls {

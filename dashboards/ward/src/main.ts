@@ -5,7 +5,7 @@
 import "uplot/dist/uPlot.min.css";
 import "./style.css";
 import { api, setCsrf, csrfToken, whenSignedOut } from "./api";
-import { clearAlerts, notice, renderAlerts, tickAlerts, upsertAlert, whenActionFails } from "./alerts";
+import { clearAlerts, notice, renderAlerts, showOnly, tickAlerts, upsertAlert, whenActionFails } from "./alerts";
 import { $ } from "./format";
 import { closePatient, openPatient, patientEvent, tickPatient } from "./patient";
 import { alerts, patientName, patients, session } from "./state";
@@ -47,8 +47,11 @@ async function start(): Promise<void> {
     if ($("signin").hidden) { setConn("offline: retrying… (data may be out of date)", "down"); setTimeout(start, 5000); }
     return;
   }
+  const signingIn = !session.me;
   session.me = me;
   if (me.csrf_token) setCsrf(me.csrf_token);
+  // A consultant starts on the escalations waiting for their review.
+  if (signingIn) showOnly(me.role === "consultant" ? "escalated" : "all");
   $("who").textContent = `${me.username} (${me.role})`;
   $("signin").hidden = true; $("signout").hidden = false;
   route();

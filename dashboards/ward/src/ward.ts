@@ -22,6 +22,50 @@ export function lastAt(p: PatientState): string | null {
   return t;
 }
 
+// Sorting and filtering: acuity (sickest first) unless a header says otherwise.
+type SortKey = "news2" | "name" | "pathway" | "last";
+const ORDER_TEXT: Record<SortKey, [string, string]> = {
+  news2: ["least sick first (NEWS2 risk, then total)", "sickest first (NEWS2 risk, then total)"],
+  name: ["by name, A to Z", "by name, Z to A"],
+  pathway: ["by pathway, A to Z", "by pathway, Z to A"],
+  last: ["oldest last reading first", "newest last reading first"],
+};
+let sortKey: SortKey = "news2";
+let descending = true;
+let filter = "";
+
+for (const b of document.querySelectorAll<HTMLButtonElement>("#patients button.sort")) {
+  b.addEventListener("click", () => {
+    const key = b.dataset.sort as SortKey;
+    // A new column starts in its natural order: names A–Z, the sickest and the newest first.
+    descending = key === sortKey ? !descending : key === "news2" || key === "last";
+    sortKey = key;
+    for (const th of document.querySelectorAll<HTMLElement>("#patients thead th[aria-sort]")) {
+      const k = th.querySelector<HTMLElement>("button.sort")?.dataset.sort;
+      th.setAttribute("aria-sort", k === sortKey ? (descending ? "descending" : "ascending") : "none");
+    }
+    $("order").textContent = ORDER_TEXT[sortKey][descending ? 1 : 0];
+    renderPatients();
+  });
+}
+$("patient-filter").addEventListener("input", (e) => {
+  filter = (e.target as HTMLInputElement).value.trim().toLowerCase();
+  renderPatients();
+});
+
+function compare(a: PatientState, b: PatientState): number {
+  const byName = a.summary.name.localeCompare(b.summary.name);
+  let c: number;
+  switch (sortKey) {
+    case "name": c = byName; break;
+    case "pathway": c = a.summary.pathway.localeCompare(b.summary.pathway) || byName; break;
+    case "last": c = (Date.parse(lastAt(a) || "") || 0) - (Date.parse(lastAt(b) || "") || 0); break;
+    default: { const [ra, ta] = acuity(a), [rb, tb] = acuity(b); c = ra - rb || ta - tb; }
+  }
+  // Ties stay in name order whichever way the column is sorted.
+  return (descending ? -c : c) || byName;
+}
+
 function acuity(p: PatientState): [number, number] {
   const s = p.news2;
   if (!s || s.not_applicable || s.total == null) return [0, -1];
@@ -34,10 +78,10 @@ export function renderPatients(changed = new Set<string>()): void {
   // The rows are rebuilt: keep the keyboard focus on the same patient's link.
   const focused = (document.activeElement as HTMLElement | null)?.closest<HTMLElement>("#patients tr[data-patient]")?.dataset.patient;
   body.replaceChildren();
-  const rows = [...patients.values()].sort((a, b) => {
-    const [ra, ta] = acuity(a), [rb, tb] = acuity(b);
-    return rb - ra || tb - ta || a.summary.name.localeCompare(b.summary.name);
-  });
+  const all = [...patients.values()];
+  const rows = all.filter((p) => !filter || p.summary.name.toLowerCase().includes(filter)
+    || p.summary.pathway.toLowerCase().includes(filter)).sort(compare);
+  $("patient-shown").textContent = filter ? `${rows.length} of ${all.length} patients match “${filter}”` : "";
   for (const p of rows) {
     const tr = el("tr");
     tr.dataset.patient = String(p.summary.id);
@@ -66,7 +110,8 @@ export function renderPatients(changed = new Set<string>()): void {
     tr.append(el("td", "", age(lastAt(p))));
     body.append(tr);
   }
-  $("empty").hidden = patients.size > 0;
+  $("empty").hidden = rows.length > 0;
+  $("empty").textContent = all.length ? "No patients match the filter." : "No patients on your wards.";
   if (focused) body.querySelector<HTMLElement>(`tr[data-patient="${focused}"] a`)?.focus();
 }
 

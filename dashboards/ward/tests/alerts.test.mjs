@@ -83,8 +83,10 @@ test("NEWS2 column in acuity order, and the alert queue worked in the browser: a
     }
 
     // 2. Vital cells carry their NEWS2 sub-score as a class and as text.
+    // (Only cells still in the page: a live re-render may replace a row
+    // between the query and the evaluation, and a detached cell has no style.)
     const sub = await poll("a reading with a non-zero NEWS2 sub-score", async () => {
-      const cells = await page.locator("#patients tbody td[data-sub]").evaluateAll((tds) => tds.map((td) => ({
+      const cells = await page.locator("#patients tbody td[data-sub]").evaluateAll((tds) => tds.filter((td) => td.isConnected).map((td) => ({
         sub: td.dataset.sub, cls: td.className, after: getComputedStyle(td, "::after").content, title: td.title })));
       for (const c of cells) assert.ok(c.cls.includes(`sub-${Math.min(3, Number(c.sub.slice(1)))}`), `class matches ${JSON.stringify(c)}`);
       return cells.find((c) => c.sub !== "+0");
@@ -137,6 +139,22 @@ test("NEWS2 column in acuity order, and the alert queue worked in the browser: a
     assert.equal(acked.alert.status, "acknowledged");
     assert.ok(acked.events.some((e) => e.action === "acknowledged" && e.actor === demo.login.username), "the audit trail names who acknowledged");
     await screenshot(page, "alert-acknowledged");
+
+    // 5b. The queue's filter: each
+    // status shows only its own alerts, and says how many of all.
+    const filter = page.getByLabel("Show alerts");
+    const visibleStatuses = () => queue.locator("li[data-alert]:visible .status").allTextContents();
+    await filter.selectOption("acknowledged");
+    await item.waitFor({ state: "visible" });
+    assert.ok((await visibleStatuses()).every((s) => s === "acknowledged"), "only acknowledged alerts");
+    await page.getByText(/^showing \d+ of \d+$/).waitFor();
+    await filter.selectOption("escalated");
+    await item.waitFor({ state: "hidden" });
+    const escalated = await visibleStatuses();
+    assert.ok(escalated.every((s) => s === "escalated"), `only escalated alerts: ${escalated}`);
+    if (!escalated.length) await page.getByText("No escalated alerts waiting for review.").waitFor();
+    await filter.selectOption("all");
+    await item.waitFor({ state: "visible" });
 
     // 6. Resolve it with an outcome: Resolve, type a note, one outcome click.
     await item.getByRole("button", { name: /^Resolve/ }).click();

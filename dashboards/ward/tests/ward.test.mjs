@@ -137,3 +137,51 @@ test("a session ended elsewhere takes the open page back to sign-in, saying why"
     await screenshot(page, "session-ended");
   });
 });
+
+test("the ward table filters by name or pathway and sorts by a column's header", { timeout: TEST_TIMEOUT }, async (t) => {
+  await withWard(t, async ({ page, demo }) => {
+    await page.goto(demo.base + "/");
+    await signIn(page, demo.login);
+    await page.getByRole("status").filter({ hasText: "live" }).waitFor();
+    const names = () => page.locator("#patients tbody th").allTextContents();
+    await poll(`${PATIENTS} patient rows`, async () => (await names()).length === PATIENTS, { timeout: UI_TIMEOUT });
+    const all = await names();
+    const news2Header = page.getByRole("columnheader", { name: "NEWS2" });
+    assert.equal(await news2Header.getAttribute("aria-sort"), "descending", "acuity order by default");
+
+    // Filter: part of one patient's name keeps only the matching rows.
+    const target = all[all.length - 1];
+    const part = target.slice(-2);
+    await page.getByLabel("Find a patient").fill(part);
+    const expected = all.filter((n) => n.toLowerCase().includes(part.toLowerCase()));
+    await poll("only the matching rows", async () => JSON.stringify((await names()).sort()) === JSON.stringify(expected.sort()), { timeout: UI_TIMEOUT });
+    await page.getByText(`${expected.length} of ${PATIENTS} patients match`).waitFor();
+    await page.getByLabel("Find a patient").fill("no such patient at all");
+    await page.getByText("No patients match the filter.").waitFor();
+    await page.getByLabel("Find a patient").fill("");
+    await poll("every row back", async () => (await names()).length === PATIENTS, { timeout: UI_TIMEOUT });
+
+    // Sort by name, both ways; the header says which way (aria-sort).
+    const patientHeader = page.getByRole("columnheader", { name: "Patient" });
+    await patientHeader.getByRole("button").click();
+    assert.equal(await patientHeader.getAttribute("aria-sort"), "ascending");
+    assert.equal(await news2Header.getAttribute("aria-sort"), "none");
+    const az = [...all].sort((a, b) => a.localeCompare(b));
+    assert.deepEqual(await names(), az, "A to Z");
+    await patientHeader.getByRole("button").click();
+    assert.equal(await patientHeader.getAttribute("aria-sort"), "descending");
+    assert.deepEqual(await names(), [...az].reverse(), "Z to A");
+    assert.match(await page.getByRole("table").locator("caption").textContent(), /by name, Z to A/);
+
+    // Back to acuity: the sickest first, as the API's scores say.
+    await news2Header.getByRole("button").click();
+    assert.equal(await news2Header.getAttribute("aria-sort"), "descending");
+    const rank = { high: 4, medium: 3, "low-medium": 2, low: 1 };
+    const rows = await page.locator("#patients tbody td[data-news2]").evaluateAll((tds) => tds.map((td) => [
+      [...td.classList].find((c) => c.startsWith("risk-"))?.slice(5), Number((td.querySelector(".score").textContent.match(/\d+/) || ["-1"])[0])]));
+    for (let i = 1; i < rows.length; i++) {
+      const [ra, ta] = [rank[rows[i - 1][0]] || 0, rows[i - 1][1]], [rb, tb] = [rank[rows[i][0]] || 0, rows[i][1]];
+      assert.ok(ra > rb || (ra === rb && ta >= tb), `acuity order again: ${JSON.stringify(rows)}`);
+    }
+  });
+});
