@@ -126,7 +126,7 @@ test("NEWS2 column in acuity order, and the alert queue worked in the browser: a
     assert.ok(text.includes(shown.alert.message), "shows the message");
     assert.ok(text.includes(shown.alert.rule_id) && text.includes(shown.alert.severity), "shows rule and severity");
     if (shown.alert.escalate_at) assert.match(text, /escalat(es in|ion due)/, "counts down to escalation");
-    await screenshot(page, "alert-open");
+    await screenshot(page, "alert-open", { docs: "alert" });
     await assertAccessible(page, t, "the ward with an open alert");
 
     // 5. Acknowledge in the browser: the status changes in place.

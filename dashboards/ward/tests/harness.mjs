@@ -7,6 +7,7 @@
 //                   relative to dashboards/ward)
 //   CHROMIUM        the browser (default /usr/bin/chromium)
 //   SCREENSHOT_DIR  where screenshots go (default $TMPDIR/vigil-ward-screenshots)
+//   DOCS_SCREENSHOT_DIR  also save the documentation's screenshots there
 
 import assert from "node:assert/strict";
 import { spawn } from "node:child_process";
@@ -22,6 +23,7 @@ const WARD_DIR = resolve(dirname(fileURLToPath(import.meta.url)), "..");
 const VIGIL_BIN = resolve(WARD_DIR, process.env.VIGIL_BIN || "../../target/debug/vigil");
 const CHROMIUM = process.env.CHROMIUM || "/usr/bin/chromium";
 const SCREENSHOT_DIR = process.env.SCREENSHOT_DIR || join(tmpdir(), "vigil-ward-screenshots");
+const DOCS_SCREENSHOT_DIR = process.env.DOCS_SCREENSHOT_DIR ? resolve(process.env.DOCS_SCREENSHOT_DIR) : null;
 
 // Deadlines. Readings arrive every 3–8 s per patient, so waits for data are
 // generous; everything else should be quick.
@@ -199,10 +201,23 @@ export async function withWard(t, body, { patients = 3 } = {}) {
   }
 }
 
-export async function screenshot(page, name) {
+/**
+ * Save a full-page screenshot as SCREENSHOT_DIR/<name>.png. With `docs` and
+ * DOCS_SCREENSHOT_DIR set, also save the top of the page (at most 900 px
+ * high, to keep the file small) as DOCS_SCREENSHOT_DIR/<docs>.png: that is
+ * how docs/screenshots/ is made (docs/development.md). The demo's patients
+ * are simulated, so nothing real is ever in a picture.
+ */
+export async function screenshot(page, name, { docs } = {}) {
   await mkdir(SCREENSHOT_DIR, { recursive: true });
   const file = join(SCREENSHOT_DIR, `${name.replace(/[^a-z0-9]+/gi, "-").toLowerCase()}.png`);
   await page.screenshot({ path: file, fullPage: true, timeout: UI_TIMEOUT });
+  if (docs && DOCS_SCREENSHOT_DIR) {
+    await mkdir(DOCS_SCREENSHOT_DIR, { recursive: true });
+    const { width, height } = await page.evaluate(() => ({ width: document.documentElement.clientWidth, height: document.documentElement.scrollHeight }));
+    await page.screenshot({ path: join(DOCS_SCREENSHOT_DIR, `${docs}.png`), fullPage: true, timeout: UI_TIMEOUT,
+      clip: { x: 0, y: 0, width, height: Math.min(900, height) } });
+  }
   return file;
 }
 

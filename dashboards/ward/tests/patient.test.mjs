@@ -92,6 +92,15 @@ test("a patient's page charts each vital with the API's values, follows live rea
     await page.getByText(/^Showing 7 days: \d+ readings/).waitFor();
     assert.ok((await charts(page)).find((c) => c.code === "spo2").points > 0, "still charted over 7 days");
 
+    // The whole episode starts at admission.
+    const epReq = page.waitForRequest((r) => r.url().includes(`/api/v1/patients/${id}/observations?from=`));
+    await page.getByRole("button", { name: "Whole episode" }).click();
+    const epFrom = decodeURIComponent(new URL((await epReq).url()).searchParams.get("from"));
+    assert.equal(Date.parse(epFrom), Date.parse(detail.episode.admitted_at), "the whole episode starts at admission");
+    await page.getByText(/^Showing whole episode: \d+ readings/).waitFor();
+    assert.ok((await charts(page)).find((c) => c.code === "spo2").points > 0, "charted over the episode");
+    await screenshot(page, "patient-episode", { docs: "patient" });
+
     // 5. Back to the ward (the browser's back), then open by keyboard and use the page's link.
     await page.goBack();
     await page.getByRole("table", { name: /Latest readings/ }).waitFor();

@@ -64,7 +64,7 @@ test("signs in and shows the ward's patients, updated live over the websocket", 
     assert.ok(frames.some((f) => f.includes('"type":"observation"')), "an observation arrived over /api/v1/stream");
     assert.equal(await rows.count(), PATIENTS);
 
-    const shot = await screenshot(page, "ward-live");
+    const shot = await screenshot(page, "ward-live", { docs: "ward" });
     t.diagnostic(`screenshot: ${shot}`);
   });
 });
