@@ -5,7 +5,7 @@
 
 import { test } from "node:test";
 import assert from "node:assert/strict";
-import { DATA_TIMEOUT, TEST_TIMEOUT, assertAccessible, poll, screenshot, signIn, withWard } from "./harness.mjs";
+import { DATA_TIMEOUT, TEST_TIMEOUT, UI_TIMEOUT, assertAccessible, poll, screenshot, signIn, withWard } from "./harness.mjs";
 
 /** GET from inside the page, with the page's own cookie. */
 function pageGet(page, path) {
@@ -113,5 +113,56 @@ test("a patient's page charts each vital with the API's values, follows live rea
     await page.getByRole("table", { name: /Latest readings/ }).waitFor();
     assert.equal(await page.evaluate(() => document.activeElement?.textContent), name, "focus returns to the patient's row");
     assert.equal(await page.evaluate(() => window.__sameDocument), true, "all without a reload");
+  });
+});
+
+test("the ECG strip draws the patch's samples with the detected beats marked, as the API gives them", { timeout: TEST_TIMEOUT }, async (t) => {
+  await withWard(t, async ({ page, demo }) => {
+    await page.goto(demo.base + "/");
+    await signIn(page, demo.login);
+    await page.getByRole("status").filter({ hasText: "live" }).waitFor();
+    await page.locator("#patients tbody tr").first().waitFor();
+
+    // The demo gives every third patient an ECG patch.
+    const list = await pageGet(page, "/api/v1/patients");
+    let id = null;
+    for (const p of list) {
+      const d = await pageGet(page, `/api/v1/patients/${p.id}`);
+      if (d.devices.some((x) => x.kind === "ecg-patch")) { id = p.id; break; }
+    }
+    assert.ok(id, "a demo patient with an ECG patch");
+    await poll("ECG with beats in the last 30 s", async () => {
+      const to = new Date(), from = new Date(to - 30_000);
+      const w = await pageGet(page, `/api/v1/patients/${id}/ecg?from=${from.toISOString()}&to=${to.toISOString()}`);
+      return w.chunks.length > 0 && w.beats.length > 1;
+    }, { timeout: DATA_TIMEOUT, interval: 1000 });
+
+    await page.locator(`#patients tr[data-patient="${id}"] th a`).click();
+    await page.getByRole("heading", { name: "ECG strip" }).waitFor();
+    await page.getByLabel("Length").selectOption("30");
+    const answer = page.waitForResponse((r) => r.url().includes(`/api/v1/patients/${id}/ecg?`));
+    await page.getByRole("button", { name: "Show the strip" }).click();
+    const res = await answer;
+    const url = new URL(res.url());
+    const from = Date.parse(url.searchParams.get("from")), to = Date.parse(url.searchParams.get("to"));
+    assert.ok(Math.abs(to - from - 30_000) < 5, "asked for 30 s");
+    const w = await res.json();
+
+    // What the API gave inside the window is what the page drew and counted.
+    let samples = 0;
+    for (const c of w.chunks) c.samples.forEach((_, i) => { const at = c.t0_ms + (i * 1000) / c.fs_hz; if (at >= from && at <= to) samples++; });
+    const beats = w.beats.filter((b) => b.t_ms >= from && b.t_ms <= to).length;
+    const plot = page.locator("#ecg-plot");
+    await poll("the strip drawn", async () => Number(await plot.getAttribute("data-samples")) > 0, { timeout: UI_TIMEOUT });
+    assert.equal(Number(await plot.getAttribute("data-samples")), samples, "every sample in the window is drawn");
+    assert.equal(Number(await plot.getAttribute("data-beats")), beats, "every detected beat is marked");
+    assert.ok(beats > 1, `beats in the strip (${beats})`);
+    assert.ok(await plot.locator("canvas").count() > 0, "a canvas");
+    const text = await page.locator("#ecg-summary").textContent();
+    assert.match(text, new RegExp(`${samples} samples, ${beats} beats detected`), text);
+    assert.match(text, /mean heart rate \d+\/min/, "a heart rate from the RR intervals");
+    t.diagnostic(text);
+    await assertAccessible(page, t, "the patient page with an ECG strip");
+    await screenshot(page, "ecg-strip");
   });
 });
