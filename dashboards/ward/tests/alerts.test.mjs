@@ -186,6 +186,17 @@ test("NEWS2 column in acuity order, and the alert queue worked in the browser: a
     assert.equal(await page.evaluate(() => window.__sameDocument), true, "the page was not reloaded");
     assert.equal(navigations, 0, "no navigation happened");
     const shot = await screenshot(page, "alert-queue");
+
+    // 8. The patient's page tells who did what to the alert, from its audit trail.
+    await page.locator(`#patients tr[data-patient="${shown.alert.patient_id}"] th a`).click();
+    const trail = page.locator(`#patient-alerts li[data-alert="${id}"]`);
+    await trail.waitFor();
+    const told = await trail.textContent();
+    assert.match(told, /resolved/, "its status");
+    assert.ok(told.includes(`acknowledged by ${demo.login.username}`), `who acknowledged: ${told}`);
+    assert.ok(told.includes(`resolved by ${demo.login.username}`), `who resolved: ${told}`);
+    assert.ok(told.includes("Phoned the patient; reading repeated, stable."), "the note");
+    assert.ok(told.includes("outcome reviewed-no-action"), "the outcome");
     t.diagnostic(`screenshot: ${shot}; whole test ${Date.now() - t0} ms`);
   }, { patients: PATIENTS });
 });
