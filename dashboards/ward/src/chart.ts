@@ -28,6 +28,11 @@ export interface ChartOptions {
 export class VitalChart {
   private plot: uPlot;
   private range: [number, number];
+  // The chart follows its box's width (a window resized, a column added).
+  private resize = new ResizeObserver(([e]) => {
+    const w = Math.max(300, Math.floor(e.contentRect.width));
+    if (w !== this.plot.width) this.plot.setSize({ width: w, height: this.plot.height });
+  });
 
   constructor(target: HTMLElement, series: SeriesSpec[], private o: ChartOptions) {
     this.range = o.range;
@@ -49,6 +54,7 @@ export class VitalChart {
       hooks: { drawClear: [(u) => this.drawBands(u)], draw: o.draw ? [o.draw] : [] },
     };
     this.plot = new uPlot(opts, toData(series), target);
+    this.resize.observe(target);
   }
 
   private yRange(lo: number | null, hi: number | null): [number, number] {
@@ -86,7 +92,7 @@ export class VitalChart {
     this.plot.setData(toData(series));
   }
 
-  destroy(): void { this.plot.destroy(); }
+  destroy(): void { this.resize.disconnect(); this.plot.destroy(); }
 }
 
 /** uPlot wants one shared x array: merge the series' times, null where a series has no point. */
