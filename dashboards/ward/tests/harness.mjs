@@ -136,6 +136,19 @@ async function launchDemo(patients) {
     ready,
     login: null,
     output: () => log,
+    /** Run `vigil admin ARGS…` on the demo's database, `input` on stdin; resolves to stdout. */
+    admin(args, input = "") {
+      return new Promise((res, rej) => {
+        const p = spawn(VIGIL_BIN, ["admin", ...args], { stdio: ["pipe", "pipe", "pipe"],
+          env: { ...process.env, NO_COLOR: "1", VIGIL_DATABASE_URL: `sqlite://${join(dataDir, "vigil.db")}` } });
+        let out = "", err = "";
+        p.stdout.setEncoding("utf8").on("data", (c) => { out += c; });
+        p.stderr.setEncoding("utf8").on("data", (c) => { err += c; });
+        p.on("error", rej);
+        p.on("exit", (code) => (code === 0 ? res(out) : rej(new Error(`vigil admin ${args.join(" ")} exited ${code}: ${err}`))));
+        p.stdin.end(input);
+      });
+    },
     async stop() {
       if (child.pid) {
         // SIGTERM ends the demo at once (its graceful Ctrl-C path takes ~2 s

@@ -185,3 +185,21 @@ test("the ward table filters by name or pathway and sorts by a column's header",
     }
   });
 });
+
+test("a consultant starts on the escalated alerts waiting for review", { timeout: TEST_TIMEOUT }, async (t) => {
+  await withWard(t, async ({ page, demo }) => {
+    const password = "consultant-password-for-the-test";
+    await demo.admin(["user", "add", "--username", "dr-consultant", "--role", "consultant", "--ward", "Demo ward"], `${password}\n`);
+    await page.goto(demo.base + "/");
+    await signIn(page, { username: "dr-consultant", password });
+    await page.getByRole("status").filter({ hasText: "live" }).waitFor();
+    await page.getByText("dr-consultant (consultant)").waitFor();
+    const filter = page.getByLabel("Show alerts");
+    assert.equal(await filter.inputValue(), "escalated", "the queue opens on escalations");
+    const statuses = await page.locator("#alert-list li[data-alert]:visible .status").allTextContents();
+    assert.ok(statuses.every((s) => s === "escalated"), `only escalated alerts: ${statuses}`);
+    if (!statuses.length) await page.getByText("No escalated alerts waiting for review.").waitFor();
+    await filter.selectOption("all");
+    assert.equal(await page.getByText("No escalated alerts waiting for review.").isVisible(), false);
+  });
+});
