@@ -10,7 +10,7 @@
 
 import { test } from "node:test";
 import assert from "node:assert/strict";
-import { DATA_TIMEOUT, UI_TIMEOUT, poll, screenshot, signIn, withWard } from "./harness.mjs";
+import { DATA_TIMEOUT, UI_TIMEOUT, assertAccessible, poll, screenshot, signIn, withWard } from "./harness.mjs";
 
 const PATIENTS = 6;
 const ALERT_TIMEOUT = 120_000;
@@ -83,8 +83,10 @@ test("NEWS2 column in acuity order, and the alert queue worked in the browser: a
     }
 
     // 2. Vital cells carry their NEWS2 sub-score as a class and as text.
+    // (Only cells still in the page: a live re-render may replace a row
+    // between the query and the evaluation, and a detached cell has no style.)
     const sub = await poll("a reading with a non-zero NEWS2 sub-score", async () => {
-      const cells = await page.locator("#patients tbody td[data-sub]").evaluateAll((tds) => tds.map((td) => ({
+      const cells = await page.locator("#patients tbody td[data-sub]").evaluateAll((tds) => tds.filter((td) => td.isConnected).map((td) => ({
         sub: td.dataset.sub, cls: td.className, after: getComputedStyle(td, "::after").content, title: td.title })));
       for (const c of cells) assert.ok(c.cls.includes(`sub-${Math.min(3, Number(c.sub.slice(1)))}`), `class matches ${JSON.stringify(c)}`);
       return cells.find((c) => c.sub !== "+0");
@@ -124,6 +126,8 @@ test("NEWS2 column in acuity order, and the alert queue worked in the browser: a
     assert.ok(text.includes(shown.alert.message), "shows the message");
     assert.ok(text.includes(shown.alert.rule_id) && text.includes(shown.alert.severity), "shows rule and severity");
     if (shown.alert.escalate_at) assert.match(text, /escalat(es in|ion due)/, "counts down to escalation");
+    await screenshot(page, "alert-open", { docs: "alert" });
+    await assertAccessible(page, t, "the ward with an open alert");
 
     // 5. Acknowledge in the browser: the status changes in place.
     const ack = page.waitForResponse((r) => r.url().endsWith(`/api/v1/alerts/${id}/acknowledge`));
@@ -136,8 +140,26 @@ test("NEWS2 column in acuity order, and the alert queue worked in the browser: a
     assert.ok(acked.events.some((e) => e.action === "acknowledged" && e.actor === demo.login.username), "the audit trail names who acknowledged");
     await screenshot(page, "alert-acknowledged");
 
+    // 5b. The queue's filter: each
+    // status shows only its own alerts, and says how many of all.
+    const filter = page.getByLabel("Show alerts");
+    const visibleStatuses = () => queue.locator("li[data-alert]:visible .status").allTextContents();
+    await filter.selectOption("acknowledged");
+    await item.waitFor({ state: "visible" });
+    assert.ok((await visibleStatuses()).every((s) => s === "acknowledged"), "only acknowledged alerts");
+    await page.getByText(/^showing \d+ of \d+$/).waitFor();
+    await filter.selectOption("escalated");
+    await item.waitFor({ state: "hidden" });
+    const escalated = await visibleStatuses();
+    assert.ok(escalated.every((s) => s === "escalated"), `only escalated alerts: ${escalated}`);
+    if (!escalated.length) await page.getByText("No escalated alerts waiting for review.").waitFor();
+    await filter.selectOption("all");
+    await item.waitFor({ state: "visible" });
+
     // 6. Resolve it with an outcome: Resolve, type a note, one outcome click.
     await item.getByRole("button", { name: /^Resolve/ }).click();
+    await page.getByLabel("Note (optional)").waitFor();
+    await assertAccessible(page, t, "the ward with a resolve form open");
     await page.getByLabel("Note (optional)").fill("Phoned the patient; reading repeated, stable.");
     const res = page.waitForResponse((r) => r.url().endsWith(`/api/v1/alerts/${id}/resolve`));
     await item.getByRole("button", { name: "Reviewed, no action" }).click();
@@ -164,18 +186,38 @@ test("NEWS2 column in acuity order, and the alert queue worked in the browser: a
     assert.equal(await page.evaluate(() => window.__sameDocument), true, "the page was not reloaded");
     assert.equal(navigations, 0, "no navigation happened");
     const shot = await screenshot(page, "alert-queue");
+
+    // 8. The patient's page tells who did what to the alert, from its audit trail.
+    await page.locator(`#patients tr[data-patient="${shown.alert.patient_id}"] th a`).click();
+    const trail = page.locator(`#patient-alerts li[data-alert="${id}"]`);
+    await trail.waitFor();
+    const told = await trail.textContent();
+    assert.match(told, /resolved/, "its status");
+    assert.ok(told.includes(`acknowledged by ${demo.login.username}`), `who acknowledged: ${told}`);
+    assert.ok(told.includes(`resolved by ${demo.login.username}`), `who resolved: ${told}`);
+    assert.ok(told.includes("Phoned the patient; reading repeated, stable."), "the note");
+    assert.ok(told.includes("outcome reviewed-no-action"), "the outcome");
     t.diagnostic(`screenshot: ${shot}; whole test ${Date.now() - t0} ms`);
   }, { patients: PATIENTS });
 });
 
 test("the connection indicator is honest: a dropped socket shows reconnecting, then live after a refetch", { timeout: TEST_TIMEOUT }, async (t) => {
   await withWard(t, async ({ page, demo }) => {
+    // Keep a handle on the page's websockets (the page's own variables live
+    // inside its module bundle), so the test can drop one.
+    await page.addInitScript(() => {
+      const Native = window.WebSocket;
+      window.__sockets = [];
+      window.WebSocket = class extends Native {
+        constructor(...args) { super(...args); window.__sockets.push(this); }
+      };
+    });
     await openSignedIn(page, demo);
     await page.locator("#patients tbody tr").first().waitFor();
     const refetch = page.waitForResponse((r) => r.url().endsWith("/api/v1/patients"), { timeout: UI_TIMEOUT });
     const alertsRefetch = page.waitForResponse((r) => r.url().includes("/api/v1/alerts?status=open"), { timeout: UI_TIMEOUT });
     // Drop the page's websocket as a network blip would.
-    await page.evaluate(() => socket.close());
+    await page.evaluate(() => window.__sockets.filter((s) => s.readyState === WebSocket.OPEN).forEach((s) => s.close()));
     await page.getByRole("status").filter({ hasText: /^reconnecting/ }).waitFor();
     assert.match(await page.getByRole("status").textContent(), /out of date/, "says the data may be out of date");
     await refetch; await alertsRefetch;

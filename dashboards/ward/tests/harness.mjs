@@ -7,6 +7,7 @@
 //                   relative to dashboards/ward)
 //   CHROMIUM        the browser (default /usr/bin/chromium)
 //   SCREENSHOT_DIR  where screenshots go (default $TMPDIR/vigil-ward-screenshots)
+//   DOCS_SCREENSHOT_DIR  also save the documentation's screenshots there
 
 import assert from "node:assert/strict";
 import { spawn } from "node:child_process";
@@ -14,6 +15,7 @@ import { mkdtemp, mkdir, readFile, rm } from "node:fs/promises";
 import { createServer } from "node:net";
 import { tmpdir } from "node:os";
 import { dirname, join, resolve } from "node:path";
+import { createRequire } from "node:module";
 import { fileURLToPath } from "node:url";
 import { chromium } from "playwright-core";
 
@@ -21,6 +23,7 @@ const WARD_DIR = resolve(dirname(fileURLToPath(import.meta.url)), "..");
 const VIGIL_BIN = resolve(WARD_DIR, process.env.VIGIL_BIN || "../../target/debug/vigil");
 const CHROMIUM = process.env.CHROMIUM || "/usr/bin/chromium";
 const SCREENSHOT_DIR = process.env.SCREENSHOT_DIR || join(tmpdir(), "vigil-ward-screenshots");
+const DOCS_SCREENSHOT_DIR = process.env.DOCS_SCREENSHOT_DIR ? resolve(process.env.DOCS_SCREENSHOT_DIR) : null;
 
 // Deadlines. Readings arrive every 3–8 s per patient, so waits for data are
 // generous; everything else should be quick.
@@ -133,6 +136,19 @@ async function launchDemo(patients) {
     ready,
     login: null,
     output: () => log,
+    /** Run `vigil admin ARGS…` on the demo's database, `input` on stdin; resolves to stdout. */
+    admin(args, input = "") {
+      return new Promise((res, rej) => {
+        const p = spawn(VIGIL_BIN, ["admin", ...args], { stdio: ["pipe", "pipe", "pipe"],
+          env: { ...process.env, NO_COLOR: "1", VIGIL_DATABASE_URL: `sqlite://${join(dataDir, "vigil.db")}` } });
+        let out = "", err = "";
+        p.stdout.setEncoding("utf8").on("data", (c) => { out += c; });
+        p.stderr.setEncoding("utf8").on("data", (c) => { err += c; });
+        p.on("error", rej);
+        p.on("exit", (code) => (code === 0 ? res(out) : rej(new Error(`vigil admin ${args.join(" ")} exited ${code}: ${err}`))));
+        p.stdin.end(input);
+      });
+    },
     async stop() {
       if (child.pid) {
         // SIGTERM ends the demo at once (its graceful Ctrl-C path takes ~2 s
@@ -198,10 +214,23 @@ export async function withWard(t, body, { patients = 3 } = {}) {
   }
 }
 
-export async function screenshot(page, name) {
+/**
+ * Save a full-page screenshot as SCREENSHOT_DIR/<name>.png. With `docs` and
+ * DOCS_SCREENSHOT_DIR set, also save the top of the page (at most 900 px
+ * high, to keep the file small) as DOCS_SCREENSHOT_DIR/<docs>.png: that is
+ * how docs/screenshots/ is made (docs/development.md). The demo's patients
+ * are simulated, so nothing real is ever in a picture.
+ */
+export async function screenshot(page, name, { docs } = {}) {
   await mkdir(SCREENSHOT_DIR, { recursive: true });
   const file = join(SCREENSHOT_DIR, `${name.replace(/[^a-z0-9]+/gi, "-").toLowerCase()}.png`);
   await page.screenshot({ path: file, fullPage: true, timeout: UI_TIMEOUT });
+  if (docs && DOCS_SCREENSHOT_DIR) {
+    await mkdir(DOCS_SCREENSHOT_DIR, { recursive: true });
+    const { width, height } = await page.evaluate(() => ({ width: document.documentElement.clientWidth, height: document.documentElement.scrollHeight }));
+    await page.screenshot({ path: join(DOCS_SCREENSHOT_DIR, `${docs}.png`), fullPage: true, timeout: UI_TIMEOUT,
+      clip: { x: 0, y: 0, width, height: Math.min(900, height) } });
+  }
   return file;
 }
 
@@ -215,4 +244,30 @@ export async function signIn(page, { username, password }) {
 export function readingCells(page) {
   return page.locator("#patients tbody td[data-code]").evaluateAll((cells) =>
     Object.fromEntries(cells.map((c) => [`${c.closest("tr").dataset.patient}:${c.dataset.code}`, c.textContent])));
+}
+
+// axe-core (pinned in package.json) checks what the page shows against
+// WCAG 2.1 A/AA and axe's best practices. Injected through the DevTools
+// protocol (page.evaluate), which the page's CSP does not govern, so the
+// page's own policy stays as strict as in production.
+const AXE_SOURCE = await readFile(createRequire(import.meta.url).resolve("axe-core/axe.min.js"), "utf8");
+
+/**
+ * Run axe on the page as shown now and fail on any serious or critical
+ * violation, naming each rule, its help text and the offending elements.
+ * Returns the violations of lower impact, for the test to report.
+ */
+export async function assertAccessible(page, t, what) {
+  if (!(await page.evaluate(() => typeof window.axe === "object"))) await page.evaluate(AXE_SOURCE);
+  const result = await page.evaluate(() => window.axe.run(document, {
+    runOnly: { type: "tag", values: ["wcag2a", "wcag2aa", "wcag21a", "wcag21aa", "best-practice"] },
+    resultTypes: ["violations"],
+  }));
+  const bad = result.violations.filter((v) => v.impact === "serious" || v.impact === "critical");
+  const minor = result.violations.filter((v) => !bad.includes(v));
+  const describe = (v) => `${v.impact} ${v.id}: ${v.help} (${v.nodes.length}×: ${v.nodes.slice(0, 3).map((n) => n.target.join(" ")).join(", ")})`;
+  for (const v of minor) t.diagnostic(`axe on ${what}, not failing: ${describe(v)}`);
+  assert.deepEqual(bad.map(describe), [], `axe: serious or critical accessibility violations on ${what}`);
+  t.diagnostic(`axe on ${what}: ${result.passes?.length ?? "?"} rules passed, no serious or critical violations`);
+  return minor;
 }

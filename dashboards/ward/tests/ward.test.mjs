@@ -15,7 +15,7 @@
 
 import { test } from "node:test";
 import assert from "node:assert/strict";
-import { DATA_TIMEOUT, TEST_TIMEOUT, UI_TIMEOUT, poll, readingCells, screenshot, signIn, withWard } from "./harness.mjs";
+import { DATA_TIMEOUT, TEST_TIMEOUT, UI_TIMEOUT, assertAccessible, poll, readingCells, screenshot, signIn, withWard } from "./harness.mjs";
 
 const PATIENTS = 3;
 
@@ -64,7 +64,7 @@ test("signs in and shows the ward's patients, updated live over the websocket", 
     assert.ok(frames.some((f) => f.includes('"type":"observation"')), "an observation arrived over /api/v1/stream");
     assert.equal(await rows.count(), PATIENTS);
 
-    const shot = await screenshot(page, "ward-live");
+    const shot = await screenshot(page, "ward-live", { docs: "ward" });
     t.diagnostic(`screenshot: ${shot}`);
   });
 });
@@ -72,6 +72,8 @@ test("signs in and shows the ward's patients, updated live over the websocket", 
 test("a wrong password shows the error and no patient table", { timeout: TEST_TIMEOUT }, async (t) => {
   await withWard(t, async ({ page, demo }) => {
     await page.goto(demo.base + "/");
+    await page.getByLabel("Username").waitFor();
+    await assertAccessible(page, t, "the sign-in screen");
     const refused = page.waitForResponse((r) => r.url().endsWith("/api/v1/login"));
     await signIn(page, { username: demo.login.username, password: `${demo.login.password}-wrong` });
     assert.equal((await refused).status(), 401);
@@ -80,6 +82,7 @@ test("a wrong password shows the error and no patient table", { timeout: TEST_TI
     assert.equal(await page.getByRole("table").isVisible(), false, "no table after a refused sign-in");
     assert.equal(await page.getByRole("button", { name: "Sign out" }).isVisible(), false);
     assert.equal(await page.getByLabel("Username").isVisible(), true, "the form stays");
+    await assertAccessible(page, t, "the sign-in screen with its error");
     await screenshot(page, "wrong-password");
   });
 });
@@ -132,5 +135,71 @@ test("a session ended elsewhere takes the open page back to sign-in, saying why"
     await page.getByLabel("Username").waitFor({ state: "visible" });
     assert.equal(await page.getByRole("table").isVisible(), false, "no patient data left on screen");
     await screenshot(page, "session-ended");
+  });
+});
+
+test("the ward table filters by name or pathway and sorts by a column's header", { timeout: TEST_TIMEOUT }, async (t) => {
+  await withWard(t, async ({ page, demo }) => {
+    await page.goto(demo.base + "/");
+    await signIn(page, demo.login);
+    await page.getByRole("status").filter({ hasText: "live" }).waitFor();
+    const names = () => page.locator("#patients tbody th").allTextContents();
+    await poll(`${PATIENTS} patient rows`, async () => (await names()).length === PATIENTS, { timeout: UI_TIMEOUT });
+    const all = await names();
+    const news2Header = page.getByRole("columnheader", { name: "NEWS2" });
+    assert.equal(await news2Header.getAttribute("aria-sort"), "descending", "acuity order by default");
+
+    // Filter: part of one patient's name keeps only the matching rows.
+    const target = all[all.length - 1];
+    const part = target.slice(-2);
+    await page.getByLabel("Find a patient").fill(part);
+    const expected = all.filter((n) => n.toLowerCase().includes(part.toLowerCase()));
+    await poll("only the matching rows", async () => JSON.stringify((await names()).sort()) === JSON.stringify(expected.sort()), { timeout: UI_TIMEOUT });
+    await page.getByText(`${expected.length} of ${PATIENTS} patients match`).waitFor();
+    await page.getByLabel("Find a patient").fill("no such patient at all");
+    await page.getByText("No patients match the filter.").waitFor();
+    await page.getByLabel("Find a patient").fill("");
+    await poll("every row back", async () => (await names()).length === PATIENTS, { timeout: UI_TIMEOUT });
+
+    // Sort by name, both ways; the header says which way (aria-sort).
+    const patientHeader = page.getByRole("columnheader", { name: "Patient" });
+    await patientHeader.getByRole("button").click();
+    assert.equal(await patientHeader.getAttribute("aria-sort"), "ascending");
+    assert.equal(await news2Header.getAttribute("aria-sort"), "none");
+    const az = [...all].sort((a, b) => a.localeCompare(b));
+    assert.deepEqual(await names(), az, "A to Z");
+    await patientHeader.getByRole("button").click();
+    assert.equal(await patientHeader.getAttribute("aria-sort"), "descending");
+    assert.deepEqual(await names(), [...az].reverse(), "Z to A");
+    assert.match(await page.getByRole("table").locator("caption").textContent(), /by name, Z to A/);
+
+    // Back to acuity: the sickest first, as the API's scores say.
+    await news2Header.getByRole("button").click();
+    assert.equal(await news2Header.getAttribute("aria-sort"), "descending");
+    const rank = { high: 4, medium: 3, "low-medium": 2, low: 1 };
+    const rows = await page.locator("#patients tbody td[data-news2]").evaluateAll((tds) => tds.map((td) => [
+      [...td.classList].find((c) => c.startsWith("risk-"))?.slice(5), Number((td.querySelector(".score").textContent.match(/\d+/) || ["-1"])[0])]));
+    for (let i = 1; i < rows.length; i++) {
+      const [ra, ta] = [rank[rows[i - 1][0]] || 0, rows[i - 1][1]], [rb, tb] = [rank[rows[i][0]] || 0, rows[i][1]];
+      assert.ok(ra > rb || (ra === rb && ta >= tb), `acuity order again: ${JSON.stringify(rows)}`);
+    }
+  });
+});
+
+test("a consultant starts on the escalated alerts waiting for review", { timeout: TEST_TIMEOUT }, async (t) => {
+  await withWard(t, async ({ page, demo }) => {
+    const password = "consultant-password-for-the-test";
+    await demo.admin(["user", "add", "--username", "dr-consultant", "--role", "consultant", "--ward", "Demo ward"], `${password}\n`);
+    await page.goto(demo.base + "/");
+    await signIn(page, { username: "dr-consultant", password });
+    await page.getByRole("status").filter({ hasText: "live" }).waitFor();
+    await page.getByText("dr-consultant (consultant)").waitFor();
+    const filter = page.getByLabel("Show alerts");
+    assert.equal(await filter.inputValue(), "escalated", "the queue opens on escalations");
+    const statuses = await page.locator("#alert-list li[data-alert]:visible .status").allTextContents();
+    assert.ok(statuses.every((s) => s === "escalated"), `only escalated alerts: ${statuses}`);
+    if (!statuses.length) await page.getByText("No escalated alerts waiting for review.").waitFor();
+    await filter.selectOption("all");
+    assert.equal(await page.getByText("No escalated alerts waiting for review.").isVisible(), false);
   });
 });

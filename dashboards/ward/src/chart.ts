@@ -1,0 +1,108 @@
+// One time series as a uPlot chart, with bands (NEWS2 sub-scores) shaded
+// behind the points and labelled with their sub-score (+1…+3) on the chart,
+// so the bands never rely on colour alone.
+import uPlot from "uplot";
+import type { Band } from "./bands";
+
+// The same colours as the ward table's sub-score cells (style.css).
+const BAND_FILL: Record<number, string> = { 1: "#fff6bf", 2: "#ffd8a8", 3: "#ffb3b3" };
+const SERIES_STROKE = ["#003087", "#6b3fa0"];
+
+export interface SeriesSpec { label: string; xs: number[]; ys: number[] }
+
+export interface ChartOptions {
+  bands: Band[];
+  /** The y range always shown, so a flat series still shows its bands. */
+  floor: [number, number];
+  /** The x range, in seconds. */
+  range: [number, number];
+  /** x is a Unix time (default); otherwise plain seconds. */
+  time?: boolean;
+  height?: number;
+  /** Points on each sample (default) or a plain line (the ECG). */
+  points?: boolean;
+  /** Drawn over the series (the ECG's beat marks). */
+  draw?: (u: uPlot) => void;
+}
+
+export class VitalChart {
+  private plot: uPlot;
+  private range: [number, number];
+  // The chart follows its box's width (a window resized, a column added).
+  private resize = new ResizeObserver(([e]) => {
+    const w = Math.max(300, Math.floor(e.contentRect.width));
+    if (w !== this.plot.width) this.plot.setSize({ width: w, height: this.plot.height });
+  });
+
+  constructor(target: HTMLElement, series: SeriesSpec[], private o: ChartOptions) {
+    this.range = o.range;
+    const points = o.points ?? true;
+    const opts: uPlot.Options = {
+      width: Math.max(300, target.clientWidth || 600),
+      height: o.height ?? 180,
+      legend: { show: false },
+      cursor: { drag: { x: false, y: false } },
+      scales: {
+        x: { time: o.time ?? true, range: () => this.range },
+        y: { range: (_u, lo, hi) => this.yRange(lo, hi) },
+      },
+      series: [{}, ...series.map((s, i) => ({
+        label: s.label, stroke: SERIES_STROKE[i % SERIES_STROKE.length], width: points ? 1.5 : 1,
+        points: { show: points, size: 5, fill: SERIES_STROKE[i % SERIES_STROKE.length] },
+      }))],
+      axes: [{ stroke: "#333" }, { stroke: "#333", size: 45 }],
+      hooks: { drawClear: [(u) => this.drawBands(u)], draw: o.draw ? [o.draw] : [] },
+    };
+    this.plot = new uPlot(opts, toData(series), target);
+    this.resize.observe(target);
+  }
+
+  private yRange(lo: number | null, hi: number | null): [number, number] {
+    const [flo, fhi] = this.o.floor;
+    const a = lo == null ? flo : Math.min(flo, lo), b = hi == null ? fhi : Math.max(fhi, hi);
+    const pad = (b - a) * 0.05 || 1;
+    return [a - pad, b + pad];
+  }
+
+  private drawBands(u: uPlot): void {
+    const { ctx, bbox } = u;
+    const clamp = (y: number) => Math.max(bbox.top, Math.min(bbox.top + bbox.height, y));
+    ctx.save();
+    ctx.font = `${Math.round(11 * devicePixelRatio)}px system-ui, sans-serif`;
+    ctx.textAlign = "right";
+    ctx.textBaseline = "middle";
+    for (const b of this.o.bands) {
+      if (b.score === 0) continue;
+      const top = clamp(u.valToPos(Math.min(b.hi, u.scales.y.max ?? b.hi), "y", true));
+      const bottom = clamp(u.valToPos(Math.max(b.lo, u.scales.y.min ?? b.lo), "y", true));
+      if (bottom - top < 1) continue;
+      ctx.fillStyle = BAND_FILL[Math.min(3, b.score)];
+      ctx.fillRect(bbox.left, top, bbox.width, bottom - top);
+      if (bottom - top > 10 * devicePixelRatio) {
+        ctx.fillStyle = "#5a2a00";
+        ctx.fillText(`+${b.score}`, bbox.left + bbox.width - 4, (top + bottom) / 2);
+      }
+    }
+    ctx.restore();
+  }
+
+  /** Replace the data and the x range. */
+  update(series: SeriesSpec[], range: [number, number]): void {
+    this.range = range;
+    this.plot.setData(toData(series));
+  }
+
+  destroy(): void { this.resize.disconnect(); this.plot.destroy(); }
+}
+
+/** uPlot wants one shared x array: merge the series' times, null where a series has no point. */
+function toData(series: SeriesSpec[]): uPlot.AlignedData {
+  const xs = [...new Set(series.flatMap((s) => s.xs))].sort((a, b) => a - b);
+  const index = new Map(xs.map((x, i) => [x, i]));
+  const ys = series.map((s) => {
+    const col: (number | null)[] = new Array(xs.length).fill(null);
+    s.xs.forEach((x, i) => { col[index.get(x)!] = s.ys[i]; });
+    return col;
+  });
+  return [xs, ...ys] as uPlot.AlignedData;
+}

@@ -1,0 +1,66 @@
+// Words, ages and NEWS2 text shared by the ward and the patient page.
+import type { Alert, News2 } from "./types";
+
+export const PARAM_NAMES: Record<string, string> = {
+  resp_rate: "respiration rate", spo2: "SpO2", o2: "air or oxygen", systolic: "systolic BP",
+  pulse: "pulse", acvpu: "consciousness (ACVPU)", temp: "temperature",
+};
+export const RISK_RANK: Record<string, number> = { high: 4, medium: 3, "low-medium": 2, low: 1 };
+
+export function $(id: string): HTMLElement {
+  const el = document.getElementById(id);
+  if (!el) throw new Error(`#${id} missing from index.html`);
+  return el;
+}
+
+export function el<K extends keyof HTMLElementTagNameMap>(tag: K, cls = "", text?: string): HTMLElementTagNameMap[K] {
+  const e = document.createElement(tag);
+  if (cls) e.className = cls;
+  if (text !== undefined) e.textContent = text;
+  return e;
+}
+
+export const span = (cls: string, text: string): HTMLSpanElement => el("span", cls, text);
+
+export function age(ts: string | null | undefined): string {
+  if (!ts) return "never";
+  const s = Math.max(0, Math.round((Date.now() - Date.parse(ts)) / 1000));
+  if (s < 60) return `${s}s ago`;
+  if (s < 3600) return `${Math.round(s / 60)}m ago`;
+  return `${Math.round(s / 3600)}h ago`;
+}
+
+/** A date and time in the browser's locale, to the minute (second when `secs`). */
+export function when(ts: string, secs = false): string {
+  return new Date(ts).toLocaleString(undefined, { day: "numeric", month: "short", hour: "2-digit", minute: "2-digit",
+    ...(secs ? { second: "2-digit" } : {}) });
+}
+
+export function countdown(a: Alert): string | null {
+  if (a.status !== "open" || !a.escalate_at) return null;
+  const s = Math.round((Date.parse(a.escalate_at) - Date.now()) / 1000);
+  const mmss = (n: number) => n >= 3600 ? `${Math.floor(n / 3600)}h ${String(Math.floor(n / 60) % 60).padStart(2, "0")}m`
+    : `${Math.floor(n / 60)}:${String(n % 60).padStart(2, "0")}`;
+  return s >= 0 ? `escalates in ${mmss(s)}` : `escalation due ${mmss(-s)} ago`;
+}
+
+export const params = (list: string[] | undefined): string => (list || []).map((x) => PARAM_NAMES[x] || x).join(", ");
+
+export interface News2View { text: string; sub?: string; detail: string; cls: string }
+
+/** The NEWS2 text, tooltip, screen-reader text and a class for colour. */
+export function news2View(s: News2 | null | undefined): News2View {
+  if (!s) return { text: "no score", detail: "No readings to score yet", cls: "risk-none" };
+  if (s.not_applicable) return { text: "n/a", detail: `NEWS2 not applicable: ${s.not_applicable}`, cls: "risk-none" };
+  const gaps: string[] = [];
+  if (s.missing?.length) gaps.push(`missing ${params(s.missing)}`);
+  if (s.stale?.length) gaps.push(`stale ${params(s.stale)}`);
+  const risk = s.risk || "unknown";
+  if (s.partial) {
+    return { text: `≥${s.total} partial`, sub: `at least ${risk}`,
+      detail: `Partial score, at least ${s.total} (${risk} risk or worse): ${gaps.join("; ") || "incomplete"}`,
+      cls: `risk-${risk} partial` };
+  }
+  return { text: `${s.total}`, sub: risk, detail: `NEWS2 ${s.total}, ${risk} risk${s.red_score ? " (a single parameter scores 3)" : ""}`,
+    cls: `risk-${risk}` };
+}

@@ -1,0 +1,242 @@
+// The Vigil ward page: sign in, work the alert queue (acknowledge, escalate,
+// resolve with an outcome), watch the ward's patients sorted by NEWS2
+// acuity, and open a patient's page (#/patients/{id}) with their charts,
+// scores, devices, alerts and ECG, all kept live over the websocket.
+import "uplot/dist/uPlot.min.css";
+import "./style.css";
+import { api, setCsrf, csrfToken, whenSignedOut } from "./api";
+import { clearAlerts, notice, renderAlerts, showOnly, tickAlerts, upsertAlert, whenActionFails } from "./alerts";
+import { $ } from "./format";
+import { closePatient, openPatient, patientEvent, tickPatient } from "./patient";
+import { alerts, patientName, patients, session } from "./state";
+import type { Alert, AlertEvent, LiveEvent, Me, WardRow } from "./types";
+import { renderPatients } from "./ward";
+
+const LIVE = ["open", "acknowledged", "escalated"];
+const REFRESH_MS = 5 * 60_000; // refetch so readings that age past the freshness window show as stale
+const SESSION_ENDED = "Your session has ended (signed out elsewhere, timed out or revoked). Sign in again.";
+
+let socket: WebSocket | null = null;
+let syncing: Promise<void> | null = null; // while REST state is being (re)loaded
+let queued: LiveEvent[] = []; // websocket events that arrived while syncing
+let refreshTimer: number | undefined;
+
+function setConn(text: string, cls = ""): void { $("conn").textContent = text; $("conn").className = `conn ${cls}`.trim(); }
+
+/** Back to the sign-in form, forgetting everything shown; `why` says why. */
+function showSignIn(why = ""): void {
+  if (socket) { socket.onclose = null; socket.close(); socket = null; }
+  clearInterval(refreshTimer); refreshTimer = undefined;
+  setCsrf(null); session.me = null;
+  patients.clear(); clearAlerts();
+  closePatient();
+  $("patients").querySelector("tbody")!.replaceChildren();
+  $("signin").hidden = false; $("ward").hidden = true; $("patient").hidden = true; $("signout").hidden = true;
+  $("who").textContent = ""; setConn("");
+  $("signin-error").textContent = why;
+}
+whenSignedOut(() => showSignIn(session.me ? SESSION_ENDED : ""));
+whenActionFails(() => { sync().catch(() => {}); });
+
+async function start(): Promise<void> {
+  let me: Me;
+  try {
+    me = await api<Me>("/api/v1/me");
+  } catch {
+    // Signed out (the form shows), or the server is unreachable: keep trying.
+    if ($("signin").hidden) { setConn("offline: retrying… (data may be out of date)", "down"); setTimeout(start, 5000); }
+    return;
+  }
+  const signingIn = !session.me;
+  session.me = me;
+  if (me.csrf_token) setCsrf(me.csrf_token);
+  // A consultant starts on the escalations waiting for their review.
+  if (signingIn) showOnly(me.role === "consultant" ? "escalated" : "all");
+  $("who").textContent = `${me.username} (${me.role})`;
+  $("signin").hidden = true; $("signout").hidden = false;
+  route();
+  setConn("connecting…", "down");
+  // Show what REST has now; the socket's open reloads once more, so nothing
+  // between this snapshot and the socket's first event is missed.
+  await sync().catch(() => {});
+  if (!session.me) return;
+  connect();
+  clearInterval(refreshTimer);
+  refreshTimer = window.setInterval(() => sync().catch(() => {}), REFRESH_MS);
+}
+
+/**
+ * Reload patients and alerts from REST; websocket events arriving meanwhile
+ * are queued and replayed after. A sync already running may have taken its
+ * snapshot too early, so a new one always follows it.
+ */
+function sync(): Promise<void> {
+  if (syncing) return syncing.catch(() => {}).then(() => sync());
+  const run = (async () => {
+    try {
+      await Promise.all([loadPatients(), loadAlerts()]);
+    } finally {
+      syncing = null;
+      const q = queued; queued = [];
+      for (const ev of q) handle(ev);
+    }
+    renderPatients(); renderAlerts();
+  })();
+  syncing = run;
+  return run;
+}
+
+async function loadPatients(): Promise<void> {
+  const list = await api<WardRow[]>("/api/v1/patients");
+  patients.clear();
+  for (const p of list) {
+    const latest: Record<string, { value: number | string; at: string }> = {};
+    for (const r of p.latest) latest[r.code] = { value: r.value, at: r.measured_at };
+    patients.set(p.id, { summary: p, latest, news2: p.news2 || null });
+  }
+}
+
+async function loadAlerts(): Promise<void> {
+  const lists = await Promise.all(LIVE.map((s) => api<Alert[]>(`/api/v1/alerts?status=${s}`)));
+  const prev = new Map(alerts);
+  alerts.clear();
+  for (const a of lists.flat()) alerts.set(a.id, { alert: a, last: prev.get(a.id)?.last || null });
+  // Who last acted on an alert that a person has touched: from its audit trail.
+  await Promise.all([...alerts.values()].filter((e) => !e.last && e.alert.status !== "open").map(async (e) => {
+    try {
+      const { events } = await api<{ events: AlertEvent[] }>(`/api/v1/alerts/${e.alert.id}`);
+      const ev = events.filter((x) => x.action !== "raised" && x.action !== "updated").pop();
+      if (ev) e.last = { action: ev.action, actor: ev.actor, at: ev.at };
+    } catch { /* shown without it */ }
+  }));
+}
+
+// ---------------------------------------------------------------- routing
+
+/** `#/patients/{id}` shows that patient; anything else the ward. */
+function route(): void {
+  if (!session.me) return;
+  const m = /^#\/patients\/(\d+)$/.exec(location.hash);
+  if (m) {
+    $("ward").hidden = true; $("patient").hidden = false;
+    void openPatient(Number(m[1]));
+  } else {
+    closePatient();
+    $("patient").hidden = true; $("ward").hidden = false;
+    const from = Number(sessionStorage.getItem("vigil-last-patient") || NaN);
+    sessionStorage.removeItem("vigil-last-patient");
+    // Back on the ward: focus the row of the patient just left.
+    if (from) document.querySelector<HTMLElement>(`#patients tr[data-patient="${from}"] a`)?.focus();
+  }
+}
+window.addEventListener("hashchange", route);
+
+// A click anywhere on a patient's row opens them (the name is the link,
+// which keyboards and screen readers use).
+$("patients").addEventListener("click", (e) => {
+  const t = e.target as HTMLElement;
+  if (t.closest("a")) return;
+  const tr = t.closest<HTMLElement>("tr[data-patient]");
+  if (tr) location.hash = `#/patients/${tr.dataset.patient}`;
+});
+
+// ---------------------------------------------------------------- live
+
+function connect(): void {
+  const proto = location.protocol === "https:" ? "wss" : "ws";
+  const ws = new WebSocket(`${proto}://${location.host}/api/v1/stream`);
+  socket = ws;
+  ws.onopen = async () => {
+    // Anything may have happened before the socket opened: reload, then say live.
+    try { await sync(); markLive(ws); } catch { if (socket === ws) setConn("out of date: could not load the ward", "down"); }
+  };
+  ws.onclose = () => {
+    if (socket !== ws) return; // replaced or signed out
+    socket = null;
+    setConn("reconnecting… (data may be out of date)", "down");
+    setTimeout(() => start(), 2000);
+  };
+  ws.onmessage = (m) => {
+    if (socket !== ws) return;
+    const ev = JSON.parse(m.data as string) as LiveEvent;
+    if (syncing && ev.type !== "resync") { queued.push(ev); return; }
+    handle(ev);
+  };
+}
+
+/** Say "live" only if this socket is still the open one. */
+function markLive(ws: WebSocket | null): void { if (ws && socket === ws && ws.readyState === WebSocket.OPEN) setConn("live", "live"); }
+
+function handle(ev: LiveEvent): void {
+  patientEvent(ev);
+  switch (ev.type) {
+    case "session_ended":
+      showSignIn(SESSION_ENDED);
+      return;
+    case "resync": {
+      setConn(`resyncing (missed ${ev.missed} updates)…`, "down");
+      const ws = socket;
+      sync().then(() => markLive(ws), () => { if (socket === ws) setConn("out of date: resync failed", "down"); });
+      return;
+    }
+    case "observation": {
+      const p = patients.get(ev.patient_id);
+      if (!p) { sync().catch(() => {}); return; }
+      const changed = new Set<string>();
+      for (const o of ev.obs) {
+        const prev = p.latest[o.code];
+        // Late readings (store-and-forward backfill) never replace a newer one.
+        if (prev && Date.parse(prev.at) > Date.parse(ev.measured_at)) continue;
+        p.latest[o.code] = { value: o.value, at: ev.measured_at };
+        changed.add(`${ev.patient_id}:${o.code === "systolic" || o.code === "diastolic" ? "bp" : o.code}`);
+      }
+      renderPatients(changed);
+      return;
+    }
+    case "score": {
+      const p = patients.get(ev.patient_id);
+      if (!p) { sync().catch(() => {}); return; }
+      p.news2 = ev.score;
+      renderPatients(new Set([`${ev.patient_id}:news2`]));
+      return;
+    }
+    case "alert":
+      upsertAlert(ev.alert, null);
+      return;
+    case "alert_update":
+      upsertAlert(ev.alert, { action: ev.action, actor: ev.actor, at: ev.alert.updated_at });
+      if (ev.alert.status === "resolved" && ev.actor !== session.me?.username) {
+        notice(`Resolved by ${ev.actor}: ${patientName(ev.alert.patient_id)}, ${ev.alert.rule_id}${ev.alert.outcome ? ` (${ev.alert.outcome})` : ""}.`);
+      }
+      return;
+    default:
+  }
+}
+
+// ---------------------------------------------------------------- sign-in
+
+const form = $("signin-form") as HTMLFormElement;
+form.addEventListener("submit", async (e) => {
+  e.preventDefault();
+  $("signin-error").textContent = "";
+  const username = ($("username") as HTMLInputElement).value;
+  const password = $("password") as HTMLInputElement;
+  const res = await fetch("/api/v1/login", { method: "POST", credentials: "same-origin",
+    headers: { "content-type": "application/json" },
+    body: JSON.stringify({ username, password: password.value }) });
+  if (!res.ok) { $("signin-error").textContent = "Sign-in failed: check your username and password."; return; }
+  try { setCsrf((await res.json()).csrf_token || null); } catch { /* /api/v1/me gives it too */ }
+  password.value = "";
+  void start();
+});
+
+$("signout").addEventListener("click", async () => {
+  const token = csrfToken();
+  await fetch("/api/v1/logout", { method: "POST", credentials: "same-origin",
+    headers: token ? { "x-csrf-token": token } : {} });
+  showSignIn();
+});
+
+setInterval(() => { if (!$("ward").hidden) renderPatients(); }, 15000);
+setInterval(() => { if (session.me) { tickAlerts(); tickPatient(); } }, 1000);
+void start();

@@ -1,0 +1,415 @@
+// The patient page (#/patients/{id}): each vital over 24 hours, 7 days or
+// the whole episode with its NEWS2 bands, the NEWS2 history, the devices
+// with their last status, the patient's alerts with who did what, and an
+// ECG strip with the detected beats. Kept live from the websocket.
+import { api } from "./api";
+import { news2Bands } from "./bands";
+import { VitalChart, type SeriesSpec } from "./chart";
+import { showEcg } from "./ecg";
+import { $, age, el, news2View, params, when } from "./format";
+import { patients } from "./state";
+import type { Alert, AlertEvent, DeviceStatus, LiveEvent, ObservationRow, PatientDetail, ScoreRow } from "./types";
+
+interface Vital { code: string; title: string; unit: string; codes: string[]; floor: [number, number]; param?: string; optional?: boolean }
+
+const VITALS: Vital[] = [
+  { code: "spo2", title: "SpO2", unit: "%", codes: ["spo2"], floor: [85, 100], param: "spo2" },
+  { code: "pulse", title: "Pulse", unit: "/min", codes: ["pulse"], floor: [40, 140], param: "pulse" },
+  { code: "resp_rate", title: "Respiration rate", unit: "/min", codes: ["resp_rate"], floor: [8, 30], param: "resp_rate" },
+  { code: "bp", title: "Blood pressure (systolic, diastolic)", unit: "mmHg", codes: ["systolic", "diastolic"], floor: [60, 180], param: "systolic" },
+  { code: "temp", title: "Temperature", unit: "°C", codes: ["temp"], floor: [35, 39.5], param: "temp" },
+  { code: "pef", title: "Peak flow", unit: "L/min", codes: ["pef"], floor: [100, 500], optional: true },
+];
+const RANGES: Record<string, { label: string; ms: number | null }> = {
+  "24h": { label: "24 hours", ms: 24 * 3600_000 },
+  "7d": { label: "7 days", ms: 7 * 24 * 3600_000 },
+  episode: { label: "Whole episode", ms: null },
+};
+const MAX_POINTS = 400; // per code: the API keeps each bucket's minimum and maximum
+const SCORE_ROWS = 30;
+const ALERT_ROWS = 20;
+
+// Device status arrives only on the websocket: keep every device's last one
+// from the moment the page opened, whichever view was showing.
+const deviceStatus = new Map<string, { status: DeviceStatus; at: string }>();
+const ecgStatus = new Map<string, { quality: string | null; possible_af: boolean | null; at: string }>();
+
+interface Page {
+  id: number;
+  detail: PatientDetail | null;
+  range: string;
+  from: number; to: number | null; // ms; `to` null = now, following live
+  obs: Map<string, { t: number; v: number; device: string }[]>;
+  scores: ScoreRow[];
+  alerts: Map<number, { alert: Alert; events: AlertEvent[] }>;
+  charts: Map<string, VitalChart>;
+  load: number; // increments per load, so a late answer for an old range is dropped
+}
+let page: Page | null = null;
+
+export async function openPatient(id: number): Promise<void> {
+  if (page?.id === id) return;
+  closePatient();
+  sessionStorage.setItem("vigil-last-patient", String(id));
+  page = { id, detail: null, range: "24h", from: 0, to: null, obs: new Map(), scores: [], alerts: new Map(), charts: new Map(), load: 0 };
+  $("patient-title").textContent = patients.get(id)?.summary.name || `Patient ${id}`;
+  $("patient-facts").textContent = "Loading…";
+  $("charts").replaceChildren();
+  $("ecg-summary").textContent = "";
+  $("ecg-plot").replaceChildren();
+  setRangeButtons("24h");
+  $("patient-title").focus();
+  try {
+    page.detail = await api<PatientDetail>(`/api/v1/patients/${id}`);
+  } catch (e) {
+    if (page?.id === id) $("patient-facts").textContent = `Could not load this patient: ${(e as Error).message}.`;
+    return;
+  }
+  if (page?.id !== id) return;
+  renderFacts();
+  renderDevices();
+  await Promise.all([loadRange("24h"), loadAlerts()]);
+}
+
+export function closePatient(): void {
+  if (!page) return;
+  for (const c of page.charts.values()) c.destroy();
+  page = null;
+  $("charts").replaceChildren();
+}
+
+function setRangeButtons(range: string): void {
+  for (const b of document.querySelectorAll<HTMLButtonElement>("#ranges button")) {
+    b.setAttribute("aria-pressed", String(b.dataset.range === range));
+  }
+}
+
+for (const b of document.querySelectorAll<HTMLButtonElement>("#ranges button")) {
+  b.addEventListener("click", () => { if (page) void loadRange(b.dataset.range || "24h"); });
+}
+
+function rangeStart(range: string): number {
+  const r = RANGES[range];
+  if (r.ms != null) return Date.now() - r.ms;
+  const admitted = page?.detail?.episode?.admitted_at;
+  return admitted ? Date.parse(admitted) : Date.now() - 30 * 24 * 3600_000;
+}
+
+async function loadRange(range: string): Promise<void> {
+  if (!page) return;
+  const p = page;
+  const load = ++p.load;
+  p.range = range;
+  setRangeButtons(range);
+  const from = rangeStart(range);
+  const q = `from=${encodeURIComponent(new Date(from).toISOString())}`;
+  $("range-status").textContent = `Loading ${RANGES[range].label.toLowerCase()}…`;
+  try {
+    const [rows, scores] = await Promise.all([
+      api<ObservationRow[]>(`/api/v1/patients/${p.id}/observations?${q}&max_points=${MAX_POINTS}`),
+      api<ScoreRow[]>(`/api/v1/patients/${p.id}/scores?${q}`),
+    ]);
+    if (page !== p || load !== p.load) return;
+    p.from = from;
+    p.obs = new Map();
+    for (const r of rows) addObs(p, r.code, r.value, r.measured_at, r.device_id);
+    p.scores = scores;
+    renderCharts();
+    renderScores();
+    $("range-status").textContent = `Showing ${RANGES[range].label.toLowerCase()}: ${rows.length} readings, ${scores.length} NEWS2 scores.`;
+  } catch (e) {
+    if (page === p) $("range-status").textContent = `Could not load the readings: ${(e as Error).message}.`;
+  }
+}
+
+function addObs(p: Page, code: string, value: number | string, at: string, device: string): boolean {
+  if (typeof value !== "number") return false;
+  const t = Date.parse(at);
+  if (t < p.from) return false;
+  const list = p.obs.get(code) || [];
+  // Keep time order: a late (store-and-forward) reading goes in its place.
+  let i = list.length;
+  while (i > 0 && list[i - 1].t > t) i--;
+  list.splice(i, 0, { t, v: value, device });
+  p.obs.set(code, list);
+  return true;
+}
+
+// ---------------------------------------------------------------- facts
+
+function renderFacts(): void {
+  if (!page?.detail) return;
+  const d = page.detail, ep = d.episode;
+  $("patient-title").textContent = d.name;
+  const facts = [`NHS number ${d.nhs_number}`];
+  if (ep) {
+    facts.push(`pathway ${ep.pathway}`, `admitted ${when(ep.admitted_at)}`,
+      `SpO2 scale ${ep.spo2_scale}${ep.spo2_scale_set_by ? ` (set by ${ep.spo2_scale_set_by}${ep.spo2_scale_set_at ? ` ${when(ep.spo2_scale_set_at)}` : ""})` : ""}`);
+  } else {
+    facts.push("no open episode");
+  }
+  $("patient-facts").textContent = facts.join(" · ");
+  renderNews2Now();
+}
+
+function renderNews2Now(): void {
+  if (!page) return;
+  const s = patients.get(page.id)?.news2;
+  const v = news2View(s);
+  const box = $("patient-news2");
+  box.className = `news2-now news2 ${v.cls}`;
+  box.replaceChildren(el("span", "", "NEWS2 now: "), el("strong", "score", v.text), ...(v.sub ? [el("span", "risk", ` (${v.sub})`)] : []),
+    el("span", "detail", `. ${v.detail}${s?.scored_at ? `; scored for ${when(s.scored_at)}` : ""}`));
+}
+
+// ---------------------------------------------------------------- charts
+
+function onOxygen(): boolean {
+  const o2 = patients.get(page?.id ?? -1)?.news2?.subscores?.find((x) => x.parameter === "o2");
+  return !!o2 && o2.score > 0;
+}
+
+function seriesOf(p: Page, v: Vital): SeriesSpec[] {
+  return v.codes.map((c) => {
+    const list = p.obs.get(c) || [];
+    return { label: c, xs: list.map((o) => o.t / 1000), ys: list.map((o) => o.v) };
+  });
+}
+
+function renderCharts(): void {
+  if (!page) return;
+  const p = page;
+  const box = $("charts");
+  const range: [number, number] = [p.from / 1000, Date.now() / 1000];
+  for (const v of VITALS) {
+    const series = seriesOf(p, v);
+    const n = series.reduce((a, s) => a + s.xs.length, 0);
+    let fig = box.querySelector<HTMLElement>(`figure[data-code="${v.code}"]`);
+    if (!fig && v.optional && n === 0) continue;
+    if (!fig) fig = buildFigure(v);
+    if (!fig.isConnected) box.append(fig);
+    fig.dataset.points = String(n);
+    const b = news2Bands(v.code, p.detail?.episode?.spo2_scale ?? 1, onOxygen());
+    fig.querySelector(".bands")!.textContent = b
+      ? `Shaded: ${b.source} bands, ${b.bands.filter((x) => x.score > 0).map((x) => x.label).join(" · ")}; unshaded scores 0.`
+      : "No NEWS2 bands for this reading (a pathway's personal target is not shown).";
+    fig.querySelector(".summary")!.textContent = summary(p, v);
+    const plot = fig.querySelector<HTMLElement>(".plot")!;
+    plot.setAttribute("aria-label", `${v.title} chart: ${summary(p, v)}`);
+    const chart = p.charts.get(v.code);
+    if (chart) chart.update(series, range);
+    else p.charts.set(v.code, new VitalChart(plot, series, { bands: b?.bands || [], floor: v.floor, range }));
+    const details = fig.querySelector("details")!;
+    if (details.open) fillTable(fig, v);
+  }
+}
+
+function buildFigure(v: Vital): HTMLElement {
+  const fig = el("figure", "vital");
+  fig.dataset.code = v.code;
+  const cap = el("figcaption");
+  const h = el("h3", "", `${v.title} (${v.unit})`);
+  h.id = `vital-${v.code}`;
+  cap.append(h, el("p", "summary"));
+  const plot = el("div", "plot");
+  plot.setAttribute("role", "img");
+  const details = el("details");
+  const sum = el("summary", "", `${v.title}: readings as a table`);
+  details.append(sum);
+  details.addEventListener("toggle", () => { if (details.open) fillTable(fig, v); });
+  fig.append(cap, plot, el("p", "bands"), details);
+  return fig;
+}
+
+function fmtNum(x: number): string { return String(Math.round(x * 10) / 10); }
+
+function summary(p: Page, v: Vital): string {
+  const main = p.obs.get(v.codes[0]) || [];
+  if (!main.length) return `No readings in this range.`;
+  const last = main[main.length - 1];
+  let latest = fmtNum(last.v);
+  if (v.code === "bp") {
+    const dia = p.obs.get("diastolic") || [];
+    const d = dia.find((x) => x.t === last.t);
+    if (d) latest += `/${fmtNum(d.v)}`;
+  }
+  const vals = main.map((o) => o.v);
+  const sub = v.param ? patients.get(p.id)?.news2?.subscores?.find((x) => x.parameter === v.param) : undefined;
+  const subText = sub ? ` (current NEWS2 sub-score +${sub.score})` : "";
+  return `${main.length} readings; latest ${latest} ${v.unit} ${age(new Date(last.t).toISOString())}${subText}; `
+    + `lowest ${fmtNum(Math.min(...vals))}, highest ${fmtNum(Math.max(...vals))}.`;
+}
+
+/** The readings behind a chart, newest first, for keyboards and screen readers. */
+function fillTable(fig: HTMLElement, v: Vital): void {
+  if (!page) return;
+  const p = page;
+  const table = el("table", "readings");
+  const cap = el("caption", "", `${v.title} readings in this range, newest first`);
+  const head = el("thead");
+  const hr = el("tr");
+  for (const h of ["Measured", ...v.codes.map((c) => (v.codes.length > 1 ? `${c} (${v.unit})` : `${v.title} (${v.unit})`)), "Device"]) {
+    const th = el("th", "", h); th.scope = "col"; hr.append(th);
+  }
+  head.append(hr);
+  const body = el("tbody");
+  const main = [...(p.obs.get(v.codes[0]) || [])].reverse();
+  const others = v.codes.slice(1).map((c) => new Map((p.obs.get(c) || []).map((o) => [o.t, o.v])));
+  for (const o of main) {
+    const tr = el("tr");
+    tr.append(el("td", "", when(new Date(o.t).toISOString(), true)), el("td", "num", fmtNum(o.v)),
+      ...others.map((m) => el("td", "num", m.has(o.t) ? fmtNum(m.get(o.t)!) : "—")), el("td", "", o.device));
+    body.append(tr);
+  }
+  table.append(cap, head, body);
+  fig.querySelector("table.readings")?.remove();
+  fig.querySelector("details")!.append(table);
+}
+
+// ---------------------------------------------------------------- scores
+
+function renderScores(): void {
+  if (!page) return;
+  const body = $("score-table").querySelector("tbody")!;
+  body.replaceChildren();
+  const rows = [...page.scores].reverse().slice(0, SCORE_ROWS);
+  for (const s of rows) {
+    const v = news2View(s.detail && typeof s.detail === "object" ? { ...s.detail, total: s.total, risk: s.risk, partial: s.partial } : null);
+    const tr = el("tr");
+    const t = el("td", "", when(s.scored_at, true));
+    const total = el("td", `news2 ${v.cls}`);
+    total.append(el("span", "score", v.text), ...(v.sub ? [el("span", "risk", v.sub)] : []));
+    const subs = (s.detail?.subscores || []).filter((x) => x.score > 0).map((x) => `${x.parameter} +${x.score}`).join(", ") || "none";
+    const gaps = [s.detail?.missing?.length ? `missing ${params(s.detail.missing)}` : "", s.detail?.stale?.length ? `stale ${params(s.detail.stale)}` : ""]
+      .filter(Boolean).join("; ") || "—";
+    tr.append(t, total, el("td", "", subs), el("td", "", gaps));
+    body.append(tr);
+  }
+  $("score-count").textContent = page.scores.length > SCORE_ROWS
+    ? `The newest ${SCORE_ROWS} of ${page.scores.length} scores in this range.`
+    : `${page.scores.length} score${page.scores.length === 1 ? "" : "s"} in this range.`;
+}
+
+// ---------------------------------------------------------------- devices
+
+function renderDevices(): void {
+  if (!page?.detail) return;
+  const body = $("device-table").querySelector("tbody")!;
+  body.replaceChildren();
+  for (const d of page.detail.devices) {
+    const st = deviceStatus.get(d.id);
+    const ecg = ecgStatus.get(d.id);
+    const tr = el("tr");
+    tr.dataset.device = d.id;
+    const name = el("th", "", d.id); name.scope = "row";
+    let status = d.revoked_at ? `revoked ${when(d.revoked_at)}` : "no status received since this page opened";
+    if (!d.revoked_at && st) status = st.status.online === false ? "offline" : "online";
+    const battery = st?.status.battery_pct != null ? `${st.status.battery_pct} %${st.status.battery_pct < 30 ? " (low)" : ""}` : "—";
+    let signal = st?.status.signal ? st.status.signal.replace("_", " ") : "—";
+    if (ecg) signal = `${(ecg.quality || signal).replace("_", " ")}${ecg.possible_af ? "; possible AF: review the strip" : ""}`;
+    tr.append(name, el("td", "", d.kind), el("td", st?.status.online === false ? "warn" : "", status), el("td", "num", battery),
+      el("td", "", signal), el("td", "", st ? age(st.at) : "—"));
+    body.append(tr);
+  }
+  $("no-devices").hidden = page.detail.devices.length > 0;
+}
+
+// ---------------------------------------------------------------- alerts
+
+async function loadAlerts(): Promise<void> {
+  if (!page) return;
+  const p = page;
+  try {
+    const list = await api<Alert[]>(`/api/v1/alerts?patient=${p.id}`);
+    list.sort((a, b) => Date.parse(b.raised_at) - Date.parse(a.raised_at));
+    const shown = list.slice(0, ALERT_ROWS);
+    const withEvents = await Promise.all(shown.map(async (a) => {
+      try { return { alert: a, events: (await api<{ events: AlertEvent[] }>(`/api/v1/alerts/${a.id}`)).events }; } catch { return { alert: a, events: [] }; }
+    }));
+    if (page !== p) return;
+    p.alerts = new Map(withEvents.map((x) => [x.alert.id, x]));
+    renderPatientAlerts();
+  } catch { /* the queue on the ward still shows live alerts */ }
+}
+
+function renderPatientAlerts(): void {
+  if (!page) return;
+  const list = $("patient-alerts");
+  list.replaceChildren();
+  const items = [...page.alerts.values()].sort((a, b) => Date.parse(b.alert.raised_at) - Date.parse(a.alert.raised_at));
+  for (const { alert: a, events } of items) {
+    const li = el("li", `alert sev-${a.severity} status-${a.status}`);
+    li.dataset.alert = String(a.id);
+    const head = el("div", "alert-head");
+    head.append(el("span", "severity", a.severity), el("span", "rule", a.rule_id), el("span", "status", a.status));
+    const trail = el("ol", "trail");
+    trail.setAttribute("aria-label", `What happened to alert ${a.rule_id}`);
+    // Repeats ("updated") are counted on the alert (×N); the trail is what people and timers did.
+    for (const e of events.filter((x) => x.action !== "updated")) {
+      const note = e.detail && typeof e.detail === "object" && "note" in e.detail && (e.detail as { note?: string }).note
+        ? `: “${(e.detail as { note: string }).note}”` : "";
+      trail.append(el("li", "", `${when(e.at, true)} ${e.action} by ${e.actor}${note}`));
+    }
+    li.append(head, el("p", "message", a.message),
+      el("p", "meta", `raised ${when(a.raised_at, true)} · ×${a.count}${a.outcome ? ` · outcome ${a.outcome}` : ""}${a.note ? ` · note “${a.note}”` : ""}`), trail);
+    list.append(li);
+  }
+  $("no-patient-alerts").hidden = items.length > 0;
+}
+
+// ---------------------------------------------------------------- live
+
+export function patientEvent(ev: LiveEvent): void {
+  if (ev.type === "device_status") deviceStatus.set(ev.device_id, { status: ev.status, at: new Date().toISOString() });
+  if (ev.type === "ecg_status") ecgStatus.set(ev.device_id, { quality: ev.quality, possible_af: ev.possible_af, at: new Date(ev.t_ms).toISOString() });
+  if (!page || $("patient").hidden) return;
+  const p = page;
+  switch (ev.type) {
+    case "observation": {
+      if (ev.patient_id !== p.id) return;
+      let added = false;
+      for (const o of ev.obs) added = addObs(p, o.code, o.value, ev.measured_at, ev.device_id) || added;
+      if (added) renderCharts();
+      return;
+    }
+    case "score":
+      if (ev.patient_id !== p.id) return;
+      // The ward handler has already taken the new current score.
+      renderNews2Now();
+      if (Date.parse(ev.score.scored_at || "") >= p.from) {
+        p.scores.push({ id: -1, scored_at: ev.score.scored_at || new Date().toISOString(), computed_at: new Date().toISOString(),
+          total: ev.score.total, risk: ev.score.risk, partial: ev.score.partial, detail: ev.score, obs_ids: [] });
+        p.scores.sort((a, b) => Date.parse(a.scored_at) - Date.parse(b.scored_at));
+        renderScores();
+      }
+      return;
+    case "alert":
+    case "alert_update":
+      if (ev.alert.patient_id !== p.id) return;
+      void api<{ alert: Alert; events: AlertEvent[] }>(`/api/v1/alerts/${ev.alert.id}`).then((x) => {
+        if (page !== p) return;
+        p.alerts.set(x.alert.id, { alert: x.alert, events: x.events });
+        renderPatientAlerts();
+      }).catch(() => {});
+      return;
+    case "device_status":
+    case "ecg_status":
+      if (ev.patient_id === p.id) renderDevices();
+      return;
+    default:
+  }
+}
+
+/** Every second: the "now" end of each chart moves on. Every 15 s is enough. */
+let ticks = 0;
+export function tickPatient(): void {
+  if (!page || $("patient").hidden || ++ticks % 15) return;
+  renderCharts();
+  renderDevices();
+}
+
+$("ecg-load").addEventListener("click", () => {
+  if (!page) return;
+  const secs = Number(($("ecg-length") as HTMLSelectElement).value);
+  void showEcg(page.id, secs);
+});

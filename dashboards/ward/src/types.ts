@@ -1,0 +1,75 @@
+// The shapes of what the API and the websocket send (docs/http.md).
+
+export type Risk = "low" | "low-medium" | "medium" | "high";
+export type AlertStatus = "open" | "acknowledged" | "escalated" | "resolved";
+export type ObsValue = number | string;
+
+export interface Me { username: string; role: string; csrf_token?: string }
+
+export interface SubScore {
+  parameter: string; score: number; raw?: ObsValue; quantised?: ObsValue;
+  measured_at?: string; source?: string; reason?: string;
+}
+
+export interface News2 {
+  total: number | null; risk: Risk | null; partial: boolean;
+  missing?: string[]; stale?: string[]; subscores?: SubScore[];
+  not_applicable?: string | null; red_score?: boolean;
+  spo2_scale?: { scale: number; set_by: string | null; set_at: string | null };
+  scored_at?: string;
+}
+
+export interface LatestReading { code: string; value: ObsValue; unit: string | null; measured_at: string; device_id: string }
+
+export interface WardRow {
+  id: number; ward_id: number; name: string; pathway: string;
+  last_reading_at: string | null; latest: LatestReading[]; news2: News2 | null;
+}
+
+export interface Episode {
+  id: number; pathway: string; spo2_scale: number; spo2_scale_set_by: string | null;
+  spo2_scale_set_at: string | null; admitted_at: string; discharged_at: string | null;
+}
+
+export interface PatientDetail {
+  id: number; ward_id: number; name: string; nhs_number: string;
+  episode: Episode | null; devices: { id: string; kind: string; revoked_at: string | null }[];
+}
+
+export interface ObservationRow {
+  id: number; code: string; value: ObsValue; unit: string | null;
+  measured_at: string; received_at: string; device_id: string; seq: number;
+}
+
+export interface ScoreRow {
+  id: number; scored_at: string; computed_at: string; total: number | null;
+  risk: Risk | null; partial: boolean; detail: News2; obs_ids: number[];
+}
+
+export interface Alert {
+  id: number; patient_id: number; ward_id: number; rule_id: string; severity: Risk;
+  status: AlertStatus; message: string; count: number; raised_at: string; updated_at: string;
+  escalate_at: string | null; resolved_at: string | null; outcome: string | null; note: string | null;
+}
+
+export interface AlertEvent { at: string; actor: string; action: string; detail: unknown }
+
+export interface EcgWindow {
+  chunks: { device_id: string; seq: number; t0_ms: number; fs_hz: number; uv_per_count: number; samples: number[] }[];
+  beats: { t_ms: number; rr_ms: number | null }[];
+}
+
+export interface DeviceStatus { online?: boolean; battery_pct?: number; signal?: string; fw?: string }
+
+export type LiveEvent =
+  | { type: "hello"; ward_ids: number[] }
+  | { type: "session_ended" }
+  | { type: "resync"; missed: number }
+  | { type: "observation"; ward_id: number; patient_id: number; device_id: string; seq: number; measured_at: string;
+      obs: { id: number; code: string; value: ObsValue; unit: string | null }[] }
+  | { type: "score"; ward_id: number; patient_id: number; score: News2 }
+  | { type: "alert"; ward_id: number; alert: Alert }
+  | { type: "alert_update"; ward_id: number; alert: Alert; action: string; actor: string }
+  | { type: "device_status"; ward_id: number; patient_id: number; device_id: string; status: DeviceStatus }
+  | { type: "ecg_status"; ward_id: number; patient_id: number; device_id: string; t_ms: number;
+      quality: string | null; possible_af: boolean | null };

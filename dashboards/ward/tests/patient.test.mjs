@@ -1,0 +1,168 @@
+// The patient page in a real Chromium against a real `vigil demo`: open a
+// patient from the ward (a click on the row, then Enter on the name's link),
+// see the vitals charted with the values the API holds, follow live
+// readings, switch the time range, and go back to the ward.
+
+import { test } from "node:test";
+import assert from "node:assert/strict";
+import { DATA_TIMEOUT, TEST_TIMEOUT, UI_TIMEOUT, assertAccessible, poll, screenshot, signIn, withWard } from "./harness.mjs";
+
+/** GET from inside the page, with the page's own cookie. */
+function pageGet(page, path) {
+  return page.evaluate(async (path) => (await fetch(path, { credentials: "same-origin" })).json(), path);
+}
+
+/** Per chart: code, points plotted (data-points), whether a canvas is drawn, and the summary text. */
+function charts(page) {
+  return page.locator("#charts figure.vital").evaluateAll((figs) => figs.map((f) => ({
+    code: f.dataset.code, points: Number(f.dataset.points), canvas: !!f.querySelector(".plot canvas"),
+    width: f.querySelector(".plot canvas")?.width || 0, summary: f.querySelector(".summary").textContent,
+  })));
+}
+
+test("a patient's page charts each vital with the API's values, follows live readings, switches range and goes back", { timeout: TEST_TIMEOUT }, async (t) => {
+  await withWard(t, async ({ page, demo }) => {
+    await page.goto(demo.base + "/");
+    await signIn(page, demo.login);
+    await page.getByRole("status").filter({ hasText: "live" }).waitFor();
+    // Wait until the ward has readings, so the patient has something to chart.
+    await poll("a numeric SpO2 on the ward", async () => {
+      const v = await page.locator('#patients tbody td[data-code="spo2"]').allTextContents();
+      return v.some((x) => /^\d/.test(x));
+    }, { timeout: DATA_TIMEOUT, interval: 250 });
+    await page.evaluate(() => { window.__sameDocument = true; });
+
+    // 1. A click anywhere on the row opens the patient.
+    const row = page.locator("#patients tbody tr").filter({ has: page.locator('td[data-code="spo2"]', { hasText: /^\d/ }) }).first();
+    const id = Number(await row.getAttribute("data-patient"));
+    const name = await row.locator("th").textContent();
+    await row.locator('td[data-code="pulse"]').click();
+    await page.waitForURL(`**/#/patients/${id}`);
+    await page.getByRole("heading", { level: 2, name }).waitFor();
+    assert.equal(await page.getByRole("table", { name: /Latest readings/ }).isVisible(), false, "the ward table is hidden");
+
+    // 2. Charts render with points, and the numbers are the API's.
+    const spo2 = page.locator('figure.vital[data-code="spo2"]');
+    await poll("SpO2 points on the chart", async () => Number(await spo2.getAttribute("data-points")) > 0, { timeout: DATA_TIMEOUT, interval: 250 });
+    const shown = await charts(page);
+    t.diagnostic(`charts: ${JSON.stringify(shown.map((c) => [c.code, c.points]))}`);
+    for (const code of ["spo2", "pulse", "resp_rate", "bp", "temp"]) {
+      const c = shown.find((x) => x.code === code);
+      assert.ok(c, `a ${code} chart`);
+      assert.ok(c.canvas && c.width > 100, `${code}: a drawn canvas`);
+      if (c.points > 0) assert.match(c.summary, /^\d+ readings; latest /, `${code}: the summary says how many readings`);
+      else assert.match(c.summary, /No readings/, `${code}: says there are none`);
+    }
+    const spo2Chart = shown.find((x) => x.code === "spo2");
+    assert.equal(Number(spo2Chart.summary.match(/^(\d+) readings/)[1]), spo2Chart.points, "the summary counts the plotted points");
+    assert.match(await spo2.locator(".bands").textContent(), /NEWS2 SpO2 scale \d.*\+3/, "the bands are named with their sub-scores");
+
+    // The table behind the chart holds the API's readings, newest first.
+    await spo2.getByText("SpO2: readings as a table").click();
+    const tableValues = (await spo2.locator("table.readings tbody tr td:nth-child(2)").allTextContents()).map(Number);
+    const api = await pageGet(page, `/api/v1/patients/${id}/observations?code=spo2&from=${encodeURIComponent(new Date(Date.now() - 24 * 3600_000).toISOString())}`);
+    const apiValues = api.map((o) => o.value);
+    assert.ok(tableValues.length > 0, "the readings table has rows");
+    assert.ok(apiValues.length >= tableValues.length, `the API has at least the ${tableValues.length} readings shown (${apiValues.length})`);
+    assert.deepEqual(tableValues.slice(-3), apiValues.slice(0, tableValues.length).reverse().slice(-3),
+      "the oldest readings in the table are the API's first ones");
+    for (const v of tableValues) assert.ok(apiValues.includes(v), `${v} is one of the API's SpO2 values`);
+
+    // 3. Live: new readings add points without a reload.
+    const before = (await charts(page)).reduce((a, c) => a + c.points, 0);
+    await poll("more points from live readings", async () => (await charts(page)).reduce((a, c) => a + c.points, 0) > before,
+      { timeout: DATA_TIMEOUT, interval: 250 });
+
+    // NEWS2 history and devices come from the API.
+    await poll("a NEWS2 history row", async () => (await page.locator("#score-table tbody tr").count()) > 0, { timeout: DATA_TIMEOUT, interval: 250 });
+    assert.match(await page.locator("#score-table tbody tr").first().locator("td").nth(1).textContent(), /^(≥?\d+|n\/a)/, "a NEWS2 total in the history");
+    const detail = await pageGet(page, `/api/v1/patients/${id}`);
+    const devices = await page.locator("#device-table tbody th").allTextContents();
+    assert.deepEqual(devices.sort(), detail.devices.map((d) => d.id).sort(), "every device of the patient is listed");
+    await screenshot(page, "patient-page");
+    await assertAccessible(page, t, "the patient page (readings table open)");
+
+    // 4. Switch the range: the button says so and the page asks for 7 days.
+    const req = page.waitForRequest((r) => r.url().includes(`/api/v1/patients/${id}/observations?from=`));
+    await page.getByRole("button", { name: "7 days" }).click();
+    const from = Date.parse(decodeURIComponent(new URL((await req).url()).searchParams.get("from")));
+    assert.ok(Math.abs(Date.now() - 7 * 24 * 3600_000 - from) < 60_000, `asked from 7 days ago (${new Date(from).toISOString()})`);
+    assert.equal(await page.getByRole("button", { name: "7 days" }).getAttribute("aria-pressed"), "true");
+    assert.equal(await page.getByRole("button", { name: "24 hours" }).getAttribute("aria-pressed"), "false");
+    await page.getByText(/^Showing 7 days: \d+ readings/).waitFor();
+    assert.ok((await charts(page)).find((c) => c.code === "spo2").points > 0, "still charted over 7 days");
+
+    // The whole episode starts at admission.
+    const epReq = page.waitForRequest((r) => r.url().includes(`/api/v1/patients/${id}/observations?from=`));
+    await page.getByRole("button", { name: "Whole episode" }).click();
+    const epFrom = decodeURIComponent(new URL((await epReq).url()).searchParams.get("from"));
+    assert.equal(Date.parse(epFrom), Date.parse(detail.episode.admitted_at), "the whole episode starts at admission");
+    await page.getByText(/^Showing whole episode: \d+ readings/).waitFor();
+    assert.ok((await charts(page)).find((c) => c.code === "spo2").points > 0, "charted over the episode");
+    await screenshot(page, "patient-episode", { docs: "patient" });
+
+    // 5. Back to the ward (the browser's back), then open by keyboard and use the page's link.
+    await page.goBack();
+    await page.getByRole("table", { name: /Latest readings/ }).waitFor();
+    assert.equal(await page.locator("#patient").isVisible(), false);
+    await page.locator(`#patients tr[data-patient="${id}"] th a`).focus();
+    await page.keyboard.press("Enter");
+    await page.waitForURL(`**/#/patients/${id}`);
+    await page.getByRole("heading", { level: 2, name }).waitFor();
+    await page.getByRole("link", { name: /Back to the ward/ }).click();
+    await page.getByRole("table", { name: /Latest readings/ }).waitFor();
+    assert.equal(await page.evaluate(() => document.activeElement?.textContent), name, "focus returns to the patient's row");
+    assert.equal(await page.evaluate(() => window.__sameDocument), true, "all without a reload");
+  });
+});
+
+test("the ECG strip draws the patch's samples with the detected beats marked, as the API gives them", { timeout: TEST_TIMEOUT }, async (t) => {
+  await withWard(t, async ({ page, demo }) => {
+    await page.goto(demo.base + "/");
+    await signIn(page, demo.login);
+    await page.getByRole("status").filter({ hasText: "live" }).waitFor();
+    await page.locator("#patients tbody tr").first().waitFor();
+
+    // The demo gives every third patient an ECG patch.
+    const list = await pageGet(page, "/api/v1/patients");
+    let id = null;
+    for (const p of list) {
+      const d = await pageGet(page, `/api/v1/patients/${p.id}`);
+      if (d.devices.some((x) => x.kind === "ecg-patch")) { id = p.id; break; }
+    }
+    assert.ok(id, "a demo patient with an ECG patch");
+    await poll("ECG with beats in the last 30 s", async () => {
+      const to = new Date(), from = new Date(to - 30_000);
+      const w = await pageGet(page, `/api/v1/patients/${id}/ecg?from=${from.toISOString()}&to=${to.toISOString()}`);
+      return w.chunks.length > 0 && w.beats.length > 1;
+    }, { timeout: DATA_TIMEOUT, interval: 1000 });
+
+    await page.locator(`#patients tr[data-patient="${id}"] th a`).click();
+    await page.getByRole("heading", { name: "ECG strip" }).waitFor();
+    await page.getByLabel("Length").selectOption("30");
+    const answer = page.waitForResponse((r) => r.url().includes(`/api/v1/patients/${id}/ecg?`));
+    await page.getByRole("button", { name: "Show the strip" }).click();
+    const res = await answer;
+    const url = new URL(res.url());
+    const from = Date.parse(url.searchParams.get("from")), to = Date.parse(url.searchParams.get("to"));
+    assert.ok(Math.abs(to - from - 30_000) < 5, "asked for 30 s");
+    const w = await res.json();
+
+    // What the API gave inside the window is what the page drew and counted.
+    let samples = 0;
+    for (const c of w.chunks) c.samples.forEach((_, i) => { const at = c.t0_ms + (i * 1000) / c.fs_hz; if (at >= from && at <= to) samples++; });
+    const beats = w.beats.filter((b) => b.t_ms >= from && b.t_ms <= to).length;
+    const plot = page.locator("#ecg-plot");
+    await poll("the strip drawn", async () => Number(await plot.getAttribute("data-samples")) > 0, { timeout: UI_TIMEOUT });
+    assert.equal(Number(await plot.getAttribute("data-samples")), samples, "every sample in the window is drawn");
+    assert.equal(Number(await plot.getAttribute("data-beats")), beats, "every detected beat is marked");
+    assert.ok(beats > 1, `beats in the strip (${beats})`);
+    assert.ok(await plot.locator("canvas").count() > 0, "a canvas");
+    const text = await page.locator("#ecg-summary").textContent();
+    assert.match(text, new RegExp(`${samples} samples, ${beats} beats detected`), text);
+    assert.match(text, /mean heart rate \d+\/min/, "a heart rate from the RR intervals");
+    t.diagnostic(text);
+    await assertAccessible(page, t, "the patient page with an ECG strip");
+    await screenshot(page, "ecg-strip");
+  });
+});
