@@ -7,19 +7,19 @@
 //! process (`vigil serve`) on fixed free ports picked at the start, so the
 //! kits reconnect to the same address after a restart; the ward, admin and
 //! token are created with the real `vigil admin` commands against the same
-//! database. Child processes are killed when a test fails ([`Child`] guard).
+//! database (`vigil_devsim::daemon`). Child processes are killed when a test
+//! fails (their guards kill them on drop).
 //!
 //! The Mosquitto test needs the `mosquitto` binary (Debian package
 //! `mosquitto`); without it the test fails, unless `VIGIL_SKIP_MOSQUITTO=1`.
 
-use std::io::{BufRead, BufReader, Write};
-use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
+use std::path::Path;
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
 use serde_json::Value;
+use vigil_devsim::daemon::{Daemon, free_port, mosquitto_binary, start_mosquitto};
 use vigil_devsim::http::DeviceCreds as SimCreds;
 use vigil_devsim::load::{self, LoadConfig, LoadReport, Progress};
 use vigil_devsim::patient::{Patient, PatientSpec, What};
@@ -31,163 +31,20 @@ use crate::helpers::TestApp;
 const VIGIL: &str = env!("CARGO_BIN_EXE_vigil");
 const WARD: &str = "Ward R";
 
-/// A child process killed (SIGKILL) and reaped when dropped.
-struct Child(std::process::Child);
-
-impl Drop for Child {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
+/// A `vigil serve` child with its own database on fixed free ports, the
+/// repository's pathways, set up with `vigil admin` (ward, admin, token).
+fn daemon(external: Option<u16>) -> (Daemon, String) {
+    let pathways = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../pathways");
+    let d = Daemon::new(Path::new(VIGIL), external, Some(&pathways)).expect("daemon config");
+    let token = d.setup(WARD, "loadadmin", "a-long-password").expect("vigil admin setup");
+    (d, token)
 }
 
-/// A free port on 127.0.0.1: bind port 0, read it, release it.
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0").and_then(|l| l.local_addr()).map(|a| a.port()).expect("a free port")
-}
-
-/// A `vigil serve` child with its own database, on fixed ports.
-struct Daemon {
-    dir: tempfile::TempDir,
-    config: PathBuf,
-    http_port: u16,
-    mqtt_port: u16,
-    child: Option<Child>,
-    starts: u32,
-}
-
-impl Daemon {
-    /// `external`: the port of an external broker, or `None` for the embedded one.
-    fn new(external: Option<u16>) -> Daemon {
-        let dir = tempfile::tempdir().expect("tempdir");
-        let http_port = free_port();
-        let mqtt_port = external.unwrap_or_else(free_port);
-        let mqtt = match external {
-            None => format!("embedded = true\nlisten = \"127.0.0.1:{mqtt_port}\"\n"),
-            Some(p) => format!("embedded = false\nurl = \"mqtt://127.0.0.1:{p}\"\n"),
-        };
-        let pathways = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../pathways");
-        let config = dir.path().join("vigil.toml");
-        let text = format!(
-            "[http]\naddr = \"127.0.0.1:{http_port}\"\n[mqtt]\n{mqtt}[database]\nurl = \"sqlite://{}\"\n[pathways]\ndir = \"{}\"\n",
-            dir.path().join("vigil.db").display(),
-            pathways.display()
-        );
-        std::fs::write(&config, text).expect("write config");
-        Daemon { dir, config, http_port, mqtt_port, child: None, starts: 0 }
-    }
-
-    fn http(&self) -> String {
-        format!("http://127.0.0.1:{}", self.http_port)
-    }
-
-    /// Runs `vigil admin ARGS --config ...` and returns its JSON.
-    fn admin(&self, args: &[&str], stdin: Option<&str>) -> Value {
-        let mut cmd = Command::new(VIGIL);
-        cmd.arg("admin").arg("--config").arg(&self.config).args(args);
-        cmd.env_remove("RUST_LOG").stdin(Stdio::piped()).stdout(Stdio::piped()).stderr(Stdio::piped());
-        let mut child = cmd.spawn().expect("vigil admin runs");
-        if let Some(input) = stdin {
-            child.stdin.take().expect("stdin").write_all(input.as_bytes()).expect("stdin");
-        }
-        drop(child.stdin.take());
-        let out = child.wait_with_output().expect("vigil admin exits");
-        assert!(out.status.success(), "vigil admin {args:?}: {}", String::from_utf8_lossy(&out.stderr));
-        serde_json::from_slice(&out.stdout).expect("one JSON object")
-    }
-
-    /// Ward, admin user and API token through `vigil admin`; returns the token.
-    fn setup(&self) -> String {
-        self.admin(&["ward", "add", "--name", WARD], None);
-        self.admin(
-            &["user", "add", "--username", "loadadmin", "--role", "admin", "--ward", WARD],
-            Some("a-long-password\n"),
-        );
-        self.admin(&["token", "create", "--username", "loadadmin"], None)["token"].as_str().expect("token").to_string()
-    }
-
-    fn stats(&self) -> Value {
-        self.admin(&["stats"], None)
-    }
-
-    /// Starts `vigil serve`, waits for its `listening` line and `/readyz`.
-    /// Retries while the fixed ports are still held by the killed process:
-    /// a listener without SO_REUSEADDR cannot rebind while the killed
-    /// daemon's connections sit in TIME_WAIT (60 s on Linux).
-    async fn start(&mut self) {
-        let first = Instant::now();
-        let deadline = first + Duration::from_secs(75);
-        loop {
-            self.starts += 1;
-            let log = std::fs::File::create(self.dir.path().join(format!("serve-{}.log", self.starts))).expect("log");
-            let mut child = Child(
-                Command::new(VIGIL)
-                    .arg("serve")
-                    .arg("--config")
-                    .arg(&self.config)
-                    .env("RUST_LOG", "warn")
-                    .stdin(Stdio::null())
-                    .stdout(Stdio::piped())
-                    .stderr(Stdio::from(log))
-                    .spawn()
-                    .expect("vigil serve runs"),
-            );
-            let stdout = child.0.stdout.take().expect("stdout");
-            let (tx, rx) = std::sync::mpsc::channel();
-            std::thread::spawn(move || {
-                let mut lines = BufReader::new(stdout).lines();
-                if let Some(Ok(first)) = lines.next() {
-                    let _ = tx.send(first);
-                }
-                for _ in lines {} // keep draining so the daemon never blocks on stdout
-            });
-            let line =
-                tokio::task::spawn_blocking(move || rx.recv_timeout(Duration::from_secs(15))).await.expect("join");
-            match line {
-                Ok(l) => {
-                    let v: Value = serde_json::from_str(&l).unwrap_or_else(|_| panic!("not JSON: {l}"));
-                    assert_eq!(v["event"], "listening", "{l}");
-                    self.child = Some(child);
-                    self.wait_ready().await;
-                    if first.elapsed() > Duration::from_secs(5) {
-                        println!(
-                            "NOTE: vigil serve needed {:.0} s to rebind its fixed ports after the kill (TIME_WAIT; the embedded broker's listener lacks SO_REUSEADDR)",
-                            first.elapsed().as_secs_f64()
-                        );
-                    }
-                    return;
-                }
-                Err(_) => {
-                    let log = std::fs::read_to_string(self.dir.path().join(format!("serve-{}.log", self.starts)))
-                        .unwrap_or_default();
-                    drop(child);
-                    assert!(Instant::now() < deadline, "vigil serve did not start: {log}");
-                    tokio::time::sleep(Duration::from_millis(300)).await;
-                }
-            }
-        }
-    }
-
-    async fn wait_ready(&self) {
-        let client = reqwest::Client::new();
-        let deadline = Instant::now() + Duration::from_secs(20);
-        loop {
-            if let Ok(r) = client.get(format!("{}/readyz", self.http())).send().await
-                && r.status() == 200
-            {
-                return;
-            }
-            assert!(Instant::now() < deadline, "vigil did not become ready");
-            tokio::time::sleep(Duration::from_millis(50)).await;
-        }
-    }
-
-    /// SIGKILL: no shutdown, no flush.
-    fn kill(&mut self) {
-        if let Some(mut c) = self.child.take() {
-            c.0.kill().expect("kill");
-            let _ = c.0.wait();
-        }
+/// Starts (or restarts) the daemon; notes when it had to wait out TIME_WAIT.
+async fn start(d: &mut Daemon) {
+    let took = d.start().await.expect("vigil serve starts");
+    if took > Duration::from_secs(5) {
+        println!("NOTE: vigil serve needed {:.0} s to rebind its fixed ports after the kill", took.as_secs_f64());
     }
 }
 
@@ -239,9 +96,8 @@ fn assert_nothing_lost_or_duplicated(what: &str, r: &LoadReport, stats: &Value, 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn daemon_killed_mid_load_stores_every_message_exactly_once() {
     let started = Instant::now();
-    let mut d = Daemon::new(None);
-    let token = d.setup();
-    d.start().await;
+    let (mut d, token) = daemon(None);
+    start(&mut d).await;
     let (patients, messages) = (4, 150);
     let progress = Arc::new(Progress::default());
     let run =
@@ -250,13 +106,13 @@ async fn daemon_killed_mid_load_stores_every_message_exactly_once() {
     d.kill();
     println!("SIGKILLed vigil serve after {} acks", progress.acked.load(Ordering::Relaxed));
     tokio::time::sleep(Duration::from_millis(500)).await;
-    d.start().await;
+    start(&mut d).await;
     let report = tokio::time::timeout(Duration::from_secs(120), run)
         .await
         .expect("load finishes")
         .expect("join")
         .expect("load runs");
-    let stats = d.stats();
+    let stats = d.stats().expect("vigil admin stats");
     assert_nothing_lost_or_duplicated(
         "embedded broker, daemon SIGKILL",
         &report,
@@ -265,38 +121,6 @@ async fn daemon_killed_mid_load_stores_every_message_exactly_once() {
         started.elapsed(),
     );
     assert!(report.resent > 0, "the restart must have caused resends: {report:?}");
-}
-
-fn mosquitto_binary() -> Option<PathBuf> {
-    ["/usr/sbin/mosquitto", "/usr/bin/mosquitto", "/usr/local/sbin/mosquitto", "/usr/local/bin/mosquitto"]
-        .iter()
-        .map(PathBuf::from)
-        .find(|p| p.is_file())
-}
-
-/// A Mosquitto on 127.0.0.1:port, anonymous, no persistence (a restart
-/// loses every session and queued message: the hardest case for delivery).
-fn start_mosquitto(bin: &Path, dir: &Path, port: u16) -> Child {
-    let conf = dir.join("mosquitto.conf");
-    std::fs::write(&conf, format!("listener {port} 127.0.0.1\nallow_anonymous true\npersistence false\n"))
-        .expect("conf");
-    let log = std::fs::File::create(dir.join("mosquitto.log")).expect("log");
-    let child = Child(
-        Command::new(bin)
-            .arg("-c")
-            .arg(&conf)
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(Stdio::from(log))
-            .spawn()
-            .expect("mosquitto runs"),
-    );
-    let deadline = Instant::now() + Duration::from_secs(10);
-    while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
-        assert!(Instant::now() < deadline, "mosquitto did not listen on {port}");
-        std::thread::sleep(Duration::from_millis(20));
-    }
-    child
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
@@ -312,11 +136,10 @@ async fn external_mosquitto_restarted_mid_load_loses_nothing() {
     };
     let started = Instant::now();
     let mdir = tempfile::tempdir().expect("tempdir");
-    let port = free_port();
-    let mut broker = start_mosquitto(&bin, mdir.path(), port);
-    let mut d = Daemon::new(Some(port));
-    let token = d.setup();
-    d.start().await;
+    let port = free_port().expect("a free port");
+    let mut broker = start_mosquitto(&bin, mdir.path(), port, "").expect("mosquitto starts");
+    let (mut d, token) = daemon(Some(port));
+    start(&mut d).await;
     let (patients, messages) = (4, 150);
     let progress = Arc::new(Progress::default());
     let run = tokio::spawn(load::run(load_config(&d, &token, port, patients, messages, 60.0), Some(progress.clone())));
@@ -324,13 +147,13 @@ async fn external_mosquitto_restarted_mid_load_loses_nothing() {
     drop(broker); // SIGKILL
     println!("SIGKILLed mosquitto after {} acks", progress.acked.load(Ordering::Relaxed));
     tokio::time::sleep(Duration::from_millis(500)).await;
-    broker = start_mosquitto(&bin, mdir.path(), port);
+    broker = start_mosquitto(&bin, mdir.path(), port, "").expect("mosquitto restarts");
     let report = tokio::time::timeout(Duration::from_secs(60), run)
         .await
         .expect("load finishes")
         .expect("join")
         .expect("load runs");
-    let stats = d.stats();
+    let stats = d.stats().expect("vigil admin stats");
     assert_nothing_lost_or_duplicated(
         "external mosquitto restarted",
         &report,
