@@ -357,7 +357,11 @@ async fn start_counter(port: u16, cancel: CancellationToken) -> anyhow::Result<C
     opts.set_max_packet_size(1 << 20, 1 << 20);
     opts.set_inflight(1000);
     let (client, mut eventloop) = AsyncClient::new(opts, 4096);
-    let (tx, mut rx) = tokio::sync::mpsc::channel::<(String, u32)>(8192);
+    // Unbounded: the event loop must never wait for the acker, which
+    // itself waits for the event loop to take its publishes (a bounded
+    // channel deadlocked the two under a region's load and the broker
+    // dropped the counter for a missed ping).
+    let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel::<(String, u32)>();
     let (ready_tx, ready_rx) = tokio::sync::oneshot::channel();
     let obs = Arc::new(AtomicU64::new(0));
     let ecg = Arc::new(AtomicU64::new(0));
@@ -403,7 +407,7 @@ async fn start_counter(port: u16, cancel: CancellationToken) -> anyhow::Result<C
                         _ => None,
                     };
                     if let Some(seq) = seq
-                        && tx.send((device, seq)).await.is_err()
+                        && tx.send((device, seq)).is_err()
                     {
                         break;
                     }
