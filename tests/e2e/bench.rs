@@ -21,7 +21,7 @@ async fn bench_at_a_tiny_scale_stores_everything_and_reports_every_field() {
         scale: Scale::Ward,
         patients: Some(10),
         duration: Duration::from_secs(3),
-        window: 8,
+        in_flight: 32,
         deteriorate_every: 5,
         ecg: true,
         passthrough: mosquitto,

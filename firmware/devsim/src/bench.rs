@@ -8,9 +8,13 @@
 //!
 //! The load, per patient: a home hub and an ECG patch (the kits of
 //! [`crate::kit`], set up by [`crate::load`]).
-//! - Hubs send observation messages (`spo2`, `pulse`) closed-loop: each
-//!   keeps `window` messages waiting for Vigil's end-to-end ack, so the
-//!   stored rate is the most the system acks at this many patients.
+//! - Hubs send observation messages (`spo2`, `pulse`) closed-loop: the
+//!   hubs together keep `in_flight` messages waiting for Vigil's end-to-end
+//!   ack (handed out round robin, at most 32 per hub), so the stored rate is
+//!   the most the system acks at this many patients. A total, not a
+//!   per-hub window: 3,000 hubs × 32 kept 96,000 messages in flight, acks
+//!   took longer than the kits' 5 s resend timeout, and resends swamped
+//!   both Vigil and the ceiling (congestion collapse, not a measurement).
 //! - Patches send one ECG chunk a second (250 samples at 250 Hz), open-loop.
 //! - Every `deteriorate_every`-th patient is a sentinel: its hub sends one
 //!   stable reading at the start and, at a time spread over the run, a full
@@ -103,8 +107,8 @@ pub struct BenchConfig {
     pub patients: Option<u32>,
     /// How long each phase drives the load.
     pub duration: Duration,
-    /// Observation messages each hub keeps waiting for an ack.
-    pub window: usize,
+    /// Observation messages all hubs together keep waiting for an ack.
+    pub in_flight: usize,
     /// Every Nth patient deteriorates (raises one NEWS2 alert).
     pub deteriorate_every: u32,
     /// ECG patches on (one chunk a second each).
@@ -133,8 +137,8 @@ impl BenchConfig {
         if self.duration.is_zero() {
             return Err("--duration: must be positive".into());
         }
-        if self.window == 0 {
-            return Err("--window: must be at least 1".into());
+        if self.in_flight == 0 {
+            return Err("--in-flight: must be at least 1".into());
         }
         if self.deteriorate_every == 0 {
             return Err("--deteriorate-every: must be at least 1".into());
@@ -190,6 +194,9 @@ pub struct Phase {
     pub unacked: u64,
     /// First transmission to end-to-end ack, observation messages, ms.
     pub ack_latency_ms: load::Latency,
+    /// CPU time of the simulator itself (this process) in the window, s:
+    /// it shares the machine's cores with Vigil and the broker.
+    pub sim_cpu_s: f64,
 }
 
 /// The report written to `--report`.
@@ -503,7 +510,7 @@ async fn drive(
     let mut patches: Vec<KitHandle> = Vec::new();
     for (i, a) in admitted.iter().enumerate() {
         let hub = kit::spawn(
-            load::kit_config("127.0.0.1", port, &a.devices[0], resend_after, cfg.window),
+            load::kit_config("127.0.0.1", port, &a.devices[0], resend_after, HUB_WINDOW),
             cancel.clone(),
         )
         .0;
@@ -544,12 +551,14 @@ async fn drive(
     }
     let ecg = ecg_loop();
     let (c0, u0) = (source.counts()?, pid.and_then(daemon::proc_usage));
+    let me0 = daemon::proc_usage(std::process::id()).unwrap_or_default();
     let start = Instant::now();
     let end = start + cfg.duration;
     let n_patches = patches.len().max(1) as f64;
     // Patch i sends its k-th chunk at start + k s + i/n s: spread evenly.
     let mut next_chunk: Vec<u64> = vec![0; patches.len()];
     let mut handed: Vec<u64> = vec![0; hubs.len()];
+    let mut next_hub = 0usize;
     let mut sent_at = HashMap::new();
     let mut next_sentinel = 0usize;
     let t0_ms = chrono::Utc::now().timestamp_millis();
@@ -567,13 +576,29 @@ async fn drive(
             h.send(deteriorated()).await;
             next_sentinel += 1;
         }
-        for (k, (_, h, p)) in hubs.iter_mut().enumerate() {
-            let (s, _) = h.outbox_stats();
-            let settled = s.acked + s.rejected + s.dropped + s.refused;
-            let mut out = handed[k].saturating_sub(settled);
-            while out < cfg.window as u64 && h.try_send(load::stable_obs(p)) {
+        // Top the hubs up to `in_flight` outstanding messages in total,
+        // round robin from where the last tick stopped.
+        let mut outstanding: Vec<u64> = hubs
+            .iter()
+            .enumerate()
+            .map(|(k, (_, h, _))| {
+                let (s, _) = h.outbox_stats();
+                handed[k].saturating_sub(s.acked + s.rejected + s.dropped + s.refused)
+            })
+            .collect();
+        let mut total: u64 = outstanding.iter().sum();
+        let mut skipped = 0;
+        while total < cfg.in_flight as u64 && skipped < hubs.len() {
+            let k = next_hub % hubs.len().max(1);
+            next_hub = next_hub.wrapping_add(1);
+            let (_, h, p) = &mut hubs[k];
+            if outstanding[k] < HUB_WINDOW as u64 && h.try_send(load::stable_obs(p)) {
                 handed[k] += 1;
-                out += 1;
+                outstanding[k] += 1;
+                total += 1;
+                skipped = 0;
+            } else {
+                skipped += 1;
             }
         }
         if cfg.ecg {
@@ -598,6 +623,7 @@ async fn drive(
     }
     let seconds = start.elapsed().as_secs_f64();
     let (c1, u1) = (source.counts()?, pid.and_then(daemon::proc_usage));
+    let me1 = daemon::proc_usage(std::process::id()).unwrap_or_default();
     // Drain: wait for the acks of what is in flight.
     let drain_until = Instant::now() + cfg.drain;
     loop {
@@ -626,6 +652,7 @@ async fn drive(
         resent: obs.resent + ecg_r.resent,
         unacked: obs.unacked + ecg_r.unacked,
         ack_latency_ms: obs.ack_latency_ms,
+        sim_cpu_s: me1.cpu_s - me0.cpu_s,
     };
     cancel.cancel();
     Ok(Driven {
@@ -677,6 +704,8 @@ pub fn preflight(devices: u64) -> Result<(), String> {
 }
 
 const WARD: &str = "Bench ward";
+/// Observation messages one hub may have waiting for an ack (as `devsim load`).
+const HUB_WINDOW: usize = 32;
 const NURSE: &str = "benchnurse";
 
 /// Runs the benchmark and returns its report.
@@ -765,7 +794,9 @@ pub async fn run(cfg: BenchConfig) -> anyhow::Result<BenchReport> {
     cancel.cancel();
 
     let passthrough = if cfg.passthrough {
-        let counter = start_counter(mosquitto_port, CancellationToken::new()).await?;
+        let stop_counter = CancellationToken::new();
+        let _stop_counter = stop_counter.clone().drop_guard();
+        let counter = start_counter(mosquitto_port, stop_counter).await?;
         let p = drive(&cfg, &admitted, mosquitto_port, "mosquitto", Source::Counter(&counter), None).await?;
         Some(p.phase)
     } else {

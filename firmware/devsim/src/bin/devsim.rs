@@ -44,9 +44,9 @@ struct BenchArgs {
     /// Vigil's broker: embedded, or mosquitto (the one the counting subscriber uses)
     #[arg(long, default_value = "embedded")]
     broker: String,
-    /// Observation messages each hub keeps waiting for an ack
-    #[arg(long, default_value_t = 32)]
-    window: usize,
+    /// Observation messages all hubs together keep waiting for an ack
+    #[arg(long, default_value_t = 512)]
+    in_flight: usize,
     /// Every Nth patient deteriorates and raises a NEWS2 alert
     #[arg(long, default_value_t = 10)]
     deteriorate_every: u32,
@@ -231,7 +231,7 @@ async fn run_bench(a: BenchArgs) -> i32 {
         scale: Scale::parse(&a.scale).unwrap_or_else(|e| usage(e)),
         patients: a.patients,
         duration: bench::parse_duration(&a.duration).unwrap_or_else(|e| usage(e)),
-        window: a.window,
+        in_flight: a.in_flight,
         deteriorate_every: a.deteriorate_every,
         ecg: !a.no_ecg,
         passthrough: !a.no_passthrough,
