@@ -15,6 +15,7 @@ mod pg;
 
 mod alerts;
 mod api;
+mod bench;
 mod cli;
 mod ecg;
 mod fhir;

@@ -159,6 +159,15 @@ impl KitHandle {
         self.tx.try_send(u).is_ok()
     }
 
+    /// The outbox's counters and whether the device is connected, without
+    /// copying the latency list (cheap enough to poll often).
+    pub fn outbox_stats(&self) -> (outbox::Stats, bool) {
+        self.stats
+            .lock()
+            .map(|s| (s.outbox, s.connected))
+            .unwrap_or_default()
+    }
+
     /// A copy of the device's counters.
     pub fn stats(&self) -> KitStats {
         self.stats.lock().map(|s| s.clone()).unwrap_or_default()

@@ -25,10 +25,14 @@
 //! - [`kit`]: one device on the network: MQTT client + `vigil-kit` outbox.
 //! - [`ward`]: a ward of patients running against a broker (used by `vigil demo`).
 //! - [`load`]: the load generator behind `devsim load` and its report.
+//! - [`bench`]: `devsim bench`, the end-to-end benchmark against a fresh `vigil serve`.
+//! - [`daemon`]: `vigil serve` and Mosquitto as child processes on free ports.
 //! - [`http`]: admitting patients and provisioning devices over the HTTP API.
 //! - [`nhs`]: valid test-range NHS numbers.
 //! - [`rng`]: seeded randomness with a normal distribution.
 
+pub mod bench;
+pub mod daemon;
 pub mod ecg;
 pub mod http;
 pub mod kit;

@@ -18,7 +18,7 @@ use tokio_util::sync::CancellationToken;
 use vigil_kit::outbox::{self, OverflowPolicy};
 use vigil_kit::{Code, Observation};
 
-use crate::http::Api;
+use crate::http::{Api, ApiError, DeviceCreds};
 use crate::kit::{self, KitConfig, KitHandle, Uplink};
 use crate::nhs;
 use crate::physiology::{Baseline, Physiology};
@@ -107,7 +107,8 @@ pub struct Progress {
     pub acked: AtomicU64,
 }
 
-fn percentile(sorted: &[u32], q: f64) -> u64 {
+/// The `q` quantile (0..=1) of sorted values, nearest rank; 0 when empty.
+pub fn percentile(sorted: &[u32], q: f64) -> u64 {
     if sorted.is_empty() {
         return 0;
     }
@@ -137,6 +138,93 @@ pub fn report(handles: &[KitHandle]) -> LoadReport {
     r
 }
 
+/// A patient admitted for a load run, with the devices provisioned for them.
+#[derive(Debug, Clone)]
+pub struct Admitted {
+    /// Patient id.
+    pub patient_id: i64,
+    /// One set of credentials per requested device kind, in order.
+    pub devices: Vec<DeviceCreds>,
+}
+
+/// Admits `n` patients named `{prefix} 0001`… on the `general` pathway
+/// through the HTTP API, with one device of each of `kinds` each, running
+/// up to `parallel` admissions at once. NHS numbers come from `rng`, in
+/// patient order, so a seed gives the same numbers however the calls
+/// interleave.
+pub async fn admit(
+    api: &Api,
+    ward: &str,
+    prefix: &str,
+    n: u32,
+    kinds: &[&str],
+    parallel: usize,
+    rng: &mut SimRng,
+) -> Result<Vec<Admitted>, ApiError> {
+    let numbers: Vec<String> = (0..n).map(|_| nhs::random_test_number(rng)).collect();
+    let limit = Arc::new(tokio::sync::Semaphore::new(parallel.max(1)));
+    let mut set = tokio::task::JoinSet::new();
+    for (i, nhs) in numbers.into_iter().enumerate() {
+        let (api, ward, name) = (api.clone(), ward.to_string(), format!("{prefix} {:04}", i + 1));
+        let kinds: Vec<String> = kinds.iter().map(|k| k.to_string()).collect();
+        let limit = limit.clone();
+        set.spawn(async move {
+            let _permit = limit.acquire_owned().await;
+            let patient_id = api.admit(&ward, &name, &nhs, "general").await?;
+            let mut devices = Vec::new();
+            for k in &kinds {
+                devices.push(api.provision(k, patient_id).await?);
+            }
+            Ok::<_, ApiError>((i, Admitted { patient_id, devices }))
+        });
+    }
+    let mut out: Vec<Option<Admitted>> = vec![None; n as usize];
+    while let Some(r) = set.join_next().await {
+        match r {
+            Ok(Ok((i, a))) => out[i] = Some(a),
+            Ok(Err(e)) => return Err(e),
+            Err(e) => {
+                return Err(ApiError::Shape {
+                    what: "admitting a patient",
+                    body: e.to_string(),
+                });
+            }
+        }
+    }
+    Ok(out.into_iter().flatten().collect())
+}
+
+/// A load-generating kit's settings: backpressure instead of dropping,
+/// `window` messages in flight, first resend after `resend_after`
+/// (doubling up to 4×).
+pub fn kit_config(host: &str, port: u16, creds: &DeviceCreds, resend_after: Duration, window: usize) -> KitConfig {
+    let mut kc = KitConfig::new(host, port, creds.device_id.clone(), creds.password.clone());
+    kc.username = creds.username.clone();
+    kc.backpressure = true;
+    kc.outbox = outbox::Config {
+        resend_after_ms: resend_after.as_millis() as u64,
+        max_resend_after_ms: (resend_after.as_millis() as u64 * 4).max(1),
+        max_in_flight: window,
+        overflow: OverflowPolicy::RefuseNew,
+    };
+    kc
+}
+
+/// One load message: `spo2` and `pulse` of a stable patient, measured now.
+pub fn stable_obs(physiology: &mut Physiology) -> Uplink {
+    let now = chrono::Utc::now().timestamp_millis();
+    let v = physiology.vitals(now, &Effect::none());
+    let m = physiology.measure(&v);
+    let obs: Vec<Observation> = [
+        Observation::number(Code::Spo2, m.spo2),
+        Observation::number(Code::Pulse, m.pulse),
+    ]
+    .into_iter()
+    .flatten()
+    .collect();
+    Uplink::Obs { ts_ms: now, obs }
+}
+
 /// Runs the load; `progress` (if given) is updated as it goes.
 pub async fn run(cfg: LoadConfig, progress: Option<Arc<Progress>>) -> anyhow::Result<LoadReport> {
     cfg.validate().map_err(anyhow::Error::msg)?;
@@ -145,34 +233,12 @@ pub async fn run(cfg: LoadConfig, progress: Option<Arc<Progress>>) -> anyhow::Re
     let mut rng = SimRng::seeded(cfg.seed);
     let cancel = CancellationToken::new();
     let _stop = cancel.clone().drop_guard();
+    let admitted = admit(&api, &cfg.ward, "Load patient", cfg.patients, &["hub"], 1, &mut rng).await?;
     let mut hubs = Vec::new();
     let mut tasks = Vec::new();
     let mut physiology = Vec::new();
-    for i in 0..cfg.patients {
-        let nhs = nhs::random_test_number(&mut rng);
-        let pid = api
-            .admit(
-                &cfg.ward,
-                &format!("Load patient {:04}", i + 1),
-                &nhs,
-                "general",
-            )
-            .await?;
-        let creds = api.provision("hub", pid).await?;
-        let mut kc = KitConfig::new(
-            cfg.mqtt_host.clone(),
-            cfg.mqtt_port,
-            creds.device_id.clone(),
-            creds.password,
-        );
-        kc.username = creds.username;
-        kc.backpressure = true;
-        kc.outbox = outbox::Config {
-            resend_after_ms: cfg.resend_after.as_millis() as u64,
-            max_resend_after_ms: (cfg.resend_after.as_millis() as u64 * 4).max(1),
-            max_in_flight: 32,
-            overflow: OverflowPolicy::RefuseNew,
-        };
+    for a in &admitted {
+        let kc = kit_config(&cfg.mqtt_host, cfg.mqtt_port, &a.devices[0], cfg.resend_after, 32);
         let (h, t) = kit::spawn(kc, cancel.clone());
         hubs.push(h);
         tasks.push(t);
@@ -191,17 +257,7 @@ pub async fn run(cfg: LoadConfig, progress: Option<Arc<Progress>>) -> anyhow::Re
         let due = ((start.elapsed().as_secs_f64() * cfg.rate).floor() as u64 + 1).min(total);
         while queued < due {
             let i = (queued % u64::from(cfg.patients)) as usize;
-            let now = chrono::Utc::now().timestamp_millis();
-            let v = physiology[i].vitals(now, &Effect::none());
-            let m = physiology[i].measure(&v);
-            let obs: Vec<Observation> = [
-                Observation::number(Code::Spo2, m.spo2),
-                Observation::number(Code::Pulse, m.pulse),
-            ]
-            .into_iter()
-            .flatten()
-            .collect();
-            if !hubs[i].send(Uplink::Obs { ts_ms: now, obs }).await {
+            if !hubs[i].send(stable_obs(&mut physiology[i])).await {
                 anyhow::bail!("device {} stopped", hubs[i].device_id);
             }
             queued += 1;

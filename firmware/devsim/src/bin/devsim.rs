@@ -5,6 +5,7 @@ use std::time::Duration;
 
 use clap::error::ErrorKind;
 use clap::{Args, Parser, Subcommand};
+use vigil_devsim::bench::{self, BenchConfig, Broker, Scale};
 use vigil_devsim::load::{self, LoadConfig};
 use vigil_devsim::ward::{self, Clock, SimPatient, Stamp, WardConfig};
 
@@ -22,6 +23,48 @@ enum Cmd {
     Load(LoadArgs),
     /// Admit N patients with scenarios and run them as a ward until Ctrl-C.
     Ward(WardArgs),
+    /// Start a fresh `vigil serve`, drive a ward, region or nation of kits, measure, report.
+    Bench(BenchArgs),
+}
+
+#[derive(Args, Debug)]
+struct BenchArgs {
+    /// The vigil binary to benchmark
+    #[arg(long)]
+    vigil: PathBuf,
+    /// ward (300 patients), region (3,000) or national (25,000)
+    #[arg(long)]
+    scale: String,
+    /// How long each phase drives the load, e.g. 30s or 2m
+    #[arg(long)]
+    duration: String,
+    /// Write the JSON report here
+    #[arg(long)]
+    report: PathBuf,
+    /// Vigil's broker: embedded, or mosquitto (the one the counting subscriber uses)
+    #[arg(long, default_value = "embedded")]
+    broker: String,
+    /// Observation messages all hubs together keep waiting for an ack
+    #[arg(long, default_value_t = 512)]
+    in_flight: usize,
+    /// Every Nth patient deteriorates and raises a NEWS2 alert
+    #[arg(long, default_value_t = 10)]
+    deteriorate_every: u32,
+    /// Seconds to wait for outstanding acks after each phase
+    #[arg(long, default_value_t = 30.0)]
+    drain: f64,
+    /// Hubs only: no ECG patches
+    #[arg(long)]
+    no_ecg: bool,
+    /// Skip the counting-subscriber (ceiling) phase
+    #[arg(long)]
+    no_passthrough: bool,
+    /// Override the scale's patient count (tests)
+    #[arg(long, hide = true)]
+    patients: Option<u32>,
+    /// Seed
+    #[arg(long, default_value_t = 1)]
+    seed: u64,
 }
 
 #[derive(Args, Debug)]
@@ -135,6 +178,7 @@ async fn main() {
     let code = match cli.cmd {
         Cmd::Load(a) => run_load(a).await,
         Cmd::Ward(a) => run_ward(a).await,
+        Cmd::Bench(a) => run_bench(a).await,
     };
     std::process::exit(code);
 }
@@ -172,6 +216,44 @@ async fn run_load(a: LoadArgs) -> i32 {
                 );
                 return 1;
             }
+            0
+        }
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            1
+        }
+    }
+}
+
+async fn run_bench(a: BenchArgs) -> i32 {
+    let cfg = BenchConfig {
+        vigil: a.vigil,
+        scale: Scale::parse(&a.scale).unwrap_or_else(|e| usage(e)),
+        patients: a.patients,
+        duration: bench::parse_duration(&a.duration).unwrap_or_else(|e| usage(e)),
+        in_flight: a.in_flight,
+        deteriorate_every: a.deteriorate_every,
+        ecg: !a.no_ecg,
+        passthrough: !a.no_passthrough,
+        broker: match a.broker.as_str() {
+            "embedded" => Broker::Embedded,
+            "mosquitto" => Broker::Mosquitto,
+            other => usage(format!("--broker: expected embedded or mosquitto, got {other:?}")),
+        },
+        drain: secs("--drain", a.drain).unwrap_or_else(|e| usage(e)),
+        seed: a.seed,
+    };
+    if let Err(e) = cfg.validate() {
+        usage(e);
+    }
+    match bench::run(cfg).await {
+        Ok(r) => {
+            let text = serde_json::to_string_pretty(&r).unwrap_or_default();
+            if let Err(e) = std::fs::write(&a.report, format!("{text}\n")) {
+                eprintln!("error: writing {}: {e}", a.report.display());
+                return 1;
+            }
+            println!("{}", bench::summary(&r));
             0
         }
         Err(e) => {
