@@ -81,6 +81,16 @@ async fn reads_and_actions_are_audited_and_the_trail_is_admin_only_and_append_on
     assert_eq!(row["username"], "admin");
     assert_eq!(row["addr"], "127.0.0.1");
 
+    // A nurse of the patient's ward reads the record: the trail names her.
+    let ward = app.store.ward_find(&app.ward).await.expect("q").expect("ward");
+    let nurse = vigil_web::admin::add_user(app.store.as_ref(), "nurse-jo", "nurse", &[ward.id.to_string()], "a-long-password").await.expect("nurse");
+    let nurse_token = vigil_web::admin::issue_token(app.store.as_ref(), nurse, vigil_store::TokenKind::Api, Utc::now(), None).await.expect("token");
+    let r = app.http_client.get(format!("{}/api/v1/patients/{patient}", app.http)).bearer_auth(&nurse_token).send().await.expect("read");
+    assert_eq!(r.status(), 200);
+    let trail: Value = app.get(&format!("/api/v1/audit?patient={patient}")).send().await.expect("audit").json().await.expect("json");
+    let by_nurse = trail.as_array().expect("rows").iter().find(|e| e["username"] == "nurse-jo" && e["action"] == "patient.read");
+    assert!(by_nurse.is_some_and(|e| e["patient_id"] == patient), "the nurse's read is in the trail: {trail}");
+
     let raw = app.raw_db().await;
     assert!(raw.execute("UPDATE audit_log SET username = 'nobody'").await.is_err());
     assert!(raw.execute("DELETE FROM audit_log").await.is_err());
