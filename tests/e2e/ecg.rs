@@ -56,14 +56,7 @@ async fn ecg_chunks_are_stored_acked_analysed_and_served() {
     assert!((74.0..=76.0).contains(&bpm), "{bpm}");
 
     // The strip: lossless samples and the detected beats.
-    let from = chrono::DateTime::from_timestamp_millis(t0 + 30_000).expect("time");
-    let to = chrono::DateTime::from_timestamp_millis(t0 + 40_000).expect("time");
-    let url = format!(
-        "/api/v1/patients/{patient}/ecg?from={}&to={}",
-        from.to_rfc3339_opts(chrono::SecondsFormat::Millis, true).replace('+', "%2B"),
-        to.to_rfc3339_opts(chrono::SecondsFormat::Millis, true).replace('+', "%2B")
-    );
-    let strip: Value = app.get(&url).send().await.expect("ecg").json().await.expect("json");
+    let strip = ecg_strip(&app, patient, t0 + 30_000, t0 + 40_000).await;
     let got = strip["chunks"].as_array().expect("chunks");
     assert!((10..=12).contains(&got.len()), "{} chunks", got.len());
     let first = &got[0];
@@ -96,6 +89,16 @@ async fn malformed_ecg_chunk_is_counted_and_the_stream_carries_on() {
 }
 
 /// The shared MIT-BIH records (Moody & Mark 2001; Goldberger et al. 2000).
+/// `GET /api/v1/patients/{patient}/ecg` between two Unix-ms times.
+async fn ecg_strip(app: &TestApp, patient: i64, from_ms: i64, to_ms: i64) -> Value {
+    let at = |ms: i64| {
+        let t = chrono::DateTime::from_timestamp_millis(ms).expect("time");
+        t.to_rfc3339_opts(chrono::SecondsFormat::Millis, true).replace('+', "%2B")
+    };
+    let url = format!("/api/v1/patients/{patient}/ecg?from={}&to={}", at(from_ms), at(to_ms));
+    app.get(&url).send().await.expect("ecg").json().await.expect("json")
+}
+
 fn mitdb() -> Option<std::path::PathBuf> {
     let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../../shared/data/mitdb");
     dir.is_dir().then_some(dir)
@@ -178,14 +181,7 @@ async fn a_devsim_patch_replaying_mit_bih_201_gives_heart_rate_strip_and_possibl
     // The stored strip is served, with beats.
     let stats = running.devices[0].1.as_ref().expect("patch").stats();
     assert!(stats.outbox.acked > 0, "{stats:?}");
-    let from = chrono::DateTime::from_timestamp_millis(start_ms + 30_000).expect("time");
-    let to = chrono::DateTime::from_timestamp_millis(start_ms + 40_000).expect("time");
-    let url = format!(
-        "/api/v1/patients/{patient}/ecg?from={}&to={}",
-        from.to_rfc3339_opts(chrono::SecondsFormat::Millis, true).replace('+', "%2B"),
-        to.to_rfc3339_opts(chrono::SecondsFormat::Millis, true).replace('+', "%2B")
-    );
-    let strip: Value = app.get(&url).send().await.expect("ecg").json().await.expect("json");
+    let strip = ecg_strip(&app, patient, start_ms + 30_000, start_ms + 40_000).await;
     let chunks = strip["chunks"].as_array().expect("chunks");
     assert!(chunks.len() >= 9, "{} chunks of the replay in 10 s", chunks.len());
     assert!(chunks.iter().all(|c| c["device_id"] == patch_id.as_str() && c["fs_hz"] == 250));
