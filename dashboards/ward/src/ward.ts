@@ -72,57 +72,118 @@ function acuity(p: PatientState): [number, number] {
   return [RISK_RANK[s.risk || ""] || 0, s.total];
 }
 
-/** Rebuild the table; `changed` holds `patient:code` (or `patient:news2`) keys to flash. */
-export function renderPatients(changed = new Set<string>()): void {
+// One row element per patient, kept across renders and updated in place, so
+// a click that starts while a live update arrives still lands on its row.
+const rowsById = new Map<number, HTMLTableRowElement>();
+// While the pointer is over the rows their order is held (values still
+// update): a row must not move away under a nurse's click. The order
+// catches up when the pointer leaves.
+let heldOrder: Map<number, number> | null = null;
+{
   const body = $("patients").querySelector("tbody")!;
-  // The rows are rebuilt: keep the keyboard focus on the same patient's link.
-  const focused = (document.activeElement as HTMLElement | null)?.closest<HTMLElement>("#patients tr[data-patient]")?.dataset.patient;
-  body.replaceChildren();
-  const all = [...patients.values()];
-  const rows = all.filter((p) => !filter || p.summary.name.toLowerCase().includes(filter)
-    || p.summary.pathway.toLowerCase().includes(filter)).sort(compare);
-  $("patient-shown").textContent = filter ? `${rows.length} of ${all.length} patients match “${filter}”` : "";
-  for (const p of rows) {
-    const tr = el("tr");
-    tr.dataset.patient = String(p.summary.id);
-    const name = el("th");
-    name.scope = "row";
-    const link = el("a", "", p.summary.name);
-    link.href = `#/patients/${p.summary.id}`;
-    name.append(link);
-    tr.append(name, el("td", "", p.summary.pathway), news2Cell(p, changed.has(`${p.summary.id}:news2`)));
-    const subs = Object.fromEntries((p.news2?.subscores || []).map((x) => [x.parameter, x]));
-    for (const code of CODES) {
-      const td = el("td", "num", fmt(p.latest, code));
-      td.dataset.code = code;
-      const sub = subs[SUB_PARAM[code]];
-      // The sub-score is shown as text (CSS ::after from data-sub, so the
-      // cell's text stays the reading) as well as by colour.
-      if (sub && td.textContent !== "—") {
-        td.dataset.sub = `+${sub.score}`;
-        td.classList.add(`sub-${Math.min(3, sub.score)}`);
-        td.title = sub.reason || `NEWS2 sub-score ${sub.score}`;
-        td.setAttribute("aria-description", `NEWS2 sub-score ${sub.score}`);
-      }
-      if (changed.has(`${p.summary.id}:${code}`)) td.classList.add("fresh");
-      tr.append(td);
-    }
-    tr.append(el("td", "", age(lastAt(p))));
-    body.append(tr);
-  }
-  $("empty").hidden = rows.length > 0;
-  $("empty").textContent = all.length ? "No patients match the filter." : "No patients on your wards.";
-  if (focused) body.querySelector<HTMLElement>(`tr[data-patient="${focused}"] a`)?.focus();
+  body.addEventListener("pointerenter", () => {
+    heldOrder = new Map([...body.rows].map((tr, i) => [Number(tr.dataset.patient), i]));
+  });
+  body.addEventListener("pointerleave", () => { heldOrder = null; renderPatients(); });
 }
 
-function news2Cell(p: PatientState, fresh: boolean): HTMLTableCellElement {
+function heldCompare(a: PatientState, b: PatientState): number {
+  const ia = heldOrder!.get(a.summary.id) ?? Infinity, ib = heldOrder!.get(b.summary.id) ?? Infinity;
+  return ia === ib ? compare(a, b) : ia < ib ? -1 : 1;
+}
+
+/** Render the table; `changed` holds `patient:code` (or `patient:news2`) keys to flash. */
+export function renderPatients(changed = new Set<string>()): void {
+  const body = $("patients").querySelector("tbody")!;
+  // A row that moves loses the keyboard focus: put it back on the same patient's link.
+  const focused = (document.activeElement as HTMLElement | null)?.closest<HTMLElement>("#patients tr[data-patient]")?.dataset.patient;
+  const all = [...patients.values()];
+  const rows = all.filter((p) => !filter || p.summary.name.toLowerCase().includes(filter)
+    || p.summary.pathway.toLowerCase().includes(filter)).sort(heldOrder ? heldCompare : compare);
+  $("patient-shown").textContent = filter ? `${rows.length} of ${all.length} patients match “${filter}”` : "";
+  for (const id of rowsById.keys()) if (!patients.has(id)) rowsById.delete(id);
+  const trs = rows.map((p) => {
+    let tr = rowsById.get(p.summary.id);
+    if (!tr) rowsById.set(p.summary.id, (tr = newRow(p)));
+    updateRow(tr, p, changed);
+    return tr;
+  });
+  // Only move rows that are out of place (appending a row moves it; a
+  // focused link keeps its focus when its row does not move).
+  trs.forEach((tr, i) => { if (body.rows[i] !== tr) body.insertBefore(tr, body.rows[i] || null); });
+  while (body.rows.length > trs.length) body.rows[trs.length].remove();
+  $("empty").hidden = rows.length > 0;
+  $("empty").textContent = all.length ? "No patients match the filter." : "No patients on your wards.";
+  const link = focused && body.querySelector<HTMLElement>(`tr[data-patient="${focused}"] a`);
+  if (link && document.activeElement !== link) link.focus();
+}
+
+function newRow(p: PatientState): HTMLTableRowElement {
+  const tr = el("tr");
+  tr.dataset.patient = String(p.summary.id);
+  const name = el("th");
+  name.scope = "row";
+  const link = el("a");
+  link.href = `#/patients/${p.summary.id}`;
+  name.append(link);
+  const news2 = el("td");
+  news2.dataset.news2 = String(p.summary.id);
+  tr.append(name, el("td"), news2);
+  for (const code of CODES) {
+    const td = el("td", "num");
+    td.dataset.code = code;
+    tr.append(td);
+  }
+  tr.append(el("td"));
+  return tr;
+}
+
+function updateRow(tr: HTMLTableRowElement, p: PatientState, changed: Set<string>): void {
+  const cells = tr.cells;
+  setText(cells[0].firstElementChild as HTMLElement, p.summary.name);
+  setText(cells[1], p.summary.pathway);
+  updateNews2(cells[2], p, changed.has(`${p.summary.id}:news2`));
+  const subs = Object.fromEntries((p.news2?.subscores || []).map((x) => [x.parameter, x]));
+  CODES.forEach((code, i) => {
+    const td = cells[3 + i];
+    setText(td, fmt(p.latest, code));
+    const sub = subs[SUB_PARAM[code]];
+    td.className = "num";
+    // The sub-score is shown as text (CSS ::after from data-sub, so the
+    // cell's text stays the reading) as well as by colour.
+    if (sub && td.textContent !== "—") {
+      td.dataset.sub = `+${sub.score}`;
+      td.classList.add(`sub-${Math.min(3, sub.score)}`);
+      td.title = sub.reason || `NEWS2 sub-score ${sub.score}`;
+      td.setAttribute("aria-description", `NEWS2 sub-score ${sub.score}`);
+    } else {
+      delete td.dataset.sub;
+      td.removeAttribute("title");
+      td.removeAttribute("aria-description");
+    }
+    if (changed.has(`${p.summary.id}:${code}`)) flash(td);
+  });
+  setText(cells[3 + CODES.length], age(lastAt(p)));
+}
+
+function setText(e: HTMLElement, text: string): void {
+  if (e.textContent !== text) e.textContent = text;
+}
+
+/** Restart the highlight animation on a cell whose value just arrived. */
+function flash(td: HTMLElement): void {
+  td.classList.remove("fresh");
+  void td.offsetWidth;
+  td.classList.add("fresh");
+}
+
+function updateNews2(td: HTMLTableCellElement, p: PatientState, fresh: boolean): void {
   const v = news2View(p.news2);
-  const td = el("td", `news2 ${v.cls}${fresh ? " fresh" : ""}`);
-  td.dataset.news2 = String(p.summary.id);
+  td.className = `news2 ${v.cls}`;
   if (p.news2?.scored_at) td.dataset.scoredAt = p.news2.scored_at;
+  else delete td.dataset.scoredAt;
   td.title = v.detail;
-  td.append(el("span", "score", v.text));
-  if (v.sub) td.append(el("span", "risk", v.sub));
-  td.append(el("span", "visually-hidden", `. ${v.detail}`));
-  return td;
+  td.replaceChildren(el("span", "score", v.text), ...(v.sub ? [el("span", "risk", v.sub)] : []),
+    el("span", "visually-hidden", `. ${v.detail}`));
+  if (fresh) flash(td);
 }
