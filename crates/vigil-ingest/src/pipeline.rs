@@ -1,11 +1,23 @@
 //! The ingest loop: MQTT in, durable store, end-to-end acks out.
 //!
 //! ```text
-//! rumqttc event loop ──publish──▶ batcher ── decode/validate/route ──▶ store_obs_batch (one tx)
-//!                                    │                                     │ Ok
-//!                                    │ rejected: dead-letter, then reject  ▼
-//!                                    └──────────────────────────── ack {"seqs"} on cmd, events
+//! rumqttc event loop ──publish──▶ Intake: batch ── decode/validate/route ──▶ store_obs_batch (one tx)
+//!                                    │                                          │ Ok
+//!                                    │ rejected: dead-letter, then reject       ▼
+//!                                    └───────────── ack {"seqs"} on cmd, MQTT acks, live events
+//!                                                                               │ Stored
+//!                                                                               ▼
+//!                     Worker: ECG analysis, NEWS2 scores (one tx per pass), rules engine, alerts
 //! ```
+//!
+//! Two stages, so that acking never waits for scoring: the [`Intake`]
+//! commits and acks batch after batch while the [`Worker`] scores what was
+//! committed. When the worker falls behind, the stored work queued for it
+//! is merged into one pass (every reading is still scored at its own time,
+//! but each patient's settings and score history are read once per pass
+//! and all the pass's scores are written in one transaction). The queue
+//! between them is bounded: a worker far behind stops the intake, and the
+//! broker and the devices hold the rest.
 //!
 //! The order is the safety property: an `ack` is published only after
 //! `store_obs_batch` returned `Ok` (the commit happened). If the commit
@@ -14,8 +26,8 @@
 //! manual MQTT acks too, so with an external broker and a persistent
 //! session a message is redelivered if the daemon dies mid-batch.
 
-use std::collections::{BTreeMap, BTreeSet};
-use std::sync::Arc;
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use chrono::Utc;
@@ -77,6 +89,8 @@ pub async fn escalator(store: Arc<dyn Store>, events: broadcast::Sender<LiveEven
 const MAX_BATCH: usize = 512;
 /// How long the first message of a batch may wait for company.
 const BATCH_WINDOW: Duration = Duration::from_millis(5);
+/// Committed batches waiting for the worker before the intake waits too.
+const STORED_QUEUE: usize = 64;
 
 /// Handles to the running ingest.
 pub struct Running {
@@ -113,20 +127,25 @@ pub fn spawn(
     let (tx, rx) = mpsc::channel(8192);
     let (connected_tx, connected) = watch::channel(false);
     let poll = tokio::spawn(poll_loop(eventloop, client.clone(), tx, connected_tx, cancel.clone()));
+    let intake = Intake { client: client.clone(), store: store.clone(), events: events.clone(), metrics: metrics.clone() };
     let worker = Worker {
         ecg: ecg::EcgAnalysis::default(),
         engine: vigil_rules::Engine::new(pathways),
-        in_engine: std::collections::HashMap::new(),
+        in_engine: HashMap::new(),
         feed: Vec::new(),
         batch_received: Utc::now(),
+        history: HashMap::new(),
+        open_rules: Mutex::new(HashMap::new()),
         client,
         store,
         events,
         metrics,
     };
+    let (stored_tx, stored_rx) = mpsc::channel(STORED_QUEUE);
     let escalate = tokio::spawn(escalator(worker.store.clone(), worker.events.clone(), cancel.clone()));
-    let batch = tokio::spawn(worker.run(rx, rescore, rule_actions, cancel));
-    Running { connected, tasks: vec![poll, batch, escalate] }
+    let batch = tokio::spawn(intake.run(rx, stored_tx, cancel.clone()));
+    let work = tokio::spawn(worker.run(stored_rx, rescore, rule_actions, cancel));
+    Running { connected, tasks: vec![poll, batch, work, escalate] }
 }
 
 async fn poll_loop(
@@ -181,19 +200,109 @@ async fn poll_loop(
     let _ = connected.send(false);
 }
 
-struct Worker {
-    ecg: ecg::EcgAnalysis,
-    /// The pathway rules engine and, per patient it knows, their ward.
-    engine: vigil_rules::Engine,
-    in_engine: std::collections::HashMap<i64, i64>,
-    /// Stored observations waiting for the rules engine (after scoring).
-    feed: Vec<(i64, vigil_clinical::Reading)>,
-    /// When the batch being processed arrived.
-    batch_received: chrono::DateTime<Utc>,
+/// The store stage: decode, validate, route, commit, ack. It never waits
+/// for scoring or rules, so the broker's window of unacknowledged
+/// deliveries turns over as fast as batches commit.
+struct Intake {
     client: AsyncClient,
     store: Arc<dyn Store>,
     events: broadcast::Sender<LiveEvent>,
     metrics: IngestMetrics,
+}
+
+/// What the intake hands the worker: all of it committed and acked.
+#[derive(Default)]
+struct Stored {
+    /// When the earliest of these messages arrived.
+    received_at: Option<chrono::DateTime<Utc>>,
+    /// Per patient, the measurement times of new readings.
+    to_score: BTreeMap<i64, BTreeSet<chrono::DateTime<Utc>>>,
+    /// New observations for the rules engine, in arrival order.
+    feed: Vec<(i64, vigil_clinical::Reading)>,
+    /// Newly stored ECG chunks for analysis.
+    ecg: Vec<PendingEcg>,
+    /// Device status messages (not stored; they go to the rules engine).
+    statuses: Vec<(String, bytes::Bytes)>,
+}
+
+impl Stored {
+    fn is_empty(&self) -> bool {
+        self.to_score.is_empty() && self.feed.is_empty() && self.ecg.is_empty() && self.statuses.is_empty()
+    }
+
+    /// Fold later work into this one (the worker fell behind).
+    fn merge(&mut self, later: Stored) {
+        self.received_at = match (self.received_at, later.received_at) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        };
+        for (patient, times) in later.to_score {
+            self.to_score.entry(patient).or_default().extend(times);
+        }
+        self.feed.extend(later.feed);
+        self.ecg.extend(later.ecg);
+        self.statuses.extend(later.statuses);
+    }
+}
+
+/// The scoring stage: ECG analysis, NEWS2, the rules engine and alerts.
+struct Worker {
+    ecg: ecg::EcgAnalysis,
+    /// The pathway rules engine and, per patient it knows, their ward.
+    engine: vigil_rules::Engine,
+    in_engine: HashMap<i64, i64>,
+    /// Stored observations waiting for the rules engine (after scoring).
+    feed: Vec<(i64, vigil_clinical::Reading)>,
+    /// When the earliest message of the pass being processed arrived.
+    batch_received: chrono::DateTime<Utc>,
+    /// Per patient, the score history the built-in alerts compare with
+    /// (this worker is the only writer of scores).
+    history: HashMap<i64, ScoreHistory>,
+    /// Per patient whose live alerts were read, the rules with a live
+    /// alert: lets `auto_resolve` skip the store when nothing could
+    /// resolve. Only this worker raises alerts, so the set may hold rules
+    /// a person has resolved since (costing one read), never miss one.
+    open_rules: Mutex<HashMap<i64, BTreeSet<String>>>,
+    client: AsyncClient,
+    store: Arc<dyn Store>,
+    events: broadcast::Sender<LiveEvent>,
+    metrics: IngestMetrics,
+}
+
+/// A patient's stored scores from `from` on, in time order, and the time
+/// of their newest score of all.
+struct ScoreHistory {
+    from: chrono::DateTime<Utc>,
+    latest: Option<chrono::DateTime<Utc>>,
+    rows: Vec<(chrono::DateTime<Utc>, Option<i64>, Option<String>)>,
+}
+
+impl ScoreHistory {
+    /// The previous day's scores up to and including `at`: the newest of
+    /// them (total, risk) and their lowest total.
+    fn day_before(&self, at: chrono::DateTime<Utc>) -> (Option<(Option<i64>, Option<String>)>, Option<i64>) {
+        let end = self.rows.partition_point(|r| r.0 <= at);
+        let start = self.rows.partition_point(|r| r.0 < at - chrono::Duration::hours(24));
+        let day = &self.rows[start..end.max(start)];
+        (day.last().map(|r| (r.1, r.2.clone())), day.iter().filter_map(|r| r.1).min())
+    }
+
+    /// Record a score just computed (after equal times, as the store orders them).
+    fn add(&mut self, at: chrono::DateTime<Utc>, total: Option<i64>, risk: Option<String>) {
+        let i = self.rows.partition_point(|r| r.0 <= at);
+        self.rows.insert(i, (at, total, risk));
+        self.latest = self.latest.max(Some(at));
+        // Keep a day and a bit behind the newest: older rows only matter
+        // to a reading more than a day late, which reloads.
+        if let Some(newest) = self.latest {
+            let keep_from = newest - chrono::Duration::hours(25);
+            if self.from < keep_from {
+                let old = self.rows.partition_point(|r| r.0 < keep_from);
+                self.rows.drain(..old);
+                self.from = keep_from;
+            }
+        }
+    }
 }
 
 /// Which uplink a rejected message came on.
@@ -218,42 +327,12 @@ struct Pending {
     ward_id: i64,
 }
 
-impl Worker {
-    async fn run(
-        mut self,
-        mut rx: mpsc::Receiver<Publish>,
-        mut rescore: mpsc::Receiver<i64>,
-        mut rule_actions: mpsc::Receiver<RuleAction>,
-        cancel: CancellationToken,
-    ) {
+impl Intake {
+    async fn run(self, mut rx: mpsc::Receiver<Publish>, out: mpsc::Sender<Stored>, cancel: CancellationToken) {
         let mut batch = Vec::with_capacity(MAX_BATCH);
         loop {
-            // Sleep until the engine's next timer (missed readings, device
-            // offline), but wake at least every 30 s.
-            let now = Utc::now();
-            let wake = self.engine.next_deadline().map(|d| d.min(now + chrono::Duration::seconds(30))).unwrap_or(now + chrono::Duration::seconds(30));
-            let sleep = (wake - now).to_std().unwrap_or(Duration::ZERO);
             let first = tokio::select! {
                 p = rx.recv() => match p { Some(p) => p, None => break },
-                Some(patient) = rescore.recv() => {
-                    let now = Utc::now();
-                    self.batch_received = now;
-                    self.in_engine.remove(&patient);
-                    self.ensure_in_engine(patient).await;
-                    self.score_at(patient, now, now, true).await;
-                    continue;
-                }
-                Some(action) = rule_actions.recv() => {
-                    self.forward_action(action);
-                    continue;
-                }
-                _ = tokio::time::sleep(sleep) => {
-                    let now = Utc::now();
-                    self.batch_received = now;
-                    let outputs = self.engine.tick(now);
-                    self.apply_outputs(outputs, now).await;
-                    continue;
-                }
                 _ = cancel.cancelled() => break,
             };
             batch.push(first);
@@ -266,41 +345,58 @@ impl Worker {
             }
             self.metrics.batch_size.observe(batch.len() as f64);
             self.metrics.queue_depth.set(rx.len() as i64);
-            self.process(&batch).await;
+            let stored = self.process(&batch).await;
             for p in batch.drain(..) {
                 if let Err(e) = self.client.ack(&p).await {
                     tracing::warn!(error = %e, "mqtt ack failed");
                 }
             }
+            if !stored.is_empty() && out.send(stored).await.is_err() {
+                break;
+            }
         }
     }
 
-    async fn process(&mut self, batch: &[Publish]) {
+    /// Commit one batch and ack it; returns the work for the worker.
+    async fn process(&self, batch: &[Publish]) -> Stored {
         let now = Utc::now();
-        self.batch_received = now;
+        let mut work = Stored { received_at: Some(now), ..Stored::default() };
+        let topics: Vec<Option<(&str, &str)>> = batch.iter().map(|p| acl::parse_topic(&p.topic)).collect();
+        // Every device of the batch routed in one query.
+        let devices: BTreeSet<&str> = topics.iter().flatten().filter(|(_, kind)| *kind != "status").map(|(d, _)| *d).collect();
+        let routes = if devices.is_empty() {
+            Some(HashMap::new())
+        } else {
+            match self.store.device_routes(&devices.into_iter().collect::<Vec<_>>()).await {
+                Ok(r) => Some(r),
+                Err(e) => {
+                    tracing::error!(error = %e, "device lookup failed; batch left unacked");
+                    None
+                }
+            }
+        };
         let mut pending: Vec<Pending> = Vec::new();
         let mut pending_ecg: Vec<PendingEcg> = Vec::new();
-        for p in batch {
-            let Some((device, kind)) = acl::parse_topic(&p.topic) else {
+        for (p, topic) in batch.iter().zip(&topics) {
+            let Some((device, kind)) = *topic else {
                 tracing::warn!("message on unexpected topic ignored");
                 continue;
             };
             match kind {
-                "obs" => match self.accept_obs(device, &p.payload, now).await {
+                "obs" => match self.accept_obs(device, &p.payload, now, routes.as_ref()) {
                     Ok(Some(msg)) => pending.push(msg),
                     Ok(None) => {}
                     Err(r) => self.reject(Uplink::Obs, device, &p.topic, &p.payload, r, now).await,
                 },
-                "ecg" => match self.accept_ecg(device, &p.payload, now).await {
+                "ecg" => match self.accept_ecg(device, &p.payload, now, routes.as_ref()) {
                     Ok(Some(c)) => pending_ecg.push(c),
                     Ok(None) => {}
                     Err(r) => self.reject(Uplink::Ecg, device, &p.topic, &p.payload, r, now).await,
                 },
-                _ => self.status(device, &p.payload).await,
+                _ => work.statuses.push((device.to_string(), p.payload.clone())),
             }
         }
         let mut acks: BTreeMap<String, Vec<u32>> = BTreeMap::new();
-        let mut to_score: BTreeMap<i64, BTreeSet<chrono::DateTime<Utc>>> = BTreeMap::new();
         let obs_outcomes = self.store_obs(&pending).await;
         let ecg_outcomes = self.store_ecg(&pending_ecg).await;
         let stored_at = Utc::now();
@@ -308,7 +404,7 @@ impl Worker {
             for (p, outcome) in pending.iter().zip(outcomes) {
                 acks.entry(p.msg.device_id.clone()).or_default().push(p.msg.seq);
                 if let BatchOutcome::Stored { .. } = outcome {
-                    to_score.entry(p.msg.patient_id).or_default().insert(p.msg.measured_at);
+                    work.to_score.entry(p.msg.patient_id).or_default().insert(p.msg.measured_at);
                 }
             }
         }
@@ -321,19 +417,257 @@ impl Worker {
         for (device, mut seqs) in acks {
             seqs.sort_unstable();
             let ack = serde_json::json!({"type": "ack", "seqs": seqs});
-            self.send_cmd(&device, ack).await;
+            send_cmd(&self.client, &device, ack).await;
         }
         if let Some(outcomes) = obs_outcomes {
-            self.observation_events(&pending, outcomes, stored_at);
+            self.observation_events(&pending, outcomes, stored_at, &mut work.feed);
         }
         if let Some(outcomes) = ecg_outcomes {
-            self.analyse_ecg(pending_ecg, outcomes, stored_at, &mut to_score).await;
+            for (c, o) in pending_ecg.into_iter().zip(outcomes) {
+                match o {
+                    BatchOutcome::Duplicate => self.metrics.ecg_chunks.with_label_values(&["duplicate"]).inc(),
+                    BatchOutcome::Stored { .. } => {
+                        self.metrics.ecg_chunks.with_label_values(&["stored"]).inc();
+                        work.ecg.push(c);
+                    }
+                }
+            }
         }
+        work
+    }
+
+    /// Commit the observation messages; `None` (nothing acked) on failure.
+    async fn store_obs(&self, pending: &[Pending]) -> Option<Vec<BatchOutcome>> {
+        if pending.is_empty() {
+            return None;
+        }
+        let msgs: Vec<NewObsMessage> = pending.iter().map(|p| p.msg.clone()).collect();
+        let _timer = self.metrics.store_write.with_label_values(&["obs"]).start_timer();
+        match self.store.store_obs_batch(&msgs).await {
+            Ok(o) => Some(o),
+            Err(e) => {
+                // Nothing is acked: every device keeps its messages and resends.
+                tracing::error!(error = %e, messages = msgs.len(), "store failed; batch not acked");
+                self.metrics.obs_messages.with_label_values(&["error"]).inc_by(msgs.len() as u64);
+                None
+            }
+        }
+    }
+
+    /// Commit the ECG chunks; `None` (nothing acked) on failure.
+    async fn store_ecg(&self, pending: &[PendingEcg]) -> Option<Vec<BatchOutcome>> {
+        if pending.is_empty() {
+            return None;
+        }
+        let rows: Vec<NewEcgChunk> = pending
+            .iter()
+            .map(|c| NewEcgChunk {
+                device_id: c.device_id.clone(),
+                seq: c.chunk.seq,
+                patient_id: c.patient_id,
+                t0_ms: c.chunk.t0_ms,
+                fs_hz: c.chunk.fs_hz,
+                uv_per_count: c.chunk.uv_per_count,
+                n_samples: c.chunk.samples.len() as u32,
+                encoding: ecg::ENCODING.into(),
+                samples: vigil_ecg::encode_samples(&c.chunk.samples),
+                received_at: c.received_at,
+            })
+            .collect();
+        let _timer = self.metrics.store_write.with_label_values(&["ecg"]).start_timer();
+        match self.store.store_ecg_batch(&rows).await {
+            Ok(o) => Some(o),
+            Err(e) => {
+                tracing::error!(error = %e, chunks = rows.len(), "ECG store failed; chunks not acked");
+                self.metrics.ecg_chunks.with_label_values(&["error"]).inc_by(rows.len() as u64);
+                None
+            }
+        }
+    }
+
+    fn observation_events(&self, pending: &[Pending], outcomes: Vec<BatchOutcome>, stored_at: chrono::DateTime<Utc>, feed: &mut Vec<(i64, vigil_clinical::Reading)>) {
+        for (p, outcome) in pending.iter().zip(outcomes) {
+            match outcome {
+                BatchOutcome::Duplicate => self.metrics.obs_messages.with_label_values(&["duplicate"]).inc(),
+                BatchOutcome::Stored { observation_ids } => {
+                    self.metrics.obs_messages.with_label_values(&["stored"]).inc();
+                    let lag = (stored_at - p.msg.measured_at).num_milliseconds().max(0) as f64 / 1000.0;
+                    self.metrics.ingest_lag.observe(lag);
+                    let obs: Vec<LiveObservation> = p
+                        .msg
+                        .obs
+                        .iter()
+                        .zip(observation_ids)
+                        .map(|(o, id)| LiveObservation { id, code: o.code.clone(), value: o.value.clone(), unit: o.unit.clone() })
+                        .collect();
+                    for o in &obs {
+                        if let Some(r) = crate::rules::reading(&o.code, &o.value, o.unit.as_deref(), p.msg.measured_at, &p.msg.device_id, o.id) {
+                            feed.push((p.msg.patient_id, r));
+                        }
+                    }
+                    let _ = self.events.send(LiveEvent::Observation {
+                        ward_id: p.ward_id,
+                        patient_id: p.msg.patient_id,
+                        device_id: p.msg.device_id.clone(),
+                        seq: p.msg.seq,
+                        measured_at: p.msg.measured_at,
+                        obs,
+                    });
+                }
+            }
+        }
+    }
+
+    /// The route of `device` from the batch's lookup: `None` (left unacked,
+    /// counted as an error under `counter`, the device resends) if the
+    /// lookup failed, a `no_patient` rejection if it has no route.
+    fn route(
+        &self,
+        device: &str,
+        seq: u32,
+        routes: Option<&HashMap<String, vigil_store::DeviceRoute>>,
+        counter: &prometheus::IntCounterVec,
+    ) -> Result<Option<vigil_store::DeviceRoute>, Rejection> {
+        let Some(routes) = routes else {
+            counter.with_label_values(&["error"]).inc();
+            return Ok(None);
+        };
+        match routes.get(device) {
+            Some(r) => Ok(Some(*r)),
+            None => Err(Rejection {
+                seq: Some(seq),
+                reason: "no_patient",
+                detail: "device is not assigned to an admitted patient".into(),
+            }),
+        }
+    }
+
+    /// Decode, validate and route one `ecg` chunk.
+    fn accept_ecg(
+        &self,
+        device: &str,
+        payload: &[u8],
+        now: chrono::DateTime<Utc>,
+        routes: Option<&HashMap<String, vigil_store::DeviceRoute>>,
+    ) -> Result<Option<PendingEcg>, Rejection> {
+        let chunk = ecg::decode_chunk(payload, now)?;
+        let Some(route) = self.route(device, chunk.seq, routes, &self.metrics.ecg_chunks)? else { return Ok(None) };
+        Ok(Some(PendingEcg {
+            device_id: device.to_string(),
+            patient_id: route.patient_id,
+            ward_id: route.ward_id,
+            received_at: now,
+            chunk,
+        }))
+    }
+
+    /// Decode, validate and route one `obs` message.
+    fn accept_obs(
+        &self,
+        device: &str,
+        payload: &[u8],
+        now: chrono::DateTime<Utc>,
+        routes: Option<&HashMap<String, vigil_store::DeviceRoute>>,
+    ) -> Result<Option<Pending>, Rejection> {
+        let m = decode_obs(payload, now)?;
+        let Some(route) = self.route(device, m.seq, routes, &self.metrics.obs_messages)? else { return Ok(None) };
+        Ok(Some(Pending {
+            msg: NewObsMessage {
+                device_id: device.to_string(),
+                seq: m.seq,
+                patient_id: route.patient_id,
+                measured_at: m.measured_at,
+                received_at: now,
+                obs: m.obs,
+            },
+            ward_id: route.ward_id,
+        }))
+    }
+
+    async fn reject(&self, kind: Uplink, device: &str, topic: &str, payload: &[u8], r: Rejection, now: chrono::DateTime<Utc>) {
+        tracing::info!(device, reason = r.reason, seq = ?r.seq, "message rejected");
+        let rec = NewRejected {
+            device_id: Some(device.to_string()),
+            seq: r.seq,
+            topic: topic.to_string(),
+            reason: r.reason.to_string(),
+            detail: r.detail.clone(),
+            payload: payload.iter().copied().take(crate::decode::MAX_PAYLOAD).collect(),
+            received_at: now,
+        };
+        if let Err(e) = self.store.store_rejected(rec).await {
+            // Not durably rejected, so do not tell the device to drop it.
+            tracing::error!(error = %e, "dead-letter write failed; reject not sent");
+            self.metrics.obs_messages.with_label_values(&["error"]).inc();
+            return;
+        }
+        match kind {
+            Uplink::Obs => {
+                self.metrics.obs_messages.with_label_values(&["rejected"]).inc();
+                self.metrics.obs_rejected.with_label_values(&[r.reason]).inc();
+            }
+            Uplink::Ecg => self.metrics.ecg_chunks.with_label_values(&["rejected"]).inc(),
+        }
+        if let Some(seq) = r.seq {
+            send_cmd(&self.client, device, serde_json::json!({"type": "reject", "seq": seq, "reason": r.reason})).await;
+        }
+    }
+
+}
+
+impl Worker {
+    async fn run(
+        mut self,
+        mut stored: mpsc::Receiver<Stored>,
+        mut rescore: mpsc::Receiver<i64>,
+        mut rule_actions: mpsc::Receiver<RuleAction>,
+        cancel: CancellationToken,
+    ) {
+        loop {
+            // Sleep until the engine's next timer (missed readings, device
+            // offline), but wake at least every 30 s.
+            let now = Utc::now();
+            let wake = self.engine.next_deadline().map(|d| d.min(now + chrono::Duration::seconds(30))).unwrap_or(now + chrono::Duration::seconds(30));
+            let sleep = (wake - now).to_std().unwrap_or(Duration::ZERO);
+            tokio::select! {
+                w = stored.recv() => {
+                    let Some(mut w) = w else { break };
+                    // Behind? Take everything committed since, as one pass.
+                    while let Ok(more) = stored.try_recv() {
+                        w.merge(more);
+                    }
+                    self.pass(w).await;
+                }
+                Some(patient) = rescore.recv() => {
+                    let now = Utc::now();
+                    self.batch_received = now;
+                    self.in_engine.remove(&patient);
+                    self.ensure_in_engine(patient).await;
+                    self.score_new(BTreeMap::from([(patient, BTreeSet::from([now]))]), now).await;
+                }
+                Some(action) = rule_actions.recv() => self.forward_action(action),
+                _ = tokio::time::sleep(sleep) => {
+                    let now = Utc::now();
+                    self.batch_received = now;
+                    let outputs = self.engine.tick(now);
+                    self.apply_outputs(outputs, now).await;
+                }
+                _ = cancel.cancelled() => break,
+            }
+        }
+    }
+
+    /// Everything after the commit, for one pass of stored work.
+    async fn pass(&mut self, w: Stored) {
+        let now = Utc::now();
+        let received = w.received_at.unwrap_or(now);
+        self.batch_received = received;
+        let mut to_score = w.to_score;
+        self.feed.extend(w.feed);
+        self.analyse_ecg(w.ecg, now, &mut to_score).await;
         // Scoring happens after the acks: a reading is safe once stored,
         // and a scoring failure must never make a device resend.
-        for (patient, times) in to_score {
-            self.score_new_readings(patient, times, stored_at).await;
-        }
+        let mut settings = self.score_new(to_score, received).await;
         // Then the pathway rules see every new observation, and
         // missed-reading and device-offline alerts resolve themselves now
         // that data has resumed.
@@ -345,20 +679,25 @@ impl Worker {
             if let Some(d) = &reading.source {
                 entry.1.insert(d.clone());
             }
-            self.observe(patient, reading, stored_at).await;
+            self.observe(patient, reading, now).await;
         }
         for (patient, (codes, devices)) in resumed {
             let mut rules: Vec<String> = devices.iter().map(|d| format!("device-offline:{d}")).collect();
-            if let Ok(Some(s)) = self.store.episode_settings(patient).await {
-                if let Some(p) = self.engine.pathways().get(&s.pathway) {
-                    for e in &p.expects {
-                        if e.codes.iter().any(|c| codes.contains(c.as_str())) {
-                            rules.push(e.id.clone());
-                        }
+            let s = match settings.remove(&patient) {
+                Some(s) => Some(s),
+                None => self.store.episode_settings(patient).await.ok().flatten(),
+            };
+            if let Some(p) = s.and_then(|s| self.engine.pathways().get(&s.pathway)) {
+                for e in &p.expects {
+                    if e.codes.iter().any(|c| codes.contains(c.as_str())) {
+                        rules.push(e.id.clone());
                     }
                 }
             }
             self.auto_resolve(patient, &rules, "readings resumed").await;
+        }
+        for (device, payload) in w.statuses {
+            self.status(&device, &payload).await;
         }
     }
 
@@ -369,6 +708,10 @@ impl Worker {
         if rules.is_empty() {
             return;
         }
+        let known_clear = self.open_rules.lock().map(|o| o.get(&patient).is_some_and(|live| !rules.iter().any(|r| live.contains(r)))).unwrap_or(false);
+        if known_clear {
+            return;
+        }
         let Some(ward) = self.ensure_in_engine(patient).await else { return };
         let live = match self.store.alerts_list(&[ward], None, Some(patient)).await {
             Ok(a) => a,
@@ -377,17 +720,23 @@ impl Worker {
                 return;
             }
         };
+        let live: Vec<_> = live.into_iter().filter(|a| a.status != AlertStatus::Resolved).collect();
+        let mut open: BTreeSet<String> = live.iter().map(|a| a.rule_id.clone()).collect();
         let now = Utc::now();
-        for a in live.into_iter().filter(|a| a.status != AlertStatus::Resolved && rules.contains(&a.rule_id)) {
+        for a in live.into_iter().filter(|a| rules.contains(&a.rule_id)) {
             let action = vigil_store::AlertAction::Resolve { outcome: "data-resumed".into(), note: why.into() };
             match self.store.alert_act(a.id, action.clone(), "system", now).await {
                 Ok(alert) => {
+                    open.remove(&alert.rule_id);
                     tracing::info!(alert_id = alert.id, rule = %alert.rule_id, "alert resolved: {why}");
                     self.forward_action(RuleAction { patient_id: patient, rule_id: alert.rule_id.clone(), action, actor: "system".into(), at: now });
                     let _ = self.events.send(LiveEvent::AlertUpdate { ward_id: alert.ward_id, alert, action: "resolved".into(), actor: "system".into() });
                 }
                 Err(e) => tracing::debug!(error = %e, "alert already resolved"),
             }
+        }
+        if let Ok(mut o) = self.open_rules.lock() {
+            o.insert(patient, open);
         }
     }
 
@@ -480,7 +829,7 @@ impl Worker {
             };
             match crate::rules::effect(pathway.as_ref(), ward, out, now) {
                 Some(crate::rules::Effect::Fire { firing, update_only }) => self.fire(firing, update_only).await,
-                Some(crate::rules::Effect::Cmd { device, body }) => self.send_cmd(&device, body).await,
+                Some(crate::rules::Effect::Cmd { device, body }) => send_cmd(&self.client, &device, body).await,
                 None => {}
             }
         }
@@ -501,9 +850,20 @@ impl Worker {
         self.persist_firing(firing, Utc::now()).await;
     }
 
+    /// Remember that `alert`'s rule is live for its patient (if their
+    /// live alerts are known at all).
+    fn note_live(&self, alert: &vigil_store::AlertRow) {
+        if let Ok(mut o) = self.open_rules.lock() {
+            if let Some(live) = o.get_mut(&alert.patient_id) {
+                live.insert(alert.rule_id.clone());
+            }
+        }
+    }
+
     async fn persist_firing(&self, firing: AlertFiring, received: chrono::DateTime<Utc>) {
         match self.store.alert_fire(firing, Utc::now()).await {
             Ok((alert, FiringOutcome::Raised)) => {
+                self.note_live(&alert);
                 tracing::info!(alert_id = alert.id, patient = alert.patient_id, rule = %alert.rule_id, severity = alert.severity.as_str(), "alert raised");
                 self.metrics.alerts_raised.with_label_values(&[alert.severity.as_str()]).inc();
                 let _ = self.events.send(LiveEvent::Alert { ward_id: alert.ward_id, alert });
@@ -511,6 +871,7 @@ impl Worker {
                 self.metrics.alert_latency.observe(latency);
             }
             Ok((alert, FiringOutcome::Updated)) => {
+                self.note_live(&alert);
                 let _ = self.events.send(LiveEvent::AlertUpdate { ward_id: alert.ward_id, alert, action: "updated".into(), actor: "system".into() });
             }
             Ok((_, FiringOutcome::Superseded)) => {}
@@ -518,107 +879,14 @@ impl Worker {
         }
     }
 
-    /// Commit the observation messages; `None` (nothing acked) on failure.
-    async fn store_obs(&self, pending: &[Pending]) -> Option<Vec<BatchOutcome>> {
-        if pending.is_empty() {
-            return None;
-        }
-        let msgs: Vec<NewObsMessage> = pending.iter().map(|p| p.msg.clone()).collect();
-        let _timer = self.metrics.store_write.with_label_values(&["obs"]).start_timer();
-        match self.store.store_obs_batch(&msgs).await {
-            Ok(o) => Some(o),
-            Err(e) => {
-                // Nothing is acked: every device keeps its messages and resends.
-                tracing::error!(error = %e, messages = msgs.len(), "store failed; batch not acked");
-                self.metrics.obs_messages.with_label_values(&["error"]).inc_by(msgs.len() as u64);
-                None
-            }
-        }
-    }
-
-    /// Commit the ECG chunks; `None` (nothing acked) on failure.
-    async fn store_ecg(&self, pending: &[PendingEcg]) -> Option<Vec<BatchOutcome>> {
-        if pending.is_empty() {
-            return None;
-        }
-        let rows: Vec<NewEcgChunk> = pending
-            .iter()
-            .map(|c| NewEcgChunk {
-                device_id: c.device_id.clone(),
-                seq: c.chunk.seq,
-                patient_id: c.patient_id,
-                t0_ms: c.chunk.t0_ms,
-                fs_hz: c.chunk.fs_hz,
-                uv_per_count: c.chunk.uv_per_count,
-                n_samples: c.chunk.samples.len() as u32,
-                encoding: ecg::ENCODING.into(),
-                samples: vigil_ecg::encode_samples(&c.chunk.samples),
-                received_at: c.received_at,
-            })
-            .collect();
-        let _timer = self.metrics.store_write.with_label_values(&["ecg"]).start_timer();
-        match self.store.store_ecg_batch(&rows).await {
-            Ok(o) => Some(o),
-            Err(e) => {
-                tracing::error!(error = %e, chunks = rows.len(), "ECG store failed; chunks not acked");
-                self.metrics.ecg_chunks.with_label_values(&["error"]).inc_by(rows.len() as u64);
-                None
-            }
-        }
-    }
-
-    fn observation_events(&mut self, pending: &[Pending], outcomes: Vec<BatchOutcome>, stored_at: chrono::DateTime<Utc>) {
-        for (p, outcome) in pending.iter().zip(outcomes) {
-            match outcome {
-                BatchOutcome::Duplicate => self.metrics.obs_messages.with_label_values(&["duplicate"]).inc(),
-                BatchOutcome::Stored { observation_ids } => {
-                    self.metrics.obs_messages.with_label_values(&["stored"]).inc();
-                    let lag = (stored_at - p.msg.measured_at).num_milliseconds().max(0) as f64 / 1000.0;
-                    self.metrics.ingest_lag.observe(lag);
-                    let obs: Vec<LiveObservation> = p
-                        .msg
-                        .obs
-                        .iter()
-                        .zip(observation_ids)
-                        .map(|(o, id)| LiveObservation { id, code: o.code.clone(), value: o.value.clone(), unit: o.unit.clone() })
-                        .collect();
-                    for o in &obs {
-                        if let Some(r) = crate::rules::reading(&o.code, &o.value, o.unit.as_deref(), p.msg.measured_at, &p.msg.device_id, o.id) {
-                            self.feed.push((p.msg.patient_id, r));
-                        }
-                    }
-                    let _ = self.events.send(LiveEvent::Observation {
-                        ward_id: p.ward_id,
-                        patient_id: p.msg.patient_id,
-                        device_id: p.msg.device_id.clone(),
-                        seq: p.msg.seq,
-                        measured_at: p.msg.measured_at,
-                        obs,
-                    });
-                }
-            }
-        }
-    }
-
     /// Run each patch's analysis over its newly stored chunks, in time order;
     /// store beats and the derived heart rate, push quality and AF changes.
     async fn analyse_ecg(
         &mut self,
-        mut pending: Vec<PendingEcg>,
-        outcomes: Vec<BatchOutcome>,
+        mut fresh: Vec<PendingEcg>,
         stored_at: chrono::DateTime<Utc>,
         to_score: &mut BTreeMap<i64, BTreeSet<chrono::DateTime<Utc>>>,
     ) {
-        let mut fresh = Vec::new();
-        for (c, o) in pending.drain(..).zip(outcomes) {
-            match o {
-                BatchOutcome::Duplicate => self.metrics.ecg_chunks.with_label_values(&["duplicate"]).inc(),
-                BatchOutcome::Stored { .. } => {
-                    self.metrics.ecg_chunks.with_label_values(&["stored"]).inc();
-                    fresh.push(c);
-                }
-            }
-        }
         fresh.sort_by(|a, b| (a.device_id.as_str(), a.chunk.t0_ms).cmp(&(b.device_id.as_str(), b.chunk.t0_ms)));
         for c in fresh {
             let d = self.ecg.feed(&c.device_id, &c.chunk);
@@ -708,103 +976,117 @@ impl Worker {
         }
     }
 
-    /// Decode, validate and route one `ecg` chunk.
-    async fn accept_ecg(
-        &self,
-        device: &str,
-        payload: &[u8],
-        now: chrono::DateTime<Utc>,
-    ) -> Result<Option<PendingEcg>, Rejection> {
-        let chunk = ecg::decode_chunk(payload, now)?;
-        let route = match self.store.device_route(device).await {
-            Ok(r) => r,
-            Err(e) => {
-                tracing::error!(error = %e, device, "device lookup failed; chunk left unacked");
-                self.metrics.ecg_chunks.with_label_values(&["error"]).inc();
-                return Ok(None);
+    /// Score each patient at the measurement time of each new reading. A
+    /// late reading (older than the newest score) adds history at its own
+    /// time, and the newest score is recomputed with it, keeping its own
+    /// time: the current score never claims a fresher state than its
+    /// readings have. The pass's scores are stored in one transaction; the
+    /// current ones are then pushed and drive the built-in NEWS2 alerts.
+    /// `received` is when the triggering messages arrived (for the alert
+    /// latency metric). Returns the episode settings it read, by patient.
+    async fn score_new(
+        &mut self,
+        to_score: BTreeMap<i64, BTreeSet<chrono::DateTime<Utc>>>,
+        received: chrono::DateTime<Utc>,
+    ) -> HashMap<i64, vigil_store::EpisodeSettings> {
+        struct Current {
+            settings: vigil_store::EpisodeSettings,
+            score: vigil_clinical::News2Score,
+            detail: serde_json::Value,
+            prev: Option<(Option<i64>, Option<String>)>,
+            min_24h: Option<i64>,
+            at: chrono::DateTime<Utc>,
+        }
+        let now = Utc::now();
+        let mut settings_of = HashMap::new();
+        let mut rows = Vec::new();
+        let mut current = Vec::new();
+        for (patient, times) in to_score {
+            let (Some(first), Some(newest)) = (times.first().copied(), times.last().copied()) else { continue };
+            let settings = match self.store.episode_settings(patient).await {
+                Ok(Some(s)) => s,
+                Ok(None) => {
+                    self.history.remove(&patient);
+                    continue;
+                }
+                Err(e) => {
+                    tracing::error!(error = %e, patient, "cannot read the episode; scoring skipped");
+                    continue;
+                }
+            };
+            if !self.load_history(patient, first - chrono::Duration::hours(24)).await {
+                continue;
             }
-        };
-        let Some(route) = route else {
-            return Err(Rejection {
-                seq: Some(chunk.seq),
-                reason: "no_patient",
-                detail: "device is not assigned to an admitted patient".into(),
-            });
-        };
-        Ok(Some(PendingEcg {
-            device_id: device.to_string(),
-            patient_id: route.patient_id,
-            ward_id: route.ward_id,
-            received_at: now,
-            chunk,
-        }))
+            let latest = self.history.get(&patient).and_then(|h| h.latest);
+            let mut at_times: Vec<(chrono::DateTime<Utc>, bool)> =
+                times.iter().map(|t| (*t, *t == newest && latest.is_none_or(|l| *t >= l))).collect();
+            if let Some(l) = latest.filter(|l| newest < *l) {
+                at_times.push((l, true));
+            }
+            for (at, push) in at_times {
+                let Some(score) = self.score_of(&settings, at).await else { continue };
+                let row = vigil_store::scoring::to_new_score(patient, &score, at, now);
+                let Some(h) = self.history.get_mut(&patient) else { continue };
+                // The previous day as it was before this score.
+                let (prev, min_24h) = if push { h.day_before(at) } else { (None, None) };
+                h.add(at, row.total, row.risk.clone());
+                if push {
+                    current.push(Current { settings: settings.clone(), score, detail: row.detail.clone(), prev, min_24h, at });
+                }
+                rows.push(row);
+            }
+            settings_of.insert(patient, settings);
+        }
+        if let Err(e) = self.store.score_insert_many(&rows).await {
+            tracing::error!(error = %e, scores = rows.len(), "storing scores failed");
+            // The remembered history now holds scores that are not stored.
+            for r in &rows {
+                self.history.remove(&r.patient_id);
+            }
+            return settings_of;
+        }
+        for c in current {
+            let _ = self.events.send(LiveEvent::Score { ward_id: c.settings.ward_id, patient_id: c.settings.patient_id, score: c.detail.clone() });
+            self.builtin_alerts(&c.settings, &c.score, &c.detail, c.prev, c.min_24h, c.at, received).await;
+        }
+        settings_of
     }
 
-    /// Score a patient at the measurement time of each new reading. A late
-    /// reading (older than the newest score) adds history at its own time,
-    /// and the newest score is recomputed with it, keeping its own time: the
-    /// current score never claims a fresher state than its readings have.
-    async fn score_new_readings(&self, patient: i64, times: BTreeSet<chrono::DateTime<Utc>>, now: chrono::DateTime<Utc>) {
-        let latest = match self.store.latest_score_time(patient).await {
-            Ok(t) => t,
+    /// Make sure the remembered score history of `patient` covers `from`
+    /// onwards, reading it from the store if not; `false` if it cannot.
+    async fn load_history(&mut self, patient: i64, from: chrono::DateTime<Utc>) -> bool {
+        if self.history.get(&patient).is_some_and(|h| h.from <= from) {
+            return true;
+        }
+        let loaded = async {
+            let latest = self.store.latest_score_time(patient).await?;
+            let rows = self.store.scores(patient, Some(from), None).await?;
+            Ok::<_, vigil_store::StoreError>(ScoreHistory { from, latest, rows: rows.into_iter().map(|r| (r.scored_at, r.total, r.risk)).collect() })
+        };
+        match loaded.await {
+            Ok(h) => {
+                self.history.insert(patient, h);
+                true
+            }
             Err(e) => {
                 tracing::error!(error = %e, patient, "cannot read score history; scoring skipped");
-                return;
-            }
-        };
-        let newest_new = times.iter().next_back().copied();
-        for t in &times {
-            let push = Some(*t) == newest_new && latest.is_none_or(|l| *t >= l);
-            self.score_at(patient, *t, now, push).await;
-        }
-        if let (Some(l), Some(n)) = (latest, newest_new) {
-            if n < l {
-                self.score_at(patient, l, now, true).await;
+                false
             }
         }
     }
 
-    /// Score `patient` as of `at` and store it. `current` scores (the newest
-    /// state) are pushed and drive the built-in NEWS2 alerts; history
-    /// scores for late readings are stored only. `received` is when the
-    /// triggering message arrived (for the alert latency metric).
-    async fn score_at(&self, patient: i64, at: chrono::DateTime<Utc>, received: chrono::DateTime<Utc>, current: bool) {
-        let pathways = self.engine.pathways();
-        let freshness = |p: &str| pathways.get(p).map(|p| p.freshness).unwrap_or_else(vigil_clinical::default_freshness);
-        let scored = match vigil_store::scoring::score_patient(self.store.as_ref(), patient, at, &freshness).await {
-            Ok(Some(s)) => s,
-            Ok(None) => return,
+    /// The patient's NEWS2 as of `at` from what is stored.
+    async fn score_of(&self, settings: &vigil_store::EpisodeSettings, at: chrono::DateTime<Utc>) -> Option<vigil_clinical::News2Score> {
+        let rows = match self.store.latest_per_code(settings.patient_id, at).await {
+            Ok(r) => r,
             Err(e) => {
-                tracing::error!(error = %e, patient, "scoring failed");
-                return;
+                tracing::error!(error = %e, patient = settings.patient_id, "scoring failed");
+                return None;
             }
         };
-        let (settings, score) = scored;
-        // The scores of the previous day, read before this one is stored.
-        let recent = if current {
-            match self.store.scores(patient, Some(at - chrono::Duration::hours(24)), Some(at)).await {
-                Ok(r) => r,
-                Err(e) => {
-                    // Without history the rising rule cannot be judged; the
-                    // NEWS2 alert still can.
-                    tracing::error!(error = %e, patient, "cannot read score history");
-                    Vec::new()
-                }
-            }
-        } else {
-            Vec::new()
-        };
-        let row = vigil_store::scoring::to_new_score(patient, &score, at, Utc::now());
-        let detail = row.detail.clone();
-        if let Err(e) = self.store.score_insert(row).await {
-            tracing::error!(error = %e, patient, "storing the score failed");
-            return;
-        }
-        if !current {
-            return;
-        }
-        let _ = self.events.send(LiveEvent::Score { ward_id: settings.ward_id, patient_id: patient, score: detail.clone() });
-        self.builtin_alerts(&settings, &score, &detail, &recent, at, received).await;
+        let window = self.engine.pathways().get(&settings.pathway).map(|p| p.freshness).unwrap_or_else(vigil_clinical::default_freshness);
+        let episode = vigil_store::scoring::clinical_episode(settings);
+        Some(vigil_clinical::score_home(&vigil_store::scoring::readings(&rows), &episode, window, at))
     }
 
     /// The pathway's escalation delay for a severity (CONTRACTS.md §5
@@ -821,7 +1103,8 @@ impl Worker {
         settings: &vigil_store::EpisodeSettings,
         score: &vigil_clinical::News2Score,
         detail: &serde_json::Value,
-        recent: &[vigil_store::ScoreRow],
+        prev: Option<(Option<i64>, Option<String>)>,
+        min_24h: Option<i64>,
         at: chrono::DateTime<Utc>,
         received: chrono::DateTime<Utc>,
     ) {
@@ -829,9 +1112,15 @@ impl Worker {
             total: total.and_then(|t| u8::try_from(t).ok()),
             severity: risk.and_then(alerts::severity_of_risk),
         };
-        let prev = recent.last().map(|r| facts(r.total, r.risk.as_deref()));
+        let prev = prev.map(|(total, risk)| facts(total, risk.as_deref()));
         let now_facts = facts(score.total.map(i64::from), detail.get("risk").and_then(|r| r.as_str()));
-        let min_24h = recent.iter().filter_map(|r| r.total).min().and_then(|t| u8::try_from(t).ok());
+        let min_24h = min_24h.and_then(|t| u8::try_from(t).ok());
+        let decide = |live_news2, live_rising| alerts::decide(prev, now_facts, score.partial, live_news2, live_rising, min_24h);
+        // Most scores fire nothing whatever is live: then the live alerts
+        // need not be read.
+        if [(false, false), (false, true), (true, false), (true, true)].into_iter().all(|(a, b)| decide(a, b).is_empty()) {
+            return;
+        }
         let live = match self.store.alerts_list(&[settings.ward_id], None, Some(settings.patient_id)).await {
             Ok(a) => a,
             Err(e) => {
@@ -840,8 +1129,7 @@ impl Worker {
             }
         };
         let is_live = |rule: &str| live.iter().any(|a| a.rule_id == rule && a.status != AlertStatus::Resolved);
-        let firings =
-            alerts::decide(prev, now_facts, score.partial, is_live(alerts::NEWS2), is_live(alerts::NEWS2_RISING), min_24h);
+        let firings = decide(is_live(alerts::NEWS2), is_live(alerts::NEWS2_RISING));
         let evidence: Vec<i64> = score.subscores.iter().filter_map(|s| s.obs_id).collect();
         for f in firings {
             let firing = AlertFiring {
@@ -856,71 +1144,6 @@ impl Worker {
                 escalate_at: self.escalation_for(&settings.pathway, f.severity).map(|d| Utc::now() + d),
             };
             self.persist_firing(firing, received).await;
-        }
-    }
-
-    /// Decode, validate and route one `obs` message.
-    async fn accept_obs(
-        &self,
-        device: &str,
-        payload: &[u8],
-        now: chrono::DateTime<Utc>,
-    ) -> Result<Option<Pending>, Rejection> {
-        let m = decode_obs(payload, now)?;
-        let route = match self.store.device_route(device).await {
-            Ok(r) => r,
-            Err(e) => {
-                tracing::error!(error = %e, device, "device lookup failed; message left unacked");
-                self.metrics.obs_messages.with_label_values(&["error"]).inc();
-                return Ok(None);
-            }
-        };
-        let Some(route) = route else {
-            return Err(Rejection {
-                seq: Some(m.seq),
-                reason: "no_patient",
-                detail: "device is not assigned to an admitted patient".into(),
-            });
-        };
-        Ok(Some(Pending {
-            msg: NewObsMessage {
-                device_id: device.to_string(),
-                seq: m.seq,
-                patient_id: route.patient_id,
-                measured_at: m.measured_at,
-                received_at: now,
-                obs: m.obs,
-            },
-            ward_id: route.ward_id,
-        }))
-    }
-
-    async fn reject(&self, kind: Uplink, device: &str, topic: &str, payload: &[u8], r: Rejection, now: chrono::DateTime<Utc>) {
-        tracing::info!(device, reason = r.reason, seq = ?r.seq, "message rejected");
-        let rec = NewRejected {
-            device_id: Some(device.to_string()),
-            seq: r.seq,
-            topic: topic.to_string(),
-            reason: r.reason.to_string(),
-            detail: r.detail.clone(),
-            payload: payload.iter().copied().take(crate::decode::MAX_PAYLOAD).collect(),
-            received_at: now,
-        };
-        if let Err(e) = self.store.store_rejected(rec).await {
-            // Not durably rejected, so do not tell the device to drop it.
-            tracing::error!(error = %e, "dead-letter write failed; reject not sent");
-            self.metrics.obs_messages.with_label_values(&["error"]).inc();
-            return;
-        }
-        match kind {
-            Uplink::Obs => {
-                self.metrics.obs_messages.with_label_values(&["rejected"]).inc();
-                self.metrics.obs_rejected.with_label_values(&[r.reason]).inc();
-            }
-            Uplink::Ecg => self.metrics.ecg_chunks.with_label_values(&["rejected"]).inc(),
-        }
-        if let Some(seq) = r.seq {
-            self.send_cmd(device, serde_json::json!({"type": "reject", "seq": seq, "reason": r.reason})).await;
         }
     }
 
@@ -959,10 +1182,55 @@ impl Worker {
         }
     }
 
-    async fn send_cmd(&self, device: &str, body: serde_json::Value) {
-        let payload = body.to_string();
-        if let Err(e) = self.client.publish(acl::cmd_topic(device), QoS::AtLeastOnce, false, payload).await {
-            tracing::warn!(error = %e, device, "could not queue cmd");
-        }
+
+}
+
+/// Publish `body` on the device's `cmd` topic.
+async fn send_cmd(client: &AsyncClient, device: &str, body: serde_json::Value) {
+    let payload = body.to_string();
+    if let Err(e) = client.publish(acl::cmd_topic(device), QoS::AtLeastOnce, false, payload).await {
+        tracing::warn!(error = %e, device, "could not queue cmd");
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use chrono::TimeZone;
+
+    fn t(h: i64) -> chrono::DateTime<Utc> {
+        Utc.with_ymd_and_hms(2026, 1, 2, 0, 0, 0).unwrap() + chrono::Duration::hours(h)
+    }
+
+    #[test]
+    fn score_history_gives_the_previous_day_and_forgets_older_rows() {
+        let mut h = ScoreHistory { from: t(-48), latest: None, rows: Vec::new() };
+        assert_eq!(h.day_before(t(0)), (None, None));
+        h.add(t(-20), Some(1), Some("low".into()));
+        h.add(t(-2), Some(5), Some("medium".into()));
+        h.add(t(-10), Some(3), Some("low".into()));
+        assert_eq!(h.latest, Some(t(-2)));
+        assert_eq!(h.from, t(-27), "rows more than 25 h behind the newest are forgotten");
+        // Out of order adds are kept in time order; the day ends at `at`, inclusive.
+        assert_eq!(h.day_before(t(0)), (Some((Some(5), Some("medium".into()))), Some(1)));
+        assert_eq!(h.day_before(t(5)), (Some((Some(5), Some("medium".into()))), Some(3)), "t(-20) is more than a day before t(5)");
+        assert_eq!(h.day_before(t(-10)), (Some((Some(3), Some("low".into()))), Some(1)));
+        assert_eq!(h.day_before(t(-21)), (None, None));
+        // The newest score moves on: t(-20) falls out, and `from` says so.
+        h.add(t(10), None, None);
+        assert_eq!(h.from, t(-15));
+        assert_eq!(h.rows.iter().map(|r| r.0).collect::<Vec<_>>(), [t(-10), t(-2), t(10)]);
+        assert_eq!(h.day_before(t(10)), (Some((None, None)), Some(3)), "a partial score has no total, and is the newest");
+    }
+
+    #[test]
+    fn stored_work_merges_keeping_the_earliest_arrival() {
+        let mut a = Stored { received_at: Some(t(2)), to_score: BTreeMap::from([(1, BTreeSet::from([t(1)]))]), ..Stored::default() };
+        assert!(!a.is_empty());
+        a.merge(Stored { received_at: Some(t(1)), to_score: BTreeMap::from([(1, BTreeSet::from([t(2)])), (2, BTreeSet::from([t(0)]))]), ..Stored::default() });
+        assert_eq!(a.received_at, Some(t(1)));
+        assert_eq!(a.to_score[&1], BTreeSet::from([t(1), t(2)]));
+        assert_eq!(a.to_score.len(), 2);
+        assert!(Stored::default().is_empty());
     }
 }

@@ -84,6 +84,9 @@ pub trait Store: Send + Sync + 'static {
     async fn devices_revoked_since(&self, since: DateTime<Utc>) -> Result<Vec<String>>;
     /// The patient (and their ward) a device currently reports for, if any.
     async fn device_route(&self, device_id: &str) -> Result<Option<DeviceRoute>>;
+    /// [`Store::device_route`] of many devices in one query (the ingest
+    /// routes a whole batch at once); devices with no route are absent.
+    async fn device_routes(&self, device_ids: &[&str]) -> Result<std::collections::HashMap<String, DeviceRoute>>;
 
     // --- ingest --------------------------------------------------------------
     /// Store a batch of validated messages in one transaction. Returns one
@@ -102,6 +105,8 @@ pub trait Store: Send + Sync + 'static {
     /// Apply a clinician's change to the open episode, recording who and when.
     async fn episode_update(&self, patient_id: i64, u: EpisodeUpdate, by: &str, at: DateTime<Utc>) -> Result<()>;
     async fn score_insert(&self, s: NewScore) -> Result<i64>;
+    /// Insert many scores in one transaction (all or none).
+    async fn score_insert_many(&self, rows: &[NewScore]) -> Result<()>;
     /// Score history, ordered by the time each score describes.
     async fn scores(&self, patient_id: i64, from: Option<DateTime<Utc>>, to: Option<DateTime<Utc>>) -> Result<Vec<ScoreRow>>;
     /// The measurement time of the patient's newest score, if any.

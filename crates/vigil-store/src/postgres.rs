@@ -621,6 +621,21 @@ impl Store for PgStore {
         }))
     }
 
+    async fn device_routes(&self, device_ids: &[&str]) -> Result<HashMap<String, DeviceRoute>> {
+        if device_ids.is_empty() {
+            return Ok(HashMap::new());
+        }
+        let rows = sqlx::query(
+            "SELECT d.id, p.id, p.ward_id FROM devices d JOIN patients p ON p.id = d.patient_id
+             JOIN episodes e ON e.patient_id = p.id AND e.discharged_at IS NULL
+             WHERE d.id = ANY($1) AND d.revoked_at IS NULL",
+        )
+        .bind(device_ids)
+        .fetch_all(&self.pool)
+        .await?;
+        Ok(rows.into_iter().map(|r| (r.get(0), DeviceRoute { patient_id: r.get(1), ward_id: r.get(2) })).collect())
+    }
+
     async fn store_obs_batch(&self, batch: &[NewObsMessage]) -> Result<Vec<BatchOutcome>> {
         let mut tx = self.pool.begin().await?;
         let mut out = vec![BatchOutcome::Duplicate; batch.len()];
@@ -851,21 +866,19 @@ impl Store for PgStore {
     }
 
     async fn score_insert(&self, s: NewScore) -> Result<i64> {
-        let id: i64 = sqlx::query_scalar(
-            "INSERT INTO scores (patient_id, scored_at, computed_at, total, risk, partial, detail, obs_ids)
-             VALUES ($1, $2, $3, $4, $5, $6, $7::jsonb, $8) RETURNING id",
-        )
-        .bind(s.patient_id)
-        .bind(ts(s.scored_at))
-        .bind(ts(s.computed_at))
-        .bind(s.total)
-        .bind(&s.risk)
-        .bind(s.partial)
-        .bind(s.detail.to_string())
-        .bind(&s.obs_ids)
-        .fetch_one(&self.pool)
-        .await?;
-        Ok(id)
+        insert_score(&self.pool, &s).await
+    }
+
+    async fn score_insert_many(&self, rows: &[NewScore]) -> Result<()> {
+        if rows.is_empty() {
+            return Ok(());
+        }
+        let mut tx = self.pool.begin().await?;
+        for s in rows {
+            insert_score(&mut *tx, s).await?;
+        }
+        tx.commit().await?;
+        Ok(())
     }
 
     async fn scores(
@@ -1348,4 +1361,23 @@ impl Store for PgStore {
             devices: r.get(4),
         })
     }
+}
+
+/// One score row, on the pool or inside a transaction.
+async fn insert_score<'e, E: sqlx::Executor<'e, Database = sqlx::Postgres>>(e: E, s: &NewScore) -> Result<i64> {
+    let id: i64 = sqlx::query_scalar(
+        "INSERT INTO scores (patient_id, scored_at, computed_at, total, risk, partial, detail, obs_ids)
+         VALUES ($1, $2, $3, $4, $5, $6, $7::jsonb, $8) RETURNING id",
+    )
+    .bind(s.patient_id)
+    .bind(ts(s.scored_at))
+    .bind(ts(s.computed_at))
+    .bind(s.total)
+    .bind(&s.risk)
+    .bind(s.partial)
+    .bind(s.detail.to_string())
+    .bind(&s.obs_ids)
+    .fetch_one(e)
+    .await?;
+    Ok(id)
 }

@@ -531,6 +531,22 @@ impl Store for SqliteStore {
         Ok(row.map(|r| DeviceRoute { patient_id: r.get(0), ward_id: r.get(1) }))
     }
 
+    async fn device_routes(&self, device_ids: &[&str]) -> Result<HashMap<String, DeviceRoute>> {
+        if device_ids.is_empty() {
+            return Ok(HashMap::new());
+        }
+        let ids = serde_json::to_string(device_ids).unwrap_or_else(|_| "[]".into());
+        let rows = sqlx::query(
+            "SELECT d.id, p.id, p.ward_id FROM devices d JOIN patients p ON p.id = d.patient_id
+             JOIN episodes e ON e.patient_id = p.id AND e.discharged_at IS NULL
+             WHERE d.id IN (SELECT value FROM json_each(?)) AND d.revoked_at IS NULL",
+        )
+        .bind(ids)
+        .fetch_all(&self.pool)
+        .await?;
+        Ok(rows.into_iter().map(|r| (r.get(0), DeviceRoute { patient_id: r.get(1), ward_id: r.get(2) })).collect())
+    }
+
     async fn store_obs_batch(&self, batch: &[NewObsMessage]) -> Result<Vec<BatchOutcome>> {
         let mut tx = self.pool.begin_with("BEGIN IMMEDIATE").await?;
         let mut out = Vec::with_capacity(batch.len());
@@ -733,22 +749,19 @@ impl Store for SqliteStore {
     }
 
     async fn score_insert(&self, s: NewScore) -> Result<i64> {
-        let id = sqlx::query(
-            "INSERT INTO scores (patient_id, scored_at, computed_at, total, risk, partial, detail, obs_ids)
-             VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
-        )
-        .bind(s.patient_id)
-        .bind(ts(s.scored_at))
-        .bind(ts(s.computed_at))
-        .bind(s.total)
-        .bind(&s.risk)
-        .bind(s.partial as i64)
-        .bind(s.detail.to_string())
-        .bind(serde_json::to_string(&s.obs_ids).unwrap_or_else(|_| "[]".into()))
-        .execute(&self.pool)
-        .await?
-        .last_insert_rowid();
-        Ok(id)
+        insert_score(&self.pool, &s).await
+    }
+
+    async fn score_insert_many(&self, rows: &[NewScore]) -> Result<()> {
+        if rows.is_empty() {
+            return Ok(());
+        }
+        let mut tx = self.pool.begin_with("BEGIN IMMEDIATE").await?;
+        for s in rows {
+            insert_score(&mut *tx, s).await?;
+        }
+        tx.commit().await?;
+        Ok(())
     }
 
     async fn scores(&self, patient_id: i64, from: Option<DateTime<Utc>>, to: Option<DateTime<Utc>>) -> Result<Vec<ScoreRow>> {
@@ -1190,4 +1203,24 @@ mod tests {
         let st = s.stats().await.expect("stats");
         assert_eq!((st.obs_messages, st.observations, st.patients), (2, 2, 1));
     }
+}
+
+/// One score row, on the pool or inside a transaction.
+async fn insert_score<'e, E: sqlx::Executor<'e, Database = sqlx::Sqlite>>(e: E, s: &NewScore) -> Result<i64> {
+    let id = sqlx::query(
+        "INSERT INTO scores (patient_id, scored_at, computed_at, total, risk, partial, detail, obs_ids)
+         VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+    )
+    .bind(s.patient_id)
+    .bind(ts(s.scored_at))
+    .bind(ts(s.computed_at))
+    .bind(s.total)
+    .bind(&s.risk)
+    .bind(s.partial as i64)
+    .bind(s.detail.to_string())
+    .bind(serde_json::to_string(&s.obs_ids).unwrap_or_else(|_| "[]".into()))
+    .execute(e)
+    .await?
+    .last_insert_rowid();
+    Ok(id)
 }

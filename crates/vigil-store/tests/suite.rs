@@ -33,6 +33,8 @@ macro_rules! both_backends {
 }
 
 both_backends!(
+    device_routes_answer_a_batch_like_device_route_does,
+    score_insert_many_is_all_or_nothing,
     wards_are_unique_and_found_by_name_or_id,
     users_carry_their_wards_and_unique_names,
     tokens_expire_strictly_and_revoke_once,
@@ -672,6 +674,48 @@ async fn discharge_unassigns_devices(s: &dyn Store) {
         ),
         "no open episode"
     );
+}
+
+async fn device_routes_answer_a_batch_like_device_route_does(s: &dyn Store) {
+    let w = ward(s, "W").await;
+    let ann = admit(s, w, "Ann").await;
+    let bob = admit(s, w, "Bob").await;
+    s.device_provision(device("ox-1", "oximeter", Some(ann))).await.expect("provision");
+    s.device_provision(device("bp-1", "bp-cuff", Some(bob))).await.expect("provision");
+    s.device_provision(device("spare", "bp-cuff", None)).await.expect("provision");
+    s.device_provision(device("gone", "bp-cuff", Some(ann))).await.expect("provision");
+    s.device_revoke("gone", t(9, 0)).await.expect("revoke");
+    assert!(s.device_routes(&[]).await.expect("routes").is_empty());
+    let ids = ["ox-1", "bp-1", "spare", "gone", "unknown", "ox-1", "it's \"quoted\""];
+    let routes = s.device_routes(&ids).await.expect("routes");
+    assert_eq!(routes.len(), 2, "only assigned, unrevoked devices of admitted patients: {routes:?}");
+    for id in ids {
+        assert_eq!(routes.get(id).copied(), s.device_route(id).await.expect("route"), "{id}");
+    }
+    s.patient_discharge(bob, t(10, 0)).await.expect("discharge");
+    assert_eq!(s.device_routes(&["bp-1", "ox-1"]).await.expect("routes").keys().collect::<Vec<_>>(), ["ox-1"]);
+}
+
+async fn score_insert_many_is_all_or_nothing(s: &dyn Store) {
+    let w = ward(s, "W").await;
+    let p = admit(s, w, "Ann").await;
+    let score = |patient_id: i64, at: DateTime<Utc>, total: i64| NewScore {
+        patient_id,
+        scored_at: at,
+        computed_at: t(12, 0),
+        total: Some(total),
+        risk: Some("low".into()),
+        partial: false,
+        detail: serde_json::json!({"total": total}),
+        obs_ids: vec![],
+    };
+    s.score_insert_many(&[]).await.expect("nothing to insert");
+    s.score_insert_many(&[score(p, t(8, 0), 1), score(p, t(9, 0), 2)]).await.expect("insert");
+    let totals = |rows: Vec<ScoreRow>| rows.iter().map(|r| r.total).collect::<Vec<_>>();
+    assert_eq!(totals(s.scores(p, None, None).await.expect("scores")), [Some(1), Some(2)]);
+    // A row for a patient who does not exist fails the whole batch.
+    assert!(s.score_insert_many(&[score(p, t(10, 0), 3), score(p + 999, t(10, 0), 4)]).await.is_err());
+    assert_eq!(totals(s.scores(p, None, None).await.expect("scores")), [Some(1), Some(2)], "nothing of a failed batch is kept");
 }
 
 // --- ingest ------------------------------------------------------------------
