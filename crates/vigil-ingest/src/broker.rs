@@ -74,6 +74,36 @@ impl EmbeddedBroker {
     }
 }
 
+/// Unacknowledged deliveries the broker keeps in flight to the ingest's
+/// session (rmqtt's listener default, 16, is every other session's): the
+/// ingest acks a message only once its batch is committed, so this window
+/// bounds how much one batch can hold.
+pub const INGEST_INFLIGHT: u16 = 1024;
+/// Messages queued for the ingest's session beyond the window before the
+/// broker drops new ones (the devices then resend them). rmqtt's default,
+/// 1,000, is kept for devices, whose queue holds only `cmd` messages.
+pub const INGEST_QUEUE: usize = 20_000;
+
+/// Gives the ingest's session (the service account) its own delivery
+/// window and queue; every other session keeps the listener's.
+struct IngestWindow {
+    service: String,
+}
+
+impl rmqtt::fitter::FitterManager for IngestWindow {
+    fn create(&self, conn_info: Arc<rmqtt::types::ConnectInfo>, id: rmqtt::types::Id, cfg: rmqtt::types::ListenerConfig) -> rmqtt::types::FitterType {
+        let cfg = if conn_info.username().is_some_and(|u| **u == *self.service) {
+            let mut c = (*cfg).clone();
+            c.max_inflight = std::num::NonZeroU16::new(INGEST_INFLIGHT).unwrap_or(c.max_inflight);
+            c.max_mqueue_len = INGEST_QUEUE;
+            Arc::new(c)
+        } else {
+            cfg
+        };
+        Arc::new(rmqtt::fitter::DefaultFitter::new(conn_info, id, cfg))
+    }
+}
+
 /// Bind the broker on `listen` (port 0 is fine), and on `tls.listen` for
 /// MQTT over TLS, and run it until `cancel`. Both listeners apply the same
 /// authentication and ACL hooks. Returns the broker handle and the task
@@ -87,6 +117,7 @@ pub async fn start(
     cancel: CancellationToken,
 ) -> anyhow::Result<(Arc<EmbeddedBroker>, tokio::task::JoinHandle<()>)> {
     let scx = ServerContext::new().build().await;
+    let service_name = service.username.clone();
     let register = scx.extends.hook_mgr().register();
     let policy = Arc::new(Policy { store, service, sessions: Default::default(), connections });
     for typ in [
@@ -99,6 +130,7 @@ pub async fn start(
         register.add(typ, Box::new(Hook(policy.clone()))).await;
     }
     register.start().await;
+    *scx.extends.fitter_mgr_mut().await = Box::new(IngestWindow { service: service_name.clone() });
 
     let builder = |name: &str, laddr: SocketAddr| {
         Builder::new()

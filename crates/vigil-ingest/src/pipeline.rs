@@ -888,12 +888,12 @@ impl Worker {
         to_score: &mut BTreeMap<i64, BTreeSet<chrono::DateTime<Utc>>>,
     ) {
         fresh.sort_by(|a, b| (a.device_id.as_str(), a.chunk.t0_ms).cmp(&(b.device_id.as_str(), b.chunk.t0_ms)));
+        // Every chunk's beats in one transaction, after the loop.
+        let mut beats = Vec::new();
         for c in fresh {
             let d = self.ecg.feed(&c.device_id, &c.chunk);
             if !d.beats.is_empty() {
-                if let Err(e) = self.store.store_beats(c.patient_id, &c.device_id, &d.beats).await {
-                    tracing::error!(error = %e, device = %c.device_id, "storing beats failed");
-                }
+                beats.push(vigil_store::PatchBeats { patient_id: c.patient_id, device_id: c.device_id.clone(), beats: d.beats.clone() });
             }
             if let Some((at, bpm)) = d.heart_rate {
                 let o = NewDerivedObservation {
@@ -973,6 +973,9 @@ impl Worker {
                     possible_af: Some(active),
                 });
             }
+        }
+        if let Err(e) = self.store.store_beats(&beats).await {
+            tracing::error!(error = %e, patches = beats.len(), "storing beats failed");
         }
     }
 

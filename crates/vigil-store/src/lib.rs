@@ -116,8 +116,9 @@ pub trait Store: Send + Sync + 'static {
     /// Store ECG chunks in one transaction; duplicates of `(device, seq)` are
     /// reported and not written. Acks follow only an `Ok`.
     async fn store_ecg_batch(&self, batch: &[NewEcgChunk]) -> Result<Vec<BatchOutcome>>;
-    /// Store detected beats of one patch (idempotent per `(device, t_ms)`).
-    async fn store_beats(&self, patient_id: i64, device_id: &str, beats: &[BeatRow]) -> Result<()>;
+    /// Store detected beats of any number of patches in one transaction
+    /// (idempotent per `(device, t_ms)`).
+    async fn store_beats(&self, sets: &[PatchBeats]) -> Result<()>;
     /// Store an observation derived on the server; returns its id.
     async fn store_derived(&self, o: NewDerivedObservation) -> Result<i64>;
     /// Chunks overlapping `[from_ms, to_ms]` and beats within it.

@@ -441,6 +441,14 @@ pub struct BeatRow {
     pub rr_ms: Option<u32>,
 }
 
+/// The beats one patch's chunks gave, for [`crate::Store::store_beats`].
+#[derive(Clone, Debug, PartialEq)]
+pub struct PatchBeats {
+    pub patient_id: i64,
+    pub device_id: String,
+    pub beats: Vec<BeatRow>,
+}
+
 /// An observation derived on the server (e.g. heart rate from the ECG),
 /// attributed to the device whose data it came from.
 #[derive(Clone, Debug, PartialEq)]

@@ -955,20 +955,24 @@ impl Store for PgStore {
         Ok(out)
     }
 
-    async fn store_beats(&self, patient_id: i64, device_id: &str, beats: &[BeatRow]) -> Result<()> {
-        if beats.is_empty() {
+    async fn store_beats(&self, sets: &[PatchBeats]) -> Result<()> {
+        let beats = || sets.iter().flat_map(|s| s.beats.iter().map(move |b| (s, b)));
+        if beats().next().is_none() {
             return Ok(());
         }
-        // One statement for the whole set: beats arrive a few hundred at a time.
-        let t_ms: Vec<i64> = beats.iter().map(|b| b.t_ms).collect();
-        let rr_ms: Vec<Option<i64>> = beats.iter().map(|b| b.rr_ms.map(i64::from)).collect();
+        // One statement for every patch's beats: they arrive a few hundred at a time.
+        let device: Vec<&str> = beats().map(|(s, _)| s.device_id.as_str()).collect();
+        let patient: Vec<i64> = beats().map(|(s, _)| s.patient_id).collect();
+        let t_ms: Vec<i64> = beats().map(|(_, b)| b.t_ms).collect();
+        let rr_ms: Vec<Option<i64>> = beats().map(|(_, b)| b.rr_ms.map(i64::from)).collect();
         sqlx::query(
             "INSERT INTO ecg_beats (device_id, t_ms, patient_id, rr_ms)
-             SELECT $1, b.t_ms, $2, b.rr_ms FROM UNNEST($3::bigint[], $4::bigint[]) AS b(t_ms, rr_ms)
+             SELECT b.device_id, b.t_ms, b.patient_id, b.rr_ms
+             FROM UNNEST($1::text[], $2::bigint[], $3::bigint[], $4::bigint[]) AS b(device_id, patient_id, t_ms, rr_ms)
              ON CONFLICT (device_id, t_ms) DO NOTHING",
         )
-        .bind(device_id)
-        .bind(patient_id)
+        .bind(&device)
+        .bind(&patient)
         .bind(&t_ms)
         .bind(&rr_ms)
         .execute(&self.pool)

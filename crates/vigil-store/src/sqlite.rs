@@ -825,19 +825,24 @@ impl Store for SqliteStore {
         Ok(out)
     }
 
-    async fn store_beats(&self, patient_id: i64, device_id: &str, beats: &[BeatRow]) -> Result<()> {
+    async fn store_beats(&self, sets: &[PatchBeats]) -> Result<()> {
+        if sets.iter().all(|s| s.beats.is_empty()) {
+            return Ok(());
+        }
         let mut tx = self.pool.begin_with("BEGIN IMMEDIATE").await?;
-        for b in beats {
-            sqlx::query(
-                "INSERT INTO ecg_beats (device_id, t_ms, patient_id, rr_ms) VALUES (?, ?, ?, ?)
-                 ON CONFLICT (device_id, t_ms) DO NOTHING",
-            )
-            .bind(device_id)
-            .bind(b.t_ms)
-            .bind(patient_id)
-            .bind(b.rr_ms.map(i64::from))
-            .execute(&mut *tx)
-            .await?;
+        for set in sets {
+            for b in &set.beats {
+                sqlx::query(
+                    "INSERT INTO ecg_beats (device_id, t_ms, patient_id, rr_ms) VALUES (?, ?, ?, ?)
+                     ON CONFLICT (device_id, t_ms) DO NOTHING",
+                )
+                .bind(&set.device_id)
+                .bind(b.t_ms)
+                .bind(set.patient_id)
+                .bind(b.rr_ms.map(i64::from))
+                .execute(&mut *tx)
+                .await?;
+            }
         }
         tx.commit().await?;
         Ok(())

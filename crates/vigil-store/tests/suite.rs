@@ -1575,11 +1575,14 @@ async fn ecg_chunks_dedup_and_range_overlaps(s: &dyn Store) {
             rr_ms: Some(1600),
         },
     ];
-    s.store_beats(p, "e1", &beats).await.expect("beats");
-    s.store_beats(p, "e1", &beats[1..])
+    let set = |beats: &[BeatRow]| PatchBeats { patient_id: p, device_id: "e1".into(), beats: beats.to_vec() };
+    // Sets of several chunks in one call, as the ingest writes a pass.
+    s.store_beats(&[set(&beats[..1]), set(&[]), set(&beats[1..])]).await.expect("beats");
+    s.store_beats(&[set(&beats[1..])])
         .await
         .expect("beats are idempotent");
-    s.store_beats(p, "e1", &[]).await.expect("no beats");
+    s.store_beats(&[]).await.expect("no beats");
+    s.store_beats(&[set(&[])]).await.expect("no beats");
 
     // [11_000, 11_500] overlaps only the first chunk (10.0–12.0 s).
     let (chunks, got) = s.ecg_range(p, 11_000, 11_500).await.expect("range");
