@@ -155,6 +155,38 @@ async fn unacknowledged_alert_escalates_on_its_own() {
 }
 
 #[tokio::test]
+async fn a_brief_deterioration_arriving_with_the_recovery_still_alerts() {
+    let app = TestApp::spawn().await;
+    let mut ws = app.ws(&app.token).await;
+    let (patient, mut dev) = app.patient_with_device().await;
+    dev.publish_obs(1, vitals(16, 97, 72)).await;
+    assert_ack(&dev.next_cmd().await, &[1]);
+    ws.next_event("score").await;
+
+    // A medium reading and, a minute later, a normal one, sent back to back
+    // (a hub forwarding what it held while offline): they are committed
+    // and scored together, and the medium state must alert all the same.
+    let now = Utc::now();
+    dev.publish_obs_at(2, now - chrono::Duration::minutes(1), vitals(22, 94, 112)).await;
+    dev.publish_obs_at(3, now, vitals(16, 97, 72)).await;
+    let mut acked = Vec::new();
+    while acked.len() < 2 {
+        let cmd = dev.next_cmd().await;
+        assert_eq!(cmd["type"], "ack", "{cmd}");
+        acked.extend(cmd["seqs"].as_array().expect("seqs").iter().filter_map(Value::as_u64));
+    }
+    let ev = ws.next_alert_event("alert", "news2").await;
+    assert_eq!(ev["alert"]["severity"], "medium", "{ev}");
+    // The pushed score is the newest state; the history has both.
+    let pushed = ws.next_event("score").await;
+    assert_eq!(pushed["score"]["total"], 0, "{pushed}");
+    let history: Value =
+        app.get(&format!("/api/v1/patients/{patient}/scores")).send().await.expect("scores").json().await.expect("json");
+    let totals: Vec<i64> = history.as_array().expect("rows").iter().filter_map(|r| r["total"].as_i64()).collect();
+    assert_eq!(totals, [0, 5, 0], "{history}");
+}
+
+#[tokio::test]
 async fn late_reading_never_raises_an_alert_for_a_superseded_state() {
     let app = TestApp::spawn().await;
     let mut ws = app.ws(&app.token).await;

@@ -24,6 +24,15 @@ pub struct IngestMetrics {
     pub store_write: HistogramVec,
     /// `vigil_ingest_queue_depth`: messages received, waiting for the batcher.
     pub queue_depth: IntGauge,
+    /// `vigil_ingest_pass_seconds`: one scoring pass of the worker (ECG
+    /// analysis, scores, rules, alerts) over committed work.
+    pub pass_seconds: Histogram,
+    /// `vigil_ingest_pass_batches`: committed batches merged into one pass
+    /// (more than one: the worker is behind the intake).
+    pub pass_batches: Histogram,
+    /// `vigil_ingest_worker_lag_seconds`: from the arrival of the oldest
+    /// message in a pass to the start of the pass (how far scoring is behind).
+    pub worker_lag: Histogram,
     /// `vigil_mqtt_connections`: MQTT sessions on the embedded broker
     /// (devices, and the ingest's own).
     pub mqtt_connections: IntGauge,
@@ -59,9 +68,21 @@ impl IngestMetrics {
                 .buckets(vec![0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 1.0]),
             &["kind"],
         )?;
+        let pass_seconds = Histogram::with_opts(
+            HistogramOpts::new("vigil_ingest_pass_seconds", "Duration of one scoring pass over committed batches")
+                .buckets(vec![0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0]),
+        )?;
+        let pass_batches = Histogram::with_opts(
+            HistogramOpts::new("vigil_ingest_pass_batches", "Committed batches merged into one scoring pass")
+                .buckets(vec![1.0, 2.0, 4.0, 8.0, 16.0, 32.0, 64.0]),
+        )?;
+        let worker_lag = Histogram::with_opts(
+            HistogramOpts::new("vigil_ingest_worker_lag_seconds", "Oldest message of a scoring pass received to the pass starting")
+                .buckets(vec![0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0]),
+        )?;
         let queue_depth = IntGauge::new("vigil_ingest_queue_depth", "Received messages waiting for the batcher")?;
         let mqtt_connections = IntGauge::new("vigil_mqtt_connections", "MQTT sessions on the embedded broker (devices and the ingest)")?;
-        for c in [Box::new(batch_size.clone()) as Box<dyn prometheus::core::Collector>, Box::new(store_write.clone()), Box::new(queue_depth.clone()), Box::new(mqtt_connections.clone())] {
+        for c in [Box::new(batch_size.clone()) as Box<dyn prometheus::core::Collector>, Box::new(store_write.clone()), Box::new(queue_depth.clone()), Box::new(mqtt_connections.clone()), Box::new(pass_seconds.clone()), Box::new(pass_batches.clone()), Box::new(worker_lag.clone())] {
             registry.register(c)?;
         }
         registry.register(Box::new(alerts_raised.clone()))?;
@@ -80,6 +101,9 @@ impl IngestMetrics {
             batch_size,
             store_write,
             queue_depth,
+            pass_seconds,
+            pass_batches,
+            worker_lag,
             mqtt_connections,
         })
     }

@@ -16,8 +16,8 @@
 //! is merged into one pass (every reading is still scored at its own time,
 //! but each patient's settings and score history are read once per pass
 //! and all the pass's scores are written in one transaction). The queue
-//! between them is bounded: a worker far behind stops the intake, and the
-//! broker and the devices hold the rest.
+//! between them is short: a worker behind stops the intake, and the broker
+//! and the devices hold the rest.
 //!
 //! The order is the safety property: an `ack` is published only after
 //! `store_obs_batch` returned `Ok` (the commit happened). If the commit
@@ -35,7 +35,7 @@ use rumqttc::{AsyncClient, Event, EventLoop, MqttOptions, Packet, Publish, QoS};
 use tokio::sync::{broadcast, mpsc, watch};
 use tokio_util::sync::CancellationToken;
 use vigil_store::{
-    AlertFiring, AlertStatus, FiringOutcome, RuleAction, Severity, BatchOutcome, LiveEvent, LiveObservation, NewDerivedObservation, NewEcgChunk, NewObsMessage, NewObservation, NewRejected,
+    AlertFiring, AlertStatus, FiringOutcome, ObservationRow, RuleAction, Severity, BatchOutcome, LiveEvent, LiveObservation, NewDerivedObservation, NewEcgChunk, NewObsMessage, NewObservation, NewRejected,
     ObsValue, Store,
 };
 
@@ -90,7 +90,10 @@ const MAX_BATCH: usize = 512;
 /// How long the first message of a batch may wait for company.
 const BATCH_WINDOW: Duration = Duration::from_millis(5);
 /// Committed batches waiting for the worker before the intake waits too.
-const STORED_QUEUE: usize = 64;
+/// Small on purpose: when scoring is the bottleneck, a long queue here only
+/// delays every alert behind it, while a short one pushes the backlog back
+/// to the broker and the devices, whose windows bound it.
+const STORED_QUEUE: usize = 2;
 
 /// Handles to the running ingest.
 pub struct Running {
@@ -267,6 +270,43 @@ struct Worker {
     store: Arc<dyn Store>,
     events: broadcast::Sender<LiveEvent>,
     metrics: IngestMetrics,
+}
+
+/// The newest row of each code measured at or before a time (ties: the
+/// later insert), as `Store::latest_per_code` answers, for times asked in
+/// ascending order, from rows read once.
+struct AsOf {
+    latest: BTreeMap<String, ObservationRow>,
+    /// Rows measured after the base, oldest first, not yet applied.
+    later: std::collections::VecDeque<ObservationRow>,
+}
+
+impl AsOf {
+    fn new(base: Vec<ObservationRow>, mut later: Vec<ObservationRow>) -> AsOf {
+        later.sort_by_key(|r| (r.measured_at, r.id));
+        let mut a = AsOf { latest: BTreeMap::new(), later: later.into() };
+        for r in base {
+            a.apply(r);
+        }
+        a
+    }
+
+    fn apply(&mut self, r: ObservationRow) {
+        let newer = self.latest.get(&r.code).is_none_or(|l| (r.measured_at, r.id) > (l.measured_at, l.id));
+        if newer {
+            self.latest.insert(r.code.clone(), r);
+        }
+    }
+
+    /// The latest of each code as of `at` (not before the previous `at`).
+    fn at(&mut self, at: chrono::DateTime<Utc>) -> Vec<ObservationRow> {
+        while self.later.front().is_some_and(|r| r.measured_at <= at) {
+            if let Some(r) = self.later.pop_front() {
+                self.apply(r);
+            }
+        }
+        self.latest.values().cloned().collect()
+    }
 }
 
 /// A patient's stored scores from `from` on, in time order, and the time
@@ -633,9 +673,16 @@ impl Worker {
                 w = stored.recv() => {
                     let Some(mut w) = w else { break };
                     // Behind? Take everything committed since, as one pass.
+                    let mut batches = 1;
                     while let Ok(more) = stored.try_recv() {
                         w.merge(more);
+                        batches += 1;
                     }
+                    self.metrics.pass_batches.observe(f64::from(batches));
+                    if let Some(at) = w.received_at {
+                        self.metrics.worker_lag.observe((Utc::now() - at).num_microseconds().unwrap_or(0).max(0) as f64 / 1e6);
+                    }
+                    let _timer = self.metrics.pass_seconds.start_timer();
                     self.pass(w).await;
                 }
                 Some(patient) = rescore.recv() => {
@@ -983,16 +1030,20 @@ impl Worker {
     /// late reading (older than the newest score) adds history at its own
     /// time, and the newest score is recomputed with it, keeping its own
     /// time: the current score never claims a fresher state than its
-    /// readings have. The pass's scores are stored in one transaction; the
-    /// current ones are then pushed and drive the built-in NEWS2 alerts.
-    /// `received` is when the triggering messages arrived (for the alert
-    /// latency metric). Returns the episode settings it read, by patient.
+    /// readings have. The pass's scores are stored in one transaction. Then
+    /// every score that was the patient's newest state at its time drives
+    /// the built-in NEWS2 alerts, in time order (several readings of one
+    /// patient in one pass each count, as if they had come one by one), and
+    /// the newest is pushed. `received` is when the triggering messages
+    /// arrived (for the alert latency metric). Returns the episode settings
+    /// it read, by patient.
     async fn score_new(
         &mut self,
         to_score: BTreeMap<i64, BTreeSet<chrono::DateTime<Utc>>>,
         received: chrono::DateTime<Utc>,
     ) -> HashMap<i64, vigil_store::EpisodeSettings> {
         struct Current {
+            push: bool,
             settings: vigil_store::EpisodeSettings,
             score: vigil_clinical::News2Score,
             detail: serde_json::Value,
@@ -1021,20 +1072,28 @@ impl Worker {
                 continue;
             }
             let latest = self.history.get(&patient).and_then(|h| h.latest);
-            let mut at_times: Vec<(chrono::DateTime<Utc>, bool)> =
-                times.iter().map(|t| (*t, *t == newest && latest.is_none_or(|l| *t >= l))).collect();
+            // (time, the newest state at that time, the newest of the pass)
+            let mut at_times: Vec<(chrono::DateTime<Utc>, bool, bool)> = times
+                .iter()
+                .map(|t| {
+                    let current = latest.is_none_or(|l| *t >= l);
+                    (*t, current, current && *t == newest)
+                })
+                .collect();
             if let Some(l) = latest.filter(|l| newest < *l) {
-                at_times.push((l, true));
+                at_times.push((l, true, true));
             }
-            for (at, push) in at_times {
-                let Some(score) = self.score_of(&settings, at).await else { continue };
+            let last = at_times.last().map(|a| a.0).unwrap_or(newest);
+            let Some(mut readings) = self.readings_between(patient, first, last).await else { continue };
+            for (at, current_then, push) in at_times {
+                let score = self.score_of(&settings, readings.at(at), at);
                 let row = vigil_store::scoring::to_new_score(patient, &score, at, now);
                 let Some(h) = self.history.get_mut(&patient) else { continue };
                 // The previous day as it was before this score.
-                let (prev, min_24h) = if push { h.day_before(at) } else { (None, None) };
+                let (prev, min_24h) = if current_then { h.day_before(at) } else { (None, None) };
                 h.add(at, row.total, row.risk.clone());
-                if push {
-                    current.push(Current { settings: settings.clone(), score, detail: row.detail.clone(), prev, min_24h, at });
+                if current_then {
+                    current.push(Current { push, settings: settings.clone(), score, detail: row.detail.clone(), prev, min_24h, at });
                 }
                 rows.push(row);
             }
@@ -1049,7 +1108,9 @@ impl Worker {
             return settings_of;
         }
         for c in current {
-            let _ = self.events.send(LiveEvent::Score { ward_id: c.settings.ward_id, patient_id: c.settings.patient_id, score: c.detail.clone() });
+            if c.push {
+                let _ = self.events.send(LiveEvent::Score { ward_id: c.settings.ward_id, patient_id: c.settings.patient_id, score: c.detail.clone() });
+            }
             self.builtin_alerts(&c.settings, &c.score, &c.detail, c.prev, c.min_24h, c.at, received).await;
         }
         settings_of
@@ -1078,18 +1139,33 @@ impl Worker {
         }
     }
 
-    /// The patient's NEWS2 as of `at` from what is stored.
-    async fn score_of(&self, settings: &vigil_store::EpisodeSettings, at: chrono::DateTime<Utc>) -> Option<vigil_clinical::News2Score> {
-        let rows = match self.store.latest_per_code(settings.patient_id, at).await {
-            Ok(r) => r,
-            Err(e) => {
-                tracing::error!(error = %e, patient = settings.patient_id, "scoring failed");
-                return None;
-            }
+    /// What is stored for `patient` to score any time from `first` to
+    /// `last`, in two reads: the latest of each code at `first`, and
+    /// everything measured after it up to `last`.
+    async fn readings_between(&self, patient: i64, first: chrono::DateTime<Utc>, last: chrono::DateTime<Utc>) -> Option<AsOf> {
+        let read = async {
+            let base = self.store.latest_per_code(patient, first).await?;
+            let later = if last > first {
+                self.store.observations(vigil_store::ObservationQuery { patient_id: patient, code: None, from: Some(first), to: Some(last), max_points: None }).await?
+            } else {
+                Vec::new()
+            };
+            Ok::<_, vigil_store::StoreError>(AsOf::new(base, later))
         };
+        match read.await {
+            Ok(r) => Some(r),
+            Err(e) => {
+                tracing::error!(error = %e, patient, "scoring failed");
+                None
+            }
+        }
+    }
+
+    /// The patient's NEWS2 as of `at` from the latest stored row of each code.
+    fn score_of(&self, settings: &vigil_store::EpisodeSettings, rows: Vec<ObservationRow>, at: chrono::DateTime<Utc>) -> vigil_clinical::News2Score {
         let window = self.engine.pathways().get(&settings.pathway).map(|p| p.freshness).unwrap_or_else(vigil_clinical::default_freshness);
         let episode = vigil_store::scoring::clinical_episode(settings);
-        Some(vigil_clinical::score_home(&vigil_store::scoring::readings(&rows), &episode, window, at))
+        vigil_clinical::score_home(&vigil_store::scoring::readings(&rows), &episode, window, at)
     }
 
     /// The pathway's escalation delay for a severity (CONTRACTS.md §5
@@ -1224,6 +1300,34 @@ mod tests {
         assert_eq!(h.from, t(-15));
         assert_eq!(h.rows.iter().map(|r| r.0).collect::<Vec<_>>(), [t(-10), t(-2), t(10)]);
         assert_eq!(h.day_before(t(10)), (Some((None, None)), Some(3)), "a partial score has no total, and is the newest");
+    }
+
+    fn row(id: i64, code: &str, value: f64, at: chrono::DateTime<Utc>) -> ObservationRow {
+        ObservationRow {
+            id,
+            code: code.into(),
+            value: ObsValue::Number(value),
+            unit: None,
+            measured_at: at,
+            received_at: at,
+            device_id: "d".into(),
+            seq: id as u32,
+        }
+    }
+
+    #[test]
+    fn as_of_answers_like_latest_per_code_for_ascending_times() {
+        let values = |rows: Vec<ObservationRow>| rows.iter().map(|r| (r.code.clone(), r.id)).collect::<Vec<_>>();
+        // Base: the latest at t(0). Later rows arrive unsorted, one of them
+        // at t(0) again (the range read includes its lower edge).
+        let mut a = AsOf::new(
+            vec![row(1, "pulse", 70.0, t(-1)), row(2, "spo2", 97.0, t(0))],
+            vec![row(6, "spo2", 90.0, t(2)), row(2, "spo2", 97.0, t(0)), row(4, "pulse", 80.0, t(1)), row(5, "pulse", 81.0, t(1))],
+        );
+        assert_eq!(values(a.at(t(0))), [("pulse".into(), 1), ("spo2".into(), 2)]);
+        // Two rows at the same time: the later insert wins.
+        assert_eq!(values(a.at(t(1))), [("pulse".into(), 5), ("spo2".into(), 2)]);
+        assert_eq!(values(a.at(t(3))), [("pulse".into(), 5), ("spo2".into(), 6)]);
     }
 
     #[test]

@@ -277,7 +277,14 @@ impl Patient {
         // A score within `freshness` of the cut may have used a reading that
         // another arrival order never kept; only later ones are comparable.
         let score_cut = cut + self.freshness;
-        self.scores.retain(|k, _| k.0 >= score_cut);
+        // From the front only: the map is in time order (a `retain` would
+        // walk every score on every reading).
+        while let Some(e) = self.scores.first_entry() {
+            if e.key().0 >= score_cut {
+                break;
+            }
+            e.remove();
+        }
     }
 
     /// Recomputes the whole NEWS2 history (the episode settings changed).
@@ -295,9 +302,13 @@ impl Patient {
         // older than the freshness window are stale for every result from
         // `from` on, so the scan stops there.
         let horizon = from.0 - pathway.freshness;
+        // No more codes to find than the history holds: a patient who only
+        // ever sends SpO2 and pulse stops the scan at the latest two, not at
+        // the freshness horizon (which made each reading cost the whole window).
+        let present = NEWS2_CODES.iter().filter(|c| self.code_counts.contains_key(c)).count();
         let mut latest: HashMap<Code, usize> = HashMap::new();
         for (i, r) in self.history[..start].iter().enumerate().rev() {
-            if r.measured_at < horizon || latest.len() == NEWS2_CODES.len() {
+            if r.measured_at < horizon || latest.len() == present {
                 break;
             }
             if NEWS2_CODES.contains(&r.observation.code) {

@@ -11,6 +11,12 @@
 //! `vigil admin` command share the file). A deferred transaction that reads
 //! and then writes would instead fail at once with "database is locked" when
 //! the other committed in between.
+//!
+//! Within one process, writers also queue on an async mutex before they
+//! touch SQLite's lock: SQLite's busy handler waits by sleeping (1, 2, 5,
+//! 10 … up to 100 ms between tries), so the ingest's batch commit, blocked
+//! for a moment behind the scorer's, would sleep far longer than the other
+//! write took. The mutex hands the lock over as soon as it is free.
 
 use std::collections::HashMap;
 use std::str::FromStr;
@@ -30,6 +36,8 @@ static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("../../migrations/sqli
 #[derive(Clone, Debug)]
 pub struct SqliteStore {
     pool: SqlitePool,
+    /// Held by every write of this process (see the module docs).
+    write: std::sync::Arc<tokio::sync::Mutex<()>>,
 }
 
 fn ts(t: DateTime<Utc>) -> String {
@@ -77,7 +85,7 @@ impl SqliteStore {
             .busy_timeout(Duration::from_secs(10));
         let pool = SqlitePoolOptions::new().max_connections(4).connect_with(opts).await?;
         MIGRATOR.run(&pool).await?;
-        Ok(SqliteStore { pool })
+        Ok(SqliteStore { pool, write: Default::default() })
     }
 
     async fn user_wards(&self, user_id: i64) -> Result<Vec<i64>> {
@@ -203,6 +211,7 @@ impl Store for SqliteStore {
     }
 
     async fn ward_add(&self, name: &str) -> Result<Ward> {
+        let _write = self.write.lock().await;
         let id = sqlx::query("INSERT INTO wards (name, created_at) VALUES (?, ?)")
             .bind(name)
             .bind(ts(Utc::now()))
@@ -226,6 +235,7 @@ impl Store for SqliteStore {
     }
 
     async fn user_add(&self, user: NewUser) -> Result<i64> {
+        let _write = self.write.lock().await;
         let mut tx = self.pool.begin_with("BEGIN IMMEDIATE").await?;
         let id = sqlx::query("INSERT INTO users (username, role, password_hash, created_at) VALUES (?, ?, ?, ?)")
             .bind(&user.username)
@@ -266,6 +276,7 @@ impl Store for SqliteStore {
     }
 
     async fn token_insert(&self, t: NewToken) -> Result<()> {
+        let _write = self.write.lock().await;
         sqlx::query("INSERT INTO tokens (user_id, token_hash, kind, created_at, expires_at) VALUES (?, ?, ?, ?, ?)")
             .bind(t.user_id)
             .bind(&t.token_hash)
@@ -314,6 +325,7 @@ impl Store for SqliteStore {
     }
 
     async fn token_revoke(&self, token_hash: &str, now: DateTime<Utc>) -> Result<bool> {
+        let _write = self.write.lock().await;
         let n = sqlx::query("UPDATE tokens SET revoked_at = ? WHERE token_hash = ? AND revoked_at IS NULL")
             .bind(ts(now))
             .bind(token_hash)
@@ -324,6 +336,7 @@ impl Store for SqliteStore {
     }
 
     async fn patient_admit(&self, p: NewPatient) -> Result<i64> {
+        let _write = self.write.lock().await;
         let mut tx = self.pool.begin_with("BEGIN IMMEDIATE").await?;
         let now = ts(p.admitted_at);
         let id = sqlx::query("INSERT INTO patients (ward_id, name, nhs_number, created_at) VALUES (?, ?, ?, ?)")
@@ -352,6 +365,7 @@ impl Store for SqliteStore {
     }
 
     async fn patient_discharge(&self, patient_id: i64, at: DateTime<Utc>) -> Result<DateTime<Utc>> {
+        let _write = self.write.lock().await;
         let mut tx = self.pool.begin_with("BEGIN IMMEDIATE").await?;
         let n = sqlx::query("UPDATE episodes SET discharged_at = ? WHERE patient_id = ? AND discharged_at IS NULL")
             .bind(ts(at))
@@ -443,6 +457,7 @@ impl Store for SqliteStore {
     }
 
     async fn device_provision(&self, d: NewDevice) -> Result<()> {
+        let _write = self.write.lock().await;
         sqlx::query(
             "INSERT INTO devices (id, kind, mqtt_username, secret_hash, mosquitto_hash, patient_id, created_at)
              VALUES (?, ?, ?, ?, ?, ?, ?)",
@@ -460,6 +475,7 @@ impl Store for SqliteStore {
     }
 
     async fn device_assign(&self, device_id: &str, patient_id: i64) -> Result<()> {
+        let _write = self.write.lock().await;
         let open: Option<i64> =
             sqlx::query_scalar("SELECT id FROM episodes WHERE patient_id = ? AND discharged_at IS NULL")
                 .bind(patient_id)
@@ -481,6 +497,7 @@ impl Store for SqliteStore {
     }
 
     async fn device_revoke(&self, device_id: &str, at: DateTime<Utc>) -> Result<DateTime<Utc>> {
+        let _write = self.write.lock().await;
         let n = sqlx::query("UPDATE devices SET revoked_at = ? WHERE id = ? AND revoked_at IS NULL")
             .bind(ts(at))
             .bind(device_id)
@@ -548,6 +565,7 @@ impl Store for SqliteStore {
     }
 
     async fn store_obs_batch(&self, batch: &[NewObsMessage]) -> Result<Vec<BatchOutcome>> {
+        let _write = self.write.lock().await;
         let mut tx = self.pool.begin_with("BEGIN IMMEDIATE").await?;
         let mut out = Vec::with_capacity(batch.len());
         for m in batch {
@@ -580,6 +598,7 @@ impl Store for SqliteStore {
     }
 
     async fn store_rejected(&self, r: NewRejected) -> Result<()> {
+        let _write = self.write.lock().await;
         sqlx::query(
             "INSERT INTO rejected_messages (device_id, seq, topic, reason, detail, payload, received_at)
              VALUES (?, ?, ?, ?, ?, ?, ?)",
@@ -698,6 +717,7 @@ impl Store for SqliteStore {
     }
 
     async fn episode_update(&self, patient_id: i64, u: EpisodeUpdate, by: &str, at: DateTime<Utc>) -> Result<()> {
+        let _write = self.write.lock().await;
         // IMMEDIATE: take the write lock (waiting out busy_timeout) before
         // the first read. A deferred transaction that reads and then writes
         // fails at once with SQLITE_BUSY when another connection (the ingest,
@@ -749,10 +769,12 @@ impl Store for SqliteStore {
     }
 
     async fn score_insert(&self, s: NewScore) -> Result<i64> {
+        let _write = self.write.lock().await;
         insert_score(&self.pool, &s).await
     }
 
     async fn score_insert_many(&self, rows: &[NewScore]) -> Result<()> {
+        let _write = self.write.lock().await;
         if rows.is_empty() {
             return Ok(());
         }
@@ -799,6 +821,7 @@ impl Store for SqliteStore {
     }
 
     async fn store_ecg_batch(&self, batch: &[NewEcgChunk]) -> Result<Vec<BatchOutcome>> {
+        let _write = self.write.lock().await;
         let mut tx = self.pool.begin_with("BEGIN IMMEDIATE").await?;
         let mut out = Vec::with_capacity(batch.len());
         for c in batch {
@@ -826,6 +849,7 @@ impl Store for SqliteStore {
     }
 
     async fn store_beats(&self, sets: &[PatchBeats]) -> Result<()> {
+        let _write = self.write.lock().await;
         if sets.iter().all(|s| s.beats.is_empty()) {
             return Ok(());
         }
@@ -849,6 +873,7 @@ impl Store for SqliteStore {
     }
 
     async fn store_derived(&self, o: NewDerivedObservation) -> Result<i64> {
+        let _write = self.write.lock().await;
         let mut conn = self.pool.acquire().await?;
         let (measured, received) = (ts(o.measured_at), ts(o.received_at));
         insert_observation(&mut conn, o.patient_id, &o.device_id, o.seq, &o.observation, &measured, &received).await
@@ -894,6 +919,7 @@ impl Store for SqliteStore {
     }
 
     async fn delete_history_before(&self, kind: HistoryKind, before: DateTime<Utc>) -> Result<u64> {
+        let _write = self.write.lock().await;
         let mut tx = self.pool.begin_with("BEGIN IMMEDIATE").await?;
         let n = match kind {
             HistoryKind::Observations => {
@@ -910,6 +936,7 @@ impl Store for SqliteStore {
     }
 
     async fn ecg_delete_before(&self, before_ms: i64) -> Result<u64> {
+        let _write = self.write.lock().await;
         let mut tx = self.pool.begin_with("BEGIN IMMEDIATE").await?;
         let n = sqlx::query("DELETE FROM ecg_chunks WHERE t0_ms < ?").bind(before_ms).execute(&mut *tx).await?.rows_affected();
         sqlx::query("DELETE FROM ecg_beats WHERE t_ms < ?").bind(before_ms).execute(&mut *tx).await?;
@@ -918,6 +945,7 @@ impl Store for SqliteStore {
     }
 
     async fn alert_fire(&self, f: AlertFiring, now: DateTime<Utc>) -> Result<(AlertRow, FiringOutcome)> {
+        let _write = self.write.lock().await;
         // Reads the live alert, then writes: IMMEDIATE for the reason given
         // in `episode_update` (an alert must never be lost to SQLITE_BUSY).
         let mut tx = self.pool.begin_with("BEGIN IMMEDIATE").await?;
@@ -990,6 +1018,7 @@ impl Store for SqliteStore {
     }
 
     async fn alert_act(&self, alert_id: i64, action: AlertAction, actor: &str, at: DateTime<Utc>) -> Result<AlertRow> {
+        let _write = self.write.lock().await;
         let mut tx = self.pool.begin_with("BEGIN IMMEDIATE").await?;
         let (sql, name, detail) = match &action {
             AlertAction::Acknowledge => (
@@ -1083,6 +1112,7 @@ impl Store for SqliteStore {
     }
 
     async fn audit_append(&self, e: AuditEntry) -> Result<()> {
+        let _write = self.write.lock().await;
         sqlx::query("INSERT INTO audit_log (at, user_id, username, action, patient_id, detail, addr) VALUES (?, ?, ?, ?, ?, ?, ?)")
             .bind(ts(e.at))
             .bind(e.user_id)
