@@ -84,6 +84,9 @@ pub trait Store: Send + Sync + 'static {
     async fn devices_revoked_since(&self, since: DateTime<Utc>) -> Result<Vec<String>>;
     /// The patient (and their ward) a device currently reports for, if any.
     async fn device_route(&self, device_id: &str) -> Result<Option<DeviceRoute>>;
+    /// Replace the device's last status with `report` (shown with the
+    /// device in [`Store::patient_get`]). `NotFound` for an unknown device.
+    async fn device_status_record(&self, device_id: &str, report: &DeviceStatusReport) -> Result<()>;
 
     // --- ingest --------------------------------------------------------------
     /// Store a batch of validated messages in one transaction. Returns one

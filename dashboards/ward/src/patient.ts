@@ -29,9 +29,11 @@ const MAX_POINTS = 400; // per code: the API keeps each bucket's minimum and max
 const SCORE_ROWS = 30;
 const ALERT_ROWS = 20;
 
-// Device status arrives only on the websocket: keep every device's last one
-// from the moment the page opened, whichever view was showing.
+// Each device's last status: the API's stored one when a patient opens, then
+// every newer one from the websocket, whichever view was showing.
 const deviceStatus = new Map<string, { status: DeviceStatus; at: string }>();
+/** A status report older than this is marked as old: it may not be the device's state now. */
+const STATUS_OLD_MS = 3600_000;
 const ecgStatus = new Map<string, { quality: string | null; possible_af: boolean | null; at: string }>();
 
 interface Page {
@@ -66,6 +68,12 @@ export async function openPatient(id: number): Promise<void> {
     return;
   }
   if (page?.id !== id) return;
+  for (const d of page.detail.devices) {
+    const seen = deviceStatus.get(d.id);
+    if (d.status && (!seen || Date.parse(seen.at) < Date.parse(d.status.reported_at))) {
+      deviceStatus.set(d.id, { status: d.status, at: d.status.reported_at });
+    }
+  }
   renderFacts();
   renderDevices();
   await Promise.all([loadRange("24h"), loadAlerts()]);
@@ -302,13 +310,15 @@ function renderDevices(): void {
     const tr = el("tr");
     tr.dataset.device = d.id;
     const name = el("th", "", d.id); name.scope = "row";
-    let status = d.revoked_at ? `revoked ${when(d.revoked_at)}` : "no status received since this page opened";
+    let status = d.revoked_at ? `revoked ${when(d.revoked_at)}` : "never reported";
     if (!d.revoked_at && st) status = st.status.online === false ? "offline" : "online";
+    if (st) tr.dataset.reportedAt = st.at;
+    const old = !!st && Date.now() - Date.parse(st.at) > STATUS_OLD_MS;
     const battery = st?.status.battery_pct != null ? `${st.status.battery_pct} %${st.status.battery_pct < 30 ? " (low)" : ""}` : "—";
     let signal = st?.status.signal ? st.status.signal.replace("_", " ") : "—";
     if (ecg) signal = `${(ecg.quality || signal).replace("_", " ")}${ecg.possible_af ? "; possible AF: review the strip" : ""}`;
     tr.append(name, el("td", "", d.kind), el("td", st?.status.online === false ? "warn" : "", status), el("td", "num", battery),
-      el("td", "", signal), el("td", "", st ? age(st.at) : "—"));
+      el("td", "", signal), el("td", old ? "warn" : "", st ? `${age(st.at)}${old ? " (old report: may not be so now)" : ""}` : "—"));
     body.append(tr);
   }
   $("no-devices").hidden = page.detail.devices.length > 0;

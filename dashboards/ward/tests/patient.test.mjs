@@ -113,6 +113,31 @@ test("a patient's page charts each vital with the API's values, follows live rea
     await page.getByRole("table", { name: /Latest readings/ }).waitFor();
     assert.equal(await page.evaluate(() => document.activeElement?.textContent), name, "focus returns to the patient's row");
     assert.equal(await page.evaluate(() => window.__sameDocument), true, "all without a reload");
+
+    // 6. Device status is the stored one from the moment the page loads: a
+    // fresh page has had no live status yet, and each row carries the stored
+    // report's own time (a live one carries the browser's), with its age.
+    await page.goto(`${demo.base}/#/patients/${id}`);
+    await page.getByRole("heading", { level: 2, name }).waitFor();
+    let fromApi = 0;
+    await poll("every device row shows the API's stored status", async () => {
+      const d = await pageGet(page, `/api/v1/patients/${id}`);
+      const rows = await page.locator("#device-table tbody tr").evaluateAll((trs) => trs.map((tr) => ({
+        id: tr.dataset.device, at: tr.dataset.reportedAt ?? null, cells: [...tr.querySelectorAll("td")].map((td) => td.textContent) })));
+      fromApi = 0;
+      return d.devices.length > 0 && d.devices.every((dev) => {
+        const r = rows.find((x) => x.id === dev.id);
+        if (!r) return false;
+        const [, status, battery, , age] = r.cells;
+        if (!dev.status) return r.at === null && status === "never reported";
+        // A live status that came after the page loaded is newer still.
+        if (r.at !== null && Date.parse(r.at) > Date.parse(dev.status.reported_at)) return /ago/.test(age);
+        fromApi++;
+        return r.at === dev.status.reported_at && status === (dev.status.online ? "online" : "offline")
+          && battery.startsWith(dev.status.battery_pct == null ? "—" : `${dev.status.battery_pct} %`) && /ago/.test(age);
+      });
+    }, { timeout: DATA_TIMEOUT, interval: 250 });
+    assert.ok(fromApi > 0, "a device's status shown is the stored one, from the moment the page loaded");
   });
 });
 
