@@ -79,15 +79,26 @@ function acuity(p: PatientState): [number, number] {
 // a click that starts while a live update arrives still lands on its row.
 const rowsById = new Map<number, HTMLTableRowElement>();
 // While the pointer is over the rows their order is held (values still
-// update): a row must not move away under a nurse's click. The order
-// catches up when the pointer leaves.
+// update): a row must not move away under a nurse's click. Nor may the
+// table itself move: the alert queue above it keeps its height while held
+// (a new alert shows inside it, which scrolls), where a new alert used to
+// push every row down under the pointer. Both catch up when the pointer
+// leaves.
 let heldOrder: Map<number, number> | null = null;
 {
   const body = $("patients").querySelector("tbody")!;
+  const above = $("alerts");
   body.addEventListener("pointerenter", () => {
     heldOrder = new Map([...body.rows].map((tr, i) => [Number(tr.dataset.patient), i]));
+    above.style.height = `${above.getBoundingClientRect().height}px`;
+    above.classList.add("held");
   });
-  body.addEventListener("pointerleave", () => { heldOrder = null; renderPatients(); });
+  body.addEventListener("pointerleave", () => {
+    heldOrder = null;
+    above.style.removeProperty("height");
+    above.classList.remove("held");
+    renderPatients();
+  });
 }
 
 function heldCompare(a: PatientState, b: PatientState): number {
