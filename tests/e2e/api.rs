@@ -138,6 +138,20 @@ async fn device_status_is_kept_and_shown_with_the_patients_devices() {
 }
 
 #[tokio::test]
+async fn a_patient_carries_the_spo2_target_of_their_pathway_or_scale() {
+    let app = TestApp::spawn().await;
+    for (pathway, target) in [
+        ("copd", json!({"low": 88, "high": 92, "source": "pathway"})),
+        ("general", json!({"low": 94, "high": 98, "source": "scale"})),
+    ] {
+        let id = app.admit(pathway).await;
+        let p: serde_json::Value = app.get(&format!("/api/v1/patients/{id}")).send().await.expect("get").json().await.expect("json");
+        assert_eq!(p["thresholds"]["spo2_target"], target, "{pathway}");
+        assert_eq!(p["episode"]["pathway"], pathway, "the patient's own fields are still there");
+    }
+}
+
+#[tokio::test]
 async fn health_readiness_and_page_are_served() {
     let app = TestApp::spawn().await;
     let h = app.http_client.get(format!("{}/healthz", app.http)).send().await.expect("healthz");

@@ -198,15 +198,23 @@ function renderCharts(): void {
     if (!fig.isConnected) box.append(fig);
     fig.dataset.points = String(n);
     const b = news2Bands(v.code, p.detail?.episode?.spo2_scale ?? 1, onOxygen());
-    fig.querySelector(".bands")!.textContent = b
+    // The pathway's own SpO2 target, as its rules use it, besides NEWS2's bands.
+    const target = v.code === "spo2" ? p.detail?.thresholds?.spo2_target : null;
+    if (target) fig.dataset.target = `${target.low}-${target.high}`;
+    fig.querySelector(".bands")!.textContent = (b
       ? `Shaded: ${b.source} bands, ${b.bands.filter((x) => x.score > 0).map((x) => x.label).join(" · ")}; unshaded scores 0.`
-      : "No NEWS2 bands for this reading (a pathway's personal target is not shown).";
+      : "No NEWS2 bands for this reading (a pathway's personal target is not shown).")
+      + (target ? ` Dashed lines: the patient's SpO2 target, ${target.low}–${target.high} % (${target.source === "pathway"
+        ? `the ${p.detail?.episode?.pathway} pathway's` : `the default for SpO2 scale ${p.detail?.episode?.spo2_scale}`}).` : "");
     fig.querySelector(".summary")!.textContent = summary(p, v);
     const plot = fig.querySelector<HTMLElement>(".plot")!;
     plot.setAttribute("aria-label", `${v.title} chart: ${summary(p, v)}`);
     const chart = p.charts.get(v.code);
     if (chart) chart.update(series, range);
-    else p.charts.set(v.code, new VitalChart(plot, series, { bands: b?.bands || [], floor: v.floor, range }));
+    else {
+      const lines = target ? [{ value: target.low, label: `target ${target.low}` }, { value: target.high, label: `target ${target.high}` }] : [];
+      p.charts.set(v.code, new VitalChart(plot, series, { bands: b?.bands || [], lines, floor: v.floor, range }));
+    }
     const details = fig.querySelector("details")!;
     if (details.open) fillTable(fig, v);
   }

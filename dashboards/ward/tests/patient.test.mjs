@@ -56,6 +56,11 @@ test("a patient's page charts each vital with the API's values, follows live rea
     const spo2Chart = shown.find((x) => x.code === "spo2");
     assert.equal(Number(spo2Chart.summary.match(/^(\d+) readings/)[1]), spo2Chart.points, "the summary counts the plotted points");
     assert.match(await spo2.locator(".bands").textContent(), /NEWS2 SpO2 scale \d.*\+3/, "the bands are named with their sub-scores");
+    // The pathway's SpO2 target, as the API gives it, is drawn and named.
+    const { thresholds } = await pageGet(page, `/api/v1/patients/${id}`);
+    const { low, high } = thresholds.spo2_target;
+    assert.equal(await spo2.getAttribute("data-target"), `${low}-${high}`, "the target lines are the API's");
+    assert.match(await spo2.locator(".bands").textContent(), new RegExp(`Dashed lines: the patient's SpO2 target, ${low}–${high} %`));
 
     // The table behind the chart holds the API's readings, newest first.
     await spo2.getByText("SpO2: readings as a table").click();
