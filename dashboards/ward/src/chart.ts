@@ -82,7 +82,7 @@ export class VitalChart {
       ctx.fillRect(bbox.left, top, bbox.width, bottom - top);
       if (bottom - top > 10 * devicePixelRatio) {
         ctx.fillStyle = "#5a2a00";
-        ctx.fillText(`+${b.score}`, bbox.left + bbox.width - 4, (top + bottom) / 2);
+        ctx.fillText(b.mark ?? `+${b.score}`, bbox.left + bbox.width - 4, (top + bottom) / 2);
       }
     }
     // Lines are dashed and named in words, never told apart by colour alone.

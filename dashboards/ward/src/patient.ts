@@ -3,7 +3,7 @@
 // with their last status, the patient's alerts with who did what, and an
 // ECG strip with the detected beats. Kept live from the websocket.
 import { api } from "./api";
-import { news2Bands } from "./bands";
+import { NEWS2_TOTAL, news2Bands } from "./bands";
 import { VitalChart, type SeriesSpec } from "./chart";
 import { showEcg } from "./ecg";
 import { $, age, el, news2View, params, when } from "./format";
@@ -57,6 +57,7 @@ export async function openPatient(id: number): Promise<void> {
   $("patient-title").textContent = patients.get(id)?.summary.name || `Patient ${id}`;
   $("patient-facts").textContent = "Loading…";
   $("charts").replaceChildren();
+  $("score-plot").replaceChildren();
   $("ecg-summary").textContent = "";
   $("ecg-plot").replaceChildren();
   setRangeButtons("24h");
@@ -301,6 +302,17 @@ function renderScores(): void {
     tr.append(t, total, el("td", "", subs), el("td", "", gaps));
     body.append(tr);
   }
+  // The same history as a chart above the table, over the vitals' time range.
+  const scored = page.scores.filter((s) => s.total != null); // NEWS2 not applicable has no total
+  const xs = scored.map((s) => Date.parse(s.scored_at) / 1000), ys = scored.map((s) => s.total as number);
+  const plot = $("score-plot");
+  plot.dataset.points = String(xs.length);
+  plot.setAttribute("aria-label", `NEWS2 total over time: ${xs.length} score${xs.length === 1 ? "" : "s"} in this range`
+    + `${xs.length ? `, the latest ${ys[ys.length - 1]}` : ""}; the table below lists them.`);
+  const series = [{ label: "NEWS2", xs, ys }], range: [number, number] = [page.from / 1000, Date.now() / 1000];
+  const chart = page.charts.get("news2");
+  if (chart) chart.update(series, range);
+  else page.charts.set("news2", new VitalChart(plot, series, { bands: NEWS2_TOTAL, floor: [0, 8], range }));
   $("score-count").textContent = page.scores.length > SCORE_ROWS
     ? `The newest ${SCORE_ROWS} of ${page.scores.length} scores in this range.`
     : `${page.scores.length} score${page.scores.length === 1 ? "" : "s"} in this range.`;

@@ -81,6 +81,11 @@ test("a patient's page charts each vital with the API's values, follows live rea
     // NEWS2 history and devices come from the API.
     await poll("a NEWS2 history row", async () => (await page.locator("#score-table tbody tr").count()) > 0, { timeout: DATA_TIMEOUT, interval: 250 });
     assert.match(await page.locator("#score-table tbody tr").first().locator("td").nth(1).textContent(), /^(≥?\d+|n\/a)/, "a NEWS2 total in the history");
+    // ... and as a chart above the table: one point per score in the range.
+    const scorePlot = page.locator("#score-plot");
+    const scoreCount = Number((await page.locator("#score-count").textContent()).match(/(\d+) scores? in this range/)[1]);
+    assert.equal(Number(await scorePlot.getAttribute("data-points")), scoreCount, "every score in the range is on the chart");
+    assert.ok(await scorePlot.locator("canvas").count() > 0, "the NEWS2 chart is drawn");
     const detail = await pageGet(page, `/api/v1/patients/${id}`);
     const devices = await page.locator("#device-table tbody th").allTextContents();
     assert.deepEqual(devices.sort(), detail.devices.map((d) => d.id).sort(), "every device of the patient is listed");
