@@ -215,18 +215,31 @@ test("the row order holds while the pointer is over the rows, so a re-sort never
     // ACVPU "U" (+2 and +3), rescored and pushed over the websocket at once.
     // Their row updates in place, but no row moves.
     const was = await total(last);
-    const status = await page.evaluate(async (id) => {
+    const deteriorate = () => page.evaluate(async (id) => {
       const me = await (await fetch("/api/v1/me", { credentials: "same-origin" })).json();
       const r = await fetch(`/api/v1/patients/${id}/episode`, { method: "PATCH", credentials: "same-origin",
         headers: { "content-type": "application/json", "x-csrf-token": me.csrf_token }, body: JSON.stringify({ oxygen: true, acvpu: "U" }) });
       return r.status;
     }, last);
-    assert.equal(status, 200, "the episode change is recorded");
-    await poll("the new NEWS2 shown in the held row", async () => (await total(last)) >= 5, { timeout: UI_TIMEOUT, interval: 100 });
+    // A reading from the patient's own hub (air, alert) can supersede what
+    // the clinician recorded within seconds: record it again if so.
+    const deteriorated = async () => {
+      for (let i = 0; i < 3; i++) {
+        if ((await total(last)) >= 5) return;
+        assert.equal(await deteriorate(), 200, "the episode change is recorded");
+        try {
+          await poll("the new NEWS2 shown in the held row", async () => (await total(last)) >= 5, { timeout: 5_000, interval: 50 });
+          return;
+        } catch { /* superseded already: again */ }
+      }
+      assert.fail("NEWS2 5 or more never showed for the deteriorating patient");
+    };
+    await deteriorated();
     // NEWS2 5 raises an alert, shown in the queue above the table: the
     // queue keeps its height, so the rows do not slide under the pointer.
     const name = await page.locator(`#patients tbody tr[data-patient="${last}"] th`).textContent();
-    await page.locator("#alert-list li").filter({ hasText: name }).waitFor({ timeout: UI_TIMEOUT });
+    await page.locator("#alert-list li").filter({ hasText: name }).first().waitFor({ timeout: UI_TIMEOUT });
+    await deteriorated();
     t.diagnostic(`patient ${last}: NEWS2 ${was} → ${await total(last)}, held at the bottom`);
     assert.deepEqual(await order(), before, "the order is held while the pointer is over the rows");
     assert.equal(Math.round((await rowBox()).y), Math.round(firstRowAt.y), "the row under the pointer has not moved on the screen");
@@ -234,6 +247,7 @@ test("the row order holds while the pointer is over the rows, so a re-sort never
       "the row under the pointer is still the one it was on");
 
     // 3. The pointer leaves the rows: the order catches up, sickest first.
+    await deteriorated();
     await page.mouse.move(1, 1);
     await poll("the deteriorated patient moves up", async () => (await order()).indexOf(last) < before.length - 1, { timeout: UI_TIMEOUT, interval: 100 });
     await assertAcuityOrder(page, "acuity order once the pointer left");
