@@ -109,6 +109,49 @@ async fn patient_list_shows_latest_readings_and_discharge_removes_the_patient() 
 }
 
 #[tokio::test]
+async fn device_status_is_kept_and_shown_with_the_patients_devices() {
+    let app = TestApp::spawn().await;
+    let (patient, dev) = app.patient_with_device().await;
+    let detail = |app: &TestApp| {
+        let r = app.get(&format!("/api/v1/patients/{patient}"));
+        async move { r.send().await.expect("get").json::<serde_json::Value>().await.expect("json") }
+    };
+    let before = detail(&app).await;
+    assert_eq!(before["devices"][0]["id"], dev.id.as_str());
+    assert_eq!(before["devices"][0]["status"], serde_json::Value::Null, "never reported");
+
+    let mut ws = app.ws(&app.token).await;
+    let sent = chrono::Utc::now();
+    dev.publish_raw("status", json!({"online": true, "battery_pct": 71, "signal": "ok", "fw": "1.4.2"}).to_string()).await;
+    // The live push follows the write, so the API has it by now.
+    assert_eq!(ws.next_event("device_status").await["device_id"], dev.id.as_str());
+    let status = detail(&app).await["devices"][0]["status"].clone();
+    assert_eq!((&status["online"], &status["battery_pct"], &status["signal"], &status["fw"]), (&json!(true), &json!(71), &json!("ok"), &json!("1.4.2")));
+    let at: chrono::DateTime<chrono::Utc> = status["reported_at"].as_str().expect("reported_at").parse().expect("RFC 3339");
+    assert!(at >= sent - chrono::Duration::seconds(1) && at <= chrono::Utc::now(), "reported_at is when it arrived: {at}");
+
+    // The last will replaces it whole: offline, battery no longer known.
+    dev.publish_raw("status", json!({"online": false}).to_string()).await;
+    ws.next_event("device_status").await;
+    let status = detail(&app).await["devices"][0]["status"].clone();
+    assert_eq!((&status["online"], &status["battery_pct"], &status["signal"]), (&json!(false), &json!(null), &json!(null)));
+}
+
+#[tokio::test]
+async fn a_patient_carries_the_spo2_target_of_their_pathway_or_scale() {
+    let app = TestApp::spawn().await;
+    for (pathway, target) in [
+        ("copd", json!({"low": 88, "high": 92, "source": "pathway"})),
+        ("general", json!({"low": 94, "high": 98, "source": "scale"})),
+    ] {
+        let id = app.admit(pathway).await;
+        let p: serde_json::Value = app.get(&format!("/api/v1/patients/{id}")).send().await.expect("get").json().await.expect("json");
+        assert_eq!(p["thresholds"]["spo2_target"], target, "{pathway}");
+        assert_eq!(p["episode"]["pathway"], pathway, "the patient's own fields are still there");
+    }
+}
+
+#[tokio::test]
 async fn health_readiness_and_page_are_served() {
     let app = TestApp::spawn().await;
     let h = app.http_client.get(format!("{}/healthz", app.http)).send().await.expect("healthz");

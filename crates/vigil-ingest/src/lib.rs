@@ -13,6 +13,7 @@
 //! - [`broker`]: the embedded rmqtt broker and its auth/ACL hooks.
 //! - [`mosquitto`]: the same identity and topic rules as Mosquitto password and ACL files (pure).
 //! - [`pipeline`]: the ingest client: batch, commit, then ack.
+//! - [`status`]: keeping each device's last `status` message.
 //! - [`rules`]: hosting the pathway rules engine: loading pathways, outputs → alerts and device advice.
 //! - [`metrics`]: the Prometheus counters of CONTRACTS.md §6.
 
@@ -25,6 +26,7 @@ pub mod metrics;
 pub mod mosquitto;
 pub mod pipeline;
 pub mod rules;
+pub mod status;
 
 pub use broker::{EmbeddedBroker, ServiceAccount};
 pub use metrics::IngestMetrics;

@@ -1231,6 +1231,8 @@ impl Worker {
             tracing::info!(device, "unreadable status ignored");
             return;
         };
+        // Keep it as the device's last status (shown on the patient page).
+        crate::status::record(self.store.as_ref(), device, &status).await;
         if let Ok(Some(route)) = self.store.device_route(device).await {
             let ds = vigil_rules::DeviceStatus {
                 online: status.get("online").and_then(|v| v.as_bool()).unwrap_or(true),

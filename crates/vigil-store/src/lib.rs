@@ -87,6 +87,9 @@ pub trait Store: Send + Sync + 'static {
     /// [`Store::device_route`] of many devices in one query (the ingest
     /// routes a whole batch at once); devices with no route are absent.
     async fn device_routes(&self, device_ids: &[&str]) -> Result<std::collections::HashMap<String, DeviceRoute>>;
+    /// Replace the device's last status with `report` (shown with the
+    /// device in [`Store::patient_get`]). `NotFound` for an unknown device.
+    async fn device_status_record(&self, device_id: &str, report: &DeviceStatusReport) -> Result<()>;
 
     // --- ingest --------------------------------------------------------------
     /// Store a batch of validated messages in one transaction. Returns one

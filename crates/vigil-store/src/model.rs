@@ -116,6 +116,23 @@ pub struct DeviceInfo {
     pub id: String,
     pub kind: String,
     pub revoked_at: Option<DateTime<Utc>>,
+    /// The device's last status message; `None` if it never sent one.
+    pub status: Option<DeviceStatusReport>,
+}
+
+/// A device's last status message (docs/mqtt.md, `…/status`), as received.
+/// A field the message left out is `None` (unknown), not the previous value.
+#[derive(Clone, Debug, PartialEq, Serialize, utoipa::ToSchema)]
+pub struct DeviceStatusReport {
+    pub online: bool,
+    /// 0–100.
+    pub battery_pct: Option<u8>,
+    /// `ok`, `poor` or `lead_off`.
+    pub signal: Option<String>,
+    /// Firmware version.
+    pub fw: Option<String>,
+    /// When Vigil received it: the message carries no time of its own.
+    pub reported_at: DateTime<Utc>,
 }
 
 #[derive(Clone, Debug, Serialize, utoipa::ToSchema)]

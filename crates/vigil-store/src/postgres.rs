@@ -470,7 +470,9 @@ impl Store for PgStore {
             discharged_at: r.get(6),
         });
         let devices = sqlx::query(
-            "SELECT id, kind, revoked_at FROM devices WHERE patient_id = $1 ORDER BY id",
+            "SELECT d.id, d.kind, d.revoked_at, s.online, s.battery_pct, s.signal, s.fw, s.reported_at
+             FROM devices d LEFT JOIN device_status s ON s.device_id = d.id
+             WHERE d.patient_id = $1 ORDER BY d.id",
         )
         .bind(patient_id)
         .fetch_all(&self.pool)
@@ -480,6 +482,17 @@ impl Store for PgStore {
             id: r.get(0),
             kind: r.get(1),
             revoked_at: r.get(2),
+            status: r
+                .get::<Option<DateTime<Utc>>, _>(7)
+                .map(|reported_at| DeviceStatusReport {
+                    online: r.get(3),
+                    battery_pct: r
+                        .get::<Option<i16>, _>(4)
+                        .and_then(|b| u8::try_from(b).ok()),
+                    signal: r.get(5),
+                    fw: r.get(6),
+                    reported_at,
+                }),
         })
         .collect();
         Ok(Some(PatientDetail {
@@ -535,6 +548,33 @@ impl Store for PgStore {
         .bind(ts(d.created_at))
         .execute(&self.pool)
         .await?;
+        Ok(())
+    }
+
+    async fn device_status_record(
+        &self,
+        device_id: &str,
+        report: &DeviceStatusReport,
+    ) -> Result<()> {
+        let n = sqlx::query(
+            "INSERT INTO device_status (device_id, online, battery_pct, signal, fw, reported_at)
+             SELECT id, $1, $2, $3, $4, $5 FROM devices WHERE id = $6
+             ON CONFLICT (device_id) DO UPDATE SET online = excluded.online,
+                 battery_pct = excluded.battery_pct, signal = excluded.signal,
+                 fw = excluded.fw, reported_at = excluded.reported_at",
+        )
+        .bind(report.online)
+        .bind(report.battery_pct.map(i16::from))
+        .bind(&report.signal)
+        .bind(&report.fw)
+        .bind(ts(report.reported_at))
+        .bind(device_id)
+        .execute(&self.pool)
+        .await?
+        .rows_affected();
+        if n == 0 {
+            return Err(StoreError::NotFound(format!("device {device_id}")));
+        }
         Ok(())
     }
 

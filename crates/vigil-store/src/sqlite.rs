@@ -412,13 +412,29 @@ impl Store for SqliteStore {
             }),
             None => None,
         };
-        let devices = sqlx::query("SELECT id, kind, revoked_at FROM devices WHERE patient_id = ? ORDER BY id")
-            .bind(patient_id)
-            .fetch_all(&self.pool)
-            .await?
-            .into_iter()
-            .map(|r| Ok(DeviceInfo { id: r.get(0), kind: r.get(1), revoked_at: parse_opt_ts(r.get(2))? }))
-            .collect::<Result<Vec<_>>>()?;
+        let devices = sqlx::query(
+            "SELECT d.id, d.kind, d.revoked_at, s.online, s.battery_pct, s.signal, s.fw, s.reported_at
+             FROM devices d LEFT JOIN device_status s ON s.device_id = d.id
+             WHERE d.patient_id = ? ORDER BY d.id",
+        )
+        .bind(patient_id)
+        .fetch_all(&self.pool)
+        .await?
+        .into_iter()
+        .map(|r| {
+            let status = match r.get::<Option<String>, _>(7) {
+                Some(at) => Some(DeviceStatusReport {
+                    online: r.get::<i64, _>(3) != 0,
+                    battery_pct: r.get::<Option<i64>, _>(4).and_then(|b| u8::try_from(b).ok()),
+                    signal: r.get(5),
+                    fw: r.get(6),
+                    reported_at: parse_ts(&at)?,
+                }),
+                None => None,
+            };
+            Ok(DeviceInfo { id: r.get(0), kind: r.get(1), revoked_at: parse_opt_ts(r.get(2))?, status })
+        })
+        .collect::<Result<Vec<_>>>()?;
         Ok(Some(PatientDetail {
             id: p.get(0),
             ward_id: p.get(1),
@@ -471,6 +487,31 @@ impl Store for SqliteStore {
         .bind(ts(d.created_at))
         .execute(&self.pool)
         .await?;
+        Ok(())
+    }
+
+    async fn device_status_record(&self, device_id: &str, report: &DeviceStatusReport) -> Result<()> {
+        let _write = self.write.lock().await;
+        let mut tx = self.pool.begin_with("BEGIN IMMEDIATE").await?;
+        let n = sqlx::query(
+            "INSERT INTO device_status (device_id, online, battery_pct, signal, fw, reported_at)
+             SELECT id, ?, ?, ?, ?, ? FROM devices WHERE id = ?
+             ON CONFLICT (device_id) DO UPDATE SET online = excluded.online, battery_pct = excluded.battery_pct,
+                 signal = excluded.signal, fw = excluded.fw, reported_at = excluded.reported_at",
+        )
+        .bind(report.online)
+        .bind(report.battery_pct.map(i64::from))
+        .bind(&report.signal)
+        .bind(&report.fw)
+        .bind(ts(report.reported_at))
+        .bind(device_id)
+        .execute(&mut *tx)
+        .await?
+        .rows_affected();
+        if n == 0 {
+            return Err(StoreError::NotFound(format!("device {device_id}")));
+        }
+        tx.commit().await?;
         Ok(())
     }
 

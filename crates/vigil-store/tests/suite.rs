@@ -45,6 +45,7 @@ both_backends!(
     revoked_devices_are_listed_since_a_time,
     mqtt_accounts_are_the_unrevoked_devices_with_their_mosquitto_hash,
     discharge_unassigns_devices,
+    device_status_keeps_the_last_report_per_device,
     batch_reports_new_and_duplicates_in_input_order,
     duplicate_never_overwrites_the_stored_reading,
     failed_batch_leaves_nothing_behind,
@@ -716,6 +717,68 @@ async fn score_insert_many_is_all_or_nothing(s: &dyn Store) {
     // A row for a patient who does not exist fails the whole batch.
     assert!(s.score_insert_many(&[score(p, t(10, 0), 3), score(p + 999, t(10, 0), 4)]).await.is_err());
     assert_eq!(totals(s.scores(p, None, None).await.expect("scores")), [Some(1), Some(2)], "nothing of a failed batch is kept");
+}
+
+async fn device_status_keeps_the_last_report_per_device(s: &dyn Store) {
+    let w = ward(s, "W").await;
+    let p = admit(s, w, "Ann").await;
+    s.device_provision(device("hub-1", "hub", Some(p)))
+        .await
+        .expect("provision");
+    s.device_provision(device("ox-1", "oximeter", Some(p)))
+        .await
+        .expect("provision");
+    let statuses = |d: PatientDetail| {
+        d.devices
+            .into_iter()
+            .map(|d| (d.id, d.status))
+            .collect::<Vec<_>>()
+    };
+    let detail = s.patient_get(p).await.expect("get").expect("patient");
+    assert_eq!(
+        statuses(detail),
+        vec![("hub-1".into(), None), ("ox-1".into(), None)],
+        "never reported"
+    );
+    let first = DeviceStatusReport {
+        online: true,
+        battery_pct: Some(71),
+        signal: Some("ok".into()),
+        fw: Some("1.2.3".into()),
+        reported_at: t(9, 0),
+    };
+    s.device_status_record("hub-1", &first)
+        .await
+        .expect("record");
+    // A later report replaces the whole row: what it leaves out is unknown.
+    let will = DeviceStatusReport {
+        online: false,
+        battery_pct: None,
+        signal: None,
+        fw: None,
+        reported_at: t(9, 30),
+    };
+    s.device_status_record("ox-1", &first).await.expect("record");
+    s.device_status_record("ox-1", &will).await.expect("record");
+    let detail = s.patient_get(p).await.expect("get").expect("patient");
+    assert_eq!(
+        statuses(detail),
+        vec![("hub-1".into(), Some(first)), ("ox-1".into(), Some(will))]
+    );
+    assert!(
+        matches!(
+            s.device_status_record("nope", &DeviceStatusReport {
+                online: true,
+                battery_pct: None,
+                signal: None,
+                fw: None,
+                reported_at: t(9, 0),
+            })
+            .await,
+            Err(StoreError::NotFound(_))
+        ),
+        "unknown device"
+    );
 }
 
 // --- ingest ------------------------------------------------------------------

@@ -74,6 +74,8 @@ pub struct AppState {
     pub rule_actions: tokio::sync::mpsc::Sender<vigil_store::RuleAction>,
     /// The loaded pathways' names and freshness windows.
     pub pathways: Arc<std::collections::BTreeMap<String, chrono::Duration>>,
+    /// The pathways' own SpO2 targets (`spo2_target`, low and high %), where they set one.
+    pub spo2_targets: Arc<std::collections::BTreeMap<String, (u8, u8)>>,
     /// Served over HTTPS: cookies get `Secure`, responses get HSTS.
     pub tls: bool,
     pub cancel: CancellationToken,

@@ -10,6 +10,7 @@ use serde::Deserialize;
 use serde::Serialize;
 use utoipa::{IntoParams, ToSchema};
 use vigil_clinical::News2Score;
+use vigil_clinical::thresholds::spo2::Spo2Target;
 use vigil_store::{EpisodeSettings, EpisodeUpdate, ObservationQuery, ObservationRow, PatientDetail, PatientSummary, Role, ScoreRow};
 
 use crate::admin::{AdminError, AdmitRequest, admit};
@@ -230,21 +231,60 @@ async fn visible_patient(state: &AppState, caller: &Caller, id: i64) -> Result<P
     }
 }
 
-/// `GET /api/v1/patients/{id}`: one patient with episode and devices.
+/// One patient with the thresholds of their pathway.
+#[derive(Serialize, ToSchema)]
+pub(crate) struct PatientView {
+    #[serde(flatten)]
+    patient: PatientDetail,
+    thresholds: Thresholds,
+}
+
+/// The patient's own thresholds, besides NEWS2's (docs/http.md).
+#[derive(Serialize, ToSchema)]
+pub(crate) struct Thresholds {
+    /// The SpO2 target range the pathway rules compare with; null without an open episode.
+    spo2_target: Option<Spo2TargetView>,
+}
+
+#[derive(Serialize, ToSchema)]
+pub(crate) struct Spo2TargetView {
+    /// %, inclusive
+    low: u8,
+    /// %, inclusive
+    high: u8,
+    /// `pathway` (the pathway file's `spo2_target`) or `scale` (the default for the episode's SpO2 scale: 88–92 on scale 2, 94–98 on scale 1).
+    source: &'static str,
+}
+
+/// The target as the rules engine takes it: the pathway's, else the scale's.
+fn spo2_target(state: &AppState, p: &PatientDetail) -> Option<Spo2TargetView> {
+    let ep = p.episode.as_ref().filter(|e| e.discharged_at.is_none())?;
+    Some(match state.spo2_targets.get(&ep.pathway) {
+        Some(&(low, high)) => Spo2TargetView { low, high, source: "pathway" },
+        None => {
+            let t = if ep.spo2_scale == 2 { Spo2Target::HYPERCAPNIC } else { Spo2Target::STANDARD };
+            let (low, high) = t.into();
+            Spo2TargetView { low, high, source: "scale" }
+        }
+    })
+}
+
+/// `GET /api/v1/patients/{id}`: one patient with episode, devices and thresholds.
 #[utoipa::path(
     get, path = "/api/v1/patients/{id}", tag = "patients",
     params(("id" = i64, Path, description = "Patient id")),
     security(("bearer" = []), ("cookie" = [])),
     responses(
-        (status = 200, description = "The patient", body = PatientDetail),
+        (status = 200, description = "The patient", body = PatientView),
         (status = 401, description = "No or bad credentials", body = ErrorBody),
         (status = 404, description = "No such patient on your wards", body = ErrorBody),
     )
 )]
-pub(crate) async fn one(State(state): State<AppState>, caller: Caller, Id(id): Id) -> Result<Json<PatientDetail>, ApiError> {
+pub(crate) async fn one(State(state): State<AppState>, caller: Caller, Id(id): Id) -> Result<Json<PatientView>, ApiError> {
     let p = visible_patient(&state, &caller, id).await?;
     crate::audit::record(&state, &caller, "patient.read", Some(id), serde_json::json!({})).await?;
-    Ok(Json(p))
+    let thresholds = Thresholds { spo2_target: spo2_target(&state, &p) };
+    Ok(Json(PatientView { patient: p, thresholds }))
 }
 
 #[derive(Deserialize, IntoParams)]

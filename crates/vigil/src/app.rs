@@ -97,6 +97,8 @@ impl App {
         let pathways = config.load_pathways()?;
         let freshness: std::collections::BTreeMap<String, chrono::Duration> =
             pathways.iter().map(|p| (p.name.clone(), p.freshness)).collect();
+        let spo2_targets: std::collections::BTreeMap<String, (u8, u8)> =
+            pathways.iter().filter_map(|p| Some((p.name.clone(), p.spo2_target?.into()))).collect();
         let (rescore_tx, rescore_rx) = tokio::sync::mpsc::channel(256);
         let (actions_tx, actions_rx) = tokio::sync::mpsc::channel(256);
         let running = vigil_ingest::pipeline::spawn(
@@ -136,6 +138,7 @@ impl App {
             throttle: Default::default(),
             rule_actions: actions_tx,
             pathways: Arc::new(freshness),
+            spo2_targets: Arc::new(spo2_targets),
             tls: https.is_some(),
             cancel: cancel.clone(),
         };

@@ -4,7 +4,8 @@
 // up before lookup, so each band's edges sit half a step outside the printed
 // limits (respiration 21–24 is [20.5, 24.5)).
 
-export interface Band { lo: number; hi: number; score: number; label: string }
+/** `score` picks the shade; `mark` is the word on the chart (default `+score`). */
+export interface Band { lo: number; hi: number; score: number; label: string; mark?: string }
 
 const INF = Number.POSITIVE_INFINITY;
 // 35.1 - 0.05 is 35.050000000000004 in floating point: round edges to 0.001.
@@ -28,6 +29,12 @@ const SPO2_SCALE2_O2 = bands([[-INF, 83, 3], [84, 85, 2], [86, 87, 1], [88, 92, 
 const SYSTOLIC = bands([[-INF, 90, 3], [91, 100, 2], [101, 110, 1], [111, 219, 0], [220, INF, 3]]);
 const PULSE = bands([[-INF, 40, 3], [41, 50, 1], [51, 90, 0], [91, 110, 1], [111, 130, 2], [131, INF, 3]]);
 const TEMP = bands([[-INF, 35.0, 3], [35.1, 36.0, 1], [36.1, 38.0, 0], [38.1, 39.0, 1], [39.1, INF, 2]], 0.1);
+
+/** The NEWS2 total's risk bands (a single parameter scoring 3 cannot show in a total). */
+export const NEWS2_TOTAL: Band[] = [
+  { lo: 4.5, hi: 6.5, score: 2, label: "5–6: medium", mark: "medium" },
+  { lo: 6.5, hi: INF, score: 3, label: "≥7: high", mark: "high" },
+];
 
 /** The NEWS2 bands for a chart's code; SpO2 depends on the episode's scale and oxygen. */
 export function news2Bands(code: string, spo2Scale: number, onOxygen: boolean): { bands: Band[]; source: string } | null {

@@ -21,6 +21,8 @@ export interface ChartOptions {
   height?: number;
   /** Points on each sample (default) or a plain line (the ECG). */
   points?: boolean;
+  /** Horizontal dashed lines, each labelled on the chart (a pathway's target range). */
+  lines?: { value: number; label: string }[];
   /** Drawn over the series (the ECG's beat marks). */
   draw?: (u: uPlot) => void;
 }
@@ -80,8 +82,23 @@ export class VitalChart {
       ctx.fillRect(bbox.left, top, bbox.width, bottom - top);
       if (bottom - top > 10 * devicePixelRatio) {
         ctx.fillStyle = "#5a2a00";
-        ctx.fillText(`+${b.score}`, bbox.left + bbox.width - 4, (top + bottom) / 2);
+        ctx.fillText(b.mark ?? `+${b.score}`, bbox.left + bbox.width - 4, (top + bottom) / 2);
       }
+    }
+    // Lines are dashed and named in words, never told apart by colour alone.
+    ctx.strokeStyle = "#1d1d1d";
+    ctx.fillStyle = "#1d1d1d";
+    ctx.lineWidth = devicePixelRatio;
+    ctx.setLineDash([6 * devicePixelRatio, 4 * devicePixelRatio]);
+    ctx.textAlign = "left";
+    for (const l of this.o.lines || []) {
+      const y = u.valToPos(l.value, "y", true);
+      if (y < bbox.top || y > bbox.top + bbox.height) continue;
+      ctx.beginPath();
+      ctx.moveTo(bbox.left, y);
+      ctx.lineTo(bbox.left + bbox.width, y);
+      ctx.stroke();
+      ctx.fillText(l.label, bbox.left + 4, y - 7 * devicePixelRatio);
     }
     ctx.restore();
   }

@@ -3,7 +3,7 @@
 // with their last status, the patient's alerts with who did what, and an
 // ECG strip with the detected beats. Kept live from the websocket.
 import { api } from "./api";
-import { news2Bands } from "./bands";
+import { NEWS2_TOTAL, news2Bands } from "./bands";
 import { VitalChart, type SeriesSpec } from "./chart";
 import { showEcg } from "./ecg";
 import { $, age, el, news2View, params, when } from "./format";
@@ -29,9 +29,11 @@ const MAX_POINTS = 400; // per code: the API keeps each bucket's minimum and max
 const SCORE_ROWS = 30;
 const ALERT_ROWS = 20;
 
-// Device status arrives only on the websocket: keep every device's last one
-// from the moment the page opened, whichever view was showing.
+// Each device's last status: the API's stored one when a patient opens, then
+// every newer one from the websocket, whichever view was showing.
 const deviceStatus = new Map<string, { status: DeviceStatus; at: string }>();
+/** A status report older than this is marked as old: it may not be the device's state now. */
+const STATUS_OLD_MS = 3600_000;
 const ecgStatus = new Map<string, { quality: string | null; possible_af: boolean | null; at: string }>();
 
 interface Page {
@@ -55,6 +57,7 @@ export async function openPatient(id: number): Promise<void> {
   $("patient-title").textContent = patients.get(id)?.summary.name || `Patient ${id}`;
   $("patient-facts").textContent = "Loading…";
   $("charts").replaceChildren();
+  $("score-plot").replaceChildren();
   $("ecg-summary").textContent = "";
   $("ecg-plot").replaceChildren();
   setRangeButtons("24h");
@@ -66,6 +69,12 @@ export async function openPatient(id: number): Promise<void> {
     return;
   }
   if (page?.id !== id) return;
+  for (const d of page.detail.devices) {
+    const seen = deviceStatus.get(d.id);
+    if (d.status && (!seen || Date.parse(seen.at) < Date.parse(d.status.reported_at))) {
+      deviceStatus.set(d.id, { status: d.status, at: d.status.reported_at });
+    }
+  }
   renderFacts();
   renderDevices();
   await Promise.all([loadRange("24h"), loadAlerts()]);
@@ -190,15 +199,23 @@ function renderCharts(): void {
     if (!fig.isConnected) box.append(fig);
     fig.dataset.points = String(n);
     const b = news2Bands(v.code, p.detail?.episode?.spo2_scale ?? 1, onOxygen());
-    fig.querySelector(".bands")!.textContent = b
+    // The pathway's own SpO2 target, as its rules use it, besides NEWS2's bands.
+    const target = v.code === "spo2" ? p.detail?.thresholds?.spo2_target : null;
+    if (target) fig.dataset.target = `${target.low}-${target.high}`;
+    fig.querySelector(".bands")!.textContent = (b
       ? `Shaded: ${b.source} bands, ${b.bands.filter((x) => x.score > 0).map((x) => x.label).join(" · ")}; unshaded scores 0.`
-      : "No NEWS2 bands for this reading (a pathway's personal target is not shown).";
+      : "No NEWS2 bands for this reading (a pathway's personal target is not shown).")
+      + (target ? ` Dashed lines: the patient's SpO2 target, ${target.low}–${target.high} % (${target.source === "pathway"
+        ? `the ${p.detail?.episode?.pathway} pathway's` : `the default for SpO2 scale ${p.detail?.episode?.spo2_scale}`}).` : "");
     fig.querySelector(".summary")!.textContent = summary(p, v);
     const plot = fig.querySelector<HTMLElement>(".plot")!;
     plot.setAttribute("aria-label", `${v.title} chart: ${summary(p, v)}`);
     const chart = p.charts.get(v.code);
     if (chart) chart.update(series, range);
-    else p.charts.set(v.code, new VitalChart(plot, series, { bands: b?.bands || [], floor: v.floor, range }));
+    else {
+      const lines = target ? [{ value: target.low, label: `target ${target.low}` }, { value: target.high, label: `target ${target.high}` }] : [];
+      p.charts.set(v.code, new VitalChart(plot, series, { bands: b?.bands || [], lines, floor: v.floor, range }));
+    }
     const details = fig.querySelector("details")!;
     if (details.open) fillTable(fig, v);
   }
@@ -285,6 +302,17 @@ function renderScores(): void {
     tr.append(t, total, el("td", "", subs), el("td", "", gaps));
     body.append(tr);
   }
+  // The same history as a chart above the table, over the vitals' time range.
+  const scored = page.scores.filter((s) => s.total != null); // NEWS2 not applicable has no total
+  const xs = scored.map((s) => Date.parse(s.scored_at) / 1000), ys = scored.map((s) => s.total as number);
+  const plot = $("score-plot");
+  plot.dataset.points = String(xs.length);
+  plot.setAttribute("aria-label", `NEWS2 total over time: ${xs.length} score${xs.length === 1 ? "" : "s"} in this range`
+    + `${xs.length ? `, the latest ${ys[ys.length - 1]}` : ""}; the table below lists them.`);
+  const series = [{ label: "NEWS2", xs, ys }], range: [number, number] = [page.from / 1000, Date.now() / 1000];
+  const chart = page.charts.get("news2");
+  if (chart) chart.update(series, range);
+  else page.charts.set("news2", new VitalChart(plot, series, { bands: NEWS2_TOTAL, floor: [0, 8], range }));
   $("score-count").textContent = page.scores.length > SCORE_ROWS
     ? `The newest ${SCORE_ROWS} of ${page.scores.length} scores in this range.`
     : `${page.scores.length} score${page.scores.length === 1 ? "" : "s"} in this range.`;
@@ -302,13 +330,15 @@ function renderDevices(): void {
     const tr = el("tr");
     tr.dataset.device = d.id;
     const name = el("th", "", d.id); name.scope = "row";
-    let status = d.revoked_at ? `revoked ${when(d.revoked_at)}` : "no status received since this page opened";
+    let status = d.revoked_at ? `revoked ${when(d.revoked_at)}` : "never reported";
     if (!d.revoked_at && st) status = st.status.online === false ? "offline" : "online";
+    if (st) tr.dataset.reportedAt = st.at;
+    const old = !!st && Date.now() - Date.parse(st.at) > STATUS_OLD_MS;
     const battery = st?.status.battery_pct != null ? `${st.status.battery_pct} %${st.status.battery_pct < 30 ? " (low)" : ""}` : "—";
     let signal = st?.status.signal ? st.status.signal.replace("_", " ") : "—";
     if (ecg) signal = `${(ecg.quality || signal).replace("_", " ")}${ecg.possible_af ? "; possible AF: review the strip" : ""}`;
     tr.append(name, el("td", "", d.kind), el("td", st?.status.online === false ? "warn" : "", status), el("td", "num", battery),
-      el("td", "", signal), el("td", "", st ? age(st.at) : "—"));
+      el("td", "", signal), el("td", old ? "warn" : "", st ? `${age(st.at)}${old ? " (old report: may not be so now)" : ""}` : "—"));
     body.append(tr);
   }
   $("no-devices").hidden = page.detail.devices.length > 0;

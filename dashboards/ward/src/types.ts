@@ -33,7 +33,8 @@ export interface Episode {
 
 export interface PatientDetail {
   id: number; ward_id: number; name: string; nhs_number: string;
-  episode: Episode | null; devices: { id: string; kind: string; revoked_at: string | null }[];
+  episode: Episode | null; devices: { id: string; kind: string; revoked_at: string | null; status: StoredDeviceStatus | null }[];
+  thresholds: { spo2_target: { low: number; high: number; source: "pathway" | "scale" } | null };
 }
 
 export interface ObservationRow {
@@ -59,7 +60,9 @@ export interface EcgWindow {
   beats: { t_ms: number; rr_ms: number | null }[];
 }
 
-export interface DeviceStatus { online?: boolean; battery_pct?: number; signal?: string; fw?: string }
+export interface DeviceStatus { online?: boolean; battery_pct?: number | null; signal?: string | null; fw?: string | null }
+/** A device's last status as the API keeps it: `reported_at` is when Vigil received it. */
+export interface StoredDeviceStatus extends DeviceStatus { reported_at: string }
 
 export type LiveEvent =
   | { type: "hello"; ward_ids: number[] }

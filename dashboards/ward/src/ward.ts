@@ -53,17 +53,20 @@ $("patient-filter").addEventListener("input", (e) => {
   renderPatients();
 });
 
+// One collator for every comparison: String.localeCompare builds one per call.
+const collator = new Intl.Collator();
+
 function compare(a: PatientState, b: PatientState): number {
-  const byName = a.summary.name.localeCompare(b.summary.name);
+  const byName = collator.compare(a.summary.name, b.summary.name);
   let c: number;
   switch (sortKey) {
     case "name": c = byName; break;
-    case "pathway": c = a.summary.pathway.localeCompare(b.summary.pathway) || byName; break;
+    case "pathway": c = collator.compare(a.summary.pathway, b.summary.pathway) || byName; break;
     case "last": c = (Date.parse(lastAt(a) || "") || 0) - (Date.parse(lastAt(b) || "") || 0); break;
     default: { const [ra, ta] = acuity(a), [rb, tb] = acuity(b); c = ra - rb || ta - tb; }
   }
-  // Ties stay in name order whichever way the column is sorted.
-  return (descending ? -c : c) || byName;
+  // Ties stay in name order whichever way the column is sorted (then by id, so equal names never swap).
+  return (descending ? -c : c) || byName || a.summary.id - b.summary.id;
 }
 
 function acuity(p: PatientState): [number, number] {
@@ -76,15 +79,26 @@ function acuity(p: PatientState): [number, number] {
 // a click that starts while a live update arrives still lands on its row.
 const rowsById = new Map<number, HTMLTableRowElement>();
 // While the pointer is over the rows their order is held (values still
-// update): a row must not move away under a nurse's click. The order
-// catches up when the pointer leaves.
+// update): a row must not move away under a nurse's click. Nor may the
+// table itself move: the alert queue above it keeps its height while held
+// (a new alert shows inside it, which scrolls), where a new alert used to
+// push every row down under the pointer. Both catch up when the pointer
+// leaves.
 let heldOrder: Map<number, number> | null = null;
 {
   const body = $("patients").querySelector("tbody")!;
+  const above = $("alerts");
   body.addEventListener("pointerenter", () => {
     heldOrder = new Map([...body.rows].map((tr, i) => [Number(tr.dataset.patient), i]));
+    above.style.height = `${above.getBoundingClientRect().height}px`;
+    above.classList.add("held");
   });
-  body.addEventListener("pointerleave", () => { heldOrder = null; renderPatients(); });
+  body.addEventListener("pointerleave", () => {
+    heldOrder = null;
+    above.style.removeProperty("height");
+    above.classList.remove("held");
+    renderPatients();
+  });
 }
 
 function heldCompare(a: PatientState, b: PatientState): number {
@@ -92,8 +106,37 @@ function heldCompare(a: PatientState, b: PatientState): number {
   return ia === ib ? compare(a, b) : ia < ib ? -1 : 1;
 }
 
-/** Render the table; `changed` holds `patient:code` (or `patient:news2`) keys to flash. */
-export function renderPatients(changed = new Set<string>()): void {
+// Live updates come many times a second on a big ward. They are drawn
+// together at most every LIVE_DRAW_MS, touching only the rows of the
+// patients they changed (plus the order): redrawing all 500 rows per message
+// kept the page busy for longer than messages took to come, and even one
+// draw per frame left no time for a nurse's typing (docs/benchmarks.md).
+const LIVE_DRAW_MS = 250;
+let pendingFlash = new Set<string>();
+let pendingRows = new Set<number>();
+let timer = 0, frame = 0;
+
+/**
+ * Render the table. With `changed` (`patient:code` or `patient:news2` keys,
+ * which flash), a live update: drawn within LIVE_DRAW_MS, only those
+ * patients' rows. Without, everything now (a reload, a new filter or sort, the ages).
+ */
+export function renderPatients(changed?: Set<string>): void {
+  if (changed) {
+    for (const k of changed) { pendingFlash.add(k); pendingRows.add(Number(k.split(":")[0])); }
+    if (!timer) timer = window.setTimeout(() => { frame = requestAnimationFrame(() => draw(false)); }, LIVE_DRAW_MS);
+    return;
+  }
+  draw(true);
+}
+
+function draw(everyRow: boolean): void {
+  clearTimeout(timer);
+  cancelAnimationFrame(frame);
+  timer = frame = 0;
+  const changed = pendingFlash, dirty = pendingRows;
+  pendingFlash = new Set();
+  pendingRows = new Set();
   const body = $("patients").querySelector("tbody")!;
   // A row that moves loses the keyboard focus: put it back on the same patient's link.
   const focused = (document.activeElement as HTMLElement | null)?.closest<HTMLElement>("#patients tr[data-patient]")?.dataset.patient;
@@ -105,17 +148,50 @@ export function renderPatients(changed = new Set<string>()): void {
   const trs = rows.map((p) => {
     let tr = rowsById.get(p.summary.id);
     if (!tr) rowsById.set(p.summary.id, (tr = newRow(p)));
+    else if (!everyRow && !dirty.has(p.summary.id)) return tr;
     updateRow(tr, p, changed);
     return tr;
   });
-  // Only move rows that are out of place (appending a row moves it; a
-  // focused link keeps its focus when its row does not move).
-  trs.forEach((tr, i) => { if (body.rows[i] !== tr) body.insertBefore(tr, body.rows[i] || null); });
-  while (body.rows.length > trs.length) body.rows[trs.length].remove();
+  placeRows(body, trs);
   $("empty").hidden = rows.length > 0;
   $("empty").textContent = all.length ? "No patients match the filter." : "No patients on your wards.";
   const link = focused && body.querySelector<HTMLElement>(`tr[data-patient="${focused}"] a`);
   if (link && document.activeElement !== link) link.focus();
+}
+
+/**
+ * Put `trs` in `body` in that order with as few DOM moves as possible: rows
+ * no longer shown go, the longest run already in order stays put, and only
+ * the others move. A moved row is laid out and styled again (about a dozen
+ * boxes), so a patient dropping from first to last must move one row, not
+ * shift 499 (a focused link also keeps its focus when its row stays put).
+ */
+function placeRows(body: HTMLTableSectionElement, trs: HTMLTableRowElement[]): void {
+  const keep = new Set(trs);
+  for (const tr of [...body.rows]) if (!keep.has(tr)) tr.remove();
+  const at = new Map([...body.rows].map((tr, i) => [tr, i]));
+  const stay = inOrder(trs.map((tr) => at.get(tr) ?? -1));
+  let next: HTMLTableRowElement | null = null;
+  for (let i = trs.length - 1; i >= 0; i--) {
+    if (!stay.has(i)) body.insertBefore(trs[i], next);
+    next = trs[i];
+  }
+}
+
+/** Indexes of a longest strictly increasing run in `xs` (ignoring -1), in O(n log n). */
+function inOrder(xs: number[]): Set<number> {
+  const tails: number[] = []; // tails[k]: index in xs ending the best run of length k+1
+  const prev = new Array<number>(xs.length).fill(-1);
+  xs.forEach((x, i) => {
+    if (x < 0) return;
+    let lo = 0, hi = tails.length;
+    while (lo < hi) { const mid = (lo + hi) >> 1; if (xs[tails[mid]] < x) lo = mid + 1; else hi = mid; }
+    if (lo > 0) prev[i] = tails[lo - 1];
+    tails[lo] = i;
+  });
+  const run = new Set<number>();
+  for (let i = tails.length ? tails[tails.length - 1] : -1; i >= 0; i = prev[i]) run.add(i);
+  return run;
 }
 
 function newRow(p: PatientState): HTMLTableRowElement {
@@ -146,14 +222,19 @@ function updateRow(tr: HTMLTableRowElement, p: PatientState, changed: Set<string
   const subs = Object.fromEntries((p.news2?.subscores || []).map((x) => [x.parameter, x]));
   CODES.forEach((code, i) => {
     const td = cells[3 + i];
-    setText(td, fmt(p.latest, code));
-    const sub = subs[SUB_PARAM[code]];
-    td.className = "num";
+    const text = fmt(p.latest, code);
+    const sub = text !== "—" ? subs[SUB_PARAM[code]] : undefined;
+    // Only what differs is written: an unchanged cell costs no style work.
+    if (unchanged(td, `${text}|${sub?.score}|${sub?.reason}`)) {
+      if (changed.has(`${p.summary.id}:${code}`)) flash(td);
+      return;
+    }
+    setText(td, text);
+    for (let s = 0; s <= 3; s++) td.classList.toggle(`sub-${s}`, !!sub && Math.min(3, sub.score) === s);
     // The sub-score is shown as text (CSS ::after from data-sub, so the
     // cell's text stays the reading) as well as by colour.
-    if (sub && td.textContent !== "—") {
+    if (sub) {
       td.dataset.sub = `+${sub.score}`;
-      td.classList.add(`sub-${Math.min(3, sub.score)}`);
       td.title = sub.reason || `NEWS2 sub-score ${sub.score}`;
       td.setAttribute("aria-description", `NEWS2 sub-score ${sub.score}`);
     } else {
@@ -170,20 +251,35 @@ function setText(e: HTMLElement, text: string): void {
   if (e.textContent !== text) e.textContent = text;
 }
 
-/** Restart the highlight animation on a cell whose value just arrived. */
+// What each cell last showed, so a redraw can skip the cells it would not change.
+const shown = new WeakMap<HTMLElement, string>();
+function unchanged(e: HTMLElement, what: string): boolean {
+  if (shown.get(e) === what) return true;
+  shown.set(e, what);
+  return false;
+}
+
+/**
+ * Restart the highlight animation on a cell whose value just arrived, by
+ * swapping between two classes with identical animations (a new animation
+ * name restarts it) rather than forcing a layout of the whole table.
+ */
 function flash(td: HTMLElement): void {
-  td.classList.remove("fresh");
-  void td.offsetWidth;
-  td.classList.add("fresh");
+  const again = td.classList.contains("fresh");
+  td.classList.toggle("fresh", !again);
+  td.classList.toggle("fresh-again", again);
 }
 
 function updateNews2(td: HTMLTableCellElement, p: PatientState, fresh: boolean): void {
   const v = news2View(p.news2);
-  td.className = `news2 ${v.cls}`;
-  if (p.news2?.scored_at) td.dataset.scoredAt = p.news2.scored_at;
-  else delete td.dataset.scoredAt;
-  td.title = v.detail;
-  td.replaceChildren(el("span", "score", v.text), ...(v.sub ? [el("span", "risk", v.sub)] : []),
-    el("span", "visually-hidden", `. ${v.detail}`));
+  if (!unchanged(td, `${v.cls}|${v.text}|${v.sub}|${v.detail}|${p.news2?.scored_at}`)) {
+    for (const c of [...td.classList]) if (c.startsWith("risk-") || c === "partial") td.classList.remove(c);
+    td.classList.add("news2", ...v.cls.split(" "));
+    if (p.news2?.scored_at) td.dataset.scoredAt = p.news2.scored_at;
+    else delete td.dataset.scoredAt;
+    td.title = v.detail;
+    td.replaceChildren(el("span", "score", v.text), ...(v.sub ? [el("span", "risk", v.sub)] : []),
+      el("span", "visually-hidden", `. ${v.detail}`));
+  }
   if (fresh) flash(td);
 }

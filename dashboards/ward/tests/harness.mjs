@@ -79,12 +79,12 @@ export async function poll(what, check, { timeout, interval = 100 }) {
  * is ready: `/readyz` answers 200 and the demo has printed that it is running
  * (which it does only after the login and the patients exist).
  */
-async function startDemo(patients) {
+export async function startDemo(patients, { readyTimeout = READY_TIMEOUT } = {}) {
   // Another process can take a port between our probe and vigil's bind:
   // retry a couple of times with new ports when the demo exits early.
   let lastError;
   for (let attempt = 0; attempt < 3; attempt++) {
-    const demo = await launchDemo(patients);
+    const demo = await launchDemo(patients, readyTimeout);
     try {
       demo.login = await demo.ready;
       return demo;
@@ -97,7 +97,7 @@ async function startDemo(patients) {
   throw lastError;
 }
 
-async function launchDemo(patients) {
+async function launchDemo(patients, readyTimeout) {
   const dataDir = await mkdtemp(join(tmpdir(), "vigil-ward-test-"));
   const http = await freePort();
   const mqtt = await freePort();
@@ -125,7 +125,7 @@ async function launchDemo(patients) {
       if (!log.includes("Vigil demo is running.")) return false;
       const res = await fetch(`${base}/readyz`, { signal: AbortSignal.timeout(2_000) });
       return res.status === 200;
-    }, { timeout: READY_TIMEOUT }).catch((e) => {
+    }, { timeout: readyTimeout }).catch((e) => {
       throw new Error(`${e.message}\n--- vigil demo output ---\n${log}`);
     });
     return JSON.parse(await readFile(join(dataDir, "demo-login.json"), "utf8"));
@@ -168,6 +168,17 @@ async function launchDemo(patients) {
   return demo;
 }
 
+/** Debian's headless Chromium (CHROMIUM), as every test and the bench run it. */
+export function launchChromium({ args = [] } = {}) {
+  return chromium.launch({
+    executablePath: CHROMIUM,
+    headless: true,
+    timeout: 30_000,
+    args: ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+      "--disable-background-networking", "--disable-component-update", "--disable-sync", ...args],
+  });
+}
+
 /**
  * Run `body({page, demo, context})` with a fresh demo of `patients` patients
  * (default 3) and a fresh headless Chromium; on failure save a screenshot and
@@ -177,13 +188,7 @@ export async function withWard(t, body, { patients = 3 } = {}) {
   const demo = await startDemo(patients);
   let browser;
   try {
-    browser = await chromium.launch({
-      executablePath: CHROMIUM,
-      headless: true,
-      timeout: 30_000,
-      args: ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-        "--disable-background-networking", "--disable-component-update", "--disable-sync"],
-    });
+    browser = await launchChromium();
     const context = await browser.newContext({ viewport: { width: 1100, height: 520 } });
     const page = await context.newPage();
     page.setDefaultTimeout(UI_TIMEOUT);

@@ -56,6 +56,11 @@ test("a patient's page charts each vital with the API's values, follows live rea
     const spo2Chart = shown.find((x) => x.code === "spo2");
     assert.equal(Number(spo2Chart.summary.match(/^(\d+) readings/)[1]), spo2Chart.points, "the summary counts the plotted points");
     assert.match(await spo2.locator(".bands").textContent(), /NEWS2 SpO2 scale \d.*\+3/, "the bands are named with their sub-scores");
+    // The pathway's SpO2 target, as the API gives it, is drawn and named.
+    const { thresholds } = await pageGet(page, `/api/v1/patients/${id}`);
+    const { low, high } = thresholds.spo2_target;
+    assert.equal(await spo2.getAttribute("data-target"), `${low}-${high}`, "the target lines are the API's");
+    assert.match(await spo2.locator(".bands").textContent(), new RegExp(`Dashed lines: the patient's SpO2 target, ${low}–${high} %`));
 
     // The table behind the chart holds the API's readings, newest first.
     await spo2.getByText("SpO2: readings as a table").click();
@@ -76,6 +81,11 @@ test("a patient's page charts each vital with the API's values, follows live rea
     // NEWS2 history and devices come from the API.
     await poll("a NEWS2 history row", async () => (await page.locator("#score-table tbody tr").count()) > 0, { timeout: DATA_TIMEOUT, interval: 250 });
     assert.match(await page.locator("#score-table tbody tr").first().locator("td").nth(1).textContent(), /^(≥?\d+|n\/a)/, "a NEWS2 total in the history");
+    // ... and as a chart above the table: one point per score in the range.
+    const scorePlot = page.locator("#score-plot");
+    const scoreCount = Number((await page.locator("#score-count").textContent()).match(/(\d+) scores? in this range/)[1]);
+    assert.equal(Number(await scorePlot.getAttribute("data-points")), scoreCount, "every score in the range is on the chart");
+    assert.ok(await scorePlot.locator("canvas").count() > 0, "the NEWS2 chart is drawn");
     const detail = await pageGet(page, `/api/v1/patients/${id}`);
     const devices = await page.locator("#device-table tbody th").allTextContents();
     assert.deepEqual(devices.sort(), detail.devices.map((d) => d.id).sort(), "every device of the patient is listed");
@@ -113,6 +123,31 @@ test("a patient's page charts each vital with the API's values, follows live rea
     await page.getByRole("table", { name: /Latest readings/ }).waitFor();
     assert.equal(await page.evaluate(() => document.activeElement?.textContent), name, "focus returns to the patient's row");
     assert.equal(await page.evaluate(() => window.__sameDocument), true, "all without a reload");
+
+    // 6. Device status is the stored one from the moment the page loads: a
+    // fresh page has had no live status yet, and each row carries the stored
+    // report's own time (a live one carries the browser's), with its age.
+    await page.goto(`${demo.base}/#/patients/${id}`);
+    await page.getByRole("heading", { level: 2, name }).waitFor();
+    let fromApi = 0;
+    await poll("every device row shows the API's stored status", async () => {
+      const d = await pageGet(page, `/api/v1/patients/${id}`);
+      const rows = await page.locator("#device-table tbody tr").evaluateAll((trs) => trs.map((tr) => ({
+        id: tr.dataset.device, at: tr.dataset.reportedAt ?? null, cells: [...tr.querySelectorAll("td")].map((td) => td.textContent) })));
+      fromApi = 0;
+      return d.devices.length > 0 && d.devices.every((dev) => {
+        const r = rows.find((x) => x.id === dev.id);
+        if (!r) return false;
+        const [, status, battery, , age] = r.cells;
+        if (!dev.status) return r.at === null && status === "never reported";
+        // A live status that came after the page loaded is newer still.
+        if (r.at !== null && Date.parse(r.at) > Date.parse(dev.status.reported_at)) return /ago/.test(age);
+        fromApi++;
+        return r.at === dev.status.reported_at && status === (dev.status.online ? "online" : "offline")
+          && battery.startsWith(dev.status.battery_pct == null ? "—" : `${dev.status.battery_pct} %`) && /ago/.test(age);
+      });
+    }, { timeout: DATA_TIMEOUT, interval: 250 });
+    assert.ok(fromApi > 0, "a device's status shown is the stored one, from the moment the page loaded");
   });
 });
 

@@ -19,6 +19,17 @@ import { DATA_TIMEOUT, TEST_TIMEOUT, UI_TIMEOUT, assertAccessible, poll, reading
 
 const PATIENTS = 3;
 
+/** The table's rows are sickest first: NEWS2 risk, then total, as each row shows them. */
+async function assertAcuityOrder(page, what) {
+  const rank = { high: 4, medium: 3, "low-medium": 2, low: 1 };
+  const rows = await page.locator("#patients tbody td[data-news2]").evaluateAll((tds) => tds.map((td) => [
+    [...td.classList].find((c) => c.startsWith("risk-"))?.slice(5), Number((td.querySelector(".score").textContent.match(/\d+/) || ["-1"])[0])]));
+  for (let i = 1; i < rows.length; i++) {
+    const [ra, ta] = [rank[rows[i - 1][0]] || 0, rows[i - 1][1]], [rb, tb] = [rank[rows[i][0]] || 0, rows[i][1]];
+    assert.ok(ra > rb || (ra === rb && ta >= tb), `${what}: ${JSON.stringify(rows)}`);
+  }
+}
+
 test("signs in and shows the ward's patients, updated live over the websocket", { timeout: TEST_TIMEOUT }, async (t) => {
   await withWard(t, async ({ page, demo }) => {
     const frames = [];
@@ -176,13 +187,70 @@ test("the ward table filters by name or pathway and sorts by a column's header",
     // Back to acuity: the sickest first, as the API's scores say.
     await news2Header.getByRole("button").click();
     assert.equal(await news2Header.getAttribute("aria-sort"), "descending");
-    const rank = { high: 4, medium: 3, "low-medium": 2, low: 1 };
-    const rows = await page.locator("#patients tbody td[data-news2]").evaluateAll((tds) => tds.map((td) => [
-      [...td.classList].find((c) => c.startsWith("risk-"))?.slice(5), Number((td.querySelector(".score").textContent.match(/\d+/) || ["-1"])[0])]));
-    for (let i = 1; i < rows.length; i++) {
-      const [ra, ta] = [rank[rows[i - 1][0]] || 0, rows[i - 1][1]], [rb, tb] = [rank[rows[i][0]] || 0, rows[i][1]];
-      assert.ok(ra > rb || (ra === rb && ta >= tb), `acuity order again: ${JSON.stringify(rows)}`);
-    }
+    await assertAcuityOrder(page, "acuity order again");
+  });
+});
+
+test("the row order holds while the pointer is over the rows, so a re-sort never moves a row from under a click, and catches up when it leaves", { timeout: TEST_TIMEOUT }, async (t) => {
+  await withWard(t, async ({ page, demo }) => {
+    await page.goto(demo.base + "/");
+    await signIn(page, demo.login);
+    await page.getByRole("status").filter({ hasText: "live" }).waitFor();
+    const order = () => page.locator("#patients tbody tr").evaluateAll((trs) => trs.map((tr) => Number(tr.dataset.patient)));
+    const total = (id) => page.locator(`#patients td[data-news2="${id}"] .score`).textContent()
+      .then((x) => Number((x.match(/\d+/) || ["-1"])[0]));
+    await poll("every patient scored", async () => {
+      const ids = await order();
+      return ids.length === PATIENTS && (await Promise.all(ids.map(total))).every((x) => x >= 0);
+    }, { timeout: DATA_TIMEOUT, interval: 250 });
+
+    // 1. The pointer rests on the top row, as before a click.
+    const before = await order();
+    const last = before[before.length - 1];
+    await page.locator(`#patients tbody tr[data-patient="${before[0]}"] td`).first().hover();
+    const rowBox = () => page.locator(`#patients tbody tr[data-patient="${before[0]}"]`).boundingBox();
+    const firstRowAt = await rowBox();
+
+    // 2. The least sick patient deteriorates: a clinician records oxygen and
+    // ACVPU "U" (+2 and +3), rescored and pushed over the websocket at once.
+    // Their row updates in place, but no row moves.
+    const was = await total(last);
+    const deteriorate = () => page.evaluate(async (id) => {
+      const me = await (await fetch("/api/v1/me", { credentials: "same-origin" })).json();
+      const r = await fetch(`/api/v1/patients/${id}/episode`, { method: "PATCH", credentials: "same-origin",
+        headers: { "content-type": "application/json", "x-csrf-token": me.csrf_token }, body: JSON.stringify({ oxygen: true, acvpu: "U" }) });
+      return r.status;
+    }, last);
+    // A reading from the patient's own hub (air, alert) can supersede what
+    // the clinician recorded within seconds: record it again if so.
+    const deteriorated = async () => {
+      for (let i = 0; i < 3; i++) {
+        if ((await total(last)) >= 5) return;
+        assert.equal(await deteriorate(), 200, "the episode change is recorded");
+        try {
+          await poll("the new NEWS2 shown in the held row", async () => (await total(last)) >= 5, { timeout: 5_000, interval: 50 });
+          return;
+        } catch { /* superseded already: again */ }
+      }
+      assert.fail("NEWS2 5 or more never showed for the deteriorating patient");
+    };
+    await deteriorated();
+    // NEWS2 5 raises an alert, shown in the queue above the table: the
+    // queue keeps its height, so the rows do not slide under the pointer.
+    const name = await page.locator(`#patients tbody tr[data-patient="${last}"] th`).textContent();
+    await page.locator("#alert-list li").filter({ hasText: name }).first().waitFor({ timeout: UI_TIMEOUT });
+    await deteriorated();
+    t.diagnostic(`patient ${last}: NEWS2 ${was} → ${await total(last)}, held at the bottom`);
+    assert.deepEqual(await order(), before, "the order is held while the pointer is over the rows");
+    assert.equal(Math.round((await rowBox()).y), Math.round(firstRowAt.y), "the row under the pointer has not moved on the screen");
+    assert.equal(await page.locator(`#patients tbody tr[data-patient="${before[0]}"]`).evaluate((tr) => tr.matches(":hover")), true,
+      "the row under the pointer is still the one it was on");
+
+    // 3. The pointer leaves the rows: the order catches up, sickest first.
+    await deteriorated();
+    await page.mouse.move(1, 1);
+    await poll("the deteriorated patient moves up", async () => (await order()).indexOf(last) < before.length - 1, { timeout: UI_TIMEOUT, interval: 100 });
+    await assertAcuityOrder(page, "acuity order once the pointer left");
   });
 });
 
