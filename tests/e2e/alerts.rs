@@ -159,14 +159,14 @@ async fn a_brief_deterioration_arriving_with_the_recovery_still_alerts() {
     let app = TestApp::spawn().await;
     let mut ws = app.ws(&app.token).await;
     let (patient, mut dev) = app.patient_with_device().await;
-    dev.publish_obs(1, vitals(16, 97, 72)).await;
+    let now = Utc::now();
+    dev.publish_obs_at(1, now - chrono::Duration::minutes(5), vitals(16, 97, 72)).await;
     assert_ack(&dev.next_cmd().await, &[1]);
     ws.next_event("score").await;
 
     // A medium reading and, a minute later, a normal one, sent back to back
     // (a hub forwarding what it held while offline): they are committed
     // and scored together, and the medium state must alert all the same.
-    let now = Utc::now();
     dev.publish_obs_at(2, now - chrono::Duration::minutes(1), vitals(22, 94, 112)).await;
     dev.publish_obs_at(3, now, vitals(16, 97, 72)).await;
     let mut acked = Vec::new();
