@@ -218,11 +218,6 @@ pub struct BenchReport {
     pub ratio: f64,
     /// Publish of the triggering message to the websocket `alert` event.
     pub alert_latency_ms: AlertLatency,
-    /// Of the same alerts, hand-over to the kit → the `raised_at` Vigil
-    /// stored (wall clock, one machine): the part of the latency before
-    /// the websocket.
-    #[serde(default)]
-    pub alert_raised_ms: AlertLatency,
     /// Durably stored ECG chunks per second.
     pub ecg_chunks_per_s: f64,
     /// Vigil's resident memory at the end of the load, MiB.
@@ -295,8 +290,6 @@ fn ecg_loop() -> Arc<Vec<Vec<i16>>> {
 #[derive(Default)]
 struct WsSeen {
     alerts: Mutex<HashMap<i64, Instant>>,
-    /// The `raised_at` Vigil stamped on each of those alerts.
-    raised: Mutex<HashMap<i64, chrono::DateTime<chrono::Utc>>>,
     resyncs: AtomicU64,
 }
 
@@ -356,10 +349,6 @@ async fn watch_alerts(http: &str, user: &str, password: &str, cancel: Cancellati
                 Some("alert") if v["alert"]["rule_id"] == "news2" => {
                     if let (Some(p), Ok(mut m)) = (v["alert"]["patient_id"].as_i64(), out.alerts.lock()) {
                         m.entry(p).or_insert(at);
-                    }
-                    let raised = v["alert"]["raised_at"].as_str().and_then(|t| chrono::DateTime::parse_from_rfc3339(t).ok());
-                    if let (Some(p), Some(t), Ok(mut m)) = (v["alert"]["patient_id"].as_i64(), raised, out.raised.lock()) {
-                        m.entry(p).or_insert(t.with_timezone(&chrono::Utc));
                     }
                 }
                 Some("resync") => {
@@ -509,8 +498,6 @@ struct Driven {
     phase: Phase,
     /// Sentinel patient id → when its deteriorated reading was handed to the kit.
     sent_at: HashMap<i64, Instant>,
-    /// The same on the wall clock (to compare with Vigil's `raised_at`).
-    sent_wall: HashMap<i64, chrono::DateTime<chrono::Utc>>,
     /// Vigil's CPU and memory at the start and end of the load window.
     usage: Option<(ProcUsage, ProcUsage)>,
 }
@@ -584,7 +571,6 @@ async fn drive(
     let mut handed: Vec<u64> = vec![0; hubs.len()];
     let mut next_hub = 0usize;
     let mut sent_at = HashMap::new();
-    let mut sent_wall = HashMap::new();
     let mut next_sentinel = 0usize;
     let t0_ms = chrono::Utc::now().timestamp_millis();
     let mut tick = tokio::time::interval(Duration::from_millis(10));
@@ -598,7 +584,6 @@ async fn drive(
         {
             let (pid, h) = &sentinels[next_sentinel];
             sent_at.insert(*pid, Instant::now());
-            sent_wall.insert(*pid, chrono::Utc::now());
             h.send(deteriorated()).await;
             next_sentinel += 1;
         }
@@ -684,7 +669,6 @@ async fn drive(
     Ok(Driven {
         phase,
         sent_at,
-        sent_wall,
         usage: u0.zip(u1),
     })
 }
@@ -813,22 +797,6 @@ pub async fn run(cfg: BenchConfig) -> anyhow::Result<BenchReport> {
     } else {
         0
     };
-    let mut raised: Vec<u32> = Vec::new();
-    if let Ok(seen) = ws.raised.lock() {
-        for (p, sent) in &stored.sent_wall {
-            if let Some(at) = seen.get(p) {
-                raised.push((*at - *sent).num_milliseconds().clamp(0, i64::from(u32::MAX)) as u32);
-            }
-        }
-    }
-    raised.sort_unstable();
-    let alert_raised_ms = AlertLatency {
-        p50: load::percentile(&raised, 0.50),
-        p95: load::percentile(&raised, 0.95),
-        p99: load::percentile(&raised, 0.99),
-        n: raised.len() as u64,
-        ..AlertLatency::default()
-    };
     let alert_latency_ms = AlertLatency {
         p50: load::percentile(&lat, 0.50),
         p95: load::percentile(&lat, 0.95),
@@ -862,7 +830,6 @@ pub async fn run(cfg: BenchConfig) -> anyhow::Result<BenchReport> {
         passthrough_msgs_per_s: pass,
         ratio: if pass > 0.0 { stored.phase.obs_msgs_per_s / pass } else { 0.0 },
         alert_latency_ms,
-        alert_raised_ms,
         ecg_chunks_per_s: stored.phase.ecg_chunks_per_s,
         rss_mb: u1.rss_kib as f64 / 1024.0,
         peak_rss_mb: u1.peak_rss_kib as f64 / 1024.0,
