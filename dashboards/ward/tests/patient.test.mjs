@@ -33,7 +33,7 @@ test("a patient's page charts each vital with the API's values, follows live rea
     await page.evaluate(() => { window.__sameDocument = true; });
 
     // 1. A click anywhere on the row opens the patient.
-    const row = page.locator("#patients tbody tr").filter({ has: page.locator('td[data-code="spo2"]', { hasText: /^\d/ }) }).first();
+    const row = page.locator("#patients tbody tr[data-patient]").filter({ has: page.locator('td[data-code="spo2"]', { hasText: /^\d/ }) }).first();
     const id = Number(await row.getAttribute("data-patient"));
     const name = await row.locator("th").textContent();
     await row.locator('td[data-code="pulse"]').click();
@@ -156,7 +156,7 @@ test("the ECG strip draws the patch's samples with the detected beats marked, as
     await page.goto(demo.base + "/");
     await signIn(page, demo.login);
     await page.getByRole("status").filter({ hasText: "live" }).waitFor();
-    await page.locator("#patients tbody tr").first().waitFor();
+    await page.locator("#patients tbody tr[data-patient]").first().waitFor();
 
     // The demo gives every third patient an ECG patch.
     const list = await pageGet(page, "/api/v1/patients");
