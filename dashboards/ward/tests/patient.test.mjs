@@ -64,6 +64,8 @@ test("a patient's page charts each vital with the API's values, follows live rea
 
     // The table behind the chart holds the API's readings, newest first.
     await spo2.getByText("SpO2: readings as a table").click();
+    // The details' toggle event fills the table, a task after the click.
+    await spo2.locator("table.readings").waitFor();
     const tableValues = (await spo2.locator("table.readings tbody tr td:nth-child(2)").allTextContents()).map(Number);
     const api = await pageGet(page, `/api/v1/patients/${id}/observations?code=spo2&from=${encodeURIComponent(new Date(Date.now() - 24 * 3600_000).toISOString())}`);
     const apiValues = api.map((o) => o.value);
