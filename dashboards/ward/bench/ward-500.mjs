@@ -20,7 +20,14 @@
 //   3. filter latency: typing a pathway name in the filter box until the
 //      first frame that shows exactly the matching rows, and clearing it
 //      until all rows are back; plus the longest keystroke (Event Timing,
-//      input to next paint) over all of it.
+//      input to next paint) over all of it;
+//   4. scroll jumps through the table: time to the next frame, and whether
+//      that frame's screen is full of rows.
+//
+// "Every row" means, for a build that draws only the rows in view
+// (aria-rowcount on the table), that the table holds every patient in its
+// aria-rowcount and has drawn its rows; for an older build, a row per
+// patient in the DOM.
 
 import { readFile, writeFile } from "node:fs/promises";
 import { join } from "node:path";
@@ -61,13 +68,22 @@ function instrument() {
   };
 }
 
-/** In the page: resolve at the first frame after `done()` holds (checked on every DOM change to the table). */
+/**
+ * In the page: resolve at the first frame after `done(body, listed, drawn)`
+ * holds (checked on every DOM change to the table). `listed` is how many
+ * patients the table holds: its `aria-rowcount` less the header row when it
+ * has one (a build that draws only the rows in view), else its rows; `drawn`
+ * the patient rows in the DOM. So one condition fits both kinds of build.
+ */
 function whenPainted() {
   return `(done) => new Promise((resolve) => {
-    const body = document.querySelector("#patients tbody");
+    const table = document.getElementById("patients");
+    const body = table.querySelector("tbody");
     const input = document.getElementById("patient-filter");
     const check = () => {
-      if (!done(body)) return false;
+      const drawn = [...body.querySelectorAll("tr[data-patient]")];
+      const count = table.getAttribute("aria-rowcount");
+      if (!drawn.length || !done(body, count ? Number(count) - 1 : drawn.length, drawn)) return false;
       obs.disconnect();
       input.removeEventListener("input", check);
       requestAnimationFrame(() => setTimeout(() => resolve(performance.now()), 0));
@@ -75,6 +91,7 @@ function whenPainted() {
     };
     const obs = new MutationObserver(check);
     obs.observe(body, { childList: true }); // rows come and go; their cells' updates do not matter here
+    obs.observe(table, { attributes: true, attributeFilter: ["aria-rowcount"] });
     input.addEventListener("input", check); // after the page's own handler: a keystroke that changes no row
     check();
   })`;
@@ -113,7 +130,7 @@ try {
   await page.getByLabel("Username").waitFor();
 
   // 1. Sign-in to every row painted.
-  const allRows = page.evaluate(`(${whenPainted()})((body) => body.rows.length >= ${PATIENTS})`);
+  const allRows = page.evaluate(`(${whenPainted()})((body, listed) => listed >= ${PATIENTS})`);
   await page.evaluate(() => document.getElementById("signin-form").addEventListener("submit",
     () => { window.__bench.submit = performance.now(); }, { capture: true }));
   await signIn(page, demo.login);
@@ -157,8 +174,8 @@ try {
       window.__bench.key = null;
       input.addEventListener("keydown", (e) => { if (window.__bench.key == null) window.__bench.key = e.timeStamp; }, { capture: true, once: true });
       const text = ${JSON.stringify(text)};
-      window.__bench.result = (${whenPainted()})((body) => input.value === text && body.rows.length === ${want}
-        && [...body.rows].every((tr) => tr.cells[0].textContent.toLowerCase().includes(text) || tr.cells[1].textContent.toLowerCase().includes(text)));
+      window.__bench.result = (${whenPainted()})((body, listed, drawn) => input.value === text && listed === ${want}
+        && drawn.every((tr) => tr.cells[0].textContent.toLowerCase().includes(text) || tr.cells[1].textContent.toLowerCase().includes(text)));
     })()`);
     await arm(word, expected);
     await page.keyboard.type(word);
@@ -205,6 +222,31 @@ try {
     unfinished: trials.filter((x) => x.typed_ms == null || x.cleared_ms == null).length };
   const keys = b.events.filter(([, , name]) => /^key|input/.test(name)).map(([, d]) => d);
   report.slowest_keystroke_ms = keys.length ? r1(Math.max(...keys)) : "none over 16 ms";
+  // 4. Scrolling, still under live load: jump to 10 %, 20 % … 100 % of the
+  // table; time each jump to the end of the next frame, and count the
+  // points down the middle of the screen (every 20 px) that frame left
+  // without a patient's row (a build drawing rows as they scroll into view
+  // could leave a gap; one holding every row cannot).
+  const jumps = await within(60_000, page.evaluate(async () => {
+    const body = document.querySelector("#patients tbody");
+    const out = [];
+    for (let k = 1; k <= 10; k++) {
+      const t0 = performance.now();
+      const r = body.getBoundingClientRect();
+      window.scrollTo(0, window.scrollY + r.top + (k / 10) * (r.height - window.innerHeight));
+      await new Promise((res) => requestAnimationFrame(() => setTimeout(res, 0)));
+      const ms = performance.now() - t0;
+      const b = body.getBoundingClientRect();
+      let gaps = 0;
+      for (let y = Math.max(0, b.top) + 5; y < Math.min(window.innerHeight, b.bottom) - 5; y += 20) {
+        if (!document.elementFromPoint(window.innerWidth / 2, y)?.closest("tr[data-patient]")) gaps++;
+      }
+      out.push([ms, gaps]);
+    }
+    return out;
+  }), null);
+  report.scroll = jumps ? { jumps: jumps.length, median_ms: r1(pct(jumps.map(([ms]) => ms), 50)), max_ms: r1(Math.max(...jumps.map(([ms]) => ms))),
+    points_without_rows: jumps.reduce((a, [, g]) => a + g, 0) } : "the page did not answer within 60 s";
   report.loadavg_end = loadavg();
   report.conn_at_end = await within(30_000, page.locator("#conn").textContent(), "(no answer in 30 s)");
 
@@ -220,6 +262,10 @@ try {
     + `max ${report.filter.typed_max_ms}; cleared to all ${PATIENTS} rows median ${report.filter.cleared_median_ms} ms, max ${report.filter.cleared_max_ms}; `
     + `slowest keystroke (input to next paint) ${report.slowest_keystroke_ms}${typeof report.slowest_keystroke_ms === "number" ? " ms" : ""}`);
   console.log(`   per trial: ${trials.map((x) => `${x.word}→${x.expected}: ${x.typed_ms}/${x.cleared_ms}`).join(", ")}`);
+  console.log(typeof report.scroll === "string" ? `4. scroll jumps: ${report.scroll}`
+    : `4. scroll jumps (${report.scroll.jumps}, to 10 % … 100 % of the table): to the next frame median ${report.scroll.median_ms} ms, `
+      + `max ${report.scroll.max_ms}; ${report.scroll.points_without_rows} screen points without a row in those frames`);
+  console.log(`   load average at the end ${report.loadavg_end.map((x) => x.toFixed(2)).join(" ")}`);
   if (reportAt) await writeFile(reportAt, JSON.stringify(report, null, 2) + "\n");
 } finally {
   await browser.close().catch(() => {});

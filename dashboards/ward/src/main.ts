@@ -10,7 +10,7 @@ import { $ } from "./format";
 import { closePatient, openPatient, patientEvent, tickPatient } from "./patient";
 import { alerts, patientName, patients, session } from "./state";
 import type { Alert, AlertEvent, LiveEvent, Me, WardRow } from "./types";
-import { renderPatients } from "./ward";
+import { focusPatient, renderPatients, showWard } from "./ward";
 
 const LIVE = ["open", "acknowledged", "escalated"];
 const REFRESH_MS = 5 * 60_000; // refetch so readings that age past the freshness window show as stale
@@ -123,10 +123,11 @@ function route(): void {
   } else {
     closePatient();
     $("patient").hidden = true; $("ward").hidden = false;
+    showWard();
     const from = Number(sessionStorage.getItem("vigil-last-patient") || NaN);
     sessionStorage.removeItem("vigil-last-patient");
-    // Back on the ward: focus the row of the patient just left.
-    if (from) document.querySelector<HTMLElement>(`#patients tr[data-patient="${from}"] a`)?.focus();
+    // Back on the ward: focus the row of the patient just left (drawn and scrolled to, wherever it is in the list).
+    if (from) focusPatient(from);
   }
 }
 window.addEventListener("hashchange", route);

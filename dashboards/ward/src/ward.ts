@@ -1,5 +1,6 @@
 // The patients table: sorted by acuity, each reading with its NEWS2
 // sub-score as colour and as text, each name a link to the patient page.
+// Only the rows in and near the viewport are drawn (see "virtualization").
 import { $, age, el, news2View, RISK_RANK } from "./format";
 import { patients, type PatientState } from "./state";
 
@@ -76,20 +77,25 @@ function acuity(p: PatientState): [number, number] {
 }
 
 // One row element per patient, kept across renders and updated in place, so
-// a click that starts while a live update arrives still lands on its row.
+// a click that starts while a live update arrives still lands on its row. A
+// row element is never reused for another patient: one that leaves the
+// viewport is detached and kept for when its patient scrolls back.
 const rowsById = new Map<number, HTMLTableRowElement>();
+// The full list as last drawn (filtered, sorted): patient ids, top to bottom.
+let order: number[] = [];
 // While the pointer is over the rows their order is held (values still
 // update): a row must not move away under a nurse's click. Nor may the
 // table itself move: the alert queue above it keeps its height while held
 // (a new alert shows inside it, which scrolls), where a new alert used to
 // push every row down under the pointer. Both catch up when the pointer
-// leaves.
+// leaves. The whole list's order is held, not only the rows drawn, so
+// scrolling while held shows the held order further down too.
 let heldOrder: Map<number, number> | null = null;
 {
   const body = $("patients").querySelector("tbody")!;
   const above = $("alerts");
   body.addEventListener("pointerenter", () => {
-    heldOrder = new Map([...body.rows].map((tr, i) => [Number(tr.dataset.patient), i]));
+    heldOrder = new Map(order.map((id, i) => [id, i]));
     above.style.height = `${above.getBoundingClientRect().height}px`;
     above.classList.add("held");
   });
@@ -137,26 +143,180 @@ function draw(everyRow: boolean): void {
   const changed = pendingFlash, dirty = pendingRows;
   pendingFlash = new Set();
   pendingRows = new Set();
-  const body = $("patients").querySelector("tbody")!;
-  // A row that moves loses the keyboard focus: put it back on the same patient's link.
-  const focused = (document.activeElement as HTMLElement | null)?.closest<HTMLElement>("#patients tr[data-patient]")?.dataset.patient;
   const all = [...patients.values()];
   const rows = all.filter((p) => !filter || p.summary.name.toLowerCase().includes(filter)
     || p.summary.pathway.toLowerCase().includes(filter)).sort(heldOrder ? heldCompare : compare);
+  order = rows.map((p) => p.summary.id);
   $("patient-shown").textContent = filter ? `${rows.length} of ${all.length} patients match “${filter}”` : "";
-  for (const id of rowsById.keys()) if (!patients.has(id)) rowsById.delete(id);
-  const trs = rows.map((p) => {
-    let tr = rowsById.get(p.summary.id);
-    if (!tr) rowsById.set(p.summary.id, (tr = newRow(p)));
-    else if (!everyRow && !dirty.has(p.summary.id)) return tr;
-    updateRow(tr, p, changed);
-    return tr;
-  });
-  placeRows(body, trs);
+  for (const id of rowsById.keys()) if (!patients.has(id)) { rowsById.delete(id); forget(id); }
   $("empty").hidden = rows.length > 0;
   $("empty").textContent = all.length ? "No patients match the filter." : "No patients on your wards.";
+  paint(everyRow, dirty, changed);
+}
+
+// ------------------------------------------------------------ virtualization
+//
+// Only the rows in and near the viewport are in the DOM: a 500-row table is
+// about 13,000 boxes, and styling, laying out and painting them took most of
+// every draw (docs/benchmarks.md). Spacer rows above and below (aria-hidden,
+// no content) take the height of the rows not drawn, so the scrollbar and
+// the page's length are those of the whole list; `aria-rowcount` on the
+// table and `aria-rowindex` on each row tell assistive technology where a
+// row is among all of them.
+//
+// The table scrolls with the page, not inside a box of its own: one
+// scrollbar, so the wheel, Space, Page Down and a tablet's swipe all scroll
+// the patients without a nested scroller catching them halfway; the alert
+// queue above keeps whatever height it needs at 1366×768 instead of sharing
+// a fixed split of the screen with the table; and the browser's scroll
+// anchoring keeps the rows in view still when rows or alerts above change
+// height (the spacers opt out of it, so it anchors on a real row).
+//
+// Row heights vary (names and NEWS2 text wrap on a tablet), so each drawn
+// row is measured and its height kept by patient; rows never drawn count as
+// the mean of those measured.
+const OVERSCAN_PX = 400; // rows drawn beyond each edge of the viewport
+const FIRST_GUESS_PX = 42; // a row's height before any has been measured
+const COLUMNS = 3 + CODES.length + 1;
+const heights = new Map<number, number>();
+let measuredSum = 0;
+const mean = (): number => (heights.size ? measuredSum / heights.size : FIRST_GUESS_PX);
+const heightOf = (id: number): number => heights.get(id) ?? mean();
+function forget(id: number): void { measuredSum -= heights.get(id) ?? 0; heights.delete(id); }
+function remember(id: number, h: number): void { forget(id); heights.set(id, h); measuredSum += h; }
+function heightBetween(from: number, to: number): number {
+  let h = 0;
+  for (let i = from; i < to; i++) h += heightOf(order[i]);
+  return h;
+}
+
+// At most three spacers: above the rows drawn, between them and a focused
+// row far from the viewport, and below.
+const spacers = [0, 1, 2].map(() => {
+  const tr = el("tr", "spacer");
+  tr.setAttribute("aria-hidden", "true");
+  const td = el("td");
+  td.colSpan = COLUMNS;
+  tr.append(td);
+  return tr;
+});
+// The table was hidden (a patient's page open) when a draw came: draw it all when it shows.
+let missed = false;
+type Range = [number, number];
+
+/**
+ * Which rows to draw: those within OVERSCAN_PX of the viewport (at least a
+ * screenful, so a table starting below the fold still has its first rows),
+ * and the focused row with one neighbour each side, so that Tab and
+ * Shift+Tab always have the next patient's link to go to, and a keyboard
+ * user who scrolls away with the wheel does not lose the focus.
+ */
+function ranges(body: HTMLTableSectionElement, focusAt: number): Range[] {
+  const n = order.length;
+  const top = -body.getBoundingClientRect().top - OVERSCAN_PX;
+  const bottom = top + window.innerHeight + 2 * OVERSCAN_PX;
+  const screenful = Math.ceil((window.innerHeight + OVERSCAN_PX) / mean());
+  let a = 0, y = 0;
+  while (a < n && y + heightOf(order[a]) <= top) y += heightOf(order[a++]);
+  let b = a;
+  while (b < n && y < bottom) y += heightOf(order[b++]);
+  // Past the end (the list just got shorter): its last screenful.
+  a = Math.max(0, Math.min(a, n - screenful));
+  b = Math.min(n, Math.max(b, a + screenful));
+  const out: Range[] = [[a, b]];
+  if (focusAt >= 0) {
+    const f: Range = [Math.max(0, focusAt - 1), Math.min(n, focusAt + 2)];
+    if (f[1] < a) out.unshift(f);
+    else if (f[0] > b) out.push(f);
+    else out[0] = [Math.min(a, f[0]), Math.max(b, f[1])];
+  }
+  return out;
+}
+
+/**
+ * Draw the rows `ranges` picks, in `order`, with spacers for the rest.
+ * `everyRow` or `dirty` rows are brought up to date; a row that comes into
+ * the window always is (its patient may have changed while it was not
+ * drawn). Rows are measured once placed; if that moves the window (rows
+ * shorter than guessed leave part of the screen empty) it is drawn again.
+ */
+function paint(everyRow: boolean, dirty: ReadonlySet<number>, changed: ReadonlySet<string>): void {
+  const table = $("patients");
+  if (!table.getClientRects().length) { missed = true; return; }
+  missed = false;
+  const body = table.querySelector("tbody")!;
+  table.setAttribute("aria-rowcount", String(order.length + 1)); // + the header row
+  // A row that moves loses the keyboard focus: put it back on the same patient's link.
+  const focused = Number((document.activeElement as HTMLElement | null)?.closest<HTMLElement>("#patients tr[data-patient]")?.dataset.patient);
+  const focusAt = focused ? order.indexOf(focused) : -1;
+  let drawn = "";
+  for (let pass = 0; pass < 3; pass++) {
+    const want = ranges(body, focusAt);
+    if (JSON.stringify(want) === drawn) break;
+    drawn = JSON.stringify(want);
+    const items: HTMLTableRowElement[] = [];
+    let at = 0, s = 0;
+    const gap = (to: number) => { if (to > at) items.push(sized(spacers[s++], heightBetween(at, to))); };
+    for (const [a, b] of want) {
+      gap(a);
+      for (let i = a; i < b; i++) items.push(rowAt(i, body, everyRow || dirty.has(order[i]), changed));
+      at = b;
+    }
+    gap(order.length);
+    placeRows(body, items);
+    for (const tr of items) {
+      if (!tr.dataset.patient) continue;
+      const h = tr.getBoundingClientRect().height;
+      if (h > 0) remember(Number(tr.dataset.patient), h);
+    }
+    everyRow = false;
+    dirty = new Set();
+  }
   const link = focused && body.querySelector<HTMLElement>(`tr[data-patient="${focused}"] a`);
   if (link && document.activeElement !== link) link.focus();
+}
+
+function rowAt(i: number, body: HTMLTableSectionElement, update: boolean, changed: ReadonlySet<string>): HTMLTableRowElement {
+  const p = patients.get(order[i])!;
+  let tr = rowsById.get(order[i]);
+  if (!tr) rowsById.set(order[i], (tr = newRow(p)));
+  if (update || tr.parentNode !== body) updateRow(tr, p, changed);
+  if (tr.getAttribute("aria-rowindex") !== String(i + 2)) tr.setAttribute("aria-rowindex", String(i + 2));
+  return tr;
+}
+
+function sized(tr: HTMLTableRowElement, h: number): HTMLTableRowElement {
+  tr.style.height = `${h}px`;
+  return tr;
+}
+
+/** Redraw the window only (the order and the rows already drawn stay as they are). */
+function repaint(): void { paint(false, new Set(), new Set()); }
+window.addEventListener("scroll", repaint, { passive: true });
+let width = window.innerWidth;
+window.addEventListener("resize", () => {
+  // Rows wrap differently at another width: measure them again.
+  if (window.innerWidth !== width) { width = window.innerWidth; heights.clear(); measuredSum = 0; }
+  repaint();
+});
+// Tab from the last row drawn: the next patient's row is drawn as the focus arrives.
+$("patients").querySelector("tbody")!.addEventListener("focusin", repaint);
+
+/**
+ * The ward is shown again (back from a patient's page): draw what it missed
+ * meanwhile. With no patients known yet (signing in) there is nothing to
+ * draw: the first load draws, rather than "No patients on your wards" first.
+ */
+export function showWard(): void { if (missed && patients.size) draw(true); }
+
+/** Scroll a patient's row to a third of the way down the screen and focus its link. */
+export function focusPatient(id: number): void {
+  const i = order.indexOf(id);
+  const body = $("patients").querySelector("tbody")!;
+  if (i < 0 || !body.getClientRects().length) return;
+  window.scrollTo(0, window.scrollY + body.getBoundingClientRect().top + heightBetween(0, i) - window.innerHeight / 3);
+  repaint();
+  body.querySelector<HTMLElement>(`tr[data-patient="${id}"] a`)?.focus();
 }
 
 /**
@@ -214,7 +374,7 @@ function newRow(p: PatientState): HTMLTableRowElement {
   return tr;
 }
 
-function updateRow(tr: HTMLTableRowElement, p: PatientState, changed: Set<string>): void {
+function updateRow(tr: HTMLTableRowElement, p: PatientState, changed: ReadonlySet<string>): void {
   const cells = tr.cells;
   setText(cells[0].firstElementChild as HTMLElement, p.summary.name);
   setText(cells[1], p.summary.pathway);

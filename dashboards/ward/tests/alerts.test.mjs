@@ -19,7 +19,7 @@ const RISK_RANK = { high: 4, medium: 3, "low-medium": 2, low: 1 };
 
 /** Per row, in display order: patient id, NEWS2 text, risk class, partial, scored_at. */
 function news2Rows(page) {
-  return page.locator("#patients tbody tr").evaluateAll((rows) => rows.map((tr) => {
+  return page.locator("#patients tbody tr[data-patient]").evaluateAll((rows) => rows.map((tr) => {
     const td = tr.querySelector("td[data-news2]");
     const risk = [...td.classList].find((c) => c.startsWith("risk-"))?.slice(5) || null;
     return { id: Number(tr.dataset.patient), text: td.querySelector(".score").textContent, risk,
@@ -213,7 +213,7 @@ test("the connection indicator is honest: a dropped socket shows reconnecting, t
       };
     });
     await openSignedIn(page, demo);
-    await page.locator("#patients tbody tr").first().waitFor();
+    await page.locator("#patients tbody tr[data-patient]").first().waitFor();
     const refetch = page.waitForResponse((r) => r.url().endsWith("/api/v1/patients"), { timeout: UI_TIMEOUT });
     const alertsRefetch = page.waitForResponse((r) => r.url().includes("/api/v1/alerts?status=open"), { timeout: UI_TIMEOUT });
     // Drop the page's websocket as a network blip would.

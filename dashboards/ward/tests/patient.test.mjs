@@ -33,7 +33,7 @@ test("a patient's page charts each vital with the API's values, follows live rea
     await page.evaluate(() => { window.__sameDocument = true; });
 
     // 1. A click anywhere on the row opens the patient.
-    const row = page.locator("#patients tbody tr").filter({ has: page.locator('td[data-code="spo2"]', { hasText: /^\d/ }) }).first();
+    const row = page.locator("#patients tbody tr[data-patient]").filter({ has: page.locator('td[data-code="spo2"]', { hasText: /^\d/ }) }).first();
     const id = Number(await row.getAttribute("data-patient"));
     const name = await row.locator("th").textContent();
     await row.locator('td[data-code="pulse"]').click();
@@ -64,6 +64,8 @@ test("a patient's page charts each vital with the API's values, follows live rea
 
     // The table behind the chart holds the API's readings, newest first.
     await spo2.getByText("SpO2: readings as a table").click();
+    // The details' toggle event fills the table, a task after the click.
+    await spo2.locator("table.readings").waitFor();
     const tableValues = (await spo2.locator("table.readings tbody tr td:nth-child(2)").allTextContents()).map(Number);
     const api = await pageGet(page, `/api/v1/patients/${id}/observations?code=spo2&from=${encodeURIComponent(new Date(Date.now() - 24 * 3600_000).toISOString())}`);
     const apiValues = api.map((o) => o.value);
@@ -156,7 +158,7 @@ test("the ECG strip draws the patch's samples with the detected beats marked, as
     await page.goto(demo.base + "/");
     await signIn(page, demo.login);
     await page.getByRole("status").filter({ hasText: "live" }).waitFor();
-    await page.locator("#patients tbody tr").first().waitFor();
+    await page.locator("#patients tbody tr[data-patient]").first().waitFor();
 
     // The demo gives every third patient an ECG patch.
     const list = await pageGet(page, "/api/v1/patients");

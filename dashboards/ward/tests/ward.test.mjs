@@ -49,7 +49,7 @@ test("signs in and shows the ward's patients, updated live over the websocket", 
       assert.ok(headers.some((x) => x.startsWith(h)), `column ${h} in ${JSON.stringify(headers)}`);
     }
 
-    const rows = table.locator("tbody tr");
+    const rows = table.locator("tbody tr[data-patient]");
     await poll(`${PATIENTS} patient rows`, async () => (await rows.count()) === PATIENTS, { timeout: UI_TIMEOUT });
     const spo2 = await poll("a numeric SpO2 value", async () => {
       const values = await table.locator('tbody td[data-code="spo2"]').allTextContents();
@@ -196,7 +196,7 @@ test("the row order holds while the pointer is over the rows, so a re-sort never
     await page.goto(demo.base + "/");
     await signIn(page, demo.login);
     await page.getByRole("status").filter({ hasText: "live" }).waitFor();
-    const order = () => page.locator("#patients tbody tr").evaluateAll((trs) => trs.map((tr) => Number(tr.dataset.patient)));
+    const order = () => page.locator("#patients tbody tr[data-patient]").evaluateAll((trs) => trs.map((tr) => Number(tr.dataset.patient)));
     const total = (id) => page.locator(`#patients td[data-news2="${id}"] .score`).textContent()
       .then((x) => Number((x.match(/\d+/) || ["-1"])[0]));
     await poll("every patient scored", async () => {
@@ -270,4 +270,188 @@ test("a consultant starts on the escalated alerts waiting for review", { timeout
     await filter.selectOption("all");
     assert.equal(await page.getByText("No escalated alerts waiting for review.").isVisible(), false);
   });
+});
+
+// A ward bigger than a screen: only the rows in and near the viewport are in
+// the DOM (src/ward.ts, "virtualization"), yet every patient is reachable by
+// scrolling, filtering and the keyboard, and the table says how many there are.
+const BIG_WARD = 120;
+
+test("a big ward draws only the rows near the viewport, yet every patient is reachable by scroll, filter and Tab", { timeout: TEST_TIMEOUT }, async (t) => {
+  await withWard(t, async ({ page, demo }) => {
+    // Every score event the page receives, in the page, before the page's own
+    // handler runs (listeners added in the constructor come first).
+    await page.addInitScript(() => {
+      const Native = window.WebSocket;
+      window.__scoredAt = {};
+      window.WebSocket = class extends Native {
+        constructor(...args) {
+          super(...args);
+          this.addEventListener("message", (m) => {
+            const ev = JSON.parse(m.data);
+            if (ev.type === "score") window.__scoredAt[ev.patient_id] = ev.score.scored_at;
+          });
+        }
+      };
+    });
+    await page.goto(demo.base + "/");
+    await signIn(page, demo.login);
+    await page.getByRole("status").filter({ hasText: /^live$/ }).waitFor();
+    const table = page.getByRole("table");
+    const drawn = () => page.locator("#patients tbody tr[data-patient]").evaluateAll((trs) =>
+      trs.map((tr) => ({ id: Number(tr.dataset.patient), index: Number(tr.getAttribute("aria-rowindex")), name: tr.cells[0].textContent })));
+    // aria-rowcount counts the header row too (ARIA: every row of the full table).
+    await poll("aria-rowcount for every patient", async () => (await table.getAttribute("aria-rowcount")) === String(BIG_WARD + 1), { timeout: UI_TIMEOUT });
+    const first = await drawn();
+    assert.ok(first.length > 0 && first.length < BIG_WARD, `fewer rows drawn than patients: ${first.length} of ${BIG_WARD}`);
+    assert.deepEqual(first.map((r) => r.index), first.map((_, i) => i + 2), "the rows drawn are the top of the list, rows 2… (row 1 is the header)");
+    await assertAccessible(page, t, `the ward with ${BIG_WARD} patients, ${first.length} rows drawn`);
+
+    // Name order, so the list's order is known here and does not change with the scores.
+    const list = await page.evaluate(async () => (await fetch("/api/v1/patients")).json());
+    const collator = new Intl.Collator();
+    const byName = list.sort((a, b) => collator.compare(a.name, b.name) || a.id - b.id);
+    await page.getByRole("columnheader", { name: "Patient" }).getByRole("button").click();
+    await page.mouse.move(1, 1); // off the rows, which would hold their order (DB-05)
+    const toBottom = () => page.evaluate(() => window.scrollTo(0, document.documentElement.scrollHeight));
+    const toTop = () => page.evaluate(() => window.scrollTo(0, 0));
+    const isDrawn = (id) => page.locator(`#patients tr[data-patient="${id}"]`).count().then((n) => n > 0);
+
+    // 1. Scrolling to the bottom draws the last patient, in view, as the last row.
+    const last = byName[byName.length - 1];
+    assert.equal(await isDrawn(last.id), false, "the last patient is not drawn at the top");
+    await toBottom();
+    const lastRow = page.locator(`#patients tr[data-patient="${last.id}"]`);
+    await lastRow.waitFor();
+    assert.equal(await lastRow.getAttribute("aria-rowindex"), String(BIG_WARD + 1));
+    assert.equal(await lastRow.locator("th").textContent(), last.name);
+    assert.ok(await lastRow.evaluate((tr) => { const r = tr.getBoundingClientRect(); return r.top >= 0 && r.bottom <= window.innerHeight; }),
+      "the last row is on the screen");
+    const rows = await drawn();
+    assert.deepEqual(rows.map((r) => r.name), byName.slice(-rows.length).map((p) => p.name), "the bottom rows are the end of the list, in order");
+
+    // 2. A live score for a patient who is not drawn shows when they scroll back into view.
+    const scoredAt = () => lastRow.locator("td[data-news2]").getAttribute("data-scored-at");
+    const shownBefore = await scoredAt();
+    await toTop();
+    await poll("the last patient's row taken out of the DOM", async () => !(await isDrawn(last.id)), { timeout: UI_TIMEOUT });
+    await poll("a new score for the last patient while not drawn", () => page.evaluate(([id, was]) => {
+      const at = window.__scoredAt[id];
+      return at && at !== was;
+    }, [last.id, shownBefore]), { timeout: DATA_TIMEOUT, interval: 250 });
+    assert.equal(await isDrawn(last.id), false, "still not drawn when the score came");
+    // Scroll and compare in one task of the page's: the row as first drawn
+    // against the latest score the page had received.
+    const seen = await page.evaluate((id) => new Promise((resolve) => {
+      window.scrollTo(0, document.documentElement.scrollHeight);
+      requestAnimationFrame(() => resolve({
+        shown: document.querySelector(`#patients tr[data-patient="${id}"] td[data-news2]`)?.dataset.scoredAt ?? "(not drawn)",
+        latest: window.__scoredAt[id],
+      }));
+    }), last.id);
+    assert.equal(seen.shown, seen.latest, "the row scrolled into view shows the score that came while it was not drawn");
+
+    // 3. Filtering finds a patient who is not drawn.
+    await toTop();
+    const middle = byName[Math.floor(BIG_WARD / 2)];
+    await poll("the middle patient not drawn at the top", async () => !(await isDrawn(middle.id)), { timeout: UI_TIMEOUT });
+    await page.getByLabel("Find a patient").fill(middle.name);
+    await page.locator(`#patients tr[data-patient="${middle.id}"]`).waitFor();
+    const matches = byName.filter((p) => p.name.toLowerCase().includes(middle.name.toLowerCase()) || p.pathway.toLowerCase().includes(middle.name.toLowerCase()));
+    assert.equal(await table.getAttribute("aria-rowcount"), String(matches.length + 1));
+    await page.getByText(`${matches.length} of ${BIG_WARD} patients match`).waitFor();
+    await page.getByLabel("Find a patient").fill("");
+    await poll("every patient back", async () => (await table.getAttribute("aria-rowcount")) === String(BIG_WARD + 1), { timeout: UI_TIMEOUT });
+
+    // 4. Tab from the last row drawn goes on to the next patients: the focus
+    // scrolls the page and the rows after it are drawn.
+    await toTop();
+    await poll("the top of the list drawn", async () => (await drawn())[0]?.index === 2, { timeout: UI_TIMEOUT });
+    const top = await drawn();
+    const k = top.length - 1; // the last row drawn, list position k
+    await page.locator(`#patients tr[data-patient="${top[k].id}"] th a`).focus();
+    for (let i = 1; i <= 3; i++) {
+      await page.keyboard.press("Tab");
+      const at = await page.evaluate(() => {
+        const tr = document.activeElement?.closest("tr[data-patient]");
+        return tr ? { id: Number(tr.dataset.patient), link: document.activeElement.tagName } : null;
+      });
+      assert.deepEqual(at, { id: byName[k + i].id, link: "A" }, `Tab ${i} from the last row drawn reaches patient ${k + i + 1}'s link`);
+    }
+    const focusedRow = page.locator(`#patients tr[data-patient="${byName[k + 3].id}"]`);
+    assert.ok(await focusedRow.evaluate((tr) => { const r = tr.getBoundingClientRect(); return r.top >= 0 && r.bottom <= window.innerHeight; }),
+      "the focused row was scrolled into view");
+    await poll("rows after the focused one drawn by the scroll", async () => (await drawn()).filter((r) => r.index > k + 5).length >= 3, { timeout: UI_TIMEOUT });
+    await page.keyboard.press("Shift+Tab");
+    assert.equal(await page.evaluate(() => Number(document.activeElement?.closest("tr[data-patient]")?.dataset.patient)), byName[k + 2].id, "Shift+Tab goes back one patient");
+
+    // 5. At a laptop's 1366×768 and a tablet's 768×1024 (names wrap, rows get
+    // taller): no sideways scrolling, and wherever the list is scrolled the
+    // screen is filled with rows, never an empty gap where rows were not drawn.
+    for (const viewport of [{ width: 1366, height: 768 }, { width: 768, height: 1024 }]) {
+      await page.setViewportSize(viewport);
+      for (const at of [0.3, 0.6, 1]) {
+        await page.evaluate((at) => {
+          const body = document.querySelector("#patients tbody");
+          const y = window.scrollY + body.getBoundingClientRect().top;
+          window.scrollTo(0, y + at * (body.offsetHeight - window.innerHeight));
+        }, at);
+        const gaps = await page.evaluate(() => new Promise((resolve) => requestAnimationFrame(() => {
+          const body = document.querySelector("#patients tbody").getBoundingClientRect();
+          const out = [];
+          for (let y = Math.max(0, body.top) + 5; y < Math.min(window.innerHeight, body.bottom) - 5; y += 20) {
+            if (!document.elementFromPoint(window.innerWidth / 2, y)?.closest("tr[data-patient]")) out.push(Math.round(y));
+          }
+          resolve(out);
+        })));
+        assert.deepEqual(gaps, [], `${viewport.width}×${viewport.height}, scrolled ${at * 100} %: no gap without a patient's row`);
+      }
+      assert.ok(await page.evaluate(() => document.documentElement.scrollWidth <= window.innerWidth),
+        `${viewport.width}×${viewport.height}: the table fits the width`);
+    }
+
+    // 6. DB-05 with rows drawn as they scroll into view: while the pointer is
+    // over the rows the whole list's order is held, so scrolling away and
+    // back (pointer still on the rows) shows every patient at the place they
+    // had, and the row under the pointer is still the same patient's element.
+    await page.setViewportSize({ width: 1100, height: 520 });
+    await page.getByRole("columnheader", { name: "NEWS2" }).getByRole("button").click();
+    await toTop();
+    await poll("the top of the list drawn", async () => (await drawn())[0]?.index === 2, { timeout: UI_TIMEOUT });
+    const under = page.locator("#patients tbody tr[data-patient]").nth(2);
+    await under.locator("td").first().hover();
+    const heldId = await under.getAttribute("data-patient");
+    await page.evaluate((id) => { window.__heldRow = document.querySelector(`#patients tr[data-patient="${id}"]`); }, heldId);
+    assert.equal(await page.locator("#alerts.held").count(), 1, "the order is held");
+    const place = new Map();
+    const samePlaces = async (what) => {
+      for (const r of await drawn()) {
+        if (place.has(r.id)) assert.equal(r.index, place.get(r.id), `${what}: patient ${r.id} keeps their place while held`);
+        else place.set(r.id, r.index);
+      }
+    };
+    await samePlaces("before scrolling");
+    const scrollY = () => page.evaluate(() => window.scrollY);
+    const start = await scrollY();
+    for (const dy of [700, 700, 700]) {
+      const from = await scrollY();
+      await page.mouse.wheel(0, dy);
+      let was = from;
+      await poll(`the wheel to scroll the page and come to rest (from ${from})`, async () => {
+        const now = await scrollY();
+        const still = now !== from && now === was;
+        was = now;
+        return still;
+      }, { timeout: UI_TIMEOUT, interval: 100 });
+      await samePlaces(`after a wheel scroll to ${was}`);
+    }
+    // Back where the pointer started (the pointer is still on the rows).
+    await page.evaluate((y) => window.scrollTo(0, y), start);
+    await page.evaluate(() => new Promise((r) => requestAnimationFrame(r)));
+    await samePlaces("back where it started");
+    assert.ok(place.size > first.length, `scrolling while held drew other patients too (${place.size} seen)`);
+    assert.equal(await page.evaluate(() => document.querySelector("#patients tbody tr:hover") === window.__heldRow
+      && window.__heldRow.dataset.patient), heldId, "the row under the pointer is the same patient's element");
+    assert.equal(await page.locator("#alerts.held").count(), 1, "still held");
+  }, { patients: BIG_WARD });
 });
