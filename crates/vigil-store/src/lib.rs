@@ -90,6 +90,10 @@ pub trait Store: Send + Sync + 'static {
     /// Replace the device's last status with `report` (shown with the
     /// device in [`Store::patient_get`]). `NotFound` for an unknown device.
     async fn device_status_record(&self, device_id: &str, report: &DeviceStatusReport) -> Result<()>;
+    /// Record many `(device, report)` in one transaction, in order (a
+    /// device's later report replaces its earlier one). Reports of unknown
+    /// devices are skipped, not an error; returns how many were recorded.
+    async fn device_status_record_many(&self, reports: &[(String, DeviceStatusReport)]) -> Result<u64>;
 
     // --- ingest --------------------------------------------------------------
     /// Store a batch of validated messages in one transaction. Returns one
@@ -102,9 +106,43 @@ pub trait Store: Send + Sync + 'static {
     /// The newest observation of each code measured at or before `at`.
     async fn latest_per_code(&self, patient_id: i64, at: DateTime<Utc>) -> Result<Vec<ObservationRow>>;
 
+    /// What scoring needs for many patients at once: for each
+    /// `(patient, first, last)`, [`Store::latest_per_code`] at `first`, and
+    /// (when `last > first`) every observation measured from `first` to
+    /// `last`, both included, ordered as [`Store::observations`] orders
+    /// them. A patient with nothing stored is absent. This default asks
+    /// once per patient; a backend may answer in one round trip.
+    async fn readings_for_scoring(&self, spans: &[(i64, DateTime<Utc>, DateTime<Utc>)]) -> Result<std::collections::HashMap<i64, ScoringReads>> {
+        let mut out = std::collections::HashMap::new();
+        for &(patient_id, first, last) in spans {
+            let base = self.latest_per_code(patient_id, first).await?;
+            let later = if last > first {
+                self.observations(ObservationQuery { patient_id, code: None, from: Some(first), to: Some(last), max_points: None }).await?
+            } else {
+                Vec::new()
+            };
+            if !base.is_empty() || !later.is_empty() {
+                out.insert(patient_id, ScoringReads { base, later });
+            }
+        }
+        Ok(out)
+    }
+
     // --- episodes and scores ----------------------------------------------
     /// NEWS2-relevant settings of the patient's open episode.
     async fn episode_settings(&self, patient_id: i64) -> Result<Option<EpisodeSettings>>;
+    /// [`Store::episode_settings`] of many patients; a patient with no open
+    /// episode is absent. This default asks once per patient; a backend may
+    /// answer in one round trip.
+    async fn episode_settings_many(&self, patient_ids: &[i64]) -> Result<std::collections::HashMap<i64, EpisodeSettings>> {
+        let mut out = std::collections::HashMap::new();
+        for &p in patient_ids {
+            if let Some(s) = self.episode_settings(p).await? {
+                out.insert(p, s);
+            }
+        }
+        Ok(out)
+    }
     /// Apply a clinician's change to the open episode, recording who and when.
     async fn episode_update(&self, patient_id: i64, u: EpisodeUpdate, by: &str, at: DateTime<Utc>) -> Result<()>;
     async fn score_insert(&self, s: NewScore) -> Result<i64>;

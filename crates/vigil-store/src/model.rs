@@ -631,3 +631,13 @@ pub enum HistoryKind {
     /// Score history, by the time each score describes.
     Scores,
 }
+
+/// One patient's readings for scoring over a span (see
+/// [`crate::Store::readings_for_scoring`]).
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct ScoringReads {
+    /// The newest of each code at the start of the span.
+    pub base: Vec<ObservationRow>,
+    /// Everything measured in the span, start and end included.
+    pub later: Vec<ObservationRow>,
+}

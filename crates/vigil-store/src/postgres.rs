@@ -556,26 +556,24 @@ impl Store for PgStore {
         device_id: &str,
         report: &DeviceStatusReport,
     ) -> Result<()> {
-        let n = sqlx::query(
-            "INSERT INTO device_status (device_id, online, battery_pct, signal, fw, reported_at)
-             SELECT id, $1, $2, $3, $4, $5 FROM devices WHERE id = $6
-             ON CONFLICT (device_id) DO UPDATE SET online = excluded.online,
-                 battery_pct = excluded.battery_pct, signal = excluded.signal,
-                 fw = excluded.fw, reported_at = excluded.reported_at",
-        )
-        .bind(report.online)
-        .bind(report.battery_pct.map(i16::from))
-        .bind(&report.signal)
-        .bind(&report.fw)
-        .bind(ts(report.reported_at))
-        .bind(device_id)
-        .execute(&self.pool)
-        .await?
-        .rows_affected();
-        if n == 0 {
+        let mut conn = self.pool.acquire().await?;
+        if status_upsert(&mut conn, device_id, report).await? == 0 {
             return Err(StoreError::NotFound(format!("device {device_id}")));
         }
         Ok(())
+    }
+
+    async fn device_status_record_many(&self, reports: &[(String, DeviceStatusReport)]) -> Result<u64> {
+        if reports.is_empty() {
+            return Ok(0);
+        }
+        let mut tx = self.pool.begin().await?;
+        let mut n = 0;
+        for (device_id, report) in reports {
+            n += status_upsert(&mut tx, device_id, report).await?;
+        }
+        tx.commit().await?;
+        Ok(n)
     }
 
     async fn device_assign(&self, device_id: &str, patient_id: i64) -> Result<()> {
@@ -1293,10 +1291,14 @@ impl Store for PgStore {
     ) -> Result<Vec<AlertRow>> {
         let mut out = Vec::new();
         for w in ward_ids {
-            let rows = sqlx::query(&format!(
-                "{ALERT_COLUMNS} WHERE ward_id = $1 AND ($2::text IS NULL OR status = $2) AND ($3::bigint IS NULL OR patient_id = $3)
-                 ORDER BY id"
-            ))
+            // Two statements, not one with `($3 IS NULL OR patient_id = $3)`:
+            // a prepared statement's generic plan walks the whole ward's
+            // alerts even when one patient's are asked for.
+            let sql = match patient_id {
+                Some(_) => format!("{ALERT_COLUMNS} WHERE patient_id = $3 AND ward_id = $1 AND ($2::text IS NULL OR status = $2) ORDER BY id"),
+                None => format!("{ALERT_COLUMNS} WHERE ward_id = $1 AND ($2::text IS NULL OR status = $2) AND $3::bigint IS NULL ORDER BY id"),
+            };
+            let rows = sqlx::query(&sql)
             .bind(w)
             .bind(status.map(AlertStatus::as_str))
             .bind(patient_id)
@@ -1424,4 +1426,23 @@ async fn insert_score<'e, E: sqlx::Executor<'e, Database = sqlx::Postgres>>(e: E
     .fetch_one(e)
     .await?;
     Ok(id)
+}
+
+/// Replace a known device's last status; 0 rows for an unknown device.
+async fn status_upsert(conn: &mut sqlx::PgConnection, device_id: &str, report: &DeviceStatusReport) -> Result<u64> {
+    Ok(sqlx::query(
+        "INSERT INTO device_status (device_id, online, battery_pct, signal, fw, reported_at)
+         SELECT id, $1, $2, $3, $4, $5 FROM devices WHERE id = $6
+         ON CONFLICT (device_id) DO UPDATE SET online = excluded.online, battery_pct = excluded.battery_pct,
+             signal = excluded.signal, fw = excluded.fw, reported_at = excluded.reported_at",
+    )
+    .bind(report.online)
+    .bind(report.battery_pct.map(i16::from))
+    .bind(&report.signal)
+    .bind(&report.fw)
+    .bind(ts(report.reported_at))
+    .bind(device_id)
+    .execute(conn)
+    .await?
+    .rows_affected())
 }

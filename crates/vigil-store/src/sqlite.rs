@@ -99,16 +99,11 @@ impl SqliteStore {
     async fn latest_readings(&self, patient_id: i64) -> Result<Vec<LatestReading>> {
         // The newest measurement per code; ties broken by row id so the
         // answer is deterministic.
-        let rows = sqlx::query(
-            "SELECT o.code, o.value_num, o.value_text, o.unit, o.measured_at, o.device_id
-             FROM observations o
-             WHERE o.patient_id = ?1 AND o.id = (
-                SELECT o2.id FROM observations o2
-                WHERE o2.patient_id = ?1 AND o2.code = o.code
-                ORDER BY o2.measured_at DESC, o2.id DESC LIMIT 1)
-             ORDER BY o.code",
-        )
+        let rows = sqlx::query(&format!(
+            "{LATEST_PER_CODE} SELECT o.code, o.value_num, o.value_text, o.unit, o.measured_at, o.device_id {LATEST_PER_CODE_FROM}"
+        ))
         .bind(patient_id)
+        .bind("9999")
         .fetch_all(&self.pool)
         .await?;
         rows.into_iter()
@@ -123,6 +118,48 @@ impl SqliteStore {
             })
             .collect()
     }
+}
+
+/// The newest observation of each code for patient `?1` measured at or
+/// before `?2` (ties broken by the higher row id), in two index walks that
+/// never read the patient's history: the codes the patient has, by skipping
+/// from one code to the next in `observations_patient_code_time`, then for
+/// each code one descent to its newest row. A `GROUP BY code` over
+/// `measured_at <= ?2` (what this replaced) reads every row of the patient's
+/// history, so the ingest's scoring slowed down as a ward's history grew
+/// (docs/benchmarks.md). Use as `{LATEST_PER_CODE} SELECT o.… {LATEST_PER_CODE_FROM}`.
+const LATEST_PER_CODE: &str = "WITH RECURSIVE codes(code) AS (
+        SELECT (SELECT code FROM observations WHERE patient_id = ?1 ORDER BY code LIMIT 1)
+        UNION ALL
+        SELECT (SELECT code FROM observations WHERE patient_id = ?1 AND code > codes.code ORDER BY code LIMIT 1)
+        FROM codes WHERE codes.code IS NOT NULL)";
+const LATEST_PER_CODE_FROM: &str = "FROM codes JOIN observations o ON o.id = (
+        SELECT id FROM observations WHERE patient_id = ?1 AND code = codes.code AND measured_at <= ?2
+        ORDER BY measured_at DESC, id DESC LIMIT 1)
+     ORDER BY o.code";
+
+const EPISODE_SETTINGS: &str = "SELECT p.id, p.ward_id, e.pathway, e.spo2_scale, e.spo2_scale_set_by, e.spo2_scale_set_at,
+        e.oxygen, e.oxygen_set_by, e.oxygen_set_at, e.acvpu, e.acvpu_set_by, e.acvpu_set_at,
+        e.under_16, e.pregnant
+     FROM episodes e JOIN patients p ON p.id = e.patient_id";
+
+fn episode_settings_row(r: &sqlx::sqlite::SqliteRow) -> Result<EpisodeSettings> {
+    Ok(EpisodeSettings {
+        patient_id: r.get(0),
+        ward_id: r.get(1),
+        pathway: r.get(2),
+        spo2_scale: r.get::<i64, _>(3) as u8,
+        spo2_scale_set_by: r.get(4),
+        spo2_scale_set_at: parse_opt_ts(r.get(5))?,
+        oxygen: r.get::<Option<i64>, _>(6).map(|v| v != 0),
+        oxygen_set_by: r.get(7),
+        oxygen_set_at: parse_opt_ts(r.get(8))?,
+        acvpu: r.get(9),
+        acvpu_set_by: r.get(10),
+        acvpu_set_at: parse_opt_ts(r.get(11))?,
+        under_16: r.get::<i64, _>(12) != 0,
+        pregnant: r.get::<i64, _>(13) != 0,
+    })
 }
 
 const ALERT_COLUMNS: &str = "SELECT id, patient_id, ward_id, rule_id, severity, status, message, count, latest_value, evidence,
@@ -449,8 +486,7 @@ impl Store for SqliteStore {
         let mut out = Vec::new();
         for ward in ward_ids {
             let rows = sqlx::query(
-                "SELECT p.id, p.ward_id, p.name, e.pathway,
-                        (SELECT MAX(measured_at) FROM observations o WHERE o.patient_id = p.id)
+                "SELECT p.id, p.ward_id, p.name, e.pathway
                  FROM patients p JOIN episodes e ON e.patient_id = p.id AND e.discharged_at IS NULL
                  WHERE p.ward_id = ? ORDER BY p.id",
             )
@@ -459,13 +495,15 @@ impl Store for SqliteStore {
             .await?;
             for r in rows {
                 let id: i64 = r.get(0);
+                let latest = self.latest_readings(id).await?;
                 out.push(PatientSummary {
                     id,
                     ward_id: r.get(1),
                     name: r.get(2),
                     pathway: r.get(3),
-                    last_reading_at: parse_opt_ts(r.get(4))?,
-                    latest: self.latest_readings(id).await?,
+                    // The newest of the newest per code is the newest of all.
+                    last_reading_at: latest.iter().map(|l| l.measured_at).max(),
+                    latest,
                 });
             }
         }
@@ -493,26 +531,25 @@ impl Store for SqliteStore {
     async fn device_status_record(&self, device_id: &str, report: &DeviceStatusReport) -> Result<()> {
         let _write = self.write.lock().await;
         let mut tx = self.pool.begin_with("BEGIN IMMEDIATE").await?;
-        let n = sqlx::query(
-            "INSERT INTO device_status (device_id, online, battery_pct, signal, fw, reported_at)
-             SELECT id, ?, ?, ?, ?, ? FROM devices WHERE id = ?
-             ON CONFLICT (device_id) DO UPDATE SET online = excluded.online, battery_pct = excluded.battery_pct,
-                 signal = excluded.signal, fw = excluded.fw, reported_at = excluded.reported_at",
-        )
-        .bind(report.online)
-        .bind(report.battery_pct.map(i64::from))
-        .bind(&report.signal)
-        .bind(&report.fw)
-        .bind(ts(report.reported_at))
-        .bind(device_id)
-        .execute(&mut *tx)
-        .await?
-        .rows_affected();
-        if n == 0 {
+        if status_upsert(&mut tx, device_id, report).await? == 0 {
             return Err(StoreError::NotFound(format!("device {device_id}")));
         }
         tx.commit().await?;
         Ok(())
+    }
+
+    async fn device_status_record_many(&self, reports: &[(String, DeviceStatusReport)]) -> Result<u64> {
+        if reports.is_empty() {
+            return Ok(0);
+        }
+        let _write = self.write.lock().await;
+        let mut tx = self.pool.begin_with("BEGIN IMMEDIATE").await?;
+        let mut n = 0;
+        for (device_id, report) in reports {
+            n += status_upsert(&mut tx, device_id, report).await?;
+        }
+        tx.commit().await?;
+        Ok(n)
     }
 
     async fn device_assign(&self, device_id: &str, patient_id: i64) -> Result<()> {
@@ -659,12 +696,23 @@ impl Store for SqliteStore {
     async fn observations(&self, q: ObservationQuery) -> Result<Vec<ObservationRow>> {
         let from = q.from.map(ts).unwrap_or_else(|| "0000".into());
         let to = q.to.map(ts).unwrap_or_else(|| "9999".into());
-        let rows = sqlx::query(
-            "SELECT id, code, value_num, value_text, unit, measured_at, received_at, device_id, seq
-             FROM observations
-             WHERE patient_id = ?1 AND (?2 IS NULL OR code = ?2) AND measured_at >= ?3 AND measured_at <= ?4
-             ORDER BY code, measured_at, id",
-        )
+        // One code: one range of the index. Every code: the same range in
+        // each of the patient's codes, found by skipping from code to code
+        // (see LATEST_PER_CODE), rather than walking the patient's whole
+        // history for the rows in the time range.
+        let sql = match q.code {
+            Some(_) => "SELECT id, code, value_num, value_text, unit, measured_at, received_at, device_id, seq
+                 FROM observations
+                 WHERE patient_id = ?1 AND code = ?2 AND measured_at >= ?3 AND measured_at <= ?4
+                 ORDER BY measured_at, id"
+                .to_string(),
+            None => format!(
+                "{LATEST_PER_CODE} SELECT o.id, o.code, o.value_num, o.value_text, o.unit, o.measured_at, o.received_at, o.device_id, o.seq
+                 FROM codes CROSS JOIN observations o ON o.patient_id = ?1 AND o.code = codes.code AND o.measured_at >= ?3 AND o.measured_at <= ?4
+                 ORDER BY o.code, o.measured_at, o.id"
+            ),
+        };
+        let rows = sqlx::query(&sql)
         .bind(q.patient_id)
         .bind(&q.code)
         .bind(from)
@@ -699,12 +747,10 @@ impl Store for SqliteStore {
     }
 
     async fn latest_per_code(&self, patient_id: i64, at: DateTime<Utc>) -> Result<Vec<ObservationRow>> {
-        // SQLite returns the bare columns of the row holding MAX(); the id
-        // breaks ties between two readings with the same measurement time.
-        let rows = sqlx::query(
-            "SELECT id, code, value_num, value_text, unit, MAX(measured_at || printf('%020d', id)), received_at, device_id, seq, measured_at
-             FROM observations WHERE patient_id = ?1 AND measured_at <= ?2 GROUP BY code ORDER BY code",
-        )
+        let rows = sqlx::query(&format!(
+            "{LATEST_PER_CODE} SELECT o.id, o.code, o.value_num, o.value_text, o.unit, o.measured_at, o.received_at, o.device_id, o.seq
+             {LATEST_PER_CODE_FROM}"
+        ))
         .bind(patient_id)
         .bind(ts(at))
         .fetch_all(&self.pool)
@@ -716,7 +762,7 @@ impl Store for SqliteStore {
                     code: r.get(1),
                     value: value_of(r.get(2), r.get(3)),
                     unit: r.get(4),
-                    measured_at: parse_ts(&r.get::<String, _>(9))?,
+                    measured_at: parse_ts(&r.get::<String, _>(5))?,
                     received_at: parse_ts(&r.get::<String, _>(6))?,
                     device_id: r.get(7),
                     seq: r.get::<i64, _>(8) as u32,
@@ -725,36 +771,75 @@ impl Store for SqliteStore {
             .collect()
     }
 
-    async fn episode_settings(&self, patient_id: i64) -> Result<Option<EpisodeSettings>> {
-        let Some(r) = sqlx::query(
-            "SELECT p.id, p.ward_id, e.pathway, e.spo2_scale, e.spo2_scale_set_by, e.spo2_scale_set_at,
-                    e.oxygen, e.oxygen_set_by, e.oxygen_set_at, e.acvpu, e.acvpu_set_by, e.acvpu_set_at,
-                    e.under_16, e.pregnant
-             FROM episodes e JOIN patients p ON p.id = e.patient_id
-             WHERE e.patient_id = ? AND e.discharged_at IS NULL",
+    async fn readings_for_scoring(&self, spans: &[(i64, DateTime<Utc>, DateTime<Utc>)]) -> Result<HashMap<i64, ScoringReads>> {
+        if spans.is_empty() {
+            return Ok(HashMap::new());
+        }
+        // One statement for every patient: LATEST_PER_CODE's two index
+        // walks and the span's range per code, driven by a JSON list of
+        // [patient, first, last] (CROSS JOIN keeps that order of the loops).
+        let req = serde_json::Value::Array(
+            spans.iter().map(|(p, first, last)| serde_json::json!([p, ts(*first), ts(*last)])).collect(),
+        );
+        let rows = sqlx::query(
+            "WITH RECURSIVE req(patient_id, first, last) AS (
+                SELECT json_extract(value, '$[0]'), json_extract(value, '$[1]'), json_extract(value, '$[2]') FROM json_each(?1)),
+             codes(patient_id, first, last, code) AS (
+                SELECT patient_id, first, last, (SELECT code FROM observations o WHERE o.patient_id = req.patient_id ORDER BY code LIMIT 1) FROM req
+                UNION ALL
+                SELECT patient_id, first, last,
+                       (SELECT code FROM observations o WHERE o.patient_id = codes.patient_id AND o.code > codes.code ORDER BY code LIMIT 1)
+                FROM codes WHERE codes.code IS NOT NULL)
+             SELECT 0, codes.patient_id, o.id, o.code, o.value_num, o.value_text, o.unit, o.measured_at, o.received_at, o.device_id, o.seq
+             FROM codes CROSS JOIN observations o ON o.id = (
+                SELECT id FROM observations WHERE patient_id = codes.patient_id AND code = codes.code AND measured_at <= codes.first
+                ORDER BY measured_at DESC, id DESC LIMIT 1)
+             UNION ALL
+             SELECT 1, codes.patient_id, o.id, o.code, o.value_num, o.value_text, o.unit, o.measured_at, o.received_at, o.device_id, o.seq
+             FROM codes CROSS JOIN observations o ON o.patient_id = codes.patient_id AND o.code = codes.code
+                AND o.measured_at >= codes.first AND o.measured_at <= codes.last
+             WHERE codes.last > codes.first
+             ORDER BY 1, 2, 4, 8, 3",
         )
-        .bind(patient_id)
-        .fetch_optional(&self.pool)
-        .await?
-        else {
-            return Ok(None);
-        };
-        Ok(Some(EpisodeSettings {
-            patient_id: r.get(0),
-            ward_id: r.get(1),
-            pathway: r.get(2),
-            spo2_scale: r.get::<i64, _>(3) as u8,
-            spo2_scale_set_by: r.get(4),
-            spo2_scale_set_at: parse_opt_ts(r.get(5))?,
-            oxygen: r.get::<Option<i64>, _>(6).map(|v| v != 0),
-            oxygen_set_by: r.get(7),
-            oxygen_set_at: parse_opt_ts(r.get(8))?,
-            acvpu: r.get(9),
-            acvpu_set_by: r.get(10),
-            acvpu_set_at: parse_opt_ts(r.get(11))?,
-            under_16: r.get::<i64, _>(12) != 0,
-            pregnant: r.get::<i64, _>(13) != 0,
-        }))
+        .bind(req.to_string())
+        .fetch_all(&self.pool)
+        .await?;
+        let mut out: HashMap<i64, ScoringReads> = HashMap::new();
+        for r in rows {
+            let row = ObservationRow {
+                id: r.get(2),
+                code: r.get(3),
+                value: value_of(r.get(4), r.get(5)),
+                unit: r.get(6),
+                measured_at: parse_ts(&r.get::<String, _>(7))?,
+                received_at: parse_ts(&r.get::<String, _>(8))?,
+                device_id: r.get(9),
+                seq: r.get::<i64, _>(10) as u32,
+            };
+            let reads = out.entry(r.get(1)).or_default();
+            if r.get::<i64, _>(0) == 0 { reads.base.push(row) } else { reads.later.push(row) }
+        }
+        Ok(out)
+    }
+
+    async fn episode_settings_many(&self, patient_ids: &[i64]) -> Result<HashMap<i64, EpisodeSettings>> {
+        if patient_ids.is_empty() {
+            return Ok(HashMap::new());
+        }
+        let ids = serde_json::to_string(patient_ids).unwrap_or_else(|_| "[]".into());
+        let rows = sqlx::query(&format!("{EPISODE_SETTINGS} WHERE e.patient_id IN (SELECT value FROM json_each(?)) AND e.discharged_at IS NULL"))
+            .bind(ids)
+            .fetch_all(&self.pool)
+            .await?;
+        rows.iter().map(|r| episode_settings_row(r).map(|s| (s.patient_id, s))).collect()
+    }
+
+    async fn episode_settings(&self, patient_id: i64) -> Result<Option<EpisodeSettings>> {
+        let row = sqlx::query(&format!("{EPISODE_SETTINGS} WHERE e.patient_id = ? AND e.discharged_at IS NULL"))
+            .bind(patient_id)
+            .fetch_optional(&self.pool)
+            .await?;
+        row.as_ref().map(episode_settings_row).transpose()
     }
 
     async fn episode_update(&self, patient_id: i64, u: EpisodeUpdate, by: &str, at: DateTime<Utc>) -> Result<()> {
@@ -1112,9 +1197,14 @@ impl Store for SqliteStore {
     async fn alerts_list(&self, ward_ids: &[i64], status: Option<AlertStatus>, patient_id: Option<i64>) -> Result<Vec<AlertRow>> {
         let mut out = Vec::new();
         for w in ward_ids {
-            let rows = sqlx::query(&format!(
-                "{ALERT_COLUMNS} WHERE ward_id = ?1 AND (?2 IS NULL OR status = ?2) AND (?3 IS NULL OR patient_id = ?3) ORDER BY id"
-            ))
+            // Two statements, not one with `(?3 IS NULL OR patient_id = ?3)`:
+            // SQLite plans a statement once, and that one walks the whole
+            // ward's alerts even when one patient's are asked for.
+            let sql = match patient_id {
+                Some(_) => format!("{ALERT_COLUMNS} WHERE patient_id = ?3 AND ward_id = ?1 AND (?2 IS NULL OR status = ?2) ORDER BY id"),
+                None => format!("{ALERT_COLUMNS} WHERE ward_id = ?1 AND (?2 IS NULL OR status = ?2) ORDER BY id"),
+            };
+            let rows = sqlx::query(&sql)
             .bind(w)
             .bind(status.map(AlertStatus::as_str))
             .bind(patient_id)
@@ -1299,4 +1389,23 @@ async fn insert_score<'e, E: sqlx::Executor<'e, Database = sqlx::Sqlite>>(e: E, 
     .await?
     .last_insert_rowid();
     Ok(id)
+}
+
+/// Replace a known device's last status; 0 rows for an unknown device.
+async fn status_upsert(conn: &mut sqlx::SqliteConnection, device_id: &str, report: &DeviceStatusReport) -> Result<u64> {
+    Ok(sqlx::query(
+        "INSERT INTO device_status (device_id, online, battery_pct, signal, fw, reported_at)
+         SELECT id, ?, ?, ?, ?, ? FROM devices WHERE id = ?
+         ON CONFLICT (device_id) DO UPDATE SET online = excluded.online, battery_pct = excluded.battery_pct,
+             signal = excluded.signal, fw = excluded.fw, reported_at = excluded.reported_at",
+    )
+    .bind(report.online)
+    .bind(report.battery_pct.map(i64::from))
+    .bind(&report.signal)
+    .bind(&report.fw)
+    .bind(ts(report.reported_at))
+    .bind(device_id)
+    .execute(conn)
+    .await?
+    .rows_affected())
 }

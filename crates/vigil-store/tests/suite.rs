@@ -46,6 +46,7 @@ both_backends!(
     mqtt_accounts_are_the_unrevoked_devices_with_their_mosquitto_hash,
     discharge_unassigns_devices,
     device_status_keeps_the_last_report_per_device,
+    device_statuses_recorded_together_keep_the_last_and_skip_unknown_devices,
     batch_reports_new_and_duplicates_in_input_order,
     duplicate_never_overwrites_the_stored_reading,
     failed_batch_leaves_nothing_behind,
@@ -55,6 +56,8 @@ both_backends!(
     times_are_kept_to_the_millisecond,
     max_points_keeps_each_codes_extremes,
     latest_per_code_is_as_of_a_time_and_breaks_ties_by_insert,
+    readings_for_scoring_answer_like_one_patient_at_a_time,
+    episode_settings_many_answer_like_one_patient_at_a_time,
     patients_list_shows_latest_readings_per_ward,
     text_sorts_bytewise_whatever_the_locale,
     episode_update_records_who_and_when,
@@ -781,6 +784,35 @@ async fn device_status_keeps_the_last_report_per_device(s: &dyn Store) {
     );
 }
 
+async fn device_statuses_recorded_together_keep_the_last_and_skip_unknown_devices(s: &dyn Store) {
+    let w = ward(s, "W").await;
+    let p = admit(s, w, "Ann").await;
+    for (id, kind) in [("hub-1", "hub"), ("ox-1", "oximeter")] {
+        s.device_provision(device(id, kind, Some(p))).await.expect("provision");
+    }
+    let report = |battery: u8, at| DeviceStatusReport {
+        online: true,
+        battery_pct: Some(battery),
+        signal: None,
+        fw: None,
+        reported_at: at,
+    };
+    let n = s
+        .device_status_record_many(&[
+            ("ox-1".into(), report(80, t(9, 0))),
+            ("nope".into(), report(50, t(9, 0))),
+            ("hub-1".into(), report(70, t(9, 0))),
+            ("ox-1".into(), report(79, t(9, 1))),
+        ])
+        .await
+        .expect("record");
+    assert_eq!(n, 3, "the unknown device is skipped, not an error");
+    let detail = s.patient_get(p).await.expect("get").expect("patient");
+    let got: Vec<_> = detail.devices.into_iter().map(|d| (d.id, d.status.and_then(|s| s.battery_pct))).collect();
+    assert_eq!(got, vec![("hub-1".into(), Some(70)), ("ox-1".into(), Some(79))], "the later report of a device wins");
+    assert_eq!(s.device_status_record_many(&[]).await.expect("nothing"), 0);
+}
+
 // --- ingest ------------------------------------------------------------------
 
 async fn batch_reports_new_and_duplicates_in_input_order(s: &dyn Store) {
@@ -1195,6 +1227,70 @@ async fn latest_per_code_is_as_of_a_time_and_breaks_ties_by_insert(s: &dyn Store
         at(8, 8).await,
         [("pulse".to_string(), 80.0), ("spo2".to_string(), 70.0)]
     );
+}
+
+async fn readings_for_scoring_answer_like_one_patient_at_a_time(s: &dyn Store) {
+    let w = ward(s, "W").await;
+    let ann = admit(s, w, "Ann").await;
+    let bob = admit(s, w, "Bob").await;
+    let cat = admit(s, w, "Cat").await;
+    s.store_obs_batch(&[
+        msg("a1", 1, ann, t(8, 1), vec![num("spo2", 95.0), num("pulse", 80.0)]),
+        msg("a1", 2, ann, t(8, 5), vec![num("spo2", 90.0)]),
+        msg("a2", 1, ann, t(8, 5), vec![num("spo2", 91.0)]),
+        msg("a1", 3, ann, t(8, 10), vec![num("pulse", 99.0)]),
+        msg("a1", 4, ann, t(8, 20), vec![num("pulse", 100.0)]),
+        msg("b1", 1, bob, t(8, 2), vec![num("resp_rate", 18.0)]),
+        msg("b1", 2, bob, t(9, 30), vec![num("resp_rate", 30.0)]),
+    ])
+    .await
+    .expect("batch");
+    // Ann over a span with a tie at its start; Bob at one instant (nothing
+    // later is asked for); Cat has nothing stored; 999 does not exist.
+    let spans = [(ann, t(8, 5), t(8, 10)), (bob, t(9, 0), t(9, 0)), (cat, t(8, 0), t(9, 0)), (999, t(8, 0), t(9, 0))];
+    let got = s.readings_for_scoring(&spans).await.expect("readings");
+    let mut keys: Vec<i64> = got.keys().copied().collect();
+    keys.sort();
+    assert_eq!(keys, vec![ann, bob], "patients with nothing stored are absent");
+    for (p, first, last) in [spans[0], spans[1]] {
+        let base = s.latest_per_code(p, first).await.expect("latest");
+        let later = if last > first {
+            obs(s, ObservationQuery { patient_id: p, code: None, from: Some(first), to: Some(last), max_points: None }).await
+        } else {
+            Vec::new()
+        };
+        assert_eq!(got[&p], ScoringReads { base, later }, "patient {p}");
+    }
+    // And what that is: the later of two readings at one instant, both
+    // edges of the span, nothing after it.
+    assert_eq!(values(&got[&ann].base), [("pulse".to_string(), 80.0), ("spo2".to_string(), 91.0)]);
+    assert_eq!(
+        values(&got[&ann].later),
+        [("pulse".to_string(), 99.0), ("spo2".to_string(), 90.0), ("spo2".to_string(), 91.0)]
+    );
+    assert_eq!(values(&got[&bob].base), [("resp_rate".to_string(), 18.0)]);
+    assert!(got[&bob].later.is_empty());
+    assert!(s.readings_for_scoring(&[]).await.expect("nothing").is_empty());
+}
+
+async fn episode_settings_many_answer_like_one_patient_at_a_time(s: &dyn Store) {
+    let w = ward(s, "W").await;
+    let ann = admit(s, w, "Ann").await;
+    let bob = admit(s, w, "Bob").await;
+    let gone = admit(s, w, "Cat").await;
+    s.episode_update(bob, EpisodeUpdate { spo2_scale: Some(2), ..Default::default() }, "dr-who", t(9, 0))
+        .await
+        .expect("update");
+    s.patient_discharge(gone, t(10, 0)).await.expect("discharge");
+    let got = s.episode_settings_many(&[ann, bob, gone, 999, ann]).await.expect("many");
+    let mut keys: Vec<i64> = got.keys().copied().collect();
+    keys.sort();
+    assert_eq!(keys, vec![ann, bob], "discharged and unknown patients are absent");
+    for p in [ann, bob] {
+        assert_eq!(Some(&got[&p]), s.episode_settings(p).await.expect("one").as_ref(), "patient {p}");
+    }
+    assert_eq!(got[&bob].spo2_scale, 2);
+    assert!(s.episode_settings_many(&[]).await.expect("nothing").is_empty());
 }
 
 async fn patients_list_shows_latest_readings_per_ward(s: &dyn Store) {
