@@ -33,6 +33,19 @@ async fn observation_is_stored_pushed_and_acked() {
     assert!(m.contains(r#"vigil_store_write_seconds_count{kind="obs"} 1"#), "{m}");
     assert!(m.contains("vigil_mqtt_connections 2"), "{m}");
     assert!(m.contains("vigil_ingest_queue_depth 0"), "{m}");
+    // The scoring pass that follows the ack is timed by stage.
+    ws.next_event("score").await;
+    let stage_counted = |m: &str| m.lines().any(|l| l.starts_with(r#"vigil_ingest_pass_stage_seconds_total{stage="score"}"#));
+    let mut m = app.metrics().await;
+    for _ in 0..50 {
+        if stage_counted(&m) {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        m = app.metrics().await;
+    }
+    assert!(stage_counted(&m), "{m}");
+    assert!(m.contains(r#"vigil_ingest_pass_stage_seconds_total{stage="status"}"#), "every stage is timed: {m}");
 }
 
 #[tokio::test]

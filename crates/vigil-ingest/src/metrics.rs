@@ -1,7 +1,7 @@
 //! Ingest metrics (CONTRACTS.md §6), registered in the registry the caller
 //! passes in, so two daemons in one test process never share counters.
 
-use prometheus::{Histogram, HistogramOpts, HistogramVec, IntCounterVec, IntGauge, Opts, Registry};
+use prometheus::{CounterVec, Histogram, HistogramOpts, HistogramVec, IntCounterVec, IntGauge, Opts, Registry};
 
 /// Counters and histograms the ingest updates.
 #[derive(Clone)]
@@ -33,6 +33,10 @@ pub struct IngestMetrics {
     /// `vigil_ingest_worker_lag_seconds`: from the arrival of the oldest
     /// message in a pass to the start of the pass (how far scoring is behind).
     pub worker_lag: Histogram,
+    /// `vigil_ingest_pass_stage_seconds_total{stage="ecg"|"score"|"rules"|"resolve"|"status"}`:
+    /// the worker's time by stage of a pass (`rate()` of it: where a busy
+    /// worker spends its time).
+    pub pass_stage: CounterVec,
     /// `vigil_mqtt_connections`: MQTT sessions on the embedded broker
     /// (devices, and the ingest's own).
     pub mqtt_connections: IntGauge,
@@ -80,9 +84,13 @@ impl IngestMetrics {
             HistogramOpts::new("vigil_ingest_worker_lag_seconds", "Oldest message of a scoring pass received to the pass starting")
                 .buckets(vec![0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0]),
         )?;
+        let pass_stage = CounterVec::new(
+            Opts::new("vigil_ingest_pass_stage_seconds_total", "Time the scoring worker spent in each stage of its passes"),
+            &["stage"],
+        )?;
         let queue_depth = IntGauge::new("vigil_ingest_queue_depth", "Received messages waiting for the batcher")?;
         let mqtt_connections = IntGauge::new("vigil_mqtt_connections", "MQTT sessions on the embedded broker (devices and the ingest)")?;
-        for c in [Box::new(batch_size.clone()) as Box<dyn prometheus::core::Collector>, Box::new(store_write.clone()), Box::new(queue_depth.clone()), Box::new(mqtt_connections.clone()), Box::new(pass_seconds.clone()), Box::new(pass_batches.clone()), Box::new(worker_lag.clone())] {
+        for c in [Box::new(batch_size.clone()) as Box<dyn prometheus::core::Collector>, Box::new(store_write.clone()), Box::new(queue_depth.clone()), Box::new(mqtt_connections.clone()), Box::new(pass_seconds.clone()), Box::new(pass_batches.clone()), Box::new(worker_lag.clone()), Box::new(pass_stage.clone())] {
             registry.register(c)?;
         }
         registry.register(Box::new(alerts_raised.clone()))?;
@@ -104,6 +112,7 @@ impl IngestMetrics {
             pass_seconds,
             pass_batches,
             worker_lag,
+            pass_stage,
             mqtt_connections,
         })
     }

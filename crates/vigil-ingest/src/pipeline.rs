@@ -253,7 +253,9 @@ struct Worker {
     ecg: ecg::EcgAnalysis,
     /// The pathway rules engine and, per patient it knows, their ward.
     engine: vigil_rules::Engine,
-    in_engine: HashMap<i64, i64>,
+    /// The patients the rules engine knows, with the episode they were
+    /// admitted to it with.
+    in_engine: HashMap<i64, vigil_store::EpisodeSettings>,
     /// Stored observations waiting for the rules engine (after scoring).
     feed: Vec<(i64, vigil_clinical::Reading)>,
     /// When the earliest message of the pass being processed arrived.
@@ -706,15 +708,19 @@ impl Worker {
 
     /// Everything after the commit, for one pass of stored work.
     async fn pass(&mut self, w: Stored) {
+        let stages = self.metrics.pass_stage.clone();
+        let mut clock = StageClock::new(&stages);
         let now = Utc::now();
         let received = w.received_at.unwrap_or(now);
         self.batch_received = received;
         let mut to_score = w.to_score;
         self.feed.extend(w.feed);
         self.analyse_ecg(w.ecg, now, &mut to_score).await;
+        clock.lap("ecg");
         // Scoring happens after the acks: a reading is safe once stored,
         // and a scoring failure must never make a device resend.
         let mut settings = self.score_new(to_score, received).await;
+        clock.lap("score");
         // Then the pathway rules see every new observation, and
         // missed-reading and device-offline alerts resolve themselves now
         // that data has resumed.
@@ -728,6 +734,7 @@ impl Worker {
             }
             self.observe(patient, reading, now).await;
         }
+        clock.lap("rules");
         for (patient, (codes, devices)) in resumed {
             let mut rules: Vec<String> = devices.iter().map(|d| format!("device-offline:{d}")).collect();
             let s = match settings.remove(&patient) {
@@ -743,9 +750,9 @@ impl Worker {
             }
             self.auto_resolve(patient, &rules, "readings resumed").await;
         }
-        for (device, payload) in w.statuses {
-            self.status(&device, &payload).await;
-        }
+        clock.lap("resolve");
+        self.statuses(w.statuses).await;
+        clock.lap("status");
     }
 
     /// Resolve the live alerts of `rules` for `patient` as the system: a
@@ -790,8 +797,8 @@ impl Worker {
     /// Make sure the engine knows `patient` with their current episode;
     /// returns their ward, or `None` (and forgets them) once discharged.
     async fn ensure_in_engine(&mut self, patient: i64) -> Option<i64> {
-        if let Some(ward) = self.in_engine.get(&patient) {
-            return Some(*ward);
+        if let Some(s) = self.in_engine.get(&patient) {
+            return Some(s.ward_id);
         }
         let settings = match self.store.episode_settings(patient).await {
             Ok(Some(s)) => s,
@@ -813,7 +820,8 @@ impl Worker {
             tracing::error!(error = %e, patient, "rules engine refused the episode");
             return None;
         }
-        self.in_engine.insert(patient, settings.ward_id);
+        let ward = settings.ward_id;
+        self.in_engine.insert(patient, settings);
         if fresh {
             // After a restart the engine knows nothing: give it the latest
             // stored reading of each code, so missed-reading clocks and trends
@@ -833,7 +841,7 @@ impl Worker {
                 }
             }
         }
-        Some(settings.ward_id)
+        Some(ward)
     }
 
     async fn observe(&mut self, patient: i64, reading: vigil_clinical::Reading, now: chrono::DateTime<Utc>) {
@@ -860,6 +868,8 @@ impl Worker {
 
     /// Persist and push what the engine decided.
     async fn apply_outputs(&mut self, outputs: Vec<vigil_rules::Output>, now: chrono::DateTime<Utc>) {
+        // Each patient's episode read once per call, however many outputs.
+        let mut episodes: HashMap<i64, Option<(i64, Option<vigil_rules::Pathway>)>> = HashMap::new();
         for out in outputs {
             let patient = match &out {
                 vigil_rules::Output::AlertRaised(a)
@@ -867,19 +877,42 @@ impl Worker {
                 | vigil_rules::Output::AlertEscalated { alert: a, .. } => a.patient,
                 vigil_rules::Output::Advice { patient, .. } | vigil_rules::Output::Repeat { patient, .. } => *patient,
             };
-            // A timer may fire for a patient discharged by another process.
-            self.in_engine.remove(&patient);
-            let Some(ward) = self.ensure_in_engine(patient).await else { continue };
-            let pathway = match self.store.episode_settings(patient).await {
-                Ok(Some(s)) => self.engine.pathways().get(&s.pathway).cloned(),
-                _ => None,
-            };
-            match crate::rules::effect(pathway.as_ref(), ward, out, now) {
+            if !episodes.contains_key(&patient) {
+                let e = self.current_episode(patient).await;
+                episodes.insert(patient, e);
+            }
+            let Some(Some((ward, pathway))) = episodes.get(&patient) else { continue };
+            match crate::rules::effect(pathway.as_ref(), *ward, out, now) {
                 Some(crate::rules::Effect::Fire { firing, update_only }) => self.fire(firing, update_only).await,
                 Some(crate::rules::Effect::Cmd { device, body }) => send_cmd(&self.client, &device, body).await,
                 None => {}
             }
         }
+    }
+
+    /// The patient's ward and pathway as stored now, before an output of
+    /// the engine becomes an alert or a command: `None` once discharged (a
+    /// timer may fire for a patient discharged by another process, e.g.
+    /// `vigil admin`), and the engine re-admits the patient when their
+    /// episode changed underneath it. One read when nothing changed.
+    async fn current_episode(&mut self, patient: i64) -> Option<(i64, Option<vigil_rules::Pathway>)> {
+        let settings = match self.store.episode_settings(patient).await {
+            Ok(Some(s)) => s,
+            Ok(None) => {
+                self.engine.discharge(patient);
+                self.in_engine.remove(&patient);
+                return None;
+            }
+            Err(e) => {
+                tracing::error!(error = %e, patient, "cannot read the episode; rule output dropped");
+                return None;
+            }
+        };
+        if self.in_engine.get(&patient) != Some(&settings) {
+            self.in_engine.remove(&patient);
+            self.ensure_in_engine(patient).await?;
+        }
+        Some((settings.ward_id, self.engine.pathways().get(&settings.pathway).cloned()))
     }
 
     async fn fire(&self, firing: AlertFiring, update_only: bool) {
@@ -1055,18 +1088,26 @@ impl Worker {
         let mut settings_of = HashMap::new();
         let mut rows = Vec::new();
         let mut current = Vec::new();
+        // Every patient's episode in one read, and (below) every patient's
+        // readings in one more: per-patient round trips were most of a pass.
+        let patients: Vec<i64> = to_score.keys().copied().collect();
+        let mut episodes = match self.store.episode_settings_many(&patients).await {
+            Ok(e) => e,
+            Err(e) => {
+                tracing::error!(error = %e, patients = patients.len(), "cannot read the episodes; scoring skipped");
+                return settings_of;
+            }
+        };
+        // (patient, settings, the times to score at: (time, the newest state
+        // at that time, the newest of the pass))
+        let mut plans = Vec::new();
+        let mut spans = Vec::new();
         for (patient, times) in to_score {
             let (Some(first), Some(newest)) = (times.first().copied(), times.last().copied()) else { continue };
-            let settings = match self.store.episode_settings(patient).await {
-                Ok(Some(s)) => s,
-                Ok(None) => {
-                    self.history.remove(&patient);
-                    continue;
-                }
-                Err(e) => {
-                    tracing::error!(error = %e, patient, "cannot read the episode; scoring skipped");
-                    continue;
-                }
+            let Some(settings) = episodes.remove(&patient) else {
+                // Discharged: nothing more to score.
+                self.history.remove(&patient);
+                continue;
             };
             if !self.load_history(patient, first - chrono::Duration::hours(24)).await {
                 continue;
@@ -1084,7 +1125,19 @@ impl Worker {
                 at_times.push((l, true, true));
             }
             let last = at_times.last().map(|a| a.0).unwrap_or(newest);
-            let Some(mut readings) = self.readings_between(patient, first, last).await else { continue };
+            spans.push((patient, first, last));
+            plans.push((patient, settings, at_times));
+        }
+        let mut reads = match self.store.readings_for_scoring(&spans).await {
+            Ok(r) => r,
+            Err(e) => {
+                tracing::error!(error = %e, patients = spans.len(), "cannot read the readings; scoring skipped");
+                return settings_of;
+            }
+        };
+        for (patient, settings, at_times) in plans {
+            let r = reads.remove(&patient).unwrap_or_default();
+            let mut readings = AsOf::new(r.base, r.later);
             for (at, current_then, push) in at_times {
                 let score = self.score_of(&settings, readings.at(at), at);
                 let row = vigil_store::scoring::to_new_score(patient, &score, at, now);
@@ -1135,28 +1188,6 @@ impl Worker {
             Err(e) => {
                 tracing::error!(error = %e, patient, "cannot read score history; scoring skipped");
                 false
-            }
-        }
-    }
-
-    /// What is stored for `patient` to score any time from `first` to
-    /// `last`, in two reads: the latest of each code at `first`, and
-    /// everything measured after it up to `last`.
-    async fn readings_between(&self, patient: i64, first: chrono::DateTime<Utc>, last: chrono::DateTime<Utc>) -> Option<AsOf> {
-        let read = async {
-            let base = self.store.latest_per_code(patient, first).await?;
-            let later = if last > first {
-                self.store.observations(vigil_store::ObservationQuery { patient_id: patient, code: None, from: Some(first), to: Some(last), max_points: None }).await?
-            } else {
-                Vec::new()
-            };
-            Ok::<_, vigil_store::StoreError>(AsOf::new(base, later))
-        };
-        match read.await {
-            Ok(r) => Some(r),
-            Err(e) => {
-                tracing::error!(error = %e, patient, "scoring failed");
-                None
             }
         }
     }
@@ -1226,14 +1257,41 @@ impl Worker {
         }
     }
 
-    async fn status(&mut self, device: &str, payload: &[u8]) {
-        let Ok(status) = serde_json::from_slice::<serde_json::Value>(payload) else {
-            tracing::info!(device, "unreadable status ignored");
+    /// The pass's device status messages: all kept as their devices' last
+    /// status in one transaction and routed in one query (one write per
+    /// message was most of a pass when thousands of devices connected at
+    /// once, docs/benchmarks.md), then each, in arrival order, to the rules
+    /// engine, the auto-resolution of device alerts and the live page.
+    async fn statuses(&mut self, items: Vec<(String, bytes::Bytes)>) {
+        if items.is_empty() {
             return;
+        }
+        let now = Utc::now();
+        let parsed: Vec<(String, serde_json::Value)> = items
+            .into_iter()
+            .filter_map(|(device, payload)| match serde_json::from_slice::<serde_json::Value>(&payload) {
+                Ok(status) => Some((device, status)),
+                Err(_) => {
+                    tracing::info!(device, "unreadable status ignored");
+                    None
+                }
+            })
+            .collect();
+        // Keep each as the device's last status (shown on the patient page).
+        let reports: Vec<_> = parsed.iter().map(|(d, s)| (d.clone(), crate::status::report(s, now))).collect();
+        if let Err(e) = self.store.device_status_record_many(&reports).await {
+            tracing::warn!(statuses = reports.len(), error = %e, "device statuses not stored");
+        }
+        let devices: BTreeSet<&str> = parsed.iter().map(|(d, _)| d.as_str()).collect();
+        let routes = match self.store.device_routes(&devices.into_iter().collect::<Vec<_>>()).await {
+            Ok(r) => r,
+            Err(e) => {
+                tracing::error!(error = %e, "cannot route device statuses");
+                return;
+            }
         };
-        // Keep it as the device's last status (shown on the patient page).
-        crate::status::record(self.store.as_ref(), device, &status).await;
-        if let Ok(Some(route)) = self.store.device_route(device).await {
+        for (device, status) in parsed {
+            let Some(route) = routes.get(&device) else { continue };
             let ds = vigil_rules::DeviceStatus {
                 online: status.get("online").and_then(|v| v.as_bool()).unwrap_or(true),
                 battery_pct: status.get("battery_pct").and_then(|v| v.as_u64()).and_then(|v| u8::try_from(v).ok()),
@@ -1248,22 +1306,33 @@ impl Worker {
                 cleared.push(format!("device-battery-low:{device}"));
             }
             if self.ensure_in_engine(route.patient_id).await.is_some() {
-                match self.engine.device_status(route.patient_id, device, ds, now) {
+                match self.engine.device_status(route.patient_id, &device, ds, now) {
                     Ok(outputs) => self.apply_outputs(outputs, now).await,
                     Err(e) => tracing::error!(error = %e, "rules engine refused a device status"),
                 }
             }
             self.auto_resolve(route.patient_id, &cleared, "device reports normally again").await;
-            let _ = self.events.send(LiveEvent::DeviceStatus {
-                ward_id: route.ward_id,
-                patient_id: route.patient_id,
-                device_id: device.to_string(),
-                status,
-            });
+            let _ = self.events.send(LiveEvent::DeviceStatus { ward_id: route.ward_id, patient_id: route.patient_id, device_id: device, status });
         }
     }
+}
 
+/// Adds the time since the last lap to a stage's counter.
+struct StageClock<'a> {
+    counter: &'a prometheus::CounterVec,
+    last: std::time::Instant,
+}
 
+impl<'a> StageClock<'a> {
+    fn new(counter: &'a prometheus::CounterVec) -> Self {
+        StageClock { counter, last: std::time::Instant::now() }
+    }
+
+    fn lap(&mut self, stage: &str) {
+        let now = std::time::Instant::now();
+        self.counter.with_label_values(&[stage]).inc_by((now - self.last).as_secs_f64());
+        self.last = now;
+    }
 }
 
 /// Publish `body` on the device's `cmd` topic.

@@ -3,7 +3,7 @@
 //! opens, not only once the next status arrives on the websocket.
 
 use chrono::{DateTime, Utc};
-use vigil_store::{DeviceStatusReport, Store};
+use vigil_store::DeviceStatusReport;
 
 /// The signal words of the contract; anything else is stored as unknown.
 const SIGNALS: [&str; 3] = ["ok", "poor", "lead_off"];
@@ -18,15 +18,6 @@ pub fn report(status: &serde_json::Value, now: DateTime<Utc>) -> DeviceStatusRep
         signal: status.get("signal").and_then(|v| v.as_str()).filter(|s| SIGNALS.contains(s)).map(str::to_string),
         fw: status.get("fw").and_then(|v| v.as_str()).filter(|s| s.len() <= 32).map(str::to_string),
         reported_at: now,
-    }
-}
-
-/// Keep `status` as `device`'s last status. A failure is logged and not
-/// raised: the live push and the device rules go on regardless, and the next
-/// status message replaces this one anyway.
-pub async fn record(store: &dyn Store, device: &str, status: &serde_json::Value) {
-    if let Err(e) = store.device_status_record(device, &report(status, Utc::now())).await {
-        tracing::warn!(device, error = %e, "device status not stored");
     }
 }
 
