@@ -176,7 +176,10 @@ impl Daemon {
                     .arg("serve")
                     .arg("--config")
                     .arg(&self.config)
-                    .env("RUST_LOG", "warn")
+                    // DEVSIM_SERVE_LOG: the daemon's RUST_LOG, e.g.
+                    // `warn,sqlx::query=debug` to time every statement while
+                    // profiling (the log is serve-N.log in the temp dir).
+                    .env("RUST_LOG", std::env::var("DEVSIM_SERVE_LOG").unwrap_or_else(|_| "warn".into()))
                     .stdin(Stdio::null())
                     .stdout(Stdio::piped())
                     .stderr(Stdio::from(log))
