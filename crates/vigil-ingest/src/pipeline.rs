@@ -726,14 +726,18 @@ impl Worker {
         // that data has resumed.
         let feed = std::mem::take(&mut self.feed);
         let mut resumed: BTreeMap<i64, (BTreeSet<String>, BTreeSet<String>)> = BTreeMap::new();
+        let mut outputs = Vec::new();
         for (patient, reading) in feed {
             let entry = resumed.entry(patient).or_default();
             entry.0.insert(reading.observation.code.as_str().to_string());
             if let Some(d) = &reading.source {
                 entry.1.insert(d.clone());
             }
-            self.observe(patient, reading, now).await;
+            outputs.extend(self.observe(patient, reading, now).await);
         }
+        // All the pass's rule outputs together, in order, with the episodes
+        // scoring has just read: no read per output.
+        self.apply_outputs_with(outputs, now, &settings).await;
         clock.lap("rules");
         for (patient, (codes, devices)) in resumed {
             let mut rules: Vec<String> = devices.iter().map(|d| format!("device-offline:{d}")).collect();
@@ -844,13 +848,17 @@ impl Worker {
         Some(ward)
     }
 
-    async fn observe(&mut self, patient: i64, reading: vigil_clinical::Reading, now: chrono::DateTime<Utc>) {
+    /// What the rules engine makes of a reading (outputs to apply).
+    async fn observe(&mut self, patient: i64, reading: vigil_clinical::Reading, now: chrono::DateTime<Utc>) -> Vec<vigil_rules::Output> {
         if self.ensure_in_engine(patient).await.is_none() {
-            return;
+            return Vec::new();
         }
         match self.engine.observe(patient, reading, now) {
-            Ok(outputs) => self.apply_outputs(outputs, now).await,
-            Err(e) => tracing::error!(error = %e, patient, "rules engine refused an observation"),
+            Ok(outputs) => outputs,
+            Err(e) => {
+                tracing::error!(error = %e, patient, "rules engine refused an observation");
+                Vec::new()
+            }
         }
     }
 
@@ -868,6 +876,12 @@ impl Worker {
 
     /// Persist and push what the engine decided.
     async fn apply_outputs(&mut self, outputs: Vec<vigil_rules::Output>, now: chrono::DateTime<Utc>) {
+        self.apply_outputs_with(outputs, now, &HashMap::new()).await;
+    }
+
+    /// [`Worker::apply_outputs`], given the episodes of some patients as
+    /// read in this pass (the others are read here).
+    async fn apply_outputs_with(&mut self, outputs: Vec<vigil_rules::Output>, now: chrono::DateTime<Utc>, known: &HashMap<i64, vigil_store::EpisodeSettings>) {
         // Each patient's episode read once per call, however many outputs.
         let mut episodes: HashMap<i64, Option<(i64, Option<vigil_rules::Pathway>)>> = HashMap::new();
         for out in outputs {
@@ -878,7 +892,7 @@ impl Worker {
                 vigil_rules::Output::Advice { patient, .. } | vigil_rules::Output::Repeat { patient, .. } => *patient,
             };
             if !episodes.contains_key(&patient) {
-                let e = self.current_episode(patient).await;
+                let e = self.current_episode(patient, known.get(&patient).cloned()).await;
                 episodes.insert(patient, e);
             }
             let Some(Some((ward, pathway))) = episodes.get(&patient) else { continue };
@@ -890,13 +904,18 @@ impl Worker {
         }
     }
 
-    /// The patient's ward and pathway as stored now, before an output of
-    /// the engine becomes an alert or a command: `None` once discharged (a
-    /// timer may fire for a patient discharged by another process, e.g.
-    /// `vigil admin`), and the engine re-admits the patient when their
-    /// episode changed underneath it. One read when nothing changed.
-    async fn current_episode(&mut self, patient: i64) -> Option<(i64, Option<vigil_rules::Pathway>)> {
-        let settings = match self.store.episode_settings(patient).await {
+    /// The patient's ward and pathway as stored now (`read`, when this pass
+    /// has just read it), before an output of the engine becomes an alert or
+    /// a command: `None` once discharged (a timer may fire for a patient
+    /// discharged by another process, e.g. `vigil admin`), and the engine
+    /// re-admits the patient when their episode changed underneath it. One
+    /// read at most when nothing changed.
+    async fn current_episode(&mut self, patient: i64, read: Option<vigil_store::EpisodeSettings>) -> Option<(i64, Option<vigil_rules::Pathway>)> {
+        let stored = match read {
+            Some(s) => Ok(Some(s)),
+            None => self.store.episode_settings(patient).await,
+        };
+        let settings = match stored {
             Ok(Some(s)) => s,
             Ok(None) => {
                 self.engine.discharge(patient);
