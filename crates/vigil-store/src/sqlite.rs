@@ -143,6 +143,21 @@ const EPISODE_SETTINGS: &str = "SELECT p.id, p.ward_id, e.pathway, e.spo2_scale,
         e.under_16, e.pregnant
      FROM episodes e JOIN patients p ON p.id = e.patient_id";
 
+/// The observation in columns `first..first + 9` of `r`: id, code,
+/// value_num, value_text, unit, measured_at, received_at, device_id, seq.
+fn obs_row(r: &sqlx::sqlite::SqliteRow, first: usize) -> Result<ObservationRow> {
+    Ok(ObservationRow {
+        id: r.get(first),
+        code: r.get(first + 1),
+        value: value_of(r.get(first + 2), r.get(first + 3)),
+        unit: r.get(first + 4),
+        measured_at: parse_ts(&r.get::<String, _>(first + 5))?,
+        received_at: parse_ts(&r.get::<String, _>(first + 6))?,
+        device_id: r.get(first + 7),
+        seq: r.get::<i64, _>(first + 8) as u32,
+    })
+}
+
 fn episode_settings_row(r: &sqlx::sqlite::SqliteRow) -> Result<EpisodeSettings> {
     Ok(EpisodeSettings {
         patient_id: r.get(0),
@@ -719,21 +734,7 @@ impl Store for SqliteStore {
         .bind(to)
         .fetch_all(&self.pool)
         .await?;
-        let rows = rows
-            .into_iter()
-            .map(|r| {
-                Ok(ObservationRow {
-                    id: r.get(0),
-                    code: r.get(1),
-                    value: value_of(r.get(2), r.get(3)),
-                    unit: r.get(4),
-                    measured_at: parse_ts(&r.get::<String, _>(5))?,
-                    received_at: parse_ts(&r.get::<String, _>(6))?,
-                    device_id: r.get(7),
-                    seq: r.get::<i64, _>(8) as u32,
-                })
-            })
-            .collect::<Result<Vec<_>>>()?;
+        let rows = rows.iter().map(|r| obs_row(r, 0)).collect::<Result<Vec<_>>>()?;
         let Some(max) = q.max_points else { return Ok(rows) };
         // Downsample each code's series on its own so one busy code cannot
         // crowd out another.
@@ -755,20 +756,7 @@ impl Store for SqliteStore {
         .bind(ts(at))
         .fetch_all(&self.pool)
         .await?;
-        rows.into_iter()
-            .map(|r| {
-                Ok(ObservationRow {
-                    id: r.get(0),
-                    code: r.get(1),
-                    value: value_of(r.get(2), r.get(3)),
-                    unit: r.get(4),
-                    measured_at: parse_ts(&r.get::<String, _>(5))?,
-                    received_at: parse_ts(&r.get::<String, _>(6))?,
-                    device_id: r.get(7),
-                    seq: r.get::<i64, _>(8) as u32,
-                })
-            })
-            .collect()
+        rows.iter().map(|r| obs_row(r, 0)).collect()
     }
 
     async fn readings_for_scoring(&self, spans: &[(i64, DateTime<Utc>, DateTime<Utc>)]) -> Result<HashMap<i64, ScoringReads>> {
@@ -806,16 +794,7 @@ impl Store for SqliteStore {
         .await?;
         let mut out: HashMap<i64, ScoringReads> = HashMap::new();
         for r in rows {
-            let row = ObservationRow {
-                id: r.get(2),
-                code: r.get(3),
-                value: value_of(r.get(4), r.get(5)),
-                unit: r.get(6),
-                measured_at: parse_ts(&r.get::<String, _>(7))?,
-                received_at: parse_ts(&r.get::<String, _>(8))?,
-                device_id: r.get(9),
-                seq: r.get::<i64, _>(10) as u32,
-            };
+            let row = obs_row(&r, 2)?;
             let reads = out.entry(r.get(1)).or_default();
             if r.get::<i64, _>(0) == 0 { reads.base.push(row) } else { reads.later.push(row) }
         }
