@@ -692,7 +692,7 @@ impl Worker {
                     self.batch_received = now;
                     self.in_engine.remove(&patient);
                     self.ensure_in_engine(patient).await;
-                    self.score_new(BTreeMap::from([(patient, BTreeSet::from([now]))]), now).await;
+                    self.score_new(BTreeMap::from([(patient, BTreeSet::from([now]))])).await;
                 }
                 Some(action) = rule_actions.recv() => self.forward_action(action),
                 _ = tokio::time::sleep(sleep) => {
@@ -711,15 +711,14 @@ impl Worker {
         let stages = self.metrics.pass_stage.clone();
         let mut clock = StageClock::new(&stages);
         let now = Utc::now();
-        let received = w.received_at.unwrap_or(now);
-        self.batch_received = received;
+        self.batch_received = w.received_at.unwrap_or(now);
         let mut to_score = w.to_score;
         self.feed.extend(w.feed);
         self.analyse_ecg(w.ecg, now, &mut to_score).await;
         clock.lap("ecg");
         // Scoring happens after the acks: a reading is safe once stored,
         // and a scoring failure must never make a device resend.
-        let mut settings = self.score_new(to_score, received).await;
+        let mut settings = self.score_new(to_score).await;
         clock.lap("score");
         // Then the pathway rules see every new observation, and
         // missed-reading and device-offline alerts resolve themselves now
@@ -884,6 +883,8 @@ impl Worker {
     async fn apply_outputs_with(&mut self, outputs: Vec<vigil_rules::Output>, now: chrono::DateTime<Utc>, known: &HashMap<i64, vigil_store::EpisodeSettings>) {
         // Each patient's episode read once per call, however many outputs.
         let mut episodes: HashMap<i64, Option<(i64, Option<vigil_rules::Pathway>)>> = HashMap::new();
+        // The pass's alerts are stored together, in one transaction.
+        let mut firings = Vec::new();
         for out in outputs {
             let patient = match &out {
                 vigil_rules::Output::AlertRaised(a)
@@ -897,11 +898,12 @@ impl Worker {
             }
             let Some(Some((ward, pathway))) = episodes.get(&patient) else { continue };
             match crate::rules::effect(pathway.as_ref(), *ward, out, now) {
-                Some(crate::rules::Effect::Fire { firing, update_only }) => self.fire(firing, update_only).await,
+                Some(crate::rules::Effect::Fire { firing, update_only }) => firings.push(vigil_store::BatchFiring { firing, update_only }),
                 Some(crate::rules::Effect::Cmd { device, body }) => send_cmd(&self.client, &device, body).await,
                 None => {}
             }
         }
+        self.fire(firings).await;
     }
 
     /// The patient's ward and pathway as stored now (`read`, when this pass
@@ -934,19 +936,35 @@ impl Worker {
         Some((settings.ward_id, self.engine.pathways().get(&settings.pathway).cloned()))
     }
 
-    async fn fire(&self, firing: AlertFiring, update_only: bool) {
-        if update_only {
-            let live = self
-                .store
-                .alerts_list(&[firing.ward_id], None, Some(firing.patient_id))
-                .await
-                .map(|a| a.iter().any(|a| a.rule_id == firing.rule_id && a.status != AlertStatus::Resolved))
-                .unwrap_or(false);
-            if !live {
-                return;
+    /// Store firings in one transaction and announce what they did. Should
+    /// the batch fail (a PostgreSQL deadlock with another instance, say),
+    /// each firing is tried on its own, so one bad firing loses no other.
+    async fn fire(&self, firings: Vec<vigil_store::BatchFiring>) {
+        if firings.is_empty() {
+            return;
+        }
+        let received = self.batch_received;
+        let n = firings.len();
+        match self.store.alert_fire_many(firings.clone(), Utc::now()).await {
+            Ok(fired) => {
+                for (alert, outcome) in fired.into_iter().flatten() {
+                    self.announce(alert, outcome, received);
+                }
+            }
+            Err(e) => {
+                tracing::warn!(error = %e, firings = n, "storing a pass's alerts together failed; storing them one by one");
+                for f in firings {
+                    match self.store.alert_fire_many(vec![f], Utc::now()).await {
+                        Ok(fired) => {
+                            for (alert, outcome) in fired.into_iter().flatten() {
+                                self.announce(alert, outcome, received);
+                            }
+                        }
+                        Err(e) => tracing::error!(error = %e, "storing an alert failed"),
+                    }
+                }
             }
         }
-        self.persist_firing(firing, Utc::now()).await;
     }
 
     /// Remember that `alert`'s rule is live for its patient (if their
@@ -961,20 +979,27 @@ impl Worker {
 
     async fn persist_firing(&self, firing: AlertFiring, received: chrono::DateTime<Utc>) {
         match self.store.alert_fire(firing, Utc::now()).await {
-            Ok((alert, FiringOutcome::Raised)) => {
+            Ok((alert, outcome)) => self.announce(alert, outcome, received),
+            Err(e) => tracing::error!(error = %e, "storing an alert failed"),
+        }
+    }
+
+    /// Count and push a stored firing (`received`: when the worker had it).
+    fn announce(&self, alert: vigil_store::AlertRow, outcome: FiringOutcome, received: chrono::DateTime<Utc>) {
+        match outcome {
+            FiringOutcome::Raised => {
                 self.note_live(&alert);
                 tracing::info!(alert_id = alert.id, patient = alert.patient_id, rule = %alert.rule_id, severity = alert.severity.as_str(), "alert raised");
                 self.metrics.alerts_raised.with_label_values(&[alert.severity.as_str()]).inc();
-                let _ = self.events.send(LiveEvent::Alert { ward_id: alert.ward_id, alert });
                 let latency = (Utc::now() - received).num_microseconds().unwrap_or(0).max(0) as f64 / 1e6;
                 self.metrics.alert_latency.observe(latency);
+                let _ = self.events.send(LiveEvent::Alert { ward_id: alert.ward_id, alert });
             }
-            Ok((alert, FiringOutcome::Updated)) => {
+            FiringOutcome::Updated => {
                 self.note_live(&alert);
                 let _ = self.events.send(LiveEvent::AlertUpdate { ward_id: alert.ward_id, alert, action: "updated".into(), actor: "system".into() });
             }
-            Ok((_, FiringOutcome::Superseded)) => {}
-            Err(e) => tracing::error!(error = %e, "storing an alert failed"),
+            FiringOutcome::Superseded => {}
         }
     }
 
@@ -1086,13 +1111,11 @@ impl Worker {
     /// every score that was the patient's newest state at its time drives
     /// the built-in NEWS2 alerts, in time order (several readings of one
     /// patient in one pass each count, as if they had come one by one), and
-    /// the newest is pushed. `received` is when the triggering messages
-    /// arrived (for the alert latency metric). Returns the episode settings
-    /// it read, by patient.
+    /// the newest is pushed; their alerts are stored in one transaction.
+    /// Returns the episode settings it read, by patient.
     async fn score_new(
         &mut self,
         to_score: BTreeMap<i64, BTreeSet<chrono::DateTime<Utc>>>,
-        received: chrono::DateTime<Utc>,
     ) -> HashMap<i64, vigil_store::EpisodeSettings> {
         struct Current {
             push: bool,
@@ -1179,12 +1202,16 @@ impl Worker {
             }
             return settings_of;
         }
+        // The built-in alerts of every score, stored in one transaction.
+        let mut firings = Vec::new();
         for c in current {
             if c.push {
                 let _ = self.events.send(LiveEvent::Score { ward_id: c.settings.ward_id, patient_id: c.settings.patient_id, score: c.detail.clone() });
             }
-            self.builtin_alerts(&c.settings, &c.score, &c.detail, c.prev, c.min_24h, c.at, received).await;
+            let fired = self.builtin_alerts(&c.settings, &c.score, &c.detail, c.prev, c.min_24h, c.at, &firings).await;
+            firings.extend(fired.into_iter().map(|firing| vigil_store::BatchFiring { firing, update_only: false }));
         }
+        self.fire(firings).await;
         settings_of
     }
 
@@ -1235,8 +1262,8 @@ impl Worker {
         prev: Option<(Option<i64>, Option<String>)>,
         min_24h: Option<i64>,
         at: chrono::DateTime<Utc>,
-        received: chrono::DateTime<Utc>,
-    ) {
+        pending: &[vigil_store::BatchFiring],
+    ) -> Vec<AlertFiring> {
         let facts = |total: Option<i64>, risk: Option<&str>| alerts::ScoreFacts {
             total: total.and_then(|t| u8::try_from(t).ok()),
             severity: risk.and_then(alerts::severity_of_risk),
@@ -1248,20 +1275,26 @@ impl Worker {
         // Most scores fire nothing whatever is live: then the live alerts
         // need not be read.
         if [(false, false), (false, true), (true, false), (true, true)].into_iter().all(|(a, b)| decide(a, b).is_empty()) {
-            return;
+            return Vec::new();
         }
         let live = match self.store.alerts_list(&[settings.ward_id], None, Some(settings.patient_id)).await {
             Ok(a) => a,
             Err(e) => {
                 tracing::error!(error = %e, "cannot read live alerts; built-in alerts skipped");
-                return;
+                return Vec::new();
             }
         };
-        let is_live = |rule: &str| live.iter().any(|a| a.rule_id == rule && a.status != AlertStatus::Resolved);
+        // Live in the store, or raised by an earlier score of this pass
+        // that is yet to be stored.
+        let is_live = |rule: &str| {
+            live.iter().any(|a| a.rule_id == rule && a.status != AlertStatus::Resolved)
+                || pending.iter().any(|b| b.firing.patient_id == settings.patient_id && b.firing.rule_id == rule)
+        };
         let firings = decide(is_live(alerts::NEWS2), is_live(alerts::NEWS2_RISING));
         let evidence: Vec<i64> = score.subscores.iter().filter_map(|s| s.obs_id).collect();
-        for f in firings {
-            let firing = AlertFiring {
+        firings
+            .into_iter()
+            .map(|f| AlertFiring {
                 patient_id: settings.patient_id,
                 ward_id: settings.ward_id,
                 rule_id: f.rule_id.to_string(),
@@ -1271,9 +1304,8 @@ impl Worker {
                 evidence: evidence.clone(),
                 at,
                 escalate_at: self.escalation_for(&settings.pathway, f.severity).map(|d| Utc::now() + d),
-            };
-            self.persist_firing(firing, received).await;
-        }
+            })
+            .collect()
     }
 
     /// The pass's device status messages: all kept as their devices' last

@@ -173,7 +173,16 @@ pub trait Store: Send + Sync + 'static {
     /// Raise an alert, or update the live one for this patient and rule
     /// (count, latest value, severity only upwards), in one transaction,
     /// recording the event as `system`.
-    async fn alert_fire(&self, f: AlertFiring, now: DateTime<Utc>) -> Result<(AlertRow, FiringOutcome)>;
+    async fn alert_fire(&self, f: AlertFiring, now: DateTime<Utc>) -> Result<(AlertRow, FiringOutcome)> {
+        let mut out = self.alert_fire_many(vec![BatchFiring { firing: f, update_only: false }], now).await?;
+        out.pop().flatten().ok_or_else(|| StoreError::Conflict("the alert firing changed nothing".into()))
+    }
+    /// [`Store::alert_fire`] for several firings in one transaction, each
+    /// seeing the ones before it (a raise then a repeat of the same rule
+    /// make one alert with count 2). The answer is in the firings' order:
+    /// the alert as that firing left it, or `None` for an `update_only`
+    /// firing with no live alert. All or nothing: on an error none is stored.
+    async fn alert_fire_many(&self, firings: Vec<BatchFiring>, now: DateTime<Utc>) -> Result<Vec<Option<(AlertRow, FiringOutcome)>>>;
     /// Apply a lifecycle action; `Conflict` if the alert's state forbids it.
     async fn alert_act(&self, alert_id: i64, action: AlertAction, actor: &str, at: DateTime<Utc>) -> Result<AlertRow>;
     async fn alert_get(&self, alert_id: i64) -> Result<Option<AlertRow>>;

@@ -564,6 +564,16 @@ pub struct AlertRow {
     pub note: Option<String>,
 }
 
+/// One firing of a batch ([`crate::Store::alert_fire_many`]).
+#[derive(Clone, Debug, PartialEq)]
+pub struct BatchFiring {
+    pub firing: AlertFiring,
+    /// Change the live alert for this patient and rule, never raise one:
+    /// the engine repeating an alert that a nurse has resolved since must
+    /// not open it again.
+    pub update_only: bool,
+}
+
 /// What happened to a firing.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum FiringOutcome {

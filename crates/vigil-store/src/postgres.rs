@@ -163,6 +163,102 @@ fn alert_row(r: &PgRow) -> Result<AlertRow> {
     })
 }
 
+/// One firing inside the caller's transaction: the alert's id and what
+/// happened, or `None` for an `update_only` firing with no live alert.
+async fn fire_in(
+    tx: &mut Transaction<'_, Postgres>,
+    f: &AlertFiring,
+    update_only: bool,
+    now: DateTime<Utc>,
+) -> Result<Option<(i64, FiringOutcome)>> {
+    let at = ts(f.at);
+    let value = f.value.to_string();
+    // The live alert, locked; if there is none, insert one. Two
+    // instances racing to raise the same alert meet at the partial
+    // unique index: the loser's insert does nothing and it updates the
+    // winner's row instead, as SQLite's single writer would.
+    let select_live = "SELECT id, severity, updated_at FROM alerts
+                       WHERE patient_id = $1 AND rule_id = $2 AND status <> 'resolved' FOR UPDATE";
+    let mut live: Option<(i64, String, DateTime<Utc>)> = sqlx::query_as(select_live)
+        .bind(f.patient_id)
+        .bind(&f.rule_id)
+        .fetch_optional(&mut **tx)
+        .await?;
+    let mut raised = None;
+    if live.is_none() && !update_only {
+        raised = sqlx::query_scalar(
+            "INSERT INTO alerts (patient_id, ward_id, rule_id, severity, status, message, count, latest_value, evidence,
+                                 raised_at, updated_at, escalate_at)
+             VALUES ($1, $2, $3, $4, 'open', $5, 1, $6::jsonb, $7, $8, $8, $9)
+             ON CONFLICT (patient_id, rule_id) WHERE status <> 'resolved' DO NOTHING
+             RETURNING id",
+        )
+        .bind(f.patient_id)
+        .bind(f.ward_id)
+        .bind(&f.rule_id)
+        .bind(f.severity.as_str())
+        .bind(&f.message)
+        .bind(&value)
+        .bind(&f.evidence)
+        .bind(at)
+        .bind(f.escalate_at.map(ts))
+        .fetch_optional(&mut **tx)
+        .await?;
+        if raised.is_none() {
+            live = sqlx::query_as(select_live)
+                .bind(f.patient_id)
+                .bind(&f.rule_id)
+                .fetch_optional(&mut **tx)
+                .await?;
+        }
+    }
+    let (id, outcome) = match (raised, live) {
+        (Some(id), _) => (id, FiringOutcome::Raised),
+        (None, None) if update_only => return Ok(None),
+        (None, None) => {
+            return Err(StoreError::Conflict(format!(
+                "alert {} for patient {} changed concurrently",
+                f.rule_id, f.patient_id
+            )));
+        }
+        (None, Some((id, _, updated_at))) if updated_at > at => (id, FiringOutcome::Superseded),
+        (None, Some((id, severity, _))) => {
+            // Severity only ever goes up while the alert is live; a
+            // higher severity also brings its (earlier) escalation time.
+            let old = Severity::parse(&severity).unwrap_or(Severity::Low);
+            let raise = f.severity > old;
+            sqlx::query(
+                "UPDATE alerts SET count = count + 1, latest_value = $1::jsonb, evidence = $2, updated_at = $3,
+                        message = CASE WHEN $4 THEN $5 ELSE message END,
+                        severity = CASE WHEN $4 THEN $6 ELSE severity END,
+                        escalate_at = CASE WHEN $4 AND status = 'open' THEN $7 ELSE escalate_at END
+                 WHERE id = $8",
+            )
+            .bind(&value)
+            .bind(&f.evidence)
+            .bind(at)
+            .bind(raise)
+            .bind(&f.message)
+            .bind(f.severity.as_str())
+            .bind(f.escalate_at.map(ts))
+            .bind(id)
+            .execute(&mut **tx)
+            .await?;
+            (id, FiringOutcome::Updated)
+        }
+    };
+    if outcome != FiringOutcome::Superseded {
+        let action = if outcome == FiringOutcome::Raised {
+            "raised"
+        } else {
+            "updated"
+        };
+        let detail = serde_json::json!({"severity": f.severity, "value": f.value, "evidence": f.evidence, "measured_at": f.at});
+        insert_event(tx, id, now, "system", action, &detail).await?;
+    }
+    Ok(Some((id, outcome)))
+}
+
 async fn insert_event(
     tx: &mut Transaction<'_, Postgres>,
     alert_id: i64,
@@ -1114,102 +1210,34 @@ impl Store for PgStore {
         Ok(n)
     }
 
-    async fn alert_fire(
+    async fn alert_fire_many(
         &self,
-        f: AlertFiring,
+        firings: Vec<BatchFiring>,
         now: DateTime<Utc>,
-    ) -> Result<(AlertRow, FiringOutcome)> {
+    ) -> Result<Vec<Option<(AlertRow, FiringOutcome)>>> {
+        // Each firing locks its live alert until commit: taking the locks in
+        // (patient, rule) order keeps two instances firing overlapping
+        // batches from deadlocking. The sort is stable, so firings of one
+        // rule keep their order.
+        let mut order: Vec<usize> = (0..firings.len()).collect();
+        order.sort_by(|&a, &b| {
+            let (a, b) = (&firings[a].firing, &firings[b].firing);
+            (a.patient_id, &a.rule_id).cmp(&(b.patient_id, &b.rule_id))
+        });
+        let mut out = vec![None; firings.len()];
         let mut tx = self.pool.begin().await?;
-        let at = ts(f.at);
-        let value = f.value.to_string();
-        // The live alert, locked; if there is none, insert one. Two
-        // instances racing to raise the same alert meet at the partial
-        // unique index: the loser's insert does nothing and it updates the
-        // winner's row instead, as SQLite's single writer would.
-        let select_live = "SELECT id, severity, updated_at FROM alerts
-                           WHERE patient_id = $1 AND rule_id = $2 AND status <> 'resolved' FOR UPDATE";
-        let mut live: Option<(i64, String, DateTime<Utc>)> = sqlx::query_as(select_live)
-            .bind(f.patient_id)
-            .bind(&f.rule_id)
-            .fetch_optional(&mut *tx)
-            .await?;
-        let mut raised = None;
-        if live.is_none() {
-            raised = sqlx::query_scalar(
-                "INSERT INTO alerts (patient_id, ward_id, rule_id, severity, status, message, count, latest_value, evidence,
-                                     raised_at, updated_at, escalate_at)
-                 VALUES ($1, $2, $3, $4, 'open', $5, 1, $6::jsonb, $7, $8, $8, $9)
-                 ON CONFLICT (patient_id, rule_id) WHERE status <> 'resolved' DO NOTHING
-                 RETURNING id",
-            )
-            .bind(f.patient_id)
-            .bind(f.ward_id)
-            .bind(&f.rule_id)
-            .bind(f.severity.as_str())
-            .bind(&f.message)
-            .bind(&value)
-            .bind(&f.evidence)
-            .bind(at)
-            .bind(f.escalate_at.map(ts))
-            .fetch_optional(&mut *tx)
-            .await?;
-            if raised.is_none() {
-                live = sqlx::query_as(select_live)
-                    .bind(f.patient_id)
-                    .bind(&f.rule_id)
-                    .fetch_optional(&mut *tx)
+        for i in order {
+            let b = &firings[i];
+            if let Some((id, outcome)) = fire_in(&mut tx, &b.firing, b.update_only, now).await? {
+                let row = sqlx::query(&format!("{ALERT_COLUMNS} WHERE id = $1"))
+                    .bind(id)
+                    .fetch_one(&mut *tx)
                     .await?;
+                out[i] = Some((alert_row(&row)?, outcome));
             }
-        }
-        let (id, outcome) = match (raised, live) {
-            (Some(id), _) => (id, FiringOutcome::Raised),
-            (None, None) => {
-                return Err(StoreError::Conflict(format!(
-                    "alert {} for patient {} changed concurrently",
-                    f.rule_id, f.patient_id
-                )));
-            }
-            (None, Some((id, _, updated_at))) if updated_at > at => (id, FiringOutcome::Superseded),
-            (None, Some((id, severity, _))) => {
-                // Severity only ever goes up while the alert is live; a
-                // higher severity also brings its (earlier) escalation time.
-                let old = Severity::parse(&severity).unwrap_or(Severity::Low);
-                let raise = f.severity > old;
-                sqlx::query(
-                    "UPDATE alerts SET count = count + 1, latest_value = $1::jsonb, evidence = $2, updated_at = $3,
-                            message = CASE WHEN $4 THEN $5 ELSE message END,
-                            severity = CASE WHEN $4 THEN $6 ELSE severity END,
-                            escalate_at = CASE WHEN $4 AND status = 'open' THEN $7 ELSE escalate_at END
-                     WHERE id = $8",
-                )
-                .bind(&value)
-                .bind(&f.evidence)
-                .bind(at)
-                .bind(raise)
-                .bind(&f.message)
-                .bind(f.severity.as_str())
-                .bind(f.escalate_at.map(ts))
-                .bind(id)
-                .execute(&mut *tx)
-                .await?;
-                (id, FiringOutcome::Updated)
-            }
-        };
-        if outcome != FiringOutcome::Superseded {
-            let action = if outcome == FiringOutcome::Raised {
-                "raised"
-            } else {
-                "updated"
-            };
-            let detail = serde_json::json!({"severity": f.severity, "value": f.value, "evidence": f.evidence, "measured_at": f.at});
-            insert_event(&mut tx, id, now, "system", action, &detail).await?;
         }
         tx.commit().await?;
-        let row = self
-            .alert_get(id)
-            .await?
-            .ok_or_else(|| StoreError::NotFound(format!("alert {id}")))?;
-        Ok((row, outcome))
+        Ok(out)
     }
 
     async fn alert_act(

@@ -236,6 +236,81 @@ async fn insert_observation(
     Ok(id)
 }
 
+/// One firing inside the caller's transaction: the alert's id and what
+/// happened, or `None` for an `update_only` firing with no live alert.
+async fn fire_in(
+    tx: &mut sqlx::Transaction<'_, sqlx::Sqlite>,
+    f: &AlertFiring,
+    update_only: bool,
+    now: DateTime<Utc>,
+) -> Result<Option<(i64, FiringOutcome)>> {
+    let live: Option<(i64, String, String)> = sqlx::query_as(
+        "SELECT id, severity, updated_at FROM alerts WHERE patient_id = ? AND rule_id = ? AND status != 'resolved'",
+    )
+    .bind(f.patient_id)
+    .bind(&f.rule_id)
+    .fetch_optional(&mut **tx)
+    .await?;
+    let value = f.value.to_string();
+    let evidence = serde_json::to_string(&f.evidence).unwrap_or_else(|_| "[]".into());
+    let (id, outcome) = match live {
+        None if update_only => return Ok(None),
+        None => {
+            let id = sqlx::query(
+                "INSERT INTO alerts (patient_id, ward_id, rule_id, severity, status, message, count, latest_value, evidence,
+                                     raised_at, updated_at, escalate_at)
+                 VALUES (?, ?, ?, ?, 'open', ?, 1, ?, ?, ?, ?, ?)",
+            )
+            .bind(f.patient_id)
+            .bind(f.ward_id)
+            .bind(&f.rule_id)
+            .bind(f.severity.as_str())
+            .bind(&f.message)
+            .bind(&value)
+            .bind(&evidence)
+            .bind(ts(f.at))
+            .bind(ts(f.at))
+            .bind(f.escalate_at.map(ts))
+            .execute(&mut **tx)
+            .await?
+            .last_insert_rowid();
+            (id, FiringOutcome::Raised)
+        }
+        Some((id, _, updated_at)) if parse_ts(&updated_at)? > f.at => (id, FiringOutcome::Superseded),
+        Some((id, severity, _)) => {
+            // Severity only ever goes up while the alert is live; a
+            // higher severity also brings its (earlier) escalation time.
+            let old = Severity::parse(&severity).unwrap_or(Severity::Low);
+            let raise = f.severity > old;
+            sqlx::query(
+                "UPDATE alerts SET count = count + 1, latest_value = ?, evidence = ?, updated_at = ?, message = CASE WHEN ? THEN ? ELSE message END,
+                        severity = CASE WHEN ? THEN ? ELSE severity END,
+                        escalate_at = CASE WHEN ? AND status = 'open' THEN ? ELSE escalate_at END
+                 WHERE id = ?",
+            )
+            .bind(&value)
+            .bind(&evidence)
+            .bind(ts(f.at))
+            .bind(raise)
+            .bind(&f.message)
+            .bind(raise)
+            .bind(f.severity.as_str())
+            .bind(raise)
+            .bind(f.escalate_at.map(ts))
+            .bind(id)
+            .execute(&mut **tx)
+            .await?;
+            (id, FiringOutcome::Updated)
+        }
+    };
+    if outcome != FiringOutcome::Superseded {
+        let action = if outcome == FiringOutcome::Raised { "raised" } else { "updated" };
+        let detail = serde_json::json!({"severity": f.severity, "value": f.value, "evidence": f.evidence, "measured_at": f.at});
+        insert_event(tx, id, now, "system", action, &detail).await?;
+    }
+    Ok(Some((id, outcome)))
+}
+
 async fn insert_event(
     tx: &mut sqlx::Transaction<'_, sqlx::Sqlite>,
     alert_id: i64,
@@ -1049,77 +1124,24 @@ impl Store for SqliteStore {
         Ok(n)
     }
 
-    async fn alert_fire(&self, f: AlertFiring, now: DateTime<Utc>) -> Result<(AlertRow, FiringOutcome)> {
+    async fn alert_fire_many(&self, firings: Vec<BatchFiring>, now: DateTime<Utc>) -> Result<Vec<Option<(AlertRow, FiringOutcome)>>> {
         let _write = self.write.lock().await;
         // Reads the live alert, then writes: IMMEDIATE for the reason given
         // in `episode_update` (an alert must never be lost to SQLITE_BUSY).
         let mut tx = self.pool.begin_with("BEGIN IMMEDIATE").await?;
-        let live: Option<(i64, String, String)> = sqlx::query_as(
-            "SELECT id, severity, updated_at FROM alerts WHERE patient_id = ? AND rule_id = ? AND status != 'resolved'",
-        )
-        .bind(f.patient_id)
-        .bind(&f.rule_id)
-        .fetch_optional(&mut *tx)
-        .await?;
-        let value = f.value.to_string();
-        let evidence = serde_json::to_string(&f.evidence).unwrap_or_else(|_| "[]".into());
-        let (id, outcome) = match live {
-            None => {
-                let id = sqlx::query(
-                    "INSERT INTO alerts (patient_id, ward_id, rule_id, severity, status, message, count, latest_value, evidence,
-                                         raised_at, updated_at, escalate_at)
-                     VALUES (?, ?, ?, ?, 'open', ?, 1, ?, ?, ?, ?, ?)",
-                )
-                .bind(f.patient_id)
-                .bind(f.ward_id)
-                .bind(&f.rule_id)
-                .bind(f.severity.as_str())
-                .bind(&f.message)
-                .bind(&value)
-                .bind(&evidence)
-                .bind(ts(f.at))
-                .bind(ts(f.at))
-                .bind(f.escalate_at.map(ts))
-                .execute(&mut *tx)
-                .await?
-                .last_insert_rowid();
-                (id, FiringOutcome::Raised)
-            }
-            Some((id, _, updated_at)) if parse_ts(&updated_at)? > f.at => (id, FiringOutcome::Superseded),
-            Some((id, severity, _)) => {
-                // Severity only ever goes up while the alert is live; a
-                // higher severity also brings its (earlier) escalation time.
-                let old = Severity::parse(&severity).unwrap_or(Severity::Low);
-                let raise = f.severity > old;
-                sqlx::query(
-                    "UPDATE alerts SET count = count + 1, latest_value = ?, evidence = ?, updated_at = ?, message = CASE WHEN ? THEN ? ELSE message END,
-                            severity = CASE WHEN ? THEN ? ELSE severity END,
-                            escalate_at = CASE WHEN ? AND status = 'open' THEN ? ELSE escalate_at END
-                     WHERE id = ?",
-                )
-                .bind(&value)
-                .bind(&evidence)
-                .bind(ts(f.at))
-                .bind(raise)
-                .bind(&f.message)
-                .bind(raise)
-                .bind(f.severity.as_str())
-                .bind(raise)
-                .bind(f.escalate_at.map(ts))
-                .bind(id)
-                .execute(&mut *tx)
-                .await?;
-                (id, FiringOutcome::Updated)
-            }
-        };
-        if outcome != FiringOutcome::Superseded {
-            let action = if outcome == FiringOutcome::Raised { "raised" } else { "updated" };
-            let detail = serde_json::json!({"severity": f.severity, "value": f.value, "evidence": f.evidence, "measured_at": f.at});
-            insert_event(&mut tx, id, now, "system", action, &detail).await?;
+        let mut out = Vec::with_capacity(firings.len());
+        for b in &firings {
+            let fired = match fire_in(&mut tx, &b.firing, b.update_only, now).await? {
+                Some((id, outcome)) => {
+                    let row = sqlx::query(&format!("{ALERT_COLUMNS} WHERE id = ?")).bind(id).fetch_one(&mut *tx).await?;
+                    Some((alert_row(&row)?, outcome))
+                }
+                None => None,
+            };
+            out.push(fired);
         }
         tx.commit().await?;
-        let row = self.alert_get(id).await?.ok_or_else(|| StoreError::NotFound(format!("alert {id}")))?;
-        Ok((row, outcome))
+        Ok(out)
     }
 
     async fn alert_act(&self, alert_id: i64, action: AlertAction, actor: &str, at: DateTime<Utc>) -> Result<AlertRow> {

@@ -67,6 +67,7 @@ both_backends!(
     ecg_chunks_dedup_and_range_overlaps,
     derived_observations_are_queryable,
     alert_fires_raise_update_and_ignore_superseded_readings,
+    alerts_fired_together_see_each_other_and_store_all_or_nothing,
     alert_lifecycle_is_audited_and_guarded,
     alerts_list_filters_and_due_escalations,
     audit_trail_filters_newest_first,
@@ -1946,6 +1947,65 @@ async fn alert_fires_raise_update_and_ignore_superseded_readings(s: &dyn Store) 
         .expect("fire");
     assert_eq!(o, FiringOutcome::Raised);
     assert_ne!(again.id, a.id);
+}
+
+async fn alerts_fired_together_see_each_other_and_store_all_or_nothing(s: &dyn Store) {
+    let w = ward(s, "W").await;
+    let p = admit(s, w, "Ann").await;
+    let q = admit(s, w, "Bob").await;
+    let batch = |f: AlertFiring, update_only: bool| BatchFiring { firing: f, update_only };
+    let out = s
+        .alert_fire_many(
+            vec![
+                // A repeat of an alert that is not live changes nothing…
+                batch(firing(p, w, "spo2_low", Severity::Low, t(8, 0)), true),
+                batch(firing(p, w, "news2", Severity::Medium, t(8, 0)), false),
+                batch(firing(q, w, "news2", Severity::Low, t(8, 0)), false),
+                // …but one raised earlier in the batch is live.
+                batch(firing(p, w, "news2", Severity::Medium, t(8, 5)), true),
+                batch(firing(p, w, "news2", Severity::High, t(8, 10)), false),
+            ],
+            t(8, 11),
+        )
+        .await
+        .expect("fire together");
+    let seen: Vec<Option<(i64, i64, FiringOutcome, Severity)>> = out
+        .iter()
+        .map(|o| o.as_ref().map(|(a, o)| (a.patient_id, a.count, *o, a.severity)))
+        .collect();
+    assert_eq!(
+        seen,
+        [
+            None,
+            Some((p, 1, FiringOutcome::Raised, Severity::Medium)),
+            Some((q, 1, FiringOutcome::Raised, Severity::Low)),
+            Some((p, 2, FiringOutcome::Updated, Severity::Medium)),
+            Some((p, 3, FiringOutcome::Updated, Severity::High)),
+        ],
+        "each firing answers with the alert as it left it, in the order given"
+    );
+    let live = s.alerts_list(&[w], None, Some(p)).await.expect("list");
+    assert_eq!(live.len(), 1, "one news2 alert for Ann, no spo2_low");
+    let events = s.alert_events(live[0].id).await.expect("events");
+    assert_eq!(
+        events.iter().map(|e| e.action.as_str()).collect::<Vec<_>>(),
+        ["raised", "updated", "updated"]
+    );
+
+    // A firing the store refuses (no such patient) stores none of its batch.
+    let before = s.alerts_list(&[w], None, None).await.expect("list");
+    let refused = s
+        .alert_fire_many(
+            vec![
+                batch(firing(q, w, "news2", Severity::High, t(9, 0)), false),
+                batch(firing(q, w, "spo2_low", Severity::Low, t(9, 0)), false),
+                batch(firing(i64::from(i32::MAX), w, "news2", Severity::High, t(9, 0)), false),
+            ],
+            t(9, 1),
+        )
+        .await;
+    assert!(refused.is_err(), "{refused:?}");
+    assert_eq!(s.alerts_list(&[w], None, None).await.expect("list"), before, "all or nothing");
 }
 
 async fn alert_lifecycle_is_audited_and_guarded(s: &dyn Store) {
