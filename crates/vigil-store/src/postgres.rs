@@ -131,6 +131,31 @@ fn obs_row(r: &PgRow) -> ObservationRow {
     }
 }
 
+/// Use as `{EPISODE_SETTINGS} WHERE …`; rows for [`episode_settings_row`].
+const EPISODE_SETTINGS: &str = "SELECT p.id, p.ward_id, e.pathway, e.spo2_scale, e.spo2_scale_set_by, e.spo2_scale_set_at,
+        e.oxygen, e.oxygen_set_by, e.oxygen_set_at, e.acvpu, e.acvpu_set_by, e.acvpu_set_at,
+        e.under_16, e.pregnant
+     FROM episodes e JOIN patients p ON p.id = e.patient_id";
+
+fn episode_settings_row(r: &PgRow) -> EpisodeSettings {
+    EpisodeSettings {
+        patient_id: r.get(0),
+        ward_id: r.get(1),
+        pathway: r.get(2),
+        spo2_scale: r.get::<i16, _>(3) as u8,
+        spo2_scale_set_by: r.get(4),
+        spo2_scale_set_at: r.get(5),
+        oxygen: r.get(6),
+        oxygen_set_by: r.get(7),
+        oxygen_set_at: r.get(8),
+        acvpu: r.get(9),
+        acvpu_set_by: r.get(10),
+        acvpu_set_at: r.get(11),
+        under_16: r.get(12),
+        pregnant: r.get(13),
+    }
+}
+
 const ALERT_COLUMNS: &str =
     "SELECT id, patient_id, ward_id, rule_id, severity, status, message, count, latest_value::text,
         evidence, raised_at, updated_at, escalate_at, resolved_at, outcome, note FROM alerts";
@@ -902,35 +927,76 @@ impl Store for PgStore {
     }
 
     async fn episode_settings(&self, patient_id: i64) -> Result<Option<EpisodeSettings>> {
-        let Some(r) = sqlx::query(
-            "SELECT p.id, p.ward_id, e.pathway, e.spo2_scale, e.spo2_scale_set_by, e.spo2_scale_set_at,
-                    e.oxygen, e.oxygen_set_by, e.oxygen_set_at, e.acvpu, e.acvpu_set_by, e.acvpu_set_at,
-                    e.under_16, e.pregnant
-             FROM episodes e JOIN patients p ON p.id = e.patient_id
-             WHERE e.patient_id = $1 AND e.discharged_at IS NULL",
-        )
-        .bind(patient_id)
-        .fetch_optional(&self.pool)
-        .await?
-        else {
-            return Ok(None);
-        };
-        Ok(Some(EpisodeSettings {
-            patient_id: r.get(0),
-            ward_id: r.get(1),
-            pathway: r.get(2),
-            spo2_scale: r.get::<i16, _>(3) as u8,
-            spo2_scale_set_by: r.get(4),
-            spo2_scale_set_at: r.get(5),
-            oxygen: r.get(6),
-            oxygen_set_by: r.get(7),
-            oxygen_set_at: r.get(8),
-            acvpu: r.get(9),
-            acvpu_set_by: r.get(10),
-            acvpu_set_at: r.get(11),
-            under_16: r.get(12),
-            pregnant: r.get(13),
-        }))
+        let row = sqlx::query(&format!("{EPISODE_SETTINGS} WHERE e.patient_id = $1 AND e.discharged_at IS NULL"))
+            .bind(patient_id)
+            .fetch_optional(&self.pool)
+            .await?;
+        Ok(row.as_ref().map(episode_settings_row))
+    }
+
+    async fn episode_settings_many(&self, patient_ids: &[i64]) -> Result<HashMap<i64, EpisodeSettings>> {
+        if patient_ids.is_empty() {
+            return Ok(HashMap::new());
+        }
+        let rows = sqlx::query(&format!("{EPISODE_SETTINGS} WHERE e.patient_id = ANY($1) AND e.discharged_at IS NULL"))
+            .bind(patient_ids)
+            .fetch_all(&self.pool)
+            .await?;
+        Ok(rows.iter().map(episode_settings_row).map(|s| (s.patient_id, s)).collect())
+    }
+
+    async fn readings_for_scoring(
+        &self,
+        spans: &[(i64, DateTime<Utc>, DateTime<Utc>)],
+    ) -> Result<HashMap<i64, ScoringReads>> {
+        if spans.is_empty() {
+            return Ok(HashMap::new());
+        }
+        // One statement for every patient: `latest_sql`'s skip-scan over
+        // each patient's codes, then per code the newest row at the span's
+        // start and the rows within it.
+        let patients: Vec<i64> = spans.iter().map(|s| s.0).collect();
+        let firsts: Vec<DateTime<Utc>> = spans.iter().map(|s| ts(s.1)).collect();
+        let lasts: Vec<DateTime<Utc>> = spans.iter().map(|s| ts(s.2)).collect();
+        let rows = sqlx::query(&format!(
+            "WITH RECURSIVE req(patient_id, t_first, t_last) AS (
+                SELECT * FROM unnest($1::bigint[], $2::timestamptz[], $3::timestamptz[])),
+             codes(patient_id, t_first, t_last, code) AS (
+                SELECT r.patient_id, r.t_first, r.t_last,
+                       (SELECT o.code FROM observations o WHERE o.patient_id = r.patient_id ORDER BY o.code LIMIT 1)
+                FROM req r
+              UNION ALL
+                SELECT c.patient_id, c.t_first, c.t_last,
+                       (SELECT o.code FROM observations o
+                        WHERE o.patient_id = c.patient_id AND o.code > c.code ORDER BY o.code LIMIT 1)
+                FROM codes c WHERE c.code IS NOT NULL)
+             SELECT r.*, 0 AS part, c.patient_id FROM codes c CROSS JOIN LATERAL (
+                SELECT {OBS_COLUMNS} FROM observations o
+                WHERE o.patient_id = c.patient_id AND o.code = c.code AND o.measured_at <= c.t_first
+                ORDER BY o.measured_at DESC, o.id DESC LIMIT 1) r
+             UNION ALL
+             SELECT r.*, 1 AS part, c.patient_id FROM codes c CROSS JOIN LATERAL (
+                SELECT {OBS_COLUMNS} FROM observations o
+                WHERE o.patient_id = c.patient_id AND o.code = c.code
+                  AND o.measured_at >= c.t_first AND o.measured_at <= c.t_last) r
+             WHERE c.t_last > c.t_first
+             ORDER BY 10, 11, 2, 6, 1"
+        ))
+        .bind(&patients)
+        .bind(&firsts)
+        .bind(&lasts)
+        .fetch_all(&self.pool)
+        .await?;
+        let mut out: HashMap<i64, ScoringReads> = HashMap::new();
+        for r in rows {
+            let reads = out.entry(r.get(10)).or_default();
+            if r.get::<i32, _>(9) == 0 {
+                reads.base.push(obs_row(&r));
+            } else {
+                reads.later.push(obs_row(&r));
+            }
+        }
+        Ok(out)
     }
 
     async fn episode_update(
