@@ -204,6 +204,53 @@ fn alert_row(r: &sqlx::sqlite::SqliteRow) -> Result<AlertRow> {
 }
 
 /// One observation row (device messages and server-derived readings alike).
+/// Rows per multi-row statement: SQLite allows 32,766 bound values in one
+/// statement; these stay well under it (5, 9 and 8 values a row).
+const MESSAGE_ROWS: usize = 500;
+const OBSERVATION_ROWS: usize = 1000;
+const SCORE_ROWS: usize = 1000;
+
+/// Insert observations (message, observation) in one statement; their ids,
+/// in the order given. SQLite hands out rowids in insertion order, but
+/// `RETURNING` promises no order, so the rows are sorted by id and checked
+/// against what was asked: a mismatch fails the transaction (the devices
+/// resend) rather than pin a value on the wrong reading.
+async fn insert_observations(
+    tx: &mut sqlx::Transaction<'_, sqlx::Sqlite>,
+    rows: &[(&NewObsMessage, &NewObservation)],
+) -> Result<Vec<i64>> {
+    if rows.is_empty() {
+        return Ok(Vec::new());
+    }
+    let mut q = sqlx::QueryBuilder::new(
+        "INSERT INTO observations (patient_id, device_id, seq, code, value_num, value_text, unit, measured_at, received_at) ",
+    );
+    q.push_values(rows, |mut row, (m, o)| {
+        let (num, text) = match &o.value {
+            ObsValue::Number(n) => (Some(*n), None),
+            ObsValue::Text(t) => (None, Some(t.clone())),
+        };
+        row.push_bind(m.patient_id)
+            .push_bind(m.device_id.clone())
+            .push_bind(i64::from(m.seq))
+            .push_bind(o.code.clone())
+            .push_bind(num)
+            .push_bind(text)
+            .push_bind(o.unit.clone())
+            .push_bind(ts(m.measured_at))
+            .push_bind(ts(m.received_at));
+    });
+    q.push(" RETURNING id, device_id, seq, code");
+    let mut back: Vec<(i64, String, i64, String)> = q.build_query_as().persistent(false).fetch_all(&mut **tx).await?;
+    back.sort_unstable_by_key(|r| r.0);
+    let matches = back.len() == rows.len()
+        && back.iter().zip(rows).all(|((_, d, seq, code), (m, o))| *d == m.device_id && *seq == i64::from(m.seq) && *code == o.code);
+    if !matches {
+        return Err(StoreError::Conflict("observation ids came back out of insertion order; batch not stored".into()));
+    }
+    Ok(back.into_iter().map(|r| r.0).collect())
+}
+
 async fn insert_observation(
     conn: &mut sqlx::SqliteConnection,
     patient_id: i64,
@@ -735,34 +782,43 @@ impl Store for SqliteStore {
     async fn store_obs_batch(&self, batch: &[NewObsMessage]) -> Result<Vec<BatchOutcome>> {
         let _write = self.write.lock().await;
         let mut tx = self.pool.begin_with("BEGIN IMMEDIATE").await?;
-        let mut out = Vec::with_capacity(batch.len());
-        for m in batch {
-            let measured = ts(m.measured_at);
-            let received = ts(m.received_at);
-            let inserted = sqlx::query(
-                "INSERT INTO obs_messages (device_id, seq, patient_id, measured_at, received_at)
-                 VALUES (?, ?, ?, ?, ?) ON CONFLICT (device_id, seq) DO NOTHING",
-            )
-            .bind(&m.device_id)
-            .bind(m.seq as i64)
-            .bind(m.patient_id)
-            .bind(&measured)
-            .bind(&received)
-            .execute(&mut *tx)
-            .await?
-            .rows_affected();
-            if inserted == 0 {
-                out.push(BatchOutcome::Duplicate);
-                continue;
-            }
-            let mut ids = Vec::with_capacity(m.obs.len());
-            for o in &m.obs {
-                ids.push(insert_observation(&mut tx, m.patient_id, &m.device_id, m.seq, o, &measured, &received).await?);
-            }
-            out.push(BatchOutcome::Stored { observation_ids: ids });
+        // A few multi-row statements, not three per message: each statement
+        // is a hop to sqlx's SQLite thread, and those hops, not SQLite, were
+        // most of a batch's time (docs/benchmarks.md). First the messages:
+        // the ones that are new come back (the first of a (device, seq) the
+        // batch repeats is the one stored).
+        let mut fresh: std::collections::HashSet<(String, i64)> = std::collections::HashSet::new();
+        for chunk in batch.chunks(MESSAGE_ROWS) {
+            let mut q = sqlx::QueryBuilder::new("INSERT INTO obs_messages (device_id, seq, patient_id, measured_at, received_at) ");
+            q.push_values(chunk, |mut row, m| {
+                row.push_bind(m.device_id.clone())
+                    .push_bind(i64::from(m.seq))
+                    .push_bind(m.patient_id)
+                    .push_bind(ts(m.measured_at))
+                    .push_bind(ts(m.received_at));
+            });
+            q.push(" ON CONFLICT (device_id, seq) DO NOTHING RETURNING device_id, seq");
+            let rows: Vec<(String, i64)> = q.build_query_as().persistent(false).fetch_all(&mut *tx).await?;
+            fresh.extend(rows);
+        }
+        let stored: Vec<&NewObsMessage> =
+            batch.iter().filter(|m| fresh.remove(&(m.device_id.clone(), i64::from(m.seq)))).collect();
+        // Then their observations, in message order.
+        let rows: Vec<(&NewObsMessage, &NewObservation)> = stored.iter().flat_map(|m| m.obs.iter().map(move |o| (*m, o))).collect();
+        let mut ids = Vec::with_capacity(rows.len());
+        for chunk in rows.chunks(OBSERVATION_ROWS) {
+            ids.extend(insert_observations(&mut tx, chunk).await?);
         }
         tx.commit().await?;
-        Ok(out)
+        let mut ids = ids.into_iter();
+        let mut stored = stored.into_iter().peekable();
+        Ok(batch
+            .iter()
+            .map(|m| match stored.next_if(|s| std::ptr::eq(*s, m)) {
+                Some(_) => BatchOutcome::Stored { observation_ids: ids.by_ref().take(m.obs.len()).collect() },
+                None => BatchOutcome::Duplicate,
+            })
+            .collect())
     }
 
     async fn store_rejected(&self, r: NewRejected) -> Result<()> {
@@ -959,8 +1015,20 @@ impl Store for SqliteStore {
             return Ok(());
         }
         let mut tx = self.pool.begin_with("BEGIN IMMEDIATE").await?;
-        for s in rows {
-            insert_score(&mut *tx, s).await?;
+        // Multi-row statements, as in `store_obs_batch`.
+        for chunk in rows.chunks(SCORE_ROWS) {
+            let mut q = sqlx::QueryBuilder::new("INSERT INTO scores (patient_id, scored_at, computed_at, total, risk, partial, detail, obs_ids) ");
+            q.push_values(chunk, |mut row, s| {
+                row.push_bind(s.patient_id)
+                    .push_bind(ts(s.scored_at))
+                    .push_bind(ts(s.computed_at))
+                    .push_bind(s.total)
+                    .push_bind(s.risk.clone())
+                    .push_bind(i64::from(s.partial))
+                    .push_bind(s.detail.to_string())
+                    .push_bind(serde_json::to_string(&s.obs_ids).unwrap_or_else(|_| "[]".into()));
+            });
+            q.build().persistent(false).execute(&mut *tx).await?;
         }
         tx.commit().await?;
         Ok(())

@@ -48,6 +48,7 @@ both_backends!(
     device_status_keeps_the_last_report_per_device,
     device_statuses_recorded_together_keep_the_last_and_skip_unknown_devices,
     batch_reports_new_and_duplicates_in_input_order,
+    large_batches_give_each_observation_its_own_id,
     duplicate_never_overwrites_the_stored_reading,
     failed_batch_leaves_nothing_behind,
     concurrent_overlapping_batches_store_each_message_once,
@@ -815,6 +816,52 @@ async fn device_statuses_recorded_together_keep_the_last_and_skip_unknown_device
 }
 
 // --- ingest ------------------------------------------------------------------
+
+async fn large_batches_give_each_observation_its_own_id(s: &dyn Store) {
+    // More messages and observations than one statement carries, with
+    // repeats within the batch and a message that sends one code twice.
+    let w = ward(s, "W").await;
+    let ann = admit(s, w, "Ann").await;
+    let bob = admit(s, w, "Bob").await;
+    let mut batch = Vec::new();
+    for i in 0..1_300u32 {
+        let p = if i % 2 == 0 { ann } else { bob };
+        let at = t(8, 0) + Duration::seconds(i64::from(i));
+        batch.push(msg("d", i, p, at, vec![num("spo2", f64::from(i) / 10.0), num("pulse", f64::from(i) + 0.25)]));
+        if i % 97 == 0 {
+            batch.push(msg("d", i, p, at, vec![num("spo2", -1.0)]));
+        }
+    }
+    batch.push(msg("e", 1, ann, t(9, 0), vec![num("resp_rate", 12.0), num("resp_rate", 13.0), num("temp", 37.1)]));
+    let out = s.store_obs_batch(&batch).await.expect("batch");
+    assert_eq!(out.len(), batch.len());
+    let mut rows = obs(s, ObservationQuery { patient_id: ann, code: None, from: None, to: None, max_points: None }).await;
+    rows.extend(obs(s, ObservationQuery { patient_id: bob, code: None, from: None, to: None, max_points: None }).await);
+    let by_id: std::collections::HashMap<i64, &ObservationRow> = rows.iter().map(|r| (r.id, r)).collect();
+    let mut seen = std::collections::HashSet::new();
+    let mut stored = 0;
+    for (m, o) in batch.iter().zip(&out) {
+        match o {
+            BatchOutcome::Duplicate => {
+                assert_eq!(m.obs[0].value, ObsValue::Number(-1.0), "only the repeats are duplicates");
+            }
+            BatchOutcome::Stored { observation_ids } => {
+                stored += observation_ids.len();
+                assert_eq!(observation_ids.len(), m.obs.len());
+                for (id, want) in observation_ids.iter().zip(&m.obs) {
+                    assert!(seen.insert(*id), "id {id} given twice");
+                    let row = by_id[id];
+                    assert_eq!(
+                        (row.device_id.as_str(), row.seq, row.code.as_str(), &row.value),
+                        (m.device_id.as_str(), m.seq, want.code.as_str(), &want.value)
+                    );
+                }
+            }
+        }
+    }
+    assert_eq!(stored, rows.len(), "every stored observation has its id");
+    assert_eq!(stored, 1_300 * 2 + 3);
+}
 
 async fn batch_reports_new_and_duplicates_in_input_order(s: &dyn Store) {
     let w = ward(s, "W").await;
