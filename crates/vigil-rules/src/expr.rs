@@ -131,6 +131,12 @@ pub(crate) struct Compiled {
     pub(crate) trends: Vec<TrendCall>,
     /// Observation codes the expression reads (directly, by trend, or `pef_pct`).
     pub(crate) codes: BTreeSet<Code>,
+    /// The other variables it reads (of [`VARIABLES`]): facts no triggered
+    /// rule reads are not built (`news2`, `patient` and `device` are maps,
+    /// and building them was most of a reading's cost, docs/benchmarks.md).
+    pub(crate) vars: BTreeSet<&'static str>,
+    /// Whether it calls `dur()`.
+    pub(crate) dur: bool,
 }
 
 impl fmt::Debug for Compiled {
@@ -151,8 +157,11 @@ fn env() -> Arc<Env> {
 #[derive(Clone, Debug, Default)]
 pub(crate) struct Facts {
     pub(crate) variables: Vec<(String, Value)>,
-    /// Trend results by key; a missing key evaluates to `null`.
+    /// Trend results by key; a missing key evaluates to `null`. The trend
+    /// functions are in the context only when some rule calls one.
     pub(crate) trends: HashMap<String, Value>,
+    /// Whether the context needs `dur()`.
+    pub(crate) dur: bool,
 }
 
 impl Facts {
@@ -165,6 +174,8 @@ impl Facts {
 struct Walk {
     trends: BTreeSet<TrendCall>,
     codes: BTreeSet<Code>,
+    vars: BTreeSet<&'static str>,
+    dur: bool,
     errors: Vec<String>,
 }
 
@@ -184,9 +195,12 @@ impl Walk {
                 }
                 if let Some(code) = Code::parse(name) {
                     self.codes.insert(code);
-                } else if name == "pef_pct" {
-                    self.codes.insert(Code::Pef);
-                } else if !VARIABLES.contains(&name.as_str()) {
+                } else if let Some(v) = VARIABLES.iter().find(|v| **v == name.as_str()) {
+                    if *v == "pef_pct" {
+                        self.codes.insert(Code::Pef);
+                    }
+                    self.vars.insert(v);
+                } else {
                     self.errors.push(format!("unknown variable `{name}`"));
                 }
             }
@@ -194,6 +208,7 @@ impl Walk {
                 if let Some(f) = TrendFn::parse(&call.func_name) {
                     self.trend(f, &call.args);
                 } else if call.func_name == "dur" {
+                    self.dur = true;
                     match call.args.as_slice() {
                         [a] => match string_literal(a) {
                             Some(s) => {
@@ -303,6 +318,8 @@ impl Compiled {
         let mut walk = Walk {
             trends: BTreeSet::new(),
             codes: BTreeSet::new(),
+            vars: BTreeSet::new(),
+            dur: false,
             errors: Vec::new(),
         };
         walk.visit(program.expression(), &[]);
@@ -313,6 +330,8 @@ impl Compiled {
             program: Arc::new(program),
             trends: walk.trends.into_iter().collect(),
             codes: walk.codes,
+            vars: walk.vars,
+            dur: walk.dur,
         };
         let ctx = dry_run_facts(&compiled).context()?;
         compiled.eval_in(&ctx)?;
@@ -344,7 +363,7 @@ impl Facts {
             ctx.add_variable_from_value(name.clone(), value.clone());
         }
         let table = Arc::new(self.trends.clone());
-        for f in TrendFn::ALL {
+        for f in TrendFn::ALL.into_iter().filter(|_| !table.is_empty()) {
             let table = table.clone();
             let name = f.name();
             ctx.add_function(
@@ -358,19 +377,24 @@ impl Facts {
             )
             .map_err(|e| e.to_string())?;
         }
-        ctx.add_function("dur", |s: Arc<String>| -> Value {
-            duration::parse(&s).map_or(Value::Null, |d| {
-                Value::Float(d.num_milliseconds() as f64 / 1000.0)
+        if self.dur {
+            ctx.add_function("dur", |s: Arc<String>| -> Value {
+                duration::parse(&s).map_or(Value::Null, |d| {
+                    Value::Float(d.num_milliseconds() as f64 / 1000.0)
+                })
             })
-        })
-        .map_err(|e| e.to_string())?;
+            .map_err(|e| e.to_string())?;
+        }
         Ok(ctx)
     }
 }
 
 /// A complete, plausible state: every variable present, every trend 1.0.
 fn dry_run_facts(c: &Compiled) -> Facts {
-    let mut f = Facts::default();
+    let mut f = Facts {
+        dur: true,
+        ..Facts::default()
+    };
     let mut ages = HashMap::new();
     for code in Code::ALL {
         let v = match code.allowed_text() {

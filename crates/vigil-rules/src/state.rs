@@ -396,14 +396,20 @@ impl Patient {
         now: DateTime<Utc>,
         rules: &[&Compiled],
     ) -> Facts {
-        let mut f = Facts::default();
+        let reads = |v: &str| rules.iter().any(|c| c.vars.contains(v));
+        let mut f = Facts {
+            dur: rules.iter().any(|c| c.dur),
+            ..Facts::default()
+        };
         let Some(as_of) = self.as_of else { return f };
-        let mut ages = HashMap::new();
+        let mut ages = reads("age").then(HashMap::new);
         let mut pef = None;
         for r in self.latest_per_code() {
             let code = r.observation.code;
             let age = as_of - r.measured_at;
-            ages.insert(code.as_str().to_string(), Value::Float(secs(age)));
+            if let Some(ages) = ages.as_mut() {
+                ages.insert(code.as_str().to_string(), Value::Float(secs(age)));
+            }
             if age <= pathway.freshness {
                 let v = match &r.observation.value {
                     vigil_clinical::Value::Number(n) => Value::Float(*n),
@@ -415,18 +421,22 @@ impl Patient {
                 f.variables.push((code.as_str().to_string(), v));
             }
         }
-        f.variables.push(("age".into(), Value::from(ages)));
+        if let Some(ages) = ages {
+            f.variables.push(("age".into(), Value::from(ages)));
+        }
         if let (Some(p), Some(best)) = (pef, self.setup.pef_best)
             && best > 0.0
         {
             f.variables
                 .push(("pef_pct".into(), Value::Float(p / best * 100.0)));
         }
-        if let Some(s) = news2 {
+        if let Some(s) = news2.filter(|_| reads("news2")) {
             f.variables.push(("news2".into(), news2_value(s)));
         }
-        f.variables.push(("patient".into(), self.patient_value()));
-        if let Some(d) = device.and_then(|d| self.devices.get(d)) {
+        if reads("patient") {
+            f.variables.push(("patient".into(), self.patient_value()));
+        }
+        if let Some(d) = device.and_then(|d| self.devices.get(d)).filter(|_| reads("device")) {
             f.variables.push(("device".into(), device_value(d, now)));
         }
         for c in rules {
