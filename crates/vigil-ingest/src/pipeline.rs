@@ -1121,7 +1121,9 @@ impl Worker {
             push: bool,
             settings: vigil_store::EpisodeSettings,
             score: vigil_clinical::News2Score,
-            detail: serde_json::Value,
+            risk: Option<String>,
+            /// Index of its row in `rows` (whose detail the push moves out).
+            row: usize,
             prev: Option<(Option<i64>, Option<String>)>,
             min_24h: Option<i64>,
             at: chrono::DateTime<Utc>,
@@ -1188,7 +1190,7 @@ impl Worker {
                 let (prev, min_24h) = if current_then { h.day_before(at) } else { (None, None) };
                 h.add(at, row.total, row.risk.clone());
                 if current_then {
-                    current.push(Current { push, settings: settings.clone(), score, detail: row.detail.clone(), prev, min_24h, at });
+                    current.push(Current { push, settings: settings.clone(), score, risk: row.risk.clone(), row: rows.len(), prev, min_24h, at });
                 }
                 rows.push(row);
             }
@@ -1202,14 +1204,18 @@ impl Worker {
             }
             return settings_of;
         }
+        // The stored rows' details go to the live page as they are (a
+        // score's detail is a large map: copying it was a tenth of a pass).
+        let mut details: Vec<serde_json::Value> = rows.into_iter().map(|r| r.detail).collect();
         // The built-in alerts of every score, stored in one transaction.
         let mut firings = Vec::new();
         for c in current {
-            if c.push {
-                let _ = self.events.send(LiveEvent::Score { ward_id: c.settings.ward_id, patient_id: c.settings.patient_id, score: c.detail.clone() });
-            }
-            let fired = self.builtin_alerts(&c.settings, &c.score, &c.detail, c.prev, c.min_24h, c.at, &firings).await;
+            let fired = self.builtin_alerts(&c.settings, &c.score, c.risk.as_deref(), c.prev, c.min_24h, c.at, &firings).await;
             firings.extend(fired.into_iter().map(|firing| vigil_store::BatchFiring { firing, update_only: false }));
+            if c.push {
+                let score = std::mem::take(&mut details[c.row]);
+                let _ = self.events.send(LiveEvent::Score { ward_id: c.settings.ward_id, patient_id: c.settings.patient_id, score });
+            }
         }
         self.fire(firings).await;
         settings_of
@@ -1258,7 +1264,7 @@ impl Worker {
         &self,
         settings: &vigil_store::EpisodeSettings,
         score: &vigil_clinical::News2Score,
-        detail: &serde_json::Value,
+        risk: Option<&str>,
         prev: Option<(Option<i64>, Option<String>)>,
         min_24h: Option<i64>,
         at: chrono::DateTime<Utc>,
@@ -1269,7 +1275,7 @@ impl Worker {
             severity: risk.and_then(alerts::severity_of_risk),
         };
         let prev = prev.map(|(total, risk)| facts(total, risk.as_deref()));
-        let now_facts = facts(score.total.map(i64::from), detail.get("risk").and_then(|r| r.as_str()));
+        let now_facts = facts(score.total.map(i64::from), risk);
         let min_24h = min_24h.and_then(|t| u8::try_from(t).ok());
         let decide = |live_news2, live_rising| alerts::decide(prev, now_facts, score.partial, live_news2, live_rising, min_24h);
         // Most scores fire nothing whatever is live: then the live alerts
@@ -1300,7 +1306,7 @@ impl Worker {
                 rule_id: f.rule_id.to_string(),
                 severity: f.severity,
                 message: f.message,
-                value: serde_json::json!({"total": score.total, "risk": detail.get("risk"), "partial": score.partial}),
+                value: serde_json::json!({"total": score.total, "risk": risk, "partial": score.partial}),
                 evidence: evidence.clone(),
                 at,
                 escalate_at: self.escalation_for(&settings.pathway, f.severity).map(|d| Utc::now() + d),
