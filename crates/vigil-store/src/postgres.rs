@@ -1074,8 +1074,24 @@ impl Store for PgStore {
             return Ok(());
         }
         let mut tx = self.pool.begin().await?;
-        for s in rows {
-            insert_score(&mut *tx, s).await?;
+        // Multi-row statements, one round trip per 1,000 scores (8 bound
+        // values a row; PostgreSQL allows 65,535 in a statement).
+        for chunk in rows.chunks(1000) {
+            let mut q = sqlx::QueryBuilder::new(
+                "INSERT INTO scores (patient_id, scored_at, computed_at, total, risk, partial, detail, obs_ids) ",
+            );
+            q.push_values(chunk, |mut row, s| {
+                row.push_bind(s.patient_id)
+                    .push_bind(ts(s.scored_at))
+                    .push_bind(ts(s.computed_at))
+                    .push_bind(s.total)
+                    .push_bind(s.risk.clone())
+                    .push_bind(s.partial)
+                    .push_bind(s.detail.to_string())
+                    .push_unseparated("::jsonb")
+                    .push_bind(s.obs_ids.clone());
+            });
+            q.build().persistent(false).execute(&mut *tx).await?;
         }
         tx.commit().await?;
         Ok(())

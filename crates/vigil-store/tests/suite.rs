@@ -722,6 +722,28 @@ async fn score_insert_many_is_all_or_nothing(s: &dyn Store) {
     // A row for a patient who does not exist fails the whole batch.
     assert!(s.score_insert_many(&[score(p, t(10, 0), 3), score(p + 999, t(10, 0), 4)]).await.is_err());
     assert_eq!(totals(s.scores(p, None, None).await.expect("scores")), [Some(1), Some(2)], "nothing of a failed batch is kept");
+
+    // More rows than one statement carries, every field kept.
+    let q = admit(s, w, "Bob").await;
+    let many: Vec<NewScore> = (0..1_500i64)
+        .map(|i| NewScore {
+            total: (i % 3 != 0).then_some(i % 20),
+            risk: (i % 2 == 0).then(|| "medium".to_string()),
+            partial: i % 5 == 0,
+            detail: serde_json::json!({"i": i, "why": ["a", "b"]}),
+            obs_ids: vec![i, i + 1],
+            ..score(q, t(8, 0) + Duration::seconds(i), 0)
+        })
+        .collect();
+    s.score_insert_many(&many).await.expect("insert many");
+    let back = s.scores(q, None, None).await.expect("scores");
+    assert_eq!(back.len(), many.len());
+    for (r, want) in back.iter().zip(&many) {
+        assert_eq!(
+            (r.scored_at, r.total, r.risk.as_ref(), r.partial, &r.detail, &r.obs_ids),
+            (want.scored_at, want.total, want.risk.as_ref(), want.partial, &want.detail, &want.obs_ids)
+        );
+    }
 }
 
 async fn device_status_keeps_the_last_report_per_device(s: &dyn Store) {
