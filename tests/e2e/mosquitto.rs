@@ -80,7 +80,7 @@ fn run_export(d: &Daemon, dir: &Path) -> std::process::Output {
     Command::new(env!("CARGO_BIN_EXE_vigil"))
         .arg("admin")
         .arg("--config")
-        .arg(&d.config)
+        .arg(d.config())
         .args(["mqtt", "export", "--dir"])
         .arg(dir)
         .stdin(Stdio::null())
@@ -183,7 +183,7 @@ async fn mqtt_export_needs_the_ingest_account_and_skips_devices_without_a_mosqui
     d.admin(&["ward", "add", "--name", "Ward M"], None);
     let old = d.admin(&["device", "provision", "--kind", "oximeter"], None)["device_id"].as_str().expect("id").to_string();
     let new = d.admin(&["device", "provision", "--kind", "hub"], None)["device_id"].as_str().expect("id").to_string();
-    let db = sqlx::SqlitePool::connect(&format!("sqlite://{}", d.dir.path().join("vigil.db").display())).await.expect("db");
+    let db = sqlx::SqlitePool::connect(&format!("sqlite://{}", d.dir().join("vigil.db").display())).await.expect("db");
     sqlx::query("UPDATE devices SET mosquitto_hash = NULL WHERE id = ?").bind(&old).execute(&db).await.expect("update");
     db.close().await;
 

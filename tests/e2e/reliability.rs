@@ -12,9 +12,7 @@
 //! The Mosquitto test needs the `mosquitto` binary (Debian package
 //! `mosquitto`); without it the test fails, unless `VIGIL_SKIP_MOSQUITTO=1`.
 
-use std::io::{BufRead, BufReader, Write};
 use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
@@ -31,29 +29,19 @@ use crate::helpers::TestApp;
 const VIGIL: &str = env!("CARGO_BIN_EXE_vigil");
 const WARD: &str = "Ward R";
 
-/// A child process killed (SIGKILL) and reaped when dropped.
-pub(crate) struct Child(pub(crate) std::process::Child);
+pub(crate) use vigil_devsim::daemon::Child;
 
-impl Drop for Child {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
-/// A free port on 127.0.0.1: bind port 0, read it, release it.
+/// A free port on 127.0.0.1 ([`vigil_devsim::daemon::free_port`]).
 pub(crate) fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0").and_then(|l| l.local_addr()).map(|a| a.port()).expect("a free port")
+    vigil_devsim::daemon::free_port().expect("a free port")
 }
 
-/// A `vigil serve` child with its own database, on fixed ports.
+/// A `vigil serve` child with its own database, on fixed ports: devsim's
+/// [`vigil_devsim::daemon::Daemon`] (what `devsim bench` runs), with the
+/// shipped pathways, failing the test where that returns an error.
 pub(crate) struct Daemon {
-    pub(crate) dir: tempfile::TempDir,
-    pub(crate) config: PathBuf,
-    http_port: u16,
-    mqtt_port: u16,
-    child: Option<Child>,
-    starts: u32,
+    inner: vigil_devsim::daemon::Daemon,
+    pub(crate) mqtt_port: u16,
 }
 
 impl Daemon {
@@ -65,139 +53,57 @@ impl Daemon {
     /// As [`Daemon::new`], with the ingest's `(username, password)` on the
     /// external broker (`mqtt.username`, `mqtt.password`).
     pub(crate) fn with_account(external: Option<u16>, account: Option<(&str, &str)>) -> Daemon {
-        let dir = tempfile::tempdir().expect("tempdir");
-        let http_port = free_port();
-        let mqtt_port = external.unwrap_or_else(free_port);
-        let mqtt = match external {
-            None => format!("embedded = true\nlisten = \"127.0.0.1:{mqtt_port}\"\n"),
-            Some(p) => format!("embedded = false\nurl = \"mqtt://127.0.0.1:{p}\"\n"),
-        };
-        let mqtt = match account {
-            Some((user, password)) => format!("{mqtt}username = \"{user}\"\npassword = \"{password}\"\n"),
-            None => mqtt,
-        };
         let pathways = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../pathways");
-        let config = dir.path().join("vigil.toml");
-        let text = format!(
-            "[http]\naddr = \"127.0.0.1:{http_port}\"\n[mqtt]\n{mqtt}[database]\nurl = \"sqlite://{}\"\n[pathways]\ndir = \"{}\"\n",
-            dir.path().join("vigil.db").display(),
-            pathways.display()
-        );
-        std::fs::write(&config, text).expect("write config");
-        Daemon { dir, config, http_port, mqtt_port, child: None, starts: 0 }
+        let inner = vigil_devsim::daemon::Daemon::with_account(Path::new(VIGIL), external, Some(&pathways), account)
+            .expect("daemon config");
+        Daemon { mqtt_port: inner.mqtt_port, inner }
     }
 
     fn http(&self) -> String {
-        format!("http://127.0.0.1:{}", self.http_port)
+        self.inner.http()
+    }
+
+    /// The daemon's folder (config, database, logs).
+    pub(crate) fn dir(&self) -> &Path {
+        self.inner.dir()
+    }
+
+    /// Its `vigil.toml`.
+    pub(crate) fn config(&self) -> &Path {
+        self.inner.config()
     }
 
     /// Runs `vigil admin ARGS --config ...` and returns its JSON.
     pub(crate) fn admin(&self, args: &[&str], stdin: Option<&str>) -> Value {
-        let mut cmd = Command::new(VIGIL);
-        cmd.arg("admin").arg("--config").arg(&self.config).args(args);
-        cmd.env_remove("RUST_LOG").stdin(Stdio::piped()).stdout(Stdio::piped()).stderr(Stdio::piped());
-        let mut child = cmd.spawn().expect("vigil admin runs");
-        if let Some(input) = stdin {
-            child.stdin.take().expect("stdin").write_all(input.as_bytes()).expect("stdin");
-        }
-        drop(child.stdin.take());
-        let out = child.wait_with_output().expect("vigil admin exits");
-        assert!(out.status.success(), "vigil admin {args:?}: {}", String::from_utf8_lossy(&out.stderr));
-        serde_json::from_slice(&out.stdout).expect("one JSON object")
+        self.inner.admin(args, stdin).unwrap_or_else(|e| panic!("{e:#}"))
     }
 
     /// Ward, admin user and API token through `vigil admin`; returns the token.
     fn setup(&self) -> String {
-        self.admin(&["ward", "add", "--name", WARD], None);
-        self.admin(
-            &["user", "add", "--username", "loadadmin", "--role", "admin", "--ward", WARD],
-            Some("a-long-password\n"),
-        );
-        self.admin(&["token", "create", "--username", "loadadmin"], None)["token"].as_str().expect("token").to_string()
+        self.inner.setup(WARD, "loadadmin", "a-long-password").unwrap_or_else(|e| panic!("{e:#}"))
     }
 
     pub(crate) fn stats(&self) -> Value {
         self.admin(&["stats"], None)
     }
 
-    /// Starts `vigil serve`, waits for its `listening` line and `/readyz`.
-    /// Retries while the fixed ports are still held by the killed process:
-    /// a listener without SO_REUSEADDR cannot rebind while the killed
-    /// daemon's connections sit in TIME_WAIT (60 s on Linux).
+    /// Starts `vigil serve`, waits for its `listening` line and `/readyz`,
+    /// retrying while the fixed ports are still held by a killed daemon (a
+    /// listener without SO_REUSEADDR cannot rebind while the killed
+    /// daemon's connections sit in TIME_WAIT, 60 s on Linux).
     pub(crate) async fn start(&mut self) {
-        let first = Instant::now();
-        let deadline = first + Duration::from_secs(75);
-        loop {
-            self.starts += 1;
-            let log = std::fs::File::create(self.dir.path().join(format!("serve-{}.log", self.starts))).expect("log");
-            let mut child = Child(
-                Command::new(VIGIL)
-                    .arg("serve")
-                    .arg("--config")
-                    .arg(&self.config)
-                    .env("RUST_LOG", "warn")
-                    .stdin(Stdio::null())
-                    .stdout(Stdio::piped())
-                    .stderr(Stdio::from(log))
-                    .spawn()
-                    .expect("vigil serve runs"),
+        let took = self.inner.start().await.unwrap_or_else(|e| panic!("{e:#}"));
+        if took > Duration::from_secs(5) {
+            println!(
+                "NOTE: vigil serve needed {:.0} s to rebind its fixed ports after the kill (TIME_WAIT; the embedded broker's listener lacks SO_REUSEADDR)",
+                took.as_secs_f64()
             );
-            let stdout = child.0.stdout.take().expect("stdout");
-            let (tx, rx) = std::sync::mpsc::channel();
-            std::thread::spawn(move || {
-                let mut lines = BufReader::new(stdout).lines();
-                if let Some(Ok(first)) = lines.next() {
-                    let _ = tx.send(first);
-                }
-                for _ in lines {} // keep draining so the daemon never blocks on stdout
-            });
-            let line =
-                tokio::task::spawn_blocking(move || rx.recv_timeout(Duration::from_secs(15))).await.expect("join");
-            match line {
-                Ok(l) => {
-                    let v: Value = serde_json::from_str(&l).unwrap_or_else(|_| panic!("not JSON: {l}"));
-                    assert_eq!(v["event"], "listening", "{l}");
-                    self.child = Some(child);
-                    self.wait_ready().await;
-                    if first.elapsed() > Duration::from_secs(5) {
-                        println!(
-                            "NOTE: vigil serve needed {:.0} s to rebind its fixed ports after the kill (TIME_WAIT; the embedded broker's listener lacks SO_REUSEADDR)",
-                            first.elapsed().as_secs_f64()
-                        );
-                    }
-                    return;
-                }
-                Err(_) => {
-                    let log = std::fs::read_to_string(self.dir.path().join(format!("serve-{}.log", self.starts)))
-                        .unwrap_or_default();
-                    drop(child);
-                    assert!(Instant::now() < deadline, "vigil serve did not start: {log}");
-                    tokio::time::sleep(Duration::from_millis(300)).await;
-                }
-            }
-        }
-    }
-
-    async fn wait_ready(&self) {
-        let client = reqwest::Client::new();
-        let deadline = Instant::now() + Duration::from_secs(20);
-        loop {
-            if let Ok(r) = client.get(format!("{}/readyz", self.http())).send().await
-                && r.status() == 200
-            {
-                return;
-            }
-            assert!(Instant::now() < deadline, "vigil did not become ready");
-            tokio::time::sleep(Duration::from_millis(50)).await;
         }
     }
 
     /// SIGKILL: no shutdown, no flush.
     fn kill(&mut self) {
-        if let Some(mut c) = self.child.take() {
-            c.0.kill().expect("kill");
-            let _ = c.0.wait();
-        }
+        self.inner.kill();
     }
 }
 
@@ -291,40 +197,18 @@ pub(crate) fn mosquitto_or_skip() -> Option<PathBuf> {
 }
 
 fn mosquitto_binary() -> Option<PathBuf> {
-    ["/usr/sbin/mosquitto", "/usr/bin/mosquitto", "/usr/local/sbin/mosquitto", "/usr/local/bin/mosquitto"]
-        .iter()
-        .map(PathBuf::from)
-        .find(|p| p.is_file())
+    vigil_devsim::daemon::mosquitto_binary()
 }
 
-/// A Mosquitto on 127.0.0.1:port, anonymous, no persistence (a restart
-/// loses every session and queued message: the hardest case for delivery).
+/// An anonymous Mosquitto on 127.0.0.1:port without persistence.
 fn start_mosquitto(bin: &Path, dir: &Path, port: u16) -> Child {
     start_mosquitto_with(bin, dir, port, "allow_anonymous true\n")
 }
 
 /// A Mosquitto on 127.0.0.1:port without persistence, with `extra`
-/// configuration lines.
+/// configuration lines ([`vigil_devsim::daemon::start_mosquitto`]).
 pub(crate) fn start_mosquitto_with(bin: &Path, dir: &Path, port: u16, extra: &str) -> Child {
-    let conf = dir.join("mosquitto.conf");
-    std::fs::write(&conf, format!("listener {port} 127.0.0.1\npersistence false\n{extra}")).expect("conf");
-    let log = std::fs::File::create(dir.join("mosquitto.log")).expect("log");
-    let child = Child(
-        Command::new(bin)
-            .arg("-c")
-            .arg(&conf)
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(Stdio::from(log))
-            .spawn()
-            .expect("mosquitto runs"),
-    );
-    let deadline = Instant::now() + Duration::from_secs(10);
-    while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
-        assert!(Instant::now() < deadline, "mosquitto did not listen on {port}");
-        std::thread::sleep(Duration::from_millis(20));
-    }
-    child
+    vigil_devsim::daemon::start_mosquitto(bin, dir, port, extra).unwrap_or_else(|e| panic!("{e:#}"))
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]

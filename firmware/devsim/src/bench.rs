@@ -741,7 +741,7 @@ pub async fn run(cfg: BenchConfig) -> anyhow::Result<BenchReport> {
             &bin,
             mdir.path(),
             mosquitto_port,
-            "max_queued_messages 1000000\nmax_connections -1\n",
+            "allow_anonymous true\nmax_queued_messages 1000000\nmax_connections -1\n",
         )?);
     }
     let external = (cfg.broker == Broker::Mosquitto).then_some(mosquitto_port);

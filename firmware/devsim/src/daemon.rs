@@ -52,6 +52,17 @@ impl Daemon {
     /// external broker on 127.0.0.1, or `None` for the embedded one.
     /// `pathways`: a pathways folder, or `None` for the built-in pathways.
     pub fn new(bin: &Path, external: Option<u16>, pathways: Option<&Path>) -> anyhow::Result<Daemon> {
+        Daemon::with_account(bin, external, pathways, None)
+    }
+
+    /// As [`Daemon::new`], with the ingest's `(username, password)` on the
+    /// external broker (`mqtt.username`, `mqtt.password`).
+    pub fn with_account(
+        bin: &Path,
+        external: Option<u16>,
+        pathways: Option<&Path>,
+        account: Option<(&str, &str)>,
+    ) -> anyhow::Result<Daemon> {
         let dir = tempfile::tempdir().context("creating a temp dir")?;
         let http_port = free_port()?;
         let mqtt_port = match external {
@@ -61,6 +72,10 @@ impl Daemon {
         let mqtt = match external {
             None => format!("embedded = true\nlisten = \"127.0.0.1:{mqtt_port}\"\n"),
             Some(p) => format!("embedded = false\nurl = \"mqtt://127.0.0.1:{p}\"\n"),
+        };
+        let mqtt = match account {
+            Some((user, password)) => format!("{mqtt}username = \"{user}\"\npassword = \"{password}\"\n"),
+            None => mqtt,
         };
         let pathways = pathways
             .map(|p| format!("[pathways]\ndir = \"{}\"\n", p.display()))
@@ -90,6 +105,11 @@ impl Daemon {
     /// The daemon's folder (config, database, logs).
     pub fn dir(&self) -> &Path {
         self.dir.path()
+    }
+
+    /// Its `vigil.toml`.
+    pub fn config(&self) -> &Path {
+        &self.config
     }
 
     /// The running daemon's process id.
@@ -258,14 +278,15 @@ pub fn mosquitto_binary() -> Option<PathBuf> {
     .find(|p| p.is_file())
 }
 
-/// A Mosquitto on 127.0.0.1:port, anonymous, no persistence (a restart
-/// loses every session and queued message), `extra` appended to its
-/// configuration; returns once it accepts connections.
+/// A Mosquitto on 127.0.0.1:port without persistence (a restart loses
+/// every session and queued message), `extra` appended to its configuration
+/// (who may connect: `allow_anonymous true`, or a password file); returns
+/// once it accepts connections.
 pub fn start_mosquitto(bin: &Path, dir: &Path, port: u16, extra: &str) -> anyhow::Result<Child> {
     let conf = dir.join("mosquitto.conf");
     std::fs::write(
         &conf,
-        format!("listener {port} 127.0.0.1\nallow_anonymous true\npersistence false\n{extra}"),
+        format!("listener {port} 127.0.0.1\npersistence false\n{extra}"),
     )
     .context("writing mosquitto.conf")?;
     let log = std::fs::File::create(dir.join("mosquitto.log")).context("mosquitto log")?;
