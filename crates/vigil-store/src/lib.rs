@@ -199,6 +199,38 @@ pub trait Store: Send + Sync + 'static {
     async fn stats(&self) -> Result<Stats>;
 }
 
+/// The ids of observations inserted in one statement, in the order of
+/// `rows` (message, observation), from what the statement returned: `(id,
+/// device, seq, code)` in any order. Both backends hand out ids in
+/// insertion order, but `RETURNING` promises no order, so the rows are
+/// sorted by id and checked against what was asked: a mismatch is an error
+/// (the batch is not stored, so not acked, so resent) rather than a value
+/// pinned on the wrong reading (hazard TS-04).
+fn ids_in_insert_order(mut back: Vec<(i64, String, i64, String)>, rows: &[(&NewObsMessage, &NewObservation)]) -> Result<Vec<i64>> {
+    back.sort_unstable_by_key(|r| r.0);
+    let matches = back.len() == rows.len()
+        && back.iter().zip(rows).all(|((_, d, seq, code), (m, o))| *d == m.device_id && *seq == i64::from(m.seq) && *code == o.code);
+    if !matches {
+        return Err(StoreError::Conflict("observation ids came back out of insertion order; batch not stored".into()));
+    }
+    Ok(back.into_iter().map(|r| r.0).collect())
+}
+
+/// A batch's outcomes in input order: `stored` are the messages stored
+/// (a subsequence of `batch`, by reference), `ids` their observations' ids
+/// in order.
+fn batch_outcomes(batch: &[NewObsMessage], stored: Vec<&NewObsMessage>, ids: Vec<i64>) -> Vec<BatchOutcome> {
+    let mut ids = ids.into_iter();
+    let mut stored = stored.into_iter().peekable();
+    batch
+        .iter()
+        .map(|m| match stored.next_if(|s| std::ptr::eq(*s, m)) {
+            Some(_) => BatchOutcome::Stored { observation_ids: ids.by_ref().take(m.obs.len()).collect() },
+            None => BatchOutcome::Duplicate,
+        })
+        .collect()
+}
+
 /// [`Store::mqtt_accounts`] in SQL both backends run.
 const MQTT_ACCOUNTS_SQL: &str =
     "SELECT id, mqtt_username, mosquitto_hash FROM devices WHERE revoked_at IS NULL ORDER BY id";

@@ -797,58 +797,71 @@ impl Store for PgStore {
 
     async fn store_obs_batch(&self, batch: &[NewObsMessage]) -> Result<Vec<BatchOutcome>> {
         let mut tx = self.pool.begin().await?;
-        let mut out = vec![BatchOutcome::Duplicate; batch.len()];
-        for i in lock_order(batch.iter().map(|m| (m.device_id.as_str(), m.seq))) {
-            let m = &batch[i];
-            let measured = ts(m.measured_at);
-            let received = ts(m.received_at);
-            let codes: Vec<&str> = m.obs.iter().map(|o| o.code.as_str()).collect();
-            let (nums, texts): (Vec<Option<f64>>, Vec<Option<&str>>) =
-                m.obs.iter().map(|o| split_value(&o.value)).unzip();
-            let units: Vec<Option<&str>> = m.obs.iter().map(|o| o.unit.as_deref()).collect();
-            // One round trip per message: the dedup row and, only if it was
-            // new, its observations. Rows written earlier in this
-            // transaction count as conflicts too, so a duplicate within one
-            // batch is reported as such. Identity values are drawn in the
-            // order rows are inserted, so the ids sorted ascending are in
-            // the message's order.
-            let (inserted, ids): (bool, Vec<i64>) = sqlx::query_as(
-                "WITH m AS (
-                    INSERT INTO obs_messages (device_id, seq, patient_id, measured_at, received_at)
-                    VALUES ($1, $2, $3, $4, $5) ON CONFLICT (device_id, seq) DO NOTHING
-                    RETURNING 1
-                 ), o AS (
-                    INSERT INTO observations
-                        (patient_id, device_id, seq, code, value_num, value_text, unit, measured_at, received_at)
-                    SELECT $3, $1, $2, v.code, v.num, v.txt, v.unit, $4, $5
-                    FROM unnest($6::text[], $7::float8[], $8::text[], $9::text[]) WITH ORDINALITY
-                         AS v(code, num, txt, unit, ord)
-                    WHERE EXISTS (SELECT 1 FROM m)
-                    ORDER BY v.ord
-                    RETURNING id
-                 )
-                 SELECT EXISTS (SELECT 1 FROM m), COALESCE((SELECT array_agg(id ORDER BY id) FROM o), '{}')",
+        // Two statements for the whole batch (arrays, so no limit on bound
+        // values), not a round trip per message. First the messages, in
+        // `(device, seq)` order so that two instances writing overlapping
+        // batches take the dedup keys' locks in the same order and cannot
+        // deadlock. The new ones come back; rows written earlier in the
+        // statement count as conflicts, so of a (device, seq) the batch
+        // repeats the first (the sort is stable) is the one stored.
+        let order = lock_order(batch.iter().map(|m| (m.device_id.as_str(), m.seq)));
+        let devices: Vec<&str> = order.iter().map(|&i| batch[i].device_id.as_str()).collect();
+        let seqs: Vec<i64> = order.iter().map(|&i| i64::from(batch[i].seq)).collect();
+        let patients: Vec<i64> = order.iter().map(|&i| batch[i].patient_id).collect();
+        let measured: Vec<DateTime<Utc>> = order.iter().map(|&i| ts(batch[i].measured_at)).collect();
+        let received: Vec<DateTime<Utc>> = order.iter().map(|&i| ts(batch[i].received_at)).collect();
+        let fresh: Vec<(String, i64)> = sqlx::query_as(
+            "INSERT INTO obs_messages (device_id, seq, patient_id, measured_at, received_at)
+             SELECT v.d, v.s, v.p, v.m, v.r
+             FROM unnest($1::text[], $2::bigint[], $3::bigint[], $4::timestamptz[], $5::timestamptz[]) WITH ORDINALITY
+                  AS v(d, s, p, m, r, ord)
+             ORDER BY v.ord
+             ON CONFLICT (device_id, seq) DO NOTHING
+             RETURNING device_id, seq",
+        )
+        .bind(&devices)
+        .bind(&seqs)
+        .bind(&patients)
+        .bind(&measured)
+        .bind(&received)
+        .fetch_all(&mut *tx)
+        .await?;
+        let mut fresh: std::collections::HashSet<(String, i64)> = fresh.into_iter().collect();
+        let stored: Vec<&NewObsMessage> =
+            batch.iter().filter(|m| fresh.remove(&(m.device_id.clone(), i64::from(m.seq)))).collect();
+        // Then their observations, in message order; identity values are
+        // drawn in insertion order.
+        let rows: Vec<(&NewObsMessage, &NewObservation)> =
+            stored.iter().flat_map(|m| m.obs.iter().map(move |o| (*m, o))).collect();
+        let ids = if rows.is_empty() {
+            Vec::new()
+        } else {
+            let (nums, texts): (Vec<Option<f64>>, Vec<Option<&str>>) = rows.iter().map(|(_, o)| split_value(&o.value)).unzip();
+            let back: Vec<(i64, String, i64, String)> = sqlx::query_as(
+                "INSERT INTO observations
+                     (patient_id, device_id, seq, code, value_num, value_text, unit, measured_at, received_at)
+                 SELECT v.p, v.d, v.s, v.code, v.num, v.txt, v.unit, v.m, v.r
+                 FROM unnest($1::bigint[], $2::text[], $3::bigint[], $4::text[], $5::float8[], $6::text[], $7::text[],
+                             $8::timestamptz[], $9::timestamptz[]) WITH ORDINALITY
+                      AS v(p, d, s, code, num, txt, unit, m, r, ord)
+                 ORDER BY v.ord
+                 RETURNING id, device_id, seq, code",
             )
-            .bind(&m.device_id)
-            .bind(i64::from(m.seq))
-            .bind(m.patient_id)
-            .bind(measured)
-            .bind(received)
-            .bind(&codes)
+            .bind(rows.iter().map(|(m, _)| m.patient_id).collect::<Vec<i64>>())
+            .bind(rows.iter().map(|(m, _)| m.device_id.as_str()).collect::<Vec<&str>>())
+            .bind(rows.iter().map(|(m, _)| i64::from(m.seq)).collect::<Vec<i64>>())
+            .bind(rows.iter().map(|(_, o)| o.code.as_str()).collect::<Vec<&str>>())
             .bind(&nums)
             .bind(&texts)
-            .bind(&units)
-            .fetch_one(&mut *tx)
+            .bind(rows.iter().map(|(_, o)| o.unit.as_deref()).collect::<Vec<Option<&str>>>())
+            .bind(rows.iter().map(|(m, _)| ts(m.measured_at)).collect::<Vec<DateTime<Utc>>>())
+            .bind(rows.iter().map(|(m, _)| ts(m.received_at)).collect::<Vec<DateTime<Utc>>>())
+            .fetch_all(&mut *tx)
             .await?;
-            if !inserted {
-                continue;
-            }
-            out[i] = BatchOutcome::Stored {
-                observation_ids: ids,
-            };
-        }
+            crate::ids_in_insert_order(back, &rows)?
+        };
         tx.commit().await?;
-        Ok(out)
+        Ok(crate::batch_outcomes(batch, stored, ids))
     }
 
     async fn store_rejected(&self, r: NewRejected) -> Result<()> {

@@ -211,10 +211,7 @@ const OBSERVATION_ROWS: usize = 1000;
 const SCORE_ROWS: usize = 1000;
 
 /// Insert observations (message, observation) in one statement; their ids,
-/// in the order given. SQLite hands out rowids in insertion order, but
-/// `RETURNING` promises no order, so the rows are sorted by id and checked
-/// against what was asked: a mismatch fails the transaction (the devices
-/// resend) rather than pin a value on the wrong reading.
+/// in the order given ([`crate::ids_in_insert_order`]).
 async fn insert_observations(
     tx: &mut sqlx::Transaction<'_, sqlx::Sqlite>,
     rows: &[(&NewObsMessage, &NewObservation)],
@@ -241,14 +238,8 @@ async fn insert_observations(
             .push_bind(ts(m.received_at));
     });
     q.push(" RETURNING id, device_id, seq, code");
-    let mut back: Vec<(i64, String, i64, String)> = q.build_query_as().persistent(false).fetch_all(&mut **tx).await?;
-    back.sort_unstable_by_key(|r| r.0);
-    let matches = back.len() == rows.len()
-        && back.iter().zip(rows).all(|((_, d, seq, code), (m, o))| *d == m.device_id && *seq == i64::from(m.seq) && *code == o.code);
-    if !matches {
-        return Err(StoreError::Conflict("observation ids came back out of insertion order; batch not stored".into()));
-    }
-    Ok(back.into_iter().map(|r| r.0).collect())
+    let back: Vec<(i64, String, i64, String)> = q.build_query_as().persistent(false).fetch_all(&mut **tx).await?;
+    crate::ids_in_insert_order(back, rows)
 }
 
 async fn insert_observation(
@@ -810,15 +801,7 @@ impl Store for SqliteStore {
             ids.extend(insert_observations(&mut tx, chunk).await?);
         }
         tx.commit().await?;
-        let mut ids = ids.into_iter();
-        let mut stored = stored.into_iter().peekable();
-        Ok(batch
-            .iter()
-            .map(|m| match stored.next_if(|s| std::ptr::eq(*s, m)) {
-                Some(_) => BatchOutcome::Stored { observation_ids: ids.by_ref().take(m.obs.len()).collect() },
-                None => BatchOutcome::Duplicate,
-            })
-            .collect())
+        Ok(crate::batch_outcomes(batch, stored, ids))
     }
 
     async fn store_rejected(&self, r: NewRejected) -> Result<()> {
