@@ -368,10 +368,33 @@ impl Patient {
         as_of: DateTime<Utc>,
         window: Duration,
     ) -> Option<(i32, DateTime<Utc>, Option<u8>)> {
-        self.scores
-            .range((as_of - window, None)..(as_of, None))
-            .map(|(k, then)| (now.rise_since(then), k.0, then.total))
-            .max_by_key(|(rise, t, _)| (*rise, std::cmp::Reverse(*t)))
+        // As `max_by_key(|(rise, t, _)| (rise, Reverse(t)))` over the window
+        // (the largest rise, the earliest time, the last of equal keys), but
+        // stopping at the first score `now` cannot rise above: no row falls
+        // below 0, so no rise exceeds the sum of `now`'s rows. A stable
+        // patient (every row 0) stops at the first score instead of walking
+        // a day of them, which ECG-derived pulse every few seconds makes
+        // long.
+        let bound: i32 = now.rows.iter().flatten().map(|&r| i32::from(r)).sum();
+        let mut best: Option<(i32, DateTime<Utc>, Option<u8>)> = None;
+        let mut scores = self.scores.range((as_of - window, None)..(as_of, None)).peekable();
+        while let Some((k, then)) = scores.next() {
+            let rise = now.rise_since(then);
+            if best.is_none_or(|(r, t, _)| (rise, std::cmp::Reverse(k.0)) >= (r, std::cmp::Reverse(t))) {
+                best = Some((rise, k.0, then.total));
+            }
+            if rise == bound {
+                // Later times lose the tie; the same time's later scores
+                // still win it.
+                while let Some((k2, then2)) = scores.next_if(|(k2, _)| k2.0 == k.0) {
+                    if now.rise_since(then2) == bound {
+                        best = Some((bound, k2.0, then2.total));
+                    }
+                }
+                break;
+            }
+        }
+        best
     }
 
     /// Values of `code` measured in `[as_of - window, as_of]`, oldest first.

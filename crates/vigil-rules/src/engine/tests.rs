@@ -936,3 +936,34 @@ low-medium = "30m"
         "pulse 30 scores 3: {got:?}"
     );
 }
+
+fn arb_scored() -> impl Strategy<Value = crate::state::Scored> {
+    (proptest::option::of(0u8..20), proptest::array::uniform7(proptest::option::of(0u8..4)))
+        .prop_map(|(total, rows)| crate::state::Scored { total, rows })
+}
+
+proptest! {
+    /// `largest_rise` stops early; it must answer as the plain scan of the
+    /// whole window does (largest rise, earliest time, last of equal keys).
+    #[test]
+    fn largest_rise_answers_like_a_scan_of_the_whole_window(
+        scores in proptest::collection::vec((0i64..40, proptest::option::of(0i64..3), arb_scored()), 0..60),
+        now in arb_scored(),
+        window_min in 1i64..50,
+    ) {
+        let pathways = shipped();
+        let pathway = pathways.get("general").unwrap();
+        let mut p = crate::state::Patient::new(PatientSetup::new("general", t0()), pathway);
+        for (m, id, s) in scores {
+            p.scores.insert((mins(m), id), s);
+        }
+        let as_of = mins(40);
+        let window = Duration::minutes(window_min);
+        let scan = p
+            .scores
+            .range((as_of - window, None)..(as_of, None))
+            .map(|(k, then)| (now.rise_since(then), k.0, then.total))
+            .max_by_key(|(rise, t, _)| (*rise, std::cmp::Reverse(*t)));
+        prop_assert_eq!(p.largest_rise(&now, as_of, window), scan);
+    }
+}
