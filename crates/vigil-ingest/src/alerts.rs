@@ -42,6 +42,30 @@ pub fn severity_of_risk(risk: &str) -> Option<Severity> {
     }
 }
 
+/// Everything a current score's built-in firings depend on except which of
+/// its rules are live: the live alerts are read only for the scores that
+/// may fire at all, all of a pass's at once.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct Decision {
+    pub prev: Option<ScoreFacts>,
+    pub now: ScoreFacts,
+    pub partial: bool,
+    pub min_total_24h: Option<u8>,
+}
+
+impl Decision {
+    /// [`decide`] with these facts.
+    pub fn firings(&self, live_news2: bool, live_rising: bool) -> Vec<Firing> {
+        decide(self.prev, self.now, self.partial, live_news2, live_rising, self.min_total_24h)
+    }
+
+    /// Whether anything fires for some state of the live alerts; most
+    /// scores fire nothing whatever is live.
+    pub fn may_fire(&self) -> bool {
+        [(false, false), (false, true), (true, false), (true, true)].into_iter().any(|(a, b)| !self.firings(a, b).is_empty())
+    }
+}
+
 /// Decide the built-in firings for a new current score.
 ///
 /// - `prev`: the previous current score (None if this is the first).

@@ -39,6 +39,7 @@ use vigil_store::{
     ObsValue, Store,
 };
 
+use crate::alerts::Decision;
 use crate::decode::{Rejection, decode_obs};
 use crate::metrics::IngestMetrics;
 use crate::{IngestConfig, acl, alerts, ecg};
@@ -1208,10 +1209,48 @@ impl Worker {
         // score's detail is a large map: copying it was a tenth of a pass).
         let mut details: Vec<serde_json::Value> = rows.into_iter().map(|r| r.detail).collect();
         // The built-in alerts of every score, stored in one transaction.
+        // Only the scores that may fire need the live alerts: those of all
+        // their patients are read at once (a read per score was a round
+        // trip each; nothing is written between here and `fire`).
+        let facts = |total: Option<i64>, risk: Option<&str>| alerts::ScoreFacts {
+            total: total.and_then(|t| u8::try_from(t).ok()),
+            severity: risk.and_then(alerts::severity_of_risk),
+        };
+        // (the decision, whether it may fire)
+        let decisions: Vec<(Decision, bool)> = current
+            .iter()
+            .map(|c| {
+                let d = Decision {
+                    prev: c.prev.as_ref().map(|(total, risk)| facts(*total, risk.as_deref())),
+                    now: facts(c.score.total.map(i64::from), c.risk.as_deref()),
+                    partial: c.score.partial,
+                    min_total_24h: c.min_24h.and_then(|t| u8::try_from(t).ok()),
+                };
+                (d, d.may_fire())
+            })
+            .collect();
+        let may_fire: Vec<i64> = current
+            .iter()
+            .zip(&decisions)
+            .filter(|(_, (_, may))| *may)
+            .map(|(c, _)| c.settings.patient_id)
+            .collect::<BTreeSet<i64>>()
+            .into_iter()
+            .collect();
+        let live = match self.store.live_alert_rules(&may_fire).await {
+            Ok(l) => Some(l),
+            Err(e) => {
+                tracing::error!(error = %e, patients = may_fire.len(), "cannot read live alerts; built-in alerts skipped");
+                None
+            }
+        };
         let mut firings = Vec::new();
-        for c in current {
-            let fired = self.builtin_alerts(&c.settings, &c.score, c.risk.as_deref(), c.prev, c.min_24h, c.at, &firings).await;
-            firings.extend(fired.into_iter().map(|firing| vigil_store::BatchFiring { firing, update_only: false }));
+        for (c, (decide, may)) in current.into_iter().zip(&decisions) {
+            if let Some(live) = live.as_ref().filter(|_| *may) {
+                let live = live.get(&c.settings.patient_id).map(Vec::as_slice).unwrap_or_default();
+                let fired = self.builtin_alerts(&c.settings, &c.score, c.risk.as_deref(), c.at, decide, live, &firings);
+                firings.extend(fired.into_iter().map(|firing| vigil_store::BatchFiring { firing, update_only: false }));
+            }
             if c.push {
                 let score = std::mem::take(&mut details[c.row]);
                 let _ = self.events.send(LiveEvent::Score { ward_id: c.settings.ward_id, patient_id: c.settings.patient_id, score });
@@ -1260,43 +1299,25 @@ impl Worker {
         }
     }
 
-    async fn builtin_alerts(
+    /// The built-in NEWS2 alerts of one score (docs/alerts.md): `decide`
+    /// says what fires given which of its two rules are live, `live` is the
+    /// patient's live alert rules as stored, and `pending` the firings of
+    /// earlier scores of this pass, yet to be stored.
+    fn builtin_alerts(
         &self,
         settings: &vigil_store::EpisodeSettings,
         score: &vigil_clinical::News2Score,
         risk: Option<&str>,
-        prev: Option<(Option<i64>, Option<String>)>,
-        min_24h: Option<i64>,
         at: chrono::DateTime<Utc>,
+        decide: &Decision,
+        live: &[String],
         pending: &[vigil_store::BatchFiring],
     ) -> Vec<AlertFiring> {
-        let facts = |total: Option<i64>, risk: Option<&str>| alerts::ScoreFacts {
-            total: total.and_then(|t| u8::try_from(t).ok()),
-            severity: risk.and_then(alerts::severity_of_risk),
-        };
-        let prev = prev.map(|(total, risk)| facts(total, risk.as_deref()));
-        let now_facts = facts(score.total.map(i64::from), risk);
-        let min_24h = min_24h.and_then(|t| u8::try_from(t).ok());
-        let decide = |live_news2, live_rising| alerts::decide(prev, now_facts, score.partial, live_news2, live_rising, min_24h);
-        // Most scores fire nothing whatever is live: then the live alerts
-        // need not be read.
-        if [(false, false), (false, true), (true, false), (true, true)].into_iter().all(|(a, b)| decide(a, b).is_empty()) {
-            return Vec::new();
-        }
-        let live = match self.store.alerts_list(&[settings.ward_id], None, Some(settings.patient_id)).await {
-            Ok(a) => a,
-            Err(e) => {
-                tracing::error!(error = %e, "cannot read live alerts; built-in alerts skipped");
-                return Vec::new();
-            }
-        };
-        // Live in the store, or raised by an earlier score of this pass
-        // that is yet to be stored.
         let is_live = |rule: &str| {
-            live.iter().any(|a| a.rule_id == rule && a.status != AlertStatus::Resolved)
+            live.iter().any(|r| r == rule)
                 || pending.iter().any(|b| b.firing.patient_id == settings.patient_id && b.firing.rule_id == rule)
         };
-        let firings = decide(is_live(alerts::NEWS2), is_live(alerts::NEWS2_RISING));
+        let firings = decide.firings(is_live(alerts::NEWS2), is_live(alerts::NEWS2_RISING));
         let evidence: Vec<i64> = score.subscores.iter().filter_map(|s| s.obs_id).collect();
         firings
             .into_iter()

@@ -187,6 +187,11 @@ pub trait Store: Send + Sync + 'static {
     async fn alert_act(&self, alert_id: i64, action: AlertAction, actor: &str, at: DateTime<Utc>) -> Result<AlertRow>;
     async fn alert_get(&self, alert_id: i64) -> Result<Option<AlertRow>>;
     async fn alerts_list(&self, ward_ids: &[i64], status: Option<AlertStatus>, patient_id: Option<i64>) -> Result<Vec<AlertRow>>;
+    /// The rules with a live (not resolved) alert, for each of many
+    /// patients in one read; a patient with none is absent. The ingest asks
+    /// this once a pass for the patients whose scores may raise a NEWS2
+    /// alert, where one `alerts_list` per score was a round trip each.
+    async fn live_alert_rules(&self, patient_ids: &[i64]) -> Result<std::collections::HashMap<i64, Vec<String>>>;
     /// Open alerts whose escalation time has come.
     async fn alerts_due(&self, now: DateTime<Utc>) -> Result<Vec<AlertRow>>;
     async fn alert_events(&self, alert_id: i64) -> Result<Vec<AlertEventRow>>;

@@ -958,6 +958,24 @@ impl Store for PgStore {
         Ok(rows.iter().map(episode_settings_row).map(|s| (s.patient_id, s)).collect())
     }
 
+    async fn live_alert_rules(&self, patient_ids: &[i64]) -> Result<HashMap<i64, Vec<String>>> {
+        let mut out: HashMap<i64, Vec<String>> = HashMap::new();
+        if patient_ids.is_empty() {
+            return Ok(out);
+        }
+        let rows: Vec<(i64, String)> = sqlx::query_as(
+            "SELECT patient_id, rule_id FROM alerts
+             WHERE patient_id = ANY($1) AND status != 'resolved' ORDER BY patient_id, rule_id",
+        )
+        .bind(patient_ids)
+        .fetch_all(&self.pool)
+        .await?;
+        for (patient, rule) in rows {
+            out.entry(patient).or_default().push(rule);
+        }
+        Ok(out)
+    }
+
     async fn readings_for_scoring(
         &self,
         spans: &[(i64, DateTime<Utc>, DateTime<Utc>)],

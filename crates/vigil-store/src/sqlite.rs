@@ -927,6 +927,25 @@ impl Store for SqliteStore {
         rows.iter().map(|r| episode_settings_row(r).map(|s| (s.patient_id, s))).collect()
     }
 
+    async fn live_alert_rules(&self, patient_ids: &[i64]) -> Result<HashMap<i64, Vec<String>>> {
+        let mut out: HashMap<i64, Vec<String>> = HashMap::new();
+        if patient_ids.is_empty() {
+            return Ok(out);
+        }
+        let ids = serde_json::to_string(patient_ids).unwrap_or_else(|_| "[]".into());
+        let rows: Vec<(i64, String)> = sqlx::query_as(
+            "SELECT patient_id, rule_id FROM alerts
+             WHERE patient_id IN (SELECT value FROM json_each(?)) AND status != 'resolved' ORDER BY patient_id, rule_id",
+        )
+        .bind(ids)
+        .fetch_all(&self.pool)
+        .await?;
+        for (patient, rule) in rows {
+            out.entry(patient).or_default().push(rule);
+        }
+        Ok(out)
+    }
+
     async fn episode_settings(&self, patient_id: i64) -> Result<Option<EpisodeSettings>> {
         let row = sqlx::query(&format!("{EPISODE_SETTINGS} WHERE e.patient_id = ? AND e.discharged_at IS NULL"))
             .bind(patient_id)

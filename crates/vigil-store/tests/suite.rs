@@ -69,6 +69,7 @@ both_backends!(
     derived_observations_are_queryable,
     alert_fires_raise_update_and_ignore_superseded_readings,
     alerts_fired_together_see_each_other_and_store_all_or_nothing,
+    live_alert_rules_answer_like_alerts_list,
     alert_lifecycle_is_audited_and_guarded,
     alerts_list_filters_and_due_escalations,
     audit_trail_filters_newest_first,
@@ -2075,6 +2076,39 @@ async fn alerts_fired_together_see_each_other_and_store_all_or_nothing(s: &dyn S
         .await;
     assert!(refused.is_err(), "{refused:?}");
     assert_eq!(s.alerts_list(&[w], None, None).await.expect("list"), before, "all or nothing");
+}
+
+async fn live_alert_rules_answer_like_alerts_list(s: &dyn Store) {
+    let w = ward(s, "W").await;
+    let v = ward(s, "V").await;
+    let p = admit(s, w, "Ann").await;
+    let q = admit(s, v, "Bob").await;
+    let quiet = admit(s, w, "Cy").await;
+    assert!(s.live_alert_rules(&[]).await.expect("none asked").is_empty());
+    for (patient, ward, rule) in [(p, w, "news2"), (p, w, "news2-rising"), (q, v, "news2"), (q, v, "spo2_low")] {
+        s.alert_fire(firing(patient, ward, rule, Severity::Medium, t(8, 0)), t(8, 0)).await.expect("fire");
+    }
+    // A resolved alert is not live.
+    let bob = s.alerts_list(&[v], None, Some(q)).await.expect("list");
+    let spo2 = bob.iter().find(|a| a.rule_id == "spo2_low").expect("spo2_low");
+    s.alert_act(spo2.id, AlertAction::Resolve { outcome: "treated".into(), note: "".into() }, "dr", t(8, 30))
+        .await
+        .expect("resolve");
+    let live = s.live_alert_rules(&[p, q, quiet, i64::from(i32::MAX)]).await.expect("live rules");
+    assert_eq!(live.len(), 2, "a patient with no live alert is absent: {live:?}");
+    for (patient, ward) in [(p, w), (q, v)] {
+        let mut want: Vec<String> = s
+            .alerts_list(&[ward], None, Some(patient))
+            .await
+            .expect("list")
+            .into_iter()
+            .filter(|a| a.status != AlertStatus::Resolved)
+            .map(|a| a.rule_id)
+            .collect();
+        want.sort();
+        assert_eq!(live[&patient], want, "patient {patient}");
+    }
+    assert_eq!(live[&q], ["news2"], "Bob's resolved spo2_low is not live");
 }
 
 async fn alert_lifecycle_is_audited_and_guarded(s: &dyn Store) {
