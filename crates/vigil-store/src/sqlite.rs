@@ -209,6 +209,8 @@ fn alert_row(r: &sqlx::sqlite::SqliteRow) -> Result<AlertRow> {
 const MESSAGE_ROWS: usize = 500;
 const OBSERVATION_ROWS: usize = 1000;
 const SCORE_ROWS: usize = 1000;
+const ECG_CHUNK_ROWS: usize = 500;
+const BEAT_ROWS: usize = 1000;
 
 /// Insert observations (message, observation) in one statement; their ids,
 /// in the order given ([`crate::ids_in_insert_order`]).
@@ -1073,50 +1075,54 @@ impl Store for SqliteStore {
     async fn store_ecg_batch(&self, batch: &[NewEcgChunk]) -> Result<Vec<BatchOutcome>> {
         let _write = self.write.lock().await;
         let mut tx = self.pool.begin_with("BEGIN IMMEDIATE").await?;
-        let mut out = Vec::with_capacity(batch.len());
-        for c in batch {
-            let n = sqlx::query(
-                "INSERT INTO ecg_chunks (device_id, seq, patient_id, t0_ms, fs_hz, uv_per_count, n_samples, encoding, samples, received_at)
-                 VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (device_id, seq) DO NOTHING",
-            )
-            .bind(&c.device_id)
-            .bind(c.seq as i64)
-            .bind(c.patient_id)
-            .bind(c.t0_ms)
-            .bind(c.fs_hz as i64)
-            .bind(c.uv_per_count as f64)
-            .bind(c.n_samples as i64)
-            .bind(&c.encoding)
-            .bind(&c.samples)
-            .bind(ts(c.received_at))
-            .execute(&mut *tx)
-            .await?
-            .rows_affected();
-            out.push(if n == 0 { BatchOutcome::Duplicate } else { BatchOutcome::Stored { observation_ids: vec![] } });
+        // Multi-row statements, as in `store_obs_batch`: the chunks that
+        // are new come back, and the first of a (device, seq) the batch
+        // repeats is the one stored.
+        let mut fresh: std::collections::HashSet<(String, i64)> = std::collections::HashSet::new();
+        for chunk in batch.chunks(ECG_CHUNK_ROWS) {
+            let mut q = sqlx::QueryBuilder::new(
+                "INSERT INTO ecg_chunks (device_id, seq, patient_id, t0_ms, fs_hz, uv_per_count, n_samples, encoding, samples, received_at) ",
+            );
+            q.push_values(chunk, |mut row, c| {
+                row.push_bind(c.device_id.clone())
+                    .push_bind(i64::from(c.seq))
+                    .push_bind(c.patient_id)
+                    .push_bind(c.t0_ms)
+                    .push_bind(i64::from(c.fs_hz))
+                    .push_bind(f64::from(c.uv_per_count))
+                    .push_bind(i64::from(c.n_samples))
+                    .push_bind(c.encoding.clone())
+                    .push_bind(c.samples.as_slice())
+                    .push_bind(ts(c.received_at));
+            });
+            q.push(" ON CONFLICT (device_id, seq) DO NOTHING RETURNING device_id, seq");
+            let rows: Vec<(String, i64)> = q.build_query_as().persistent(false).fetch_all(&mut *tx).await?;
+            fresh.extend(rows);
         }
         tx.commit().await?;
-        Ok(out)
+        Ok(batch
+            .iter()
+            .map(|c| match fresh.remove(&(c.device_id.clone(), i64::from(c.seq))) {
+                true => BatchOutcome::Stored { observation_ids: vec![] },
+                false => BatchOutcome::Duplicate,
+            })
+            .collect())
     }
 
     async fn store_beats(&self, sets: &[PatchBeats]) -> Result<()> {
         let _write = self.write.lock().await;
-        if sets.iter().all(|s| s.beats.is_empty()) {
+        let beats: Vec<(&PatchBeats, &BeatRow)> = sets.iter().flat_map(|s| s.beats.iter().map(move |b| (s, b))).collect();
+        if beats.is_empty() {
             return Ok(());
         }
         let mut tx = self.pool.begin_with("BEGIN IMMEDIATE").await?;
-        for set in sets {
-            for b in &set.beats {
-                sqlx::query(
-                    "INSERT INTO ecg_beats (device_id, t_ms, patient_id, rr_ms) VALUES (?, ?, ?, ?)
-                     ON CONFLICT (device_id, t_ms) DO NOTHING",
-                )
-                .bind(&set.device_id)
-                .bind(b.t_ms)
-                .bind(set.patient_id)
-                .bind(b.rr_ms.map(i64::from))
-                .execute(&mut *tx)
-                .await?;
-            }
+        for chunk in beats.chunks(BEAT_ROWS) {
+            let mut q = sqlx::QueryBuilder::new("INSERT INTO ecg_beats (device_id, t_ms, patient_id, rr_ms) ");
+            q.push_values(chunk, |mut row, (set, b)| {
+                row.push_bind(set.device_id.clone()).push_bind(b.t_ms).push_bind(set.patient_id).push_bind(b.rr_ms.map(i64::from));
+            });
+            q.push(" ON CONFLICT (device_id, t_ms) DO NOTHING");
+            q.build().persistent(false).execute(&mut *tx).await?;
         }
         tx.commit().await?;
         Ok(())

@@ -66,6 +66,7 @@ both_backends!(
     scores_history_is_ordered_by_the_time_it_describes,
     stats_count_what_is_stored,
     ecg_chunks_dedup_and_range_overlaps,
+    large_ecg_batches_keep_each_chunks_outcome,
     derived_observations_are_queryable,
     alert_fires_raise_update_and_ignore_superseded_readings,
     alerts_fired_together_see_each_other_and_store_all_or_nothing,
@@ -1790,6 +1791,11 @@ async fn ecg_chunks_dedup_and_range_overlaps(s: &dyn Store) {
         .await
         .is_err()
     );
+    assert_eq!(
+        s.store_ecg_batch(&[ecg_chunk("e1", 4, p, 14_000)]).await.expect("ecg"),
+        [BatchOutcome::Stored { observation_ids: vec![] }],
+        "the refused batch stored none of its chunks"
+    );
 
     let beats = [
         BeatRow {
@@ -1843,11 +1849,35 @@ async fn ecg_chunks_dedup_and_range_overlaps(s: &dyn Store) {
         "touching ends overlap"
     );
 
-    assert_eq!(s.ecg_delete_before(50_000).await.expect("delete"), 2);
+    assert_eq!(s.ecg_delete_before(50_000).await.expect("delete"), 3, "chunks 1, 2 and 4");
     let (chunks, got) = s.ecg_range(p, 0, 200_000).await.expect("range");
     assert_eq!(chunks.iter().map(|c| c.seq).collect::<Vec<_>>(), [3]);
     assert!(got.is_empty());
     assert_eq!(s.stats().await.expect("stats").ecg_chunks, 1);
+}
+
+/// Batches bigger than one statement holds (the SQLite store writes a few
+/// hundred rows a statement) keep every chunk's outcome in input order.
+async fn large_ecg_batches_keep_each_chunks_outcome(s: &dyn Store) {
+    let w = ward(s, "W").await;
+    let p = admit(s, w, "Ann").await;
+    let chunks: Vec<NewEcgChunk> = (0..1_300u32).map(|i| ecg_chunk(&format!("e{}", i % 3), i / 3, p, i64::from(i) * 2_000)).collect();
+    let out = s.store_ecg_batch(&chunks[..700]).await.expect("first part");
+    assert!(out.iter().all(|o| matches!(o, BatchOutcome::Stored { .. })));
+    // The whole again, with a repeat of its own last chunk at the end.
+    let mut again = chunks.clone();
+    again.push(chunks[1_299].clone());
+    let out = s.store_ecg_batch(&again).await.expect("all");
+    let stored: Vec<bool> = out.iter().map(|o| matches!(o, BatchOutcome::Stored { .. })).collect();
+    let want: Vec<bool> = (0..1_301).map(|i| (700..1_300).contains(&i)).collect();
+    assert_eq!(stored, want, "the first 700 and the repeat are duplicates, the rest stored");
+    assert_eq!(s.stats().await.expect("stats").ecg_chunks, 1_300);
+
+    let beats: Vec<BeatRow> = (0..2_500).map(|i| BeatRow { t_ms: i * 800, rr_ms: (i > 0).then_some(800) }).collect();
+    let set = |beats: &[BeatRow]| PatchBeats { patient_id: p, device_id: "e0".into(), beats: beats.to_vec() };
+    s.store_beats(&[set(&beats[..1_200]), set(&beats[1_000..])]).await.expect("beats");
+    let (_, got) = s.ecg_range(p, 0, 10_000_000).await.expect("range");
+    assert_eq!(got, beats, "every beat once, overlapping sets or not");
 }
 
 async fn derived_observations_are_queryable(s: &dyn Store) {
