@@ -1013,8 +1013,11 @@ impl Worker {
         to_score: &mut BTreeMap<i64, BTreeSet<chrono::DateTime<Utc>>>,
     ) {
         fresh.sort_by(|a, b| (a.device_id.as_str(), a.chunk.t0_ms).cmp(&(b.device_id.as_str(), b.chunk.t0_ms)));
-        // Every chunk's beats in one transaction, after the loop.
+        // Every chunk's beats in one transaction, and every heart rate in
+        // one more, after the loop (a write per heart rate waited its turn
+        // for SQLite's write lock each time).
         let mut beats = Vec::new();
+        let mut rates: Vec<(NewDerivedObservation, i64)> = Vec::new();
         for c in fresh {
             let d = self.ecg.feed(&c.device_id, &c.chunk);
             if !d.beats.is_empty() {
@@ -1029,23 +1032,7 @@ impl Worker {
                     measured_at: at,
                     received_at: stored_at,
                 };
-                match self.store.store_derived(o).await {
-                    Ok(id) => {
-                        to_score.entry(c.patient_id).or_default().insert(at);
-                        if let Some(r) = crate::rules::reading("pulse", &ObsValue::Number(bpm), Some("/min"), at, &c.device_id, id) {
-                            self.feed.push((c.patient_id, r));
-                        }
-                        let _ = self.events.send(LiveEvent::Observation {
-                            ward_id: c.ward_id,
-                            patient_id: c.patient_id,
-                            device_id: c.device_id.clone(),
-                            seq: c.chunk.seq,
-                            measured_at: at,
-                            obs: vec![LiveObservation { id, code: "pulse".into(), value: ObsValue::Number(bpm), unit: Some("/min".into()) }],
-                        });
-                    }
-                    Err(e) => tracing::error!(error = %e, device = %c.device_id, "storing ECG heart rate failed"),
-                }
+                rates.push((o, c.ward_id));
             }
             // The patch's signal quality is a device fact for the rules
             // (lead off → the pathway's device alert).
@@ -1101,6 +1088,32 @@ impl Worker {
         }
         if let Err(e) = self.store.store_beats(&beats).await {
             tracing::error!(error = %e, patches = beats.len(), "storing beats failed");
+        }
+        if rates.is_empty() {
+            return;
+        }
+        let (derived, wards): (Vec<NewDerivedObservation>, Vec<i64>) = rates.into_iter().unzip();
+        let ids = match self.store.store_derived(&derived).await {
+            Ok(ids) => ids,
+            Err(e) => {
+                tracing::error!(error = %e, rates = derived.len(), "storing ECG heart rates failed");
+                return;
+            }
+        };
+        for ((o, ward_id), id) in derived.into_iter().zip(wards).zip(ids) {
+            let ObsValue::Number(bpm) = o.observation.value else { continue };
+            to_score.entry(o.patient_id).or_default().insert(o.measured_at);
+            if let Some(r) = crate::rules::reading("pulse", &o.observation.value, Some("/min"), o.measured_at, &o.device_id, id) {
+                self.feed.push((o.patient_id, r));
+            }
+            let _ = self.events.send(LiveEvent::Observation {
+                ward_id,
+                patient_id: o.patient_id,
+                device_id: o.device_id,
+                seq: o.seq,
+                measured_at: o.measured_at,
+                obs: vec![LiveObservation { id, code: "pulse".into(), value: ObsValue::Number(bpm), unit: Some("/min".into()) }],
+            });
         }
     }
 

@@ -160,8 +160,9 @@ pub trait Store: Send + Sync + 'static {
     /// Store detected beats of any number of patches in one transaction
     /// (idempotent per `(device, t_ms)`).
     async fn store_beats(&self, sets: &[PatchBeats]) -> Result<()>;
-    /// Store an observation derived on the server; returns its id.
-    async fn store_derived(&self, o: NewDerivedObservation) -> Result<i64>;
+    /// Store observations derived on the server (a pass's ECG heart rates)
+    /// in one transaction; returns their ids in the order given.
+    async fn store_derived(&self, obs: &[NewDerivedObservation]) -> Result<Vec<i64>>;
     /// Chunks overlapping `[from_ms, to_ms]` and beats within it.
     async fn ecg_range(&self, patient_id: i64, from_ms: i64, to_ms: i64) -> Result<(Vec<EcgChunkRow>, Vec<BeatRow>)>;
     /// Delete `kind` history older than `before`; returns rows deleted.

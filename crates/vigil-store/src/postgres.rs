@@ -1227,24 +1227,33 @@ impl Store for PgStore {
         Ok(())
     }
 
-    async fn store_derived(&self, o: NewDerivedObservation) -> Result<i64> {
-        let (num, text) = split_value(&o.observation.value);
-        let id: i64 = sqlx::query_scalar(
-            "INSERT INTO observations (patient_id, device_id, seq, code, value_num, value_text, unit, measured_at, received_at)
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9) RETURNING id",
-        )
-        .bind(o.patient_id)
-        .bind(&o.device_id)
-        .bind(i64::from(o.seq))
-        .bind(&o.observation.code)
-        .bind(num)
-        .bind(text)
-        .bind(&o.observation.unit)
-        .bind(ts(o.measured_at))
-        .bind(ts(o.received_at))
-        .fetch_one(&self.pool)
-        .await?;
-        Ok(id)
+    async fn store_derived(&self, obs: &[NewDerivedObservation]) -> Result<Vec<i64>> {
+        if obs.is_empty() {
+            return Ok(Vec::new());
+        }
+        let mut tx = self.pool.begin().await?;
+        let mut ids = Vec::with_capacity(obs.len());
+        for o in obs {
+            let (num, text) = split_value(&o.observation.value);
+            let id: i64 = sqlx::query_scalar(
+                "INSERT INTO observations (patient_id, device_id, seq, code, value_num, value_text, unit, measured_at, received_at)
+                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9) RETURNING id",
+            )
+            .bind(o.patient_id)
+            .bind(&o.device_id)
+            .bind(i64::from(o.seq))
+            .bind(&o.observation.code)
+            .bind(num)
+            .bind(text)
+            .bind(&o.observation.unit)
+            .bind(ts(o.measured_at))
+            .bind(ts(o.received_at))
+            .fetch_one(&mut *tx)
+            .await?;
+            ids.push(id);
+        }
+        tx.commit().await?;
+        Ok(ids)
     }
 
     async fn ecg_range(

@@ -1128,11 +1128,21 @@ impl Store for SqliteStore {
         Ok(())
     }
 
-    async fn store_derived(&self, o: NewDerivedObservation) -> Result<i64> {
+    async fn store_derived(&self, obs: &[NewDerivedObservation]) -> Result<Vec<i64>> {
         let _write = self.write.lock().await;
-        let mut conn = self.pool.acquire().await?;
-        let (measured, received) = (ts(o.measured_at), ts(o.received_at));
-        insert_observation(&mut conn, o.patient_id, &o.device_id, o.seq, &o.observation, &measured, &received).await
+        if obs.is_empty() {
+            return Ok(Vec::new());
+        }
+        // One transaction (one turn of the write lock, one commit) for the
+        // pass: a few rows, each its own statement.
+        let mut tx = self.pool.begin_with("BEGIN IMMEDIATE").await?;
+        let mut ids = Vec::with_capacity(obs.len());
+        for o in obs {
+            let (measured, received) = (ts(o.measured_at), ts(o.received_at));
+            ids.push(insert_observation(&mut tx, o.patient_id, &o.device_id, o.seq, &o.observation, &measured, &received).await?);
+        }
+        tx.commit().await?;
+        Ok(ids)
     }
 
     async fn ecg_range(&self, patient_id: i64, from_ms: i64, to_ms: i64) -> Result<(Vec<EcgChunkRow>, Vec<BeatRow>)> {

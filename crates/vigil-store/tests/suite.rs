@@ -1883,21 +1883,21 @@ async fn large_ecg_batches_keep_each_chunks_outcome(s: &dyn Store) {
 async fn derived_observations_are_queryable(s: &dyn Store) {
     let w = ward(s, "W").await;
     let p = admit(s, w, "Ann").await;
-    let id = s
-        .store_derived(NewDerivedObservation {
-            patient_id: p,
-            device_id: "e1".into(),
-            seq: 9,
-            observation: NewObservation {
-                code: "pulse".into(),
-                value: ObsValue::Number(72.0),
-                unit: Some("/min".into()),
-            },
-            measured_at: t(8, 0),
-            received_at: t(8, 1),
-        })
-        .await
-        .expect("derived");
+    let rate = |seq: u32, bpm: f64, at: DateTime<Utc>| NewDerivedObservation {
+        patient_id: p,
+        device_id: "e1".into(),
+        seq,
+        observation: NewObservation {
+            code: "pulse".into(),
+            value: ObsValue::Number(bpm),
+            unit: Some("/min".into()),
+        },
+        measured_at: at,
+        received_at: t(8, 1),
+    };
+    assert_eq!(s.store_derived(&[]).await.expect("none"), Vec::<i64>::new());
+    let ids = s.store_derived(&[rate(9, 72.0, t(8, 0))]).await.expect("derived");
+    let id = ids[0];
     let rows = obs(
         s,
         ObservationQuery {
@@ -1921,6 +1921,14 @@ async fn derived_observations_are_queryable(s: &dyn Store) {
         (st.obs_messages, st.observations),
         (0, 1),
         "derived rows have no uplink message"
+    );
+    // Several at once: their ids in the order given.
+    let ids = s.store_derived(&[rate(11, 90.0, t(8, 20)), rate(10, 80.0, t(8, 10))]).await.expect("derived");
+    let rows = obs(s, ObservationQuery { patient_id: p, from: Some(t(8, 5)), ..Default::default() }).await;
+    let by_id = |id: i64| rows.iter().find(|r| r.id == id).map(|r| (r.seq, r.measured_at));
+    assert_eq!(
+        ids.iter().map(|&id| by_id(id)).collect::<Vec<_>>(),
+        [Some((11, t(8, 20))), Some((10, t(8, 10)))]
     );
 }
 
