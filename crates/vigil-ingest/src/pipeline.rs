@@ -693,7 +693,8 @@ impl Worker {
                     self.batch_received = now;
                     self.in_engine.remove(&patient);
                     self.ensure_in_engine(patient).await;
-                    self.score_new(BTreeMap::from([(patient, BTreeSet::from([now]))])).await;
+                    let (_, firings) = self.score_new(BTreeMap::from([(patient, BTreeSet::from([now]))]), None).await;
+                    self.fire(firings).await;
                 }
                 Some(action) = rule_actions.recv() => self.forward_action(action),
                 _ = tokio::time::sleep(sleep) => {
@@ -719,8 +720,7 @@ impl Worker {
         clock.lap("ecg");
         // Scoring happens after the acks: a reading is safe once stored,
         // and a scoring failure must never make a device resend.
-        let mut settings = self.score_new(to_score).await;
-        clock.lap("score");
+        let (mut settings, news2_alerts) = self.score_new(to_score, Some(&mut clock)).await;
         // Then the pathway rules see every new observation, and
         // missed-reading and device-offline alerts resolve themselves now
         // that data has resumed.
@@ -736,8 +736,10 @@ impl Worker {
             outputs.extend(self.observe(patient, reading, now).await);
         }
         // All the pass's rule outputs together, in order, with the episodes
-        // scoring has just read: no read per output.
-        self.apply_outputs_with(outputs, now, &settings).await;
+        // scoring has just read: no read per output. Their alerts are
+        // stored with the NEWS2 alerts of the scores, in one transaction
+        // (one turn of SQLite's write lock, not two).
+        self.apply_outputs_with(outputs, now, &settings, news2_alerts).await;
         clock.lap("rules");
         for (patient, (codes, devices)) in resumed {
             let mut rules: Vec<String> = devices.iter().map(|d| format!("device-offline:{d}")).collect();
@@ -876,16 +878,22 @@ impl Worker {
 
     /// Persist and push what the engine decided.
     async fn apply_outputs(&mut self, outputs: Vec<vigil_rules::Output>, now: chrono::DateTime<Utc>) {
-        self.apply_outputs_with(outputs, now, &HashMap::new()).await;
+        self.apply_outputs_with(outputs, now, &HashMap::new(), Vec::new()).await;
     }
 
     /// [`Worker::apply_outputs`], given the episodes of some patients as
-    /// read in this pass (the others are read here).
-    async fn apply_outputs_with(&mut self, outputs: Vec<vigil_rules::Output>, now: chrono::DateTime<Utc>, known: &HashMap<i64, vigil_store::EpisodeSettings>) {
+    /// read in this pass (the others are read here), storing `firings`
+    /// (earlier in the pass) with the outputs' alerts.
+    async fn apply_outputs_with(
+        &mut self,
+        outputs: Vec<vigil_rules::Output>,
+        now: chrono::DateTime<Utc>,
+        known: &HashMap<i64, vigil_store::EpisodeSettings>,
+        mut firings: Vec<vigil_store::BatchFiring>,
+    ) {
         // Each patient's episode read once per call, however many outputs.
         let mut episodes: HashMap<i64, Option<(i64, Option<vigil_rules::Pathway>)>> = HashMap::new();
         // The pass's alerts are stored together, in one transaction.
-        let mut firings = Vec::new();
         for out in outputs {
             let patient = match &out {
                 vigil_rules::Output::AlertRaised(a)
@@ -1125,12 +1133,19 @@ impl Worker {
     /// every score that was the patient's newest state at its time drives
     /// the built-in NEWS2 alerts, in time order (several readings of one
     /// patient in one pass each count, as if they had come one by one), and
-    /// the newest is pushed; their alerts are stored in one transaction.
-    /// Returns the episode settings it read, by patient.
+    /// the newest is pushed. Returns the episode settings it read, by
+    /// patient, and the alerts to fire, for the caller to store (the pass
+    /// stores them with the pathway rules' alerts, in one transaction).
     async fn score_new(
         &mut self,
         to_score: BTreeMap<i64, BTreeSet<chrono::DateTime<Utc>>>,
-    ) -> HashMap<i64, vigil_store::EpisodeSettings> {
+        mut clock: Option<&mut StageClock<'_>>,
+    ) -> (HashMap<i64, vigil_store::EpisodeSettings>, Vec<vigil_store::BatchFiring>) {
+        let mut lap = |stage: &str| {
+            if let Some(c) = clock.as_mut() {
+                c.lap(stage);
+            }
+        };
         struct Current {
             push: bool,
             settings: vigil_store::EpisodeSettings,
@@ -1153,7 +1168,7 @@ impl Worker {
             Ok(e) => e,
             Err(e) => {
                 tracing::error!(error = %e, patients = patients.len(), "cannot read the episodes; scoring skipped");
-                return settings_of;
+                return (settings_of, Vec::new());
             }
         };
         // (patient, settings, the times to score at: (time, the newest state
@@ -1190,9 +1205,10 @@ impl Worker {
             Ok(r) => r,
             Err(e) => {
                 tracing::error!(error = %e, patients = spans.len(), "cannot read the readings; scoring skipped");
-                return settings_of;
+                return (settings_of, Vec::new());
             }
         };
+        lap("score_read");
         for (patient, settings, at_times) in plans {
             let r = reads.remove(&patient).unwrap_or_default();
             let mut readings = AsOf::new(r.base, r.later);
@@ -1210,13 +1226,16 @@ impl Worker {
             }
             settings_of.insert(patient, settings);
         }
-        if let Err(e) = self.store.score_insert_many(&rows).await {
+        lap("score");
+        let stored = self.store.score_insert_many(&rows).await;
+        lap("score_write");
+        if let Err(e) = stored {
             tracing::error!(error = %e, scores = rows.len(), "storing scores failed");
             // The remembered history now holds scores that are not stored.
             for r in &rows {
                 self.history.remove(&r.patient_id);
             }
-            return settings_of;
+            return (settings_of, Vec::new());
         }
         // The stored rows' details go to the live page as they are (a
         // score's detail is a large map: copying it was a tenth of a pass).
@@ -1269,8 +1288,8 @@ impl Worker {
                 let _ = self.events.send(LiveEvent::Score { ward_id: c.settings.ward_id, patient_id: c.settings.patient_id, score });
             }
         }
-        self.fire(firings).await;
-        settings_of
+        lap("alerts");
+        (settings_of, firings)
     }
 
     /// Make sure the remembered score history of `patient` covers `from`
