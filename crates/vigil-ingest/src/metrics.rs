@@ -20,7 +20,7 @@ pub struct IngestMetrics {
     pub alert_latency: Histogram,
     /// `vigil_ingest_batch_size`: messages per processed batch.
     pub batch_size: Histogram,
-    /// `vigil_store_write_seconds{kind="obs"|"ecg"}`: one batch transaction.
+    /// `vigil_store_write_seconds{kind="obs"|"ecg"|"obs_ecg"}`: one batch transaction (messages, ECG chunks, or both).
     pub store_write: HistogramVec,
     /// `vigil_ingest_queue_depth`: messages received, waiting for the batcher.
     pub queue_depth: IntGauge,

@@ -440,8 +440,7 @@ impl Intake {
             }
         }
         let mut acks: BTreeMap<String, Vec<u32>> = BTreeMap::new();
-        let obs_outcomes = self.store_obs(&pending).await;
-        let ecg_outcomes = self.store_ecg(&pending_ecg).await;
+        let (obs_outcomes, ecg_outcomes) = self.store_uplink(&pending, &pending_ecg).await.unwrap_or_default();
         let stored_at = Utc::now();
         if let Some(outcomes) = &obs_outcomes {
             for (p, outcome) in pending.iter().zip(outcomes) {
@@ -479,30 +478,15 @@ impl Intake {
         work
     }
 
-    /// Commit the observation messages; `None` (nothing acked) on failure.
-    async fn store_obs(&self, pending: &[Pending]) -> Option<Vec<BatchOutcome>> {
-        if pending.is_empty() {
+    /// Commit the batch's messages and ECG chunks in one transaction: the
+    /// outcomes of each (`None` if it had none), or nothing acked at all
+    /// on failure.
+    async fn store_uplink(&self, pending: &[Pending], pending_ecg: &[PendingEcg]) -> Option<(Option<Vec<BatchOutcome>>, Option<Vec<BatchOutcome>>)> {
+        if pending.is_empty() && pending_ecg.is_empty() {
             return None;
         }
         let msgs: Vec<NewObsMessage> = pending.iter().map(|p| p.msg.clone()).collect();
-        let _timer = self.metrics.store_write.with_label_values(&["obs"]).start_timer();
-        match self.store.store_obs_batch(&msgs).await {
-            Ok(o) => Some(o),
-            Err(e) => {
-                // Nothing is acked: every device keeps its messages and resends.
-                tracing::error!(error = %e, messages = msgs.len(), "store failed; batch not acked");
-                self.metrics.obs_messages.with_label_values(&["error"]).inc_by(msgs.len() as u64);
-                None
-            }
-        }
-    }
-
-    /// Commit the ECG chunks; `None` (nothing acked) on failure.
-    async fn store_ecg(&self, pending: &[PendingEcg]) -> Option<Vec<BatchOutcome>> {
-        if pending.is_empty() {
-            return None;
-        }
-        let rows: Vec<NewEcgChunk> = pending
+        let chunks: Vec<NewEcgChunk> = pending_ecg
             .iter()
             .map(|c| NewEcgChunk {
                 device_id: c.device_id.clone(),
@@ -517,12 +501,19 @@ impl Intake {
                 received_at: c.received_at,
             })
             .collect();
-        let _timer = self.metrics.store_write.with_label_values(&["ecg"]).start_timer();
-        match self.store.store_ecg_batch(&rows).await {
-            Ok(o) => Some(o),
+        let kind = match (msgs.is_empty(), chunks.is_empty()) {
+            (false, true) => "obs",
+            (true, false) => "ecg",
+            _ => "obs_ecg",
+        };
+        let _timer = self.metrics.store_write.with_label_values(&[kind]).start_timer();
+        match self.store.store_uplink_batch(&msgs, &chunks).await {
+            Ok((obs, ecg)) => Some(((!msgs.is_empty()).then_some(obs), (!chunks.is_empty()).then_some(ecg))),
             Err(e) => {
-                tracing::error!(error = %e, chunks = rows.len(), "ECG store failed; chunks not acked");
-                self.metrics.ecg_chunks.with_label_values(&["error"]).inc_by(rows.len() as u64);
+                // Nothing is acked: every device keeps its messages and resends.
+                tracing::error!(error = %e, messages = msgs.len(), chunks = chunks.len(), "store failed; batch not acked");
+                self.metrics.obs_messages.with_label_values(&["error"]).inc_by(msgs.len() as u64);
+                self.metrics.ecg_chunks.with_label_values(&["error"]).inc_by(chunks.len() as u64);
                 None
             }
         }

@@ -100,6 +100,11 @@ pub trait Store: Send + Sync + 'static {
     /// outcome per input, in order. Nothing is visible until this returns `Ok`.
     async fn store_obs_batch(&self, batch: &[NewObsMessage]) -> Result<Vec<BatchOutcome>>;
     /// Record a refused message in the dead-letter table.
+    /// [`Store::store_obs_batch`] and [`Store::store_ecg_batch`] of one
+    /// intake batch in one transaction: both stored, or neither. One commit
+    /// (and, in SQLite, one turn of the single write lock) per batch instead
+    /// of two.
+    async fn store_uplink_batch(&self, obs: &[NewObsMessage], ecg: &[NewEcgChunk]) -> Result<(Vec<BatchOutcome>, Vec<BatchOutcome>)>;
     async fn store_rejected(&self, r: NewRejected) -> Result<()>;
     async fn observations(&self, q: ObservationQuery) -> Result<Vec<ObservationRow>>;
 

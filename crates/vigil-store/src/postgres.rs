@@ -362,6 +362,105 @@ impl PgStore {
     }
 }
 
+/// [`Store::store_obs_batch`] inside the caller's transaction.
+async fn obs_batch_in(tx: &mut sqlx::Transaction<'_, sqlx::Postgres>, batch: &[NewObsMessage]) -> Result<Vec<BatchOutcome>> {
+    // Two statements for the whole batch (arrays, so no limit on bound
+    // values), not a round trip per message. First the messages, in
+    // `(device, seq)` order so that two instances writing overlapping
+    // batches take the dedup keys' locks in the same order and cannot
+    // deadlock. The new ones come back; rows written earlier in the
+    // statement count as conflicts, so of a (device, seq) the batch
+    // repeats the first (the sort is stable) is the one stored.
+    let order = lock_order(batch.iter().map(|m| (m.device_id.as_str(), m.seq)));
+    let devices: Vec<&str> = order.iter().map(|&i| batch[i].device_id.as_str()).collect();
+    let seqs: Vec<i64> = order.iter().map(|&i| i64::from(batch[i].seq)).collect();
+    let patients: Vec<i64> = order.iter().map(|&i| batch[i].patient_id).collect();
+    let measured: Vec<DateTime<Utc>> = order.iter().map(|&i| ts(batch[i].measured_at)).collect();
+    let received: Vec<DateTime<Utc>> = order.iter().map(|&i| ts(batch[i].received_at)).collect();
+    let fresh: Vec<(String, i64)> = sqlx::query_as(
+        "INSERT INTO obs_messages (device_id, seq, patient_id, measured_at, received_at)
+         SELECT v.d, v.s, v.p, v.m, v.r
+         FROM unnest($1::text[], $2::bigint[], $3::bigint[], $4::timestamptz[], $5::timestamptz[]) WITH ORDINALITY
+              AS v(d, s, p, m, r, ord)
+         ORDER BY v.ord
+         ON CONFLICT (device_id, seq) DO NOTHING
+         RETURNING device_id, seq",
+    )
+    .bind(&devices)
+    .bind(&seqs)
+    .bind(&patients)
+    .bind(&measured)
+    .bind(&received)
+    .fetch_all(&mut **tx)
+    .await?;
+    let mut fresh: std::collections::HashSet<(String, i64)> = fresh.into_iter().collect();
+    let stored: Vec<&NewObsMessage> =
+        batch.iter().filter(|m| fresh.remove(&(m.device_id.clone(), i64::from(m.seq)))).collect();
+    // Then their observations, in message order; identity values are
+    // drawn in insertion order.
+    let rows: Vec<(&NewObsMessage, &NewObservation)> =
+        stored.iter().flat_map(|m| m.obs.iter().map(move |o| (*m, o))).collect();
+    let ids = if rows.is_empty() {
+        Vec::new()
+    } else {
+        let (nums, texts): (Vec<Option<f64>>, Vec<Option<&str>>) = rows.iter().map(|(_, o)| split_value(&o.value)).unzip();
+        let back: Vec<(i64, String, i64, String)> = sqlx::query_as(
+            "INSERT INTO observations
+                 (patient_id, device_id, seq, code, value_num, value_text, unit, measured_at, received_at)
+             SELECT v.p, v.d, v.s, v.code, v.num, v.txt, v.unit, v.m, v.r
+             FROM unnest($1::bigint[], $2::text[], $3::bigint[], $4::text[], $5::float8[], $6::text[], $7::text[],
+                         $8::timestamptz[], $9::timestamptz[]) WITH ORDINALITY
+                  AS v(p, d, s, code, num, txt, unit, m, r, ord)
+             ORDER BY v.ord
+             RETURNING id, device_id, seq, code",
+        )
+        .bind(rows.iter().map(|(m, _)| m.patient_id).collect::<Vec<i64>>())
+        .bind(rows.iter().map(|(m, _)| m.device_id.as_str()).collect::<Vec<&str>>())
+        .bind(rows.iter().map(|(m, _)| i64::from(m.seq)).collect::<Vec<i64>>())
+        .bind(rows.iter().map(|(_, o)| o.code.as_str()).collect::<Vec<&str>>())
+        .bind(&nums)
+        .bind(&texts)
+        .bind(rows.iter().map(|(_, o)| o.unit.as_deref()).collect::<Vec<Option<&str>>>())
+        .bind(rows.iter().map(|(m, _)| ts(m.measured_at)).collect::<Vec<DateTime<Utc>>>())
+        .bind(rows.iter().map(|(m, _)| ts(m.received_at)).collect::<Vec<DateTime<Utc>>>())
+        .fetch_all(&mut **tx)
+        .await?;
+        crate::ids_in_insert_order(back, &rows)?
+    };
+    Ok(crate::batch_outcomes(batch, stored, ids))
+}
+
+/// [`Store::store_ecg_batch`] inside the caller's transaction.
+async fn ecg_batch_in(tx: &mut sqlx::Transaction<'_, sqlx::Postgres>, batch: &[NewEcgChunk]) -> Result<Vec<BatchOutcome>> {
+    let mut out = vec![BatchOutcome::Duplicate; batch.len()];
+    for i in lock_order(batch.iter().map(|c| (c.device_id.as_str(), c.seq))) {
+        let c = &batch[i];
+        let n = sqlx::query(
+            "INSERT INTO ecg_chunks (device_id, seq, patient_id, t0_ms, fs_hz, uv_per_count, n_samples, encoding, samples, received_at)
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10) ON CONFLICT (device_id, seq) DO NOTHING",
+        )
+        .bind(&c.device_id)
+        .bind(i64::from(c.seq))
+        .bind(c.patient_id)
+        .bind(c.t0_ms)
+        .bind(i32::from(c.fs_hz))
+        .bind(c.uv_per_count)
+        .bind(i64::from(c.n_samples))
+        .bind(&c.encoding)
+        .bind(&c.samples)
+        .bind(ts(c.received_at))
+        .execute(&mut **tx)
+        .await?
+        .rows_affected();
+        if n > 0 {
+            out[i] = BatchOutcome::Stored {
+                observation_ids: vec![],
+            };
+        }
+    }
+    Ok(out)
+}
+
 #[async_trait]
 impl Store for PgStore {
     async fn ping(&self) -> Result<()> {
@@ -797,71 +896,19 @@ impl Store for PgStore {
 
     async fn store_obs_batch(&self, batch: &[NewObsMessage]) -> Result<Vec<BatchOutcome>> {
         let mut tx = self.pool.begin().await?;
-        // Two statements for the whole batch (arrays, so no limit on bound
-        // values), not a round trip per message. First the messages, in
-        // `(device, seq)` order so that two instances writing overlapping
-        // batches take the dedup keys' locks in the same order and cannot
-        // deadlock. The new ones come back; rows written earlier in the
-        // statement count as conflicts, so of a (device, seq) the batch
-        // repeats the first (the sort is stable) is the one stored.
-        let order = lock_order(batch.iter().map(|m| (m.device_id.as_str(), m.seq)));
-        let devices: Vec<&str> = order.iter().map(|&i| batch[i].device_id.as_str()).collect();
-        let seqs: Vec<i64> = order.iter().map(|&i| i64::from(batch[i].seq)).collect();
-        let patients: Vec<i64> = order.iter().map(|&i| batch[i].patient_id).collect();
-        let measured: Vec<DateTime<Utc>> = order.iter().map(|&i| ts(batch[i].measured_at)).collect();
-        let received: Vec<DateTime<Utc>> = order.iter().map(|&i| ts(batch[i].received_at)).collect();
-        let fresh: Vec<(String, i64)> = sqlx::query_as(
-            "INSERT INTO obs_messages (device_id, seq, patient_id, measured_at, received_at)
-             SELECT v.d, v.s, v.p, v.m, v.r
-             FROM unnest($1::text[], $2::bigint[], $3::bigint[], $4::timestamptz[], $5::timestamptz[]) WITH ORDINALITY
-                  AS v(d, s, p, m, r, ord)
-             ORDER BY v.ord
-             ON CONFLICT (device_id, seq) DO NOTHING
-             RETURNING device_id, seq",
-        )
-        .bind(&devices)
-        .bind(&seqs)
-        .bind(&patients)
-        .bind(&measured)
-        .bind(&received)
-        .fetch_all(&mut *tx)
-        .await?;
-        let mut fresh: std::collections::HashSet<(String, i64)> = fresh.into_iter().collect();
-        let stored: Vec<&NewObsMessage> =
-            batch.iter().filter(|m| fresh.remove(&(m.device_id.clone(), i64::from(m.seq)))).collect();
-        // Then their observations, in message order; identity values are
-        // drawn in insertion order.
-        let rows: Vec<(&NewObsMessage, &NewObservation)> =
-            stored.iter().flat_map(|m| m.obs.iter().map(move |o| (*m, o))).collect();
-        let ids = if rows.is_empty() {
-            Vec::new()
-        } else {
-            let (nums, texts): (Vec<Option<f64>>, Vec<Option<&str>>) = rows.iter().map(|(_, o)| split_value(&o.value)).unzip();
-            let back: Vec<(i64, String, i64, String)> = sqlx::query_as(
-                "INSERT INTO observations
-                     (patient_id, device_id, seq, code, value_num, value_text, unit, measured_at, received_at)
-                 SELECT v.p, v.d, v.s, v.code, v.num, v.txt, v.unit, v.m, v.r
-                 FROM unnest($1::bigint[], $2::text[], $3::bigint[], $4::text[], $5::float8[], $6::text[], $7::text[],
-                             $8::timestamptz[], $9::timestamptz[]) WITH ORDINALITY
-                      AS v(p, d, s, code, num, txt, unit, m, r, ord)
-                 ORDER BY v.ord
-                 RETURNING id, device_id, seq, code",
-            )
-            .bind(rows.iter().map(|(m, _)| m.patient_id).collect::<Vec<i64>>())
-            .bind(rows.iter().map(|(m, _)| m.device_id.as_str()).collect::<Vec<&str>>())
-            .bind(rows.iter().map(|(m, _)| i64::from(m.seq)).collect::<Vec<i64>>())
-            .bind(rows.iter().map(|(_, o)| o.code.as_str()).collect::<Vec<&str>>())
-            .bind(&nums)
-            .bind(&texts)
-            .bind(rows.iter().map(|(_, o)| o.unit.as_deref()).collect::<Vec<Option<&str>>>())
-            .bind(rows.iter().map(|(m, _)| ts(m.measured_at)).collect::<Vec<DateTime<Utc>>>())
-            .bind(rows.iter().map(|(m, _)| ts(m.received_at)).collect::<Vec<DateTime<Utc>>>())
-            .fetch_all(&mut *tx)
-            .await?;
-            crate::ids_in_insert_order(back, &rows)?
-        };
+        let out = obs_batch_in(&mut tx, batch).await?;
         tx.commit().await?;
-        Ok(crate::batch_outcomes(batch, stored, ids))
+        Ok(out)
+    }
+
+    async fn store_uplink_batch(&self, obs: &[NewObsMessage], ecg: &[NewEcgChunk]) -> Result<(Vec<BatchOutcome>, Vec<BatchOutcome>)> {
+        let mut tx = self.pool.begin().await?;
+        // Messages then chunks, each in its lock order: every instance takes
+        // the dedup keys' locks in the same order.
+        let obs = if obs.is_empty() { Vec::new() } else { obs_batch_in(&mut tx, obs).await? };
+        let ecg = if ecg.is_empty() { Vec::new() } else { ecg_batch_in(&mut tx, ecg).await? };
+        tx.commit().await?;
+        Ok((obs, ecg))
     }
 
     async fn store_rejected(&self, r: NewRejected) -> Result<()> {
@@ -1172,32 +1219,7 @@ impl Store for PgStore {
 
     async fn store_ecg_batch(&self, batch: &[NewEcgChunk]) -> Result<Vec<BatchOutcome>> {
         let mut tx = self.pool.begin().await?;
-        let mut out = vec![BatchOutcome::Duplicate; batch.len()];
-        for i in lock_order(batch.iter().map(|c| (c.device_id.as_str(), c.seq))) {
-            let c = &batch[i];
-            let n = sqlx::query(
-                "INSERT INTO ecg_chunks (device_id, seq, patient_id, t0_ms, fs_hz, uv_per_count, n_samples, encoding, samples, received_at)
-                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10) ON CONFLICT (device_id, seq) DO NOTHING",
-            )
-            .bind(&c.device_id)
-            .bind(i64::from(c.seq))
-            .bind(c.patient_id)
-            .bind(c.t0_ms)
-            .bind(i32::from(c.fs_hz))
-            .bind(c.uv_per_count)
-            .bind(i64::from(c.n_samples))
-            .bind(&c.encoding)
-            .bind(&c.samples)
-            .bind(ts(c.received_at))
-            .execute(&mut *tx)
-            .await?
-            .rows_affected();
-            if n > 0 {
-                out[i] = BatchOutcome::Stored {
-                    observation_ids: vec![],
-                };
-            }
-        }
+        let out = ecg_batch_in(&mut tx, batch).await?;
         tx.commit().await?;
         Ok(out)
     }

@@ -370,6 +370,73 @@ async fn insert_event(
     Ok(())
 }
 
+/// [`Store::store_obs_batch`] inside the caller's transaction.
+async fn obs_batch_in(tx: &mut sqlx::Transaction<'_, sqlx::Sqlite>, batch: &[NewObsMessage]) -> Result<Vec<BatchOutcome>> {
+    // A few multi-row statements, not three per message: each statement
+    // is a hop to sqlx's SQLite thread, and those hops, not SQLite, were
+    // most of a batch's time (docs/benchmarks.md). First the messages:
+    // the ones that are new come back (the first of a (device, seq) the
+    // batch repeats is the one stored).
+    let mut fresh: std::collections::HashSet<(String, i64)> = std::collections::HashSet::new();
+    for chunk in batch.chunks(MESSAGE_ROWS) {
+        let mut q = sqlx::QueryBuilder::new("INSERT INTO obs_messages (device_id, seq, patient_id, measured_at, received_at) ");
+        q.push_values(chunk, |mut row, m| {
+            row.push_bind(m.device_id.clone())
+                .push_bind(i64::from(m.seq))
+                .push_bind(m.patient_id)
+                .push_bind(ts(m.measured_at))
+                .push_bind(ts(m.received_at));
+        });
+        q.push(" ON CONFLICT (device_id, seq) DO NOTHING RETURNING device_id, seq");
+        let rows: Vec<(String, i64)> = q.build_query_as().persistent(false).fetch_all(&mut **tx).await?;
+        fresh.extend(rows);
+    }
+    let stored: Vec<&NewObsMessage> =
+        batch.iter().filter(|m| fresh.remove(&(m.device_id.clone(), i64::from(m.seq)))).collect();
+    // Then their observations, in message order.
+    let rows: Vec<(&NewObsMessage, &NewObservation)> = stored.iter().flat_map(|m| m.obs.iter().map(move |o| (*m, o))).collect();
+    let mut ids = Vec::with_capacity(rows.len());
+    for chunk in rows.chunks(OBSERVATION_ROWS) {
+        ids.extend(insert_observations(tx, chunk).await?);
+    }
+    Ok(crate::batch_outcomes(batch, stored, ids))
+}
+
+/// [`Store::store_ecg_batch`] inside the caller's transaction.
+async fn ecg_batch_in(tx: &mut sqlx::Transaction<'_, sqlx::Sqlite>, batch: &[NewEcgChunk]) -> Result<Vec<BatchOutcome>> {
+    // Multi-row statements, as in `obs_batch_in`: the chunks that
+    // are new come back, and the first of a (device, seq) the batch
+    // repeats is the one stored.
+    let mut fresh: std::collections::HashSet<(String, i64)> = std::collections::HashSet::new();
+    for chunk in batch.chunks(ECG_CHUNK_ROWS) {
+        let mut q = sqlx::QueryBuilder::new(
+            "INSERT INTO ecg_chunks (device_id, seq, patient_id, t0_ms, fs_hz, uv_per_count, n_samples, encoding, samples, received_at) ",
+        );
+        q.push_values(chunk, |mut row, c| {
+            row.push_bind(c.device_id.clone())
+                .push_bind(i64::from(c.seq))
+                .push_bind(c.patient_id)
+                .push_bind(c.t0_ms)
+                .push_bind(i64::from(c.fs_hz))
+                .push_bind(f64::from(c.uv_per_count))
+                .push_bind(i64::from(c.n_samples))
+                .push_bind(c.encoding.clone())
+                .push_bind(c.samples.as_slice())
+                .push_bind(ts(c.received_at));
+        });
+        q.push(" ON CONFLICT (device_id, seq) DO NOTHING RETURNING device_id, seq");
+        let rows: Vec<(String, i64)> = q.build_query_as().persistent(false).fetch_all(&mut **tx).await?;
+        fresh.extend(rows);
+    }
+    Ok(batch
+        .iter()
+        .map(|c| match fresh.remove(&(c.device_id.clone(), i64::from(c.seq))) {
+            true => BatchOutcome::Stored { observation_ids: vec![] },
+            false => BatchOutcome::Duplicate,
+        })
+        .collect())
+}
+
 #[async_trait]
 impl Store for SqliteStore {
     async fn ping(&self) -> Result<()> {
@@ -775,35 +842,18 @@ impl Store for SqliteStore {
     async fn store_obs_batch(&self, batch: &[NewObsMessage]) -> Result<Vec<BatchOutcome>> {
         let _write = self.write.lock().await;
         let mut tx = self.pool.begin_with("BEGIN IMMEDIATE").await?;
-        // A few multi-row statements, not three per message: each statement
-        // is a hop to sqlx's SQLite thread, and those hops, not SQLite, were
-        // most of a batch's time (docs/benchmarks.md). First the messages:
-        // the ones that are new come back (the first of a (device, seq) the
-        // batch repeats is the one stored).
-        let mut fresh: std::collections::HashSet<(String, i64)> = std::collections::HashSet::new();
-        for chunk in batch.chunks(MESSAGE_ROWS) {
-            let mut q = sqlx::QueryBuilder::new("INSERT INTO obs_messages (device_id, seq, patient_id, measured_at, received_at) ");
-            q.push_values(chunk, |mut row, m| {
-                row.push_bind(m.device_id.clone())
-                    .push_bind(i64::from(m.seq))
-                    .push_bind(m.patient_id)
-                    .push_bind(ts(m.measured_at))
-                    .push_bind(ts(m.received_at));
-            });
-            q.push(" ON CONFLICT (device_id, seq) DO NOTHING RETURNING device_id, seq");
-            let rows: Vec<(String, i64)> = q.build_query_as().persistent(false).fetch_all(&mut *tx).await?;
-            fresh.extend(rows);
-        }
-        let stored: Vec<&NewObsMessage> =
-            batch.iter().filter(|m| fresh.remove(&(m.device_id.clone(), i64::from(m.seq)))).collect();
-        // Then their observations, in message order.
-        let rows: Vec<(&NewObsMessage, &NewObservation)> = stored.iter().flat_map(|m| m.obs.iter().map(move |o| (*m, o))).collect();
-        let mut ids = Vec::with_capacity(rows.len());
-        for chunk in rows.chunks(OBSERVATION_ROWS) {
-            ids.extend(insert_observations(&mut tx, chunk).await?);
-        }
+        let out = obs_batch_in(&mut tx, batch).await?;
         tx.commit().await?;
-        Ok(crate::batch_outcomes(batch, stored, ids))
+        Ok(out)
+    }
+
+    async fn store_uplink_batch(&self, obs: &[NewObsMessage], ecg: &[NewEcgChunk]) -> Result<(Vec<BatchOutcome>, Vec<BatchOutcome>)> {
+        let _write = self.write.lock().await;
+        let mut tx = self.pool.begin_with("BEGIN IMMEDIATE").await?;
+        let obs = if obs.is_empty() { Vec::new() } else { obs_batch_in(&mut tx, obs).await? };
+        let ecg = if ecg.is_empty() { Vec::new() } else { ecg_batch_in(&mut tx, ecg).await? };
+        tx.commit().await?;
+        Ok((obs, ecg))
     }
 
     async fn store_rejected(&self, r: NewRejected) -> Result<()> {
@@ -1075,38 +1125,9 @@ impl Store for SqliteStore {
     async fn store_ecg_batch(&self, batch: &[NewEcgChunk]) -> Result<Vec<BatchOutcome>> {
         let _write = self.write.lock().await;
         let mut tx = self.pool.begin_with("BEGIN IMMEDIATE").await?;
-        // Multi-row statements, as in `store_obs_batch`: the chunks that
-        // are new come back, and the first of a (device, seq) the batch
-        // repeats is the one stored.
-        let mut fresh: std::collections::HashSet<(String, i64)> = std::collections::HashSet::new();
-        for chunk in batch.chunks(ECG_CHUNK_ROWS) {
-            let mut q = sqlx::QueryBuilder::new(
-                "INSERT INTO ecg_chunks (device_id, seq, patient_id, t0_ms, fs_hz, uv_per_count, n_samples, encoding, samples, received_at) ",
-            );
-            q.push_values(chunk, |mut row, c| {
-                row.push_bind(c.device_id.clone())
-                    .push_bind(i64::from(c.seq))
-                    .push_bind(c.patient_id)
-                    .push_bind(c.t0_ms)
-                    .push_bind(i64::from(c.fs_hz))
-                    .push_bind(f64::from(c.uv_per_count))
-                    .push_bind(i64::from(c.n_samples))
-                    .push_bind(c.encoding.clone())
-                    .push_bind(c.samples.as_slice())
-                    .push_bind(ts(c.received_at));
-            });
-            q.push(" ON CONFLICT (device_id, seq) DO NOTHING RETURNING device_id, seq");
-            let rows: Vec<(String, i64)> = q.build_query_as().persistent(false).fetch_all(&mut *tx).await?;
-            fresh.extend(rows);
-        }
+        let out = ecg_batch_in(&mut tx, batch).await?;
         tx.commit().await?;
-        Ok(batch
-            .iter()
-            .map(|c| match fresh.remove(&(c.device_id.clone(), i64::from(c.seq))) {
-                true => BatchOutcome::Stored { observation_ids: vec![] },
-                false => BatchOutcome::Duplicate,
-            })
-            .collect())
+        Ok(out)
     }
 
     async fn store_beats(&self, sets: &[PatchBeats]) -> Result<()> {

@@ -51,6 +51,7 @@ both_backends!(
     large_batches_give_each_observation_its_own_id,
     duplicate_never_overwrites_the_stored_reading,
     failed_batch_leaves_nothing_behind,
+    uplink_batch_stores_messages_and_chunks_together_or_neither,
     concurrent_overlapping_batches_store_each_message_once,
     rejected_messages_are_kept_and_counted,
     observation_query_filters_code_and_includes_both_edges,
@@ -1011,6 +1012,39 @@ async fn failed_batch_leaves_nothing_behind(s: &dyn Store) {
     // The dedup key went too: a resend of the good message is new, not a duplicate.
     let out = s.store_obs_batch(&[good]).await.expect("batch");
     assert_eq!(stored_ids(&out[0]).len(), 1);
+}
+
+async fn uplink_batch_stores_messages_and_chunks_together_or_neither(s: &dyn Store) {
+    let w = ward(s, "W").await;
+    let p = admit(s, w, "Ann").await;
+    let m1 = msg("d1", 1, p, t(8, 1), vec![num("spo2", 95.0), num("pulse", 70.0)]);
+    let m2 = msg("d1", 2, p, t(8, 2), vec![num("spo2", 94.0)]);
+    // A chunk naming a patient that does not exist fails the whole batch,
+    // messages included.
+    let refused = s
+        .store_uplink_batch(&[m1.clone(), m2.clone()], &[ecg_chunk("e1", 1, p, 10_000), ecg_chunk("e1", 2, 999_999, 12_000)])
+        .await;
+    assert!(refused.is_err(), "{refused:?}");
+    let st = s.stats().await.expect("stats");
+    assert_eq!((st.obs_messages, st.observations, st.ecg_chunks), (0, 0, 0), "all or nothing");
+
+    // Both parts, each with its outcomes in input order, like the two
+    // batch calls give; a repeat is a duplicate in either part.
+    let (obs_out, ecg_out) = s
+        .store_uplink_batch(&[m1.clone(), m2.clone(), m1.clone()], &[ecg_chunk("e1", 1, p, 10_000), ecg_chunk("e1", 1, p, 10_000)])
+        .await
+        .expect("uplink");
+    assert_eq!((stored_ids(&obs_out[0]).len(), stored_ids(&obs_out[1]).len()), (2, 1));
+    assert_eq!(obs_out[2], BatchOutcome::Duplicate);
+    assert!(matches!(ecg_out[0], BatchOutcome::Stored { .. }), "{ecg_out:?}");
+    assert_eq!(ecg_out[1], BatchOutcome::Duplicate);
+    // Either part may be empty.
+    let (obs_out, ecg_out) = s.store_uplink_batch(&[], &[ecg_chunk("e1", 2, p, 12_000)]).await.expect("ecg only");
+    assert!(obs_out.is_empty() && matches!(ecg_out[..], [BatchOutcome::Stored { .. }]));
+    let (obs_out, ecg_out) = s.store_uplink_batch(&[m2], &[]).await.expect("obs only");
+    assert!(ecg_out.is_empty() && obs_out == [BatchOutcome::Duplicate]);
+    let st = s.stats().await.expect("stats");
+    assert_eq!((st.obs_messages, st.observations, st.ecg_chunks), (2, 3, 2));
 }
 
 async fn concurrent_overlapping_batches_store_each_message_once(s: &dyn Store) {
