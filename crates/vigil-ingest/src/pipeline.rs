@@ -684,8 +684,8 @@ impl Worker {
                     self.batch_received = now;
                     self.in_engine.remove(&patient);
                     self.ensure_in_engine(patient).await;
-                    let (_, firings) = self.score_new(BTreeMap::from([(patient, BTreeSet::from([now]))]), None).await;
-                    self.fire(firings).await;
+                    let scored = self.score_new(BTreeMap::from([(patient, BTreeSet::from([now]))]), None).await;
+                    self.store_pass(scored.rows, scored.pushes, scored.firings).await;
                 }
                 Some(action) = rule_actions.recv() => self.forward_action(action),
                 _ = tokio::time::sleep(sleep) => {
@@ -711,7 +711,8 @@ impl Worker {
         clock.lap("ecg");
         // Scoring happens after the acks: a reading is safe once stored,
         // and a scoring failure must never make a device resend.
-        let (mut settings, news2_alerts) = self.score_new(to_score, Some(&mut clock)).await;
+        let scored = self.score_new(to_score, Some(&mut clock)).await;
+        let mut settings = scored.settings;
         // Then the pathway rules see every new observation, and
         // missed-reading and device-offline alerts resolve themselves now
         // that data has resumed.
@@ -727,11 +728,14 @@ impl Worker {
             outputs.extend(self.observe(patient, reading, now).await);
         }
         // All the pass's rule outputs together, in order, with the episodes
-        // scoring has just read: no read per output. Their alerts are
-        // stored with the NEWS2 alerts of the scores, in one transaction
-        // (one turn of SQLite's write lock, not two).
-        self.apply_outputs_with(outputs, now, &settings, news2_alerts).await;
+        // scoring has just read: no read per output.
+        let mut firings = scored.firings;
+        firings.extend(self.rule_effects(outputs, now, &settings).await);
         clock.lap("rules");
+        // The pass's scores, NEWS2 alerts and rule alerts in one
+        // transaction (one turn of SQLite's write lock, not three).
+        self.store_pass(scored.rows, scored.pushes, firings).await;
+        clock.lap("store");
         for (patient, (codes, devices)) in resumed {
             let mut rules: Vec<String> = devices.iter().map(|d| format!("device-offline:{d}")).collect();
             let s = match settings.remove(&patient) {
@@ -869,22 +873,23 @@ impl Worker {
 
     /// Persist and push what the engine decided.
     async fn apply_outputs(&mut self, outputs: Vec<vigil_rules::Output>, now: chrono::DateTime<Utc>) {
-        self.apply_outputs_with(outputs, now, &HashMap::new(), Vec::new()).await;
+        let firings = self.rule_effects(outputs, now, &HashMap::new()).await;
+        self.fire(firings).await;
     }
 
-    /// [`Worker::apply_outputs`], given the episodes of some patients as
-    /// read in this pass (the others are read here), storing `firings`
-    /// (earlier in the pass) with the outputs' alerts.
-    async fn apply_outputs_with(
+    /// The effects of the engine's outputs: commands sent to devices here,
+    /// alert firings returned (in order) for the caller to store, all
+    /// together. `known` holds the episodes of some patients as read in
+    /// this pass (the others are read here).
+    async fn rule_effects(
         &mut self,
         outputs: Vec<vigil_rules::Output>,
         now: chrono::DateTime<Utc>,
         known: &HashMap<i64, vigil_store::EpisodeSettings>,
-        mut firings: Vec<vigil_store::BatchFiring>,
-    ) {
+    ) -> Vec<vigil_store::BatchFiring> {
+        let mut firings = Vec::new();
         // Each patient's episode read once per call, however many outputs.
         let mut episodes: HashMap<i64, Option<(i64, Option<vigil_rules::Pathway>)>> = HashMap::new();
-        // The pass's alerts are stored together, in one transaction.
         for out in outputs {
             let patient = match &out {
                 vigil_rules::Output::AlertRaised(a)
@@ -903,7 +908,7 @@ impl Worker {
                 None => {}
             }
         }
-        self.fire(firings).await;
+        firings
     }
 
     /// The patient's ward and pathway as stored now (`read`, when this pass
@@ -1124,14 +1129,15 @@ impl Worker {
     /// every score that was the patient's newest state at its time drives
     /// the built-in NEWS2 alerts, in time order (several readings of one
     /// patient in one pass each count, as if they had come one by one), and
-    /// the newest is pushed. Returns the episode settings it read, by
-    /// patient, and the alerts to fire, for the caller to store (the pass
-    /// stores them with the pathway rules' alerts, in one transaction).
+    /// the newest is pushed once stored. Stores nothing itself: it returns
+    /// the scores, their pushes and alerts for [`Worker::store_pass`] (a
+    /// pass stores them with the pathway rules' alerts, in one
+    /// transaction), and the episode settings it read, by patient.
     async fn score_new(
         &mut self,
         to_score: BTreeMap<i64, BTreeSet<chrono::DateTime<Utc>>>,
         mut clock: Option<&mut StageClock<'_>>,
-    ) -> (HashMap<i64, vigil_store::EpisodeSettings>, Vec<vigil_store::BatchFiring>) {
+    ) -> Scored {
         let mut lap = |stage: &str| {
             if let Some(c) = clock.as_mut() {
                 c.lap(stage);
@@ -1159,7 +1165,7 @@ impl Worker {
             Ok(e) => e,
             Err(e) => {
                 tracing::error!(error = %e, patients = patients.len(), "cannot read the episodes; scoring skipped");
-                return (settings_of, Vec::new());
+                return Scored { settings: settings_of, ..Scored::default() };
             }
         };
         // (patient, settings, the times to score at: (time, the newest state
@@ -1196,7 +1202,7 @@ impl Worker {
             Ok(r) => r,
             Err(e) => {
                 tracing::error!(error = %e, patients = spans.len(), "cannot read the readings; scoring skipped");
-                return (settings_of, Vec::new());
+                return Scored { settings: settings_of, ..Scored::default() };
             }
         };
         lap("score_read");
@@ -1218,23 +1224,10 @@ impl Worker {
             settings_of.insert(patient, settings);
         }
         lap("score");
-        let stored = self.store.score_insert_many(&rows).await;
-        lap("score_write");
-        if let Err(e) = stored {
-            tracing::error!(error = %e, scores = rows.len(), "storing scores failed");
-            // The remembered history now holds scores that are not stored.
-            for r in &rows {
-                self.history.remove(&r.patient_id);
-            }
-            return (settings_of, Vec::new());
-        }
-        // The stored rows' details go to the live page as they are (a
-        // score's detail is a large map: copying it was a tenth of a pass).
-        let mut details: Vec<serde_json::Value> = rows.into_iter().map(|r| r.detail).collect();
-        // The built-in alerts of every score, stored in one transaction.
-        // Only the scores that may fire need the live alerts: those of all
-        // their patients are read at once (a read per score was a round
-        // trip each; nothing is written between here and `fire`).
+        // The built-in alerts of every score. Only the scores that may fire
+        // need the live alerts: those of all their patients are read at
+        // once (a read per score was a round trip each; nothing is written
+        // before the pass stores its alerts).
         let facts = |total: Option<i64>, risk: Option<&str>| alerts::ScoreFacts {
             total: total.and_then(|t| u8::try_from(t).ok()),
             severity: risk.and_then(alerts::severity_of_risk),
@@ -1268,6 +1261,7 @@ impl Worker {
             }
         };
         let mut firings = Vec::new();
+        let mut pushes = Vec::new();
         for (c, (decide, may)) in current.into_iter().zip(&decisions) {
             if let Some(live) = live.as_ref().filter(|_| *may) {
                 let live = live.get(&c.settings.patient_id).map(Vec::as_slice).unwrap_or_default();
@@ -1275,12 +1269,55 @@ impl Worker {
                 firings.extend(fired.into_iter().map(|firing| vigil_store::BatchFiring { firing, update_only: false }));
             }
             if c.push {
-                let score = std::mem::take(&mut details[c.row]);
-                let _ = self.events.send(LiveEvent::Score { ward_id: c.settings.ward_id, patient_id: c.settings.patient_id, score });
+                pushes.push((c.settings.ward_id, c.settings.patient_id, c.row));
             }
         }
         lap("alerts");
-        (settings_of, firings)
+        Scored { settings: settings_of, rows, pushes, firings }
+    }
+
+    /// Store a pass's scores and alerts in one transaction, then push the
+    /// scores to the live page and announce the alerts. If that fails the
+    /// two are tried apart, so that an alert is not lost to a score that
+    /// cannot be stored (nor a score to an alert).
+    async fn store_pass(&mut self, rows: Vec<vigil_store::NewScore>, pushes: Vec<(i64, i64, usize)>, firings: Vec<vigil_store::BatchFiring>) {
+        if rows.is_empty() && firings.is_empty() {
+            return;
+        }
+        let received = self.batch_received;
+        match self.store.score_and_fire(&rows, &firings, Utc::now()).await {
+            Ok(fired) => {
+                self.push_scores(rows, pushes);
+                for (alert, outcome) in fired.into_iter().flatten() {
+                    self.announce(alert, outcome, received);
+                }
+            }
+            Err(e) => {
+                tracing::warn!(error = %e, scores = rows.len(), firings = firings.len(), "storing a pass's scores and alerts together failed; storing them apart");
+                match self.store.score_insert_many(&rows).await {
+                    Ok(()) => self.push_scores(rows, pushes),
+                    Err(e) => {
+                        tracing::error!(error = %e, scores = rows.len(), "storing scores failed");
+                        // The remembered history now holds scores that are not stored.
+                        for r in &rows {
+                            self.history.remove(&r.patient_id);
+                        }
+                    }
+                }
+                self.fire(firings).await;
+            }
+        }
+    }
+
+    /// Push stored scores to the live page: `pushes` are (ward, patient,
+    /// index in `rows`). The details go as they are (a score's detail is a
+    /// large map: copying it was a tenth of a pass).
+    fn push_scores(&self, rows: Vec<vigil_store::NewScore>, pushes: Vec<(i64, i64, usize)>) {
+        let mut details: Vec<serde_json::Value> = rows.into_iter().map(|r| r.detail).collect();
+        for (ward_id, patient_id, row) in pushes {
+            let score = std::mem::take(&mut details[row]);
+            let _ = self.events.send(LiveEvent::Score { ward_id, patient_id, score });
+        }
     }
 
     /// Make sure the remembered score history of `patient` covers `from`
@@ -1416,6 +1453,18 @@ impl Worker {
             let _ = self.events.send(LiveEvent::DeviceStatus { ward_id: route.ward_id, patient_id: route.patient_id, device_id: device, status });
         }
     }
+}
+
+/// A pass's scoring, computed and not yet stored.
+#[derive(Default)]
+struct Scored {
+    /// The episode settings read, by patient.
+    settings: HashMap<i64, vigil_store::EpisodeSettings>,
+    rows: Vec<vigil_store::NewScore>,
+    /// (ward, patient, index in `rows`) of each score to push once stored.
+    pushes: Vec<(i64, i64, usize)>,
+    /// The built-in NEWS2 alerts the scores raise, in order.
+    firings: Vec<vigil_store::BatchFiring>,
 }
 
 /// Adds the time since the last lap to a stage's counter.

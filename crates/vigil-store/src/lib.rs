@@ -189,6 +189,11 @@ pub trait Store: Send + Sync + 'static {
     /// the alert as that firing left it, or `None` for an `update_only`
     /// firing with no live alert. All or nothing: on an error none is stored.
     async fn alert_fire_many(&self, firings: Vec<BatchFiring>, now: DateTime<Utc>) -> Result<Vec<Option<(AlertRow, FiringOutcome)>>>;
+    /// A scoring pass's writes in one transaction, all or nothing: its
+    /// scores ([`Store::score_insert_many`]), then its alert firings
+    /// ([`Store::alert_fire_many`], answered the same way). One commit, and
+    /// in SQLite one turn of the single write lock, instead of two.
+    async fn score_and_fire(&self, scores: &[NewScore], firings: &[BatchFiring], now: DateTime<Utc>) -> Result<Vec<Option<(AlertRow, FiringOutcome)>>>;
     /// Apply a lifecycle action; `Conflict` if the alert's state forbids it.
     async fn alert_act(&self, alert_id: i64, action: AlertAction, actor: &str, at: DateTime<Utc>) -> Result<AlertRow>;
     async fn alert_get(&self, alert_id: i64) -> Result<Option<AlertRow>>;

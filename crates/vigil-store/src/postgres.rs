@@ -461,6 +461,56 @@ async fn ecg_batch_in(tx: &mut sqlx::Transaction<'_, sqlx::Postgres>, batch: &[N
     Ok(out)
 }
 
+/// [`Store::score_insert_many`] inside the caller's transaction.
+async fn scores_in(tx: &mut sqlx::Transaction<'_, sqlx::Postgres>, rows: &[NewScore]) -> Result<()> {
+    // Multi-row statements, one round trip per 1,000 scores (8 bound
+    // values a row; PostgreSQL allows 65,535 in a statement).
+    for chunk in rows.chunks(1000) {
+        let mut q = sqlx::QueryBuilder::new(
+            "INSERT INTO scores (patient_id, scored_at, computed_at, total, risk, partial, detail, obs_ids) ",
+        );
+        q.push_values(chunk, |mut row, s| {
+            row.push_bind(s.patient_id)
+                .push_bind(ts(s.scored_at))
+                .push_bind(ts(s.computed_at))
+                .push_bind(s.total)
+                .push_bind(s.risk.clone())
+                .push_bind(s.partial)
+                .push_bind(s.detail.to_string())
+                .push_unseparated("::jsonb")
+                .push_bind(s.obs_ids.clone());
+        });
+        q.build().persistent(false).execute(&mut **tx).await?;
+    }
+    Ok(())
+}
+
+/// [`Store::alert_fire_many`] inside the caller's transaction.
+async fn fire_many_in(
+    tx: &mut sqlx::Transaction<'_, sqlx::Postgres>,
+    firings: &[BatchFiring],
+    now: DateTime<Utc>,
+) -> Result<Vec<Option<(AlertRow, FiringOutcome)>>> {
+    // Each firing locks its live alert until commit: taking the locks in
+    // (patient, rule) order keeps two instances firing overlapping
+    // batches from deadlocking. The sort is stable, so firings of one
+    // rule keep their order.
+    let mut order: Vec<usize> = (0..firings.len()).collect();
+    order.sort_by(|&a, &b| {
+        let (a, b) = (&firings[a].firing, &firings[b].firing);
+        (a.patient_id, &a.rule_id).cmp(&(b.patient_id, &b.rule_id))
+    });
+    let mut out = vec![None; firings.len()];
+    for i in order {
+        let b = &firings[i];
+        if let Some((id, outcome)) = fire_in(tx, &b.firing, b.update_only, now).await? {
+            let row = sqlx::query(&format!("{ALERT_COLUMNS} WHERE id = $1")).bind(id).fetch_one(&mut **tx).await?;
+            out[i] = Some((alert_row(&row)?, outcome));
+        }
+    }
+    Ok(out)
+}
+
 #[async_trait]
 impl Store for PgStore {
     async fn ping(&self) -> Result<()> {
@@ -1152,25 +1202,7 @@ impl Store for PgStore {
             return Ok(());
         }
         let mut tx = self.pool.begin().await?;
-        // Multi-row statements, one round trip per 1,000 scores (8 bound
-        // values a row; PostgreSQL allows 65,535 in a statement).
-        for chunk in rows.chunks(1000) {
-            let mut q = sqlx::QueryBuilder::new(
-                "INSERT INTO scores (patient_id, scored_at, computed_at, total, risk, partial, detail, obs_ids) ",
-            );
-            q.push_values(chunk, |mut row, s| {
-                row.push_bind(s.patient_id)
-                    .push_bind(ts(s.scored_at))
-                    .push_bind(ts(s.computed_at))
-                    .push_bind(s.total)
-                    .push_bind(s.risk.clone())
-                    .push_bind(s.partial)
-                    .push_bind(s.detail.to_string())
-                    .push_unseparated("::jsonb")
-                    .push_bind(s.obs_ids.clone());
-            });
-            q.build().persistent(false).execute(&mut *tx).await?;
-        }
+        scores_in(&mut tx, rows).await?;
         tx.commit().await?;
         Ok(())
     }
@@ -1354,32 +1386,22 @@ impl Store for PgStore {
         Ok(n)
     }
 
-    async fn alert_fire_many(
-        &self,
-        firings: Vec<BatchFiring>,
-        now: DateTime<Utc>,
-    ) -> Result<Vec<Option<(AlertRow, FiringOutcome)>>> {
-        // Each firing locks its live alert until commit: taking the locks in
-        // (patient, rule) order keeps two instances firing overlapping
-        // batches from deadlocking. The sort is stable, so firings of one
-        // rule keep their order.
-        let mut order: Vec<usize> = (0..firings.len()).collect();
-        order.sort_by(|&a, &b| {
-            let (a, b) = (&firings[a].firing, &firings[b].firing);
-            (a.patient_id, &a.rule_id).cmp(&(b.patient_id, &b.rule_id))
-        });
-        let mut out = vec![None; firings.len()];
+    async fn alert_fire_many(&self, firings: Vec<BatchFiring>, now: DateTime<Utc>) -> Result<Vec<Option<(AlertRow, FiringOutcome)>>> {
         let mut tx = self.pool.begin().await?;
-        for i in order {
-            let b = &firings[i];
-            if let Some((id, outcome)) = fire_in(&mut tx, &b.firing, b.update_only, now).await? {
-                let row = sqlx::query(&format!("{ALERT_COLUMNS} WHERE id = $1"))
-                    .bind(id)
-                    .fetch_one(&mut *tx)
-                    .await?;
-                out[i] = Some((alert_row(&row)?, outcome));
-            }
+        let out = fire_many_in(&mut tx, &firings, now).await?;
+        tx.commit().await?;
+        Ok(out)
+    }
+
+    async fn score_and_fire(&self, scores: &[NewScore], firings: &[BatchFiring], now: DateTime<Utc>) -> Result<Vec<Option<(AlertRow, FiringOutcome)>>> {
+        if scores.is_empty() && firings.is_empty() {
+            return Ok(Vec::new());
         }
+        let mut tx = self.pool.begin().await?;
+        // Scores take no locks another writer waits on; the alerts then in
+        // their lock order.
+        scores_in(&mut tx, scores).await?;
+        let out = fire_many_in(&mut tx, firings, now).await?;
         tx.commit().await?;
         Ok(out)
     }

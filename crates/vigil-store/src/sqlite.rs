@@ -437,6 +437,46 @@ async fn ecg_batch_in(tx: &mut sqlx::Transaction<'_, sqlx::Sqlite>, batch: &[New
         .collect())
 }
 
+/// [`Store::score_insert_many`] inside the caller's transaction.
+async fn scores_in(tx: &mut sqlx::Transaction<'_, sqlx::Sqlite>, rows: &[NewScore]) -> Result<()> {
+    // Multi-row statements, as in `store_obs_batch`.
+    for chunk in rows.chunks(SCORE_ROWS) {
+        let mut q = sqlx::QueryBuilder::new("INSERT INTO scores (patient_id, scored_at, computed_at, total, risk, partial, detail, obs_ids) ");
+        q.push_values(chunk, |mut row, s| {
+            row.push_bind(s.patient_id)
+                .push_bind(ts(s.scored_at))
+                .push_bind(ts(s.computed_at))
+                .push_bind(s.total)
+                .push_bind(s.risk.clone())
+                .push_bind(i64::from(s.partial))
+                .push_bind(s.detail.to_string())
+                .push_bind(serde_json::to_string(&s.obs_ids).unwrap_or_else(|_| "[]".into()));
+        });
+        q.build().persistent(false).execute(&mut **tx).await?;
+    }
+    Ok(())
+}
+
+/// [`Store::alert_fire_many`] inside the caller's transaction.
+async fn fire_many_in(
+    tx: &mut sqlx::Transaction<'_, sqlx::Sqlite>,
+    firings: &[BatchFiring],
+    now: DateTime<Utc>,
+) -> Result<Vec<Option<(AlertRow, FiringOutcome)>>> {
+    let mut out = Vec::with_capacity(firings.len());
+    for b in firings {
+        let fired = match fire_in(tx, &b.firing, b.update_only, now).await? {
+            Some((id, outcome)) => {
+                let row = sqlx::query(&format!("{ALERT_COLUMNS} WHERE id = ?")).bind(id).fetch_one(&mut **tx).await?;
+                Some((alert_row(&row)?, outcome))
+            }
+            None => None,
+        };
+        out.push(fired);
+    }
+    Ok(out)
+}
+
 #[async_trait]
 impl Store for SqliteStore {
     async fn ping(&self) -> Result<()> {
@@ -1069,21 +1109,7 @@ impl Store for SqliteStore {
             return Ok(());
         }
         let mut tx = self.pool.begin_with("BEGIN IMMEDIATE").await?;
-        // Multi-row statements, as in `store_obs_batch`.
-        for chunk in rows.chunks(SCORE_ROWS) {
-            let mut q = sqlx::QueryBuilder::new("INSERT INTO scores (patient_id, scored_at, computed_at, total, risk, partial, detail, obs_ids) ");
-            q.push_values(chunk, |mut row, s| {
-                row.push_bind(s.patient_id)
-                    .push_bind(ts(s.scored_at))
-                    .push_bind(ts(s.computed_at))
-                    .push_bind(s.total)
-                    .push_bind(s.risk.clone())
-                    .push_bind(i64::from(s.partial))
-                    .push_bind(s.detail.to_string())
-                    .push_bind(serde_json::to_string(&s.obs_ids).unwrap_or_else(|_| "[]".into()));
-            });
-            q.build().persistent(false).execute(&mut *tx).await?;
-        }
+        scores_in(&mut tx, rows).await?;
         tx.commit().await?;
         Ok(())
     }
@@ -1236,17 +1262,19 @@ impl Store for SqliteStore {
         // Reads the live alert, then writes: IMMEDIATE for the reason given
         // in `episode_update` (an alert must never be lost to SQLITE_BUSY).
         let mut tx = self.pool.begin_with("BEGIN IMMEDIATE").await?;
-        let mut out = Vec::with_capacity(firings.len());
-        for b in &firings {
-            let fired = match fire_in(&mut tx, &b.firing, b.update_only, now).await? {
-                Some((id, outcome)) => {
-                    let row = sqlx::query(&format!("{ALERT_COLUMNS} WHERE id = ?")).bind(id).fetch_one(&mut *tx).await?;
-                    Some((alert_row(&row)?, outcome))
-                }
-                None => None,
-            };
-            out.push(fired);
+        let out = fire_many_in(&mut tx, &firings, now).await?;
+        tx.commit().await?;
+        Ok(out)
+    }
+
+    async fn score_and_fire(&self, scores: &[NewScore], firings: &[BatchFiring], now: DateTime<Utc>) -> Result<Vec<Option<(AlertRow, FiringOutcome)>>> {
+        let _write = self.write.lock().await;
+        if scores.is_empty() && firings.is_empty() {
+            return Ok(Vec::new());
         }
+        let mut tx = self.pool.begin_with("BEGIN IMMEDIATE").await?;
+        scores_in(&mut tx, scores).await?;
+        let out = fire_many_in(&mut tx, firings, now).await?;
         tx.commit().await?;
         Ok(out)
     }

@@ -71,6 +71,7 @@ both_backends!(
     derived_observations_are_queryable,
     alert_fires_raise_update_and_ignore_superseded_readings,
     alerts_fired_together_see_each_other_and_store_all_or_nothing,
+    scores_and_alerts_of_a_pass_store_together_or_neither,
     live_alert_rules_answer_like_alerts_list,
     alert_lifecycle_is_audited_and_guarded,
     alerts_list_filters_and_due_escalations,
@@ -2181,6 +2182,54 @@ async fn live_alert_rules_answer_like_alerts_list(s: &dyn Store) {
         assert_eq!(live[&patient], want, "patient {patient}");
     }
     assert_eq!(live[&q], ["news2"], "Bob's resolved spo2_low is not live");
+}
+
+async fn scores_and_alerts_of_a_pass_store_together_or_neither(s: &dyn Store) {
+    let w = ward(s, "W").await;
+    let p = admit(s, w, "Ann").await;
+    let score = |at: DateTime<Utc>, total: i64| NewScore {
+        patient_id: p,
+        scored_at: at,
+        computed_at: at,
+        total: Some(total),
+        risk: Some("medium".into()),
+        partial: false,
+        detail: serde_json::json!({"total": total}),
+        obs_ids: vec![],
+    };
+    let batch = |f: AlertFiring, update_only: bool| BatchFiring { firing: f, update_only };
+    assert!(s.score_and_fire(&[], &[], t(8, 0)).await.expect("nothing").is_empty());
+
+    // A firing the store refuses (no such patient) keeps the scores out too.
+    let refused = s
+        .score_and_fire(&[score(t(8, 0), 5)], &[batch(firing(i64::from(i32::MAX), w, "news2", Severity::High, t(8, 0)), false)], t(8, 1))
+        .await;
+    assert!(refused.is_err(), "{refused:?}");
+    assert!(s.scores(p, None, None).await.expect("scores").is_empty(), "all or nothing");
+    assert!(s.alerts_list(&[w], None, None).await.expect("list").is_empty());
+
+    // Both stored, the firings answered as alert_fire_many answers them.
+    let out = s
+        .score_and_fire(
+            &[score(t(8, 0), 5), score(t(8, 5), 6)],
+            &[
+                batch(firing(p, w, "spo2_low", Severity::Low, t(8, 0)), true),
+                batch(firing(p, w, "news2", Severity::Medium, t(8, 0)), false),
+                batch(firing(p, w, "news2", Severity::Medium, t(8, 5)), false),
+            ],
+            t(8, 6),
+        )
+        .await
+        .expect("score and fire");
+    let seen: Vec<Option<(i64, FiringOutcome)>> = out.iter().map(|o| o.as_ref().map(|(a, o)| (a.count, *o))).collect();
+    assert_eq!(seen, [None, Some((1, FiringOutcome::Raised)), Some((2, FiringOutcome::Updated))]);
+    let totals: Vec<Option<i64>> = s.scores(p, None, None).await.expect("scores").iter().map(|r| r.total).collect();
+    assert_eq!(totals, [Some(5), Some(6)]);
+    // Scores alone, alerts alone.
+    s.score_and_fire(&[score(t(9, 0), 2)], &[], t(9, 0)).await.expect("scores only");
+    let out = s.score_and_fire(&[], &[batch(firing(p, w, "news2", Severity::High, t(9, 5)), false)], t(9, 5)).await.expect("alerts only");
+    assert_eq!(out[0].as_ref().map(|(a, o)| (a.count, a.severity, *o)), Some((3, Severity::High, FiringOutcome::Updated)));
+    assert_eq!(s.scores(p, None, None).await.expect("scores").len(), 3);
 }
 
 async fn alert_lifecycle_is_audited_and_guarded(s: &dyn Store) {
