@@ -77,6 +77,37 @@ async fn deterioration_raises_one_alert_that_repeats_update() {
     assert!(app.metrics().await.contains(r#"vigil_alerts_raised_total{severity="medium"}"#));
 }
 
+/// A pass stores its scores and alerts in one transaction. When the
+/// scores cannot be stored, that transaction fails; the alert must still be
+/// stored and pushed (hazard AL-12), and the score is not claimed as stored.
+#[tokio::test]
+async fn an_alert_is_raised_even_when_its_score_cannot_be_stored() {
+    let app = TestApp::spawn().await;
+    let mut ws = app.ws(&app.token).await;
+    let (patient, mut dev) = app.patient_with_device().await;
+    // Break the score table under the daemon: every score insert aborts.
+    let raw = app.raw_db().await;
+    let break_it = if raw.is_postgres() {
+        "CREATE FUNCTION fail_scores() RETURNS trigger AS $$ BEGIN RAISE EXCEPTION 'injected'; END $$ LANGUAGE plpgsql;
+         CREATE TRIGGER fail_scores BEFORE INSERT ON scores FOR EACH ROW EXECUTE FUNCTION fail_scores();"
+    } else {
+        "CREATE TRIGGER fail_scores BEFORE INSERT ON scores BEGIN SELECT RAISE(ABORT, 'injected'); END"
+    };
+    raw.execute(break_it).await.expect("trigger");
+
+    // RR 22 (2) + SpO2 94 (1) + pulse 112 (2) = 5: medium.
+    dev.publish_obs(1, vitals(22, 94, 112)).await;
+    assert_ack(&dev.next_cmd().await, &[1]);
+    let ev = ws.next_alert_event("alert", "news2").await;
+    assert_eq!((ev["alert"]["patient_id"].as_i64(), ev["alert"]["severity"].as_str()), (Some(patient), Some("medium")));
+    let ward_alerts: Value = app.get("/api/v1/alerts?status=open").send().await.expect("list").json().await.expect("json");
+    assert!(
+        ward_alerts.as_array().expect("alerts").iter().any(|a| a["rule_id"] == "news2" && a["patient_id"].as_i64() == Some(patient)),
+        "the alert is stored: {ward_alerts}"
+    );
+    assert!(app.store.scores(patient, None, None).await.expect("scores").is_empty(), "no score was stored");
+}
+
 #[tokio::test]
 async fn lifecycle_is_audited_and_a_resolved_state_is_not_raised_again() {
     let app = TestApp::spawn().await;
