@@ -86,14 +86,7 @@ async fn an_alert_is_raised_even_when_its_score_cannot_be_stored() {
     let mut ws = app.ws(&app.token).await;
     let (patient, mut dev) = app.patient_with_device().await;
     // Break the score table under the daemon: every score insert aborts.
-    let raw = app.raw_db().await;
-    let break_it = if raw.is_postgres() {
-        "CREATE FUNCTION fail_scores() RETURNS trigger AS $$ BEGIN RAISE EXCEPTION 'injected'; END $$ LANGUAGE plpgsql;
-         CREATE TRIGGER fail_scores BEFORE INSERT ON scores FOR EACH ROW EXECUTE FUNCTION fail_scores();"
-    } else {
-        "CREATE TRIGGER fail_scores BEFORE INSERT ON scores BEGIN SELECT RAISE(ABORT, 'injected'); END"
-    };
-    raw.execute(break_it).await.expect("trigger");
+    app.raw_db().await.refuse_inserts("scores", None).await;
 
     // RR 22 (2) + SpO2 94 (1) + pulse 112 (2) = 5: medium.
     dev.publish_obs(1, vitals(22, 94, 112)).await;
@@ -106,6 +99,30 @@ async fn an_alert_is_raised_even_when_its_score_cannot_be_stored() {
         "the alert is stored: {ward_alerts}"
     );
     assert!(app.store.scores(patient, None, None).await.expect("scores").is_empty(), "no score was stored");
+}
+
+/// When the pass's alerts cannot be stored together (one of them is
+/// refused), each is tried on its own: the refused one loses no other.
+#[tokio::test]
+async fn an_alert_the_store_refuses_loses_no_other_alert_of_its_pass() {
+    let app = TestApp::spawn().await;
+    let mut ws = app.ws(&app.token).await;
+    let (patient, mut dev) = app.patient_with_device().await;
+    // Refuse every new alert except NEWS2's, under the running daemon.
+    app.raw_db().await.refuse_inserts("alerts", Some("NEW.rule_id <> 'news2'")).await;
+
+    // NEWS2 high, and the general pathway's SpO2 and heart-rate rules fire
+    // in the same pass: their alerts are the ones refused.
+    dev.publish_obs(1, vitals(26, 91, 135)).await;
+    assert_ack(&dev.next_cmd().await, &[1]);
+    let ev = ws.next_alert_event("alert", "news2").await;
+    assert_eq!((ev["alert"]["patient_id"].as_i64(), ev["alert"]["severity"].as_str()), (Some(patient), Some("high")));
+    let open: Value = app.get("/api/v1/alerts?status=open").send().await.expect("list").json().await.expect("json");
+    let rules: Vec<&str> = open.as_array().expect("alerts").iter().filter_map(|a| a["rule_id"].as_str()).collect();
+    assert_eq!(rules, ["news2"], "only the refused alerts are missing: {open}");
+    // The pass's score was stored too (apart from its alerts): RR 26 (3) +
+    // SpO2 91 (3) + pulse 135 (3) = 9.
+    assert_eq!(app.store.scores(patient, None, None).await.expect("scores").last().and_then(|s| s.total), Some(9));
 }
 
 #[tokio::test]

@@ -350,6 +350,22 @@ impl RawDb {
             RawDb::Postgres(p) => sqlx::raw_sql(sql).execute(p).await.map(|_| ()),
         }
     }
+    /// From now on every insert into `table` fails (only the rows for which
+    /// `when` holds, if given: an SQL condition on `NEW` that both backends
+    /// read alike), under the running daemon.
+    pub async fn refuse_inserts(&self, table: &str, when: Option<&str>) {
+        let sql = if self.is_postgres() {
+            let cond = when.unwrap_or("true");
+            format!(
+                "CREATE FUNCTION refuse_{table}() RETURNS trigger AS $$ BEGIN IF {cond} THEN RAISE EXCEPTION 'injected'; END IF; RETURN NEW; END $$ LANGUAGE plpgsql;
+                 CREATE TRIGGER refuse_{table} BEFORE INSERT ON {table} FOR EACH ROW EXECUTE FUNCTION refuse_{table}();"
+            )
+        } else {
+            let when = when.map(|c| format!("WHEN {c} ")).unwrap_or_default();
+            format!("CREATE TRIGGER refuse_{table} BEFORE INSERT ON {table} {when}BEGIN SELECT RAISE(ABORT, 'injected'); END")
+        };
+        self.execute(&sql).await.expect("trigger");
+    }
 }
 
 pub struct TestDevice {

@@ -949,26 +949,22 @@ impl Worker {
             return;
         }
         let received = self.batch_received;
-        let n = firings.len();
-        match self.store.alert_fire_many(firings.clone(), Utc::now()).await {
-            Ok(fired) => {
-                for (alert, outcome) in fired.into_iter().flatten() {
-                    self.announce(alert, outcome, received);
-                }
-            }
+        let fired = match self.store.alert_fire_many(&firings, Utc::now()).await {
+            Ok(fired) => fired,
             Err(e) => {
-                tracing::warn!(error = %e, firings = n, "storing a pass's alerts together failed; storing them one by one");
-                for f in firings {
-                    match self.store.alert_fire_many(vec![f], Utc::now()).await {
-                        Ok(fired) => {
-                            for (alert, outcome) in fired.into_iter().flatten() {
-                                self.announce(alert, outcome, received);
-                            }
-                        }
+                tracing::warn!(error = %e, firings = firings.len(), "storing a pass's alerts together failed; storing them one by one");
+                let mut fired = Vec::new();
+                for f in &firings {
+                    match self.store.alert_fire_many(std::slice::from_ref(f), Utc::now()).await {
+                        Ok(one) => fired.extend(one),
                         Err(e) => tracing::error!(error = %e, "storing an alert failed"),
                     }
                 }
+                fired
             }
+        };
+        for (alert, outcome) in fired.into_iter().flatten() {
+            self.announce(alert, outcome, received);
         }
     }
 

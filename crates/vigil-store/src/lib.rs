@@ -180,7 +180,7 @@ pub trait Store: Send + Sync + 'static {
     /// (count, latest value, severity only upwards), in one transaction,
     /// recording the event as `system`.
     async fn alert_fire(&self, f: AlertFiring, now: DateTime<Utc>) -> Result<(AlertRow, FiringOutcome)> {
-        let mut out = self.alert_fire_many(vec![BatchFiring { firing: f, update_only: false }], now).await?;
+        let mut out = self.alert_fire_many(&[BatchFiring { firing: f, update_only: false }], now).await?;
         out.pop().flatten().ok_or_else(|| StoreError::Conflict("the alert firing changed nothing".into()))
     }
     /// [`Store::alert_fire`] for several firings in one transaction, each
@@ -188,7 +188,7 @@ pub trait Store: Send + Sync + 'static {
     /// make one alert with count 2). The answer is in the firings' order:
     /// the alert as that firing left it, or `None` for an `update_only`
     /// firing with no live alert. All or nothing: on an error none is stored.
-    async fn alert_fire_many(&self, firings: Vec<BatchFiring>, now: DateTime<Utc>) -> Result<Vec<Option<(AlertRow, FiringOutcome)>>>;
+    async fn alert_fire_many(&self, firings: &[BatchFiring], now: DateTime<Utc>) -> Result<Vec<Option<(AlertRow, FiringOutcome)>>>;
     /// A scoring pass's writes in one transaction, all or nothing: its
     /// scores ([`Store::score_insert_many`]), then its alert firings
     /// ([`Store::alert_fire_many`], answered the same way). One commit, and

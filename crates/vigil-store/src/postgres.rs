@@ -1386,9 +1386,9 @@ impl Store for PgStore {
         Ok(n)
     }
 
-    async fn alert_fire_many(&self, firings: Vec<BatchFiring>, now: DateTime<Utc>) -> Result<Vec<Option<(AlertRow, FiringOutcome)>>> {
+    async fn alert_fire_many(&self, firings: &[BatchFiring], now: DateTime<Utc>) -> Result<Vec<Option<(AlertRow, FiringOutcome)>>> {
         let mut tx = self.pool.begin().await?;
-        let out = fire_many_in(&mut tx, &firings, now).await?;
+        let out = fire_many_in(&mut tx, firings, now).await?;
         tx.commit().await?;
         Ok(out)
     }

@@ -1257,12 +1257,12 @@ impl Store for SqliteStore {
         Ok(n)
     }
 
-    async fn alert_fire_many(&self, firings: Vec<BatchFiring>, now: DateTime<Utc>) -> Result<Vec<Option<(AlertRow, FiringOutcome)>>> {
+    async fn alert_fire_many(&self, firings: &[BatchFiring], now: DateTime<Utc>) -> Result<Vec<Option<(AlertRow, FiringOutcome)>>> {
         let _write = self.write.lock().await;
         // Reads the live alert, then writes: IMMEDIATE for the reason given
         // in `episode_update` (an alert must never be lost to SQLITE_BUSY).
         let mut tx = self.pool.begin_with("BEGIN IMMEDIATE").await?;
-        let out = fire_many_in(&mut tx, &firings, now).await?;
+        let out = fire_many_in(&mut tx, firings, now).await?;
         tx.commit().await?;
         Ok(out)
     }

@@ -2099,7 +2099,7 @@ async fn alerts_fired_together_see_each_other_and_store_all_or_nothing(s: &dyn S
     let batch = |f: AlertFiring, update_only: bool| BatchFiring { firing: f, update_only };
     let out = s
         .alert_fire_many(
-            vec![
+            &[
                 // A repeat of an alert that is not live changes nothing…
                 batch(firing(p, w, "spo2_low", Severity::Low, t(8, 0)), true),
                 batch(firing(p, w, "news2", Severity::Medium, t(8, 0)), false),
@@ -2139,7 +2139,7 @@ async fn alerts_fired_together_see_each_other_and_store_all_or_nothing(s: &dyn S
     let before = s.alerts_list(&[w], None, None).await.expect("list");
     let refused = s
         .alert_fire_many(
-            vec![
+            &[
                 batch(firing(q, w, "news2", Severity::High, t(9, 0)), false),
                 batch(firing(q, w, "spo2_low", Severity::Low, t(9, 0)), false),
                 batch(firing(i64::from(i32::MAX), w, "news2", Severity::High, t(9, 0)), false),
