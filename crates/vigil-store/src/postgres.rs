@@ -432,33 +432,41 @@ async fn obs_batch_in(tx: &mut sqlx::Transaction<'_, sqlx::Postgres>, batch: &[N
 
 /// [`Store::store_ecg_batch`] inside the caller's transaction.
 async fn ecg_batch_in(tx: &mut sqlx::Transaction<'_, sqlx::Postgres>, batch: &[NewEcgChunk]) -> Result<Vec<BatchOutcome>> {
-    let mut out = vec![BatchOutcome::Duplicate; batch.len()];
-    for i in lock_order(batch.iter().map(|c| (c.device_id.as_str(), c.seq))) {
-        let c = &batch[i];
-        let n = sqlx::query(
-            "INSERT INTO ecg_chunks (device_id, seq, patient_id, t0_ms, fs_hz, uv_per_count, n_samples, encoding, samples, received_at)
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10) ON CONFLICT (device_id, seq) DO NOTHING",
-        )
-        .bind(&c.device_id)
-        .bind(i64::from(c.seq))
-        .bind(c.patient_id)
-        .bind(c.t0_ms)
-        .bind(i32::from(c.fs_hz))
-        .bind(c.uv_per_count)
-        .bind(i64::from(c.n_samples))
-        .bind(&c.encoding)
-        .bind(&c.samples)
-        .bind(ts(c.received_at))
-        .execute(&mut **tx)
-        .await?
-        .rows_affected();
-        if n > 0 {
-            out[i] = BatchOutcome::Stored {
-                observation_ids: vec![],
-            };
-        }
-    }
-    Ok(out)
+    // One statement for the batch (arrays), in `(device, seq)` lock order
+    // as in `obs_batch_in`; the new chunks come back, and of a (device,
+    // seq) the batch repeats the first is the one stored.
+    let order = lock_order(batch.iter().map(|c| (c.device_id.as_str(), c.seq)));
+    let col = |f: &dyn Fn(&NewEcgChunk) -> i64| order.iter().map(|&i| f(&batch[i])).collect::<Vec<i64>>();
+    let fresh: Vec<(String, i64)> = sqlx::query_as(
+        "INSERT INTO ecg_chunks (device_id, seq, patient_id, t0_ms, fs_hz, uv_per_count, n_samples, encoding, samples, received_at)
+         SELECT v.d, v.s, v.p, v.t0, v.fs, v.uv, v.n, v.enc, v.smp, v.r
+         FROM unnest($1::text[], $2::bigint[], $3::bigint[], $4::bigint[], $5::bigint[], $6::real[], $7::bigint[], $8::text[],
+                     $9::bytea[], $10::timestamptz[]) WITH ORDINALITY
+              AS v(d, s, p, t0, fs, uv, n, enc, smp, r, ord)
+         ORDER BY v.ord
+         ON CONFLICT (device_id, seq) DO NOTHING
+         RETURNING device_id, seq",
+    )
+    .bind(order.iter().map(|&i| batch[i].device_id.as_str()).collect::<Vec<&str>>())
+    .bind(col(&|c| i64::from(c.seq)))
+    .bind(col(&|c| c.patient_id))
+    .bind(col(&|c| c.t0_ms))
+    .bind(col(&|c| i64::from(c.fs_hz)))
+    .bind(order.iter().map(|&i| batch[i].uv_per_count).collect::<Vec<f32>>())
+    .bind(col(&|c| i64::from(c.n_samples)))
+    .bind(order.iter().map(|&i| batch[i].encoding.as_str()).collect::<Vec<&str>>())
+    .bind(order.iter().map(|&i| batch[i].samples.as_slice()).collect::<Vec<&[u8]>>())
+    .bind(order.iter().map(|&i| ts(batch[i].received_at)).collect::<Vec<DateTime<Utc>>>())
+    .fetch_all(&mut **tx)
+    .await?;
+    let mut fresh: std::collections::HashSet<(String, i64)> = fresh.into_iter().collect();
+    Ok(batch
+        .iter()
+        .map(|c| match fresh.remove(&(c.device_id.clone(), i64::from(c.seq))) {
+            true => BatchOutcome::Stored { observation_ids: vec![] },
+            false => BatchOutcome::Duplicate,
+        })
+        .collect())
 }
 
 /// [`Store::score_insert_many`] inside the caller's transaction.
