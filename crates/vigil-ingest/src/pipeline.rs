@@ -1194,7 +1194,9 @@ impl Worker {
             spans.push((patient, first, last));
             plans.push((patient, settings, at_times));
         }
-        let mut reads = match self.store.readings_for_scoring(&spans).await {
+        // Only the codes NEWS2 reads.
+        let codes = vigil_clinical::SCORED_CODES.map(vigil_clinical::Code::as_str);
+        let mut reads = match self.store.readings_for_scoring(&spans, &codes).await {
             Ok(r) => r,
             Err(e) => {
                 tracing::error!(error = %e, patients = spans.len(), "cannot read the readings; scoring skipped");

@@ -111,18 +111,24 @@ pub trait Store: Send + Sync + 'static {
     /// The newest observation of each code measured at or before `at`.
     async fn latest_per_code(&self, patient_id: i64, at: DateTime<Utc>) -> Result<Vec<ObservationRow>>;
 
-    /// What scoring needs for many patients at once: for each
-    /// `(patient, first, last)`, [`Store::latest_per_code`] at `first`, and
-    /// (when `last > first`) every observation measured from `first` to
-    /// `last`, both included, ordered as [`Store::observations`] orders
-    /// them. A patient with nothing stored is absent. This default asks
-    /// once per patient; a backend may answer in one round trip.
-    async fn readings_for_scoring(&self, spans: &[(i64, DateTime<Utc>, DateTime<Utc>)]) -> Result<std::collections::HashMap<i64, ScoringReads>> {
+    /// What scoring needs for many patients at once, of the given `codes`
+    /// only: for each `(patient, first, last)`, [`Store::latest_per_code`]
+    /// at `first`, and (when `last > first`) every observation measured
+    /// from `first` to `last`, both included, ordered as
+    /// [`Store::observations`] orders them. A patient with nothing stored
+    /// (of those codes) is absent. This default asks once per patient; a
+    /// backend may answer in one round trip.
+    async fn readings_for_scoring(
+        &self,
+        spans: &[(i64, DateTime<Utc>, DateTime<Utc>)],
+        codes: &[&str],
+    ) -> Result<std::collections::HashMap<i64, ScoringReads>> {
         let mut out = std::collections::HashMap::new();
+        let wanted = |rows: Vec<ObservationRow>| -> Vec<ObservationRow> { rows.into_iter().filter(|r| codes.contains(&r.code.as_str())).collect() };
         for &(patient_id, first, last) in spans {
-            let base = self.latest_per_code(patient_id, first).await?;
+            let base = wanted(self.latest_per_code(patient_id, first).await?);
             let later = if last > first {
-                self.observations(ObservationQuery { patient_id, code: None, from: Some(first), to: Some(last), max_points: None }).await?
+                wanted(self.observations(ObservationQuery { patient_id, code: None, from: Some(first), to: Some(last), max_points: None }).await?)
             } else {
                 Vec::new()
             };

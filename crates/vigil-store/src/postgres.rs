@@ -1084,28 +1084,21 @@ impl Store for PgStore {
     async fn readings_for_scoring(
         &self,
         spans: &[(i64, DateTime<Utc>, DateTime<Utc>)],
+        codes: &[&str],
     ) -> Result<HashMap<i64, ScoringReads>> {
-        if spans.is_empty() {
+        if spans.is_empty() || codes.is_empty() {
             return Ok(HashMap::new());
         }
-        // One statement for every patient: `latest_sql`'s skip-scan over
-        // each patient's codes, then per code the newest row at the span's
-        // start and the rows within it.
+        // One statement for every patient: per code asked for, the newest
+        // row at the span's start and the rows within it.
         let patients: Vec<i64> = spans.iter().map(|s| s.0).collect();
         let firsts: Vec<DateTime<Utc>> = spans.iter().map(|s| ts(s.1)).collect();
         let lasts: Vec<DateTime<Utc>> = spans.iter().map(|s| ts(s.2)).collect();
         let rows = sqlx::query(&format!(
-            "WITH RECURSIVE req(patient_id, t_first, t_last) AS (
+            "WITH req(patient_id, t_first, t_last) AS (
                 SELECT * FROM unnest($1::bigint[], $2::timestamptz[], $3::timestamptz[])),
              codes(patient_id, t_first, t_last, code) AS (
-                SELECT r.patient_id, r.t_first, r.t_last,
-                       (SELECT o.code FROM observations o WHERE o.patient_id = r.patient_id ORDER BY o.code LIMIT 1)
-                FROM req r
-              UNION ALL
-                SELECT c.patient_id, c.t_first, c.t_last,
-                       (SELECT o.code FROM observations o
-                        WHERE o.patient_id = c.patient_id AND o.code > c.code ORDER BY o.code LIMIT 1)
-                FROM codes c WHERE c.code IS NOT NULL)
+                SELECT r.patient_id, r.t_first, r.t_last, k.code FROM req r CROSS JOIN unnest($4::text[]) AS k(code))
              SELECT r.*, 0 AS part, c.patient_id FROM codes c CROSS JOIN LATERAL (
                 SELECT {OBS_COLUMNS} FROM observations o
                 WHERE o.patient_id = c.patient_id AND o.code = c.code AND o.measured_at <= c.t_first
@@ -1121,6 +1114,7 @@ impl Store for PgStore {
         .bind(&patients)
         .bind(&firsts)
         .bind(&lasts)
+        .bind(codes)
         .fetch_all(&self.pool)
         .await?;
         let mut out: HashMap<i64, ScoringReads> = HashMap::new();

@@ -965,25 +965,24 @@ impl Store for SqliteStore {
         rows.iter().map(|r| obs_row(r, 0)).collect()
     }
 
-    async fn readings_for_scoring(&self, spans: &[(i64, DateTime<Utc>, DateTime<Utc>)]) -> Result<HashMap<i64, ScoringReads>> {
-        if spans.is_empty() {
+    async fn readings_for_scoring(&self, spans: &[(i64, DateTime<Utc>, DateTime<Utc>)], codes: &[&str]) -> Result<HashMap<i64, ScoringReads>> {
+        if spans.is_empty() || codes.is_empty() {
             return Ok(HashMap::new());
         }
-        // One statement for every patient: LATEST_PER_CODE's two index
-        // walks and the span's range per code, driven by a JSON list of
-        // [patient, first, last] (CROSS JOIN keeps that order of the loops).
+        // One statement for every patient: for each of the codes asked for,
+        // the newest row at the span's start and the span's range, two
+        // index walks, driven by a JSON list of [patient, first, last]
+        // (CROSS JOIN keeps that order of the loops). Naming the codes
+        // spares a skip-scan over every code the patient has, and the rows
+        // of the codes scoring never reads.
         let req = serde_json::Value::Array(
             spans.iter().map(|(p, first, last)| serde_json::json!([p, ts(*first), ts(*last)])).collect(),
         );
         let rows = sqlx::query(
-            "WITH RECURSIVE req(patient_id, first, last) AS (
+            "WITH req(patient_id, first, last) AS (
                 SELECT json_extract(value, '$[0]'), json_extract(value, '$[1]'), json_extract(value, '$[2]') FROM json_each(?1)),
              codes(patient_id, first, last, code) AS (
-                SELECT patient_id, first, last, (SELECT code FROM observations o WHERE o.patient_id = req.patient_id ORDER BY code LIMIT 1) FROM req
-                UNION ALL
-                SELECT patient_id, first, last,
-                       (SELECT code FROM observations o WHERE o.patient_id = codes.patient_id AND o.code > codes.code ORDER BY code LIMIT 1)
-                FROM codes WHERE codes.code IS NOT NULL)
+                SELECT req.patient_id, req.first, req.last, c.value FROM req CROSS JOIN json_each(?2) c)
              SELECT 0, codes.patient_id, o.id, o.code, o.value_num, o.value_text, o.unit, o.measured_at, o.received_at, o.device_id, o.seq
              FROM codes CROSS JOIN observations o ON o.id = (
                 SELECT id FROM observations WHERE patient_id = codes.patient_id AND code = codes.code AND measured_at <= codes.first
@@ -996,6 +995,7 @@ impl Store for SqliteStore {
              ORDER BY 1, 2, 4, 8, 3",
         )
         .bind(req.to_string())
+        .bind(serde_json::to_string(codes).unwrap_or_else(|_| "[]".into()))
         .fetch_all(&self.pool)
         .await?;
         let mut out: HashMap<i64, ScoringReads> = HashMap::new();

@@ -1355,7 +1355,9 @@ async fn readings_for_scoring_answer_like_one_patient_at_a_time(s: &dyn Store) {
     // Ann over a span with a tie at its start; Bob at one instant (nothing
     // later is asked for); Cat has nothing stored; 999 does not exist.
     let spans = [(ann, t(8, 5), t(8, 10)), (bob, t(9, 0), t(9, 0)), (cat, t(8, 0), t(9, 0)), (999, t(8, 0), t(9, 0))];
-    let got = s.readings_for_scoring(&spans).await.expect("readings");
+    // Every code stored, and more that nobody measured.
+    let all = ["pulse", "resp_rate", "spo2", "temp"];
+    let got = s.readings_for_scoring(&spans, &all).await.expect("readings");
     let mut keys: Vec<i64> = got.keys().copied().collect();
     keys.sort();
     assert_eq!(keys, vec![ann, bob], "patients with nothing stored are absent");
@@ -1368,6 +1370,13 @@ async fn readings_for_scoring_answer_like_one_patient_at_a_time(s: &dyn Store) {
         };
         assert_eq!(got[&p], ScoringReads { base, later }, "patient {p}");
     }
+    // Some codes only: the same rows, less those of other codes; Bob, who
+    // has none of them, is absent.
+    let some = s.readings_for_scoring(&spans, &["spo2"]).await.expect("readings");
+    assert_eq!(some.keys().copied().collect::<Vec<_>>(), vec![ann]);
+    let only_spo2 = |rows: &[ObservationRow]| rows.iter().filter(|r| r.code == "spo2").cloned().collect::<Vec<_>>();
+    assert_eq!(some[&ann], ScoringReads { base: only_spo2(&got[&ann].base), later: only_spo2(&got[&ann].later) });
+    assert!(s.readings_for_scoring(&spans, &[]).await.expect("no codes").is_empty());
     // And what that is: the later of two readings at one instant, both
     // edges of the span, nothing after it.
     assert_eq!(values(&got[&ann].base), [("pulse".to_string(), 80.0), ("spo2".to_string(), 91.0)]);
@@ -1377,7 +1386,7 @@ async fn readings_for_scoring_answer_like_one_patient_at_a_time(s: &dyn Store) {
     );
     assert_eq!(values(&got[&bob].base), [("resp_rate".to_string(), 18.0)]);
     assert!(got[&bob].later.is_empty());
-    assert!(s.readings_for_scoring(&[]).await.expect("nothing").is_empty());
+    assert!(s.readings_for_scoring(&[], &all).await.expect("nothing").is_empty());
 }
 
 async fn episode_settings_many_answer_like_one_patient_at_a_time(s: &dyn Store) {
