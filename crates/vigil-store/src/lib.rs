@@ -221,6 +221,32 @@ pub trait Store: Send + Sync + 'static {
     async fn stats(&self) -> Result<Stats>;
 }
 
+/// Whether each of `keys` (device, seq), in order, was stored by a
+/// deduplicating insert that returned `fresh`, the keys it wrote (in any
+/// order): of a key the batch repeats, the first is the one stored.
+fn stored_firsts<'a>(keys: impl Iterator<Item = (&'a str, u32)>, fresh: impl IntoIterator<Item = (String, i64)>) -> Vec<bool> {
+    let mut fresh: std::collections::HashSet<(String, i64)> = fresh.into_iter().collect();
+    keys.map(|(device, seq)| fresh.remove(&(device.to_string(), i64::from(seq)))).collect()
+}
+
+/// The outcome of each chunk of an ECG batch, from [`stored_firsts`].
+fn chunk_outcomes(batch: &[NewEcgChunk], fresh: impl IntoIterator<Item = (String, i64)>) -> Vec<BatchOutcome> {
+    stored_firsts(batch.iter().map(|c| (c.device_id.as_str(), c.seq)), fresh)
+        .into_iter()
+        .map(|stored| match stored {
+            true => BatchOutcome::Stored { observation_ids: vec![] },
+            false => BatchOutcome::Duplicate,
+        })
+        .collect()
+}
+
+/// The messages of a batch that a deduplicating insert stored, in order,
+/// from [`stored_firsts`].
+fn stored_messages(batch: &[NewObsMessage], fresh: impl IntoIterator<Item = (String, i64)>) -> Vec<&NewObsMessage> {
+    let stored = stored_firsts(batch.iter().map(|m| (m.device_id.as_str(), m.seq)), fresh);
+    batch.iter().zip(stored).filter(|(_, s)| *s).map(|(m, _)| m).collect()
+}
+
 /// The ids of observations inserted in one statement, in the order of
 /// `rows` (message, observation), from what the statement returned: `(id,
 /// device, seq, code)` in any order. Both backends hand out ids in

@@ -393,9 +393,7 @@ async fn obs_batch_in(tx: &mut sqlx::Transaction<'_, sqlx::Postgres>, batch: &[N
     .bind(&received)
     .fetch_all(&mut **tx)
     .await?;
-    let mut fresh: std::collections::HashSet<(String, i64)> = fresh.into_iter().collect();
-    let stored: Vec<&NewObsMessage> =
-        batch.iter().filter(|m| fresh.remove(&(m.device_id.clone(), i64::from(m.seq)))).collect();
+    let stored = crate::stored_messages(batch, fresh);
     // Then their observations, in message order; identity values are
     // drawn in insertion order.
     let rows: Vec<(&NewObsMessage, &NewObservation)> =
@@ -459,14 +457,7 @@ async fn ecg_batch_in(tx: &mut sqlx::Transaction<'_, sqlx::Postgres>, batch: &[N
     .bind(order.iter().map(|&i| ts(batch[i].received_at)).collect::<Vec<DateTime<Utc>>>())
     .fetch_all(&mut **tx)
     .await?;
-    let mut fresh: std::collections::HashSet<(String, i64)> = fresh.into_iter().collect();
-    Ok(batch
-        .iter()
-        .map(|c| match fresh.remove(&(c.device_id.clone(), i64::from(c.seq))) {
-            true => BatchOutcome::Stored { observation_ids: vec![] },
-            false => BatchOutcome::Duplicate,
-        })
-        .collect())
+    Ok(crate::chunk_outcomes(batch, fresh))
 }
 
 /// [`Store::score_insert_many`] inside the caller's transaction.

@@ -377,7 +377,7 @@ async fn obs_batch_in(tx: &mut sqlx::Transaction<'_, sqlx::Sqlite>, batch: &[New
     // most of a batch's time (docs/benchmarks.md). First the messages:
     // the ones that are new come back (the first of a (device, seq) the
     // batch repeats is the one stored).
-    let mut fresh: std::collections::HashSet<(String, i64)> = std::collections::HashSet::new();
+    let mut fresh: Vec<(String, i64)> = Vec::new();
     for chunk in batch.chunks(MESSAGE_ROWS) {
         let mut q = sqlx::QueryBuilder::new("INSERT INTO obs_messages (device_id, seq, patient_id, measured_at, received_at) ");
         q.push_values(chunk, |mut row, m| {
@@ -391,8 +391,7 @@ async fn obs_batch_in(tx: &mut sqlx::Transaction<'_, sqlx::Sqlite>, batch: &[New
         let rows: Vec<(String, i64)> = q.build_query_as().persistent(false).fetch_all(&mut **tx).await?;
         fresh.extend(rows);
     }
-    let stored: Vec<&NewObsMessage> =
-        batch.iter().filter(|m| fresh.remove(&(m.device_id.clone(), i64::from(m.seq)))).collect();
+    let stored = crate::stored_messages(batch, fresh);
     // Then their observations, in message order.
     let rows: Vec<(&NewObsMessage, &NewObservation)> = stored.iter().flat_map(|m| m.obs.iter().map(move |o| (*m, o))).collect();
     let mut ids = Vec::with_capacity(rows.len());
@@ -407,7 +406,7 @@ async fn ecg_batch_in(tx: &mut sqlx::Transaction<'_, sqlx::Sqlite>, batch: &[New
     // Multi-row statements, as in `obs_batch_in`: the chunks that
     // are new come back, and the first of a (device, seq) the batch
     // repeats is the one stored.
-    let mut fresh: std::collections::HashSet<(String, i64)> = std::collections::HashSet::new();
+    let mut fresh: Vec<(String, i64)> = Vec::new();
     for chunk in batch.chunks(ECG_CHUNK_ROWS) {
         let mut q = sqlx::QueryBuilder::new(
             "INSERT INTO ecg_chunks (device_id, seq, patient_id, t0_ms, fs_hz, uv_per_count, n_samples, encoding, samples, received_at) ",
@@ -428,13 +427,7 @@ async fn ecg_batch_in(tx: &mut sqlx::Transaction<'_, sqlx::Sqlite>, batch: &[New
         let rows: Vec<(String, i64)> = q.build_query_as().persistent(false).fetch_all(&mut **tx).await?;
         fresh.extend(rows);
     }
-    Ok(batch
-        .iter()
-        .map(|c| match fresh.remove(&(c.device_id.clone(), i64::from(c.seq))) {
-            true => BatchOutcome::Stored { observation_ids: vec![] },
-            false => BatchOutcome::Duplicate,
-        })
-        .collect())
+    Ok(crate::chunk_outcomes(batch, fresh))
 }
 
 /// [`Store::score_insert_many`] inside the caller's transaction.
