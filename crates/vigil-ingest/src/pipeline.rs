@@ -1,13 +1,13 @@
 //! The ingest loop: MQTT in, durable store, end-to-end acks out.
 //!
 //! ```text
-//! rumqttc event loop ──publish──▶ Intake: batch ── decode/validate/route ──▶ store_obs_batch (one tx)
+//! rumqttc event loop ──publish──▶ Intake: batch ── decode/validate/route ──▶ store_uplink_batch (one tx)
 //!                                    │                                          │ Ok
 //!                                    │ rejected: dead-letter, then reject       ▼
 //!                                    └───────────── ack {"seqs"} on cmd, MQTT acks, live events
 //!                                                                               │ Stored
 //!                                                                               ▼
-//!                     Worker: ECG analysis, NEWS2 scores (one tx per pass), rules engine, alerts
+//!        Worker: ECG analysis, NEWS2 scores, rules engine; scores and alerts in one tx per pass
 //! ```
 //!
 //! Two stages, so that acking never waits for scoring: the [`Intake`]
@@ -15,12 +15,12 @@
 //! committed. When the worker falls behind, the stored work queued for it
 //! is merged into one pass (every reading is still scored at its own time,
 //! but each patient's settings and score history are read once per pass
-//! and all the pass's scores are written in one transaction). The queue
+//! and all the pass's scores and alerts are written in one transaction). The queue
 //! between them is short: a worker behind stops the intake, and the broker
 //! and the devices hold the rest.
 //!
 //! The order is the safety property: an `ack` is published only after
-//! `store_obs_batch` returned `Ok` (the commit happened). If the commit
+//! `store_uplink_batch` returned `Ok` (the commit happened). If the commit
 //! fails, nothing is acked; the device keeps the message and resends it,
 //! and the `(device, seq)` key makes the resend harmless. The client uses
 //! manual MQTT acks too, so with an external broker and a persistent

@@ -98,7 +98,10 @@ pub trait Store: Send + Sync + 'static {
     // --- ingest --------------------------------------------------------------
     /// Store a batch of validated messages in one transaction. Returns one
     /// outcome per input, in order. Nothing is visible until this returns `Ok`.
-    async fn store_obs_batch(&self, batch: &[NewObsMessage]) -> Result<Vec<BatchOutcome>>;
+    /// ([`Store::store_uplink_batch`] with no ECG chunks.)
+    async fn store_obs_batch(&self, batch: &[NewObsMessage]) -> Result<Vec<BatchOutcome>> {
+        Ok(self.store_uplink_batch(batch, &[]).await?.0)
+    }
     /// Record a refused message in the dead-letter table.
     /// [`Store::store_obs_batch`] and [`Store::store_ecg_batch`] of one
     /// intake batch in one transaction: both stored, or neither. One commit
@@ -167,7 +170,10 @@ pub trait Store: Send + Sync + 'static {
     // --- ECG -------------------------------------------------------------
     /// Store ECG chunks in one transaction; duplicates of `(device, seq)` are
     /// reported and not written. Acks follow only an `Ok`.
-    async fn store_ecg_batch(&self, batch: &[NewEcgChunk]) -> Result<Vec<BatchOutcome>>;
+    /// ([`Store::store_uplink_batch`] with no messages.)
+    async fn store_ecg_batch(&self, batch: &[NewEcgChunk]) -> Result<Vec<BatchOutcome>> {
+        Ok(self.store_uplink_batch(&[], batch).await?.1)
+    }
     /// Store detected beats of any number of patches in one transaction
     /// (idempotent per `(device, t_ms)`).
     async fn store_beats(&self, sets: &[PatchBeats]) -> Result<()>;

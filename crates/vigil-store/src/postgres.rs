@@ -943,13 +943,6 @@ impl Store for PgStore {
         Ok(rows.into_iter().map(|r| (r.get(0), DeviceRoute { patient_id: r.get(1), ward_id: r.get(2) })).collect())
     }
 
-    async fn store_obs_batch(&self, batch: &[NewObsMessage]) -> Result<Vec<BatchOutcome>> {
-        let mut tx = self.pool.begin().await?;
-        let out = obs_batch_in(&mut tx, batch).await?;
-        tx.commit().await?;
-        Ok(out)
-    }
-
     async fn store_uplink_batch(&self, obs: &[NewObsMessage], ecg: &[NewEcgChunk]) -> Result<(Vec<BatchOutcome>, Vec<BatchOutcome>)> {
         let mut tx = self.pool.begin().await?;
         // Messages then chunks, each in its lock order: every instance takes
@@ -1240,13 +1233,6 @@ impl Store for PgStore {
                 .fetch_one(&self.pool)
                 .await?;
         Ok(t)
-    }
-
-    async fn store_ecg_batch(&self, batch: &[NewEcgChunk]) -> Result<Vec<BatchOutcome>> {
-        let mut tx = self.pool.begin().await?;
-        let out = ecg_batch_in(&mut tx, batch).await?;
-        tx.commit().await?;
-        Ok(out)
     }
 
     async fn store_beats(&self, sets: &[PatchBeats]) -> Result<()> {

@@ -872,14 +872,6 @@ impl Store for SqliteStore {
         Ok(rows.into_iter().map(|r| (r.get(0), DeviceRoute { patient_id: r.get(1), ward_id: r.get(2) })).collect())
     }
 
-    async fn store_obs_batch(&self, batch: &[NewObsMessage]) -> Result<Vec<BatchOutcome>> {
-        let _write = self.write.lock().await;
-        let mut tx = self.pool.begin_with("BEGIN IMMEDIATE").await?;
-        let out = obs_batch_in(&mut tx, batch).await?;
-        tx.commit().await?;
-        Ok(out)
-    }
-
     async fn store_uplink_batch(&self, obs: &[NewObsMessage], ecg: &[NewEcgChunk]) -> Result<(Vec<BatchOutcome>, Vec<BatchOutcome>)> {
         let _write = self.write.lock().await;
         let mut tx = self.pool.begin_with("BEGIN IMMEDIATE").await?;
@@ -1139,14 +1131,6 @@ impl Store for SqliteStore {
             .fetch_one(&self.pool)
             .await?;
         parse_opt_ts(t)
-    }
-
-    async fn store_ecg_batch(&self, batch: &[NewEcgChunk]) -> Result<Vec<BatchOutcome>> {
-        let _write = self.write.lock().await;
-        let mut tx = self.pool.begin_with("BEGIN IMMEDIATE").await?;
-        let out = ecg_batch_in(&mut tx, batch).await?;
-        tx.commit().await?;
-        Ok(out)
     }
 
     async fn store_beats(&self, sets: &[PatchBeats]) -> Result<()> {
