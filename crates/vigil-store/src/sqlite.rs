@@ -17,6 +17,26 @@
 //! 10 … up to 100 ms between tries), so the ingest's batch commit, blocked
 //! for a moment behind the scorer's, would sleep far longer than the other
 //! write took. The mutex hands the lock over as soon as it is free.
+//!
+//! Two settings keep SQLite's own bookkeeping off that lock
+//! (docs/benchmarks.md, "Checkpoints off the write lock"):
+//!
+//! - **Checkpoints run in the background.** By default the connection that
+//!   commits past 1,000 WAL pages copies the WAL back into the database
+//!   file and fsyncs it, inside its commit. A ward batch dirties about that
+//!   many pages, so nearly every ingest commit also checkpointed while the
+//!   write lock was held. A task of this store instead runs a `PASSIVE`
+//!   checkpoint every [`CHECKPOINT_EVERY`] on a pooled connection; it takes
+//!   no write lock, so writers go on meanwhile, and a page written by many
+//!   commits is copied once. `wal_autocheckpoint` stays on as a backstop
+//!   at [`CHECKPOINT_BACKSTOP_PAGES`], so the WAL stays bounded even if
+//!   the task falls behind.
+//! - **Statement journals in memory** (`temp_store = MEMORY`). A
+//!   statement inside a transaction that could fail halfway (a multi-row
+//!   `INSERT … ON CONFLICT`) keeps the pages it changes in a statement
+//!   journal so that it alone can be undone; by default that is a temp
+//!   file, a `pwrite` per page. It is never needed after a crash (the WAL
+//!   is what recovers), so memory loses no durability.
 
 use std::collections::HashMap;
 use std::str::FromStr;
@@ -38,6 +58,36 @@ pub struct SqliteStore {
     pool: SqlitePool,
     /// Held by every write of this process (see the module docs).
     write: std::sync::Arc<tokio::sync::Mutex<()>>,
+    /// The background checkpointer runs while any clone of this store lives.
+    _checkpointer: std::sync::Arc<()>,
+}
+
+/// How often the background task checkpoints the WAL (see the module docs).
+const CHECKPOINT_EVERY: Duration = Duration::from_millis(250);
+/// WAL pages past which a committing connection checkpoints by itself:
+/// only when the background task has fallen behind (40 MB at 4 KiB pages).
+const CHECKPOINT_BACKSTOP_PAGES: u32 = 10_000;
+
+/// Copy the WAL back into the database file every [`CHECKPOINT_EVERY`],
+/// until every clone of the store is gone. `PASSIVE` waits for nobody: it
+/// copies what no reader still needs and leaves the rest for next time.
+async fn checkpoint_in_background(pool: SqlitePool, alive: std::sync::Weak<()>) {
+    let mut failing = false;
+    loop {
+        tokio::time::sleep(CHECKPOINT_EVERY).await;
+        if alive.strong_count() == 0 || pool.is_closed() {
+            return;
+        }
+        match sqlx::query("PRAGMA wal_checkpoint(PASSIVE)").execute(&pool).await {
+            Ok(_) => failing = false,
+            // Logged once per run of failures; the backstop still bounds the WAL.
+            Err(e) if !failing => {
+                failing = true;
+                tracing::warn!(error = %e, "background WAL checkpoint failed; commits will checkpoint past the backstop");
+            }
+            Err(_) => {}
+        }
+    }
 }
 
 fn ts(t: DateTime<Utc>) -> String {
@@ -82,10 +132,14 @@ impl SqliteStore {
             .journal_mode(SqliteJournalMode::Wal)
             .synchronous(SqliteSynchronous::Full)
             .foreign_keys(true)
-            .busy_timeout(Duration::from_secs(10));
+            .busy_timeout(Duration::from_secs(10))
+            .pragma("temp_store", "memory")
+            .pragma("wal_autocheckpoint", CHECKPOINT_BACKSTOP_PAGES.to_string());
         let pool = SqlitePoolOptions::new().max_connections(4).connect_with(opts).await?;
         MIGRATOR.run(&pool).await?;
-        Ok(SqliteStore { pool, write: Default::default() })
+        let alive = std::sync::Arc::new(());
+        tokio::spawn(checkpoint_in_background(pool.clone(), std::sync::Arc::downgrade(&alive)));
+        Ok(SqliteStore { pool, write: Default::default(), _checkpointer: alive })
     }
 
     async fn user_wards(&self, user_id: i64) -> Result<Vec<i64>> {

@@ -2521,6 +2521,39 @@ async fn connect_opens_the_backend_named_by_the_url() {
     pg2.ping().await.expect("ping");
 }
 
+/// SQLite: the WAL is copied back into the database file by the store's
+/// own background task, not by the commits (which would do it while
+/// holding the write lock, and only past `wal_autocheckpoint` pages).
+/// About 2 MB of ECG chunks stay under the 1,000-page default and the
+/// store's backstop alike, so without the task the database file would
+/// not grow until some later commit crossed the backstop.
+#[tokio::test]
+async fn sqlite_checkpoints_the_wal_in_the_background() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let path = dir.path().join("ckpt.db");
+    let s = SqliteStore::connect(&format!("sqlite://{}", path.display())).await.expect("open");
+    let w = ward(&s, "W").await;
+    let p = admit(&s, w, "Ann").await;
+    let size = || std::fs::metadata(&path).expect("db file").len();
+    let before = size();
+    let blob: Vec<u8> = (0..2_000u32).map(|i| (i % 251) as u8).collect();
+    for b in 0..4u32 {
+        let batch: Vec<NewEcgChunk> = (0..250u32)
+            .map(|i| NewEcgChunk { samples: blob.clone(), ..ecg_chunk("ecg-1", b * 250 + i, p, i64::from(b * 250 + i) * 1000) })
+            .collect();
+        s.store_ecg_batch(&batch).await.expect("store");
+    }
+    let wal = std::fs::metadata(dir.path().join("ckpt.db-wal")).map(|m| m.len()).unwrap_or(0);
+    assert!(wal >= 2_000_000, "the chunks went to the WAL first ({wal} bytes)");
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    while size() < before + 1_500_000 {
+        assert!(std::time::Instant::now() < deadline, "database file still {} bytes (was {before}): no checkpoint ran", size());
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    // And what was copied is what was written.
+    assert_eq!(s.ecg_range(p, 0, 1_000_000).await.expect("read").0.len(), 1_000);
+}
+
 async fn history_retention_deletes_only_what_is_older(s: &dyn Store) {
     let w = ward(s, "W").await;
     let p = admit(s, w, "Ann").await;
