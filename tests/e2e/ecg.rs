@@ -70,6 +70,40 @@ async fn ecg_chunks_are_stored_acked_analysed_and_served() {
     assert_eq!(too_long.status(), 422);
 }
 
+/// A pass stores its beats and heart rates in one transaction. When the
+/// beats cannot be stored, that transaction fails; the heart rates must
+/// still be stored and scored (each is tried on its own then).
+#[tokio::test]
+async fn heart_rates_are_stored_and_scored_even_when_the_beats_cannot_be() {
+    let app = TestApp::spawn().await;
+    let mut ws = app.ws(&app.token).await;
+    let patient = app.admit("heart-failure").await;
+    let creds = app.provision("ecg-patch", Some(patient)).await;
+    let mut patch = app.connect(&creds).await.expect("patch connects");
+    app.raw_db().await.refuse_inserts("ecg_beats", None).await;
+
+    // 30 s of synthetic ECG at 75 /min, ending now.
+    let beats = vigil_ecg::synth::beat_samples(FS, 500.0, &[800.0; 40]);
+    let signal = vigil_ecg::synth::render(FS, FS as usize * 30, &beats, 5.0, 20.0, 11);
+    let t0 = Utc::now().timestamp_millis() - 30_000;
+    let chunks: Vec<&[i16]> = signal.chunks(FS as usize).collect();
+    for (i, c) in chunks.iter().enumerate() {
+        patch.publish_raw("ecg", chunk(i as u32 + 1, t0 + i as i64 * 1000, c)).await;
+    }
+    let mut acked = BTreeSet::new();
+    while acked.len() < chunks.len() {
+        acked.extend(patch.next_cmd().await["seqs"].as_array().expect("seqs").iter().filter_map(Value::as_u64));
+    }
+
+    let score = ws.next_event("score").await;
+    let pulse = score["score"]["subscores"].as_array().expect("subscores").iter().find(|s| s["parameter"] == "pulse").cloned();
+    let bpm = pulse.expect("pulse sub-score from the ECG")["raw"].as_f64().expect("bpm");
+    assert!((74.0..=76.0).contains(&bpm), "{bpm}");
+    let strip = ecg_strip(&app, patient, t0, t0 + 30_000).await;
+    assert_eq!(strip["chunks"].as_array().map(Vec::len), Some(30), "the chunks are stored");
+    assert_eq!(strip["beats"].as_array().map(Vec::len), Some(0), "the beats were refused");
+}
+
 #[tokio::test]
 async fn malformed_ecg_chunk_is_counted_and_the_stream_carries_on() {
     let app = TestApp::spawn().await;

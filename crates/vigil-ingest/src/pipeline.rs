@@ -1013,9 +1013,9 @@ impl Worker {
         to_score: &mut BTreeMap<i64, BTreeSet<chrono::DateTime<Utc>>>,
     ) {
         fresh.sort_by(|a, b| (a.device_id.as_str(), a.chunk.t0_ms).cmp(&(b.device_id.as_str(), b.chunk.t0_ms)));
-        // Every chunk's beats in one transaction, and every heart rate in
-        // one more, after the loop (a write per heart rate waited its turn
-        // for SQLite's write lock each time).
+        // Every chunk's beats and every heart rate in one transaction,
+        // after the loop (a write per heart rate waited its turn for
+        // SQLite's write lock each time, and so did the beats').
         let mut beats = Vec::new();
         let mut rates: Vec<(NewDerivedObservation, i64)> = Vec::new();
         for c in fresh {
@@ -1086,18 +1086,24 @@ impl Worker {
                 });
             }
         }
-        if let Err(e) = self.store.store_beats(&beats).await {
-            tracing::error!(error = %e, patches = beats.len(), "storing beats failed");
-        }
-        if rates.is_empty() {
-            return;
-        }
+        // The beats and the heart rates in one transaction; if it fails,
+        // each on its own, so that a refused write of one loses nothing of
+        // the other.
         let (derived, wards): (Vec<NewDerivedObservation>, Vec<i64>) = rates.into_iter().unzip();
-        let ids = match self.store.store_derived(&derived).await {
+        let ids = match self.store.store_ecg_results(&beats, &derived).await {
             Ok(ids) => ids,
             Err(e) => {
-                tracing::error!(error = %e, rates = derived.len(), "storing ECG heart rates failed");
-                return;
+                tracing::warn!(error = %e, patches = beats.len(), rates = derived.len(), "storing the ECG analysis failed; storing beats and heart rates apart");
+                if let Err(e) = self.store.store_beats(&beats).await {
+                    tracing::error!(error = %e, patches = beats.len(), "storing beats failed");
+                }
+                match self.store.store_derived(&derived).await {
+                    Ok(ids) => ids,
+                    Err(e) => {
+                        tracing::error!(error = %e, rates = derived.len(), "storing ECG heart rates failed");
+                        return;
+                    }
+                }
             }
         };
         for ((o, ward_id), id) in derived.into_iter().zip(wards).zip(ids) {

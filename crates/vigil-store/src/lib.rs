@@ -174,12 +174,21 @@ pub trait Store: Send + Sync + 'static {
     async fn store_ecg_batch(&self, batch: &[NewEcgChunk]) -> Result<Vec<BatchOutcome>> {
         Ok(self.store_uplink_batch(&[], batch).await?.1)
     }
-    /// Store detected beats of any number of patches in one transaction
-    /// (idempotent per `(device, t_ms)`).
-    async fn store_beats(&self, sets: &[PatchBeats]) -> Result<()>;
-    /// Store observations derived on the server (a pass's ECG heart rates)
-    /// in one transaction; returns their ids in the order given.
-    async fn store_derived(&self, obs: &[NewDerivedObservation]) -> Result<Vec<i64>>;
+    /// Store what ECG analysis found in a worker pass in one transaction,
+    /// both or neither: detected beats of any number of patches
+    /// (idempotent per `(device, t_ms)`) and the observations derived from
+    /// them (the heart rates); returns the observations' ids in the order
+    /// given. One turn of the write lock, not two (docs/benchmarks.md).
+    async fn store_ecg_results(&self, sets: &[PatchBeats], derived: &[NewDerivedObservation]) -> Result<Vec<i64>>;
+    /// Store detected beats ([`Store::store_ecg_results`] with no observations).
+    async fn store_beats(&self, sets: &[PatchBeats]) -> Result<()> {
+        self.store_ecg_results(sets, &[]).await.map(|_| ())
+    }
+    /// Store observations derived on the server in one transaction; their
+    /// ids in the order given ([`Store::store_ecg_results`] with no beats).
+    async fn store_derived(&self, obs: &[NewDerivedObservation]) -> Result<Vec<i64>> {
+        self.store_ecg_results(&[], obs).await
+    }
     /// Chunks overlapping `[from_ms, to_ms]` and beats within it.
     async fn ecg_range(&self, patient_id: i64, from_ms: i64, to_ms: i64) -> Result<(Vec<EcgChunkRow>, Vec<BeatRow>)>;
     /// Delete `kind` history older than `before`; returns rows deleted.

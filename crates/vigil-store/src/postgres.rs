@@ -1235,36 +1235,31 @@ impl Store for PgStore {
         Ok(t)
     }
 
-    async fn store_beats(&self, sets: &[PatchBeats]) -> Result<()> {
+    async fn store_ecg_results(&self, sets: &[PatchBeats], obs: &[NewDerivedObservation]) -> Result<Vec<i64>> {
         let beats = || sets.iter().flat_map(|s| s.beats.iter().map(move |b| (s, b)));
-        if beats().next().is_none() {
-            return Ok(());
-        }
-        // One statement for every patch's beats: they arrive a few hundred at a time.
-        let device: Vec<&str> = beats().map(|(s, _)| s.device_id.as_str()).collect();
-        let patient: Vec<i64> = beats().map(|(s, _)| s.patient_id).collect();
-        let t_ms: Vec<i64> = beats().map(|(_, b)| b.t_ms).collect();
-        let rr_ms: Vec<Option<i64>> = beats().map(|(_, b)| b.rr_ms.map(i64::from)).collect();
-        sqlx::query(
-            "INSERT INTO ecg_beats (device_id, t_ms, patient_id, rr_ms)
-             SELECT b.device_id, b.t_ms, b.patient_id, b.rr_ms
-             FROM UNNEST($1::text[], $2::bigint[], $3::bigint[], $4::bigint[]) AS b(device_id, patient_id, t_ms, rr_ms)
-             ON CONFLICT (device_id, t_ms) DO NOTHING",
-        )
-        .bind(&device)
-        .bind(&patient)
-        .bind(&t_ms)
-        .bind(&rr_ms)
-        .execute(&self.pool)
-        .await?;
-        Ok(())
-    }
-
-    async fn store_derived(&self, obs: &[NewDerivedObservation]) -> Result<Vec<i64>> {
-        if obs.is_empty() {
+        if beats().next().is_none() && obs.is_empty() {
             return Ok(Vec::new());
         }
         let mut tx = self.pool.begin().await?;
+        if beats().next().is_some() {
+            // One statement for every patch's beats: they arrive a few hundred at a time.
+            let device: Vec<&str> = beats().map(|(s, _)| s.device_id.as_str()).collect();
+            let patient: Vec<i64> = beats().map(|(s, _)| s.patient_id).collect();
+            let t_ms: Vec<i64> = beats().map(|(_, b)| b.t_ms).collect();
+            let rr_ms: Vec<Option<i64>> = beats().map(|(_, b)| b.rr_ms.map(i64::from)).collect();
+            sqlx::query(
+                "INSERT INTO ecg_beats (device_id, t_ms, patient_id, rr_ms)
+                 SELECT b.device_id, b.t_ms, b.patient_id, b.rr_ms
+                 FROM UNNEST($1::text[], $2::bigint[], $3::bigint[], $4::bigint[]) AS b(device_id, patient_id, t_ms, rr_ms)
+                 ON CONFLICT (device_id, t_ms) DO NOTHING",
+            )
+            .bind(&device)
+            .bind(&patient)
+            .bind(&t_ms)
+            .bind(&rr_ms)
+            .execute(&mut *tx)
+            .await?;
+        }
         let mut ids = Vec::with_capacity(obs.len());
         for o in obs {
             let (num, text) = split_value(&o.observation.value);

@@ -1187,12 +1187,12 @@ impl Store for SqliteStore {
         parse_opt_ts(t)
     }
 
-    async fn store_beats(&self, sets: &[PatchBeats]) -> Result<()> {
-        let _write = self.write.lock().await;
+    async fn store_ecg_results(&self, sets: &[PatchBeats], obs: &[NewDerivedObservation]) -> Result<Vec<i64>> {
         let beats: Vec<(&PatchBeats, &BeatRow)> = sets.iter().flat_map(|s| s.beats.iter().map(move |b| (s, b))).collect();
-        if beats.is_empty() {
-            return Ok(());
+        if beats.is_empty() && obs.is_empty() {
+            return Ok(Vec::new());
         }
+        let _write = self.write.lock().await;
         let mut tx = self.pool.begin_with("BEGIN IMMEDIATE").await?;
         for chunk in beats.chunks(BEAT_ROWS) {
             let mut q = sqlx::QueryBuilder::new("INSERT INTO ecg_beats (device_id, t_ms, patient_id, rr_ms) ");
@@ -1202,18 +1202,7 @@ impl Store for SqliteStore {
             q.push(" ON CONFLICT (device_id, t_ms) DO NOTHING");
             q.build().persistent(false).execute(&mut *tx).await?;
         }
-        tx.commit().await?;
-        Ok(())
-    }
-
-    async fn store_derived(&self, obs: &[NewDerivedObservation]) -> Result<Vec<i64>> {
-        let _write = self.write.lock().await;
-        if obs.is_empty() {
-            return Ok(Vec::new());
-        }
-        // One transaction (one turn of the write lock, one commit) for the
-        // pass: a few rows, each its own statement.
-        let mut tx = self.pool.begin_with("BEGIN IMMEDIATE").await?;
+        // The heart rates: a few rows a pass, each its own statement.
         let mut ids = Vec::with_capacity(obs.len());
         for o in obs {
             let (measured, received) = (ts(o.measured_at), ts(o.received_at));

@@ -69,6 +69,7 @@ both_backends!(
     ecg_chunks_dedup_and_range_overlaps,
     large_ecg_batches_keep_each_chunks_outcome,
     derived_observations_are_queryable,
+    ecg_results_store_beats_and_heart_rates_together_or_neither,
     alert_fires_raise_update_and_ignore_superseded_readings,
     alerts_fired_together_see_each_other_and_store_all_or_nothing,
     scores_and_alerts_of_a_pass_store_together_or_neither,
@@ -1974,6 +1975,34 @@ async fn derived_observations_are_queryable(s: &dyn Store) {
         ids.iter().map(|&id| by_id(id)).collect::<Vec<_>>(),
         [Some((11, t(8, 20))), Some((10, t(8, 10)))]
     );
+}
+
+async fn beat_times(s: &dyn Store, patient: i64) -> Vec<i64> {
+    s.ecg_range(patient, 0, 100_000).await.expect("range").1.iter().map(|b| b.t_ms).collect()
+}
+
+async fn ecg_results_store_beats_and_heart_rates_together_or_neither(s: &dyn Store) {
+    let w = ward(s, "W").await;
+    let p = admit(s, w, "Ann").await;
+    let set = |patient_id: i64, t_ms: i64| PatchBeats { patient_id, device_id: "e1".into(), beats: vec![BeatRow { t_ms, rr_ms: Some(800) }] };
+    let rate = |patient_id: i64, seq: u32, at: DateTime<Utc>| NewDerivedObservation {
+        patient_id,
+        device_id: "e1".into(),
+        seq,
+        observation: NewObservation { code: "pulse".into(), value: ObsValue::Number(75.0), unit: Some("/min".into()) },
+        measured_at: at,
+        received_at: t(8, 1),
+    };
+    assert_eq!(s.store_ecg_results(&[], &[]).await.expect("nothing"), Vec::<i64>::new());
+    let ids = s.store_ecg_results(&[set(p, 1_000), set(p, 1_800)], &[rate(p, 1, t(8, 0))]).await.expect("both");
+    assert_eq!(ids.len(), 1);
+    assert_eq!(beat_times(s, p).await, [1_000, 1_800]);
+    assert_eq!(obs(s, ObservationQuery { patient_id: p, ..Default::default() }).await.iter().map(|r| r.id).collect::<Vec<_>>(), ids);
+    // A heart rate of no such patient is refused: the beats of the same
+    // call are not stored either.
+    assert!(s.store_ecg_results(&[set(p, 2_600)], &[rate(p, 2, t(8, 1)), rate(999_999, 3, t(8, 1))]).await.is_err());
+    assert_eq!(beat_times(s, p).await, [1_000, 1_800], "no beat of the refused call");
+    assert_eq!(obs(s, ObservationQuery { patient_id: p, ..Default::default() }).await.len(), 1, "no heart rate of the refused call");
 }
 
 // --- alerts ------------------------------------------------------------------
