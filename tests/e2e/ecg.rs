@@ -5,7 +5,7 @@ use std::collections::BTreeSet;
 use chrono::Utc;
 use serde_json::Value;
 
-use crate::helpers::TestApp;
+use crate::helpers::{TestApp, TestDevice};
 
 const FS: u32 = 250;
 
@@ -17,20 +17,15 @@ fn chunk(seq: u32, t0_ms: i64, samples: &[i16]) -> Vec<u8> {
     buf
 }
 
-#[tokio::test]
-async fn ecg_chunks_are_stored_acked_analysed_and_served() {
-    let app = TestApp::spawn().await;
-    let mut ws = app.ws(&app.token).await;
-    let patient = app.admit("heart-failure").await;
-    let creds = app.provision("ecg-patch", Some(patient)).await;
-    let mut patch = app.connect(&creds).await.expect("patch connects");
-
-    // 90 s of synthetic ECG at 75 /min, ending now, in one-second chunks.
-    let rr = vec![800.0; 120];
+/// Publish `seconds` of synthetic ECG at 75 /min, ending now, in
+/// one-second chunks (seq 1, 2, …), and wait until every one is acked.
+/// Returns the first chunk's start time and the chunks' samples.
+async fn send_75_per_min(patch: &mut TestDevice, seconds: usize) -> (i64, Vec<Vec<i16>>) {
+    let rr = vec![800.0; seconds * 4 / 3 + 1];
     let beats = vigil_ecg::synth::beat_samples(FS, 500.0, &rr);
-    let signal = vigil_ecg::synth::render(FS, FS as usize * 90, &beats, 5.0, 20.0, 11);
-    let t0 = Utc::now().timestamp_millis() - 90_000;
-    let chunks: Vec<&[i16]> = signal.chunks(FS as usize).collect();
+    let signal = vigil_ecg::synth::render(FS, FS as usize * seconds, &beats, 5.0, 20.0, 11);
+    let t0 = Utc::now().timestamp_millis() - 1000 * seconds as i64;
+    let chunks: Vec<Vec<i16>> = signal.chunks(FS as usize).map(<[i16]>::to_vec).collect();
     for (i, c) in chunks.iter().enumerate() {
         patch.publish_raw("ecg", chunk(i as u32 + 1, t0 + i as i64 * 1000, c)).await;
     }
@@ -40,10 +35,23 @@ async fn ecg_chunks_are_stored_acked_analysed_and_served() {
         assert_eq!(cmd["type"], "ack", "{cmd}");
         acked.extend(cmd["seqs"].as_array().expect("seqs").iter().filter_map(Value::as_u64));
     }
-    assert_eq!(acked, (1..=90).collect::<BTreeSet<u64>>());
+    assert_eq!(acked, (1..=seconds as u64).collect::<BTreeSet<u64>>());
+    (t0, chunks)
+}
+
+#[tokio::test]
+async fn ecg_chunks_are_stored_acked_analysed_and_served() {
+    let app = TestApp::spawn().await;
+    let mut ws = app.ws(&app.token).await;
+    let patient = app.admit("heart-failure").await;
+    let creds = app.provision("ecg-patch", Some(patient)).await;
+    let mut patch = app.connect(&creds).await.expect("patch connects");
+
+    // 90 s of synthetic ECG at 75 /min, ending now, in one-second chunks.
+    let (t0, chunks) = send_75_per_min(&mut patch, 90).await;
 
     // A resent chunk is acked again and stored once.
-    patch.publish_raw("ecg", chunk(5, t0 + 4000, chunks[4])).await;
+    patch.publish_raw("ecg", chunk(5, t0 + 4000, &chunks[4])).await;
     assert_eq!(patch.next_cmd().await["seqs"], serde_json::json!([5]));
     assert_eq!(app.stats().await.ecg_chunks, 90);
 
@@ -82,18 +90,7 @@ async fn heart_rates_are_stored_and_scored_even_when_the_beats_cannot_be() {
     let mut patch = app.connect(&creds).await.expect("patch connects");
     app.raw_db().await.refuse_inserts("ecg_beats", None).await;
 
-    // 30 s of synthetic ECG at 75 /min, ending now.
-    let beats = vigil_ecg::synth::beat_samples(FS, 500.0, &[800.0; 40]);
-    let signal = vigil_ecg::synth::render(FS, FS as usize * 30, &beats, 5.0, 20.0, 11);
-    let t0 = Utc::now().timestamp_millis() - 30_000;
-    let chunks: Vec<&[i16]> = signal.chunks(FS as usize).collect();
-    for (i, c) in chunks.iter().enumerate() {
-        patch.publish_raw("ecg", chunk(i as u32 + 1, t0 + i as i64 * 1000, c)).await;
-    }
-    let mut acked = BTreeSet::new();
-    while acked.len() < chunks.len() {
-        acked.extend(patch.next_cmd().await["seqs"].as_array().expect("seqs").iter().filter_map(Value::as_u64));
-    }
+    let (t0, _) = send_75_per_min(&mut patch, 30).await;
 
     let score = ws.next_event("score").await;
     let pulse = score["score"]["subscores"].as_array().expect("subscores").iter().find(|s| s["parameter"] == "pulse").cloned();
