@@ -102,12 +102,12 @@ pub trait Store: Send + Sync + 'static {
     async fn store_obs_batch(&self, batch: &[NewObsMessage]) -> Result<Vec<BatchOutcome>> {
         Ok(self.store_uplink_batch(batch, &[]).await?.0)
     }
-    /// Record a refused message in the dead-letter table.
     /// [`Store::store_obs_batch`] and [`Store::store_ecg_batch`] of one
     /// intake batch in one transaction: both stored, or neither. One commit
     /// (and, in SQLite, one turn of the single write lock) per batch instead
     /// of two.
     async fn store_uplink_batch(&self, obs: &[NewObsMessage], ecg: &[NewEcgChunk]) -> Result<(Vec<BatchOutcome>, Vec<BatchOutcome>)>;
+    /// Record a refused message in the dead-letter table.
     async fn store_rejected(&self, r: NewRejected) -> Result<()>;
     async fn observations(&self, q: ObservationQuery) -> Result<Vec<ObservationRow>>;
 
@@ -161,7 +161,10 @@ pub trait Store: Send + Sync + 'static {
     async fn episode_update(&self, patient_id: i64, u: EpisodeUpdate, by: &str, at: DateTime<Utc>) -> Result<()>;
     async fn score_insert(&self, s: NewScore) -> Result<i64>;
     /// Insert many scores in one transaction (all or none).
-    async fn score_insert_many(&self, rows: &[NewScore]) -> Result<()>;
+    /// ([`Store::score_and_fire`] with no firings.)
+    async fn score_insert_many(&self, rows: &[NewScore]) -> Result<()> {
+        self.score_and_fire(rows, &[], Utc::now()).await.map(|_| ())
+    }
     /// Score history, ordered by the time each score describes.
     async fn scores(&self, patient_id: i64, from: Option<DateTime<Utc>>, to: Option<DateTime<Utc>>) -> Result<Vec<ScoreRow>>;
     /// The measurement time of the patient's newest score, if any.
@@ -209,7 +212,10 @@ pub trait Store: Send + Sync + 'static {
     /// make one alert with count 2). The answer is in the firings' order:
     /// the alert as that firing left it, or `None` for an `update_only`
     /// firing with no live alert. All or nothing: on an error none is stored.
-    async fn alert_fire_many(&self, firings: &[BatchFiring], now: DateTime<Utc>) -> Result<Vec<Option<(AlertRow, FiringOutcome)>>>;
+    /// ([`Store::score_and_fire`] with no scores.)
+    async fn alert_fire_many(&self, firings: &[BatchFiring], now: DateTime<Utc>) -> Result<Vec<Option<(AlertRow, FiringOutcome)>>> {
+        self.score_and_fire(&[], firings, now).await
+    }
     /// A scoring pass's writes in one transaction, all or nothing: its
     /// scores ([`Store::score_insert_many`]), then its alert firings
     /// ([`Store::alert_fire_many`], answered the same way). One commit, and

@@ -1183,16 +1183,6 @@ impl Store for PgStore {
         insert_score(&self.pool, &s).await
     }
 
-    async fn score_insert_many(&self, rows: &[NewScore]) -> Result<()> {
-        if rows.is_empty() {
-            return Ok(());
-        }
-        let mut tx = self.pool.begin().await?;
-        scores_in(&mut tx, rows).await?;
-        tx.commit().await?;
-        Ok(())
-    }
-
     async fn scores(
         &self,
         patient_id: i64,
@@ -1358,13 +1348,6 @@ impl Store for PgStore {
             .await?;
         tx.commit().await?;
         Ok(n)
-    }
-
-    async fn alert_fire_many(&self, firings: &[BatchFiring], now: DateTime<Utc>) -> Result<Vec<Option<(AlertRow, FiringOutcome)>>> {
-        let mut tx = self.pool.begin().await?;
-        let out = fire_many_in(&mut tx, firings, now).await?;
-        tx.commit().await?;
-        Ok(out)
     }
 
     async fn score_and_fire(&self, scores: &[NewScore], firings: &[BatchFiring], now: DateTime<Utc>) -> Result<Vec<Option<(AlertRow, FiringOutcome)>>> {

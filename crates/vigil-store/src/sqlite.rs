@@ -1142,17 +1142,6 @@ impl Store for SqliteStore {
         insert_score(&self.pool, &s).await
     }
 
-    async fn score_insert_many(&self, rows: &[NewScore]) -> Result<()> {
-        let _write = self.write.lock().await;
-        if rows.is_empty() {
-            return Ok(());
-        }
-        let mut tx = self.pool.begin_with("BEGIN IMMEDIATE").await?;
-        scores_in(&mut tx, rows).await?;
-        tx.commit().await?;
-        Ok(())
-    }
-
     async fn scores(&self, patient_id: i64, from: Option<DateTime<Utc>>, to: Option<DateTime<Utc>>) -> Result<Vec<ScoreRow>> {
         let rows = sqlx::query(
             "SELECT id, scored_at, computed_at, total, risk, partial, detail, obs_ids FROM scores
@@ -1277,21 +1266,13 @@ impl Store for SqliteStore {
         Ok(n)
     }
 
-    async fn alert_fire_many(&self, firings: &[BatchFiring], now: DateTime<Utc>) -> Result<Vec<Option<(AlertRow, FiringOutcome)>>> {
-        let _write = self.write.lock().await;
-        // Reads the live alert, then writes: IMMEDIATE for the reason given
-        // in `episode_update` (an alert must never be lost to SQLITE_BUSY).
-        let mut tx = self.pool.begin_with("BEGIN IMMEDIATE").await?;
-        let out = fire_many_in(&mut tx, firings, now).await?;
-        tx.commit().await?;
-        Ok(out)
-    }
-
     async fn score_and_fire(&self, scores: &[NewScore], firings: &[BatchFiring], now: DateTime<Utc>) -> Result<Vec<Option<(AlertRow, FiringOutcome)>>> {
-        let _write = self.write.lock().await;
         if scores.is_empty() && firings.is_empty() {
             return Ok(Vec::new());
         }
+        let _write = self.write.lock().await;
+        // Firing reads the live alert, then writes: IMMEDIATE for the reason
+        // given in `episode_update` (an alert must never be lost to SQLITE_BUSY).
         let mut tx = self.pool.begin_with("BEGIN IMMEDIATE").await?;
         scores_in(&mut tx, scores).await?;
         let out = fire_many_in(&mut tx, firings, now).await?;
