@@ -9,8 +9,9 @@
 //! per second, batches of 256 messages of 2 observations, one transaction
 //! each, as the ingest writes); the 7-day chart query for one patient at one
 //! reading a minute (10,080 readings per code, downsampled to 500 points);
-//! and the ward list for 500 patients (`patients_list`: latest reading of
-//! each code per patient).
+//! the ward list for 500 patients (`patients_list`: latest reading of
+//! each code per patient); and batched ingest again in a ward's pattern
+//! (300 hubs, each batch spread over all of them, as `devsim bench` sends).
 //!
 //! `--with-time-index` first adds the index candidate
 //! `observations(measured_at)` (it would serve the retention delete), to
@@ -139,5 +140,43 @@ async fn main() -> Result<()> {
         assert_eq!(list.len(), 501);
     }
     println!("ward list, 500 patients: {:.0} ms per query", start.elapsed().as_secs_f64() * 1000.0 / runs as f64);
+
+    // 4. Batched ingest in a ward's pattern: 300 patients with a hub each,
+    // the messages of a batch spread over all of them (as `devsim bench`
+    // sends), so each batch changes an index page per patient and device
+    // rather than appending to one, as in 1.
+    let hubs = 300;
+    let rounds = 400;
+    let mut patients = Vec::new();
+    for i in 0..hubs {
+        patients.push(store.patient_admit(admit(1_000 + i)).await?);
+    }
+    let mut messages = Vec::with_capacity((hubs * rounds) as usize);
+    for r in 0..rounds {
+        for (k, p) in patients.iter().enumerate() {
+            let at = t0 + Duration::seconds(i64::from(r) * 15 + k as i64 % 15);
+            messages.push(NewObsMessage {
+                device_id: format!("ward-hub-{k:04}"),
+                seq: r + 1,
+                patient_id: *p,
+                measured_at: at,
+                received_at: at,
+                obs: vec![obs("spo2", 94.0 + f64::from(r % 5), "%"), obs("pulse", 70.0 + f64::from(r % 20), "/min")],
+            });
+        }
+    }
+    let start = Instant::now();
+    let mut half = None;
+    for (i, b) in messages.chunks(256).enumerate() {
+        if i == messages.len() / 256 / 2 {
+            half = Some((Instant::now(), i * 256));
+        }
+        store.store_obs_batch(b).await?;
+    }
+    let secs = start.elapsed().as_secs_f64();
+    let n = messages.len();
+    let (half_at, half_n) = half.unwrap_or((start, 0));
+    let later = (n - half_n) as f64 / half_at.elapsed().as_secs_f64();
+    println!("ward-pattern ingest: {hubs} hubs × {rounds} messages ({n}) in {secs:.2} s: {:.0} messages/s; second half {later:.0} messages/s", n as f64 / secs);
     Ok(())
 }
