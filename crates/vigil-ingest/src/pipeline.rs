@@ -88,7 +88,8 @@ pub async fn escalator(store: Arc<dyn Store>, events: broadcast::Sender<LiveEven
 
 /// Largest batch written in one transaction.
 const MAX_BATCH: usize = 512;
-/// How long the first message of a batch may wait for company.
+/// How long the first message of a batch may wait for company, when no
+/// other message was waiting with it.
 const BATCH_WINDOW: Duration = Duration::from_millis(5);
 /// Committed batches waiting for the worker before the intake waits too.
 /// Small on purpose: when scoring is the bottleneck, a long queue here only
@@ -150,6 +151,30 @@ pub fn spawn(
     let batch = tokio::spawn(intake.run(rx, stored_tx, cancel.clone()));
     let work = tokio::spawn(worker.run(stored_rx, rescore, rule_actions, cancel));
     Running { connected, tasks: vec![poll, batch, work, escalate] }
+}
+
+/// Fill `batch`, which holds a first message, up to [`MAX_BATCH`]. Behind
+/// (messages arrived while the last batch was written), what is queued is
+/// the batch: waiting for more would only delay it (it was 5 ms of a 45 ms
+/// cycle at ward load, docs/benchmarks.md). Otherwise the first message
+/// waits up to `window` for company, so that light traffic still shares
+/// commits.
+async fn collect<T>(rx: &mut mpsc::Receiver<T>, batch: &mut Vec<T>, window: Duration) {
+    while batch.len() < MAX_BATCH {
+        match rx.try_recv() {
+            Ok(p) => batch.push(p),
+            Err(_) => break,
+        }
+    }
+    if batch.len() == 1 {
+        let deadline = tokio::time::Instant::now() + window;
+        while batch.len() < MAX_BATCH {
+            match tokio::time::timeout_at(deadline, rx.recv()).await {
+                Ok(Some(p)) => batch.push(p),
+                _ => break,
+            }
+        }
+    }
 }
 
 async fn poll_loop(
@@ -379,13 +404,7 @@ impl Intake {
                 _ = cancel.cancelled() => break,
             };
             batch.push(first);
-            let deadline = tokio::time::Instant::now() + BATCH_WINDOW;
-            while batch.len() < MAX_BATCH {
-                match tokio::time::timeout_at(deadline, rx.recv()).await {
-                    Ok(Some(p)) => batch.push(p),
-                    _ => break,
-                }
-            }
+            collect(&mut rx, &mut batch, BATCH_WINDOW).await;
             self.metrics.batch_size.observe(batch.len() as f64);
             self.metrics.queue_depth.set(rx.len() as i64);
             let stored = self.process(&batch).await;
@@ -1501,6 +1520,44 @@ async fn send_cmd(client: &AsyncClient, device: &str, body: serde_json::Value) {
 mod tests {
     use super::*;
     use chrono::TimeZone;
+
+    #[tokio::test]
+    async fn a_backlog_is_the_batch_without_waiting_for_company() {
+        let (tx, mut rx) = mpsc::channel(16);
+        for i in 1..=3 {
+            tx.send(i).await.unwrap();
+        }
+        let mut batch = vec![0];
+        let start = std::time::Instant::now();
+        collect(&mut rx, &mut batch, Duration::from_secs(10)).await;
+        assert_eq!(batch, vec![0, 1, 2, 3]);
+        assert!(start.elapsed() < Duration::from_secs(5), "waited for company behind a backlog: {:?}", start.elapsed());
+        drop(tx);
+    }
+
+    #[tokio::test]
+    async fn a_lone_message_waits_a_moment_for_company() {
+        let (tx, mut rx) = mpsc::channel(16);
+        tokio::spawn(async move {
+            tokio::time::sleep(Duration::from_millis(20)).await;
+            let _ = tx.send(1).await;
+        });
+        let mut batch = vec![0];
+        collect(&mut rx, &mut batch, Duration::from_secs(2)).await;
+        assert_eq!(batch, vec![0, 1]);
+    }
+
+    #[tokio::test]
+    async fn a_batch_stops_at_its_largest() {
+        let (tx, mut rx) = mpsc::channel(MAX_BATCH + 8);
+        for i in 1..MAX_BATCH + 8 {
+            tx.send(i).await.unwrap();
+        }
+        let mut batch = vec![0];
+        collect(&mut rx, &mut batch, Duration::from_secs(10)).await;
+        assert_eq!(batch.len(), MAX_BATCH);
+        assert_eq!(rx.len(), 8);
+    }
 
     fn t(h: i64) -> chrono::DateTime<Utc> {
         Utc.with_ymd_and_hms(2026, 1, 2, 0, 0, 0).unwrap() + chrono::Duration::hours(h)
