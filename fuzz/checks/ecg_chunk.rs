@@ -9,7 +9,10 @@ use chrono::{TimeZone, Utc};
 
 /// Panics if `data` breaks the decoder's contract.
 pub fn check(data: &[u8]) {
-    let now = Utc.with_ymd_and_hms(2026, 11, 22, 12, 0, 0).single().expect("valid time");
+    let now = Utc
+        .with_ymd_and_hms(2026, 11, 22, 12, 0, 0)
+        .single()
+        .expect("valid time");
     let kit = vigil_kit::EcgChunk::decode(data);
     if let Ok(c) = &kit {
         assert_eq!(c.samples().count(), c.len());

@@ -6,11 +6,15 @@
 //! Shared by the fuzz target and by the corpus replay test that runs in
 //! `cargo test` (crates/vigil-ingest/tests/fuzz_corpus.rs).
 
-use vigil_kit::gatt::{Measurement, blood_pressure, heart_rate, plx_continuous, plx_spot_check, temperature};
+use vigil_kit::gatt::{
+    Measurement, blood_pressure, heart_rate, plx_continuous, plx_spot_check, temperature,
+};
 
 /// Panics if `data` breaks the decoder's contract.
 pub fn check(data: &[u8]) {
-    let Some((&which, value)) = data.split_first() else { return };
+    let Some((&which, value)) = data.split_first() else {
+        return;
+    };
     let mut all = Vec::new();
     match which % 5 {
         0 => {
@@ -43,7 +47,10 @@ pub fn check(data: &[u8]) {
     for o in all {
         if let vigil_kit::Value::Number(v) = o.value() {
             let (lo, hi) = o.code().bounds().expect("numeric codes have bounds");
-            assert!(v.is_finite() && v >= lo && v <= hi, "{v} outside {lo}..={hi}");
+            assert!(
+                v.is_finite() && v >= lo && v <= hi,
+                "{v} outside {lo}..={hi}"
+            );
         }
     }
 }

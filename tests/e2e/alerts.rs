@@ -36,15 +36,31 @@ async fn deterioration_raises_one_alert_that_repeats_update() {
     assert_ack(&dev.next_cmd().await, &[1]);
     let ev = ws.next_alert_event("alert", "news2").await;
     let alert = &ev["alert"];
-    assert_eq!((alert["patient_id"].as_i64(), alert["severity"].as_str(), alert["status"].as_str()), (Some(patient), Some("medium"), Some("open")));
+    assert_eq!(
+        (
+            alert["patient_id"].as_i64(),
+            alert["severity"].as_str(),
+            alert["status"].as_str()
+        ),
+        (Some(patient), Some("medium"), Some("open"))
+    );
     assert_eq!(alert["rule_id"], "news2");
-    assert!(alert["escalate_at"].is_string(), "a medium alert has an escalation time");
-    assert!(!alert["evidence"].as_array().expect("evidence").is_empty(), "the alert links to its readings");
+    assert!(
+        alert["escalate_at"].is_string(),
+        "a medium alert has an escalation time"
+    );
+    assert!(
+        !alert["evidence"].as_array().expect("evidence").is_empty(),
+        "the alert links to its readings"
+    );
 
     dev.publish_obs(2, vitals(22, 94, 115)).await;
     assert_ack(&dev.next_cmd().await, &[2]);
     let up = ws.next_alert_event("alert_update", "news2").await;
-    assert_eq!((up["action"].as_str(), up["alert"]["count"].as_i64()), (Some("updated"), Some(2)));
+    assert_eq!(
+        (up["action"].as_str(), up["alert"]["count"].as_i64()),
+        (Some("updated"), Some(2))
+    );
 
     // Worse: the same alert's severity goes up; still one alert.
     dev.publish_obs(3, vitals(26, 91, 135)).await;
@@ -52,8 +68,20 @@ async fn deterioration_raises_one_alert_that_repeats_update() {
     let up = ws.next_alert_event("alert_update", "news2").await;
     assert_eq!(up["alert"]["severity"], "high");
     ws.next_alert_event("alert", "news2-rising").await;
-    let open: Value = app.get("/api/v1/alerts?status=open").send().await.expect("list").json().await.expect("json");
-    let rules: Vec<&str> = open.as_array().expect("alerts").iter().filter_map(|a| a["rule_id"].as_str()).collect();
+    let open: Value = app
+        .get("/api/v1/alerts?status=open")
+        .send()
+        .await
+        .expect("list")
+        .json()
+        .await
+        .expect("json");
+    let rules: Vec<&str> = open
+        .as_array()
+        .expect("alerts")
+        .iter()
+        .filter_map(|a| a["rule_id"].as_str())
+        .collect();
     // One NEWS2 alert, merged; the climb 5 → 9 within a day is "rising";
     // the general pathway's own rules add theirs (SpO2, heart rate).
     assert_eq!(rules.iter().filter(|r| **r == "news2").count(), 1, "{open}");
@@ -63,18 +91,39 @@ async fn deterioration_raises_one_alert_that_repeats_update() {
     // settles, never count alerts the API does not show.
     let deadline = tokio::time::Instant::now() + crate::helpers::WAIT;
     loop {
-        let before: Value = app.get("/api/v1/alerts?status=open").send().await.expect("list").json().await.expect("json");
+        let before: Value = app
+            .get("/api/v1/alerts?status=open")
+            .send()
+            .await
+            .expect("list")
+            .json()
+            .await
+            .expect("json");
         let counted = app.stats().await.alerts_open;
-        let after: Value = app.get("/api/v1/alerts?status=open").send().await.expect("list").json().await.expect("json");
+        let after: Value = app
+            .get("/api/v1/alerts?status=open")
+            .send()
+            .await
+            .expect("list")
+            .json()
+            .await
+            .expect("json");
         let n = before.as_array().map(Vec::len).unwrap_or_default();
         if before == after && counted == n as i64 {
             break;
         }
-        assert!(tokio::time::Instant::now() < deadline, "stats {counted} open alerts, the API lists {n}: {after}");
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "stats {counted} open alerts, the API lists {n}: {after}"
+        );
         tokio::time::sleep(std::time::Duration::from_millis(50)).await;
     }
     // NEWS2 medium, plus the pathway's own medium rules for these vitals.
-    assert!(app.metrics().await.contains(r#"vigil_alerts_raised_total{severity="medium"}"#));
+    assert!(
+        app.metrics()
+            .await
+            .contains(r#"vigil_alerts_raised_total{severity="medium"}"#)
+    );
 }
 
 /// A pass stores its scores and alerts in one transaction. When the
@@ -92,13 +141,37 @@ async fn an_alert_is_raised_even_when_its_score_cannot_be_stored() {
     dev.publish_obs(1, vitals(22, 94, 112)).await;
     assert_ack(&dev.next_cmd().await, &[1]);
     let ev = ws.next_alert_event("alert", "news2").await;
-    assert_eq!((ev["alert"]["patient_id"].as_i64(), ev["alert"]["severity"].as_str()), (Some(patient), Some("medium")));
-    let ward_alerts: Value = app.get("/api/v1/alerts?status=open").send().await.expect("list").json().await.expect("json");
+    assert_eq!(
+        (
+            ev["alert"]["patient_id"].as_i64(),
+            ev["alert"]["severity"].as_str()
+        ),
+        (Some(patient), Some("medium"))
+    );
+    let ward_alerts: Value = app
+        .get("/api/v1/alerts?status=open")
+        .send()
+        .await
+        .expect("list")
+        .json()
+        .await
+        .expect("json");
     assert!(
-        ward_alerts.as_array().expect("alerts").iter().any(|a| a["rule_id"] == "news2" && a["patient_id"].as_i64() == Some(patient)),
+        ward_alerts
+            .as_array()
+            .expect("alerts")
+            .iter()
+            .any(|a| a["rule_id"] == "news2" && a["patient_id"].as_i64() == Some(patient)),
         "the alert is stored: {ward_alerts}"
     );
-    assert!(app.store.scores(patient, None, None).await.expect("scores").is_empty(), "no score was stored");
+    assert!(
+        app.store
+            .scores(patient, None, None)
+            .await
+            .expect("scores")
+            .is_empty(),
+        "no score was stored"
+    );
 }
 
 /// When the pass's alerts cannot be stored together (one of them is
@@ -109,20 +182,53 @@ async fn an_alert_the_store_refuses_loses_no_other_alert_of_its_pass() {
     let mut ws = app.ws(&app.token).await;
     let (patient, mut dev) = app.patient_with_device().await;
     // Refuse every new alert except NEWS2's, under the running daemon.
-    app.raw_db().await.refuse_inserts("alerts", Some("NEW.rule_id <> 'news2'")).await;
+    app.raw_db()
+        .await
+        .refuse_inserts("alerts", Some("NEW.rule_id <> 'news2'"))
+        .await;
 
     // NEWS2 high, and the general pathway's SpO2 and heart-rate rules fire
     // in the same pass: their alerts are the ones refused.
     dev.publish_obs(1, vitals(26, 91, 135)).await;
     assert_ack(&dev.next_cmd().await, &[1]);
     let ev = ws.next_alert_event("alert", "news2").await;
-    assert_eq!((ev["alert"]["patient_id"].as_i64(), ev["alert"]["severity"].as_str()), (Some(patient), Some("high")));
-    let open: Value = app.get("/api/v1/alerts?status=open").send().await.expect("list").json().await.expect("json");
-    let rules: Vec<&str> = open.as_array().expect("alerts").iter().filter_map(|a| a["rule_id"].as_str()).collect();
-    assert_eq!(rules, ["news2"], "only the refused alerts are missing: {open}");
+    assert_eq!(
+        (
+            ev["alert"]["patient_id"].as_i64(),
+            ev["alert"]["severity"].as_str()
+        ),
+        (Some(patient), Some("high"))
+    );
+    let open: Value = app
+        .get("/api/v1/alerts?status=open")
+        .send()
+        .await
+        .expect("list")
+        .json()
+        .await
+        .expect("json");
+    let rules: Vec<&str> = open
+        .as_array()
+        .expect("alerts")
+        .iter()
+        .filter_map(|a| a["rule_id"].as_str())
+        .collect();
+    assert_eq!(
+        rules,
+        ["news2"],
+        "only the refused alerts are missing: {open}"
+    );
     // The pass's score was stored too (apart from its alerts): RR 26 (3) +
     // SpO2 91 (3) + pulse 135 (3) = 9.
-    assert_eq!(app.store.scores(patient, None, None).await.expect("scores").last().and_then(|s| s.total), Some(9));
+    assert_eq!(
+        app.store
+            .scores(patient, None, None)
+            .await
+            .expect("scores")
+            .last()
+            .and_then(|s| s.total),
+        Some(9)
+    );
 }
 
 #[tokio::test]
@@ -132,28 +238,82 @@ async fn lifecycle_is_audited_and_a_resolved_state_is_not_raised_again() {
     let (_, mut dev) = app.patient_with_device().await;
     dev.publish_obs(1, vitals(22, 94, 112)).await;
     assert_ack(&dev.next_cmd().await, &[1]);
-    let id = ws.next_alert_event("alert", "news2").await["alert"]["id"].as_i64().expect("id");
+    let id = ws.next_alert_event("alert", "news2").await["alert"]["id"]
+        .as_i64()
+        .expect("id");
 
     let r = post(&app, &format!("/api/v1/alerts/{id}/acknowledge"), json!({})).await;
     assert_eq!(r.status(), 200);
-    assert_eq!(r.json::<Value>().await.expect("json")["status"], "acknowledged");
-    assert_eq!(post(&app, &format!("/api/v1/alerts/{id}/acknowledge"), json!({})).await.status(), 409);
-    assert_eq!(ws.next_alert_event("alert_update", "news2").await["action"], "acknowledged");
-    assert_eq!(post(&app, &format!("/api/v1/alerts/{id}/escalate"), json!({})).await.status(), 200);
-    assert_eq!(post(&app, &format!("/api/v1/alerts/{id}/resolve"), json!({"note": "x"})).await.status(), 422);
-    let r = post(&app, &format!("/api/v1/alerts/{id}/resolve"), json!({"outcome": "reviewed by phone"})).await;
+    assert_eq!(
+        r.json::<Value>().await.expect("json")["status"],
+        "acknowledged"
+    );
+    assert_eq!(
+        post(&app, &format!("/api/v1/alerts/{id}/acknowledge"), json!({}))
+            .await
+            .status(),
+        409
+    );
+    assert_eq!(
+        ws.next_alert_event("alert_update", "news2").await["action"],
+        "acknowledged"
+    );
+    assert_eq!(
+        post(&app, &format!("/api/v1/alerts/{id}/escalate"), json!({}))
+            .await
+            .status(),
+        200
+    );
+    assert_eq!(
+        post(
+            &app,
+            &format!("/api/v1/alerts/{id}/resolve"),
+            json!({"note": "x"})
+        )
+        .await
+        .status(),
+        422
+    );
+    let r = post(
+        &app,
+        &format!("/api/v1/alerts/{id}/resolve"),
+        json!({"outcome": "reviewed by phone"}),
+    )
+    .await;
     assert_eq!(r.status(), 422, "outcomes come from a fixed list");
-    let r = post(&app, &format!("/api/v1/alerts/{id}/resolve"), json!({"outcome": "advice-given", "note": "plan agreed by phone"})).await;
+    let r = post(
+        &app,
+        &format!("/api/v1/alerts/{id}/resolve"),
+        json!({"outcome": "advice-given", "note": "plan agreed by phone"}),
+    )
+    .await;
     assert_eq!(r.json::<Value>().await.expect("json")["status"], "resolved");
 
-    let one: Value = app.get(&format!("/api/v1/alerts/{id}")).send().await.expect("get").json().await.expect("json");
+    let one: Value = app
+        .get(&format!("/api/v1/alerts/{id}"))
+        .send()
+        .await
+        .expect("get")
+        .json()
+        .await
+        .expect("json");
     let trail: Vec<(String, String)> = one["events"]
         .as_array()
         .expect("events")
         .iter()
-        .map(|e| (e["action"].as_str().unwrap_or("").to_string(), e["actor"].as_str().unwrap_or("").to_string()))
+        .map(|e| {
+            (
+                e["action"].as_str().unwrap_or("").to_string(),
+                e["actor"].as_str().unwrap_or("").to_string(),
+            )
+        })
         .collect();
-    let expect = [("raised", "system"), ("acknowledged", "admin"), ("escalated", "admin"), ("resolved", "admin")];
+    let expect = [
+        ("raised", "system"),
+        ("acknowledged", "admin"),
+        ("escalated", "admin"),
+        ("resolved", "admin"),
+    ];
     assert_eq!(trail, expect.map(|(a, b)| (a.to_string(), b.to_string())));
     assert_eq!(one["alert"]["outcome"], "advice-given");
 
@@ -161,12 +321,29 @@ async fn lifecycle_is_audited_and_a_resolved_state_is_not_raised_again() {
     dev.publish_obs(2, vitals(22, 94, 112)).await;
     assert_ack(&dev.next_cmd().await, &[2]);
     ws.next_event("score").await;
-    let again: Value = app.get("/api/v1/alerts?status=open").send().await.expect("list").json().await.expect("json");
-    assert!(again.as_array().expect("alerts").iter().all(|a| a["rule_id"] != "news2"), "{again}");
+    let again: Value = app
+        .get("/api/v1/alerts?status=open")
+        .send()
+        .await
+        .expect("list")
+        .json()
+        .await
+        .expect("json");
+    assert!(
+        again
+            .as_array()
+            .expect("alerts")
+            .iter()
+            .all(|a| a["rule_id"] != "news2"),
+        "{again}"
+    );
     // ... a worse one does.
     dev.publish_obs(3, vitals(26, 91, 135)).await;
     assert_ack(&dev.next_cmd().await, &[3]);
-    assert_eq!(ws.next_alert_event("alert", "news2").await["alert"]["severity"], "high");
+    assert_eq!(
+        ws.next_alert_event("alert", "news2").await["alert"]["severity"],
+        "high"
+    );
 }
 
 #[tokio::test]
@@ -174,7 +351,13 @@ async fn unacknowledged_alert_escalates_on_its_own() {
     let app = TestApp::spawn().await;
     let mut ws = app.ws(&app.token).await;
     let (patient, _dev) = app.patient_with_device().await;
-    let ward_id = app.store.patient_get(patient).await.expect("get").expect("patient").ward_id;
+    let ward_id = app
+        .store
+        .patient_get(patient)
+        .await
+        .expect("get")
+        .expect("patient")
+        .ward_id;
     // An alert whose escalation time has just passed (the timer itself runs
     // on the real clock; this fixes the deadline instead of waiting 5 min).
     let (alert, _) = app
@@ -196,9 +379,19 @@ async fn unacknowledged_alert_escalates_on_its_own() {
         .await
         .expect("fire");
     let ev = ws.next_event("alert_update").await;
-    assert_eq!((ev["action"].as_str(), ev["actor"].as_str()), (Some("escalated"), Some("system")));
+    assert_eq!(
+        (ev["action"].as_str(), ev["actor"].as_str()),
+        (Some("escalated"), Some("system"))
+    );
     assert_eq!(ev["alert"]["id"].as_i64(), Some(alert.id));
-    let escalated: Value = app.get("/api/v1/alerts?status=escalated").send().await.expect("list").json().await.expect("json");
+    let escalated: Value = app
+        .get("/api/v1/alerts?status=escalated")
+        .send()
+        .await
+        .expect("list")
+        .json()
+        .await
+        .expect("json");
     assert_eq!(escalated.as_array().map(Vec::len), Some(1));
 }
 
@@ -208,29 +401,48 @@ async fn a_brief_deterioration_arriving_with_the_recovery_still_alerts() {
     let mut ws = app.ws(&app.token).await;
     let (patient, mut dev) = app.patient_with_device().await;
     let now = Utc::now();
-    dev.publish_obs_at(1, now - chrono::Duration::minutes(5), vitals(16, 97, 72)).await;
+    dev.publish_obs_at(1, now - chrono::Duration::minutes(5), vitals(16, 97, 72))
+        .await;
     assert_ack(&dev.next_cmd().await, &[1]);
     ws.next_event("score").await;
 
     // A medium reading and, a minute later, a normal one, sent back to back
     // (a hub forwarding what it held while offline): they are committed
     // and scored together, and the medium state must alert all the same.
-    dev.publish_obs_at(2, now - chrono::Duration::minutes(1), vitals(22, 94, 112)).await;
+    dev.publish_obs_at(2, now - chrono::Duration::minutes(1), vitals(22, 94, 112))
+        .await;
     dev.publish_obs_at(3, now, vitals(16, 97, 72)).await;
     let mut acked = Vec::new();
     while acked.len() < 2 {
         let cmd = dev.next_cmd().await;
         assert_eq!(cmd["type"], "ack", "{cmd}");
-        acked.extend(cmd["seqs"].as_array().expect("seqs").iter().filter_map(Value::as_u64));
+        acked.extend(
+            cmd["seqs"]
+                .as_array()
+                .expect("seqs")
+                .iter()
+                .filter_map(Value::as_u64),
+        );
     }
     let ev = ws.next_alert_event("alert", "news2").await;
     assert_eq!(ev["alert"]["severity"], "medium", "{ev}");
     // The pushed score is the newest state; the history has both.
     let pushed = ws.next_event("score").await;
     assert_eq!(pushed["score"]["total"], 0, "{pushed}");
-    let history: Value =
-        app.get(&format!("/api/v1/patients/{patient}/scores")).send().await.expect("scores").json().await.expect("json");
-    let totals: Vec<i64> = history.as_array().expect("rows").iter().filter_map(|r| r["total"].as_i64()).collect();
+    let history: Value = app
+        .get(&format!("/api/v1/patients/{patient}/scores"))
+        .send()
+        .await
+        .expect("scores")
+        .json()
+        .await
+        .expect("json");
+    let totals: Vec<i64> = history
+        .as_array()
+        .expect("rows")
+        .iter()
+        .filter_map(|r| r["total"].as_i64())
+        .collect();
     assert_eq!(totals, [0, 5, 0], "{history}");
 }
 
@@ -244,11 +456,27 @@ async fn late_reading_never_raises_an_alert_for_a_superseded_state() {
     ws.next_event("score").await;
 
     // From 40 minutes ago, arriving now: it would have been medium then.
-    dev.publish_obs_at(2, Utc::now() - chrono::Duration::minutes(40), vitals(22, 94, 112)).await;
+    dev.publish_obs_at(
+        2,
+        Utc::now() - chrono::Duration::minutes(40),
+        vitals(22, 94, 112),
+    )
+    .await;
     assert_ack(&dev.next_cmd().await, &[2]);
     ws.next_event("score").await;
-    assert!(ws.next_event_within("alert", Duration::from_millis(500)).await.is_none());
-    let all: Value = app.get("/api/v1/alerts").send().await.expect("list").json().await.expect("json");
+    assert!(
+        ws.next_event_within("alert", Duration::from_millis(500))
+            .await
+            .is_none()
+    );
+    let all: Value = app
+        .get("/api/v1/alerts")
+        .send()
+        .await
+        .expect("list")
+        .json()
+        .await
+        .expect("json");
     assert_eq!(all, json!([]));
 }
 
@@ -260,7 +488,9 @@ async fn alerts_of_other_wards_are_invisible_and_untouchable() {
     let (_, mut dev) = app.patient_with_device().await;
     dev.publish_obs(1, vitals(22, 94, 112)).await;
     assert_ack(&dev.next_cmd().await, &[1]);
-    let id = ws.next_alert_event("alert", "news2").await["alert"]["id"].as_i64().expect("id");
+    let id = ws.next_alert_event("alert", "news2").await["alert"]["id"]
+        .as_i64()
+        .expect("id");
     let list: Value = app
         .http_client
         .get(format!("{}/api/v1/alerts", app.http))
@@ -288,14 +518,25 @@ async fn pathway_rule_raises_its_alert_and_advises_the_patient() {
     let mut ws = app.ws(&app.token).await;
     let (_, mut dev) = app.patient_with_device().await;
     // The general pathway: Oximetry @home, SpO2 92 % or below is urgent.
-    dev.publish_obs(1, json!([{"code": "spo2", "value": 91, "unit": "%"}])).await;
+    dev.publish_obs(1, json!([{"code": "spo2", "value": 91, "unit": "%"}]))
+        .await;
     assert_ack(&dev.next_cmd().await, &[1]);
     let ev = ws.next_alert_event("alert", "spo2-urgent").await;
     assert_eq!(ev["alert"]["severity"], "medium");
-    assert!(ev["alert"]["escalate_at"].is_string(), "the pathway's escalation time applies");
+    assert!(
+        ev["alert"]["escalate_at"].is_string(),
+        "the pathway's escalation time applies"
+    );
     let advice = dev.next_feedback().await;
-    assert_eq!((advice["type"].as_str(), advice["level"].as_str()), (Some("advice"), Some("urgent")), "{advice}");
-    assert!(advice["text"].as_str().unwrap_or_default().contains("111"), "{advice}");
+    assert_eq!(
+        (advice["type"].as_str(), advice["level"].as_str()),
+        (Some("advice"), Some("urgent")),
+        "{advice}"
+    );
+    assert!(
+        advice["text"].as_str().unwrap_or_default().contains("111"),
+        "{advice}"
+    );
 }
 
 #[tokio::test]

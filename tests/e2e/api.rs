@@ -7,33 +7,77 @@ use crate::helpers::{TestApp, assert_ack};
 #[tokio::test]
 async fn unauthenticated_requests_get_401_in_the_error_shape() {
     let app = TestApp::spawn().await;
-    for path in ["/api/v1/patients", "/api/v1/patients/1", "/api/v1/patients/1/observations", "/api/v1/stream"] {
-        let r = app.http_client.get(format!("{}{path}", app.http)).send().await.expect("get");
+    for path in [
+        "/api/v1/patients",
+        "/api/v1/patients/1",
+        "/api/v1/patients/1/observations",
+        "/api/v1/stream",
+    ] {
+        let r = app
+            .http_client
+            .get(format!("{}{path}", app.http))
+            .send()
+            .await
+            .expect("get");
         assert_eq!(r.status(), 401, "{path}");
         let body: serde_json::Value = r.json().await.expect("json");
         assert_eq!(body["error"]["code"], "unauthorized", "{path}");
     }
-    let r = app.http_client.get(format!("{}/api/v1/patients", app.http)).bearer_auth("nope").send().await.expect("get");
+    let r = app
+        .http_client
+        .get(format!("{}/api/v1/patients", app.http))
+        .bearer_auth("nope")
+        .send()
+        .await
+        .expect("get");
     assert_eq!(r.status(), 401);
 }
 
 #[tokio::test]
 async fn login_sets_a_session_cookie_that_authenticates_and_logout_ends_it() {
     let app = TestApp::spawn().await;
-    let bad = app.http_client.post(format!("{}/api/v1/login", app.http)).json(&json!({"username": "admin", "password": "wrong"}));
+    let bad = app
+        .http_client
+        .post(format!("{}/api/v1/login", app.http))
+        .json(&json!({"username": "admin", "password": "wrong"}));
     assert_eq!(bad.send().await.expect("login").status(), 401);
 
-    let r = app.login_with(&app.http_client, "admin", "admin-password").await;
+    let r = app
+        .login_with(&app.http_client, "admin", "admin-password")
+        .await;
     assert_eq!(r.status(), 200);
-    let cookie = r.headers().get("set-cookie").and_then(|v| v.to_str().ok()).unwrap_or_default().to_string();
-    assert!(cookie.contains("HttpOnly") && cookie.contains("SameSite=Strict"), "{cookie}");
+    let cookie = r
+        .headers()
+        .get("set-cookie")
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or_default()
+        .to_string();
+    assert!(
+        cookie.contains("HttpOnly") && cookie.contains("SameSite=Strict"),
+        "{cookie}"
+    );
 
     // The client's cookie jar now carries the session.
-    let me = app.http_client.get(format!("{}/api/v1/me", app.http)).send().await.expect("me");
+    let me = app
+        .http_client
+        .get(format!("{}/api/v1/me", app.http))
+        .send()
+        .await
+        .expect("me");
     assert_eq!(me.status(), 200);
-    let out = app.http_client.post(format!("{}/api/v1/logout", app.http)).send().await.expect("logout");
+    let out = app
+        .http_client
+        .post(format!("{}/api/v1/logout", app.http))
+        .send()
+        .await
+        .expect("logout");
     assert_eq!(out.status(), 200);
-    let me = app.http_client.get(format!("{}/api/v1/me", app.http)).send().await.expect("me");
+    let me = app
+        .http_client
+        .get(format!("{}/api/v1/me", app.http))
+        .send()
+        .await
+        .expect("me");
     assert_eq!(me.status(), 401);
 }
 
@@ -45,24 +89,46 @@ async fn users_see_only_their_wards_patients_and_events() {
     let mut outsider_ws = app.ws(&outsider).await;
     let mut ward_ws = app.ws(&app.token).await;
 
-    let list = app.http_client.get(format!("{}/api/v1/patients", app.http)).bearer_auth(&outsider).send().await.expect("list");
-    assert_eq!(list.json::<serde_json::Value>().await.expect("json"), json!([]));
-    let one = app.http_client.get(format!("{}/api/v1/patients/{patient}", app.http)).bearer_auth(&outsider).send().await.expect("one");
+    let list = app
+        .http_client
+        .get(format!("{}/api/v1/patients", app.http))
+        .bearer_auth(&outsider)
+        .send()
+        .await
+        .expect("list");
+    assert_eq!(
+        list.json::<serde_json::Value>().await.expect("json"),
+        json!([])
+    );
+    let one = app
+        .http_client
+        .get(format!("{}/api/v1/patients/{patient}", app.http))
+        .bearer_auth(&outsider)
+        .send()
+        .await
+        .expect("one");
     assert_eq!(one.status(), 404);
     let obs = app
         .http_client
-        .get(format!("{}/api/v1/patients/{patient}/observations", app.http))
+        .get(format!(
+            "{}/api/v1/patients/{patient}/observations",
+            app.http
+        ))
         .bearer_auth(&outsider)
         .send()
         .await
         .expect("obs");
     assert_eq!(obs.status(), 404);
 
-    dev.publish_obs(1, json!([{"code": "pulse", "value": 61, "unit": "/min"}])).await;
+    dev.publish_obs(1, json!([{"code": "pulse", "value": 61, "unit": "/min"}]))
+        .await;
     assert_ack(&dev.next_cmd().await, &[1]);
     ward_ws.next_event("observation").await;
     assert!(
-        outsider_ws.next_event_within("observation", std::time::Duration::from_millis(500)).await.is_none(),
+        outsider_ws
+            .next_event_within("observation", std::time::Duration::from_millis(500))
+            .await
+            .is_none(),
         "another ward's event leaked"
     );
 }
@@ -81,30 +147,57 @@ async fn only_admins_admit_and_provision() {
         .expect("post");
     assert_eq!(r.status(), 403);
     let r = app
-        .post("/api/v1/patients", json!({"ward": app.ward, "name": "X", "nhs_number": "1234567890", "pathway": "copd"}))
+        .post(
+            "/api/v1/patients",
+            json!({"ward": app.ward, "name": "X", "nhs_number": "1234567890", "pathway": "copd"}),
+        )
         .send()
         .await
         .expect("post");
     assert_eq!(r.status(), 422, "invalid NHS number");
     let body: serde_json::Value = r.json().await.expect("json");
-    assert!(body["error"]["message"].as_str().unwrap_or_default().contains("nhs_number"));
+    assert!(
+        body["error"]["message"]
+            .as_str()
+            .unwrap_or_default()
+            .contains("nhs_number")
+    );
 }
 
 #[tokio::test]
 async fn patient_list_shows_latest_readings_and_discharge_removes_the_patient() {
     let app = TestApp::spawn().await;
     let (patient, mut dev) = app.patient_with_device().await;
-    dev.publish_obs(1, json!([{"code": "spo2", "value": 93, "unit": "%"}])).await;
+    dev.publish_obs(1, json!([{"code": "spo2", "value": 93, "unit": "%"}]))
+        .await;
     assert_ack(&dev.next_cmd().await, &[1]);
 
-    let list: serde_json::Value = app.get("/api/v1/patients").send().await.expect("list").json().await.expect("json");
+    let list: serde_json::Value = app
+        .get("/api/v1/patients")
+        .send()
+        .await
+        .expect("list")
+        .json()
+        .await
+        .expect("json");
     assert_eq!(list[0]["id"], patient);
     assert_eq!(list[0]["latest"][0]["code"], "spo2");
     assert_eq!(list[0]["latest"][0]["value"], 93.0);
 
-    let r = app.post(&format!("/api/v1/patients/{patient}/discharge"), json!({})).send().await.expect("discharge");
+    let r = app
+        .post(&format!("/api/v1/patients/{patient}/discharge"), json!({}))
+        .send()
+        .await
+        .expect("discharge");
     assert_eq!(r.status(), 200);
-    let list: serde_json::Value = app.get("/api/v1/patients").send().await.expect("list").json().await.expect("json");
+    let list: serde_json::Value = app
+        .get("/api/v1/patients")
+        .send()
+        .await
+        .expect("list")
+        .json()
+        .await
+        .expect("json");
     assert_eq!(list, json!([]));
 }
 
@@ -114,27 +207,64 @@ async fn device_status_is_kept_and_shown_with_the_patients_devices() {
     let (patient, dev) = app.patient_with_device().await;
     let detail = |app: &TestApp| {
         let r = app.get(&format!("/api/v1/patients/{patient}"));
-        async move { r.send().await.expect("get").json::<serde_json::Value>().await.expect("json") }
+        async move {
+            r.send()
+                .await
+                .expect("get")
+                .json::<serde_json::Value>()
+                .await
+                .expect("json")
+        }
     };
     let before = detail(&app).await;
     assert_eq!(before["devices"][0]["id"], dev.id.as_str());
-    assert_eq!(before["devices"][0]["status"], serde_json::Value::Null, "never reported");
+    assert_eq!(
+        before["devices"][0]["status"],
+        serde_json::Value::Null,
+        "never reported"
+    );
 
     let mut ws = app.ws(&app.token).await;
     let sent = chrono::Utc::now();
-    dev.publish_raw("status", json!({"online": true, "battery_pct": 71, "signal": "ok", "fw": "1.4.2"}).to_string()).await;
+    dev.publish_raw(
+        "status",
+        json!({"online": true, "battery_pct": 71, "signal": "ok", "fw": "1.4.2"}).to_string(),
+    )
+    .await;
     // The live push follows the write, so the API has it by now.
-    assert_eq!(ws.next_event("device_status").await["device_id"], dev.id.as_str());
+    assert_eq!(
+        ws.next_event("device_status").await["device_id"],
+        dev.id.as_str()
+    );
     let status = detail(&app).await["devices"][0]["status"].clone();
-    assert_eq!((&status["online"], &status["battery_pct"], &status["signal"], &status["fw"]), (&json!(true), &json!(71), &json!("ok"), &json!("1.4.2")));
-    let at: chrono::DateTime<chrono::Utc> = status["reported_at"].as_str().expect("reported_at").parse().expect("RFC 3339");
-    assert!(at >= sent - chrono::Duration::seconds(1) && at <= chrono::Utc::now(), "reported_at is when it arrived: {at}");
+    assert_eq!(
+        (
+            &status["online"],
+            &status["battery_pct"],
+            &status["signal"],
+            &status["fw"]
+        ),
+        (&json!(true), &json!(71), &json!("ok"), &json!("1.4.2"))
+    );
+    let at: chrono::DateTime<chrono::Utc> = status["reported_at"]
+        .as_str()
+        .expect("reported_at")
+        .parse()
+        .expect("RFC 3339");
+    assert!(
+        at >= sent - chrono::Duration::seconds(1) && at <= chrono::Utc::now(),
+        "reported_at is when it arrived: {at}"
+    );
 
     // The last will replaces it whole: offline, battery no longer known.
-    dev.publish_raw("status", json!({"online": false}).to_string()).await;
+    dev.publish_raw("status", json!({"online": false}).to_string())
+        .await;
     ws.next_event("device_status").await;
     let status = detail(&app).await["devices"][0]["status"].clone();
-    assert_eq!((&status["online"], &status["battery_pct"], &status["signal"]), (&json!(false), &json!(null), &json!(null)));
+    assert_eq!(
+        (&status["online"], &status["battery_pct"], &status["signal"]),
+        (&json!(false), &json!(null), &json!(null))
+    );
 }
 
 #[tokio::test]
@@ -145,19 +275,52 @@ async fn a_patient_carries_the_spo2_target_of_their_pathway_or_scale() {
         ("general", json!({"low": 94, "high": 98, "source": "scale"})),
     ] {
         let id = app.admit(pathway).await;
-        let p: serde_json::Value = app.get(&format!("/api/v1/patients/{id}")).send().await.expect("get").json().await.expect("json");
+        let p: serde_json::Value = app
+            .get(&format!("/api/v1/patients/{id}"))
+            .send()
+            .await
+            .expect("get")
+            .json()
+            .await
+            .expect("json");
         assert_eq!(p["thresholds"]["spo2_target"], target, "{pathway}");
-        assert_eq!(p["episode"]["pathway"], pathway, "the patient's own fields are still there");
+        assert_eq!(
+            p["episode"]["pathway"], pathway,
+            "the patient's own fields are still there"
+        );
     }
 }
 
 #[tokio::test]
 async fn health_readiness_and_page_are_served() {
     let app = TestApp::spawn().await;
-    let h = app.http_client.get(format!("{}/healthz", app.http)).send().await.expect("healthz");
+    let h = app
+        .http_client
+        .get(format!("{}/healthz", app.http))
+        .send()
+        .await
+        .expect("healthz");
     assert_eq!(h.status(), 200);
-    let r = app.http_client.get(format!("{}/readyz", app.http)).send().await.expect("readyz");
-    assert_eq!(r.json::<serde_json::Value>().await.expect("json"), json!({"database": true, "broker": true}));
-    let page = app.http_client.get(format!("{}/", app.http)).send().await.expect("page").text().await.expect("text");
-    assert!(page.contains(r#"<label for="username">"#) && page.contains(r#"<label for="password">"#));
+    let r = app
+        .http_client
+        .get(format!("{}/readyz", app.http))
+        .send()
+        .await
+        .expect("readyz");
+    assert_eq!(
+        r.json::<serde_json::Value>().await.expect("json"),
+        json!({"database": true, "broker": true})
+    );
+    let page = app
+        .http_client
+        .get(format!("{}/", app.http))
+        .send()
+        .await
+        .expect("page")
+        .text()
+        .await
+        .expect("text");
+    assert!(
+        page.contains(r#"<label for="username">"#) && page.contains(r#"<label for="password">"#)
+    );
 }

@@ -14,7 +14,9 @@ async fn bench_at_a_tiny_scale_stores_everything_and_reports_every_field() {
     let started = Instant::now();
     let mosquitto = vigil_devsim::daemon::mosquitto_binary().is_some();
     if !mosquitto && std::env::var("VIGIL_SKIP_MOSQUITTO").as_deref() != Ok("1") {
-        panic!("mosquitto is not installed (Debian: apt-get install -y mosquitto); set VIGIL_SKIP_MOSQUITTO=1 to skip its phase");
+        panic!(
+            "mosquitto is not installed (Debian: apt-get install -y mosquitto); set VIGIL_SKIP_MOSQUITTO=1 to skip its phase"
+        );
     }
     let cfg = BenchConfig {
         vigil: PathBuf::from(env!("CARGO_BIN_EXE_vigil")),
@@ -30,22 +32,48 @@ async fn bench_at_a_tiny_scale_stores_everything_and_reports_every_field() {
         seed: 3,
     };
     let r = bench::run(cfg).await.expect("the bench runs");
-    println!("{}  ({:.1} s)", bench::summary(&r), started.elapsed().as_secs_f64());
+    println!(
+        "{}  ({:.1} s)",
+        bench::summary(&r),
+        started.elapsed().as_secs_f64()
+    );
     let v = serde_json::to_value(&r).expect("json");
-    for k in ["scale", "patients", "stored_msgs_per_s", "passthrough_msgs_per_s", "ratio", "ecg_chunks_per_s", "rss_mb", "lost"] {
+    for k in [
+        "scale",
+        "patients",
+        "stored_msgs_per_s",
+        "passthrough_msgs_per_s",
+        "ratio",
+        "ecg_chunks_per_s",
+        "rss_mb",
+        "lost",
+    ] {
         assert!(!v[k].is_null(), "report field {k}: {v}");
     }
     assert_eq!((r.scale.as_str(), r.patients), ("ward", 10));
-    assert!(r.stored.obs_msgs > 0 && r.stored_msgs_per_s > 0.0, "something was stored: {v}");
+    assert!(
+        r.stored.obs_msgs > 0 && r.stored_msgs_per_s > 0.0,
+        "something was stored: {v}"
+    );
     assert_eq!(r.lost, 0, "every observation message sent was stored: {v}");
     assert_eq!(r.ecg_lost, 0, "every ECG chunk sent was stored: {v}");
     assert!(r.ecg_chunks_per_s > 0.0, "ECG chunks were stored: {v}");
-    assert_eq!((r.alert_latency_ms.n, r.alert_latency_ms.missing), (2, 0), "both sentinels' alerts arrived: {v}");
+    assert_eq!(
+        (r.alert_latency_ms.n, r.alert_latency_ms.missing),
+        (2, 0),
+        "both sentinels' alerts arrived: {v}"
+    );
     assert!(r.alert_latency_ms.p50 <= r.alert_latency_ms.p99, "{v}");
-    assert!(r.rss_mb > 0.0 && r.cpu_s >= 0.0, "vigil's process was measured: {v}");
+    assert!(
+        r.rss_mb > 0.0 && r.cpu_s >= 0.0,
+        "vigil's process was measured: {v}"
+    );
     if mosquitto {
         let p = r.passthrough.as_ref().expect("the passthrough phase ran");
-        assert!(p.obs_msgs > 0 && r.passthrough_msgs_per_s > 0.0 && r.ratio > 0.0, "{v}");
+        assert!(
+            p.obs_msgs > 0 && r.passthrough_msgs_per_s > 0.0 && r.ratio > 0.0,
+            "{v}"
+        );
         assert_eq!(p.unacked, 0, "the counter acked everything: {v}");
     }
 }

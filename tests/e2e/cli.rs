@@ -20,20 +20,33 @@ fn vigil(args: &[&str], stdin: Option<&str>) -> Output {
         .spawn()
         .expect("vigil runs");
     if let Some(input) = stdin {
-        child.stdin.take().expect("stdin").write_all(input.as_bytes()).expect("write stdin");
+        child
+            .stdin
+            .take()
+            .expect("stdin")
+            .write_all(input.as_bytes())
+            .expect("write stdin");
     }
     drop(child.stdin.take());
     child.wait_with_output().expect("vigil exits")
 }
 
 fn json_out(o: &Output) -> Value {
-    assert!(o.status.success(), "failed: {}", String::from_utf8_lossy(&o.stderr));
+    assert!(
+        o.status.success(),
+        "failed: {}",
+        String::from_utf8_lossy(&o.stderr)
+    );
     serde_json::from_slice(&o.stdout).expect("one JSON object")
 }
 
 fn config_for(app: &TestApp, dir: &tempfile::TempDir) -> String {
     let path = dir.path().join("vigil.toml");
-    std::fs::write(&path, format!("[database]\nurl = \"{}\"\n", app.database_url)).expect("config");
+    std::fs::write(
+        &path,
+        format!("[database]\nurl = \"{}\"\n", app.database_url),
+    )
+    .expect("config");
     path.display().to_string()
 }
 
@@ -41,7 +54,11 @@ fn config_for(app: &TestApp, dir: &tempfile::TempDir) -> String {
 fn unknown_config_key_exits_2_with_one_line_naming_it() {
     let dir = tempfile::tempdir().expect("tempdir");
     let cfg = dir.path().join("vigil.toml");
-    std::fs::write(&cfg, "[http]\naddr = \"127.0.0.1:0\"\n[mqtt]\nembeded = false\n").expect("write");
+    std::fs::write(
+        &cfg,
+        "[http]\naddr = \"127.0.0.1:0\"\n[mqtt]\nembeded = false\n",
+    )
+    .expect("write");
     let o = vigil(&["serve", "--config", &cfg.display().to_string()], None);
     assert_eq!(o.status.code(), Some(2));
     let err = String::from_utf8_lossy(&o.stderr);
@@ -71,29 +88,121 @@ async fn admin_commands_work_against_a_running_daemon() {
 
     let ward = json_out(&run(&["ward", "add", "--name", "Ward C"], None));
     assert!(ward["id"].is_i64());
-    let user = json_out(&run(&["user", "add", "--username", "nurse1", "--role", "nurse", "--ward", "Ward C"], Some("a-long-password\n")));
+    let user = json_out(&run(
+        &[
+            "user",
+            "add",
+            "--username",
+            "nurse1",
+            "--role",
+            "nurse",
+            "--ward",
+            "Ward C",
+        ],
+        Some("a-long-password\n"),
+    ));
     assert!(user["id"].is_i64());
     let token = json_out(&run(&["token", "create", "--username", "nurse1"], None));
     assert_eq!(token["token"].as_str().map(str::len), Some(64));
-    let expires: chrono::DateTime<chrono::Utc> = token["expires_at"].as_str().expect("API tokens expire by default").parse().expect("time");
+    let expires: chrono::DateTime<chrono::Utc> = token["expires_at"]
+        .as_str()
+        .expect("API tokens expire by default")
+        .parse()
+        .expect("time");
     let days = (expires - chrono::Utc::now()).num_days();
-    assert!((89..=90).contains(&days), "default lifetime 90 days: {token}");
-    let bad = run(&["token", "create", "--username", "nurse1", "--expires-in", "soon"], None);
+    assert!(
+        (89..=90).contains(&days),
+        "default lifetime 90 days: {token}"
+    );
+    let bad = run(
+        &[
+            "token",
+            "create",
+            "--username",
+            "nurse1",
+            "--expires-in",
+            "soon",
+        ],
+        None,
+    );
     assert_eq!(bad.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&bad.stderr).contains("--expires-in"));
-    let me = |t: &str| app.http_client.get(format!("{}/api/v1/me", app.http)).bearer_auth(t.to_string()).send();
-    let short = json_out(&run(&["token", "create", "--username", "nurse1", "--expires-in", "1s"], None));
+    let me = |t: &str| {
+        app.http_client
+            .get(format!("{}/api/v1/me", app.http))
+            .bearer_auth(t.to_string())
+            .send()
+    };
+    let short = json_out(&run(
+        &[
+            "token",
+            "create",
+            "--username",
+            "nurse1",
+            "--expires-in",
+            "1s",
+        ],
+        None,
+    ));
     let short = short["token"].as_str().expect("token").to_string();
     assert_eq!(me(&short).await.expect("me").status(), 200);
     tokio::time::sleep(std::time::Duration::from_millis(1100)).await;
-    assert_eq!(me(&short).await.expect("me").status(), 401, "an expired token is refused");
+    assert_eq!(
+        me(&short).await.expect("me").status(),
+        401,
+        "an expired token is refused"
+    );
 
-    let bad = run(&["patient", "admit", "--ward", "Ward C", "--name", "P", "--nhs-number", "9434765918", "--pathway", "copd"], None);
-    assert_eq!(bad.status.code(), Some(2), "an invalid NHS number is a usage error");
+    let bad = run(
+        &[
+            "patient",
+            "admit",
+            "--ward",
+            "Ward C",
+            "--name",
+            "P",
+            "--nhs-number",
+            "9434765918",
+            "--pathway",
+            "copd",
+        ],
+        None,
+    );
+    assert_eq!(
+        bad.status.code(),
+        Some(2),
+        "an invalid NHS number is a usage error"
+    );
 
-    let p = json_out(&run(&["patient", "admit", "--ward", "Ward C", "--name", "P", "--nhs-number", "9434765919", "--pathway", "copd", "--spo2-scale", "2"], None));
+    let p = json_out(&run(
+        &[
+            "patient",
+            "admit",
+            "--ward",
+            "Ward C",
+            "--name",
+            "P",
+            "--nhs-number",
+            "9434765919",
+            "--pathway",
+            "copd",
+            "--spo2-scale",
+            "2",
+        ],
+        None,
+    ));
     let pid = p["id"].as_i64().expect("id");
-    let d = json_out(&run(&["device", "provision", "--kind", "oximeter", "--patient", &pid.to_string()], None));
+    let d = json_out(&run(
+        &[
+            "device",
+            "provision",
+            "--kind",
+            "oximeter",
+            "--patient",
+            &pid.to_string(),
+        ],
+        None,
+    ));
     let creds = DeviceCreds {
         device_id: d["device_id"].as_str().expect("id").into(),
         username: d["mqtt_username"].as_str().expect("user").into(),
@@ -101,29 +210,56 @@ async fn admin_commands_work_against_a_running_daemon() {
     };
 
     // Provisioned by another process a moment ago: the daemon accepts it now.
-    let mut dev = app.connect(&creds).await.expect("a freshly provisioned device connects");
+    let mut dev = app
+        .connect(&creds)
+        .await
+        .expect("a freshly provisioned device connects");
     for seq in 1..=3 {
-        dev.publish_obs(seq, json!([{"code": "spo2", "value": 90 + seq, "unit": "%"}])).await;
+        dev.publish_obs(
+            seq,
+            json!([{"code": "spo2", "value": 90 + seq, "unit": "%"}]),
+        )
+        .await;
         assert_ack(&dev.next_cmd().await, &[seq]);
     }
-    dev.publish_obs(3, json!([{"code": "spo2", "value": 99, "unit": "%"}])).await;
+    dev.publish_obs(3, json!([{"code": "spo2", "value": 99, "unit": "%"}]))
+        .await;
     assert_ack(&dev.next_cmd().await, &[3]);
 
     let stats = json_out(&run(&["stats"], None));
-    assert_eq!(stats["obs_messages"], 3, "stats counts stored messages exactly: {stats}");
+    assert_eq!(
+        stats["obs_messages"], 3,
+        "stats counts stored messages exactly: {stats}"
+    );
     assert_eq!(stats["observations"], 3);
     assert_eq!(stats["patients"], 1);
 
-    let revoked = json_out(&run(&["device", "revoke", "--device", &creds.device_id], None));
+    let revoked = json_out(&run(
+        &["device", "revoke", "--device", &creds.device_id],
+        None,
+    ));
     assert_eq!(revoked["device_id"], creds.device_id.as_str());
-    assert!(app.connect(&creds).await.is_err(), "revoked by the CLI: refused at the next connect");
+    assert!(
+        app.connect(&creds).await.is_err(),
+        "revoked by the CLI: refused at the next connect"
+    );
 
-    let out = json_out(&run(&["patient", "discharge", "--patient", &pid.to_string()], None));
+    let out = json_out(&run(
+        &["patient", "discharge", "--patient", &pid.to_string()],
+        None,
+    ));
     assert!(out["discharged_at"].is_string());
     let t = token["token"].as_str().expect("token").to_string();
     assert_eq!(me(&t).await.expect("me").status(), 200);
-    assert_eq!(json_out(&run(&["token", "revoke", "--token", &t], None)), json!({"revoked": true}));
-    assert_eq!(me(&t).await.expect("me").status(), 401, "a revoked token is refused");
+    assert_eq!(
+        json_out(&run(&["token", "revoke", "--token", &t], None)),
+        json!({"revoked": true})
+    );
+    assert_eq!(
+        me(&t).await.expect("me").status(),
+        401,
+        "a revoked token is refused"
+    );
 }
 
 #[test]
@@ -131,7 +267,11 @@ fn migrate_creates_a_fresh_database() {
     let dir = tempfile::tempdir().expect("tempdir");
     let cfg = dir.path().join("vigil.toml");
     let db = dir.path().join("sub/vigil.db");
-    std::fs::write(&cfg, format!("[database]\nurl = \"sqlite://{}\"\n", db.display())).expect("write");
+    std::fs::write(
+        &cfg,
+        format!("[database]\nurl = \"sqlite://{}\"\n", db.display()),
+    )
+    .expect("write");
     let o = vigil(&["migrate", "--config", &cfg.display().to_string()], None);
     assert_eq!(json_out(&o), json!({"migrated": true}));
     assert!(db.exists());
@@ -150,16 +290,33 @@ fn score_answers_each_line_in_order() {
     );
     let o = vigil(&["score"], Some(input));
     assert!(o.status.success());
-    let lines: Vec<Value> =
-        String::from_utf8_lossy(&o.stdout).lines().map(|l| serde_json::from_str(l).expect("json line")).collect();
+    let lines: Vec<Value> = String::from_utf8_lossy(&o.stdout)
+        .lines()
+        .map(|l| serde_json::from_str(l).expect("json line"))
+        .collect();
     assert_eq!(lines.len(), 4);
-    assert_eq!((lines[0]["total"].as_i64(), lines[0]["risk"].as_str(), lines[0]["partial"].as_bool()), (Some(0), Some("low"), Some(false)));
+    assert_eq!(
+        (
+            lines[0]["total"].as_i64(),
+            lines[0]["risk"].as_str(),
+            lines[0]["partial"].as_bool()
+        ),
+        (Some(0), Some("low"), Some(false))
+    );
     // RR 21 → 2, SpO2 91 on scale 1 → 3: total 5, medium.
-    assert_eq!((lines[1]["total"].as_i64(), lines[1]["risk"].as_str()), (Some(5), Some("medium")));
+    assert_eq!(
+        (lines[1]["total"].as_i64(), lines[1]["risk"].as_str()),
+        (Some(5), Some("medium"))
+    );
     assert_eq!(lines[1]["subscores"]["resp_rate"], 2);
     assert!(lines[2]["error"].is_string());
     assert_eq!(lines[3]["partial"], true);
-    let missing: Vec<&str> = lines[3]["missing"].as_array().expect("missing").iter().filter_map(|m| m.as_str()).collect();
+    let missing: Vec<&str> = lines[3]["missing"]
+        .as_array()
+        .expect("missing")
+        .iter()
+        .filter_map(|m| m.as_str())
+        .collect();
     for p in ["resp_rate", "systolic", "acvpu", "temp"] {
         assert!(missing.contains(&p), "{p} missing from {missing:?}");
     }
@@ -178,13 +335,19 @@ fn ecg_detect_prints_beats_that_match_the_cardiologists_annotations() {
         return;
     };
     let record = dir.join("101");
-    let o = vigil(&["ecg", "detect", "--record", &record.display().to_string()], None);
+    let o = vigil(
+        &["ecg", "detect", "--record", &record.display().to_string()],
+        None,
+    );
     assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
     let detected: Vec<u64> = String::from_utf8_lossy(&o.stdout)
         .lines()
         .map(|l| {
             let mut parts = l.split_whitespace();
-            let sample: u64 = parts.next().and_then(|s| s.parse().ok()).expect("sample index");
+            let sample: u64 = parts
+                .next()
+                .and_then(|s| s.parse().ok())
+                .expect("sample index");
             let secs: f64 = parts.next().and_then(|s| s.parse().ok()).expect("seconds");
             assert!((secs - sample as f64 / 360.0).abs() < 0.001, "{l}");
             sample
@@ -199,7 +362,10 @@ fn ecg_detect_prints_beats_that_match_the_cardiologists_annotations() {
         .collect();
     // EC57: 150 ms match window, scoring from 5 minutes.
     let s = vigil_ecg::eval::score(&reference, &detected, 54, 5 * 60 * 360);
-    assert!(s.sensitivity() >= 99.5 && s.positive_predictivity() >= 99.5, "percent: {s:?}");
+    assert!(
+        s.sensitivity() >= 99.5 && s.positive_predictivity() >= 99.5,
+        "percent: {s:?}"
+    );
 
     let bad = vigil(&["ecg", "detect", "--record", "/no/such/record"], None);
     assert_eq!(bad.status.code(), Some(2));
@@ -225,15 +391,23 @@ fn serve_announces_its_ports_and_stops_on_sigterm() {
         .spawn()
         .expect("serve starts");
     let mut line = String::new();
-    std::io::BufReader::new(child.stdout.take().expect("stdout")).read_line(&mut line).expect("a line");
+    std::io::BufReader::new(child.stdout.take().expect("stdout"))
+        .read_line(&mut line)
+        .expect("a line");
     let v: Value = serde_json::from_str(&line).expect("json line");
     assert_eq!(v["event"], "listening");
     let http = v["http"].as_str().expect("http addr").to_string();
-    assert!(!http.ends_with(":0") && !v["mqtt"].as_str().unwrap_or(":0").ends_with(":0"), "{v}");
+    assert!(
+        !http.ends_with(":0") && !v["mqtt"].as_str().unwrap_or(":0").ends_with(":0"),
+        "{v}"
+    );
     assert!(std::net::TcpStream::connect(&http).is_ok());
     // SIGTERM: a clean stop with exit code 0.
     let pid = child.id().to_string();
-    Command::new("kill").args(["-TERM", &pid]).status().expect("kill");
+    Command::new("kill")
+        .args(["-TERM", &pid])
+        .status()
+        .expect("kill");
     let status = child.wait().expect("exit");
     assert_eq!(status.code(), Some(0));
 }

@@ -10,7 +10,13 @@ use crate::helpers::{TestApp, TestDevice};
 const FS: u32 = 250;
 
 fn chunk(seq: u32, t0_ms: i64, samples: &[i16]) -> Vec<u8> {
-    let c = vigil_kit::ecg_chunk::EcgChunk { seq, t0_ms, sample_rate_hz: FS as u16, uv_per_count: 5.0, samples };
+    let c = vigil_kit::ecg_chunk::EcgChunk {
+        seq,
+        t0_ms,
+        sample_rate_hz: FS as u16,
+        uv_per_count: 5.0,
+        samples,
+    };
     let mut buf = vec![0u8; 25 + 2 * samples.len()];
     let n = c.encode(&mut buf).expect("encode");
     buf.truncate(n);
@@ -27,13 +33,21 @@ async fn send_75_per_min(patch: &mut TestDevice, seconds: usize) -> (i64, Vec<Ve
     let t0 = Utc::now().timestamp_millis() - 1000 * seconds as i64;
     let chunks: Vec<Vec<i16>> = signal.chunks(FS as usize).map(<[i16]>::to_vec).collect();
     for (i, c) in chunks.iter().enumerate() {
-        patch.publish_raw("ecg", chunk(i as u32 + 1, t0 + i as i64 * 1000, c)).await;
+        patch
+            .publish_raw("ecg", chunk(i as u32 + 1, t0 + i as i64 * 1000, c))
+            .await;
     }
     let mut acked = BTreeSet::new();
     while acked.len() < chunks.len() {
         let cmd = patch.next_cmd().await;
         assert_eq!(cmd["type"], "ack", "{cmd}");
-        acked.extend(cmd["seqs"].as_array().expect("seqs").iter().filter_map(Value::as_u64));
+        acked.extend(
+            cmd["seqs"]
+                .as_array()
+                .expect("seqs")
+                .iter()
+                .filter_map(Value::as_u64),
+        );
     }
     assert_eq!(acked, (1..=seconds as u64).collect::<BTreeSet<u64>>());
     (t0, chunks)
@@ -51,13 +65,20 @@ async fn ecg_chunks_are_stored_acked_analysed_and_served() {
     let (t0, chunks) = send_75_per_min(&mut patch, 90).await;
 
     // A resent chunk is acked again and stored once.
-    patch.publish_raw("ecg", chunk(5, t0 + 4000, &chunks[4])).await;
+    patch
+        .publish_raw("ecg", chunk(5, t0 + 4000, &chunks[4]))
+        .await;
     assert_eq!(patch.next_cmd().await["seqs"], serde_json::json!([5]));
     assert_eq!(app.stats().await.ecg_chunks, 90);
 
     // The derived heart rate feeds NEWS2 as pulse, attributed to the patch.
     let score = ws.next_event("score").await;
-    let pulse = score["score"]["subscores"].as_array().expect("subscores").iter().find(|s| s["parameter"] == "pulse").cloned();
+    let pulse = score["score"]["subscores"]
+        .as_array()
+        .expect("subscores")
+        .iter()
+        .find(|s| s["parameter"] == "pulse")
+        .cloned();
     let pulse = pulse.expect("pulse sub-score from the ECG");
     assert_eq!(pulse["source"], creds.device_id.as_str());
     let bpm = pulse["raw"].as_f64().expect("bpm");
@@ -69,12 +90,27 @@ async fn ecg_chunks_are_stored_acked_analysed_and_served() {
     assert!((10..=12).contains(&got.len()), "{} chunks", got.len());
     let first = &got[0];
     let idx = ((first["t0_ms"].as_i64().expect("t0") - t0) / 1000) as usize;
-    let samples: Vec<i16> = first["samples"].as_array().expect("samples").iter().filter_map(|v| v.as_i64()).map(|v| v as i16).collect();
+    let samples: Vec<i16> = first["samples"]
+        .as_array()
+        .expect("samples")
+        .iter()
+        .filter_map(|v| v.as_i64())
+        .map(|v| v as i16)
+        .collect();
     assert_eq!(samples, chunks[idx], "stored samples are lossless");
     let n_beats = strip["beats"].as_array().expect("beats").len();
-    assert!((11..=14).contains(&n_beats), "{n_beats} beats in 10 s at 75 /min");
+    assert!(
+        (11..=14).contains(&n_beats),
+        "{n_beats} beats in 10 s at 75 /min"
+    );
 
-    let too_long = app.get(&format!("/api/v1/patients/{patient}/ecg?from=2026-01-01T00:00:00Z&to=2026-01-02T00:00:00Z")).send().await.expect("ecg");
+    let too_long = app
+        .get(&format!(
+            "/api/v1/patients/{patient}/ecg?from=2026-01-01T00:00:00Z&to=2026-01-02T00:00:00Z"
+        ))
+        .send()
+        .await
+        .expect("ecg");
     assert_eq!(too_long.status(), 422);
 }
 
@@ -93,12 +129,27 @@ async fn heart_rates_are_stored_and_scored_even_when_the_beats_cannot_be() {
     let (t0, _) = send_75_per_min(&mut patch, 30).await;
 
     let score = ws.next_event("score").await;
-    let pulse = score["score"]["subscores"].as_array().expect("subscores").iter().find(|s| s["parameter"] == "pulse").cloned();
-    let bpm = pulse.expect("pulse sub-score from the ECG")["raw"].as_f64().expect("bpm");
+    let pulse = score["score"]["subscores"]
+        .as_array()
+        .expect("subscores")
+        .iter()
+        .find(|s| s["parameter"] == "pulse")
+        .cloned();
+    let bpm = pulse.expect("pulse sub-score from the ECG")["raw"]
+        .as_f64()
+        .expect("bpm");
     assert!((74.0..=76.0).contains(&bpm), "{bpm}");
     let strip = ecg_strip(&app, patient, t0, t0 + 30_000).await;
-    assert_eq!(strip["chunks"].as_array().map(Vec::len), Some(30), "the chunks are stored");
-    assert_eq!(strip["beats"].as_array().map(Vec::len), Some(0), "the beats were refused");
+    assert_eq!(
+        strip["chunks"].as_array().map(Vec::len),
+        Some(30),
+        "the chunks are stored"
+    );
+    assert_eq!(
+        strip["beats"].as_array().map(Vec::len),
+        Some(0),
+        "the beats were refused"
+    );
 }
 
 #[tokio::test]
@@ -112,11 +163,24 @@ async fn malformed_ecg_chunk_is_counted_and_the_stream_carries_on() {
     wrong_rate[17..19].copy_from_slice(&50u16.to_le_bytes());
     patch.publish_raw("ecg", wrong_rate).await;
     let cmd = patch.next_cmd().await;
-    assert_eq!((cmd["type"].as_str(), cmd["seq"].as_u64(), cmd["reason"].as_str()), (Some("reject"), Some(1), Some("range")));
-    patch.publish_raw("ecg", chunk(2, Utc::now().timestamp_millis(), &[0; 250])).await;
+    assert_eq!(
+        (
+            cmd["type"].as_str(),
+            cmd["seq"].as_u64(),
+            cmd["reason"].as_str()
+        ),
+        (Some("reject"), Some(1), Some("range"))
+    );
+    patch
+        .publish_raw("ecg", chunk(2, Utc::now().timestamp_millis(), &[0; 250]))
+        .await;
     assert_eq!(patch.next_cmd().await["seqs"], serde_json::json!([2]));
     assert_eq!(app.stats().await.rejected, 2);
-    assert!(app.metrics().await.contains(r#"vigil_ecg_chunks_total{outcome="rejected"} 2"#));
+    assert!(
+        app.metrics()
+            .await
+            .contains(r#"vigil_ecg_chunks_total{outcome="rejected"} 2"#)
+    );
 }
 
 /// The shared MIT-BIH records (Moody & Mark 2001; Goldberger et al. 2000).
@@ -124,10 +188,21 @@ async fn malformed_ecg_chunk_is_counted_and_the_stream_carries_on() {
 async fn ecg_strip(app: &TestApp, patient: i64, from_ms: i64, to_ms: i64) -> Value {
     let at = |ms: i64| {
         let t = chrono::DateTime::from_timestamp_millis(ms).expect("time");
-        t.to_rfc3339_opts(chrono::SecondsFormat::Millis, true).replace('+', "%2B")
+        t.to_rfc3339_opts(chrono::SecondsFormat::Millis, true)
+            .replace('+', "%2B")
     };
-    let url = format!("/api/v1/patients/{patient}/ecg?from={}&to={}", at(from_ms), at(to_ms));
-    app.get(&url).send().await.expect("ecg").json().await.expect("json")
+    let url = format!(
+        "/api/v1/patients/{patient}/ecg?from={}&to={}",
+        at(from_ms),
+        at(to_ms)
+    );
+    app.get(&url)
+        .send()
+        .await
+        .expect("ecg")
+        .json()
+        .await
+        .expect("json")
 }
 
 fn mitdb() -> Option<std::path::PathBuf> {
@@ -156,7 +231,11 @@ async fn a_devsim_patch_replaying_mit_bih_201_gives_heart_rate_strip_and_possibl
     let app = TestApp::spawn().await;
     let mut ws = app.ws(&app.token).await;
     let patient = app.admit("heart-failure").await;
-    let sim = |c: crate::helpers::DeviceCreds| vigil_devsim::http::DeviceCreds { device_id: c.device_id, username: c.username, password: c.password };
+    let sim = |c: crate::helpers::DeviceCreds| vigil_devsim::http::DeviceCreds {
+        device_id: c.device_id,
+        username: c.username,
+        password: c.password,
+    };
     let hub = sim(app.provision("hub", Some(patient)).await);
     let patch = sim(app.provision("ecg-patch", Some(patient)).await);
     let patch_id = patch.device_id.clone();
@@ -165,7 +244,11 @@ async fn a_devsim_patch_replaying_mit_bih_201_gives_heart_rate_strip_and_possibl
     let replay_ms = 240_000;
     let start_ms = Utc::now().timestamp_millis() - replay_ms;
     let spec = PatientSpec {
-        plan: ScenarioPlan { scenario: Scenario::Stable, onset_ms: 0, duration_ms: 0 },
+        plan: ScenarioPlan {
+            scenario: Scenario::Stable,
+            onset_ms: 0,
+            duration_ms: 0,
+        },
         pathway: "heart-failure".into(),
         patch: true,
         spot_per_day: 2,
@@ -178,8 +261,16 @@ async fn a_devsim_patch_replaying_mit_bih_201_gives_heart_rate_strip_and_possibl
         WardConfig {
             host: app.mqtt_host.clone(),
             port: app.mqtt_port,
-            patients: vec![SimPatient { spec, hub, patch: Some(patch) }],
-            clock: Clock { start_ms, speed: 30.0, stamp: Stamp::Simulated },
+            patients: vec![SimPatient {
+                spec,
+                hub,
+                patch: Some(patch),
+            }],
+            clock: Clock {
+                start_ms,
+                speed: 30.0,
+                stamp: Stamp::Simulated,
+            },
             ecg: true,
             recordings: vec![rec],
             tick: std::time::Duration::from_millis(100),
@@ -189,32 +280,65 @@ async fn a_devsim_patch_replaying_mit_bih_201_gives_heart_rate_strip_and_possibl
     );
 
     let rule = format!("ecg-possible-af:{patch_id}");
-    let ev = tokio::time::timeout(std::time::Duration::from_secs(60), ws.next_alert_event("alert", &rule))
-        .await
-        .expect("possible-AF prompt within a minute of replay");
+    let ev = tokio::time::timeout(
+        std::time::Duration::from_secs(60),
+        ws.next_alert_event("alert", &rule),
+    )
+    .await
+    .expect("possible-AF prompt within a minute of replay");
     assert_eq!(ev["alert"]["severity"], "low");
-    assert!(ev["alert"]["message"].as_str().unwrap_or_default().contains("review"), "{ev}");
+    assert!(
+        ev["alert"]["message"]
+            .as_str()
+            .unwrap_or_default()
+            .contains("review"),
+        "{ev}"
+    );
 
     // The live heart rate: pulse readings derived from the patch's beats.
     let rows: Value = app
-        .get(&format!("/api/v1/patients/{patient}/observations?code=pulse"))
+        .get(&format!(
+            "/api/v1/patients/{patient}/observations?code=pulse"
+        ))
         .send()
         .await
         .expect("observations")
         .json()
         .await
         .expect("json");
-    let from_patch: Vec<f64> =
-        rows.as_array().expect("rows").iter().filter(|r| r["device_id"] == patch_id.as_str()).filter_map(|r| r["value"].as_f64()).collect();
-    assert!(!from_patch.is_empty(), "heart rate derived from the patch: {rows}");
-    assert!(from_patch.iter().all(|b| (40.0..=200.0).contains(b)), "{from_patch:?}");
+    let from_patch: Vec<f64> = rows
+        .as_array()
+        .expect("rows")
+        .iter()
+        .filter(|r| r["device_id"] == patch_id.as_str())
+        .filter_map(|r| r["value"].as_f64())
+        .collect();
+    assert!(
+        !from_patch.is_empty(),
+        "heart rate derived from the patch: {rows}"
+    );
+    assert!(
+        from_patch.iter().all(|b| (40.0..=200.0).contains(b)),
+        "{from_patch:?}"
+    );
 
     // The stored strip is served, with beats.
     let stats = running.devices[0].1.as_ref().expect("patch").stats();
     assert!(stats.outbox.acked > 0, "{stats:?}");
     let strip = ecg_strip(&app, patient, start_ms + 30_000, start_ms + 40_000).await;
     let chunks = strip["chunks"].as_array().expect("chunks");
-    assert!(chunks.len() >= 9, "{} chunks of the replay in 10 s", chunks.len());
-    assert!(chunks.iter().all(|c| c["device_id"] == patch_id.as_str() && c["fs_hz"] == 250));
-    assert!(strip["beats"].as_array().expect("beats").len() >= 8, "beats detected in 10 s of AF at ~90–150 /min");
+    assert!(
+        chunks.len() >= 9,
+        "{} chunks of the replay in 10 s",
+        chunks.len()
+    );
+    assert!(
+        chunks
+            .iter()
+            .all(|c| c["device_id"] == patch_id.as_str() && c["fs_hz"] == 250)
+    );
+    assert!(
+        strip["beats"].as_array().expect("beats").len() >= 8,
+        "beats detected in 10 s of AF at ~90–150 /min"
+    );
 }

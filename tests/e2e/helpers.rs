@@ -5,7 +5,9 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use futures::{SinkExt, StreamExt};
-use rumqttc::{AsyncClient, ConnectReturnCode, ConnectionError, Event, EventLoop, MqttOptions, Packet, QoS};
+use rumqttc::{
+    AsyncClient, ConnectReturnCode, ConnectionError, Event, EventLoop, MqttOptions, Packet, QoS,
+};
 use serde_json::{Value, json};
 use tokio::sync::mpsc;
 use tokio_tungstenite::tungstenite::client::IntoClientRequest;
@@ -105,12 +107,17 @@ impl TestApp {
         // database per test (scripts/test runs it both ways).
         let database_url = match database_url {
             Some(u) => Some(u),
-            None if std::env::var("VIGIL_TEST_BACKEND").is_ok_and(|b| b == "postgres") => crate::pg::fresh_database().await,
+            None if std::env::var("VIGIL_TEST_BACKEND").is_ok_and(|b| b == "postgres") => {
+                crate::pg::fresh_database().await
+            }
             None => None,
         };
-        config.database.url = database_url.unwrap_or_else(|| format!("sqlite://{}", db_path.display()));
+        config.database.url =
+            database_url.unwrap_or_else(|| format!("sqlite://{}", db_path.display()));
         let database_url = config.database.url.clone();
-        config.pathways.dir = pathways.unwrap_or_else(|| std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../pathways"));
+        config.pathways.dir = pathways.unwrap_or_else(|| {
+            std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../pathways")
+        });
         tweak(&mut config);
         let app = App::build(config).await.expect("app builds");
         // Over TLS by name: the test certificate is for localhost.
@@ -136,13 +143,25 @@ impl TestApp {
         };
         let uid = match store.user_by_username("admin").await.expect("user lookup") {
             Some(u) => u.id,
-            None => vigil_web::admin::add_user(store.as_ref(), "admin", "admin", &[w.id.to_string()], "admin-password")
-                .await
-                .expect("user"),
-        };
-        let token = vigil_web::admin::issue_token(store.as_ref(), uid, vigil_store::TokenKind::Api, chrono::Utc::now(), None)
+            None => vigil_web::admin::add_user(
+                store.as_ref(),
+                "admin",
+                "admin",
+                &[w.id.to_string()],
+                "admin-password",
+            )
             .await
-            .expect("token");
+            .expect("user"),
+        };
+        let token = vigil_web::admin::issue_token(
+            store.as_ref(),
+            uid,
+            vigil_store::TokenKind::Api,
+            chrono::Utc::now(),
+            None,
+        )
+        .await
+        .expect("token");
         let t = TestApp {
             http,
             mqtt_host,
@@ -152,7 +171,9 @@ impl TestApp {
             token,
             ward,
             http_client: match certs {
-                Some(c) => reqwest::Client::builder().cookie_store(true).use_preconfigured_tls(c.client_config()),
+                Some(c) => reqwest::Client::builder()
+                    .cookie_store(true)
+                    .use_preconfigured_tls(c.client_config()),
                 None => reqwest::Client::builder().cookie_store(true),
             }
             .build()
@@ -168,22 +189,35 @@ impl TestApp {
     async fn wait_ready(&self) {
         let deadline = tokio::time::Instant::now() + WAIT;
         loop {
-            if let Ok(r) = self.http_client.get(format!("{}/readyz", self.http)).send().await {
+            if let Ok(r) = self
+                .http_client
+                .get(format!("{}/readyz", self.http))
+                .send()
+                .await
+            {
                 if r.status() == 200 {
                     return;
                 }
             }
-            assert!(tokio::time::Instant::now() < deadline, "vigil did not become ready");
+            assert!(
+                tokio::time::Instant::now() < deadline,
+                "vigil did not become ready"
+            );
             tokio::time::sleep(Duration::from_millis(20)).await;
         }
     }
 
     pub fn get(&self, path: &str) -> reqwest::RequestBuilder {
-        self.http_client.get(format!("{}{path}", self.http)).bearer_auth(&self.token)
+        self.http_client
+            .get(format!("{}{path}", self.http))
+            .bearer_auth(&self.token)
     }
 
     pub fn post(&self, path: &str, body: Value) -> reqwest::RequestBuilder {
-        self.http_client.post(format!("{}{path}", self.http)).bearer_auth(&self.token).json(&body)
+        self.http_client
+            .post(format!("{}{path}", self.http))
+            .bearer_auth(&self.token)
+            .json(&body)
     }
 
     /// Admit a patient through the API; returns its id.
@@ -193,14 +227,33 @@ impl TestApp {
             .send()
             .await
             .expect("admit");
-        assert_eq!(r.status(), 201, "admit: {}", r.text().await.unwrap_or_default());
-        r.json::<Value>().await.expect("json")["id"].as_i64().expect("id")
+        assert_eq!(
+            r.status(),
+            201,
+            "admit: {}",
+            r.text().await.unwrap_or_default()
+        );
+        r.json::<Value>().await.expect("json")["id"]
+            .as_i64()
+            .expect("id")
     }
 
     /// Provision a device through the API, assigned to `patient`.
     pub async fn provision(&self, kind: &str, patient: Option<i64>) -> DeviceCreds {
-        let r = self.post("/api/v1/devices", json!({"kind": kind, "patient_id": patient})).send().await.expect("provision");
-        assert_eq!(r.status(), 201, "provision: {}", r.text().await.unwrap_or_default());
+        let r = self
+            .post(
+                "/api/v1/devices",
+                json!({"kind": kind, "patient_id": patient}),
+            )
+            .send()
+            .await
+            .expect("provision");
+        assert_eq!(
+            r.status(),
+            201,
+            "provision: {}",
+            r.text().await.unwrap_or_default()
+        );
         let v: Value = r.json().await.expect("json");
         DeviceCreds {
             device_id: v["device_id"].as_str().expect("id").into(),
@@ -222,7 +275,12 @@ impl TestApp {
     }
 
     /// Sign in as a browser does, on `client` (keep its cookie store).
-    pub async fn login_with(&self, client: &reqwest::Client, username: &str, password: &str) -> reqwest::Response {
+    pub async fn login_with(
+        &self,
+        client: &reqwest::Client,
+        username: &str,
+        password: &str,
+    ) -> reqwest::Response {
         client
             .post(format!("{}/api/v1/login", self.http))
             .json(&json!({"username": username, "password": password}))
@@ -235,8 +293,13 @@ impl TestApp {
     pub async fn ws(&self, token: &str) -> WsClient {
         let url = format!("{}/api/v1/stream", self.http.replacen("http", "ws", 1));
         let mut req = url.into_client_request().expect("request");
-        req.headers_mut().insert("authorization", format!("Bearer {token}").parse().expect("header"));
-        let (mut ws, _) = tokio_tungstenite::connect_async(req).await.expect("ws connects");
+        req.headers_mut().insert(
+            "authorization",
+            format!("Bearer {token}").parse().expect("header"),
+        );
+        let (mut ws, _) = tokio_tungstenite::connect_async(req)
+            .await
+            .expect("ws connects");
         // The server greets first; after that the subscription is live.
         let hello = next_text(&mut ws).await.expect("hello");
         assert_eq!(hello["type"], "hello");
@@ -248,46 +311,86 @@ impl TestApp {
     }
 
     pub async fn metrics(&self) -> String {
-        self.http_client.get(format!("{}/metrics", self.http)).send().await.expect("metrics").text().await.expect("text")
+        self.http_client
+            .get(format!("{}/metrics", self.http))
+            .send()
+            .await
+            .expect("metrics")
+            .text()
+            .await
+            .expect("text")
     }
 
     /// A second user, on another ward, with an API token.
     pub async fn outsider_token(&self) -> String {
         let w = self.store.ward_add("Ward B").await.expect("ward");
-        let uid = vigil_web::admin::add_user(self.store.as_ref(), "outsider", "nurse", &[w.id.to_string()], "outsider-pw")
-            .await
-            .expect("user");
-        vigil_web::admin::issue_token(self.store.as_ref(), uid, vigil_store::TokenKind::Api, chrono::Utc::now(), None)
-            .await
-            .expect("token")
+        let uid = vigil_web::admin::add_user(
+            self.store.as_ref(),
+            "outsider",
+            "nurse",
+            &[w.id.to_string()],
+            "outsider-pw",
+        )
+        .await
+        .expect("user");
+        vigil_web::admin::issue_token(
+            self.store.as_ref(),
+            uid,
+            vigil_store::TokenKind::Api,
+            chrono::Utc::now(),
+            None,
+        )
+        .await
+        .expect("token")
     }
 
     /// A raw connection to the same database file, to break things on purpose.
     pub async fn raw_db(&self) -> RawDb {
         if self.database_url.starts_with("sqlite:") {
-            RawDb::Sqlite(sqlx::SqlitePool::connect(&self.database_url).await.expect("raw db"))
+            RawDb::Sqlite(
+                sqlx::SqlitePool::connect(&self.database_url)
+                    .await
+                    .expect("raw db"),
+            )
         } else {
-            RawDb::Postgres(sqlx::PgPool::connect(&self.database_url).await.expect("raw db"))
+            RawDb::Postgres(
+                sqlx::PgPool::connect(&self.database_url)
+                    .await
+                    .expect("raw db"),
+            )
         }
     }
 }
 
-
 /// Connect as a device to the broker at `host:port` and subscribe to the
 /// device's `cmd`; `Err` carries the broker's refusal.
-pub async fn connect_device(host: &str, port: u16, creds: &DeviceCreds) -> Result<TestDevice, ConnectReturnCode> {
-    connect_device_with(MqttOptions::new(creds.device_id.clone(), host.to_string(), port), creds).await
+pub async fn connect_device(
+    host: &str,
+    port: u16,
+    creds: &DeviceCreds,
+) -> Result<TestDevice, ConnectReturnCode> {
+    connect_device_with(
+        MqttOptions::new(creds.device_id.clone(), host.to_string(), port),
+        creds,
+    )
+    .await
 }
 
 /// Connect as a device with `opts` (host, port, transport such as TLS);
 /// `Err` carries the broker's refusal.
-pub async fn connect_device_with(mut opts: MqttOptions, creds: &DeviceCreds) -> Result<TestDevice, ConnectReturnCode> {
+pub async fn connect_device_with(
+    mut opts: MqttOptions,
+    creds: &DeviceCreds,
+) -> Result<TestDevice, ConnectReturnCode> {
     opts.set_credentials(creds.username.clone(), creds.password.clone());
     opts.set_keep_alive(Duration::from_secs(30));
     let (client, mut eventloop) = AsyncClient::new(opts, 64);
     wait_for_connack(&mut eventloop).await?;
     let cmd = format!("vigil/v1/dev/{}/cmd", creds.device_id);
-    client.subscribe(&cmd, QoS::AtLeastOnce).await.expect("subscribe");
+    client
+        .subscribe(&cmd, QoS::AtLeastOnce)
+        .await
+        .expect("subscribe");
     wait_for_suback(&mut eventloop).await;
     let (tx, rx) = mpsc::unbounded_channel();
     let (dtx, drx) = mpsc::unbounded_channel();
@@ -307,13 +410,22 @@ pub async fn connect_device_with(mut opts: MqttOptions, creds: &DeviceCreds) -> 
             }
         }
     });
-    Ok(TestDevice { id: creds.device_id.clone(), client, cmds: rx, feedback: Default::default(), disconnects: drx })
+    Ok(TestDevice {
+        id: creds.device_id.clone(),
+        client,
+        cmds: rx,
+        feedback: Default::default(),
+        disconnects: drx,
+    })
 }
 
 /// Poll until the broker's CONNACK; `Err` carries its refusal.
 pub async fn wait_for_connack(eventloop: &mut EventLoop) -> Result<(), ConnectReturnCode> {
     loop {
-        match tokio::time::timeout(WAIT, eventloop.poll()).await.expect("broker answers") {
+        match tokio::time::timeout(WAIT, eventloop.poll())
+            .await
+            .expect("broker answers")
+        {
             Ok(Event::Incoming(Packet::ConnAck(_))) => return Ok(()),
             Ok(_) => {}
             Err(ConnectionError::ConnectionRefused(code)) => return Err(code),
@@ -325,7 +437,10 @@ pub async fn wait_for_connack(eventloop: &mut EventLoop) -> Result<(), ConnectRe
 /// Poll until the broker's SUBACK.
 pub async fn wait_for_suback(eventloop: &mut EventLoop) {
     loop {
-        match tokio::time::timeout(WAIT, eventloop.poll()).await.expect("broker answers") {
+        match tokio::time::timeout(WAIT, eventloop.poll())
+            .await
+            .expect("broker answers")
+        {
             Ok(Event::Incoming(Packet::SubAck(_))) => return,
             Ok(_) => {}
             Err(e) => panic!("connection failed while subscribing: {e:?}"),
@@ -362,7 +477,9 @@ impl RawDb {
             )
         } else {
             let when = when.map(|c| format!("WHEN {c} ")).unwrap_or_default();
-            format!("CREATE TRIGGER refuse_{table} BEFORE INSERT ON {table} {when}BEGIN SELECT RAISE(ABORT, 'injected'); END")
+            format!(
+                "CREATE TRIGGER refuse_{table} BEFORE INSERT ON {table} {when}BEGIN SELECT RAISE(ABORT, 'injected'); END"
+            )
         };
         self.execute(&sql).await.expect("trigger");
     }
@@ -378,11 +495,15 @@ pub struct TestDevice {
 
 impl TestDevice {
     pub async fn publish_raw(&self, kind: &str, payload: impl Into<Vec<u8>>) {
-        self.publish_to(&format!("vigil/v1/dev/{}/{kind}", self.id), payload).await;
+        self.publish_to(&format!("vigil/v1/dev/{}/{kind}", self.id), payload)
+            .await;
     }
 
     pub async fn publish_to(&self, topic: &str, payload: impl Into<Vec<u8>>) {
-        self.client.publish(topic, QoS::AtLeastOnce, false, payload.into()).await.expect("publish queued");
+        self.client
+            .publish(topic, QoS::AtLeastOnce, false, payload.into())
+            .await
+            .expect("publish queued");
     }
 
     /// Publish an observation message measured now.
@@ -393,7 +514,8 @@ impl TestDevice {
     /// Publish an observation message measured at `at`.
     pub async fn publish_obs_at(&self, seq: u32, at: chrono::DateTime<chrono::Utc>, obs: Value) {
         let ts = at.to_rfc3339_opts(chrono::SecondsFormat::Secs, true);
-        self.publish_raw("obs", json!({"seq": seq, "ts": ts, "obs": obs}).to_string()).await;
+        self.publish_raw("obs", json!({"seq": seq, "ts": ts, "obs": obs}).to_string())
+            .await;
     }
 
     /// The next `ack` or `reject` on `cmd`, or `None` if none arrives within
@@ -402,7 +524,10 @@ impl TestDevice {
     pub async fn next_cmd_within(&mut self, within: Duration) -> Option<Value> {
         let deadline = tokio::time::Instant::now() + within;
         loop {
-            let v = tokio::time::timeout_at(deadline, self.cmds.recv()).await.ok().flatten()?;
+            let v = tokio::time::timeout_at(deadline, self.cmds.recv())
+                .await
+                .ok()
+                .flatten()?;
             if matches!(v["type"].as_str(), Some("advice" | "repeat" | "config")) {
                 self.feedback.push_back(v);
             } else {
@@ -430,21 +555,30 @@ impl TestDevice {
     }
 
     pub async fn next_cmd(&mut self) -> Value {
-        self.next_cmd_within(WAIT).await.expect("a cmd message arrives")
+        self.next_cmd_within(WAIT)
+            .await
+            .expect("a cmd message arrives")
     }
 
     /// Wait until the broker drops this connection.
     pub async fn disconnected(&mut self) -> Option<String> {
-        tokio::time::timeout(WAIT, self.disconnects.recv()).await.ok().flatten()
+        tokio::time::timeout(WAIT, self.disconnects.recv())
+            .await
+            .ok()
+            .flatten()
     }
 }
 
 pub struct WsClient {
-    pub ws: tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>,
+    pub ws: tokio_tungstenite::WebSocketStream<
+        tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>,
+    >,
 }
 
 async fn next_text(
-    ws: &mut tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>,
+    ws: &mut tokio_tungstenite::WebSocketStream<
+        tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>,
+    >,
 ) -> Option<Value> {
     use tokio_tungstenite::tungstenite::Message;
     loop {
@@ -490,15 +624,26 @@ impl WsClient {
     }
 
     pub async fn next_event(&mut self, kind: &str) -> Value {
-        self.next_event_within(kind, WAIT).await.unwrap_or_else(|| panic!("a websocket {kind} event arrives"))
+        self.next_event_within(kind, WAIT)
+            .await
+            .unwrap_or_else(|| panic!("a websocket {kind} event arrives"))
     }
 }
 
 /// Assert `cmd` is an ack naming exactly `seqs`.
 pub fn assert_ack(cmd: &Value, seqs: &[u32]) {
     assert_eq!(cmd["type"], "ack", "{cmd}");
-    let got: Vec<u64> = cmd["seqs"].as_array().expect("seqs").iter().filter_map(|s| s.as_u64()).collect();
-    assert_eq!(got, seqs.iter().map(|&s| s as u64).collect::<Vec<_>>(), "{cmd}");
+    let got: Vec<u64> = cmd["seqs"]
+        .as_array()
+        .expect("seqs")
+        .iter()
+        .filter_map(|s| s.as_u64())
+        .collect();
+    assert_eq!(
+        got,
+        seqs.iter().map(|&s| s as u64).collect::<Vec<_>>(),
+        "{cmd}"
+    );
 }
 
 /// A throwaway CA and a server certificate it signed for `localhost` and
@@ -518,11 +663,17 @@ impl TestCerts {
         let ca_key = KeyPair::generate().expect("ca key");
         let mut ca_params = CertificateParams::new(Vec::<String>::new()).expect("ca params");
         ca_params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
-        ca_params.distinguished_name.push(DnType::CommonName, "Vigil test CA");
+        ca_params
+            .distinguished_name
+            .push(DnType::CommonName, "Vigil test CA");
         let ca = ca_params.self_signed(&ca_key).expect("ca");
         let key = KeyPair::generate().expect("key");
-        let mut params = CertificateParams::new(vec!["localhost".to_string(), "127.0.0.1".to_string()]).expect("params");
-        params.distinguished_name.push(DnType::CommonName, "localhost");
+        let mut params =
+            CertificateParams::new(vec!["localhost".to_string(), "127.0.0.1".to_string()])
+                .expect("params");
+        params
+            .distinguished_name
+            .push(DnType::CommonName, "localhost");
         let cert = params.signed_by(&key, &ca, &ca_key).expect("cert");
         let write = |name: &str, pem: String| {
             let p = dir.path().join(name);
@@ -542,17 +693,21 @@ impl TestCerts {
     pub fn client_config(&self) -> rustls::ClientConfig {
         let mut roots = rustls::RootCertStore::empty();
         roots.add(self.ca_der.clone()).expect("ca root");
-        rustls::ClientConfig::builder_with_provider(Arc::new(rustls::crypto::aws_lc_rs::default_provider()))
-            .with_safe_default_protocol_versions()
-            .expect("protocols")
-            .with_root_certificates(roots)
-            .with_no_client_auth()
+        rustls::ClientConfig::builder_with_provider(Arc::new(
+            rustls::crypto::aws_lc_rs::default_provider(),
+        ))
+        .with_safe_default_protocol_versions()
+        .expect("protocols")
+        .with_root_certificates(roots)
+        .with_no_client_auth()
     }
 
     /// MQTT options for a device connecting over TLS to `localhost:port`.
     pub fn mqtt_options(&self, client_id: &str, port: u16) -> MqttOptions {
         let mut opts = MqttOptions::new(client_id, "localhost", port);
-        opts.set_transport(rumqttc::Transport::tls_with_config(rumqttc::TlsConfiguration::Rustls(Arc::new(self.client_config()))));
+        opts.set_transport(rumqttc::Transport::tls_with_config(
+            rumqttc::TlsConfiguration::Rustls(Arc::new(self.client_config())),
+        ));
         opts
     }
 }

@@ -21,23 +21,43 @@ async fn observation_is_stored_pushed_and_acked() {
     assert_eq!(ev["seq"], 1);
     assert_eq!(ev["obs"].as_array().map(Vec::len), Some(2));
 
-    let rows: serde_json::Value =
-        app.get(&format!("/api/v1/patients/{patient}/observations")).send().await.expect("get").json().await.expect("json");
-    let codes: Vec<&str> = rows.as_array().expect("rows").iter().filter_map(|r| r["code"].as_str()).collect();
+    let rows: serde_json::Value = app
+        .get(&format!("/api/v1/patients/{patient}/observations"))
+        .send()
+        .await
+        .expect("get")
+        .json()
+        .await
+        .expect("json");
+    let codes: Vec<&str> = rows
+        .as_array()
+        .expect("rows")
+        .iter()
+        .filter_map(|r| r["code"].as_str())
+        .collect();
     assert_eq!(codes, ["pulse", "spo2"]);
     assert_eq!(rows[1]["value"], 94.0);
     assert_eq!(app.stats().await.obs_messages, 1);
     // Operator metrics: batches, store latency, live sessions (the device and the ingest).
     let m = app.metrics().await;
     assert!(m.contains("vigil_ingest_batch_size_count 1"), "{m}");
-    assert!(m.contains(r#"vigil_store_write_seconds_count{kind="obs"} 1"#), "{m}");
+    assert!(
+        m.contains(r#"vigil_store_write_seconds_count{kind="obs"} 1"#),
+        "{m}"
+    );
     assert!(m.contains("vigil_mqtt_connections 2"), "{m}");
     assert!(m.contains("vigil_ingest_queue_depth 0"), "{m}");
     // The scoring pass that follows the ack is timed by stage. The score
     // event goes out before the pass ends, so wait for its last stage
     // (`status`) to be counted.
     ws.next_event("score").await;
-    let stage_counted = |m: &str, stage: &str| m.lines().any(|l| l.starts_with(&format!(r#"vigil_ingest_pass_stage_seconds_total{{stage="{stage}"}}"#)));
+    let stage_counted = |m: &str, stage: &str| {
+        m.lines().any(|l| {
+            l.starts_with(&format!(
+                r#"vigil_ingest_pass_stage_seconds_total{{stage="{stage}"}}"#
+            ))
+        })
+    };
     let mut m = app.metrics().await;
     for _ in 0..50 {
         if stage_counted(&m, "status") {
@@ -46,7 +66,16 @@ async fn observation_is_stored_pushed_and_acked() {
         tokio::time::sleep(Duration::from_millis(100)).await;
         m = app.metrics().await;
     }
-    for stage in ["ecg", "score_read", "score", "alerts", "rules", "store", "resolve", "status"] {
+    for stage in [
+        "ecg",
+        "score_read",
+        "score",
+        "alerts",
+        "rules",
+        "store",
+        "resolve",
+        "status",
+    ] {
         assert!(stage_counted(&m, stage), "stage {stage} is timed: {m}");
     }
 }
@@ -64,15 +93,26 @@ async fn ack_never_arrives_when_the_commit_fails() {
             "DROP TRIGGER fail_obs ON obs_messages",
         )
     } else {
-        ("CREATE TRIGGER fail_obs BEFORE INSERT ON obs_messages BEGIN SELECT RAISE(ABORT, 'injected'); END", "DROP TRIGGER fail_obs")
+        (
+            "CREATE TRIGGER fail_obs BEFORE INSERT ON obs_messages BEGIN SELECT RAISE(ABORT, 'injected'); END",
+            "DROP TRIGGER fail_obs",
+        )
     };
     raw.execute(break_it).await.expect("trigger");
 
     let obs = json!([{"code": "pulse", "value": 70, "unit": "/min"}]);
     dev.publish_obs(1, obs.clone()).await;
-    assert_eq!(dev.next_cmd_within(Duration::from_secs(2)).await, None, "no ack without a commit");
+    assert_eq!(
+        dev.next_cmd_within(Duration::from_secs(2)).await,
+        None,
+        "no ack without a commit"
+    );
     assert_eq!(app.stats().await.obs_messages, 0);
-    assert!(app.metrics().await.contains(r#"vigil_obs_messages_total{outcome="error"} 1"#));
+    assert!(
+        app.metrics()
+            .await
+            .contains(r#"vigil_obs_messages_total{outcome="error"} 1"#)
+    );
 
     // The database recovers; the device resends the same seq and is acked.
     raw.execute(mend_it).await.expect("drop trigger");
@@ -86,20 +126,34 @@ async fn duplicate_seq_is_stored_once_and_acked_again() {
     let app = TestApp::spawn().await;
     let (patient, mut dev) = app.patient_with_device().await;
 
-    dev.publish_obs(7, json!([{"code": "pulse", "value": 70, "unit": "/min"}])).await;
+    dev.publish_obs(7, json!([{"code": "pulse", "value": 70, "unit": "/min"}]))
+        .await;
     assert_ack(&dev.next_cmd().await, &[7]);
-    dev.publish_obs(7, json!([{"code": "pulse", "value": 130, "unit": "/min"}])).await;
+    dev.publish_obs(7, json!([{"code": "pulse", "value": 130, "unit": "/min"}]))
+        .await;
     assert_ack(&dev.next_cmd().await, &[7]);
 
-    let rows: serde_json::Value =
-        app.get(&format!("/api/v1/patients/{patient}/observations")).send().await.expect("get").json().await.expect("json");
+    let rows: serde_json::Value = app
+        .get(&format!("/api/v1/patients/{patient}/observations"))
+        .send()
+        .await
+        .expect("get")
+        .json()
+        .await
+        .expect("json");
     assert_eq!(rows.as_array().map(Vec::len), Some(1));
     assert_eq!(rows[0]["value"], 70.0, "the first stored version wins");
     let s = app.stats().await;
     assert_eq!((s.obs_messages, s.observations), (1, 1));
     let m = app.metrics().await;
-    assert!(m.contains(r#"vigil_obs_messages_total{outcome="duplicate"} 1"#), "{m}");
-    assert!(m.contains(r#"vigil_obs_messages_total{outcome="stored"} 1"#), "{m}");
+    assert!(
+        m.contains(r#"vigil_obs_messages_total{outcome="duplicate"} 1"#),
+        "{m}"
+    );
+    assert!(
+        m.contains(r#"vigil_obs_messages_total{outcome="stored"} 1"#),
+        "{m}"
+    );
 }
 
 #[tokio::test]
@@ -108,14 +162,31 @@ async fn each_bad_message_is_rejected_with_its_reason_and_the_stream_carries_on(
     let (patient, mut dev) = app.patient_with_device().await;
     let now = chrono::Utc::now();
     let ts = now.to_rfc3339_opts(chrono::SecondsFormat::Secs, true);
-    let future = (now + chrono::Duration::hours(1)).to_rfc3339_opts(chrono::SecondsFormat::Secs, true);
+    let future =
+        (now + chrono::Duration::hours(1)).to_rfc3339_opts(chrono::SecondsFormat::Secs, true);
 
     dev.publish_raw("obs", "{this is not json").await;
     let cases = [
-        (2, json!({"seq": 2, "ts": ts, "obs": [{"code": "mood", "value": 3}]}), "unknown_code"),
-        (3, json!({"seq": 3, "ts": ts, "obs": [{"code": "spo2", "value": 94, "unit": "mmHg"}]}), "unit"),
-        (4, json!({"seq": 4, "ts": ts, "obs": [{"code": "spo2", "value": 250, "unit": "%"}]}), "range"),
-        (5, json!({"seq": 5, "ts": future, "obs": [{"code": "spo2", "value": 94, "unit": "%"}]}), "future_ts"),
+        (
+            2,
+            json!({"seq": 2, "ts": ts, "obs": [{"code": "mood", "value": 3}]}),
+            "unknown_code",
+        ),
+        (
+            3,
+            json!({"seq": 3, "ts": ts, "obs": [{"code": "spo2", "value": 94, "unit": "mmHg"}]}),
+            "unit",
+        ),
+        (
+            4,
+            json!({"seq": 4, "ts": ts, "obs": [{"code": "spo2", "value": 250, "unit": "%"}]}),
+            "range",
+        ),
+        (
+            5,
+            json!({"seq": 5, "ts": future, "obs": [{"code": "spo2", "value": 94, "unit": "%"}]}),
+            "future_ts",
+        ),
     ];
     for (seq, payload, reason) in &cases {
         dev.publish_raw("obs", payload.to_string()).await;
@@ -125,18 +196,30 @@ async fn each_bad_message_is_rejected_with_its_reason_and_the_stream_carries_on(
         assert_eq!(cmd["reason"], *reason);
     }
     // The next valid message from the same device is stored.
-    dev.publish_obs(6, json!([{"code": "spo2", "value": 96, "unit": "%"}])).await;
+    dev.publish_obs(6, json!([{"code": "spo2", "value": 96, "unit": "%"}]))
+        .await;
     assert_ack(&dev.next_cmd().await, &[6]);
 
     let s = app.stats().await;
     assert_eq!((s.obs_messages, s.rejected), (1, 5));
     let m = app.metrics().await;
     for reason in ["json", "unknown_code", "unit", "range", "future_ts"] {
-        assert!(m.contains(&format!(r#"vigil_obs_rejected_total{{reason="{reason}"}} 1"#)), "{reason}: {m}");
+        assert!(
+            m.contains(&format!(
+                r#"vigil_obs_rejected_total{{reason="{reason}"}} 1"#
+            )),
+            "{reason}: {m}"
+        );
     }
     assert!(m.contains(r#"vigil_obs_messages_total{outcome="rejected"} 5"#));
-    let rows: serde_json::Value =
-        app.get(&format!("/api/v1/patients/{patient}/observations")).send().await.expect("get").json().await.expect("json");
+    let rows: serde_json::Value = app
+        .get(&format!("/api/v1/patients/{patient}/observations"))
+        .send()
+        .await
+        .expect("get")
+        .json()
+        .await
+        .expect("json");
     assert_eq!(rows.as_array().map(Vec::len), Some(1));
 }
 
@@ -148,16 +231,32 @@ async fn wrong_password_and_revoked_device_are_refused_at_connect() {
     let good = creds.password.clone();
 
     creds.password = "0".repeat(64);
-    assert!(app.connect(&creds).await.is_err(), "wrong password must be refused");
+    assert!(
+        app.connect(&creds).await.is_err(),
+        "wrong password must be refused"
+    );
 
     creds.password = good;
     app.connect(&creds).await.expect("right password connects");
 
-    app.store.device_revoke(&creds.device_id, chrono::Utc::now()).await.expect("revoke");
-    assert!(app.connect(&creds).await.is_err(), "revoked device must be refused");
+    app.store
+        .device_revoke(&creds.device_id, chrono::Utc::now())
+        .await
+        .expect("revoke");
+    assert!(
+        app.connect(&creds).await.is_err(),
+        "revoked device must be refused"
+    );
 
-    let unknown = crate::helpers::DeviceCreds { device_id: "hub-nobody".into(), username: "hub-nobody".into(), password: "x".into() };
-    assert!(app.connect(&unknown).await.is_err(), "unknown device must be refused");
+    let unknown = crate::helpers::DeviceCreds {
+        device_id: "hub-nobody".into(),
+        username: "hub-nobody".into(),
+        password: "x".into(),
+    };
+    assert!(
+        app.connect(&unknown).await.is_err(),
+        "unknown device must be refused"
+    );
 }
 
 #[tokio::test]
@@ -165,13 +264,27 @@ async fn device_cannot_publish_under_another_devices_topic() {
     let app = TestApp::spawn().await;
     let (victim, _victim_dev) = app.patient_with_device().await;
     let (_, mut attacker) = app.patient_with_device().await;
-    let victim_device = app.store.patient_get(victim).await.expect("get").expect("patient").devices[0].id.clone();
+    let victim_device = app
+        .store
+        .patient_get(victim)
+        .await
+        .expect("get")
+        .expect("patient")
+        .devices[0]
+        .id
+        .clone();
 
     let ts = chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Secs, true);
-    let forged = json!({"seq": 1, "ts": ts, "obs": [{"code": "spo2", "value": 80, "unit": "%"}]}).to_string();
-    attacker.publish_to(&format!("vigil/v1/dev/{victim_device}/obs"), forged).await;
+    let forged = json!({"seq": 1, "ts": ts, "obs": [{"code": "spo2", "value": 80, "unit": "%"}]})
+        .to_string();
+    attacker
+        .publish_to(&format!("vigil/v1/dev/{victim_device}/obs"), forged)
+        .await;
 
-    assert!(attacker.disconnected().await.is_some(), "the broker drops a device that breaks the topic ACL");
+    assert!(
+        attacker.disconnected().await.is_some(),
+        "the broker drops a device that breaks the topic ACL"
+    );
     assert_eq!(app.stats().await.obs_messages, 0);
 }
 
@@ -180,9 +293,13 @@ async fn unassigned_device_readings_are_rejected_not_lost_silently() {
     let app = TestApp::spawn().await;
     let creds = app.provision("oximeter", None).await;
     let mut dev = app.connect(&creds).await.expect("connects");
-    dev.publish_obs(1, json!([{"code": "spo2", "value": 95, "unit": "%"}])).await;
+    dev.publish_obs(1, json!([{"code": "spo2", "value": 95, "unit": "%"}]))
+        .await;
     let cmd = dev.next_cmd().await;
-    assert_eq!((cmd["type"].as_str(), cmd["reason"].as_str()), (Some("reject"), Some("no_patient")));
+    assert_eq!(
+        (cmd["type"].as_str(), cmd["reason"].as_str()),
+        (Some("reject"), Some("no_patient"))
+    );
     assert_eq!(app.stats().await.rejected, 1);
 }
 
@@ -191,6 +308,12 @@ async fn revoking_a_device_drops_its_live_session() {
     let app = TestApp::spawn().await;
     let (_, mut dev) = app.patient_with_device().await;
     let id = dev.id.clone();
-    app.store.device_revoke(&id, chrono::Utc::now()).await.expect("revoke");
-    assert!(dev.disconnected().await.is_some(), "the revoked device's open connection is dropped");
+    app.store
+        .device_revoke(&id, chrono::Utc::now())
+        .await
+        .expect("revoke");
+    assert!(
+        dev.disconnected().await.is_some(),
+        "the revoked device's open connection is dropped"
+    );
 }

@@ -15,7 +15,9 @@ use rumqttc::{AsyncClient, ConnectReturnCode, Event, MqttOptions, Packet, QoS};
 use serde_json::{Value, json};
 use tokio::sync::mpsc;
 
-use crate::helpers::{DeviceCreds, WAIT, assert_ack, connect_device, wait_for_connack, wait_for_suback};
+use crate::helpers::{
+    DeviceCreds, WAIT, assert_ack, connect_device, wait_for_connack, wait_for_suback,
+};
 use crate::reliability::{Child, Daemon, free_port, mosquitto_or_skip, start_mosquitto_with};
 
 const INGEST_USER: &str = "vigil-ingest";
@@ -23,7 +25,10 @@ const INGEST_PASSWORD: &str = "a-long-ingest-password";
 
 /// Provision a hub for `patient` with `vigil admin`.
 fn provision(d: &Daemon, patient: &str) -> DeviceCreds {
-    let v = d.admin(&["device", "provision", "--kind", "hub", "--patient", patient], None);
+    let v = d.admin(
+        &["device", "provision", "--kind", "hub", "--patient", patient],
+        None,
+    );
     DeviceCreds {
         device_id: v["device_id"].as_str().expect("id").into(),
         username: v["mqtt_username"].as_str().expect("user").into(),
@@ -32,7 +37,10 @@ fn provision(d: &Daemon, patient: &str) -> DeviceCreds {
 }
 
 fn export(d: &Daemon, dir: &Path) -> Value {
-    d.admin(&["mqtt", "export", "--dir", &dir.display().to_string()], None)
+    d.admin(
+        &["mqtt", "export", "--dir", &dir.display().to_string()],
+        None,
+    )
 }
 
 /// Connect with `credentials` (none: an anonymous CONNECT) and say how the
@@ -54,9 +62,17 @@ async fn connect_as(
 /// A client with the ingest's credentials subscribed to every device's
 /// `obs`; yields the topic of each message it receives.
 async fn ingest_listener(port: u16) -> mpsc::UnboundedReceiver<String> {
-    let (client, mut eventloop) =
-        connect_as(port, "ingest-listener", Some((INGEST_USER, INGEST_PASSWORD))).await.expect("ingest account connects");
-    client.subscribe("vigil/v1/dev/+/obs", QoS::AtLeastOnce).await.expect("subscribe");
+    let (client, mut eventloop) = connect_as(
+        port,
+        "ingest-listener",
+        Some((INGEST_USER, INGEST_PASSWORD)),
+    )
+    .await
+    .expect("ingest account connects");
+    client
+        .subscribe("vigil/v1/dev/+/obs", QoS::AtLeastOnce)
+        .await
+        .expect("subscribe");
     wait_for_suback(&mut eventloop).await;
     let (tx, rx) = mpsc::unbounded_channel();
     tokio::spawn(async move {
@@ -89,23 +105,44 @@ fn run_export(d: &Daemon, dir: &Path) -> std::process::Output {
 }
 
 fn mode(path: &str) -> u32 {
-    std::fs::metadata(path).expect("exported file").permissions().mode() & 0o777
+    std::fs::metadata(path)
+        .expect("exported file")
+        .permissions()
+        .mode()
+        & 0o777
 }
 
 /// SIGHUP: Mosquitto reloads its configuration, password and ACL files.
 fn reload(broker: &Child) {
-    let status = Command::new("kill").arg("-HUP").arg(broker.0.id().to_string()).status().expect("kill runs");
+    let status = Command::new("kill")
+        .arg("-HUP")
+        .arg(broker.0.id().to_string())
+        .status()
+        .expect("kill runs");
     assert!(status.success(), "SIGHUP to mosquitto");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn mosquitto_with_exported_files_enforces_device_identity_and_revocation() {
-    let Some(bin) = mosquitto_or_skip() else { return };
+    let Some(bin) = mosquitto_or_skip() else {
+        return;
+    };
     let port = free_port();
     let mut d = Daemon::with_account(Some(port), Some((INGEST_USER, INGEST_PASSWORD)));
     d.admin(&["ward", "add", "--name", "Ward M"], None);
     let patient = d.admin(
-        &["patient", "admit", "--ward", "Ward M", "--name", "P", "--nhs-number", "9434765919", "--pathway", "general"],
+        &[
+            "patient",
+            "admit",
+            "--ward",
+            "Ward M",
+            "--name",
+            "P",
+            "--nhs-number",
+            "9434765919",
+            "--pathway",
+            "general",
+        ],
         None,
     )["id"]
         .to_string();
@@ -116,8 +153,15 @@ async fn mosquitto_with_exported_files_enforces_device_identity_and_revocation()
     let out = export(&d, files.path());
     assert_eq!(out["devices"], 2, "{out}");
     assert_eq!(out["skipped"], json!([]), "{out}");
-    let (pw, acl) = (out["password_file"].as_str().expect("path"), out["acl_file"].as_str().expect("path"));
-    assert_eq!((mode(pw), mode(acl)), (0o600, 0o600), "credentials are private");
+    let (pw, acl) = (
+        out["password_file"].as_str().expect("path"),
+        out["acl_file"].as_str().expect("path"),
+    );
+    assert_eq!(
+        (mode(pw), mode(acl)),
+        (0o600, 0o600),
+        "credentials are private"
+    );
 
     // As root Mosquitto would drop to the `mosquitto` user before reading
     // the files, which are private to us; `user root` keeps it as we are
@@ -128,12 +172,24 @@ async fn mosquitto_with_exported_files_enforces_device_identity_and_revocation()
     // its subscriptions were granted by the ACL.
     d.start().await;
 
-    assert_eq!(connect_as(port, "anon", None).await.err(), Some(ConnectReturnCode::NotAuthorized), "no credentials");
-    let wrong = connect_as(port, "wrong", Some((&a.username, "not-the-password"))).await.err();
-    assert_eq!(wrong, Some(ConnectReturnCode::NotAuthorized), "wrong password");
+    assert_eq!(
+        connect_as(port, "anon", None).await.err(),
+        Some(ConnectReturnCode::NotAuthorized),
+        "no credentials"
+    );
+    let wrong = connect_as(port, "wrong", Some((&a.username, "not-the-password")))
+        .await
+        .err();
+    assert_eq!(
+        wrong,
+        Some(ConnectReturnCode::NotAuthorized),
+        "wrong password"
+    );
 
     // A device's own reading is stored and acked end to end.
-    let mut dev_a = connect_device("127.0.0.1", port, &a).await.expect("device a connects");
+    let mut dev_a = connect_device("127.0.0.1", port, &a)
+        .await
+        .expect("device a connects");
     dev_a.publish_raw("obs", obs(1)).await;
     assert_ack(&dev_a.next_cmd().await, &[1]);
 
@@ -141,14 +197,26 @@ async fn mosquitto_with_exported_files_enforces_device_identity_and_revocation()
     // account never sees it. Mosquitto keeps one client's messages in order,
     // so once the marker after it has arrived, it is not coming.
     let mut seen = ingest_listener(port).await;
-    dev_a.publish_to(&format!("vigil/v1/dev/{}/obs", b.device_id), obs(2)).await;
+    dev_a
+        .publish_to(&format!("vigil/v1/dev/{}/obs", b.device_id), obs(2))
+        .await;
     dev_a.publish_raw("obs", obs(3)).await;
     assert_ack(&dev_a.next_cmd().await, &[3]);
     let own = format!("vigil/v1/dev/{}/obs", a.device_id);
-    let first = tokio::time::timeout(WAIT, seen.recv()).await.expect("the marker arrives").expect("listener runs");
-    assert_eq!(first, own, "the publish under device b's topic must not be delivered");
+    let first = tokio::time::timeout(WAIT, seen.recv())
+        .await
+        .expect("the marker arrives")
+        .expect("listener runs");
+    assert_eq!(
+        first, own,
+        "the publish under device b's topic must not be delivered"
+    );
     let stats = d.stats();
-    assert_eq!((stats["obs_messages"].as_u64(), stats["rejected"].as_u64()), (Some(2), Some(0)), "{stats}");
+    assert_eq!(
+        (stats["obs_messages"].as_u64(), stats["rejected"].as_u64()),
+        (Some(2), Some(0)),
+        "{stats}"
+    );
 
     // Revoke a, re-export, reload: Mosquitto drops a's live session and
     // refuses its next CONNECT; b, the ingest and its listener carry on.
@@ -156,13 +224,27 @@ async fn mosquitto_with_exported_files_enforces_device_identity_and_revocation()
     let out = export(&d, files.path());
     assert_eq!(out["devices"], 1, "{out}");
     reload(&broker);
-    assert!(dev_a.disconnected().await.is_some(), "the revoked device's live session is dropped at the reload");
-    let refused = connect_as(port, "revoked", Some((&a.username, &a.password))).await.err();
-    assert_eq!(refused, Some(ConnectReturnCode::NotAuthorized), "the revoked device's next CONNECT");
-    let mut dev_b = connect_device("127.0.0.1", port, &b).await.expect("device b still connects");
+    assert!(
+        dev_a.disconnected().await.is_some(),
+        "the revoked device's live session is dropped at the reload"
+    );
+    let refused = connect_as(port, "revoked", Some((&a.username, &a.password)))
+        .await
+        .err();
+    assert_eq!(
+        refused,
+        Some(ConnectReturnCode::NotAuthorized),
+        "the revoked device's next CONNECT"
+    );
+    let mut dev_b = connect_device("127.0.0.1", port, &b)
+        .await
+        .expect("device b still connects");
     dev_b.publish_raw("obs", obs(1)).await;
     assert_ack(&dev_b.next_cmd().await, &[1]);
-    let next = tokio::time::timeout(WAIT, seen.recv()).await.expect("b's reading arrives").expect("listener runs");
+    let next = tokio::time::timeout(WAIT, seen.recv())
+        .await
+        .expect("b's reading arrives")
+        .expect("listener runs");
     assert_eq!(next, format!("vigil/v1/dev/{}/obs", b.device_id));
     drop(broker);
 }
@@ -181,21 +263,48 @@ async fn mqtt_export_needs_the_ingest_account_and_skips_devices_without_a_mosqui
     // A device provisioned before migration 0006 has no Mosquitto hash.
     let d = Daemon::with_account(Some(free_port()), Some((INGEST_USER, INGEST_PASSWORD)));
     d.admin(&["ward", "add", "--name", "Ward M"], None);
-    let old = d.admin(&["device", "provision", "--kind", "oximeter"], None)["device_id"].as_str().expect("id").to_string();
-    let new = d.admin(&["device", "provision", "--kind", "hub"], None)["device_id"].as_str().expect("id").to_string();
-    let db = sqlx::SqlitePool::connect(&format!("sqlite://{}", d.dir().join("vigil.db").display())).await.expect("db");
-    sqlx::query("UPDATE devices SET mosquitto_hash = NULL WHERE id = ?").bind(&old).execute(&db).await.expect("update");
+    let old = d.admin(&["device", "provision", "--kind", "oximeter"], None)["device_id"]
+        .as_str()
+        .expect("id")
+        .to_string();
+    let new = d.admin(&["device", "provision", "--kind", "hub"], None)["device_id"]
+        .as_str()
+        .expect("id")
+        .to_string();
+    let db = sqlx::SqlitePool::connect(&format!("sqlite://{}", d.dir().join("vigil.db").display()))
+        .await
+        .expect("db");
+    sqlx::query("UPDATE devices SET mosquitto_hash = NULL WHERE id = ?")
+        .bind(&old)
+        .execute(&db)
+        .await
+        .expect("update");
     db.close().await;
 
     let out = run_export(&d, files.path());
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(out.status.success(), "{stderr}");
     let v: Value = serde_json::from_slice(&out.stdout).expect("one JSON object");
-    assert_eq!((v["devices"].clone(), v["skipped"].clone()), (json!(1), json!([old])), "{v}");
-    assert!(stderr.contains(&old) && stderr.contains("re-provision"), "the warning names the device: {stderr}");
-    let pw = std::fs::read_to_string(v["password_file"].as_str().expect("path")).expect("password file");
+    assert_eq!(
+        (v["devices"].clone(), v["skipped"].clone()),
+        (json!(1), json!([old])),
+        "{v}"
+    );
+    assert!(
+        stderr.contains(&old) && stderr.contains("re-provision"),
+        "the warning names the device: {stderr}"
+    );
+    let pw =
+        std::fs::read_to_string(v["password_file"].as_str().expect("path")).expect("password file");
     let users: Vec<&str> = pw.lines().filter_map(|l| l.split(':').next()).collect();
     assert_eq!(users, [INGEST_USER, new.as_str()]);
-    assert!(pw.lines().all(|l| l.split(':').nth(1).is_some_and(|h| h.starts_with("$7$"))), "{pw}");
-    assert!(!pw.contains(INGEST_PASSWORD), "the ingest password is stored hashed");
+    assert!(
+        pw.lines()
+            .all(|l| l.split(':').nth(1).is_some_and(|h| h.starts_with("$7$"))),
+        "{pw}"
+    );
+    assert!(
+        !pw.contains(INGEST_PASSWORD),
+        "the ingest password is stored hashed"
+    );
 }

@@ -15,7 +15,8 @@ use serde_json::{Value, json};
 
 use crate::helpers::{TestApp, assert_ack};
 
-const INSTALL: &str = "python3 -m pip install --target tools/api/.deps -r tools/api/requirements.txt";
+const INSTALL: &str =
+    "python3 -m pip install --target tools/api/.deps -r tools/api/requirements.txt";
 
 fn repo() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("../..")
@@ -48,28 +49,62 @@ const ROUTES: [(&str, &str); 20] = [
 #[tokio::test]
 async fn the_description_is_served_without_auth_and_covers_every_route() {
     let app = TestApp::spawn().await;
-    let r = app.http_client.get(format!("{}/api/v1/openapi.json", app.http)).send().await.expect("get");
+    let r = app
+        .http_client
+        .get(format!("{}/api/v1/openapi.json", app.http))
+        .send()
+        .await
+        .expect("get");
     assert_eq!(r.status(), 200);
     let doc: Value = r.json().await.expect("json");
-    assert!(doc["openapi"].as_str().is_some_and(|v| v.starts_with("3.1")), "{}", doc["openapi"]);
+    assert!(
+        doc["openapi"]
+            .as_str()
+            .is_some_and(|v| v.starts_with("3.1")),
+        "{}",
+        doc["openapi"]
+    );
     let paths = doc["paths"].as_object().expect("paths");
     let mut documented = 0;
     for (path, item) in paths {
-        documented += item.as_object().expect("item").keys().filter(|k| ["get", "post", "patch", "put", "delete"].contains(&k.as_str())).count();
+        documented += item
+            .as_object()
+            .expect("item")
+            .keys()
+            .filter(|k| ["get", "post", "patch", "put", "delete"].contains(&k.as_str()))
+            .count();
         assert!(path.starts_with("/api/v1/"), "{path}");
     }
     for (method, path) in ROUTES {
-        let op = &paths.get(path).unwrap_or_else(|| panic!("{path} undocumented"))[method];
+        let op = &paths
+            .get(path)
+            .unwrap_or_else(|| panic!("{path} undocumented"))[method];
         assert!(op.is_object(), "{method} {path} undocumented");
         if path != "/api/v1/login" && path != "/api/v1/openapi.json" && path != "/api/v1/logout" {
-            assert!(op["responses"]["401"].is_object(), "{method} {path}: no 401");
-            assert!(op["security"].to_string().contains("bearer"), "{method} {path}: no security");
+            assert!(
+                op["responses"]["401"].is_object(),
+                "{method} {path}: no 401"
+            );
+            assert!(
+                op["security"].to_string().contains("bearer"),
+                "{method} {path}: no security"
+            );
         }
     }
-    assert_eq!(documented, ROUTES.len(), "a documented route the test does not know of");
+    assert_eq!(
+        documented,
+        ROUTES.len(),
+        "a documented route the test does not know of"
+    );
     let schemes = &doc["components"]["securitySchemes"];
     assert_eq!(schemes["bearer"]["scheme"], "bearer");
-    assert_eq!((schemes["cookie"]["in"].as_str(), schemes["cookie"]["name"].as_str()), (Some("cookie"), Some("vigil_session")));
+    assert_eq!(
+        (
+            schemes["cookie"]["in"].as_str(),
+            schemes["cookie"]["name"].as_str()
+        ),
+        (Some("cookie"), Some("vigil_session"))
+    );
 }
 
 /// Readings for a patient scoring NEWS2 5 (medium): RR 22, SpO2 94, pulse 112.
@@ -94,11 +129,21 @@ async fn traffic(app: &TestApp) -> i64 {
     assert_ack(&dev.next_cmd().await, &[1]);
     ws.next_alert_event("alert", "news2").await;
     let ts = Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Secs, true);
-    dev.publish_raw("obs", json!({"seq": 2, "ts": ts, "obs": [{"code": "mood", "value": 3}]}).to_string()).await;
+    dev.publish_raw(
+        "obs",
+        json!({"seq": 2, "ts": ts, "obs": [{"code": "mood", "value": 3}]}).to_string(),
+    )
+    .await;
     assert_eq!(dev.next_cmd().await["reason"], "unknown_code");
     let creds = app.provision("ecg-patch", Some(patient)).await;
     let patch = app.connect(&creds).await.expect("patch connects");
-    let c = vigil_kit::ecg_chunk::EcgChunk { seq: 1, t0_ms: Utc::now().timestamp_millis(), sample_rate_hz: 250, uv_per_count: 5.0, samples: &[0; 250] };
+    let c = vigil_kit::ecg_chunk::EcgChunk {
+        seq: 1,
+        t0_ms: Utc::now().timestamp_millis(),
+        sample_rate_hz: 250,
+        uv_per_count: 5.0,
+        samples: &[0; 250],
+    };
     let mut buf = vec![0u8; 25 + 2 * 250];
     let n = c.encode(&mut buf).expect("encode");
     buf.truncate(n);
@@ -124,7 +169,10 @@ fn schemathesis_available(deps: &Path) -> bool {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn schemathesis_finds_no_server_error_and_no_undocumented_response() {
     let deps = repo().join("tools/api/.deps");
-    assert!(schemathesis_available(&deps), "schemathesis is not installed: run `{INSTALL}` in the repository root");
+    assert!(
+        schemathesis_available(&deps),
+        "schemathesis is not installed: run `{INSTALL}` in the repository root"
+    );
     let app = TestApp::spawn().await;
     traffic(&app).await;
     let url = format!("{}/api/v1/openapi.json", app.http);
@@ -134,10 +182,31 @@ async fn schemathesis_finds_no_server_error_and_no_undocumented_response() {
         Command::new("python3")
             .args(["-m", "schemathesis.cli", "--config-file"])
             .arg(&config)
-            .args(["run", &url, "--checks", "all", "--phases", "examples,coverage,fuzzing"])
+            .args([
+                "run",
+                &url,
+                "--checks",
+                "all",
+                "--phases",
+                "examples,coverage,fuzzing",
+            ])
             .args(["--header", &format!("Authorization: Bearer {token}")])
-            .args(["--exclude-path", "/api/v1/logout", "--exclude-path", "/api/v1/stream"])
-            .args(["--max-examples", "40", "--workers", "1", "--request-timeout", "10", "--seed", "1"])
+            .args([
+                "--exclude-path",
+                "/api/v1/logout",
+                "--exclude-path",
+                "/api/v1/stream",
+            ])
+            .args([
+                "--max-examples",
+                "40",
+                "--workers",
+                "1",
+                "--request-timeout",
+                "10",
+                "--seed",
+                "1",
+            ])
             .args(["--generation-database", "none", "--no-color"])
             .env("PYTHONPATH", &deps)
             .current_dir(std::env::temp_dir())
@@ -148,12 +217,24 @@ async fn schemathesis_finds_no_server_error_and_no_undocumented_response() {
     .expect("join");
     let stdout = String::from_utf8_lossy(&out.stdout);
     let stderr = String::from_utf8_lossy(&out.stderr);
-    assert!(out.status.success(), "schemathesis found problems:\n{stdout}\n{stderr}");
+    assert!(
+        out.status.success(),
+        "schemathesis found problems:\n{stdout}\n{stderr}"
+    );
     // The summary, for the test log (`--nocapture`).
-    let summary: Vec<&str> = stdout.lines().skip_while(|l| !l.contains("SUMMARY")).collect();
+    let summary: Vec<&str> = stdout
+        .lines()
+        .skip_while(|l| !l.contains("SUMMARY"))
+        .collect();
     println!("{}", summary.join("\n"));
     // The app must still be healthy after the run.
-    let r = app.http_client.get(format!("{}/readyz", app.http)).timeout(Duration::from_secs(5)).send().await.expect("readyz");
+    let r = app
+        .http_client
+        .get(format!("{}/readyz", app.http))
+        .timeout(Duration::from_secs(5))
+        .send()
+        .await
+        .expect("readyz");
     assert_eq!(r.status(), 200);
 }
 
@@ -163,8 +244,10 @@ async fn schemathesis_finds_no_server_error_and_no_undocumented_response() {
 async fn grafana_dashboard_queries_only_exposed_metrics() {
     let app = TestApp::spawn().await;
     traffic(&app).await;
-    let dashboard: Value =
-        serde_json::from_str(&std::fs::read_to_string(repo().join("dashboards/grafana/vigil.json")).expect("dashboard")).expect("json");
+    let dashboard: Value = serde_json::from_str(
+        &std::fs::read_to_string(repo().join("dashboards/grafana/vigil.json")).expect("dashboard"),
+    )
+    .expect("json");
     assert_importable(&dashboard);
     let mut exprs = Vec::new();
     collect_exprs(&dashboard, &mut exprs);
@@ -179,7 +262,10 @@ async fn grafana_dashboard_queries_only_exposed_metrics() {
     for e in &exprs {
         let mut rest = e.as_str();
         while let Some(i) = rest.find("vigil_") {
-            let name: String = rest[i..].chars().take_while(|c| c.is_ascii_alphanumeric() || *c == '_').collect();
+            let name: String = rest[i..]
+                .chars()
+                .take_while(|c| c.is_ascii_alphanumeric() || *c == '_')
+                .collect();
             rest = &rest[i + name.len()..];
             queried.insert(name);
         }
@@ -197,10 +283,16 @@ async fn grafana_dashboard_queries_only_exposed_metrics() {
         "vigil_store_write_seconds_bucket",
         "vigil_ingest_batch_size_sum",
     ] {
-        assert!(queried.contains(name), "the dashboard does not chart {name}");
+        assert!(
+            queried.contains(name),
+            "the dashboard does not chart {name}"
+        );
     }
     for name in &queried {
-        assert!(exposed.contains(name.as_str()), "the dashboard queries {name}, which /metrics does not expose:\n{metrics}");
+        assert!(
+            exposed.contains(name.as_str()),
+            "the dashboard queries {name}, which /metrics does not expose:\n{metrics}"
+        );
     }
 }
 
@@ -225,22 +317,53 @@ fn collect_exprs(v: &Value, out: &mut Vec<String>) {
 /// a grid position inside the 24-column grid, and Prometheus targets with a
 /// refId and an expression.
 fn assert_importable(d: &Value) {
-    assert!(d["title"].is_string() && d["uid"].as_str().is_some_and(|u| !u.is_empty() && u.len() <= 40), "title/uid");
-    assert!(d["schemaVersion"].as_u64().is_some_and(|v| v >= 30), "schemaVersion");
+    assert!(
+        d["title"].is_string()
+            && d["uid"]
+                .as_str()
+                .is_some_and(|u| !u.is_empty() && u.len() <= 40),
+        "title/uid"
+    );
+    assert!(
+        d["schemaVersion"].as_u64().is_some_and(|v| v >= 30),
+        "schemaVersion"
+    );
     for v in d["templating"]["list"].as_array().expect("templating.list") {
-        assert!(v["name"].is_string() && v["type"].is_string(), "variable {v}");
+        assert!(
+            v["name"].is_string() && v["type"].is_string(),
+            "variable {v}"
+        );
     }
     let panels = d["panels"].as_array().expect("panels");
     let mut ids = std::collections::BTreeSet::new();
     for p in panels {
-        assert!(ids.insert(p["id"].as_u64().expect("panel id")), "duplicate panel id {}", p["id"]);
-        assert!(["timeseries", "stat", "gauge", "table", "bargauge"].contains(&p["type"].as_str().unwrap_or_default()), "panel type {}", p["type"]);
+        assert!(
+            ids.insert(p["id"].as_u64().expect("panel id")),
+            "duplicate panel id {}",
+            p["id"]
+        );
+        assert!(
+            ["timeseries", "stat", "gauge", "table", "bargauge"]
+                .contains(&p["type"].as_str().unwrap_or_default()),
+            "panel type {}",
+            p["type"]
+        );
         assert!(p["title"].as_str().is_some_and(|t| !t.is_empty()));
         let g = &p["gridPos"];
-        let (x, w, h) = (g["x"].as_u64().expect("x"), g["w"].as_u64().expect("w"), g["h"].as_u64().expect("h"));
-        assert!(g["y"].is_u64() && w > 0 && h > 0 && x + w <= 24, "gridPos {g}");
+        let (x, w, h) = (
+            g["x"].as_u64().expect("x"),
+            g["w"].as_u64().expect("w"),
+            g["h"].as_u64().expect("h"),
+        );
+        assert!(
+            g["y"].is_u64() && w > 0 && h > 0 && x + w <= 24,
+            "gridPos {g}"
+        );
         for t in p["targets"].as_array().expect("targets") {
-            assert!(t["refId"].is_string() && t["expr"].as_str().is_some_and(|e| !e.is_empty()), "target {t}");
+            assert!(
+                t["refId"].is_string() && t["expr"].as_str().is_some_and(|e| !e.is_empty()),
+                "target {t}"
+            );
         }
     }
 }

@@ -11,7 +11,9 @@ use crate::pg;
 
 #[tokio::test]
 async fn the_whole_path_works_on_postgresql() {
-    let Some(url) = pg::fresh_database().await else { return };
+    let Some(url) = pg::fresh_database().await else {
+        return;
+    };
     let app = TestApp::spawn_on(Some(url)).await;
     let mut ws = app.ws(&app.token).await;
     let (patient, mut dev) = app.patient_with_device().await;
@@ -28,16 +30,32 @@ async fn the_whole_path_works_on_postgresql() {
     assert_ack(&dev.next_cmd().await, &[1]);
     assert_eq!(ws.next_event("observation").await["patient_id"], patient);
     assert_eq!(ws.next_event("score").await["score"]["total"], 5);
-    assert_eq!(ws.next_alert_event("alert", "news2").await["alert"]["severity"], "medium");
+    assert_eq!(
+        ws.next_alert_event("alert", "news2").await["alert"]["severity"],
+        "medium"
+    );
     // A resend is stored once and acked again.
     dev.publish_obs(1, vitals).await;
     assert_ack(&dev.next_cmd().await, &[1]);
-    let rows: serde_json::Value =
-        app.get(&format!("/api/v1/patients/{patient}/observations")).send().await.expect("get").json().await.expect("json");
+    let rows: serde_json::Value = app
+        .get(&format!("/api/v1/patients/{patient}/observations"))
+        .send()
+        .await
+        .expect("get")
+        .json()
+        .await
+        .expect("json");
     assert_eq!(rows.as_array().map(Vec::len), Some(7));
     let s = app.stats().await;
     assert_eq!((s.obs_messages, s.observations), (1, 7));
-    let list: serde_json::Value = app.get("/api/v1/patients").send().await.expect("list").json().await.expect("json");
+    let list: serde_json::Value = app
+        .get("/api/v1/patients")
+        .send()
+        .await
+        .expect("list")
+        .json()
+        .await
+        .expect("json");
     assert_eq!(list[0]["news2"]["total"], 5);
 }
 
@@ -51,7 +69,9 @@ async fn stopping_postgresql_for_30_seconds_under_load_loses_nothing() {
     use std::time::Duration;
     use vigil_devsim::load::{self, LoadConfig, Progress};
 
-    let Some(cluster) = pg::dedicated_cluster() else { return };
+    let Some(cluster) = pg::dedicated_cluster() else {
+        return;
+    };
     let url = cluster.fresh().await;
     let app = TestApp::spawn_on(Some(url)).await;
     let progress = Arc::new(Progress::default());
@@ -74,7 +94,10 @@ async fn stopping_postgresql_for_30_seconds_under_load_loses_nothing() {
     // Let it get going, then take the database away for 30 s.
     let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
     while progress.acked.load(Ordering::Relaxed) < 50 {
-        assert!(tokio::time::Instant::now() < deadline, "no acks before the outage");
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "no acks before the outage"
+        );
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
     cluster.stop();
@@ -90,9 +113,27 @@ async fn stopping_postgresql_for_30_seconds_under_load_loses_nothing() {
     );
     // A few acks may land in the instant the server shuts down; after that
     // nothing can be committed, so nothing more is acked.
-    assert!(acked_during <= 20, "acks while the database was down: {acked_during}");
+    assert!(
+        acked_during <= 20,
+        "acks while the database was down: {acked_during}"
+    );
     assert_eq!(report.sent, u64::from(patients * messages));
-    assert_eq!((report.acked, report.unacked, report.dropped, report.rejected), (report.sent, 0, 0, 0));
-    assert!(report.resent > 0, "the kits had to resend during the outage");
-    assert_eq!(app.stats().await.obs_messages, report.sent as i64, "each message stored exactly once");
+    assert_eq!(
+        (
+            report.acked,
+            report.unacked,
+            report.dropped,
+            report.rejected
+        ),
+        (report.sent, 0, 0, 0)
+    );
+    assert!(
+        report.resent > 0,
+        "the kits had to resend during the outage"
+    );
+    assert_eq!(
+        app.stats().await.obs_messages,
+        report.sent as i64,
+        "each message stored exactly once"
+    );
 }

@@ -54,9 +54,17 @@ impl Daemon {
     /// external broker (`mqtt.username`, `mqtt.password`).
     pub(crate) fn with_account(external: Option<u16>, account: Option<(&str, &str)>) -> Daemon {
         let pathways = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../pathways");
-        let inner = vigil_devsim::daemon::Daemon::with_account(Path::new(VIGIL), external, Some(&pathways), account)
-            .expect("daemon config");
-        Daemon { mqtt_port: inner.mqtt_port, inner }
+        let inner = vigil_devsim::daemon::Daemon::with_account(
+            Path::new(VIGIL),
+            external,
+            Some(&pathways),
+            account,
+        )
+        .expect("daemon config");
+        Daemon {
+            mqtt_port: inner.mqtt_port,
+            inner,
+        }
     }
 
     fn http(&self) -> String {
@@ -75,12 +83,16 @@ impl Daemon {
 
     /// Runs `vigil admin ARGS --config ...` and returns its JSON.
     pub(crate) fn admin(&self, args: &[&str], stdin: Option<&str>) -> Value {
-        self.inner.admin(args, stdin).unwrap_or_else(|e| panic!("{e:#}"))
+        self.inner
+            .admin(args, stdin)
+            .unwrap_or_else(|e| panic!("{e:#}"))
     }
 
     /// Ward, admin user and API token through `vigil admin`; returns the token.
     fn setup(&self) -> String {
-        self.inner.setup(WARD, "loadadmin", "a-long-password").unwrap_or_else(|e| panic!("{e:#}"))
+        self.inner
+            .setup(WARD, "loadadmin", "a-long-password")
+            .unwrap_or_else(|e| panic!("{e:#}"))
     }
 
     pub(crate) fn stats(&self) -> Value {
@@ -107,7 +119,14 @@ impl Daemon {
     }
 }
 
-fn load_config(d: &Daemon, token: &str, mqtt_port: u16, patients: u32, messages: u32, rate: f64) -> LoadConfig {
+fn load_config(
+    d: &Daemon,
+    token: &str,
+    mqtt_port: u16,
+    patients: u32,
+    messages: u32,
+    rate: f64,
+) -> LoadConfig {
     LoadConfig {
         http: d.http(),
         token: token.to_string(),
@@ -127,12 +146,22 @@ fn load_config(d: &Daemon, token: &str, mqtt_port: u16, patients: u32, messages:
 async fn wait_for_acks(p: &Progress, at_least: u64) {
     let deadline = Instant::now() + Duration::from_secs(30);
     while p.acked.load(Ordering::Relaxed) < at_least {
-        assert!(Instant::now() < deadline, "only {} acks before the restart", p.acked.load(Ordering::Relaxed));
+        assert!(
+            Instant::now() < deadline,
+            "only {} acks before the restart",
+            p.acked.load(Ordering::Relaxed)
+        );
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
 }
 
-fn assert_nothing_lost_or_duplicated(what: &str, r: &LoadReport, stats: &Value, total: u64, elapsed: Duration) {
+fn assert_nothing_lost_or_duplicated(
+    what: &str,
+    r: &LoadReport,
+    stats: &Value,
+    total: u64,
+    elapsed: Duration,
+) {
     println!(
         "{what}: sent {} acked {} resent {} rejected {} unacked {} dropped {}; stored obs_messages {}; ack latency p50 {} ms p99 {} ms; {:.1} s",
         r.sent,
@@ -147,9 +176,17 @@ fn assert_nothing_lost_or_duplicated(what: &str, r: &LoadReport, stats: &Value, 
         elapsed.as_secs_f64()
     );
     assert_eq!(r.sent, total, "{what}: every message sent");
-    assert_eq!((r.unacked, r.dropped, r.rejected), (0, 0, 0), "{what}: {r:?}");
+    assert_eq!(
+        (r.unacked, r.dropped, r.rejected),
+        (0, 0, 0),
+        "{what}: {r:?}"
+    );
     assert_eq!(r.acked, r.sent, "{what}: {r:?}");
-    assert_eq!(stats["obs_messages"].as_u64(), Some(r.sent), "{what}: stored exactly once: {stats}");
+    assert_eq!(
+        stats["obs_messages"].as_u64(),
+        Some(r.sent),
+        "{what}: stored exactly once: {stats}"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
@@ -160,11 +197,16 @@ async fn daemon_killed_mid_load_stores_every_message_exactly_once() {
     d.start().await;
     let (patients, messages) = (4, 150);
     let progress = Arc::new(Progress::default());
-    let run =
-        tokio::spawn(load::run(load_config(&d, &token, d.mqtt_port, patients, messages, 60.0), Some(progress.clone())));
+    let run = tokio::spawn(load::run(
+        load_config(&d, &token, d.mqtt_port, patients, messages, 60.0),
+        Some(progress.clone()),
+    ));
     wait_for_acks(&progress, 150).await;
     d.kill();
-    println!("SIGKILLed vigil serve after {} acks", progress.acked.load(Ordering::Relaxed));
+    println!(
+        "SIGKILLed vigil serve after {} acks",
+        progress.acked.load(Ordering::Relaxed)
+    );
     tokio::time::sleep(Duration::from_millis(500)).await;
     d.start().await;
     let report = tokio::time::timeout(Duration::from_secs(120), run)
@@ -180,7 +222,10 @@ async fn daemon_killed_mid_load_stores_every_message_exactly_once() {
         u64::from(patients * messages),
         started.elapsed(),
     );
-    assert!(report.resent > 0, "the restart must have caused resends: {report:?}");
+    assert!(
+        report.resent > 0,
+        "the restart must have caused resends: {report:?}"
+    );
 }
 
 /// The `mosquitto` binary; without it the calling test fails, unless
@@ -193,7 +238,9 @@ pub(crate) fn mosquitto_or_skip() -> Option<PathBuf> {
         println!("SKIPPED: mosquitto not installed and VIGIL_SKIP_MOSQUITTO=1");
         return None;
     }
-    panic!("mosquitto is not installed (Debian: apt-get install -y mosquitto); set VIGIL_SKIP_MOSQUITTO=1 to skip this test");
+    panic!(
+        "mosquitto is not installed (Debian: apt-get install -y mosquitto); set VIGIL_SKIP_MOSQUITTO=1 to skip this test"
+    );
 }
 
 fn mosquitto_binary() -> Option<PathBuf> {
@@ -213,7 +260,9 @@ pub(crate) fn start_mosquitto_with(bin: &Path, dir: &Path, port: u16, extra: &st
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn external_mosquitto_restarted_mid_load_loses_nothing() {
-    let Some(bin) = mosquitto_or_skip() else { return };
+    let Some(bin) = mosquitto_or_skip() else {
+        return;
+    };
     let started = Instant::now();
     let mdir = tempfile::tempdir().expect("tempdir");
     let port = free_port();
@@ -223,10 +272,16 @@ async fn external_mosquitto_restarted_mid_load_loses_nothing() {
     d.start().await;
     let (patients, messages) = (4, 150);
     let progress = Arc::new(Progress::default());
-    let run = tokio::spawn(load::run(load_config(&d, &token, port, patients, messages, 60.0), Some(progress.clone())));
+    let run = tokio::spawn(load::run(
+        load_config(&d, &token, port, patients, messages, 60.0),
+        Some(progress.clone()),
+    ));
     wait_for_acks(&progress, 150).await;
     drop(broker); // SIGKILL
-    println!("SIGKILLed mosquitto after {} acks", progress.acked.load(Ordering::Relaxed));
+    println!(
+        "SIGKILLed mosquitto after {} acks",
+        progress.acked.load(Ordering::Relaxed)
+    );
     tokio::time::sleep(Duration::from_millis(500)).await;
     broker = start_mosquitto(&bin, mdir.path(), port);
     let report = tokio::time::timeout(Duration::from_secs(60), run)
@@ -263,11 +318,21 @@ async fn resends_before_the_ack_are_stored_once() {
         resend_after: Duration::from_millis(1),
         seed: 3,
     };
-    let r = tokio::time::timeout(Duration::from_secs(40), load::run(cfg, None)).await.expect("finishes").expect("runs");
+    let r = tokio::time::timeout(Duration::from_secs(40), load::run(cfg, None))
+        .await
+        .expect("finishes")
+        .expect("runs");
     let stats = app.stats().await;
-    println!("eager resends: sent {} resent {} acked {} stored {}", r.sent, r.resent, r.acked, stats.obs_messages);
+    println!(
+        "eager resends: sent {} resent {} acked {} stored {}",
+        r.sent, r.resent, r.acked, stats.obs_messages
+    );
     assert!(r.resent > 0, "{r:?}");
-    assert_eq!((r.sent, r.acked, r.unacked, r.dropped), (120, 120, 0, 0), "{r:?}");
+    assert_eq!(
+        (r.sent, r.acked, r.unacked, r.dropped),
+        (120, 120, 0, 0),
+        "{r:?}"
+    );
     assert_eq!(stats.obs_messages, 120);
 }
 
@@ -290,14 +355,35 @@ async fn kit_offline_for_two_hours_backfills_in_place_without_an_alert_storm() {
     let mut plan = Scenario::OfflineGap.plan();
     plan.onset_ms = 30 * 60_000;
     plan.duration_ms = 2 * 3_600_000;
-    let (gap_from, gap_to) = (start_ms + plan.onset_ms, start_ms + plan.onset_ms + plan.duration_ms);
-    let spec = PatientSpec { plan, pathway: "general".into(), patch: true, spot_per_day: 24, seed: 11, start_ms };
-    let cfg_outbox = vigil_devsim::vigil_kit::outbox::Config { resend_after_ms: 2_000, ..Default::default() };
+    let (gap_from, gap_to) = (
+        start_ms + plan.onset_ms,
+        start_ms + plan.onset_ms + plan.duration_ms,
+    );
+    let spec = PatientSpec {
+        plan,
+        pathway: "general".into(),
+        patch: true,
+        spot_per_day: 24,
+        seed: 11,
+        start_ms,
+    };
+    let cfg_outbox = vigil_devsim::vigil_kit::outbox::Config {
+        resend_after_ms: 2_000,
+        ..Default::default()
+    };
     let cfg = WardConfig {
         host: app.mqtt_host.clone(),
         port: app.mqtt_port,
-        patients: vec![SimPatient { spec: spec.clone(), hub, patch: Some(patch) }],
-        clock: Clock { start_ms, speed: 3600.0, stamp: Stamp::Simulated },
+        patients: vec![SimPatient {
+            spec: spec.clone(),
+            hub,
+            patch: Some(patch),
+        }],
+        clock: Clock {
+            start_ms,
+            speed: 3600.0,
+            stamp: Stamp::Simulated,
+        },
         ecg: false,
         recordings: Vec::new(),
         tick: Duration::from_millis(20),
@@ -306,9 +392,17 @@ async fn kit_offline_for_two_hours_backfills_in_place_without_an_alert_storm() {
     // What the patient measured inside the gap (the simulation is a pure
     // function of its seed and time, whatever the window sizes).
     let mut twin = Patient::new(spec, None);
-    let until_gap_end: Vec<i64> =
-        twin.step(gap_to).into_iter().filter(|r| matches!(r.what, What::Obs(_))).map(|r| r.at_ms).collect();
-    let expected: Vec<i64> = until_gap_end.iter().copied().filter(|t| (gap_from..gap_to).contains(t)).collect();
+    let until_gap_end: Vec<i64> = twin
+        .step(gap_to)
+        .into_iter()
+        .filter(|r| matches!(r.what, What::Obs(_)))
+        .map(|r| r.at_ms)
+        .collect();
+    let expected: Vec<i64> = until_gap_end
+        .iter()
+        .copied()
+        .filter(|t| (gap_from..gap_to).contains(t))
+        .collect();
     let cancel = tokio_util::sync::CancellationToken::new();
     let _stop = cancel.clone().drop_guard();
     let running = ward::start(cfg, cancel.clone());
@@ -323,11 +417,17 @@ async fn kit_offline_for_two_hours_backfills_in_place_without_an_alert_storm() {
         if acked as usize >= until_gap_end.len() && queued == 0 {
             break;
         }
-        assert!(Instant::now() < deadline, "backfill did not finish: acked {acked}, queued {queued}");
+        assert!(
+            Instant::now() < deadline,
+            "backfill did not finish: acked {acked}, queued {queued}"
+        );
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
     let reconnects: u64 = handles.iter().map(|h| h.stats().connects).sum();
-    assert!(reconnects >= 4, "both devices connected, went offline and came back: {reconnects} connects");
+    assert!(
+        reconnects >= 4,
+        "both devices connected, went offline and came back: {reconnects} connects"
+    );
 
     let iso = |ms: i64| {
         chrono::DateTime::<chrono::Utc>::from_timestamp_millis(ms)
@@ -353,7 +453,10 @@ async fn kit_offline_for_two_hours_backfills_in_place_without_an_alert_storm() {
     let mut want = expected.clone();
     want.sort_unstable();
     want.dedup();
-    assert_eq!(measured, want, "every reading of the gap stored at its measurement time");
+    assert_eq!(
+        measured, want,
+        "every reading of the gap stored at its measurement time"
+    );
 
     let scores: Vec<Value> = app
         .get(&format!("/api/v1/patients/{pid}/scores?{q}"))
@@ -368,19 +471,38 @@ async fn kit_offline_for_two_hours_backfills_in_place_without_an_alert_storm() {
         .filter_map(|s| chrono::DateTime::parse_from_rfc3339(s["scored_at"].as_str()?).ok())
         .filter(|t| (gap_from..gap_to).contains(&t.timestamp_millis()))
         .count();
-    assert!(scored_in_gap >= want.len() / 2, "scores at the gap's times: {scored_in_gap} for {} readings", want.len());
+    assert!(
+        scored_in_gap >= want.len() / 2,
+        "scores at the gap's times: {scored_in_gap} for {} readings",
+        want.len()
+    );
 
-    let alerts = app.get(&format!("/api/v1/alerts?patient={pid}")).send().await.expect("alerts");
+    let alerts = app
+        .get(&format!("/api/v1/alerts?patient={pid}"))
+        .send()
+        .await
+        .expect("alerts");
     let alert_note = if alerts.status() == 200 {
         let list: Vec<Value> = alerts.json().await.expect("json");
         let mut per_rule = std::collections::BTreeMap::<String, usize>::new();
         for a in &list {
-            *per_rule.entry(a["rule_id"].as_str().unwrap_or_default().to_string()).or_default() += 1;
+            *per_rule
+                .entry(a["rule_id"].as_str().unwrap_or_default().to_string())
+                .or_default() += 1;
         }
-        assert!(per_rule.values().all(|&n| n <= 1), "alert storm after backfill: {per_rule:?}");
-        format!("{} alert(s), at most one per rule: {per_rule:?}", list.len())
+        assert!(
+            per_rule.values().all(|&n| n <= 1),
+            "alert storm after backfill: {per_rule:?}"
+        );
+        format!(
+            "{} alert(s), at most one per rule: {per_rule:?}",
+            list.len()
+        )
     } else {
-        format!("GET /api/v1/alerts answered {}; checked scores only", alerts.status())
+        format!(
+            "GET /api/v1/alerts answered {}; checked scores only",
+            alerts.status()
+        )
     };
     println!(
         "offline 2 h backfill: {} readings in the gap stored at their times ({} observations), {} scores in the gap, {}; {:.1} s",

@@ -7,11 +7,21 @@ use serde_json::{Value, json};
 use crate::helpers::{TestApp, assert_ack};
 
 fn subscore(score: &Value, parameter: &str) -> Option<i64> {
-    score["subscores"].as_array()?.iter().find(|s| s["parameter"] == parameter)?["score"].as_i64()
+    score["subscores"]
+        .as_array()?
+        .iter()
+        .find(|s| s["parameter"] == parameter)?["score"]
+        .as_i64()
 }
 
 fn names(v: &Value) -> Vec<String> {
-    v.as_array().map(|a| a.iter().filter_map(|x| x.as_str().map(str::to_string)).collect()).unwrap_or_default()
+    v.as_array()
+        .map(|a| {
+            a.iter()
+                .filter_map(|x| x.as_str().map(str::to_string))
+                .collect()
+        })
+        .unwrap_or_default()
 }
 
 fn full_set(spo2: i64) -> Value {
@@ -38,8 +48,16 @@ async fn score_updates_live_and_is_partial_until_every_parameter_arrives() {
     assert_eq!(ev["patient_id"], patient);
     let s = &ev["score"];
     assert_eq!(s["partial"], true, "{s}");
-    assert_eq!(names(&s["missing"]), ["resp_rate", "o2", "systolic", "acvpu", "temp"], "{s}");
-    assert_eq!(subscore(s, "spo2"), Some(3), "SpO2 91% on scale 1 scores 3: {s}");
+    assert_eq!(
+        names(&s["missing"]),
+        ["resp_rate", "o2", "systolic", "acvpu", "temp"],
+        "{s}"
+    );
+    assert_eq!(
+        subscore(s, "spo2"),
+        Some(3),
+        "SpO2 91% on scale 1 scores 3: {s}"
+    );
 
     dev.publish_obs(2, full_set(96)).await;
     assert_ack(&dev.next_cmd().await, &[2]);
@@ -48,11 +66,24 @@ async fn score_updates_live_and_is_partial_until_every_parameter_arrives() {
     assert_eq!(s["total"], 0, "{s}");
     assert_eq!(s["risk"], "low");
 
-    let list: Value = app.get("/api/v1/patients").send().await.expect("list").json().await.expect("json");
+    let list: Value = app
+        .get("/api/v1/patients")
+        .send()
+        .await
+        .expect("list")
+        .json()
+        .await
+        .expect("json");
     assert_eq!(list[0]["news2"]["total"], 0);
     assert_eq!(list[0]["news2"]["partial"], false);
-    let history: Value =
-        app.get(&format!("/api/v1/patients/{patient}/scores")).send().await.expect("scores").json().await.expect("json");
+    let history: Value = app
+        .get(&format!("/api/v1/patients/{patient}/scores"))
+        .send()
+        .await
+        .expect("scores")
+        .json()
+        .await
+        .expect("json");
     assert_eq!(history.as_array().map(Vec::len), Some(2));
     assert_eq!(history[0]["partial"], true);
     assert_eq!(history[1]["total"], 0);
@@ -65,25 +96,58 @@ async fn late_reading_adds_history_and_never_overwrites_a_newer_state() {
     let (patient, mut dev) = app.patient_with_device().await;
     let now = Utc::now();
 
-    dev.publish_obs_at(1, now - Duration::minutes(5), full_set(88)).await;
+    dev.publish_obs_at(1, now - Duration::minutes(5), full_set(88))
+        .await;
     assert_ack(&dev.next_cmd().await, &[1]);
     let current = ws.next_event("score").await["score"].clone();
     assert_eq!(subscore(&current, "spo2"), Some(3));
 
     // A reading from 40 minutes ago arrives late (store-and-forward backfill).
-    dev.publish_obs_at(2, now - Duration::minutes(40), json!([{"code": "spo2", "value": 99, "unit": "%"}])).await;
+    dev.publish_obs_at(
+        2,
+        now - Duration::minutes(40),
+        json!([{"code": "spo2", "value": 99, "unit": "%"}]),
+    )
+    .await;
     assert_ack(&dev.next_cmd().await, &[2]);
     let pushed = ws.next_event("score").await["score"].clone();
-    assert_eq!(subscore(&pushed, "spo2"), Some(3), "the newer SpO2 88% still decides the current score: {pushed}");
-    assert_eq!(pushed["scored_at"], current["scored_at"], "the current score keeps its own time");
+    assert_eq!(
+        subscore(&pushed, "spo2"),
+        Some(3),
+        "the newer SpO2 88% still decides the current score: {pushed}"
+    );
+    assert_eq!(
+        pushed["scored_at"], current["scored_at"],
+        "the current score keeps its own time"
+    );
 
-    let history: Value =
-        app.get(&format!("/api/v1/patients/{patient}/scores")).send().await.expect("scores").json().await.expect("json");
+    let history: Value = app
+        .get(&format!("/api/v1/patients/{patient}/scores"))
+        .send()
+        .await
+        .expect("scores")
+        .json()
+        .await
+        .expect("json");
     let rows = history.as_array().expect("rows");
     // History is ordered by the time each score describes: the late one first.
-    assert_eq!(subscore(&rows[0]["detail"], "spo2"), Some(0), "history at the late reading's own time: {history}");
-    assert_eq!(subscore(&rows.last().expect("latest")["detail"], "spo2"), Some(3));
-    let list: Value = app.get("/api/v1/patients").send().await.expect("list").json().await.expect("json");
+    assert_eq!(
+        subscore(&rows[0]["detail"], "spo2"),
+        Some(0),
+        "history at the late reading's own time: {history}"
+    );
+    assert_eq!(
+        subscore(&rows.last().expect("latest")["detail"], "spo2"),
+        Some(3)
+    );
+    let list: Value = app
+        .get("/api/v1/patients")
+        .send()
+        .await
+        .expect("list")
+        .json()
+        .await
+        .expect("json");
     assert_eq!(subscore(&list[0]["news2"], "spo2"), Some(3));
 }
 
@@ -91,14 +155,25 @@ async fn late_reading_adds_history_and_never_overwrites_a_newer_state() {
 async fn stale_readings_are_flagged_not_scored_as_current() {
     let app = TestApp::spawn().await;
     let (_, mut dev) = app.patient_with_device().await;
-    dev.publish_obs_at(1, Utc::now() - Duration::hours(7), full_set(96)).await;
+    dev.publish_obs_at(1, Utc::now() - Duration::hours(7), full_set(96))
+        .await;
     assert_ack(&dev.next_cmd().await, &[1]);
-    let list: Value = app.get("/api/v1/patients").send().await.expect("list").json().await.expect("json");
+    let list: Value = app
+        .get("/api/v1/patients")
+        .send()
+        .await
+        .expect("list")
+        .json()
+        .await
+        .expect("json");
     let s = &list[0]["news2"];
     assert_eq!(s["partial"], true, "{s}");
     let stale = names(&s["stale"]);
     for p in ["resp_rate", "spo2", "systolic", "pulse", "temp"] {
-        assert!(stale.contains(&p.to_string()), "{p}: readings 7 h old are stale under a 6 h window: {s}");
+        assert!(
+            stale.contains(&p.to_string()),
+            "{p}: readings 7 h old are stale under a 6 h window: {s}"
+        );
     }
 }
 
@@ -109,7 +184,11 @@ async fn clinician_set_scale_2_rescores_with_who_and_when() {
     let (patient, mut dev) = app.patient_with_device().await;
     dev.publish_obs(1, full_set(90)).await;
     assert_ack(&dev.next_cmd().await, &[1]);
-    assert_eq!(subscore(&ws.next_event("score").await["score"], "spo2"), Some(3), "90% on scale 1");
+    assert_eq!(
+        subscore(&ws.next_event("score").await["score"], "spo2"),
+        Some(3),
+        "90% on scale 1"
+    );
 
     let r = app
         .http_client
@@ -125,7 +204,11 @@ async fn clinician_set_scale_2_rescores_with_who_and_when() {
     assert!(settings["spo2_scale_set_at"].is_string());
 
     let s = ws.next_event("score").await["score"].clone();
-    assert_eq!(subscore(&s, "spo2"), Some(0), "90% on air on scale 2 scores 0: {s}");
+    assert_eq!(
+        subscore(&s, "spo2"),
+        Some(0),
+        "90% on air on scale 2 scores 0: {s}"
+    );
     assert_eq!(s["spo2_scale"]["set_by"], "admin", "{s}");
 
     let bad = app

@@ -18,47 +18,133 @@ async fn repeated_failed_logins_are_throttled_even_with_the_right_password() {
     }
     let r = login(&app, &c, "admin", "admin-password").await;
     assert_eq!(r.status(), 429);
-    assert_eq!(r.json::<Value>().await.expect("json")["error"]["code"], "throttled");
+    assert_eq!(
+        r.json::<Value>().await.expect("json")["error"]["code"],
+        "throttled"
+    );
 }
 
 #[tokio::test]
 async fn cookie_authenticated_writes_need_the_csrf_token() {
     let app = TestApp::spawn().await;
-    let c = reqwest::Client::builder().cookie_store(true).build().expect("client");
-    let body: Value = login(&app, &c, "admin", "admin-password").await.json().await.expect("json");
-    let csrf = body["csrf_token"].as_str().expect("csrf token in the login body").to_string();
-    let admit = json!({"ward": app.ward, "name": "P", "nhs_number": "9434765919", "pathway": "general"});
+    let c = reqwest::Client::builder()
+        .cookie_store(true)
+        .build()
+        .expect("client");
+    let body: Value = login(&app, &c, "admin", "admin-password")
+        .await
+        .json()
+        .await
+        .expect("json");
+    let csrf = body["csrf_token"]
+        .as_str()
+        .expect("csrf token in the login body")
+        .to_string();
+    let admit =
+        json!({"ward": app.ward, "name": "P", "nhs_number": "9434765919", "pathway": "general"});
 
-    let r = c.post(format!("{}/api/v1/patients", app.http)).json(&admit).send().await.expect("post");
-    assert_eq!(r.status(), 403, "a forged cross-site form post carries the cookie but not the token");
-    let r = c.post(format!("{}/api/v1/patients", app.http)).header("x-csrf-token", "0".repeat(64)).json(&admit).send().await.expect("post");
+    let r = c
+        .post(format!("{}/api/v1/patients", app.http))
+        .json(&admit)
+        .send()
+        .await
+        .expect("post");
+    assert_eq!(
+        r.status(),
+        403,
+        "a forged cross-site form post carries the cookie but not the token"
+    );
+    let r = c
+        .post(format!("{}/api/v1/patients", app.http))
+        .header("x-csrf-token", "0".repeat(64))
+        .json(&admit)
+        .send()
+        .await
+        .expect("post");
     assert_eq!(r.status(), 403);
-    let r = c.post(format!("{}/api/v1/patients", app.http)).header("x-csrf-token", &csrf).json(&admit).send().await.expect("post");
+    let r = c
+        .post(format!("{}/api/v1/patients", app.http))
+        .header("x-csrf-token", &csrf)
+        .json(&admit)
+        .send()
+        .await
+        .expect("post");
     assert_eq!(r.status(), 201);
     // The page can fetch the token again after a reload.
-    let me: Value = c.get(format!("{}/api/v1/me", app.http)).send().await.expect("me").json().await.expect("json");
+    let me: Value = c
+        .get(format!("{}/api/v1/me", app.http))
+        .send()
+        .await
+        .expect("me")
+        .json()
+        .await
+        .expect("json");
     assert_eq!(me["csrf_token"].as_str(), Some(csrf.as_str()));
     // Bearer tokens are not ambient credentials: no CSRF token needed.
-    assert_eq!(app.post("/api/v1/patients", admit).send().await.expect("post").status(), 201);
+    assert_eq!(
+        app.post("/api/v1/patients", admit)
+            .send()
+            .await
+            .expect("post")
+            .status(),
+        201
+    );
 }
 
 #[tokio::test]
 async fn sessions_expire_when_idle_and_at_their_absolute_limit() {
     let app = TestApp::spawn().await;
-    let user = app.store.user_by_username("admin").await.expect("q").expect("user");
+    let user = app
+        .store
+        .user_by_username("admin")
+        .await
+        .expect("q")
+        .expect("user");
     let idle = chrono::Duration::minutes(vigil_web::auth::SESSION_IDLE_MINUTES);
     let hash = |t: &str| vigil_store::secrets::hash_secret(t);
 
-    let t = vigil_web::admin::issue_token(app.store.as_ref(), user.id, vigil_store::TokenKind::Session, Utc::now(), Some(Duration::hours(12)))
-        .await
-        .expect("token");
-    assert!(app.store.token_user(&hash(&t), Utc::now(), idle).await.expect("q").is_some());
-    assert!(app.store.token_user(&hash(&t), Utc::now() + Duration::minutes(31), idle).await.expect("q").is_none(), "idle 31 min");
+    let t = vigil_web::admin::issue_token(
+        app.store.as_ref(),
+        user.id,
+        vigil_store::TokenKind::Session,
+        Utc::now(),
+        Some(Duration::hours(12)),
+    )
+    .await
+    .expect("token");
+    assert!(
+        app.store
+            .token_user(&hash(&t), Utc::now(), idle)
+            .await
+            .expect("q")
+            .is_some()
+    );
+    assert!(
+        app.store
+            .token_user(&hash(&t), Utc::now() + Duration::minutes(31), idle)
+            .await
+            .expect("q")
+            .is_none(),
+        "idle 31 min"
+    );
 
-    let old = vigil_web::admin::issue_token(app.store.as_ref(), user.id, vigil_store::TokenKind::Session, Utc::now() - Duration::hours(13), Some(Duration::hours(12)))
-        .await
-        .expect("token");
-    assert!(app.store.token_user(&hash(&old), Utc::now(), Duration::days(1)).await.expect("q").is_none(), "past its absolute expiry");
+    let old = vigil_web::admin::issue_token(
+        app.store.as_ref(),
+        user.id,
+        vigil_store::TokenKind::Session,
+        Utc::now() - Duration::hours(13),
+        Some(Duration::hours(12)),
+    )
+    .await
+    .expect("token");
+    assert!(
+        app.store
+            .token_user(&hash(&old), Utc::now(), Duration::days(1))
+            .await
+            .expect("q")
+            .is_none(),
+        "past its absolute expiry"
+    );
 }
 
 #[tokio::test]
@@ -66,14 +152,38 @@ async fn reads_and_actions_are_audited_and_the_trail_is_admin_only_and_append_on
     let app = TestApp::spawn().await;
     let outsider = app.outsider_token().await;
     let patient = app.admit("general").await;
-    app.get(&format!("/api/v1/patients/{patient}")).send().await.expect("read");
-    app.get(&format!("/api/v1/patients/{patient}/observations")).send().await.expect("read");
+    app.get(&format!("/api/v1/patients/{patient}"))
+        .send()
+        .await
+        .expect("read");
+    app.get(&format!("/api/v1/patients/{patient}/observations"))
+        .send()
+        .await
+        .expect("read");
 
-    let r = app.http_client.get(format!("{}/api/v1/audit", app.http)).bearer_auth(&outsider).send().await.expect("audit");
+    let r = app
+        .http_client
+        .get(format!("{}/api/v1/audit", app.http))
+        .bearer_auth(&outsider)
+        .send()
+        .await
+        .expect("audit");
     assert_eq!(r.status(), 403, "nurses cannot read the audit trail");
 
-    let trail: Value = app.get(&format!("/api/v1/audit?patient={patient}")).send().await.expect("audit").json().await.expect("json");
-    let actions: Vec<&str> = trail.as_array().expect("rows").iter().filter_map(|e| e["action"].as_str()).collect();
+    let trail: Value = app
+        .get(&format!("/api/v1/audit?patient={patient}"))
+        .send()
+        .await
+        .expect("audit")
+        .json()
+        .await
+        .expect("json");
+    let actions: Vec<&str> = trail
+        .as_array()
+        .expect("rows")
+        .iter()
+        .filter_map(|e| e["action"].as_str())
+        .collect();
     for a in ["patient.admit", "patient.read", "patient.observations"] {
         assert!(actions.contains(&a), "{a} missing from {actions:?}");
     }
@@ -82,17 +192,62 @@ async fn reads_and_actions_are_audited_and_the_trail_is_admin_only_and_append_on
     assert_eq!(row["addr"], "127.0.0.1");
 
     // A nurse of the patient's ward reads the record: the trail names her.
-    let ward = app.store.ward_find(&app.ward).await.expect("q").expect("ward");
-    let nurse = vigil_web::admin::add_user(app.store.as_ref(), "nurse-jo", "nurse", &[ward.id.to_string()], "a-long-password").await.expect("nurse");
-    let nurse_token = vigil_web::admin::issue_token(app.store.as_ref(), nurse, vigil_store::TokenKind::Api, Utc::now(), None).await.expect("token");
-    let r = app.http_client.get(format!("{}/api/v1/patients/{patient}", app.http)).bearer_auth(&nurse_token).send().await.expect("read");
+    let ward = app
+        .store
+        .ward_find(&app.ward)
+        .await
+        .expect("q")
+        .expect("ward");
+    let nurse = vigil_web::admin::add_user(
+        app.store.as_ref(),
+        "nurse-jo",
+        "nurse",
+        &[ward.id.to_string()],
+        "a-long-password",
+    )
+    .await
+    .expect("nurse");
+    let nurse_token = vigil_web::admin::issue_token(
+        app.store.as_ref(),
+        nurse,
+        vigil_store::TokenKind::Api,
+        Utc::now(),
+        None,
+    )
+    .await
+    .expect("token");
+    let r = app
+        .http_client
+        .get(format!("{}/api/v1/patients/{patient}", app.http))
+        .bearer_auth(&nurse_token)
+        .send()
+        .await
+        .expect("read");
     assert_eq!(r.status(), 200);
-    let trail: Value = app.get(&format!("/api/v1/audit?patient={patient}")).send().await.expect("audit").json().await.expect("json");
-    let by_nurse = trail.as_array().expect("rows").iter().find(|e| e["username"] == "nurse-jo" && e["action"] == "patient.read");
-    assert!(by_nurse.is_some_and(|e| e["patient_id"] == patient), "the nurse's read is in the trail: {trail}");
+    let trail: Value = app
+        .get(&format!("/api/v1/audit?patient={patient}"))
+        .send()
+        .await
+        .expect("audit")
+        .json()
+        .await
+        .expect("json");
+    let by_nurse = trail
+        .as_array()
+        .expect("rows")
+        .iter()
+        .find(|e| e["username"] == "nurse-jo" && e["action"] == "patient.read");
+    assert!(
+        by_nurse.is_some_and(|e| e["patient_id"] == patient),
+        "the nurse's read is in the trail: {trail}"
+    );
 
     let raw = app.raw_db().await;
-    assert!(raw.execute("UPDATE audit_log SET username = 'nobody'").await.is_err());
+    assert!(
+        raw.execute("UPDATE audit_log SET username = 'nobody'")
+            .await
+            .is_err()
+    );
     assert!(raw.execute("DELETE FROM audit_log").await.is_err());
 }
 
@@ -102,24 +257,43 @@ async fn every_response_carries_security_headers_and_a_strict_csp() {
     for path in ["/", "/app.js", "/api/v1/patients", "/api/v1/nonexistent"] {
         let r = app.get(path).send().await.expect("get");
         let h = r.headers();
-        assert_eq!(h["content-security-policy"], vigil_web::CONTENT_SECURITY_POLICY, "{path}");
+        assert_eq!(
+            h["content-security-policy"],
+            vigil_web::CONTENT_SECURITY_POLICY,
+            "{path}"
+        );
         assert_eq!(h["x-content-type-options"], "nosniff", "{path}");
         assert_eq!(h["x-frame-options"], "DENY", "{path}");
         assert_eq!(h["referrer-policy"], "no-referrer", "{path}");
         assert_eq!(h["cache-control"], "no-store", "{path}");
-        assert!(!h.contains_key("strict-transport-security"), "no HSTS over plain HTTP ({path})");
+        assert!(
+            !h.contains_key("strict-transport-security"),
+            "no HSTS over plain HTTP ({path})"
+        );
     }
     let csp = vigil_web::CONTENT_SECURITY_POLICY;
-    assert!(csp.contains("script-src 'self';") && !csp.contains("unsafe-inline") && csp.contains("frame-ancestors 'none'"), "{csp}");
+    assert!(
+        csp.contains("script-src 'self';")
+            && !csp.contains("unsafe-inline")
+            && csp.contains("frame-ancestors 'none'"),
+        "{csp}"
+    );
 }
 
 #[tokio::test]
 async fn an_oversized_body_is_refused_and_the_server_carries_on() {
     let app = TestApp::spawn().await;
     let huge = json!({"ward": app.ward, "name": "x".repeat(vigil_web::MAX_BODY_BYTES + 1), "nhs_number": "9434765919", "pathway": "general"});
-    let r = app.post("/api/v1/patients", huge).send().await.expect("post");
+    let r = app
+        .post("/api/v1/patients", huge)
+        .send()
+        .await
+        .expect("post");
     assert_eq!(r.status(), 413);
-    assert_eq!(r.json::<Value>().await.expect("json")["error"]["code"], "too_large");
+    assert_eq!(
+        r.json::<Value>().await.expect("json")["error"]["code"],
+        "too_large"
+    );
     assert_eq!(app.stats().await.patients, 0, "nothing admitted");
     app.admit("general").await;
 }
@@ -131,7 +305,12 @@ async fn an_oversized_websocket_message_closes_that_connection_only() {
     let app = TestApp::spawn().await;
     let mut big = app.ws(&app.token).await;
     let mut other = app.ws(&app.token).await;
-    big.ws.send(Message::text("x".repeat(vigil_web::stream::WS_MAX_MESSAGE + 1))).await.expect("send");
+    big.ws
+        .send(Message::text(
+            "x".repeat(vigil_web::stream::WS_MAX_MESSAGE + 1),
+        ))
+        .await
+        .expect("send");
     let closed = tokio::time::timeout(std::time::Duration::from_secs(5), async {
         loop {
             match big.ws.next().await {
@@ -141,29 +320,54 @@ async fn an_oversized_websocket_message_closes_that_connection_only() {
         }
     })
     .await;
-    assert_eq!(closed, Ok(true), "the server closes a connection that sends an oversized message");
+    assert_eq!(
+        closed,
+        Ok(true),
+        "the server closes a connection that sends an oversized message"
+    );
     // Everyone else still gets events.
     let (_, dev) = app.patient_with_device().await;
-    dev.publish_obs(1, json!([{"code": "pulse", "value": 70, "unit": "/min"}])).await;
+    dev.publish_obs(1, json!([{"code": "pulse", "value": 70, "unit": "/min"}]))
+        .await;
     other.next_event("observation").await;
 }
 
 #[tokio::test]
 async fn an_open_websocket_ends_when_its_credential_is_revoked() {
     let app = TestApp::spawn().await;
-    let user = app.store.user_by_username("admin").await.expect("q").expect("user");
-    let token = vigil_web::admin::issue_token(app.store.as_ref(), user.id, vigil_store::TokenKind::Api, Utc::now(), None)
+    let user = app
+        .store
+        .user_by_username("admin")
         .await
-        .expect("token");
+        .expect("q")
+        .expect("user");
+    let token = vigil_web::admin::issue_token(
+        app.store.as_ref(),
+        user.id,
+        vigil_store::TokenKind::Api,
+        Utc::now(),
+        None,
+    )
+    .await
+    .expect("token");
     let mut ws = app.ws(&token).await;
     let mut kept = app.ws(&app.token).await;
-    assert!(app.store.token_revoke(&vigil_store::secrets::hash_secret(&token), Utc::now()).await.expect("revoke"));
+    assert!(
+        app.store
+            .token_revoke(&vigil_store::secrets::hash_secret(&token), Utc::now())
+            .await
+            .expect("revoke")
+    );
     let within = vigil_web::stream::RECHECK + std::time::Duration::from_secs(5);
     let ended = ws.next_event_within("session_ended", within).await;
-    assert!(ended.is_some(), "the revoked credential's stream is told and closed");
+    assert!(
+        ended.is_some(),
+        "the revoked credential's stream is told and closed"
+    );
     // Another user's stream is untouched.
     let (_, dev) = app.patient_with_device().await;
-    dev.publish_obs(1, json!([{"code": "pulse", "value": 70, "unit": "/min"}])).await;
+    dev.publish_obs(1, json!([{"code": "pulse", "value": 70, "unit": "/min"}]))
+        .await;
     kept.next_event("observation").await;
 }
 
@@ -173,12 +377,16 @@ async fn a_client_that_never_finishes_its_headers_is_disconnected() {
     let app = TestApp::spawn().await;
     let addr = app.http.trim_start_matches("http://").to_string();
     let mut slow = tokio::net::TcpStream::connect(&addr).await.expect("tcp");
-    slow.write_all(b"GET /healthz HTTP/1.1\r\nHost: x\r\n").await.expect("write");
+    slow.write_all(b"GET /healthz HTTP/1.1\r\nHost: x\r\n")
+        .await
+        .expect("write");
     // Meanwhile everyone else is served.
     assert_eq!(app.get("/healthz").send().await.expect("get").status(), 200);
     let mut buf = [0u8; 256];
     let limit = vigil_web::HEADER_READ_TIMEOUT + std::time::Duration::from_secs(5);
-    let read = tokio::time::timeout(limit, slow.read(&mut buf)).await.expect("the server hangs up within the header timeout");
+    let read = tokio::time::timeout(limit, slow.read(&mut buf))
+        .await
+        .expect("the server hangs up within the header timeout");
     // Closed (0 bytes or a reset), or at most an error response: never the
     // answer to the unfinished request.
     if let Ok(n) = read {

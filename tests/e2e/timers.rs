@@ -41,14 +41,21 @@ fn pathways() -> (tempfile::TempDir, PathBuf) {
     (dir, p)
 }
 
-async fn quick_patient(app: &TestApp) -> (i64, crate::helpers::TestDevice, crate::helpers::DeviceCreds) {
+async fn quick_patient(
+    app: &TestApp,
+) -> (i64, crate::helpers::TestDevice, crate::helpers::DeviceCreds) {
     let r = app
-        .post("/api/v1/patients", json!({"ward": app.ward, "name": "Q", "nhs_number": "9434765919", "pathway": "quick"}))
+        .post(
+            "/api/v1/patients",
+            json!({"ward": app.ward, "name": "Q", "nhs_number": "9434765919", "pathway": "quick"}),
+        )
         .send()
         .await
         .expect("admit");
     assert_eq!(r.status(), 201);
-    let patient = r.json::<Value>().await.expect("json")["id"].as_i64().expect("id");
+    let patient = r.json::<Value>().await.expect("json")["id"]
+        .as_i64()
+        .expect("id");
     let creds = app.provision("oximeter", Some(patient)).await;
     let dev = app.connect(&creds).await.expect("connects");
     (patient, dev, creds)
@@ -60,16 +67,25 @@ async fn missed_reading_alert_raises_when_readings_stop_and_resolves_when_they_r
     let app = TestApp::spawn_with(None, Some(dir)).await;
     let mut ws = app.ws(&app.token).await;
     let (_, mut dev, _) = quick_patient(&app).await;
-    dev.publish_obs(1, json!([{"code": "spo2", "value": 97, "unit": "%"}])).await;
+    dev.publish_obs(1, json!([{"code": "spo2", "value": 97, "unit": "%"}]))
+        .await;
     assert_ack(&dev.next_cmd().await, &[1]);
     // No SpO2 for every + grace = 4 s: the missed-reading alert.
     let ev = ws.next_alert_event("alert", "missed-spo2").await;
     assert_eq!(ev["alert"]["severity"], "low");
     // Readings resume: it resolves itself, recorded as the system's.
-    dev.publish_obs(2, json!([{"code": "spo2", "value": 97, "unit": "%"}])).await;
+    dev.publish_obs(2, json!([{"code": "spo2", "value": 97, "unit": "%"}]))
+        .await;
     assert_ack(&dev.next_cmd().await, &[2]);
     let up = ws.next_alert_event("alert_update", "missed-spo2").await;
-    assert_eq!((up["action"].as_str(), up["actor"].as_str(), up["alert"]["outcome"].as_str()), (Some("resolved"), Some("system"), Some("data-resumed")));
+    assert_eq!(
+        (
+            up["action"].as_str(),
+            up["actor"].as_str(),
+            up["alert"]["outcome"].as_str()
+        ),
+        (Some("resolved"), Some("system"), Some("data-resumed"))
+    );
 }
 
 #[tokio::test]
@@ -78,14 +94,24 @@ async fn unacknowledged_alert_escalates_after_its_pathways_time() {
     let app = TestApp::spawn_with(None, Some(dir)).await;
     let mut ws = app.ws(&app.token).await;
     let (_, mut dev, _) = quick_patient(&app).await;
-    dev.publish_obs(1, json!([{"code": "spo2", "value": 91, "unit": "%"}])).await;
+    dev.publish_obs(1, json!([{"code": "spo2", "value": 91, "unit": "%"}]))
+        .await;
     assert_ack(&dev.next_cmd().await, &[1]);
     let raised = ws.next_alert_event("alert", "spo2-urgent").await;
     assert_eq!(dev.next_feedback().await["level"], "urgent");
     let up = ws.next_alert_event("alert_update", "spo2-urgent").await;
-    assert_eq!((up["action"].as_str(), up["actor"].as_str()), (Some("escalated"), Some("system")));
-    let raised_at = chrono::DateTime::parse_from_rfc3339(raised["alert"]["escalate_at"].as_str().expect("deadline")).expect("time");
-    assert!(chrono::Utc::now() >= raised_at, "not escalated before its time");
+    assert_eq!(
+        (up["action"].as_str(), up["actor"].as_str()),
+        (Some("escalated"), Some("system"))
+    );
+    let raised_at = chrono::DateTime::parse_from_rfc3339(
+        raised["alert"]["escalate_at"].as_str().expect("deadline"),
+    )
+    .expect("time");
+    assert!(
+        chrono::Utc::now() >= raised_at,
+        "not escalated before its time"
+    );
 }
 
 #[tokio::test]
@@ -96,7 +122,8 @@ async fn a_restart_keeps_open_alerts_and_raises_nothing_twice() {
     let first = TestApp::spawn_with(Some(url.clone()), Some(dir.clone())).await;
     let mut ws = first.ws(&first.token).await;
     let (patient, mut dev, creds) = quick_patient(&first).await;
-    dev.publish_obs(1, json!([{"code": "spo2", "value": 91, "unit": "%"}])).await;
+    dev.publish_obs(1, json!([{"code": "spo2", "value": 91, "unit": "%"}]))
+        .await;
     assert_ack(&dev.next_cmd().await, &[1]);
     let id = ws.next_alert_event("alert", "spo2-urgent").await["alert"]["id"].clone();
     drop(ws);
@@ -107,11 +134,27 @@ async fn a_restart_keeps_open_alerts_and_raises_nothing_twice() {
     let second = TestApp::attach(url, dir).await;
     let mut ws = second.ws(&second.token).await;
     let mut dev = second.connect(&creds).await.expect("reconnects");
-    dev.publish_obs(2, json!([{"code": "spo2", "value": 90, "unit": "%"}])).await;
+    dev.publish_obs(2, json!([{"code": "spo2", "value": 90, "unit": "%"}]))
+        .await;
     assert_ack(&dev.next_cmd().await, &[2]);
     let up = ws.next_alert_event("alert_update", "spo2-urgent").await;
-    assert_eq!(up["alert"]["id"], id, "the open alert is updated, not raised again");
-    let open: Value = second.get(&format!("/api/v1/alerts?patient={patient}")).send().await.expect("list").json().await.expect("json");
-    let urgent = open.as_array().expect("alerts").iter().filter(|a| a["rule_id"] == "spo2-urgent").count();
+    assert_eq!(
+        up["alert"]["id"], id,
+        "the open alert is updated, not raised again"
+    );
+    let open: Value = second
+        .get(&format!("/api/v1/alerts?patient={patient}"))
+        .send()
+        .await
+        .expect("list")
+        .json()
+        .await
+        .expect("json");
+    let urgent = open
+        .as_array()
+        .expect("alerts")
+        .iter()
+        .filter(|a| a["rule_id"] == "spo2-urgent")
+        .count();
     assert_eq!(urgent, 1, "{open}");
 }

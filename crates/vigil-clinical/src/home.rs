@@ -80,7 +80,15 @@ pub struct Episode {
 /// The only codes [`score_home`] reads: readings of any other code (skin
 /// temperature, diastolic, peak flow, weight, …) never change its result,
 /// so a caller may fetch only these.
-pub const SCORED_CODES: [Code; 7] = [Code::RespRate, Code::Spo2, Code::O2Flow, Code::Systolic, Code::Pulse, Code::Acvpu, Code::Temp];
+pub const SCORED_CODES: [Code; 7] = [
+    Code::RespRate,
+    Code::Spo2,
+    Code::O2Flow,
+    Code::Systolic,
+    Code::Pulse,
+    Code::Acvpu,
+    Code::Temp,
+];
 
 /// Scores a patient at home as of `now`.
 ///

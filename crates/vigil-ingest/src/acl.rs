@@ -74,7 +74,10 @@ mod tests {
         for bad in ["", "a/b", "+", "#", "a+", "dev a", &"x".repeat(65)] {
             assert!(!valid_device_id(bad), "{bad:?}");
         }
-        assert_eq!(parse_topic("vigil/v1/dev/dev-1/obs"), Some(("dev-1", "obs")));
+        assert_eq!(
+            parse_topic("vigil/v1/dev/dev-1/obs"),
+            Some(("dev-1", "obs"))
+        );
         assert_eq!(parse_topic("vigil/v1/dev/+/obs"), None);
     }
 }

@@ -56,13 +56,22 @@ pub struct Decision {
 impl Decision {
     /// [`decide`] with these facts.
     pub fn firings(&self, live_news2: bool, live_rising: bool) -> Vec<Firing> {
-        decide(self.prev, self.now, self.partial, live_news2, live_rising, self.min_total_24h)
+        decide(
+            self.prev,
+            self.now,
+            self.partial,
+            live_news2,
+            live_rising,
+            self.min_total_24h,
+        )
     }
 
     /// Whether anything fires for some state of the live alerts; most
     /// scores fire nothing whatever is live.
     pub fn may_fire(&self) -> bool {
-        [(false, false), (false, true), (true, false), (true, true)].into_iter().any(|(a, b)| !self.firings(a, b).is_empty())
+        [(false, false), (false, true), (true, false), (true, true)]
+            .into_iter()
+            .any(|(a, b)| !self.firings(a, b).is_empty())
     }
 }
 
@@ -81,16 +90,26 @@ pub fn decide(
     min_total_24h: Option<u8>,
 ) -> Vec<Firing> {
     let mut out = Vec::new();
-    let lower = if partial { " (partial score: at least this)" } else { "" };
+    let lower = if partial {
+        " (partial score: at least this)"
+    } else {
+        ""
+    };
     if let (Some(sev), Some(total)) = (now.severity, now.total) {
         let prev_sev = prev.and_then(|p| p.severity);
         if live_news2 || prev_sev.is_none_or(|p| sev > p) {
-            out.push(Firing { rule_id: NEWS2, severity: sev, message: format!("NEWS2 {total}: {} risk{lower}", sev.as_str()) });
+            out.push(Firing {
+                rule_id: NEWS2,
+                severity: sev,
+                message: format!("NEWS2 {total}: {} risk{lower}", sev.as_str()),
+            });
         }
     }
     if let (Some(total), Some(min)) = (now.total, min_total_24h) {
         let climbed = total.saturating_sub(min) >= 2;
-        let was_rising = prev.and_then(|p| p.total).is_some_and(|p| p.saturating_sub(min) >= 2);
+        let was_rising = prev
+            .and_then(|p| p.total)
+            .is_some_and(|p| p.saturating_sub(min) >= 2);
         if climbed && (live_rising || !was_rising) {
             out.push(Firing {
                 rule_id: NEWS2_RISING,
@@ -107,19 +126,39 @@ mod tests {
     use super::*;
 
     fn f(total: u8, sev: Option<Severity>) -> ScoreFacts {
-        ScoreFacts { total: Some(total), severity: sev }
+        ScoreFacts {
+            total: Some(total),
+            severity: sev,
+        }
     }
 
     #[test]
     fn entering_a_worse_band_fires_and_staying_updates_only_while_live() {
         let med = Some(Severity::Medium);
-        assert_eq!(decide(None, f(5, med), false, false, false, None)[0].severity, Severity::Medium);
+        assert_eq!(
+            decide(None, f(5, med), false, false, false, None)[0].severity,
+            Severity::Medium
+        );
         // Still medium, alert live: the repeat updates it.
-        assert_eq!(decide(Some(f(5, med)), f(6, med), false, true, false, None).len(), 1);
+        assert_eq!(
+            decide(Some(f(5, med)), f(6, med), false, true, false, None).len(),
+            1
+        );
         // Still medium, alert resolved by a clinician: no new alert.
         assert!(decide(Some(f(5, med)), f(6, med), false, false, false, None).is_empty());
         // Worse: fires again.
-        assert_eq!(decide(Some(f(6, med)), f(7, Some(Severity::High)), false, false, false, None)[0].severity, Severity::High);
+        assert_eq!(
+            decide(
+                Some(f(6, med)),
+                f(7, Some(Severity::High)),
+                false,
+                false,
+                false,
+                None
+            )[0]
+            .severity,
+            Severity::High
+        );
         // Low risk never fires the NEWS2 alert.
         assert!(decide(None, f(2, None), false, false, false, None).is_empty());
     }

@@ -32,7 +32,9 @@ pub struct ServiceAccount {
 
 impl std::fmt::Debug for ServiceAccount {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("ServiceAccount").field("username", &self.username).finish_non_exhaustive()
+        f.debug_struct("ServiceAccount")
+            .field("username", &self.username)
+            .finish_non_exhaustive()
     }
 }
 
@@ -58,7 +60,13 @@ impl EmbeddedBroker {
     /// Drop the live session of the device logged in as `username`, if any
     /// (a revoked device must not keep publishing on an open connection).
     pub async fn kick(&self, username: &str) -> bool {
-        let id = self.policy.sessions.lock().map(|m| m.get(username).cloned()).ok().flatten();
+        let id = self
+            .policy
+            .sessions
+            .lock()
+            .map(|m| m.get(username).cloned())
+            .ok()
+            .flatten();
         let Some(id) = id else { return false };
         let mut entry = self.scx.extends.shared().await.entry(id);
         match entry.kick(true, true, true).await {
@@ -91,7 +99,12 @@ struct IngestWindow {
 }
 
 impl rmqtt::fitter::FitterManager for IngestWindow {
-    fn create(&self, conn_info: Arc<rmqtt::types::ConnectInfo>, id: rmqtt::types::Id, cfg: rmqtt::types::ListenerConfig) -> rmqtt::types::FitterType {
+    fn create(
+        &self,
+        conn_info: Arc<rmqtt::types::ConnectInfo>,
+        id: rmqtt::types::Id,
+        cfg: rmqtt::types::ListenerConfig,
+    ) -> rmqtt::types::FitterType {
         let cfg = if conn_info.username().is_some_and(|u| **u == *self.service) {
             let mut c = (*cfg).clone();
             c.max_inflight = std::num::NonZeroU16::new(INGEST_INFLIGHT).unwrap_or(c.max_inflight);
@@ -119,7 +132,12 @@ pub async fn start(
     let scx = ServerContext::new().build().await;
     let service_name = service.username.clone();
     let register = scx.extends.hook_mgr().register();
-    let policy = Arc::new(Policy { store, service, sessions: Default::default(), connections });
+    let policy = Arc::new(Policy {
+        store,
+        service,
+        sessions: Default::default(),
+        connections,
+    });
     for typ in [
         Type::ClientAuthenticate,
         Type::MessagePublishCheckAcl,
@@ -130,7 +148,9 @@ pub async fn start(
         register.add(typ, Box::new(Hook(policy.clone()))).await;
     }
     register.start().await;
-    *scx.extends.fitter_mgr_mut().await = Box::new(IngestWindow { service: service_name.clone() });
+    *scx.extends.fitter_mgr_mut().await = Box::new(IngestWindow {
+        service: service_name.clone(),
+    });
 
     let builder = |name: &str, laddr: SocketAddr| {
         Builder::new()
@@ -142,7 +162,10 @@ pub async fn start(
             .reuseaddr(Some(true))
             .max_packet_size(crate::decode::MAX_PAYLOAD as u32 + 1024)
     };
-    let listener = builder("vigil/tcp", listen).bind().map_err(|e| anyhow::anyhow!("mqtt.listen {listen}: {e}"))?.tcp()?;
+    let listener = builder("vigil/tcp", listen)
+        .bind()
+        .map_err(|e| anyhow::anyhow!("mqtt.listen {listen}: {e}"))?
+        .tcp()?;
     let addr = listener.local_addr()?;
     // Listener ids are explicit: rmqtt keys listeners by port by default,
     // and two listeners on port 0 (tests) would collide.
@@ -167,7 +190,15 @@ pub async fn start(
         }
     });
     tracing::info!(%addr, tls = ?tls_addr, "embedded MQTT broker listening");
-    Ok((Arc::new(EmbeddedBroker { addr, tls_addr, scx, policy }), task))
+    Ok((
+        Arc::new(EmbeddedBroker {
+            addr,
+            tls_addr,
+            scx,
+            policy,
+        }),
+        task,
+    ))
 }
 
 struct Policy {
@@ -199,7 +230,9 @@ impl Policy {
                 tracing::info!(device = %c.device_id, "refused CONNECT: device revoked");
                 AuthResult::NotAuthorized
             }
-            Ok(Some(c)) if ct_eq(&hash_secret(pass), &c.secret_hash) => AuthResult::Allow(false, None),
+            Ok(Some(c)) if ct_eq(&hash_secret(pass), &c.secret_hash) => {
+                AuthResult::Allow(false, None)
+            }
             Ok(_) => {
                 tracing::info!("refused CONNECT: bad device credentials");
                 AuthResult::BadUsernameOrPassword
@@ -227,39 +260,59 @@ impl Handler for Hook {
             Parameter::ClientAuthenticate(ci) => {
                 let user = ci.username().map(|u| u.as_ref());
                 let pass = ci.password().map(|p| p.as_ref());
-                (false, Some(HookResult::AuthResult(this.authenticate(user, pass).await)))
+                (
+                    false,
+                    Some(HookResult::AuthResult(this.authenticate(user, pass).await)),
+                )
             }
             Parameter::MessagePublishCheckAcl(session, publish) => {
                 let user = session.id.username.as_deref();
-                let allowed = this.is_service(user) || user.is_some_and(|d| acl::may_publish(d, &publish.topic));
+                let allowed = this.is_service(user)
+                    || user.is_some_and(|d| acl::may_publish(d, &publish.topic));
                 if !allowed {
                     tracing::warn!(device = user.unwrap_or("-"), "publish refused by topic ACL");
                 }
-                let result = if allowed { PublishAclResult::allow() } else { PublishAclResult::rejected(true, None) };
+                let result = if allowed {
+                    PublishAclResult::allow()
+                } else {
+                    PublishAclResult::rejected(true, None)
+                };
                 (false, Some(HookResult::PublishAclResult(result)))
             }
             Parameter::ClientSubscribeCheckAcl(session, sub) => {
                 let user = session.id.username.as_deref();
                 let filter: &str = &sub.topic_filter;
-                let allowed = this.is_service(user) || user.is_some_and(|d| acl::may_subscribe(d, filter));
+                let allowed =
+                    this.is_service(user) || user.is_some_and(|d| acl::may_subscribe(d, filter));
                 let result = if allowed {
                     SubscribeAclResult::new_success(sub.opts.qos(), None)
                 } else {
-                    tracing::warn!(device = user.unwrap_or("-"), "subscribe refused by topic ACL");
-                    SubscribeAclResult::new_failure(rmqtt::codec::v5::SubscribeAckReason::NotAuthorized)
+                    tracing::warn!(
+                        device = user.unwrap_or("-"),
+                        "subscribe refused by topic ACL"
+                    );
+                    SubscribeAclResult::new_failure(
+                        rmqtt::codec::v5::SubscribeAckReason::NotAuthorized,
+                    )
                 };
                 (false, Some(HookResult::SubscribeAclResult(result)))
             }
             Parameter::ClientConnected(session) => {
-                if let (Some(user), Ok(mut m)) = (session.id.username.as_deref(), this.sessions.lock()) {
+                if let (Some(user), Ok(mut m)) =
+                    (session.id.username.as_deref(), this.sessions.lock())
+                {
                     m.insert(user.to_string(), session.id.clone());
                     this.connections.set(m.len() as i64);
                 }
                 (true, acc)
             }
             Parameter::ClientDisconnected(session, _) => {
-                if let (Some(user), Ok(mut m)) = (session.id.username.as_deref(), this.sessions.lock()) {
-                    if m.get(user).is_some_and(|id| id.client_id == session.id.client_id) {
+                if let (Some(user), Ok(mut m)) =
+                    (session.id.username.as_deref(), this.sessions.lock())
+                {
+                    if m.get(user)
+                        .is_some_and(|id| id.client_id == session.id.client_id)
+                    {
                         m.remove(user);
                     }
                     this.connections.set(m.len() as i64);
@@ -274,7 +327,11 @@ impl Handler for Hook {
 /// Drop the live sessions of devices revoked while the daemon runs, checking
 /// the store every second (revocation may come from `vigil admin` in another
 /// process).
-pub async fn drop_revoked(broker: Arc<EmbeddedBroker>, store: Arc<dyn Store>, cancel: CancellationToken) {
+pub async fn drop_revoked(
+    broker: Arc<EmbeddedBroker>,
+    store: Arc<dyn Store>,
+    cancel: CancellationToken,
+) {
     let mut since = chrono::Utc::now() - chrono::Duration::seconds(5);
     let mut tick = tokio::time::interval(std::time::Duration::from_secs(1));
     loop {

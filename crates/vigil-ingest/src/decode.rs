@@ -56,9 +56,17 @@ struct RawObs {
 
 /// Decode and validate an `obs` payload received at `now`.
 pub fn decode_obs(payload: &[u8], now: DateTime<Utc>) -> Result<ObsMessage, Rejection> {
-    let reject = |seq, reason, detail: String| Rejection { seq, reason, detail };
+    let reject = |seq, reason, detail: String| Rejection {
+        seq,
+        reason,
+        detail,
+    };
     if payload.len() > MAX_PAYLOAD {
-        return Err(reject(None, "too_large", format!("{} bytes > {MAX_PAYLOAD}", payload.len())));
+        return Err(reject(
+            None,
+            "too_large",
+            format!("{} bytes > {MAX_PAYLOAD}", payload.len()),
+        ));
     }
     // First learn the seq if there is one, so even a schema error can be
     // answered with a `reject` the device can match to its queue.
@@ -67,8 +75,8 @@ pub fn decode_obs(payload: &[u8], now: DateTime<Utc>) -> Result<ObsMessage, Reje
         .get("seq")
         .and_then(|s| s.as_u64())
         .and_then(|s| u32::try_from(s).ok());
-    let raw: RawMessage =
-        serde_json::from_slice(payload).map_err(|e| reject(seq, "schema", format!("bad message: {e}")))?;
+    let raw: RawMessage = serde_json::from_slice(payload)
+        .map_err(|e| reject(seq, "schema", format!("bad message: {e}")))?;
     let seq = Some(raw.seq);
     let measured_at = DateTime::parse_from_rfc3339(&raw.ts)
         .map_err(|e| reject(seq, "timestamp", format!("ts is not RFC 3339: {e}")))?
@@ -89,7 +97,11 @@ pub fn decode_obs(payload: &[u8], now: DateTime<Utc>) -> Result<ObsMessage, Reje
             // The code is from a fixed vocabulary or refused as unknown; only
             // the first 32 characters of an unknown one are echoed.
             let code: String = o.code.chars().take(32).collect();
-            reject(seq, r.as_str(), format!("observation {code:?}: {}", r.as_str()))
+            reject(
+                seq,
+                r.as_str(),
+                format!("observation {code:?}: {}", r.as_str()),
+            )
         })?;
         obs.push(NewObservation {
             code: v.code.as_str().to_string(),
@@ -100,7 +112,11 @@ pub fn decode_obs(payload: &[u8], now: DateTime<Utc>) -> Result<ObsMessage, Reje
             unit: v.code.unit().map(str::to_string),
         });
     }
-    Ok(ObsMessage { seq: raw.seq, measured_at, obs })
+    Ok(ObsMessage {
+        seq: raw.seq,
+        measured_at,
+        obs,
+    })
 }
 
 #[cfg(test)]
@@ -108,11 +124,15 @@ mod tests {
     use super::*;
 
     fn now() -> DateTime<Utc> {
-        DateTime::parse_from_rfc3339("2026-11-22T08:20:00Z").expect("valid").with_timezone(&Utc)
+        DateTime::parse_from_rfc3339("2026-11-22T08:20:00Z")
+            .expect("valid")
+            .with_timezone(&Utc)
     }
 
     fn reason(payload: &str) -> &'static str {
-        decode_obs(payload.as_bytes(), now()).expect_err("should be rejected").reason
+        decode_obs(payload.as_bytes(), now())
+            .expect_err("should be rejected")
+            .reason
     }
 
     #[test]
@@ -136,14 +156,48 @@ mod tests {
         let ok_obs = r#"[{"code":"spo2","value":94,"unit":"%"}]"#;
         assert_eq!(reason("{not json"), "json");
         assert_eq!(reason(r#"{"seq":1,"obs":[]}"#), "schema");
-        assert_eq!(reason(&format!(r#"{{"seq":1,"ts":"2026-11-22T08:15:03Z","obs":{ok_obs},"x":1}}"#)), "schema");
-        assert_eq!(reason(r#"{"seq":1,"ts":"2026-11-22T08:15:03Z","obs":[]}"#), "schema");
-        assert_eq!(reason(&format!(r#"{{"seq":1,"ts":"yesterday","obs":{ok_obs}}}"#)), "timestamp");
-        assert_eq!(reason(&format!(r#"{{"seq":1,"ts":"2026-11-22T09:20:00Z","obs":{ok_obs}}}"#)), "future_ts");
-        assert_eq!(reason(r#"{"seq":1,"ts":"2026-11-22T08:15:03Z","obs":[{"code":"mood","value":3}]}"#), "unknown_code");
-        assert_eq!(reason(r#"{"seq":1,"ts":"2026-11-22T08:15:03Z","obs":[{"code":"spo2","value":94,"unit":"mmHg"}]}"#), "unit");
-        assert_eq!(reason(r#"{"seq":1,"ts":"2026-11-22T08:15:03Z","obs":[{"code":"spo2","value":250,"unit":"%"}]}"#), "range");
-        assert_eq!(reason(r#"{"seq":1,"ts":"2026-11-22T08:15:03Z","obs":[{"code":"spo2","value":"high","unit":"%"}]}"#), "value_type");
+        assert_eq!(
+            reason(&format!(
+                r#"{{"seq":1,"ts":"2026-11-22T08:15:03Z","obs":{ok_obs},"x":1}}"#
+            )),
+            "schema"
+        );
+        assert_eq!(
+            reason(r#"{"seq":1,"ts":"2026-11-22T08:15:03Z","obs":[]}"#),
+            "schema"
+        );
+        assert_eq!(
+            reason(&format!(r#"{{"seq":1,"ts":"yesterday","obs":{ok_obs}}}"#)),
+            "timestamp"
+        );
+        assert_eq!(
+            reason(&format!(
+                r#"{{"seq":1,"ts":"2026-11-22T09:20:00Z","obs":{ok_obs}}}"#
+            )),
+            "future_ts"
+        );
+        assert_eq!(
+            reason(r#"{"seq":1,"ts":"2026-11-22T08:15:03Z","obs":[{"code":"mood","value":3}]}"#),
+            "unknown_code"
+        );
+        assert_eq!(
+            reason(
+                r#"{"seq":1,"ts":"2026-11-22T08:15:03Z","obs":[{"code":"spo2","value":94,"unit":"mmHg"}]}"#
+            ),
+            "unit"
+        );
+        assert_eq!(
+            reason(
+                r#"{"seq":1,"ts":"2026-11-22T08:15:03Z","obs":[{"code":"spo2","value":250,"unit":"%"}]}"#
+            ),
+            "range"
+        );
+        assert_eq!(
+            reason(
+                r#"{"seq":1,"ts":"2026-11-22T08:15:03Z","obs":[{"code":"spo2","value":"high","unit":"%"}]}"#
+            ),
+            "value_type"
+        );
     }
 
     #[test]

@@ -37,17 +37,32 @@ pub struct DecodedChunk {
 
 /// Decode an `ecg` payload received at `now`.
 pub fn decode_chunk(payload: &[u8], now: DateTime<Utc>) -> Result<DecodedChunk, Rejection> {
-    let c = vigil_kit::ecg_chunk::EcgChunk::decode(payload)
-        .map_err(|e| Rejection { seq: None, reason: "ecg_format", detail: e.to_string() })?;
+    let c = vigil_kit::ecg_chunk::EcgChunk::decode(payload).map_err(|e| Rejection {
+        seq: None,
+        reason: "ecg_format",
+        detail: e.to_string(),
+    })?;
     let seq = Some(c.seq);
     if !FS_RANGE.contains(&c.sample_rate_hz) {
-        return Err(Rejection { seq, reason: "range", detail: format!("sample rate {} Hz outside 125–1000", c.sample_rate_hz) });
+        return Err(Rejection {
+            seq,
+            reason: "range",
+            detail: format!("sample rate {} Hz outside 125–1000", c.sample_rate_hz),
+        });
     }
     if c.is_empty() {
-        return Err(Rejection { seq, reason: "schema", detail: "no samples".into() });
+        return Err(Rejection {
+            seq,
+            reason: "schema",
+            detail: "no samples".into(),
+        });
     }
     if c.t0_ms > (now + MAX_FUTURE).timestamp_millis() {
-        return Err(Rejection { seq, reason: "future_ts", detail: "t0 is in the future".into() });
+        return Err(Rejection {
+            seq,
+            reason: "future_ts",
+            detail: "t0 is in the future".into(),
+        });
     }
     Ok(DecodedChunk {
         seq: c.seq,
@@ -95,8 +110,16 @@ impl EcgAnalysis {
         let patch = self
             .patches
             .entry(device.to_string())
-            .or_insert_with(|| Patch { stream: EcgStream::new(), last_hr_ms: None });
-        let chunk = Chunk { t0_ms: c.t0_ms, fs_hz: c.fs_hz, uv_per_count: c.uv_per_count, samples: &c.samples };
+            .or_insert_with(|| Patch {
+                stream: EcgStream::new(),
+                last_hr_ms: None,
+            });
+        let chunk = Chunk {
+            t0_ms: c.t0_ms,
+            fs_hz: c.fs_hz,
+            uv_per_count: c.uv_per_count,
+            samples: &c.samples,
+        };
         let events = match patch.stream.push_chunk(&chunk) {
             Ok(e) => e,
             Err(e) => {
@@ -110,14 +133,19 @@ impl EcgAnalysis {
             match ev {
                 EcgEvent::Beat { t_ms, rr_ms } => d.beats.push(BeatRow { t_ms, rr_ms }),
                 EcgEvent::HeartRate { t_ms, bpm } => {
-                    if patch.last_hr_ms.is_none_or(|last| t_ms - last >= HR_EVERY_MS) {
+                    if patch
+                        .last_hr_ms
+                        .is_none_or(|last| t_ms - last >= HR_EVERY_MS)
+                    {
                         if let Some(at) = Utc.timestamp_millis_opt(t_ms).single() {
                             patch.last_hr_ms = Some(t_ms);
                             d.heart_rate = Some((at, f64::from(bpm).round()));
                         }
                     }
                 }
-                EcgEvent::Quality { t_ms, quality } => d.quality.push((t_ms, quality_word(quality))),
+                EcgEvent::Quality { t_ms, quality } => {
+                    d.quality.push((t_ms, quality_word(quality)))
+                }
                 EcgEvent::PossibleAf { t_ms, active, .. } => d.possible_af.push((t_ms, active)),
                 EcgEvent::Gap { .. } => {}
             }
@@ -131,7 +159,13 @@ mod tests {
     use super::*;
 
     fn encode(seq: u32, t0_ms: i64, fs: u16, samples: &[i16]) -> Vec<u8> {
-        let chunk = vigil_kit::ecg_chunk::EcgChunk { seq, t0_ms, sample_rate_hz: fs, uv_per_count: 1.0, samples };
+        let chunk = vigil_kit::ecg_chunk::EcgChunk {
+            seq,
+            t0_ms,
+            sample_rate_hz: fs,
+            uv_per_count: 1.0,
+            samples,
+        };
         let mut buf = vec![0u8; 25 + 2 * samples.len()];
         let n = chunk.encode(&mut buf).expect("encode");
         buf.truncate(n);
@@ -143,13 +177,32 @@ mod tests {
         let now = Utc::now();
         let t0 = now.timestamp_millis();
         let c = decode_chunk(&encode(9, t0, 250, &[1, -2, 3]), now).expect("valid");
-        assert_eq!((c.seq, c.fs_hz, c.samples.as_slice()), (9, 250, &[1, -2, 3][..]));
-        assert_eq!(decode_chunk(b"VECG", now).expect_err("short").reason, "ecg_format");
-        assert_eq!(decode_chunk(&encode(1, t0, 50, &[0; 10]), now).expect_err("fs").reason, "range");
-        assert_eq!(decode_chunk(&encode(1, t0 + 3_600_000, 250, &[0; 10]), now).expect_err("future").reason, "future_ts");
+        assert_eq!(
+            (c.seq, c.fs_hz, c.samples.as_slice()),
+            (9, 250, &[1, -2, 3][..])
+        );
+        assert_eq!(
+            decode_chunk(b"VECG", now).expect_err("short").reason,
+            "ecg_format"
+        );
+        assert_eq!(
+            decode_chunk(&encode(1, t0, 50, &[0; 10]), now)
+                .expect_err("fs")
+                .reason,
+            "range"
+        );
+        assert_eq!(
+            decode_chunk(&encode(1, t0 + 3_600_000, 250, &[0; 10]), now)
+                .expect_err("future")
+                .reason,
+            "future_ts"
+        );
         let mut bad = encode(1, t0, 250, &[0; 10]);
         bad[0] = b'X';
-        assert_eq!(decode_chunk(&bad, now).expect_err("magic").reason, "ecg_format");
+        assert_eq!(
+            decode_chunk(&bad, now).expect_err("magic").reason,
+            "ecg_format"
+        );
     }
 
     #[test]
@@ -163,13 +216,28 @@ mod tests {
         let t0 = 1_790_000_000_000i64;
         let (mut n_beats, mut rates) = (0, Vec::new());
         for (i, chunk) in signal.chunks(fs as usize).enumerate() {
-            let c = DecodedChunk { seq: i as u32, t0_ms: t0 + i as i64 * 1000, fs_hz: fs as u16, uv_per_count: 5.0, samples: chunk.to_vec() };
+            let c = DecodedChunk {
+                seq: i as u32,
+                t0_ms: t0 + i as i64 * 1000,
+                fs_hz: fs as u16,
+                uv_per_count: 5.0,
+                samples: chunk.to_vec(),
+            };
             let d = a.feed("patch-1", &c);
             n_beats += d.beats.len();
             rates.extend(d.heart_rate);
         }
-        assert!((100..=115).contains(&n_beats), "{n_beats} beats in 90 s at 75/min");
-        assert!(!rates.is_empty() && rates.len() <= 2, "one stored rate per minute at most: {rates:?}");
-        assert!(rates.iter().all(|(_, bpm)| (74.0..=76.0).contains(bpm)), "{rates:?}");
+        assert!(
+            (100..=115).contains(&n_beats),
+            "{n_beats} beats in 90 s at 75/min"
+        );
+        assert!(
+            !rates.is_empty() && rates.len() <= 2,
+            "one stored rate per minute at most: {rates:?}"
+        );
+        assert!(
+            rates.iter().all(|(_, bpm)| (74.0..=76.0).contains(bpm)),
+            "{rates:?}"
+        );
     }
 }

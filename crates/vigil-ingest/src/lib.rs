@@ -45,7 +45,9 @@ pub struct IngestConfig {
 
 /// A TLS client configuration for an external broker: trust the PEM CA
 /// certificates in `ca_file`, or the system's trust store when there is none.
-pub fn tls_client_config(ca_file: Option<&std::path::Path>) -> anyhow::Result<std::sync::Arc<rustls::ClientConfig>> {
+pub fn tls_client_config(
+    ca_file: Option<&std::path::Path>,
+) -> anyhow::Result<std::sync::Arc<rustls::ClientConfig>> {
     use rustls::pki_types::CertificateDer;
     use rustls::pki_types::pem::PemObject;
     let mut roots = rustls::RootCertStore::empty();
@@ -55,12 +57,19 @@ pub fn tls_client_config(ca_file: Option<&std::path::Path>) -> anyhow::Result<st
                 .and_then(|c| c.collect::<Result<Vec<_>, _>>())
                 .map_err(|e| anyhow::anyhow!("mqtt.ca_file {}: {e}", path.display()))?;
             let (added, _) = roots.add_parsable_certificates(certs);
-            anyhow::ensure!(added > 0, "mqtt.ca_file {}: no usable CA certificate", path.display());
+            anyhow::ensure!(
+                added > 0,
+                "mqtt.ca_file {}: no usable CA certificate",
+                path.display()
+            );
         }
         None => {
             let found = rustls_native_certs::load_native_certs();
             let (added, _) = roots.add_parsable_certificates(found.certs);
-            anyhow::ensure!(added > 0, "mqtts:// needs trusted CA certificates: none in the system store; set mqtt.ca_file");
+            anyhow::ensure!(
+                added > 0,
+                "mqtts:// needs trusted CA certificates: none in the system store; set mqtt.ca_file"
+            );
         }
     }
     let provider = std::sync::Arc::new(rustls::crypto::aws_lc_rs::default_provider());

@@ -1,7 +1,9 @@
 //! Ingest metrics (CONTRACTS.md §6), registered in the registry the caller
 //! passes in, so two daemons in one test process never share counters.
 
-use prometheus::{CounterVec, Histogram, HistogramOpts, HistogramVec, IntCounterVec, IntGauge, Opts, Registry};
+use prometheus::{
+    CounterVec, Histogram, HistogramOpts, HistogramVec, IntCounterVec, IntGauge, Opts, Registry,
+};
 
 /// Counters and histograms the ingest updates.
 #[derive(Clone)]
@@ -46,51 +48,109 @@ impl IngestMetrics {
     /// Create and register the ingest metrics.
     pub fn new(registry: &Registry) -> prometheus::Result<Self> {
         let obs_messages = IntCounterVec::new(
-            Opts::new("vigil_obs_messages_total", "Observation messages by outcome"),
+            Opts::new(
+                "vigil_obs_messages_total",
+                "Observation messages by outcome",
+            ),
             &["outcome"],
         )?;
-        let obs_rejected =
-            IntCounterVec::new(Opts::new("vigil_obs_rejected_total", "Rejected messages by reason"), &["reason"])?;
-        let ecg_chunks = IntCounterVec::new(Opts::new("vigil_ecg_chunks_total", "ECG chunks by outcome"), &["outcome"])?;
+        let obs_rejected = IntCounterVec::new(
+            Opts::new("vigil_obs_rejected_total", "Rejected messages by reason"),
+            &["reason"],
+        )?;
+        let ecg_chunks = IntCounterVec::new(
+            Opts::new("vigil_ecg_chunks_total", "ECG chunks by outcome"),
+            &["outcome"],
+        )?;
         let ingest_lag = Histogram::with_opts(
-            HistogramOpts::new("vigil_ingest_lag_seconds", "Measurement time to durably stored").buckets(vec![
+            HistogramOpts::new(
+                "vigil_ingest_lag_seconds",
+                "Measurement time to durably stored",
+            )
+            .buckets(vec![
                 0.01, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 15.0, 60.0, 300.0, 3600.0, 86400.0,
             ]),
         )?;
-        let alerts_raised =
-            IntCounterVec::new(Opts::new("vigil_alerts_raised_total", "Alerts raised by severity"), &["severity"])?;
+        let alerts_raised = IntCounterVec::new(
+            Opts::new("vigil_alerts_raised_total", "Alerts raised by severity"),
+            &["severity"],
+        )?;
         let alert_latency = Histogram::with_opts(
-            HistogramOpts::new("vigil_alert_latency_seconds", "Message received to alert pushed")
-                .buckets(vec![0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5]),
+            HistogramOpts::new(
+                "vigil_alert_latency_seconds",
+                "Message received to alert pushed",
+            )
+            .buckets(vec![
+                0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5,
+            ]),
         )?;
         let batch_size = Histogram::with_opts(
-            HistogramOpts::new("vigil_ingest_batch_size", "Messages per processed ingest batch")
-                .buckets(vec![1.0, 2.0, 5.0, 10.0, 25.0, 50.0, 100.0, 250.0, 512.0]),
+            HistogramOpts::new(
+                "vigil_ingest_batch_size",
+                "Messages per processed ingest batch",
+            )
+            .buckets(vec![1.0, 2.0, 5.0, 10.0, 25.0, 50.0, 100.0, 250.0, 512.0]),
         )?;
         let store_write = HistogramVec::new(
-            HistogramOpts::new("vigil_store_write_seconds", "Duration of one ingest batch transaction")
-                .buckets(vec![0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 1.0]),
+            HistogramOpts::new(
+                "vigil_store_write_seconds",
+                "Duration of one ingest batch transaction",
+            )
+            .buckets(vec![
+                0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 1.0,
+            ]),
             &["kind"],
         )?;
         let pass_seconds = Histogram::with_opts(
-            HistogramOpts::new("vigil_ingest_pass_seconds", "Duration of one scoring pass over committed batches")
-                .buckets(vec![0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0]),
+            HistogramOpts::new(
+                "vigil_ingest_pass_seconds",
+                "Duration of one scoring pass over committed batches",
+            )
+            .buckets(vec![
+                0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0,
+            ]),
         )?;
         let pass_batches = Histogram::with_opts(
-            HistogramOpts::new("vigil_ingest_pass_batches", "Committed batches merged into one scoring pass")
-                .buckets(vec![1.0, 2.0, 4.0, 8.0, 16.0, 32.0, 64.0]),
+            HistogramOpts::new(
+                "vigil_ingest_pass_batches",
+                "Committed batches merged into one scoring pass",
+            )
+            .buckets(vec![1.0, 2.0, 4.0, 8.0, 16.0, 32.0, 64.0]),
         )?;
         let worker_lag = Histogram::with_opts(
-            HistogramOpts::new("vigil_ingest_worker_lag_seconds", "Oldest message of a scoring pass received to the pass starting")
-                .buckets(vec![0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0]),
+            HistogramOpts::new(
+                "vigil_ingest_worker_lag_seconds",
+                "Oldest message of a scoring pass received to the pass starting",
+            )
+            .buckets(vec![
+                0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0,
+            ]),
         )?;
         let pass_stage = CounterVec::new(
-            Opts::new("vigil_ingest_pass_stage_seconds_total", "Time the scoring worker spent in each stage of its passes"),
+            Opts::new(
+                "vigil_ingest_pass_stage_seconds_total",
+                "Time the scoring worker spent in each stage of its passes",
+            ),
             &["stage"],
         )?;
-        let queue_depth = IntGauge::new("vigil_ingest_queue_depth", "Received messages waiting for the batcher")?;
-        let mqtt_connections = IntGauge::new("vigil_mqtt_connections", "MQTT sessions on the embedded broker (devices and the ingest)")?;
-        for c in [Box::new(batch_size.clone()) as Box<dyn prometheus::core::Collector>, Box::new(store_write.clone()), Box::new(queue_depth.clone()), Box::new(mqtt_connections.clone()), Box::new(pass_seconds.clone()), Box::new(pass_batches.clone()), Box::new(worker_lag.clone()), Box::new(pass_stage.clone())] {
+        let queue_depth = IntGauge::new(
+            "vigil_ingest_queue_depth",
+            "Received messages waiting for the batcher",
+        )?;
+        let mqtt_connections = IntGauge::new(
+            "vigil_mqtt_connections",
+            "MQTT sessions on the embedded broker (devices and the ingest)",
+        )?;
+        for c in [
+            Box::new(batch_size.clone()) as Box<dyn prometheus::core::Collector>,
+            Box::new(store_write.clone()),
+            Box::new(queue_depth.clone()),
+            Box::new(mqtt_connections.clone()),
+            Box::new(pass_seconds.clone()),
+            Box::new(pass_batches.clone()),
+            Box::new(worker_lag.clone()),
+            Box::new(pass_stage.clone()),
+        ] {
             registry.register(c)?;
         }
         registry.register(Box::new(alerts_raised.clone()))?;

@@ -53,23 +53,36 @@ pub enum ExportError {
 /// password file's separator), no white space or control characters (the
 /// ACL file's line and word ends), not empty.
 pub fn valid_username(name: &str) -> bool {
-    !name.is_empty() && !name.chars().any(|c| c == ':' || c.is_whitespace() || c.is_control())
+    !name.is_empty()
+        && !name
+            .chars()
+            .any(|c| c == ':' || c.is_whitespace() || c.is_control())
 }
 
 /// Render both files. Devices appear in the order given.
-pub fn render(service: ServiceAccount<'_>, devices: &[DeviceAccount<'_>]) -> Result<MosquittoFiles, ExportError> {
+pub fn render(
+    service: ServiceAccount<'_>,
+    devices: &[DeviceAccount<'_>],
+) -> Result<MosquittoFiles, ExportError> {
     if !valid_username(service.username) {
-        return Err(ExportError::ServiceUsername("empty, or contains ':', white space or a control character"));
+        return Err(ExportError::ServiceUsername(
+            "empty, or contains ':', white space or a control character",
+        ));
     }
     for d in devices {
         if !acl::valid_device_id(d.device_id) || !valid_username(d.username) {
             return Err(ExportError::Device(d.device_id.to_string()));
         }
         if d.username == service.username {
-            return Err(ExportError::ServiceUsername("is also a device's MQTT username"));
+            return Err(ExportError::ServiceUsername(
+                "is also a device's MQTT username",
+            ));
         }
     }
-    Ok(MosquittoFiles { password_file: password_file(service, devices), acl_file: acl_file(service.username, devices) })
+    Ok(MosquittoFiles {
+        password_file: password_file(service, devices),
+        acl_file: acl_file(service.username, devices),
+    })
 }
 
 fn password_file(service: ServiceAccount<'_>, devices: &[DeviceAccount<'_>]) -> String {
@@ -105,16 +118,29 @@ fn acl_file(service_username: &str, devices: &[DeviceAccount<'_>]) -> String {
 mod tests {
     use super::*;
 
-    const SERVICE: ServiceAccount<'static> = ServiceAccount { username: "vigil-ingest", hash: "$7$210000$c2FsdA==$aGFzaA==" };
+    const SERVICE: ServiceAccount<'static> = ServiceAccount {
+        username: "vigil-ingest",
+        hash: "$7$210000$c2FsdA==$aGFzaA==",
+    };
 
     fn dev<'a>(id: &'a str, hash: &'a str) -> DeviceAccount<'a> {
-        DeviceAccount { device_id: id, username: id, hash }
+        DeviceAccount {
+            device_id: id,
+            username: id,
+            hash,
+        }
     }
 
     #[test]
     fn password_file_has_one_line_per_account_service_first() {
-        let f = render(SERVICE, &[dev("oximeter-a1", "$7$1000$YQ==$Yg=="), dev("hub-b2", "$7$1000$Yw==$ZA==")])
-            .expect("render");
+        let f = render(
+            SERVICE,
+            &[
+                dev("oximeter-a1", "$7$1000$YQ==$Yg=="),
+                dev("hub-b2", "$7$1000$Yw==$ZA=="),
+            ],
+        )
+        .expect("render");
         assert_eq!(
             f.password_file,
             "vigil-ingest:$7$210000$c2FsdA==$aGFzaA==\noximeter-a1:$7$1000$YQ==$Yg==\nhub-b2:$7$1000$Yw==$ZA==\n"
@@ -151,8 +177,15 @@ mod tests {
         // Before the first `user` line Mosquitto applies topics to anonymous
         // clients: the file must grant them nothing.
         let first_user = f.acl_file.find("\nuser ").expect("a user line");
-        assert!(!f.acl_file[..first_user].contains("\ntopic"), "{}", f.acl_file);
-        assert!(!f.acl_file.contains("pattern"), "no %u patterns: they would apply to every user");
+        assert!(
+            !f.acl_file[..first_user].contains("\ntopic"),
+            "{}",
+            f.acl_file
+        );
+        assert!(
+            !f.acl_file.contains("pattern"),
+            "no %u patterns: they would apply to every user"
+        );
     }
 
     #[test]
@@ -165,15 +198,30 @@ mod tests {
     #[test]
     fn names_that_would_break_the_files_are_refused() {
         for bad in ["", "a:b", "a b", "a\nuser x", "tab\t"] {
-            let service = ServiceAccount { username: bad, hash: "h" };
-            assert!(matches!(render(service, &[]), Err(ExportError::ServiceUsername(_))), "{bad:?}");
+            let service = ServiceAccount {
+                username: bad,
+                hash: "h",
+            };
+            assert!(
+                matches!(render(service, &[]), Err(ExportError::ServiceUsername(_))),
+                "{bad:?}"
+            );
         }
         assert!(matches!(
-            render(ServiceAccount { username: "hub-1", hash: "h" }, &[dev("hub-1", "h")]),
+            render(
+                ServiceAccount {
+                    username: "hub-1",
+                    hash: "h"
+                },
+                &[dev("hub-1", "h")]
+            ),
             Err(ExportError::ServiceUsername(_))
         ));
         for bad_id in ["+", "a/b", "#", "a b"] {
-            assert_eq!(render(SERVICE, &[dev(bad_id, "h")]), Err(ExportError::Device(bad_id.into())));
+            assert_eq!(
+                render(SERVICE, &[dev(bad_id, "h")]),
+                Err(ExportError::Device(bad_id.into()))
+            );
         }
         assert_eq!(
             ExportError::ServiceUsername("is also a device's MQTT username").to_string(),

@@ -35,8 +35,9 @@ use rumqttc::{AsyncClient, Event, EventLoop, MqttOptions, Packet, Publish, QoS};
 use tokio::sync::{broadcast, mpsc, watch};
 use tokio_util::sync::CancellationToken;
 use vigil_store::{
-    AlertFiring, AlertStatus, FiringOutcome, ObservationRow, RuleAction, Severity, BatchOutcome, LiveEvent, LiveObservation, NewDerivedObservation, NewEcgChunk, NewObsMessage, NewObservation, NewRejected,
-    ObsValue, Store,
+    AlertFiring, AlertStatus, BatchOutcome, FiringOutcome, LiveEvent, LiveObservation,
+    NewDerivedObservation, NewEcgChunk, NewObsMessage, NewObservation, NewRejected, ObsValue,
+    ObservationRow, RuleAction, Severity, Store,
 };
 
 use crate::alerts::Decision;
@@ -57,7 +58,11 @@ pub fn escalation_delay(s: Severity) -> Option<chrono::Duration> {
 }
 
 /// Escalate open alerts whose time has come, checking every second.
-pub async fn escalator(store: Arc<dyn Store>, events: broadcast::Sender<LiveEvent>, cancel: CancellationToken) {
+pub async fn escalator(
+    store: Arc<dyn Store>,
+    events: broadcast::Sender<LiveEvent>,
+    cancel: CancellationToken,
+) {
     let mut tick = tokio::time::interval(Duration::from_secs(1));
     loop {
         tokio::select! {
@@ -73,10 +78,23 @@ pub async fn escalator(store: Arc<dyn Store>, events: broadcast::Sender<LiveEven
             }
         };
         for a in due {
-            match store.alert_act(a.id, vigil_store::AlertAction::Escalate, "system", now).await {
+            match store
+                .alert_act(a.id, vigil_store::AlertAction::Escalate, "system", now)
+                .await
+            {
                 Ok(alert) => {
-                    tracing::warn!(alert_id = alert.id, patient = alert.patient_id, severity = alert.severity.as_str(), "alert escalated: unacknowledged past its time");
-                    let _ = events.send(LiveEvent::AlertUpdate { ward_id: alert.ward_id, alert, action: "escalated".into(), actor: "system".into() });
+                    tracing::warn!(
+                        alert_id = alert.id,
+                        patient = alert.patient_id,
+                        severity = alert.severity.as_str(),
+                        "alert escalated: unacknowledged past its time"
+                    );
+                    let _ = events.send(LiveEvent::AlertUpdate {
+                        ward_id: alert.ward_id,
+                        alert,
+                        action: "escalated".into(),
+                        actor: "system".into(),
+                    });
                 }
                 // Acknowledged in the meantime: nothing to do.
                 Err(vigil_store::StoreError::Conflict(_)) => {}
@@ -116,23 +134,43 @@ pub fn spawn(
     rule_actions: mpsc::Receiver<RuleAction>,
     cancel: CancellationToken,
 ) -> Running {
-    let mut opts = MqttOptions::new(config.client_id.clone(), config.broker_host.clone(), config.broker_port);
+    let mut opts = MqttOptions::new(
+        config.client_id.clone(),
+        config.broker_host.clone(),
+        config.broker_port,
+    );
     opts.set_credentials(config.username.clone(), config.password.clone());
     opts.set_keep_alive(Duration::from_secs(15));
     // A persistent session: an external broker queues messages for us
     // while we restart.
     opts.set_clean_session(false);
     opts.set_manual_acks(true);
-    opts.set_max_packet_size(crate::decode::MAX_PAYLOAD + 1024, crate::decode::MAX_PAYLOAD + 1024);
+    opts.set_max_packet_size(
+        crate::decode::MAX_PAYLOAD + 1024,
+        crate::decode::MAX_PAYLOAD + 1024,
+    );
     opts.set_inflight(1000);
     if let Some(tls) = &config.tls {
-        opts.set_transport(rumqttc::Transport::tls_with_config(rumqttc::TlsConfiguration::Rustls(tls.clone())));
+        opts.set_transport(rumqttc::Transport::tls_with_config(
+            rumqttc::TlsConfiguration::Rustls(tls.clone()),
+        ));
     }
     let (client, eventloop) = AsyncClient::new(opts, 4096);
     let (tx, rx) = mpsc::channel(8192);
     let (connected_tx, connected) = watch::channel(false);
-    let poll = tokio::spawn(poll_loop(eventloop, client.clone(), tx, connected_tx, cancel.clone()));
-    let intake = Intake { client: client.clone(), store: store.clone(), events: events.clone(), metrics: metrics.clone() };
+    let poll = tokio::spawn(poll_loop(
+        eventloop,
+        client.clone(),
+        tx,
+        connected_tx,
+        cancel.clone(),
+    ));
+    let intake = Intake {
+        client: client.clone(),
+        store: store.clone(),
+        events: events.clone(),
+        metrics: metrics.clone(),
+    };
     let worker = Worker {
         ecg: ecg::EcgAnalysis::default(),
         engine: vigil_rules::Engine::new(pathways),
@@ -147,10 +185,17 @@ pub fn spawn(
         metrics,
     };
     let (stored_tx, stored_rx) = mpsc::channel(STORED_QUEUE);
-    let escalate = tokio::spawn(escalator(worker.store.clone(), worker.events.clone(), cancel.clone()));
+    let escalate = tokio::spawn(escalator(
+        worker.store.clone(),
+        worker.events.clone(),
+        cancel.clone(),
+    ));
     let batch = tokio::spawn(intake.run(rx, stored_tx, cancel.clone()));
     let work = tokio::spawn(worker.run(stored_rx, rescore, rule_actions, cancel));
-    Running { connected, tasks: vec![poll, batch, work, escalate] }
+    Running {
+        connected,
+        tasks: vec![poll, batch, work, escalate],
+    }
 }
 
 /// Fill `batch`, which holds a first message, up to [`MAX_BATCH`]. Behind
@@ -256,7 +301,10 @@ struct Stored {
 
 impl Stored {
     fn is_empty(&self) -> bool {
-        self.to_score.is_empty() && self.feed.is_empty() && self.ecg.is_empty() && self.statuses.is_empty()
+        self.to_score.is_empty()
+            && self.feed.is_empty()
+            && self.ecg.is_empty()
+            && self.statuses.is_empty()
     }
 
     /// Fold later work into this one (the worker fell behind).
@@ -312,7 +360,10 @@ struct AsOf {
 impl AsOf {
     fn new(base: Vec<ObservationRow>, mut later: Vec<ObservationRow>) -> AsOf {
         later.sort_by_key(|r| (r.measured_at, r.id));
-        let mut a = AsOf { latest: BTreeMap::new(), later: later.into() };
+        let mut a = AsOf {
+            latest: BTreeMap::new(),
+            later: later.into(),
+        };
         for r in base {
             a.apply(r);
         }
@@ -320,7 +371,10 @@ impl AsOf {
     }
 
     fn apply(&mut self, r: ObservationRow) {
-        let newer = self.latest.get(&r.code).is_none_or(|l| (r.measured_at, r.id) > (l.measured_at, l.id));
+        let newer = self
+            .latest
+            .get(&r.code)
+            .is_none_or(|l| (r.measured_at, r.id) > (l.measured_at, l.id));
         if newer {
             self.latest.insert(r.code.clone(), r);
         }
@@ -348,11 +402,19 @@ struct ScoreHistory {
 impl ScoreHistory {
     /// The previous day's scores up to and including `at`: the newest of
     /// them (total, risk) and their lowest total.
-    fn day_before(&self, at: chrono::DateTime<Utc>) -> (Option<(Option<i64>, Option<String>)>, Option<i64>) {
+    fn day_before(
+        &self,
+        at: chrono::DateTime<Utc>,
+    ) -> (Option<(Option<i64>, Option<String>)>, Option<i64>) {
         let end = self.rows.partition_point(|r| r.0 <= at);
-        let start = self.rows.partition_point(|r| r.0 < at - chrono::Duration::hours(24));
+        let start = self
+            .rows
+            .partition_point(|r| r.0 < at - chrono::Duration::hours(24));
         let day = &self.rows[start..end.max(start)];
-        (day.last().map(|r| (r.1, r.2.clone())), day.iter().filter_map(|r| r.1).min())
+        (
+            day.last().map(|r| (r.1, r.2.clone())),
+            day.iter().filter_map(|r| r.1).min(),
+        )
     }
 
     /// Record a score just computed (after equal times, as the store orders them).
@@ -396,7 +458,12 @@ struct Pending {
 }
 
 impl Intake {
-    async fn run(self, mut rx: mpsc::Receiver<Publish>, out: mpsc::Sender<Stored>, cancel: CancellationToken) {
+    async fn run(
+        self,
+        mut rx: mpsc::Receiver<Publish>,
+        out: mpsc::Sender<Stored>,
+        cancel: CancellationToken,
+    ) {
         let mut batch = Vec::with_capacity(MAX_BATCH);
         loop {
             let first = tokio::select! {
@@ -422,14 +489,27 @@ impl Intake {
     /// Commit one batch and ack it; returns the work for the worker.
     async fn process(&self, batch: &[Publish]) -> Stored {
         let now = Utc::now();
-        let mut work = Stored { received_at: Some(now), ..Stored::default() };
-        let topics: Vec<Option<(&str, &str)>> = batch.iter().map(|p| acl::parse_topic(&p.topic)).collect();
+        let mut work = Stored {
+            received_at: Some(now),
+            ..Stored::default()
+        };
+        let topics: Vec<Option<(&str, &str)>> =
+            batch.iter().map(|p| acl::parse_topic(&p.topic)).collect();
         // Every device of the batch routed in one query.
-        let devices: BTreeSet<&str> = topics.iter().flatten().filter(|(_, kind)| *kind != "status").map(|(d, _)| *d).collect();
+        let devices: BTreeSet<&str> = topics
+            .iter()
+            .flatten()
+            .filter(|(_, kind)| *kind != "status")
+            .map(|(d, _)| *d)
+            .collect();
         let routes = if devices.is_empty() {
             Some(HashMap::new())
         } else {
-            match self.store.device_routes(&devices.into_iter().collect::<Vec<_>>()).await {
+            match self
+                .store
+                .device_routes(&devices.into_iter().collect::<Vec<_>>())
+                .await
+            {
                 Ok(r) => Some(r),
                 Err(e) => {
                     tracing::error!(error = %e, "device lookup failed; batch left unacked");
@@ -448,30 +528,46 @@ impl Intake {
                 "obs" => match self.accept_obs(device, &p.payload, now, routes.as_ref()) {
                     Ok(Some(msg)) => pending.push(msg),
                     Ok(None) => {}
-                    Err(r) => self.reject(Uplink::Obs, device, &p.topic, &p.payload, r, now).await,
+                    Err(r) => {
+                        self.reject(Uplink::Obs, device, &p.topic, &p.payload, r, now)
+                            .await
+                    }
                 },
                 "ecg" => match self.accept_ecg(device, &p.payload, now, routes.as_ref()) {
                     Ok(Some(c)) => pending_ecg.push(c),
                     Ok(None) => {}
-                    Err(r) => self.reject(Uplink::Ecg, device, &p.topic, &p.payload, r, now).await,
+                    Err(r) => {
+                        self.reject(Uplink::Ecg, device, &p.topic, &p.payload, r, now)
+                            .await
+                    }
                 },
                 _ => work.statuses.push((device.to_string(), p.payload.clone())),
             }
         }
         let mut acks: BTreeMap<String, Vec<u32>> = BTreeMap::new();
-        let (obs_outcomes, ecg_outcomes) = self.store_uplink(&pending, &pending_ecg).await.unwrap_or_default();
+        let (obs_outcomes, ecg_outcomes) = self
+            .store_uplink(&pending, &pending_ecg)
+            .await
+            .unwrap_or_default();
         let stored_at = Utc::now();
         if let Some(outcomes) = &obs_outcomes {
             for (p, outcome) in pending.iter().zip(outcomes) {
-                acks.entry(p.msg.device_id.clone()).or_default().push(p.msg.seq);
+                acks.entry(p.msg.device_id.clone())
+                    .or_default()
+                    .push(p.msg.seq);
                 if let BatchOutcome::Stored { .. } = outcome {
-                    work.to_score.entry(p.msg.patient_id).or_default().insert(p.msg.measured_at);
+                    work.to_score
+                        .entry(p.msg.patient_id)
+                        .or_default()
+                        .insert(p.msg.measured_at);
                 }
             }
         }
         if let Some(outcomes) = &ecg_outcomes {
             for (c, _) in pending_ecg.iter().zip(outcomes) {
-                acks.entry(c.device_id.clone()).or_default().push(c.chunk.seq);
+                acks.entry(c.device_id.clone())
+                    .or_default()
+                    .push(c.chunk.seq);
             }
         }
         // Acks go out first: everything acked here is committed.
@@ -486,7 +582,11 @@ impl Intake {
         if let Some(outcomes) = ecg_outcomes {
             for (c, o) in pending_ecg.into_iter().zip(outcomes) {
                 match o {
-                    BatchOutcome::Duplicate => self.metrics.ecg_chunks.with_label_values(&["duplicate"]).inc(),
+                    BatchOutcome::Duplicate => self
+                        .metrics
+                        .ecg_chunks
+                        .with_label_values(&["duplicate"])
+                        .inc(),
                     BatchOutcome::Stored { .. } => {
                         self.metrics.ecg_chunks.with_label_values(&["stored"]).inc();
                         work.ecg.push(c);
@@ -500,7 +600,11 @@ impl Intake {
     /// Commit the batch's messages and ECG chunks in one transaction: the
     /// outcomes of each (`None` if it had none), or nothing acked at all
     /// on failure.
-    async fn store_uplink(&self, pending: &[Pending], pending_ecg: &[PendingEcg]) -> Option<(Option<Vec<BatchOutcome>>, Option<Vec<BatchOutcome>>)> {
+    async fn store_uplink(
+        &self,
+        pending: &[Pending],
+        pending_ecg: &[PendingEcg],
+    ) -> Option<(Option<Vec<BatchOutcome>>, Option<Vec<BatchOutcome>>)> {
         if pending.is_empty() && pending_ecg.is_empty() {
             return None;
         }
@@ -525,36 +629,75 @@ impl Intake {
             (true, false) => "ecg",
             _ => "obs_ecg",
         };
-        let _timer = self.metrics.store_write.with_label_values(&[kind]).start_timer();
+        let _timer = self
+            .metrics
+            .store_write
+            .with_label_values(&[kind])
+            .start_timer();
         match self.store.store_uplink_batch(&msgs, &chunks).await {
-            Ok((obs, ecg)) => Some(((!msgs.is_empty()).then_some(obs), (!chunks.is_empty()).then_some(ecg))),
+            Ok((obs, ecg)) => Some((
+                (!msgs.is_empty()).then_some(obs),
+                (!chunks.is_empty()).then_some(ecg),
+            )),
             Err(e) => {
                 // Nothing is acked: every device keeps its messages and resends.
                 tracing::error!(error = %e, messages = msgs.len(), chunks = chunks.len(), "store failed; batch not acked");
-                self.metrics.obs_messages.with_label_values(&["error"]).inc_by(msgs.len() as u64);
-                self.metrics.ecg_chunks.with_label_values(&["error"]).inc_by(chunks.len() as u64);
+                self.metrics
+                    .obs_messages
+                    .with_label_values(&["error"])
+                    .inc_by(msgs.len() as u64);
+                self.metrics
+                    .ecg_chunks
+                    .with_label_values(&["error"])
+                    .inc_by(chunks.len() as u64);
                 None
             }
         }
     }
 
-    fn observation_events(&self, pending: &[Pending], outcomes: Vec<BatchOutcome>, stored_at: chrono::DateTime<Utc>, feed: &mut Vec<(i64, vigil_clinical::Reading)>) {
+    fn observation_events(
+        &self,
+        pending: &[Pending],
+        outcomes: Vec<BatchOutcome>,
+        stored_at: chrono::DateTime<Utc>,
+        feed: &mut Vec<(i64, vigil_clinical::Reading)>,
+    ) {
         for (p, outcome) in pending.iter().zip(outcomes) {
             match outcome {
-                BatchOutcome::Duplicate => self.metrics.obs_messages.with_label_values(&["duplicate"]).inc(),
+                BatchOutcome::Duplicate => self
+                    .metrics
+                    .obs_messages
+                    .with_label_values(&["duplicate"])
+                    .inc(),
                 BatchOutcome::Stored { observation_ids } => {
-                    self.metrics.obs_messages.with_label_values(&["stored"]).inc();
-                    let lag = (stored_at - p.msg.measured_at).num_milliseconds().max(0) as f64 / 1000.0;
+                    self.metrics
+                        .obs_messages
+                        .with_label_values(&["stored"])
+                        .inc();
+                    let lag =
+                        (stored_at - p.msg.measured_at).num_milliseconds().max(0) as f64 / 1000.0;
                     self.metrics.ingest_lag.observe(lag);
                     let obs: Vec<LiveObservation> = p
                         .msg
                         .obs
                         .iter()
                         .zip(observation_ids)
-                        .map(|(o, id)| LiveObservation { id, code: o.code.clone(), value: o.value.clone(), unit: o.unit.clone() })
+                        .map(|(o, id)| LiveObservation {
+                            id,
+                            code: o.code.clone(),
+                            value: o.value.clone(),
+                            unit: o.unit.clone(),
+                        })
                         .collect();
                     for o in &obs {
-                        if let Some(r) = crate::rules::reading(&o.code, &o.value, o.unit.as_deref(), p.msg.measured_at, &p.msg.device_id, o.id) {
+                        if let Some(r) = crate::rules::reading(
+                            &o.code,
+                            &o.value,
+                            o.unit.as_deref(),
+                            p.msg.measured_at,
+                            &p.msg.device_id,
+                            o.id,
+                        ) {
                             feed.push((p.msg.patient_id, r));
                         }
                     }
@@ -604,7 +747,9 @@ impl Intake {
         routes: Option<&HashMap<String, vigil_store::DeviceRoute>>,
     ) -> Result<Option<PendingEcg>, Rejection> {
         let chunk = ecg::decode_chunk(payload, now)?;
-        let Some(route) = self.route(device, chunk.seq, routes, &self.metrics.ecg_chunks)? else { return Ok(None) };
+        let Some(route) = self.route(device, chunk.seq, routes, &self.metrics.ecg_chunks)? else {
+            return Ok(None);
+        };
         Ok(Some(PendingEcg {
             device_id: device.to_string(),
             patient_id: route.patient_id,
@@ -623,7 +768,9 @@ impl Intake {
         routes: Option<&HashMap<String, vigil_store::DeviceRoute>>,
     ) -> Result<Option<Pending>, Rejection> {
         let m = decode_obs(payload, now)?;
-        let Some(route) = self.route(device, m.seq, routes, &self.metrics.obs_messages)? else { return Ok(None) };
+        let Some(route) = self.route(device, m.seq, routes, &self.metrics.obs_messages)? else {
+            return Ok(None);
+        };
         Ok(Some(Pending {
             msg: NewObsMessage {
                 device_id: device.to_string(),
@@ -637,7 +784,15 @@ impl Intake {
         }))
     }
 
-    async fn reject(&self, kind: Uplink, device: &str, topic: &str, payload: &[u8], r: Rejection, now: chrono::DateTime<Utc>) {
+    async fn reject(
+        &self,
+        kind: Uplink,
+        device: &str,
+        topic: &str,
+        payload: &[u8],
+        r: Rejection,
+        now: chrono::DateTime<Utc>,
+    ) {
         tracing::info!(device, reason = r.reason, seq = ?r.seq, "message rejected");
         let rec = NewRejected {
             device_id: Some(device.to_string()),
@@ -645,27 +800,48 @@ impl Intake {
             topic: topic.to_string(),
             reason: r.reason.to_string(),
             detail: r.detail.clone(),
-            payload: payload.iter().copied().take(crate::decode::MAX_PAYLOAD).collect(),
+            payload: payload
+                .iter()
+                .copied()
+                .take(crate::decode::MAX_PAYLOAD)
+                .collect(),
             received_at: now,
         };
         if let Err(e) = self.store.store_rejected(rec).await {
             // Not durably rejected, so do not tell the device to drop it.
             tracing::error!(error = %e, "dead-letter write failed; reject not sent");
-            self.metrics.obs_messages.with_label_values(&["error"]).inc();
+            self.metrics
+                .obs_messages
+                .with_label_values(&["error"])
+                .inc();
             return;
         }
         match kind {
             Uplink::Obs => {
-                self.metrics.obs_messages.with_label_values(&["rejected"]).inc();
-                self.metrics.obs_rejected.with_label_values(&[r.reason]).inc();
+                self.metrics
+                    .obs_messages
+                    .with_label_values(&["rejected"])
+                    .inc();
+                self.metrics
+                    .obs_rejected
+                    .with_label_values(&[r.reason])
+                    .inc();
             }
-            Uplink::Ecg => self.metrics.ecg_chunks.with_label_values(&["rejected"]).inc(),
+            Uplink::Ecg => self
+                .metrics
+                .ecg_chunks
+                .with_label_values(&["rejected"])
+                .inc(),
         }
         if let Some(seq) = r.seq {
-            send_cmd(&self.client, device, serde_json::json!({"type": "reject", "seq": seq, "reason": r.reason})).await;
+            send_cmd(
+                &self.client,
+                device,
+                serde_json::json!({"type": "reject", "seq": seq, "reason": r.reason}),
+            )
+            .await;
         }
     }
-
 }
 
 impl Worker {
@@ -680,7 +856,11 @@ impl Worker {
             // Sleep until the engine's next timer (missed readings, device
             // offline), but wake at least every 30 s.
             let now = Utc::now();
-            let wake = self.engine.next_deadline().map(|d| d.min(now + chrono::Duration::seconds(30))).unwrap_or(now + chrono::Duration::seconds(30));
+            let wake = self
+                .engine
+                .next_deadline()
+                .map(|d| d.min(now + chrono::Duration::seconds(30)))
+                .unwrap_or(now + chrono::Duration::seconds(30));
             let sleep = (wake - now).to_std().unwrap_or(Duration::ZERO);
             tokio::select! {
                 w = stored.recv() => {
@@ -740,7 +920,9 @@ impl Worker {
         let mut outputs = Vec::new();
         for (patient, reading) in feed {
             let entry = resumed.entry(patient).or_default();
-            entry.0.insert(reading.observation.code.as_str().to_string());
+            entry
+                .0
+                .insert(reading.observation.code.as_str().to_string());
             if let Some(d) = &reading.source {
                 entry.1.insert(d.clone());
             }
@@ -756,7 +938,10 @@ impl Worker {
         self.store_pass(scored.rows, scored.pushes, firings).await;
         clock.lap("store");
         for (patient, (codes, devices)) in resumed {
-            let mut rules: Vec<String> = devices.iter().map(|d| format!("device-offline:{d}")).collect();
+            let mut rules: Vec<String> = devices
+                .iter()
+                .map(|d| format!("device-offline:{d}"))
+                .collect();
             let s = match settings.remove(&patient) {
                 Some(s) => Some(s),
                 None => self.store.episode_settings(patient).await.ok().flatten(),
@@ -782,11 +967,20 @@ impl Worker {
         if rules.is_empty() {
             return;
         }
-        let known_clear = self.open_rules.lock().map(|o| o.get(&patient).is_some_and(|live| !rules.iter().any(|r| live.contains(r)))).unwrap_or(false);
+        let known_clear = self
+            .open_rules
+            .lock()
+            .map(|o| {
+                o.get(&patient)
+                    .is_some_and(|live| !rules.iter().any(|r| live.contains(r)))
+            })
+            .unwrap_or(false);
         if known_clear {
             return;
         }
-        let Some(ward) = self.ensure_in_engine(patient).await else { return };
+        let Some(ward) = self.ensure_in_engine(patient).await else {
+            return;
+        };
         let live = match self.store.alerts_list(&[ward], None, Some(patient)).await {
             Ok(a) => a,
             Err(e) => {
@@ -794,17 +988,38 @@ impl Worker {
                 return;
             }
         };
-        let live: Vec<_> = live.into_iter().filter(|a| a.status != AlertStatus::Resolved).collect();
+        let live: Vec<_> = live
+            .into_iter()
+            .filter(|a| a.status != AlertStatus::Resolved)
+            .collect();
         let mut open: BTreeSet<String> = live.iter().map(|a| a.rule_id.clone()).collect();
         let now = Utc::now();
         for a in live.into_iter().filter(|a| rules.contains(&a.rule_id)) {
-            let action = vigil_store::AlertAction::Resolve { outcome: "data-resumed".into(), note: why.into() };
-            match self.store.alert_act(a.id, action.clone(), "system", now).await {
+            let action = vigil_store::AlertAction::Resolve {
+                outcome: "data-resumed".into(),
+                note: why.into(),
+            };
+            match self
+                .store
+                .alert_act(a.id, action.clone(), "system", now)
+                .await
+            {
                 Ok(alert) => {
                     open.remove(&alert.rule_id);
                     tracing::info!(alert_id = alert.id, rule = %alert.rule_id, "alert resolved: {why}");
-                    self.forward_action(RuleAction { patient_id: patient, rule_id: alert.rule_id.clone(), action, actor: "system".into(), at: now });
-                    let _ = self.events.send(LiveEvent::AlertUpdate { ward_id: alert.ward_id, alert, action: "resolved".into(), actor: "system".into() });
+                    self.forward_action(RuleAction {
+                        patient_id: patient,
+                        rule_id: alert.rule_id.clone(),
+                        action,
+                        actor: "system".into(),
+                        at: now,
+                    });
+                    let _ = self.events.send(LiveEvent::AlertUpdate {
+                        ward_id: alert.ward_id,
+                        alert,
+                        action: "resolved".into(),
+                        actor: "system".into(),
+                    });
                 }
                 Err(e) => tracing::debug!(error = %e, "alert already resolved"),
             }
@@ -836,7 +1051,10 @@ impl Worker {
             _ => Utc::now(),
         };
         let fresh = !self.engine.readings(patient).iter().any(|_| true);
-        if let Err(e) = self.engine.admit(patient, crate::rules::setup(&settings, admitted_at)) {
+        if let Err(e) = self
+            .engine
+            .admit(patient, crate::rules::setup(&settings, admitted_at))
+        {
             tracing::error!(error = %e, patient, "rules engine refused the episode");
             return None;
         }
@@ -853,9 +1071,18 @@ impl Worker {
                 // Only what was stored before the batch in hand: its own
                 // readings reach the engine live, with their outputs.
                 // (Stored times have millisecond precision.)
-                let cutoff = chrono::DateTime::from_timestamp_millis(self.batch_received.timestamp_millis()).unwrap_or(self.batch_received);
+                let cutoff =
+                    chrono::DateTime::from_timestamp_millis(self.batch_received.timestamp_millis())
+                        .unwrap_or(self.batch_received);
                 for r in rows.into_iter().filter(|r| r.received_at < cutoff) {
-                    if let Some(reading) = crate::rules::reading(&r.code, &r.value, r.unit.as_deref(), r.measured_at, &r.device_id, r.id) {
+                    if let Some(reading) = crate::rules::reading(
+                        &r.code,
+                        &r.value,
+                        r.unit.as_deref(),
+                        r.measured_at,
+                        &r.device_id,
+                        r.id,
+                    ) {
                         let _ = self.engine.observe(patient, reading, now);
                     }
                 }
@@ -865,7 +1092,12 @@ impl Worker {
     }
 
     /// What the rules engine makes of a reading (outputs to apply).
-    async fn observe(&mut self, patient: i64, reading: vigil_clinical::Reading, now: chrono::DateTime<Utc>) -> Vec<vigil_rules::Output> {
+    async fn observe(
+        &mut self,
+        patient: i64,
+        reading: vigil_clinical::Reading,
+        now: chrono::DateTime<Utc>,
+    ) -> Vec<vigil_rules::Output> {
         if self.ensure_in_engine(patient).await.is_none() {
             return Vec::new();
         }
@@ -879,10 +1111,21 @@ impl Worker {
     }
 
     fn forward_action(&mut self, a: RuleAction) {
-        let Some(id) = self.engine.open_alert(a.patient_id, &a.rule_id).map(|al| al.id) else { return };
+        let Some(id) = self
+            .engine
+            .open_alert(a.patient_id, &a.rule_id)
+            .map(|al| al.id)
+        else {
+            return;
+        };
         let r = match &a.action {
-            vigil_store::AlertAction::Acknowledge => self.engine.acknowledge(id, &a.actor, a.at, "").map(|_| ()),
-            vigil_store::AlertAction::Resolve { outcome, note } => self.engine.resolve(id, &a.actor, a.at, outcome, note).map(|_| ()),
+            vigil_store::AlertAction::Acknowledge => {
+                self.engine.acknowledge(id, &a.actor, a.at, "").map(|_| ())
+            }
+            vigil_store::AlertAction::Resolve { outcome, note } => self
+                .engine
+                .resolve(id, &a.actor, a.at, outcome, note)
+                .map(|_| ()),
             vigil_store::AlertAction::Escalate => Ok(()),
         };
         if let Err(e) = r {
@@ -891,7 +1134,11 @@ impl Worker {
     }
 
     /// Persist and push what the engine decided.
-    async fn apply_outputs(&mut self, outputs: Vec<vigil_rules::Output>, now: chrono::DateTime<Utc>) {
+    async fn apply_outputs(
+        &mut self,
+        outputs: Vec<vigil_rules::Output>,
+        now: chrono::DateTime<Utc>,
+    ) {
         let firings = self.rule_effects(outputs, now, &HashMap::new()).await;
         self.fire(firings).await;
     }
@@ -908,22 +1155,36 @@ impl Worker {
     ) -> Vec<vigil_store::BatchFiring> {
         let mut firings = Vec::new();
         // Each patient's episode read once per call, however many outputs.
-        let mut episodes: HashMap<i64, Option<(i64, Option<vigil_rules::Pathway>)>> = HashMap::new();
+        let mut episodes: HashMap<i64, Option<(i64, Option<vigil_rules::Pathway>)>> =
+            HashMap::new();
         for out in outputs {
             let patient = match &out {
                 vigil_rules::Output::AlertRaised(a)
                 | vigil_rules::Output::AlertUpdated { alert: a, .. }
                 | vigil_rules::Output::AlertEscalated { alert: a, .. } => a.patient,
-                vigil_rules::Output::Advice { patient, .. } | vigil_rules::Output::Repeat { patient, .. } => *patient,
+                vigil_rules::Output::Advice { patient, .. }
+                | vigil_rules::Output::Repeat { patient, .. } => *patient,
             };
             if !episodes.contains_key(&patient) {
-                let e = self.current_episode(patient, known.get(&patient).cloned()).await;
+                let e = self
+                    .current_episode(patient, known.get(&patient).cloned())
+                    .await;
                 episodes.insert(patient, e);
             }
-            let Some(Some((ward, pathway))) = episodes.get(&patient) else { continue };
+            let Some(Some((ward, pathway))) = episodes.get(&patient) else {
+                continue;
+            };
             match crate::rules::effect(pathway.as_ref(), *ward, out, now) {
-                Some(crate::rules::Effect::Fire { firing, update_only }) => firings.push(vigil_store::BatchFiring { firing, update_only }),
-                Some(crate::rules::Effect::Cmd { device, body }) => send_cmd(&self.client, &device, body).await,
+                Some(crate::rules::Effect::Fire {
+                    firing,
+                    update_only,
+                }) => firings.push(vigil_store::BatchFiring {
+                    firing,
+                    update_only,
+                }),
+                Some(crate::rules::Effect::Cmd { device, body }) => {
+                    send_cmd(&self.client, &device, body).await
+                }
                 None => {}
             }
         }
@@ -936,7 +1197,11 @@ impl Worker {
     /// discharged by another process, e.g. `vigil admin`), and the engine
     /// re-admits the patient when their episode changed underneath it. One
     /// read at most when nothing changed.
-    async fn current_episode(&mut self, patient: i64, read: Option<vigil_store::EpisodeSettings>) -> Option<(i64, Option<vigil_rules::Pathway>)> {
+    async fn current_episode(
+        &mut self,
+        patient: i64,
+        read: Option<vigil_store::EpisodeSettings>,
+    ) -> Option<(i64, Option<vigil_rules::Pathway>)> {
         let stored = match read {
             Some(s) => Ok(Some(s)),
             None => self.store.episode_settings(patient).await,
@@ -957,7 +1222,10 @@ impl Worker {
             self.in_engine.remove(&patient);
             self.ensure_in_engine(patient).await?;
         }
-        Some((settings.ward_id, self.engine.pathways().get(&settings.pathway).cloned()))
+        Some((
+            settings.ward_id,
+            self.engine.pathways().get(&settings.pathway).cloned(),
+        ))
     }
 
     /// Store firings in one transaction and announce what they did. Should
@@ -974,7 +1242,11 @@ impl Worker {
                 tracing::warn!(error = %e, firings = firings.len(), "storing a pass's alerts together failed; storing them one by one");
                 let mut fired = Vec::new();
                 for f in &firings {
-                    match self.store.alert_fire_many(std::slice::from_ref(f), Utc::now()).await {
+                    match self
+                        .store
+                        .alert_fire_many(std::slice::from_ref(f), Utc::now())
+                        .await
+                    {
                         Ok(one) => fired.extend(one),
                         Err(e) => tracing::error!(error = %e, "storing an alert failed"),
                     }
@@ -1005,19 +1277,39 @@ impl Worker {
     }
 
     /// Count and push a stored firing (`received`: when the worker had it).
-    fn announce(&self, alert: vigil_store::AlertRow, outcome: FiringOutcome, received: chrono::DateTime<Utc>) {
+    fn announce(
+        &self,
+        alert: vigil_store::AlertRow,
+        outcome: FiringOutcome,
+        received: chrono::DateTime<Utc>,
+    ) {
         match outcome {
             FiringOutcome::Raised => {
                 self.note_live(&alert);
                 tracing::info!(alert_id = alert.id, patient = alert.patient_id, rule = %alert.rule_id, severity = alert.severity.as_str(), "alert raised");
-                self.metrics.alerts_raised.with_label_values(&[alert.severity.as_str()]).inc();
-                let latency = (Utc::now() - received).num_microseconds().unwrap_or(0).max(0) as f64 / 1e6;
+                self.metrics
+                    .alerts_raised
+                    .with_label_values(&[alert.severity.as_str()])
+                    .inc();
+                let latency = (Utc::now() - received)
+                    .num_microseconds()
+                    .unwrap_or(0)
+                    .max(0) as f64
+                    / 1e6;
                 self.metrics.alert_latency.observe(latency);
-                let _ = self.events.send(LiveEvent::Alert { ward_id: alert.ward_id, alert });
+                let _ = self.events.send(LiveEvent::Alert {
+                    ward_id: alert.ward_id,
+                    alert,
+                });
             }
             FiringOutcome::Updated => {
                 self.note_live(&alert);
-                let _ = self.events.send(LiveEvent::AlertUpdate { ward_id: alert.ward_id, alert, action: "updated".into(), actor: "system".into() });
+                let _ = self.events.send(LiveEvent::AlertUpdate {
+                    ward_id: alert.ward_id,
+                    alert,
+                    action: "updated".into(),
+                    actor: "system".into(),
+                });
             }
             FiringOutcome::Superseded => {}
         }
@@ -1031,7 +1323,9 @@ impl Worker {
         stored_at: chrono::DateTime<Utc>,
         to_score: &mut BTreeMap<i64, BTreeSet<chrono::DateTime<Utc>>>,
     ) {
-        fresh.sort_by(|a, b| (a.device_id.as_str(), a.chunk.t0_ms).cmp(&(b.device_id.as_str(), b.chunk.t0_ms)));
+        fresh.sort_by(|a, b| {
+            (a.device_id.as_str(), a.chunk.t0_ms).cmp(&(b.device_id.as_str(), b.chunk.t0_ms))
+        });
         // Every chunk's beats and every heart rate in one transaction,
         // after the loop (a write per heart rate waited its turn for
         // SQLite's write lock each time, and so did the beats').
@@ -1040,14 +1334,22 @@ impl Worker {
         for c in fresh {
             let d = self.ecg.feed(&c.device_id, &c.chunk);
             if !d.beats.is_empty() {
-                beats.push(vigil_store::PatchBeats { patient_id: c.patient_id, device_id: c.device_id.clone(), beats: d.beats.clone() });
+                beats.push(vigil_store::PatchBeats {
+                    patient_id: c.patient_id,
+                    device_id: c.device_id.clone(),
+                    beats: d.beats.clone(),
+                });
             }
             if let Some((at, bpm)) = d.heart_rate {
                 let o = NewDerivedObservation {
                     patient_id: c.patient_id,
                     device_id: c.device_id.clone(),
                     seq: c.chunk.seq,
-                    observation: NewObservation { code: "pulse".into(), value: ObsValue::Number(bpm), unit: Some("/min".into()) },
+                    observation: NewObservation {
+                        code: "pulse".into(),
+                        value: ObsValue::Number(bpm),
+                        unit: Some("/min".into()),
+                    },
                     measured_at: at,
                     received_at: stored_at,
                 };
@@ -1056,30 +1358,58 @@ impl Worker {
             // The patch's signal quality is a device fact for the rules
             // (lead off → the pathway's device alert).
             if let Some((_, q)) = d.quality.last().copied() {
-                let ds = vigil_rules::DeviceStatus { online: true, battery_pct: None, signal: Some(q.to_string()) };
+                let ds = vigil_rules::DeviceStatus {
+                    online: true,
+                    battery_pct: None,
+                    signal: Some(q.to_string()),
+                };
                 let now = Utc::now();
                 if self.ensure_in_engine(c.patient_id).await.is_some() {
-                    if let Ok(outputs) = self.engine.device_status(c.patient_id, &c.device_id, ds, now) {
+                    if let Ok(outputs) =
+                        self.engine
+                            .device_status(c.patient_id, &c.device_id, ds, now)
+                    {
                         self.apply_outputs(outputs, now).await;
                     }
                 }
                 if q != "lead_off" {
-                    self.auto_resolve(c.patient_id, &[format!("device-lead-off:{}", c.device_id)], "ECG signal back").await;
+                    self.auto_resolve(
+                        c.patient_id,
+                        &[format!("device-lead-off:{}", c.device_id)],
+                        "ECG signal back",
+                    )
+                    .await;
                 }
             }
             if d.possible_af.iter().any(|(_, active)| *active) {
-                let at = d.possible_af.iter().rev().find(|(_, a)| *a).map(|(t, _)| *t).unwrap_or(c.chunk.t0_ms);
-                let pathway = self.store.episode_settings(c.patient_id).await.ok().flatten().map(|s| s.pathway).unwrap_or_default();
+                let at = d
+                    .possible_af
+                    .iter()
+                    .rev()
+                    .find(|(_, a)| *a)
+                    .map(|(t, _)| *t)
+                    .unwrap_or(c.chunk.t0_ms);
+                let pathway = self
+                    .store
+                    .episode_settings(c.patient_id)
+                    .await
+                    .ok()
+                    .flatten()
+                    .map(|s| s.pathway)
+                    .unwrap_or_default();
                 let firing = AlertFiring {
                     patient_id: c.patient_id,
                     ward_id: c.ward_id,
                     rule_id: format!("ecg-possible-af:{}", c.device_id),
                     severity: Severity::Low,
-                    message: "Possible AF — review the ECG strip (a prompt, not a diagnosis)".into(),
+                    message: "Possible AF — review the ECG strip (a prompt, not a diagnosis)"
+                        .into(),
                     value: serde_json::json!({"t_ms": at}),
                     evidence: vec![],
                     at: chrono::DateTime::from_timestamp_millis(at).unwrap_or(stored_at),
-                    escalate_at: self.escalation_for(&pathway, Severity::Low).map(|d| Utc::now() + d),
+                    escalate_at: self
+                        .escalation_for(&pathway, Severity::Low)
+                        .map(|d| Utc::now() + d),
                 };
                 self.persist_firing(firing, stored_at).await;
             }
@@ -1126,9 +1456,21 @@ impl Worker {
             }
         };
         for ((o, ward_id), id) in derived.into_iter().zip(wards).zip(ids) {
-            let ObsValue::Number(bpm) = o.observation.value else { continue };
-            to_score.entry(o.patient_id).or_default().insert(o.measured_at);
-            if let Some(r) = crate::rules::reading("pulse", &o.observation.value, Some("/min"), o.measured_at, &o.device_id, id) {
+            let ObsValue::Number(bpm) = o.observation.value else {
+                continue;
+            };
+            to_score
+                .entry(o.patient_id)
+                .or_default()
+                .insert(o.measured_at);
+            if let Some(r) = crate::rules::reading(
+                "pulse",
+                &o.observation.value,
+                Some("/min"),
+                o.measured_at,
+                &o.device_id,
+                id,
+            ) {
                 self.feed.push((o.patient_id, r));
             }
             let _ = self.events.send(LiveEvent::Observation {
@@ -1137,7 +1479,12 @@ impl Worker {
                 device_id: o.device_id,
                 seq: o.seq,
                 measured_at: o.measured_at,
-                obs: vec![LiveObservation { id, code: "pulse".into(), value: ObsValue::Number(bpm), unit: Some("/min".into()) }],
+                obs: vec![LiveObservation {
+                    id,
+                    code: "pulse".into(),
+                    value: ObsValue::Number(bpm),
+                    unit: Some("/min".into()),
+                }],
             });
         }
     }
@@ -1186,7 +1533,10 @@ impl Worker {
             Ok(e) => e,
             Err(e) => {
                 tracing::error!(error = %e, patients = patients.len(), "cannot read the episodes; scoring skipped");
-                return Scored { settings: settings_of, ..Scored::default() };
+                return Scored {
+                    settings: settings_of,
+                    ..Scored::default()
+                };
             }
         };
         // (patient, settings, the times to score at: (time, the newest state
@@ -1194,13 +1544,19 @@ impl Worker {
         let mut plans = Vec::new();
         let mut spans = Vec::new();
         for (patient, times) in to_score {
-            let (Some(first), Some(newest)) = (times.first().copied(), times.last().copied()) else { continue };
+            let (Some(first), Some(newest)) = (times.first().copied(), times.last().copied())
+            else {
+                continue;
+            };
             let Some(settings) = episodes.remove(&patient) else {
                 // Discharged: nothing more to score.
                 self.history.remove(&patient);
                 continue;
             };
-            if !self.load_history(patient, first - chrono::Duration::hours(24)).await {
+            if !self
+                .load_history(patient, first - chrono::Duration::hours(24))
+                .await
+            {
                 continue;
             }
             let latest = self.history.get(&patient).and_then(|h| h.latest);
@@ -1225,7 +1581,10 @@ impl Worker {
             Ok(r) => r,
             Err(e) => {
                 tracing::error!(error = %e, patients = spans.len(), "cannot read the readings; scoring skipped");
-                return Scored { settings: settings_of, ..Scored::default() };
+                return Scored {
+                    settings: settings_of,
+                    ..Scored::default()
+                };
             }
         };
         lap("score_read");
@@ -1235,12 +1594,27 @@ impl Worker {
             for (at, current_then, push) in at_times {
                 let score = self.score_of(&settings, readings.at(at), at);
                 let row = vigil_store::scoring::to_new_score(patient, &score, at, now);
-                let Some(h) = self.history.get_mut(&patient) else { continue };
+                let Some(h) = self.history.get_mut(&patient) else {
+                    continue;
+                };
                 // The previous day as it was before this score.
-                let (prev, min_24h) = if current_then { h.day_before(at) } else { (None, None) };
+                let (prev, min_24h) = if current_then {
+                    h.day_before(at)
+                } else {
+                    (None, None)
+                };
                 h.add(at, row.total, row.risk.clone());
                 if current_then {
-                    current.push(Current { push, settings: settings.clone(), score, risk: row.risk.clone(), row: rows.len(), prev, min_24h, at });
+                    current.push(Current {
+                        push,
+                        settings: settings.clone(),
+                        score,
+                        risk: row.risk.clone(),
+                        row: rows.len(),
+                        prev,
+                        min_24h,
+                        at,
+                    });
                 }
                 rows.push(row);
             }
@@ -1260,7 +1634,10 @@ impl Worker {
             .iter()
             .map(|c| {
                 let d = Decision {
-                    prev: c.prev.as_ref().map(|(total, risk)| facts(*total, risk.as_deref())),
+                    prev: c
+                        .prev
+                        .as_ref()
+                        .map(|(total, risk)| facts(*total, risk.as_deref())),
                     now: facts(c.score.total.map(i64::from), c.risk.as_deref()),
                     partial: c.score.partial,
                     min_total_24h: c.min_24h.and_then(|t| u8::try_from(t).ok()),
@@ -1287,23 +1664,47 @@ impl Worker {
         let mut pushes = Vec::new();
         for (c, (decide, may)) in current.into_iter().zip(&decisions) {
             if let Some(live) = live.as_ref().filter(|_| *may) {
-                let live = live.get(&c.settings.patient_id).map(Vec::as_slice).unwrap_or_default();
-                let fired = self.builtin_alerts(&c.settings, &c.score, c.risk.as_deref(), c.at, decide, live, &firings);
-                firings.extend(fired.into_iter().map(|firing| vigil_store::BatchFiring { firing, update_only: false }));
+                let live = live
+                    .get(&c.settings.patient_id)
+                    .map(Vec::as_slice)
+                    .unwrap_or_default();
+                let fired = self.builtin_alerts(
+                    &c.settings,
+                    &c.score,
+                    c.risk.as_deref(),
+                    c.at,
+                    decide,
+                    live,
+                    &firings,
+                );
+                firings.extend(fired.into_iter().map(|firing| vigil_store::BatchFiring {
+                    firing,
+                    update_only: false,
+                }));
             }
             if c.push {
                 pushes.push((c.settings.ward_id, c.settings.patient_id, c.row));
             }
         }
         lap("alerts");
-        Scored { settings: settings_of, rows, pushes, firings }
+        Scored {
+            settings: settings_of,
+            rows,
+            pushes,
+            firings,
+        }
     }
 
     /// Store a pass's scores and alerts in one transaction, then push the
     /// scores to the live page and announce the alerts. If that fails the
     /// two are tried apart, so that an alert is not lost to a score that
     /// cannot be stored (nor a score to an alert).
-    async fn store_pass(&mut self, rows: Vec<vigil_store::NewScore>, pushes: Vec<(i64, i64, usize)>, firings: Vec<vigil_store::BatchFiring>) {
+    async fn store_pass(
+        &mut self,
+        rows: Vec<vigil_store::NewScore>,
+        pushes: Vec<(i64, i64, usize)>,
+        firings: Vec<vigil_store::BatchFiring>,
+    ) {
         if rows.is_empty() && firings.is_empty() {
             return;
         }
@@ -1339,7 +1740,11 @@ impl Worker {
         let mut details: Vec<serde_json::Value> = rows.into_iter().map(|r| r.detail).collect();
         for (ward_id, patient_id, row) in pushes {
             let score = std::mem::take(&mut details[row]);
-            let _ = self.events.send(LiveEvent::Score { ward_id, patient_id, score });
+            let _ = self.events.send(LiveEvent::Score {
+                ward_id,
+                patient_id,
+                score,
+            });
         }
     }
 
@@ -1352,7 +1757,14 @@ impl Worker {
         let loaded = async {
             let latest = self.store.latest_score_time(patient).await?;
             let rows = self.store.scores(patient, Some(from), None).await?;
-            Ok::<_, vigil_store::StoreError>(ScoreHistory { from, latest, rows: rows.into_iter().map(|r| (r.scored_at, r.total, r.risk)).collect() })
+            Ok::<_, vigil_store::StoreError>(ScoreHistory {
+                from,
+                latest,
+                rows: rows
+                    .into_iter()
+                    .map(|r| (r.scored_at, r.total, r.risk))
+                    .collect(),
+            })
         };
         match loaded.await {
             Ok(h) => {
@@ -1367,8 +1779,18 @@ impl Worker {
     }
 
     /// The patient's NEWS2 as of `at` from the latest stored row of each code.
-    fn score_of(&self, settings: &vigil_store::EpisodeSettings, rows: Vec<ObservationRow>, at: chrono::DateTime<Utc>) -> vigil_clinical::News2Score {
-        let window = self.engine.pathways().get(&settings.pathway).map(|p| p.freshness).unwrap_or_else(vigil_clinical::default_freshness);
+    fn score_of(
+        &self,
+        settings: &vigil_store::EpisodeSettings,
+        rows: Vec<ObservationRow>,
+        at: chrono::DateTime<Utc>,
+    ) -> vigil_clinical::News2Score {
+        let window = self
+            .engine
+            .pathways()
+            .get(&settings.pathway)
+            .map(|p| p.freshness)
+            .unwrap_or_else(vigil_clinical::default_freshness);
         let episode = vigil_store::scoring::clinical_episode(settings);
         vigil_clinical::score_home(&vigil_store::scoring::readings(&rows), &episode, window, at)
     }
@@ -1398,7 +1820,9 @@ impl Worker {
     ) -> Vec<AlertFiring> {
         let is_live = |rule: &str| {
             live.iter().any(|r| r == rule)
-                || pending.iter().any(|b| b.firing.patient_id == settings.patient_id && b.firing.rule_id == rule)
+                || pending
+                    .iter()
+                    .any(|b| b.firing.patient_id == settings.patient_id && b.firing.rule_id == rule)
         };
         let firings = decide.firings(is_live(alerts::NEWS2), is_live(alerts::NEWS2_RISING));
         let evidence: Vec<i64> = score.subscores.iter().filter_map(|s| s.obs_id).collect();
@@ -1430,21 +1854,30 @@ impl Worker {
         let now = Utc::now();
         let parsed: Vec<(String, serde_json::Value)> = items
             .into_iter()
-            .filter_map(|(device, payload)| match serde_json::from_slice::<serde_json::Value>(&payload) {
-                Ok(status) => Some((device, status)),
-                Err(_) => {
-                    tracing::info!(device, "unreadable status ignored");
-                    None
+            .filter_map(|(device, payload)| {
+                match serde_json::from_slice::<serde_json::Value>(&payload) {
+                    Ok(status) => Some((device, status)),
+                    Err(_) => {
+                        tracing::info!(device, "unreadable status ignored");
+                        None
+                    }
                 }
             })
             .collect();
         // Keep each as the device's last status (shown on the patient page).
-        let reports: Vec<_> = parsed.iter().map(|(d, s)| (d.clone(), crate::status::report(s, now))).collect();
+        let reports: Vec<_> = parsed
+            .iter()
+            .map(|(d, s)| (d.clone(), crate::status::report(s, now)))
+            .collect();
         if let Err(e) = self.store.device_status_record_many(&reports).await {
             tracing::warn!(statuses = reports.len(), error = %e, "device statuses not stored");
         }
         let devices: BTreeSet<&str> = parsed.iter().map(|(d, _)| d.as_str()).collect();
-        let routes = match self.store.device_routes(&devices.into_iter().collect::<Vec<_>>()).await {
+        let routes = match self
+            .store
+            .device_routes(&devices.into_iter().collect::<Vec<_>>())
+            .await
+        {
             Ok(r) => r,
             Err(e) => {
                 tracing::error!(error = %e, "cannot route device statuses");
@@ -1452,11 +1885,22 @@ impl Worker {
             }
         };
         for (device, status) in parsed {
-            let Some(route) = routes.get(&device) else { continue };
+            let Some(route) = routes.get(&device) else {
+                continue;
+            };
             let ds = vigil_rules::DeviceStatus {
-                online: status.get("online").and_then(|v| v.as_bool()).unwrap_or(true),
-                battery_pct: status.get("battery_pct").and_then(|v| v.as_u64()).and_then(|v| u8::try_from(v).ok()),
-                signal: status.get("signal").and_then(|v| v.as_str()).map(str::to_string),
+                online: status
+                    .get("online")
+                    .and_then(|v| v.as_bool())
+                    .unwrap_or(true),
+                battery_pct: status
+                    .get("battery_pct")
+                    .and_then(|v| v.as_u64())
+                    .and_then(|v| u8::try_from(v).ok()),
+                signal: status
+                    .get("signal")
+                    .and_then(|v| v.as_str())
+                    .map(str::to_string),
             };
             let now = Utc::now();
             let mut cleared = vec![format!("device-offline:{device}")];
@@ -1467,13 +1911,22 @@ impl Worker {
                 cleared.push(format!("device-battery-low:{device}"));
             }
             if self.ensure_in_engine(route.patient_id).await.is_some() {
-                match self.engine.device_status(route.patient_id, &device, ds, now) {
+                match self
+                    .engine
+                    .device_status(route.patient_id, &device, ds, now)
+                {
                     Ok(outputs) => self.apply_outputs(outputs, now).await,
                     Err(e) => tracing::error!(error = %e, "rules engine refused a device status"),
                 }
             }
-            self.auto_resolve(route.patient_id, &cleared, "device reports normally again").await;
-            let _ = self.events.send(LiveEvent::DeviceStatus { ward_id: route.ward_id, patient_id: route.patient_id, device_id: device, status });
+            self.auto_resolve(route.patient_id, &cleared, "device reports normally again")
+                .await;
+            let _ = self.events.send(LiveEvent::DeviceStatus {
+                ward_id: route.ward_id,
+                patient_id: route.patient_id,
+                device_id: device,
+                status,
+            });
         }
     }
 }
@@ -1498,12 +1951,17 @@ struct StageClock<'a> {
 
 impl<'a> StageClock<'a> {
     fn new(counter: &'a prometheus::CounterVec) -> Self {
-        StageClock { counter, last: std::time::Instant::now() }
+        StageClock {
+            counter,
+            last: std::time::Instant::now(),
+        }
     }
 
     fn lap(&mut self, stage: &str) {
         let now = std::time::Instant::now();
-        self.counter.with_label_values(&[stage]).inc_by((now - self.last).as_secs_f64());
+        self.counter
+            .with_label_values(&[stage])
+            .inc_by((now - self.last).as_secs_f64());
         self.last = now;
     }
 }
@@ -1511,7 +1969,10 @@ impl<'a> StageClock<'a> {
 /// Publish `body` on the device's `cmd` topic.
 async fn send_cmd(client: &AsyncClient, device: &str, body: serde_json::Value) {
     let payload = body.to_string();
-    if let Err(e) = client.publish(acl::cmd_topic(device), QoS::AtLeastOnce, false, payload).await {
+    if let Err(e) = client
+        .publish(acl::cmd_topic(device), QoS::AtLeastOnce, false, payload)
+        .await
+    {
         tracing::warn!(error = %e, device, "could not queue cmd");
     }
 }
@@ -1531,7 +1992,11 @@ mod tests {
         let start = std::time::Instant::now();
         collect(&mut rx, &mut batch, Duration::from_secs(10)).await;
         assert_eq!(batch, vec![0, 1, 2, 3]);
-        assert!(start.elapsed() < Duration::from_secs(5), "waited for company behind a backlog: {:?}", start.elapsed());
+        assert!(
+            start.elapsed() < Duration::from_secs(5),
+            "waited for company behind a backlog: {:?}",
+            start.elapsed()
+        );
         drop(tx);
     }
 
@@ -1565,23 +2030,48 @@ mod tests {
 
     #[test]
     fn score_history_gives_the_previous_day_and_forgets_older_rows() {
-        let mut h = ScoreHistory { from: t(-48), latest: None, rows: Vec::new() };
+        let mut h = ScoreHistory {
+            from: t(-48),
+            latest: None,
+            rows: Vec::new(),
+        };
         assert_eq!(h.day_before(t(0)), (None, None));
         h.add(t(-20), Some(1), Some("low".into()));
         h.add(t(-2), Some(5), Some("medium".into()));
         h.add(t(-10), Some(3), Some("low".into()));
         assert_eq!(h.latest, Some(t(-2)));
-        assert_eq!(h.from, t(-27), "rows more than 25 h behind the newest are forgotten");
+        assert_eq!(
+            h.from,
+            t(-27),
+            "rows more than 25 h behind the newest are forgotten"
+        );
         // Out of order adds are kept in time order; the day ends at `at`, inclusive.
-        assert_eq!(h.day_before(t(0)), (Some((Some(5), Some("medium".into()))), Some(1)));
-        assert_eq!(h.day_before(t(5)), (Some((Some(5), Some("medium".into()))), Some(3)), "t(-20) is more than a day before t(5)");
-        assert_eq!(h.day_before(t(-10)), (Some((Some(3), Some("low".into()))), Some(1)));
+        assert_eq!(
+            h.day_before(t(0)),
+            (Some((Some(5), Some("medium".into()))), Some(1))
+        );
+        assert_eq!(
+            h.day_before(t(5)),
+            (Some((Some(5), Some("medium".into()))), Some(3)),
+            "t(-20) is more than a day before t(5)"
+        );
+        assert_eq!(
+            h.day_before(t(-10)),
+            (Some((Some(3), Some("low".into()))), Some(1))
+        );
         assert_eq!(h.day_before(t(-21)), (None, None));
         // The newest score moves on: t(-20) falls out, and `from` says so.
         h.add(t(10), None, None);
         assert_eq!(h.from, t(-15));
-        assert_eq!(h.rows.iter().map(|r| r.0).collect::<Vec<_>>(), [t(-10), t(-2), t(10)]);
-        assert_eq!(h.day_before(t(10)), (Some((None, None)), Some(3)), "a partial score has no total, and is the newest");
+        assert_eq!(
+            h.rows.iter().map(|r| r.0).collect::<Vec<_>>(),
+            [t(-10), t(-2), t(10)]
+        );
+        assert_eq!(
+            h.day_before(t(10)),
+            (Some((None, None)), Some(3)),
+            "a partial score has no total, and is the newest"
+        );
     }
 
     fn row(id: i64, code: &str, value: f64, at: chrono::DateTime<Utc>) -> ObservationRow {
@@ -1599,24 +2089,50 @@ mod tests {
 
     #[test]
     fn as_of_answers_like_latest_per_code_for_ascending_times() {
-        let values = |rows: Vec<ObservationRow>| rows.iter().map(|r| (r.code.clone(), r.id)).collect::<Vec<_>>();
+        let values = |rows: Vec<ObservationRow>| {
+            rows.iter()
+                .map(|r| (r.code.clone(), r.id))
+                .collect::<Vec<_>>()
+        };
         // Base: the latest at t(0). Later rows arrive unsorted, one of them
         // at t(0) again (the range read includes its lower edge).
         let mut a = AsOf::new(
             vec![row(1, "pulse", 70.0, t(-1)), row(2, "spo2", 97.0, t(0))],
-            vec![row(6, "spo2", 90.0, t(2)), row(2, "spo2", 97.0, t(0)), row(4, "pulse", 80.0, t(1)), row(5, "pulse", 81.0, t(1))],
+            vec![
+                row(6, "spo2", 90.0, t(2)),
+                row(2, "spo2", 97.0, t(0)),
+                row(4, "pulse", 80.0, t(1)),
+                row(5, "pulse", 81.0, t(1)),
+            ],
         );
-        assert_eq!(values(a.at(t(0))), [("pulse".into(), 1), ("spo2".into(), 2)]);
+        assert_eq!(
+            values(a.at(t(0))),
+            [("pulse".into(), 1), ("spo2".into(), 2)]
+        );
         // Two rows at the same time: the later insert wins.
-        assert_eq!(values(a.at(t(1))), [("pulse".into(), 5), ("spo2".into(), 2)]);
-        assert_eq!(values(a.at(t(3))), [("pulse".into(), 5), ("spo2".into(), 6)]);
+        assert_eq!(
+            values(a.at(t(1))),
+            [("pulse".into(), 5), ("spo2".into(), 2)]
+        );
+        assert_eq!(
+            values(a.at(t(3))),
+            [("pulse".into(), 5), ("spo2".into(), 6)]
+        );
     }
 
     #[test]
     fn stored_work_merges_keeping_the_earliest_arrival() {
-        let mut a = Stored { received_at: Some(t(2)), to_score: BTreeMap::from([(1, BTreeSet::from([t(1)]))]), ..Stored::default() };
+        let mut a = Stored {
+            received_at: Some(t(2)),
+            to_score: BTreeMap::from([(1, BTreeSet::from([t(1)]))]),
+            ..Stored::default()
+        };
         assert!(!a.is_empty());
-        a.merge(Stored { received_at: Some(t(1)), to_score: BTreeMap::from([(1, BTreeSet::from([t(2)])), (2, BTreeSet::from([t(0)]))]), ..Stored::default() });
+        a.merge(Stored {
+            received_at: Some(t(1)),
+            to_score: BTreeMap::from([(1, BTreeSet::from([t(2)])), (2, BTreeSet::from([t(0)]))]),
+            ..Stored::default()
+        });
         assert_eq!(a.received_at, Some(t(1)));
         assert_eq!(a.to_score[&1], BTreeSet::from([t(1), t(2)]));
         assert_eq!(a.to_score.len(), 2);

@@ -17,16 +17,22 @@ use std::path::Path;
 
 use chrono::{DateTime, Utc};
 use vigil_clinical::{Reading, Value};
-use vigil_rules::{AdviceLevel, Alert, EventKind, Output, PatientSetup, Pathways};
+use vigil_rules::{AdviceLevel, Alert, EventKind, Output, Pathways, PatientSetup};
 use vigil_store::{AlertFiring, EpisodeSettings, ObsValue, Severity};
 
 /// The pathway files shipped with Vigil, used when `pathways.dir` is left
 /// at its default and that folder does not exist (e.g. running the binary
 /// outside a checkout).
 pub const SHIPPED: [(&str, &str); 4] = [
-    ("general.toml", include_str!("../../../pathways/general.toml")),
+    (
+        "general.toml",
+        include_str!("../../../pathways/general.toml"),
+    ),
     ("copd.toml", include_str!("../../../pathways/copd.toml")),
-    ("heart-failure.toml", include_str!("../../../pathways/heart-failure.toml")),
+    (
+        "heart-failure.toml",
+        include_str!("../../../pathways/heart-failure.toml"),
+    ),
     ("asthma.toml", include_str!("../../../pathways/asthma.toml")),
 ];
 
@@ -37,17 +43,24 @@ pub fn load_pathways(dir: Option<&Path>) -> Result<Pathways, String> {
         return Pathways::load(SHIPPED).map_err(|e| e.to_string());
     };
     let mut files = Vec::new();
-    let entries = std::fs::read_dir(dir).map_err(|e| format!("pathways.dir {}: {e}", dir.display()))?;
+    let entries =
+        std::fs::read_dir(dir).map_err(|e| format!("pathways.dir {}: {e}", dir.display()))?;
     for entry in entries {
-        let path = entry.map_err(|e| format!("pathways.dir {}: {e}", dir.display()))?.path();
+        let path = entry
+            .map_err(|e| format!("pathways.dir {}: {e}", dir.display()))?
+            .path();
         if path.extension().is_some_and(|x| x == "toml") {
-            let text = std::fs::read_to_string(&path).map_err(|e| format!("{}: {e}", path.display()))?;
+            let text =
+                std::fs::read_to_string(&path).map_err(|e| format!("{}: {e}", path.display()))?;
             files.push((path.display().to_string(), text));
         }
     }
     files.sort();
     if files.is_empty() {
-        return Err(format!("pathways.dir {}: no *.toml pathway files", dir.display()));
+        return Err(format!(
+            "pathways.dir {}: no *.toml pathway files",
+            dir.display()
+        ));
     }
     Pathways::load(files.iter().map(|(f, t)| (f.as_str(), t.as_str()))).map_err(|e| e.to_string())
 }
@@ -84,13 +97,25 @@ pub fn setup(s: &EpisodeSettings, admitted_at: DateTime<Utc>) -> PatientSetup {
 }
 
 /// A stored observation as the engine reads it.
-pub fn reading(code: &str, value: &ObsValue, unit: Option<&str>, at: DateTime<Utc>, device: &str, id: i64) -> Option<Reading> {
+pub fn reading(
+    code: &str,
+    value: &ObsValue,
+    unit: Option<&str>,
+    at: DateTime<Utc>,
+    device: &str,
+    id: i64,
+) -> Option<Reading> {
     let v = match value {
         ObsValue::Number(n) => Value::Number(*n),
         ObsValue::Text(t) => Value::Text(t.clone()),
     };
     let observation = vigil_clinical::validate(code, unit, &v).ok()?;
-    Some(Reading { observation, measured_at: at, source: Some(device.to_string()), obs_id: Some(id) })
+    Some(Reading {
+        observation,
+        measured_at: at,
+        source: Some(device.to_string()),
+        obs_id: Some(id),
+    })
 }
 
 /// How long an unacknowledged alert of `sev` waits on this pathway before
@@ -103,14 +128,25 @@ pub fn escalation(p: &vigil_rules::Pathway, sev: Severity) -> Option<chrono::Dur
 #[derive(Debug, PartialEq)]
 pub enum Effect {
     /// Raise or update a stored alert.
-    Fire { firing: AlertFiring, update_only: bool },
+    Fire {
+        firing: AlertFiring,
+        update_only: bool,
+    },
     /// Send a message to a device's `cmd` topic.
-    Cmd { device: String, body: serde_json::Value },
+    Cmd {
+        device: String,
+        body: serde_json::Value,
+    },
 }
 
 /// Translate an output. NEWS2 built-ins and escalations are the daemon's
 /// own (see the module docs) and produce nothing here.
-pub fn effect(pathway: Option<&vigil_rules::Pathway>, ward_id: i64, out: Output, now: DateTime<Utc>) -> Option<Effect> {
+pub fn effect(
+    pathway: Option<&vigil_rules::Pathway>,
+    ward_id: i64,
+    out: Output,
+    now: DateTime<Utc>,
+) -> Option<Effect> {
     let fire = |a: Alert, update_only: bool| {
         if a.rule == "news2" || a.rule == "news2-rising" {
             return None;
@@ -138,21 +174,37 @@ pub fn effect(pathway: Option<&vigil_rules::Pathway>, ward_id: i64, out: Output,
         // Repeats and severity rises update the stored alert; the engine's
         // own acknowledge/resolve echoes and escalations are the store's
         // business already.
-        Output::AlertUpdated { alert, event } if matches!(event.kind, EventKind::Repeated | EventKind::SeverityRaised) => {
+        Output::AlertUpdated { alert, event }
+            if matches!(event.kind, EventKind::Repeated | EventKind::SeverityRaised) =>
+        {
             fire(alert, true)
         }
         Output::AlertUpdated { .. } | Output::AlertEscalated { .. } => None,
-        Output::Advice { device: Some(device), level, text, .. } => {
+        Output::Advice {
+            device: Some(device),
+            level,
+            text,
+            ..
+        } => {
             let level = match level {
                 AdviceLevel::Routine => "routine",
                 AdviceLevel::Urgent => "urgent",
                 AdviceLevel::Emergency => "emergency",
             };
-            Some(Effect::Cmd { device, body: serde_json::json!({"type": "advice", "level": level, "text": text}) })
+            Some(Effect::Cmd {
+                device,
+                body: serde_json::json!({"type": "advice", "level": level, "text": text}),
+            })
         }
-        Output::Repeat { device: Some(device), code, reason, .. } => {
-            Some(Effect::Cmd { device, body: serde_json::json!({"type": "repeat", "code": code.as_str(), "reason": reason}) })
-        }
+        Output::Repeat {
+            device: Some(device),
+            code,
+            reason,
+            ..
+        } => Some(Effect::Cmd {
+            device,
+            body: serde_json::json!({"type": "repeat", "code": code.as_str(), "reason": reason}),
+        }),
         Output::Advice { device: None, .. } | Output::Repeat { device: None, .. } => None,
     }
 }
@@ -168,14 +220,21 @@ mod tests {
             assert!(p.get(name).is_some(), "{name}");
         }
         let e = load_pathways(Some(Path::new("/no/such/dir"))).expect_err("missing dir");
-        assert!(e.starts_with("pathways.dir /no/such/dir") && !e.contains('\n'), "{e}");
+        assert!(
+            e.starts_with("pathways.dir /no/such/dir") && !e.contains('\n'),
+            "{e}"
+        );
     }
 
     #[test]
     fn a_bad_pathway_file_is_refused_with_file_and_line() {
         let dir = std::env::temp_dir().join(format!("vigil-pw-{}", std::process::id()));
         std::fs::create_dir_all(&dir).expect("dir");
-        std::fs::write(dir.join("x.toml"), "name = \"x\"\ntitle = \"X\"\nfreshnes = \"6h\"\n").expect("write");
+        std::fs::write(
+            dir.join("x.toml"),
+            "name = \"x\"\ntitle = \"X\"\nfreshnes = \"6h\"\n",
+        )
+        .expect("write");
         let e = load_pathways(Some(&dir)).expect_err("unknown key");
         let _ = std::fs::remove_dir_all(&dir);
         assert!(e.contains("x.toml:3") && e.contains("freshnes"), "{e}");

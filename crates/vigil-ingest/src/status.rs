@@ -13,10 +13,25 @@ const SIGNALS: [&str; 3] = ["ok", "poor", "lead_off"];
 /// will says `false`); a field missing or out of range is unknown (`None`).
 pub fn report(status: &serde_json::Value, now: DateTime<Utc>) -> DeviceStatusReport {
     DeviceStatusReport {
-        online: status.get("online").and_then(|v| v.as_bool()).unwrap_or(true),
-        battery_pct: status.get("battery_pct").and_then(|v| v.as_u64()).and_then(|v| u8::try_from(v).ok()).filter(|b| *b <= 100),
-        signal: status.get("signal").and_then(|v| v.as_str()).filter(|s| SIGNALS.contains(s)).map(str::to_string),
-        fw: status.get("fw").and_then(|v| v.as_str()).filter(|s| s.len() <= 32).map(str::to_string),
+        online: status
+            .get("online")
+            .and_then(|v| v.as_bool())
+            .unwrap_or(true),
+        battery_pct: status
+            .get("battery_pct")
+            .and_then(|v| v.as_u64())
+            .and_then(|v| u8::try_from(v).ok())
+            .filter(|b| *b <= 100),
+        signal: status
+            .get("signal")
+            .and_then(|v| v.as_str())
+            .filter(|s| SIGNALS.contains(s))
+            .map(str::to_string),
+        fw: status
+            .get("fw")
+            .and_then(|v| v.as_str())
+            .filter(|s| s.len() <= 32)
+            .map(str::to_string),
         reported_at: now,
     }
 }
@@ -29,10 +44,24 @@ mod tests {
     #[test]
     fn a_status_keeps_known_fields_and_drops_the_rest_as_unknown() {
         let now = Utc::now();
-        let r = report(&json!({"online": true, "battery_pct": 71, "signal": "ok", "fw": "1.2.3"}), now);
-        assert_eq!((r.online, r.battery_pct, r.signal.as_deref(), r.fw.as_deref()), (true, Some(71), Some("ok"), Some("1.2.3")));
+        let r = report(
+            &json!({"online": true, "battery_pct": 71, "signal": "ok", "fw": "1.2.3"}),
+            now,
+        );
+        assert_eq!(
+            (
+                r.online,
+                r.battery_pct,
+                r.signal.as_deref(),
+                r.fw.as_deref()
+            ),
+            (true, Some(71), Some("ok"), Some("1.2.3"))
+        );
         let r = report(&json!({"online": false}), now);
-        assert_eq!((r.online, r.battery_pct, r.signal, r.fw), (false, None, None, None));
+        assert_eq!(
+            (r.online, r.battery_pct, r.signal, r.fw),
+            (false, None, None, None)
+        );
         let r = report(&json!({"battery_pct": 101, "signal": "excellent"}), now);
         assert_eq!((r.online, r.battery_pct, r.signal), (true, None, None));
         assert_eq!(report(&json!({"battery_pct": -1}), now).battery_pct, None);

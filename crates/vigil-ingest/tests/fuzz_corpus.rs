@@ -3,28 +3,37 @@
 //! fuzzer found interesting, and any crash it once found, is re-tested by
 //! `cargo test` on the stable toolchain without instrumentation.
 
-#[path = "../../../fuzz/checks/obs_json.rs"]
-mod obs_json;
+#[path = "../../../fuzz/checks/cmd.rs"]
+mod cmd;
 #[path = "../../../fuzz/checks/ecg_chunk.rs"]
 mod ecg_chunk;
 #[path = "../../../fuzz/checks/gatt.rs"]
 mod gatt;
-#[path = "../../../fuzz/checks/cmd.rs"]
-mod cmd;
+#[path = "../../../fuzz/checks/obs_json.rs"]
+mod obs_json;
 
 use std::path::Path;
 
 fn replay(target: &str, check: fn(&[u8])) {
-    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../fuzz/corpus").join(target);
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../../fuzz/corpus")
+        .join(target);
     let mut n = 0;
     for entry in std::fs::read_dir(&dir).unwrap_or_else(|e| panic!("{}: {e}", dir.display())) {
         let path = entry.expect("entry").path();
         let data = std::fs::read(&path).expect("read");
         let outcome = std::panic::catch_unwind(|| check(&data));
-        assert!(outcome.is_ok(), "{target}: {} breaks the decoder's contract", path.display());
+        assert!(
+            outcome.is_ok(),
+            "{target}: {} breaks the decoder's contract",
+            path.display()
+        );
         n += 1;
     }
-    assert!(n >= 2, "{target}: the corpus holds at least the seed inputs, found {n}");
+    assert!(
+        n >= 2,
+        "{target}: the corpus holds at least the seed inputs, found {n}"
+    );
 }
 
 #[test]

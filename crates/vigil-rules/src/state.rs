@@ -305,7 +305,10 @@ impl Patient {
         // No more codes to find than the history holds: a patient who only
         // ever sends SpO2 and pulse stops the scan at the latest two, not at
         // the freshness horizon (which made each reading cost the whole window).
-        let present = NEWS2_CODES.iter().filter(|c| self.code_counts.contains_key(c)).count();
+        let present = NEWS2_CODES
+            .iter()
+            .filter(|c| self.code_counts.contains_key(c))
+            .count();
         let mut latest: HashMap<Code, usize> = HashMap::new();
         for (i, r) in self.history[..start].iter().enumerate().rev() {
             if r.measured_at < horizon || latest.len() == present {
@@ -377,10 +380,15 @@ impl Patient {
         // long.
         let bound: i32 = now.rows.iter().flatten().map(|&r| i32::from(r)).sum();
         let mut best: Option<(i32, DateTime<Utc>, Option<u8>)> = None;
-        let mut scores = self.scores.range((as_of - window, None)..(as_of, None)).peekable();
+        let mut scores = self
+            .scores
+            .range((as_of - window, None)..(as_of, None))
+            .peekable();
         while let Some((k, then)) = scores.next() {
             let rise = now.rise_since(then);
-            if best.is_none_or(|(r, t, _)| (rise, std::cmp::Reverse(k.0)) >= (r, std::cmp::Reverse(t))) {
+            if best
+                .is_none_or(|(r, t, _)| (rise, std::cmp::Reverse(k.0)) >= (r, std::cmp::Reverse(t)))
+            {
                 best = Some((rise, k.0, then.total));
             }
             if rise == bound {
@@ -459,7 +467,10 @@ impl Patient {
         if reads("patient") {
             f.variables.push(("patient".into(), self.patient_value()));
         }
-        if let Some(d) = device.and_then(|d| self.devices.get(d)).filter(|_| reads("device")) {
+        if let Some(d) = device
+            .and_then(|d| self.devices.get(d))
+            .filter(|_| reads("device"))
+        {
             f.variables.push(("device".into(), device_value(d, now)));
         }
         for c in rules {

@@ -23,15 +23,22 @@ use chrono::{Duration, TimeZone, Utc};
 use vigil_store::*;
 
 fn obs(code: &str, v: f64, unit: &str) -> NewObservation {
-    NewObservation { code: code.into(), value: ObsValue::Number(v), unit: Some(unit.into()) }
+    NewObservation {
+        code: code.into(),
+        value: ObsValue::Number(v),
+        unit: Some(unit.into()),
+    }
 }
 
 #[tokio::main]
 async fn main() -> Result<()> {
-    let url = std::env::args().nth(1).unwrap_or_else(|| "sqlite:///tmp/vigil-store-bench.db".into());
+    let url = std::env::args()
+        .nth(1)
+        .unwrap_or_else(|| "sqlite:///tmp/vigil-store-bench.db".into());
     let store = connect(&url).await?;
     if std::env::args().any(|a| a == "--with-time-index") {
-        let ddl = "CREATE INDEX IF NOT EXISTS observations_measured_at ON observations(measured_at)";
+        let ddl =
+            "CREATE INDEX IF NOT EXISTS observations_measured_at ON observations(measured_at)";
         let done = if url.starts_with("sqlite:") {
             let pool = sqlx::SqlitePool::connect(&url).await;
             match pool {
@@ -47,8 +54,13 @@ async fn main() -> Result<()> {
         done.map_err(|e| StoreError::Backend(e.to_string()))?;
         println!("with the index candidate observations(measured_at)");
     }
-    let ward = store.ward_add(&format!("bench-{}", Utc::now().timestamp_micros())).await?;
-    let t0 = Utc.with_ymd_and_hms(2026, 11, 1, 0, 0, 0).single().expect("time");
+    let ward = store
+        .ward_add(&format!("bench-{}", Utc::now().timestamp_micros()))
+        .await?;
+    let t0 = Utc
+        .with_ymd_and_hms(2026, 11, 1, 0, 0, 0)
+        .single()
+        .expect("time");
     let admit = |i: u32| NewPatient {
         ward_id: ward.id,
         name: format!("P{i}"),
@@ -76,14 +88,22 @@ async fn main() -> Result<()> {
                     patient_id: chart_patient,
                     measured_at: at,
                     received_at: at,
-                    obs: vec![obs("spo2", 94.0 + (m % 5) as f64, "%"), obs("pulse", 70.0 + (m % 20) as f64, "/min")],
+                    obs: vec![
+                        obs("spo2", 94.0 + (m % 5) as f64, "%"),
+                        obs("pulse", 70.0 + (m % 20) as f64, "/min"),
+                    ],
                 }
             })
             .collect();
         store.store_obs_batch(&batch).await?;
     }
     let secs = start.elapsed().as_secs_f64();
-    println!("ingest: {minutes} messages ({} rows) in {secs:.2} s: {:.0} messages/s, {:.0} rows/s", minutes * 2, minutes as f64 / secs, (minutes * 2) as f64 / secs);
+    println!(
+        "ingest: {minutes} messages ({} rows) in {secs:.2} s: {:.0} messages/s, {:.0} rows/s",
+        minutes * 2,
+        minutes as f64 / secs,
+        (minutes * 2) as f64 / secs
+    );
 
     // 2. The 7-day chart query, downsampled to 500 points per code.
     let q = || ObservationQuery {
@@ -100,7 +120,10 @@ async fn main() -> Result<()> {
         let rows = store.observations(q()).await?;
         assert!(rows.len() <= 500);
     }
-    println!("7-day chart (10,080 readings → ≤500 points): {:.1} ms per query", start.elapsed().as_secs_f64() * 1000.0 / runs as f64);
+    println!(
+        "7-day chart (10,080 readings → ≤500 points): {:.1} ms per query",
+        start.elapsed().as_secs_f64() * 1000.0 / runs as f64
+    );
 
     // 3. The ward list for 500 patients, each with 6 codes measured 4 times.
     let mut ids = Vec::new();
@@ -139,7 +162,10 @@ async fn main() -> Result<()> {
         let list = store.patients_list(&[ward.id]).await?;
         assert_eq!(list.len(), 501);
     }
-    println!("ward list, 500 patients: {:.0} ms per query", start.elapsed().as_secs_f64() * 1000.0 / runs as f64);
+    println!(
+        "ward list, 500 patients: {:.0} ms per query",
+        start.elapsed().as_secs_f64() * 1000.0 / runs as f64
+    );
 
     // 4. Batched ingest in a ward's pattern: 300 patients with a hub each,
     // the messages of a batch spread over all of them (as `devsim bench`
@@ -161,7 +187,10 @@ async fn main() -> Result<()> {
                 patient_id: *p,
                 measured_at: at,
                 received_at: at,
-                obs: vec![obs("spo2", 94.0 + f64::from(r % 5), "%"), obs("pulse", 70.0 + f64::from(r % 20), "/min")],
+                obs: vec![
+                    obs("spo2", 94.0 + f64::from(r % 5), "%"),
+                    obs("pulse", 70.0 + f64::from(r % 20), "/min"),
+                ],
             });
         }
     }
@@ -177,6 +206,9 @@ async fn main() -> Result<()> {
     let n = messages.len();
     let (half_at, half_n) = half.unwrap_or((start, 0));
     let later = (n - half_n) as f64 / half_at.elapsed().as_secs_f64();
-    println!("ward-pattern ingest: {hubs} hubs × {rounds} messages ({n}) in {secs:.2} s: {:.0} messages/s; second half {later:.0} messages/s", n as f64 / secs);
+    println!(
+        "ward-pattern ingest: {hubs} hubs × {rounds} messages ({n}) in {secs:.2} s: {:.0} messages/s; second half {later:.0} messages/s",
+        n as f64 / secs
+    );
     Ok(())
 }

@@ -60,7 +60,9 @@ mod tests {
 
     #[test]
     fn a_single_dip_survives_downsampling() {
-        let rows: Vec<_> = (0..10_000).map(|i| row(i, if i == 4321 { 81.0 } else { 96.0 })).collect();
+        let rows: Vec<_> = (0..10_000)
+            .map(|i| row(i, if i == 4321 { 81.0 } else { 96.0 }))
+            .collect();
         let out = min_max(rows, 100);
         assert!(out.len() <= 100);
         assert!(out.iter().any(|r| r.value == ObsValue::Number(81.0)));

@@ -59,7 +59,12 @@ pub trait Store: Send + Sync + 'static {
     /// The user behind an unexpired, unrevoked token hash. A session token
     /// unused for longer than `session_idle` has expired too; a live one is
     /// marked used at `now`.
-    async fn token_user(&self, token_hash: &str, now: DateTime<Utc>, session_idle: chrono::Duration) -> Result<Option<AuthUser>>;
+    async fn token_user(
+        &self,
+        token_hash: &str,
+        now: DateTime<Utc>,
+        session_idle: chrono::Duration,
+    ) -> Result<Option<AuthUser>>;
     /// Revoke a token; `false` when no such live token exists.
     async fn token_revoke(&self, token_hash: &str, now: DateTime<Utc>) -> Result<bool>;
 
@@ -86,14 +91,24 @@ pub trait Store: Send + Sync + 'static {
     async fn device_route(&self, device_id: &str) -> Result<Option<DeviceRoute>>;
     /// [`Store::device_route`] of many devices in one query (the ingest
     /// routes a whole batch at once); devices with no route are absent.
-    async fn device_routes(&self, device_ids: &[&str]) -> Result<std::collections::HashMap<String, DeviceRoute>>;
+    async fn device_routes(
+        &self,
+        device_ids: &[&str],
+    ) -> Result<std::collections::HashMap<String, DeviceRoute>>;
     /// Replace the device's last status with `report` (shown with the
     /// device in [`Store::patient_get`]). `NotFound` for an unknown device.
-    async fn device_status_record(&self, device_id: &str, report: &DeviceStatusReport) -> Result<()>;
+    async fn device_status_record(
+        &self,
+        device_id: &str,
+        report: &DeviceStatusReport,
+    ) -> Result<()>;
     /// Record many `(device, report)` in one transaction, in order (a
     /// device's later report replaces its earlier one). Reports of unknown
     /// devices are skipped, not an error; returns how many were recorded.
-    async fn device_status_record_many(&self, reports: &[(String, DeviceStatusReport)]) -> Result<u64>;
+    async fn device_status_record_many(
+        &self,
+        reports: &[(String, DeviceStatusReport)],
+    ) -> Result<u64>;
 
     // --- ingest --------------------------------------------------------------
     /// Store a batch of validated messages in one transaction. Returns one
@@ -106,13 +121,21 @@ pub trait Store: Send + Sync + 'static {
     /// intake batch in one transaction: both stored, or neither. One commit
     /// (and, in SQLite, one turn of the single write lock) per batch instead
     /// of two.
-    async fn store_uplink_batch(&self, obs: &[NewObsMessage], ecg: &[NewEcgChunk]) -> Result<(Vec<BatchOutcome>, Vec<BatchOutcome>)>;
+    async fn store_uplink_batch(
+        &self,
+        obs: &[NewObsMessage],
+        ecg: &[NewEcgChunk],
+    ) -> Result<(Vec<BatchOutcome>, Vec<BatchOutcome>)>;
     /// Record a refused message in the dead-letter table.
     async fn store_rejected(&self, r: NewRejected) -> Result<()>;
     async fn observations(&self, q: ObservationQuery) -> Result<Vec<ObservationRow>>;
 
     /// The newest observation of each code measured at or before `at`.
-    async fn latest_per_code(&self, patient_id: i64, at: DateTime<Utc>) -> Result<Vec<ObservationRow>>;
+    async fn latest_per_code(
+        &self,
+        patient_id: i64,
+        at: DateTime<Utc>,
+    ) -> Result<Vec<ObservationRow>>;
 
     /// What scoring needs for many patients at once, of the given `codes`
     /// only: for each `(patient, first, last)`, [`Store::latest_per_code`]
@@ -127,11 +150,24 @@ pub trait Store: Send + Sync + 'static {
         codes: &[&str],
     ) -> Result<std::collections::HashMap<i64, ScoringReads>> {
         let mut out = std::collections::HashMap::new();
-        let wanted = |rows: Vec<ObservationRow>| -> Vec<ObservationRow> { rows.into_iter().filter(|r| codes.contains(&r.code.as_str())).collect() };
+        let wanted = |rows: Vec<ObservationRow>| -> Vec<ObservationRow> {
+            rows.into_iter()
+                .filter(|r| codes.contains(&r.code.as_str()))
+                .collect()
+        };
         for &(patient_id, first, last) in spans {
             let base = wanted(self.latest_per_code(patient_id, first).await?);
             let later = if last > first {
-                wanted(self.observations(ObservationQuery { patient_id, code: None, from: Some(first), to: Some(last), max_points: None }).await?)
+                wanted(
+                    self.observations(ObservationQuery {
+                        patient_id,
+                        code: None,
+                        from: Some(first),
+                        to: Some(last),
+                        max_points: None,
+                    })
+                    .await?,
+                )
             } else {
                 Vec::new()
             };
@@ -148,7 +184,10 @@ pub trait Store: Send + Sync + 'static {
     /// [`Store::episode_settings`] of many patients; a patient with no open
     /// episode is absent. This default asks once per patient; a backend may
     /// answer in one round trip.
-    async fn episode_settings_many(&self, patient_ids: &[i64]) -> Result<std::collections::HashMap<i64, EpisodeSettings>> {
+    async fn episode_settings_many(
+        &self,
+        patient_ids: &[i64],
+    ) -> Result<std::collections::HashMap<i64, EpisodeSettings>> {
         let mut out = std::collections::HashMap::new();
         for &p in patient_ids {
             if let Some(s) = self.episode_settings(p).await? {
@@ -158,7 +197,13 @@ pub trait Store: Send + Sync + 'static {
         Ok(out)
     }
     /// Apply a clinician's change to the open episode, recording who and when.
-    async fn episode_update(&self, patient_id: i64, u: EpisodeUpdate, by: &str, at: DateTime<Utc>) -> Result<()>;
+    async fn episode_update(
+        &self,
+        patient_id: i64,
+        u: EpisodeUpdate,
+        by: &str,
+        at: DateTime<Utc>,
+    ) -> Result<()>;
     async fn score_insert(&self, s: NewScore) -> Result<i64>;
     /// Insert many scores in one transaction (all or none).
     /// ([`Store::score_and_fire`] with no firings.)
@@ -166,7 +211,12 @@ pub trait Store: Send + Sync + 'static {
         self.score_and_fire(rows, &[], Utc::now()).await.map(|_| ())
     }
     /// Score history, ordered by the time each score describes.
-    async fn scores(&self, patient_id: i64, from: Option<DateTime<Utc>>, to: Option<DateTime<Utc>>) -> Result<Vec<ScoreRow>>;
+    async fn scores(
+        &self,
+        patient_id: i64,
+        from: Option<DateTime<Utc>>,
+        to: Option<DateTime<Utc>>,
+    ) -> Result<Vec<ScoreRow>>;
     /// The measurement time of the patient's newest score, if any.
     async fn latest_score_time(&self, patient_id: i64) -> Result<Option<DateTime<Utc>>>;
 
@@ -182,7 +232,11 @@ pub trait Store: Send + Sync + 'static {
     /// (idempotent per `(device, t_ms)`) and the observations derived from
     /// them (the heart rates); returns the observations' ids in the order
     /// given. One turn of the write lock, not two (docs/benchmarks.md).
-    async fn store_ecg_results(&self, sets: &[PatchBeats], derived: &[NewDerivedObservation]) -> Result<Vec<i64>>;
+    async fn store_ecg_results(
+        &self,
+        sets: &[PatchBeats],
+        derived: &[NewDerivedObservation],
+    ) -> Result<Vec<i64>>;
     /// Store detected beats ([`Store::store_ecg_results`] with no observations).
     async fn store_beats(&self, sets: &[PatchBeats]) -> Result<()> {
         self.store_ecg_results(sets, &[]).await.map(|_| ())
@@ -193,7 +247,12 @@ pub trait Store: Send + Sync + 'static {
         self.store_ecg_results(&[], obs).await
     }
     /// Chunks overlapping `[from_ms, to_ms]` and beats within it.
-    async fn ecg_range(&self, patient_id: i64, from_ms: i64, to_ms: i64) -> Result<(Vec<EcgChunkRow>, Vec<BeatRow>)>;
+    async fn ecg_range(
+        &self,
+        patient_id: i64,
+        from_ms: i64,
+        to_ms: i64,
+    ) -> Result<(Vec<EcgChunkRow>, Vec<BeatRow>)>;
     /// Delete `kind` history older than `before`; returns rows deleted.
     async fn delete_history_before(&self, kind: HistoryKind, before: DateTime<Utc>) -> Result<u64>;
     /// Delete ECG chunks and beats older than `before_ms`; returns chunks deleted.
@@ -203,9 +262,23 @@ pub trait Store: Send + Sync + 'static {
     /// Raise an alert, or update the live one for this patient and rule
     /// (count, latest value, severity only upwards), in one transaction,
     /// recording the event as `system`.
-    async fn alert_fire(&self, f: AlertFiring, now: DateTime<Utc>) -> Result<(AlertRow, FiringOutcome)> {
-        let mut out = self.alert_fire_many(&[BatchFiring { firing: f, update_only: false }], now).await?;
-        out.pop().flatten().ok_or_else(|| StoreError::Conflict("the alert firing changed nothing".into()))
+    async fn alert_fire(
+        &self,
+        f: AlertFiring,
+        now: DateTime<Utc>,
+    ) -> Result<(AlertRow, FiringOutcome)> {
+        let mut out = self
+            .alert_fire_many(
+                &[BatchFiring {
+                    firing: f,
+                    update_only: false,
+                }],
+                now,
+            )
+            .await?;
+        out.pop()
+            .flatten()
+            .ok_or_else(|| StoreError::Conflict("the alert firing changed nothing".into()))
     }
     /// [`Store::alert_fire`] for several firings in one transaction, each
     /// seeing the ones before it (a raise then a repeat of the same rule
@@ -213,23 +286,46 @@ pub trait Store: Send + Sync + 'static {
     /// the alert as that firing left it, or `None` for an `update_only`
     /// firing with no live alert. All or nothing: on an error none is stored.
     /// ([`Store::score_and_fire`] with no scores.)
-    async fn alert_fire_many(&self, firings: &[BatchFiring], now: DateTime<Utc>) -> Result<Vec<Option<(AlertRow, FiringOutcome)>>> {
+    async fn alert_fire_many(
+        &self,
+        firings: &[BatchFiring],
+        now: DateTime<Utc>,
+    ) -> Result<Vec<Option<(AlertRow, FiringOutcome)>>> {
         self.score_and_fire(&[], firings, now).await
     }
     /// A scoring pass's writes in one transaction, all or nothing: its
     /// scores ([`Store::score_insert_many`]), then its alert firings
     /// ([`Store::alert_fire_many`], answered the same way). One commit, and
     /// in SQLite one turn of the single write lock, instead of two.
-    async fn score_and_fire(&self, scores: &[NewScore], firings: &[BatchFiring], now: DateTime<Utc>) -> Result<Vec<Option<(AlertRow, FiringOutcome)>>>;
+    async fn score_and_fire(
+        &self,
+        scores: &[NewScore],
+        firings: &[BatchFiring],
+        now: DateTime<Utc>,
+    ) -> Result<Vec<Option<(AlertRow, FiringOutcome)>>>;
     /// Apply a lifecycle action; `Conflict` if the alert's state forbids it.
-    async fn alert_act(&self, alert_id: i64, action: AlertAction, actor: &str, at: DateTime<Utc>) -> Result<AlertRow>;
+    async fn alert_act(
+        &self,
+        alert_id: i64,
+        action: AlertAction,
+        actor: &str,
+        at: DateTime<Utc>,
+    ) -> Result<AlertRow>;
     async fn alert_get(&self, alert_id: i64) -> Result<Option<AlertRow>>;
-    async fn alerts_list(&self, ward_ids: &[i64], status: Option<AlertStatus>, patient_id: Option<i64>) -> Result<Vec<AlertRow>>;
+    async fn alerts_list(
+        &self,
+        ward_ids: &[i64],
+        status: Option<AlertStatus>,
+        patient_id: Option<i64>,
+    ) -> Result<Vec<AlertRow>>;
     /// The rules with a live (not resolved) alert, for each of many
     /// patients in one read; a patient with none is absent. The ingest asks
     /// this once a pass for the patients whose scores may raise a NEWS2
     /// alert, where one `alerts_list` per score was a round trip each.
-    async fn live_alert_rules(&self, patient_ids: &[i64]) -> Result<std::collections::HashMap<i64, Vec<String>>>;
+    async fn live_alert_rules(
+        &self,
+        patient_ids: &[i64],
+    ) -> Result<std::collections::HashMap<i64, Vec<String>>>;
     /// Open alerts whose escalation time has come.
     async fn alerts_due(&self, now: DateTime<Utc>) -> Result<Vec<AlertRow>>;
     async fn alert_events(&self, alert_id: i64) -> Result<Vec<AlertEventRow>>;
@@ -245,17 +341,26 @@ pub trait Store: Send + Sync + 'static {
 /// Whether each of `keys` (device, seq), in order, was stored by a
 /// deduplicating insert that returned `fresh`, the keys it wrote (in any
 /// order): of a key the batch repeats, the first is the one stored.
-fn stored_firsts<'a>(keys: impl Iterator<Item = (&'a str, u32)>, fresh: impl IntoIterator<Item = (String, i64)>) -> Vec<bool> {
+fn stored_firsts<'a>(
+    keys: impl Iterator<Item = (&'a str, u32)>,
+    fresh: impl IntoIterator<Item = (String, i64)>,
+) -> Vec<bool> {
     let mut fresh: std::collections::HashSet<(String, i64)> = fresh.into_iter().collect();
-    keys.map(|(device, seq)| fresh.remove(&(device.to_string(), i64::from(seq)))).collect()
+    keys.map(|(device, seq)| fresh.remove(&(device.to_string(), i64::from(seq))))
+        .collect()
 }
 
 /// The outcome of each chunk of an ECG batch, from [`stored_firsts`].
-fn chunk_outcomes(batch: &[NewEcgChunk], fresh: impl IntoIterator<Item = (String, i64)>) -> Vec<BatchOutcome> {
+fn chunk_outcomes(
+    batch: &[NewEcgChunk],
+    fresh: impl IntoIterator<Item = (String, i64)>,
+) -> Vec<BatchOutcome> {
     stored_firsts(batch.iter().map(|c| (c.device_id.as_str(), c.seq)), fresh)
         .into_iter()
         .map(|stored| match stored {
-            true => BatchOutcome::Stored { observation_ids: vec![] },
+            true => BatchOutcome::Stored {
+                observation_ids: vec![],
+            },
             false => BatchOutcome::Duplicate,
         })
         .collect()
@@ -263,9 +368,17 @@ fn chunk_outcomes(batch: &[NewEcgChunk], fresh: impl IntoIterator<Item = (String
 
 /// The messages of a batch that a deduplicating insert stored, in order,
 /// from [`stored_firsts`].
-fn stored_messages(batch: &[NewObsMessage], fresh: impl IntoIterator<Item = (String, i64)>) -> Vec<&NewObsMessage> {
+fn stored_messages(
+    batch: &[NewObsMessage],
+    fresh: impl IntoIterator<Item = (String, i64)>,
+) -> Vec<&NewObsMessage> {
     let stored = stored_firsts(batch.iter().map(|m| (m.device_id.as_str(), m.seq)), fresh);
-    batch.iter().zip(stored).filter(|(_, s)| *s).map(|(m, _)| m).collect()
+    batch
+        .iter()
+        .zip(stored)
+        .filter(|(_, s)| *s)
+        .map(|(m, _)| m)
+        .collect()
 }
 
 /// The ids of observations inserted in one statement, in the order of
@@ -275,12 +388,19 @@ fn stored_messages(batch: &[NewObsMessage], fresh: impl IntoIterator<Item = (Str
 /// sorted by id and checked against what was asked: a mismatch is an error
 /// (the batch is not stored, so not acked, so resent) rather than a value
 /// pinned on the wrong reading (hazard TS-04).
-fn ids_in_insert_order(mut back: Vec<(i64, String, i64, String)>, rows: &[(&NewObsMessage, &NewObservation)]) -> Result<Vec<i64>> {
+fn ids_in_insert_order(
+    mut back: Vec<(i64, String, i64, String)>,
+    rows: &[(&NewObsMessage, &NewObservation)],
+) -> Result<Vec<i64>> {
     back.sort_unstable_by_key(|r| r.0);
     let matches = back.len() == rows.len()
-        && back.iter().zip(rows).all(|((_, d, seq, code), (m, o))| *d == m.device_id && *seq == i64::from(m.seq) && *code == o.code);
+        && back.iter().zip(rows).all(|((_, d, seq, code), (m, o))| {
+            *d == m.device_id && *seq == i64::from(m.seq) && *code == o.code
+        });
     if !matches {
-        return Err(StoreError::Conflict("observation ids came back out of insertion order; batch not stored".into()));
+        return Err(StoreError::Conflict(
+            "observation ids came back out of insertion order; batch not stored".into(),
+        ));
     }
     Ok(back.into_iter().map(|r| r.0).collect())
 }
@@ -288,13 +408,19 @@ fn ids_in_insert_order(mut back: Vec<(i64, String, i64, String)>, rows: &[(&NewO
 /// A batch's outcomes in input order: `stored` are the messages stored
 /// (a subsequence of `batch`, by reference), `ids` their observations' ids
 /// in order.
-fn batch_outcomes(batch: &[NewObsMessage], stored: Vec<&NewObsMessage>, ids: Vec<i64>) -> Vec<BatchOutcome> {
+fn batch_outcomes(
+    batch: &[NewObsMessage],
+    stored: Vec<&NewObsMessage>,
+    ids: Vec<i64>,
+) -> Vec<BatchOutcome> {
     let mut ids = ids.into_iter();
     let mut stored = stored.into_iter().peekable();
     batch
         .iter()
         .map(|m| match stored.next_if(|s| std::ptr::eq(*s, m)) {
-            Some(_) => BatchOutcome::Stored { observation_ids: ids.by_ref().take(m.obs.len()).collect() },
+            Some(_) => BatchOutcome::Stored {
+                observation_ids: ids.by_ref().take(m.obs.len()).collect(),
+            },
             None => BatchOutcome::Duplicate,
         })
         .collect()

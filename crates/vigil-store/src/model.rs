@@ -191,7 +191,11 @@ pub struct MqttAccount {
 impl From<(String, String, Option<String>)> for MqttAccount {
     /// From a `(id, mqtt_username, mosquitto_hash)` row.
     fn from((device_id, mqtt_username, mosquitto_hash): (String, String, Option<String>)) -> Self {
-        MqttAccount { device_id, mqtt_username, mosquitto_hash }
+        MqttAccount {
+            device_id,
+            mqtt_username,
+            mosquitto_hash,
+        }
     }
 }
 
@@ -328,7 +332,12 @@ pub enum LiveEvent {
     /// A new alert.
     Alert { ward_id: i64, alert: AlertRow },
     /// An alert changed (repeat, acknowledge, escalate, resolve).
-    AlertUpdate { ward_id: i64, alert: AlertRow, action: String, actor: String },
+    AlertUpdate {
+        ward_id: i64,
+        alert: AlertRow,
+        action: String,
+        actor: String,
+    },
     /// A patient's NEWS2 was (re)computed. `score` is the clinical result.
     Score {
         ward_id: i64,
@@ -480,7 +489,19 @@ pub struct NewDerivedObservation {
 }
 
 /// Alert severities, in NEWS2 risk words, lowest first (so `Ord` means "worse").
-#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize, utoipa::ToSchema)]
+#[derive(
+    Clone,
+    Copy,
+    Debug,
+    PartialEq,
+    Eq,
+    PartialOrd,
+    Ord,
+    Hash,
+    Serialize,
+    Deserialize,
+    utoipa::ToSchema,
+)]
 #[serde(rename_all = "kebab-case")]
 pub enum Severity {
     Low,
@@ -499,7 +520,14 @@ impl Severity {
         }
     }
     pub fn parse(s: &str) -> Option<Severity> {
-        [Severity::Low, Severity::LowMedium, Severity::Medium, Severity::High].into_iter().find(|v| v.as_str() == s)
+        [
+            Severity::Low,
+            Severity::LowMedium,
+            Severity::Medium,
+            Severity::High,
+        ]
+        .into_iter()
+        .find(|v| v.as_str() == s)
     }
 }
 
@@ -522,9 +550,14 @@ impl AlertStatus {
         }
     }
     pub fn parse(s: &str) -> Option<AlertStatus> {
-        [AlertStatus::Open, AlertStatus::Acknowledged, AlertStatus::Escalated, AlertStatus::Resolved]
-            .into_iter()
-            .find(|v| v.as_str() == s)
+        [
+            AlertStatus::Open,
+            AlertStatus::Acknowledged,
+            AlertStatus::Escalated,
+            AlertStatus::Resolved,
+        ]
+        .into_iter()
+        .find(|v| v.as_str() == s)
     }
 }
 

@@ -132,7 +132,8 @@ fn obs_row(r: &PgRow) -> ObservationRow {
 }
 
 /// Use as `{EPISODE_SETTINGS} WHERE …`; rows for [`episode_settings_row`].
-const EPISODE_SETTINGS: &str = "SELECT p.id, p.ward_id, e.pathway, e.spo2_scale, e.spo2_scale_set_by, e.spo2_scale_set_at,
+const EPISODE_SETTINGS: &str =
+    "SELECT p.id, p.ward_id, e.pathway, e.spo2_scale, e.spo2_scale_set_by, e.spo2_scale_set_at,
         e.oxygen, e.oxygen_set_by, e.oxygen_set_at, e.acvpu, e.acvpu_set_by, e.acvpu_set_at,
         e.under_16, e.pregnant
      FROM episodes e JOIN patients p ON p.id = e.patient_id";
@@ -363,7 +364,10 @@ impl PgStore {
 }
 
 /// [`Store::store_obs_batch`] inside the caller's transaction.
-async fn obs_batch_in(tx: &mut sqlx::Transaction<'_, sqlx::Postgres>, batch: &[NewObsMessage]) -> Result<Vec<BatchOutcome>> {
+async fn obs_batch_in(
+    tx: &mut sqlx::Transaction<'_, sqlx::Postgres>,
+    batch: &[NewObsMessage],
+) -> Result<Vec<BatchOutcome>> {
     // Two statements for the whole batch (arrays, so no limit on bound
     // values), not a round trip per message. First the messages, in
     // `(device, seq)` order so that two instances writing overlapping
@@ -396,12 +400,15 @@ async fn obs_batch_in(tx: &mut sqlx::Transaction<'_, sqlx::Postgres>, batch: &[N
     let stored = crate::stored_messages(batch, fresh);
     // Then their observations, in message order; identity values are
     // drawn in insertion order.
-    let rows: Vec<(&NewObsMessage, &NewObservation)> =
-        stored.iter().flat_map(|m| m.obs.iter().map(move |o| (*m, o))).collect();
+    let rows: Vec<(&NewObsMessage, &NewObservation)> = stored
+        .iter()
+        .flat_map(|m| m.obs.iter().map(move |o| (*m, o)))
+        .collect();
     let ids = if rows.is_empty() {
         Vec::new()
     } else {
-        let (nums, texts): (Vec<Option<f64>>, Vec<Option<&str>>) = rows.iter().map(|(_, o)| split_value(&o.value)).unzip();
+        let (nums, texts): (Vec<Option<f64>>, Vec<Option<&str>>) =
+            rows.iter().map(|(_, o)| split_value(&o.value)).unzip();
         let back: Vec<(i64, String, i64, String)> = sqlx::query_as(
             "INSERT INTO observations
                  (patient_id, device_id, seq, code, value_num, value_text, unit, measured_at, received_at)
@@ -429,12 +436,16 @@ async fn obs_batch_in(tx: &mut sqlx::Transaction<'_, sqlx::Postgres>, batch: &[N
 }
 
 /// [`Store::store_ecg_batch`] inside the caller's transaction.
-async fn ecg_batch_in(tx: &mut sqlx::Transaction<'_, sqlx::Postgres>, batch: &[NewEcgChunk]) -> Result<Vec<BatchOutcome>> {
+async fn ecg_batch_in(
+    tx: &mut sqlx::Transaction<'_, sqlx::Postgres>,
+    batch: &[NewEcgChunk],
+) -> Result<Vec<BatchOutcome>> {
     // One statement for the batch (arrays), in `(device, seq)` lock order
     // as in `obs_batch_in`; the new chunks come back, and of a (device,
     // seq) the batch repeats the first is the one stored.
     let order = lock_order(batch.iter().map(|c| (c.device_id.as_str(), c.seq)));
-    let col = |f: &dyn Fn(&NewEcgChunk) -> i64| order.iter().map(|&i| f(&batch[i])).collect::<Vec<i64>>();
+    let col =
+        |f: &dyn Fn(&NewEcgChunk) -> i64| order.iter().map(|&i| f(&batch[i])).collect::<Vec<i64>>();
     let fresh: Vec<(String, i64)> = sqlx::query_as(
         "INSERT INTO ecg_chunks (device_id, seq, patient_id, t0_ms, fs_hz, uv_per_count, n_samples, encoding, samples, received_at)
          SELECT v.d, v.s, v.p, v.t0, v.fs, v.uv, v.n, v.enc, v.smp, v.r
@@ -461,7 +472,10 @@ async fn ecg_batch_in(tx: &mut sqlx::Transaction<'_, sqlx::Postgres>, batch: &[N
 }
 
 /// [`Store::score_insert_many`] inside the caller's transaction.
-async fn scores_in(tx: &mut sqlx::Transaction<'_, sqlx::Postgres>, rows: &[NewScore]) -> Result<()> {
+async fn scores_in(
+    tx: &mut sqlx::Transaction<'_, sqlx::Postgres>,
+    rows: &[NewScore],
+) -> Result<()> {
     // Multi-row statements, one round trip per 1,000 scores (8 bound
     // values a row; PostgreSQL allows 65,535 in a statement).
     for chunk in rows.chunks(1000) {
@@ -503,7 +517,10 @@ async fn fire_many_in(
     for i in order {
         let b = &firings[i];
         if let Some((id, outcome)) = fire_in(tx, &b.firing, b.update_only, now).await? {
-            let row = sqlx::query(&format!("{ALERT_COLUMNS} WHERE id = $1")).bind(id).fetch_one(&mut **tx).await?;
+            let row = sqlx::query(&format!("{ALERT_COLUMNS} WHERE id = $1"))
+                .bind(id)
+                .fetch_one(&mut **tx)
+                .await?;
             out[i] = Some((alert_row(&row)?, outcome));
         }
     }
@@ -832,7 +849,10 @@ impl Store for PgStore {
         Ok(())
     }
 
-    async fn device_status_record_many(&self, reports: &[(String, DeviceStatusReport)]) -> Result<u64> {
+    async fn device_status_record_many(
+        &self,
+        reports: &[(String, DeviceStatusReport)],
+    ) -> Result<u64> {
         if reports.is_empty() {
             return Ok(0);
         }
@@ -899,8 +919,9 @@ impl Store for PgStore {
     }
 
     async fn mqtt_accounts(&self) -> Result<Vec<MqttAccount>> {
-        let rows: Vec<(String, String, Option<String>)> =
-            sqlx::query_as(crate::MQTT_ACCOUNTS_SQL).fetch_all(&self.pool).await?;
+        let rows: Vec<(String, String, Option<String>)> = sqlx::query_as(crate::MQTT_ACCOUNTS_SQL)
+            .fetch_all(&self.pool)
+            .await?;
         Ok(rows.into_iter().map(MqttAccount::from).collect())
     }
 
@@ -940,15 +961,38 @@ impl Store for PgStore {
         .bind(device_ids)
         .fetch_all(&self.pool)
         .await?;
-        Ok(rows.into_iter().map(|r| (r.get(0), DeviceRoute { patient_id: r.get(1), ward_id: r.get(2) })).collect())
+        Ok(rows
+            .into_iter()
+            .map(|r| {
+                (
+                    r.get(0),
+                    DeviceRoute {
+                        patient_id: r.get(1),
+                        ward_id: r.get(2),
+                    },
+                )
+            })
+            .collect())
     }
 
-    async fn store_uplink_batch(&self, obs: &[NewObsMessage], ecg: &[NewEcgChunk]) -> Result<(Vec<BatchOutcome>, Vec<BatchOutcome>)> {
+    async fn store_uplink_batch(
+        &self,
+        obs: &[NewObsMessage],
+        ecg: &[NewEcgChunk],
+    ) -> Result<(Vec<BatchOutcome>, Vec<BatchOutcome>)> {
         let mut tx = self.pool.begin().await?;
         // Messages then chunks, each in its lock order: every instance takes
         // the dedup keys' locks in the same order.
-        let obs = if obs.is_empty() { Vec::new() } else { obs_batch_in(&mut tx, obs).await? };
-        let ecg = if ecg.is_empty() { Vec::new() } else { ecg_batch_in(&mut tx, ecg).await? };
+        let obs = if obs.is_empty() {
+            Vec::new()
+        } else {
+            obs_batch_in(&mut tx, obs).await?
+        };
+        let ecg = if ecg.is_empty() {
+            Vec::new()
+        } else {
+            ecg_batch_in(&mut tx, ecg).await?
+        };
         tx.commit().await?;
         Ok((obs, ecg))
     }
@@ -1029,22 +1073,33 @@ impl Store for PgStore {
     }
 
     async fn episode_settings(&self, patient_id: i64) -> Result<Option<EpisodeSettings>> {
-        let row = sqlx::query(&format!("{EPISODE_SETTINGS} WHERE e.patient_id = $1 AND e.discharged_at IS NULL"))
-            .bind(patient_id)
-            .fetch_optional(&self.pool)
-            .await?;
+        let row = sqlx::query(&format!(
+            "{EPISODE_SETTINGS} WHERE e.patient_id = $1 AND e.discharged_at IS NULL"
+        ))
+        .bind(patient_id)
+        .fetch_optional(&self.pool)
+        .await?;
         Ok(row.as_ref().map(episode_settings_row))
     }
 
-    async fn episode_settings_many(&self, patient_ids: &[i64]) -> Result<HashMap<i64, EpisodeSettings>> {
+    async fn episode_settings_many(
+        &self,
+        patient_ids: &[i64],
+    ) -> Result<HashMap<i64, EpisodeSettings>> {
         if patient_ids.is_empty() {
             return Ok(HashMap::new());
         }
-        let rows = sqlx::query(&format!("{EPISODE_SETTINGS} WHERE e.patient_id = ANY($1) AND e.discharged_at IS NULL"))
-            .bind(patient_ids)
-            .fetch_all(&self.pool)
-            .await?;
-        Ok(rows.iter().map(episode_settings_row).map(|s| (s.patient_id, s)).collect())
+        let rows = sqlx::query(&format!(
+            "{EPISODE_SETTINGS} WHERE e.patient_id = ANY($1) AND e.discharged_at IS NULL"
+        ))
+        .bind(patient_ids)
+        .fetch_all(&self.pool)
+        .await?;
+        Ok(rows
+            .iter()
+            .map(episode_settings_row)
+            .map(|s| (s.patient_id, s))
+            .collect())
     }
 
     async fn live_alert_rules(&self, patient_ids: &[i64]) -> Result<HashMap<i64, Vec<String>>> {
@@ -1225,8 +1280,15 @@ impl Store for PgStore {
         Ok(t)
     }
 
-    async fn store_ecg_results(&self, sets: &[PatchBeats], obs: &[NewDerivedObservation]) -> Result<Vec<i64>> {
-        let beats = || sets.iter().flat_map(|s| s.beats.iter().map(move |b| (s, b)));
+    async fn store_ecg_results(
+        &self,
+        sets: &[PatchBeats],
+        obs: &[NewDerivedObservation],
+    ) -> Result<Vec<i64>> {
+        let beats = || {
+            sets.iter()
+                .flat_map(|s| s.beats.iter().map(move |b| (s, b)))
+        };
         if beats().next().is_none() && obs.is_empty() {
             return Ok(Vec::new());
         }
@@ -1323,13 +1385,22 @@ impl Store for PgStore {
         let mut tx = self.pool.begin().await?;
         let n = match kind {
             HistoryKind::Observations => {
-                let n = sqlx::query("DELETE FROM observations WHERE measured_at < $1").bind(before).execute(&mut *tx).await?.rows_affected();
-                sqlx::query("DELETE FROM obs_messages WHERE measured_at < $1").bind(before).execute(&mut *tx).await?;
+                let n = sqlx::query("DELETE FROM observations WHERE measured_at < $1")
+                    .bind(before)
+                    .execute(&mut *tx)
+                    .await?
+                    .rows_affected();
+                sqlx::query("DELETE FROM obs_messages WHERE measured_at < $1")
+                    .bind(before)
+                    .execute(&mut *tx)
+                    .await?;
                 n
             }
-            HistoryKind::Scores => {
-                sqlx::query("DELETE FROM scores WHERE scored_at < $1").bind(before).execute(&mut *tx).await?.rows_affected()
-            }
+            HistoryKind::Scores => sqlx::query("DELETE FROM scores WHERE scored_at < $1")
+                .bind(before)
+                .execute(&mut *tx)
+                .await?
+                .rows_affected(),
         };
         tx.commit().await?;
         Ok(n)
@@ -1350,7 +1421,12 @@ impl Store for PgStore {
         Ok(n)
     }
 
-    async fn score_and_fire(&self, scores: &[NewScore], firings: &[BatchFiring], now: DateTime<Utc>) -> Result<Vec<Option<(AlertRow, FiringOutcome)>>> {
+    async fn score_and_fire(
+        &self,
+        scores: &[NewScore],
+        firings: &[BatchFiring],
+        now: DateTime<Utc>,
+    ) -> Result<Vec<Option<(AlertRow, FiringOutcome)>>> {
         if scores.is_empty() && firings.is_empty() {
             return Ok(Vec::new());
         }
@@ -1446,15 +1522,19 @@ impl Store for PgStore {
             // a prepared statement's generic plan walks the whole ward's
             // alerts even when one patient's are asked for.
             let sql = match patient_id {
-                Some(_) => format!("{ALERT_COLUMNS} WHERE patient_id = $3 AND ward_id = $1 AND ($2::text IS NULL OR status = $2) ORDER BY id"),
-                None => format!("{ALERT_COLUMNS} WHERE ward_id = $1 AND ($2::text IS NULL OR status = $2) AND $3::bigint IS NULL ORDER BY id"),
+                Some(_) => format!(
+                    "{ALERT_COLUMNS} WHERE patient_id = $3 AND ward_id = $1 AND ($2::text IS NULL OR status = $2) ORDER BY id"
+                ),
+                None => format!(
+                    "{ALERT_COLUMNS} WHERE ward_id = $1 AND ($2::text IS NULL OR status = $2) AND $3::bigint IS NULL ORDER BY id"
+                ),
             };
             let rows = sqlx::query(&sql)
-            .bind(w)
-            .bind(status.map(AlertStatus::as_str))
-            .bind(patient_id)
-            .fetch_all(&self.pool)
-            .await?;
+                .bind(w)
+                .bind(status.map(AlertStatus::as_str))
+                .bind(patient_id)
+                .fetch_all(&self.pool)
+                .await?;
             for r in rows {
                 out.push(alert_row(&r)?);
             }
@@ -1561,7 +1641,10 @@ impl Store for PgStore {
 }
 
 /// One score row, on the pool or inside a transaction.
-async fn insert_score<'e, E: sqlx::Executor<'e, Database = sqlx::Postgres>>(e: E, s: &NewScore) -> Result<i64> {
+async fn insert_score<'e, E: sqlx::Executor<'e, Database = sqlx::Postgres>>(
+    e: E,
+    s: &NewScore,
+) -> Result<i64> {
     let id: i64 = sqlx::query_scalar(
         "INSERT INTO scores (patient_id, scored_at, computed_at, total, risk, partial, detail, obs_ids)
          VALUES ($1, $2, $3, $4, $5, $6, $7::jsonb, $8) RETURNING id",
@@ -1580,7 +1663,11 @@ async fn insert_score<'e, E: sqlx::Executor<'e, Database = sqlx::Postgres>>(e: E
 }
 
 /// Replace a known device's last status; 0 rows for an unknown device.
-async fn status_upsert(conn: &mut sqlx::PgConnection, device_id: &str, report: &DeviceStatusReport) -> Result<u64> {
+async fn status_upsert(
+    conn: &mut sqlx::PgConnection,
+    device_id: &str,
+    report: &DeviceStatusReport,
+) -> Result<u64> {
     Ok(sqlx::query(
         "INSERT INTO device_status (device_id, online, battery_pct, signal, fw, reported_at)
          SELECT id, $1, $2, $3, $4, $5 FROM devices WHERE id = $6

@@ -13,19 +13,33 @@ use crate::{Result, Store};
 /// The clinical episode of stored settings. Nurse-entered facts carry the
 /// user who entered them.
 pub fn clinical_episode(s: &EpisodeSettings) -> Episode {
-    let by = |u: &Option<String>| EnteredBy::Clinician { user: u.clone().unwrap_or_else(|| "unknown".into()) };
+    let by = |u: &Option<String>| EnteredBy::Clinician {
+        user: u.clone().unwrap_or_else(|| "unknown".into()),
+    };
     Episode {
         spo2_scale: Spo2ScaleSetting {
-            scale: if s.spo2_scale == 2 { Spo2Scale::Two } else { Spo2Scale::One },
+            scale: if s.spo2_scale == 2 {
+                Spo2Scale::Two
+            } else {
+                Spo2Scale::One
+            },
             set_by: s.spo2_scale_set_by.clone(),
             set_at: s.spo2_scale_set_at,
         },
         oxygen: match (s.oxygen, s.oxygen_set_at) {
-            (Some(v), Some(at)) => Some(Attested { value: v, recorded_at: at, entered_by: by(&s.oxygen_set_by) }),
+            (Some(v), Some(at)) => Some(Attested {
+                value: v,
+                recorded_at: at,
+                entered_by: by(&s.oxygen_set_by),
+            }),
             _ => None,
         },
         consciousness: match (s.acvpu.as_deref().and_then(Acvpu::parse), s.acvpu_set_at) {
-            (Some(v), Some(at)) => Some(Attested { value: v, recorded_at: at, entered_by: by(&s.acvpu_set_by) }),
+            (Some(v), Some(at)) => Some(Attested {
+                value: v,
+                recorded_at: at,
+                entered_by: by(&s.acvpu_set_by),
+            }),
             _ => None,
         },
         under_16: s.under_16,
@@ -44,7 +58,12 @@ pub fn readings(rows: &[ObservationRow]) -> Vec<Reading> {
                 ObsValue::Text(t) => Value::Text(t.clone()),
             };
             let observation = validate(&r.code, r.unit.as_deref(), &value).ok()?;
-            Some(Reading { observation, measured_at: r.measured_at, source: Some(r.device_id.clone()), obs_id: Some(r.id) })
+            Some(Reading {
+                observation,
+                measured_at: r.measured_at,
+                source: Some(r.device_id.clone()),
+                obs_id: Some(r.id),
+            })
         })
         .collect()
 }
@@ -58,22 +77,33 @@ pub async fn score_patient(
     at: DateTime<Utc>,
     freshness: &(dyn Fn(&str) -> Duration + Send + Sync),
 ) -> Result<Option<(EpisodeSettings, News2Score)>> {
-    let Some(settings) = store.episode_settings(patient_id).await? else { return Ok(None) };
+    let Some(settings) = store.episode_settings(patient_id).await? else {
+        return Ok(None);
+    };
     let rows = store.latest_per_code(patient_id, at).await?;
     let window = freshness(&settings.pathway);
-    let score = vigil_clinical::score_home(&readings(&rows), &clinical_episode(&settings), window, at);
+    let score =
+        vigil_clinical::score_home(&readings(&rows), &clinical_episode(&settings), window, at);
     Ok(Some((settings, score)))
 }
 
 /// The row to store for a score.
-pub fn to_new_score(patient_id: i64, score: &News2Score, at: DateTime<Utc>, now: DateTime<Utc>) -> NewScore {
+pub fn to_new_score(
+    patient_id: i64,
+    score: &News2Score,
+    at: DateTime<Utc>,
+    now: DateTime<Utc>,
+) -> NewScore {
     let detail = serde_json::to_value(score).unwrap_or(serde_json::Value::Null);
     NewScore {
         patient_id,
         scored_at: at,
         computed_at: now,
         total: score.total.map(i64::from),
-        risk: detail.get("risk").and_then(|r| r.as_str()).map(str::to_string),
+        risk: detail
+            .get("risk")
+            .and_then(|r| r.as_str())
+            .map(str::to_string),
         partial: score.partial,
         obs_ids: score.subscores.iter().filter_map(|s| s.obs_id).collect(),
         detail,

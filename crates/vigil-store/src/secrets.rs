@@ -37,7 +37,11 @@ pub fn hash_secret(secret: &str) -> String {
 
 /// Compare two strings in time independent of where they differ.
 pub fn ct_eq(a: &str, b: &str) -> bool {
-    a.len() == b.len() && a.bytes().zip(b.bytes()).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
+    a.len() == b.len()
+        && a.bytes()
+            .zip(b.bytes())
+            .fold(0u8, |acc, (x, y)| acc | (x ^ y))
+            == 0
 }
 
 /// PBKDF2 iterations for a device secret in Mosquitto's password file.
@@ -71,7 +75,11 @@ pub fn mosquitto_hash(secret: &str, iterations: u32) -> String {
 pub fn mosquitto_hash_with_salt(secret: &str, salt: &[u8], iterations: u32) -> String {
     let mut out = [0u8; 64];
     pbkdf2::pbkdf2_hmac::<Sha512>(secret.as_bytes(), salt, iterations, &mut out);
-    format!("$7${iterations}${}${}", BASE64.encode(salt), BASE64.encode(out))
+    format!(
+        "$7${iterations}${}${}",
+        BASE64.encode(salt),
+        BASE64.encode(out)
+    )
 }
 
 #[cfg(test)]
@@ -96,12 +104,21 @@ mod tests {
         // this line; the same salt must give the same hash.
         let line = "dev-a:$7$101$cEomMxZpZmHO9+y3$2TAKAPiuAjjUv2YYguJJkI47qE/capmN1rWBfnP1QllZaWsCSZQ5+oDThVUWp2MY8OeAbn62qjdHfRSWYsiqcg==";
         let salt = BASE64.decode("cEomMxZpZmHO9+y3").expect("base64");
-        assert_eq!(format!("dev-a:{}", mosquitto_hash_with_salt("secretpass", &salt, 101)), line);
+        assert_eq!(
+            format!(
+                "dev-a:{}",
+                mosquitto_hash_with_salt("secretpass", &salt, 101)
+            ),
+            line
+        );
     }
 
     #[test]
     fn mosquitto_hashes_are_salted_and_carry_their_iterations() {
-        let (a, b) = (mosquitto_hash("s", MOSQUITTO_DEVICE_ITERATIONS), mosquitto_hash("s", MOSQUITTO_DEVICE_ITERATIONS));
+        let (a, b) = (
+            mosquitto_hash("s", MOSQUITTO_DEVICE_ITERATIONS),
+            mosquitto_hash("s", MOSQUITTO_DEVICE_ITERATIONS),
+        );
         assert_ne!(a, b, "a fresh salt each time");
         let parts: Vec<&str> = a.split('$').collect();
         assert_eq!(parts.len(), 5, "{a}");

@@ -78,7 +78,10 @@ async fn checkpoint_in_background(pool: SqlitePool, alive: std::sync::Weak<()>) 
         if alive.strong_count() == 0 || pool.is_closed() {
             return;
         }
-        match sqlx::query("PRAGMA wal_checkpoint(PASSIVE)").execute(&pool).await {
+        match sqlx::query("PRAGMA wal_checkpoint(PASSIVE)")
+            .execute(&pool)
+            .await
+        {
             Ok(_) => failing = false,
             // Logged once per run of failures; the backstop still bounds the WAL.
             Err(e) if !failing => {
@@ -123,8 +126,12 @@ impl SqliteStore {
         if let Some(dir) = std::path::Path::new(path).parent()
             && !dir.as_os_str().is_empty()
         {
-            std::fs::create_dir_all(dir)
-                .map_err(|e| StoreError::Config(format!("database.url: cannot create {}: {e}", dir.display())))?;
+            std::fs::create_dir_all(dir).map_err(|e| {
+                StoreError::Config(format!(
+                    "database.url: cannot create {}: {e}",
+                    dir.display()
+                ))
+            })?;
         }
         let opts = SqliteConnectOptions::from_str(&format!("sqlite://{path}"))
             .map_err(|e| StoreError::Config(format!("database.url: {e}")))?
@@ -135,11 +142,21 @@ impl SqliteStore {
             .busy_timeout(Duration::from_secs(10))
             .pragma("temp_store", "memory")
             .pragma("wal_autocheckpoint", CHECKPOINT_BACKSTOP_PAGES.to_string());
-        let pool = SqlitePoolOptions::new().max_connections(4).connect_with(opts).await?;
+        let pool = SqlitePoolOptions::new()
+            .max_connections(4)
+            .connect_with(opts)
+            .await?;
         MIGRATOR.run(&pool).await?;
         let alive = std::sync::Arc::new(());
-        tokio::spawn(checkpoint_in_background(pool.clone(), std::sync::Arc::downgrade(&alive)));
-        Ok(SqliteStore { pool, write: Default::default(), _checkpointer: alive })
+        tokio::spawn(checkpoint_in_background(
+            pool.clone(),
+            std::sync::Arc::downgrade(&alive),
+        ));
+        Ok(SqliteStore {
+            pool,
+            write: Default::default(),
+            _checkpointer: alive,
+        })
     }
 
     async fn user_wards(&self, user_id: i64) -> Result<Vec<i64>> {
@@ -192,7 +209,8 @@ const LATEST_PER_CODE_FROM: &str = "FROM codes JOIN observations o ON o.id = (
         ORDER BY measured_at DESC, id DESC LIMIT 1)
      ORDER BY o.code";
 
-const EPISODE_SETTINGS: &str = "SELECT p.id, p.ward_id, e.pathway, e.spo2_scale, e.spo2_scale_set_by, e.spo2_scale_set_at,
+const EPISODE_SETTINGS: &str =
+    "SELECT p.id, p.ward_id, e.pathway, e.spo2_scale, e.spo2_scale_set_by, e.spo2_scale_set_at,
         e.oxygen, e.oxygen_set_by, e.oxygen_set_at, e.acvpu, e.acvpu_set_by, e.acvpu_set_at,
         e.under_16, e.pregnant
      FROM episodes e JOIN patients p ON p.id = e.patient_id";
@@ -242,11 +260,16 @@ fn alert_row(r: &sqlx::sqlite::SqliteRow) -> Result<AlertRow> {
         patient_id: r.get(1),
         ward_id: r.get(2),
         rule_id: r.get(3),
-        severity: Severity::parse(&severity).ok_or_else(|| StoreError::Backend(format!("bad severity {severity}")))?,
-        status: AlertStatus::parse(&status).ok_or_else(|| StoreError::Backend(format!("bad status {status}")))?,
+        severity: Severity::parse(&severity)
+            .ok_or_else(|| StoreError::Backend(format!("bad severity {severity}")))?,
+        status: AlertStatus::parse(&status)
+            .ok_or_else(|| StoreError::Backend(format!("bad status {status}")))?,
         message: r.get(6),
         count: r.get(7),
-        latest_value: r.get::<Option<String>, _>(8).and_then(|v| serde_json::from_str(&v).ok()).unwrap_or_default(),
+        latest_value: r
+            .get::<Option<String>, _>(8)
+            .and_then(|v| serde_json::from_str(&v).ok())
+            .unwrap_or_default(),
         evidence: serde_json::from_str(&r.get::<String, _>(9)).unwrap_or_default(),
         raised_at: parse_ts(&r.get::<String, _>(10))?,
         updated_at: parse_ts(&r.get::<String, _>(11))?,
@@ -294,7 +317,11 @@ async fn insert_observations(
             .push_bind(ts(m.received_at));
     });
     q.push(" RETURNING id, device_id, seq, code");
-    let back: Vec<(i64, String, i64, String)> = q.build_query_as().persistent(false).fetch_all(&mut **tx).await?;
+    let back: Vec<(i64, String, i64, String)> = q
+        .build_query_as()
+        .persistent(false)
+        .fetch_all(&mut **tx)
+        .await?;
     crate::ids_in_insert_order(back, rows)
 }
 
@@ -370,7 +397,9 @@ async fn fire_in(
             .last_insert_rowid();
             (id, FiringOutcome::Raised)
         }
-        Some((id, _, updated_at)) if parse_ts(&updated_at)? > f.at => (id, FiringOutcome::Superseded),
+        Some((id, _, updated_at)) if parse_ts(&updated_at)? > f.at => {
+            (id, FiringOutcome::Superseded)
+        }
         Some((id, severity, _)) => {
             // Severity only ever goes up while the alert is live; a
             // higher severity also brings its (earlier) escalation time.
@@ -398,7 +427,11 @@ async fn fire_in(
         }
     };
     if outcome != FiringOutcome::Superseded {
-        let action = if outcome == FiringOutcome::Raised { "raised" } else { "updated" };
+        let action = if outcome == FiringOutcome::Raised {
+            "raised"
+        } else {
+            "updated"
+        };
         let detail = serde_json::json!({"severity": f.severity, "value": f.value, "evidence": f.evidence, "measured_at": f.at});
         insert_event(tx, id, now, "system", action, &detail).await?;
     }
@@ -413,19 +446,24 @@ async fn insert_event(
     action: &str,
     detail: &serde_json::Value,
 ) -> Result<()> {
-    sqlx::query("INSERT INTO alert_events (alert_id, at, actor, action, detail) VALUES (?, ?, ?, ?, ?)")
-        .bind(alert_id)
-        .bind(ts(at))
-        .bind(actor)
-        .bind(action)
-        .bind(detail.to_string())
-        .execute(&mut **tx)
-        .await?;
+    sqlx::query(
+        "INSERT INTO alert_events (alert_id, at, actor, action, detail) VALUES (?, ?, ?, ?, ?)",
+    )
+    .bind(alert_id)
+    .bind(ts(at))
+    .bind(actor)
+    .bind(action)
+    .bind(detail.to_string())
+    .execute(&mut **tx)
+    .await?;
     Ok(())
 }
 
 /// [`Store::store_obs_batch`] inside the caller's transaction.
-async fn obs_batch_in(tx: &mut sqlx::Transaction<'_, sqlx::Sqlite>, batch: &[NewObsMessage]) -> Result<Vec<BatchOutcome>> {
+async fn obs_batch_in(
+    tx: &mut sqlx::Transaction<'_, sqlx::Sqlite>,
+    batch: &[NewObsMessage],
+) -> Result<Vec<BatchOutcome>> {
     // A few multi-row statements, not three per message: each statement
     // is a hop to sqlx's SQLite thread, and those hops, not SQLite, were
     // most of a batch's time (docs/benchmarks.md). First the messages:
@@ -433,7 +471,9 @@ async fn obs_batch_in(tx: &mut sqlx::Transaction<'_, sqlx::Sqlite>, batch: &[New
     // batch repeats is the one stored).
     let mut fresh: Vec<(String, i64)> = Vec::new();
     for chunk in batch.chunks(MESSAGE_ROWS) {
-        let mut q = sqlx::QueryBuilder::new("INSERT INTO obs_messages (device_id, seq, patient_id, measured_at, received_at) ");
+        let mut q = sqlx::QueryBuilder::new(
+            "INSERT INTO obs_messages (device_id, seq, patient_id, measured_at, received_at) ",
+        );
         q.push_values(chunk, |mut row, m| {
             row.push_bind(m.device_id.clone())
                 .push_bind(i64::from(m.seq))
@@ -442,12 +482,19 @@ async fn obs_batch_in(tx: &mut sqlx::Transaction<'_, sqlx::Sqlite>, batch: &[New
                 .push_bind(ts(m.received_at));
         });
         q.push(" ON CONFLICT (device_id, seq) DO NOTHING RETURNING device_id, seq");
-        let rows: Vec<(String, i64)> = q.build_query_as().persistent(false).fetch_all(&mut **tx).await?;
+        let rows: Vec<(String, i64)> = q
+            .build_query_as()
+            .persistent(false)
+            .fetch_all(&mut **tx)
+            .await?;
         fresh.extend(rows);
     }
     let stored = crate::stored_messages(batch, fresh);
     // Then their observations, in message order.
-    let rows: Vec<(&NewObsMessage, &NewObservation)> = stored.iter().flat_map(|m| m.obs.iter().map(move |o| (*m, o))).collect();
+    let rows: Vec<(&NewObsMessage, &NewObservation)> = stored
+        .iter()
+        .flat_map(|m| m.obs.iter().map(move |o| (*m, o)))
+        .collect();
     let mut ids = Vec::with_capacity(rows.len());
     for chunk in rows.chunks(OBSERVATION_ROWS) {
         ids.extend(insert_observations(tx, chunk).await?);
@@ -456,7 +503,10 @@ async fn obs_batch_in(tx: &mut sqlx::Transaction<'_, sqlx::Sqlite>, batch: &[New
 }
 
 /// [`Store::store_ecg_batch`] inside the caller's transaction.
-async fn ecg_batch_in(tx: &mut sqlx::Transaction<'_, sqlx::Sqlite>, batch: &[NewEcgChunk]) -> Result<Vec<BatchOutcome>> {
+async fn ecg_batch_in(
+    tx: &mut sqlx::Transaction<'_, sqlx::Sqlite>,
+    batch: &[NewEcgChunk],
+) -> Result<Vec<BatchOutcome>> {
     // Multi-row statements, as in `obs_batch_in`: the chunks that
     // are new come back, and the first of a (device, seq) the batch
     // repeats is the one stored.
@@ -478,7 +528,11 @@ async fn ecg_batch_in(tx: &mut sqlx::Transaction<'_, sqlx::Sqlite>, batch: &[New
                 .push_bind(ts(c.received_at));
         });
         q.push(" ON CONFLICT (device_id, seq) DO NOTHING RETURNING device_id, seq");
-        let rows: Vec<(String, i64)> = q.build_query_as().persistent(false).fetch_all(&mut **tx).await?;
+        let rows: Vec<(String, i64)> = q
+            .build_query_as()
+            .persistent(false)
+            .fetch_all(&mut **tx)
+            .await?;
         fresh.extend(rows);
     }
     Ok(crate::chunk_outcomes(batch, fresh))
@@ -488,7 +542,9 @@ async fn ecg_batch_in(tx: &mut sqlx::Transaction<'_, sqlx::Sqlite>, batch: &[New
 async fn scores_in(tx: &mut sqlx::Transaction<'_, sqlx::Sqlite>, rows: &[NewScore]) -> Result<()> {
     // Multi-row statements, as in `store_obs_batch`.
     for chunk in rows.chunks(SCORE_ROWS) {
-        let mut q = sqlx::QueryBuilder::new("INSERT INTO scores (patient_id, scored_at, computed_at, total, risk, partial, detail, obs_ids) ");
+        let mut q = sqlx::QueryBuilder::new(
+            "INSERT INTO scores (patient_id, scored_at, computed_at, total, risk, partial, detail, obs_ids) ",
+        );
         q.push_values(chunk, |mut row, s| {
             row.push_bind(s.patient_id)
                 .push_bind(ts(s.scored_at))
@@ -514,7 +570,10 @@ async fn fire_many_in(
     for b in firings {
         let fired = match fire_in(tx, &b.firing, b.update_only, now).await? {
             Some((id, outcome)) => {
-                let row = sqlx::query(&format!("{ALERT_COLUMNS} WHERE id = ?")).bind(id).fetch_one(&mut **tx).await?;
+                let row = sqlx::query(&format!("{ALERT_COLUMNS} WHERE id = ?"))
+                    .bind(id)
+                    .fetch_one(&mut **tx)
+                    .await?;
                 Some((alert_row(&row)?, outcome))
             }
             None => None,
@@ -539,12 +598,20 @@ impl Store for SqliteStore {
             .execute(&self.pool)
             .await?
             .last_insert_rowid();
-        Ok(Ward { id, name: name.to_string() })
+        Ok(Ward {
+            id,
+            name: name.to_string(),
+        })
     }
 
     async fn ward_find(&self, name_or_id: &str) -> Result<Option<Ward>> {
         let row = match name_or_id.parse::<i64>() {
-            Ok(id) => sqlx::query("SELECT id, name FROM wards WHERE id = ?").bind(id).fetch_optional(&self.pool).await?,
+            Ok(id) => {
+                sqlx::query("SELECT id, name FROM wards WHERE id = ?")
+                    .bind(id)
+                    .fetch_optional(&self.pool)
+                    .await?
+            }
             Err(_) => {
                 sqlx::query("SELECT id, name FROM wards WHERE name = ?")
                     .bind(name_or_id)
@@ -552,20 +619,25 @@ impl Store for SqliteStore {
                     .await?
             }
         };
-        Ok(row.map(|r| Ward { id: r.get(0), name: r.get(1) }))
+        Ok(row.map(|r| Ward {
+            id: r.get(0),
+            name: r.get(1),
+        }))
     }
 
     async fn user_add(&self, user: NewUser) -> Result<i64> {
         let _write = self.write.lock().await;
         let mut tx = self.pool.begin_with("BEGIN IMMEDIATE").await?;
-        let id = sqlx::query("INSERT INTO users (username, role, password_hash, created_at) VALUES (?, ?, ?, ?)")
-            .bind(&user.username)
-            .bind(user.role.as_str())
-            .bind(&user.password_hash)
-            .bind(ts(Utc::now()))
-            .execute(&mut *tx)
-            .await?
-            .last_insert_rowid();
+        let id = sqlx::query(
+            "INSERT INTO users (username, role, password_hash, created_at) VALUES (?, ?, ?, ?)",
+        )
+        .bind(&user.username)
+        .bind(user.role.as_str())
+        .bind(&user.password_hash)
+        .bind(ts(Utc::now()))
+        .execute(&mut *tx)
+        .await?
+        .last_insert_rowid();
         for w in &user.ward_ids {
             sqlx::query("INSERT INTO user_wards (user_id, ward_id) VALUES (?, ?)")
                 .bind(id)
@@ -578,10 +650,11 @@ impl Store for SqliteStore {
     }
 
     async fn user_by_username(&self, username: &str) -> Result<Option<UserRecord>> {
-        let Some(r) = sqlx::query("SELECT id, username, role, password_hash FROM users WHERE username = ?")
-            .bind(username)
-            .fetch_optional(&self.pool)
-            .await?
+        let Some(r) =
+            sqlx::query("SELECT id, username, role, password_hash FROM users WHERE username = ?")
+                .bind(username)
+                .fetch_optional(&self.pool)
+                .await?
         else {
             return Ok(None);
         };
@@ -590,7 +663,8 @@ impl Store for SqliteStore {
         Ok(Some(UserRecord {
             id,
             username: r.get(1),
-            role: Role::parse(&role).ok_or_else(|| StoreError::Backend(format!("bad role {role}")))?,
+            role: Role::parse(&role)
+                .ok_or_else(|| StoreError::Backend(format!("bad role {role}")))?,
             password_hash: r.get(3),
             ward_ids: self.user_wards(id).await?,
         }))
@@ -609,7 +683,12 @@ impl Store for SqliteStore {
         Ok(())
     }
 
-    async fn token_user(&self, token_hash: &str, now: DateTime<Utc>, session_idle: chrono::Duration) -> Result<Option<AuthUser>> {
+    async fn token_user(
+        &self,
+        token_hash: &str,
+        now: DateTime<Utc>,
+        session_idle: chrono::Duration,
+    ) -> Result<Option<AuthUser>> {
         let Some(r) = sqlx::query(
             "SELECT u.id, u.username, u.role, t.id, t.kind, COALESCE(t.last_used_at, t.created_at)
              FROM tokens t JOIN users u ON u.id = t.user_id
@@ -634,25 +713,32 @@ impl Store for SqliteStore {
             // Mark use at most once a minute: enough for idle expiry,
             // without a write on every request.
             if now - last_used > chrono::Duration::minutes(1) {
-                sqlx::query("UPDATE tokens SET last_used_at = ? WHERE id = ?").bind(ts(now)).bind(token_id).execute(&self.pool).await?;
+                sqlx::query("UPDATE tokens SET last_used_at = ? WHERE id = ?")
+                    .bind(ts(now))
+                    .bind(token_id)
+                    .execute(&self.pool)
+                    .await?;
             }
         }
         Ok(Some(AuthUser {
             id,
             username: r.get(1),
-            role: Role::parse(&role).ok_or_else(|| StoreError::Backend(format!("bad role {role}")))?,
+            role: Role::parse(&role)
+                .ok_or_else(|| StoreError::Backend(format!("bad role {role}")))?,
             ward_ids: self.user_wards(id).await?,
         }))
     }
 
     async fn token_revoke(&self, token_hash: &str, now: DateTime<Utc>) -> Result<bool> {
         let _write = self.write.lock().await;
-        let n = sqlx::query("UPDATE tokens SET revoked_at = ? WHERE token_hash = ? AND revoked_at IS NULL")
-            .bind(ts(now))
-            .bind(token_hash)
-            .execute(&self.pool)
-            .await?
-            .rows_affected();
+        let n = sqlx::query(
+            "UPDATE tokens SET revoked_at = ? WHERE token_hash = ? AND revoked_at IS NULL",
+        )
+        .bind(ts(now))
+        .bind(token_hash)
+        .execute(&self.pool)
+        .await?
+        .rows_affected();
         Ok(n > 0)
     }
 
@@ -660,14 +746,16 @@ impl Store for SqliteStore {
         let _write = self.write.lock().await;
         let mut tx = self.pool.begin_with("BEGIN IMMEDIATE").await?;
         let now = ts(p.admitted_at);
-        let id = sqlx::query("INSERT INTO patients (ward_id, name, nhs_number, created_at) VALUES (?, ?, ?, ?)")
-            .bind(p.ward_id)
-            .bind(&p.name)
-            .bind(&p.nhs_number)
-            .bind(&now)
-            .execute(&mut *tx)
-            .await?
-            .last_insert_rowid();
+        let id = sqlx::query(
+            "INSERT INTO patients (ward_id, name, nhs_number, created_at) VALUES (?, ?, ?, ?)",
+        )
+        .bind(p.ward_id)
+        .bind(&p.name)
+        .bind(&p.nhs_number)
+        .bind(&now)
+        .execute(&mut *tx)
+        .await?
+        .last_insert_rowid();
         let set_at = p.spo2_scale_set_by.as_ref().map(|_| now.clone());
         sqlx::query(
             "INSERT INTO episodes (patient_id, pathway, spo2_scale, spo2_scale_set_by, spo2_scale_set_at, admitted_at)
@@ -688,14 +776,18 @@ impl Store for SqliteStore {
     async fn patient_discharge(&self, patient_id: i64, at: DateTime<Utc>) -> Result<DateTime<Utc>> {
         let _write = self.write.lock().await;
         let mut tx = self.pool.begin_with("BEGIN IMMEDIATE").await?;
-        let n = sqlx::query("UPDATE episodes SET discharged_at = ? WHERE patient_id = ? AND discharged_at IS NULL")
-            .bind(ts(at))
-            .bind(patient_id)
-            .execute(&mut *tx)
-            .await?
-            .rows_affected();
+        let n = sqlx::query(
+            "UPDATE episodes SET discharged_at = ? WHERE patient_id = ? AND discharged_at IS NULL",
+        )
+        .bind(ts(at))
+        .bind(patient_id)
+        .execute(&mut *tx)
+        .await?
+        .rows_affected();
         if n == 0 {
-            return Err(StoreError::NotFound(format!("open episode for patient {patient_id}")));
+            return Err(StoreError::NotFound(format!(
+                "open episode for patient {patient_id}"
+            )));
         }
         // A discharged patient's devices stop reporting for them.
         sqlx::query("UPDATE devices SET patient_id = NULL WHERE patient_id = ?")
@@ -707,10 +799,11 @@ impl Store for SqliteStore {
     }
 
     async fn patient_get(&self, patient_id: i64) -> Result<Option<PatientDetail>> {
-        let Some(p) = sqlx::query("SELECT id, ward_id, name, nhs_number FROM patients WHERE id = ?")
-            .bind(patient_id)
-            .fetch_optional(&self.pool)
-            .await?
+        let Some(p) =
+            sqlx::query("SELECT id, ward_id, name, nhs_number FROM patients WHERE id = ?")
+                .bind(patient_id)
+                .fetch_optional(&self.pool)
+                .await?
         else {
             return Ok(None);
         };
@@ -812,7 +905,11 @@ impl Store for SqliteStore {
         Ok(())
     }
 
-    async fn device_status_record(&self, device_id: &str, report: &DeviceStatusReport) -> Result<()> {
+    async fn device_status_record(
+        &self,
+        device_id: &str,
+        report: &DeviceStatusReport,
+    ) -> Result<()> {
         let _write = self.write.lock().await;
         let mut tx = self.pool.begin_with("BEGIN IMMEDIATE").await?;
         if status_upsert(&mut tx, device_id, report).await? == 0 {
@@ -822,7 +919,10 @@ impl Store for SqliteStore {
         Ok(())
     }
 
-    async fn device_status_record_many(&self, reports: &[(String, DeviceStatusReport)]) -> Result<u64> {
+    async fn device_status_record_many(
+        &self,
+        reports: &[(String, DeviceStatusReport)],
+    ) -> Result<u64> {
         if reports.is_empty() {
             return Ok(0);
         }
@@ -838,20 +938,24 @@ impl Store for SqliteStore {
 
     async fn device_assign(&self, device_id: &str, patient_id: i64) -> Result<()> {
         let _write = self.write.lock().await;
-        let open: Option<i64> =
-            sqlx::query_scalar("SELECT id FROM episodes WHERE patient_id = ? AND discharged_at IS NULL")
-                .bind(patient_id)
-                .fetch_optional(&self.pool)
-                .await?;
+        let open: Option<i64> = sqlx::query_scalar(
+            "SELECT id FROM episodes WHERE patient_id = ? AND discharged_at IS NULL",
+        )
+        .bind(patient_id)
+        .fetch_optional(&self.pool)
+        .await?;
         if open.is_none() {
-            return Err(StoreError::NotFound(format!("open episode for patient {patient_id}")));
+            return Err(StoreError::NotFound(format!(
+                "open episode for patient {patient_id}"
+            )));
         }
-        let n = sqlx::query("UPDATE devices SET patient_id = ? WHERE id = ? AND revoked_at IS NULL")
-            .bind(patient_id)
-            .bind(device_id)
-            .execute(&self.pool)
-            .await?
-            .rows_affected();
+        let n =
+            sqlx::query("UPDATE devices SET patient_id = ? WHERE id = ? AND revoked_at IS NULL")
+                .bind(patient_id)
+                .bind(device_id)
+                .execute(&self.pool)
+                .await?
+                .rows_affected();
         if n == 0 {
             return Err(StoreError::NotFound(format!("active device {device_id}")));
         }
@@ -860,12 +964,13 @@ impl Store for SqliteStore {
 
     async fn device_revoke(&self, device_id: &str, at: DateTime<Utc>) -> Result<DateTime<Utc>> {
         let _write = self.write.lock().await;
-        let n = sqlx::query("UPDATE devices SET revoked_at = ? WHERE id = ? AND revoked_at IS NULL")
-            .bind(ts(at))
-            .bind(device_id)
-            .execute(&self.pool)
-            .await?
-            .rows_affected();
+        let n =
+            sqlx::query("UPDATE devices SET revoked_at = ? WHERE id = ? AND revoked_at IS NULL")
+                .bind(ts(at))
+                .bind(device_id)
+                .execute(&self.pool)
+                .await?
+                .rows_affected();
         if n == 0 {
             return Err(StoreError::NotFound(format!("active device {device_id}")));
         }
@@ -873,10 +978,11 @@ impl Store for SqliteStore {
     }
 
     async fn device_credentials(&self, mqtt_username: &str) -> Result<Option<DeviceCredentials>> {
-        let row = sqlx::query("SELECT id, secret_hash, revoked_at FROM devices WHERE mqtt_username = ?")
-            .bind(mqtt_username)
-            .fetch_optional(&self.pool)
-            .await?;
+        let row =
+            sqlx::query("SELECT id, secret_hash, revoked_at FROM devices WHERE mqtt_username = ?")
+                .bind(mqtt_username)
+                .fetch_optional(&self.pool)
+                .await?;
         Ok(row.map(|r| DeviceCredentials {
             device_id: r.get(0),
             secret_hash: r.get(1),
@@ -885,16 +991,18 @@ impl Store for SqliteStore {
     }
 
     async fn mqtt_accounts(&self) -> Result<Vec<MqttAccount>> {
-        let rows: Vec<(String, String, Option<String>)> =
-            sqlx::query_as(crate::MQTT_ACCOUNTS_SQL).fetch_all(&self.pool).await?;
+        let rows: Vec<(String, String, Option<String>)> = sqlx::query_as(crate::MQTT_ACCOUNTS_SQL)
+            .fetch_all(&self.pool)
+            .await?;
         Ok(rows.into_iter().map(MqttAccount::from).collect())
     }
 
     async fn devices_revoked_since(&self, since: DateTime<Utc>) -> Result<Vec<String>> {
-        let rows: Vec<(String,)> = sqlx::query_as("SELECT id FROM devices WHERE revoked_at >= ? ORDER BY revoked_at")
-            .bind(ts(since))
-            .fetch_all(&self.pool)
-            .await?;
+        let rows: Vec<(String,)> =
+            sqlx::query_as("SELECT id FROM devices WHERE revoked_at >= ? ORDER BY revoked_at")
+                .bind(ts(since))
+                .fetch_all(&self.pool)
+                .await?;
         Ok(rows.into_iter().map(|r| r.0).collect())
     }
 
@@ -907,7 +1015,10 @@ impl Store for SqliteStore {
         .bind(device_id)
         .fetch_optional(&self.pool)
         .await?;
-        Ok(row.map(|r| DeviceRoute { patient_id: r.get(0), ward_id: r.get(1) }))
+        Ok(row.map(|r| DeviceRoute {
+            patient_id: r.get(0),
+            ward_id: r.get(1),
+        }))
     }
 
     async fn device_routes(&self, device_ids: &[&str]) -> Result<HashMap<String, DeviceRoute>> {
@@ -923,14 +1034,37 @@ impl Store for SqliteStore {
         .bind(ids)
         .fetch_all(&self.pool)
         .await?;
-        Ok(rows.into_iter().map(|r| (r.get(0), DeviceRoute { patient_id: r.get(1), ward_id: r.get(2) })).collect())
+        Ok(rows
+            .into_iter()
+            .map(|r| {
+                (
+                    r.get(0),
+                    DeviceRoute {
+                        patient_id: r.get(1),
+                        ward_id: r.get(2),
+                    },
+                )
+            })
+            .collect())
     }
 
-    async fn store_uplink_batch(&self, obs: &[NewObsMessage], ecg: &[NewEcgChunk]) -> Result<(Vec<BatchOutcome>, Vec<BatchOutcome>)> {
+    async fn store_uplink_batch(
+        &self,
+        obs: &[NewObsMessage],
+        ecg: &[NewEcgChunk],
+    ) -> Result<(Vec<BatchOutcome>, Vec<BatchOutcome>)> {
         let _write = self.write.lock().await;
         let mut tx = self.pool.begin_with("BEGIN IMMEDIATE").await?;
-        let obs = if obs.is_empty() { Vec::new() } else { obs_batch_in(&mut tx, obs).await? };
-        let ecg = if ecg.is_empty() { Vec::new() } else { ecg_batch_in(&mut tx, ecg).await? };
+        let obs = if obs.is_empty() {
+            Vec::new()
+        } else {
+            obs_batch_in(&mut tx, obs).await?
+        };
+        let ecg = if ecg.is_empty() {
+            Vec::new()
+        } else {
+            ecg_batch_in(&mut tx, ecg).await?
+        };
         tx.commit().await?;
         Ok((obs, ecg))
     }
@@ -973,14 +1107,19 @@ impl Store for SqliteStore {
             ),
         };
         let rows = sqlx::query(&sql)
-        .bind(q.patient_id)
-        .bind(&q.code)
-        .bind(from)
-        .bind(to)
-        .fetch_all(&self.pool)
-        .await?;
-        let rows = rows.iter().map(|r| obs_row(r, 0)).collect::<Result<Vec<_>>>()?;
-        let Some(max) = q.max_points else { return Ok(rows) };
+            .bind(q.patient_id)
+            .bind(&q.code)
+            .bind(from)
+            .bind(to)
+            .fetch_all(&self.pool)
+            .await?;
+        let rows = rows
+            .iter()
+            .map(|r| obs_row(r, 0))
+            .collect::<Result<Vec<_>>>()?;
+        let Some(max) = q.max_points else {
+            return Ok(rows);
+        };
         // Downsample each code's series on its own so one busy code cannot
         // crowd out another.
         let mut by_code: HashMap<String, Vec<ObservationRow>> = HashMap::new();
@@ -989,10 +1128,17 @@ impl Store for SqliteStore {
         }
         let mut codes: Vec<_> = by_code.into_iter().collect();
         codes.sort_by(|a, b| a.0.cmp(&b.0));
-        Ok(codes.into_iter().flat_map(|(_, rs)| downsample::min_max(rs, max)).collect())
+        Ok(codes
+            .into_iter()
+            .flat_map(|(_, rs)| downsample::min_max(rs, max))
+            .collect())
     }
 
-    async fn latest_per_code(&self, patient_id: i64, at: DateTime<Utc>) -> Result<Vec<ObservationRow>> {
+    async fn latest_per_code(
+        &self,
+        patient_id: i64,
+        at: DateTime<Utc>,
+    ) -> Result<Vec<ObservationRow>> {
         let rows = sqlx::query(&format!(
             "{LATEST_PER_CODE} SELECT o.id, o.code, o.value_num, o.value_text, o.unit, o.measured_at, o.received_at, o.device_id, o.seq
              {LATEST_PER_CODE_FROM}"
@@ -1004,7 +1150,11 @@ impl Store for SqliteStore {
         rows.iter().map(|r| obs_row(r, 0)).collect()
     }
 
-    async fn readings_for_scoring(&self, spans: &[(i64, DateTime<Utc>, DateTime<Utc>)], codes: &[&str]) -> Result<HashMap<i64, ScoringReads>> {
+    async fn readings_for_scoring(
+        &self,
+        spans: &[(i64, DateTime<Utc>, DateTime<Utc>)],
+        codes: &[&str],
+    ) -> Result<HashMap<i64, ScoringReads>> {
         if spans.is_empty() || codes.is_empty() {
             return Ok(HashMap::new());
         }
@@ -1015,7 +1165,10 @@ impl Store for SqliteStore {
         // spares a skip-scan over every code the patient has, and the rows
         // of the codes scoring never reads.
         let req = serde_json::Value::Array(
-            spans.iter().map(|(p, first, last)| serde_json::json!([p, ts(*first), ts(*last)])).collect(),
+            spans
+                .iter()
+                .map(|(p, first, last)| serde_json::json!([p, ts(*first), ts(*last)]))
+                .collect(),
         );
         let rows = sqlx::query(
             "WITH req(patient_id, first, last) AS (
@@ -1041,12 +1194,19 @@ impl Store for SqliteStore {
         for r in rows {
             let row = obs_row(&r, 2)?;
             let reads = out.entry(r.get(1)).or_default();
-            if r.get::<i64, _>(0) == 0 { reads.base.push(row) } else { reads.later.push(row) }
+            if r.get::<i64, _>(0) == 0 {
+                reads.base.push(row)
+            } else {
+                reads.later.push(row)
+            }
         }
         Ok(out)
     }
 
-    async fn episode_settings_many(&self, patient_ids: &[i64]) -> Result<HashMap<i64, EpisodeSettings>> {
+    async fn episode_settings_many(
+        &self,
+        patient_ids: &[i64],
+    ) -> Result<HashMap<i64, EpisodeSettings>> {
         if patient_ids.is_empty() {
             return Ok(HashMap::new());
         }
@@ -1055,7 +1215,9 @@ impl Store for SqliteStore {
             .bind(ids)
             .fetch_all(&self.pool)
             .await?;
-        rows.iter().map(|r| episode_settings_row(r).map(|s| (s.patient_id, s))).collect()
+        rows.iter()
+            .map(|r| episode_settings_row(r).map(|s| (s.patient_id, s)))
+            .collect()
     }
 
     async fn live_alert_rules(&self, patient_ids: &[i64]) -> Result<HashMap<i64, Vec<String>>> {
@@ -1078,26 +1240,38 @@ impl Store for SqliteStore {
     }
 
     async fn episode_settings(&self, patient_id: i64) -> Result<Option<EpisodeSettings>> {
-        let row = sqlx::query(&format!("{EPISODE_SETTINGS} WHERE e.patient_id = ? AND e.discharged_at IS NULL"))
-            .bind(patient_id)
-            .fetch_optional(&self.pool)
-            .await?;
+        let row = sqlx::query(&format!(
+            "{EPISODE_SETTINGS} WHERE e.patient_id = ? AND e.discharged_at IS NULL"
+        ))
+        .bind(patient_id)
+        .fetch_optional(&self.pool)
+        .await?;
         row.as_ref().map(episode_settings_row).transpose()
     }
 
-    async fn episode_update(&self, patient_id: i64, u: EpisodeUpdate, by: &str, at: DateTime<Utc>) -> Result<()> {
+    async fn episode_update(
+        &self,
+        patient_id: i64,
+        u: EpisodeUpdate,
+        by: &str,
+        at: DateTime<Utc>,
+    ) -> Result<()> {
         let _write = self.write.lock().await;
         // IMMEDIATE: take the write lock (waiting out busy_timeout) before
         // the first read. A deferred transaction that reads and then writes
         // fails at once with SQLITE_BUSY when another connection (the ingest,
         // the scorer) committed in between: a 500 the API fuzzer found.
         let mut tx = self.pool.begin_with("BEGIN IMMEDIATE").await?;
-        let id: Option<i64> = sqlx::query_scalar("SELECT id FROM episodes WHERE patient_id = ? AND discharged_at IS NULL")
-            .bind(patient_id)
-            .fetch_optional(&mut *tx)
-            .await?;
+        let id: Option<i64> = sqlx::query_scalar(
+            "SELECT id FROM episodes WHERE patient_id = ? AND discharged_at IS NULL",
+        )
+        .bind(patient_id)
+        .fetch_optional(&mut *tx)
+        .await?;
         let Some(id) = id else {
-            return Err(StoreError::NotFound(format!("open episode for patient {patient_id}")));
+            return Err(StoreError::NotFound(format!(
+                "open episode for patient {patient_id}"
+            )));
         };
         let at = ts(at);
         if let Some(scale) = u.spo2_scale {
@@ -1110,28 +1284,40 @@ impl Store for SqliteStore {
                 .await?;
         }
         if let Some(o2) = u.oxygen {
-            sqlx::query("UPDATE episodes SET oxygen = ?, oxygen_set_by = ?, oxygen_set_at = ? WHERE id = ?")
-                .bind(o2 as i64)
-                .bind(by)
-                .bind(&at)
-                .bind(id)
-                .execute(&mut *tx)
-                .await?;
+            sqlx::query(
+                "UPDATE episodes SET oxygen = ?, oxygen_set_by = ?, oxygen_set_at = ? WHERE id = ?",
+            )
+            .bind(o2 as i64)
+            .bind(by)
+            .bind(&at)
+            .bind(id)
+            .execute(&mut *tx)
+            .await?;
         }
         if let Some(acvpu) = &u.acvpu {
-            sqlx::query("UPDATE episodes SET acvpu = ?, acvpu_set_by = ?, acvpu_set_at = ? WHERE id = ?")
-                .bind(acvpu)
-                .bind(by)
-                .bind(&at)
+            sqlx::query(
+                "UPDATE episodes SET acvpu = ?, acvpu_set_by = ?, acvpu_set_at = ? WHERE id = ?",
+            )
+            .bind(acvpu)
+            .bind(by)
+            .bind(&at)
+            .bind(id)
+            .execute(&mut *tx)
+            .await?;
+        }
+        if let Some(v) = u.under_16 {
+            sqlx::query("UPDATE episodes SET under_16 = ? WHERE id = ?")
+                .bind(v as i64)
                 .bind(id)
                 .execute(&mut *tx)
                 .await?;
         }
-        if let Some(v) = u.under_16 {
-            sqlx::query("UPDATE episodes SET under_16 = ? WHERE id = ?").bind(v as i64).bind(id).execute(&mut *tx).await?;
-        }
         if let Some(v) = u.pregnant {
-            sqlx::query("UPDATE episodes SET pregnant = ? WHERE id = ?").bind(v as i64).bind(id).execute(&mut *tx).await?;
+            sqlx::query("UPDATE episodes SET pregnant = ? WHERE id = ?")
+                .bind(v as i64)
+                .bind(id)
+                .execute(&mut *tx)
+                .await?;
         }
         tx.commit().await?;
         Ok(())
@@ -1142,7 +1328,12 @@ impl Store for SqliteStore {
         insert_score(&self.pool, &s).await
     }
 
-    async fn scores(&self, patient_id: i64, from: Option<DateTime<Utc>>, to: Option<DateTime<Utc>>) -> Result<Vec<ScoreRow>> {
+    async fn scores(
+        &self,
+        patient_id: i64,
+        from: Option<DateTime<Utc>>,
+        to: Option<DateTime<Utc>>,
+    ) -> Result<Vec<ScoreRow>> {
         let rows = sqlx::query(
             "SELECT id, scored_at, computed_at, total, risk, partial, detail, obs_ids FROM scores
              WHERE patient_id = ?1 AND scored_at >= ?2 AND scored_at <= ?3 ORDER BY scored_at, id",
@@ -1161,7 +1352,8 @@ impl Store for SqliteStore {
                     total: r.get(3),
                     risk: r.get(4),
                     partial: r.get::<i64, _>(5) != 0,
-                    detail: serde_json::from_str(&r.get::<String, _>(6)).unwrap_or(serde_json::Value::Null),
+                    detail: serde_json::from_str(&r.get::<String, _>(6))
+                        .unwrap_or(serde_json::Value::Null),
                     obs_ids: serde_json::from_str(&r.get::<String, _>(7)).unwrap_or_default(),
                 })
             })
@@ -1169,24 +1361,37 @@ impl Store for SqliteStore {
     }
 
     async fn latest_score_time(&self, patient_id: i64) -> Result<Option<DateTime<Utc>>> {
-        let t: Option<String> = sqlx::query_scalar("SELECT MAX(scored_at) FROM scores WHERE patient_id = ?")
-            .bind(patient_id)
-            .fetch_one(&self.pool)
-            .await?;
+        let t: Option<String> =
+            sqlx::query_scalar("SELECT MAX(scored_at) FROM scores WHERE patient_id = ?")
+                .bind(patient_id)
+                .fetch_one(&self.pool)
+                .await?;
         parse_opt_ts(t)
     }
 
-    async fn store_ecg_results(&self, sets: &[PatchBeats], obs: &[NewDerivedObservation]) -> Result<Vec<i64>> {
-        let beats: Vec<(&PatchBeats, &BeatRow)> = sets.iter().flat_map(|s| s.beats.iter().map(move |b| (s, b))).collect();
+    async fn store_ecg_results(
+        &self,
+        sets: &[PatchBeats],
+        obs: &[NewDerivedObservation],
+    ) -> Result<Vec<i64>> {
+        let beats: Vec<(&PatchBeats, &BeatRow)> = sets
+            .iter()
+            .flat_map(|s| s.beats.iter().map(move |b| (s, b)))
+            .collect();
         if beats.is_empty() && obs.is_empty() {
             return Ok(Vec::new());
         }
         let _write = self.write.lock().await;
         let mut tx = self.pool.begin_with("BEGIN IMMEDIATE").await?;
         for chunk in beats.chunks(BEAT_ROWS) {
-            let mut q = sqlx::QueryBuilder::new("INSERT INTO ecg_beats (device_id, t_ms, patient_id, rr_ms) ");
+            let mut q = sqlx::QueryBuilder::new(
+                "INSERT INTO ecg_beats (device_id, t_ms, patient_id, rr_ms) ",
+            );
             q.push_values(chunk, |mut row, (set, b)| {
-                row.push_bind(set.device_id.clone()).push_bind(b.t_ms).push_bind(set.patient_id).push_bind(b.rr_ms.map(i64::from));
+                row.push_bind(set.device_id.clone())
+                    .push_bind(b.t_ms)
+                    .push_bind(set.patient_id)
+                    .push_bind(b.rr_ms.map(i64::from));
             });
             q.push(" ON CONFLICT (device_id, t_ms) DO NOTHING");
             q.build().persistent(false).execute(&mut *tx).await?;
@@ -1195,13 +1400,29 @@ impl Store for SqliteStore {
         let mut ids = Vec::with_capacity(obs.len());
         for o in obs {
             let (measured, received) = (ts(o.measured_at), ts(o.received_at));
-            ids.push(insert_observation(&mut tx, o.patient_id, &o.device_id, o.seq, &o.observation, &measured, &received).await?);
+            ids.push(
+                insert_observation(
+                    &mut tx,
+                    o.patient_id,
+                    &o.device_id,
+                    o.seq,
+                    &o.observation,
+                    &measured,
+                    &received,
+                )
+                .await?,
+            );
         }
         tx.commit().await?;
         Ok(ids)
     }
 
-    async fn ecg_range(&self, patient_id: i64, from_ms: i64, to_ms: i64) -> Result<(Vec<EcgChunkRow>, Vec<BeatRow>)> {
+    async fn ecg_range(
+        &self,
+        patient_id: i64,
+        from_ms: i64,
+        to_ms: i64,
+    ) -> Result<(Vec<EcgChunkRow>, Vec<BeatRow>)> {
         // A chunk overlaps when it starts before `to` and ends after `from`;
         // chunks are at most a few seconds long, so starting within 60 s
         // before `from` is a safe lower bound for the index scan.
@@ -1245,13 +1466,22 @@ impl Store for SqliteStore {
         let mut tx = self.pool.begin_with("BEGIN IMMEDIATE").await?;
         let n = match kind {
             HistoryKind::Observations => {
-                let n = sqlx::query("DELETE FROM observations WHERE measured_at < ?").bind(ts(before)).execute(&mut *tx).await?.rows_affected();
-                sqlx::query("DELETE FROM obs_messages WHERE measured_at < ?").bind(ts(before)).execute(&mut *tx).await?;
+                let n = sqlx::query("DELETE FROM observations WHERE measured_at < ?")
+                    .bind(ts(before))
+                    .execute(&mut *tx)
+                    .await?
+                    .rows_affected();
+                sqlx::query("DELETE FROM obs_messages WHERE measured_at < ?")
+                    .bind(ts(before))
+                    .execute(&mut *tx)
+                    .await?;
                 n
             }
-            HistoryKind::Scores => {
-                sqlx::query("DELETE FROM scores WHERE scored_at < ?").bind(ts(before)).execute(&mut *tx).await?.rows_affected()
-            }
+            HistoryKind::Scores => sqlx::query("DELETE FROM scores WHERE scored_at < ?")
+                .bind(ts(before))
+                .execute(&mut *tx)
+                .await?
+                .rows_affected(),
         };
         tx.commit().await?;
         Ok(n)
@@ -1260,13 +1490,25 @@ impl Store for SqliteStore {
     async fn ecg_delete_before(&self, before_ms: i64) -> Result<u64> {
         let _write = self.write.lock().await;
         let mut tx = self.pool.begin_with("BEGIN IMMEDIATE").await?;
-        let n = sqlx::query("DELETE FROM ecg_chunks WHERE t0_ms < ?").bind(before_ms).execute(&mut *tx).await?.rows_affected();
-        sqlx::query("DELETE FROM ecg_beats WHERE t_ms < ?").bind(before_ms).execute(&mut *tx).await?;
+        let n = sqlx::query("DELETE FROM ecg_chunks WHERE t0_ms < ?")
+            .bind(before_ms)
+            .execute(&mut *tx)
+            .await?
+            .rows_affected();
+        sqlx::query("DELETE FROM ecg_beats WHERE t_ms < ?")
+            .bind(before_ms)
+            .execute(&mut *tx)
+            .await?;
         tx.commit().await?;
         Ok(n)
     }
 
-    async fn score_and_fire(&self, scores: &[NewScore], firings: &[BatchFiring], now: DateTime<Utc>) -> Result<Vec<Option<(AlertRow, FiringOutcome)>>> {
+    async fn score_and_fire(
+        &self,
+        scores: &[NewScore],
+        firings: &[BatchFiring],
+        now: DateTime<Utc>,
+    ) -> Result<Vec<Option<(AlertRow, FiringOutcome)>>> {
         if scores.is_empty() && firings.is_empty() {
             return Ok(Vec::new());
         }
@@ -1280,7 +1522,13 @@ impl Store for SqliteStore {
         Ok(out)
     }
 
-    async fn alert_act(&self, alert_id: i64, action: AlertAction, actor: &str, at: DateTime<Utc>) -> Result<AlertRow> {
+    async fn alert_act(
+        &self,
+        alert_id: i64,
+        action: AlertAction,
+        actor: &str,
+        at: DateTime<Utc>,
+    ) -> Result<AlertRow> {
         let _write = self.write.lock().await;
         let mut tx = self.pool.begin_with("BEGIN IMMEDIATE").await?;
         let (sql, name, detail) = match &action {
@@ -1315,38 +1563,57 @@ impl Store for SqliteStore {
             .rows_affected();
         if n == 0 {
             let exists: Option<String> =
-                sqlx::query_scalar("SELECT status FROM alerts WHERE id = ?").bind(alert_id).fetch_optional(&mut *tx).await?;
+                sqlx::query_scalar("SELECT status FROM alerts WHERE id = ?")
+                    .bind(alert_id)
+                    .fetch_optional(&mut *tx)
+                    .await?;
             return Err(match exists {
                 None => StoreError::NotFound(format!("alert {alert_id}")),
-                Some(status) => StoreError::Conflict(format!("alert is {status}; cannot mark it {name}")),
+                Some(status) => {
+                    StoreError::Conflict(format!("alert is {status}; cannot mark it {name}"))
+                }
             });
         }
         insert_event(&mut tx, alert_id, at, actor, name, &detail).await?;
         tx.commit().await?;
-        self.alert_get(alert_id).await?.ok_or_else(|| StoreError::NotFound(format!("alert {alert_id}")))
+        self.alert_get(alert_id)
+            .await?
+            .ok_or_else(|| StoreError::NotFound(format!("alert {alert_id}")))
     }
 
     async fn alert_get(&self, alert_id: i64) -> Result<Option<AlertRow>> {
-        let row = sqlx::query(&format!("{ALERT_COLUMNS} WHERE id = ?")).bind(alert_id).fetch_optional(&self.pool).await?;
+        let row = sqlx::query(&format!("{ALERT_COLUMNS} WHERE id = ?"))
+            .bind(alert_id)
+            .fetch_optional(&self.pool)
+            .await?;
         row.map(|r| alert_row(&r)).transpose()
     }
 
-    async fn alerts_list(&self, ward_ids: &[i64], status: Option<AlertStatus>, patient_id: Option<i64>) -> Result<Vec<AlertRow>> {
+    async fn alerts_list(
+        &self,
+        ward_ids: &[i64],
+        status: Option<AlertStatus>,
+        patient_id: Option<i64>,
+    ) -> Result<Vec<AlertRow>> {
         let mut out = Vec::new();
         for w in ward_ids {
             // Two statements, not one with `(?3 IS NULL OR patient_id = ?3)`:
             // SQLite plans a statement once, and that one walks the whole
             // ward's alerts even when one patient's are asked for.
             let sql = match patient_id {
-                Some(_) => format!("{ALERT_COLUMNS} WHERE patient_id = ?3 AND ward_id = ?1 AND (?2 IS NULL OR status = ?2) ORDER BY id"),
-                None => format!("{ALERT_COLUMNS} WHERE ward_id = ?1 AND (?2 IS NULL OR status = ?2) ORDER BY id"),
+                Some(_) => format!(
+                    "{ALERT_COLUMNS} WHERE patient_id = ?3 AND ward_id = ?1 AND (?2 IS NULL OR status = ?2) ORDER BY id"
+                ),
+                None => format!(
+                    "{ALERT_COLUMNS} WHERE ward_id = ?1 AND (?2 IS NULL OR status = ?2) ORDER BY id"
+                ),
             };
             let rows = sqlx::query(&sql)
-            .bind(w)
-            .bind(status.map(AlertStatus::as_str))
-            .bind(patient_id)
-            .fetch_all(&self.pool)
-            .await?;
+                .bind(w)
+                .bind(status.map(AlertStatus::as_str))
+                .bind(patient_id)
+                .fetch_all(&self.pool)
+                .await?;
             for r in rows {
                 out.push(alert_row(&r)?);
             }
@@ -1363,17 +1630,20 @@ impl Store for SqliteStore {
     }
 
     async fn alert_events(&self, alert_id: i64) -> Result<Vec<AlertEventRow>> {
-        let rows = sqlx::query("SELECT at, actor, action, detail FROM alert_events WHERE alert_id = ? ORDER BY id")
-            .bind(alert_id)
-            .fetch_all(&self.pool)
-            .await?;
+        let rows = sqlx::query(
+            "SELECT at, actor, action, detail FROM alert_events WHERE alert_id = ? ORDER BY id",
+        )
+        .bind(alert_id)
+        .fetch_all(&self.pool)
+        .await?;
         rows.into_iter()
             .map(|r| {
                 Ok(AlertEventRow {
                     at: parse_ts(&r.get::<String, _>(0))?,
                     actor: r.get(1),
                     action: r.get(2),
-                    detail: serde_json::from_str(&r.get::<String, _>(3)).unwrap_or(serde_json::Value::Null),
+                    detail: serde_json::from_str(&r.get::<String, _>(3))
+                        .unwrap_or(serde_json::Value::Null),
                 })
             })
             .collect()
@@ -1415,7 +1685,8 @@ impl Store for SqliteStore {
                     username: r.get(2),
                     action: r.get(3),
                     patient_id: r.get(4),
-                    detail: serde_json::from_str(&r.get::<String, _>(5)).unwrap_or(serde_json::Value::Null),
+                    detail: serde_json::from_str(&r.get::<String, _>(5))
+                        .unwrap_or(serde_json::Value::Null),
                     addr: r.get(6),
                 })
             })
@@ -1458,7 +1729,10 @@ mod tests {
 
     async fn patient(s: &SqliteStore) -> i64 {
         let w = s.ward_add("W").await.expect("ward");
-        let at = Utc.with_ymd_and_hms(2026, 11, 22, 8, 0, 0).single().expect("time");
+        let at = Utc
+            .with_ymd_and_hms(2026, 11, 22, 8, 0, 0)
+            .single()
+            .expect("time");
         s.patient_admit(NewPatient {
             ward_id: w.id,
             name: "P".into(),
@@ -1473,14 +1747,21 @@ mod tests {
     }
 
     fn msg(patient_id: i64, seq: u32, minute: u32, value: f64) -> NewObsMessage {
-        let at = Utc.with_ymd_and_hms(2026, 11, 22, 8, minute, 0).single().expect("time");
+        let at = Utc
+            .with_ymd_and_hms(2026, 11, 22, 8, minute, 0)
+            .single()
+            .expect("time");
         NewObsMessage {
             device_id: "d1".into(),
             seq,
             patient_id,
             measured_at: at,
             received_at: at,
-            obs: vec![NewObservation { code: "spo2".into(), value: ObsValue::Number(value), unit: Some("%".into()) }],
+            obs: vec![NewObservation {
+                code: "spo2".into(),
+                value: ObsValue::Number(value),
+                unit: Some("%".into()),
+            }],
         }
     }
 
@@ -1488,18 +1769,38 @@ mod tests {
     async fn batch_dedups_on_device_and_seq_and_range_queries_filter() {
         let (_d, s) = store().await;
         let p = patient(&s).await;
-        let out = s.store_obs_batch(&[msg(p, 1, 1, 95.0), msg(p, 2, 2, 94.0), msg(p, 1, 3, 80.0)]).await.expect("batch");
+        let out = s
+            .store_obs_batch(&[msg(p, 1, 1, 95.0), msg(p, 2, 2, 94.0), msg(p, 1, 3, 80.0)])
+            .await
+            .expect("batch");
         assert!(matches!(out[0], BatchOutcome::Stored { .. }));
         assert!(matches!(out[1], BatchOutcome::Stored { .. }));
         assert_eq!(out[2], BatchOutcome::Duplicate);
 
-        let all = s.observations(ObservationQuery { patient_id: p, ..Default::default() }).await.expect("query");
+        let all = s
+            .observations(ObservationQuery {
+                patient_id: p,
+                ..Default::default()
+            })
+            .await
+            .expect("query");
         assert_eq!(all.iter().map(|r| r.seq).collect::<Vec<_>>(), [1, 2]);
         let from = Utc.with_ymd_and_hms(2026, 11, 22, 8, 2, 0).single();
-        let late = s.observations(ObservationQuery { patient_id: p, from, ..Default::default() }).await.expect("query");
+        let late = s
+            .observations(ObservationQuery {
+                patient_id: p,
+                from,
+                ..Default::default()
+            })
+            .await
+            .expect("query");
         assert_eq!(late.iter().map(|r| r.seq).collect::<Vec<_>>(), [2]);
         let none = s
-            .observations(ObservationQuery { patient_id: p, code: Some("pulse".into()), ..Default::default() })
+            .observations(ObservationQuery {
+                patient_id: p,
+                code: Some("pulse".into()),
+                ..Default::default()
+            })
             .await
             .expect("query");
         assert!(none.is_empty());
@@ -1509,7 +1810,10 @@ mod tests {
 }
 
 /// One score row, on the pool or inside a transaction.
-async fn insert_score<'e, E: sqlx::Executor<'e, Database = sqlx::Sqlite>>(e: E, s: &NewScore) -> Result<i64> {
+async fn insert_score<'e, E: sqlx::Executor<'e, Database = sqlx::Sqlite>>(
+    e: E,
+    s: &NewScore,
+) -> Result<i64> {
     let id = sqlx::query(
         "INSERT INTO scores (patient_id, scored_at, computed_at, total, risk, partial, detail, obs_ids)
          VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
@@ -1529,7 +1833,11 @@ async fn insert_score<'e, E: sqlx::Executor<'e, Database = sqlx::Sqlite>>(e: E, 
 }
 
 /// Replace a known device's last status; 0 rows for an unknown device.
-async fn status_upsert(conn: &mut sqlx::SqliteConnection, device_id: &str, report: &DeviceStatusReport) -> Result<u64> {
+async fn status_upsert(
+    conn: &mut sqlx::SqliteConnection,
+    device_id: &str,
+    report: &DeviceStatusReport,
+) -> Result<u64> {
     Ok(sqlx::query(
         "INSERT INTO device_status (device_id, online, battery_pct, signal, fw, reported_at)
          SELECT id, ?, ?, ?, ?, ? FROM devices WHERE id = ?

@@ -599,12 +599,21 @@ async fn devices_provision_assign_route_and_revoke(s: &dyn Store) {
 }
 
 async fn mqtt_accounts_are_the_unrevoked_devices_with_their_mosquitto_hash(s: &dyn Store) {
-    s.device_provision(device("ox-2", "oximeter", None)).await.expect("provision");
-    s.device_provision(device("ox-1", "oximeter", None)).await.expect("provision");
+    s.device_provision(device("ox-2", "oximeter", None))
+        .await
+        .expect("provision");
+    s.device_provision(device("ox-1", "oximeter", None))
+        .await
+        .expect("provision");
     // As if provisioned before migration 0006 recorded the hash.
-    let old = NewDevice { mosquitto_hash: None, ..device("hub-1", "hub", None) };
+    let old = NewDevice {
+        mosquitto_hash: None,
+        ..device("hub-1", "hub", None)
+    };
     s.device_provision(old).await.expect("provision");
-    s.device_provision(device("ox-3", "oximeter", None)).await.expect("provision");
+    s.device_provision(device("ox-3", "oximeter", None))
+        .await
+        .expect("provision");
     s.device_revoke("ox-3", t(9, 0)).await.expect("revoke");
     let accounts: Vec<(String, String, Option<String>)> = s
         .mqtt_accounts()
@@ -617,8 +626,16 @@ async fn mqtt_accounts_are_the_unrevoked_devices_with_their_mosquitto_hash(s: &d
         accounts,
         [
             ("hub-1".to_string(), "mqtt-hub-1".to_string(), None),
-            ("ox-1".into(), "mqtt-ox-1".into(), Some("$7$1000$salt-ox-1$hash-ox-1".into())),
-            ("ox-2".into(), "mqtt-ox-2".into(), Some("$7$1000$salt-ox-2$hash-ox-2".into())),
+            (
+                "ox-1".into(),
+                "mqtt-ox-1".into(),
+                Some("$7$1000$salt-ox-1$hash-ox-1".into())
+            ),
+            (
+                "ox-2".into(),
+                "mqtt-ox-2".into(),
+                Some("$7$1000$salt-ox-2$hash-ox-2".into())
+            ),
         ],
         "by id, revoked left out"
     );
@@ -691,20 +708,51 @@ async fn device_routes_answer_a_batch_like_device_route_does(s: &dyn Store) {
     let w = ward(s, "W").await;
     let ann = admit(s, w, "Ann").await;
     let bob = admit(s, w, "Bob").await;
-    s.device_provision(device("ox-1", "oximeter", Some(ann))).await.expect("provision");
-    s.device_provision(device("bp-1", "bp-cuff", Some(bob))).await.expect("provision");
-    s.device_provision(device("spare", "bp-cuff", None)).await.expect("provision");
-    s.device_provision(device("gone", "bp-cuff", Some(ann))).await.expect("provision");
+    s.device_provision(device("ox-1", "oximeter", Some(ann)))
+        .await
+        .expect("provision");
+    s.device_provision(device("bp-1", "bp-cuff", Some(bob)))
+        .await
+        .expect("provision");
+    s.device_provision(device("spare", "bp-cuff", None))
+        .await
+        .expect("provision");
+    s.device_provision(device("gone", "bp-cuff", Some(ann)))
+        .await
+        .expect("provision");
     s.device_revoke("gone", t(9, 0)).await.expect("revoke");
     assert!(s.device_routes(&[]).await.expect("routes").is_empty());
-    let ids = ["ox-1", "bp-1", "spare", "gone", "unknown", "ox-1", "it's \"quoted\""];
+    let ids = [
+        "ox-1",
+        "bp-1",
+        "spare",
+        "gone",
+        "unknown",
+        "ox-1",
+        "it's \"quoted\"",
+    ];
     let routes = s.device_routes(&ids).await.expect("routes");
-    assert_eq!(routes.len(), 2, "only assigned, unrevoked devices of admitted patients: {routes:?}");
+    assert_eq!(
+        routes.len(),
+        2,
+        "only assigned, unrevoked devices of admitted patients: {routes:?}"
+    );
     for id in ids {
-        assert_eq!(routes.get(id).copied(), s.device_route(id).await.expect("route"), "{id}");
+        assert_eq!(
+            routes.get(id).copied(),
+            s.device_route(id).await.expect("route"),
+            "{id}"
+        );
     }
     s.patient_discharge(bob, t(10, 0)).await.expect("discharge");
-    assert_eq!(s.device_routes(&["bp-1", "ox-1"]).await.expect("routes").keys().collect::<Vec<_>>(), ["ox-1"]);
+    assert_eq!(
+        s.device_routes(&["bp-1", "ox-1"])
+            .await
+            .expect("routes")
+            .keys()
+            .collect::<Vec<_>>(),
+        ["ox-1"]
+    );
 }
 
 async fn score_insert_many_is_all_or_nothing(s: &dyn Store) {
@@ -721,12 +769,25 @@ async fn score_insert_many_is_all_or_nothing(s: &dyn Store) {
         obs_ids: vec![],
     };
     s.score_insert_many(&[]).await.expect("nothing to insert");
-    s.score_insert_many(&[score(p, t(8, 0), 1), score(p, t(9, 0), 2)]).await.expect("insert");
+    s.score_insert_many(&[score(p, t(8, 0), 1), score(p, t(9, 0), 2)])
+        .await
+        .expect("insert");
     let totals = |rows: Vec<ScoreRow>| rows.iter().map(|r| r.total).collect::<Vec<_>>();
-    assert_eq!(totals(s.scores(p, None, None).await.expect("scores")), [Some(1), Some(2)]);
+    assert_eq!(
+        totals(s.scores(p, None, None).await.expect("scores")),
+        [Some(1), Some(2)]
+    );
     // A row for a patient who does not exist fails the whole batch.
-    assert!(s.score_insert_many(&[score(p, t(10, 0), 3), score(p + 999, t(10, 0), 4)]).await.is_err());
-    assert_eq!(totals(s.scores(p, None, None).await.expect("scores")), [Some(1), Some(2)], "nothing of a failed batch is kept");
+    assert!(
+        s.score_insert_many(&[score(p, t(10, 0), 3), score(p + 999, t(10, 0), 4)])
+            .await
+            .is_err()
+    );
+    assert_eq!(
+        totals(s.scores(p, None, None).await.expect("scores")),
+        [Some(1), Some(2)],
+        "nothing of a failed batch is kept"
+    );
 
     // More rows than one statement carries, every field kept.
     let q = admit(s, w, "Bob").await;
@@ -745,8 +806,22 @@ async fn score_insert_many_is_all_or_nothing(s: &dyn Store) {
     assert_eq!(back.len(), many.len());
     for (r, want) in back.iter().zip(&many) {
         assert_eq!(
-            (r.scored_at, r.total, r.risk.as_ref(), r.partial, &r.detail, &r.obs_ids),
-            (want.scored_at, want.total, want.risk.as_ref(), want.partial, &want.detail, &want.obs_ids)
+            (
+                r.scored_at,
+                r.total,
+                r.risk.as_ref(),
+                r.partial,
+                &r.detail,
+                &r.obs_ids
+            ),
+            (
+                want.scored_at,
+                want.total,
+                want.risk.as_ref(),
+                want.partial,
+                &want.detail,
+                &want.obs_ids
+            )
         );
     }
 }
@@ -790,7 +865,9 @@ async fn device_status_keeps_the_last_report_per_device(s: &dyn Store) {
         fw: None,
         reported_at: t(9, 30),
     };
-    s.device_status_record("ox-1", &first).await.expect("record");
+    s.device_status_record("ox-1", &first)
+        .await
+        .expect("record");
     s.device_status_record("ox-1", &will).await.expect("record");
     let detail = s.patient_get(p).await.expect("get").expect("patient");
     assert_eq!(
@@ -799,13 +876,16 @@ async fn device_status_keeps_the_last_report_per_device(s: &dyn Store) {
     );
     assert!(
         matches!(
-            s.device_status_record("nope", &DeviceStatusReport {
-                online: true,
-                battery_pct: None,
-                signal: None,
-                fw: None,
-                reported_at: t(9, 0),
-            })
+            s.device_status_record(
+                "nope",
+                &DeviceStatusReport {
+                    online: true,
+                    battery_pct: None,
+                    signal: None,
+                    fw: None,
+                    reported_at: t(9, 0),
+                }
+            )
             .await,
             Err(StoreError::NotFound(_))
         ),
@@ -817,7 +897,9 @@ async fn device_statuses_recorded_together_keep_the_last_and_skip_unknown_device
     let w = ward(s, "W").await;
     let p = admit(s, w, "Ann").await;
     for (id, kind) in [("hub-1", "hub"), ("ox-1", "oximeter")] {
-        s.device_provision(device(id, kind, Some(p))).await.expect("provision");
+        s.device_provision(device(id, kind, Some(p)))
+            .await
+            .expect("provision");
     }
     let report = |battery: u8, at| DeviceStatusReport {
         online: true,
@@ -837,8 +919,16 @@ async fn device_statuses_recorded_together_keep_the_last_and_skip_unknown_device
         .expect("record");
     assert_eq!(n, 3, "the unknown device is skipped, not an error");
     let detail = s.patient_get(p).await.expect("get").expect("patient");
-    let got: Vec<_> = detail.devices.into_iter().map(|d| (d.id, d.status.and_then(|s| s.battery_pct))).collect();
-    assert_eq!(got, vec![("hub-1".into(), Some(70)), ("ox-1".into(), Some(79))], "the later report of a device wins");
+    let got: Vec<_> = detail
+        .devices
+        .into_iter()
+        .map(|d| (d.id, d.status.and_then(|s| s.battery_pct)))
+        .collect();
+    assert_eq!(
+        got,
+        vec![("hub-1".into(), Some(70)), ("ox-1".into(), Some(79))],
+        "the later report of a device wins"
+    );
     assert_eq!(s.device_status_record_many(&[]).await.expect("nothing"), 0);
 }
 
@@ -854,23 +944,69 @@ async fn large_batches_give_each_observation_its_own_id(s: &dyn Store) {
     for i in 0..1_300u32 {
         let p = if i % 2 == 0 { ann } else { bob };
         let at = t(8, 0) + Duration::seconds(i64::from(i));
-        batch.push(msg("d", i, p, at, vec![num("spo2", f64::from(i) / 10.0), num("pulse", f64::from(i) + 0.25)]));
+        batch.push(msg(
+            "d",
+            i,
+            p,
+            at,
+            vec![
+                num("spo2", f64::from(i) / 10.0),
+                num("pulse", f64::from(i) + 0.25),
+            ],
+        ));
         if i % 97 == 0 {
             batch.push(msg("d", i, p, at, vec![num("spo2", -1.0)]));
         }
     }
-    batch.push(msg("e", 1, ann, t(9, 0), vec![num("resp_rate", 12.0), num("resp_rate", 13.0), num("temp", 37.1)]));
+    batch.push(msg(
+        "e",
+        1,
+        ann,
+        t(9, 0),
+        vec![
+            num("resp_rate", 12.0),
+            num("resp_rate", 13.0),
+            num("temp", 37.1),
+        ],
+    ));
     let out = s.store_obs_batch(&batch).await.expect("batch");
     assert_eq!(out.len(), batch.len());
-    let mut rows = obs(s, ObservationQuery { patient_id: ann, code: None, from: None, to: None, max_points: None }).await;
-    rows.extend(obs(s, ObservationQuery { patient_id: bob, code: None, from: None, to: None, max_points: None }).await);
-    let by_id: std::collections::HashMap<i64, &ObservationRow> = rows.iter().map(|r| (r.id, r)).collect();
+    let mut rows = obs(
+        s,
+        ObservationQuery {
+            patient_id: ann,
+            code: None,
+            from: None,
+            to: None,
+            max_points: None,
+        },
+    )
+    .await;
+    rows.extend(
+        obs(
+            s,
+            ObservationQuery {
+                patient_id: bob,
+                code: None,
+                from: None,
+                to: None,
+                max_points: None,
+            },
+        )
+        .await,
+    );
+    let by_id: std::collections::HashMap<i64, &ObservationRow> =
+        rows.iter().map(|r| (r.id, r)).collect();
     let mut seen = std::collections::HashSet::new();
     let mut stored = 0;
     for (m, o) in batch.iter().zip(&out) {
         match o {
             BatchOutcome::Duplicate => {
-                assert_eq!(m.obs[0].value, ObsValue::Number(-1.0), "only the repeats are duplicates");
+                assert_eq!(
+                    m.obs[0].value,
+                    ObsValue::Number(-1.0),
+                    "only the repeats are duplicates"
+                );
             }
             BatchOutcome::Stored { observation_ids } => {
                 stored += observation_ids.len();
@@ -879,7 +1015,12 @@ async fn large_batches_give_each_observation_its_own_id(s: &dyn Store) {
                     assert!(seen.insert(*id), "id {id} given twice");
                     let row = by_id[id];
                     assert_eq!(
-                        (row.device_id.as_str(), row.seq, row.code.as_str(), &row.value),
+                        (
+                            row.device_id.as_str(),
+                            row.seq,
+                            row.code.as_str(),
+                            &row.value
+                        ),
                         (m.device_id.as_str(), m.seq, want.code.as_str(), &want.value)
                     );
                 }
@@ -1019,29 +1160,57 @@ async fn failed_batch_leaves_nothing_behind(s: &dyn Store) {
 async fn uplink_batch_stores_messages_and_chunks_together_or_neither(s: &dyn Store) {
     let w = ward(s, "W").await;
     let p = admit(s, w, "Ann").await;
-    let m1 = msg("d1", 1, p, t(8, 1), vec![num("spo2", 95.0), num("pulse", 70.0)]);
+    let m1 = msg(
+        "d1",
+        1,
+        p,
+        t(8, 1),
+        vec![num("spo2", 95.0), num("pulse", 70.0)],
+    );
     let m2 = msg("d1", 2, p, t(8, 2), vec![num("spo2", 94.0)]);
     // A chunk naming a patient that does not exist fails the whole batch,
     // messages included.
     let refused = s
-        .store_uplink_batch(&[m1.clone(), m2.clone()], &[ecg_chunk("e1", 1, p, 10_000), ecg_chunk("e1", 2, 999_999, 12_000)])
+        .store_uplink_batch(
+            &[m1.clone(), m2.clone()],
+            &[
+                ecg_chunk("e1", 1, p, 10_000),
+                ecg_chunk("e1", 2, 999_999, 12_000),
+            ],
+        )
         .await;
     assert!(refused.is_err(), "{refused:?}");
     let st = s.stats().await.expect("stats");
-    assert_eq!((st.obs_messages, st.observations, st.ecg_chunks), (0, 0, 0), "all or nothing");
+    assert_eq!(
+        (st.obs_messages, st.observations, st.ecg_chunks),
+        (0, 0, 0),
+        "all or nothing"
+    );
 
     // Both parts, each with its outcomes in input order, like the two
     // batch calls give; a repeat is a duplicate in either part.
     let (obs_out, ecg_out) = s
-        .store_uplink_batch(&[m1.clone(), m2.clone(), m1.clone()], &[ecg_chunk("e1", 1, p, 10_000), ecg_chunk("e1", 1, p, 10_000)])
+        .store_uplink_batch(
+            &[m1.clone(), m2.clone(), m1.clone()],
+            &[ecg_chunk("e1", 1, p, 10_000), ecg_chunk("e1", 1, p, 10_000)],
+        )
         .await
         .expect("uplink");
-    assert_eq!((stored_ids(&obs_out[0]).len(), stored_ids(&obs_out[1]).len()), (2, 1));
+    assert_eq!(
+        (stored_ids(&obs_out[0]).len(), stored_ids(&obs_out[1]).len()),
+        (2, 1)
+    );
     assert_eq!(obs_out[2], BatchOutcome::Duplicate);
-    assert!(matches!(ecg_out[0], BatchOutcome::Stored { .. }), "{ecg_out:?}");
+    assert!(
+        matches!(ecg_out[0], BatchOutcome::Stored { .. }),
+        "{ecg_out:?}"
+    );
     assert_eq!(ecg_out[1], BatchOutcome::Duplicate);
     // Either part may be empty.
-    let (obs_out, ecg_out) = s.store_uplink_batch(&[], &[ecg_chunk("e1", 2, p, 12_000)]).await.expect("ecg only");
+    let (obs_out, ecg_out) = s
+        .store_uplink_batch(&[], &[ecg_chunk("e1", 2, p, 12_000)])
+        .await
+        .expect("ecg only");
     assert!(obs_out.is_empty() && matches!(ecg_out[..], [BatchOutcome::Stored { .. }]));
     let (obs_out, ecg_out) = s.store_uplink_batch(&[m2], &[]).await.expect("obs only");
     assert!(ecg_out.is_empty() && obs_out == [BatchOutcome::Duplicate]);
@@ -1343,7 +1512,13 @@ async fn readings_for_scoring_answer_like_one_patient_at_a_time(s: &dyn Store) {
     let bob = admit(s, w, "Bob").await;
     let cat = admit(s, w, "Cat").await;
     s.store_obs_batch(&[
-        msg("a1", 1, ann, t(8, 1), vec![num("spo2", 95.0), num("pulse", 80.0)]),
+        msg(
+            "a1",
+            1,
+            ann,
+            t(8, 1),
+            vec![num("spo2", 95.0), num("pulse", 80.0)],
+        ),
         msg("a1", 2, ann, t(8, 5), vec![num("spo2", 90.0)]),
         msg("a2", 1, ann, t(8, 5), vec![num("spo2", 91.0)]),
         msg("a1", 3, ann, t(8, 10), vec![num("pulse", 99.0)]),
@@ -1355,17 +1530,39 @@ async fn readings_for_scoring_answer_like_one_patient_at_a_time(s: &dyn Store) {
     .expect("batch");
     // Ann over a span with a tie at its start; Bob at one instant (nothing
     // later is asked for); Cat has nothing stored; 999 does not exist.
-    let spans = [(ann, t(8, 5), t(8, 10)), (bob, t(9, 0), t(9, 0)), (cat, t(8, 0), t(9, 0)), (999, t(8, 0), t(9, 0))];
+    let spans = [
+        (ann, t(8, 5), t(8, 10)),
+        (bob, t(9, 0), t(9, 0)),
+        (cat, t(8, 0), t(9, 0)),
+        (999, t(8, 0), t(9, 0)),
+    ];
     // Every code stored, and more that nobody measured.
     let all = ["pulse", "resp_rate", "spo2", "temp"];
-    let got = s.readings_for_scoring(&spans, &all).await.expect("readings");
+    let got = s
+        .readings_for_scoring(&spans, &all)
+        .await
+        .expect("readings");
     let mut keys: Vec<i64> = got.keys().copied().collect();
     keys.sort();
-    assert_eq!(keys, vec![ann, bob], "patients with nothing stored are absent");
+    assert_eq!(
+        keys,
+        vec![ann, bob],
+        "patients with nothing stored are absent"
+    );
     for (p, first, last) in [spans[0], spans[1]] {
         let base = s.latest_per_code(p, first).await.expect("latest");
         let later = if last > first {
-            obs(s, ObservationQuery { patient_id: p, code: None, from: Some(first), to: Some(last), max_points: None }).await
+            obs(
+                s,
+                ObservationQuery {
+                    patient_id: p,
+                    code: None,
+                    from: Some(first),
+                    to: Some(last),
+                    max_points: None,
+                },
+            )
+            .await
         } else {
             Vec::new()
         };
@@ -1373,21 +1570,52 @@ async fn readings_for_scoring_answer_like_one_patient_at_a_time(s: &dyn Store) {
     }
     // Some codes only: the same rows, less those of other codes; Bob, who
     // has none of them, is absent.
-    let some = s.readings_for_scoring(&spans, &["spo2"]).await.expect("readings");
+    let some = s
+        .readings_for_scoring(&spans, &["spo2"])
+        .await
+        .expect("readings");
     assert_eq!(some.keys().copied().collect::<Vec<_>>(), vec![ann]);
-    let only_spo2 = |rows: &[ObservationRow]| rows.iter().filter(|r| r.code == "spo2").cloned().collect::<Vec<_>>();
-    assert_eq!(some[&ann], ScoringReads { base: only_spo2(&got[&ann].base), later: only_spo2(&got[&ann].later) });
-    assert!(s.readings_for_scoring(&spans, &[]).await.expect("no codes").is_empty());
+    let only_spo2 = |rows: &[ObservationRow]| {
+        rows.iter()
+            .filter(|r| r.code == "spo2")
+            .cloned()
+            .collect::<Vec<_>>()
+    };
+    assert_eq!(
+        some[&ann],
+        ScoringReads {
+            base: only_spo2(&got[&ann].base),
+            later: only_spo2(&got[&ann].later)
+        }
+    );
+    assert!(
+        s.readings_for_scoring(&spans, &[])
+            .await
+            .expect("no codes")
+            .is_empty()
+    );
     // And what that is: the later of two readings at one instant, both
     // edges of the span, nothing after it.
-    assert_eq!(values(&got[&ann].base), [("pulse".to_string(), 80.0), ("spo2".to_string(), 91.0)]);
+    assert_eq!(
+        values(&got[&ann].base),
+        [("pulse".to_string(), 80.0), ("spo2".to_string(), 91.0)]
+    );
     assert_eq!(
         values(&got[&ann].later),
-        [("pulse".to_string(), 99.0), ("spo2".to_string(), 90.0), ("spo2".to_string(), 91.0)]
+        [
+            ("pulse".to_string(), 99.0),
+            ("spo2".to_string(), 90.0),
+            ("spo2".to_string(), 91.0)
+        ]
     );
     assert_eq!(values(&got[&bob].base), [("resp_rate".to_string(), 18.0)]);
     assert!(got[&bob].later.is_empty());
-    assert!(s.readings_for_scoring(&[], &all).await.expect("nothing").is_empty());
+    assert!(
+        s.readings_for_scoring(&[], &all)
+            .await
+            .expect("nothing")
+            .is_empty()
+    );
 }
 
 async fn episode_settings_many_answer_like_one_patient_at_a_time(s: &dyn Store) {
@@ -1395,19 +1623,45 @@ async fn episode_settings_many_answer_like_one_patient_at_a_time(s: &dyn Store) 
     let ann = admit(s, w, "Ann").await;
     let bob = admit(s, w, "Bob").await;
     let gone = admit(s, w, "Cat").await;
-    s.episode_update(bob, EpisodeUpdate { spo2_scale: Some(2), ..Default::default() }, "dr-who", t(9, 0))
+    s.episode_update(
+        bob,
+        EpisodeUpdate {
+            spo2_scale: Some(2),
+            ..Default::default()
+        },
+        "dr-who",
+        t(9, 0),
+    )
+    .await
+    .expect("update");
+    s.patient_discharge(gone, t(10, 0))
         .await
-        .expect("update");
-    s.patient_discharge(gone, t(10, 0)).await.expect("discharge");
-    let got = s.episode_settings_many(&[ann, bob, gone, 999, ann]).await.expect("many");
+        .expect("discharge");
+    let got = s
+        .episode_settings_many(&[ann, bob, gone, 999, ann])
+        .await
+        .expect("many");
     let mut keys: Vec<i64> = got.keys().copied().collect();
     keys.sort();
-    assert_eq!(keys, vec![ann, bob], "discharged and unknown patients are absent");
+    assert_eq!(
+        keys,
+        vec![ann, bob],
+        "discharged and unknown patients are absent"
+    );
     for p in [ann, bob] {
-        assert_eq!(Some(&got[&p]), s.episode_settings(p).await.expect("one").as_ref(), "patient {p}");
+        assert_eq!(
+            Some(&got[&p]),
+            s.episode_settings(p).await.expect("one").as_ref(),
+            "patient {p}"
+        );
     }
     assert_eq!(got[&bob].spo2_scale, 2);
-    assert!(s.episode_settings_many(&[]).await.expect("nothing").is_empty());
+    assert!(
+        s.episode_settings_many(&[])
+            .await
+            .expect("nothing")
+            .is_empty()
+    );
 }
 
 async fn patients_list_shows_latest_readings_per_ward(s: &dyn Store) {
@@ -1837,8 +2091,12 @@ async fn ecg_chunks_dedup_and_range_overlaps(s: &dyn Store) {
         .is_err()
     );
     assert_eq!(
-        s.store_ecg_batch(&[ecg_chunk("e1", 4, p, 14_000)]).await.expect("ecg"),
-        [BatchOutcome::Stored { observation_ids: vec![] }],
+        s.store_ecg_batch(&[ecg_chunk("e1", 4, p, 14_000)])
+            .await
+            .expect("ecg"),
+        [BatchOutcome::Stored {
+            observation_ids: vec![]
+        }],
         "the refused batch stored none of its chunks"
     );
 
@@ -1856,9 +2114,15 @@ async fn ecg_chunks_dedup_and_range_overlaps(s: &dyn Store) {
             rr_ms: Some(1600),
         },
     ];
-    let set = |beats: &[BeatRow]| PatchBeats { patient_id: p, device_id: "e1".into(), beats: beats.to_vec() };
+    let set = |beats: &[BeatRow]| PatchBeats {
+        patient_id: p,
+        device_id: "e1".into(),
+        beats: beats.to_vec(),
+    };
     // Sets of several chunks in one call, as the ingest writes a pass.
-    s.store_beats(&[set(&beats[..1]), set(&[]), set(&beats[1..])]).await.expect("beats");
+    s.store_beats(&[set(&beats[..1]), set(&[]), set(&beats[1..])])
+        .await
+        .expect("beats");
     s.store_beats(&[set(&beats[1..])])
         .await
         .expect("beats are idempotent");
@@ -1894,7 +2158,11 @@ async fn ecg_chunks_dedup_and_range_overlaps(s: &dyn Store) {
         "touching ends overlap"
     );
 
-    assert_eq!(s.ecg_delete_before(50_000).await.expect("delete"), 3, "chunks 1, 2 and 4");
+    assert_eq!(
+        s.ecg_delete_before(50_000).await.expect("delete"),
+        3,
+        "chunks 1, 2 and 4"
+    );
     let (chunks, got) = s.ecg_range(p, 0, 200_000).await.expect("range");
     assert_eq!(chunks.iter().map(|c| c.seq).collect::<Vec<_>>(), [3]);
     assert!(got.is_empty());
@@ -1906,21 +2174,40 @@ async fn ecg_chunks_dedup_and_range_overlaps(s: &dyn Store) {
 async fn large_ecg_batches_keep_each_chunks_outcome(s: &dyn Store) {
     let w = ward(s, "W").await;
     let p = admit(s, w, "Ann").await;
-    let chunks: Vec<NewEcgChunk> = (0..1_300u32).map(|i| ecg_chunk(&format!("e{}", i % 3), i / 3, p, i64::from(i) * 2_000)).collect();
+    let chunks: Vec<NewEcgChunk> = (0..1_300u32)
+        .map(|i| ecg_chunk(&format!("e{}", i % 3), i / 3, p, i64::from(i) * 2_000))
+        .collect();
     let out = s.store_ecg_batch(&chunks[..700]).await.expect("first part");
     assert!(out.iter().all(|o| matches!(o, BatchOutcome::Stored { .. })));
     // The whole again, with a repeat of its own last chunk at the end.
     let mut again = chunks.clone();
     again.push(chunks[1_299].clone());
     let out = s.store_ecg_batch(&again).await.expect("all");
-    let stored: Vec<bool> = out.iter().map(|o| matches!(o, BatchOutcome::Stored { .. })).collect();
+    let stored: Vec<bool> = out
+        .iter()
+        .map(|o| matches!(o, BatchOutcome::Stored { .. }))
+        .collect();
     let want: Vec<bool> = (0..1_301).map(|i| (700..1_300).contains(&i)).collect();
-    assert_eq!(stored, want, "the first 700 and the repeat are duplicates, the rest stored");
+    assert_eq!(
+        stored, want,
+        "the first 700 and the repeat are duplicates, the rest stored"
+    );
     assert_eq!(s.stats().await.expect("stats").ecg_chunks, 1_300);
 
-    let beats: Vec<BeatRow> = (0..2_500).map(|i| BeatRow { t_ms: i * 800, rr_ms: (i > 0).then_some(800) }).collect();
-    let set = |beats: &[BeatRow]| PatchBeats { patient_id: p, device_id: "e0".into(), beats: beats.to_vec() };
-    s.store_beats(&[set(&beats[..1_200]), set(&beats[1_000..])]).await.expect("beats");
+    let beats: Vec<BeatRow> = (0..2_500)
+        .map(|i| BeatRow {
+            t_ms: i * 800,
+            rr_ms: (i > 0).then_some(800),
+        })
+        .collect();
+    let set = |beats: &[BeatRow]| PatchBeats {
+        patient_id: p,
+        device_id: "e0".into(),
+        beats: beats.to_vec(),
+    };
+    s.store_beats(&[set(&beats[..1_200]), set(&beats[1_000..])])
+        .await
+        .expect("beats");
     let (_, got) = s.ecg_range(p, 0, 10_000_000).await.expect("range");
     assert_eq!(got, beats, "every beat once, overlapping sets or not");
 }
@@ -1941,7 +2228,10 @@ async fn derived_observations_are_queryable(s: &dyn Store) {
         received_at: t(8, 1),
     };
     assert_eq!(s.store_derived(&[]).await.expect("none"), Vec::<i64>::new());
-    let ids = s.store_derived(&[rate(9, 72.0, t(8, 0))]).await.expect("derived");
+    let ids = s
+        .store_derived(&[rate(9, 72.0, t(8, 0))])
+        .await
+        .expect("derived");
     let id = ids[0];
     let rows = obs(
         s,
@@ -1968,9 +2258,24 @@ async fn derived_observations_are_queryable(s: &dyn Store) {
         "derived rows have no uplink message"
     );
     // Several at once: their ids in the order given.
-    let ids = s.store_derived(&[rate(11, 90.0, t(8, 20)), rate(10, 80.0, t(8, 10))]).await.expect("derived");
-    let rows = obs(s, ObservationQuery { patient_id: p, from: Some(t(8, 5)), ..Default::default() }).await;
-    let by_id = |id: i64| rows.iter().find(|r| r.id == id).map(|r| (r.seq, r.measured_at));
+    let ids = s
+        .store_derived(&[rate(11, 90.0, t(8, 20)), rate(10, 80.0, t(8, 10))])
+        .await
+        .expect("derived");
+    let rows = obs(
+        s,
+        ObservationQuery {
+            patient_id: p,
+            from: Some(t(8, 5)),
+            ..Default::default()
+        },
+    )
+    .await;
+    let by_id = |id: i64| {
+        rows.iter()
+            .find(|r| r.id == id)
+            .map(|r| (r.seq, r.measured_at))
+    };
     assert_eq!(
         ids.iter().map(|&id| by_id(id)).collect::<Vec<_>>(),
         [Some((11, t(8, 20))), Some((10, t(8, 10)))]
@@ -1978,31 +2283,90 @@ async fn derived_observations_are_queryable(s: &dyn Store) {
 }
 
 async fn beat_times(s: &dyn Store, patient: i64) -> Vec<i64> {
-    s.ecg_range(patient, 0, 100_000).await.expect("range").1.iter().map(|b| b.t_ms).collect()
+    s.ecg_range(patient, 0, 100_000)
+        .await
+        .expect("range")
+        .1
+        .iter()
+        .map(|b| b.t_ms)
+        .collect()
 }
 
 async fn ecg_results_store_beats_and_heart_rates_together_or_neither(s: &dyn Store) {
     let w = ward(s, "W").await;
     let p = admit(s, w, "Ann").await;
-    let set = |patient_id: i64, t_ms: i64| PatchBeats { patient_id, device_id: "e1".into(), beats: vec![BeatRow { t_ms, rr_ms: Some(800) }] };
+    let set = |patient_id: i64, t_ms: i64| PatchBeats {
+        patient_id,
+        device_id: "e1".into(),
+        beats: vec![BeatRow {
+            t_ms,
+            rr_ms: Some(800),
+        }],
+    };
     let rate = |patient_id: i64, seq: u32, at: DateTime<Utc>| NewDerivedObservation {
         patient_id,
         device_id: "e1".into(),
         seq,
-        observation: NewObservation { code: "pulse".into(), value: ObsValue::Number(75.0), unit: Some("/min".into()) },
+        observation: NewObservation {
+            code: "pulse".into(),
+            value: ObsValue::Number(75.0),
+            unit: Some("/min".into()),
+        },
         measured_at: at,
         received_at: t(8, 1),
     };
-    assert_eq!(s.store_ecg_results(&[], &[]).await.expect("nothing"), Vec::<i64>::new());
-    let ids = s.store_ecg_results(&[set(p, 1_000), set(p, 1_800)], &[rate(p, 1, t(8, 0))]).await.expect("both");
+    assert_eq!(
+        s.store_ecg_results(&[], &[]).await.expect("nothing"),
+        Vec::<i64>::new()
+    );
+    let ids = s
+        .store_ecg_results(&[set(p, 1_000), set(p, 1_800)], &[rate(p, 1, t(8, 0))])
+        .await
+        .expect("both");
     assert_eq!(ids.len(), 1);
     assert_eq!(beat_times(s, p).await, [1_000, 1_800]);
-    assert_eq!(obs(s, ObservationQuery { patient_id: p, ..Default::default() }).await.iter().map(|r| r.id).collect::<Vec<_>>(), ids);
+    assert_eq!(
+        obs(
+            s,
+            ObservationQuery {
+                patient_id: p,
+                ..Default::default()
+            }
+        )
+        .await
+        .iter()
+        .map(|r| r.id)
+        .collect::<Vec<_>>(),
+        ids
+    );
     // A heart rate of no such patient is refused: the beats of the same
     // call are not stored either.
-    assert!(s.store_ecg_results(&[set(p, 2_600)], &[rate(p, 2, t(8, 1)), rate(999_999, 3, t(8, 1))]).await.is_err());
-    assert_eq!(beat_times(s, p).await, [1_000, 1_800], "no beat of the refused call");
-    assert_eq!(obs(s, ObservationQuery { patient_id: p, ..Default::default() }).await.len(), 1, "no heart rate of the refused call");
+    assert!(
+        s.store_ecg_results(
+            &[set(p, 2_600)],
+            &[rate(p, 2, t(8, 1)), rate(999_999, 3, t(8, 1))]
+        )
+        .await
+        .is_err()
+    );
+    assert_eq!(
+        beat_times(s, p).await,
+        [1_000, 1_800],
+        "no beat of the refused call"
+    );
+    assert_eq!(
+        obs(
+            s,
+            ObservationQuery {
+                patient_id: p,
+                ..Default::default()
+            }
+        )
+        .await
+        .len(),
+        1,
+        "no heart rate of the refused call"
+    );
 }
 
 // --- alerts ------------------------------------------------------------------
@@ -2134,7 +2498,10 @@ async fn alerts_fired_together_see_each_other_and_store_all_or_nothing(s: &dyn S
     let w = ward(s, "W").await;
     let p = admit(s, w, "Ann").await;
     let q = admit(s, w, "Bob").await;
-    let batch = |f: AlertFiring, update_only: bool| BatchFiring { firing: f, update_only };
+    let batch = |f: AlertFiring, update_only: bool| BatchFiring {
+        firing: f,
+        update_only,
+    };
     let out = s
         .alert_fire_many(
             &[
@@ -2152,7 +2519,10 @@ async fn alerts_fired_together_see_each_other_and_store_all_or_nothing(s: &dyn S
         .expect("fire together");
     let seen: Vec<Option<(i64, i64, FiringOutcome, Severity)>> = out
         .iter()
-        .map(|o| o.as_ref().map(|(a, o)| (a.patient_id, a.count, *o, a.severity)))
+        .map(|o| {
+            o.as_ref()
+                .map(|(a, o)| (a.patient_id, a.count, *o, a.severity))
+        })
         .collect();
     assert_eq!(
         seen,
@@ -2180,13 +2550,20 @@ async fn alerts_fired_together_see_each_other_and_store_all_or_nothing(s: &dyn S
             &[
                 batch(firing(q, w, "news2", Severity::High, t(9, 0)), false),
                 batch(firing(q, w, "spo2_low", Severity::Low, t(9, 0)), false),
-                batch(firing(i64::from(i32::MAX), w, "news2", Severity::High, t(9, 0)), false),
+                batch(
+                    firing(i64::from(i32::MAX), w, "news2", Severity::High, t(9, 0)),
+                    false,
+                ),
             ],
             t(9, 1),
         )
         .await;
     assert!(refused.is_err(), "{refused:?}");
-    assert_eq!(s.alerts_list(&[w], None, None).await.expect("list"), before, "all or nothing");
+    assert_eq!(
+        s.alerts_list(&[w], None, None).await.expect("list"),
+        before,
+        "all or nothing"
+    );
 }
 
 async fn live_alert_rules_answer_like_alerts_list(s: &dyn Store) {
@@ -2195,18 +2572,51 @@ async fn live_alert_rules_answer_like_alerts_list(s: &dyn Store) {
     let p = admit(s, w, "Ann").await;
     let q = admit(s, v, "Bob").await;
     let quiet = admit(s, w, "Cy").await;
-    assert!(s.live_alert_rules(&[]).await.expect("none asked").is_empty());
-    for (patient, ward, rule) in [(p, w, "news2"), (p, w, "news2-rising"), (q, v, "news2"), (q, v, "spo2_low")] {
-        s.alert_fire(firing(patient, ward, rule, Severity::Medium, t(8, 0)), t(8, 0)).await.expect("fire");
+    assert!(
+        s.live_alert_rules(&[])
+            .await
+            .expect("none asked")
+            .is_empty()
+    );
+    for (patient, ward, rule) in [
+        (p, w, "news2"),
+        (p, w, "news2-rising"),
+        (q, v, "news2"),
+        (q, v, "spo2_low"),
+    ] {
+        s.alert_fire(
+            firing(patient, ward, rule, Severity::Medium, t(8, 0)),
+            t(8, 0),
+        )
+        .await
+        .expect("fire");
     }
     // A resolved alert is not live.
     let bob = s.alerts_list(&[v], None, Some(q)).await.expect("list");
-    let spo2 = bob.iter().find(|a| a.rule_id == "spo2_low").expect("spo2_low");
-    s.alert_act(spo2.id, AlertAction::Resolve { outcome: "treated".into(), note: "".into() }, "dr", t(8, 30))
+    let spo2 = bob
+        .iter()
+        .find(|a| a.rule_id == "spo2_low")
+        .expect("spo2_low");
+    s.alert_act(
+        spo2.id,
+        AlertAction::Resolve {
+            outcome: "treated".into(),
+            note: "".into(),
+        },
+        "dr",
+        t(8, 30),
+    )
+    .await
+    .expect("resolve");
+    let live = s
+        .live_alert_rules(&[p, q, quiet, i64::from(i32::MAX)])
         .await
-        .expect("resolve");
-    let live = s.live_alert_rules(&[p, q, quiet, i64::from(i32::MAX)]).await.expect("live rules");
-    assert_eq!(live.len(), 2, "a patient with no live alert is absent: {live:?}");
+        .expect("live rules");
+    assert_eq!(
+        live.len(),
+        2,
+        "a patient with no live alert is absent: {live:?}"
+    );
     for (patient, ward) in [(p, w), (q, v)] {
         let mut want: Vec<String> = s
             .alerts_list(&[ward], None, Some(patient))
@@ -2235,16 +2645,39 @@ async fn scores_and_alerts_of_a_pass_store_together_or_neither(s: &dyn Store) {
         detail: serde_json::json!({"total": total}),
         obs_ids: vec![],
     };
-    let batch = |f: AlertFiring, update_only: bool| BatchFiring { firing: f, update_only };
-    assert!(s.score_and_fire(&[], &[], t(8, 0)).await.expect("nothing").is_empty());
+    let batch = |f: AlertFiring, update_only: bool| BatchFiring {
+        firing: f,
+        update_only,
+    };
+    assert!(
+        s.score_and_fire(&[], &[], t(8, 0))
+            .await
+            .expect("nothing")
+            .is_empty()
+    );
 
     // A firing the store refuses (no such patient) keeps the scores out too.
     let refused = s
-        .score_and_fire(&[score(t(8, 0), 5)], &[batch(firing(i64::from(i32::MAX), w, "news2", Severity::High, t(8, 0)), false)], t(8, 1))
+        .score_and_fire(
+            &[score(t(8, 0), 5)],
+            &[batch(
+                firing(i64::from(i32::MAX), w, "news2", Severity::High, t(8, 0)),
+                false,
+            )],
+            t(8, 1),
+        )
         .await;
     assert!(refused.is_err(), "{refused:?}");
-    assert!(s.scores(p, None, None).await.expect("scores").is_empty(), "all or nothing");
-    assert!(s.alerts_list(&[w], None, None).await.expect("list").is_empty());
+    assert!(
+        s.scores(p, None, None).await.expect("scores").is_empty(),
+        "all or nothing"
+    );
+    assert!(
+        s.alerts_list(&[w], None, None)
+            .await
+            .expect("list")
+            .is_empty()
+    );
 
     // Both stored, the firings answered as alert_fire_many answers them.
     let out = s
@@ -2259,14 +2692,42 @@ async fn scores_and_alerts_of_a_pass_store_together_or_neither(s: &dyn Store) {
         )
         .await
         .expect("score and fire");
-    let seen: Vec<Option<(i64, FiringOutcome)>> = out.iter().map(|o| o.as_ref().map(|(a, o)| (a.count, *o))).collect();
-    assert_eq!(seen, [None, Some((1, FiringOutcome::Raised)), Some((2, FiringOutcome::Updated))]);
-    let totals: Vec<Option<i64>> = s.scores(p, None, None).await.expect("scores").iter().map(|r| r.total).collect();
+    let seen: Vec<Option<(i64, FiringOutcome)>> = out
+        .iter()
+        .map(|o| o.as_ref().map(|(a, o)| (a.count, *o)))
+        .collect();
+    assert_eq!(
+        seen,
+        [
+            None,
+            Some((1, FiringOutcome::Raised)),
+            Some((2, FiringOutcome::Updated))
+        ]
+    );
+    let totals: Vec<Option<i64>> = s
+        .scores(p, None, None)
+        .await
+        .expect("scores")
+        .iter()
+        .map(|r| r.total)
+        .collect();
     assert_eq!(totals, [Some(5), Some(6)]);
     // Scores alone, alerts alone.
-    s.score_and_fire(&[score(t(9, 0), 2)], &[], t(9, 0)).await.expect("scores only");
-    let out = s.score_and_fire(&[], &[batch(firing(p, w, "news2", Severity::High, t(9, 5)), false)], t(9, 5)).await.expect("alerts only");
-    assert_eq!(out[0].as_ref().map(|(a, o)| (a.count, a.severity, *o)), Some((3, Severity::High, FiringOutcome::Updated)));
+    s.score_and_fire(&[score(t(9, 0), 2)], &[], t(9, 0))
+        .await
+        .expect("scores only");
+    let out = s
+        .score_and_fire(
+            &[],
+            &[batch(firing(p, w, "news2", Severity::High, t(9, 5)), false)],
+            t(9, 5),
+        )
+        .await
+        .expect("alerts only");
+    assert_eq!(
+        out[0].as_ref().map(|(a, o)| (a.count, a.severity, *o)),
+        Some((3, Severity::High, FiringOutcome::Updated))
+    );
     assert_eq!(s.scores(p, None, None).await.expect("scores").len(), 3);
 }
 
@@ -2560,7 +3021,9 @@ async fn connect_opens_the_backend_named_by_the_url() {
 async fn sqlite_checkpoints_the_wal_in_the_background() {
     let dir = tempfile::tempdir().expect("tempdir");
     let path = dir.path().join("ckpt.db");
-    let s = SqliteStore::connect(&format!("sqlite://{}", path.display())).await.expect("open");
+    let s = SqliteStore::connect(&format!("sqlite://{}", path.display()))
+        .await
+        .expect("open");
     let w = ward(&s, "W").await;
     let p = admit(&s, w, "Ann").await;
     let size = || std::fs::metadata(&path).expect("db file").len();
@@ -2568,36 +3031,91 @@ async fn sqlite_checkpoints_the_wal_in_the_background() {
     let blob: Vec<u8> = (0..2_000u32).map(|i| (i % 251) as u8).collect();
     for b in 0..4u32 {
         let batch: Vec<NewEcgChunk> = (0..250u32)
-            .map(|i| NewEcgChunk { samples: blob.clone(), ..ecg_chunk("ecg-1", b * 250 + i, p, i64::from(b * 250 + i) * 1000) })
+            .map(|i| NewEcgChunk {
+                samples: blob.clone(),
+                ..ecg_chunk("ecg-1", b * 250 + i, p, i64::from(b * 250 + i) * 1000)
+            })
             .collect();
         s.store_ecg_batch(&batch).await.expect("store");
     }
-    let wal = std::fs::metadata(dir.path().join("ckpt.db-wal")).map(|m| m.len()).unwrap_or(0);
-    assert!(wal >= 2_000_000, "the chunks went to the WAL first ({wal} bytes)");
+    let wal = std::fs::metadata(dir.path().join("ckpt.db-wal"))
+        .map(|m| m.len())
+        .unwrap_or(0);
+    assert!(
+        wal >= 2_000_000,
+        "the chunks went to the WAL first ({wal} bytes)"
+    );
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
     while size() < before + 1_500_000 {
-        assert!(std::time::Instant::now() < deadline, "database file still {} bytes (was {before}): no checkpoint ran", size());
+        assert!(
+            std::time::Instant::now() < deadline,
+            "database file still {} bytes (was {before}): no checkpoint ran",
+            size()
+        );
         tokio::time::sleep(std::time::Duration::from_millis(50)).await;
     }
     // And what was copied is what was written.
-    assert_eq!(s.ecg_range(p, 0, 1_000_000).await.expect("read").0.len(), 1_000);
+    assert_eq!(
+        s.ecg_range(p, 0, 1_000_000).await.expect("read").0.len(),
+        1_000
+    );
 }
 
 async fn history_retention_deletes_only_what_is_older(s: &dyn Store) {
     let w = ward(s, "W").await;
     let p = admit(s, w, "Ann").await;
-    let spo2 = |v: f64| NewObservation { code: "spo2".into(), value: ObsValue::Number(v), unit: Some("%".into()) };
-    s.store_obs_batch(&[msg("d1", 1, p, t(8, 0), vec![spo2(95.0)]), msg("d1", 2, p, t(10, 0), vec![spo2(96.0)])])
-        .await
-        .expect("batch");
+    let spo2 = |v: f64| NewObservation {
+        code: "spo2".into(),
+        value: ObsValue::Number(v),
+        unit: Some("%".into()),
+    };
+    s.store_obs_batch(&[
+        msg("d1", 1, p, t(8, 0), vec![spo2(95.0)]),
+        msg("d1", 2, p, t(10, 0), vec![spo2(96.0)]),
+    ])
+    .await
+    .expect("batch");
     for (at, total) in [(t(8, 0), 1), (t(10, 0), 2)] {
-        let sc = NewScore { patient_id: p, scored_at: at, computed_at: at, total: Some(total), risk: Some("low".into()), partial: false, detail: serde_json::json!({}), obs_ids: vec![] };
+        let sc = NewScore {
+            patient_id: p,
+            scored_at: at,
+            computed_at: at,
+            total: Some(total),
+            risk: Some("low".into()),
+            partial: false,
+            detail: serde_json::json!({}),
+            obs_ids: vec![],
+        };
         s.score_insert(sc).await.expect("score");
     }
-    assert_eq!(s.delete_history_before(HistoryKind::Observations, t(9, 0)).await.expect("delete"), 1);
-    assert_eq!(s.delete_history_before(HistoryKind::Scores, t(9, 0)).await.expect("delete"), 1);
-    let left = s.observations(ObservationQuery { patient_id: p, ..Default::default() }).await.expect("query");
+    assert_eq!(
+        s.delete_history_before(HistoryKind::Observations, t(9, 0))
+            .await
+            .expect("delete"),
+        1
+    );
+    assert_eq!(
+        s.delete_history_before(HistoryKind::Scores, t(9, 0))
+            .await
+            .expect("delete"),
+        1
+    );
+    let left = s
+        .observations(ObservationQuery {
+            patient_id: p,
+            ..Default::default()
+        })
+        .await
+        .expect("query");
     assert_eq!(left.iter().map(|r| r.seq).collect::<Vec<_>>(), [2]);
-    assert_eq!(s.scores(p, None, None).await.expect("scores").iter().map(|r| r.total).collect::<Vec<_>>(), [Some(2)]);
+    assert_eq!(
+        s.scores(p, None, None)
+            .await
+            .expect("scores")
+            .iter()
+            .map(|r| r.total)
+            .collect::<Vec<_>>(),
+        [Some(2)]
+    );
     assert_eq!(s.stats().await.expect("stats").obs_messages, 1);
 }

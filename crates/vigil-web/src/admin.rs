@@ -7,7 +7,9 @@ use argon2::password_hash::{PasswordHasher, SaltString, rand_core::OsRng};
 use argon2::{Argon2, PasswordHash, PasswordVerifier};
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
-use vigil_store::secrets::{MOSQUITTO_DEVICE_ITERATIONS, hash_secret, mosquitto_hash, random_id, random_secret};
+use vigil_store::secrets::{
+    MOSQUITTO_DEVICE_ITERATIONS, hash_secret, mosquitto_hash, random_id, random_secret,
+};
 use vigil_store::{NewDevice, NewPatient, NewToken, NewUser, Role, Store, StoreError, TokenKind};
 
 /// Why an admin operation was refused.
@@ -25,12 +27,20 @@ pub const DEVICE_KINDS: [&str; 5] = ["oximeter", "bp-cuff", "peak-flow", "ecg-pa
 /// Is `n` a valid NHS number: 10 digits whose last is the modulus-11 check
 /// digit of the first nine (weights 10..2; 11 → 0; 10 → invalid)?
 pub fn nhs_number_valid(n: &str) -> bool {
-    let digits: Vec<u32> = n.chars().filter(|c| !c.is_whitespace()).map_while(|c| c.to_digit(10)).collect();
+    let digits: Vec<u32> = n
+        .chars()
+        .filter(|c| !c.is_whitespace())
+        .map_while(|c| c.to_digit(10))
+        .collect();
     let clean: String = n.chars().filter(|c| !c.is_whitespace()).collect();
     if digits.len() != 10 || clean.len() != 10 {
         return false;
     }
-    let sum: u32 = digits[..9].iter().zip((2..=10).rev()).map(|(d, w)| d * w).sum();
+    let sum: u32 = digits[..9]
+        .iter()
+        .zip((2..=10).rev())
+        .map(|(d, w)| d * w)
+        .sum();
     let check = match 11 - (sum % 11) {
         11 => 0,
         10 => return false,
@@ -58,7 +68,12 @@ pub struct AdmitRequest {
 }
 
 /// Admit a patient (creates the patient and their open episode).
-pub async fn admit(store: &dyn Store, req: AdmitRequest, by: &str, now: DateTime<Utc>) -> Result<i64, AdminError> {
+pub async fn admit(
+    store: &dyn Store,
+    req: AdmitRequest,
+    by: &str,
+    now: DateTime<Utc>,
+) -> Result<i64, AdminError> {
     let ward = store
         .ward_find(&req.ward)
         .await?
@@ -67,10 +82,19 @@ pub async fn admit(store: &dyn Store, req: AdmitRequest, by: &str, now: DateTime
         return Err(AdminError::Invalid("name: must not be empty".into()));
     }
     if !nhs_number_valid(&req.nhs_number) {
-        return Err(AdminError::Invalid("nhs_number: not a valid NHS number (10 digits, modulus 11)".into()));
+        return Err(AdminError::Invalid(
+            "nhs_number: not a valid NHS number (10 digits, modulus 11)".into(),
+        ));
     }
-    if req.pathway.is_empty() || !req.pathway.bytes().all(|b| b.is_ascii_lowercase() || b == b'-') {
-        return Err(AdminError::Invalid("pathway: expected a pathway name like \"copd\"".into()));
+    if req.pathway.is_empty()
+        || !req
+            .pathway
+            .bytes()
+            .all(|b| b.is_ascii_lowercase() || b == b'-')
+    {
+        return Err(AdminError::Invalid(
+            "pathway: expected a pathway name like \"copd\"".into(),
+        ));
     }
     let scale = req.spo2_scale.unwrap_or(1);
     if scale != 1 && scale != 2 {
@@ -80,7 +104,11 @@ pub async fn admit(store: &dyn Store, req: AdmitRequest, by: &str, now: DateTime
         .patient_admit(NewPatient {
             ward_id: ward.id,
             name: req.name.trim().to_string(),
-            nhs_number: req.nhs_number.chars().filter(|c| !c.is_whitespace()).collect(),
+            nhs_number: req
+                .nhs_number
+                .chars()
+                .filter(|c| !c.is_whitespace())
+                .collect(),
             pathway: req.pathway,
             spo2_scale: scale,
             spo2_scale_set_by: req.spo2_scale.map(|_| by.to_string()),
@@ -106,7 +134,10 @@ pub async fn provision(
     now: DateTime<Utc>,
 ) -> Result<ProvisionedDevice, AdminError> {
     if !DEVICE_KINDS.contains(&kind) {
-        return Err(AdminError::Invalid(format!("kind: expected one of {}", DEVICE_KINDS.join(", "))));
+        return Err(AdminError::Invalid(format!(
+            "kind: expected one of {}",
+            DEVICE_KINDS.join(", ")
+        )));
     }
     let device_id = format!("{kind}-{}", random_id(12));
     let secret = random_secret();
@@ -128,7 +159,11 @@ pub async fn provision(
     if let Some(p) = patient_id {
         store.device_assign(&device_id, p).await?;
     }
-    Ok(ProvisionedDevice { mqtt_username: device_id.clone(), device_id, mqtt_password: secret })
+    Ok(ProvisionedDevice {
+        mqtt_username: device_id.clone(),
+        device_id,
+        mqtt_password: secret,
+    })
 }
 
 /// Hash a human password with argon2id.
@@ -142,7 +177,11 @@ pub fn hash_password(password: &str) -> Result<String, AdminError> {
 
 /// Check a password against its argon2id hash.
 pub fn verify_password(password: &str, phc: &str) -> bool {
-    PasswordHash::new(phc).is_ok_and(|h| Argon2::default().verify_password(password.as_bytes(), &h).is_ok())
+    PasswordHash::new(phc).is_ok_and(|h| {
+        Argon2::default()
+            .verify_password(password.as_bytes(), &h)
+            .is_ok()
+    })
 }
 
 /// Create a user with a role and wards (names or ids).
@@ -153,20 +192,33 @@ pub async fn add_user(
     wards: &[String],
     password: &str,
 ) -> Result<i64, AdminError> {
-    let role = Role::parse(role).ok_or_else(|| AdminError::Invalid("role: expected nurse, consultant or admin".into()))?;
+    let role = Role::parse(role)
+        .ok_or_else(|| AdminError::Invalid("role: expected nurse, consultant or admin".into()))?;
     if username.is_empty() || username.len() > 64 {
         return Err(AdminError::Invalid("username: 1 to 64 characters".into()));
     }
     if password.chars().count() < 8 {
-        return Err(AdminError::Invalid("password: at least 8 characters".into()));
+        return Err(AdminError::Invalid(
+            "password: at least 8 characters".into(),
+        ));
     }
     let mut ward_ids = Vec::new();
     for w in wards {
-        let ward = store.ward_find(w).await?.ok_or_else(|| AdminError::Invalid(format!("ward: no ward {w:?}")))?;
+        let ward = store
+            .ward_find(w)
+            .await?
+            .ok_or_else(|| AdminError::Invalid(format!("ward: no ward {w:?}")))?;
         ward_ids.push(ward.id);
     }
     let password_hash = hash_password(password)?;
-    Ok(store.user_add(NewUser { username: username.to_string(), role, password_hash, ward_ids }).await?)
+    Ok(store
+        .user_add(NewUser {
+            username: username.to_string(),
+            role,
+            password_hash,
+            ward_ids,
+        })
+        .await?)
 }
 
 /// Issue a token for a user; returns the token, which is shown once.

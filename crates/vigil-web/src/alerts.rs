@@ -10,10 +10,10 @@ use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
 use vigil_store::{AlertAction, AlertEventRow, AlertRow, AlertStatus, LiveEvent};
 
+use crate::AppState;
 use crate::auth::Caller;
 use crate::error::{ApiError, Id, bad_json};
 use crate::openapi::ErrorBody;
-use crate::AppState;
 
 pub fn router() -> Router<AppState> {
     Router::new()
@@ -56,15 +56,20 @@ pub(crate) async fn list(
     let Query(q) = q.map_err(|e| ApiError::Invalid(e.body_text()))?;
     let status = match q.status.as_deref() {
         None => None,
-        Some(s) => Some(
-            AlertStatus::parse(s)
-                .ok_or_else(|| ApiError::Invalid("status: one of open, acknowledged, escalated, resolved".into()))?,
-        ),
+        Some(s) => Some(AlertStatus::parse(s).ok_or_else(|| {
+            ApiError::Invalid("status: one of open, acknowledged, escalated, resolved".into())
+        })?),
     };
     let wards = caller.wards(q.ward)?;
     let alerts = state.store.alerts_list(&wards, status, q.patient).await?;
-    crate::audit::record(&state, &caller, "alerts.list", q.patient, serde_json::json!({"wards": wards, "status": q.status, "count": alerts.len()}))
-        .await?;
+    crate::audit::record(
+        &state,
+        &caller,
+        "alerts.list",
+        q.patient,
+        serde_json::json!({"wards": wards, "status": q.status, "count": alerts.len()}),
+    )
+    .await?;
     Ok(Json(alerts))
 }
 
@@ -93,14 +98,30 @@ pub(crate) struct AlertWithEvents {
         (status = 404, description = "No such alert on your wards", body = ErrorBody),
     )
 )]
-pub(crate) async fn one(State(state): State<AppState>, caller: Caller, Id(id): Id) -> Result<Json<AlertWithEvents>, ApiError> {
+pub(crate) async fn one(
+    State(state): State<AppState>,
+    caller: Caller,
+    Id(id): Id,
+) -> Result<Json<AlertWithEvents>, ApiError> {
     let alert = visible(&state, &caller, id).await?;
     let events = state.store.alert_events(id).await?;
-    crate::audit::record(&state, &caller, "alert.read", Some(alert.patient_id), serde_json::json!({"alert": id})).await?;
+    crate::audit::record(
+        &state,
+        &caller,
+        "alert.read",
+        Some(alert.patient_id),
+        serde_json::json!({"alert": id}),
+    )
+    .await?;
     Ok(Json(AlertWithEvents { alert, events }))
 }
 
-async fn act(state: AppState, caller: Caller, id: i64, action: AlertAction) -> Result<Json<AlertRow>, ApiError> {
+async fn act(
+    state: AppState,
+    caller: Caller,
+    id: i64,
+    action: AlertAction,
+) -> Result<Json<AlertRow>, ApiError> {
     visible(&state, &caller, id).await?;
     let name = match &action {
         AlertAction::Acknowledge => "acknowledged",
@@ -108,12 +129,28 @@ async fn act(state: AppState, caller: Caller, id: i64, action: AlertAction) -> R
         AlertAction::Resolve { .. } => "resolved",
     };
     let action_copy = action.clone();
-    let alert = state.store.alert_act(id, action, &caller.0.username, Utc::now()).await.map_err(|e| match e {
-        vigil_store::StoreError::Conflict(m) => ApiError::Conflict(m),
-        other => other.into(),
-    })?;
-    tracing::info!(alert_id = id, by = caller.0.id, action = name, "alert action");
-    crate::audit::record(&state, &caller, &format!("alert.{name}"), Some(alert.patient_id), serde_json::json!({"alert": id})).await?;
+    let alert = state
+        .store
+        .alert_act(id, action, &caller.0.username, Utc::now())
+        .await
+        .map_err(|e| match e {
+            vigil_store::StoreError::Conflict(m) => ApiError::Conflict(m),
+            other => other.into(),
+        })?;
+    tracing::info!(
+        alert_id = id,
+        by = caller.0.id,
+        action = name,
+        "alert action"
+    );
+    crate::audit::record(
+        &state,
+        &caller,
+        &format!("alert.{name}"),
+        Some(alert.patient_id),
+        serde_json::json!({"alert": id}),
+    )
+    .await?;
     let forwarded = match &action_copy {
         AlertAction::Escalate => None,
         other => Some(other.clone()),
@@ -127,7 +164,10 @@ async fn act(state: AppState, caller: Caller, id: i64, action: AlertAction) -> R
             at: Utc::now(),
         };
         if state.rule_actions.send(ra).await.is_err() {
-            tracing::warn!(alert_id = id, "rules engine not running; action not forwarded");
+            tracing::warn!(
+                alert_id = id,
+                "rules engine not running; action not forwarded"
+            );
         }
     }
     let _ = state.events.send(LiveEvent::AlertUpdate {
@@ -152,7 +192,11 @@ async fn act(state: AppState, caller: Caller, id: i64, action: AlertAction) -> R
         (status = 409, description = "The alert's state forbids it (e.g. already resolved)", body = ErrorBody),
     )
 )]
-pub(crate) async fn acknowledge(State(state): State<AppState>, caller: Caller, Id(id): Id) -> Result<Json<AlertRow>, ApiError> {
+pub(crate) async fn acknowledge(
+    State(state): State<AppState>,
+    caller: Caller,
+    Id(id): Id,
+) -> Result<Json<AlertRow>, ApiError> {
     act(state, caller, id, AlertAction::Acknowledge).await
 }
 
@@ -169,14 +213,25 @@ pub(crate) async fn acknowledge(State(state): State<AppState>, caller: Caller, I
         (status = 409, description = "The alert's state forbids it (e.g. already resolved)", body = ErrorBody),
     )
 )]
-pub(crate) async fn escalate(State(state): State<AppState>, caller: Caller, Id(id): Id) -> Result<Json<AlertRow>, ApiError> {
+pub(crate) async fn escalate(
+    State(state): State<AppState>,
+    caller: Caller,
+    Id(id): Id,
+) -> Result<Json<AlertRow>, ApiError> {
     act(state, caller, id, AlertAction::Escalate).await
 }
 
 /// How a clinician may close an alert (a fixed list, so outcomes can be
 /// counted and audited). `data-resumed` is the system's own outcome.
-pub const OUTCOMES: [&str; 7] =
-    ["advice-given", "treatment-changed", "escalated-999", "admitted", "false-alarm-device", "reviewed-no-action", "other"];
+pub const OUTCOMES: [&str; 7] = [
+    "advice-given",
+    "treatment-changed",
+    "escalated-999",
+    "admitted",
+    "false-alarm-device",
+    "reviewed-no-action",
+    "other",
+];
 
 #[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
@@ -228,10 +283,22 @@ pub(crate) async fn resolve(
 ) -> Result<Json<AlertRow>, ApiError> {
     let Json(b) = body.map_err(bad_json)?;
     if !OUTCOMES.contains(&b.outcome.as_str()) {
-        return Err(ApiError::Invalid(format!("outcome: one of {}", OUTCOMES.join(", "))));
+        return Err(ApiError::Invalid(format!(
+            "outcome: one of {}",
+            OUTCOMES.join(", ")
+        )));
     }
     if b.note.chars().count() > 4000 {
         return Err(ApiError::Invalid("note: at most 4000 characters".into()));
     }
-    act(state, caller, id, AlertAction::Resolve { outcome: b.outcome.trim().to_string(), note: b.note }).await
+    act(
+        state,
+        caller,
+        id,
+        AlertAction::Resolve {
+            outcome: b.outcome.trim().to_string(),
+            note: b.note,
+        },
+    )
+    .await
 }

@@ -11,10 +11,10 @@ use serde::Deserialize;
 use utoipa::IntoParams;
 use vigil_store::{AuditEntry, AuditQuery, Role};
 
+use crate::AppState;
 use crate::auth::Caller;
 use crate::error::ApiError;
 use crate::openapi::ErrorBody;
-use crate::AppState;
 
 pub fn router() -> Router<AppState> {
     Router::new().route("/api/v1/audit", get(query))
@@ -28,7 +28,16 @@ pub async fn record(
     patient_id: Option<i64>,
     detail: serde_json::Value,
 ) -> Result<(), ApiError> {
-    record_raw(state, Some(caller.0.id), &caller.0.username, action, patient_id, detail, caller.1.addr).await
+    record_raw(
+        state,
+        Some(caller.0.id),
+        &caller.0.username,
+        action,
+        patient_id,
+        detail,
+        caller.1.addr,
+    )
+    .await
 }
 
 /// Record an action by whoever `username` claims to be (e.g. a failed login).
@@ -50,7 +59,11 @@ pub async fn record_raw(
         detail,
         addr: addr.map(|a| a.ip().to_string()),
     };
-    state.store.audit_append(e).await.map_err(|e| ApiError::Internal(format!("audit write failed: {e}")))
+    state
+        .store
+        .audit_append(e)
+        .await
+        .map_err(|e| ApiError::Internal(format!("audit write failed: {e}")))
 }
 
 #[derive(Deserialize, IntoParams)]
@@ -90,8 +103,21 @@ pub(crate) async fn query(
     let limit = q.limit.unwrap_or(1000).clamp(1, 10_000);
     let rows = state
         .store
-        .audit_query(AuditQuery { patient_id: q.patient, user_id: q.user, from: q.from, to: q.to, limit: Some(limit) })
+        .audit_query(AuditQuery {
+            patient_id: q.patient,
+            user_id: q.user,
+            from: q.from,
+            to: q.to,
+            limit: Some(limit),
+        })
         .await?;
-    record(&state, &caller, "audit.read", q.patient, serde_json::json!({"rows": rows.len()})).await?;
+    record(
+        &state,
+        &caller,
+        "audit.read",
+        q.patient,
+        serde_json::json!({"rows": rows.len()}),
+    )
+    .await?;
     Ok(Json(rows))
 }

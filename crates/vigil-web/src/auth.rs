@@ -14,11 +14,10 @@ use utoipa::ToSchema;
 use vigil_store::secrets::hash_secret;
 use vigil_store::{AuthUser, Role, TokenKind};
 
-
+use crate::AppState;
 use crate::admin::{issue_token, verify_password};
 use crate::error::{ApiError, bad_json};
 use crate::openapi::ErrorBody;
-use crate::AppState;
 
 /// The session cookie's name.
 pub const SESSION_COOKIE: &str = "vigil_session";
@@ -62,7 +61,11 @@ pub struct CallerInfo {
 
 impl Caller {
     pub fn require(&self, role: Role) -> Result<(), ApiError> {
-        if self.0.role == role { Ok(()) } else { Err(ApiError::Forbidden) }
+        if self.0.role == role {
+            Ok(())
+        } else {
+            Err(ApiError::Forbidden)
+        }
     }
     pub fn sees_ward(&self, ward_id: i64) -> bool {
         self.0.ward_ids.contains(&ward_id)
@@ -109,16 +112,30 @@ fn session_cookie(headers: &HeaderMap) -> Option<String> {
 impl FromRequestParts<AppState> for Caller {
     type Rejection = ApiError;
 
-    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, Self::Rejection> {
+    async fn from_request_parts(
+        parts: &mut Parts,
+        state: &AppState,
+    ) -> Result<Self, Self::Rejection> {
         let (token, via_cookie) = presented(&parts.headers).ok_or(ApiError::Unauthorized)?;
         let idle = chrono::Duration::minutes(SESSION_IDLE_MINUTES);
         let token_hash = hash_secret(&token);
-        let user = state.store.token_user(&token_hash, Utc::now(), idle).await?.ok_or(ApiError::Unauthorized)?;
+        let user = state
+            .store
+            .token_user(&token_hash, Utc::now(), idle)
+            .await?
+            .ok_or(ApiError::Unauthorized)?;
         // A cookie is sent by the browser on its own, so a cookie-authenticated
         // write must also prove it comes from our page.
-        let safe = matches!(parts.method, axum::http::Method::GET | axum::http::Method::HEAD);
+        let safe = matches!(
+            parts.method,
+            axum::http::Method::GET | axum::http::Method::HEAD
+        );
         if via_cookie && !safe {
-            let sent = parts.headers.get(CSRF_HEADER).and_then(|v| v.to_str().ok()).unwrap_or_default();
+            let sent = parts
+                .headers
+                .get(CSRF_HEADER)
+                .and_then(|v| v.to_str().ok())
+                .unwrap_or_default();
             if !vigil_store::secrets::ct_eq(sent, &csrf_for(&token)) {
                 return Err(ApiError::Csrf);
             }
@@ -127,7 +144,14 @@ impl FromRequestParts<AppState> for Caller {
             .extensions
             .get::<axum::extract::ConnectInfo<std::net::SocketAddr>>()
             .map(|c| c.0);
-        Ok(Caller(user, CallerInfo { via_cookie, addr, token_hash }))
+        Ok(Caller(
+            user,
+            CallerInfo {
+                via_cookie,
+                addr,
+                token_hash,
+            },
+        ))
     }
 }
 
@@ -148,14 +172,18 @@ pub struct Throttle {
 impl Throttle {
     fn count(&self, key: &str) -> usize {
         let now = std::time::Instant::now();
-        let Ok(mut m) = self.failures.lock() else { return 0 };
+        let Ok(mut m) = self.failures.lock() else {
+            return 0;
+        };
         let v = m.entry(key.to_string()).or_default();
         v.retain(|t| now.duration_since(*t) < THROTTLE_WINDOW);
         v.len()
     }
     fn fail(&self, key: &str) {
         if let Ok(mut m) = self.failures.lock() {
-            m.entry(key.to_string()).or_default().push(std::time::Instant::now());
+            m.entry(key.to_string())
+                .or_default()
+                .push(std::time::Instant::now());
         }
     }
     fn clear(&self, key: &str) {
@@ -210,21 +238,38 @@ pub async fn login(
     let Json(req) = body.map_err(bad_json)?;
     let addr = Some(peer);
     let account_key = format!("user:{}", req.username);
-    let addr_key = format!("addr:{}", addr.map(|a| a.ip().to_string()).unwrap_or_default());
-    if state.throttle.count(&account_key) >= MAX_FAILURES_PER_ACCOUNT || state.throttle.count(&addr_key) >= MAX_FAILURES_PER_ADDR {
+    let addr_key = format!(
+        "addr:{}",
+        addr.map(|a| a.ip().to_string()).unwrap_or_default()
+    );
+    if state.throttle.count(&account_key) >= MAX_FAILURES_PER_ACCOUNT
+        || state.throttle.count(&addr_key) >= MAX_FAILURES_PER_ADDR
+    {
         tracing::warn!("login throttled");
         return Err(ApiError::Throttled);
     }
     let user = state.store.user_by_username(&req.username).await?;
     // Verify against a dummy hash when the user is unknown, so the answer
     // takes as long either way and does not reveal which usernames exist.
-    let hash = user.as_ref().map(|u| u.password_hash.as_str()).unwrap_or(DUMMY_HASH);
+    let hash = user
+        .as_ref()
+        .map(|u| u.password_hash.as_str())
+        .unwrap_or(DUMMY_HASH);
     let ok = verify_password(&req.password, hash);
     let Some(user) = user.filter(|_| ok) else {
         tracing::info!("login refused");
         state.throttle.fail(&account_key);
         state.throttle.fail(&addr_key);
-        crate::audit::record_raw(&state, None, &req.username, "login.failed", None, serde_json::json!({}), addr).await?;
+        crate::audit::record_raw(
+            &state,
+            None,
+            &req.username,
+            "login.failed",
+            None,
+            serde_json::json!({}),
+            addr,
+        )
+        .await?;
         return Err(ApiError::Unauthorized);
     };
     state.throttle.clear(&account_key);
@@ -238,7 +283,16 @@ pub async fn login(
     .await
     .map_err(|e| ApiError::Internal(e.to_string()))?;
     tracing::info!(user_id = user.id, "login");
-    crate::audit::record_raw(&state, Some(user.id), &user.username, "login", None, serde_json::json!({}), addr).await?;
+    crate::audit::record_raw(
+        &state,
+        Some(user.id),
+        &user.username,
+        "login",
+        None,
+        serde_json::json!({}),
+        addr,
+    )
+    .await?;
     // `Secure` under HTTPS: the browser then never sends the session over
     // plain HTTP. Without TLS it would make the cookie unusable, so it is
     // left off (docs/deployment.md: production runs with TLS).
@@ -248,7 +302,12 @@ pub async fn login(
         if state.tls { "; Secure" } else { "" }
     );
     let body = LoginResponse {
-        user: AuthUser { id: user.id, username: user.username, role: user.role, ward_ids: user.ward_ids },
+        user: AuthUser {
+            id: user.id,
+            username: user.username,
+            role: user.role,
+            ward_ids: user.ward_ids,
+        },
         csrf_token: csrf_for(&token),
     };
     let mut resp = Json(body).into_response();
@@ -271,9 +330,15 @@ pub async fn login(
          headers(("set-cookie" = String, description = "vigil_session=; Max-Age=0"))),
     )
 )]
-pub async fn logout(State(state): State<AppState>, headers: HeaderMap) -> Result<Response, ApiError> {
+pub async fn logout(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+) -> Result<Response, ApiError> {
     if let Some(t) = presented_token(&headers) {
-        state.store.token_revoke(&hash_secret(&t), Utc::now()).await?;
+        state
+            .store
+            .token_revoke(&hash_secret(&t), Utc::now())
+            .await?;
     }
     let mut resp = Json(LoggedOut { ok: true }).into_response();
     resp.headers_mut().insert(
@@ -294,10 +359,19 @@ pub async fn logout(State(state): State<AppState>, headers: HeaderMap) -> Result
     )
 )]
 pub async fn me(Caller(user, info): Caller, headers: HeaderMap) -> Json<Me> {
-    let csrf = if info.via_cookie { session_cookie(&headers).map(|t| csrf_for(&t)) } else { None };
-    Json(Me { id: user.id, username: user.username, role: user.role, ward_ids: user.ward_ids, csrf_token: csrf })
+    let csrf = if info.via_cookie {
+        session_cookie(&headers).map(|t| csrf_for(&t))
+    } else {
+        None
+    };
+    Json(Me {
+        id: user.id,
+        username: user.username,
+        role: user.role,
+        ward_ids: user.ward_ids,
+        csrf_token: csrf,
+    })
 }
 
 /// An argon2id hash of a random password nobody knows (for timing parity).
-const DUMMY_HASH: &str =
-    "$argon2id$v=19$m=19456,t=2,p=1$c29tZXNhbHRzb21lc2FsdA$Wk0bq9Dk4y9C3WCz6ldIHeqIhKa8n3V2OzU2B9C3kFM";
+const DUMMY_HASH: &str = "$argon2id$v=19$m=19456,t=2,p=1$c29tZXNhbHRzb21lc2FsdA$Wk0bq9Dk4y9C3WCz6ldIHeqIhKa8n3V2OzU2B9C3kFM";

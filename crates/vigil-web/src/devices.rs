@@ -9,12 +9,12 @@ use serde::Deserialize;
 use utoipa::ToSchema;
 use vigil_store::Role;
 
+use crate::AppState;
 use crate::admin::{ProvisionedDevice, provision};
 use crate::auth::Caller;
 use crate::error::{ApiError, bad_json};
 use crate::openapi::ErrorBody;
 use crate::patients::admin_error;
-use crate::AppState;
 
 pub fn router() -> Router<AppState> {
     Router::new().route("/api/v1/devices", post(create))
@@ -66,12 +66,24 @@ pub(crate) async fn create(
     if let Some(p) = req.patient_id {
         match state.store.patient_get(p).await? {
             Some(pt) if caller.sees_ward(pt.ward_id) => {}
-            _ => return Err(ApiError::Invalid(format!("patient_id: no patient {p} among your wards"))),
+            _ => {
+                return Err(ApiError::Invalid(format!(
+                    "patient_id: no patient {p} among your wards"
+                )));
+            }
         }
     }
-    let d = provision(state.store.as_ref(), &req.kind, req.patient_id, Utc::now()).await.map_err(admin_error)?;
+    let d = provision(state.store.as_ref(), &req.kind, req.patient_id, Utc::now())
+        .await
+        .map_err(admin_error)?;
     tracing::info!(device = %d.device_id, by = caller.0.id, "device provisioned");
-    crate::audit::record(&state, &caller, "device.provision", req.patient_id, serde_json::json!({"device": d.device_id, "kind": req.kind}))
-        .await?;
+    crate::audit::record(
+        &state,
+        &caller,
+        "device.provision",
+        req.patient_id,
+        serde_json::json!({"device": d.device_id, "kind": req.kind}),
+    )
+    .await?;
     Ok((axum::http::StatusCode::CREATED, Json(d)))
 }

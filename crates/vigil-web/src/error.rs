@@ -61,7 +61,9 @@ impl From<StoreError> for ApiError {
     fn from(e: StoreError) -> Self {
         match e {
             StoreError::NotFound(_) => ApiError::NotFound("resource"),
-            StoreError::Conflict(_) => ApiError::Conflict("conflicts with an existing record".into()),
+            StoreError::Conflict(_) => {
+                ApiError::Conflict("conflicts with an existing record".into())
+            }
             other => ApiError::Internal(other.to_string()),
         }
     }
@@ -83,7 +85,10 @@ pub struct Id(pub i64);
 impl<S: Send + Sync> axum::extract::FromRequestParts<S> for Id {
     type Rejection = ApiError;
 
-    async fn from_request_parts(parts: &mut axum::http::request::Parts, state: &S) -> Result<Self, Self::Rejection> {
+    async fn from_request_parts(
+        parts: &mut axum::http::request::Parts,
+        state: &S,
+    ) -> Result<Self, Self::Rejection> {
         match axum::extract::Path::<i64>::from_request_parts(parts, state).await {
             Ok(axum::extract::Path(id)) => Ok(Id(id)),
             Err(_) => Err(ApiError::NotFound("resource")),

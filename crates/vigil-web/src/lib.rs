@@ -39,7 +39,10 @@ use vigil_store::{LiveEvent, Store};
 impl AppState {
     /// The freshness window of a pathway (6 h if unknown).
     pub fn freshness(&self, pathway: &str) -> chrono::Duration {
-        self.pathways.get(pathway).copied().unwrap_or_else(vigil_clinical::default_freshness)
+        self.pathways
+            .get(pathway)
+            .copied()
+            .unwrap_or_else(vigil_clinical::default_freshness)
     }
 }
 
@@ -96,16 +99,28 @@ fn security_headers(tls: bool, mut res: axum::response::Response) -> axum::respo
     use axum::http::HeaderValue;
     use axum::http::header;
     let h = res.headers_mut();
-    h.insert(header::CONTENT_SECURITY_POLICY, HeaderValue::from_static(CONTENT_SECURITY_POLICY));
-    h.insert(header::X_CONTENT_TYPE_OPTIONS, HeaderValue::from_static("nosniff"));
+    h.insert(
+        header::CONTENT_SECURITY_POLICY,
+        HeaderValue::from_static(CONTENT_SECURITY_POLICY),
+    );
+    h.insert(
+        header::X_CONTENT_TYPE_OPTIONS,
+        HeaderValue::from_static("nosniff"),
+    );
     h.insert(header::X_FRAME_OPTIONS, HeaderValue::from_static("DENY"));
-    h.insert(header::REFERRER_POLICY, HeaderValue::from_static("no-referrer"));
+    h.insert(
+        header::REFERRER_POLICY,
+        HeaderValue::from_static("no-referrer"),
+    );
     // Patient data must not linger in shared caches or the browser's disk cache.
     if !h.contains_key(header::CACHE_CONTROL) {
         h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
     }
     if tls {
-        h.insert(header::STRICT_TRANSPORT_SECURITY, HeaderValue::from_static("max-age=31536000"));
+        h.insert(
+            header::STRICT_TRANSPORT_SECURITY,
+            HeaderValue::from_static("max-age=31536000"),
+        );
     }
     res
 }
@@ -130,7 +145,9 @@ pub fn router(state: AppState) -> Router {
         .merge(dashboard::router())
         .fallback(|| async { error::ApiError::NotFound("route") })
         .layer(axum::extract::DefaultBodyLimit::max(MAX_BODY_BYTES))
-        .layer(axum::middleware::map_response(move |res| async move { security_headers(tls, res) }))
+        .layer(axum::middleware::map_response(move |res| async move {
+            security_headers(tls, res)
+        }))
         .with_state(state)
 }
 
@@ -143,19 +160,31 @@ pub const HEADER_READ_TIMEOUT: std::time::Duration = std::time::Duration::from_s
 pub const SHUTDOWN_GRACE: std::time::Duration = std::time::Duration::from_secs(5);
 
 /// Serve `router` on `listener` until `cancel` fires.
-pub async fn serve(listener: tokio::net::TcpListener, router: Router, cancel: CancellationToken) -> std::io::Result<()> {
+pub async fn serve(
+    listener: tokio::net::TcpListener,
+    router: Router,
+    cancel: CancellationToken,
+) -> std::io::Result<()> {
     serve_on(listener, router, cancel).await
 }
 
 /// Serve `router` over HTTPS on `listener` until `cancel` fires.
-pub async fn serve_tls(listener: tls::TlsListener, router: Router, cancel: CancellationToken) -> std::io::Result<()> {
+pub async fn serve_tls(
+    listener: tls::TlsListener,
+    router: Router,
+    cancel: CancellationToken,
+) -> std::io::Result<()> {
     serve_on(listener, router, cancel).await
 }
 
 /// The connection loop behind [`serve`] and [`serve_tls`]: hyper with a
 /// header-read timeout (axum's own `serve` has none), websocket upgrades,
 /// the client address for the audit trail, and a graceful stop.
-async fn serve_on<L>(mut listener: L, router: Router, cancel: CancellationToken) -> std::io::Result<()>
+async fn serve_on<L>(
+    mut listener: L,
+    router: Router,
+    cancel: CancellationToken,
+) -> std::io::Result<()>
 where
     L: axum::serve::Listener<Addr = std::net::SocketAddr>,
 {
@@ -165,18 +194,28 @@ where
 
     let graceful = hyper_util::server::graceful::GracefulShutdown::new();
     let mut builder = auto::Builder::new(TokioExecutor::new());
-    builder.http1().timer(TokioTimer::new()).header_read_timeout(HEADER_READ_TIMEOUT);
+    builder
+        .http1()
+        .timer(TokioTimer::new())
+        .header_read_timeout(HEADER_READ_TIMEOUT);
     loop {
         let (io, peer) = tokio::select! {
             conn = listener.accept() => conn,
             _ = cancel.cancelled() => break,
         };
         let router = router.clone();
-        let service = hyper::service::service_fn(move |mut req: axum::http::Request<hyper::body::Incoming>| {
-            req.extensions_mut().insert(axum::extract::ConnectInfo(peer));
-            router.clone().oneshot(req)
-        });
-        let conn = graceful.watch(builder.serve_connection_with_upgrades(TokioIo::new(io), service).into_owned());
+        let service = hyper::service::service_fn(
+            move |mut req: axum::http::Request<hyper::body::Incoming>| {
+                req.extensions_mut()
+                    .insert(axum::extract::ConnectInfo(peer));
+                router.clone().oneshot(req)
+            },
+        );
+        let conn = graceful.watch(
+            builder
+                .serve_connection_with_upgrades(TokioIo::new(io), service)
+                .into_owned(),
+        );
         tokio::spawn(async move {
             if let Err(e) = conn.await {
                 tracing::debug!(%peer, error = %e, "http connection ended with an error");
@@ -184,7 +223,10 @@ where
         });
     }
     drop(listener);
-    if tokio::time::timeout(SHUTDOWN_GRACE, graceful.shutdown()).await.is_err() {
+    if tokio::time::timeout(SHUTDOWN_GRACE, graceful.shutdown())
+        .await
+        .is_err()
+    {
         tracing::info!("stopping with http connections still open");
     }
     Ok(())

@@ -45,7 +45,9 @@ impl Modify for Security {
     fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
         let components = openapi.components.get_or_insert_with(Default::default);
         let mut bearer = Http::new(HttpAuthScheme::Bearer);
-        bearer.description = Some("A token from `vigil admin token create`: `Authorization: Bearer <token>`.".into());
+        bearer.description = Some(
+            "A token from `vigil admin token create`: `Authorization: Bearer <token>`.".into(),
+        );
         components.add_security_scheme("bearer", SecurityScheme::Http(bearer));
         components.add_security_scheme(
             "cookie",

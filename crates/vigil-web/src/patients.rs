@@ -11,13 +11,16 @@ use serde::Serialize;
 use utoipa::{IntoParams, ToSchema};
 use vigil_clinical::News2Score;
 use vigil_clinical::thresholds::spo2::Spo2Target;
-use vigil_store::{EpisodeSettings, EpisodeUpdate, ObservationQuery, ObservationRow, PatientDetail, PatientSummary, Role, ScoreRow};
+use vigil_store::{
+    EpisodeSettings, EpisodeUpdate, ObservationQuery, ObservationRow, PatientDetail,
+    PatientSummary, Role, ScoreRow,
+};
 
+use crate::AppState;
 use crate::admin::{AdminError, AdmitRequest, admit};
 use crate::auth::Caller;
 use crate::error::{ApiError, Id, bad_json};
 use crate::openapi::ErrorBody;
-use crate::AppState;
 
 pub fn router() -> Router<AppState> {
     Router::new()
@@ -27,7 +30,10 @@ pub fn router() -> Router<AppState> {
         .route("/api/v1/patients/{id}/discharge", post(discharge))
         .route("/api/v1/patients/{id}/scores", get(scores))
         .route("/api/v1/patients/{id}/ecg", get(ecg))
-        .route("/api/v1/patients/{id}/episode", axum::routing::patch(update_episode))
+        .route(
+            "/api/v1/patients/{id}/episode",
+            axum::routing::patch(update_episode),
+        )
 }
 
 #[derive(Deserialize, IntoParams)]
@@ -72,10 +78,20 @@ pub(crate) async fn list(
     let mut rows = Vec::new();
     let patients = state.store.patients_list(&wards).await?;
     let ids: Vec<i64> = patients.iter().map(|p| p.id).collect();
-    crate::audit::record(&state, &caller, "patients.list", None, serde_json::json!({"wards": wards, "patients": ids})).await?;
+    crate::audit::record(
+        &state,
+        &caller,
+        "patients.list",
+        None,
+        serde_json::json!({"wards": wards, "patients": ids}),
+    )
+    .await?;
     for patient in patients {
         let freshness = |p: &str| state.freshness(p);
-        let news2 = vigil_store::scoring::score_patient(state.store.as_ref(), patient.id, now, &freshness).await?.map(|(_, s)| s);
+        let news2 =
+            vigil_store::scoring::score_patient(state.store.as_ref(), patient.id, now, &freshness)
+                .await?
+                .map(|(_, s)| s);
         rows.push(WardRow { patient, news2 });
     }
     Ok(Json(rows))
@@ -112,7 +128,14 @@ pub(crate) async fn scores(
 ) -> Result<Json<Vec<ScoreRow>>, ApiError> {
     let Query(q) = q.map_err(|e| ApiError::Invalid(e.body_text()))?;
     visible_patient(&state, &caller, id).await?;
-    crate::audit::record(&state, &caller, "patient.scores", Some(id), serde_json::json!({"from": q.from, "to": q.to})).await?;
+    crate::audit::record(
+        &state,
+        &caller,
+        "patient.scores",
+        Some(id),
+        serde_json::json!({"from": q.from, "to": q.to}),
+    )
+    .await?;
     Ok(Json(state.store.scores(id, q.from, q.to).await?))
 }
 
@@ -163,20 +186,48 @@ pub(crate) async fn ecg(
     let Query(q) = q.map_err(|e| ApiError::Invalid(e.body_text()))?;
     visible_patient(&state, &caller, id).await?;
     let (Some(from), Some(to)) = (q.from, q.to) else {
-        return Err(ApiError::Invalid("from and to: both required (RFC 3339)".into()));
+        return Err(ApiError::Invalid(
+            "from and to: both required (RFC 3339)".into(),
+        ));
     };
     if to < from || to - from > chrono::Duration::minutes(MAX_ECG_WINDOW_MINUTES) {
-        return Err(ApiError::Invalid(format!("to - from: between 0 and {MAX_ECG_WINDOW_MINUTES} minutes")));
+        return Err(ApiError::Invalid(format!(
+            "to - from: between 0 and {MAX_ECG_WINDOW_MINUTES} minutes"
+        )));
     }
-    crate::audit::record(&state, &caller, "patient.ecg", Some(id), serde_json::json!({"from": from, "to": to})).await?;
-    let (chunks, beats) = state.store.ecg_range(id, from.timestamp_millis(), to.timestamp_millis()).await?;
+    crate::audit::record(
+        &state,
+        &caller,
+        "patient.ecg",
+        Some(id),
+        serde_json::json!({"from": from, "to": to}),
+    )
+    .await?;
+    let (chunks, beats) = state
+        .store
+        .ecg_range(id, from.timestamp_millis(), to.timestamp_millis())
+        .await?;
     let mut strips = Vec::with_capacity(chunks.len());
     for c in chunks {
-        let samples = vigil_ecg::decode_samples(&c.samples)
-            .map_err(|e| ApiError::Internal(format!("stored ECG chunk {}/{} undecodable: {e}", c.device_id, c.seq)))?;
-        strips.push(EcgStrip { device_id: c.device_id, seq: c.seq, t0_ms: c.t0_ms, fs_hz: c.fs_hz, uv_per_count: c.uv_per_count, samples });
+        let samples = vigil_ecg::decode_samples(&c.samples).map_err(|e| {
+            ApiError::Internal(format!(
+                "stored ECG chunk {}/{} undecodable: {e}",
+                c.device_id, c.seq
+            ))
+        })?;
+        strips.push(EcgStrip {
+            device_id: c.device_id,
+            seq: c.seq,
+            t0_ms: c.t0_ms,
+            fs_hz: c.fs_hz,
+            uv_per_count: c.uv_per_count,
+            samples,
+        });
     }
-    Ok(Json(EcgWindow { chunks: strips, beats }))
+    Ok(Json(EcgWindow {
+        chunks: strips,
+        beats,
+    }))
 }
 
 /// `PATCH /api/v1/patients/{id}/episode`: a clinician records the SpO2
@@ -206,25 +257,46 @@ pub(crate) async fn update_episode(
     if u.spo2_scale.is_some_and(|s| s != 1 && s != 2) {
         return Err(ApiError::Invalid("spo2_scale: must be 1 or 2".into()));
     }
-    if u.acvpu.as_deref().is_some_and(|a| !["A", "C", "V", "P", "U"].contains(&a)) {
+    if u.acvpu
+        .as_deref()
+        .is_some_and(|a| !["A", "C", "V", "P", "U"].contains(&a))
+    {
         return Err(ApiError::Invalid("acvpu: one of A, C, V, P, U".into()));
     }
     if u == EpisodeUpdate::default() {
         return Err(ApiError::Invalid("nothing to change".into()));
     }
     let detail = serde_json::json!({"spo2_scale": u.spo2_scale, "oxygen": u.oxygen, "acvpu": u.acvpu, "under_16": u.under_16, "pregnant": u.pregnant});
-    state.store.episode_update(id, u, &caller.0.username, Utc::now()).await?;
+    state
+        .store
+        .episode_update(id, u, &caller.0.username, Utc::now())
+        .await?;
     crate::audit::record(&state, &caller, "patient.episode", Some(id), detail).await?;
-    tracing::info!(patient_id = id, by = caller.0.id, "episode settings changed");
+    tracing::info!(
+        patient_id = id,
+        by = caller.0.id,
+        "episode settings changed"
+    );
     if state.rescore.send(id).await.is_err() {
-        tracing::warn!(patient_id = id, "scorer not running; score will update with the next reading");
+        tracing::warn!(
+            patient_id = id,
+            "scorer not running; score will update with the next reading"
+        );
     }
-    let settings = state.store.episode_settings(id).await?.ok_or(ApiError::NotFound("open episode"))?;
+    let settings = state
+        .store
+        .episode_settings(id)
+        .await?
+        .ok_or(ApiError::NotFound("open episode"))?;
     Ok(Json(settings))
 }
 
 /// Load a patient the caller may see, or 404.
-async fn visible_patient(state: &AppState, caller: &Caller, id: i64) -> Result<PatientDetail, ApiError> {
+async fn visible_patient(
+    state: &AppState,
+    caller: &Caller,
+    id: i64,
+) -> Result<PatientDetail, ApiError> {
     match state.store.patient_get(id).await? {
         Some(p) if caller.sees_ward(p.ward_id) => Ok(p),
         _ => Err(ApiError::NotFound("patient")),
@@ -260,11 +332,23 @@ pub(crate) struct Spo2TargetView {
 fn spo2_target(state: &AppState, p: &PatientDetail) -> Option<Spo2TargetView> {
     let ep = p.episode.as_ref().filter(|e| e.discharged_at.is_none())?;
     Some(match state.spo2_targets.get(&ep.pathway) {
-        Some(&(low, high)) => Spo2TargetView { low, high, source: "pathway" },
+        Some(&(low, high)) => Spo2TargetView {
+            low,
+            high,
+            source: "pathway",
+        },
         None => {
-            let t = if ep.spo2_scale == 2 { Spo2Target::HYPERCAPNIC } else { Spo2Target::STANDARD };
+            let t = if ep.spo2_scale == 2 {
+                Spo2Target::HYPERCAPNIC
+            } else {
+                Spo2Target::STANDARD
+            };
             let (low, high) = t.into();
-            Spo2TargetView { low, high, source: "scale" }
+            Spo2TargetView {
+                low,
+                high,
+                source: "scale",
+            }
         }
     })
 }
@@ -280,11 +364,27 @@ fn spo2_target(state: &AppState, p: &PatientDetail) -> Option<Spo2TargetView> {
         (status = 404, description = "No such patient on your wards", body = ErrorBody),
     )
 )]
-pub(crate) async fn one(State(state): State<AppState>, caller: Caller, Id(id): Id) -> Result<Json<PatientView>, ApiError> {
+pub(crate) async fn one(
+    State(state): State<AppState>,
+    caller: Caller,
+    Id(id): Id,
+) -> Result<Json<PatientView>, ApiError> {
     let p = visible_patient(&state, &caller, id).await?;
-    crate::audit::record(&state, &caller, "patient.read", Some(id), serde_json::json!({})).await?;
-    let thresholds = Thresholds { spo2_target: spo2_target(&state, &p) };
-    Ok(Json(PatientView { patient: p, thresholds }))
+    crate::audit::record(
+        &state,
+        &caller,
+        "patient.read",
+        Some(id),
+        serde_json::json!({}),
+    )
+    .await?;
+    let thresholds = Thresholds {
+        spo2_target: spo2_target(&state, &p),
+    };
+    Ok(Json(PatientView {
+        patient: p,
+        thresholds,
+    }))
 }
 
 #[derive(Deserialize, IntoParams)]
@@ -326,11 +426,23 @@ pub(crate) async fn observations(
     if q.max_points == Some(0) {
         return Err(ApiError::Invalid("max_points: must be at least 1".into()));
     }
-    crate::audit::record(&state, &caller, "patient.observations", Some(id), serde_json::json!({"code": q.code, "from": q.from, "to": q.to}))
-        .await?;
+    crate::audit::record(
+        &state,
+        &caller,
+        "patient.observations",
+        Some(id),
+        serde_json::json!({"code": q.code, "from": q.from, "to": q.to}),
+    )
+    .await?;
     let rows = state
         .store
-        .observations(ObservationQuery { patient_id: id, code: q.code, from: q.from, to: q.to, max_points: q.max_points })
+        .observations(ObservationQuery {
+            patient_id: id,
+            code: q.code,
+            from: q.from,
+            to: q.to,
+            max_points: q.max_points,
+        })
         .await?;
     Ok(Json(rows))
 }
@@ -370,15 +482,31 @@ pub(crate) async fn create(
     let Json(req) = body.map_err(bad_json)?;
     if !state.pathways.contains_key(&req.pathway) {
         let known: Vec<&str> = state.pathways.keys().map(String::as_str).collect();
-        return Err(ApiError::Invalid(format!("pathway: no pathway {:?} (loaded: {})", req.pathway, known.join(", "))));
+        return Err(ApiError::Invalid(format!(
+            "pathway: no pathway {:?} (loaded: {})",
+            req.pathway,
+            known.join(", ")
+        )));
     }
     let ward = state.store.ward_find(&req.ward).await?;
     if !ward.is_some_and(|w| caller.sees_ward(w.id)) {
-        return Err(ApiError::Invalid(format!("ward: no ward {:?} among yours", req.ward)));
+        return Err(ApiError::Invalid(format!(
+            "ward: no ward {:?} among yours",
+            req.ward
+        )));
     }
-    let id = admit(state.store.as_ref(), req, &caller.0.username, Utc::now()).await.map_err(admin_error)?;
+    let id = admit(state.store.as_ref(), req, &caller.0.username, Utc::now())
+        .await
+        .map_err(admin_error)?;
     tracing::info!(patient_id = id, by = caller.0.id, "patient admitted");
-    crate::audit::record(&state, &caller, "patient.admit", Some(id), serde_json::json!({})).await?;
+    crate::audit::record(
+        &state,
+        &caller,
+        "patient.admit",
+        Some(id),
+        serde_json::json!({}),
+    )
+    .await?;
     Ok((axum::http::StatusCode::CREATED, Json(Admitted { id })))
 }
 
@@ -403,8 +531,18 @@ pub(crate) async fn discharge(
     visible_patient(&state, &caller, id).await?;
     let at = state.store.patient_discharge(id, Utc::now()).await?;
     tracing::info!(patient_id = id, by = caller.0.id, "patient discharged");
-    crate::audit::record(&state, &caller, "patient.discharge", Some(id), serde_json::json!({})).await?;
-    Ok(Json(Discharged { id, discharged_at: at }))
+    crate::audit::record(
+        &state,
+        &caller,
+        "patient.discharge",
+        Some(id),
+        serde_json::json!({}),
+    )
+    .await?;
+    Ok(Json(Discharged {
+        id,
+        discharged_at: at,
+    }))
 }
 
 pub fn admin_error(e: AdminError) -> ApiError {

@@ -11,8 +11,8 @@ use axum::response::Response;
 use tokio::sync::broadcast::error::RecvError;
 use vigil_store::AuthUser;
 
-use crate::auth::Caller;
 use crate::AppState;
+use crate::auth::Caller;
 
 /// The largest websocket message or frame a client may send.
 pub const WS_MAX_MESSAGE: usize = 4096;
@@ -27,12 +27,25 @@ pub const WS_MAX_MESSAGE: usize = 4096;
         (status = 401, description = "No or bad credentials", body = crate::openapi::ErrorBody),
     )
 )]
-pub async fn upgrade(State(state): State<AppState>, caller: Caller, ws: WebSocketUpgrade) -> Result<Response, crate::error::ApiError> {
-    crate::audit::record(&state, &caller, "stream.open", None, serde_json::json!({"ward_ids": caller.0.ward_ids})).await?;
+pub async fn upgrade(
+    State(state): State<AppState>,
+    caller: Caller,
+    ws: WebSocketUpgrade,
+) -> Result<Response, crate::error::ApiError> {
+    crate::audit::record(
+        &state,
+        &caller,
+        "stream.open",
+        None,
+        serde_json::json!({"ward_ids": caller.0.ward_ids}),
+    )
+    .await?;
     let Caller(user, info) = caller;
     // The stream is server → client; a client sends at most pings and a
     // close, so anything bigger than a few KiB is refused (connection closed).
-    let ws = ws.max_message_size(WS_MAX_MESSAGE).max_frame_size(WS_MAX_MESSAGE);
+    let ws = ws
+        .max_message_size(WS_MAX_MESSAGE)
+        .max_frame_size(WS_MAX_MESSAGE);
     Ok(ws.on_upgrade(move |socket| serve(state, user, info.token_hash, socket)))
 }
 
@@ -44,7 +57,11 @@ pub const RECHECK: std::time::Duration = std::time::Duration::from_secs(15);
 /// cut because the database blinked, and the next check decides.
 async fn still_valid(state: &AppState, token_hash: &str) -> bool {
     let idle = chrono::Duration::minutes(crate::auth::SESSION_IDLE_MINUTES);
-    match state.store.token_user(token_hash, chrono::Utc::now(), idle).await {
+    match state
+        .store
+        .token_user(token_hash, chrono::Utc::now(), idle)
+        .await
+    {
         Ok(found) => found.is_some(),
         Err(e) => {
             tracing::warn!(error = %e, "websocket credential re-check failed");
@@ -58,7 +75,10 @@ async fn serve(state: AppState, user: AuthUser, token_hash: String, mut socket: 
     let mut recheck = tokio::time::interval_at(tokio::time::Instant::now() + RECHECK, RECHECK);
     state.metrics.ws_clients.inc();
     let hello = serde_json::json!({"type": "hello", "ward_ids": user.ward_ids});
-    let mut ok = socket.send(Message::Text(hello.to_string().into())).await.is_ok();
+    let mut ok = socket
+        .send(Message::Text(hello.to_string().into()))
+        .await
+        .is_ok();
     while ok {
         tokio::select! {
             ev = rx.recv() => match ev {

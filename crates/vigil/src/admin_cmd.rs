@@ -9,7 +9,10 @@ use vigil_store::{Store, TokenKind};
 use vigil_web::admin::{self, AdminError, AdmitRequest};
 
 use crate::Failure;
-use crate::cli::{AdminCommand, DeviceCommand, MqttCommand, PatientCommand, TokenCommand, UserCommand, WardCommand};
+use crate::cli::{
+    AdminCommand, DeviceCommand, MqttCommand, PatientCommand, TokenCommand, UserCommand,
+    WardCommand,
+};
 use crate::config::MqttConfig;
 
 /// Run one admin command against `store`.
@@ -21,8 +24,14 @@ pub async fn run(
 ) -> Result<Value, Failure> {
     let now = Utc::now();
     Ok(match cmd {
-        AdminCommand::Ward(WardCommand::Add { name }) => json!({"id": store.ward_add(&name).await.map_err(store_err)?.id}),
-        AdminCommand::User(UserCommand::Add { username, role, wards }) => {
+        AdminCommand::Ward(WardCommand::Add { name }) => {
+            json!({"id": store.ward_add(&name).await.map_err(store_err)?.id})
+        }
+        AdminCommand::User(UserCommand::Add {
+            username,
+            role,
+            wards,
+        }) => {
             let mut line = String::new();
             std::io::stdin()
                 .lock()
@@ -31,7 +40,10 @@ pub async fn run(
             let password = line.trim_end_matches(['\n', '\r']);
             json!({"id": admin::add_user(store, &username, &role, &wards, password).await.map_err(admin_err)?})
         }
-        AdminCommand::Token(TokenCommand::Create { username, expires_in }) => {
+        AdminCommand::Token(TokenCommand::Create {
+            username,
+            expires_in,
+        }) => {
             // API tokens expire (90 days unless asked otherwise): a token
             // left in an old script or a leaked CI log stops working on its own.
             let ttl = match expires_in.as_str() {
@@ -49,40 +61,71 @@ pub async fn run(
                 .await
                 .map_err(store_err)?
                 .ok_or_else(|| Failure::Usage(format!("--username: no user {username:?}")))?;
-            let token = admin::issue_token(store, user.id, TokenKind::Api, now, ttl).await.map_err(admin_err)?;
+            let token = admin::issue_token(store, user.id, TokenKind::Api, now, ttl)
+                .await
+                .map_err(admin_err)?;
             json!({"token": token, "expires_at": ttl.map(|t| (now + t).to_rfc3339_opts(chrono::SecondsFormat::Secs, true))})
         }
         AdminCommand::Token(TokenCommand::Revoke { token }) => {
-            if !store.token_revoke(&hash_secret(&token), now).await.map_err(store_err)? {
+            if !store
+                .token_revoke(&hash_secret(&token), now)
+                .await
+                .map_err(store_err)?
+            {
                 return Err(Failure::Usage("--token: no such live token".into()));
             }
             json!({"revoked": true})
         }
-        AdminCommand::Patient(PatientCommand::Admit { ward, name, nhs_number, pathway, spo2_scale }) => {
+        AdminCommand::Patient(PatientCommand::Admit {
+            ward,
+            name,
+            nhs_number,
+            pathway,
+            spo2_scale,
+        }) => {
             if !pathways.iter().any(|p| p.name == pathway) {
                 let known: Vec<&str> = pathways.iter().map(|p| p.name.as_str()).collect();
-                return Err(Failure::Usage(format!("--pathway: no pathway {pathway:?} (loaded: {})", known.join(", "))));
+                return Err(Failure::Usage(format!(
+                    "--pathway: no pathway {pathway:?} (loaded: {})",
+                    known.join(", ")
+                )));
             }
-            let req = AdmitRequest { ward, name, nhs_number, pathway, spo2_scale };
+            let req = AdmitRequest {
+                ward,
+                name,
+                nhs_number,
+                pathway,
+                spo2_scale,
+            };
             json!({"id": admin::admit(store, req, "vigil-admin", now).await.map_err(admin_err)?})
         }
         AdminCommand::Patient(PatientCommand::Discharge { patient }) => {
-            let at = store.patient_discharge(patient, now).await.map_err(store_err)?;
+            let at = store
+                .patient_discharge(patient, now)
+                .await
+                .map_err(store_err)?;
             json!({"id": patient, "discharged_at": at})
         }
-        AdminCommand::Device(DeviceCommand::Provision { kind, patient }) => {
-            serde_json::to_value(admin::provision(store, &kind, patient, now).await.map_err(admin_err)?)
-                .map_err(|e| Failure::Other(e.to_string()))?
-        }
+        AdminCommand::Device(DeviceCommand::Provision { kind, patient }) => serde_json::to_value(
+            admin::provision(store, &kind, patient, now)
+                .await
+                .map_err(admin_err)?,
+        )
+        .map_err(|e| Failure::Other(e.to_string()))?,
         AdminCommand::Device(DeviceCommand::Assign { device, patient }) => {
-            store.device_assign(&device, patient).await.map_err(store_err)?;
+            store
+                .device_assign(&device, patient)
+                .await
+                .map_err(store_err)?;
             json!({"device_id": device, "patient_id": patient})
         }
         AdminCommand::Device(DeviceCommand::Revoke { device }) => {
             let at = store.device_revoke(&device, now).await.map_err(store_err)?;
             json!({"device_id": device, "revoked_at": at})
         }
-        AdminCommand::Mqtt(MqttCommand::Export { dir }) => crate::mqtt_export::export(store, mqtt, &dir).await?,
+        AdminCommand::Mqtt(MqttCommand::Export { dir }) => {
+            crate::mqtt_export::export(store, mqtt, &dir).await?
+        }
         AdminCommand::Stats => serde_json::to_value(store.stats().await.map_err(store_err)?)
             .map_err(|e| Failure::Other(e.to_string()))?,
     })
@@ -91,7 +134,9 @@ pub async fn run(
 fn store_err(e: vigil_store::StoreError) -> Failure {
     match e {
         vigil_store::StoreError::NotFound(what) => Failure::Usage(format!("{what} not found")),
-        vigil_store::StoreError::Conflict(_) => Failure::Usage("conflicts with an existing record".into()),
+        vigil_store::StoreError::Conflict(_) => {
+            Failure::Usage("conflicts with an existing record".into())
+        }
         other => Failure::Other(other.to_string()),
     }
 }

@@ -38,7 +38,9 @@ impl App {
         config.validate()?;
         // Pathways first: a bad pathway file stops the start with file:line.
         config.load_pathways()?;
-        let store = vigil_store::connect(&config.database.url).await.context("opening the database")?;
+        let store = vigil_store::connect(&config.database.url)
+            .await
+            .context("opening the database")?;
         let registry = Registry::new();
         let ingest_metrics = IngestMetrics::new(&registry)?;
         let web_metrics = WebMetrics::new(&registry)?;
@@ -48,25 +50,35 @@ impl App {
 
         let mut mqtt_tls_addr = None;
         let (ingest, mqtt_addr) = if config.mqtt.embedded {
-            let service = ServiceAccount { username: format!("vigil-ingest-{}", random_id(8)), password: random_secret() };
-            let (broker, task) =
-                vigil_ingest::broker::start(
-                    config.mqtt.listen,
-                    broker_tls(&config),
-                    store.clone(),
-                    service.clone(),
-                    ingest_metrics.mqtt_connections.clone(),
-                    cancel.clone(),
-                )
-                    .await
-                    .context("starting the embedded MQTT broker")?;
+            let service = ServiceAccount {
+                username: format!("vigil-ingest-{}", random_id(8)),
+                password: random_secret(),
+            };
+            let (broker, task) = vigil_ingest::broker::start(
+                config.mqtt.listen,
+                broker_tls(&config),
+                store.clone(),
+                service.clone(),
+                ingest_metrics.mqtt_connections.clone(),
+                cancel.clone(),
+            )
+            .await
+            .context("starting the embedded MQTT broker")?;
             tasks.push(("broker", task));
             mqtt_tls_addr = broker.tls_addr;
             tasks.push((
                 "revocations",
-                tokio::spawn(vigil_ingest::broker::drop_revoked(broker.clone(), store.clone(), cancel.clone())),
+                tokio::spawn(vigil_ingest::broker::drop_revoked(
+                    broker.clone(),
+                    store.clone(),
+                    cancel.clone(),
+                )),
             ));
-            let host = if broker.addr.ip().is_unspecified() { "127.0.0.1".to_string() } else { broker.addr.ip().to_string() };
+            let host = if broker.addr.ip().is_unspecified() {
+                "127.0.0.1".to_string()
+            } else {
+                broker.addr.ip().to_string()
+            };
             let cfg = IngestConfig {
                 broker_host: host,
                 broker_port: broker.addr.port(),
@@ -81,7 +93,9 @@ impl App {
             let url = config.mqtt.url.clone().unwrap_or_default();
             let url = parse_mqtt_url(&url)?;
             let tls = match url.tls {
-                true => Some(vigil_ingest::tls_client_config(config.mqtt.ca_file.as_deref())?),
+                true => Some(vigil_ingest::tls_client_config(
+                    config.mqtt.ca_file.as_deref(),
+                )?),
                 false => None,
             };
             let cfg = IngestConfig {
@@ -95,10 +109,14 @@ impl App {
             (cfg, format!("{}:{}", url.host, url.port))
         };
         let pathways = config.load_pathways()?;
-        let freshness: std::collections::BTreeMap<String, chrono::Duration> =
-            pathways.iter().map(|p| (p.name.clone(), p.freshness)).collect();
-        let spo2_targets: std::collections::BTreeMap<String, (u8, u8)> =
-            pathways.iter().filter_map(|p| Some((p.name.clone(), p.spo2_target?.into()))).collect();
+        let freshness: std::collections::BTreeMap<String, chrono::Duration> = pathways
+            .iter()
+            .map(|p| (p.name.clone(), p.freshness))
+            .collect();
+        let spo2_targets: std::collections::BTreeMap<String, (u8, u8)> = pathways
+            .iter()
+            .filter_map(|p| Some((p.name.clone(), p.spo2_target?.into())))
+            .collect();
         let (rescore_tx, rescore_rx) = tokio::sync::mpsc::channel(256);
         let (actions_tx, actions_rx) = tokio::sync::mpsc::channel(256);
         let running = vigil_ingest::pipeline::spawn(
@@ -115,13 +133,21 @@ impl App {
             tasks.push(("ingest", t));
         }
 
-        let keep = Retention { ecg: config.ecg_retention()?, history: config.history_retention()? };
-        tasks.push(("retention", tokio::spawn(retention(store.clone(), keep, cancel.clone()))));
+        let keep = Retention {
+            ecg: config.ecg_retention()?,
+            history: config.history_retention()?,
+        };
+        tasks.push((
+            "retention",
+            tokio::spawn(retention(store.clone(), keep, cancel.clone())),
+        ));
 
         // The certificate is read before binding, so a bad file stops the
         // start with the file named, and nothing listens in plain text.
         let https = match (&config.http.tls_cert, &config.http.tls_key) {
-            (Some(cert), Some(key)) => Some(vigil_web::tls::server_config(cert, key).context("http.tls_cert/http.tls_key")?),
+            (Some(cert), Some(key)) => Some(
+                vigil_web::tls::server_config(cert, key).context("http.tls_cert/http.tls_key")?,
+            ),
             _ => None,
         };
         let listener = tokio::net::TcpListener::bind(config.http.addr)
@@ -162,7 +188,15 @@ impl App {
         tasks.push(("web", served));
         let https = https.is_some();
         tracing::info!(%http_addr, https, mqtt = %mqtt_addr, mqtts = ?mqtt_tls_addr, "vigil started");
-        Ok(App { http_addr, mqtt_addr, mqtt_tls_addr, https, store, cancel, tasks })
+        Ok(App {
+            http_addr,
+            mqtt_addr,
+            mqtt_tls_addr,
+            https,
+            store,
+            cancel,
+            tasks,
+        })
     }
 
     /// Run until `cancel` fires or a critical task dies (then stop loudly).
@@ -173,7 +207,11 @@ impl App {
         let died = !cancel.is_cancelled();
         cancel.cancel();
         if died {
-            anyhow::bail!("critical task {:?} stopped unexpectedly ({:?})", names[idx], ended.err());
+            anyhow::bail!(
+                "critical task {:?} stopped unexpectedly ({:?})",
+                names[idx],
+                ended.err()
+            );
         }
         Ok(())
     }
@@ -183,14 +221,22 @@ impl App {
 fn broker_tls(config: &Config) -> Option<vigil_ingest::broker::BrokerTls> {
     let m = &config.mqtt;
     match (m.tls_listen, &m.tls_cert, &m.tls_key) {
-        (Some(listen), Some(cert), Some(key)) => Some(vigil_ingest::broker::BrokerTls { listen, cert: cert.clone(), key: key.clone() }),
+        (Some(listen), Some(cert), Some(key)) => Some(vigil_ingest::broker::BrokerTls {
+            listen,
+            cert: cert.clone(),
+            key: key.clone(),
+        }),
         _ => None,
     }
 }
 
 async fn futures_select_all(
     handles: Vec<tokio::task::JoinHandle<()>>,
-) -> (Result<(), tokio::task::JoinError>, usize, Vec<tokio::task::JoinHandle<()>>) {
+) -> (
+    Result<(), tokio::task::JoinError>,
+    usize,
+    Vec<tokio::task::JoinHandle<()>>,
+) {
     futures::future::select_all(handles).await
 }
 
@@ -205,17 +251,25 @@ struct Retention {
 async fn retention(store: Arc<dyn Store>, keep: Retention, cancel: CancellationToken) {
     use vigil_store::HistoryKind;
     let mut every = tokio::time::interval(std::time::Duration::from_secs(3600));
-    let ago = |d: std::time::Duration| chrono::Utc::now() - chrono::Duration::from_std(d).unwrap_or(chrono::Duration::days(36500));
+    let ago = |d: std::time::Duration| {
+        chrono::Utc::now() - chrono::Duration::from_std(d).unwrap_or(chrono::Duration::days(36500))
+    };
     loop {
         tokio::select! {
             _ = every.tick() => {}
             _ = cancel.cancelled() => return,
         }
-        match store.ecg_delete_before(ago(keep.ecg).timestamp_millis()).await {
+        match store
+            .ecg_delete_before(ago(keep.ecg).timestamp_millis())
+            .await
+        {
             Ok(n) => tracing::info!(kind = "ecg", deleted = n, "retention run"),
             Err(e) => tracing::error!(kind = "ecg", error = %e, "retention run failed"),
         }
-        for (kind, name, window) in [(HistoryKind::Observations, "observations", keep.history.0), (HistoryKind::Scores, "scores", keep.history.1)] {
+        for (kind, name, window) in [
+            (HistoryKind::Observations, "observations", keep.history.0),
+            (HistoryKind::Scores, "scores", keep.history.1),
+        ] {
             let Some(w) = window else { continue };
             match store.delete_history_before(kind, ago(w)).await {
                 Ok(n) => tracing::info!(kind = name, deleted = n, "retention run"),

@@ -6,7 +6,12 @@ use std::path::PathBuf;
 use clap::{Args, Parser, Subcommand};
 
 #[derive(Debug, Parser)]
-#[command(name = "vigil", version, about = "Vigil: an open-source virtual ward", disable_help_subcommand = true)]
+#[command(
+    name = "vigil",
+    version,
+    about = "Vigil: an open-source virtual ward",
+    disable_help_subcommand = true
+)]
 pub struct Cli {
     #[command(subcommand)]
     pub command: Command,

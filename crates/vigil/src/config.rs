@@ -8,8 +8,8 @@
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 
-use figment::providers::{Env, Format, Serialized, Toml};
 use figment::Figment;
+use figment::providers::{Env, Format, Serialized, Toml};
 use serde::{Deserialize, Serialize};
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -104,7 +104,11 @@ pub struct PathwaysConfig {
 impl Default for Config {
     fn default() -> Self {
         Config {
-            http: HttpConfig { addr: ([127, 0, 0, 1], 8080).into(), tls_cert: None, tls_key: None },
+            http: HttpConfig {
+                addr: ([127, 0, 0, 1], 8080).into(),
+                tls_cert: None,
+                tls_key: None,
+            },
             mqtt: MqttConfig {
                 embedded: true,
                 listen: ([127, 0, 0, 1], 1883).into(),
@@ -116,18 +120,37 @@ impl Default for Config {
                 tls_key: None,
                 ca_file: None,
             },
-            database: DatabaseConfig { url: "sqlite://vigil-data/vigil.db".into() },
-            pathways: PathwaysConfig { dir: "pathways".into() },
-            log: LogConfig { format: LogFormat::Text },
-            ecg: EcgConfig { retention: "30d".into() },
+            database: DatabaseConfig {
+                url: "sqlite://vigil-data/vigil.db".into(),
+            },
+            pathways: PathwaysConfig {
+                dir: "pathways".into(),
+            },
+            log: LogConfig {
+                format: LogFormat::Text,
+            },
+            ecg: EcgConfig {
+                retention: "30d".into(),
+            },
             // Clinical records: kept unless the operator sets a period.
-            retention: RetentionConfig { observations: "off".into(), scores: "off".into() },
+            retention: RetentionConfig {
+                observations: "off".into(),
+                scores: "off".into(),
+            },
         }
     }
 }
 
 /// The configuration sections; `VIGIL_<SECTION>_<KEY>` variables set them.
-pub const SECTIONS: [&str; 7] = ["http", "mqtt", "database", "pathways", "log", "ecg", "retention"];
+pub const SECTIONS: [&str; 7] = [
+    "http",
+    "mqtt",
+    "database",
+    "pathways",
+    "log",
+    "ecg",
+    "retention",
+];
 
 /// A configuration problem, already phrased as the one line the user sees.
 #[derive(Debug, thiserror::Error)]
@@ -136,11 +159,17 @@ pub struct ConfigError(pub String);
 
 impl Config {
     /// Load defaults, then `file` (if given), then `VIGIL_*` variables from `env`.
-    pub fn load(file: Option<&Path>, env: Option<&[(String, String)]>) -> Result<Config, ConfigError> {
+    pub fn load(
+        file: Option<&Path>,
+        env: Option<&[(String, String)]>,
+    ) -> Result<Config, ConfigError> {
         let mut fig = Figment::from(Serialized::defaults(Config::default()));
         if let Some(f) = file {
             if !f.is_file() {
-                return Err(ConfigError(format!("--config: no such file: {}", f.display())));
+                return Err(ConfigError(format!(
+                    "--config: no such file: {}",
+                    f.display()
+                )));
             }
             fig = fig.merge(Toml::file_exact(f));
         }
@@ -148,8 +177,14 @@ impl Config {
         // keys may contain underscores). Only variables naming one of our
         // sections are configuration (VIGIL_HTTP_ADRR is refused as a typo);
         // others, like the test tools' VIGIL_SKIP_POSTGRES, are not ours.
-        let ours = |k: &str| SECTIONS.iter().any(|s| k.to_ascii_lowercase().starts_with(&format!("{s}_")));
-        let env_provider = Env::prefixed("VIGIL_").filter(move |k| ours(k.as_str())).map(|k| k.as_str().replacen('_', ".", 1).into());
+        let ours = |k: &str| {
+            SECTIONS
+                .iter()
+                .any(|s| k.to_ascii_lowercase().starts_with(&format!("{s}_")))
+        };
+        let env_provider = Env::prefixed("VIGIL_")
+            .filter(move |k| ours(k.as_str()))
+            .map(|k| k.as_str().replacen('_', ".", 1).into());
         fig = match env {
             None => fig.merge(env_provider),
             Some(vars) => {
@@ -159,63 +194,103 @@ impl Config {
                 for (k, v) in vars {
                     if let Some(rest) = k.strip_prefix("VIGIL_").filter(|r| ours(r)) {
                         let key = rest.to_ascii_lowercase().replacen('_', ".", 1);
-                        let value: figment::value::Value =
-                            v.parse().unwrap_or_else(|_| figment::value::Value::from(v.clone()));
+                        let value: figment::value::Value = v
+                            .parse()
+                            .unwrap_or_else(|_| figment::value::Value::from(v.clone()));
                         fig = fig.merge(Serialized::default(&key, value));
                     }
                 }
                 fig
             }
         };
-        fig.extract::<Config>().map_err(|e| ConfigError(describe(e)))
+        fig.extract::<Config>()
+            .map_err(|e| ConfigError(describe(e)))
     }
 
     /// `ecg.retention` as a duration.
     pub fn ecg_retention(&self) -> Result<std::time::Duration, ConfigError> {
-        humantime::parse_duration(&self.ecg.retention)
-            .map_err(|e| ConfigError(format!("configuration key \"ecg.retention\": {e} (e.g. \"30d\")")))
+        humantime::parse_duration(&self.ecg.retention).map_err(|e| {
+            ConfigError(format!(
+                "configuration key \"ecg.retention\": {e} (e.g. \"30d\")"
+            ))
+        })
     }
 
     /// Load the pathway files of `pathways.dir`. When it is left at its
     /// default and there is no such folder (the binary runs outside a
     /// checkout), the pathways shipped inside the binary are used.
     pub fn load_pathways(&self) -> Result<vigil_rules::Pathways, ConfigError> {
-        let default = PathwaysConfig { dir: "pathways".into() };
-        let dir = if self.pathways == default && !self.pathways.dir.is_dir() { None } else { Some(self.pathways.dir.as_path()) };
+        let default = PathwaysConfig {
+            dir: "pathways".into(),
+        };
+        let dir = if self.pathways == default && !self.pathways.dir.is_dir() {
+            None
+        } else {
+            Some(self.pathways.dir.as_path())
+        };
         vigil_ingest::rules::load_pathways(dir).map_err(ConfigError)
     }
 
     /// `retention.observations` and `retention.scores`; `None` = keep.
-    pub fn history_retention(&self) -> Result<(Option<std::time::Duration>, Option<std::time::Duration>), ConfigError> {
+    pub fn history_retention(
+        &self,
+    ) -> Result<(Option<std::time::Duration>, Option<std::time::Duration>), ConfigError> {
         let parse = |key: &str, v: &str| -> Result<Option<std::time::Duration>, ConfigError> {
             if v == "off" {
                 return Ok(None);
             }
-            humantime::parse_duration(v)
-                .map(Some)
-                .map_err(|e| ConfigError(format!("configuration key \"{key}\": {e} (e.g. \"400d\", or \"off\")")))
+            humantime::parse_duration(v).map(Some).map_err(|e| {
+                ConfigError(format!(
+                    "configuration key \"{key}\": {e} (e.g. \"400d\", or \"off\")"
+                ))
+            })
         };
-        Ok((parse("retention.observations", &self.retention.observations)?, parse("retention.scores", &self.retention.scores)?))
+        Ok((
+            parse("retention.observations", &self.retention.observations)?,
+            parse("retention.scores", &self.retention.scores)?,
+        ))
     }
 
     pub fn validate(&self) -> Result<(), ConfigError> {
         self.ecg_retention()?;
         self.history_retention()?;
         if !self.mqtt.embedded && self.mqtt.url.is_none() {
-            return Err(ConfigError("mqtt.url: required when mqtt.embedded = false".into()));
+            return Err(ConfigError(
+                "mqtt.url: required when mqtt.embedded = false".into(),
+            ));
         }
         if let Some(url) = &self.mqtt.url {
             parse_mqtt_url(url)?;
         }
-        pair("http.tls_cert", &self.http.tls_cert, "http.tls_key", &self.http.tls_key)?;
-        pair("mqtt.tls_cert", &self.mqtt.tls_cert, "mqtt.tls_key", &self.mqtt.tls_key)?;
+        pair(
+            "http.tls_cert",
+            &self.http.tls_cert,
+            "http.tls_key",
+            &self.http.tls_key,
+        )?;
+        pair(
+            "mqtt.tls_cert",
+            &self.mqtt.tls_cert,
+            "mqtt.tls_key",
+            &self.mqtt.tls_key,
+        )?;
         match (&self.mqtt.tls_listen, &self.mqtt.tls_cert) {
-            (Some(_), None) => return Err(ConfigError("mqtt.tls_cert: required when mqtt.tls_listen is set".into())),
-            (None, Some(_)) => return Err(ConfigError("mqtt.tls_listen: required when mqtt.tls_cert is set".into())),
+            (Some(_), None) => {
+                return Err(ConfigError(
+                    "mqtt.tls_cert: required when mqtt.tls_listen is set".into(),
+                ));
+            }
+            (None, Some(_)) => {
+                return Err(ConfigError(
+                    "mqtt.tls_listen: required when mqtt.tls_cert is set".into(),
+                ));
+            }
             _ => {}
         }
         if self.mqtt.tls_listen.is_some() && !self.mqtt.embedded {
-            return Err(ConfigError("mqtt.tls_listen: only the embedded broker listens (mqtt.embedded = false)".into()));
+            return Err(ConfigError(
+                "mqtt.tls_listen: only the embedded broker listens (mqtt.embedded = false)".into(),
+            ));
         }
         for (key, path) in [
             ("http.tls_cert", &self.http.tls_cert),
@@ -229,7 +304,10 @@ impl Config {
             }
         }
         let url = &self.database.url;
-        if !["sqlite:", "postgres://", "postgresql://"].iter().any(|p| url.starts_with(p)) {
+        if !["sqlite:", "postgres://", "postgresql://"]
+            .iter()
+            .any(|p| url.starts_with(p))
+        {
             return Err(ConfigError(format!(
                 "database.url: unsupported scheme {:?} (use sqlite:// or postgres://)",
                 url.split(':').next().unwrap_or_default()
@@ -266,11 +344,18 @@ pub fn parse_mqtt_url(url: &str) -> Result<MqttUrl, ConfigError> {
         _ => return Err(bad("expected mqtt://host:port or mqtts://host:port")),
     };
     let (host, port) = rest.rsplit_once(':').ok_or_else(|| bad("missing port"))?;
-    let port = port.trim_end_matches('/').parse::<u16>().map_err(|_| bad("bad port"))?;
+    let port = port
+        .trim_end_matches('/')
+        .parse::<u16>()
+        .map_err(|_| bad("bad port"))?;
     if host.is_empty() {
         return Err(bad("missing host"));
     }
-    Ok(MqttUrl { host: host.to_string(), port, tls })
+    Ok(MqttUrl {
+        host: host.to_string(),
+        port,
+        tls,
+    })
 }
 
 /// Turn figment's error into one line naming the key.
@@ -289,14 +374,26 @@ fn describe(e: figment::Error) -> String {
     let line = match &e.kind {
         Kind::UnknownField(..) => format!("unknown configuration key {path:?}"),
         Kind::MissingField(..) => format!("missing configuration key {path:?}"),
-        Kind::InvalidType(actual, expected) => format!("configuration key {path:?}: found {actual}, expected {expected}"),
-        Kind::InvalidValue(actual, expected) => format!("configuration key {path:?}: found {actual}, expected {expected}"),
+        Kind::InvalidType(actual, expected) => {
+            format!("configuration key {path:?}: found {actual}, expected {expected}")
+        }
+        Kind::InvalidValue(actual, expected) => {
+            format!("configuration key {path:?}: found {actual}, expected {expected}")
+        }
         Kind::Message(m) => {
-            if path.is_empty() { m.clone() } else { format!("configuration key {path:?}: {m}") }
+            if path.is_empty() {
+                m.clone()
+            } else {
+                format!("configuration key {path:?}: {m}")
+            }
         }
         other => format!("configuration key {path:?}: {other}"),
     };
-    if source.is_empty() { line } else { format!("{line} (from {source})") }
+    if source.is_empty() {
+        line
+    } else {
+        format!("{line} (from {source})")
+    }
 }
 
 #[cfg(test)]
@@ -322,7 +419,10 @@ mod tests {
     #[test]
     fn layers_apply_in_order_file_then_env() {
         let dir = tempfile::tempdir().expect("tempdir");
-        let f = write(&dir, "[http]\naddr = \"127.0.0.1:9000\"\n[database]\nurl = \"sqlite://x.db\"\n");
+        let f = write(
+            &dir,
+            "[http]\naddr = \"127.0.0.1:9000\"\n[database]\nurl = \"sqlite://x.db\"\n",
+        );
         let env = vec![("VIGIL_HTTP_ADDR".to_string(), "127.0.0.1:9100".to_string())];
         let c = Config::load(Some(&f), Some(&env)).expect("load");
         assert_eq!(c.http.addr.to_string(), "127.0.0.1:9100");
@@ -347,7 +447,10 @@ mod tests {
 
     #[test]
     fn variables_outside_our_sections_are_not_configuration() {
-        let env = vec![("VIGIL_SKIP_POSTGRES".to_string(), "1".to_string()), ("VIGIL_BIN".to_string(), "/x".to_string())];
+        let env = vec![
+            ("VIGIL_SKIP_POSTGRES".to_string(), "1".to_string()),
+            ("VIGIL_BIN".to_string(), "/x".to_string()),
+        ];
         Config::load(None, Some(&env)).expect("ignored");
     }
 
@@ -364,9 +467,18 @@ mod tests {
         assert_eq!(c.history_retention().expect("valid"), (None, None));
         let env = vec![("VIGIL_RETENTION_SCORES".to_string(), "400d".to_string())];
         let c = Config::load(None, Some(&env)).expect("load");
-        assert_eq!(c.history_retention().expect("valid").1, Some(std::time::Duration::from_secs(400 * 86400)));
-        let env = vec![("VIGIL_RETENTION_OBSERVATIONS".to_string(), "forever".to_string())];
-        let e = Config::load(None, Some(&env)).expect("load").validate().expect_err("bad period");
+        assert_eq!(
+            c.history_retention().expect("valid").1,
+            Some(std::time::Duration::from_secs(400 * 86400))
+        );
+        let env = vec![(
+            "VIGIL_RETENTION_OBSERVATIONS".to_string(),
+            "forever".to_string(),
+        )];
+        let e = Config::load(None, Some(&env))
+            .expect("load")
+            .validate()
+            .expect_err("bad period");
         assert!(e.0.contains("retention.observations"), "{e}");
     }
 
@@ -377,9 +489,28 @@ mod tests {
         assert!(c.validate().expect_err("no url").0.contains("mqtt.url"));
         c.mqtt.url = Some("mqtt://broker:1883".into());
         c.validate().expect("valid");
-        assert_eq!(parse_mqtt_url("mqtt://b:1884").expect("ok"), MqttUrl { host: "b".into(), port: 1884, tls: false });
-        assert_eq!(parse_mqtt_url("mqtts://b:8883").expect("ok"), MqttUrl { host: "b".into(), port: 8883, tls: true });
-        assert!(parse_mqtt_url("tcp://b:1").expect_err("scheme").0.contains("mqtts://"));
+        assert_eq!(
+            parse_mqtt_url("mqtt://b:1884").expect("ok"),
+            MqttUrl {
+                host: "b".into(),
+                port: 1884,
+                tls: false
+            }
+        );
+        assert_eq!(
+            parse_mqtt_url("mqtts://b:8883").expect("ok"),
+            MqttUrl {
+                host: "b".into(),
+                port: 8883,
+                tls: true
+            }
+        );
+        assert!(
+            parse_mqtt_url("tcp://b:1")
+                .expect_err("scheme")
+                .0
+                .contains("mqtts://")
+        );
     }
 
     #[test]
@@ -389,13 +520,24 @@ mod tests {
         std::fs::write(&pem, "").expect("write");
         let mut c = Config::default();
         c.http.tls_cert = Some(pem.clone());
-        assert_eq!(c.validate().expect_err("no key").0, "http.tls_key: required when http.tls_cert is set");
+        assert_eq!(
+            c.validate().expect_err("no key").0,
+            "http.tls_key: required when http.tls_cert is set"
+        );
         c.http.tls_key = Some(dir.path().join("missing.pem"));
-        assert!(c.validate().expect_err("missing").0.starts_with("http.tls_key: no such file"));
+        assert!(
+            c.validate()
+                .expect_err("missing")
+                .0
+                .starts_with("http.tls_key: no such file")
+        );
         c.http.tls_key = Some(pem.clone());
         c.validate().expect("valid");
         c.mqtt.tls_listen = Some(([127, 0, 0, 1], 0).into());
-        assert_eq!(c.validate().expect_err("no cert").0, "mqtt.tls_cert: required when mqtt.tls_listen is set");
+        assert_eq!(
+            c.validate().expect_err("no cert").0,
+            "mqtt.tls_cert: required when mqtt.tls_listen is set"
+        );
         c.mqtt.tls_cert = Some(pem.clone());
         c.mqtt.tls_key = Some(pem);
         c.validate().expect("valid");
@@ -405,11 +547,25 @@ mod tests {
     fn tls_keys_load_from_toml_and_environment() {
         let dir = tempfile::tempdir().expect("tmp");
         let file = write(&dir, "[http]\ntls_cert = \"/etc/vigil/cert.pem\"\n");
-        let env = [("VIGIL_HTTP_TLS_KEY".to_string(), "/etc/vigil/key.pem".to_string())];
+        let env = [(
+            "VIGIL_HTTP_TLS_KEY".to_string(),
+            "/etc/vigil/key.pem".to_string(),
+        )];
         let c = Config::load(Some(&file), Some(&env)).expect("load");
-        assert_eq!(c.http.tls_cert.as_deref(), Some(Path::new("/etc/vigil/cert.pem")));
-        assert_eq!(c.http.tls_key.as_deref(), Some(Path::new("/etc/vigil/key.pem")));
+        assert_eq!(
+            c.http.tls_cert.as_deref(),
+            Some(Path::new("/etc/vigil/cert.pem"))
+        );
+        assert_eq!(
+            c.http.tls_key.as_deref(),
+            Some(Path::new("/etc/vigil/key.pem"))
+        );
         let bad = write(&dir, "[http]\ntls_crt = \"x\"\n");
-        assert!(Config::load(Some(&bad), Some(&[])).expect_err("typo").0.contains("tls_crt"));
+        assert!(
+            Config::load(Some(&bad), Some(&[]))
+                .expect_err("typo")
+                .0
+                .contains("tls_crt")
+        );
     }
 }

@@ -56,17 +56,30 @@ pub async fn run(args: DemoArgs) -> anyhow::Result<()> {
     let patients = setup_ward(app.store.as_ref(), args.patients).await?;
     let (host, port) = split_addr(&app.mqtt_addr)?;
     let mitdb = default_mitdb_dir();
-    let recordings = tokio::task::spawn_blocking(move || Recording::load_dir(&mitdb, 6)).await.unwrap_or_default();
+    let recordings = tokio::task::spawn_blocking(move || Recording::load_dir(&mitdb, 6))
+        .await
+        .unwrap_or_default();
     let ecg_note = if recordings.is_empty() {
         "synthetic".to_string()
     } else {
-        format!("MIT-BIH records {}", recordings.iter().map(|r| r.name.as_str()).collect::<Vec<_>>().join(", "))
+        format!(
+            "MIT-BIH records {}",
+            recordings
+                .iter()
+                .map(|r| r.name.as_str())
+                .collect::<Vec<_>>()
+                .join(", ")
+        )
     };
     let ward_cfg = WardConfig {
         host,
         port,
         patients,
-        clock: Clock { start_ms: Utc::now().timestamp_millis(), speed: SPEED, stamp: Stamp::WallClock },
+        clock: Clock {
+            start_ms: Utc::now().timestamp_millis(),
+            speed: SPEED,
+            stamp: Stamp::WallClock,
+        },
         ecg: true,
         recordings,
         tick: Duration::from_millis(250),
@@ -75,7 +88,10 @@ pub async fn run(args: DemoArgs) -> anyhow::Result<()> {
     let _ward = ward::start(ward_cfg, app.cancel.clone());
     println!("Vigil demo is running.");
     println!("  Dashboard: http://{}/", app.http_addr);
-    println!("  Sign in:   username {}  password {}", login.username, login.password);
+    println!(
+        "  Sign in:   username {}  password {}",
+        login.username, login.password
+    );
     println!("  MQTT:      {}", app.mqtt_addr);
     println!("  Data:      {}", args.data_dir.display());
     println!("  Simulation: scenarios at {SPEED}x (ECG: {ecg_note}); readings carry real time");
@@ -90,7 +106,11 @@ pub async fn run(args: DemoArgs) -> anyhow::Result<()> {
 
 fn split_addr(addr: &str) -> anyhow::Result<(String, u16)> {
     let sa: std::net::SocketAddr = addr.parse()?;
-    let host = if sa.ip().is_unspecified() { "127.0.0.1".to_string() } else { sa.ip().to_string() };
+    let host = if sa.ip().is_unspecified() {
+        "127.0.0.1".to_string()
+    } else {
+        sa.ip().to_string()
+    };
     Ok((host, sa.port()))
 }
 
@@ -111,8 +131,18 @@ async fn ensure_login(store: &dyn Store, dir: &Path) -> anyhow::Result<DemoLogin
     if store.user_by_username(&username).await?.is_some() {
         username = format!("demo-{}", &random_secret()[..6]);
     }
-    let login = DemoLogin { username, password: random_secret()[..16].to_string() };
-    admin::add_user(store, &login.username, "admin", &[ward.id.to_string()], &login.password).await?;
+    let login = DemoLogin {
+        username,
+        password: random_secret()[..16].to_string(),
+    };
+    admin::add_user(
+        store,
+        &login.username,
+        "admin",
+        &[ward.id.to_string()],
+        &login.password,
+    )
+    .await?;
     std::fs::write(&file, serde_json::to_string_pretty(&login)?)?;
     Ok(login)
 }
@@ -120,7 +150,10 @@ async fn ensure_login(store: &dyn Store, dir: &Path) -> anyhow::Result<DemoLogin
 /// Admit patients up to `n` and give each a freshly provisioned hub (and
 /// every third an ECG patch), with its scenario.
 async fn setup_ward(store: &dyn Store, n: u32) -> anyhow::Result<Vec<SimPatient>> {
-    let ward = store.ward_find(WARD).await?.ok_or_else(|| anyhow::anyhow!("demo ward missing"))?;
+    let ward = store
+        .ward_find(WARD)
+        .await?
+        .ok_or_else(|| anyhow::anyhow!("demo ward missing"))?;
     let mut existing = store.patients_list(&[ward.id]).await?;
     let now = Utc::now();
     while existing.len() < n as usize {
@@ -151,7 +184,9 @@ async fn setup_ward(store: &dyn Store, n: u32) -> anyhow::Result<Vec<SimPatient>
         };
         let hub = creds(admin::provision(store, "hub", Some(p.id), now).await?);
         let patch = if i % PATCH_EVERY == 0 {
-            Some(creds(admin::provision(store, "ecg-patch", Some(p.id), now).await?))
+            Some(creds(
+                admin::provision(store, "ecg-patch", Some(p.id), now).await?,
+            ))
         } else {
             None
         };
@@ -167,7 +202,11 @@ pub fn demo_nhs_number(i: u32) -> String {
     (0..10)
         .map(|k| format!("999{:06}", i * 10 + k))
         .find_map(|nine| {
-            let sum: u32 = nine.chars().zip((2..=10).rev()).map(|(c, w)| c.to_digit(10).unwrap_or(0) * w).sum();
+            let sum: u32 = nine
+                .chars()
+                .zip((2..=10).rev())
+                .map(|(c, w)| c.to_digit(10).unwrap_or(0) * w)
+                .sum();
             match 11 - sum % 11 {
                 10 => None,
                 11 => Some(format!("{nine}0")),

@@ -51,9 +51,12 @@ fn load(arg: &ConfigArg) -> Result<Config, Failure> {
 /// Start logging to stderr. `RUST_LOG` filters; `log.format = "json"` is
 /// for production log shippers. Logs carry pseudonymous ids only.
 pub fn init_logging(format: config::LogFormat) {
-    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info,rmqtt=warn,rmqtt_net=warn,sqlx=warn"));
-    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| {
+        tracing_subscriber::EnvFilter::new("info,rmqtt=warn,rmqtt_net=warn,sqlx=warn")
+    });
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
     let _ = match format {
         config::LogFormat::Json => builder.json().try_init(),
         config::LogFormat::Text => builder.try_init(),
@@ -69,12 +72,16 @@ pub async fn run(cli: Cli) -> Result<(), Failure> {
     match cli.command {
         Command::Demo(args) => {
             init_logging(config::LogFormat::Text);
-            demo::run(args).await.map_err(|e| Failure::Other(format!("{e:#}")))
+            demo::run(args)
+                .await
+                .map_err(|e| Failure::Other(format!("{e:#}")))
         }
         Command::Serve(arg) => {
             let config = load(&arg)?;
             init_logging(config.log.format);
-            let app = app::App::build(config).await.map_err(|e| Failure::Other(format!("{e:#}")))?;
+            let app = app::App::build(config)
+                .await
+                .map_err(|e| Failure::Other(format!("{e:#}")))?;
             // Signal handlers first, so a supervisor that reacts to the
             // line below can already stop us cleanly.
             let signals = shutdown_signal().map_err(other)?;
@@ -85,17 +92,26 @@ pub async fn run(cli: Cli) -> Result<(), Failure> {
             });
             // One machine-readable line once every socket is bound, so
             // supervisors and tests can use port 0 and learn the ports.
-            println!("{}", serde_json::json!({"event": "listening", "http": app.http_addr.to_string(), "mqtt": app.mqtt_addr}));
-            app.run_until_stopped().await.map_err(|e| Failure::Other(format!("{e:#}")))
+            println!(
+                "{}",
+                serde_json::json!({"event": "listening", "http": app.http_addr.to_string(), "mqtt": app.mqtt_addr})
+            );
+            app.run_until_stopped()
+                .await
+                .map_err(|e| Failure::Other(format!("{e:#}")))
         }
         Command::Migrate(arg) => {
-            vigil_store::connect(&load(&arg)?.database.url).await.map_err(other)?;
+            vigil_store::connect(&load(&arg)?.database.url)
+                .await
+                .map_err(other)?;
             println!("{}", serde_json::json!({"migrated": true}));
             Ok(())
         }
         Command::Admin(args) => {
             let config = load(&args.config)?;
-            let store = vigil_store::connect(&config.database.url).await.map_err(other)?;
+            let store = vigil_store::connect(&config.database.url)
+                .await
+                .map_err(other)?;
             let pathways = config.load_pathways().map_err(|e| Failure::Usage(e.0))?;
             let out = admin_cmd::run(store.as_ref(), &pathways, &config.mqtt, args.command).await?;
             println!("{out}");
@@ -127,17 +143,23 @@ fn score_stdin() -> Result<(), Failure> {
 fn ecg_detect(record: &std::path::Path, channel: usize) -> Result<(), Failure> {
     use std::io::Write;
     let hea_path = record.with_extension("hea");
-    let hea = std::fs::read_to_string(&hea_path)
-        .map_err(|e| Failure::Usage(format!("--record: cannot read {}: {e}", hea_path.display())))?;
-    let header = vigil_ecg::wfdb::parse_header(&hea).map_err(|e| Failure::Usage(format!("--record: {e}")))?;
-    let spec = header
-        .signals
-        .get(channel)
-        .ok_or_else(|| Failure::Usage(format!("--channel: record has {} signals", header.signals.len())))?;
+    let hea = std::fs::read_to_string(&hea_path).map_err(|e| {
+        Failure::Usage(format!("--record: cannot read {}: {e}", hea_path.display()))
+    })?;
+    let header = vigil_ecg::wfdb::parse_header(&hea)
+        .map_err(|e| Failure::Usage(format!("--record: {e}")))?;
+    let spec = header.signals.get(channel).ok_or_else(|| {
+        Failure::Usage(format!(
+            "--channel: record has {} signals",
+            header.signals.len()
+        ))
+    })?;
     let dat_path = hea_path.with_file_name(&spec.file);
-    let dat = std::fs::read(&dat_path)
-        .map_err(|e| Failure::Usage(format!("--record: cannot read {}: {e}", dat_path.display())))?;
-    let beats = vigil_ecg::detect_record(&hea, &dat, channel).map_err(|e| Failure::Other(e.to_string()))?;
+    let dat = std::fs::read(&dat_path).map_err(|e| {
+        Failure::Usage(format!("--record: cannot read {}: {e}", dat_path.display()))
+    })?;
+    let beats =
+        vigil_ecg::detect_record(&hea, &dat, channel).map_err(|e| Failure::Other(e.to_string()))?;
     let mut out = std::io::BufWriter::new(std::io::stdout().lock());
     for b in beats {
         writeln!(out, "{} {:.3}", b.sample, b.sample as f64 / header.fs_hz).map_err(other)?;

@@ -7,7 +7,9 @@ use clap::error::ErrorKind;
 async fn main() {
     let cli = match vigil::cli::Cli::try_parse() {
         Ok(c) => c,
-        Err(e) if matches!(e.kind(), ErrorKind::DisplayHelp | ErrorKind::DisplayVersion) => e.exit(),
+        Err(e) if matches!(e.kind(), ErrorKind::DisplayHelp | ErrorKind::DisplayVersion) => {
+            e.exit()
+        }
         Err(e) => {
             // One line naming the bad flag, not a page of usage.
             let text = e.to_string();

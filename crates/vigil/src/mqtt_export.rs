@@ -33,9 +33,15 @@ pub async fn export(store: &dyn Store, mqtt: &MqttConfig, dir: &Path) -> Result<
     let username = required("mqtt.username", mqtt.username.as_deref())?;
     let password = required("mqtt.password", mqtt.password.as_deref())?;
 
-    let accounts = store.mqtt_accounts().await.map_err(|e| Failure::Other(e.to_string()))?;
-    let skipped: Vec<&str> =
-        accounts.iter().filter(|a| a.mosquitto_hash.is_none()).map(|a| a.device_id.as_str()).collect();
+    let accounts = store
+        .mqtt_accounts()
+        .await
+        .map_err(|e| Failure::Other(e.to_string()))?;
+    let skipped: Vec<&str> = accounts
+        .iter()
+        .filter(|a| a.mosquitto_hash.is_none())
+        .map(|a| a.device_id.as_str())
+        .collect();
     if !skipped.is_empty() {
         eprintln!(
             "warning: left out {} device(s) provisioned before Vigil recorded a Mosquitto hash: {}; \
@@ -55,15 +61,22 @@ pub async fn export(store: &dyn Store, mqtt: &MqttConfig, dir: &Path) -> Result<
         })
         .collect();
     let service_hash = mosquitto_hash(&password, MOSQUITTO_SERVICE_ITERATIONS);
-    let files = mosquitto::render(ServiceAccount { username: &username, hash: &service_hash }, &devices).map_err(
-        |e| match e {
-            ExportError::ServiceUsername(_) => Failure::Usage(e.to_string()),
-            ExportError::Device(_) => Failure::Other(e.to_string()),
+    let files = mosquitto::render(
+        ServiceAccount {
+            username: &username,
+            hash: &service_hash,
         },
-    )?;
+        &devices,
+    )
+    .map_err(|e| match e {
+        ExportError::ServiceUsername(_) => Failure::Usage(e.to_string()),
+        ExportError::Device(_) => Failure::Other(e.to_string()),
+    })?;
 
-    std::fs::create_dir_all(dir).map_err(|e| Failure::Usage(format!("--dir: cannot create {}: {e}", dir.display())))?;
-    let dir = std::fs::canonicalize(dir).map_err(|e| Failure::Usage(format!("--dir: {}: {e}", dir.display())))?;
+    std::fs::create_dir_all(dir)
+        .map_err(|e| Failure::Usage(format!("--dir: cannot create {}: {e}", dir.display())))?;
+    let dir = std::fs::canonicalize(dir)
+        .map_err(|e| Failure::Usage(format!("--dir: {}: {e}", dir.display())))?;
     let password_file = write_private(&dir, PASSWORD_FILE, &files.password_file)?;
     let acl_file = write_private(&dir, ACL_FILE, &files.acl_file)?;
     Ok(json!({
@@ -80,7 +93,11 @@ fn write_private(dir: &Path, name: &str, contents: &str) -> Result<PathBuf, Fail
     let tmp = dir.join(format!(".{name}.{}.tmp", random_id(8)));
     let write = || -> std::io::Result<()> {
         use std::os::unix::fs::OpenOptionsExt;
-        let mut f = std::fs::OpenOptions::new().write(true).create_new(true).mode(0o600).open(&tmp)?;
+        let mut f = std::fs::OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .mode(0o600)
+            .open(&tmp)?;
         f.write_all(contents.as_bytes())?;
         f.sync_all()?;
         std::fs::rename(&tmp, &path)?;
@@ -106,8 +123,14 @@ mod tests {
         std::fs::write(dir.path().join(ACL_FILE), "old").expect("old file");
         let path = write_private(dir.path(), ACL_FILE, "new\n").expect("write");
         assert_eq!(std::fs::read_to_string(&path).expect("read"), "new\n");
-        assert_eq!(std::fs::metadata(&path).expect("meta").permissions().mode() & 0o777, 0o600);
-        let names: Vec<_> = std::fs::read_dir(dir.path()).expect("ls").map(|e| e.expect("entry").file_name()).collect();
+        assert_eq!(
+            std::fs::metadata(&path).expect("meta").permissions().mode() & 0o777,
+            0o600
+        );
+        let names: Vec<_> = std::fs::read_dir(dir.path())
+            .expect("ls")
+            .map(|e| e.expect("entry").file_name())
+            .collect();
         assert_eq!(names, [ACL_FILE]);
     }
 }

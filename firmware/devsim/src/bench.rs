@@ -81,7 +81,9 @@ impl Scale {
             "ward" => Ok(Scale::Ward),
             "region" => Ok(Scale::Region),
             "national" => Ok(Scale::National),
-            _ => Err(format!("--scale: expected ward, region or national, got {s:?}")),
+            _ => Err(format!(
+                "--scale: expected ward, region or national, got {s:?}"
+            )),
         }
     }
 }
@@ -247,7 +249,9 @@ pub struct BenchReport {
 }
 
 fn machine() -> String {
-    let cores = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(0);
+    let cores = std::thread::available_parallelism()
+        .map(|n| n.get())
+        .unwrap_or(0);
     let load = std::fs::read_to_string("/proc/loadavg").unwrap_or_default();
     let load: Vec<&str> = load.split_whitespace().take(3).collect();
     format!("{cores} cores; load average at start {}", load.join(" "))
@@ -295,7 +299,12 @@ struct WsSeen {
 
 /// Signs in like the dashboard (`POST /api/v1/login`, session cookie) and
 /// opens `/api/v1/stream`; records the first NEWS2 `alert` per patient.
-async fn watch_alerts(http: &str, user: &str, password: &str, cancel: CancellationToken) -> anyhow::Result<Arc<WsSeen>> {
+async fn watch_alerts(
+    http: &str,
+    user: &str,
+    password: &str,
+    cancel: CancellationToken,
+) -> anyhow::Result<Arc<WsSeen>> {
     use tokio_tungstenite::tungstenite::Message;
     use tokio_tungstenite::tungstenite::client::IntoClientRequest;
     let r = reqwest::Client::new()
@@ -316,9 +325,12 @@ async fn watch_alerts(http: &str, user: &str, password: &str, cancel: Cancellati
         .and_then(|v| v.split(';').next())
         .ok_or_else(|| anyhow!("dashboard login: no session cookie"))?
         .to_string();
-    let mut req = format!("{}/api/v1/stream", http.replacen("http", "ws", 1)).into_client_request()?;
+    let mut req =
+        format!("{}/api/v1/stream", http.replacen("http", "ws", 1)).into_client_request()?;
     req.headers_mut().insert("cookie", cookie.parse()?);
-    let (mut ws, _) = tokio_tungstenite::connect_async(req).await.context("websocket")?;
+    let (mut ws, _) = tokio_tungstenite::connect_async(req)
+        .await
+        .context("websocket")?;
     let seen = Arc::new(WsSeen::default());
     let out = seen.clone();
     tokio::spawn(async move {
@@ -344,10 +356,14 @@ async fn watch_alerts(http: &str, user: &str, password: &str, cancel: Cancellati
             if !(text.contains("\"alert\"") || text.contains("\"resync\"")) {
                 continue;
             }
-            let Ok(v) = serde_json::from_str::<Value>(&text) else { continue };
+            let Ok(v) = serde_json::from_str::<Value>(&text) else {
+                continue;
+            };
             match v["type"].as_str() {
                 Some("alert") if v["alert"]["rule_id"] == "news2" => {
-                    if let (Some(p), Ok(mut m)) = (v["alert"]["patient_id"].as_i64(), out.alerts.lock()) {
+                    if let (Some(p), Ok(mut m)) =
+                        (v["alert"]["patient_id"].as_i64(), out.alerts.lock())
+                    {
                         m.entry(p).or_insert(at);
                     }
                 }
@@ -395,7 +411,9 @@ async fn start_counter(port: u16, cancel: CancellationToken) -> anyhow::Result<C
             match ev {
                 Ok(Event::Incoming(Packet::ConnAck(_))) => {
                     for leaf in ["obs", "ecg"] {
-                        let _ = sub.subscribe(format!("vigil/v1/dev/+/{leaf}"), QoS::AtLeastOnce).await;
+                        let _ = sub
+                            .subscribe(format!("vigil/v1/dev/+/{leaf}"), QoS::AtLeastOnce)
+                            .await;
                     }
                 }
                 Ok(Event::Incoming(Packet::SubAck(_))) => {
@@ -420,7 +438,10 @@ async fn start_counter(port: u16, cancel: CancellationToken) -> anyhow::Result<C
                         }
                         "ecg" => {
                             e.fetch_add(1, Ordering::Relaxed);
-                            p.payload.get(5..9).and_then(|b| b.try_into().ok()).map(u32::from_le_bytes)
+                            p.payload
+                                .get(5..9)
+                                .and_then(|b| b.try_into().ok())
+                                .map(u32::from_le_bytes)
                         }
                         _ => None,
                     };
@@ -456,7 +477,12 @@ async fn start_counter(port: u16, cancel: CancellationToken) -> anyhow::Result<C
             for (d, seqs) in batch.drain() {
                 let ack = json!({"type": "ack", "seqs": seqs}).to_string();
                 if client
-                    .publish(format!("vigil/v1/dev/{d}/cmd"), QoS::AtLeastOnce, false, ack)
+                    .publish(
+                        format!("vigil/v1/dev/{d}/cmd"),
+                        QoS::AtLeastOnce,
+                        false,
+                        ack,
+                    )
                     .await
                     .is_err()
                 {
@@ -485,10 +511,15 @@ impl Source<'_> {
         match self {
             Source::Vigil(d) => {
                 let s = d.stats()?;
-                let n = |k: &str| s[k].as_u64().ok_or_else(|| anyhow!("vigil admin stats: no {k} in {s}"));
+                let n = |k: &str| {
+                    s[k].as_u64()
+                        .ok_or_else(|| anyhow!("vigil admin stats: no {k} in {s}"))
+                };
                 Ok((n("obs_messages")?, n("ecg_chunks")?))
             }
-            Source::Counter(c) => Ok((c.obs.load(Ordering::Relaxed), c.ecg.load(Ordering::Relaxed))),
+            Source::Counter(c) => {
+                Ok((c.obs.load(Ordering::Relaxed), c.ecg.load(Ordering::Relaxed)))
+            }
         }
     }
 }
@@ -533,7 +564,11 @@ async fn drive(
         }
         if let Some(c) = a.devices.get(1) {
             patches.push(
-                kit::spawn(load::kit_config("127.0.0.1", port, c, resend_after, 32), cancel.clone()).0,
+                kit::spawn(
+                    load::kit_config("127.0.0.1", port, c, resend_after, 32),
+                    cancel.clone(),
+                )
+                .0,
             );
         }
     }
@@ -552,7 +587,10 @@ async fn drive(
             break;
         }
         if Instant::now() >= deadline {
-            bail!("only {up} of {} devices connected to the broker within 120 s", all.len());
+            bail!(
+                "only {up} of {} devices connected to the broker within 120 s",
+                all.len()
+            );
         }
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
@@ -580,7 +618,9 @@ async fn drive(
         let el = start.elapsed().as_secs_f64();
         // Sentinels deteriorate between 20 % and 80 % of the run.
         while next_sentinel < sentinels.len()
-            && el >= cfg.duration.as_secs_f64() * (0.2 + 0.6 * next_sentinel as f64 / sentinels.len() as f64)
+            && el
+                >= cfg.duration.as_secs_f64()
+                    * (0.2 + 0.6 * next_sentinel as f64 / sentinels.len() as f64)
         {
             let (pid, h) = &sentinels[next_sentinel];
             sent_at.insert(*pid, Instant::now());
@@ -725,8 +765,13 @@ pub async fn run(cfg: BenchConfig) -> anyhow::Result<BenchReport> {
     let machine = machine();
     let patients = cfg.patient_count();
     let devices = u64::from(patients) * if cfg.ecg { 2 } else { 1 };
-    preflight(devices).map_err(|e| anyhow!("{} scale: {e}", format!("{:?}", cfg.scale).to_lowercase()))?;
-    let password = format!("bench-{}-{}", std::process::id(), chrono::Utc::now().timestamp_nanos_opt().unwrap_or(0));
+    preflight(devices)
+        .map_err(|e| anyhow!("{} scale: {e}", format!("{:?}", cfg.scale).to_lowercase()))?;
+    let password = format!(
+        "bench-{}-{}",
+        std::process::id(),
+        chrono::Utc::now().timestamp_nanos_opt().unwrap_or(0)
+    );
     // Mosquitto: for the ceiling, and for Vigil with `--broker mosquitto`.
     let mdir = tempfile::tempdir().context("temp dir")?;
     let mosquitto_port = daemon::free_port()?;
@@ -756,16 +801,31 @@ pub async fn run(cfg: BenchConfig) -> anyhow::Result<BenchReport> {
     let setup = Instant::now();
     let api = Api::new(&d.http(), &token);
     let mut rng = SimRng::seeded(cfg.seed);
-    let kinds: &[&str] = if cfg.ecg { &["hub", "ecg-patch"] } else { &["hub"] };
+    let kinds: &[&str] = if cfg.ecg {
+        &["hub", "ecg-patch"]
+    } else {
+        &["hub"]
+    };
     let admitted = load::admit(&api, WARD, "Bench patient", patients, kinds, 8, &mut rng).await?;
     let setup_s = setup.elapsed().as_secs_f64();
-    eprintln!("devsim bench: {patients} patients admitted in {setup_s:.1} s; driving for {:.0} s", cfg.duration.as_secs_f64());
+    eprintln!(
+        "devsim bench: {patients} patients admitted in {setup_s:.1} s; driving for {:.0} s",
+        cfg.duration.as_secs_f64()
+    );
 
     let broker_name = match cfg.broker {
         Broker::Embedded => "embedded",
         Broker::Mosquitto => "mosquitto",
     };
-    let stored = drive(&cfg, &admitted, d.mqtt_port, broker_name, Source::Vigil(&d), d.pid()).await?;
+    let stored = drive(
+        &cfg,
+        &admitted,
+        d.mqtt_port,
+        broker_name,
+        Source::Vigil(&d),
+        d.pid(),
+    )
+    .await?;
     let end = d.stats()?;
     let n = |k: &str| end[k].as_i64().unwrap_or(0);
     let lost = stored.phase.obs_sent as i64 - n("obs_messages");
@@ -784,16 +844,31 @@ pub async fn run(cfg: BenchConfig) -> anyhow::Result<BenchReport> {
     if let Ok(seen) = ws.alerts.lock() {
         for (p, sent) in &stored.sent_at {
             match seen.get(p) {
-                Some(at) => lat.push(at.saturating_duration_since(*sent).as_millis().min(u128::from(u32::MAX)) as u32),
+                Some(at) => lat.push(
+                    at.saturating_duration_since(*sent)
+                        .as_millis()
+                        .min(u128::from(u32::MAX)) as u32,
+                ),
                 None => missing += 1,
             }
         }
     }
     lat.sort_unstable();
     let missing_in_store = if missing > 0 {
-        let stored_alerts = api.alerted_patients("news2").await.context("reading the alerts back")?;
-        let seen = ws.alerts.lock().map(|m| m.keys().copied().collect::<Vec<_>>()).unwrap_or_default();
-        stored.sent_at.keys().filter(|p| !seen.contains(p) && !stored_alerts.contains(p)).count() as u64
+        let stored_alerts = api
+            .alerted_patients("news2")
+            .await
+            .context("reading the alerts back")?;
+        let seen = ws
+            .alerts
+            .lock()
+            .map(|m| m.keys().copied().collect::<Vec<_>>())
+            .unwrap_or_default();
+        stored
+            .sent_at
+            .keys()
+            .filter(|p| !seen.contains(p) && !stored_alerts.contains(p))
+            .count() as u64
     } else {
         0
     };
@@ -816,19 +891,34 @@ pub async fn run(cfg: BenchConfig) -> anyhow::Result<BenchReport> {
         let stop_counter = CancellationToken::new();
         let _stop_counter = stop_counter.clone().drop_guard();
         let counter = start_counter(mosquitto_port, stop_counter).await?;
-        let p = drive(&cfg, &admitted, mosquitto_port, "mosquitto", Source::Counter(&counter), None).await?;
+        let p = drive(
+            &cfg,
+            &admitted,
+            mosquitto_port,
+            "mosquitto",
+            Source::Counter(&counter),
+            None,
+        )
+        .await?;
         Some(p.phase)
     } else {
         None
     };
     drop(mosquitto);
-    let pass = passthrough.as_ref().map(|p| p.obs_msgs_per_s).unwrap_or(0.0);
+    let pass = passthrough
+        .as_ref()
+        .map(|p| p.obs_msgs_per_s)
+        .unwrap_or(0.0);
     Ok(BenchReport {
         scale: format!("{:?}", cfg.scale).to_lowercase(),
         patients,
         stored_msgs_per_s: stored.phase.obs_msgs_per_s,
         passthrough_msgs_per_s: pass,
-        ratio: if pass > 0.0 { stored.phase.obs_msgs_per_s / pass } else { 0.0 },
+        ratio: if pass > 0.0 {
+            stored.phase.obs_msgs_per_s / pass
+        } else {
+            0.0
+        },
         alert_latency_ms,
         ecg_chunks_per_s: stored.phase.ecg_chunks_per_s,
         rss_mb: u1.rss_kib as f64 / 1024.0,

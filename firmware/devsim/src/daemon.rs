@@ -51,7 +51,11 @@ impl Daemon {
     /// A daemon run from the binary `bin`. `external`: the port of an
     /// external broker on 127.0.0.1, or `None` for the embedded one.
     /// `pathways`: a pathways folder, or `None` for the built-in pathways.
-    pub fn new(bin: &Path, external: Option<u16>, pathways: Option<&Path>) -> anyhow::Result<Daemon> {
+    pub fn new(
+        bin: &Path,
+        external: Option<u16>,
+        pathways: Option<&Path>,
+    ) -> anyhow::Result<Daemon> {
         Daemon::with_account(bin, external, pathways, None)
     }
 
@@ -74,7 +78,9 @@ impl Daemon {
             Some(p) => format!("embedded = false\nurl = \"mqtt://127.0.0.1:{p}\"\n"),
         };
         let mqtt = match account {
-            Some((user, password)) => format!("{mqtt}username = \"{user}\"\npassword = \"{password}\"\n"),
+            Some((user, password)) => {
+                format!("{mqtt}username = \"{user}\"\npassword = \"{password}\"\n")
+            }
             None => mqtt,
         };
         let pathways = pathways
@@ -121,7 +127,10 @@ impl Daemon {
     /// and returns the JSON object it prints.
     pub fn admin(&self, args: &[&str], stdin: Option<&str>) -> anyhow::Result<Value> {
         let mut cmd = Command::new(&self.bin);
-        cmd.arg("admin").arg("--config").arg(&self.config).args(args);
+        cmd.arg("admin")
+            .arg("--config")
+            .arg(&self.config)
+            .args(args);
         cmd.env_remove("RUST_LOG")
             .stdin(Stdio::piped())
             .stdout(Stdio::piped())
@@ -130,7 +139,8 @@ impl Daemon {
             .spawn()
             .with_context(|| format!("running {}", self.bin.display()))?;
         if let (Some(input), Some(mut pipe)) = (stdin, child.stdin.take()) {
-            pipe.write_all(input.as_bytes()).context("vigil admin: stdin")?;
+            pipe.write_all(input.as_bytes())
+                .context("vigil admin: stdin")?;
         }
         drop(child.stdin.take());
         let out = child.wait_with_output().context("vigil admin")?;
@@ -141,9 +151,8 @@ impl Daemon {
                 String::from_utf8_lossy(&out.stderr).trim()
             );
         }
-        serde_json::from_slice(&out.stdout).with_context(|| {
-            format!("vigil admin {args:?} printed no JSON object")
-        })
+        serde_json::from_slice(&out.stdout)
+            .with_context(|| format!("vigil admin {args:?} printed no JSON object"))
     }
 
     /// Ward `ward`, an admin `admin` (password `password`) in it and an API
@@ -159,9 +168,24 @@ impl Daemon {
     }
 
     /// A user of `role` in `ward` with `password`.
-    pub fn add_user(&self, username: &str, role: &str, ward: &str, password: &str) -> anyhow::Result<()> {
+    pub fn add_user(
+        &self,
+        username: &str,
+        role: &str,
+        ward: &str,
+        password: &str,
+    ) -> anyhow::Result<()> {
         self.admin(
-            &["user", "add", "--username", username, "--role", role, "--ward", ward],
+            &[
+                "user",
+                "add",
+                "--username",
+                username,
+                "--role",
+                role,
+                "--ward",
+                ward,
+            ],
             Some(&format!("{password}\n")),
         )?;
         Ok(())
@@ -199,7 +223,10 @@ impl Daemon {
                     // DEVSIM_SERVE_LOG: the daemon's RUST_LOG, e.g.
                     // `warn,sqlx::query=debug` to time every statement while
                     // profiling (the log is serve-N.log in the temp dir).
-                    .env("RUST_LOG", std::env::var("DEVSIM_SERVE_LOG").unwrap_or_else(|_| "warn".into()))
+                    .env(
+                        "RUST_LOG",
+                        std::env::var("DEVSIM_SERVE_LOG").unwrap_or_else(|_| "warn".into()),
+                    )
                     .stdin(Stdio::null())
                     .stdout(Stdio::piped())
                     .stderr(Stdio::from(log))
@@ -215,9 +242,10 @@ impl Daemon {
                 }
                 for _ in lines {} // keep draining so the daemon never blocks on stdout
             });
-            let line = tokio::task::spawn_blocking(move || rx.recv_timeout(Duration::from_secs(15)))
-                .await
-                .context("join")?;
+            let line =
+                tokio::task::spawn_blocking(move || rx.recv_timeout(Duration::from_secs(15)))
+                    .await
+                    .context("join")?;
             match line {
                 Ok(l) => {
                     let v: Value = serde_json::from_str(&l)

@@ -96,19 +96,34 @@ impl Api {
             .await
             .map_err(|source| ApiError::Http { what, source })?;
         let status = r.status().as_u16();
-        let text = r.text().await.map_err(|source| ApiError::Http { what, source })?;
+        let text = r
+            .text()
+            .await
+            .map_err(|source| ApiError::Http { what, source })?;
         if !(200..300).contains(&status) {
-            return Err(ApiError::Status { what, status, body: text });
+            return Err(ApiError::Status {
+                what,
+                status,
+                body: text,
+            });
         }
         serde_json::from_str(&text).map_err(|_| ApiError::Shape { what, body: text })
     }
 
     /// Patients with a stored alert of `rule` (any status).
-    pub async fn alerted_patients(&self, rule: &str) -> Result<std::collections::HashSet<i64>, ApiError> {
+    pub async fn alerted_patients(
+        &self,
+        rule: &str,
+    ) -> Result<std::collections::HashSet<i64>, ApiError> {
         let all = self.get("alerts", "/api/v1/alerts").await?;
         Ok(all
             .as_array()
-            .map(|a| a.iter().filter(|x| x["rule_id"] == rule).filter_map(|x| x["patient_id"].as_i64()).collect())
+            .map(|a| {
+                a.iter()
+                    .filter(|x| x["rule_id"] == rule)
+                    .filter_map(|x| x["patient_id"].as_i64())
+                    .collect()
+            })
             .unwrap_or_default())
     }
 

@@ -165,7 +165,11 @@ pub async fn admit(
     let limit = Arc::new(tokio::sync::Semaphore::new(parallel.max(1)));
     let mut set = tokio::task::JoinSet::new();
     for (i, nhs) in numbers.into_iter().enumerate() {
-        let (api, ward, name) = (api.clone(), ward.to_string(), format!("{prefix} {:04}", i + 1));
+        let (api, ward, name) = (
+            api.clone(),
+            ward.to_string(),
+            format!("{prefix} {:04}", i + 1),
+        );
         let kinds: Vec<String> = kinds.iter().map(|k| k.to_string()).collect();
         let limit = limit.clone();
         set.spawn(async move {
@@ -175,7 +179,13 @@ pub async fn admit(
             for k in &kinds {
                 devices.push(api.provision(k, patient_id).await?);
             }
-            Ok::<_, ApiError>((i, Admitted { patient_id, devices }))
+            Ok::<_, ApiError>((
+                i,
+                Admitted {
+                    patient_id,
+                    devices,
+                },
+            ))
         });
     }
     let mut out: Vec<Option<Admitted>> = vec![None; n as usize];
@@ -197,7 +207,13 @@ pub async fn admit(
 /// A load-generating kit's settings: backpressure instead of dropping,
 /// `window` messages in flight, first resend after `resend_after`
 /// (doubling up to 4×).
-pub fn kit_config(host: &str, port: u16, creds: &DeviceCreds, resend_after: Duration, window: usize) -> KitConfig {
+pub fn kit_config(
+    host: &str,
+    port: u16,
+    creds: &DeviceCreds,
+    resend_after: Duration,
+    window: usize,
+) -> KitConfig {
     let mut kc = KitConfig::new(host, port, creds.device_id.clone(), creds.password.clone());
     kc.username = creds.username.clone();
     kc.backpressure = true;
@@ -233,12 +249,27 @@ pub async fn run(cfg: LoadConfig, progress: Option<Arc<Progress>>) -> anyhow::Re
     let mut rng = SimRng::seeded(cfg.seed);
     let cancel = CancellationToken::new();
     let _stop = cancel.clone().drop_guard();
-    let admitted = admit(&api, &cfg.ward, "Load patient", cfg.patients, &["hub"], 1, &mut rng).await?;
+    let admitted = admit(
+        &api,
+        &cfg.ward,
+        "Load patient",
+        cfg.patients,
+        &["hub"],
+        1,
+        &mut rng,
+    )
+    .await?;
     let mut hubs = Vec::new();
     let mut tasks = Vec::new();
     let mut physiology = Vec::new();
     for a in &admitted {
-        let kc = kit_config(&cfg.mqtt_host, cfg.mqtt_port, &a.devices[0], cfg.resend_after, 32);
+        let kc = kit_config(
+            &cfg.mqtt_host,
+            cfg.mqtt_port,
+            &a.devices[0],
+            cfg.resend_after,
+            32,
+        );
         let (h, t) = kit::spawn(kc, cancel.clone());
         hubs.push(h);
         tasks.push(t);

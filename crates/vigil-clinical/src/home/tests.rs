@@ -434,16 +434,42 @@ fn extremes(code: Code, at: DateTime<Utc>, id: i64) -> Vec<Reading> {
 fn readings_of_codes_outside_scored_codes_never_change_the_score() {
     // The daemon reads only SCORED_CODES from the store: this is what makes
     // that safe.
-    let others: Vec<Code> = Code::ALL.into_iter().filter(|c| !SCORED_CODES.contains(c)).collect();
-    assert!(others.contains(&Code::SkinTemp) && others.contains(&Code::Diastolic), "{others:?}");
-    let stale = |rs: Vec<Reading>| rs.into_iter().map(|r| Reading { measured_at: r.measured_at - Duration::days(2), ..r }).collect::<Vec<_>>();
-    for (what, base) in [("complete", complete()), ("nothing", Vec::new()), ("stale", stale(complete())), ("half", complete()[..3].to_vec())] {
+    let others: Vec<Code> = Code::ALL
+        .into_iter()
+        .filter(|c| !SCORED_CODES.contains(c))
+        .collect();
+    assert!(
+        others.contains(&Code::SkinTemp) && others.contains(&Code::Diastolic),
+        "{others:?}"
+    );
+    let stale = |rs: Vec<Reading>| {
+        rs.into_iter()
+            .map(|r| Reading {
+                measured_at: r.measured_at - Duration::days(2),
+                ..r
+            })
+            .collect::<Vec<_>>()
+    };
+    for (what, base) in [
+        ("complete", complete()),
+        ("nothing", Vec::new()),
+        ("stale", stale(complete())),
+        ("half", complete()[..3].to_vec()),
+    ] {
         for ep in [episode(), Episode::default()] {
             let mut more = base.clone();
             for (k, code) in others.iter().enumerate() {
                 // Newer than everything, and older than the window too.
-                more.extend(extremes(*code, now() - Duration::minutes(1), 1_000 + 10 * k as i64));
-                more.extend(extremes(*code, now() - Duration::days(3), 2_000 + 10 * k as i64));
+                more.extend(extremes(
+                    *code,
+                    now() - Duration::minutes(1),
+                    1_000 + 10 * k as i64,
+                ));
+                more.extend(extremes(
+                    *code,
+                    now() - Duration::days(3),
+                    2_000 + 10 * k as i64,
+                ));
             }
             assert_eq!(score(&more, &ep), score(&base, &ep), "{what}");
         }
@@ -452,10 +478,24 @@ fn readings_of_codes_outside_scored_codes_never_change_the_score() {
     // complete (or, for the codes the episode also holds, the nurse's entry
     // stands in).
     let mut full = complete();
-    full.push(reading(Code::O2Flow, 0.0, now() - Duration::minutes(10), "conc-1", 7));
+    full.push(reading(
+        Code::O2Flow,
+        0.0,
+        now() - Duration::minutes(10),
+        "conc-1",
+        7,
+    ));
     full.push(acvpu_reading("A", now() - Duration::minutes(10), 8));
     for code in SCORED_CODES {
-        let without: Vec<Reading> = full.iter().filter(|r| r.observation.code != code).cloned().collect();
-        assert_ne!(score(&without, &Episode::default()), score(&full, &Episode::default()), "{code:?}");
+        let without: Vec<Reading> = full
+            .iter()
+            .filter(|r| r.observation.code != code)
+            .cloned()
+            .collect();
+        assert_ne!(
+            score(&without, &Episode::default()),
+            score(&full, &Episode::default()),
+            "{code:?}"
+        );
     }
 }

@@ -938,7 +938,10 @@ low-medium = "30m"
 }
 
 fn arb_scored() -> impl Strategy<Value = crate::state::Scored> {
-    (proptest::option::of(0u8..20), proptest::array::uniform7(proptest::option::of(0u8..4)))
+    (
+        proptest::option::of(0u8..20),
+        proptest::array::uniform7(proptest::option::of(0u8..4)),
+    )
         .prop_map(|(total, rows)| crate::state::Scored { total, rows })
 }
 

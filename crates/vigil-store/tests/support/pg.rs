@@ -78,7 +78,10 @@ pub fn dedicated_cluster() -> Option<Cluster> {
 impl Cluster {
     /// A fresh database on this cluster.
     pub async fn fresh(&self) -> String {
-        let db = format!("vigil_test_{}", self.next_db.fetch_add(1, Ordering::Relaxed));
+        let db = format!(
+            "vigil_test_{}",
+            self.next_db.fetch_add(1, Ordering::Relaxed)
+        );
         self.create_database(&db).await;
         self.url(&db)
     }
@@ -96,7 +99,13 @@ impl Cluster {
 
     /// Stop the server now (fast shutdown: connections are dropped).
     pub fn stop(&self) {
-        let out = self.pg_ctl().arg("-D").arg(&self.data).args(["-m", "fast", "-w", "stop"]).stdin(Stdio::null()).output();
+        let out = self
+            .pg_ctl()
+            .arg("-D")
+            .arg(&self.data)
+            .args(["-m", "fast", "-w", "stop"])
+            .stdin(Stdio::null())
+            .output();
         assert!(out.is_ok_and(|o| o.status.success()), "pg_ctl stop");
     }
 
@@ -205,7 +214,15 @@ impl Cluster {
                 .output()
                 .map_err(|e| format!("pg_ctl: {e}"))?;
             if started.status.success() {
-                return Ok(Cluster { port, next_db: AtomicU32::new(0), bin: bin.clone(), data, dir, opts, as_root });
+                return Ok(Cluster {
+                    port,
+                    next_db: AtomicU32::new(0),
+                    bin: bin.clone(),
+                    data,
+                    dir,
+                    opts,
+                    as_root,
+                });
             }
             let log = std::fs::read_to_string(dir.join("server.log")).unwrap_or_default();
             last = format!(

@@ -238,7 +238,9 @@ async fn run_bench(a: BenchArgs) -> i32 {
         broker: match a.broker.as_str() {
             "embedded" => Broker::Embedded,
             "mosquitto" => Broker::Mosquitto,
-            other => usage(format!("--broker: expected embedded or mosquitto, got {other:?}")),
+            other => usage(format!(
+                "--broker: expected embedded or mosquitto, got {other:?}"
+            )),
         },
         drain: secs("--drain", a.drain).unwrap_or_else(|e| usage(e)),
         seed: a.seed,
