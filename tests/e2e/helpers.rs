@@ -194,10 +194,9 @@ impl TestApp {
                 .get(format!("{}/readyz", self.http))
                 .send()
                 .await
+                && r.status() == 200
             {
-                if r.status() == 200 {
-                    return;
-                }
+                return;
             }
             assert!(
                 tokio::time::Instant::now() < deadline,

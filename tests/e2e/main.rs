@@ -10,7 +10,6 @@ mod helpers;
 
 /// The throwaway PostgreSQL cluster of the store suite.
 #[path = "../../crates/vigil-store/tests/support/pg.rs"]
-#[allow(dead_code)]
 mod pg;
 
 mod alerts;

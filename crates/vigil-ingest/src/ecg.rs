@@ -136,11 +136,10 @@ impl EcgAnalysis {
                     if patch
                         .last_hr_ms
                         .is_none_or(|last| t_ms - last >= HR_EVERY_MS)
+                        && let Some(at) = Utc.timestamp_millis_opt(t_ms).single()
                     {
-                        if let Some(at) = Utc.timestamp_millis_opt(t_ms).single() {
-                            patch.last_hr_ms = Some(t_ms);
-                            d.heart_rate = Some((at, f64::from(bpm).round()));
-                        }
+                        patch.last_hr_ms = Some(t_ms);
+                        d.heart_rate = Some((at, f64::from(bpm).round()));
                     }
                 }
                 EcgEvent::Quality { t_ms, quality } => {

@@ -124,6 +124,10 @@ pub struct Running {
 
 /// Start the ingest client against `config.broker`. `rescore` carries
 /// patient ids whose score must be recomputed now (an episode setting changed).
+#[expect(
+    clippy::too_many_arguments,
+    reason = "the daemon's wiring: each is a distinct channel or handle"
+)]
 pub fn spawn(
     config: IngestConfig,
     store: Arc<dyn Store>,
@@ -399,13 +403,13 @@ struct ScoreHistory {
     rows: Vec<(chrono::DateTime<Utc>, Option<i64>, Option<String>)>,
 }
 
+/// The newest score of the day before (total, risk), and the day's lowest total.
+type DayBefore = (Option<(Option<i64>, Option<String>)>, Option<i64>);
+
 impl ScoreHistory {
     /// The previous day's scores up to and including `at`: the newest of
     /// them (total, risk) and their lowest total.
-    fn day_before(
-        &self,
-        at: chrono::DateTime<Utc>,
-    ) -> (Option<(Option<i64>, Option<String>)>, Option<i64>) {
+    fn day_before(&self, at: chrono::DateTime<Utc>) -> DayBefore {
         let end = self.rows.partition_point(|r| r.0 <= at);
         let start = self
             .rows
@@ -1165,11 +1169,11 @@ impl Worker {
                 vigil_rules::Output::Advice { patient, .. }
                 | vigil_rules::Output::Repeat { patient, .. } => *patient,
             };
-            if !episodes.contains_key(&patient) {
-                let e = self
-                    .current_episode(patient, known.get(&patient).cloned())
-                    .await;
-                episodes.insert(patient, e);
+            if let std::collections::hash_map::Entry::Vacant(slot) = episodes.entry(patient) {
+                slot.insert(
+                    self.current_episode(patient, known.get(&patient).cloned())
+                        .await,
+                );
             }
             let Some(Some((ward, pathway))) = episodes.get(&patient) else {
                 continue;
@@ -1262,10 +1266,10 @@ impl Worker {
     /// Remember that `alert`'s rule is live for its patient (if their
     /// live alerts are known at all).
     fn note_live(&self, alert: &vigil_store::AlertRow) {
-        if let Ok(mut o) = self.open_rules.lock() {
-            if let Some(live) = o.get_mut(&alert.patient_id) {
-                live.insert(alert.rule_id.clone());
-            }
+        if let Ok(mut o) = self.open_rules.lock()
+            && let Some(live) = o.get_mut(&alert.patient_id)
+        {
+            live.insert(alert.rule_id.clone());
         }
     }
 
@@ -1364,13 +1368,12 @@ impl Worker {
                     signal: Some(q.to_string()),
                 };
                 let now = Utc::now();
-                if self.ensure_in_engine(c.patient_id).await.is_some() {
-                    if let Ok(outputs) =
+                if self.ensure_in_engine(c.patient_id).await.is_some()
+                    && let Ok(outputs) =
                         self.engine
                             .device_status(c.patient_id, &c.device_id, ds, now)
-                    {
-                        self.apply_outputs(outputs, now).await;
-                    }
+                {
+                    self.apply_outputs(outputs, now).await;
                 }
                 if q != "lead_off" {
                     self.auto_resolve(
@@ -1808,6 +1811,10 @@ impl Worker {
     /// says what fires given which of its two rules are live, `live` is the
     /// patient's live alert rules as stored, and `pending` the firings of
     /// earlier scores of this pass, yet to be stored.
+    #[expect(
+        clippy::too_many_arguments,
+        reason = "one score's inputs, each from a different stage of the pass"
+    )]
     fn builtin_alerts(
         &self,
         settings: &vigil_store::EpisodeSettings,

@@ -1716,6 +1716,52 @@ impl Store for SqliteStore {
     }
 }
 
+/// One score row, on the pool or inside a transaction.
+async fn insert_score<'e, E: sqlx::Executor<'e, Database = sqlx::Sqlite>>(
+    e: E,
+    s: &NewScore,
+) -> Result<i64> {
+    let id = sqlx::query(
+        "INSERT INTO scores (patient_id, scored_at, computed_at, total, risk, partial, detail, obs_ids)
+         VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+    )
+    .bind(s.patient_id)
+    .bind(ts(s.scored_at))
+    .bind(ts(s.computed_at))
+    .bind(s.total)
+    .bind(&s.risk)
+    .bind(s.partial as i64)
+    .bind(s.detail.to_string())
+    .bind(serde_json::to_string(&s.obs_ids).unwrap_or_else(|_| "[]".into()))
+    .execute(e)
+    .await?
+    .last_insert_rowid();
+    Ok(id)
+}
+
+/// Replace a known device's last status; 0 rows for an unknown device.
+async fn status_upsert(
+    conn: &mut sqlx::SqliteConnection,
+    device_id: &str,
+    report: &DeviceStatusReport,
+) -> Result<u64> {
+    Ok(sqlx::query(
+        "INSERT INTO device_status (device_id, online, battery_pct, signal, fw, reported_at)
+         SELECT id, ?, ?, ?, ?, ? FROM devices WHERE id = ?
+         ON CONFLICT (device_id) DO UPDATE SET online = excluded.online, battery_pct = excluded.battery_pct,
+             signal = excluded.signal, fw = excluded.fw, reported_at = excluded.reported_at",
+    )
+    .bind(report.online)
+    .bind(report.battery_pct.map(i64::from))
+    .bind(&report.signal)
+    .bind(&report.fw)
+    .bind(ts(report.reported_at))
+    .bind(device_id)
+    .execute(conn)
+    .await?
+    .rows_affected())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -1807,50 +1853,4 @@ mod tests {
         let st = s.stats().await.expect("stats");
         assert_eq!((st.obs_messages, st.observations, st.patients), (2, 2, 1));
     }
-}
-
-/// One score row, on the pool or inside a transaction.
-async fn insert_score<'e, E: sqlx::Executor<'e, Database = sqlx::Sqlite>>(
-    e: E,
-    s: &NewScore,
-) -> Result<i64> {
-    let id = sqlx::query(
-        "INSERT INTO scores (patient_id, scored_at, computed_at, total, risk, partial, detail, obs_ids)
-         VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
-    )
-    .bind(s.patient_id)
-    .bind(ts(s.scored_at))
-    .bind(ts(s.computed_at))
-    .bind(s.total)
-    .bind(&s.risk)
-    .bind(s.partial as i64)
-    .bind(s.detail.to_string())
-    .bind(serde_json::to_string(&s.obs_ids).unwrap_or_else(|_| "[]".into()))
-    .execute(e)
-    .await?
-    .last_insert_rowid();
-    Ok(id)
-}
-
-/// Replace a known device's last status; 0 rows for an unknown device.
-async fn status_upsert(
-    conn: &mut sqlx::SqliteConnection,
-    device_id: &str,
-    report: &DeviceStatusReport,
-) -> Result<u64> {
-    Ok(sqlx::query(
-        "INSERT INTO device_status (device_id, online, battery_pct, signal, fw, reported_at)
-         SELECT id, ?, ?, ?, ?, ? FROM devices WHERE id = ?
-         ON CONFLICT (device_id) DO UPDATE SET online = excluded.online, battery_pct = excluded.battery_pct,
-             signal = excluded.signal, fw = excluded.fw, reported_at = excluded.reported_at",
-    )
-    .bind(report.online)
-    .bind(report.battery_pct.map(i64::from))
-    .bind(&report.signal)
-    .bind(&report.fw)
-    .bind(ts(report.reported_at))
-    .bind(device_id)
-    .execute(conn)
-    .await?
-    .rows_affected())
 }

@@ -85,10 +85,10 @@ impl Caller {
 /// The raw token presented with a request, if any, and whether it came
 /// from the session cookie.
 pub fn presented(headers: &HeaderMap) -> Option<(String, bool)> {
-    if let Some(v) = headers.get(AUTHORIZATION).and_then(|v| v.to_str().ok()) {
-        if let Some(t) = v.strip_prefix("Bearer ") {
-            return Some((t.trim().to_string(), false));
-        }
+    if let Some(v) = headers.get(AUTHORIZATION).and_then(|v| v.to_str().ok())
+        && let Some(t) = v.strip_prefix("Bearer ")
+    {
+        return Some((t.trim().to_string(), false));
     }
     session_cookie(headers).map(|t| (t, true))
 }

@@ -23,6 +23,9 @@
 //! This file depends only on `sqlx` (postgres) and `tempfile`, so another
 //! test crate can include it with `#[path = ".../support/pg.rs"] mod pg;`.
 
+// Each of the two test crates that include this file uses only part of it.
+#![allow(dead_code)]
+
 use std::net::TcpListener;
 use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
