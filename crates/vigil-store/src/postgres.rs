@@ -471,28 +471,40 @@ async fn ecg_batch_in(
     Ok(crate::chunk_outcomes(batch, fresh))
 }
 
-/// [`Store::score_insert_many`] inside the caller's transaction.
+/// The statements that insert `rows`, built before the transaction (a
+/// score's detail is a large JSON map; writing it out as text need not
+/// happen while the transaction is open). Multi-row statements, one round
+/// trip per 1,000 scores (8 bound values a row; PostgreSQL allows 65,535
+/// in a statement).
+fn score_statements(rows: &[NewScore]) -> Vec<sqlx::QueryBuilder<'static, sqlx::Postgres>> {
+    rows.chunks(1000)
+        .map(|chunk| {
+            let mut q = sqlx::QueryBuilder::new(
+                "INSERT INTO scores (patient_id, scored_at, computed_at, total, risk, partial, detail, obs_ids) ",
+            );
+            q.push_values(chunk, |mut row, s| {
+                row.push_bind(s.patient_id)
+                    .push_bind(ts(s.scored_at))
+                    .push_bind(ts(s.computed_at))
+                    .push_bind(s.total)
+                    .push_bind(s.risk.clone())
+                    .push_bind(s.partial)
+                    .push_bind(s.detail.to_string())
+                    .push_unseparated("::jsonb")
+                    .push_bind(s.obs_ids.clone());
+            });
+            q
+        })
+        .collect()
+}
+
+/// [`Store::score_insert_many`] inside the caller's transaction, from
+/// [`score_statements`].
 async fn scores_in(
     tx: &mut sqlx::Transaction<'_, sqlx::Postgres>,
-    rows: &[NewScore],
+    statements: &mut [sqlx::QueryBuilder<'static, sqlx::Postgres>],
 ) -> Result<()> {
-    // Multi-row statements, one round trip per 1,000 scores (8 bound
-    // values a row; PostgreSQL allows 65,535 in a statement).
-    for chunk in rows.chunks(1000) {
-        let mut q = sqlx::QueryBuilder::new(
-            "INSERT INTO scores (patient_id, scored_at, computed_at, total, risk, partial, detail, obs_ids) ",
-        );
-        q.push_values(chunk, |mut row, s| {
-            row.push_bind(s.patient_id)
-                .push_bind(ts(s.scored_at))
-                .push_bind(ts(s.computed_at))
-                .push_bind(s.total)
-                .push_bind(s.risk.clone())
-                .push_bind(s.partial)
-                .push_bind(s.detail.to_string())
-                .push_unseparated("::jsonb")
-                .push_bind(s.obs_ids.clone());
-        });
+    for q in statements {
         q.build().persistent(false).execute(&mut **tx).await?;
     }
     Ok(())
@@ -1430,10 +1442,11 @@ impl Store for PgStore {
         if scores.is_empty() && firings.is_empty() {
             return Ok(Vec::new());
         }
+        let mut statements = score_statements(scores);
         let mut tx = self.pool.begin().await?;
         // Scores take no locks another writer waits on; the alerts then in
         // their lock order.
-        scores_in(&mut tx, scores).await?;
+        scores_in(&mut tx, &mut statements).await?;
         let out = fire_many_in(&mut tx, firings, now).await?;
         tx.commit().await?;
         Ok(out)

@@ -538,23 +538,37 @@ async fn ecg_batch_in(
     Ok(crate::chunk_outcomes(batch, fresh))
 }
 
-/// [`Store::score_insert_many`] inside the caller's transaction.
-async fn scores_in(tx: &mut sqlx::Transaction<'_, sqlx::Sqlite>, rows: &[NewScore]) -> Result<()> {
-    // Multi-row statements, as in `store_obs_batch`.
-    for chunk in rows.chunks(SCORE_ROWS) {
-        let mut q = sqlx::QueryBuilder::new(
-            "INSERT INTO scores (patient_id, scored_at, computed_at, total, risk, partial, detail, obs_ids) ",
-        );
-        q.push_values(chunk, |mut row, s| {
-            row.push_bind(s.patient_id)
-                .push_bind(ts(s.scored_at))
-                .push_bind(ts(s.computed_at))
-                .push_bind(s.total)
-                .push_bind(s.risk.clone())
-                .push_bind(i64::from(s.partial))
-                .push_bind(s.detail.to_string())
-                .push_bind(serde_json::to_string(&s.obs_ids).unwrap_or_else(|_| "[]".into()));
-        });
+/// The statements that insert `rows` (multi-row, as in `store_obs_batch`),
+/// built before the transaction: a score's detail is a large JSON map, and
+/// writing it out as text is work that need not hold the write lock.
+fn score_statements(rows: &[NewScore]) -> Vec<sqlx::QueryBuilder<'static, sqlx::Sqlite>> {
+    rows.chunks(SCORE_ROWS)
+        .map(|chunk| {
+            let mut q = sqlx::QueryBuilder::new(
+                "INSERT INTO scores (patient_id, scored_at, computed_at, total, risk, partial, detail, obs_ids) ",
+            );
+            q.push_values(chunk, |mut row, s| {
+                row.push_bind(s.patient_id)
+                    .push_bind(ts(s.scored_at))
+                    .push_bind(ts(s.computed_at))
+                    .push_bind(s.total)
+                    .push_bind(s.risk.clone())
+                    .push_bind(i64::from(s.partial))
+                    .push_bind(s.detail.to_string())
+                    .push_bind(serde_json::to_string(&s.obs_ids).unwrap_or_else(|_| "[]".into()));
+            });
+            q
+        })
+        .collect()
+}
+
+/// [`Store::score_insert_many`] inside the caller's transaction, from
+/// [`score_statements`].
+async fn scores_in(
+    tx: &mut sqlx::Transaction<'_, sqlx::Sqlite>,
+    statements: &mut [sqlx::QueryBuilder<'static, sqlx::Sqlite>],
+) -> Result<()> {
+    for q in statements {
         q.build().persistent(false).execute(&mut **tx).await?;
     }
     Ok(())
@@ -1512,11 +1526,12 @@ impl Store for SqliteStore {
         if scores.is_empty() && firings.is_empty() {
             return Ok(Vec::new());
         }
+        let mut statements = score_statements(scores);
         let _write = self.write.lock().await;
         // Firing reads the live alert, then writes: IMMEDIATE for the reason
         // given in `episode_update` (an alert must never be lost to SQLITE_BUSY).
         let mut tx = self.pool.begin_with("BEGIN IMMEDIATE").await?;
-        scores_in(&mut tx, scores).await?;
+        scores_in(&mut tx, &mut statements).await?;
         let out = fire_many_in(&mut tx, firings, now).await?;
         tx.commit().await?;
         Ok(out)
