@@ -555,3 +555,51 @@ async fn a_bad_pathway_file_stops_the_daemon_with_file_and_line() {
     };
     assert!(err.contains("bad.toml:5"), "{err}");
 }
+
+/// A status field out of range is unknown to the rules as it is to the
+/// store: a battery of 250 % must not resolve a battery-low alert as if
+/// the battery had been charged.
+#[tokio::test]
+async fn an_out_of_range_battery_does_not_resolve_a_battery_low_alert() {
+    let app = TestApp::spawn().await;
+    let mut ws = app.ws(&app.token).await;
+    let (_, dev) = app.patient_with_device().await;
+    let rule = format!("device-battery-low:{}", dev.id);
+
+    dev.publish_raw(
+        "status",
+        json!({"online": true, "battery_pct": 10}).to_string(),
+    )
+    .await;
+    let raised = ws.next_alert_event("alert", &rule).await;
+    let id = raised["alert"]["id"].as_i64().expect("alert id");
+
+    dev.publish_raw(
+        "status",
+        json!({"online": true, "battery_pct": 250}).to_string(),
+    )
+    .await;
+    // The live status follows the rules and the auto-resolution of its pass.
+    while ws.next_event("device_status").await["status"]["battery_pct"] != 250 {}
+    let alert: Value = app
+        .get(&format!("/api/v1/alerts/{id}"))
+        .send()
+        .await
+        .expect("alert")
+        .json()
+        .await
+        .expect("json");
+    assert_eq!(alert["alert"]["status"], "open", "{alert}");
+
+    // A real charge still resolves it.
+    dev.publish_raw(
+        "status",
+        json!({"online": true, "battery_pct": 80}).to_string(),
+    )
+    .await;
+    let up = ws.next_alert_event("alert_update", &rule).await;
+    assert_eq!(
+        (up["action"].as_str(), up["alert"]["id"].as_i64()),
+        (Some("resolved"), Some(id))
+    );
+}

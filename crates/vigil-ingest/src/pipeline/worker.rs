@@ -1183,23 +1183,17 @@ impl Worker {
                 return;
             }
         };
-        for (device, status) in parsed {
+        // The rules see what was stored: a field out of range or not in the
+        // contract is unknown, never a value (a battery of 250 % must not
+        // resolve a battery-low alert).
+        for ((device, status), (_, report)) in parsed.into_iter().zip(reports) {
             let Some(route) = routes.get(&device) else {
                 continue;
             };
             let ds = vigil_rules::DeviceStatus {
-                online: status
-                    .get("online")
-                    .and_then(|v| v.as_bool())
-                    .unwrap_or(true),
-                battery_pct: status
-                    .get("battery_pct")
-                    .and_then(|v| v.as_u64())
-                    .and_then(|v| u8::try_from(v).ok()),
-                signal: status
-                    .get("signal")
-                    .and_then(|v| v.as_str())
-                    .map(str::to_string),
+                online: report.online,
+                battery_pct: report.battery_pct,
+                signal: report.signal,
             };
             let now = Utc::now();
             let mut cleared = vec![format!("device-offline:{device}")];
