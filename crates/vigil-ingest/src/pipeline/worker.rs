@@ -1186,14 +1186,16 @@ impl Worker {
         // The rules see what was stored: a field out of range or not in the
         // contract is unknown, never a value (a battery of 250 % must not
         // resolve a battery-low alert).
-        for ((device, status), (_, report)) in parsed.into_iter().zip(reports) {
+        // The dashboard is pushed the same form (never the device's own
+        // JSON), so what a nurse sees live is what a reload shows.
+        for ((device, _), (_, report)) in parsed.into_iter().zip(reports) {
             let Some(route) = routes.get(&device) else {
                 continue;
             };
             let ds = vigil_rules::DeviceStatus {
                 online: report.online,
                 battery_pct: report.battery_pct,
-                signal: report.signal,
+                signal: report.signal.clone(),
             };
             let now = Utc::now();
             let mut cleared = vec![format!("device-offline:{device}")];
@@ -1218,7 +1220,7 @@ impl Worker {
                 ward_id: route.ward_id,
                 patient_id: route.patient_id,
                 device_id: device,
-                status,
+                status: serde_json::to_value(&report).unwrap_or_default(),
             });
         }
     }
