@@ -1151,11 +1151,16 @@ impl Worker {
             return;
         }
         let now = Utc::now();
-        let parsed: Vec<(String, serde_json::Value)> = items
+        // Each in its stored form (`status::report`), kept as the device's
+        // last status (shown on the patient page).
+        let reports: Vec<(String, vigil_store::DeviceStatusReport)> = items
             .into_iter()
             .filter_map(|(device, payload)| {
                 match serde_json::from_slice::<serde_json::Value>(&payload) {
-                    Ok(status) => Some((device, status)),
+                    Ok(status) => {
+                        let report = crate::status::report(&status, now);
+                        Some((device, report))
+                    }
                     Err(_) => {
                         tracing::info!(device, "unreadable status ignored");
                         None
@@ -1163,15 +1168,10 @@ impl Worker {
                 }
             })
             .collect();
-        // Keep each as the device's last status (shown on the patient page).
-        let reports: Vec<_> = parsed
-            .iter()
-            .map(|(d, s)| (d.clone(), crate::status::report(s, now)))
-            .collect();
         if let Err(e) = self.store.device_status_record_many(&reports).await {
             tracing::warn!(statuses = reports.len(), error = %e, "device statuses not stored");
         }
-        let devices: BTreeSet<&str> = parsed.iter().map(|(d, _)| d.as_str()).collect();
+        let devices: BTreeSet<&str> = reports.iter().map(|(d, _)| d.as_str()).collect();
         let routes = match self
             .store
             .device_routes(&devices.into_iter().collect::<Vec<_>>())
@@ -1188,7 +1188,7 @@ impl Worker {
         // resolve a battery-low alert).
         // The dashboard is pushed the same form (never the device's own
         // JSON), so what a nurse sees live is what a reload shows.
-        for ((device, _), (_, report)) in parsed.into_iter().zip(reports) {
+        for (device, report) in reports {
             let Some(route) = routes.get(&device) else {
                 continue;
             };
