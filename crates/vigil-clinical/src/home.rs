@@ -24,12 +24,14 @@
 //! 5-minute limit) counts as fresh; a replay that wants the state at an
 //! earlier time passes only the readings measured up to it.
 
+use std::borrow::Borrow;
+
 use chrono::{DateTime, Duration, Utc};
 use serde::{Deserialize, Serialize};
 
 use crate::news2::{
     self, Acvpu, EnteredBy, Measured, News2Inputs, News2Score, NotApplicable, OxygenStatus,
-    Parameter, Spo2ScaleSetting,
+    Parameter, Reasons, Spo2ScaleSetting,
 };
 use crate::obs::{Code, Observation};
 
@@ -98,11 +100,23 @@ pub const SCORED_CODES: [Code; 7] = [
 /// module docs for where each row comes from. The result has `scored_at =
 /// Some(now)`, so each sub-score's age is `now - measured_at`
 /// ([`News2Score::age_of`]).
-pub fn score_home(
-    readings: &[Reading],
+pub fn score_home<R: Borrow<Reading>>(
+    readings: &[R],
     episode: &Episode,
     freshness: Duration,
     now: DateTime<Utc>,
+) -> News2Score {
+    score_home_with(readings, episode, freshness, now, Reasons::Written)
+}
+
+/// [`score_home`], with or without the rows' reasons ([`Reasons`]): the
+/// same code, so the same numbers either way.
+pub fn score_home_with<R: Borrow<Reading>>(
+    readings: &[R],
+    episode: &Episode,
+    freshness: Duration,
+    now: DateTime<Utc>,
+    reasons: Reasons,
 ) -> News2Score {
     if episode.under_16 {
         return News2Score::not_applicable(
@@ -181,7 +195,7 @@ pub fn score_home(
         temperature,
         spo2_scale: episode.spo2_scale.clone(),
     };
-    let mut result = news2::score(&inputs);
+    let mut result = news2::score_with(&inputs, reasons);
     stale.sort();
     result.missing.retain(|p| !stale.contains(p));
     result.partial = !result.missing.is_empty() || !stale.is_empty();
@@ -191,9 +205,10 @@ pub fn score_home(
 }
 
 /// The latest reading of `code` (by measurement time, then obs id).
-fn latest(readings: &[Reading], code: Code) -> Option<&Reading> {
+fn latest<R: Borrow<Reading>>(readings: &[R], code: Code) -> Option<&Reading> {
     readings
         .iter()
+        .map(Borrow::borrow)
         .filter(|r| r.observation.code == code)
         .max_by_key(|r| (r.measured_at, r.obs_id))
 }

@@ -89,7 +89,9 @@ pub mod quantise;
 pub mod score_line;
 pub mod thresholds;
 
-pub use home::{Attested, Episode, Reading, SCORED_CODES, default_freshness, score_home};
-pub use news2::{News2Score, Parameter, Risk, Spo2Scale, SubScore};
+pub use home::{
+    Attested, Episode, Reading, SCORED_CODES, default_freshness, score_home, score_home_with,
+};
+pub use news2::{News2Score, Parameter, Reasons, Risk, Spo2Scale, SubScore};
 pub use obs::{Code, Observation, RejectReason, Value, validate};
 pub use score_line::score_line;

@@ -31,7 +31,7 @@ use std::collections::BTreeMap;
 
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
-use vigil_clinical::{Code, News2Score, Parameter, Reading, Risk};
+use vigil_clinical::{Code, News2Score, Parameter, Reading, Reasons, Risk};
 
 use crate::PatientId;
 use crate::alert::{
@@ -242,7 +242,8 @@ impl Engine {
         let mut cleared: Vec<String> = Vec::new();
         let mut out = Vec::new();
 
-        let news2 = p.news2(pathway);
+        // The engine reads a score's numbers, never its reasons.
+        let news2 = p.news2(pathway, Reasons::Skipped);
         if NEWS2_CODES.contains(&code)
             && let Some(s) = &news2
             && let (Some(total), Some(risk)) = (s.total, s.risk)
@@ -602,7 +603,7 @@ impl Engine {
     /// The patient's NEWS2 as of their newest reading.
     pub fn news2(&self, patient: PatientId) -> Option<News2Score> {
         let p = self.patients.get(&patient)?;
-        p.news2(self.pathways.get(&p.setup.pathway)?)
+        p.news2(self.pathways.get(&p.setup.pathway)?, Reasons::Written)
     }
 
     /// The readings the engine holds for `patient`, in measurement order.

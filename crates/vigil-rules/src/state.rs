@@ -15,7 +15,7 @@ use chrono::{DateTime, Duration, Utc};
 use serde::{Deserialize, Serialize};
 use vigil_clinical::news2::Spo2ScaleSetting;
 use vigil_clinical::thresholds::spo2::Spo2Target;
-use vigil_clinical::{Code, Episode, News2Score, Reading, Spo2Scale, score_home};
+use vigil_clinical::{Code, Episode, News2Score, Reading, Reasons, Spo2Scale, score_home_with};
 
 use crate::expr::{Compiled, Facts};
 use crate::pathway::Pathway;
@@ -324,8 +324,15 @@ impl Patient {
                 continue;
             }
             latest.insert(r.observation.code, i);
-            let set: Vec<Reading> = latest.values().map(|&j| self.history[j].clone()).collect();
-            let s = score_home(&set, &self.episode, pathway.freshness, r.measured_at);
+            let set: Vec<&Reading> = latest.values().map(|&j| &self.history[j]).collect();
+            // Only the numbers are kept: no reasons (most of a score's cost).
+            let s = score_home_with(
+                &set,
+                &self.episode,
+                pathway.freshness,
+                r.measured_at,
+                Reasons::Skipped,
+            );
             self.scores.insert(key(r), Scored::of(&s));
         }
     }
@@ -339,25 +346,27 @@ impl Patient {
     }
 
     /// The latest reading of each code.
-    pub(crate) fn latest_per_code(&self) -> Vec<Reading> {
+    pub(crate) fn latest_per_code(&self) -> Vec<&Reading> {
         let mut seen = BTreeMap::new();
         for r in self.history.iter().rev() {
             if seen.len() == self.code_counts.len() {
                 break;
             }
-            seen.entry(r.observation.code).or_insert_with(|| r.clone());
+            seen.entry(r.observation.code).or_insert(r);
         }
         seen.into_values().collect()
     }
 
-    /// NEWS2 as of the newest reading (`None` before any reading).
-    pub(crate) fn news2(&self, pathway: &Pathway) -> Option<News2Score> {
+    /// NEWS2 as of the newest reading (`None` before any reading), with or
+    /// without the rows' reasons.
+    pub(crate) fn news2(&self, pathway: &Pathway, reasons: Reasons) -> Option<News2Score> {
         let as_of = self.as_of?;
-        Some(score_home(
+        Some(score_home_with(
             &self.latest_per_code(),
             &self.episode,
             pathway.freshness,
             as_of,
+            reasons,
         ))
     }
 

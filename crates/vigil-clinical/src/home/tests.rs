@@ -499,3 +499,82 @@ fn readings_of_codes_outside_scored_codes_never_change_the_score() {
         );
     }
 }
+
+/// A reading of a scored code: its value drawn across and beyond the
+/// chart's bands, some with fractions that quantisation moves.
+fn arb_reading() -> impl proptest::strategy::Strategy<Value = Option<Reading>> {
+    use proptest::prelude::*;
+    let numeric = prop_oneof![
+        Just(Code::RespRate),
+        Just(Code::Spo2),
+        Just(Code::Systolic),
+        Just(Code::Pulse),
+        Just(Code::Temp),
+        Just(Code::O2Flow),
+    ];
+    let value = prop_oneof![
+        (0i32..260).prop_map(f64::from),
+        (0i32..4500).prop_map(|v| f64::from(v) / 100.0),
+    ];
+    let number = (numeric, value).prop_map(|(code, v)| {
+        validate(code.as_str(), code.unit(), &Value::Number(v))
+            .ok()
+            .map(|o| (o, "dev-1"))
+    });
+    let letter = prop::sample::select(vec!["A", "C", "V", "P", "U"]).prop_map(|l| {
+        validate("acvpu", None, &Value::Text(l.into()))
+            .ok()
+            .map(|o| (o, "hub-1"))
+    });
+    (prop_oneof![4 => number, 1 => letter], 0i64..600, 1i64..1000).prop_map(|(o, mins, id)| {
+        o.map(|(observation, device)| Reading {
+            observation,
+            measured_at: now() - Duration::minutes(mins),
+            source: Some(device.into()),
+            obs_id: Some(id),
+        })
+    })
+}
+
+proptest::proptest! {
+    /// The rules engine scores without the reasons, many times a reading;
+    /// what is stored and shown is scored with them. Both are one code
+    /// path: the same result but for the reasons, whatever the readings,
+    /// the scale, the oxygen and consciousness entries or staleness.
+    #[test]
+    fn skipping_the_reasons_changes_nothing_else(
+        readings in proptest::collection::vec(arb_reading(), 0..12),
+        scale_two in proptest::bool::ANY,
+        oxygen in proptest::option::of(proptest::bool::ANY),
+        alert in proptest::option::of(proptest::bool::ANY),
+        not_applicable in 0u8..20,
+        freshness_h in 1i64..12,
+    ) {
+        let readings: Vec<Reading> = readings.into_iter().flatten().collect();
+        let mut ep = Episode {
+            oxygen: oxygen.map(|value| Attested { value, recorded_at: now() - Duration::hours(1), entered_by: nurse() }),
+            consciousness: alert.map(|a| Attested {
+                value: if a { Acvpu::Alert } else { Acvpu::Voice },
+                recorded_at: now() - Duration::hours(3),
+                entered_by: nurse(),
+            }),
+            under_16: not_applicable == 0,
+            pregnant: not_applicable == 1,
+            ..Episode::default()
+        };
+        if scale_two {
+            ep.spo2_scale = Spo2ScaleSetting::scale(Spo2Scale::Two);
+        }
+        let fresh = Duration::hours(freshness_h);
+        let full = score_home_with(&readings, &ep, fresh, now(), Reasons::Written);
+        let lean = score_home_with(&readings, &ep, fresh, now(), Reasons::Skipped);
+        proptest::prop_assert!(full.subscores.iter().all(|s| !s.reason.is_empty()));
+        proptest::prop_assert!(lean.subscores.iter().all(|s| s.reason.is_empty()));
+        let mut cleared = full.clone();
+        for s in &mut cleared.subscores {
+            s.reason.clear();
+        }
+        proptest::prop_assert_eq!(lean, cleared);
+        proptest::prop_assert_eq!(score_home(&readings, &ep, fresh, now()), full);
+    }
+}

@@ -315,6 +315,33 @@ impl News2Score {
 /// When the oxygen row is missing, SpO2 on scale 2 is looked up as on air,
 /// the lower bound (the row's reason says so); scale 1 does not depend on it.
 pub fn score(inputs: &News2Inputs) -> News2Score {
+    score_with(inputs, Reasons::Written)
+}
+
+/// Whether a score's rows carry their one-line reasons.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Reasons {
+    /// Each [`SubScore::reason`] is written: what is stored and shown.
+    Written,
+    /// Each [`SubScore::reason`] is empty; every other field is as
+    /// [`Reasons::Written`] gives it (the same code computes both). For a
+    /// caller that only reads the numbers, many times a reading (the rules
+    /// engine): writing the reasons was most of a score's cost.
+    Skipped,
+}
+
+impl Reasons {
+    /// `text()`, or nothing if reasons are skipped.
+    fn write(self, text: impl FnOnce() -> String) -> String {
+        match self {
+            Reasons::Written => text(),
+            Reasons::Skipped => String::new(),
+        }
+    }
+}
+
+/// [`score`], with or without the rows' reasons.
+pub fn score_with(inputs: &News2Inputs, reasons: Reasons) -> News2Score {
     let scale = inputs.spo2_scale.scale;
     let on_oxygen = inputs.oxygen.as_ref().map(|m| m.value.on_oxygen);
     let mut subscores = Vec::with_capacity(7);
@@ -332,10 +359,12 @@ pub fn score(inputs: &News2Inputs) -> News2Score {
                 let s = resp_rate::score(q);
                 (
                     s,
-                    format!(
-                        "Respiration rate {} → {s}",
-                        shown(m.value, q, resp_rate::DECIMALS, "/min")
-                    ),
+                    reasons.write(|| {
+                        format!(
+                            "Respiration rate {} → {s}",
+                            shown(m.value, q, resp_rate::DECIMALS, "/min")
+                        )
+                    }),
                 )
             })
         }),
@@ -345,16 +374,17 @@ pub fn score(inputs: &News2Inputs) -> News2Score {
         inputs.spo2.as_ref().and_then(|m| {
             numeric(m, spo2::DECIMALS, Parameter::Spo2, |q| {
                 let s = spo2::score(q, scale, on_oxygen.unwrap_or(false));
-                let value = shown(m.value, q, spo2::DECIMALS, "%");
-                let context = match (scale, on_oxygen) {
-                    (Spo2Scale::One, _) => "on scale 1".to_string(),
-                    (Spo2Scale::Two, Some(true)) => "on scale 2 on oxygen".to_string(),
-                    (Spo2Scale::Two, Some(false)) => "on scale 2 on air".to_string(),
-                    (Spo2Scale::Two, None) => {
-                        "on scale 2, oxygen unknown so scored as on air".to_string()
-                    }
-                };
-                (s, format!("SpO2 {value} {context} → {s}"))
+                let reason = reasons.write(|| {
+                    let value = shown(m.value, q, spo2::DECIMALS, "%");
+                    let context = match (scale, on_oxygen) {
+                        (Spo2Scale::One, _) => "on scale 1",
+                        (Spo2Scale::Two, Some(true)) => "on scale 2 on oxygen",
+                        (Spo2Scale::Two, Some(false)) => "on scale 2 on air",
+                        (Spo2Scale::Two, None) => "on scale 2, oxygen unknown so scored as on air",
+                    };
+                    format!("SpO2 {value} {context} → {s}")
+                });
+                (s, reason)
             })
         }),
     );
@@ -364,18 +394,25 @@ pub fn score(inputs: &News2Inputs) -> News2Score {
             let st = m.value;
             let s = oxygen::score(st.on_oxygen);
             let word = if st.on_oxygen { "oxygen" } else { "air" };
-            let (raw, what) = match st.flow_l_min {
-                Some(f) => (Value::Number(f), format!("O2 flow {f} L/min ({word})")),
-                None if st.on_oxygen => (Value::Text(word.into()), "On oxygen".to_string()),
-                None => (Value::Text(word.into()), "On air".to_string()),
+            let raw = match st.flow_l_min {
+                Some(f) => Value::Number(f),
+                None => Value::Text(word.into()),
             };
+            let reason = reasons.write(|| {
+                let what = match st.flow_l_min {
+                    Some(f) => format!("O2 flow {f} L/min ({word})"),
+                    None if st.on_oxygen => "On oxygen".to_string(),
+                    None => "On air".to_string(),
+                };
+                format!("{what} → {s}")
+            });
             provenance(
                 m,
                 Parameter::Oxygen,
                 s,
                 raw,
                 Value::Text(word.into()),
-                format!("{what} → {s}"),
+                reason,
             )
         }),
     );
@@ -386,10 +423,12 @@ pub fn score(inputs: &News2Inputs) -> News2Score {
                 let s = systolic::score(q);
                 (
                     s,
-                    format!(
-                        "Systolic BP {} → {s}",
-                        shown(m.value, q, systolic::DECIMALS, " mmHg")
-                    ),
+                    reasons.write(|| {
+                        format!(
+                            "Systolic BP {} → {s}",
+                            shown(m.value, q, systolic::DECIMALS, " mmHg")
+                        )
+                    }),
                 )
             })
         }),
@@ -401,7 +440,9 @@ pub fn score(inputs: &News2Inputs) -> News2Score {
                 let s = pulse::score(q);
                 (
                     s,
-                    format!("Pulse {} → {s}", shown(m.value, q, pulse::DECIMALS, "/min")),
+                    reasons.write(|| {
+                        format!("Pulse {} → {s}", shown(m.value, q, pulse::DECIMALS, "/min"))
+                    }),
                 )
             })
         }),
@@ -412,11 +453,13 @@ pub fn score(inputs: &News2Inputs) -> News2Score {
             let level = m.value;
             let s = consciousness::score(level);
             let v = Value::Text(level.letter().into());
-            let reason = format!(
-                "Consciousness {} ({}) → {s}",
-                level.letter(),
-                level.describe()
-            );
+            let reason = reasons.write(|| {
+                format!(
+                    "Consciousness {} ({}) → {s}",
+                    level.letter(),
+                    level.describe()
+                )
+            });
             provenance(m, Parameter::Consciousness, s, v.clone(), v, reason)
         }),
     );
@@ -427,10 +470,12 @@ pub fn score(inputs: &News2Inputs) -> News2Score {
                 let s = temperature::score(q);
                 (
                     s,
-                    format!(
-                        "Temperature {} → {s}",
-                        shown(m.value, q, temperature::DECIMALS, " °C")
-                    ),
+                    reasons.write(|| {
+                        format!(
+                            "Temperature {} → {s}",
+                            shown(m.value, q, temperature::DECIMALS, " °C")
+                        )
+                    }),
                 )
             })
         }),
