@@ -608,6 +608,22 @@ impl WsClient {
         .flatten()
     }
 
+    /// The next event of any of `kinds`, skipping others.
+    pub async fn next_event_of(&mut self, kinds: &[&str]) -> Value {
+        tokio::time::timeout(WAIT, async {
+            loop {
+                let v = next_text(&mut self.ws).await?;
+                if kinds.iter().any(|k| v["type"] == *k) {
+                    return Some(v);
+                }
+            }
+        })
+        .await
+        .ok()
+        .flatten()
+        .unwrap_or_else(|| panic!("a websocket event of {kinds:?} arrives"))
+    }
+
     /// The next `alert`/`alert_update` event for `rule`, skipping other rules'.
     pub async fn next_alert_event(&mut self, kind: &str, rule: &str) -> Value {
         tokio::time::timeout(WAIT, async {

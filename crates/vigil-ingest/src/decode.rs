@@ -6,7 +6,7 @@
 //! (counted in `vigil_obs_rejected_total{reason}` and sent to the device) and
 //! a human detail for the dead-letter table. Neither carries patient data.
 
-use chrono::{DateTime, Duration, Utc};
+use chrono::{DateTime, Duration, SubsecRound, Utc};
 use serde::Deserialize;
 use vigil_clinical::{Value, validate};
 use vigil_store::{NewObservation, ObsValue};
@@ -78,9 +78,12 @@ pub fn decode_obs(payload: &[u8], now: DateTime<Utc>) -> Result<ObsMessage, Reje
     let raw: RawMessage = serde_json::from_slice(payload)
         .map_err(|e| reject(seq, "schema", format!("bad message: {e}")))?;
     let seq = Some(raw.seq);
+    // To the millisecond, as both stores keep it: what the worker holds
+    // for scoring must be what it would read back (decision 0006).
     let measured_at = DateTime::parse_from_rfc3339(&raw.ts)
         .map_err(|e| reject(seq, "timestamp", format!("ts is not RFC 3339: {e}")))?
-        .with_timezone(&Utc);
+        .with_timezone(&Utc)
+        .trunc_subsecs(3);
     if measured_at > now + MAX_FUTURE {
         return Err(reject(
             seq,
@@ -149,6 +152,22 @@ mod tests {
         assert_eq!(m.obs.len(), 3);
         assert_eq!(m.obs[0].value, ObsValue::Number(94.0));
         assert_eq!(m.obs[2].value, ObsValue::Text("A".into()));
+    }
+
+    #[test]
+    fn a_measurement_time_is_kept_to_the_millisecond() {
+        // As both stores keep it: what the scorer holds is what it would
+        // read back.
+        let m = decode_obs(
+            br#"{"seq": 1, "ts": "2026-11-22T08:15:03.123456789+01:00",
+                 "obs": [{"code": "spo2", "value": 94, "unit": "%"}]}"#,
+            now(),
+        )
+        .expect("valid");
+        assert_eq!(
+            m.measured_at,
+            DateTime::parse_from_rfc3339("2026-11-22T07:15:03.123Z").expect("valid")
+        );
     }
 
     #[test]

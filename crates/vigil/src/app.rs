@@ -139,7 +139,12 @@ impl App {
         };
         tasks.push((
             "retention",
-            tokio::spawn(retention(store.clone(), keep, cancel.clone())),
+            tokio::spawn(retention(
+                store.clone(),
+                keep,
+                running.readings_deleted,
+                cancel.clone(),
+            )),
         ));
 
         // The certificate is read before binding, so a bad file stops the
@@ -248,7 +253,12 @@ struct Retention {
 
 /// Delete data older than its retention window, at start and hourly, and
 /// log what went.
-async fn retention(store: Arc<dyn Store>, keep: Retention, cancel: CancellationToken) {
+async fn retention(
+    store: Arc<dyn Store>,
+    keep: Retention,
+    readings_deleted: tokio::sync::mpsc::Sender<()>,
+    cancel: CancellationToken,
+) {
     use vigil_store::HistoryKind;
     let mut every = tokio::time::interval(std::time::Duration::from_secs(3600));
     let ago = |d: std::time::Duration| {
@@ -272,7 +282,13 @@ async fn retention(store: Arc<dyn Store>, keep: Retention, cancel: CancellationT
         ] {
             let Some(w) = window else { continue };
             match store.delete_history_before(kind, ago(w)).await {
-                Ok(n) => tracing::info!(kind = name, deleted = n, "retention run"),
+                Ok(n) => {
+                    tracing::info!(kind = name, deleted = n, "retention run");
+                    // The scorer holds readings; some may be gone now.
+                    if n > 0 && kind == HistoryKind::Observations {
+                        let _ = readings_deleted.try_send(());
+                    }
+                }
                 Err(e) => tracing::error!(kind = name, error = %e, "retention run failed"),
             }
         }

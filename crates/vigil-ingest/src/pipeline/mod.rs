@@ -45,6 +45,7 @@ use crate::decode::{Rejection, decode_obs};
 use crate::metrics::IngestMetrics;
 use crate::{IngestConfig, acl, alerts, ecg};
 
+mod readings;
 mod worker;
 use worker::Worker;
 
@@ -122,6 +123,9 @@ const STORED_QUEUE: usize = 2;
 pub struct Running {
     /// `true` while the MQTT connection is up (for `/readyz`).
     pub connected: watch::Receiver<bool>,
+    /// Send when stored observations were deleted (retention): the worker
+    /// then forgets the readings it holds for scoring.
+    pub readings_deleted: mpsc::Sender<()>,
     pub tasks: Vec<tokio::task::JoinHandle<()>>,
 }
 
@@ -182,9 +186,11 @@ pub fn spawn(
     let worker = Worker::new(pathways, client, store, events, metrics);
     let (stored_tx, stored_rx) = mpsc::channel(STORED_QUEUE);
     let batch = tokio::spawn(intake.run(rx, stored_tx, cancel.clone()));
-    let work = tokio::spawn(worker.run(stored_rx, rescore, rule_actions, cancel));
+    let (readings_deleted, deleted) = mpsc::channel(1);
+    let work = tokio::spawn(worker.run(stored_rx, rescore, rule_actions, deleted, cancel));
     Running {
         connected,
+        readings_deleted,
         tasks: vec![poll, batch, work, escalate],
     }
 }

@@ -20,6 +20,9 @@ pub(super) struct Worker {
     /// Per patient, the score history the built-in alerts compare with
     /// (this worker is the only writer of scores).
     history: HashMap<i64, ScoreHistory>,
+    /// Per patient scored since the start, the stored readings NEWS2 reads
+    /// (this worker is told of every one stored since).
+    readings: super::readings::Readings,
     /// Per patient whose live alerts were read, the rules with a live
     /// alert: lets `auto_resolve` skip the store when nothing could
     /// resolve. Only this worker raises alerts, so the set may hold rules
@@ -133,6 +136,7 @@ impl Worker {
             feed: Vec::new(),
             batch_received: Utc::now(),
             history: HashMap::new(),
+            readings: super::readings::Readings::default(),
             open_rules: Mutex::new(HashMap::new()),
             client,
             store,
@@ -146,6 +150,7 @@ impl Worker {
         mut stored: mpsc::Receiver<Stored>,
         mut rescore: mpsc::Receiver<i64>,
         mut rule_actions: mpsc::Receiver<RuleAction>,
+        mut readings_deleted: mpsc::Receiver<()>,
         cancel: CancellationToken,
     ) {
         loop {
@@ -183,6 +188,7 @@ impl Worker {
                     self.store_pass(scored.rows, scored.pushes, scored.firings).await;
                 }
                 Some(action) = rule_actions.recv() => self.forward_action(action),
+                Some(()) = readings_deleted.recv() => self.readings.clear(),
                 _ = tokio::time::sleep(sleep) => {
                     let now = Utc::now();
                     self.batch_received = now;
@@ -203,6 +209,12 @@ impl Worker {
         let mut to_score = w.to_score;
         self.feed.extend(w.feed);
         self.analyse_ecg(w.ecg, now, &mut to_score).await;
+        // The readings held for scoring learn of every one just stored.
+        for (patient, r) in &self.feed {
+            if let Some(row) = super::readings::scored_row(r, now) {
+                self.readings.stored(*patient, row);
+            }
+        }
         clock.lap("ecg");
         // Scoring happens after the acks: a reading is safe once stored,
         // and a scoring failure must never make a device resend.
@@ -745,6 +757,10 @@ impl Worker {
                     Ok(ids) => ids,
                     Err(e) => {
                         tracing::error!(error = %e, rates = derived.len(), "storing ECG heart rates failed");
+                        // Stored or not, the readings held may miss them.
+                        for o in &derived {
+                            self.readings.forget(o.patient_id);
+                        }
                         return;
                     }
                 }
@@ -758,7 +774,7 @@ impl Worker {
                 .entry(o.patient_id)
                 .or_default()
                 .insert(o.measured_at);
-            if let Some(r) = crate::rules::reading(
+            match crate::rules::reading(
                 "pulse",
                 &o.observation.value,
                 Some("/min"),
@@ -766,7 +782,10 @@ impl Worker {
                 &o.device_id,
                 id,
             ) {
-                self.feed.push((o.patient_id, r));
+                Some(r) => self.feed.push((o.patient_id, r)),
+                // Stored, but not a reading the rules or the readings held
+                // for scoring can take: read them again next time.
+                None => self.readings.forget(o.patient_id),
             }
             let _ = self.events.send(LiveEvent::Observation {
                 ward_id,
@@ -838,6 +857,7 @@ impl Worker {
         // at that time, the newest of the pass))
         let mut plans = Vec::new();
         let mut spans = Vec::new();
+        let mut reads = HashMap::new();
         for (patient, times) in to_score {
             let (Some(first), Some(newest)) = (times.first().copied(), times.last().copied())
             else {
@@ -846,6 +866,7 @@ impl Worker {
             let Some(settings) = episodes.remove(&patient) else {
                 // Discharged: nothing more to score.
                 self.history.remove(&patient);
+                self.readings.forget(patient);
                 continue;
             };
             if !self
@@ -867,21 +888,36 @@ impl Worker {
                 at_times.push((l, true, true));
             }
             let last = at_times.last().map(|a| a.0).unwrap_or(newest);
-            spans.push((patient, first, last));
+            // From the readings held, or else from the store: everything
+            // from `first` on, which the worker then holds.
+            match self.readings.read(patient, first, last) {
+                Some(r) => {
+                    reads.insert(patient, r);
+                }
+                None => spans.push((patient, first, super::readings::hold_until())),
+            }
             plans.push((patient, settings, at_times));
         }
         // Only the codes NEWS2 reads.
-        let codes = vigil_clinical::SCORED_CODES.map(vigil_clinical::Code::as_str);
-        let mut reads = match self.store.readings_for_scoring(&spans, &codes).await {
-            Ok(r) => r,
-            Err(e) => {
-                tracing::error!(error = %e, patients = spans.len(), "cannot read the readings; scoring skipped");
-                return Scored {
-                    settings: settings_of,
-                    ..Scored::default()
-                };
+        if !spans.is_empty() {
+            let codes = vigil_clinical::SCORED_CODES.map(vigil_clinical::Code::as_str);
+            match self.store.readings_for_scoring(&spans, &codes).await {
+                Ok(mut r) => {
+                    for (patient, first, _) in &spans {
+                        let read = r.remove(patient).unwrap_or_default();
+                        self.readings.hold(*patient, *first, read.clone());
+                        reads.insert(*patient, read);
+                    }
+                }
+                Err(e) => {
+                    tracing::error!(error = %e, patients = spans.len(), "cannot read the readings; scoring skipped");
+                    return Scored {
+                        settings: settings_of,
+                        ..Scored::default()
+                    };
+                }
             }
-        };
+        }
         lap("score_read");
         for (patient, settings, at_times) in plans {
             let r = reads.remove(&patient).unwrap_or_default();
