@@ -127,7 +127,10 @@ async fn run(ops: Vec<Op>) {
                         unit: valid.code.unit().map(str::to_string),
                     }],
                 };
-                let out = store.store_obs_batch(std::slice::from_ref(&msg)).await.unwrap();
+                let out = store
+                    .store_obs_batch(std::slice::from_ref(&msg))
+                    .await
+                    .unwrap();
                 // The worker is told of what was newly stored, as the
                 // intake's feed gives it.
                 if let [BatchOutcome::Stored { observation_ids }] = out.as_slice() {
