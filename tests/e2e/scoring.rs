@@ -221,3 +221,47 @@ async fn clinician_set_scale_2_rescores_with_who_and_when() {
         .expect("patch");
     assert_eq!(bad.status(), 422);
 }
+
+/// A message stored without the scorer being told of it (a commit that
+/// reported an error but had happened; here written to the store directly),
+/// then resent by its device: the duplicate makes the scorer read the
+/// patient's readings again, so the next score counts it (hazard AL-14).
+#[tokio::test]
+async fn a_reading_stored_unseen_is_scored_once_its_device_resends_it() {
+    let app = TestApp::spawn().await;
+    let mut ws = app.ws(&app.token).await;
+    let (patient, mut dev) = app.patient_with_device().await;
+    let now = Utc::now();
+    dev.publish_obs_at(1, now - Duration::minutes(3), full_set(97))
+        .await;
+    assert_ack(&dev.next_cmd().await, &[1]);
+    let first = ws.next_event("score").await;
+    assert_eq!(subscore(&first["score"], "spo2"), Some(0), "{first}");
+
+    let at = now - Duration::minutes(2);
+    let spo2_91 = vigil_store::NewObsMessage {
+        device_id: dev.id.clone(),
+        seq: 2,
+        patient_id: patient,
+        measured_at: at,
+        received_at: at,
+        obs: vec![vigil_store::NewObservation {
+            code: "spo2".into(),
+            value: vigil_store::ObsValue::Number(91.0),
+            unit: Some("%".into()),
+        }],
+    };
+    app.store
+        .store_obs_batch(&[spo2_91])
+        .await
+        .expect("stored behind the scorer's back");
+    dev.publish_obs_at(2, at, json!([{"code": "spo2", "value": 91, "unit": "%"}]))
+        .await;
+    assert_ack(&dev.next_cmd().await, &[2]);
+
+    dev.publish_obs_at(3, now, json!([{"code": "pulse", "value": 72, "unit": "/min"}]))
+        .await;
+    assert_ack(&dev.next_cmd().await, &[3]);
+    let s = ws.next_event("score").await;
+    assert_eq!(subscore(&s["score"], "spo2"), Some(3), "{s}");
+}

@@ -294,6 +294,10 @@ struct Stored {
     ecg: Vec<PendingEcg>,
     /// Device status messages (not stored; they go to the rules engine).
     statuses: Vec<(String, bytes::Bytes)>,
+    /// Patients whose observations may be stored without being in `feed`:
+    /// their batch's commit reported an error (it may have happened), or a
+    /// resend was a duplicate (of a message the worker may not have seen).
+    unsure: BTreeSet<i64>,
 }
 
 impl Stored {
@@ -302,6 +306,7 @@ impl Stored {
             && self.feed.is_empty()
             && self.ecg.is_empty()
             && self.statuses.is_empty()
+            && self.unsure.is_empty()
     }
 
     /// Fold later work into this one (the worker fell behind).
@@ -316,6 +321,7 @@ impl Stored {
         self.feed.extend(later.feed);
         self.ecg.extend(later.ecg);
         self.statuses.extend(later.statuses);
+        self.unsure.extend(later.unsure);
     }
 }
 
@@ -434,18 +440,27 @@ impl Intake {
             .await
             .unwrap_or_default();
         let stored_at = Utc::now();
-        if let Some(outcomes) = &obs_outcomes {
-            for (p, outcome) in pending.iter().zip(outcomes) {
-                acks.entry(p.msg.device_id.clone())
-                    .or_default()
-                    .push(p.msg.seq);
-                if let BatchOutcome::Stored { .. } = outcome {
-                    work.to_score
-                        .entry(p.msg.patient_id)
+        match &obs_outcomes {
+            Some(outcomes) => {
+                for (p, outcome) in pending.iter().zip(outcomes) {
+                    acks.entry(p.msg.device_id.clone())
                         .or_default()
-                        .insert(p.msg.measured_at);
+                        .push(p.msg.seq);
+                    match outcome {
+                        BatchOutcome::Stored { .. } => {
+                            work.to_score
+                                .entry(p.msg.patient_id)
+                                .or_default()
+                                .insert(p.msg.measured_at);
+                        }
+                        BatchOutcome::Duplicate => {
+                            work.unsure.insert(p.msg.patient_id);
+                        }
+                    }
                 }
             }
+            // The commit may have happened all the same.
+            None => work.unsure.extend(pending.iter().map(|p| p.msg.patient_id)),
         }
         if let Some(outcomes) = &ecg_outcomes {
             for (c, _) in pending_ecg.iter().zip(outcomes) {

@@ -209,7 +209,12 @@ impl Worker {
         let mut to_score = w.to_score;
         self.feed.extend(w.feed);
         self.analyse_ecg(w.ecg, now, &mut to_score).await;
-        // The readings held for scoring learn of every one just stored.
+        // The readings held for scoring learn of every one just stored, and
+        // forget patients who may have readings stored that they were not
+        // told of.
+        for patient in &w.unsure {
+            self.readings.forget(*patient);
+        }
         for (patient, r) in &self.feed {
             if let Some(row) = super::readings::scored_row(r, now) {
                 self.readings.stored(*patient, row);
