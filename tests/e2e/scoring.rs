@@ -259,8 +259,12 @@ async fn a_reading_stored_unseen_is_scored_once_its_device_resends_it() {
         .await;
     assert_ack(&dev.next_cmd().await, &[2]);
 
-    dev.publish_obs_at(3, now, json!([{"code": "pulse", "value": 72, "unit": "/min"}]))
-        .await;
+    dev.publish_obs_at(
+        3,
+        now,
+        json!([{"code": "pulse", "value": 72, "unit": "/min"}]),
+    )
+    .await;
     assert_ack(&dev.next_cmd().await, &[3]);
     let s = ws.next_event("score").await;
     assert_eq!(subscore(&s["score"], "spo2"), Some(3), "{s}");
