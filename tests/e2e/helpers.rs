@@ -595,10 +595,19 @@ async fn next_text(
 impl WsClient {
     /// The next event of `kind`, or `None` within `within`.
     pub async fn next_event_within(&mut self, kind: &str, within: Duration) -> Option<Value> {
+        self.next_where(within, |v| v["type"] == kind).await
+    }
+
+    /// The next event `wanted` says yes to within `within`, skipping others.
+    async fn next_where(
+        &mut self,
+        within: Duration,
+        wanted: impl Fn(&Value) -> bool,
+    ) -> Option<Value> {
         tokio::time::timeout(within, async {
             loop {
                 let v = next_text(&mut self.ws).await?;
-                if v["type"] == kind {
+                if wanted(&v) {
                     return Some(v);
                 }
             }
@@ -610,18 +619,9 @@ impl WsClient {
 
     /// The next event of any of `kinds`, skipping others.
     pub async fn next_event_of(&mut self, kinds: &[&str]) -> Value {
-        tokio::time::timeout(WAIT, async {
-            loop {
-                let v = next_text(&mut self.ws).await?;
-                if kinds.iter().any(|k| v["type"] == *k) {
-                    return Some(v);
-                }
-            }
-        })
-        .await
-        .ok()
-        .flatten()
-        .unwrap_or_else(|| panic!("a websocket event of {kinds:?} arrives"))
+        self.next_where(WAIT, |v| kinds.iter().any(|k| v["type"] == *k))
+            .await
+            .unwrap_or_else(|| panic!("a websocket event of {kinds:?} arrives"))
     }
 
     /// The next `alert`/`alert_update` event for `rule`, skipping other rules'.

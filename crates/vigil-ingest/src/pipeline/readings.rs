@@ -101,13 +101,11 @@ impl Held {
     fn add(&mut self, row: ObservationRow) {
         let key = (row.measured_at, row.id);
         if row.measured_at <= self.start {
-            // Only the newest of its code at or before `start` is kept.
+            // Only the newest of its code at or before `start` is kept
+            // (those come first: at most one a code).
             let start = self.start;
-            if let Some(i) = self
-                .rows
-                .iter()
-                .position(|r| r.measured_at <= start && r.code == row.code)
-            {
+            let front = self.rows.partition_point(|r| r.measured_at <= start);
+            if let Some(i) = self.rows[..front].iter().position(|r| r.code == row.code) {
                 if key <= (self.rows[i].measured_at, self.rows[i].id) {
                     return;
                 }

@@ -861,7 +861,7 @@ impl Worker {
         // (patient, settings, the times to score at: (time, the newest state
         // at that time, the newest of the pass))
         let mut plans = Vec::new();
-        let mut spans = Vec::new();
+        let mut to_hold = Vec::new();
         let mut reads = HashMap::new();
         for (patient, times) in to_score {
             let (Some(first), Some(newest)) = (times.first().copied(), times.last().copied())
@@ -893,29 +893,36 @@ impl Worker {
                 at_times.push((l, true, true));
             }
             let last = at_times.last().map(|a| a.0).unwrap_or(newest);
-            // From the readings held, or else from the store: everything
-            // from `first` on, which the worker then holds.
+            // From the readings held, or else (below) from the store:
+            // everything from `first` on, which the worker then holds.
             match self.readings.read(patient, first, last) {
                 Some(r) => {
                     reads.insert(patient, r);
                 }
-                None => spans.push((patient, first, super::readings::hold_until())),
+                None => to_hold.push((patient, first, last)),
             }
             plans.push((patient, settings, at_times));
         }
         // Only the codes NEWS2 reads.
-        if !spans.is_empty() {
+        if !to_hold.is_empty() {
             let codes = vigil_clinical::SCORED_CODES.map(vigil_clinical::Code::as_str);
+            let spans: Vec<_> = to_hold
+                .iter()
+                .map(|(p, first, _)| (*p, *first, super::readings::hold_until()))
+                .collect();
             match self.store.readings_for_scoring(&spans, &codes).await {
                 Ok(mut r) => {
-                    for (patient, first, _) in &spans {
-                        let read = r.remove(patient).unwrap_or_default();
-                        self.readings.hold(*patient, *first, read.clone());
-                        reads.insert(*patient, read);
+                    // Held, then answered from what is held, as next time.
+                    for (patient, first, last) in to_hold {
+                        let read = r.remove(&patient).unwrap_or_default();
+                        self.readings.hold(patient, first, read);
+                        if let Some(read) = self.readings.read(patient, first, last) {
+                            reads.insert(patient, read);
+                        }
                     }
                 }
                 Err(e) => {
-                    tracing::error!(error = %e, patients = spans.len(), "cannot read the readings; scoring skipped");
+                    tracing::error!(error = %e, patients = to_hold.len(), "cannot read the readings; scoring skipped");
                     return Scored {
                         settings: settings_of,
                         ..Scored::default()
