@@ -411,3 +411,70 @@ fn serve_announces_its_ports_and_stops_on_sigterm() {
     let status = child.wait().expect("exit");
     assert_eq!(status.code(), Some(0));
 }
+
+/// The ingest remembers devices' routes between batches (decision 0007):
+/// a device moved to another patient, or its patient discharged, by
+/// `vigil admin` in another process while the daemon runs, has its very
+/// next reading filed by the new route.
+#[tokio::test]
+async fn a_route_changed_by_the_cli_is_used_from_the_next_reading() {
+    let app = TestApp::spawn().await;
+    let dir = tempfile::tempdir().expect("tempdir");
+    let cfg = config_for(&app, &dir);
+    let run = |args: &[&str]| {
+        let mut all = vec!["admin", "--config", cfg.as_str()];
+        all.extend_from_slice(args);
+        json_out(&vigil(&all, None))
+    };
+    let (ann, mut dev) = app.patient_with_device().await;
+    let bob = app.admit("general").await;
+    let stored_for = |patient: i64| {
+        let store = app.store.clone();
+        async move {
+            store
+                .observations(vigil_store::ObservationQuery {
+                    patient_id: patient,
+                    code: None,
+                    from: None,
+                    to: None,
+                    max_points: None,
+                })
+                .await
+                .expect("observations")
+                .len()
+        }
+    };
+
+    dev.publish_obs(1, json!([{"code": "spo2", "value": 95, "unit": "%"}]))
+        .await;
+    assert_ack(&dev.next_cmd().await, &[1]);
+    assert_eq!((stored_for(ann).await, stored_for(bob).await), (1, 0));
+
+    run(&[
+        "device",
+        "assign",
+        "--device",
+        &dev.id,
+        "--patient",
+        &bob.to_string(),
+    ]);
+    dev.publish_obs(2, json!([{"code": "spo2", "value": 94, "unit": "%"}]))
+        .await;
+    assert_ack(&dev.next_cmd().await, &[2]);
+    assert_eq!(
+        (stored_for(ann).await, stored_for(bob).await),
+        (1, 1),
+        "the reading after the move is Bob's"
+    );
+
+    run(&["patient", "discharge", "--patient", &bob.to_string()]);
+    dev.publish_obs(3, json!([{"code": "spo2", "value": 93, "unit": "%"}]))
+        .await;
+    let cmd = dev.next_cmd().await;
+    assert_eq!(
+        (cmd["type"].as_str(), cmd["reason"].as_str()),
+        (Some("reject"), Some("no_patient")),
+        "after the discharge the device has no patient: {cmd}"
+    );
+    assert_eq!((stored_for(ann).await, stored_for(bob).await), (1, 1));
+}

@@ -95,6 +95,11 @@ pub trait Store: Send + Sync + 'static {
         &self,
         device_ids: &[&str],
     ) -> Result<std::collections::HashMap<String, DeviceRoute>>;
+    /// A number that changes whenever any device's route may have changed
+    /// (a device provisioned, assigned, revoked or deleted; an episode
+    /// opened or closed; a patient moved), by whatever process wrote it.
+    /// Routes looked up after reading a value stay right until it changes.
+    async fn route_generation(&self) -> Result<i64>;
     /// Replace the device's last status with `report` (shown with the
     /// device in [`Store::patient_get`]). `NotFound` for an unknown device.
     async fn device_status_record(

@@ -961,6 +961,14 @@ impl Store for PgStore {
         }))
     }
 
+    async fn route_generation(&self) -> Result<i64> {
+        Ok(
+            sqlx::query_scalar("SELECT n FROM route_generation WHERE id = 1")
+                .fetch_one(&self.pool)
+                .await?,
+        )
+    }
+
     async fn device_routes(&self, device_ids: &[&str]) -> Result<HashMap<String, DeviceRoute>> {
         if device_ids.is_empty() {
             return Ok(HashMap::new());

@@ -34,6 +34,7 @@ macro_rules! both_backends {
 
 both_backends!(
     device_routes_answer_a_batch_like_device_route_does,
+    route_generation_moves_with_every_route_change_and_only_then,
     score_insert_many_is_all_or_nothing,
     wards_are_unique_and_found_by_name_or_id,
     users_carry_their_wards_and_unique_names,
@@ -753,6 +754,54 @@ async fn device_routes_answer_a_batch_like_device_route_does(s: &dyn Store) {
             .collect::<Vec<_>>(),
         ["ox-1"]
     );
+}
+
+async fn route_generation_moves_with_every_route_change_and_only_then(s: &dyn Store) {
+    let gen_ = || async { s.route_generation().await.expect("generation") };
+    let mut last = gen_().await;
+    // Asserts the generation moved (or not) since the last check.
+    let mut check = |now: i64, moved: bool, what: &str| {
+        assert_eq!(now != last, moved, "{what}: {last} -> {now}");
+        last = now;
+    };
+    let w = ward(s, "W").await;
+    check(gen_().await, false, "a ward added");
+    let ann = admit(s, w, "Ann").await;
+    check(gen_().await, true, "Ann admitted");
+    let bob = admit(s, w, "Bob").await;
+    check(gen_().await, true, "Bob admitted");
+    s.device_provision(device("ox-1", "oximeter", Some(ann)))
+        .await
+        .expect("provision");
+    check(gen_().await, true, "a device provisioned");
+    s.device_provision(device("spare", "bp-cuff", None))
+        .await
+        .expect("provision");
+    check(gen_().await, true, "an unassigned device provisioned");
+    s.store_obs_batch(&[msg("ox-1", 1, ann, t(8, 0), vec![num("spo2", 95.0)])])
+        .await
+        .expect("batch");
+    check(gen_().await, false, "a reading stored");
+    s.episode_update(
+        ann,
+        EpisodeUpdate {
+            spo2_scale: Some(2),
+            ..Default::default()
+        },
+        "dr-who",
+        t(9, 0),
+    )
+    .await
+    .expect("update");
+    check(gen_().await, false, "an episode's scale changed");
+    s.device_assign("ox-1", bob).await.expect("assign");
+    check(gen_().await, true, "a device reassigned");
+    s.patient_discharge(bob, t(10, 0)).await.expect("discharge");
+    check(gen_().await, true, "a patient discharged");
+    s.device_assign("spare", ann).await.expect("assign");
+    check(gen_().await, true, "a spare device assigned");
+    s.device_revoke("spare", t(11, 0)).await.expect("revoke");
+    check(gen_().await, true, "a device revoked");
 }
 
 async fn score_insert_many_is_all_or_nothing(s: &dyn Store) {

@@ -46,6 +46,7 @@ use crate::metrics::IngestMetrics;
 use crate::{IngestConfig, acl, alerts, ecg};
 
 mod readings;
+mod routes;
 mod worker;
 use worker::Worker;
 
@@ -177,6 +178,7 @@ pub fn spawn(
         cancel.clone(),
     ));
     let intake = Intake {
+        routes: routes::Routes::default(),
         client: client.clone(),
         store: store.clone(),
         events: events.clone(),
@@ -275,6 +277,7 @@ async fn poll_loop(
 /// for scoring or rules, so the broker's window of unacknowledged
 /// deliveries turns over as fast as batches commit.
 struct Intake {
+    routes: routes::Routes,
     client: AsyncClient,
     store: Arc<dyn Store>,
     events: broadcast::Sender<LiveEvent>,
@@ -349,7 +352,7 @@ struct Pending {
 
 impl Intake {
     async fn run(
-        self,
+        mut self,
         mut rx: mpsc::Receiver<Publish>,
         out: mpsc::Sender<Stored>,
         cancel: CancellationToken,
@@ -377,7 +380,7 @@ impl Intake {
     }
 
     /// Commit one batch and ack it; returns the work for the worker.
-    async fn process(&self, batch: &[Publish]) -> Stored {
+    async fn process(&mut self, batch: &[Publish]) -> Stored {
         let now = Utc::now();
         let mut work = Stored {
             received_at: Some(now),
@@ -392,15 +395,16 @@ impl Intake {
             .filter(|(_, kind)| *kind != "status")
             .map(|(d, _)| *d)
             .collect();
+        let no_devices = HashMap::new();
         let routes = if devices.is_empty() {
-            Some(HashMap::new())
+            Some(&no_devices)
         } else {
             match self
-                .store
-                .device_routes(&devices.into_iter().collect::<Vec<_>>())
+                .routes
+                .refresh(&*self.store, &devices.into_iter().collect::<Vec<_>>())
                 .await
             {
-                Ok(r) => Some(r),
+                Ok(()) => Some(self.routes.known()),
                 Err(e) => {
                     tracing::error!(error = %e, "device lookup failed; batch left unacked");
                     None
@@ -415,7 +419,7 @@ impl Intake {
                 continue;
             };
             match kind {
-                "obs" => match self.accept_obs(device, &p.payload, now, routes.as_ref()) {
+                "obs" => match self.accept_obs(device, &p.payload, now, routes) {
                     Ok(Some(msg)) => pending.push(msg),
                     Ok(None) => {}
                     Err(r) => {
@@ -423,7 +427,7 @@ impl Intake {
                             .await
                     }
                 },
-                "ecg" => match self.accept_ecg(device, &p.payload, now, routes.as_ref()) {
+                "ecg" => match self.accept_ecg(device, &p.payload, now, routes) {
                     Ok(Some(c)) => pending_ecg.push(c),
                     Ok(None) => {}
                     Err(r) => {

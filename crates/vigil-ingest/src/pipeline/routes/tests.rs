@@ -1,0 +1,119 @@
+//! Remembered routes answer as the store does after every kind of route
+//! change, including writes that bypass the store's code (another process's
+//! SQL on the same database file).
+
+use chrono::{TimeZone, Utc};
+use vigil_store::{NewDevice, NewPatient};
+
+use super::*;
+
+const DEVICES: [&str; 3] = ["hub-a", "hub-b", "never-provisioned"];
+
+/// What `lookup` answers for `DEVICES` equals a fresh look-up in the store.
+async fn assert_fresh(routes: &mut Routes, store: &dyn Store, after: &str) {
+    routes.refresh(store, &DEVICES).await.expect("refresh");
+    let remembered = routes.known();
+    let remembered: HashMap<&str, DeviceRoute> = DEVICES
+        .iter()
+        .filter_map(|d| remembered.get(*d).map(|r| (*d, *r)))
+        .collect();
+    let fresh = store.device_routes(&DEVICES).await.expect("routes");
+    let fresh: HashMap<&str, DeviceRoute> = fresh.iter().map(|(d, r)| (d.as_str(), *r)).collect();
+    assert_eq!(remembered, fresh, "after {after}");
+}
+
+async fn lookup(routes: &mut Routes, store: &dyn Store, device: &str) -> Option<DeviceRoute> {
+    routes.refresh(store, &[device]).await.expect("refresh");
+    routes.known().get(device).copied()
+}
+
+#[tokio::test]
+async fn remembered_routes_follow_every_change_from_any_writer() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let url = format!("sqlite://{}", dir.path().join("r.db").display());
+    let store = vigil_store::connect(&url).await.expect("store");
+    // Another writer on the same file, as `vigil admin` or an operator is.
+    let other = sqlx::SqlitePool::connect(&url).await.expect("other pool");
+    let sql = |q: &'static str| {
+        let other = other.clone();
+        async move { sqlx::query(q).execute(&other).await.expect(q) }
+    };
+    let at = Utc
+        .with_ymd_and_hms(2026, 12, 5, 8, 0, 0)
+        .single()
+        .expect("time");
+    let ward = store.ward_add("Ward").await.expect("ward");
+    let other_ward = store.ward_add("Other").await.expect("ward");
+    let admit = |name: &str| NewPatient {
+        ward_id: ward.id,
+        name: name.into(),
+        nhs_number: "9434765919".into(),
+        pathway: "default".into(),
+        spo2_scale: 1,
+        spo2_scale_set_by: None,
+        admitted_at: at,
+    };
+    let ann = store.patient_admit(admit("Ann")).await.expect("admit");
+    let bob = store.patient_admit(admit("Bob")).await.expect("admit");
+    for (id, patient) in [("hub-a", Some(ann)), ("hub-b", None)] {
+        store
+            .device_provision(NewDevice {
+                id: id.into(),
+                kind: "hub".into(),
+                mqtt_username: format!("mqtt-{id}"),
+                secret_hash: "hash".into(),
+                mosquitto_hash: None,
+                patient_id: patient,
+                created_at: at,
+            })
+            .await
+            .expect("provision");
+    }
+    let mut routes = Routes::default();
+    assert_fresh(&mut routes, &*store, "the first look-up").await;
+    assert_eq!(
+        lookup(&mut routes, &*store, "hub-a").await,
+        Some(DeviceRoute {
+            patient_id: ann,
+            ward_id: ward.id
+        })
+    );
+
+    store.device_assign("hub-b", bob).await.expect("assign");
+    assert_fresh(&mut routes, &*store, "the store assigned hub-b").await;
+
+    sql("UPDATE devices SET patient_id = (SELECT id FROM patients WHERE name = 'Bob') WHERE id = 'hub-a'").await;
+    assert_fresh(&mut routes, &*store, "another writer moved hub-a to Bob").await;
+    assert_eq!(
+        lookup(&mut routes, &*store, "hub-a").await,
+        Some(DeviceRoute {
+            patient_id: bob,
+            ward_id: ward.id
+        })
+    );
+
+    sqlx::query("UPDATE patients SET ward_id = ? WHERE id = ?")
+        .bind(other_ward.id)
+        .bind(bob)
+        .execute(&other)
+        .await
+        .expect("move ward");
+    assert_fresh(&mut routes, &*store, "another writer moved Bob's ward").await;
+
+    sql("UPDATE episodes SET discharged_at = '2026-12-05T09:00:00.000Z' WHERE patient_id = (SELECT id FROM patients WHERE name = 'Bob')").await;
+    assert_fresh(&mut routes, &*store, "another writer discharged Bob").await;
+    assert!(lookup(&mut routes, &*store, "hub-a").await.is_none());
+
+    sql("UPDATE devices SET patient_id = (SELECT id FROM patients WHERE name = 'Ann') WHERE id = 'hub-b'").await;
+    assert_fresh(
+        &mut routes,
+        &*store,
+        "another writer moved hub-b back to Ann",
+    )
+    .await;
+
+    sql("UPDATE devices SET revoked_at = '2026-12-05T10:00:00.000Z' WHERE id = 'hub-b'").await;
+    assert_fresh(&mut routes, &*store, "another writer revoked hub-b").await;
+    routes.refresh(&*store, &DEVICES).await.expect("refresh");
+    assert!(routes.known().is_empty(), "{:?}", routes.known());
+}
