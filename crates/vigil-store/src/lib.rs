@@ -131,6 +131,19 @@ pub trait Store: Send + Sync + 'static {
         obs: &[NewObsMessage],
         ecg: &[NewEcgChunk],
     ) -> Result<(Vec<BatchOutcome>, Vec<BatchOutcome>)>;
+    /// [`Store::store_uplink_batch`] of messages and chunks routed under
+    /// route generation `routes_at` ([`Store::route_generation`]). The
+    /// transaction first checks that the generation is still `routes_at`,
+    /// and stores nothing (returns `None`) if it moved; while it runs no
+    /// route change can commit (SQLite: the write lock; PostgreSQL: the
+    /// generation row is share-locked). So every route the batch used holds
+    /// when it commits.
+    async fn store_routed_batch(
+        &self,
+        routes_at: i64,
+        obs: &[NewObsMessage],
+        ecg: &[NewEcgChunk],
+    ) -> Result<Option<(Vec<BatchOutcome>, Vec<BatchOutcome>)>>;
     /// Record a refused message in the dead-letter table.
     async fn store_rejected(&self, r: NewRejected) -> Result<()>;
     async fn observations(&self, q: ObservationQuery) -> Result<Vec<ObservationRow>>;

@@ -328,6 +328,42 @@ impl PgStore {
         Ok(PgStore { pool })
     }
 
+    /// One intake batch in one transaction; `None` (nothing stored) if
+    /// `routes_at` is given and the route generation is no longer it. The
+    /// generation row stays share-locked until the commit, so a route
+    /// change (whose trigger updates that row) waits for the batch.
+    async fn uplink_batch(
+        &self,
+        routes_at: Option<i64>,
+        obs: &[NewObsMessage],
+        ecg: &[NewEcgChunk],
+    ) -> Result<Option<(Vec<BatchOutcome>, Vec<BatchOutcome>)>> {
+        let mut tx = self.pool.begin().await?;
+        if let Some(expected) = routes_at {
+            let now: i64 =
+                sqlx::query_scalar("SELECT n FROM route_generation WHERE id = 1 FOR SHARE")
+                    .fetch_one(&mut *tx)
+                    .await?;
+            if now != expected {
+                return Ok(None);
+            }
+        }
+        // Messages then chunks, each in its lock order: every instance takes
+        // the dedup keys' locks in the same order.
+        let obs = if obs.is_empty() {
+            Vec::new()
+        } else {
+            obs_batch_in(&mut tx, obs).await?
+        };
+        let ecg = if ecg.is_empty() {
+            Vec::new()
+        } else {
+            ecg_batch_in(&mut tx, ecg).await?
+        };
+        tx.commit().await?;
+        Ok(Some((obs, ecg)))
+    }
+
     async fn user_wards(&self, user_id: i64) -> Result<Vec<i64>> {
         let rows =
             sqlx::query("SELECT ward_id FROM user_wards WHERE user_id = $1 ORDER BY ward_id")
@@ -1000,21 +1036,18 @@ impl Store for PgStore {
         obs: &[NewObsMessage],
         ecg: &[NewEcgChunk],
     ) -> Result<(Vec<BatchOutcome>, Vec<BatchOutcome>)> {
-        let mut tx = self.pool.begin().await?;
-        // Messages then chunks, each in its lock order: every instance takes
-        // the dedup keys' locks in the same order.
-        let obs = if obs.is_empty() {
-            Vec::new()
-        } else {
-            obs_batch_in(&mut tx, obs).await?
-        };
-        let ecg = if ecg.is_empty() {
-            Vec::new()
-        } else {
-            ecg_batch_in(&mut tx, ecg).await?
-        };
-        tx.commit().await?;
-        Ok((obs, ecg))
+        self.uplink_batch(None, obs, ecg)
+            .await?
+            .ok_or_else(|| StoreError::Backend("no route generation was checked".into()))
+    }
+
+    async fn store_routed_batch(
+        &self,
+        routes_at: i64,
+        obs: &[NewObsMessage],
+        ecg: &[NewEcgChunk],
+    ) -> Result<Option<(Vec<BatchOutcome>, Vec<BatchOutcome>)>> {
+        self.uplink_batch(Some(routes_at), obs, ecg).await
     }
 
     async fn store_rejected(&self, r: NewRejected) -> Result<()> {

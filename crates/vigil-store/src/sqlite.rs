@@ -159,6 +159,40 @@ impl SqliteStore {
         })
     }
 
+    /// One intake batch in one transaction; `None` (nothing stored) if
+    /// `routes_at` is given and the route generation is no longer it. The
+    /// check runs under the write lock, so no route change can commit
+    /// between it and the batch.
+    async fn uplink_batch(
+        &self,
+        routes_at: Option<i64>,
+        obs: &[NewObsMessage],
+        ecg: &[NewEcgChunk],
+    ) -> Result<Option<(Vec<BatchOutcome>, Vec<BatchOutcome>)>> {
+        let _write = self.write.lock().await;
+        let mut tx = self.pool.begin_with("BEGIN IMMEDIATE").await?;
+        if let Some(expected) = routes_at {
+            let now: i64 = sqlx::query_scalar("SELECT n FROM route_generation WHERE id = 1")
+                .fetch_one(&mut *tx)
+                .await?;
+            if now != expected {
+                return Ok(None);
+            }
+        }
+        let obs = if obs.is_empty() {
+            Vec::new()
+        } else {
+            obs_batch_in(&mut tx, obs).await?
+        };
+        let ecg = if ecg.is_empty() {
+            Vec::new()
+        } else {
+            ecg_batch_in(&mut tx, ecg).await?
+        };
+        tx.commit().await?;
+        Ok(Some((obs, ecg)))
+    }
+
     async fn user_wards(&self, user_id: i64) -> Result<Vec<i64>> {
         let rows = sqlx::query("SELECT ward_id FROM user_wards WHERE user_id = ? ORDER BY ward_id")
             .bind(user_id)
@@ -1075,20 +1109,18 @@ impl Store for SqliteStore {
         obs: &[NewObsMessage],
         ecg: &[NewEcgChunk],
     ) -> Result<(Vec<BatchOutcome>, Vec<BatchOutcome>)> {
-        let _write = self.write.lock().await;
-        let mut tx = self.pool.begin_with("BEGIN IMMEDIATE").await?;
-        let obs = if obs.is_empty() {
-            Vec::new()
-        } else {
-            obs_batch_in(&mut tx, obs).await?
-        };
-        let ecg = if ecg.is_empty() {
-            Vec::new()
-        } else {
-            ecg_batch_in(&mut tx, ecg).await?
-        };
-        tx.commit().await?;
-        Ok((obs, ecg))
+        self.uplink_batch(None, obs, ecg)
+            .await?
+            .ok_or_else(|| StoreError::Backend("no route generation was checked".into()))
+    }
+
+    async fn store_routed_batch(
+        &self,
+        routes_at: i64,
+        obs: &[NewObsMessage],
+        ecg: &[NewEcgChunk],
+    ) -> Result<Option<(Vec<BatchOutcome>, Vec<BatchOutcome>)>> {
+        self.uplink_batch(Some(routes_at), obs, ecg).await
     }
 
     async fn store_rejected(&self, r: NewRejected) -> Result<()> {

@@ -35,6 +35,7 @@ macro_rules! both_backends {
 both_backends!(
     device_routes_answer_a_batch_like_device_route_does,
     route_generation_moves_with_every_route_change_and_only_then,
+    a_routed_batch_stores_only_under_the_generation_it_was_routed_by,
     score_insert_many_is_all_or_nothing,
     wards_are_unique_and_found_by_name_or_id,
     users_carry_their_wards_and_unique_names,
@@ -802,6 +803,58 @@ async fn route_generation_moves_with_every_route_change_and_only_then(s: &dyn St
     check(gen_().await, true, "a spare device assigned");
     s.device_revoke("spare", t(11, 0)).await.expect("revoke");
     check(gen_().await, true, "a device revoked");
+}
+
+async fn a_routed_batch_stores_only_under_the_generation_it_was_routed_by(s: &dyn Store) {
+    let w = ward(s, "W").await;
+    let ann = admit(s, w, "Ann").await;
+    let bob = admit(s, w, "Bob").await;
+    s.device_provision(device("ox-1", "oximeter", Some(ann)))
+        .await
+        .expect("provision");
+    let routed_at = s.route_generation().await.expect("generation");
+    let first = msg("ox-1", 1, ann, t(8, 0), vec![num("spo2", 95.0)]);
+    let (obs, ecg) = s
+        .store_routed_batch(routed_at, std::slice::from_ref(&first), &[])
+        .await
+        .expect("batch")
+        .expect("stored under the current generation");
+    assert_eq!((obs.len(), ecg.len()), (1, 0));
+    assert!(matches!(obs[0], BatchOutcome::Stored { .. }));
+
+    s.device_assign("ox-1", bob)
+        .await
+        .expect("move ox-1 to Bob");
+    let late = msg("ox-1", 2, ann, t(8, 1), vec![num("spo2", 94.0)]);
+    assert!(
+        s.store_routed_batch(routed_at, &[late], &[ecg_chunk("e1", 1, ann, 0)])
+            .await
+            .expect("batch")
+            .is_none(),
+        "routed by a generation that has moved: refused"
+    );
+    assert_eq!(
+        s.stats().await.expect("stats").obs_messages,
+        1,
+        "nothing of the refused batch stored"
+    );
+    assert!(
+        s.ecg_range(ann, 0, i64::MAX)
+            .await
+            .expect("range")
+            .0
+            .is_empty()
+    );
+
+    let now = s.route_generation().await.expect("generation");
+    let moved = msg("ox-1", 2, bob, t(8, 1), vec![num("spo2", 94.0)]);
+    assert!(
+        s.store_routed_batch(now, &[moved], &[])
+            .await
+            .expect("batch")
+            .is_some()
+    );
+    assert_eq!(s.stats().await.expect("stats").obs_messages, 2);
 }
 
 async fn score_insert_many_is_all_or_nothing(s: &dyn Store) {

@@ -1,7 +1,7 @@
 //! The ingest loop: MQTT in, durable store, end-to-end acks out.
 //!
 //! ```text
-//! rumqttc event loop ──publish──▶ Intake: batch ── decode/validate/route ──▶ store_uplink_batch (one tx)
+//! rumqttc event loop ──publish──▶ Intake: batch ── decode/validate/route ──▶ store_routed_batch (one tx)
 //!                                    │                                          │ Ok
 //!                                    │ rejected: dead-letter, then reject       ▼
 //!                                    └───────────── ack {"seqs"} on cmd, MQTT acks, live events
@@ -20,7 +20,7 @@
 //! and the devices hold the rest.
 //!
 //! The order is the safety property: an `ack` is published only after
-//! `store_uplink_batch` returned `Ok` (the commit happened). If the commit
+//! `store_routed_batch` stored the batch (the commit happened). If the commit
 //! fails, nothing is acked; the device keeps the message and resends it,
 //! and the `(device, seq)` key makes the resend harmless. The client uses
 //! manual MQTT acks too, so with an external broker and a persistent
@@ -109,6 +109,10 @@ pub async fn escalator(
     }
 }
 
+/// How many times a batch is routed and committed when devices' routes
+/// keep changing under it (each change moves the route generation), before
+/// it is left unacked for the devices to resend.
+const ROUTE_TRIES: usize = 3;
 /// Largest batch written in one transaction.
 const MAX_BATCH: usize = 512;
 /// How long the first message of a batch may wait for company, when no
@@ -328,6 +332,27 @@ impl Stored {
     }
 }
 
+/// The outcomes of a batch's messages and of its chunks, in order (`None`
+/// for a part the batch did not have).
+type Outcomes = (Option<Vec<BatchOutcome>>, Option<Vec<BatchOutcome>>);
+
+/// What one try at committing a batch did.
+enum Committed {
+    /// The outcomes, or `None`: failed, nothing acked.
+    Done(Option<Outcomes>),
+    /// Nothing stored: the devices' routes changed since they were looked up.
+    RoutesChanged,
+}
+
+/// The rejection of a message whose device has no route.
+fn no_patient(seq: u32) -> Rejection {
+    Rejection {
+        seq: Some(seq),
+        reason: "no_patient",
+        detail: "device is not assigned to an admitted patient".into(),
+    }
+}
+
 /// Which uplink a rejected message came on.
 #[derive(Clone, Copy)]
 enum Uplink {
@@ -337,6 +362,8 @@ enum Uplink {
 
 /// One ECG chunk that passed decoding and routing, waiting for the commit.
 struct PendingEcg {
+    /// Its place in the batch.
+    at: usize,
     device_id: String,
     patient_id: i64,
     ward_id: i64,
@@ -346,6 +373,8 @@ struct PendingEcg {
 
 /// One message that passed decoding and routing, waiting for the commit.
 struct Pending {
+    /// Its place in the batch.
+    at: usize,
     msg: NewObsMessage,
     ward_id: i64,
 }
@@ -396,6 +425,7 @@ impl Intake {
             .map(|(d, _)| *d)
             .collect();
         let no_devices = HashMap::new();
+        let mut routes_at = None;
         let routes = if devices.is_empty() {
             Some(&no_devices)
         } else {
@@ -404,7 +434,10 @@ impl Intake {
                 .refresh(&*self.store, &devices.into_iter().collect::<Vec<_>>())
                 .await
             {
-                Ok(()) => Some(self.routes.known()),
+                Ok(generation) => {
+                    routes_at = Some(generation);
+                    Some(self.routes.known())
+                }
                 Err(e) => {
                     tracing::error!(error = %e, "device lookup failed; batch left unacked");
                     None
@@ -413,13 +446,13 @@ impl Intake {
         };
         let mut pending: Vec<Pending> = Vec::new();
         let mut pending_ecg: Vec<PendingEcg> = Vec::new();
-        for (p, topic) in batch.iter().zip(&topics) {
+        for (at, (p, topic)) in batch.iter().zip(&topics).enumerate() {
             let Some((device, kind)) = *topic else {
                 tracing::warn!("message on unexpected topic ignored");
                 continue;
             };
             match kind {
-                "obs" => match self.accept_obs(device, &p.payload, now, routes) {
+                "obs" => match self.accept_obs(at, device, &p.payload, now, routes) {
                     Ok(Some(msg)) => pending.push(msg),
                     Ok(None) => {}
                     Err(r) => {
@@ -427,7 +460,7 @@ impl Intake {
                             .await
                     }
                 },
-                "ecg" => match self.accept_ecg(device, &p.payload, now, routes) {
+                "ecg" => match self.accept_ecg(at, device, &p.payload, now, routes) {
                     Ok(Some(c)) => pending_ecg.push(c),
                     Ok(None) => {}
                     Err(r) => {
@@ -440,7 +473,7 @@ impl Intake {
         }
         let mut acks: BTreeMap<String, Vec<u32>> = BTreeMap::new();
         let (obs_outcomes, ecg_outcomes) = self
-            .store_uplink(&pending, &pending_ecg)
+            .commit(batch, &mut pending, &mut pending_ecg, routes_at, now)
             .await
             .unwrap_or_default();
         let stored_at = Utc::now();
@@ -500,16 +533,125 @@ impl Intake {
         work
     }
 
-    /// Commit the batch's messages and ECG chunks in one transaction: the
-    /// outcomes of each (`None` if it had none), or nothing acked at all
-    /// on failure.
+    /// Commit the batch's messages and ECG chunks, routed under route
+    /// generation `routes_at`, in one transaction: the outcomes of each
+    /// (`None` if it had none), or nothing acked at all on failure. If the
+    /// routes changed meanwhile, nothing was stored: route the batch again
+    /// with routes looked up afresh (rejecting what has no route now) and
+    /// commit that, up to [`ROUTE_TRIES`] times.
+    async fn commit(
+        &mut self,
+        batch: &[Publish],
+        pending: &mut Vec<Pending>,
+        pending_ecg: &mut Vec<PendingEcg>,
+        routes_at: Option<i64>,
+        now: chrono::DateTime<Utc>,
+    ) -> Option<Outcomes> {
+        // No generation: no device was routed, so nothing is pending.
+        let mut routes_at = routes_at?;
+        for _ in 1..ROUTE_TRIES {
+            match self.store_uplink(pending, pending_ecg, routes_at).await {
+                Committed::Done(outcomes) => return outcomes,
+                Committed::RoutesChanged => {
+                    self.routes.forget();
+                    routes_at = self.reroute(batch, pending, pending_ecg, now).await?;
+                }
+            }
+        }
+        match self.store_uplink(pending, pending_ecg, routes_at).await {
+            Committed::Done(outcomes) => outcomes,
+            Committed::RoutesChanged => {
+                self.routes.forget();
+                tracing::error!(
+                    tries = ROUTE_TRIES,
+                    "devices' routes changed under every try; batch left unacked"
+                );
+                self.count_unacked(pending.len(), pending_ecg.len());
+                None
+            }
+        }
+    }
+
+    /// Count messages and chunks left unacked by a failed commit (the
+    /// devices resend them).
+    fn count_unacked(&self, messages: usize, chunks: usize) {
+        self.metrics
+            .obs_messages
+            .with_label_values(&["error"])
+            .inc_by(messages as u64);
+        self.metrics
+            .ecg_chunks
+            .with_label_values(&["error"])
+            .inc_by(chunks as u64);
+    }
+
+    /// Route the batch's pending messages and chunks again, with routes
+    /// looked up afresh; those whose device has no route now are rejected
+    /// (`no_patient`) and dropped. Returns the generation they were routed
+    /// under, or `None` if the look-up failed (the batch is left unacked).
+    async fn reroute(
+        &mut self,
+        batch: &[Publish],
+        pending: &mut Vec<Pending>,
+        pending_ecg: &mut Vec<PendingEcg>,
+        now: chrono::DateTime<Utc>,
+    ) -> Option<i64> {
+        let devices: BTreeSet<&str> = pending
+            .iter()
+            .map(|p| p.msg.device_id.as_str())
+            .chain(pending_ecg.iter().map(|c| c.device_id.as_str()))
+            .collect();
+        let devices: Vec<&str> = devices.into_iter().collect();
+        let generation = match self.routes.refresh(&*self.store, &devices).await {
+            Ok(g) => g,
+            Err(e) => {
+                tracing::error!(error = %e, "device lookup failed; batch left unacked");
+                return None;
+            }
+        };
+        let known = self.routes.known();
+        let mut refused = Vec::new();
+        pending.retain_mut(|p| match known.get(&p.msg.device_id) {
+            Some(r) => {
+                p.msg.patient_id = r.patient_id;
+                p.ward_id = r.ward_id;
+                true
+            }
+            None => {
+                refused.push((Uplink::Obs, p.at, p.msg.seq));
+                false
+            }
+        });
+        pending_ecg.retain_mut(|c| match known.get(&c.device_id) {
+            Some(r) => {
+                c.patient_id = r.patient_id;
+                c.ward_id = r.ward_id;
+                true
+            }
+            None => {
+                refused.push((Uplink::Ecg, c.at, c.chunk.seq));
+                false
+            }
+        });
+        for (kind, at, seq) in refused {
+            let p = &batch[at];
+            let device = acl::parse_topic(&p.topic).map_or("", |(d, _)| d);
+            self.reject(kind, device, &p.topic, &p.payload, no_patient(seq), now)
+                .await;
+        }
+        Some(generation)
+    }
+
+    /// Commit the batch's messages and ECG chunks in one transaction,
+    /// checked against route generation `routes_at`.
     async fn store_uplink(
         &self,
         pending: &[Pending],
         pending_ecg: &[PendingEcg],
-    ) -> Option<(Option<Vec<BatchOutcome>>, Option<Vec<BatchOutcome>>)> {
+        routes_at: i64,
+    ) -> Committed {
         if pending.is_empty() && pending_ecg.is_empty() {
-            return None;
+            return Committed::Done(None);
         }
         let msgs: Vec<NewObsMessage> = pending.iter().map(|p| p.msg.clone()).collect();
         let chunks: Vec<NewEcgChunk> = pending_ecg
@@ -537,23 +679,21 @@ impl Intake {
             .store_write
             .with_label_values(&[kind])
             .start_timer();
-        match self.store.store_uplink_batch(&msgs, &chunks).await {
-            Ok((obs, ecg)) => Some((
+        match self
+            .store
+            .store_routed_batch(routes_at, &msgs, &chunks)
+            .await
+        {
+            Ok(Some((obs, ecg))) => Committed::Done(Some((
                 (!msgs.is_empty()).then_some(obs),
                 (!chunks.is_empty()).then_some(ecg),
-            )),
+            ))),
+            Ok(None) => Committed::RoutesChanged,
             Err(e) => {
                 // Nothing is acked: every device keeps its messages and resends.
                 tracing::error!(error = %e, messages = msgs.len(), chunks = chunks.len(), "store failed; batch not acked");
-                self.metrics
-                    .obs_messages
-                    .with_label_values(&["error"])
-                    .inc_by(msgs.len() as u64);
-                self.metrics
-                    .ecg_chunks
-                    .with_label_values(&["error"])
-                    .inc_by(chunks.len() as u64);
-                None
+                self.count_unacked(msgs.len(), chunks.len());
+                Committed::Done(None)
             }
         }
     }
@@ -633,17 +773,14 @@ impl Intake {
         };
         match routes.get(device) {
             Some(r) => Ok(Some(*r)),
-            None => Err(Rejection {
-                seq: Some(seq),
-                reason: "no_patient",
-                detail: "device is not assigned to an admitted patient".into(),
-            }),
+            None => Err(no_patient(seq)),
         }
     }
 
     /// Decode, validate and route one `ecg` chunk.
     fn accept_ecg(
         &self,
+        at: usize,
         device: &str,
         payload: &[u8],
         now: chrono::DateTime<Utc>,
@@ -654,6 +791,7 @@ impl Intake {
             return Ok(None);
         };
         Ok(Some(PendingEcg {
+            at,
             device_id: device.to_string(),
             patient_id: route.patient_id,
             ward_id: route.ward_id,
@@ -665,6 +803,7 @@ impl Intake {
     /// Decode, validate and route one `obs` message.
     fn accept_obs(
         &self,
+        at: usize,
         device: &str,
         payload: &[u8],
         now: chrono::DateTime<Utc>,
@@ -675,6 +814,7 @@ impl Intake {
             return Ok(None);
         };
         Ok(Some(Pending {
+            at,
             msg: NewObsMessage {
                 device_id: device.to_string(),
                 seq: m.seq,

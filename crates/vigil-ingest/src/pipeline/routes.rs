@@ -1,9 +1,12 @@
 //! The devices' routes, remembered by the intake between batches. Looking up
 //! a batch's devices was 4 ms of a 25–45 ms intake cycle at ward scale
 //! (docs/benchmarks.md), and routes change only when a device or an episode
-//! does. Each batch reads the store's route generation (one row), which
-//! triggers move on every such write from any process; a new value drops
-//! everything remembered (decision 0007, hazard AL-15).
+//! does. What is remembered was looked up under one route generation (a
+//! counter that database triggers move on every route change, from any
+//! process), and a batch is committed only if the generation is still that
+//! one (`Store::store_routed_batch`); if it moved, the intake forgets
+//! everything, looks the routes up again and routes the batch again
+//! (decision 0007, hazard AL-15).
 
 use std::collections::HashMap;
 
@@ -17,20 +20,25 @@ pub(super) struct Routes {
 }
 
 impl Routes {
-    /// Make [`Routes::known`] hold the routes of `devices` as the store has
-    /// them now: keep what was looked up under the store's current
-    /// generation, and look up the rest in one query. A device with no
-    /// route is not remembered: it is looked up again next time.
+    /// Make [`Routes::known`] hold the routes of `devices`: keep what was
+    /// looked up under the remembered generation (reading the store's
+    /// generation first if none is), and look up the rest in one query. A
+    /// device with no route is not remembered: it is looked up again next
+    /// time. Returns the generation to commit the batch under.
     pub(super) async fn refresh(
         &mut self,
         store: &dyn Store,
         devices: &[&str],
-    ) -> Result<(), StoreError> {
-        let generation = store.route_generation().await?;
-        if self.generation != Some(generation) {
-            self.known.clear();
-            self.generation = Some(generation);
-        }
+    ) -> Result<i64, StoreError> {
+        let generation = match self.generation {
+            Some(g) => g,
+            None => {
+                self.known.clear();
+                let g = store.route_generation().await?;
+                self.generation = Some(g);
+                g
+            }
+        };
         let unknown: Vec<&str> = devices
             .iter()
             .copied()
@@ -39,7 +47,13 @@ impl Routes {
         if !unknown.is_empty() {
             self.known.extend(store.device_routes(&unknown).await?);
         }
-        Ok(())
+        Ok(generation)
+    }
+
+    /// Forget every route: the generation moved.
+    pub(super) fn forget(&mut self) {
+        self.generation = None;
+        self.known.clear();
     }
 
     /// Every route looked up since the generation last moved: after

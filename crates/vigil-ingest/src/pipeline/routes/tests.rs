@@ -1,6 +1,6 @@
-//! Remembered routes answer as the store does after every kind of route
-//! change, including writes that bypass the store's code (another process's
-//! SQL on the same database file).
+//! A batch is committed with the routes the store has, after every kind of
+//! route change, including writes that bypass the store's code (another
+//! process's SQL on the same database file).
 
 use chrono::{TimeZone, Utc};
 use vigil_store::{NewDevice, NewPatient};
@@ -9,22 +9,44 @@ use super::*;
 
 const DEVICES: [&str; 3] = ["hub-a", "hub-b", "never-provisioned"];
 
-/// What `lookup` answers for `DEVICES` equals a fresh look-up in the store.
+/// The routes a batch of `devices` is committed with, as the intake does
+/// it: routed under the remembered generation; if the commit finds that the
+/// generation moved, everything is forgotten and routed again.
+async fn committed_with(
+    routes: &mut Routes,
+    store: &dyn Store,
+    devices: &[&str],
+) -> HashMap<String, DeviceRoute> {
+    for _ in 0..3 {
+        let generation = routes.refresh(store, devices).await.expect("refresh");
+        if store
+            .store_routed_batch(generation, &[], &[])
+            .await
+            .expect("commit")
+            .is_some()
+        {
+            return devices
+                .iter()
+                .filter_map(|d| routes.known().get(*d).map(|r| (d.to_string(), *r)))
+                .collect();
+        }
+        routes.forget();
+    }
+    panic!("the batch was never committed");
+}
+
+/// A batch of `DEVICES` is committed with the routes the store has now.
 async fn assert_fresh(routes: &mut Routes, store: &dyn Store, after: &str) {
-    routes.refresh(store, &DEVICES).await.expect("refresh");
-    let remembered = routes.known();
-    let remembered: HashMap<&str, DeviceRoute> = DEVICES
-        .iter()
-        .filter_map(|d| remembered.get(*d).map(|r| (*d, *r)))
-        .collect();
+    let committed = committed_with(routes, store, &DEVICES).await;
     let fresh = store.device_routes(&DEVICES).await.expect("routes");
-    let fresh: HashMap<&str, DeviceRoute> = fresh.iter().map(|(d, r)| (d.as_str(), *r)).collect();
-    assert_eq!(remembered, fresh, "after {after}");
+    assert_eq!(committed, fresh, "after {after}");
 }
 
 async fn lookup(routes: &mut Routes, store: &dyn Store, device: &str) -> Option<DeviceRoute> {
-    routes.refresh(store, &[device]).await.expect("refresh");
-    routes.known().get(device).copied()
+    committed_with(routes, store, &[device])
+        .await
+        .get(device)
+        .copied()
 }
 
 #[tokio::test]
@@ -114,6 +136,9 @@ async fn remembered_routes_follow_every_change_from_any_writer() {
 
     sql("UPDATE devices SET revoked_at = '2026-12-05T10:00:00.000Z' WHERE id = 'hub-b'").await;
     assert_fresh(&mut routes, &*store, "another writer revoked hub-b").await;
-    routes.refresh(&*store, &DEVICES).await.expect("refresh");
-    assert!(routes.known().is_empty(), "{:?}", routes.known());
+    assert!(
+        committed_with(&mut routes, &*store, &DEVICES)
+            .await
+            .is_empty()
+    );
 }
