@@ -344,15 +344,6 @@ enum Committed {
     RoutesChanged,
 }
 
-/// The rejection of a message whose device has no route.
-fn no_patient(seq: u32) -> Rejection {
-    Rejection {
-        seq: Some(seq),
-        reason: "no_patient",
-        detail: "device is not assigned to an admitted patient".into(),
-    }
-}
-
 /// Which uplink a rejected message came on.
 #[derive(Clone, Copy)]
 enum Uplink {
@@ -424,10 +415,10 @@ impl Intake {
             .filter(|(_, kind)| *kind != "status")
             .map(|(d, _)| *d)
             .collect();
-        let no_devices = HashMap::new();
         let mut routes_at = None;
         let routes = if devices.is_empty() {
-            Some(&no_devices)
+            // Statuses only: nothing is routed.
+            Some(self.routes.known())
         } else {
             match self
                 .routes
@@ -549,27 +540,23 @@ impl Intake {
     ) -> Option<Outcomes> {
         // No generation: no device was routed, so nothing is pending.
         let mut routes_at = routes_at?;
-        for _ in 1..ROUTE_TRIES {
-            match self.store_uplink(pending, pending_ecg, routes_at).await {
-                Committed::Done(outcomes) => return outcomes,
-                Committed::RoutesChanged => {
-                    self.routes.forget();
-                    routes_at = self.reroute(batch, pending, pending_ecg, now).await?;
-                }
+        for tries in 1..=ROUTE_TRIES {
+            if let Committed::Done(outcomes) =
+                self.store_uplink(pending, pending_ecg, routes_at).await
+            {
+                return outcomes;
+            }
+            self.routes.forget();
+            if tries < ROUTE_TRIES {
+                routes_at = self.reroute(batch, pending, pending_ecg, now).await?;
             }
         }
-        match self.store_uplink(pending, pending_ecg, routes_at).await {
-            Committed::Done(outcomes) => outcomes,
-            Committed::RoutesChanged => {
-                self.routes.forget();
-                tracing::error!(
-                    tries = ROUTE_TRIES,
-                    "devices' routes changed under every try; batch left unacked"
-                );
-                self.count_unacked(pending.len(), pending_ecg.len());
-                None
-            }
-        }
+        tracing::error!(
+            tries = ROUTE_TRIES,
+            "devices' routes changed under every try; batch left unacked"
+        );
+        self.count_unacked(pending.len(), pending_ecg.len());
+        None
     }
 
     /// Count messages and chunks left unacked by a failed commit (the
@@ -609,34 +596,46 @@ impl Intake {
                 return None;
             }
         };
-        let known = self.routes.known();
+        let routes = Some(self.routes.known());
         let mut refused = Vec::new();
-        pending.retain_mut(|p| match known.get(&p.msg.device_id) {
-            Some(r) => {
-                p.msg.patient_id = r.patient_id;
-                p.ward_id = r.ward_id;
-                true
-            }
-            None => {
-                refused.push((Uplink::Obs, p.at, p.msg.seq));
-                false
-            }
-        });
-        pending_ecg.retain_mut(|c| match known.get(&c.device_id) {
-            Some(r) => {
-                c.patient_id = r.patient_id;
-                c.ward_id = r.ward_id;
-                true
-            }
-            None => {
-                refused.push((Uplink::Ecg, c.at, c.chunk.seq));
-                false
+        pending.retain_mut(|p| {
+            let routed = self.route(
+                &p.msg.device_id,
+                p.msg.seq,
+                routes,
+                &self.metrics.obs_messages,
+            );
+            match routed {
+                Ok(Some(r)) => {
+                    p.msg.patient_id = r.patient_id;
+                    p.ward_id = r.ward_id;
+                    true
+                }
+                Ok(None) => false,
+                Err(r) => {
+                    refused.push((Uplink::Obs, p.at, p.msg.device_id.clone(), r));
+                    false
+                }
             }
         });
-        for (kind, at, seq) in refused {
+        pending_ecg.retain_mut(|c| {
+            let routed = self.route(&c.device_id, c.chunk.seq, routes, &self.metrics.ecg_chunks);
+            match routed {
+                Ok(Some(r)) => {
+                    c.patient_id = r.patient_id;
+                    c.ward_id = r.ward_id;
+                    true
+                }
+                Ok(None) => false,
+                Err(r) => {
+                    refused.push((Uplink::Ecg, c.at, c.device_id.clone(), r));
+                    false
+                }
+            }
+        });
+        for (kind, at, device, r) in refused {
             let p = &batch[at];
-            let device = acl::parse_topic(&p.topic).map_or("", |(d, _)| d);
-            self.reject(kind, device, &p.topic, &p.payload, no_patient(seq), now)
+            self.reject(kind, &device, &p.topic, &p.payload, r, now)
                 .await;
         }
         Some(generation)
@@ -773,7 +772,11 @@ impl Intake {
         };
         match routes.get(device) {
             Some(r) => Ok(Some(*r)),
-            None => Err(no_patient(seq)),
+            None => Err(Rejection {
+                seq: Some(seq),
+                reason: "no_patient",
+                detail: "device is not assigned to an admitted patient".into(),
+            }),
         }
     }
 

@@ -15,6 +15,7 @@ use vigil_store::{DeviceRoute, Store, StoreError};
 /// Routes looked up under one route generation.
 #[derive(Default)]
 pub(super) struct Routes {
+    /// `None` until read, and after [`Routes::forget`]; `known` is then empty.
     generation: Option<i64>,
     known: HashMap<String, DeviceRoute>,
 }
@@ -33,7 +34,7 @@ impl Routes {
         let generation = match self.generation {
             Some(g) => g,
             None => {
-                self.known.clear();
+                // Nothing is known here (`forget`, or the start).
                 let g = store.route_generation().await?;
                 self.generation = Some(g);
                 g
