@@ -16,12 +16,18 @@
 //!   took longer than the kits' 5 s resend timeout, and resends swamped
 //!   both Vigil and the ceiling (congestion collapse, not a measurement).
 //! - Patches send one ECG chunk a second (250 samples at 250 Hz), open-loop.
-//! - Every `deteriorate_every`-th patient is a sentinel: its hub sends one
-//!   stable reading at the start and, at a time spread over the run, a full
-//!   set that scores NEWS2 high (RR 26, SpO2 91, pulse 135). The time from
-//!   handing that message to the kit (its outbox is otherwise empty, so it
-//!   is published at once) to the `alert` event on the websocket is the
-//!   alert latency.
+//! - Every `deteriorate_every`-th patient is a sentinel: its hub carries
+//!   its share of the load like every other, and at a time spread over the
+//!   run it is handed one full set that scores NEWS2 high (RR 26, SpO2 91,
+//!   pulse 135), then, a tick later, a full set that scores 0. The time
+//!   from handing the first to the kit (only while the hub's window has
+//!   room, so it is published at once) to the `alert` event on the
+//!   websocket is one alert-latency sample. The recovery keeps the load
+//!   what it was: a patient left at a high score would update its live
+//!   alert with every reading of the load (docs/alerts.md), work that a
+//!   real ward's few readings an hour never make. The default
+//!   ([`default_deteriorate_every`]) gives about 100 sentinels at ward
+//!   scale: a 99th percentile of 30 samples would be their maximum.
 //!
 //! The counting subscriber cannot run on the embedded broker: it admits
 //! only provisioned devices (each limited to its own topics) and the
@@ -149,6 +155,15 @@ impl BenchConfig {
     }
 }
 
+/// The default `--deteriorate-every` for `patients`: about 100 sentinels,
+/// so that the 99th percentile is not simply the slowest sample, but never
+/// more than every third patient nor fewer than every tenth (a region's 300
+/// sentinels already give a 99th percentile; more alerts would change the
+/// load being measured).
+pub fn default_deteriorate_every(patients: u32) -> u32 {
+    (patients / 100).clamp(3, 10)
+}
+
 /// Parses a human duration (`30s`, `2m`, `500ms`; humantime syntax, as
 /// Vigil's configuration writes them).
 pub fn parse_duration(s: &str) -> Result<Duration, String> {
@@ -259,12 +274,23 @@ fn machine() -> String {
 
 /// A full observation set that scores NEWS2 7 or more (high).
 fn deteriorated() -> Uplink {
+    full_set(26.0, 91.0, 135.0)
+}
+
+/// A full observation set that scores NEWS2 0.
+fn recovered() -> Uplink {
+    full_set(16.0, 97.0, 72.0)
+}
+
+/// A complete NEWS2 set, measured now: these three rows as given, on air,
+/// systolic 125, temperature 36.9, alert.
+fn full_set(resp_rate: f64, spo2: f64, pulse: f64) -> Uplink {
     let obs: Vec<Observation> = [
-        Observation::number(Code::RespRate, 26.0),
-        Observation::number(Code::Spo2, 91.0),
+        Observation::number(Code::RespRate, resp_rate),
+        Observation::number(Code::Spo2, spo2),
         Observation::number(Code::O2Flow, 0.0),
         Observation::number(Code::Systolic, 125.0),
-        Observation::number(Code::Pulse, 135.0),
+        Observation::number(Code::Pulse, pulse),
         Observation::number(Code::Temp, 36.9),
     ]
     .into_iter()
@@ -548,7 +574,8 @@ async fn drive(
     let resend_after = Duration::from_secs(5);
     let mut rng = SimRng::seeded(cfg.seed ^ 0x5eed);
     let mut hubs: Vec<(usize, KitHandle, Physiology)> = Vec::new();
-    let mut sentinels: Vec<(i64, KitHandle)> = Vec::new();
+    // Sentinels: (patient id, index into `hubs`), in the order they deteriorate.
+    let mut sentinels: Vec<(i64, usize)> = Vec::new();
     let mut patches: Vec<KitHandle> = Vec::new();
     for (i, a) in admitted.iter().enumerate() {
         let hub = kit::spawn(
@@ -557,11 +584,10 @@ async fn drive(
         )
         .0;
         if i as u32 % cfg.deteriorate_every == cfg.deteriorate_every - 1 {
-            sentinels.push((a.patient_id, hub));
-        } else {
-            let p = Physiology::new(Baseline::draw("general", &mut rng), rng.next_u64());
-            hubs.push((i, hub, p));
+            sentinels.push((a.patient_id, hubs.len()));
         }
+        let p = Physiology::new(Baseline::draw("general", &mut rng), rng.next_u64());
+        hubs.push((i, hub, p));
         if let Some(c) = a.devices.get(1) {
             patches.push(
                 kit::spawn(
@@ -577,7 +603,6 @@ async fn drive(
     let all: Vec<KitHandle> = hubs
         .iter()
         .map(|h| h.1.clone())
-        .chain(sentinels.iter().map(|s| s.1.clone()))
         .chain(patches.iter().cloned())
         .collect();
     let deadline = Instant::now() + Duration::from_secs(120);
@@ -594,10 +619,6 @@ async fn drive(
         }
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
-    for (_, s) in &sentinels {
-        let mut p = Physiology::new(Baseline::draw("general", &mut rng), rng.next_u64());
-        s.send(load::stable_obs(&mut p)).await;
-    }
     let ecg = ecg_loop();
     let (c0, u0) = (source.counts()?, pid.and_then(daemon::proc_usage));
     let me0 = daemon::proc_usage(std::process::id()).unwrap_or_default();
@@ -610,25 +631,17 @@ async fn drive(
     let mut next_hub = 0usize;
     let mut sent_at = HashMap::new();
     let mut next_sentinel = 0usize;
+    // A sentinel's hub, once deteriorated, is handed nothing until this
+    // instant, then its recovery: no later reading shares the
+    // deterioration's millisecond (at one measurement time the newer row
+    // would stand for it).
+    let mut recover_at: Vec<Option<Instant>> = vec![None; hubs.len()];
     let t0_ms = chrono::Utc::now().timestamp_millis();
     let mut tick = tokio::time::interval(Duration::from_millis(10));
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
     while Instant::now() < end {
         tick.tick().await;
         let el = start.elapsed().as_secs_f64();
-        // Sentinels deteriorate between 20 % and 80 % of the run.
-        while next_sentinel < sentinels.len()
-            && el
-                >= cfg.duration.as_secs_f64()
-                    * (0.2 + 0.6 * next_sentinel as f64 / sentinels.len() as f64)
-        {
-            let (pid, h) = &sentinels[next_sentinel];
-            sent_at.insert(*pid, Instant::now());
-            h.send(deteriorated()).await;
-            next_sentinel += 1;
-        }
-        // Top the hubs up to `in_flight` outstanding messages in total,
-        // round robin from where the last tick stopped.
         let mut outstanding: Vec<u64> = hubs
             .iter()
             .enumerate()
@@ -637,13 +650,48 @@ async fn drive(
                 handed[k].saturating_sub(s.acked + s.rejected + s.dropped + s.refused)
             })
             .collect();
+        // Sentinels deteriorate between 20 % and 80 % of the run, each
+        // when its hub's window has room (else at the next tick), so that
+        // the message is published at once.
+        while next_sentinel < sentinels.len()
+            && el
+                >= cfg.duration.as_secs_f64()
+                    * (0.2 + 0.6 * next_sentinel as f64 / sentinels.len() as f64)
+        {
+            let (pid, k) = sentinels[next_sentinel];
+            if outstanding[k] >= HUB_WINDOW as u64 || !hubs[k].1.try_send(deteriorated()) {
+                break;
+            }
+            let now = Instant::now();
+            sent_at.insert(pid, now);
+            handed[k] += 1;
+            outstanding[k] += 1;
+            recover_at[k] = Some(now + Duration::from_millis(5));
+            next_sentinel += 1;
+        }
+        let now = Instant::now();
+        for (k, due) in recover_at.iter_mut().enumerate() {
+            if due.is_some_and(|t| t <= now)
+                && outstanding[k] < HUB_WINDOW as u64
+                && hubs[k].1.try_send(recovered())
+            {
+                *due = None;
+                handed[k] += 1;
+                outstanding[k] += 1;
+            }
+        }
+        // Top the hubs up to `in_flight` outstanding messages in total,
+        // round robin from where the last tick stopped.
         let mut total: u64 = outstanding.iter().sum();
         let mut skipped = 0;
         while total < cfg.in_flight as u64 && skipped < hubs.len() {
             let k = next_hub % hubs.len().max(1);
             next_hub = next_hub.wrapping_add(1);
             let (_, h, p) = &mut hubs[k];
-            if outstanding[k] < HUB_WINDOW as u64 && h.try_send(load::stable_obs(p)) {
+            if recover_at[k].is_none()
+                && outstanding[k] < HUB_WINDOW as u64
+                && h.try_send(load::stable_obs(p))
+            {
                 handed[k] += 1;
                 outstanding[k] += 1;
                 total += 1;
@@ -658,7 +706,13 @@ async fn drive(
                 while due >= 0.0 && (next_chunk[i] as f64) <= due {
                     let k = next_chunk[i];
                     let samples = ecg[((k + i as u64) % ecg.len() as u64) as usize].clone();
-                    let t0 = t0_ms + (k as i64) * 1000 + (i as f64 / n_patches * 1000.0) as i64;
+                    // The second that ends now, as a patch sends a chunk
+                    // once it is recorded: a chunk sent at its start would
+                    // carry beats (and a heart rate) up to a second in the
+                    // future, and a reading measured later than every other
+                    // makes those measured before it late (decision 0006).
+                    let t0 =
+                        t0_ms - 1000 + (k as i64) * 1000 + (i as f64 / n_patches * 1000.0) as i64;
                     // A full channel means the patch's queue is full: the
                     // chunk is not offered (counted as not sent).
                     let _ = h.try_send(Uplink::Ecg {
@@ -684,11 +738,7 @@ async fn drive(
         }
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
-    let hub_handles: Vec<KitHandle> = hubs
-        .iter()
-        .map(|h| h.1.clone())
-        .chain(sentinels.iter().map(|s| s.1.clone()))
-        .collect();
+    let hub_handles: Vec<KitHandle> = hubs.iter().map(|h| h.1.clone()).collect();
     let obs = load::report(&hub_handles);
     let ecg_r = load::report(&patches);
     let phase = Phase {
@@ -973,11 +1023,60 @@ mod tests {
     }
 
     #[test]
-    fn the_deteriorated_set_scores_high() {
-        let Uplink::Obs { obs, .. } = deteriorated() else {
+    fn the_default_sentinels_give_a_percentile_and_keep_the_load() {
+        let sentinels = |n: u32| n / default_deteriorate_every(n);
+        assert_eq!(
+            sentinels(300),
+            100,
+            "ward: the 99th percentile is not the maximum"
+        );
+        assert_eq!(sentinels(3_000), 300, "region as before");
+        assert_eq!(sentinels(25_000), 2_500);
+        assert_eq!(
+            default_deteriorate_every(10),
+            3,
+            "never more than every third"
+        );
+    }
+
+    /// NEWS2 of an observation set, by the clinical crate's own scoring.
+    fn news2(u: Uplink) -> serde_json::Value {
+        let Uplink::Obs { obs, .. } = u else {
             panic!("an observation message");
         };
-        assert_eq!(obs.len(), 7, "a complete NEWS2 set");
+        let mut line = serde_json::Map::new();
+        for o in obs {
+            let v = match (o.code(), o.value()) {
+                (Code::O2Flow, vigil_kit::Value::Number(f)) => json!(f > 0.0),
+                (_, vigil_kit::Value::Number(n)) => json!(n),
+                (_, vigil_kit::Value::Acvpu(a)) => json!(a.as_str()),
+                (c, v) => panic!("{c:?} {v:?} is not scored"),
+            };
+            let key = if o.code() == Code::O2Flow {
+                "o2"
+            } else {
+                o.code().as_str()
+            };
+            line.insert(key.into(), v);
+        }
+        let out = vigil_clinical::score_line::score_line(&Value::Object(line).to_string());
+        serde_json::from_str(&out).expect("a score line")
+    }
+
+    #[test]
+    fn a_sentinel_deteriorates_to_a_high_score_and_recovers_to_zero() {
+        let high = news2(deteriorated());
+        assert_eq!(
+            (high["risk"].as_str(), high["partial"].as_bool()),
+            (Some("high"), Some(false)),
+            "{high}"
+        );
+        let zero = news2(recovered());
+        assert_eq!(
+            (zero["total"].as_u64(), zero["partial"].as_bool()),
+            (Some(0), Some(false)),
+            "{zero}"
+        );
     }
 
     #[test]

@@ -47,9 +47,10 @@ struct BenchArgs {
     /// Observation messages all hubs together keep waiting for an ack
     #[arg(long, default_value_t = 512)]
     in_flight: usize,
-    /// Every Nth patient deteriorates and raises a NEWS2 alert
-    #[arg(long, default_value_t = 10)]
-    deteriorate_every: u32,
+    /// Every Nth patient deteriorates and raises a NEWS2 alert [default:
+    /// about 100 sentinels, between every 3rd and every 10th patient]
+    #[arg(long)]
+    deteriorate_every: Option<u32>,
     /// Seconds to wait for outstanding acks after each phase
     #[arg(long, default_value_t = 30.0)]
     drain: f64,
@@ -226,13 +227,17 @@ async fn run_load(a: LoadArgs) -> i32 {
 }
 
 async fn run_bench(a: BenchArgs) -> i32 {
+    let scale = Scale::parse(&a.scale).unwrap_or_else(|e| usage(e));
+    let patients = a.patients.unwrap_or_else(|| scale.patients());
     let cfg = BenchConfig {
         vigil: a.vigil,
-        scale: Scale::parse(&a.scale).unwrap_or_else(|e| usage(e)),
+        scale,
         patients: a.patients,
         duration: bench::parse_duration(&a.duration).unwrap_or_else(|e| usage(e)),
         in_flight: a.in_flight,
-        deteriorate_every: a.deteriorate_every,
+        deteriorate_every: a
+            .deteriorate_every
+            .unwrap_or_else(|| bench::default_deteriorate_every(patients)),
         ecg: !a.no_ecg,
         passthrough: !a.no_passthrough,
         broker: match a.broker.as_str() {
