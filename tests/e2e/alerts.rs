@@ -491,6 +491,37 @@ async fn late_reading_never_raises_an_alert_for_a_superseded_state() {
 }
 
 #[tokio::test]
+async fn a_reading_from_a_clock_ahead_hides_no_deterioration_measured_before_it() {
+    let app = TestApp::spawn().await;
+    let mut ws = app.ws(&app.token).await;
+    let (_, mut dev) = app.patient_with_device().await;
+    let now = Utc::now();
+    dev.publish_obs_at(1, now - chrono::Duration::minutes(5), vitals(16, 97, 72))
+        .await;
+    assert_ack(&dev.next_cmd().await, &[1]);
+    ws.next_event("score").await;
+    // The hub's clock runs three minutes ahead (within the five the intake
+    // accepts), then is put right.
+    dev.publish_obs_at(2, now + chrono::Duration::minutes(3), vitals(16, 97, 72))
+        .await;
+    assert_ack(&dev.next_cmd().await, &[2]);
+    ws.next_event("score").await;
+
+    // A medium state and a recovery a second later, both measured before
+    // the reading from the future and sent back to back: the medium state
+    // was real, and nothing measured by then had superseded it.
+    dev.publish_obs_at(3, Utc::now(), vitals(22, 94, 112)).await;
+    dev.publish_obs_at(
+        4,
+        Utc::now() + chrono::Duration::seconds(1),
+        vitals(16, 97, 72),
+    )
+    .await;
+    let ev = ws.next_alert_event("alert", "news2").await;
+    assert_eq!(ev["alert"]["severity"], "medium", "{ev}");
+}
+
+#[tokio::test]
 async fn alerts_of_other_wards_are_invisible_and_untouchable() {
     let app = TestApp::spawn().await;
     let outsider = app.outsider_token().await;

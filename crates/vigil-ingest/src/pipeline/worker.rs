@@ -103,6 +103,16 @@ impl ScoreHistory {
         )
     }
 
+    /// The time of the newest score measured at or before `by`, if any
+    /// since `from` (none means every time from `from` on is after it).
+    fn newest_by(&self, by: chrono::DateTime<Utc>) -> Option<chrono::DateTime<Utc>> {
+        if self.latest.is_some_and(|l| l <= by) {
+            return self.latest;
+        }
+        let end = self.rows.partition_point(|r| r.0 <= by);
+        end.checked_sub(1).map(|i| self.rows[i].0)
+    }
+
     /// Record a score just computed (after equal times, as the store orders them).
     fn add(&mut self, at: chrono::DateTime<Utc>, total: Option<i64>, risk: Option<String>) {
         let i = self.rows.partition_point(|r| r.0 <= at);
@@ -880,16 +890,29 @@ impl Worker {
             {
                 continue;
             }
-            let latest = self.history.get(&patient).and_then(|h| h.latest);
+            let history = self.history.get(&patient);
+            let latest = history.and_then(|h| h.latest);
+            // A reading is late, its state superseded, only behind a score
+            // measured by the time its batch arrived: a score measured
+            // later than that (a device whose clock runs ahead, up to the
+            // five minutes the intake accepts) describes a moment that had
+            // not come, and must not hide a deterioration measured before
+            // it (hazard TS-19).
+            let settled = history.and_then(|h| h.newest_by(self.batch_received));
+            let rescore_latest = latest.filter(|l| newest < *l);
             // (time, the newest state at that time, the newest of the pass)
             let mut at_times: Vec<(chrono::DateTime<Utc>, bool, bool)> = times
                 .iter()
                 .map(|t| {
-                    let current = latest.is_none_or(|l| *t >= l);
-                    (*t, current, current && *t == newest)
+                    let current = settled.is_none_or(|l| *t >= l);
+                    (
+                        *t,
+                        current,
+                        current && *t == newest && rescore_latest.is_none(),
+                    )
                 })
                 .collect();
-            if let Some(l) = latest.filter(|l| newest < *l) {
+            if let Some(l) = rescore_latest {
                 at_times.push((l, true, true));
             }
             let last = at_times.last().map(|a| a.0).unwrap_or(newest);
@@ -1350,6 +1373,9 @@ mod tests {
             (Some((Some(3), Some("low".into()))), Some(1))
         );
         assert_eq!(h.day_before(t(-21)), (None, None));
+        assert_eq!(h.newest_by(t(0)), Some(t(-2)));
+        assert_eq!(h.newest_by(t(-3)), Some(t(-10)));
+        assert_eq!(h.newest_by(t(-21)), None);
         // The newest score moves on: t(-20) falls out, and `from` says so.
         h.add(t(10), None, None);
         assert_eq!(h.from, t(-15));
@@ -1361,6 +1387,11 @@ mod tests {
             h.day_before(t(10)),
             (Some((None, None)), Some(3)),
             "a partial score has no total, and is the newest"
+        );
+        assert_eq!(
+            (h.newest_by(t(9)), h.newest_by(t(10))),
+            (Some(t(-2)), Some(t(10))),
+            "a score measured later than `by` is not the newest by then"
         );
     }
 
