@@ -201,12 +201,19 @@ impl Engine {
 
     /// Feeds one stored observation. `now` is the processing time (used for
     /// alert times, escalation deadlines and device last-seen).
+    ///
+    /// A reading measured after `now` (a device whose clock runs ahead; the
+    /// intake accepts up to five minutes) is placed at `now`, when it
+    /// arrived: left at its stamp it would be the newest of its code until
+    /// the clock caught up, and every reading of that code measured before
+    /// then, from any device, would count as superseded (hazard TS-19).
     pub fn observe(
         &mut self,
         patient: PatientId,
-        reading: Reading,
+        mut reading: Reading,
         now: DateTime<Utc>,
     ) -> Result<Vec<Output>, EngineError> {
+        reading.measured_at = reading.measured_at.min(now);
         let p = self
             .patients
             .get_mut(&patient)

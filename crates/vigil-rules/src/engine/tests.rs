@@ -377,6 +377,23 @@ fn late_reading_does_not_reopen_resolved_alert_nor_raise_for_superseded_state() 
 }
 
 #[test]
+fn a_reading_from_a_clock_ahead_supersedes_nothing_measured_before_it_arrived() {
+    let mut e = engine_with("general");
+    // A device whose clock runs three minutes ahead: its SpO2 of 97
+    // arrives at minute 10 stamped 13.
+    e.observe(1, reading("spo2", 97.0, mins(13), 1), mins(10))
+        .unwrap();
+    // Another device's 91, measured at minute 11 by a right clock, is the
+    // newest SpO2 there is by then: urgent.
+    let out = e
+        .observe(1, reading("spo2", 91.0, mins(11), 2), mins(11))
+        .unwrap();
+    assert!(rules(&out).contains(&"spo2-urgent".to_string()), "{out:?}");
+    let held: Vec<DateTime<Utc>> = e.readings(1).iter().map(|r| r.measured_at).collect();
+    assert_eq!(held, [mins(10), mins(11)], "placed at its arrival");
+}
+
+#[test]
 fn reading_measured_before_resolution_does_not_raise_the_rule_again() {
     let mut e = engine_with("general");
     e.observe(1, reading("spo2", 90.0, mins(0), 1), mins(0))
