@@ -631,11 +631,11 @@ async fn drive(
     let mut next_hub = 0usize;
     let mut sent_at = HashMap::new();
     let mut next_sentinel = 0usize;
-    // A sentinel's hub, once deteriorated, is handed nothing until this
-    // instant, then its recovery: no later reading shares the
+    // Deteriorated sentinels' hubs and when each is due its recovery: until
+    // then a hub is handed nothing, so that no later reading shares the
     // deterioration's millisecond (at one measurement time the newer row
     // would stand for it).
-    let mut recover_at: Vec<Option<Instant>> = vec![None; hubs.len()];
+    let mut recovering: Vec<(usize, Instant)> = Vec::new();
     let t0_ms = chrono::Utc::now().timestamp_millis();
     let mut tick = tokio::time::interval(Duration::from_millis(10));
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
@@ -666,20 +666,19 @@ async fn drive(
             sent_at.insert(pid, now);
             handed[k] += 1;
             outstanding[k] += 1;
-            recover_at[k] = Some(now + Duration::from_millis(5));
+            recovering.push((k, now + Duration::from_millis(5)));
             next_sentinel += 1;
         }
         let now = Instant::now();
-        for (k, due) in recover_at.iter_mut().enumerate() {
-            if due.is_some_and(|t| t <= now)
-                && outstanding[k] < HUB_WINDOW as u64
-                && hubs[k].1.try_send(recovered())
-            {
-                *due = None;
+        recovering.retain(|&(k, due)| {
+            let sent =
+                due <= now && outstanding[k] < HUB_WINDOW as u64 && hubs[k].1.try_send(recovered());
+            if sent {
                 handed[k] += 1;
                 outstanding[k] += 1;
             }
-        }
+            !sent
+        });
         // Top the hubs up to `in_flight` outstanding messages in total,
         // round robin from where the last tick stopped.
         let mut total: u64 = outstanding.iter().sum();
@@ -688,7 +687,7 @@ async fn drive(
             let k = next_hub % hubs.len().max(1);
             next_hub = next_hub.wrapping_add(1);
             let (_, h, p) = &mut hubs[k];
-            if recover_at[k].is_none()
+            if !recovering.iter().any(|r| r.0 == k)
                 && outstanding[k] < HUB_WINDOW as u64
                 && h.try_send(load::stable_obs(p))
             {
@@ -708,9 +707,9 @@ async fn drive(
                     let samples = ecg[((k + i as u64) % ecg.len() as u64) as usize].clone();
                     // The second that ends now, as a patch sends a chunk
                     // once it is recorded: a chunk sent at its start would
-                    // carry beats (and a heart rate) up to a second in the
-                    // future, and a reading measured later than every other
-                    // makes those measured before it late (decision 0006).
+                    // carry beats and a heart rate up to a second in the
+                    // future (docs/benchmarks.md, "Sentinels that carry the
+                    // load").
                     let t0 =
                         t0_ms - 1000 + (k as i64) * 1000 + (i as f64 / n_patches * 1000.0) as i64;
                     // A full channel means the patch's queue is full: the
