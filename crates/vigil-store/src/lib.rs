@@ -444,6 +444,34 @@ fn batch_outcomes(
         .collect()
 }
 
+/// The `alert_events` row a firing appends, if any: its action and detail.
+/// Raising an alert and raising its severity are events; a plain repeat
+/// (the rule firing again at the same or a lower severity) is not. It
+/// changes only the alert's `count`, latest value, evidence and
+/// `updated_at`, and is still pushed as an `alert_update`. The trail stays
+/// what people and timers did to the alert, and what made it worse
+/// (docs/alerts.md "The audit trail"). With a row per repeat, a patient on
+/// a 1 Hz oximeter with a live alert would add 86,400 rows a day to a table
+/// that refuses deletes (hazard AL-16).
+fn firing_event(
+    f: &AlertFiring,
+    outcome: FiringOutcome,
+    raised_from: Option<Severity>,
+) -> Option<(&'static str, serde_json::Value)> {
+    let detail = |extra: Option<Severity>| {
+        let mut d = serde_json::json!({"severity": f.severity, "value": f.value, "evidence": f.evidence, "measured_at": f.at});
+        if let Some(from) = extra {
+            d["previous_severity"] = serde_json::json!(from);
+        }
+        d
+    };
+    match (outcome, raised_from) {
+        (FiringOutcome::Raised, _) => Some(("raised", detail(None))),
+        (FiringOutcome::Updated, Some(from)) => Some(("updated", detail(Some(from)))),
+        (FiringOutcome::Updated, None) | (FiringOutcome::Superseded, _) => None,
+    }
+}
+
 /// [`Store::mqtt_accounts`] in SQL both backends run.
 const MQTT_ACCOUNTS_SQL: &str =
     "SELECT id, mqtt_username, mosquitto_hash FROM devices WHERE revoked_at IS NULL ORDER BY id";

@@ -238,8 +238,9 @@ async fn fire_in(
                 .await?;
         }
     }
-    let (id, outcome) = match (raised, live) {
-        (Some(id), _) => (id, FiringOutcome::Raised),
+    // `raised_from`: the severity an update raised the alert from.
+    let (id, outcome, raised_from) = match (raised, live) {
+        (Some(id), _) => (id, FiringOutcome::Raised, None),
         (None, None) if update_only => return Ok(None),
         (None, None) => {
             return Err(StoreError::Conflict(format!(
@@ -247,7 +248,9 @@ async fn fire_in(
                 f.rule_id, f.patient_id
             )));
         }
-        (None, Some((id, _, updated_at))) if updated_at > at => (id, FiringOutcome::Superseded),
+        (None, Some((id, _, updated_at))) if updated_at > at => {
+            (id, FiringOutcome::Superseded, None)
+        }
         (None, Some((id, severity, _))) => {
             // Severity only ever goes up while the alert is live; a
             // higher severity also brings its (earlier) escalation time.
@@ -270,16 +273,10 @@ async fn fire_in(
             .bind(id)
             .execute(&mut **tx)
             .await?;
-            (id, FiringOutcome::Updated)
+            (id, FiringOutcome::Updated, raise.then_some(old))
         }
     };
-    if outcome != FiringOutcome::Superseded {
-        let action = if outcome == FiringOutcome::Raised {
-            "raised"
-        } else {
-            "updated"
-        };
-        let detail = serde_json::json!({"severity": f.severity, "value": f.value, "evidence": f.evidence, "measured_at": f.at});
+    if let Some((action, detail)) = crate::firing_event(f, outcome, raised_from) {
         insert_event(tx, id, now, "system", action, &detail).await?;
     }
     Ok(Some((id, outcome)))

@@ -408,7 +408,8 @@ async fn fire_in(
     .await?;
     let value = f.value.to_string();
     let evidence = serde_json::to_string(&f.evidence).unwrap_or_else(|_| "[]".into());
-    let (id, outcome) = match live {
+    // `raised_from`: the severity an update raised the alert from.
+    let (id, outcome, raised_from) = match live {
         None if update_only => return Ok(None),
         None => {
             let id = sqlx::query(
@@ -429,10 +430,10 @@ async fn fire_in(
             .execute(&mut **tx)
             .await?
             .last_insert_rowid();
-            (id, FiringOutcome::Raised)
+            (id, FiringOutcome::Raised, None)
         }
         Some((id, _, updated_at)) if parse_ts(&updated_at)? > f.at => {
-            (id, FiringOutcome::Superseded)
+            (id, FiringOutcome::Superseded, None)
         }
         Some((id, severity, _)) => {
             // Severity only ever goes up while the alert is live; a
@@ -457,16 +458,10 @@ async fn fire_in(
             .bind(id)
             .execute(&mut **tx)
             .await?;
-            (id, FiringOutcome::Updated)
+            (id, FiringOutcome::Updated, raise.then_some(old))
         }
     };
-    if outcome != FiringOutcome::Superseded {
-        let action = if outcome == FiringOutcome::Raised {
-            "raised"
-        } else {
-            "updated"
-        };
-        let detail = serde_json::json!({"severity": f.severity, "value": f.value, "evidence": f.evidence, "measured_at": f.at});
+    if let Some((action, detail)) = crate::firing_event(f, outcome, raised_from) {
         insert_event(tx, id, now, "system", action, &detail).await?;
     }
     Ok(Some((id, outcome)))

@@ -2556,10 +2556,20 @@ async fn alert_fires_raise_update_and_ignore_superseded_readings(s: &dyn Store) 
         .expect("fire");
     assert_eq!(o, FiringOutcome::Superseded);
     assert_eq!(d, c);
+    // The trail: the raise and the rise in severity. The plain repeat at
+    // 8:10 is counted on the alert (`count`), not appended (hazard AL-16).
     let events = s.alert_events(a.id).await.expect("events");
     assert_eq!(
         events.iter().map(|e| e.action.as_str()).collect::<Vec<_>>(),
-        ["raised", "updated", "updated"]
+        ["raised", "updated"]
+    );
+    assert_eq!(
+        (
+            &events[1].detail["severity"],
+            &events[1].detail["previous_severity"]
+        ),
+        (&serde_json::json!("high"), &serde_json::json!("medium")),
+        "a rise in severity names both"
     );
     assert!(events.iter().all(|e| e.actor == "system"));
     assert_eq!(
@@ -2642,7 +2652,8 @@ async fn alerts_fired_together_see_each_other_and_store_all_or_nothing(s: &dyn S
     let events = s.alert_events(live[0].id).await.expect("events");
     assert_eq!(
         events.iter().map(|e| e.action.as_str()).collect::<Vec<_>>(),
-        ["raised", "updated", "updated"]
+        ["raised", "updated"],
+        "the raise and the rise to high; the repeat at medium is only counted"
     );
 
     // A firing the store refuses (no such patient) stores none of its batch.
