@@ -374,11 +374,15 @@ function renderPatientAlerts(): void {
     head.append(el("span", "severity", a.severity), el("span", "rule", a.rule_id), el("span", "status", a.status));
     const trail = el("ol", "trail");
     trail.setAttribute("aria-label", `What happened to alert ${a.rule_id}`);
-    // Repeats ("updated") are counted on the alert (×N); the trail is what people and timers did.
-    for (const e of events.filter((x) => x.action !== "updated")) {
-      const note = e.detail && typeof e.detail === "object" && "note" in e.detail && (e.detail as { note?: string }).note
-        ? `: “${(e.detail as { note: string }).note}”` : "";
-      trail.append(el("li", "", `${when(e.at, true)} ${e.action} by ${e.actor}${note}`));
+    // The trail is what people and timers did, and what made the alert worse. Repeats are
+    // counted on the alert (×N); an "updated" event is a rise in severity (older stores also
+    // kept one per repeat, without `previous_severity`: those are left out).
+    for (const e of events) {
+      const d = (e.detail && typeof e.detail === "object" ? e.detail : {}) as { note?: string; severity?: string; previous_severity?: string };
+      if (e.action === "updated" && !d.previous_severity) continue;
+      const what = e.action === "updated" ? `severity raised ${d.previous_severity} → ${d.severity}` : e.action;
+      const note = d.note ? `: “${d.note}”` : "";
+      trail.append(el("li", "", `${when(e.at, true)} ${what} by ${e.actor}${note}`));
     }
     li.append(head, el("p", "message", a.message),
       el("p", "meta", `raised ${when(a.raised_at, true)} · ×${a.count}${a.outcome ? ` · outcome ${a.outcome}` : ""}${a.note ? ` · note “${a.note}”` : ""}`), trail);

@@ -14,7 +14,9 @@ import { DATA_TIMEOUT, UI_TIMEOUT, assertAccessible, poll, screenshot, signIn, w
 
 const PATIENTS = 6;
 const ALERT_TIMEOUT = 120_000;
-const TEST_TIMEOUT = 240_000;
+// A rise in severity comes after the first alerts (step 9).
+const RISE_TIMEOUT = 240_000;
+const TEST_TIMEOUT = 480_000;
 const RISK_RANK = { high: 4, medium: 3, "low-medium": 2, low: 1 };
 
 /** Per row, in display order: patient id, NEWS2 text, risk class, partial, scored_at. */
@@ -197,6 +199,23 @@ test("NEWS2 column in acuity order, and the alert queue worked in the browser: a
     assert.ok(told.includes(`resolved by ${demo.login.username}`), `who resolved: ${told}`);
     assert.ok(told.includes("Phoned the patient; reading repeated, stable."), "the note");
     assert.ok(told.includes("outcome reviewed-no-action"), "the outcome");
+
+    // 9. A rise in severity is in the trail too (a plain repeat is only counted, ×N).
+    // The demo's deteriorating patients climb a band within about four minutes.
+    const rise = await poll("an alert whose severity rose", async () => {
+      const { body: list } = await pageFetch(page, "/api/v1/alerts");
+      for (const a of list || []) {
+        const { body: one } = await pageFetch(page, `/api/v1/alerts/${a.id}`);
+        const e = one?.events?.find((x) => x.action === "updated");
+        if (e) return { alert: one.alert, event: e };
+      }
+      return false;
+    }, { timeout: RISE_TIMEOUT, interval: 2_000 });
+    const { previous_severity: from, severity: to } = rise.event.detail;
+    assert.ok(RISK_RANK[to] > RISK_RANK[from], `a rise names where it rose from: ${JSON.stringify(rise.event.detail)}`);
+    await page.evaluate((id) => { location.hash = `#/patients/${id}`; }, rise.alert.patient_id);
+    await page.locator(`#patient-alerts li[data-alert="${rise.alert.id}"]`)
+      .getByText(`severity raised ${from} → ${to} by system`).waitFor();
     t.diagnostic(`screenshot: ${shot}; whole test ${Date.now() - t0} ms`);
   }, { patients: PATIENTS });
 });
