@@ -152,6 +152,40 @@ async fn heart_rates_are_stored_and_scored_even_when_the_beats_cannot_be() {
     );
 }
 
+/// A pass with no heart rate to store (the first ten seconds of a patch's
+/// signal give none) stores its beats after its scores and alerts, off an
+/// alert's way to the dashboard. They must still be stored.
+#[tokio::test]
+async fn beats_are_stored_when_no_heart_rate_comes_with_them() {
+    let app = TestApp::spawn().await;
+    let patient = app.admit("heart-failure").await;
+    let creds = app.provision("ecg-patch", Some(patient)).await;
+    let mut patch = app.connect(&creds).await.expect("patch connects");
+
+    // Eight seconds: fewer than the ten a heart rate needs.
+    let (t0, _) = send_75_per_min(&mut patch, 8).await;
+
+    let deadline = tokio::time::Instant::now() + crate::helpers::WAIT;
+    loop {
+        let strip = ecg_strip(&app, patient, t0, t0 + 8_000).await;
+        let n = strip["beats"].as_array().map(Vec::len).unwrap_or_default();
+        if n >= 4 {
+            break;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "{n} beats stored for 8 s at 75 /min (the detector learns over the first seconds)"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    let pulse = pulse_readings(&app, patient).await;
+    assert_eq!(
+        pulse.as_array().map(Vec::len),
+        Some(0),
+        "no heart rate from 8 s of signal: {pulse}"
+    );
+}
+
 #[tokio::test]
 async fn malformed_ecg_chunk_is_counted_and_the_stream_carries_on() {
     let app = TestApp::spawn().await;
@@ -185,6 +219,18 @@ async fn malformed_ecg_chunk_is_counted_and_the_stream_carries_on() {
 
 /// The shared MIT-BIH records (Moody & Mark 2001; Goldberger et al. 2000).
 /// `GET /api/v1/patients/{patient}/ecg` between two Unix-ms times.
+async fn pulse_readings(app: &TestApp, patient: i64) -> Value {
+    app.get(&format!(
+        "/api/v1/patients/{patient}/observations?code=pulse"
+    ))
+    .send()
+    .await
+    .expect("observations")
+    .json()
+    .await
+    .expect("json")
+}
+
 async fn ecg_strip(app: &TestApp, patient: i64, from_ms: i64, to_ms: i64) -> Value {
     let at = |ms: i64| {
         let t = chrono::DateTime::from_timestamp_millis(ms).expect("time");
@@ -296,16 +342,7 @@ async fn a_devsim_patch_replaying_mit_bih_201_gives_heart_rate_strip_and_possibl
     );
 
     // The live heart rate: pulse readings derived from the patch's beats.
-    let rows: Value = app
-        .get(&format!(
-            "/api/v1/patients/{patient}/observations?code=pulse"
-        ))
-        .send()
-        .await
-        .expect("observations")
-        .json()
-        .await
-        .expect("json");
+    let rows = pulse_readings(&app, patient).await;
     let from_patch: Vec<f64> = rows
         .as_array()
         .expect("rows")

@@ -35,7 +35,7 @@ pub struct IngestMetrics {
     /// `vigil_ingest_worker_lag_seconds`: from the arrival of the oldest
     /// message in a pass to the start of the pass (how far scoring is behind).
     pub worker_lag: Histogram,
-    /// `vigil_ingest_pass_stage_seconds_total{stage="ecg"|"score_read"|"score"|"alerts"|"rules"|"store"|"resolve"|"status"}`:
+    /// `vigil_ingest_pass_stage_seconds_total{stage="ecg"|"score_read"|"score"|"alerts"|"rules"|"store"|"beats"|"resolve"|"status"}`:
     /// the worker's time by stage of a pass (`rate()` of it: where a busy
     /// worker spends its time).
     pub pass_stage: CounterVec,

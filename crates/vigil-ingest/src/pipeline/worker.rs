@@ -218,7 +218,7 @@ impl Worker {
         self.batch_received = w.received_at.unwrap_or(now);
         let mut to_score = w.to_score;
         self.feed.extend(w.feed);
-        self.analyse_ecg(w.ecg, now, &mut to_score).await;
+        let beats = self.analyse_ecg(w.ecg, now, &mut to_score).await;
         // The readings held for scoring learn of every one just stored, and
         // forget patients who may have readings stored that they were not
         // told of.
@@ -260,6 +260,15 @@ impl Worker {
         // transaction (one turn of SQLite's write lock, not three).
         self.store_pass(scored.rows, scored.pushes, firings).await;
         clock.lap("store");
+        // Beats nothing in this pass waited for: stored once its alerts
+        // are out, so that their turn of the write lock is not on an
+        // alert's way to the dashboard.
+        if !beats.is_empty()
+            && let Err(e) = self.store.store_beats(&beats).await
+        {
+            tracing::error!(error = %e, patches = beats.len(), "storing beats failed");
+        }
+        clock.lap("beats");
         for (patient, (codes, devices)) in resumed {
             let mut rules: Vec<String> = devices
                 .iter()
@@ -639,13 +648,15 @@ impl Worker {
     }
 
     /// Run each patch's analysis over its newly stored chunks, in time order;
-    /// store beats and the derived heart rate, push quality and AF changes.
+    /// store the derived heart rates (with the beats), push quality and AF
+    /// changes. Returns the beats left to store when there was no heart rate
+    /// to store: the pass scores and fires first, then stores them.
     async fn analyse_ecg(
         &mut self,
         mut fresh: Vec<PendingEcg>,
         stored_at: chrono::DateTime<Utc>,
         to_score: &mut BTreeMap<i64, BTreeSet<chrono::DateTime<Utc>>>,
-    ) {
+    ) -> Vec<vigil_store::PatchBeats> {
         fresh.sort_by(|a, b| {
             (a.device_id.as_str(), a.chunk.t0_ms).cmp(&(b.device_id.as_str(), b.chunk.t0_ms))
         });
@@ -757,6 +768,10 @@ impl Worker {
                 });
             }
         }
+        // No heart rate: nothing this pass scores waits for the beats.
+        if rates.is_empty() {
+            return beats;
+        }
         // The beats and the heart rates in one transaction; if it fails,
         // each on its own, so that a refused write of one loses nothing of
         // the other.
@@ -776,7 +791,7 @@ impl Worker {
                         for o in &derived {
                             self.readings.forget(o.patient_id);
                         }
-                        return;
+                        return Vec::new();
                     }
                 }
             }
@@ -816,6 +831,7 @@ impl Worker {
                 }],
             });
         }
+        Vec::new()
     }
 
     /// Score each patient at the measurement time of each new reading. A
