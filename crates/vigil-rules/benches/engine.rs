@@ -1,5 +1,6 @@
 //! Observations per second through the engine: one patient with a long
-//! stream, and 1,000 patients interleaved. Run:
+//! stream, 1,000 patients interleaved, and one reading of a continuous
+//! oximeter after hours of them. Run:
 //! `CARGO_TARGET_DIR=/work/target-rules cargo bench -j 1 -p vigil-rules`.
 
 use chrono::{DateTime, Duration, Utc};
@@ -14,6 +15,10 @@ fn pathways() -> Pathways {
             include_str!("../../../pathways/general.toml"),
         ),
         ("copd.toml", include_str!("../../../pathways/copd.toml")),
+        (
+            "heart-failure.toml",
+            include_str!("../../../pathways/heart-failure.toml"),
+        ),
     ])
     .expect("shipped pathways load")
 }
@@ -105,5 +110,75 @@ fn bench(c: &mut Criterion) {
     g.finish();
 }
 
-criterion_group!(benches, bench);
+/// A continuous oximeter's second: SpO2 and pulse, drifting in a normal
+/// range.
+fn oximeter_second(i: usize) -> [Reading; 2] {
+    let at = t0() + Duration::seconds(i as i64);
+    let r = |code: Code, v: f64, id: usize| Reading {
+        observation: validate(code.as_str(), code.unit(), &Value::Number(v)).expect("valid"),
+        measured_at: at,
+        source: Some("oximeter-1".into()),
+        obs_id: Some(id as i64),
+    };
+    [
+        r(Code::Spo2, 95.0 + (i % 4) as f64, 2 * i),
+        r(Code::Pulse, 70.0 + (i % 17) as f64, 2 * i + 1),
+    ]
+}
+
+/// What the next minute of a 1 Hz oximeter costs once the engine holds
+/// `hours` of it: the general pathway reads `change("spo2", "24h")`, heart
+/// failure `median("pulse", "24h")`. Each iteration starts from a copy of
+/// the same engine, so the history it holds is the same in every
+/// iteration. Neither the copy nor the minute's first second is timed: a
+/// copy's readings fill their vectors to capacity, and the first reading
+/// of each code moves its whole vector to grow it, which the engine itself
+/// does only once in a doubling.
+fn continuous(c: &mut Criterion) {
+    const MINUTE: usize = 60;
+    let mut g = c.benchmark_group("continuous_oximetry");
+    g.throughput(Throughput::Elements(2 * (MINUTE as u64 - 1)));
+    g.sample_size(10);
+    g.warm_up_time(std::time::Duration::from_secs(1));
+    g.measurement_time(std::time::Duration::from_secs(3));
+    for pathway in ["general", "heart-failure"] {
+        for hours in [1usize, 4, 24] {
+            let held = hours * 3_600;
+            g.bench_function(format!("{pathway}_{hours}h_held_next_minute"), |b| {
+                // Built here, so that a filtered-out case costs nothing.
+                let mut base = Engine::new(pathways());
+                base.admit(1, PatientSetup::new(pathway, t0()))
+                    .expect("admit");
+                for i in 0..held {
+                    for r in oximeter_second(i) {
+                        let now = r.measured_at + Duration::seconds(1);
+                        let _ = base.observe(1, r, now).expect("observe");
+                    }
+                }
+                let next: Vec<Reading> = (held..held + MINUTE).flat_map(oximeter_second).collect();
+                b.iter_custom(|iters| {
+                    let mut spent = std::time::Duration::ZERO;
+                    for _ in 0..iters {
+                        let mut e = base.clone();
+                        let mut readings = next.clone().into_iter();
+                        for r in readings.by_ref().take(2) {
+                            let now = r.measured_at + Duration::seconds(1);
+                            let _ = e.observe(1, r, now).expect("observe");
+                        }
+                        let start = std::time::Instant::now();
+                        for r in readings {
+                            let now = r.measured_at + Duration::seconds(1);
+                            let _ = e.observe(1, r, now).expect("observe");
+                        }
+                        spent += start.elapsed();
+                    }
+                    spent
+                })
+            });
+        }
+    }
+    g.finish();
+}
+
+criterion_group!(benches, bench, continuous);
 criterion_main!(benches);

@@ -614,10 +614,17 @@ impl Engine {
     }
 
     /// The readings the engine holds for `patient`, in measurement order.
-    pub fn readings(&self, patient: PatientId) -> &[Reading] {
+    pub fn readings(&self, patient: PatientId) -> Vec<&Reading> {
         self.patients
             .get(&patient)
-            .map_or(&[], |p| p.history.as_slice())
+            .map_or_else(Vec::new, |p| p.readings())
+    }
+
+    /// Whether the engine holds any reading of `patient`.
+    pub fn holds_readings(&self, patient: PatientId) -> bool {
+        self.patients
+            .get(&patient)
+            .is_some_and(|p| !p.history.is_empty())
     }
 
     /// The NEWS2 history the rising rule uses: total as of each reading.

@@ -1,5 +1,5 @@
-//! Per-patient state: the reading history in measurement-time order, the
-//! devices, the missed-reading clocks, the NEWS2 history used by the rising
+//! Per-patient state: the reading history by code, each in measurement-time
+//! order, the devices, the missed-reading clocks, the NEWS2 history used by the rising
 //! alert, and the facts a rule expression reads.
 //!
 //! Everything here is a function of the readings and the setup, not of the
@@ -17,7 +17,7 @@ use vigil_clinical::news2::Spo2ScaleSetting;
 use vigil_clinical::thresholds::spo2::Spo2Target;
 use vigil_clinical::{Code, Episode, News2Score, Reading, Reasons, Spo2Scale, score_home_with};
 
-use crate::expr::{Compiled, Facts};
+use crate::expr::{Compiled, Facts, TrendCall, TrendFn};
 use crate::pathway::Pathway;
 
 /// What the daemon knows about a patient's episode when it admits them.
@@ -146,11 +146,13 @@ pub(crate) struct Patient {
     pub(crate) setup: PatientSetup,
     pub(crate) episode: Episode,
     pub(crate) target: Spo2Target,
-    pub(crate) history: Vec<Reading>,
+    /// The readings of each code, in (measured time, obs id) order; a code
+    /// with none has no entry. By code, so that a rule's window over one
+    /// code and the latest reading of each are a binary search, not a walk
+    /// of every reading held: a continuous oximeter keeps a day of them.
+    pub(crate) history: BTreeMap<Code, Vec<Reading>>,
     /// Stored ids of the readings in `history` (duplicates are ignored).
     pub(crate) obs_ids: HashSet<i64>,
-    /// How many readings of each code `history` holds.
-    pub(crate) code_counts: BTreeMap<Code, usize>,
     pub(crate) as_of: Option<DateTime<Utc>>,
     pub(crate) devices: BTreeMap<String, DeviceState>,
     pub(crate) expects: Vec<ExpectClock>,
@@ -169,9 +171,8 @@ impl Patient {
         let mut p = Patient {
             episode: Episode::default(),
             target: Spo2Target::STANDARD,
-            history: Vec::new(),
+            history: BTreeMap::new(),
             obs_ids: HashSet::new(),
-            code_counts: BTreeMap::new(),
             as_of: None,
             devices: BTreeMap::new(),
             expects: pathway
@@ -239,19 +240,17 @@ impl Patient {
             return None;
         }
         let k = key(&r);
-        let pos = self.history.partition_point(|h| key(h) <= k);
         let code = r.observation.code;
-        let superseded = self.history[pos..]
-            .iter()
-            .any(|h| h.observation.code == code);
+        let list = self.history.entry(code).or_default();
+        let pos = list.partition_point(|h| key(h) <= k);
+        let superseded = pos < list.len();
         for (e, clock) in pathway.expects.iter().zip(self.expects.iter_mut()) {
             if e.codes.contains(&code) && clock.last.is_none_or(|l| r.measured_at > l) {
                 clock.last = Some(r.measured_at);
             }
         }
         self.as_of = Some(self.as_of.map_or(r.measured_at, |a| a.max(r.measured_at)));
-        *self.code_counts.entry(code).or_insert(0) += 1;
-        self.history.insert(pos, r);
+        list.insert(pos, r);
         self.rescore_from(k, pathway);
         self.prune();
         Some(superseded)
@@ -260,20 +259,15 @@ impl Patient {
     fn prune(&mut self) {
         let Some(as_of) = self.as_of else { return };
         let cut = as_of - self.retention;
-        let n = self.history.partition_point(|h| h.measured_at < cut);
-        if n > 0 {
-            for r in self.history.drain(..n) {
+        for list in self.history.values_mut() {
+            let n = list.partition_point(|h| h.measured_at < cut);
+            for r in list.drain(..n) {
                 if let Some(id) = r.obs_id {
                     self.obs_ids.remove(&id);
                 }
-                if let Some(c) = self.code_counts.get_mut(&r.observation.code) {
-                    *c -= 1;
-                    if *c == 0 {
-                        self.code_counts.remove(&r.observation.code);
-                    }
-                }
             }
         }
+        self.history.retain(|_, list| !list.is_empty());
         // A score within `freshness` of the cut may have used a reading that
         // another arrival order never kept; only later ones are comparable.
         let score_cut = cut + self.freshness;
@@ -290,41 +284,42 @@ impl Patient {
     /// Recomputes the whole NEWS2 history (the episode settings changed).
     pub(crate) fn rescore_all(&mut self, pathway: &Pathway) {
         self.scores.clear();
-        if let Some(first) = self.history.first().map(key) {
+        if let Some(first) = self
+            .history
+            .values()
+            .filter_map(|l| l.first().map(key))
+            .min()
+        {
             self.rescore_from(first, pathway);
         }
     }
 
     /// Recomputes the NEWS2 history at and after `from`.
     fn rescore_from(&mut self, from: Key, pathway: &Pathway) {
-        let start = self.history.partition_point(|h| key(h) < from);
-        // The latest reading of each NEWS2 code before `start`; readings
+        // The latest reading of each NEWS2 code before `from`; readings
         // older than the freshness window are stale for every result from
-        // `from` on, so the scan stops there.
+        // `from` on.
         let horizon = from.0 - pathway.freshness;
-        // No more codes to find than the history holds: a patient who only
-        // ever sends SpO2 and pulse stops the scan at the latest two, not at
-        // the freshness horizon (which made each reading cost the whole window).
-        let present = NEWS2_CODES
-            .iter()
-            .filter(|c| self.code_counts.contains_key(c))
-            .count();
-        let mut latest: HashMap<Code, usize> = HashMap::new();
-        for (i, r) in self.history[..start].iter().enumerate().rev() {
-            if r.measured_at < horizon || latest.len() == present {
-                break;
-            }
-            if NEWS2_CODES.contains(&r.observation.code) {
-                latest.entry(r.observation.code).or_insert(i);
-            }
-        }
-        for i in start..self.history.len() {
-            let r = &self.history[i];
-            if !NEWS2_CODES.contains(&r.observation.code) {
+        let mut latest: HashMap<Code, &Reading> = HashMap::new();
+        // Then every NEWS2 reading at or after `from`, in time order (a
+        // stable sort: equal keys of one code stay in arrival order).
+        let mut later: Vec<&Reading> = Vec::new();
+        for code in NEWS2_CODES {
+            let Some(list) = self.history.get(&code) else {
                 continue;
+            };
+            let start = list.partition_point(|h| key(h) < from);
+            if let Some(r) = start.checked_sub(1).map(|i| &list[i])
+                && r.measured_at >= horizon
+            {
+                latest.insert(code, r);
             }
-            latest.insert(r.observation.code, i);
-            let set: Vec<&Reading> = latest.values().map(|&j| &self.history[j]).collect();
+            later.extend(&list[start..]);
+        }
+        later.sort_by_key(|r| key(r));
+        for r in later {
+            latest.insert(r.observation.code, r);
+            let set: Vec<&Reading> = latest.values().copied().collect();
             // Only the numbers are kept: no reasons (most of a score's cost).
             let s = score_home_with(
                 &set,
@@ -339,22 +334,22 @@ impl Patient {
 
     /// The latest reading of any of `codes`.
     pub(crate) fn latest_of(&self, codes: &[Code]) -> Option<&Reading> {
-        self.history
+        codes
             .iter()
-            .rev()
-            .find(|r| codes.contains(&r.observation.code))
+            .filter_map(|c| self.history.get(c)?.last())
+            .max_by_key(|r| key(r))
     }
 
-    /// The latest reading of each code.
+    /// The latest reading of each code, in code order.
     pub(crate) fn latest_per_code(&self) -> Vec<&Reading> {
-        let mut seen = BTreeMap::new();
-        for r in self.history.iter().rev() {
-            if seen.len() == self.code_counts.len() {
-                break;
-            }
-            seen.entry(r.observation.code).or_insert(r);
-        }
-        seen.into_values().collect()
+        self.history.values().filter_map(|l| l.last()).collect()
+    }
+
+    /// Every reading held, in (measured time, obs id) order.
+    pub(crate) fn readings(&self) -> Vec<&Reading> {
+        let mut all: Vec<&Reading> = self.history.values().flatten().collect();
+        all.sort_by_key(|r| key(r));
+        all
     }
 
     /// NEWS2 as of the newest reading (`None` before any reading), with or
@@ -414,17 +409,38 @@ impl Patient {
         best
     }
 
-    /// Values of `code` measured in `[as_of - window, as_of]`, oldest first.
-    pub(crate) fn window(&self, code: Code, as_of: DateTime<Utc>, window: Duration) -> Vec<f64> {
-        self.history
+    /// The readings of `code` measured in `[as_of - window, as_of]`, oldest
+    /// first: two binary searches in that code's readings.
+    pub(crate) fn in_window(
+        &self,
+        code: Code,
+        as_of: DateTime<Utc>,
+        window: Duration,
+    ) -> &[Reading] {
+        let Some(list) = self.history.get(&code) else {
+            return &[];
+        };
+        let lo = list.partition_point(|r| r.measured_at < as_of - window);
+        let hi = list.partition_point(|r| r.measured_at <= as_of);
+        &list[lo..hi.max(lo)]
+    }
+
+    /// A trend call's value as of `as_of`. `change` and `count` read the
+    /// window in place; the others take its values (the same answer as
+    /// [`TrendFn::apply`] over them, which the tests hold it to).
+    pub(crate) fn trend(&self, t: &TrendCall, as_of: DateTime<Utc>) -> Option<f64> {
+        let mut values = self
+            .in_window(t.code, as_of, t.window)
             .iter()
-            .filter(|r| {
-                r.observation.code == code
-                    && r.measured_at >= as_of - window
-                    && r.measured_at <= as_of
-            })
-            .filter_map(|r| r.observation.value.as_number())
-            .collect()
+            .filter_map(|r| r.observation.value.as_number());
+        match t.func {
+            TrendFn::Change => {
+                let first = values.next()?;
+                Some(values.next_back()? - first)
+            }
+            TrendFn::Count => Some(values.count() as f64),
+            f => f.apply(&values.collect::<Vec<f64>>()),
+        }
     }
 
     /// The facts a rule reads, as of the newest reading.
@@ -484,7 +500,7 @@ impl Patient {
         }
         for c in rules {
             for t in &c.trends {
-                f.set_trend(t, t.func.apply(&self.window(t.code, as_of, t.window)));
+                f.set_trend(t, self.trend(t, as_of));
             }
         }
         f

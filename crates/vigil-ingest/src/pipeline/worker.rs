@@ -382,7 +382,7 @@ impl Worker {
             Ok(Some(p)) => p.episode.map(|e| e.admitted_at).unwrap_or_else(Utc::now),
             _ => Utc::now(),
         };
-        let fresh = !self.engine.readings(patient).iter().any(|_| true);
+        let fresh = !self.engine.holds_readings(patient);
         if let Err(e) = self
             .engine
             .admit(patient, crate::rules::setup(&settings, admitted_at))

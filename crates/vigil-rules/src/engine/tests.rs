@@ -712,6 +712,42 @@ proptest! {
         prop_assert_eq!(a.news2_history(1), b.news2_history(1));
         prop_assert_eq!(a.next_deadline().is_some(), b.next_deadline().is_some());
     }
+
+    /// A trend read from the readings held by code (two binary searches)
+    /// gives what the function gives over a plain filter of every reading.
+    #[test]
+    fn trends_by_code_match_a_filter_of_every_reading(raw in arb_readings(), at in 0i64..(50 * 60), pick in any::<usize>()) {
+        let readings: Vec<Reading> = raw.into_iter().enumerate().map(|(i, r)| to_reading(i, r)).collect();
+        let (e, _) = run(&readings);
+        let p = &e.patients[&1];
+        let held = e.readings(1);
+        let mut calls = Vec::new();
+        for func in ["change", "mean", "median", "lowest", "highest", "count"] {
+            for code in ["spo2", "pulse", "resp_rate", "systolic", "temp"] {
+                for window in ["30m", "6h", "24h", "3d"] {
+                    let src = format!(r#"{func}("{code}", "{window}") > 0"#);
+                    let call = crate::expr::Compiled::compile(&src).expect("compiles").trends[0].clone();
+                    calls.push((src, call));
+                }
+            }
+        }
+        // At any time, and at a reading's own time (the window's edges).
+        let edge = held[pick % held.len()].measured_at;
+        for as_of in [mins(at), edge, edge + Duration::minutes(30), edge + Duration::hours(6)] {
+            for (src, call) in &calls {
+                let values: Vec<f64> = held
+                    .iter()
+                    .filter(|r| {
+                        r.observation.code == call.code
+                            && r.measured_at >= as_of - call.window
+                            && r.measured_at <= as_of
+                    })
+                    .filter_map(|r| r.observation.value.as_number())
+                    .collect();
+                prop_assert_eq!(p.trend(call, as_of), call.func.apply(&values), "{} at {}", src, as_of);
+            }
+        }
+    }
 }
 
 #[test]
