@@ -29,11 +29,12 @@ async fn the_whole_path_works_on_postgresql() {
     dev.publish_obs(1, vitals.clone()).await;
     assert_ack(&dev.next_cmd().await, &[1]);
     assert_eq!(ws.next_event("observation").await["patient_id"], patient);
-    assert_eq!(ws.next_event("score").await["score"]["total"], 5);
+    // Alerts are pushed before the pass's scores.
     assert_eq!(
         ws.next_alert_event("alert", "news2").await["alert"]["severity"],
         "medium"
     );
+    assert_eq!(ws.next_event("score").await["score"]["total"], 5);
     // A resend is stored once and acked again.
     dev.publish_obs(1, vitals).await;
     assert_ack(&dev.next_cmd().await, &[1]);

@@ -1093,10 +1093,13 @@ impl Worker {
         let received = self.batch_received;
         match self.store.score_and_fire(&rows, &firings, Utc::now()).await {
             Ok(fired) => {
-                self.push_scores(rows, pushes);
+                // Alerts first: a dashboard reads its events in order, and
+                // a pass's scores are one event per patient scored, a ward's
+                // worth that an alert would otherwise wait behind.
                 for (alert, outcome) in fired.into_iter().flatten() {
                     self.announce(alert, outcome, received);
                 }
+                self.push_scores(rows, pushes);
             }
             Err(e) => {
                 tracing::warn!(error = %e, scores = rows.len(), firings = firings.len(), "storing a pass's scores and alerts together failed; storing them apart");
