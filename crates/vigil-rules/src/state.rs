@@ -8,7 +8,7 @@
 //! and history older than the pathway needs (relative to the newest reading)
 //! is dropped whichever order it came in.
 
-use std::collections::{BTreeMap, HashMap, HashSet};
+use std::collections::{BTreeMap, HashMap, HashSet, VecDeque};
 
 use cel::Value;
 use chrono::{DateTime, Duration, Utc};
@@ -150,7 +150,10 @@ pub(crate) struct Patient {
     /// with none has no entry. By code, so that a rule's window over one
     /// code and the latest reading of each are a binary search, not a walk
     /// of every reading held: a continuous oximeter keeps a day of them.
-    pub(crate) history: BTreeMap<Code, Vec<Reading>>,
+    /// A ring, not a vector: once a patient has been monitored for as long
+    /// as the pathway keeps, every new reading drops the oldest of its
+    /// code, and from a vector that would move every reading held.
+    pub(crate) history: BTreeMap<Code, VecDeque<Reading>>,
     /// Stored ids of the readings in `history` (duplicates are ignored).
     pub(crate) obs_ids: HashSet<i64>,
     pub(crate) as_of: Option<DateTime<Utc>>,
@@ -287,7 +290,7 @@ impl Patient {
         if let Some(first) = self
             .history
             .values()
-            .filter_map(|l| l.first().map(key))
+            .filter_map(|l| l.front().map(key))
             .min()
         {
             self.rescore_from(first, pathway);
@@ -314,7 +317,7 @@ impl Patient {
             {
                 latest.insert(code, r);
             }
-            later.extend(&list[start..]);
+            later.extend(list.range(start..));
         }
         later.sort_by_key(|r| key(r));
         for r in later {
@@ -336,13 +339,13 @@ impl Patient {
     pub(crate) fn latest_of(&self, codes: &[Code]) -> Option<&Reading> {
         codes
             .iter()
-            .filter_map(|c| self.history.get(c)?.last())
+            .filter_map(|c| self.history.get(c)?.back())
             .max_by_key(|r| key(r))
     }
 
     /// The latest reading of each code, in code order.
     pub(crate) fn latest_per_code(&self) -> Vec<&Reading> {
-        self.history.values().filter_map(|l| l.last()).collect()
+        self.history.values().filter_map(|l| l.back()).collect()
     }
 
     /// Every reading held, in (measured time, obs id) order.
@@ -416,13 +419,14 @@ impl Patient {
         code: Code,
         as_of: DateTime<Utc>,
         window: Duration,
-    ) -> &[Reading] {
-        let Some(list) = self.history.get(&code) else {
-            return &[];
-        };
-        let lo = list.partition_point(|r| r.measured_at < as_of - window);
-        let hi = list.partition_point(|r| r.measured_at <= as_of);
-        &list[lo..hi.max(lo)]
+    ) -> impl DoubleEndedIterator<Item = &Reading> {
+        let list = self.history.get(&code);
+        let range = list.map_or(0..0, |list| {
+            let lo = list.partition_point(|r| r.measured_at < as_of - window);
+            let hi = list.partition_point(|r| r.measured_at <= as_of);
+            lo..hi.max(lo)
+        });
+        list.into_iter().flat_map(move |l| l.range(range.clone()))
     }
 
     /// A trend call's value as of `as_of`. `change` and `count` read the
@@ -431,7 +435,6 @@ impl Patient {
     pub(crate) fn trend(&self, t: &TrendCall, as_of: DateTime<Utc>) -> Option<f64> {
         let mut values = self
             .in_window(t.code, as_of, t.window)
-            .iter()
             .filter_map(|r| r.observation.value.as_number());
         match t.func {
             TrendFn::Change => {
