@@ -138,3 +138,57 @@ async fn stopping_postgresql_for_30_seconds_under_load_loses_nothing() {
         "each message stored exactly once"
     );
 }
+
+/// A daemon that has stopped leaves no database connection open. The
+/// embedded broker's hooks held the store, and rmqtt never frees them: every
+/// daemon this suite started kept its pool of connections open until the
+/// test process ended, and PostgreSQL (300 connections here) began refusing
+/// tests part-way through the suite.
+#[tokio::test]
+async fn a_stopped_daemon_leaves_no_database_connection_open() {
+    use sqlx::Connection;
+    use std::time::Duration;
+
+    let Some(url) = pg::fresh_database().await else {
+        return;
+    };
+    let daemon_url = url.clone();
+    // The daemon on a runtime of its own, dropped when it ends, as each
+    // test's runtime is.
+    std::thread::spawn(move || {
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .expect("runtime");
+        rt.block_on(async {
+            let app = TestApp::spawn_on(Some(daemon_url)).await;
+            // A device's CONNECT goes through the broker's hooks to the store.
+            let (_, mut dev) = app.patient_with_device().await;
+            dev.publish_obs(1, json!([{"code": "spo2", "value": 97, "unit": "%"}]))
+                .await;
+            assert_ack(&dev.next_cmd().await, &[1]);
+        });
+    })
+    .join()
+    .expect("the daemon's thread");
+
+    let mut conn = sqlx::PgConnection::connect(&url).await.expect("connect");
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+    loop {
+        let (open,): (i64,) = sqlx::query_as(
+            "SELECT count(*) FROM pg_stat_activity \
+             WHERE datname = current_database() AND pid <> pg_backend_pid()",
+        )
+        .fetch_one(&mut conn)
+        .await
+        .expect("count connections");
+        if open == 0 {
+            break;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "{open} connections of a stopped daemon still open"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}

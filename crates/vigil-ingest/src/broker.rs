@@ -133,7 +133,7 @@ pub async fn start(
     let service_name = service.username.clone();
     let register = scx.extends.hook_mgr().register();
     let policy = Arc::new(Policy {
-        store,
+        store: Arc::downgrade(&store),
         service,
         sessions: Default::default(),
         connections,
@@ -202,7 +202,13 @@ pub async fn start(
 }
 
 struct Policy {
-    store: Arc<dyn Store>,
+    /// Weak: rmqtt's server context is not freed when the broker stops (its
+    /// parts hold one another), so a strong reference here would keep the
+    /// store, and its pool of open database connections, after the daemon
+    /// that built it is gone: in the test suite, one pool per test, until
+    /// PostgreSQL refused new connections. The daemon holds the store
+    /// while it runs.
+    store: std::sync::Weak<dyn Store>,
     service: ServiceAccount,
     /// Live sessions by username, so a revoked device can be dropped.
     sessions: std::sync::Mutex<std::collections::HashMap<String, rmqtt::types::Id>>,
@@ -225,7 +231,11 @@ impl Policy {
                 AuthResult::BadUsernameOrPassword
             };
         }
-        match self.store.device_credentials(user).await {
+        let Some(store) = self.store.upgrade() else {
+            tracing::info!("refused CONNECT: the daemon is stopping");
+            return AuthResult::NotAuthorized;
+        };
+        match store.device_credentials(user).await {
             Ok(Some(c)) if c.revoked => {
                 tracing::info!(device = %c.device_id, "refused CONNECT: device revoked");
                 AuthResult::NotAuthorized
