@@ -614,7 +614,7 @@ impl Engine {
     }
 
     /// The readings the engine holds for `patient`, in measurement order.
-    pub fn readings(&self, patient: PatientId) -> Vec<&Reading> {
+    pub fn readings(&self, patient: PatientId) -> Vec<Reading> {
         self.patients
             .get(&patient)
             .map_or_else(Vec::new, |p| p.readings())

@@ -15,7 +15,9 @@ use chrono::{DateTime, Duration, Utc};
 use serde::{Deserialize, Serialize};
 use vigil_clinical::news2::Spo2ScaleSetting;
 use vigil_clinical::thresholds::spo2::Spo2Target;
-use vigil_clinical::{Code, Episode, News2Score, Reading, Reasons, Spo2Scale, score_home_with};
+use vigil_clinical::{
+    Code, Episode, News2Score, Observation, Reading, Reasons, Spo2Scale, score_home_with,
+};
 
 use crate::expr::{Compiled, Facts, TrendCall, TrendFn};
 use crate::pathway::Pathway;
@@ -137,8 +139,79 @@ impl Scored {
     }
 }
 
-fn key(r: &Reading) -> Key {
+/// A reading as the engine holds it, in 64 bytes: a [`Reading`] is 88, and
+/// its device id a heap block of its own; a patient on a 1 Hz oximeter keeps
+/// 216,000 of them on the general pathway. The device is an index into the
+/// patient's few.
+#[derive(Clone, Debug, PartialEq)]
+pub(crate) struct Held {
+    pub(crate) observation: Observation,
+    pub(crate) measured_at: DateTime<Utc>,
+    /// The device: one more than its index in [`Patient::sources`]; 0 for
+    /// none.
+    source: u32,
+    pub(crate) obs_id: Option<i64>,
+}
+
+// The size the docs (rules.md "Memory") and the comment above state.
+const _: () = assert!(std::mem::size_of::<Held>() == 64);
+const _: () = assert!(std::mem::size_of::<(Key, Scored)>() == 48);
+
+fn key(r: &Held) -> Key {
     (r.measured_at, r.obs_id)
+}
+
+impl Held {
+    fn reading(&self, source: Option<String>) -> Reading {
+        Reading {
+            observation: self.observation.clone(),
+            measured_at: self.measured_at,
+            source,
+            obs_id: self.obs_id,
+        }
+    }
+}
+
+/// NEWS2 as of each reading, in key order: a ring, for the same reason as
+/// the readings (the oldest dropped as each new one comes), 48 bytes a
+/// score where a B-tree took about twice that.
+#[derive(Clone, Debug, Default)]
+pub(crate) struct Scores(VecDeque<(Key, Scored)>);
+
+impl Scores {
+    /// Sets the score at `k`, replacing one there.
+    pub(crate) fn insert(&mut self, k: Key, s: Scored) {
+        // Almost always the newest: a push at the back.
+        if self.0.back().is_none_or(|(last, _)| *last < k) {
+            self.0.push_back((k, s));
+            return;
+        }
+        match self.0.binary_search_by(|(x, _)| x.cmp(&k)) {
+            Ok(i) => self.0[i].1 = s,
+            Err(i) => self.0.insert(i, (k, s)),
+        }
+    }
+
+    /// The scores with keys in `[lo, hi)`, in key order.
+    pub(crate) fn range(&self, lo: Key, hi: Key) -> impl Iterator<Item = &(Key, Scored)> {
+        let a = self.0.partition_point(|(k, _)| *k < lo);
+        let b = self.0.partition_point(|(k, _)| *k < hi).max(a);
+        self.0.range(a..b)
+    }
+
+    /// Drops the scores measured before `cut`.
+    pub(crate) fn drop_before(&mut self, cut: DateTime<Utc>) {
+        let n = self.0.partition_point(|(k, _)| k.0 < cut);
+        self.0.drain(..n);
+    }
+
+    pub(crate) fn iter(&self) -> impl Iterator<Item = &(Key, Scored)> {
+        self.0.iter()
+    }
+
+    fn clear(&mut self) {
+        self.0.clear();
+    }
 }
 
 #[derive(Clone, Debug)]
@@ -153,14 +226,16 @@ pub(crate) struct Patient {
     /// A ring, not a vector: once a patient has been monitored for as long
     /// as the pathway keeps, every new reading drops the oldest of its
     /// code, and from a vector that would move every reading held.
-    pub(crate) history: BTreeMap<Code, VecDeque<Reading>>,
+    pub(crate) history: BTreeMap<Code, VecDeque<Held>>,
+    /// The device ids the held readings came from (a patient has a few).
+    sources: Vec<String>,
     /// Stored ids of the readings in `history` (duplicates are ignored).
     pub(crate) obs_ids: HashSet<i64>,
     pub(crate) as_of: Option<DateTime<Utc>>,
     pub(crate) devices: BTreeMap<String, DeviceState>,
     pub(crate) expects: Vec<ExpectClock>,
     /// NEWS2 as of each reading (readings up to and including it).
-    pub(crate) scores: BTreeMap<Key, Scored>,
+    pub(crate) scores: Scores,
     /// Unresolved alert per rule.
     pub(crate) open: BTreeMap<String, u64>,
     /// Each rule's last resolved alert, until the rule raises again.
@@ -175,6 +250,7 @@ impl Patient {
             episode: Episode::default(),
             target: Spo2Target::STANDARD,
             history: BTreeMap::new(),
+            sources: Vec::new(),
             obs_ids: HashSet::new(),
             as_of: None,
             devices: BTreeMap::new(),
@@ -186,7 +262,7 @@ impl Patient {
                     alerted_for: None,
                 })
                 .collect(),
-            scores: BTreeMap::new(),
+            scores: Scores::default(),
             open: BTreeMap::new(),
             resolved: BTreeMap::new(),
             retention: pathway.history_needed(),
@@ -221,7 +297,7 @@ impl Patient {
                 .expects
                 .iter()
                 .map(|e| ExpectClock {
-                    last: self.latest_of(&e.codes).map(|r| r.measured_at),
+                    last: self.latest_of(&e.codes),
                     alerted_for: None,
                 })
                 .collect();
@@ -242,8 +318,24 @@ impl Patient {
         {
             return None;
         }
-        let k = key(&r);
+        let k = (r.measured_at, r.obs_id);
         let code = r.observation.code;
+        let source = match r.source {
+            None => 0,
+            Some(d) => match self.sources.iter().position(|s| *s == d) {
+                Some(i) => i + 1,
+                None => {
+                    self.sources.push(d);
+                    self.sources.len()
+                }
+            },
+        };
+        let held = Held {
+            measured_at: r.measured_at,
+            source: u32::try_from(source).unwrap_or(0),
+            obs_id: r.obs_id,
+            observation: r.observation,
+        };
         let list = self.history.entry(code).or_default();
         let pos = list.partition_point(|h| key(h) <= k);
         let superseded = pos < list.len();
@@ -253,7 +345,7 @@ impl Patient {
             }
         }
         self.as_of = Some(self.as_of.map_or(r.measured_at, |a| a.max(r.measured_at)));
-        list.insert(pos, r);
+        list.insert(pos, held);
         self.rescore_from(k, pathway);
         self.prune();
         Some(superseded)
@@ -274,14 +366,7 @@ impl Patient {
         // A score within `freshness` of the cut may have used a reading that
         // another arrival order never kept; only later ones are comparable.
         let score_cut = cut + self.freshness;
-        // From the front only: the map is in time order (a `retain` would
-        // walk every score on every reading).
-        while let Some(e) = self.scores.first_entry() {
-            if e.key().0 >= score_cut {
-                break;
-            }
-            e.remove();
-        }
+        self.scores.drop_before(score_cut);
     }
 
     /// Recomputes the whole NEWS2 history (the episode settings changed).
@@ -303,10 +388,10 @@ impl Patient {
         // older than the freshness window are stale for every result from
         // `from` on.
         let horizon = from.0 - pathway.freshness;
-        let mut latest: HashMap<Code, &Reading> = HashMap::new();
+        let mut latest: HashMap<Code, &Held> = HashMap::new();
         // Then every NEWS2 reading at or after `from`, in time order (a
         // stable sort: equal keys of one code stay in arrival order).
-        let mut later: Vec<&Reading> = Vec::new();
+        let mut later: Vec<&Held> = Vec::new();
         for code in NEWS2_CODES {
             let Some(list) = self.history.get(&code) else {
                 continue;
@@ -322,7 +407,8 @@ impl Patient {
         later.sort_by_key(|r| key(r));
         for r in later {
             latest.insert(r.observation.code, r);
-            let set: Vec<&Reading> = latest.values().copied().collect();
+            // Without their devices: only the numbers are kept.
+            let set: Vec<Reading> = latest.values().map(|h| h.reading(None)).collect();
             // Only the numbers are kept: no reasons (most of a score's cost).
             let s = score_home_with(
                 &set,
@@ -335,32 +421,49 @@ impl Patient {
         }
     }
 
-    /// The latest reading of any of `codes`.
-    pub(crate) fn latest_of(&self, codes: &[Code]) -> Option<&Reading> {
+    /// When the latest reading of any of `codes` was measured.
+    pub(crate) fn latest_of(&self, codes: &[Code]) -> Option<DateTime<Utc>> {
         codes
             .iter()
             .filter_map(|c| self.history.get(c)?.back())
-            .max_by_key(|r| key(r))
+            .map(|r| r.measured_at)
+            .max()
     }
 
     /// The latest reading of each code, in code order.
-    pub(crate) fn latest_per_code(&self) -> Vec<&Reading> {
-        self.history.values().filter_map(|l| l.back()).collect()
+    pub(crate) fn latest_per_code(&self) -> impl Iterator<Item = &Held> {
+        self.history.values().filter_map(|l| l.back())
+    }
+
+    /// `h` as a [`Reading`] again, with its device.
+    fn reading(&self, h: &Held) -> Reading {
+        let source = (h.source as usize)
+            .checked_sub(1)
+            .and_then(|i| self.sources.get(i));
+        h.reading(source.cloned())
     }
 
     /// Every reading held, in (measured time, obs id) order.
-    pub(crate) fn readings(&self) -> Vec<&Reading> {
-        let mut all: Vec<&Reading> = self.history.values().flatten().collect();
+    pub(crate) fn readings(&self) -> Vec<Reading> {
+        let mut all: Vec<&Held> = self.history.values().flatten().collect();
         all.sort_by_key(|r| key(r));
-        all
+        all.into_iter().map(|h| self.reading(h)).collect()
     }
 
     /// NEWS2 as of the newest reading (`None` before any reading), with or
     /// without the rows' reasons.
     pub(crate) fn news2(&self, pathway: &Pathway, reasons: Reasons) -> Option<News2Score> {
         let as_of = self.as_of?;
+        // Without reasons, the numbers only: no devices either.
+        let latest: Vec<Reading> = self
+            .latest_per_code()
+            .map(|h| match reasons {
+                Reasons::Written => self.reading(h),
+                Reasons::Skipped => h.reading(None),
+            })
+            .collect();
         Some(score_home_with(
-            &self.latest_per_code(),
+            &latest,
             &self.episode,
             pathway.freshness,
             as_of,
@@ -389,7 +492,8 @@ impl Patient {
         let mut best: Option<(i32, DateTime<Utc>, Option<u8>)> = None;
         let mut scores = self
             .scores
-            .range((as_of - window, None)..(as_of, None))
+            .range((as_of - window, None), (as_of, None))
+            .map(|(k, s)| (k, s))
             .peekable();
         while let Some((k, then)) = scores.next() {
             let rise = now.rise_since(then);
@@ -419,7 +523,7 @@ impl Patient {
         code: Code,
         as_of: DateTime<Utc>,
         window: Duration,
-    ) -> impl DoubleEndedIterator<Item = &Reading> {
+    ) -> impl DoubleEndedIterator<Item = &Held> {
         let list = self.history.get(&code);
         let range = list.map_or(0..0, |list| {
             let lo = list.partition_point(|r| r.measured_at < as_of - window);

@@ -1015,11 +1015,47 @@ proptest! {
         }
         let as_of = mins(40);
         let window = Duration::minutes(window_min);
+        let (lo, hi) = ((as_of - window, None), (as_of, None));
         let scan = p
             .scores
-            .range((as_of - window, None)..(as_of, None))
+            .iter()
+            .filter(|(k, _)| *k >= lo && *k < hi)
             .map(|(k, then)| (now.rise_since(then), k.0, then.total))
             .max_by_key(|(rise, t, _)| (*rise, std::cmp::Reverse(*t)));
         prop_assert_eq!(p.largest_rise(&now, as_of, window), scan);
+    }
+}
+
+proptest! {
+    /// The scores' ring answers as the ordered map it replaced: inserts
+    /// anywhere (a late reading), replacements, drops from the front.
+    #[test]
+    fn the_scores_ring_answers_as_an_ordered_map(
+        ops in proptest::collection::vec((0i64..40, proptest::option::of(0i64..3), arb_scored(), 0u8..8), 0..80),
+        lo in (0i64..40, proptest::option::of(0i64..3)),
+        hi in (0i64..40, proptest::option::of(0i64..3)),
+    ) {
+        let mut ring = crate::state::Scores::default();
+        let mut model = std::collections::BTreeMap::new();
+        for (m, id, s, op) in ops {
+            if op == 0 {
+                ring.drop_before(mins(m));
+                model.retain(|k: &(DateTime<Utc>, Option<i64>), _| k.0 >= mins(m));
+            } else {
+                ring.insert((mins(m), id), s);
+                model.insert((mins(m), id), s);
+            }
+        }
+        let all: Vec<_> = ring.iter().copied().collect();
+        let expected: Vec<_> = model.iter().map(|(k, s)| (*k, *s)).collect();
+        prop_assert_eq!(all, expected);
+        let (lo, hi) = ((mins(lo.0), lo.1), (mins(hi.0), hi.1));
+        let got: Vec<_> = ring.range(lo, hi).copied().collect();
+        let expected: Vec<_> = model
+            .iter()
+            .filter(|(k, _)| **k >= lo && **k < hi)
+            .map(|(k, s)| (*k, *s))
+            .collect();
+        prop_assert_eq!(got, expected);
     }
 }
