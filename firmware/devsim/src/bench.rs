@@ -125,6 +125,10 @@ pub struct BenchConfig {
     pub passthrough: bool,
     /// Vigil's broker.
     pub broker: Broker,
+    /// Give every simulated device a small queue ([`kit::SmallOutbox`])
+    /// instead of a real kit's hour of ECG ([`kit::KitOutbox`]), so that
+    /// tens of thousands of them fit in memory.
+    pub small_queues: bool,
     /// How long to wait for outstanding acks after a phase.
     pub drain: Duration,
     /// Seed.
@@ -559,6 +563,15 @@ struct Driven {
     usage: Option<(ProcUsage, ProcUsage)>,
 }
 
+/// Starts one simulated device with the queue `cfg` asks for.
+fn spawn_kit(cfg: &BenchConfig, kc: kit::KitConfig, cancel: &CancellationToken) -> KitHandle {
+    if cfg.small_queues {
+        kit::spawn_sized::<{ kit::SMALL_SLOTS }, { kit::SMALL_BYTES }>(kc, cancel.clone()).0
+    } else {
+        kit::spawn(kc, cancel.clone()).0
+    }
+}
+
 /// Drives the load of `cfg` with the `admitted` patients' kits against the
 /// broker on 127.0.0.1:`port` for `cfg.duration`, then drains.
 async fn drive(
@@ -578,24 +591,22 @@ async fn drive(
     let mut sentinels: Vec<(i64, usize)> = Vec::new();
     let mut patches: Vec<KitHandle> = Vec::new();
     for (i, a) in admitted.iter().enumerate() {
-        let hub = kit::spawn(
+        let hub = spawn_kit(
+            cfg,
             load::kit_config("127.0.0.1", port, &a.devices[0], resend_after, HUB_WINDOW),
-            cancel.clone(),
-        )
-        .0;
+            &cancel,
+        );
         if i as u32 % cfg.deteriorate_every == cfg.deteriorate_every - 1 {
             sentinels.push((a.patient_id, hubs.len()));
         }
         let p = Physiology::new(Baseline::draw("general", &mut rng), rng.next_u64());
         hubs.push((i, hub, p));
         if let Some(c) = a.devices.get(1) {
-            patches.push(
-                kit::spawn(
-                    load::kit_config("127.0.0.1", port, c, resend_after, 32),
-                    cancel.clone(),
-                )
-                .0,
-            );
+            patches.push(spawn_kit(
+                cfg,
+                load::kit_config("127.0.0.1", port, c, resend_after, 32),
+                &cancel,
+            ));
         }
     }
     // Every device connected before the clock starts: a connect storm is
@@ -763,36 +774,57 @@ async fn drive(
 }
 
 /// Refuses a run this machine cannot hold, before it starts anything:
-/// every simulated device keeps a full kit queue in memory
-/// ([`kit::KitOutbox`], about 1 MiB) and one socket, and so does Vigil's
-/// side of each connection (one file descriptor). Running out of either
-/// mid-run would measure the simulator's failure, or on a shared machine
-/// invite the kernel's OOM killer, instead of Vigil.
-pub fn preflight(devices: u64) -> Result<(), String> {
-    let per_device = std::mem::size_of::<kit::KitOutbox>() as u64;
-    let need_kib = devices * per_device / 1024;
+/// every simulated device keeps its whole queue in memory
+/// ([`kit::KitOutbox`], about 1 MiB, or [`kit::SmallOutbox`] with
+/// `small_queues`) and one socket, and so does Vigil's side of each
+/// connection (one file descriptor). Running out of either mid-run would
+/// measure the simulator's failure, or on a shared machine invite the
+/// kernel's OOM killer, instead of Vigil.
+pub fn preflight(devices: u64, small_queues: bool) -> Result<(), String> {
     let meminfo = std::fs::read_to_string("/proc/meminfo").unwrap_or_default();
     let avail_kib = meminfo
         .lines()
         .find_map(|l| l.strip_prefix("MemAvailable:"))
         .and_then(|r| r.split_whitespace().next())
         .and_then(|n| n.parse::<u64>().ok());
-    if let Some(avail) = avail_kib
-        && need_kib > avail * 3 / 4
-    {
-        return Err(format!(
-            "{devices} simulated devices need {} MiB of kit queues ({} KiB each), more than 3/4 of the {} MiB available",
-            need_kib / 1024,
-            per_device / 1024,
-            avail / 1024
-        ));
-    }
     let limits = std::fs::read_to_string("/proc/self/limits").unwrap_or_default();
     let open_files = limits
         .lines()
         .find(|l| l.starts_with("Max open files"))
         .and_then(|l| l.split_whitespace().nth(3))
         .and_then(|n| n.parse::<u64>().ok());
+    fits(devices, small_queues, avail_kib, open_files)
+}
+
+/// [`preflight`] on given figures: memory available (KiB) and the
+/// open-files limit, each unknown if `None`.
+fn fits(
+    devices: u64,
+    small_queues: bool,
+    avail_kib: Option<u64>,
+    open_files: Option<u64>,
+) -> Result<(), String> {
+    let per_device = if small_queues {
+        std::mem::size_of::<kit::SmallOutbox>()
+    } else {
+        std::mem::size_of::<kit::KitOutbox>()
+    } as u64;
+    let need_kib = devices * per_device / 1024;
+    if let Some(avail) = avail_kib
+        && need_kib > avail * 3 / 4
+    {
+        return Err(format!(
+            "{devices} simulated devices need {} MiB of kit queues ({} KiB each), more than 3/4 of the {} MiB available{}",
+            need_kib / 1024,
+            per_device / 1024,
+            avail / 1024,
+            if small_queues {
+                ""
+            } else {
+                " (--small-queues gives each a smaller one)"
+            }
+        ));
+    }
     if let Some(max) = open_files
         && devices + 256 > max
     {
@@ -814,7 +846,7 @@ pub async fn run(cfg: BenchConfig) -> anyhow::Result<BenchReport> {
     let machine = machine();
     let patients = cfg.patient_count();
     let devices = u64::from(patients) * if cfg.ecg { 2 } else { 1 };
-    preflight(devices)
+    preflight(devices, cfg.small_queues)
         .map_err(|e| anyhow!("{} scale: {e}", format!("{:?}", cfg.scale).to_lowercase()))?;
     let password = format!(
         "bench-{}-{}",
@@ -1008,6 +1040,25 @@ pub fn summary(r: &BenchReport) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn preflight_refuses_what_the_machine_cannot_hold_and_names_the_way_out() {
+        // This machine's figures: 22.5 GiB available, 20,000 open files.
+        let (mem, fds) = (Some(22_553 * 1024), Some(20_000));
+        let national = 50_000;
+        let e = fits(national, false, mem, fds).expect_err("1 MiB queues");
+        assert!(e.contains("--small-queues"), "{e}");
+        let e = fits(national, true, mem, fds).expect_err("too many sockets");
+        assert!(e.contains("open-files limit of 20000"), "{e}");
+        // The most patients with a patch each that fit under 20,000 files.
+        assert_eq!(fits(2 * 9_872, true, mem, fds), Ok(()));
+        assert!(fits(2 * 9_873, true, mem, fds).is_err());
+        assert!(
+            fits(2 * 9_872, false, mem, fds).is_err(),
+            "19 GiB of queues"
+        );
+        assert_eq!(fits(national, true, None, None), Ok(()), "unknown: allowed");
+    }
 
     #[test]
     fn durations_and_scales_parse() {

@@ -37,8 +37,21 @@ pub const SLOTS: usize = 4096;
 /// is evicted first when a long outage fills it, observations never).
 pub const BYTES: usize = 1 << 20;
 
-/// The outbox type every simulated device uses.
+/// The outbox type every simulated device uses unless told otherwise.
 pub type KitOutbox = Outbox<SLOTS, BYTES>;
+
+/// Queue slots of a benchmark device with a small queue (`devsim bench
+/// --small-queues`).
+pub const SMALL_SLOTS: usize = 256;
+/// Queue bytes of a benchmark device with a small queue: about four minutes
+/// of ECG chunks (about 520 bytes a second), more than a benchmark's phase
+/// and drain send. The real
+/// kit's hour of ECG (above), allocated for every one of tens of thousands
+/// of simulated devices, would not fit in the machine that runs them.
+pub const SMALL_BYTES: usize = 128 << 10;
+
+/// The outbox of a benchmark device with a small queue.
+pub type SmallOutbox = Outbox<SMALL_SLOTS, SMALL_BYTES>;
 
 /// Firmware version the simulated kits report.
 pub const FW: &str = concat!(env!("CARGO_PKG_VERSION"), "");
@@ -177,18 +190,26 @@ impl KitHandle {
 /// Builds a boxed outbox on a thread with a large stack: the queue is
 /// about a megabyte, more than a tokio worker's stack holds while `new`
 /// builds it by value.
-pub fn boxed_outbox(config: outbox::Config) -> Box<KitOutbox> {
+pub fn boxed_outbox<const S: usize, const B: usize>(config: outbox::Config) -> Box<Outbox<S, B>> {
     std::thread::Builder::new()
         .stack_size(16 << 20)
-        .spawn(move || Box::new(KitOutbox::new(config)))
+        .spawn(move || Box::new(Outbox::<S, B>::new(config)))
         .ok()
         .and_then(|h| h.join().ok())
         .unwrap_or_else(|| panic!("cannot allocate a device queue"))
 }
 
-/// Starts a device; it runs until `cancel` or until every handle is dropped
-/// and its queue is empty.
+/// Starts a device with a real kit's queue ([`KitOutbox`]); it runs until
+/// `cancel` or until every handle is dropped and its queue is empty.
 pub fn spawn(config: KitConfig, cancel: CancellationToken) -> (KitHandle, JoinHandle<()>) {
+    spawn_sized::<SLOTS, BYTES>(config, cancel)
+}
+
+/// Like [`spawn`], with a queue of `S` slots and `B` bytes.
+pub fn spawn_sized<const S: usize, const B: usize>(
+    config: KitConfig,
+    cancel: CancellationToken,
+) -> (KitHandle, JoinHandle<()>) {
     let (tx, rx) = mpsc::channel(256);
     let stats = Arc::new(Mutex::new(KitStats::default()));
     let handle = KitHandle {
@@ -196,7 +217,7 @@ pub fn spawn(config: KitConfig, cancel: CancellationToken) -> (KitHandle, JoinHa
         tx,
         stats: stats.clone(),
     };
-    let outbox = boxed_outbox(config.outbox);
+    let outbox = boxed_outbox::<S, B>(config.outbox);
     let task = tokio::spawn(run(config, outbox, rx, stats, cancel));
     (handle, task)
 }
@@ -283,10 +304,10 @@ fn cmd_topic(device: &str) -> String {
     topic(device, "cmd")
 }
 
-struct Device {
+struct Device<const S: usize, const B: usize> {
     cfg: KitConfig,
     seqs: SeqCounter<MemorySeqStore>,
-    outbox: Box<KitOutbox>,
+    outbox: Box<Outbox<S, B>>,
     first_sent: HashMap<u32, Instant>,
     epoch: Instant,
     status: Option<(u8, Signal)>,
@@ -295,7 +316,7 @@ struct Device {
     accepted: u64,
 }
 
-impl Device {
+impl<const S: usize, const B: usize> Device<S, B> {
     fn now_ms(&self) -> u64 {
         self.epoch.elapsed().as_millis() as u64
     }
@@ -428,9 +449,9 @@ impl Device {
     }
 }
 
-async fn run(
+async fn run<const S: usize, const B: usize>(
     cfg: KitConfig,
-    outbox: Box<KitOutbox>,
+    outbox: Box<Outbox<S, B>>,
     mut rx: mpsc::Receiver<Uplink>,
     stats: Arc<Mutex<KitStats>>,
     cancel: CancellationToken,
@@ -456,7 +477,7 @@ async fn run(
     let mut conn = Some(connect(&cfg, generation, net_tx.clone()));
     let mut inputs_open = true;
     loop {
-        let room = !cfg.backpressure || dev.outbox.len() + 1 < SLOTS;
+        let room = !cfg.backpressure || dev.outbox.len() + 1 < S;
         let wait = dev
             .outbox
             .next_due_in(dev.now_ms())

@@ -60,9 +60,14 @@ struct BenchArgs {
     /// Skip the counting-subscriber (ceiling) phase
     #[arg(long)]
     no_passthrough: bool,
-    /// Override the scale's patient count (tests)
-    #[arg(long, hide = true)]
+    /// Override the scale's patient count (tests, or a scale this machine
+    /// cannot hold in full)
+    #[arg(long)]
     patients: Option<u32>,
+    /// A small queue (256 messages, 128 KiB) per simulated device instead
+    /// of a real kit's (4,096, 1 MiB), so that tens of thousands fit
+    #[arg(long)]
+    small_queues: bool,
     /// Seed
     #[arg(long, default_value_t = 1)]
     seed: u64,
@@ -248,6 +253,7 @@ async fn run_bench(a: BenchArgs) -> i32 {
             )),
         },
         drain: secs("--drain", a.drain).unwrap_or_else(|e| usage(e)),
+        small_queues: a.small_queues,
         seed: a.seed,
     };
     if let Err(e) = cfg.validate() {
