@@ -514,3 +514,110 @@ async fn kit_offline_for_two_hours_backfills_in_place_without_an_alert_storm() {
     );
     drop(running);
 }
+
+/// One MQTT 3.1.1 CONNECT with a username and password nobody has.
+fn connect_packet(client: &str) -> Vec<u8> {
+    let field = |s: &str| {
+        let mut v = (s.len() as u16).to_be_bytes().to_vec();
+        v.extend_from_slice(s.as_bytes());
+        v
+    };
+    // Protocol name, level 4, flags: username, password, clean session;
+    // keep-alive 60 s.
+    let mut body = field("MQTT");
+    body.extend_from_slice(&[4, 0xC2, 0, 60]);
+    body.extend(field(client));
+    body.extend(field("nobody"));
+    body.extend(field("not-a-password"));
+    let mut p = vec![0x10, body.len() as u8];
+    p.extend(body);
+    p
+}
+
+/// A service manager starts `vigil serve` with a soft open-files limit of
+/// 1,024 (systemd's default) while allowing more; every device is a socket.
+/// Started here under a soft limit of 256, the daemon still accepts 400
+/// devices at once (counted in `/proc/PID/fd`) and answers each with a
+/// CONNACK (a refusal, with these credentials). Without raising the limit
+/// the broker cannot accept past about 200, and the rest wait unanswered.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn more_devices_than_the_soft_open_files_limit_are_all_accepted() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    const DEVICES: usize = 400;
+    let dir = tempfile::tempdir().expect("temp dir");
+    let wrapper = dir.path().join("vigil-soft-256");
+    std::fs::write(
+        &wrapper,
+        format!("#!/bin/sh\nulimit -Sn 256\nexec '{VIGIL}' \"$@\"\n"),
+    )
+    .expect("wrapper");
+    std::fs::set_permissions(
+        &wrapper,
+        std::os::unix::fs::PermissionsExt::from_mode(0o755),
+    )
+    .expect("chmod");
+    let mut d = vigil_devsim::daemon::Daemon::new(&wrapper, None, None).expect("daemon config");
+    d.start().await.unwrap_or_else(|e| panic!("{e:#}"));
+    let pid = d.pid().expect("running");
+    let limits = std::fs::read_to_string(format!("/proc/{pid}/limits")).expect("limits");
+    let line = limits
+        .lines()
+        .find(|l| l.starts_with("Max open files"))
+        .expect("open files line");
+    let soft: u64 = line
+        .split_whitespace()
+        .nth(3)
+        .and_then(|n| n.parse().ok())
+        .expect("soft limit");
+    assert!(soft > 256, "the soft limit was raised: {line}");
+
+    // Every device's socket open at once, before any says a word: the
+    // broker must accept them all and hold them waiting for CONNECT.
+    let mut socks = Vec::new();
+    for _ in 0..DEVICES {
+        socks.push(
+            tokio::net::TcpStream::connect(("127.0.0.1", d.mqtt_port))
+                .await
+                .expect("connect"),
+        );
+    }
+    let open_fds = || std::fs::read_dir(format!("/proc/{pid}/fd")).map_or(0, |r| r.count());
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while open_fds() < DEVICES && Instant::now() < deadline {
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert!(
+        open_fds() >= DEVICES,
+        "vigil accepted every device: {} files open for {DEVICES} devices",
+        open_fds()
+    );
+    let tries = socks.into_iter().enumerate().map(|(i, mut s)| {
+        tokio::spawn(async move {
+            s.write_all(&connect_packet(&format!("fd-{i}"))).await?;
+            let mut ack = [0u8; 4];
+            tokio::time::timeout(Duration::from_secs(20), s.read_exact(&mut ack))
+                .await
+                .map_err(std::io::Error::other)??;
+            Ok::<_, std::io::Error>(ack)
+        })
+    });
+    let mut answered = 0;
+    let mut first_error = None;
+    for t in futures::future::join_all(tries).await {
+        match t.expect("join") {
+            Ok(ack) => {
+                assert_eq!(ack[0], 0x20, "a CONNACK: {ack:?}");
+                answered += 1;
+            }
+            Err(e) => {
+                first_error.get_or_insert(e.to_string());
+            }
+        }
+    }
+    assert_eq!(
+        answered,
+        DEVICES,
+        "every device answered (first failure: {first_error:?}; vigil log: {})",
+        d.log()
+    );
+}

@@ -17,6 +17,7 @@ pub mod app;
 pub mod cli;
 pub mod config;
 pub mod demo;
+pub mod limits;
 pub mod mqtt_export;
 
 use cli::{Cli, Command, ConfigArg};
@@ -72,6 +73,7 @@ pub async fn run(cli: Cli) -> Result<(), Failure> {
     match cli.command {
         Command::Demo(args) => {
             init_logging(config::LogFormat::Text);
+            limits::raise_open_files();
             demo::run(args)
                 .await
                 .map_err(|e| Failure::Other(format!("{e:#}")))
@@ -79,6 +81,7 @@ pub async fn run(cli: Cli) -> Result<(), Failure> {
         Command::Serve(arg) => {
             let config = load(&arg)?;
             init_logging(config.log.format);
+            limits::raise_open_files();
             let app = app::App::build(config)
                 .await
                 .map_err(|e| Failure::Other(format!("{e:#}")))?;
