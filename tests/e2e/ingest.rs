@@ -286,6 +286,14 @@ async fn device_cannot_publish_under_another_devices_topic() {
         "the broker drops a device that breaks the topic ACL"
     );
     assert_eq!(app.stats().await.obs_messages, 0);
+    // And counts the message it dropped.
+    let metrics = app.metrics().await;
+    assert!(
+        metrics
+            .lines()
+            .any(|l| l == r#"vigil_mqtt_dropped_total{reason="refused",to="none"} 1"#),
+        "{metrics}"
+    );
 }
 
 #[tokio::test]

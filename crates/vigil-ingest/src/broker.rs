@@ -127,6 +127,7 @@ pub async fn start(
     store: Arc<dyn Store>,
     service: ServiceAccount,
     connections: prometheus::IntGauge,
+    dropped: prometheus::IntCounterVec,
     cancel: CancellationToken,
 ) -> anyhow::Result<(Arc<EmbeddedBroker>, tokio::task::JoinHandle<()>)> {
     let scx = ServerContext::new().build().await;
@@ -137,6 +138,7 @@ pub async fn start(
         service,
         sessions: Default::default(),
         connections,
+        dropped,
     });
     for typ in [
         Type::ClientAuthenticate,
@@ -144,6 +146,7 @@ pub async fn start(
         Type::ClientSubscribeCheckAcl,
         Type::ClientConnected,
         Type::ClientDisconnected,
+        Type::MessageDropped,
     ] {
         register.add(typ, Box::new(Hook(policy.clone()))).await;
     }
@@ -214,6 +217,8 @@ struct Policy {
     sessions: std::sync::Mutex<std::collections::HashMap<String, rmqtt::types::Id>>,
     /// `vigil_mqtt_connections`
     connections: prometheus::IntGauge,
+    /// `vigil_mqtt_dropped_total{to,reason}`
+    dropped: prometheus::IntCounterVec,
 }
 
 impl Policy {
@@ -257,6 +262,28 @@ impl Policy {
     fn is_service(&self, username: Option<&str>) -> bool {
         username == Some(self.service.username.as_str())
     }
+}
+
+/// The labels of `vigil_mqtt_dropped_total` for a message the broker
+/// dropped: for whom (`Some(true)`: the ingest's session; `None`: no
+/// session, dropped as it was published) and why.
+fn drop_labels(
+    to_service: Option<bool>,
+    reason: &rmqtt::types::Reason,
+) -> (&'static str, &'static str) {
+    use rmqtt::types::Reason as R;
+    let to = match to_service {
+        Some(true) => "ingest",
+        Some(false) => "device",
+        None => "none",
+    };
+    let reason = match reason {
+        R::MessageQueueFull | R::InflightWindowFull => "queue_full",
+        R::MessageExpiration | R::SessionExpiration => "expired",
+        R::PublishResult(_) => "refused",
+        _ => "other",
+    };
+    (to, reason)
 }
 
 /// The broker wants one boxed handler per hook type; they share one policy.
@@ -306,6 +333,14 @@ impl Handler for Hook {
                     )
                 };
                 (false, Some(HookResult::SubscribeAclResult(result)))
+            }
+            Parameter::MessageDropped(to, _, _, reason) => {
+                let to = to
+                    .as_ref()
+                    .map(|id| this.is_service(id.username.as_deref()));
+                let (to, reason) = drop_labels(to, reason);
+                this.dropped.with_label_values(&[to, reason]).inc();
+                (true, acc)
             }
             Parameter::ClientConnected(session) => {
                 if let (Some(user), Ok(mut m)) =
@@ -361,5 +396,28 @@ pub async fn drop_revoked(
             }
             Err(e) => tracing::error!(error = %e, "revocation check failed"),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::drop_labels;
+    use rmqtt::types::Reason;
+
+    #[test]
+    fn a_drop_is_labelled_by_recipient_and_reason() {
+        assert_eq!(
+            drop_labels(Some(true), &Reason::MessageQueueFull),
+            ("ingest", "queue_full")
+        );
+        assert_eq!(
+            drop_labels(Some(false), &Reason::InflightWindowFull),
+            ("device", "queue_full")
+        );
+        assert_eq!(
+            drop_labels(Some(false), &Reason::MessageExpiration),
+            ("device", "expired")
+        );
+        assert_eq!(drop_labels(None, &Reason::Unknown), ("none", "other"));
     }
 }

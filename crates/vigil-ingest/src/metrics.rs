@@ -42,6 +42,11 @@ pub struct IngestMetrics {
     /// `vigil_mqtt_connections`: MQTT sessions on the embedded broker
     /// (devices, and the ingest's own).
     pub mqtt_connections: IntGauge,
+    /// `vigil_mqtt_dropped_total{to="ingest"|"device"|"none",reason="queue_full"|"expired"|"refused"|"other"}`:
+    /// messages the embedded broker dropped instead of delivering. Queue
+    /// drops for the ingest mean the server is past its capacity (the
+    /// devices resend what was dropped).
+    pub mqtt_dropped: IntCounterVec,
 }
 
 impl IngestMetrics {
@@ -141,8 +146,16 @@ impl IngestMetrics {
             "vigil_mqtt_connections",
             "MQTT sessions on the embedded broker (devices and the ingest)",
         )?;
+        let mqtt_dropped = IntCounterVec::new(
+            Opts::new(
+                "vigil_mqtt_dropped_total",
+                "Messages the embedded broker dropped, by recipient and reason",
+            ),
+            &["to", "reason"],
+        )?;
         for c in [
             Box::new(batch_size.clone()) as Box<dyn prometheus::core::Collector>,
+            Box::new(mqtt_dropped.clone()),
             Box::new(store_write.clone()),
             Box::new(queue_depth.clone()),
             Box::new(mqtt_connections.clone()),
@@ -174,6 +187,7 @@ impl IngestMetrics {
             worker_lag,
             pass_stage,
             mqtt_connections,
+            mqtt_dropped,
         })
     }
 }

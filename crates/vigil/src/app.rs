@@ -60,6 +60,7 @@ impl App {
                 store.clone(),
                 service.clone(),
                 ingest_metrics.mqtt_connections.clone(),
+                ingest_metrics.mqtt_dropped.clone(),
                 cancel.clone(),
             )
             .await
