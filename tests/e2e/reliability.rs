@@ -559,17 +559,8 @@ async fn more_devices_than_the_soft_open_files_limit_are_all_accepted() {
     let mut d = vigil_devsim::daemon::Daemon::new(&wrapper, None, None).expect("daemon config");
     d.start().await.unwrap_or_else(|e| panic!("{e:#}"));
     let pid = d.pid().expect("running");
-    let limits = std::fs::read_to_string(format!("/proc/{pid}/limits")).expect("limits");
-    let line = limits
-        .lines()
-        .find(|l| l.starts_with("Max open files"))
-        .expect("open files line");
-    let soft: u64 = line
-        .split_whitespace()
-        .nth(3)
-        .and_then(|n| n.parse().ok())
-        .expect("soft limit");
-    assert!(soft > 256, "the soft limit was raised: {line}");
+    let soft = vigil_devsim::daemon::open_files_limit(&pid.to_string()).expect("soft limit");
+    assert!(soft > 256, "the soft limit was raised: {soft}");
 
     // Every device's socket open at once, before any says a word: the
     // broker must accept them all and hold them waiting for CONNECT.

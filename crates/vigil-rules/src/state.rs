@@ -493,7 +493,6 @@ impl Patient {
         let mut scores = self
             .scores
             .range((as_of - window, None), (as_of, None))
-            .map(|(k, s)| (k, s))
             .peekable();
         while let Some((k, then)) = scores.next() {
             let rise = now.rise_since(then);

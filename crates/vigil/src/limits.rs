@@ -6,20 +6,15 @@
 //! administrator allows. So `serve` and `demo` raise the soft limit to the
 //! hard one at start, as Go's runtime does for every program, and log both.
 
-/// Raises this process's soft open-files limit to its hard limit and
-/// returns the limit now in force (`None` where there is no such limit or
-/// it cannot be read). Never fails the start: a process that cannot raise
+/// Raises this process's soft open-files limit to its hard limit and logs
+/// the limit in force. Never fails the start: a process that cannot raise
 /// it runs with what it has, and says so.
-pub fn raise_open_files() -> Option<u64> {
+pub fn raise_open_files() {
     match rlimit::increase_nofile_limit(u64::MAX) {
-        Ok(soft) => {
-            tracing::info!(open_files = soft, "open-files limit");
-            Some(soft)
-        }
+        Ok(soft) => tracing::info!(open_files = soft, "open-files limit"),
         Err(e) => {
             let now = rlimit::Resource::NOFILE.get().ok().map(|(soft, _)| soft);
             tracing::warn!(error = %e, open_files = ?now, "cannot raise the open-files limit");
-            now
         }
     }
 }

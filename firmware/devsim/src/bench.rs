@@ -787,12 +787,7 @@ pub fn preflight(devices: u64, small_queues: bool) -> Result<(), String> {
         .find_map(|l| l.strip_prefix("MemAvailable:"))
         .and_then(|r| r.split_whitespace().next())
         .and_then(|n| n.parse::<u64>().ok());
-    let limits = std::fs::read_to_string("/proc/self/limits").unwrap_or_default();
-    let open_files = limits
-        .lines()
-        .find(|l| l.starts_with("Max open files"))
-        .and_then(|l| l.split_whitespace().nth(3))
-        .and_then(|n| n.parse::<u64>().ok());
+    let open_files = daemon::open_files_limit("self");
     fits(devices, small_queues, avail_kib, open_files)
 }
 

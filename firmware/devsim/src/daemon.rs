@@ -360,6 +360,19 @@ fn clock_ticks_per_s() -> f64 {
         .unwrap_or(100.0)
 }
 
+/// A process's soft open-files limit (`/proc/PID/limits`; `pid` may be
+/// `self`), `None` if it cannot be read.
+pub fn open_files_limit(pid: &str) -> Option<u64> {
+    std::fs::read_to_string(format!("/proc/{pid}/limits"))
+        .ok()?
+        .lines()
+        .find(|l| l.starts_with("Max open files"))?
+        .split_whitespace()
+        .nth(3)?
+        .parse()
+        .ok()
+}
+
 /// Reads a process's CPU time and memory; `None` if it is gone.
 pub fn proc_usage(pid: u32) -> Option<ProcUsage> {
     let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
