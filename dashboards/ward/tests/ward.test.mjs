@@ -307,7 +307,13 @@ test("a big ward draws only the rows near the viewport, yet every patient is rea
       trs.map((tr) => ({ id: Number(tr.dataset.patient), index: Number(tr.getAttribute("aria-rowindex")), name: tr.cells[0].textContent })));
     // aria-rowcount counts the header row too (ARIA: every row of the full table).
     await poll("aria-rowcount for every patient", async () => (await table.getAttribute("aria-rowcount")) === String(BIG_WARD + 1), { timeout: UI_TIMEOUT });
-    const first = await drawn();
+    // A live ward re-renders as scores arrive: read the rows once a render
+    // has settled, not in the middle of one (a lone snapshot could miss a row).
+    let first = [];
+    await poll("a settled render of the top rows", async () => {
+      first = await drawn();
+      return first.length > 0 && first.every((r, i) => r.index === i + 2);
+    }, { timeout: UI_TIMEOUT });
     assert.ok(first.length > 0 && first.length < BIG_WARD, `fewer rows drawn than patients: ${first.length} of ${BIG_WARD}`);
     assert.deepEqual(first.map((r) => r.index), first.map((_, i) => i + 2), "the rows drawn are the top of the list, rows 2… (row 1 is the header)");
     await assertAccessible(page, t, `the ward with ${BIG_WARD} patients, ${first.length} rows drawn`);
