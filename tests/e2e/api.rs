@@ -324,3 +324,121 @@ async fn health_readiness_and_page_are_served() {
         page.contains(r#"<label for="username">"#) && page.contains(r#"<label for="password">"#)
     );
 }
+
+/// A dashboard that stops reading (a laptop asleep, a frozen tab) falls
+/// behind the event hub's buffer. It must be told so, with how many events
+/// it missed, so that it refetches instead of showing a stale ward (hazard
+/// TS-07, DB-03), and the other dashboards must hear every event meanwhile.
+#[tokio::test]
+async fn a_dashboard_that_falls_behind_is_told_to_resync_and_the_others_miss_nothing() {
+    use futures::StreamExt;
+    use tokio_tungstenite::tungstenite::Message;
+    use tokio_tungstenite::tungstenite::client::IntoClientRequest;
+
+    let app = TestApp::spawn().await;
+    let (_patient, mut dev) = app.patient_with_device().await;
+
+    // The stalled dashboard: a small receive buffer, so that the server's
+    // writes back up quickly once it stops reading.
+    let addr: std::net::SocketAddr = app
+        .http
+        .trim_start_matches("http://")
+        .parse()
+        .expect("address");
+    let socket = tokio::net::TcpSocket::new_v4().expect("socket");
+    socket.set_recv_buffer_size(4096).expect("buffer");
+    let tcp = socket.connect(addr).await.expect("connect");
+    let mut req = format!("ws://{addr}/api/v1/stream")
+        .into_client_request()
+        .expect("request");
+    req.headers_mut().insert(
+        "authorization",
+        format!("Bearer {}", app.token).parse().expect("header"),
+    );
+    let (mut stalled, _) = tokio_tungstenite::client_async(req, tcp)
+        .await
+        .expect("websocket");
+    let first = stalled.next().await.expect("hello").expect("hello");
+    assert!(matches!(&first, Message::Text(t) if t.contains("\"hello\"")));
+
+    // The dashboard that keeps up counts every observation it hears.
+    let mut live = app.ws(&app.token).await;
+    let keeping_up = tokio::spawn(async move {
+        let (mut observations, mut resyncs) = (0u32, 0u32);
+        while let Some(v) = live
+            .next_event_within_any(std::time::Duration::from_secs(5))
+            .await
+        {
+            match v["type"].as_str() {
+                Some("observation") => observations += 1,
+                Some("resync") => resyncs += 1,
+                _ => {}
+            }
+        }
+        (observations, resyncs)
+    });
+
+    // More events than the hub keeps (4,096) beyond what the sockets'
+    // buffers hold (the server's send buffer grows to 4 MiB): one event per
+    // message stored.
+    const N: u32 = 30_000;
+    for seq in 1..=N {
+        dev.publish_obs(seq, json!([{"code": "pulse", "value": 70, "unit": "/min"}]))
+            .await;
+    }
+    let mut acked = 0;
+    while acked < N as usize {
+        let cmd = dev.next_cmd().await;
+        acked += cmd["seqs"].as_array().map_or(0, Vec::len);
+    }
+
+    // The stalled dashboard wakes: somewhere in what it reads is the resync.
+    let mut missed = None;
+    let mut before = 0u32;
+    while missed.is_none() {
+        let msg = tokio::time::timeout(std::time::Duration::from_secs(10), stalled.next())
+            .await
+            .unwrap_or_else(|_| panic!("no resync after {before} observations"))
+            .expect("a message")
+            .expect("a message");
+        let Message::Text(t) = msg else { continue };
+        let v: serde_json::Value = serde_json::from_str(&t).expect("json");
+        match v["type"].as_str() {
+            Some("resync") => missed = v["missed"].as_u64(),
+            Some("observation") => before += 1,
+            _ => {}
+        }
+    }
+    let missed = missed.expect("missed is a count");
+    assert!(missed > 0, "a resync names what was missed");
+    eprintln!("stalled dashboard: heard {before} observations, then missed {missed} events");
+
+    // And its stream carries on after the resync.
+    dev.publish_obs(
+        N + 1,
+        json!([{"code": "pulse", "value": 71, "unit": "/min"}]),
+    )
+    .await;
+    assert_ack(&dev.next_cmd().await, &[N + 1]);
+    tokio::time::timeout(std::time::Duration::from_secs(10), async {
+        loop {
+            let Some(Ok(Message::Text(t))) = stalled.next().await else {
+                panic!("the stalled stream ended")
+            };
+            let v: serde_json::Value = serde_json::from_str(&t).expect("json");
+            if v["type"] == "observation" && v["seq"] == N + 1 {
+                break;
+            }
+        }
+    })
+    .await
+    .expect("the event after the resync arrives");
+
+    let (observations, resyncs) = keeping_up.await.expect("reader");
+    assert_eq!(resyncs, 0, "a dashboard that kept up was told to resync");
+    assert_eq!(
+        observations,
+        N + 1,
+        "a dashboard that kept up missed events"
+    );
+}

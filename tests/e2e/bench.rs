@@ -32,6 +32,8 @@ async fn bench_at_a_tiny_scale_stores_everything_and_reports_every_field() {
         // The queue national-scale runs need; the real kit's queue is
         // driven by every other simulator test.
         small_queues: true,
+        // Two dashboards: an alert counts once both have it.
+        dashboards: 2,
         seed: 3,
     };
     let r = bench::run(cfg).await.expect("the bench runs");
@@ -67,6 +69,7 @@ async fn bench_at_a_tiny_scale_stores_everything_and_reports_every_field() {
         "both sentinels' alerts arrived: {v}"
     );
     assert!(r.alert_latency_ms.p50 <= r.alert_latency_ms.p99, "{v}");
+    assert_eq!((r.dashboards, r.ws_resyncs), (2, 0), "{v}");
     assert!(
         r.rss_mb > 0.0 && r.cpu_s >= 0.0,
         "vigil's process was measured: {v}"

@@ -598,6 +598,11 @@ impl WsClient {
         self.next_where(within, |v| v["type"] == kind).await
     }
 
+    /// The next event of any kind, or `None` if none arrives within `within`.
+    pub async fn next_event_within_any(&mut self, within: Duration) -> Option<Value> {
+        self.next_where(within, |_| true).await
+    }
+
     /// The next event `wanted` says yes to within `within`, skipping others.
     async fn next_where(
         &mut self,

@@ -23,6 +23,7 @@
 
 pub mod downsample;
 pub mod error;
+pub mod live;
 pub mod model;
 pub mod postgres;
 pub mod scoring;
@@ -33,6 +34,7 @@ use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 
 pub use error::StoreError;
+pub use live::LiveHub;
 pub use model::*;
 pub use postgres::PgStore;
 pub use sqlite::SqliteStore;

@@ -32,9 +32,9 @@ use std::sync::Arc;
 use axum::Router;
 use axum::routing::{get, post};
 use prometheus::{IntGauge, Registry};
-use tokio::sync::{broadcast, watch};
+use tokio::sync::watch;
 use tokio_util::sync::CancellationToken;
-use vigil_store::{LiveEvent, Store};
+use vigil_store::Store;
 
 impl AppState {
     /// The freshness window of a pathway (6 h if unknown).
@@ -65,7 +65,7 @@ impl WebMetrics {
 #[derive(Clone)]
 pub struct AppState {
     pub store: Arc<dyn Store>,
-    pub events: broadcast::Sender<LiveEvent>,
+    pub events: vigil_store::LiveHub,
     pub registry: Registry,
     pub metrics: WebMetrics,
     pub broker_connected: watch::Receiver<bool>,

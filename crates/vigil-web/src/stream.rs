@@ -6,9 +6,10 @@
 //! silently show a stale picture.
 
 use axum::extract::State;
-use axum::extract::ws::{Message, WebSocket, WebSocketUpgrade};
+use axum::extract::ws::{Message, Utf8Bytes, WebSocket, WebSocketUpgrade};
 use axum::response::Response;
-use tokio::sync::broadcast::error::RecvError;
+use futures::SinkExt;
+use tokio::sync::broadcast::error::{RecvError, TryRecvError};
 use vigil_store::AuthUser;
 
 use crate::AppState;
@@ -49,6 +50,9 @@ pub async fn upgrade(
     Ok(ws.on_upgrade(move |socket| serve(state, user, info.token_hash, socket)))
 }
 
+/// The most events a stream writes before it flushes them to the socket.
+const BURST: usize = 256;
+
 /// How often an open stream re-checks its credential.
 pub const RECHECK: std::time::Duration = std::time::Duration::from_secs(15);
 
@@ -81,20 +85,46 @@ async fn serve(state: AppState, user: AuthUser, token_hash: String, mut socket: 
         .is_ok();
     while ok {
         tokio::select! {
-            ev = rx.recv() => match ev {
-                Ok(ev) if user.ward_ids.contains(&ev.ward_id()) => {
-                    match serde_json::to_string(&ev) {
-                        Ok(text) => ok = socket.send(Message::Text(text.into())).await.is_ok(),
-                        Err(e) => tracing::error!(error = %e, "event not serialisable"),
+            ev = rx.recv() => {
+                // This event, then whatever else is already waiting (up to
+                // BURST), written together and flushed once: a pass's
+                // scores come as one burst, and a write each would be a
+                // system call each.
+                let mut next = Some(ev.map_err(|e| match e {
+                    RecvError::Lagged(n) => TryRecvError::Lagged(n),
+                    RecvError::Closed => TryRecvError::Closed,
+                }));
+                let mut taken = 0;
+                while let Some(item) = next.take() {
+                    taken += 1;
+                    let text = match item {
+                        Ok(ev) if user.ward_ids.contains(&ev.ward_id()) => {
+                            ev.json().and_then(|j| Utf8Bytes::try_from(j.clone()).ok())
+                        }
+                        Ok(_) | Err(TryRecvError::Empty) => None,
+                        Err(TryRecvError::Lagged(n)) => {
+                            Some(serde_json::json!({"type": "resync", "missed": n}).to_string().into())
+                        }
+                        Err(TryRecvError::Closed) => {
+                            ok = false;
+                            break;
+                        }
+                    };
+                    if let Some(text) = text
+                        && socket.feed(Message::Text(text)).await.is_err()
+                    {
+                        ok = false;
+                        break;
+                    }
+                    if taken < BURST {
+                        next = match rx.try_recv() {
+                            Err(TryRecvError::Empty) => None,
+                            more => Some(more),
+                        };
                     }
                 }
-                Ok(_) => {}
-                Err(RecvError::Lagged(n)) => {
-                    let msg = serde_json::json!({"type": "resync", "missed": n});
-                    ok = socket.send(Message::Text(msg.to_string().into())).await.is_ok();
-                }
-                Err(RecvError::Closed) => break,
-            },
+                ok = ok && socket.flush().await.is_ok();
+            }
             msg = socket.recv() => match msg {
                 Some(Ok(Message::Close(_))) | None | Some(Err(_)) => break,
                 Some(Ok(_)) => {}

@@ -9,7 +9,6 @@ use std::sync::Arc;
 
 use anyhow::Context;
 use prometheus::Registry;
-use tokio::sync::broadcast;
 use tokio_util::sync::CancellationToken;
 use vigil_ingest::{IngestConfig, IngestMetrics, ServiceAccount};
 use vigil_store::Store;
@@ -44,7 +43,7 @@ impl App {
         let registry = Registry::new();
         let ingest_metrics = IngestMetrics::new(&registry)?;
         let web_metrics = WebMetrics::new(&registry)?;
-        let (events, _) = broadcast::channel(4096);
+        let events = vigil_store::LiveHub::new(4096);
         let cancel = CancellationToken::new();
         let mut tasks = Vec::new();
 

@@ -129,6 +129,9 @@ pub struct BenchConfig {
     /// instead of a real kit's hour of ECG ([`kit::KitOutbox`]), so that
     /// tens of thousands of them fit in memory.
     pub small_queues: bool,
+    /// Dashboards on the websocket stream; an alert's latency is its
+    /// arrival at the last of them.
+    pub dashboards: u32,
     /// How long to wait for outstanding acks after a phase.
     pub drain: Duration,
     /// Seed.
@@ -154,6 +157,9 @@ impl BenchConfig {
         }
         if self.deteriorate_every == 0 {
             return Err("--deteriorate-every: must be at least 1".into());
+        }
+        if self.dashboards == 0 {
+            return Err("--dashboards: must be at least 1".into());
         }
         Ok(())
     }
@@ -255,8 +261,11 @@ pub struct BenchReport {
     pub lost: i64,
     /// ECG chunks sent minus stored, after the drain.
     pub ecg_lost: i64,
-    /// Websocket `resync` messages (the dashboard fell behind the event hub).
+    /// Websocket `resync` messages (a dashboard fell behind the event hub),
+    /// all dashboards together.
     pub ws_resyncs: u64,
+    /// Dashboards watching the stream (`--dashboards`).
+    pub dashboards: u32,
     /// The stored phase in detail.
     pub stored: Phase,
     /// The counting phase in detail (absent when skipped).
@@ -325,6 +334,38 @@ fn ecg_loop() -> Arc<Vec<Vec<i16>>> {
 struct WsSeen {
     alerts: Mutex<HashMap<i64, Instant>>,
     resyncs: AtomicU64,
+}
+
+/// Every dashboard watching the stream.
+struct Dashboards(Vec<Arc<WsSeen>>);
+
+impl Dashboards {
+    /// Patient → when the last dashboard had their alert, for the
+    /// patients every dashboard has heard of.
+    fn alerted(&self) -> HashMap<i64, Instant> {
+        let mut all: Option<HashMap<i64, Instant>> = None;
+        for d in &self.0 {
+            let Ok(seen) = d.alerts.lock() else {
+                return HashMap::new();
+            };
+            all = Some(match all {
+                None => seen.clone(),
+                Some(so_far) => so_far
+                    .into_iter()
+                    .filter_map(|(p, at)| seen.get(&p).map(|&b| (p, at.max(b))))
+                    .collect(),
+            });
+        }
+        all.unwrap_or_default()
+    }
+
+    /// Resyncs, all dashboards together.
+    fn resyncs(&self) -> u64 {
+        self.0
+            .iter()
+            .map(|d| d.resyncs.load(Ordering::Relaxed))
+            .sum()
+    }
 }
 
 /// Signs in like the dashboard (`POST /api/v1/login`, session cookie) and
@@ -872,7 +913,11 @@ pub async fn run(cfg: BenchConfig) -> anyhow::Result<BenchReport> {
     d.start().await?;
     let cancel = CancellationToken::new();
     let _stop = cancel.clone().drop_guard();
-    let ws = watch_alerts(&d.http(), NURSE, &password, cancel.clone()).await?;
+    let mut dashboards = Vec::new();
+    for _ in 0..cfg.dashboards {
+        dashboards.push(watch_alerts(&d.http(), NURSE, &password, cancel.clone()).await?);
+    }
+    let ws = Dashboards(dashboards);
 
     let setup = Instant::now();
     let api = Api::new(&d.http(), &token);
@@ -909,7 +954,7 @@ pub async fn run(cfg: BenchConfig) -> anyhow::Result<BenchReport> {
     // Alerts: give the last ones a moment to arrive.
     let wait_alerts = Instant::now() + Duration::from_secs(10);
     loop {
-        let got = ws.alerts.lock().map(|m| m.len()).unwrap_or(0);
+        let got = ws.alerted().len();
         if got >= stored.sent_at.len() || Instant::now() >= wait_alerts {
             break;
         }
@@ -917,7 +962,8 @@ pub async fn run(cfg: BenchConfig) -> anyhow::Result<BenchReport> {
     }
     let mut lat: Vec<u32> = Vec::new();
     let mut missing = 0;
-    if let Ok(seen) = ws.alerts.lock() {
+    {
+        let seen = ws.alerted();
         for (p, sent) in &stored.sent_at {
             match seen.get(p) {
                 Some(at) => lat.push(
@@ -935,15 +981,11 @@ pub async fn run(cfg: BenchConfig) -> anyhow::Result<BenchReport> {
             .alerted_patients("news2")
             .await
             .context("reading the alerts back")?;
-        let seen = ws
-            .alerts
-            .lock()
-            .map(|m| m.keys().copied().collect::<Vec<_>>())
-            .unwrap_or_default();
+        let seen = ws.alerted();
         stored
             .sent_at
             .keys()
-            .filter(|p| !seen.contains(p) && !stored_alerts.contains(p))
+            .filter(|p| !seen.contains_key(p) && !stored_alerts.contains(p))
             .count() as u64
     } else {
         0
@@ -1004,7 +1046,8 @@ pub async fn run(cfg: BenchConfig) -> anyhow::Result<BenchReport> {
         cpu_ms_per_patient_s: cpu_s * 1000.0 / secs / f64::from(patients),
         lost,
         ecg_lost,
-        ws_resyncs: ws.resyncs.load(Ordering::Relaxed),
+        ws_resyncs: ws.resyncs(),
+        dashboards: cfg.dashboards,
         stored: stored.phase,
         passthrough,
         setup_s,

@@ -32,7 +32,7 @@ use std::time::Duration;
 
 use chrono::Utc;
 use rumqttc::{AsyncClient, Event, EventLoop, MqttOptions, Packet, Publish, QoS};
-use tokio::sync::{broadcast, mpsc, watch};
+use tokio::sync::{mpsc, watch};
 use tokio_util::sync::CancellationToken;
 use vigil_store::{
     AlertFiring, AlertStatus, BatchOutcome, FiringOutcome, LiveEvent, LiveObservation,
@@ -65,7 +65,7 @@ pub fn escalation_delay(s: Severity) -> Option<chrono::Duration> {
 /// Escalate open alerts whose time has come, checking every second.
 pub async fn escalator(
     store: Arc<dyn Store>,
-    events: broadcast::Sender<LiveEvent>,
+    events: vigil_store::LiveHub,
     cancel: CancellationToken,
 ) {
     let mut tick = tokio::time::interval(Duration::from_secs(1));
@@ -143,7 +143,7 @@ pub struct Running {
 pub fn spawn(
     config: IngestConfig,
     store: Arc<dyn Store>,
-    events: broadcast::Sender<LiveEvent>,
+    events: vigil_store::LiveHub,
     metrics: IngestMetrics,
     rescore: mpsc::Receiver<i64>,
     pathways: vigil_rules::Pathways,
@@ -284,7 +284,7 @@ struct Intake {
     routes: routes::Routes,
     client: AsyncClient,
     store: Arc<dyn Store>,
-    events: broadcast::Sender<LiveEvent>,
+    events: vigil_store::LiveHub,
     metrics: IngestMetrics,
 }
 

@@ -30,7 +30,7 @@ pub(super) struct Worker {
     open_rules: Mutex<HashMap<i64, BTreeSet<String>>>,
     client: AsyncClient,
     store: Arc<dyn Store>,
-    events: broadcast::Sender<LiveEvent>,
+    events: vigil_store::LiveHub,
     metrics: IngestMetrics,
 }
 
@@ -136,7 +136,7 @@ impl Worker {
         pathways: vigil_rules::Pathways,
         client: AsyncClient,
         store: Arc<dyn Store>,
-        events: broadcast::Sender<LiveEvent>,
+        events: vigil_store::LiveHub,
         metrics: IngestMetrics,
     ) -> Worker {
         Worker {

@@ -68,6 +68,10 @@ struct BenchArgs {
     /// of a real kit's (4,096, 1 MiB), so that tens of thousands fit
     #[arg(long)]
     small_queues: bool,
+    /// Dashboards watching the ward's websocket stream (an alert's
+    /// latency is its arrival at the last of them)
+    #[arg(long, default_value_t = 1)]
+    dashboards: u32,
     /// Seed
     #[arg(long, default_value_t = 1)]
     seed: u64,
@@ -254,6 +258,7 @@ async fn run_bench(a: BenchArgs) -> i32 {
         },
         drain: secs("--drain", a.drain).unwrap_or_else(|e| usage(e)),
         small_queues: a.small_queues,
+        dashboards: a.dashboards,
         seed: a.seed,
     };
     if let Err(e) = cfg.validate() {
