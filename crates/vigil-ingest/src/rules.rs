@@ -7,9 +7,10 @@
 //! The database stays authoritative for the alert lifecycle (see
 //! docs/alerts.md): pathway, missed-reading and device alerts are written
 //! through `Store::alert_fire` with the pathway's escalation time, and the
-//! daemon's escalation timer escalates them. The engine's own NEWS2
-//! built-ins and escalation outputs are not used (the NEWS2 alerts come from
-//! the stored current score, [`crate::alerts`]). Clinician acknowledgements
+//! daemon's escalation timer escalates them. The engine runs without its
+//! NEWS2 built-ins (`Engine::without_news2_rules`: the NEWS2 alerts come
+//! from the stored current score, [`crate::alerts`]) and its escalation
+//! outputs are not used. Clinician acknowledgements
 //! and resolutions are forwarded to the engine so that a rule resolved by a
 //! nurse can fire again later.
 

@@ -3,7 +3,10 @@
 //! and pulse on `PATHWAY` (default general, which keeps 30 h) and prints
 //! the growth of the process's resident set, per reading held.
 //!
-//! `cargo run --release -p vigil-rules --example held_memory [HOURS] [PATHWAY]`
+//! `cargo run --release -p vigil-rules --example held_memory [HOURS] [PATHWAY] [daemon]`
+//!
+//! With `daemon`, the engine runs as the daemon runs it: without its
+//! built-in NEWS2 rules, and so without their NEWS2 history.
 //!
 //! Linux only (reads `/proc/self/status`). The figure includes what the
 //! allocator keeps around the engine's blocks, as a daemon's would.
@@ -25,6 +28,7 @@ fn main() {
     let mut args = std::env::args().skip(1);
     let hours: i64 = args.next().and_then(|h| h.parse().ok()).unwrap_or(31);
     let pathway = args.next().unwrap_or_else(|| "general".into());
+    let as_daemon = args.next().as_deref() == Some("daemon");
     let pathways = Pathways::load([
         (
             "general.toml",
@@ -39,6 +43,9 @@ fn main() {
     .expect("shipped pathways load");
     let t0 = DateTime::<Utc>::UNIX_EPOCH + Duration::days(20_000);
     let mut engine = Engine::new(pathways);
+    if as_daemon {
+        engine = engine.without_news2_rules();
+    }
     engine
         .admit(1, PatientSetup::new(&pathway, t0))
         .expect("a shipped pathway");
@@ -66,7 +73,12 @@ fn main() {
     let grown = resident_kib().saturating_sub(before);
     let held = engine.readings(1).len();
     println!(
-        "{pathway}: fed {hours} h of 1 Hz SpO2 and pulse, holds {held} readings; resident +{:.1} MiB, {:.0} bytes a reading held",
+        "{pathway}{}: fed {hours} h of 1 Hz SpO2 and pulse, holds {held} readings; resident +{:.1} MiB, {:.0} bytes a reading held",
+        if as_daemon {
+            " (as the daemon runs it)"
+        } else {
+            ""
+        },
         grown as f64 / 1024.0,
         grown as f64 * 1024.0 / held.max(1) as f64
     );

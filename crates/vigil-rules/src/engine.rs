@@ -118,6 +118,7 @@ pub struct Engine {
     patients: BTreeMap<PatientId, Patient>,
     alerts: BTreeMap<u64, Alert>,
     next_id: u64,
+    news2_rules: bool,
 }
 
 impl Engine {
@@ -128,7 +129,23 @@ impl Engine {
             patients: BTreeMap::new(),
             alerts: BTreeMap::new(),
             next_id: 1,
+            news2_rules: true,
         }
+    }
+
+    /// The same engine without its built-in NEWS2 rules (`news2`,
+    /// `news2-rising`), for a host that raises NEWS2 alerts itself, as the
+    /// daemon does from its stored scores. The engine then keeps no NEWS2
+    /// history: NEWS2 as of every reading held is 48 bytes a reading, and
+    /// recomputing it after every arrival is work nothing would read.
+    /// `news2.*` in pathway rules still reads the current score.
+    pub fn without_news2_rules(mut self) -> Engine {
+        self.news2_rules = false;
+        for p in self.patients.values_mut() {
+            p.keep_scores = false;
+            p.scores.clear();
+        }
+        self
     }
 
     /// The loaded pathways.
@@ -152,7 +169,9 @@ impl Engine {
                 }
             }
             None => {
-                self.patients.insert(patient, Patient::new(setup, pathway));
+                let mut p = Patient::new(setup, pathway);
+                p.keep_scores = self.news2_rules;
+                self.patients.insert(patient, p);
             }
         }
         Ok(())
@@ -251,7 +270,8 @@ impl Engine {
 
         // The engine reads a score's numbers, never its reasons.
         let news2 = p.news2(pathway, Reasons::Skipped);
-        if NEWS2_CODES.contains(&code)
+        if self.news2_rules
+            && NEWS2_CODES.contains(&code)
             && let Some(s) = &news2
             && let (Some(total), Some(risk)) = (s.total, s.risk)
         {
@@ -627,7 +647,8 @@ impl Engine {
             .is_some_and(|p| !p.history.is_empty())
     }
 
-    /// The NEWS2 history the rising rule uses: total as of each reading.
+    /// The NEWS2 history the rising rule uses: total as of each reading
+    /// (none [without the NEWS2 rules](Engine::without_news2_rules)).
     pub fn news2_history(&self, patient: PatientId) -> Vec<(DateTime<Utc>, Option<u8>)> {
         self.patients
             .get(&patient)

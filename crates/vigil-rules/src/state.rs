@@ -209,7 +209,7 @@ impl Scores {
         self.0.iter()
     }
 
-    fn clear(&mut self) {
+    pub(crate) fn clear(&mut self) {
         self.0.clear();
     }
 }
@@ -242,6 +242,9 @@ pub(crate) struct Patient {
     pub(crate) resolved: BTreeMap<String, Resolved>,
     pub(crate) retention: Duration,
     pub(crate) freshness: Duration,
+    /// Keep NEWS2 as of each reading (`scores`), for the built-in
+    /// `news2-rising` rule; off when the host raises NEWS2 alerts itself.
+    pub(crate) keep_scores: bool,
 }
 
 impl Patient {
@@ -267,6 +270,7 @@ impl Patient {
             resolved: BTreeMap::new(),
             retention: pathway.history_needed(),
             freshness: pathway.freshness,
+            keep_scores: true,
             setup,
         };
         p.apply_setup(pathway);
@@ -346,7 +350,9 @@ impl Patient {
         }
         self.as_of = Some(self.as_of.map_or(r.measured_at, |a| a.max(r.measured_at)));
         list.insert(pos, held);
-        self.rescore_from(k, pathway);
+        if self.keep_scores {
+            self.rescore_from(k, pathway);
+        }
         self.prune();
         Some(superseded)
     }
@@ -372,6 +378,9 @@ impl Patient {
     /// Recomputes the whole NEWS2 history (the episode settings changed).
     pub(crate) fn rescore_all(&mut self, pathway: &Pathway) {
         self.scores.clear();
+        if !self.keep_scores {
+            return;
+        }
         if let Some(first) = self
             .history
             .values()

@@ -141,7 +141,10 @@ impl Worker {
     ) -> Worker {
         Worker {
             ecg: ecg::EcgAnalysis::default(),
-            engine: vigil_rules::Engine::new(pathways),
+            // The daemon raises NEWS2 alerts from its stored scores
+            // (crate::alerts): the engine's own would be dropped, and
+            // keeping their history costs memory at every reading.
+            engine: vigil_rules::Engine::new(pathways).without_news2_rules(),
             in_engine: HashMap::new(),
             feed: Vec::new(),
             batch_received: Utc::now(),

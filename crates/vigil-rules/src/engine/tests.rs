@@ -713,6 +713,40 @@ proptest! {
         prop_assert_eq!(a.next_deadline().is_some(), b.next_deadline().is_some());
     }
 
+    /// Without its NEWS2 rules the engine gives every other output the
+    /// full engine gives, on every pathway and in any arrival order
+    /// (late readings included), fires no NEWS2 rule, keeps no NEWS2
+    /// history, and still reads the same current score.
+    #[test]
+    fn without_news2_rules_every_other_output_is_the_same(raw in arb_readings(), pathway in 0usize..4) {
+        let pathway = ["general", "copd", "heart-failure", "asthma"][pathway];
+        let readings: Vec<Reading> = raw.into_iter().enumerate().map(|(i, r)| to_reading(i, r)).collect();
+        let mut full = engine_with(pathway);
+        let mut lean = engine_with(pathway).without_news2_rules();
+        let news2 = |o: &Output| matches!(o,
+            Output::AlertRaised(a) | Output::AlertUpdated { alert: a, .. } | Output::AlertEscalated { alert: a, .. }
+                if a.rule == "news2" || a.rule == "news2-rising");
+        // Alert ids differ once the full engine has spent some on NEWS2.
+        let shown = |o: &Output| match o {
+            Output::AlertRaised(a) | Output::AlertUpdated { alert: a, .. } | Output::AlertEscalated { alert: a, .. } => {
+                format!("{:?} {} {:?} {:?} {} {:?} {:?} {:?}", std::mem::discriminant(o), a.rule, a.severity, a.status, a.count, a.latest_value, a.latest_measured_at, a.obs_ids)
+            }
+            other => format!("{other:?}"),
+        };
+        for (i, r) in readings.iter().enumerate() {
+            let now = mins(48 * 60) + Duration::minutes(i as i64);
+            let mut a: Vec<String> = full.observe(1, r.clone(), now).unwrap().iter().filter(|o| !news2(o)).map(shown).collect();
+            a.extend(full.tick(now).iter().filter(|o| !news2(o)).map(shown));
+            let b_out: Vec<Output> = lean.observe(1, r.clone(), now).unwrap().into_iter().chain(lean.tick(now)).collect();
+            prop_assert!(!b_out.iter().any(news2), "a NEWS2 rule fired: {:?}", b_out);
+            let b: Vec<String> = b_out.iter().map(shown).collect();
+            prop_assert_eq!(a, b);
+        }
+        prop_assert!(lean.news2_history(1).is_empty());
+        prop_assert_eq!(full.readings(1), lean.readings(1));
+        prop_assert_eq!(full.news2(1).map(|s| (s.total, s.risk, s.partial)), lean.news2(1).map(|s| (s.total, s.risk, s.partial)));
+    }
+
     /// A trend read from the readings held by code (two binary searches)
     /// gives what the function gives over a plain filter of every reading.
     #[test]
