@@ -185,6 +185,13 @@ async fn main() {
         )
         .with_writer(std::io::stderr)
         .init();
+    // Every simulated device is a socket: a thousand patients' kits are
+    // past a login shell's soft limit of 1,024. Raise it to the hard limit,
+    // as `vigil serve` does; the bench's preflight still refuses a run that
+    // the hard limit cannot hold.
+    if let Err(e) = rlimit::increase_nofile_limit(u64::MAX) {
+        tracing::warn!(error = %e, "cannot raise the open-files limit");
+    }
     let code = match cli.cmd {
         Cmd::Load(a) => run_load(a).await,
         Cmd::Ward(a) => run_ward(a).await,
