@@ -434,6 +434,14 @@ async fn a_dashboard_that_falls_behind_is_told_to_resync_and_the_others_miss_not
     .await
     .expect("the event after the resync arrives");
 
+    // An administrator sees it in the metrics: one resync, and what it missed.
+    let metrics = app.metrics().await;
+    assert!(metrics.contains("vigil_ws_resyncs_total 1\n"), "{metrics}");
+    assert!(
+        metrics.contains(&format!("vigil_ws_missed_events_total {missed}\n")),
+        "{metrics}"
+    );
+
     let (observations, resyncs) = keeping_up.await.expect("reader");
     assert_eq!(resyncs, 0, "a dashboard that kept up was told to resync");
     assert_eq!(

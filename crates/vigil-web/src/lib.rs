@@ -31,7 +31,7 @@ use std::sync::Arc;
 
 use axum::Router;
 use axum::routing::{get, post};
-use prometheus::{IntGauge, Registry};
+use prometheus::{IntCounter, IntGauge, Registry};
 use tokio::sync::watch;
 use tokio_util::sync::CancellationToken;
 use vigil_store::Store;
@@ -51,13 +51,32 @@ impl AppState {
 pub struct WebMetrics {
     /// `vigil_ws_clients`
     pub ws_clients: IntGauge,
+    /// `vigil_ws_resyncs_total`: streams that fell behind the event hub
+    /// and were told to refetch.
+    pub ws_resyncs: IntCounter,
+    /// `vigil_ws_missed_events_total`: the events those streams missed.
+    pub ws_missed: IntCounter,
 }
 
 impl WebMetrics {
     pub fn new(registry: &Registry) -> prometheus::Result<Self> {
         let ws_clients = IntGauge::new("vigil_ws_clients", "Connected websocket clients")?;
         registry.register(Box::new(ws_clients.clone()))?;
-        Ok(WebMetrics { ws_clients })
+        let ws_resyncs = IntCounter::new(
+            "vigil_ws_resyncs_total",
+            "Websocket streams that fell behind the event hub and were told to resync",
+        )?;
+        registry.register(Box::new(ws_resyncs.clone()))?;
+        let ws_missed = IntCounter::new(
+            "vigil_ws_missed_events_total",
+            "Live events that lagging websocket streams missed (each told to resync)",
+        )?;
+        registry.register(Box::new(ws_missed.clone()))?;
+        Ok(WebMetrics {
+            ws_clients,
+            ws_resyncs,
+            ws_missed,
+        })
     }
 }
 

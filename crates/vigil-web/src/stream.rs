@@ -103,6 +103,8 @@ async fn serve(state: AppState, user: AuthUser, token_hash: String, mut socket: 
                         }
                         Ok(_) | Err(TryRecvError::Empty) => None,
                         Err(TryRecvError::Lagged(n)) => {
+                            state.metrics.ws_resyncs.inc();
+                            state.metrics.ws_missed.inc_by(n);
                             Some(serde_json::json!({"type": "resync", "missed": n}).to_string().into())
                         }
                         Err(TryRecvError::Closed) => {
