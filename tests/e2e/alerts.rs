@@ -590,6 +590,10 @@ async fn pathway_rule_raises_its_alert_and_advises_the_patient() {
         advice["text"].as_str().unwrap_or_default().contains("111"),
         "{advice}"
     );
+    // The ack at QoS 0 (the device resends until acked: docs/mqtt.md),
+    // the advice at QoS 1 (nothing sends it again but the broker).
+    assert_eq!(dev.qos_of("ack"), vec![rumqttc::QoS::AtMostOnce]);
+    assert_eq!(dev.qos_of("advice"), vec![rumqttc::QoS::AtLeastOnce]);
 }
 
 #[tokio::test]

@@ -393,11 +393,16 @@ pub async fn connect_device_with(
     wait_for_suback(&mut eventloop).await;
     let (tx, rx) = mpsc::unbounded_channel();
     let (dtx, drx) = mpsc::unbounded_channel();
+    let qos = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+    let qos_seen = qos.clone();
     tokio::spawn(async move {
         loop {
             match eventloop.poll().await {
                 Ok(Event::Incoming(Packet::Publish(p))) => {
                     if let Ok(v) = serde_json::from_slice::<Value>(&p.payload) {
+                        if let Ok(mut q) = qos_seen.lock() {
+                            q.push((v["type"].as_str().unwrap_or_default().to_string(), p.qos));
+                        }
                         let _ = tx.send(v);
                     }
                 }
@@ -415,6 +420,7 @@ pub async fn connect_device_with(
         cmds: rx,
         feedback: Default::default(),
         disconnects: drx,
+        qos,
     })
 }
 
@@ -490,6 +496,8 @@ pub struct TestDevice {
     cmds: mpsc::UnboundedReceiver<Value>,
     feedback: std::collections::VecDeque<Value>,
     disconnects: mpsc::UnboundedReceiver<String>,
+    /// The type and QoS of every `cmd` message received, in order.
+    qos: std::sync::Arc<std::sync::Mutex<Vec<(String, QoS)>>>,
 }
 
 impl TestDevice {
@@ -503,6 +511,19 @@ impl TestDevice {
             .publish(topic, QoS::AtLeastOnce, false, payload.into())
             .await
             .expect("publish queued");
+    }
+
+    /// The QoS of every `cmd` message of `kind` received so far.
+    pub fn qos_of(&self, kind: &str) -> Vec<QoS> {
+        self.qos
+            .lock()
+            .map(|q| {
+                q.iter()
+                    .filter(|(k, _)| k == kind)
+                    .map(|(_, q)| *q)
+                    .collect()
+            })
+            .unwrap_or_default()
     }
 
     /// Publish an observation message measured now.

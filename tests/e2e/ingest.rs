@@ -202,6 +202,9 @@ async fn each_bad_message_is_rejected_with_its_reason_and_the_stream_carries_on(
 
     let s = app.stats().await;
     assert_eq!((s.obs_messages, s.rejected), (1, 5));
+    // Rejects (one for each message with a seq to name), like acks, at
+    // QoS 0 (docs/mqtt.md).
+    assert_eq!(dev.qos_of("reject"), vec![rumqttc::QoS::AtMostOnce; 4]);
     let m = app.metrics().await;
     for reason in ["json", "unknown_code", "unit", "range", "future_ts"] {
         assert!(

@@ -550,7 +550,8 @@ async fn start_counter(port: u16, cancel: CancellationToken) -> anyhow::Result<C
                 if client
                     .publish(
                         format!("vigil/v1/dev/{d}/cmd"),
-                        QoS::AtLeastOnce,
+                        // At QoS 0, as Vigil acks (docs/mqtt.md).
+                        QoS::AtMostOnce,
                         false,
                         ack,
                     )

@@ -890,11 +890,30 @@ impl Intake {
     }
 }
 
+/// The QoS a `cmd` message goes at (docs/mqtt.md, "QoS of `cmd`").
+///
+/// Acks and rejects at 0. They are end to end already: a device keeps every
+/// message until it is acked or rejected and resends it after a timeout and
+/// on every reconnect, and Vigil answers a resend of a stored message with
+/// the same ack. So an ack that a dropped connection loses costs a resend,
+/// nothing more, and at QoS 1 each ack cost the broker and the device two
+/// more packets (the PUBACKs), about one for every message stored.
+///
+/// Everything else (patient advice, repeat requests, settings) at 1: nothing
+/// sends those again, so the broker's redelivery is their only retry.
+fn cmd_qos(body: &serde_json::Value) -> QoS {
+    match body["type"].as_str() {
+        Some("ack" | "reject") => QoS::AtMostOnce,
+        _ => QoS::AtLeastOnce,
+    }
+}
+
 /// Publish `body` on the device's `cmd` topic.
 async fn send_cmd(client: &AsyncClient, device: &str, body: serde_json::Value) {
+    let qos = cmd_qos(&body);
     let payload = body.to_string();
     if let Err(e) = client
-        .publish(acl::cmd_topic(device), QoS::AtLeastOnce, false, payload)
+        .publish(acl::cmd_topic(device), qos, false, payload)
         .await
     {
         tracing::warn!(error = %e, device, "could not queue cmd");
@@ -905,6 +924,27 @@ async fn send_cmd(client: &AsyncClient, device: &str, body: serde_json::Value) {
 mod tests {
     use super::*;
     use chrono::TimeZone;
+
+    #[test]
+    fn acks_and_rejects_go_at_qos_0_and_everything_else_at_qos_1() {
+        use serde_json::json;
+        assert_eq!(
+            cmd_qos(&json!({"type": "ack", "seqs": [1]})),
+            QoS::AtMostOnce
+        );
+        assert_eq!(
+            cmd_qos(&json!({"type": "reject", "seq": 1, "reason": "bad_json"})),
+            QoS::AtMostOnce
+        );
+        for other in ["advice", "repeat", "settings", "anything new"] {
+            assert_eq!(
+                cmd_qos(&json!({"type": other})),
+                QoS::AtLeastOnce,
+                "{other}"
+            );
+        }
+        assert_eq!(cmd_qos(&json!({})), QoS::AtLeastOnce);
+    }
 
     #[tokio::test]
     async fn a_backlog_is_the_batch_without_waiting_for_company() {
