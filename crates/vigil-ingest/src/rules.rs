@@ -140,8 +140,10 @@ pub enum Effect {
     },
 }
 
-/// Translate an output. NEWS2 built-ins and escalations are the daemon's
-/// own (see the module docs) and produce nothing here.
+/// Translate an output. Escalations are the daemon's own (see the module
+/// docs) and produce nothing here; the engine runs without its NEWS2
+/// built-ins, and pathways may not name a rule `news2` or `news2-rising`,
+/// so no NEWS2 alert comes this way.
 pub fn effect(
     pathway: Option<&vigil_rules::Pathway>,
     ward_id: i64,
@@ -149,13 +151,10 @@ pub fn effect(
     now: DateTime<Utc>,
 ) -> Option<Effect> {
     let fire = |a: Alert, update_only: bool| {
-        if a.rule == "news2" || a.rule == "news2-rising" {
-            return None;
-        }
         let sev = severity(a.severity);
         // The pathway's escalation delay for this severity, from now.
         let escalate_at = pathway.and_then(|p| escalation(p, sev)).map(|d| now + d);
-        Some(Effect::Fire {
+        Effect::Fire {
             firing: AlertFiring {
                 patient_id: a.patient,
                 ward_id,
@@ -168,17 +167,17 @@ pub fn effect(
                 escalate_at,
             },
             update_only,
-        })
+        }
     };
     match out {
-        Output::AlertRaised(a) => fire(a, false),
+        Output::AlertRaised(a) => Some(fire(a, false)),
         // Repeats and severity rises update the stored alert; the engine's
         // own acknowledge/resolve echoes and escalations are the store's
         // business already.
         Output::AlertUpdated { alert, event }
             if matches!(event.kind, EventKind::Repeated | EventKind::SeverityRaised) =>
         {
-            fire(alert, true)
+            Some(fire(alert, true))
         }
         Output::AlertUpdated { .. } | Output::AlertEscalated { .. } => None,
         Output::Advice {

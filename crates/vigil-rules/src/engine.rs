@@ -142,7 +142,6 @@ impl Engine {
     pub fn without_news2_rules(mut self) -> Engine {
         self.news2_rules = false;
         for p in self.patients.values_mut() {
-            p.keep_scores = false;
             p.scores.clear();
         }
         self
@@ -164,14 +163,12 @@ impl Engine {
                 let rescore = p.episode != setup.episode || p.setup.spo2_scale != setup.spo2_scale;
                 p.setup = setup;
                 p.apply_setup(pathway);
-                if rescore {
+                if rescore && self.news2_rules {
                     p.rescore_all(pathway);
                 }
             }
             None => {
-                let mut p = Patient::new(setup, pathway);
-                p.keep_scores = self.news2_rules;
-                self.patients.insert(patient, p);
+                self.patients.insert(patient, Patient::new(setup, pathway));
             }
         }
         Ok(())
@@ -253,7 +250,7 @@ impl Engine {
                 st.offline_alerted = false;
             }
         }
-        let Some(superseded) = p.insert(reading, pathway) else {
+        let Some(superseded) = p.insert(reading, pathway, self.news2_rules) else {
             return Ok(Vec::new());
         };
         let as_of = p.as_of.unwrap_or(measured_at);

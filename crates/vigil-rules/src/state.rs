@@ -242,9 +242,6 @@ pub(crate) struct Patient {
     pub(crate) resolved: BTreeMap<String, Resolved>,
     pub(crate) retention: Duration,
     pub(crate) freshness: Duration,
-    /// Keep NEWS2 as of each reading (`scores`), for the built-in
-    /// `news2-rising` rule; off when the host raises NEWS2 alerts itself.
-    pub(crate) keep_scores: bool,
 }
 
 impl Patient {
@@ -270,7 +267,6 @@ impl Patient {
             resolved: BTreeMap::new(),
             retention: pathway.history_needed(),
             freshness: pathway.freshness,
-            keep_scores: true,
             setup,
         };
         p.apply_setup(pathway);
@@ -308,10 +304,12 @@ impl Patient {
         }
     }
 
-    /// Inserts a reading in its place. Returns `None` for a duplicate obs id
-    /// or a reading too old to matter, else whether a later reading of the
-    /// same code already exists (the reading is superseded).
-    pub(crate) fn insert(&mut self, r: Reading, pathway: &Pathway) -> Option<bool> {
+    /// Inserts a reading in its place, and with `scores` recomputes NEWS2
+    /// as of it and every later reading (for the built-in `news2-rising`).
+    /// Returns `None` for a duplicate obs id or a reading too old to
+    /// matter, else whether a later reading of the same code already exists
+    /// (the reading is superseded).
+    pub(crate) fn insert(&mut self, r: Reading, pathway: &Pathway, scores: bool) -> Option<bool> {
         if let Some(as_of) = self.as_of
             && r.measured_at < as_of - self.retention
         {
@@ -350,7 +348,7 @@ impl Patient {
         }
         self.as_of = Some(self.as_of.map_or(r.measured_at, |a| a.max(r.measured_at)));
         list.insert(pos, held);
-        if self.keep_scores {
+        if scores {
             self.rescore_from(k, pathway);
         }
         self.prune();
@@ -378,9 +376,6 @@ impl Patient {
     /// Recomputes the whole NEWS2 history (the episode settings changed).
     pub(crate) fn rescore_all(&mut self, pathway: &Pathway) {
         self.scores.clear();
-        if !self.keep_scores {
-            return;
-        }
         if let Some(first) = self
             .history
             .values()

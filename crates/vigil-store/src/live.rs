@@ -24,11 +24,6 @@ pub struct Shared {
 }
 
 impl Shared {
-    /// The event.
-    pub fn event(&self) -> &LiveEvent {
-        &self.event
-    }
-
     /// The ward the event belongs to (streams deliver it only there).
     pub fn ward_id(&self) -> i64 {
         self.event.ward_id()

@@ -961,19 +961,17 @@ pub async fn run(cfg: BenchConfig) -> anyhow::Result<BenchReport> {
         }
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
+    let seen = ws.alerted();
     let mut lat: Vec<u32> = Vec::new();
     let mut missing = 0;
-    {
-        let seen = ws.alerted();
-        for (p, sent) in &stored.sent_at {
-            match seen.get(p) {
-                Some(at) => lat.push(
-                    at.saturating_duration_since(*sent)
-                        .as_millis()
-                        .min(u128::from(u32::MAX)) as u32,
-                ),
-                None => missing += 1,
-            }
+    for (p, sent) in &stored.sent_at {
+        match seen.get(p) {
+            Some(at) => lat.push(
+                at.saturating_duration_since(*sent)
+                    .as_millis()
+                    .min(u128::from(u32::MAX)) as u32,
+            ),
+            None => missing += 1,
         }
     }
     lat.sort_unstable();
@@ -982,7 +980,6 @@ pub async fn run(cfg: BenchConfig) -> anyhow::Result<BenchReport> {
             .alerted_patients("news2")
             .await
             .context("reading the alerts back")?;
-        let seen = ws.alerted();
         stored
             .sent_at
             .keys()
