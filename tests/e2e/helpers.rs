@@ -212,6 +212,17 @@ impl TestApp {
             .bearer_auth(&self.token)
     }
 
+    /// `GET path` as the admin, answered with JSON.
+    pub async fn get_json(&self, path: &str) -> Value {
+        self.get(path)
+            .send()
+            .await
+            .unwrap_or_else(|e| panic!("GET {path}: {e}"))
+            .json()
+            .await
+            .unwrap_or_else(|e| panic!("GET {path}: not JSON: {e}"))
+    }
+
     pub fn post(&self, path: &str, body: Value) -> reqwest::RequestBuilder {
         self.http_client
             .post(format!("{}{path}", self.http))

@@ -23,6 +23,7 @@ mod mosquitto;
 mod openapi;
 mod postgres;
 mod reliability;
+mod restart;
 mod scoring;
 mod security;
 mod timers;

@@ -142,14 +142,9 @@ async fn a_restart_keeps_open_alerts_and_raises_nothing_twice() {
         up["alert"]["id"], id,
         "the open alert is updated, not raised again"
     );
-    let open: Value = second
-        .get(&format!("/api/v1/alerts?patient={patient}"))
-        .send()
-        .await
-        .expect("list")
-        .json()
-        .await
-        .expect("json");
+    let open = second
+        .get_json(&format!("/api/v1/alerts?patient={patient}"))
+        .await;
     let urgent = open
         .as_array()
         .expect("alerts")

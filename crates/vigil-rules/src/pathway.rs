@@ -539,6 +539,26 @@ impl Pathway {
         }
         d + self.freshness
     }
+
+    /// Each code a trend call reads, with how far back its readings must
+    /// be held for every trend over it to answer from now on: the longest
+    /// window over the code, plus the freshness a late reading may be
+    /// measured within. What a rebuilt engine (after a restart) must be
+    /// given of a patient's stored history; every other code's rules read
+    /// only its newest reading.
+    pub fn trend_history(&self) -> BTreeMap<Code, Duration> {
+        let mut by_code: BTreeMap<Code, Duration> = BTreeMap::new();
+        for r in &self.rules {
+            for t in &r.compiled.trends {
+                let w = by_code.entry(t.code).or_insert(t.window);
+                *w = (*w).max(t.window);
+            }
+        }
+        for w in by_code.values_mut() {
+            *w += self.freshness;
+        }
+        by_code
+    }
 }
 
 /// The set of loaded pathways, by name.
@@ -620,6 +640,29 @@ mod tests {
         let copd = all.get("copd").unwrap();
         assert_eq!(copd.spo2_scale, Spo2Scale::Two);
         assert_eq!(copd.spo2_target, Some(Spo2Target::HYPERCAPNIC));
+    }
+
+    #[test]
+    fn trend_history_is_each_trend_codes_longest_window_plus_freshness() {
+        let all = Pathways::load(SHIPPED).unwrap();
+        let hf = all.get("heart-failure").unwrap();
+        // change("weight", "3d") and median("pulse", "24h"); freshness 6h.
+        assert_eq!(
+            hf.trend_history(),
+            BTreeMap::from([
+                (Code::Weight, Duration::days(3) + Duration::hours(6)),
+                (Code::Pulse, Duration::hours(24) + Duration::hours(6)),
+            ])
+        );
+        let text = format!(
+            "freshness = \"1h\"\n{MINIMAL}\n[[rule]]\nid = \"a\"\nwhen = 'change(\"spo2\", \"2h\") < -3 || mean(\"spo2\", \"30m\") < 90'\nseverity = \"low\"\nmessage = \"m\"\n[[rule]]\nid = \"b\"\nwhen = \"pulse > 130\"\nseverity = \"low\"\nmessage = \"m\"\n"
+        );
+        let p = Pathway::parse("t.toml", &text).unwrap();
+        assert_eq!(
+            p.trend_history(),
+            BTreeMap::from([(Code::Spo2, Duration::hours(3))]),
+            "the longest window over a code, and no code only read as it stands"
+        );
     }
 
     #[test]

@@ -394,15 +394,47 @@ impl Worker {
             return None;
         }
         let ward = settings.ward_id;
+        let history = self
+            .engine
+            .pathways()
+            .get(&settings.pathway)
+            .map(vigil_rules::Pathway::trend_history)
+            .unwrap_or_default();
         self.in_engine.insert(patient, settings);
         if fresh {
-            // After a restart the engine knows nothing: give it the latest
-            // stored reading of each code, so missed-reading clocks and trends
-            // start from what is stored rather than from admission. Outputs
-            // of this replay are dropped: whatever they would raise is
-            // already stored (alerts merge per patient and rule).
+            // After a restart the engine knows nothing: give it what is
+            // stored, so that missed-reading clocks and trends start from
+            // the stored readings rather than from admission: the history
+            // each trend call reads (`change("weight", "3d")` must compare
+            // with the weight of three days ago, not with the newest one
+            // before the restart; hazard AL-18), then the latest reading of
+            // each code. Outputs of this replay are dropped: whatever they
+            // would raise is already stored (alerts merge per patient and
+            // rule).
             let now = Utc::now();
-            if let Ok(rows) = self.store.latest_per_code(patient, now).await {
+            let mut rows = Vec::new();
+            for (code, back) in history {
+                let q = vigil_store::ObservationQuery {
+                    patient_id: patient,
+                    code: Some(code.as_str().to_string()),
+                    from: Some(now - back),
+                    to: Some(now),
+                    max_points: None,
+                };
+                match self.store.observations(q).await {
+                    Ok(r) => rows.extend(r),
+                    Err(e) => {
+                        tracing::error!(error = %e, patient, code = code.as_str(), "cannot read the history a trend rule reads; its trends start from the newest reading")
+                    }
+                }
+            }
+            match self.store.latest_per_code(patient, now).await {
+                Ok(r) => rows.extend(r),
+                Err(e) => {
+                    tracing::error!(error = %e, patient, "cannot read the latest readings for the rules engine")
+                }
+            }
+            {
                 // Only what was stored before the batch in hand: its own
                 // readings reach the engine live, with their outputs.
                 // (Stored times have millisecond precision.)
