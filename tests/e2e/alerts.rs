@@ -6,20 +6,7 @@ use std::time::Duration;
 use chrono::Utc;
 use serde_json::{Value, json};
 
-use crate::helpers::{TestApp, assert_ack};
-
-/// A complete set scoring `rr`, `spo2`, `pulse` with everything else normal.
-fn vitals(rr: i64, spo2: i64, pulse: i64) -> Value {
-    json!([
-        {"code": "resp_rate", "value": rr, "unit": "/min"},
-        {"code": "spo2", "value": spo2, "unit": "%"},
-        {"code": "o2_flow", "value": 0, "unit": "L/min"},
-        {"code": "systolic", "value": 125, "unit": "mm[Hg]"},
-        {"code": "pulse", "value": pulse, "unit": "/min"},
-        {"code": "acvpu", "value": "A"},
-        {"code": "temp", "value": 36.9, "unit": "Cel"}
-    ])
-}
+use crate::helpers::{TestApp, assert_ack, vitals};
 
 async fn post(app: &TestApp, path: &str, body: Value) -> reqwest::Response {
     app.post(path, body).send().await.expect("post")

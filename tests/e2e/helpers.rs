@@ -763,3 +763,17 @@ impl TestCerts {
         opts
     }
 }
+
+/// A complete NEWS2 set scoring `rr`, `spo2`, `pulse` with everything else
+/// normal (on air, systolic 125, alert, 36.9 °C).
+pub fn vitals(rr: i64, spo2: i64, pulse: i64) -> Value {
+    json!([
+        {"code": "resp_rate", "value": rr, "unit": "/min"},
+        {"code": "spo2", "value": spo2, "unit": "%"},
+        {"code": "o2_flow", "value": 0, "unit": "L/min"},
+        {"code": "systolic", "value": 125, "unit": "mm[Hg]"},
+        {"code": "pulse", "value": pulse, "unit": "/min"},
+        {"code": "acvpu", "value": "A"},
+        {"code": "temp", "value": 36.9, "unit": "Cel"}
+    ])
+}

@@ -1,13 +1,15 @@
 //! What a restart must not forget: the history a trend rule looks back
-//! over. Each test runs two daemons, one after the other, on
+//! over, and readings that were stored and acked but not yet scored when
+//! the daemon stopped. Each test runs two daemons, one after the other, on
 //! the same database (SQLite, or PostgreSQL under `VIGIL_TEST_BACKEND`).
 
 use std::path::PathBuf;
+use std::time::Duration;
 
 use chrono::Utc;
 use serde_json::{Value, json};
 
-use crate::helpers::{TestApp, assert_ack};
+use crate::helpers::{RawDb, TestApp, WAIT, assert_ack, vitals};
 
 /// A database that outlives the daemon using it, and the directory that
 /// holds it (SQLite) or nothing to keep (PostgreSQL).
@@ -79,4 +81,100 @@ async fn a_trend_rule_reads_the_history_stored_before_a_restart() {
     dev.publish_obs(4, weight(82.5)).await;
     let raised = ws.next_alert_event("alert", "weight-gain").await;
     assert_eq!(raised["alert"]["patient_id"], patient, "{raised}");
+}
+
+/// A daemon that stops between storing a reading (and acking it) and
+/// scoring it: the next one must score it and raise its alerts. The state
+/// such a stop leaves is made directly in the database, as the intake
+/// writes it: a message and its observations, above the worker's progress.
+#[tokio::test]
+async fn a_reading_stored_but_not_scored_before_a_stop_is_scored_and_alerted_after_it() {
+    let (_keep, url) = durable_database().await;
+    let first = TestApp::attach(url.clone(), shipped_pathways()).await;
+    let patient = first.admit("general").await;
+    let creds = first.provision("hub", Some(patient)).await;
+    let mut ws = first.ws(&first.token).await;
+    let mut dev = first.connect(&creds).await.expect("connects");
+    dev.publish_obs(1, vitals(16, 97, 70)).await;
+    assert_ack(&dev.next_cmd().await, &[1]);
+    ws.next_event("score").await;
+    drop(ws);
+    drop(dev);
+    drop(first);
+
+    // RR 25 (3) + SpO2 91 (3) + pulse 131 (3): NEWS2 9, and the general
+    // pathway's spo2-urgent (92 or below).
+    // Measured after the first reading (a late one is history, AL-04).
+    let at = Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Millis, true);
+    let device = &creds.device_id;
+    let rows: Vec<String> = [
+        ("resp_rate", "25", "NULL", "'/min'"),
+        ("spo2", "91", "NULL", "'%'"),
+        ("o2_flow", "0", "NULL", "'L/min'"),
+        ("systolic", "125", "NULL", "'mm[Hg]'"),
+        ("pulse", "131", "NULL", "'/min'"),
+        ("acvpu", "NULL", "'A'", "NULL"),
+        ("temp", "36.9", "NULL", "'Cel'"),
+    ]
+    .iter()
+    .map(|(code, num, text, unit)| {
+        format!("({patient}, '{device}', 2, '{code}', {num}, {text}, {unit}, '{at}', '{at}')")
+    })
+    .collect();
+    let db = raw_db(&url).await;
+    db.execute(&format!(
+        "INSERT INTO obs_messages (device_id, seq, patient_id, measured_at, received_at)
+         VALUES ('{device}', 2, {patient}, '{at}', '{at}');
+         INSERT INTO observations (patient_id, device_id, seq, code, value_num, value_text, unit, measured_at, received_at)
+         VALUES {};",
+        rows.join(", ")
+    ))
+    .await
+    .expect("the state a stop leaves");
+    drop(db);
+
+    let second = TestApp::attach(url, shipped_pathways()).await;
+    let deadline = tokio::time::Instant::now() + WAIT;
+    let rules = loop {
+        let rules: Vec<String> = open_alerts(&second, patient)
+            .await
+            .iter()
+            .filter_map(|a| a["rule_id"].as_str().map(String::from))
+            .collect();
+        if rules.iter().any(|r| r == "news2") && rules.iter().any(|r| r == "spo2-urgent") {
+            break rules;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "no news2 and spo2-urgent alerts after the restart: {rules:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
+    let news2: Vec<Value> = open_alerts(&second, patient)
+        .await
+        .into_iter()
+        .filter(|a| a["rule_id"] == "news2")
+        .collect();
+    assert_eq!(news2.len(), 1, "{rules:?}");
+    assert_eq!(news2[0]["severity"], "high", "{}", news2[0]);
+    // Scored once at each reading's time: the reading the first daemon
+    // scored is not taken up again.
+    let scores = second
+        .get_json(&format!("/api/v1/patients/{patient}/scores"))
+        .await;
+    let totals: Vec<i64> = scores
+        .as_array()
+        .expect("scores")
+        .iter()
+        .map(|s| s["total"].as_i64().expect("total"))
+        .collect();
+    assert_eq!(totals, [0, 9], "{scores}");
+}
+
+async fn raw_db(url: &str) -> RawDb {
+    if url.starts_with("sqlite:") {
+        RawDb::Sqlite(sqlx::SqlitePool::connect(url).await.expect("raw db"))
+    } else {
+        RawDb::Postgres(sqlx::PgPool::connect(url).await.expect("raw db"))
+    }
 }

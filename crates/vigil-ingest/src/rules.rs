@@ -119,6 +119,18 @@ pub fn reading(
     })
 }
 
+/// [`reading`] of a stored observation row.
+pub fn stored_reading(r: &vigil_store::ObservationRow) -> Option<Reading> {
+    reading(
+        &r.code,
+        &r.value,
+        r.unit.as_deref(),
+        r.measured_at,
+        &r.device_id,
+        r.id,
+    )
+}
+
 /// How long an unacknowledged alert of `sev` waits on this pathway before
 /// it escalates; `None` means it does not escalate.
 pub fn escalation(p: &vigil_rules::Pathway, sev: Severity) -> Option<chrono::Duration> {

@@ -228,7 +228,9 @@ pub trait Store: Send + Sync + 'static {
     /// Insert many scores in one transaction (all or none).
     /// ([`Store::score_and_fire`] with no firings.)
     async fn score_insert_many(&self, rows: &[NewScore]) -> Result<()> {
-        self.score_and_fire(rows, &[], Utc::now()).await.map(|_| ())
+        self.score_and_fire(rows, &[], Utc::now(), None)
+            .await
+            .map(|_| ())
     }
     /// Score history, ordered by the time each score describes.
     async fn scores(
@@ -311,18 +313,37 @@ pub trait Store: Send + Sync + 'static {
         firings: &[BatchFiring],
         now: DateTime<Utc>,
     ) -> Result<Vec<Option<(AlertRow, FiringOutcome)>>> {
-        self.score_and_fire(&[], firings, now).await
+        self.score_and_fire(&[], firings, now, None).await
     }
     /// A scoring pass's writes in one transaction, all or nothing: its
     /// scores ([`Store::score_insert_many`]), then its alert firings
     /// ([`Store::alert_fire_many`], answered the same way). One commit, and
-    /// in SQLite one turn of the single write lock, instead of two.
+    /// in SQLite one turn of the single write lock, instead of two. With
+    /// `progress`, the worker's progress moves up to it in the same
+    /// transaction ([`Store::set_worker_progress`]): the pass is done
+    /// exactly when its scores and alerts are stored.
     async fn score_and_fire(
         &self,
         scores: &[NewScore],
         firings: &[BatchFiring],
         now: DateTime<Utc>,
+        progress: Option<i64>,
     ) -> Result<Vec<Option<(AlertRow, FiringOutcome)>>>;
+    /// How far the scoring worker has got: every observation of an uplink
+    /// message with an id at or below this has been through a worker pass
+    /// (migration 0010).
+    async fn worker_progress(&self) -> Result<i64>;
+    /// Move the worker's progress up to `observation_id`; never down.
+    async fn set_worker_progress(&self, observation_id: i64) -> Result<()>;
+    /// The observations of uplink messages (not the heart rates the worker
+    /// derives from ECG) with an id above `after`, by id, at most `limit`,
+    /// each with its patient: what the intake stored that no worker pass
+    /// has finished, for the worker to take up at start.
+    async fn observations_after(
+        &self,
+        after: i64,
+        limit: i64,
+    ) -> Result<Vec<(i64, ObservationRow)>>;
     /// Apply a lifecycle action; `Conflict` if the alert's state forbids it.
     async fn alert_act(
         &self,

@@ -251,6 +251,11 @@ const EPISODE_SETTINGS: &str =
 
 /// The observation in columns `first..first + 9` of `r`: id, code,
 /// value_num, value_text, unit, measured_at, received_at, device_id, seq.
+/// The worker's progress moves only up (a pass that failed and was stored
+/// apart may report after a later one).
+const PROGRESS_UPDATE: &str =
+    "UPDATE worker_progress SET observation_id = MAX(observation_id, ?1) WHERE id = 1";
+
 fn obs_row(r: &sqlx::sqlite::SqliteRow, first: usize) -> Result<ObservationRow> {
     Ok(ObservationRow {
         id: r.get(first),
@@ -1557,8 +1562,9 @@ impl Store for SqliteStore {
         scores: &[NewScore],
         firings: &[BatchFiring],
         now: DateTime<Utc>,
+        progress: Option<i64>,
     ) -> Result<Vec<Option<(AlertRow, FiringOutcome)>>> {
-        if scores.is_empty() && firings.is_empty() {
+        if scores.is_empty() && firings.is_empty() && progress.is_none() {
             return Ok(Vec::new());
         }
         let mut statements = score_statements(scores);
@@ -1568,8 +1574,52 @@ impl Store for SqliteStore {
         let mut tx = self.pool.begin_with("BEGIN IMMEDIATE").await?;
         scores_in(&mut tx, &mut statements).await?;
         let out = fire_many_in(&mut tx, firings, now).await?;
+        if let Some(id) = progress {
+            sqlx::query(PROGRESS_UPDATE)
+                .bind(id)
+                .execute(&mut *tx)
+                .await?;
+        }
         tx.commit().await?;
         Ok(out)
+    }
+
+    async fn worker_progress(&self) -> Result<i64> {
+        Ok(
+            sqlx::query_scalar("SELECT observation_id FROM worker_progress WHERE id = 1")
+                .fetch_one(&self.pool)
+                .await?,
+        )
+    }
+
+    async fn set_worker_progress(&self, observation_id: i64) -> Result<()> {
+        let _write = self.write.lock().await;
+        sqlx::query(PROGRESS_UPDATE)
+            .bind(observation_id)
+            .execute(&self.pool)
+            .await?;
+        Ok(())
+    }
+
+    async fn observations_after(
+        &self,
+        after: i64,
+        limit: i64,
+    ) -> Result<Vec<(i64, ObservationRow)>> {
+        let rows = sqlx::query(
+            "SELECT o.patient_id, o.id, o.code, o.value_num, o.value_text, o.unit, o.measured_at, o.received_at, o.device_id, o.seq
+             FROM observations o
+             WHERE o.id > ?1
+               AND EXISTS (SELECT 1 FROM obs_messages m WHERE m.device_id = o.device_id AND m.seq = o.seq)
+             ORDER BY o.id LIMIT ?2",
+        )
+        .bind(after)
+        .bind(limit)
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter()
+            .map(|r| Ok((r.get(0), obs_row(r, 1)?)))
+            .collect()
     }
 
     async fn alert_act(

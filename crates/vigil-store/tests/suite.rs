@@ -75,6 +75,7 @@ both_backends!(
     alert_fires_raise_update_and_ignore_superseded_readings,
     alerts_fired_together_see_each_other_and_store_all_or_nothing,
     scores_and_alerts_of_a_pass_store_together_or_neither,
+    worker_progress_moves_up_with_a_pass_and_names_what_no_pass_finished,
     live_alert_rules_answer_like_alerts_list,
     alert_lifecycle_is_audited_and_guarded,
     alerts_list_filters_and_due_escalations,
@@ -2763,7 +2764,7 @@ async fn scores_and_alerts_of_a_pass_store_together_or_neither(s: &dyn Store) {
         update_only,
     };
     assert!(
-        s.score_and_fire(&[], &[], t(8, 0))
+        s.score_and_fire(&[], &[], t(8, 0), None)
             .await
             .expect("nothing")
             .is_empty()
@@ -2778,6 +2779,7 @@ async fn scores_and_alerts_of_a_pass_store_together_or_neither(s: &dyn Store) {
                 false,
             )],
             t(8, 1),
+            None,
         )
         .await;
     assert!(refused.is_err(), "{refused:?}");
@@ -2802,6 +2804,7 @@ async fn scores_and_alerts_of_a_pass_store_together_or_neither(s: &dyn Store) {
                 batch(firing(p, w, "news2", Severity::Medium, t(8, 5)), false),
             ],
             t(8, 6),
+            None,
         )
         .await
         .expect("score and fire");
@@ -2826,7 +2829,7 @@ async fn scores_and_alerts_of_a_pass_store_together_or_neither(s: &dyn Store) {
         .collect();
     assert_eq!(totals, [Some(5), Some(6)]);
     // Scores alone, alerts alone.
-    s.score_and_fire(&[score(t(9, 0), 2)], &[], t(9, 0))
+    s.score_and_fire(&[score(t(9, 0), 2)], &[], t(9, 0), None)
         .await
         .expect("scores only");
     let out = s
@@ -2834,6 +2837,7 @@ async fn scores_and_alerts_of_a_pass_store_together_or_neither(s: &dyn Store) {
             &[],
             &[batch(firing(p, w, "news2", Severity::High, t(9, 5)), false)],
             t(9, 5),
+            None,
         )
         .await
         .expect("alerts only");
@@ -2842,6 +2846,88 @@ async fn scores_and_alerts_of_a_pass_store_together_or_neither(s: &dyn Store) {
         Some((3, Severity::High, FiringOutcome::Updated))
     );
     assert_eq!(s.scores(p, None, None).await.expect("scores").len(), 3);
+}
+
+async fn worker_progress_moves_up_with_a_pass_and_names_what_no_pass_finished(s: &dyn Store) {
+    let w = ward(s, "W").await;
+    let p = admit(s, w, "Ann").await;
+    assert_eq!(s.worker_progress().await.expect("progress"), 0, "fresh");
+    let out = s
+        .store_obs_batch(&[
+            msg(
+                "d1",
+                1,
+                p,
+                t(8, 1),
+                vec![num("spo2", 95.0), num("pulse", 70.0)],
+            ),
+            msg("d1", 2, p, t(8, 2), vec![num("spo2", 91.0)]),
+        ])
+        .await
+        .expect("batch");
+    let ids: Vec<i64> = out.iter().flat_map(stored_ids).collect();
+    assert_eq!(ids.len(), 3);
+    // A heart rate the worker derived and stored itself is not the
+    // intake's to hand over: never listed.
+    let derived = s
+        .store_derived(&[NewDerivedObservation {
+            patient_id: p,
+            device_id: "e1".into(),
+            seq: 9,
+            observation: NewObservation {
+                code: "pulse".into(),
+                value: ObsValue::Number(72.0),
+                unit: Some("/min".into()),
+            },
+            measured_at: t(8, 3),
+            received_at: t(8, 3),
+        }])
+        .await
+        .expect("derived");
+    assert!(derived[0] > ids[2]);
+    let after = |from: i64, limit: i64| async move {
+        s.observations_after(from, limit)
+            .await
+            .expect("after")
+            .into_iter()
+            .map(|(patient, r)| (patient, r.id, r.code, r.measured_at))
+            .collect::<Vec<_>>()
+    };
+    assert_eq!(
+        after(0, 100).await,
+        [
+            (p, ids[0], "spo2".to_string(), t(8, 1)),
+            (p, ids[1], "pulse".to_string(), t(8, 1)),
+            (p, ids[2], "spo2".to_string(), t(8, 2)),
+        ]
+    );
+    assert_eq!(after(ids[0], 1).await[0].1, ids[1], "above, by id, limited");
+
+    // Moved in a pass's transaction, and only if it commits.
+    let refused = s
+        .score_and_fire(
+            &[],
+            &[BatchFiring {
+                firing: firing(i64::from(i32::MAX), w, "news2", Severity::High, t(8, 0)),
+                update_only: false,
+            }],
+            t(8, 4),
+            Some(ids[2]),
+        )
+        .await;
+    assert!(refused.is_err(), "{refused:?}");
+    assert_eq!(s.worker_progress().await.expect("progress"), 0);
+    s.score_and_fire(&[], &[], t(8, 4), Some(ids[1]))
+        .await
+        .expect("progress alone");
+    assert_eq!(s.worker_progress().await.expect("progress"), ids[1]);
+    assert_eq!(after(ids[1], 100).await.len(), 1);
+    // Never down: a pass stored apart after a failure may report late.
+    s.set_worker_progress(ids[0]).await.expect("set");
+    assert_eq!(s.worker_progress().await.expect("progress"), ids[1]);
+    s.set_worker_progress(ids[2]).await.expect("set");
+    assert_eq!(s.worker_progress().await.expect("progress"), ids[2]);
+    assert!(after(ids[2], 100).await.is_empty());
 }
 
 async fn alert_lifecycle_is_audited_and_guarded(s: &dyn Store) {

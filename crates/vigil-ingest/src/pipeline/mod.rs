@@ -32,7 +32,7 @@ use std::time::Duration;
 
 use chrono::Utc;
 use rumqttc::{AsyncClient, Event, EventLoop, MqttOptions, Packet, Publish, QoS};
-use tokio::sync::{mpsc, watch};
+use tokio::sync::{mpsc, oneshot, watch};
 use tokio_util::sync::CancellationToken;
 use vigil_store::{
     AlertFiring, AlertStatus, BatchOutcome, FiringOutcome, LiveEvent, LiveObservation,
@@ -191,9 +191,20 @@ pub fn spawn(
     let escalate = tokio::spawn(escalator(store.clone(), events.clone(), cancel.clone()));
     let worker = Worker::new(pathways, client, store, events, metrics);
     let (stored_tx, stored_rx) = mpsc::channel(STORED_QUEUE);
-    let batch = tokio::spawn(intake.run(rx, stored_tx, cancel.clone()));
+    // The intake commits nothing until the worker has taken up what the
+    // last run stored and did not finish (`Worker::catch_up`): those
+    // readings are then exactly the ones above the worker's progress.
+    let (caught_up_tx, caught_up) = oneshot::channel();
+    let batch = tokio::spawn(intake.run(rx, stored_tx, caught_up, cancel.clone()));
     let (readings_deleted, deleted) = mpsc::channel(1);
-    let work = tokio::spawn(worker.run(stored_rx, rescore, rule_actions, deleted, cancel));
+    let work = tokio::spawn(worker.run(
+        stored_rx,
+        rescore,
+        rule_actions,
+        deleted,
+        caught_up_tx,
+        cancel,
+    ));
     Running {
         connected,
         readings_deleted,
@@ -305,6 +316,10 @@ struct Stored {
     /// their batch's commit reported an error (it may have happened), or a
     /// resend was a duplicate (of a message the worker may not have seen).
     unsure: BTreeSet<i64>,
+    /// The highest id of the observations stored here: once the pass that
+    /// takes this work has stored its scores and alerts, the worker's
+    /// progress (`Store::worker_progress`) moves up to it.
+    last_observation_id: Option<i64>,
 }
 
 impl Stored {
@@ -329,6 +344,7 @@ impl Stored {
         self.ecg.extend(later.ecg);
         self.statuses.extend(later.statuses);
         self.unsure.extend(later.unsure);
+        self.last_observation_id = self.last_observation_id.max(later.last_observation_id);
     }
 }
 
@@ -375,8 +391,15 @@ impl Intake {
         mut self,
         mut rx: mpsc::Receiver<Publish>,
         out: mpsc::Sender<Stored>,
+        caught_up: oneshot::Receiver<()>,
         cancel: CancellationToken,
     ) {
+        // Sent, or dropped by a worker that could not catch up: go on
+        // either way.
+        tokio::select! {
+            _ = caught_up => {}
+            _ = cancel.cancelled() => return,
+        }
         let mut batch = Vec::with_capacity(MAX_BATCH);
         loop {
             let first = tokio::select! {
@@ -504,6 +527,14 @@ impl Intake {
             send_cmd(&self.client, &device, ack).await;
         }
         if let Some(outcomes) = obs_outcomes {
+            work.last_observation_id = outcomes
+                .iter()
+                .filter_map(|o| match o {
+                    BatchOutcome::Stored { observation_ids } => observation_ids.iter().max(),
+                    BatchOutcome::Duplicate => None,
+                })
+                .max()
+                .copied();
             self.observation_events(&pending, outcomes, stored_at, &mut work.feed);
         }
         if let Some(outcomes) = ecg_outcomes {

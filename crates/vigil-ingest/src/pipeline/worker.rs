@@ -164,8 +164,14 @@ impl Worker {
         mut rescore: mpsc::Receiver<i64>,
         mut rule_actions: mpsc::Receiver<RuleAction>,
         mut readings_deleted: mpsc::Receiver<()>,
+        caught_up: oneshot::Sender<()>,
         cancel: CancellationToken,
     ) {
+        tokio::select! {
+            _ = self.catch_up() => {}
+            _ = cancel.cancelled() => return,
+        }
+        let _ = caught_up.send(());
         loop {
             // Sleep until the engine's next timer (missed readings, device
             // offline), but wake at least every 30 s.
@@ -198,7 +204,7 @@ impl Worker {
                     self.in_engine.remove(&patient);
                     self.ensure_in_engine(patient).await;
                     let scored = self.score_new(BTreeMap::from([(patient, BTreeSet::from([now]))]), None).await;
-                    self.store_pass(scored.rows, scored.pushes, scored.firings).await;
+                    self.store_pass(scored.rows, scored.pushes, scored.firings, None).await;
                 }
                 Some(action) = rule_actions.recv() => self.forward_action(action),
                 Some(()) = readings_deleted.recv() => self.readings.clear(),
@@ -210,6 +216,64 @@ impl Worker {
                 }
                 _ = cancel.cancelled() => break,
             }
+        }
+    }
+
+    /// Take up what the intake stored that no pass finished: readings
+    /// stored and acked by a daemon that stopped or crashed before its
+    /// worker scored them (up to a few batches: the queue to the worker
+    /// holds two). Without this they would raise no alert, NEWS2 or
+    /// pathway rule, until the patient's next reading, which on spot
+    /// checks may be hours away (hazard AL-19). ECG chunks are not taken
+    /// up: their beats and heart rates come from the patch's running
+    /// analysis, which starts again with the next chunk.
+    async fn catch_up(&mut self) {
+        const CHUNK: i64 = 10_000;
+        let mut after = match self.store.worker_progress().await {
+            Ok(n) => n,
+            Err(e) => {
+                tracing::error!(error = %e, "cannot read the worker's progress; readings stored before the last stop and not scored stay unscored");
+                return;
+            }
+        };
+        let mut taken = 0;
+        loop {
+            let rows = match self.store.observations_after(after, CHUNK).await {
+                Ok(r) => r,
+                Err(e) => {
+                    tracing::error!(error = %e, "cannot read the readings stored before the last stop and not scored; they stay unscored");
+                    return;
+                }
+            };
+            let Some(last) = rows.last().map(|(_, r)| r.id) else {
+                break;
+            };
+            let full = rows.len() as i64 == CHUNK;
+            taken += rows.len();
+            let mut w = Stored {
+                // As when they were stored: the engine's rebuild replays
+                // what was stored before them, and they come live.
+                received_at: rows.iter().map(|(_, r)| r.received_at).min(),
+                last_observation_id: Some(last),
+                ..Stored::default()
+            };
+            for (patient, r) in rows {
+                w.to_score.entry(patient).or_default().insert(r.measured_at);
+                if let Some(reading) = crate::rules::stored_reading(&r) {
+                    w.feed.push((patient, reading));
+                }
+            }
+            self.pass(w).await;
+            after = last;
+            if !full {
+                break;
+            }
+        }
+        if taken > 0 {
+            tracing::warn!(
+                observations = taken,
+                "scored the readings the last run stored and did not score"
+            );
         }
     }
 
@@ -261,7 +325,8 @@ impl Worker {
         clock.lap("rules");
         // The pass's scores, NEWS2 alerts and rule alerts in one
         // transaction (one turn of SQLite's write lock, not three).
-        self.store_pass(scored.rows, scored.pushes, firings).await;
+        self.store_pass(scored.rows, scored.pushes, firings, w.last_observation_id)
+            .await;
         clock.lap("store");
         // Beats nothing in this pass waited for: stored once its alerts
         // are out, so that their turn of the write lock is not on an
@@ -442,14 +507,7 @@ impl Worker {
                     chrono::DateTime::from_timestamp_millis(self.batch_received.timestamp_millis())
                         .unwrap_or(self.batch_received);
                 for r in rows.into_iter().filter(|r| r.received_at < cutoff) {
-                    if let Some(reading) = crate::rules::reading(
-                        &r.code,
-                        &r.value,
-                        r.unit.as_deref(),
-                        r.measured_at,
-                        &r.device_id,
-                        r.id,
-                    ) {
+                    if let Some(reading) = crate::rules::stored_reading(&r) {
                         let _ = self.engine.observe(patient, reading, now);
                     }
                 }
@@ -1116,17 +1174,26 @@ impl Worker {
     /// scores to the live page and announce the alerts. If that fails the
     /// two are tried apart, so that an alert is not lost to a score that
     /// cannot be stored (nor a score to an alert).
+    /// Store a pass's scores and alerts and push them; with `progress`, the
+    /// highest observation id the pass took from the intake, the worker's
+    /// progress moves up to it in the same transaction (or after the
+    /// apart writes when that fails: the pass is over either way).
     async fn store_pass(
         &mut self,
         rows: Vec<vigil_store::NewScore>,
         pushes: Vec<(i64, i64, usize)>,
         firings: Vec<vigil_store::BatchFiring>,
+        progress: Option<i64>,
     ) {
-        if rows.is_empty() && firings.is_empty() {
+        if rows.is_empty() && firings.is_empty() && progress.is_none() {
             return;
         }
         let received = self.batch_received;
-        match self.store.score_and_fire(&rows, &firings, Utc::now()).await {
+        match self
+            .store
+            .score_and_fire(&rows, &firings, Utc::now(), progress)
+            .await
+        {
             Ok(fired) => {
                 // Alerts first: a dashboard reads its events in order, and
                 // a pass's scores are one event per patient scored, a ward's
@@ -1149,6 +1216,11 @@ impl Worker {
                     }
                 }
                 self.fire(firings).await;
+                if let Some(id) = progress
+                    && let Err(e) = self.store.set_worker_progress(id).await
+                {
+                    tracing::error!(error = %e, "storing the worker's progress failed; a restart scores this pass's readings again");
+                }
             }
         }
     }
