@@ -178,3 +178,43 @@ async fn raw_db(url: &str) -> RawDb {
         RawDb::Postgres(sqlx::PgPool::connect(url).await.expect("raw db"))
     }
 }
+
+/// A patient whose readings stop before a restart: the restarted daemon
+/// must still raise the missed-reading alert when it falls due, though the
+/// patient sends nothing more (the one patient it matters for). The test
+/// pathway expects SpO2 every 3 s, with 1 s of grace.
+#[tokio::test]
+async fn a_patient_silent_since_before_a_restart_gets_the_missed_reading_alert() {
+    let (_keep, url) = durable_database().await;
+    let (_d, pathways) = crate::timers::pathways();
+    let first = TestApp::attach(url.clone(), pathways.clone()).await;
+    let (patient, mut dev, _) = crate::timers::quick_patient(&first).await;
+    dev.publish_obs(1, json!([{"code": "spo2", "value": 97, "unit": "%"}]))
+        .await;
+    assert_ack(&dev.next_cmd().await, &[1]);
+    drop(dev);
+    drop(first);
+
+    let second = TestApp::attach(url, pathways).await;
+    let mut ws = second.ws(&second.token).await;
+    let ev = ws.next_alert_event("alert", "missed-spo2").await;
+    assert_eq!(ev["alert"]["patient_id"], patient, "{ev}");
+}
+
+/// A patient admitted who never sends a reading: the missed-reading clock
+/// runs from admission, with no reading to start it.
+#[tokio::test]
+async fn a_patient_who_never_sends_a_reading_gets_the_missed_reading_alert() {
+    let (_d, pathways) = crate::timers::pathways();
+    let app = TestApp::spawn_with(None, Some(pathways)).await;
+    let mut ws = app.ws(&app.token).await;
+    let patient = app.admit("quick").await;
+    let ev = ws.next_alert_event("alert", "missed-spo2").await;
+    assert_eq!(ev["alert"]["patient_id"], patient, "{ev}");
+    assert!(
+        ev["alert"]["latest_value"]["latest"]
+            .as_str()
+            .is_some_and(|v| v.contains("since admission")),
+        "{ev}"
+    );
+}

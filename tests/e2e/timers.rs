@@ -34,14 +34,14 @@ low-medium = "2s"
 low = "1h"
 "#;
 
-fn pathways() -> (tempfile::TempDir, PathBuf) {
+pub(crate) fn pathways() -> (tempfile::TempDir, PathBuf) {
     let dir = tempfile::tempdir().expect("tempdir");
     std::fs::write(dir.path().join("quick.toml"), QUICK).expect("write");
     let p = dir.path().to_path_buf();
     (dir, p)
 }
 
-async fn quick_patient(
+pub(crate) async fn quick_patient(
     app: &TestApp,
 ) -> (i64, crate::helpers::TestDevice, crate::helpers::DeviceCreds) {
     let r = app

@@ -201,6 +201,8 @@ pub trait Store: Send + Sync + 'static {
     // --- episodes and scores ----------------------------------------------
     /// NEWS2-relevant settings of the patient's open episode.
     async fn episode_settings(&self, patient_id: i64) -> Result<Option<EpisodeSettings>>;
+    /// Every patient with an open episode, by id.
+    async fn active_patients(&self) -> Result<Vec<i64>>;
     /// [`Store::episode_settings`] of many patients; a patient with no open
     /// episode is absent. This default asks once per patient; a backend may
     /// answer in one round trip.

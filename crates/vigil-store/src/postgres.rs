@@ -1502,6 +1502,14 @@ impl Store for PgStore {
         Ok(out)
     }
 
+    async fn active_patients(&self) -> Result<Vec<i64>> {
+        Ok(sqlx::query_scalar(
+            "SELECT patient_id FROM episodes WHERE discharged_at IS NULL ORDER BY patient_id",
+        )
+        .fetch_all(&self.pool)
+        .await?)
+    }
+
     async fn worker_progress(&self) -> Result<i64> {
         Ok(
             sqlx::query_scalar("SELECT observation_id FROM worker_progress WHERE id = 1")

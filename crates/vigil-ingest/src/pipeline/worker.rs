@@ -28,11 +28,19 @@ pub(super) struct Worker {
     /// resolve. Only this worker raises alerts, so the set may hold rules
     /// a person has resolved since (costing one read), never miss one.
     open_rules: Mutex<HashMap<i64, BTreeSet<String>>>,
+    /// When the engine's patients are next compared with the active
+    /// episodes (`sync_patients`).
+    next_sync: tokio::time::Instant,
     client: AsyncClient,
     store: Arc<dyn Store>,
     events: vigil_store::LiveHub,
     metrics: IngestMetrics,
 }
+
+/// How often the rules engine's patients are brought into line with the
+/// active episodes: how long an admission (through the API or from another
+/// process) can go before its missed-reading clock runs.
+const PATIENT_SYNC: Duration = Duration::from_secs(5);
 
 /// The newest row of each code measured at or before a time (ties: the
 /// later insert), as `Store::latest_per_code` answers, for times asked in
@@ -151,6 +159,7 @@ impl Worker {
             history: HashMap::new(),
             readings: super::readings::Readings::default(),
             open_rules: Mutex::new(HashMap::new()),
+            next_sync: tokio::time::Instant::now(),
             client,
             store,
             events,
@@ -173,15 +182,22 @@ impl Worker {
         }
         let _ = caught_up.send(());
         loop {
+            if tokio::time::Instant::now() >= self.next_sync {
+                self.sync_patients().await;
+                self.next_sync = tokio::time::Instant::now() + PATIENT_SYNC;
+            }
             // Sleep until the engine's next timer (missed readings, device
-            // offline), but wake at least every 30 s.
+            // offline) or the next patient sync.
             let now = Utc::now();
             let wake = self
                 .engine
                 .next_deadline()
                 .map(|d| d.min(now + chrono::Duration::seconds(30)))
                 .unwrap_or(now + chrono::Duration::seconds(30));
-            let sleep = (wake - now).to_std().unwrap_or(Duration::ZERO);
+            let sleep = (wake - now)
+                .to_std()
+                .unwrap_or(Duration::ZERO)
+                .min(self.next_sync - tokio::time::Instant::now());
             tokio::select! {
                 w = stored.recv() => {
                     let Some(mut w) = w else { break };
@@ -274,6 +290,46 @@ impl Worker {
                 observations = taken,
                 "scored the readings the last run stored and did not score"
             );
+        }
+    }
+
+    /// Keep every active episode in the rules engine, not only the patients
+    /// who have sent something since the daemon started: a patient who
+    /// stops measuring, or never starts, is the one whose missed-reading
+    /// and device-offline timers must run, and the engine runs timers only
+    /// for the patients it holds (hazard AL-20). At start (after the
+    /// catch-up) and every [`PATIENT_SYNC`]: admissions through the API or
+    /// from another process are taken up, discharges leave the engine.
+    async fn sync_patients(&mut self) {
+        let active = match self.store.active_patients().await {
+            Ok(a) => a,
+            Err(e) => {
+                tracing::error!(error = %e, "cannot list the active episodes; the rules engine's patients are left as they are");
+                return;
+            }
+        };
+        let keep: BTreeSet<i64> = active.iter().copied().collect();
+        let gone: Vec<i64> = self
+            .in_engine
+            .keys()
+            .filter(|p| !keep.contains(p))
+            .copied()
+            .collect();
+        for p in gone {
+            self.engine.discharge(p);
+            self.in_engine.remove(&p);
+        }
+        // What is stored now is history to the engine: its readings are
+        // replayed, outputs dropped (their alerts are stored already).
+        self.batch_received = Utc::now();
+        let mut added = 0;
+        for p in active {
+            if !self.in_engine.contains_key(&p) && self.ensure_in_engine(p).await.is_some() {
+                added += 1;
+            }
+        }
+        if added > 0 {
+            tracing::debug!(patients = added, "episodes taken into the rules engine");
         }
     }
 
