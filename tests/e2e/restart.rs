@@ -218,3 +218,58 @@ async fn a_patient_who_never_sends_a_reading_gets_the_missed_reading_alert() {
         "{ev}"
     );
 }
+
+/// Devices silent for longer than the pathway's `offline_after` (general:
+/// 6 h) when the daemon starts: their offline alert is due at once, as
+/// judged from when each was last heard of (one's last status report, the
+/// other's last reading, both 7 h ago), not from the restart.
+#[tokio::test]
+async fn a_device_silent_since_before_a_restart_is_offline_by_when_it_was_last_heard() {
+    let (_keep, url) = durable_database().await;
+    let first = TestApp::attach(url.clone(), shipped_pathways()).await;
+    let patient = first.admit("general").await;
+    let cuff = first.provision("bp-cuff", Some(patient)).await.device_id;
+    let oximeter = first.provision("oximeter", Some(patient)).await.device_id;
+    drop(first);
+
+    let then = (Utc::now() - chrono::Duration::hours(7))
+        .to_rfc3339_opts(chrono::SecondsFormat::Millis, true);
+    let db = raw_db(&url).await;
+    // The cuff's last word was a status report; the oximeter's a reading,
+    // scored long ago (below the worker's progress).
+    let online = if db.is_postgres() { "true" } else { "1" };
+    db.execute(&format!(
+        "INSERT INTO device_status (device_id, online, battery_pct, signal, fw, reported_at)
+         VALUES ('{cuff}', {online}, 80, 'ok', '1.0.0', '{then}');
+         INSERT INTO obs_messages (device_id, seq, patient_id, measured_at, received_at)
+         VALUES ('{oximeter}', 1, {patient}, '{then}', '{then}');
+         INSERT INTO observations (patient_id, device_id, seq, code, value_num, unit, measured_at, received_at)
+         VALUES ({patient}, '{oximeter}', 1, 'spo2', 97, '%', '{then}', '{then}');
+         UPDATE worker_progress SET observation_id = (SELECT MAX(id) FROM observations);"
+    ))
+    .await
+    .expect("the state seven silent hours leave");
+    drop(db);
+
+    let second = TestApp::attach(url, shipped_pathways()).await;
+    let deadline = tokio::time::Instant::now() + WAIT;
+    let want = [
+        format!("device-offline:{cuff}"),
+        format!("device-offline:{oximeter}"),
+    ];
+    loop {
+        let rules: Vec<String> = open_alerts(&second, patient)
+            .await
+            .iter()
+            .filter_map(|a| a["rule_id"].as_str().map(String::from))
+            .collect();
+        if want.iter().all(|w| rules.contains(w)) {
+            break;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "want {want:?} at start, have {rules:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}

@@ -502,9 +502,12 @@ impl Worker {
                 return None;
             }
         };
-        let admitted_at = match self.store.patient_get(patient).await {
-            Ok(Some(p)) => p.episode.map(|e| e.admitted_at).unwrap_or_else(Utc::now),
-            _ => Utc::now(),
+        let (admitted_at, devices) = match self.store.patient_get(patient).await {
+            Ok(Some(p)) => (
+                p.episode.map(|e| e.admitted_at).unwrap_or_else(Utc::now),
+                p.devices,
+            ),
+            _ => (Utc::now(), Vec::new()),
         };
         let fresh = !self.engine.holds_readings(patient);
         if let Err(e) = self
@@ -529,9 +532,12 @@ impl Worker {
             // each trend call reads (`change("weight", "3d")` must compare
             // with the weight of three days ago, not with the newest one
             // before the restart; hazard AL-18), then the latest reading of
-            // each code. Outputs of this replay are dropped: whatever they
-            // would raise is already stored (alerts merge per patient and
-            // rule).
+            // each code, and each device's last status report. Each is
+            // replayed as of when it was received, so that a device's
+            // offline clock runs from when it was last heard of, not from
+            // the restart (hazard AL-21). Outputs of this replay are
+            // dropped: whatever they would raise is already stored (alerts
+            // merge per patient and rule).
             let now = Utc::now();
             let mut rows = Vec::new();
             for (code, back) in history {
@@ -564,7 +570,19 @@ impl Worker {
                         .unwrap_or(self.batch_received);
                 for r in rows.into_iter().filter(|r| r.received_at < cutoff) {
                     if let Some(reading) = crate::rules::stored_reading(&r) {
-                        let _ = self.engine.observe(patient, reading, now);
+                        let _ = self.engine.observe(patient, reading, r.received_at);
+                    }
+                }
+                for d in devices.into_iter().filter(|d| d.revoked_at.is_none()) {
+                    if let Some(st) = d.status.filter(|st| st.reported_at < cutoff) {
+                        let status = vigil_rules::DeviceStatus {
+                            online: st.online,
+                            battery_pct: st.battery_pct,
+                            signal: st.signal,
+                        };
+                        let _ = self
+                            .engine
+                            .device_status(patient, &d.id, status, st.reported_at);
                     }
                 }
             }
