@@ -194,10 +194,10 @@ impl Worker {
                 .next_deadline()
                 .map(|d| d.min(now + chrono::Duration::seconds(30)))
                 .unwrap_or(now + chrono::Duration::seconds(30));
-            let sleep = (wake - now)
-                .to_std()
-                .unwrap_or(Duration::ZERO)
-                .min(self.next_sync - tokio::time::Instant::now());
+            let sleep = (wake - now).to_std().unwrap_or(Duration::ZERO).min(
+                self.next_sync
+                    .saturating_duration_since(tokio::time::Instant::now()),
+            );
             tokio::select! {
                 w = stored.recv() => {
                     let Some(mut w) = w else { break };
