@@ -226,6 +226,36 @@ async fn daemon_killed_mid_load_stores_every_message_exactly_once() {
         report.resent > 0,
         "the restart must have caused resends: {report:?}"
     );
+    assert_every_message_scored(&d).await;
+}
+
+/// Every stored observation message has a score at its measurement time:
+/// readings the killed daemon had stored and acked but not yet scored are
+/// scored by the next one (hazard AL-19). Waits for the worker to finish
+/// what the load left it.
+async fn assert_every_message_scored(d: &Daemon) {
+    let url = format!("sqlite://{}", d.dir().join("vigil.db").display());
+    let db = sqlx::SqlitePool::connect(&url)
+        .await
+        .expect("the daemon's database");
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        let unscored: i64 = sqlx::query_scalar(
+            "SELECT COUNT(*) FROM obs_messages m WHERE NOT EXISTS (
+                SELECT 1 FROM scores s WHERE s.patient_id = m.patient_id AND s.scored_at = m.measured_at)",
+        )
+        .fetch_one(&db)
+        .await
+        .expect("count unscored");
+        if unscored == 0 {
+            return;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "{unscored} stored messages never scored after the kill"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
 }
 
 /// The `mosquitto` binary; without it the calling test fails, unless
