@@ -379,3 +379,92 @@ async fn a_devsim_patch_replaying_mit_bih_201_gives_heart_rate_strip_and_possibl
         "beats detected in 10 s of AF at ~90–150 /min"
     );
 }
+
+/// A pathway whose devices count as offline after 3 s without a word.
+const PATCH_PATHWAY: &str = r#"
+name = "patch"
+title = "Test pathway: devices offline after 3 s"
+freshness = "6h"
+
+[escalation]
+high = "5m"
+medium = "15m"
+low-medium = "30m"
+low = "4h"
+
+[device]
+battery_low_pct = 15
+offline_after = "3s"
+severity = "low"
+"#;
+
+/// A patch streaming a steady lead-off signal sends no heart rate and, its
+/// signal never changing, no new status: its chunks alone must keep it
+/// from counting as offline. The nurse is told the leads are off, not that
+/// the patch is gone; once the chunks stop, it is offline.
+#[tokio::test]
+async fn a_patch_streaming_a_steady_lead_off_signal_is_not_offline() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    std::fs::write(dir.path().join("patch.toml"), PATCH_PATHWAY).expect("write");
+    let app = TestApp::spawn_with(None, Some(dir.path().to_path_buf())).await;
+    let mut ws = app.ws(&app.token).await;
+    let patient = app.admit("patch").await;
+    let creds = app.provision("ecg-patch", Some(patient)).await;
+    let mut patch = app.connect(&creds).await.expect("patch connects");
+    let (offline, lead_off) = (
+        format!("device-offline:{}", creds.device_id),
+        format!("device-lead-off:{}", creds.device_id),
+    );
+
+    // Seven seconds of flat signal (lead off from the first epoch), one
+    // chunk a second, in real time: more than twice `offline_after`.
+    let start = tokio::time::Instant::now();
+    let t0 = Utc::now().timestamp_millis();
+    for i in 0..7u32 {
+        patch
+            .publish_raw(
+                "ecg",
+                chunk(i + 1, t0 + i64::from(i) * 1000, &[0; FS as usize]),
+            )
+            .await;
+        assert_eq!(patch.next_cmd().await["type"], "ack");
+        tokio::time::sleep_until(start + std::time::Duration::from_secs(u64::from(i) + 1)).await;
+    }
+    let mut raised = Vec::new();
+    while let Some(ev) = ws
+        .next_event_within_any(std::time::Duration::from_millis(500))
+        .await
+    {
+        if ev["type"] == "alert" {
+            raised.push(
+                ev["alert"]["rule_id"]
+                    .as_str()
+                    .unwrap_or_default()
+                    .to_string(),
+            );
+        }
+    }
+    assert!(raised.contains(&lead_off), "{raised:?}");
+    assert!(
+        !raised.contains(&offline),
+        "offline while streaming: {raised:?}"
+    );
+
+    // The chunks stop: offline 3 s after the last.
+    let ev = ws.next_alert_event("alert", &offline).await;
+    assert_eq!(ev["alert"]["patient_id"], patient, "{ev}");
+    // A chunk again: the offline alert resolves itself, as the system's.
+    patch
+        .publish_raw(
+            "ecg",
+            chunk(8, Utc::now().timestamp_millis(), &[0; FS as usize]),
+        )
+        .await;
+    assert_eq!(patch.next_cmd().await["type"], "ack");
+    let up = ws.next_alert_event("alert_update", &offline).await;
+    assert_eq!(
+        (up["action"].as_str(), up["actor"].as_str()),
+        (Some("resolved"), Some("system")),
+        "{up}"
+    );
+}

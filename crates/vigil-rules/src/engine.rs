@@ -444,6 +444,29 @@ impl Engine {
         Ok(out)
     }
 
+    /// A message from `device` that is neither a reading nor a status (an
+    /// ECG chunk): the device is not offline. Moves its offline clock and
+    /// nothing else; the patch's signal quality comes as a status, and only
+    /// when it changes, so a patch streaming a steady poor or lead-off
+    /// signal (no heart rate, no change) would otherwise count as silent.
+    pub fn heard_from(
+        &mut self,
+        patient: PatientId,
+        device: &str,
+        now: DateTime<Utc>,
+    ) -> Result<(), EngineError> {
+        let p = self
+            .patients
+            .get_mut(&patient)
+            .ok_or(EngineError::UnknownPatient(patient))?;
+        let st = p.devices.entry(device.to_string()).or_default();
+        if st.last_seen.is_none_or(|t| now > t) {
+            st.last_seen = Some(now);
+            st.offline_alerted = false;
+        }
+        Ok(())
+    }
+
     /// Advances time: raises missed-reading and device-offline alerts that
     /// are due, and escalates unacknowledged alerts past their deadline
     /// (exactly at the deadline counts). Call it at [`Engine::next_deadline`].

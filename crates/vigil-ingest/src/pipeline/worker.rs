@@ -832,7 +832,12 @@ impl Worker {
         // SQLite's write lock each time, and so did the beats').
         let mut beats = Vec::new();
         let mut rates: Vec<(NewDerivedObservation, i64)> = Vec::new();
+        let mut heard: BTreeMap<i64, BTreeSet<String>> = BTreeMap::new();
         for c in fresh {
+            heard
+                .entry(c.patient_id)
+                .or_default()
+                .insert(c.device_id.clone());
             let d = self.ecg.feed(&c.device_id, &c.chunk);
             if !d.beats.is_empty() {
                 beats.push(vigil_store::PatchBeats {
@@ -934,6 +939,24 @@ impl Worker {
                     possible_af: Some(active),
                 });
             }
+        }
+        // A chunk is word from its patch, whatever its signal: its offline
+        // clock starts over, and a device-offline alert resolves itself
+        // (the patch sends a status only when its signal changes, and no
+        // heart rate from a poor or lead-off signal; hazard AL-22).
+        for (patient, devices) in heard {
+            if self.ensure_in_engine(patient).await.is_none() {
+                continue;
+            }
+            for d in &devices {
+                let _ = self.engine.heard_from(patient, d, stored_at);
+            }
+            let rules: Vec<String> = devices
+                .iter()
+                .map(|d| format!("device-offline:{d}"))
+                .collect();
+            self.auto_resolve(patient, &rules, "ECG chunks arriving")
+                .await;
         }
         // No heart rate: nothing this pass scores waits for the beats.
         if rates.is_empty() {

@@ -525,6 +525,58 @@ fn device_rules_battery_lead_off_offline() {
 }
 
 #[test]
+fn a_device_heard_from_without_readings_or_statuses_is_not_offline() {
+    let mut e = engine_with("general"); // offline after 6 h
+    // The missed-reading alerts of a patient with no readings fall due
+    // too; only the device's matter here.
+    let device_rules = |out: &[Output]| -> Vec<String> {
+        rules(out)
+            .into_iter()
+            .filter(|r| r.starts_with("device-"))
+            .collect()
+    };
+    let lead_off = DeviceStatus {
+        online: true,
+        battery_pct: Some(80),
+        signal: Some("lead_off".into()),
+    };
+    e.device_status(1, "patch-1", lead_off, mins(0)).unwrap();
+    // ECG chunks every hour of a steady lead-off signal: no status, no
+    // reading, but the patch is there.
+    for h in 1..=8 {
+        e.heard_from(1, "patch-1", mins(0) + Duration::hours(h))
+            .unwrap();
+        assert!(
+            device_rules(&e.tick(mins(0) + Duration::hours(h))).is_empty(),
+            "hour {h}"
+        );
+    }
+    let offline = mins(0) + Duration::hours(8 + 6);
+    assert!(device_rules(&e.tick(offline - Duration::seconds(1))).is_empty());
+    assert_eq!(
+        device_rules(&e.tick(offline)),
+        vec!["device-offline:patch-1"]
+    );
+    // Heard from again: the clock starts over and it may go offline again.
+    e.heard_from(1, "patch-1", offline + Duration::minutes(1))
+        .unwrap();
+    assert!(
+        device_rules(
+            &e.tick(offline + Duration::minutes(1) + Duration::hours(6) - Duration::seconds(1))
+        )
+        .is_empty()
+    );
+    assert_eq!(
+        device_rules(&e.tick(offline + Duration::minutes(1) + Duration::hours(6))),
+        vec!["device-offline:patch-1"]
+    );
+    assert!(matches!(
+        e.heard_from(99, "patch-1", offline),
+        Err(crate::EngineError::UnknownPatient(99))
+    ));
+}
+
+#[test]
 fn escalation_happens_exactly_at_the_deadline_and_not_before() {
     let mut e = engine_with("general"); // medium: 15m
     let out = e
