@@ -42,6 +42,10 @@ pub(super) struct Worker {
 /// process) can go before its missed-reading clock runs.
 const PATIENT_SYNC: Duration = Duration::from_secs(5);
 
+/// At most this many patients taken into the engine by one sync, so that a
+/// start with thousands of episodes does not hold up the passes.
+const SYNC_BATCH: usize = 200;
+
 /// The newest row of each code measured at or before a time (ties: the
 /// later insert), as `Store::latest_per_code` answers, for times asked in
 /// ascending order, from rows read once.
@@ -183,8 +187,11 @@ impl Worker {
         let _ = caught_up.send(());
         loop {
             if tokio::time::Instant::now() >= self.next_sync {
-                self.sync_patients().await;
-                self.next_sync = tokio::time::Instant::now() + PATIENT_SYNC;
+                // More to take in: again after one turn of the loop, so that
+                // a large ward's start interleaves with passes.
+                let more = self.sync_patients().await;
+                self.next_sync =
+                    tokio::time::Instant::now() + if more { Duration::ZERO } else { PATIENT_SYNC };
             }
             // Sleep until the engine's next timer (missed readings, device
             // offline) or the next patient sync.
@@ -300,12 +307,14 @@ impl Worker {
     /// for the patients it holds (hazard AL-20). At start (after the
     /// catch-up) and every [`PATIENT_SYNC`]: admissions through the API or
     /// from another process are taken up, discharges leave the engine.
-    async fn sync_patients(&mut self) {
+    /// Takes in at most [`SYNC_BATCH`] patients a call (each is a few
+    /// reads); `true` if more are waiting.
+    async fn sync_patients(&mut self) -> bool {
         let active = match self.store.active_patients().await {
             Ok(a) => a,
             Err(e) => {
                 tracing::error!(error = %e, "cannot list the active episodes; the rules engine's patients are left as they are");
-                return;
+                return false;
             }
         };
         let keep: BTreeSet<i64> = active.iter().copied().collect();
@@ -322,15 +331,26 @@ impl Worker {
         // What is stored now is history to the engine: its readings are
         // replayed, outputs dropped (their alerts are stored already).
         self.batch_received = Utc::now();
+        let new: Vec<i64> = active
+            .into_iter()
+            .filter(|p| !self.in_engine.contains_key(p))
+            .collect();
+        let more = new.len() > SYNC_BATCH;
         let mut added = 0;
-        for p in active {
-            if !self.in_engine.contains_key(&p) && self.ensure_in_engine(p).await.is_some() {
+        for p in new.into_iter().take(SYNC_BATCH) {
+            if self.ensure_in_engine(p).await.is_some() {
                 added += 1;
             }
         }
         if added > 0 {
-            tracing::debug!(patients = added, "episodes taken into the rules engine");
+            tracing::debug!(
+                patients = added,
+                more,
+                "episodes taken into the rules engine"
+            );
         }
+        // None taken in (the store failing): wait for the next sync.
+        more && added > 0
     }
 
     /// Everything after the commit, for one pass of stored work.
