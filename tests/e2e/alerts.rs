@@ -487,6 +487,12 @@ async fn late_reading_never_raises_an_alert_for_a_superseded_state() {
         .await
         .expect("json");
     assert_eq!(all, json!([]));
+    // Not alerted, but counted: operators see deteriorations arriving late.
+    let metrics = app.metrics().await;
+    assert!(
+        metrics.contains(r#"vigil_news2_superseded_total{risk="medium"} 1"#),
+        "{metrics}"
+    );
 }
 
 #[tokio::test]

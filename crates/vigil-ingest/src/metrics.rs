@@ -47,6 +47,12 @@ pub struct IngestMetrics {
     /// drops for the ingest mean the server is past its capacity (the
     /// devices resend what was dropped).
     pub mqtt_dropped: IntCounterVec,
+    /// `vigil_news2_superseded_total{risk="low-medium"|"medium"|"high"}`:
+    /// scores at or past the alerting band computed for a moment already
+    /// superseded when their readings arrived (a late reading: no alert,
+    /// hazard AL-04). Deteriorations that reached Vigil only after a
+    /// later reading: store-and-forward backfill, or overload resends.
+    pub news2_superseded: IntCounterVec,
 }
 
 impl IngestMetrics {
@@ -153,8 +159,16 @@ impl IngestMetrics {
             ),
             &["to", "reason"],
         )?;
+        let news2_superseded = IntCounterVec::new(
+            Opts::new(
+                "vigil_news2_superseded_total",
+                "NEWS2 scores of low-medium risk or worse for a moment already superseded when their readings arrived (no alert)",
+            ),
+            &["risk"],
+        )?;
         for c in [
             Box::new(batch_size.clone()) as Box<dyn prometheus::core::Collector>,
+            Box::new(news2_superseded.clone()),
             Box::new(mqtt_dropped.clone()),
             Box::new(store_write.clone()),
             Box::new(queue_depth.clone()),
@@ -188,6 +202,7 @@ impl IngestMetrics {
             pass_stage,
             mqtt_connections,
             mqtt_dropped,
+            news2_superseded,
         })
     }
 }

@@ -1196,6 +1196,18 @@ impl Worker {
                     (None, None)
                 };
                 h.add(at, row.total, row.risk.clone());
+                if !current_then
+                    && let Some(risk) = row
+                        .risk
+                        .as_deref()
+                        .filter(|r| alerts::severity_of_risk(r).is_some())
+                {
+                    // Would have alerted had it come in time (AL-04).
+                    self.metrics
+                        .news2_superseded
+                        .with_label_values(&[risk])
+                        .inc();
+                }
                 if current_then {
                     current.push(Current {
                         push,
