@@ -356,19 +356,7 @@ impl TestApp {
 
     /// A raw connection to the same database file, to break things on purpose.
     pub async fn raw_db(&self) -> RawDb {
-        if self.database_url.starts_with("sqlite:") {
-            RawDb::Sqlite(
-                sqlx::SqlitePool::connect(&self.database_url)
-                    .await
-                    .expect("raw db"),
-            )
-        } else {
-            RawDb::Postgres(
-                sqlx::PgPool::connect(&self.database_url)
-                    .await
-                    .expect("raw db"),
-            )
-        }
+        RawDb::connect(&self.database_url).await
     }
 }
 
@@ -471,6 +459,16 @@ pub enum RawDb {
 }
 
 impl RawDb {
+    /// A raw connection to the database at `url` (SQLite or PostgreSQL),
+    /// with or without a daemon on it.
+    pub async fn connect(url: &str) -> RawDb {
+        if url.starts_with("sqlite:") {
+            RawDb::Sqlite(sqlx::SqlitePool::connect(url).await.expect("raw db"))
+        } else {
+            RawDb::Postgres(sqlx::PgPool::connect(url).await.expect("raw db"))
+        }
+    }
+
     pub fn is_postgres(&self) -> bool {
         matches!(self, RawDb::Postgres(_))
     }

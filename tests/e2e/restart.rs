@@ -9,7 +9,7 @@ use std::time::Duration;
 use chrono::Utc;
 use serde_json::{Value, json};
 
-use crate::helpers::{RawDb, TestApp, WAIT, assert_ack, vitals};
+use crate::helpers::{DeviceCreds, RawDb, TestApp, TestDevice, WAIT, WsClient, assert_ack, vitals};
 
 /// A database that outlives the daemon using it, and the directory that
 /// holds it (SQLite) or nothing to keep (PostgreSQL).
@@ -35,6 +35,39 @@ async fn open_alerts(app: &TestApp, patient: i64) -> Vec<Value> {
     v.as_array().expect("alerts").clone()
 }
 
+/// The rule ids of the patient's unresolved alerts once every one of
+/// `want` is among them; fails after [`WAIT`].
+async fn wait_for_alerts(app: &TestApp, patient: i64, want: &[String]) -> Vec<String> {
+    let deadline = tokio::time::Instant::now() + WAIT;
+    loop {
+        let rules: Vec<String> = open_alerts(app, patient)
+            .await
+            .iter()
+            .filter_map(|a| a["rule_id"].as_str().map(String::from))
+            .collect();
+        if want.iter().all(|w| rules.contains(w)) {
+            return rules;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "want alerts {want:?}, have {rules:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+/// A patient on `pathway` with a hub, connected, and a dashboard's stream.
+async fn patient_with_hub(
+    app: &TestApp,
+    pathway: &str,
+) -> (i64, DeviceCreds, WsClient, TestDevice) {
+    let patient = app.admit(pathway).await;
+    let creds = app.provision("hub", Some(patient)).await;
+    let ws = app.ws(&app.token).await;
+    let dev = app.connect(&creds).await.expect("connects");
+    (patient, creds, ws, dev)
+}
+
 fn weight(kg: f64) -> Value {
     json!([{"code": "weight", "value": kg, "unit": "kg"}])
 }
@@ -47,10 +80,7 @@ fn weight(kg: f64) -> Value {
 async fn a_trend_rule_reads_the_history_stored_before_a_restart() {
     let (_keep, url) = durable_database().await;
     let first = TestApp::attach(url.clone(), shipped_pathways()).await;
-    let patient = first.admit("heart-failure").await;
-    let creds = first.provision("hub", Some(patient)).await;
-    let mut ws = first.ws(&first.token).await;
-    let mut dev = first.connect(&creds).await.expect("connects");
+    let (patient, creds, mut ws, mut dev) = patient_with_hub(&first, "heart-failure").await;
     let now = Utc::now();
     dev.publish_obs_at(1, now - chrono::Duration::seconds(120), weight(80.0))
         .await;
@@ -91,10 +121,7 @@ async fn a_trend_rule_reads_the_history_stored_before_a_restart() {
 async fn a_reading_stored_but_not_scored_before_a_stop_is_scored_and_alerted_after_it() {
     let (_keep, url) = durable_database().await;
     let first = TestApp::attach(url.clone(), shipped_pathways()).await;
-    let patient = first.admit("general").await;
-    let creds = first.provision("hub", Some(patient)).await;
-    let mut ws = first.ws(&first.token).await;
-    let mut dev = first.connect(&creds).await.expect("connects");
+    let (patient, creds, mut ws, mut dev) = patient_with_hub(&first, "general").await;
     dev.publish_obs(1, vitals(16, 97, 70)).await;
     assert_ack(&dev.next_cmd().await, &[1]);
     ws.next_event("score").await;
@@ -121,7 +148,7 @@ async fn a_reading_stored_but_not_scored_before_a_stop_is_scored_and_alerted_aft
         format!("({patient}, '{device}', 2, '{code}', {num}, {text}, {unit}, '{at}', '{at}')")
     })
     .collect();
-    let db = raw_db(&url).await;
+    let db = RawDb::connect(&url).await;
     db.execute(&format!(
         "INSERT INTO obs_messages (device_id, seq, patient_id, measured_at, received_at)
          VALUES ('{device}', 2, {patient}, '{at}', '{at}');
@@ -134,22 +161,7 @@ async fn a_reading_stored_but_not_scored_before_a_stop_is_scored_and_alerted_aft
     drop(db);
 
     let second = TestApp::attach(url, shipped_pathways()).await;
-    let deadline = tokio::time::Instant::now() + WAIT;
-    let rules = loop {
-        let rules: Vec<String> = open_alerts(&second, patient)
-            .await
-            .iter()
-            .filter_map(|a| a["rule_id"].as_str().map(String::from))
-            .collect();
-        if rules.iter().any(|r| r == "news2") && rules.iter().any(|r| r == "spo2-urgent") {
-            break rules;
-        }
-        assert!(
-            tokio::time::Instant::now() < deadline,
-            "no news2 and spo2-urgent alerts after the restart: {rules:?}"
-        );
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    };
+    let rules = wait_for_alerts(&second, patient, &["news2".into(), "spo2-urgent".into()]).await;
     let news2: Vec<Value> = open_alerts(&second, patient)
         .await
         .into_iter()
@@ -169,14 +181,6 @@ async fn a_reading_stored_but_not_scored_before_a_stop_is_scored_and_alerted_aft
         .map(|s| s["total"].as_i64().expect("total"))
         .collect();
     assert_eq!(totals, [0, 9], "{scores}");
-}
-
-async fn raw_db(url: &str) -> RawDb {
-    if url.starts_with("sqlite:") {
-        RawDb::Sqlite(sqlx::SqlitePool::connect(url).await.expect("raw db"))
-    } else {
-        RawDb::Postgres(sqlx::PgPool::connect(url).await.expect("raw db"))
-    }
 }
 
 /// A patient whose readings stop before a restart: the restarted daemon
@@ -252,7 +256,7 @@ async fn a_device_silent_since_before_a_restart_is_offline_by_when_it_was_last_h
 
     let then = (Utc::now() - chrono::Duration::hours(7))
         .to_rfc3339_opts(chrono::SecondsFormat::Millis, true);
-    let db = raw_db(&url).await;
+    let db = RawDb::connect(&url).await;
     // The cuff's last word was a status report; the oximeter's a reading,
     // scored long ago (below the worker's progress).
     let online = if db.is_postgres() { "true" } else { "1" };
@@ -270,24 +274,13 @@ async fn a_device_silent_since_before_a_restart_is_offline_by_when_it_was_last_h
     drop(db);
 
     let second = TestApp::attach(url, shipped_pathways()).await;
-    let deadline = tokio::time::Instant::now() + WAIT;
-    let want = [
-        format!("device-offline:{cuff}"),
-        format!("device-offline:{oximeter}"),
-    ];
-    loop {
-        let rules: Vec<String> = open_alerts(&second, patient)
-            .await
-            .iter()
-            .filter_map(|a| a["rule_id"].as_str().map(String::from))
-            .collect();
-        if want.iter().all(|w| rules.contains(w)) {
-            break;
-        }
-        assert!(
-            tokio::time::Instant::now() < deadline,
-            "want {want:?} at start, have {rules:?}"
-        );
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
+    wait_for_alerts(
+        &second,
+        patient,
+        &[
+            format!("device-offline:{cuff}"),
+            format!("device-offline:{oximeter}"),
+        ],
+    )
+    .await;
 }
