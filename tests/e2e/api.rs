@@ -184,12 +184,7 @@ async fn patient_list_shows_latest_readings_and_discharge_removes_the_patient() 
     assert_eq!(list[0]["latest"][0]["code"], "spo2");
     assert_eq!(list[0]["latest"][0]["value"], 93.0);
 
-    let r = app
-        .post(&format!("/api/v1/patients/{patient}/discharge"), json!({}))
-        .send()
-        .await
-        .expect("discharge");
-    assert_eq!(r.status(), 200);
+    app.discharge(patient).await;
     let list: serde_json::Value = app
         .get("/api/v1/patients")
         .send()

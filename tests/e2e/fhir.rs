@@ -402,12 +402,7 @@ async fn every_fhir_resource_vigil_emits_passes_an_independent_r4_validator_and_
     );
     validate("OperationOutcome (409)", &oo);
 
-    let r = app
-        .post(&format!("/api/v1/patients/{patient}/discharge"), json!({}))
-        .send()
-        .await
-        .expect("discharge");
-    assert_eq!(r.status(), 200);
+    app.discharge(patient).await;
     let (_, e) = fhir(&app, &format!("/fhir/r4/EpisodeOfCare/{eid}")).await;
     assert_eq!(e["status"], "finished");
     assert!(e["period"]["end"].is_string(), "{e}");

@@ -223,6 +223,18 @@ impl TestApp {
             .unwrap_or_else(|e| panic!("GET {path}: not JSON: {e}"))
     }
 
+    /// Discharge `patient` as the admin: the answer's JSON, after checking
+    /// it is a 200.
+    pub async fn discharge(&self, patient: i64) -> Value {
+        let r = self
+            .post(&format!("/api/v1/patients/{patient}/discharge"), json!({}))
+            .send()
+            .await
+            .expect("discharge");
+        assert_eq!(r.status(), 200, "discharge of patient {patient}");
+        r.json().await.expect("discharge answers JSON")
+    }
+
     pub fn post(&self, path: &str, body: Value) -> reqwest::RequestBuilder {
         self.http_client
             .post(format!("{}{path}", self.http))

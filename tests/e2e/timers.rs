@@ -3,6 +3,7 @@
 //! their recovery, escalation after the pathway's time, and a restart.
 
 use std::path::PathBuf;
+use std::time::Duration;
 
 use serde_json::{Value, json};
 
@@ -152,4 +153,64 @@ async fn a_restart_keeps_open_alerts_and_raises_nothing_twice() {
         .filter(|a| a["rule_id"] == "spo2-urgent")
         .count();
     assert_eq!(urgent, 1, "{open}");
+}
+
+#[tokio::test]
+async fn discharge_resolves_the_patients_alerts_and_nothing_escalates_or_is_raised_after() {
+    let (_d, dir) = pathways();
+    let app = TestApp::spawn_with(None, Some(dir)).await;
+    let mut ws = app.ws(&app.token).await;
+    let (patient, mut dev, _) = quick_patient(&app).await;
+    dev.publish_obs(1, json!([{"code": "spo2", "value": 91, "unit": "%"}]))
+        .await;
+    assert_ack(&dev.next_cmd().await, &[1]);
+    // Medium: escalates 2 s after it is raised if nobody acts.
+    let raised = ws.next_alert_event("alert", "spo2-urgent").await;
+    let id = raised["alert"]["id"].as_i64().expect("id");
+
+    let body = app.discharge(patient).await;
+    let resolved: Vec<i64> = body["resolved_alerts"]
+        .as_array()
+        .expect("resolved_alerts")
+        .iter()
+        .filter_map(Value::as_i64)
+        .collect();
+    assert!(resolved.contains(&id), "{body}");
+
+    // Dashboards hear each alert leave the queue; after that, nothing of
+    // this patient: no escalation (2 s), no missed-reading alert (4 s
+    // after the last reading), through the engine's next patient sync.
+    let mut heard = Vec::new();
+    while let Some(ev) = ws.next_event_within_any(Duration::from_secs(8)).await {
+        if ev["alert"]["patient_id"].as_i64() == Some(patient) {
+            heard.push(ev);
+        }
+    }
+    assert_eq!(heard.len(), resolved.len(), "{heard:#?}");
+    for ev in &heard {
+        assert_eq!(
+            (
+                ev["type"].as_str(),
+                ev["action"].as_str(),
+                ev["actor"].as_str(),
+                ev["alert"]["status"].as_str(),
+                ev["alert"]["outcome"].as_str()
+            ),
+            (
+                Some("alert_update"),
+                Some("resolved"),
+                Some("admin"),
+                Some("resolved"),
+                Some("discharged")
+            ),
+            "{ev}"
+        );
+    }
+    assert_eq!(app.get_json("/api/v1/alerts?status=open").await, json!([]));
+    let events = app.get_json(&format!("/api/v1/alerts/{id}")).await;
+    let actions: Vec<&str> = events["events"]
+        .as_array()
+        .map(|e| e.iter().filter_map(|e| e["action"].as_str()).collect())
+        .unwrap_or_default();
+    assert_eq!(actions, ["raised", "resolved"], "{events}");
 }

@@ -72,8 +72,16 @@ pub trait Store: Send + Sync + 'static {
 
     // --- patients and episodes -------------------------------------------
     async fn patient_admit(&self, p: NewPatient) -> Result<i64>;
-    /// Close the patient's open episode and unassign their devices.
-    async fn patient_discharge(&self, patient_id: i64, at: DateTime<Utc>) -> Result<DateTime<Utc>>;
+    /// Close the patient's open episode, unassign their devices, and
+    /// resolve their live alerts (outcome [`DISCHARGED`], by `actor`, each
+    /// with its audit event), all in one transaction: a discharged patient
+    /// leaves nothing in the ward's queue and nothing to escalate.
+    async fn patient_discharge(
+        &self,
+        patient_id: i64,
+        actor: &str,
+        at: DateTime<Utc>,
+    ) -> Result<Discharge>;
     async fn patient_get(&self, patient_id: i64) -> Result<Option<PatientDetail>>;
     /// Patients with an open episode on any of `ward_ids`, with their latest readings.
     async fn patients_list(&self, ward_ids: &[i64]) -> Result<Vec<PatientSummary>>;
@@ -285,12 +293,14 @@ pub trait Store: Send + Sync + 'static {
     // --- alerts ------------------------------------------------------------
     /// Raise an alert, or update the live one for this patient and rule
     /// (count, latest value, severity only upwards), in one transaction,
-    /// recording the event as `system`.
+    /// recording the event as `system`. `NotFound` if there is no live
+    /// alert and the patient has no open episode.
     async fn alert_fire(
         &self,
         f: AlertFiring,
         now: DateTime<Utc>,
     ) -> Result<(AlertRow, FiringOutcome)> {
+        let patient_id = f.patient_id;
         let mut out = self
             .alert_fire_many(
                 &[BatchFiring {
@@ -300,15 +310,18 @@ pub trait Store: Send + Sync + 'static {
                 now,
             )
             .await?;
+        // Not `update_only`: no answer means the patient has no open episode.
         out.pop()
             .flatten()
-            .ok_or_else(|| StoreError::Conflict("the alert firing changed nothing".into()))
+            .ok_or_else(|| StoreError::NotFound(format!("open episode for patient {patient_id}")))
     }
     /// [`Store::alert_fire`] for several firings in one transaction, each
     /// seeing the ones before it (a raise then a repeat of the same rule
     /// make one alert with count 2). The answer is in the firings' order:
     /// the alert as that firing left it, or `None` for an `update_only`
-    /// firing with no live alert. All or nothing: on an error none is stored.
+    /// firing with no live alert, or for a firing that would raise an alert
+    /// for a patient with no open episode (discharged: nothing new is
+    /// raised for them). All or nothing: on an error none is stored.
     /// ([`Store::score_and_fire`] with no scores.)
     async fn alert_fire_many(
         &self,

@@ -135,6 +135,19 @@ pub struct DeviceStatusReport {
     pub reported_at: DateTime<Utc>,
 }
 
+/// What a discharge did (`Store::patient_discharge`).
+#[derive(Clone, Debug)]
+pub struct Discharge {
+    pub discharged_at: DateTime<Utc>,
+    /// The patient's alerts that were live (open, acknowledged or
+    /// escalated), now resolved with outcome [`DISCHARGED`].
+    pub resolved: Vec<AlertRow>,
+}
+
+/// The outcome of an alert resolved because its patient was discharged:
+/// like `data-resumed`, the system's own, not one a clinician picks.
+pub const DISCHARGED: &str = "discharged";
+
 #[derive(Clone, Debug, Serialize, utoipa::ToSchema)]
 pub struct PatientDetail {
     pub id: i64,

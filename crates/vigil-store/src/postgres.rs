@@ -195,7 +195,8 @@ fn alert_row(r: &PgRow) -> Result<AlertRow> {
 }
 
 /// One firing inside the caller's transaction: the alert's id and what
-/// happened, or `None` for an `update_only` firing with no live alert.
+/// happened, or `None` for an `update_only` firing with no live alert, or
+/// one with no live alert for a patient who has no open episode.
 async fn fire_in(
     tx: &mut Transaction<'_, Postgres>,
     f: &AlertFiring,
@@ -217,6 +218,19 @@ async fn fire_in(
         .await?;
     let mut raised = None;
     if live.is_none() && !update_only {
+        // Only for a patient the ward still holds. The episode's row is
+        // locked so that a discharge cannot commit between this check and
+        // the insert (a discharge locks the patient's live alerts first,
+        // then the episode: the same order as here).
+        let held: Option<i32> = sqlx::query_scalar(
+            "SELECT 1 FROM episodes WHERE patient_id = $1 AND discharged_at IS NULL FOR SHARE",
+        )
+        .bind(f.patient_id)
+        .fetch_optional(&mut **tx)
+        .await?;
+        if held.is_none() {
+            return Ok(None);
+        }
         raised = sqlx::query_scalar(
             "INSERT INTO alerts (patient_id, ward_id, rule_id, severity, status, message, count, latest_value, evidence,
                                  raised_at, updated_at, escalate_at)
@@ -758,8 +772,22 @@ impl Store for PgStore {
         Ok(id)
     }
 
-    async fn patient_discharge(&self, patient_id: i64, at: DateTime<Utc>) -> Result<DateTime<Utc>> {
+    async fn patient_discharge(
+        &self,
+        patient_id: i64,
+        actor: &str,
+        at: DateTime<Utc>,
+    ) -> Result<Discharge> {
         let mut tx = self.pool.begin().await?;
+        // The live alerts first, then the episode: the order a firing takes
+        // them in (`fire_in`), so the two never wait on each other in a
+        // cycle.
+        sqlx::query(
+            "SELECT id FROM alerts WHERE patient_id = $1 AND status <> 'resolved' FOR UPDATE",
+        )
+        .bind(patient_id)
+        .fetch_all(&mut *tx)
+        .await?;
         let n = sqlx::query("UPDATE episodes SET discharged_at = $1 WHERE patient_id = $2 AND discharged_at IS NULL")
             .bind(ts(at))
             .bind(patient_id)
@@ -776,8 +804,33 @@ impl Store for PgStore {
             .bind(patient_id)
             .execute(&mut *tx)
             .await?;
+        // Their live alerts leave the ward's queue, each with its event.
+        let live: Vec<i64> = sqlx::query_scalar(
+            "UPDATE alerts SET status = 'resolved', escalate_at = NULL, resolved_at = $1, updated_at = $1, outcome = $2, note = $3
+             WHERE patient_id = $4 AND status != 'resolved' RETURNING id",
+        )
+        .bind(ts(at))
+        .bind(DISCHARGED)
+        .bind("patient discharged")
+        .bind(patient_id)
+        .fetch_all(&mut *tx)
+        .await?;
+        let detail = serde_json::json!({"outcome": DISCHARGED, "note": "patient discharged"});
+        for id in &live {
+            insert_event(&mut tx, *id, at, actor, "resolved", &detail).await?;
+        }
         tx.commit().await?;
-        Ok(at)
+        let mut resolved = Vec::with_capacity(live.len());
+        for id in live {
+            if let Some(a) = self.alert_get(id).await? {
+                resolved.push(a);
+            }
+        }
+        resolved.sort_by_key(|a| a.id);
+        Ok(Discharge {
+            discharged_at: at,
+            resolved,
+        })
     }
 
     async fn patient_get(&self, patient_id: i64) -> Result<Option<PatientDetail>> {

@@ -397,7 +397,8 @@ async fn insert_observation(
 }
 
 /// One firing inside the caller's transaction: the alert's id and what
-/// happened, or `None` for an `update_only` firing with no live alert.
+/// happened, or `None` for an `update_only` firing with no live alert, or
+/// one with no live alert for a patient who has no open episode.
 async fn fire_in(
     tx: &mut sqlx::Transaction<'_, sqlx::Sqlite>,
     f: &AlertFiring,
@@ -417,10 +418,14 @@ async fn fire_in(
     let (id, outcome, raised_from) = match live {
         None if update_only => return Ok(None),
         None => {
-            let id = sqlx::query(
+            // Only for a patient the ward still holds: a firing computed
+            // before a discharge and stored after it raises nothing (the
+            // discharge resolved what was live).
+            let inserted = sqlx::query(
                 "INSERT INTO alerts (patient_id, ward_id, rule_id, severity, status, message, count, latest_value, evidence,
                                      raised_at, updated_at, escalate_at)
-                 VALUES (?, ?, ?, ?, 'open', ?, 1, ?, ?, ?, ?, ?)",
+                 SELECT ?1, ?2, ?3, ?4, 'open', ?5, 1, ?6, ?7, ?8, ?9, ?10
+                 WHERE EXISTS (SELECT 1 FROM episodes WHERE patient_id = ?1 AND discharged_at IS NULL)",
             )
             .bind(f.patient_id)
             .bind(f.ward_id)
@@ -433,9 +438,11 @@ async fn fire_in(
             .bind(ts(f.at))
             .bind(f.escalate_at.map(ts))
             .execute(&mut **tx)
-            .await?
-            .last_insert_rowid();
-            (id, FiringOutcome::Raised, None)
+            .await?;
+            if inserted.rows_affected() == 0 {
+                return Ok(None);
+            }
+            (inserted.last_insert_rowid(), FiringOutcome::Raised, None)
         }
         Some((id, _, updated_at)) if parse_ts(&updated_at)? > f.at => {
             (id, FiringOutcome::Superseded, None)
@@ -821,7 +828,12 @@ impl Store for SqliteStore {
         Ok(id)
     }
 
-    async fn patient_discharge(&self, patient_id: i64, at: DateTime<Utc>) -> Result<DateTime<Utc>> {
+    async fn patient_discharge(
+        &self,
+        patient_id: i64,
+        actor: &str,
+        at: DateTime<Utc>,
+    ) -> Result<Discharge> {
         let _write = self.write.lock().await;
         let mut tx = self.pool.begin_with("BEGIN IMMEDIATE").await?;
         let n = sqlx::query(
@@ -842,8 +854,37 @@ impl Store for SqliteStore {
             .bind(patient_id)
             .execute(&mut *tx)
             .await?;
+        // Their live alerts leave the ward's queue, each with its event.
+        let live: Vec<i64> = sqlx::query_scalar(
+            "SELECT id FROM alerts WHERE patient_id = ? AND status != 'resolved' ORDER BY id",
+        )
+        .bind(patient_id)
+        .fetch_all(&mut *tx)
+        .await?;
+        let detail = serde_json::json!({"outcome": DISCHARGED, "note": "patient discharged"});
+        for id in &live {
+            sqlx::query(
+                "UPDATE alerts SET status = 'resolved', escalate_at = NULL, resolved_at = ?1, updated_at = ?1, outcome = ?2, note = ?3 WHERE id = ?4",
+            )
+            .bind(ts(at))
+            .bind(DISCHARGED)
+            .bind("patient discharged")
+            .bind(id)
+            .execute(&mut *tx)
+            .await?;
+            insert_event(&mut tx, *id, at, actor, "resolved", &detail).await?;
+        }
         tx.commit().await?;
-        Ok(at)
+        let mut resolved = Vec::with_capacity(live.len());
+        for id in live {
+            if let Some(a) = self.alert_get(id).await? {
+                resolved.push(a);
+            }
+        }
+        Ok(Discharge {
+            discharged_at: at,
+            resolved,
+        })
     }
 
     async fn patient_get(&self, patient_id: i64) -> Result<Option<PatientDetail>> {

@@ -78,6 +78,7 @@ both_backends!(
     worker_progress_moves_up_with_a_pass_and_names_what_no_pass_finished,
     live_alert_rules_answer_like_alerts_list,
     alert_lifecycle_is_audited_and_guarded,
+    discharge_resolves_the_live_alerts_and_nothing_new_is_raised,
     alerts_list_filters_and_due_escalations,
     audit_trail_filters_newest_first,
     history_retention_deletes_only_what_is_older,
@@ -425,13 +426,15 @@ async fn admit_opens_one_episode_and_discharge_closes_it(s: &dyn Store) {
     assert_eq!(s.patients_list(&[w]).await.expect("list").len(), 1);
     assert_eq!(s.stats().await.expect("stats").patients, 1);
 
-    assert_eq!(
-        s.patient_discharge(p, t(12, 0)).await.expect("discharge"),
-        t(12, 0)
-    );
+    let done = s
+        .patient_discharge(p, "admin", t(12, 0))
+        .await
+        .expect("discharge");
+    assert_eq!(done.discharged_at, t(12, 0));
+    assert!(done.resolved.is_empty(), "no alerts to resolve");
     assert!(
         matches!(
-            s.patient_discharge(p, t(12, 5)).await,
+            s.patient_discharge(p, "admin", t(12, 5)).await,
             Err(StoreError::NotFound(_))
         ),
         "no open episode left"
@@ -450,7 +453,7 @@ async fn admit_opens_one_episode_and_discharge_closes_it(s: &dyn Store) {
 
     assert!(s.patient_get(999_999).await.expect("get").is_none());
     assert!(matches!(
-        s.patient_discharge(999_999, t(12, 0)).await,
+        s.patient_discharge(999_999, "admin", t(12, 0)).await,
         Err(StoreError::NotFound(_))
     ));
     assert!(
@@ -688,7 +691,9 @@ async fn discharge_unassigns_devices(s: &dyn Store) {
             ward_id: w
         })
     );
-    s.patient_discharge(p, t(10, 0)).await.expect("discharge");
+    s.patient_discharge(p, "admin", t(10, 0))
+        .await
+        .expect("discharge");
     assert_eq!(s.device_route("bp-1").await.expect("route"), None);
     assert!(
         s.patient_get(p)
@@ -747,7 +752,9 @@ async fn device_routes_answer_a_batch_like_device_route_does(s: &dyn Store) {
             "{id}"
         );
     }
-    s.patient_discharge(bob, t(10, 0)).await.expect("discharge");
+    s.patient_discharge(bob, "admin", t(10, 0))
+        .await
+        .expect("discharge");
     assert_eq!(
         s.device_routes(&["bp-1", "ox-1"])
             .await
@@ -798,7 +805,9 @@ async fn route_generation_moves_with_every_route_change_and_only_then(s: &dyn St
     check(gen_().await, false, "an episode's scale changed");
     s.device_assign("ox-1", bob).await.expect("assign");
     check(gen_().await, true, "a device reassigned");
-    s.patient_discharge(bob, t(10, 0)).await.expect("discharge");
+    s.patient_discharge(bob, "admin", t(10, 0))
+        .await
+        .expect("discharge");
     check(gen_().await, true, "a patient discharged");
     s.device_assign("spare", ann).await.expect("assign");
     check(gen_().await, true, "a spare device assigned");
@@ -1737,7 +1746,7 @@ async fn episode_settings_many_answer_like_one_patient_at_a_time(s: &dyn Store) 
     )
     .await
     .expect("update");
-    s.patient_discharge(gone, t(10, 0))
+    s.patient_discharge(gone, "admin", t(10, 0))
         .await
         .expect("discharge");
     let got = s
@@ -1967,7 +1976,9 @@ async fn episode_update_records_who_and_when(s: &dyn Store) {
         .expect("episode");
     assert_eq!(ep.spo2_scale, 2);
 
-    s.patient_discharge(p, t(11, 0)).await.expect("discharge");
+    s.patient_discharge(p, "admin", t(11, 0))
+        .await
+        .expect("discharge");
     let late = s
         .episode_update(
             p,
@@ -2096,7 +2107,9 @@ async fn stats_count_what_is_stored(s: &dyn Store) {
     let w = ward(s, "W").await;
     let a = admit(s, w, "Ann").await;
     let b = admit(s, w, "Bob").await;
-    s.patient_discharge(b, t(9, 0)).await.expect("discharge");
+    s.patient_discharge(b, "admin", t(9, 0))
+        .await
+        .expect("discharge");
     s.device_provision(device("ox-1", "oximeter", Some(a)))
         .await
         .expect("provision");
@@ -2657,7 +2670,7 @@ async fn alerts_fired_together_see_each_other_and_store_all_or_nothing(s: &dyn S
         "the raise and the rise to high; the repeat at medium is only counted"
     );
 
-    // A firing the store refuses (no such patient) stores none of its batch.
+    // A firing the store refuses (no such ward) stores none of its batch.
     let before = s.alerts_list(&[w], None, None).await.expect("list");
     let refused = s
         .alert_fire_many(
@@ -2665,7 +2678,7 @@ async fn alerts_fired_together_see_each_other_and_store_all_or_nothing(s: &dyn S
                 batch(firing(q, w, "news2", Severity::High, t(9, 0)), false),
                 batch(firing(q, w, "spo2_low", Severity::Low, t(9, 0)), false),
                 batch(
-                    firing(i64::from(i32::MAX), w, "news2", Severity::High, t(9, 0)),
+                    firing(q, i64::from(i32::MAX), "lost", Severity::High, t(9, 0)),
                     false,
                 ),
             ],
@@ -2770,12 +2783,12 @@ async fn scores_and_alerts_of_a_pass_store_together_or_neither(s: &dyn Store) {
             .is_empty()
     );
 
-    // A firing the store refuses (no such patient) keeps the scores out too.
+    // A firing the store refuses (no such ward) keeps the scores out too.
     let refused = s
         .score_and_fire(
             &[score(t(8, 0), 5)],
             &[batch(
-                firing(i64::from(i32::MAX), w, "news2", Severity::High, t(8, 0)),
+                firing(p, i64::from(i32::MAX), "lost", Severity::High, t(8, 0)),
                 false,
             )],
             t(8, 1),
@@ -2908,7 +2921,7 @@ async fn worker_progress_moves_up_with_a_pass_and_names_what_no_pass_finished(s:
         .score_and_fire(
             &[],
             &[BatchFiring {
-                firing: firing(i64::from(i32::MAX), w, "news2", Severity::High, t(8, 0)),
+                firing: firing(p, i64::from(i32::MAX), "lost", Severity::High, t(8, 0)),
                 update_only: false,
             }],
             t(8, 4),
@@ -2928,6 +2941,120 @@ async fn worker_progress_moves_up_with_a_pass_and_names_what_no_pass_finished(s:
     s.set_worker_progress(ids[2]).await.expect("set");
     assert_eq!(s.worker_progress().await.expect("progress"), ids[2]);
     assert!(after(ids[2], 100).await.is_empty());
+}
+
+async fn discharge_resolves_the_live_alerts_and_nothing_new_is_raised(s: &dyn Store) {
+    let w = ward(s, "W").await;
+    let p = admit(s, w, "Ann").await;
+    let other = admit(s, w, "Bob").await;
+    let fire =
+        |patient, rule: &str, at| s.alert_fire(firing(patient, w, rule, Severity::High, at), at);
+    let (open, _) = fire(p, "news2", t(8, 0)).await.expect("fire");
+    let (acked, _) = fire(p, "spo2-urgent", t(8, 1)).await.expect("fire");
+    s.alert_act(acked.id, AlertAction::Acknowledge, "nurse_a", t(8, 2))
+        .await
+        .expect("ack");
+    let (done_before, _) = fire(p, "device-offline:ox-1", t(8, 3)).await.expect("fire");
+    s.alert_act(
+        done_before.id,
+        AlertAction::Resolve {
+            outcome: "reviewed-no-action".into(),
+            note: String::new(),
+        },
+        "nurse_a",
+        t(8, 4),
+    )
+    .await
+    .expect("resolve");
+    let (bobs, _) = fire(other, "news2", t(8, 5)).await.expect("fire");
+
+    let done = s
+        .patient_discharge(p, "admin_a", t(9, 0))
+        .await
+        .expect("discharge");
+    let ids: Vec<i64> = done.resolved.iter().map(|a| a.id).collect();
+    assert_eq!(ids, vec![open.id, acked.id], "the live ones, by id");
+    for a in &done.resolved {
+        assert_eq!(
+            (a.status, a.outcome.as_deref(), a.escalate_at, a.resolved_at),
+            (AlertStatus::Resolved, Some(DISCHARGED), None, Some(t(9, 0)))
+        );
+        let last = s
+            .alert_events(a.id)
+            .await
+            .expect("events")
+            .pop()
+            .expect("event");
+        assert_eq!(
+            (
+                last.at,
+                last.actor.as_str(),
+                last.action.as_str(),
+                &last.detail["outcome"]
+            ),
+            (
+                t(9, 0),
+                "admin_a",
+                "resolved",
+                &serde_json::json!(DISCHARGED)
+            )
+        );
+    }
+    // The one resolved before keeps its own outcome; the other patient's
+    // alert is untouched.
+    let before = s
+        .alert_get(done_before.id)
+        .await
+        .expect("get")
+        .expect("alert");
+    assert_eq!(before.outcome.as_deref(), Some("reviewed-no-action"));
+    let bob = s.alert_get(bobs.id).await.expect("get").expect("alert");
+    assert_eq!(bob.status, AlertStatus::Open);
+    assert!(
+        s.alerts_due(t(23, 0))
+            .await
+            .expect("due")
+            .iter()
+            .all(|a| a.patient_id != p),
+        "nothing of the discharged patient escalates"
+    );
+
+    // A firing computed before the discharge and stored after it raises
+    // nothing, alone or in a pass; the other patient's still does.
+    assert!(matches!(
+        fire(p, "news2", t(9, 1)).await,
+        Err(StoreError::NotFound(_))
+    ));
+    let out = s
+        .score_and_fire(
+            &[],
+            &[
+                BatchFiring {
+                    firing: firing(p, w, "spo2-urgent", Severity::High, t(9, 2)),
+                    update_only: false,
+                },
+                BatchFiring {
+                    firing: firing(other, w, "spo2-urgent", Severity::High, t(9, 2)),
+                    update_only: false,
+                },
+            ],
+            t(9, 2),
+            None,
+        )
+        .await
+        .expect("pass");
+    assert!(out[0].is_none(), "nothing raised for a discharged patient");
+    assert_eq!(
+        out[1].as_ref().map(|(_, o)| *o),
+        Some(FiringOutcome::Raised)
+    );
+    assert!(
+        s.alerts_list(&[w], None, Some(p))
+            .await
+            .expect("list")
+            .iter()
+            .all(|a| a.status == AlertStatus::Resolved)
+    );
 }
 
 async fn alert_lifecycle_is_audited_and_guarded(s: &dyn Store) {

@@ -222,7 +222,8 @@ pub(crate) async fn escalate(
 }
 
 /// How a clinician may close an alert (a fixed list, so outcomes can be
-/// counted and audited). `data-resumed` is the system's own outcome.
+/// counted and audited). `data-resumed` and `discharged`
+/// (`vigil_store::DISCHARGED`) are the system's own outcomes.
 pub const OUTCOMES: [&str; 7] = [
     "advice-given",
     "treatment-changed",

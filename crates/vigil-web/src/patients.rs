@@ -453,11 +453,14 @@ pub(crate) struct Admitted {
     id: i64,
 }
 
-/// Discharged: the patient and when.
+/// Discharged: the patient, when, and the alerts the discharge resolved.
 #[derive(Serialize, ToSchema)]
 pub(crate) struct Discharged {
     id: i64,
     discharged_at: DateTime<Utc>,
+    /// Ids of the patient's live alerts, now resolved with outcome
+    /// `discharged` (docs/alerts.md, "Discharge").
+    resolved_alerts: Vec<i64>,
 }
 
 /// `POST /api/v1/patients` (admin): admit a patient.
@@ -510,7 +513,8 @@ pub(crate) async fn create(
     Ok((axum::http::StatusCode::CREATED, Json(Admitted { id })))
 }
 
-/// `POST /api/v1/patients/{id}/discharge` (admin): close the open episode.
+/// `POST /api/v1/patients/{id}/discharge` (admin): close the open episode
+/// and resolve the patient's live alerts.
 #[utoipa::path(
     post, path = "/api/v1/patients/{id}/discharge", tag = "patients",
     params(("id" = i64, Path, description = "Patient id")),
@@ -529,19 +533,38 @@ pub(crate) async fn discharge(
 ) -> Result<Json<Discharged>, ApiError> {
     caller.require(Role::Admin)?;
     visible_patient(&state, &caller, id).await?;
-    let at = state.store.patient_discharge(id, Utc::now()).await?;
-    tracing::info!(patient_id = id, by = caller.0.id, "patient discharged");
+    let done = state
+        .store
+        .patient_discharge(id, &caller.0.username, Utc::now())
+        .await?;
+    let resolved_alerts: Vec<i64> = done.resolved.iter().map(|a| a.id).collect();
+    tracing::info!(
+        patient_id = id,
+        by = caller.0.id,
+        alerts_resolved = resolved_alerts.len(),
+        "patient discharged"
+    );
     crate::audit::record(
         &state,
         &caller,
         "patient.discharge",
         Some(id),
-        serde_json::json!({}),
+        serde_json::json!({"resolved_alerts": resolved_alerts}),
     )
     .await?;
+    // Open dashboards take the alerts out of their queues now.
+    for alert in done.resolved {
+        let _ = state.events.send(vigil_store::LiveEvent::AlertUpdate {
+            ward_id: alert.ward_id,
+            alert,
+            action: "resolved".into(),
+            actor: caller.0.username.clone(),
+        });
+    }
     Ok(Json(Discharged {
         id,
-        discharged_at: at,
+        discharged_at: done.discharged_at,
+        resolved_alerts,
     }))
 }
 

@@ -100,11 +100,12 @@ pub async fn run(
             json!({"id": admin::admit(store, req, "vigil-admin", now).await.map_err(admin_err)?})
         }
         AdminCommand::Patient(PatientCommand::Discharge { patient }) => {
-            let at = store
-                .patient_discharge(patient, now)
+            let done = store
+                .patient_discharge(patient, "vigil-admin", now)
                 .await
                 .map_err(store_err)?;
-            json!({"id": patient, "discharged_at": at})
+            let resolved: Vec<i64> = done.resolved.iter().map(|a| a.id).collect();
+            json!({"id": patient, "discharged_at": done.discharged_at, "resolved_alerts": resolved})
         }
         AdminCommand::Device(DeviceCommand::Provision { kind, patient }) => serde_json::to_value(
             admin::provision(store, &kind, patient, now)

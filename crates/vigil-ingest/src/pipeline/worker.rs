@@ -324,9 +324,17 @@ impl Worker {
             .filter(|p| !keep.contains(p))
             .copied()
             .collect();
-        for p in gone {
-            self.engine.discharge(p);
-            self.in_engine.remove(&p);
+        for p in &gone {
+            self.engine.discharge(*p);
+            self.in_engine.remove(p);
+        }
+        // Their live alerts were resolved by the discharge.
+        if !gone.is_empty()
+            && let Ok(mut open) = self.open_rules.lock()
+        {
+            for p in &gone {
+                open.remove(p);
+            }
         }
         // What is stored now is history to the engine: its readings are
         // replayed, outputs dropped (their alerts are stored already).
@@ -791,6 +799,8 @@ impl Worker {
     async fn persist_firing(&self, firing: AlertFiring, received: chrono::DateTime<Utc>) {
         match self.store.alert_fire(firing, Utc::now()).await {
             Ok((alert, outcome)) => self.announce(alert, outcome, received),
+            // Discharged since: nothing new is raised for them.
+            Err(vigil_store::StoreError::NotFound(_)) => {}
             Err(e) => tracing::error!(error = %e, "storing an alert failed"),
         }
     }
