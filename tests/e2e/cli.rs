@@ -10,7 +10,23 @@ use crate::helpers::{DeviceCreds, TestApp, assert_ack};
 
 const VIGIL: &str = env!("CARGO_BIN_EXE_vigil");
 
+/// Run the `vigil` binary and wait for it. Inside a test whose daemon runs
+/// in this process (`TestApp`), the wait must not stop the daemon's tasks:
+/// one stopped between `BEGIN IMMEDIATE` and `COMMIT` holds SQLite's write
+/// lock, and the command then fails with "database is locked" after its
+/// 10 s busy timeout. So such tests run on a multi-thread runtime and the
+/// wait hands this thread's work to another (`block_in_place`).
 fn vigil(args: &[&str], stdin: Option<&str>) -> Output {
+    match tokio::runtime::Handle::try_current().map(|h| h.runtime_flavor()) {
+        Ok(tokio::runtime::RuntimeFlavor::MultiThread) => {
+            tokio::task::block_in_place(|| run_vigil(args, stdin))
+        }
+        Ok(_) => panic!("a test running `vigil` beside a daemon needs a multi_thread runtime"),
+        Err(_) => run_vigil(args, stdin),
+    }
+}
+
+fn run_vigil(args: &[&str], stdin: Option<&str>) -> Output {
     let mut child = Command::new(VIGIL)
         .args(args)
         .env_remove("RUST_LOG")
@@ -75,7 +91,7 @@ fn unknown_flag_exits_2_with_one_line() {
     assert!(err.contains("--confgi"), "{err}");
 }
 
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn admin_commands_work_against_a_running_daemon() {
     let app = TestApp::spawn().await;
     let dir = tempfile::tempdir().expect("tempdir");
@@ -249,6 +265,7 @@ async fn admin_commands_work_against_a_running_daemon() {
         None,
     ));
     assert!(out["discharged_at"].is_string());
+    assert_eq!(out["resolved_alerts"], json!([]), "no alerts to resolve");
     let t = token["token"].as_str().expect("token").to_string();
     assert_eq!(me(&t).await.expect("me").status(), 200);
     assert_eq!(
@@ -416,7 +433,7 @@ fn serve_announces_its_ports_and_stops_on_sigterm() {
 /// a device moved to another patient, or its patient discharged, by
 /// `vigil admin` in another process while the daemon runs, has its very
 /// next reading filed by the new route.
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_route_changed_by_the_cli_is_used_from_the_next_reading() {
     let app = TestApp::spawn().await;
     let dir = tempfile::tempdir().expect("tempdir");
