@@ -5,7 +5,7 @@
 
 use serde_json::json;
 
-use crate::helpers::{TestApp, assert_ack};
+use crate::helpers::{TestApp, assert_ack, vitals};
 
 use crate::pg;
 
@@ -191,4 +191,195 @@ async fn a_stopped_daemon_leaves_no_database_connection_open() {
         );
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
+}
+
+/// A TCP proxy in front of PostgreSQL that, once armed, passes the next
+/// `COMMIT` to the server and then cuts the client's connection before the
+/// answer comes back: the commit happens, and the client is told only that
+/// its connection failed. That is what a network fault or a server
+/// restart during `COMMIT` does, made to happen on cue.
+struct CommitCutter {
+    port: u16,
+    armed: std::sync::Arc<std::sync::atomic::AtomicBool>,
+    cuts: std::sync::Arc<std::sync::atomic::AtomicUsize>,
+}
+
+impl CommitCutter {
+    async fn start(upstream: std::net::SocketAddr) -> CommitCutter {
+        use std::sync::Arc;
+        use std::sync::atomic::{AtomicBool, AtomicUsize};
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("bind");
+        let port = listener.local_addr().expect("addr").port();
+        let armed = Arc::new(AtomicBool::new(false));
+        let cuts = Arc::new(AtomicUsize::new(0));
+        let (a, c) = (armed.clone(), cuts.clone());
+        tokio::spawn(async move {
+            while let Ok((client, _)) = listener.accept().await {
+                let Ok(server) = tokio::net::TcpStream::connect(upstream).await else {
+                    continue;
+                };
+                tokio::spawn(Self::pipe(client, server, a.clone(), c.clone()));
+            }
+        });
+        CommitCutter { port, armed, cuts }
+    }
+
+    /// Server to client as bytes; client to server message by message
+    /// (the protocol's startup messages have no type byte, every later one
+    /// has), watching for a simple-query `COMMIT`.
+    async fn pipe(
+        client: tokio::net::TcpStream,
+        server: tokio::net::TcpStream,
+        armed: std::sync::Arc<std::sync::atomic::AtomicBool>,
+        cuts: std::sync::Arc<std::sync::atomic::AtomicUsize>,
+    ) {
+        use std::sync::atomic::Ordering;
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        let (mut cr, mut cw) = client.into_split();
+        let (mut sr, mut sw) = server.into_split();
+        let down = tokio::spawn(async move {
+            let _ = tokio::io::copy(&mut sr, &mut cw).await;
+        });
+        let mut startup = true;
+        loop {
+            let mut msg = Vec::new();
+            let kind = if startup {
+                None
+            } else {
+                let mut k = [0u8; 1];
+                if cr.read_exact(&mut k).await.is_err() {
+                    break;
+                }
+                msg.push(k[0]);
+                Some(k[0])
+            };
+            let mut len = [0u8; 4];
+            if cr.read_exact(&mut len).await.is_err() {
+                break;
+            }
+            msg.extend_from_slice(&len);
+            let n = u32::from_be_bytes(len) as usize;
+            let mut body = vec![0u8; n.saturating_sub(4)];
+            if cr.read_exact(&mut body).await.is_err() {
+                break;
+            }
+            msg.extend_from_slice(&body);
+            if startup {
+                // An SSL or GSS request is followed by another startup
+                // message; anything else is the startup message itself.
+                let code = body
+                    .get(..4)
+                    .map(|c| u32::from_be_bytes([c[0], c[1], c[2], c[3]]));
+                startup = matches!(code, Some(80_877_103) | Some(80_877_104));
+            }
+            if sw.write_all(&msg).await.is_err() {
+                break;
+            }
+            let commit = kind == Some(b'Q')
+                && body
+                    .strip_suffix(&[0])
+                    .is_some_and(|q| q.trim_ascii().eq_ignore_ascii_case(b"COMMIT"));
+            if commit && armed.swap(false, Ordering::SeqCst) {
+                // The server has the COMMIT; the client never hears back.
+                down.abort();
+                drop(cr);
+                cuts.fetch_add(1, Ordering::SeqCst);
+                // The server reads the COMMIT before the end of the stream.
+                tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+                return;
+            }
+        }
+        down.abort();
+    }
+}
+
+/// A batch whose commit reported an error but happened (the connection
+/// lost during `COMMIT`) is scored and alerted: its messages were not
+/// acked, the device's resend is a duplicate that feeds nothing to
+/// scoring, so only the intake's check after the failed commit takes its
+/// readings up (hazard AL-25).
+#[tokio::test]
+async fn a_batch_whose_commit_was_cut_off_but_happened_is_scored_and_alerted() {
+    let Some(url) = pg::fresh_database().await else {
+        return;
+    };
+    // postgres://postgres@127.0.0.1:PORT/DB → the same through the cutter.
+    let (head, db) = url.rsplit_once('/').expect("database in url");
+    let upstream: std::net::SocketAddr = head
+        .rsplit_once('@')
+        .expect("host in url")
+        .1
+        .parse()
+        .expect("host:port");
+    let cutter = CommitCutter::start(upstream).await;
+    let proxied = format!(
+        "postgres://postgres@127.0.0.1:{}/{db}?sslmode=disable",
+        cutter.port
+    );
+    let app = TestApp::spawn_on(Some(proxied)).await;
+    let mut ws = app.ws(&app.token).await;
+    let (patient, mut dev) = app.patient_with_device().await;
+
+    // A normal set, scored: every write of the daemon's is done.
+    dev.publish_obs(1, vitals(16, 97, 70)).await;
+    assert_ack(&dev.next_cmd().await, &[1]);
+    assert_eq!(ws.next_event("score").await["patient_id"], patient);
+
+    // RR 25 (3) + SpO2 91 (3) + pulse 131 (3): high. Its batch's COMMIT
+    // reaches the server and the answer is cut off.
+    cutter
+        .armed
+        .store(true, std::sync::atomic::Ordering::SeqCst);
+    dev.publish_obs(2, vitals(25, 91, 131)).await;
+    let alert = ws.next_alert_event("alert", "news2").await;
+    assert_eq!(
+        (
+            cutter.cuts.load(std::sync::atomic::Ordering::SeqCst),
+            alert["alert"]["patient_id"].as_i64(),
+            alert["alert"]["severity"].as_str()
+        ),
+        (1, Some(patient), Some("high"))
+    );
+    let metrics = app.metrics().await;
+    assert!(
+        metrics.lines().any(
+            |l| l.starts_with("vigil_obs_messages_total{outcome=\"error\"} ") && !l.ends_with(" 0")
+        ),
+        "the batch was left unacked as failed:\n{metrics}"
+    );
+
+    // The device resends it (it was never acked): a duplicate, acked now,
+    // and nothing is scored or alerted twice.
+    dev.publish_obs(2, vitals(25, 91, 131)).await;
+    loop {
+        let cmd = dev.next_cmd().await;
+        if cmd["type"] == "ack" {
+            assert_ack(&cmd, &[2]);
+            break;
+        }
+    }
+    let s = app.stats().await;
+    assert_eq!(s.obs_messages, 2);
+    let scores = app
+        .get_json(&format!("/api/v1/patients/{patient}/scores"))
+        .await;
+    assert_eq!(
+        scores.as_array().map(Vec::len),
+        Some(2),
+        "one score per reading: {scores}"
+    );
+    let alerts = app.get_json("/api/v1/alerts").await;
+    let news2: Vec<&serde_json::Value> = alerts
+        .as_array()
+        .expect("alerts")
+        .iter()
+        .filter(|a| a["rule_id"] == "news2")
+        .collect();
+    assert_eq!(
+        (news2.len(), news2[0]["count"].as_i64()),
+        (1, Some(1)),
+        "{alerts}"
+    );
 }

@@ -22,7 +22,11 @@
 //! The order is the safety property: an `ack` is published only after
 //! `store_routed_batch` stored the batch (the commit happened). If the commit
 //! fails, nothing is acked; the device keeps the message and resends it,
-//! and the `(device, seq)` key makes the resend harmless. The client uses
+//! and the `(device, seq)` key makes the resend harmless. A commit that
+//! reports an error may still have happened (a connection lost during
+//! `COMMIT`); the resend is then a duplicate and feeds nothing to scoring,
+//! so the intake has the worker take up whatever such a batch stored before
+//! it commits anything else (`Intake::check_unsure_commit`). The client uses
 //! manual MQTT acks too, so with an external broker and a persistent
 //! session a message is redelivered if the daemon dies mid-batch.
 
@@ -109,6 +113,10 @@ pub async fn escalator(
     }
 }
 
+/// How long the intake waits before asking again whether a batch whose
+/// commit reported an error was stored, when the store could not be read.
+const UNSURE_RETRY: Duration = Duration::from_secs(1);
+
 /// How many times a batch is routed and committed when devices' routes
 /// keep changing under it (each change moves the route generation), before
 /// it is left unacked for the devices to resend.
@@ -183,6 +191,7 @@ pub fn spawn(
     ));
     let intake = Intake {
         routes: routes::Routes::default(),
+        unsure_commit: false,
         client: client.clone(),
         store: store.clone(),
         events: events.clone(),
@@ -293,6 +302,8 @@ async fn poll_loop(
 /// deliveries turns over as fast as batches commit.
 struct Intake {
     routes: routes::Routes,
+    /// The last batch's commit reported an error (it may have happened).
+    unsure_commit: bool,
     client: AsyncClient,
     store: Arc<dyn Store>,
     events: vigil_store::LiveHub,
@@ -320,6 +331,10 @@ struct Stored {
     /// takes this work has stored its scores and alerts, the worker's
     /// progress (`Store::worker_progress`) moves up to it.
     last_observation_id: Option<i64>,
+    /// Set by the intake after a batch whose commit reported an error:
+    /// once this work's pass is done, the worker takes up whatever that
+    /// batch stored and answers here (`Worker::check_unsure_commit`).
+    check: Option<oneshot::Sender<bool>>,
 }
 
 impl Stored {
@@ -345,6 +360,8 @@ impl Stored {
         self.statuses.extend(later.statuses);
         self.unsure.extend(later.unsure);
         self.last_observation_id = self.last_observation_id.max(later.last_observation_id);
+        // At most one is ever queued: the intake waits for its answer.
+        self.check = self.check.take().or(later.check);
     }
 }
 
@@ -358,6 +375,9 @@ enum Committed {
     Done(Option<Outcomes>),
     /// Nothing stored: the devices' routes changed since they were looked up.
     RoutesChanged,
+    /// The commit reported an error: nothing acked, but it may have
+    /// happened.
+    Failed,
 }
 
 /// Which uplink a rejected message came on.
@@ -416,9 +436,47 @@ impl Intake {
                     tracing::warn!(error = %e, "mqtt ack failed");
                 }
             }
+            if std::mem::take(&mut self.unsure_commit) {
+                if !self.check_unsure_commit(stored, &out, &cancel).await {
+                    break;
+                }
+                continue;
+            }
             if !stored.is_empty() && out.send(stored).await.is_err() {
                 break;
             }
+        }
+    }
+
+    /// After a batch whose commit reported an error: hand the worker this
+    /// batch's work with a request to take up whatever the batch stored,
+    /// and commit nothing until it has (`Worker::check_unsure_commit`;
+    /// hazard AL-25). If the store cannot be read yet, ask again every
+    /// [`UNSURE_RETRY`]. `false` if the daemon is stopping.
+    async fn check_unsure_commit(
+        &mut self,
+        mut work: Stored,
+        out: &mpsc::Sender<Stored>,
+        cancel: &CancellationToken,
+    ) -> bool {
+        loop {
+            let (tx, rx) = oneshot::channel();
+            work.check = Some(tx);
+            if out.send(work).await.is_err() {
+                return false;
+            }
+            let checked = tokio::select! {
+                r = rx => r.unwrap_or(false),
+                _ = cancel.cancelled() => return false,
+            };
+            if checked {
+                return true;
+            }
+            tokio::select! {
+                _ = tokio::time::sleep(UNSURE_RETRY) => {}
+                _ = cancel.cancelled() => return false,
+            }
+            work = Stored::default();
         }
     }
 
@@ -572,10 +630,13 @@ impl Intake {
         // No generation: no device was routed, so nothing is pending.
         let mut routes_at = routes_at?;
         for tries in 1..=ROUTE_TRIES {
-            if let Committed::Done(outcomes) =
-                self.store_uplink(pending, pending_ecg, routes_at).await
-            {
-                return outcomes;
+            match self.store_uplink(pending, pending_ecg, routes_at).await {
+                Committed::Done(outcomes) => return outcomes,
+                Committed::Failed => {
+                    self.unsure_commit = true;
+                    return None;
+                }
+                Committed::RoutesChanged => {}
             }
             self.routes.forget();
             if tries < ROUTE_TRIES {
@@ -723,7 +784,7 @@ impl Intake {
                 // Nothing is acked: every device keeps its messages and resends.
                 tracing::error!(error = %e, messages = msgs.len(), chunks = chunks.len(), "store failed; batch not acked");
                 self.count_unacked(msgs.len(), chunks.len());
-                Committed::Done(None)
+                Committed::Failed
             }
         }
     }

@@ -181,7 +181,14 @@ impl Worker {
         cancel: CancellationToken,
     ) {
         tokio::select! {
-            _ = self.catch_up() => {}
+            taken = self.catch_up() => match taken {
+                Ok(0) => {}
+                Ok(n) => tracing::warn!(
+                    observations = n,
+                    "scored the readings the last run stored and did not score"
+                ),
+                Err(e) => tracing::error!(error = %e, "cannot read the readings the last run stored and did not score; they stay unscored"),
+            },
             _ = cancel.cancelled() => return,
         }
         let _ = caught_up.send(());
@@ -218,8 +225,14 @@ impl Worker {
                     if let Some(at) = w.received_at {
                         self.metrics.worker_lag.observe((Utc::now() - at).num_microseconds().unwrap_or(0).max(0) as f64 / 1e6);
                     }
-                    let _timer = self.metrics.pass_seconds.start_timer();
-                    self.pass(w).await;
+                    let check = w.check.take();
+                    {
+                        let _timer = self.metrics.pass_seconds.start_timer();
+                        self.pass(w).await;
+                    }
+                    if let Some(done) = check {
+                        let _ = done.send(self.check_unsure_commit().await);
+                    }
                 }
                 Some(patient) = rescore.recv() => {
                     let now = Utc::now();
@@ -250,24 +263,16 @@ impl Worker {
     /// checks may be hours away (hazard AL-19). ECG chunks are not taken
     /// up: their beats and heart rates come from the patch's running
     /// analysis, which starts again with the next chunk.
-    async fn catch_up(&mut self) {
+    ///
+    /// The same takes up a batch whose commit reported an error but may
+    /// have happened ([`Worker::check_unsure_commit`]). Returns how many
+    /// observations it scored.
+    async fn catch_up(&mut self) -> Result<usize, vigil_store::StoreError> {
         const CHUNK: i64 = 10_000;
-        let mut after = match self.store.worker_progress().await {
-            Ok(n) => n,
-            Err(e) => {
-                tracing::error!(error = %e, "cannot read the worker's progress; readings stored before the last stop and not scored stay unscored");
-                return;
-            }
-        };
+        let mut after = self.store.worker_progress().await?;
         let mut taken = 0;
         loop {
-            let rows = match self.store.observations_after(after, CHUNK).await {
-                Ok(r) => r,
-                Err(e) => {
-                    tracing::error!(error = %e, "cannot read the readings stored before the last stop and not scored; they stay unscored");
-                    return;
-                }
-            };
+            let rows = self.store.observations_after(after, CHUNK).await?;
             let Some(last) = rows.last().map(|(_, r)| r.id) else {
                 break;
             };
@@ -292,11 +297,33 @@ impl Worker {
                 break;
             }
         }
-        if taken > 0 {
-            tracing::warn!(
-                observations = taken,
-                "scored the readings the last run stored and did not score"
-            );
+        Ok(taken)
+    }
+
+    /// After a batch whose commit reported an error: it may have been
+    /// stored all the same (PostgreSQL losing the connection while it
+    /// commits). Its messages were not acked, so the devices resend them,
+    /// and the resends are duplicates, which feed nothing to scoring or
+    /// the rules: without this, a deterioration in such a batch would
+    /// raise no alert (hazard AL-25). The intake commits nothing until this
+    /// answers, and every pass before it has moved the worker's progress,
+    /// so what is stored above that progress is exactly that batch. `true`
+    /// once checked (and scored, if it was stored); `false` if the store
+    /// could not be read (the intake asks again).
+    async fn check_unsure_commit(&mut self) -> bool {
+        match self.catch_up().await {
+            Ok(0) => true,
+            Ok(n) => {
+                tracing::warn!(
+                    observations = n,
+                    "a batch whose commit reported an error was stored; its readings are scored"
+                );
+                true
+            }
+            Err(e) => {
+                tracing::warn!(error = %e, "cannot check whether a batch whose commit reported an error was stored; the intake waits and asks again");
+                false
+            }
         }
     }
 
