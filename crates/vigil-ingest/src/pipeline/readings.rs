@@ -91,6 +91,12 @@ impl Readings {
         self.held.remove(&patient);
     }
 
+    /// Whether `patient`'s readings are held.
+    #[cfg(test)]
+    pub(super) fn holds(&self, patient: i64) -> bool {
+        self.held.contains_key(&patient)
+    }
+
     /// Stop holding anyone (stored readings were deleted).
     pub(super) fn clear(&mut self) {
         self.held.clear();

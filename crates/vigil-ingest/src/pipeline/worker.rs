@@ -354,6 +354,11 @@ impl Worker {
         for p in &gone {
             self.engine.discharge(*p);
             self.in_engine.remove(p);
+            // And what the worker held for scoring them: a day of scores
+            // and the readings scoring reads, which a discharged patient
+            // would otherwise keep in memory for the daemon's lifetime.
+            self.history.remove(p);
+            self.readings.forget(*p);
         }
         // Their live alerts were resolved by the discharge.
         if !gone.is_empty()
@@ -1628,6 +1633,71 @@ impl<'a> StageClock<'a> {
 mod tests {
     use super::*;
     use chrono::TimeZone;
+
+    /// A discharged patient leaves everything the worker held for them at
+    /// its next patient sync: the engine, the score history and the
+    /// readings held for scoring.
+    #[tokio::test]
+    async fn a_discharged_patient_leaves_the_workers_memory_at_the_next_sync() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let store =
+            vigil_store::connect(&format!("sqlite://{}", dir.path().join("w.db").display()))
+                .await
+                .expect("store");
+        let ward = store.ward_add("Ward").await.expect("ward");
+        let admit = |name: &str| vigil_store::NewPatient {
+            ward_id: ward.id,
+            name: name.into(),
+            nhs_number: "9434765919".into(),
+            pathway: "t".into(),
+            spo2_scale: 1,
+            spo2_scale_set_by: None,
+            admitted_at: Utc::now() - chrono::Duration::hours(1),
+        };
+        let ann = store.patient_admit(admit("Ann")).await.expect("admit");
+        let bob = store.patient_admit(admit("Bob")).await.expect("admit");
+        let pathways = vigil_rules::Pathways::load([(
+            "t.toml",
+            "name = \"t\"\ntitle = \"T\"\nspo2_scale = 1\nfreshness = \"6h\"\n[escalation]\nhigh = \"5m\"\nmedium = \"15m\"\nlow-medium = \"30m\"\n",
+        )])
+        .expect("pathway");
+        let (client, _eventloop) =
+            AsyncClient::new(rumqttc::MqttOptions::new("t", "127.0.0.1", 1), 8);
+        let metrics = IngestMetrics::new(&prometheus::Registry::new()).expect("metrics");
+        let mut w = Worker::new(
+            pathways,
+            client,
+            store.clone(),
+            vigil_store::LiveHub::new(8),
+            metrics,
+        );
+        w.sync_patients().await;
+        let now = Utc::now();
+        w.pass(Stored {
+            to_score: BTreeMap::from([(ann, BTreeSet::from([now])), (bob, BTreeSet::from([now]))]),
+            ..Stored::default()
+        })
+        .await;
+        for p in [ann, bob] {
+            assert!(
+                w.in_engine.contains_key(&p) && w.history.contains_key(&p) && w.readings.holds(p),
+                "patient {p} held after a pass"
+            );
+        }
+
+        store
+            .patient_discharge(ann, "admin", Utc::now())
+            .await
+            .expect("discharge");
+        w.sync_patients().await;
+        assert!(!w.in_engine.contains_key(&ann));
+        assert!(!w.history.contains_key(&ann), "score history kept");
+        assert!(!w.readings.holds(ann), "readings kept");
+        assert!(
+            w.in_engine.contains_key(&bob) && w.history.contains_key(&bob) && w.readings.holds(bob),
+            "the other patient is kept"
+        );
+    }
 
     fn t(h: i64) -> chrono::DateTime<Utc> {
         Utc.with_ymd_and_hms(2026, 1, 2, 0, 0, 0).unwrap() + chrono::Duration::hours(h)
