@@ -94,8 +94,20 @@ fn quality_word(q: Quality) -> &'static str {
 }
 
 struct Patch {
+    /// Whose signal this analysis has been reading.
+    patient_id: i64,
     stream: EcgStream,
     last_hr_ms: Option<i64>,
+}
+
+impl Patch {
+    fn new(patient_id: i64) -> Patch {
+        Patch {
+            patient_id,
+            stream: EcgStream::new(),
+            last_hr_ms: None,
+        }
+    }
 }
 
 /// One analysis per patch, kept in memory by the ingest worker.
@@ -105,15 +117,18 @@ pub struct EcgAnalysis {
 }
 
 impl EcgAnalysis {
-    /// Feed one newly stored chunk of `device`.
-    pub fn feed(&mut self, device: &str, c: &DecodedChunk) -> Derived {
+    /// Feed one newly stored chunk of `device`, worn by `patient`. A patch
+    /// moved to another patient starts a fresh analysis: nothing of the
+    /// last wearer's rhythm (the RR window behind the possible-AF prompt,
+    /// the signal quality, the heart rate's pacing) carries over.
+    pub fn feed(&mut self, device: &str, patient: i64, c: &DecodedChunk) -> Derived {
         let patch = self
             .patches
             .entry(device.to_string())
-            .or_insert_with(|| Patch {
-                stream: EcgStream::new(),
-                last_hr_ms: None,
-            });
+            .or_insert_with(|| Patch::new(patient));
+        if patch.patient_id != patient {
+            *patch = Patch::new(patient);
+        }
         let chunk = Chunk {
             t0_ms: c.t0_ms,
             fs_hz: c.fs_hz,
@@ -222,7 +237,7 @@ mod tests {
                 uv_per_count: 5.0,
                 samples: chunk.to_vec(),
             };
-            let d = a.feed("patch-1", &c);
+            let d = a.feed("patch-1", 1, &c);
             n_beats += d.beats.len();
             rates.extend(d.heart_rate);
         }
@@ -237,6 +252,64 @@ mod tests {
         assert!(
             rates.iter().all(|(_, bpm)| (74.0..=76.0).contains(bpm)),
             "{rates:?}"
+        );
+    }
+
+    /// What a moved patch's analysis gives for its new wearer is what a new
+    /// patch's would: here the first wearer's rhythm is irregular (as in
+    /// AF), the second's regular.
+    #[test]
+    fn a_patch_moved_to_another_patient_starts_a_fresh_analysis() {
+        let fs = 250u32;
+        let t0 = 1_790_000_000_000i64;
+        let chunks = |rr: &[f64], seed: u64, from: i64| -> Vec<DecodedChunk> {
+            let beats = vigil_ecg::synth::beat_samples(fs, 500.0, rr);
+            let n = (fs as usize) * 60;
+            let signal = vigil_ecg::synth::render(fs, n, &beats, 5.0, 20.0, seed);
+            signal
+                .chunks(fs as usize)
+                .enumerate()
+                .map(|(i, chunk)| DecodedChunk {
+                    seq: (from + i as i64) as u32,
+                    t0_ms: t0 + (from + i as i64) * 1000,
+                    fs_hz: fs as u16,
+                    uv_per_count: 5.0,
+                    samples: chunk.to_vec(),
+                })
+                .collect()
+        };
+        // Irregular: RR alternating widely, as in AF.
+        let irregular: Vec<f64> = (0..100)
+            .map(|i| [520.0, 910.0, 640.0, 1010.0, 580.0][i % 5])
+            .collect();
+        let first = chunks(&irregular, 3, 0);
+        let second = chunks(&[800.0; 100], 7, 60);
+
+        let mut moved = EcgAnalysis::default();
+        for c in &first {
+            moved.feed("patch-1", 1, c);
+        }
+        let mut fresh = EcgAnalysis::default();
+        for c in &second {
+            assert_eq!(
+                moved.feed("patch-1", 2, c),
+                fresh.feed("patch-1", 2, c),
+                "chunk {}",
+                c.seq
+            );
+        }
+        // And without the move the first wearer's analysis would have
+        // carried over: the same chunks as the same patient differ.
+        let mut kept = EcgAnalysis::default();
+        for c in &first {
+            kept.feed("patch-1", 1, c);
+        }
+        let mut fresh = EcgAnalysis::default();
+        assert!(
+            second
+                .iter()
+                .any(|c| kept.feed("patch-1", 1, c) != fresh.feed("patch-1", 1, c)),
+            "the test's two wearers must be told apart by the analysis"
         );
     }
 }

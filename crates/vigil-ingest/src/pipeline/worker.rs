@@ -900,7 +900,7 @@ impl Worker {
                 .entry(c.patient_id)
                 .or_default()
                 .insert(c.device_id.clone());
-            let d = self.ecg.feed(&c.device_id, &c.chunk);
+            let d = self.ecg.feed(&c.device_id, c.patient_id, &c.chunk);
             if !d.beats.is_empty() {
                 beats.push(vigil_store::PatchBeats {
                     patient_id: c.patient_id,
