@@ -380,24 +380,6 @@ async fn a_devsim_patch_replaying_mit_bih_201_gives_heart_rate_strip_and_possibl
     );
 }
 
-/// A pathway whose devices count as offline after 3 s without a word.
-const PATCH_PATHWAY: &str = r#"
-name = "patch"
-title = "Test pathway: devices offline after 3 s"
-freshness = "6h"
-
-[escalation]
-high = "5m"
-medium = "15m"
-low-medium = "30m"
-low = "4h"
-
-[device]
-battery_low_pct = 15
-offline_after = "3s"
-severity = "low"
-"#;
-
 /// A patch streaming a steady lead-off signal sends no heart rate and, its
 /// signal never changing, no new status: its chunks alone must keep it
 /// from counting as offline. The nurse is told the leads are off, not that
@@ -405,7 +387,11 @@ severity = "low"
 #[tokio::test]
 async fn a_patch_streaming_a_steady_lead_off_signal_is_not_offline() {
     let dir = tempfile::tempdir().expect("tempdir");
-    std::fs::write(dir.path().join("patch.toml"), PATCH_PATHWAY).expect("write");
+    std::fs::write(
+        dir.path().join("patch.toml"),
+        crate::helpers::offline_after_pathway("patch", "3s"),
+    )
+    .expect("write");
     let app = TestApp::spawn_with(None, Some(dir.path().to_path_buf())).await;
     let mut ws = app.ws(&app.token).await;
     let patient = app.admit("patch").await;

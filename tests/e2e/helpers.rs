@@ -787,3 +787,26 @@ pub fn vitals(rr: i64, spo2: i64, pulse: i64) -> Value {
         {"code": "temp", "value": 36.9, "unit": "Cel"}
     ])
 }
+
+/// A test pathway named `name` whose devices count as offline after
+/// `offline_after` without a word (and the shipped escalation times).
+pub fn offline_after_pathway(name: &str, offline_after: &str) -> String {
+    format!(
+        r#"
+name = "{name}"
+title = "Test pathway: devices offline after {offline_after}"
+freshness = "6h"
+
+[escalation]
+high = "5m"
+medium = "15m"
+low-medium = "30m"
+low = "4h"
+
+[device]
+battery_low_pct = 15
+offline_after = "{offline_after}"
+severity = "low"
+"#
+    )
+}

@@ -284,3 +284,62 @@ async fn a_device_silent_since_before_a_restart_is_offline_by_when_it_was_last_h
     )
     .await;
 }
+
+/// A device moved to another patient is no longer its first patient's to
+/// miss: no `device-offline` for them, while it runs and after a restart
+/// (whose rebuild replays the first patient's readings from that device),
+/// while its new patient's offline alert still comes when it stops.
+#[tokio::test]
+async fn a_device_moved_to_another_patient_is_never_offline_for_the_first() {
+    let (_keep, url) = durable_database().await;
+    let dir = tempfile::tempdir().expect("tempdir");
+    // Offline after 8 s: longer than the worker's patient sync (5 s), so
+    // a move is taken up before the first patient's clock for the device
+    // runs out.
+    std::fs::write(
+        dir.path().join("moved.toml"),
+        crate::helpers::offline_after_pathway("moved", "8s"),
+    )
+    .expect("write");
+    let pathways = dir.path().to_path_buf();
+    let first = TestApp::attach(url.clone(), pathways.clone()).await;
+    let ann = first.admit("moved").await;
+    let bob = first.admit("moved").await;
+    let creds = first.provision("oximeter", Some(ann)).await;
+    let offline = format!("device-offline:{}", creds.device_id);
+    let mut dev = first.connect(&creds).await.expect("connects");
+    let spo2 = json!([{"code": "spo2", "value": 97, "unit": "%"}]);
+    dev.publish_obs(1, spo2.clone()).await;
+    assert_ack(&dev.next_cmd().await, &[1]);
+
+    // Moved to Bob (as `vigil admin device assign` does, from another
+    // process); it goes on sending, now Bob's, for longer than Ann's
+    // clock for it would have run.
+    first
+        .store
+        .device_assign(&creds.device_id, bob)
+        .await
+        .expect("assign");
+    for seq in 2..=8 {
+        tokio::time::sleep(Duration::from_secs(2)).await;
+        dev.publish_obs(seq, spo2.clone()).await;
+        assert_ack(&dev.next_cmd().await, &[seq]);
+    }
+    let has = |alerts: &[Value], rule: &str| alerts.iter().any(|a| a["rule_id"] == rule);
+    assert!(
+        !has(&open_alerts(&first, ann).await, &offline),
+        "Ann's device-offline for a device that is Bob's"
+    );
+    drop(dev);
+    drop(first);
+
+    // Restarted: the device has stopped, so Bob's clock for it runs out;
+    // Ann's must not start again from her old readings.
+    let second = TestApp::attach(url, pathways).await;
+    wait_for_alerts(&second, bob, std::slice::from_ref(&offline)).await;
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    assert!(
+        !has(&open_alerts(&second, ann).await, &offline),
+        "Ann's device-offline after the restart"
+    );
+}

@@ -27,7 +27,7 @@
 //! (advice, repeat) is sent only for readings at most `feedback_max_age` old
 //! on arrival: a backfilled reading does not ask the patient to act now.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
@@ -465,6 +465,34 @@ impl Engine {
             st.offline_alerted = false;
         }
         Ok(())
+    }
+
+    /// Stops watching `patient`'s devices that are not in `keep` and have
+    /// not been heard from since `since`: devices moved to another patient,
+    /// or unassigned, whose silence is no longer this patient's (no
+    /// `device-offline` alert comes for them). A device heard from since
+    /// `since` is kept whatever `keep` says: `keep` was read at `since`,
+    /// and a device assigned after it may already be sending. Returns the
+    /// devices forgotten; live alerts are left as they are.
+    pub fn forget_devices_except(
+        &mut self,
+        patient: PatientId,
+        keep: &BTreeSet<String>,
+        since: DateTime<Utc>,
+    ) -> Vec<String> {
+        let Some(p) = self.patients.get_mut(&patient) else {
+            return Vec::new();
+        };
+        let gone: Vec<String> = p
+            .devices
+            .iter()
+            .filter(|(d, st)| !keep.contains(*d) && st.last_seen.is_none_or(|t| t < since))
+            .map(|(d, _)| d.clone())
+            .collect();
+        for d in &gone {
+            p.devices.remove(d);
+        }
+        gone
     }
 
     /// Advances time: raises missed-reading and device-offline alerts that

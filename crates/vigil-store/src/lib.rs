@@ -211,6 +211,9 @@ pub trait Store: Send + Sync + 'static {
     async fn episode_settings(&self, patient_id: i64) -> Result<Option<EpisodeSettings>>;
     /// Every patient with an open episode, by id.
     async fn active_patients(&self) -> Result<Vec<i64>>;
+    /// Every device assigned to a patient: (patient, device), by patient
+    /// then device.
+    async fn assigned_devices(&self) -> Result<Vec<(i64, String)>>;
     /// [`Store::episode_settings`] of many patients; a patient with no open
     /// episode is absent. This default asks once per patient; a backend may
     /// answer in one round trip.

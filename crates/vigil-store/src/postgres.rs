@@ -1563,6 +1563,14 @@ impl Store for PgStore {
         .await?)
     }
 
+    async fn assigned_devices(&self) -> Result<Vec<(i64, String)>> {
+        Ok(sqlx::query_as(
+            "SELECT patient_id, id FROM devices WHERE patient_id IS NOT NULL ORDER BY patient_id, id",
+        )
+        .fetch_all(&self.pool)
+        .await?)
+    }
+
     async fn worker_progress(&self) -> Result<i64> {
         Ok(
             sqlx::query_scalar("SELECT observation_id FROM worker_progress WHERE id = 1")

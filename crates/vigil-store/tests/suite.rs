@@ -691,10 +691,29 @@ async fn discharge_unassigns_devices(s: &dyn Store) {
             ward_id: w
         })
     );
+    let q = admit(s, w, "Bob").await;
+    for (id, patient) in [("ox-2", Some(q)), ("ox-1", Some(q)), ("spare", None)] {
+        s.device_provision(device(id, "oximeter", patient))
+            .await
+            .expect("provision");
+    }
+    assert_eq!(
+        s.assigned_devices().await.expect("assigned"),
+        vec![
+            (p, "bp-1".to_string()),
+            (q, "ox-1".to_string()),
+            (q, "ox-2".to_string())
+        ]
+    );
     s.patient_discharge(p, "admin", t(10, 0))
         .await
         .expect("discharge");
     assert_eq!(s.device_route("bp-1").await.expect("route"), None);
+    assert_eq!(
+        s.assigned_devices().await.expect("assigned").len(),
+        2,
+        "Ann's cuff is no one's"
+    );
     assert!(
         s.patient_get(p)
             .await

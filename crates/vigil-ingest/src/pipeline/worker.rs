@@ -327,6 +327,41 @@ impl Worker {
         }
     }
 
+    /// Stop watching, for each patient the engine holds, the devices no
+    /// longer assigned to them (moved to another patient by `vigil admin
+    /// device assign`, or unassigned): the engine would otherwise raise
+    /// `device-offline` for a device that now reports for someone else
+    /// (hazard AL-26). Part of every patient sync; a device that has sent
+    /// since the assignments were read is kept.
+    async fn sync_devices(&mut self) {
+        let read_at = Utc::now();
+        let rows = match self.store.assigned_devices().await {
+            Ok(r) => r,
+            Err(e) => {
+                tracing::error!(error = %e, "cannot list the devices' patients; the rules engine's devices are left as they are");
+                return;
+            }
+        };
+        let mut assigned: HashMap<i64, BTreeSet<String>> = HashMap::new();
+        for (patient, device) in rows {
+            assigned.entry(patient).or_default().insert(device);
+        }
+        let none = BTreeSet::new();
+        let patients: Vec<i64> = self.in_engine.keys().copied().collect();
+        for p in patients {
+            let gone =
+                self.engine
+                    .forget_devices_except(p, assigned.get(&p).unwrap_or(&none), read_at);
+            if !gone.is_empty() {
+                tracing::debug!(
+                    patient = p,
+                    devices = gone.len(),
+                    "devices no longer the patient's: not watched for them"
+                );
+            }
+        }
+    }
+
     /// Keep every active episode in the rules engine, not only the patients
     /// who have sent something since the daemon started: a patient who
     /// stops measuring, or never starts, is the one whose missed-reading
@@ -337,6 +372,7 @@ impl Worker {
     /// Takes in at most [`SYNC_BATCH`] patients a call (each is a few
     /// reads); `true` if more are waiting.
     async fn sync_patients(&mut self) -> bool {
+        self.sync_devices().await;
         let active = match self.store.active_patients().await {
             Ok(a) => a,
             Err(e) => {
@@ -562,12 +598,13 @@ impl Worker {
                 return None;
             }
         };
+        // `devices`: those assigned to the patient now, if known.
         let (admitted_at, devices) = match self.store.patient_get(patient).await {
             Ok(Some(p)) => (
                 p.episode.map(|e| e.admitted_at).unwrap_or_else(Utc::now),
-                p.devices,
+                Some(p.devices),
             ),
-            _ => (Utc::now(), Vec::new()),
+            _ => (Utc::now(), None),
         };
         let fresh = !self.engine.holds_readings(patient);
         if let Err(e) = self
@@ -633,6 +670,10 @@ impl Worker {
                         let _ = self.engine.observe(patient, reading, r.received_at);
                     }
                 }
+                let Some(devices) = devices else {
+                    return Some(ward);
+                };
+                let assigned: BTreeSet<String> = devices.iter().map(|d| d.id.clone()).collect();
                 for d in devices.into_iter().filter(|d| d.revoked_at.is_none()) {
                     if let Some(st) = d.status.filter(|st| st.reported_at < cutoff) {
                         let status = vigil_rules::DeviceStatus {
@@ -645,6 +686,11 @@ impl Worker {
                             .device_status(patient, &d.id, status, st.reported_at);
                     }
                 }
+                // Readings replayed from a device since moved to another
+                // patient would start its offline clock here: it is not
+                // this patient's to miss (hazard AL-26).
+                self.engine
+                    .forget_devices_except(patient, &assigned, cutoff);
             }
         }
         Some(ward)

@@ -66,6 +66,15 @@ fn rules(out: &[Output]) -> Vec<String> {
     r
 }
 
+/// [`rules`], the device rules only (a patient with no readings has
+/// missed-reading alerts falling due too).
+fn device_rules(out: &[Output]) -> Vec<String> {
+    rules(out)
+        .into_iter()
+        .filter(|r| r.starts_with("device-"))
+        .collect()
+}
+
 #[test]
 fn general_spo2_bands_table() {
     for (spo2, want, feedback) in [
@@ -527,14 +536,6 @@ fn device_rules_battery_lead_off_offline() {
 #[test]
 fn a_device_heard_from_without_readings_or_statuses_is_not_offline() {
     let mut e = engine_with("general"); // offline after 6 h
-    // The missed-reading alerts of a patient with no readings fall due
-    // too; only the device's matter here.
-    let device_rules = |out: &[Output]| -> Vec<String> {
-        rules(out)
-            .into_iter()
-            .filter(|r| r.starts_with("device-"))
-            .collect()
-    };
     let lead_off = DeviceStatus {
         online: true,
         battery_pct: Some(80),
@@ -574,6 +575,31 @@ fn a_device_heard_from_without_readings_or_statuses_is_not_offline() {
         e.heard_from(99, "patch-1", offline),
         Err(crate::EngineError::UnknownPatient(99))
     ));
+}
+
+#[test]
+fn a_device_no_longer_the_patients_is_forgotten_and_never_offline() {
+    let mut e = engine_with("general"); // offline after 6 h
+    e.heard_from(1, "ox-old", mins(0)).unwrap();
+    e.heard_from(1, "ox-new", mins(0)).unwrap();
+    // Assigned at 1 h: only ox-new; a third device, assigned after that
+    // read, is already sending.
+    e.heard_from(1, "patch-late", mins(61)).unwrap();
+    let keep = std::collections::BTreeSet::from(["ox-new".to_string()]);
+    assert_eq!(
+        e.forget_devices_except(1, &keep, mins(60)),
+        vec!["ox-old".to_string()]
+    );
+    assert!(e.forget_devices_except(99, &keep, mins(60)).is_empty());
+    assert_eq!(
+        device_rules(&e.tick(mins(0) + Duration::hours(6))),
+        vec!["device-offline:ox-new"],
+        "ox-old is another patient's now"
+    );
+    assert_eq!(
+        device_rules(&e.tick(mins(61) + Duration::hours(6))),
+        vec!["device-offline:patch-late"]
+    );
 }
 
 #[test]
