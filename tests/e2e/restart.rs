@@ -288,7 +288,10 @@ async fn a_device_silent_since_before_a_restart_is_offline_by_when_it_was_last_h
 /// A device moved to another patient is no longer its first patient's to
 /// miss: no `device-offline` for them, while it runs and after a restart
 /// (whose rebuild replays the first patient's readings from that device),
-/// while its new patient's offline alert still comes when it stops.
+/// while its new patient's offline alert still comes when it stops. The
+/// first patient's live device alerts for it are resolved as the system's
+/// (`device-unassigned`), for a move while the daemon runs and for one
+/// made while it was stopped.
 #[tokio::test]
 async fn a_device_moved_to_another_patient_is_never_offline_for_the_first() {
     let (_keep, url) = durable_database().await;
@@ -305,19 +308,38 @@ async fn a_device_moved_to_another_patient_is_never_offline_for_the_first() {
     let first = TestApp::attach(url.clone(), pathways.clone()).await;
     let ann = first.admit("moved").await;
     let bob = first.admit("moved").await;
-    let creds = first.provision("oximeter", Some(ann)).await;
-    let offline = format!("device-offline:{}", creds.device_id);
-    let mut dev = first.connect(&creds).await.expect("connects");
+    let ox = first.provision("oximeter", Some(ann)).await;
+    let cuff = first.provision("bp-cuff", Some(ann)).await;
+    let rule = |kind: &str, d: &DeviceCreds| format!("device-{kind}:{}", d.device_id);
+    let mut dev = first.connect(&ox).await.expect("connects");
+    let mut cuff_dev = first.connect(&cuff).await.expect("connects");
+    let low = json!({"online": true, "battery_pct": 10}).to_string();
+    for d in [&dev, &cuff_dev] {
+        d.publish_raw("status", low.clone()).await;
+    }
     let spo2 = json!([{"code": "spo2", "value": 97, "unit": "%"}]);
     dev.publish_obs(1, spo2.clone()).await;
     assert_ack(&dev.next_cmd().await, &[1]);
+    cuff_dev
+        .publish_obs(
+            1,
+            json!([{"code": "systolic", "value": 125, "unit": "mm[Hg]"}]),
+        )
+        .await;
+    assert_ack(&cuff_dev.next_cmd().await, &[1]);
+    wait_for_alerts(
+        &first,
+        ann,
+        &[rule("battery-low", &ox), rule("battery-low", &cuff)],
+    )
+    .await;
 
-    // Moved to Bob (as `vigil admin device assign` does, from another
-    // process); it goes on sending, now Bob's, for longer than Ann's
-    // clock for it would have run.
+    // The oximeter moved to Bob (as `vigil admin device assign` does, from
+    // another process); it goes on sending, now Bob's, for longer than
+    // Ann's clock for it would have run.
     first
         .store
-        .device_assign(&creds.device_id, bob)
+        .device_assign(&ox.device_id, bob)
         .await
         .expect("assign");
     for seq in 2..=8 {
@@ -325,21 +347,63 @@ async fn a_device_moved_to_another_patient_is_never_offline_for_the_first() {
         dev.publish_obs(seq, spo2.clone()).await;
         assert_ack(&dev.next_cmd().await, &[seq]);
     }
-    let has = |alerts: &[Value], rule: &str| alerts.iter().any(|a| a["rule_id"] == rule);
+    let alert =
+        |alerts: &[Value], rule: &str| alerts.iter().find(|a| a["rule_id"] == rule).cloned();
+    let anns = open_alerts(&first, ann).await;
     assert!(
-        !has(&open_alerts(&first, ann).await, &offline),
+        alert(&anns, &rule("offline", &ox)).is_none(),
         "Ann's device-offline for a device that is Bob's"
     );
-    drop(dev);
+    let resolved = |a: Option<Value>| a.map(|a| (a["status"].clone(), a["outcome"].clone()));
+    assert_eq!(
+        resolved(alert(&anns, &rule("battery-low", &ox))),
+        Some((json!("resolved"), json!("device-unassigned"))),
+        "{anns:#?}"
+    );
+    assert_eq!(
+        resolved(alert(&anns, &rule("battery-low", &cuff))),
+        Some((json!("open"), Value::Null)),
+        "the cuff is still Ann's"
+    );
+    drop((dev, cuff_dev));
     drop(first);
 
-    // Restarted: the device has stopped, so Bob's clock for it runs out;
-    // Ann's must not start again from her old readings.
+    // Stopped, the cuff is moved to Bob too; restarted, the oximeter has
+    // stopped, so Bob's clock for it runs out; Ann's must not start again
+    // from her old readings, and her cuff's alert is resolved.
+    vigil_store::connect(&url)
+        .await
+        .expect("store")
+        .device_assign(&cuff.device_id, bob)
+        .await
+        .expect("assign");
     let second = TestApp::attach(url, pathways).await;
-    wait_for_alerts(&second, bob, std::slice::from_ref(&offline)).await;
-    tokio::time::sleep(Duration::from_secs(1)).await;
+    wait_for_alerts(&second, bob, &[rule("offline", &ox)]).await;
+    // Every alert of Ann's about the cuff (its battery, and its offline
+    // alert from when it was hers and silent) resolved as the system's.
+    let cuffs = |anns: &[Value]| -> Vec<(Value, Value)> {
+        anns.iter()
+            .filter(|a| {
+                a["rule_id"]
+                    .as_str()
+                    .is_some_and(|r| r.ends_with(&format!(":{}", cuff.device_id)))
+            })
+            .map(|a| (a["status"].clone(), a["outcome"].clone()))
+            .collect()
+    };
+    let done = (json!("resolved"), json!("device-unassigned"));
+    let deadline = tokio::time::Instant::now() + WAIT;
+    let anns = loop {
+        let anns = open_alerts(&second, ann).await;
+        if cuffs(&anns).iter().all(|c| *c == done) || tokio::time::Instant::now() > deadline {
+            break anns;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
+    let c = cuffs(&anns);
+    assert!(!c.is_empty() && c.iter().all(|c| *c == done), "{anns:#?}");
     assert!(
-        !has(&open_alerts(&second, ann).await, &offline),
-        "Ann's device-offline after the restart"
+        alert(&anns, &rule("offline", &ox)).is_none(),
+        "Ann's device-offline for the oximeter after the restart: {anns:#?}"
     );
 }

@@ -148,6 +148,10 @@ pub struct Discharge {
 /// like `data-resumed`, the system's own, not one a clinician picks.
 pub const DISCHARGED: &str = "discharged";
 
+/// The outcome of a device alert resolved because its device was moved to
+/// another patient, or unassigned: the system's own.
+pub const DEVICE_UNASSIGNED: &str = "device-unassigned";
+
 #[derive(Clone, Debug, Serialize, utoipa::ToSchema)]
 pub struct PatientDetail {
     pub id: i64,

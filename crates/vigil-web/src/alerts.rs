@@ -222,7 +222,8 @@ pub(crate) async fn escalate(
 }
 
 /// How a clinician may close an alert (a fixed list, so outcomes can be
-/// counted and audited). `data-resumed` and `discharged`
+/// counted and audited). `data-resumed`, `device-unassigned`
+/// (`vigil_store::DEVICE_UNASSIGNED`) and `discharged`
 /// (`vigil_store::DISCHARGED`) are the system's own outcomes.
 pub const OUTCOMES: [&str; 7] = [
     "advice-given",

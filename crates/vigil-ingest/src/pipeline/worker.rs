@@ -31,6 +31,10 @@ pub(super) struct Worker {
     /// When the engine's patients are next compared with the active
     /// episodes (`sync_patients`).
     next_sync: tokio::time::Instant,
+    /// (patient, device) the engine stopped watching because the device
+    /// is no longer the patient's: their live device alerts are resolved
+    /// at the next sync.
+    moved_devices: Vec<(i64, String)>,
     client: AsyncClient,
     store: Arc<dyn Store>,
     events: vigil_store::LiveHub,
@@ -164,6 +168,7 @@ impl Worker {
             readings: super::readings::Readings::default(),
             open_rules: Mutex::new(HashMap::new()),
             next_sync: tokio::time::Instant::now(),
+            moved_devices: Vec::new(),
             client,
             store,
             events,
@@ -359,6 +364,33 @@ impl Worker {
                     "devices no longer the patient's: not watched for them"
                 );
             }
+            self.moved_devices.extend(gone.into_iter().map(|d| (p, d)));
+        }
+        self.resolve_moved_devices().await;
+    }
+
+    /// Resolve, as the system, the live device alerts (`device-offline`,
+    /// `device-battery-low`, `device-lead-off`) of each device the engine
+    /// stopped watching for a patient: the device is someone else's now,
+    /// or no one's, so the alert is not about this patient (left open, it
+    /// would sit in the queue and escalate). Clinical alerts, such as the
+    /// patch's possible-AF prompt, are the patient's and stay.
+    async fn resolve_moved_devices(&mut self) {
+        let mut by_patient: BTreeMap<i64, Vec<String>> = BTreeMap::new();
+        for (patient, device) in std::mem::take(&mut self.moved_devices) {
+            by_patient.entry(patient).or_default().extend(
+                ["device-offline", "device-battery-low", "device-lead-off"]
+                    .map(|kind| format!("{kind}:{device}")),
+            );
+        }
+        for (patient, rules) in by_patient {
+            self.auto_resolve_as(
+                patient,
+                &rules,
+                vigil_store::DEVICE_UNASSIGNED,
+                "the device is no longer this patient's",
+            )
+            .await;
         }
     }
 
@@ -425,6 +457,7 @@ impl Worker {
                 "episodes taken into the rules engine"
             );
         }
+        self.resolve_moved_devices().await;
         // None taken in (the store failing): wait for the next sync.
         more && added > 0
     }
@@ -516,6 +549,12 @@ impl Worker {
     /// missed-reading or device alert whose cause has gone. Clinical alerts
     /// are never passed here: they need a person.
     async fn auto_resolve(&mut self, patient: i64, rules: &[String], why: &str) {
+        self.auto_resolve_as(patient, rules, "data-resumed", why)
+            .await;
+    }
+
+    /// [`Worker::auto_resolve`] with the system's `outcome`.
+    async fn auto_resolve_as(&mut self, patient: i64, rules: &[String], outcome: &str, why: &str) {
         if rules.is_empty() {
             return;
         }
@@ -548,7 +587,7 @@ impl Worker {
         let now = Utc::now();
         for a in live.into_iter().filter(|a| rules.contains(&a.rule_id)) {
             let action = vigil_store::AlertAction::Resolve {
-                outcome: "data-resumed".into(),
+                outcome: outcome.into(),
                 note: why.into(),
             };
             match self
@@ -689,8 +728,12 @@ impl Worker {
                 // Readings replayed from a device since moved to another
                 // patient would start its offline clock here: it is not
                 // this patient's to miss (hazard AL-26).
-                self.engine
+                let gone = self
+                    .engine
                     .forget_devices_except(patient, &assigned, cutoff);
+                // Their live device alerts are resolved at the next sync.
+                self.moved_devices
+                    .extend(gone.into_iter().map(|d| (patient, d)));
             }
         }
         Some(ward)
