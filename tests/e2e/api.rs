@@ -167,7 +167,14 @@ async fn only_admins_admit_and_provision() {
 #[tokio::test]
 async fn patient_list_shows_latest_readings_and_discharge_removes_the_patient() {
     let app = TestApp::spawn().await;
+    let mut ws = app.ws(&app.token).await;
     let (patient, mut dev) = app.patient_with_device().await;
+    // Open dashboards hear of the admission, readings or not.
+    let ev = ws.next_event("patient").await;
+    assert_eq!(
+        (ev["patient_id"].as_i64(), ev["change"].as_str()),
+        (Some(patient), Some("admitted"))
+    );
     dev.publish_obs(1, json!([{"code": "spo2", "value": 93, "unit": "%"}]))
         .await;
     assert_ack(&dev.next_cmd().await, &[1]);
@@ -185,6 +192,11 @@ async fn patient_list_shows_latest_readings_and_discharge_removes_the_patient() 
     assert_eq!(list[0]["latest"][0]["value"], 93.0);
 
     app.discharge(patient).await;
+    let ev = ws.next_event("patient").await;
+    assert_eq!(
+        (ev["patient_id"].as_i64(), ev["change"].as_str()),
+        (Some(patient), Some("discharged"))
+    );
     let list: serde_json::Value = app
         .get("/api/v1/patients")
         .send()

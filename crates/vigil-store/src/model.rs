@@ -361,6 +361,14 @@ pub enum LiveEvent {
         patient_id: i64,
         score: serde_json::Value,
     },
+    /// A patient joined or left the ward: `change` is `admitted` or
+    /// `discharged` (through the API; `vigil admin` runs in another
+    /// process and sends none).
+    Patient {
+        ward_id: i64,
+        patient_id: i64,
+        change: String,
+    },
 }
 
 impl LiveEvent {
@@ -371,7 +379,8 @@ impl LiveEvent {
             | LiveEvent::EcgStatus { ward_id, .. }
             | LiveEvent::Alert { ward_id, .. }
             | LiveEvent::AlertUpdate { ward_id, .. }
-            | LiveEvent::Score { ward_id, .. } => *ward_id,
+            | LiveEvent::Score { ward_id, .. }
+            | LiveEvent::Patient { ward_id, .. } => *ward_id,
         }
     }
 }

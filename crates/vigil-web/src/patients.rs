@@ -491,13 +491,15 @@ pub(crate) async fn create(
             known.join(", ")
         )));
     }
-    let ward = state.store.ward_find(&req.ward).await?;
-    if !ward.is_some_and(|w| caller.sees_ward(w.id)) {
-        return Err(ApiError::Invalid(format!(
-            "ward: no ward {:?} among yours",
-            req.ward
-        )));
-    }
+    let ward = match state.store.ward_find(&req.ward).await? {
+        Some(w) if caller.sees_ward(w.id) => w,
+        _ => {
+            return Err(ApiError::Invalid(format!(
+                "ward: no ward {:?} among yours",
+                req.ward
+            )));
+        }
+    };
     let id = admit(state.store.as_ref(), req, &caller.0.username, Utc::now())
         .await
         .map_err(admin_error)?;
@@ -510,6 +512,12 @@ pub(crate) async fn create(
         serde_json::json!({}),
     )
     .await?;
+    // Open dashboards of the ward list the patient now, readings or not.
+    let _ = state.events.send(vigil_store::LiveEvent::Patient {
+        ward_id: ward.id,
+        patient_id: id,
+        change: "admitted".into(),
+    });
     Ok((axum::http::StatusCode::CREATED, Json(Admitted { id })))
 }
 
@@ -532,7 +540,7 @@ pub(crate) async fn discharge(
     Id(id): Id,
 ) -> Result<Json<Discharged>, ApiError> {
     caller.require(Role::Admin)?;
-    visible_patient(&state, &caller, id).await?;
+    let visible_ward = visible_patient(&state, &caller, id).await?.ward_id;
     let done = state
         .store
         .patient_discharge(id, &caller.0.username, Utc::now())
@@ -552,7 +560,9 @@ pub(crate) async fn discharge(
         serde_json::json!({"resolved_alerts": resolved_alerts}),
     )
     .await?;
-    // Open dashboards take the alerts out of their queues now.
+    // Open dashboards take the alerts out of their queues, and the patient
+    // off their ward list, now.
+    let ward_id = visible_ward;
     for alert in done.resolved {
         let _ = state.events.send(vigil_store::LiveEvent::AlertUpdate {
             ward_id: alert.ward_id,
@@ -561,6 +571,11 @@ pub(crate) async fn discharge(
             actor: caller.0.username.clone(),
         });
     }
+    let _ = state.events.send(vigil_store::LiveEvent::Patient {
+        ward_id,
+        patient_id: id,
+        change: "discharged".into(),
+    });
     Ok(Json(Discharged {
         id,
         discharged_at: done.discharged_at,

@@ -210,6 +210,15 @@ function handle(ev: LiveEvent): void {
         notice(`Resolved by ${ev.actor}: ${patientName(ev.alert.patient_id)}, ${ev.alert.rule_id}${ev.alert.outcome ? ` (${ev.alert.outcome})` : ""}.`);
       }
       return;
+    case "patient":
+      // Admitted: fetch the list (the new row has no readings to come by
+      // yet). Discharged: off the list now, not at the next refresh.
+      if (ev.change === "discharged") {
+        if (patients.delete(ev.patient_id)) renderPatients();
+      } else {
+        sync().catch(() => {});
+      }
+      return;
     default:
   }
 }

@@ -75,4 +75,5 @@ export type LiveEvent =
   | { type: "alert_update"; ward_id: number; alert: Alert; action: string; actor: string }
   | { type: "device_status"; ward_id: number; patient_id: number; device_id: string; status: DeviceStatus }
   | { type: "ecg_status"; ward_id: number; patient_id: number; device_id: string; t_ms: number;
-      quality: string | null; possible_af: boolean | null };
+      quality: string | null; possible_af: boolean | null }
+  | { type: "patient"; ward_id: number; patient_id: number; change: "admitted" | "discharged" };

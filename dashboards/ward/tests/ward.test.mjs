@@ -479,3 +479,35 @@ test("a big ward draws only the rows near the viewport, yet every patient is rea
     assert.equal(await page.locator("#alerts.held").count(), 1, "still held");
   }, { patients: BIG_WARD });
 });
+
+test("a patient admitted or discharged through the API joins or leaves the open ward list at once", { timeout: TEST_TIMEOUT }, async (t) => {
+  await withWard(t, async ({ page, demo }) => {
+    await page.goto(demo.base + "/");
+    await signIn(page, demo.login);
+    const rows = page.locator("#patients tbody tr[data-patient]");
+    await poll(`${PATIENTS} patient rows`, async () => (await rows.count()) === PATIENTS, { timeout: UI_TIMEOUT });
+    await page.getByRole("status").filter({ hasText: "live" }).waitFor();
+    const call = (method, path, body) => page.evaluate(async ([method, path, body]) => {
+      const me = await (await fetch("/api/v1/me", { credentials: "same-origin" })).json();
+      const r = await fetch(path, { method, credentials: "same-origin",
+        headers: { "content-type": "application/json", "x-csrf-token": me.csrf_token }, body: JSON.stringify(body) });
+      return { status: r.status, body: await r.json() };
+    }, [method, path, body]);
+
+    // A new patient has no readings yet, so no reading would bring them
+    // in: without the live event they would wait for the page's 5-minute
+    // refresh, past this wait.
+    const admitted = await call("POST", "/api/v1/patients",
+      { ward: "Demo ward", name: "Test Admission", nhs_number: "9434765919", pathway: "general" });
+    assert.equal(admitted.status, 201, JSON.stringify(admitted.body));
+    const id = admitted.body.id;
+    const row = page.locator(`#patients tbody tr[data-patient="${id}"]`);
+    await row.waitFor({ state: "visible", timeout: UI_TIMEOUT });
+    assert.match(await row.textContent(), /Test Admission/);
+
+    const discharged = await call("POST", `/api/v1/patients/${id}/discharge`, {});
+    assert.equal(discharged.status, 200, JSON.stringify(discharged.body));
+    await row.waitFor({ state: "detached", timeout: UI_TIMEOUT });
+    assert.equal(await rows.count(), PATIENTS, "the others stay");
+  });
+});
