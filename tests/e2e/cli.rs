@@ -56,6 +56,13 @@ fn json_out(o: &Output) -> Value {
     serde_json::from_slice(&o.stdout).expect("one JSON object")
 }
 
+/// `vigil admin --config cfg ARGS…`, which must succeed: its JSON.
+fn admin(cfg: &str, args: &[&str]) -> Value {
+    let mut all = vec!["admin", "--config", cfg];
+    all.extend_from_slice(args);
+    json_out(&vigil(&all, None))
+}
+
 fn config_for(app: &TestApp, dir: &tempfile::TempDir) -> String {
     let path = dir.path().join("vigil.toml");
     std::fs::write(
@@ -438,11 +445,7 @@ async fn a_route_changed_by_the_cli_is_used_from_the_next_reading() {
     let app = TestApp::spawn().await;
     let dir = tempfile::tempdir().expect("tempdir");
     let cfg = config_for(&app, &dir);
-    let run = |args: &[&str]| {
-        let mut all = vec!["admin", "--config", cfg.as_str()];
-        all.extend_from_slice(args);
-        json_out(&vigil(&all, None))
-    };
+    let run = |args: &[&str]| admin(&cfg, args);
     let (ann, mut dev) = app.patient_with_device().await;
     let bob = app.admit("general").await;
     let stored_for = |patient: i64| {
@@ -494,4 +497,40 @@ async fn a_route_changed_by_the_cli_is_used_from_the_next_reading() {
         "after the discharge the device has no patient: {cmd}"
     );
     assert_eq!((stored_for(ann).await, stored_for(bob).await), (1, 1));
+}
+
+/// An admission or a discharge by `vigil admin`, in another process,
+/// reaches the dashboards open on the running daemon within its patient
+/// sync (5 s): the `patient` event, as the API sends at once for its own.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_patient_admitted_or_discharged_by_the_cli_reaches_open_dashboards() {
+    let app = TestApp::spawn().await;
+    let dir = tempfile::tempdir().expect("tempdir");
+    let cfg = config_for(&app, &dir);
+    let run = |args: &[&str]| admin(&cfg, args);
+    let mut ws = app.ws(&app.token).await;
+    let admitted = run(&[
+        "patient",
+        "admit",
+        "--ward",
+        &app.ward,
+        "--name",
+        "From The CLI",
+        "--nhs-number",
+        "9434765919",
+        "--pathway",
+        "copd",
+    ]);
+    let id = admitted["id"].as_i64().expect("id");
+    let ev = ws.next_event("patient").await;
+    assert_eq!(
+        (ev["patient_id"].as_i64(), ev["change"].as_str()),
+        (Some(id), Some("admitted"))
+    );
+    run(&["patient", "discharge", "--patient", &id.to_string()]);
+    let ev = ws.next_event("patient").await;
+    assert_eq!(
+        (ev["patient_id"].as_i64(), ev["change"].as_str()),
+        (Some(id), Some("discharged"))
+    );
 }

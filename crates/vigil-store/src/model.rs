@@ -362,8 +362,9 @@ pub enum LiveEvent {
         score: serde_json::Value,
     },
     /// A patient joined or left the ward: `change` is `admitted` or
-    /// `discharged` (through the API; `vigil admin` runs in another
-    /// process and sends none).
+    /// `discharged`. Sent by the API for its own, and by the ingest
+    /// worker's patient sync for changes made in another process (`vigil
+    /// admin`), so the same change may come twice.
     Patient {
         ward_id: i64,
         patient_id: i64,

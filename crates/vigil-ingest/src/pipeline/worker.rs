@@ -35,6 +35,9 @@ pub(super) struct Worker {
     /// is no longer the patient's: their live device alerts are resolved
     /// at the next sync.
     moved_devices: Vec<(i64, String)>,
+    /// The episodes open at the first patient sync and not yet taken into
+    /// the engine: taking them in announces no admission.
+    active_at_start: Option<BTreeSet<i64>>,
     client: AsyncClient,
     store: Arc<dyn Store>,
     events: vigil_store::LiveHub,
@@ -169,6 +172,7 @@ impl Worker {
             open_rules: Mutex::new(HashMap::new()),
             next_sync: tokio::time::Instant::now(),
             moved_devices: Vec::new(),
+            active_at_start: None,
             client,
             store,
             events,
@@ -332,6 +336,17 @@ impl Worker {
         }
     }
 
+    /// Tell open dashboards a patient joined or left the ward (the API
+    /// tells them at once for its own admissions and discharges; this
+    /// covers `vigil admin` in another process, within a sync).
+    fn announce_patient(&self, ward_id: i64, patient_id: i64, change: &str) {
+        let _ = self.events.send(LiveEvent::Patient {
+            ward_id,
+            patient_id,
+            change: change.into(),
+        });
+    }
+
     /// Stop watching, for each patient the engine holds, the devices no
     /// longer assigned to them (moved to another patient by `vigil admin
     /// device assign`, or unassigned): the engine would otherwise raise
@@ -413,6 +428,11 @@ impl Worker {
             }
         };
         let keep: BTreeSet<i64> = active.iter().copied().collect();
+        // The episodes open when the daemon started are not admissions to
+        // announce (taken in over the first syncs, SYNC_BATCH at a time).
+        let first = self.active_at_start.is_none();
+        let at_start = self.active_at_start.get_or_insert_with(|| keep.clone());
+        at_start.retain(|p| keep.contains(p));
         let gone: Vec<i64> = self
             .in_engine
             .keys()
@@ -421,7 +441,11 @@ impl Worker {
             .collect();
         for p in &gone {
             self.engine.discharge(*p);
-            self.in_engine.remove(p);
+            // Dashboards drop the patient: a discharge from another process
+            // (`vigil admin`) sends no event of its own.
+            if let Some(s) = self.in_engine.remove(p) {
+                self.announce_patient(s.ward_id, *p, "discharged");
+            }
             // And what the worker held for scoring them: a day of scores
             // and the readings scoring reads, which a discharged patient
             // would otherwise keep in memory for the daemon's lifetime.
@@ -446,8 +470,12 @@ impl Worker {
         let more = new.len() > SYNC_BATCH;
         let mut added = 0;
         for p in new.into_iter().take(SYNC_BATCH) {
-            if self.ensure_in_engine(p).await.is_some() {
+            if let Some(ward) = self.ensure_in_engine(p).await {
                 added += 1;
+                let known = self.active_at_start.as_mut().is_some_and(|s| s.remove(&p));
+                if !known && !first {
+                    self.announce_patient(ward, p, "admitted");
+                }
             }
         }
         if added > 0 {
