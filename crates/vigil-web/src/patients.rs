@@ -540,7 +540,7 @@ pub(crate) async fn discharge(
     Id(id): Id,
 ) -> Result<Json<Discharged>, ApiError> {
     caller.require(Role::Admin)?;
-    let visible_ward = visible_patient(&state, &caller, id).await?.ward_id;
+    let ward_id = visible_patient(&state, &caller, id).await?.ward_id;
     let done = state
         .store
         .patient_discharge(id, &caller.0.username, Utc::now())
@@ -562,7 +562,6 @@ pub(crate) async fn discharge(
     .await?;
     // Open dashboards take the alerts out of their queues, and the patient
     // off their ward list, now.
-    let ward_id = visible_ward;
     for alert in done.resolved {
         let _ = state.events.send(vigil_store::LiveEvent::AlertUpdate {
             ward_id: alert.ward_id,

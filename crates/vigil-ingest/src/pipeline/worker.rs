@@ -351,8 +351,9 @@ impl Worker {
     /// longer assigned to them (moved to another patient by `vigil admin
     /// device assign`, or unassigned): the engine would otherwise raise
     /// `device-offline` for a device that now reports for someone else
-    /// (hazard AL-26). Part of every patient sync; a device that has sent
-    /// since the assignments were read is kept.
+    /// (hazard AL-26). Part of every patient sync, which then resolves
+    /// their device alerts; a device that has sent since the assignments
+    /// were read is kept.
     async fn sync_devices(&mut self) {
         let read_at = Utc::now();
         let rows = match self.store.assigned_devices().await {
@@ -381,7 +382,6 @@ impl Worker {
             }
             self.moved_devices.extend(gone.into_iter().map(|d| (p, d)));
         }
-        self.resolve_moved_devices().await;
     }
 
     /// Resolve, as the system, the live device alerts (`device-offline`,
@@ -430,7 +430,6 @@ impl Worker {
         let keep: BTreeSet<i64> = active.iter().copied().collect();
         // The episodes open when the daemon started are not admissions to
         // announce (taken in over the first syncs, SYNC_BATCH at a time).
-        let first = self.active_at_start.is_none();
         let at_start = self.active_at_start.get_or_insert_with(|| keep.clone());
         at_start.retain(|p| keep.contains(p));
         let gone: Vec<i64> = self
@@ -451,12 +450,8 @@ impl Worker {
             // would otherwise keep in memory for the daemon's lifetime.
             self.history.remove(p);
             self.readings.forget(*p);
-        }
-        // Their live alerts were resolved by the discharge.
-        if !gone.is_empty()
-            && let Ok(mut open) = self.open_rules.lock()
-        {
-            for p in &gone {
+            // Their live alerts were resolved by the discharge.
+            if let Ok(mut open) = self.open_rules.lock() {
                 open.remove(p);
             }
         }
@@ -473,7 +468,7 @@ impl Worker {
             if let Some(ward) = self.ensure_in_engine(p).await {
                 added += 1;
                 let known = self.active_at_start.as_mut().is_some_and(|s| s.remove(&p));
-                if !known && !first {
+                if !known {
                     self.announce_patient(ward, p, "admitted");
                 }
             }
