@@ -527,7 +527,36 @@ async fn a_patient_admitted_or_discharged_by_the_cli_reaches_open_dashboards() {
         (ev["patient_id"].as_i64(), ev["change"].as_str()),
         (Some(id), Some("admitted"))
     );
-    run(&["patient", "discharge", "--patient", &id.to_string()]);
+    // A live alert, which the discharge resolves: open dashboards hear it
+    // leave, before the patient does (hazard AL-24, DB-07).
+    let creds = app.provision("hub", Some(id)).await;
+    let mut dev = app.connect(&creds).await.expect("device connects");
+    dev.publish_obs(1, crate::helpers::vitals(22, 94, 112))
+        .await;
+    assert_ack(&dev.next_cmd().await, &[1]);
+    let alert = ws.next_alert_event("alert", "news2").await["alert"]["id"]
+        .as_i64()
+        .expect("alert id");
+    let out = run(&["patient", "discharge", "--patient", &id.to_string()]);
+    assert_eq!(out["resolved_alerts"], json!([alert]), "{out}");
+    let ev = ws.next_event_of(&["alert_update", "patient"]).await;
+    assert_eq!(
+        (
+            ev["type"].as_str(),
+            ev["alert"]["id"].as_i64(),
+            ev["action"].as_str(),
+            ev["actor"].as_str(),
+            ev["alert"]["outcome"].as_str()
+        ),
+        (
+            Some("alert_update"),
+            Some(alert),
+            Some("resolved"),
+            Some("vigil-admin"),
+            Some("discharged")
+        ),
+        "{ev}"
+    );
     let ev = ws.next_event("patient").await;
     assert_eq!(
         (ev["patient_id"].as_i64(), ev["change"].as_str()),

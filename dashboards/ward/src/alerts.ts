@@ -193,13 +193,15 @@ async function act(id: number, action: string, body?: { outcome: string; note: s
   }
 }
 
-export function upsertAlert(a: Alert, last: LastAction | null): void {
+/** Take in a copy of an alert; `true` if it was in the queue before. */
+export function upsertAlert(a: Alert, last: LastAction | null): boolean {
   const prev = alerts.get(a.id);
   // Never let an older copy (a late event) overwrite a newer one.
-  if (prev && Date.parse(prev.alert.updated_at) > Date.parse(a.updated_at)) return;
+  if (prev && Date.parse(prev.alert.updated_at) > Date.parse(a.updated_at)) return true;
   if (a.status === "resolved") alerts.delete(a.id);
   else alerts.set(a.id, { alert: a, last: last && last.action !== "updated" ? last : prev?.last || null });
   renderAlerts();
+  return prev !== undefined;
 }
 
 /** Every second: ages and escalation countdowns, without rebuilding anything. */

@@ -205,8 +205,10 @@ function handle(ev: LiveEvent): void {
       upsertAlert(ev.alert, null);
       return;
     case "alert_update":
-      upsertAlert(ev.alert, { action: ev.action, actor: ev.actor, at: ev.alert.updated_at });
-      if (ev.alert.status === "resolved" && ev.actor !== session.me?.username) {
+      // A resolution is told once, for an alert that was in the queue: the
+      // server may repeat one (a discharge's, from its patient sync).
+      const wasLive = upsertAlert(ev.alert, { action: ev.action, actor: ev.actor, at: ev.alert.updated_at });
+      if (wasLive && ev.alert.status === "resolved" && ev.actor !== session.me?.username) {
         notice(`Resolved by ${ev.actor}: ${patientName(ev.alert.patient_id)}, ${ev.alert.rule_id}${ev.alert.outcome ? ` (${ev.alert.outcome})` : ""}.`);
       }
       return;

@@ -219,6 +219,24 @@ test("NEWS2 column in acuity order, and the alert queue worked in the browser: a
     await page.evaluate((id) => { location.hash = `#/patients/${id}`; }, rise.alert.patient_id);
     await page.locator(`#patient-alerts li[data-alert="${rise.alert.id}"]`)
       .getByText(`severity raised ${from} → ${to} by system`).waitFor();
+
+    // 10. A discharge by `vigil admin`, in another process, resolves the
+    // patient's live alerts: they leave the open queue, and the patient the
+    // ward list, within the daemon's patient sync (5 s), not at the next
+    // full load (hazards AL-24, DB-07).
+    await page.evaluate(() => { location.hash = ""; });
+    const { body: now } = await pageFetch(page, "/api/v1/alerts");
+    const liveAlert = (now || []).find((a) => a.status !== "resolved");
+    assert.ok(liveAlert, `a live alert to discharge with: ${JSON.stringify(now)}`);
+    const liveItem = queue.locator(`li[data-alert="${liveAlert.id}"]`);
+    await liveItem.waitFor({ state: "visible", timeout: UI_TIMEOUT });
+    const { body: ward } = await pageFetch(page, "/api/v1/patients");
+    const name = ward.find((p) => p.id === liveAlert.patient_id).name;
+    const out = JSON.parse(await demo.admin(["patient", "discharge", "--patient", String(liveAlert.patient_id)]));
+    assert.ok(out.resolved_alerts.includes(liveAlert.id), `the discharge resolved it: ${JSON.stringify(out)}`);
+    await liveItem.waitFor({ state: "detached", timeout: UI_TIMEOUT });
+    await page.locator(`#patients tr[data-patient="${liveAlert.patient_id}"]`).waitFor({ state: "detached", timeout: UI_TIMEOUT });
+    await page.getByText(`Resolved by vigil-admin: ${name}, `, { exact: false }).first().waitFor({ timeout: UI_TIMEOUT });
     t.diagnostic(`screenshot: ${shot}; whole test ${Date.now() - t0} ms`);
   }, { patients: PATIENTS });
 });

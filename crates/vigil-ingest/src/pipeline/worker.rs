@@ -347,6 +347,49 @@ impl Worker {
         });
     }
 
+    /// Push to open dashboards the alerts a discharge resolved (outcome
+    /// `discharged`, in the discharge's own transaction), each as the
+    /// `alert_update` the API sends for its own discharges: a discharge by
+    /// `vigil admin` in another process would otherwise leave them in the
+    /// dashboards' queues, where acting on one answers 409, until the next
+    /// full load. A client may hear an API discharge's twice (docs/http.md).
+    async fn announce_discharge_resolutions(&self, ward_id: i64, patient_id: i64) {
+        let alerts = match self
+            .store
+            .alerts_list(&[ward_id], Some(AlertStatus::Resolved), Some(patient_id))
+            .await
+        {
+            Ok(a) => a,
+            Err(e) => {
+                tracing::error!(error = %e, patient = patient_id, "cannot read the alerts a discharge resolved; open dashboards drop them at their next load");
+                return;
+            }
+        };
+        for alert in alerts
+            .into_iter()
+            .filter(|a| a.outcome.as_deref() == Some(vigil_store::DISCHARGED))
+        {
+            // Who discharged: the resolution's own event names them.
+            let actor = match self.store.alert_events(alert.id).await {
+                Ok(ev) => ev
+                    .into_iter()
+                    .rev()
+                    .find(|e| e.action == "resolved")
+                    .map(|e| e.actor),
+                Err(e) => {
+                    tracing::warn!(error = %e, alert_id = alert.id, "cannot read who resolved an alert");
+                    None
+                }
+            };
+            let _ = self.events.send(LiveEvent::AlertUpdate {
+                ward_id,
+                alert,
+                action: "resolved".into(),
+                actor: actor.unwrap_or_else(|| "system".into()),
+            });
+        }
+    }
+
     /// Stop watching, for each patient the engine holds, the devices no
     /// longer assigned to them (moved to another patient by `vigil admin
     /// device assign`, or unassigned): the engine would otherwise raise
@@ -440,9 +483,11 @@ impl Worker {
             .collect();
         for p in &gone {
             self.engine.discharge(*p);
-            // Dashboards drop the patient: a discharge from another process
-            // (`vigil admin`) sends no event of its own.
+            // Dashboards drop the patient and the alerts the discharge
+            // resolved: a discharge from another process (`vigil admin`)
+            // sends no events of its own.
             if let Some(s) = self.in_engine.remove(p) {
+                self.announce_discharge_resolutions(s.ward_id, *p).await;
                 self.announce_patient(s.ward_id, *p, "discharged");
             }
             // And what the worker held for scoring them: a day of scores
