@@ -197,7 +197,8 @@ async fn a_stopped_daemon_leaves_no_database_connection_open() {
 /// `COMMIT` to the server and then cuts the client's connection before the
 /// answer comes back: the commit happens, and the client is told only that
 /// its connection failed. That is what a network fault or a server
-/// restart during `COMMIT` does, made to happen on cue.
+/// restart during `COMMIT` does, made to happen on cue. With `only`, the
+/// next `COMMIT` of a transaction that ran a statement containing it.
 struct CommitCutter {
     port: u16,
     armed: std::sync::Arc<std::sync::atomic::AtomicBool>,
@@ -205,7 +206,7 @@ struct CommitCutter {
 }
 
 impl CommitCutter {
-    async fn start(upstream: std::net::SocketAddr) -> CommitCutter {
+    async fn start(upstream: std::net::SocketAddr, only: Option<&'static str>) -> CommitCutter {
         use std::sync::Arc;
         use std::sync::atomic::{AtomicBool, AtomicUsize};
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
@@ -220,7 +221,7 @@ impl CommitCutter {
                 let Ok(server) = tokio::net::TcpStream::connect(upstream).await else {
                     continue;
                 };
-                tokio::spawn(Self::pipe(client, server, a.clone(), c.clone()));
+                tokio::spawn(Self::pipe(client, server, a.clone(), c.clone(), only));
             }
         });
         CommitCutter { port, armed, cuts }
@@ -228,13 +229,21 @@ impl CommitCutter {
 
     /// Server to client as bytes; client to server message by message
     /// (the protocol's startup messages have no type byte, every later one
-    /// has), watching for a simple-query `COMMIT`.
+    /// has), watching for a simple-query `COMMIT`, and, for `only`, for the
+    /// statements the transaction runs: a `Parse` names a statement's SQL,
+    /// a `Bind` runs a statement by name (sqlx prepares each once).
     async fn pipe(
         client: tokio::net::TcpStream,
         server: tokio::net::TcpStream,
         armed: std::sync::Arc<std::sync::atomic::AtomicBool>,
         cuts: std::sync::Arc<std::sync::atomic::AtomicUsize>,
+        only: Option<&'static str>,
     ) {
+        let mut statements: std::collections::HashMap<Vec<u8>, bool> =
+            std::collections::HashMap::new();
+        let mut touched = only.is_none();
+        let mentions =
+            |sql: &[u8]| only.is_some_and(|o| sql.windows(o.len()).any(|w| w == o.as_bytes()));
         use std::sync::atomic::Ordering;
         use tokio::io::{AsyncReadExt, AsyncWriteExt};
         let (mut cr, mut cw) = client.into_split();
@@ -277,10 +286,30 @@ impl CommitCutter {
             if sw.write_all(&msg).await.is_err() {
                 break;
             }
+            let mut parts = body.split(|b| *b == 0);
+            match kind {
+                Some(b'P') => {
+                    let (name, sql) = (parts.next().unwrap_or_default(), parts.next());
+                    statements.insert(name.to_vec(), sql.is_some_and(mentions));
+                }
+                Some(b'B') => {
+                    let statement = parts.nth(1).unwrap_or_default();
+                    touched |= statements.get(statement).copied().unwrap_or(false);
+                }
+                Some(b'Q') if body.starts_with(b"ROLLBACK") => touched = only.is_none(),
+                Some(b'Q') => touched |= mentions(&body),
+                _ => {}
+            }
             let commit = kind == Some(b'Q')
                 && body
                     .strip_suffix(&[0])
                     .is_some_and(|q| q.trim_ascii().eq_ignore_ascii_case(b"COMMIT"));
+            if commit && !touched {
+                continue;
+            }
+            if commit && only.is_some() {
+                touched = false;
+            }
             if commit && armed.swap(false, Ordering::SeqCst) {
                 // The server has the COMMIT; the client never hears back.
                 down.abort();
@@ -295,16 +324,44 @@ impl CommitCutter {
     }
 }
 
-/// A batch whose commit reported an error but happened (the connection
-/// lost during `COMMIT`) is scored and alerted: its messages were not
-/// acked, the device's resend is a duplicate that feeds nothing to
-/// scoring, so only the intake's check after the failed commit takes its
-/// readings up (hazard AL-25).
-#[tokio::test]
-async fn a_batch_whose_commit_was_cut_off_but_happened_is_scored_and_alerted() {
-    let Some(url) = pg::fresh_database().await else {
-        return;
-    };
+/// Two readings stored, each scored once, and one NEWS2 alert fired once.
+async fn stored_once(app: &TestApp, patient: i64) {
+    let scores = app
+        .get_json(&format!("/api/v1/patients/{patient}/scores"))
+        .await;
+    assert_eq!(
+        scores.as_array().map(Vec::len),
+        Some(2),
+        "one score per reading: {scores}"
+    );
+    let alerts = app.get_json("/api/v1/alerts").await;
+    let news2: Vec<&serde_json::Value> = alerts
+        .as_array()
+        .expect("alerts")
+        .iter()
+        .filter(|a| a["rule_id"] == "news2")
+        .collect();
+    assert_eq!(
+        (news2.len(), news2[0]["count"].as_i64()),
+        (1, Some(1)),
+        "{alerts}"
+    );
+}
+
+/// A daemon on a fresh database reached through a [`CommitCutter`], a
+/// patient with a hub whose first, normal set is stored and scored (every
+/// write of the daemon's done), then the cutter armed and a high set sent:
+/// RR 25 (3) + SpO2 91 (3) + pulse 131 (3). `None` without PostgreSQL.
+async fn high_set_behind_a_commit_cutter(
+    only: Option<&'static str>,
+) -> Option<(
+    TestApp,
+    CommitCutter,
+    crate::helpers::WsClient,
+    i64,
+    crate::helpers::TestDevice,
+)> {
+    let url = pg::fresh_database().await?;
     // postgres://postgres@127.0.0.1:PORT/DB → the same through the cutter.
     let (head, db) = url.rsplit_once('/').expect("database in url");
     let upstream: std::net::SocketAddr = head
@@ -313,7 +370,7 @@ async fn a_batch_whose_commit_was_cut_off_but_happened_is_scored_and_alerted() {
         .1
         .parse()
         .expect("host:port");
-    let cutter = CommitCutter::start(upstream).await;
+    let cutter = CommitCutter::start(upstream, only).await;
     let proxied = format!(
         "postgres://postgres@127.0.0.1:{}/{db}?sslmode=disable",
         cutter.port
@@ -321,18 +378,29 @@ async fn a_batch_whose_commit_was_cut_off_but_happened_is_scored_and_alerted() {
     let app = TestApp::spawn_on(Some(proxied)).await;
     let mut ws = app.ws(&app.token).await;
     let (patient, mut dev) = app.patient_with_device().await;
-
-    // A normal set, scored: every write of the daemon's is done.
     dev.publish_obs(1, vitals(16, 97, 70)).await;
     assert_ack(&dev.next_cmd().await, &[1]);
     assert_eq!(ws.next_event("score").await["patient_id"], patient);
-
-    // RR 25 (3) + SpO2 91 (3) + pulse 131 (3): high. Its batch's COMMIT
-    // reaches the server and the answer is cut off.
     cutter
         .armed
         .store(true, std::sync::atomic::Ordering::SeqCst);
     dev.publish_obs(2, vitals(25, 91, 131)).await;
+    Some((app, cutter, ws, patient, dev))
+}
+
+/// A batch whose commit reported an error but happened (the connection
+/// lost during `COMMIT`) is scored and alerted: its messages were not
+/// acked, the device's resend is a duplicate that feeds nothing to
+/// scoring, so only the intake's check after the failed commit takes its
+/// readings up (hazard AL-25).
+#[tokio::test]
+async fn a_batch_whose_commit_was_cut_off_but_happened_is_scored_and_alerted() {
+    // The high set's batch: its COMMIT reaches the server, the answer is
+    // cut off.
+    let Some((app, cutter, mut ws, patient, mut dev)) = high_set_behind_a_commit_cutter(None).await
+    else {
+        return;
+    };
     let alert = ws.next_alert_event("alert", "news2").await;
     assert_eq!(
         (
@@ -362,24 +430,40 @@ async fn a_batch_whose_commit_was_cut_off_but_happened_is_scored_and_alerted() {
     }
     let s = app.stats().await;
     assert_eq!(s.obs_messages, 2);
-    let scores = app
-        .get_json(&format!("/api/v1/patients/{patient}/scores"))
-        .await;
+    stored_once(&app, patient).await;
+}
+
+/// A scoring pass whose commit reported an error but happened (the
+/// connection lost during the worker's `COMMIT`) is not stored again: one
+/// score per reading, the alert raised once with count 1, and pushed to
+/// dashboards as raised, as the commit's answer would have (hazard AL-27).
+#[tokio::test]
+async fn a_scoring_pass_whose_commit_was_cut_off_but_happened_is_not_stored_twice() {
+    // The high set's scoring pass: the worker's transaction (its scores
+    // and the alert) reaches the server's COMMIT, the answer is cut off.
+    let Some((app, cutter, mut ws, patient, mut dev)) =
+        high_set_behind_a_commit_cutter(Some("INSERT INTO scores")).await
+    else {
+        return;
+    };
+    assert_ack(&dev.next_cmd().await, &[2]);
+    // Its scores and the alert were stored by the time it is pushed.
+    let alert = loop {
+        let ev = ws.next_event_of(&["alert", "alert_update"]).await;
+        if ev["alert"]["rule_id"] == "news2" {
+            break ev;
+        }
+    };
     assert_eq!(
-        scores.as_array().map(Vec::len),
-        Some(2),
-        "one score per reading: {scores}"
+        (
+            cutter.cuts.load(std::sync::atomic::Ordering::SeqCst),
+            alert["type"].as_str(),
+            alert["alert"]["rule_id"].as_str(),
+            alert["alert"]["severity"].as_str(),
+            alert["alert"]["count"].as_i64()
+        ),
+        (1, Some("alert"), Some("news2"), Some("high"), Some(1)),
+        "{alert}"
     );
-    let alerts = app.get_json("/api/v1/alerts").await;
-    let news2: Vec<&serde_json::Value> = alerts
-        .as_array()
-        .expect("alerts")
-        .iter()
-        .filter(|a| a["rule_id"] == "news2")
-        .collect();
-    assert_eq!(
-        (news2.len(), news2[0]["count"].as_i64()),
-        (1, Some(1)),
-        "{alerts}"
-    );
+    stored_once(&app, patient).await;
 }

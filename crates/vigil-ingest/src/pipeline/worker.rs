@@ -38,6 +38,10 @@ pub(super) struct Worker {
     /// The episodes open at the first patient sync and not yet taken into
     /// the engine: taking them in announces no admission.
     active_at_start: Option<BTreeSet<i64>>,
+    /// The worker's progress as last known stored (read at each catch-up,
+    /// moved by each pass that stored): tells whether a pass whose commit
+    /// reported an error happened all the same.
+    stored_progress: i64,
     client: AsyncClient,
     store: Arc<dyn Store>,
     events: vigil_store::LiveHub,
@@ -173,6 +177,7 @@ impl Worker {
             next_sync: tokio::time::Instant::now(),
             moved_devices: Vec::new(),
             active_at_start: None,
+            stored_progress: 0,
             client,
             store,
             events,
@@ -279,6 +284,7 @@ impl Worker {
     async fn catch_up(&mut self) -> Result<usize, vigil_store::StoreError> {
         const CHUNK: i64 = 10_000;
         let mut after = self.store.worker_progress().await?;
+        self.stored_progress = self.stored_progress.max(after);
         let mut taken = 0;
         loop {
             let rows = self.store.observations_after(after, CHUNK).await?;
@@ -1523,12 +1529,23 @@ impl Worker {
             .await
         {
             Ok(fired) => {
+                if let Some(id) = progress {
+                    self.stored_progress = self.stored_progress.max(id);
+                }
                 // Alerts first: a dashboard reads its events in order, and
                 // a pass's scores are one event per patient scored, a ward's
                 // worth that an alert would otherwise wait behind.
                 for (alert, outcome) in fired.into_iter().flatten() {
                     self.announce(alert, outcome, received);
                 }
+                self.push_scores(rows, pushes);
+            }
+            Err(e) if self.pass_was_stored(progress).await => {
+                // The commit happened (PostgreSQL losing the connection
+                // while it commits): storing the pass again would write
+                // every score twice and count every firing again.
+                tracing::warn!(error = %e, scores = rows.len(), firings = firings.len(), "a pass's commit reported an error but happened; its scores and alerts are stored");
+                self.announce_stored_firings(&firings, received).await;
                 self.push_scores(rows, pushes);
             }
             Err(e) => {
@@ -1549,6 +1566,76 @@ impl Worker {
                 {
                     tracing::error!(error = %e, "storing the worker's progress failed; a restart scores this pass's readings again");
                 }
+            }
+        }
+    }
+
+    /// After a pass's commit reported an error: `true` if it happened all
+    /// the same, read from the worker's progress, which the pass's own
+    /// transaction moved past where it stood. A pass without progress (the
+    /// engine's timers), or whose progress the store already held, cannot
+    /// tell, and is taken as not stored (its scores may then be written
+    /// twice, never lost).
+    async fn pass_was_stored(&mut self, progress: Option<i64>) -> bool {
+        let Some(id) = progress.filter(|id| *id > self.stored_progress) else {
+            return false;
+        };
+        match self.store.worker_progress().await {
+            Ok(at) if at >= id => {
+                self.stored_progress = at;
+                true
+            }
+            Ok(_) => false,
+            Err(e) => {
+                tracing::warn!(error = %e, "cannot read the worker's progress after a failed commit; storing the pass apart");
+                false
+            }
+        }
+    }
+
+    /// Push the live alerts a stored pass's firings raised or updated, as
+    /// its commit's answer would have: raised if the worker did not know
+    /// the rule live for the patient before, updated if it did (by the
+    /// alert's count when the worker holds no list of the patient's).
+    async fn announce_stored_firings(
+        &self,
+        firings: &[vigil_store::BatchFiring],
+        received: chrono::DateTime<Utc>,
+    ) {
+        let mut by_patient: BTreeMap<(i64, i64), BTreeSet<&str>> = BTreeMap::new();
+        for f in firings {
+            by_patient
+                .entry((f.firing.ward_id, f.firing.patient_id))
+                .or_default()
+                .insert(f.firing.rule_id.as_str());
+        }
+        for ((ward, patient), rules) in by_patient {
+            let live = match self.store.alerts_list(&[ward], None, Some(patient)).await {
+                Ok(a) => a,
+                Err(e) => {
+                    tracing::error!(error = %e, patient, "cannot read a stored pass's alerts; open dashboards show them at their next load");
+                    continue;
+                }
+            };
+            let known: Option<BTreeSet<String>> = self
+                .open_rules
+                .lock()
+                .ok()
+                .and_then(|o| o.get(&patient).cloned());
+            for alert in live
+                .into_iter()
+                .filter(|a| a.status != AlertStatus::Resolved && rules.contains(a.rule_id.as_str()))
+            {
+                // Not known either way: an alert fired once was raised now.
+                let updated = known
+                    .as_ref()
+                    .map_or(alert.count > 1, |k| k.contains(&alert.rule_id));
+                let outcome = if updated {
+                    FiringOutcome::Updated
+                } else {
+                    FiringOutcome::Raised
+                };
+                self.announce(alert, outcome, received);
             }
         }
     }
