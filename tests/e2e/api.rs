@@ -164,6 +164,79 @@ async fn only_admins_admit_and_provision() {
     );
 }
 
+/// One person is admitted once at a time (hazard TS-22): a second
+/// admission of an NHS number with an open episode, however it is spaced,
+/// is refused with 409 naming the patient who has it, and admits nobody;
+/// once discharged, the person can be admitted again.
+#[tokio::test]
+async fn an_nhs_number_already_admitted_is_refused_until_discharged() {
+    let app = TestApp::spawn().await;
+    let number = crate::helpers::nhs_number();
+    let admit = |nhs: String| {
+        app.post(
+            "/api/v1/patients",
+            json!({"ward": app.ward, "name": "Ann", "nhs_number": nhs, "pathway": "copd"}),
+        )
+        .send()
+    };
+    let r = admit(number.clone()).await.expect("post");
+    assert_eq!(r.status(), 201);
+    let first = r.json::<serde_json::Value>().await.expect("json")["id"]
+        .as_i64()
+        .expect("id");
+    let spaced = format!("{} {} {}", &number[..3], &number[3..6], &number[6..]);
+    let r = admit(spaced).await.expect("post");
+    assert_eq!(r.status(), 409);
+    let body: serde_json::Value = r.json().await.expect("json");
+    assert_eq!(body["error"]["code"], "conflict", "{body}");
+    let message = body["error"]["message"].as_str().unwrap_or_default();
+    assert!(
+        message.contains("nhs_number") && message.contains(&format!("patient {first}")),
+        "{body}"
+    );
+    let listed = app.get_json("/api/v1/patients").await;
+    assert_eq!(listed.as_array().map(Vec::len), Some(1), "{listed}");
+
+    app.discharge(first).await;
+    let r = admit(number).await.expect("post");
+    assert_eq!(r.status(), 201, "admitted again after the discharge");
+}
+
+/// The simulator admits a ward twice over on the same daemon (a second
+/// `devsim` run with the same seed draws the same NHS numbers): each
+/// number already admitted moves to the next free one, and every simulated
+/// patient is admitted.
+#[tokio::test]
+async fn the_simulator_admits_a_second_ward_whose_numbers_are_taken() {
+    let app = TestApp::spawn().await;
+    let api = vigil_devsim::http::Api::new(&app.http, &app.token);
+    let mut ids = Vec::new();
+    for run in ["First", "Second"] {
+        let mut rng = vigil_devsim::rng::SimRng::seeded(7);
+        let admitted = vigil_devsim::load::admit(&api, &app.ward, run, 4, &["hub"], 2, &mut rng)
+            .await
+            .expect("admitted");
+        ids.extend(admitted.into_iter().map(|a| a.patient_id));
+    }
+    let listed = app.get_json("/api/v1/patients").await;
+    let mut numbers = std::collections::BTreeSet::new();
+    for id in &ids {
+        let p = app
+            .store
+            .patient_get(*id)
+            .await
+            .expect("store")
+            .expect("patient");
+        assert!(p.episode.is_some_and(|e| e.discharged_at.is_none()), "{id}");
+        numbers.insert(p.nhs_number);
+    }
+    assert_eq!(
+        (ids.len(), numbers.len(), listed.as_array().map(Vec::len)),
+        (8, 8, Some(8)),
+        "{listed}"
+    );
+}
+
 #[tokio::test]
 async fn patient_list_shows_latest_readings_and_discharge_removes_the_patient() {
     let app = TestApp::spawn().await;

@@ -176,8 +176,9 @@ async fn admin_commands_work_against_a_running_daemon() {
         "an expired token is refused"
     );
 
-    let bad = run(
-        &[
+    // `patient admit` on Ward C, pathway copd, with `extra` arguments.
+    let admit = |nhs: &str, extra: &[&str]| {
+        let mut args = vec![
             "patient",
             "admit",
             "--ward",
@@ -185,36 +186,34 @@ async fn admin_commands_work_against_a_running_daemon() {
             "--name",
             "P",
             "--nhs-number",
-            "9434765918",
+            nhs,
             "--pathway",
             "copd",
-        ],
-        None,
-    );
+        ];
+        args.extend_from_slice(extra);
+        run(&args, None)
+    };
+    let bad = admit("9434765918", &[]);
     assert_eq!(
         bad.status.code(),
         Some(2),
         "an invalid NHS number is a usage error"
     );
 
-    let p = json_out(&run(
-        &[
-            "patient",
-            "admit",
-            "--ward",
-            "Ward C",
-            "--name",
-            "P",
-            "--nhs-number",
-            "9434765919",
-            "--pathway",
-            "copd",
-            "--spo2-scale",
-            "2",
-        ],
-        None,
-    ));
+    let p = json_out(&admit("9434765919", &["--spo2-scale", "2"]));
     let pid = p["id"].as_i64().expect("id");
+    // The same person again while admitted: refused, one line naming why.
+    let twice = admit("943 476 5919", &[]);
+    let err = String::from_utf8_lossy(&twice.stderr);
+    assert_eq!(
+        (twice.status.code(), err.trim().lines().count()),
+        (Some(2), 1),
+        "{err}"
+    );
+    assert!(
+        err.contains("nhs_number") && err.contains(&format!("patient {pid}")),
+        "{err}"
+    );
     let d = json_out(&run(
         &[
             "device",

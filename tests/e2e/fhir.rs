@@ -205,6 +205,15 @@ fn readings(rr: i64, spo2: i64, pulse: i64) -> Value {
 /// A patient with: a partial score, a full set that raises a NEWS2 alert
 /// (RR 22 → 2, SpO2 94 → 1, pulse 112 → 2: medium), and a heart rate
 /// measured two hours ago that arrived late.
+async fn nhs_number_of(app: &TestApp, patient: i64) -> String {
+    app.store
+        .patient_get(patient)
+        .await
+        .expect("store")
+        .expect("patient")
+        .nhs_number
+}
+
 async fn ward_with_history(app: &TestApp) -> (i64, TestDevice) {
     let mut ws = app.ws(&app.token).await;
     let (patient, mut dev) = app.patient_with_device().await;
@@ -235,7 +244,8 @@ async fn every_fhir_resource_vigil_emits_passes_an_independent_r4_validator_and_
         p["identifier"][0]["system"],
         "https://fhir.nhs.uk/Id/nhs-number"
     );
-    assert_eq!(p["identifier"][0]["value"], "9434765919");
+    let nhs_number = nhs_number_of(&app, patient).await;
+    assert_eq!(p["identifier"][0]["value"], nhs_number.as_str());
     assert_eq!(
         p["meta"]["profile"][0],
         "https://fhir.hl7.org.uk/StructureDefinition/UKCore-Patient"
@@ -603,6 +613,7 @@ async fn observation_search_filters_by_code_and_date() {
 async fn fhir_needs_credentials_and_hides_other_wards_patients() {
     let app = TestApp::spawn().await;
     let (patient, _dev) = ward_with_history(&app).await;
+    let nhs_number = nhs_number_of(&app, patient).await;
     let (_, episodes) = fhir(&app, &format!("/fhir/r4/EpisodeOfCare?patient={patient}")).await;
     let eid = entries(&episodes)[0]["id"]
         .as_str()
@@ -660,7 +671,7 @@ async fn fhir_needs_credentials_and_hides_other_wards_patients() {
         let oo: Value = r.json().await.expect("json");
         assert_eq!(oo["issue"][0]["code"], "not-found", "{route}");
         assert!(
-            !oo.to_string().contains("9434765919") && !oo.to_string().contains("Test Patient"),
+            !oo.to_string().contains(&nhs_number) && !oo.to_string().contains("Test Patient"),
             "{oo}"
         );
     }

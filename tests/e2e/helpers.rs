@@ -245,7 +245,7 @@ impl TestApp {
     /// Admit a patient through the API; returns its id.
     pub async fn admit(&self, pathway: &str) -> i64 {
         let r = self
-            .post("/api/v1/patients", json!({"ward": self.ward, "name": "Test Patient", "nhs_number": "9434765919", "pathway": pathway}))
+            .post("/api/v1/patients", json!({"ward": self.ward, "name": "Test Patient", "nhs_number": nhs_number(), "pathway": pathway}))
             .send()
             .await
             .expect("admit");
@@ -690,6 +690,14 @@ impl WsClient {
             .await
             .unwrap_or_else(|| panic!("a websocket {kind} event arrives"))
     }
+}
+
+/// A valid NHS number in the test range, new at each call: one person is
+/// admitted once at a time (hazard TS-22), so each admission of a test is
+/// someone else. Above the demo's numbers.
+pub fn nhs_number() -> String {
+    static NEXT: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(50_000);
+    vigil_store::nhs::test_range(NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed))
 }
 
 /// Assert `cmd` is an ack naming exactly `seqs`.

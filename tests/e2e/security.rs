@@ -40,8 +40,7 @@ async fn cookie_authenticated_writes_need_the_csrf_token() {
         .as_str()
         .expect("csrf token in the login body")
         .to_string();
-    let admit =
-        json!({"ward": app.ward, "name": "P", "nhs_number": "9434765919", "pathway": "general"});
+    let admit = json!({"ward": app.ward, "name": "P", "nhs_number": crate::helpers::nhs_number(), "pathway": "general"});
 
     let r = c
         .post(format!("{}/api/v1/patients", app.http))
@@ -81,8 +80,10 @@ async fn cookie_authenticated_writes_need_the_csrf_token() {
         .expect("json");
     assert_eq!(me["csrf_token"].as_str(), Some(csrf.as_str()));
     // Bearer tokens are not ambient credentials: no CSRF token needed.
+    // (Someone else: the first is admitted now.)
+    let someone_else = json!({"ward": app.ward, "name": "Q", "nhs_number": crate::helpers::nhs_number(), "pathway": "general"});
     assert_eq!(
-        app.post("/api/v1/patients", admit)
+        app.post("/api/v1/patients", someone_else)
             .send()
             .await
             .expect("post")

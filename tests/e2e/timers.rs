@@ -48,7 +48,7 @@ pub(crate) async fn quick_patient(
     let r = app
         .post(
             "/api/v1/patients",
-            json!({"ward": app.ward, "name": "Q", "nhs_number": "9434765919", "pathway": "quick"}),
+            json!({"ward": app.ward, "name": "Q", "nhs_number": crate::helpers::nhs_number(), "pathway": "quick"}),
         )
         .send()
         .await

@@ -64,7 +64,7 @@ async fn main() -> Result<()> {
     let admit = |i: u32| NewPatient {
         ward_id: ward.id,
         name: format!("P{i}"),
-        nhs_number: "9434765919".into(),
+        nhs_number: vigil_store::nhs::test_range(i),
         pathway: "general".into(),
         spo2_scale: 1,
         spo2_scale_set_by: None,

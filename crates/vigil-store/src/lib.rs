@@ -25,6 +25,7 @@ pub mod downsample;
 pub mod error;
 pub mod live;
 pub mod model;
+pub mod nhs;
 pub mod postgres;
 pub mod scoring;
 pub mod secrets;
@@ -34,6 +35,14 @@ use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 
 pub use error::StoreError;
+
+/// The refusal of an admission whose NHS number is admitted already, as
+/// patient `other` ([`Store::patient_admit`]).
+pub fn already_admitted(other: i64) -> StoreError {
+    StoreError::Conflict(format!(
+        "nhs_number: already admitted as patient {other}; discharge them first"
+    ))
+}
 pub use live::LiveHub;
 pub use model::*;
 pub use postgres::PgStore;
@@ -71,6 +80,11 @@ pub trait Store: Send + Sync + 'static {
     async fn token_revoke(&self, token_hash: &str, now: DateTime<Utc>) -> Result<bool>;
 
     // --- patients and episodes -------------------------------------------
+    /// Admit a new patient (a new record and its open episode). Refused
+    /// with [`StoreError::Conflict`] ([`already_admitted`]) while a patient
+    /// with the same NHS number has an open episode: one person admitted
+    /// twice would have their readings, scores and alerts split between
+    /// two records, each scoring part of them (hazard TS-22).
     async fn patient_admit(&self, p: NewPatient) -> Result<i64>;
     /// Close the patient's open episode, unassign their devices, and
     /// resolve their live alerts (outcome [`DISCHARGED`], by `actor`, each

@@ -745,6 +745,23 @@ impl Store for PgStore {
 
     async fn patient_admit(&self, p: NewPatient) -> Result<i64> {
         let mut tx = self.pool.begin().await?;
+        // One open admission per person: admissions of one NHS number take
+        // turns (a transaction-scoped lock on its hash), so two racing ones
+        // cannot both find none open.
+        sqlx::query("SELECT pg_advisory_xact_lock(hashtext('vigil-admit:' || $1))")
+            .bind(&p.nhs_number)
+            .execute(&mut *tx)
+            .await?;
+        let open: Option<i64> = sqlx::query_scalar(
+            "SELECT p.id FROM patients p JOIN episodes e ON e.patient_id = p.id
+             WHERE p.nhs_number = $1 AND e.discharged_at IS NULL LIMIT 1",
+        )
+        .bind(&p.nhs_number)
+        .fetch_optional(&mut *tx)
+        .await?;
+        if let Some(other) = open {
+            return Err(crate::already_admitted(other));
+        }
         let now = ts(p.admitted_at);
         let id: i64 = sqlx::query_scalar(
             "INSERT INTO patients (ward_id, name, nhs_number, created_at) VALUES ($1, $2, $3, $4) RETURNING id",

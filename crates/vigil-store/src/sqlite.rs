@@ -253,6 +253,10 @@ const EPISODE_SETTINGS: &str =
 /// value_num, value_text, unit, measured_at, received_at, device_id, seq.
 /// The worker's progress moves only up (a pass that failed and was stored
 /// apart may report after a later one).
+/// The patient with an open episode and this NHS number, if any.
+const OPEN_ADMISSION: &str = "SELECT p.id FROM patients p JOIN episodes e ON e.patient_id = p.id
+     WHERE p.nhs_number = ?1 AND e.discharged_at IS NULL LIMIT 1";
+
 const PROGRESS_UPDATE: &str =
     "UPDATE worker_progress SET observation_id = MAX(observation_id, ?1) WHERE id = 1";
 
@@ -800,6 +804,15 @@ impl Store for SqliteStore {
     async fn patient_admit(&self, p: NewPatient) -> Result<i64> {
         let _write = self.write.lock().await;
         let mut tx = self.pool.begin_with("BEGIN IMMEDIATE").await?;
+        // One open admission per person (the write lock keeps a racing
+        // admission out between the check and the insert).
+        let open: Option<i64> = sqlx::query_scalar(OPEN_ADMISSION)
+            .bind(&p.nhs_number)
+            .fetch_optional(&mut *tx)
+            .await?;
+        if let Some(other) = open {
+            return Err(crate::already_admitted(other));
+        }
         let now = ts(p.admitted_at);
         let id = sqlx::query(
             "INSERT INTO patients (ward_id, name, nhs_number, created_at) VALUES (?, ?, ?, ?)",
@@ -1939,7 +1952,7 @@ mod tests {
         s.patient_admit(NewPatient {
             ward_id: w.id,
             name: "P".into(),
-            nhs_number: "9434765919".into(),
+            nhs_number: crate::nhs::test_range_for("P"),
             pathway: "general".into(),
             spo2_scale: 1,
             spo2_scale_set_by: None,

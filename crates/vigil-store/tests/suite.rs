@@ -42,6 +42,7 @@ both_backends!(
     tokens_expire_strictly_and_revoke_once,
     idle_sessions_expire_and_api_tokens_do_not,
     admit_opens_one_episode_and_discharge_closes_it,
+    an_nhs_number_is_admitted_once_at_a_time,
     admit_with_a_bad_scale_writes_nothing,
     devices_provision_assign_route_and_revoke,
     revoked_devices_are_listed_since_a_time,
@@ -103,7 +104,7 @@ fn new_patient(ward_id: i64, name: &str) -> NewPatient {
     NewPatient {
         ward_id,
         name: name.into(),
-        nhs_number: "9434765919".into(),
+        nhs_number: vigil_store::nhs::test_range_for(name),
         pathway: "copd".into(),
         spo2_scale: 1,
         spo2_scale_set_by: None,
@@ -393,6 +394,56 @@ async fn idle_sessions_expire_and_api_tokens_do_not(s: &dyn Store) {
 
 // --- patients and episodes -------------------------------------------------
 
+/// One open admission per NHS number (hazard TS-22), on any ward; the
+/// same person can be admitted again once discharged. Admissions racing
+/// each other (each its own transaction) let exactly one through.
+async fn an_nhs_number_is_admitted_once_at_a_time(s: &dyn Store) {
+    let w = ward(s, "W").await;
+    let other_ward = ward(s, "Other").await;
+    let ann = admit(s, w, "Ann").await;
+    let again = NewPatient {
+        ward_id: other_ward,
+        name: "Ann again".into(),
+        ..new_patient(other_ward, "Ann")
+    };
+    match s.patient_admit(again.clone()).await {
+        Err(StoreError::Conflict(m)) => {
+            assert!(m.contains(&format!("patient {ann}")), "{m}")
+        }
+        other => panic!("a second open admission: {other:?}"),
+    }
+    // Another person is not held up.
+    admit(s, w, "Bob").await;
+    s.patient_discharge(ann, "admin", t(9, 0))
+        .await
+        .expect("discharge");
+    let back = s
+        .patient_admit(again.clone())
+        .await
+        .expect("admitted again");
+    assert_ne!(back, ann, "a new record, as before");
+    s.patient_discharge(back, "admin", t(9, 30))
+        .await
+        .expect("discharge");
+
+    // Open the connections first (PostgreSQL), so that the admissions
+    // overlap rather than wait, one by one, for a connection each.
+    futures::future::join_all((0..8).map(|_| s.stats())).await;
+    let racing = futures::future::join_all((0..8).map(|_| s.patient_admit(again.clone()))).await;
+    let (ok, conflict): (Vec<_>, Vec<_>) = racing.iter().partition(|r| r.is_ok());
+    assert_eq!(
+        (ok.len(), conflict.len()),
+        (1, 7),
+        "one admission of eight at once: {racing:?}"
+    );
+    assert!(
+        conflict
+            .iter()
+            .all(|r| matches!(r, Err(StoreError::Conflict(_)))),
+        "{racing:?}"
+    );
+}
+
 async fn admit_opens_one_episode_and_discharge_closes_it(s: &dyn Store) {
     let w = ward(s, "W").await;
     let p = s
@@ -406,7 +457,12 @@ async fn admit_opens_one_episode_and_discharge_closes_it(s: &dyn Store) {
     let d = s.patient_get(p).await.expect("get").expect("patient");
     assert_eq!(
         (d.id, d.ward_id, d.name.as_str(), d.nhs_number.as_str()),
-        (p, w, "Ann", "9434765919")
+        (
+            p,
+            w,
+            "Ann",
+            vigil_store::nhs::test_range_for("Ann").as_str()
+        )
     );
     let ep = d.episode.expect("episode");
     assert_eq!(

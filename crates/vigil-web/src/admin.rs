@@ -17,6 +17,10 @@ use vigil_store::{NewDevice, NewPatient, NewToken, NewUser, Role, Store, StoreEr
 pub enum AdminError {
     #[error("{0}")]
     Invalid(String),
+    /// The request is valid but the records refuse it (an NHS number with
+    /// an open admission); the message names what to do.
+    #[error("{0}")]
+    Conflict(String),
     #[error(transparent)]
     Store(#[from] StoreError),
 }
@@ -114,7 +118,11 @@ pub async fn admit(
             spo2_scale_set_by: req.spo2_scale.map(|_| by.to_string()),
             admitted_at: now,
         })
-        .await?;
+        .await
+        .map_err(|e| match e {
+            StoreError::Conflict(m) => AdminError::Conflict(m),
+            other => other.into(),
+        })?;
     Ok(id)
 }
 

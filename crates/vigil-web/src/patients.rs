@@ -472,7 +472,7 @@ pub(crate) struct Discharged {
         (status = 201, description = "Admitted", body = Admitted),
         (status = 401, description = "No or bad credentials", body = ErrorBody),
         (status = 403, description = "Not an admin, or a cookie session without the CSRF header", body = ErrorBody),
-        (status = 409, description = "Conflicts with an existing record (the NHS number is already registered)", body = ErrorBody),
+        (status = 409, description = "The NHS number is already admitted (a patient with it has an open episode): discharge them first", body = ErrorBody),
         (status = 422, description = "Bad body: unknown ward or pathway, bad NHS number, empty name, SpO2 scale not 1 or 2", body = ErrorBody),
     )
 )]
@@ -585,6 +585,7 @@ pub(crate) async fn discharge(
 pub fn admin_error(e: AdminError) -> ApiError {
     match e {
         AdminError::Invalid(m) => ApiError::Invalid(m),
+        AdminError::Conflict(m) => ApiError::Conflict(m),
         AdminError::Store(s) => s.into(),
     }
 }

@@ -144,7 +144,7 @@ fn store_err(e: vigil_store::StoreError) -> Failure {
 
 fn admin_err(e: AdminError) -> Failure {
     match e {
-        AdminError::Invalid(m) => Failure::Usage(m),
+        AdminError::Invalid(m) | AdminError::Conflict(m) => Failure::Usage(m),
         AdminError::Store(s) => store_err(s),
     }
 }

@@ -156,16 +156,24 @@ async fn setup_ward(store: &dyn Store, n: u32) -> anyhow::Result<Vec<SimPatient>
         .ok_or_else(|| anyhow::anyhow!("demo ward missing"))?;
     let mut existing = store.patients_list(&[ward.id]).await?;
     let now = Utc::now();
+    // A number is taken while its patient is admitted (hazard TS-22): after
+    // a discharge on a kept data folder, the next number may be a listed
+    // patient's, so a taken one moves on to the next.
+    let mut number = existing.len() as u32 + 1;
     while existing.len() < n as usize {
         let i = existing.len();
         let req = AdmitRequest {
             ward: ward.id.to_string(),
             name: format!("Demo patient {:02}", i + 1),
-            nhs_number: demo_nhs_number(i as u32 + 1),
+            nhs_number: demo_nhs_number(number),
             pathway: demo_spec(i, DEMO_SPOT_PER_DAY, 0).pathway,
             spo2_scale: None,
         };
-        admin::admit(store, req, "vigil-demo", now).await?;
+        number += 1;
+        match admin::admit(store, req, "vigil-demo", now).await {
+            Err(admin::AdminError::Conflict(_)) => continue,
+            done => done?,
+        };
         existing = store.patients_list(&[ward.id]).await?;
     }
     let mut patients = Vec::new();
@@ -197,28 +205,49 @@ async fn setup_ward(store: &dyn Store, n: u32) -> anyhow::Result<Vec<SimPatient>
 }
 
 /// A valid NHS number in the 999 range, which is never issued to real
-/// people (NHS Digital reserves it for testing).
+/// people (NHS England reserves it for testing).
 pub fn demo_nhs_number(i: u32) -> String {
-    (0..10)
-        .map(|k| format!("999{:06}", i * 10 + k))
-        .find_map(|nine| {
-            let sum: u32 = nine
-                .chars()
-                .zip((2..=10).rev())
-                .map(|(c, w)| c.to_digit(10).unwrap_or(0) * w)
-                .sum();
-            match 11 - sum % 11 {
-                10 => None,
-                11 => Some(format!("{nine}0")),
-                c => Some(format!("{nine}{c}")),
-            }
-        })
-        .unwrap_or_else(|| "9990000018".into())
+    vigil_store::nhs::test_range(i)
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// A kept data folder whose demo ward had a patient discharged: the
+    /// next start admits a new patient up to the count, under a number no
+    /// listed patient holds (hazard TS-22 refuses a number in use).
+    #[tokio::test]
+    async fn a_restart_after_a_discharge_fills_the_ward_under_free_numbers() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let store = vigil_store::connect(&format!(
+            "sqlite://{}",
+            dir.path().join("demo.db").display()
+        ))
+        .await
+        .expect("store");
+        store.ward_add(WARD).await.expect("ward");
+        let first = setup_ward(store.as_ref(), 3).await.expect("first start");
+        assert_eq!(first.len(), 3);
+        let ward = store.ward_find(WARD).await.expect("ward").expect("ward");
+        let listed = store.patients_list(&[ward.id]).await.expect("list");
+        store
+            .patient_discharge(listed[0].id, "admin", Utc::now())
+            .await
+            .expect("discharge");
+        let again = setup_ward(store.as_ref(), 3).await.expect("second start");
+        assert_eq!(again.len(), 3);
+        let mut numbers = std::collections::BTreeSet::new();
+        for p in store.patients_list(&[ward.id]).await.expect("list") {
+            let d = store
+                .patient_get(p.id)
+                .await
+                .expect("get")
+                .expect("patient");
+            numbers.insert(d.nhs_number);
+        }
+        assert_eq!(numbers.len(), 3, "{numbers:?}");
+    }
 
     #[test]
     fn demo_nhs_numbers_are_valid_and_in_the_test_range() {

@@ -148,6 +148,29 @@ impl Api {
         })
     }
 
+    /// Admits a simulated patient under a test-range NHS number, from
+    /// `nhs_number` on: Vigil admits a person once at a time (409 while a
+    /// patient with the number is admitted, as after an earlier run on the
+    /// same ward), so a number in use moves to the next one.
+    pub async fn admit_simulated(
+        &self,
+        ward: &str,
+        name: &str,
+        nhs_number: &str,
+        pathway: &str,
+    ) -> Result<i64, ApiError> {
+        let mut nhs = nhs_number.to_string();
+        for _ in 0..50 {
+            match self.admit(ward, name, &nhs, pathway).await {
+                Err(ApiError::Status { status: 409, .. }) => {
+                    nhs = crate::nhs::next_test_number(&nhs)
+                }
+                done => return done,
+            }
+        }
+        self.admit(ward, name, &nhs, pathway).await
+    }
+
     /// Provisions a device of `kind` for `patient`.
     pub async fn provision(&self, kind: &str, patient: i64) -> Result<DeviceCreds, ApiError> {
         let what = "provisioning a device";

@@ -161,7 +161,7 @@ pub async fn admit(
     parallel: usize,
     rng: &mut SimRng,
 ) -> Result<Vec<Admitted>, ApiError> {
-    let numbers: Vec<String> = (0..n).map(|_| nhs::random_test_number(rng)).collect();
+    let numbers = nhs::distinct_test_numbers(rng, n as usize);
     let limit = Arc::new(tokio::sync::Semaphore::new(parallel.max(1)));
     let mut set = tokio::task::JoinSet::new();
     for (i, nhs) in numbers.into_iter().enumerate() {
@@ -174,7 +174,7 @@ pub async fn admit(
         let limit = limit.clone();
         set.spawn(async move {
             let _permit = limit.acquire_owned().await;
-            let patient_id = api.admit(&ward, &name, &nhs, "general").await?;
+            let patient_id = api.admit_simulated(&ward, &name, &nhs, "general").await?;
             let mut devices = Vec::new();
             for k in &kinds {
                 devices.push(api.provision(k, patient_id).await?);

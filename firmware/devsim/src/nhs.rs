@@ -42,6 +42,40 @@ pub fn random_test_number(rng: &mut SimRng) -> String {
     }
 }
 
+/// The next valid test-range number after `n` (wrapping within the 999
+/// range).
+pub fn next_test_number(n: &str) -> String {
+    let body: u32 = n.get(3..9).and_then(|b| b.parse().ok()).unwrap_or(0);
+    (1..=1_000_000u32)
+        .map(|k| (body + k) % 1_000_000)
+        .find_map(|b| {
+            let mut nine = [9u32, 9, 9, 0, 0, 0, 0, 0, 0];
+            for (i, d) in nine.iter_mut().skip(3).enumerate() {
+                *d = b / 10u32.pow(5 - i as u32) % 10;
+            }
+            check_digit(&nine).map(|c| {
+                nine.iter()
+                    .chain(std::iter::once(&c))
+                    .map(|d| char::from(b'0' + *d as u8))
+                    .collect()
+            })
+        })
+        .unwrap_or_else(|| n.to_string())
+}
+
+/// `n` random valid test-range numbers, no two the same.
+pub fn distinct_test_numbers(rng: &mut SimRng, n: usize) -> Vec<String> {
+    let mut seen = std::collections::HashSet::new();
+    let mut out = Vec::with_capacity(n);
+    while out.len() < n {
+        let x = random_test_number(rng);
+        if seen.insert(x.clone()) {
+            out.push(x);
+        }
+    }
+    out
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -53,6 +87,20 @@ mod tests {
             let n = random_test_number(&mut rng);
             assert!(n.starts_with("999") && is_valid(&n), "{n}");
         }
+    }
+
+    #[test]
+    fn distinct_and_next_numbers_are_valid_test_numbers() {
+        let mut rng = SimRng::seeded(7);
+        let all = distinct_test_numbers(&mut rng, 25_000);
+        let set: std::collections::HashSet<&String> = all.iter().collect();
+        assert_eq!(set.len(), 25_000);
+        for n in all.iter().take(500) {
+            let next = next_test_number(n);
+            assert!(next.starts_with("999") && is_valid(&next), "{n} → {next}");
+            assert_ne!(&next, n);
+        }
+        assert_eq!(next_test_number("9990000018"), "9990000026");
     }
 
     #[test]

@@ -1892,7 +1892,7 @@ mod tests {
         let admit = |name: &str| vigil_store::NewPatient {
             ward_id: ward.id,
             name: name.into(),
-            nhs_number: "9434765919".into(),
+            nhs_number: vigil_store::nhs::test_range_for(name),
             pathway: "t".into(),
             spo2_scale: 1,
             spo2_scale_set_by: None,

@@ -305,7 +305,7 @@ async fn run_ward(a: WardArgs) -> i32 {
         let nhs = vigil_devsim::nhs::random_test_number(&mut rng);
         let made = async {
             let pid = api
-                .admit(
+                .admit_simulated(
                     &a.target.ward,
                     &format!("Sim patient {:03}", i + 1),
                     &nhs,

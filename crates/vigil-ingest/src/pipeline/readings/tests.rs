@@ -79,7 +79,7 @@ async fn run(ops: Vec<Op>) {
         .patient_admit(NewPatient {
             ward_id: ward.id,
             name: "Test Patient".into(),
-            nhs_number: "9434765919".into(),
+            nhs_number: vigil_store::nhs::test_range(1),
             pathway: "default".into(),
             spo2_scale: 1,
             spo2_scale_set_by: None,

@@ -69,7 +69,7 @@ async fn remembered_routes_follow_every_change_from_any_writer() {
     let admit = |name: &str| NewPatient {
         ward_id: ward.id,
         name: name.into(),
-        nhs_number: "9434765919".into(),
+        nhs_number: vigil_store::nhs::test_range_for(name),
         pathway: "default".into(),
         spo2_scale: 1,
         spo2_scale_set_by: None,
