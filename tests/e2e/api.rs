@@ -202,6 +202,99 @@ async fn an_nhs_number_already_admitted_is_refused_until_discharged() {
     assert_eq!(r.status(), 201, "admitted again after the discharge");
 }
 
+/// A person discharged and admitted again to the same ward gets their
+/// record back (`readmitted`): the ward lists them, their readings from
+/// before are theirs to see, their new devices report to the same record,
+/// and their earlier readings make nothing overdue at the admission (the
+/// rules engine's clocks run from it).
+#[tokio::test]
+async fn a_patient_admitted_again_gets_their_record_and_history_back() {
+    let app = TestApp::spawn().await;
+    let mut ws = app.ws(&app.token).await;
+    let number = crate::helpers::nhs_number();
+    let admit = |name: &str| {
+        app.post(
+            "/api/v1/patients",
+            json!({"ward": app.ward, "name": name, "nhs_number": number, "pathway": "copd"}),
+        )
+        .send()
+    };
+    let r = admit("Ann").await.expect("post");
+    assert_eq!(r.status(), 201);
+    let first: serde_json::Value = r.json().await.expect("json");
+    assert_eq!(first["readmitted"], false, "{first}");
+    let id = first["id"].as_i64().expect("id");
+    // SpO2 measured 20 h ago (COPD: a reading every 8 h, 1 h grace).
+    let creds = app.provision("hub", Some(id)).await;
+    let mut dev = app.connect(&creds).await.expect("device connects");
+    let old = chrono::Utc::now() - chrono::Duration::hours(20);
+    dev.publish_obs_at(1, old, json!([{"code": "spo2", "value": 93, "unit": "%"}]))
+        .await;
+    assert_ack(&dev.next_cmd().await, &[1]);
+    app.discharge(id).await;
+
+    let r = admit("Ann Smith").await.expect("post");
+    assert_eq!(r.status(), 201);
+    let again: serde_json::Value = r.json().await.expect("json");
+    assert_eq!(again, json!({"id": id, "readmitted": true}));
+    let listed = app.get_json("/api/v1/patients").await;
+    assert_eq!(
+        (listed[0]["id"].as_i64(), listed[0]["name"].as_str()),
+        (Some(id), Some("Ann Smith")),
+        "{listed}"
+    );
+    let history = app
+        .get_json(&format!("/api/v1/patients/{id}/observations?code=spo2"))
+        .await;
+    assert_eq!(history.as_array().map(Vec::len), Some(1), "{history}");
+
+    let creds = app.provision("hub", Some(id)).await;
+    let mut dev = app.connect(&creds).await.expect("device connects");
+    dev.publish_obs(1, crate::helpers::vitals(16, 96, 70)).await;
+    assert_ack(&dev.next_cmd().await, &[1]);
+    // Through the worker's patient sync (5 s) and the engine's timers: no
+    // missed-reading alert for the reading from before the admission.
+    let mut alerts = Vec::new();
+    while let Some(ev) = ws
+        .next_event_within_any(std::time::Duration::from_secs(7))
+        .await
+    {
+        if ev["type"] == "alert" {
+            alerts.push(ev);
+        }
+    }
+    assert_eq!(alerts, Vec::<serde_json::Value>::new());
+    let detail = app.get_json(&format!("/api/v1/patients/{id}")).await;
+    assert!(detail["episode"]["discharged_at"].is_null(), "{detail}");
+
+    // FHIR: one EpisodeOfCare per admission, newest first, and the first
+    // stay's discharge bundle still served.
+    let episodes: serde_json::Value = app
+        .get(&format!("/fhir/r4/EpisodeOfCare?patient={id}"))
+        .send()
+        .await
+        .expect("fhir")
+        .json()
+        .await
+        .expect("json");
+    let statuses: Vec<&str> = episodes["entry"]
+        .as_array()
+        .expect("entries")
+        .iter()
+        .filter_map(|e| e["resource"]["status"].as_str())
+        .collect();
+    assert_eq!(statuses, ["active", "finished"], "{episodes}");
+    let first_stay = episodes["entry"][1]["resource"]["id"].as_str().expect("id");
+    let bundle = app
+        .get(&format!(
+            "/fhir/r4/EpisodeOfCare/{first_stay}/$discharge-bundle"
+        ))
+        .send()
+        .await
+        .expect("fhir");
+    assert_eq!(bundle.status(), 200);
+}
+
 /// The simulator admits a ward twice over on the same daemon (a second
 /// `devsim` run with the same seed draws the same NHS numbers): each
 /// number already admitted moves to the next free one, and every simulated

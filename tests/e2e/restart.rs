@@ -244,7 +244,8 @@ async fn patients_who_never_send_a_reading_get_the_missed_reading_alert() {
 /// Devices silent for longer than the pathway's `offline_after` (general:
 /// 6 h) when the daemon starts: their offline alert is due at once, as
 /// judged from when each was last heard of (one's last status report, the
-/// other's last reading, both 7 h ago), not from the restart.
+/// other's last reading, both 7 h ago, the patient admitted 8 h ago), not
+/// from the restart.
 #[tokio::test]
 async fn a_device_silent_since_before_a_restart_is_offline_by_when_it_was_last_heard() {
     let (_keep, url) = durable_database().await;
@@ -254,14 +255,19 @@ async fn a_device_silent_since_before_a_restart_is_offline_by_when_it_was_last_h
     let oximeter = first.provision("oximeter", Some(patient)).await.device_id;
     drop(first);
 
-    let then = (Utc::now() - chrono::Duration::hours(7))
-        .to_rfc3339_opts(chrono::SecondsFormat::Millis, true);
+    let ago = |h| {
+        (Utc::now() - chrono::Duration::hours(h))
+            .to_rfc3339_opts(chrono::SecondsFormat::Millis, true)
+    };
+    let (admitted, then) = (ago(8), ago(7));
     let db = RawDb::connect(&url).await;
-    // The cuff's last word was a status report; the oximeter's a reading,
+    // Admitted 8 h ago (a clock never runs from before the admission). The
+    // cuff's last word was a status report; the oximeter's a reading,
     // scored long ago (below the worker's progress).
     let online = if db.is_postgres() { "true" } else { "1" };
     db.execute(&format!(
-        "INSERT INTO device_status (device_id, online, battery_pct, signal, fw, reported_at)
+        "UPDATE episodes SET admitted_at = '{admitted}' WHERE patient_id = {patient};
+         INSERT INTO device_status (device_id, online, battery_pct, signal, fw, reported_at)
          VALUES ('{cuff}', {online}, 80, 'ok', '1.0.0', '{then}');
          INSERT INTO obs_messages (device_id, seq, patient_id, measured_at, received_at)
          VALUES ('{oximeter}', 1, {patient}, '{then}', '{then}');

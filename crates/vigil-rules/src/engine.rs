@@ -505,13 +505,16 @@ impl Engine {
                 continue;
             };
             for (e, clock) in pathway.expects.iter().zip(p.expects.iter_mut()) {
-                let due = clock.last.unwrap_or(p.setup.admitted_at) + e.every + e.grace;
+                let due = since_admission(clock.last, p.setup.admitted_at) + e.every + e.grace;
                 if now >= due && clock.alerted_for != Some(due) {
                     clock.alerted_for = Some(due);
-                    let since = clock.last.map_or_else(
-                        || "since admission".to_string(),
-                        |t| format!("since {}", t.to_rfc3339()),
-                    );
+                    let since = clock
+                        .last
+                        .filter(|t| *t >= p.setup.admitted_at)
+                        .map_or_else(
+                            || "since admission".to_string(),
+                            |t| format!("since {}", t.to_rfc3339()),
+                        );
                     fired.push((
                         id,
                         e.id.clone(),
@@ -529,7 +532,9 @@ impl Engine {
             for (dev, st) in p.devices.iter_mut() {
                 if let Some(seen) = st.last_seen
                     && !st.offline_alerted
-                    && now >= seen + pathway.device.offline_after
+                    && now
+                        >= since_admission(Some(seen), p.setup.admitted_at)
+                            + pathway.device.offline_after
                 {
                     st.offline_alerted = true;
                     fired.push((
@@ -571,7 +576,7 @@ impl Engine {
                 continue;
             };
             for (e, clock) in pathway.expects.iter().zip(&p.expects) {
-                let due = clock.last.unwrap_or(p.setup.admitted_at) + e.every + e.grace;
+                let due = since_admission(clock.last, p.setup.admitted_at) + e.every + e.grace;
                 if clock.alerted_for != Some(due) {
                     consider(due);
                 }
@@ -580,7 +585,10 @@ impl Engine {
                 if let Some(seen) = st.last_seen
                     && !st.offline_alerted
                 {
-                    consider(seen + pathway.device.offline_after);
+                    consider(
+                        since_admission(Some(seen), p.setup.admitted_at)
+                            + pathway.device.offline_after,
+                    );
                 }
             }
         }
@@ -802,6 +810,15 @@ fn news2_message(s: &News2Score, total: u8, risk: Severity) -> String {
         m.push_str(&format!(", partial: no fresh {}", gaps.join(", ")));
     }
     m
+}
+
+/// When a clock (a missed-reading or a device-offline one) runs from: the
+/// last reading or report, but never before the admission. A patient
+/// admitted again brings back their record's readings and devices'
+/// reports from before (the rebuild replays them); they must not make a
+/// reading, or a device, overdue at the moment of admission.
+fn since_admission(last: Option<DateTime<Utc>>, admitted_at: DateTime<Utc>) -> DateTime<Utc> {
+    last.map_or(admitted_at, |t| t.max(admitted_at))
 }
 
 #[cfg(test)]

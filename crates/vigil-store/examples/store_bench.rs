@@ -72,7 +72,7 @@ async fn main() -> Result<()> {
     };
 
     // 1. Batched ingest: one patient, 7 days of minute readings (SpO2 + pulse).
-    let chart_patient = store.patient_admit(admit(0)).await?;
+    let chart_patient = store.patient_admit(admit(0)).await?.id;
     let minutes = 7 * 24 * 60;
     let start = Instant::now();
     let mut seq = 0u32;
@@ -128,7 +128,7 @@ async fn main() -> Result<()> {
     // 3. The ward list for 500 patients, each with 6 codes measured 4 times.
     let mut ids = Vec::new();
     for i in 1..=500 {
-        ids.push(store.patient_admit(admit(i)).await?);
+        ids.push(store.patient_admit(admit(i)).await?.id);
     }
     let mut batch = Vec::new();
     for (k, p) in ids.iter().enumerate() {
@@ -175,7 +175,7 @@ async fn main() -> Result<()> {
     let rounds = 400;
     let mut patients = Vec::new();
     for i in 0..hubs {
-        patients.push(store.patient_admit(admit(1_000 + i)).await?);
+        patients.push(store.patient_admit(admit(1_000 + i)).await?.id);
     }
     let mut messages = Vec::with_capacity((hubs * rounds) as usize);
     for r in 0..rounds {

@@ -80,12 +80,15 @@ pub trait Store: Send + Sync + 'static {
     async fn token_revoke(&self, token_hash: &str, now: DateTime<Utc>) -> Result<bool>;
 
     // --- patients and episodes -------------------------------------------
-    /// Admit a new patient (a new record and its open episode). Refused
-    /// with [`StoreError::Conflict`] ([`already_admitted`]) while a patient
-    /// with the same NHS number has an open episode: one person admitted
-    /// twice would have their readings, scores and alerts split between
-    /// two records, each scoring part of them (hazard TS-22).
-    async fn patient_admit(&self, p: NewPatient) -> Result<i64>;
+    /// Admit a patient: open an episode on the record of the person with
+    /// this NHS number on this ward, if they were discharged from it
+    /// before (their name as now given; their readings, scores and alerts
+    /// are theirs again to see), else on a new record. Refused with
+    /// [`StoreError::Conflict`] ([`already_admitted`]) while a patient with
+    /// the same NHS number has an open episode on any ward: one person
+    /// admitted twice would have their readings, scores and alerts split
+    /// between two records, each scoring part of them (hazard TS-22).
+    async fn patient_admit(&self, p: NewPatient) -> Result<Admission>;
     /// Close the patient's open episode, unassign their devices, and
     /// resolve their live alerts (outcome [`DISCHARGED`], by `actor`, each
     /// with its audit event), all in one transaction: a discharged patient
@@ -97,6 +100,10 @@ pub trait Store: Send + Sync + 'static {
         at: DateTime<Utc>,
     ) -> Result<Discharge>;
     async fn patient_get(&self, patient_id: i64) -> Result<Option<PatientDetail>>;
+    /// Every episode of the patient's record, newest first (a patient
+    /// admitted again has one per admission; [`Store::patient_get`] gives
+    /// the newest).
+    async fn patient_episodes(&self, patient_id: i64) -> Result<Vec<Episode>>;
     /// Patients with an open episode on any of `ward_ids`, with their latest readings.
     async fn patients_list(&self, ward_ids: &[i64]) -> Result<Vec<PatientSummary>>;
 

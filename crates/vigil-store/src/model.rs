@@ -88,6 +88,16 @@ pub struct NewToken {
     pub expires_at: Option<DateTime<Utc>>,
 }
 
+/// What an admission did ([`crate::Store::patient_admit`]).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Admission {
+    /// The patient: a new record, or the person's earlier one.
+    pub id: i64,
+    /// The person was discharged from this ward before: their record (and
+    /// its history) has a new episode.
+    pub readmitted: bool,
+}
+
 #[derive(Clone, Debug)]
 pub struct NewPatient {
     pub ward_id: i64,

@@ -320,6 +320,23 @@ async fn insert_event(
     Ok(())
 }
 
+/// A patient's episodes, newest first ([`episode_row`]).
+const EPISODES: &str =
+    "SELECT id, pathway, spo2_scale, spo2_scale_set_by, spo2_scale_set_at, admitted_at, discharged_at
+     FROM episodes WHERE patient_id = $1 ORDER BY admitted_at DESC, id DESC";
+
+fn episode_row(r: &PgRow) -> Episode {
+    Episode {
+        id: r.get(0),
+        pathway: r.get(1),
+        spo2_scale: r.get::<i16, _>(2) as u8,
+        spo2_scale_set_by: r.get(3),
+        spo2_scale_set_at: r.get(4),
+        admitted_at: r.get(5),
+        discharged_at: r.get(6),
+    }
+}
+
 impl PgStore {
     /// Connect to the database at `url` and apply migrations. Migrations
     /// take PostgreSQL's advisory lock, so instances starting together are
@@ -743,7 +760,7 @@ impl Store for PgStore {
         Ok(n > 0)
     }
 
-    async fn patient_admit(&self, p: NewPatient) -> Result<i64> {
+    async fn patient_admit(&self, p: NewPatient) -> Result<Admission> {
         let mut tx = self.pool.begin().await?;
         // One open admission per person: admissions of one NHS number take
         // turns (a transaction-scoped lock on its hash), so two racing ones
@@ -763,15 +780,34 @@ impl Store for PgStore {
             return Err(crate::already_admitted(other));
         }
         let now = ts(p.admitted_at);
-        let id: i64 = sqlx::query_scalar(
-            "INSERT INTO patients (ward_id, name, nhs_number, created_at) VALUES ($1, $2, $3, $4) RETURNING id",
+        // The person's earlier record on this ward, none of whose episodes
+        // is open (checked above).
+        let earlier: Option<i64> = sqlx::query_scalar(
+            "SELECT id FROM patients WHERE nhs_number = $1 AND ward_id = $2 ORDER BY id DESC LIMIT 1",
         )
-        .bind(p.ward_id)
-        .bind(&p.name)
         .bind(&p.nhs_number)
-        .bind(now)
-        .fetch_one(&mut *tx)
+        .bind(p.ward_id)
+        .fetch_optional(&mut *tx)
         .await?;
+        let id: i64 = match earlier {
+            Some(id) => {
+                sqlx::query("UPDATE patients SET name = $1 WHERE id = $2")
+                    .bind(&p.name)
+                    .bind(id)
+                    .execute(&mut *tx)
+                    .await?;
+                id
+            }
+            None => sqlx::query_scalar(
+                "INSERT INTO patients (ward_id, name, nhs_number, created_at) VALUES ($1, $2, $3, $4) RETURNING id",
+            )
+            .bind(p.ward_id)
+            .bind(&p.name)
+            .bind(&p.nhs_number)
+            .bind(now)
+            .fetch_one(&mut *tx)
+            .await?,
+        };
         let set_at = p.spo2_scale_set_by.as_ref().map(|_| now);
         sqlx::query(
             "INSERT INTO episodes (patient_id, pathway, spo2_scale, spo2_scale_set_by, spo2_scale_set_at, admitted_at)
@@ -786,7 +822,10 @@ impl Store for PgStore {
         .execute(&mut *tx)
         .await?;
         tx.commit().await?;
-        Ok(id)
+        Ok(Admission {
+            id,
+            readmitted: earlier.is_some(),
+        })
     }
 
     async fn patient_discharge(
@@ -850,6 +889,16 @@ impl Store for PgStore {
         })
     }
 
+    async fn patient_episodes(&self, patient_id: i64) -> Result<Vec<Episode>> {
+        Ok(sqlx::query(EPISODES)
+            .bind(patient_id)
+            .fetch_all(&self.pool)
+            .await?
+            .iter()
+            .map(episode_row)
+            .collect())
+    }
+
     async fn patient_get(&self, patient_id: i64) -> Result<Option<PatientDetail>> {
         let Some(p) =
             sqlx::query("SELECT id, ward_id, name, nhs_number FROM patients WHERE id = $1")
@@ -859,22 +908,12 @@ impl Store for PgStore {
         else {
             return Ok(None);
         };
-        let episode = sqlx::query(
-            "SELECT id, pathway, spo2_scale, spo2_scale_set_by, spo2_scale_set_at, admitted_at, discharged_at
-             FROM episodes WHERE patient_id = $1 ORDER BY admitted_at DESC, id DESC LIMIT 1",
-        )
-        .bind(patient_id)
-        .fetch_optional(&self.pool)
-        .await?
-        .map(|r| Episode {
-            id: r.get(0),
-            pathway: r.get(1),
-            spo2_scale: r.get::<i16, _>(2) as u8,
-            spo2_scale_set_by: r.get(3),
-            spo2_scale_set_at: r.get(4),
-            admitted_at: r.get(5),
-            discharged_at: r.get(6),
-        });
+        let episode = sqlx::query(&format!("{EPISODES} LIMIT 1"))
+            .bind(patient_id)
+            .fetch_optional(&self.pool)
+            .await?
+            .as_ref()
+            .map(episode_row);
         let devices = sqlx::query(
             "SELECT d.id, d.kind, d.revoked_at, s.online, s.battery_pct, s.signal, s.fw, s.reported_at
              FROM devices d LEFT JOIN device_status s ON s.device_id = d.id

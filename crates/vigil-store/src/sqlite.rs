@@ -249,17 +249,39 @@ const EPISODE_SETTINGS: &str =
         e.under_16, e.pregnant
      FROM episodes e JOIN patients p ON p.id = e.patient_id";
 
-/// The observation in columns `first..first + 9` of `r`: id, code,
-/// value_num, value_text, unit, measured_at, received_at, device_id, seq.
-/// The worker's progress moves only up (a pass that failed and was stored
-/// apart may report after a later one).
 /// The patient with an open episode and this NHS number, if any.
 const OPEN_ADMISSION: &str = "SELECT p.id FROM patients p JOIN episodes e ON e.patient_id = p.id
      WHERE p.nhs_number = ?1 AND e.discharged_at IS NULL LIMIT 1";
 
+/// The newest record of this NHS number on this ward (none of them with
+/// an open episode, by [`OPEN_ADMISSION`] first).
+const EARLIER_RECORD: &str =
+    "SELECT id FROM patients WHERE nhs_number = ?1 AND ward_id = ?2 ORDER BY id DESC LIMIT 1";
+
+/// A patient's episodes, newest first ([`episode_row`]).
+const EPISODES: &str =
+    "SELECT id, pathway, spo2_scale, spo2_scale_set_by, spo2_scale_set_at, admitted_at, discharged_at
+     FROM episodes WHERE patient_id = ? ORDER BY admitted_at DESC, id DESC";
+
+fn episode_row(r: &sqlx::sqlite::SqliteRow) -> Result<Episode> {
+    Ok(Episode {
+        id: r.get(0),
+        pathway: r.get(1),
+        spo2_scale: r.get::<i64, _>(2) as u8,
+        spo2_scale_set_by: r.get(3),
+        spo2_scale_set_at: parse_opt_ts(r.get(4))?,
+        admitted_at: parse_ts(&r.get::<String, _>(5))?,
+        discharged_at: parse_opt_ts(r.get(6))?,
+    })
+}
+
+/// The worker's progress moves only up (a pass that failed and was stored
+/// apart may report after a later one).
 const PROGRESS_UPDATE: &str =
     "UPDATE worker_progress SET observation_id = MAX(observation_id, ?1) WHERE id = 1";
 
+/// The observation in columns `first..first + 9` of `r`: id, code,
+/// value_num, value_text, unit, measured_at, received_at, device_id, seq.
 fn obs_row(r: &sqlx::sqlite::SqliteRow, first: usize) -> Result<ObservationRow> {
     Ok(ObservationRow {
         id: r.get(first),
@@ -801,7 +823,7 @@ impl Store for SqliteStore {
         Ok(n > 0)
     }
 
-    async fn patient_admit(&self, p: NewPatient) -> Result<i64> {
+    async fn patient_admit(&self, p: NewPatient) -> Result<Admission> {
         let _write = self.write.lock().await;
         let mut tx = self.pool.begin_with("BEGIN IMMEDIATE").await?;
         // One open admission per person (the write lock keeps a racing
@@ -814,16 +836,31 @@ impl Store for SqliteStore {
             return Err(crate::already_admitted(other));
         }
         let now = ts(p.admitted_at);
-        let id = sqlx::query(
-            "INSERT INTO patients (ward_id, name, nhs_number, created_at) VALUES (?, ?, ?, ?)",
-        )
-        .bind(p.ward_id)
-        .bind(&p.name)
-        .bind(&p.nhs_number)
-        .bind(&now)
-        .execute(&mut *tx)
-        .await?
-        .last_insert_rowid();
+        let earlier: Option<i64> = sqlx::query_scalar(EARLIER_RECORD)
+            .bind(&p.nhs_number)
+            .bind(p.ward_id)
+            .fetch_optional(&mut *tx)
+            .await?;
+        let id = match earlier {
+            Some(id) => {
+                sqlx::query("UPDATE patients SET name = ? WHERE id = ?")
+                    .bind(&p.name)
+                    .bind(id)
+                    .execute(&mut *tx)
+                    .await?;
+                id
+            }
+            None => sqlx::query(
+                "INSERT INTO patients (ward_id, name, nhs_number, created_at) VALUES (?, ?, ?, ?)",
+            )
+            .bind(p.ward_id)
+            .bind(&p.name)
+            .bind(&p.nhs_number)
+            .bind(&now)
+            .execute(&mut *tx)
+            .await?
+            .last_insert_rowid(),
+        };
         let set_at = p.spo2_scale_set_by.as_ref().map(|_| now.clone());
         sqlx::query(
             "INSERT INTO episodes (patient_id, pathway, spo2_scale, spo2_scale_set_by, spo2_scale_set_at, admitted_at)
@@ -838,7 +875,10 @@ impl Store for SqliteStore {
         .execute(&mut *tx)
         .await?;
         tx.commit().await?;
-        Ok(id)
+        Ok(Admission {
+            id,
+            readmitted: earlier.is_some(),
+        })
     }
 
     async fn patient_discharge(
@@ -900,6 +940,16 @@ impl Store for SqliteStore {
         })
     }
 
+    async fn patient_episodes(&self, patient_id: i64) -> Result<Vec<Episode>> {
+        sqlx::query(EPISODES)
+            .bind(patient_id)
+            .fetch_all(&self.pool)
+            .await?
+            .iter()
+            .map(episode_row)
+            .collect()
+    }
+
     async fn patient_get(&self, patient_id: i64) -> Result<Option<PatientDetail>> {
         let Some(p) =
             sqlx::query("SELECT id, ward_id, name, nhs_number FROM patients WHERE id = ?")
@@ -909,25 +959,11 @@ impl Store for SqliteStore {
         else {
             return Ok(None);
         };
-        let ep = sqlx::query(
-            "SELECT id, pathway, spo2_scale, spo2_scale_set_by, spo2_scale_set_at, admitted_at, discharged_at
-             FROM episodes WHERE patient_id = ? ORDER BY admitted_at DESC, id DESC LIMIT 1",
-        )
-        .bind(patient_id)
-        .fetch_optional(&self.pool)
-        .await?;
-        let episode = match ep {
-            Some(r) => Some(Episode {
-                id: r.get(0),
-                pathway: r.get(1),
-                spo2_scale: r.get::<i64, _>(2) as u8,
-                spo2_scale_set_by: r.get(3),
-                spo2_scale_set_at: parse_opt_ts(r.get(4))?,
-                admitted_at: parse_ts(&r.get::<String, _>(5))?,
-                discharged_at: parse_opt_ts(r.get(6))?,
-            }),
-            None => None,
-        };
+        let ep = sqlx::query(&format!("{EPISODES} LIMIT 1"))
+            .bind(patient_id)
+            .fetch_optional(&self.pool)
+            .await?;
+        let episode = ep.as_ref().map(episode_row).transpose()?;
         let devices = sqlx::query(
             "SELECT d.id, d.kind, d.revoked_at, s.online, s.battery_pct, s.signal, s.fw, s.reported_at
              FROM devices d LEFT JOIN device_status s ON s.device_id = d.id
@@ -1960,6 +1996,7 @@ mod tests {
         })
         .await
         .expect("admit")
+        .id
     }
 
     fn msg(patient_id: i64, seq: u32, minute: u32, value: f64) -> NewObsMessage {

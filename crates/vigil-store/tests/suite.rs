@@ -116,6 +116,7 @@ async fn admit(s: &dyn Store, ward_id: i64, name: &str) -> i64 {
     s.patient_admit(new_patient(ward_id, name))
         .await
         .expect("admit")
+        .id
 }
 
 fn num(code: &str, v: f64) -> NewObservation {
@@ -395,8 +396,10 @@ async fn idle_sessions_expire_and_api_tokens_do_not(s: &dyn Store) {
 // --- patients and episodes -------------------------------------------------
 
 /// One open admission per NHS number (hazard TS-22), on any ward; the
-/// same person can be admitted again once discharged. Admissions racing
-/// each other (each its own transaction) let exactly one through.
+/// same person can be admitted again once discharged: on another ward as a
+/// new record, on the same ward on their earlier record (readmitted, their
+/// readings theirs again, the name as now given). Admissions racing each
+/// other (each its own transaction) let exactly one through.
 async fn an_nhs_number_is_admitted_once_at_a_time(s: &dyn Store) {
     let w = ward(s, "W").await;
     let other_ward = ward(s, "Other").await;
@@ -417,12 +420,46 @@ async fn an_nhs_number_is_admitted_once_at_a_time(s: &dyn Store) {
     s.patient_discharge(ann, "admin", t(9, 0))
         .await
         .expect("discharge");
-    let back = s
+    let elsewhere = s
         .patient_admit(again.clone())
         .await
+        .expect("admitted on another ward");
+    assert!(
+        elsewhere.id != ann && !elsewhere.readmitted,
+        "another ward: a new record ({elsewhere:?})"
+    );
+    s.patient_discharge(elsewhere.id, "admin", t(9, 30))
+        .await
+        .expect("discharge");
+    let home = s
+        .patient_admit(NewPatient {
+            name: "Ann Smith".into(),
+            pathway: "general".into(),
+            admitted_at: t(10, 0),
+            ..new_patient(w, "Ann")
+        })
+        .await
         .expect("admitted again");
-    assert_ne!(back, ann, "a new record, as before");
-    s.patient_discharge(back, "admin", t(9, 30))
+    assert_eq!(
+        home,
+        Admission {
+            id: ann,
+            readmitted: true
+        }
+    );
+    let d = s.patient_get(ann).await.expect("get").expect("patient");
+    let ep = d.episode.expect("episode");
+    assert_eq!(
+        (
+            d.name.as_str(),
+            ep.pathway.as_str(),
+            ep.admitted_at,
+            ep.discharged_at
+        ),
+        ("Ann Smith", "general", t(10, 0), None)
+    );
+    assert_eq!(s.active_patients().await.expect("active").len(), 2);
+    s.patient_discharge(ann, "admin", t(10, 30))
         .await
         .expect("discharge");
 
@@ -435,6 +472,10 @@ async fn an_nhs_number_is_admitted_once_at_a_time(s: &dyn Store) {
         (ok.len(), conflict.len()),
         (1, 7),
         "one admission of eight at once: {racing:?}"
+    );
+    assert!(
+        matches!(ok[0], Ok(a) if a.id == elsewhere.id && a.readmitted),
+        "{racing:?}"
     );
     assert!(
         conflict
@@ -453,7 +494,8 @@ async fn admit_opens_one_episode_and_discharge_closes_it(s: &dyn Store) {
             ..new_patient(w, "Ann")
         })
         .await
-        .expect("admit");
+        .expect("admit")
+        .id;
     let d = s.patient_get(p).await.expect("get").expect("patient");
     assert_eq!(
         (d.id, d.ward_id, d.name.as_str(), d.nhs_number.as_str()),

@@ -77,7 +77,7 @@ pub async fn admit(
     req: AdmitRequest,
     by: &str,
     now: DateTime<Utc>,
-) -> Result<i64, AdminError> {
+) -> Result<vigil_store::Admission, AdminError> {
     let ward = store
         .ward_find(&req.ward)
         .await?
@@ -104,7 +104,7 @@ pub async fn admit(
     if scale != 1 && scale != 2 {
         return Err(AdminError::Invalid("spo2_scale: must be 1 or 2".into()));
     }
-    let id = store
+    let admission = store
         .patient_admit(NewPatient {
             ward_id: ward.id,
             name: req.name.trim().to_string(),
@@ -123,7 +123,7 @@ pub async fn admit(
             StoreError::Conflict(m) => AdminError::Conflict(m),
             other => other.into(),
         })?;
-    Ok(id)
+    Ok(admission)
 }
 
 /// Credentials of a newly provisioned device. The password is shown once.

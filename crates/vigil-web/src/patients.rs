@@ -447,10 +447,13 @@ pub(crate) async fn observations(
     Ok(Json(rows))
 }
 
-/// Admitted: the new patient's id.
+/// Admitted: the patient's id; `readmitted` when the person was
+/// discharged from this ward before and their record (with its history)
+/// has the new episode, rather than a new record.
 #[derive(Serialize, ToSchema)]
 pub(crate) struct Admitted {
     id: i64,
+    readmitted: bool,
 }
 
 /// Discharged: the patient, when, and the alerts the discharge resolved.
@@ -500,16 +503,22 @@ pub(crate) async fn create(
             )));
         }
     };
-    let id = admit(state.store.as_ref(), req, &caller.0.username, Utc::now())
-        .await
-        .map_err(admin_error)?;
-    tracing::info!(patient_id = id, by = caller.0.id, "patient admitted");
+    let vigil_store::Admission { id, readmitted } =
+        admit(state.store.as_ref(), req, &caller.0.username, Utc::now())
+            .await
+            .map_err(admin_error)?;
+    tracing::info!(
+        patient_id = id,
+        by = caller.0.id,
+        readmitted,
+        "patient admitted"
+    );
     crate::audit::record(
         &state,
         &caller,
         "patient.admit",
         Some(id),
-        serde_json::json!({}),
+        serde_json::json!({"readmitted": readmitted}),
     )
     .await?;
     // Open dashboards of the ward list the patient now, readings or not.
@@ -518,7 +527,10 @@ pub(crate) async fn create(
         patient_id: id,
         change: "admitted".into(),
     });
-    Ok((axum::http::StatusCode::CREATED, Json(Admitted { id })))
+    Ok((
+        axum::http::StatusCode::CREATED,
+        Json(Admitted { id, readmitted }),
+    ))
 }
 
 /// `POST /api/v1/patients/{id}/discharge` (admin): close the open episode

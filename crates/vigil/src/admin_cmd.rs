@@ -97,7 +97,10 @@ pub async fn run(
                 pathway,
                 spo2_scale,
             };
-            json!({"id": admin::admit(store, req, "vigil-admin", now).await.map_err(admin_err)?})
+            let done = admin::admit(store, req, "vigil-admin", now)
+                .await
+                .map_err(admin_err)?;
+            json!({"id": done.id, "readmitted": done.readmitted})
         }
         AdminCommand::Patient(PatientCommand::Discharge { patient }) => {
             let done = store

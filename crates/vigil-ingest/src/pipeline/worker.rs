@@ -1898,8 +1898,8 @@ mod tests {
             spo2_scale_set_by: None,
             admitted_at: Utc::now() - chrono::Duration::hours(1),
         };
-        let ann = store.patient_admit(admit("Ann")).await.expect("admit");
-        let bob = store.patient_admit(admit("Bob")).await.expect("admit");
+        let ann = store.patient_admit(admit("Ann")).await.expect("admit").id;
+        let bob = store.patient_admit(admit("Bob")).await.expect("admit").id;
         let pathways = vigil_rules::Pathways::load([(
             "t.toml",
             "name = \"t\"\ntitle = \"T\"\nspo2_scale = 1\nfreshness = \"6h\"\n[escalation]\nhigh = \"5m\"\nmedium = \"15m\"\nlow-medium = \"30m\"\n",

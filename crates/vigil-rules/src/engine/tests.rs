@@ -501,6 +501,42 @@ fn missed_reading_clock_starts_at_admission() {
     );
 }
 
+/// A patient admitted again: the rebuild replays their record's readings
+/// and device reports from before the admission. Neither a missed reading
+/// nor a device is overdue at once; both clocks run from the admission.
+#[test]
+fn readings_and_reports_from_before_an_admission_start_no_clock_before_it() {
+    let mut e = Engine::new(shipped());
+    let admitted = mins(30 * 24 * 60); // a month after the old readings
+    e.admit(1, PatientSetup::new("copd", admitted)).unwrap(); // spo2 every 8h + 1h
+    let report = DeviceStatus {
+        online: true,
+        battery_pct: Some(80),
+        signal: Some("ok".into()),
+    };
+    e.observe(1, reading("spo2", 93.0, mins(0), 1), admitted)
+        .unwrap();
+    e.device_status(1, "ox-1", report, mins(0)).unwrap();
+    let after = e.tick(admitted + Duration::minutes(1));
+    assert!(
+        rules(&after).is_empty(),
+        "nothing due at admission: {after:?}"
+    );
+    // The device offline after 4 h, the reading missed after 9 h, of the admission.
+    assert_eq!(e.next_deadline(), Some(admitted + Duration::hours(4)));
+    // (The reading's device too: `reading` comes from dev-1.)
+    assert_eq!(
+        rules(&e.tick(admitted + Duration::hours(4))),
+        vec!["device-offline:dev-1", "device-offline:ox-1"]
+    );
+    let missed = e.tick(admitted + Duration::hours(9));
+    let value = missed.iter().find_map(|o| match o {
+        Output::AlertRaised(a) if a.rule == "missed-spo2" => a.latest_value.clone(),
+        _ => None,
+    });
+    assert_eq!(value.as_deref(), Some("no reading since admission"));
+}
+
 #[test]
 fn device_rules_battery_lead_off_offline() {
     let mut e = engine_with("general");

@@ -2,8 +2,9 @@
 //! docs/interop.md), and its discharge `Bundle`.
 //!
 //! An EpisodeOfCare's id is `{patient}-{episode}`: the store looks episodes
-//! up by patient, and the patient decides who may see it. Only a patient's
-//! latest episode is reachable (that is what the store exposes).
+//! up by patient, and the patient decides who may see it. A patient
+//! admitted again has one per admission, each reachable (with its own
+//! discharge bundle).
 
 use axum::extract::{Path, Query, RawQuery, State};
 use axum::http::HeaderMap;
@@ -56,10 +57,15 @@ async fn visible_episode(
     let p = super::visible_patient(state, caller, patient)
         .await
         .map_err(|_| not_found())?;
-    match p.episode.clone() {
-        Some(e) if e.id == episode => Ok((p, e)),
-        _ => Err(not_found()),
-    }
+    let e = state
+        .store
+        .patient_episodes(p.id)
+        .await
+        .map_err(ApiError::from)?
+        .into_iter()
+        .find(|e| e.id == episode)
+        .ok_or_else(not_found)?;
+    Ok((p, e))
 }
 
 /// `GET /fhir/r4/EpisodeOfCare/{id}`.
@@ -81,7 +87,8 @@ pub async fn read(
     Ok(ok(&resource(p.id, &e)))
 }
 
-/// `GET /fhir/r4/EpisodeOfCare?patient=`: the patient's latest episode.
+/// `GET /fhir/r4/EpisodeOfCare?patient=`: the patient's episodes, newest
+/// first (one per admission).
 pub async fn search(
     State(state): State<AppState>,
     c: Result<Caller, ApiError>,
@@ -107,7 +114,14 @@ pub async fn search(
     let patient = patient
         .ok_or_else(|| FhirError::Invalid("patient: required (searches are per patient)".into()))?;
     let p = super::visible_patient(&state, &caller, patient).await?;
-    let found: Vec<Value> = p.episode.iter().map(|e| resource(p.id, e)).collect();
+    let found: Vec<Value> = state
+        .store
+        .patient_episodes(p.id)
+        .await
+        .map_err(ApiError::from)?
+        .iter()
+        .map(|e| resource(p.id, e))
+        .collect();
     crate::audit::record(
         &state,
         &caller,

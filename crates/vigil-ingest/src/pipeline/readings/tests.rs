@@ -86,7 +86,8 @@ async fn run(ops: Vec<Op>) {
             admitted_at: t0(),
         })
         .await
-        .unwrap();
+        .unwrap()
+        .id;
     let codes = vigil_clinical::SCORED_CODES.map(vigil_clinical::Code::as_str);
     let mut held = Readings::default();
     let mut seq = 0u32;

@@ -75,8 +75,8 @@ async fn remembered_routes_follow_every_change_from_any_writer() {
         spo2_scale_set_by: None,
         admitted_at: at,
     };
-    let ann = store.patient_admit(admit("Ann")).await.expect("admit");
-    let bob = store.patient_admit(admit("Bob")).await.expect("admit");
+    let ann = store.patient_admit(admit("Ann")).await.expect("admit").id;
+    let bob = store.patient_admit(admit("Bob")).await.expect("admit").id;
     for (id, patient) in [("hub-a", Some(ann)), ("hub-b", None)] {
         store
             .device_provision(NewDevice {
