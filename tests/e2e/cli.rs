@@ -562,3 +562,67 @@ async fn a_patient_admitted_or_discharged_by_the_cli_reaches_open_dashboards() {
         (Some(id), Some("discharged"))
     );
 }
+
+/// A device revoked by `vigil admin device revoke` (lost, say) while still
+/// assigned is no longer watched for its patient: its live device alerts
+/// are resolved as the system's, and it raises no `device-offline` for a
+/// silence that is the revocation's (hazard AL-26). Its patient's missed
+/// readings are still the pathway's to catch.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_revoked_device_is_no_longer_watched_for_its_patient() {
+    let pathways = tempfile::tempdir().expect("tempdir");
+    // Offline after 8 s: longer than the patient sync (5 s).
+    std::fs::write(
+        pathways.path().join("revoked.toml"),
+        crate::helpers::offline_after_pathway("revoked", "8s"),
+    )
+    .expect("write");
+    let app = TestApp::spawn_with(None, Some(pathways.path().to_path_buf())).await;
+    let dir = tempfile::tempdir().expect("tempdir");
+    let cfg = config_for(&app, &dir);
+    let mut ws = app.ws(&app.token).await;
+    let patient = app.admit("revoked").await;
+    let ox = app.provision("oximeter", Some(patient)).await;
+    let mut dev = app.connect(&ox).await.expect("connects");
+    dev.publish_raw(
+        "status",
+        json!({"online": true, "battery_pct": 10}).to_string(),
+    )
+    .await;
+    dev.publish_obs(1, json!([{"code": "spo2", "value": 97, "unit": "%"}]))
+        .await;
+    assert_ack(&dev.next_cmd().await, &[1]);
+    let battery = format!("device-battery-low:{}", ox.device_id);
+    let raised = ws.next_alert_event("alert", &battery).await;
+    let id = raised["alert"]["id"].as_i64().expect("id");
+
+    admin(&cfg, &["device", "revoke", "--device", &ox.device_id]);
+    // Within the patient sync: the battery alert resolved; then nothing
+    // of this device, well past the 8 s its silence would have taken.
+    let mut heard = Vec::new();
+    while let Some(ev) = ws
+        .next_event_within_any(std::time::Duration::from_secs(14))
+        .await
+    {
+        if ev["alert"]["rule_id"]
+            .as_str()
+            .is_some_and(|r| r.ends_with(&ox.device_id))
+        {
+            heard.push((
+                ev["type"].as_str().map(String::from),
+                ev["alert"]["id"].as_i64(),
+                ev["alert"]["status"].as_str().map(String::from),
+                ev["alert"]["outcome"].as_str().map(String::from),
+            ));
+        }
+    }
+    assert_eq!(
+        heard,
+        [(
+            Some("alert_update".to_string()),
+            Some(id),
+            Some("resolved".to_string()),
+            Some("device-unassigned".to_string())
+        )]
+    );
+}

@@ -232,8 +232,9 @@ pub trait Store: Send + Sync + 'static {
     async fn episode_settings(&self, patient_id: i64) -> Result<Option<EpisodeSettings>>;
     /// Every patient with an open episode, by id.
     async fn active_patients(&self) -> Result<Vec<i64>>;
-    /// Every device assigned to a patient: (patient, device), by patient
-    /// then device.
+    /// Every device assigned to a patient and not revoked: (patient,
+    /// device), by patient then device. A revoked device is refused at
+    /// CONNECT, so it is no longer a device the patient has to watch.
     async fn assigned_devices(&self) -> Result<Vec<(i64, String)>>;
     /// [`Store::episode_settings`] of many patients; a patient with no open
     /// episode is absent. This default asks once per patient; a backend may

@@ -1621,7 +1621,7 @@ impl Store for PgStore {
 
     async fn assigned_devices(&self) -> Result<Vec<(i64, String)>> {
         Ok(sqlx::query_as(
-            "SELECT patient_id, id FROM devices WHERE patient_id IS NOT NULL ORDER BY patient_id, id",
+            "SELECT patient_id, id FROM devices WHERE patient_id IS NOT NULL AND revoked_at IS NULL ORDER BY patient_id, id",
         )
         .fetch_all(&self.pool)
         .await?)

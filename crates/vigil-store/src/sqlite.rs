@@ -1684,7 +1684,7 @@ impl Store for SqliteStore {
 
     async fn assigned_devices(&self) -> Result<Vec<(i64, String)>> {
         Ok(sqlx::query_as(
-            "SELECT patient_id, id FROM devices WHERE patient_id IS NOT NULL ORDER BY patient_id, id",
+            "SELECT patient_id, id FROM devices WHERE patient_id IS NOT NULL AND revoked_at IS NULL ORDER BY patient_id, id",
         )
         .fetch_all(&self.pool)
         .await?)

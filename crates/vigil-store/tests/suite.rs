@@ -812,6 +812,12 @@ async fn discharge_unassigns_devices(s: &dyn Store) {
         2,
         "Ann's cuff is no one's"
     );
+    s.device_revoke("ox-2", t(10, 5)).await.expect("revoke");
+    assert_eq!(
+        s.assigned_devices().await.expect("assigned"),
+        vec![(q, "ox-1".to_string())],
+        "a revoked device is not watched, assigned or not"
+    );
     assert!(
         s.patient_get(p)
             .await

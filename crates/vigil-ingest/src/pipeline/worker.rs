@@ -452,7 +452,7 @@ impl Worker {
                 patient,
                 &rules,
                 vigil_store::DEVICE_UNASSIGNED,
-                "the device is no longer this patient's",
+                "the device is no longer this patient's (moved, unassigned or revoked)",
             )
             .await;
         }
