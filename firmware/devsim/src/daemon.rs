@@ -25,8 +25,38 @@ impl Drop for Child {
     }
 }
 
-/// A free port on 127.0.0.1: bind port 0, read it, release it.
+/// A free port on 127.0.0.1 for a server started later (a `vigil serve`
+/// child, Mosquitto), bind-checked and released. Taken below the kernel's
+/// range for outgoing connections' local ports (`ip_local_port_range`,
+/// commonly 32768–60999): a port from that range (what binding port 0
+/// gives) can be taken meanwhile as the local end of any client
+/// connection, such as a test's PostgreSQL pool, and then held for as
+/// long as that connection lives. Falls back to such a port if none below
+/// is free.
 pub fn free_port() -> std::io::Result<u16> {
+    use std::hash::{BuildHasher, Hasher};
+    use std::sync::atomic::{AtomicU32, Ordering};
+    static PICKED: AtomicU32 = AtomicU32::new(0);
+    let ephemeral = std::fs::read_to_string("/proc/sys/net/ipv4/ip_local_port_range")
+        .ok()
+        .and_then(|s| s.split_whitespace().next()?.parse::<u32>().ok())
+        .unwrap_or(32_768);
+    let (from, to) = (10_000u32, ephemeral.min(65_536));
+    if to > from + 100 {
+        let span = to - from;
+        // A random start per process (the std hasher's keys are random),
+        // and a step per pick, so that concurrent tests spread out.
+        let mut h = std::collections::hash_map::RandomState::new().build_hasher();
+        h.write_u32(std::process::id());
+        let start = (h.finish() % u64::from(span)) as u32;
+        let offset = PICKED.fetch_add(101, Ordering::Relaxed);
+        for k in 0..span.min(4_000) {
+            let port = (from + (start + offset + k) % span) as u16;
+            if std::net::TcpListener::bind(("127.0.0.1", port)).is_ok() {
+                return Ok(port);
+            }
+        }
+    }
     std::net::TcpListener::bind("127.0.0.1:0")
         .and_then(|l| l.local_addr())
         .map(|a| a.port())
@@ -416,5 +446,23 @@ mod tests {
         assert_eq!((u.rss_kib, u.peak_rss_kib), (102_400, 204_800));
         assert_eq!(parse_proc("garbage", status, 100.0), None);
         assert_eq!(parse_proc(stat, "Name:\tvigil\n", 100.0), None);
+    }
+
+    #[test]
+    fn free_ports_are_bindable_distinct_and_below_the_outgoing_range() {
+        let ephemeral: u16 = std::fs::read_to_string("/proc/sys/net/ipv4/ip_local_port_range")
+            .ok()
+            .and_then(|s| s.split_whitespace().next()?.parse().ok())
+            .unwrap_or(32_768);
+        let ports: Vec<u16> = (0..20).map(|_| free_port().expect("a port")).collect();
+        let distinct: std::collections::BTreeSet<u16> = ports.iter().copied().collect();
+        assert_eq!(distinct.len(), ports.len(), "{ports:?}");
+        for p in ports {
+            assert!(
+                (10_000..ephemeral).contains(&p),
+                "{p} (outgoing from {ephemeral})"
+            );
+            std::net::TcpListener::bind(("127.0.0.1", p)).expect("bindable");
+        }
     }
 }
