@@ -281,6 +281,13 @@ async fn a_patient_admitted_again_gets_their_record_and_history_back() {
     );
     let detail = app.get_json(&format!("/api/v1/patients/{id}")).await;
     assert!(detail["episode"]["discharged_at"].is_null(), "{detail}");
+    let earlier = detail["previous_episodes"]
+        .as_array()
+        .expect("earlier stays");
+    assert!(
+        earlier.len() == 1 && earlier[0]["discharged_at"].is_string(),
+        "{detail}"
+    );
 
     // FHIR: one EpisodeOfCare per admission, newest first, and the first
     // stay's discharge bundle still served.

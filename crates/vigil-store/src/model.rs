@@ -168,7 +168,10 @@ pub struct PatientDetail {
     pub ward_id: i64,
     pub name: String,
     pub nhs_number: String,
+    /// The newest episode (open while admitted).
     pub episode: Option<Episode>,
+    /// The earlier stays of a patient admitted again, newest first.
+    pub previous_episodes: Vec<Episode>,
     pub devices: Vec<DeviceInfo>,
 }
 

@@ -908,12 +908,8 @@ impl Store for PgStore {
         else {
             return Ok(None);
         };
-        let episode = sqlx::query(&format!("{EPISODES} LIMIT 1"))
-            .bind(patient_id)
-            .fetch_optional(&self.pool)
-            .await?
-            .as_ref()
-            .map(episode_row);
+        let mut previous_episodes = self.patient_episodes(patient_id).await?;
+        let episode = (!previous_episodes.is_empty()).then(|| previous_episodes.remove(0));
         let devices = sqlx::query(
             "SELECT d.id, d.kind, d.revoked_at, s.online, s.battery_pct, s.signal, s.fw, s.reported_at
              FROM devices d LEFT JOIN device_status s ON s.device_id = d.id
@@ -946,6 +942,7 @@ impl Store for PgStore {
             name: p.get(2),
             nhs_number: p.get(3),
             episode,
+            previous_episodes,
             devices,
         }))
     }

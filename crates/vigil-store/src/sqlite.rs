@@ -959,11 +959,8 @@ impl Store for SqliteStore {
         else {
             return Ok(None);
         };
-        let ep = sqlx::query(&format!("{EPISODES} LIMIT 1"))
-            .bind(patient_id)
-            .fetch_optional(&self.pool)
-            .await?;
-        let episode = ep.as_ref().map(episode_row).transpose()?;
+        let mut previous_episodes = self.patient_episodes(patient_id).await?;
+        let episode = (!previous_episodes.is_empty()).then(|| previous_episodes.remove(0));
         let devices = sqlx::query(
             "SELECT d.id, d.kind, d.revoked_at, s.online, s.battery_pct, s.signal, s.fw, s.reported_at
              FROM devices d LEFT JOIN device_status s ON s.device_id = d.id
@@ -993,6 +990,7 @@ impl Store for SqliteStore {
             name: p.get(2),
             nhs_number: p.get(3),
             episode,
+            previous_episodes,
             devices,
         }))
     }

@@ -157,6 +157,10 @@ function renderFacts(): void {
   } else {
     facts.push("no open episode");
   }
+  // Admitted again: the earlier stays, whose readings the charts also show.
+  const earlier = (d.previous_episodes || []).map((e) =>
+    `${when(e.admitted_at)} – ${e.discharged_at ? when(e.discharged_at) : "?"} (${e.pathway})`);
+  if (earlier.length) facts.push(`earlier ${earlier.length === 1 ? "stay" : "stays"} ${earlier.join(", ")}`);
   $("patient-facts").textContent = facts.join(" · ");
   renderNews2Now();
 }

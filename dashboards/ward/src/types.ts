@@ -33,7 +33,7 @@ export interface Episode {
 
 export interface PatientDetail {
   id: number; ward_id: number; name: string; nhs_number: string;
-  episode: Episode | null; devices: { id: string; kind: string; revoked_at: string | null; status: StoredDeviceStatus | null }[];
+  episode: Episode | null; previous_episodes?: Episode[]; devices: { id: string; kind: string; revoked_at: string | null; status: StoredDeviceStatus | null }[];
   thresholds: { spo2_target: { low: number; high: number; source: "pathway" | "scale" } | null };
 }
 

@@ -203,3 +203,33 @@ test("the ECG strip draws the patch's samples with the detected beats marked, as
     await screenshot(page, "ecg-strip");
   });
 });
+
+test("a patient discharged and admitted again keeps their record: the page names the earlier stay and charts its readings", { timeout: TEST_TIMEOUT }, async (t) => {
+  await withWard(t, async ({ page, demo }) => {
+    await page.goto(demo.base + "/");
+    await signIn(page, demo.login);
+    await page.getByRole("status").filter({ hasText: "live" }).waitFor();
+    const row = page.locator("#patients tbody tr[data-patient]").filter({ has: page.locator('td[data-code="spo2"]', { hasText: /^\d/ }) }).first();
+    await row.waitFor({ timeout: DATA_TIMEOUT });
+    const id = Number(await row.getAttribute("data-patient"));
+    const before = await pageGet(page, `/api/v1/patients/${id}`);
+
+    // `vigil admin`, in another process, as a ward's admin would.
+    await demo.admin(["patient", "discharge", "--patient", String(id)]);
+    await page.locator(`#patients tr[data-patient="${id}"]`).waitFor({ state: "detached", timeout: UI_TIMEOUT });
+    const again = JSON.parse(await demo.admin(["patient", "admit", "--ward", "Demo ward", "--name", before.name,
+      "--nhs-number", before.nhs_number, "--pathway", before.episode.pathway]));
+    assert.deepEqual(again, { id, readmitted: true });
+    // Listed again (the daemon's patient sync tells open pages within 5 s).
+    await page.locator(`#patients tr[data-patient="${id}"]`).waitFor({ timeout: UI_TIMEOUT });
+
+    await page.goto(`${demo.base}/#/patients/${id}`);
+    await page.getByRole("heading", { level: 2, name: before.name }).waitFor();
+    await page.locator("#patient-facts").filter({ hasText: /earlier stay .+ – .+\(/ }).waitFor({ timeout: UI_TIMEOUT });
+    t.diagnostic(`facts: ${await page.locator("#patient-facts").textContent()}`);
+    // The readings from the first stay are on the record's charts.
+    const spo2 = page.locator('figure.vital[data-code="spo2"]');
+    await poll("SpO2 points from the earlier stay", async () => Number(await spo2.getAttribute("data-points")) > 0, { timeout: UI_TIMEOUT, interval: 250 });
+    await assertAccessible(page, t, "a re-admitted patient's page");
+  });
+});
