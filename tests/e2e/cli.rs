@@ -500,7 +500,10 @@ async fn a_route_changed_by_the_cli_is_used_from_the_next_reading() {
 
 /// An admission or a discharge by `vigil admin`, in another process,
 /// reaches the dashboards open on the running daemon within its patient
-/// sync (5 s): the `patient` event, as the API sends at once for its own.
+/// sync (5 s): the `patient` event, as the API sends at once for its own,
+/// and the alerts the discharge resolved, before it. Twice: the second
+/// stay (the person admitted again, on their record) pushes its own
+/// discharge's alerts, not the first stay's again.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_patient_admitted_or_discharged_by_the_cli_reaches_open_dashboards() {
     let app = TestApp::spawn().await;
@@ -508,59 +511,62 @@ async fn a_patient_admitted_or_discharged_by_the_cli_reaches_open_dashboards() {
     let cfg = config_for(&app, &dir);
     let run = |args: &[&str]| admin(&cfg, args);
     let mut ws = app.ws(&app.token).await;
-    let admitted = run(&[
-        "patient",
-        "admit",
-        "--ward",
-        &app.ward,
-        "--name",
-        "From The CLI",
-        "--nhs-number",
-        "9434765919",
-        "--pathway",
-        "copd",
-    ]);
-    let id = admitted["id"].as_i64().expect("id");
-    let ev = ws.next_event("patient").await;
-    assert_eq!(
-        (ev["patient_id"].as_i64(), ev["change"].as_str()),
-        (Some(id), Some("admitted"))
-    );
-    // A live alert, which the discharge resolves: open dashboards hear it
-    // leave, before the patient does (hazard AL-24, DB-07).
-    let creds = app.provision("hub", Some(id)).await;
-    let mut dev = app.connect(&creds).await.expect("device connects");
-    dev.publish_obs(1, crate::helpers::vitals(22, 94, 112))
-        .await;
-    assert_ack(&dev.next_cmd().await, &[1]);
-    let alert = ws.next_alert_event("alert", "news2").await["alert"]["id"]
-        .as_i64()
-        .expect("alert id");
-    let out = run(&["patient", "discharge", "--patient", &id.to_string()]);
-    assert_eq!(out["resolved_alerts"], json!([alert]), "{out}");
-    let ev = ws.next_event_of(&["alert_update", "patient"]).await;
-    assert_eq!(
-        (
-            ev["type"].as_str(),
-            ev["alert"]["id"].as_i64(),
-            ev["action"].as_str(),
-            ev["actor"].as_str(),
-            ev["alert"]["outcome"].as_str()
-        ),
-        (
-            Some("alert_update"),
-            Some(alert),
-            Some("resolved"),
-            Some("vigil-admin"),
-            Some("discharged")
-        ),
-        "{ev}"
-    );
-    let ev = ws.next_event("patient").await;
-    assert_eq!(
-        (ev["patient_id"].as_i64(), ev["change"].as_str()),
-        (Some(id), Some("discharged"))
-    );
+    for stay in 0..2 {
+        let admitted = run(&[
+            "patient",
+            "admit",
+            "--ward",
+            &app.ward,
+            "--name",
+            "From The CLI",
+            "--nhs-number",
+            "9434765919",
+            "--pathway",
+            "copd",
+        ]);
+        assert_eq!(admitted["readmitted"], stay == 1, "{admitted}");
+        let id = admitted["id"].as_i64().expect("id");
+        let ev = ws.next_event("patient").await;
+        assert_eq!(
+            (ev["patient_id"].as_i64(), ev["change"].as_str()),
+            (Some(id), Some("admitted"))
+        );
+        // A live alert, which the discharge resolves: open dashboards hear
+        // it leave, before the patient does (hazard AL-24, DB-07).
+        let creds = app.provision("hub", Some(id)).await;
+        let mut dev = app.connect(&creds).await.expect("device connects");
+        dev.publish_obs(1, crate::helpers::vitals(22, 94, 112))
+            .await;
+        assert_ack(&dev.next_cmd().await, &[1]);
+        let alert = ws.next_alert_event("alert", "news2").await["alert"]["id"]
+            .as_i64()
+            .expect("alert id");
+        let out = run(&["patient", "discharge", "--patient", &id.to_string()]);
+        assert_eq!(out["resolved_alerts"], json!([alert]), "{out}");
+        let ev = ws.next_event_of(&["alert_update", "patient"]).await;
+        assert_eq!(
+            (
+                ev["type"].as_str(),
+                ev["alert"]["id"].as_i64(),
+                ev["action"].as_str(),
+                ev["actor"].as_str(),
+                ev["alert"]["outcome"].as_str()
+            ),
+            (
+                Some("alert_update"),
+                Some(alert),
+                Some("resolved"),
+                Some("vigil-admin"),
+                Some("discharged")
+            ),
+            "stay {stay}: {ev}"
+        );
+        let ev = ws.next_event("patient").await;
+        assert_eq!(
+            (ev["patient_id"].as_i64(), ev["change"].as_str()),
+            (Some(id), Some("discharged"))
+        );
+    }
 }
 
 /// A device revoked by `vigil admin device revoke` (lost, say) while still

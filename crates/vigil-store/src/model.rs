@@ -416,6 +416,9 @@ pub struct EpisodeSettings {
     pub acvpu_set_at: Option<DateTime<Utc>>,
     pub under_16: bool,
     pub pregnant: bool,
+    /// When the episode began: scoring compares a score with the stay's
+    /// earlier ones only (a patient admitted again has scores from before).
+    pub admitted_at: DateTime<Utc>,
 }
 
 /// ACVPU levels, for the API description (stored and sent as text).

@@ -2040,6 +2040,7 @@ async fn episode_update_records_who_and_when(s: &dyn Store) {
             ward_id: w,
             pathway: "copd".into(),
             spo2_scale: 1,
+            admitted_at: t(7, 0),
             ..Default::default()
         }
     );

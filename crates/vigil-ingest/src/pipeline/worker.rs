@@ -112,13 +112,15 @@ struct ScoreHistory {
 type DayBefore = (Option<(Option<i64>, Option<String>)>, Option<i64>);
 
 impl ScoreHistory {
-    /// The previous day's scores up to and including `at`: the newest of
-    /// them (total, risk) and their lowest total.
-    fn day_before(&self, at: chrono::DateTime<Utc>) -> DayBefore {
+    /// The previous day's scores up to and including `at`, none before
+    /// `since` (the stay's admission: a patient admitted again has scores
+    /// from an earlier stay, and a score in the band the earlier stay ended
+    /// in must raise its alert anew, hazard AL-29): the newest of them
+    /// (total, risk) and their lowest total.
+    fn day_before(&self, at: chrono::DateTime<Utc>, since: chrono::DateTime<Utc>) -> DayBefore {
         let end = self.rows.partition_point(|r| r.0 <= at);
-        let start = self
-            .rows
-            .partition_point(|r| r.0 < at - chrono::Duration::hours(24));
+        let from = (at - chrono::Duration::hours(24)).max(since);
+        let start = self.rows.partition_point(|r| r.0 < from);
         let day = &self.rows[start..end.max(start)];
         (
             day.last().map(|r| (r.1, r.2.clone())),
@@ -360,6 +362,17 @@ impl Worker {
     /// dashboards' queues, where acting on one answers 409, until the next
     /// full load. A client may hear an API discharge's twice (docs/http.md).
     async fn announce_discharge_resolutions(&self, ward_id: i64, patient_id: i64) {
+        // This discharge's, not an earlier stay's (a patient admitted again).
+        let discharged_at = match self.store.patient_get(patient_id).await {
+            Ok(p) => p.and_then(|p| p.episode).and_then(|e| e.discharged_at),
+            Err(e) => {
+                tracing::error!(error = %e, patient = patient_id, "cannot read a discharge; open dashboards drop its alerts at their next load");
+                return;
+            }
+        };
+        let Some(discharged_at) = discharged_at else {
+            return;
+        };
         let alerts = match self
             .store
             .alerts_list(&[ward_id], Some(AlertStatus::Resolved), Some(patient_id))
@@ -371,10 +384,10 @@ impl Worker {
                 return;
             }
         };
-        for alert in alerts
-            .into_iter()
-            .filter(|a| a.outcome.as_deref() == Some(vigil_store::DISCHARGED))
-        {
+        for alert in alerts.into_iter().filter(|a| {
+            a.outcome.as_deref() == Some(vigil_store::DISCHARGED)
+                && a.resolved_at.is_some_and(|t| t >= discharged_at)
+        }) {
             // Who discharged: the resolution's own event names them.
             let actor = match self.store.alert_events(alert.id).await {
                 Ok(ev) => ev
@@ -1396,7 +1409,7 @@ impl Worker {
                 };
                 // The previous day as it was before this score.
                 let (prev, min_24h) = if current_then {
-                    h.day_before(at)
+                    h.day_before(at, settings.admitted_at)
                 } else {
                     (None, None)
                 };
@@ -1948,13 +1961,36 @@ mod tests {
     }
 
     #[test]
+    fn the_previous_day_starts_no_earlier_than_the_stay() {
+        let mut h = ScoreHistory {
+            from: t(-48),
+            latest: None,
+            rows: Vec::new(),
+        };
+        h.add(t(-20), Some(5), Some("medium".into()));
+        h.add(t(-2), Some(3), Some("low".into()));
+        // Admitted again 10 h ago: the earlier stay's medium is not the
+        // previous score, nor its total the day's lowest.
+        assert_eq!(
+            h.day_before(t(0), t(-10)),
+            (Some((Some(3), Some("low".into()))), Some(3))
+        );
+        assert_eq!(h.day_before(t(0), t(-1)), (None, None));
+        assert_eq!(
+            h.day_before(t(0), t(-30)),
+            (Some((Some(3), Some("low".into()))), Some(3))
+        );
+        assert_eq!(h.day_before(t(-3), t(-30)).1, Some(5));
+    }
+
+    #[test]
     fn score_history_gives_the_previous_day_and_forgets_older_rows() {
         let mut h = ScoreHistory {
             from: t(-48),
             latest: None,
             rows: Vec::new(),
         };
-        assert_eq!(h.day_before(t(0)), (None, None));
+        assert_eq!(h.day_before(t(0), t(-1000)), (None, None));
         h.add(t(-20), Some(1), Some("low".into()));
         h.add(t(-2), Some(5), Some("medium".into()));
         h.add(t(-10), Some(3), Some("low".into()));
@@ -1966,19 +2002,19 @@ mod tests {
         );
         // Out of order adds are kept in time order; the day ends at `at`, inclusive.
         assert_eq!(
-            h.day_before(t(0)),
+            h.day_before(t(0), t(-1000)),
             (Some((Some(5), Some("medium".into()))), Some(1))
         );
         assert_eq!(
-            h.day_before(t(5)),
+            h.day_before(t(5), t(-1000)),
             (Some((Some(5), Some("medium".into()))), Some(3)),
             "t(-20) is more than a day before t(5)"
         );
         assert_eq!(
-            h.day_before(t(-10)),
+            h.day_before(t(-10), t(-1000)),
             (Some((Some(3), Some("low".into()))), Some(1))
         );
-        assert_eq!(h.day_before(t(-21)), (None, None));
+        assert_eq!(h.day_before(t(-21), t(-1000)), (None, None));
         assert_eq!(h.newest_by(t(0)), Some(t(-2)));
         assert_eq!(h.newest_by(t(-3)), Some(t(-10)));
         assert_eq!(h.newest_by(t(-21)), None);
@@ -1990,7 +2026,7 @@ mod tests {
             [t(-10), t(-2), t(10)]
         );
         assert_eq!(
-            h.day_before(t(10)),
+            h.day_before(t(10), t(-1000)),
             (Some((None, None)), Some(3)),
             "a partial score has no total, and is the newest"
         );
