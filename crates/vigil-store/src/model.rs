@@ -416,9 +416,10 @@ pub struct EpisodeSettings {
     pub acvpu_set_at: Option<DateTime<Utc>>,
     pub under_16: bool,
     pub pregnant: bool,
-    /// When the episode began: scoring compares a score with the stay's
-    /// earlier ones only (a patient admitted again has scores from before).
-    pub admitted_at: DateTime<Utc>,
+    /// When the patient's previous stay ended, if they were admitted
+    /// again: scoring compares a score only with the scores measured after
+    /// it (the earlier stay's alerts were resolved by its discharge).
+    pub earlier_stay_ended: Option<DateTime<Utc>>,
 }
 
 /// ACVPU levels, for the API description (stored and sent as text).

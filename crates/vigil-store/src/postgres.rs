@@ -140,7 +140,8 @@ fn obs_row(r: &PgRow) -> ObservationRow {
 const EPISODE_SETTINGS: &str =
     "SELECT p.id, p.ward_id, e.pathway, e.spo2_scale, e.spo2_scale_set_by, e.spo2_scale_set_at,
         e.oxygen, e.oxygen_set_by, e.oxygen_set_at, e.acvpu, e.acvpu_set_by, e.acvpu_set_at,
-        e.under_16, e.pregnant, e.admitted_at
+        e.under_16, e.pregnant,
+        (SELECT MAX(x.discharged_at) FROM episodes x WHERE x.patient_id = e.patient_id AND x.id <> e.id)
      FROM episodes e JOIN patients p ON p.id = e.patient_id";
 
 fn episode_settings_row(r: &PgRow) -> EpisodeSettings {
@@ -159,7 +160,7 @@ fn episode_settings_row(r: &PgRow) -> EpisodeSettings {
         acvpu_set_at: r.get(11),
         under_16: r.get(12),
         pregnant: r.get(13),
-        admitted_at: r.get(14),
+        earlier_stay_ended: r.get(14),
     }
 }
 

@@ -246,7 +246,8 @@ const LATEST_PER_CODE_FROM: &str = "FROM codes JOIN observations o ON o.id = (
 const EPISODE_SETTINGS: &str =
     "SELECT p.id, p.ward_id, e.pathway, e.spo2_scale, e.spo2_scale_set_by, e.spo2_scale_set_at,
         e.oxygen, e.oxygen_set_by, e.oxygen_set_at, e.acvpu, e.acvpu_set_by, e.acvpu_set_at,
-        e.under_16, e.pregnant, e.admitted_at
+        e.under_16, e.pregnant,
+        (SELECT MAX(x.discharged_at) FROM episodes x WHERE x.patient_id = e.patient_id AND x.id <> e.id)
      FROM episodes e JOIN patients p ON p.id = e.patient_id";
 
 /// The patient with an open episode and this NHS number, if any.
@@ -311,7 +312,7 @@ fn episode_settings_row(r: &sqlx::sqlite::SqliteRow) -> Result<EpisodeSettings> 
         acvpu_set_at: parse_opt_ts(r.get(11))?,
         under_16: r.get::<i64, _>(12) != 0,
         pregnant: r.get::<i64, _>(13) != 0,
-        admitted_at: parse_ts(&r.get::<String, _>(14))?,
+        earlier_stay_ended: parse_opt_ts(r.get(14))?,
     })
 }
 

@@ -459,6 +459,12 @@ async fn an_nhs_number_is_admitted_once_at_a_time(s: &dyn Store) {
         ("Ann Smith", "general", t(10, 0), None)
     );
     assert_eq!(s.active_patients().await.expect("active").len(), 2);
+    let settings = s.episode_settings(ann).await.expect("settings");
+    assert_eq!(
+        settings.map(|e| e.earlier_stay_ended),
+        Some(Some(t(9, 0))),
+        "scoring compares with what came after the earlier stay"
+    );
     s.patient_discharge(ann, "admin", t(10, 30))
         .await
         .expect("discharge");
@@ -2040,7 +2046,6 @@ async fn episode_update_records_who_and_when(s: &dyn Store) {
             ward_id: w,
             pathway: "copd".into(),
             spo2_scale: 1,
-            admitted_at: t(7, 0),
             ..Default::default()
         }
     );

@@ -112,14 +112,19 @@ struct ScoreHistory {
 type DayBefore = (Option<(Option<i64>, Option<String>)>, Option<i64>);
 
 impl ScoreHistory {
-    /// The previous day's scores up to and including `at`, none before
-    /// `since` (the stay's admission: a patient admitted again has scores
-    /// from an earlier stay, and a score in the band the earlier stay ended
-    /// in must raise its alert anew, hazard AL-29): the newest of them
-    /// (total, risk) and their lowest total.
-    fn day_before(&self, at: chrono::DateTime<Utc>, since: chrono::DateTime<Utc>) -> DayBefore {
+    /// The previous day's scores up to and including `at`, none measured
+    /// before `since` (the end of the patient's earlier stay: a patient
+    /// admitted again has its scores, and a score in the band that stay
+    /// ended in must raise its alert anew, hazard AL-29): the newest of
+    /// them (total, risk) and their lowest total.
+    fn day_before(
+        &self,
+        at: chrono::DateTime<Utc>,
+        since: Option<chrono::DateTime<Utc>>,
+    ) -> DayBefore {
         let end = self.rows.partition_point(|r| r.0 <= at);
-        let from = (at - chrono::Duration::hours(24)).max(since);
+        let day = at - chrono::Duration::hours(24);
+        let from = since.map_or(day, |s| s.max(day));
         let start = self.rows.partition_point(|r| r.0 < from);
         let day = &self.rows[start..end.max(start)];
         (
@@ -1409,7 +1414,7 @@ impl Worker {
                 };
                 // The previous day as it was before this score.
                 let (prev, min_24h) = if current_then {
-                    h.day_before(at, settings.admitted_at)
+                    h.day_before(at, settings.earlier_stay_ended)
                 } else {
                     (None, None)
                 };
@@ -1969,18 +1974,18 @@ mod tests {
         };
         h.add(t(-20), Some(5), Some("medium".into()));
         h.add(t(-2), Some(3), Some("low".into()));
-        // Admitted again 10 h ago: the earlier stay's medium is not the
-        // previous score, nor its total the day's lowest.
+        // An earlier stay ended 10 h ago: its medium is not the previous
+        // score, nor its total the day's lowest.
         assert_eq!(
-            h.day_before(t(0), t(-10)),
+            h.day_before(t(0), Some(t(-10))),
             (Some((Some(3), Some("low".into()))), Some(3))
         );
-        assert_eq!(h.day_before(t(0), t(-1)), (None, None));
+        assert_eq!(h.day_before(t(0), Some(t(-1))), (None, None));
         assert_eq!(
-            h.day_before(t(0), t(-30)),
+            h.day_before(t(0), None),
             (Some((Some(3), Some("low".into()))), Some(3))
         );
-        assert_eq!(h.day_before(t(-3), t(-30)).1, Some(5));
+        assert_eq!(h.day_before(t(-3), Some(t(-30))).1, Some(5));
     }
 
     #[test]
@@ -1990,7 +1995,7 @@ mod tests {
             latest: None,
             rows: Vec::new(),
         };
-        assert_eq!(h.day_before(t(0), t(-1000)), (None, None));
+        assert_eq!(h.day_before(t(0), None), (None, None));
         h.add(t(-20), Some(1), Some("low".into()));
         h.add(t(-2), Some(5), Some("medium".into()));
         h.add(t(-10), Some(3), Some("low".into()));
@@ -2002,19 +2007,19 @@ mod tests {
         );
         // Out of order adds are kept in time order; the day ends at `at`, inclusive.
         assert_eq!(
-            h.day_before(t(0), t(-1000)),
+            h.day_before(t(0), None),
             (Some((Some(5), Some("medium".into()))), Some(1))
         );
         assert_eq!(
-            h.day_before(t(5), t(-1000)),
+            h.day_before(t(5), None),
             (Some((Some(5), Some("medium".into()))), Some(3)),
             "t(-20) is more than a day before t(5)"
         );
         assert_eq!(
-            h.day_before(t(-10), t(-1000)),
+            h.day_before(t(-10), None),
             (Some((Some(3), Some("low".into()))), Some(1))
         );
-        assert_eq!(h.day_before(t(-21), t(-1000)), (None, None));
+        assert_eq!(h.day_before(t(-21), None), (None, None));
         assert_eq!(h.newest_by(t(0)), Some(t(-2)));
         assert_eq!(h.newest_by(t(-3)), Some(t(-10)));
         assert_eq!(h.newest_by(t(-21)), None);
@@ -2026,7 +2031,7 @@ mod tests {
             [t(-10), t(-2), t(10)]
         );
         assert_eq!(
-            h.day_before(t(10), t(-1000)),
+            h.day_before(t(10), None),
             (Some((None, None)), Some(3)),
             "a partial score has no total, and is the newest"
         );
