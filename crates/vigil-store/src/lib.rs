@@ -36,6 +36,11 @@ use chrono::{DateTime, Utc};
 
 pub use error::StoreError;
 
+pub use live::LiveHub;
+pub use model::*;
+pub use postgres::PgStore;
+pub use sqlite::SqliteStore;
+
 /// The refusal of an admission whose NHS number is admitted already, as
 /// patient `other` ([`Store::patient_admit`]).
 pub fn already_admitted(other: i64) -> StoreError {
@@ -43,10 +48,6 @@ pub fn already_admitted(other: i64) -> StoreError {
         "nhs_number: already admitted as patient {other}; discharge them first"
     ))
 }
-pub use live::LiveHub;
-pub use model::*;
-pub use postgres::PgStore;
-pub use sqlite::SqliteStore;
 
 /// Result of a store call.
 pub type Result<T, E = StoreError> = std::result::Result<T, E>;
@@ -99,11 +100,8 @@ pub trait Store: Send + Sync + 'static {
         actor: &str,
         at: DateTime<Utc>,
     ) -> Result<Discharge>;
+    /// The patient with every episode of their record ([`PatientDetail::episodes`]).
     async fn patient_get(&self, patient_id: i64) -> Result<Option<PatientDetail>>;
-    /// Every episode of the patient's record, newest first (a patient
-    /// admitted again has one per admission; [`Store::patient_get`] gives
-    /// the newest).
-    async fn patient_episodes(&self, patient_id: i64) -> Result<Vec<Episode>>;
     /// Patients with an open episode on any of `ward_ids`, with their latest readings.
     async fn patients_list(&self, ward_ids: &[i64]) -> Result<Vec<PatientSummary>>;
 

@@ -175,6 +175,13 @@ pub struct PatientDetail {
     pub devices: Vec<DeviceInfo>,
 }
 
+impl PatientDetail {
+    /// Every episode of the record, newest first: one per admission.
+    pub fn episodes(&self) -> impl Iterator<Item = &Episode> {
+        self.episode.iter().chain(&self.previous_episodes)
+    }
+}
+
 /// The latest value of one code for a patient.
 #[derive(Clone, Debug, PartialEq, Serialize, utoipa::ToSchema)]
 pub struct LatestReading {

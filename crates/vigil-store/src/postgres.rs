@@ -891,16 +891,6 @@ impl Store for PgStore {
         })
     }
 
-    async fn patient_episodes(&self, patient_id: i64) -> Result<Vec<Episode>> {
-        Ok(sqlx::query(EPISODES)
-            .bind(patient_id)
-            .fetch_all(&self.pool)
-            .await?
-            .iter()
-            .map(episode_row)
-            .collect())
-    }
-
     async fn patient_get(&self, patient_id: i64) -> Result<Option<PatientDetail>> {
         let Some(p) =
             sqlx::query("SELECT id, ward_id, name, nhs_number FROM patients WHERE id = $1")
@@ -910,7 +900,13 @@ impl Store for PgStore {
         else {
             return Ok(None);
         };
-        let mut previous_episodes = self.patient_episodes(patient_id).await?;
+        let mut previous_episodes: Vec<Episode> = sqlx::query(EPISODES)
+            .bind(patient_id)
+            .fetch_all(&self.pool)
+            .await?
+            .iter()
+            .map(episode_row)
+            .collect();
         let episode = (!previous_episodes.is_empty()).then(|| previous_episodes.remove(0));
         let devices = sqlx::query(
             "SELECT d.id, d.kind, d.revoked_at, s.online, s.battery_pct, s.signal, s.fw, s.reported_at

@@ -25,6 +25,15 @@ impl Drop for Child {
     }
 }
 
+/// The first port the kernel gives outgoing connections as their local
+/// end (`ip_local_port_range`; 32768 if it cannot be read).
+fn outgoing_ports_from() -> u16 {
+    std::fs::read_to_string("/proc/sys/net/ipv4/ip_local_port_range")
+        .ok()
+        .and_then(|s| s.split_whitespace().next()?.parse().ok())
+        .unwrap_or(32_768)
+}
+
 /// A free port on 127.0.0.1 for a server started later (a `vigil serve`
 /// child, Mosquitto), bind-checked and released. Taken below the kernel's
 /// range for outgoing connections' local ports (`ip_local_port_range`,
@@ -37,11 +46,7 @@ pub fn free_port() -> std::io::Result<u16> {
     use std::hash::{BuildHasher, Hasher};
     use std::sync::atomic::{AtomicU32, Ordering};
     static PICKED: AtomicU32 = AtomicU32::new(0);
-    let ephemeral = std::fs::read_to_string("/proc/sys/net/ipv4/ip_local_port_range")
-        .ok()
-        .and_then(|s| s.split_whitespace().next()?.parse::<u32>().ok())
-        .unwrap_or(32_768);
-    let (from, to) = (10_000u32, ephemeral.min(65_536));
+    let (from, to) = (10_000u32, u32::from(outgoing_ports_from()));
     if to > from + 100 {
         let span = to - from;
         // A random start per process (the std hasher's keys are random),
@@ -450,10 +455,7 @@ mod tests {
 
     #[test]
     fn free_ports_are_bindable_distinct_and_below_the_outgoing_range() {
-        let ephemeral: u16 = std::fs::read_to_string("/proc/sys/net/ipv4/ip_local_port_range")
-            .ok()
-            .and_then(|s| s.split_whitespace().next()?.parse().ok())
-            .unwrap_or(32_768);
+        let ephemeral = outgoing_ports_from();
         let ports: Vec<u16> = (0..20).map(|_| free_port().expect("a port")).collect();
         let distinct: std::collections::BTreeSet<u16> = ports.iter().copied().collect();
         assert_eq!(distinct.len(), ports.len(), "{ports:?}");

@@ -25,19 +25,27 @@ pub fn is_valid(s: &str) -> bool {
     check_digit(&nine) == Some(digits[9])
 }
 
+/// The test-range number `999` + `body` (six digits) + its check digit,
+/// or `None` when those nine digits have none.
+fn test_number(body: u32) -> Option<String> {
+    let mut nine = [9u32, 9, 9, 0, 0, 0, 0, 0, 0];
+    for (i, d) in nine.iter_mut().skip(3).enumerate() {
+        *d = body / 10u32.pow(5 - i as u32) % 10;
+    }
+    check_digit(&nine).map(|c| {
+        nine.iter()
+            .chain(std::iter::once(&c))
+            .map(|d| char::from(b'0' + *d as u8))
+            .collect()
+    })
+}
+
 /// A random valid NHS number starting 999.
 pub fn random_test_number(rng: &mut SimRng) -> String {
     loop {
-        let mut nine = [9u32, 9, 9, 0, 0, 0, 0, 0, 0];
-        for d in nine.iter_mut().skip(3) {
-            *d = (rng.next_u64() % 10) as u32;
-        }
-        if let Some(c) = check_digit(&nine) {
-            return nine
-                .iter()
-                .chain(std::iter::once(&c))
-                .map(|d| char::from(b'0' + *d as u8))
-                .collect();
+        let body = (0..6).fold(0u32, |b, _| b * 10 + (rng.next_u64() % 10) as u32);
+        if let Some(n) = test_number(body) {
+            return n;
         }
     }
 }
@@ -47,19 +55,7 @@ pub fn random_test_number(rng: &mut SimRng) -> String {
 pub fn next_test_number(n: &str) -> String {
     let body: u32 = n.get(3..9).and_then(|b| b.parse().ok()).unwrap_or(0);
     (1..=1_000_000u32)
-        .map(|k| (body + k) % 1_000_000)
-        .find_map(|b| {
-            let mut nine = [9u32, 9, 9, 0, 0, 0, 0, 0, 0];
-            for (i, d) in nine.iter_mut().skip(3).enumerate() {
-                *d = b / 10u32.pow(5 - i as u32) % 10;
-            }
-            check_digit(&nine).map(|c| {
-                nine.iter()
-                    .chain(std::iter::once(&c))
-                    .map(|d| char::from(b'0' + *d as u8))
-                    .collect()
-            })
-        })
+        .find_map(|k| test_number((body + k) % 1_000_000))
         .unwrap_or_else(|| n.to_string())
 }
 

@@ -57,13 +57,10 @@ async fn visible_episode(
     let p = super::visible_patient(state, caller, patient)
         .await
         .map_err(|_| not_found())?;
-    let e = state
-        .store
-        .patient_episodes(p.id)
-        .await
-        .map_err(ApiError::from)?
-        .into_iter()
+    let e = p
+        .episodes()
         .find(|e| e.id == episode)
+        .cloned()
         .ok_or_else(not_found)?;
     Ok((p, e))
 }
@@ -114,14 +111,7 @@ pub async fn search(
     let patient = patient
         .ok_or_else(|| FhirError::Invalid("patient: required (searches are per patient)".into()))?;
     let p = super::visible_patient(&state, &caller, patient).await?;
-    let found: Vec<Value> = state
-        .store
-        .patient_episodes(p.id)
-        .await
-        .map_err(ApiError::from)?
-        .iter()
-        .map(|e| resource(p.id, e))
-        .collect();
+    let found: Vec<Value> = p.episodes().map(|e| resource(p.id, e)).collect();
     crate::audit::record(
         &state,
         &caller,
