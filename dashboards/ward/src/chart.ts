@@ -25,7 +25,17 @@ export interface ChartOptions {
   lines?: { value: number; label: string }[];
   /** Drawn over the series (the ECG's beat marks). */
   draw?: (u: uPlot) => void;
+  /**
+   * Times the patient was not on the ward (between a discharge and their
+   * next admission, or since their last discharge), in the x unit; `end`
+   * null = still. Shaded and named on the chart, and the series' lines are
+   * broken across them: a line from one stay to the next would draw a trend
+   * nobody watched.
+   */
+  offWard?: OffWard[];
 }
+
+export interface OffWard { start: number; end: number | null }
 
 export class VitalChart {
   private plot: uPlot;
@@ -55,7 +65,7 @@ export class VitalChart {
       axes: [{ stroke: "#333" }, { stroke: "#333", size: 45 }],
       hooks: { drawClear: [(u) => this.drawBands(u)], draw: o.draw ? [o.draw] : [] },
     };
-    this.plot = new uPlot(opts, toData(series), target);
+    this.plot = new uPlot(opts, toData(series, o.offWard), target);
     this.resize.observe(target);
   }
 
@@ -101,20 +111,68 @@ export class VitalChart {
       ctx.fillText(l.label, bbox.left + 4, y - 7 * devicePixelRatio);
     }
     ctx.restore();
+    // Over the bands: off the ward, no band applies.
+    this.drawOffWard(u);
+  }
+
+  /**
+   * Shade the times off the ward in grey, each named in words ("not on the
+   * ward"), and at least a line's width even when a discharge and the next
+   * admission are minutes apart on a week's chart. The plot's box carries
+   * how many are in view (`data-off-ward`), for tests and for a reader's
+   * tools.
+   */
+  private drawOffWard(u: uPlot): void {
+    const { ctx, bbox } = u;
+    const left = bbox.left, right = bbox.left + bbox.width;
+    let shown = 0;
+    ctx.save();
+    ctx.font = `${Math.round(11 * devicePixelRatio)}px system-ui, sans-serif`;
+    ctx.textBaseline = "top";
+    for (const g of this.o.offWard || []) {
+      const a = u.valToPos(g.start, "x", true);
+      const b = g.end == null ? right : u.valToPos(g.end, "x", true);
+      if (b < left || a > right) continue;
+      const x0 = Math.max(left, a), x1 = Math.min(right, Math.max(b, a + 2 * devicePixelRatio));
+      ctx.fillStyle = "#d9d9d9";
+      ctx.fillRect(x0, bbox.top, x1 - x0, bbox.height);
+      // Named in words on a white box, readable over any band or mark:
+      // inside the grey when it fits, else beside its line.
+      const label = "not on the ward", pad = 3 * devicePixelRatio;
+      const w = ctx.measureText(label).width, h = 13 * devicePixelRatio;
+      // (Left of the band marks, which sit at the right edge.)
+      const marks = 28 * devicePixelRatio;
+      const tx = x1 - x0 > w + 4 * pad + marks ? x0 + pad
+        : x1 + w + 4 * pad + marks < right ? x1 + pad : Math.min(x0, right - marks) - w - 3 * pad;
+      const ty = bbox.top + pad;
+      ctx.fillStyle = "#ffffff";
+      ctx.fillRect(tx, ty, w + 2 * pad, h + pad);
+      ctx.fillStyle = "#1d1d1d";
+      ctx.textAlign = "left";
+      ctx.fillText(label, tx + pad, ty + pad / 2);
+      shown++;
+    }
+    ctx.restore();
+    u.root.parentElement?.setAttribute("data-off-ward", String(shown));
   }
 
   /** Replace the data and the x range. */
   update(series: SeriesSpec[], range: [number, number]): void {
     this.range = range;
-    this.plot.setData(toData(series));
+    this.plot.setData(toData(series, this.o.offWard));
   }
 
   destroy(): void { this.resize.disconnect(); this.plot.destroy(); }
 }
 
-/** uPlot wants one shared x array: merge the series' times, null where a series has no point. */
-function toData(series: SeriesSpec[]): uPlot.AlignedData {
-  const xs = [...new Set(series.flatMap((s) => s.xs))].sort((a, b) => a - b);
+/**
+ * uPlot wants one shared x array: merge the series' times, null where a
+ * series has no point, and a time of nulls inside each time off the ward, so
+ * that no line joins one stay to the next.
+ */
+function toData(series: SeriesSpec[], offWard: OffWard[] = []): uPlot.AlignedData {
+  const breaks = offWard.map((g) => (g.end == null ? g.start : (g.start + g.end) / 2));
+  const xs = [...new Set([...series.flatMap((s) => s.xs), ...breaks])].sort((a, b) => a - b);
   const index = new Map(xs.map((x, i) => [x, i]));
   const ys = series.map((s) => {
     const col: (number | null)[] = new Array(xs.length).fill(null);

@@ -4,11 +4,11 @@
 // ECG strip with the detected beats. Kept live from the websocket.
 import { api } from "./api";
 import { NEWS2_TOTAL, news2Bands } from "./bands";
-import { VitalChart, type SeriesSpec } from "./chart";
+import { VitalChart, type OffWard, type SeriesSpec } from "./chart";
 import { showEcg } from "./ecg";
 import { $, age, el, news2View, params, when } from "./format";
 import { patients } from "./state";
-import type { Alert, AlertEvent, DeviceStatus, LiveEvent, ObservationRow, PatientDetail, ScoreRow } from "./types";
+import type { Alert, AlertEvent, DeviceStatus, Episode, LiveEvent, ObservationRow, PatientDetail, ScoreRow } from "./types";
 
 interface Vital { code: string; title: string; unit: string; codes: string[]; floor: [number, number]; param?: string; optional?: boolean }
 
@@ -175,6 +175,37 @@ function renderNews2Now(): void {
     el("span", "detail", `. ${v.detail}${s?.scored_at ? `; scored for ${when(s.scored_at)}` : ""}`));
 }
 
+// ---------------------------------------------------------------- stays
+
+/** The patient's stays on this ward, oldest first. */
+function stays(d: PatientDetail | null | undefined): Episode[] {
+  if (!d) return [];
+  return [...(d.previous_episodes || []), ...(d.episode ? [d.episode] : [])]
+    .sort((a, b) => Date.parse(a.admitted_at) - Date.parse(b.admitted_at));
+}
+
+/** Times off the ward, in seconds: between a discharge and the next admission, and since the last discharge. */
+function offWard(d: PatientDetail | null | undefined): OffWard[] {
+  const s = stays(d), out: OffWard[] = [];
+  s.forEach((e, i) => {
+    if (!e.discharged_at) return;
+    const next = s[i + 1];
+    out.push({ start: Date.parse(e.discharged_at) / 1000, end: next ? Date.parse(next.admitted_at) / 1000 : null });
+  });
+  return out;
+}
+
+/**
+ * The stay a reading measured at `t` (ms) belongs to: the latest admitted by
+ * then. A device's clock stamps to the second, so a reading may be stamped up
+ * to a second before the admission it came in under.
+ */
+function stayOf(all: Episode[], t: number): Episode | undefined {
+  let found = all[0];
+  for (const e of all) if (Date.parse(e.admitted_at) <= t + 1000) found = e;
+  return found;
+}
+
 // ---------------------------------------------------------------- charts
 
 function onOxygen(): boolean {
@@ -218,7 +249,7 @@ function renderCharts(): void {
     if (chart) chart.update(series, range);
     else {
       const lines = target ? [{ value: target.low, label: `target ${target.low}` }, { value: target.high, label: `target ${target.high}` }] : [];
-      p.charts.set(v.code, new VitalChart(plot, series, { bands: b?.bands || [], lines, floor: v.floor, range }));
+      p.charts.set(v.code, new VitalChart(plot, series, { bands: b?.bands || [], lines, floor: v.floor, range, offWard: offWard(p.detail) }));
     }
     const details = fig.querySelector("details")!;
     if (details.open) fillTable(fig, v);
@@ -276,7 +307,23 @@ function fillTable(fig: HTMLElement, v: Vital): void {
   const body = el("tbody");
   const main = [...(p.obs.get(v.codes[0]) || [])].reverse();
   const others = v.codes.slice(1).map((c) => new Map((p.obs.get(c) || []).map((o) => [o.t, o.v])));
+  // Readings from more than one stay: a heading row before each stay's.
+  const all = stays(p.detail);
+  const split = new Set(main.map((o) => stayOf(all, o.t))).size > 1;
+  let stay: Episode | undefined | null = null;
   for (const o of main) {
+    const s = stayOf(all, o.t);
+    if (split && s !== stay) {
+      stay = s;
+      const th = el("th", "", !s ? "" : s === p.detail?.episode
+        ? `This stay, admitted ${when(s.admitted_at)}`
+        : `Earlier stay, ${when(s.admitted_at)} – ${s.discharged_at ? when(s.discharged_at) : "?"} (${s.pathway})`);
+      th.colSpan = v.codes.length + 2;
+      th.scope = "rowgroup";
+      const hr = el("tr", "stay");
+      hr.append(th);
+      body.append(hr);
+    }
     const tr = el("tr");
     tr.append(el("td", "", when(new Date(o.t).toISOString(), true)), el("td", "num", fmtNum(o.v)),
       ...others.map((m) => el("td", "num", m.has(o.t) ? fmtNum(m.get(o.t)!) : "—")), el("td", "", o.device));
@@ -316,7 +363,7 @@ function renderScores(): void {
   const series = [{ label: "NEWS2", xs, ys }], range: [number, number] = [page.from / 1000, Date.now() / 1000];
   const chart = page.charts.get("news2");
   if (chart) chart.update(series, range);
-  else page.charts.set("news2", new VitalChart(plot, series, { bands: NEWS2_TOTAL, floor: [0, 8], range }));
+  else page.charts.set("news2", new VitalChart(plot, series, { bands: NEWS2_TOTAL, floor: [0, 8], range, offWard: offWard(page.detail) }));
   $("score-count").textContent = page.scores.length > SCORE_ROWS
     ? `The newest ${SCORE_ROWS} of ${page.scores.length} scores in this range.`
     : `${page.scores.length} score${page.scores.length === 1 ? "" : "s"} in this range.`;

@@ -204,7 +204,7 @@ test("the ECG strip draws the patch's samples with the detected beats marked, as
   });
 });
 
-test("a patient discharged and admitted again keeps their record: the page names the earlier stay and charts its readings", { timeout: TEST_TIMEOUT }, async (t) => {
+test("a patient discharged and admitted again keeps their record: the page names the earlier stay, charts its readings and marks the time between the stays", { timeout: TEST_TIMEOUT }, async (t) => {
   await withWard(t, async ({ page, demo }) => {
     await page.goto(demo.base + "/");
     await signIn(page, demo.login);
@@ -220,6 +220,8 @@ test("a patient discharged and admitted again keeps their record: the page names
     const again = JSON.parse(await demo.admin(["patient", "admit", "--ward", "Demo ward", "--name", before.name,
       "--nhs-number", before.nhs_number, "--pathway", before.episode.pathway]));
     assert.deepEqual(again, { id, readmitted: true });
+    // Their kit given back to them, so that this stay has readings too.
+    for (const d of before.devices) await demo.admin(["device", "assign", "--device", d.id, "--patient", String(id)]);
     // Listed again (the daemon's patient sync tells open pages within 5 s).
     await page.locator(`#patients tr[data-patient="${id}"]`).waitFor({ timeout: UI_TIMEOUT });
 
@@ -230,6 +232,17 @@ test("a patient discharged and admitted again keeps their record: the page names
     // The readings from the first stay are on the record's charts.
     const spo2 = page.locator('figure.vital[data-code="spo2"]');
     await poll("SpO2 points from the earlier stay", async () => Number(await spo2.getAttribute("data-points")) > 0, { timeout: UI_TIMEOUT, interval: 250 });
+    // The time between the discharge and the admission is marked on the
+    // charts (the vitals' and NEWS2's), and the readings table heads each
+    // stay's readings.
+    await poll("the time off the ward drawn on the SpO2 chart", async () => (await spo2.locator(".plot").getAttribute("data-off-ward")) === "1", { timeout: UI_TIMEOUT, interval: 250 });
+    assert.equal(await page.locator("#score-plot").getAttribute("data-off-ward"), "1");
+    await spo2.getByText("SpO2: readings as a table").click();
+    const heads = spo2.locator("table.readings tr.stay th");
+    await poll("a new SpO2 reading in this stay", async () => (await heads.count()) === 2, { timeout: DATA_TIMEOUT, interval: 500 });
+    assert.match(await heads.nth(0).textContent(), /^This stay, admitted /);
+    assert.match(await heads.nth(1).textContent(), /^Earlier stay, .+ – .+ \(/);
     await assertAccessible(page, t, "a re-admitted patient's page");
+    await screenshot(page, "readmitted");
   });
 });
