@@ -264,3 +264,54 @@ test("the connection indicator is honest: a dropped socket shows reconnecting, t
     await page.getByRole("status").filter({ hasText: /^live$/ }).waitFor();
   });
 });
+
+test("a discharge by another user is told once, though the server repeats its resolutions", { timeout: TEST_TIMEOUT }, async (t) => {
+  await withWard(t, async ({ page, demo }) => {
+    // Every resolution pushed for an alert, as the page received it.
+    const resolved = [];
+    page.on("websocket", (ws) => ws.on("framereceived", ({ payload }) => {
+      try {
+        const ev = JSON.parse(payload);
+        if (ev.type === "alert_update" && ev.alert?.status === "resolved") resolved.push(ev.alert.id);
+      } catch { /* not JSON */ }
+    }));
+    await openSignedIn(page, demo);
+    const row = page.locator("#patients tbody tr[data-patient]").first();
+    await row.waitFor();
+    const id = Number(await row.getAttribute("data-patient"));
+    const { body: ward } = await pageFetch(page, "/api/v1/patients");
+    const name = ward.find((p) => p.id === id).name;
+
+    // A nurse records new confusion: NEWS2's consciousness scores 3, and the
+    // alert is raised at once.
+    const { body: me } = await pageFetch(page, "/api/v1/me");
+    const patched = await pageFetch(page, `/api/v1/patients/${id}/episode`, { method: "PATCH",
+      headers: { "content-type": "application/json", "x-csrf-token": me.csrf_token }, body: JSON.stringify({ acvpu: "C" }) });
+    assert.equal(patched.status, 200, JSON.stringify(patched.body));
+    const item = page.locator("#alert-list li[data-alert]").filter({ hasText: name }).first();
+    await item.waitFor({ timeout: DATA_TIMEOUT });
+    const alertId = Number(await item.getAttribute("data-alert"));
+
+    // Another admin discharges the patient through the API. The API pushes
+    // the resolution, and the daemon's patient sync (every 5 s) pushes it
+    // again, since it cannot tell an API discharge from a `vigil admin` one.
+    await demo.admin(["user", "add", "--username", "bed-manager", "--role", "admin", "--ward", "Demo ward"], "another-password\n");
+    const { token } = JSON.parse(await demo.admin(["token", "create", "--username", "bed-manager"]));
+    const res = await fetch(`${demo.base}/api/v1/patients/${id}/discharge`, { method: "POST",
+      headers: { authorization: `Bearer ${token}`, "content-type": "application/json" }, body: "{}" });
+    const out = await res.json();
+    assert.equal(res.status, 200, JSON.stringify(out));
+    assert.ok(out.resolved_alerts.includes(alertId), `the discharge resolved it: ${JSON.stringify(out)}`);
+    await item.waitFor({ state: "detached", timeout: UI_TIMEOUT });
+    const notice = page.locator("#notice");
+    await notice.filter({ hasText: `Resolved by bed-manager: ${name}, ` }).waitFor({ timeout: UI_TIMEOUT });
+
+    // The nurse moves on (the notice gives way to the next one); the repeat
+    // must not bring the old resolution back.
+    await page.evaluate(() => { document.getElementById("notice").textContent = ""; });
+    await poll("the sync's repeat of the resolution", async () => resolved.filter((x) => x === alertId).length >= 2,
+      { timeout: UI_TIMEOUT, interval: 100 });
+    await page.evaluate(() => new Promise((r) => requestAnimationFrame(() => setTimeout(r, 200))));
+    assert.equal(await notice.textContent(), "", "a repeated resolution is not told again");
+  });
+});
