@@ -211,6 +211,18 @@ async fn clinician_set_scale_2_rescores_with_who_and_when() {
     );
     assert_eq!(s["spo2_scale"]["set_by"], "admin", "{s}");
 
+    // The patient's page reads back what was recorded, to start its
+    // assessment form from: here the scale, and nothing else yet.
+    let one = app.get_json(&format!("/api/v1/patients/{patient}")).await;
+    let recorded = &one["settings"];
+    assert_eq!(recorded["spo2_scale"], 2, "{one}");
+    assert_eq!(recorded["spo2_scale_set_by"], "admin", "{one}");
+    assert_eq!(recorded["spo2_scale_set_at"], settings["spo2_scale_set_at"]);
+    assert!(
+        recorded["oxygen"].is_null() && recorded["acvpu"].is_null(),
+        "{one}"
+    );
+
     let bad = app
         .http_client
         .patch(format!("{}/api/v1/patients/{patient}/episode", app.http))

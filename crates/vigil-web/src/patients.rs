@@ -309,6 +309,11 @@ pub(crate) struct PatientView {
     #[serde(flatten)]
     patient: PatientDetail,
     thresholds: Thresholds,
+    /// What clinicians recorded for the open episode (SpO2 scale, air or
+    /// oxygen, consciousness, each with who and when), as `PATCH
+    /// …/episode` answers it; null without an open episode. What the
+    /// dashboard's assessment form starts from.
+    settings: Option<EpisodeSettings>,
 }
 
 /// The patient's own thresholds, besides NEWS2's (docs/http.md).
@@ -381,9 +386,14 @@ pub(crate) async fn one(
     let thresholds = Thresholds {
         spo2_target: spo2_target(&state, &p),
     };
+    let settings = match &p.episode {
+        Some(e) if e.discharged_at.is_none() => state.store.episode_settings(id).await?,
+        _ => None,
+    };
     Ok(Json(PatientView {
         patient: p,
         thresholds,
+        settings,
     }))
 }
 

@@ -156,6 +156,12 @@ export class VitalChart {
     u.root.parentElement?.setAttribute("data-off-ward", String(shown));
   }
 
+  /** Replace the shaded bands (the SpO2 scale or oxygen changed). */
+  setBands(bands: Band[]): void {
+    this.o.bands = bands;
+    this.plot.redraw(false);
+  }
+
   /** Replace the data and the x range. */
   update(series: SeriesSpec[], range: [number, number]): void {
     this.range = range;

@@ -5,10 +5,11 @@
 import { api } from "./api";
 import { NEWS2_TOTAL, news2Bands } from "./bands";
 import { VitalChart, type OffWard, type SeriesSpec } from "./chart";
+import { hideAssessment, showAssessment } from "./assessment";
 import { showEcg } from "./ecg";
 import { $, age, el, news2View, params, when } from "./format";
 import { patients } from "./state";
-import type { Alert, AlertEvent, DeviceStatus, Episode, LiveEvent, ObservationRow, PatientDetail, ScoreRow } from "./types";
+import type { Alert, AlertEvent, DeviceStatus, Episode, EpisodeSettings, LiveEvent, ObservationRow, PatientDetail, ScoreRow } from "./types";
 
 interface Vital { code: string; title: string; unit: string; codes: string[]; floor: [number, number]; param?: string; optional?: boolean }
 
@@ -46,6 +47,7 @@ interface Page {
   alerts: Map<number, { alert: Alert; events: AlertEvent[] }>;
   charts: Map<string, VitalChart>;
   load: number; // increments per load, so a late answer for an old range is dropped
+  bands: string; // the SpO2 bands drawn (bandsKey)
 }
 let page: Page | null = null;
 
@@ -53,13 +55,14 @@ export async function openPatient(id: number): Promise<void> {
   if (page?.id === id) return;
   closePatient();
   sessionStorage.setItem("vigil-last-patient", String(id));
-  page = { id, detail: null, range: "24h", from: 0, to: null, obs: new Map(), scores: [], alerts: new Map(), charts: new Map(), load: 0 };
+  page = { id, detail: null, range: "24h", from: 0, to: null, obs: new Map(), scores: [], alerts: new Map(), charts: new Map(), load: 0, bands: "" };
   $("patient-title").textContent = patients.get(id)?.summary.name || `Patient ${id}`;
   $("patient-facts").textContent = "Loading…";
   $("charts").replaceChildren();
   $("score-plot").replaceChildren();
   $("ecg-summary").textContent = "";
   $("ecg-plot").replaceChildren();
+  hideAssessment();
   setRangeButtons("24h");
   $("patient-title").focus();
   try {
@@ -77,11 +80,13 @@ export async function openPatient(id: number): Promise<void> {
   }
   renderFacts();
   renderDevices();
+  showAssessment(id, page.detail.settings, settingsChanged);
   await Promise.all([loadRange("24h"), loadAlerts()]);
 }
 
 export function closePatient(): void {
   if (!page) return;
+  hideAssessment();
   for (const c of page.charts.values()) c.destroy();
   page = null;
   $("charts").replaceChildren();
@@ -206,12 +211,41 @@ function stayOf(all: Episode[], t: number): Episode | undefined {
   return found;
 }
 
+/**
+ * A clinician recorded the assessment: the facts line, the SpO2 bands and
+ * the SpO2 target follow it. The target is the server's to say (a pathway's
+ * own, or the scale's default), so the patient is read again; the SpO2
+ * chart is drawn afresh with the new target's lines.
+ */
+async function settingsChanged(s: EpisodeSettings): Promise<void> {
+  const p = page, ep = p?.detail?.episode;
+  if (!p?.detail || !ep) return;
+  p.detail.settings = s;
+  ep.spo2_scale = s.spo2_scale;
+  ep.spo2_scale_set_by = s.spo2_scale_set_by;
+  ep.spo2_scale_set_at = s.spo2_scale_set_at;
+  renderFacts();
+  try {
+    const detail = await api<PatientDetail>(`/api/v1/patients/${p.id}`);
+    if (page !== p) return;
+    p.detail = detail;
+    renderFacts();
+  } catch { /* the facts above are already the recorded ones */ }
+  p.charts.get("spo2")?.destroy();
+  p.charts.delete("spo2");
+  renderCharts();
+}
+
 // ---------------------------------------------------------------- charts
 
+/** On oxygen, as the current NEWS2 scored it; else as a clinician recorded it. */
 function onOxygen(): boolean {
   const o2 = patients.get(page?.id ?? -1)?.news2?.subscores?.find((x) => x.parameter === "o2");
-  return !!o2 && o2.score > 0;
+  return o2 ? o2.score > 0 : !!page?.detail?.settings?.oxygen;
 }
+
+/** Which NEWS2 bands the SpO2 chart shows. */
+function bandsKey(p: Page): string { return `${p.detail?.episode?.spo2_scale ?? 1}/${onOxygen()}`; }
 
 function seriesOf(p: Page, v: Vital): SeriesSpec[] {
   return v.codes.map((c) => {
@@ -246,6 +280,7 @@ function renderCharts(): void {
     const plot = fig.querySelector<HTMLElement>(".plot")!;
     plot.setAttribute("aria-label", `${v.title} chart: ${summary(p, v)}`);
     const chart = p.charts.get(v.code);
+    if (chart && v.code === "spo2" && p.bands !== bandsKey(p)) chart.setBands(b?.bands || []);
     if (chart) chart.update(series, range);
     else {
       const lines = target ? [{ value: target.low, label: `target ${target.low}` }, { value: target.high, label: `target ${target.high}` }] : [];
@@ -254,6 +289,7 @@ function renderCharts(): void {
     const details = fig.querySelector("details")!;
     if (details.open) fillTable(fig, v);
   }
+  p.bands = bandsKey(p);
 }
 
 function buildFigure(v: Vital): HTMLElement {
@@ -461,6 +497,7 @@ export function patientEvent(ev: LiveEvent): void {
       if (ev.patient_id !== p.id) return;
       // The ward handler has already taken the new current score.
       renderNews2Now();
+      if (p.bands !== bandsKey(p)) renderCharts(); // oxygen started or stopped
       if (Date.parse(ev.score.scored_at || "") >= p.from) {
         p.scores.push({ id: -1, scored_at: ev.score.scored_at || new Date().toISOString(), computed_at: new Date().toISOString(),
           total: ev.score.total, risk: ev.score.risk, partial: ev.score.partial, detail: ev.score, obs_ids: [] });

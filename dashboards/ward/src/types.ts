@@ -31,8 +31,16 @@ export interface Episode {
   spo2_scale_set_at: string | null; admitted_at: string; discharged_at: string | null;
 }
 
+/** What clinicians recorded for an open episode, with who and when (`PATCH …/episode` answers it). */
+export interface EpisodeSettings {
+  spo2_scale: number; spo2_scale_set_by: string | null; spo2_scale_set_at: string | null;
+  oxygen: boolean | null; oxygen_set_by: string | null; oxygen_set_at: string | null;
+  acvpu: string | null; acvpu_set_by: string | null; acvpu_set_at: string | null;
+  under_16: boolean; pregnant: boolean;
+}
+
 export interface PatientDetail {
-  id: number; ward_id: number; name: string; nhs_number: string;
+  id: number; ward_id: number; name: string; nhs_number: string; settings?: EpisodeSettings | null;
   episode: Episode | null; previous_episodes?: Episode[]; devices: { id: string; kind: string; revoked_at: string | null; status: StoredDeviceStatus | null }[];
   thresholds: { spo2_target: { low: number; high: number; source: "pathway" | "scale" } | null };
 }

@@ -12,6 +12,16 @@ function pageGet(page, path) {
   return page.evaluate(async (path) => (await fetch(path, { credentials: "same-origin" })).json(), path);
 }
 
+/** Sign in to the demo's ward, and the id of the first patient listed with an SpO2 reading. */
+async function signedInPatientWithReadings(page, demo) {
+  await page.goto(demo.base + "/");
+  await signIn(page, demo.login);
+  await page.getByRole("status").filter({ hasText: "live" }).waitFor();
+  const row = page.locator("#patients tbody tr[data-patient]").filter({ has: page.locator('td[data-code="spo2"]', { hasText: /^\d/ }) }).first();
+  await row.waitFor({ timeout: DATA_TIMEOUT });
+  return Number(await row.getAttribute("data-patient"));
+}
+
 /** Per chart: code, points plotted (data-points), whether a canvas is drawn, and the summary text. */
 function charts(page) {
   return page.locator("#charts figure.vital").evaluateAll((figs) => figs.map((f) => ({
@@ -206,12 +216,7 @@ test("the ECG strip draws the patch's samples with the detected beats marked, as
 
 test("a patient discharged and admitted again keeps their record: the page names the earlier stay, charts its readings and marks the time between the stays", { timeout: TEST_TIMEOUT }, async (t) => {
   await withWard(t, async ({ page, demo }) => {
-    await page.goto(demo.base + "/");
-    await signIn(page, demo.login);
-    await page.getByRole("status").filter({ hasText: "live" }).waitFor();
-    const row = page.locator("#patients tbody tr[data-patient]").filter({ has: page.locator('td[data-code="spo2"]', { hasText: /^\d/ }) }).first();
-    await row.waitFor({ timeout: DATA_TIMEOUT });
-    const id = Number(await row.getAttribute("data-patient"));
+    const id = await signedInPatientWithReadings(page, demo);
     const before = await pageGet(page, `/api/v1/patients/${id}`);
 
     // `vigil admin`, in another process, as a ward's admin would.
@@ -244,5 +249,64 @@ test("a patient discharged and admitted again keeps their record: the page names
     assert.match(await heads.nth(1).textContent(), /^Earlier stay, .+ – .+ \(/);
     await assertAccessible(page, t, "a re-admitted patient's page");
     await screenshot(page, "readmitted");
+  });
+});
+
+test("a clinician records air or oxygen, consciousness and the SpO2 scale on the patient's page, and NEWS2 is whole", { timeout: TEST_TIMEOUT }, async (t) => {
+  await withWard(t, async ({ page, demo }) => {
+    const id = await signedInPatientWithReadings(page, demo);
+    await page.goto(`${demo.base}/#/patients/${id}`);
+    const form = page.getByRole("region", { name: "Clinical assessment" });
+    await form.waitFor();
+
+    // Nothing recorded yet: the demo's devices never say air or oxygen, so
+    // every score is partial for it, and the form says why.
+    await form.getByText("Not recorded: NEWS2 is partial until it is.").waitFor();
+    const news2Now = page.locator("#patient-news2");
+    await news2Now.filter({ hasText: "air or oxygen" }).waitFor({ timeout: DATA_TIMEOUT });
+    const missingO2 = async () => {
+      const list = await pageGet(page, "/api/v1/patients");
+      return (list.find((p) => p.id === id)?.news2?.missing || []).includes("o2");
+    };
+    assert.equal(await missingO2(), true);
+
+    // On air and alert, from a call with the patient.
+    await form.getByRole("radio", { name: "Air" }).check();
+    await form.getByLabel("Consciousness (ACVPU)").selectOption("A");
+    await form.getByRole("button", { name: "Record" }).click();
+    await form.getByText("Recorded: on air, consciousness A: alert. NEWS2 is scored again.").waitFor();
+    await form.getByText(/^Recorded: on air by demo, /).waitFor();
+    await poll("NEWS2 scored with air", async () => !(await missingO2()), { timeout: UI_TIMEOUT, interval: 250 });
+    await poll("the page's NEWS2 no longer missing air or oxygen", async () => !/air or oxygen/.test(await news2Now.textContent()), { timeout: UI_TIMEOUT, interval: 250 });
+
+    // Scale 2 hides hypoxaemia if chosen for the wrong patient: it needs
+    // its confirmation ticked, and is not recorded without it.
+    await form.getByRole("radio", { name: /^Scale 2/ }).check();
+    const confirm = form.getByRole("checkbox", { name: /confirmed hypercapnic respiratory failure/ });
+    await confirm.waitFor();
+    await form.getByRole("button", { name: "Record" }).click();
+    await form.getByText(/^Scale 2 not recorded: tick/).waitFor();
+    assert.equal((await pageGet(page, `/api/v1/patients/${id}`)).settings.spo2_scale, 1, "not recorded unconfirmed");
+    await confirm.check();
+    await form.getByRole("button", { name: "Record" }).click();
+    await form.getByText("Recorded: SpO2 scale 2. NEWS2 is scored again.").waitFor();
+    const after = await pageGet(page, `/api/v1/patients/${id}`);
+    assert.equal(after.settings.spo2_scale, 2);
+    assert.equal(after.settings.spo2_scale_set_by, "demo");
+    await page.locator("#patient-facts").filter({ hasText: "SpO2 scale 2 (set by demo" }).waitFor();
+    // The bands and the target lines are scale 2's (88–92 %), not scale 1's.
+    const spo2Bands = page.locator('figure.vital[data-code="spo2"] .bands');
+    await spo2Bands.filter({ hasText: "SpO2 scale 2" }).waitFor();
+    await spo2Bands.filter({ hasText: "target, 88–92 %" }).waitFor();
+    assert.equal(await page.locator('figure.vital[data-code="spo2"]').getAttribute("data-target"), "88-92");
+    await assertAccessible(page, t, "the patient page's clinical assessment");
+    await screenshot(page, "assessment");
+
+    // Opened again, the form starts from what was recorded.
+    await page.reload();
+    await form.getByText(/^Recorded: on air by demo, /).waitFor();
+    assert.equal(await form.getByRole("radio", { name: "Air" }).isChecked(), true);
+    assert.equal(await form.getByRole("radio", { name: /^Scale 2/ }).isChecked(), true);
+    assert.equal(await form.getByLabel("Consciousness (ACVPU)").inputValue(), "A");
   });
 });

@@ -1,0 +1,121 @@
+// The patient page's clinical assessment: what NEWS2 needs and no device
+// measures (air or oxygen; consciousness when the hub has not asked), the
+// SpO2 scale, and whether NEWS2 applies at all. A clinician records it here;
+// the server keeps each entry with who and when, and scores again at once
+// (PATCH /api/v1/patients/{id}/episode, docs/http.md).
+import { api } from "./api";
+import { $, when } from "./format";
+import type { EpisodeSettings } from "./types";
+
+const ACVPU_WORDS: Record<string, string> = {
+  A: "A: alert", C: "C: new confusion", V: "V: responds to voice", P: "P: responds to pain", U: "U: unresponsive",
+};
+
+interface Shown { patient: number; settings: EpisodeSettings; changed: (s: EpisodeSettings) => Promise<void> }
+let shown: Shown | null = null;
+
+const form = $("assessment-form") as HTMLFormElement;
+const status = $("assessment-status");
+const confirmBox = $("a-confirm") as HTMLInputElement;
+const confirmLabel = $("a-confirm-label");
+const acvpu = $("a-acvpu") as HTMLSelectElement;
+const under16 = $("a-under16") as HTMLInputElement;
+const pregnant = $("a-pregnant") as HTMLInputElement;
+
+function radios(name: string): HTMLInputElement[] {
+  return [...form.querySelectorAll<HTMLInputElement>(`input[type=radio][name=${name}]`)];
+}
+function chosen(name: string): string | null { return radios(name).find((r) => r.checked)?.value ?? null; }
+function choose(name: string, value: string | null): void { for (const r of radios(name)) r.checked = r.value === value; }
+
+function by(who: string | null, at: string | null): string {
+  return `${who ? ` by ${who}` : ""}${at ? `, ${when(at)}` : ""}`;
+}
+
+/** Show the form for a patient's open episode (hidden without one). */
+export function showAssessment(patient: number, settings: EpisodeSettings | null | undefined, changed: (s: EpisodeSettings) => Promise<void>): void {
+  const section = $("assessment");
+  status.textContent = "";
+  if (!settings) { shown = null; section.hidden = true; return; }
+  shown = { patient, settings, changed };
+  section.hidden = false;
+  fill(settings);
+}
+
+export function hideAssessment(): void { shown = null; $("assessment").hidden = true; }
+
+function fill(s: EpisodeSettings): void {
+  choose("oxygen", s.oxygen == null ? null : s.oxygen ? "oxygen" : "air");
+  const o2 = $("a-oxygen-recorded");
+  o2.textContent = s.oxygen == null
+    ? "Not recorded: NEWS2 is partial until it is."
+    : `Recorded: ${s.oxygen ? "on oxygen" : "on air"}${by(s.oxygen_set_by, s.oxygen_set_at)}.`;
+  o2.classList.toggle("missing", s.oxygen == null);
+  acvpu.value = s.acvpu ?? "";
+  $("a-acvpu-recorded").textContent = s.acvpu
+    ? `Recorded: ${ACVPU_WORDS[s.acvpu] ?? s.acvpu}${by(s.acvpu_set_by, s.acvpu_set_at)}. NEWS2 uses this or the hub's later answer.`
+    : "Not recorded here; NEWS2 uses the hub's answer, if any.";
+  choose("scale", String(s.spo2_scale));
+  $("a-scale-recorded").textContent = `Scale ${s.spo2_scale}${s.spo2_scale_set_by?.startsWith("pathway:")
+    ? ` (the ${s.spo2_scale_set_by.slice(8)} pathway's default)` : by(s.spo2_scale_set_by, s.spo2_scale_set_at)}.`;
+  confirmBox.checked = false;
+  confirmLabel.hidden = true;
+  under16.checked = s.under_16;
+  pregnant.checked = s.pregnant;
+}
+
+// Scale 2 scores SpO2 88–92 % as 0: chosen for the wrong patient it hides
+// hypoxaemia, so it is asked for twice (RCP NEWS2 2017: a clinical
+// decision, recorded).
+for (const r of radios("scale")) {
+  r.addEventListener("change", () => {
+    confirmLabel.hidden = !(chosen("scale") === "2" && shown?.settings.spo2_scale !== 2);
+  });
+}
+
+form.addEventListener("submit", (e) => {
+  e.preventDefault();
+  void record();
+});
+
+async function record(): Promise<void> {
+  if (!shown) return;
+  const { patient, settings: s } = shown;
+  const change: Record<string, unknown> = {};
+  const o2 = chosen("oxygen");
+  if (o2 && (o2 === "oxygen") !== s.oxygen) change.oxygen = o2 === "oxygen";
+  if (acvpu.value && acvpu.value !== s.acvpu) change.acvpu = acvpu.value;
+  const scale = Number(chosen("scale") ?? s.spo2_scale);
+  if (scale !== s.spo2_scale) {
+    if (scale === 2 && !confirmBox.checked) {
+      status.textContent = "Scale 2 not recorded: tick that a clinician has confirmed hypercapnic respiratory failure.";
+      confirmBox.focus();
+      return;
+    }
+    change.spo2_scale = scale;
+  }
+  if (under16.checked !== s.under_16) change.under_16 = under16.checked;
+  if (pregnant.checked !== s.pregnant) change.pregnant = pregnant.checked;
+  if (!Object.keys(change).length) { status.textContent = "Nothing to record: nothing was changed."; return; }
+  status.textContent = "Recording…";
+  try {
+    const next = await api<EpisodeSettings>(`/api/v1/patients/${patient}/episode`, { method: "PATCH", body: JSON.stringify(change) });
+    if (shown?.patient !== patient) return;
+    shown.settings = next;
+    fill(next);
+    status.textContent = `Recorded: ${describe(change)}. NEWS2 is scored again.`;
+    await shown.changed(next);
+  } catch (err) {
+    if (shown?.patient === patient) status.textContent = `Not recorded: ${(err as Error).message}.`;
+  }
+}
+
+function describe(c: Record<string, unknown>): string {
+  const parts: string[] = [];
+  if (c.oxygen !== undefined) parts.push(c.oxygen ? "on oxygen" : "on air");
+  if (typeof c.acvpu === "string") parts.push(`consciousness ${ACVPU_WORDS[c.acvpu] ?? c.acvpu}`);
+  if (c.spo2_scale !== undefined) parts.push(`SpO2 scale ${c.spo2_scale}`);
+  if (c.under_16 !== undefined) parts.push(c.under_16 ? "under 16" : "not under 16");
+  if (c.pregnant !== undefined) parts.push(c.pregnant ? "pregnant" : "not pregnant");
+  return parts.join(", ");
+}
