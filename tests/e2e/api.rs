@@ -81,6 +81,51 @@ async fn login_sets_a_session_cookie_that_authenticates_and_logout_ends_it() {
     assert_eq!(me.status(), 401);
 }
 
+/// What an admission form offers: the pathways this server loaded (name,
+/// title, the SpO2 scale an admission on it starts on, its own target) and
+/// the caller's wards by name; `POST /api/v1/patients` takes both names.
+#[tokio::test]
+async fn an_admission_form_is_offered_the_pathways_and_the_callers_wards() {
+    let app = TestApp::spawn().await;
+    let pathways = app.get_json("/api/v1/pathways").await;
+    let names: Vec<&str> = pathways
+        .as_array()
+        .expect("a list")
+        .iter()
+        .map(|p| p["name"].as_str().expect("name"))
+        .collect();
+    assert_eq!(names, ["asthma", "copd", "general", "heart-failure"]);
+    let copd = &pathways[1];
+    assert_eq!(copd["title"], "COPD exacerbation", "{copd}");
+    assert_eq!(copd["spo2_scale"], 2, "{copd}");
+    assert_eq!(copd["spo2_target"], json!([88, 92]), "{copd}");
+    assert_eq!(pathways[2]["spo2_scale"], 1);
+    assert!(pathways[2]["spo2_target"].is_null(), "{pathways}");
+
+    let me = app.get_json("/api/v1/me").await;
+    assert_eq!(
+        me["wards"],
+        json!([{"id": me["ward_ids"][0], "name": "Ward A"}]),
+        "{me}"
+    );
+    let outsider = app.outsider_token().await;
+    let theirs = app.get_json_as("/api/v1/me", &outsider).await;
+    assert_eq!(theirs["wards"][0]["name"], "Ward B", "{theirs}");
+    assert_eq!(
+        theirs["wards"].as_array().map(Vec::len),
+        Some(1),
+        "{theirs}"
+    );
+
+    let anonymous = app
+        .http_client
+        .get(format!("{}/api/v1/pathways", app.http))
+        .send()
+        .await
+        .expect("get");
+    assert_eq!(anonymous.status(), 401);
+}
+
 #[tokio::test]
 async fn users_see_only_their_wards_patients_and_events() {
     let app = TestApp::spawn().await;

@@ -214,7 +214,14 @@ impl TestApp {
 
     /// `GET path` as the admin, answered with JSON.
     pub async fn get_json(&self, path: &str) -> Value {
-        self.get(path)
+        self.get_json_as(path, &self.token).await
+    }
+
+    /// `GET path` with bearer `token`, answered with JSON.
+    pub async fn get_json_as(&self, path: &str, token: &str) -> Value {
+        self.http_client
+            .get(format!("{}{path}", self.http))
+            .bearer_auth(token)
             .send()
             .await
             .unwrap_or_else(|e| panic!("GET {path}: {e}"))

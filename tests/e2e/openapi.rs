@@ -23,7 +23,7 @@ fn repo() -> PathBuf {
 }
 
 /// Every `/api/v1` route the router serves, as (method, path).
-const ROUTES: [(&str, &str); 20] = [
+const ROUTES: [(&str, &str); 21] = [
     ("post", "/api/v1/login"),
     ("post", "/api/v1/logout"),
     ("get", "/api/v1/me"),
@@ -37,6 +37,7 @@ const ROUTES: [(&str, &str); 20] = [
     ("get", "/api/v1/patients/{id}/ecg"),
     ("patch", "/api/v1/patients/{id}/episode"),
     ("post", "/api/v1/patients/{id}/discharge"),
+    ("get", "/api/v1/pathways"),
     ("get", "/api/v1/alerts"),
     ("get", "/api/v1/alerts/{id}"),
     ("post", "/api/v1/alerts/{id}/acknowledge"),

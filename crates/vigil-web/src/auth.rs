@@ -207,6 +207,8 @@ pub struct Me {
     username: String,
     role: Role,
     ward_ids: Vec<i64>,
+    /// The same wards with their names (what an admission names as `ward`).
+    wards: Vec<vigil_store::Ward>,
     /// For a cookie session: the `x-csrf-token` value; null for a bearer token.
     csrf_token: Option<String>,
 }
@@ -358,19 +360,30 @@ pub async fn logout(
         (status = 401, description = "No or bad credentials", body = ErrorBody),
     )
 )]
-pub async fn me(Caller(user, info): Caller, headers: HeaderMap) -> Json<Me> {
+pub async fn me(
+    State(state): State<AppState>,
+    Caller(user, info): Caller,
+    headers: HeaderMap,
+) -> Result<Json<Me>, ApiError> {
     let csrf = if info.via_cookie {
         session_cookie(&headers).map(|t| csrf_for(&t))
     } else {
         None
     };
-    Json(Me {
+    let mut wards = Vec::with_capacity(user.ward_ids.len());
+    for id in &user.ward_ids {
+        if let Some(w) = state.store.ward_find(&id.to_string()).await? {
+            wards.push(w);
+        }
+    }
+    Ok(Json(Me {
         id: user.id,
         username: user.username,
         role: user.role,
         ward_ids: user.ward_ids,
+        wards,
         csrf_token: csrf,
-    })
+    }))
 }
 
 /// An argon2id hash of a random password nobody knows (for timing parity).

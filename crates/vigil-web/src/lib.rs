@@ -41,9 +41,23 @@ impl AppState {
     pub fn freshness(&self, pathway: &str) -> chrono::Duration {
         self.pathways
             .get(pathway)
-            .copied()
+            .map(|p| p.freshness)
             .unwrap_or_else(vigil_clinical::default_freshness)
     }
+}
+
+/// What the web side needs of a loaded pathway (the rules stay the
+/// engine's).
+#[derive(Clone, Debug)]
+pub struct PathwayInfo {
+    /// The pathway file's `title`.
+    pub title: String,
+    /// The SpO2 scale a patient admitted on it starts on (1 or 2).
+    pub spo2_scale: u8,
+    /// Its own SpO2 target (`spo2_target`, low and high %), if it sets one.
+    pub spo2_target: Option<(u8, u8)>,
+    /// How old a reading may be and still count.
+    pub freshness: chrono::Duration,
 }
 
 /// Web metrics.
@@ -94,10 +108,8 @@ pub struct AppState {
     pub throttle: Arc<auth::Throttle>,
     /// Clinician alert actions for the rules engine.
     pub rule_actions: tokio::sync::mpsc::Sender<vigil_store::RuleAction>,
-    /// The loaded pathways' names and freshness windows.
-    pub pathways: Arc<std::collections::BTreeMap<String, chrono::Duration>>,
-    /// The pathways' own SpO2 targets (`spo2_target`, low and high %), where they set one.
-    pub spo2_targets: Arc<std::collections::BTreeMap<String, (u8, u8)>>,
+    /// The loaded pathways, by name.
+    pub pathways: Arc<std::collections::BTreeMap<String, PathwayInfo>>,
     /// Served over HTTPS: cookies get `Secure`, responses get HSTS.
     pub tls: bool,
     pub cancel: CancellationToken,

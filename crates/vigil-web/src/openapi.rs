@@ -85,6 +85,7 @@ patient or alert outside them is a 404, so ids cannot be probed. Errors are \
         crate::patients::ecg,
         crate::patients::update_episode,
         crate::patients::discharge,
+        crate::patients::pathways,
         crate::alerts::list,
         crate::alerts::one,
         crate::alerts::acknowledge,

@@ -34,6 +34,48 @@ pub fn router() -> Router<AppState> {
             "/api/v1/patients/{id}/episode",
             axum::routing::patch(update_episode),
         )
+        .route("/api/v1/pathways", get(pathways))
+}
+
+/// A pathway a patient can be admitted on.
+#[derive(Serialize, ToSchema)]
+pub(crate) struct PathwayView {
+    /// What `POST /api/v1/patients` takes as `pathway`.
+    name: String,
+    /// The pathway file's title.
+    title: String,
+    /// The SpO2 scale an admission on it starts on, unless given.
+    spo2_scale: u8,
+    /// Its own SpO2 target (`[low, high]` %), if it sets one; else the scale's.
+    spo2_target: Option<(u8, u8)>,
+}
+
+/// `GET /api/v1/pathways`: the pathways this server loaded, by name: what
+/// an admission form offers.
+#[utoipa::path(
+    get, path = "/api/v1/pathways", tag = "patients",
+    security(("bearer" = []), ("cookie" = [])),
+    responses(
+        (status = 200, description = "The loaded pathways, by name", body = Vec<PathwayView>),
+        (status = 401, description = "No or bad credentials", body = ErrorBody),
+    )
+)]
+pub(crate) async fn pathways(
+    State(state): State<AppState>,
+    _caller: Caller,
+) -> Json<Vec<PathwayView>> {
+    Json(
+        state
+            .pathways
+            .iter()
+            .map(|(name, p)| PathwayView {
+                name: name.clone(),
+                title: p.title.clone(),
+                spo2_scale: p.spo2_scale,
+                spo2_target: p.spo2_target,
+            })
+            .collect(),
+    )
 }
 
 #[derive(Deserialize, IntoParams)]
@@ -336,26 +378,28 @@ pub(crate) struct Spo2TargetView {
 /// The target as the rules engine takes it: the pathway's, else the scale's.
 fn spo2_target(state: &AppState, p: &PatientDetail) -> Option<Spo2TargetView> {
     let ep = p.episode.as_ref().filter(|e| e.discharged_at.is_none())?;
-    Some(match state.spo2_targets.get(&ep.pathway) {
-        Some(&(low, high)) => Spo2TargetView {
-            low,
-            high,
-            source: "pathway",
-        },
-        None => {
-            let t = if ep.spo2_scale == 2 {
-                Spo2Target::HYPERCAPNIC
-            } else {
-                Spo2Target::STANDARD
-            };
-            let (low, high) = t.into();
-            Spo2TargetView {
+    Some(
+        match state.pathways.get(&ep.pathway).and_then(|p| p.spo2_target) {
+            Some((low, high)) => Spo2TargetView {
                 low,
                 high,
-                source: "scale",
+                source: "pathway",
+            },
+            None => {
+                let t = if ep.spo2_scale == 2 {
+                    Spo2Target::HYPERCAPNIC
+                } else {
+                    Spo2Target::STANDARD
+                };
+                let (low, high) = t.into();
+                Spo2TargetView {
+                    low,
+                    high,
+                    source: "scale",
+                }
             }
-        }
-    })
+        },
+    )
 }
 
 /// `GET /api/v1/patients/{id}`: one patient with episode, devices and thresholds.

@@ -109,13 +109,17 @@ impl App {
             (cfg, format!("{}:{}", url.host, url.port))
         };
         let pathways = config.load_pathways()?;
-        let freshness: std::collections::BTreeMap<String, chrono::Duration> = pathways
+        let pathway_info: std::collections::BTreeMap<String, vigil_web::PathwayInfo> = pathways
             .iter()
-            .map(|p| (p.name.clone(), p.freshness))
-            .collect();
-        let spo2_targets: std::collections::BTreeMap<String, (u8, u8)> = pathways
-            .iter()
-            .filter_map(|p| Some((p.name.clone(), p.spo2_target?.into())))
+            .map(|p| {
+                let info = vigil_web::PathwayInfo {
+                    title: p.title.clone(),
+                    spo2_scale: p.spo2_scale.number(),
+                    spo2_target: p.spo2_target.map(Into::into),
+                    freshness: p.freshness,
+                };
+                (p.name.clone(), info)
+            })
             .collect();
         let (rescore_tx, rescore_rx) = tokio::sync::mpsc::channel(256);
         let (actions_tx, actions_rx) = tokio::sync::mpsc::channel(256);
@@ -168,8 +172,7 @@ impl App {
             rescore: rescore_tx,
             throttle: Default::default(),
             rule_actions: actions_tx,
-            pathways: Arc::new(freshness),
-            spo2_targets: Arc::new(spo2_targets),
+            pathways: Arc::new(pathway_info),
             tls: https.is_some(),
             cancel: cancel.clone(),
         };

@@ -56,8 +56,9 @@ function fill(s: EpisodeSettings): void {
     ? `Recorded: ${ACVPU_WORDS[s.acvpu] ?? s.acvpu}${by(s.acvpu_set_by, s.acvpu_set_at)}. NEWS2 uses this or the hub's later answer.`
     : "Not recorded here; NEWS2 uses the hub's answer, if any.";
   choose("scale", String(s.spo2_scale));
-  $("a-scale-recorded").textContent = `Scale ${s.spo2_scale}${s.spo2_scale_set_by?.startsWith("pathway:")
-    ? ` (the ${s.spo2_scale_set_by.slice(8)} pathway's default)` : by(s.spo2_scale_set_by, s.spo2_scale_set_at)}.`;
+  $("a-scale-recorded").textContent = s.spo2_scale_set_by
+    ? `Recorded: scale ${s.spo2_scale}${by(s.spo2_scale_set_by, s.spo2_scale_set_at)}.`
+    : `Scale ${s.spo2_scale}: the default, until a clinician records otherwise.`;
   confirmBox.checked = false;
   confirmLabel.hidden = true;
   under16.checked = s.under_16;

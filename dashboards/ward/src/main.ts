@@ -4,6 +4,7 @@
 // scores, devices, alerts and ECG, all kept live over the websocket.
 import "uplot/dist/uPlot.min.css";
 import "./style.css";
+import { showAdmission } from "./admission";
 import { api, setCsrf, csrfToken, whenSignedOut } from "./api";
 import { clearAlerts, notice, renderAlerts, showOnly, tickAlerts, upsertAlert, whenActionFails } from "./alerts";
 import { $ } from "./format";
@@ -33,6 +34,7 @@ function showSignIn(why = ""): void {
   $("patients").querySelector("tbody")!.replaceChildren();
   $("signin").hidden = false; $("ward").hidden = true; $("patient").hidden = true; $("signout").hidden = true;
   $("who").textContent = ""; setConn("");
+  showAdmission(null);
   $("signin-error").textContent = why;
 }
 whenSignedOut(() => showSignIn(session.me ? SESSION_ENDED : ""));
@@ -53,6 +55,7 @@ async function start(): Promise<void> {
   // A consultant starts on the escalations waiting for their review.
   if (signingIn) showOnly(me.role === "consultant" ? "escalated" : "all");
   $("who").textContent = `${me.username} (${me.role})`;
+  showAdmission(me);
   $("signin").hidden = true; $("signout").hidden = false;
   route();
   setConn("connecting…", "down");

@@ -5,10 +5,11 @@
 import { api } from "./api";
 import { NEWS2_TOTAL, news2Bands } from "./bands";
 import { VitalChart, type OffWard, type SeriesSpec } from "./chart";
+import { showDischarge } from "./admission";
 import { hideAssessment, showAssessment } from "./assessment";
 import { showEcg } from "./ecg";
 import { $, age, el, news2View, params, when } from "./format";
-import { patients } from "./state";
+import { patients, session } from "./state";
 import type { Alert, AlertEvent, DeviceStatus, Episode, EpisodeSettings, LiveEvent, ObservationRow, PatientDetail, ScoreRow } from "./types";
 
 interface Vital { code: string; title: string; unit: string; codes: string[]; floor: [number, number]; param?: string; optional?: boolean }
@@ -63,6 +64,7 @@ export async function openPatient(id: number): Promise<void> {
   $("ecg-summary").textContent = "";
   $("ecg-plot").replaceChildren();
   hideAssessment();
+  showDischarge(null, null);
   setRangeButtons("24h");
   $("patient-title").focus();
   try {
@@ -81,6 +83,7 @@ export async function openPatient(id: number): Promise<void> {
   renderFacts();
   renderDevices();
   showAssessment(id, page.detail.settings, settingsChanged);
+  showDischarge(session.me, page.detail);
   await Promise.all([loadRange("24h"), loadAlerts()]);
 }
 

@@ -4,7 +4,9 @@ export type Risk = "low" | "low-medium" | "medium" | "high";
 export type AlertStatus = "open" | "acknowledged" | "escalated" | "resolved";
 export type ObsValue = number | string;
 
-export interface Me { username: string; role: string; csrf_token?: string }
+export interface Me { username: string; role: string; csrf_token?: string; wards?: { id: number; name: string }[] }
+
+export interface PathwayInfo { name: string; title: string; spo2_scale: number; spo2_target: [number, number] | null }
 
 export interface SubScore {
   parameter: string; score: number; raw?: ObsValue; quantised?: ObsValue;

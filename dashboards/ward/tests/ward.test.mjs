@@ -269,8 +269,92 @@ test("a consultant starts on the escalated alerts waiting for review", { timeout
     if (!statuses.length) await page.getByText("No escalated alerts waiting for review.").waitFor();
     await filter.selectOption("all");
     assert.equal(await page.getByText("No escalated alerts waiting for review.").isVisible(), false);
+    // Admission and discharge are an admin's: a consultant is not offered them.
+    assert.equal(await page.getByRole("button", { name: "Admit a patient" }).isVisible(), false);
+    await page.locator("#patients tbody tr[data-patient] a").first().click();
+    await page.locator("#patient-facts").filter({ hasText: "NHS number" }).waitFor();
+    assert.equal(await page.getByRole("button", { name: "Discharge…" }).isVisible(), false);
   });
 });
+
+/** A valid NHS number (modulus 11) in the 999 test range, not one the demo uses. */
+function testNhsNumber(seed) {
+  for (let n = seed; ; n++) {
+    const d = `999${String(n).padStart(6, "0")}`.split("").map(Number);
+    const check = 11 - (d.reduce((a, x, i) => a + x * (10 - i), 0) % 11);
+    if (check === 10) continue;
+    return `${d.join("")}${check === 11 ? 0 : check}`;
+  }
+}
+
+test("an admin admits a patient from the ward page and discharges them from theirs, each told plainly", { timeout: TEST_TIMEOUT }, async (t) => {
+  await withWard(t, async ({ page, demo }) => {
+    await page.goto(demo.base + "/");
+    await signIn(page, demo.login);
+    await page.getByRole("status").filter({ hasText: "live" }).waitFor();
+    const rows = page.locator("#patients tbody tr[data-patient]");
+    await poll(`${PATIENTS} patient rows`, async () => (await rows.count()) === PATIENTS, { timeout: UI_TIMEOUT });
+
+    await page.getByRole("button", { name: "Admit a patient" }).click();
+    const form = page.getByRole("form", { name: "Admit a patient" });
+    await form.waitFor();
+    assert.equal(await form.getByLabel("Ward").inputValue(), "Demo ward");
+    const pathway = form.getByLabel("Pathway");
+    await poll("the pathways offered", async () => (await pathway.locator("option").count()) === 4, { timeout: UI_TIMEOUT });
+    await pathway.selectOption("copd");
+    await form.getByText("Its rules watch SpO2 against a target of 88–92 %.").waitFor();
+    await assertAccessible(page, t, "the admission form");
+    await screenshot(page, "admit");
+
+    // A mistyped NHS number: the server's reason, naming the field.
+    await form.getByLabel("Name").fill("Test Admission");
+    await form.getByLabel("NHS number").fill("999 000 0001");
+    await form.getByRole("button", { name: "Admit" }).click();
+    await form.getByText(/^Not admitted: nhs_number: not a valid NHS number/).waitFor();
+    assert.equal(await rows.count(), PATIENTS, "nobody admitted");
+
+    const nhs = testNhsNumber(500_000);
+    await form.getByLabel("NHS number").fill(`${nhs.slice(0, 3)} ${nhs.slice(3, 6)} ${nhs.slice(6)}`);
+    await form.getByRole("button", { name: "Admit" }).click();
+    await page.getByText(/^Admitted Test Admission \(NHS number 999 /).waitFor();
+    assert.equal(await form.isVisible(), false, "the form closes");
+    const row = rows.filter({ hasText: "Test Admission" });
+    await row.waitFor({ timeout: UI_TIMEOUT });
+    const id = Number(await row.getAttribute("data-patient"));
+    assert.equal((await pageGetJson(page, `/api/v1/patients/${id}`)).episode.pathway, "copd");
+    assert.equal(await page.getByRole("link", { name: "Open Test Admission's page" }).getAttribute("href"), `#/patients/${id}`);
+
+    // The same person again, while admitted: refused, and said why.
+    await page.getByRole("button", { name: "Admit a patient" }).click();
+    await form.getByLabel("Name").fill("Test Admission");
+    await form.getByLabel("NHS number").fill(nhs);
+    await form.getByRole("button", { name: "Admit" }).click();
+    await form.getByText(new RegExp(`^Not admitted: nhs_number: already admitted as patient ${id}`)).waitFor();
+    await form.getByRole("button", { name: "Cancel" }).click();
+
+    // Discharge from the patient's page, after a question that names them;
+    // "Keep on the ward" keeps them.
+    await row.getByRole("link", { name: "Test Admission" }).click();
+    await page.getByRole("heading", { level: 2, name: "Test Admission" }).waitFor();
+    await page.getByRole("button", { name: "Discharge…" }).click();
+    await page.getByText(`Discharge Test Admission (NHS number ${nhs}) from the ward?`, { exact: false }).waitFor();
+    await assertAccessible(page, t, "the discharge question");
+    await screenshot(page, "discharge");
+    await page.getByRole("button", { name: "Keep on the ward" }).click();
+    assert.equal(await page.getByRole("button", { name: "Discharge Test Admission" }).isVisible(), false);
+    assert.equal((await pageGetJson(page, `/api/v1/patients/${id}`)).episode.discharged_at, null, "still admitted");
+    await page.getByRole("button", { name: "Discharge…" }).click();
+    await page.getByRole("button", { name: "Discharge Test Admission" }).click();
+    await page.getByText("Discharged Test Admission.").waitFor();
+    assert.equal(await page.locator("#ward").isVisible(), true, "back on the ward");
+    await row.waitFor({ state: "detached", timeout: UI_TIMEOUT });
+    assert.notEqual((await pageGetJson(page, `/api/v1/patients/${id}`)).episode.discharged_at, null);
+  });
+});
+
+function pageGetJson(page, path) {
+  return page.evaluate(async (path) => (await fetch(path, { credentials: "same-origin" })).json(), path);
+}
 
 // A ward bigger than a screen: only the rows in and near the viewport are in
 // the DOM (src/ward.ts, "virtualization"), yet every patient is reachable by
