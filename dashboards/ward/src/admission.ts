@@ -11,6 +11,7 @@ import type { Me, PathwayInfo, PatientDetail } from "./types";
 
 interface Admitted { id: number; readmitted: boolean }
 interface Discharged { id: number; discharged_at: string; resolved_alerts: number[] }
+interface Provisioned { device_id: string; mqtt_username: string; mqtt_password: string }
 
 const form = $("admit") as HTMLFormElement;
 const opener = $("admit-open") as HTMLButtonElement;
@@ -134,4 +135,49 @@ $("discharge-yes").addEventListener("click", async () => {
   } catch (err) {
     $("discharge-error").textContent = `Not discharged: ${(err as Error).message}.`;
   }
+});
+
+// ---------------------------------------------------------------- devices
+
+let provisioning: { patient: number; added: () => Promise<void> } | null = null;
+
+/**
+ * Offer an admin to provision a device for the patient whose page is open
+ * (their kit); `added` reloads the page's device list.
+ */
+export function showProvision(me: Me | null, p: PatientDetail | null, added: () => Promise<void>): void {
+  const open = !!p?.episode && !p.episode.discharged_at;
+  provisioning = isAdmin(me) && open && p ? { patient: p.id, added } : null;
+  $("provision").hidden = !provisioning;
+  hideCredentials();
+  $("provision-error").textContent = "";
+}
+
+function hideCredentials(): void {
+  for (const id of ["cred-device", "cred-user", "cred-pass"]) $(id).textContent = "";
+  $("provisioned").hidden = true;
+}
+
+$("provision-go").addEventListener("click", async () => {
+  if (!provisioning) return;
+  const { patient, added } = provisioning;
+  const kind = ($("provision-kind") as HTMLSelectElement).value;
+  $("provision-error").textContent = "";
+  try {
+    const r = await api<Provisioned>("/api/v1/devices", { method: "POST", body: JSON.stringify({ kind, patient_id: patient }) });
+    if (provisioning?.patient !== patient) return;
+    $("cred-device").textContent = r.device_id;
+    $("cred-user").textContent = r.mqtt_username;
+    $("cred-pass").textContent = r.mqtt_password;
+    $("provisioned").hidden = false;
+    ($("provisioned-done") as HTMLButtonElement).focus();
+    await added();
+  } catch (err) {
+    $("provision-error").textContent = `Not provisioned: ${(err as Error).message}.`;
+  }
+});
+
+$("provisioned-done").addEventListener("click", () => {
+  hideCredentials();
+  ($("provision-go") as HTMLButtonElement).focus();
 });

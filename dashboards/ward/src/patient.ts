@@ -5,7 +5,7 @@
 import { api } from "./api";
 import { NEWS2_TOTAL, news2Bands } from "./bands";
 import { VitalChart, type OffWard, type SeriesSpec } from "./chart";
-import { showDischarge } from "./admission";
+import { showDischarge, showProvision } from "./admission";
 import { hideAssessment, showAssessment } from "./assessment";
 import { showEcg } from "./ecg";
 import { $, age, el, news2View, params, when } from "./format";
@@ -65,6 +65,7 @@ export async function openPatient(id: number): Promise<void> {
   $("ecg-plot").replaceChildren();
   hideAssessment();
   showDischarge(null, null);
+  showProvision(null, null, async () => {});
   setRangeButtons("24h");
   $("patient-title").focus();
   try {
@@ -84,6 +85,7 @@ export async function openPatient(id: number): Promise<void> {
   renderDevices();
   showAssessment(id, page.detail.settings, settingsChanged);
   showDischarge(session.me, page.detail);
+  showProvision(session.me, page.detail, () => reloadDevices(id));
   await Promise.all([loadRange("24h"), loadAlerts()]);
 }
 
@@ -409,6 +411,16 @@ function renderScores(): void {
 }
 
 // ---------------------------------------------------------------- devices
+
+/** Read the patient's devices again (one was provisioned for them). */
+async function reloadDevices(id: number): Promise<void> {
+  try {
+    const detail = await api<PatientDetail>(`/api/v1/patients/${id}`);
+    if (page?.id !== id || !page.detail) return;
+    page.detail.devices = detail.devices;
+    renderDevices();
+  } catch { /* the list updates when the page is opened again */ }
+}
 
 function renderDevices(): void {
   if (!page?.detail) return;

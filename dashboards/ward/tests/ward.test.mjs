@@ -274,6 +274,7 @@ test("a consultant starts on the escalated alerts waiting for review", { timeout
     await page.locator("#patients tbody tr[data-patient] a").first().click();
     await page.locator("#patient-facts").filter({ hasText: "NHS number" }).waitFor();
     assert.equal(await page.getByRole("button", { name: "Discharge…" }).isVisible(), false);
+    assert.equal(await page.getByRole("button", { name: "Provision for this patient" }).isVisible(), false);
   });
 });
 
@@ -287,7 +288,7 @@ function testNhsNumber(seed) {
   }
 }
 
-test("an admin admits a patient from the ward page and discharges them from theirs, each told plainly", { timeout: TEST_TIMEOUT }, async (t) => {
+test("an admin admits a patient from the ward page, provisions their hub and discharges them, each told plainly", { timeout: TEST_TIMEOUT }, async (t) => {
   await withWard(t, async ({ page, demo }) => {
     await page.goto(demo.base + "/");
     await signIn(page, demo.login);
@@ -336,6 +337,25 @@ test("an admin admits a patient from the ward page and discharges them from thei
     // "Keep on the ward" keeps them.
     await row.getByRole("link", { name: "Test Admission" }).click();
     await page.getByRole("heading", { level: 2, name: "Test Admission" }).waitFor();
+
+    // Their kit: a hub provisioned from their page, its password shown once.
+    await page.getByText("No devices assigned.").waitFor();
+    await page.getByLabel("New device", { exact: true }).selectOption("hub");
+    await page.getByRole("button", { name: "Provision for this patient" }).click();
+    const creds = page.getByRole("group", { name: "The new device's credentials" });
+    await creds.getByText("The password is shown this once", { exact: false }).waitFor();
+    await creds.waitFor();
+    const device = await page.locator("#cred-device").textContent();
+    const password = await page.locator("#cred-pass").textContent();
+    assert.match(device, /^hub-/);
+    assert.ok(password.length >= 16, "a password to set the hub up with");
+    assert.equal(await page.locator("#cred-user").textContent(), device, "the device id is its MQTT username");
+    await page.locator(`#device-table tr[data-device="${device}"]`).filter({ hasText: "never reported" }).waitFor();
+    assert.deepEqual((await pageGetJson(page, `/api/v1/patients/${id}`)).devices.map((d) => d.id), [device]);
+    await assertAccessible(page, t, "a device's credentials, shown once");
+    await page.getByRole("button", { name: "Done: hide the password" }).click();
+    assert.equal(await creds.isVisible(), false);
+    assert.equal(await page.getByText(password).count(), 0, "the password is gone from the page");
     await page.getByRole("button", { name: "Discharge…" }).click();
     await page.getByText(`Discharge Test Admission (NHS number ${nhs}) from the ward?`, { exact: false }).waitFor();
     await assertAccessible(page, t, "the discharge question");
@@ -348,7 +368,9 @@ test("an admin admits a patient from the ward page and discharges them from thei
     await page.getByText("Discharged Test Admission.").waitFor();
     assert.equal(await page.locator("#ward").isVisible(), true, "back on the ward");
     await row.waitFor({ state: "detached", timeout: UI_TIMEOUT });
-    assert.notEqual((await pageGetJson(page, `/api/v1/patients/${id}`)).episode.discharged_at, null);
+    const gone = await pageGetJson(page, `/api/v1/patients/${id}`);
+    assert.notEqual(gone.episode.discharged_at, null);
+    assert.deepEqual(gone.devices, [], "the discharge unassigned the hub");
   });
 });
 
