@@ -190,6 +190,10 @@ async fn clinician_set_scale_2_rescores_with_who_and_when() {
         "90% on scale 1"
     );
 
+    // Another page of the same ward, and a user of another ward.
+    let mut other_page = app.ws(&app.token).await;
+    let outsider = app.outsider_token().await;
+    let mut outsider_ws = app.ws(&outsider).await;
     let r = app
         .http_client
         .patch(format!("{}/api/v1/patients/{patient}/episode", app.http))
@@ -202,6 +206,17 @@ async fn clinician_set_scale_2_rescores_with_who_and_when() {
     let settings: Value = r.json().await.expect("json");
     assert_eq!(settings["spo2_scale_set_by"], "admin");
     assert!(settings["spo2_scale_set_at"].is_string());
+    // Every open page of the patient's ward hears what was recorded.
+    let told = other_page.next_event("episode").await;
+    assert_eq!(told["patient_id"], patient, "{told}");
+    assert_eq!(told["settings"], settings, "{told}");
+    assert!(
+        outsider_ws
+            .next_event_within("episode", std::time::Duration::from_millis(500))
+            .await
+            .is_none(),
+        "another ward's user hears nothing of it"
+    );
 
     let s = ws.next_event("score").await["score"].clone();
     assert_eq!(

@@ -390,6 +390,14 @@ pub enum LiveEvent {
         patient_id: i64,
         change: String,
     },
+    /// A clinician recorded the episode's settings (SpO2 scale, air or
+    /// oxygen, consciousness, under 16, pregnant): what `PATCH …/episode`
+    /// answered, so that every open page of the patient shows it.
+    Episode {
+        ward_id: i64,
+        patient_id: i64,
+        settings: EpisodeSettings,
+    },
 }
 
 impl LiveEvent {
@@ -401,7 +409,8 @@ impl LiveEvent {
             | LiveEvent::Alert { ward_id, .. }
             | LiveEvent::AlertUpdate { ward_id, .. }
             | LiveEvent::Score { ward_id, .. }
-            | LiveEvent::Patient { ward_id, .. } => *ward_id,
+            | LiveEvent::Patient { ward_id, .. }
+            | LiveEvent::Episode { ward_id, .. } => *ward_id,
         }
     }
 }

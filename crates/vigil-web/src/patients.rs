@@ -330,6 +330,13 @@ pub(crate) async fn update_episode(
         .episode_settings(id)
         .await?
         .ok_or(ApiError::NotFound("open episode"))?;
+    // Every open page of the patient shows what was recorded, not only
+    // the recorder's.
+    let _ = state.events.send(vigil_store::LiveEvent::Episode {
+        ward_id: settings.ward_id,
+        patient_id: id,
+        settings: settings.clone(),
+    });
     Ok(Json(settings))
 }
 

@@ -36,11 +36,42 @@ function by(who: string | null, at: string | null): string {
 export function showAssessment(patient: number, settings: EpisodeSettings | null | undefined, changed: (s: EpisodeSettings) => Promise<void>): void {
   const section = $("assessment");
   status.textContent = "";
+  edited = false;
   if (!settings) { shown = null; section.hidden = true; return; }
   shown = { patient, settings, changed };
   section.hidden = false;
   fill(settings);
 }
+
+/**
+ * Someone recorded the patient's settings (pushed to every open page). The
+ * form shows it at once, unless this user has started changing the form:
+ * then their choices stay, the "Recorded:" lines change, and they are told.
+ */
+export function settingsRecorded(patient: number, settings: EpisodeSettings): void {
+  // While this page's own change is on its way, its answer fills the form.
+  if (recording || shown?.patient !== patient || JSON.stringify(shown.settings) === JSON.stringify(settings)) return;
+  shown.settings = settings;
+  if (edited) {
+    const mine = { o2: chosen("oxygen"), acvpu: acvpu.value, scale: chosen("scale"), u16: under16.checked, preg: pregnant.checked };
+    fill(settings);
+    choose("oxygen", mine.o2); acvpu.value = mine.acvpu; choose("scale", mine.scale);
+    under16.checked = mine.u16; pregnant.checked = mine.preg;
+    confirmLabel.hidden = !(mine.scale === "2" && settings.spo2_scale !== 2);
+    status.textContent = "Someone else recorded this patient's assessment meanwhile (the \"Recorded\" lines): check your changes before recording them.";
+  } else {
+    fill(settings);
+    status.textContent = "Updated: recorded by someone else just now.";
+  }
+  void shown.changed(settings);
+}
+
+// Whether this user has changed the form since it was last filled, and
+// whether their change is being recorded.
+let edited = false;
+let recording = false;
+form.addEventListener("input", () => { edited = true; });
+form.addEventListener("change", () => { edited = true; });
 
 export function hideAssessment(): void { shown = null; $("assessment").hidden = true; }
 
@@ -99,11 +130,14 @@ async function record(): Promise<void> {
   if (pregnant.checked !== s.pregnant) change.pregnant = pregnant.checked;
   if (!Object.keys(change).length) { status.textContent = "Nothing to record: nothing was changed."; return; }
   status.textContent = "Recording…";
+  recording = true;
   try {
-    const next = await api<EpisodeSettings>(`/api/v1/patients/${patient}/episode`, { method: "PATCH", body: JSON.stringify(change) });
+    const next = await api<EpisodeSettings>(`/api/v1/patients/${patient}/episode`, { method: "PATCH", body: JSON.stringify(change) })
+      .finally(() => { recording = false; });
     if (shown?.patient !== patient) return;
     shown.settings = next;
     fill(next);
+    edited = false;
     status.textContent = `Recorded: ${describe(change)}. NEWS2 is scored again.`;
     await shown.changed(next);
   } catch (err) {

@@ -6,7 +6,7 @@ import { api } from "./api";
 import { NEWS2_TOTAL, news2Bands } from "./bands";
 import { VitalChart, type OffWard, type SeriesSpec } from "./chart";
 import { showDischarge, showProvision } from "./admission";
-import { hideAssessment, showAssessment } from "./assessment";
+import { hideAssessment, settingsRecorded, showAssessment } from "./assessment";
 import { showEcg } from "./ecg";
 import { $, age, el, news2View, params, when } from "./format";
 import { patients, session } from "./state";
@@ -532,6 +532,9 @@ export function patientEvent(ev: LiveEvent): void {
     case "device_status":
     case "ecg_status":
       if (ev.patient_id === p.id) renderDevices();
+      return;
+    case "episode":
+      settingsRecorded(ev.patient_id, ev.settings);
       return;
     default:
   }

@@ -86,4 +86,5 @@ export type LiveEvent =
   | { type: "device_status"; ward_id: number; patient_id: number; device_id: string; status: DeviceStatus }
   | { type: "ecg_status"; ward_id: number; patient_id: number; device_id: string; t_ms: number;
       quality: string | null; possible_af: boolean | null }
-  | { type: "patient"; ward_id: number; patient_id: number; change: "admitted" | "discharged" };
+  | { type: "patient"; ward_id: number; patient_id: number; change: "admitted" | "discharged" }
+  | { type: "episode"; ward_id: number; patient_id: number; settings: EpisodeSettings };

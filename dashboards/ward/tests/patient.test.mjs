@@ -253,11 +253,16 @@ test("a patient discharged and admitted again keeps their record: the page names
 });
 
 test("a clinician records air or oxygen, consciousness and the SpO2 scale on the patient's page, and NEWS2 is whole", { timeout: TEST_TIMEOUT }, async (t) => {
-  await withWard(t, async ({ page, demo }) => {
+  await withWard(t, async ({ page, demo, context }) => {
     const id = await signedInPatientWithReadings(page, demo);
     await page.goto(`${demo.base}/#/patients/${id}`);
     const form = page.getByRole("region", { name: "Clinical assessment" });
     await form.waitFor();
+    // A colleague has the same patient open in another tab.
+    const other = await context.newPage();
+    await other.goto(`${demo.base}/#/patients/${id}`);
+    const theirs = other.getByRole("region", { name: "Clinical assessment" });
+    await theirs.getByText("Not recorded: NEWS2 is partial until it is.").waitFor();
 
     // Nothing recorded yet: the demo's devices never say air or oxygen, so
     // every score is partial for it, and the form says why.
@@ -277,6 +282,13 @@ test("a clinician records air or oxygen, consciousness and the SpO2 scale on the
     await form.getByText("Recorded: on air, consciousness A: alert. NEWS2 is scored again.").waitFor();
     await form.getByText(/^Recorded: on air by demo, /).waitFor();
     await poll("NEWS2 scored with air", async () => !(await missingO2()), { timeout: UI_TIMEOUT, interval: 250 });
+    // The colleague's page shows it at once, without a reload.
+    await theirs.getByText(/^Recorded: on air by demo, /).waitFor();
+    await theirs.getByText("Updated: recorded by someone else just now.").waitFor();
+    assert.equal(await theirs.getByRole("radio", { name: "Air" }).isChecked(), true);
+    // The colleague starts a change of their own: what they chose stays when
+    // the next recording arrives, and they are told to check it.
+    await theirs.getByRole("radio", { name: "Supplemental oxygen" }).check();
     await poll("the page's NEWS2 no longer missing air or oxygen", async () => !/air or oxygen/.test(await news2Now.textContent()), { timeout: UI_TIMEOUT, interval: 250 });
 
     // Scale 2 hides hypoxaemia if chosen for the wrong patient: it needs
@@ -290,6 +302,10 @@ test("a clinician records air or oxygen, consciousness and the SpO2 scale on the
     await confirm.check();
     await form.getByRole("button", { name: "Record" }).click();
     await form.getByText("Recorded: SpO2 scale 2. NEWS2 is scored again.").waitFor();
+    await theirs.getByText(/^Someone else recorded this patient's assessment meanwhile/).waitFor();
+    await theirs.getByText(/^Recorded: scale 2 by demo, /).waitFor();
+    assert.equal(await theirs.getByRole("radio", { name: "Supplemental oxygen" }).isChecked(), true, "their own choice stays");
+    await other.close();
     const after = await pageGet(page, `/api/v1/patients/${id}`);
     assert.equal(after.settings.spo2_scale, 2);
     assert.equal(after.settings.spo2_scale_set_by, "demo");
