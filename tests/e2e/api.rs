@@ -690,3 +690,78 @@ async fn a_dashboard_that_falls_behind_is_told_to_resync_and_the_others_miss_not
         "a dashboard that kept up missed events"
     );
 }
+
+/// A kit returned at a discharge goes to the next patient through the API
+/// (`POST /api/v1/devices/{id}/assign`), and its next reading is theirs; a
+/// device still in use stays with its patient.
+#[tokio::test]
+async fn a_returned_kit_is_given_to_the_next_patient_and_reports_for_them() {
+    let app = TestApp::spawn().await;
+    let (first, mut dev) = app.patient_with_device().await;
+    let next = app.admit("general").await;
+    let assign = |device: &str, patient: i64| {
+        app.post(
+            &format!("/api/v1/devices/{device}/assign"),
+            json!({"patient_id": patient}),
+        )
+        .send()
+    };
+
+    let in_use = assign(&dev.id, next).await.expect("assign");
+    assert_eq!(in_use.status(), 409, "the first patient still has it");
+    let why: serde_json::Value = in_use.json().await.expect("json");
+    assert!(
+        why["error"]["message"]
+            .as_str()
+            .is_some_and(|m| m.contains("assigned to a patient")),
+        "{why}"
+    );
+    assert_eq!(
+        assign("no-such-device", next)
+            .await
+            .expect("assign")
+            .status(),
+        404
+    );
+    let outsider = app.outsider_token().await;
+    let nurse = app
+        .http_client
+        .post(format!("{}/api/v1/devices/{}/assign", app.http, dev.id))
+        .bearer_auth(&outsider)
+        .json(&json!({"patient_id": next}))
+        .send()
+        .await
+        .expect("assign");
+    assert_eq!(nurse.status(), 403, "an admin's to do");
+
+    app.discharge(first).await;
+    assert_eq!(
+        assign(&dev.id, first).await.expect("assign").status(),
+        422,
+        "not to a discharged patient"
+    );
+    let given = assign(&dev.id, next).await.expect("assign");
+    assert_eq!(given.status(), 200);
+    assert_eq!(
+        given.json::<serde_json::Value>().await.expect("json"),
+        json!({"device_id": dev.id, "patient_id": next})
+    );
+
+    dev.publish_obs(1, json!([{"code": "spo2", "value": 95, "unit": "%"}]))
+        .await;
+    assert_ack(&dev.next_cmd().await, &[1]);
+    let theirs = app
+        .get_json(&format!("/api/v1/patients/{next}/observations?code=spo2"))
+        .await;
+    assert_eq!(theirs.as_array().map(Vec::len), Some(1), "{theirs}");
+    assert_eq!(theirs[0]["value"], 95.0, "{theirs}");
+    let audit = app.get_json(&format!("/api/v1/audit?patient={next}")).await;
+    assert!(
+        audit
+            .as_array()
+            .expect("entries")
+            .iter()
+            .any(|e| e["action"] == "device.assign" && e["detail"]["device"] == dev.id),
+        "{audit}"
+    );
+}

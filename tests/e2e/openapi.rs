@@ -23,7 +23,7 @@ fn repo() -> PathBuf {
 }
 
 /// Every `/api/v1` route the router serves, as (method, path).
-const ROUTES: [(&str, &str); 21] = [
+const ROUTES: [(&str, &str); 22] = [
     ("post", "/api/v1/login"),
     ("post", "/api/v1/logout"),
     ("get", "/api/v1/me"),
@@ -44,6 +44,7 @@ const ROUTES: [(&str, &str); 21] = [
     ("post", "/api/v1/alerts/{id}/escalate"),
     ("post", "/api/v1/alerts/{id}/resolve"),
     ("post", "/api/v1/devices"),
+    ("post", "/api/v1/devices/{id}/assign"),
     ("get", "/api/v1/audit"),
 ];
 

@@ -49,6 +49,25 @@ pub fn already_admitted(other: i64) -> StoreError {
     ))
 }
 
+/// Why [`Store::device_claim`] did not assign `device_id`: looked up after
+/// its one statement changed nothing, so it says what was the case then.
+pub(crate) fn claim_refused(
+    device: Option<(Option<i64>, bool)>,
+    device_id: &str,
+    patient_id: i64,
+) -> StoreError {
+    match device {
+        None => StoreError::NotFound(format!("device {device_id}")),
+        Some((_, true)) => StoreError::Conflict(format!("device: {device_id} is revoked")),
+        Some((Some(_), false)) => StoreError::Conflict(format!(
+            "device: {device_id} is assigned to a patient; it is free once they are discharged"
+        )),
+        Some((None, false)) => {
+            StoreError::NotFound(format!("open episode for patient {patient_id}"))
+        }
+    }
+}
+
 /// Result of a store call.
 pub type Result<T, E = StoreError> = std::result::Result<T, E>;
 
@@ -108,6 +127,15 @@ pub trait Store: Send + Sync + 'static {
     // --- devices -----------------------------------------------------------
     async fn device_provision(&self, d: NewDevice) -> Result<()>;
     async fn device_assign(&self, device_id: &str, patient_id: i64) -> Result<()>;
+    /// Assign a device that is no one's now (a kit returned at a discharge,
+    /// or new) to `patient_id`, who must have an open episode; checked and
+    /// done in one statement, so two claims of one device cannot both
+    /// succeed. Unlike [`Store::device_assign`] (`vigil admin device
+    /// assign`, which moves a device), a device in use is left where it is:
+    /// [`StoreError::Conflict`] if it is revoked or assigned,
+    /// [`StoreError::NotFound`] if there is no such device or no open
+    /// episode.
+    async fn device_claim(&self, device_id: &str, patient_id: i64) -> Result<()>;
     async fn device_revoke(&self, device_id: &str, at: DateTime<Utc>) -> Result<DateTime<Utc>>;
     /// Credentials for the broker's CONNECT check.
     async fn device_credentials(&self, mqtt_username: &str) -> Result<Option<DeviceCredentials>>;

@@ -1096,6 +1096,29 @@ impl Store for SqliteStore {
         Ok(())
     }
 
+    async fn device_claim(&self, device_id: &str, patient_id: i64) -> Result<()> {
+        let _write = self.write.lock().await;
+        let n = sqlx::query(
+            "UPDATE devices SET patient_id = ?1 WHERE id = ?2 AND revoked_at IS NULL \
+             AND patient_id IS NULL AND EXISTS (SELECT 1 FROM episodes \
+             WHERE patient_id = ?1 AND discharged_at IS NULL)",
+        )
+        .bind(patient_id)
+        .bind(device_id)
+        .execute(&self.pool)
+        .await?
+        .rows_affected();
+        if n == 1 {
+            return Ok(());
+        }
+        let device: Option<(Option<i64>, bool)> =
+            sqlx::query_as("SELECT patient_id, revoked_at IS NOT NULL FROM devices WHERE id = ?")
+                .bind(device_id)
+                .fetch_optional(&self.pool)
+                .await?;
+        Err(crate::claim_refused(device, device_id, patient_id))
+    }
+
     async fn device_revoke(&self, device_id: &str, at: DateTime<Utc>) -> Result<DateTime<Utc>> {
         let _write = self.write.lock().await;
         let n =

@@ -45,6 +45,7 @@ both_backends!(
     an_nhs_number_is_admitted_once_at_a_time,
     admit_with_a_bad_scale_writes_nothing,
     devices_provision_assign_route_and_revoke,
+    a_device_is_claimed_only_while_it_is_no_ones,
     revoked_devices_are_listed_since_a_time,
     mqtt_accounts_are_the_unrevoked_devices_with_their_mosquitto_hash,
     discharge_unassigns_devices,
@@ -779,6 +780,82 @@ async fn revoked_devices_are_listed_since_a_time(s: &dyn Store) {
             .await
             .expect("revoked")
             .is_empty()
+    );
+}
+
+/// A returned kit given to the next patient: only a device that is no
+/// one's (unassigned, unrevoked) is claimed, only for an open episode, and
+/// of claims racing for one device exactly one wins.
+async fn a_device_is_claimed_only_while_it_is_no_ones(s: &dyn Store) {
+    let w = ward(s, "W").await;
+    let ann = admit(s, w, "Ann").await;
+    s.device_provision(device("hub-1", "hub", Some(ann)))
+        .await
+        .expect("provision");
+    let bob = admit(s, w, "Bob").await;
+    assert!(
+        matches!(s.device_claim("hub-1", bob).await, Err(StoreError::Conflict(m)) if m.contains("assigned")),
+        "Ann's hub stays Ann's"
+    );
+    assert!(matches!(
+        s.device_claim("no-such", bob).await,
+        Err(StoreError::NotFound(_))
+    ));
+    s.patient_discharge(ann, "admin", t(9, 0))
+        .await
+        .expect("discharge");
+    assert!(
+        matches!(s.device_claim("hub-1", ann).await, Err(StoreError::NotFound(m)) if m.contains("open episode")),
+        "not for a discharged patient"
+    );
+    s.device_claim("hub-1", bob).await.expect("claim");
+    assert_eq!(
+        s.device_route("hub-1").await.expect("route"),
+        Some(DeviceRoute {
+            patient_id: bob,
+            ward_id: w
+        })
+    );
+
+    // Racing claims of one free device for eight patients: one wins.
+    s.device_provision(device("hub-2", "hub", None))
+        .await
+        .expect("provision");
+    let mut patients = Vec::new();
+    for i in 0..8 {
+        patients.push(admit(s, w, &format!("Racer {i}")).await);
+    }
+    // The pool's connections opened first, so that the claims overlap.
+    futures::future::join_all((0..8).map(|_| s.stats())).await;
+    let results =
+        futures::future::join_all(patients.iter().map(|p| s.device_claim("hub-2", *p))).await;
+    assert_eq!(
+        results.iter().filter(|r| r.is_ok()).count(),
+        1,
+        "{results:?}"
+    );
+    assert!(
+        results
+            .iter()
+            .all(|r| r.is_ok() || matches!(r, Err(StoreError::Conflict(_)))),
+        "{results:?}"
+    );
+    let winner = patients[results.iter().position(Result::is_ok).expect("a winner")];
+    assert_eq!(
+        s.device_route("hub-2")
+            .await
+            .expect("route")
+            .map(|r| r.patient_id),
+        Some(winner)
+    );
+
+    s.device_revoke("hub-2", t(9, 5)).await.expect("revoke");
+    s.patient_discharge(winner, "admin", t(9, 6))
+        .await
+        .expect("discharge");
+    assert!(
+        matches!(s.device_claim("hub-2", bob).await, Err(StoreError::Conflict(m)) if m.contains("revoked")),
+        "a revoked device is nobody's to claim"
     );
 }
 

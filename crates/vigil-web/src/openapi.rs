@@ -92,6 +92,7 @@ patient or alert outside them is a 404, so ids cannot be probed. Errors are \
         crate::alerts::escalate,
         crate::alerts::resolve,
         crate::devices::create,
+        crate::devices::assign,
         crate::audit::query,
     ),
     components(schemas(ErrorBody, ErrorDetail, ErrorCode)),

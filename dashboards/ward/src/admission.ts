@@ -149,9 +149,32 @@ export function showProvision(me: Me | null, p: PatientDetail | null, added: () 
   const open = !!p?.episode && !p.episode.discharged_at;
   provisioning = isAdmin(me) && open && p ? { patient: p.id, added } : null;
   $("provision").hidden = !provisioning;
+  $("assign").hidden = !provisioning;
   hideCredentials();
   $("provision-error").textContent = "";
+  $("assign-status").textContent = "";
+  ($("assign-device") as HTMLInputElement).value = "";
 }
+
+// A returned kit given to this patient (POST /api/v1/devices/{id}/assign):
+// only a device that is no one's now; the server says why not otherwise.
+$("assign-go").addEventListener("click", async () => {
+  if (!provisioning) return;
+  const { patient, added } = provisioning;
+  const input = $("assign-device") as HTMLInputElement;
+  const device = input.value.trim();
+  const status = $("assign-status");
+  if (!device) { status.textContent = "Type the device's id, as on its label."; input.focus(); return; }
+  try {
+    await api(`/api/v1/devices/${encodeURIComponent(device)}/assign`, { method: "POST", body: JSON.stringify({ patient_id: patient }) });
+    if (provisioning?.patient !== patient) return;
+    input.value = "";
+    status.textContent = `${device} is now this patient's.`;
+    await added();
+  } catch (err) {
+    status.textContent = `Not assigned: ${(err as Error).message}.`;
+  }
+});
 
 function hideCredentials(): void {
   for (const id of ["cred-device", "cred-user", "cred-pass"]) $(id).textContent = "";

@@ -288,7 +288,7 @@ function testNhsNumber(seed) {
   }
 }
 
-test("an admin admits a patient from the ward page, provisions their hub and discharges them, each told plainly", { timeout: TEST_TIMEOUT }, async (t) => {
+test("an admin admits a patient from the ward page, provisions their hub, discharges them and gives the hub to the next, each told plainly", { timeout: TEST_TIMEOUT }, async (t) => {
   await withWard(t, async ({ page, demo }) => {
     await page.goto(demo.base + "/");
     await signIn(page, demo.login);
@@ -371,6 +371,23 @@ test("an admin admits a patient from the ward page, provisions their hub and dis
     const gone = await pageGetJson(page, `/api/v1/patients/${id}`);
     assert.notEqual(gone.episode.discharged_at, null);
     assert.deepEqual(gone.devices, [], "the discharge unassigned the hub");
+
+    // The returned hub goes to the next patient, typed from its label.
+    await page.getByRole("button", { name: "Admit a patient" }).click();
+    await form.getByLabel("Name").fill("Next Admission");
+    await form.getByLabel("NHS number").fill(testNhsNumber(500_100));
+    await form.getByRole("button", { name: "Admit" }).click();
+    await page.getByRole("link", { name: "Open Next Admission's page" }).click();
+    await page.getByRole("heading", { level: 2, name: "Next Admission" }).waitFor();
+    const returned = page.getByLabel("A returned device's id");
+    await returned.fill("no-such-device");
+    await page.getByRole("button", { name: "Give to this patient" }).click();
+    await page.getByText(/^Not assigned: /).waitFor();
+    await returned.fill(device);
+    await page.getByRole("button", { name: "Give to this patient" }).click();
+    await page.getByText(`${device} is now this patient's.`).waitFor();
+    await page.locator(`#device-table tr[data-device="${device}"]`).waitFor();
+    await assertAccessible(page, t, "a returned device given to the next patient");
   });
 });
 
