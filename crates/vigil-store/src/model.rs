@@ -197,6 +197,9 @@ pub struct PatientSummary {
     pub id: i64,
     pub ward_id: i64,
     pub name: String,
+    /// With the name, the second identifier a nurse checks (NHS patient
+    /// identification: never a name alone).
+    pub nhs_number: String,
     pub pathway: String,
     pub last_reading_at: Option<DateTime<Utc>>,
     pub latest: Vec<LatestReading>,

@@ -950,7 +950,8 @@ impl Store for PgStore {
         for ward in ward_ids {
             let rows = sqlx::query(
                 "SELECT p.id, p.ward_id, p.name, e.pathway,
-                        (SELECT MAX(measured_at) FROM observations o WHERE o.patient_id = p.id)
+                        (SELECT MAX(measured_at) FROM observations o WHERE o.patient_id = p.id),
+                        p.nhs_number
                  FROM patients p JOIN episodes e ON e.patient_id = p.id AND e.discharged_at IS NULL
                  WHERE p.ward_id = $1 ORDER BY p.id",
             )
@@ -965,6 +966,7 @@ impl Store for PgStore {
                     id,
                     ward_id: r.get(1),
                     name: r.get(2),
+                    nhs_number: r.get(5),
                     pathway: r.get(3),
                     last_reading_at: r.get(4),
                     latest: latest.remove(&id).unwrap_or_default(),

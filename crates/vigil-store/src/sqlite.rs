@@ -997,7 +997,7 @@ impl Store for SqliteStore {
         let mut out = Vec::new();
         for ward in ward_ids {
             let rows = sqlx::query(
-                "SELECT p.id, p.ward_id, p.name, e.pathway
+                "SELECT p.id, p.ward_id, p.name, e.pathway, p.nhs_number
                  FROM patients p JOIN episodes e ON e.patient_id = p.id AND e.discharged_at IS NULL
                  WHERE p.ward_id = ? ORDER BY p.id",
             )
@@ -1011,6 +1011,7 @@ impl Store for SqliteStore {
                     id,
                     ward_id: r.get(1),
                     name: r.get(2),
+                    nhs_number: r.get(4),
                     pathway: r.get(3),
                     // The newest of the newest per code is the newest of all.
                     last_reading_at: latest.iter().map(|l| l.measured_at).max(),

@@ -2020,8 +2020,18 @@ async fn patients_list_shows_latest_readings_per_ward(s: &dyn Store) {
     );
     let ann = &list[1];
     assert_eq!(
-        (ann.name.as_str(), ann.pathway.as_str(), ann.last_reading_at),
-        ("Ann", "copd", Some(t(8, 2)))
+        (
+            ann.name.as_str(),
+            ann.nhs_number.as_str(),
+            ann.pathway.as_str(),
+            ann.last_reading_at
+        ),
+        (
+            "Ann",
+            vigil_store::nhs::test_range_for("Ann").as_str(),
+            "copd",
+            Some(t(8, 2))
+        )
     );
     let latest: Vec<_> = ann
         .latest

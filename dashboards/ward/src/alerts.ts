@@ -1,8 +1,8 @@
 // The alert queue: open, acknowledged and escalated alerts, most severe
 // first, worked in place (acknowledge, escalate, resolve with an outcome).
 import { api } from "./api";
-import { $, age, countdown, el, RISK_RANK, span } from "./format";
-import { alerts, patientName, session, type AlertEntry, type LastAction } from "./state";
+import { $, age, countdown, el, nhsFormat, RISK_RANK, span } from "./format";
+import { alerts, patientName, patientNhs, session, type AlertEntry, type LastAction } from "./state";
 import type { Alert } from "./types";
 
 const STATUS_RANK: Record<string, number> = { open: 0, escalated: 1, acknowledged: 2 };
@@ -95,10 +95,12 @@ function fillAlert(e: AlertEls, { alert: a, last }: AlertEntry): void {
   e.li.className = `alert sev-${a.severity} status-${a.status}`;
   e.li.setAttribute("aria-label", `${a.severity} alert for ${who}: ${a.rule_id}, ${a.status}`);
   setText(e.sev, a.severity); setText(e.rule, a.rule_id); setText(e.status, a.status);
-  if (e.pat.textContent !== who || !e.pat.firstChild) {
+  const nhs = patientNhs(a.patient_id);
+  if (e.pat.dataset.who !== `${who}|${nhs}` || !e.pat.firstChild) {
     const link = el("a", "", who);
     link.href = `#/patients/${a.patient_id}`;
-    e.pat.replaceChildren(link);
+    e.pat.replaceChildren(link, ...(nhs ? [span("nhs", ` NHS ${nhsFormat(nhs)}`)] : []));
+    e.pat.dataset.who = `${who}|${nhs}`;
   }
   setText(e.msg, a.message);
 

@@ -64,3 +64,9 @@ export function news2View(s: News2 | null | undefined): News2View {
   return { text: `${s.total}`, sub: risk, detail: `NEWS2 ${s.total}, ${risk} risk${s.red_score ? " (a single parameter scores 3)" : ""}`,
     cls: `risk-${risk}` };
 }
+
+/** An NHS number as it is printed and read out: 3, 3 and 4 digits. */
+export function nhsFormat(n: string | undefined): string {
+  const d = (n || "").replace(/\s/g, "");
+  return d.length === 10 ? `${d.slice(0, 3)} ${d.slice(3, 6)} ${d.slice(6)}` : d;
+}

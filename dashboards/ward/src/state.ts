@@ -10,3 +10,4 @@ export const alerts = new Map<number, AlertEntry>();
 export const session: { me: Me | null } = { me: null };
 
 export function patientName(id: number): string { return patients.get(id)?.summary.name || `Patient ${id}`; }
+export function patientNhs(id: number): string { return patients.get(id)?.summary.nhs_number || ""; }

@@ -24,7 +24,7 @@ export interface News2 {
 export interface LatestReading { code: string; value: ObsValue; unit: string | null; measured_at: string; device_id: string }
 
 export interface WardRow {
-  id: number; ward_id: number; name: string; pathway: string;
+  id: number; ward_id: number; name: string; nhs_number: string; pathway: string;
   last_reading_at: string | null; latest: LatestReading[]; news2: News2 | null;
 }
 

@@ -1,7 +1,7 @@
 // The patients table: sorted by acuity, each reading with its NEWS2
 // sub-score as colour and as text, each name a link to the patient page.
 // Only the rows in and near the viewport are drawn (see "virtualization").
-import { $, age, el, news2View, RISK_RANK } from "./format";
+import { $, age, el, news2View, nhsFormat, RISK_RANK } from "./format";
 import { patients, type PatientState } from "./state";
 
 const CODES = ["spo2", "pulse", "resp_rate", "bp", "temp"];
@@ -144,8 +144,11 @@ function draw(everyRow: boolean): void {
   pendingFlash = new Set();
   pendingRows = new Set();
   const all = [...patients.values()];
+  // An NHS number matches typed with or without its spaces.
+  const digits = /^[\d\s]+$/.test(filter) ? filter.replace(/\s/g, "") : null;
   const rows = all.filter((p) => !filter || p.summary.name.toLowerCase().includes(filter)
-    || p.summary.pathway.toLowerCase().includes(filter)).sort(heldOrder ? heldCompare : compare);
+    || p.summary.pathway.toLowerCase().includes(filter)
+    || (!!digits && (p.summary.nhs_number || "").includes(digits))).sort(heldOrder ? heldCompare : compare);
   order = rows.map((p) => p.summary.id);
   $("patient-shown").textContent = filter ? `${rows.length} of ${all.length} patients match “${filter}”` : "";
   for (const id of rowsById.keys()) if (!patients.has(id)) { rowsById.delete(id); forget(id); }
@@ -361,7 +364,8 @@ function newRow(p: PatientState): HTMLTableRowElement {
   name.scope = "row";
   const link = el("a");
   link.href = `#/patients/${p.summary.id}`;
-  name.append(link);
+  // The second identifier, never a name alone (two patients may share one).
+  name.append(link, el("span", "nhs"));
   const news2 = el("td");
   news2.dataset.news2 = String(p.summary.id);
   tr.append(name, el("td"), news2);
@@ -377,6 +381,7 @@ function newRow(p: PatientState): HTMLTableRowElement {
 function updateRow(tr: HTMLTableRowElement, p: PatientState, changed: ReadonlySet<string>): void {
   const cells = tr.cells;
   setText(cells[0].firstElementChild as HTMLElement, p.summary.name);
+  setText(cells[0].lastElementChild as HTMLElement, `NHS ${nhsFormat(p.summary.nhs_number)}`);
   setText(cells[1], p.summary.pathway);
   updateNews2(cells[2], p, changed.has(`${p.summary.id}:news2`));
   const subs = Object.fromEntries((p.news2?.subscores || []).map((x) => [x.parameter, x]));

@@ -280,7 +280,7 @@ test("a discharge by another user is told once, though the server repeats its re
     await row.waitFor();
     const id = Number(await row.getAttribute("data-patient"));
     const { body: ward } = await pageFetch(page, "/api/v1/patients");
-    const name = ward.find((p) => p.id === id).name;
+    const { name, nhs_number: nhs } = ward.find((p) => p.id === id);
 
     // A nurse records new confusion: NEWS2's consciousness scores 3, and the
     // alert is raised at once.
@@ -291,6 +291,8 @@ test("a discharge by another user is told once, though the server repeats its re
     const item = page.locator("#alert-list li[data-alert]").filter({ hasText: name }).first();
     await item.waitFor({ timeout: DATA_TIMEOUT });
     const alertId = Number(await item.getAttribute("data-alert"));
+    // The queue names the patient with their NHS number, never a name alone.
+    await item.getByText(`NHS ${nhs.slice(0, 3)} ${nhs.slice(3, 6)} ${nhs.slice(6)}`).waitFor();
 
     // Another admin discharges the patient through the API. The API pushes
     // the resolution, and the daemon's patient sync (every 5 s) pushes it

@@ -45,7 +45,7 @@ test("a patient's page charts each vital with the API's values, follows live rea
     // 1. A click anywhere on the row opens the patient.
     const row = page.locator("#patients tbody tr[data-patient]").filter({ has: page.locator('td[data-code="spo2"]', { hasText: /^\d/ }) }).first();
     const id = Number(await row.getAttribute("data-patient"));
-    const name = await row.locator("th").textContent();
+    const name = await row.locator("th a").textContent();
     await row.locator('td[data-code="pulse"]').click();
     await page.waitForURL(`**/#/patients/${id}`);
     await page.getByRole("heading", { level: 2, name }).waitFor();

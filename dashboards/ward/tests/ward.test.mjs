@@ -149,12 +149,12 @@ test("a session ended elsewhere takes the open page back to sign-in, saying why"
   });
 });
 
-test("the ward table filters by name or pathway and sorts by a column's header", { timeout: TEST_TIMEOUT }, async (t) => {
+test("the ward table shows each patient's NHS number, filters by name, NHS number or pathway and sorts by a column's header", { timeout: TEST_TIMEOUT }, async (t) => {
   await withWard(t, async ({ page, demo }) => {
     await page.goto(demo.base + "/");
     await signIn(page, demo.login);
     await page.getByRole("status").filter({ hasText: "live" }).waitFor();
-    const names = () => page.locator("#patients tbody th").allTextContents();
+    const names = () => page.locator("#patients tbody th a").allTextContents();
     await poll(`${PATIENTS} patient rows`, async () => (await names()).length === PATIENTS, { timeout: UI_TIMEOUT });
     const all = await names();
     const news2Header = page.getByRole("columnheader", { name: "NEWS2" });
@@ -167,6 +167,17 @@ test("the ward table filters by name or pathway and sorts by a column's header",
     const expected = all.filter((n) => n.toLowerCase().includes(part.toLowerCase()));
     await poll("only the matching rows", async () => JSON.stringify((await names()).sort()) === JSON.stringify(expected.sort()), { timeout: UI_TIMEOUT });
     await page.getByText(`${expected.length} of ${PATIENTS} patients match`).waitFor();
+    // Each row names the patient and their NHS number (never a name
+    // alone); the NHS number finds them, typed with or without its spaces.
+    const { body: list } = await page.evaluate(async () => ({ body: await (await fetch("/api/v1/patients", { credentials: "same-origin" })).json() }));
+    await page.getByLabel("Find a patient").fill("");
+    const one = list[0];
+    const spaced = `${one.nhs_number.slice(0, 3)} ${one.nhs_number.slice(3, 6)} ${one.nhs_number.slice(6)}`;
+    await page.locator(`#patients tr[data-patient="${one.id}"] th`).filter({ hasText: `NHS ${spaced}` }).waitFor();
+    for (const typed of [spaced, one.nhs_number]) {
+      await page.getByLabel("Find a patient").fill(typed);
+      await poll(`only ${one.name} for ${typed}`, async () => JSON.stringify(await names()) === JSON.stringify([one.name]), { timeout: UI_TIMEOUT });
+    }
     await page.getByLabel("Find a patient").fill("no such patient at all");
     await page.getByText("No patients match the filter.").waitFor();
     await page.getByLabel("Find a patient").fill("");
@@ -427,7 +438,7 @@ test("a big ward draws only the rows near the viewport, yet every patient is rea
     await page.getByRole("status").filter({ hasText: /^live$/ }).waitFor();
     const table = page.getByRole("table");
     const drawn = () => page.locator("#patients tbody tr[data-patient]").evaluateAll((trs) =>
-      trs.map((tr) => ({ id: Number(tr.dataset.patient), index: Number(tr.getAttribute("aria-rowindex")), name: tr.cells[0].textContent })));
+      trs.map((tr) => ({ id: Number(tr.dataset.patient), index: Number(tr.getAttribute("aria-rowindex")), name: tr.cells[0].querySelector("a").textContent })));
     // aria-rowcount counts the header row too (ARIA: every row of the full table).
     await poll("aria-rowcount for every patient", async () => (await table.getAttribute("aria-rowcount")) === String(BIG_WARD + 1), { timeout: UI_TIMEOUT });
     // A live ward re-renders as scores arrive: read the rows once a render
@@ -458,7 +469,7 @@ test("a big ward draws only the rows near the viewport, yet every patient is rea
     const lastRow = page.locator(`#patients tr[data-patient="${last.id}"]`);
     await lastRow.waitFor();
     assert.equal(await lastRow.getAttribute("aria-rowindex"), String(BIG_WARD + 1));
-    assert.equal(await lastRow.locator("th").textContent(), last.name);
+    assert.equal(await lastRow.locator("th a").textContent(), last.name);
     // The page above may grow meanwhile (a new alert in the queue, rows
     // taller than the estimate once drawn): as a user would, scroll to the
     // bottom again until the page holds still.
