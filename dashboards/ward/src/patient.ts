@@ -161,7 +161,10 @@ function renderFacts(): void {
   const d = page.detail, ep = d.episode;
   $("patient-title").textContent = d.name;
   const facts = [`NHS number ${d.nhs_number}`];
-  if (ep) {
+  if (ep?.discharged_at) {
+    // Not on the ward now: said first, so no one takes the page as live.
+    facts.push(`discharged ${when(ep.discharged_at)}`, `pathway ${ep.pathway}`, `admitted ${when(ep.admitted_at)}`);
+  } else if (ep) {
     facts.push(`pathway ${ep.pathway}`, `admitted ${when(ep.admitted_at)}`,
       `SpO2 scale ${ep.spo2_scale}${ep.spo2_scale_set_by ? ` (set by ${ep.spo2_scale_set_by}${ep.spo2_scale_set_at ? ` ${when(ep.spo2_scale_set_at)}` : ""})` : ""}`);
   } else {
@@ -412,6 +415,29 @@ function renderScores(): void {
 
 // ---------------------------------------------------------------- devices
 
+/**
+ * The patient was discharged or admitted again while their page was open
+ * (by anyone, in any process): read them again, so the facts, the
+ * assessment form and the admin's actions are for the stay as it is now.
+ */
+async function reloadPatient(id: number): Promise<void> {
+  try {
+    const detail = await api<PatientDetail>(`/api/v1/patients/${id}`);
+    if (page?.id !== id) return;
+    page.detail = detail;
+    renderFacts();
+    renderDevices();
+    showAssessment(id, detail.settings, settingsChanged);
+    showDischarge(session.me, detail);
+    showProvision(session.me, detail, () => reloadDevices(id));
+    for (const c of page.charts.values()) c.destroy();
+    page.charts.clear();
+    $("charts").replaceChildren();
+    $("score-plot").replaceChildren();
+    await loadRange(page.range);
+  } catch { /* shown as it was; the next open reads it again */ }
+}
+
 /** Read the patient's devices again (one was provisioned for them). */
 async function reloadDevices(id: number): Promise<void> {
   try {
@@ -535,6 +561,9 @@ export function patientEvent(ev: LiveEvent): void {
       return;
     case "episode":
       settingsRecorded(ev.patient_id, ev.settings);
+      return;
+    case "patient":
+      if (ev.patient_id === p.id) void reloadPatient(p.id);
       return;
     default:
   }

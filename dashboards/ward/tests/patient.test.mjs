@@ -215,13 +215,21 @@ test("the ECG strip draws the patch's samples with the detected beats marked, as
 });
 
 test("a patient discharged and admitted again keeps their record: the page names the earlier stay, charts its readings and marks the time between the stays", { timeout: TEST_TIMEOUT }, async (t) => {
-  await withWard(t, async ({ page, demo }) => {
+  await withWard(t, async ({ page, demo, context }) => {
     const id = await signedInPatientWithReadings(page, demo);
     const before = await pageGet(page, `/api/v1/patients/${id}`);
+    // A colleague has the patient's page open throughout.
+    const open = await context.newPage();
+    await open.goto(`${demo.base}/#/patients/${id}`);
+    await open.getByRole("region", { name: "Clinical assessment" }).waitFor();
 
     // `vigil admin`, in another process, as a ward's admin would.
     await demo.admin(["patient", "discharge", "--patient", String(id)]);
     await page.locator(`#patients tr[data-patient="${id}"]`).waitFor({ state: "detached", timeout: UI_TIMEOUT });
+    // The open page says so at once, and offers nothing for a stay that ended.
+    await open.locator("#patient-facts").filter({ hasText: /discharged .+ · pathway/ }).waitFor({ timeout: UI_TIMEOUT });
+    assert.equal(await open.getByRole("region", { name: "Clinical assessment" }).isVisible(), false);
+    assert.equal(await open.getByRole("button", { name: "Discharge…" }).isVisible(), false);
     const again = JSON.parse(await demo.admin(["patient", "admit", "--ward", "Demo ward", "--name", before.name,
       "--nhs-number", before.nhs_number, "--pathway", before.episode.pathway]));
     assert.deepEqual(again, { id, readmitted: true });
@@ -229,6 +237,10 @@ test("a patient discharged and admitted again keeps their record: the page names
     for (const d of before.devices) await demo.admin(["device", "assign", "--device", d.id, "--patient", String(id)]);
     // Listed again (the daemon's patient sync tells open pages within 5 s).
     await page.locator(`#patients tr[data-patient="${id}"]`).waitFor({ timeout: UI_TIMEOUT });
+    // The colleague's page follows the new stay without a reload.
+    await open.locator("#patient-facts").filter({ hasText: /earlier stay .+ – .+\(/ }).waitFor({ timeout: UI_TIMEOUT });
+    await open.getByRole("region", { name: "Clinical assessment" }).waitFor();
+    await open.close();
 
     await page.goto(`${demo.base}/#/patients/${id}`);
     await page.getByRole("heading", { level: 2, name: before.name }).waitFor();
