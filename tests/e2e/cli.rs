@@ -47,6 +47,15 @@ fn run_vigil(args: &[&str], stdin: Option<&str>) -> Output {
     child.wait_with_output().expect("vigil exits")
 }
 
+/// `vigil admin --config CFG ARGS…`, with `stdin` on its standard input.
+fn admin_with(cfg: &str) -> impl Fn(&[&str], Option<&str>) -> Output + '_ {
+    move |args, stdin| {
+        let mut all = vec!["admin", "--config", cfg];
+        all.extend_from_slice(args);
+        vigil(&all, stdin)
+    }
+}
+
 fn json_out(o: &Output) -> Value {
     assert!(
         o.status.success(),
@@ -103,11 +112,7 @@ async fn admin_commands_work_against_a_running_daemon() {
     let app = TestApp::spawn().await;
     let dir = tempfile::tempdir().expect("tempdir");
     let cfg = config_for(&app, &dir);
-    let run = |args: &[&str], stdin: Option<&str>| {
-        let mut all = vec!["admin", "--config", cfg.as_str()];
-        all.extend_from_slice(args);
-        vigil(&all, stdin)
-    };
+    let run = admin_with(&cfg);
 
     let ward = json_out(&run(&["ward", "add", "--name", "Ward C"], None));
     assert!(ward["id"].is_i64());
@@ -631,4 +636,131 @@ async fn a_revoked_device_is_no_longer_watched_for_its_patient() {
             Some("device-unassigned".to_string())
         )]
     );
+}
+
+/// A leaver's account: `vigil admin user disable` ends every session and
+/// API token of it at once (an open dashboard is told within the stream's
+/// re-check) and it signs in to nothing, with the same answer as a wrong
+/// password; `user enable` lets it sign in again, without the old
+/// credentials; `user password` sets a new password and ends its sessions;
+/// `user list` shows who is disabled.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_leavers_account_is_disabled_at_once_and_a_password_reset_ends_its_sessions() {
+    let app = TestApp::spawn().await;
+    let dir = tempfile::tempdir().expect("tempdir");
+    let cfg = config_for(&app, &dir);
+    let run = admin_with(&cfg);
+    json_out(&run(
+        &[
+            "user",
+            "add",
+            "--username",
+            "leaver",
+            "--role",
+            "nurse",
+            "--ward",
+            &app.ward,
+        ],
+        Some("first-password\n"),
+    ));
+    let token = json_out(&run(&["token", "create", "--username", "leaver"], None))["token"]
+        .as_str()
+        .expect("token")
+        .to_string();
+    let browser = reqwest::Client::builder()
+        .cookie_store(true)
+        .build()
+        .expect("client");
+    let login = |password: &'static str| {
+        let browser = browser.clone();
+        let app = &app;
+        async move { app.login_with(&browser, "leaver", password).await.status() }
+    };
+    assert_eq!(login("first-password").await, 200);
+    let mut dashboard = app.ws(&token).await;
+    let me = |t: String| {
+        let app = &app;
+        async move {
+            app.http_client
+                .get(format!("{}/api/v1/me", app.http))
+                .bearer_auth(t)
+                .send()
+                .await
+                .expect("me")
+                .status()
+        }
+    };
+    assert_eq!(me(token.clone()).await, 200);
+
+    let disabled = json_out(&run(&["user", "disable", "--username", "leaver"], None));
+    assert_eq!(disabled["username"], "leaver", "{disabled}");
+    assert!(disabled["disabled_at"].is_string(), "{disabled}");
+    assert_eq!(
+        disabled["revoked"], 2,
+        "the session and the token: {disabled}"
+    );
+    assert_eq!(me(token.clone()).await, 401, "the token is dead");
+    let cookie_me = browser
+        .get(format!("{}/api/v1/me", app.http))
+        .send()
+        .await
+        .expect("me")
+        .status();
+    assert_eq!(cookie_me, 401, "the session is dead");
+    assert_eq!(
+        login("first-password").await,
+        401,
+        "the right password signs in to nothing"
+    );
+    assert_eq!(
+        login("wrong-password").await,
+        401,
+        "the same answer as a wrong one"
+    );
+    let within = vigil_web::stream::RECHECK + std::time::Duration::from_secs(5);
+    assert!(
+        dashboard
+            .next_event_within("session_ended", within)
+            .await
+            .is_some(),
+        "an open dashboard is told and closed"
+    );
+    let refused = run(&["token", "create", "--username", "leaver"], None);
+    assert_eq!(refused.status.code(), Some(2));
+    assert!(
+        String::from_utf8_lossy(&refused.stderr).contains("--username: \"leaver\" is disabled")
+    );
+
+    let list = json_out(&run(&["user", "list"], None));
+    let leaver = list["users"]
+        .as_array()
+        .expect("users")
+        .iter()
+        .find(|u| u["username"] == "leaver")
+        .expect("listed")
+        .clone();
+    assert_eq!(leaver["role"], "nurse", "{leaver}");
+    assert_eq!(leaver["wards"], json!([app.ward]), "{leaver}");
+    assert_eq!(leaver["disabled_at"], disabled["disabled_at"], "{leaver}");
+
+    json_out(&run(&["user", "enable", "--username", "leaver"], None));
+    assert_eq!(me(token.clone()).await, 401, "old credentials stay revoked");
+    assert_eq!(login("first-password").await, 200, "enabled again");
+
+    // A password reset: the old password stops, the session it opened ends.
+    let reset = json_out(&run(
+        &["user", "password", "--username", "leaver"],
+        Some("second-password\n"),
+    ));
+    assert_eq!(reset["sessions_revoked"], 1, "{reset}");
+    assert_eq!(login("first-password").await, 401);
+    assert_eq!(login("second-password").await, 200);
+    let short = run(
+        &["user", "password", "--username", "leaver"],
+        Some("short\n"),
+    );
+    assert_eq!(short.status.code(), Some(2));
+    let nobody = run(&["user", "disable", "--username", "nobody"], None);
+    assert_eq!(nobody.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&nobody.stderr).contains("--username: no user \"nobody\""));
 }

@@ -84,6 +84,22 @@ pub trait Store: Send + Sync + 'static {
     async fn ward_find(&self, name_or_id: &str) -> Result<Option<Ward>>;
     async fn user_add(&self, user: NewUser) -> Result<i64>;
     async fn user_by_username(&self, username: &str) -> Result<Option<UserRecord>>;
+    /// Every account, by username, with its wards and whether it is disabled.
+    async fn users_list(&self) -> Result<Vec<UserRecord>>;
+    /// Disable an account (a leaver) at `at` and revoke its live sessions
+    /// and API tokens, in one transaction; [`StoreError::NotFound`] for an
+    /// unknown username. Disabling a disabled account keeps its first time.
+    async fn user_disable(&self, username: &str, at: DateTime<Utc>) -> Result<CredentialsEnded>;
+    /// Enable a disabled account again (its old credentials stay revoked).
+    async fn user_enable(&self, username: &str) -> Result<()>;
+    /// Set an account's password hash and revoke its live sessions (API
+    /// tokens are credentials of their own and stay), in one transaction.
+    async fn user_set_password(
+        &self,
+        username: &str,
+        password_hash: &str,
+        at: DateTime<Utc>,
+    ) -> Result<CredentialsEnded>;
 
     // --- tokens (sessions and API bearer tokens, stored hashed) ----------
     async fn token_insert(&self, token: NewToken) -> Result<()>;

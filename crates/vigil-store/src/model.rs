@@ -52,6 +52,15 @@ pub struct UserRecord {
     pub role: Role,
     pub password_hash: String,
     pub ward_ids: Vec<i64>,
+    /// When the account was disabled (a leaver); it then signs in to nothing.
+    pub disabled_at: Option<DateTime<Utc>>,
+}
+
+/// What disabling an account, or setting its password, ended.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct CredentialsEnded {
+    /// Sessions and API tokens revoked.
+    pub revoked: u64,
 }
 
 /// An authenticated user as the web layer needs it.

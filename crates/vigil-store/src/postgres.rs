@@ -399,6 +399,19 @@ impl PgStore {
         Ok(Some((obs, ecg)))
     }
 
+    /// A `users` row (id, username, role, password_hash, disabled_at) with its wards.
+    async fn user_record(&self, r: &sqlx::postgres::PgRow) -> Result<UserRecord> {
+        let id: i64 = r.get(0);
+        Ok(UserRecord {
+            id,
+            username: r.get(1),
+            role: role_of(r.get(2))?,
+            password_hash: r.get(3),
+            ward_ids: self.user_wards(id).await?,
+            disabled_at: r.get(4),
+        })
+    }
+
     async fn user_wards(&self, user_id: i64) -> Result<Vec<i64>> {
         let rows =
             sqlx::query("SELECT ward_id FROM user_wards WHERE user_id = $1 ORDER BY ward_id")
@@ -674,22 +687,80 @@ impl Store for PgStore {
     }
 
     async fn user_by_username(&self, username: &str) -> Result<Option<UserRecord>> {
-        let Some(r) =
-            sqlx::query("SELECT id, username, role, password_hash FROM users WHERE username = $1")
-                .bind(username)
-                .fetch_optional(&self.pool)
-                .await?
+        let Some(r) = sqlx::query(
+            "SELECT id, username, role, password_hash, disabled_at FROM users WHERE username = $1",
+        )
+        .bind(username)
+        .fetch_optional(&self.pool)
+        .await?
         else {
             return Ok(None);
         };
-        let id: i64 = r.get(0);
-        Ok(Some(UserRecord {
-            id,
-            username: r.get(1),
-            role: role_of(r.get(2))?,
-            password_hash: r.get(3),
-            ward_ids: self.user_wards(id).await?,
-        }))
+        Ok(Some(self.user_record(&r).await?))
+    }
+
+    async fn users_list(&self) -> Result<Vec<UserRecord>> {
+        let rows = sqlx::query(
+            "SELECT id, username, role, password_hash, disabled_at FROM users ORDER BY username",
+        )
+        .fetch_all(&self.pool)
+        .await?;
+        let mut out = Vec::with_capacity(rows.len());
+        for r in &rows {
+            out.push(self.user_record(r).await?);
+        }
+        Ok(out)
+    }
+
+    async fn user_disable(&self, username: &str, at: DateTime<Utc>) -> Result<CredentialsEnded> {
+        let mut tx = self.pool.begin().await?;
+        let Some(id) = sqlx::query_scalar::<_, i64>(
+            "UPDATE users SET disabled_at = COALESCE(disabled_at, $1) WHERE username = $2 RETURNING id",
+        )
+        .bind(ts(at))
+        .bind(username)
+        .fetch_optional(&mut *tx)
+        .await?
+        else {
+            return Err(StoreError::NotFound(format!("user {username}")));
+        };
+        let revoked = revoke_user_tokens(&mut tx, id, at, false).await?;
+        tx.commit().await?;
+        Ok(CredentialsEnded { revoked })
+    }
+
+    async fn user_enable(&self, username: &str) -> Result<()> {
+        let n = sqlx::query("UPDATE users SET disabled_at = NULL WHERE username = $1")
+            .bind(username)
+            .execute(&self.pool)
+            .await?
+            .rows_affected();
+        if n == 0 {
+            return Err(StoreError::NotFound(format!("user {username}")));
+        }
+        Ok(())
+    }
+
+    async fn user_set_password(
+        &self,
+        username: &str,
+        password_hash: &str,
+        at: DateTime<Utc>,
+    ) -> Result<CredentialsEnded> {
+        let mut tx = self.pool.begin().await?;
+        let Some(id) = sqlx::query_scalar::<_, i64>(
+            "UPDATE users SET password_hash = $1 WHERE username = $2 RETURNING id",
+        )
+        .bind(password_hash)
+        .bind(username)
+        .fetch_optional(&mut *tx)
+        .await?
+        else {
+            return Err(StoreError::NotFound(format!("user {username}")));
+        };
+        let revoked = revoke_user_tokens(&mut tx, id, at, true).await?;
+        tx.commit().await?;
+        Ok(CredentialsEnded { revoked })
     }
 
     async fn token_insert(&self, t: NewToken) -> Result<()> {
@@ -715,7 +786,8 @@ impl Store for PgStore {
         let Some(r) = sqlx::query(
             "SELECT u.id, u.username, u.role, t.id, t.kind, COALESCE(t.last_used_at, t.created_at)
              FROM tokens t JOIN users u ON u.id = t.user_id
-             WHERE t.token_hash = $1 AND t.revoked_at IS NULL AND (t.expires_at IS NULL OR t.expires_at > $2)",
+             WHERE t.token_hash = $1 AND t.revoked_at IS NULL AND (t.expires_at IS NULL OR t.expires_at > $2)
+               AND u.disabled_at IS NULL",
         )
         .bind(token_hash)
         .bind(ts(now))
@@ -1927,6 +1999,26 @@ async fn status_upsert(
     .bind(ts(report.reported_at))
     .bind(device_id)
     .execute(conn)
+    .await?
+    .rows_affected())
+}
+
+/// Revoke an account's live tokens at `at` (only its sessions when
+/// `sessions_only`); how many.
+async fn revoke_user_tokens(
+    tx: &mut sqlx::PgConnection,
+    user_id: i64,
+    at: DateTime<Utc>,
+    sessions_only: bool,
+) -> Result<u64> {
+    Ok(sqlx::query(
+        "UPDATE tokens SET revoked_at = $1 WHERE user_id = $2 AND revoked_at IS NULL \
+         AND (kind = 'session' OR NOT $3)",
+    )
+    .bind(ts(at))
+    .bind(user_id)
+    .bind(sessions_only)
+    .execute(&mut *tx)
     .await?
     .rows_affected())
 }

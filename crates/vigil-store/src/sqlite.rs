@@ -193,6 +193,25 @@ impl SqliteStore {
         Ok(Some((obs, ecg)))
     }
 
+    /// A `users` row (id, username, role, password_hash, disabled_at) with its wards.
+    async fn user_record(&self, r: &sqlx::sqlite::SqliteRow) -> Result<UserRecord> {
+        let id: i64 = r.get(0);
+        let role: String = r.get(2);
+        Ok(UserRecord {
+            id,
+            username: r.get(1),
+            role: Role::parse(&role)
+                .ok_or_else(|| StoreError::Backend(format!("bad role {role}")))?,
+            password_hash: r.get(3),
+            ward_ids: self.user_wards(id).await?,
+            disabled_at: r
+                .get::<Option<String>, _>(4)
+                .as_deref()
+                .map(parse_ts)
+                .transpose()?,
+        })
+    }
+
     async fn user_wards(&self, user_id: i64) -> Result<Vec<i64>> {
         let rows = sqlx::query("SELECT ward_id FROM user_wards WHERE user_id = ? ORDER BY ward_id")
             .bind(user_id)
@@ -733,24 +752,75 @@ impl Store for SqliteStore {
     }
 
     async fn user_by_username(&self, username: &str) -> Result<Option<UserRecord>> {
-        let Some(r) =
-            sqlx::query("SELECT id, username, role, password_hash FROM users WHERE username = ?")
-                .bind(username)
-                .fetch_optional(&self.pool)
-                .await?
+        let Some(r) = sqlx::query(
+            "SELECT id, username, role, password_hash, disabled_at FROM users WHERE username = ?",
+        )
+        .bind(username)
+        .fetch_optional(&self.pool)
+        .await?
         else {
             return Ok(None);
         };
-        let id: i64 = r.get(0);
-        let role: String = r.get(2);
-        Ok(Some(UserRecord {
-            id,
-            username: r.get(1),
-            role: Role::parse(&role)
-                .ok_or_else(|| StoreError::Backend(format!("bad role {role}")))?,
-            password_hash: r.get(3),
-            ward_ids: self.user_wards(id).await?,
-        }))
+        Ok(Some(self.user_record(&r).await?))
+    }
+
+    async fn users_list(&self) -> Result<Vec<UserRecord>> {
+        let rows = sqlx::query(
+            "SELECT id, username, role, password_hash, disabled_at FROM users ORDER BY username",
+        )
+        .fetch_all(&self.pool)
+        .await?;
+        let mut out = Vec::with_capacity(rows.len());
+        for r in &rows {
+            out.push(self.user_record(r).await?);
+        }
+        Ok(out)
+    }
+
+    async fn user_disable(&self, username: &str, at: DateTime<Utc>) -> Result<CredentialsEnded> {
+        let _write = self.write.lock().await;
+        let mut tx = self.pool.begin_with("BEGIN IMMEDIATE").await?;
+        let id = user_id(&mut tx, username).await?;
+        sqlx::query("UPDATE users SET disabled_at = COALESCE(disabled_at, ?) WHERE id = ?")
+            .bind(ts(at))
+            .bind(id)
+            .execute(&mut *tx)
+            .await?;
+        let revoked = revoke_user_tokens(&mut tx, id, at, false).await?;
+        tx.commit().await?;
+        Ok(CredentialsEnded { revoked })
+    }
+
+    async fn user_enable(&self, username: &str) -> Result<()> {
+        let _write = self.write.lock().await;
+        let n = sqlx::query("UPDATE users SET disabled_at = NULL WHERE username = ?")
+            .bind(username)
+            .execute(&self.pool)
+            .await?
+            .rows_affected();
+        if n == 0 {
+            return Err(StoreError::NotFound(format!("user {username}")));
+        }
+        Ok(())
+    }
+
+    async fn user_set_password(
+        &self,
+        username: &str,
+        password_hash: &str,
+        at: DateTime<Utc>,
+    ) -> Result<CredentialsEnded> {
+        let _write = self.write.lock().await;
+        let mut tx = self.pool.begin_with("BEGIN IMMEDIATE").await?;
+        let id = user_id(&mut tx, username).await?;
+        sqlx::query("UPDATE users SET password_hash = ? WHERE id = ?")
+            .bind(password_hash)
+            .bind(id)
+            .execute(&mut *tx)
+            .await?;
+        let revoked = revoke_user_tokens(&mut tx, id, at, true).await?;
+        tx.commit().await?;
+        Ok(CredentialsEnded { revoked })
     }
 
     async fn token_insert(&self, t: NewToken) -> Result<()> {
@@ -775,7 +845,8 @@ impl Store for SqliteStore {
         let Some(r) = sqlx::query(
             "SELECT u.id, u.username, u.role, t.id, t.kind, COALESCE(t.last_used_at, t.created_at)
              FROM tokens t JOIN users u ON u.id = t.user_id
-             WHERE t.token_hash = ? AND t.revoked_at IS NULL AND (t.expires_at IS NULL OR t.expires_at > ?)",
+             WHERE t.token_hash = ? AND t.revoked_at IS NULL AND (t.expires_at IS NULL OR t.expires_at > ?)
+               AND u.disabled_at IS NULL",
         )
         .bind(token_hash)
         .bind(ts(now))
@@ -1984,6 +2055,35 @@ async fn status_upsert(
     .bind(ts(report.reported_at))
     .bind(device_id)
     .execute(conn)
+    .await?
+    .rows_affected())
+}
+
+/// The id of the account `username`, or [`StoreError::NotFound`].
+async fn user_id(tx: &mut sqlx::SqliteConnection, username: &str) -> Result<i64> {
+    sqlx::query_scalar::<_, i64>("SELECT id FROM users WHERE username = ?")
+        .bind(username)
+        .fetch_optional(&mut *tx)
+        .await?
+        .ok_or_else(|| StoreError::NotFound(format!("user {username}")))
+}
+
+/// Revoke an account's live tokens at `at` (only its sessions when
+/// `sessions_only`); how many.
+async fn revoke_user_tokens(
+    tx: &mut sqlx::SqliteConnection,
+    user_id: i64,
+    at: DateTime<Utc>,
+    sessions_only: bool,
+) -> Result<u64> {
+    Ok(sqlx::query(
+        "UPDATE tokens SET revoked_at = ? WHERE user_id = ? AND revoked_at IS NULL \
+         AND (kind = 'session' OR NOT ?)",
+    )
+    .bind(ts(at))
+    .bind(user_id)
+    .bind(sessions_only)
+    .execute(&mut *tx)
     .await?
     .rows_affected())
 }

@@ -40,6 +40,7 @@ both_backends!(
     wards_are_unique_and_found_by_name_or_id,
     users_carry_their_wards_and_unique_names,
     tokens_expire_strictly_and_revoke_once,
+    a_disabled_account_has_no_live_credentials,
     idle_sessions_expire_and_api_tokens_do_not,
     admit_opens_one_episode_and_discharge_closes_it,
     an_nhs_number_is_admitted_once_at_a_time,
@@ -248,6 +249,113 @@ async fn users_carry_their_wards_and_unique_names(s: &dyn Store) {
     };
     assert!(s.user_add(bad).await.is_err());
     assert!(s.user_by_username("ghost").await.expect("lookup").is_none());
+}
+
+/// A leaver: disabling ends every session and API token of the account in
+/// its transaction, and no token of a disabled account authenticates;
+/// enabling does not bring the old ones back; a new password ends the
+/// sessions only.
+async fn a_disabled_account_has_no_live_credentials(s: &dyn Store) {
+    let w = ward(s, "W").await;
+    let uid = s
+        .user_add(NewUser {
+            username: "lee".into(),
+            role: Role::Nurse,
+            password_hash: "h1".into(),
+            ward_ids: vec![w],
+        })
+        .await
+        .expect("user");
+    let token = |hash: &str, kind: TokenKind| NewToken {
+        user_id: uid,
+        token_hash: hash.into(),
+        kind,
+        created_at: t(8, 0),
+        expires_at: None,
+    };
+    for (h, k) in [("s1", TokenKind::Session), ("a1", TokenKind::Api)] {
+        s.token_insert(token(h, k)).await.expect("token");
+    }
+    let live = |h: &'static str| async move {
+        s.token_user(h, t(8, 5), Duration::minutes(30))
+            .await
+            .expect("q")
+            .is_some()
+    };
+    assert!(live("s1").await && live("a1").await);
+
+    let ended = s.user_disable("lee", t(8, 10)).await.expect("disable");
+    assert_eq!(ended.revoked, 2);
+    assert!(!live("s1").await && !live("a1").await);
+    let lee = s.user_by_username("lee").await.expect("q").expect("user");
+    assert_eq!(lee.disabled_at, Some(t(8, 10)));
+    // A token written for a disabled account (it should not be) is no key.
+    s.token_insert(token("a2", TokenKind::Api))
+        .await
+        .expect("token");
+    assert!(!live("a2").await);
+    assert_eq!(
+        s.user_disable("lee", t(8, 20))
+            .await
+            .expect("again")
+            .revoked,
+        1,
+        "disabling again revokes what is live"
+    );
+    assert_eq!(
+        s.user_by_username("lee")
+            .await
+            .expect("q")
+            .expect("user")
+            .disabled_at,
+        Some(t(8, 10)),
+        "disabled since the first time"
+    );
+    assert!(matches!(
+        s.user_disable("nobody", t(8, 20)).await,
+        Err(StoreError::NotFound(_))
+    ));
+    let listed = s.users_list().await.expect("list");
+    assert_eq!(
+        listed
+            .iter()
+            .map(|u| (u.username.as_str(), u.disabled_at))
+            .collect::<Vec<_>>(),
+        [("lee", Some(t(8, 10)))]
+    );
+
+    s.user_enable("lee").await.expect("enable");
+    assert!(
+        !live("s1").await && !live("a2").await,
+        "old credentials stay revoked"
+    );
+    for (h, k) in [("s2", TokenKind::Session), ("a3", TokenKind::Api)] {
+        s.token_insert(token(h, k)).await.expect("token");
+    }
+    assert!(live("s2").await && live("a3").await, "new ones work");
+    assert!(matches!(
+        s.user_enable("nobody").await,
+        Err(StoreError::NotFound(_))
+    ));
+
+    let reset = s
+        .user_set_password("lee", "h2", t(8, 30))
+        .await
+        .expect("password");
+    assert_eq!(reset.revoked, 1, "the session, not the API token");
+    assert!(!live("s2").await && live("a3").await);
+    assert_eq!(
+        s.user_by_username("lee")
+            .await
+            .expect("q")
+            .expect("user")
+            .password_hash,
+        "h2"
+    );
+    assert!(matches!(
+        s.user_set_password("nobody", "h", t(8, 30)).await,
+        Err(StoreError::NotFound(_))
+    ));
 }
 
 async fn tokens_expire_strictly_and_revoke_once(s: &dyn Store) {

@@ -258,7 +258,9 @@ pub async fn login(
         .map(|u| u.password_hash.as_str())
         .unwrap_or(DUMMY_HASH);
     let ok = verify_password(&req.password, hash);
-    let Some(user) = user.filter(|_| ok) else {
+    // A disabled account (a leaver) is refused like a wrong password, after
+    // the same verification: the answer says nothing of why.
+    let Some(user) = user.filter(|u| ok && u.disabled_at.is_none()) else {
         tracing::info!("login refused");
         state.throttle.fail(&account_key);
         state.throttle.fail(&addr_key);

@@ -32,13 +32,50 @@ pub async fn run(
             role,
             wards,
         }) => {
-            let mut line = String::new();
-            std::io::stdin()
-                .lock()
-                .read_line(&mut line)
-                .map_err(|e| Failure::Other(format!("reading the password from stdin: {e}")))?;
-            let password = line.trim_end_matches(['\n', '\r']);
-            json!({"id": admin::add_user(store, &username, &role, &wards, password).await.map_err(admin_err)?})
+            let password = password_from_stdin()?;
+            json!({"id": admin::add_user(store, &username, &role, &wards, &password).await.map_err(admin_err)?})
+        }
+        AdminCommand::User(UserCommand::List) => {
+            let mut users = Vec::new();
+            for u in store.users_list().await.map_err(store_err)? {
+                let mut wards = Vec::new();
+                for id in &u.ward_ids {
+                    if let Some(w) = store.ward_find(&id.to_string()).await.map_err(store_err)? {
+                        wards.push(w.name);
+                    }
+                }
+                users.push(json!({"username": u.username, "role": u.role, "wards": wards, "disabled_at": u.disabled_at}));
+            }
+            json!({"users": users})
+        }
+        AdminCommand::User(UserCommand::Disable { username }) => {
+            let ended = store
+                .user_disable(&username, now)
+                .await
+                .map_err(|e| no_user(e, &username))?;
+            let user = store
+                .user_by_username(&username)
+                .await
+                .map_err(store_err)?
+                .ok_or_else(|| Failure::Usage(format!("--username: no user {username:?}")))?;
+            json!({"username": username, "disabled_at": user.disabled_at, "revoked": ended.revoked})
+        }
+        AdminCommand::User(UserCommand::Enable { username }) => {
+            store
+                .user_enable(&username)
+                .await
+                .map_err(|e| no_user(e, &username))?;
+            json!({"username": username, "enabled": true})
+        }
+        AdminCommand::User(UserCommand::Password { username }) => {
+            let password = password_from_stdin()?;
+            let ended = admin::set_password(store, &username, &password, now)
+                .await
+                .map_err(|e| match e {
+                    AdminError::Store(s) => no_user(s, &username),
+                    other => admin_err(other),
+                })?;
+            json!({"username": username, "sessions_revoked": ended.revoked})
         }
         AdminCommand::Token(TokenCommand::Create {
             username,
@@ -61,6 +98,11 @@ pub async fn run(
                 .await
                 .map_err(store_err)?
                 .ok_or_else(|| Failure::Usage(format!("--username: no user {username:?}")))?;
+            if user.disabled_at.is_some() {
+                return Err(Failure::Usage(format!(
+                    "--username: {username:?} is disabled (vigil admin user enable first)"
+                )));
+            }
             let token = admin::issue_token(store, user.id, TokenKind::Api, now, ttl)
                 .await
                 .map_err(admin_err)?;
@@ -133,6 +175,26 @@ pub async fn run(
         AdminCommand::Stats => serde_json::to_value(store.stats().await.map_err(store_err)?)
             .map_err(|e| Failure::Other(e.to_string()))?,
     })
+}
+
+/// One line of stdin, without its line ending: a password.
+fn password_from_stdin() -> Result<String, Failure> {
+    let mut line = String::new();
+    std::io::stdin()
+        .lock()
+        .read_line(&mut line)
+        .map_err(|e| Failure::Other(format!("reading the password from stdin: {e}")))?;
+    Ok(line.trim_end_matches(['\n', '\r']).to_string())
+}
+
+/// An unknown `--username`, said as the flag (exit 2).
+fn no_user(e: vigil_store::StoreError, username: &str) -> Failure {
+    match e {
+        vigil_store::StoreError::NotFound(_) => {
+            Failure::Usage(format!("--username: no user {username:?}"))
+        }
+        other => store_err(other),
+    }
 }
 
 fn store_err(e: vigil_store::StoreError) -> Failure {

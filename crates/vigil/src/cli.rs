@@ -123,6 +123,24 @@ pub enum UserCommand {
         #[arg(long = "ward", required = true)]
         wards: Vec<String>,
     },
+    /// Every account: role, wards, and whether it is disabled.
+    List,
+    /// Disable an account (a leaver): it signs in to nothing, and its
+    /// sessions and API tokens are revoked at once.
+    Disable {
+        #[arg(long)]
+        username: String,
+    },
+    /// Enable a disabled account again (its old sessions and tokens stay revoked).
+    Enable {
+        #[arg(long)]
+        username: String,
+    },
+    /// Set an account's password, read from stdin; its sessions end.
+    Password {
+        #[arg(long)]
+        username: String,
+    },
 }
 
 #[derive(Debug, Subcommand)]
