@@ -763,4 +763,41 @@ async fn a_leavers_account_is_disabled_at_once_and_a_password_reset_ends_its_ses
     let nobody = run(&["user", "disable", "--username", "nobody"], None);
     assert_eq!(nobody.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&nobody.stderr).contains("--username: no user \"nobody\""));
+
+    // Each change is on the audit trail as `vigil-admin`'s, with the
+    // operating-system account that ran it; no password or token is.
+    let trail = app.get_json("/api/v1/audit?limit=100").await;
+    let by_cli: Vec<&serde_json::Value> = trail
+        .as_array()
+        .expect("entries")
+        .iter()
+        .filter(|e| e["username"] == "vigil-admin")
+        .collect();
+    let actions: Vec<&str> = by_cli
+        .iter()
+        .rev()
+        .filter_map(|e| e["action"].as_str())
+        .collect();
+    assert_eq!(
+        actions,
+        [
+            "user.add",
+            "token.create",
+            "user.disable",
+            "user.enable",
+            "user.password"
+        ],
+        "the refused commands wrote nothing: {trail}"
+    );
+    let disable = by_cli
+        .iter()
+        .find(|e| e["action"] == "user.disable")
+        .expect("disable");
+    assert_eq!(disable["detail"]["username"], "leaver", "{disable}");
+    assert_eq!(disable["detail"]["revoked"], 2, "{disable}");
+    assert!(disable["detail"]["os_user"].is_string() || disable["detail"]["os_user"].is_null());
+    let written = serde_json::to_string(&by_cli).expect("json");
+    for secret in ["first-password", "second-password", token.as_str()] {
+        assert!(!written.contains(secret), "no secret on the trail");
+    }
 }

@@ -15,7 +15,9 @@ use crate::cli::{
 };
 use crate::config::MqttConfig;
 
-/// Run one admin command against `store`.
+/// Run one admin command against `store`; a command that changes
+/// something is written to the audit trail (`vigil-admin`, with the
+/// operating-system account that ran it), as the API's are.
 pub async fn run(
     store: &dyn Store,
     pathways: &vigil_rules::Pathways,
@@ -23,6 +25,117 @@ pub async fn run(
     cmd: AdminCommand,
 ) -> Result<Value, Failure> {
     let now = Utc::now();
+    let what = audited(&cmd);
+    let out = execute(store, pathways, mqtt, cmd, now).await?;
+    if let Some((action, patient, detail)) = what {
+        let patient = patient.or_else(|| out["id"].as_i64().filter(|_| action == "patient.admit"));
+        let mut detail = detail;
+        if let (Value::Object(d), Value::Object(o)) = (&mut detail, &out) {
+            // What the command answered that the trail should keep (never
+            // a password or a token).
+            for k in [
+                "device_id",
+                "readmitted",
+                "revoked",
+                "sessions_revoked",
+                "resolved_alerts",
+                "devices",
+            ] {
+                if let Some(v) = o.get(k) {
+                    d.insert(k.into(), v.clone());
+                }
+            }
+            d.insert("os_user".into(), json!(os_user()));
+        }
+        store
+            .audit_append(vigil_store::AuditEntry {
+                at: now,
+                user_id: None,
+                username: "vigil-admin".into(),
+                action: action.into(),
+                patient_id: patient,
+                detail,
+                addr: None,
+            })
+            .await
+            .map_err(|e| {
+                Failure::Other(format!(
+                    "{action} was done ({out}), but its audit entry could not be written: {e}"
+                ))
+            })?;
+    }
+    Ok(out)
+}
+
+/// The audit entry a command makes: action, patient, and what it was
+/// asked (no secrets); `None` for the commands that only read.
+fn audited(cmd: &AdminCommand) -> Option<(&'static str, Option<i64>, Value)> {
+    Some(match cmd {
+        AdminCommand::Ward(WardCommand::Add { name }) => ("ward.add", None, json!({"name": name})),
+        AdminCommand::User(UserCommand::Add {
+            username,
+            role,
+            wards,
+        }) => (
+            "user.add",
+            None,
+            json!({"username": username, "role": role, "wards": wards}),
+        ),
+        AdminCommand::User(UserCommand::Disable { username }) => {
+            ("user.disable", None, json!({"username": username}))
+        }
+        AdminCommand::User(UserCommand::Enable { username }) => {
+            ("user.enable", None, json!({"username": username}))
+        }
+        AdminCommand::User(UserCommand::Password { username }) => {
+            ("user.password", None, json!({"username": username}))
+        }
+        AdminCommand::Token(TokenCommand::Create {
+            username,
+            expires_in,
+        }) => (
+            "token.create",
+            None,
+            json!({"username": username, "expires_in": expires_in}),
+        ),
+        AdminCommand::Token(TokenCommand::Revoke { .. }) => ("token.revoke", None, json!({})),
+        AdminCommand::Patient(PatientCommand::Admit { ward, pathway, .. }) => (
+            "patient.admit",
+            None,
+            json!({"ward": ward, "pathway": pathway}),
+        ),
+        AdminCommand::Patient(PatientCommand::Discharge { patient }) => {
+            ("patient.discharge", Some(*patient), json!({}))
+        }
+        AdminCommand::Device(DeviceCommand::Provision { kind, patient }) => {
+            ("device.provision", *patient, json!({"kind": kind}))
+        }
+        AdminCommand::Device(DeviceCommand::Assign { device, patient }) => {
+            ("device.assign", Some(*patient), json!({"device": device}))
+        }
+        AdminCommand::Device(DeviceCommand::Revoke { device }) => {
+            ("device.revoke", None, json!({"device": device}))
+        }
+        AdminCommand::Mqtt(MqttCommand::Export { .. }) => ("mqtt.export", None, json!({})),
+        AdminCommand::User(UserCommand::List) | AdminCommand::Stats => return None,
+    })
+}
+
+/// Who ran `vigil admin`, as the operating system says (through `sudo`, the
+/// person, not root).
+fn os_user() -> Option<String> {
+    ["SUDO_USER", "USER", "LOGNAME"]
+        .iter()
+        .find_map(|k| std::env::var(k).ok().filter(|v| !v.is_empty()))
+}
+
+async fn execute(
+    store: &dyn Store,
+    pathways: &vigil_rules::Pathways,
+    mqtt: &MqttConfig,
+    cmd: AdminCommand,
+    now: chrono::DateTime<Utc>,
+) -> Result<Value, Failure> {
     Ok(match cmd {
         AdminCommand::Ward(WardCommand::Add { name }) => {
             json!({"id": store.ward_add(&name).await.map_err(store_err)?.id})
