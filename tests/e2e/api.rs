@@ -765,3 +765,39 @@ async fn a_returned_kit_is_given_to_the_next_patient_and_reports_for_them() {
         "{audit}"
     );
 }
+
+/// The ward's recently discharged, for a patient who calls back: listed
+/// with their NHS number and stay until admitted again; another ward's
+/// user sees none of them.
+#[tokio::test]
+async fn recently_discharged_patients_are_listed_for_their_ward() {
+    let app = TestApp::spawn().await;
+    let gone = app.admit("asthma").await;
+    let staying = app.admit("general").await;
+    app.discharge(gone).await;
+    let listed = app.get_json("/api/v1/patients/discharged").await;
+    let ids: Vec<i64> = listed
+        .as_array()
+        .expect("list")
+        .iter()
+        .filter_map(|p| p["id"].as_i64())
+        .collect();
+    assert_eq!(ids, [gone], "{listed}");
+    assert_eq!(listed[0]["pathway"], "asthma");
+    assert!(listed[0]["nhs_number"].is_string() && listed[0]["discharged_at"].is_string());
+    assert!(!ids.contains(&staying));
+    let outsider = app.outsider_token().await;
+    assert_eq!(
+        app.get_json_as("/api/v1/patients/discharged", &outsider)
+            .await,
+        json!([])
+    );
+    assert_eq!(
+        app.get("/api/v1/patients/discharged?days=0")
+            .send()
+            .await
+            .expect("get")
+            .status(),
+        422
+    );
+}

@@ -23,7 +23,7 @@ fn repo() -> PathBuf {
 }
 
 /// Every `/api/v1` route the router serves, as (method, path).
-const ROUTES: [(&str, &str); 22] = [
+const ROUTES: [(&str, &str); 23] = [
     ("post", "/api/v1/login"),
     ("post", "/api/v1/logout"),
     ("get", "/api/v1/me"),
@@ -31,6 +31,7 @@ const ROUTES: [(&str, &str); 22] = [
     ("get", "/api/v1/openapi.json"),
     ("get", "/api/v1/patients"),
     ("post", "/api/v1/patients"),
+    ("get", "/api/v1/patients/discharged"),
     ("get", "/api/v1/patients/{id}"),
     ("get", "/api/v1/patients/{id}/observations"),
     ("get", "/api/v1/patients/{id}/scores"),

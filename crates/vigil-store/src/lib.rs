@@ -139,6 +139,13 @@ pub trait Store: Send + Sync + 'static {
     async fn patient_get(&self, patient_id: i64) -> Result<Option<PatientDetail>>;
     /// Patients with an open episode on any of `ward_ids`, with their latest readings.
     async fn patients_list(&self, ward_ids: &[i64]) -> Result<Vec<PatientSummary>>;
+    /// Patients on any of `ward_ids` discharged at or after `since` and not
+    /// admitted again, each with their latest stay; the latest discharge first.
+    async fn patients_discharged(
+        &self,
+        ward_ids: &[i64],
+        since: DateTime<Utc>,
+    ) -> Result<Vec<DischargedPatient>>;
 
     // --- devices -----------------------------------------------------------
     async fn device_provision(&self, d: NewDevice) -> Result<()>;

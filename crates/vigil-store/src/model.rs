@@ -214,6 +214,20 @@ pub struct PatientSummary {
     pub latest: Vec<LatestReading>,
 }
 
+/// A patient whose latest stay on the ward has ended, and who has no open
+/// one: what a nurse looks up when a discharged patient calls back.
+#[derive(Clone, Debug, PartialEq, Serialize, utoipa::ToSchema)]
+pub struct DischargedPatient {
+    pub id: i64,
+    pub ward_id: i64,
+    pub name: String,
+    pub nhs_number: String,
+    /// The ended stay's.
+    pub pathway: String,
+    pub admitted_at: DateTime<Utc>,
+    pub discharged_at: DateTime<Utc>,
+}
+
 #[derive(Clone, Debug)]
 pub struct NewDevice {
     pub id: String,

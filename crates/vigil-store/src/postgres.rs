@@ -623,6 +623,14 @@ async fn fire_many_in(
     Ok(out)
 }
 
+/// Each patient of a ward whose latest stay ended at or after a time and
+/// who has no open one, with that stay (`Store::patients_discharged`).
+const DISCHARGED: &str = "SELECT p.id, p.ward_id, p.name, p.nhs_number, e.pathway, e.admitted_at, e.discharged_at
+     FROM patients p JOIN episodes e ON e.patient_id = p.id
+     WHERE p.ward_id = $1 AND e.discharged_at >= $2
+       AND e.discharged_at = (SELECT MAX(l.discharged_at) FROM episodes l WHERE l.patient_id = p.id)
+       AND NOT EXISTS (SELECT 1 FROM episodes o WHERE o.patient_id = p.id AND o.discharged_at IS NULL)";
+
 #[async_trait]
 impl Store for PgStore {
     async fn ping(&self) -> Result<()> {
@@ -1045,6 +1053,34 @@ impl Store for PgStore {
                 });
             }
         }
+        Ok(out)
+    }
+
+    async fn patients_discharged(
+        &self,
+        ward_ids: &[i64],
+        since: DateTime<Utc>,
+    ) -> Result<Vec<DischargedPatient>> {
+        let mut out = Vec::new();
+        for ward in ward_ids {
+            let rows = sqlx::query(DISCHARGED)
+                .bind(ward)
+                .bind(ts(since))
+                .fetch_all(&self.pool)
+                .await?;
+            for r in rows {
+                out.push(DischargedPatient {
+                    id: r.get(0),
+                    ward_id: r.get(1),
+                    name: r.get(2),
+                    nhs_number: r.get(3),
+                    pathway: r.get(4),
+                    admitted_at: r.get(5),
+                    discharged_at: r.get(6),
+                });
+            }
+        }
+        out.sort_by(|a, b| b.discharged_at.cmp(&a.discharged_at).then(b.id.cmp(&a.id)));
         Ok(out)
     }
 

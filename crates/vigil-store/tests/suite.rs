@@ -66,6 +66,7 @@ both_backends!(
     readings_for_scoring_answer_like_one_patient_at_a_time,
     episode_settings_many_answer_like_one_patient_at_a_time,
     patients_list_shows_latest_readings_per_ward,
+    discharged_patients_are_listed_until_admitted_again,
     text_sorts_bytewise_whatever_the_locale,
     episode_update_records_who_and_when,
     failed_episode_update_changes_nothing,
@@ -2087,6 +2088,56 @@ async fn episode_settings_many_answer_like_one_patient_at_a_time(s: &dyn Store) 
             .await
             .expect("nothing")
             .is_empty()
+    );
+}
+
+/// The ward's recently discharged: the latest stay's discharge within the
+/// window, the latest first; not a patient on the ward now (admitted again),
+/// not one discharged before the window, not another ward's.
+async fn discharged_patients_are_listed_until_admitted_again(s: &dyn Store) {
+    let w1 = ward(s, "W1").await;
+    let w2 = ward(s, "W2").await;
+    let ann = admit(s, w1, "Ann").await;
+    let bob = admit(s, w1, "Bob").await;
+    let cat = admit(s, w2, "Cat").await;
+    let _open = admit(s, w1, "Dan").await;
+    let old = admit(s, w1, "Eve").await;
+    for (p, at) in [
+        (old, t(7, 0)),
+        (ann, t(9, 0)),
+        (bob, t(10, 0)),
+        (cat, t(10, 30)),
+    ] {
+        s.patient_discharge(p, "admin", at)
+            .await
+            .expect("discharge");
+    }
+    let listed = s.patients_discharged(&[w1], t(8, 0)).await.expect("list");
+    assert_eq!(
+        listed
+            .iter()
+            .map(|p| (p.id, p.name.as_str(), p.discharged_at))
+            .collect::<Vec<_>>(),
+        [(bob, "Bob", t(10, 0)), (ann, "Ann", t(9, 0))],
+        "the latest first; Eve before the window, Dan still in, Cat on W2"
+    );
+    assert_eq!(
+        listed[1].nhs_number,
+        vigil_store::nhs::test_range_for("Ann")
+    );
+    assert_eq!(listed[1].pathway, "copd");
+    // Admitted again: on the ward list, not among the discharged.
+    let mut again = new_patient(w1, "Ann");
+    again.admitted_at = t(11, 0);
+    assert!(s.patient_admit(again).await.expect("readmit").readmitted);
+    let listed = s
+        .patients_discharged(&[w1, w2], t(8, 0))
+        .await
+        .expect("list");
+    assert_eq!(
+        listed.iter().map(|p| p.id).collect::<Vec<_>>(),
+        [cat, bob],
+        "{listed:?}"
     );
 }
 

@@ -78,6 +78,7 @@ patient or alert outside them is a 404, so ids cannot be probed. Errors are \
         crate::stream::upgrade,
         openapi_json,
         crate::patients::list,
+        crate::patients::discharged,
         crate::patients::create,
         crate::patients::one,
         crate::patients::observations,

@@ -25,6 +25,7 @@ use crate::openapi::ErrorBody;
 pub fn router() -> Router<AppState> {
     Router::new()
         .route("/api/v1/patients", get(list).post(create))
+        .route("/api/v1/patients/discharged", get(discharged))
         .route("/api/v1/patients/{id}", get(one))
         .route("/api/v1/patients/{id}/observations", get(observations))
         .route("/api/v1/patients/{id}/discharge", post(discharge))
@@ -96,6 +97,55 @@ pub(crate) struct WardRow {
     /// NEWS2 as of the request (docs/http.md, "NEWS2 objects"); null before any reading.
     #[schema(value_type = Option<Object>)]
     news2: Option<News2Score>,
+}
+
+#[derive(Deserialize, IntoParams)]
+#[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
+pub(crate) struct DischargedQuery {
+    /// One of your wards (default: all of them); another ward is a 404.
+    ward: Option<i64>,
+    /// How many days back (default 30; 1 to 365).
+    #[param(minimum = 1, maximum = 365)]
+    days: Option<i64>,
+}
+
+/// `GET /api/v1/patients/discharged`: patients discharged from your wards
+/// in the last `days` and not admitted again, the latest discharge first:
+/// whom a nurse looks up when a discharged patient calls back.
+#[utoipa::path(
+    get, path = "/api/v1/patients/discharged", tag = "patients", params(DischargedQuery),
+    security(("bearer" = []), ("cookie" = [])),
+    responses(
+        (status = 200, description = "Each recently discharged patient with their latest stay", body = Vec<vigil_store::DischargedPatient>),
+        (status = 401, description = "No or bad credentials", body = ErrorBody),
+        (status = 404, description = "`ward` is not one of yours", body = ErrorBody),
+        (status = 422, description = "Bad query", body = ErrorBody),
+    )
+)]
+pub(crate) async fn discharged(
+    State(state): State<AppState>,
+    caller: Caller,
+    q: Result<Query<DischargedQuery>, axum::extract::rejection::QueryRejection>,
+) -> Result<Json<Vec<vigil_store::DischargedPatient>>, ApiError> {
+    let Query(q) = q.map_err(|e| ApiError::Invalid(e.body_text()))?;
+    let wards = caller.wards(q.ward)?;
+    let days = q.days.unwrap_or(30);
+    if !(1..=365).contains(&days) {
+        return Err(ApiError::Invalid("days: 1 to 365".into()));
+    }
+    let since = Utc::now() - chrono::Duration::days(days);
+    let rows = state.store.patients_discharged(&wards, since).await?;
+    let ids: Vec<i64> = rows.iter().map(|p| p.id).collect();
+    crate::audit::record(
+        &state,
+        &caller,
+        "patients.discharged",
+        None,
+        serde_json::json!({"wards": wards, "days": days, "patients": ids}),
+    )
+    .await?;
+    Ok(Json(rows))
 }
 
 /// `GET /api/v1/patients`: patients with an open episode on your wards.

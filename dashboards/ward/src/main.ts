@@ -7,6 +7,7 @@ import "./style.css";
 import { showAdmission } from "./admission";
 import { api, setCsrf, csrfToken, whenSignedOut } from "./api";
 import { clearAlerts, notice, renderAlerts, showOnly, tickAlerts, upsertAlert, whenActionFails } from "./alerts";
+import { clearDischarged, refreshDischarged } from "./discharged";
 import { $ } from "./format";
 import { closePatient, openPatient, patientEvent, tickPatient } from "./patient";
 import { alerts, patientName, patients, session } from "./state";
@@ -32,6 +33,7 @@ function showSignIn(why = ""): void {
   patients.clear(); clearAlerts();
   closePatient();
   $("patients").querySelector("tbody")!.replaceChildren();
+  clearDischarged();
   $("signin").hidden = false; $("ward").hidden = true; $("patient").hidden = true; $("signout").hidden = true;
   $("who").textContent = ""; setConn("");
   showAdmission(null);
@@ -223,6 +225,7 @@ function handle(ev: LiveEvent): void {
       } else {
         sync().catch(() => {});
       }
+      void refreshDischarged();
       return;
     default:
   }

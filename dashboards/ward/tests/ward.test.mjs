@@ -299,7 +299,7 @@ function testNhsNumber(seed) {
   }
 }
 
-test("an admin admits a patient from the ward page, provisions their hub, discharges them and gives the hub to the next, each told plainly", { timeout: TEST_TIMEOUT }, async (t) => {
+test("an admin admits a patient from the ward page, provisions their hub, discharges them (listed among the discharged) and gives the hub to the next, each told plainly", { timeout: TEST_TIMEOUT }, async (t) => {
   await withWard(t, async ({ page, demo }) => {
     await page.goto(demo.base + "/");
     await signIn(page, demo.login);
@@ -382,6 +382,14 @@ test("an admin admits a patient from the ward page, provisions their hub, discha
     const gone = await pageGetJson(page, `/api/v1/patients/${id}`);
     assert.notEqual(gone.episode.discharged_at, null);
     assert.deepEqual(gone.devices, [], "the discharge unassigned the hub");
+
+    // Among the ward's recently discharged, for when they call back.
+    await page.getByText("Discharged in the last 30 days").click();
+    const dischargedRow = page.locator(`#discharged tr[data-patient="${id}"]`);
+    await dischargedRow.waitFor();
+    assert.match(await dischargedRow.textContent(), new RegExp(`Test Admission${nhs.slice(0, 3)} ${nhs.slice(3, 6)} ${nhs.slice(6)}copd`));
+    assert.equal(await dischargedRow.getByRole("link", { name: "Test Admission" }).getAttribute("href"), `#/patients/${id}`);
+    await assertAccessible(page, t, "the ward's recently discharged");
 
     // The returned hub goes to the next patient, typed from its label.
     await page.getByRole("button", { name: "Admit a patient" }).click();
