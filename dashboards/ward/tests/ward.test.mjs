@@ -248,7 +248,7 @@ test("the row order holds while the pointer is over the rows, so a re-sort never
     await deteriorated();
     // NEWS2 5 raises an alert, shown in the queue above the table: the
     // queue keeps its height, so the rows do not slide under the pointer.
-    const name = await page.locator(`#patients tbody tr[data-patient="${last}"] th`).textContent();
+    const name = await page.locator(`#patients tbody tr[data-patient="${last}"] th a`).textContent();
     await page.locator("#alert-list li").filter({ hasText: name }).first().waitFor({ timeout: UI_TIMEOUT });
     await deteriorated();
     t.diagnostic(`patient ${last}: NEWS2 ${was} → ${await total(last)}, held at the bottom`);
