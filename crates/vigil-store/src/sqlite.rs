@@ -687,7 +687,7 @@ async fn fire_many_in(
 
 /// Each patient of a ward whose latest stay ended at or after a time and
 /// who has no open one, with that stay (`Store::patients_discharged`).
-const DISCHARGED: &str = "SELECT p.id, p.ward_id, p.name, p.nhs_number, e.pathway, e.admitted_at, e.discharged_at
+const RECENTLY_DISCHARGED: &str = "SELECT p.id, p.ward_id, p.name, p.nhs_number, e.pathway, e.admitted_at, e.discharged_at
      FROM patients p JOIN episodes e ON e.patient_id = p.id
      WHERE p.ward_id = ? AND e.discharged_at >= ?
        AND e.discharged_at = (SELECT MAX(l.discharged_at) FROM episodes l WHERE l.patient_id = p.id)
@@ -1108,7 +1108,7 @@ impl Store for SqliteStore {
     ) -> Result<Vec<DischargedPatient>> {
         let mut out = Vec::new();
         for ward in ward_ids {
-            let rows = sqlx::query(DISCHARGED)
+            let rows = sqlx::query(RECENTLY_DISCHARGED)
                 .bind(ward)
                 .bind(ts(since))
                 .fetch_all(&self.pool)

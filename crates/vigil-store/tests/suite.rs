@@ -3354,6 +3354,8 @@ async fn discharge_resolves_the_live_alerts_and_nothing_new_is_raised(s: &dyn St
             (a.status, a.outcome.as_deref(), a.escalate_at, a.resolved_at),
             (AlertStatus::Resolved, Some(DISCHARGED), None, Some(t(9, 0)))
         );
+        // The stored word itself (a dashboard and the sync compare with it).
+        assert_eq!(DISCHARGED, "discharged");
         let last = s
             .alert_events(a.id)
             .await
