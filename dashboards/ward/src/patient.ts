@@ -332,7 +332,7 @@ function summary(p: Page, v: Vital): string {
   const vals = main.map((o) => o.v);
   const sub = v.param ? patients.get(p.id)?.news2?.subscores?.find((x) => x.parameter === v.param) : undefined;
   const subText = sub ? ` (current NEWS2 sub-score +${sub.score})` : "";
-  return `${main.length} readings; latest ${latest} ${v.unit} ${age(new Date(last.t).toISOString())}${subText}; `
+  return `${main.length} reading${main.length === 1 ? "" : "s"}; latest ${latest} ${v.unit} ${age(new Date(last.t).toISOString())}${subText}; `
     + `lowest ${fmtNum(Math.min(...vals))}, highest ${fmtNum(Math.max(...vals))}.`;
 }
 
