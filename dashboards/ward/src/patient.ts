@@ -424,6 +424,11 @@ async function reloadPatient(id: number): Promise<void> {
   try {
     const detail = await api<PatientDetail>(`/api/v1/patients/${id}`);
     if (page?.id !== id) return;
+    // The same stay as shown (a change may be told twice: by the API, then
+    // by the daemon's sync): nothing to redo, and nothing on the page (a
+    // new device's password shown once) is taken away.
+    const was = page.detail?.episode, now = detail.episode;
+    if (was?.id === now?.id && was?.discharged_at === now?.discharged_at) return;
     page.detail = detail;
     renderFacts();
     renderDevices();

@@ -301,6 +301,11 @@ function testNhsNumber(seed) {
 
 test("an admin admits a patient from the ward page, provisions their hub, discharges them (listed among the discharged) and gives the hub to the next, each told plainly", { timeout: TEST_TIMEOUT }, async (t) => {
   await withWard(t, async ({ page, demo }) => {
+    // Every `patient` event the page receives, by patient.
+    const told = [];
+    page.on("websocket", (ws) => ws.on("framereceived", ({ payload }) => {
+      try { const ev = JSON.parse(payload); if (ev.type === "patient") told.push(ev.patient_id); } catch { /* not JSON */ }
+    }));
     await page.goto(demo.base + "/");
     await signIn(page, demo.login);
     await page.getByRole("status").filter({ hasText: "live" }).waitFor();
@@ -364,6 +369,12 @@ test("an admin admits a patient from the ward page, provisions their hub, discha
     await page.locator(`#device-table tr[data-device="${device}"]`).filter({ hasText: "never reported" }).waitFor();
     assert.deepEqual((await pageGetJson(page, `/api/v1/patients/${id}`)).devices.map((d) => d.id), [device]);
     await assertAccessible(page, t, "a device's credentials, shown once");
+    // The admission is told twice (the API, then the daemon's sync within
+    // 5 s): the second must not take the password off the page before the
+    // admin has it.
+    await poll("the admission told again by the daemon's sync", async () => told.filter((p) => p === id).length >= 2, { timeout: UI_TIMEOUT, interval: 100 });
+    await page.evaluate(() => new Promise((r) => setTimeout(r, 500)));
+    assert.equal(await page.locator("#cred-pass").textContent(), password, "the password is still shown");
     await page.getByRole("button", { name: "Done: hide the password" }).click();
     assert.equal(await creds.isVisible(), false);
     assert.equal(await page.getByText(password).count(), 0, "the password is gone from the page");
