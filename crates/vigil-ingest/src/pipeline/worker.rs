@@ -38,6 +38,12 @@ pub(super) struct Worker {
     /// The episodes open at the first patient sync and not yet taken into
     /// the engine: taking them in announces no admission.
     active_at_start: Option<BTreeSet<i64>>,
+    /// The patients (with their ward) whose admission open dashboards have
+    /// been told of since the daemon started, or taken in from
+    /// `active_at_start`: each is told of their discharge once. Apart from
+    /// the engine's own bookkeeping, which a pass may change first (a
+    /// reading taking a new patient in, or finding one discharged).
+    told: BTreeMap<i64, i64>,
     /// The worker's progress as last known stored (read at each catch-up,
     /// moved by each pass that stored): tells whether a pass whose commit
     /// reported an error happened all the same.
@@ -184,6 +190,7 @@ impl Worker {
             next_sync: tokio::time::Instant::now(),
             moved_devices: Vec::new(),
             active_at_start: None,
+            told: BTreeMap::new(),
             stored_progress: 0,
             client,
             store,
@@ -498,7 +505,42 @@ impl Worker {
         // The episodes open when the daemon started are not admissions to
         // announce (taken in over the first syncs, SYNC_BATCH at a time).
         let at_start = self.active_at_start.get_or_insert_with(|| keep.clone());
+        let gone_since_start: Vec<i64> = at_start
+            .iter()
+            .filter(|p| !keep.contains(p))
+            .copied()
+            .collect();
         at_start.retain(|p| keep.contains(p));
+        // Dashboards drop the patient and the alerts the discharge
+        // resolved: a discharge from another process (`vigil admin`) sends
+        // no events of its own. Told from this worker's own record of what
+        // it told, not from the engine's: a pass may have found the
+        // discharge first.
+        let mut discharged: Vec<(i64, Option<i64>)> =
+            gone_since_start.into_iter().map(|p| (p, None)).collect();
+        discharged.extend(
+            self.told
+                .iter()
+                .filter(|(p, _)| !keep.contains(p))
+                .map(|(p, w)| (*p, Some(*w))),
+        );
+        for (p, ward) in discharged {
+            self.told.remove(&p);
+            let ward = match ward {
+                Some(w) => Some(w),
+                None => self
+                    .store
+                    .patient_get(p)
+                    .await
+                    .ok()
+                    .flatten()
+                    .map(|d| d.ward_id),
+            };
+            if let Some(ward) = ward {
+                self.announce_discharge_resolutions(ward, p).await;
+                self.announce_patient(ward, p, "discharged");
+            }
+        }
         let gone: Vec<i64> = self
             .in_engine
             .keys()
@@ -507,13 +549,7 @@ impl Worker {
             .collect();
         for p in &gone {
             self.engine.discharge(*p);
-            // Dashboards drop the patient and the alerts the discharge
-            // resolved: a discharge from another process (`vigil admin`)
-            // sends no events of its own.
-            if let Some(s) = self.in_engine.remove(p) {
-                self.announce_discharge_resolutions(s.ward_id, *p).await;
-                self.announce_patient(s.ward_id, *p, "discharged");
-            }
+            self.in_engine.remove(p);
             // And what the worker held for scoring them: a day of scores
             // and the readings scoring reads, which a discharged patient
             // would otherwise keep in memory for the daemon's lifetime.
@@ -528,19 +564,32 @@ impl Worker {
         // replayed, outputs dropped (their alerts are stored already).
         self.batch_received = Utc::now();
         let new: Vec<i64> = active
-            .into_iter()
+            .iter()
+            .copied()
             .filter(|p| !self.in_engine.contains_key(p))
             .collect();
         let more = new.len() > SYNC_BATCH;
         let mut added = 0;
         for p in new.into_iter().take(SYNC_BATCH) {
-            if let Some(ward) = self.ensure_in_engine(p).await {
+            if self.ensure_in_engine(p).await.is_some() {
                 added += 1;
-                let known = self.active_at_start.as_mut().is_some_and(|s| s.remove(&p));
-                if !known {
-                    self.announce_patient(ward, p, "admitted");
-                }
             }
+        }
+        // Admissions: every patient in the engine now and not yet told of,
+        // however they came in (this sync, or a pass whose reading came
+        // first), except those open when the daemon started.
+        for p in active {
+            if self.told.contains_key(&p) {
+                continue;
+            }
+            let Some(ward) = self.in_engine.get(&p).map(|s| s.ward_id) else {
+                continue;
+            };
+            let known = self.active_at_start.as_mut().is_some_and(|s| s.remove(&p));
+            if !known {
+                self.announce_patient(ward, p, "admitted");
+            }
+            self.told.insert(p, ward);
         }
         if added > 0 {
             tracing::debug!(
