@@ -39,7 +39,13 @@ function showSignIn(why = ""): void {
   showAdmission(null);
   $("signin-error").textContent = why;
 }
-whenSignedOut(() => showSignIn(session.me ? SESSION_ENDED : ""));
+// A 401 while signed in: the session ended. One while the sign-in form is
+// already showing (a second request of the same refresh) leaves the form
+// and its message as they are.
+whenSignedOut(() => {
+  if (session.me) showSignIn(SESSION_ENDED);
+  else if ($("signin").hidden) showSignIn("");
+});
 whenActionFails(() => { sync().catch(() => {}); });
 
 async function start(): Promise<void> {
