@@ -524,6 +524,16 @@ impl Worker {
                 .filter(|(p, _)| !keep.contains(p))
                 .map(|(p, w)| (*p, Some(*w))),
         );
+        // And one the engine holds but no sync told of yet (admitted and
+        // discharged between two syncs, its readings taken in by a pass).
+        discharged.extend(
+            self.in_engine
+                .iter()
+                .filter(|(p, _)| !keep.contains(p) && !self.told.contains_key(p))
+                .map(|(p, s)| (*p, Some(s.ward_id))),
+        );
+        discharged.sort_by_key(|(p, _)| *p);
+        discharged.dedup_by_key(|(p, _)| *p);
         for (p, ward) in discharged {
             self.told.remove(&p);
             let ward = match ward {
