@@ -192,7 +192,6 @@ pub fn verify_password(password: &str, phc: &str) -> bool {
     })
 }
 
-/// Create a user with a role and wards (names or ids).
 /// The one rule a password must meet here (the trust's own policy is its
 /// identity provider's to enforce).
 fn check_password(password: &str) -> Result<(), AdminError> {
@@ -217,6 +216,7 @@ pub async fn set_password(
     Ok(store.user_set_password(username, &hash, at).await?)
 }
 
+/// Create a user with a role and wards (names or ids).
 pub async fn add_user(
     store: &dyn Store,
     username: &str,
@@ -268,6 +268,21 @@ pub async fn issue_token(
         })
         .await?;
     Ok(token)
+}
+
+/// The wards of `ids` that exist, with their names (what an admission
+/// names as `ward`), in the order given.
+pub async fn wards_of(
+    store: &dyn Store,
+    ids: &[i64],
+) -> Result<Vec<vigil_store::Ward>, StoreError> {
+    let mut wards = Vec::with_capacity(ids.len());
+    for id in ids {
+        if let Some(w) = store.ward_find(&id.to_string()).await? {
+            wards.push(w);
+        }
+    }
+    Ok(wards)
 }
 
 #[cfg(test)]

@@ -372,12 +372,7 @@ pub async fn me(
     } else {
         None
     };
-    let mut wards = Vec::with_capacity(user.ward_ids.len());
-    for id in &user.ward_ids {
-        if let Some(w) = state.store.ward_find(&id.to_string()).await? {
-            wards.push(w);
-        }
-    }
+    let wards = crate::admin::wards_of(state.store.as_ref(), &user.ward_ids).await?;
     Ok(Json(Me {
         id: user.id,
         username: user.username,

@@ -52,7 +52,9 @@ impl AppState {
 pub struct PathwayInfo {
     /// The pathway file's `title`.
     pub title: String,
-    /// The SpO2 scale a patient admitted on it starts on (1 or 2).
+    /// The pathway file's `spo2_scale` (1 or 2): what its rules use until
+    /// a clinician records one. NEWS2 starts on scale 1 whatever it says
+    /// (hazard CS-01).
     pub spo2_scale: u8,
     /// Its own SpO2 target (`spo2_target`, low and high %), if it sets one.
     pub spo2_target: Option<(u8, u8)>,

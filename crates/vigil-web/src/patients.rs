@@ -45,7 +45,8 @@ pub(crate) struct PathwayView {
     name: String,
     /// The pathway file's title.
     title: String,
-    /// The SpO2 scale an admission on it starts on, unless given.
+    /// The pathway file's `spo2_scale`: what its rules use until a
+    /// clinician records one (NEWS2 starts on scale 1: hazard CS-01).
     spo2_scale: u8,
     /// Its own SpO2 target (`[low, high]` %), if it sets one; else the scale's.
     spo2_target: Option<(u8, u8)>,
@@ -435,28 +436,24 @@ pub(crate) struct Spo2TargetView {
 /// The target as the rules engine takes it: the pathway's, else the scale's.
 fn spo2_target(state: &AppState, p: &PatientDetail) -> Option<Spo2TargetView> {
     let ep = p.episode.as_ref().filter(|e| e.discharged_at.is_none())?;
-    Some(
-        match state.pathways.get(&ep.pathway).and_then(|p| p.spo2_target) {
-            Some((low, high)) => Spo2TargetView {
-                low,
-                high,
-                source: "pathway",
-            },
-            None => {
-                let t = if ep.spo2_scale == 2 {
-                    Spo2Target::HYPERCAPNIC
-                } else {
-                    Spo2Target::STANDARD
-                };
-                let (low, high) = t.into();
-                Spo2TargetView {
-                    low,
-                    high,
-                    source: "scale",
-                }
-            }
-        },
-    )
+    if let Some((low, high)) = state.pathways.get(&ep.pathway).and_then(|p| p.spo2_target) {
+        return Some(Spo2TargetView {
+            low,
+            high,
+            source: "pathway",
+        });
+    }
+    let t = if ep.spo2_scale == 2 {
+        Spo2Target::HYPERCAPNIC
+    } else {
+        Spo2Target::STANDARD
+    };
+    let (low, high) = t.into();
+    Some(Spo2TargetView {
+        low,
+        high,
+        source: "scale",
+    })
 }
 
 /// `GET /api/v1/patients/{id}`: one patient with episode, devices and thresholds.

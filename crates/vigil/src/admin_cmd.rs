@@ -151,12 +151,12 @@ async fn execute(
         AdminCommand::User(UserCommand::List) => {
             let mut users = Vec::new();
             for u in store.users_list().await.map_err(store_err)? {
-                let mut wards = Vec::new();
-                for id in &u.ward_ids {
-                    if let Some(w) = store.ward_find(&id.to_string()).await.map_err(store_err)? {
-                        wards.push(w.name);
-                    }
-                }
+                let wards: Vec<String> = admin::wards_of(store, &u.ward_ids)
+                    .await
+                    .map_err(store_err)?
+                    .into_iter()
+                    .map(|w| w.name)
+                    .collect();
                 users.push(json!({"username": u.username, "role": u.role, "wards": wards, "disabled_at": u.disabled_at}));
             }
             json!({"users": users})

@@ -81,12 +81,27 @@ export async function openPatient(id: number): Promise<void> {
       deviceStatus.set(d.id, { status: d.status, at: d.status.reported_at });
     }
   }
+  showStay(id, page.detail);
+  await Promise.all([loadRange("24h"), loadAlerts()]);
+}
+
+/** Show the patient as read: the facts, devices, assessment and admin actions of their stay. */
+function showStay(id: number, detail: PatientDetail): void {
   renderFacts();
   renderDevices();
-  showAssessment(id, page.detail.settings, settingsChanged);
-  showDischarge(session.me, page.detail);
-  showProvision(session.me, page.detail, () => reloadDevices(id));
-  await Promise.all([loadRange("24h"), loadAlerts()]);
+  showAssessment(id, detail.settings, settingsChanged);
+  showDischarge(session.me, detail);
+  showProvision(session.me, detail, () => reloadDevices(id));
+}
+
+/** The patient read again, or null if it failed or the page has moved on to another. */
+async function readPatient(id: number): Promise<PatientDetail | null> {
+  try {
+    const detail = await api<PatientDetail>(`/api/v1/patients/${id}`);
+    return page?.id === id ? detail : null;
+  } catch {
+    return null;
+  }
 }
 
 export function closePatient(): void {
@@ -233,12 +248,13 @@ async function settingsChanged(s: EpisodeSettings): Promise<void> {
   ep.spo2_scale_set_by = s.spo2_scale_set_by;
   ep.spo2_scale_set_at = s.spo2_scale_set_at;
   renderFacts();
-  try {
-    const detail = await api<PatientDetail>(`/api/v1/patients/${p.id}`);
-    if (page !== p) return;
+  // (If it cannot be read, the facts above are already the recorded ones.)
+  const detail = await readPatient(p.id);
+  if (page !== p) return;
+  if (detail) {
     p.detail = detail;
     renderFacts();
-  } catch { /* the facts above are already the recorded ones */ }
+  }
   p.charts.get("spo2")?.destroy();
   p.charts.delete("spo2");
   renderCharts();
@@ -421,36 +437,30 @@ function renderScores(): void {
  * assessment form and the admin's actions are for the stay as it is now.
  */
 async function reloadPatient(id: number): Promise<void> {
-  try {
-    const detail = await api<PatientDetail>(`/api/v1/patients/${id}`);
-    if (page?.id !== id) return;
-    // The same stay as shown (a change may be told twice: by the API, then
-    // by the daemon's sync): nothing to redo, and nothing on the page (a
-    // new device's password shown once) is taken away.
-    const was = page.detail?.episode, now = detail.episode;
-    if (was?.id === now?.id && was?.discharged_at === now?.discharged_at) return;
-    page.detail = detail;
-    renderFacts();
-    renderDevices();
-    showAssessment(id, detail.settings, settingsChanged);
-    showDischarge(session.me, detail);
-    showProvision(session.me, detail, () => reloadDevices(id));
-    for (const c of page.charts.values()) c.destroy();
-    page.charts.clear();
-    $("charts").replaceChildren();
-    $("score-plot").replaceChildren();
-    await loadRange(page.range);
-  } catch { /* shown as it was; the next open reads it again */ }
+  // Unreadable: shown as it was; the next open reads it again.
+  const detail = await readPatient(id);
+  if (!detail || !page) return;
+  // The same stay as shown (a change may be told twice: by the API, then
+  // by the daemon's sync): nothing to redo, and nothing on the page (a
+  // new device's password shown once) is taken away.
+  const was = page.detail?.episode, now = detail.episode;
+  if (was?.id === now?.id && was?.discharged_at === now?.discharged_at) return;
+  page.detail = detail;
+  showStay(id, detail);
+  for (const c of page.charts.values()) c.destroy();
+  page.charts.clear();
+  $("charts").replaceChildren();
+  $("score-plot").replaceChildren();
+  await loadRange(page.range);
 }
 
 /** Read the patient's devices again (one was provisioned for them). */
 async function reloadDevices(id: number): Promise<void> {
-  try {
-    const detail = await api<PatientDetail>(`/api/v1/patients/${id}`);
-    if (page?.id !== id || !page.detail) return;
-    page.detail.devices = detail.devices;
-    renderDevices();
-  } catch { /* the list updates when the page is opened again */ }
+  // Unreadable: the list updates when the page is opened again.
+  const detail = await readPatient(id);
+  if (!detail || !page?.detail) return;
+  page.detail.devices = detail.devices;
+  renderDevices();
 }
 
 function renderDevices(): void {

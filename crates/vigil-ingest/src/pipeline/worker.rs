@@ -513,27 +513,23 @@ impl Worker {
         at_start.retain(|p| keep.contains(p));
         // Dashboards drop the patient and the alerts the discharge
         // resolved: a discharge from another process (`vigil admin`) sends
-        // no events of its own. Told from this worker's own record of what
-        // it told, not from the engine's: a pass may have found the
-        // discharge first.
-        let mut discharged: Vec<(i64, Option<i64>)> =
+        // no events of its own. Whom to tell, with their ward where known:
+        // those this worker told of (a pass may have found the discharge
+        // before the engine's bookkeeping here), those the engine holds but
+        // no sync told of yet (admitted and discharged between two syncs,
+        // taken in by a pass), and those open at start.
+        let mut discharged: BTreeMap<i64, Option<i64>> =
             gone_since_start.into_iter().map(|p| (p, None)).collect();
-        discharged.extend(
-            self.told
-                .iter()
-                .filter(|(p, _)| !keep.contains(p))
-                .map(|(p, w)| (*p, Some(*w))),
-        );
-        // And one the engine holds but no sync told of yet (admitted and
-        // discharged between two syncs, its readings taken in by a pass).
-        discharged.extend(
-            self.in_engine
-                .iter()
-                .filter(|(p, _)| !keep.contains(p) && !self.told.contains_key(p))
-                .map(|(p, s)| (*p, Some(s.ward_id))),
-        );
-        discharged.sort_by_key(|(p, _)| *p);
-        discharged.dedup_by_key(|(p, _)| *p);
+        for (p, s) in &self.in_engine {
+            if !keep.contains(p) {
+                discharged.insert(*p, Some(s.ward_id));
+            }
+        }
+        for (p, w) in &self.told {
+            if !keep.contains(p) {
+                discharged.insert(*p, Some(*w));
+            }
+        }
         for (p, ward) in discharged {
             self.told.remove(&p);
             let ward = match ward {
