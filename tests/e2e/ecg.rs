@@ -23,15 +23,22 @@ fn chunk(seq: u32, t0_ms: i64, samples: &[i16]) -> Vec<u8> {
     buf
 }
 
-/// Publish `seconds` of synthetic ECG at 75 /min, ending now, in
-/// one-second chunks (seq 1, 2, …), and wait until every one is acked.
-/// Returns the first chunk's start time and the chunks' samples.
-async fn send_75_per_min(patch: &mut TestDevice, seconds: usize) -> (i64, Vec<Vec<i16>>) {
+/// `seconds` of synthetic ECG at 75 /min, ending now, in one-second
+/// chunks: the first chunk's start time and the chunks' samples.
+pub(crate) fn synthetic_75_per_min(seconds: usize) -> (i64, Vec<Vec<i16>>) {
     let rr = vec![800.0; seconds * 4 / 3 + 1];
     let beats = vigil_ecg::synth::beat_samples(FS, 500.0, &rr);
     let signal = vigil_ecg::synth::render(FS, FS as usize * seconds, &beats, 5.0, 20.0, 11);
     let t0 = Utc::now().timestamp_millis() - 1000 * seconds as i64;
-    let chunks: Vec<Vec<i16>> = signal.chunks(FS as usize).map(<[i16]>::to_vec).collect();
+    (
+        t0,
+        signal.chunks(FS as usize).map(<[i16]>::to_vec).collect(),
+    )
+}
+
+/// Publish `chunks` as seq 1, 2, …, one second apart from `t0`, and wait
+/// until every one is acked.
+pub(crate) async fn send_chunks(patch: &mut TestDevice, t0: i64, chunks: &[Vec<i16>]) {
     for (i, c) in chunks.iter().enumerate() {
         patch
             .publish_raw("ecg", chunk(i as u32 + 1, t0 + i as i64 * 1000, c))
@@ -49,7 +56,15 @@ async fn send_75_per_min(patch: &mut TestDevice, seconds: usize) -> (i64, Vec<Ve
                 .filter_map(Value::as_u64),
         );
     }
-    assert_eq!(acked, (1..=seconds as u64).collect::<BTreeSet<u64>>());
+    assert_eq!(acked, (1..=chunks.len() as u64).collect::<BTreeSet<u64>>());
+}
+
+/// Publish `seconds` of synthetic ECG at 75 /min, ending now, in
+/// one-second chunks (seq 1, 2, …), and wait until every one is acked.
+/// Returns the first chunk's start time and the chunks' samples.
+async fn send_75_per_min(patch: &mut TestDevice, seconds: usize) -> (i64, Vec<Vec<i16>>) {
+    let (t0, chunks) = synthetic_75_per_min(seconds);
+    send_chunks(patch, t0, &chunks).await;
     (t0, chunks)
 }
 
@@ -217,9 +232,8 @@ async fn malformed_ecg_chunk_is_counted_and_the_stream_carries_on() {
     );
 }
 
-/// The shared MIT-BIH records (Moody & Mark 2001; Goldberger et al. 2000).
-/// `GET /api/v1/patients/{patient}/ecg` between two Unix-ms times.
-async fn pulse_readings(app: &TestApp, patient: i64) -> Value {
+/// Every pulse reading of the patient (`GET …/observations?code=pulse`).
+pub(crate) async fn pulse_readings(app: &TestApp, patient: i64) -> Value {
     app.get(&format!(
         "/api/v1/patients/{patient}/observations?code=pulse"
     ))
@@ -231,7 +245,8 @@ async fn pulse_readings(app: &TestApp, patient: i64) -> Value {
     .expect("json")
 }
 
-async fn ecg_strip(app: &TestApp, patient: i64, from_ms: i64, to_ms: i64) -> Value {
+/// `GET /api/v1/patients/{patient}/ecg` between two Unix-ms times.
+pub(crate) async fn ecg_strip(app: &TestApp, patient: i64, from_ms: i64, to_ms: i64) -> Value {
     let at = |ms: i64| {
         let t = chrono::DateTime::from_timestamp_millis(ms).expect("time");
         t.to_rfc3339_opts(chrono::SecondsFormat::Millis, true)
@@ -251,6 +266,7 @@ async fn ecg_strip(app: &TestApp, patient: i64, from_ms: i64, to_ms: i64) -> Val
         .expect("json")
 }
 
+/// The shared MIT-BIH records (Moody & Mark 2001; Goldberger et al. 2000).
 fn mitdb() -> Option<std::path::PathBuf> {
     let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../../shared/data/mitdb");
     dir.is_dir().then_some(dir)

@@ -413,3 +413,124 @@ async fn a_device_moved_to_another_patient_is_never_offline_for_the_first() {
         "Ann's device-offline for the oximeter after the restart: {anns:#?}"
     );
 }
+
+/// ECG chunks stored and acked but not analysed when the daemon stopped:
+/// the restarted daemon analyses them (their beats found, a heart rate
+/// derived and scored) before it takes anything new, and does not analyse
+/// again what the first daemon did (hazard TS-24). 90 s of ECG at 75 /min:
+/// the first 30 s through MQTT to the first daemon, then the last 60 s
+/// stored as its intake would have stored them, as a stop between the
+/// commit and the worker's pass leaves them.
+#[tokio::test]
+async fn ecg_stored_but_not_analysed_before_a_stop_is_analysed_after_it() {
+    let (_keep, url) = durable_database().await;
+    let first = TestApp::attach(url.clone(), shipped_pathways()).await;
+    let patient = first.admit("heart-failure").await;
+    let creds = first.provision("ecg-patch", Some(patient)).await;
+    let mut patch = first.connect(&creds).await.expect("patch connects");
+    let (t0, chunks) = crate::ecg::synthetic_75_per_min(90);
+    crate::ecg::send_chunks(&mut patch, t0, &chunks[..30]).await;
+    let from_patch = |rows: Value| -> Vec<(i64, f64)> {
+        rows.as_array()
+            .expect("rows")
+            .iter()
+            .filter(|r| r["device_id"] == creds.device_id.as_str())
+            .map(|r| {
+                let at = r["measured_at"].as_str().expect("measured_at");
+                let at = chrono::DateTime::parse_from_rfc3339(at).expect("time");
+                (at.timestamp_millis(), r["value"].as_f64().expect("bpm"))
+            })
+            .collect()
+    };
+    let deadline = tokio::time::Instant::now() + WAIT;
+    let before = loop {
+        let rates = from_patch(crate::ecg::pulse_readings(&first, patient).await);
+        if !rates.is_empty() {
+            break rates;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "no heart rate from the first 30 s"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
+    drop(patch);
+    drop(first);
+
+    let store = vigil_store::connect(&url).await.expect("store");
+    let stored: Vec<vigil_store::NewEcgChunk> = chunks
+        .iter()
+        .enumerate()
+        .skip(30)
+        .map(|(i, samples)| vigil_store::NewEcgChunk {
+            device_id: creds.device_id.clone(),
+            seq: i as u32 + 1,
+            patient_id: patient,
+            t0_ms: t0 + i as i64 * 1000,
+            fs_hz: 250,
+            uv_per_count: 5.0,
+            n_samples: samples.len() as u32,
+            encoding: vigil_ecg::SAMPLE_ENCODING.into(),
+            samples: vigil_ecg::encode_samples(samples),
+            received_at: Utc::now(),
+        })
+        .collect();
+    store
+        .store_ecg_batch(&stored)
+        .await
+        .expect("the state a stop leaves");
+
+    let second = TestApp::attach(url, shipped_pathways()).await;
+    let later = t0 + 30_000;
+    let deadline = tokio::time::Instant::now() + WAIT;
+    let after = loop {
+        let rates = from_patch(crate::ecg::pulse_readings(&second, patient).await);
+        if rates.iter().any(|(at, _)| *at >= later) {
+            break rates;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "no heart rate from the chunks stored before the stop: {rates:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
+    let (at, bpm) = *after.iter().find(|(at, _)| *at >= later).expect("later");
+    assert!((74.0..=76.0).contains(&bpm), "{bpm}");
+    // The first 30 s were not analysed again (a fresh analysis of them
+    // would derive their heart rate a second time).
+    let earlier: Vec<(i64, f64)> = after
+        .iter()
+        .copied()
+        .filter(|(at, _)| *at < later)
+        .collect();
+    assert_eq!(earlier, before);
+    // Scored at its time, like any heart rate from the patch.
+    let scores = second
+        .get_json(&format!("/api/v1/patients/{patient}/scores"))
+        .await;
+    assert!(
+        scores.as_array().expect("scores").iter().any(|s| {
+            s["scored_at"]
+                .as_str()
+                .and_then(|t| chrono::DateTime::parse_from_rfc3339(t).ok())
+                .is_some_and(|t| t.timestamp_millis() == at)
+        }),
+        "no score at the heart rate's time {at}: {scores}"
+    );
+    // The beats of the last 45 s (the detector starts afresh, as after a
+    // gap): about 56 at 75 /min.
+    let strip = crate::ecg::ecg_strip(&second, patient, t0 + 45_000, t0 + 90_000).await;
+    let beats = strip["beats"].as_array().map_or(0, Vec::len);
+    assert!(
+        (50..=60).contains(&beats),
+        "{beats} beats in 45 s at 75 /min"
+    );
+    assert!(
+        store
+            .ecg_unanalysed(None, 10)
+            .await
+            .expect("unanalysed")
+            .is_empty(),
+        "every chunk analysed"
+    );
+}

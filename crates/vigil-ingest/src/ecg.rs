@@ -4,8 +4,8 @@
 //!
 //! Order of work per batch: store the raw chunks (one transaction), ack them,
 //! then analyse. A chunk is safe once stored; if the daemon dies before the
-//! analysis, the raw samples are kept and only that chunk's derived beats are
-//! missing (the detector restarts at the next chunk, as after any gap).
+//! analysis, the next start analyses it from the store (`stored_chunk`;
+//! hazard TS-24), each patch's detector starting afresh, as after any gap.
 
 use std::collections::HashMap;
 
@@ -70,6 +70,30 @@ pub fn decode_chunk(payload: &[u8], now: DateTime<Utc>) -> Result<DecodedChunk, 
         fs_hz: c.sample_rate_hz,
         uv_per_count: c.uv_per_count,
         samples: c.samples().collect(),
+    })
+}
+
+/// A stored chunk back as the analysis takes it (the worker's catch-up of
+/// chunks no pass analysed). An error if its encoding is not ours or its
+/// samples do not decode to the count stored.
+pub fn stored_chunk(row: &vigil_store::EcgChunkRow) -> Result<DecodedChunk, String> {
+    if row.encoding != ENCODING {
+        return Err(format!("unknown sample encoding {:?}", row.encoding));
+    }
+    let samples = vigil_ecg::decode_samples(&row.samples).map_err(|e| e.to_string())?;
+    if samples.len() != row.n_samples as usize {
+        return Err(format!(
+            "{} samples stored as {}",
+            samples.len(),
+            row.n_samples
+        ));
+    }
+    Ok(DecodedChunk {
+        seq: row.seq,
+        t0_ms: row.t0_ms,
+        fs_hz: row.fs_hz,
+        uv_per_count: row.uv_per_count,
+        samples,
     })
 }
 

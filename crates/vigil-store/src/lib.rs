@@ -312,7 +312,7 @@ pub trait Store: Send + Sync + 'static {
     /// Insert many scores in one transaction (all or none).
     /// ([`Store::score_and_fire`] with no firings.)
     async fn score_insert_many(&self, rows: &[NewScore]) -> Result<()> {
-        self.score_and_fire(rows, &[], Utc::now(), None)
+        self.score_and_fire(rows, &[], Utc::now(), &PassProgress::default())
             .await
             .map(|_| ())
     }
@@ -402,13 +402,14 @@ pub trait Store: Send + Sync + 'static {
         firings: &[BatchFiring],
         now: DateTime<Utc>,
     ) -> Result<Vec<Option<(AlertRow, FiringOutcome)>>> {
-        self.score_and_fire(&[], firings, now, None).await
+        self.score_and_fire(&[], firings, now, &PassProgress::default())
+            .await
     }
     /// A scoring pass's writes in one transaction, all or nothing: its
     /// scores ([`Store::score_insert_many`]), then its alert firings
     /// ([`Store::alert_fire_many`], answered the same way). One commit, and
-    /// in SQLite one turn of the single write lock, instead of two. With
-    /// `progress`, the worker's progress moves up to it in the same
+    /// in SQLite one turn of the single write lock, instead of two. The
+    /// worker's `progress` moves up to what the pass names in the same
     /// transaction ([`Store::set_worker_progress`]): the pass is done
     /// exactly when its scores and alerts are stored.
     async fn score_and_fire(
@@ -416,14 +417,23 @@ pub trait Store: Send + Sync + 'static {
         scores: &[NewScore],
         firings: &[BatchFiring],
         now: DateTime<Utc>,
-        progress: Option<i64>,
+        progress: &PassProgress,
     ) -> Result<Vec<Option<(AlertRow, FiringOutcome)>>>;
     /// How far the scoring worker has got: every observation of an uplink
     /// message with an id at or below this has been through a worker pass
     /// (migration 0010).
     async fn worker_progress(&self) -> Result<i64>;
-    /// Move the worker's progress up to `observation_id`; never down.
-    async fn set_worker_progress(&self, observation_id: i64) -> Result<()>;
+    /// Move the worker's progress up to what `progress` names; never down.
+    async fn set_worker_progress(&self, progress: &PassProgress) -> Result<()>;
+    /// Stored ECG chunks no worker pass has analysed: each patch's chunks
+    /// above its ECG progress (all of them for a patch with none; migration
+    /// 0013), by device then seq, after `after` (a device and seq) and at
+    /// most `limit`, for the worker to analyse at start.
+    async fn ecg_unanalysed(
+        &self,
+        after: Option<(&str, u32)>,
+        limit: i64,
+    ) -> Result<Vec<UnanalysedChunk>>;
     /// The observations of uplink messages (not the heart rates the worker
     /// derives from ECG) with an id above `after`, by id, at most `limit`,
     /// each with its patient: what the intake stored that no worker pass

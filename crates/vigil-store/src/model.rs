@@ -546,6 +546,51 @@ pub struct EcgChunkRow {
     pub samples: Vec<u8>,
 }
 
+/// How far a worker pass got, moved in the pass's own transaction
+/// ([`crate::Store::score_and_fire`]) and only ever up.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct PassProgress {
+    /// The highest id of the uplink observations the pass took
+    /// ([`crate::Store::worker_progress`]).
+    pub observation_id: Option<i64>,
+    /// Per ECG patch, the highest chunk `seq` the pass analysed
+    /// ([`crate::Store::ecg_unanalysed`]).
+    pub ecg: Vec<(String, u32)>,
+}
+
+impl PassProgress {
+    /// Progress through the uplink observations only.
+    pub fn observations(id: i64) -> PassProgress {
+        PassProgress {
+            observation_id: Some(id),
+            ecg: Vec::new(),
+        }
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.observation_id.is_none() && self.ecg.is_empty()
+    }
+
+    /// Each patch once, at the highest seq named for it.
+    pub fn ecg_highest(&self) -> Vec<(&str, i64)> {
+        let mut by: std::collections::BTreeMap<&str, u32> = std::collections::BTreeMap::new();
+        for (device, seq) in &self.ecg {
+            let e = by.entry(device.as_str()).or_insert(*seq);
+            *e = (*e).max(*seq);
+        }
+        by.into_iter().map(|(d, s)| (d, i64::from(s))).collect()
+    }
+}
+
+/// A stored ECG chunk no worker pass has analysed, with whose it is.
+#[derive(Clone, Debug, PartialEq)]
+pub struct UnanalysedChunk {
+    pub patient_id: i64,
+    pub ward_id: i64,
+    pub received_at: DateTime<Utc>,
+    pub chunk: EcgChunkRow,
+}
+
 /// A beat found by the streaming detector.
 #[derive(Clone, Copy, Debug, PartialEq, Serialize, utoipa::ToSchema)]
 pub struct BeatRow {

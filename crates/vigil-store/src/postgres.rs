@@ -123,6 +123,45 @@ fn latest_sql() -> String {
 const PROGRESS_UPDATE: &str =
     "UPDATE worker_progress SET observation_id = GREATEST(observation_id, $1) WHERE id = 1";
 
+/// Move the worker's progress, observations and ECG, up to what a pass
+/// names, in the caller's transaction.
+async fn progress_in(tx: &mut sqlx::PgConnection, progress: &PassProgress) -> Result<()> {
+    if let Some(id) = progress.observation_id {
+        sqlx::query(PROGRESS_UPDATE)
+            .bind(id)
+            .execute(&mut *tx)
+            .await?;
+    }
+    let (devices, seqs): (Vec<&str>, Vec<i64>) = progress.ecg_highest().into_iter().unzip();
+    if !devices.is_empty() {
+        sqlx::query(
+            "INSERT INTO ecg_progress (device_id, seq)
+             SELECT * FROM UNNEST($1::text[], $2::bigint[])
+             ON CONFLICT (device_id) DO UPDATE SET seq = GREATEST(ecg_progress.seq, EXCLUDED.seq)",
+        )
+        .bind(devices)
+        .bind(seqs)
+        .execute(&mut *tx)
+        .await?;
+    }
+    Ok(())
+}
+
+/// The chunk in columns `first..first + 8` of `r`: device_id, seq, t0_ms,
+/// fs_hz, uv_per_count, n_samples, encoding, samples.
+fn chunk_row(r: &sqlx::postgres::PgRow, first: usize) -> EcgChunkRow {
+    EcgChunkRow {
+        device_id: r.get(first),
+        seq: r.get::<i64, _>(first + 1) as u32,
+        t0_ms: r.get(first + 2),
+        fs_hz: r.get::<i32, _>(first + 3) as u16,
+        uv_per_count: r.get(first + 4),
+        n_samples: r.get::<i64, _>(first + 5) as u32,
+        encoding: r.get(first + 6),
+        samples: r.get(first + 7),
+    }
+}
+
 fn obs_row(r: &PgRow) -> ObservationRow {
     ObservationRow {
         id: r.get(0),
@@ -1651,17 +1690,8 @@ impl Store for PgStore {
         .bind(to_ms)
         .fetch_all(&self.pool)
         .await?
-        .into_iter()
-        .map(|r| EcgChunkRow {
-            device_id: r.get(0),
-            seq: r.get::<i64, _>(1) as u32,
-            t0_ms: r.get(2),
-            fs_hz: r.get::<i32, _>(3) as u16,
-            uv_per_count: r.get(4),
-            n_samples: r.get::<i64, _>(5) as u32,
-            encoding: r.get(6),
-            samples: r.get(7),
-        })
+        .iter()
+        .map(|r| chunk_row(r, 0))
         .collect();
         let beats =
             sqlx::query("SELECT t_ms, rr_ms FROM ecg_beats WHERE patient_id = $1 AND t_ms >= $2 AND t_ms <= $3 ORDER BY t_ms")
@@ -1721,9 +1751,9 @@ impl Store for PgStore {
         scores: &[NewScore],
         firings: &[BatchFiring],
         now: DateTime<Utc>,
-        progress: Option<i64>,
+        progress: &PassProgress,
     ) -> Result<Vec<Option<(AlertRow, FiringOutcome)>>> {
-        if scores.is_empty() && firings.is_empty() && progress.is_none() {
+        if scores.is_empty() && firings.is_empty() && progress.is_empty() {
             return Ok(Vec::new());
         }
         let mut statements = score_statements(scores);
@@ -1732,12 +1762,7 @@ impl Store for PgStore {
         // their lock order.
         scores_in(&mut tx, &mut statements).await?;
         let out = fire_many_in(&mut tx, firings, now).await?;
-        if let Some(id) = progress {
-            sqlx::query(PROGRESS_UPDATE)
-                .bind(id)
-                .execute(&mut *tx)
-                .await?;
-        }
+        progress_in(&mut tx, progress).await?;
         tx.commit().await?;
         Ok(out)
     }
@@ -1766,12 +1791,46 @@ impl Store for PgStore {
         )
     }
 
-    async fn set_worker_progress(&self, observation_id: i64) -> Result<()> {
-        sqlx::query(PROGRESS_UPDATE)
-            .bind(observation_id)
-            .execute(&self.pool)
-            .await?;
+    async fn set_worker_progress(&self, progress: &PassProgress) -> Result<()> {
+        if progress.is_empty() {
+            return Ok(());
+        }
+        let mut tx = self.pool.begin().await?;
+        progress_in(&mut tx, progress).await?;
+        tx.commit().await?;
         Ok(())
+    }
+
+    async fn ecg_unanalysed(
+        &self,
+        after: Option<(&str, u32)>,
+        limit: i64,
+    ) -> Result<Vec<UnanalysedChunk>> {
+        let (device, seq) = after.map_or(("", -1), |(d, s)| (d, i64::from(s)));
+        let rows = sqlx::query(
+            "SELECT c.device_id, c.seq, c.t0_ms, c.fs_hz, c.uv_per_count, c.n_samples, c.encoding, c.samples,
+                    c.patient_id, p.ward_id, c.received_at
+             FROM devices d
+             LEFT JOIN ecg_progress g ON g.device_id = d.id
+             JOIN ecg_chunks c ON c.device_id = d.id AND c.seq > COALESCE(g.seq, -1)
+             JOIN patients p ON p.id = c.patient_id
+             WHERE (c.device_id, c.seq) > ($1, $2)
+             ORDER BY c.device_id, c.seq LIMIT $3",
+        )
+        .bind(device)
+        .bind(seq)
+        .bind(limit)
+        .fetch_all(&self.pool)
+        .await?;
+        Ok(rows
+            .iter()
+            .map(|r| UnanalysedChunk {
+                patient_id: r.get(8),
+                ward_id: r.get(9),
+                received_at: r.get(10),
+                chunk: chunk_row(r, 0),
+            })
+            .collect())
     }
 
     async fn observations_after(

@@ -300,6 +300,41 @@ fn episode_row(r: &sqlx::sqlite::SqliteRow) -> Result<Episode> {
 const PROGRESS_UPDATE: &str =
     "UPDATE worker_progress SET observation_id = MAX(observation_id, ?1) WHERE id = 1";
 
+/// Move the worker's progress, observations and ECG, up to what a pass
+/// names, in the caller's transaction.
+async fn progress_in(tx: &mut sqlx::SqliteConnection, progress: &PassProgress) -> Result<()> {
+    if let Some(id) = progress.observation_id {
+        sqlx::query(PROGRESS_UPDATE)
+            .bind(id)
+            .execute(&mut *tx)
+            .await?;
+    }
+    for rows in progress.ecg_highest().chunks(500) {
+        let mut q = sqlx::QueryBuilder::new("INSERT INTO ecg_progress (device_id, seq) ");
+        q.push_values(rows, |mut b, (device, seq)| {
+            b.push_bind(*device).push_bind(*seq);
+        });
+        q.push(" ON CONFLICT (device_id) DO UPDATE SET seq = MAX(seq, excluded.seq)");
+        q.build().execute(&mut *tx).await?;
+    }
+    Ok(())
+}
+
+/// The chunk in columns `first..first + 8` of `r`: device_id, seq, t0_ms,
+/// fs_hz, uv_per_count, n_samples, encoding, samples.
+fn chunk_row(r: &sqlx::sqlite::SqliteRow, first: usize) -> EcgChunkRow {
+    EcgChunkRow {
+        device_id: r.get(first),
+        seq: r.get::<i64, _>(first + 1) as u32,
+        t0_ms: r.get(first + 2),
+        fs_hz: r.get::<i64, _>(first + 3) as u16,
+        uv_per_count: r.get::<f64, _>(first + 4) as f32,
+        n_samples: r.get::<i64, _>(first + 5) as u32,
+        encoding: r.get(first + 6),
+        samples: r.get(first + 7),
+    }
+}
+
 /// The observation in columns `first..first + 9` of `r`: id, code,
 /// value_num, value_text, unit, measured_at, received_at, device_id, seq.
 fn obs_row(r: &sqlx::sqlite::SqliteRow, first: usize) -> Result<ObservationRow> {
@@ -1708,17 +1743,8 @@ impl Store for SqliteStore {
         .bind(to_ms)
         .fetch_all(&self.pool)
         .await?
-        .into_iter()
-        .map(|r| EcgChunkRow {
-            device_id: r.get(0),
-            seq: r.get::<i64, _>(1) as u32,
-            t0_ms: r.get(2),
-            fs_hz: r.get::<i64, _>(3) as u16,
-            uv_per_count: r.get::<f64, _>(4) as f32,
-            n_samples: r.get::<i64, _>(5) as u32,
-            encoding: r.get(6),
-            samples: r.get(7),
-        })
+        .iter()
+        .map(|r| chunk_row(r, 0))
         .collect();
         let beats = sqlx::query("SELECT t_ms, rr_ms FROM ecg_beats WHERE patient_id = ? AND t_ms >= ? AND t_ms <= ? ORDER BY t_ms")
             .bind(patient_id)
@@ -1779,9 +1805,9 @@ impl Store for SqliteStore {
         scores: &[NewScore],
         firings: &[BatchFiring],
         now: DateTime<Utc>,
-        progress: Option<i64>,
+        progress: &PassProgress,
     ) -> Result<Vec<Option<(AlertRow, FiringOutcome)>>> {
-        if scores.is_empty() && firings.is_empty() && progress.is_none() {
+        if scores.is_empty() && firings.is_empty() && progress.is_empty() {
             return Ok(Vec::new());
         }
         let mut statements = score_statements(scores);
@@ -1791,12 +1817,7 @@ impl Store for SqliteStore {
         let mut tx = self.pool.begin_with("BEGIN IMMEDIATE").await?;
         scores_in(&mut tx, &mut statements).await?;
         let out = fire_many_in(&mut tx, firings, now).await?;
-        if let Some(id) = progress {
-            sqlx::query(PROGRESS_UPDATE)
-                .bind(id)
-                .execute(&mut *tx)
-                .await?;
-        }
+        progress_in(&mut tx, progress).await?;
         tx.commit().await?;
         Ok(out)
     }
@@ -1825,13 +1846,52 @@ impl Store for SqliteStore {
         )
     }
 
-    async fn set_worker_progress(&self, observation_id: i64) -> Result<()> {
+    async fn set_worker_progress(&self, progress: &PassProgress) -> Result<()> {
+        if progress.is_empty() {
+            return Ok(());
+        }
         let _write = self.write.lock().await;
-        sqlx::query(PROGRESS_UPDATE)
-            .bind(observation_id)
-            .execute(&self.pool)
-            .await?;
+        let mut tx = self.pool.begin_with("BEGIN IMMEDIATE").await?;
+        progress_in(&mut tx, progress).await?;
+        tx.commit().await?;
         Ok(())
+    }
+
+    async fn ecg_unanalysed(
+        &self,
+        after: Option<(&str, u32)>,
+        limit: i64,
+    ) -> Result<Vec<UnanalysedChunk>> {
+        let (device, seq) = after.map_or(("", -1), |(d, s)| (d, i64::from(s)));
+        // CROSS JOIN keeps SQLite's join order: each device (a small
+        // table), its progress, then its chunks by their key, never a scan
+        // of every chunk stored.
+        let rows = sqlx::query(
+            "SELECT c.device_id, c.seq, c.t0_ms, c.fs_hz, c.uv_per_count, c.n_samples, c.encoding, c.samples,
+                    c.patient_id, p.ward_id, c.received_at
+             FROM devices d
+             LEFT JOIN ecg_progress g ON g.device_id = d.id
+             CROSS JOIN ecg_chunks c
+             JOIN patients p ON p.id = c.patient_id
+             WHERE c.device_id = d.id AND c.seq > COALESCE(g.seq, -1)
+               AND d.id >= ?1 AND (c.device_id > ?1 OR c.seq > ?2)
+             ORDER BY c.device_id, c.seq LIMIT ?3",
+        )
+        .bind(device)
+        .bind(seq)
+        .bind(limit)
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter()
+            .map(|r| {
+                Ok(UnanalysedChunk {
+                    patient_id: r.get(8),
+                    ward_id: r.get(9),
+                    received_at: parse_ts(&r.get::<String, _>(10))?,
+                    chunk: chunk_row(r, 0),
+                })
+            })
+            .collect()
     }
 
     async fn observations_after(

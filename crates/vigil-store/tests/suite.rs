@@ -80,6 +80,7 @@ both_backends!(
     alerts_fired_together_see_each_other_and_store_all_or_nothing,
     scores_and_alerts_of_a_pass_store_together_or_neither,
     worker_progress_moves_up_with_a_pass_and_names_what_no_pass_finished,
+    ecg_progress_moves_up_with_a_pass_and_names_the_chunks_no_pass_analysed,
     live_alert_rules_answer_like_alerts_list,
     alert_lifecycle_is_audited_and_guarded,
     discharge_resolves_the_live_alerts_and_nothing_new_is_raised,
@@ -3152,7 +3153,7 @@ async fn scores_and_alerts_of_a_pass_store_together_or_neither(s: &dyn Store) {
         update_only,
     };
     assert!(
-        s.score_and_fire(&[], &[], t(8, 0), None)
+        s.score_and_fire(&[], &[], t(8, 0), &PassProgress::default())
             .await
             .expect("nothing")
             .is_empty()
@@ -3167,7 +3168,7 @@ async fn scores_and_alerts_of_a_pass_store_together_or_neither(s: &dyn Store) {
                 false,
             )],
             t(8, 1),
-            None,
+            &PassProgress::default(),
         )
         .await;
     assert!(refused.is_err(), "{refused:?}");
@@ -3192,7 +3193,7 @@ async fn scores_and_alerts_of_a_pass_store_together_or_neither(s: &dyn Store) {
                 batch(firing(p, w, "news2", Severity::Medium, t(8, 5)), false),
             ],
             t(8, 6),
-            None,
+            &PassProgress::default(),
         )
         .await
         .expect("score and fire");
@@ -3217,7 +3218,7 @@ async fn scores_and_alerts_of_a_pass_store_together_or_neither(s: &dyn Store) {
         .collect();
     assert_eq!(totals, [Some(5), Some(6)]);
     // Scores alone, alerts alone.
-    s.score_and_fire(&[score(t(9, 0), 2)], &[], t(9, 0), None)
+    s.score_and_fire(&[score(t(9, 0), 2)], &[], t(9, 0), &PassProgress::default())
         .await
         .expect("scores only");
     let out = s
@@ -3225,7 +3226,7 @@ async fn scores_and_alerts_of_a_pass_store_together_or_neither(s: &dyn Store) {
             &[],
             &[batch(firing(p, w, "news2", Severity::High, t(9, 5)), false)],
             t(9, 5),
-            None,
+            &PassProgress::default(),
         )
         .await
         .expect("alerts only");
@@ -3292,30 +3293,135 @@ async fn worker_progress_moves_up_with_a_pass_and_names_what_no_pass_finished(s:
     assert_eq!(after(ids[0], 1).await[0].1, ids[1], "above, by id, limited");
 
     // Moved in a pass's transaction, and only if it commits.
-    let refused = s
-        .score_and_fire(
-            &[],
-            &[BatchFiring {
-                firing: firing(p, i64::from(i32::MAX), "lost", Severity::High, t(8, 0)),
-                update_only: false,
-            }],
-            t(8, 4),
-            Some(ids[2]),
-        )
-        .await;
+    let refused = refused_pass(s, p, &PassProgress::observations(ids[2])).await;
     assert!(refused.is_err(), "{refused:?}");
     assert_eq!(s.worker_progress().await.expect("progress"), 0);
-    s.score_and_fire(&[], &[], t(8, 4), Some(ids[1]))
+    s.score_and_fire(&[], &[], t(8, 4), &PassProgress::observations(ids[1]))
         .await
         .expect("progress alone");
     assert_eq!(s.worker_progress().await.expect("progress"), ids[1]);
     assert_eq!(after(ids[1], 100).await.len(), 1);
     // Never down: a pass stored apart after a failure may report late.
-    s.set_worker_progress(ids[0]).await.expect("set");
+    s.set_worker_progress(&PassProgress::observations(ids[0]))
+        .await
+        .expect("set");
     assert_eq!(s.worker_progress().await.expect("progress"), ids[1]);
-    s.set_worker_progress(ids[2]).await.expect("set");
+    s.set_worker_progress(&PassProgress::observations(ids[2]))
+        .await
+        .expect("set");
     assert_eq!(s.worker_progress().await.expect("progress"), ids[2]);
     assert!(after(ids[2], 100).await.is_empty());
+}
+
+/// A pass with `progress` whose firing the store refuses (no such ward).
+async fn refused_pass(
+    s: &dyn Store,
+    p: i64,
+    progress: &PassProgress,
+) -> Result<Vec<Option<(AlertRow, FiringOutcome)>>> {
+    s.score_and_fire(
+        &[],
+        &[BatchFiring {
+            firing: firing(p, i64::from(i32::MAX), "lost", Severity::High, t(8, 0)),
+            update_only: false,
+        }],
+        t(8, 4),
+        progress,
+    )
+    .await
+}
+
+async fn ecg_progress_moves_up_with_a_pass_and_names_the_chunks_no_pass_analysed(s: &dyn Store) {
+    let w = ward(s, "W").await;
+    let p = admit(s, w, "Ann").await;
+    for d in ["e1", "e2", "ox-1"] {
+        s.device_provision(device(d, "ecg-patch", Some(p)))
+            .await
+            .expect("provision");
+    }
+    s.store_ecg_batch(&[
+        ecg_chunk("e1", 1, p, 0),
+        ecg_chunk("e1", 2, p, 2_000),
+        ecg_chunk("e2", 7, p, 0),
+        ecg_chunk("e1", 3, p, 4_000),
+    ])
+    .await
+    .expect("ecg");
+    let unanalysed = |after: Option<(&'static str, u32)>, limit| async move {
+        s.ecg_unanalysed(after, limit)
+            .await
+            .expect("unanalysed")
+            .into_iter()
+            .map(|c| {
+                assert_eq!((c.patient_id, c.ward_id, c.received_at), (p, w, t(8, 0)));
+                (c.chunk.device_id, c.chunk.seq)
+            })
+            .collect::<Vec<_>>()
+    };
+    let key = |d: &str, seq: u32| (d.to_string(), seq);
+    // A patch no pass has analysed: all of its chunks, by device then seq.
+    assert_eq!(
+        unanalysed(None, 100).await,
+        [key("e1", 1), key("e1", 2), key("e1", 3), key("e2", 7)]
+    );
+    assert_eq!(unanalysed(None, 1).await, [key("e1", 1)], "limited");
+    assert_eq!(
+        unanalysed(Some(("e1", 2)), 100).await,
+        [key("e1", 3), key("e2", 7)],
+        "after a device and seq"
+    );
+    // The chunk as stored, for the analysis to decode.
+    let c = &s.ecg_unanalysed(None, 1).await.expect("unanalysed")[0].chunk;
+    assert_eq!(
+        (c.t0_ms, c.fs_hz, c.n_samples, c.samples.len()),
+        (0, 250, 500, 256)
+    );
+
+    // Moved in a pass's transaction, and only if it commits.
+    let refused = refused_pass(
+        s,
+        p,
+        &PassProgress {
+            observation_id: None,
+            ecg: vec![key("e1", 3), key("e2", 7)],
+        },
+    )
+    .await;
+    assert!(refused.is_err(), "{refused:?}");
+    assert_eq!(unanalysed(None, 100).await.len(), 4);
+    s.score_and_fire(
+        &[],
+        &[],
+        t(8, 4),
+        &PassProgress {
+            observation_id: None,
+            // A patch named twice in a pass counts at its highest.
+            ecg: vec![key("e1", 2), key("e1", 1)],
+        },
+    )
+    .await
+    .expect("progress alone");
+    assert_eq!(unanalysed(None, 100).await, [key("e1", 3), key("e2", 7)]);
+    assert_eq!(s.worker_progress().await.expect("progress"), 0, "untouched");
+    // Never down, and a new chunk above the progress is unanalysed.
+    s.set_worker_progress(&PassProgress {
+        observation_id: None,
+        ecg: vec![key("e1", 1)],
+    })
+    .await
+    .expect("set");
+    assert_eq!(unanalysed(None, 100).await, [key("e1", 3), key("e2", 7)]);
+    s.set_worker_progress(&PassProgress {
+        observation_id: None,
+        ecg: vec![key("e1", 3), key("e2", 7)],
+    })
+    .await
+    .expect("set");
+    assert!(unanalysed(None, 100).await.is_empty());
+    s.store_ecg_batch(&[ecg_chunk("e2", 8, p, 2_000)])
+        .await
+        .expect("ecg");
+    assert_eq!(unanalysed(None, 100).await, [key("e2", 8)]);
 }
 
 async fn discharge_resolves_the_live_alerts_and_nothing_new_is_raised(s: &dyn Store) {
@@ -3416,7 +3522,7 @@ async fn discharge_resolves_the_live_alerts_and_nothing_new_is_raised(s: &dyn St
                 },
             ],
             t(9, 2),
-            None,
+            &PassProgress::default(),
         )
         .await
         .expect("pass");

@@ -41,7 +41,7 @@ use tokio_util::sync::CancellationToken;
 use vigil_store::{
     AlertFiring, AlertStatus, BatchOutcome, FiringOutcome, LiveEvent, LiveObservation,
     NewDerivedObservation, NewEcgChunk, NewObsMessage, NewObservation, NewRejected, ObsValue,
-    ObservationRow, RuleAction, Severity, Store,
+    ObservationRow, PassProgress, RuleAction, Severity, Store,
 };
 
 use crate::alerts::Decision;

@@ -48,6 +48,9 @@ pub(super) struct Worker {
     /// moved by each pass that stored): tells whether a pass whose commit
     /// reported an error happened all the same.
     stored_progress: i64,
+    /// Per ECG patch, the highest chunk seq this worker has analysed: a
+    /// catch-up after a failed commit takes up only what it has not.
+    ecg_analysed: HashMap<String, u32>,
     client: AsyncClient,
     store: Arc<dyn Store>,
     events: vigil_store::LiveHub,
@@ -192,6 +195,7 @@ impl Worker {
             active_at_start: None,
             told: BTreeMap::new(),
             stored_progress: 0,
+            ecg_analysed: HashMap::new(),
             client,
             store,
             events,
@@ -210,10 +214,11 @@ impl Worker {
     ) {
         tokio::select! {
             taken = self.catch_up() => match taken {
-                Ok(0) => {}
-                Ok(n) => tracing::warn!(
+                Ok((0, 0)) => {}
+                Ok((n, chunks)) => tracing::warn!(
                     observations = n,
-                    "scored the readings the last run stored and did not score"
+                    ecg_chunks = chunks,
+                    "scored the readings and analysed the ECG the last run stored and did not"
                 ),
                 Err(e) => tracing::error!(error = %e, "cannot read the readings the last run stored and did not score; they stay unscored"),
             },
@@ -268,7 +273,7 @@ impl Worker {
                     self.in_engine.remove(&patient);
                     self.ensure_in_engine(patient).await;
                     let scored = self.score_new(BTreeMap::from([(patient, BTreeSet::from([now]))]), None).await;
-                    self.store_pass(scored.rows, scored.pushes, scored.firings, None).await;
+                    self.store_pass(scored.rows, scored.pushes, scored.firings, PassProgress::default()).await;
                 }
                 Some(action) = rule_actions.recv() => self.forward_action(action),
                 Some(()) = readings_deleted.recv() => self.readings.clear(),
@@ -288,14 +293,20 @@ impl Worker {
     /// worker scored them (up to a few batches: the queue to the worker
     /// holds two). Without this they would raise no alert, NEWS2 or
     /// pathway rule, until the patient's next reading, which on spot
-    /// checks may be hours away (hazard AL-19). ECG chunks are not taken
-    /// up: their beats and heart rates come from the patch's running
-    /// analysis, which starts again with the next chunk.
+    /// checks may be hours away (hazard AL-19). Then the ECG chunks no
+    /// pass analysed, each patch's in order (a fresh analysis per patch,
+    /// as at any start): without it their heart rates would never be
+    /// derived nor scored, nor their beats found (hazard TS-24).
     ///
     /// The same takes up a batch whose commit reported an error but may
     /// have happened ([`Worker::check_unsure_commit`]). Returns how many
-    /// observations it scored.
-    async fn catch_up(&mut self) -> Result<usize, vigil_store::StoreError> {
+    /// observations it scored and how many chunks it analysed.
+    async fn catch_up(&mut self) -> Result<(usize, usize), vigil_store::StoreError> {
+        let taken = self.catch_up_observations().await?;
+        Ok((taken, self.catch_up_ecg().await?))
+    }
+
+    async fn catch_up_observations(&mut self) -> Result<usize, vigil_store::StoreError> {
         const CHUNK: i64 = 10_000;
         let mut after = self.store.worker_progress().await?;
         self.stored_progress = self.stored_progress.max(after);
@@ -329,6 +340,67 @@ impl Worker {
         Ok(taken)
     }
 
+    async fn catch_up_ecg(&mut self) -> Result<usize, vigil_store::StoreError> {
+        const CHUNK: i64 = 2_000;
+        let mut after: Option<(String, u32)> = None;
+        let mut taken = 0;
+        loop {
+            let rows = self
+                .store
+                .ecg_unanalysed(after.as_ref().map(|(d, s)| (d.as_str(), *s)), CHUNK)
+                .await?;
+            let Some(last) = rows
+                .last()
+                .map(|r| (r.chunk.device_id.clone(), r.chunk.seq))
+            else {
+                break;
+            };
+            let full = rows.len() as i64 == CHUNK;
+            let mut w = Stored {
+                received_at: rows.iter().map(|r| r.received_at).min(),
+                ..Stored::default()
+            };
+            let mut unreadable = PassProgress::default();
+            for r in rows {
+                if self
+                    .ecg_analysed
+                    .get(&r.chunk.device_id)
+                    .is_some_and(|done| *done >= r.chunk.seq)
+                {
+                    continue;
+                }
+                match ecg::stored_chunk(&r.chunk) {
+                    Ok(chunk) => w.ecg.push(PendingEcg {
+                        at: w.ecg.len(),
+                        device_id: r.chunk.device_id,
+                        patient_id: r.patient_id,
+                        ward_id: r.ward_id,
+                        received_at: r.received_at,
+                        chunk,
+                    }),
+                    Err(e) => {
+                        // Stored valid at ingest: corrupt since. Passed
+                        // over, not taken up again at every start.
+                        tracing::error!(device = %r.chunk.device_id, seq = r.chunk.seq, error = %e, "a stored ECG chunk cannot be read; not analysed");
+                        unreadable.ecg.push((r.chunk.device_id, r.chunk.seq));
+                    }
+                }
+            }
+            taken += w.ecg.len();
+            if !w.ecg.is_empty() {
+                self.pass(w).await;
+            }
+            if !unreadable.is_empty() {
+                self.store.set_worker_progress(&unreadable).await?;
+            }
+            after = Some(last);
+            if !full {
+                break;
+            }
+        }
+        Ok(taken)
+    }
+
     /// After a batch whose commit reported an error: it may have been
     /// stored all the same (PostgreSQL losing the connection while it
     /// commits). Its messages were not acked, so the devices resend them,
@@ -341,11 +413,12 @@ impl Worker {
     /// could not be read (the intake asks again).
     async fn check_unsure_commit(&mut self) -> bool {
         match self.catch_up().await {
-            Ok(0) => true,
-            Ok(n) => {
+            Ok((0, 0)) => true,
+            Ok((n, chunks)) => {
                 tracing::warn!(
                     observations = n,
-                    "a batch whose commit reported an error was stored; its readings are scored"
+                    ecg_chunks = chunks,
+                    "a batch whose commit reported an error was stored; its readings are scored and its ECG analysed"
                 );
                 true
             }
@@ -617,6 +690,18 @@ impl Worker {
         self.batch_received = w.received_at.unwrap_or(now);
         let mut to_score = w.to_score;
         self.feed.extend(w.feed);
+        let mut progress = PassProgress {
+            observation_id: w.last_observation_id,
+            ecg: Vec::new(),
+        };
+        for c in &w.ecg {
+            let done = self
+                .ecg_analysed
+                .entry(c.device_id.clone())
+                .or_insert(c.chunk.seq);
+            *done = (*done).max(c.chunk.seq);
+            progress.ecg.push((c.device_id.clone(), c.chunk.seq));
+        }
         let beats = self.analyse_ecg(w.ecg, now, &mut to_score).await;
         // The readings held for scoring learn of every one just stored, and
         // forget patients who may have readings stored that they were not
@@ -657,7 +742,7 @@ impl Worker {
         clock.lap("rules");
         // The pass's scores, NEWS2 alerts and rule alerts in one
         // transaction (one turn of SQLite's write lock, not three).
-        self.store_pass(scored.rows, scored.pushes, firings, w.last_observation_id)
+        self.store_pass(scored.rows, scored.pushes, firings, progress)
             .await;
         clock.lap("store");
         // Beats nothing in this pass waited for: stored once its alerts
@@ -1590,19 +1675,19 @@ impl Worker {
         rows: Vec<vigil_store::NewScore>,
         pushes: Vec<(i64, i64, usize)>,
         firings: Vec<vigil_store::BatchFiring>,
-        progress: Option<i64>,
+        progress: PassProgress,
     ) {
-        if rows.is_empty() && firings.is_empty() && progress.is_none() {
+        if rows.is_empty() && firings.is_empty() && progress.is_empty() {
             return;
         }
         let received = self.batch_received;
         match self
             .store
-            .score_and_fire(&rows, &firings, Utc::now(), progress)
+            .score_and_fire(&rows, &firings, Utc::now(), &progress)
             .await
         {
             Ok(fired) => {
-                if let Some(id) = progress {
+                if let Some(id) = progress.observation_id {
                     self.stored_progress = self.stored_progress.max(id);
                 }
                 // Alerts first: a dashboard reads its events in order, and
@@ -1613,7 +1698,7 @@ impl Worker {
                 }
                 self.push_scores(rows, pushes);
             }
-            Err(e) if self.pass_was_stored(progress).await => {
+            Err(e) if self.pass_was_stored(progress.observation_id).await => {
                 // The commit happened (PostgreSQL losing the connection
                 // while it commits): storing the pass again would write
                 // every score twice and count every firing again.
@@ -1634,10 +1719,8 @@ impl Worker {
                     }
                 }
                 self.fire(firings).await;
-                if let Some(id) = progress
-                    && let Err(e) = self.store.set_worker_progress(id).await
-                {
-                    tracing::error!(error = %e, "storing the worker's progress failed; a restart scores this pass's readings again");
+                if let Err(e) = self.store.set_worker_progress(&progress).await {
+                    tracing::error!(error = %e, "storing the worker's progress failed; a restart scores this pass's readings and analyses its ECG again");
                 }
             }
         }
