@@ -237,6 +237,8 @@ async fn clinician_set_scale_2_rescores_with_who_and_when() {
         recorded["oxygen"].is_null() && recorded["acvpu"].is_null(),
         "{one}"
     );
+    // How long a recorded consciousness level counts: the pathway's window.
+    assert_eq!(one["thresholds"]["freshness_s"], 6 * 3600, "{one}");
 
     let bad = app
         .http_client

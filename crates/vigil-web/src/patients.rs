@@ -421,6 +421,10 @@ pub(crate) struct PatientView {
 pub(crate) struct Thresholds {
     /// The SpO2 target range the pathway rules compare with; null without an open episode.
     spo2_target: Option<Spo2TargetView>,
+    /// How long a reading, or a recorded consciousness level, counts in
+    /// NEWS2 (the pathway's `freshness`), in seconds; null without an open
+    /// episode.
+    freshness_s: Option<i64>,
 }
 
 #[derive(Serialize, ToSchema)]
@@ -483,6 +487,11 @@ pub(crate) async fn one(
     .await?;
     let thresholds = Thresholds {
         spo2_target: spo2_target(&state, &p),
+        freshness_s: p
+            .episode
+            .as_ref()
+            .filter(|e| e.discharged_at.is_none())
+            .map(|e| state.freshness(&e.pathway).num_seconds()),
     };
     let settings = match &p.episode {
         Some(e) if e.discharged_at.is_none() => state.store.episode_settings(id).await?,

@@ -11,7 +11,13 @@ const ACVPU_WORDS: Record<string, string> = {
   A: "A: alert", C: "C: new confusion", V: "V: responds to voice", P: "P: responds to pain", U: "U: unresponsive",
 };
 
-interface Shown { patient: number; settings: EpisodeSettings; changed: (s: EpisodeSettings) => Promise<void> }
+interface Shown {
+  patient: number;
+  settings: EpisodeSettings;
+  /** How long a recorded consciousness level counts in NEWS2 (the pathway's freshness), seconds. */
+  freshnessS: number | null;
+  changed: (s: EpisodeSettings) => Promise<void>;
+}
 let shown: Shown | null = null;
 
 const form = $("assessment-form") as HTMLFormElement;
@@ -33,12 +39,13 @@ function by(who: string | null, at: string | null): string {
 }
 
 /** Show the form for a patient's open episode (hidden without one). */
-export function showAssessment(patient: number, settings: EpisodeSettings | null | undefined, changed: (s: EpisodeSettings) => Promise<void>): void {
+export function showAssessment(patient: number, settings: EpisodeSettings | null | undefined, freshnessS: number | null | undefined,
+  changed: (s: EpisodeSettings) => Promise<void>): void {
   const section = $("assessment");
   status.textContent = "";
   edited = false;
   if (!settings) { shown = null; section.hidden = true; return; }
-  shown = { patient, settings, changed };
+  shown = { patient, settings, freshnessS: freshnessS ?? null, changed };
   section.hidden = false;
   fill(settings);
 }
@@ -75,6 +82,36 @@ form.addEventListener("change", () => { edited = true; });
 
 export function hideAssessment(): void { shown = null; $("assessment").hidden = true; }
 
+function duration(s: number): string {
+  return s % 3600 === 0 ? `${s / 3600} h` : `${Math.round(s / 60)} min`;
+}
+
+/**
+ * The recorded consciousness level, and until when NEWS2 counts it: like a
+ * device's reading, it stops counting after the pathway's freshness window,
+ * and NEWS2 is partial from then until it is recorded again.
+ */
+function acvpuLine(s: EpisodeSettings): void {
+  const line = $("a-acvpu-recorded");
+  const fresh = shown?.freshnessS;
+  if (!s.acvpu) {
+    line.textContent = "Not recorded here; NEWS2 uses the hub's answer, if any.";
+    line.classList.remove("missing");
+    return;
+  }
+  const recorded = `Recorded: ${ACVPU_WORDS[s.acvpu] ?? s.acvpu}${by(s.acvpu_set_by, s.acvpu_set_at)}`;
+  const until = s.acvpu_set_at && fresh != null ? Date.parse(s.acvpu_set_at) + fresh * 1000 : null;
+  const stale = until != null && Date.now() > until;
+  line.textContent = until == null
+    ? `${recorded}. NEWS2 uses this or the hub's later answer.`
+    : stale
+      ? `${recorded}: older than ${duration(fresh ?? 0)}, so NEWS2 no longer counts it. Choose the level now to record it again.`
+      : `${recorded}. NEWS2 counts it until ${when(new Date(until).toISOString())} (${duration(fresh ?? 0)}), or the hub's later answer.`;
+  line.classList.toggle("missing", stale);
+}
+// The line turns when the level stops counting, with the page left open.
+setInterval(() => { if (shown) acvpuLine(shown.settings); }, 30_000);
+
 function fill(s: EpisodeSettings): void {
   choose("oxygen", s.oxygen == null ? null : s.oxygen ? "oxygen" : "air");
   const o2 = $("a-oxygen-recorded");
@@ -82,10 +119,11 @@ function fill(s: EpisodeSettings): void {
     ? "Not recorded: NEWS2 is partial until it is."
     : `Recorded: ${s.oxygen ? "on oxygen" : "on air"}${by(s.oxygen_set_by, s.oxygen_set_at)}.`;
   o2.classList.toggle("missing", s.oxygen == null);
-  acvpu.value = s.acvpu ?? "";
-  $("a-acvpu-recorded").textContent = s.acvpu
-    ? `Recorded: ${ACVPU_WORDS[s.acvpu] ?? s.acvpu}${by(s.acvpu_set_by, s.acvpu_set_at)}. NEWS2 uses this or the hub's later answer.`
-    : "Not recorded here; NEWS2 uses the hub's answer, if any.";
+  // Consciousness is assessed at a time, not a standing state like air or
+  // oxygen: the list never starts on the last level, and choosing any level
+  // (the same one too) records an assessment made now.
+  acvpu.value = "";
+  acvpuLine(s);
   choose("scale", String(s.spo2_scale));
   $("a-scale-recorded").textContent = s.spo2_scale_set_by
     ? `Recorded: scale ${s.spo2_scale}${by(s.spo2_scale_set_by, s.spo2_scale_set_at)}.`
@@ -116,7 +154,7 @@ async function record(): Promise<void> {
   const change: Record<string, unknown> = {};
   const o2 = chosen("oxygen");
   if (o2 && (o2 === "oxygen") !== s.oxygen) change.oxygen = o2 === "oxygen";
-  if (acvpu.value && acvpu.value !== s.acvpu) change.acvpu = acvpu.value;
+  if (acvpu.value) change.acvpu = acvpu.value;
   const scale = Number(chosen("scale") ?? s.spo2_scale);
   if (scale !== s.spo2_scale) {
     if (scale === 2 && !confirmBox.checked) {

@@ -89,7 +89,7 @@ export async function openPatient(id: number): Promise<void> {
 function showStay(id: number, detail: PatientDetail): void {
   renderFacts();
   renderDevices();
-  showAssessment(id, detail.settings, settingsChanged);
+  showAssessment(id, detail.settings, detail.thresholds?.freshness_s, settingsChanged);
   showDischarge(session.me, detail);
   showProvision(session.me, detail, () => reloadDevices(id));
 }

@@ -44,7 +44,7 @@ export interface EpisodeSettings {
 export interface PatientDetail {
   id: number; ward_id: number; name: string; nhs_number: string; settings?: EpisodeSettings | null;
   episode: Episode | null; previous_episodes?: Episode[]; devices: { id: string; kind: string; revoked_at: string | null; status: StoredDeviceStatus | null }[];
-  thresholds: { spo2_target: { low: number; high: number; source: "pathway" | "scale" } | null };
+  thresholds: { spo2_target: { low: number; high: number; source: "pathway" | "scale" } | null; freshness_s: number | null };
 }
 
 export interface ObservationRow {

@@ -293,6 +293,10 @@ test("a clinician records air or oxygen, consciousness and the SpO2 scale on the
     await form.getByRole("button", { name: "Record" }).click();
     await form.getByText("Recorded: on air, consciousness A: alert. NEWS2 is scored again.").waitFor();
     await form.getByText(/^Recorded: on air by demo, /).waitFor();
+    // Consciousness counts like a reading: until the pathway's freshness
+    // window (6 h) has passed, and the form says until when.
+    await form.getByText(/^Recorded: A: alert by demo, .+\. NEWS2 counts it until .+ \(6 h\), or the hub's later answer\.$/).waitFor();
+    assert.equal(await form.getByLabel("Consciousness (ACVPU)").inputValue(), "", "a new assessment is chosen afresh");
     await poll("NEWS2 scored with air", async () => !(await missingO2()), { timeout: UI_TIMEOUT, interval: 250 });
     // The colleague's page shows it at once, without a reload.
     await theirs.getByText(/^Recorded: on air by demo, /).waitFor();
@@ -330,11 +334,32 @@ test("a clinician records air or oxygen, consciousness and the SpO2 scale on the
     await assertAccessible(page, t, "the patient page's clinical assessment");
     await screenshot(page, "assessment");
 
-    // Opened again, the form starts from what was recorded.
+    // Opened again, the form starts from what was recorded; consciousness
+    // is an assessment made at a time, so its list starts on none.
     await page.reload();
     await form.getByText(/^Recorded: on air by demo, /).waitFor();
     assert.equal(await form.getByRole("radio", { name: "Air" }).isChecked(), true);
     assert.equal(await form.getByRole("radio", { name: /^Scale 2/ }).isChecked(), true);
-    assert.equal(await form.getByLabel("Consciousness (ACVPU)").inputValue(), "A");
+    assert.equal(await form.getByLabel("Consciousness (ACVPU)").inputValue(), "");
+    await form.getByText(/^Recorded: A: alert by demo, /).waitFor();
+
+    // The same level assessed again later is recorded again, from now.
+    const first = (await pageGet(page, `/api/v1/patients/${id}`)).settings.acvpu_set_at;
+    await form.getByLabel("Consciousness (ACVPU)").selectOption("A");
+    await form.getByRole("button", { name: "Record" }).click();
+    await form.getByText("Recorded: consciousness A: alert. NEWS2 is scored again.").waitFor();
+    const again = (await pageGet(page, `/api/v1/patients/${id}`)).settings;
+    assert.equal(again.acvpu, "A");
+    assert.ok(Date.parse(again.acvpu_set_at) > Date.parse(first), `${again.acvpu_set_at} after ${first}`);
+
+    // Seven hours on, with the page open, the form says NEWS2 no longer
+    // counts it.
+    await page.clock.install({ time: Date.now() });
+    await page.reload();
+    const line = form.getByText(/^Recorded: A: alert by demo, /);
+    await line.waitFor();
+    assert.doesNotMatch(await line.textContent(), /no longer counts/);
+    await page.clock.fastForward("07:00:00");
+    await form.getByText(/^Recorded: A: alert by demo, .+: older than 6 h, so NEWS2 no longer counts it\. Choose the level now to record it again\.$/).waitFor();
   });
 });
