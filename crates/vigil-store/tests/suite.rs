@@ -3928,3 +3928,103 @@ async fn history_retention_deletes_only_what_is_older(s: &dyn Store) {
     );
     assert_eq!(s.stats().await.expect("stats").obs_messages, 1);
 }
+
+// --- upgrades ----------------------------------------------------------------
+
+/// A migrator with the repository's migrations up to `version` only: the
+/// schema a database written by an older Vigil has.
+fn migrations_up_to(mut m: sqlx::migrate::Migrator, version: i64) -> sqlx::migrate::Migrator {
+    m.migrations = m
+        .migrations
+        .iter()
+        .filter(|x| x.version <= version)
+        .cloned()
+        .collect::<Vec<_>>()
+        .into();
+    m
+}
+
+/// The ECG history of a database from before migration 0013 counts as
+/// analysed (the daemon that wrote it analysed it): upgrading must not
+/// make the next start analyse it all again (hours of work, every heart
+/// rate derived and stored twice). Chunks stored after the upgrade are
+/// unanalysed as usual.
+async fn ecg_history_from_before_0013_counts_as_analysed(url: &str) {
+    let sql = [
+        "INSERT INTO wards (name, created_at) VALUES ('W', '2026-11-22T06:00:00Z')",
+        "INSERT INTO patients (ward_id, name, nhs_number, created_at) VALUES (1, 'Ann', '9434765919', '2026-11-22T06:00:00Z')",
+        "INSERT INTO devices (id, kind, mqtt_username, secret_hash, patient_id, created_at) VALUES ('e1', 'ecg-patch', 'u-e1', 'h', 1, '2026-11-22T06:00:00Z')",
+    ];
+    let chunk = "INSERT INTO ecg_chunks (device_id, seq, patient_id, t0_ms, fs_hz, uv_per_count, n_samples, encoding, samples, received_at) VALUES ('e1', $1, 1, 0, 250, 2.5, 1, 'x', $2, '2026-11-22T06:00:00Z')";
+    // The same on either backend's own pool type.
+    macro_rules! written_by_0012 {
+        ($pool:expr, $migrator:expr) => {{
+            let pool = $pool;
+            migrations_up_to($migrator, 12)
+                .run(&pool)
+                .await
+                .expect("migrate to 0012");
+            for q in sql {
+                sqlx::query(q).execute(&pool).await.expect(q);
+            }
+            for seq in [1i64, 2, 3] {
+                sqlx::query(chunk)
+                    .bind(seq)
+                    .bind(vec![0u8])
+                    .execute(&pool)
+                    .await
+                    .expect("chunk");
+            }
+            pool.close().await;
+        }};
+    }
+    if url.starts_with("sqlite:") {
+        written_by_0012!(
+            sqlx::SqlitePool::connect(&format!("{url}?mode=rwc"))
+                .await
+                .expect("sqlite"),
+            sqlx::migrate!("../../migrations/sqlite")
+        );
+    } else {
+        written_by_0012!(
+            sqlx::PgPool::connect(url).await.expect("postgres"),
+            sqlx::migrate!("../../migrations/postgres")
+        );
+    }
+    let s = vigil_store::connect(url).await.expect("upgrade");
+    assert!(
+        s.ecg_unanalysed(None, 10)
+            .await
+            .expect("unanalysed")
+            .is_empty(),
+        "the history before the upgrade counts as analysed"
+    );
+    s.store_ecg_batch(&[ecg_chunk("e1", 4, 1, 3_000)])
+        .await
+        .expect("ecg");
+    let after: Vec<u32> = s
+        .ecg_unanalysed(None, 10)
+        .await
+        .expect("unanalysed")
+        .into_iter()
+        .map(|c| c.chunk.seq)
+        .collect();
+    assert_eq!(after, [4]);
+}
+
+#[tokio::test]
+async fn ecg_history_from_before_0013_counts_as_analysed_sqlite() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    ecg_history_from_before_0013_counts_as_analysed(&format!(
+        "sqlite://{}",
+        dir.path().join("old.db").display()
+    ))
+    .await;
+}
+
+#[tokio::test]
+async fn ecg_history_from_before_0013_counts_as_analysed_postgres() {
+    if let Some(url) = support::pg::fresh_database().await {
+        ecg_history_from_before_0013_counts_as_analysed(&url).await;
+    }
+}
