@@ -509,14 +509,24 @@ test("a big ward draws only the rows near the viewport, yet every patient is rea
       return at && at !== was;
     }, [last.id, shownBefore]), { timeout: NEXT_SPOT_CHECK, interval: 250 });
     assert.equal(await isDrawn(last.id), false, "still not drawn when the score came");
-    // Scroll and compare in one task of the page's: the row as first drawn
-    // against the latest score the page had received.
+    // Scroll and compare in the page, frame by frame: the row as first
+    // drawn against the latest score the page had received by then. It may
+    // take a few frames to be drawn (rows drawn above it replace their
+    // estimated heights with their real ones, and the bottom moves: a user
+    // would scroll again, and so does this, up to 60 frames).
     const seen = await page.evaluate((id) => new Promise((resolve) => {
+      let frames = 0;
+      const look = () => {
+        const cell = document.querySelector(`#patients tr[data-patient="${id}"] td[data-news2]`);
+        if (cell || ++frames > 60) {
+          resolve({ shown: cell?.dataset.scoredAt ?? `(not drawn after ${frames} frames)`, latest: window.__scoredAt[id] });
+          return;
+        }
+        window.scrollTo(0, document.documentElement.scrollHeight);
+        requestAnimationFrame(look);
+      };
       window.scrollTo(0, document.documentElement.scrollHeight);
-      requestAnimationFrame(() => resolve({
-        shown: document.querySelector(`#patients tr[data-patient="${id}"] td[data-news2]`)?.dataset.scoredAt ?? "(not drawn)",
-        latest: window.__scoredAt[id],
-      }));
+      requestAnimationFrame(look);
     }), last.id);
     assert.equal(seen.shown, seen.latest, "the row scrolled into view shows the score that came while it was not drawn");
 
