@@ -820,3 +820,79 @@ async fn a_leavers_account_is_disabled_at_once_and_a_password_reset_ends_its_ses
         assert!(!written.contains(secret), "no secret on the trail");
     }
 }
+
+/// `vigil admin backup` while the daemon runs and a hub sends: a consistent
+/// copy of the SQLite database, in a new file only its owner can read (it
+/// holds every patient's data), that opens as a Vigil database holding
+/// everything stored before it; never written over an existing file; on
+/// the audit trail, with where it went. On PostgreSQL: exit 2 naming its
+/// own tools, and no file left behind.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn admin_backup_copies_the_database_while_the_daemon_runs() {
+    use std::os::unix::fs::PermissionsExt;
+    let app = TestApp::spawn().await;
+    let dir = tempfile::tempdir().expect("tempdir");
+    let cfg = config_for(&app, &dir);
+    let run = admin_with(&cfg);
+    let patient = app.admit("general").await;
+    let creds = app.provision("hub", Some(patient)).await;
+    let mut dev = app.connect(&creds).await.expect("hub connects");
+    for seq in 1..=5 {
+        dev.publish_obs(seq, crate::helpers::vitals(16, 97, 70))
+            .await;
+        assert_ack(&dev.next_cmd().await, &[seq]);
+    }
+    let to = dir.path().join("backup.db");
+    let to_s = to.display().to_string();
+    let out = run(&["backup", "--to", &to_s], None);
+    if app.database_url.starts_with("postgres") {
+        assert_eq!(out.status.code(), Some(2));
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(err.trim_end().lines().count(), 1, "{err}");
+        assert!(err.contains("pg_basebackup"), "{err}");
+        assert!(!to.exists(), "no file left behind");
+        return;
+    }
+    let answer = json_out(&out);
+    let meta = std::fs::metadata(&to).expect("the backup");
+    assert_eq!(answer, json!({"backup": to_s, "bytes": meta.len()}));
+    assert_eq!(meta.permissions().mode() & 0o777, 0o600, "owner only");
+    // The daemon stores on meanwhile.
+    dev.publish_obs(6, crate::helpers::vitals(16, 97, 70)).await;
+    assert_ack(&dev.next_cmd().await, &[6]);
+    assert_eq!(app.stats().await.obs_messages, 6);
+
+    // Never over an existing file, not even its own.
+    let again = run(&["backup", "--to", &to_s], None);
+    assert_eq!(again.status.code(), Some(2));
+    let err = String::from_utf8_lossy(&again.stderr);
+    assert!(err.contains("--to") && err.contains("exists"), "{err}");
+    assert_eq!(std::fs::metadata(&to).expect("kept").len(), meta.len());
+
+    // The copy opens as a Vigil database with what was stored before it.
+    let copy = vigil_store::connect(&format!("sqlite://{to_s}"))
+        .await
+        .expect("the copy opens");
+    let st = copy.stats().await.expect("stats");
+    assert_eq!(
+        (st.obs_messages, st.patients, st.devices),
+        (5, 1, 1),
+        "{st:?}"
+    );
+    assert_eq!(
+        copy.patient_get(patient).await.expect("read").map(|p| p.id),
+        Some(patient)
+    );
+
+    // Who took every patient's data, and where to.
+    let trail = app.get_json("/api/v1/audit?limit=100").await;
+    let entry = trail
+        .as_array()
+        .expect("entries")
+        .iter()
+        .find(|e| e["action"] == "backup")
+        .cloned()
+        .expect("the backup on the audit trail");
+    assert_eq!(entry["username"], "vigil-admin", "{entry}");
+    assert_eq!(entry["detail"]["to"], to_s.as_str(), "{entry}");
+}

@@ -476,6 +476,11 @@ pub trait Store: Send + Sync + 'static {
     async fn audit_query(&self, q: AuditQuery) -> Result<Vec<AuditEntry>>;
 
     async fn stats(&self) -> Result<Stats>;
+    /// Write a consistent copy of the whole database into `path`, an empty
+    /// file the caller created (SQLite's `VACUUM INTO`: one read
+    /// transaction, so the daemon goes on storing meanwhile); returns the
+    /// bytes written. PostgreSQL: `Config`, naming its own tools.
+    async fn backup_to(&self, path: &std::path::Path) -> Result<u64>;
 }
 
 /// Whether each of `keys` (device, seq), in order, was stored by a

@@ -2030,6 +2030,12 @@ impl Store for PgStore {
             .collect())
     }
 
+    async fn backup_to(&self, _path: &std::path::Path) -> Result<u64> {
+        Err(StoreError::Config(
+            "the database is PostgreSQL: back it up with its own tools (pg_basebackup with WAL archiving, or pg_dump; docs/deployment.md)".into(),
+        ))
+    }
+
     async fn stats(&self) -> Result<Stats> {
         let r = sqlx::query(
             "SELECT (SELECT COUNT(*) FROM obs_messages), (SELECT COUNT(*) FROM observations),

@@ -117,6 +117,8 @@ fn audited(cmd: &AdminCommand) -> Option<(&'static str, Option<i64>, Value)> {
             ("device.revoke", None, json!({"device": device}))
         }
         AdminCommand::Mqtt(MqttCommand::Export { .. }) => ("mqtt.export", None, json!({})),
+        // Every patient's data leaves the database: who took it, and where.
+        AdminCommand::Backup { to } => ("backup", None, json!({"to": to})),
         AdminCommand::User(UserCommand::List) | AdminCommand::Stats => return None,
     })
 }
@@ -287,7 +289,42 @@ async fn execute(
         }
         AdminCommand::Stats => serde_json::to_value(store.stats().await.map_err(store_err)?)
             .map_err(|e| Failure::Other(e.to_string()))?,
+        AdminCommand::Backup { to } => backup(store, &to).await?,
     })
+}
+
+/// `admin backup --to FILE`: the copy goes into a file created here, new
+/// and readable by its owner only (it holds every patient's data), and is
+/// on disk before the command answers. Nothing is left behind on failure.
+async fn backup(store: &dyn Store, to: &std::path::Path) -> Result<Value, Failure> {
+    use std::os::unix::fs::OpenOptionsExt;
+    std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o600)
+        .open(to)
+        .map_err(|e| match e.kind() {
+            std::io::ErrorKind::AlreadyExists => Failure::Usage(format!(
+                "--to: {} exists; a backup never overwrites a file",
+                to.display()
+            )),
+            _ => Failure::Usage(format!("--to: cannot create {}: {e}", to.display())),
+        })?;
+    let written = match store.backup_to(to).await {
+        Ok(n) => std::fs::File::open(to)
+            .and_then(|f| f.sync_all())
+            .map(|()| n)
+            .map_err(|e| Failure::Other(format!("{}: {e}", to.display()))),
+        Err(vigil_store::StoreError::Config(m)) => Err(Failure::Usage(format!("backup: {m}"))),
+        Err(e) => Err(store_err(e)),
+    };
+    match written {
+        Ok(bytes) => Ok(json!({"backup": to, "bytes": bytes})),
+        Err(e) => {
+            let _ = std::fs::remove_file(to);
+            Err(e)
+        }
+    }
 }
 
 /// One line of stdin, without its line ending: a password.

@@ -101,6 +101,13 @@ pub enum AdminCommand {
     Mqtt(MqttCommand),
     /// Counts of what is durably stored.
     Stats,
+    /// A consistent copy of the SQLite database in a new file (mode 0600),
+    /// safe while `serve` runs. PostgreSQL is backed up with its own tools.
+    Backup {
+        /// The file to write; it must not exist.
+        #[arg(long, value_name = "FILE")]
+        to: std::path::PathBuf,
+    },
 }
 
 #[derive(Debug, Subcommand)]
