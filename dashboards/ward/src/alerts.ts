@@ -1,6 +1,7 @@
 // The alert queue: open, acknowledged and escalated alerts, most severe
 // first, worked in place (acknowledge, escalate, resolve with an outcome).
 import { api } from "./api";
+import { updateTitle } from "./attention";
 import { $, age, countdown, el, nhsFormat, RISK_RANK, span } from "./format";
 import { alerts, patientName, patientNhs, session, type AlertEntry, type LastAction } from "./state";
 import type { Alert } from "./types";
@@ -53,6 +54,7 @@ export function clearAlerts(): void {
   alerts.clear(); alertEls.clear();
   $("alert-list").replaceChildren();
   $("notice").textContent = "";
+  updateTitle();
 }
 
 export function renderAlerts(): void {
@@ -74,6 +76,7 @@ export function renderAlerts(): void {
   $("no-alerts").textContent = NONE_TEXT[shown] || NONE_TEXT.all;
   $("alert-count").textContent = alerts.size ? `(${alerts.size})` : "";
   $("alert-shown").textContent = shown === "all" ? "" : `showing ${visible} of ${alerts.size}`;
+  updateTitle();
 }
 
 function buildAlert(id: number): AlertEls {

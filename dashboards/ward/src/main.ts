@@ -7,6 +7,7 @@ import "./style.css";
 import { showAdmission } from "./admission";
 import { api, setCsrf, csrfToken, whenSignedOut } from "./api";
 import { clearAlerts, notice, renderAlerts, showOnly, tickAlerts, upsertAlert, whenActionFails } from "./alerts";
+import { alertArrived, showNotifySwitch } from "./attention";
 import { clearDischarged, refreshDischarged } from "./discharged";
 import { $ } from "./format";
 import { closePatient, openPatient, patientEvent, tickPatient } from "./patient";
@@ -37,6 +38,7 @@ function showSignIn(why = ""): void {
   $("signin").hidden = false; $("ward").hidden = true; $("patient").hidden = true; $("signout").hidden = true;
   $("who").textContent = ""; setConn("");
   showAdmission(null);
+  showNotifySwitch(false);
   $("signin-error").textContent = why;
 }
 // A 401 while signed in: the session ended. One while the sign-in form is
@@ -64,6 +66,7 @@ async function start(): Promise<void> {
   if (signingIn) showOnly(me.role === "consultant" ? "escalated" : "all");
   $("who").textContent = `${me.username} (${me.role})`;
   showAdmission(me);
+  showNotifySwitch(true);
   $("signin").hidden = true; $("signout").hidden = false;
   route();
   setConn("connecting…", "down");
@@ -212,17 +215,23 @@ function handle(ev: LiveEvent): void {
       renderPatients(new Set([`${ev.patient_id}:news2`]));
       return;
     }
-    case "alert":
+    case "alert": {
+      const before = alerts.get(ev.alert.id)?.alert;
       upsertAlert(ev.alert, null);
+      alertArrived(ev.alert, before);
       return;
-    case "alert_update":
+    }
+    case "alert_update": {
       // A resolution is told once, for an alert that was in the queue: the
       // server may repeat one (a discharge's, from its patient sync).
+      const before = alerts.get(ev.alert.id)?.alert;
       const wasLive = upsertAlert(ev.alert, { action: ev.action, actor: ev.actor, at: ev.alert.updated_at });
+      alertArrived(ev.alert, before, ev.actor);
       if (wasLive && ev.alert.status === "resolved" && ev.actor !== session.me?.username) {
         notice(`Resolved by ${ev.actor}: ${patientName(ev.alert.patient_id)}, ${ev.alert.rule_id}${ev.alert.outcome ? ` (${ev.alert.outcome})` : ""}.`);
       }
       return;
+    }
     case "patient":
       // Admitted: fetch the list (the new row has no readings to come by
       // yet). Discharged: off the list now, not at the next refresh.

@@ -319,3 +319,100 @@ test("a discharge by another user is told once, though the server repeats its re
     assert.equal(await notice.textContent(), "", "a repeated resolution is not told again");
   });
 });
+
+test("new alerts are counted in the tab's title and, when asked for, notified on the desktop while the tab is in the background, without naming the patient", { timeout: TEST_TIMEOUT }, async (t) => {
+  await withWard(t, async ({ page, demo }) => {
+    // Headless Chromium has no desktop to show a notification on: the
+    // page's Notification is replaced by one that records what the page
+    // asks it to show (and grants permission when asked), and the tab's
+    // visibility is the test's to set.
+    await page.addInitScript(() => {
+      window.__notes = [];
+      let permission = "default";
+      window.Notification = class {
+        static get permission() { return permission; }
+        static requestPermission() { permission = "granted"; return Promise.resolve(permission); }
+        constructor(title, options) { window.__notes.push({ title, body: options?.body, tag: options?.tag }); }
+        close() {}
+      };
+      let hidden = false;
+      Object.defineProperty(Document.prototype, "visibilityState", { configurable: true, get: () => (hidden ? "hidden" : "visible") });
+      Object.defineProperty(Document.prototype, "hidden", { configurable: true, get: () => hidden });
+      window.__setHidden = (h) => { hidden = h; document.dispatchEvent(new Event("visibilitychange")); };
+    });
+    const base = await page.goto(demo.base + "/").then(() => page.title());
+    assert.equal(base, "Vigil — virtual ward");
+    await signIn(page, demo.login);
+    await page.getByRole("status").filter({ hasText: "live" }).waitFor();
+
+    // Off until the user asks; asked, the browser's permission is requested.
+    const toggle = page.locator("#notify");
+    assert.equal(await toggle.textContent(), "Desktop alerts: off");
+    assert.equal(await toggle.getAttribute("aria-pressed"), "false");
+    await toggle.click();
+    await page.getByRole("button", { name: "Desktop alerts: on", pressed: true }).waitFor();
+
+    // In the background, a new alert above low (NEWS2 low-medium, a red
+    // score, and up) is notified, naming the ward and the severity only: a
+    // notification can show on a locked or shared screen.
+    await page.evaluate(() => window.__setHidden(true));
+    const notes = await poll("a desktop notification of a new alert", async () => {
+      const n = await page.evaluate(() => window.__notes);
+      return n.length ? n : null;
+    }, { timeout: ALERT_TIMEOUT, interval: 500 });
+    const { body: list } = await pageFetch(page, "/api/v1/patients");
+    const { body: me } = await pageFetch(page, "/api/v1/me");
+    for (const n of notes) {
+      const { body: shown } = await pageFetch(page, `/api/v1/alerts/${Number(n.tag.replace("vigil-alert-", ""))}`);
+      const ward = me.wards.find((w) => w.id === shown.alert.ward_id).name;
+      assert.ok(["low-medium", "medium", "high"].includes(shown.alert.severity), JSON.stringify(shown.alert));
+      assert.equal(n.title, `Vigil: new ${shown.alert.severity} alert`);
+      assert.equal(n.body, `${ward}: a patient needs review. Open Vigil to see who.`);
+      for (const p of list) {
+        const text = `${n.title} ${n.body}`;
+        assert.ok(!text.includes(p.name) && !text.replace(/\s/g, "").includes(p.nhs_number), `${text} names no patient`);
+      }
+    }
+    t.diagnostic(`notified: ${JSON.stringify(notes)}`);
+
+    // The tab's title counts the open alerts the queue holds.
+    const openItems = page.locator("#alert-list li[data-alert]").filter({ has: page.locator(".status", { hasText: /^open$/ }) });
+    await poll("the title counting the open alerts", async () => {
+      const open = await openItems.count();
+      return open > 0 && (await page.title()) === `(${open}) ${base}`;
+    }, { timeout: UI_TIMEOUT, interval: 250 });
+
+    // Signed out, the title counts nothing and the switch goes.
+    await page.getByRole("button", { name: "Sign out" }).click();
+    await poll("the title back to the page's own", async () => (await page.title()) === base, { timeout: UI_TIMEOUT, interval: 250 });
+    assert.equal(await toggle.isHidden(), true);
+
+    // A consultant waits for escalations: the title counts those, and one
+    // escalated by someone else while the tab is behind is notified.
+    const password = "consultant-password-for-the-test";
+    await demo.admin(["user", "add", "--username", "dr-notified", "--role", "consultant", "--ward", "Demo ward"], `${password}\n`);
+    const { token } = JSON.parse(await demo.admin(["token", "create", "--username", demo.login.username]));
+    const api = (path, init = {}) => fetch(`${demo.base}${path}`, { ...init, headers: { authorization: `Bearer ${token}`, ...init.headers } });
+    const escalated = async () => (await (await api("/api/v1/alerts?status=escalated")).json()).length;
+    await signIn(page, { username: "dr-notified", password });
+    await page.getByText("dr-notified (consultant)").waitFor();
+    await page.getByRole("button", { name: "Desktop alerts: on", pressed: true }).waitFor();
+    const already = await escalated();
+    await poll("the title counting the escalated alerts", async () => (await page.title()) === (already ? `(${already}) ${base}` : base), { timeout: UI_TIMEOUT, interval: 250 });
+    await page.evaluate(() => { window.__notes = []; window.__setHidden(true); });
+    const target = (await (await api("/api/v1/alerts?status=open")).json())[0];
+    assert.ok(target, "an open alert to escalate");
+    assert.equal((await api(`/api/v1/alerts/${target.id}/escalate`, { method: "POST" })).status, 200);
+    const [note] = await poll("a desktop notification of the escalation", async () => {
+      const n = await page.evaluate(() => window.__notes);
+      return n.length ? n : null;
+    }, { timeout: UI_TIMEOUT, interval: 250 });
+    assert.deepEqual(note, { title: `Vigil: ${target.severity} alert escalated for review`, body: "Demo ward: a patient needs review. Open Vigil to see who.", tag: `vigil-alert-${target.id}` });
+    await poll("the title counting the escalation", async () => (await page.title()) === `(${already + 1}) ${base}`, { timeout: UI_TIMEOUT, interval: 250 });
+
+    // Switched off, nothing more is notified.
+    await page.evaluate(() => window.__setHidden(false));
+    await toggle.click();
+    await page.getByRole("button", { name: "Desktop alerts: off", pressed: false }).waitFor();
+  }, { patients: PATIENTS });
+});
