@@ -30,6 +30,12 @@ const DOCS_SCREENSHOT_DIR = process.env.DOCS_SCREENSHOT_DIR ? resolve(process.en
 export const READY_TIMEOUT = 60_000;
 export const UI_TIMEOUT = 15_000;
 export const DATA_TIMEOUT = 45_000;
+/**
+ * Long enough for two of a demo patient's spot checks (hourly at the demo's
+ * 90x: one every 40 s), for a wait that may just miss one: a kit given back
+ * to its patient after a discharge, whose check fell while it was no one's.
+ */
+export const NEXT_SPOT_CHECK = 90_000;
 export const TEST_TIMEOUT = 150_000;
 
 // Demo process groups still running, so that an exit we did not plan for

@@ -5,7 +5,7 @@
 
 import { test } from "node:test";
 import assert from "node:assert/strict";
-import { DATA_TIMEOUT, TEST_TIMEOUT, UI_TIMEOUT, assertAccessible, poll, screenshot, signIn, withWard } from "./harness.mjs";
+import { DATA_TIMEOUT, NEXT_SPOT_CHECK, TEST_TIMEOUT, UI_TIMEOUT, assertAccessible, poll, screenshot, signIn, withWard } from "./harness.mjs";
 
 /** GET from inside the page, with the page's own cookie. */
 function pageGet(page, path) {
@@ -214,7 +214,7 @@ test("the ECG strip draws the patch's samples with the detected beats marked, as
   });
 });
 
-test("a patient discharged and admitted again keeps their record: the page names the earlier stay, charts its readings and marks the time between the stays", { timeout: TEST_TIMEOUT }, async (t) => {
+test("a patient discharged and admitted again keeps their record: the page names the earlier stay, charts its readings and marks the time between the stays", { timeout: TEST_TIMEOUT + NEXT_SPOT_CHECK }, async (t) => {
   await withWard(t, async ({ page, demo, context }) => {
     const id = await signedInPatientWithReadings(page, demo);
     const before = await pageGet(page, `/api/v1/patients/${id}`);
@@ -256,7 +256,7 @@ test("a patient discharged and admitted again keeps their record: the page names
     assert.equal(await page.locator("#score-plot").getAttribute("data-off-ward"), "1");
     await spo2.getByText("SpO2: readings as a table").click();
     const heads = spo2.locator("table.readings tr.stay th");
-    await poll("a new SpO2 reading in this stay", async () => (await heads.count()) === 2, { timeout: DATA_TIMEOUT, interval: 500 });
+    await poll("a new SpO2 reading in this stay", async () => (await heads.count()) === 2, { timeout: NEXT_SPOT_CHECK, interval: 500 });
     assert.match(await heads.nth(0).textContent(), /^This stay, admitted /);
     assert.match(await heads.nth(1).textContent(), /^Earlier stay, .+ – .+ \(/);
     await assertAccessible(page, t, "a re-admitted patient's page");

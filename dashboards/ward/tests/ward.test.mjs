@@ -15,7 +15,7 @@
 
 import { test } from "node:test";
 import assert from "node:assert/strict";
-import { DATA_TIMEOUT, TEST_TIMEOUT, UI_TIMEOUT, assertAccessible, poll, readingCells, screenshot, signIn, withWard } from "./harness.mjs";
+import { DATA_TIMEOUT, NEXT_SPOT_CHECK, TEST_TIMEOUT, UI_TIMEOUT, assertAccessible, poll, readingCells, screenshot, signIn, withWard } from "./harness.mjs";
 
 const PATIENTS = 3;
 
@@ -433,7 +433,6 @@ const BIG_WARD = 120;
 // a scenario day at 90× speed, with jitter), and the last patient may have
 // no ECG patch: a new score for them can take longer than DATA_TIMEOUT.
 // This wait measured 40–45 s in local runs and timed out once in CI.
-const NEXT_SPOT_CHECK = 90_000; // two spot checks, within the test's TEST_TIMEOUT
 
 test("a big ward draws only the rows near the viewport, yet every patient is reachable by scroll, filter and Tab", { timeout: TEST_TIMEOUT }, async (t) => {
   await withWard(t, async ({ page, demo }) => {
