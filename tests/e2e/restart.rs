@@ -24,6 +24,15 @@ async fn durable_database() -> (tempfile::TempDir, String) {
     (dir, url)
 }
 
+/// `vigil_ingest_caught_up_total` says what the daemon took up at start.
+async fn assert_caught_up(app: &TestApp, observations: u64, ecg_chunks: u64) {
+    let m = app.metrics().await;
+    for (kind, n) in [("observations", observations), ("ecg_chunks", ecg_chunks)] {
+        let line = format!(r#"vigil_ingest_caught_up_total{{kind="{kind}"}} {n}"#);
+        assert!(m.lines().any(|l| l == line), "{line} in\n{m}");
+    }
+}
+
 fn shipped_pathways() -> PathBuf {
     std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../pathways")
 }
@@ -181,6 +190,8 @@ async fn a_reading_stored_but_not_scored_before_a_stop_is_scored_and_alerted_aft
         .map(|s| s["total"].as_i64().expect("total"))
         .collect();
     assert_eq!(totals, [0, 9], "{scores}");
+    // Counted for the operator: seven observations taken up, no ECG.
+    assert_caught_up(&second, 7, 0).await;
 }
 
 /// A patient whose readings stop before a restart: the restarted daemon
@@ -454,10 +465,25 @@ async fn ecg_stored_but_not_analysed_before_a_stop_is_analysed_after_it() {
         );
         tokio::time::sleep(Duration::from_millis(100)).await;
     };
+    // Every chunk of the first 30 s through a pass before the stop, so that
+    // what the second daemon takes up is exactly what this test stores.
+    let store = vigil_store::connect(&url).await.expect("store");
+    let deadline = tokio::time::Instant::now() + WAIT;
+    while !store
+        .ecg_unanalysed(None, 1)
+        .await
+        .expect("unanalysed")
+        .is_empty()
+    {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "the first 30 s never analysed"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
     drop(patch);
     drop(first);
 
-    let store = vigil_store::connect(&url).await.expect("store");
     let stored: Vec<vigil_store::NewEcgChunk> = chunks
         .iter()
         .enumerate()
@@ -533,4 +559,6 @@ async fn ecg_stored_but_not_analysed_before_a_stop_is_analysed_after_it() {
             .is_empty(),
         "every chunk analysed"
     );
+    // Counted for the operator: the 60 chunks, no observation.
+    assert_caught_up(&second, 0, 60).await;
 }

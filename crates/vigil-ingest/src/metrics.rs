@@ -53,6 +53,11 @@ pub struct IngestMetrics {
     /// hazard AL-04). Deteriorations that reached Vigil only after a
     /// later reading: store-and-forward backfill, or overload resends.
     pub news2_superseded: IntCounterVec,
+    /// `vigil_ingest_caught_up_total{kind="observations"|"ecg_chunks"}`:
+    /// stored and acked, but not through the worker when the daemon
+    /// stopped (or in a batch whose commit reported an error), then taken
+    /// up (hazards AL-19, TS-24).
+    pub caught_up: IntCounterVec,
 }
 
 impl IngestMetrics {
@@ -166,9 +171,17 @@ impl IngestMetrics {
             ),
             &["risk"],
         )?;
+        let caught_up = IntCounterVec::new(
+            Opts::new(
+                "vigil_ingest_caught_up_total",
+                "Observations and ECG chunks stored and acked but not through the worker when the daemon stopped (or in a batch whose commit reported an error), taken up since",
+            ),
+            &["kind"],
+        )?;
         for c in [
             Box::new(batch_size.clone()) as Box<dyn prometheus::core::Collector>,
             Box::new(news2_superseded.clone()),
+            Box::new(caught_up.clone()),
             Box::new(mqtt_dropped.clone()),
             Box::new(store_write.clone()),
             Box::new(queue_depth.clone()),
@@ -203,6 +216,7 @@ impl IngestMetrics {
             mqtt_connections,
             mqtt_dropped,
             news2_superseded,
+            caught_up,
         })
     }
 }

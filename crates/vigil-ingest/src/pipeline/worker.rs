@@ -303,7 +303,16 @@ impl Worker {
     /// observations it scored and how many chunks it analysed.
     async fn catch_up(&mut self) -> Result<(usize, usize), vigil_store::StoreError> {
         let taken = self.catch_up_observations().await?;
-        Ok((taken, self.catch_up_ecg().await?))
+        self.metrics
+            .caught_up
+            .with_label_values(&["observations"])
+            .inc_by(taken as u64);
+        let chunks = self.catch_up_ecg().await?;
+        self.metrics
+            .caught_up
+            .with_label_values(&["ecg_chunks"])
+            .inc_by(chunks as u64);
+        Ok((taken, chunks))
     }
 
     async fn catch_up_observations(&mut self) -> Result<usize, vigil_store::StoreError> {
