@@ -66,7 +66,7 @@ button.addEventListener("click", async () => {
 export function alertArrived(a: Alert, before: Alert | undefined, actor?: string): void {
   if (!wanted() || document.visibilityState !== "hidden" || (actor && actor === session.me?.username)) return;
   const rank = (x: Alert | undefined) => (x ? RISK_RANK[x.severity] || 0 : 0);
-  const escalation = session.me?.role === "consultant";
+  const escalation = waitingStatus() === "escalated";
   const now = escalation
     ? a.status === "escalated" && before?.status !== "escalated"
     : a.status === "open" && rank(a) > RISK_RANK.low && rank(a) > rank(before);
