@@ -5,7 +5,7 @@
 
 use serde_json::json;
 
-use crate::helpers::{TestApp, assert_ack, vitals};
+use crate::helpers::{TestApp, TestCerts, assert_ack, vitals};
 
 use crate::pg;
 
@@ -466,4 +466,80 @@ async fn a_scoring_pass_whose_commit_was_cut_off_but_happened_is_not_stored_twic
         "{alert}"
     );
     stored_once(&app, patient).await;
+}
+
+/// Vigil reaches a PostgreSQL that takes TLS only, verifies the server's
+/// certificate against the CA the URL names (`sslmode=verify-full`), and
+/// refuses a server it cannot verify, or a CA file that is not there, with
+/// one line that says so.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn postgresql_over_tls_verifies_the_server_and_refuses_one_it_cannot_verify() {
+    use sqlx::Connection;
+
+    let certs = TestCerts::generate();
+    let pem = |p: &std::path::Path| std::fs::read_to_string(p).expect("read pem");
+    let Some(cluster) = pg::dedicated_tls_cluster(&pem(&certs.cert), &pem(&certs.key)) else {
+        return;
+    };
+    let url = cluster.fresh().await;
+
+    // The server takes nothing in the clear, so what follows is over TLS.
+    let plain = sqlx::PgConnection::connect(&format!("{url}?sslmode=disable")).await;
+    let e = plain.expect_err("a connection in the clear is refused");
+    assert!(e.to_string().contains("no encryption"), "{e}");
+
+    let verified = format!(
+        "{url}?sslmode=verify-full&sslrootcert={}",
+        certs.ca.display()
+    );
+    let app = TestApp::spawn_on(Some(verified)).await;
+    let (_, mut dev) = app.patient_with_device().await;
+    dev.publish_obs(1, vitals(16, 97, 70)).await;
+    assert_ack(&dev.next_cmd().await, &[1]);
+    let mut db = sqlx::PgConnection::connect(&url).await.expect("connect");
+    let (sessions, all_tls): (i64, bool) = sqlx::query_as(
+        "SELECT count(*), coalesce(bool_and(s.ssl), false) \
+         FROM pg_stat_activity a JOIN pg_stat_ssl s USING (pid) \
+         WHERE a.datname = current_database() AND a.application_name = 'vigil'",
+    )
+    .fetch_one(&mut db)
+    .await
+    .expect("sessions");
+    assert!(
+        sessions >= 1 && all_tls,
+        "{sessions} sessions, all TLS: {all_tls}"
+    );
+    drop(app);
+
+    let migrate = |url: String| {
+        std::process::Command::new(env!("CARGO_BIN_EXE_vigil"))
+            .arg("migrate")
+            .env("VIGIL_DATABASE_URL", url)
+            .env_remove("RUST_LOG")
+            .output()
+            .expect("vigil migrate runs")
+    };
+    // A CA that did not sign the server's certificate.
+    let other = TestCerts::generate();
+    let out = migrate(format!(
+        "{url}?sslmode=verify-full&sslrootcert={}",
+        other.ca.display()
+    ));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{err}");
+    assert!(
+        err.lines().count() == 1 && err.contains("certificate"),
+        "{err}"
+    );
+    // A CA file that is not there: a usage error naming the key, before
+    // anything connects.
+    let out = migrate(format!(
+        "{url}?sslmode=verify-full&sslrootcert=/nonexistent/ca.pem"
+    ));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{err}");
+    assert_eq!(
+        err.trim(),
+        "error: database.url: sslrootcert: no such file: /nonexistent/ca.pem"
+    );
 }

@@ -26,6 +26,7 @@ pub mod error;
 pub mod live;
 pub mod model;
 pub mod nhs;
+pub mod pg_url;
 pub mod postgres;
 pub mod scoring;
 pub mod secrets;

@@ -389,8 +389,14 @@ impl PgStore {
                 url.split(':').next().unwrap_or_default()
             )));
         }
-        let opts = PgConnectOptions::from_str(url)
+        crate::pg_url::check(url).map_err(StoreError::Config)?;
+        let mut opts = PgConnectOptions::from_str(url)
             .map_err(|e| StoreError::Config(format!("database.url: {e}")))?;
+        // So a database administrator can tell Vigil's sessions apart
+        // (pg_stat_activity), unless the URL names itself.
+        if opts.get_application_name().is_none() {
+            opts = opts.application_name("vigil");
+        }
         let pool = PgPoolOptions::new()
             .max_connections(MAX_CONNECTIONS)
             .min_connections(0)

@@ -40,6 +40,9 @@ impl App {
         let store = vigil_store::connect(&config.database.url)
             .await
             .context("opening the database")?;
+        if let Ok(Some(warning)) = vigil_store::pg_url::check(&config.database.url) {
+            tracing::warn!("{warning}");
+        }
         let registry = Registry::new();
         let ingest_metrics = IngestMetrics::new(&registry)?;
         let web_metrics = WebMetrics::new(&registry)?;

@@ -313,6 +313,9 @@ impl Config {
                 url.split(':').next().unwrap_or_default()
             )));
         }
+        if !url.starts_with("sqlite:") {
+            vigil_store::pg_url::check(url).map_err(ConfigError)?;
+        }
         Ok(())
     }
 }

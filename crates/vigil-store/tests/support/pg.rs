@@ -41,7 +41,7 @@ pub async fn fresh_database() -> Option<String> {
         eprintln!("VIGIL_SKIP_POSTGRES=1: PostgreSQL test skipped");
         return None;
     }
-    let cluster = match CLUSTER.get_or_init(Cluster::start) {
+    let cluster = match CLUSTER.get_or_init(|| Cluster::start(None)) {
         Ok(c) => c,
         Err(e) => panic!(
             "PostgreSQL test cluster: {e}\n(set VIGIL_SKIP_POSTGRES=1 to skip PostgreSQL tests)"
@@ -75,7 +75,23 @@ pub fn dedicated_cluster() -> Option<Cluster> {
         eprintln!("VIGIL_SKIP_POSTGRES=1: PostgreSQL test skipped");
         return None;
     }
-    Some(Cluster::start().unwrap_or_else(|e| panic!("PostgreSQL test cluster: {e}")))
+    Some(Cluster::start(None).unwrap_or_else(|e| panic!("PostgreSQL test cluster: {e}")))
+}
+
+/// A cluster of its own that accepts TCP connections over TLS only, with
+/// this certificate chain and key (PEM) as its server's (`ssl = on`;
+/// `pg_hba.conf` rejects `hostnossl`). Its [`Cluster::fresh`] URLs carry
+/// no `sslmode`, so the default (`prefer`) takes TLS. `None` only when
+/// `VIGIL_SKIP_POSTGRES=1`.
+pub fn dedicated_tls_cluster(cert_pem: &str, key_pem: &str) -> Option<Cluster> {
+    if std::env::var("VIGIL_SKIP_POSTGRES").is_ok_and(|v| v == "1") {
+        eprintln!("VIGIL_SKIP_POSTGRES=1: PostgreSQL test skipped");
+        return None;
+    }
+    Some(
+        Cluster::start(Some((cert_pem, key_pem)))
+            .unwrap_or_else(|e| panic!("PostgreSQL test cluster: {e}")),
+    )
 }
 
 impl Cluster {
@@ -126,6 +142,11 @@ impl Cluster {
         assert!(out.is_ok_and(|o| o.status.success()), "pg_ctl start");
     }
 
+    /// The port it listens on (127.0.0.1).
+    pub fn port(&self) -> u16 {
+        self.port
+    }
+
     fn url(&self, db: &str) -> String {
         format!("postgres://postgres@127.0.0.1:{}/{db}", self.port)
     }
@@ -150,7 +171,7 @@ impl Cluster {
         admin.close().await.expect("close admin connection");
     }
 
-    fn start() -> Result<Cluster, String> {
+    fn start(tls: Option<(&str, &str)>) -> Result<Cluster, String> {
         let bin = find_bin_dir()?;
         let as_root = std::fs::metadata("/proc/self")
             .map(|m| m.uid() == 0)
@@ -197,6 +218,32 @@ impl Cluster {
             "initdb",
         )?;
 
+        let mut ssl = "";
+        if let Some((cert, key)) = tls {
+            let write = |name: &str, text: &str| -> Result<(), String> {
+                use std::os::unix::fs::PermissionsExt;
+                let path = data.join(name);
+                std::fs::write(&path, text).map_err(|e| format!("{name}: {e}"))?;
+                // PostgreSQL refuses a key others can read.
+                std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o600))
+                    .map_err(|e| format!("{name}: {e}"))?;
+                if as_root {
+                    check(
+                        Command::new("chown").arg("postgres:").arg(&path),
+                        "chown TLS file to postgres",
+                    )?;
+                }
+                Ok(())
+            };
+            write("server.crt", cert)?;
+            write("server.key", key)?;
+            write(
+                "pg_hba.conf",
+                "local all all trust\nhostssl all all 127.0.0.1/32 trust\nhostnossl all all 127.0.0.1/32 reject\n",
+            )?;
+            ssl = " -c ssl=on";
+        }
+
         // Another process may take the port between our probe and the
         // server's bind; try a few.
         let mut last = String::new();
@@ -204,7 +251,7 @@ impl Cluster {
             let port = free_port()?;
             let opts = format!(
                 "-p {port} -k {} -c listen_addresses=127.0.0.1 -c fsync=off -c synchronous_commit=off \
-                 -c full_page_writes=off -c max_connections=300",
+                 -c full_page_writes=off -c max_connections=300{ssl}",
                 sock.display()
             );
             let started = run("pg_ctl")
