@@ -345,6 +345,68 @@ async fn lifecycle_is_audited_and_a_resolved_state_is_not_raised_again() {
     );
 }
 
+/// The handover: what the shift resolved, and how, with whom it was about
+/// and who resolved it; live alerts are not in it, another ward's user sees
+/// none of it, and reading it is on the audit trail.
+#[tokio::test]
+async fn a_shifts_resolved_alerts_are_listed_for_the_handover() {
+    let app = TestApp::spawn().await;
+    let mut ws = app.ws(&app.token).await;
+    let (patient, mut dev) = app.patient_with_device().await;
+    dev.publish_obs(1, vitals(22, 94, 112)).await;
+    assert_ack(&dev.next_cmd().await, &[1]);
+    let id = ws.next_alert_event("alert", "news2").await["alert"]["id"]
+        .as_i64()
+        .expect("id");
+    assert_eq!(app.get_json("/api/v1/alerts/resolved").await, json!([]));
+
+    let r = post(
+        &app,
+        &format!("/api/v1/alerts/{id}/resolve"),
+        json!({"outcome": "advice-given", "note": "inhaler technique checked"}),
+    )
+    .await;
+    assert_eq!(r.status(), 200);
+    let listed = app.get_json("/api/v1/alerts/resolved?hours=1").await;
+    let rows = listed.as_array().expect("rows");
+    assert_eq!(rows.len(), 1, "{listed}");
+    let row = &rows[0];
+    assert_eq!(
+        (&row["id"], &row["patient_id"], &row["rule_id"]),
+        (&json!(id), &json!(patient), &json!("news2"))
+    );
+    assert_eq!(row["outcome"], "advice-given");
+    assert_eq!(row["note"], "inhaler technique checked");
+    assert_eq!(row["resolved_by"], "admin");
+    assert_eq!(row["status"], "resolved");
+    let detail = app.get_json(&format!("/api/v1/patients/{patient}")).await;
+    assert_eq!(row["patient_name"], detail["name"]);
+    assert_eq!(row["nhs_number"], detail["nhs_number"]);
+
+    let outsider = app.outsider_token().await;
+    assert_eq!(
+        app.get_json_as("/api/v1/alerts/resolved", &outsider).await,
+        json!([])
+    );
+    for bad in ["hours=0", "hours=169", "hours=x", "days=1"] {
+        let r = app
+            .get(&format!("/api/v1/alerts/resolved?{bad}"))
+            .send()
+            .await
+            .expect("get");
+        assert_eq!(r.status(), 422, "{bad}");
+    }
+    let audit = app.get_json("/api/v1/audit?limit=50").await;
+    let entry = audit
+        .as_array()
+        .and_then(|a| {
+            a.iter()
+                .find(|e| e["action"] == "alerts.resolved" && e["detail"]["count"] == 1)
+        })
+        .unwrap_or_else(|| panic!("no audit entry naming the patient: {audit}"));
+    assert_eq!(entry["detail"]["patients"], json!([patient]));
+}
+
 #[tokio::test]
 async fn unacknowledged_alert_escalates_on_its_own() {
     let app = TestApp::spawn().await;

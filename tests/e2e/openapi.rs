@@ -23,7 +23,7 @@ fn repo() -> PathBuf {
 }
 
 /// Every `/api/v1` route the router serves, as (method, path).
-const ROUTES: [(&str, &str); 23] = [
+const ROUTES: [(&str, &str); 24] = [
     ("post", "/api/v1/login"),
     ("post", "/api/v1/logout"),
     ("get", "/api/v1/me"),
@@ -40,6 +40,7 @@ const ROUTES: [(&str, &str); 23] = [
     ("post", "/api/v1/patients/{id}/discharge"),
     ("get", "/api/v1/pathways"),
     ("get", "/api/v1/alerts"),
+    ("get", "/api/v1/alerts/resolved"),
     ("get", "/api/v1/alerts/{id}"),
     ("post", "/api/v1/alerts/{id}/acknowledge"),
     ("post", "/api/v1/alerts/{id}/escalate"),

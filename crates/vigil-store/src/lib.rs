@@ -468,6 +468,14 @@ pub trait Store: Send + Sync + 'static {
         patient_ids: &[i64],
     ) -> Result<std::collections::HashMap<i64, Vec<String>>>;
     /// Open alerts whose escalation time has come.
+    /// Alerts on any of `ward_ids` resolved at or after `since`, the latest
+    /// resolution first, each with its patient's name and NHS number and
+    /// who resolved it: a handover's "resolved in the last 12 hours".
+    async fn alerts_resolved_since(
+        &self,
+        ward_ids: &[i64],
+        since: DateTime<Utc>,
+    ) -> Result<Vec<ResolvedAlert>>;
     async fn alerts_due(&self, now: DateTime<Utc>) -> Result<Vec<AlertRow>>;
     async fn alert_events(&self, alert_id: i64) -> Result<Vec<AlertEventRow>>;
 

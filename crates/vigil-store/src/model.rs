@@ -728,6 +728,19 @@ pub struct AlertRow {
     pub note: Option<String>,
 }
 
+/// An alert resolved on a ward, for the handover: the alert with whom it
+/// was about (a discharged patient is no longer on the ward list) and who
+/// resolved it ([`crate::Store::alerts_resolved_since`]).
+#[derive(Clone, Debug, PartialEq, Serialize, utoipa::ToSchema)]
+pub struct ResolvedAlert {
+    #[serde(flatten)]
+    pub alert: AlertRow,
+    pub patient_name: String,
+    pub nhs_number: String,
+    /// The username on its `resolved` event, or `system`.
+    pub resolved_by: String,
+}
+
 /// One firing of a batch ([`crate::Store::alert_fire_many`]).
 #[derive(Clone, Debug, PartialEq)]
 pub struct BatchFiring {

@@ -203,9 +203,28 @@ fn episode_settings_row(r: &PgRow) -> EpisodeSettings {
     }
 }
 
-const ALERT_COLUMNS: &str =
-    "SELECT id, patient_id, ward_id, rule_id, severity, status, message, count, latest_value::text,
-        evidence, raised_at, updated_at, escalate_at, resolved_at, outcome, note FROM alerts";
+/// An alert's columns in the order [`alert_row`] reads them.
+macro_rules! alert_fields {
+    () => {
+        "id, patient_id, ward_id, rule_id, severity, status, message, count, latest_value::text,
+        evidence, raised_at, updated_at, escalate_at, resolved_at, outcome, note"
+    };
+}
+
+const ALERT_COLUMNS: &str = concat!("SELECT ", alert_fields!(), " FROM alerts");
+
+/// [`Store::alerts_resolved_since`] for one ward: the alert's columns, then
+/// its patient's name and NHS number and who resolved it. The partial
+/// index `alerts_ward_resolved` (migration 0014) finds the rows.
+const RESOLVED_SINCE: &str = concat!(
+    "SELECT ",
+    alert_fields!(),
+    ", (SELECT p.name FROM patients p WHERE p.id = alerts.patient_id),
+       (SELECT p.nhs_number FROM patients p WHERE p.id = alerts.patient_id),
+       (SELECT e.actor FROM alert_events e
+         WHERE e.alert_id = alerts.id AND e.action = 'resolved' ORDER BY e.id DESC LIMIT 1)
+     FROM alerts WHERE ward_id = $1 AND status = 'resolved' AND resolved_at >= $2"
+);
 
 fn alert_row(r: &PgRow) -> Result<AlertRow> {
     let severity: String = r.get(4);
@@ -1958,6 +1977,35 @@ impl Store for PgStore {
                 out.push(alert_row(&r)?);
             }
         }
+        Ok(out)
+    }
+
+    async fn alerts_resolved_since(
+        &self,
+        ward_ids: &[i64],
+        since: DateTime<Utc>,
+    ) -> Result<Vec<ResolvedAlert>> {
+        let mut out = Vec::new();
+        for ward in ward_ids {
+            let rows = sqlx::query(RESOLVED_SINCE)
+                .bind(ward)
+                .bind(ts(since))
+                .fetch_all(&self.pool)
+                .await?;
+            for r in rows {
+                out.push(ResolvedAlert {
+                    alert: alert_row(&r)?,
+                    patient_name: r.get::<Option<String>, _>(16).unwrap_or_default(),
+                    nhs_number: r.get::<Option<String>, _>(17).unwrap_or_default(),
+                    resolved_by: r
+                        .get::<Option<String>, _>(18)
+                        .unwrap_or_else(|| "system".into()),
+                });
+            }
+        }
+        out.sort_by(|a, b| {
+            (b.alert.resolved_at, b.alert.id).cmp(&(a.alert.resolved_at, a.alert.id))
+        });
         Ok(out)
     }
 

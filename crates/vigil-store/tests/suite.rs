@@ -85,6 +85,7 @@ both_backends!(
     alert_lifecycle_is_audited_and_guarded,
     discharge_resolves_the_live_alerts_and_nothing_new_is_raised,
     alerts_list_filters_and_due_escalations,
+    resolved_alerts_are_listed_by_when_they_were_resolved,
     audit_trail_filters_newest_first,
     history_retention_deletes_only_what_is_older,
 );
@@ -3714,6 +3715,93 @@ async fn alerts_list_filters_and_due_escalations(s: &dyn Store) {
         .expect("escalate");
     assert!(s.alerts_due(t(23, 0)).await.expect("due").is_empty());
     assert_eq!(s.stats().await.expect("stats").alerts_open, 3);
+}
+
+/// The handover's list: resolved alerts on the asked wards from a time on
+/// (the edge included), the latest resolution first across wards, each with
+/// its patient and who resolved it; live alerts never, a discharged
+/// patient's alerts under the discharging user.
+async fn resolved_alerts_are_listed_by_when_they_were_resolved(s: &dyn Store) {
+    let w1 = ward(s, "W1").await;
+    let w2 = ward(s, "W2").await;
+    let ann = admit(s, w1, "Ann").await;
+    let bob = admit(s, w1, "Bob").await;
+    let cat = admit(s, w2, "Cat").await;
+    let fire = |p: i64, w: i64, rule: &'static str| async move {
+        s.alert_fire(firing(p, w, rule, Severity::Medium, t(8, 0)), t(8, 0))
+            .await
+            .expect("fire")
+            .0
+            .id
+    };
+    let x = fire(ann, w1, "news2").await;
+    let live = fire(ann, w1, "spo2-urgent").await;
+    let y = fire(bob, w1, "news2").await;
+    let z = fire(cat, w2, "news2").await;
+    let v = fire(bob, w1, "spo2-urgent").await;
+    let resolve = |id: i64, who: &'static str, at: DateTime<Utc>| async move {
+        let outcome = AlertAction::Resolve {
+            outcome: "advice-given".into(),
+            note: format!("called by {who}"),
+        };
+        s.alert_act(id, outcome, who, at).await.expect("resolve");
+    };
+    resolve(x, "nurse1", t(9, 0)).await;
+    resolve(z, "nurse3", t(9, 30)).await;
+    resolve(y, "nurse2", t(10, 0)).await;
+    s.patient_discharge(bob, "admin1", t(11, 0))
+        .await
+        .expect("discharge");
+
+    let got = |v: Vec<ResolvedAlert>| {
+        v.into_iter()
+            .map(|r| (r.alert.id, r.resolved_by, r.patient_name))
+            .collect::<Vec<_>>()
+    };
+    let row = |id: i64, by: &str, name: &str| (id, by.to_string(), name.to_string());
+    assert_eq!(
+        got(s.alerts_resolved_since(&[w1], t(9, 0)).await.expect("list")),
+        [
+            row(v, "admin1", "Bob"),
+            row(y, "nurse2", "Bob"),
+            row(x, "nurse1", "Ann")
+        ],
+        "the latest first, the edge included, the live alert {live} left out"
+    );
+    assert_eq!(
+        got(s
+            .alerts_resolved_since(&[w1, w2], t(9, 1))
+            .await
+            .expect("list")),
+        [
+            row(v, "admin1", "Bob"),
+            row(y, "nurse2", "Bob"),
+            row(z, "nurse3", "Cat")
+        ],
+        "across wards by time"
+    );
+    let one = s
+        .alerts_resolved_since(&[w1], t(10, 30))
+        .await
+        .expect("list");
+    assert_eq!(one.len(), 1);
+    assert_eq!(one[0].alert.outcome.as_deref(), Some("discharged"));
+    assert_eq!(one[0].alert.resolved_at, Some(t(11, 0)));
+    assert_eq!(one[0].nhs_number, nhs::test_range_for("Bob"));
+    let x_row = s.alerts_resolved_since(&[w1], t(9, 0)).await.expect("list");
+    assert_eq!(x_row[2].alert.note.as_deref(), Some("called by nurse1"));
+    assert!(
+        s.alerts_resolved_since(&[w2], t(9, 31))
+            .await
+            .expect("list")
+            .is_empty()
+    );
+    assert!(
+        s.alerts_resolved_since(&[], t(0, 0))
+            .await
+            .expect("list")
+            .is_empty()
+    );
 }
 
 // --- audit -------------------------------------------------------------------

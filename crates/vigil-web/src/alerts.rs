@@ -8,7 +8,7 @@ use axum::{Json, Router};
 use chrono::Utc;
 use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
-use vigil_store::{AlertAction, AlertEventRow, AlertRow, AlertStatus, LiveEvent};
+use vigil_store::{AlertAction, AlertEventRow, AlertRow, AlertStatus, LiveEvent, ResolvedAlert};
 
 use crate::AppState;
 use crate::auth::Caller;
@@ -18,6 +18,7 @@ use crate::openapi::ErrorBody;
 pub fn router() -> Router<AppState> {
     Router::new()
         .route("/api/v1/alerts", get(list))
+        .route("/api/v1/alerts/resolved", get(resolved))
         .route("/api/v1/alerts/{id}", get(one))
         .route("/api/v1/alerts/{id}/acknowledge", post(acknowledge))
         .route("/api/v1/alerts/{id}/escalate", post(escalate))
@@ -71,6 +72,58 @@ pub(crate) async fn list(
     )
     .await?;
     Ok(Json(alerts))
+}
+
+#[derive(Deserialize, IntoParams)]
+#[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
+pub(crate) struct ResolvedQuery {
+    /// One of your wards (default: all of them); another ward is a 404.
+    ward: Option<i64>,
+    /// How many hours back (default 12, a shift; 1 to 168).
+    #[param(minimum = 1, maximum = 168)]
+    hours: Option<i64>,
+}
+
+/// `GET /api/v1/alerts/resolved`: alerts on your wards resolved in the last
+/// `hours`, the latest first, each with its patient's name and NHS number
+/// and who resolved it: what the shift before dealt with, and how, for a
+/// handover (a discharged patient's alerts too, as `discharged`).
+#[utoipa::path(
+    get, path = "/api/v1/alerts/resolved", tag = "alerts", params(ResolvedQuery),
+    security(("bearer" = []), ("cookie" = [])),
+    responses(
+        (status = 200, description = "Resolved alerts, the latest resolution first", body = Vec<ResolvedAlert>),
+        (status = 401, description = "No or bad credentials", body = ErrorBody),
+        (status = 404, description = "`ward` is not one of yours", body = ErrorBody),
+        (status = 422, description = "Bad query", body = ErrorBody),
+    )
+)]
+pub(crate) async fn resolved(
+    State(state): State<AppState>,
+    caller: Caller,
+    q: Result<Query<ResolvedQuery>, axum::extract::rejection::QueryRejection>,
+) -> Result<Json<Vec<ResolvedAlert>>, ApiError> {
+    let Query(q) = q.map_err(|e| ApiError::Invalid(e.body_text()))?;
+    let wards = caller.wards(q.ward)?;
+    let hours = q.hours.unwrap_or(12);
+    if !(1..=168).contains(&hours) {
+        return Err(ApiError::Invalid("hours: 1 to 168".into()));
+    }
+    let since = Utc::now() - chrono::Duration::hours(hours);
+    let rows = state.store.alerts_resolved_since(&wards, since).await?;
+    let mut patients: Vec<i64> = rows.iter().map(|r| r.alert.patient_id).collect();
+    patients.sort_unstable();
+    patients.dedup();
+    crate::audit::record(
+        &state,
+        &caller,
+        "alerts.resolved",
+        None,
+        serde_json::json!({"wards": wards, "hours": hours, "count": rows.len(), "patients": patients}),
+    )
+    .await?;
+    Ok(Json(rows))
 }
 
 async fn visible(state: &AppState, caller: &Caller, id: i64) -> Result<AlertRow, ApiError> {

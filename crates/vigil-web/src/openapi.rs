@@ -88,6 +88,7 @@ patient or alert outside them is a 404, so ids cannot be probed. Errors are \
         crate::patients::discharge,
         crate::patients::pathways,
         crate::alerts::list,
+        crate::alerts::resolved,
         crate::alerts::one,
         crate::alerts::acknowledge,
         crate::alerts::escalate,
