@@ -9,6 +9,7 @@ import { api, setCsrf, csrfToken, whenSignedOut } from "./api";
 import { clearAlerts, notice, renderAlerts, showOnly, tickAlerts, upsertAlert, whenActionFails } from "./alerts";
 import { alertArrived, showNotifySwitch } from "./attention";
 import { clearDischarged, refreshDischarged } from "./discharged";
+import { clearHandover, refreshHandover } from "./handover";
 import { $ } from "./format";
 import { closePatient, openPatient, patientEvent, tickPatient } from "./patient";
 import { alerts, patientName, patients, session } from "./state";
@@ -35,6 +36,7 @@ function showSignIn(why = ""): void {
   closePatient();
   $("patients").querySelector("tbody")!.replaceChildren();
   clearDischarged();
+  clearHandover();
   $("signin").hidden = false; $("ward").hidden = true; $("patient").hidden = true; $("signout").hidden = true;
   $("who").textContent = ""; setConn("");
   showAdmission(null);
@@ -230,6 +232,7 @@ function handle(ev: LiveEvent): void {
       if (wasLive && ev.alert.status === "resolved" && ev.actor !== session.me?.username) {
         notice(`Resolved by ${ev.actor}: ${patientName(ev.alert.patient_id)}, ${ev.alert.rule_id}${ev.alert.outcome ? ` (${ev.alert.outcome})` : ""}.`);
       }
+      if (ev.alert.status === "resolved") void refreshHandover();
       return;
     }
     case "patient":

@@ -176,6 +176,19 @@ test("NEWS2 column in acuity order, and the alert queue worked in the browser: a
     assert.equal(resolved.alert.outcome, "reviewed-no-action");
     assert.equal(resolved.alert.note, "Phoned the patient; reading repeated, stable.");
 
+    // 6b. The handover under the queue lists it: whom it was about, how it
+    // was resolved and by whom.
+    await page.locator("#handover-section summary").click();
+    const handed = page.locator(`#handover tr[data-alert="${id}"]`);
+    await handed.waitFor({ timeout: UI_TIMEOUT });
+    const { body: whom } = await pageFetch(page, `/api/v1/patients/${resolved.alert.patient_id}`);
+    const nhs = whom.nhs_number.replace(/^(\d{3})(\d{3})(\d{4})$/, "$1 $2 $3");
+    const handedText = await handed.textContent();
+    for (const want of [whom.name, `NHS ${nhs}`, "Reviewed, no action", "Phoned the patient; reading repeated, stable.", demo.login.username]) {
+      assert.ok(handedText.includes(want), `the handover row has ${want}: ${handedText}`);
+    }
+    await assertAccessible(page, t, "the ward with the handover open");
+
     // 7. A cookie-authenticated write without the CSRF header is refused.
     const live = await pageFetch(page, "/api/v1/alerts?status=open");
     const target = live.body[0]?.id ?? id;
@@ -237,6 +250,14 @@ test("NEWS2 column in acuity order, and the alert queue worked in the browser: a
     await liveItem.waitFor({ state: "detached", timeout: UI_TIMEOUT });
     await page.locator(`#patients tr[data-patient="${liveAlert.patient_id}"]`).waitFor({ state: "detached", timeout: UI_TIMEOUT });
     await page.getByText(`Resolved by vigil-admin: ${name}, `, { exact: false }).first().waitFor({ timeout: UI_TIMEOUT });
+    // The handover, still open, takes the discharge's resolution in as it
+    // happens, with the patient named though they are off the ward list.
+    const discharged = page.locator(`#handover tr[data-alert="${liveAlert.id}"]`);
+    await discharged.waitFor({ timeout: UI_TIMEOUT });
+    const dischargedText = await discharged.textContent();
+    for (const want of [name, "Patient discharged", "vigil-admin"]) {
+      assert.ok(dischargedText.includes(want), `the handover row has ${want}: ${dischargedText}`);
+    }
     t.diagnostic(`screenshot: ${shot}; whole test ${Date.now() - t0} ms`);
   }, { patients: PATIENTS });
 });
