@@ -1,7 +1,8 @@
 // The alert queue's "Resolved in the last 12 hours": what the shift going
 // off dealt with, and how, for the one coming on (GET /api/v1/alerts/resolved).
-// Loaded when opened, again when an alert is resolved, and each minute while
-// open, so an alert resolved more than 12 hours ago leaves it.
+// Loaded when opened, again when an alert is resolved, and every 5 minutes
+// while open (as the ward list), so an alert resolved more than 12 hours ago
+// leaves it; each load is a read of patient data on the audit trail.
 import { api } from "./api";
 import { $, el, nhsFormat, span, when } from "./format";
 import { OUTCOMES } from "./alerts";
@@ -58,7 +59,7 @@ function row(a: Resolved): HTMLTableRowElement {
 }
 
 section.addEventListener("toggle", () => { void refreshHandover(); });
-setInterval(() => { void refreshHandover(); }, 60_000);
+setInterval(() => { void refreshHandover(); }, 5 * 60_000);
 
 /** Signed out: nothing of these patients stays on the page. */
 export function clearHandover(): void {
