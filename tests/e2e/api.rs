@@ -801,3 +801,97 @@ async fn recently_discharged_patients_are_listed_for_their_ward() {
         422
     );
 }
+
+/// A clinician's note on a patient's record: stored as written (trimmed),
+/// with who and when, listed newest first, sent to every open dashboard of
+/// the ward, audited by id (never its text), never edited or deleted; an
+/// empty or overlong note, or one on another ward's patient, is refused.
+#[tokio::test]
+async fn notes_are_written_on_the_record_and_never_changed() {
+    let app = TestApp::spawn().await;
+    let mut ws = app.ws(&app.token).await;
+    let patient = app.admit("copd").await;
+    let path = format!("/api/v1/patients/{patient}/notes");
+    assert_eq!(app.get_json(&path).await, json!([]));
+
+    let add = |text: &str| app.post(&path, json!({ "text": text })).send();
+    let r = add("  Phoned: breathless on the stairs only. Advised pacing.\n")
+        .await
+        .expect("post");
+    assert_eq!(r.status(), 201);
+    let first: serde_json::Value = r.json().await.expect("json");
+    assert_eq!(
+        first["text"],
+        "Phoned: breathless on the stairs only. Advised pacing."
+    );
+    assert_eq!(
+        (&first["author"], &first["patient_id"]),
+        (&json!("admin"), &json!(patient))
+    );
+    let told = ws.next_event("note").await;
+    assert_eq!(
+        told["note"], first,
+        "sent to the ward's dashboards as stored"
+    );
+    let second: serde_json::Value = add("Correction: advised pacing and the rescue pack plan.")
+        .await
+        .expect("post")
+        .json()
+        .await
+        .expect("json");
+    let listed = app.get_json(&path).await;
+    assert_eq!(listed, json!([second, first]), "the newest first");
+
+    for (body, why) in [
+        (json!({"text": "   "}), "empty"),
+        (json!({"text": "x".repeat(4001)}), "longer than 4000"),
+        (json!({"note": "x"}), "unknown field"),
+    ] {
+        let r = app.post(&path, body).send().await.expect("post");
+        assert_eq!(r.status(), 422, "{why}");
+    }
+    assert_eq!(
+        app.post(&path, json!({"text": "é".repeat(4000)}))
+            .send()
+            .await
+            .expect("post")
+            .status(),
+        201,
+        "4,000 characters, not bytes"
+    );
+    let outsider = app.outsider_token().await;
+    let r = app
+        .http_client
+        .post(format!("{}{path}", app.http))
+        .bearer_auth(&outsider)
+        .json(&json!({"text": "not my patient"}))
+        .send()
+        .await
+        .expect("post");
+    assert_eq!(r.status(), 404);
+    assert_eq!(app.get_json(&path).await.as_array().map(Vec::len), Some(3));
+
+    let audit = app
+        .get_json(&format!("/api/v1/audit?patient={patient}"))
+        .await;
+    let added: Vec<&serde_json::Value> = audit
+        .as_array()
+        .expect("entries")
+        .iter()
+        .filter(|e| e["action"] == "note.add")
+        .collect();
+    assert_eq!(added.len(), 3, "{audit}");
+    assert!(
+        !audit.to_string().contains("breathless"),
+        "no note text in the audit trail"
+    );
+
+    let raw = app.raw_db().await;
+    assert!(
+        raw.execute("UPDATE patient_notes SET text = 'x'")
+            .await
+            .is_err()
+    );
+    assert!(raw.execute("DELETE FROM patient_notes").await.is_err());
+    assert_eq!(app.get_json(&path).await.as_array().map(Vec::len), Some(3));
+}

@@ -23,7 +23,7 @@ fn repo() -> PathBuf {
 }
 
 /// Every `/api/v1` route the router serves, as (method, path).
-const ROUTES: [(&str, &str); 24] = [
+const ROUTES: [(&str, &str); 26] = [
     ("post", "/api/v1/login"),
     ("post", "/api/v1/logout"),
     ("get", "/api/v1/me"),
@@ -38,6 +38,8 @@ const ROUTES: [(&str, &str); 24] = [
     ("get", "/api/v1/patients/{id}/ecg"),
     ("patch", "/api/v1/patients/{id}/episode"),
     ("post", "/api/v1/patients/{id}/discharge"),
+    ("get", "/api/v1/patients/{id}/notes"),
+    ("post", "/api/v1/patients/{id}/notes"),
     ("get", "/api/v1/pathways"),
     ("get", "/api/v1/alerts"),
     ("get", "/api/v1/alerts/resolved"),

@@ -479,6 +479,19 @@ pub trait Store: Send + Sync + 'static {
     async fn alerts_due(&self, now: DateTime<Utc>) -> Result<Vec<AlertRow>>;
     async fn alert_events(&self, alert_id: i64) -> Result<Vec<AlertEventRow>>;
 
+    // --- notes ----------------------------------------------------------------
+    /// Append a clinician's note to a patient's record (never edited or
+    /// deleted: the table refuses both).
+    async fn note_add(
+        &self,
+        patient_id: i64,
+        author: &str,
+        text: &str,
+        at: DateTime<Utc>,
+    ) -> Result<NoteRow>;
+    /// A patient's notes, the newest first.
+    async fn notes_list(&self, patient_id: i64) -> Result<Vec<NoteRow>>;
+
     // --- audit ----------------------------------------------------------------
     /// Append to the audit trail (there is no update or delete).
     async fn audit_append(&self, e: AuditEntry) -> Result<()>;

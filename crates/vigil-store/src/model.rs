@@ -424,6 +424,9 @@ pub enum LiveEvent {
         patient_id: i64,
         settings: EpisodeSettings,
     },
+    /// A clinician wrote a note on the patient's record, so that every open
+    /// page of the patient shows it.
+    Note { ward_id: i64, note: NoteRow },
 }
 
 impl LiveEvent {
@@ -436,7 +439,8 @@ impl LiveEvent {
             | LiveEvent::AlertUpdate { ward_id, .. }
             | LiveEvent::Score { ward_id, .. }
             | LiveEvent::Patient { ward_id, .. }
-            | LiveEvent::Episode { ward_id, .. } => *ward_id,
+            | LiveEvent::Episode { ward_id, .. }
+            | LiveEvent::Note { ward_id, .. } => *ward_id,
         }
     }
 }
@@ -739,6 +743,18 @@ pub struct ResolvedAlert {
     pub nhs_number: String,
     /// The username on its `resolved` event, or `system`.
     pub resolved_by: String,
+}
+
+/// A note a clinician wrote on a patient's record (a call, advice, a plan);
+/// notes are never edited or deleted ([`crate::Store::note_add`]).
+#[derive(Clone, Debug, PartialEq, Serialize, utoipa::ToSchema)]
+pub struct NoteRow {
+    pub id: i64,
+    pub patient_id: i64,
+    pub at: DateTime<Utc>,
+    /// The username that wrote it.
+    pub author: String,
+    pub text: String,
 }
 
 /// One firing of a batch ([`crate::Store::alert_fire_many`]).

@@ -2035,6 +2035,50 @@ impl Store for PgStore {
             .collect())
     }
 
+    async fn note_add(
+        &self,
+        patient_id: i64,
+        author: &str,
+        text: &str,
+        at: DateTime<Utc>,
+    ) -> Result<NoteRow> {
+        let id: i64 = sqlx::query_scalar(
+            "INSERT INTO patient_notes (patient_id, at, author, text) VALUES ($1, $2, $3, $4) RETURNING id",
+        )
+        .bind(patient_id)
+        .bind(ts(at))
+        .bind(author)
+        .bind(text)
+        .fetch_one(&self.pool)
+        .await?;
+        Ok(NoteRow {
+            id,
+            patient_id,
+            at: ts(at),
+            author: author.into(),
+            text: text.into(),
+        })
+    }
+
+    async fn notes_list(&self, patient_id: i64) -> Result<Vec<NoteRow>> {
+        let rows = sqlx::query(
+            "SELECT id, at, author, text FROM patient_notes WHERE patient_id = $1 ORDER BY id DESC",
+        )
+        .bind(patient_id)
+        .fetch_all(&self.pool)
+        .await?;
+        Ok(rows
+            .into_iter()
+            .map(|r| NoteRow {
+                id: r.get(0),
+                patient_id,
+                at: r.get(1),
+                author: r.get(2),
+                text: r.get(3),
+            })
+            .collect())
+    }
+
     async fn audit_append(&self, e: AuditEntry) -> Result<()> {
         sqlx::query(
             "INSERT INTO audit_log (at, user_id, username, action, patient_id, detail, addr)

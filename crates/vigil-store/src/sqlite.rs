@@ -2091,6 +2091,52 @@ impl Store for SqliteStore {
             .collect()
     }
 
+    async fn note_add(
+        &self,
+        patient_id: i64,
+        author: &str,
+        text: &str,
+        at: DateTime<Utc>,
+    ) -> Result<NoteRow> {
+        let _write = self.write.lock().await;
+        let id: i64 = sqlx::query_scalar(
+            "INSERT INTO patient_notes (patient_id, at, author, text) VALUES (?, ?, ?, ?) RETURNING id",
+        )
+        .bind(patient_id)
+        .bind(ts(at))
+        .bind(author)
+        .bind(text)
+        .fetch_one(&self.pool)
+        .await?;
+        Ok(NoteRow {
+            id,
+            patient_id,
+            at: parse_ts(&ts(at))?,
+            author: author.into(),
+            text: text.into(),
+        })
+    }
+
+    async fn notes_list(&self, patient_id: i64) -> Result<Vec<NoteRow>> {
+        let rows = sqlx::query(
+            "SELECT id, at, author, text FROM patient_notes WHERE patient_id = ? ORDER BY id DESC",
+        )
+        .bind(patient_id)
+        .fetch_all(&self.pool)
+        .await?;
+        rows.into_iter()
+            .map(|r| {
+                Ok(NoteRow {
+                    id: r.get(0),
+                    patient_id,
+                    at: parse_ts(&r.get::<String, _>(1))?,
+                    author: r.get(2),
+                    text: r.get(3),
+                })
+            })
+            .collect()
+    }
+
     async fn audit_append(&self, e: AuditEntry) -> Result<()> {
         let _write = self.write.lock().await;
         sqlx::query("INSERT INTO audit_log (at, user_id, username, action, patient_id, detail, addr) VALUES (?, ?, ?, ?, ?, ?, ?)")

@@ -86,6 +86,7 @@ both_backends!(
     discharge_resolves_the_live_alerts_and_nothing_new_is_raised,
     alerts_list_filters_and_due_escalations,
     resolved_alerts_are_listed_by_when_they_were_resolved,
+    notes_are_kept_per_patient_newest_first,
     audit_trail_filters_newest_first,
     history_retention_deletes_only_what_is_older,
 );
@@ -3802,6 +3803,44 @@ async fn resolved_alerts_are_listed_by_when_they_were_resolved(s: &dyn Store) {
             .expect("list")
             .is_empty()
     );
+}
+
+/// A patient's notes: each as written, with who and when (to the
+/// millisecond), the newest first, and only that patient's.
+async fn notes_are_kept_per_patient_newest_first(s: &dyn Store) {
+    let w = ward(s, "W1").await;
+    let ann = admit(s, w, "Ann").await;
+    let bob = admit(s, w, "Bob").await;
+    assert!(s.notes_list(ann).await.expect("list").is_empty());
+    let at = t(9, 0) + Duration::milliseconds(1234);
+    let first = s
+        .note_add(ann, "nurse1", "Phoned: breathless on stairs only.", at)
+        .await
+        .expect("add");
+    assert_eq!(
+        (first.patient_id, first.at, first.author.as_str()),
+        (ann, at.trunc_subsecs(3), "nurse1")
+    );
+    s.note_add(bob, "nurse1", "No answer; try at 14:00.", t(9, 5))
+        .await
+        .expect("add");
+    let second = s
+        .note_add(
+            ann,
+            "dr-lee",
+            "Plan: rescue pack if sputum turns green.\nReview tomorrow.",
+            t(9, 10),
+        )
+        .await
+        .expect("add");
+    assert!(second.id > first.id);
+    let listed = s.notes_list(ann).await.expect("list");
+    assert_eq!(listed, [second.clone(), first.clone()]);
+    assert_eq!(
+        listed[0].text,
+        "Plan: rescue pack if sputum turns green.\nReview tomorrow."
+    );
+    assert_eq!(s.notes_list(bob).await.expect("list").len(), 1);
 }
 
 // --- audit -------------------------------------------------------------------

@@ -86,6 +86,8 @@ patient or alert outside them is a 404, so ids cannot be probed. Errors are \
         crate::patients::ecg,
         crate::patients::update_episode,
         crate::patients::discharge,
+        crate::patients::notes,
+        crate::patients::add_note,
         crate::patients::pathways,
         crate::alerts::list,
         crate::alerts::resolved,

@@ -12,7 +12,7 @@ use utoipa::{IntoParams, ToSchema};
 use vigil_clinical::News2Score;
 use vigil_clinical::thresholds::spo2::Spo2Target;
 use vigil_store::{
-    EpisodeSettings, EpisodeUpdate, ObservationQuery, ObservationRow, PatientDetail,
+    EpisodeSettings, EpisodeUpdate, NoteRow, ObservationQuery, ObservationRow, PatientDetail,
     PatientSummary, Role, ScoreRow,
 };
 
@@ -29,6 +29,7 @@ pub fn router() -> Router<AppState> {
         .route("/api/v1/patients/{id}", get(one))
         .route("/api/v1/patients/{id}/observations", get(observations))
         .route("/api/v1/patients/{id}/discharge", post(discharge))
+        .route("/api/v1/patients/{id}/notes", get(notes).post(add_note))
         .route("/api/v1/patients/{id}/scores", get(scores))
         .route("/api/v1/patients/{id}/ecg", get(ecg))
         .route(
@@ -389,6 +390,102 @@ pub(crate) async fn update_episode(
         settings: settings.clone(),
     });
     Ok(Json(settings))
+}
+
+/// The longest note, in characters: a call's summary, not a letter.
+const NOTE_MAX_CHARS: usize = 4000;
+
+/// `GET /api/v1/patients/{id}/notes`: what clinicians wrote on the
+/// patient's record, the newest first.
+#[utoipa::path(
+    get, path = "/api/v1/patients/{id}/notes", tag = "patients",
+    params(("id" = i64, Path, description = "Patient id")),
+    security(("bearer" = []), ("cookie" = [])),
+    responses(
+        (status = 200, description = "The patient's notes, the newest first", body = Vec<NoteRow>),
+        (status = 401, description = "No or bad credentials", body = ErrorBody),
+        (status = 404, description = "No such patient on your wards", body = ErrorBody),
+        (status = 422, description = "Bad id", body = ErrorBody),
+    )
+)]
+pub(crate) async fn notes(
+    State(state): State<AppState>,
+    caller: Caller,
+    Id(id): Id,
+) -> Result<Json<Vec<NoteRow>>, ApiError> {
+    visible_patient(&state, &caller, id).await?;
+    let notes = state.store.notes_list(id).await?;
+    crate::audit::record(
+        &state,
+        &caller,
+        "patient.notes",
+        Some(id),
+        serde_json::json!({"count": notes.len()}),
+    )
+    .await?;
+    Ok(Json(notes))
+}
+
+/// A note to add: plain text.
+#[derive(Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct NewNote {
+    /// 1 to 4,000 characters once leading and trailing space is trimmed.
+    text: String,
+}
+
+/// `POST /api/v1/patients/{id}/notes`: a clinician writes on the patient's
+/// record (a call, the advice given, a plan). A note is never edited or
+/// deleted; a correction is a new note. Every open page of the patient is
+/// sent it (`note`).
+#[utoipa::path(
+    post, path = "/api/v1/patients/{id}/notes", tag = "patients",
+    params(("id" = i64, Path, description = "Patient id")),
+    request_body = NewNote,
+    security(("bearer" = []), ("cookie" = [])),
+    responses(
+        (status = 201, description = "The note as stored", body = NoteRow),
+        (status = 401, description = "No or bad credentials", body = ErrorBody),
+        (status = 403, description = "Cookie session without the CSRF header", body = ErrorBody),
+        (status = 404, description = "No such patient on your wards", body = ErrorBody),
+        (status = 422, description = "Bad body: no text, or too long", body = ErrorBody),
+    )
+)]
+pub(crate) async fn add_note(
+    State(state): State<AppState>,
+    caller: Caller,
+    Id(id): Id,
+    body: Result<Json<NewNote>, axum::extract::rejection::JsonRejection>,
+) -> Result<(axum::http::StatusCode, Json<NoteRow>), ApiError> {
+    let Json(n) = body.map_err(bad_json)?;
+    let patient = visible_patient(&state, &caller, id).await?;
+    let text = n.text.trim();
+    if text.is_empty() {
+        return Err(ApiError::Invalid("text: empty".into()));
+    }
+    if text.chars().count() > NOTE_MAX_CHARS {
+        return Err(ApiError::Invalid(format!(
+            "text: longer than {NOTE_MAX_CHARS} characters"
+        )));
+    }
+    let note = state
+        .store
+        .note_add(id, &caller.0.username, text, Utc::now())
+        .await?;
+    // The note's id only: its text is clinical content, kept in its table.
+    crate::audit::record(
+        &state,
+        &caller,
+        "note.add",
+        Some(id),
+        serde_json::json!({"note": note.id}),
+    )
+    .await?;
+    let _ = state.events.send(vigil_store::LiveEvent::Note {
+        ward_id: patient.ward_id,
+        note: note.clone(),
+    });
+    Ok((axum::http::StatusCode::CREATED, Json(note)))
 }
 
 /// Load a patient the caller may see, or 404.
