@@ -10,6 +10,7 @@ import { clearAlerts, notice, renderAlerts, showOnly, tickAlerts, upsertAlert, w
 import { alertArrived, showNotifySwitch } from "./attention";
 import { clearDischarged, refreshDischarged } from "./discharged";
 import { clearHandover, refreshHandover } from "./handover";
+import { clearNotes } from "./notes";
 import { $ } from "./format";
 import { closePatient, openPatient, patientEvent, tickPatient } from "./patient";
 import { alerts, patientName, patients, session } from "./state";
@@ -34,6 +35,7 @@ function showSignIn(why = ""): void {
   setCsrf(null); session.me = null;
   patients.clear(); clearAlerts();
   closePatient();
+  clearNotes();
   $("patients").querySelector("tbody")!.replaceChildren();
   clearDischarged();
   clearHandover();

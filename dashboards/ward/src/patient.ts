@@ -7,6 +7,7 @@ import { NEWS2_TOTAL, news2Bands } from "./bands";
 import { VitalChart, type OffWard, type SeriesSpec } from "./chart";
 import { showDischarge, showProvision } from "./admission";
 import { hideAssessment, settingsRecorded, showAssessment } from "./assessment";
+import { leaveNotes, noteArrived, showNotes } from "./notes";
 import { showEcg } from "./ecg";
 import { $, age, el, news2View, params, when } from "./format";
 import { patients, session } from "./state";
@@ -82,7 +83,7 @@ export async function openPatient(id: number): Promise<void> {
     }
   }
   showStay(id, page.detail);
-  await Promise.all([loadRange("24h"), loadAlerts()]);
+  await Promise.all([loadRange("24h"), loadAlerts(), showNotes(id)]);
 }
 
 /** Show the patient as read: the facts, devices, assessment and admin actions of their stay. */
@@ -107,6 +108,7 @@ async function readPatient(id: number): Promise<PatientDetail | null> {
 export function closePatient(): void {
   if (!page) return;
   hideAssessment();
+  leaveNotes();
   for (const c of page.charts.values()) c.destroy();
   page = null;
   $("charts").replaceChildren();
@@ -576,6 +578,9 @@ export function patientEvent(ev: LiveEvent): void {
       return;
     case "episode":
       settingsRecorded(ev.patient_id, ev.settings);
+      return;
+    case "note":
+      noteArrived(ev.note);
       return;
     case "patient":
       if (ev.patient_id === p.id) void reloadPatient(p.id);

@@ -87,4 +87,7 @@ export type LiveEvent =
   | { type: "ecg_status"; ward_id: number; patient_id: number; device_id: string; t_ms: number;
       quality: string | null; possible_af: boolean | null }
   | { type: "patient"; ward_id: number; patient_id: number; change: "admitted" | "discharged" }
-  | { type: "episode"; ward_id: number; patient_id: number; settings: EpisodeSettings };
+  | { type: "episode"; ward_id: number; patient_id: number; settings: EpisodeSettings }
+  | { type: "note"; ward_id: number; note: Note };
+
+export interface Note { id: number; patient_id: number; at: string; author: string; text: string }

@@ -363,3 +363,54 @@ test("a clinician records air or oxygen, consciousness and the SpO2 scale on the
     await form.getByText(/^Recorded: A: alert by demo, .+: older than 6 h, so NEWS2 no longer counts it\. Choose the level now to record it again\.$/).waitFor();
   });
 });
+
+test("a note written on a patient's page is kept with who and when, shown newest first on every open page of the patient, and a note being typed survives a look elsewhere", { timeout: TEST_TIMEOUT }, async (t) => {
+  await withWard(t, async ({ page, demo, context }) => {
+    const id = await signedInPatientWithReadings(page, demo);
+    await page.evaluate((id) => { location.hash = `#/patients/${id}`; }, id);
+    const notes = page.locator("#notes li.note");
+    await page.getByText("No notes yet.").waitFor();
+    const box = page.getByLabel("New note");
+    const add = page.getByRole("button", { name: "Add note" });
+
+    // Nothing to add: told, nothing sent.
+    await add.click();
+    await page.getByText("Write the note first.").waitFor();
+    assert.equal((await pageGet(page, `/api/v1/patients/${id}/notes`)).length, 0);
+
+    // A note of two lines, with markup typed as text: kept as typed, shown as text.
+    const first = "Phoned: breathless on the stairs only.\nAdvised pacing; <b>call back</b> at 14:00.";
+    await box.fill(first);
+    const posted = page.waitForResponse((r) => r.url().endsWith(`/api/v1/patients/${id}/notes`) && r.request().method() === "POST");
+    await add.click();
+    assert.equal((await posted).status(), 201);
+    await notes.first().waitFor();
+    assert.equal(await box.inputValue(), "", "the box is emptied once the note is kept");
+    assert.equal(await notes.first().locator(".text").textContent(), first);
+    assert.equal(await notes.first().locator("b").count(), 0, "markup is shown as text");
+    assert.equal(await notes.first().locator(".author").textContent(), demo.login.username);
+    const stored = await pageGet(page, `/api/v1/patients/${id}/notes`);
+    assert.equal(stored.length, 1);
+    assert.equal(stored[0].text, first);
+    await assertAccessible(page, t, "a patient's page with a note");
+
+    // Another open page of the patient shows a new note without a reload, above the first.
+    const other = await context.newPage();
+    await other.goto(`${demo.base}/#/patients/${id}`);
+    await other.locator("#notes li.note").first().waitFor({ timeout: UI_TIMEOUT });
+    await box.fill("Correction: call back at 15:00, not 14:00.");
+    await add.click();
+    await other.locator("#notes li.note").nth(1).waitFor({ timeout: UI_TIMEOUT });
+    assert.deepEqual(await other.locator("#notes li.note .text").allTextContents(),
+      ["Correction: call back at 15:00, not 14:00.", first], "newest first, on the other page too");
+    await other.close();
+
+    // A note part-typed survives going to the ward and coming back.
+    await box.fill("Half a thought");
+    await page.evaluate(() => { location.hash = ""; });
+    await page.locator("#ward").waitFor({ state: "visible" });
+    await page.evaluate((id) => { location.hash = `#/patients/${id}`; }, id);
+    await notes.nth(1).waitFor();
+    assert.equal(await box.inputValue(), "Half a thought");
+  }, { patients: 2 });
+});
