@@ -9,6 +9,8 @@ CREATE TABLE patient_notes (
     text        text NOT NULL
 );
 CREATE INDEX patient_notes_patient ON patient_notes(patient_id, id);
+-- The handover's notes of the last hours on a ward (GET /api/v1/patients/notes).
+CREATE INDEX patient_notes_at ON patient_notes(at);
 
 CREATE FUNCTION patient_notes_append_only() RETURNS trigger LANGUAGE plpgsql AS $$
 BEGIN

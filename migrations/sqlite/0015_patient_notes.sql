@@ -9,6 +9,8 @@ CREATE TABLE patient_notes (
     text        TEXT NOT NULL
 );
 CREATE INDEX patient_notes_patient ON patient_notes(patient_id, id);
+-- The handover's notes of the last hours on a ward (GET /api/v1/patients/notes).
+CREATE INDEX patient_notes_at ON patient_notes(at);
 CREATE TRIGGER patient_notes_no_update BEFORE UPDATE ON patient_notes
 BEGIN SELECT RAISE(ABORT, 'patient_notes is append-only'); END;
 CREATE TRIGGER patient_notes_no_delete BEFORE DELETE ON patient_notes

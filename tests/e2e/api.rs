@@ -886,6 +886,32 @@ async fn notes_are_written_on_the_record_and_never_changed() {
         "no note text in the audit trail"
     );
 
+    // The handover's notes: the ward's, with whom they are about.
+    let recent = app.get_json("/api/v1/patients/notes?hours=1").await;
+    let rows = recent.as_array().expect("notes");
+    assert_eq!(rows.len(), 3, "{recent}");
+    let detail = app.get_json(&format!("/api/v1/patients/{patient}")).await;
+    let mut expected = second.clone();
+    expected["ward_id"] = detail["ward_id"].clone();
+    expected["patient_name"] = detail["name"].clone();
+    expected["nhs_number"] = detail["nhs_number"].clone();
+    assert_eq!(
+        rows[1], expected,
+        "the newest first: the 4,000 é, then this"
+    );
+    assert_eq!(
+        app.get_json_as("/api/v1/patients/notes", &outsider).await,
+        json!([])
+    );
+    for bad in ["hours=0", "hours=169", "days=1"] {
+        let r = app
+            .get(&format!("/api/v1/patients/notes?{bad}"))
+            .send()
+            .await
+            .expect("get");
+        assert_eq!(r.status(), 422, "{bad}");
+    }
+
     let raw = app.raw_db().await;
     assert!(
         raw.execute("UPDATE patient_notes SET text = 'x'")

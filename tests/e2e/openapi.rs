@@ -23,7 +23,7 @@ fn repo() -> PathBuf {
 }
 
 /// Every `/api/v1` route the router serves, as (method, path).
-const ROUTES: [(&str, &str); 26] = [
+const ROUTES: [(&str, &str); 27] = [
     ("post", "/api/v1/login"),
     ("post", "/api/v1/logout"),
     ("get", "/api/v1/me"),
@@ -32,6 +32,7 @@ const ROUTES: [(&str, &str); 26] = [
     ("get", "/api/v1/patients"),
     ("post", "/api/v1/patients"),
     ("get", "/api/v1/patients/discharged"),
+    ("get", "/api/v1/patients/notes"),
     ("get", "/api/v1/patients/{id}"),
     ("get", "/api/v1/patients/{id}/observations"),
     ("get", "/api/v1/patients/{id}/scores"),

@@ -491,6 +491,9 @@ pub trait Store: Send + Sync + 'static {
     ) -> Result<NoteRow>;
     /// A patient's notes, the newest first.
     async fn notes_list(&self, patient_id: i64) -> Result<Vec<NoteRow>>;
+    /// Notes written at or after `since` on patients of any of `ward_ids`,
+    /// the newest first, each with its patient: the handover's notes.
+    async fn notes_since(&self, ward_ids: &[i64], since: DateTime<Utc>) -> Result<Vec<WardNote>>;
 
     // --- audit ----------------------------------------------------------------
     /// Append to the audit trail (there is no update or delete).

@@ -757,6 +757,17 @@ pub struct NoteRow {
     pub text: String,
 }
 
+/// A note with whom it is about, for the handover
+/// ([`crate::Store::notes_since`]).
+#[derive(Clone, Debug, PartialEq, Serialize, utoipa::ToSchema)]
+pub struct WardNote {
+    #[serde(flatten)]
+    pub note: NoteRow,
+    pub ward_id: i64,
+    pub patient_name: String,
+    pub nhs_number: String,
+}
+
 /// One firing of a batch ([`crate::Store::alert_fire_many`]).
 #[derive(Clone, Debug, PartialEq)]
 pub struct BatchFiring {

@@ -2079,6 +2079,37 @@ impl Store for PgStore {
             .collect())
     }
 
+    async fn notes_since(&self, ward_ids: &[i64], since: DateTime<Utc>) -> Result<Vec<WardNote>> {
+        let mut out = Vec::new();
+        for ward in ward_ids {
+            let rows = sqlx::query(
+                "SELECT n.id, n.patient_id, n.at, n.author, n.text, p.name, p.nhs_number
+                 FROM patient_notes n JOIN patients p ON p.id = n.patient_id
+                 WHERE p.ward_id = $1 AND n.at >= $2",
+            )
+            .bind(ward)
+            .bind(ts(since))
+            .fetch_all(&self.pool)
+            .await?;
+            for r in rows {
+                out.push(WardNote {
+                    note: NoteRow {
+                        id: r.get(0),
+                        patient_id: r.get(1),
+                        at: r.get(2),
+                        author: r.get(3),
+                        text: r.get(4),
+                    },
+                    ward_id: *ward,
+                    patient_name: r.get(5),
+                    nhs_number: r.get(6),
+                });
+            }
+        }
+        out.sort_by_key(|n| std::cmp::Reverse((n.note.at, n.note.id)));
+        Ok(out)
+    }
+
     async fn audit_append(&self, e: AuditEntry) -> Result<()> {
         sqlx::query(
             "INSERT INTO audit_log (at, user_id, username, action, patient_id, detail, addr)

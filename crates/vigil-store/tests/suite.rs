@@ -3808,9 +3808,9 @@ async fn resolved_alerts_are_listed_by_when_they_were_resolved(s: &dyn Store) {
 /// A patient's notes: each as written, with who and when (to the
 /// millisecond), the newest first, and only that patient's.
 async fn notes_are_kept_per_patient_newest_first(s: &dyn Store) {
-    let w = ward(s, "W1").await;
-    let ann = admit(s, w, "Ann").await;
-    let bob = admit(s, w, "Bob").await;
+    let w1 = ward(s, "W1").await;
+    let ann = admit(s, w1, "Ann").await;
+    let bob = admit(s, w1, "Bob").await;
     assert!(s.notes_list(ann).await.expect("list").is_empty());
     let at = t(9, 0) + Duration::milliseconds(1234);
     let first = s
@@ -3841,6 +3841,36 @@ async fn notes_are_kept_per_patient_newest_first(s: &dyn Store) {
         "Plan: rescue pack if sputum turns green.\nReview tomorrow."
     );
     assert_eq!(s.notes_list(bob).await.expect("list").len(), 1);
+
+    // The handover's: a ward's notes from a time on (the edge included),
+    // the newest first across wards, each with its patient.
+    let w2 = ward(s, "W2").await;
+    let cat = admit(s, w2, "Cat").await;
+    s.note_add(cat, "nurse2", "Seen at home.", t(9, 7))
+        .await
+        .expect("add");
+    let got = |v: Vec<WardNote>| {
+        v.into_iter()
+            .map(|n| (n.note.at, n.patient_name, n.ward_id))
+            .collect::<Vec<_>>()
+    };
+    assert_eq!(
+        got(s.notes_since(&[w1], t(9, 5)).await.expect("since")),
+        [(t(9, 10), "Ann".into(), w1), (t(9, 5), "Bob".into(), w1)]
+    );
+    assert_eq!(
+        got(s.notes_since(&[w1, w2], t(9, 6)).await.expect("since")),
+        [(t(9, 10), "Ann".into(), w1), (t(9, 7), "Cat".into(), w2)]
+    );
+    let bobs = s.notes_since(&[w1], t(9, 5)).await.expect("since");
+    assert_eq!(bobs[1].nhs_number, nhs::test_range_for("Bob"));
+    assert_eq!(bobs[0].note, second);
+    assert!(
+        s.notes_since(&[w2], t(9, 8))
+            .await
+            .expect("since")
+            .is_empty()
+    );
 }
 
 // --- audit -------------------------------------------------------------------

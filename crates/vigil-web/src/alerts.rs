@@ -106,15 +106,9 @@ pub(crate) async fn resolved(
 ) -> Result<Json<Vec<ResolvedAlert>>, ApiError> {
     let Query(q) = q.map_err(|e| ApiError::Invalid(e.body_text()))?;
     let wards = caller.wards(q.ward)?;
-    let hours = q.hours.unwrap_or(12);
-    if !(1..=168).contains(&hours) {
-        return Err(ApiError::Invalid("hours: 1 to 168".into()));
-    }
-    let since = Utc::now() - chrono::Duration::hours(hours);
+    let (hours, since) = crate::patients::shift_window(q.hours)?;
     let rows = state.store.alerts_resolved_since(&wards, since).await?;
-    let mut patients: Vec<i64> = rows.iter().map(|r| r.alert.patient_id).collect();
-    patients.sort_unstable();
-    patients.dedup();
+    let patients = crate::patients::distinct(rows.iter().map(|r| r.alert.patient_id));
     crate::audit::record(
         &state,
         &caller,

@@ -79,6 +79,7 @@ patient or alert outside them is a 404, so ids cannot be probed. Errors are \
         openapi_json,
         crate::patients::list,
         crate::patients::discharged,
+        crate::patients::ward_notes,
         crate::patients::create,
         crate::patients::one,
         crate::patients::observations,

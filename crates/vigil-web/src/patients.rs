@@ -26,6 +26,7 @@ pub fn router() -> Router<AppState> {
     Router::new()
         .route("/api/v1/patients", get(list).post(create))
         .route("/api/v1/patients/discharged", get(discharged))
+        .route("/api/v1/patients/notes", get(ward_notes))
         .route("/api/v1/patients/{id}", get(one))
         .route("/api/v1/patients/{id}/observations", get(observations))
         .route("/api/v1/patients/{id}/discharge", post(discharge))
@@ -424,6 +425,69 @@ pub(crate) async fn notes(
     )
     .await?;
     Ok(Json(notes))
+}
+
+#[derive(Deserialize, IntoParams)]
+#[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
+pub(crate) struct WardNotesQuery {
+    /// One of your wards (default: all of them); another ward is a 404.
+    ward: Option<i64>,
+    /// How many hours back (default 12, a shift; 1 to 168).
+    #[param(minimum = 1, maximum = 168)]
+    hours: Option<i64>,
+}
+
+/// `GET /api/v1/patients/notes`: notes written on your wards' patients in
+/// the last `hours`, the newest first, each with its patient's name and NHS
+/// number: the handover's notes, beside `GET /api/v1/alerts/resolved`.
+#[utoipa::path(
+    get, path = "/api/v1/patients/notes", tag = "patients", params(WardNotesQuery),
+    security(("bearer" = []), ("cookie" = [])),
+    responses(
+        (status = 200, description = "Notes, the newest first", body = Vec<vigil_store::WardNote>),
+        (status = 401, description = "No or bad credentials", body = ErrorBody),
+        (status = 404, description = "`ward` is not one of yours", body = ErrorBody),
+        (status = 422, description = "Bad query", body = ErrorBody),
+    )
+)]
+pub(crate) async fn ward_notes(
+    State(state): State<AppState>,
+    caller: Caller,
+    q: Result<Query<WardNotesQuery>, axum::extract::rejection::QueryRejection>,
+) -> Result<Json<Vec<vigil_store::WardNote>>, ApiError> {
+    let Query(q) = q.map_err(|e| ApiError::Invalid(e.body_text()))?;
+    let wards = caller.wards(q.ward)?;
+    let (hours, since) = shift_window(q.hours)?;
+    let notes = state.store.notes_since(&wards, since).await?;
+    let patients = distinct(notes.iter().map(|n| n.note.patient_id));
+    crate::audit::record(
+        &state,
+        &caller,
+        "patients.notes",
+        None,
+        serde_json::json!({"wards": wards, "hours": hours, "count": notes.len(), "patients": patients}),
+    )
+    .await?;
+    Ok(Json(notes))
+}
+
+/// The handover's window: `hours` back from now (default 12, a shift; 1 to
+/// 168, a week), for `GET /api/v1/patients/notes` and `/alerts/resolved`.
+pub(crate) fn shift_window(hours: Option<i64>) -> Result<(i64, DateTime<Utc>), ApiError> {
+    let hours = hours.unwrap_or(12);
+    if !(1..=168).contains(&hours) {
+        return Err(ApiError::Invalid("hours: 1 to 168".into()));
+    }
+    Ok((hours, Utc::now() - chrono::Duration::hours(hours)))
+}
+
+/// Patient ids once each, in order: whom a list read was about, for the audit trail.
+pub(crate) fn distinct(ids: impl Iterator<Item = i64>) -> Vec<i64> {
+    let mut ids: Vec<i64> = ids.collect();
+    ids.sort_unstable();
+    ids.dedup();
+    ids
 }
 
 /// A note to add: plain text.

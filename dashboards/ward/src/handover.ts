@@ -1,14 +1,17 @@
-// The alert queue's "Resolved in the last 12 hours": what the shift going
-// off dealt with, and how, for the one coming on (GET /api/v1/alerts/resolved).
-// Loaded when opened, again when an alert is resolved, and every 5 minutes
-// while open (as the ward list), so an alert resolved more than 12 hours ago
-// leaves it; each load is a read of patient data on the audit trail.
+// The alert queue's "Handover: the last 12 hours": what the shift going off
+// dealt with, and how, for the one coming on: the alerts it resolved
+// (GET /api/v1/alerts/resolved) and the notes it wrote (GET
+// /api/v1/patients/notes). Loaded when opened, again when an alert is
+// resolved or a note written, and every 5 minutes while open (as the ward
+// list), so what is more than 12 hours old leaves it; each load is a read of
+// patient data on the audit trail.
 import { api } from "./api";
 import { $, el, nhsFormat, span, when } from "./format";
 import { OUTCOMES } from "./alerts";
-import type { Alert } from "./types";
+import type { Alert, Note } from "./types";
 
 interface Resolved extends Alert { patient_name: string; nhs_number: string; resolved_by: string }
+interface WardNote extends Note { ward_id: number; patient_name: string; nhs_number: string }
 
 /** The outcomes a person chooses, and the ones Vigil sets itself (alerts.md). */
 const OUTCOME_TEXT: Record<string, string> = {
@@ -26,35 +29,58 @@ let loading = 0;
 export async function refreshHandover(): Promise<void> {
   if (!section.open) return;
   const load = ++loading;
-  const status = $("handover-status");
+  await Promise.all([
+    fill("handover", `/api/v1/alerts/resolved?hours=${HOURS}`, resolvedRow,
+      `No alerts resolved in the last ${HOURS} hours.`, "the resolved alerts", load),
+    fill("handover-notes", `/api/v1/patients/notes?hours=${HOURS}`, noteRow,
+      `No notes written in the last ${HOURS} hours.`, "the notes", load),
+  ]);
+}
+
+async function fill<T>(table: string, path: string, row: (x: T) => HTMLTableRowElement,
+  none: string, what: string, load: number): Promise<void> {
+  const status = $(`${table}-status`);
   try {
-    const rows = await api<Resolved[]>(`/api/v1/alerts/resolved?hours=${HOURS}`);
+    const rows = await api<T[]>(path);
     if (load !== loading) return;
-    $("handover").querySelector("tbody")!.replaceChildren(...rows.map(row));
-    status.textContent = rows.length ? "" : `No alerts resolved in the last ${HOURS} hours.`;
+    $(table).querySelector("tbody")!.replaceChildren(...rows.map(row));
+    status.textContent = rows.length ? "" : none;
   } catch (e) {
-    if (load === loading) status.textContent = `Could not load the resolved alerts: ${(e as Error).message}.`;
+    if (load === loading) status.textContent = `Could not load ${what}: ${(e as Error).message}.`;
   }
 }
 
-function row(a: Resolved): HTMLTableRowElement {
+/** The patient, named with their NHS number and linked to their page. */
+function patientCell(id: number, name: string, nhs: string): HTMLTableCellElement {
+  const th = el("th");
+  th.scope = "row";
+  const link = el("a", "", name);
+  link.href = `#/patients/${id}`;
+  th.append(link, el("br"), span("nhs", `NHS ${nhsFormat(nhs)}`));
+  return th;
+}
+
+function resolvedRow(a: Resolved): HTMLTableRowElement {
   const tr = el("tr", `sev-${a.severity}`);
   tr.dataset.alert = String(a.id);
-  const patient = el("th");
-  patient.scope = "row";
-  const link = el("a", "", a.patient_name);
-  link.href = `#/patients/${a.patient_id}`;
-  patient.append(link, el("br"), span("nhs", `NHS ${nhsFormat(a.nhs_number)}`));
   const alert = el("td");
   alert.append(span("severity", a.severity), " ", span("rule", a.rule_id), el("br"), span("message", a.message));
   tr.append(
     el("td", "", a.resolved_at ? when(a.resolved_at) : ""),
-    patient,
+    patientCell(a.patient_id, a.patient_name, a.nhs_number),
     alert,
     el("td", "", OUTCOME_TEXT[a.outcome || ""] || a.outcome || ""),
     el("td", "note", a.note || ""),
     el("td", "", a.resolved_by),
   );
+  return tr;
+}
+
+function noteRow(n: WardNote): HTMLTableRowElement {
+  const tr = el("tr");
+  tr.dataset.note = String(n.id);
+  tr.append(el("td", "", when(n.at)), patientCell(n.patient_id, n.patient_name, n.nhs_number),
+    el("td", "note", n.text), el("td", "", n.author));
   return tr;
 }
 
@@ -65,6 +91,8 @@ setInterval(() => { void refreshHandover(); }, 5 * 60_000);
 export function clearHandover(): void {
   loading++;
   section.open = false;
-  $("handover").querySelector("tbody")!.replaceChildren();
-  $("handover-status").textContent = "";
+  for (const table of ["handover", "handover-notes"]) {
+    $(table).querySelector("tbody")!.replaceChildren();
+    $(`${table}-status`).textContent = "";
+  }
 }

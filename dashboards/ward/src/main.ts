@@ -237,6 +237,9 @@ function handle(ev: LiveEvent): void {
       if (ev.alert.status === "resolved") void refreshHandover();
       return;
     }
+    case "note":
+      void refreshHandover();
+      return;
     case "patient":
       // Admitted: fetch the list (the new row has no readings to come by
       // yet). Discharged: off the list now, not at the next refresh.

@@ -412,5 +412,16 @@ test("a note written on a patient's page is kept with who and when, shown newest
     await page.evaluate((id) => { location.hash = `#/patients/${id}`; }, id);
     await notes.nth(1).waitFor();
     assert.equal(await box.inputValue(), "Half a thought");
+
+    // The ward's handover lists the notes, the newest first, with whom they are about.
+    await page.evaluate(() => { location.hash = ""; });
+    await page.locator("#handover-section summary").click();
+    const handed = page.locator("#handover-notes tbody tr");
+    await handed.nth(1).waitFor();
+    assert.deepEqual(await page.locator("#handover-notes td.note").allTextContents(),
+      ["Correction: call back at 15:00, not 14:00.", first]);
+    const { name } = await pageGet(page, `/api/v1/patients/${id}`);
+    assert.ok((await handed.first().textContent()).includes(name), "the patient is named");
+    await assertAccessible(page, t, "the ward with the handover's notes");
   }, { patients: 2 });
 });
