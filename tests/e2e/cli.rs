@@ -896,3 +896,118 @@ async fn admin_backup_copies_the_database_while_the_daemon_runs() {
     assert_eq!(entry["username"], "vigil-admin", "{entry}");
     assert_eq!(entry["detail"]["to"], to_s.as_str(), "{entry}");
 }
+
+/// A nurse who moves ward: `vigil admin user wards` gives the account
+/// exactly the wards named. Its requests see the new set at once; an open
+/// dashboard is told (`wards_changed`, naming the new set) and closed
+/// within the stream's re-check, so a ward taken away sends it nothing
+/// more; its next stream hears the new ward's events and not the old's.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_nurse_moved_to_another_ward_sees_only_the_new_one_from_then_on() {
+    let app = TestApp::spawn().await;
+    let dir = tempfile::tempdir().expect("tempdir");
+    let cfg = config_for(&app, &dir);
+    let run = admin_with(&cfg);
+    let ward_b = json_out(&run(&["ward", "add", "--name", "Ward B"], None))["id"].clone();
+    json_out(&run(
+        &[
+            "user",
+            "add",
+            "--username",
+            "mover",
+            "--role",
+            "nurse",
+            "--ward",
+            &app.ward,
+        ],
+        Some("mover-password\n"),
+    ));
+    let token = json_out(&run(&["token", "create", "--username", "mover"], None))["token"]
+        .as_str()
+        .expect("token")
+        .to_string();
+    let (old_patient, mut dev) = app.patient_with_device().await;
+    let read = |path: String| {
+        let (app, token) = (&app, token.clone());
+        async move {
+            app.http_client
+                .get(format!("{}{path}", app.http))
+                .bearer_auth(token)
+                .send()
+                .await
+                .expect("get")
+                .status()
+        }
+    };
+    let old_page = format!("/api/v1/patients/{old_patient}");
+    assert_eq!(read(old_page.clone()).await, 200);
+    let mut dashboard = app.ws(&token).await;
+
+    let moved = json_out(&run(
+        &["user", "wards", "--username", "mover", "--ward", "Ward B"],
+        None,
+    ));
+    assert_eq!(moved, json!({"username": "mover", "wards": ["Ward B"]}));
+    assert_eq!(read(old_page).await, 404, "the old ward's patient, at once");
+    let within = vigil_web::stream::RECHECK + std::time::Duration::from_secs(5);
+    let told = dashboard
+        .next_event_within("wards_changed", within)
+        .await
+        .expect("an open dashboard is told");
+    assert_eq!(told["ward_ids"], json!([ward_b]));
+
+    let mut again = app.ws(&token).await;
+    dev.publish_obs(1, crate::helpers::vitals(16, 97, 70)).await;
+    assert_ack(&dev.next_cmd().await, &[1]);
+    assert!(
+        again
+            .next_event_within("observation", std::time::Duration::from_secs(2))
+            .await
+            .is_none(),
+        "nothing from the old ward"
+    );
+    let admitted = json_out(&run(
+        &[
+            "patient",
+            "admit",
+            "--ward",
+            "Ward B",
+            "--name",
+            "New Ward Patient",
+            "--nhs-number",
+            "9434765919",
+            "--pathway",
+            "general",
+        ],
+        None,
+    ));
+    let joined = again
+        .next_event_within("patient", std::time::Duration::from_secs(15))
+        .await
+        .expect("the new ward's admission is heard");
+    assert_eq!(joined["patient_id"], admitted["id"]);
+
+    let unknown = run(
+        &["user", "wards", "--username", "nobody", "--ward", "Ward B"],
+        None,
+    );
+    assert_eq!(unknown.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&unknown.stderr).contains("--username: no user \"nobody\""));
+    let no_ward = run(
+        &["user", "wards", "--username", "mover", "--ward", "Ward Z"],
+        None,
+    );
+    assert_eq!(no_ward.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&no_ward.stderr).contains("ward: no ward \"Ward Z\""));
+    let list = json_out(&run(&["user", "list"], None));
+    let mover = list["users"]
+        .as_array()
+        .and_then(|u| u.iter().find(|u| u["username"] == "mover"))
+        .expect("listed")
+        .clone();
+    assert_eq!(
+        mover["wards"],
+        json!(["Ward B"]),
+        "a refused change changed nothing"
+    );
+}

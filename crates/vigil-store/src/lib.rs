@@ -93,6 +93,11 @@ pub trait Store: Send + Sync + 'static {
     async fn user_disable(&self, username: &str, at: DateTime<Utc>) -> Result<CredentialsEnded>;
     /// Enable a disabled account again (its old credentials stay revoked).
     async fn user_enable(&self, username: &str) -> Result<()>;
+    /// Give an account exactly these wards, in one transaction (the ones
+    /// it had and is not given are taken away); [`StoreError::NotFound`]
+    /// for an unknown username. Its credentials see the new set at their
+    /// next use: a request, or an open stream's re-check.
+    async fn user_set_wards(&self, username: &str, ward_ids: &[i64]) -> Result<()>;
     /// Set an account's password hash and revoke its live sessions (API
     /// tokens are credentials of their own and stay), in one transaction.
     async fn user_set_password(

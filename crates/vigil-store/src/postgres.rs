@@ -813,6 +813,32 @@ impl Store for PgStore {
         Ok(())
     }
 
+    async fn user_set_wards(&self, username: &str, ward_ids: &[i64]) -> Result<()> {
+        let mut tx = self.pool.begin().await?;
+        // The account's row locked first, so two changes of its wards
+        // take turns instead of mixing their sets.
+        let id =
+            sqlx::query_scalar::<_, i64>("SELECT id FROM users WHERE username = $1 FOR UPDATE")
+                .bind(username)
+                .fetch_optional(&mut *tx)
+                .await?
+                .ok_or_else(|| StoreError::NotFound(format!("user {username}")))?;
+        sqlx::query("DELETE FROM user_wards WHERE user_id = $1")
+            .bind(id)
+            .execute(&mut *tx)
+            .await?;
+        sqlx::query(
+            "INSERT INTO user_wards (user_id, ward_id) SELECT $1, w FROM UNNEST($2::bigint[]) AS w
+             ON CONFLICT DO NOTHING",
+        )
+        .bind(id)
+        .bind(ward_ids)
+        .execute(&mut *tx)
+        .await?;
+        tx.commit().await?;
+        Ok(())
+    }
+
     async fn user_set_password(
         &self,
         username: &str,

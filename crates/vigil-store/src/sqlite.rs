@@ -867,6 +867,25 @@ impl Store for SqliteStore {
         Ok(())
     }
 
+    async fn user_set_wards(&self, username: &str, ward_ids: &[i64]) -> Result<()> {
+        let _write = self.write.lock().await;
+        let mut tx = self.pool.begin_with("BEGIN IMMEDIATE").await?;
+        let id = user_id(&mut tx, username).await?;
+        sqlx::query("DELETE FROM user_wards WHERE user_id = ?")
+            .bind(id)
+            .execute(&mut *tx)
+            .await?;
+        for w in ward_ids {
+            sqlx::query("INSERT OR IGNORE INTO user_wards (user_id, ward_id) VALUES (?, ?)")
+                .bind(id)
+                .bind(w)
+                .execute(&mut *tx)
+                .await?;
+        }
+        tx.commit().await?;
+        Ok(())
+    }
+
     async fn user_set_password(
         &self,
         username: &str,

@@ -39,6 +39,7 @@ both_backends!(
     score_insert_many_is_all_or_nothing,
     wards_are_unique_and_found_by_name_or_id,
     users_carry_their_wards_and_unique_names,
+    a_users_wards_are_replaced_whole,
     tokens_expire_strictly_and_revoke_once,
     a_disabled_account_has_no_live_credentials,
     idle_sessions_expire_and_api_tokens_do_not,
@@ -200,6 +201,58 @@ async fn wards_are_unique_and_found_by_name_or_id(s: &dyn Store) {
     assert_eq!(s.ward_find(&b.id.to_string()).await.expect("find"), Some(b));
     assert_eq!(s.ward_find("Nowhere").await.expect("find"), None);
     assert_eq!(s.ward_find("999999").await.expect("find"), None);
+}
+
+/// `user_set_wards` gives exactly the set named (a ward named twice once),
+/// and seen at once by the account's credentials; an unknown account is
+/// `NotFound` and changes nothing.
+async fn a_users_wards_are_replaced_whole(s: &dyn Store) {
+    let w1 = ward(s, "W1").await;
+    let w2 = ward(s, "W2").await;
+    let w3 = ward(s, "W3").await;
+    let uid = s
+        .user_add(NewUser {
+            username: "mo".into(),
+            role: Role::Nurse,
+            password_hash: "h".into(),
+            ward_ids: vec![w1, w2],
+        })
+        .await
+        .expect("user");
+    let token = "a".repeat(64);
+    s.token_insert(NewToken {
+        user_id: uid,
+        token_hash: token.clone(),
+        kind: TokenKind::Api,
+        created_at: t(7, 0),
+        expires_at: None,
+    })
+    .await
+    .expect("token");
+    s.user_set_wards("mo", &[w3, w2, w3]).await.expect("set");
+    let wards = |u: Option<UserRecord>| u.expect("user").ward_ids;
+    assert_eq!(
+        wards(s.user_by_username("mo").await.expect("get")),
+        [w2.min(w3), w2.max(w3)]
+    );
+    let seen = s
+        .token_user(&token, t(8, 0), DAY)
+        .await
+        .expect("token")
+        .expect("valid");
+    assert_eq!(
+        seen.ward_ids,
+        [w2.min(w3), w2.max(w3)],
+        "the credential sees the new set"
+    );
+    assert!(matches!(
+        s.user_set_wards("nobody", &[w1]).await,
+        Err(StoreError::NotFound(_))
+    ));
+    assert_eq!(
+        wards(s.user_by_username("mo").await.expect("get")),
+        [w2.min(w3), w2.max(w3)]
+    );
 }
 
 async fn users_carry_their_wards_and_unique_names(s: &dyn Store) {

@@ -216,6 +216,43 @@ pub async fn set_password(
     Ok(store.user_set_password(username, &hash, at).await?)
 }
 
+/// Wards by name or id, each once, in the order given; an unknown one is
+/// an error naming it.
+async fn find_wards(
+    store: &dyn Store,
+    wards: &[String],
+) -> Result<Vec<vigil_store::Ward>, AdminError> {
+    let mut found: Vec<vigil_store::Ward> = Vec::new();
+    for w in wards {
+        let ward = store
+            .ward_find(w)
+            .await?
+            .ok_or_else(|| AdminError::Invalid(format!("ward: no ward {w:?}")))?;
+        if !found.iter().any(|f| f.id == ward.id) {
+            found.push(ward);
+        }
+    }
+    Ok(found)
+}
+
+/// Give an account exactly these wards (names or ids; at least one): a
+/// nurse who moves to another ward, or covers a second. Its open
+/// dashboards are told within the stream's re-check, and its requests see
+/// the new set at once. Returns the wards as now held.
+pub async fn set_wards(
+    store: &dyn Store,
+    username: &str,
+    wards: &[String],
+) -> Result<Vec<vigil_store::Ward>, AdminError> {
+    if wards.is_empty() {
+        return Err(AdminError::Invalid("ward: give at least one".into()));
+    }
+    let found = find_wards(store, wards).await?;
+    let ids: Vec<i64> = found.iter().map(|w| w.id).collect();
+    store.user_set_wards(username, &ids).await?;
+    Ok(found)
+}
+
 /// Create a user with a role and wards (names or ids).
 pub async fn add_user(
     store: &dyn Store,
@@ -230,14 +267,11 @@ pub async fn add_user(
         return Err(AdminError::Invalid("username: 1 to 64 characters".into()));
     }
     check_password(password)?;
-    let mut ward_ids = Vec::new();
-    for w in wards {
-        let ward = store
-            .ward_find(w)
-            .await?
-            .ok_or_else(|| AdminError::Invalid(format!("ward: no ward {w:?}")))?;
-        ward_ids.push(ward.id);
-    }
+    let ward_ids = find_wards(store, wards)
+        .await?
+        .iter()
+        .map(|w| w.id)
+        .collect();
     let password_hash = hash_password(password)?;
     Ok(store
         .user_add(NewUser {

@@ -56,27 +56,46 @@ const BURST: usize = 256;
 /// How often an open stream re-checks its credential.
 pub const RECHECK: std::time::Duration = std::time::Duration::from_secs(15);
 
-/// The credential behind `token_hash` still valid (not revoked, not past its
-/// expiry or idle limit)? A store error counts as valid: the stream is not
-/// cut because the database blinked, and the next check decides.
-async fn still_valid(state: &AppState, token_hash: &str) -> bool {
+/// What a re-check of an open stream's credential found.
+enum Recheck {
+    /// Still valid, for the same wards (or the store could not say: the
+    /// stream is not cut because the database blinked, and the next check
+    /// decides).
+    Same,
+    /// Signed out, revoked, disabled or past its expiry or idle limit.
+    Ended,
+    /// Still valid, but an administrator changed the account's wards.
+    Wards(Vec<i64>),
+}
+
+async fn recheck(state: &AppState, token_hash: &str, wards: &[i64]) -> Recheck {
     let idle = chrono::Duration::minutes(crate::auth::SESSION_IDLE_MINUTES);
     match state
         .store
         .token_user(token_hash, chrono::Utc::now(), idle)
         .await
     {
-        Ok(found) => found.is_some(),
+        Ok(None) => Recheck::Ended,
+        Ok(Some(u)) => {
+            let (mut now, mut before) = (u.ward_ids, wards.to_vec());
+            now.sort_unstable();
+            before.sort_unstable();
+            if now == before {
+                Recheck::Same
+            } else {
+                Recheck::Wards(now)
+            }
+        }
         Err(e) => {
             tracing::warn!(error = %e, "websocket credential re-check failed");
-            true
+            Recheck::Same
         }
     }
 }
 
 async fn serve(state: AppState, user: AuthUser, token_hash: String, mut socket: WebSocket) {
     let mut rx = state.events.subscribe();
-    let mut recheck = tokio::time::interval_at(tokio::time::Instant::now() + RECHECK, RECHECK);
+    let mut ticks = tokio::time::interval_at(tokio::time::Instant::now() + RECHECK, RECHECK);
     state.metrics.ws_clients.inc();
     let hello = serde_json::json!({"type": "hello", "ward_ids": user.ward_ids});
     let mut ok = socket
@@ -131,14 +150,22 @@ async fn serve(state: AppState, user: AuthUser, token_hash: String, mut socket: 
                 Some(Ok(Message::Close(_))) | None | Some(Err(_)) => break,
                 Some(Ok(_)) => {}
             },
-            _ = recheck.tick() => {
+            _ = ticks.tick() => {
                 // Signed out, revoked or expired: tell the page, then close.
-                if !still_valid(&state, &token_hash).await {
-                    let msg = serde_json::json!({"type": "session_ended"});
-                    let _ = socket.send(Message::Text(msg.to_string().into())).await;
-                    let _ = socket.send(Message::Close(None)).await;
-                    break;
-                }
+                // Its wards changed: tell the page, then close, so that it
+                // reloads what it shows for the new set, over a new stream
+                // whose hello names it (a ward taken away sends nothing
+                // more from this moment).
+                let msg = match recheck(&state, &token_hash, &user.ward_ids).await {
+                    Recheck::Same => continue,
+                    Recheck::Ended => serde_json::json!({"type": "session_ended"}),
+                    Recheck::Wards(ward_ids) => {
+                        serde_json::json!({"type": "wards_changed", "ward_ids": ward_ids})
+                    }
+                };
+                let _ = socket.send(Message::Text(msg.to_string().into())).await;
+                let _ = socket.send(Message::Close(None)).await;
+                break;
             }
             _ = state.cancel.cancelled() => break,
         }

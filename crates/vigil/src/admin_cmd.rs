@@ -90,6 +90,11 @@ fn audited(cmd: &AdminCommand) -> Option<(&'static str, Option<i64>, Value)> {
         AdminCommand::User(UserCommand::Password { username }) => {
             ("user.password", None, json!({"username": username}))
         }
+        AdminCommand::User(UserCommand::Wards { username, wards }) => (
+            "user.wards",
+            None,
+            json!({"username": username, "wards": wards}),
+        ),
         AdminCommand::Token(TokenCommand::Create {
             username,
             expires_in,
@@ -191,6 +196,17 @@ async fn execute(
                     other => admin_err(other),
                 })?;
             json!({"username": username, "sessions_revoked": ended.revoked})
+        }
+        AdminCommand::User(UserCommand::Wards { username, wards }) => {
+            let now_held =
+                admin::set_wards(store, &username, &wards)
+                    .await
+                    .map_err(|e| match e {
+                        AdminError::Store(s) => no_user(s, &username),
+                        other => admin_err(other),
+                    })?;
+            let names: Vec<String> = now_held.into_iter().map(|w| w.name).collect();
+            json!({"username": username, "wards": names})
         }
         AdminCommand::Token(TokenCommand::Create {
             username,

@@ -148,6 +148,15 @@ pub enum UserCommand {
         #[arg(long)]
         username: String,
     },
+    /// Give an account exactly these wards (a move, or cover of a second
+    /// ward); the ones not named are taken away.
+    Wards {
+        #[arg(long)]
+        username: String,
+        /// Ward name or id; repeat for several.
+        #[arg(long = "ward", required = true)]
+        wards: Vec<String>,
+    },
 }
 
 #[derive(Debug, Subcommand)]

@@ -78,6 +78,8 @@ async function start(): Promise<void> {
   // between this snapshot and the socket's first event is missed.
   await sync().catch(() => {});
   if (!session.me) return;
+  void refreshDischarged();
+  void refreshHandover();
   connect();
   clearInterval(refreshTimer);
   refreshTimer = window.setInterval(() => sync().catch(() => {}), REFRESH_MS);
@@ -191,6 +193,14 @@ function handle(ev: LiveEvent): void {
   switch (ev.type) {
     case "session_ended":
       showSignIn(SESSION_ENDED);
+      return;
+    case "wards_changed":
+      // The server closes this stream next; the reconnect (start) reads
+      // who the user is and reloads everything for the new wards. A
+      // patient's page open now may be of a ward taken away: back to the
+      // ward, where the notice says why.
+      notice("An administrator changed your wards: the ward list and the alerts are reloaded for them.");
+      if (location.hash) location.hash = "";
       return;
     case "resync": {
       setConn(`resyncing (missed ${ev.missed} updates)…`, "down");

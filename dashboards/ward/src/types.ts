@@ -88,6 +88,7 @@ export type LiveEvent =
       quality: string | null; possible_af: boolean | null }
   | { type: "patient"; ward_id: number; patient_id: number; change: "admitted" | "discharged" }
   | { type: "episode"; ward_id: number; patient_id: number; settings: EpisodeSettings }
-  | { type: "note"; ward_id: number; note: Note };
+  | { type: "note"; ward_id: number; note: Note }
+  | { type: "wards_changed"; ward_ids: number[] };
 
 export interface Note { id: number; patient_id: number; at: string; author: string; text: string }

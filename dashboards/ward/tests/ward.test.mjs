@@ -289,6 +289,34 @@ test("a consultant starts on the escalated alerts waiting for review", { timeout
   });
 });
 
+test("a nurse moved to another ward by an administrator is told, and the page reloads for the new ward without a sign-in", { timeout: TEST_TIMEOUT }, async (t) => {
+  await withWard(t, async ({ page, demo }) => {
+    const password = "mover-password-for-the-test";
+    await demo.admin(["user", "add", "--username", "nurse-mover", "--role", "nurse", "--ward", "Demo ward"], `${password}\n`);
+    await demo.admin(["ward", "add", "--name", "Other ward"]);
+    await page.goto(demo.base + "/");
+    await signIn(page, { username: "nurse-mover", password });
+    await page.getByRole("status").filter({ hasText: "live" }).waitFor();
+    const rows = page.locator("#patients tbody tr[data-patient]");
+    await rows.first().waitFor();
+    // On a patient's page of the ward about to be taken away.
+    const id = await rows.first().getAttribute("data-patient");
+    await page.evaluate((id) => { location.hash = `#/patients/${id}`; }, id);
+    await page.locator("#patient-facts").filter({ hasText: "NHS number" }).waitFor();
+    await demo.admin(["user", "wards", "--username", "nurse-mover", "--ward", "Other ward"]);
+    // Within the stream's 15 s re-check: back on the ward, told why,
+    // reconnected, and the ward read again under the new wards.
+    await page.getByText("An administrator changed your wards").waitFor({ timeout: 30_000 });
+    assert.equal(await page.evaluate(() => location.hash), "", "off the patient's page");
+    await page.getByRole("status").filter({ hasText: "live" }).waitFor({ timeout: UI_TIMEOUT });
+    await page.getByText("No patients on your wards.").waitFor({ timeout: UI_TIMEOUT });
+    const { status } = await page.evaluate(async (id) => ({ status: (await fetch(`/api/v1/patients/${id}`)).status }), id);
+    assert.equal(status, 404, "the old ward's patient is not the nurse's to see");
+    assert.equal(await rows.count(), 0, "no row of the old ward is left");
+    assert.ok(await page.getByText("nurse-mover (nurse)").isVisible(), "still signed in");
+  }, { patients: 2 });
+});
+
 /** A valid NHS number (modulus 11) in the 999 test range, not one the demo uses. */
 function testNhsNumber(seed) {
   for (let n = seed; ; n++) {
