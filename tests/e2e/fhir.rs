@@ -399,6 +399,47 @@ async fn every_fhir_resource_vigil_emits_passes_an_independent_r4_validator_and_
     assert_eq!(status, 200, "{e}");
     validate("EpisodeOfCare", &e);
 
+    // A clinician's note as a Communication, searched and read.
+    let r = app
+        .post(
+            &format!("/api/v1/patients/{patient}/notes"),
+            json!({"text": "Phoned: breathless on the stairs only.\nRescue pack if sputum turns green."}),
+        )
+        .send()
+        .await
+        .expect("note");
+    assert_eq!(r.status(), 201);
+    let (status, notes) = fhir(&app, &format!("/fhir/r4/Communication?patient={patient}")).await;
+    assert_eq!(status, 200, "{notes}");
+    validate("Communication searchset Bundle", &notes);
+    let note = entries(&notes).pop().expect("the note");
+    assert_eq!(
+        (
+            note["status"].as_str(),
+            note["sender"]["display"].as_str(),
+            note["subject"]["reference"].as_str()
+        ),
+        (
+            Some("completed"),
+            Some("admin"),
+            Some(format!("Patient/{patient}").as_str())
+        )
+    );
+    assert_eq!(
+        note["payload"][0]["contentString"],
+        "Phoned: breathless on the stairs only.\nRescue pack if sputum turns green."
+    );
+    validate("Communication", &note);
+    let (status, note_read) = fhir(
+        &app,
+        &format!(
+            "/fhir/r4/Communication/{}",
+            note["id"].as_str().expect("id")
+        ),
+    )
+    .await;
+    assert_eq!((status, &note_read), (200, &note));
+
     // No discharge bundle before the discharge.
     let (status, oo) = fhir(
         &app,
@@ -428,7 +469,13 @@ async fn every_fhir_resource_vigil_emits_passes_an_independent_r4_validator_and_
         .iter()
         .filter_map(|r| r["resourceType"].as_str().map(str::to_string))
         .collect();
-    for kind in ["Patient", "EpisodeOfCare", "Observation", "Flag"] {
+    for kind in [
+        "Patient",
+        "EpisodeOfCare",
+        "Observation",
+        "Flag",
+        "Communication",
+    ] {
         assert!(
             kinds.iter().any(|k| k == kind),
             "the discharge bundle holds a {kind}: {kinds:?}"
@@ -623,7 +670,21 @@ async fn fhir_needs_credentials_and_hides_other_wards_patients() {
     let flag = entries(&flags)[0]["id"].as_str().expect("id").to_string();
     let (_, obs) = fhir(&app, &format!("/fhir/r4/Observation?patient={patient}")).await;
     let obs = entries(&obs)[0]["id"].as_str().expect("id").to_string();
+    let note: Value = app
+        .post(
+            &format!("/api/v1/patients/{patient}/notes"),
+            json!({"text": "Seen at home."}),
+        )
+        .send()
+        .await
+        .expect("note")
+        .json()
+        .await
+        .expect("json");
+    let note = format!("{patient}-{}", note["id"]);
     let routes = [
+        format!("/fhir/r4/Communication?patient={patient}"),
+        format!("/fhir/r4/Communication/{note}"),
         format!("/fhir/r4/Patient/{patient}"),
         format!("/fhir/r4/Observation?patient={patient}"),
         format!("/fhir/r4/Observation/{obs}"),

@@ -14,8 +14,8 @@ use serde_json::{Value, json};
 use vigil_store::{Episode, PatientDetail};
 
 use super::{
-    FhirError, base_url, caller, fhir_time, full_url, ok, patient_param, patient_ref, profiles,
-    searchset, self_url, systems,
+    FhirError, base_url, caller, fhir_time, full_url, ok, patient_ref, profiles, searchset,
+    self_url, systems,
 };
 use crate::AppState;
 use crate::auth::Caller;
@@ -95,21 +95,7 @@ pub async fn search(
 ) -> Result<Response, FhirError> {
     let caller = caller(c)?;
     let Query(params) = q.map_err(|e| FhirError::Invalid(e.body_text()))?;
-    let mut patient = None;
-    for (k, v) in &params {
-        match k.as_str() {
-            "patient" if patient.is_none() => patient = Some(patient_param(v)?),
-            "patient" => return Err(FhirError::Invalid("patient: give it once".into())),
-            "_format" => {}
-            other => {
-                return Err(FhirError::Invalid(format!(
-                    "unsupported search parameter {other:?} (supported: patient)"
-                )));
-            }
-        }
-    }
-    let patient = patient
-        .ok_or_else(|| FhirError::Invalid("patient: required (searches are per patient)".into()))?;
+    let patient = super::only_patient(&params, false)?;
     let p = super::visible_patient(&state, &caller, patient).await?;
     let found: Vec<Value> = p.episodes().map(|e| resource(p.id, e)).collect();
     crate::audit::record(
@@ -131,7 +117,8 @@ pub async fn search(
 /// `GET /fhir/r4/EpisodeOfCare/{id}/$discharge-bundle`: a `collection`
 /// Bundle of everything Vigil knows about a finished stay: the Patient,
 /// the EpisodeOfCare, every exported reading and NEWS2 score measured
-/// during it, and every alert raised during it as a Flag. 409 while the
+/// during it, every alert raised during it as a Flag, and every note written
+/// during it as a Communication (the oldest first). 409 while the
 /// episode is still active (there is no discharge to summarise yet).
 pub async fn discharge_bundle(
     State(state): State<AppState>,
@@ -165,12 +152,23 @@ pub async fn discharge_bundle(
         .collect();
     let n_flags = flags.len();
     resources.extend(flags);
+    let notes: Vec<Value> = state
+        .store
+        .notes_list(p.id)
+        .await?
+        .iter()
+        .rev()
+        .filter(|n| n.at >= start && n.at <= end)
+        .map(super::communication::resource)
+        .collect();
+    let n_notes = notes.len();
+    resources.extend(notes);
     crate::audit::record(
         &state,
         &caller,
         "fhir.discharge-bundle.read",
         Some(p.id),
-        json!({"episode": id, "observations": n_obs, "flags": n_flags}),
+        json!({"episode": id, "observations": n_obs, "flags": n_flags, "notes": n_notes}),
     )
     .await?;
     let base = base_url(&headers);

@@ -9,7 +9,7 @@ use serde_json::{Value, json};
 use super::{base_url, ok};
 
 /// When this statement last changed in substance.
-const DATE: &str = "2026-11-22";
+const DATE: &str = "2026-12-06";
 
 fn search(name: &str, kind: &str, doc: &str) -> Value {
     json!({"name": name, "type": kind, "documentation": doc})
@@ -73,6 +73,12 @@ pub fn statement(base: &str) -> Value {
                     super::profiles::UKCORE_FLAG,
                     vec![patient(), search("status", "token", "active (default) and/or inactive.")],
                     "Vigil alerts.",
+                ),
+                read_only(
+                    "Communication",
+                    super::profiles::COMMUNICATION,
+                    vec![patient()],
+                    "Clinicians' notes on the patient's record (a call, advice, a plan), newest first; never edited.",
                 ),
                 read_only(
                     "EpisodeOfCare",

@@ -11,12 +11,14 @@
 //! - [`observation`]: vital signs, peak flow and NEWS2 as `Observation`s;
 //!   `Observation?patient=&code=&date=` and `Observation/{id}`.
 //! - [`flag`]: alerts as `Flag`s.
+//! - [`communication`]: clinicians' notes as `Communication`s.
 //! - [`episode`]: the virtual-ward stay as `EpisodeOfCare`, and its
 //!   discharge `Bundle` (type `collection`).
 //! - [`metadata`]: the `CapabilityStatement` at `/fhir/r4/metadata`.
 //! - [`search`]: the `code` and `date` search parameters.
 //! - this file: the router, `OperationOutcome` errors, shared helpers.
 
+pub mod communication;
 pub mod episode;
 pub mod flag;
 pub mod metadata;
@@ -63,6 +65,8 @@ pub mod profiles {
     pub const UKCORE_FLAG: &str = "https://fhir.hl7.org.uk/StructureDefinition/UKCore-Flag";
     pub const UKCORE_EPISODE_OF_CARE: &str =
         "https://fhir.hl7.org.uk/StructureDefinition/UKCore-EpisodeOfCare";
+    /// The base R4 Communication: no UK Core profile is claimed for notes.
+    pub const COMMUNICATION: &str = "http://hl7.org/fhir/StructureDefinition/Communication";
     /// The FHIR R4 vital-signs profiles (observation-vitalsigns.html).
     pub const VITALSIGNS: &str = "http://hl7.org/fhir/StructureDefinition/vitalsigns";
 }
@@ -76,6 +80,8 @@ pub fn router() -> Router<AppState> {
         .route("/fhir/r4/Observation/{id}", get(observation::read))
         .route("/fhir/r4/Flag", get(flag::search))
         .route("/fhir/r4/Flag/{id}", get(flag::read))
+        .route("/fhir/r4/Communication", get(communication::search))
+        .route("/fhir/r4/Communication/{id}", get(communication::read))
         .route("/fhir/r4/EpisodeOfCare", get(episode::search))
         .route("/fhir/r4/EpisodeOfCare/{id}", get(episode::read))
         .route(
@@ -203,6 +209,29 @@ pub fn parse_id(raw: &str) -> Result<i64, FhirError> {
 }
 
 /// The `patient` search parameter: `123` or `Patient/123`.
+/// The patient of a search that takes no parameter but `patient` (and
+/// `subject`, where the resource has it) and `_format`: required, once.
+pub fn only_patient(params: &[(String, String)], subject_too: bool) -> Result<i64, FhirError> {
+    let mut patient = None;
+    for (k, v) in params {
+        match k.as_str() {
+            "patient" if patient.is_none() => patient = Some(patient_param(v)?),
+            "subject" if subject_too && patient.is_none() => patient = Some(patient_param(v)?),
+            "patient" => return Err(FhirError::Invalid("patient: give it once".into())),
+            "subject" if subject_too => {
+                return Err(FhirError::Invalid("patient: give it once".into()));
+            }
+            "_format" => {}
+            other => {
+                return Err(FhirError::Invalid(format!(
+                    "unsupported search parameter {other:?} (supported: patient)"
+                )));
+            }
+        }
+    }
+    patient.ok_or_else(|| FhirError::Invalid("patient: required (searches are per patient)".into()))
+}
+
 pub fn patient_param(raw: &str) -> Result<i64, FhirError> {
     let id = raw.strip_prefix("Patient/").unwrap_or(raw);
     id.parse::<i64>()
@@ -295,6 +324,28 @@ pub fn self_url(base: &str, resource: &str, raw_query: Option<&str>) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_patient_only_search_takes_the_patient_once_and_nothing_else() {
+        let q = |pairs: &[(&str, &str)]| -> Vec<(String, String)> {
+            pairs
+                .iter()
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .collect()
+        };
+        assert_eq!(
+            only_patient(&q(&[("patient", "Patient/7"), ("_format", "json")]), false).ok(),
+            Some(7)
+        );
+        assert_eq!(only_patient(&q(&[("subject", "7")]), true).ok(), Some(7));
+        assert!(
+            only_patient(&q(&[("subject", "7")]), false).is_err(),
+            "no subject on EpisodeOfCare"
+        );
+        assert!(only_patient(&q(&[("patient", "7"), ("subject", "8")]), true).is_err());
+        assert!(only_patient(&q(&[("patient", "7"), ("code", "x")]), true).is_err());
+        assert!(only_patient(&q(&[]), true).is_err());
+    }
 
     #[test]
     fn patient_param_takes_a_bare_id_or_a_reference() {
