@@ -902,8 +902,11 @@ async fn admin_backup_copies_the_database_while_the_daemon_runs() {
 /// dashboard is told (`wards_changed`, naming the new set) and closed
 /// within the stream's re-check, so a ward taken away sends it nothing
 /// more; its next stream hears the new ward's events and not the old's.
+/// `vigil admin user role` promotes it: its sessions end (a dashboard signs
+/// in again as what it now is) and its API token acts with the new role at
+/// once.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_nurse_moved_to_another_ward_sees_only_the_new_one_from_then_on() {
+async fn a_nurse_moved_ward_or_promoted_holds_only_what_they_now_have() {
     let app = TestApp::spawn().await;
     let dir = tempfile::tempdir().expect("tempdir");
     let cfg = config_for(&app, &dir);
@@ -1010,4 +1013,56 @@ async fn a_nurse_moved_to_another_ward_sees_only_the_new_one_from_then_on() {
         json!(["Ward B"]),
         "a refused change changed nothing"
     );
+
+    // Promoted: the dashboard's session ends (it signs in again as an
+    // admin); the API token acts as an admin from its next request.
+    let browser = reqwest::Client::builder()
+        .cookie_store(true)
+        .build()
+        .expect("client");
+    let signed_in = app.login_with(&browser, "mover", "mover-password").await;
+    assert_eq!(signed_in.status(), 200);
+    let role_of = |t: String| {
+        let app = &app;
+        async move {
+            let me: Value = app
+                .http_client
+                .get(format!("{}/api/v1/me", app.http))
+                .bearer_auth(t)
+                .send()
+                .await
+                .expect("me")
+                .json()
+                .await
+                .expect("json");
+            me["role"].clone()
+        }
+    };
+    assert_eq!(role_of(token.clone()).await, "nurse");
+    let promoted = json_out(&run(
+        &["user", "role", "--username", "mover", "--role", "admin"],
+        None,
+    ));
+    assert_eq!(
+        promoted,
+        json!({"username": "mover", "role": "admin", "sessions_revoked": 1})
+    );
+    assert_eq!(role_of(token.clone()).await, "admin");
+    let cookie_me = browser
+        .get(format!("{}/api/v1/me", app.http))
+        .send()
+        .await
+        .expect("me")
+        .status();
+    assert_eq!(cookie_me, 401, "the session is ended");
+    let again = json_out(&run(
+        &["user", "role", "--username", "mover", "--role", "admin"],
+        None,
+    ));
+    assert_eq!(again["sessions_revoked"], 0, "the same role ends nothing");
+    let bad = run(
+        &["user", "role", "--username", "mover", "--role", "matron"],
+        None,
+    );
+    assert_eq!(bad.status.code(), Some(2));
 }

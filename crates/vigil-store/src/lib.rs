@@ -98,6 +98,17 @@ pub trait Store: Send + Sync + 'static {
     /// for an unknown username. Its credentials see the new set at their
     /// next use: a request, or an open stream's re-check.
     async fn user_set_wards(&self, username: &str, ward_ids: &[i64]) -> Result<()>;
+    /// Give an account another role, and end its sessions at `at` in the
+    /// same transaction, so its dashboards sign in again as what it now is
+    /// (its API tokens act with the new role from their next request). The
+    /// role it already has changes nothing and ends nothing;
+    /// [`StoreError::NotFound`] for an unknown username.
+    async fn user_set_role(
+        &self,
+        username: &str,
+        role: Role,
+        at: DateTime<Utc>,
+    ) -> Result<CredentialsEnded>;
     /// Set an account's password hash and revoke its live sessions (API
     /// tokens are credentials of their own and stay), in one transaction.
     async fn user_set_password(

@@ -839,6 +839,35 @@ impl Store for PgStore {
         Ok(())
     }
 
+    async fn user_set_role(
+        &self,
+        username: &str,
+        role: Role,
+        at: DateTime<Utc>,
+    ) -> Result<CredentialsEnded> {
+        let mut tx = self.pool.begin().await?;
+        let Some((id, before)) = sqlx::query_as::<_, (i64, String)>(
+            "SELECT id, role FROM users WHERE username = $1 FOR UPDATE",
+        )
+        .bind(username)
+        .fetch_optional(&mut *tx)
+        .await?
+        else {
+            return Err(StoreError::NotFound(format!("user {username}")));
+        };
+        let mut revoked = 0;
+        if before != role.as_str() {
+            sqlx::query("UPDATE users SET role = $1 WHERE id = $2")
+                .bind(role.as_str())
+                .bind(id)
+                .execute(&mut *tx)
+                .await?;
+            revoked = revoke_user_tokens(&mut tx, id, at, true).await?;
+        }
+        tx.commit().await?;
+        Ok(CredentialsEnded { revoked })
+    }
+
     async fn user_set_password(
         &self,
         username: &str,

@@ -886,6 +886,31 @@ impl Store for SqliteStore {
         Ok(())
     }
 
+    async fn user_set_role(
+        &self,
+        username: &str,
+        role: Role,
+        at: DateTime<Utc>,
+    ) -> Result<CredentialsEnded> {
+        let _write = self.write.lock().await;
+        let mut tx = self.pool.begin_with("BEGIN IMMEDIATE").await?;
+        let id = user_id(&mut tx, username).await?;
+        let changed = sqlx::query("UPDATE users SET role = ? WHERE id = ? AND role != ?")
+            .bind(role.as_str())
+            .bind(id)
+            .bind(role.as_str())
+            .execute(&mut *tx)
+            .await?
+            .rows_affected();
+        let revoked = if changed > 0 {
+            revoke_user_tokens(&mut tx, id, at, true).await?
+        } else {
+            0
+        };
+        tx.commit().await?;
+        Ok(CredentialsEnded { revoked })
+    }
+
     async fn user_set_password(
         &self,
         username: &str,

@@ -40,6 +40,7 @@ both_backends!(
     wards_are_unique_and_found_by_name_or_id,
     users_carry_their_wards_and_unique_names,
     a_users_wards_are_replaced_whole,
+    a_role_change_ends_the_sessions_not_the_api_tokens,
     tokens_expire_strictly_and_revoke_once,
     a_disabled_account_has_no_live_credentials,
     idle_sessions_expire_and_api_tokens_do_not,
@@ -253,6 +254,61 @@ async fn a_users_wards_are_replaced_whole(s: &dyn Store) {
         wards(s.user_by_username("mo").await.expect("get")),
         [w2.min(w3), w2.max(w3)]
     );
+}
+
+/// `user_set_role`: the new role, seen by the account's API token at once;
+/// its sessions ended in the same transaction; the same role again ends
+/// nothing; an unknown account is `NotFound`.
+async fn a_role_change_ends_the_sessions_not_the_api_tokens(s: &dyn Store) {
+    let w = ward(s, "W1").await;
+    let uid = s
+        .user_add(NewUser {
+            username: "kim".into(),
+            role: Role::Nurse,
+            password_hash: "h".into(),
+            ward_ids: vec![w],
+        })
+        .await
+        .expect("user");
+    for (hash, kind) in [
+        ("a".repeat(64), TokenKind::Api),
+        ("b".repeat(64), TokenKind::Session),
+    ] {
+        s.token_insert(NewToken {
+            user_id: uid,
+            token_hash: hash,
+            kind,
+            created_at: t(7, 0),
+            expires_at: None,
+        })
+        .await
+        .expect("token");
+    }
+    let ended = s
+        .user_set_role("kim", Role::Admin, t(8, 0))
+        .await
+        .expect("role");
+    assert_eq!(ended.revoked, 1, "the session, not the API token");
+    let api = s
+        .token_user(&"a".repeat(64), t(8, 1), DAY)
+        .await
+        .expect("token");
+    assert_eq!(api.map(|u| u.role), Some(Role::Admin));
+    assert!(
+        s.token_user(&"b".repeat(64), t(8, 1), DAY)
+            .await
+            .expect("token")
+            .is_none()
+    );
+    let same = s
+        .user_set_role("kim", Role::Admin, t(9, 0))
+        .await
+        .expect("role");
+    assert_eq!(same.revoked, 0);
+    assert!(matches!(
+        s.user_set_role("nobody", Role::Nurse, t(9, 0)).await,
+        Err(StoreError::NotFound(_))
+    ));
 }
 
 async fn users_carry_their_wards_and_unique_names(s: &dyn Store) {

@@ -253,6 +253,19 @@ pub async fn set_wards(
     Ok(found)
 }
 
+/// Give an account another role (`nurse`, `consultant` or `admin`); its
+/// sessions end, so its dashboards sign in again as what it now is.
+pub async fn set_role(
+    store: &dyn Store,
+    username: &str,
+    role: &str,
+    at: chrono::DateTime<chrono::Utc>,
+) -> Result<vigil_store::CredentialsEnded, AdminError> {
+    let role = Role::parse(role)
+        .ok_or_else(|| AdminError::Invalid("role: expected nurse, consultant or admin".into()))?;
+    Ok(store.user_set_role(username, role, at).await?)
+}
+
 /// Create a user with a role and wards (names or ids).
 pub async fn add_user(
     store: &dyn Store,

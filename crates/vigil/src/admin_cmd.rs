@@ -90,6 +90,11 @@ fn audited(cmd: &AdminCommand) -> Option<(&'static str, Option<i64>, Value)> {
         AdminCommand::User(UserCommand::Password { username }) => {
             ("user.password", None, json!({"username": username}))
         }
+        AdminCommand::User(UserCommand::Role { username, role }) => (
+            "user.role",
+            None,
+            json!({"username": username, "role": role}),
+        ),
         AdminCommand::User(UserCommand::Wards { username, wards }) => (
             "user.wards",
             None,
@@ -196,6 +201,15 @@ async fn execute(
                     other => admin_err(other),
                 })?;
             json!({"username": username, "sessions_revoked": ended.revoked})
+        }
+        AdminCommand::User(UserCommand::Role { username, role }) => {
+            let ended = admin::set_role(store, &username, &role, now)
+                .await
+                .map_err(|e| match e {
+                    AdminError::Store(s) => no_user(s, &username),
+                    other => admin_err(other),
+                })?;
+            json!({"username": username, "role": role, "sessions_revoked": ended.revoked})
         }
         AdminCommand::User(UserCommand::Wards { username, wards }) => {
             let now_held =

@@ -148,6 +148,14 @@ pub enum UserCommand {
         #[arg(long)]
         username: String,
     },
+    /// Give an account another role; its sessions end, so its dashboards
+    /// sign in again as what it now is.
+    Role {
+        #[arg(long)]
+        username: String,
+        #[arg(long, value_parser = ["nurse", "consultant", "admin"])]
+        role: String,
+    },
     /// Give an account exactly these wards (a move, or cover of a second
     /// ward); the ones not named are taken away.
     Wards {
