@@ -921,3 +921,79 @@ async fn notes_are_written_on_the_record_and_never_changed() {
     assert!(raw.execute("DELETE FROM patient_notes").await.is_err());
     assert_eq!(app.get_json(&path).await.as_array().map(Vec::len), Some(3));
 }
+
+/// Free text a user types (a note, a resolution's note, a patient's name)
+/// with a control character in it, NUL above all, which PostgreSQL cannot
+/// store in text: a 422 naming the field on both backends, not a 500, and
+/// nothing stored.
+#[tokio::test]
+async fn free_text_with_control_characters_is_refused_by_name() {
+    let app = TestApp::spawn().await;
+    let patient = app.admit("copd").await;
+    for (path, body, field) in [
+        (
+            format!("/api/v1/patients/{patient}/notes"),
+            json!({"text": "called\u{0}back"}),
+            "text",
+        ),
+        (
+            "/api/v1/patients".to_string(),
+            json!({"ward": app.ward, "name": "Ann\u{0}Smith", "nhs_number": "9434765919", "pathway": "copd"}),
+            "name",
+        ),
+        (
+            format!("/api/v1/patients/{patient}/notes"),
+            json!({"text": "bell\u{7}"}),
+            "text",
+        ),
+    ] {
+        let r = app.post(&path, body).send().await.expect("post");
+        assert_eq!(r.status(), 422, "{path}");
+        let e: serde_json::Value = r.json().await.expect("json");
+        let msg = e["error"]["message"].as_str().unwrap_or_default();
+        assert!(msg.starts_with(&format!("{field}: ")), "{msg}");
+    }
+    assert_eq!(
+        app.get_json(&format!("/api/v1/patients/{patient}/notes"))
+            .await,
+        json!([])
+    );
+    let ok = app
+        .post(
+            &format!("/api/v1/patients/{patient}/notes"),
+            json!({"text": "line one\n\tline two\r\n"}),
+        )
+        .send()
+        .await
+        .expect("post");
+    assert_eq!(ok.status(), 201, "new lines and tabs are text");
+    let login = app
+        .http_client
+        .post(format!("{}/api/v1/login", app.http))
+        .json(&json!({"username": "admin\u{0}", "password": "whatever-it-is"}))
+        .send()
+        .await
+        .expect("login");
+    assert_eq!(login.status(), 422, "a sign-in, before any lookup");
+    let device = app
+        .post(
+            "/api/v1/devices/hub%00x/assign",
+            json!({"patient_id": patient}),
+        )
+        .send()
+        .await
+        .expect("assign");
+    assert_eq!(device.status(), 422, "a device id in the path");
+    for path in [
+        format!("/api/v1/patients/{patient}/observations?code=sp%00o2"),
+        format!("/fhir/r4/Observation?patient={patient}&code=sp%00o2"),
+        "/api/v1/patients?ward=%00".to_string(),
+    ] {
+        let r = app.get(&path).send().await.expect("get");
+        assert!(
+            r.status().is_client_error() || r.status() == 200,
+            "{path}: {}",
+            r.status()
+        );
+    }
+}

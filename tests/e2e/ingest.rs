@@ -328,3 +328,47 @@ async fn revoking_a_device_drops_its_live_session() {
         "the revoked device's open connection is dropped"
     );
 }
+
+/// A NUL (or another control character) in what a device sends, which
+/// PostgreSQL cannot store in text: a code, a unit, a status field. The
+/// message is rejected or the field dropped, with its reason counted, and
+/// the stream carries on, on both backends: nothing a device sends may
+/// stall its own queue or another's.
+#[tokio::test]
+async fn control_characters_from_a_device_are_refused_and_the_stream_carries_on() {
+    let app = TestApp::spawn().await;
+    let (patient, mut dev) = app.patient_with_device().await;
+    let ts = chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Secs, true);
+    for (seq, payload) in [
+        (
+            1,
+            json!({"seq": 1, "ts": ts, "obs": [{"code": "sp\u{0}o2", "value": 94, "unit": "%"}]}),
+        ),
+        (
+            2,
+            json!({"seq": 2, "ts": ts, "obs": [{"code": "spo2", "value": 94, "unit": "%\u{0}"}]}),
+        ),
+    ] {
+        dev.publish_raw("obs", payload.to_string()).await;
+        let cmd = dev.next_cmd().await;
+        assert_eq!(
+            (&cmd["type"], &cmd["seq"]),
+            (&json!("reject"), &json!(seq)),
+            "{cmd}"
+        );
+    }
+    dev.publish_raw(
+        "status",
+        json!({"online": true, "battery_pct": 80, "fw": "1.2\u{0}"}).to_string(),
+    )
+    .await;
+    dev.publish_obs(3, json!([{"code": "spo2", "value": 96, "unit": "%"}]))
+        .await;
+    assert_ack(&dev.next_cmd().await, &[3]);
+    let s = app.stats().await;
+    assert_eq!((s.obs_messages, s.rejected), (1, 2));
+    let detail = app.get_json(&format!("/api/v1/patients/{patient}")).await;
+    let status = &detail["devices"][0]["status"];
+    assert_eq!(status["battery_pct"], 80, "{detail}");
+    assert!(status["fw"].is_null(), "the NUL field is dropped: {detail}");
+}

@@ -30,7 +30,9 @@ pub fn report(status: &serde_json::Value, now: DateTime<Utc>) -> DeviceStatusRep
         fw: status
             .get("fw")
             .and_then(|v| v.as_str())
-            .filter(|s| s.len() <= 32)
+            // A control character (NUL above all, which PostgreSQL cannot
+            // store) makes the version unknown, not the whole status lost.
+            .filter(|s| s.len() <= 32 && !s.chars().any(char::is_control))
             .map(str::to_string),
         reported_at: now,
     }
@@ -66,5 +68,11 @@ mod tests {
         assert_eq!((r.online, r.battery_pct, r.signal), (true, None, None));
         assert_eq!(report(&json!({"battery_pct": -1}), now).battery_pct, None);
         assert_eq!(report(&json!({"battery_pct": 0}), now).battery_pct, Some(0));
+        let r = report(&json!({"battery_pct": 80, "fw": "1.2\u{0}"}), now);
+        assert_eq!(
+            (r.battery_pct, r.fw),
+            (Some(80), None),
+            "a NUL makes fw unknown"
+        );
     }
 }

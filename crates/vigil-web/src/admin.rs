@@ -78,6 +78,8 @@ pub async fn admit(
     by: &str,
     now: DateTime<Utc>,
 ) -> Result<vigil_store::Admission, AdminError> {
+    crate::text::check("ward", &req.ward, false).map_err(AdminError::Invalid)?;
+    crate::text::check("name", &req.name, false).map_err(AdminError::Invalid)?;
     let ward = store
         .ward_find(&req.ward)
         .await?
@@ -276,6 +278,7 @@ pub async fn add_user(
 ) -> Result<i64, AdminError> {
     let role = Role::parse(role)
         .ok_or_else(|| AdminError::Invalid("role: expected nurse, consultant or admin".into()))?;
+    crate::text::check("username", username, false).map_err(AdminError::Invalid)?;
     if username.is_empty() || username.len() > 64 {
         return Err(AdminError::Invalid("username: 1 to 64 characters".into()));
     }

@@ -337,6 +337,7 @@ pub(crate) async fn resolve(
             OUTCOMES.join(", ")
         )));
     }
+    crate::text::check("note", &b.note, true).map_err(ApiError::Invalid)?;
     if b.note.chars().count() > 4000 {
         return Err(ApiError::Invalid("note: at most 4000 characters".into()));
     }

@@ -238,6 +238,9 @@ pub async fn login(
     body: Result<Json<LoginRequest>, axum::extract::rejection::JsonRejection>,
 ) -> Result<Response, ApiError> {
     let Json(req) = body.map_err(bad_json)?;
+    // Before any lookup: no username holds one, and PostgreSQL cannot even
+    // be asked about a NUL.
+    crate::text::check("username", &req.username, false).map_err(ApiError::Invalid)?;
     let addr = Some(peer);
     let account_key = format!("user:{}", req.username);
     let addr_key = format!(

@@ -130,6 +130,7 @@ pub(crate) async fn assign(
 ) -> Result<Json<Assigned>, ApiError> {
     caller.require(Role::Admin)?;
     let Json(req) = body.map_err(bad_json)?;
+    crate::text::check("device", &device_id, false).map_err(ApiError::Invalid)?;
     let p = req.patient_id;
     let not_admitted = || {
         ApiError::Invalid(format!(

@@ -25,6 +25,7 @@ pub mod openapi;
 pub mod ops;
 pub mod patients;
 pub mod stream;
+pub mod text;
 pub mod tls;
 
 use std::sync::Arc;

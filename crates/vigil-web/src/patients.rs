@@ -524,6 +524,7 @@ pub(crate) async fn add_note(
     let Json(n) = body.map_err(bad_json)?;
     let patient = visible_patient(&state, &caller, id).await?;
     let text = n.text.trim();
+    crate::text::check("text", text, true).map_err(ApiError::Invalid)?;
     if text.is_empty() {
         return Err(ApiError::Invalid("text: empty".into()));
     }
@@ -703,6 +704,9 @@ pub(crate) async fn observations(
     visible_patient(&state, &caller, id).await?;
     if q.max_points == Some(0) {
         return Err(ApiError::Invalid("max_points: must be at least 1".into()));
+    }
+    if let Some(code) = &q.code {
+        crate::text::check("code", code, false).map_err(ApiError::Invalid)?;
     }
     crate::audit::record(
         &state,
