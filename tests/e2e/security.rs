@@ -24,6 +24,48 @@ async fn repeated_failed_logins_are_throttled_even_with_the_right_password() {
     );
 }
 
+/// The throttle counts from the database: a second daemon on the same
+/// database (another instance, or this one restarted) refuses the right
+/// password after failures made against the first; and an account's count
+/// starts again after a successful sign-in.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_sign_in_throttle_is_shared_by_instances_and_kept_across_a_restart() {
+    let first = TestApp::spawn().await;
+    let c = reqwest::Client::new();
+    for _ in 0..5 {
+        assert_eq!(login(&first, &c, "admin", "guess").await.status(), 401);
+    }
+    let pathways = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../pathways");
+    let second = TestApp::attach(first.database_url.clone(), pathways).await;
+    assert_eq!(
+        login(&second, &c, "admin", "admin-password").await.status(),
+        429,
+        "the other instance counts the same failures"
+    );
+
+    vigil_web::admin::add_user(
+        second.store.as_ref(),
+        "jo",
+        "nurse",
+        &[second.ward.clone()],
+        "jo-password",
+    )
+    .await
+    .expect("user");
+    for _ in 0..4 {
+        assert_eq!(login(&second, &c, "jo", "guess").await.status(), 401);
+    }
+    assert_eq!(login(&first, &c, "jo", "jo-password").await.status(), 200);
+    for _ in 0..4 {
+        assert_eq!(login(&first, &c, "jo", "guess").await.status(), 401);
+    }
+    assert_eq!(
+        login(&second, &c, "jo", "jo-password").await.status(),
+        200,
+        "four failures since the last success, not eight"
+    );
+}
+
 #[tokio::test]
 async fn cookie_authenticated_writes_need_the_csrf_token() {
     let app = TestApp::spawn().await;

@@ -514,6 +514,16 @@ pub trait Store: Send + Sync + 'static {
     // --- audit ----------------------------------------------------------------
     /// Append to the audit trail (there is no update or delete).
     async fn audit_append(&self, e: AuditEntry) -> Result<()>;
+    /// Failed sign-ins in the audit trail at or after `since`: for the
+    /// account named `username` (only those after its latest successful
+    /// sign-in), and from the address `addr`. The sign-in throttle's counts,
+    /// the same for every instance sharing the database.
+    async fn login_failures(
+        &self,
+        username: &str,
+        addr: &str,
+        since: DateTime<Utc>,
+    ) -> Result<(i64, i64)>;
     async fn audit_query(&self, q: AuditQuery) -> Result<Vec<AuditEntry>>;
 
     async fn stats(&self) -> Result<Stats>;

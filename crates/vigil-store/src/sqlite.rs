@@ -2212,6 +2212,26 @@ impl Store for SqliteStore {
         Ok(out)
     }
 
+    async fn login_failures(
+        &self,
+        username: &str,
+        addr: &str,
+        since: DateTime<Utc>,
+    ) -> Result<(i64, i64)> {
+        let row = sqlx::query(
+            "SELECT
+               (SELECT COUNT(*) FROM audit_log WHERE action = 'login.failed' AND username = ?1 AND at >= ?3
+                  AND at > COALESCE((SELECT MAX(at) FROM audit_log WHERE action = 'login' AND username = ?1), '')),
+               (SELECT COUNT(*) FROM audit_log WHERE action = 'login.failed' AND addr = ?2 AND at >= ?3)",
+        )
+        .bind(username)
+        .bind(addr)
+        .bind(ts(since))
+        .fetch_one(&self.pool)
+        .await?;
+        Ok((row.get(0), row.get(1)))
+    }
+
     async fn audit_append(&self, e: AuditEntry) -> Result<()> {
         let _write = self.write.lock().await;
         sqlx::query("INSERT INTO audit_log (at, user_id, username, action, patient_id, detail, addr) VALUES (?, ?, ?, ?, ?, ?, ?)")

@@ -33,9 +33,9 @@ pub const CSRF_HEADER: &str = "x-csrf-token";
 
 /// Failed logins allowed per account, and per client address, in
 /// [`THROTTLE_WINDOW`] before further attempts get 429.
-pub const MAX_FAILURES_PER_ACCOUNT: usize = 5;
-pub const MAX_FAILURES_PER_ADDR: usize = 20;
-pub const THROTTLE_WINDOW: std::time::Duration = std::time::Duration::from_secs(15 * 60);
+pub const MAX_FAILURES_PER_ACCOUNT: i64 = 5;
+pub const MAX_FAILURES_PER_ADDR: i64 = 20;
+pub const THROTTLE_WINDOW: chrono::Duration = chrono::Duration::minutes(15);
 
 /// The CSRF token of a session: derived from the session secret, which only
 /// the browser holding the HttpOnly cookie (and the server) knows, so another
@@ -161,38 +161,6 @@ pub struct LoginRequest {
     password: String,
 }
 
-/// Failed-login counts per account and per client address, in a sliding
-/// window. In memory: a restart forgets them, which only helps an attacker
-/// who can restart the daemon.
-#[derive(Default)]
-pub struct Throttle {
-    failures: std::sync::Mutex<std::collections::HashMap<String, Vec<std::time::Instant>>>,
-}
-
-impl Throttle {
-    fn count(&self, key: &str) -> usize {
-        let now = std::time::Instant::now();
-        let Ok(mut m) = self.failures.lock() else {
-            return 0;
-        };
-        let v = m.entry(key.to_string()).or_default();
-        v.retain(|t| now.duration_since(*t) < THROTTLE_WINDOW);
-        v.len()
-    }
-    fn fail(&self, key: &str) {
-        if let Ok(mut m) = self.failures.lock() {
-            m.entry(key.to_string())
-                .or_default()
-                .push(std::time::Instant::now());
-        }
-    }
-    fn clear(&self, key: &str) {
-        if let Ok(mut m) = self.failures.lock() {
-            m.remove(key);
-        }
-    }
-}
-
 /// A signed-in user and the CSRF token their page sends with writes.
 #[derive(Serialize, ToSchema)]
 pub struct LoginResponse {
@@ -242,14 +210,16 @@ pub async fn login(
     // be asked about a NUL.
     crate::text::check("username", &req.username, false).map_err(ApiError::Invalid)?;
     let addr = Some(peer);
-    let account_key = format!("user:{}", req.username);
-    let addr_key = format!(
-        "addr:{}",
-        addr.map(|a| a.ip().to_string()).unwrap_or_default()
-    );
-    if state.throttle.count(&account_key) >= MAX_FAILURES_PER_ACCOUNT
-        || state.throttle.count(&addr_key) >= MAX_FAILURES_PER_ADDR
-    {
+    // Counted from the audit trail, where every failed sign-in is written
+    // (below): the same for every instance sharing the database, and kept
+    // across a restart. An account's count starts again after a success.
+    let since = Utc::now() - THROTTLE_WINDOW;
+    let audited_name: String = req.username.chars().take(64).collect();
+    let (by_account, by_addr) = state
+        .store
+        .login_failures(&audited_name, &peer.ip().to_string(), since)
+        .await?;
+    if by_account >= MAX_FAILURES_PER_ACCOUNT || by_addr >= MAX_FAILURES_PER_ADDR {
         tracing::warn!("login throttled");
         return Err(ApiError::Throttled);
     }
@@ -265,8 +235,6 @@ pub async fn login(
     // the same verification: the answer says nothing of why.
     let Some(user) = user.filter(|u| ok && u.disabled_at.is_none()) else {
         tracing::info!("login refused");
-        state.throttle.fail(&account_key);
-        state.throttle.fail(&addr_key);
         crate::audit::record_raw(
             &state,
             None,
@@ -279,7 +247,6 @@ pub async fn login(
         .await?;
         return Err(ApiError::Unauthorized);
     };
-    state.throttle.clear(&account_key);
     let token = issue_token(
         state.store.as_ref(),
         user.id,

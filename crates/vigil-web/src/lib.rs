@@ -107,8 +107,6 @@ pub struct AppState {
     pub broker_connected: watch::Receiver<bool>,
     /// Ask the scorer to recompute a patient's NEWS2 now.
     pub rescore: tokio::sync::mpsc::Sender<i64>,
-    /// Failed sign-ins per account and address.
-    pub throttle: Arc<auth::Throttle>,
     /// Clinician alert actions for the rules engine.
     pub rule_actions: tokio::sync::mpsc::Sender<vigil_store::RuleAction>,
     /// The loaded pathways, by name.

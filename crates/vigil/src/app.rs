@@ -173,7 +173,6 @@ impl App {
             metrics: web_metrics,
             broker_connected: running.connected,
             rescore: rescore_tx,
-            throttle: Default::default(),
             rule_actions: actions_tx,
             pathways: Arc::new(pathway_info),
             tls: https.is_some(),
