@@ -47,7 +47,7 @@ async fn the_sign_in_throttle_is_shared_by_instances_and_kept_across_a_restart()
         second.store.as_ref(),
         "jo",
         "nurse",
-        &[second.ward.clone()],
+        std::slice::from_ref(&second.ward),
         "jo-password",
     )
     .await
