@@ -482,7 +482,7 @@ pub(crate) fn shift_window(hours: Option<i64>) -> Result<(i64, DateTime<Utc>), A
     Ok((hours, Utc::now() - chrono::Duration::hours(hours)))
 }
 
-/// Patient ids once each, in order: whom a list read was about, for the audit trail.
+/// Patient ids once each, sorted: whom a list read was about, for the audit trail.
 pub(crate) fn distinct(ids: impl Iterator<Item = i64>) -> Vec<i64> {
     let mut ids: Vec<i64> = ids.collect();
     ids.sort_unstable();
