@@ -7,7 +7,7 @@ import "./style.css";
 import { showAdmission } from "./admission";
 import { api, setCsrf, csrfToken, whenSignedOut } from "./api";
 import { clearAlerts, notice, renderAlerts, showOnly, tickAlerts, upsertAlert, whenActionFails } from "./alerts";
-import { alertArrived, showNotifySwitch } from "./attention";
+import { alertArrived, alertsReloaded, forgetAlerts, showNotifySwitch } from "./attention";
 import { clearDischarged, refreshDischarged } from "./discharged";
 import { clearHandover, refreshHandover } from "./handover";
 import { clearNotes } from "./notes";
@@ -33,7 +33,7 @@ function showSignIn(why = ""): void {
   if (socket) { socket.onclose = null; socket.close(); socket = null; }
   clearInterval(refreshTimer); refreshTimer = undefined;
   setCsrf(null); session.me = null;
-  patients.clear(); clearAlerts();
+  patients.clear(); clearAlerts(); forgetAlerts();
   closePatient();
   clearNotes();
   $("patients").querySelector("tbody")!.replaceChildren();
@@ -129,6 +129,7 @@ async function loadAlerts(): Promise<void> {
       if (ev) e.last = { action: ev.action, actor: ev.actor, at: ev.at };
     } catch { /* shown without it */ }
   }));
+  alertsReloaded([...alerts.values()]);
 }
 
 // ---------------------------------------------------------------- routing
@@ -230,17 +231,15 @@ function handle(ev: LiveEvent): void {
       return;
     }
     case "alert": {
-      const before = alerts.get(ev.alert.id)?.alert;
       upsertAlert(ev.alert, null);
-      alertArrived(ev.alert, before);
+      alertArrived(ev.alert);
       return;
     }
     case "alert_update": {
       // A resolution is told once, for an alert that was in the queue: the
       // server may repeat one (a discharge's, from its patient sync).
-      const before = alerts.get(ev.alert.id)?.alert;
       const wasLive = upsertAlert(ev.alert, { action: ev.action, actor: ev.actor, at: ev.alert.updated_at });
-      alertArrived(ev.alert, before, ev.actor);
+      alertArrived(ev.alert, ev.actor);
       if (wasLive && ev.alert.status === "resolved" && ev.actor !== session.me?.username) {
         notice(`Resolved by ${ev.actor}: ${patientName(ev.alert.patient_id)}, ${ev.alert.rule_id}${ev.alert.outcome ? ` (${ev.alert.outcome})` : ""}.`);
       }

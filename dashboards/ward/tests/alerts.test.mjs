@@ -361,6 +361,15 @@ test("new alerts are counted in the tab's title and, when asked for, notified on
       Object.defineProperty(Document.prototype, "hidden", { configurable: true, get: () => hidden });
       window.__setHidden = (h) => { hidden = h; document.dispatchEvent(new Event("visibilitychange")); };
     });
+    // The page's live stream passes through the test, which can drop it
+    // and refuse its reconnects for a while (a network outage).
+    let stream = null;
+    let refuse = false;
+    await page.routeWebSocket(/\/api\/v1\/stream$/, (ws) => {
+      if (refuse) { void ws.close({ code: 1011, reason: "the test's outage" }); return; }
+      stream = ws;
+      ws.connectToServer();
+    });
     const base = await page.goto(demo.base + "/").then(() => page.title());
     assert.equal(base, "Vigil — virtual ward");
     await signIn(page, demo.login);
@@ -434,6 +443,31 @@ test("new alerts are counted in the tab's title and, when asked for, notified on
     }, { timeout: UI_TIMEOUT, interval: 250 });
     assert.deepEqual(note, { title: `Vigil: ${target.severity} alert escalated for review`, body: "Demo ward: a patient needs review. Open Vigil to see who.", tag: `vigil-alert-${target.id}` });
     await poll("the title counting the escalation", async () => (await page.title()) === `(${already + 1}) ${base}`, { timeout: UI_TIMEOUT, interval: 250 });
+
+    // An escalation made while the page's socket is down has no event to
+    // reach the page by: the page's reload when it reconnects brings it,
+    // and it is notified then, once (before, a reload took it in silently).
+    refuse = true;
+    await stream.close({ code: 1011, reason: "the test's outage" });
+    await page.getByRole("status").filter({ hasText: "reconnecting" }).waitFor();
+    await page.evaluate(() => { window.__notes = []; });
+    const second = await poll("another open alert to escalate", async () =>
+      (await (await api("/api/v1/alerts?status=open")).json())[0] || null, { timeout: ALERT_TIMEOUT, interval: 500 });
+    assert.equal((await api(`/api/v1/alerts/${second.id}/escalate`, { method: "POST" })).status, 200);
+    refuse = false;
+    await page.getByRole("status").filter({ hasText: "live" }).waitFor({ timeout: UI_TIMEOUT });
+    const told = await poll("a desktop notification of the escalation made while the page was offline", async () => {
+      const n = await page.evaluate(() => window.__notes);
+      return n.length ? n : null;
+    }, { timeout: UI_TIMEOUT, interval: 250 });
+    assert.deepEqual(told, [{ title: `Vigil: ${second.severity} alert escalated for review`, body: "Demo ward: a patient needs review. Open Vigil to see who.", tag: `vigil-alert-${second.id}` }]);
+    // The next reloads (another outage's) judge it as already told.
+    refuse = true;
+    await stream.close({ code: 1011, reason: "the test's outage" });
+    await page.getByRole("status").filter({ hasText: "reconnecting" }).waitFor();
+    refuse = false;
+    await page.getByRole("status").filter({ hasText: "live" }).waitFor({ timeout: UI_TIMEOUT });
+    assert.equal((await page.evaluate(() => window.__notes)).length, 1, "told once");
 
     // Switched off, nothing more is notified.
     await page.evaluate(() => window.__setHidden(false));
