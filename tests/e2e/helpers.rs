@@ -768,6 +768,12 @@ impl TestCerts {
 
     /// A TLS client configuration trusting only the test CA.
     pub fn client_config(&self) -> rustls::ClientConfig {
+        self.client_builder().with_no_client_auth()
+    }
+
+    fn client_builder(
+        &self,
+    ) -> rustls::ConfigBuilder<rustls::ClientConfig, rustls::client::WantsClientCert> {
         let mut roots = rustls::RootCertStore::empty();
         roots.add(self.ca_der.clone()).expect("ca root");
         rustls::ClientConfig::builder_with_provider(Arc::new(
@@ -776,16 +782,84 @@ impl TestCerts {
         .with_safe_default_protocol_versions()
         .expect("protocols")
         .with_root_certificates(roots)
-        .with_no_client_auth()
     }
 
     /// MQTT options for a device connecting over TLS to `localhost:port`.
     pub fn mqtt_options(&self, client_id: &str, port: u16) -> MqttOptions {
+        self.mqtt_options_as(client_id, port, None)
+    }
+
+    /// As `mqtt_options`, presenting `identity` (a client certificate and
+    /// its key) when given.
+    pub fn mqtt_options_as(
+        &self,
+        client_id: &str,
+        port: u16,
+        identity: Option<ClientIdentity>,
+    ) -> MqttOptions {
+        let config = match identity {
+            None => self.client_config(),
+            Some((cert, key)) => self
+                .client_builder()
+                .with_client_auth_cert(vec![cert], key)
+                .expect("client certificate"),
+        };
         let mut opts = MqttOptions::new(client_id, "localhost", port);
         opts.set_transport(rumqttc::Transport::tls_with_config(
-            rumqttc::TlsConfiguration::Rustls(Arc::new(self.client_config())),
+            rumqttc::TlsConfiguration::Rustls(Arc::new(config)),
         ));
         opts
+    }
+}
+
+/// A client certificate and its private key.
+pub type ClientIdentity = (
+    rustls::pki_types::CertificateDer<'static>,
+    rustls::pki_types::PrivateKeyDer<'static>,
+);
+
+/// A CA that signs devices' client certificates, as a trust's device PKI
+/// would (mutual TLS): `ca` is its PEM certificate.
+pub struct DeviceCa {
+    pub ca: PathBuf,
+    cert: rcgen::Certificate,
+    key: rcgen::KeyPair,
+    _dir: tempfile::TempDir,
+}
+
+impl DeviceCa {
+    pub fn generate(name: &str) -> DeviceCa {
+        use rcgen::{BasicConstraints, CertificateParams, DnType, IsCa, KeyPair};
+        let dir = tempfile::tempdir().expect("tempdir");
+        let key = KeyPair::generate().expect("ca key");
+        let mut params = CertificateParams::new(Vec::<String>::new()).expect("ca params");
+        params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+        params.distinguished_name.push(DnType::CommonName, name);
+        let cert = params.self_signed(&key).expect("ca");
+        let ca = dir.path().join("device-ca.pem");
+        std::fs::write(&ca, cert.pem()).expect("write pem");
+        DeviceCa {
+            ca,
+            cert,
+            key,
+            _dir: dir,
+        }
+    }
+
+    /// A client certificate whose Common Name is `cn`, for TLS client auth.
+    pub fn issue(&self, cn: &str) -> ClientIdentity {
+        use rcgen::{CertificateParams, DnType, ExtendedKeyUsagePurpose, KeyPair};
+        let key = KeyPair::generate().expect("key");
+        let mut params = CertificateParams::new(Vec::<String>::new()).expect("params");
+        params.distinguished_name.push(DnType::CommonName, cn);
+        params.extended_key_usages = vec![ExtendedKeyUsagePurpose::ClientAuth];
+        let cert = params
+            .signed_by(&key, &self.cert, &self.key)
+            .expect("client cert");
+        (
+            cert.der().clone(),
+            rustls::pki_types::PrivateKeyDer::Pkcs8(key.serialize_der().into()),
+        )
     }
 }
 

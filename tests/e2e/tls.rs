@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use serde_json::{Value, json};
 
-use crate::helpers::{DeviceCreds, TestApp, TestCerts, assert_ack, connect_device_with};
+use crate::helpers::{DeviceCa, DeviceCreds, TestApp, TestCerts, assert_ack, connect_device_with};
 
 #[tokio::test]
 async fn https_and_mqtts_carry_a_reading_from_device_to_api() {
@@ -121,6 +121,130 @@ async fn plain_text_and_untrusted_clients_get_nothing_from_the_tls_listeners() {
             Ok(Ok(rumqttc::Event::Incoming(rumqttc::Packet::ConnAck(_))))
         ),
         "plain MQTT must not be answered on the TLS port: {first:?}"
+    );
+}
+
+/// Whether the broker answers `opts` with `creds` by a CONNACK: `Err` says
+/// how it refused (in the TLS handshake, or by the CONNACK's code).
+async fn connack(mut opts: rumqttc::MqttOptions, creds: &DeviceCreds) -> Result<(), String> {
+    opts.set_credentials(creds.username.clone(), creds.password.clone());
+    let (_client, mut ev) = rumqttc::AsyncClient::new(opts, 8);
+    loop {
+        match tokio::time::timeout(Duration::from_secs(10), ev.poll()).await {
+            Err(_) => return Err("no answer in 10 s".into()),
+            Ok(Ok(rumqttc::Event::Incoming(rumqttc::Packet::ConnAck(_)))) => return Ok(()),
+            Ok(Ok(_)) => {}
+            Ok(Err(e)) => return Err(format!("{e:?}")),
+        }
+    }
+}
+
+/// Mutual TLS (`mqtt.tls_client_ca`): a device needs a certificate from the
+/// trust's device CA naming it, as well as its own secret; either alone,
+/// or one device's certificate with another's secret, is refused.
+#[tokio::test]
+async fn with_a_device_ca_a_device_needs_its_own_certificate_and_its_secret() {
+    let certs = TestCerts::generate();
+    let devices = DeviceCa::generate("Trust device CA");
+    let app = TestApp::spawn_tls(&certs, |c| {
+        c.mqtt.tls_client_ca = Some(devices.ca.clone());
+    })
+    .await;
+    let patient = app.admit("general").await;
+    let a = app.provision("hub", Some(patient)).await;
+    let b = app.provision("oximeter", Some(patient)).await;
+    let port = app.mqtt_tls_port.expect("mqtts listener");
+
+    // Its own certificate and secret: connected, and its reading stored and acked.
+    let mut dev = connect_device_with(
+        certs.mqtt_options_as(&a.device_id, port, Some(devices.issue(&a.username))),
+        &a,
+    )
+    .await
+    .expect("a device with its certificate and secret connects");
+    dev.publish_obs(1, json!([{"code": "spo2", "value": 96, "unit": "%"}]))
+        .await;
+    assert_ack(&dev.next_cmd().await, &[1]);
+
+    let rogue = DeviceCa::generate("Not the trust's CA");
+    let wrong_secret = DeviceCreds {
+        password: "x".repeat(64),
+        ..a.clone()
+    };
+    let refused = [
+        (
+            "no certificate",
+            "CertificateRequired",
+            certs.mqtt_options_as(&a.device_id, port, None),
+            &a,
+        ),
+        (
+            "a certificate from another CA naming the device",
+            "UnknownCA",
+            certs.mqtt_options_as(&a.device_id, port, Some(rogue.issue(&a.username))),
+            &a,
+        ),
+        (
+            "one device's certificate with another's secret",
+            "ConnectionRefused(NotAuthorized)",
+            certs.mqtt_options_as(&b.device_id, port, Some(devices.issue(&a.username))),
+            &b,
+        ),
+        (
+            "its certificate with a wrong secret",
+            "ConnectionRefused(BadUserNamePassword)",
+            certs.mqtt_options_as(&a.device_id, port, Some(devices.issue(&a.username))),
+            &wrong_secret,
+        ),
+    ];
+    // Each refused where it should be: the handshake for a certificate
+    // missing or from elsewhere, the CONNACK for the names or the secret.
+    for (what, how, opts, creds) in refused {
+        match connack(opts, creds).await {
+            Ok(()) => panic!("{what}: must be refused, got a CONNACK"),
+            Err(e) => assert!(e.contains(how), "{what}: refused by {how}, got {e}"),
+        }
+    }
+
+    // The device connected first was never disturbed, and B with its own
+    // certificate connects.
+    dev.publish_obs(2, json!([{"code": "spo2", "value": 95, "unit": "%"}]))
+        .await;
+    assert_ack(&dev.next_cmd().await, &[2]);
+    assert!(
+        connack(
+            certs.mqtt_options_as(&b.device_id, port, Some(devices.issue(&b.username))),
+            &b
+        )
+        .await
+        .is_ok()
+    );
+}
+
+#[tokio::test]
+async fn a_device_ca_file_without_a_certificate_stops_the_start_naming_its_key() {
+    let certs = TestCerts::generate();
+    let dir = tempfile::tempdir().expect("tempdir");
+    let empty = dir.path().join("empty.pem");
+    std::fs::write(&empty, "not a certificate\n").expect("write");
+    let mut config = vigil::config::Config::default();
+    config.http.addr = "127.0.0.1:0".parse().expect("addr");
+    config.mqtt.listen = "127.0.0.1:0".parse().expect("addr");
+    config.mqtt.tls_listen = Some("127.0.0.1:0".parse().expect("addr"));
+    config.mqtt.tls_cert = Some(certs.cert.clone());
+    config.mqtt.tls_key = Some(certs.key.clone());
+    config.mqtt.tls_client_ca = Some(empty.clone());
+    config.database.url = format!("sqlite://{}", dir.path().join("v.db").display());
+    let e = match vigil::app::App::build(config).await {
+        Ok(_) => panic!("a CA file without a certificate must stop the start"),
+        Err(e) => format!("{e:#}"),
+    };
+    assert_eq!(
+        e,
+        format!(
+            "starting the embedded MQTT broker: mqtt.tls_client_ca: {}: no PEM certificate in it",
+            empty.display()
+        )
     );
 }
 

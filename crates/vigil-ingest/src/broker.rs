@@ -45,6 +45,28 @@ pub struct BrokerTls {
     /// PEM certificate chain and private key.
     pub cert: std::path::PathBuf,
     pub key: std::path::PathBuf,
+    /// PEM CA certificate(s) that sign devices' client certificates. Set,
+    /// the listener takes only clients presenting a certificate one of them
+    /// signed (mutual TLS), and a client's certificate must name it: its
+    /// Common Name is its MQTT username. The password is still checked.
+    pub client_ca: Option<std::path::PathBuf>,
+}
+
+/// The CA certificates in `path`, or a line naming `mqtt.tls_client_ca`:
+/// rustls would take an empty file as "no roots" with a message naming
+/// neither the key nor the file.
+fn client_cas(path: &std::path::Path) -> anyhow::Result<()> {
+    use rustls::pki_types::{CertificateDer, pem::PemObject};
+    let n = CertificateDer::pem_file_iter(path)
+        .and_then(|it| it.collect::<Result<Vec<_>, _>>())
+        .map_err(|e| anyhow::anyhow!("mqtt.tls_client_ca: {}: {e}", path.display()))?
+        .len();
+    anyhow::ensure!(
+        n > 0,
+        "mqtt.tls_client_ca: {}: no PEM certificate in it",
+        path.display()
+    );
+    Ok(())
 }
 
 /// A running embedded broker.
@@ -175,9 +197,20 @@ pub async fn start(
     let mut server = MqttServer::new(scx.clone()).listener_by_id(listener, 1);
     let mut tls_addr = None;
     if let Some(tls) = tls {
-        let listener = builder("vigil/tls", tls.listen)
+        let mut b = builder("vigil/tls", tls.listen)
             .tls_cert(Some(tls.cert.display().to_string()))
-            .tls_key(Some(tls.key.display().to_string()))
+            .tls_key(Some(tls.key.display().to_string()));
+        if let Some(ca) = &tls.client_ca {
+            client_cas(ca)?;
+            // The handshake refuses a client without a certificate from
+            // these CAs; the certificate's names reach the authentication
+            // hook, which holds its Common Name to the username.
+            b = b
+                .tls_cross_certificate(true)
+                .tls_client_ca_certs(Some(ca.display().to_string()))
+                .collect_cert_info(true);
+        }
+        let listener = b
             .bind()
             .map_err(|e| anyhow::anyhow!("mqtt.tls_listen {}: {e}", tls.listen))?
             .tls()
@@ -222,10 +255,25 @@ struct Policy {
 }
 
 impl Policy {
-    async fn authenticate(&self, username: Option<&str>, password: Option<&[u8]>) -> AuthResult {
+    /// `cert_cn`: the Common Name of the client's certificate, on a listener
+    /// that asks for one (`Some(None)`: a certificate without one).
+    async fn authenticate(
+        &self,
+        username: Option<&str>,
+        password: Option<&[u8]>,
+        cert_cn: Option<Option<&str>>,
+    ) -> AuthResult {
         let (Some(user), Some(pass)) = (username, password) else {
             return AuthResult::NotAuthorized;
         };
+        if let Some(cn) = cert_cn
+            && cn != Some(user)
+        {
+            // One device's certificate with another's secret: both must be
+            // the same device's.
+            tracing::info!("refused CONNECT: the client certificate names another client");
+            return AuthResult::NotAuthorized;
+        }
         let Ok(pass) = std::str::from_utf8(pass) else {
             return AuthResult::BadUsernameOrPassword;
         };
@@ -297,9 +345,12 @@ impl Handler for Hook {
             Parameter::ClientAuthenticate(ci) => {
                 let user = ci.username().map(|u| u.as_ref());
                 let pass = ci.password().map(|p| p.as_ref());
+                let cn = ci.cert().map(|c| c.common_name.as_deref());
                 (
                     false,
-                    Some(HookResult::AuthResult(this.authenticate(user, pass).await)),
+                    Some(HookResult::AuthResult(
+                        this.authenticate(user, pass, cn).await,
+                    )),
                 )
             }
             Parameter::MessagePublishCheckAcl(session, publish) => {

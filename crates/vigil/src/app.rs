@@ -235,6 +235,7 @@ fn broker_tls(config: &Config) -> Option<vigil_ingest::broker::BrokerTls> {
             listen,
             cert: cert.clone(),
             key: key.clone(),
+            client_ca: m.tls_client_ca.clone(),
         }),
         _ => None,
     }

@@ -82,6 +82,11 @@ pub struct MqttConfig {
     /// PEM certificate chain and key of the embedded broker's TLS listener.
     pub tls_cert: Option<PathBuf>,
     pub tls_key: Option<PathBuf>,
+    /// PEM CA certificate(s) that sign devices' client certificates. Set,
+    /// the TLS listener takes only clients presenting a certificate from
+    /// one of them whose Common Name is their MQTT username; the password
+    /// is still checked (mutual TLS: docs/configuration.md).
+    pub tls_client_ca: Option<PathBuf>,
     /// PEM CA certificate(s) to trust for an external `mqtts://` broker
     /// (default: the system's trust store).
     pub ca_file: Option<PathBuf>,
@@ -118,6 +123,7 @@ impl Default for Config {
                 tls_listen: None,
                 tls_cert: None,
                 tls_key: None,
+                tls_client_ca: None,
                 ca_file: None,
             },
             database: DatabaseConfig {
@@ -287,6 +293,11 @@ impl Config {
             }
             _ => {}
         }
+        if self.mqtt.tls_client_ca.is_some() && self.mqtt.tls_listen.is_none() {
+            return Err(ConfigError(
+                "mqtt.tls_client_ca: needs mqtt.tls_listen (only the TLS listener can ask for certificates)".into(),
+            ));
+        }
         if self.mqtt.tls_listen.is_some() && !self.mqtt.embedded {
             return Err(ConfigError(
                 "mqtt.tls_listen: only the embedded broker listens (mqtt.embedded = false)".into(),
@@ -297,6 +308,7 @@ impl Config {
             ("http.tls_key", &self.http.tls_key),
             ("mqtt.tls_cert", &self.mqtt.tls_cert),
             ("mqtt.tls_key", &self.mqtt.tls_key),
+            ("mqtt.tls_client_ca", &self.mqtt.tls_client_ca),
             ("mqtt.ca_file", &self.mqtt.ca_file),
         ] {
             if let Some(p) = path.as_ref().filter(|p| !p.is_file()) {
@@ -542,8 +554,25 @@ mod tests {
             "mqtt.tls_cert: required when mqtt.tls_listen is set"
         );
         c.mqtt.tls_cert = Some(pem.clone());
-        c.mqtt.tls_key = Some(pem);
+        c.mqtt.tls_key = Some(pem.clone());
         c.validate().expect("valid");
+        // Devices' certificates are asked for by the TLS listener only.
+        c.mqtt.tls_client_ca = Some(dir.path().join("missing-ca.pem"));
+        assert!(
+            c.validate()
+                .expect_err("missing")
+                .0
+                .starts_with("mqtt.tls_client_ca: no such file")
+        );
+        c.mqtt.tls_client_ca = Some(pem);
+        c.validate().expect("valid");
+        c.mqtt.tls_listen = None;
+        c.mqtt.tls_cert = None;
+        c.mqtt.tls_key = None;
+        assert_eq!(
+            c.validate().expect_err("no listener").0,
+            "mqtt.tls_client_ca: needs mqtt.tls_listen (only the TLS listener can ask for certificates)"
+        );
     }
 
     #[test]
