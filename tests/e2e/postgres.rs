@@ -60,6 +60,63 @@ async fn the_whole_path_works_on_postgresql() {
     assert_eq!(list[0]["news2"]["total"], 5);
 }
 
+/// `database.max_connections` caps the daemon's connections to the server
+/// (a trust's shared PostgreSQL, or a pooler in front of it, allows each
+/// service so many), and the whole path works within the smallest cap
+/// allowed: readings stored, scored and alerted while the API is read at
+/// the same time.
+#[tokio::test]
+async fn the_daemon_keeps_to_its_connection_cap_and_works_within_it() {
+    use sqlx::Connection;
+
+    let Some(url) = pg::fresh_database().await else {
+        return;
+    };
+    let app = TestApp::spawn_configured(Some(url.clone()), None, None, |c| {
+        c.database.max_connections = Some(2);
+    })
+    .await;
+    let mut ws = app.ws(&app.token).await;
+    let (patient, mut dev) = app.patient_with_device().await;
+    // Readings arriving while twenty reads of the API are under way.
+    let reads = futures::future::join_all((0..20).map(|i| {
+        let path = if i % 2 == 0 {
+            "/api/v1/patients".to_string()
+        } else {
+            format!("/api/v1/patients/{patient}/observations")
+        };
+        let req = app.get(&path).send();
+        async move { req.await.expect("read").status() }
+    }));
+    let device = async {
+        for seq in 1..=5 {
+            dev.publish_obs(seq, vitals(22, 94, 112)).await;
+            assert_ack(&dev.next_cmd().await, &[seq]);
+        }
+    };
+    let (statuses, ()) = tokio::join!(reads, device);
+    assert!(statuses.iter().all(|s| *s == 200), "{statuses:?}");
+    assert_eq!(
+        ws.next_alert_event("alert", "news2").await["alert"]["severity"],
+        "medium"
+    );
+    assert_eq!(ws.next_event("score").await["score"]["total"], 5);
+    let s = app.stats().await;
+    assert_eq!(s.obs_messages, 5);
+
+    // The pool keeps what it opened (idle for up to 10 minutes): what it
+    // holds now is the most it opened.
+    let mut conn = sqlx::PgConnection::connect(&url).await.expect("connect");
+    let (open,): (i64,) = sqlx::query_as(
+        "SELECT count(*) FROM pg_stat_activity \
+         WHERE datname = current_database() AND application_name = 'vigil'",
+    )
+    .fetch_one(&mut conn)
+    .await
+    .expect("count connections");
+    assert!((1..=2).contains(&open), "{open} connections open, cap 2");
+}
+
 /// Stopping PostgreSQL for 30 seconds under load loses nothing: the ingest
 /// stops acking, the kits keep their messages and resend them, and
 /// everything is stored exactly once when PostgreSQL returns.

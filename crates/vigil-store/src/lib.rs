@@ -654,13 +654,30 @@ fn firing_event(
 const MQTT_ACCOUNTS_SQL: &str =
     "SELECT id, mqtt_username, mosquitto_hash FROM devices WHERE revoked_at IS NULL ORDER BY id";
 
+/// Why `database.max_connections` is refused with SQLite.
+pub const SQLITE_POOL: &str =
+    "database.max_connections: PostgreSQL only (SQLite's pool is fixed: it has one writer)";
+
 /// Open the store named by a database URL (`sqlite://path` or
 /// `postgres://user@host/db`), applying its migrations.
 pub async fn connect(url: &str) -> Result<std::sync::Arc<dyn Store>> {
+    connect_with(url, None).await
+}
+
+/// [`connect`], with at most `max_connections` open to a PostgreSQL
+/// server (`None`: the default, 10). SQLite's pool is fixed (it has one
+/// writer), so there it must be `None`.
+pub async fn connect_with(
+    url: &str,
+    max_connections: Option<u32>,
+) -> Result<std::sync::Arc<dyn Store>> {
     if url.starts_with("sqlite:") {
+        if max_connections.is_some() {
+            return Err(StoreError::Config(SQLITE_POOL.into()));
+        }
         Ok(std::sync::Arc::new(SqliteStore::connect(url).await?))
     } else if url.starts_with("postgres://") || url.starts_with("postgresql://") {
-        postgres::connect_postgres(url).await
+        postgres::connect_postgres(url, max_connections).await
     } else {
         Err(StoreError::Config(format!(
             "database.url: unsupported scheme in {:?} (this build supports sqlite:// and postgres://)",

@@ -27,10 +27,11 @@ use crate::{Result, Store, StoreError, downsample};
 
 static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("../../migrations/postgres");
 
-/// Connections per process. Ingest holds one for a batch transaction, the
-/// web layer a few for reads; PostgreSQL's default limit is 100, which
-/// leaves room for several instances and `vigil admin`.
-const MAX_CONNECTIONS: u32 = 10;
+/// Connections per process unless `database.max_connections` says
+/// otherwise. Ingest holds one for a batch transaction, the worker one for
+/// its pass, the web layer a few for reads; PostgreSQL's default limit is
+/// 100, which leaves room for several instances and `vigil admin`.
+pub const MAX_CONNECTIONS: u32 = 10;
 
 /// PostgreSQL-backed [`Store`].
 #[derive(Clone, Debug)]
@@ -40,8 +41,13 @@ pub struct PgStore {
 
 /// Open the store at a `postgres://` (or `postgresql://`) URL, applying
 /// migrations. `connect()` in lib.rs dispatches here.
-pub async fn connect_postgres(url: &str) -> Result<std::sync::Arc<dyn Store>> {
-    Ok(std::sync::Arc::new(PgStore::connect(url).await?))
+pub async fn connect_postgres(
+    url: &str,
+    max_connections: Option<u32>,
+) -> Result<std::sync::Arc<dyn Store>> {
+    Ok(std::sync::Arc::new(
+        PgStore::connect_with(url, max_connections).await?,
+    ))
 }
 
 /// The stored form of a time: millisecond precision, as in SQLite.
@@ -402,6 +408,12 @@ impl PgStore {
     /// take PostgreSQL's advisory lock, so instances starting together are
     /// safe.
     pub async fn connect(url: &str) -> Result<Self> {
+        Self::connect_with(url, None).await
+    }
+
+    /// [`PgStore::connect`] with a pool of at most `max_connections`
+    /// (`None`: [`MAX_CONNECTIONS`]).
+    pub async fn connect_with(url: &str, max_connections: Option<u32>) -> Result<Self> {
         if !(url.starts_with("postgres://") || url.starts_with("postgresql://")) {
             return Err(StoreError::Config(format!(
                 "database.url: not a postgres URL: {}",
@@ -417,7 +429,7 @@ impl PgStore {
             opts = opts.application_name("vigil");
         }
         let pool = PgPoolOptions::new()
-            .max_connections(MAX_CONNECTIONS)
+            .max_connections(max_connections.unwrap_or(MAX_CONNECTIONS))
             .min_connections(0)
             .acquire_timeout(Duration::from_secs(10))
             .idle_timeout(Duration::from_secs(600))

@@ -37,9 +37,10 @@ impl App {
         config.validate()?;
         // Pathways first: a bad pathway file stops the start with file:line.
         config.load_pathways()?;
-        let store = vigil_store::connect(&config.database.url)
-            .await
-            .context("opening the database")?;
+        let store =
+            vigil_store::connect_with(&config.database.url, config.database.max_connections)
+                .await
+                .context("opening the database")?;
         if let Ok(Some(warning)) = vigil_store::pg_url::check(&config.database.url) {
             tracing::warn!("{warning}");
         }

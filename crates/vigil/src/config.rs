@@ -97,6 +97,9 @@ pub struct MqttConfig {
 pub struct DatabaseConfig {
     /// `sqlite://path/to/vigil.db`
     pub url: String,
+    /// At most this many connections to a PostgreSQL server per process
+    /// (default 10; PostgreSQL only).
+    pub max_connections: Option<u32>,
 }
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -128,6 +131,7 @@ impl Default for Config {
             },
             database: DatabaseConfig {
                 url: "sqlite://vigil-data/vigil.db".into(),
+                max_connections: None,
             },
             pathways: PathwaysConfig {
                 dir: "pathways".into(),
@@ -328,9 +332,27 @@ impl Config {
         if !url.starts_with("sqlite:") {
             vigil_store::pg_url::check(url).map_err(ConfigError)?;
         }
+        match self.database.max_connections {
+            None => {}
+            Some(_) if url.starts_with("sqlite:") => {
+                return Err(ConfigError(vigil_store::SQLITE_POOL.into()));
+            }
+            Some(n) if !(MIN_CONNECTIONS..=MAX_CONNECTIONS).contains(&n) => {
+                return Err(ConfigError(format!(
+                    "database.max_connections: {n} is out of range ({MIN_CONNECTIONS} to {MAX_CONNECTIONS})"
+                )));
+            }
+            Some(_) => {}
+        }
         Ok(())
     }
 }
+
+/// `database.max_connections`'s range. Two: the intake's batch and the
+/// worker's pass each hold one for a transaction, and with one they would
+/// take turns with every read besides.
+const MIN_CONNECTIONS: u32 = 2;
+const MAX_CONNECTIONS: u32 = 1000;
 
 /// Both keys of a certificate/key pair, or neither.
 fn pair(a: &str, va: &Option<PathBuf>, b: &str, vb: &Option<PathBuf>) -> Result<(), ConfigError> {
@@ -526,6 +548,37 @@ mod tests {
                 .0
                 .contains("mqtts://")
         );
+    }
+
+    #[test]
+    fn the_connection_cap_is_for_postgresql_and_within_its_range() {
+        let mut c = Config::default();
+        c.database.max_connections = Some(4);
+        assert_eq!(
+            c.validate().expect_err("sqlite").0,
+            "database.max_connections: PostgreSQL only (SQLite's pool is fixed: it has one writer)"
+        );
+        c.database.url = "postgres://vigil@localhost/vigil".into();
+        c.validate().expect("valid");
+        for n in [0, 1, 1001] {
+            c.database.max_connections = Some(n);
+            assert_eq!(
+                c.validate().expect_err("out of range").0,
+                format!("database.max_connections: {n} is out of range (2 to 1000)")
+            );
+        }
+        let env = vec![
+            (
+                "VIGIL_DATABASE_URL".to_string(),
+                "postgres://vigil@localhost/vigil".to_string(),
+            ),
+            (
+                "VIGIL_DATABASE_MAX_CONNECTIONS".to_string(),
+                "25".to_string(),
+            ),
+        ];
+        let c = Config::load(None, Some(&env)).expect("load");
+        assert_eq!(c.database.max_connections, Some(25));
     }
 
     #[test]

@@ -104,7 +104,8 @@ pub async fn run(cli: Cli) -> Result<(), Failure> {
                 .map_err(|e| Failure::Other(format!("{e:#}")))
         }
         Command::Migrate(arg) => {
-            vigil_store::connect(&load(&arg)?.database.url)
+            let config = load(&arg)?;
+            vigil_store::connect_with(&config.database.url, config.database.max_connections)
                 .await
                 .map_err(other)?;
             println!("{}", serde_json::json!({"migrated": true}));
@@ -112,9 +113,10 @@ pub async fn run(cli: Cli) -> Result<(), Failure> {
         }
         Command::Admin(args) => {
             let config = load(&args.config)?;
-            let store = vigil_store::connect(&config.database.url)
-                .await
-                .map_err(other)?;
+            let store =
+                vigil_store::connect_with(&config.database.url, config.database.max_connections)
+                    .await
+                    .map_err(other)?;
             let pathways = config.load_pathways().map_err(|e| Failure::Usage(e.0))?;
             let out = admin_cmd::run(store.as_ref(), &pathways, &config.mqtt, args.command).await?;
             println!("{out}");
