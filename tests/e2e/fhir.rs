@@ -399,6 +399,37 @@ async fn every_fhir_resource_vigil_emits_passes_an_independent_r4_validator_and_
     assert_eq!(status, 200, "{e}");
     validate("EpisodeOfCare", &e);
 
+    // A reading a clinician entered: the clinician as the performer, no device.
+    let r = app
+        .post(
+            &format!("/api/v1/patients/{patient}/observations"),
+            json!({"obs": [{"code": "resp_rate", "value": 19, "unit": "/min"}]}),
+        )
+        .send()
+        .await
+        .expect("enter");
+    assert_eq!(r.status(), 201);
+    let (status, rr) = fhir(
+        &app,
+        &format!("/fhir/r4/Observation?patient={patient}&code=http://loinc.org|9279-1"),
+    )
+    .await;
+    assert_eq!(status, 200, "{rr}");
+    let entered = entries(&rr)
+        .into_iter()
+        .find(|o| o["valueQuantity"]["value"] == 19.0)
+        .unwrap_or_else(|| panic!("the entered respiratory rate: {rr}"));
+    assert_eq!(
+        entered["performer"],
+        json!([{"display": "admin"}]),
+        "{entered}"
+    );
+    assert!(
+        entered.get("device").is_none() && entered.get("contained").is_none(),
+        "{entered}"
+    );
+    validate("Observation entered by a clinician", &entered);
+
     // A clinician's note as a Communication, searched and read.
     let r = app
         .post(

@@ -863,6 +863,15 @@ impl DeviceCa {
     }
 }
 
+/// The points NEWS2 `score` gave `parameter` (e.g. `"spo2"`), if scored.
+pub fn subscore(score: &Value, parameter: &str) -> Option<i64> {
+    score["subscores"]
+        .as_array()?
+        .iter()
+        .find(|s| s["parameter"] == parameter)?["score"]
+        .as_i64()
+}
+
 /// A complete NEWS2 set scoring `rr`, `spo2`, `pulse` with everything else
 /// normal (on air, systolic 125, alert, 36.9 °C).
 pub fn vitals(rr: i64, spo2: i64, pulse: i64) -> Value {

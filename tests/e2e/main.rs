@@ -17,6 +17,7 @@ mod api;
 mod bench;
 mod cli;
 mod ecg;
+mod entered;
 mod fhir;
 mod ingest;
 mod mosquitto;

@@ -23,7 +23,7 @@ fn repo() -> PathBuf {
 }
 
 /// Every `/api/v1` route the router serves, as (method, path).
-const ROUTES: [(&str, &str); 27] = [
+const ROUTES: [(&str, &str); 28] = [
     ("post", "/api/v1/login"),
     ("post", "/api/v1/logout"),
     ("get", "/api/v1/me"),
@@ -41,6 +41,7 @@ const ROUTES: [(&str, &str); 27] = [
     ("post", "/api/v1/patients/{id}/discharge"),
     ("get", "/api/v1/patients/{id}/notes"),
     ("post", "/api/v1/patients/{id}/notes"),
+    ("post", "/api/v1/patients/{id}/observations"),
     ("get", "/api/v1/pathways"),
     ("get", "/api/v1/alerts"),
     ("get", "/api/v1/alerts/resolved"),

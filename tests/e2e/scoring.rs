@@ -4,15 +4,7 @@
 use chrono::{Duration, Utc};
 use serde_json::{Value, json};
 
-use crate::helpers::{TestApp, assert_ack};
-
-fn subscore(score: &Value, parameter: &str) -> Option<i64> {
-    score["subscores"]
-        .as_array()?
-        .iter()
-        .find(|s| s["parameter"] == parameter)?["score"]
-        .as_i64()
-}
+use crate::helpers::{TestApp, assert_ack, subscore};
 
 fn names(v: &Value) -> Vec<String> {
     v.as_array()

@@ -47,10 +47,27 @@ pub struct Reading {
     pub observation: Observation,
     /// When the device measured it (not when it arrived).
     pub measured_at: DateTime<Utc>,
-    /// The device id that sent it.
+    /// The device id that sent it, or [`entered_source`] for a reading a
+    /// clinician entered.
     pub source: Option<String>,
     /// The stored observation id.
     pub obs_id: Option<i64>,
+}
+
+/// The source of readings a clinician entered (a count of breaths on a
+/// video call, a blood pressure read out over the phone) rather than a
+/// device sent: `manual:{username}`. No device id has a colon (the ingest
+/// takes ASCII letters, digits and `-` only), so the two never meet.
+pub fn entered_source(username: &str) -> String {
+    format!("{MANUAL_PREFIX}{username}")
+}
+
+const MANUAL_PREFIX: &str = "manual:";
+
+/// Who entered a reading whose source is [`entered_source`]; `None` for a
+/// device's.
+pub fn entered_by(source: &str) -> Option<&str> {
+    source.strip_prefix(MANUAL_PREFIX)
 }
 
 /// A value entered on the episode rather than measured by a device.

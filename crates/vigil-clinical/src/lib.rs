@@ -90,7 +90,8 @@ pub mod score_line;
 pub mod thresholds;
 
 pub use home::{
-    Attested, Episode, Reading, SCORED_CODES, default_freshness, score_home, score_home_with,
+    Attested, Episode, Reading, SCORED_CODES, default_freshness, entered_by, entered_source,
+    score_home, score_home_with,
 };
 pub use news2::{News2Score, Parameter, Reasons, Risk, Spo2Scale, SubScore};
 pub use obs::{Code, Observation, RejectReason, Value, validate};

@@ -243,8 +243,13 @@ impl Engine {
         let obs_id = reading.obs_id;
         let device = reading.source.clone();
         let value = reading.observation.value.clone();
-        if let Some(d) = &device {
-            let st = p.devices.entry(d.clone()).or_default();
+        // A reading a clinician entered comes from no device: it starts no
+        // device's offline clock.
+        if let Some(d) = device
+            .as_deref()
+            .filter(|d| vigil_clinical::entered_by(d).is_none())
+        {
+            let st = p.devices.entry(d.to_string()).or_default();
             if st.last_seen.is_none_or(|t| now > t) {
                 st.last_seen = Some(now);
                 st.offline_alerted = false;

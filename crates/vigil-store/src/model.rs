@@ -837,6 +837,23 @@ pub struct RuleAction {
     pub at: DateTime<Utc>,
 }
 
+/// A reading a clinician entered (`POST /api/v1/patients/{id}/observations`),
+/// validated, for the ingest to store as it stores a device's message: in
+/// the intake's own turn, so the worker takes it up as it takes a device's
+/// (scored, rules, alerts; after a crash, from the store).
+#[derive(Debug)]
+pub struct EnteredReading {
+    pub patient_id: i64,
+    pub ward_id: i64,
+    /// `vigil_clinical::entered_source(username)`.
+    pub source: String,
+    pub measured_at: DateTime<Utc>,
+    pub obs: Vec<NewObservation>,
+    /// The stored observations' ids, in `obs` order; `None` if the store
+    /// failed (the commit may have happened all the same).
+    pub done: tokio::sync::oneshot::Sender<Option<Vec<i64>>>,
+}
+
 /// Kinds of history with a retention setting (ECG has its own).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum HistoryKind {

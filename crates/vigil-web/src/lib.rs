@@ -19,6 +19,7 @@ pub mod audit;
 pub mod auth;
 pub mod dashboard;
 pub mod devices;
+pub mod entered;
 pub mod error;
 pub mod fhir;
 pub mod openapi;
@@ -107,6 +108,8 @@ pub struct AppState {
     pub broker_connected: watch::Receiver<bool>,
     /// Ask the scorer to recompute a patient's NEWS2 now.
     pub rescore: tokio::sync::mpsc::Sender<i64>,
+    /// Readings clinicians entered, for the ingest to store.
+    pub entered: tokio::sync::mpsc::Sender<vigil_store::EnteredReading>,
     /// Clinician alert actions for the rules engine.
     pub rule_actions: tokio::sync::mpsc::Sender<vigil_store::RuleAction>,
     /// The loaded pathways, by name.

@@ -83,6 +83,7 @@ patient or alert outside them is a 404, so ids cannot be probed. Errors are \
         crate::patients::create,
         crate::patients::one,
         crate::patients::observations,
+        crate::entered::enter,
         crate::patients::scores,
         crate::patients::ecg,
         crate::patients::update_episode,

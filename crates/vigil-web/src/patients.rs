@@ -28,7 +28,10 @@ pub fn router() -> Router<AppState> {
         .route("/api/v1/patients/discharged", get(discharged))
         .route("/api/v1/patients/notes", get(ward_notes))
         .route("/api/v1/patients/{id}", get(one))
-        .route("/api/v1/patients/{id}/observations", get(observations))
+        .route(
+            "/api/v1/patients/{id}/observations",
+            get(observations).post(crate::entered::enter),
+        )
         .route("/api/v1/patients/{id}/discharge", post(discharge))
         .route("/api/v1/patients/{id}/notes", get(notes).post(add_note))
         .route("/api/v1/patients/{id}/scores", get(scores))
@@ -554,7 +557,7 @@ pub(crate) async fn add_note(
 }
 
 /// Load a patient the caller may see, or 404.
-async fn visible_patient(
+pub(crate) async fn visible_patient(
     state: &AppState,
     caller: &Caller,
     id: i64,

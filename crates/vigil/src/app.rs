@@ -127,12 +127,14 @@ impl App {
             .collect();
         let (rescore_tx, rescore_rx) = tokio::sync::mpsc::channel(256);
         let (actions_tx, actions_rx) = tokio::sync::mpsc::channel(256);
+        let (entered_tx, entered_rx) = tokio::sync::mpsc::channel(64);
         let running = vigil_ingest::pipeline::spawn(
             ingest,
             store.clone(),
             events.clone(),
             ingest_metrics,
             rescore_rx,
+            entered_rx,
             pathways,
             actions_rx,
             cancel.clone(),
@@ -174,6 +176,7 @@ impl App {
             metrics: web_metrics,
             broker_connected: running.connected,
             rescore: rescore_tx,
+            entered: entered_tx,
             rule_actions: actions_tx,
             pathways: Arc::new(pathway_info),
             tls: https.is_some(),

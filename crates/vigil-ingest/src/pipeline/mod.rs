@@ -39,9 +39,9 @@ use rumqttc::{AsyncClient, Event, EventLoop, MqttOptions, Packet, Publish, QoS};
 use tokio::sync::{mpsc, oneshot, watch};
 use tokio_util::sync::CancellationToken;
 use vigil_store::{
-    AlertFiring, AlertStatus, BatchOutcome, FiringOutcome, LiveEvent, LiveObservation,
-    NewDerivedObservation, NewEcgChunk, NewObsMessage, NewObservation, NewRejected, ObsValue,
-    ObservationRow, PassProgress, RuleAction, Severity, Store,
+    AlertFiring, AlertStatus, BatchOutcome, EnteredReading, FiringOutcome, LiveEvent,
+    LiveObservation, NewDerivedObservation, NewEcgChunk, NewObsMessage, NewObservation,
+    NewRejected, ObsValue, ObservationRow, PassProgress, RuleAction, Severity, Store,
 };
 
 use crate::alerts::Decision;
@@ -121,6 +121,10 @@ const UNSURE_RETRY: Duration = Duration::from_secs(1);
 /// keep changing under it (each change moves the route generation), before
 /// it is left unacked for the devices to resend.
 const ROUTE_TRIES: usize = 3;
+
+/// Seqs an entered reading tries before giving up: one clinician entering
+/// this many readings within a second is not a person typing.
+const ENTERED_TRIES: u32 = 8;
 /// Largest batch written in one transaction.
 const MAX_BATCH: usize = 512;
 /// How long the first message of a batch may wait for company, when no
@@ -143,7 +147,8 @@ pub struct Running {
 }
 
 /// Start the ingest client against `config.broker`. `rescore` carries
-/// patient ids whose score must be recomputed now (an episode setting changed).
+/// patient ids whose score must be recomputed now (an episode setting
+/// changed); `entered`, readings clinicians entered, to be stored.
 #[expect(
     clippy::too_many_arguments,
     reason = "the daemon's wiring: each is a distinct channel or handle"
@@ -154,6 +159,7 @@ pub fn spawn(
     events: vigil_store::LiveHub,
     metrics: IngestMetrics,
     rescore: mpsc::Receiver<i64>,
+    entered: mpsc::Receiver<EnteredReading>,
     pathways: vigil_rules::Pathways,
     rule_actions: mpsc::Receiver<RuleAction>,
     cancel: CancellationToken,
@@ -204,7 +210,7 @@ pub fn spawn(
     // last run stored and did not finish (`Worker::catch_up`): those
     // readings are then exactly the ones above the worker's progress.
     let (caught_up_tx, caught_up) = oneshot::channel();
-    let batch = tokio::spawn(intake.run(rx, stored_tx, caught_up, cancel.clone()));
+    let batch = tokio::spawn(intake.run(rx, entered, stored_tx, caught_up, cancel.clone()));
     let (readings_deleted, deleted) = mpsc::channel(1);
     let work = tokio::spawn(worker.run(
         stored_rx,
@@ -410,6 +416,7 @@ impl Intake {
     async fn run(
         mut self,
         mut rx: mpsc::Receiver<Publish>,
+        mut entered: mpsc::Receiver<EnteredReading>,
         out: mpsc::Sender<Stored>,
         caught_up: oneshot::Receiver<()>,
         cancel: CancellationToken,
@@ -422,20 +429,24 @@ impl Intake {
         }
         let mut batch = Vec::with_capacity(MAX_BATCH);
         loop {
-            let first = tokio::select! {
-                p = rx.recv() => match p { Some(p) => p, None => break },
+            let stored = tokio::select! {
+                p = rx.recv() => {
+                    let Some(first) = p else { break };
+                    batch.push(first);
+                    collect(&mut rx, &mut batch, BATCH_WINDOW).await;
+                    self.metrics.batch_size.observe(batch.len() as f64);
+                    self.metrics.queue_depth.set(rx.len() as i64);
+                    let stored = self.process(&batch).await;
+                    for p in batch.drain(..) {
+                        if let Err(e) = self.client.ack(&p).await {
+                            tracing::warn!(error = %e, "mqtt ack failed");
+                        }
+                    }
+                    stored
+                }
+                Some(r) = entered.recv() => self.entered(r).await,
                 _ = cancel.cancelled() => break,
             };
-            batch.push(first);
-            collect(&mut rx, &mut batch, BATCH_WINDOW).await;
-            self.metrics.batch_size.observe(batch.len() as f64);
-            self.metrics.queue_depth.set(rx.len() as i64);
-            let stored = self.process(&batch).await;
-            for p in batch.drain(..) {
-                if let Err(e) = self.client.ack(&p).await {
-                    tracing::warn!(error = %e, "mqtt ack failed");
-                }
-            }
             if std::mem::take(&mut self.unsure_commit) {
                 if !self.check_unsure_commit(stored, &out, &cancel).await {
                     break;
@@ -610,6 +621,66 @@ impl Intake {
                 }
             }
         }
+        work
+    }
+
+    /// Store a reading a clinician entered, as a message of its own
+    /// (source `manual:{username}`), between device batches: observation
+    /// ids stay in the order the worker takes them up, so its progress
+    /// (and a restart's catch-up) covers entered readings too. Answers the
+    /// request once it is committed, or has failed.
+    async fn entered(&mut self, r: EnteredReading) -> Stored {
+        let now = Utc::now();
+        let mut work = Stored {
+            received_at: Some(now),
+            ..Stored::default()
+        };
+        // Messages are keyed by (source, seq): the second of entry, moved
+        // past another entry by the same clinician in the same second.
+        let mut seq = u32::try_from(now.timestamp()).unwrap_or(u32::MAX);
+        for _ in 0..ENTERED_TRIES {
+            let msg = NewObsMessage {
+                device_id: r.source.clone(),
+                seq,
+                patient_id: r.patient_id,
+                measured_at: r.measured_at,
+                received_at: now,
+                obs: r.obs.clone(),
+            };
+            let outcome = self
+                .store
+                .store_uplink_batch(std::slice::from_ref(&msg), &[])
+                .await
+                .map(|(mut o, _)| o.pop());
+            match outcome {
+                Ok(Some(BatchOutcome::Stored { observation_ids })) => {
+                    work.to_score
+                        .entry(r.patient_id)
+                        .or_default()
+                        .insert(r.measured_at);
+                    work.last_observation_id = observation_ids.iter().max().copied();
+                    let p = Pending {
+                        at: 0,
+                        msg,
+                        ward_id: r.ward_id,
+                    };
+                    self.observation_event(&p, observation_ids.clone(), &mut work.feed);
+                    let _ = r.done.send(Some(observation_ids));
+                    return work;
+                }
+                Ok(Some(BatchOutcome::Duplicate)) => seq = seq.wrapping_add(1),
+                Ok(None) => break,
+                Err(e) => {
+                    tracing::error!(error = %e, patient_id = r.patient_id, "store failed; an entered reading may not be stored");
+                    // As after a device batch's failed commit: the worker
+                    // takes up whatever it stored before anything more is.
+                    self.unsure_commit = true;
+                    work.unsure.insert(r.patient_id);
+                    break;
+                }
+            }
+        }
+        let _ = r.done.send(None);
         work
     }
 
@@ -811,41 +882,52 @@ impl Intake {
                     let lag =
                         (stored_at - p.msg.measured_at).num_milliseconds().max(0) as f64 / 1000.0;
                     self.metrics.ingest_lag.observe(lag);
-                    let obs: Vec<LiveObservation> = p
-                        .msg
-                        .obs
-                        .iter()
-                        .zip(observation_ids)
-                        .map(|(o, id)| LiveObservation {
-                            id,
-                            code: o.code.clone(),
-                            value: o.value.clone(),
-                            unit: o.unit.clone(),
-                        })
-                        .collect();
-                    for o in &obs {
-                        if let Some(r) = crate::rules::reading(
-                            &o.code,
-                            &o.value,
-                            o.unit.as_deref(),
-                            p.msg.measured_at,
-                            &p.msg.device_id,
-                            o.id,
-                        ) {
-                            feed.push((p.msg.patient_id, r));
-                        }
-                    }
-                    let _ = self.events.send(LiveEvent::Observation {
-                        ward_id: p.ward_id,
-                        patient_id: p.msg.patient_id,
-                        device_id: p.msg.device_id.clone(),
-                        seq: p.msg.seq,
-                        measured_at: p.msg.measured_at,
-                        obs,
-                    });
+                    self.observation_event(p, observation_ids, feed);
                 }
             }
         }
+    }
+
+    /// A stored message's readings: to the rules engine's feed, and to the
+    /// dashboards as an `observation` event.
+    fn observation_event(
+        &self,
+        p: &Pending,
+        observation_ids: Vec<i64>,
+        feed: &mut Vec<(i64, vigil_clinical::Reading)>,
+    ) {
+        let obs: Vec<LiveObservation> = p
+            .msg
+            .obs
+            .iter()
+            .zip(observation_ids)
+            .map(|(o, id)| LiveObservation {
+                id,
+                code: o.code.clone(),
+                value: o.value.clone(),
+                unit: o.unit.clone(),
+            })
+            .collect();
+        for o in &obs {
+            if let Some(r) = crate::rules::reading(
+                &o.code,
+                &o.value,
+                o.unit.as_deref(),
+                p.msg.measured_at,
+                &p.msg.device_id,
+                o.id,
+            ) {
+                feed.push((p.msg.patient_id, r));
+            }
+        }
+        let _ = self.events.send(LiveEvent::Observation {
+            ward_id: p.ward_id,
+            patient_id: p.msg.patient_id,
+            device_id: p.msg.device_id.clone(),
+            seq: p.msg.seq,
+            measured_at: p.msg.measured_at,
+            obs,
+        });
     }
 
     /// The route of `device` from the batch's lookup: `None` (left unacked,

@@ -739,7 +739,11 @@ impl Worker {
             entry
                 .0
                 .insert(reading.observation.code.as_str().to_string());
-            if let Some(d) = &reading.source {
+            if let Some(d) = reading
+                .source
+                .as_ref()
+                .filter(|d| vigil_clinical::entered_by(d).is_none())
+            {
                 entry.1.insert(d.clone());
             }
             outputs.extend(self.observe(patient, reading, now).await);

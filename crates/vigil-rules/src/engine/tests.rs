@@ -570,6 +570,22 @@ fn device_rules_battery_lead_off_offline() {
 }
 
 #[test]
+fn a_reading_a_clinician_entered_starts_no_device_offline_clock() {
+    let mut e = engine_with("general"); // offline after 6 h
+    let mut entered = reading("resp_rate", 18.0, mins(0), 1);
+    entered.source = Some(vigil_clinical::entered_source("nurse-a"));
+    e.observe(1, entered, mins(0)).unwrap();
+    e.observe(1, reading("pulse", 72.0, mins(1), 2), mins(1))
+        .unwrap();
+    // Six hours on, only the device is offline: the nurse is not a device.
+    assert_eq!(
+        device_rules(&e.tick(mins(1) + Duration::hours(6))),
+        vec!["device-offline:dev-1"]
+    );
+    assert!(device_rules(&e.tick(mins(0) + Duration::hours(30))).is_empty());
+}
+
+#[test]
 fn a_device_heard_from_without_readings_or_statuses_is_not_offline() {
     let mut e = engine_with("general"); // offline after 6 h
     let lead_off = DeviceStatus {

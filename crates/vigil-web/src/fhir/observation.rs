@@ -196,11 +196,10 @@ fn base(
         profiles.push(profiles::VITALSIGNS);
     }
     profiles.extend(profile);
-    json!({
+    let mut r = json!({
         "resourceType": "Observation",
         "id": id,
         "meta": {"profile": profiles},
-        "contained": [contained_device(&row.device_id, kinds)],
         "identifier": [{
             "system": format!("{}/device-message", systems::VIGIL),
             "value": format!("{}/{}/{}", row.device_id, row.seq, row.code),
@@ -211,8 +210,16 @@ fn base(
         "subject": patient_ref(patient),
         "effectiveDateTime": fhir_time(row.measured_at),
         "issued": fhir_time(row.received_at),
-        "device": {"reference": "#device"},
-    })
+    });
+    match vigil_clinical::entered_by(&row.device_id) {
+        // Entered by a clinician: who, as the performer; no device.
+        Some(who) => r["performer"] = json!([{"display": who}]),
+        None => {
+            r["contained"] = json!([contained_device(&row.device_id, kinds)]);
+            r["device"] = json!({"reference": "#device"});
+        }
+    }
+    r
 }
 
 fn number(v: &ObsValue) -> Option<f64> {
