@@ -8,6 +8,7 @@ import { VitalChart, type OffWard, type SeriesSpec } from "./chart";
 import { showDischarge, showProvision } from "./admission";
 import { hideAssessment, settingsRecorded, showAssessment } from "./assessment";
 import { leaveNotes, noteArrived, showNotes } from "./notes";
+import { showEntry } from "./entry";
 import { showEcg } from "./ecg";
 import { $, age, el, news2View, params, when } from "./format";
 import { patients, session } from "./state";
@@ -91,6 +92,7 @@ function showStay(id: number, detail: PatientDetail): void {
   renderFacts();
   renderDevices();
   showAssessment(id, detail.settings, detail.thresholds?.freshness_s, settingsChanged);
+  showEntry(detail.episode && !detail.episode.discharged_at ? id : null);
   showDischarge(session.me, detail);
   showProvision(session.me, detail, () => reloadDevices(id));
 }
@@ -108,6 +110,7 @@ async function readPatient(id: number): Promise<PatientDetail | null> {
 export function closePatient(): void {
   if (!page) return;
   hideAssessment();
+  showEntry(null);
   leaveNotes();
   for (const c of page.charts.values()) c.destroy();
   page = null;
@@ -354,6 +357,11 @@ function summary(p: Page, v: Vital): string {
     + `lowest ${fmtNum(Math.min(...vals))}, highest ${fmtNum(Math.max(...vals))}.`;
 }
 
+/** A reading's source as the table shows it: a device's id, or who entered it. */
+function source(device: string): string {
+  return device.startsWith("manual:") ? `entered by ${device.slice("manual:".length)}` : device;
+}
+
 /** The readings behind a chart, newest first, for keyboards and screen readers. */
 function fillTable(fig: HTMLElement, v: Vital): void {
   if (!page) return;
@@ -388,7 +396,7 @@ function fillTable(fig: HTMLElement, v: Vital): void {
     }
     const tr = el("tr");
     tr.append(el("td", "", when(new Date(o.t).toISOString(), true)), el("td", "num", fmtNum(o.v)),
-      ...others.map((m) => el("td", "num", m.has(o.t) ? fmtNum(m.get(o.t)!) : "—")), el("td", "", o.device));
+      ...others.map((m) => el("td", "num", m.has(o.t) ? fmtNum(m.get(o.t)!) : "—")), el("td", "", source(o.device)));
     body.append(tr);
   }
   table.append(cap, head, body);

@@ -425,3 +425,55 @@ test("a note written on a patient's page is kept with who and when, shown newest
     await assertAccessible(page, t, "the ward with the handover's notes");
   }, { patients: 2 });
 });
+
+test("a clinician enters a respiratory rate counted on a call: kept with their name, on the chart at once, and a number no device could read is refused with what was typed kept", { timeout: TEST_TIMEOUT }, async (t) => {
+  await withWard(t, async ({ page, demo }) => {
+    const id = await signedInPatientWithReadings(page, demo);
+    await page.evaluate((id) => { location.hash = `#/patients/${id}`; }, id);
+    const section = page.locator("#entry");
+    await section.getByRole("heading", { name: "Enter readings" }).waitFor();
+    const field = (code) => page.locator(`#entry-form input[data-code="${code}"]`);
+    const enter = page.getByRole("button", { name: "Enter readings" });
+    const error = page.locator("#entry-error");
+    const manual = `manual:${demo.login.username}`;
+    const enteredRows = async (code) => (await pageGet(page, `/api/v1/patients/${id}/observations?code=${code}`))
+      .filter((o) => o.device_id === manual);
+
+    // Nothing typed: told, nothing sent.
+    await enter.click();
+    await page.getByText("Enter at least one reading.").waitFor();
+
+    // Not a number, then a number no device could read: refused, kept as typed.
+    await field("pulse").fill("eighty");
+    await enter.click();
+    await page.getByText("Pulse must be a number.").waitFor();
+    await field("pulse").fill("");
+    await field("spo2").fill("9");
+    const refused = page.waitForResponse((r) => r.url().endsWith(`/api/v1/patients/${id}/observations`) && r.request().method() === "POST");
+    await enter.click();
+    assert.equal((await refused).status(), 422);
+    await poll("the refusal told", async () => (await error.textContent()) === "Not entered: SpO2 is outside what any device could read: check the number.", { timeout: UI_TIMEOUT, interval: 100 });
+    assert.equal(await field("spo2").inputValue(), "9", "what was typed stays, to be corrected");
+    assert.equal((await enteredRows("spo2")).length, 0, "nothing stored");
+
+    // Corrected, with the breaths counted on the call: stored, with the user as the source.
+    await field("spo2").fill("");
+    await field("resp_rate").fill("19");
+    const posted = page.waitForResponse((r) => r.url().endsWith(`/api/v1/patients/${id}/observations`) && r.request().method() === "POST");
+    await enter.click();
+    assert.equal((await posted).status(), 201);
+    await poll("the entry confirmed", async () => /^Entered, measured .+: Respiration rate 19\.$/.test(await page.locator("#entry-status").textContent()), { timeout: UI_TIMEOUT, interval: 100 });
+    assert.equal(await error.textContent(), "");
+    assert.equal(await field("resp_rate").inputValue(), "", "the form is emptied once stored");
+    const [row] = await enteredRows("resp_rate");
+    assert.equal(row?.value, 19, "stored as entered");
+
+    // On the respiration chart's table at once (the websocket's event), with who entered it.
+    const rr = page.locator('#charts figure.vital[data-code="resp_rate"]');
+    await rr.getByText("Respiration rate: readings as a table").click();
+    const entered = rr.locator("table.readings tbody tr").filter({ hasText: `entered by ${demo.login.username}` });
+    await entered.first().waitFor({ timeout: UI_TIMEOUT });
+    assert.equal(await entered.first().locator("td:nth-child(2)").textContent(), "19");
+    await assertAccessible(page, t, "a patient's page with a reading entered");
+  }, { patients: 2 });
+});
