@@ -135,6 +135,20 @@ async fn a_respiratory_rate_counted_on_a_call_completes_news2_and_raises_its_ale
         (2, 7),
         "the kit's message and the entry"
     );
+    let metrics = app
+        .get("/metrics")
+        .send()
+        .await
+        .expect("metrics")
+        .text()
+        .await
+        .expect("text");
+    for line in [
+        "vigil_entered_readings_total{outcome=\"stored\"} 1",
+        "vigil_entered_readings_total{outcome=\"failed\"} 0",
+    ] {
+        assert!(metrics.lines().any(|l| l == line), "{line} in /metrics");
+    }
 
     // On the audit trail by its codes and ids, never its values.
     let audit = app

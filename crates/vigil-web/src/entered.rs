@@ -121,10 +121,14 @@ pub(crate) async fn enter(
         })
         .await;
     let ids = match (sent, stored.await) {
-        (Ok(()), Ok(Some(ids))) => ids,
+        (Ok(()), Ok(Some(ids))) => {
+            state.metrics.entered.with_label_values(&["stored"]).inc();
+            ids
+        }
         // The store failed (the commit may have happened all the same: the
         // ingest takes up whatever it stored), or the ingest is stopping.
         _ => {
+            state.metrics.entered.with_label_values(&["failed"]).inc();
             return Err(ApiError::Internal(
                 "entered readings not confirmed stored".into(),
             ));

@@ -74,6 +74,9 @@ pub struct WebMetrics {
     pub ws_resyncs: IntCounter,
     /// `vigil_ws_missed_events_total`: the events those streams missed.
     pub ws_missed: IntCounter,
+    /// `vigil_entered_readings_total{outcome}`: entries of readings by
+    /// clinicians, `stored` or `failed` (the store did not confirm them).
+    pub entered: prometheus::IntCounterVec,
 }
 
 impl WebMetrics {
@@ -90,10 +93,22 @@ impl WebMetrics {
             "Live events that lagging websocket streams missed (each told to resync)",
         )?;
         registry.register(Box::new(ws_missed.clone()))?;
+        let entered = prometheus::IntCounterVec::new(
+            prometheus::Opts::new(
+                "vigil_entered_readings_total",
+                "Entries of readings by clinicians (POST /api/v1/patients/{id}/observations), by outcome: stored, or failed (not confirmed stored)",
+            ),
+            &["outcome"],
+        )?;
+        registry.register(Box::new(entered.clone()))?;
+        for outcome in ["stored", "failed"] {
+            entered.with_label_values(&[outcome]);
+        }
         Ok(WebMetrics {
             ws_clients,
             ws_resyncs,
             ws_missed,
+            entered,
         })
     }
 }
