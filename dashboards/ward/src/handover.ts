@@ -1,10 +1,11 @@
 // The alert queue's "Handover: the last 12 hours": what the shift going off
 // dealt with, and how, for the one coming on: the alerts it resolved
 // (GET /api/v1/alerts/resolved) and the notes it wrote (GET
-// /api/v1/patients/notes). Loaded when opened, again when an alert is
-// resolved or a note written, and every 5 minutes while open (as the ward
-// list), so what is more than 12 hours old leaves it; each load is a read of
-// patient data on the audit trail.
+// /api/v1/patients/notes). Twelve hours is a shift; the team coming on after
+// a day off, or a weekend, can widen it to 24 hours or 3 days. Loaded when
+// opened or widened, again when an alert is resolved or a note written, and
+// every 5 minutes while open (as the ward list), so what is older than the
+// window leaves it; each load is a read of patient data on the audit trail.
 import { api } from "./api";
 import { $, el, nhsFormat, span, when } from "./format";
 import { OUTCOMES } from "./alerts";
@@ -22,18 +23,27 @@ const OUTCOME_TEXT: Record<string, string> = {
   "device-unassigned": "Device unassigned",
 };
 
-const HOURS = 12;
 const section = $("handover-section") as HTMLDetailsElement;
+const hoursSelect = $("handover-hours") as HTMLSelectElement;
 let loading = 0;
+
+/** The window chosen, in words: "the last 24 hours", "the last 3 days". */
+function windowText(hours: number): string {
+  return hours % 24 === 0 && hours > 24 ? `the last ${hours / 24} days` : `the last ${hours} hours`;
+}
 
 export async function refreshHandover(): Promise<void> {
   if (!section.open) return;
+  const hours = Number(hoursSelect.value) || 12;
+  const span = windowText(hours);
+  $("handover-span").textContent = span;
+  for (const s of section.querySelectorAll(".handover-window")) s.textContent = span;
   const load = ++loading;
   await Promise.all([
-    fill("handover", `/api/v1/alerts/resolved?hours=${HOURS}`, resolvedRow,
-      `No alerts resolved in the last ${HOURS} hours.`, "the resolved alerts", load),
-    fill("handover-notes", `/api/v1/patients/notes?hours=${HOURS}`, noteRow,
-      `No notes written in the last ${HOURS} hours.`, "the notes", load),
+    fill("handover", `/api/v1/alerts/resolved?hours=${hours}`, resolvedRow,
+      `No alerts resolved in ${span}.`, "the resolved alerts", load),
+    fill("handover-notes", `/api/v1/patients/notes?hours=${hours}`, noteRow,
+      `No notes written in ${span}.`, "the notes", load),
   ]);
 }
 
@@ -85,12 +95,17 @@ function noteRow(n: WardNote): HTMLTableRowElement {
 }
 
 section.addEventListener("toggle", () => { void refreshHandover(); });
+hoursSelect.addEventListener("change", () => { void refreshHandover(); });
 setInterval(() => { void refreshHandover(); }, 5 * 60_000);
 
 /** Signed out: nothing of these patients stays on the page. */
 export function clearHandover(): void {
   loading++;
   section.open = false;
+  // The next user starts on a shift's worth.
+  hoursSelect.value = "12";
+  $("handover-span").textContent = windowText(12);
+  for (const s of section.querySelectorAll(".handover-window")) s.textContent = windowText(12);
   for (const table of ["handover", "handover-notes"]) {
     $(table).querySelector("tbody")!.replaceChildren();
     $(`${table}-status`).textContent = "";

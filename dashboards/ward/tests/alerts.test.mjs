@@ -188,6 +188,14 @@ test("NEWS2 column in acuity order, and the alert queue worked in the browser: a
       assert.ok(handedText.includes(want), `the handover row has ${want}: ${handedText}`);
     }
     await assertAccessible(page, t, "the ward with the handover open");
+    // Widened after a weekend: both lists are asked for 3 days, and say so.
+    const widened = ["/api/v1/alerts/resolved?hours=72", "/api/v1/patients/notes?hours=72"]
+      .map((path) => page.waitForResponse((r) => r.url().endsWith(path) && r.status() === 200));
+    await page.getByLabel("Covering").selectOption("72");
+    await Promise.all(widened);
+    assert.equal(await page.locator("#handover-section summary").textContent(), "Handover: the last 3 days");
+    assert.match(await page.locator("#handover caption").textContent(), /resolved in the last 3 days,/);
+    await handed.waitFor({ timeout: UI_TIMEOUT });
 
     // 7. A cookie-authenticated write without the CSRF header is refused.
     const live = await pageFetch(page, "/api/v1/alerts?status=open");
