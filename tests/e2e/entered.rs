@@ -151,16 +151,7 @@ async fn a_respiratory_rate_counted_on_a_call_completes_news2_and_raises_its_ale
     }
 
     // On the audit trail by its codes and ids, never its values.
-    let audit = app
-        .get_json(&format!("/api/v1/audit?patient={patient}"))
-        .await;
-    let entry = audit
-        .as_array()
-        .expect("entries")
-        .iter()
-        .find(|e| e["action"] == "patient.observations.enter")
-        .unwrap_or_else(|| panic!("no entry: {audit}"))
-        .clone();
+    let entry = app.audit_entry(patient, "patient.observations.enter").await;
     assert_eq!(entry["detail"]["codes"], json!(["resp_rate"]), "{entry}");
     assert_eq!(entry["detail"]["observations"], json!([id]), "{entry}");
     assert!(!entry.to_string().contains("25"), "no value: {entry}");

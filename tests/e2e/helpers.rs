@@ -335,6 +335,19 @@ impl TestApp {
         WsClient { ws }
     }
 
+    /// The first audit entry of `action` about `patient` as the trail lists
+    /// them; panics if none.
+    pub async fn audit_entry(&self, patient: i64, action: &str) -> Value {
+        let audit = self
+            .get_json(&format!("/api/v1/audit?patient={patient}"))
+            .await;
+        audit
+            .as_array()
+            .and_then(|a| a.iter().find(|e| e["action"] == action))
+            .cloned()
+            .unwrap_or_else(|| panic!("no {action} entry: {audit}"))
+    }
+
     pub async fn stats(&self) -> vigil_store::Stats {
         self.store.stats().await.expect("stats")
     }

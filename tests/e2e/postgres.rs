@@ -117,6 +117,64 @@ async fn the_daemon_keeps_to_its_connection_cap_and_works_within_it() {
     assert!((1..=2).contains(&open), "{open} connections open, cap 2");
 }
 
+/// Readings a clinician entered whose commit happened but whose answer was
+/// cut off: the clinician is told they are not confirmed (a 500, counted
+/// as `failed`, on the audit trail as unconfirmed), and the ingest takes
+/// them up all the same: scored and alerted once, stored once (DB-17).
+#[tokio::test]
+async fn an_entry_whose_commit_answer_was_lost_is_told_unconfirmed_and_still_scored() {
+    let Some((app, cutter)) = behind_a_commit_cutter(Some("obs_messages")).await else {
+        return;
+    };
+    let mut ws = app.ws(&app.token).await;
+    let (patient, mut dev) = app.patient_with_device().await;
+    let mut kit = vitals(18, 96, 72);
+    if let Some(all) = kit.as_array_mut() {
+        all.retain(|o| o["code"] != "resp_rate");
+    }
+    dev.publish_obs(1, kit).await;
+    assert_ack(&dev.next_cmd().await, &[1]);
+    assert_eq!(ws.next_event("score").await["score"]["partial"], true);
+
+    cutter
+        .armed
+        .store(true, std::sync::atomic::Ordering::SeqCst);
+    let r = app
+        .post(
+            &format!("/api/v1/patients/{patient}/observations"),
+            json!({"obs": [{"code": "resp_rate", "value": 25, "unit": "/min"}]}),
+        )
+        .send()
+        .await
+        .expect("post");
+    assert_eq!(r.status(), 500, "not confirmed");
+    assert_eq!(cutter.cuts.load(std::sync::atomic::Ordering::SeqCst), 1);
+
+    // Stored all the same, and taken up: scored whole and alerted, once.
+    let alert = ws.next_alert_event("alert", "news2").await;
+    assert_eq!(alert["alert"]["severity"], "low-medium", "{alert}");
+    let s = ws.next_event("score").await["score"].clone();
+    assert_eq!(
+        (&s["partial"], &s["total"]),
+        (&json!(false), &json!(3)),
+        "{s}"
+    );
+    assert_eq!(app.stats().await.obs_messages, 2);
+    let metrics = app.metrics().await;
+    assert!(
+        metrics
+            .lines()
+            .any(|l| l == "vigil_entered_readings_total{outcome=\"failed\"} 1"),
+        "{metrics}"
+    );
+    let entry = app.audit_entry(patient, "patient.observations.enter").await;
+    assert_eq!(
+        (&entry["detail"]["confirmed"], &entry["detail"]["codes"]),
+        (&json!(false), &json!(["resp_rate"])),
+        "{entry}"
+    );
+}
+
 /// Stopping PostgreSQL for 30 seconds under load loses nothing: the ingest
 /// stops acking, the kits keep their messages and resend them, and
 /// everything is stored exactly once when PostgreSQL returns.
@@ -409,15 +467,8 @@ async fn stored_once(app: &TestApp, patient: i64) {
 /// patient with a hub whose first, normal set is stored and scored (every
 /// write of the daemon's done), then the cutter armed and a high set sent:
 /// RR 25 (3) + SpO2 91 (3) + pulse 131 (3). `None` without PostgreSQL.
-async fn high_set_behind_a_commit_cutter(
-    only: Option<&'static str>,
-) -> Option<(
-    TestApp,
-    CommitCutter,
-    crate::helpers::WsClient,
-    i64,
-    crate::helpers::TestDevice,
-)> {
+/// A daemon on a fresh database reached through a [`CommitCutter`].
+async fn behind_a_commit_cutter(only: Option<&'static str>) -> Option<(TestApp, CommitCutter)> {
     let url = pg::fresh_database().await?;
     // postgres://postgres@127.0.0.1:PORT/DB → the same through the cutter.
     let (head, db) = url.rsplit_once('/').expect("database in url");
@@ -432,7 +483,19 @@ async fn high_set_behind_a_commit_cutter(
         "postgres://postgres@127.0.0.1:{}/{db}?sslmode=disable",
         cutter.port
     );
-    let app = TestApp::spawn_on(Some(proxied)).await;
+    Some((TestApp::spawn_on(Some(proxied)).await, cutter))
+}
+
+async fn high_set_behind_a_commit_cutter(
+    only: Option<&'static str>,
+) -> Option<(
+    TestApp,
+    CommitCutter,
+    crate::helpers::WsClient,
+    i64,
+    crate::helpers::TestDevice,
+)> {
+    let (app, cutter) = behind_a_commit_cutter(only).await?;
     let mut ws = app.ws(&app.token).await;
     let (patient, mut dev) = app.patient_with_device().await;
     dev.publish_obs(1, vitals(16, 97, 70)).await;

@@ -25,6 +25,9 @@ use crate::openapi::ErrorBody;
 /// The most readings one entry holds: a full set of vital signs and more.
 const MAX_READINGS: usize = 16;
 
+/// How long a request waits for its readings to be committed.
+const CONFIRM_WITHIN: std::time::Duration = std::time::Duration::from_secs(15);
+
 /// How far ahead of the server's clock a measurement time may be: the
 /// browser's clock may run ahead, as a device's may (the ingest's limit).
 const MAX_AHEAD: Duration = Duration::minutes(5);
@@ -109,40 +112,35 @@ pub(crate) async fn enter(
     let source = vigil_clinical::entered_source(&caller.0.username);
     let (done, stored) = tokio::sync::oneshot::channel();
     let codes: Vec<String> = obs.iter().map(|o| o.code.clone()).collect();
-    let sent = state
-        .entered
-        .send(EnteredReading {
-            patient_id: id,
-            ward_id: patient.ward_id,
-            source: source.clone(),
-            measured_at,
-            obs,
-            done,
-        })
-        .await;
-    let ids = match (sent, stored.await) {
-        (Ok(()), Ok(Some(ids))) => {
-            state.metrics.entered.with_label_values(&["stored"]).inc();
-            ids
-        }
-        // The store failed (the commit may have happened all the same: the
-        // ingest takes up whatever it stored), or the ingest is stopping.
-        _ => {
-            state.metrics.entered.with_label_values(&["failed"]).inc();
+    let reading = EnteredReading {
+        patient_id: id,
+        ward_id: patient.ward_id,
+        source: source.clone(),
+        measured_at,
+        obs,
+        done,
+    };
+    // The intake takes entries between device batches; behind a long
+    // backlog the clinician is told, rather than left waiting, that the
+    // readings are not confirmed. The confirmation goes on without them,
+    // so readings stored late are audited all the same.
+    let confirming = tokio::spawn(confirm(
+        state.clone(),
+        Caller(caller.0.clone(), caller.1.clone()),
+        reading,
+        stored,
+        codes,
+    ));
+    let ids = match tokio::time::timeout(CONFIRM_WITHIN, confirming).await {
+        Ok(Ok(Ok(ids))) => ids,
+        Ok(Ok(Err(e))) => return Err(e),
+        // Not yet confirmed, or the confirmation's task ended abnormally.
+        Ok(Err(_)) | Err(_) => {
             return Err(ApiError::Internal(
-                "entered readings not confirmed stored".into(),
+                "entered readings not confirmed stored in time".into(),
             ));
         }
     };
-    // The codes and ids: the values are clinical content, kept in their table.
-    crate::audit::record(
-        &state,
-        &caller,
-        "patient.observations.enter",
-        Some(id),
-        serde_json::json!({"codes": codes, "observations": ids, "measured_at": measured_at}),
-    )
-    .await?;
     tracing::info!(
         patient_id = id,
         by = caller.0.id,
@@ -158,6 +156,37 @@ pub(crate) async fn enter(
             observation_ids: ids,
         }),
     ))
+}
+
+/// Hand the readings to the ingest and wait for their commit; then count
+/// and audit them. An error if the store did not confirm them (the commit
+/// may have happened all the same: the ingest takes up whatever it
+/// stored) or the ingest is stopping.
+async fn confirm(
+    state: AppState,
+    caller: Caller,
+    reading: EnteredReading,
+    stored: tokio::sync::oneshot::Receiver<Option<Vec<i64>>>,
+    codes: Vec<String>,
+) -> Result<Vec<i64>, ApiError> {
+    let (id, measured_at) = (reading.patient_id, reading.measured_at);
+    let ids = match state.entered.send(reading).await {
+        Ok(()) => stored.await.ok().flatten(),
+        Err(_) => None,
+    };
+    let outcome = if ids.is_some() { "stored" } else { "failed" };
+    state.metrics.entered.with_label_values(&[outcome]).inc();
+    // The codes and ids, never the values (clinical content, kept in their
+    // table). An entry not confirmed is on the trail too: it may be stored.
+    crate::audit::record(
+        &state,
+        &caller,
+        "patient.observations.enter",
+        Some(id),
+        serde_json::json!({"codes": codes, "observations": ids, "confirmed": ids.is_some(), "measured_at": measured_at}),
+    )
+    .await?;
+    ids.ok_or_else(|| ApiError::Internal("entered readings not confirmed stored".into()))
 }
 
 /// The readings validated as a device's are, or a 422 naming the first
