@@ -12,9 +12,7 @@ use axum::response::Response;
 use serde_json::{Value, json};
 use vigil_store::NoteRow;
 
-use super::{
-    FhirError, base_url, caller, fhir_time, ok, patient_ref, searchset, self_url, systems,
-};
+use super::{FhirError, caller, fhir_time, ok, patient_ref, systems};
 use crate::AppState;
 use crate::error::ApiError;
 
@@ -58,20 +56,16 @@ pub async fn search(
         .iter()
         .map(resource)
         .collect();
-    crate::audit::record(
+    super::audited_searchset(
         &state,
         &caller,
-        "fhir.communication.read",
-        Some(patient),
-        json!({"query": raw.as_deref().unwrap_or_default(), "count": found.len()}),
-    )
-    .await?;
-    let base = base_url(&headers);
-    Ok(ok(&searchset(
-        &base,
-        &self_url(&base, "Communication", raw.as_deref()),
+        &headers,
+        ("fhir.communication.read", "Communication"),
+        patient,
+        raw.as_deref(),
         found,
-    )))
+    )
+    .await
 }
 
 /// `GET /fhir/r4/Communication/{patient}-{note}`.

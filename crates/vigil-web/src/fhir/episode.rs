@@ -13,10 +13,7 @@ use chrono::{Timelike, Utc};
 use serde_json::{Value, json};
 use vigil_store::{Episode, PatientDetail};
 
-use super::{
-    FhirError, base_url, caller, fhir_time, full_url, ok, patient_ref, profiles, searchset,
-    self_url, systems,
-};
+use super::{FhirError, base_url, caller, fhir_time, full_url, ok, patient_ref, profiles, systems};
 use crate::AppState;
 use crate::auth::Caller;
 use crate::error::ApiError;
@@ -98,20 +95,16 @@ pub async fn search(
     let patient = super::only_patient(&params, false)?;
     let p = super::visible_patient(&state, &caller, patient).await?;
     let found: Vec<Value> = p.episodes().map(|e| resource(p.id, e)).collect();
-    crate::audit::record(
+    super::audited_searchset(
         &state,
         &caller,
-        "fhir.episodeofcare.read",
-        Some(patient),
-        json!({"query": raw.as_deref().unwrap_or_default()}),
-    )
-    .await?;
-    let base = base_url(&headers);
-    Ok(ok(&searchset(
-        &base,
-        &self_url(&base, "EpisodeOfCare", raw.as_deref()),
+        &headers,
+        ("fhir.episodeofcare.read", "EpisodeOfCare"),
+        patient,
+        raw.as_deref(),
         found,
-    )))
+    )
+    .await
 }
 
 /// `GET /fhir/r4/EpisodeOfCare/{id}/$discharge-bundle`: a `collection`

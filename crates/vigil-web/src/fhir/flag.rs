@@ -8,10 +8,7 @@ use axum::response::Response;
 use serde_json::{Value, json};
 use vigil_store::{AlertRow, AlertStatus, Severity};
 
-use super::{
-    FhirError, base_url, caller, fhir_time, ok, patient_param, patient_ref, profiles, searchset,
-    self_url, systems,
-};
+use super::{FhirError, caller, fhir_time, ok, patient_param, patient_ref, profiles, systems};
 use crate::AppState;
 use crate::auth::Caller;
 use crate::error::ApiError;
@@ -112,20 +109,16 @@ pub async fn search(
         .filter(|a| statuses.iter().any(|s| s == status(a)))
         .map(resource)
         .collect();
-    crate::audit::record(
+    super::audited_searchset(
         &state,
         &caller,
-        "fhir.flag.read",
-        Some(patient),
-        json!({"query": raw.as_deref().unwrap_or_default(), "count": flags.len()}),
-    )
-    .await?;
-    let base = base_url(&headers);
-    Ok(ok(&searchset(
-        &base,
-        &self_url(&base, "Flag", raw.as_deref()),
+        &headers,
+        ("fhir.flag.read", "Flag"),
+        patient,
+        raw.as_deref(),
         flags,
-    )))
+    )
+    .await
 }
 
 /// `GET /fhir/r4/Flag/{id}`.

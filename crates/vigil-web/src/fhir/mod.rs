@@ -304,6 +304,34 @@ pub fn searchset(base: &str, self_url: &str, resources: Vec<Value>) -> Value {
     })
 }
 
+/// What every search on one patient ends with: the read on the audit trail as
+/// `action` (the query and how many were found), then the `searchset`
+/// Bundle of `found`, of type `resource`.
+pub async fn audited_searchset(
+    state: &AppState,
+    caller: &Caller,
+    headers: &HeaderMap,
+    (action, resource): (&str, &str),
+    patient: i64,
+    raw_query: Option<&str>,
+    found: Vec<Value>,
+) -> Result<Response, FhirError> {
+    crate::audit::record(
+        state,
+        caller,
+        action,
+        Some(patient),
+        json!({"query": raw_query.unwrap_or_default(), "count": found.len()}),
+    )
+    .await?;
+    let base = base_url(headers);
+    Ok(ok(&searchset(
+        &base,
+        &self_url(&base, resource, raw_query),
+        found,
+    )))
+}
+
 /// `base/Type/id` of a resource value.
 pub fn full_url(base: &str, r: &Value) -> String {
     format!(

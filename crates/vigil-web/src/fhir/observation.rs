@@ -18,8 +18,7 @@ use vigil_store::{ObsValue, ObservationQuery, ObservationRow, ScoreRow};
 
 use super::search::{DateParam, Token, bounds, parse_token_list};
 use super::{
-    FhirError, base_url, caller, concept, fhir_time, ok, patient_param, patient_ref, profiles,
-    searchset, self_url, systems,
+    FhirError, caller, concept, fhir_time, ok, patient_param, patient_ref, profiles, systems,
 };
 use crate::AppState;
 use crate::auth::Caller;
@@ -506,22 +505,16 @@ pub async fn search(
         .into_iter()
         .filter(|b| b.matches(&codes, &dates))
         .collect();
-    let ids: Vec<&str> = found.iter().map(|b| b.id.as_str()).collect();
-    crate::audit::record(
+    super::audited_searchset(
         &state,
         &caller,
-        "fhir.observation.read",
-        Some(patient),
-        json!({"query": raw.as_deref().unwrap_or_default(), "count": ids.len()}),
-    )
-    .await?;
-    let base = base_url(&headers);
-    let bundle = searchset(
-        &base,
-        &self_url(&base, "Observation", raw.as_deref()),
+        &headers,
+        ("fhir.observation.read", "Observation"),
+        patient,
+        raw.as_deref(),
         found.into_iter().map(|b| b.resource).collect(),
-    );
-    Ok(ok(&bundle))
+    )
+    .await
 }
 
 /// `GET /fhir/r4/Observation/{id}`.
