@@ -24,6 +24,24 @@ async fn repeated_failed_logins_are_throttled_even_with_the_right_password() {
     );
 }
 
+/// Twenty wrong guesses at once (a burst, as a script sends them): the
+/// throttle lets exactly five through to be tried, and answers the rest
+/// 429; before, all could pass its count before any failure was written.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_burst_of_guesses_gets_no_more_tries_than_one_at_a_time() {
+    let app = TestApp::spawn().await;
+    let c = reqwest::Client::new();
+    let answers =
+        futures::future::join_all((0..20).map(|_| login(&app, &c, "admin", "guess"))).await;
+    let mut statuses: Vec<u16> = answers.iter().map(|r| r.status().as_u16()).collect();
+    statuses.sort_unstable();
+    assert_eq!(
+        statuses,
+        [[401; 5].as_slice(), [429; 15].as_slice()].concat(),
+        "five tried, fifteen throttled"
+    );
+}
+
 /// The throttle counts from the database: a second daemon on the same
 /// database (another instance, or this one restarted) refuses the right
 /// password after failures made against the first; and an account's count

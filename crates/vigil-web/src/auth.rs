@@ -44,6 +44,34 @@ pub fn csrf_for(session_token: &str) -> String {
     hash_secret(&format!("vigil-csrf:{session_token}"))
 }
 
+/// Sign-ins of one account take turns within the process (see
+/// [`login`]). Turns of accounts no sign-in holds are forgotten.
+#[derive(Default)]
+pub struct LoginGate(
+    std::sync::Mutex<std::collections::HashMap<String, std::sync::Weak<tokio::sync::Mutex<()>>>>,
+);
+
+impl LoginGate {
+    /// Wait for `account`'s turn; it ends when the guard is dropped.
+    pub async fn turn(&self, account: &str) -> tokio::sync::OwnedMutexGuard<()> {
+        let lock = {
+            let mut map = self.0.lock().unwrap_or_else(|e| e.into_inner());
+            if map.len() > 1024 {
+                map.retain(|_, w| w.strong_count() > 0);
+            }
+            match map.get(account).and_then(std::sync::Weak::upgrade) {
+                Some(l) => l,
+                None => {
+                    let l = std::sync::Arc::new(tokio::sync::Mutex::new(()));
+                    map.insert(account.to_string(), std::sync::Arc::downgrade(&l));
+                    l
+                }
+            }
+        };
+        lock.lock_owned().await
+    }
+}
+
 /// The authenticated caller, extracted from a cookie or a bearer token.
 pub struct Caller(pub AuthUser, pub CallerInfo);
 
@@ -210,11 +238,15 @@ pub async fn login(
     // be asked about a NUL.
     crate::text::check("username", &req.username, false).map_err(ApiError::Invalid)?;
     let addr = Some(peer);
+    let audited_name: String = req.username.chars().take(64).collect();
+    // One sign-in of an account at a time in this process, from the count
+    // to the failure written: otherwise a burst of guesses would all pass
+    // the count before any of their failures was on the trail.
+    let _turn = state.login_gate.turn(&audited_name).await;
     // Counted from the audit trail, where every failed sign-in is written
     // (below): the same for every instance sharing the database, and kept
     // across a restart. An account's count starts again after a success.
     let since = Utc::now() - THROTTLE_WINDOW;
-    let audited_name: String = req.username.chars().take(64).collect();
     let (by_account, by_addr) = state
         .store
         .login_failures(&audited_name, &peer.ip().to_string(), since)

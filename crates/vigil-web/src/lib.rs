@@ -131,6 +131,8 @@ pub struct AppState {
     pub pathways: Arc<std::collections::BTreeMap<String, PathwayInfo>>,
     /// Served over HTTPS: cookies get `Secure`, responses get HSTS.
     pub tls: bool,
+    /// Sign-ins of one account one at a time (the throttle's count).
+    pub login_gate: Arc<crate::auth::LoginGate>,
     pub cancel: CancellationToken,
 }
 

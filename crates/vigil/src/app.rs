@@ -180,6 +180,7 @@ impl App {
             rule_actions: actions_tx,
             pathways: Arc::new(pathway_info),
             tls: https.is_some(),
+            login_gate: Default::default(),
             cancel: cancel.clone(),
         };
         let router = vigil_web::router(state);
