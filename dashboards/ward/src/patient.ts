@@ -367,6 +367,9 @@ function fillTable(fig: HTMLElement, v: Vital): void {
   if (!page) return;
   const p = page;
   const table = el("table", "readings");
+  // It scrolls (at most 20rem tall): focusable, so a keyboard can scroll it
+  // (its caption names it).
+  table.tabIndex = 0;
   const cap = el("caption", "", `${v.title} readings in this range, newest first`);
   const head = el("thead");
   const hr = el("tr");
