@@ -60,6 +60,10 @@ pub(super) struct Worker {
 /// How often the rules engine's patients are brought into line with the
 /// active episodes: how long an admission (through the API or from another
 /// process) can go before its missed-reading clock runs.
+/// Reads of the worker's progress after a failed commit before the pass
+/// is taken as not stored.
+const PROGRESS_READS: u32 = 3;
+
 const PATIENT_SYNC: Duration = Duration::from_secs(5);
 
 /// At most this many patients taken into the engine by one sync, so that a
@@ -1747,19 +1751,27 @@ impl Worker {
     /// twice, never lost).
     async fn pass_was_stored(&mut self, progress: Option<i64>) -> bool {
         let Some(id) = progress.filter(|id| *id > self.stored_progress) else {
+            tracing::warn!(
+                "a pass without progress of its own cannot tell whether its commit happened; storing it apart"
+            );
             return false;
         };
-        match self.store.worker_progress().await {
-            Ok(at) if at >= id => {
-                self.stored_progress = at;
-                true
-            }
-            Ok(_) => false,
-            Err(e) => {
-                tracing::warn!(error = %e, "cannot read the worker's progress after a failed commit; storing the pass apart");
-                false
+        // The fault that cut the commit's answer may fail the next read too
+        // (a connection the pool has not yet found dead): a few tries.
+        for attempt in 1..=PROGRESS_READS {
+            match self.store.worker_progress().await {
+                Ok(at) if at >= id => {
+                    self.stored_progress = at;
+                    return true;
+                }
+                Ok(_) => return false,
+                Err(e) if attempt == PROGRESS_READS => {
+                    tracing::warn!(error = %e, "cannot read the worker's progress after a failed commit; storing the pass apart");
+                }
+                Err(_) => tokio::time::sleep(Duration::from_millis(100 * u64::from(attempt))).await,
             }
         }
+        false
     }
 
     /// Push the live alerts a stored pass's firings raised or updated, as
