@@ -61,8 +61,8 @@ pub(super) struct Worker {
 /// active episodes: how long an admission (through the API or from another
 /// process) can go before its missed-reading clock runs.
 /// Reads of the worker's progress after a failed commit before the pass
-/// is taken as not stored.
-const PROGRESS_READS: u32 = 3;
+/// is taken as not stored ([`Worker::pass_was_stored`]).
+const PROGRESS_READS: u32 = 5;
 
 const PATIENT_SYNC: Duration = Duration::from_secs(5);
 
@@ -1756,19 +1756,25 @@ impl Worker {
             );
             return false;
         };
-        // The fault that cut the commit's answer may fail the next read too
-        // (a connection the pool has not yet found dead): a few tries.
+        // A connection lost during COMMIT can fail before the server has
+        // finished the commit: read at once, another connection may not
+        // see it yet (that was a pass stored twice, alerts counted twice,
+        // under load in CI). And the fault that cut the answer may fail the
+        // next read too. So a few reads, further apart each time (1.5 s in
+        // all), before the pass is taken as not stored.
         for attempt in 1..=PROGRESS_READS {
             match self.store.worker_progress().await {
                 Ok(at) if at >= id => {
                     self.stored_progress = at;
                     return true;
                 }
-                Ok(_) => return false,
+                Ok(_) if attempt == PROGRESS_READS => {}
                 Err(e) if attempt == PROGRESS_READS => {
                     tracing::warn!(error = %e, "cannot read the worker's progress after a failed commit; storing the pass apart");
                 }
-                Err(_) => tokio::time::sleep(Duration::from_millis(100 * u64::from(attempt))).await,
+                Ok(_) | Err(_) => {
+                    tokio::time::sleep(Duration::from_millis(100 * u64::from(attempt))).await;
+                }
             }
         }
         false
