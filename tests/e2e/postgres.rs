@@ -123,9 +123,24 @@ async fn the_daemon_keeps_to_its_connection_cap_and_works_within_it() {
 /// them up all the same: scored and alerted once, stored once (DB-17).
 #[tokio::test]
 async fn an_entry_whose_commit_answer_was_lost_is_told_unconfirmed_and_still_scored() {
+    entry_cut_off(0).await;
+}
+
+/// The same, with the COMMIT landing 250 ms after the connection is lost:
+/// an entered reading has no device to send it again, so the check must
+/// not read before the commit has landed (it did, before it read again).
+#[tokio::test]
+async fn an_entry_whose_commit_lands_after_the_connection_is_lost_is_still_scored() {
+    entry_cut_off(250).await;
+}
+
+async fn entry_cut_off(hold_ms: u64) {
     let Some((app, cutter)) = behind_a_commit_cutter(Some("obs_messages")).await else {
         return;
     };
+    cutter
+        .hold_ms
+        .store(hold_ms, std::sync::atomic::Ordering::SeqCst);
     let mut ws = app.ws(&app.token).await;
     let (patient, mut dev) = app.patient_with_device().await;
     let mut kit = vitals(18, 96, 72);

@@ -425,7 +425,18 @@ impl Worker {
     /// once checked (and scored, if it was stored); `false` if the store
     /// could not be read (the intake asks again).
     async fn check_unsure_commit(&mut self) -> bool {
-        match self.catch_up().await {
+        // A connection lost during COMMIT can fail before the server has
+        // finished the commit: what finds nothing at once is read again,
+        // further apart each time (1.5 s in all, as for a pass).
+        let mut found = self.catch_up().await;
+        for attempt in 1..PROGRESS_READS {
+            if !matches!(found, Ok((0, 0))) {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(100 * u64::from(attempt))).await;
+            found = self.catch_up().await;
+        }
+        match found {
             Ok((0, 0)) => true,
             Ok((n, chunks)) => {
                 tracing::warn!(
