@@ -96,6 +96,14 @@ async fn a_respiratory_rate_counted_on_a_call_completes_news2_and_raises_its_ale
         ),
         (json!({"obs": []}), "obs: 1 to 16 readings"),
         (
+            json!({"obs": [{"code": "spo2\u{0}", "value": 96, "unit": "%"}]}),
+            "code: control character U+0000 is not text",
+        ),
+        (
+            json!({"obs": [{"code": "spo2", "value": 96, "unit": "%\u{0}"}]}),
+            "unit: control character U+0000 is not text",
+        ),
+        (
             json!({"obs": [{"code": "pulse", "value": 70, "unit": "/min"}, {"code": "pulse", "value": 71, "unit": "/min"}]}),
             "obs \"pulse\": given twice",
         ),
