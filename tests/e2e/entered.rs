@@ -5,17 +5,7 @@
 use chrono::{Duration, Utc};
 use serde_json::{Value, json};
 
-use crate::helpers::{TestApp, assert_ack, subscore, vitals};
-
-/// Every vital sign but the respiratory rate, all scoring 0: what a home
-/// kit sends (no home device counts breaths).
-fn kit_set() -> Value {
-    let mut set = vitals(18, 96, 72);
-    if let Some(all) = set.as_array_mut() {
-        all.retain(|o| o["code"] != "resp_rate");
-    }
-    set
-}
+use crate::helpers::{TestApp, assert_ack, kit_set, subscore};
 
 #[tokio::test]
 async fn a_respiratory_rate_counted_on_a_call_completes_news2_and_raises_its_alert() {

@@ -876,6 +876,16 @@ impl DeviceCa {
     }
 }
 
+/// Every vital sign but the respiratory rate, all scoring 0: what a home
+/// kit sends (no home device counts breaths).
+pub fn kit_set() -> Value {
+    let mut set = vitals(18, 96, 72);
+    if let Some(all) = set.as_array_mut() {
+        all.retain(|o| o["code"] != "resp_rate");
+    }
+    set
+}
+
 /// The points NEWS2 `score` gave `parameter` (e.g. `"spo2"`), if scored.
 pub fn subscore(score: &Value, parameter: &str) -> Option<i64> {
     score["subscores"]

@@ -143,11 +143,7 @@ async fn entry_cut_off(hold_ms: u64) {
         .store(hold_ms, std::sync::atomic::Ordering::SeqCst);
     let mut ws = app.ws(&app.token).await;
     let (patient, mut dev) = app.patient_with_device().await;
-    let mut kit = vitals(18, 96, 72);
-    if let Some(all) = kit.as_array_mut() {
-        all.retain(|o| o["code"] != "resp_rate");
-    }
-    dev.publish_obs(1, kit).await;
+    dev.publish_obs(1, crate::helpers::kit_set()).await;
     assert_ack(&dev.next_cmd().await, &[1]);
     assert_eq!(ws.next_event("score").await["score"]["partial"], true);
 

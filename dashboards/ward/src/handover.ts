@@ -32,12 +32,18 @@ function windowText(hours: number): string {
   return hours % 24 === 0 && hours > 24 ? `the last ${hours / 24} days` : `the last ${hours} hours`;
 }
 
-export async function refreshHandover(): Promise<void> {
-  if (!section.open) return;
-  const hours = Number(hoursSelect.value) || 12;
+/** Name the window in the summary and both captions; returns its words. */
+function showWindow(hours: number): string {
   const span = windowText(hours);
   $("handover-span").textContent = span;
   for (const s of section.querySelectorAll(".handover-window")) s.textContent = span;
+  return span;
+}
+
+export async function refreshHandover(): Promise<void> {
+  if (!section.open) return;
+  const hours = Number(hoursSelect.value) || 12;
+  const span = showWindow(hours);
   const load = ++loading;
   await Promise.all([
     fill("handover", `/api/v1/alerts/resolved?hours=${hours}`, resolvedRow,
@@ -104,8 +110,7 @@ export function clearHandover(): void {
   section.open = false;
   // The next user starts on a shift's worth.
   hoursSelect.value = "12";
-  $("handover-span").textContent = windowText(12);
-  for (const s of section.querySelectorAll(".handover-window")) s.textContent = windowText(12);
+  showWindow(12);
   for (const table of ["handover", "handover-notes"]) {
     $(table).querySelector("tbody")!.replaceChildren();
     $(`${table}-status`).textContent = "";
