@@ -657,6 +657,75 @@ async fn a_revoked_device_is_no_longer_watched_for_its_patient() {
     );
 }
 
+/// `vigil admin device list` shows the kit with each device's patient and
+/// ward (`--unassigned`: the shelf), and `device unassign` takes a device
+/// back from its patient, audited under them; a device that is no one's,
+/// or does not exist, is exit 2 with one line naming it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_cli_lists_the_kit_and_takes_a_device_back() {
+    let app = TestApp::spawn().await;
+    let dir = tempfile::tempdir().expect("tempdir");
+    let cfg = config_for(&app, &dir);
+    let ann = app.admit("general").await;
+    let ox = app.provision("oximeter", Some(ann)).await;
+    let hub = app.provision("hub", None).await;
+    let listed = |out: &Value| -> Vec<(String, Value)> {
+        out["devices"]
+            .as_array()
+            .expect("devices")
+            .iter()
+            .map(|d| {
+                (
+                    d["id"].as_str().expect("id").to_string(),
+                    d["patient_id"].clone(),
+                )
+            })
+            .collect()
+    };
+    let mut all = vec![
+        (ox.device_id.clone(), json!(ann)),
+        (hub.device_id.clone(), Value::Null),
+    ];
+    all.sort_by(|a, b| a.0.cmp(&b.0));
+    assert_eq!(listed(&admin(&cfg, &["device", "list"])), all);
+    assert_eq!(
+        listed(&admin(&cfg, &["device", "list", "--unassigned"])),
+        [(hub.device_id.clone(), Value::Null)]
+    );
+
+    let out = admin(&cfg, &["device", "unassign", "--device", &ox.device_id]);
+    assert_eq!(
+        (&out["device_id"], &out["patient_id"]),
+        (&json!(ox.device_id), &json!(ann)),
+        "{out}"
+    );
+    let entry = app.audit_entry(ann, "device.unassign").await;
+    assert_eq!(entry["username"], "vigil-admin", "{entry}");
+    assert_eq!(entry["detail"]["device"], ox.device_id, "{entry}");
+    assert_eq!(
+        listed(&admin(&cfg, &["device", "list", "--unassigned"])).len(),
+        2
+    );
+
+    let run = admin_with(&cfg);
+    for (device, says) in [
+        (
+            ox.device_id.as_str(),
+            format!("device: {} is no one's now", ox.device_id),
+        ),
+        (
+            "no-such-device",
+            "device no-such-device not found".to_string(),
+        ),
+    ] {
+        let o = run(&["device", "unassign", "--device", device], None);
+        assert_eq!(o.status.code(), Some(2), "{device}");
+        let err = String::from_utf8_lossy(&o.stderr);
+        assert_eq!(err.lines().count(), 1, "{err}");
+        assert!(err.contains(&says), "{err}");
+    }
+}
+
 /// A leaver's account: `vigil admin user disable` ends every session and
 /// API token of it at once (an open dashboard is told within the stream's
 /// re-check) and it signs in to nothing, with the same answer as a wrong

@@ -363,15 +363,21 @@ impl TestApp {
             .expect("text")
     }
 
-    /// A second user, on another ward, with an API token.
+    /// A second user, a nurse on another ward, with an API token.
     pub async fn outsider_token(&self) -> String {
+        self.token_on_another_ward("outsider", "nurse").await
+    }
+
+    /// An API token of a new user `username` with `role`, on a new ward
+    /// ("Ward B"; once per test).
+    pub async fn token_on_another_ward(&self, username: &str, role: &str) -> String {
         let w = self.store.ward_add("Ward B").await.expect("ward");
         let uid = vigil_web::admin::add_user(
             self.store.as_ref(),
-            "outsider",
-            "nurse",
+            username,
+            role,
             &[w.id.to_string()],
-            "outsider-pw",
+            &format!("{username}-pw"),
         )
         .await
         .expect("user");
@@ -930,4 +936,33 @@ offline_after = "{offline_after}"
 severity = "low"
 "#
     )
+}
+
+/// The patient's alerts, whatever their status (`GET /api/v1/alerts?patient=`).
+pub async fn open_alerts(app: &TestApp, patient: i64) -> Vec<Value> {
+    let v = app
+        .get_json(&format!("/api/v1/alerts?patient={patient}"))
+        .await;
+    v.as_array().expect("alerts").clone()
+}
+
+/// The rule ids of the patient's unresolved alerts once every one of
+/// `want` is among them; fails after [`WAIT`].
+pub async fn wait_for_alerts(app: &TestApp, patient: i64, want: &[String]) -> Vec<String> {
+    let deadline = tokio::time::Instant::now() + WAIT;
+    loop {
+        let rules: Vec<String> = open_alerts(app, patient)
+            .await
+            .iter()
+            .filter_map(|a| a["rule_id"].as_str().map(String::from))
+            .collect();
+        if want.iter().all(|w| rules.contains(w)) {
+            return rules;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "want alerts {want:?}, have {rules:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
 }

@@ -16,6 +16,7 @@ mod alerts;
 mod api;
 mod bench;
 mod cli;
+mod devices;
 mod ecg;
 mod entered;
 mod fhir;

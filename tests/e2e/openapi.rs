@@ -23,7 +23,7 @@ fn repo() -> PathBuf {
 }
 
 /// Every `/api/v1` route the router serves, as (method, path).
-const ROUTES: [(&str, &str); 28] = [
+const ROUTES: [(&str, &str); 31] = [
     ("post", "/api/v1/login"),
     ("post", "/api/v1/logout"),
     ("get", "/api/v1/me"),
@@ -51,6 +51,9 @@ const ROUTES: [(&str, &str); 28] = [
     ("post", "/api/v1/alerts/{id}/resolve"),
     ("post", "/api/v1/devices"),
     ("post", "/api/v1/devices/{id}/assign"),
+    ("get", "/api/v1/devices"),
+    ("post", "/api/v1/devices/{id}/unassign"),
+    ("post", "/api/v1/devices/{id}/revoke"),
     ("get", "/api/v1/audit"),
 ];
 

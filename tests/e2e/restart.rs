@@ -9,7 +9,10 @@ use std::time::Duration;
 use chrono::Utc;
 use serde_json::{Value, json};
 
-use crate::helpers::{DeviceCreds, RawDb, TestApp, TestDevice, WAIT, WsClient, assert_ack, vitals};
+use crate::helpers::{
+    DeviceCreds, RawDb, TestApp, TestDevice, WAIT, WsClient, assert_ack, open_alerts, vitals,
+    wait_for_alerts,
+};
 
 /// A database that outlives the daemon using it, and the directory that
 /// holds it (SQLite) or nothing to keep (PostgreSQL).
@@ -35,34 +38,6 @@ async fn assert_caught_up(app: &TestApp, observations: u64, ecg_chunks: u64) {
 
 fn shipped_pathways() -> PathBuf {
     std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../pathways")
-}
-
-async fn open_alerts(app: &TestApp, patient: i64) -> Vec<Value> {
-    let v = app
-        .get_json(&format!("/api/v1/alerts?patient={patient}"))
-        .await;
-    v.as_array().expect("alerts").clone()
-}
-
-/// The rule ids of the patient's unresolved alerts once every one of
-/// `want` is among them; fails after [`WAIT`].
-async fn wait_for_alerts(app: &TestApp, patient: i64, want: &[String]) -> Vec<String> {
-    let deadline = tokio::time::Instant::now() + WAIT;
-    loop {
-        let rules: Vec<String> = open_alerts(app, patient)
-            .await
-            .iter()
-            .filter_map(|a| a["rule_id"].as_str().map(String::from))
-            .collect();
-        if want.iter().all(|w| rules.contains(w)) {
-            return rules;
-        }
-        assert!(
-            tokio::time::Instant::now() < deadline,
-            "want alerts {want:?}, have {rules:?}"
-        );
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
 }
 
 /// A patient on `pathway` with a hub, connected, and a dashboard's stream.

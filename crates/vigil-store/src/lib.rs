@@ -69,6 +69,32 @@ pub(crate) fn claim_refused(
     }
 }
 
+/// [`Store::devices_list`]'s columns, the same on both backends: the
+/// newest message of each kind by the device's counter (one step down each
+/// table's `(device_id, seq)` key, never a scan), then its last status.
+pub(crate) const DEVICES_SELECT: &str = "SELECT d.id, d.kind, d.patient_id, p.ward_id, d.created_at, d.revoked_at,
+        (SELECT m.received_at FROM obs_messages m WHERE m.device_id = d.id ORDER BY m.seq DESC LIMIT 1),
+        (SELECT c.received_at FROM ecg_chunks c WHERE c.device_id = d.id ORDER BY c.seq DESC LIMIT 1),
+        s.online, s.battery_pct, s.signal, s.fw, s.reported_at
+     FROM devices d LEFT JOIN patients p ON p.id = d.patient_id
+     LEFT JOIN device_status s ON s.device_id = d.id";
+
+/// Why [`Store::device_unassign`] of `device_id` from `patient_id` changed
+/// nothing, given the device's patient now (`None`: no such device).
+pub(crate) fn unassign_refused(
+    device: Option<Option<i64>>,
+    device_id: &str,
+    patient_id: i64,
+) -> StoreError {
+    match device {
+        None => StoreError::NotFound(format!("device {device_id}")),
+        Some(None) => StoreError::Conflict(format!("device: {device_id} is no one's now")),
+        Some(Some(_)) => StoreError::Conflict(format!(
+            "device: {device_id} is not patient {patient_id}'s now"
+        )),
+    }
+}
+
 /// Result of a store call.
 pub type Result<T, E = StoreError> = std::result::Result<T, E>;
 
@@ -177,6 +203,16 @@ pub trait Store: Send + Sync + 'static {
     /// episode.
     async fn device_claim(&self, device_id: &str, patient_id: i64) -> Result<()>;
     async fn device_revoke(&self, device_id: &str, at: DateTime<Utc>) -> Result<DateTime<Utc>>;
+    /// Take a device back from `patient_id` (a kit returned, or swapped
+    /// for another, during the stay): it becomes no one's, free to be given
+    /// to someone else, and readings it sends are no longer anyone's.
+    /// Checked and done in one statement: [`StoreError::Conflict`] if the
+    /// device is not that patient's now (moved, or already returned),
+    /// [`StoreError::NotFound`] if there is no such device.
+    async fn device_unassign(&self, device_id: &str, patient_id: i64) -> Result<()>;
+    /// The devices `query` names, by id, each with its patient and ward,
+    /// when it last sent, and its last status.
+    async fn devices_list(&self, query: DeviceQuery<'_>) -> Result<Vec<DeviceListed>>;
     /// Credentials for the broker's CONNECT check.
     async fn device_credentials(&self, mqtt_username: &str) -> Result<Option<DeviceCredentials>>;
     /// Every unrevoked device's broker account, by device id (for

@@ -139,6 +139,37 @@ pub struct DeviceInfo {
     pub status: Option<DeviceStatusReport>,
 }
 
+/// Which devices [`crate::Store::devices_list`] lists.
+#[derive(Clone, Copy, Debug)]
+pub enum DeviceQuery<'a> {
+    /// Every device, revoked or not (`vigil admin device list`).
+    All,
+    /// The devices that are no one's now (a kit back on the shelf).
+    Unassigned,
+    /// The devices of the patients on this ward.
+    Ward(i64),
+    /// This device, if there is one.
+    One(&'a str),
+}
+
+/// A device as an admin's inventory lists it (`GET /api/v1/devices`).
+#[derive(Clone, Debug, Serialize, utoipa::ToSchema)]
+pub struct DeviceListed {
+    pub id: String,
+    pub kind: String,
+    /// The patient it reports for; `None`: no one's.
+    pub patient_id: Option<i64>,
+    /// That patient's ward.
+    pub ward_id: Option<i64>,
+    pub provisioned_at: DateTime<Utc>,
+    pub revoked_at: Option<DateTime<Utc>>,
+    /// When Vigil received the device's newest message (readings or ECG),
+    /// by its sequence counter; `None` if it never sent one.
+    pub last_message_at: Option<DateTime<Utc>>,
+    /// The device's last status message; `None` if it never sent one.
+    pub status: Option<DeviceStatusReport>,
+}
+
 /// A device's last status message (docs/mqtt.md, `…/status`), as received.
 /// A field the message left out is `None` (unknown), not the previous value.
 #[derive(Clone, Debug, PartialEq, Serialize, utoipa::ToSchema)]

@@ -55,6 +55,22 @@ fn ts(t: DateTime<Utc>) -> DateTime<Utc> {
     t.trunc_subsecs(3)
 }
 
+/// A device's last status from the five columns from `i` (`online`,
+/// `battery_pct`, `signal`, `fw`, `reported_at` of `device_status`, joined
+/// so that all are NULL when it never sent one).
+fn status_at(r: &sqlx::postgres::PgRow, i: usize) -> Option<DeviceStatusReport> {
+    r.get::<Option<DateTime<Utc>>, _>(i + 4)
+        .map(|reported_at| DeviceStatusReport {
+            online: r.get(i),
+            battery_pct: r
+                .get::<Option<i16>, _>(i + 1)
+                .and_then(|b| u8::try_from(b).ok()),
+            signal: r.get(i + 2),
+            fw: r.get(i + 3),
+            reported_at,
+        })
+}
+
 fn value_of(num: Option<f64>, text: Option<String>) -> ObsValue {
     match (num, text) {
         (Some(n), _) => ObsValue::Number(n),
@@ -1132,17 +1148,7 @@ impl Store for PgStore {
             id: r.get(0),
             kind: r.get(1),
             revoked_at: r.get(2),
-            status: r
-                .get::<Option<DateTime<Utc>>, _>(7)
-                .map(|reported_at| DeviceStatusReport {
-                    online: r.get(3),
-                    battery_pct: r
-                        .get::<Option<i16>, _>(4)
-                        .and_then(|b| u8::try_from(b).ok()),
-                    signal: r.get(5),
-                    fw: r.get(6),
-                    reported_at,
-                }),
+            status: status_at(&r, 3),
         })
         .collect();
         Ok(Some(PatientDetail {
@@ -1323,6 +1329,58 @@ impl Store for PgStore {
             return Err(StoreError::NotFound(format!("active device {device_id}")));
         }
         Ok(at)
+    }
+
+    async fn device_unassign(&self, device_id: &str, patient_id: i64) -> Result<()> {
+        let n =
+            sqlx::query("UPDATE devices SET patient_id = NULL WHERE id = $1 AND patient_id = $2")
+                .bind(device_id)
+                .bind(patient_id)
+                .execute(&self.pool)
+                .await?
+                .rows_affected();
+        if n == 1 {
+            return Ok(());
+        }
+        let device: Option<Option<i64>> =
+            sqlx::query_scalar("SELECT patient_id FROM devices WHERE id = $1")
+                .bind(device_id)
+                .fetch_optional(&self.pool)
+                .await?;
+        Err(crate::unassign_refused(device, device_id, patient_id))
+    }
+
+    async fn devices_list(&self, query: DeviceQuery<'_>) -> Result<Vec<DeviceListed>> {
+        let filter = match query {
+            DeviceQuery::All => "",
+            DeviceQuery::Unassigned => " WHERE d.patient_id IS NULL",
+            DeviceQuery::Ward(_) => " WHERE p.ward_id = $1",
+            DeviceQuery::One(_) => " WHERE d.id = $1",
+        };
+        let sql = format!("{}{filter} ORDER BY d.id", crate::DEVICES_SELECT);
+        let q = sqlx::query(&sql);
+        let q = match query {
+            DeviceQuery::Ward(w) => q.bind(w),
+            DeviceQuery::One(id) => q.bind(id),
+            DeviceQuery::All | DeviceQuery::Unassigned => q,
+        };
+        let rows = q.fetch_all(&self.pool).await?;
+        Ok(rows
+            .iter()
+            .map(|r| {
+                let last: [Option<DateTime<Utc>>; 2] = [r.get(6), r.get(7)];
+                DeviceListed {
+                    id: r.get(0),
+                    kind: r.get(1),
+                    patient_id: r.get(2),
+                    ward_id: r.get(3),
+                    provisioned_at: r.get(4),
+                    revoked_at: r.get(5),
+                    last_message_at: last.into_iter().flatten().max(),
+                    status: status_at(r, 8),
+                }
+            })
+            .collect())
     }
 
     async fn device_credentials(&self, mqtt_username: &str) -> Result<Option<DeviceCredentials>> {

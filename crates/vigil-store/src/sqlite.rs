@@ -107,6 +107,24 @@ fn parse_opt_ts(s: Option<String>) -> Result<Option<DateTime<Utc>>> {
     s.as_deref().map(parse_ts).transpose()
 }
 
+/// A device's last status from the five columns from `i` (`online`,
+/// `battery_pct`, `signal`, `fw`, `reported_at` of `device_status`, joined
+/// so that all are NULL when it never sent one).
+fn status_at(r: &sqlx::sqlite::SqliteRow, i: usize) -> Result<Option<DeviceStatusReport>> {
+    let Some(at) = r.get::<Option<String>, _>(i + 4) else {
+        return Ok(None);
+    };
+    Ok(Some(DeviceStatusReport {
+        online: r.get::<i64, _>(i) != 0,
+        battery_pct: r
+            .get::<Option<i64>, _>(i + 1)
+            .and_then(|b| u8::try_from(b).ok()),
+        signal: r.get(i + 2),
+        fw: r.get(i + 3),
+        reported_at: parse_ts(&at)?,
+    }))
+}
+
 fn value_of(num: Option<f64>, text: Option<String>) -> ObsValue {
     match (num, text) {
         (Some(n), _) => ObsValue::Number(n),
@@ -1147,17 +1165,12 @@ impl Store for SqliteStore {
         .await?
         .into_iter()
         .map(|r| {
-            let status = match r.get::<Option<String>, _>(7) {
-                Some(at) => Some(DeviceStatusReport {
-                    online: r.get::<i64, _>(3) != 0,
-                    battery_pct: r.get::<Option<i64>, _>(4).and_then(|b| u8::try_from(b).ok()),
-                    signal: r.get(5),
-                    fw: r.get(6),
-                    reported_at: parse_ts(&at)?,
-                }),
-                None => None,
-            };
-            Ok(DeviceInfo { id: r.get(0), kind: r.get(1), revoked_at: parse_opt_ts(r.get(2))?, status })
+            Ok(DeviceInfo {
+                id: r.get(0),
+                kind: r.get(1),
+                revoked_at: parse_opt_ts(r.get(2))?,
+                status: status_at(&r, 3)?,
+            })
         })
         .collect::<Result<Vec<_>>>()?;
         Ok(Some(PatientDetail {
@@ -1339,6 +1352,57 @@ impl Store for SqliteStore {
             return Err(StoreError::NotFound(format!("active device {device_id}")));
         }
         Ok(at)
+    }
+
+    async fn device_unassign(&self, device_id: &str, patient_id: i64) -> Result<()> {
+        let _write = self.write.lock().await;
+        let n = sqlx::query("UPDATE devices SET patient_id = NULL WHERE id = ? AND patient_id = ?")
+            .bind(device_id)
+            .bind(patient_id)
+            .execute(&self.pool)
+            .await?
+            .rows_affected();
+        if n == 1 {
+            return Ok(());
+        }
+        let device: Option<Option<i64>> =
+            sqlx::query_scalar("SELECT patient_id FROM devices WHERE id = ?")
+                .bind(device_id)
+                .fetch_optional(&self.pool)
+                .await?;
+        Err(crate::unassign_refused(device, device_id, patient_id))
+    }
+
+    async fn devices_list(&self, query: DeviceQuery<'_>) -> Result<Vec<DeviceListed>> {
+        let filter = match query {
+            DeviceQuery::All => "",
+            DeviceQuery::Unassigned => " WHERE d.patient_id IS NULL",
+            DeviceQuery::Ward(_) => " WHERE p.ward_id = ?",
+            DeviceQuery::One(_) => " WHERE d.id = ?",
+        };
+        let sql = format!("{}{filter} ORDER BY d.id", crate::DEVICES_SELECT);
+        let q = sqlx::query(&sql);
+        let q = match query {
+            DeviceQuery::Ward(w) => q.bind(w),
+            DeviceQuery::One(id) => q.bind(id),
+            DeviceQuery::All | DeviceQuery::Unassigned => q,
+        };
+        let rows = q.fetch_all(&self.pool).await?;
+        rows.iter()
+            .map(|r| {
+                let last = [parse_opt_ts(r.get(6))?, parse_opt_ts(r.get(7))?];
+                Ok(DeviceListed {
+                    id: r.get(0),
+                    kind: r.get(1),
+                    patient_id: r.get(2),
+                    ward_id: r.get(3),
+                    provisioned_at: parse_ts(&r.get::<String, _>(4))?,
+                    revoked_at: parse_opt_ts(r.get(5))?,
+                    last_message_at: last.into_iter().flatten().max(),
+                    status: status_at(r, 8)?,
+                })
+            })
+            .collect()
     }
 
     async fn device_credentials(&self, mqtt_username: &str) -> Result<Option<DeviceCredentials>> {

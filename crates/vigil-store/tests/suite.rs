@@ -49,6 +49,8 @@ both_backends!(
     admit_with_a_bad_scale_writes_nothing,
     devices_provision_assign_route_and_revoke,
     a_device_is_claimed_only_while_it_is_no_ones,
+    a_device_is_returned_only_from_its_patient,
+    devices_are_listed_with_their_patient_ward_and_last_message,
     revoked_devices_are_listed_since_a_time,
     mqtt_accounts_are_the_unrevoked_devices_with_their_mosquitto_hash,
     discharge_unassigns_devices,
@@ -1363,6 +1365,156 @@ async fn score_insert_many_is_all_or_nothing(s: &dyn Store) {
             )
         );
     }
+}
+
+async fn a_device_is_returned_only_from_its_patient(s: &dyn Store) {
+    let w = ward(s, "W").await;
+    let ann = admit(s, w, "Ann").await;
+    let bob = admit(s, w, "Bob").await;
+    s.device_provision(device("ox-1", "oximeter", Some(ann)))
+        .await
+        .expect("provision");
+    assert!(
+        matches!(s.device_unassign("ox-1", bob).await, Err(StoreError::Conflict(m)) if m.contains("not patient")),
+        "Bob cannot return Ann's oximeter"
+    );
+    assert!(matches!(
+        s.device_unassign("no-such", ann).await,
+        Err(StoreError::NotFound(_))
+    ));
+    assert_eq!(
+        s.device_route("ox-1")
+            .await
+            .expect("route")
+            .map(|r| r.patient_id),
+        Some(ann),
+        "still Ann's"
+    );
+    let before = s.route_generation().await.expect("generation");
+    s.device_unassign("ox-1", ann).await.expect("return");
+    assert_eq!(s.device_route("ox-1").await.expect("route"), None);
+    assert_ne!(
+        s.route_generation().await.expect("generation"),
+        before,
+        "a return is a route change"
+    );
+    assert!(
+        s.assigned_devices()
+            .await
+            .expect("assigned")
+            .iter()
+            .all(|(_, d)| d != "ox-1")
+    );
+    assert!(
+        matches!(s.device_unassign("ox-1", ann).await, Err(StoreError::Conflict(m)) if m.contains("no one's")),
+        "returned once"
+    );
+    // Free again: Bob can be given it.
+    s.device_claim("ox-1", bob).await.expect("claim");
+    assert_eq!(
+        s.device_route("ox-1")
+            .await
+            .expect("route")
+            .map(|r| r.patient_id),
+        Some(bob)
+    );
+}
+
+async fn devices_are_listed_with_their_patient_ward_and_last_message(s: &dyn Store) {
+    let w1 = ward(s, "W1").await;
+    let w2 = ward(s, "W2").await;
+    let ann = admit(s, w1, "Ann").await;
+    let bob = admit(s, w2, "Bob").await;
+    for d in [
+        device("ecg-1", "ecg-patch", Some(ann)),
+        device("ox-1", "oximeter", Some(ann)),
+        device("ox-2", "oximeter", Some(bob)),
+        device("ox-3", "oximeter", None),
+        device("bp-9", "bp-cuff", None),
+    ] {
+        s.device_provision(d).await.expect("provision");
+    }
+    let ids = |l: Vec<DeviceListed>| l.into_iter().map(|d| d.id).collect::<Vec<_>>();
+    assert_eq!(
+        ids(s.devices_list(DeviceQuery::All).await.expect("all")),
+        ["bp-9", "ecg-1", "ox-1", "ox-2", "ox-3"]
+    );
+    assert_eq!(
+        ids(s.devices_list(DeviceQuery::Unassigned).await.expect("free")),
+        ["bp-9", "ox-3"]
+    );
+    assert_eq!(
+        ids(s.devices_list(DeviceQuery::Ward(w1)).await.expect("w1")),
+        ["ecg-1", "ox-1"]
+    );
+    assert_eq!(
+        ids(s.devices_list(DeviceQuery::Ward(w2)).await.expect("w2")),
+        ["ox-2"]
+    );
+    assert!(
+        s.devices_list(DeviceQuery::One("nope"))
+            .await
+            .expect("none")
+            .is_empty()
+    );
+
+    // Never sent anything: no last message, no status.
+    let one = |l: Vec<DeviceListed>| l.into_iter().next().expect("one device");
+    let ox1 = one(s.devices_list(DeviceQuery::One("ox-1")).await.expect("one"));
+    assert_eq!(
+        (ox1.kind.as_str(), ox1.patient_id, ox1.ward_id),
+        ("oximeter", Some(ann), Some(w1))
+    );
+    assert_eq!(ox1.provisioned_at, t(6, 0));
+    assert_eq!(
+        (ox1.last_message_at, ox1.status, ox1.revoked_at),
+        (None, None, None)
+    );
+
+    // The newest message by the device's counter, whatever order it came in.
+    let mut late = msg("ox-1", 7, ann, t(9, 0), vec![num("spo2", 95.0)]);
+    late.received_at = t(9, 30);
+    let mut early = msg("ox-1", 3, ann, t(8, 0), vec![num("spo2", 96.0)]);
+    early.received_at = t(9, 45);
+    s.store_obs_batch(&[late]).await.expect("store");
+    s.store_obs_batch(&[early]).await.expect("store");
+    let mut chunk = ecg_chunk("ecg-1", 4, ann, 10_000);
+    chunk.received_at = t(10, 5);
+    s.store_ecg_batch(&[chunk]).await.expect("ecg");
+    let report = DeviceStatusReport {
+        online: false,
+        battery_pct: Some(12),
+        signal: None,
+        fw: Some("2.0".into()),
+        reported_at: t(10, 0),
+    };
+    s.device_status_record("ox-1", &report)
+        .await
+        .expect("status");
+    let ox1 = one(s.devices_list(DeviceQuery::One("ox-1")).await.expect("one"));
+    assert_eq!(ox1.last_message_at, Some(t(9, 30)), "seq 7's, not seq 3's");
+    assert_eq!(ox1.status, Some(report));
+    let ecg = one(s
+        .devices_list(DeviceQuery::One("ecg-1"))
+        .await
+        .expect("one"));
+    assert_eq!(ecg.last_message_at, Some(t(10, 5)), "an ECG chunk counts");
+
+    // Revoked devices are still listed, with when; a returned one is no one's.
+    s.device_revoke("ox-2", t(11, 0)).await.expect("revoke");
+    let ox2 = one(s.devices_list(DeviceQuery::One("ox-2")).await.expect("one"));
+    assert_eq!(
+        (ox2.revoked_at, ox2.patient_id),
+        (Some(t(11, 0)), Some(bob))
+    );
+    s.device_unassign("ox-1", ann).await.expect("return");
+    assert_eq!(
+        ids(s.devices_list(DeviceQuery::Unassigned).await.expect("free")),
+        ["bp-9", "ox-1", "ox-3"]
+    );
+    let ox1 = one(s.devices_list(DeviceQuery::One("ox-1")).await.expect("one"));
+    assert_eq!((ox1.patient_id, ox1.ward_id), (None, None));
+    assert_eq!(ox1.last_message_at, Some(t(9, 30)), "its history stays");
 }
 
 async fn device_status_keeps_the_last_report_per_device(s: &dyn Store) {

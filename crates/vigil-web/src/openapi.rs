@@ -99,6 +99,9 @@ patient or alert outside them is a 404, so ids cannot be probed. Errors are \
         crate::alerts::resolve,
         crate::devices::create,
         crate::devices::assign,
+        crate::devices::list,
+        crate::devices::unassign,
+        crate::devices::revoke,
         crate::audit::query,
     ),
     components(schemas(ErrorBody, ErrorDetail, ErrorCode)),
@@ -107,7 +110,7 @@ patient or alert outside them is a 404, so ids cannot be probed. Errors are \
         (name = "auth", description = "Sign-in, sessions and the current user"),
         (name = "patients", description = "Ward lists, patients, observations, NEWS2, ECG, admission"),
         (name = "alerts", description = "The alert queue and its lifecycle"),
-        (name = "devices", description = "Device provisioning (admin)"),
+        (name = "devices", description = "Devices: provisioning, the inventory, assignment and revocation (admin)"),
         (name = "audit", description = "The audit trail (admin)"),
         (name = "meta", description = "This description and the live stream"),
     )

@@ -28,7 +28,12 @@ pub async fn run(
     let what = audited(&cmd);
     let out = execute(store, pathways, mqtt, cmd, now).await?;
     if let Some((action, patient, detail)) = what {
-        let patient = patient.or_else(|| out["id"].as_i64().filter(|_| action == "patient.admit"));
+        // The patient the command found, where the command did not name one.
+        let patient = patient.or_else(|| match action {
+            "patient.admit" => out["id"].as_i64(),
+            "device.unassign" => out["patient_id"].as_i64(),
+            _ => None,
+        });
         let mut detail = detail;
         if let (Value::Object(d), Value::Object(o)) = (&mut detail, &out) {
             // What the command answered that the trail should keep (never
@@ -126,10 +131,15 @@ fn audited(cmd: &AdminCommand) -> Option<(&'static str, Option<i64>, Value)> {
         AdminCommand::Device(DeviceCommand::Revoke { device }) => {
             ("device.revoke", None, json!({"device": device}))
         }
+        AdminCommand::Device(DeviceCommand::Unassign { device }) => {
+            ("device.unassign", None, json!({"device": device}))
+        }
         AdminCommand::Mqtt(MqttCommand::Export { .. }) => ("mqtt.export", None, json!({})),
         // Every patient's data leaves the database: who took it, and where.
         AdminCommand::Backup { to } => ("backup", None, json!({"to": to})),
-        AdminCommand::User(UserCommand::List) | AdminCommand::Stats => return None,
+        AdminCommand::User(UserCommand::List)
+        | AdminCommand::Device(DeviceCommand::List { .. })
+        | AdminCommand::Stats => return None,
     })
 }
 
@@ -313,6 +323,32 @@ async fn execute(
         AdminCommand::Device(DeviceCommand::Revoke { device }) => {
             let at = store.device_revoke(&device, now).await.map_err(store_err)?;
             json!({"device_id": device, "revoked_at": at})
+        }
+        AdminCommand::Device(DeviceCommand::Unassign { device }) => {
+            let now_with = store
+                .devices_list(vigil_store::DeviceQuery::One(&device))
+                .await
+                .map_err(store_err)?
+                .pop()
+                .ok_or_else(|| Failure::Usage(format!("device {device} not found")))?
+                .patient_id
+                .ok_or_else(|| Failure::Usage(format!("device: {device} is no one's now")))?;
+            match store.device_unassign(&device, now_with).await {
+                Ok(()) => {}
+                // Moved or returned by someone else since the look-up.
+                Err(vigil_store::StoreError::Conflict(m)) => return Err(Failure::Usage(m)),
+                Err(e) => return Err(store_err(e)),
+            }
+            json!({"device_id": device, "patient_id": now_with, "unassigned_at": now})
+        }
+        AdminCommand::Device(DeviceCommand::List { unassigned }) => {
+            let query = if unassigned {
+                vigil_store::DeviceQuery::Unassigned
+            } else {
+                vigil_store::DeviceQuery::All
+            };
+            let devices = store.devices_list(query).await.map_err(store_err)?;
+            json!({ "devices": devices })
         }
         AdminCommand::Mqtt(MqttCommand::Export { dir }) => {
             crate::mqtt_export::export(store, mqtt, &dir).await?

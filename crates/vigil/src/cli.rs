@@ -220,6 +220,18 @@ pub enum DeviceCommand {
         #[arg(long)]
         device: String,
     },
+    /// Take a device back from its patient during their stay (a kit
+    /// swapped, or no longer needed): it becomes no one's.
+    Unassign {
+        #[arg(long)]
+        device: String,
+    },
+    /// Every device, by id, with its patient, ward, last message and status.
+    List {
+        /// Only the devices that are no one's now.
+        #[arg(long)]
+        unassigned: bool,
+    },
 }
 
 #[derive(Debug, Subcommand)]
