@@ -5,7 +5,7 @@
 import { api } from "./api";
 import { NEWS2_TOTAL, news2Bands } from "./bands";
 import { VitalChart, type OffWard, type SeriesSpec } from "./chart";
-import { showDischarge, showProvision } from "./admission";
+import { deviceButtons, managesDevices, showDischarge, showProvision } from "./admission";
 import { hideAssessment, settingsRecorded, showAssessment } from "./assessment";
 import { leaveNotes, noteArrived, showNotes } from "./notes";
 import { showEntry } from "./entry";
@@ -90,11 +90,11 @@ export async function openPatient(id: number): Promise<void> {
 /** Show the patient as read: the facts, devices, assessment and admin actions of their stay. */
 function showStay(id: number, detail: PatientDetail): void {
   renderFacts();
-  renderDevices();
   showAssessment(id, detail.settings, detail.thresholds?.freshness_s, settingsChanged);
   showEntry(detail.episode && !detail.episode.discharged_at ? id : null);
   showDischarge(session.me, detail);
   showProvision(session.me, detail, () => reloadDevices(id));
+  renderDevices(); // after showProvision: whether the rows have an admin's buttons
 }
 
 /** The patient read again, or null if it failed or the page has moved on to another. */
@@ -476,27 +476,55 @@ async function reloadDevices(id: number): Promise<void> {
   renderDevices();
 }
 
+/**
+ * The device rows, updated in place rather than drawn anew: they are redrawn
+ * live (each status, and every 15 s), and an admin's button in a row must
+ * keep the focus meanwhile.
+ */
 function renderDevices(): void {
   if (!page?.detail) return;
   const body = $("device-table").querySelector("tbody")!;
-  body.replaceChildren();
+  const acting = managesDevices();
+  $("device-actions-head").hidden = !acting;
+  const stale = new Map([...body.rows].map((tr) => [tr.dataset.device, tr]));
+  let next = body.firstElementChild;
   for (const d of page.detail.devices) {
+    let tr = stale.get(d.id);
+    stale.delete(d.id);
+    if (!tr) { tr = el("tr"); tr.dataset.device = d.id; }
+    if (tr === next) next = tr.nextElementSibling;
+    else body.insertBefore(tr, next);
     const st = deviceStatus.get(d.id);
     const ecg = ecgStatus.get(d.id);
-    const tr = el("tr");
-    tr.dataset.device = d.id;
     const name = el("th", "", d.id); name.scope = "row";
     let status = d.revoked_at ? `revoked ${when(d.revoked_at)}` : "never reported";
     if (!d.revoked_at && st) status = st.status.online === false ? "offline" : "online";
     if (st) tr.dataset.reportedAt = st.at;
+    else delete tr.dataset.reportedAt;
     const old = !!st && Date.now() - Date.parse(st.at) > STATUS_OLD_MS;
     const battery = st?.status.battery_pct != null ? `${st.status.battery_pct} %${st.status.battery_pct < 30 ? " (low)" : ""}` : "—";
     let signal = st?.status.signal ? st.status.signal.replace("_", " ") : "—";
     if (ecg) signal = `${(ecg.quality || signal).replace("_", " ")}${ecg.possible_af ? "; possible AF: review the strip" : ""}`;
-    tr.append(name, el("td", "", d.kind), el("td", st?.status.online === false ? "warn" : "", status), el("td", "num", battery),
-      el("td", "", signal), el("td", old ? "warn" : "", st ? `${age(st.at)}${old ? " (old report: may not be so now)" : ""}` : "—"));
-    body.append(tr);
+    const cells = [name, el("td", "", d.kind), el("td", st?.status.online === false ? "warn" : "", status), el("td", "num", battery),
+      el("td", "", signal), el("td", old ? "warn" : "", st ? `${age(st.at)}${old ? " (old report: may not be so now)" : ""}` : "—")];
+    cells.forEach((c, i) => {
+      const was = tr.cells[i];
+      if (!was) tr.append(c);
+      else if (!was.isEqualNode(c)) was.replaceWith(c);
+    });
+    // An admin's buttons (admission.ts), made once per row and state.
+    const actions = acting ? (d.revoked_at ? "revoked" : "live") : "";
+    if (tr.dataset.actions !== actions) {
+      tr.cells[cells.length]?.remove();
+      if (actions) {
+        const td = el("td", "device-actions");
+        td.append(...deviceButtons(d));
+        tr.append(td);
+      }
+      tr.dataset.actions = actions;
+    }
   }
+  for (const tr of stale.values()) tr.remove();
   $("no-devices").hidden = page.detail.devices.length > 0;
 }
 

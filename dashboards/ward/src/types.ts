@@ -43,8 +43,17 @@ export interface EpisodeSettings {
 
 export interface PatientDetail {
   id: number; ward_id: number; name: string; nhs_number: string; settings?: EpisodeSettings | null;
-  episode: Episode | null; previous_episodes?: Episode[]; devices: { id: string; kind: string; revoked_at: string | null; status: StoredDeviceStatus | null }[];
+  episode: Episode | null; previous_episodes?: Episode[]; devices: PatientDevice[];
   thresholds: { spo2_target: { low: number; high: number; source: "pathway" | "scale" } | null; freshness_s: number | null };
+}
+
+/** A device on a patient's record (theirs now, or revoked while theirs). */
+export interface PatientDevice { id: string; kind: string; revoked_at: string | null; status: StoredDeviceStatus | null }
+
+/** A device as an admin's list has it (`GET /api/v1/devices`): `patient_id` null when it is no one's now. */
+export interface DeviceListed {
+  id: string; kind: string; patient_id: number | null; ward_id: number | null; provisioned_at: string;
+  revoked_at: string | null; last_message_at: string | null; status: StoredDeviceStatus | null;
 }
 
 export interface ObservationRow {

@@ -286,6 +286,8 @@ test("a consultant starts on the escalated alerts waiting for review", { timeout
     await page.locator("#patient-facts").filter({ hasText: "NHS number" }).waitFor();
     assert.equal(await page.getByRole("button", { name: "Discharge…" }).isVisible(), false);
     assert.equal(await page.getByRole("button", { name: "Provision for this patient" }).isVisible(), false);
+    assert.ok(await page.locator("#device-table tbody tr").count() > 0, "the patient's devices are listed");
+    assert.equal(await page.locator("#device-table button").count(), 0, "with no Return or Revoke for a consultant");
   });
 });
 
@@ -446,6 +448,108 @@ test("an admin admits a patient from the ward page, provisions their hub, discha
     await page.getByText(`${device} is now this patient's.`).waitFor();
     await page.locator(`#device-table tr[data-device="${device}"]`).waitFor();
     await assertAccessible(page, t, "a returned device given to the next patient");
+  });
+});
+
+// Kit taken back mid-stay and kit lost, from the patient's page: each after
+// a question under the device table saying what it does, and the free kit
+// offered under the id input rather than typed.
+test("an admin returns a swapped device mid-stay and revokes a lost one, each after a confirmation, and gives a free device chosen from the list", { timeout: TEST_TIMEOUT }, async (t) => {
+  await withWard(t, async ({ page, demo }) => {
+    await page.goto(demo.base + "/");
+    await signIn(page, demo.login);
+    await page.getByRole("status").filter({ hasText: "live" }).waitFor();
+    const rows = page.locator("#patients tbody tr[data-patient]");
+    await poll(`${PATIENTS} patient rows`, async () => (await rows.count()) === PATIENTS, { timeout: UI_TIMEOUT });
+
+    // The first patient listed with two devices (the demo gives some an ECG
+    // patch beside their hub): one is returned, the other revoked.
+    let patient = null;
+    for (const id of await rows.evaluateAll((trs) => trs.map((tr) => Number(tr.dataset.patient)))) {
+      const p = await pageGetJson(page, `/api/v1/patients/${id}`);
+      if (p.devices.filter((d) => d.revoked_at === null).length >= 2) { patient = p; break; }
+    }
+    assert.ok(patient, "a demo patient with two devices");
+    const live = patient.devices.filter((d) => d.revoked_at === null);
+    const swapped = live.find((d) => d.kind === "hub") || live[0];
+    const lost = live.find((d) => d !== swapped);
+    const devicesOf = async () => (await pageGetJson(page, `/api/v1/patients/${patient.id}`)).devices;
+    const free = () => pageGetJson(page, "/api/v1/devices?unassigned=true");
+    const focused = () => page.evaluate(() => document.activeElement?.getAttribute("aria-label") || document.activeElement?.textContent);
+
+    await page.locator(`#patients tbody tr[data-patient="${patient.id}"]`).getByRole("link", { name: patient.name }).click();
+    await page.getByRole("heading", { level: 2, name: patient.name }).waitFor();
+    const swappedRow = page.locator(`#device-table tr[data-device="${swapped.id}"]`);
+    const lostRow = page.locator(`#device-table tr[data-device="${lost.id}"]`);
+    const returnButton = page.getByRole("button", { name: `Return ${swapped.id}`, exact: true });
+    const revokeButton = page.getByRole("button", { name: `Revoke ${lost.id} (lost or stolen)`, exact: true });
+    await returnButton.waitFor();
+    assert.equal(await returnButton.textContent(), "Return");
+    assert.equal(await revokeButton.textContent(), "Revoke (lost)…");
+    const status = page.locator("#assign-status");
+
+    // Return asks first, naming the device and the patient; "Keep it" keeps it theirs.
+    await returnButton.click();
+    const returnQuestion = page.getByRole("group", { name: `Return ${swapped.id} (${swapped.kind}) from ${patient.name}?` });
+    await returnQuestion.waitFor();
+    assert.equal(await returnQuestion.locator("p").textContent(), `Return ${swapped.id} (${swapped.kind}) from ${patient.name}? `
+      + "It stops reporting for them: what it sends from now on is refused until it is given to someone, and its device alerts are resolved. "
+      + "Its readings so far stay on their record.");
+    assert.equal(await focused(), `Yes, return ${swapped.id}`, "the focus is on the answer");
+    assert.equal(await returnButton.getAttribute("aria-expanded"), "true");
+    await assertAccessible(page, t, "the question before a device is returned");
+    await screenshot(page, "device-return");
+    await returnQuestion.getByRole("button", { name: "Keep it" }).click();
+    await returnQuestion.waitFor({ state: "hidden" });
+    assert.equal(await focused(), `Return ${swapped.id}`, "the focus is back on the row's button");
+    assert.ok((await devicesOf()).some((d) => d.id === swapped.id), "still theirs");
+
+    // One question at a time: asking another replaces it.
+    await revokeButton.click();
+    await page.getByRole("group", { name: `Revoke ${lost.id}?` }).waitFor();
+    await returnButton.click();
+    await returnQuestion.waitFor();
+    assert.equal(await page.getByRole("group", { name: `Revoke ${lost.id}?` }).count(), 0);
+    assert.equal(await revokeButton.getAttribute("aria-expanded"), "false");
+
+    await page.getByRole("button", { name: `Yes, return ${swapped.id}`, exact: true }).click();
+    await status.getByText(`${swapped.id} is no one's now: it can be given to another patient.`, { exact: true }).waitFor();
+    await swappedRow.waitFor({ state: "detached" });
+    assert.equal(await returnButton.count(), 0, "its buttons are gone with its row");
+    assert.equal(await returnQuestion.count(), 0, "the question is closed");
+    assert.ok(!(await devicesOf()).some((d) => d.id === swapped.id), "no longer on their list");
+    const shelved = (await free()).find((d) => d.id === swapped.id);
+    assert.ok(shelved, "among the free devices");
+    assert.equal(shelved.patient_id, null);
+
+    // Given back from the free devices offered under the id input.
+    const input = page.getByLabel("A returned device's id");
+    const option = page.locator(`datalist#${await input.getAttribute("list")} option[value="${swapped.id}"]`);
+    await option.waitFor({ state: "attached" });
+    assert.match(await option.getAttribute("label"), new RegExp(`^${swapped.kind}, last sent (never|\\d+[smh] ago)$`));
+    await input.fill(await option.getAttribute("value"));
+    await page.getByRole("button", { name: "Give to this patient" }).click();
+    await status.getByText(`${swapped.id} is now this patient's.`, { exact: true }).waitFor();
+    await swappedRow.waitFor();
+    await option.waitFor({ state: "detached" }); // no longer free: the list is read again
+    assert.ok((await devicesOf()).some((d) => d.id === swapped.id), "theirs again");
+
+    // The other one lost: revoked after its own question, and it stays on the list, shown revoked.
+    await revokeButton.click();
+    const revokeQuestion = page.getByRole("group", { name: `Revoke ${lost.id}?` });
+    await revokeQuestion.waitFor();
+    assert.equal(await revokeQuestion.locator("p").textContent(), `Revoke ${lost.id}? Use this for a device that is lost or stolen: `
+      + "it can never connect again, and cannot be un-revoked (a device found again is provisioned anew).");
+    assert.equal(await focused(), `Yes, revoke ${lost.id}`);
+    await revokeQuestion.getByRole("button", { name: `Yes, revoke ${lost.id}`, exact: true }).click();
+    await status.getByText(`${lost.id} is revoked: it cannot connect again.`, { exact: true }).waitFor();
+    await lostRow.filter({ hasText: "revoked" }).waitFor();
+    assert.equal(await revokeButton.count(), 0, "a revoked device has no buttons");
+    assert.equal(await page.getByRole("button", { name: `Return ${lost.id}`, exact: true }).count(), 0);
+    assert.equal(await returnButton.count(), 1, "the other device keeps its own");
+    assert.notEqual((await devicesOf()).find((d) => d.id === lost.id)?.revoked_at ?? null, null, "revoked, still on their list");
+    assert.ok(!(await free()).some((d) => d.id === lost.id));
+    await assertAccessible(page, t, "the devices after a return and a revocation");
   });
 });
 
