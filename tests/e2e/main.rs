@@ -22,6 +22,7 @@ mod entered;
 mod fhir;
 mod ingest;
 mod mosquitto;
+mod notify;
 mod openapi;
 mod postgres;
 mod reliability;

@@ -16,7 +16,7 @@ use crate::helpers::{
 
 /// A database that outlives the daemon using it, and the directory that
 /// holds it (SQLite) or nothing to keep (PostgreSQL).
-async fn durable_database() -> (tempfile::TempDir, String) {
+pub(crate) async fn durable_database() -> (tempfile::TempDir, String) {
     let dir = tempfile::tempdir().expect("tempdir");
     if std::env::var("VIGIL_TEST_BACKEND").is_ok_and(|b| b == "postgres")
         && let Some(url) = crate::pg::fresh_database().await

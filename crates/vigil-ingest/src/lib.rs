@@ -48,6 +48,15 @@ pub struct IngestConfig {
 pub fn tls_client_config(
     ca_file: Option<&std::path::Path>,
 ) -> anyhow::Result<std::sync::Arc<rustls::ClientConfig>> {
+    tls_client_config_for("mqtt.ca_file", ca_file)
+}
+
+/// [`tls_client_config`] for any TLS client of Vigil's, its errors naming
+/// the configuration key `key` that gives `ca_file`.
+pub fn tls_client_config_for(
+    key: &str,
+    ca_file: Option<&std::path::Path>,
+) -> anyhow::Result<std::sync::Arc<rustls::ClientConfig>> {
     use rustls::pki_types::CertificateDer;
     use rustls::pki_types::pem::PemObject;
     let mut roots = rustls::RootCertStore::empty();
@@ -55,11 +64,11 @@ pub fn tls_client_config(
         Some(path) => {
             let certs = CertificateDer::pem_file_iter(path)
                 .and_then(|c| c.collect::<Result<Vec<_>, _>>())
-                .map_err(|e| anyhow::anyhow!("mqtt.ca_file {}: {e}", path.display()))?;
+                .map_err(|e| anyhow::anyhow!("{key} {}: {e}", path.display()))?;
             let (added, _) = roots.add_parsable_certificates(certs);
             anyhow::ensure!(
                 added > 0,
-                "mqtt.ca_file {}: no usable CA certificate",
+                "{key} {}: no usable CA certificate",
                 path.display()
             );
         }
@@ -68,7 +77,7 @@ pub fn tls_client_config(
             let (added, _) = roots.add_parsable_certificates(found.certs);
             anyhow::ensure!(
                 added > 0,
-                "mqtts:// needs trusted CA certificates: none in the system store; set mqtt.ca_file"
+                "TLS needs trusted CA certificates: none in the system store; set {key}"
             );
         }
     }

@@ -530,6 +530,15 @@ pub trait Store: Send + Sync + 'static {
     ) -> Result<Vec<ResolvedAlert>>;
     async fn alerts_due(&self, now: DateTime<Utc>) -> Result<Vec<AlertRow>>;
     async fn alert_events(&self, alert_id: i64) -> Result<Vec<AlertEventRow>>;
+    /// The alert trail's rows with an id above `after`, in id order, at
+    /// most `limit` (for the webhook, which follows the trail).
+    async fn alert_events_after(&self, after: i64, limit: i64) -> Result<Vec<AlertEventRef>>;
+    /// How far the webhook has got ([`AlertEventRef::id`]); the first call
+    /// on a database where it never ran records the newest event's id (0
+    /// if none) and answers that.
+    async fn notify_progress(&self) -> Result<i64>;
+    /// Record that every event up to `event_id` is done with.
+    async fn set_notify_progress(&self, event_id: i64) -> Result<()>;
 
     // --- notes ----------------------------------------------------------------
     /// Append a clinician's note to a patient's record (never edited or

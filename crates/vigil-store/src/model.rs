@@ -826,6 +826,17 @@ pub enum AlertAction {
     Resolve { outcome: String, note: String },
 }
 
+/// One row of the alert trail as the webhook reads it, in id order
+/// ([`crate::Store::alert_events_after`]).
+#[derive(Clone, Debug, PartialEq)]
+pub struct AlertEventRef {
+    pub id: i64,
+    pub alert_id: i64,
+    pub at: DateTime<Utc>,
+    pub actor: String,
+    pub action: String,
+}
+
 #[derive(Clone, Debug, PartialEq, Serialize, utoipa::ToSchema)]
 pub struct AlertEventRow {
     pub at: DateTime<Utc>,

@@ -2160,6 +2160,49 @@ impl Store for PgStore {
             .collect())
     }
 
+    async fn alert_events_after(&self, after: i64, limit: i64) -> Result<Vec<AlertEventRef>> {
+        let rows = sqlx::query(
+            "SELECT id, alert_id, at, actor, action FROM alert_events WHERE id > $1 ORDER BY id LIMIT $2",
+        )
+        .bind(after)
+        .bind(limit)
+        .fetch_all(&self.pool)
+        .await?;
+        Ok(rows
+            .iter()
+            .map(|r| AlertEventRef {
+                id: r.get(0),
+                alert_id: r.get(1),
+                at: r.get(2),
+                actor: r.get(3),
+                action: r.get(4),
+            })
+            .collect())
+    }
+
+    async fn notify_progress(&self) -> Result<i64> {
+        sqlx::query(
+            "INSERT INTO notify_progress (id, event_id) \
+             SELECT 1, COALESCE(MAX(id), 0) FROM alert_events \
+             ON CONFLICT (id) DO NOTHING",
+        )
+        .execute(&self.pool)
+        .await?;
+        Ok(
+            sqlx::query_scalar("SELECT event_id FROM notify_progress WHERE id = 1")
+                .fetch_one(&self.pool)
+                .await?,
+        )
+    }
+
+    async fn set_notify_progress(&self, event_id: i64) -> Result<()> {
+        sqlx::query("UPDATE notify_progress SET event_id = $1 WHERE id = 1")
+            .bind(event_id)
+            .execute(&self.pool)
+            .await?;
+        Ok(())
+    }
+
     async fn note_add(
         &self,
         patient_id: i64,

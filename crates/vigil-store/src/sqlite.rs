@@ -2199,6 +2199,52 @@ impl Store for SqliteStore {
             .collect()
     }
 
+    async fn alert_events_after(&self, after: i64, limit: i64) -> Result<Vec<AlertEventRef>> {
+        let rows = sqlx::query(
+            "SELECT id, alert_id, at, actor, action FROM alert_events WHERE id > ? ORDER BY id LIMIT ?",
+        )
+        .bind(after)
+        .bind(limit)
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter()
+            .map(|r| {
+                Ok(AlertEventRef {
+                    id: r.get(0),
+                    alert_id: r.get(1),
+                    at: parse_ts(&r.get::<String, _>(2))?,
+                    actor: r.get(3),
+                    action: r.get(4),
+                })
+            })
+            .collect()
+    }
+
+    async fn notify_progress(&self) -> Result<i64> {
+        let _write = self.write.lock().await;
+        sqlx::query(
+            "INSERT INTO notify_progress (id, event_id) \
+             SELECT 1, COALESCE(MAX(id), 0) FROM alert_events WHERE true \
+             ON CONFLICT (id) DO NOTHING",
+        )
+        .execute(&self.pool)
+        .await?;
+        Ok(
+            sqlx::query_scalar("SELECT event_id FROM notify_progress WHERE id = 1")
+                .fetch_one(&self.pool)
+                .await?,
+        )
+    }
+
+    async fn set_notify_progress(&self, event_id: i64) -> Result<()> {
+        let _write = self.write.lock().await;
+        sqlx::query("UPDATE notify_progress SET event_id = ? WHERE id = 1")
+            .bind(event_id)
+            .execute(&self.pool)
+            .await?;
+        Ok(())
+    }
+
     async fn note_add(
         &self,
         patient_id: i64,

@@ -87,6 +87,7 @@ both_backends!(
     ecg_progress_moves_up_with_a_pass_and_names_the_chunks_no_pass_analysed,
     live_alert_rules_answer_like_alerts_list,
     alert_lifecycle_is_audited_and_guarded,
+    the_alert_trail_is_read_in_order_and_the_webhook_progress_starts_at_its_end,
     discharge_resolves_the_live_alerts_and_nothing_new_is_raised,
     alerts_list_filters_and_due_escalations,
     resolved_alerts_are_listed_by_when_they_were_resolved,
@@ -3801,6 +3802,56 @@ async fn discharge_resolves_the_live_alerts_and_nothing_new_is_raised(s: &dyn St
             .iter()
             .all(|a| a.status == AlertStatus::Resolved)
     );
+}
+
+async fn the_alert_trail_is_read_in_order_and_the_webhook_progress_starts_at_its_end(
+    s: &dyn Store,
+) {
+    let w = ward(s, "W").await;
+    let p = admit(s, w, "Ann").await;
+    let (a, _) = s
+        .alert_fire(firing(p, w, "news2", Severity::Medium, t(8, 0)), t(8, 0))
+        .await
+        .expect("fire");
+    // The first call records the newest event: the history is not the webhook's.
+    let start = s.notify_progress().await.expect("progress");
+    let trail = s.alert_events_after(0, 100).await.expect("trail");
+    assert_eq!(trail.len(), 1, "{trail:?}");
+    assert_eq!(start, trail[0].id);
+    assert_eq!(
+        (
+            trail[0].alert_id,
+            trail[0].action.as_str(),
+            trail[0].actor.as_str()
+        ),
+        (a.id, "raised", "system")
+    );
+    s.alert_act(a.id, AlertAction::Acknowledge, "nurse_a", t(8, 5))
+        .await
+        .expect("ack");
+    s.alert_act(a.id, AlertAction::Escalate, "nurse_b", t(8, 6))
+        .await
+        .expect("escalate");
+    let after = s.alert_events_after(start, 100).await.expect("trail");
+    assert_eq!(
+        after
+            .iter()
+            .map(|e| (e.action.as_str(), e.actor.as_str(), e.at))
+            .collect::<Vec<_>>(),
+        [
+            ("acknowledged", "nurse_a", t(8, 5)),
+            ("escalated", "nurse_b", t(8, 6))
+        ]
+    );
+    assert!(after[0].id < after[1].id);
+    assert_eq!(
+        s.alert_events_after(start, 1).await.expect("trail").len(),
+        1,
+        "limited"
+    );
+    // Set, it is kept; a second first call does not move it.
+    s.set_notify_progress(after[0].id).await.expect("set");
+    assert_eq!(s.notify_progress().await.expect("progress"), after[0].id);
 }
 
 async fn alert_lifecycle_is_audited_and_guarded(s: &dyn Store) {

@@ -143,6 +143,21 @@ impl App {
             tasks.push(("ingest", t));
         }
 
+        if let Some(settings) = config.notify_settings()? {
+            let client = crate::notify::client(&settings).context("notify.webhook_url")?;
+            let metrics = crate::notify::NotifyMetrics::new(&registry)?;
+            tasks.push((
+                "notify",
+                tokio::spawn(crate::notify::run(
+                    store.clone(),
+                    settings,
+                    client,
+                    metrics,
+                    cancel.clone(),
+                )),
+            ));
+        }
+
         let keep = Retention {
             ecg: config.ecg_retention()?,
             history: config.history_retention()?,

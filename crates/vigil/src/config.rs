@@ -22,6 +22,32 @@ pub struct Config {
     pub log: LogConfig,
     pub ecg: EcgConfig,
     pub retention: RetentionConfig,
+    pub notify: NotifyConfig,
+}
+
+/// Alerts posted to a webhook (docs/configuration.md, "Alert webhook"):
+/// the hospital's integration engine or paging service, for when no
+/// dashboard is watching. Off unless `webhook_url` is set.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct NotifyConfig {
+    /// `https://…` (or `http://` on a trusted network) to POST each event to.
+    pub webhook_url: Option<String>,
+    /// The HMAC-SHA256 key the receiver checks each post's signature with.
+    pub secret: Option<String>,
+    /// Which alert transitions are posted.
+    pub actions: Vec<String>,
+    /// The least severe alert posted.
+    pub min_severity: String,
+    /// An event older than this when its turn comes is not posted (counted
+    /// `expired`): a page about a long-past alert is noise.
+    pub max_age: String,
+    /// PEM CA certificate(s) trusted for an `https://` webhook; without
+    /// it, the system's trust store.
+    pub ca_file: Option<PathBuf>,
+    /// The dashboard's address as clinicians reach it, for a link to the
+    /// patient's page in each post.
+    pub dashboard_url: Option<String>,
 }
 
 /// How long history is kept: a human duration (`"400d"`) or `"off"` (keep).
@@ -147,12 +173,21 @@ impl Default for Config {
                 observations: "off".into(),
                 scores: "off".into(),
             },
+            notify: NotifyConfig {
+                webhook_url: None,
+                secret: None,
+                actions: vec!["raised".into(), "updated".into(), "escalated".into()],
+                min_severity: "medium".into(),
+                max_age: "1h".into(),
+                ca_file: None,
+                dashboard_url: None,
+            },
         }
     }
 }
 
 /// The configuration sections; `VIGIL_<SECTION>_<KEY>` variables set them.
-pub const SECTIONS: [&str; 7] = [
+pub const SECTIONS: [&str; 8] = [
     "http",
     "mqtt",
     "database",
@@ -160,7 +195,24 @@ pub const SECTIONS: [&str; 7] = [
     "log",
     "ecg",
     "retention",
+    "notify",
 ];
+
+/// The alert transitions `notify.actions` may name (`alert_events.action`).
+pub const NOTIFY_ACTIONS: [&str; 5] =
+    ["raised", "updated", "acknowledged", "escalated", "resolved"];
+
+/// The `notify` section, checked ([`Config::notify_settings`]).
+#[derive(Clone, Debug)]
+pub struct NotifySettings {
+    pub webhook_url: String,
+    pub secret: String,
+    pub actions: Vec<String>,
+    pub min_severity: vigil_store::Severity,
+    pub max_age: std::time::Duration,
+    pub ca_file: Option<PathBuf>,
+    pub dashboard_url: Option<String>,
+}
 
 /// A configuration problem, already phrased as the one line the user sees.
 #[derive(Debug, thiserror::Error)]
@@ -217,6 +269,78 @@ impl Config {
             .map_err(|e| ConfigError(describe(e)))
     }
 
+    /// The `notify` section checked and parsed; `None` when no webhook is
+    /// set (then any other `notify` key is refused, as a half-done set-up).
+    pub fn notify_settings(&self) -> Result<Option<NotifySettings>, ConfigError> {
+        let n = &self.notify;
+        let Some(url) = &n.webhook_url else {
+            if n.secret.is_some() || n.ca_file.is_some() || n.dashboard_url.is_some() {
+                return Err(ConfigError(
+                    "notify.webhook_url: required when other notify keys are set".into(),
+                ));
+            }
+            return Ok(None);
+        };
+        if !(url.starts_with("https://") || url.starts_with("http://"))
+            || url.chars().any(char::is_whitespace)
+        {
+            return Err(ConfigError(format!(
+                "notify.webhook_url: not an http:// or https:// address: {url:?}"
+            )));
+        }
+        let secret = match &n.secret {
+            Some(s) if s.len() >= 16 => s.clone(),
+            Some(_) => {
+                return Err(ConfigError("notify.secret: at least 16 characters".into()));
+            }
+            None => {
+                return Err(ConfigError(
+                    "notify.secret: required with notify.webhook_url (the receiver checks each post's signature with it)".into(),
+                ));
+            }
+        };
+        let mut actions = Vec::new();
+        for a in &n.actions {
+            if !NOTIFY_ACTIONS.contains(&a.as_str()) {
+                return Err(ConfigError(format!(
+                    "notify.actions: unknown action {a:?} (one of {})",
+                    NOTIFY_ACTIONS.join(", ")
+                )));
+            }
+            actions.push(a.clone());
+        }
+        if actions.is_empty() {
+            return Err(ConfigError("notify.actions: at least one".into()));
+        }
+        let min_severity = vigil_store::Severity::parse(&n.min_severity).ok_or_else(|| {
+            ConfigError(format!(
+                "notify.min_severity: unknown severity {:?} (low, low-medium, medium or high)",
+                n.min_severity
+            ))
+        })?;
+        let max_age = humantime::parse_duration(&n.max_age)
+            .map_err(|e| ConfigError(format!("notify.max_age: {e} (e.g. \"1h\")")))?;
+        if let Some(d) = &n.dashboard_url
+            && !(d.starts_with("https://") || d.starts_with("http://"))
+        {
+            return Err(ConfigError(format!(
+                "notify.dashboard_url: not an http:// or https:// address: {d:?}"
+            )));
+        }
+        Ok(Some(NotifySettings {
+            webhook_url: url.clone(),
+            secret,
+            actions,
+            min_severity,
+            max_age,
+            ca_file: n.ca_file.clone(),
+            dashboard_url: n
+                .dashboard_url
+                .as_ref()
+                .map(|d| d.trim_end_matches('/').to_string()),
+        }))
+    }
+
     /// `ecg.retention` as a duration.
     pub fn ecg_retention(&self) -> Result<std::time::Duration, ConfigError> {
         humantime::parse_duration(&self.ecg.retention).map_err(|e| {
@@ -264,6 +388,7 @@ impl Config {
     pub fn validate(&self) -> Result<(), ConfigError> {
         self.ecg_retention()?;
         self.history_retention()?;
+        self.notify_settings()?;
         if !self.mqtt.embedded && self.mqtt.url.is_none() {
             return Err(ConfigError(
                 "mqtt.url: required when mqtt.embedded = false".into(),
@@ -314,6 +439,7 @@ impl Config {
             ("mqtt.tls_key", &self.mqtt.tls_key),
             ("mqtt.tls_client_ca", &self.mqtt.tls_client_ca),
             ("mqtt.ca_file", &self.mqtt.ca_file),
+            ("notify.ca_file", &self.notify.ca_file),
         ] {
             if let Some(p) = path.as_ref().filter(|p| !p.is_file()) {
                 return Err(ConfigError(format!("{key}: no such file: {}", p.display())));
@@ -451,6 +577,60 @@ mod tests {
         assert!(c.mqtt.embedded);
         assert_eq!(c.database.url, "sqlite://vigil-data/vigil.db");
         assert_eq!(c.pathways.dir, PathBuf::from("pathways"));
+    }
+
+    #[test]
+    fn the_webhook_is_off_by_default_and_each_bad_key_is_named() {
+        let c = Config::load(None, Some(&[])).expect("defaults");
+        assert!(c.notify_settings().expect("valid").is_none());
+        let dir = tempfile::tempdir().expect("tempdir");
+        let good = "webhook_url = \"https://hooks.example/vigil\"\nsecret = \"0123456789abcdef\"\n";
+        let f = write(&dir, &format!("[notify]\n{good}"));
+        let c = Config::load(Some(&f), Some(&[])).expect("load");
+        let n = c.notify_settings().expect("valid").expect("on");
+        assert_eq!(n.actions, ["raised", "updated", "escalated"]);
+        assert_eq!(n.min_severity, vigil_store::Severity::Medium);
+        assert_eq!(n.max_age, std::time::Duration::from_secs(3600));
+        for (extra, key) in [
+            (
+                "actions = [\"paged\"]\n",
+                "notify.actions: unknown action \"paged\"",
+            ),
+            ("actions = []\n", "notify.actions: at least one"),
+            ("min_severity = \"urgent\"\n", "notify.min_severity"),
+            ("max_age = \"soon\"\n", "notify.max_age"),
+            ("dashboard_url = \"vigil.local\"\n", "notify.dashboard_url"),
+            (
+                "ca_file = \"/no/such/ca.pem\"\n",
+                "notify.ca_file: no such file",
+            ),
+        ] {
+            let f = write(&dir, &format!("[notify]\n{good}{extra}"));
+            let c = Config::load(Some(&f), Some(&[])).expect("load");
+            let e = c.validate().expect_err(extra);
+            assert!(e.0.starts_with(key), "{extra}: {e}");
+            assert_eq!(e.0.lines().count(), 1);
+        }
+        for (text, key) in [
+            (
+                "webhook_url = \"ftp://x\"\nsecret = \"0123456789abcdef\"\n",
+                "notify.webhook_url",
+            ),
+            ("webhook_url = \"https://x\"\n", "notify.secret: required"),
+            (
+                "webhook_url = \"https://x\"\nsecret = \"short\"\n",
+                "notify.secret: at least 16",
+            ),
+            (
+                "secret = \"0123456789abcdef\"\n",
+                "notify.webhook_url: required",
+            ),
+        ] {
+            let f = write(&dir, &format!("[notify]\n{text}"));
+            let c = Config::load(Some(&f), Some(&[])).expect("load");
+            let e = c.validate().expect_err(text);
+            assert!(e.0.starts_with(key), "{text}: {e}");
+        }
     }
 
     #[test]

@@ -11,6 +11,7 @@
 //! - [`admin_cmd`]: `vigil admin …`.
 //! - [`mqtt_export`]: `vigil admin mqtt export`, Mosquitto's password and ACL files.
 //! - [`demo`]: `vigil demo` and its small built-in ward simulation.
+//! - [`notify`]: the alert webhook (`[notify]`).
 
 pub mod admin_cmd;
 pub mod app;
@@ -19,6 +20,7 @@ pub mod config;
 pub mod demo;
 pub mod limits;
 pub mod mqtt_export;
+pub mod notify;
 
 use cli::{Cli, Command, ConfigArg};
 use config::Config;

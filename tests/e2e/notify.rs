@@ -1,0 +1,310 @@
+//! The alert webhook (`[notify]`) against a real HTTP receiver started by
+//! the test: what is posted, signed how, retried when refused, and where a
+//! restarted daemon takes up the trail.
+
+use std::sync::{Arc, Mutex};
+
+use hmac::{Hmac, Mac};
+use serde_json::{Value, json};
+use sha2::Sha256;
+
+use crate::helpers::{TestApp, WAIT, assert_ack, vitals};
+
+const SECRET: &str = "a-webhook-secret-for-tests";
+
+/// One post as the receiver got it.
+#[derive(Clone, Debug)]
+struct Post {
+    event: String,
+    timestamp: String,
+    signature: String,
+    body: String,
+}
+
+/// An HTTP receiver on a free port: it keeps every post and answers each
+/// with the next status of `answers` (then 200).
+struct Receiver {
+    url: String,
+    posts: Arc<Mutex<Vec<Post>>>,
+}
+
+impl Receiver {
+    async fn start(answers: Vec<u16>) -> Receiver {
+        use axum::http::{HeaderMap, StatusCode};
+        let posts = Arc::new(Mutex::new(Vec::new()));
+        let answers = Arc::new(Mutex::new(answers.into_iter()));
+        let kept = posts.clone();
+        let app = axum::Router::new().route(
+            "/hook",
+            axum::routing::post(move |headers: HeaderMap, body: String| {
+                let kept = kept.clone();
+                let answers = answers.clone();
+                async move {
+                    let h = |n: &str| {
+                        headers
+                            .get(n)
+                            .and_then(|v| v.to_str().ok())
+                            .unwrap_or_default()
+                            .to_string()
+                    };
+                    kept.lock().expect("posts").push(Post {
+                        event: h("x-vigil-event"),
+                        timestamp: h("x-vigil-timestamp"),
+                        signature: h("x-vigil-signature"),
+                        body,
+                    });
+                    let code = answers.lock().expect("answers").next().unwrap_or(200);
+                    StatusCode::from_u16(code).expect("status")
+                }
+            }),
+        );
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("bind");
+        let url = format!("http://{}/hook", listener.local_addr().expect("addr"));
+        tokio::spawn(async move { axum::serve(listener, app).await });
+        Receiver { url, posts }
+    }
+
+    fn posts(&self) -> Vec<Post> {
+        self.posts.lock().expect("posts").clone()
+    }
+
+    /// The posts once at least `n` have come; fails after [`WAIT`].
+    async fn wait_for(&self, n: usize) -> Vec<Post> {
+        let deadline = tokio::time::Instant::now() + WAIT;
+        loop {
+            let posts = self.posts();
+            if posts.len() >= n {
+                return posts;
+            }
+            assert!(
+                tokio::time::Instant::now() < deadline,
+                "want {n} posts, have {posts:#?}"
+            );
+            tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+        }
+    }
+}
+
+/// The configuration's `[notify]` for `receiver`.
+fn webhook(receiver: &Receiver) -> impl FnOnce(&mut vigil::config::Config) + use<> {
+    let url = receiver.url.clone();
+    move |c| {
+        c.notify.webhook_url = Some(url);
+        c.notify.secret = Some(SECRET.into());
+        c.notify.dashboard_url = Some("https://vigil.example.nhs.uk/".into());
+    }
+}
+
+/// The post's body, after checking its signature as a receiver would:
+/// HMAC-SHA256 under the shared secret of `{timestamp}.{body}`.
+fn verified(p: &Post) -> Value {
+    let mut mac = Hmac::<Sha256>::new_from_slice(SECRET.as_bytes()).expect("key");
+    mac.update(format!("{}.{}", p.timestamp, p.body).as_bytes());
+    let want = format!("sha256={}", hex::encode(mac.finalize().into_bytes()));
+    assert_eq!(p.signature, want, "signature of {p:?}");
+    let age = chrono::Utc::now().timestamp() - p.timestamp.parse::<i64>().expect("timestamp");
+    assert!((0..120).contains(&age), "a fresh timestamp: {p:?}");
+    let body: Value = serde_json::from_str(&p.body).expect("JSON body");
+    assert_eq!(body["event_id"].to_string(), p.event, "X-Vigil-Event");
+    body
+}
+
+/// A NEWS2 alert raised, its severity raised, and its escalation by a nurse
+/// are posted, in that order, signed, naming the patient only by id; the
+/// first post, refused with a 503, is tried again; the acknowledgement and
+/// the low alerts are not what `[notify]` asks for by default.
+#[tokio::test]
+async fn alerts_are_posted_to_the_webhook_signed_pseudonymous_and_retried() {
+    let receiver = Receiver::start(vec![503]).await;
+    // A pathway of NEWS2 and device alerts only: no pathway rule of its own
+    // fires on these vitals.
+    let dir = tempfile::tempdir().expect("tempdir");
+    std::fs::write(
+        dir.path().join("plain.toml"),
+        crate::helpers::offline_after_pathway("plain", "1h"),
+    )
+    .expect("write");
+    let app = TestApp::spawn_configured(
+        None,
+        Some(dir.path().to_path_buf()),
+        None,
+        webhook(&receiver),
+    )
+    .await;
+    let patient = app.admit("plain").await;
+    let creds = app.provision("hub", Some(patient)).await;
+    let dev = app.connect(&creds).await.expect("connects");
+    let mut dev = dev;
+    // NEWS2 5 (medium), then 9 (high): the same alert, its severity raised.
+    dev.publish_obs(1, vitals(22, 94, 112)).await;
+    assert_ack(&dev.next_cmd().await, &[1]);
+    let first = receiver.wait_for(2).await;
+    assert_eq!(
+        first[0].event, first[1].event,
+        "the refused post is tried again"
+    );
+    let raised = verified(&first[1]);
+    assert_eq!(raised["action"], "raised", "{raised:#}");
+    assert_eq!(raised["alert"]["rule_id"], "news2", "{raised:#}");
+    assert_eq!(raised["alert"]["severity"], "medium", "{raised:#}");
+    assert_eq!(raised["alert"]["patient_id"], patient, "{raised:#}");
+    assert_eq!(
+        raised["link"],
+        format!("https://vigil.example.nhs.uk/#/patients/{patient}")
+    );
+    // Nothing that names the patient.
+    let who = app.get_json(&format!("/api/v1/patients/{patient}")).await;
+    for p in &first {
+        for s in [&who["name"], &who["nhs_number"]] {
+            let s = s.as_str().expect("a string");
+            assert!(!p.body.contains(s), "{s} in {}", p.body);
+        }
+    }
+
+    dev.publish_raw(
+        "status",
+        json!({"online": true, "battery_pct": 5}).to_string(),
+    )
+    .await;
+    dev.publish_obs(2, vitals(25, 91, 131)).await;
+    assert_ack(&dev.next_cmd().await, &[2]);
+    let posts = receiver.wait_for(3).await;
+    let updated = verified(&posts[2]);
+    assert_eq!(
+        (&updated["action"], &updated["alert"]["severity"]),
+        (&json!("updated"), &json!("high")),
+        "{updated:#}"
+    );
+    let id = updated["alert"]["id"].as_i64().expect("alert id");
+    for action in ["acknowledge", "escalate"] {
+        let r = app
+            .post(&format!("/api/v1/alerts/{id}/{action}"), json!({}))
+            .send()
+            .await
+            .expect(action);
+        assert_eq!(r.status(), 200, "{action}");
+    }
+    let posts = receiver.wait_for(4).await;
+    let escalated = verified(&posts[3]);
+    assert_eq!(escalated["action"], "escalated", "{escalated:#}");
+    assert_eq!(escalated["actor"], "admin", "{escalated:#}");
+    let ids: Vec<i64> = posts[1..]
+        .iter()
+        .map(|p| p.event.parse().expect("event id"))
+        .collect();
+    assert!(
+        ids.windows(2).all(|w| w[0] < w[1]),
+        "in the trail's order: {ids:?}"
+    );
+
+    // Passed over: the battery alert and the NEWS2 trend prompt (both
+    // low), and the acknowledgement.
+    let low = format!("device-battery-low:{}", creds.device_id);
+    crate::helpers::wait_for_alerts(&app, patient, &[low, "news2-rising".into()]).await;
+    let deadline = tokio::time::Instant::now() + WAIT;
+    let m = loop {
+        let m = app.metrics().await;
+        if m.contains("vigil_notify_total{outcome=\"skipped\"} 3")
+            || tokio::time::Instant::now() > deadline
+        {
+            break m;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    };
+    for line in [
+        "vigil_notify_total{outcome=\"sent\"} 3",
+        "vigil_notify_total{outcome=\"failed\"} 1",
+        "vigil_notify_total{outcome=\"skipped\"} 3",
+        "vigil_notify_total{outcome=\"expired\"} 0",
+    ] {
+        assert!(m.lines().any(|l| l == line), "{line} in\n{m}");
+    }
+    assert_eq!(receiver.posts().len(), 4, "nothing else posted");
+}
+
+/// A hub for `patient` that sends vitals scoring NEWS2 5 (a medium alert).
+async fn news2(app: &TestApp, patient: i64) {
+    let creds = app.provision("hub", Some(patient)).await;
+    let mut dev = app.connect(&creds).await.expect("connects");
+    dev.publish_obs(1, vitals(22, 94, 112)).await;
+    assert_ack(&dev.next_cmd().await, &[1]);
+}
+
+/// Turned on, the webhook starts from the newest event, not the history;
+/// restarted, it takes up the trail where it stopped: what happened while
+/// the daemon was down is posted once, what it had posted is not posted
+/// again.
+#[tokio::test]
+async fn the_webhook_starts_at_the_newest_event_and_takes_up_the_trail_after_a_restart() {
+    let (_keep, url) = crate::restart::durable_database().await;
+    let pathways = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../pathways");
+    let receiver = Receiver::start(vec![]).await;
+    // Before the webhook: an alert it must never post.
+    let before =
+        TestApp::spawn_configured(Some(url.clone()), Some(pathways.clone()), None, |_| {}).await;
+    let ann = before.admit("general").await;
+    news2(&before, ann).await;
+    crate::helpers::wait_for_alerts(&before, ann, &["news2".to_string()]).await;
+    drop(before);
+
+    let first = TestApp::spawn_configured(
+        Some(url.clone()),
+        Some(pathways.clone()),
+        None,
+        webhook(&receiver),
+    )
+    .await;
+    let bob = first.admit("general").await;
+    news2(&first, bob).await;
+    let posts = receiver.wait_for(1).await;
+    assert_eq!(
+        verified(&posts[0])["alert"]["patient_id"],
+        bob,
+        "not Ann's, from before"
+    );
+    // Stopped once its progress is recorded past Bob's alert.
+    let posted: i64 = posts[0].event.parse().expect("event id");
+    let deadline = tokio::time::Instant::now() + WAIT;
+    while first.store.notify_progress().await.expect("progress") < posted {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "progress not recorded"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    // While it is down, a clinician escalates Bob's alert (from another
+    // process, as the store is shared).
+    let bobs = first
+        .get_json(&format!("/api/v1/alerts?patient={bob}"))
+        .await;
+    let id = bobs[0]["id"].as_i64().expect("Bob's alert");
+    drop(first);
+    vigil_store::connect(&url)
+        .await
+        .expect("store")
+        .alert_act(
+            id,
+            vigil_store::AlertAction::Escalate,
+            "nurse-b",
+            chrono::Utc::now(),
+        )
+        .await
+        .expect("escalate");
+    let _second =
+        TestApp::spawn_configured(Some(url), Some(pathways), None, webhook(&receiver)).await;
+    let posts = receiver.wait_for(2).await;
+    let escalated = verified(&posts[1]);
+    assert_eq!(
+        (
+            &escalated["action"],
+            &escalated["alert"]["id"],
+            &escalated["actor"]
+        ),
+        (&json!("escalated"), &json!(id), &json!("nurse-b"))
+    );
+    // A second's polls more: nothing else (Bob's raise not posted again).
+    tokio::time::sleep(std::time::Duration::from_secs(2)).await;
+    assert_eq!(receiver.posts().len(), 2, "{:#?}", receiver.posts());
+}
