@@ -726,6 +726,59 @@ async fn the_cli_lists_the_kit_and_takes_a_device_back() {
     }
 }
 
+/// `vigil admin notify test` posts one signed test event to the webhook
+/// and reports the receiver's answer: a refusal is exit 1 naming the
+/// status, no webhook configured is exit 2 naming the key.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_cli_sends_a_signed_test_post_to_the_webhook() {
+    use crate::notify::{Receiver, SECRET, verified};
+    let app = TestApp::spawn().await;
+    let dir = tempfile::tempdir().expect("tempdir");
+    let plain = config_for(&app, &dir);
+    let receiver = Receiver::start(vec![200, 503]).await;
+    let cfg = dir.path().join("notify.toml");
+    std::fs::write(
+        &cfg,
+        format!(
+            "[database]\nurl = \"{}\"\n[notify]\nwebhook_url = \"{}\"\nsecret = \"{SECRET}\"\n",
+            app.database_url, receiver.url
+        ),
+    )
+    .expect("config");
+    let cfg = cfg.display().to_string();
+    let out = admin(&cfg, &["notify", "test"]);
+    assert_eq!(out, json!({"webhook_url": receiver.url, "status": 200}));
+    let posts = receiver.posts();
+    assert_eq!(posts.len(), 1);
+    let body = verified(&posts[0]);
+    assert_eq!(
+        (&body["action"], &body["event_id"], &body["alert"]),
+        (&json!("test"), &json!(0), &Value::Null)
+    );
+    let run = admin_with(&cfg);
+    let refused = run(&["notify", "test"], None);
+    assert_eq!(refused.status.code(), Some(1));
+    let err = String::from_utf8_lossy(&refused.stderr);
+    assert_eq!(err.lines().count(), 1, "{err}");
+    assert!(err.contains("the receiver answered 503"), "{err}");
+    let unset = admin_with(&plain)(&["notify", "test"], None);
+    assert_eq!(unset.status.code(), Some(2));
+    assert!(
+        String::from_utf8_lossy(&unset.stderr).contains("notify.webhook_url: not set"),
+        "{}",
+        String::from_utf8_lossy(&unset.stderr)
+    );
+    let entry = app
+        .get_json("/api/v1/audit?limit=50")
+        .await
+        .as_array()
+        .expect("entries")
+        .iter()
+        .find(|e| e["action"] == "notify.test")
+        .cloned();
+    assert!(entry.is_some(), "the test posts are audited");
+}
+
 /// A leaver's account: `vigil admin user disable` ends every session and
 /// API token of it at once (an open dashboard is told within the stream's
 /// re-check) and it signs in to nothing, with the same answer as a wrong

@@ -10,11 +10,11 @@ use sha2::Sha256;
 
 use crate::helpers::{TestApp, WAIT, assert_ack, vitals};
 
-const SECRET: &str = "a-webhook-secret-for-tests";
+pub(crate) const SECRET: &str = "a-webhook-secret-for-tests";
 
 /// One post as the receiver got it.
 #[derive(Clone, Debug)]
-struct Post {
+pub(crate) struct Post {
     event: String,
     timestamp: String,
     signature: String,
@@ -23,13 +23,13 @@ struct Post {
 
 /// An HTTP receiver on a free port: it keeps every post and answers each
 /// with the next status of `answers` (then 200).
-struct Receiver {
-    url: String,
+pub(crate) struct Receiver {
+    pub(crate) url: String,
     posts: Arc<Mutex<Vec<Post>>>,
 }
 
 impl Receiver {
-    async fn start(answers: Vec<u16>) -> Receiver {
+    pub(crate) async fn start(answers: Vec<u16>) -> Receiver {
         use axum::http::{HeaderMap, StatusCode};
         let posts = Arc::new(Mutex::new(Vec::new()));
         let answers = Arc::new(Mutex::new(answers.into_iter()));
@@ -66,7 +66,7 @@ impl Receiver {
         Receiver { url, posts }
     }
 
-    fn posts(&self) -> Vec<Post> {
+    pub(crate) fn posts(&self) -> Vec<Post> {
         self.posts.lock().expect("posts").clone()
     }
 
@@ -99,7 +99,7 @@ fn webhook(receiver: &Receiver) -> impl FnOnce(&mut vigil::config::Config) + use
 
 /// The post's body, after checking its signature as a receiver would:
 /// HMAC-SHA256 under the shared secret of `{timestamp}.{body}`.
-fn verified(p: &Post) -> Value {
+pub(crate) fn verified(p: &Post) -> Value {
     let mut mac = Hmac::<Sha256>::new_from_slice(SECRET.as_bytes()).expect("key");
     mac.update(format!("{}.{}", p.timestamp, p.body).as_bytes());
     let want = format!("sha256={}", hex::encode(mac.finalize().into_bytes()));

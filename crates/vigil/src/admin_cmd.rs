@@ -10,10 +10,10 @@ use vigil_web::admin::{self, AdminError, AdmitRequest};
 
 use crate::Failure;
 use crate::cli::{
-    AdminCommand, DeviceCommand, MqttCommand, PatientCommand, TokenCommand, UserCommand,
-    WardCommand,
+    AdminCommand, DeviceCommand, MqttCommand, NotifyCommand, PatientCommand, TokenCommand,
+    UserCommand, WardCommand,
 };
-use crate::config::MqttConfig;
+use crate::config::Config;
 
 /// Run one admin command against `store`; a command that changes
 /// something is written to the audit trail (`vigil-admin`, with the
@@ -21,12 +21,12 @@ use crate::config::MqttConfig;
 pub async fn run(
     store: &dyn Store,
     pathways: &vigil_rules::Pathways,
-    mqtt: &MqttConfig,
+    config: &Config,
     cmd: AdminCommand,
 ) -> Result<Value, Failure> {
     let now = Utc::now();
     let what = audited(&cmd);
-    let out = execute(store, pathways, mqtt, cmd, now).await?;
+    let out = execute(store, pathways, config, cmd, now).await?;
     if let Some((action, patient, detail)) = what {
         // The patient the command found, where the command did not name one.
         let patient = patient.or_else(|| match action {
@@ -135,6 +135,8 @@ fn audited(cmd: &AdminCommand) -> Option<(&'static str, Option<i64>, Value)> {
             ("device.unassign", None, json!({"device": device}))
         }
         AdminCommand::Mqtt(MqttCommand::Export { .. }) => ("mqtt.export", None, json!({})),
+        // Who sent a test page to the on-call service.
+        AdminCommand::Notify(NotifyCommand::Test) => ("notify.test", None, json!({})),
         // Every patient's data leaves the database: who took it, and where.
         AdminCommand::Backup { to } => ("backup", None, json!({"to": to})),
         AdminCommand::User(UserCommand::List)
@@ -154,7 +156,7 @@ fn os_user() -> Option<String> {
 async fn execute(
     store: &dyn Store,
     pathways: &vigil_rules::Pathways,
-    mqtt: &MqttConfig,
+    config: &Config,
     cmd: AdminCommand,
     now: chrono::DateTime<Utc>,
 ) -> Result<Value, Failure> {
@@ -350,8 +352,18 @@ async fn execute(
             let devices = store.devices_list(query).await.map_err(store_err)?;
             json!({ "devices": devices })
         }
+        AdminCommand::Notify(NotifyCommand::Test) => {
+            let settings = config
+                .notify_settings()
+                .map_err(|e| Failure::Usage(e.0))?
+                .ok_or_else(|| Failure::Usage("notify.webhook_url: not set".into()))?;
+            let status = crate::notify::post_test(&settings, now)
+                .await
+                .map_err(Failure::Other)?;
+            json!({"webhook_url": settings.webhook_url, "status": status})
+        }
         AdminCommand::Mqtt(MqttCommand::Export { dir }) => {
-            crate::mqtt_export::export(store, mqtt, &dir).await?
+            crate::mqtt_export::export(store, &config.mqtt, &dir).await?
         }
         AdminCommand::Stats => serde_json::to_value(store.stats().await.map_err(store_err)?)
             .map_err(|e| Failure::Other(e.to_string()))?,

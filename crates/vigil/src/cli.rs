@@ -96,6 +96,9 @@ pub enum AdminCommand {
     /// Device credentials and assignment.
     #[command(subcommand)]
     Device(DeviceCommand),
+    /// The alert webhook (`[notify]`).
+    #[command(subcommand)]
+    Notify(NotifyCommand),
     /// Files for an external MQTT broker.
     #[command(subcommand)]
     Mqtt(MqttCommand),
@@ -232,6 +235,13 @@ pub enum DeviceCommand {
         #[arg(long)]
         unassigned: bool,
     },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum NotifyCommand {
+    /// Post a signed test event to `notify.webhook_url` and say how the
+    /// receiver answered.
+    Test,
 }
 
 #[derive(Debug, Subcommand)]

@@ -120,7 +120,7 @@ pub async fn run(cli: Cli) -> Result<(), Failure> {
                     .await
                     .map_err(other)?;
             let pathways = config.load_pathways().map_err(|e| Failure::Usage(e.0))?;
-            let out = admin_cmd::run(store.as_ref(), &pathways, &config.mqtt, args.command).await?;
+            let out = admin_cmd::run(store.as_ref(), &pathways, &config, args.command).await?;
             println!("{out}");
             Ok(())
         }

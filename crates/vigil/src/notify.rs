@@ -194,6 +194,56 @@ pub fn client(settings: &NotifySettings) -> anyhow::Result<reqwest::Client> {
     Ok(b.build()?)
 }
 
+/// POST `body` (event `event_id`) to the webhook, signed now.
+async fn post(
+    client: &reqwest::Client,
+    settings: &NotifySettings,
+    event_id: i64,
+    body: &str,
+) -> reqwest::Result<reqwest::Response> {
+    let ts = chrono::Utc::now().timestamp();
+    client
+        .post(&settings.webhook_url)
+        .header(reqwest::header::CONTENT_TYPE, "application/json")
+        .header("X-Vigil-Event", event_id.to_string())
+        .header("X-Vigil-Timestamp", ts.to_string())
+        .header(
+            "X-Vigil-Signature",
+            signature(&settings.secret, ts, body.as_bytes()),
+        )
+        .body(body.to_string())
+        .send()
+        .await
+}
+
+/// `vigil admin notify test`: one post of a test event (`event_id` 0,
+/// `action` `test`, no alert), signed as every post is, so the trust can
+/// check its receiver end to end before go-live. The receiver's status
+/// when it is a 2xx; otherwise the one-line reason.
+pub async fn post_test(
+    settings: &NotifySettings,
+    at: chrono::DateTime<chrono::Utc>,
+) -> Result<u16, String> {
+    let client = client(settings).map_err(|e| format!("notify: {e:#}"))?;
+    let body = json!({
+        "event_id": 0,
+        "action": "test",
+        "at": at,
+        "actor": "vigil-admin",
+        "alert": null,
+        "link": settings.dashboard_url,
+    })
+    .to_string();
+    match post(&client, settings, 0, &body).await {
+        Ok(r) if r.status().is_success() => Ok(r.status().as_u16()),
+        Ok(r) => Err(format!(
+            "notify.webhook_url: the receiver answered {}",
+            r.status()
+        )),
+        Err(e) => Err(format!("notify.webhook_url: {e}")),
+    }
+}
+
 /// Follow the alert trail and post what `settings` asks for, until `cancel`.
 pub async fn run(
     store: Arc<dyn Store>,
@@ -312,20 +362,7 @@ impl Notifier {
                 self.count("expired");
                 return true;
             }
-            let ts = chrono::Utc::now().timestamp();
-            let sent = self
-                .client
-                .post(&self.settings.webhook_url)
-                .header(reqwest::header::CONTENT_TYPE, "application/json")
-                .header("X-Vigil-Event", ev.id.to_string())
-                .header("X-Vigil-Timestamp", ts.to_string())
-                .header(
-                    "X-Vigil-Signature",
-                    signature(&self.settings.secret, ts, body.as_bytes()),
-                )
-                .body(body.clone())
-                .send()
-                .await;
+            let sent = post(&self.client, &self.settings, ev.id, &body).await;
             match sent {
                 Ok(r) if r.status().is_success() => {
                     self.count("sent");
