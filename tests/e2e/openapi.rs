@@ -23,10 +23,11 @@ fn repo() -> PathBuf {
 }
 
 /// Every `/api/v1` route the router serves, as (method, path).
-const ROUTES: [(&str, &str); 31] = [
+const ROUTES: [(&str, &str); 32] = [
     ("post", "/api/v1/login"),
     ("post", "/api/v1/logout"),
     ("get", "/api/v1/me"),
+    ("post", "/api/v1/me/password"),
     ("get", "/api/v1/stream"),
     ("get", "/api/v1/openapi.json"),
     ("get", "/api/v1/patients"),

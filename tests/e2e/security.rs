@@ -455,3 +455,173 @@ async fn a_client_that_never_finishes_its_headers_is_disconnected() {
         assert!(n == 0 || text.starts_with("HTTP/1.1 408"), "{text}");
     }
 }
+
+/// A nurse changes the password an admin gave them (`POST
+/// /api/v1/me/password`, from a signed-in page): the current one is asked
+/// for, and a wrong one counts as a failed sign-in (five and the account is
+/// throttled, the right one too); a short or unchanged new one is refused by name; once
+/// changed, every session of the account has ended (this one's cookie
+/// cleared, another device's session refused), the old password signs in
+/// to nothing and the new one does; the API token stays; the trail holds
+/// the change without either password.
+#[tokio::test]
+async fn a_user_changes_their_own_password_and_their_sessions_end() {
+    let app = TestApp::spawn().await;
+    let ward = app.ward.to_string();
+    vigil_web::admin::add_user(
+        app.store.as_ref(),
+        "nurse-c",
+        "nurse",
+        &[ward],
+        "given-by-admin",
+    )
+    .await
+    .expect("user");
+    let browser = |_: ()| {
+        reqwest::Client::builder()
+            .cookie_store(true)
+            .build()
+            .expect("client")
+    };
+    let (page, other) = (browser(()), browser(()));
+    let signed_in: Value = login(&app, &page, "nurse-c", "given-by-admin")
+        .await
+        .json()
+        .await
+        .expect("json");
+    let csrf = signed_in["csrf_token"].as_str().expect("csrf").to_string();
+    assert_eq!(
+        login(&app, &other, "nurse-c", "given-by-admin")
+            .await
+            .status(),
+        200
+    );
+    let change = |current: &str, new: &str| {
+        page.post(format!("{}/api/v1/me/password", app.http))
+            .header("x-csrf-token", &csrf)
+            .json(&json!({"current_password": current, "new_password": new}))
+            .send()
+    };
+    let refused = |r: reqwest::Response| async move {
+        let status = r.status().as_u16();
+        let body: Value = r.json().await.expect("json");
+        (
+            status,
+            body["error"]["message"]
+                .as_str()
+                .unwrap_or_default()
+                .to_string(),
+        )
+    };
+    let (status, why) = refused(change("wrong-guess", "a-new-password").await.expect("post")).await;
+    assert_eq!(status, 422);
+    assert!(why.starts_with("current_password:"), "{why}");
+    let (status, why) = refused(change("given-by-admin", "short").await.expect("post")).await;
+    assert_eq!(
+        (status, why.as_str()),
+        (422, "new_password: at least 8 characters")
+    );
+    let (status, why) = refused(
+        change("given-by-admin", "given-by-admin")
+            .await
+            .expect("post"),
+    )
+    .await;
+    assert_eq!(status, 422);
+    assert!(why.starts_with("new_password: the same"), "{why}");
+    let no_csrf = page
+        .post(format!("{}/api/v1/me/password", app.http))
+        .json(&json!({"current_password": "given-by-admin", "new_password": "a-new-password"}))
+        .send()
+        .await
+        .expect("post");
+    assert_eq!(no_csrf.status(), 403, "a forged cross-site post");
+
+    let done = change("given-by-admin", "a-new-password")
+        .await
+        .expect("post");
+    assert_eq!(done.status(), 200);
+    let cleared = done
+        .headers()
+        .get("set-cookie")
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or_default()
+        .to_string();
+    assert!(cleared.contains("Max-Age=0"), "{cleared}");
+    let done: Value = done.json().await.expect("json");
+    assert_eq!(done["sessions_revoked"], 2, "{done}");
+    let me = |c: &reqwest::Client| c.get(format!("{}/api/v1/me", app.http)).send();
+    assert_eq!(
+        me(&other).await.expect("me").status(),
+        401,
+        "the other session ended"
+    );
+    let fresh = browser(());
+    assert_eq!(
+        login(&app, &fresh, "nurse-c", "given-by-admin")
+            .await
+            .status(),
+        401
+    );
+    assert_eq!(
+        login(&app, &fresh, "nurse-c", "a-new-password")
+            .await
+            .status(),
+        200
+    );
+    assert_eq!(me(&fresh).await.expect("me").status(), 200);
+
+    let trail = app.get_json("/api/v1/audit?limit=500").await;
+    let entries: Vec<&Value> = trail
+        .as_array()
+        .expect("entries")
+        .iter()
+        .filter(|e| e["username"] == "nurse-c")
+        .collect();
+    let changed = entries
+        .iter()
+        .find(|e| e["action"] == "user.password.change")
+        .expect("the change is on the trail");
+    let text = trail.to_string();
+    assert!(
+        !text.contains("a-new-password") && !text.contains("given-by-admin"),
+        "{changed}"
+    );
+    assert_eq!(
+        entries
+            .iter()
+            .filter(|e| e["action"] == "login.failed")
+            .count(),
+        2,
+        "the wrong current password and the old one after the change: {trail:#}"
+    );
+
+    // Guessing the current password from an open session is throttled as
+    // sign-ins are (the count starts again at the last sign-in): five
+    // wrong, then 429, even for the right one.
+    let page = browser(());
+    let body: Value = login(&app, &page, "nurse-c", "a-new-password")
+        .await
+        .json()
+        .await
+        .expect("json");
+    let csrf = body["csrf_token"].as_str().expect("csrf").to_string();
+    let guess = || {
+        page.post(format!("{}/api/v1/me/password", app.http))
+            .header("x-csrf-token", &csrf)
+            .json(&json!({"current_password": "guess", "new_password": "whatever-it-is"}))
+            .send()
+    };
+    for _ in 0..5 {
+        assert_eq!(guess().await.expect("post").status(), 422);
+    }
+    assert_eq!(guess().await.expect("post").status(), 429);
+    let right = page
+        .post(format!("{}/api/v1/me/password", app.http))
+        .header("x-csrf-token", &csrf)
+        .json(&json!({"current_password": "a-new-password", "new_password": "a-third-password"}))
+        .send()
+        .await
+        .expect("post");
+    assert_eq!(right.status(), 429);
+}

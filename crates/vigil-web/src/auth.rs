@@ -215,6 +215,30 @@ pub struct LoggedOut {
     ok: bool,
 }
 
+/// The account's turn to have a password checked, or 429 when its failures
+/// (or the address's) have reached the throttle.
+///
+/// One check of an account at a time in this process, from the count to
+/// the failure written: otherwise a burst of guesses would all pass the
+/// count before any of their failures was on the trail. The failures are
+/// counted from the audit trail, where every failed sign-in is written: the
+/// same for every instance sharing the database, and kept across a
+/// restart. An account's count starts again after a success.
+async fn sign_in_turn(
+    state: &AppState,
+    account: &str,
+    ip: &str,
+) -> Result<tokio::sync::OwnedMutexGuard<()>, ApiError> {
+    let turn = state.login_gate.turn(account).await;
+    let since = Utc::now() - THROTTLE_WINDOW;
+    let (by_account, by_addr) = state.store.login_failures(account, ip, since).await?;
+    if by_account >= MAX_FAILURES_PER_ACCOUNT || by_addr >= MAX_FAILURES_PER_ADDR {
+        tracing::warn!("sign-in throttled");
+        return Err(ApiError::Throttled);
+    }
+    Ok(turn)
+}
+
 /// `POST /api/v1/login`: check the password, start a session.
 #[utoipa::path(
     post, path = "/api/v1/login", tag = "auth",
@@ -239,22 +263,7 @@ pub async fn login(
     crate::text::check("username", &req.username, false).map_err(ApiError::Invalid)?;
     let addr = Some(peer);
     let audited_name: String = req.username.chars().take(64).collect();
-    // One sign-in of an account at a time in this process, from the count
-    // to the failure written: otherwise a burst of guesses would all pass
-    // the count before any of their failures was on the trail.
-    let _turn = state.login_gate.turn(&audited_name).await;
-    // Counted from the audit trail, where every failed sign-in is written
-    // (below): the same for every instance sharing the database, and kept
-    // across a restart. An account's count starts again after a success.
-    let since = Utc::now() - THROTTLE_WINDOW;
-    let (by_account, by_addr) = state
-        .store
-        .login_failures(&audited_name, &peer.ip().to_string(), since)
-        .await?;
-    if by_account >= MAX_FAILURES_PER_ACCOUNT || by_addr >= MAX_FAILURES_PER_ADDR {
-        tracing::warn!("login throttled");
-        return Err(ApiError::Throttled);
-    }
+    let _turn = sign_in_turn(&state, &audited_name, &peer.ip().to_string()).await?;
     let user = state.store.user_by_username(&req.username).await?;
     // Verify against a dummy hash when the user is unknown, so the answer
     // takes as long either way and does not reveal which usernames exist.
@@ -383,6 +392,122 @@ pub async fn me(
         wards,
         csrf_token: csrf,
     }))
+}
+
+#[derive(Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct PasswordChange {
+    /// The password the account has now
+    current_password: String,
+    /// At least 8 characters, not the current one
+    new_password: String,
+}
+
+/// `POST /api/v1/me/password`.
+#[derive(Serialize, ToSchema)]
+pub(crate) struct PasswordChanged {
+    /// The account's sessions ended, this one among them: it signs in again
+    /// with the new password.
+    sessions_revoked: u64,
+}
+
+/// `POST /api/v1/me/password`: a user changes their own password (the one
+/// an admin gave them, or one they think is known). The current password
+/// is asked for, and a wrong one counts as a failed sign-in of the account
+/// (the same throttle, on the audit trail), so a session left open cannot
+/// be used to guess it. Every session of the account ends, this one too,
+/// as `vigil admin user password` does: whoever knew the old one is signed
+/// out everywhere. API tokens are credentials of their own and stay.
+#[utoipa::path(
+    post, path = "/api/v1/me/password", tag = "auth",
+    request_body = PasswordChange,
+    security(("bearer" = []), ("cookie" = [])),
+    responses(
+        (status = 200, description = "Changed; every session of the account has ended, this one too (the cookie is cleared)", body = PasswordChanged,
+         headers(("set-cookie" = String, description = "vigil_session=; Max-Age=0"))),
+        (status = 401, description = "No or bad credentials", body = ErrorBody),
+        (status = 403, description = "A cookie session without the CSRF header", body = ErrorBody),
+        (status = 422, description = "The current password is wrong, or the new one is too short or the same", body = ErrorBody),
+        (status = 429, description = "Too many failed sign-ins of this account or from this address", body = ErrorBody),
+    )
+)]
+pub(crate) async fn change_password(
+    State(state): State<AppState>,
+    caller: Caller,
+    body: Result<Json<PasswordChange>, axum::extract::rejection::JsonRejection>,
+) -> Result<Response, ApiError> {
+    let Json(req) = body.map_err(bad_json)?;
+    let username = caller.0.username.clone();
+    let addr = caller.1.addr;
+    let ip = addr.map(|a| a.ip().to_string()).unwrap_or_default();
+    // As a sign-in: one at a time per account, throttled by the same count.
+    let _turn = sign_in_turn(&state, &username, &ip).await?;
+    let hash = state
+        .store
+        .user_by_username(&username)
+        .await?
+        .map(|u| u.password_hash)
+        .unwrap_or_else(|| DUMMY_HASH.to_string());
+    if !verify_password(&req.current_password, &hash) {
+        tracing::info!(user_id = caller.0.id, "password change refused");
+        crate::audit::record_raw(
+            &state,
+            Some(caller.0.id),
+            &username,
+            "login.failed",
+            None,
+            serde_json::json!({"via": "password change"}),
+            addr,
+        )
+        .await?;
+        return Err(ApiError::Invalid(
+            "current_password: not this account's password".into(),
+        ));
+    }
+    if req.new_password == req.current_password {
+        return Err(ApiError::Invalid(
+            "new_password: the same as the current one".into(),
+        ));
+    }
+    let ended = crate::admin::set_password(
+        state.store.as_ref(),
+        &username,
+        &req.new_password,
+        Utc::now(),
+    )
+    .await
+    .map_err(|e| match e {
+        // The admin's rule, named for this body's field.
+        crate::admin::AdminError::Invalid(m) => {
+            ApiError::Invalid(match m.strip_prefix("password: ") {
+                Some(rule) => format!("new_password: {rule}"),
+                None => m,
+            })
+        }
+        other => crate::patients::admin_error(other),
+    })?;
+    tracing::info!(
+        user_id = caller.0.id,
+        sessions = ended.revoked,
+        "password changed"
+    );
+    crate::audit::record(
+        &state,
+        &caller,
+        "user.password.change",
+        None,
+        serde_json::json!({"sessions_revoked": ended.revoked}),
+    )
+    .await?;
+    let mut resp = Json(PasswordChanged {
+        sessions_revoked: ended.revoked,
+    })
+    .into_response();
+    resp.headers_mut().insert(
+        SET_COOKIE,
+        HeaderValue::from_static("vigil_session=; Path=/; HttpOnly; SameSite=Strict; Max-Age=0"),
+    );
+    Ok(resp)
 }
 
 /// An argon2id hash of a random password nobody knows (for timing parity).

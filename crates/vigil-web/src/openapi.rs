@@ -75,6 +75,7 @@ patient or alert outside them is a 404, so ids cannot be probed. Errors are \
         crate::auth::login,
         crate::auth::logout,
         crate::auth::me,
+        crate::auth::change_password,
         crate::stream::upgrade,
         openapi_json,
         crate::patients::list,
