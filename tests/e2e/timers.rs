@@ -89,6 +89,70 @@ async fn missed_reading_alert_raises_when_readings_stop_and_resolves_when_they_r
     );
 }
 
+/// A clinician's observation interval reaches the running engine: a
+/// patient whose observations are asked for every 15 minutes (in place of
+/// the pathway's 3 s) is not missed when another, on the pathway's, is;
+/// the setting is recorded with who and when, bounded, and 0 goes back to
+/// the pathway's (then the first patient is missed too).
+#[tokio::test]
+async fn a_clinicians_observation_interval_moves_the_missed_reading_clock() {
+    let (_d, dir) = pathways();
+    let app = TestApp::spawn_with(None, Some(dir)).await;
+    let mut ws = app.ws(&app.token).await;
+    let (slower, mut dev_a, _) = quick_patient(&app).await;
+    let (usual, mut dev_b, _) = quick_patient(&app).await;
+    let patch = |patient: i64, body: Value| {
+        app.http_client
+            .patch(format!("{}/api/v1/patients/{patient}/episode", app.http))
+            .bearer_auth(&app.token)
+            .json(&body)
+            .send()
+    };
+    for bad in [5, 10_081, -1] {
+        let r = patch(slower, json!({"obs_every_minutes": bad}))
+            .await
+            .expect("patch");
+        assert_eq!(r.status(), 422, "{bad}");
+    }
+    let r = patch(slower, json!({"obs_every_minutes": 15}))
+        .await
+        .expect("patch");
+    assert_eq!(r.status(), 200);
+    let settings: Value = r.json().await.expect("json");
+    assert_eq!(
+        (
+            &settings["obs_every_minutes"],
+            &settings["obs_every_set_by"]
+        ),
+        (&json!(15), &json!("admin")),
+        "{settings}"
+    );
+    for dev in [&mut dev_a, &mut dev_b] {
+        dev.publish_obs(1, json!([{"code": "spo2", "value": 97, "unit": "%"}]))
+            .await;
+        assert_ack(&dev.next_cmd().await, &[1]);
+    }
+    // The usual patient is missed after 3 s + 1 s; the other is not, then
+    // or in the next 2 s.
+    let ev = ws.next_alert_event("alert", "missed-spo2").await;
+    assert_eq!(ev["alert"]["patient_id"], usual, "{ev}");
+    let more = ws.next_event_within("alert", Duration::from_secs(2)).await;
+    assert!(more.is_none(), "{more:?}");
+    assert_eq!(
+        app.get_json(&format!("/api/v1/alerts?patient={slower}&status=open"))
+            .await,
+        json!([])
+    );
+
+    // Back to the pathway's: already overdue, so missed at once.
+    let r = patch(slower, json!({"obs_every_minutes": 0}))
+        .await
+        .expect("patch");
+    assert_eq!(r.status(), 200);
+    let ev = ws.next_alert_event("alert", "missed-spo2").await;
+    assert_eq!(ev["alert"]["patient_id"], slower, "{ev}");
+}
+
 #[tokio::test]
 async fn unacknowledged_alert_escalates_after_its_pathways_time() {
     let (_d, dir) = pathways();

@@ -94,6 +94,7 @@ pub fn setup(s: &EpisodeSettings, admitted_at: DateTime<Utc>) -> PatientSetup {
         setup.spo2_scale = Some(episode.spo2_scale.clone());
     }
     setup.episode = episode;
+    setup.obs_every_minutes = s.obs_every_minutes.and_then(|m| u32::try_from(m).ok());
     setup
 }
 

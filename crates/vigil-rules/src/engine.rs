@@ -510,7 +510,8 @@ impl Engine {
                 continue;
             };
             for (e, clock) in pathway.expects.iter().zip(p.expects.iter_mut()) {
-                let due = since_admission(clock.last, p.setup.admitted_at) + e.every + e.grace;
+                let (every, clinicians) = p.setup.expect_every(e);
+                let due = since_admission(clock.last, p.setup.admitted_at) + every + e.grace;
                 if now >= due && clock.alerted_for != Some(due) {
                     clock.alerted_for = Some(due);
                     let since = clock
@@ -520,13 +521,26 @@ impl Engine {
                             || "since admission".to_string(),
                             |t| format!("since {}", t.to_rfc3339()),
                         );
+                    // The pathway's text names its own interval; under a
+                    // clinician's, say theirs.
+                    let message = if clinicians {
+                        let names: Vec<&str> = e.codes.iter().map(|c| c.as_str()).collect();
+                        format!(
+                            "No {} reading for {} (every {} asked for this patient)",
+                            names.join(" or "),
+                            crate::duration::format(every + e.grace),
+                            crate::duration::format(every)
+                        )
+                    } else {
+                        e.message.clone()
+                    };
                     fired.push((
                         id,
                         e.id.clone(),
                         AlertKind::MissedReading,
                         Firing {
                             severity: e.severity,
-                            message: e.message.clone(),
+                            message,
                             value: Some(format!("no reading {since}")),
                             measured_at: None,
                             obs_id: None,
@@ -581,7 +595,9 @@ impl Engine {
                 continue;
             };
             for (e, clock) in pathway.expects.iter().zip(&p.expects) {
-                let due = since_admission(clock.last, p.setup.admitted_at) + e.every + e.grace;
+                let due = since_admission(clock.last, p.setup.admitted_at)
+                    + p.setup.expect_every(e).0
+                    + e.grace;
                 if clock.alerted_for != Some(due) {
                     consider(due);
                 }

@@ -39,6 +39,12 @@ pub struct PatientSetup {
     pub pef_best: Option<f64>,
     /// Start of the episode: missed-reading clocks start here.
     pub admitted_at: DateTime<Utc>,
+    /// How often, in minutes, a clinician wants this patient's
+    /// observations, in place of each `[[expect]]` rule's `every` (its
+    /// grace kept): "4-hourly obs" for a patient who is worse. `None`: the
+    /// pathway's.
+    #[serde(default)]
+    pub obs_every_minutes: Option<u32>,
 }
 
 impl PatientSetup {
@@ -51,6 +57,19 @@ impl PatientSetup {
             spo2_target: None,
             pef_best: None,
             admitted_at,
+            obs_every_minutes: None,
+        }
+    }
+}
+
+impl PatientSetup {
+    /// The interval `expect` asks of this patient, and whether it is the
+    /// clinician's ([`PatientSetup::obs_every_minutes`]) rather than the
+    /// pathway's.
+    pub fn expect_every(&self, expect: &crate::pathway::Expect) -> (chrono::Duration, bool) {
+        match self.obs_every_minutes {
+            Some(m) => (chrono::Duration::minutes(i64::from(m)), true),
+            None => (expect.every, false),
         }
     }
 }

@@ -497,6 +497,12 @@ pub struct EpisodeSettings {
     /// again: scoring compares a score only with the scores measured after
     /// it (the earlier stay's alerts were resolved by its discharge).
     pub earlier_stay_ended: Option<DateTime<Utc>>,
+    /// How often, in minutes, a clinician wants this patient's
+    /// observations, in place of the pathway's `[[expect]]` intervals;
+    /// `None`: the pathway's.
+    pub obs_every_minutes: Option<i64>,
+    pub obs_every_set_by: Option<String>,
+    pub obs_every_set_at: Option<DateTime<Utc>>,
 }
 
 /// ACVPU levels, for the API description (stored and sent as text).
@@ -524,6 +530,10 @@ pub struct EpisodeUpdate {
     pub acvpu: Option<String>,
     pub under_16: Option<bool>,
     pub pregnant: Option<bool>,
+    /// Observations expected every this many minutes (15 to 10080, a
+    /// week), in place of the pathway's; `0`: back to the pathway's
+    #[schema(minimum = 0, maximum = 10080)]
+    pub obs_every_minutes: Option<i64>,
 }
 
 #[derive(Clone, Debug, PartialEq)]

@@ -202,7 +202,8 @@ const EPISODE_SETTINGS: &str =
     "SELECT p.id, p.ward_id, e.pathway, e.spo2_scale, e.spo2_scale_set_by, e.spo2_scale_set_at,
         e.oxygen, e.oxygen_set_by, e.oxygen_set_at, e.acvpu, e.acvpu_set_by, e.acvpu_set_at,
         e.under_16, e.pregnant,
-        (SELECT MAX(x.discharged_at) FROM episodes x WHERE x.patient_id = e.patient_id AND x.id <> e.id)
+        (SELECT MAX(x.discharged_at) FROM episodes x WHERE x.patient_id = e.patient_id AND x.id <> e.id),
+        e.obs_every_min, e.obs_every_set_by, e.obs_every_set_at
      FROM episodes e JOIN patients p ON p.id = e.patient_id";
 
 fn episode_settings_row(r: &PgRow) -> EpisodeSettings {
@@ -222,6 +223,9 @@ fn episode_settings_row(r: &PgRow) -> EpisodeSettings {
         under_16: r.get(12),
         pregnant: r.get(13),
         earlier_stay_ended: r.get(14),
+        obs_every_minutes: r.get::<Option<i32>, _>(15).map(i64::from),
+        obs_every_set_by: r.get(16),
+        obs_every_set_at: r.get(17),
     }
 }
 
@@ -1694,6 +1698,16 @@ impl Store for PgStore {
         if let Some(acvpu) = &u.acvpu {
             sqlx::query("UPDATE episodes SET acvpu = $1, acvpu_set_by = $2, acvpu_set_at = $3 WHERE id = $4")
                 .bind(acvpu)
+                .bind(by)
+                .bind(at)
+                .bind(id)
+                .execute(&mut *tx)
+                .await?;
+        }
+        if let Some(m) = u.obs_every_minutes {
+            // 0: back to the pathway's, recorded as who went back and when.
+            sqlx::query("UPDATE episodes SET obs_every_min = $1, obs_every_set_by = $2, obs_every_set_at = $3 WHERE id = $4")
+                .bind((m > 0).then(|| i32::try_from(m).unwrap_or(i32::MAX)))
                 .bind(by)
                 .bind(at)
                 .bind(id)

@@ -284,7 +284,8 @@ const EPISODE_SETTINGS: &str =
     "SELECT p.id, p.ward_id, e.pathway, e.spo2_scale, e.spo2_scale_set_by, e.spo2_scale_set_at,
         e.oxygen, e.oxygen_set_by, e.oxygen_set_at, e.acvpu, e.acvpu_set_by, e.acvpu_set_at,
         e.under_16, e.pregnant,
-        (SELECT MAX(x.discharged_at) FROM episodes x WHERE x.patient_id = e.patient_id AND x.id <> e.id)
+        (SELECT MAX(x.discharged_at) FROM episodes x WHERE x.patient_id = e.patient_id AND x.id <> e.id),
+        e.obs_every_min, e.obs_every_set_by, e.obs_every_set_at
      FROM episodes e JOIN patients p ON p.id = e.patient_id";
 
 /// The patient with an open episode and this NHS number, if any.
@@ -385,6 +386,9 @@ fn episode_settings_row(r: &sqlx::sqlite::SqliteRow) -> Result<EpisodeSettings> 
         under_16: r.get::<i64, _>(12) != 0,
         pregnant: r.get::<i64, _>(13) != 0,
         earlier_stay_ended: parse_opt_ts(r.get(14))?,
+        obs_every_minutes: r.get(15),
+        obs_every_set_by: r.get(16),
+        obs_every_set_at: parse_opt_ts(r.get(17))?,
     })
 }
 
@@ -1733,6 +1737,18 @@ impl Store for SqliteStore {
                 "UPDATE episodes SET acvpu = ?, acvpu_set_by = ?, acvpu_set_at = ? WHERE id = ?",
             )
             .bind(acvpu)
+            .bind(by)
+            .bind(&at)
+            .bind(id)
+            .execute(&mut *tx)
+            .await?;
+        }
+        if let Some(m) = u.obs_every_minutes {
+            // 0: back to the pathway's, recorded as who went back and when.
+            sqlx::query(
+                "UPDATE episodes SET obs_every_min = ?, obs_every_set_by = ?, obs_every_set_at = ? WHERE id = ?",
+            )
+            .bind((m > 0).then_some(m))
             .bind(by)
             .bind(&at)
             .bind(id)

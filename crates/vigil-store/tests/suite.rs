@@ -2566,6 +2566,7 @@ async fn episode_update_records_who_and_when(s: &dyn Store) {
         acvpu: Some("C".into()),
         under_16: None,
         pregnant: Some(true),
+        obs_every_minutes: Some(240),
     };
     s.episode_update(p, u, "nurse_a", t(9, 0))
         .await
@@ -2607,6 +2608,39 @@ async fn episode_update_records_who_and_when(s: &dyn Store) {
         (Some("C"), Some("nurse_a"), Some(t(9, 0)))
     );
     assert_eq!((e.under_16, e.pregnant), (false, true));
+    assert_eq!(
+        (
+            e.obs_every_minutes,
+            e.obs_every_set_by.as_deref(),
+            e.obs_every_set_at
+        ),
+        (Some(240), Some("nurse_a"), Some(t(9, 0)))
+    );
+    // 0: back to the pathway's, with who went back and when.
+    s.episode_update(
+        p,
+        EpisodeUpdate {
+            obs_every_minutes: Some(0),
+            ..Default::default()
+        },
+        "nurse_b",
+        t(10, 30),
+    )
+    .await
+    .expect("update");
+    let back = s
+        .episode_settings(p)
+        .await
+        .expect("settings")
+        .expect("open episode");
+    assert_eq!(
+        (
+            back.obs_every_minutes,
+            back.obs_every_set_by.as_deref(),
+            back.obs_every_set_at
+        ),
+        (None, Some("nurse_b"), Some(t(10, 30)))
+    );
     let ep = s
         .patient_get(p)
         .await

@@ -328,9 +328,15 @@ pub(crate) async fn ecg(
     }))
 }
 
+/// The shortest interval a clinician can ask observations at (a home
+/// device is not a bedside monitor), and the longest (a week).
+const OBS_EVERY_MIN: i64 = 15;
+const OBS_EVERY_MAX: i64 = 7 * 24 * 60;
+
 /// `PATCH /api/v1/patients/{id}/episode`: a clinician records the SpO2
-/// scale, oxygen, consciousness, or the under-16/pregnancy flags. Each is
-/// stored with who and when, and the score is recomputed at once.
+/// scale, oxygen, consciousness, the under-16/pregnancy flags, or how often
+/// the patient's observations are expected. Each is stored with who and
+/// when, and the score and the missed-reading clocks follow at once.
 #[utoipa::path(
     patch, path = "/api/v1/patients/{id}/episode", tag = "patients",
     params(("id" = i64, Path, description = "Patient id")),
@@ -361,10 +367,17 @@ pub(crate) async fn update_episode(
     {
         return Err(ApiError::Invalid("acvpu: one of A, C, V, P, U".into()));
     }
+    if u.obs_every_minutes
+        .is_some_and(|m| m != 0 && !(OBS_EVERY_MIN..=OBS_EVERY_MAX).contains(&m))
+    {
+        return Err(ApiError::Invalid(format!(
+            "obs_every_minutes: {OBS_EVERY_MIN} to {OBS_EVERY_MAX}, or 0 for the pathway's"
+        )));
+    }
     if u == EpisodeUpdate::default() {
         return Err(ApiError::Invalid("nothing to change".into()));
     }
-    let detail = serde_json::json!({"spo2_scale": u.spo2_scale, "oxygen": u.oxygen, "acvpu": u.acvpu, "under_16": u.under_16, "pregnant": u.pregnant});
+    let detail = serde_json::json!({"spo2_scale": u.spo2_scale, "oxygen": u.oxygen, "acvpu": u.acvpu, "under_16": u.under_16, "pregnant": u.pregnant, "obs_every_minutes": u.obs_every_minutes});
     state
         .store
         .episode_update(id, u, &caller.0.username, Utc::now())

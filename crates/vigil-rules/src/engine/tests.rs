@@ -491,6 +491,50 @@ fn missed_reading_alert_is_raised_exactly_at_the_deadline() {
     assert!(e.next_deadline().is_some());
 }
 
+/// A clinician's "4-hourly obs" for a COPD patient (pathway: SpO2 every
+/// 8 h, 1 h grace): the missed reading is due 5 h after the last, says so,
+/// and going back to the pathway's moves it back to 9 h.
+#[test]
+fn a_clinicians_observation_interval_replaces_the_pathways() {
+    let mut e = engine_with("copd");
+    e.observe(1, reading("spo2", 90.0, mins(0), 1), mins(0))
+        .unwrap();
+    e.observe(1, reading("resp_rate", 16.0, mins(0), 2), mins(0))
+        .unwrap();
+    let mut setup = PatientSetup::new("copd", t0());
+    setup.pef_best = Some(500.0);
+    setup.obs_every_minutes = Some(4 * 60);
+    e.admit(1, setup.clone()).unwrap();
+    // Raised, or (once raised and still open) fired again.
+    let missed = |out: &[Output]| {
+        out.iter()
+            .filter_map(|o| match o {
+                Output::AlertRaised(a) | Output::AlertUpdated { alert: a, .. }
+                    if a.rule == "missed-spo2" =>
+                {
+                    Some(a.message.clone())
+                }
+                _ => None,
+            })
+            .collect::<Vec<_>>()
+    };
+    assert!(missed(&e.tick(mins(5 * 60) - Duration::seconds(1))).is_empty());
+    assert_eq!(
+        missed(&e.tick(mins(5 * 60))),
+        ["No spo2 reading for 5h (every 4h asked for this patient)"]
+    );
+    // A reading restarts the clock; the pathway's interval again: 9 h.
+    e.observe(1, reading("spo2", 90.0, mins(6 * 60), 3), mins(6 * 60))
+        .unwrap();
+    setup.obs_every_minutes = None;
+    e.admit(1, setup).unwrap();
+    assert!(
+        missed(&e.tick(mins(14 * 60))).is_empty(),
+        "not at 6 h + 5 h"
+    );
+    assert_eq!(missed(&e.tick(mins(15 * 60))).len(), 1, "at 6 h + 9 h");
+}
+
 #[test]
 fn missed_reading_clock_starts_at_admission() {
     let mut e = engine_with("asthma"); // pef every 12h + 2h
