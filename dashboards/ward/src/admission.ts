@@ -23,7 +23,7 @@ const nhsInput = $("admit-nhs") as HTMLInputElement;
 const pathwaySelect = $("admit-pathway") as HTMLSelectElement;
 let pathways: PathwayInfo[] = [];
 
-function isAdmin(me: Me | null): boolean { return me?.role === "admin"; }
+export function isAdmin(me: Me | null): boolean { return me?.role === "admin"; }
 
 /** Offer admission on the ward page to an admin; nobody else sees it. */
 export function showAdmission(me: Me | null): void {

@@ -10,6 +10,7 @@ import { clearAlerts, notice, renderAlerts, showOnly, tickAlerts, upsertAlert, w
 import { alertArrived, alertsReloaded, forgetAlerts, showNotifySwitch } from "./attention";
 import { clearDischarged, refreshDischarged } from "./discharged";
 import { clearHandover, refreshHandover } from "./handover";
+import { clearKit, drawKit, hideKit, refreshKit, showKit } from "./kit";
 import { clearNotes } from "./notes";
 import { $ } from "./format";
 import { closePatient, openPatient, patientEvent, tickPatient } from "./patient";
@@ -39,6 +40,7 @@ function showSignIn(why = ""): void {
   $("patients").querySelector("tbody")!.replaceChildren();
   clearDischarged();
   clearHandover();
+  clearKit();
   $("signin").hidden = false; $("ward").hidden = true; $("patient").hidden = true; $("signout").hidden = true;
   $("who").textContent = ""; setConn("");
   showAdmission(null);
@@ -100,7 +102,7 @@ function sync(): Promise<void> {
       const q = queued; queued = [];
       for (const ev of q) handle(ev);
     }
-    renderPatients(); renderAlerts();
+    renderPatients(); renderAlerts(); drawKit();
   })();
   syncing = run;
   return run;
@@ -140,11 +142,13 @@ function route(): void {
   const m = /^#\/patients\/(\d+)$/.exec(location.hash);
   if (m) {
     $("ward").hidden = true; $("patient").hidden = false;
+    hideKit();
     void openPatient(Number(m[1]));
   } else {
     closePatient();
     $("patient").hidden = true; $("ward").hidden = false;
     showWard();
+    showKit(session.me);
     const from = Number(sessionStorage.getItem("vigil-last-patient") || NaN);
     sessionStorage.removeItem("vigil-last-patient");
     // Back on the ward: focus the row of the patient just left (drawn and scrolled to, wherever it is in the list).
@@ -258,6 +262,7 @@ function handle(ev: LiveEvent): void {
         sync().catch(() => {});
       }
       void refreshDischarged();
+      void refreshKit();
       return;
     default:
   }

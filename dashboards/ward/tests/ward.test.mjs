@@ -282,6 +282,7 @@ test("a consultant starts on the escalated alerts waiting for review", { timeout
     assert.equal(await page.getByText("No escalated alerts waiting for review.").isVisible(), false);
     // Admission and discharge are an admin's: a consultant is not offered them.
     assert.equal(await page.getByRole("button", { name: "Admit a patient" }).isVisible(), false);
+    assert.equal(await page.locator("#kit").isHidden(), true, "nor the kit");
     await page.locator("#patients tbody tr[data-patient] a").first().click();
     await page.locator("#patient-facts").filter({ hasText: "NHS number" }).waitFor();
     assert.equal(await page.getByRole("button", { name: "Discharge…" }).isVisible(), false);
@@ -550,6 +551,108 @@ test("an admin returns a swapped device mid-stay and revokes a lost one, each af
     assert.notEqual((await devicesOf()).find((d) => d.id === lost.id)?.revoked_at ?? null, null, "revoked, still on their list");
     assert.ok(!(await free()).some((d) => d.id === lost.id));
     await assertAccessible(page, t, "the devices after a return and a revocation");
+  });
+});
+
+// The kit an admin looks after, on the ward page under the patients: every
+// device with its patient (named from the ward list), its state and battery
+// as it last reported and when it last sent; and the free ones on their own.
+test("an admin sees the ward's kit: each device with its patient, state, battery and last message, and the free ones on their own", { timeout: TEST_TIMEOUT }, async (t) => {
+  await withWard(t, async ({ page, demo }) => {
+    // What the page itself last read of the devices: the table is drawn from
+    // it (battery and last message move on between any two reads).
+    let lastRead = null;
+    page.on("response", async (r) => {
+      const url = new URL(r.url());
+      if (url.pathname !== "/api/v1/devices" || url.search || r.request().method() !== "GET" || !r.ok()) return;
+      try { lastRead = await r.json(); } catch { /* the page went away */ }
+    });
+    await page.goto(demo.base + "/");
+    await signIn(page, demo.login);
+    await page.getByRole("status").filter({ hasText: "live" }).waitFor();
+    const wardRows = page.locator("#patients tbody tr[data-patient]");
+    await poll(`${PATIENTS} patient rows`, async () => (await wardRows.count()) === PATIENTS, { timeout: UI_TIMEOUT });
+    await page.getByRole("heading", { level: 2, name: "Kit" }).waitFor();
+    const kit = page.locator("#kit");
+
+    const names = new Map((await pageGetJson(page, "/api/v1/patients")).map((p) => [p.id, p.name]));
+    // `?unassigned=false` (the default) keeps this read apart from the page's own.
+    const devices = await pageGetJson(page, "/api/v1/devices?unassigned=false");
+    assert.ok(devices.length >= PATIENTS, `the demo's kit: ${JSON.stringify(devices)}`);
+    const assigned = devices.find((d) => d.patient_id !== null && d.revoked_at === null && names.has(d.patient_id));
+    assert.ok(assigned, "a device of a patient on the ward");
+
+    // Each row as shown, and as it should be for a device as the API has it.
+    const shown = () => page.locator("#kit-table tbody tr").evaluateAll((trs) => trs.map((tr) => {
+      const c = [...tr.cells], a = c[2]?.querySelector("a");
+      return {
+        id: c[0]?.textContent, rowHeader: c[0]?.tagName === "TH" && c[0].getAttribute("scope") === "row", kind: c[1]?.textContent,
+        patient: c[2]?.textContent, href: a ? a.getAttribute("href") : null,
+        state: c[3]?.textContent.replace(/^revoked .*/, "revoked"), battery: c[4]?.textContent,
+        sent: c[5]?.textContent.replace(/^\d+[smh] ago/, "AGO"), silent: c[5]?.classList.contains("warn"),
+      };
+    }));
+    const expected = (d) => {
+      const silent = d.patient_id !== null && !d.revoked_at && !!d.last_message_at && Date.now() - Date.parse(d.last_message_at) > 24 * 3600_000;
+      const pct = d.status?.battery_pct;
+      return {
+        id: d.id, rowHeader: true, kind: d.kind,
+        patient: d.patient_id !== null ? names.get(d.patient_id) ?? `patient ${d.patient_id}` : d.revoked_at ? "—" : "Free",
+        href: d.patient_id !== null ? `#/patients/${d.patient_id}` : null,
+        state: d.revoked_at ? "revoked" : d.status === null ? "never reported" : d.status.online === false ? "offline" : "online",
+        battery: pct != null ? `${pct} %${pct < 30 ? " (low)" : ""}` : "—",
+        sent: d.last_message_at ? `AGO${silent ? " (silent)" : ""}` : "never", silent,
+      };
+    };
+    const countLine = (list) => `${list.length} device${list.length === 1 ? "" : "s"}, ${list.filter((d) => d.patient_id === null && d.revoked_at === null).length} free.`;
+    const matches = async (what) => {
+      let last;
+      try {
+        await poll(what, async () => {
+          if (!lastRead) return false;
+          const want = lastRead.map(expected);
+          last = { want, got: await shown() };
+          return JSON.stringify(last.got) === JSON.stringify(want);
+        }, { timeout: UI_TIMEOUT });
+      } catch (e) {
+        assert.deepEqual(last?.got, last?.want, e.message);
+        throw e;
+      }
+    };
+
+    // One row per device, by id, as the API lists them.
+    await matches("the kit drawn as the page read it");
+    assert.deepEqual(lastRead.map((d) => d.id), devices.map((d) => d.id), "the same devices, by id");
+    const row = page.locator(`#kit-table tr[data-device="${assigned.id}"]`);
+    const link = row.getByRole("link", { name: names.get(assigned.patient_id), exact: true });
+    assert.equal(await link.getAttribute("href"), `#/patients/${assigned.patient_id}`);
+    await kit.getByText(countLine(devices), { exact: true }).waitFor();
+
+    // One taken back from its patient (a kit swapped mid-stay): free after
+    // a Refresh, and on its own with "Free devices only".
+    const returned = await page.evaluate(async ([id, patient]) => {
+      const me = await (await fetch("/api/v1/me", { credentials: "same-origin" })).json();
+      const r = await fetch(`/api/v1/devices/${encodeURIComponent(id)}/unassign`, { method: "POST", credentials: "same-origin",
+        headers: { "content-type": "application/json", "x-csrf-token": me.csrf_token }, body: JSON.stringify({ patient_id: patient }) });
+      return { status: r.status, body: await r.json() };
+    }, [assigned.id, assigned.patient_id]);
+    assert.equal(returned.status, 200, JSON.stringify(returned.body));
+    const free = (await pageGetJson(page, "/api/v1/devices?unassigned=true")).filter((d) => d.revoked_at === null);
+    assert.deepEqual(free.map((d) => d.id), [assigned.id], "the returned device is the only free one");
+    await kit.getByRole("button", { name: "Refresh" }).click();
+    await row.getByRole("cell", { name: "Free", exact: true }).waitFor();
+    await matches("the kit read again after the return");
+    assert.equal(await row.getByRole("link").count(), 0, "no patient link for a free device");
+
+    const freeOnly = kit.getByLabel("Free devices only");
+    await freeOnly.check();
+    assert.deepEqual((await shown()).map((r) => r.id), [assigned.id], "only the free device");
+    await kit.getByText("1 device, 1 free.", { exact: true }).waitFor();
+    await freeOnly.uncheck();
+    await kit.getByText(countLine(lastRead), { exact: true }).waitFor();
+    assert.equal((await shown()).length, lastRead.length, "every device again");
+    await assertAccessible(page, t, "the ward's kit");
+    await screenshot(page, "kit");
   });
 });
 
