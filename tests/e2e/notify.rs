@@ -151,6 +151,11 @@ async fn alerts_are_posted_to_the_webhook_signed_pseudonymous_and_retried() {
     assert_eq!(raised["alert"]["severity"], "medium", "{raised:#}");
     assert_eq!(raised["alert"]["patient_id"], patient, "{raised:#}");
     assert_eq!(
+        raised["ward"],
+        app.ward.as_str(),
+        "the ward's name, for routing"
+    );
+    assert_eq!(
         raised["link"],
         format!("https://vigil.example.nhs.uk/#/patients/{patient}")
     );

@@ -141,10 +141,12 @@ impl NotifyMetrics {
 pub fn payload(
     ev: &AlertEventRef,
     alert: &AlertRow,
+    ward: Option<&str>,
     dashboard_url: Option<&str>,
 ) -> serde_json::Value {
     json!({
         "event_id": ev.id,
+        "ward": ward,
         "action": ev.action,
         "at": ev.at,
         "actor": ev.actor,
@@ -353,7 +355,21 @@ impl Notifier {
             self.count("skipped");
             return true;
         };
-        let body = payload(ev, &alert, self.settings.dashboard_url.as_deref()).to_string();
+        // The ward's name, for the receiver to route the page to its team.
+        let ward = match self.store.ward_find(&alert.ward_id.to_string()).await {
+            Ok(w) => w.map(|w| w.name),
+            Err(e) => {
+                tracing::warn!(error = %e, "alert webhook: cannot read the ward's name");
+                None
+            }
+        };
+        let body = payload(
+            ev,
+            &alert,
+            ward.as_deref(),
+            self.settings.dashboard_url.as_deref(),
+        )
+        .to_string();
         let max_age =
             chrono::Duration::from_std(self.settings.max_age).unwrap_or(chrono::Duration::MAX);
         loop {
