@@ -2,9 +2,11 @@
 // measures (air or oxygen; consciousness when the hub has not asked), the
 // SpO2 scale, and whether NEWS2 applies at all. A clinician records it here;
 // the server keeps each entry with who and when, and scores again at once
-// (PATCH /api/v1/patients/{id}/episode, docs/http.md).
+// (PATCH /api/v1/patients/{id}/episode, docs/http.md). Also how often this
+// patient's readings are expected, which the missed-reading alerts follow
+// instead of the pathway's interval.
 import { api } from "./api";
-import { $, when } from "./format";
+import { $, el, when } from "./format";
 import type { EpisodeSettings } from "./types";
 
 const ACVPU_WORDS: Record<string, string> = {
@@ -27,6 +29,7 @@ const confirmLabel = $("a-confirm-label");
 const acvpu = $("a-acvpu") as HTMLSelectElement;
 const under16 = $("a-under16") as HTMLInputElement;
 const pregnant = $("a-pregnant") as HTMLInputElement;
+const obsEvery = $("a-obs-every") as HTMLSelectElement;
 
 function radios(name: string): HTMLInputElement[] {
   return [...form.querySelectorAll<HTMLInputElement>(`input[type=radio][name=${name}]`)];
@@ -60,10 +63,11 @@ export function settingsRecorded(patient: number, settings: EpisodeSettings): vo
   if (recording || shown?.patient !== patient || JSON.stringify(shown.settings) === JSON.stringify(settings)) return;
   shown.settings = settings;
   if (edited) {
-    const mine = { o2: chosen("oxygen"), acvpu: acvpu.value, scale: chosen("scale"), u16: under16.checked, preg: pregnant.checked };
+    const mine = { o2: chosen("oxygen"), acvpu: acvpu.value, scale: chosen("scale"), u16: under16.checked, preg: pregnant.checked,
+      every: Number(obsEvery.value) };
     fill(settings);
     choose("oxygen", mine.o2); acvpu.value = mine.acvpu; choose("scale", mine.scale);
-    under16.checked = mine.u16; pregnant.checked = mine.preg;
+    under16.checked = mine.u16; pregnant.checked = mine.preg; chooseEvery(mine.every);
     confirmLabel.hidden = !(mine.scale === "2" && settings.spo2_scale !== 2);
     status.textContent = "Someone else recorded this patient's assessment meanwhile (the \"Recorded\" lines): check your changes before recording them.";
   } else {
@@ -132,6 +136,39 @@ function fill(s: EpisodeSettings): void {
   confirmLabel.hidden = true;
   under16.checked = s.under_16;
   pregnant.checked = s.pregnant;
+  fillEvery(s);
+}
+
+/** "every hour", "every 4 hours", "every 90 minutes". */
+export function everyWords(minutes: number): string {
+  if (minutes === 60) return "every hour";
+  return minutes % 60 === 0 ? `every ${minutes / 60} hours` : `every ${minutes} minutes`;
+}
+
+/**
+ * Select an interval, first adding it to the list if it is none of the
+ * usual ones (recorded through the API, say), so what is recorded always
+ * shows as it is.
+ */
+function chooseEvery(minutes: number): void {
+  const value = String(minutes);
+  if (![...obsEvery.options].some((o) => o.value === value)) {
+    const o = el("option", "", everyWords(minutes).replace(/^e/, "E"));
+    o.value = value;
+    o.dataset.extra = "";
+    obsEvery.append(o);
+  }
+  obsEvery.value = value;
+}
+
+function fillEvery(s: EpisodeSettings): void {
+  for (const o of obsEvery.querySelectorAll("option[data-extra]")) o.remove();
+  chooseEvery(s.obs_every_minutes ?? 0);
+  $("a-obs-every-recorded").textContent = s.obs_every_minutes != null
+    ? `Recorded: ${everyWords(s.obs_every_minutes)}${by(s.obs_every_set_by, s.obs_every_set_at)}.`
+    : s.obs_every_set_by
+      ? `Recorded: as the pathway says,${by(s.obs_every_set_by, s.obs_every_set_at)}.`
+      : "As the pathway says.";
 }
 
 // Scale 2 scores SpO2 88–92 % as 0: chosen for the wrong patient it hides
@@ -166,6 +203,8 @@ async function record(): Promise<void> {
   }
   if (under16.checked !== s.under_16) change.under_16 = under16.checked;
   if (pregnant.checked !== s.pregnant) change.pregnant = pregnant.checked;
+  const every = Number(obsEvery.value);
+  if (every !== (s.obs_every_minutes ?? 0)) change.obs_every_minutes = every;
   if (!Object.keys(change).length) { status.textContent = "Nothing to record: nothing was changed."; return; }
   status.textContent = "Recording…";
   recording = true;
@@ -190,5 +229,8 @@ function describe(c: Record<string, unknown>): string {
   if (c.spo2_scale !== undefined) parts.push(`SpO2 scale ${c.spo2_scale}`);
   if (c.under_16 !== undefined) parts.push(c.under_16 ? "under 16" : "not under 16");
   if (c.pregnant !== undefined) parts.push(c.pregnant ? "pregnant" : "not pregnant");
+  if (typeof c.obs_every_minutes === "number") {
+    parts.push(c.obs_every_minutes ? `observations ${everyWords(c.obs_every_minutes)}` : "observations as the pathway says");
+  }
   return parts.join(", ");
 }

@@ -13,6 +13,7 @@ import { clearHandover, refreshHandover } from "./handover";
 import { clearKit, drawKit, hideKit, refreshKit, showKit } from "./kit";
 import { clearNotes } from "./notes";
 import { $ } from "./format";
+import { showPasswordButton, whenPasswordChanged } from "./password";
 import { closePatient, openPatient, patientEvent, tickPatient } from "./patient";
 import { alerts, patientName, patients, session } from "./state";
 import type { Alert, AlertEvent, LiveEvent, Me, WardRow } from "./types";
@@ -21,6 +22,7 @@ import { focusPatient, renderPatients, showWard } from "./ward";
 const LIVE = ["open", "acknowledged", "escalated"];
 const REFRESH_MS = 5 * 60_000; // refetch so readings that age past the freshness window show as stale
 const SESSION_ENDED = "Your session has ended (signed out elsewhere, timed out or revoked). Sign in again.";
+const PASSWORD_CHANGED = "Your password is changed: sign in with the new one.";
 
 let socket: WebSocket | null = null;
 let syncing: Promise<void> | null = null; // while REST state is being (re)loaded
@@ -29,8 +31,11 @@ let refreshTimer: number | undefined;
 
 function setConn(text: string, cls = ""): void { $("conn").textContent = text; $("conn").className = `conn ${cls}`.trim(); }
 
-/** Back to the sign-in form, forgetting everything shown; `why` says why. */
-function showSignIn(why = ""): void {
+/**
+ * Back to the sign-in form, forgetting everything shown; `why` says why when
+ * something went wrong, `note` what the user should know otherwise.
+ */
+function showSignIn(why = "", note = ""): void {
   if (socket) { socket.onclose = null; socket.close(); socket = null; }
   clearInterval(refreshTimer); refreshTimer = undefined;
   setCsrf(null); session.me = null;
@@ -45,7 +50,9 @@ function showSignIn(why = ""): void {
   $("who").textContent = ""; setConn("");
   showAdmission(null);
   showNotifySwitch(false);
+  showPasswordButton(false);
   $("signin-error").textContent = why;
+  $("signin-notice").textContent = note;
 }
 // A 401 while signed in: the session ended. One while the sign-in form is
 // already showing (a second request of the same refresh) leaves the form
@@ -55,6 +62,8 @@ whenSignedOut(() => {
   else if ($("signin").hidden) showSignIn("");
 });
 whenActionFails(() => { sync().catch(() => {}); });
+// The server ended every session of the account, this page's too.
+whenPasswordChanged(() => showSignIn("", PASSWORD_CHANGED));
 
 async function start(): Promise<void> {
   let me: Me;
@@ -73,6 +82,7 @@ async function start(): Promise<void> {
   $("who").textContent = `${me.username} (${me.role})`;
   showAdmission(me);
   showNotifySwitch(true);
+  showPasswordButton(true);
   $("signin").hidden = true; $("signout").hidden = false;
   route();
   setConn("connecting…", "down");
@@ -273,7 +283,7 @@ function handle(ev: LiveEvent): void {
 const form = $("signin-form") as HTMLFormElement;
 form.addEventListener("submit", async (e) => {
   e.preventDefault();
-  $("signin-error").textContent = "";
+  $("signin-error").textContent = ""; $("signin-notice").textContent = "";
   const username = ($("username") as HTMLInputElement).value;
   const password = $("password") as HTMLInputElement;
   const res = await fetch("/api/v1/login", { method: "POST", credentials: "same-origin",

@@ -6,7 +6,7 @@ import { api } from "./api";
 import { NEWS2_TOTAL, news2Bands } from "./bands";
 import { VitalChart, type OffWard, type SeriesSpec } from "./chart";
 import { deviceButtons, managesDevices, showDischarge, showProvision } from "./admission";
-import { hideAssessment, settingsRecorded, showAssessment } from "./assessment";
+import { everyWords, hideAssessment, settingsRecorded, showAssessment } from "./assessment";
 import { leaveNotes, noteArrived, showNotes } from "./notes";
 import { showEntry } from "./entry";
 import { showEcg } from "./ecg";
@@ -176,6 +176,11 @@ function addObs(p: Page, code: string, value: number | string, at: string, devic
 
 // ---------------------------------------------------------------- facts
 
+/** " (set by X <when>)" after a recorded setting, or nothing when no one set it. */
+function setBy(who: string | null, at: string | null): string {
+  return who ? ` (set by ${who}${at ? ` ${when(at)}` : ""})` : "";
+}
+
 function renderFacts(): void {
   if (!page?.detail) return;
   const d = page.detail, ep = d.episode;
@@ -186,7 +191,10 @@ function renderFacts(): void {
     facts.push(`discharged ${when(ep.discharged_at)}`, `pathway ${ep.pathway}`, `admitted ${when(ep.admitted_at)}`);
   } else if (ep) {
     facts.push(`pathway ${ep.pathway}`, `admitted ${when(ep.admitted_at)}`,
-      `SpO2 scale ${ep.spo2_scale}${ep.spo2_scale_set_by ? ` (set by ${ep.spo2_scale_set_by}${ep.spo2_scale_set_at ? ` ${when(ep.spo2_scale_set_at)}` : ""})` : ""}`);
+      `SpO2 scale ${ep.spo2_scale}${setBy(ep.spo2_scale_set_by, ep.spo2_scale_set_at)}`);
+    // A clinician's own interval for this patient's readings; the pathway's otherwise.
+    const s = d.settings;
+    if (s?.obs_every_minutes) facts.push(`observations ${everyWords(s.obs_every_minutes)}${setBy(s.obs_every_set_by, s.obs_every_set_at)}`);
   } else {
     facts.push("no open episode");
   }

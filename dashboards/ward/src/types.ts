@@ -39,6 +39,8 @@ export interface EpisodeSettings {
   oxygen: boolean | null; oxygen_set_by: string | null; oxygen_set_at: string | null;
   acvpu: string | null; acvpu_set_by: string | null; acvpu_set_at: string | null;
   under_16: boolean; pregnant: boolean;
+  /** Minutes between expected readings for this patient; null: the pathway's. */
+  obs_every_minutes: number | null; obs_every_set_by: string | null; obs_every_set_at: string | null;
 }
 
 export interface PatientDetail {

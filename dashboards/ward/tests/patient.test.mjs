@@ -364,6 +364,83 @@ test("a clinician records air or oxygen, consciousness and the SpO2 scale on the
   });
 });
 
+test("a clinician asks for a patient's observations every 4 hours, and back to the pathway's", { timeout: TEST_TIMEOUT }, async (t) => {
+  await withWard(t, async ({ page, demo, context }) => {
+    const me = demo.login.username;
+    const id = await signedInPatientWithReadings(page, demo);
+    await page.goto(`${demo.base}/#/patients/${id}`);
+    const form = page.getByRole("region", { name: "Clinical assessment" });
+    const every = form.getByLabel("Observations expected");
+    // A colleague has the same patient open in another tab.
+    const other = await context.newPage();
+    await other.goto(`${demo.base}/#/patients/${id}`);
+    const theirs = other.getByRole("region", { name: "Clinical assessment" });
+
+    // Nothing recorded: the pathway's interval, and the form says so.
+    await form.getByText("As the pathway says.", { exact: true }).waitFor();
+    await theirs.getByText("As the pathway says.", { exact: true }).waitFor();
+    await form.getByText("Missed-reading alerts follow this for this patient.").waitFor();
+    assert.equal(await every.inputValue(), "0");
+    assert.deepEqual(await every.locator("option").allTextContents(), ["As the pathway says", "Every hour", "Every 2 hours",
+      "Every 4 hours", "Every 6 hours", "Every 12 hours", "Every 24 hours"]);
+    assert.equal((await pageGet(page, `/api/v1/patients/${id}`)).settings.obs_every_minutes, null);
+
+    // Every 4 hours: only that is sent, and kept with who and when.
+    await every.selectOption({ label: "Every 4 hours" });
+    const patched = page.waitForResponse((r) => r.url().endsWith(`/api/v1/patients/${id}/episode`) && r.request().method() === "PATCH");
+    await form.getByRole("button", { name: "Record" }).click();
+    const sent = await patched;
+    assert.equal(sent.status(), 200);
+    assert.deepEqual(sent.request().postDataJSON(), { obs_every_minutes: 240 });
+    await form.getByText("Recorded: observations every 4 hours. NEWS2 is scored again.").waitFor();
+    await form.getByText(new RegExp(`^Recorded: every 4 hours by ${me}, .+\\.$`)).waitFor();
+    const set = (await pageGet(page, `/api/v1/patients/${id}`)).settings;
+    assert.equal(set.obs_every_minutes, 240);
+    assert.equal(set.obs_every_set_by, me);
+    assert.ok(set.obs_every_set_at, "with when");
+    assert.equal(await every.inputValue(), "240");
+    await page.locator("#patient-facts").filter({ hasText: `observations every 4 hours (set by ${me}` }).waitFor();
+    // The colleague's page shows it at once, without a reload.
+    await theirs.getByText(new RegExp(`^Recorded: every 4 hours by ${me}, `)).waitFor();
+    await theirs.getByText("Updated: recorded by someone else just now.").waitFor();
+    assert.equal(await theirs.getByLabel("Observations expected").inputValue(), "240");
+    await other.locator("#patient-facts").filter({ hasText: "observations every 4 hours" }).waitFor();
+    await assertAccessible(page, t, "the clinical assessment with an observation interval");
+    await screenshot(page, "assessment-observations-every");
+
+    // An interval none of the list's (recorded through the API) shows as it is.
+    const status = await page.evaluate(async (id) => {
+      const { csrf_token } = await (await fetch("/api/v1/me")).json();
+      const r = await fetch(`/api/v1/patients/${id}/episode`, { method: "PATCH",
+        headers: { "content-type": "application/json", "x-csrf-token": csrf_token }, body: JSON.stringify({ obs_every_minutes: 90 }) });
+      return r.status;
+    }, id);
+    assert.equal(status, 200);
+    await form.getByText(new RegExp(`^Recorded: every 90 minutes by ${me}, `)).waitFor();
+    assert.equal(await every.inputValue(), "90");
+    assert.equal(await every.locator("option:checked").textContent(), "Every 90 minutes");
+
+    // Back to the pathway's: sent as 0, kept as none, with who chose it.
+    await every.selectOption({ label: "As the pathway says" });
+    await form.getByRole("button", { name: "Record" }).click();
+    await form.getByText("Recorded: observations as the pathway says. NEWS2 is scored again.").waitFor();
+    await form.getByText(new RegExp(`^Recorded: as the pathway says, by ${me}, .+\\.$`)).waitFor();
+    const back = (await pageGet(page, `/api/v1/patients/${id}`)).settings;
+    assert.equal(back.obs_every_minutes, null);
+    assert.equal(back.obs_every_set_by, me);
+    assert.equal(await every.locator("option").count(), 7, "the odd interval's option is gone with it");
+    await theirs.getByText(new RegExp(`^Recorded: as the pathway says, by ${me}, `)).waitFor();
+    assert.equal(await theirs.getByLabel("Observations expected").inputValue(), "0");
+    await page.locator("#patient-facts").filter({ hasNotText: "observations every" }).waitFor();
+    await other.close();
+
+    // Nothing changed: nothing sent.
+    await form.getByRole("button", { name: "Record" }).click();
+    await form.getByText("Nothing to record: nothing was changed.").waitFor();
+    await assertAccessible(page, t, "the clinical assessment back on the pathway's interval");
+  });
+});
+
 test("a note written on a patient's page is kept with who and when, shown newest first on every open page of the patient, and a note being typed survives a look elsewhere", { timeout: TEST_TIMEOUT }, async (t) => {
   await withWard(t, async ({ page, demo, context }) => {
     const id = await signedInPatientWithReadings(page, demo);

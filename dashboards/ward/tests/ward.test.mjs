@@ -39,12 +39,12 @@ test("signs in and shows the ward's patients, updated live over the websocket", 
     await page.goto(demo.base + "/");
     await signIn(page, demo.login);
 
-    const table = page.getByRole("table");
+    const table = page.getByRole("table", { name: /^Latest readings/ });
     await table.waitFor({ state: "visible" });
     await page.getByRole("status").filter({ hasText: "live" }).waitFor();
     await page.getByRole("button", { name: "Sign out" }).waitFor();
     await page.getByText(`${demo.login.username} (admin)`).waitFor();
-    const headers = await page.getByRole("columnheader").allTextContents();
+    const headers = await table.getByRole("columnheader").allTextContents();
     for (const h of ["Patient", "SpO2", "Pulse", "Resp", "BP", "Temp", "Last reading"]) {
       assert.ok(headers.some((x) => x.startsWith(h)), `column ${h} in ${JSON.stringify(headers)}`);
     }
@@ -90,7 +90,7 @@ test("a wrong password shows the error and no patient table", { timeout: TEST_TI
     assert.equal((await refused).status(), 401);
 
     await page.getByRole("alert").filter({ hasText: "Sign-in failed: check your username and password." }).waitFor();
-    assert.equal(await page.getByRole("table").isVisible(), false, "no table after a refused sign-in");
+    assert.equal(await page.getByRole("table", { name: /^Latest readings/ }).isVisible(), false, "no table after a refused sign-in");
     assert.equal(await page.getByRole("button", { name: "Sign out" }).isVisible(), false);
     assert.equal(await page.getByLabel("Username").isVisible(), true, "the form stays");
     await assertAccessible(page, t, "the sign-in screen with its error");
@@ -102,12 +102,12 @@ test("signing out returns to the sign-in form, and a reload stays signed out", {
   await withWard(t, async ({ page, demo, context }) => {
     await page.goto(demo.base + "/");
     await signIn(page, demo.login);
-    await page.getByRole("table").waitFor({ state: "visible" });
+    await page.getByRole("table", { name: /^Latest readings/ }).waitFor({ state: "visible" });
     await page.getByRole("status").filter({ hasText: "live" }).waitFor();
 
     await page.getByRole("button", { name: "Sign out" }).click();
     await page.getByLabel("Username").waitFor({ state: "visible" });
-    await page.getByRole("table").waitFor({ state: "hidden" });
+    await page.getByRole("table", { name: /^Latest readings/ }).waitFor({ state: "hidden" });
     await page.getByRole("button", { name: "Sign out" }).waitFor({ state: "hidden" });
     assert.equal(await page.getByRole("status").textContent(), "", "no connection shown once signed out");
     assert.deepEqual((await context.cookies()).filter((c) => c.name === "vigil_session"), [],
@@ -119,7 +119,7 @@ test("signing out returns to the sign-in form, and a reload stays signed out", {
     await page.reload();
     assert.equal((await me).status(), 401, "the session does not survive sign-out");
     await page.getByLabel("Username").waitFor({ state: "visible" });
-    assert.equal(await page.getByRole("table").isVisible(), false, "no table after a reload");
+    assert.equal(await page.getByRole("table", { name: /^Latest readings/ }).isVisible(), false, "no table after a reload");
     assert.equal(await page.getByRole("button", { name: "Sign out" }).isVisible(), false);
     await screenshot(page, "signed-out-after-reload");
   });
@@ -129,7 +129,7 @@ test("a session ended elsewhere takes the open page back to sign-in, saying why"
   await withWard(t, async ({ page, demo }) => {
     await page.goto(demo.base + "/");
     await signIn(page, demo.login);
-    await page.getByRole("table").waitFor({ state: "visible" });
+    await page.getByRole("table", { name: /^Latest readings/ }).waitFor({ state: "visible" });
     await page.getByRole("status").filter({ hasText: "live" }).waitFor();
 
     // Sign out "in another tab": the same cookie, ended behind this page's back.
@@ -144,8 +144,103 @@ test("a session ended elsewhere takes the open page back to sign-in, saying why"
     // the page drops the ward and explains, without any click.
     await page.getByRole("alert").filter({ hasText: "session has ended" }).waitFor({ timeout: 30_000 });
     await page.getByLabel("Username").waitFor({ state: "visible" });
-    assert.equal(await page.getByRole("table").isVisible(), false, "no patient data left on screen");
+    assert.equal(await page.getByRole("table", { name: /^Latest readings/ }).isVisible(), false, "no patient data left on screen");
     await screenshot(page, "session-ended");
+  });
+});
+
+test("a user changes their own password from the page, is signed out everywhere, and signs in with the new one", { timeout: TEST_TIMEOUT }, async (t) => {
+  await withWard(t, async ({ page, demo, context }) => {
+    // The same user signed in on another computer (a browser context of its own).
+    const elsewhere = await context.browser().newContext({ viewport: { width: 1100, height: 520 } });
+    const there = await elsewhere.newPage();
+    there.setDefaultTimeout(UI_TIMEOUT);
+    await there.goto(demo.base + "/");
+    await signIn(there, demo.login);
+    await there.getByRole("status").filter({ hasText: "live" }).waitFor();
+
+    await page.goto(demo.base + "/");
+    await signIn(page, demo.login);
+    await page.getByRole("status").filter({ hasText: "live" }).waitFor();
+    const posts = [];
+    page.on("request", (r) => { if (r.url().endsWith("/api/v1/me/password")) posts.push(r.postDataJSON()); });
+
+    const opener = page.locator("header").getByRole("button", { name: "Change password" });
+    await opener.click();
+    const form = page.getByRole("form", { name: "Change password" });
+    await form.waitFor();
+    assert.equal(await opener.getAttribute("aria-expanded"), "true");
+    const current = form.getByLabel("Current password"), fresh = form.getByLabel("New password", { exact: true }),
+      again = form.getByLabel("New password again");
+    assert.equal(await current.getAttribute("autocomplete"), "current-password");
+    assert.equal(await fresh.getAttribute("autocomplete"), "new-password");
+    assert.equal(await again.getAttribute("autocomplete"), "new-password");
+    assert.equal(await current.evaluate((e) => e === document.activeElement), true, "the current password has the focus");
+    await assertAccessible(page, t, "the password form");
+    const status = form.locator("[aria-live]");
+    const submit = form.getByRole("button", { name: "Change password" });
+
+    // Cancel closes the form and drops what was typed.
+    await current.fill(demo.login.password);
+    await form.getByRole("button", { name: "Cancel" }).click();
+    await form.waitFor({ state: "hidden" });
+    assert.equal(await page.locator("#password-change input").count(), 0, "no password inputs left in the page");
+    await opener.click();
+    assert.equal(await current.inputValue(), "", "opened again, the form starts empty");
+
+    // The new ones differ: told, nothing sent.
+    await current.fill(demo.login.password);
+    await fresh.fill("a-new-demo-password");
+    await again.fill("a-new-demo-passw0rd");
+    await submit.click();
+    await status.filter({ hasText: /^The new passwords differ\.$/ }).waitFor();
+    assert.deepEqual(posts, [], "nothing sent for differing new passwords");
+
+    // A wrong current password: the server's reason, the current one cleared, the new ones kept.
+    await current.fill(`${demo.login.password}-wrong`);
+    await again.fill("a-new-demo-password");
+    const refused = page.waitForResponse((r) => r.url().endsWith("/api/v1/me/password"));
+    await submit.click();
+    assert.equal((await refused).status(), 422);
+    await status.filter({ hasText: /^Not changed: current_password: .+\.$/ }).waitFor();
+    assert.equal(await current.inputValue(), "");
+    assert.equal(await fresh.inputValue(), "a-new-demo-password");
+    assert.equal(await again.inputValue(), "a-new-demo-password");
+    await assertAccessible(page, t, "the password form with a refusal");
+
+    // The right one: every session ends, this page's too, and it says why.
+    await current.fill(demo.login.password);
+    const changed = page.waitForResponse((r) => r.url().endsWith("/api/v1/me/password"));
+    await submit.click();
+    const answer = await changed;
+    assert.equal(answer.status(), 200);
+    assert.equal((await answer.json()).sessions_revoked, 2, "this page's session and the other computer's");
+    assert.deepEqual(posts.map((b) => b.new_password), ["a-new-demo-password", "a-new-demo-password"]);
+    await page.getByText("Your password is changed: sign in with the new one.").waitFor();
+    await page.getByLabel("Username").waitFor({ state: "visible" });
+    await page.locator("#patients").waitFor({ state: "hidden" });
+    await opener.waitFor({ state: "hidden" });
+    await page.getByRole("button", { name: "Sign out" }).waitFor({ state: "hidden" });
+    assert.equal(await page.locator("#password-change input").count(), 0, "no password inputs left in the page");
+    assert.equal(await page.getByRole("alert").textContent(), "", "a notice, not an error");
+    await assertAccessible(page, t, "the sign-in form after a password change");
+    await screenshot(page, "password-changed");
+
+    // The other computer's session has ended too: its page goes back to sign-in.
+    assert.equal((await elsewhere.request.get(demo.base + "/api/v1/me")).status(), 401);
+    await there.getByRole("alert").filter({ hasText: "session has ended" }).waitFor({ timeout: 30_000 });
+    await elsewhere.close();
+
+    // The old password no longer signs in; the new one does.
+    const old = page.waitForResponse((r) => r.url().endsWith("/api/v1/login"));
+    await signIn(page, demo.login);
+    assert.equal((await old).status(), 401);
+    await page.getByRole("alert").filter({ hasText: "Sign-in failed" }).waitFor();
+    assert.equal(await page.getByText("Your password is changed").count(), 0, "the notice goes with a new attempt");
+    await signIn(page, { username: demo.login.username, password: "a-new-demo-password" });
+    await page.locator("#patients").waitFor({ state: "visible" });
+    await page.getByRole("status").filter({ hasText: "live" }).waitFor();
+    await opener.waitFor({ state: "visible" });
   });
 });
 
@@ -157,7 +252,7 @@ test("the ward table shows each patient's NHS number, filters by name, NHS numbe
     const names = () => page.locator("#patients tbody th a").allTextContents();
     await poll(`${PATIENTS} patient rows`, async () => (await names()).length === PATIENTS, { timeout: UI_TIMEOUT });
     const all = await names();
-    const news2Header = page.getByRole("columnheader", { name: "NEWS2" });
+    const news2Header = page.locator("#patients").getByRole("columnheader", { name: "NEWS2" });
     assert.equal(await news2Header.getAttribute("aria-sort"), "descending", "acuity order by default");
 
     // Filter: part of one patient's name keeps only the matching rows.
@@ -184,7 +279,7 @@ test("the ward table shows each patient's NHS number, filters by name, NHS numbe
     await poll("every row back", async () => (await names()).length === PATIENTS, { timeout: UI_TIMEOUT });
 
     // Sort by name, both ways; the header says which way (aria-sort).
-    const patientHeader = page.getByRole("columnheader", { name: "Patient" });
+    const patientHeader = page.locator("#patients").getByRole("columnheader", { name: "Patient" });
     await patientHeader.getByRole("button").click();
     assert.equal(await patientHeader.getAttribute("aria-sort"), "ascending");
     assert.equal(await news2Header.getAttribute("aria-sort"), "none");
@@ -193,7 +288,7 @@ test("the ward table shows each patient's NHS number, filters by name, NHS numbe
     await patientHeader.getByRole("button").click();
     assert.equal(await patientHeader.getAttribute("aria-sort"), "descending");
     assert.deepEqual(await names(), [...az].reverse(), "Z to A");
-    assert.match(await page.getByRole("table").locator("caption").textContent(), /by name, Z to A/);
+    assert.match(await page.getByRole("table", { name: /^Latest readings/ }).locator("caption").textContent(), /by name, Z to A/);
 
     // Back to acuity: the sickest first, as the API's scores say.
     await news2Header.getByRole("button").click();
@@ -689,7 +784,7 @@ test("a big ward draws only the rows near the viewport, yet every patient is rea
     await page.goto(demo.base + "/");
     await signIn(page, demo.login);
     await page.getByRole("status").filter({ hasText: /^live$/ }).waitFor();
-    const table = page.getByRole("table");
+    const table = page.getByRole("table", { name: /^Latest readings/ });
     const drawn = () => page.locator("#patients tbody tr[data-patient]").evaluateAll((trs) =>
       trs.map((tr) => ({ id: Number(tr.dataset.patient), index: Number(tr.getAttribute("aria-rowindex")), name: tr.cells[0].querySelector("a").textContent })));
     // aria-rowcount counts the header row too (ARIA: every row of the full table).
@@ -709,9 +804,13 @@ test("a big ward draws only the rows near the viewport, yet every patient is rea
     const list = await page.evaluate(async () => (await fetch("/api/v1/patients")).json());
     const collator = new Intl.Collator();
     const byName = list.sort((a, b) => collator.compare(a.name, b.name) || a.id - b.id);
-    await page.getByRole("columnheader", { name: "Patient" }).getByRole("button").click();
+    await page.locator("#patients").getByRole("columnheader", { name: "Patient" }).getByRole("button").click();
     await page.mouse.move(1, 1); // off the rows, which would hold their order (DB-05)
-    const toBottom = () => page.evaluate(() => window.scrollTo(0, document.documentElement.scrollHeight));
+    // To the bottom of the ward's table (an admin's Kit follows it).
+    const toBottom = () => page.evaluate(() => {
+      const table = document.getElementById("patients");
+      window.scrollTo(0, table.getBoundingClientRect().bottom + window.scrollY - window.innerHeight);
+    });
     const toTop = () => page.evaluate(() => window.scrollTo(0, 0));
     const isDrawn = (id) => page.locator(`#patients tr[data-patient="${id}"]`).count().then((n) => n > 0);
 
@@ -828,7 +927,7 @@ test("a big ward draws only the rows near the viewport, yet every patient is rea
     // back (pointer still on the rows) shows every patient at the place they
     // had, and the row under the pointer is still the same patient's element.
     await page.setViewportSize({ width: 1100, height: 520 });
-    await page.getByRole("columnheader", { name: "NEWS2" }).getByRole("button").click();
+    await page.locator("#patients").getByRole("columnheader", { name: "NEWS2" }).getByRole("button").click();
     await toTop();
     await poll("the top of the list drawn", async () => (await drawn())[0]?.index === 2, { timeout: UI_TIMEOUT });
     const under = page.locator("#patients tbody tr[data-patient]").nth(2);
