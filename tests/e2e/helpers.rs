@@ -176,6 +176,10 @@ impl TestApp {
                     .use_preconfigured_tls(c.client_config()),
                 None => reqwest::Client::builder().cookie_store(true),
             }
+            // The server closes a connection idle for its header-read
+            // timeout (10 s); a pooled one reused just then fails its
+            // request (`IncompleteMessage`). docs/http.md, "Connections".
+            .pool_idle_timeout(Duration::from_secs(5))
             .build()
             .expect("client"),
             mqtt_tls_port,

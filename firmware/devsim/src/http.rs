@@ -59,7 +59,12 @@ impl Api {
         Api {
             base: base.trim_end_matches('/').to_string(),
             token: token.to_string(),
-            client: reqwest::Client::new(),
+            // Vigil closes a connection idle for 10 s: never reuse one
+            // that may be closing (docs/http.md, "Connections").
+            client: reqwest::Client::builder()
+                .pool_idle_timeout(std::time::Duration::from_secs(5))
+                .build()
+                .unwrap_or_default(),
         }
     }
 
