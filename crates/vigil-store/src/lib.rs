@@ -79,6 +79,18 @@ pub(crate) const DEVICES_SELECT: &str = "SELECT d.id, d.kind, d.patient_id, p.wa
      FROM devices d LEFT JOIN patients p ON p.id = d.patient_id
      LEFT JOIN device_status s ON s.device_id = d.id";
 
+/// [`Store::devices_list`]'s statement for `query`, by device id. Its one
+/// parameter, if any, is `$1`, which both backends read as the first.
+pub(crate) fn devices_list_sql(query: DeviceQuery<'_>) -> String {
+    let filter = match query {
+        DeviceQuery::All => "",
+        DeviceQuery::Unassigned => " WHERE d.patient_id IS NULL",
+        DeviceQuery::Ward(_) => " WHERE p.ward_id = $1",
+        DeviceQuery::One(_) => " WHERE d.id = $1",
+    };
+    format!("{DEVICES_SELECT}{filter} ORDER BY d.id")
+}
+
 /// Why [`Store::device_unassign`] of `device_id` from `patient_id` changed
 /// nothing, given the device's patient now (`None`: no such device).
 pub(crate) fn unassign_refused(

@@ -1355,13 +1355,7 @@ impl Store for PgStore {
     }
 
     async fn devices_list(&self, query: DeviceQuery<'_>) -> Result<Vec<DeviceListed>> {
-        let filter = match query {
-            DeviceQuery::All => "",
-            DeviceQuery::Unassigned => " WHERE d.patient_id IS NULL",
-            DeviceQuery::Ward(_) => " WHERE p.ward_id = $1",
-            DeviceQuery::One(_) => " WHERE d.id = $1",
-        };
-        let sql = format!("{}{filter} ORDER BY d.id", crate::DEVICES_SELECT);
+        let sql = crate::devices_list_sql(query);
         let q = sqlx::query(&sql);
         let q = match query {
             DeviceQuery::Ward(w) => q.bind(w),

@@ -1378,13 +1378,7 @@ impl Store for SqliteStore {
     }
 
     async fn devices_list(&self, query: DeviceQuery<'_>) -> Result<Vec<DeviceListed>> {
-        let filter = match query {
-            DeviceQuery::All => "",
-            DeviceQuery::Unassigned => " WHERE d.patient_id IS NULL",
-            DeviceQuery::Ward(_) => " WHERE p.ward_id = ?",
-            DeviceQuery::One(_) => " WHERE d.id = ?",
-        };
-        let sql = format!("{}{filter} ORDER BY d.id", crate::DEVICES_SELECT);
+        let sql = crate::devices_list_sql(query);
         let q = sqlx::query(&sql);
         let q = match query {
             DeviceQuery::Ward(w) => q.bind(w),
