@@ -130,6 +130,29 @@ async fn admin_commands_work_against_a_running_daemon() {
         Some("a-long-password\n"),
     ));
     assert!(user["id"].is_i64());
+    // A user of single sign-on only: no password is asked for, and none
+    // signs them in.
+    let sso_user = json_out(&run(
+        &[
+            "user",
+            "add",
+            "--username",
+            "nurse2@nhs.example",
+            "--role",
+            "nurse",
+            "--ward",
+            "Ward C",
+            "--sso-only",
+        ],
+        None,
+    ));
+    assert!(sso_user["id"].is_i64(), "{sso_user}");
+    for guess in ["", "\n", "a-long-password"] {
+        let r = app
+            .login_with(&app.http_client, "nurse2@nhs.example", guess)
+            .await;
+        assert_eq!(r.status(), 401, "{guess:?}");
+    }
     let token = json_out(&run(&["token", "create", "--username", "nurse1"], None));
     assert_eq!(token["token"].as_str().map(str::len), Some(64));
     let expires: chrono::DateTime<chrono::Utc> = token["expires_at"]

@@ -29,5 +29,6 @@ mod reliability;
 mod restart;
 mod scoring;
 mod security;
+mod sso;
 mod timers;
 mod tls;

@@ -127,13 +127,18 @@ pub fn presented_token(headers: &HeaderMap) -> Option<String> {
 }
 
 fn session_cookie(headers: &HeaderMap) -> Option<String> {
+    cookie(headers, SESSION_COOKIE)
+}
+
+/// The value of the request's cookie `name`.
+pub(crate) fn cookie(headers: &HeaderMap, name: &str) -> Option<String> {
     headers
         .get_all(COOKIE)
         .iter()
         .filter_map(|v| v.to_str().ok())
         .flat_map(|v| v.split(';'))
         .filter_map(|kv| kv.trim().split_once('='))
-        .find(|(k, _)| *k == SESSION_COOKIE)
+        .find(|(k, _)| *k == name)
         .map(|(_, v)| v.to_string())
 }
 
@@ -249,6 +254,7 @@ async fn sign_in_turn(
          headers(("set-cookie" = String, description = "vigil_session=...; Path=/; HttpOnly; SameSite=Strict; Max-Age=43200"))),
         (status = 401, description = "Bad credentials", body = ErrorBody),
         (status = 422, description = "Bad body", body = ErrorBody),
+        (status = 403, description = "Password sign-in is off (`sso.password_login = false`)", body = ErrorBody),
         (status = 429, description = "Too many failed sign-ins for this account or address in 15 minutes", body = ErrorBody),
     )
 )]
@@ -257,6 +263,9 @@ pub async fn login(
     axum::extract::ConnectInfo(peer): axum::extract::ConnectInfo<std::net::SocketAddr>,
     body: Result<Json<LoginRequest>, axum::extract::rejection::JsonRejection>,
 ) -> Result<Response, ApiError> {
+    if !state.password_login {
+        return Err(ApiError::PasswordOff);
+    }
     let Json(req) = body.map_err(bad_json)?;
     // Before any lookup: no username holds one, and PostgreSQL cannot even
     // be asked about a NUL.
@@ -288,34 +297,7 @@ pub async fn login(
         .await?;
         return Err(ApiError::Unauthorized);
     };
-    let token = issue_token(
-        state.store.as_ref(),
-        user.id,
-        TokenKind::Session,
-        Utc::now(),
-        Some(chrono::Duration::hours(SESSION_TTL_HOURS)),
-    )
-    .await
-    .map_err(|e| ApiError::Internal(e.to_string()))?;
-    tracing::info!(user_id = user.id, "login");
-    crate::audit::record_raw(
-        &state,
-        Some(user.id),
-        &user.username,
-        "login",
-        None,
-        serde_json::json!({}),
-        addr,
-    )
-    .await?;
-    // `Secure` under HTTPS: the browser then never sends the session over
-    // plain HTTP. Without TLS it would make the cookie unusable, so it is
-    // left off (docs/deployment.md: production runs with TLS).
-    let cookie = format!(
-        "{SESSION_COOKIE}={token}; Path=/; HttpOnly; SameSite=Strict; Max-Age={}{}",
-        SESSION_TTL_HOURS * 3600,
-        if state.tls { "; Secure" } else { "" }
-    );
+    let (token, cookie) = start_session(&state, &user, addr, "password").await?;
     let body = LoginResponse {
         user: AuthUser {
             id: user.id,
@@ -331,6 +313,50 @@ pub async fn login(
         HeaderValue::from_str(&cookie).map_err(|e| ApiError::Internal(e.to_string()))?,
     );
     Ok(resp)
+}
+
+/// A new dashboard session for `user`, signed in `via` a password or the
+/// provider: its token, on the audit trail, and the cookie that carries it.
+pub(crate) async fn start_session(
+    state: &AppState,
+    user: &vigil_store::UserRecord,
+    addr: Option<std::net::SocketAddr>,
+    via: &str,
+) -> Result<(String, String), ApiError> {
+    let token = issue_token(
+        state.store.as_ref(),
+        user.id,
+        TokenKind::Session,
+        Utc::now(),
+        Some(chrono::Duration::hours(SESSION_TTL_HOURS)),
+    )
+    .await
+    .map_err(|e| ApiError::Internal(e.to_string()))?;
+    tracing::info!(user_id = user.id, via, "login");
+    let detail = if via == "password" {
+        serde_json::json!({})
+    } else {
+        serde_json::json!({ "via": via })
+    };
+    crate::audit::record_raw(
+        state,
+        Some(user.id),
+        &user.username,
+        "login",
+        None,
+        detail,
+        addr,
+    )
+    .await?;
+    // `Secure` under HTTPS: the browser then never sends the session over
+    // plain HTTP. Without TLS it would make the cookie unusable, so it is
+    // left off (docs/deployment.md: production runs with TLS).
+    let cookie = format!(
+        "{SESSION_COOKIE}={token}; Path=/; HttpOnly; SameSite=Strict; Max-Age={}{}",
+        SESSION_TTL_HOURS * 3600,
+        if state.tls { "; Secure" } else { "" }
+    );
+    Ok((token, cookie))
 }
 
 /// `POST /api/v1/logout`: revoke the presented session.
@@ -426,7 +452,7 @@ pub(crate) struct PasswordChanged {
         (status = 200, description = "Changed; every session of the account has ended, this one too (the cookie is cleared)", body = PasswordChanged,
          headers(("set-cookie" = String, description = "vigil_session=; Max-Age=0"))),
         (status = 401, description = "No or bad credentials", body = ErrorBody),
-        (status = 403, description = "A cookie session without the CSRF header", body = ErrorBody),
+        (status = 403, description = "A cookie session without the CSRF header, or password sign-in is off (`sso.password_login = false`)", body = ErrorBody),
         (status = 422, description = "The current password is wrong, or the new one is too short or the same", body = ErrorBody),
         (status = 429, description = "Too many failed sign-ins of this account or from this address", body = ErrorBody),
     )
@@ -436,6 +462,9 @@ pub(crate) async fn change_password(
     caller: Caller,
     body: Result<Json<PasswordChange>, axum::extract::rejection::JsonRejection>,
 ) -> Result<Response, ApiError> {
+    if !state.password_login {
+        return Err(ApiError::PasswordOff);
+    }
     let Json(req) = body.map_err(bad_json)?;
     let username = caller.0.username.clone();
     let addr = caller.1.addr;

@@ -18,6 +18,8 @@ pub enum ApiError {
     Csrf,
     #[error("too many failed sign-ins; try again later")]
     Throttled,
+    #[error("password sign-in is off here: sign in through single sign-on")]
+    PasswordOff,
     #[error("{0} not found")]
     NotFound(&'static str),
     #[error("{0}")]
@@ -37,6 +39,7 @@ impl ApiError {
             ApiError::Forbidden => (StatusCode::FORBIDDEN, "forbidden"),
             ApiError::Csrf => (StatusCode::FORBIDDEN, "csrf"),
             ApiError::Throttled => (StatusCode::TOO_MANY_REQUESTS, "throttled"),
+            ApiError::PasswordOff => (StatusCode::FORBIDDEN, "password_off"),
             ApiError::NotFound(_) => (StatusCode::NOT_FOUND, "not_found"),
             ApiError::Invalid(_) => (StatusCode::UNPROCESSABLE_ENTITY, "invalid"),
             ApiError::Conflict(_) => (StatusCode::CONFLICT, "conflict"),

@@ -25,6 +25,7 @@ pub mod fhir;
 pub mod openapi;
 pub mod ops;
 pub mod patients;
+pub mod sso;
 pub mod stream;
 pub mod text;
 pub mod tls;
@@ -133,6 +134,10 @@ pub struct AppState {
     pub tls: bool,
     /// Sign-ins of one account one at a time (the throttle's count).
     pub login_gate: Arc<crate::auth::LoginGate>,
+    /// Single sign-on through the trust's OpenID Connect provider.
+    pub sso: Option<Arc<sso::Sso>>,
+    /// Whether `POST /api/v1/login` takes passwords (`sso.password_login`).
+    pub password_login: bool,
     pub cancel: CancellationToken,
 }
 
@@ -185,6 +190,9 @@ pub fn router(state: AppState) -> Router {
         .route("/api/v1/logout", post(auth::logout))
         .route("/api/v1/me", get(auth::me))
         .route("/api/v1/me/password", post(auth::change_password))
+        .route("/api/v1/auth/methods", get(sso::methods))
+        .route("/api/v1/auth/sso/login", get(sso::login))
+        .route("/api/v1/auth/sso/callback", get(sso::callback))
         .route("/api/v1/stream", get(stream::upgrade))
         .route("/api/v1/openapi.json", get(openapi::openapi_json))
         .merge(patients::router())

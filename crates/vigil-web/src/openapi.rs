@@ -18,7 +18,7 @@ pub struct ErrorBody {
 
 #[derive(Serialize, ToSchema)]
 pub struct ErrorDetail {
-    /// `unauthorized` (401), `forbidden` or `csrf` (403), `not_found` (404),
+    /// `unauthorized` (401), `forbidden`, `csrf` or `password_off` (403), `not_found` (404),
     /// `conflict` (409), `invalid` (422), `throttled` (429), `internal` (500).
     #[schema(example = "not_found")]
     pub code: ErrorCode,
@@ -32,6 +32,7 @@ pub enum ErrorCode {
     Unauthorized,
     Forbidden,
     Csrf,
+    PasswordOff,
     NotFound,
     Conflict,
     Invalid,
@@ -76,6 +77,9 @@ patient or alert outside them is a 404, so ids cannot be probed. Errors are \
         crate::auth::logout,
         crate::auth::me,
         crate::auth::change_password,
+        crate::sso::methods,
+        crate::sso::login,
+        crate::sso::callback,
         crate::stream::upgrade,
         openapi_json,
         crate::patients::list,

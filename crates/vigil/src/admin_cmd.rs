@@ -81,10 +81,11 @@ fn audited(cmd: &AdminCommand) -> Option<(&'static str, Option<i64>, Value)> {
             username,
             role,
             wards,
+            sso_only,
         }) => (
             "user.add",
             None,
-            json!({"username": username, "role": role, "wards": wards}),
+            json!({"username": username, "role": role, "wards": wards, "sso_only": sso_only}),
         ),
         AdminCommand::User(UserCommand::Disable { username }) => {
             ("user.disable", None, json!({"username": username}))
@@ -168,8 +169,14 @@ async fn execute(
             username,
             role,
             wards,
+            sso_only,
         }) => {
-            let password = password_from_stdin()?;
+            // Single sign-on only: a password nobody is told, kept nowhere,
+            // so no password sign-in can succeed until an admin sets one.
+            let password = match sso_only {
+                true => vigil_store::secrets::random_secret(),
+                false => password_from_stdin()?,
+            };
             json!({"id": admin::add_user(store, &username, &role, &wards, &password).await.map_err(admin_err)?})
         }
         AdminCommand::User(UserCommand::List) => {

@@ -180,6 +180,20 @@ impl App {
             ),
             _ => None,
         };
+        let sso = match config.sso_settings()? {
+            Some(settings) => {
+                // A slow provider fails a sign-in rather than holding it.
+                let http = crate::outbound::client(
+                    settings.issuer.starts_with("https://"),
+                    "sso.ca_file",
+                    config.sso.ca_file.as_deref(),
+                    std::time::Duration::from_secs(10),
+                )
+                .context("sso.issuer")?;
+                Some(Arc::new(vigil_web::sso::Sso::new(settings, http)))
+            }
+            None => None,
+        };
         let listener = tokio::net::TcpListener::bind(config.http.addr)
             .await
             .with_context(|| format!("http.addr {}: cannot bind", config.http.addr))?;
@@ -196,6 +210,8 @@ impl App {
             pathways: Arc::new(pathway_info),
             tls: https.is_some(),
             login_gate: Default::default(),
+            sso,
+            password_login: config.sso.password_login,
             cancel: cancel.clone(),
         };
         let router = vigil_web::router(state);

@@ -132,6 +132,10 @@ pub enum UserCommand {
         /// Ward name or id; repeat for several.
         #[arg(long = "ward", required = true)]
         wards: Vec<String>,
+        /// No password (none is read): the user signs in through single
+        /// sign-on only, as the provider's username claim names them.
+        #[arg(long)]
+        sso_only: bool,
     },
     /// Every account: role, wards, and whether it is disabled.
     List,

@@ -23,6 +23,34 @@ pub struct Config {
     pub ecg: EcgConfig,
     pub retention: RetentionConfig,
     pub notify: NotifyConfig,
+    pub sso: SsoConfig,
+}
+
+/// Single sign-on through the trust's OpenID Connect provider
+/// (docs/configuration.md, "Single sign-on"). Off unless `issuer` is set.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SsoConfig {
+    /// The provider's issuer identifier (`https://login.microsoftonline.com/<tenant>/v2.0`).
+    pub issuer: Option<String>,
+    /// Vigil's client id and secret, registered with the provider.
+    pub client_id: Option<String>,
+    pub client_secret: Option<String>,
+    /// `https://<vigil>/api/v1/auth/sso/callback` as browsers reach it (the
+    /// redirect URI registered with the provider).
+    pub redirect_url: Option<String>,
+    /// The ID-token claim that holds the Vigil username.
+    pub username_claim: String,
+    /// Scopes asked for; must include `openid`.
+    pub scopes: String,
+    /// The provider's name on the sign-in button.
+    pub label: String,
+    /// `false`: only single sign-on signs people in to the dashboard and
+    /// API (`vigil admin` on the server still works).
+    pub password_login: bool,
+    /// PEM CA certificate(s) trusted for the provider; without it, the
+    /// system's trust store.
+    pub ca_file: Option<PathBuf>,
 }
 
 /// Alerts posted to a webhook (docs/configuration.md, "Alert webhook"):
@@ -182,12 +210,23 @@ impl Default for Config {
                 ca_file: None,
                 dashboard_url: None,
             },
+            sso: SsoConfig {
+                issuer: None,
+                client_id: None,
+                client_secret: None,
+                redirect_url: None,
+                username_claim: "preferred_username".into(),
+                scopes: "openid profile".into(),
+                label: "single sign-on".into(),
+                password_login: true,
+                ca_file: None,
+            },
         }
     }
 }
 
 /// The configuration sections; `VIGIL_<SECTION>_<KEY>` variables set them.
-pub const SECTIONS: [&str; 8] = [
+pub const SECTIONS: [&str; 9] = [
     "http",
     "mqtt",
     "database",
@@ -196,6 +235,7 @@ pub const SECTIONS: [&str; 8] = [
     "ecg",
     "retention",
     "notify",
+    "sso",
 ];
 
 /// The alert transitions `notify.actions` may name (`alert_events.action`).
@@ -341,6 +381,76 @@ impl Config {
         }))
     }
 
+    /// The `sso` section checked; `None` when no provider is set (then only
+    /// `password_login = true` and the defaults may be there).
+    pub fn sso_settings(&self) -> Result<Option<vigil_web::sso::SsoSettings>, ConfigError> {
+        let c = &self.sso;
+        let Some(issuer) = &c.issuer else {
+            if c.client_id.is_some()
+                || c.client_secret.is_some()
+                || c.redirect_url.is_some()
+                || c.ca_file.is_some()
+            {
+                return Err(ConfigError(
+                    "sso.issuer: required when other sso keys are set".into(),
+                ));
+            }
+            if !c.password_login {
+                return Err(ConfigError(
+                    "sso.password_login: false needs sso.issuer (else nobody could sign in)".into(),
+                ));
+            }
+            return Ok(None);
+        };
+        // Plain http only to this machine (a provider run for development or
+        // a test): a token fetched over the network in the clear could be
+        // read or replaced on the way.
+        let loopback = ["http://127.0.0.1", "http://localhost", "http://[::1]"]
+            .iter()
+            .any(|p| {
+                issuer
+                    .strip_prefix(p)
+                    .is_some_and(|rest| rest.is_empty() || rest.starts_with([':', '/']))
+            });
+        if !(issuer.starts_with("https://") || loopback) || issuer.chars().any(char::is_whitespace)
+        {
+            return Err(ConfigError(format!(
+                "sso.issuer: not an https:// address: {issuer:?}"
+            )));
+        }
+        let required = |key: &str, v: &Option<String>| {
+            v.clone()
+                .filter(|v| !v.trim().is_empty())
+                .ok_or_else(|| ConfigError(format!("sso.{key}: required with sso.issuer")))
+        };
+        let client_id = required("client_id", &c.client_id)?;
+        let client_secret = required("client_secret", &c.client_secret)?;
+        let redirect_url = required("redirect_url", &c.redirect_url)?;
+        if !(redirect_url.starts_with("https://") || redirect_url.starts_with("http://"))
+            || !redirect_url.ends_with(vigil_web::sso::CALLBACK_PATH)
+        {
+            return Err(ConfigError(format!(
+                "sso.redirect_url: must be this Vigil's http(s)://…{} as browsers reach it",
+                vigil_web::sso::CALLBACK_PATH
+            )));
+        }
+        if !c.scopes.split_whitespace().any(|s| s == "openid") {
+            return Err(ConfigError("sso.scopes: must include openid".into()));
+        }
+        if c.username_claim.trim().is_empty() {
+            return Err(ConfigError("sso.username_claim: empty".into()));
+        }
+        Ok(Some(vigil_web::sso::SsoSettings {
+            issuer: issuer.clone(),
+            client_id,
+            client_secret,
+            redirect_url,
+            username_claim: c.username_claim.clone(),
+            scopes: c.scopes.clone(),
+            label: c.label.clone(),
+        }))
+    }
+
     /// `ecg.retention` as a duration.
     pub fn ecg_retention(&self) -> Result<std::time::Duration, ConfigError> {
         humantime::parse_duration(&self.ecg.retention).map_err(|e| {
@@ -389,6 +499,7 @@ impl Config {
         self.ecg_retention()?;
         self.history_retention()?;
         self.notify_settings()?;
+        self.sso_settings()?;
         if !self.mqtt.embedded && self.mqtt.url.is_none() {
             return Err(ConfigError(
                 "mqtt.url: required when mqtt.embedded = false".into(),
@@ -440,6 +551,7 @@ impl Config {
             ("mqtt.tls_client_ca", &self.mqtt.tls_client_ca),
             ("mqtt.ca_file", &self.mqtt.ca_file),
             ("notify.ca_file", &self.notify.ca_file),
+            ("sso.ca_file", &self.sso.ca_file),
         ] {
             if let Some(p) = path.as_ref().filter(|p| !p.is_file()) {
                 return Err(ConfigError(format!("{key}: no such file: {}", p.display())));
@@ -627,6 +739,82 @@ mod tests {
             ),
         ] {
             let f = write(&dir, &format!("[notify]\n{text}"));
+            let c = Config::load(Some(&f), Some(&[])).expect("load");
+            let e = c.validate().expect_err(text);
+            assert!(e.0.starts_with(key), "{text}: {e}");
+        }
+    }
+
+    #[test]
+    fn single_sign_on_is_off_by_default_and_each_bad_key_is_named() {
+        let c = Config::load(None, Some(&[])).expect("defaults");
+        assert!(c.sso_settings().expect("valid").is_none());
+        assert!(c.sso.password_login);
+        let dir = tempfile::tempdir().expect("tempdir");
+        let good = "issuer = \"https://login.example.nhs.uk/tenant/v2.0\"\nclient_id = \"vigil\"\n\
+                    client_secret = \"s3cret\"\n\
+                    redirect_url = \"https://vigil.example.nhs.uk/api/v1/auth/sso/callback\"\n";
+        let f = write(&dir, &format!("[sso]\n{good}"));
+        let c = Config::load(Some(&f), Some(&[])).expect("load");
+        let s = c.sso_settings().expect("valid").expect("on");
+        assert_eq!(s.username_claim, "preferred_username");
+        assert_eq!(s.scopes, "openid profile");
+        // The secret from the environment, as a deployment keeps it.
+        let env = [(
+            "VIGIL_SSO_CLIENT_SECRET".to_string(),
+            "from-env".to_string(),
+        )];
+        let c = Config::load(Some(&f), Some(&env)).expect("load");
+        assert_eq!(
+            c.sso_settings().expect("valid").expect("on").client_secret,
+            "from-env"
+        );
+        for (extra, key) in [
+            (
+                "scopes = \"profile email\"\n",
+                "sso.scopes: must include openid",
+            ),
+            ("username_claim = \" \"\n", "sso.username_claim"),
+            (
+                "ca_file = \"/no/such/ca.pem\"\n",
+                "sso.ca_file: no such file",
+            ),
+            (
+                "tenant = \"x\"\n",
+                "unknown configuration key \"sso.tenant\"",
+            ),
+        ] {
+            let f = write(&dir, &format!("[sso]\n{good}{extra}"));
+            let e = Config::load(Some(&f), Some(&[]))
+                .and_then(|c| c.validate())
+                .expect_err(extra);
+            assert!(e.0.contains(key), "{extra}: {e}");
+            assert_eq!(e.0.lines().count(), 1);
+        }
+        for (text, key) in [
+            (
+                "issuer = \"http://idp.example\"\n",
+                "sso.issuer: not an https://",
+            ),
+            (
+                "issuer = \"http://127.0.0.1.evil.example\"\n",
+                "sso.issuer: not an https://",
+            ),
+            (
+                "issuer = \"https://idp.example\"\n",
+                "sso.client_id: required",
+            ),
+            ("client_id = \"vigil\"\n", "sso.issuer: required"),
+            (
+                "password_login = false\n",
+                "sso.password_login: false needs sso.issuer",
+            ),
+            (
+                "issuer = \"http://127.0.0.1:9000\"\nclient_id = \"v\"\nclient_secret = \"s\"\nredirect_url = \"https://vigil.example/callback\"\n",
+                "sso.redirect_url: must be",
+            ),
+        ] {
+            let f = write(&dir, &format!("[sso]\n{text}"));
             let c = Config::load(Some(&f), Some(&[])).expect("load");
             let e = c.validate().expect_err(text);
             assert!(e.0.starts_with(key), "{text}: {e}");

@@ -51,6 +51,11 @@ pub async fn run(args: DemoArgs) -> anyhow::Result<()> {
     config.http.addr = args.http;
     config.mqtt.listen = args.mqtt;
     config.database.url = format!("sqlite://{}", args.data_dir.join("vigil.db").display());
+    // Single sign-on from `VIGIL_SSO_*`, to try the demo against a trust's
+    // provider (docs/security.md); the demo's other settings are its own.
+    config.sso = Config::load(None, None)
+        .map_err(|e| anyhow::anyhow!(e.0))?
+        .sso;
     let app = App::build(config).await?;
     let login = ensure_login(app.store.as_ref(), &args.data_dir).await?;
     let patients = setup_ward(app.store.as_ref(), args.patients).await?;

@@ -21,6 +21,7 @@ pub mod demo;
 pub mod limits;
 pub mod mqtt_export;
 pub mod notify;
+pub mod outbound;
 
 use cli::{Cli, Command, ConfigArg};
 use config::Config;

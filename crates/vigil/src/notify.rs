@@ -184,16 +184,12 @@ pub fn signature(secret: &str, timestamp: i64, body: &[u8]) -> String {
 /// The HTTP client for `settings`: TLS through Vigil's own rustls set-up,
 /// trusting `notify.ca_file` or the system's store.
 pub fn client(settings: &NotifySettings) -> anyhow::Result<reqwest::Client> {
-    let mut b = reqwest::Client::builder()
-        .timeout(POST_TIMEOUT)
-        .redirect(reqwest::redirect::Policy::none())
-        .user_agent(concat!("vigil/", env!("CARGO_PKG_VERSION")));
-    if settings.webhook_url.starts_with("https://") {
-        let tls =
-            vigil_ingest::tls_client_config_for("notify.ca_file", settings.ca_file.as_deref())?;
-        b = b.use_preconfigured_tls(Arc::unwrap_or_clone(tls));
-    }
-    Ok(b.build()?)
+    crate::outbound::client(
+        settings.webhook_url.starts_with("https://"),
+        "notify.ca_file",
+        settings.ca_file.as_deref(),
+        POST_TIMEOUT,
+    )
 }
 
 /// POST `body` (event `event_id`) to the webhook, signed now.

@@ -15,6 +15,7 @@ import { clearNotes } from "./notes";
 import { $ } from "./format";
 import { showPasswordButton, whenPasswordChanged } from "./password";
 import { closePatient, openPatient, patientEvent, tickPatient } from "./patient";
+import { showSignInMethods } from "./signin";
 import { alerts, patientName, patients, session } from "./state";
 import type { Alert, AlertEvent, LiveEvent, Me, WardRow } from "./types";
 import { focusPatient, renderPatients, showWard } from "./ward";
@@ -53,6 +54,7 @@ function showSignIn(why = "", note = ""): void {
   showPasswordButton(false);
   $("signin-error").textContent = why;
   $("signin-notice").textContent = note;
+  void showSignInMethods();
 }
 // A 401 while signed in: the session ended. One while the sign-in form is
 // already showing (a second request of the same refresh) leaves the form
@@ -304,4 +306,5 @@ $("signout").addEventListener("click", async () => {
 
 setInterval(() => { if (!$("ward").hidden) renderPatients(); }, 15000);
 setInterval(() => { if (session.me) { tickAlerts(); tickPatient(); } }, 1000);
+void showSignInMethods();
 void start();

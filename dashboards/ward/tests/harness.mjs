@@ -83,14 +83,16 @@ export async function poll(what, check, { timeout, interval = 100 }) {
 /**
  * Start `vigil demo` on free ports in a fresh data folder and wait until it
  * is ready: `/readyz` answers 200 and the demo has printed that it is running
- * (which it does only after the login and the patients exist).
+ * (which it does only after the login and the patients exist). `env` adds to
+ * the demo's environment: an object, or a function of the demo's base URL
+ * (for settings naming it, such as VIGIL_SSO_REDIRECT_URL) returning one.
  */
-export async function startDemo(patients, { readyTimeout = READY_TIMEOUT } = {}) {
+export async function startDemo(patients, { readyTimeout = READY_TIMEOUT, env = {} } = {}) {
   // Another process can take a port between our probe and vigil's bind:
   // retry a couple of times with new ports when the demo exits early.
   let lastError;
   for (let attempt = 0; attempt < 3; attempt++) {
-    const demo = await launchDemo(patients, readyTimeout);
+    const demo = await launchDemo(patients, readyTimeout, env);
     try {
       demo.login = await demo.ready;
       return demo;
@@ -103,7 +105,7 @@ export async function startDemo(patients, { readyTimeout = READY_TIMEOUT } = {})
   throw lastError;
 }
 
-async function launchDemo(patients, readyTimeout) {
+async function launchDemo(patients, readyTimeout, env) {
   const dataDir = await mkdtemp(join(tmpdir(), "vigil-ward-test-"));
   const http = await freePort();
   const mqtt = await freePort();
@@ -112,7 +114,8 @@ async function launchDemo(patients, readyTimeout) {
     "demo", "--patients", String(patients),
     "--http", `127.0.0.1:${http}`, "--mqtt", `127.0.0.1:${mqtt}`,
     "--data-dir", dataDir,
-  ], { detached: true, stdio: ["ignore", "pipe", "pipe"], env: { ...process.env, NO_COLOR: "1" } });
+  ], { detached: true, stdio: ["ignore", "pipe", "pipe"],
+    env: { ...process.env, NO_COLOR: "1", ...(typeof env === "function" ? env(base) : env) } });
   running.add(child.pid);
 
   let log = "";
@@ -187,11 +190,11 @@ export function launchChromium({ args = [] } = {}) {
 
 /**
  * Run `body({page, demo, context})` with a fresh demo of `patients` patients
- * (default 3) and a fresh headless Chromium; on failure save a screenshot and
- * the demo's output, and always stop both.
+ * (default 3; `env` as for startDemo) and a fresh headless Chromium; on
+ * failure save a screenshot and the demo's output, and always stop both.
  */
-export async function withWard(t, body, { patients = 3 } = {}) {
-  const demo = await startDemo(patients);
+export async function withWard(t, body, { patients = 3, env } = {}) {
+  const demo = await startDemo(patients, { env });
   let browser;
   try {
     browser = await launchChromium();

@@ -1,0 +1,602 @@
+//! Single sign-on: staff sign in through the trust's OpenID Connect
+//! provider (Microsoft Entra ID, NHS CIS2, Keycloak…) instead of a Vigil
+//! password (docs/security.md, "Single sign-on").
+//!
+//! The authorization-code flow with PKCE, as a confidential client:
+//! 1. `GET /api/v1/auth/sso/login` sends the browser to the provider with a
+//!    fresh `state`, `nonce` and PKCE challenge, remembered in a short-lived
+//!    cookie scoped to these routes.
+//! 2. The provider sends it back to `GET /api/v1/auth/sso/callback` with a
+//!    code; Vigil checks `state` against the cookie, exchanges the code
+//!    (with its client secret and the PKCE verifier) for an ID token, and
+//!    checks the token: signed by a key of the provider's JWKS, issuer,
+//!    audience, expiry, and the `nonce`.
+//! 3. The token's username claim names the Vigil account. The account must
+//!    exist and not be disabled: the provider proves who someone is, while
+//!    their role and wards stay Vigil's, given by an admin. A session then
+//!    starts exactly as after a password sign-in.
+//!
+//! Nothing of the provider is fetched at start (a provider that is down
+//! must not stop a ward's monitoring): its discovery document and keys are
+//! read at the first sign-in, kept an hour, and the keys read again when a
+//! token names one not yet seen (a key rotation).
+
+use std::time::{Duration, Instant};
+
+use axum::extract::{Query, State};
+use axum::http::header::{LOCATION, SET_COOKIE};
+use axum::http::{HeaderMap, HeaderValue, StatusCode};
+use axum::response::{IntoResponse, Response};
+use base64::Engine;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use jsonwebtoken::jwk::JwkSet;
+use jsonwebtoken::{Algorithm, DecodingKey, Validation};
+use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
+use utoipa::ToSchema;
+
+use crate::AppState;
+
+/// The cookie holding a sign-in's `state`, `nonce` and PKCE verifier
+/// between the two legs of the flow.
+pub const FLOW_COOKIE: &str = "vigil_sso";
+
+/// Where the provider sends the browser back to.
+pub const CALLBACK_PATH: &str = "/api/v1/auth/sso/callback";
+
+/// How long the provider may take (the user typing their password there).
+pub const FLOW_MAX_AGE_SECS: u64 = 600;
+
+/// How long the provider's discovery document and keys are kept.
+const PROVIDER_TTL: Duration = Duration::from_secs(3600);
+
+/// The least time between two reads of the keys for an unknown key id, so
+/// forged tokens with made-up ids cannot make Vigil hammer the provider.
+const JWKS_REFRESH_MIN: Duration = Duration::from_secs(60);
+
+/// Clock difference allowed between Vigil and the provider.
+const LEEWAY_SECS: u64 = 60;
+
+/// The signature algorithms an ID token may use: the provider's public
+/// keys only (never `HS*`, which would sign with the client secret, nor
+/// `none`).
+const ALGORITHMS: [Algorithm; 8] = [
+    Algorithm::RS256,
+    Algorithm::RS384,
+    Algorithm::RS512,
+    Algorithm::PS256,
+    Algorithm::PS384,
+    Algorithm::PS512,
+    Algorithm::ES256,
+    Algorithm::ES384,
+];
+
+/// The `[sso]` section, checked (the daemon's config builds it).
+#[derive(Clone, Debug)]
+pub struct SsoSettings {
+    /// The provider's issuer identifier; its discovery document is at
+    /// `{issuer}/.well-known/openid-configuration`.
+    pub issuer: String,
+    pub client_id: String,
+    pub client_secret: String,
+    /// This callback as the browser reaches it:
+    /// `https://vigil.example.nhs.uk/api/v1/auth/sso/callback`.
+    pub redirect_url: String,
+    /// The ID-token claim holding the Vigil username.
+    pub username_claim: String,
+    /// Scopes asked for (`openid` always among them).
+    pub scopes: String,
+    /// The button's words: "Sign in with {label}".
+    pub label: String,
+}
+
+/// Why a sign-in through the provider did not start a session: the code the
+/// dashboard is sent back with (`/?sso_error=…`), which it explains.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum SsoFailure {
+    /// The user cancelled at the provider, or it refused them.
+    Cancelled,
+    /// The flow's cookie is missing, expired or for another sign-in.
+    Expired,
+    /// The provider could not be reached or answered wrongly.
+    Provider,
+    /// The ID token failed a check (signature, issuer, audience, expiry,
+    /// nonce) or has no username.
+    Refused,
+    /// No Vigil account has that username, or it is disabled.
+    NoAccount,
+}
+
+impl SsoFailure {
+    pub fn code(self) -> &'static str {
+        match self {
+            SsoFailure::Cancelled => "cancelled",
+            SsoFailure::Expired => "expired",
+            SsoFailure::Provider => "provider",
+            SsoFailure::Refused => "refused",
+            SsoFailure::NoAccount => "no-account",
+        }
+    }
+}
+
+#[derive(Clone, Debug, Deserialize)]
+struct Discovery {
+    issuer: String,
+    authorization_endpoint: String,
+    token_endpoint: String,
+    jwks_uri: String,
+}
+
+struct Provider {
+    discovery: Discovery,
+    jwks: JwkSet,
+    fetched: Instant,
+    jwks_fetched: Instant,
+}
+
+/// The relying party: settings, an HTTP client for the provider, and what
+/// was read of it.
+pub struct Sso {
+    settings: SsoSettings,
+    http: reqwest::Client,
+    provider: tokio::sync::Mutex<Option<Provider>>,
+}
+
+#[derive(Debug, thiserror::Error)]
+#[error("{0}")]
+pub struct ProviderError(String);
+
+impl Sso {
+    /// `http` should not follow redirects, and trusts what the provider's
+    /// certificate needs (`sso.ca_file` or the system's store).
+    pub fn new(settings: SsoSettings, http: reqwest::Client) -> Sso {
+        Sso {
+            settings,
+            http,
+            provider: tokio::sync::Mutex::new(None),
+        }
+    }
+
+    pub fn settings(&self) -> &SsoSettings {
+        &self.settings
+    }
+
+    async fn get_json<T: serde::de::DeserializeOwned>(
+        &self,
+        url: &str,
+    ) -> Result<T, ProviderError> {
+        let resp = self
+            .http
+            .get(url)
+            .send()
+            .await
+            .map_err(|e| ProviderError(format!("{url}: {e}")))?;
+        if !resp.status().is_success() {
+            return Err(ProviderError(format!("{url}: {}", resp.status())));
+        }
+        resp.json()
+            .await
+            .map_err(|e| ProviderError(format!("{url}: {e}")))
+    }
+
+    /// The provider's endpoints, read (again) when unknown or an hour old.
+    async fn discovery(&self) -> Result<Discovery, ProviderError> {
+        let mut held = self.provider.lock().await;
+        if let Some(p) = held.as_ref()
+            && p.fetched.elapsed() < PROVIDER_TTL
+        {
+            return Ok(p.discovery.clone());
+        }
+        let url = format!(
+            "{}/.well-known/openid-configuration",
+            self.settings.issuer.trim_end_matches('/')
+        );
+        let discovery: Discovery = self.get_json(&url).await?;
+        // OpenID Connect Discovery §4.3: the document must name the issuer
+        // it was fetched for, or tokens could be checked against another's.
+        if discovery.issuer != self.settings.issuer {
+            return Err(ProviderError(format!(
+                "discovery names issuer {:?}, not sso.issuer",
+                discovery.issuer
+            )));
+        }
+        let jwks: JwkSet = self.get_json(&discovery.jwks_uri).await?;
+        let now = Instant::now();
+        *held = Some(Provider {
+            discovery: discovery.clone(),
+            jwks,
+            fetched: now,
+            jwks_fetched: now,
+        });
+        Ok(discovery)
+    }
+
+    /// The key the provider signs with under `kid` (any of its keys when
+    /// the token names none), reading the keys again once for one not seen.
+    async fn key(&self, kid: Option<&str>) -> Result<Option<DecodingKey>, ProviderError> {
+        let find = |set: &JwkSet| {
+            set.keys
+                .iter()
+                .find(|k| kid.is_none() || k.common.key_id.as_deref() == kid)
+                .and_then(|k| DecodingKey::from_jwk(k).ok())
+        };
+        let mut held = self.provider.lock().await;
+        let Some(p) = held.as_mut() else {
+            return Ok(None);
+        };
+        if let Some(k) = find(&p.jwks) {
+            return Ok(Some(k));
+        }
+        if p.jwks_fetched.elapsed() < JWKS_REFRESH_MIN {
+            return Ok(None);
+        }
+        let uri = p.discovery.jwks_uri.clone();
+        p.jwks_fetched = Instant::now();
+        drop(held);
+        let jwks: JwkSet = self.get_json(&uri).await?;
+        let found = find(&jwks);
+        if let Some(p) = self.provider.lock().await.as_mut() {
+            p.jwks = jwks;
+        }
+        Ok(found)
+    }
+
+    /// Where to send the browser to sign in, and the flow's cookie value.
+    pub async fn start(&self) -> Result<(String, String), ProviderError> {
+        let d = self.discovery().await?;
+        let flow = Flow::new();
+        let mut url = reqwest::Url::parse(&d.authorization_endpoint)
+            .map_err(|e| ProviderError(format!("authorization_endpoint: {e}")))?;
+        url.query_pairs_mut()
+            .append_pair("response_type", "code")
+            .append_pair("client_id", &self.settings.client_id)
+            .append_pair("redirect_uri", &self.settings.redirect_url)
+            .append_pair("scope", &self.settings.scopes)
+            .append_pair("state", &flow.state)
+            .append_pair("nonce", &flow.nonce)
+            .append_pair("code_challenge", &flow.challenge())
+            .append_pair("code_challenge_method", "S256");
+        Ok((url.to_string(), flow.to_cookie()))
+    }
+
+    /// Exchange `code` and check the ID token; the username it names.
+    pub async fn finish(&self, code: &str, flow: &Flow) -> Result<String, SsoFailure> {
+        let d = self.discovery().await.map_err(|e| {
+            tracing::warn!(error = %e, "sso: provider unavailable");
+            SsoFailure::Provider
+        })?;
+        let resp = self
+            .http
+            .post(&d.token_endpoint)
+            .basic_auth(&self.settings.client_id, Some(&self.settings.client_secret))
+            .form(&[
+                ("grant_type", "authorization_code"),
+                ("code", code),
+                ("redirect_uri", &self.settings.redirect_url),
+                ("code_verifier", &flow.verifier),
+            ])
+            .send()
+            .await
+            .map_err(|e| {
+                tracing::warn!(error = %e, "sso: token endpoint unreachable");
+                SsoFailure::Provider
+            })?;
+        if !resp.status().is_success() {
+            // A code used twice, expired, or a wrong client secret.
+            tracing::warn!(status = %resp.status(), "sso: the provider refused the code");
+            return Err(SsoFailure::Refused);
+        }
+        #[derive(Deserialize)]
+        struct TokenResponse {
+            id_token: String,
+        }
+        let tokens: TokenResponse = resp.json().await.map_err(|e| {
+            tracing::warn!(error = %e, "sso: no ID token in the provider's answer");
+            SsoFailure::Provider
+        })?;
+        self.check_id_token(&tokens.id_token, &flow.nonce).await
+    }
+
+    /// The ID token's checks (OpenID Connect Core §3.1.3.7); the username.
+    async fn check_id_token(&self, token: &str, nonce: &str) -> Result<String, SsoFailure> {
+        let refused = |why: &str| {
+            tracing::warn!(why, "sso: ID token refused");
+            SsoFailure::Refused
+        };
+        let header = jsonwebtoken::decode_header(token).map_err(|_| refused("not a JWT"))?;
+        if !ALGORITHMS.contains(&header.alg) {
+            return Err(refused("signature algorithm not allowed"));
+        }
+        let key = self
+            .key(header.kid.as_deref())
+            .await
+            .map_err(|e| {
+                tracing::warn!(error = %e, "sso: provider keys unavailable");
+                SsoFailure::Provider
+            })?
+            .ok_or_else(|| refused("signed with a key the provider does not publish"))?;
+        let mut v = Validation::new(header.alg);
+        v.set_issuer(&[&self.settings.issuer]);
+        v.set_audience(&[&self.settings.client_id]);
+        v.set_required_spec_claims(&["exp", "iss", "aud", "sub"]);
+        v.leeway = LEEWAY_SECS;
+        let data =
+            jsonwebtoken::decode::<serde_json::Map<String, serde_json::Value>>(token, &key, &v)
+                .map_err(|e| {
+                    tracing::warn!(error = %e, "sso: ID token refused");
+                    SsoFailure::Refused
+                })?;
+        let claims = data.claims;
+        // With more than one audience, the token must be for this client.
+        if let Some(serde_json::Value::Array(auds)) = claims.get("aud")
+            && auds.len() > 1
+            && claims.get("azp").and_then(|a| a.as_str()) != Some(&self.settings.client_id)
+        {
+            return Err(refused("azp is not this client"));
+        }
+        let sent = claims.get("nonce").and_then(|n| n.as_str()).unwrap_or("");
+        if !vigil_store::secrets::ct_eq(sent, nonce) {
+            return Err(refused("nonce is not this sign-in's"));
+        }
+        match claims.get(&self.settings.username_claim) {
+            Some(serde_json::Value::String(u)) if !u.is_empty() => Ok(u.clone()),
+            _ => Err(refused("no username claim")),
+        }
+    }
+}
+
+/// One sign-in's secrets, kept in the browser between the two legs.
+pub struct Flow {
+    state: String,
+    nonce: String,
+    verifier: String,
+}
+
+fn random_b64(bytes: usize) -> String {
+    use rand::RngCore;
+    let mut b = vec![0u8; bytes];
+    rand::rngs::OsRng.fill_bytes(&mut b);
+    URL_SAFE_NO_PAD.encode(b)
+}
+
+impl Flow {
+    fn new() -> Flow {
+        Flow {
+            state: random_b64(24),
+            nonce: random_b64(24),
+            verifier: random_b64(32),
+        }
+    }
+
+    /// RFC 7636 `S256`: the challenge the provider checks the verifier by.
+    fn challenge(&self) -> String {
+        URL_SAFE_NO_PAD.encode(Sha256::digest(self.verifier.as_bytes()))
+    }
+
+    fn to_cookie(&self) -> String {
+        format!("{}.{}.{}", self.state, self.nonce, self.verifier)
+    }
+
+    fn from_cookie(v: &str) -> Option<Flow> {
+        let mut parts = v.split('.');
+        let (state, nonce, verifier) = (parts.next()?, parts.next()?, parts.next()?);
+        if parts.next().is_some() || [state, nonce, verifier].iter().any(|p| p.is_empty()) {
+            return None;
+        }
+        Some(Flow {
+            state: state.into(),
+            nonce: nonce.into(),
+            verifier: verifier.into(),
+        })
+    }
+}
+
+/// `GET /api/v1/auth/methods`.
+#[derive(Serialize, ToSchema)]
+pub struct SignInMethods {
+    /// Whether `POST /api/v1/login` takes passwords.
+    password: bool,
+    /// Single sign-on, when configured.
+    sso: Option<SsoMethod>,
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct SsoMethod {
+    /// The provider's name for the button: "Sign in with {label}".
+    label: String,
+    /// Where the browser goes to sign in.
+    login_url: String,
+}
+
+/// `GET /api/v1/auth/methods`: how this Vigil signs people in, for the
+/// dashboard's sign-in page.
+#[utoipa::path(
+    get, path = "/api/v1/auth/methods", tag = "auth",
+    security(()),
+    responses((status = 200, description = "The sign-in methods on offer", body = SignInMethods))
+)]
+pub async fn methods(State(state): State<AppState>) -> axum::Json<SignInMethods> {
+    axum::Json(SignInMethods {
+        password: state.password_login,
+        sso: state.sso.as_ref().map(|s| SsoMethod {
+            label: s.settings.label.clone(),
+            login_url: "/api/v1/auth/sso/login".into(),
+        }),
+    })
+}
+
+fn redirect(to: &str, cookies: &[String]) -> Response {
+    let mut resp = StatusCode::SEE_OTHER.into_response();
+    let h = resp.headers_mut();
+    if let Ok(v) = HeaderValue::from_str(to) {
+        h.insert(LOCATION, v);
+    }
+    for c in cookies {
+        if let Ok(v) = HeaderValue::from_str(c) {
+            h.append(SET_COOKIE, v);
+        }
+    }
+    resp
+}
+
+fn flow_cookie(value: &str, max_age: u64, tls: bool) -> String {
+    // SameSite=Lax, not Strict: the provider's redirect back is a
+    // navigation from another site, on which a Strict cookie is not sent.
+    format!(
+        "{FLOW_COOKIE}={value}; Path=/api/v1/auth/sso; HttpOnly; SameSite=Lax; Max-Age={max_age}{}",
+        if tls { "; Secure" } else { "" }
+    )
+}
+
+fn failed(f: SsoFailure, tls: bool) -> Response {
+    redirect(
+        &format!("/?sso_error={}", f.code()),
+        &[flow_cookie("", 0, tls)],
+    )
+}
+
+/// `GET /api/v1/auth/sso/login`: off to the provider.
+#[utoipa::path(
+    get, path = "/api/v1/auth/sso/login", tag = "auth",
+    security(()),
+    responses(
+        (status = 303, description = "To the provider's sign-in page (or back to the dashboard with `sso_error=provider` if it cannot be reached)",
+         headers(("set-cookie" = String, description = "vigil_sso=…; Path=/api/v1/auth/sso; HttpOnly; SameSite=Lax; Max-Age=600"))),
+        (status = 404, description = "Single sign-on is not configured", body = crate::openapi::ErrorBody),
+    )
+)]
+pub async fn login(State(state): State<AppState>) -> Result<Response, crate::error::ApiError> {
+    let sso = state
+        .sso
+        .clone()
+        .ok_or(crate::error::ApiError::NotFound("route"))?;
+    match sso.start().await {
+        Ok((url, flow)) => Ok(redirect(
+            &url,
+            &[flow_cookie(&flow, FLOW_MAX_AGE_SECS, state.tls)],
+        )),
+        Err(e) => {
+            tracing::warn!(error = %e, "sso: provider unavailable");
+            Ok(failed(SsoFailure::Provider, state.tls))
+        }
+    }
+}
+
+/// What the provider sends the browser back with.
+#[derive(Deserialize)]
+pub struct Callback {
+    code: Option<String>,
+    state: Option<String>,
+    error: Option<String>,
+}
+
+/// `GET /api/v1/auth/sso/callback`: back from the provider; a session.
+#[utoipa::path(
+    get, path = "/api/v1/auth/sso/callback", tag = "auth",
+    security(()),
+    params(
+        ("code" = Option<String>, Query, description = "The provider's authorization code"),
+        ("state" = Option<String>, Query, description = "This sign-in's state"),
+        ("error" = Option<String>, Query, description = "The provider's error (the user cancelled, say)"),
+    ),
+    responses(
+        (status = 303, description = "To the dashboard: signed in (a session cookie as from POST /api/v1/login), or with `sso_error` = cancelled, expired, provider, refused or no-account",
+         headers(("set-cookie" = String, description = "vigil_session=…; and vigil_sso cleared"))),
+        (status = 404, description = "Single sign-on is not configured", body = crate::openapi::ErrorBody),
+    )
+)]
+pub async fn callback(
+    State(state): State<AppState>,
+    axum::extract::ConnectInfo(peer): axum::extract::ConnectInfo<std::net::SocketAddr>,
+    headers: HeaderMap,
+    query: Result<Query<Callback>, axum::extract::rejection::QueryRejection>,
+) -> Result<Response, crate::error::ApiError> {
+    let sso = state
+        .sso
+        .clone()
+        .ok_or(crate::error::ApiError::NotFound("route"))?;
+    let tls = state.tls;
+    let Ok(Query(q)) = query else {
+        return Ok(failed(SsoFailure::Expired, tls));
+    };
+    if q.error.is_some() {
+        return Ok(failed(SsoFailure::Cancelled, tls));
+    }
+    let flow = crate::auth::cookie(&headers, FLOW_COOKIE).and_then(|v| Flow::from_cookie(&v));
+    let (Some(flow), Some(code), Some(sent_state)) = (flow, q.code, q.state) else {
+        return Ok(failed(SsoFailure::Expired, tls));
+    };
+    if !vigil_store::secrets::ct_eq(&sent_state, &flow.state) {
+        return Ok(failed(SsoFailure::Expired, tls));
+    }
+    let addr = Some(peer);
+    let username = match sso.finish(&code, &flow).await {
+        Ok(u) => u,
+        Err(f) => {
+            if f == SsoFailure::Refused {
+                crate::audit::record_raw(
+                    &state,
+                    None,
+                    "",
+                    "login.failed",
+                    None,
+                    serde_json::json!({"via": "sso", "why": "token refused"}),
+                    addr,
+                )
+                .await?;
+            }
+            return Ok(failed(f, tls));
+        }
+    };
+    let audited_name: String = username.chars().take(64).collect();
+    let user = if crate::text::check("username", &username, false).is_ok() {
+        state.store.user_by_username(&username).await?
+    } else {
+        None
+    };
+    let Some(user) = user.filter(|u| u.disabled_at.is_none()) else {
+        tracing::info!("sso: no enabled account for the provider's username");
+        crate::audit::record_raw(
+            &state,
+            None,
+            &audited_name,
+            "login.failed",
+            None,
+            serde_json::json!({"via": "sso", "why": "no enabled account"}),
+            addr,
+        )
+        .await?;
+        return Ok(failed(SsoFailure::NoAccount, tls));
+    };
+    let (_, session) = crate::auth::start_session(&state, &user, addr, "sso").await?;
+    Ok(redirect("/", &[session, flow_cookie("", 0, tls)]))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_flow_survives_its_cookie_and_nothing_else_does() {
+        let f = Flow::new();
+        let back = Flow::from_cookie(&f.to_cookie()).expect("round trip");
+        assert_eq!(
+            (back.state, back.nonce, back.verifier),
+            (f.state.clone(), f.nonce.clone(), f.verifier.clone())
+        );
+        for bad in ["", "a.b", "a..c", "a.b.c.d", ".b.c"] {
+            assert!(Flow::from_cookie(bad).is_none(), "{bad:?}");
+        }
+    }
+
+    #[test]
+    fn the_pkce_challenge_is_rfc_7636s() {
+        // RFC 7636, appendix B.
+        let f = Flow {
+            state: "s".into(),
+            nonce: "n".into(),
+            verifier: "dBjftJeZ4CVP-mB92K27uhbUJU1p1r_wW1gFWFOEjXk".into(),
+        };
+        assert_eq!(f.challenge(), "E9Melhoa2OwvFrEMTJguCHaoeK1t8URWbuGJSstw-cM");
+    }
+}

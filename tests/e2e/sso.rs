@@ -1,0 +1,590 @@
+//! Single sign-on (`[sso]`) against an OpenID Connect provider started by
+//! the test: the whole authorization-code flow as a browser walks it, the
+//! ID token's checks one by one, and password sign-in switched off.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+
+use base64::Engine;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use reqwest::StatusCode;
+use serde_json::{Value, json};
+use sha2::{Digest, Sha256};
+
+use crate::helpers::TestApp;
+
+const CLIENT_ID: &str = "vigil-ward";
+const CLIENT_SECRET: &str = "a-client-secret-for-tests";
+/// Vigil as browsers reach it (behind the trust's proxy); the test, as the
+/// browser, sends what is addressed there to the daemon.
+const PUBLIC: &str = "https://vigil.example.nhs.uk";
+
+/// What the provider does wrong in its next ID token.
+#[derive(Clone, Copy, Debug, PartialEq)]
+enum Mischief {
+    None,
+    OtherAudience,
+    OtherNonce,
+    Expired,
+    OtherIssuer,
+    /// Signed by a key it does not publish, under its published key's id.
+    UnpublishedKey,
+    /// `HS256` with the client secret as the key.
+    SharedSecret,
+    NoUsername,
+}
+
+struct Pending {
+    nonce: String,
+    challenge: String,
+    redirect_uri: String,
+    username: String,
+}
+
+struct ProviderState {
+    issuer: String,
+    key: rcgen::KeyPair,
+    other_key: rcgen::KeyPair,
+    username: String,
+    mischief: Mischief,
+    codes: HashMap<String, Pending>,
+    next_code: u32,
+}
+
+/// A provider on a free port: it signs in whoever [`Provider::sign_in_as`]
+/// names, at once, and keeps to the protocol unless told to misbehave.
+struct Provider {
+    issuer: String,
+    state: Arc<Mutex<ProviderState>>,
+}
+
+fn b64(bytes: &[u8]) -> String {
+    URL_SAFE_NO_PAD.encode(bytes)
+}
+
+impl Provider {
+    async fn start() -> Provider {
+        use axum::extract::{Form, Query};
+        use axum::http::HeaderMap;
+        use axum::response::{IntoResponse, Redirect};
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("bind");
+        let issuer = format!("http://{}", listener.local_addr().expect("addr"));
+        let state = Arc::new(Mutex::new(ProviderState {
+            issuer: issuer.clone(),
+            key: rcgen::KeyPair::generate().expect("key"),
+            other_key: rcgen::KeyPair::generate().expect("key"),
+            username: String::new(),
+            mischief: Mischief::None,
+            codes: HashMap::new(),
+            next_code: 0,
+        }));
+        let (s1, s2, s3) = (state.clone(), state.clone(), state.clone());
+        let app = axum::Router::new()
+            .route(
+                "/.well-known/openid-configuration",
+                axum::routing::get(move || {
+                    let iss = s1.lock().expect("state").issuer.clone();
+                    async move {
+                        axum::Json(json!({
+                            "issuer": iss,
+                            "authorization_endpoint": format!("{iss}/authorize"),
+                            "token_endpoint": format!("{iss}/token"),
+                            "jwks_uri": format!("{iss}/jwks"),
+                        }))
+                    }
+                }),
+            )
+            .route(
+                "/jwks",
+                axum::routing::get(move || {
+                    // P-256's uncompressed point: 0x04, x, y.
+                    let raw = s2.lock().expect("state").key.public_key_raw().to_vec();
+                    async move {
+                        axum::Json(json!({"keys": [{
+                            "kty": "EC", "crv": "P-256", "use": "sig", "alg": "ES256",
+                            "kid": "k1", "x": b64(&raw[1..33]), "y": b64(&raw[33..65]),
+                        }]}))
+                    }
+                }),
+            )
+            .route(
+                "/authorize",
+                axum::routing::get(move |Query(q): Query<HashMap<String, String>>| {
+                    let mut s = s3.lock().expect("state");
+                    let ok = q.get("response_type").map(String::as_str) == Some("code")
+                        && q.get("client_id").map(String::as_str) == Some(CLIENT_ID)
+                        && q.get("code_challenge_method").map(String::as_str) == Some("S256")
+                        && q.get("scope")
+                            .is_some_and(|s| s.split(' ').any(|s| s == "openid"));
+                    let redirect_uri = q.get("redirect_uri").cloned().unwrap_or_default();
+                    let st = q.get("state").cloned().unwrap_or_default();
+                    let to = if !ok {
+                        format!("{redirect_uri}?error=invalid_request&state={st}")
+                    } else {
+                        s.next_code += 1;
+                        let code = format!("code-{}", s.next_code);
+                        let pending = Pending {
+                            nonce: q.get("nonce").cloned().unwrap_or_default(),
+                            challenge: q.get("code_challenge").cloned().unwrap_or_default(),
+                            redirect_uri: redirect_uri.clone(),
+                            username: s.username.clone(),
+                        };
+                        s.codes.insert(code.clone(), pending);
+                        format!("{redirect_uri}?code={code}&state={st}")
+                    };
+                    async move { Redirect::to(&to) }
+                }),
+            )
+            .route(
+                "/token",
+                axum::routing::post({
+                    let state = state.clone();
+                    move |headers: HeaderMap, Form(f): Form<HashMap<String, String>>| {
+                        let answer = token(&state, &headers, &f);
+                        async move {
+                            match answer {
+                                Ok(v) => axum::Json(v).into_response(),
+                                Err(e) => (
+                                    axum::http::StatusCode::BAD_REQUEST,
+                                    axum::Json(json!({"error": e})),
+                                )
+                                    .into_response(),
+                            }
+                        }
+                    }
+                }),
+            );
+        tokio::spawn(async move { axum::serve(listener, app).await });
+        Provider { issuer, state }
+    }
+
+    fn sign_in_as(&self, username: &str, mischief: Mischief) {
+        let mut s = self.state.lock().expect("state");
+        s.username = username.into();
+        s.mischief = mischief;
+    }
+}
+
+/// The token endpoint: client authentication, a code used once, the same
+/// redirect URI, PKCE; then an ID token, spoiled as asked.
+fn token(
+    state: &Mutex<ProviderState>,
+    headers: &axum::http::HeaderMap,
+    f: &HashMap<String, String>,
+) -> Result<Value, &'static str> {
+    let basic = format!(
+        "Basic {}",
+        base64::engine::general_purpose::STANDARD.encode(format!("{CLIENT_ID}:{CLIENT_SECRET}"))
+    );
+    if headers.get("authorization").and_then(|v| v.to_str().ok()) != Some(basic.as_str()) {
+        return Err("invalid_client");
+    }
+    let mut s = state.lock().expect("state");
+    if f.get("grant_type").map(String::as_str) != Some("authorization_code") {
+        return Err("unsupported_grant_type");
+    }
+    let code = f.get("code").cloned().unwrap_or_default();
+    let p = s.codes.remove(&code).ok_or("invalid_grant")?;
+    let verifier = f.get("code_verifier").cloned().unwrap_or_default();
+    if f.get("redirect_uri") != Some(&p.redirect_uri)
+        || b64(&Sha256::digest(verifier.as_bytes())) != p.challenge
+    {
+        return Err("invalid_grant");
+    }
+    let now = chrono::Utc::now().timestamp();
+    let m = s.mischief;
+    let mut claims = json!({
+        "iss": if m == Mischief::OtherIssuer { "https://elsewhere.example".into() } else { s.issuer.clone() },
+        "aud": if m == Mischief::OtherAudience { "another-app" } else { CLIENT_ID },
+        "sub": format!("subject-of-{}", p.username),
+        "iat": now,
+        "exp": if m == Mischief::Expired { now - 600 } else { now + 300 },
+        "nonce": if m == Mischief::OtherNonce { "a-replayed-nonce".into() } else { p.nonce },
+        "preferred_username": p.username,
+    });
+    if m == Mischief::NoUsername
+        && let Some(c) = claims.as_object_mut()
+    {
+        c.remove("preferred_username");
+    }
+    let id_token = match m {
+        Mischief::SharedSecret => jsonwebtoken::encode(
+            &jsonwebtoken::Header::new(jsonwebtoken::Algorithm::HS256),
+            &claims,
+            &jsonwebtoken::EncodingKey::from_secret(CLIENT_SECRET.as_bytes()),
+        ),
+        _ => {
+            let key = if m == Mischief::UnpublishedKey {
+                &s.other_key
+            } else {
+                &s.key
+            };
+            let mut header = jsonwebtoken::Header::new(jsonwebtoken::Algorithm::ES256);
+            header.kid = Some("k1".into());
+            jsonwebtoken::encode(
+                &header,
+                &claims,
+                &jsonwebtoken::EncodingKey::from_ec_pem(key.serialize_pem().as_bytes())
+                    .expect("PKCS#8 key"),
+            )
+        }
+    }
+    .expect("signs");
+    Ok(
+        json!({"access_token": "unused", "token_type": "Bearer", "expires_in": 300, "id_token": id_token}),
+    )
+}
+
+/// `[sso]` for `provider`.
+fn sso(provider: &Provider) -> impl FnOnce(&mut vigil::config::Config) + use<> {
+    let issuer = provider.issuer.clone();
+    move |c| {
+        c.sso.issuer = Some(issuer);
+        c.sso.client_id = Some(CLIENT_ID.into());
+        c.sso.client_secret = Some(CLIENT_SECRET.into());
+        c.sso.redirect_url = Some(format!("{PUBLIC}/api/v1/auth/sso/callback"));
+        c.sso.label = "Test Trust".into();
+    }
+}
+
+/// A browser that keeps no cookies of its own and follows no redirects:
+/// the test carries both, to see each step.
+fn browser() -> reqwest::Client {
+    reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .pool_idle_timeout(std::time::Duration::from_secs(5))
+        .build()
+        .expect("client")
+}
+
+fn location(r: &reqwest::Response) -> String {
+    r.headers()
+        .get("location")
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or_default()
+        .to_string()
+}
+
+/// The `name=value` of the response's cookie `name`, and its attributes.
+fn cookie(r: &reqwest::Response, name: &str) -> Option<(String, String)> {
+    r.headers()
+        .get_all("set-cookie")
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .find(|c| c.starts_with(&format!("{name}=")))
+        .map(|c| {
+            let (pair, attrs) = c.split_once(';').unwrap_or((c, ""));
+            (pair.to_string(), attrs.to_string())
+        })
+}
+
+/// Where one sign-in ends: the dashboard address it lands on, and the
+/// session cookie, if one was set.
+struct Landed {
+    at: String,
+    session: Option<String>,
+}
+
+/// A sign-in begun: the browser, Vigil's answer, and the flow's cookie
+/// (`name=value`) and its attributes.
+async fn begin(app: &TestApp) -> (reqwest::Client, reqwest::Response, String, String) {
+    let b = browser();
+    let start = b
+        .get(format!("{}/api/v1/auth/sso/login", app.http))
+        .send()
+        .await
+        .expect("login");
+    assert_eq!(start.status(), StatusCode::SEE_OTHER);
+    let (flow, attrs) = cookie(&start, "vigil_sso").expect("the flow's cookie");
+    (b, start, flow, attrs)
+}
+
+/// Walk the flow as a browser: to Vigil, to the provider, back to Vigil
+/// with the flow's cookie (or `flow_cookie` in its place).
+async fn sign_in(app: &TestApp, flow_cookie: Option<&str>) -> Landed {
+    let (b, start, flow, attrs) = begin(app).await;
+    for a in [
+        "HttpOnly",
+        "SameSite=Lax",
+        "Path=/api/v1/auth/sso",
+        "Max-Age=600",
+    ] {
+        assert!(attrs.contains(a), "{a} in {attrs}");
+    }
+    let at_provider = b.get(location(&start)).send().await.expect("provider");
+    let back = location(&at_provider);
+    let path = back
+        .strip_prefix(PUBLIC)
+        .unwrap_or_else(|| panic!("sent back to the redirect URL: {back}"));
+    let landed = b
+        .get(format!("{}{path}", app.http))
+        .header("cookie", flow_cookie.unwrap_or(&flow))
+        .send()
+        .await
+        .expect("callback");
+    assert_eq!(landed.status(), StatusCode::SEE_OTHER);
+    // The flow's cookie is spent either way.
+    let (_, cleared) = cookie(&landed, "vigil_sso").expect("flow cookie cleared");
+    assert!(cleared.contains("Max-Age=0"), "{cleared}");
+    Landed {
+        at: location(&landed),
+        session: cookie(&landed, "vigil_session").map(|(pair, attrs)| {
+            assert!(
+                attrs.contains("HttpOnly") && attrs.contains("SameSite=Strict"),
+                "{attrs}"
+            );
+            pair
+        }),
+    }
+}
+
+async fn me(app: &TestApp, session: &str) -> (StatusCode, Value) {
+    let r = browser()
+        .get(format!("{}/api/v1/me", app.http))
+        .header("cookie", session)
+        .send()
+        .await
+        .expect("me");
+    let status = r.status();
+    (status, r.json().await.unwrap_or(Value::Null))
+}
+
+async fn add_nurse(app: &TestApp, username: &str) -> i64 {
+    vigil_web::admin::add_user(
+        app.store.as_ref(),
+        username,
+        "nurse",
+        std::slice::from_ref(&app.ward),
+        "a-password-nobody-uses",
+    )
+    .await
+    .expect("user")
+}
+
+/// A nurse signs in through the provider and gets the session, role and
+/// ward their Vigil account has; the code cannot be used twice; someone
+/// without an account, a disabled account and a cancelled sign-in get no
+/// session; every outcome is on the audit trail.
+#[tokio::test]
+async fn a_nurse_signs_in_through_the_provider_as_their_vigil_account() {
+    let provider = Provider::start().await;
+    let app = TestApp::spawn_configured(None, None, None, sso(&provider)).await;
+    let methods: Value = browser()
+        .get(format!("{}/api/v1/auth/methods", app.http))
+        .send()
+        .await
+        .expect("methods")
+        .json()
+        .await
+        .expect("json");
+    assert_eq!(
+        methods,
+        json!({"password": true, "sso": {"label": "Test Trust", "login_url": "/api/v1/auth/sso/login"}})
+    );
+    let nurse = add_nurse(&app, "jane.doe@nhs.example").await;
+
+    provider.sign_in_as("jane.doe@nhs.example", Mischief::None);
+    let landed = sign_in(&app, None).await;
+    assert_eq!(landed.at, "/");
+    let session = landed.session.expect("a session");
+    let (status, who) = me(&app, &session).await;
+    assert_eq!(status, 200, "{who}");
+    assert_eq!(
+        (&who["id"], &who["username"], &who["role"]),
+        (
+            &json!(nurse),
+            &json!("jane.doe@nhs.example"),
+            &json!("nurse")
+        )
+    );
+    assert_eq!(who["wards"][0]["name"], app.ward.as_str(), "{who}");
+    assert!(who["csrf_token"].is_string(), "a cookie session: {who}");
+
+    // The same code again (a replayed callback): the provider refuses it.
+    // Replaying needs the flow's cookie too, so this walks a new flow and
+    // sends its code twice.
+    let (b, start, flow, _) = begin(&app).await;
+    let back = location(&b.get(location(&start)).send().await.expect("provider"));
+    let callback = format!("{}{}", app.http, back.strip_prefix(PUBLIC).expect("ours"));
+    let first = b
+        .get(&callback)
+        .header("cookie", &flow)
+        .send()
+        .await
+        .expect("callback");
+    assert!(cookie(&first, "vigil_session").is_some());
+    let again = b
+        .get(&callback)
+        .header("cookie", &flow)
+        .send()
+        .await
+        .expect("callback again");
+    assert_eq!(location(&again), "/?sso_error=refused");
+    assert!(cookie(&again, "vigil_session").is_none());
+
+    // Signed in at the provider, but no Vigil account by that name.
+    provider.sign_in_as("someone.else@nhs.example", Mischief::None);
+    let landed = sign_in(&app, None).await;
+    assert_eq!(
+        (landed.at.as_str(), landed.session),
+        ("/?sso_error=no-account", None)
+    );
+    // A leaver: the account is disabled, whatever the provider says.
+    app.store
+        .user_disable("jane.doe@nhs.example", chrono::Utc::now())
+        .await
+        .expect("disable");
+    provider.sign_in_as("jane.doe@nhs.example", Mischief::None);
+    let landed = sign_in(&app, None).await;
+    assert_eq!(
+        (landed.at.as_str(), landed.session),
+        ("/?sso_error=no-account", None)
+    );
+    let (status, _) = me(&app, &session).await;
+    assert_eq!(status, 401, "disabling ended the session signed in before");
+
+    // The user cancels at the provider.
+    let cancelled = browser()
+        .get(format!(
+            "{}/api/v1/auth/sso/callback?error=access_denied&state=x",
+            app.http
+        ))
+        .send()
+        .await
+        .expect("callback");
+    assert_eq!(location(&cancelled), "/?sso_error=cancelled");
+
+    let trail = app.get_json("/api/v1/audit?limit=500").await;
+    let of = |action: &str| -> Vec<Value> {
+        trail
+            .as_array()
+            .expect("entries")
+            .iter()
+            .filter(|e| e["action"] == action && e["detail"]["via"] == "sso")
+            .cloned()
+            .collect()
+    };
+    let logins = of("login");
+    assert_eq!(logins.len(), 2, "{trail:#}");
+    assert!(
+        logins
+            .iter()
+            .all(|e| e["username"] == "jane.doe@nhs.example")
+    );
+    let failed = of("login.failed");
+    let names: Vec<&str> = failed
+        .iter()
+        .map(|e| e["username"].as_str().unwrap_or_default())
+        .collect();
+    assert!(names.contains(&"someone.else@nhs.example"), "{failed:#?}");
+    assert!(
+        names.contains(&"jane.doe@nhs.example"),
+        "the disabled account: {failed:#?}"
+    );
+    assert!(
+        failed.iter().any(|e| e["detail"]["why"] == "token refused"),
+        "the replayed code: {failed:#?}"
+    );
+}
+
+/// Every check of the ID token refuses a token that fails it, and a
+/// callback that is not this browser's sign-in is refused before the
+/// provider is asked.
+#[tokio::test]
+async fn a_token_that_fails_a_check_or_a_callback_not_of_this_sign_in_gets_no_session() {
+    let provider = Provider::start().await;
+    let app = TestApp::spawn_configured(None, None, None, sso(&provider)).await;
+    add_nurse(&app, "jane.doe@nhs.example").await;
+    for m in [
+        Mischief::OtherAudience,
+        Mischief::OtherNonce,
+        Mischief::Expired,
+        Mischief::OtherIssuer,
+        Mischief::UnpublishedKey,
+        Mischief::SharedSecret,
+        Mischief::NoUsername,
+    ] {
+        provider.sign_in_as("jane.doe@nhs.example", m);
+        let landed = sign_in(&app, None).await;
+        assert_eq!(
+            (landed.at.as_str(), landed.session.is_some()),
+            ("/?sso_error=refused", false),
+            "{m:?}"
+        );
+    }
+    // A good token, but the callback carries another sign-in's cookie (a
+    // link from an attacker's own flow, say): refused as not this one's.
+    provider.sign_in_as("jane.doe@nhs.example", Mischief::None);
+    let (_, _, other_flow, _) = begin(&app).await;
+    let landed = sign_in(&app, Some(&other_flow)).await;
+    assert_eq!(
+        (landed.at.as_str(), landed.session.is_some()),
+        ("/?sso_error=expired", false)
+    );
+    // And the good one, with nothing spoiled, still signs in.
+    let landed = sign_in(&app, None).await;
+    assert_eq!((landed.at.as_str(), landed.session.is_some()), ("/", true));
+}
+
+/// A provider that cannot be reached does not stop Vigil starting, and a
+/// sign-in through it comes back saying so.
+#[tokio::test]
+async fn vigil_starts_without_its_provider_and_says_so_at_sign_in() {
+    let closed = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+    let issuer = format!("http://{}", closed.local_addr().expect("addr"));
+    drop(closed);
+    let app = TestApp::spawn_configured(None, None, None, move |c| {
+        c.sso.issuer = Some(issuer);
+        c.sso.client_id = Some(CLIENT_ID.into());
+        c.sso.client_secret = Some(CLIENT_SECRET.into());
+        c.sso.redirect_url = Some(format!("{PUBLIC}/api/v1/auth/sso/callback"));
+    })
+    .await;
+    let r = browser()
+        .get(format!("{}/api/v1/auth/sso/login", app.http))
+        .send()
+        .await
+        .expect("login");
+    assert_eq!(r.status(), StatusCode::SEE_OTHER);
+    assert_eq!(location(&r), "/?sso_error=provider");
+}
+
+/// With `sso.password_login = false`, passwords sign nobody in to the
+/// dashboard or API, and cannot be changed there either.
+#[tokio::test]
+async fn password_sign_in_can_be_switched_off() {
+    let provider = Provider::start().await;
+    let tweak = sso(&provider);
+    let app = TestApp::spawn_configured(None, None, None, move |c| {
+        tweak(c);
+        c.sso.password_login = false;
+    })
+    .await;
+    add_nurse(&app, "jane.doe@nhs.example").await;
+    let methods = app.get_json("/api/v1/auth/methods").await;
+    assert_eq!(methods["password"], false, "{methods}");
+    let b = browser();
+    let r = app
+        .login_with(&b, "jane.doe@nhs.example", "a-password-nobody-uses")
+        .await;
+    assert_eq!(r.status(), 403);
+    let body: Value = r.json().await.expect("json");
+    assert_eq!(body["error"]["code"], "password_off", "{body}");
+
+    provider.sign_in_as("jane.doe@nhs.example", Mischief::None);
+    let session = sign_in(&app, None).await.session.expect("a session");
+    let (_, who) = me(&app, &session).await;
+    let changed = b
+        .post(format!("{}/api/v1/me/password", app.http))
+        .header("cookie", &session)
+        .header("x-csrf-token", who["csrf_token"].as_str().expect("csrf"))
+        .json(
+            &json!({"current_password": "a-password-nobody-uses", "new_password": "another-one-1"}),
+        )
+        .send()
+        .await
+        .expect("change");
+    assert_eq!(changed.status(), 403);
+}
