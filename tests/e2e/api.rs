@@ -369,7 +369,7 @@ async fn a_patient_admitted_again_gets_their_record_and_history_back() {
 #[tokio::test]
 async fn the_simulator_admits_a_second_ward_whose_numbers_are_taken() {
     let app = TestApp::spawn().await;
-    let api = vigil_devsim::http::Api::new(&app.http, &app.token);
+    let api = vigil_devsim::http::Api::new(&app.http, &app.token).expect("client");
     let mut ids = Vec::new();
     for run in ["First", "Second"] {
         let mut rng = vigil_devsim::rng::SimRng::seeded(7);

@@ -337,6 +337,7 @@ async fn a_devsim_patch_replaying_mit_bih_201_gives_heart_rate_strip_and_possibl
             recordings: vec![rec],
             tick: std::time::Duration::from_millis(100),
             outbox: vigil_devsim::vigil_kit::outbox::Config::default(),
+            tls: None,
         },
         cancel.clone(),
     );

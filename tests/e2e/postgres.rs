@@ -215,6 +215,7 @@ async fn stopping_postgresql_for_30_seconds_under_load_loses_nothing() {
         timeout: Duration::from_secs(90),
         resend_after: Duration::from_secs(2),
         seed: 11,
+        tls: None,
     };
     let run = tokio::spawn(load::run(cfg, Some(progress.clone())));
 

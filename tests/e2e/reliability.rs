@@ -140,6 +140,7 @@ fn load_config(
         timeout: Duration::from_secs(100),
         resend_after: Duration::from_secs(2),
         seed: 7,
+        tls: None,
     }
 }
 
@@ -347,6 +348,7 @@ async fn resends_before_the_ack_are_stored_once() {
         timeout: Duration::from_secs(20),
         resend_after: Duration::from_millis(1),
         seed: 3,
+        tls: None,
     };
     let r = tokio::time::timeout(Duration::from_secs(40), load::run(cfg, None))
         .await
@@ -418,6 +420,7 @@ async fn kit_offline_for_two_hours_backfills_in_place_without_an_alert_storm() {
         recordings: Vec::new(),
         tick: Duration::from_millis(20),
         outbox: cfg_outbox,
+        tls: None,
     };
     // What the patient measured inside the gap (the simulation is a pure
     // function of its seed and time, whatever the window sizes).

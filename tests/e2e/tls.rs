@@ -66,6 +66,53 @@ async fn https_and_mqtts_carry_a_reading_from_device_to_api() {
     );
 }
 
+/// The simulator drives a deployment that listens on TLS only: patients
+/// admitted and kit provisioned over HTTPS, readings sent over MQTT over
+/// TLS, every one stored and acked, trusting the CA given (`--ca-file`);
+/// without it, the deployment's certificate is refused.
+#[tokio::test]
+async fn the_simulator_drives_a_deployment_over_https_and_mqtts() {
+    use vigil_devsim::load::{self, LoadConfig};
+    let certs = TestCerts::generate();
+    let app = TestApp::spawn_tls(&certs, |_| {}).await;
+    let mqtts = format!("mqtts://localhost:{}", app.mqtt_tls_port.expect("mqtts"));
+    let config = |tls| {
+        let (mqtt_host, mqtt_port, tls) = tls;
+        LoadConfig {
+            http: app.http.clone(),
+            token: app.token.clone(),
+            mqtt_host,
+            mqtt_port,
+            ward: app.ward.clone(),
+            patients: 2,
+            messages: 5,
+            rate: 20.0,
+            timeout: Duration::from_secs(30),
+            resend_after: Duration::from_secs(5),
+            seed: 5,
+            tls,
+        }
+    };
+    let trusted = vigil_devsim::tls::target(&app.http, &mqtts, Some(&certs.ca)).expect("target");
+    assert!(trusted.2.as_ref().is_some_and(|t| t.mqtt));
+    let r = load::run(config(trusted), None).await.expect("the run");
+    assert_eq!(
+        (r.sent, r.acked, r.unacked, r.rejected),
+        (10, 10, 0, 0),
+        "{r:?}"
+    );
+    let stats = app.stats().await;
+    assert_eq!(stats.obs_messages, 10, "{stats:?}");
+
+    // Another CA's certificate: the run stops at its first request.
+    let other = TestCerts::generate();
+    let untrusted = vigil_devsim::tls::target(&app.http, &mqtts, Some(&other.ca)).expect("target");
+    let e = load::run(config(untrusted), None)
+        .await
+        .expect_err("an untrusted certificate");
+    assert!(format!("{e:#}").contains("certificate"), "{e:#}");
+}
+
 #[tokio::test]
 async fn plain_text_and_untrusted_clients_get_nothing_from_the_tls_listeners() {
     let certs = TestCerts::generate();

@@ -89,6 +89,7 @@ pub async fn run(args: DemoArgs) -> anyhow::Result<()> {
         recordings,
         tick: Duration::from_millis(250),
         outbox: vigil_devsim::vigil_kit::outbox::Config::default(),
+        tls: None,
     };
     let _ward = ward::start(ward_cfg, app.cancel.clone());
     println!("Vigil demo is running.");

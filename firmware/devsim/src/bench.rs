@@ -378,7 +378,7 @@ async fn watch_alerts(
 ) -> anyhow::Result<Arc<WsSeen>> {
     use tokio_tungstenite::tungstenite::Message;
     use tokio_tungstenite::tungstenite::client::IntoClientRequest;
-    let r = reqwest::Client::new()
+    let r = crate::tls::http_client(None)?
         .post(format!("{http}/api/v1/login"))
         .json(&json!({"username": user, "password": password}))
         .send()
@@ -921,7 +921,7 @@ pub async fn run(cfg: BenchConfig) -> anyhow::Result<BenchReport> {
     let ws = Dashboards(dashboards);
 
     let setup = Instant::now();
-    let api = Api::new(&d.http(), &token);
+    let api = Api::new(&d.http(), &token)?;
     let mut rng = SimRng::seeded(cfg.seed);
     let kinds: &[&str] = if cfg.ecg {
         &["hub", "ecg-patch"]

@@ -304,7 +304,7 @@ impl Daemon {
     }
 
     async fn wait_ready(&self) -> anyhow::Result<()> {
-        let client = reqwest::Client::new();
+        let client = crate::tls::http_client(None)?;
         let deadline = Instant::now() + Duration::from_secs(20);
         loop {
             if let Ok(r) = client.get(format!("{}/readyz", self.http())).send().await

@@ -55,17 +55,24 @@ pub enum ApiError {
 
 impl Api {
     /// A client for Vigil at `base` (e.g. `http://127.0.0.1:8080`).
-    pub fn new(base: &str, token: &str) -> Api {
-        Api {
+    pub fn new(base: &str, token: &str) -> anyhow::Result<Api> {
+        Api::with_tls(base, token, None)
+    }
+
+    /// A client for Vigil at `base`, over HTTPS trusting `tls`'s roots
+    /// (`https://vigil.example:8443`).
+    pub fn with_tls(
+        base: &str,
+        token: &str,
+        tls: Option<&std::sync::Arc<rustls::ClientConfig>>,
+    ) -> anyhow::Result<Api> {
+        Ok(Api {
             base: base.trim_end_matches('/').to_string(),
             token: token.to_string(),
-            // Vigil closes a connection idle for 10 s: never reuse one
-            // that may be closing (docs/http.md, "Connections").
-            client: reqwest::Client::builder()
-                .pool_idle_timeout(std::time::Duration::from_secs(5))
-                .build()
-                .unwrap_or_default(),
-        }
+            // Vigil closes a connection idle for 10 s: the client never
+            // reuses one that may be closing (docs/http.md, "Connections").
+            client: crate::tls::http_client(tls)?,
+        })
     }
 
     async fn post(&self, what: &'static str, path: &str, body: Value) -> Result<Value, ApiError> {

@@ -76,6 +76,9 @@ pub struct KitConfig {
     pub backpressure: bool,
     /// Pause between reconnect attempts.
     pub reconnect_after: Duration,
+    /// MQTT over TLS with this set-up ([`crate::tls::client_config`]);
+    /// plain MQTT when `None`.
+    pub tls: Option<std::sync::Arc<rustls::ClientConfig>>,
 }
 
 impl KitConfig {
@@ -96,6 +99,7 @@ impl KitConfig {
             outbox: outbox::Config::default(),
             backpressure: false,
             reconnect_after: Duration::from_millis(500),
+            tls: None,
         }
     }
 }
@@ -254,6 +258,11 @@ fn connect(cfg: &KitConfig, generation: u64, net_tx: mpsc::UnboundedSender<Net>)
         QoS::AtLeastOnce,
         true,
     ));
+    if let Some(tls) = &cfg.tls {
+        opts.set_transport(rumqttc::Transport::tls_with_config(
+            rumqttc::TlsConfiguration::Rustls(tls.clone()),
+        ));
+    }
     let (client, mut eventloop) = AsyncClient::new(opts, 1024);
     let cmd_topic = cmd_topic(&cfg.device_id);
     let pause = cfg.reconnect_after;

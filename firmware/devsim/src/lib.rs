@@ -44,6 +44,7 @@ pub mod resample;
 pub mod rng;
 pub mod scenario;
 pub mod schedule;
+pub mod tls;
 pub mod ward;
 
 /// The kit core this simulator builds on (re-exported for callers that

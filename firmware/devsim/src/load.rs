@@ -48,6 +48,9 @@ pub struct LoadConfig {
     pub timeout: Duration,
     /// First resend after this long without an ack.
     pub resend_after: Duration,
+    /// TLS: the roots trusted for an `https://` API, and whether MQTT is
+    /// over TLS too. `None`: nothing trusted (plain HTTP and MQTT only).
+    pub tls: Option<crate::tls::TlsTarget>,
     /// Seed for NHS numbers and values.
     pub seed: u64,
 }
@@ -245,7 +248,7 @@ pub fn stable_obs(physiology: &mut Physiology) -> Uplink {
 pub async fn run(cfg: LoadConfig, progress: Option<Arc<Progress>>) -> anyhow::Result<LoadReport> {
     cfg.validate().map_err(anyhow::Error::msg)?;
     let progress = progress.unwrap_or_default();
-    let api = Api::new(&cfg.http, &cfg.token);
+    let api = Api::with_tls(&cfg.http, &cfg.token, cfg.tls.as_ref().map(|t| &t.config))?;
     let mut rng = SimRng::seeded(cfg.seed);
     let cancel = CancellationToken::new();
     let _stop = cancel.clone().drop_guard();
@@ -263,13 +266,18 @@ pub async fn run(cfg: LoadConfig, progress: Option<Arc<Progress>>) -> anyhow::Re
     let mut tasks = Vec::new();
     let mut physiology = Vec::new();
     for a in &admitted {
-        let kc = kit_config(
+        let mut kc = kit_config(
             &cfg.mqtt_host,
             cfg.mqtt_port,
             &a.devices[0],
             cfg.resend_after,
             32,
         );
+        kc.tls = cfg
+            .tls
+            .as_ref()
+            .filter(|t| t.mqtt)
+            .map(|t| t.config.clone());
         let (h, t) = kit::spawn(kc, cancel.clone());
         hubs.push(h);
         tasks.push(t);

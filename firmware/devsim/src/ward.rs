@@ -78,6 +78,8 @@ pub struct WardConfig {
     pub tick: Duration,
     /// Device outbox settings.
     pub outbox: vigil_kit::outbox::Config,
+    /// MQTT over TLS with this set-up; plain when `None`.
+    pub tls: Option<Arc<rustls::ClientConfig>>,
 }
 
 /// A running ward.
@@ -128,6 +130,7 @@ pub fn start(cfg: WardConfig, cancel: CancellationToken) -> RunningWard {
         );
         k.username = c.username.clone();
         k.outbox = cfg.outbox;
+        k.tls = cfg.tls.clone();
         k
     };
     for p in &cfg.patients {

@@ -79,15 +79,19 @@ struct BenchArgs {
 
 #[derive(Args, Debug)]
 struct Target {
-    /// Vigil's HTTP base URL, e.g. http://127.0.0.1:8080
+    /// Vigil's HTTP base URL, e.g. http://127.0.0.1:8080 or https://vigil.example:8443
     #[arg(long)]
     http: String,
     /// An admin's API token (vigil admin token create)
     #[arg(long)]
     token: String,
-    /// The MQTT broker devices connect to, HOST:PORT
+    /// The MQTT broker devices connect to, HOST:PORT, or mqtts://HOST:PORT over TLS
     #[arg(long)]
     mqtt: String,
+    /// PEM CA certificate(s) trusted for an https:// --http or an mqtts://
+    /// --mqtt (default: the system's trust store)
+    #[arg(long)]
+    ca_file: Option<PathBuf>,
     /// Ward to admit patients into (name or id)
     #[arg(long)]
     ward: String,
@@ -141,14 +145,10 @@ struct WardArgs {
     seed: u64,
 }
 
-fn split_host_port(s: &str) -> Result<(String, u16), String> {
-    let (h, p) = s
-        .rsplit_once(':')
-        .ok_or_else(|| format!("--mqtt: expected HOST:PORT, got {s:?}"))?;
-    let port = p
-        .parse()
-        .map_err(|_| format!("--mqtt: bad port in {s:?}"))?;
-    Ok((h.to_string(), port))
+/// The broker and the TLS of `t`; a bad flag or CA file ends the run.
+fn connect_to(t: &Target) -> (String, u16, Option<vigil_devsim::tls::TlsTarget>) {
+    vigil_devsim::tls::target(&t.http, &t.mqtt, t.ca_file.as_deref())
+        .unwrap_or_else(|e| usage(format!("{e:#}")))
 }
 
 fn secs(flag: &str, v: f64) -> Result<Duration, String> {
@@ -201,7 +201,7 @@ async fn main() {
 }
 
 async fn run_load(a: LoadArgs) -> i32 {
-    let (mqtt_host, mqtt_port) = split_host_port(&a.target.mqtt).unwrap_or_else(|e| usage(e));
+    let (mqtt_host, mqtt_port, tls) = connect_to(&a.target);
     let cfg = LoadConfig {
         http: a.target.http,
         token: a.target.token,
@@ -214,6 +214,7 @@ async fn run_load(a: LoadArgs) -> i32 {
         timeout: secs("--timeout", a.timeout).unwrap_or_else(|e| usage(e)),
         resend_after: secs("--resend-after", a.resend_after).unwrap_or_else(|e| usage(e)),
         seed: a.seed,
+        tls,
     };
     if let Err(e) = cfg.validate() {
         usage(e);
@@ -289,11 +290,21 @@ async fn run_bench(a: BenchArgs) -> i32 {
 }
 
 async fn run_ward(a: WardArgs) -> i32 {
-    let (host, port) = split_host_port(&a.target.mqtt).unwrap_or_else(|e| usage(e));
+    let (host, port, tls) = connect_to(&a.target);
     if !(a.speed.is_finite() && a.speed > 0.0) {
         usage("--speed: must be a positive number".into());
     }
-    let api = vigil_devsim::http::Api::new(&a.target.http, &a.target.token);
+    let api = match vigil_devsim::http::Api::with_tls(
+        &a.target.http,
+        &a.target.token,
+        tls.as_ref().map(|t| &t.config),
+    ) {
+        Ok(api) => api,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            return 1;
+        }
+    };
     let mut rng = vigil_devsim::rng::SimRng::seeded(a.seed);
     let mut patients = Vec::new();
     for i in 0..a.target.patients {
@@ -347,6 +358,7 @@ async fn run_ward(a: WardArgs) -> i32 {
         recordings,
         tick: Duration::from_millis(250),
         outbox: vigil_kit::outbox::Config::default(),
+        tls: tls.filter(|t| t.mqtt).map(|t| t.config),
     };
     let cancel = tokio_util::sync::CancellationToken::new();
     let running = ward::start(cfg, cancel.clone());
