@@ -258,12 +258,23 @@ async fn a_device_is_returned_mid_stay_and_a_lost_one_revoked() {
     assert_eq!(bobs.as_array().map(Vec::len), Some(1), "{bobs}");
 
     // The lost cuff: revoked, dropped, refused; once.
-    let revoke = |device: &str| {
-        app.post(&format!("/api/v1/devices/{device}/revoke"), json!({}))
+    let revoke_as = |device: &str, body: Value| {
+        app.post(&format!("/api/v1/devices/{device}/revoke"), body)
             .send()
     };
+    let revoke = |device: &str| revoke_as(device, json!({}));
     assert_eq!(status(revoke("no-such-device").await.expect("revoke")), 404);
-    let r = revoke(&cuff.device_id).await.expect("revoke");
+    // A page that showed the cuff on Bob's record (it is Ann's): refused,
+    // and nothing revoked.
+    let stale = revoke_as(&cuff.device_id, json!({"patient_id": bob}))
+        .await
+        .expect("revoke");
+    assert_eq!(stale.status(), 409);
+    let c = listed(&app.get_json("/api/v1/devices").await, &cuff);
+    assert_eq!(c["revoked_at"], Value::Null, "not revoked: {c:#}");
+    let r = revoke_as(&cuff.device_id, json!({"patient_id": ann}))
+        .await
+        .expect("revoke");
     assert_eq!(r.status(), 200);
     let r: Value = r.json().await.expect("json");
     assert_eq!(r["device_id"], cuff.device_id);

@@ -326,6 +326,17 @@ pub(crate) async fn unassign(
     }))
 }
 
+/// `POST /api/v1/devices/{id}/revoke`'s body, which may be left out.
+#[derive(Deserialize, ToSchema, Default)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct RevokeRequest {
+    /// The patient whose device it is, as the caller saw it: if it is no
+    /// longer theirs (moved since, or taken back), 409 and nothing is
+    /// revoked. Left out: the device is revoked whoever's it is.
+    #[serde(default)]
+    patient_id: Option<i64>,
+}
+
 /// A device revoked.
 #[derive(serde::Serialize, ToSchema)]
 pub(crate) struct Revoked {
@@ -339,27 +350,45 @@ pub(crate) struct Revoked {
 /// and within 5 s the running daemon stops watching it for its patient
 /// (its live device alerts resolved, outcome `device-unassigned`). It
 /// stays on its patient's list, shown revoked. There is no undoing it:
-/// a device found again is provisioned anew.
+/// a device found again is provisioned anew. A page names the patient it
+/// showed the device on, so a device moved to someone else since is not
+/// revoked from under them.
 #[utoipa::path(
     post, path = "/api/v1/devices/{id}/revoke", tag = "devices",
     params(("id" = String, Path, description = "Device id")),
+    request_body(content = RevokeRequest, description = "Optional: the patient the device is expected on"),
     security(("bearer" = []), ("cookie" = [])),
     responses(
         (status = 200, description = "Revoked", body = Revoked),
         (status = 401, description = "No or bad credentials", body = ErrorBody),
         (status = 403, description = "Not an admin, or a cookie session without the CSRF header", body = ErrorBody),
         (status = 404, description = "No such device on your wards", body = ErrorBody),
-        (status = 409, description = "Already revoked", body = ErrorBody),
-        (status = 422, description = "Bad device id", body = ErrorBody),
+        (status = 409, description = "Already revoked, or not the named patient's device now", body = ErrorBody),
+        (status = 422, description = "Bad device id or body", body = ErrorBody),
     )
 )]
 pub(crate) async fn revoke(
     State(state): State<AppState>,
     caller: Caller,
     axum::extract::Path(device_id): axum::extract::Path<String>,
+    body: axum::body::Bytes,
 ) -> Result<Json<Revoked>, ApiError> {
     caller.require(Role::Admin)?;
+    // The body is optional (the route took none at first): an empty one,
+    // whatever its content type, asks nothing.
+    let req: RevokeRequest = if body.iter().all(u8::is_ascii_whitespace) {
+        RevokeRequest::default()
+    } else {
+        serde_json::from_slice(&body).map_err(|e| ApiError::Invalid(format!("body: {e}")))?
+    };
     let d = visible_device(&state, &caller, &device_id).await?;
+    if let Some(p) = req.patient_id
+        && d.patient_id != Some(p)
+    {
+        return Err(ApiError::Conflict(format!(
+            "device: {device_id} is not patient {p}'s now"
+        )));
+    }
     if let Some(at) = d.revoked_at {
         return Err(ApiError::Conflict(format!(
             "device: {device_id} was revoked at {}",

@@ -273,8 +273,8 @@ function rowButton(q: { action: DeviceAction; device: PatientDevice; opener: HTM
 
 $("device-no").addEventListener("click", () => closeDeviceQuestion(true));
 
-// Yes: POST /api/v1/devices/{id}/unassign naming the patient (so a device
-// moved meanwhile is not taken from someone else), or …/revoke. Either way
+// Yes: POST /api/v1/devices/{id}/unassign or …/revoke, naming the patient
+// (so a device moved meanwhile is not taken from someone else). Either way
 // the list is read again: on a refusal too, as it says the page is behind.
 deviceYes.addEventListener("click", async () => {
   if (!asking || !provisioning || answering) return;
@@ -284,9 +284,7 @@ deviceYes.addEventListener("click", async () => {
   answering = true;
   let done = false;
   try {
-    await api(path, q.action === "return"
-      ? { method: "POST", body: JSON.stringify({ patient_id: patient }) }
-      : { method: "POST" });
+    await api(path, { method: "POST", body: JSON.stringify({ patient_id: patient }) });
     done = true;
     if (provisioning?.patient !== patient) return;
     status.textContent = q.action === "return"

@@ -6,6 +6,7 @@
 // an input for one, stays in the page.
 import { api, ApiError } from "./api";
 import { $, el } from "./format";
+import { passwordsOn } from "./signin";
 
 interface Open { form: HTMLFormElement; current: HTMLInputElement; next: HTMLInputElement; again: HTMLInputElement;
   submit: HTMLButtonElement; status: HTMLElement }
@@ -18,10 +19,18 @@ let onChanged: () => void = () => {};
 /** Called once the password is changed: every session of the account, this one too, has ended. */
 export function whenPasswordChanged(f: () => void): void { onChanged = f; }
 
-/** The header's button, for a signed-in user only; signed out, the form closes too. */
+let signedInNow = false;
+
+/**
+ * The header's button, for a signed-in user only, and only where passwords
+ * sign in (with single sign-on only, the password is the provider's to
+ * change); signed out, the form closes too.
+ */
 export function showPasswordButton(signedIn: boolean): void {
-  opener.hidden = !signedIn;
-  if (!signedIn) closePassword();
+  signedInNow = signedIn;
+  opener.hidden = true;
+  if (!signedIn) { closePassword(); return; }
+  void passwordsOn().then((on) => { opener.hidden = !(on && signedInNow); });
 }
 
 /** Close the form, dropping it with whatever was typed in it. */

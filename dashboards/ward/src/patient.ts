@@ -5,6 +5,7 @@
 import { api } from "./api";
 import { NEWS2_TOTAL, news2Bands } from "./bands";
 import { VitalChart, type OffWard, type SeriesSpec } from "./chart";
+import { closeAccess, showAccess } from "./access";
 import { deviceButtons, managesDevices, showDischarge, showProvision } from "./admission";
 import { everyWords, hideAssessment, settingsRecorded, showAssessment } from "./assessment";
 import { leaveNotes, noteArrived, showNotes } from "./notes";
@@ -69,6 +70,8 @@ export async function openPatient(id: number): Promise<void> {
   showDischarge(null, null);
   showProvision(null, null, async () => {});
   setRangeButtons("24h");
+  // An admin's "Record access", collapsed: the trail is read only when asked.
+  showAccess(session.me, id, () => (page?.id === id ? page.detail?.name : undefined) || patients.get(id)?.summary.name || `Patient ${id}`);
   $("patient-title").focus();
   try {
     page.detail = await api<PatientDetail>(`/api/v1/patients/${id}`);
@@ -108,6 +111,7 @@ async function readPatient(id: number): Promise<PatientDetail | null> {
 }
 
 export function closePatient(): void {
+  closeAccess();
   if (!page) return;
   hideAssessment();
   showEntry(null);

@@ -12,6 +12,22 @@ const form = $("signin-form") as HTMLFormElement;
 const ssoBox = $("signin-sso");
 const error = $("signin-error");
 
+/** The server's answer, asked when the sign-in form shows (and at load). */
+let asked: Promise<Methods> | null = null;
+
+async function askMethods(): Promise<Methods> {
+  try {
+    const res = await fetch("/api/v1/auth/methods", { signal: AbortSignal.timeout(10_000) });
+    if (res.ok) return await res.json() as Methods;
+  } catch { /* the password form, as before */ }
+  return { password: true, sso: null };
+}
+
+/** Whether passwords sign in here (and so can be changed): false with `sso.password_login = false`. */
+export async function passwordsOn(): Promise<boolean> {
+  return (await (asked ??= askMethods())).password;
+}
+
 /** The code this page was sent back with, until it has been said. */
 let failure = takeSsoError();
 
@@ -42,11 +58,7 @@ function ssoMessage(code: string, via: string, password: boolean): string {
  * password form shows, as it always has.
  */
 export async function showSignInMethods(): Promise<void> {
-  let m: Methods = { password: true, sso: null };
-  try {
-    const res = await fetch("/api/v1/auth/methods", { signal: AbortSignal.timeout(10_000) });
-    if (res.ok) m = await res.json() as Methods;
-  } catch { /* the password form, as before */ }
+  const m = await (asked = askMethods());
   ssoBox.replaceChildren();
   if (m.sso) {
     const a = el("a", "button", `Sign in with ${m.sso.label}`);

@@ -103,3 +103,9 @@ export type LiveEvent =
   | { type: "wards_changed"; ward_ids: number[] };
 
 export interface Note { id: number; patient_id: number; at: string; author: string; text: string }
+
+/** An audit-trail entry (`GET /api/v1/audit`, admins): `user_id` null for the command line's and failed sign-ins. */
+export interface AuditEntry {
+  at: string; user_id: number | null; username: string; action: string;
+  patient_id: number | null; detail: unknown; addr: string | null;
+}

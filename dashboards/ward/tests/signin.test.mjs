@@ -72,8 +72,8 @@ test("single sign-on signs a known user in, and says why it did not for an unkno
   });
 });
 
-test("with passwords turned off, the sign-in page offers only single sign-on", { timeout: TEST_TIMEOUT }, async (t) => {
-  await withSso(t, async ({ page, demo }) => {
+test("with passwords turned off, the sign-in page offers only single sign-on, and no password to change once signed in", { timeout: TEST_TIMEOUT }, async (t) => {
+  await withSso(t, async ({ page, demo, provider }) => {
     const methods = page.waitForResponse((r) => r.url().endsWith("/api/v1/auth/methods"));
     await page.goto(demo.base + "/");
     assert.deepEqual(await (await methods).json(),
@@ -84,5 +84,13 @@ test("with passwords turned off, the sign-in page offers only single sign-on", {
     assert.equal(await page.getByLabel("Password").isVisible(), false);
     assert.equal(await page.getByRole("button", { name: "Sign in" }).isVisible(), false);
     await screenshot(page, "sso-only");
+
+    // Signed in through the provider: the header has no Change password
+    // (the server would refuse it: the password is the provider's).
+    provider.user = demo.login.username;
+    await page.getByRole("link", { name: `Sign in with ${LABEL}` }).click();
+    await page.getByText(`${demo.login.username} (admin)`).waitFor();
+    await page.getByRole("button", { name: "Sign out" }).waitFor();
+    assert.equal(await page.getByRole("button", { name: "Change password" }).isVisible(), false);
   }, { VIGIL_SSO_PASSWORD_LOGIN: "false" });
 });

@@ -1,0 +1,172 @@
+// The patient page's "Record access", for admins (the ward manager, the
+// trust's information-governance lead): who has opened this patient's record
+// and what they did, from the audit trail (GET /api/v1/audit?patient=),
+// newest first as the server gives it. Reading the trail is itself audited
+// (`audit.read`), so it is read only when asked, never on opening the page;
+// it is collapsed again whenever the page shows another patient or the
+// user signs out. Hidden, and never read, for anyone but an admin.
+import { api } from "./api";
+import { isAdmin } from "./admission";
+import { $, el, when } from "./format";
+import type { AuditEntry, Me } from "./types";
+
+/** The newest this many entries are read. */
+export const ACCESS_LIMIT = 200;
+
+/** What each audited action means, in plain words. Unknown ones show as their code. */
+const ACTION_WORDS: Record<string, string> = {
+  "patient.read": "opened the record",
+  "patient.observations": "read the readings",
+  "patient.scores": "read the NEWS2 history",
+  "patient.ecg": "read the ECG",
+  "patient.notes": "read the notes",
+  "note.add": "wrote a note",
+  "patient.episode": "changed the clinical assessment",
+  "patient.observations.enter": "entered readings",
+  "patient.admit": "admitted the patient",
+  "patient.discharge": "discharged the patient",
+  "alerts.list": "read the alerts",
+  "alert.read": "read an alert",
+  "alert.acknowledged": "acknowledged an alert",
+  "alert.escalated": "escalated an alert",
+  "alert.resolved": "resolved an alert",
+  // (the names in the store's documentation)
+  "alert.acknowledge": "acknowledged an alert",
+  "alert.escalate": "escalated an alert",
+  "alert.resolve": "resolved an alert",
+  "device.provision": "provisioned a device",
+  "device.assign": "gave a device",
+  "device.unassign": "took a device back",
+  "device.revoke": "revoked a device",
+  "audit.read": "looked at this list",
+};
+
+/** What a FHIR read (`fhir.<resource>.read`) took. */
+const FHIR_WORDS: Record<string, string> = {
+  patient: "the record",
+  observation: "the readings",
+  communication: "the notes",
+  flag: "the alerts",
+  episodeofcare: "the stay",
+  "discharge-bundle": "the discharge summary",
+};
+
+/** The CLI's entries are under this name (run on the server, by whoever can reach its database). */
+const CLI_USER = "vigil-admin";
+
+const section = $("access");
+const showButton = $("access-show") as HTMLButtonElement;
+const refreshButton = $("access-refresh") as HTMLButtonElement;
+const hideButton = $("access-hide") as HTMLButtonElement;
+const list = $("access-list");
+const status = $("access-status");
+
+let patientId: number | null = null;
+let nameOf: () => string = () => "";
+let open = false;
+let loading = 0; // increments per read and on closing, so a late answer is dropped
+
+/** The action in plain words; an unknown one as its code. */
+export function actionWords(action: string, detail: unknown): string {
+  const d = (detail && typeof detail === "object" ? detail : {}) as Record<string, unknown>;
+  const fhir = /^fhir\.(.+)\.read$/.exec(action);
+  let words = fhir
+    ? `read ${FHIR_WORDS[fhir[1]] || fhir[1]} through the FHIR API (another system)`
+    : ACTION_WORDS[action] || action;
+  if (action.startsWith("device.") && typeof d.device === "string") words += ` (${d.device})`;
+  return words;
+}
+
+function who(e: AuditEntry): string {
+  if (e.username !== CLI_USER || e.user_id !== null) return e.username;
+  const os = e.detail && typeof e.detail === "object" ? (e.detail as { os_user?: unknown }).os_user : undefined;
+  return `${CLI_USER} (command line on the server${typeof os === "string" && os ? `, as ${os}` : ""})`;
+}
+
+/**
+ * A patient's page shows: for an admin, the section, collapsed (nothing
+ * read); for anyone else, none of it. `name` gives the patient's name as the
+ * page knows it when the table is drawn.
+ */
+export function showAccess(me: Me | null, id: number, name: () => string): void {
+  closeAccess();
+  if (!isAdmin(me)) return;
+  patientId = id;
+  nameOf = name;
+  section.hidden = false;
+}
+
+/** Another patient, the ward, or signed out: collapsed and hidden, nothing of it left on the page. */
+export function closeAccess(): void {
+  loading++;
+  patientId = null;
+  section.hidden = true;
+  collapse();
+}
+
+function collapse(): void {
+  open = false;
+  loading++;
+  list.hidden = true;
+  $("access-table").querySelector("tbody")!.replaceChildren();
+  $("access-caption").textContent = "";
+  $("access-count").textContent = "";
+  status.textContent = "";
+  showButton.hidden = false;
+  refreshButton.hidden = true;
+  hideButton.hidden = true;
+}
+
+async function read(): Promise<void> {
+  const id = patientId;
+  if (id === null || !open) return;
+  const load = ++loading;
+  status.textContent = "Reading the audit trail…";
+  try {
+    const rows = await api<AuditEntry[]>(`/api/v1/audit?patient=${id}&limit=${ACCESS_LIMIT}`);
+    if (load !== loading) return;
+    draw(rows);
+    status.textContent = "";
+  } catch (e) {
+    // A table already shown stays, as it was read.
+    if (load === loading) status.textContent = `Could not read who opened this record: ${(e as Error).message}.`;
+  }
+}
+
+function draw(rows: AuditEntry[]): void {
+  const body = $("access-table").querySelector("tbody")!;
+  body.replaceChildren(...rows.map((e) => {
+    const tr = el("tr");
+    const time = el("time", "", when(e.at, true));
+    time.dateTime = e.at;
+    const at = el("td");
+    at.append(time);
+    tr.dataset.action = e.action;
+    tr.append(at, el("td", "", who(e)), el("td", "", actionWords(e.action, e.detail)), el("td", "", e.addr || "—"));
+    return tr;
+  }));
+  $("access-caption").textContent = `Who opened ${nameOf() || "this patient"}'s record, and what they did, newest first.`;
+  const n = rows.length;
+  $("access-count").textContent = n === 0
+    ? "No entries: no one has opened this record yet."
+    : n >= ACCESS_LIMIT
+      ? `${n} entries shown: the newest ${ACCESS_LIMIT}. Older ones are in the audit trail but not shown here.`
+      : `${n} entr${n === 1 ? "y" : "ies"} shown: all there are.`;
+  list.hidden = false;
+}
+
+showButton.addEventListener("click", () => {
+  if (patientId === null) return;
+  open = true;
+  showButton.hidden = true;
+  refreshButton.hidden = false;
+  hideButton.hidden = false;
+  // The button pressed is gone: the keyboard goes on to the one in its place.
+  refreshButton.focus();
+  void read();
+});
+refreshButton.addEventListener("click", () => { void read(); });
+hideButton.addEventListener("click", () => {
+  collapse();
+  showButton.focus();
+});
