@@ -290,9 +290,18 @@ struct Landed {
 /// A sign-in begun: the browser, Vigil's answer, and the flow's cookie
 /// (`name=value`) and its attributes.
 async fn begin(app: &TestApp) -> (reqwest::Client, reqwest::Response, String, String) {
+    begin_from(app, "").await
+}
+
+/// [`begin`] from a page of the dashboard (`#/…`), to return to.
+async fn begin_from(
+    app: &TestApp,
+    place: &str,
+) -> (reqwest::Client, reqwest::Response, String, String) {
     let b = browser();
     let start = b
         .get(format!("{}/api/v1/auth/sso/login", app.http))
+        .query(&[("return", place)])
         .send()
         .await
         .expect("login");
@@ -304,7 +313,12 @@ async fn begin(app: &TestApp) -> (reqwest::Client, reqwest::Response, String, St
 /// Walk the flow as a browser: to Vigil, to the provider, back to Vigil
 /// with the flow's cookie (or `flow_cookie` in its place).
 async fn sign_in(app: &TestApp, flow_cookie: Option<&str>) -> Landed {
-    let (b, start, flow, attrs) = begin(app).await;
+    sign_in_from(app, flow_cookie, "").await
+}
+
+/// [`sign_in`] from a page of the dashboard (`#/…`).
+async fn sign_in_from(app: &TestApp, flow_cookie: Option<&str>, place: &str) -> Landed {
+    let (b, start, flow, attrs) = begin_from(app, place).await;
     for a in [
         "HttpOnly",
         "SameSite=Lax",
@@ -402,6 +416,14 @@ async fn a_nurse_signs_in_through_the_provider_as_their_vigil_account() {
     assert_eq!(who["wards"][0]["name"], app.ward.as_str(), "{who}");
     assert!(who["csrf_token"].is_string(), "a cookie session: {who}");
 
+    // From a patient's page (a link in a page, say): back to that page, and
+    // only to a place in the dashboard.
+    let landed = sign_in_from(&app, None, "#/patients/12").await;
+    assert_eq!(landed.at, "/#/patients/12");
+    assert!(landed.session.is_some());
+    let landed = sign_in_from(&app, None, "https://evil.example/").await;
+    assert_eq!(landed.at, "/");
+
     // The same code again (a replayed callback): the provider refuses it.
     // Replaying needs the flow's cookie too, so this walks a new flow and
     // sends its code twice.
@@ -424,12 +446,13 @@ async fn a_nurse_signs_in_through_the_provider_as_their_vigil_account() {
     assert_eq!(location(&again), "/?sso_error=refused");
     assert!(cookie(&again, "vigil_session").is_none());
 
-    // Signed in at the provider, but no Vigil account by that name.
+    // Signed in at the provider, but no Vigil account by that name: told
+    // so, on the page they came from.
     provider.sign_in_as("someone.else@nhs.example", Mischief::None);
-    let landed = sign_in(&app, None).await;
+    let landed = sign_in_from(&app, None, "#/patients/12").await;
     assert_eq!(
         (landed.at.as_str(), landed.session),
-        ("/?sso_error=no-account", None)
+        ("/?sso_error=no-account#/patients/12", None)
     );
     // A leaver: the account is disabled, whatever the provider says.
     app.store
@@ -467,7 +490,7 @@ async fn a_nurse_signs_in_through_the_provider_as_their_vigil_account() {
             .collect()
     };
     let logins = of("login");
-    assert_eq!(logins.len(), 2, "{trail:#}");
+    assert_eq!(logins.len(), 4, "{trail:#}");
     assert!(
         logins
             .iter()

@@ -242,9 +242,10 @@ impl Sso {
     }
 
     /// Where to send the browser to sign in, and the flow's cookie value.
-    pub async fn start(&self) -> Result<(String, String), ProviderError> {
+    /// `place`: where in the dashboard to return to ([`dashboard_place`]).
+    pub async fn start(&self, place: &str) -> Result<(String, String), ProviderError> {
         let d = self.discovery().await?;
-        let flow = Flow::new();
+        let flow = Flow::new(place);
         let mut url = reqwest::Url::parse(&d.authorization_endpoint)
             .map_err(|e| ProviderError(format!("authorization_endpoint: {e}")))?;
         url.query_pairs_mut()
@@ -345,11 +346,23 @@ impl Sso {
     }
 }
 
-/// One sign-in's secrets, kept in the browser between the two legs.
+/// One sign-in's secrets, kept in the browser between the two legs, and
+/// the dashboard's place to return to.
 pub struct Flow {
     state: String,
     nonce: String,
     verifier: String,
+    /// A place in the dashboard (`#/patients/12`), checked by
+    /// [`dashboard_place`]; empty for the ward.
+    place: String,
+}
+
+/// `s` if it is a place in the dashboard to return to after signing in:
+/// a fragment route (`#/…`) of URL-safe characters, so that the redirect
+/// built from it (`/` and it) stays on this site and in one header line.
+pub fn dashboard_place(s: &str) -> Option<&str> {
+    let safe = |c: char| c.is_ascii_alphanumeric() || "/-_.?=&%".contains(c);
+    (s.starts_with("#/") && s.len() <= 200 && s[1..].chars().all(safe)).then_some(s)
 }
 
 fn random_b64(bytes: usize) -> String {
@@ -360,12 +373,18 @@ fn random_b64(bytes: usize) -> String {
 }
 
 impl Flow {
-    fn new() -> Flow {
+    fn new(place: &str) -> Flow {
         Flow {
             state: random_b64(24),
             nonce: random_b64(24),
             verifier: random_b64(32),
+            place: dashboard_place(place).unwrap_or_default().to_string(),
         }
+    }
+
+    /// Where the dashboard opens after this sign-in: `/` and its place.
+    fn landing(&self) -> String {
+        format!("/{}", self.place)
     }
 
     /// RFC 7636 `S256`: the challenge the provider checks the verifier by.
@@ -374,19 +393,28 @@ impl Flow {
     }
 
     fn to_cookie(&self) -> String {
-        format!("{}.{}.{}", self.state, self.nonce, self.verifier)
+        format!(
+            "{}.{}.{}.{}",
+            self.state,
+            self.nonce,
+            self.verifier,
+            URL_SAFE_NO_PAD.encode(&self.place)
+        )
     }
 
     fn from_cookie(v: &str) -> Option<Flow> {
         let mut parts = v.split('.');
-        let (state, nonce, verifier) = (parts.next()?, parts.next()?, parts.next()?);
+        let (state, nonce, verifier, place) =
+            (parts.next()?, parts.next()?, parts.next()?, parts.next()?);
         if parts.next().is_some() || [state, nonce, verifier].iter().any(|p| p.is_empty()) {
             return None;
         }
+        let place = String::from_utf8(URL_SAFE_NO_PAD.decode(place).ok()?).ok()?;
         Some(Flow {
             state: state.into(),
             nonce: nonce.into(),
             verifier: verifier.into(),
+            place: dashboard_place(&place).unwrap_or_default().to_string(),
         })
     }
 }
@@ -448,9 +476,15 @@ fn flow_cookie(value: &str, max_age: u64, tls: bool) -> String {
     )
 }
 
-fn failed(f: SsoFailure, tls: bool) -> Response {
+/// Back to the dashboard saying why, at `place` if known (so a password
+/// sign-in from there still opens it).
+fn failed(f: SsoFailure, place: &str, tls: bool) -> Response {
     redirect(
-        &format!("/?sso_error={}", f.code()),
+        &format!(
+            "/?sso_error={}{}",
+            f.code(),
+            dashboard_place(place).unwrap_or_default()
+        ),
         &[flow_cookie("", 0, tls)],
     )
 }
@@ -459,27 +493,39 @@ fn failed(f: SsoFailure, tls: bool) -> Response {
 #[utoipa::path(
     get, path = "/api/v1/auth/sso/login", tag = "auth",
     security(()),
+    params(("return" = Option<String>, Query, description = "A place in the dashboard to open after signing in, `#/…` (as `#/patients/12`)")),
     responses(
         (status = 303, description = "To the provider's sign-in page (or back to the dashboard with `sso_error=provider` if it cannot be reached)",
          headers(("set-cookie" = String, description = "vigil_sso=…; Path=/api/v1/auth/sso; HttpOnly; SameSite=Lax; Max-Age=600"))),
         (status = 404, description = "Single sign-on is not configured", body = crate::openapi::ErrorBody),
     )
 )]
-pub async fn login(State(state): State<AppState>) -> Result<Response, crate::error::ApiError> {
+pub async fn login(
+    State(state): State<AppState>,
+    query: Result<Query<LoginQuery>, axum::extract::rejection::QueryRejection>,
+) -> Result<Response, crate::error::ApiError> {
     let sso = state
         .sso
         .clone()
         .ok_or(crate::error::ApiError::NotFound("route"))?;
-    match sso.start().await {
+    // A place that is not one is dropped: the sign-in goes to the ward.
+    let place = query.ok().and_then(|q| q.0.r#return).unwrap_or_default();
+    match sso.start(&place).await {
         Ok((url, flow)) => Ok(redirect(
             &url,
             &[flow_cookie(&flow, FLOW_MAX_AGE_SECS, state.tls)],
         )),
         Err(e) => {
             tracing::warn!(error = %e, "sso: provider unavailable");
-            Ok(failed(SsoFailure::Provider, state.tls))
+            Ok(failed(SsoFailure::Provider, &place, state.tls))
         }
     }
+}
+
+/// `GET /api/v1/auth/sso/login`'s query.
+#[derive(Deserialize)]
+pub struct LoginQuery {
+    r#return: Option<String>,
 }
 
 /// What the provider sends the browser back with.
@@ -516,18 +562,19 @@ pub async fn callback(
         .clone()
         .ok_or(crate::error::ApiError::NotFound("route"))?;
     let tls = state.tls;
+    let flow = crate::auth::cookie(&headers, FLOW_COOKIE).and_then(|v| Flow::from_cookie(&v));
+    let place = flow.as_ref().map(|f| f.place.clone()).unwrap_or_default();
     let Ok(Query(q)) = query else {
-        return Ok(failed(SsoFailure::Expired, tls));
+        return Ok(failed(SsoFailure::Expired, &place, tls));
     };
     if q.error.is_some() {
-        return Ok(failed(SsoFailure::Cancelled, tls));
+        return Ok(failed(SsoFailure::Cancelled, &place, tls));
     }
-    let flow = crate::auth::cookie(&headers, FLOW_COOKIE).and_then(|v| Flow::from_cookie(&v));
     let (Some(flow), Some(code), Some(sent_state)) = (flow, q.code, q.state) else {
-        return Ok(failed(SsoFailure::Expired, tls));
+        return Ok(failed(SsoFailure::Expired, &place, tls));
     };
     if !vigil_store::secrets::ct_eq(&sent_state, &flow.state) {
-        return Ok(failed(SsoFailure::Expired, tls));
+        return Ok(failed(SsoFailure::Expired, "", tls));
     }
     let addr = Some(peer);
     let username = match sso.finish(&code, &flow).await {
@@ -545,7 +592,7 @@ pub async fn callback(
                 )
                 .await?;
             }
-            return Ok(failed(f, tls));
+            return Ok(failed(f, &flow.place, tls));
         }
     };
     let audited_name: String = username.chars().take(64).collect();
@@ -566,10 +613,13 @@ pub async fn callback(
             addr,
         )
         .await?;
-        return Ok(failed(SsoFailure::NoAccount, tls));
+        return Ok(failed(SsoFailure::NoAccount, &flow.place, tls));
     };
     let (_, session) = crate::auth::start_session(&state, &user, addr, "sso").await?;
-    Ok(redirect("/", &[session, flow_cookie("", 0, tls)]))
+    Ok(redirect(
+        &flow.landing(),
+        &[session, flow_cookie("", 0, tls)],
+    ))
 }
 
 #[cfg(test)]
@@ -578,14 +628,47 @@ mod tests {
 
     #[test]
     fn the_flow_survives_its_cookie_and_nothing_else_does() {
-        let f = Flow::new();
+        let f = Flow::new("#/patients/12");
         let back = Flow::from_cookie(&f.to_cookie()).expect("round trip");
         assert_eq!(
-            (back.state, back.nonce, back.verifier),
-            (f.state.clone(), f.nonce.clone(), f.verifier.clone())
+            (back.landing(), back.state, back.nonce, back.verifier),
+            (
+                "/#/patients/12".to_string(),
+                f.state.clone(),
+                f.nonce.clone(),
+                f.verifier.clone(),
+            )
         );
-        for bad in ["", "a.b", "a..c", "a.b.c.d", ".b.c"] {
+        assert_eq!(Flow::new("").landing(), "/");
+        for bad in [
+            "",
+            "a.b",
+            "a..c.",
+            "a.b.c",
+            "a.b.c.d.e",
+            ".b.c.",
+            "a.b.c.%%",
+        ] {
             assert!(Flow::from_cookie(bad).is_none(), "{bad:?}");
+        }
+    }
+
+    #[test]
+    fn only_a_dashboard_route_is_a_place_to_return_to() {
+        for ok in ["#/patients/12", "#/", "#/patients/3?tab=ecg"] {
+            assert_eq!(dashboard_place(ok), Some(ok));
+        }
+        for bad in [
+            "",
+            "/#/patients/1",
+            "#patients",
+            "https://evil.example/",
+            "#/a\r\nSet-Cookie: x=y",
+            "#/<script>",
+            "//evil.example",
+            &format!("#/{}", "a".repeat(300)),
+        ] {
+            assert_eq!(dashboard_place(bad), None, "{bad:?}");
         }
     }
 
@@ -596,6 +679,7 @@ mod tests {
             state: "s".into(),
             nonce: "n".into(),
             verifier: "dBjftJeZ4CVP-mB92K27uhbUJU1p1r_wW1gFWFOEjXk".into(),
+            place: String::new(),
         };
         assert_eq!(f.challenge(), "E9Melhoa2OwvFrEMTJguCHaoeK1t8URWbuGJSstw-cM");
     }

@@ -62,7 +62,13 @@ export async function showSignInMethods(): Promise<void> {
   ssoBox.replaceChildren();
   if (m.sso) {
     const a = el("a", "button", `Sign in with ${m.sso.label}`);
-    a.href = m.sso.login_url;
+    const login = m.sso.login_url;
+    a.href = login;
+    // Back to this page's place (a patient opened from a link) once signed
+    // in: the provider's round trip would otherwise lose it.
+    a.addEventListener("click", () => {
+      a.href = location.hash.startsWith("#/") ? `${login}?return=${encodeURIComponent(location.hash)}` : login;
+    });
     ssoBox.append(a);
   }
   ssoBox.hidden = !m.sso;

@@ -49,7 +49,18 @@ test("single sign-on signs a known user in, and says why it did not for an unkno
     await page.getByText(`${demo.login.username} (admin)`).waitFor();
     assert.equal(new URL(page.url()).search, "", "back on the dashboard with nothing in the query");
     assert.equal(provider.issued, 1);
+    const [patient] = await page.evaluate(async () => (await fetch("/api/v1/patients")).json());
 
+    await page.getByRole("button", { name: "Sign out" }).click();
+    await sso.waitFor();
+
+    // A link to a patient's page (as a paging message carries), signed in
+    // through the provider from there: that patient's page opens.
+    await page.goto(`${demo.base}/#/patients/${patient.id}`);
+    await sso.click();
+    await page.getByRole("heading", { level: 2, name: patient.name }).waitFor();
+    assert.equal(new URL(page.url()).hash, `#/patients/${patient.id}`);
+    assert.equal(provider.issued, 2);
     await page.getByRole("button", { name: "Sign out" }).click();
     await sso.waitFor();
 
@@ -59,7 +70,7 @@ test("single sign-on signs a known user in, and says why it did not for an unkno
     await page.getByRole("alert").filter({ hasText: "no Vigil account has your username" }).waitFor();
     assert.equal(await page.getByRole("table", { name: /^Latest readings/ }).isVisible(), false, "not signed in");
     assert.equal(new URL(page.url()).search, "", "sso_error is taken out of the address bar");
-    assert.equal(provider.issued, 2);
+    assert.equal(provider.issued, 3);
     await screenshot(page, "sso-no-account");
 
     // Cancelled at the provider.
