@@ -88,7 +88,7 @@ impl Receiver {
 }
 
 /// The configuration's `[notify]` for `receiver`.
-fn webhook(receiver: &Receiver) -> impl FnOnce(&mut vigil::config::Config) + use<> {
+pub(crate) fn webhook(receiver: &Receiver) -> impl FnOnce(&mut vigil::config::Config) + use<> {
     let url = receiver.url.clone();
     move |c| {
         c.notify.webhook_url = Some(url);

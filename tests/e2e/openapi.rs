@@ -256,10 +256,12 @@ async fn schemathesis_finds_no_server_error_and_no_undocumented_response() {
 }
 
 /// Every metric the Grafana dashboard queries is one `/metrics` exposes
-/// (after some traffic), so the dashboard cannot drift from the code.
+/// (after some traffic, with an alert webhook configured), so the
+/// dashboard cannot drift from the code.
 #[tokio::test]
 async fn grafana_dashboard_queries_only_exposed_metrics() {
-    let app = TestApp::spawn().await;
+    let receiver = crate::notify::Receiver::start(vec![]).await;
+    let app = TestApp::spawn_configured(None, None, None, crate::notify::webhook(&receiver)).await;
     traffic(&app).await;
     let dashboard: Value = serde_json::from_str(
         &std::fs::read_to_string(repo().join("dashboards/grafana/vigil.json")).expect("dashboard"),
@@ -299,6 +301,7 @@ async fn grafana_dashboard_queries_only_exposed_metrics() {
         "vigil_ingest_queue_depth",
         "vigil_store_write_seconds_bucket",
         "vigil_ingest_batch_size_sum",
+        "vigil_notify_total",
     ] {
         assert!(
             queried.contains(name),
