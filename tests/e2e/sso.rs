@@ -611,3 +611,29 @@ async fn password_sign_in_can_be_switched_off() {
         .expect("change");
     assert_eq!(changed.status(), 403);
 }
+
+/// On shared ward computers (`sso.prompt = "login"`), every sign-in asks
+/// the provider to ask for the password again, so the next person at the
+/// computer is not signed in as the last one; without it, nothing is asked.
+#[tokio::test]
+async fn a_shared_computer_has_the_provider_ask_every_time() {
+    let provider = Provider::start().await;
+    let prompt_of = |location: &str| {
+        reqwest::Url::parse(location)
+            .expect("a URL")
+            .query_pairs()
+            .find(|(k, _)| k == "prompt")
+            .map(|(_, v)| v.to_string())
+    };
+    let plain = TestApp::spawn_configured(None, None, None, sso(&provider)).await;
+    let (_, start, _, _) = begin(&plain).await;
+    assert_eq!(prompt_of(&location(&start)), None);
+    let tweak = sso(&provider);
+    let shared = TestApp::spawn_configured(None, None, None, move |c| {
+        tweak(c);
+        c.sso.prompt = Some("login".into());
+    })
+    .await;
+    let (_, start, _, _) = begin(&shared).await;
+    assert_eq!(prompt_of(&location(&start)).as_deref(), Some("login"));
+}

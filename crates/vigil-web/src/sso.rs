@@ -88,6 +88,9 @@ pub struct SsoSettings {
     pub scopes: String,
     /// The button's words: "Sign in with {label}".
     pub label: String,
+    /// OpenID Connect's `prompt` for every sign-in (`login`: the provider
+    /// asks again each time, for shared computers).
+    pub prompt: Option<String>,
 }
 
 /// Why a sign-in through the provider did not start a session: the code the
@@ -257,6 +260,9 @@ impl Sso {
             .append_pair("nonce", &flow.nonce)
             .append_pair("code_challenge", &flow.challenge())
             .append_pair("code_challenge_method", "S256");
+        if let Some(p) = &self.settings.prompt {
+            url.query_pairs_mut().append_pair("prompt", p);
+        }
         Ok((url.to_string(), flow.to_cookie()))
     }
 

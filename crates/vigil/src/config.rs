@@ -45,6 +45,10 @@ pub struct SsoConfig {
     pub scopes: String,
     /// The provider's name on the sign-in button.
     pub label: String,
+    /// OpenID Connect's `prompt`, sent with each sign-in: `login` makes
+    /// the provider ask for the password (or card) every time, for shared
+    /// ward computers; `select_account` lets the person choose.
+    pub prompt: Option<String>,
     /// `false`: only single sign-on signs people in to the dashboard and
     /// API (`vigil admin` on the server still works).
     pub password_login: bool,
@@ -218,6 +222,7 @@ impl Default for Config {
                 username_claim: "preferred_username".into(),
                 scopes: "openid profile".into(),
                 label: "single sign-on".into(),
+                prompt: None,
                 password_login: true,
                 ca_file: None,
             },
@@ -440,6 +445,17 @@ impl Config {
         if c.username_claim.trim().is_empty() {
             return Err(ConfigError("sso.username_claim: empty".into()));
         }
+        // `none` asks the provider to show nothing, which a person signing
+        // in cannot use.
+        if let Some(p) = &c.prompt
+            && (p.split_whitespace().next().is_none()
+                || p.split_whitespace()
+                    .any(|v| !["login", "consent", "select_account"].contains(&v)))
+        {
+            return Err(ConfigError(format!(
+                "sso.prompt: {p:?} is not login, consent or select_account"
+            )));
+        }
         Ok(Some(vigil_web::sso::SsoSettings {
             issuer: issuer.clone(),
             client_id,
@@ -448,6 +464,7 @@ impl Config {
             username_claim: c.username_claim.clone(),
             scopes: c.scopes.clone(),
             label: c.label.clone(),
+            prompt: c.prompt.clone(),
         }))
     }
 
@@ -783,6 +800,8 @@ mod tests {
                 "tenant = \"x\"\n",
                 "unknown configuration key \"sso.tenant\"",
             ),
+            ("prompt = \"none\"\n", "sso.prompt: \"none\" is not"),
+            ("prompt = \"\"\n", "sso.prompt"),
         ] {
             let f = write(&dir, &format!("[sso]\n{good}{extra}"));
             let e = Config::load(Some(&f), Some(&[]))
