@@ -479,6 +479,17 @@ async fn a_nurse_signs_in_through_the_provider_as_their_vigil_account() {
         .expect("callback");
     assert_eq!(location(&cancelled), "/?sso_error=cancelled");
 
+    // Each outcome counted for the operators.
+    let metrics = app.metrics().await;
+    for line in [
+        "vigil_sso_signins_total{outcome=\"signed_in\"} 4",
+        "vigil_sso_signins_total{outcome=\"refused\"} 1",
+        "vigil_sso_signins_total{outcome=\"no-account\"} 2",
+        "vigil_sso_signins_total{outcome=\"cancelled\"} 1",
+    ] {
+        assert!(metrics.contains(line), "{line} in\n{metrics}");
+    }
+
     let trail = app.get_json("/api/v1/audit?limit=500").await;
     let of = |action: &str| -> Vec<Value> {
         trail

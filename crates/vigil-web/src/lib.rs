@@ -78,6 +78,9 @@ pub struct WebMetrics {
     /// `vigil_entered_readings_total{outcome}`: entries of readings by
     /// clinicians, `stored` or `failed` (the store did not confirm them).
     pub entered: prometheus::IntCounterVec,
+    /// `vigil_sso_signins_total{outcome}`: sign-ins through the provider,
+    /// `signed_in` or why not (the `sso_error` codes).
+    pub sso: prometheus::IntCounterVec,
 }
 
 impl WebMetrics {
@@ -105,7 +108,26 @@ impl WebMetrics {
         for outcome in ["stored", "failed"] {
             entered.with_label_values(&[outcome]);
         }
+        let sso = prometheus::IntCounterVec::new(
+            prometheus::Opts::new(
+                "vigil_sso_signins_total",
+                "Sign-ins through the single sign-on provider, by outcome: signed_in, or cancelled, expired, provider (unreachable), refused (the ID token failed a check), no-account",
+            ),
+            &["outcome"],
+        )?;
+        registry.register(Box::new(sso.clone()))?;
+        for outcome in [
+            "signed_in",
+            "cancelled",
+            "expired",
+            "provider",
+            "refused",
+            "no-account",
+        ] {
+            sso.with_label_values(&[outcome]);
+        }
         Ok(WebMetrics {
+            sso,
             ws_clients,
             ws_resyncs,
             ws_missed,

@@ -484,7 +484,9 @@ fn flow_cookie(value: &str, max_age: u64, tls: bool) -> String {
 
 /// Back to the dashboard saying why, at `place` if known (so a password
 /// sign-in from there still opens it).
-fn failed(f: SsoFailure, place: &str, tls: bool) -> Response {
+fn failed(state: &AppState, f: SsoFailure, place: &str) -> Response {
+    state.metrics.sso.with_label_values(&[f.code()]).inc();
+    let tls = state.tls;
     redirect(
         &format!(
             "/?sso_error={}{}",
@@ -523,7 +525,7 @@ pub async fn login(
         )),
         Err(e) => {
             tracing::warn!(error = %e, "sso: provider unavailable");
-            Ok(failed(SsoFailure::Provider, &place, state.tls))
+            Ok(failed(&state, SsoFailure::Provider, &place))
         }
     }
 }
@@ -571,16 +573,16 @@ pub async fn callback(
     let flow = crate::auth::cookie(&headers, FLOW_COOKIE).and_then(|v| Flow::from_cookie(&v));
     let place = flow.as_ref().map(|f| f.place.clone()).unwrap_or_default();
     let Ok(Query(q)) = query else {
-        return Ok(failed(SsoFailure::Expired, &place, tls));
+        return Ok(failed(&state, SsoFailure::Expired, &place));
     };
     if q.error.is_some() {
-        return Ok(failed(SsoFailure::Cancelled, &place, tls));
+        return Ok(failed(&state, SsoFailure::Cancelled, &place));
     }
     let (Some(flow), Some(code), Some(sent_state)) = (flow, q.code, q.state) else {
-        return Ok(failed(SsoFailure::Expired, &place, tls));
+        return Ok(failed(&state, SsoFailure::Expired, &place));
     };
     if !vigil_store::secrets::ct_eq(&sent_state, &flow.state) {
-        return Ok(failed(SsoFailure::Expired, "", tls));
+        return Ok(failed(&state, SsoFailure::Expired, ""));
     }
     let addr = Some(peer);
     let username = match sso.finish(&code, &flow).await {
@@ -598,7 +600,7 @@ pub async fn callback(
                 )
                 .await?;
             }
-            return Ok(failed(f, &flow.place, tls));
+            return Ok(failed(&state, f, &flow.place));
         }
     };
     let audited_name: String = username.chars().take(64).collect();
@@ -619,9 +621,10 @@ pub async fn callback(
             addr,
         )
         .await?;
-        return Ok(failed(SsoFailure::NoAccount, &flow.place, tls));
+        return Ok(failed(&state, SsoFailure::NoAccount, &flow.place));
     };
     let (_, session) = crate::auth::start_session(&state, &user, addr, "sso").await?;
+    state.metrics.sso.with_label_values(&["signed_in"]).inc();
     Ok(redirect(
         &flow.landing(),
         &[session, flow_cookie("", 0, tls)],
