@@ -416,6 +416,21 @@ async fn a_nurse_signs_in_through_the_provider_as_their_vigil_account() {
     assert_eq!(who["wards"][0]["name"], app.ward.as_str(), "{who}");
     assert!(who["csrf_token"].is_string(), "a cookie session: {who}");
 
+    // The directory's case for the same account (a UPN as Entra holds it).
+    provider.sign_in_as("Jane.Doe@NHS.example", Mischief::None);
+    let landed = sign_in(&app, None).await;
+    let (_, who) = me(&app, &landed.session.expect("a session")).await;
+    assert_eq!(who["id"], nurse, "{who}");
+    // But two accounts differing only in case: the provider's name picks
+    // neither.
+    add_nurse(&app, "JANE.DOE@nhs.example").await;
+    let landed = sign_in(&app, None).await;
+    assert_eq!(
+        (landed.at.as_str(), landed.session),
+        ("/?sso_error=no-account", None)
+    );
+    provider.sign_in_as("jane.doe@nhs.example", Mischief::None);
+
     // From a patient's page (a link in a page, say): back to that page, and
     // only to a place in the dashboard.
     let landed = sign_in_from(&app, None, "#/patients/12").await;
@@ -482,9 +497,9 @@ async fn a_nurse_signs_in_through_the_provider_as_their_vigil_account() {
     // Each outcome counted for the operators.
     let metrics = app.metrics().await;
     for line in [
-        "vigil_sso_signins_total{outcome=\"signed_in\"} 4",
+        "vigil_sso_signins_total{outcome=\"signed_in\"} 5",
         "vigil_sso_signins_total{outcome=\"refused\"} 1",
-        "vigil_sso_signins_total{outcome=\"no-account\"} 2",
+        "vigil_sso_signins_total{outcome=\"no-account\"} 3",
         "vigil_sso_signins_total{outcome=\"cancelled\"} 1",
     ] {
         assert!(metrics.contains(line), "{line} in\n{metrics}");
@@ -501,7 +516,7 @@ async fn a_nurse_signs_in_through_the_provider_as_their_vigil_account() {
             .collect()
     };
     let logins = of("login");
-    assert_eq!(logins.len(), 4, "{trail:#}");
+    assert_eq!(logins.len(), 5, "{trail:#}");
     assert!(
         logins
             .iter()

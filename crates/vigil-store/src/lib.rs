@@ -69,6 +69,13 @@ pub(crate) fn claim_refused(
     }
 }
 
+/// [`Store::usernames_folded`]'s statement, for both backends (`$1` is a
+/// parameter to SQLite too). `lower()` folds ASCII on SQLite and every
+/// letter on PostgreSQL; usernames of a provider's accounts (UPNs, email
+/// addresses) are ASCII.
+pub(crate) const USERNAMES_FOLDED: &str =
+    "SELECT username FROM users WHERE lower(username) = lower($1)";
+
 /// [`Store::devices_list`]'s columns, the same on both backends: the
 /// newest message of each kind by the device's counter (one step down each
 /// table's `(device_id, seq)` key, never a scan), then its last status.
@@ -123,6 +130,10 @@ pub trait Store: Send + Sync + 'static {
     async fn ward_find(&self, name_or_id: &str) -> Result<Option<Ward>>;
     async fn user_add(&self, user: NewUser) -> Result<i64>;
     async fn user_by_username(&self, username: &str) -> Result<Option<UserRecord>>;
+    /// The usernames equal to `username` but for ASCII case (an identity
+    /// provider's `Jane.Doe@NHS.net` for the account `jane.doe@nhs.net`),
+    /// in no particular order.
+    async fn usernames_folded(&self, username: &str) -> Result<Vec<String>>;
     /// Every account, by username, with its wards and whether it is disabled.
     async fn users_list(&self) -> Result<Vec<UserRecord>>;
     /// Disable an account (a leaver) at `at` and revoke its live sessions

@@ -849,6 +849,14 @@ impl Store for SqliteStore {
         Ok(Some(self.user_record(&r).await?))
     }
 
+    async fn usernames_folded(&self, username: &str) -> Result<Vec<String>> {
+        let rows: Vec<(String,)> = sqlx::query_as(crate::USERNAMES_FOLDED)
+            .bind(username)
+            .fetch_all(&self.pool)
+            .await?;
+        Ok(rows.into_iter().map(|(u,)| u).collect())
+    }
+
     async fn users_list(&self) -> Result<Vec<UserRecord>> {
         let rows = sqlx::query(
             "SELECT id, username, role, password_hash, disabled_at FROM users ORDER BY username",

@@ -40,6 +40,7 @@ both_backends!(
     wards_are_unique_and_found_by_name_or_id,
     users_carry_their_wards_and_unique_names,
     a_users_wards_are_replaced_whole,
+    usernames_are_found_whatever_their_ascii_case,
     a_role_change_ends_the_sessions_not_the_api_tokens,
     tokens_expire_strictly_and_revoke_once,
     a_disabled_account_has_no_live_credentials,
@@ -205,6 +206,35 @@ async fn wards_are_unique_and_found_by_name_or_id(s: &dyn Store) {
     assert_eq!(s.ward_find(&b.id.to_string()).await.expect("find"), Some(b));
     assert_eq!(s.ward_find("Nowhere").await.expect("find"), None);
     assert_eq!(s.ward_find("999999").await.expect("find"), None);
+}
+
+/// `usernames_folded` finds the accounts whose username is the one asked
+/// for but for ASCII case, all of them, and nothing else.
+async fn usernames_are_found_whatever_their_ascii_case(s: &dyn Store) {
+    for name in [
+        "jane.doe@nhs.example",
+        "JANE.DOE@nhs.example",
+        "jane.doe@nhs.example.org",
+        "sam",
+    ] {
+        s.user_add(NewUser {
+            username: name.into(),
+            role: Role::Nurse,
+            password_hash: "h".into(),
+            ward_ids: vec![],
+        })
+        .await
+        .expect("user");
+    }
+    let mut both = s
+        .usernames_folded("Jane.Doe@NHS.example")
+        .await
+        .expect("folded");
+    both.sort();
+    assert_eq!(both, ["JANE.DOE@nhs.example", "jane.doe@nhs.example"]);
+    assert_eq!(s.usernames_folded("SAM").await.expect("folded"), ["sam"]);
+    assert!(s.usernames_folded("sa").await.expect("folded").is_empty());
+    assert!(s.usernames_folded("%").await.expect("folded").is_empty());
 }
 
 /// `user_set_wards` gives exactly the set named (a ward named twice once),

@@ -605,7 +605,7 @@ pub async fn callback(
     };
     let audited_name: String = username.chars().take(64).collect();
     let user = if crate::text::check("username", &username, false).is_ok() {
-        state.store.user_by_username(&username).await?
+        account_of(&state, &username).await?
     } else {
         None
     };
@@ -629,6 +629,23 @@ pub async fn callback(
         &flow.landing(),
         &[session, flow_cookie("", 0, tls)],
     ))
+}
+
+/// The Vigil account the provider's `username` names: the one of that
+/// username, or else the one equal to it but for case (providers give
+/// UPNs and email addresses in whatever case the directory holds them).
+/// Two accounts differing only in case name nobody: neither is taken.
+async fn account_of(
+    state: &AppState,
+    username: &str,
+) -> Result<Option<vigil_store::UserRecord>, crate::error::ApiError> {
+    if let Some(u) = state.store.user_by_username(username).await? {
+        return Ok(Some(u));
+    }
+    match state.store.usernames_folded(username).await?.as_slice() {
+        [one] => Ok(state.store.user_by_username(one).await?),
+        _ => Ok(None),
+    }
 }
 
 #[cfg(test)]
