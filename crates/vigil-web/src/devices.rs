@@ -356,7 +356,7 @@ pub(crate) struct Revoked {
 #[utoipa::path(
     post, path = "/api/v1/devices/{id}/revoke", tag = "devices",
     params(("id" = String, Path, description = "Device id")),
-    request_body(content = RevokeRequest, description = "Optional: the patient the device is expected on"),
+    request_body(content = Option<RevokeRequest>, description = "Optional: the patient the device is expected on"),
     security(("bearer" = []), ("cookie" = [])),
     responses(
         (status = 200, description = "Revoked", body = Revoked),

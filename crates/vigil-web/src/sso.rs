@@ -217,9 +217,16 @@ impl Sso {
     /// The key the provider signs with under `kid` (any of its keys when
     /// the token names none), reading the keys again once for one not seen.
     async fn key(&self, kid: Option<&str>) -> Result<Option<DecodingKey>, ProviderError> {
+        // A key published for encryption (`use: enc`) signs nothing.
         let find = |set: &JwkSet| {
             set.keys
                 .iter()
+                .filter(|k| {
+                    !matches!(
+                        k.common.public_key_use,
+                        Some(jsonwebtoken::jwk::PublicKeyUse::Encryption)
+                    )
+                })
                 .find(|k| kid.is_none() || k.common.key_id.as_deref() == kid)
                 .and_then(|k| DecodingKey::from_jwk(k).ok())
         };
