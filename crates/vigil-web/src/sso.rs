@@ -143,6 +143,8 @@ pub struct Sso {
     settings: SsoSettings,
     http: reqwest::Client,
     provider: tokio::sync::Mutex<Option<Provider>>,
+    /// [`JWKS_REFRESH_MIN`], but for tests.
+    keys_refresh_min: Duration,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -157,6 +159,7 @@ impl Sso {
             settings,
             http,
             provider: tokio::sync::Mutex::new(None),
+            keys_refresh_min: JWKS_REFRESH_MIN,
         }
     }
 
@@ -237,7 +240,7 @@ impl Sso {
         if let Some(k) = find(&p.jwks) {
             return Ok(Some(k));
         }
-        if p.jwks_fetched.elapsed() < JWKS_REFRESH_MIN {
+        if p.jwks_fetched.elapsed() < self.keys_refresh_min {
             return Ok(None);
         }
         let uri = p.discovery.jwks_uri.clone();
@@ -658,6 +661,103 @@ async fn account_of(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// A provider serving only its keys, which the test changes, counting
+    /// the reads.
+    async fn keys_server(
+        kids: std::sync::Arc<std::sync::Mutex<Vec<&'static str>>>,
+        reads: std::sync::Arc<std::sync::atomic::AtomicUsize>,
+    ) -> String {
+        let app = axum::Router::new().route(
+            "/jwks",
+            axum::routing::get(move || {
+                reads.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+                // RSA keys whose numbers are never used: only found.
+                let keys: Vec<serde_json::Value> = kids
+                    .lock()
+                    .expect("kids")
+                    .iter()
+                    .map(|k| serde_json::json!({"kty": "RSA", "kid": k, "n": "AQAB", "e": "AQAB"}))
+                    .collect();
+                async move { axum::Json(serde_json::json!({ "keys": keys })) }
+            }),
+        );
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("bind");
+        let url = format!("http://{}/jwks", listener.local_addr().expect("addr"));
+        tokio::spawn(async move { axum::serve(listener, app).await });
+        url
+    }
+
+    /// A key rotated in at the provider is found by reading the keys again;
+    /// an id it does not publish is not, and asking again within the limit
+    /// does not read them again.
+    #[tokio::test]
+    async fn a_rotated_key_is_read_again_and_unknown_ids_at_most_once_a_while() {
+        use std::sync::atomic::Ordering;
+        let kids = std::sync::Arc::new(std::sync::Mutex::new(vec!["old"]));
+        let reads = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
+        let jwks_uri = keys_server(kids.clone(), reads.clone()).await;
+        let tls = rustls::ClientConfig::builder_with_provider(std::sync::Arc::new(
+            rustls::crypto::aws_lc_rs::default_provider(),
+        ))
+        .with_safe_default_protocol_versions()
+        .expect("versions")
+        .with_root_certificates(rustls::RootCertStore::empty())
+        .with_no_client_auth();
+        let http = reqwest::Client::builder()
+            .use_preconfigured_tls(tls)
+            .build()
+            .expect("client");
+        let mut sso = Sso::new(
+            SsoSettings {
+                issuer: "http://127.0.0.1".into(),
+                client_id: "c".into(),
+                client_secret: "s".into(),
+                redirect_url: "http://127.0.0.1/api/v1/auth/sso/callback".into(),
+                username_claim: "preferred_username".into(),
+                scopes: "openid".into(),
+                label: "t".into(),
+                prompt: None,
+            },
+            http,
+        );
+        let now = Instant::now();
+        *sso.provider.lock().await = Some(Provider {
+            discovery: Discovery {
+                issuer: "http://127.0.0.1".into(),
+                authorization_endpoint: String::new(),
+                token_endpoint: String::new(),
+                jwks_uri,
+            },
+            jwks: JwkSet {
+                keys: serde_json::from_value(
+                    serde_json::json!([{"kty": "RSA", "kid": "old", "n": "AQAB", "e": "AQAB"}]),
+                )
+                .expect("jwk"),
+            },
+            fetched: now,
+            jwks_fetched: now - Duration::from_secs(3600),
+        });
+        sso.keys_refresh_min = Duration::from_secs(30);
+        assert!(sso.key(Some("old")).await.expect("key").is_some());
+        assert_eq!(reads.load(Ordering::SeqCst), 0, "a known key: no read");
+        kids.lock().expect("kids").push("new");
+        assert!(sso.key(Some("new")).await.expect("key").is_some());
+        assert_eq!(
+            reads.load(Ordering::SeqCst),
+            1,
+            "read again for the new one"
+        );
+        assert!(sso.key(Some("forged")).await.expect("key").is_none());
+        assert!(sso.key(Some("forged")).await.expect("key").is_none());
+        assert_eq!(
+            reads.load(Ordering::SeqCst),
+            1,
+            "not again within the limit"
+        );
+    }
 
     #[test]
     fn the_flow_survives_its_cookie_and_nothing_else_does() {
