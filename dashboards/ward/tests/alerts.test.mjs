@@ -459,8 +459,25 @@ test("new alerts are counted in the tab's title and, when asked for, notified on
     await stream.close({ code: 1011, reason: "the test's outage" });
     await page.getByRole("status").filter({ hasText: "reconnecting" }).waitFor();
     await page.evaluate(() => { window.__notes = []; });
-    const second = await poll("another open alert to escalate", async () =>
-      (await (await api("/api/v1/alerts?status=open")).json())[0] || null, { timeout: ALERT_TIMEOUT, interval: 500 });
+    // Another open alert: the simulation's next, or (so the test does not
+    // hang on the scenarios' timing: once it waited past 120 s in a CI run)
+    // one raised by a reading entered for a patient with no alert, a
+    // respiration rate of 30/min scoring 3 on its own.
+    let entered = false;
+    const second = await poll("another open alert to escalate", async () => {
+      const open = (await (await api("/api/v1/alerts?status=open")).json())[0];
+      if (open || entered) return open || null;
+      const unresolved = (await Promise.all(["open", "acknowledged", "escalated"].map(async (s) =>
+        (await api(`/api/v1/alerts?status=${s}`)).json()))).flat();
+      const calm = (await (await api("/api/v1/patients")).json()).find((p) => !unresolved.some((a) => a.patient_id === p.id));
+      if (calm) {
+        const r = await api(`/api/v1/patients/${calm.id}/observations`, { method: "POST", headers: { "content-type": "application/json" },
+          body: JSON.stringify({ obs: [{ code: "resp_rate", value: 30, unit: "/min" }] }) });
+        assert.equal(r.status, 201, await r.text());
+        entered = true;
+      }
+      return null;
+    }, { timeout: ALERT_TIMEOUT, interval: 500 });
     assert.equal((await api(`/api/v1/alerts/${second.id}/escalate`, { method: "POST" })).status, 200);
     refuse = false;
     await page.getByRole("status").filter({ hasText: "live" }).waitFor({ timeout: UI_TIMEOUT });
