@@ -163,10 +163,6 @@ impl Sso {
         }
     }
 
-    pub fn settings(&self) -> &SsoSettings {
-        &self.settings
-    }
-
     async fn get_json<T: serde::de::DeserializeOwned>(
         &self,
         url: &str,
@@ -507,6 +503,14 @@ fn failed(state: &AppState, f: SsoFailure, place: &str) -> Response {
     )
 }
 
+/// The relying party, or 404 for both routes when `[sso]` is not set.
+fn configured(state: &AppState) -> Result<std::sync::Arc<Sso>, crate::error::ApiError> {
+    state
+        .sso
+        .clone()
+        .ok_or(crate::error::ApiError::NotFound("route"))
+}
+
 /// `GET /api/v1/auth/sso/login`: off to the provider.
 #[utoipa::path(
     get, path = "/api/v1/auth/sso/login", tag = "auth",
@@ -522,10 +526,7 @@ pub async fn login(
     State(state): State<AppState>,
     query: Result<Query<LoginQuery>, axum::extract::rejection::QueryRejection>,
 ) -> Result<Response, crate::error::ApiError> {
-    let sso = state
-        .sso
-        .clone()
-        .ok_or(crate::error::ApiError::NotFound("route"))?;
+    let sso = configured(&state)?;
     // A place that is not one is dropped: the sign-in goes to the ward.
     let place = query.ok().and_then(|q| q.0.r#return).unwrap_or_default();
     match sso.start(&place).await {
@@ -575,10 +576,7 @@ pub async fn callback(
     headers: HeaderMap,
     query: Result<Query<Callback>, axum::extract::rejection::QueryRejection>,
 ) -> Result<Response, crate::error::ApiError> {
-    let sso = state
-        .sso
-        .clone()
-        .ok_or(crate::error::ApiError::NotFound("route"))?;
+    let sso = configured(&state)?;
     let tls = state.tls;
     let flow = crate::auth::cookie(&headers, FLOW_COOKIE).and_then(|v| Flow::from_cookie(&v));
     let place = flow.as_ref().map(|f| f.place.clone()).unwrap_or_default();
