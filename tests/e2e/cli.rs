@@ -147,6 +147,25 @@ async fn admin_commands_work_against_a_running_daemon() {
         None,
     ));
     assert!(sso_user["id"].is_i64(), "{sso_user}");
+    // The same name in other letters' case: single sign-on would take
+    // neither, so the second is refused, naming the first.
+    let twin = run(
+        &[
+            "user",
+            "add",
+            "--username",
+            "Nurse2@NHS.example",
+            "--role",
+            "nurse",
+            "--ward",
+            "Ward C",
+            "--sso-only",
+        ],
+        None,
+    );
+    assert_eq!(twin.status.code(), Some(2));
+    let err = String::from_utf8_lossy(&twin.stderr);
+    assert!(err.contains("\"nurse2@nhs.example\" is taken"), "{err}");
     for guess in ["", "\n", "a-long-password"] {
         let r = app
             .login_with(&app.http_client, "nurse2@nhs.example", guess)

@@ -210,6 +210,16 @@ impl TestApp {
         }
     }
 
+    /// The id of [`TestApp::ward`].
+    pub async fn ward_id(&self) -> i64 {
+        self.store
+            .ward_find(&self.ward)
+            .await
+            .expect("ward lookup")
+            .expect("the test's ward")
+            .id
+    }
+
     pub fn get(&self, path: &str) -> reqwest::RequestBuilder {
         self.http_client
             .get(format!("{}{path}", self.http))

@@ -30,5 +30,6 @@ mod restart;
 mod scoring;
 mod security;
 mod sso;
+mod staff;
 mod timers;
 mod tls;

@@ -23,7 +23,7 @@ fn repo() -> PathBuf {
 }
 
 /// Every `/api/v1` route the router serves, as (method, path).
-const ROUTES: [(&str, &str); 35] = [
+const ROUTES: [(&str, &str); 39] = [
     ("post", "/api/v1/login"),
     ("get", "/api/v1/auth/methods"),
     ("get", "/api/v1/auth/sso/login"),
@@ -59,6 +59,10 @@ const ROUTES: [(&str, &str); 35] = [
     ("post", "/api/v1/devices/{id}/unassign"),
     ("post", "/api/v1/devices/{id}/revoke"),
     ("get", "/api/v1/audit"),
+    ("get", "/api/v1/users"),
+    ("post", "/api/v1/users"),
+    ("patch", "/api/v1/users/{id}"),
+    ("post", "/api/v1/users/{id}/password"),
 ];
 
 #[tokio::test]

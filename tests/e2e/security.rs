@@ -253,17 +253,12 @@ async fn reads_and_actions_are_audited_and_the_trail_is_admin_only_and_append_on
     assert_eq!(row["addr"], "127.0.0.1");
 
     // A nurse of the patient's ward reads the record: the trail names her.
-    let ward = app
-        .store
-        .ward_find(&app.ward)
-        .await
-        .expect("q")
-        .expect("ward");
+    let ward = app.ward_id().await;
     let nurse = vigil_web::admin::add_user(
         app.store.as_ref(),
         "nurse-jo",
         "nurse",
-        &[ward.id.to_string()],
+        &[ward.to_string()],
         "a-long-password",
     )
     .await

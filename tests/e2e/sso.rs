@@ -422,8 +422,30 @@ async fn a_nurse_signs_in_through_the_provider_as_their_vigil_account() {
     let (_, who) = me(&app, &landed.session.expect("a session")).await;
     assert_eq!(who["id"], nurse, "{who}");
     // But two accounts differing only in case: the provider's name picks
-    // neither.
-    add_nurse(&app, "JANE.DOE@nhs.example").await;
+    // neither. Vigil no longer makes such a pair (`admin::add_user` refuses
+    // the second), so it is written as a database from before would hold it.
+    let taken = vigil_web::admin::add_user(
+        app.store.as_ref(),
+        "JANE.DOE@nhs.example",
+        "nurse",
+        std::slice::from_ref(&app.ward),
+        "a-password-nobody-uses",
+    )
+    .await;
+    assert!(
+        matches!(&taken, Err(vigil_web::admin::AdminError::Conflict(m)) if m.contains("jane.doe@nhs.example")),
+        "{taken:?}"
+    );
+    let ward = app.ward_id().await;
+    app.store
+        .user_add(vigil_store::NewUser {
+            username: "JANE.DOE@nhs.example".into(),
+            role: vigil_store::Role::Nurse,
+            password_hash: vigil_web::admin::hash_password("a-password-nobody-uses").expect("hash"),
+            ward_ids: vec![ward],
+        })
+        .await
+        .expect("user");
     let landed = sign_in(&app, None).await;
     assert_eq!(
         (landed.at.as_str(), landed.session),
@@ -636,6 +658,46 @@ async fn password_sign_in_can_be_switched_off() {
         .await
         .expect("change");
     assert_eq!(changed.status(), 403);
+
+    // The dashboard's Staff section: accounts are added for single sign-on
+    // only, and no password is set for anyone.
+    let ward = app.ward_id().await;
+    let add = |body: Value| app.post("/api/v1/users", body).send();
+    let r = add(
+        json!({"username": "sam", "role": "nurse", "wards": [ward], "password": "long-enough"}),
+    )
+    .await
+    .expect("add");
+    assert_eq!(r.status(), 422);
+    let body: Value = r.json().await.expect("json");
+    assert!(
+        body["error"]["message"]
+            .as_str()
+            .expect("message")
+            .contains("give sso_only"),
+        "{body}"
+    );
+    let r = add(json!({"username": "sam", "role": "nurse", "wards": [ward], "sso_only": true}))
+        .await
+        .expect("add");
+    assert_eq!(r.status(), 201);
+    let sam: Value = r.json().await.expect("json");
+    let r = app
+        .post(
+            &format!("/api/v1/users/{}/password", sam["id"]),
+            json!({"password": "long-enough"}),
+        )
+        .send()
+        .await
+        .expect("set");
+    assert_eq!(r.status(), 403);
+    let body: Value = r.json().await.expect("json");
+    assert_eq!(body["error"]["code"], "password_off", "{body}");
+    provider.sign_in_as("sam", Mischief::None);
+    assert!(
+        sign_in(&app, None).await.session.is_some(),
+        "sam signs in through the provider"
+    );
 }
 
 /// On shared ward computers (`sso.prompt = "login"`), every sign-in asks

@@ -283,6 +283,14 @@ pub async fn add_user(
         return Err(AdminError::Invalid("username: 1 to 64 characters".into()));
     }
     check_password(password)?;
+    // Single sign-on matches a provider's name to an account whatever its
+    // letter case, and takes neither of two that differ only in case: a
+    // second such account would lock both out of it.
+    if let Some(taken) = store.usernames_folded(username).await?.first() {
+        return Err(AdminError::Conflict(format!(
+            "username: {taken:?} is taken (usernames are told apart whatever their letter case)"
+        )));
+    }
     let ward_ids = find_wards(store, wards)
         .await?
         .iter()

@@ -14,6 +14,9 @@ pub enum ApiError {
     Unauthorized,
     #[error("not allowed for your role")]
     Forbidden,
+    /// Not allowed, for a reason the message gives (e.g. your own account).
+    #[error("{0}")]
+    ForbiddenBecause(String),
     #[error("missing or wrong CSRF token (send the x-csrf-token header from /api/v1/me)")]
     Csrf,
     #[error("too many failed sign-ins; try again later")]
@@ -36,7 +39,9 @@ impl ApiError {
     fn parts(&self) -> (StatusCode, &'static str) {
         match self {
             ApiError::Unauthorized => (StatusCode::UNAUTHORIZED, "unauthorized"),
-            ApiError::Forbidden => (StatusCode::FORBIDDEN, "forbidden"),
+            ApiError::Forbidden | ApiError::ForbiddenBecause(_) => {
+                (StatusCode::FORBIDDEN, "forbidden")
+            }
             ApiError::Csrf => (StatusCode::FORBIDDEN, "csrf"),
             ApiError::Throttled => (StatusCode::TOO_MANY_REQUESTS, "throttled"),
             ApiError::PasswordOff => (StatusCode::FORBIDDEN, "password_off"),

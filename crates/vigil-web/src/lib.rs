@@ -29,6 +29,7 @@ pub mod sso;
 pub mod stream;
 pub mod text;
 pub mod tls;
+pub mod users;
 
 use std::sync::Arc;
 
@@ -221,6 +222,7 @@ pub fn router(state: AppState) -> Router {
         .merge(devices::router())
         .merge(alerts::router())
         .merge(audit::router())
+        .merge(users::router())
         .merge(fhir::router())
         .route("/healthz", get(ops::healthz))
         .route("/readyz", get(ops::readyz))

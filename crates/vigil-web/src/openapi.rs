@@ -108,6 +108,10 @@ patient or alert outside them is a 404, so ids cannot be probed. Errors are \
         crate::devices::unassign,
         crate::devices::revoke,
         crate::audit::query,
+        crate::users::list,
+        crate::users::create,
+        crate::users::update,
+        crate::users::set_password,
     ),
     components(schemas(ErrorBody, ErrorDetail, ErrorCode)),
     modifiers(&Security),
@@ -117,6 +121,7 @@ patient or alert outside them is a 404, so ids cannot be probed. Errors are \
         (name = "alerts", description = "The alert queue and its lifecycle"),
         (name = "devices", description = "Devices: provisioning, the inventory, assignment and revocation (admin)"),
         (name = "audit", description = "The audit trail (admin)"),
+        (name = "users", description = "Staff accounts of your wards (admin)"),
         (name = "meta", description = "This description and the live stream"),
     )
 )]
