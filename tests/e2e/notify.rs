@@ -313,3 +313,82 @@ async fn the_webhook_starts_at_the_newest_event_and_takes_up_the_trail_after_a_r
     tokio::time::sleep(std::time::Duration::from_secs(2)).await;
     assert_eq!(receiver.posts().len(), 2, "{:#?}", receiver.posts());
 }
+
+/// The value of `vigil_notify_leading` on `app`'s /metrics.
+async fn leading(app: &TestApp) -> Option<String> {
+    app.metrics()
+        .await
+        .lines()
+        .find_map(|l| l.strip_prefix("vigil_notify_leading ").map(str::to_string))
+}
+
+/// Wait until `app` says it posts (`"1"`) or stands by (`"0"`).
+async fn wait_leading(app: &TestApp, want: &str) {
+    let deadline = tokio::time::Instant::now() + WAIT;
+    while leading(app).await.as_deref() != Some(want) {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "vigil_notify_leading never {want}"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+}
+
+/// Two instances on one database: each alert event is posted once, by the
+/// instance holding the webhook's lease, whichever instance raised it; when
+/// that instance stops, the other takes over at once and posts what
+/// follows, still once.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_instances_on_one_database_post_each_event_once() {
+    let (_keep, url) = crate::restart::durable_database().await;
+    let pathways = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../pathways");
+    let receiver = Receiver::start(vec![]).await;
+    let spawn = || {
+        TestApp::spawn_configured(
+            Some(url.clone()),
+            Some(pathways.clone()),
+            None,
+            webhook(&receiver),
+        )
+    };
+    let first = spawn().await;
+    wait_leading(&first, "1").await;
+    let second = spawn().await;
+    // The second stands by: a few of its tries for the lease go by.
+    tokio::time::sleep(std::time::Duration::from_secs(3)).await;
+    assert_eq!(leading(&second).await.as_deref(), Some("0"));
+    assert_eq!(leading(&first).await.as_deref(), Some("1"));
+
+    // Raised on the second instance, posted once (by the first).
+    let bob = second.admit("general").await;
+    news2(&second, bob).await;
+    let posts = receiver.wait_for(1).await;
+    assert_eq!(verified(&posts[0])["alert"]["patient_id"], bob);
+    tokio::time::sleep(std::time::Duration::from_secs(3)).await;
+    assert_eq!(receiver.posts().len(), 1, "{:#?}", receiver.posts());
+
+    // The first stops: the second takes over and posts the escalation.
+    drop(first);
+    wait_leading(&second, "1").await;
+    let alerts = second
+        .get_json(&format!("/api/v1/alerts?patient={bob}"))
+        .await;
+    let id = alerts[0]["id"].as_i64().expect("Bob's alert");
+    let r = second
+        .post(&format!("/api/v1/alerts/{id}/escalate"), json!({}))
+        .send()
+        .await
+        .expect("escalate");
+    assert_eq!(r.status(), 200);
+    let posts = receiver.wait_for(2).await;
+    assert_eq!(verified(&posts[1])["action"], "escalated");
+    tokio::time::sleep(std::time::Duration::from_secs(3)).await;
+    let events: std::collections::BTreeSet<String> =
+        receiver.posts().into_iter().map(|p| p.event).collect();
+    assert_eq!(
+        (receiver.posts().len(), events.len()),
+        (2, 2),
+        "each event once: {:#?}",
+        receiver.posts()
+    );
+}

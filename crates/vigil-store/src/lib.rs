@@ -560,8 +560,17 @@ pub trait Store: Send + Sync + 'static {
     /// on a database where it never ran records the newest event's id (0
     /// if none) and answers that.
     async fn notify_progress(&self) -> Result<i64>;
-    /// Record that every event up to `event_id` is done with.
+    /// Record that every event up to `event_id` is done with (progress
+    /// only moves forward: a lower id changes nothing).
     async fn set_notify_progress(&self, event_id: i64) -> Result<()>;
+    /// Hold the webhook's lease as `holder` until `lapse` from now, on the
+    /// database's clock: taken if no one holds it, if its holder's lapsed,
+    /// or if `holder` has it already. `true` if `holder` holds it now. Needs
+    /// [`Store::notify_progress`] to have run once (its row holds the lease).
+    async fn notify_lease(&self, holder: &str, lapse: std::time::Duration) -> Result<bool>;
+    /// Give the lease up if `holder` has it, so another instance takes it
+    /// at once.
+    async fn notify_release(&self, holder: &str) -> Result<()>;
 
     // --- notes ----------------------------------------------------------------
     /// Append a clinician's note to a patient's record (never edited or

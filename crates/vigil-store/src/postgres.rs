@@ -2212,10 +2212,34 @@ impl Store for PgStore {
     }
 
     async fn set_notify_progress(&self, event_id: i64) -> Result<()> {
-        sqlx::query("UPDATE notify_progress SET event_id = $1 WHERE id = 1")
+        sqlx::query("UPDATE notify_progress SET event_id = GREATEST(event_id, $1) WHERE id = 1")
             .bind(event_id)
             .execute(&self.pool)
             .await?;
+        Ok(())
+    }
+
+    async fn notify_lease(&self, holder: &str, lapse: std::time::Duration) -> Result<bool> {
+        // The database's clock, not each instance's: two hosts whose clocks
+        // differ still agree on when a lease has lapsed.
+        let r = sqlx::query(
+            "UPDATE notify_progress SET holder = $1, lease_until = now() + make_interval(secs => $2) \
+             WHERE id = 1 AND (holder IS NULL OR holder = $1 OR lease_until IS NULL OR lease_until < now())",
+        )
+        .bind(holder)
+        .bind(lapse.as_secs_f64())
+        .execute(&self.pool)
+        .await?;
+        Ok(r.rows_affected() == 1)
+    }
+
+    async fn notify_release(&self, holder: &str) -> Result<()> {
+        sqlx::query(
+            "UPDATE notify_progress SET holder = NULL, lease_until = NULL WHERE id = 1 AND holder = $1",
+        )
+        .bind(holder)
+        .execute(&self.pool)
+        .await?;
         Ok(())
     }
 

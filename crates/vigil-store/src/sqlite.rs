@@ -2256,10 +2256,38 @@ impl Store for SqliteStore {
 
     async fn set_notify_progress(&self, event_id: i64) -> Result<()> {
         let _write = self.write.lock().await;
-        sqlx::query("UPDATE notify_progress SET event_id = ? WHERE id = 1")
+        sqlx::query("UPDATE notify_progress SET event_id = max(event_id, ?) WHERE id = 1")
             .bind(event_id)
             .execute(&self.pool)
             .await?;
+        Ok(())
+    }
+
+    async fn notify_lease(&self, holder: &str, lapse: std::time::Duration) -> Result<bool> {
+        let _write = self.write.lock().await;
+        let now = Utc::now();
+        let until = now + chrono::Duration::from_std(lapse).unwrap_or(chrono::Duration::MAX);
+        let r = sqlx::query(
+            "UPDATE notify_progress SET holder = ?, lease_until = ? \
+             WHERE id = 1 AND (holder IS NULL OR holder = ? OR lease_until IS NULL OR lease_until < ?)",
+        )
+        .bind(holder)
+        .bind(ts(until))
+        .bind(holder)
+        .bind(ts(now))
+        .execute(&self.pool)
+        .await?;
+        Ok(r.rows_affected() == 1)
+    }
+
+    async fn notify_release(&self, holder: &str) -> Result<()> {
+        let _write = self.write.lock().await;
+        sqlx::query(
+            "UPDATE notify_progress SET holder = NULL, lease_until = NULL WHERE id = 1 AND holder = ?",
+        )
+        .bind(holder)
+        .execute(&self.pool)
+        .await?;
         Ok(())
     }
 

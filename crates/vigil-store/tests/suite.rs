@@ -89,6 +89,7 @@ both_backends!(
     live_alert_rules_answer_like_alerts_list,
     alert_lifecycle_is_audited_and_guarded,
     the_alert_trail_is_read_in_order_and_the_webhook_progress_starts_at_its_end,
+    the_webhook_lease_is_one_instances_until_it_lapses_or_is_given_up,
     discharge_resolves_the_live_alerts_and_nothing_new_is_raised,
     alerts_list_filters_and_due_escalations,
     resolved_alerts_are_listed_by_when_they_were_resolved,
@@ -3916,6 +3917,45 @@ async fn the_alert_trail_is_read_in_order_and_the_webhook_progress_starts_at_its
     // Set, it is kept; a second first call does not move it.
     s.set_notify_progress(after[0].id).await.expect("set");
     assert_eq!(s.notify_progress().await.expect("progress"), after[0].id);
+    // It only moves forward: an instance that lost the lease mid-post
+    // cannot take it back.
+    s.set_notify_progress(start).await.expect("set");
+    assert_eq!(s.notify_progress().await.expect("progress"), after[0].id);
+}
+
+async fn the_webhook_lease_is_one_instances_until_it_lapses_or_is_given_up(s: &dyn Store) {
+    use std::time::Duration;
+    s.notify_progress().await.expect("progress");
+    let long = Duration::from_secs(60);
+    let short = Duration::from_millis(300);
+    assert!(
+        s.notify_lease("a", long).await.expect("lease"),
+        "free: taken"
+    );
+    assert!(!s.notify_lease("b", long).await.expect("lease"), "a's");
+    assert!(s.notify_lease("a", short).await.expect("lease"), "renewed");
+    assert!(
+        !s.notify_lease("b", long).await.expect("lease"),
+        "not lapsed yet"
+    );
+    tokio::time::sleep(Duration::from_millis(600)).await;
+    assert!(
+        s.notify_lease("b", long).await.expect("lease"),
+        "lapsed: b's"
+    );
+    assert!(!s.notify_lease("a", long).await.expect("lease"), "b's now");
+    // Given up by someone who does not hold it: nothing changes.
+    s.notify_release("a").await.expect("release");
+    assert!(
+        !s.notify_lease("a", long).await.expect("lease"),
+        "still b's"
+    );
+    // Given up by its holder: free at once.
+    s.notify_release("b").await.expect("release");
+    assert!(
+        s.notify_lease("a", long).await.expect("lease"),
+        "free again"
+    );
 }
 
 async fn alert_lifecycle_is_audited_and_guarded(s: &dyn Store) {

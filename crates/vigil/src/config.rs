@@ -77,6 +77,9 @@ pub struct NotifyConfig {
     /// PEM CA certificate(s) trusted for an `https://` webhook; without
     /// it, the system's trust store.
     pub ca_file: Option<PathBuf>,
+    /// With several instances on one database, how long the one posting
+    /// may go unheard from before another takes over (its lease's lapse).
+    pub takeover_after: String,
     /// The dashboard's address as clinicians reach it, for a link to the
     /// patient's page in each post.
     pub dashboard_url: Option<String>,
@@ -212,6 +215,7 @@ impl Default for Config {
                 min_severity: "medium".into(),
                 max_age: "1h".into(),
                 ca_file: None,
+                takeover_after: "30s".into(),
                 dashboard_url: None,
             },
             sso: SsoConfig {
@@ -256,6 +260,7 @@ pub struct NotifySettings {
     pub min_severity: vigil_store::Severity,
     pub max_age: std::time::Duration,
     pub ca_file: Option<PathBuf>,
+    pub takeover_after: std::time::Duration,
     pub dashboard_url: Option<String>,
 }
 
@@ -365,6 +370,15 @@ impl Config {
         })?;
         let max_age = humantime::parse_duration(&n.max_age)
             .map_err(|e| ConfigError(format!("notify.max_age: {e} (e.g. \"1h\")")))?;
+        let takeover_after = humantime::parse_duration(&n.takeover_after)
+            .ok()
+            .filter(|d| (3..=600).contains(&d.as_secs()))
+            .ok_or_else(|| {
+                ConfigError(format!(
+                    "notify.takeover_after: {:?} is not a duration from 3s to 10m (e.g. \"30s\")",
+                    n.takeover_after
+                ))
+            })?;
         if let Some(d) = &n.dashboard_url
             && !(d.starts_with("https://") || d.starts_with("http://"))
         {
@@ -379,6 +393,7 @@ impl Config {
             min_severity,
             max_age,
             ca_file: n.ca_file.clone(),
+            takeover_after,
             dashboard_url: n
                 .dashboard_url
                 .as_ref()
@@ -720,7 +735,10 @@ mod tests {
         assert_eq!(n.actions, ["raised", "updated", "escalated"]);
         assert_eq!(n.min_severity, vigil_store::Severity::Medium);
         assert_eq!(n.max_age, std::time::Duration::from_secs(3600));
+        assert_eq!(n.takeover_after, std::time::Duration::from_secs(30));
         for (extra, key) in [
+            ("takeover_after = \"1s\"\n", "notify.takeover_after"),
+            ("takeover_after = \"a while\"\n", "notify.takeover_after"),
             (
                 "actions = [\"paged\"]\n",
                 "notify.actions: unknown action \"paged\"",

@@ -21,7 +21,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use hmac::{Hmac, Mac};
-use prometheus::{IntCounterVec, Opts, Registry};
+use prometheus::{IntCounterVec, IntGauge, Opts, Registry};
 use serde_json::json;
 use sha2::Sha256;
 use tokio_util::sync::CancellationToken;
@@ -112,10 +112,11 @@ impl Trail {
     }
 }
 
-/// `vigil_notify_total{outcome}`.
+/// `vigil_notify_total{outcome}` and `vigil_notify_leading`.
 #[derive(Clone)]
 pub struct NotifyMetrics {
     pub outcomes: IntCounterVec,
+    pub leading: IntGauge,
 }
 
 impl NotifyMetrics {
@@ -131,7 +132,12 @@ impl NotifyMetrics {
         for o in ["sent", "failed", "expired", "skipped"] {
             outcomes.with_label_values(&[o]);
         }
-        Ok(NotifyMetrics { outcomes })
+        let leading = IntGauge::new(
+            "vigil_notify_leading",
+            "1 while this instance holds the alert webhook's lease and posts; 0 while another does (or none can)",
+        )?;
+        registry.register(Box::new(leading.clone()))?;
+        Ok(NotifyMetrics { outcomes, leading })
     }
 }
 
@@ -243,6 +249,10 @@ pub async fn post_test(
 }
 
 /// Follow the alert trail and post what `settings` asks for, until `cancel`.
+///
+/// Several instances may share one database; only the one holding the
+/// webhook's lease posts (see [`lead`]), so a page is sent once, not once
+/// per instance. The others stand by and take over when its lease lapses.
 pub async fn run(
     store: Arc<dyn Store>,
     settings: NotifySettings,
@@ -250,58 +260,159 @@ pub async fn run(
     metrics: NotifyMetrics,
     cancel: CancellationToken,
 ) {
-    let floor = loop {
-        match store.notify_progress().await {
-            Ok(f) => break f,
-            Err(e) => {
-                tracing::error!(error = %e, "alert webhook: cannot read its progress; trying again");
-                if sleep_or_cancel(Duration::from_secs(5), &cancel).await {
-                    return;
-                }
-            }
-        }
+    // The progress row first: the lease is held on it.
+    let Some(ready) = progress(store.as_ref(), &cancel).await else {
+        return;
     };
-    tracing::info!(from_event = floor, "alert webhook started");
-    let mut trail = Trail::new(floor);
-    let notifier = Notifier {
-        store: store.clone(),
-        settings,
-        client,
-        metrics,
-        cancel: cancel.clone(),
-    };
+    tracing::info!(from_event = ready, "alert webhook started");
+    let (tx, mut terms) = tokio::sync::watch::channel(None);
+    tokio::spawn(lead(
+        store.clone(),
+        settings.takeover_after,
+        metrics.clone(),
+        tx,
+        cancel.clone(),
+    ));
     loop {
-        let read = match store.alert_events_after(trail.floor(), BATCH).await {
-            Ok(r) => r,
-            Err(e) => {
-                tracing::error!(error = %e, "alert webhook: cannot read the alert trail");
-                if sleep_or_cancel(Duration::from_secs(5), &cancel).await {
-                    return;
-                }
-                continue;
+        // Stand by until this instance holds the lease.
+        let term = loop {
+            if let Some(t) = terms.borrow_and_update().clone() {
+                break t;
+            }
+            tokio::select! {
+                changed = terms.changed() => if changed.is_err() { return },
+                () = cancel.cancelled() => return,
             }
         };
-        for ev in &read {
-            if trail.is_done(ev.id) {
-                continue;
-            }
-            if !notifier.deliver(ev).await {
-                return; // cancelled
-            }
-            trail.mark_done(ev.id);
-        }
-        let ids: Vec<i64> = read.iter().map(|e| e.id).collect();
-        let before = trail.floor();
-        let floor = trail.settle(&ids, Instant::now(), GAP_WAIT);
-        if floor != before
-            && let Err(e) = store.set_notify_progress(floor).await
-        {
-            // Kept in memory; at worst a restart posts these again.
-            tracing::warn!(error = %e, "alert webhook: cannot record its progress");
-        }
-        let full = read.len() as i64 >= BATCH;
-        if !full && sleep_or_cancel(POLL, &cancel).await {
+        let notifier = Notifier {
+            store: store.clone(),
+            settings: settings.clone(),
+            client: client.clone(),
+            metrics: metrics.clone(),
+            cancel: term,
+        };
+        notifier.follow().await;
+        if cancel.is_cancelled() {
             return;
+        }
+        tracing::info!("alert webhook: another instance posts now; standing by");
+    }
+}
+
+/// The recorded progress, read until it can be; `None` if cancelled first.
+async fn progress(store: &dyn Store, cancel: &CancellationToken) -> Option<i64> {
+    loop {
+        match store.notify_progress().await {
+            Ok(f) => return Some(f),
+            Err(e) => {
+                tracing::error!(error = %e, "alert webhook: cannot read its progress; trying again");
+                if sleep_or_cancel(Duration::from_secs(5), cancel).await {
+                    return None;
+                }
+            }
+        }
+    }
+}
+
+/// How often an instance that does not hold the lease tries for it.
+const STANDBY_POLL: Duration = Duration::from_secs(1);
+
+/// Hold the webhook's lease for as long as this instance can, renewing it
+/// three times a lapse. Each term this instance holds it is sent on `terms`
+/// as a token that is cancelled when the term ends (the lease lost to
+/// another instance, or the database unreachable to renew it), so a post
+/// is not tried again once another instance may be posting. Cancelled, it
+/// gives the lease up, so a standby takes over at once rather than after
+/// the lapse.
+async fn lead(
+    store: Arc<dyn Store>,
+    lapse: Duration,
+    metrics: NotifyMetrics,
+    terms: tokio::sync::watch::Sender<Option<CancellationToken>>,
+    cancel: CancellationToken,
+) {
+    let holder = vigil_store::secrets::random_id(16);
+    let mut term: Option<CancellationToken> = None;
+    loop {
+        let held = match store.notify_lease(&holder, lapse).await {
+            Ok(held) => held,
+            Err(e) => {
+                tracing::warn!(error = %e, "alert webhook: cannot renew its lease");
+                false
+            }
+        };
+        match (held, &term) {
+            (true, None) => {
+                let t = cancel.child_token();
+                tracing::info!("alert webhook: this instance posts");
+                term = Some(t.clone());
+                terms.send_replace(Some(t));
+            }
+            (false, Some(t)) => {
+                t.cancel();
+                term = None;
+                terms.send_replace(None);
+            }
+            _ => {}
+        }
+        metrics.leading.set(i64::from(held));
+        let wait = if held { lapse / 3 } else { STANDBY_POLL };
+        if sleep_or_cancel(wait, &cancel).await {
+            break;
+        }
+    }
+    metrics.leading.set(0);
+    if term.is_some()
+        && let Err(e) = store.notify_release(&holder).await
+    {
+        tracing::warn!(error = %e, "alert webhook: cannot give up its lease (another instance takes over when it lapses)");
+    }
+}
+
+impl Notifier {
+    /// Post from the trail where the recorded progress says, until the
+    /// term ends.
+    async fn follow(&self) {
+        let store = &self.store;
+        let cancel = &self.cancel;
+        // Read again now: another instance may have posted since.
+        let Some(floor) = progress(store.as_ref(), cancel).await else {
+            return;
+        };
+        let mut trail = Trail::new(floor);
+        loop {
+            let read = match store.alert_events_after(trail.floor(), BATCH).await {
+                Ok(r) => r,
+                Err(e) => {
+                    tracing::error!(error = %e, "alert webhook: cannot read the alert trail");
+                    if sleep_or_cancel(Duration::from_secs(5), cancel).await {
+                        return;
+                    }
+                    continue;
+                }
+            };
+            for ev in &read {
+                if trail.is_done(ev.id) {
+                    continue;
+                }
+                if !self.deliver(ev).await {
+                    return; // the term ended
+                }
+                trail.mark_done(ev.id);
+            }
+            let ids: Vec<i64> = read.iter().map(|e| e.id).collect();
+            let before = trail.floor();
+            let floor = trail.settle(&ids, Instant::now(), GAP_WAIT);
+            if floor != before
+                && let Err(e) = store.set_notify_progress(floor).await
+            {
+                // Kept in memory; at worst a restart posts these again.
+                tracing::warn!(error = %e, "alert webhook: cannot record its progress");
+            }
+            let full = read.len() as i64 >= BATCH;
+            if !full && sleep_or_cancel(POLL, cancel).await {
+                return;
+            }
         }
     }
 }
@@ -328,8 +439,11 @@ impl Notifier {
     }
 
     /// Post `ev` if it is wanted, trying until it is sent or too old;
-    /// `false` if cancelled first.
+    /// `false` if cancelled (or the term ended) first.
     async fn deliver(&self, ev: &AlertEventRef) -> bool {
+        if self.cancel.is_cancelled() {
+            return false;
+        }
         if !self.settings.actions.contains(&ev.action) {
             self.count("skipped");
             return true;
