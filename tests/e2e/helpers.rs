@@ -470,6 +470,7 @@ pub async fn connect_device_with(
         client,
         cmds: rx,
         feedback: Default::default(),
+        configs: Default::default(),
         disconnects: drx,
         qos,
     })
@@ -556,6 +557,8 @@ pub struct TestDevice {
     client: AsyncClient,
     cmds: mpsc::UnboundedReceiver<Value>,
     feedback: std::collections::VecDeque<Value>,
+    /// `config` messages set aside for [`TestDevice::next_config`].
+    configs: std::collections::VecDeque<Value>,
     disconnects: mpsc::UnboundedReceiver<String>,
     /// The type and QoS of every `cmd` message received, in order.
     qos: std::sync::Arc<std::sync::Mutex<Vec<(String, QoS)>>>,
@@ -601,7 +604,8 @@ impl TestDevice {
 
     /// The next `ack` or `reject` on `cmd`, or `None` if none arrives within
     /// `within`. Patient feedback (`advice`, `repeat`) is set aside for
-    /// [`TestDevice::next_feedback`].
+    /// [`TestDevice::next_feedback`], the kit's schedule for
+    /// [`TestDevice::next_config`].
     pub async fn next_cmd_within(&mut self, within: Duration) -> Option<Value> {
         let deadline = tokio::time::Instant::now() + within;
         loop {
@@ -609,10 +613,10 @@ impl TestDevice {
                 .await
                 .ok()
                 .flatten()?;
-            if matches!(v["type"].as_str(), Some("advice" | "repeat" | "config")) {
-                self.feedback.push_back(v);
-            } else {
-                return Some(v);
+            match v["type"].as_str() {
+                Some("advice" | "repeat") => self.feedback.push_back(v),
+                Some("config") => self.configs.push_back(v),
+                _ => return Some(v),
             }
         }
     }
@@ -629,8 +633,30 @@ impl TestDevice {
                 .ok()
                 .flatten()
                 .expect("a feedback message arrives");
-            if matches!(v["type"].as_str(), Some("advice" | "repeat" | "config")) {
-                return v;
+            match v["type"].as_str() {
+                Some("advice" | "repeat") => return v,
+                Some("config") => self.configs.push_back(v),
+                _ => {}
+            }
+        }
+    }
+
+    /// The next `config` (the kit's measurement schedule) on `cmd`.
+    pub async fn next_config(&mut self) -> Value {
+        if let Some(v) = self.configs.pop_front() {
+            return v;
+        }
+        let deadline = tokio::time::Instant::now() + WAIT;
+        loop {
+            let v = tokio::time::timeout_at(deadline, self.cmds.recv())
+                .await
+                .ok()
+                .flatten()
+                .expect("a config message arrives");
+            match v["type"].as_str() {
+                Some("config") => return v,
+                Some("advice" | "repeat") => self.feedback.push_back(v),
+                _ => {}
             }
         }
     }

@@ -27,6 +27,7 @@ mod openapi;
 mod postgres;
 mod reliability;
 mod restart;
+mod schedule;
 mod scoring;
 mod security;
 mod sso;

@@ -710,6 +710,37 @@ impl Engine {
         p.news2(self.pathways.get(&p.setup.pathway)?, Reasons::Written)
     }
 
+    /// The measurement schedule `patient`'s kit is told (the `config`
+    /// message of CONTRACTS.md §2): each code one of their pathway's
+    /// `[[expect]]` rules asks for, with the interval asked of this patient
+    /// (a clinician's [`PatientSetup::obs_every_minutes`] in place of the
+    /// rule's `every`), the shortest where two rules name one code. Grace
+    /// is the ward's slack, not the patient's, so it is left out. `None`
+    /// for a patient the engine does not hold.
+    pub fn schedule(&self, patient: PatientId) -> Option<BTreeMap<&'static str, chrono::Duration>> {
+        let p = self.patients.get(&patient)?;
+        let pathway = self.pathways.get(&p.setup.pathway)?;
+        let mut schedule: BTreeMap<&'static str, chrono::Duration> = BTreeMap::new();
+        for expect in &pathway.expects {
+            let (every, _) = p.setup.expect_every(expect);
+            for code in &expect.codes {
+                schedule
+                    .entry(code.as_str())
+                    .and_modify(|d| *d = (*d).min(every))
+                    .or_insert(every);
+            }
+        }
+        Some(schedule)
+    }
+
+    /// The devices the engine watches for `patient` (those that sent since
+    /// its admission, or were assigned when it was read), by id.
+    pub fn devices(&self, patient: PatientId) -> Vec<String> {
+        self.patients
+            .get(&patient)
+            .map_or_else(Vec::new, |p| p.devices.keys().cloned().collect())
+    }
+
     /// The readings the engine holds for `patient`, in measurement order.
     pub fn readings(&self, patient: PatientId) -> Vec<Reading> {
         self.patients

@@ -51,6 +51,10 @@ pub(super) struct Worker {
     /// Per ECG patch, the highest chunk seq this worker has analysed: a
     /// catch-up after a failed commit takes up only what it has not.
     ecg_analysed: HashMap<String, u32>,
+    /// Per device, the patient and the `config` (measurement schedule) it
+    /// was last sent for them since the daemon started
+    /// ([`Worker::tell_kit`]).
+    kit_told: HashMap<String, (i64, serde_json::Value)>,
     client: AsyncClient,
     store: Arc<dyn Store>,
     events: vigil_store::LiveHub,
@@ -200,6 +204,7 @@ impl Worker {
             told: BTreeMap::new(),
             stored_progress: 0,
             ecg_analysed: HashMap::new(),
+            kit_told: HashMap::new(),
             client,
             store,
             events,
@@ -278,6 +283,10 @@ impl Worker {
                     self.ensure_in_engine(patient).await;
                     let scored = self.score_new(BTreeMap::from([(patient, BTreeSet::from([now]))]), None).await;
                     self.store_pass(scored.rows, scored.pushes, scored.firings, PassProgress::default()).await;
+                    // The observations asked for may have changed: the kit is told.
+                    for device in self.engine.devices(patient) {
+                        self.tell_kit(&device, patient, false).await;
+                    }
                 }
                 Some(action) = rule_actions.recv() => self.forward_action(action),
                 Some(()) = readings_deleted.recv() => self.readings.clear(),
@@ -651,7 +660,7 @@ impl Worker {
             .copied()
             .collect();
         for p in &gone {
-            self.engine.discharge(*p);
+            self.discharge_from_engine(*p).await;
             self.in_engine.remove(p);
             // And what the worker held for scoring them: a day of scores
             // and the readings scoring reads, which a discharged patient
@@ -889,7 +898,7 @@ impl Worker {
         let settings = match self.store.episode_settings(patient).await {
             Ok(Some(s)) => s,
             Ok(None) => {
-                self.engine.discharge(patient);
+                self.discharge_from_engine(patient).await;
                 return None;
             }
             Err(e) => {
@@ -1117,7 +1126,7 @@ impl Worker {
         let settings = match stored {
             Ok(Some(s)) => s,
             Ok(None) => {
-                self.engine.discharge(patient);
+                self.discharge_from_engine(patient).await;
                 self.in_engine.remove(&patient);
                 return None;
             }
@@ -2024,6 +2033,11 @@ impl Worker {
                     Err(e) => tracing::error!(error = %e, "rules engine refused a device status"),
                 }
             }
+            // Connected (again): its measurement schedule, which a kit that
+            // restarted may have lost.
+            if report.online {
+                self.tell_kit(&device, route.patient_id, true).await;
+            }
             self.auto_resolve(route.patient_id, &cleared, "device reports normally again")
                 .await;
             let _ = self.events.send(LiveEvent::DeviceStatus {
@@ -2033,6 +2047,64 @@ impl Worker {
                 status: serde_json::to_value(&report).unwrap_or_default(),
             });
         }
+    }
+}
+
+impl Worker {
+    /// Drop a discharged patient from the engine, and tell the kits that
+    /// were sent their schedule that nothing is asked of them now, so a
+    /// patient who has gone home for good is not reminded to measure.
+    async fn discharge_from_engine(&mut self, patient: i64) {
+        // By what they were told: the engine may have stopped watching a
+        // device already (unassigned at the discharge).
+        let told: Vec<String> = self
+            .kit_told
+            .iter()
+            .filter(|(_, (p, _))| *p == patient)
+            .map(|(d, _)| d.clone())
+            .collect();
+        for device in told {
+            self.kit_told.remove(&device);
+            let none = serde_json::json!({"type": "config", "schedule": {}});
+            send_cmd(&self.client, &device, none).await;
+        }
+        self.engine.discharge(patient);
+    }
+
+    /// Send `device` its patient's measurement schedule (`config`,
+    /// CONTRACTS.md §2; docs/mqtt.md): each code the pathway's `[[expect]]`
+    /// rules ask for and how often, the clinician's interval in place of
+    /// the pathway's, so the kit can remind the patient before a reading
+    /// is missed rather than the ward chasing it after. Sent when the
+    /// device reports itself online (`always`), and when the schedule
+    /// changes from what it was last told.
+    async fn tell_kit(&mut self, device: &str, patient: i64, always: bool) {
+        let Some(schedule) = self.engine.schedule(patient) else {
+            return;
+        };
+        let schedule: serde_json::Map<String, serde_json::Value> = schedule
+            .into_iter()
+            .map(|(code, every)| (code.to_string(), every_text(every).into()))
+            .collect();
+        let config = serde_json::json!({"type": "config", "schedule": schedule});
+        if !always && self.kit_told.get(device) == Some(&(patient, config.clone())) {
+            return;
+        }
+        send_cmd(&self.client, device, config.clone()).await;
+        self.kit_told.insert(device.to_string(), (patient, config));
+    }
+}
+
+/// An interval as the pathway files write it: `"8h"`, `"90m"`, `"45s"`,
+/// in the largest unit that is whole.
+fn every_text(every: chrono::Duration) -> String {
+    let secs = every.num_seconds();
+    if secs % 3600 == 0 {
+        format!("{}h", secs / 3600)
+    } else if secs % 60 == 0 {
+        format!("{}m", secs / 60)
+    } else {
+        format!("{secs}s")
     }
 }
 
@@ -2075,6 +2147,17 @@ impl<'a> StageClock<'a> {
 mod tests {
     use super::*;
     use chrono::TimeZone;
+
+    #[test]
+    fn a_kits_intervals_are_written_as_the_pathway_files_write_them() {
+        let text = |s: i64| every_text(chrono::Duration::seconds(s));
+        assert_eq!(text(8 * 3600), "8h");
+        assert_eq!(text(7 * 24 * 3600), "168h");
+        assert_eq!(text(90 * 60), "90m");
+        assert_eq!(text(15 * 60), "15m");
+        assert_eq!(text(3), "3s");
+        assert_eq!(text(3601), "3601s");
+    }
 
     /// A discharged patient leaves everything the worker held for them at
     /// its next patient sync: the engine, the score history and the

@@ -1267,3 +1267,56 @@ proptest! {
         prop_assert_eq!(got, expected);
     }
 }
+
+#[test]
+fn the_kit_is_told_the_pathways_schedule_or_the_clinicians() {
+    let mut e = engine_with("copd");
+    let hours = |h: i64| Duration::hours(h);
+    let schedule = e.schedule(1).unwrap();
+    assert_eq!(
+        schedule.into_iter().collect::<Vec<_>>(),
+        [("resp_rate", hours(12)), ("spo2", hours(8))]
+    );
+    let mut setup = PatientSetup::new("copd", t0());
+    setup.obs_every_minutes = Some(4 * 60);
+    e.admit(1, setup).unwrap();
+    assert_eq!(
+        e.schedule(1).unwrap().into_iter().collect::<Vec<_>>(),
+        [("resp_rate", hours(4)), ("spo2", hours(4))]
+    );
+    assert!(e.schedule(2).is_none(), "a patient not held");
+}
+
+#[test]
+fn a_code_two_expect_rules_name_is_asked_for_at_the_shorter_interval() {
+    let pathways = Pathways::load([(
+        "twice.toml",
+        r#"
+name = "twice"
+title = "Two rules for SpO2"
+
+[[expect]]
+codes = ["spo2", "pulse"]
+every = "12h"
+severity = "low"
+
+[[expect]]
+codes = ["spo2"]
+every = "6h"
+severity = "low"
+
+[escalation]
+high = "5m"
+medium = "15m"
+low-medium = "30m"
+low = "4h"
+"#,
+    )])
+    .unwrap();
+    let mut e = Engine::new(pathways);
+    e.admit(1, PatientSetup::new("twice", t0())).unwrap();
+    assert_eq!(
+        e.schedule(1).unwrap().into_iter().collect::<Vec<_>>(),
+        [("pulse", Duration::hours(12)), ("spo2", Duration::hours(6))]
+    );
+}
