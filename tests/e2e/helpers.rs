@@ -623,27 +623,23 @@ impl TestDevice {
 
     /// The next patient-feedback message (`advice`, `repeat`) on `cmd`.
     pub async fn next_feedback(&mut self) -> Value {
-        if let Some(v) = self.feedback.pop_front() {
-            return v;
-        }
-        let deadline = tokio::time::Instant::now() + WAIT;
-        loop {
-            let v = tokio::time::timeout_at(deadline, self.cmds.recv())
-                .await
-                .ok()
-                .flatten()
-                .expect("a feedback message arrives");
-            match v["type"].as_str() {
-                Some("advice" | "repeat") => return v,
-                Some("config") => self.configs.push_back(v),
-                _ => {}
-            }
-        }
+        self.next_set_aside(false).await
     }
 
     /// The next `config` (the kit's measurement schedule) on `cmd`.
     pub async fn next_config(&mut self) -> Value {
-        if let Some(v) = self.configs.pop_front() {
+        self.next_set_aside(true).await
+    }
+
+    /// The next `config` (`schedule`) or patient feedback, whichever is
+    /// asked for; the other is set aside for its own call, and acks and
+    /// rejects are passed over.
+    async fn next_set_aside(&mut self, schedule: bool) -> Value {
+        let held = match schedule {
+            true => self.configs.pop_front(),
+            false => self.feedback.pop_front(),
+        };
+        if let Some(v) = held {
             return v;
         }
         let deadline = tokio::time::Instant::now() + WAIT;
@@ -652,10 +648,11 @@ impl TestDevice {
                 .await
                 .ok()
                 .flatten()
-                .expect("a config message arrives");
-            match v["type"].as_str() {
-                Some("config") => return v,
-                Some("advice" | "repeat") => self.feedback.push_back(v),
+                .expect("a feedback or config message arrives");
+            match (v["type"].as_str(), schedule) {
+                (Some("config"), true) | (Some("advice" | "repeat"), false) => return v,
+                (Some("config"), false) => self.configs.push_back(v),
+                (Some("advice" | "repeat"), true) => self.feedback.push_back(v),
                 _ => {}
             }
         }
