@@ -92,6 +92,7 @@ impl Provider {
                             "authorization_endpoint": format!("{iss}/authorize"),
                             "token_endpoint": format!("{iss}/token"),
                             "jwks_uri": format!("{iss}/jwks"),
+                            "end_session_endpoint": format!("{iss}/logout"),
                         }))
                     }
                 }),
@@ -285,6 +286,9 @@ fn cookie(r: &reqwest::Response, name: &str) -> Option<(String, String)> {
 struct Landed {
     at: String,
     session: Option<String>,
+    /// The cookie marking a single sign-on for the sign-out (`name=value`)
+    /// and its attributes, if one was set.
+    sign_out: Option<(String, String)>,
 }
 
 /// A sign-in begun: the browser, Vigil's answer, and the flow's cookie
@@ -351,6 +355,7 @@ async fn sign_in_from(app: &TestApp, flow_cookie: Option<&str>, place: &str) -> 
             );
             pair
         }),
+        sign_out: cookie(&landed, "vigil_sso_out"),
     }
 }
 
@@ -724,4 +729,85 @@ async fn a_shared_computer_has_the_provider_ask_every_time() {
     .await;
     let (_, start, _, _) = begin(&shared).await;
     assert_eq!(prompt_of(&location(&start)).as_deref(), Some("login"));
+}
+
+/// `POST /api/v1/logout` with `cookies`: the answer's JSON and the
+/// sign-out cookie's attributes as set, if it was.
+async fn log_out(app: &TestApp, cookies: &str) -> (Value, Option<String>) {
+    let r = browser()
+        .post(format!("{}/api/v1/logout", app.http))
+        .header("cookie", cookies)
+        .send()
+        .await
+        .expect("logout");
+    assert_eq!(r.status(), StatusCode::OK);
+    let cleared = cookie(&r, "vigil_sso_out").map(|(_, attrs)| attrs);
+    (r.json().await.expect("json"), cleared)
+}
+
+/// With `sso.sign_out_provider`, signing out after a single sign-on sends
+/// the browser on to the provider's sign-out (RP-Initiated Logout), naming
+/// this client, the dashboard to come back to and the sign-in's ID token;
+/// a password sign-in on the same Vigil, or a Vigil without the setting,
+/// signs out of Vigil only.
+#[tokio::test]
+async fn signing_out_goes_on_to_the_providers_sign_out_when_asked() {
+    let provider = Provider::start().await;
+    let tweak = sso(&provider);
+    let app = TestApp::spawn_configured(None, None, None, move |c| {
+        tweak(c);
+        c.sso.sign_out_provider = true;
+    })
+    .await;
+    add_nurse(&app, "jane.doe@nhs.example").await;
+    provider.sign_in_as("jane.doe@nhs.example", Mischief::None);
+    let landed = sign_in(&app, None).await;
+    let session = landed.session.expect("a session");
+    let (mark, attrs) = landed.sign_out.expect("the sign-out cookie");
+    for a in [
+        "HttpOnly",
+        "SameSite=Strict",
+        "Path=/api/v1/logout",
+        "Max-Age=43200",
+    ] {
+        assert!(attrs.contains(a), "{a} in {attrs}");
+    }
+    let id_token = mark.strip_prefix("vigil_sso_out=").expect("value");
+    assert_eq!(id_token.split('.').count(), 3, "the ID token: {id_token}");
+
+    let (out, cleared) = log_out(&app, &format!("{session}; {mark}")).await;
+    let url =
+        reqwest::Url::parse(out["provider_sign_out"].as_str().expect("a URL")).expect("a URL");
+    assert_eq!(
+        url.as_str().split('?').next(),
+        Some(format!("{}/logout", provider.issuer).as_str())
+    );
+    let query: std::collections::BTreeMap<String, String> =
+        url.query_pairs().into_owned().collect();
+    assert_eq!(
+        query,
+        std::collections::BTreeMap::from([
+            ("client_id".to_string(), CLIENT_ID.to_string()),
+            ("post_logout_redirect_uri".to_string(), format!("{PUBLIC}/")),
+            ("id_token_hint".to_string(), id_token.to_string()),
+        ])
+    );
+    assert!(cleared.expect("cleared").contains("Max-Age=0"));
+    assert_eq!(me(&app, &session).await.0, StatusCode::UNAUTHORIZED);
+
+    // A password sign-in on the same Vigil: out of Vigil only.
+    let b = reqwest::Client::new();
+    let r = app.login_with(&b, "admin", "admin-password").await;
+    let (pair, _) = cookie(&r, "vigil_session").expect("a session");
+    let (out, cleared) = log_out(&app, &pair).await;
+    assert_eq!(out["provider_sign_out"], Value::Null, "{out}");
+    assert!(cleared.is_none());
+
+    // Without the setting: no cookie to mark the sign-in, and out of Vigil only.
+    let plain = TestApp::spawn_configured(None, None, None, sso(&provider)).await;
+    add_nurse(&plain, "jane.doe@nhs.example").await;
+    let landed = sign_in(&plain, None).await;
+    assert!(landed.sign_out.is_none());
+    let (out, _) = log_out(&plain, &landed.session.expect("a session")).await;
+    assert_eq!(out["provider_sign_out"], Value::Null, "{out}");
 }

@@ -218,6 +218,10 @@ pub struct Me {
 #[derive(Serialize, ToSchema)]
 pub struct LoggedOut {
     ok: bool,
+    /// After a single sign-on with `sso.sign_out_provider`: where the
+    /// browser goes next to sign out at the provider too, which sends it
+    /// back to the dashboard. Null otherwise (an addition to CONTRACTS.md).
+    provider_sign_out: Option<String>,
 }
 
 /// The account's turn to have a password checked, or 429 when its failures
@@ -381,11 +385,31 @@ pub async fn logout(
             .token_revoke(&hash_secret(&t), Utc::now())
             .await?;
     }
-    let mut resp = Json(LoggedOut { ok: true }).into_response();
-    resp.headers_mut().insert(
+    // Signed in through the provider (its cookie, sent to this route
+    // alone): on to its sign-out, when configured.
+    let sso_session = cookie(&headers, crate::sso::SIGN_OUT_COOKIE);
+    let provider_sign_out = match (&state.sso, &sso_session) {
+        (Some(sso), Some(hint)) => {
+            sso.sign_out_url(Some(hint.as_str()).filter(|h| *h != "-"))
+                .await
+        }
+        _ => None,
+    };
+    let mut resp = Json(LoggedOut {
+        ok: true,
+        provider_sign_out,
+    })
+    .into_response();
+    let h = resp.headers_mut();
+    h.insert(
         SET_COOKIE,
         HeaderValue::from_static("vigil_session=; Path=/; HttpOnly; SameSite=Strict; Max-Age=0"),
     );
+    if sso_session.is_some()
+        && let Ok(v) = HeaderValue::from_str(&crate::sso::sign_out_cookie_cleared(state.tls))
+    {
+        h.append(SET_COOKIE, v);
+    }
     Ok(resp)
 }
 

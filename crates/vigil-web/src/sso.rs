@@ -91,6 +91,9 @@ pub struct SsoSettings {
     /// OpenID Connect's `prompt` for every sign-in (`login`: the provider
     /// asks again each time, for shared computers).
     pub prompt: Option<String>,
+    /// Signing out of Vigil after a single sign-on goes on to the
+    /// provider's sign-out ([`Sso::sign_out_url`]).
+    pub sign_out_provider: bool,
 }
 
 /// Why a sign-in through the provider did not start a session: the code the
@@ -128,6 +131,10 @@ struct Discovery {
     authorization_endpoint: String,
     token_endpoint: String,
     jwks_uri: String,
+    /// OpenID Connect RP-Initiated Logout 1.0: where to send the browser
+    /// to sign out at the provider; not every provider has one.
+    #[serde(default)]
+    end_session_endpoint: Option<String>,
 }
 
 struct Provider {
@@ -272,8 +279,9 @@ impl Sso {
         Ok((url.to_string(), flow.to_cookie()))
     }
 
-    /// Exchange `code` and check the ID token; the username it names.
-    pub async fn finish(&self, code: &str, flow: &Flow) -> Result<String, SsoFailure> {
+    /// Exchange `code` and check the ID token; the username it names, and
+    /// the token (a hint for the provider's sign-out).
+    pub async fn finish(&self, code: &str, flow: &Flow) -> Result<(String, String), SsoFailure> {
         let d = self.discovery().await.map_err(|e| {
             tracing::warn!(error = %e, "sso: provider unavailable");
             SsoFailure::Provider
@@ -307,7 +315,42 @@ impl Sso {
             tracing::warn!(error = %e, "sso: no ID token in the provider's answer");
             SsoFailure::Provider
         })?;
-        self.check_id_token(&tokens.id_token, &flow.nonce).await
+        let username = self.check_id_token(&tokens.id_token, &flow.nonce).await?;
+        Ok((username, tokens.id_token))
+    }
+
+    /// Where to send the browser to sign out at the provider after signing
+    /// out of Vigil (OpenID Connect RP-Initiated Logout 1.0 §2), coming
+    /// back to the dashboard's sign-in page; `None` when not configured,
+    /// or the provider has no such endpoint or cannot be reached (Vigil's
+    /// own sign-out has happened all the same). `id_token_hint`: the ID
+    /// token of the sign-in, so the provider need not ask whom to sign out.
+    pub async fn sign_out_url(&self, id_token_hint: Option<&str>) -> Option<String> {
+        if !self.settings.sign_out_provider {
+            return None;
+        }
+        let d = match self.discovery().await {
+            Ok(d) => d,
+            Err(e) => {
+                tracing::warn!(error = %e, "sso: provider unavailable for sign-out");
+                return None;
+            }
+        };
+        let mut url = reqwest::Url::parse(d.end_session_endpoint.as_deref()?).ok()?;
+        let back = format!(
+            "{}/",
+            self.settings
+                .redirect_url
+                .strip_suffix(CALLBACK_PATH)
+                .unwrap_or(&self.settings.redirect_url)
+        );
+        url.query_pairs_mut()
+            .append_pair("client_id", &self.settings.client_id)
+            .append_pair("post_logout_redirect_uri", &back);
+        if let Some(hint) = id_token_hint {
+            url.query_pairs_mut().append_pair("id_token_hint", hint);
+        }
+        Some(url.to_string())
     }
 
     /// The ID token's checks (OpenID Connect Core §3.1.3.7); the username.
@@ -488,6 +531,32 @@ fn flow_cookie(value: &str, max_age: u64, tls: bool) -> String {
     )
 }
 
+/// The cookie that marks a session as single sign-on's, for
+/// `POST /api/v1/logout` alone: its value is the ID token (the provider's
+/// sign-out hint), or `-` when the token would make the cookie larger than
+/// browsers keep. As long-lived as the session at most.
+pub const SIGN_OUT_COOKIE: &str = "vigil_sso_out";
+
+fn sign_out_cookie(id_token: &str, tls: bool) -> String {
+    let value = match id_token.len() <= 3500 {
+        true => id_token,
+        false => "-",
+    };
+    format!(
+        "{SIGN_OUT_COOKIE}={value}; Path=/api/v1/logout; HttpOnly; SameSite=Strict; Max-Age={}{}",
+        crate::auth::SESSION_TTL_HOURS * 3600,
+        if tls { "; Secure" } else { "" }
+    )
+}
+
+/// The sign-out cookie cleared.
+pub fn sign_out_cookie_cleared(tls: bool) -> String {
+    format!(
+        "{SIGN_OUT_COOKIE}=; Path=/api/v1/logout; HttpOnly; SameSite=Strict; Max-Age=0{}",
+        if tls { "; Secure" } else { "" }
+    )
+}
+
 /// Back to the dashboard saying why, at `place` if known (so a password
 /// sign-in from there still opens it).
 fn failed(state: &AppState, f: SsoFailure, place: &str) -> Response {
@@ -593,7 +662,7 @@ pub async fn callback(
         return Ok(failed(&state, SsoFailure::Expired, ""));
     }
     let addr = Some(peer);
-    let username = match sso.finish(&code, &flow).await {
+    let (username, id_token) = match sso.finish(&code, &flow).await {
         Ok(u) => u,
         Err(f) => {
             if f == SsoFailure::Refused {
@@ -633,10 +702,11 @@ pub async fn callback(
     };
     let (_, session) = crate::auth::start_session(&state, &user, addr, "sso").await?;
     state.metrics.sso.with_label_values(&["signed_in"]).inc();
-    Ok(redirect(
-        &flow.landing(),
-        &[session, flow_cookie("", 0, tls)],
-    ))
+    let mut cookies = vec![session, flow_cookie("", 0, tls)];
+    if sso.settings.sign_out_provider {
+        cookies.push(sign_out_cookie(&id_token, tls));
+    }
+    Ok(redirect(&flow.landing(), &cookies))
 }
 
 /// The Vigil account the provider's `username` names: the one of that
@@ -718,6 +788,7 @@ mod tests {
                 scopes: "openid".into(),
                 label: "t".into(),
                 prompt: None,
+                sign_out_provider: false,
             },
             http,
         );
@@ -728,6 +799,7 @@ mod tests {
                 authorization_endpoint: String::new(),
                 token_endpoint: String::new(),
                 jwks_uri,
+                end_session_endpoint: None,
             },
             jwks: JwkSet {
                 keys: serde_json::from_value(

@@ -52,6 +52,10 @@ pub struct SsoConfig {
     /// `false`: only single sign-on signs people in to the dashboard and
     /// API (`vigil admin` on the server still works).
     pub password_login: bool,
+    /// `true`: signing out of Vigil after a single sign-on goes on to the
+    /// provider's sign-out (OpenID Connect RP-Initiated Logout), so the
+    /// next person at a shared computer is not signed in as the last.
+    pub sign_out_provider: bool,
     /// PEM CA certificate(s) trusted for the provider; without it, the
     /// system's trust store.
     pub ca_file: Option<PathBuf>,
@@ -228,6 +232,7 @@ impl Default for Config {
                 label: "single sign-on".into(),
                 prompt: None,
                 password_login: true,
+                sign_out_provider: false,
                 ca_file: None,
             },
         }
@@ -410,6 +415,7 @@ impl Config {
                 || c.client_secret.is_some()
                 || c.redirect_url.is_some()
                 || c.ca_file.is_some()
+                || c.sign_out_provider
             {
                 return Err(ConfigError(
                     "sso.issuer: required when other sso keys are set".into(),
@@ -480,6 +486,7 @@ impl Config {
             scopes: c.scopes.clone(),
             label: c.label.clone(),
             prompt: c.prompt.clone(),
+            sign_out_provider: c.sign_out_provider,
         }))
     }
 
@@ -842,6 +849,7 @@ mod tests {
                 "sso.client_id: required",
             ),
             ("client_id = \"vigil\"\n", "sso.issuer: required"),
+            ("sign_out_provider = true\n", "sso.issuer: required"),
             (
                 "password_login = false\n",
                 "sso.password_login: false needs sso.issuer",
