@@ -238,7 +238,21 @@ async fn an_admin_manages_their_wards_staff_and_nothing_beyond() {
         let message = answer["error"]["message"].as_str().unwrap_or_default();
         assert!(message.contains(says), "{method} {path} {body}: {answer}");
     }
-    // The outsider's account shares no ward: it is not found, not refused.
+    // The outsider's account shares no ward, and one with no ward at all is
+    // nobody's here (else any admin could give it their ward): neither is
+    // listed, and each is not found, not refused.
+    let wardless = app
+        .store
+        .user_add(vigil_store::NewUser {
+            username: "no.ward".into(),
+            role: vigil_store::Role::Nurse,
+            password_hash: vigil_web::admin::hash_password("no-ward-password").expect("hash"),
+            ward_ids: vec![],
+        })
+        .await
+        .expect("user");
+    let (_, list) = call(&app, &admin, Method::GET, "/api/v1/users", None).await;
+    assert!(account(&list, "no.ward").is_none(), "{list}");
     let outsider_id = app
         .store
         .user_by_username("outsider")
@@ -246,15 +260,17 @@ async fn an_admin_manages_their_wards_staff_and_nothing_beyond() {
         .expect("user")
         .expect("user")
         .id;
-    let (status, _) = call(
-        &app,
-        &admin,
-        Method::PATCH,
-        &format!("/api/v1/users/{outsider_id}"),
-        Some(json!({"disabled": true})),
-    )
-    .await;
-    assert_eq!(status, 404);
+    for id in [outsider_id, wardless] {
+        let (status, _) = call(
+            &app,
+            &admin,
+            Method::PATCH,
+            &format!("/api/v1/users/{id}"),
+            Some(json!({"wards": [ward_a]})),
+        )
+        .await;
+        assert_eq!(status, 404);
+    }
     // Not an admin: nothing here at all.
     let (status, _) = call(&app, &outsider, Method::GET, "/api/v1/users", None).await;
     assert_eq!(status, 403);

@@ -115,20 +115,23 @@ pub struct PasswordSet {
 /// Can `caller` change `user`? `None` if so, else why not.
 fn why_not(caller: &Caller, user: &UserRecord) -> Option<String> {
     if user.id == caller.0.id {
-        return Some("Your own account: another admin, or `vigil admin`, changes it.".into());
+        return Some(
+            "Your own account: another admin, or vigil admin on the server, changes it.".into(),
+        );
     }
     if user.ward_ids.iter().any(|w| !caller.sees_ward(*w)) {
         return Some(
-            "Also on wards that are not yours: an admin of all its wards, or `vigil admin`, changes it."
+            "Also on wards that are not yours: an admin of all its wards, or vigil admin on the server, changes it."
                 .into(),
         );
     }
     None
 }
 
-/// Is the account one the caller may see: sharing a ward, or with none?
+/// Is the account one the caller may see: sharing a ward with them? (One
+/// with no ward is nobody's to see here: `vigil admin` on the server.)
 fn visible(caller: &Caller, user: &UserRecord) -> bool {
-    user.ward_ids.is_empty() || user.ward_ids.iter().any(|w| caller.sees_ward(*w))
+    user.ward_ids.iter().any(|w| caller.sees_ward(*w))
 }
 
 async fn account(

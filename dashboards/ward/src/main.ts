@@ -16,6 +16,7 @@ import { $ } from "./format";
 import { showPasswordButton, whenPasswordChanged } from "./password";
 import { closePatient, openPatient, patientEvent, tickPatient } from "./patient";
 import { showSignInMethods } from "./signin";
+import { clearStaff, showStaff } from "./staff";
 import { alerts, patientName, patients, session } from "./state";
 import type { Alert, AlertEvent, LiveEvent, Me, WardRow } from "./types";
 import { focusPatient, renderPatients, showWard } from "./ward";
@@ -47,6 +48,7 @@ function showSignIn(why = "", note = ""): void {
   clearDischarged();
   clearHandover();
   clearKit();
+  clearStaff();
   $("signin").hidden = false; $("ward").hidden = true; $("patient").hidden = true; $("signout").hidden = true;
   $("who").textContent = ""; setConn("");
   showAdmission(null);
@@ -161,6 +163,7 @@ function route(): void {
     $("patient").hidden = true; $("ward").hidden = false;
     showWard();
     showKit(session.me);
+    showStaff(session.me);
     const from = Number(sessionStorage.getItem("vigil-last-patient") || NaN);
     sessionStorage.removeItem("vigil-last-patient");
     // Back on the ward: focus the row of the patient just left (drawn and scrolled to, wherever it is in the list).
@@ -299,9 +302,15 @@ form.addEventListener("submit", async (e) => {
 
 $("signout").addEventListener("click", async () => {
   const token = csrfToken();
-  await fetch("/api/v1/logout", { method: "POST", credentials: "same-origin",
+  const res = await fetch("/api/v1/logout", { method: "POST", credentials: "same-origin",
     headers: token ? { "x-csrf-token": token } : {} });
   showSignIn();
+  // After a single sign-on, where the server is set to (sso.sign_out_provider):
+  // on to the provider's sign-out, which comes back to this page, so the
+  // next person at a shared computer is not signed in as this one.
+  let next: unknown = null;
+  try { next = ((await res.json()) as { provider_sign_out?: unknown }).provider_sign_out; } catch { /* signed out of Vigil all the same */ }
+  if (typeof next === "string" && /^https?:\/\//.test(next)) window.location.assign(next);
 });
 
 setInterval(() => { if (!$("ward").hidden) renderPatients(); }, 15000);

@@ -5,8 +5,7 @@
 // comes back as /?sso_error=CODE: said in the form's error area, and taken
 // out of the address bar so a reload or a bookmark does not say it again.
 import { $, el } from "./format";
-
-interface Methods { password: boolean; sso: { label: string; login_url: string } | null }
+import type { AuthMethods as Methods } from "./types";
 
 const form = $("signin-form") as HTMLFormElement;
 const ssoBox = $("signin-sso");
@@ -23,9 +22,14 @@ async function askMethods(): Promise<Methods> {
   return { password: true, sso: null };
 }
 
+/** How one signs in here, as the server said when the sign-in form last showed. */
+export function signInMethods(): Promise<Methods> {
+  return asked ??= askMethods();
+}
+
 /** Whether passwords sign in here (and so can be changed): false with `sso.password_login = false`. */
 export async function passwordsOn(): Promise<boolean> {
-  return (await (asked ??= askMethods())).password;
+  return (await signInMethods()).password;
 }
 
 /** The code this page was sent back with, until it has been said. */

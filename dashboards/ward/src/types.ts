@@ -4,7 +4,25 @@ export type Risk = "low" | "low-medium" | "medium" | "high";
 export type AlertStatus = "open" | "acknowledged" | "escalated" | "resolved";
 export type ObsValue = number | string;
 
-export interface Me { username: string; role: string; csrf_token?: string; wards?: { id: number; name: string }[] }
+/** A ward, as the API names one in a list of them. */
+export interface WardName { id: number; name: string }
+
+export interface Me { id?: number; username: string; role: string; csrf_token?: string; wards?: WardName[] }
+
+/** How one signs in here (`GET /api/v1/auth/methods`): passwords, single sign-on, or both. */
+export interface AuthMethods { password: boolean; sso: { label: string; login_url: string } | null }
+
+export type StaffRole = "nurse" | "consultant" | "admin";
+
+/**
+ * A staff account as an admin's list has it (`GET /api/v1/users`, and what
+ * `PATCH /api/v1/users/{id}` answers): `why_not` says, in words, why the
+ * admin may not change it when `manageable` is false.
+ */
+export interface StaffAccount {
+  id: number; username: string; role: StaffRole; wards: WardName[]; disabled_at: string | null;
+  manageable: boolean; why_not?: string;
+}
 
 export interface PathwayInfo { name: string; title: string; spo2_scale: number; spo2_target: [number, number] | null }
 

@@ -3,12 +3,28 @@
 // the user the test chose, or as if they cancelled) and a token endpoint
 // that checks what a real provider would (the client's secret, a code used
 // once, the same redirect_uri, PKCE S256) before signing an ID token.
+// Its end-session endpoint (RP-Initiated Logout) records each sign-out and
+// sends the browser back where it was asked to.
 // Anything it refuses is kept in `refusals`, for the test to show.
 
 import { createHash, generateKeyPairSync, randomBytes, sign } from "node:crypto";
 import { createServer } from "node:http";
 
 const b64url = (buf) => Buffer.from(buf).toString("base64url");
+
+/** The client the tests register with the provider, and its button's label. */
+export const CLIENT = { clientId: "vigil-test", clientSecret: "test-secret-not-real" };
+export const LABEL = "Test Trust SSO";
+
+/** The demo's environment (`VIGIL_SSO_*`) for `provider`; `extra` on top. */
+export const ssoEnv = (provider, extra = {}) => (base) => ({
+  VIGIL_SSO_ISSUER: provider.issuer,
+  VIGIL_SSO_CLIENT_ID: CLIENT.clientId,
+  VIGIL_SSO_CLIENT_SECRET: CLIENT.clientSecret,
+  VIGIL_SSO_REDIRECT_URL: `${base}/api/v1/auth/sso/callback`,
+  VIGIL_SSO_LABEL: LABEL,
+  ...extra,
+});
 
 /**
  * Start the provider on 127.0.0.1, a free port. Set `user` to the username
@@ -20,6 +36,7 @@ export async function startOidcProvider({ clientId, clientSecret }) {
   const kid = b64url(randomBytes(8));
   const jwk = { ...publicKey.export({ format: "jwk" }), kid, alg: "RS256", use: "sig" };
   const codes = new Map(); // code → what /authorize was asked, until /token takes it
+  const idTokens = new Set(); // every ID token issued, for a sign-out's hint
 
   const provider = {
     issuer: "",
@@ -28,6 +45,8 @@ export async function startOidcProvider({ clientId, clientSecret }) {
     /** Codes exchanged for an ID token, and the requests refused (with why). */
     issued: 0,
     refusals: [],
+    /** Each sign-out at the provider: `{ client_id, post_logout_redirect_uri, hinted }` (`hinted`: an ID token it issued). */
+    signedOut: [],
     close: () => new Promise((res) => { server.closeAllConnections(); server.close(() => res()); }),
   };
 
@@ -76,7 +95,21 @@ export async function startOidcProvider({ clientId, clientSecret }) {
       iat: now, nonce: grant.nonce, preferred_username: grant.user }));
     const signature = b64url(sign("sha256", Buffer.from(`${header}.${claims}`), privateKey));
     provider.issued++;
-    json(res, 200, { access_token: "x", token_type: "Bearer", expires_in: 300, id_token: `${header}.${claims}.${signature}` });
+    const idToken = `${header}.${claims}.${signature}`;
+    idTokens.add(idToken);
+    json(res, 200, { access_token: "x", token_type: "Bearer", expires_in: 300, id_token: idToken });
+  }
+
+  function logout(url, res) {
+    const q = url.searchParams;
+    if (q.get("client_id") !== clientId) return refuse(res, `logout: client_id is ${q.get("client_id")}`);
+    const back = q.get("post_logout_redirect_uri");
+    if (!back) return refuse(res, "logout: no post_logout_redirect_uri");
+    const hint = q.get("id_token_hint");
+    if (hint && !idTokens.has(hint)) return refuse(res, "logout: id_token_hint is not a token this provider issued");
+    provider.signedOut.push({ client_id: q.get("client_id"), post_logout_redirect_uri: back, hinted: Boolean(hint) });
+    res.writeHead(302, { location: back });
+    res.end();
   }
 
   const server = createServer((req, res) => {
@@ -87,11 +120,13 @@ export async function startOidcProvider({ clientId, clientSecret }) {
       if (req.method === "GET" && url.pathname === "/.well-known/openid-configuration") {
         return json(res, 200, { issuer: provider.issuer, authorization_endpoint: `${provider.issuer}/authorize`,
           token_endpoint: `${provider.issuer}/token`, jwks_uri: `${provider.issuer}/jwks`,
+          end_session_endpoint: `${provider.issuer}/logout`,
           response_types_supported: ["code"], subject_types_supported: ["public"], id_token_signing_alg_values_supported: ["RS256"] });
       }
       if (req.method === "GET" && url.pathname === "/jwks") return json(res, 200, { keys: [jwk] });
       if (req.method === "GET" && url.pathname === "/authorize") return authorize(url, res);
       if (req.method === "POST" && url.pathname === "/token") return token(req, body, res);
+      if (req.method === "GET" && url.pathname === "/logout") return logout(url, res);
       json(res, 404, { error: "not_found" });
     });
   });

@@ -5,20 +5,8 @@
 import { test } from "node:test";
 import assert from "node:assert/strict";
 import { TEST_TIMEOUT, assertAccessible, screenshot, withWard } from "./harness.mjs";
-import { startOidcProvider } from "./oidc-provider.mjs";
+import { CLIENT, LABEL, ssoEnv, startOidcProvider } from "./oidc-provider.mjs";
 
-const CLIENT = { clientId: "vigil-test", clientSecret: "test-secret-not-real" };
-const LABEL = "Test Trust SSO";
-
-/** The demo's environment for `provider`; `extra` on top. */
-const ssoEnv = (provider, extra = {}) => (base) => ({
-  VIGIL_SSO_ISSUER: provider.issuer,
-  VIGIL_SSO_CLIENT_ID: CLIENT.clientId,
-  VIGIL_SSO_CLIENT_SECRET: CLIENT.clientSecret,
-  VIGIL_SSO_REDIRECT_URL: `${base}/api/v1/auth/sso/callback`,
-  VIGIL_SSO_LABEL: LABEL,
-  ...extra,
-});
 
 /** Run `body` with a provider and a ward set up for it; the provider's refusals fail the test. */
 async function withSso(t, body, extra) {
@@ -104,4 +92,34 @@ test("with passwords turned off, the sign-in page offers only single sign-on, an
     await page.getByRole("button", { name: "Sign out" }).waitFor();
     assert.equal(await page.getByRole("button", { name: "Change password" }).isVisible(), false);
   }, { VIGIL_SSO_PASSWORD_LOGIN: "false" });
+});
+
+test("on a shared computer, signing out after single sign-on signs out at the provider too, and a password sign-in does not", { timeout: TEST_TIMEOUT }, async (t) => {
+  await withSso(t, async ({ page, demo, provider }) => {
+    await page.goto(demo.base + "/");
+    const sso = page.getByRole("link", { name: `Sign in with ${LABEL}` });
+    provider.user = demo.login.username;
+    await sso.click();
+    await page.getByText(`${demo.login.username} (admin)`).waitFor();
+
+    // Out of Vigil, on to the provider's sign-out, and back to the sign-in page.
+    const atProvider = page.waitForRequest((r) => r.url().startsWith(`${provider.issuer}/logout`));
+    await page.getByRole("button", { name: "Sign out" }).click();
+    await atProvider;
+    await sso.waitFor();
+    assert.equal(new URL(page.url()).origin, new URL(demo.base).origin, "back on Vigil");
+    assert.deepEqual(provider.signedOut,
+      [{ client_id: CLIENT.clientId, post_logout_redirect_uri: `${demo.base}/`, hinted: true }]);
+    const me = await page.evaluate(async () => (await fetch("/api/v1/me")).status);
+    assert.equal(me, 401, "Vigil's session ended");
+
+    // A password sign-in on the same Vigil signs out of Vigil only.
+    await page.getByLabel("Username").fill(demo.login.username);
+    await page.getByLabel("Password").fill(demo.login.password);
+    await page.getByRole("button", { name: "Sign in" }).click();
+    await page.getByText(`${demo.login.username} (admin)`).waitFor();
+    await page.getByRole("button", { name: "Sign out" }).click();
+    await sso.waitFor();
+    assert.equal(provider.signedOut.length, 1, "no second visit to the provider");
+  }, { VIGIL_SSO_SIGN_OUT_PROVIDER: "true", VIGIL_SSO_PROMPT: "login" });
 });
