@@ -306,6 +306,7 @@ async fn grafana_dashboard_queries_only_exposed_metrics() {
         "vigil_store_write_seconds_bucket",
         "vigil_ingest_batch_size_sum",
         "vigil_notify_total",
+        "vigil_notify_leading",
     ] {
         assert!(
             queried.contains(name),

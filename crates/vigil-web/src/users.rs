@@ -134,14 +134,33 @@ fn visible(caller: &Caller, user: &UserRecord) -> bool {
     user.ward_ids.iter().any(|w| caller.sees_ward(*w))
 }
 
+/// Ward names by id, each read once however many accounts name it.
+#[derive(Default)]
+struct WardNames(std::collections::HashMap<i64, Option<Ward>>);
+
+impl WardNames {
+    async fn of(&mut self, state: &AppState, ids: &[i64]) -> Result<Vec<Ward>, ApiError> {
+        let mut wards = Vec::with_capacity(ids.len());
+        for id in ids {
+            if !self.0.contains_key(id) {
+                let found = state.store.ward_find(&id.to_string()).await?;
+                self.0.insert(*id, found);
+            }
+            wards.extend(self.0.get(id).cloned().flatten());
+        }
+        Ok(wards)
+    }
+}
+
 async fn account(
     state: &AppState,
     caller: &Caller,
+    names: &mut WardNames,
     user: UserRecord,
 ) -> Result<StaffAccount, ApiError> {
     let why_not = why_not(caller, &user);
     Ok(StaffAccount {
-        wards: admin::wards_of(state.store.as_ref(), &user.ward_ids).await?,
+        wards: names.of(state, &user.ward_ids).await?,
         id: user.id,
         username: user.username,
         role: user.role,
@@ -201,9 +220,10 @@ pub(crate) async fn list(
 ) -> Result<Json<StaffList>, ApiError> {
     caller.require(Role::Admin)?;
     let mut users = Vec::new();
+    let mut names = WardNames::default();
     for u in state.store.users_list().await? {
         if visible(&caller, &u) {
-            users.push(account(&state, &caller, u).await?);
+            users.push(account(&state, &caller, &mut names, u).await?);
         }
     }
     Ok(Json(StaffList { users }))
@@ -347,7 +367,9 @@ pub(crate) async fn update(
         .user_by_username(username)
         .await?
         .ok_or(ApiError::NotFound("user"))?;
-    Ok(Json(account(&state, &caller, user).await?))
+    Ok(Json(
+        account(&state, &caller, &mut WardNames::default(), user).await?,
+    ))
 }
 
 async fn audit(
