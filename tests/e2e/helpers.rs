@@ -623,34 +623,42 @@ impl TestDevice {
 
     /// The next patient-feedback message (`advice`, `repeat`) on `cmd`.
     pub async fn next_feedback(&mut self) -> Value {
-        self.next_set_aside(false).await
+        self.next_set_aside(false, WAIT)
+            .await
+            .expect("a feedback message arrives")
     }
 
     /// The next `config` (the kit's measurement schedule) on `cmd`.
     pub async fn next_config(&mut self) -> Value {
-        self.next_set_aside(true).await
+        self.next_config_within(WAIT)
+            .await
+            .expect("a config message arrives")
+    }
+
+    /// The next `config` on `cmd`, or `None` if none comes within `within`.
+    pub async fn next_config_within(&mut self, within: Duration) -> Option<Value> {
+        self.next_set_aside(true, within).await
     }
 
     /// The next `config` (`schedule`) or patient feedback, whichever is
-    /// asked for; the other is set aside for its own call, and acks and
-    /// rejects are passed over.
-    async fn next_set_aside(&mut self, schedule: bool) -> Value {
+    /// asked for, within `within`; the other is set aside for its own call,
+    /// and acks and rejects are passed over.
+    async fn next_set_aside(&mut self, schedule: bool, within: Duration) -> Option<Value> {
         let held = match schedule {
             true => self.configs.pop_front(),
             false => self.feedback.pop_front(),
         };
-        if let Some(v) = held {
-            return v;
+        if held.is_some() {
+            return held;
         }
-        let deadline = tokio::time::Instant::now() + WAIT;
+        let deadline = tokio::time::Instant::now() + within;
         loop {
             let v = tokio::time::timeout_at(deadline, self.cmds.recv())
                 .await
                 .ok()
-                .flatten()
-                .expect("a feedback or config message arrives");
+                .flatten()?;
             match (v["type"].as_str(), schedule) {
-                (Some("config"), true) | (Some("advice" | "repeat"), false) => return v,
+                (Some("config"), true) | (Some("advice" | "repeat"), false) => return Some(v),
                 (Some("config"), false) => self.configs.push_back(v),
                 (Some("advice" | "repeat"), true) => self.feedback.push_back(v),
                 _ => {}

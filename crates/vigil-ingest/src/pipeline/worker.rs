@@ -562,6 +562,32 @@ impl Worker {
             }
             self.moved_devices.extend(gone.into_iter().map(|d| (p, d)));
         }
+        // The kits' schedules follow the devices: one given to a patient
+        // (or moved to another, or connected since before a restart) is
+        // told theirs; one taken back from its patient is told that nothing
+        // is asked of it.
+        let owner: HashMap<&str, i64> = assigned
+            .iter()
+            .flat_map(|(p, ds)| ds.iter().map(move |d| (d.as_str(), *p)))
+            .collect();
+        let stale: Vec<String> = self
+            .kit_told
+            .iter()
+            .filter(|(d, (p, _))| owner.get(d.as_str()) != Some(p))
+            .map(|(d, _)| d.clone())
+            .collect();
+        for device in stale {
+            self.kit_told.remove(&device);
+            if !owner.contains_key(device.as_str()) {
+                let none = serde_json::json!({"type": "config", "schedule": {}});
+                send_cmd(&self.client, &device, none).await;
+            }
+        }
+        for (device, patient) in owner {
+            if self.in_engine.contains_key(&patient) && !self.kit_told.contains_key(device) {
+                self.tell_kit(device, patient, false).await;
+            }
+        }
     }
 
     /// Resolve, as the system, the live device alerts (`device-offline`,
