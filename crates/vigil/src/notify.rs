@@ -266,22 +266,22 @@ pub async fn run(
     };
     tracing::info!(from_event = ready, "alert webhook started");
     let (tx, mut terms) = tokio::sync::watch::channel(None);
-    tokio::spawn(lead(
+    let leading = tokio::spawn(lead(
         store.clone(),
         settings.takeover_after,
         metrics.clone(),
         tx,
         cancel.clone(),
     ));
-    loop {
+    'run: loop {
         // Stand by until this instance holds the lease.
         let term = loop {
             if let Some(t) = terms.borrow_and_update().clone() {
                 break t;
             }
             tokio::select! {
-                changed = terms.changed() => if changed.is_err() { return },
-                () = cancel.cancelled() => return,
+                changed = terms.changed() => if changed.is_err() { break 'run },
+                () = cancel.cancelled() => break 'run,
             }
         };
         let notifier = Notifier {
@@ -293,10 +293,13 @@ pub async fn run(
         };
         notifier.follow().await;
         if cancel.is_cancelled() {
-            return;
+            break;
         }
         tracing::info!("alert webhook: another instance posts now; standing by");
     }
+    // Stopping: wait for the lease to be given up, so that a restart, or
+    // another instance, takes over at once rather than after its lapse.
+    let _ = leading.await;
 }
 
 /// The recorded progress, read until it can be; `None` if cancelled first.
