@@ -329,12 +329,24 @@ impl Sso {
         if !self.settings.sign_out_provider {
             return None;
         }
-        let d = match self.discovery().await {
-            Ok(d) => d,
-            Err(e) => {
-                tracing::warn!(error = %e, "sso: provider unavailable for sign-out");
-                return None;
-            }
+        // What was read at the sign-in, however old: the endpoint hardly
+        // ever changes, and reading it again from a provider that is down
+        // would hold the sign-out for the request's timeout.
+        let held = self
+            .provider
+            .lock()
+            .await
+            .as_ref()
+            .map(|p| p.discovery.clone());
+        let d = match held {
+            Some(d) => d,
+            None => match self.discovery().await {
+                Ok(d) => d,
+                Err(e) => {
+                    tracing::warn!(error = %e, "sso: provider unavailable for sign-out");
+                    return None;
+                }
+            },
         };
         let mut url = reqwest::Url::parse(d.end_session_endpoint.as_deref()?).ok()?;
         let back = format!(
@@ -730,6 +742,22 @@ async fn account_of(
 mod tests {
     use super::*;
 
+    /// An HTTP client as the daemon gives the relying party (rustls with a
+    /// provider; the tests' providers are plain http).
+    fn client() -> reqwest::Client {
+        let tls = rustls::ClientConfig::builder_with_provider(std::sync::Arc::new(
+            rustls::crypto::aws_lc_rs::default_provider(),
+        ))
+        .with_safe_default_protocol_versions()
+        .expect("versions")
+        .with_root_certificates(rustls::RootCertStore::empty())
+        .with_no_client_auth();
+        reqwest::Client::builder()
+            .use_preconfigured_tls(tls)
+            .build()
+            .expect("client")
+    }
+
     /// A provider serving only its keys, which the test changes, counting
     /// the reads.
     async fn keys_server(
@@ -767,17 +795,7 @@ mod tests {
         let kids = std::sync::Arc::new(std::sync::Mutex::new(vec!["old"]));
         let reads = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
         let jwks_uri = keys_server(kids.clone(), reads.clone()).await;
-        let tls = rustls::ClientConfig::builder_with_provider(std::sync::Arc::new(
-            rustls::crypto::aws_lc_rs::default_provider(),
-        ))
-        .with_safe_default_protocol_versions()
-        .expect("versions")
-        .with_root_certificates(rustls::RootCertStore::empty())
-        .with_no_client_auth();
-        let http = reqwest::Client::builder()
-            .use_preconfigured_tls(tls)
-            .build()
-            .expect("client");
+        let http = client();
         let mut sso = Sso::new(
             SsoSettings {
                 issuer: "http://127.0.0.1".into(),
@@ -827,6 +845,61 @@ mod tests {
             1,
             "not again within the limit"
         );
+    }
+
+    /// The provider's sign-out address is built from what the sign-in read,
+    /// however old, without asking a provider that may be down (this one
+    /// is on a closed port: a read would fail and give no address).
+    #[tokio::test]
+    async fn sign_out_uses_what_the_sign_in_read() {
+        let closed = {
+            let l = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+            format!("http://{}", l.local_addr().expect("addr"))
+        };
+        let settings = SsoSettings {
+            issuer: closed.clone(),
+            client_id: "vigil".into(),
+            client_secret: "s".into(),
+            redirect_url: "https://vigil.example/api/v1/auth/sso/callback".into(),
+            username_claim: "preferred_username".into(),
+            scopes: "openid".into(),
+            label: "t".into(),
+            prompt: None,
+            sign_out_provider: true,
+        };
+        let sso = Sso::new(settings.clone(), client());
+        assert_eq!(
+            sso.sign_out_url(Some("tok")).await,
+            None,
+            "nothing read, provider down"
+        );
+        *sso.provider.lock().await = Some(Provider {
+            discovery: Discovery {
+                issuer: closed.clone(),
+                authorization_endpoint: String::new(),
+                token_endpoint: String::new(),
+                jwks_uri: String::new(),
+                end_session_endpoint: Some(format!("{closed}/logout")),
+            },
+            jwks: JwkSet { keys: Vec::new() },
+            fetched: Instant::now() - 2 * PROVIDER_TTL,
+            jwks_fetched: Instant::now(),
+        });
+        assert_eq!(
+            sso.sign_out_url(Some("tok")).await.as_deref(),
+            Some(
+                format!("{closed}/logout?client_id=vigil&post_logout_redirect_uri=https%3A%2F%2Fvigil.example%2F&id_token_hint=tok")
+                    .as_str()
+            )
+        );
+        let off = Sso::new(
+            SsoSettings {
+                sign_out_provider: false,
+                ..settings
+            },
+            client(),
+        );
+        assert_eq!(off.sign_out_url(Some("tok")).await, None);
     }
 
     #[test]
