@@ -132,37 +132,27 @@ async fn admin_commands_work_against_a_running_daemon() {
     assert!(user["id"].is_i64());
     // A user of single sign-on only: no password is asked for, and none
     // signs them in.
-    let sso_user = json_out(&run(
-        &[
-            "user",
-            "add",
-            "--username",
-            "nurse2@nhs.example",
-            "--role",
-            "nurse",
-            "--ward",
-            "Ward C",
-            "--sso-only",
-        ],
-        None,
-    ));
+    let add_sso_only = |username: &str| {
+        run(
+            &[
+                "user",
+                "add",
+                "--username",
+                username,
+                "--role",
+                "nurse",
+                "--ward",
+                "Ward C",
+                "--sso-only",
+            ],
+            None,
+        )
+    };
+    let sso_user = json_out(&add_sso_only("nurse2@nhs.example"));
     assert!(sso_user["id"].is_i64(), "{sso_user}");
     // The same name in other letters' case: single sign-on would take
     // neither, so the second is refused, naming the first.
-    let twin = run(
-        &[
-            "user",
-            "add",
-            "--username",
-            "Nurse2@NHS.example",
-            "--role",
-            "nurse",
-            "--ward",
-            "Ward C",
-            "--sso-only",
-        ],
-        None,
-    );
+    let twin = add_sso_only("Nurse2@NHS.example");
     assert_eq!(twin.status.code(), Some(2));
     let err = String::from_utf8_lossy(&twin.stderr);
     assert!(err.contains("\"nurse2@nhs.example\" is taken"), "{err}");

@@ -134,40 +134,41 @@ fn visible(caller: &Caller, user: &UserRecord) -> bool {
     user.ward_ids.iter().any(|w| caller.sees_ward(*w))
 }
 
-/// Ward names by id, each read once however many accounts name it.
-#[derive(Default)]
-struct WardNames(std::collections::HashMap<i64, Option<Ward>>);
-
-impl WardNames {
-    async fn of(&mut self, state: &AppState, ids: &[i64]) -> Result<Vec<Ward>, ApiError> {
-        let mut wards = Vec::with_capacity(ids.len());
-        for id in ids {
-            if !self.0.contains_key(id) {
-                let found = state.store.ward_find(&id.to_string()).await?;
-                self.0.insert(*id, found);
-            }
-            wards.extend(self.0.get(id).cloned().flatten());
-        }
-        Ok(wards)
-    }
-}
-
-async fn account(
-    state: &AppState,
+/// The account as an admin sees it, its wards named from `names`.
+fn account(
     caller: &Caller,
-    names: &mut WardNames,
+    names: &std::collections::HashMap<i64, Ward>,
     user: UserRecord,
-) -> Result<StaffAccount, ApiError> {
+) -> StaffAccount {
     let why_not = why_not(caller, &user);
-    Ok(StaffAccount {
-        wards: names.of(state, &user.ward_ids).await?,
+    StaffAccount {
+        wards: user
+            .ward_ids
+            .iter()
+            .filter_map(|w| names.get(w).cloned())
+            .collect(),
         id: user.id,
         username: user.username,
         role: user.role,
         disabled_at: user.disabled_at,
         manageable: why_not.is_none(),
         why_not,
-    })
+    }
+}
+
+/// The wards `users` name, each read once however many accounts name it.
+async fn ward_names(
+    state: &AppState,
+    users: &[UserRecord],
+) -> Result<std::collections::HashMap<i64, Ward>, ApiError> {
+    let mut ids: Vec<i64> = users
+        .iter()
+        .flat_map(|u| u.ward_ids.iter().copied())
+        .collect();
+    ids.sort_unstable();
+    ids.dedup();
+    let wards = admin::wards_of(state.store.as_ref(), &ids).await?;
+    Ok(wards.into_iter().map(|w| (w.id, w)).collect())
 }
 
 /// The account `id`, if the caller may change it: 404 if they cannot see
@@ -219,13 +220,18 @@ pub(crate) async fn list(
     caller: Caller,
 ) -> Result<Json<StaffList>, ApiError> {
     caller.require(Role::Admin)?;
-    let mut users = Vec::new();
-    let mut names = WardNames::default();
-    for u in state.store.users_list().await? {
-        if visible(&caller, &u) {
-            users.push(account(&state, &caller, &mut names, u).await?);
-        }
-    }
+    let visible_users: Vec<UserRecord> = state
+        .store
+        .users_list()
+        .await?
+        .into_iter()
+        .filter(|u| visible(&caller, u))
+        .collect();
+    let names = ward_names(&state, &visible_users).await?;
+    let users = visible_users
+        .into_iter()
+        .map(|u| account(&caller, &names, u))
+        .collect();
     Ok(Json(StaffList { users }))
 }
 
@@ -367,9 +373,8 @@ pub(crate) async fn update(
         .user_by_username(username)
         .await?
         .ok_or(ApiError::NotFound("user"))?;
-    Ok(Json(
-        account(&state, &caller, &mut WardNames::default(), user).await?,
-    ))
+    let names = ward_names(&state, std::slice::from_ref(&user)).await?;
+    Ok(Json(account(&caller, &names, user)))
 }
 
 async fn audit(

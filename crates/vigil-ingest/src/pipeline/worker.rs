@@ -579,8 +579,7 @@ impl Worker {
         for device in stale {
             self.kit_told.remove(&device);
             if !owner.contains_key(device.as_str()) {
-                let none = serde_json::json!({"type": "config", "schedule": {}});
-                send_cmd(&self.client, &device, none).await;
+                send_cmd(&self.client, &device, no_schedule()).await;
             }
         }
         for (device, patient) in owner {
@@ -2091,8 +2090,7 @@ impl Worker {
             .collect();
         for device in told {
             self.kit_told.remove(&device);
-            let none = serde_json::json!({"type": "config", "schedule": {}});
-            send_cmd(&self.client, &device, none).await;
+            send_cmd(&self.client, &device, no_schedule()).await;
         }
         self.engine.discharge(patient);
     }
@@ -2119,6 +2117,12 @@ impl Worker {
         send_cmd(&self.client, device, config.clone()).await;
         self.kit_told.insert(device.to_string(), (patient, config));
     }
+}
+
+/// The kit's schedule when nothing is asked of it (taken back, or its
+/// patient discharged).
+fn no_schedule() -> serde_json::Value {
+    serde_json::json!({"type": "config", "schedule": {}})
 }
 
 /// An interval as the pathway files write it: `"8h"`, `"90m"`, `"45s"`,
