@@ -798,3 +798,223 @@ async fn fhir_needs_credentials_and_hides_other_wards_patients() {
         .expect("request");
     assert_eq!(r.status(), 200);
 }
+
+/// Follow a search's `next` links from `first` to the end: every page's
+/// entries, in order, and each page's length.
+async fn every_page(app: &TestApp, first: &str) -> (Vec<Value>, Vec<usize>) {
+    let mut all = Vec::new();
+    let mut sizes = Vec::new();
+    let mut path = Some(first.to_string());
+    while let Some(p) = path.take() {
+        let (status, bundle) = fhir(app, &p).await;
+        assert_eq!(status, 200, "{p}: {bundle}");
+        let page = entries(&bundle);
+        sizes.push(page.len());
+        all.extend(page);
+        let next = bundle["link"]
+            .as_array()
+            .and_then(|ls| ls.iter().find(|l| l["relation"] == "next"))
+            .and_then(|l| l["url"].as_str());
+        if let Some(url) = next {
+            let at = url.find("/fhir/r4/").expect("a FHIR link");
+            path = Some(url[at..].to_string());
+        }
+        assert!(sizes.len() < 200, "paging ends");
+    }
+    (all, sizes)
+}
+
+fn ids(rs: &[Value]) -> Vec<String> {
+    rs.iter()
+        .map(|r| r["id"].as_str().unwrap_or_default().to_string())
+        .collect()
+}
+
+#[tokio::test]
+async fn searches_page_through_a_long_history_in_order_and_keep_blood_pressures_whole() {
+    let app = TestApp::spawn().await;
+    let (patient, mut dev) = app.patient_with_device().await;
+    let t0 = Utc::now() - Duration::hours(3);
+    let mut seq = 0;
+    // Forty sets a minute apart, then seventy readings from a kit whose
+    // clock stood still: more at one instant than a page reads at a time.
+    for i in 0..40 {
+        seq += 1;
+        let set = json!([
+            {"code": "spo2", "value": 95, "unit": "%"},
+            {"code": "pulse", "value": 70 + i, "unit": "/min"},
+            {"code": "systolic", "value": 120 + i, "unit": "mm[Hg]"},
+            {"code": "diastolic", "value": 80, "unit": "mm[Hg]"}
+        ]);
+        dev.publish_obs_at(seq, t0 + Duration::minutes(i), set)
+            .await;
+    }
+    let stuck = t0 + Duration::minutes(50);
+    for _ in 0..70 {
+        seq += 1;
+        dev.publish_obs_at(
+            seq,
+            stuck,
+            json!([{"code": "spo2", "value": 96, "unit": "%"}]),
+        )
+        .await;
+    }
+    let mut acked = 0;
+    while acked < seq as usize {
+        let cmd = dev.next_cmd().await;
+        assert_eq!(cmd["type"], "ack", "{cmd}");
+        acked += cmd["seqs"].as_array().map_or(0, Vec::len);
+    }
+    // Every reading through the worker, so no score arrives mid-search.
+    let newest = app
+        .store
+        .observations(vigil_store::ObservationQuery {
+            patient_id: patient,
+            ..Default::default()
+        })
+        .await
+        .expect("rows")
+        .iter()
+        .map(|r| r.id)
+        .max()
+        .expect("stored");
+    let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(20);
+    while app.store.worker_progress().await.expect("progress") < newest {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "the worker takes up every reading"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+
+    let base = format!("/fhir/r4/Observation?patient={patient}");
+    let (status, whole) = fhir(&app, &format!("{base}&_count=1000")).await;
+    assert_eq!(status, 200, "{whole}");
+    let whole_entries = entries(&whole);
+    assert_eq!(
+        whole["total"],
+        whole_entries.len(),
+        "one page: the total is given"
+    );
+    assert!(
+        whole_entries.len() >= 40 * 3 + 70,
+        "every reading and panel: {}",
+        whole_entries.len()
+    );
+    let (paged, sizes) = every_page(&app, &format!("{base}&_count=7")).await;
+    assert_eq!(
+        ids(&paged),
+        ids(&whole_entries),
+        "the pages hold the whole history once, in order"
+    );
+    assert!(
+        sizes[..sizes.len() - 1].iter().all(|n| *n == 7) && *sizes.last().expect("a page") <= 7,
+        "{sizes:?}"
+    );
+    let times: Vec<String> = paged
+        .iter()
+        .map(|r| {
+            r["effectiveDateTime"]
+                .as_str()
+                .unwrap_or_default()
+                .to_string()
+        })
+        .collect();
+    assert!(times.windows(2).all(|w| w[0] <= w[1]), "ordered by time");
+
+    // Blood pressures: a panel is never split, whatever the page size.
+    let (panels, _) = every_page(&app, &format!("{base}&code=85354-9&_count=3")).await;
+    assert_eq!(panels.len(), 40);
+    for p in &panels {
+        for half in 0..2 {
+            assert!(
+                p["component"][half]["valueQuantity"]["value"].is_number(),
+                "{p}"
+            );
+        }
+    }
+    // The next link keeps the search's other parameters.
+    let (_, first) = fhir(&app, &format!("{base}&code=85354-9&_count=3")).await;
+    let next = first["link"][1]["url"].as_str().expect("a next link");
+    assert!(
+        first["total"].is_null(),
+        "an Observation page with more to come gives no total (it is not counted)"
+    );
+    validate("Observation searchset page with a next link", &first);
+    assert!(
+        next.contains("code=85354-9") && next.contains("_count=3"),
+        "{next}"
+    );
+
+    // A date window pages the same as it reads whole.
+    let window = format!(
+        "{base}&date=ge{}&date=le{}",
+        ts(t0 + Duration::minutes(10)),
+        ts(stuck)
+    );
+    let (_, whole_window) = fhir(&app, &format!("{window}&_count=1000")).await;
+    let (paged_window, _) = every_page(&app, &format!("{window}&_count=11")).await;
+    assert_eq!(ids(&paged_window), ids(&entries(&whole_window)));
+    assert!(!paged_window.is_empty() && paged_window.len() < paged.len());
+
+    // One reading of the seventy at one instant, read by id.
+    let one = whole_entries
+        .iter()
+        .rev()
+        .find(|r| r["id"].as_str().is_some_and(|i| i.contains("-vs-")))
+        .expect("a reading");
+    let (status, read) = fhir(
+        &app,
+        &format!("/fhir/r4/Observation/{}", one["id"].as_str().expect("id")),
+    )
+    .await;
+    assert_eq!((status, &read), (200, one));
+
+    // More than the most is served as the most; nonsense is refused.
+    let (status, big) = fhir(&app, &format!("{base}&_count=5000")).await;
+    assert_eq!(status, 200);
+    assert_eq!(entries(&big).len(), whole_entries.len().min(1000));
+    for bad in [
+        "_count=0",
+        "_count=ten",
+        "_cursor=yesterday",
+        "_cursor=1.7.3",
+        "_count=2&_count=3",
+    ] {
+        let (status, oo) = fhir(&app, &format!("{base}&{bad}")).await;
+        assert_eq!(
+            (status, oo["resourceType"].as_str()),
+            (400, Some("OperationOutcome")),
+            "{bad}: {oo}"
+        );
+    }
+
+    // The patient's notes page the same way, with their total.
+    for i in 0..3 {
+        let r = app
+            .post(
+                &format!("/api/v1/patients/{patient}/notes"),
+                json!({"text": format!("call {i}")}),
+            )
+            .send()
+            .await
+            .expect("note");
+        assert_eq!(r.status(), 201);
+    }
+    let (status, notes) = fhir(
+        &app,
+        &format!("/fhir/r4/Communication?patient={patient}&_count=2"),
+    )
+    .await;
+    assert_eq!(
+        (status, entries(&notes).len(), &notes["total"]),
+        (200, 2, &json!(3))
+    );
+    let (all_notes, sizes) = every_page(
+        &app,
+        &format!("/fhir/r4/Communication?patient={patient}&_count=2"),
+    )
+    .await;
+    assert_eq!((all_notes.len(), sizes), (3, vec![2, 1]));
+    drop(dev);
+}

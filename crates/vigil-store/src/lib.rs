@@ -303,6 +303,16 @@ pub trait Store: Send + Sync + 'static {
     /// Record a refused message in the dead-letter table.
     async fn store_rejected(&self, r: NewRejected) -> Result<()>;
     async fn observations(&self, q: ObservationQuery) -> Result<Vec<ObservationRow>>;
+    /// At most `page.limit` of the patient's observations of `code` in the
+    /// page's span, ordered by measurement time then id: one range of the
+    /// (patient, code, time) index, however long the patient's history.
+    async fn observations_page(
+        &self,
+        page: &HistoryPage,
+        code: &str,
+    ) -> Result<Vec<ObservationRow>>;
+    /// One stored observation of the patient by its id.
+    async fn observation_row(&self, patient_id: i64, id: i64) -> Result<Option<ObservationRow>>;
 
     /// The newest observation of each code measured at or before `at`.
     async fn latest_per_code(
@@ -398,7 +408,20 @@ pub trait Store: Send + Sync + 'static {
         patient_id: i64,
         from: Option<DateTime<Utc>>,
         to: Option<DateTime<Utc>>,
-    ) -> Result<Vec<ScoreRow>>;
+    ) -> Result<Vec<ScoreRow>> {
+        self.scores_page(&HistoryPage {
+            patient_id,
+            since: from.map_or(std::ops::Bound::Unbounded, std::ops::Bound::Included),
+            to,
+            limit: i64::MAX,
+        })
+        .await
+    }
+    /// At most `page.limit` of the patient's scores in the page's span,
+    /// ordered by the time each describes, then id.
+    async fn scores_page(&self, page: &HistoryPage) -> Result<Vec<ScoreRow>>;
+    /// One stored score of the patient by its id.
+    async fn score_row(&self, patient_id: i64, id: i64) -> Result<Option<ScoreRow>>;
     /// The measurement time of the patient's newest score, if any.
     async fn latest_score_time(&self, patient_id: i64) -> Result<Option<DateTime<Utc>>>;
 

@@ -360,6 +360,21 @@ pub struct ObservationQuery {
     pub max_points: Option<usize>,
 }
 
+/// A bounded run of one patient's history, earliest first: what a FHIR
+/// search pages through without reading the whole record
+/// ([`crate::Store::observations_page`], [`crate::Store::scores_page`]).
+#[derive(Clone, Copy, Debug)]
+pub struct HistoryPage {
+    pub patient_id: i64,
+    /// Where the run starts: measured (or scored) at or after, or strictly
+    /// after, this time.
+    pub since: std::ops::Bound<DateTime<Utc>>,
+    /// The last time included, if any.
+    pub to: Option<DateTime<Utc>>,
+    /// At most this many rows (`i64::MAX`: all of them).
+    pub limit: i64,
+}
+
 #[derive(Clone, Debug, PartialEq, Serialize, utoipa::ToSchema)]
 pub struct ObservationRow {
     pub id: i64,

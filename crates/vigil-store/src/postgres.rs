@@ -14,6 +14,7 @@
 //! duplicate, so several `vigil serve` instances can share one database.
 
 use std::collections::HashMap;
+use std::ops::Bound;
 use std::str::FromStr;
 use std::time::Duration;
 
@@ -181,6 +182,32 @@ fn chunk_row(r: &sqlx::postgres::PgRow, first: usize) -> EcgChunkRow {
         n_samples: r.get::<i64, _>(first + 5) as u32,
         encoding: r.get(first + 6),
         samples: r.get(first + 7),
+    }
+}
+
+const SCORE_COLUMNS: &str =
+    "SELECT id, scored_at, computed_at, total, risk, partial, detail::text, obs_ids FROM scores";
+
+fn score_row(r: &PgRow) -> ScoreRow {
+    ScoreRow {
+        id: r.get(0),
+        scored_at: r.get(1),
+        computed_at: r.get(2),
+        total: r.get(3),
+        risk: r.get(4),
+        partial: r.get(5),
+        detail: json_of(r.get(6)),
+        obs_ids: r.get(7),
+    }
+}
+
+/// A page's lower bound as SQL: the comparison and the time (an open bound
+/// is `-infinity`, so the plan still uses the index).
+fn since_bound(since: Bound<DateTime<Utc>>) -> (&'static str, Option<DateTime<Utc>>) {
+    match since {
+        Bound::Included(t) => (">=", Some(ts(t))),
+        Bound::Excluded(t) => (">", Some(ts(t))),
+        Bound::Unbounded => (">=", None),
     }
 }
 
@@ -1549,6 +1576,41 @@ impl Store for PgStore {
             .collect())
     }
 
+    async fn observations_page(
+        &self,
+        page: &HistoryPage,
+        code: &str,
+    ) -> Result<Vec<ObservationRow>> {
+        let (op, since) = since_bound(page.since);
+        let rows = sqlx::query(&format!(
+            "SELECT {OBS_COLUMNS} FROM observations
+             WHERE patient_id = $1 AND code = $2
+               AND measured_at {op} COALESCE($3, '-infinity'::timestamptz)
+               AND measured_at <= COALESCE($4, 'infinity'::timestamptz)
+             ORDER BY measured_at, id LIMIT $5"
+        ))
+        .bind(page.patient_id)
+        .bind(code)
+        .bind(since)
+        .bind(page.to.map(ts))
+        .bind(page.limit)
+        .fetch_all(&self.pool)
+        .await?;
+        Ok(rows.iter().map(obs_row).collect())
+    }
+
+    async fn observation_row(&self, patient_id: i64, id: i64) -> Result<Option<ObservationRow>> {
+        Ok(sqlx::query(&format!(
+            "SELECT {OBS_COLUMNS} FROM observations WHERE patient_id = $1 AND id = $2"
+        ))
+        .bind(patient_id)
+        .bind(id)
+        .fetch_optional(&self.pool)
+        .await?
+        .as_ref()
+        .map(obs_row))
+    }
+
     async fn latest_per_code(
         &self,
         patient_id: i64,
@@ -1738,37 +1800,33 @@ impl Store for PgStore {
         insert_score(&self.pool, &s).await
     }
 
-    async fn scores(
-        &self,
-        patient_id: i64,
-        from: Option<DateTime<Utc>>,
-        to: Option<DateTime<Utc>>,
-    ) -> Result<Vec<ScoreRow>> {
-        let rows = sqlx::query(
-            "SELECT id, scored_at, computed_at, total, risk, partial, detail::text, obs_ids FROM scores
-             WHERE patient_id = $1
-               AND scored_at >= COALESCE($2, '-infinity'::timestamptz)
+    async fn scores_page(&self, page: &HistoryPage) -> Result<Vec<ScoreRow>> {
+        let (op, since) = since_bound(page.since);
+        let rows = sqlx::query(&format!(
+            "{SCORE_COLUMNS} WHERE patient_id = $1
+               AND scored_at {op} COALESCE($2, '-infinity'::timestamptz)
                AND scored_at <= COALESCE($3, 'infinity'::timestamptz)
-             ORDER BY scored_at, id",
-        )
-        .bind(patient_id)
-        .bind(from.map(ts))
-        .bind(to.map(ts))
+             ORDER BY scored_at, id LIMIT $4"
+        ))
+        .bind(page.patient_id)
+        .bind(since)
+        .bind(page.to.map(ts))
+        .bind(page.limit)
         .fetch_all(&self.pool)
         .await?;
-        Ok(rows
-            .into_iter()
-            .map(|r| ScoreRow {
-                id: r.get(0),
-                scored_at: r.get(1),
-                computed_at: r.get(2),
-                total: r.get(3),
-                risk: r.get(4),
-                partial: r.get(5),
-                detail: json_of(r.get(6)),
-                obs_ids: r.get(7),
-            })
-            .collect())
+        Ok(rows.iter().map(score_row).collect())
+    }
+
+    async fn score_row(&self, patient_id: i64, id: i64) -> Result<Option<ScoreRow>> {
+        Ok(sqlx::query(&format!(
+            "{SCORE_COLUMNS} WHERE patient_id = $1 AND id = $2"
+        ))
+        .bind(patient_id)
+        .bind(id)
+        .fetch_optional(&self.pool)
+        .await?
+        .as_ref()
+        .map(score_row))
     }
 
     async fn latest_score_time(&self, patient_id: i64) -> Result<Option<DateTime<Utc>>> {

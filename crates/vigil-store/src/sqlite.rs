@@ -39,6 +39,7 @@
 //!   is what recovers), so memory loses no durability.
 
 use std::collections::HashMap;
+use std::ops::Bound;
 use std::str::FromStr;
 use std::time::Duration;
 
@@ -356,6 +357,32 @@ fn chunk_row(r: &sqlx::sqlite::SqliteRow, first: usize) -> EcgChunkRow {
 
 /// The observation in columns `first..first + 9` of `r`: id, code,
 /// value_num, value_text, unit, measured_at, received_at, device_id, seq.
+const SCORE_COLUMNS: &str =
+    "SELECT id, scored_at, computed_at, total, risk, partial, detail, obs_ids FROM scores";
+
+fn score_row(r: &sqlx::sqlite::SqliteRow) -> Result<ScoreRow> {
+    Ok(ScoreRow {
+        id: r.get(0),
+        scored_at: parse_ts(&r.get::<String, _>(1))?,
+        computed_at: parse_ts(&r.get::<String, _>(2))?,
+        total: r.get(3),
+        risk: r.get(4),
+        partial: r.get::<i64, _>(5) != 0,
+        detail: serde_json::from_str(&r.get::<String, _>(6)).unwrap_or(serde_json::Value::Null),
+        obs_ids: serde_json::from_str(&r.get::<String, _>(7)).unwrap_or_default(),
+    })
+}
+
+/// A page's lower bound as SQL: the comparison and the time to compare with
+/// (the stored text sorts as the times do).
+fn since_bound(since: Bound<DateTime<Utc>>) -> (&'static str, String) {
+    match since {
+        Bound::Included(t) => (">=", ts(t)),
+        Bound::Excluded(t) => (">", ts(t)),
+        Bound::Unbounded => (">=", "0000".into()),
+    }
+}
+
 fn obs_row(r: &sqlx::sqlite::SqliteRow, first: usize) -> Result<ObservationRow> {
     Ok(ObservationRow {
         id: r.get(first),
@@ -1574,6 +1601,42 @@ impl Store for SqliteStore {
             .collect())
     }
 
+    async fn observations_page(
+        &self,
+        page: &HistoryPage,
+        code: &str,
+    ) -> Result<Vec<ObservationRow>> {
+        let (op, since) = since_bound(page.since);
+        let rows = sqlx::query(&format!(
+            "SELECT id, code, value_num, value_text, unit, measured_at, received_at, device_id, seq
+             FROM observations
+             WHERE patient_id = ?1 AND code = ?2 AND measured_at {op} ?3 AND measured_at <= ?4
+             ORDER BY measured_at, id LIMIT ?5"
+        ))
+        .bind(page.patient_id)
+        .bind(code)
+        .bind(since)
+        .bind(page.to.map(ts).unwrap_or_else(|| "9999".into()))
+        .bind(page.limit)
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter().map(|r| obs_row(r, 0)).collect()
+    }
+
+    async fn observation_row(&self, patient_id: i64, id: i64) -> Result<Option<ObservationRow>> {
+        sqlx::query(
+            "SELECT id, code, value_num, value_text, unit, measured_at, received_at, device_id, seq
+             FROM observations WHERE patient_id = ?1 AND id = ?2",
+        )
+        .bind(patient_id)
+        .bind(id)
+        .fetch_optional(&self.pool)
+        .await?
+        .as_ref()
+        .map(|r| obs_row(r, 0))
+        .transpose()
+    }
+
     async fn latest_per_code(
         &self,
         patient_id: i64,
@@ -1780,36 +1843,32 @@ impl Store for SqliteStore {
         insert_score(&self.pool, &s).await
     }
 
-    async fn scores(
-        &self,
-        patient_id: i64,
-        from: Option<DateTime<Utc>>,
-        to: Option<DateTime<Utc>>,
-    ) -> Result<Vec<ScoreRow>> {
-        let rows = sqlx::query(
-            "SELECT id, scored_at, computed_at, total, risk, partial, detail, obs_ids FROM scores
-             WHERE patient_id = ?1 AND scored_at >= ?2 AND scored_at <= ?3 ORDER BY scored_at, id",
-        )
-        .bind(patient_id)
-        .bind(from.map(ts).unwrap_or_else(|| "0000".into()))
-        .bind(to.map(ts).unwrap_or_else(|| "9999".into()))
+    async fn scores_page(&self, page: &HistoryPage) -> Result<Vec<ScoreRow>> {
+        let (op, since) = since_bound(page.since);
+        let rows = sqlx::query(&format!(
+            "{SCORE_COLUMNS} WHERE patient_id = ?1 AND scored_at {op} ?2 AND scored_at <= ?3
+             ORDER BY scored_at, id LIMIT ?4"
+        ))
+        .bind(page.patient_id)
+        .bind(since)
+        .bind(page.to.map(ts).unwrap_or_else(|| "9999".into()))
+        .bind(page.limit)
         .fetch_all(&self.pool)
         .await?;
-        rows.into_iter()
-            .map(|r| {
-                Ok(ScoreRow {
-                    id: r.get(0),
-                    scored_at: parse_ts(&r.get::<String, _>(1))?,
-                    computed_at: parse_ts(&r.get::<String, _>(2))?,
-                    total: r.get(3),
-                    risk: r.get(4),
-                    partial: r.get::<i64, _>(5) != 0,
-                    detail: serde_json::from_str(&r.get::<String, _>(6))
-                        .unwrap_or(serde_json::Value::Null),
-                    obs_ids: serde_json::from_str(&r.get::<String, _>(7)).unwrap_or_default(),
-                })
-            })
-            .collect()
+        rows.iter().map(score_row).collect()
+    }
+
+    async fn score_row(&self, patient_id: i64, id: i64) -> Result<Option<ScoreRow>> {
+        sqlx::query(&format!(
+            "{SCORE_COLUMNS} WHERE patient_id = ?1 AND id = ?2"
+        ))
+        .bind(patient_id)
+        .bind(id)
+        .fetch_optional(&self.pool)
+        .await?
+        .as_ref()
+        .map(score_row)
+        .transpose()
     }
 
     async fn latest_score_time(&self, patient_id: i64) -> Result<Option<DateTime<Utc>>> {

@@ -76,6 +76,7 @@ both_backends!(
     episode_update_records_who_and_when,
     failed_episode_update_changes_nothing,
     scores_history_is_ordered_by_the_time_it_describes,
+    history_pages_are_bounded_and_start_where_asked,
     stats_count_what_is_stored,
     ecg_chunks_dedup_and_range_overlaps,
     large_ecg_batches_keep_each_chunks_outcome,
@@ -2802,6 +2803,111 @@ async fn scores_history_is_ordered_by_the_time_it_describes(s: &dyn Store) {
             .expect("scores")
             .is_empty()
     );
+}
+
+async fn history_pages_are_bounded_and_start_where_asked(s: &dyn Store) {
+    use std::ops::Bound;
+    let w = ward(s, "W").await;
+    let p = admit(s, w, "Ann").await;
+    let other = admit(s, w, "Bob").await;
+    // spo2 at 8:00, 8:01, 8:02 (two devices at 8:02), 8:03; pulse alongside.
+    let batch = vec![
+        msg(
+            "d1",
+            1,
+            p,
+            t(8, 0),
+            vec![num("spo2", 90.0), num("pulse", 60.0)],
+        ),
+        msg("d1", 2, p, t(8, 1), vec![num("spo2", 91.0)]),
+        msg("d1", 3, p, t(8, 2), vec![num("spo2", 92.0)]),
+        msg("d2", 1, p, t(8, 2), vec![num("spo2", 82.0)]),
+        msg("d1", 4, p, t(8, 3), vec![num("spo2", 93.0)]),
+        msg("d9", 1, other, t(8, 1), vec![num("spo2", 50.0)]),
+    ];
+    s.store_obs_batch(&batch).await.expect("batch");
+    let page = |since, to, limit| HistoryPage {
+        patient_id: p,
+        since,
+        to,
+        limit,
+    };
+    let spo2 = |pg: HistoryPage| async move {
+        s.observations_page(&pg, "spo2")
+            .await
+            .expect("page")
+            .iter()
+            .map(|r| (r.measured_at, r.value.clone(), r.id))
+            .collect::<Vec<_>>()
+    };
+    let all = spo2(page(Bound::Unbounded, None, i64::MAX)).await;
+    assert_eq!(
+        all.iter().map(|r| r.0).collect::<Vec<_>>(),
+        [t(8, 0), t(8, 1), t(8, 2), t(8, 2), t(8, 3)],
+        "only this patient's spo2, by time"
+    );
+    assert!(all[2].2 < all[3].2, "ties by id");
+    assert_eq!(spo2(page(Bound::Unbounded, None, 2)).await, all[..2]);
+    assert_eq!(
+        spo2(page(Bound::Included(t(8, 2)), None, 10)).await,
+        all[2..],
+        "from a time, included"
+    );
+    assert_eq!(
+        spo2(page(Bound::Excluded(t(8, 2)), None, 10)).await,
+        all[4..],
+        "after a time"
+    );
+    assert_eq!(
+        spo2(page(Bound::Included(t(8, 1)), Some(t(8, 2)), 10)).await,
+        all[1..4],
+        "to a time, included"
+    );
+    let row = s
+        .observation_row(p, all[3].2)
+        .await
+        .expect("row")
+        .expect("found");
+    assert_eq!((row.device_id.as_str(), row.seq), ("d2", 1));
+    assert_eq!(
+        s.observation_row(other, all[3].2).await.expect("row"),
+        None,
+        "a row is found only as its own patient's"
+    );
+
+    let score = |at, total| NewScore {
+        patient_id: p,
+        scored_at: at,
+        computed_at: t(12, 0),
+        total: Some(total),
+        risk: Some("low".into()),
+        partial: false,
+        detail: serde_json::json!({}),
+        obs_ids: vec![],
+    };
+    let a = s.score_insert(score(t(8, 0), 1)).await.expect("score");
+    let b = s.score_insert(score(t(8, 5), 2)).await.expect("score");
+    let c = s.score_insert(score(t(8, 5), 3)).await.expect("score");
+    let ids = |rows: Vec<ScoreRow>| rows.iter().map(|r| r.id).collect::<Vec<_>>();
+    assert_eq!(
+        ids(s
+            .scores_page(&page(Bound::Unbounded, None, 2))
+            .await
+            .expect("page")),
+        [a, b]
+    );
+    assert_eq!(
+        ids(s
+            .scores_page(&page(Bound::Excluded(t(8, 0)), Some(t(8, 5)), 9))
+            .await
+            .expect("page")),
+        [b, c]
+    );
+    assert_eq!(
+        s.score_row(p, c).await.expect("row").map(|r| r.total),
+        Some(Some(3))
+    );
+    assert_eq!(s.score_row(other, c).await.expect("row"), None);
 }
 
 // --- stats -------------------------------------------------------------------

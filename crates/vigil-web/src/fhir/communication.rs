@@ -47,7 +47,7 @@ pub async fn search(
 ) -> Result<Response, FhirError> {
     let caller = caller(c)?;
     let Query(params) = q.map_err(|e| FhirError::Invalid(e.body_text()))?;
-    let patient = super::only_patient(&params, true)?;
+    let (patient, paging) = super::only_patient(&params, true)?;
     super::visible_patient(&state, &caller, patient).await?;
     let found: Vec<Value> = state
         .store
@@ -62,8 +62,8 @@ pub async fn search(
         &headers,
         ("fhir.communication.read", "Communication"),
         patient,
-        raw.as_deref(),
-        found,
+        (raw.as_deref(), &params, &paging),
+        super::search::Found::slice(found, &paging)?,
     )
     .await
 }

@@ -92,7 +92,7 @@ pub async fn search(
 ) -> Result<Response, FhirError> {
     let caller = caller(c)?;
     let Query(params) = q.map_err(|e| FhirError::Invalid(e.body_text()))?;
-    let patient = super::only_patient(&params, false)?;
+    let (patient, paging) = super::only_patient(&params, false)?;
     let p = super::visible_patient(&state, &caller, patient).await?;
     let found: Vec<Value> = p.episodes().map(|e| resource(p.id, e)).collect();
     super::audited_searchset(
@@ -101,8 +101,8 @@ pub async fn search(
         &headers,
         ("fhir.episodeofcare.read", "EpisodeOfCare"),
         patient,
-        raw.as_deref(),
-        found,
+        (raw.as_deref(), &params, &paging),
+        super::search::Found::slice(found, &paging)?,
     )
     .await
 }

@@ -73,7 +73,11 @@ pub async fn search(
     let Query(params) = q.map_err(|e| FhirError::Invalid(e.body_text()))?;
     let mut patient = None;
     let mut statuses: Option<Vec<String>> = None;
+    let mut paging = super::search::Paging::default();
     for (k, v) in &params {
+        if paging.take(k, v)? {
+            continue;
+        }
         match k.as_str() {
             "patient" | "subject" if patient.is_none() => patient = Some(patient_param(v)?),
             "patient" | "subject" => {
@@ -91,7 +95,7 @@ pub async fn search(
             "_format" => {}
             other => {
                 return Err(FhirError::Invalid(format!(
-                    "unsupported search parameter {other:?} (supported: patient, status)"
+                    "unsupported search parameter {other:?} (supported: patient, status, _count)"
                 )));
             }
         }
@@ -115,8 +119,8 @@ pub async fn search(
         &headers,
         ("fhir.flag.read", "Flag"),
         patient,
-        raw.as_deref(),
-        flags,
+        (raw.as_deref(), &params, &paging),
+        super::search::Found::slice(flags, &paging)?,
     )
     .await
 }

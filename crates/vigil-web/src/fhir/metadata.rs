@@ -9,7 +9,7 @@ use serde_json::{Value, json};
 use super::{base_url, ok};
 
 /// When this statement last changed in substance.
-const DATE: &str = "2026-12-06";
+const DATE: &str = "2026-12-07";
 
 fn search(name: &str, kind: &str, doc: &str) -> Value {
     json!({"name": name, "type": kind, "documentation": doc})
@@ -54,7 +54,8 @@ pub fn statement(base: &str) -> Value {
         "rest": [{
             "mode": "server",
             "documentation": "Read-only. Bearer token or session cookie; patients outside the caller's wards are 404. \
-                              Every read is audited. See docs/interop.md.",
+                              Every read is audited. Searchset Bundles hold at most _count matches (default 100, at most 1000) \
+                              and link to the next page (relation next); follow the link. See docs/interop.md.",
             "security": {"description": "Authorization: Bearer <token> (vigil admin token create) or the dashboard session cookie."},
             "resource": [
                 read_only("Patient", super::profiles::UKCORE_PATIENT, vec![], "NHS number identifier; read by id only."),

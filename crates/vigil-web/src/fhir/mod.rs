@@ -38,6 +38,7 @@ use vigil_store::{PatientDetail, StoreError};
 use crate::AppState;
 use crate::auth::Caller;
 use crate::error::ApiError;
+use search::{Found, Paging};
 
 /// Where the FHIR API lives.
 pub const BASE_PATH: &str = "/fhir/r4";
@@ -211,9 +212,16 @@ pub fn parse_id(raw: &str) -> Result<i64, FhirError> {
 /// The `patient` search parameter: `123` or `Patient/123`.
 /// The patient of a search that takes no parameter but `patient` (and
 /// `subject`, where the resource has it) and `_format`: required, once.
-pub fn only_patient(params: &[(String, String)], subject_too: bool) -> Result<i64, FhirError> {
+pub fn only_patient(
+    params: &[(String, String)],
+    subject_too: bool,
+) -> Result<(i64, Paging), FhirError> {
     let mut patient = None;
+    let mut paging = Paging::default();
     for (k, v) in params {
+        if paging.take(k, v)? {
+            continue;
+        }
         match k.as_str() {
             "patient" if patient.is_none() => patient = Some(patient_param(v)?),
             "subject" if subject_too && patient.is_none() => patient = Some(patient_param(v)?),
@@ -224,12 +232,14 @@ pub fn only_patient(params: &[(String, String)], subject_too: bool) -> Result<i6
             "_format" => {}
             other => {
                 return Err(FhirError::Invalid(format!(
-                    "unsupported search parameter {other:?} (supported: patient)"
+                    "unsupported search parameter {other:?} (supported: patient, _count)"
                 )));
             }
         }
     }
-    patient.ok_or_else(|| FhirError::Invalid("patient: required (searches are per patient)".into()))
+    patient
+        .map(|p| (p, paging))
+        .ok_or_else(|| FhirError::Invalid("patient: required (searches are per patient)".into()))
 }
 
 pub fn patient_param(raw: &str) -> Result<i64, FhirError> {
@@ -289,47 +299,85 @@ pub fn concept(system: &str, code: &str, display: Option<&str>, text: &str) -> V
     json!({"coding": [coding], "text": text})
 }
 
-/// A `searchset` Bundle of `resources` (each with `resourceType` and `id`).
-pub fn searchset(base: &str, self_url: &str, resources: Vec<Value>) -> Value {
-    let entries: Vec<Value> = resources
+/// A `searchset` Bundle of one page of matches (each with `resourceType`
+/// and `id`), linking to itself and, when more follow, to the next page.
+pub fn searchset(base: &str, links: (String, Option<String>), found: Found) -> Value {
+    let entries: Vec<Value> = found
+        .entries
         .into_iter()
         .map(|r| json!({"fullUrl": full_url(base, &r), "resource": r, "search": {"mode": "match"}}))
         .collect();
-    json!({
+    let (self_url, next_url) = links;
+    let mut link = vec![json!({"relation": "self", "url": self_url})];
+    if let Some(next) = next_url {
+        link.push(json!({"relation": "next", "url": next}));
+    }
+    let mut bundle = json!({
         "resourceType": "Bundle",
         "type": "searchset",
-        "total": entries.len(),
-        "link": [{"relation": "self", "url": self_url}],
+        "link": link,
         "entry": entries,
-    })
+    });
+    if let Some(total) = found.total {
+        bundle["total"] = json!(total);
+    }
+    bundle
 }
 
 /// What every search on one patient ends with: the read on the audit trail as
-/// `action` (the query and how many were found), then the `searchset`
-/// Bundle of `found`, of type `resource`.
+/// `action` (the query and how many this page holds), then the `searchset`
+/// Bundle of `found`, of type `resource`, with its `next` link when there
+/// is more.
+#[allow(clippy::too_many_arguments)]
 pub async fn audited_searchset(
     state: &AppState,
     caller: &Caller,
     headers: &HeaderMap,
     (action, resource): (&str, &str),
     patient: i64,
-    raw_query: Option<&str>,
-    found: Vec<Value>,
+    (raw_query, params, paging): (Option<&str>, &[(String, String)], &Paging),
+    found: Found,
 ) -> Result<Response, FhirError> {
     crate::audit::record(
         state,
         caller,
         action,
         Some(patient),
-        json!({"query": raw_query.unwrap_or_default(), "count": found.len()}),
+        json!({"query": raw_query.unwrap_or_default(), "count": found.entries.len()}),
     )
     .await?;
     let base = base_url(headers);
+    let next = match &found.next {
+        Some(cursor) => Some(next_url(&base, resource, params, paging.count(), cursor)?),
+        None => None,
+    };
     Ok(ok(&searchset(
         &base,
-        &self_url(&base, resource, raw_query),
+        (self_url(&base, resource, raw_query), next),
         found,
     )))
+}
+
+/// The next page's URL: the search's own parameters, with its `_count` and
+/// the `_cursor` where that page starts.
+fn next_url(
+    base: &str,
+    resource: &str,
+    params: &[(String, String)],
+    count: usize,
+    cursor: &str,
+) -> Result<String, FhirError> {
+    let mut url = reqwest::Url::parse(&format!("{base}/{resource}"))
+        .map_err(|e| FhirError::Internal(format!("next link: {e}")))?;
+    url.query_pairs_mut()
+        .extend_pairs(
+            params
+                .iter()
+                .filter(|(k, _)| k != "_count" && k != "_cursor"),
+        )
+        .append_pair("_count", &count.to_string())
+        .append_pair("_cursor", cursor);
+    Ok(url.to_string())
 }
 
 /// `base/Type/id` of a resource value.
@@ -362,10 +410,17 @@ mod tests {
                 .collect()
         };
         assert_eq!(
-            only_patient(&q(&[("patient", "Patient/7"), ("_format", "json")]), false).ok(),
+            only_patient(&q(&[("patient", "Patient/7"), ("_format", "json")]), false)
+                .ok()
+                .map(|p| p.0),
             Some(7)
         );
-        assert_eq!(only_patient(&q(&[("subject", "7")]), true).ok(), Some(7));
+        assert_eq!(
+            only_patient(&q(&[("subject", "7")]), true)
+                .ok()
+                .map(|p| p.0),
+            Some(7)
+        );
         assert!(
             only_patient(&q(&[("subject", "7")]), false).is_err(),
             "no subject on EpisodeOfCare"

@@ -8,15 +8,16 @@
 //! systolic came), `{patient}-news2-{score}`.
 
 use std::collections::BTreeMap;
+use std::ops::Bound;
 
 use axum::extract::{Path, Query, RawQuery, State};
 use axum::http::HeaderMap;
 use axum::response::Response;
 use chrono::{DateTime, Utc};
 use serde_json::{Value, json};
-use vigil_store::{ObsValue, ObservationQuery, ObservationRow, ScoreRow};
+use vigil_store::{HistoryPage, ObsValue, ObservationRow, ScoreRow};
 
-use super::search::{DateParam, Token, bounds, parse_token_list};
+use super::search::{DateParam, Found, Paging, Token, bad_cursor, bounds, parse_token_list};
 use super::{
     FhirError, caller, concept, fhir_time, ok, patient_param, patient_ref, profiles, systems,
 };
@@ -133,10 +134,44 @@ fn vital(code: &str) -> Option<&'static VitalCode> {
     VITALS.iter().find(|v| v.vigil == code)
 }
 
-/// An Observation with what search needs to filter it.
+/// Where an Observation falls in a patient's history, which is how search
+/// orders and pages them: its time, then readings (0) before scores (1),
+/// then the stored row (a blood-pressure panel's being the row of its id).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
+pub struct Key {
+    pub at: DateTime<Utc>,
+    kind: u8,
+    row: i64,
+}
+
+impl Key {
+    /// The `_cursor` of the page that starts after this Observation.
+    fn token(&self) -> String {
+        format!("{}.{}.{}", self.at.timestamp_micros(), self.kind, self.row)
+    }
+
+    fn parse(token: &str) -> Result<Key, FhirError> {
+        let mut parts = token.split('.');
+        let (Some(micros), Some(kind), Some(row), None) =
+            (parts.next(), parts.next(), parts.next(), parts.next())
+        else {
+            return Err(bad_cursor());
+        };
+        let at = micros
+            .parse::<i64>()
+            .ok()
+            .and_then(DateTime::from_timestamp_micros);
+        match (at, kind.parse::<u8>(), row.parse::<i64>()) {
+            (Some(at), Ok(kind @ (0 | 1)), Ok(row)) => Ok(Key { at, kind, row }),
+            _ => Err(bad_cursor()),
+        }
+    }
+}
+
+/// An Observation with what search needs to filter and order it.
 pub struct Built {
     pub id: String,
-    pub at: DateTime<Utc>,
+    pub key: Key,
     /// `(system, code)` of `Observation.code`.
     pub codes: Vec<(String, String)>,
     pub resource: Value,
@@ -147,7 +182,7 @@ impl Built {
         codes.iter().all(|alts| {
             alts.iter()
                 .any(|t| self.codes.iter().any(|(s, c)| t.matches(s, c)))
-        }) && dates.iter().all(|d| d.matches(self.at))
+        }) && dates.iter().all(|d| d.matches(self.key.at))
     }
 }
 
@@ -256,7 +291,11 @@ pub fn from_rows(
                 r["valueQuantity"] = quantity(value, v.unit);
                 out.push(Built {
                     id,
-                    at: row.measured_at,
+                    key: Key {
+                        at: row.measured_at,
+                        kind: 0,
+                        row: row.id,
+                    },
                     codes,
                     resource: r,
                 });
@@ -283,7 +322,11 @@ pub fn from_rows(
         ]);
         out.push(Built {
             id,
-            at: first.measured_at,
+            key: Key {
+                at: first.measured_at,
+                kind: 0,
+                row: first.id,
+            },
             codes,
             resource: r,
         });
@@ -430,44 +473,186 @@ pub fn from_score(patient: i64, s: &ScoreRow) -> Built {
     let codes = vec![(systems::SNOMED.to_string(), NEWS2_SNOMED.to_string())];
     Built {
         id,
-        at: s.scored_at,
+        key: Key {
+            at: s.scored_at,
+            kind: 1,
+            row: s.id,
+        },
         codes,
         resource: r,
     }
 }
 
+/// The stored codes Vigil exports as Observations, each with the codes of
+/// the Observation it becomes (a blood pressure's two halves become one
+/// panel): what decides, before anything is read, which of a patient's
+/// series a `code` search needs.
+fn exported() -> impl Iterator<Item = (&'static str, Vec<(String, String)>)> {
+    let loinc = |codes: &[(&str, &str)]| -> Vec<(String, String)> {
+        codes
+            .iter()
+            .map(|(c, _)| (systems::LOINC.to_string(), c.to_string()))
+            .collect()
+    };
+    VITALS
+        .iter()
+        .map(move |v| (v.vigil, loinc(v.loinc)))
+        .chain(["systolic", "diastolic"].map(|c| (c, loinc(&[BP_PANEL]))))
+}
+
+/// Which of a patient's series a search reads: the stored codes, and
+/// whether the NEWS2 scores.
+pub struct Series {
+    codes: Vec<&'static str>,
+    scores: bool,
+}
+
+impl Series {
+    /// The series whose Observations can match every one of `codes`
+    /// (each a list of alternatives); all of them when `codes` is empty.
+    pub fn matching(codes: &[Vec<Token>]) -> Series {
+        let wanted = |have: &[(String, String)]| {
+            codes.iter().all(|alts| {
+                alts.iter()
+                    .any(|t| have.iter().any(|(s, c)| t.matches(s, c)))
+            })
+        };
+        Series {
+            codes: exported()
+                .filter(|(_, have)| wanted(have))
+                .map(|(c, _)| c)
+                .collect(),
+            scores: wanted(&[(systems::SNOMED.to_string(), NEWS2_SNOMED.to_string())]),
+        }
+    }
+}
+
+/// What one read of the series holds: the readings and scores, and the
+/// time from which it may be incomplete (the earliest last time of a
+/// series that filled its limit), if any did.
+type Read = (Vec<ObservationRow>, Vec<ScoreRow>, Option<DateTime<Utc>>);
+
+async fn read_series(
+    state: &AppState,
+    page: &HistoryPage,
+    series: &Series,
+) -> Result<Read, FhirError> {
+    let mut rows = Vec::new();
+    let mut cut: Option<DateTime<Utc>> = None;
+    let mut filled = |n: usize, last: Option<DateTime<Utc>>| {
+        if let Some(last) = last.filter(|_| i64::try_from(n).unwrap_or(i64::MAX) >= page.limit) {
+            cut = Some(cut.map_or(last, |c| c.min(last)));
+        }
+    };
+    for code in &series.codes {
+        let got = state.store.observations_page(page, code).await?;
+        filled(got.len(), got.last().map(|r| r.measured_at));
+        rows.extend(got);
+    }
+    let mut scores = Vec::new();
+    if series.scores {
+        scores = state.store.scores_page(page).await?;
+        filled(scores.len(), scores.last().map(|s| s.scored_at));
+    }
+    Ok((rows, scores, cut))
+}
+
+/// A patient's Observations in `span` (both ends included) that match
+/// `dates` and come after `after`, in history order: at most `count`, and
+/// whether more follow. Each series is read a bounded run at a time from
+/// its index, so a search costs what its page holds, not what the
+/// patient's history holds. A run is cut where a series may have more at
+/// the same time, so both halves of a blood pressure are always read
+/// together.
+#[allow(clippy::too_many_arguments)]
+pub async fn page(
+    state: &AppState,
+    patient: &vigil_store::PatientDetail,
+    series: &Series,
+    span: (Option<DateTime<Utc>>, Option<DateTime<Utc>>),
+    dates: &[DateParam],
+    after: Option<Key>,
+    count: usize,
+) -> Result<(Vec<Built>, bool), FhirError> {
+    let kinds: BTreeMap<String, String> = patient
+        .devices
+        .iter()
+        .map(|d| (d.id.clone(), d.kind.clone()))
+        .collect();
+    let (from, to) = span;
+    let limit = i64::try_from(count.saturating_add(1))
+        .unwrap_or(i64::MAX)
+        .max(64);
+    let mut since = match (from, after.map(|k| k.at)) {
+        (Some(f), Some(a)) => Bound::Included(f.max(a)),
+        (f, a) => f.or(a).map_or(Bound::Unbounded, Bound::Included),
+    };
+    let mut out: Vec<Built> = Vec::new();
+    loop {
+        let run = HistoryPage {
+            patient_id: patient.id,
+            since,
+            to,
+            limit,
+        };
+        let (mut rows, mut scores, cut) = read_series(state, &run, series).await?;
+        let next = match cut {
+            None => None,
+            Some(t)
+                if rows.iter().any(|r| r.measured_at < t)
+                    || scores.iter().any(|s| s.scored_at < t) =>
+            {
+                rows.retain(|r| r.measured_at < t);
+                scores.retain(|s| s.scored_at < t);
+                Some(Bound::Included(t))
+            }
+            Some(t) => {
+                // One series holds more than a run at this one instant (a
+                // device whose clock stood still): read all of that instant.
+                let instant = HistoryPage {
+                    since: Bound::Included(t),
+                    to: Some(t),
+                    limit: i64::MAX,
+                    ..run
+                };
+                (rows, scores, _) = read_series(state, &instant, series).await?;
+                Some(Bound::Excluded(t))
+            }
+        };
+        let mut built = from_rows(patient.id, &rows, &kinds);
+        built.extend(scores.iter().map(|s| from_score(patient.id, s)));
+        built.retain(|b| after.is_none_or(|k| b.key > k) && b.matches(&[], dates));
+        built.sort_by_key(|b| b.key);
+        out.extend(built);
+        if out.len() > count {
+            out.truncate(count);
+            return Ok((out, true));
+        }
+        match next {
+            Some(n) => since = n,
+            None => return Ok((out, false)),
+        }
+    }
+}
+
 /// Every Observation of a patient measured (or scored) in `[from, to]`,
-/// ordered by time.
+/// in history order: a discharge bundle's, which holds the whole stay.
 pub async fn for_patient(
     state: &AppState,
     patient: &vigil_store::PatientDetail,
     from: Option<DateTime<Utc>>,
     to: Option<DateTime<Utc>>,
 ) -> Result<Vec<Built>, FhirError> {
-    let rows = state
-        .store
-        .observations(ObservationQuery {
-            patient_id: patient.id,
-            code: None,
-            from,
-            to,
-            max_points: None,
-        })
-        .await?;
-    let kinds: BTreeMap<String, String> = patient
-        .devices
-        .iter()
-        .map(|d| (d.id.clone(), d.kind.clone()))
-        .collect();
-    let mut out = from_rows(patient.id, &rows, &kinds);
-    for s in state.store.scores(patient.id, from, to).await? {
-        out.push(from_score(patient.id, &s));
-    }
-    out.sort_by(|a, b| a.at.cmp(&b.at).then_with(|| a.id.cmp(&b.id)));
-    Ok(out)
+    let all = Series::matching(&[]);
+    Ok(
+        page(state, patient, &all, (from, to), &[], None, usize::MAX - 1)
+            .await?
+            .0,
+    )
 }
 
-/// `GET /fhir/r4/Observation?patient=&code=&date=`: a `searchset` Bundle.
+/// `GET /fhir/r4/Observation?patient=&code=&date=&_count=`: a `searchset`
+/// Bundle, a page at a time.
 pub async fn search(
     State(state): State<AppState>,
     c: Result<Caller, ApiError>,
@@ -480,7 +665,11 @@ pub async fn search(
     let mut patient = None;
     let mut codes = Vec::new();
     let mut dates = Vec::new();
+    let mut paging = Paging::default();
     for (k, v) in &params {
+        if paging.take(k, v)? {
+            continue;
+        }
         match k.as_str() {
             "patient" | "subject" if patient.is_none() => patient = Some(patient_param(v)?),
             "patient" | "subject" => {
@@ -491,33 +680,47 @@ pub async fn search(
             "_format" => {}
             other => {
                 return Err(FhirError::Invalid(format!(
-                    "unsupported search parameter {other:?} (supported: patient, code, date)"
+                    "unsupported search parameter {other:?} (supported: patient, code, date, _count)"
                 )));
             }
         }
     }
     let patient = patient
         .ok_or_else(|| FhirError::Invalid("patient: required (searches are per patient)".into()))?;
+    let after = paging.cursor.as_deref().map(Key::parse).transpose()?;
     let p = super::visible_patient(&state, &caller, patient).await?;
-    let (from, to) = bounds(&dates);
-    let found: Vec<Built> = for_patient(&state, &p, from, to)
-        .await?
-        .into_iter()
-        .filter(|b| b.matches(&codes, &dates))
-        .collect();
+    let (found, more) = page(
+        &state,
+        &p,
+        &Series::matching(&codes),
+        bounds(&dates),
+        &dates,
+        after,
+        paging.count(),
+    )
+    .await?;
+    let next = more.then(|| found.last().map(|b| b.key.token())).flatten();
+    // The total is known without reading everything only when this page is
+    // everything (FHIR makes it optional).
+    let total = (after.is_none() && !more).then_some(found.len());
     super::audited_searchset(
         &state,
         &caller,
         &headers,
         ("fhir.observation.read", "Observation"),
         patient,
-        raw.as_deref(),
-        found.into_iter().map(|b| b.resource).collect(),
+        (raw.as_deref(), &params, &paging),
+        Found {
+            entries: found.into_iter().map(|b| b.resource).collect(),
+            total,
+            next,
+        },
     )
     .await
 }
 
-/// `GET /fhir/r4/Observation/{id}`.
+/// `GET /fhir/r4/Observation/{id}`: the stored row (or score) the id names,
+/// and, for a blood pressure, the other half of its message.
 pub async fn read(
     State(state): State<AppState>,
     c: Result<Caller, ApiError>,
@@ -530,17 +733,54 @@ pub async fn read(
         return Err(not_found());
     };
     let patient = super::parse_id(patient)?;
-    if !matches!(kind, "vs" | "bp" | "news2") || super::parse_id(row).is_err() {
+    let row = super::parse_id(row).map_err(|_| not_found())?;
+    if !matches!(kind, "vs" | "bp" | "news2") {
         return Err(not_found());
     }
     let p = super::visible_patient(&state, &caller, patient)
         .await
         .map_err(|_| not_found())?;
-    let found = for_patient(&state, &p, None, None)
-        .await?
-        .into_iter()
-        .find(|b| b.id == id)
-        .ok_or_else(not_found)?;
+    let found = if kind == "news2" {
+        state
+            .store
+            .score_row(patient, row)
+            .await?
+            .map(|s| from_score(patient, &s))
+    } else {
+        match state.store.observation_row(patient, row).await? {
+            None => None,
+            Some(r) => {
+                let halves = matches!(r.code.as_str(), "systolic" | "diastolic");
+                let series = Series {
+                    codes: if halves {
+                        vec!["systolic", "diastolic"]
+                    } else {
+                        exported()
+                            .map(|(c, _)| c)
+                            .filter(|c| *c == r.code)
+                            .collect()
+                    },
+                    scores: false,
+                };
+                let at = HistoryPage {
+                    patient_id: patient,
+                    since: Bound::Included(r.measured_at),
+                    to: Some(r.measured_at),
+                    limit: i64::MAX,
+                };
+                let (rows, _, _) = read_series(&state, &at, &series).await?;
+                let kinds = p
+                    .devices
+                    .iter()
+                    .map(|d| (d.id.clone(), d.kind.clone()))
+                    .collect();
+                from_rows(patient, &rows, &kinds)
+                    .into_iter()
+                    .find(|b| b.id == id)
+            }
+        }
+    }
+    .ok_or_else(not_found)?;
     crate::audit::record(
         &state,
         &caller,
@@ -592,6 +832,31 @@ mod tests {
             lone["component"][1]["dataAbsentReason"]["coding"][0]["code"],
             "unknown"
         );
+    }
+
+    #[test]
+    fn a_cursor_names_a_place_in_the_history_exactly() {
+        let rows = [row(9, "pulse", 70.0, 1)];
+        let key = from_rows(5, &rows, &BTreeMap::new())[0].key;
+        assert_eq!(Key::parse(&key.token()).ok(), Some(key));
+        for bad in ["", "1.0", "x.0.9", "1.2.9", "1.0.9.4", "1.0.x"] {
+            assert!(Key::parse(bad).is_err(), "{bad:?}");
+        }
+    }
+
+    #[test]
+    fn a_code_search_reads_only_the_series_that_can_match() {
+        let loinc = |c: &str| parse_token_list(c).expect("token");
+        let bp = Series::matching(&[loinc("http://loinc.org|85354-9")]);
+        assert_eq!(
+            (bp.codes, bp.scores),
+            (vec!["systolic", "diastolic"], false)
+        );
+        let news2 = Series::matching(&[loinc(NEWS2_SNOMED)]);
+        assert_eq!((news2.codes.len(), news2.scores), (0, true));
+        let all = Series::matching(&[]);
+        assert_eq!((all.codes.len(), all.scores), (VITALS.len() + 2, true));
+        assert!(Series::matching(&[loinc("8480-6")]).codes.is_empty());
     }
 
     #[test]

@@ -189,3 +189,129 @@ mod tests {
         assert_eq!(bounds(&[]), (None, None));
     }
 }
+
+/// Matches a searchset Bundle holds when the search gives no `_count`.
+pub const DEFAULT_COUNT: usize = 100;
+/// The most a `_count` is given (a larger one is served as this: FHIR lets a
+/// server return fewer than asked, never more).
+pub const MAX_COUNT: usize = 1000;
+
+/// `_count` and `_cursor`: how many matches one Bundle holds and where it
+/// starts. A Bundle with more to come links to the next page (`next`),
+/// carrying the `_cursor` this server made; clients follow the link rather
+/// than build one (FHIR R4 search.html, "Paging").
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct Paging {
+    count: Option<usize>,
+    pub cursor: Option<String>,
+}
+
+impl Paging {
+    /// Take `key=value` if it is `_count` or `_cursor` (`Ok(true)`).
+    pub fn take(&mut self, key: &str, value: &str) -> Result<bool, FhirError> {
+        let once = |k: &str| FhirError::Invalid(format!("{k}: give it once"));
+        match key {
+            "_count" if self.count.is_some() => Err(once(key)),
+            "_count" => {
+                let n = value
+                    .parse::<usize>()
+                    .ok()
+                    .filter(|n| *n > 0)
+                    .ok_or_else(|| {
+                        FhirError::Invalid(format!(
+                            "_count: expected a whole number from 1 to {MAX_COUNT}, got {value:?}"
+                        ))
+                    })?;
+                self.count = Some(n.min(MAX_COUNT));
+                Ok(true)
+            }
+            "_cursor" if self.cursor.is_some() => Err(once(key)),
+            "_cursor" => {
+                self.cursor = Some(value.to_string());
+                Ok(true)
+            }
+            _ => Ok(false),
+        }
+    }
+
+    /// How many matches this page holds at most.
+    pub fn count(&self) -> usize {
+        self.count.unwrap_or(DEFAULT_COUNT)
+    }
+}
+
+/// The refusal of a `_cursor` this server did not make.
+pub fn bad_cursor() -> FhirError {
+    FhirError::Invalid("_cursor: not one this server gave (follow the Bundle's next link)".into())
+}
+
+/// One page of a search's matches.
+pub struct Found {
+    pub entries: Vec<serde_json::Value>,
+    /// Every match, when known without reading them all.
+    pub total: Option<usize>,
+    /// Where the next page starts, when there is one.
+    pub next: Option<String>,
+}
+
+impl Found {
+    /// A page of a list already read whole (a patient's alerts, notes or
+    /// stays: tens, not millions): the cursor is an offset into it.
+    pub fn slice(all: Vec<serde_json::Value>, paging: &Paging) -> Result<Found, FhirError> {
+        let total = all.len();
+        let start = match &paging.cursor {
+            None => 0,
+            Some(c) => c
+                .parse::<usize>()
+                .ok()
+                .filter(|s| *s <= total)
+                .ok_or_else(bad_cursor)?,
+        };
+        let end = start.saturating_add(paging.count()).min(total);
+        Ok(Found {
+            entries: all.into_iter().skip(start).take(end - start).collect(),
+            total: Some(total),
+            next: (end < total).then(|| end.to_string()),
+        })
+    }
+}
+
+#[cfg(test)]
+mod paging_tests {
+    use super::*;
+
+    #[test]
+    fn count_is_a_positive_number_capped_and_each_given_once() {
+        let mut p = Paging::default();
+        assert_eq!(p.count(), DEFAULT_COUNT);
+        assert!(p.take("_count", "5000").expect("taken"));
+        assert_eq!(p.count(), MAX_COUNT);
+        assert!(p.take("_count", "5").is_err(), "twice");
+        for bad in ["0", "-1", "ten", ""] {
+            assert!(Paging::default().take("_count", bad).is_err(), "{bad}");
+        }
+        assert!(!p.take("code", "x").expect("not paging"));
+    }
+
+    #[test]
+    fn a_whole_list_pages_by_offset_to_its_end() {
+        let all: Vec<serde_json::Value> = (0..5).map(|i| serde_json::json!(i)).collect();
+        let mut p = Paging::default();
+        p.take("_count", "2").expect("count");
+        let first = Found::slice(all.clone(), &p).expect("page");
+        assert_eq!(
+            (first.entries.len(), first.total, first.next.as_deref()),
+            (2, Some(5), Some("2"))
+        );
+        p.cursor = Some("4".into());
+        let last = Found::slice(all.clone(), &p).expect("page");
+        assert_eq!(
+            (last.entries, last.next),
+            (vec![serde_json::json!(4)], None)
+        );
+        for bad in ["6", "x", "-1"] {
+            p.cursor = Some(bad.into());
+            assert!(Found::slice(all.clone(), &p).is_err(), "{bad}");
+        }
+    }
+}
