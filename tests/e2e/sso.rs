@@ -49,6 +49,8 @@ struct ProviderState {
     mischief: Mischief,
     codes: HashMap<String, Pending>,
     next_code: u32,
+    /// The `sid` of the last sign-in it vouched for.
+    last_sid: String,
 }
 
 /// A provider on a free port: it signs in whoever [`Provider::sign_in_as`]
@@ -79,6 +81,7 @@ impl Provider {
             mischief: Mischief::None,
             codes: HashMap::new(),
             next_code: 0,
+            last_sid: String::new(),
         }));
         let (s1, s2, s3) = (state.clone(), state.clone(), state.clone());
         let app = axum::Router::new()
@@ -166,6 +169,47 @@ impl Provider {
         s.username = username.into();
         s.mischief = mischief;
     }
+
+    /// The provider's session id (`sid`) of the last sign-in.
+    fn last_sid(&self) -> String {
+        self.state.lock().expect("state").last_sid.clone()
+    }
+
+    /// A logout token (Back-Channel Logout 1.0 §2.4) with `claims` over
+    /// the ones a good one has (a `null` removes one), signed by its key
+    /// or, with `other_key`, by one it does not publish.
+    fn logout_token(&self, claims: Value, other_key: bool) -> String {
+        let s = self.state.lock().expect("state");
+        let now = chrono::Utc::now().timestamp();
+        let mut all = json!({
+            "iss": s.issuer, "aud": CLIENT_ID, "iat": now, "exp": now + 120,
+            "jti": format!("jti-{now}-{}", rand_suffix()),
+            "events": {"http://schemas.openid.net/event/backchannel-logout": {}},
+        });
+        for (k, v) in claims.as_object().expect("claims") {
+            if v.is_null() {
+                all.as_object_mut().expect("object").remove(k);
+            } else {
+                all[k] = v.clone();
+            }
+        }
+        let mut header = jsonwebtoken::Header::new(jsonwebtoken::Algorithm::ES256);
+        header.kid = Some("k1".into());
+        let key = if other_key { &s.other_key } else { &s.key };
+        jsonwebtoken::encode(
+            &header,
+            &all,
+            &jsonwebtoken::EncodingKey::from_ec_pem(key.serialize_pem().as_bytes())
+                .expect("PKCS#8 key"),
+        )
+        .expect("signs")
+    }
+}
+
+fn rand_suffix() -> u64 {
+    use std::sync::atomic::{AtomicU64, Ordering};
+    static N: AtomicU64 = AtomicU64::new(0);
+    N.fetch_add(1, Ordering::Relaxed)
 }
 
 /// The token endpoint: client authentication, a code used once, the same
@@ -195,6 +239,7 @@ fn token(
         return Err("invalid_grant");
     }
     let now = chrono::Utc::now().timestamp();
+    s.last_sid = format!("sid-{code}");
     let m = s.mischief;
     let mut claims = json!({
         "iss": if m == Mischief::OtherIssuer { "https://elsewhere.example".into() } else { s.issuer.clone() },
@@ -204,6 +249,7 @@ fn token(
         "exp": if m == Mischief::Expired { now - 600 } else { now + 300 },
         "nonce": if m == Mischief::OtherNonce { "a-replayed-nonce".into() } else { p.nonce },
         "preferred_username": p.username,
+        "sid": s.last_sid,
     });
     if m == Mischief::NoUsername
         && let Some(c) = claims.as_object_mut()
@@ -810,4 +856,179 @@ async fn signing_out_goes_on_to_the_providers_sign_out_when_asked() {
     assert!(landed.sign_out.is_none());
     let (out, _) = log_out(&plain, &landed.session.expect("a session")).await;
     assert_eq!(out["provider_sign_out"], Value::Null, "{out}");
+}
+
+/// The provider posts a logout token to Vigil's back-channel logout URI.
+async fn provider_logs_out(app: &TestApp, token: Option<&str>) -> (StatusCode, Value) {
+    let form: Vec<(&str, &str)> = token.map(|t| ("logout_token", t)).into_iter().collect();
+    let r = browser()
+        .post(format!("{}/api/v1/auth/sso/backchannel-logout", app.http))
+        .form(&form)
+        .send()
+        .await
+        .expect("back-channel logout");
+    let status = r.status();
+    if status != StatusCode::NOT_FOUND {
+        assert_eq!(
+            r.headers()
+                .get("cache-control")
+                .and_then(|v| v.to_str().ok()),
+            Some("no-store")
+        );
+    }
+    (status, r.json().await.unwrap_or(Value::Null))
+}
+
+/// The provider ends a sign-in (NHS CIS2 does when the smartcard comes
+/// out) and says so over the back channel: the Vigil sessions begun
+/// through that sign-in end at once, by its `sid`, or every one of the
+/// person's with only their `sub`; a password session and other people's
+/// stay; a token that fails a check ends nothing.
+#[tokio::test]
+async fn the_provider_ending_a_sign_in_ends_its_sessions_at_once() {
+    let provider = Provider::start().await;
+    let app = TestApp::spawn_configured(None, None, None, sso(&provider)).await;
+    let jane = add_nurse(&app, "jane.doe@nhs.example").await;
+    add_nurse(&app, "sam.roe@nhs.example").await;
+    provider.sign_in_as("jane.doe@nhs.example", Mischief::None);
+    let at_desk = sign_in(&app, None).await.session.expect("a session");
+    let desk_sid = provider.last_sid();
+    let on_tablet = sign_in(&app, None).await.session.expect("a session");
+    provider.sign_in_as("sam.roe@nhs.example", Mischief::None);
+    let sam = sign_in(&app, None).await.session.expect("a session");
+    let with_password = app
+        .login_with(&browser(), "jane.doe@nhs.example", "a-password-nobody-uses")
+        .await;
+    assert_eq!(with_password.status(), 200);
+    let with_password = cookie(&with_password, "vigil_session")
+        .expect("a session")
+        .0;
+    let jane_sub = "subject-of-jane.doe@nhs.example";
+
+    let live = |session: &str| {
+        let (app, session) = (&app, session.to_string());
+        async move { me(app, &session).await.0 == StatusCode::OK }
+    };
+    for (what, token) in [
+        (
+            "a nonce (an ID token passed off as one)",
+            provider.logout_token(json!({"sub": jane_sub, "nonce": "n"}), false),
+        ),
+        (
+            "no logout event",
+            provider.logout_token(json!({"sub": jane_sub, "events": {}}), false),
+        ),
+        (
+            "an unpublished key",
+            provider.logout_token(json!({"sub": jane_sub}), true),
+        ),
+        (
+            "another audience",
+            provider.logout_token(json!({"sub": jane_sub, "aud": "another-app"}), false),
+        ),
+        (
+            "another issuer",
+            provider.logout_token(
+                json!({"sub": jane_sub, "iss": "https://elsewhere.example"}),
+                false,
+            ),
+        ),
+        (
+            "expired",
+            provider.logout_token(
+                json!({"sub": jane_sub, "exp": chrono::Utc::now().timestamp() - 600}),
+                false,
+            ),
+        ),
+        (
+            "no iat",
+            provider.logout_token(json!({"sub": jane_sub, "iat": null}), false),
+        ),
+        (
+            "old, with no exp",
+            provider.logout_token(
+                json!({"sub": jane_sub, "exp": null, "iat": chrono::Utc::now().timestamp() - 3600}),
+                false,
+            ),
+        ),
+        ("no sub and no sid", provider.logout_token(json!({}), false)),
+        ("not a JWT", "not-a-token".to_string()),
+    ] {
+        let (status, body) = provider_logs_out(&app, Some(&token)).await;
+        assert_eq!(
+            (status, &body["error"]),
+            (StatusCode::BAD_REQUEST, &json!("invalid_request")),
+            "{what}: {body}"
+        );
+        assert!(
+            live(&at_desk).await && live(&on_tablet).await,
+            "{what}: nothing ended"
+        );
+    }
+    let (status, _) = provider_logs_out(&app, None).await;
+    assert_eq!(status, StatusCode::BAD_REQUEST, "no token");
+
+    // By `sid`: that sign-in's session only.
+    let (status, body) = provider_logs_out(
+        &app,
+        Some(&provider.logout_token(json!({"sub": jane_sub, "sid": desk_sid}), false)),
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert!(!live(&at_desk).await, "the desk's session ended");
+    assert!(live(&on_tablet).await && live(&sam).await && live(&with_password).await);
+
+    // By `sub` alone: every session the person began through the provider.
+    let (status, _) = provider_logs_out(
+        &app,
+        Some(&provider.logout_token(json!({"sub": jane_sub}), false)),
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK);
+    assert!(!live(&on_tablet).await, "the tablet's session ended");
+    assert!(live(&sam).await, "someone else's stays");
+    assert!(
+        live(&with_password).await,
+        "a password session is not the provider's to end"
+    );
+    // Told again (a retry): nothing left to end, and still a success.
+    let (status, _) = provider_logs_out(
+        &app,
+        Some(&provider.logout_token(json!({"sub": jane_sub}), false)),
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK);
+
+    let trail = app.get_json(&format!("/api/v1/audit?user={jane}")).await;
+    let ended: Vec<&Value> = trail
+        .as_array()
+        .expect("entries")
+        .iter()
+        .filter(|e| e["action"] == "logout.provider")
+        .collect();
+    assert_eq!(
+        ended.len(),
+        2,
+        "one entry a logout that ended a session: {trail}"
+    );
+    assert!(
+        ended.iter().all(|e| e["detail"]["sessions"] == 1),
+        "{trail}"
+    );
+    let metrics = app.metrics().await;
+    assert!(
+        metrics.contains("vigil_sso_logouts_total{outcome=\"ended\"} 3"),
+        "{metrics}"
+    );
+    assert!(
+        metrics.contains("vigil_sso_logouts_total{outcome=\"refused\"} 11"),
+        "{metrics}"
+    );
+
+    // Without `[sso]` there is no such route.
+    let plain = TestApp::spawn().await;
+    assert_eq!(
+        provider_logs_out(&plain, Some("x")).await.0,
+        StatusCode::NOT_FOUND
+    );
 }

@@ -180,6 +180,16 @@ pub trait Store: Send + Sync + 'static {
     ) -> Result<Option<AuthUser>>;
     /// Revoke a token; `false` when no such live token exists.
     async fn token_revoke(&self, token_hash: &str, now: DateTime<Utc>) -> Result<bool>;
+    /// Revoke the live sessions begun through single sign-on that the
+    /// provider's logout names: those of its sign-in `sid` (of subject
+    /// `sub` too, when given), or, with no `sid`, every one of subject
+    /// `sub`. The accounts of the sessions revoked, one entry a session.
+    async fn sso_sessions_end(
+        &self,
+        sub: Option<&str>,
+        sid: Option<&str>,
+        now: DateTime<Utc>,
+    ) -> Result<Vec<i64>>;
 
     // --- patients and episodes -------------------------------------------
     /// Admit a patient: open an episode on the record of the person with

@@ -95,6 +95,18 @@ pub struct NewToken {
     pub kind: TokenKind,
     pub created_at: DateTime<Utc>,
     pub expires_at: Option<DateTime<Utc>>,
+    /// For a session begun through single sign-on: the provider's sign-in
+    /// it came from, which the provider may later end.
+    pub sso: Option<SsoLink>,
+}
+
+/// The provider's sign-in behind a session: the ID token's `sub`, and its
+/// `sid` when the provider gives one (OpenID Connect Back-Channel Logout
+/// 1.0 §2.1).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct SsoLink {
+    pub sub: String,
+    pub sid: Option<String>,
 }
 
 /// What an admission did ([`crate::Store::patient_admit`]).

@@ -959,13 +959,15 @@ impl Store for PgStore {
 
     async fn token_insert(&self, t: NewToken) -> Result<()> {
         sqlx::query(
-            "INSERT INTO tokens (user_id, token_hash, kind, created_at, expires_at) VALUES ($1, $2, $3, $4, $5)",
+            "INSERT INTO tokens (user_id, token_hash, kind, created_at, expires_at, sso_sub, sso_sid) VALUES ($1, $2, $3, $4, $5, $6, $7)",
         )
         .bind(t.user_id)
         .bind(&t.token_hash)
         .bind(t.kind.as_str())
         .bind(ts(t.created_at))
         .bind(t.expires_at.map(ts))
+        .bind(t.sso.as_ref().map(|l| &l.sub))
+        .bind(t.sso.as_ref().and_then(|l| l.sid.as_ref()))
         .execute(&self.pool)
         .await?;
         Ok(())
@@ -1026,6 +1028,29 @@ impl Store for PgStore {
         .await?
         .rows_affected();
         Ok(n > 0)
+    }
+
+    async fn sso_sessions_end(
+        &self,
+        sub: Option<&str>,
+        sid: Option<&str>,
+        now: DateTime<Utc>,
+    ) -> Result<Vec<i64>> {
+        if sub.is_none() && sid.is_none() {
+            return Ok(Vec::new());
+        }
+        Ok(sqlx::query_scalar(
+            "UPDATE tokens SET revoked_at = $1
+             WHERE kind = 'session' AND revoked_at IS NULL
+               AND ($2::text IS NULL OR sso_sub = $2) AND ($3::text IS NULL OR sso_sid = $3)
+               AND sso_sub IS NOT NULL
+             RETURNING user_id",
+        )
+        .bind(ts(now))
+        .bind(sub)
+        .bind(sid)
+        .fetch_all(&self.pool)
+        .await?)
     }
 
     async fn patient_admit(&self, p: NewPatient) -> Result<Admission> {

@@ -262,6 +262,7 @@ async fn a_users_wards_are_replaced_whole(s: &dyn Store) {
         kind: TokenKind::Api,
         created_at: t(7, 0),
         expires_at: None,
+        sso: None,
     })
     .await
     .expect("token");
@@ -315,6 +316,7 @@ async fn a_role_change_ends_the_sessions_not_the_api_tokens(s: &dyn Store) {
             kind,
             created_at: t(7, 0),
             expires_at: None,
+            sso: None,
         })
         .await
         .expect("token");
@@ -420,6 +422,7 @@ async fn a_disabled_account_has_no_live_credentials(s: &dyn Store) {
         kind,
         created_at: t(8, 0),
         expires_at: None,
+        sso: None,
     };
     for (h, k) in [("s1", TokenKind::Session), ("a1", TokenKind::Api)] {
         s.token_insert(token(h, k)).await.expect("token");
@@ -523,12 +526,14 @@ async fn tokens_expire_strictly_and_revoke_once(s: &dyn Store) {
         kind: TokenKind::Session,
         created_at: t(8, 0),
         expires_at: Some(t(9, 0)),
+        sso: None,
     };
     s.token_insert(session.clone()).await.expect("token");
     s.token_insert(NewToken {
         token_hash: "api".into(),
         kind: TokenKind::Api,
         expires_at: None,
+        sso: None,
         ..session.clone()
     })
     .await
@@ -604,6 +609,7 @@ async fn idle_sessions_expire_and_api_tokens_do_not(s: &dyn Store) {
         kind: TokenKind::Session,
         created_at: t(8, 0),
         expires_at: Some(t(18, 0)),
+        sso: None,
     };
     s.token_insert(session.clone()).await.expect("token");
     s.token_insert(NewToken {

@@ -315,6 +315,18 @@ pub async fn issue_token(
     now: DateTime<Utc>,
     ttl: Option<chrono::Duration>,
 ) -> Result<String, AdminError> {
+    issue_linked_token(store, user_id, kind, (now, ttl), None).await
+}
+
+/// [`issue_token`], for a session begun through single sign-on with the
+/// provider's sign-in it came from (`sso`), which the provider may end.
+pub async fn issue_linked_token(
+    store: &dyn Store,
+    user_id: i64,
+    kind: TokenKind,
+    (now, ttl): (DateTime<Utc>, Option<chrono::Duration>),
+    sso: Option<vigil_store::SsoLink>,
+) -> Result<String, AdminError> {
     let token = random_secret();
     store
         .token_insert(NewToken {
@@ -323,6 +335,7 @@ pub async fn issue_token(
             kind,
             created_at: now,
             expires_at: ttl.map(|t| now + t),
+            sso,
         })
         .await?;
     Ok(token)

@@ -15,7 +15,7 @@ use vigil_store::secrets::hash_secret;
 use vigil_store::{AuthUser, Role, TokenKind};
 
 use crate::AppState;
-use crate::admin::{issue_token, verify_password};
+use crate::admin::verify_password;
 use crate::error::{ApiError, bad_json};
 use crate::openapi::ErrorBody;
 
@@ -301,7 +301,7 @@ pub async fn login(
         .await?;
         return Err(ApiError::Unauthorized);
     };
-    let (token, cookie) = start_session(&state, &user, addr, "password").await?;
+    let (token, cookie) = start_session(&state, &user, addr, None).await?;
     let body = LoginResponse {
         user: AuthUser {
             id: user.id,
@@ -319,20 +319,22 @@ pub async fn login(
     Ok(resp)
 }
 
-/// A new dashboard session for `user`, signed in `via` a password or the
-/// provider: its token, on the audit trail, and the cookie that carries it.
+/// A new dashboard session for `user`, signed in with a password or
+/// through the provider (`sso`: its sign-in, which it may end later): its
+/// token, on the audit trail, and the cookie that carries it.
 pub(crate) async fn start_session(
     state: &AppState,
     user: &vigil_store::UserRecord,
     addr: Option<std::net::SocketAddr>,
-    via: &str,
+    sso: Option<vigil_store::SsoLink>,
 ) -> Result<(String, String), ApiError> {
-    let token = issue_token(
+    let via = if sso.is_some() { "sso" } else { "password" };
+    let token = crate::admin::issue_linked_token(
         state.store.as_ref(),
         user.id,
         TokenKind::Session,
-        Utc::now(),
-        Some(chrono::Duration::hours(SESSION_TTL_HOURS)),
+        (Utc::now(), Some(chrono::Duration::hours(SESSION_TTL_HOURS))),
+        sso,
     )
     .await
     .map_err(|e| ApiError::Internal(e.to_string()))?;

@@ -82,6 +82,9 @@ pub struct WebMetrics {
     /// `vigil_sso_signins_total{outcome}`: sign-ins through the provider,
     /// `signed_in` or why not (the `sso_error` codes).
     pub sso: prometheus::IntCounterVec,
+    /// `vigil_sso_logouts_total{outcome}`: the provider's back-channel
+    /// logouts, `ended` (taken: the sessions it named ended) or `refused`.
+    pub sso_logouts: prometheus::IntCounterVec,
 }
 
 impl WebMetrics {
@@ -127,8 +130,20 @@ impl WebMetrics {
         ] {
             sso.with_label_values(&[outcome]);
         }
+        let sso_logouts = prometheus::IntCounterVec::new(
+            prometheus::Opts::new(
+                "vigil_sso_logouts_total",
+                "Back-channel logouts from the single sign-on provider, by outcome: ended (the sessions of the sign-in it named ended), or refused (the logout token failed a check)",
+            ),
+            &["outcome"],
+        )?;
+        registry.register(Box::new(sso_logouts.clone()))?;
+        for outcome in ["ended", "refused"] {
+            sso_logouts.with_label_values(&[outcome]);
+        }
         Ok(WebMetrics {
             sso,
+            sso_logouts,
             ws_clients,
             ws_resyncs,
             ws_missed,
@@ -216,6 +231,10 @@ pub fn router(state: AppState) -> Router {
         .route("/api/v1/auth/methods", get(sso::methods))
         .route("/api/v1/auth/sso/login", get(sso::login))
         .route("/api/v1/auth/sso/callback", get(sso::callback))
+        .route(
+            "/api/v1/auth/sso/backchannel-logout",
+            post(sso::backchannel_logout),
+        )
         .route("/api/v1/stream", get(stream::upgrade))
         .route("/api/v1/openapi.json", get(openapi::openapi_json))
         .merge(patients::router())

@@ -80,6 +80,7 @@ patient or alert outside them is a 404, so ids cannot be probed. Errors are \
         crate::sso::methods,
         crate::sso::login,
         crate::sso::callback,
+        crate::sso::backchannel_logout,
         crate::stream::upgrade,
         openapi_json,
         crate::patients::list,

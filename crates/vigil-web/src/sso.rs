@@ -36,6 +36,7 @@ use sha2::{Digest, Sha256};
 use utoipa::ToSchema;
 
 use crate::AppState;
+use vigil_store::SsoLink;
 
 /// The cookie holding a sign-in's `state`, `nonce` and PKCE verifier
 /// between the two legs of the flow.
@@ -281,7 +282,7 @@ impl Sso {
 
     /// Exchange `code` and check the ID token; the username it names, and
     /// the token (a hint for the provider's sign-out).
-    pub async fn finish(&self, code: &str, flow: &Flow) -> Result<(String, String), SsoFailure> {
+    pub async fn finish(&self, code: &str, flow: &Flow) -> Result<SignedIn, SsoFailure> {
         let d = self.discovery().await.map_err(|e| {
             tracing::warn!(error = %e, "sso: provider unavailable");
             SsoFailure::Provider
@@ -315,8 +316,12 @@ impl Sso {
             tracing::warn!(error = %e, "sso: no ID token in the provider's answer");
             SsoFailure::Provider
         })?;
-        let username = self.check_id_token(&tokens.id_token, &flow.nonce).await?;
-        Ok((username, tokens.id_token))
+        let (username, link) = self.check_id_token(&tokens.id_token, &flow.nonce).await?;
+        Ok(SignedIn {
+            username,
+            id_token: tokens.id_token,
+            link,
+        })
     }
 
     /// Where to send the browser to sign out at the provider after signing
@@ -365,52 +370,158 @@ impl Sso {
         Some(url.to_string())
     }
 
-    /// The ID token's checks (OpenID Connect Core §3.1.3.7); the username.
-    async fn check_id_token(&self, token: &str, nonce: &str) -> Result<String, SsoFailure> {
-        let refused = |why: &str| {
-            tracing::warn!(why, "sso: ID token refused");
-            SsoFailure::Refused
-        };
-        let header = jsonwebtoken::decode_header(token).map_err(|_| refused("not a JWT"))?;
+    /// A JWT the provider signed for this client: the checks an ID token
+    /// and a logout token share (signature by a published key with an
+    /// allowed algorithm, issuer, audience and `azp`, expiry when present,
+    /// the `required` claims); its claims, or why not.
+    async fn verified(&self, token: &str, required: &[&str]) -> Result<Claims, Unverified> {
+        let header = jsonwebtoken::decode_header(token)
+            .map_err(|_| Unverified::Refused("not a JWT".into()))?;
         if !ALGORITHMS.contains(&header.alg) {
-            return Err(refused("signature algorithm not allowed"));
+            return Err(Unverified::Refused(
+                "signature algorithm not allowed".into(),
+            ));
         }
         let key = self
             .key(header.kid.as_deref())
             .await
-            .map_err(|e| {
-                tracing::warn!(error = %e, "sso: provider keys unavailable");
-                SsoFailure::Provider
-            })?
-            .ok_or_else(|| refused("signed with a key the provider does not publish"))?;
+            .map_err(Unverified::Provider)?
+            .ok_or_else(|| {
+                Unverified::Refused("signed with a key the provider does not publish".into())
+            })?;
         let mut v = Validation::new(header.alg);
         v.set_issuer(&[&self.settings.issuer]);
         v.set_audience(&[&self.settings.client_id]);
-        v.set_required_spec_claims(&["exp", "iss", "aud", "sub"]);
+        v.set_required_spec_claims(required);
         v.leeway = LEEWAY_SECS;
-        let data =
-            jsonwebtoken::decode::<serde_json::Map<String, serde_json::Value>>(token, &key, &v)
-                .map_err(|e| {
-                    tracing::warn!(error = %e, "sso: ID token refused");
-                    SsoFailure::Refused
-                })?;
-        let claims = data.claims;
+        let claims = jsonwebtoken::decode::<Claims>(token, &key, &v)
+            .map_err(|e| Unverified::Refused(e.to_string()))?
+            .claims;
         // With more than one audience, the token must be for this client.
         if let Some(serde_json::Value::Array(auds)) = claims.get("aud")
             && auds.len() > 1
             && claims.get("azp").and_then(|a| a.as_str()) != Some(&self.settings.client_id)
         {
-            return Err(refused("azp is not this client"));
+            return Err(Unverified::Refused("azp is not this client".into()));
         }
+        Ok(claims)
+    }
+
+    /// The ID token's checks (OpenID Connect Core §3.1.3.7); the username,
+    /// and the provider's sign-in the session comes from.
+    async fn check_id_token(
+        &self,
+        token: &str,
+        nonce: &str,
+    ) -> Result<(String, SsoLink), SsoFailure> {
+        let refused = |why: &str| {
+            tracing::warn!(why, "sso: ID token refused");
+            SsoFailure::Refused
+        };
+        let claims = self
+            .verified(token, &["exp", "iss", "aud", "sub"])
+            .await
+            .map_err(|u| match u {
+                Unverified::Provider(e) => {
+                    tracing::warn!(error = %e, "sso: provider keys unavailable");
+                    SsoFailure::Provider
+                }
+                Unverified::Refused(why) => refused(&why),
+            })?;
         let sent = claims.get("nonce").and_then(|n| n.as_str()).unwrap_or("");
         if !vigil_store::secrets::ct_eq(sent, nonce) {
             return Err(refused("nonce is not this sign-in's"));
         }
-        match claims.get(&self.settings.username_claim) {
-            Some(serde_json::Value::String(u)) if !u.is_empty() => Ok(u.clone()),
-            _ => Err(refused("no username claim")),
+        let text = |c: &str| {
+            claims
+                .get(c)
+                .and_then(|v| v.as_str())
+                .filter(|v| !v.is_empty())
+        };
+        let link = SsoLink {
+            sub: text("sub")
+                .ok_or_else(|| refused("no subject"))?
+                .to_string(),
+            sid: text("sid").map(str::to_string),
+        };
+        match text(&self.settings.username_claim) {
+            Some(u) => Ok((u.to_string(), link)),
+            None => Err(refused("no username claim")),
         }
     }
+
+    /// A logout token's checks (OpenID Connect Back-Channel Logout 1.0
+    /// §2.6): a token [`Sso::verified`] with `iat`, the back-channel
+    /// logout event, a `sub` or a `sid`, and no `nonce` (so an ID token
+    /// cannot be passed off as one). The `sub` and `sid` it names.
+    pub async fn check_logout_token(
+        &self,
+        token: &str,
+    ) -> Result<(Option<String>, Option<String>), Unverified> {
+        let claims = self.verified(token, &["iss", "aud", "iat"]).await?;
+        let refused = |why: &str| Err(Unverified::Refused(why.into()));
+        if claims.contains_key("nonce") {
+            return refused("a logout token has no nonce");
+        }
+        // `iat` is required; without an `exp`, a token issued more than
+        // LOGOUT_TOKEN_AGE ago is too old to act on.
+        let now = chrono::Utc::now().timestamp();
+        let leeway = i64::try_from(LEEWAY_SECS).unwrap_or(60);
+        match claims.get("iat").and_then(|v| v.as_i64()) {
+            None => return refused("no iat"),
+            Some(iat) if iat > now + leeway => return refused("issued in the future"),
+            Some(iat) if !claims.contains_key("exp") && iat < now - LOGOUT_TOKEN_AGE - leeway => {
+                return refused("issued too long ago, with no exp");
+            }
+            Some(_) => {}
+        }
+        let event = claims
+            .get("events")
+            .and_then(|e| e.as_object())
+            .and_then(|e| e.get(LOGOUT_EVENT));
+        if !event.is_some_and(|e| e.is_object()) {
+            return refused("not a back-channel logout event");
+        }
+        let text = |c: &str| {
+            claims
+                .get(c)
+                .and_then(|v| v.as_str())
+                .filter(|v| !v.is_empty())
+                .map(str::to_string)
+        };
+        match (text("sub"), text("sid")) {
+            (None, None) => refused("names no subject and no session"),
+            named => Ok(named),
+        }
+    }
+}
+
+/// A JWT's claims.
+type Claims = serde_json::Map<String, serde_json::Value>;
+
+/// How old, in seconds, a logout token with no `exp` may be.
+const LOGOUT_TOKEN_AGE: i64 = 600;
+
+/// The event a logout token carries (Back-Channel Logout 1.0 §2.4).
+const LOGOUT_EVENT: &str = "http://schemas.openid.net/event/backchannel-logout";
+
+/// Why a token from the provider was not taken.
+#[derive(Debug)]
+pub enum Unverified {
+    /// Its keys could not be read.
+    Provider(ProviderError),
+    /// It failed a check: which.
+    Refused(String),
+}
+
+/// A sign-in the provider vouched for.
+pub struct SignedIn {
+    /// The username claim: which Vigil account.
+    pub username: String,
+    /// The ID token as sent, for the provider's sign-out.
+    pub id_token: String,
+    /// The provider's sign-in, for its back-channel logout.
+    pub link: SsoLink,
 }
 
 /// One sign-in's secrets, kept in the browser between the two legs, and
@@ -674,7 +785,11 @@ pub async fn callback(
         return Ok(failed(&state, SsoFailure::Expired, ""));
     }
     let addr = Some(peer);
-    let (username, id_token) = match sso.finish(&code, &flow).await {
+    let SignedIn {
+        username,
+        id_token,
+        link,
+    } = match sso.finish(&code, &flow).await {
         Ok(u) => u,
         Err(f) => {
             if f == SsoFailure::Refused {
@@ -712,13 +827,127 @@ pub async fn callback(
         .await?;
         return Ok(failed(&state, SsoFailure::NoAccount, &flow.place));
     };
-    let (_, session) = crate::auth::start_session(&state, &user, addr, "sso").await?;
+    let (_, session) = crate::auth::start_session(&state, &user, addr, Some(link)).await?;
     state.metrics.sso.with_label_values(&["signed_in"]).inc();
     let mut cookies = vec![session, flow_cookie("", 0, tls)];
     if sso.settings.sign_out_provider {
         cookies.push(sign_out_cookie(&id_token, tls));
     }
     Ok(redirect(&flow.landing(), &cookies))
+}
+
+/// What the provider posts to end sessions (Back-Channel Logout 1.0 §2.5).
+#[derive(Deserialize, ToSchema)]
+pub struct BackChannel {
+    /// A JWT the provider signed, naming the sign-in that ended.
+    logout_token: Option<String>,
+}
+
+/// `POST /api/v1/auth/sso/backchannel-logout`: the provider says a sign-in
+/// has ended (a smartcard taken out, a sign-out in another application),
+/// and the dashboard sessions begun through it end now, not after their
+/// 30 minutes idle. Register this address with the provider as the
+/// client's back-channel logout URI.
+#[utoipa::path(
+    post, path = "/api/v1/auth/sso/backchannel-logout", tag = "auth",
+    security(()),
+    request_body(content = BackChannel, content_type = "application/x-www-form-urlencoded"),
+    responses(
+        (status = 200, description = "The token was the provider's, and every live session of the sign-in it names has ended (none, if there were none)"),
+        (status = 400, description = "No logout token, or one that failed a check, or the provider's keys could not be read: `{\"error\": \"invalid_request\", \"error_description\"}`"),
+        (status = 404, description = "Single sign-on is not configured", body = crate::openapi::ErrorBody),
+    )
+)]
+pub async fn backchannel_logout(
+    State(state): State<AppState>,
+    axum::extract::ConnectInfo(peer): axum::extract::ConnectInfo<std::net::SocketAddr>,
+    form: Result<axum::Form<BackChannel>, axum::extract::rejection::FormRejection>,
+) -> Result<Response, crate::error::ApiError> {
+    let sso = configured(&state)?;
+    let addr = Some(peer);
+    let answer = |status: StatusCode, body: serde_json::Value| {
+        let mut r = (status, axum::Json(body)).into_response();
+        r.headers_mut()
+            .insert("cache-control", HeaderValue::from_static("no-store"));
+        r
+    };
+    let token = form.ok().and_then(|axum::Form(f)| f.logout_token);
+    let checked = match token {
+        None => Err(Unverified::Refused("no logout_token".into())),
+        Some(t) => sso.check_logout_token(&t).await,
+    };
+    let (sub, sid) = match checked {
+        Ok(named) => named,
+        Err(u) => {
+            let why = match u {
+                Unverified::Provider(e) => {
+                    tracing::warn!(error = %e, "sso: provider keys unavailable for a logout token");
+                    "the provider's keys could not be read".to_string()
+                }
+                Unverified::Refused(why) => {
+                    tracing::warn!(why, "sso: logout token refused");
+                    why
+                }
+            };
+            state
+                .metrics
+                .sso_logouts
+                .with_label_values(&["refused"])
+                .inc();
+            crate::audit::record_raw(
+                &state,
+                None,
+                "",
+                "logout.provider.refused",
+                None,
+                serde_json::json!({"why": why}),
+                addr,
+            )
+            .await?;
+            return Ok(answer(
+                StatusCode::BAD_REQUEST,
+                serde_json::json!({"error": "invalid_request", "error_description": why}),
+            ));
+        }
+    };
+    let ended = state
+        .store
+        .sso_sessions_end(sub.as_deref(), sid.as_deref(), chrono::Utc::now())
+        .await?;
+    state
+        .metrics
+        .sso_logouts
+        .with_label_values(&["ended"])
+        .inc();
+    tracing::info!(sessions = ended.len(), "sso: the provider ended a sign-in");
+    let mut per_account: std::collections::BTreeMap<i64, usize> = Default::default();
+    for user in &ended {
+        *per_account.entry(*user).or_default() += 1;
+    }
+    let names: std::collections::HashMap<i64, String> = if per_account.is_empty() {
+        Default::default()
+    } else {
+        state
+            .store
+            .users_list()
+            .await?
+            .into_iter()
+            .map(|u| (u.id, u.username))
+            .collect()
+    };
+    for (user, sessions) in &per_account {
+        crate::audit::record_raw(
+            &state,
+            Some(*user),
+            names.get(user).map_or("", String::as_str),
+            "logout.provider",
+            None,
+            serde_json::json!({"sessions": sessions}),
+            addr,
+        )
+        .await?;
+    }
+    Ok(answer(StatusCode::OK, serde_json::json!({})))
 }
 
 /// The Vigil account the provider's `username` names: the one of that
