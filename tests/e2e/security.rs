@@ -620,3 +620,119 @@ async fn a_user_changes_their_own_password_and_their_sessions_end() {
         .expect("post");
     assert_eq!(right.status(), 429);
 }
+
+/// Admins are admins of their wards on the audit trail too: another ward's
+/// patient is not found, and the whole trail holds only what concerns
+/// their wards (their patients, their staff's other actions) and what
+/// concerns nobody's ward (a failed sign-in of an unknown name).
+#[tokio::test]
+async fn an_admin_reads_the_trail_of_their_wards_only() {
+    let app = TestApp::spawn().await;
+    let admin_b = app.token_on_another_ward("admin-b", "admin").await;
+    let as_b = |path: &str| {
+        app.http_client
+            .get(format!("{}{path}", app.http))
+            .bearer_auth(&admin_b)
+    };
+    // Ward B: a patient admitted and read, and a list read about no patient.
+    let r = app
+        .http_client
+        .post(format!("{}/api/v1/patients", app.http))
+        .bearer_auth(&admin_b)
+        .json(&json!({"ward": "Ward B", "name": "B Patient", "nhs_number": crate::helpers::nhs_number(), "pathway": "general"}))
+        .send()
+        .await
+        .expect("admit");
+    assert_eq!(r.status(), 201);
+    let theirs = r.json::<Value>().await.expect("json")["id"]
+        .as_i64()
+        .expect("id");
+    as_b(&format!("/api/v1/patients/{theirs}"))
+        .send()
+        .await
+        .expect("read");
+    as_b("/api/v1/patients/discharged")
+        .send()
+        .await
+        .expect("list");
+    // Ward A: the same.
+    let ours = app.admit("general").await;
+    app.get(&format!("/api/v1/patients/{ours}"))
+        .send()
+        .await
+        .expect("read");
+    app.get("/api/v1/patients/discharged")
+        .send()
+        .await
+        .expect("list");
+    // Nobody's ward: a sign-in under a name no account has.
+    let r = login(&app, &reqwest::Client::new(), "no-such-person", "guess-one").await;
+    assert_eq!(r.status(), 401);
+
+    let r = app
+        .get(&format!("/api/v1/audit?patient={theirs}"))
+        .send()
+        .await
+        .expect("audit");
+    assert_eq!(
+        r.status(),
+        404,
+        "another ward's patient is not found on the trail"
+    );
+    let whole = app.get_json("/api/v1/audit").await;
+    let entries = whole.as_array().expect("entries");
+    let about = |e: &Value| {
+        (
+            e["action"].as_str().unwrap_or_default().to_string(),
+            e["patient_id"].as_i64(),
+            e["username"].as_str().unwrap_or_default().to_string(),
+        )
+    };
+    let seen: Vec<_> = entries.iter().map(about).collect();
+    assert!(
+        seen.iter()
+            .all(|(_, p, u)| *p != Some(theirs) && u != "admin-b"),
+        "nothing of ward B: {whole}"
+    );
+    assert!(
+        seen.iter()
+            .any(|(a, p, _)| a == "patient.read" && *p == Some(ours)),
+        "{whole}"
+    );
+    assert!(
+        seen.iter()
+            .any(|(a, p, _)| a == "patients.discharged" && p.is_none()),
+        "{whole}"
+    );
+    assert!(
+        seen.iter()
+            .any(|(a, _, u)| a == "login.failed" && u == "no-such-person"),
+        "{whole}"
+    );
+
+    let theirs_trail = app.get_json_as("/api/v1/audit", &admin_b).await;
+    let seen: Vec<_> = theirs_trail
+        .as_array()
+        .expect("entries")
+        .iter()
+        .map(about)
+        .collect();
+    assert!(
+        seen.iter()
+            .any(|(a, p, _)| a == "patient.read" && *p == Some(theirs)),
+        "{theirs_trail}"
+    );
+    assert!(
+        seen.iter().all(|(_, p, _)| *p != Some(ours)),
+        "nothing of ward A's patients: {theirs_trail}"
+    );
+    assert!(
+        seen.iter()
+            .any(|(a, _, u)| a == "login.failed" && u == "no-such-person")
+    );
+    let r = as_b(&format!("/api/v1/audit?patient={ours}"))
+        .send()
+        .await
+        .expect("audit");
+    assert_eq!(r.status(), 404);
+}

@@ -900,6 +900,11 @@ pub struct AuditEntry {
 pub struct AuditQuery {
     pub patient_id: Option<i64>,
     pub user_id: Option<i64>,
+    /// Only what these wards' admins may read (`None`: everything): entries
+    /// about these wards' patients, and entries about no patient made by
+    /// someone on one of these wards, or by nobody signed in (a failed
+    /// sign-in, `vigil admin` on the server).
+    pub wards: Option<Vec<i64>>,
     pub from: Option<DateTime<Utc>>,
     pub to: Option<DateTime<Utc>>,
     pub limit: Option<i64>,

@@ -2447,6 +2447,11 @@ impl Store for PgStore {
              WHERE ($1::bigint IS NULL OR patient_id = $1) AND ($2::bigint IS NULL OR user_id = $2)
                AND at >= COALESCE($3, '-infinity'::timestamptz)
                AND at <= COALESCE($4, 'infinity'::timestamptz)
+               AND ($6::bigint[] IS NULL
+                    OR patient_id IN (SELECT id FROM patients WHERE ward_id = ANY($6))
+                    OR (patient_id IS NULL
+                        AND (user_id IS NULL
+                             OR user_id IN (SELECT user_id FROM user_wards WHERE ward_id = ANY($6)))))
              ORDER BY id DESC LIMIT $5",
         )
         .bind(q.patient_id)
@@ -2454,6 +2459,7 @@ impl Store for PgStore {
         .bind(q.from.map(ts))
         .bind(q.to.map(ts))
         .bind(limit)
+        .bind(q.wards)
         .fetch_all(&self.pool)
         .await?;
         Ok(rows

@@ -2492,6 +2492,11 @@ impl Store for SqliteStore {
         let rows = sqlx::query(
             "SELECT at, user_id, username, action, patient_id, detail, addr FROM audit_log
              WHERE (?1 IS NULL OR patient_id = ?1) AND (?2 IS NULL OR user_id = ?2) AND at >= ?3 AND at <= ?4
+               AND (?6 IS NULL
+                    OR patient_id IN (SELECT id FROM patients WHERE ward_id IN (SELECT value FROM json_each(?6)))
+                    OR (patient_id IS NULL
+                        AND (user_id IS NULL
+                             OR user_id IN (SELECT user_id FROM user_wards WHERE ward_id IN (SELECT value FROM json_each(?6))))))
              ORDER BY id DESC LIMIT ?5",
         )
         .bind(q.patient_id)
@@ -2499,6 +2504,7 @@ impl Store for SqliteStore {
         .bind(q.from.map(ts).unwrap_or_else(|| "0000".into()))
         .bind(q.to.map(ts).unwrap_or_else(|| "9999".into()))
         .bind(q.limit.unwrap_or(1000))
+        .bind(q.wards.map(|w| serde_json::json!(w).to_string()))
         .fetch_all(&self.pool)
         .await?;
         rows.into_iter()

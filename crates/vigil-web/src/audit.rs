@@ -101,11 +101,17 @@ pub(crate) async fn query(
     caller.require(Role::Admin)?;
     let Query(q) = q.map_err(|e| ApiError::Invalid(e.body_text()))?;
     let limit = q.limit.unwrap_or(1000).clamp(1, 10_000);
+    // Admins are admins of their wards: a patient of another ward is not
+    // found, and the trail holds only what concerns their wards.
+    if let Some(patient) = q.patient {
+        crate::patients::visible_patient(&state, &caller, patient).await?;
+    }
     let rows = state
         .store
         .audit_query(AuditQuery {
             patient_id: q.patient,
             user_id: q.user,
+            wards: Some(caller.0.ward_ids.clone()),
             from: q.from,
             to: q.to,
             limit: Some(limit),
