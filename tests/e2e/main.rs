@@ -26,6 +26,7 @@ mod notify;
 mod openapi;
 mod postgres;
 mod reliability;
+mod report;
 mod restart;
 mod schedule;
 mod scoring;

@@ -23,12 +23,13 @@ fn repo() -> PathBuf {
 }
 
 /// Every `/api/v1` route the router serves, as (method, path).
-const ROUTES: [(&str, &str); 40] = [
+const ROUTES: [(&str, &str); 41] = [
     ("post", "/api/v1/login"),
     ("get", "/api/v1/auth/methods"),
     ("get", "/api/v1/auth/sso/login"),
     ("get", "/api/v1/auth/sso/callback"),
     ("post", "/api/v1/auth/sso/backchannel-logout"),
+    ("get", "/api/v1/wards/{id}/report"),
     ("post", "/api/v1/logout"),
     ("get", "/api/v1/me"),
     ("post", "/api/v1/me/password"),

@@ -223,6 +223,15 @@ pub trait Store: Send + Sync + 'static {
         since: DateTime<Utc>,
     ) -> Result<Vec<DischargedPatient>>;
 
+    /// Every stay on `ward_id` that overlaps `[from, to]`: admitted by
+    /// `to`, and not discharged before `from`; the earliest admission first.
+    async fn ward_stays(
+        &self,
+        ward_id: i64,
+        from: DateTime<Utc>,
+        to: DateTime<Utc>,
+    ) -> Result<Vec<Stay>>;
+
     // --- devices -----------------------------------------------------------
     async fn device_provision(&self, d: NewDevice) -> Result<()>;
     async fn device_assign(&self, device_id: &str, patient_id: i64) -> Result<()>;
@@ -585,6 +594,14 @@ pub trait Store: Send + Sync + 'static {
         since: DateTime<Utc>,
     ) -> Result<Vec<ResolvedAlert>>;
     async fn alerts_due(&self, now: DateTime<Utc>) -> Result<Vec<AlertRow>>;
+    /// The course of every alert on `ward_id` that Vigil raised in
+    /// `[from, to]` (by its `raised` event), oldest first.
+    async fn ward_alert_courses(
+        &self,
+        ward_id: i64,
+        from: DateTime<Utc>,
+        to: DateTime<Utc>,
+    ) -> Result<Vec<AlertCourse>>;
     async fn alert_events(&self, alert_id: i64) -> Result<Vec<AlertEventRow>>;
     /// The alert trail's rows with an id above `after`, in id order, at
     /// most `limit` (for the webhook, which follows the trail).

@@ -956,3 +956,26 @@ pub struct ScoringReads {
     /// Everything measured in the span, start and end included.
     pub later: Vec<ObservationRow>,
 }
+
+/// One stay on a ward, for its activity report ([`crate::Store::ward_stays`]).
+#[derive(Clone, Debug, PartialEq)]
+pub struct Stay {
+    pub admitted_at: DateTime<Utc>,
+    pub discharged_at: Option<DateTime<Utc>>,
+}
+
+/// One alert's course, for a ward's activity report
+/// ([`crate::Store::ward_alert_courses`]): when Vigil raised it (the
+/// trail's time, not the reading's), its severity now (the highest it
+/// reached), when it was first acknowledged and first escalated, whether
+/// the timer escalated it, and how it was resolved.
+#[derive(Clone, Debug, PartialEq)]
+pub struct AlertCourse {
+    pub severity: String,
+    pub raised: DateTime<Utc>,
+    pub acknowledged: Option<DateTime<Utc>>,
+    pub escalated: Option<DateTime<Utc>>,
+    pub escalated_by_timer: bool,
+    pub resolved: Option<DateTime<Utc>>,
+    pub outcome: Option<String>,
+}

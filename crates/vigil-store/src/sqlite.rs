@@ -2274,6 +2274,71 @@ impl Store for SqliteStore {
         Ok(out)
     }
 
+    async fn ward_alert_courses(
+        &self,
+        ward_id: i64,
+        from: DateTime<Utc>,
+        to: DateTime<Utc>,
+    ) -> Result<Vec<AlertCourse>> {
+        let rows = sqlx::query(
+            "SELECT a.severity,
+                    (SELECT MIN(e.at) FROM alert_events e WHERE e.alert_id = a.id AND e.action = 'raised') AS raised,
+                    (SELECT MIN(e.at) FROM alert_events e WHERE e.alert_id = a.id AND e.action = 'acknowledged'),
+                    (SELECT MIN(e.at) FROM alert_events e WHERE e.alert_id = a.id AND e.action = 'escalated'),
+                    EXISTS (SELECT 1 FROM alert_events e WHERE e.alert_id = a.id AND e.action = 'escalated' AND e.actor = 'system'),
+                    a.resolved_at, a.outcome
+             FROM alerts a
+             WHERE a.ward_id = ?1
+               AND EXISTS (SELECT 1 FROM alert_events e
+                           WHERE e.alert_id = a.id AND e.action = 'raised' AND e.at >= ?2 AND e.at <= ?3)
+             ORDER BY raised, a.id",
+        )
+        .bind(ward_id)
+        .bind(ts(from))
+        .bind(ts(to))
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter()
+            .map(|r| {
+                Ok(AlertCourse {
+                    severity: r.get(0),
+                    raised: parse_ts(&r.get::<String, _>(1))?,
+                    acknowledged: parse_opt_ts(r.get(2))?,
+                    escalated: parse_opt_ts(r.get(3))?,
+                    escalated_by_timer: r.get::<i64, _>(4) != 0,
+                    resolved: parse_opt_ts(r.get(5))?,
+                    outcome: r.get(6),
+                })
+            })
+            .collect()
+    }
+
+    async fn ward_stays(
+        &self,
+        ward_id: i64,
+        from: DateTime<Utc>,
+        to: DateTime<Utc>,
+    ) -> Result<Vec<Stay>> {
+        let rows = sqlx::query(
+            "SELECT e.admitted_at, e.discharged_at FROM episodes e JOIN patients p ON p.id = e.patient_id
+             WHERE p.ward_id = ?1 AND e.admitted_at <= ?3 AND (e.discharged_at IS NULL OR e.discharged_at >= ?2)
+             ORDER BY e.admitted_at, e.id",
+        )
+        .bind(ward_id)
+        .bind(ts(from))
+        .bind(ts(to))
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter()
+            .map(|r| {
+                Ok(Stay {
+                    admitted_at: parse_ts(&r.get::<String, _>(0))?,
+                    discharged_at: parse_opt_ts(r.get(1))?,
+                })
+            })
+            .collect()
+    }
+
     async fn alerts_due(&self, now: DateTime<Utc>) -> Result<Vec<AlertRow>> {
         let rows = sqlx::query(&format!("{ALERT_COLUMNS} WHERE status = 'open' AND escalate_at IS NOT NULL AND escalate_at <= ? ORDER BY escalate_at"))
             .bind(ts(now))

@@ -90,6 +90,7 @@ pub(crate) struct Q {
         (status = 200, description = "Audit entries, newest first", body = Vec<AuditEntry>),
         (status = 401, description = "No or bad credentials", body = ErrorBody),
         (status = 403, description = "Not an admin", body = ErrorBody),
+        (status = 404, description = "`patient` is not one of your wards' patients", body = ErrorBody),
         (status = 422, description = "Bad query", body = ErrorBody),
     )
 )]

@@ -25,6 +25,7 @@ pub mod fhir;
 pub mod openapi;
 pub mod ops;
 pub mod patients;
+pub mod report;
 pub mod sso;
 pub mod stream;
 pub mod text;
@@ -242,6 +243,7 @@ pub fn router(state: AppState) -> Router {
         .merge(alerts::router())
         .merge(audit::router())
         .merge(users::router())
+        .merge(report::router())
         .merge(fhir::router())
         .route("/healthz", get(ops::healthz))
         .route("/readyz", get(ops::readyz))

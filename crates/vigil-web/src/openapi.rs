@@ -113,6 +113,7 @@ patient or alert outside them is a 404, so ids cannot be probed. Errors are \
         crate::users::create,
         crate::users::update,
         crate::users::set_password,
+        crate::report::report,
     ),
     components(schemas(ErrorBody, ErrorDetail, ErrorCode)),
     modifiers(&Security),
@@ -123,6 +124,7 @@ patient or alert outside them is a 404, so ids cannot be probed. Errors are \
         (name = "devices", description = "Devices: provisioning, the inventory, assignment and revocation (admin)"),
         (name = "audit", description = "The audit trail (admin)"),
         (name = "users", description = "Staff accounts of your wards (admin)"),
+        (name = "wards", description = "A ward's activity over a period"),
         (name = "meta", description = "This description and the live stream"),
     )
 )]
