@@ -309,6 +309,8 @@ async fn grafana_dashboard_queries_only_exposed_metrics() {
         "vigil_ingest_batch_size_sum",
         "vigil_notify_total",
         "vigil_notify_leading",
+        "vigil_sso_signins_total",
+        "vigil_sso_logouts_total",
     ] {
         assert!(
             queried.contains(name),
