@@ -10,13 +10,55 @@ use crate::model::{ObsValue, ObservationRow};
 
 /// Reduce `rows` (time-ordered, one code) to at most `max_points`.
 pub fn min_max(rows: Vec<ObservationRow>, max_points: usize) -> Vec<ObservationRow> {
-    if max_points == 0 || rows.len() <= max_points {
-        return rows;
+    let mut m = MinMax::new(rows.len(), max_points);
+    for r in rows {
+        m.push(r);
     }
-    let buckets = (max_points / 2).max(1);
-    let per = rows.len().div_ceil(buckets);
-    let mut out = Vec::with_capacity(buckets * 2);
-    for chunk in rows.chunks(per) {
+    m.finish()
+}
+
+/// [`min_max`] a row at a time, for a series too long to hold whole: told
+/// how many rows will come, it keeps only each bucket's extremes.
+pub struct MinMax {
+    max_points: usize,
+    /// Rows a bucket (0: keep every row).
+    per: usize,
+    chunk: Vec<ObservationRow>,
+    out: Vec<ObservationRow>,
+}
+
+impl MinMax {
+    pub fn new(total: usize, max_points: usize) -> MinMax {
+        let per = if max_points == 0 || total <= max_points {
+            0
+        } else {
+            total.div_ceil((max_points / 2).max(1))
+        };
+        MinMax {
+            max_points,
+            per,
+            chunk: Vec::new(),
+            out: Vec::new(),
+        }
+    }
+
+    pub fn push(&mut self, row: ObservationRow) {
+        if self.per == 0 {
+            self.out.push(row);
+            return;
+        }
+        self.chunk.push(row);
+        if self.chunk.len() == self.per {
+            self.close();
+        }
+    }
+
+    /// Keep the bucket's minimum and maximum, in time order.
+    fn close(&mut self) {
+        let chunk = std::mem::take(&mut self.chunk);
+        if chunk.is_empty() {
+            return;
+        }
         let num = |r: &ObservationRow| match r.value {
             ObsValue::Number(v) => v,
             ObsValue::Text(_) => f64::NAN,
@@ -31,13 +73,19 @@ pub fn min_max(rows: Vec<ObservationRow>, max_points: usize) -> Vec<ObservationR
             }
         }
         let (a, b) = if lo <= hi { (lo, hi) } else { (hi, lo) };
-        out.push(chunk[a].clone());
-        if b != a && out.len() < max_points {
-            out.push(chunk[b].clone());
+        self.out.push(chunk[a].clone());
+        if b != a && self.out.len() < self.max_points {
+            self.out.push(chunk[b].clone());
         }
     }
-    out.truncate(max_points);
-    out
+
+    pub fn finish(mut self) -> Vec<ObservationRow> {
+        self.close();
+        if self.per > 0 {
+            self.out.truncate(self.max_points);
+        }
+        self.out
+    }
 }
 
 #[cfg(test)]

@@ -330,6 +330,58 @@ pub trait Store: Send + Sync + 'static {
         page: &HistoryPage,
         code: &str,
     ) -> Result<Vec<ObservationRow>>;
+    /// How many of the patient's observations of `code` lie in the page's
+    /// span (its `limit` and `after_id` aside).
+    async fn observations_count(&self, page: &HistoryPage, code: &str) -> Result<i64>;
+    /// The codes the patient has any observation of, in byte order.
+    async fn observation_codes(&self, patient_id: i64) -> Result<Vec<String>>;
+    /// [`Store::observations`] with `max_points`: each code's series in the
+    /// span read a run at a time and reduced as it is read
+    /// ([`downsample::MinMax`]), so a long series (a fortnight of a
+    /// continuous oximeter) is never held whole in memory.
+    async fn observations_downsampled(
+        &self,
+        q: &ObservationQuery,
+        max_points: usize,
+    ) -> Result<Vec<ObservationRow>> {
+        const RUN: i64 = 5_000;
+        let codes = match &q.code {
+            Some(c) => vec![c.clone()],
+            None => self.observation_codes(q.patient_id).await?,
+        };
+        let mut out = Vec::new();
+        for code in codes {
+            let mut page = HistoryPage {
+                patient_id: q.patient_id,
+                after_id: None,
+                since: q
+                    .from
+                    .map_or(std::ops::Bound::Unbounded, std::ops::Bound::Included),
+                to: q.to,
+                limit: RUN,
+            };
+            let total = self.observations_count(&page, &code).await?;
+            let mut series =
+                downsample::MinMax::new(usize::try_from(total).unwrap_or(usize::MAX), max_points);
+            loop {
+                let run = self.observations_page(&page, &code).await?;
+                let last = run.last().map(|r| (r.measured_at, r.id));
+                let full = i64::try_from(run.len()).unwrap_or(i64::MAX) >= RUN;
+                for r in run {
+                    series.push(r);
+                }
+                match last {
+                    Some((at, id)) if full => {
+                        page.since = std::ops::Bound::Included(at);
+                        page.after_id = Some(id);
+                    }
+                    _ => break,
+                }
+            }
+            out.extend(series.finish());
+        }
+        Ok(out)
+    }
     /// One stored observation of the patient by its id.
     async fn observation_row(&self, patient_id: i64, id: i64) -> Result<Option<ObservationRow>>;
 
@@ -430,6 +482,7 @@ pub trait Store: Send + Sync + 'static {
     ) -> Result<Vec<ScoreRow>> {
         self.scores_page(&HistoryPage {
             patient_id,
+            after_id: None,
             since: from.map_or(std::ops::Bound::Unbounded, std::ops::Bound::Included),
             to,
             limit: i64::MAX,

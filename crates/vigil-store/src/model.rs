@@ -381,6 +381,9 @@ pub struct HistoryPage {
     /// Where the run starts: measured (or scored) at or after, or strictly
     /// after, this time.
     pub since: std::ops::Bound<DateTime<Utc>>,
+    /// With `since` included: of the rows at exactly that time, only
+    /// those with a greater id (where a run that stopped there left off).
+    pub after_id: Option<i64>,
     /// The last time included, if any.
     pub to: Option<DateTime<Utc>>,
     /// At most this many rows (`i64::MAX`: all of them).

@@ -24,7 +24,7 @@ use sqlx::postgres::{PgConnectOptions, PgPoolOptions, PgRow};
 use sqlx::{PgPool, Postgres, Row, Transaction};
 
 use crate::model::*;
-use crate::{Result, Store, StoreError, downsample};
+use crate::{Result, Store, StoreError};
 
 static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("../../migrations/postgres");
 
@@ -1557,6 +1557,9 @@ impl Store for PgStore {
     }
 
     async fn observations(&self, q: ObservationQuery) -> Result<Vec<ObservationRow>> {
+        if let Some(max) = q.max_points {
+            return self.observations_downsampled(&q, max).await;
+        }
         // Open bounds become ±infinity rather than `$n IS NULL OR …`, so a
         // cached generic plan can still use the (patient, code, time) index.
         let code_filter = if q.code.is_some() {
@@ -1584,21 +1587,7 @@ impl Store for PgStore {
             .iter()
             .map(obs_row)
             .collect();
-        let Some(max) = q.max_points else {
-            return Ok(rows);
-        };
-        // Downsample each code's series on its own so one busy code cannot
-        // crowd out another.
-        let mut by_code: HashMap<String, Vec<ObservationRow>> = HashMap::new();
-        for r in rows {
-            by_code.entry(r.code.clone()).or_default().push(r);
-        }
-        let mut codes: Vec<_> = by_code.into_iter().collect();
-        codes.sort_by(|a, b| a.0.cmp(&b.0));
-        Ok(codes
-            .into_iter()
-            .flat_map(|(_, rs)| downsample::min_max(rs, max))
-            .collect())
+        Ok(rows)
     }
 
     async fn observations_page(
@@ -1612,6 +1601,7 @@ impl Store for PgStore {
              WHERE patient_id = $1 AND code = $2
                AND measured_at {op} COALESCE($3, '-infinity'::timestamptz)
                AND measured_at <= COALESCE($4, 'infinity'::timestamptz)
+               AND ($6::bigint IS NULL OR measured_at > $3 OR id > $6)
              ORDER BY measured_at, id LIMIT $5"
         ))
         .bind(page.patient_id)
@@ -1619,9 +1609,42 @@ impl Store for PgStore {
         .bind(since)
         .bind(page.to.map(ts))
         .bind(page.limit)
+        .bind(page.after_id)
         .fetch_all(&self.pool)
         .await?;
         Ok(rows.iter().map(obs_row).collect())
+    }
+
+    async fn observations_count(&self, page: &HistoryPage, code: &str) -> Result<i64> {
+        let (op, since) = since_bound(page.since);
+        Ok(sqlx::query_scalar(&format!(
+            "SELECT COUNT(*) FROM observations
+             WHERE patient_id = $1 AND code = $2
+               AND measured_at {op} COALESCE($3, '-infinity'::timestamptz)
+               AND measured_at <= COALESCE($4, 'infinity'::timestamptz)"
+        ))
+        .bind(page.patient_id)
+        .bind(code)
+        .bind(since)
+        .bind(page.to.map(ts))
+        .fetch_one(&self.pool)
+        .await?)
+    }
+
+    async fn observation_codes(&self, patient_id: i64) -> Result<Vec<String>> {
+        // A loose index scan: one step of the (patient, code, time) index a
+        // code, not a walk of the patient's whole history.
+        Ok(sqlx::query_scalar(
+            "WITH RECURSIVE codes(code) AS (
+                 SELECT (SELECT code FROM observations WHERE patient_id = $1 ORDER BY code LIMIT 1)
+                 UNION ALL
+                 SELECT (SELECT code FROM observations WHERE patient_id = $1 AND code > codes.code ORDER BY code LIMIT 1)
+                 FROM codes WHERE codes.code IS NOT NULL)
+             SELECT code FROM codes WHERE code IS NOT NULL ORDER BY code",
+        )
+        .bind(patient_id)
+        .fetch_all(&self.pool)
+        .await?)
     }
 
     async fn observation_row(&self, patient_id: i64, id: i64) -> Result<Option<ObservationRow>> {
@@ -1831,12 +1854,14 @@ impl Store for PgStore {
             "{SCORE_COLUMNS} WHERE patient_id = $1
                AND scored_at {op} COALESCE($2, '-infinity'::timestamptz)
                AND scored_at <= COALESCE($3, 'infinity'::timestamptz)
+               AND ($5::bigint IS NULL OR scored_at > $2 OR id > $5)
              ORDER BY scored_at, id LIMIT $4"
         ))
         .bind(page.patient_id)
         .bind(since)
         .bind(page.to.map(ts))
         .bind(page.limit)
+        .bind(page.after_id)
         .fetch_all(&self.pool)
         .await?;
         Ok(rows.iter().map(score_row).collect())

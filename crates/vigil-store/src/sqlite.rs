@@ -49,7 +49,7 @@ use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, S
 use sqlx::{Row, SqlitePool};
 
 use crate::model::*;
-use crate::{Result, Store, StoreError, downsample};
+use crate::{Result, Store, StoreError};
 
 static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("../../migrations/sqlite");
 
@@ -1581,6 +1581,9 @@ impl Store for SqliteStore {
     }
 
     async fn observations(&self, q: ObservationQuery) -> Result<Vec<ObservationRow>> {
+        if let Some(max) = q.max_points {
+            return self.observations_downsampled(&q, max).await;
+        }
         let from = q.from.map(ts).unwrap_or_else(|| "0000".into());
         let to = q.to.map(ts).unwrap_or_else(|| "9999".into());
         // One code: one range of the index. Every code: the same range in
@@ -1610,21 +1613,7 @@ impl Store for SqliteStore {
             .iter()
             .map(|r| obs_row(r, 0))
             .collect::<Result<Vec<_>>>()?;
-        let Some(max) = q.max_points else {
-            return Ok(rows);
-        };
-        // Downsample each code's series on its own so one busy code cannot
-        // crowd out another.
-        let mut by_code: HashMap<String, Vec<ObservationRow>> = HashMap::new();
-        for r in rows {
-            by_code.entry(r.code.clone()).or_default().push(r);
-        }
-        let mut codes: Vec<_> = by_code.into_iter().collect();
-        codes.sort_by(|a, b| a.0.cmp(&b.0));
-        Ok(codes
-            .into_iter()
-            .flat_map(|(_, rs)| downsample::min_max(rs, max))
-            .collect())
+        Ok(rows)
     }
 
     async fn observations_page(
@@ -1637,6 +1626,7 @@ impl Store for SqliteStore {
             "SELECT id, code, value_num, value_text, unit, measured_at, received_at, device_id, seq
              FROM observations
              WHERE patient_id = ?1 AND code = ?2 AND measured_at {op} ?3 AND measured_at <= ?4
+               AND (?6 IS NULL OR measured_at > ?3 OR id > ?6)
              ORDER BY measured_at, id LIMIT ?5"
         ))
         .bind(page.patient_id)
@@ -1644,9 +1634,33 @@ impl Store for SqliteStore {
         .bind(since)
         .bind(page.to.map(ts).unwrap_or_else(|| "9999".into()))
         .bind(page.limit)
+        .bind(page.after_id)
         .fetch_all(&self.pool)
         .await?;
         rows.iter().map(|r| obs_row(r, 0)).collect()
+    }
+
+    async fn observations_count(&self, page: &HistoryPage, code: &str) -> Result<i64> {
+        let (op, since) = since_bound(page.since);
+        Ok(sqlx::query_scalar(&format!(
+            "SELECT COUNT(*) FROM observations
+             WHERE patient_id = ?1 AND code = ?2 AND measured_at {op} ?3 AND measured_at <= ?4"
+        ))
+        .bind(page.patient_id)
+        .bind(code)
+        .bind(since)
+        .bind(page.to.map(ts).unwrap_or_else(|| "9999".into()))
+        .fetch_one(&self.pool)
+        .await?)
+    }
+
+    async fn observation_codes(&self, patient_id: i64) -> Result<Vec<String>> {
+        Ok(sqlx::query_scalar(&format!(
+            "{LATEST_PER_CODE} SELECT code FROM codes WHERE code IS NOT NULL ORDER BY code"
+        ))
+        .bind(patient_id)
+        .fetch_all(&self.pool)
+        .await?)
     }
 
     async fn observation_row(&self, patient_id: i64, id: i64) -> Result<Option<ObservationRow>> {
@@ -1873,12 +1887,14 @@ impl Store for SqliteStore {
         let (op, since) = since_bound(page.since);
         let rows = sqlx::query(&format!(
             "{SCORE_COLUMNS} WHERE patient_id = ?1 AND scored_at {op} ?2 AND scored_at <= ?3
+               AND (?5 IS NULL OR scored_at > ?2 OR id > ?5)
              ORDER BY scored_at, id LIMIT ?4"
         ))
         .bind(page.patient_id)
         .bind(since)
         .bind(page.to.map(ts).unwrap_or_else(|| "9999".into()))
         .bind(page.limit)
+        .bind(page.after_id)
         .fetch_all(&self.pool)
         .await?;
         rows.iter().map(score_row).collect()

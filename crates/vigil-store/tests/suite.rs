@@ -67,6 +67,7 @@ both_backends!(
     observation_query_filters_code_and_includes_both_edges,
     times_are_kept_to_the_millisecond,
     max_points_keeps_each_codes_extremes,
+    a_long_series_is_reduced_as_it_is_read_exactly_as_when_read_whole,
     latest_per_code_is_as_of_a_time_and_breaks_ties_by_insert,
     readings_for_scoring_answer_like_one_patient_at_a_time,
     episode_settings_many_answer_like_one_patient_at_a_time,
@@ -2187,6 +2188,57 @@ async fn max_points_keeps_each_codes_extremes(s: &dyn Store) {
     );
 }
 
+/// A series longer than one run of the reader (5,000 rows), with three
+/// readings at each instant so runs end part-way through one: reduced as it
+/// is read, it keeps exactly what reducing the whole series keeps.
+async fn a_long_series_is_reduced_as_it_is_read_exactly_as_when_read_whole(s: &dyn Store) {
+    let w = ward(s, "W").await;
+    let p = admit(s, w, "Ann").await;
+    let start = t(0, 0);
+    let msgs: Vec<_> = (0..12_001u32)
+        .map(|i| {
+            let v = match i {
+                7_777 => 79.0,
+                5_000 => 100.0,
+                _ => 90.0 + f64::from(i % 7),
+            };
+            let at = start + Duration::seconds(i64::from(i / 3));
+            msg(&format!("d{}", i % 3), i, p, at, vec![num("spo2", v)])
+        })
+        .collect();
+    for chunk in msgs.chunks(2_000) {
+        s.store_obs_batch(chunk).await.expect("batch");
+    }
+    let whole = obs(
+        s,
+        ObservationQuery {
+            patient_id: p,
+            ..Default::default()
+        },
+    )
+    .await;
+    assert_eq!(whole.len(), 12_001);
+    for max in [400, 41, 2] {
+        let reduced = obs(
+            s,
+            ObservationQuery {
+                patient_id: p,
+                max_points: Some(max),
+                ..Default::default()
+            },
+        )
+        .await;
+        assert_eq!(
+            reduced,
+            vigil_store::downsample::min_max(whole.clone(), max),
+            "max_points {max}"
+        );
+        if max > 2 {
+            assert!(reduced.iter().any(|r| r.value == ObsValue::Number(79.0)));
+        }
+    }
+}
+
 async fn latest_per_code_is_as_of_a_time_and_breaks_ties_by_insert(s: &dyn Store) {
     let w = ward(s, "W").await;
     let p = admit(s, w, "Ann").await;
@@ -2834,6 +2886,7 @@ async fn history_pages_are_bounded_and_start_where_asked(s: &dyn Store) {
     s.store_obs_batch(&batch).await.expect("batch");
     let page = |since, to, limit| HistoryPage {
         patient_id: p,
+        after_id: None,
         since,
         to,
         limit,

@@ -591,6 +591,7 @@ pub async fn page(
     loop {
         let run = HistoryPage {
             patient_id: patient.id,
+            after_id: None,
             since,
             to,
             limit,
@@ -764,6 +765,7 @@ pub async fn read(
                 };
                 let at = HistoryPage {
                     patient_id: patient,
+                    after_id: None,
                     since: Bound::Included(r.measured_at),
                     to: Some(r.measured_at),
                     limit: i64::MAX,
