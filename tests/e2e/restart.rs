@@ -505,19 +505,27 @@ async fn ecg_stored_but_not_analysed_before_a_stop_is_analysed_after_it() {
         .filter(|(at, _)| *at < later)
         .collect();
     assert_eq!(earlier, before);
-    // Scored at its time, like any heart rate from the patch.
-    let scores = second
-        .get_json(&format!("/api/v1/patients/{patient}/scores"))
-        .await;
-    assert!(
-        scores.as_array().expect("scores").iter().any(|s| {
+    // Scored at its time, like any heart rate from the patch (the pass
+    // stores the heart rate with its beats first, then its score: wait).
+    loop {
+        let scores = second
+            .get_json(&format!("/api/v1/patients/{patient}/scores"))
+            .await;
+        let scored = scores.as_array().expect("scores").iter().any(|s| {
             s["scored_at"]
                 .as_str()
                 .and_then(|t| chrono::DateTime::parse_from_rfc3339(t).ok())
                 .is_some_and(|t| t.timestamp_millis() == at)
-        }),
-        "no score at the heart rate's time {at}: {scores}"
-    );
+        });
+        if scored {
+            break;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "no score at the heart rate's time {at}: {scores}"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
     // The beats of the last 45 s (the detector starts afresh, as after a
     // gap): about 56 at 75 /min.
     let strip = crate::ecg::ecg_strip(&second, patient, t0 + 45_000, t0 + 90_000).await;
