@@ -75,7 +75,11 @@ async fn a_ward_report_counts_its_stays_and_how_its_alerts_were_answered() {
         "{report}"
     );
     assert_eq!(p["length_of_stay_days"]["count"], 1);
-    assert!(p["bed_days"].as_f64().is_some_and(|d| (0.0..0.01).contains(&d)));
+    assert!(
+        p["bed_days"]
+            .as_f64()
+            .is_some_and(|d| (0.0..0.01).contains(&d))
+    );
     let a = &report["alerts"];
     assert_eq!(a["raised"], 2, "{report}");
     assert_eq!(a["by_severity"], json!({"medium": 2}));
