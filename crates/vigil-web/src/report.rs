@@ -88,21 +88,24 @@ pub struct Patients {
 /// How the ward's alerts were answered.
 #[derive(Debug, PartialEq, Serialize, ToSchema)]
 pub struct Alerts {
-    /// Alerts Vigil raised in the period.
+    /// Alerts Vigil raised in the period (every figure below is of these;
+    /// an alert raised before the period is in an earlier period's report).
     pub raised: usize,
     /// Those, by the highest severity each reached.
     pub by_severity: BTreeMap<String, usize>,
-    /// Minutes from raised to first acknowledged, for those acknowledged.
+    /// Minutes from raised to first acknowledged, for those acknowledged
+    /// by the period's end.
     pub minutes_to_acknowledge: Spread,
-    /// Raised and never acknowledged: resolved without it, or still open.
+    /// Not acknowledged by the period's end: resolved without it, or not yet.
     pub never_acknowledged: usize,
-    /// Escalated, by a clinician or the timer.
+    /// Escalated by the period's end, by a clinician or the timer.
     pub escalated: usize,
     /// Escalated by the timer: nobody acknowledged them in time.
     pub escalated_by_timer: usize,
-    /// Still live when the period ended (not resolved by then).
+    /// Of those raised in the period, not resolved by its end.
     pub live_at_end: usize,
-    /// How those resolved in the period were resolved, by outcome.
+    /// Of those raised in the period, how the ones resolved by its end were
+    /// resolved, by outcome.
     pub outcomes: BTreeMap<String, usize>,
 }
 
@@ -165,6 +168,9 @@ pub fn build(
                 .collect(),
         ),
     };
+    // Only what had happened by the period's end: an alert acknowledged
+    // after it was unacknowledged then.
+    let by_end = |t: Option<DateTime<Utc>>| t.filter(|t| *t <= to);
     let mut by_severity = BTreeMap::new();
     let mut outcomes = BTreeMap::new();
     for a in alerts {
@@ -182,14 +188,22 @@ pub fn build(
             alerts
                 .iter()
                 .filter_map(|a| {
-                    a.acknowledged
-                        .map(|k| (k - a.raised).num_seconds() as f64 / 60.0)
+                    by_end(a.acknowledged).map(|k| (k - a.raised).num_seconds() as f64 / 60.0)
                 })
                 .collect(),
         ),
-        never_acknowledged: alerts.iter().filter(|a| a.acknowledged.is_none()).count(),
-        escalated: alerts.iter().filter(|a| a.escalated.is_some()).count(),
-        escalated_by_timer: alerts.iter().filter(|a| a.escalated_by_timer).count(),
+        never_acknowledged: alerts
+            .iter()
+            .filter(|a| by_end(a.acknowledged).is_none())
+            .count(),
+        escalated: alerts
+            .iter()
+            .filter(|a| by_end(a.escalated).is_some())
+            .count(),
+        escalated_by_timer: alerts
+            .iter()
+            .filter(|a| a.escalated_by_timer && by_end(a.escalated).is_some())
+            .count(),
         live_at_end: alerts
             .iter()
             .filter(|a| a.resolved.is_none_or(|r| r > to))
@@ -331,7 +345,12 @@ mod tests {
         let mut after = course(t(3, 0), None, "low");
         after.resolved = Some(t(9, 0)); // resolved after the period
         after.outcome = Some("reviewed-no-action".into());
+        // Acknowledged, escalated and resolved only after the period.
+        let mut later = course(t(6, 23), Some(120), "low");
+        later.escalated = Some(t(7, 1));
+        later.escalated_by_timer = true;
         let alerts = [
+            later,
             course(t(0, 1), Some(2), "medium"),
             late,
             resolved,
@@ -339,12 +358,12 @@ mod tests {
             course(t(4, 0), None, "low-medium"),
         ];
         let (_, a) = build((t(0, 0), t(7, 0)), &[], &alerts);
-        assert_eq!(a.raised, 5);
+        assert_eq!(a.raised, 6);
         assert_eq!(
             a.by_severity,
             BTreeMap::from([
                 ("high".to_string(), 1),
-                ("low".to_string(), 1),
+                ("low".to_string(), 2),
                 ("low-medium".to_string(), 1),
                 ("medium".to_string(), 2)
             ])
@@ -357,10 +376,13 @@ mod tests {
                 p90: Some(40.0)
             }
         );
-        assert_eq!(a.never_acknowledged, 2);
+        assert_eq!(
+            a.never_acknowledged, 3,
+            "one acknowledged only after the end"
+        );
         assert_eq!((a.escalated, a.escalated_by_timer), (1, 1));
         assert_eq!(
-            a.live_at_end, 4,
+            a.live_at_end, 5,
             "only the one resolved in the period is not live"
         );
         assert_eq!(

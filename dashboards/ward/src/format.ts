@@ -36,6 +36,12 @@ export function when(ts: string, secs = false): string {
     ...(secs ? { second: "2-digit" } : {}) });
 }
 
+/** As `when`, with the year too when `year` (by default, when it is not this year's: a period long past). */
+export function whenWithYear(ts: string, year = new Date(ts).getFullYear() !== new Date().getFullYear()): string {
+  return year ? new Date(ts).toLocaleString(undefined, { day: "numeric", month: "short", year: "numeric", hour: "2-digit", minute: "2-digit" })
+    : when(ts);
+}
+
 export function countdown(a: Alert): string | null {
   if (a.status !== "open" || !a.escalate_at) return null;
   const s = Math.round((Date.parse(a.escalate_at) - Date.now()) / 1000);

@@ -14,8 +14,8 @@ import type { Alert, Note } from "./types";
 interface Resolved extends Alert { patient_name: string; nhs_number: string; resolved_by: string }
 interface WardNote extends Note { ward_id: number; patient_name: string; nhs_number: string }
 
-/** The outcomes a person chooses, and the ones Vigil sets itself (alerts.md). */
-const OUTCOME_TEXT: Record<string, string> = {
+/** The outcomes a person chooses, and the ones Vigil sets itself (alerts.md): also the ward report's words. */
+export const OUTCOME_TEXT: Record<string, string> = {
   ...Object.fromEntries(OUTCOMES),
   "other": "Other",
   "discharged": "Patient discharged",

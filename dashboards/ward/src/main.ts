@@ -15,6 +15,7 @@ import { clearNotes } from "./notes";
 import { $ } from "./format";
 import { showPasswordButton, whenPasswordChanged } from "./password";
 import { closePatient, openPatient, patientEvent, tickPatient } from "./patient";
+import { clearReport, showReport } from "./report";
 import { showSignInMethods } from "./signin";
 import { clearStaff, showStaff } from "./staff";
 import { alerts, patientName, patients, session } from "./state";
@@ -49,6 +50,7 @@ function showSignIn(why = "", note = ""): void {
   clearHandover();
   clearKit();
   clearStaff();
+  clearReport();
   $("signin").hidden = false; $("ward").hidden = true; $("patient").hidden = true; $("signout").hidden = true;
   $("who").textContent = ""; setConn("");
   showAdmission(null);
@@ -164,6 +166,7 @@ function route(): void {
     showWard();
     showKit(session.me);
     showStaff(session.me);
+    showReport(session.me);
     const from = Number(sessionStorage.getItem("vigil-last-patient") || NaN);
     sessionStorage.removeItem("vigil-last-patient");
     // Back on the ward: focus the row of the patient just left (drawn and scrolled to, wherever it is in the list).

@@ -127,3 +127,33 @@ export interface AuditEntry {
   at: string; user_id: number | null; username: string; action: string;
   patient_id: number | null; detail: unknown; addr: string | null;
 }
+
+/** How many, and the middle and the slow end of them: `median` and `p90` (nearest rank) are null when `count` is 0. */
+export interface Spread { count: number; median: number | null; p90: number | null }
+
+/**
+ * A ward's activity over a period (`GET /api/v1/wards/{id}/report`): counts
+ * only, no patient named. `from` and `to` are the period as the server took
+ * it (a `to` in the future is now).
+ */
+export interface WardReport {
+  ward_id: number; ward: string; from: string; to: string;
+  patients: {
+    at_start: number; at_end: number; admitted: number; discharged: number;
+    /** Days of stay within the period, summed over everyone. */
+    bed_days: number;
+    /** The mean number on the ward: bed-days over the period's days. */
+    mean_occupancy: number;
+    /** The stays that ended in the period, in days. */
+    length_of_stay_days: Spread;
+  };
+  alerts: {
+    raised: number;
+    /** By the highest severity each reached; a severity with none is absent. */
+    by_severity: Partial<Record<Risk, number>>;
+    minutes_to_acknowledge: Spread;
+    never_acknowledged: number; escalated: number; escalated_by_timer: number; live_at_end: number;
+    /** Those resolved in the period, by outcome. */
+    outcomes: Record<string, number>;
+  };
+}

@@ -285,3 +285,13 @@ export async function assertAccessible(page, t, what) {
   t.diagnostic(`axe on ${what}: ${result.passes?.length ?? "?"} rules passed, no serious or critical violations`);
   return minor;
 }
+
+/** A valid NHS number (modulus 11) in the 999 test range, not one the demo uses. */
+export function testNhsNumber(seed) {
+  for (let n = seed; ; n++) {
+    const d = `999${String(n).padStart(6, "0")}`.split("").map(Number);
+    const check = 11 - (d.reduce((a, x, i) => a + x * (10 - i), 0) % 11);
+    if (check === 10) continue;
+    return `${d.join("")}${check === 11 ? 0 : check}`;
+  }
+}

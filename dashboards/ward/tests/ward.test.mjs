@@ -15,7 +15,7 @@
 
 import { test } from "node:test";
 import assert from "node:assert/strict";
-import { DATA_TIMEOUT, NEXT_SPOT_CHECK, TEST_TIMEOUT, UI_TIMEOUT, assertAccessible, poll, readingCells, screenshot, signIn, withWard } from "./harness.mjs";
+import { DATA_TIMEOUT, NEXT_SPOT_CHECK, TEST_TIMEOUT, UI_TIMEOUT, assertAccessible, poll, readingCells, screenshot, signIn, withWard, testNhsNumber } from "./harness.mjs";
 
 const PATIENTS = 3;
 
@@ -414,16 +414,6 @@ test("a nurse moved to another ward by an administrator is told, and the page re
     assert.ok(await page.getByText("nurse-mover (nurse)").isVisible(), "still signed in");
   }, { patients: 2 });
 });
-
-/** A valid NHS number (modulus 11) in the 999 test range, not one the demo uses. */
-function testNhsNumber(seed) {
-  for (let n = seed; ; n++) {
-    const d = `999${String(n).padStart(6, "0")}`.split("").map(Number);
-    const check = 11 - (d.reduce((a, x, i) => a + x * (10 - i), 0) % 11);
-    if (check === 10) continue;
-    return `${d.join("")}${check === 11 ? 0 : check}`;
-  }
-}
 
 test("an admin admits a patient from the ward page, provisions their hub, discharges them (listed among the discharged) and gives the hub to the next, each told plainly", { timeout: TEST_TIMEOUT }, async (t) => {
   await withWard(t, async ({ page, demo }) => {
