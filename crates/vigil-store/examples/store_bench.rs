@@ -13,6 +13,9 @@
 //! each code per patient); and batched ingest again in a ward's pattern
 //! (300 hubs, each batch spread over all of them, as `devsim bench` sends).
 //!
+//! `--long-series` also charts a whole episode of a continuous oximeter
+//! (604,800 readings), with the rise in peak resident memory.
+//!
 //! `--with-time-index` first adds the index candidate
 //! `observations(measured_at)` (it would serve the retention delete), to
 //! measure what a second index on the busiest table costs ingest.
@@ -124,6 +127,71 @@ async fn main() -> Result<()> {
         "7-day chart (10,080 readings → ≤500 points): {:.1} ms per query",
         start.elapsed().as_secs_f64() * 1000.0 / runs as f64
     );
+
+    // 2b. `--long-series`: a whole episode's chart of a continuous oximeter
+    // (3.5 days at one reading a second, SpO2 and pulse: 604,800 rows),
+    // both codes to 500 points each: its time, and how far the process's
+    // peak resident memory rises while it runs (Linux: the peak is reset
+    // through /proc/self/clear_refs first).
+    if std::env::args().any(|a| a == "--long-series") {
+        let long = store.patient_admit(admit(9_999)).await?.id;
+        let seconds: u32 = 302_400;
+        let mut seq = 0u32;
+        let started = Instant::now();
+        for chunk in (0..seconds).collect::<Vec<_>>().chunks(1_024) {
+            let batch: Vec<NewObsMessage> = chunk
+                .iter()
+                .map(|&s| {
+                    seq += 1;
+                    let at = t0 + Duration::seconds(i64::from(s));
+                    NewObsMessage {
+                        device_id: "bench-continuous".into(),
+                        seq,
+                        patient_id: long,
+                        measured_at: at,
+                        received_at: at,
+                        obs: vec![
+                            obs("spo2", 94.0 + f64::from(s % 5), "%"),
+                            obs("pulse", 70.0 + f64::from(s % 20), "/min"),
+                        ],
+                    }
+                })
+                .collect();
+            store.store_obs_batch(&batch).await?;
+        }
+        println!(
+            "long series: {seconds} messages stored in {:.1} s",
+            started.elapsed().as_secs_f64()
+        );
+        let q = ObservationQuery {
+            patient_id: long,
+            max_points: Some(500),
+            ..Default::default()
+        };
+        // A field of /proc/self/status, in KiB.
+        let status_kib = |field: &str| -> Option<u64> {
+            std::fs::read_to_string("/proc/self/status")
+                .ok()?
+                .lines()
+                .find_map(|l| l.strip_prefix(field))
+                .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+        };
+        for run in 0..3 {
+            let _ = std::fs::write("/proc/self/clear_refs", "5");
+            let before = status_kib("VmRSS:");
+            let started = Instant::now();
+            let rows = store.observations(q.clone()).await?;
+            let ms = started.elapsed().as_secs_f64() * 1000.0;
+            let rise = status_kib("VmHWM:")
+                .zip(before)
+                .map(|(p, b)| p.saturating_sub(b) / 1024);
+            println!(
+                "long-series chart (604,800 readings → {} points), run {run}: {ms:.0} ms, peak resident memory +{} MiB",
+                rows.len(),
+                rise.map_or("?".to_string(), |r| r.to_string())
+            );
+        }
+    }
 
     // 3. The ward list for 500 patients, each with 6 codes measured 4 times.
     let mut ids = Vec::new();
