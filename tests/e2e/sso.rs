@@ -952,6 +952,10 @@ async fn the_provider_ending_a_sign_in_ends_its_sessions_at_once() {
             ),
         ),
         ("no sub and no sid", provider.logout_token(json!({}), false)),
+        (
+            "no jti",
+            provider.logout_token(json!({"sub": jane_sub, "jti": null}), false),
+        ),
         ("not a JWT", "not-a-token".to_string()),
     ] {
         let (status, body) = provider_logs_out(&app, Some(&token)).await;
@@ -991,13 +995,16 @@ async fn the_provider_ending_a_sign_in_ends_its_sessions_at_once() {
         live(&with_password).await,
         "a password session is not the provider's to end"
     );
-    // Told again (a retry): nothing left to end, and still a success.
-    let (status, _) = provider_logs_out(
-        &app,
-        Some(&provider.logout_token(json!({"sub": jane_sub}), false)),
-    )
-    .await;
-    assert_eq!(status, StatusCode::OK);
+    // A new token (a retry): nothing left to end, and still a success; the
+    // same token again (captured, or resent) is refused.
+    let again = provider.logout_token(json!({"sub": jane_sub}), false);
+    assert_eq!(
+        provider_logs_out(&app, Some(&again)).await.0,
+        StatusCode::OK
+    );
+    let (status, body) = provider_logs_out(&app, Some(&again)).await;
+    assert_eq!(status, StatusCode::BAD_REQUEST, "{body}");
+    assert!(live(&sam).await, "a refused replay ends nothing");
 
     let trail = app.get_json(&format!("/api/v1/audit?user={jane}")).await;
     let ended: Vec<&Value> = trail
@@ -1021,7 +1028,7 @@ async fn the_provider_ending_a_sign_in_ends_its_sessions_at_once() {
         "{metrics}"
     );
     assert!(
-        metrics.contains("vigil_sso_logouts_total{outcome=\"refused\"} 11"),
+        metrics.contains("vigil_sso_logouts_total{outcome=\"refused\"} 13"),
         "{metrics}"
     );
 

@@ -151,6 +151,9 @@ pub struct Sso {
     settings: SsoSettings,
     http: reqwest::Client,
     provider: tokio::sync::Mutex<Option<Provider>>,
+    /// The `jti` of each logout token taken, until it would have expired:
+    /// one posted again (captured, or resent) is refused.
+    logouts_seen: std::sync::Mutex<std::collections::HashMap<String, i64>>,
     /// [`JWKS_REFRESH_MIN`], but for tests.
     keys_refresh_min: Duration,
 }
@@ -168,6 +171,7 @@ impl Sso {
             http,
             provider: tokio::sync::Mutex::new(None),
             keys_refresh_min: JWKS_REFRESH_MIN,
+            logouts_seen: Default::default(),
         }
     }
 
@@ -489,15 +493,41 @@ impl Sso {
                 .filter(|v| !v.is_empty())
                 .map(str::to_string)
         };
-        match (text("sub"), text("sid")) {
-            (None, None) => refused("names no subject and no session"),
-            named => Ok(named),
+        let named = match (text("sub"), text("sid")) {
+            (None, None) => return refused("names no subject and no session"),
+            named => named,
+        };
+        let Some(jti) = text("jti") else {
+            return refused("no jti");
+        };
+        // Remembered until it would have expired (with no `exp`, as long as
+        // a token without one is taken), so it cannot be taken twice.
+        let until = claims
+            .get("exp")
+            .and_then(|v| v.as_i64())
+            .unwrap_or(now + LOGOUT_TOKEN_AGE)
+            + leeway;
+        let mut seen = self
+            .logouts_seen
+            .lock()
+            .map_err(|_| Unverified::Refused("internal: logout memory unavailable".into()))?;
+        seen.retain(|_, t| *t >= now);
+        if seen.len() >= LOGOUTS_REMEMBERED {
+            return refused("too many logout tokens at once");
         }
+        if seen.insert(jti, until).is_some() {
+            return refused("this logout token was taken already");
+        }
+        Ok(named)
     }
 }
 
 /// A JWT's claims.
 type Claims = serde_json::Map<String, serde_json::Value>;
+
+/// How many logout tokens, not yet expired, are remembered at most (beyond
+/// it, new ones are refused until some expire: a flood cannot grow memory).
+const LOGOUTS_REMEMBERED: usize = 100_000;
 
 /// How old, in seconds, a logout token with no `exp` may be.
 const LOGOUT_TOKEN_AGE: i64 = 600;
