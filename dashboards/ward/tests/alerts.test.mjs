@@ -10,7 +10,7 @@
 
 import { test } from "node:test";
 import assert from "node:assert/strict";
-import { DATA_TIMEOUT, UI_TIMEOUT, assertAccessible, poll, screenshot, signIn, withWard } from "./harness.mjs";
+import { DATA_TIMEOUT, UI_TIMEOUT, assertAccessible, enterReadings, poll, screenshot, signIn, withWard } from "./harness.mjs";
 
 const PATIENTS = 6;
 const ALERT_TIMEOUT = 120_000;
@@ -50,14 +50,12 @@ function pageFetch(page, path, init = {}) {
  * scenarios' timing. `api` fetches as the demo's admin. False if every
  * patient has an alert already.
  */
-async function raiseForACalmPatient(api) {
+async function raiseForACalmPatient(api, demo) {
   const unresolved = (await Promise.all(["open", "acknowledged", "escalated"].map(async (s) =>
     (await api(`/api/v1/alerts?status=${s}`)).json()))).flat();
   const calm = (await (await api("/api/v1/patients")).json()).find((p) => !unresolved.some((a) => a.patient_id === p.id));
   if (!calm) return false;
-  const r = await api(`/api/v1/patients/${calm.id}/observations`, { method: "POST", headers: { "content-type": "application/json" },
-    body: JSON.stringify({ obs: [{ code: "resp_rate", value: 30, unit: "/min" }] }) });
-  assert.equal(r.status, 201, await r.text());
+  await enterReadings(demo, calm.id, [{ code: "resp_rate", value: 30, unit: "/min" }]);
   return true;
 }
 
@@ -421,7 +419,7 @@ test("new alerts are counted in the tab's title and, when asked for, notified on
     const notes = await poll("a desktop notification of a new alert", async () => {
       const n = await page.evaluate(() => window.__notes);
       if (n.length) return n;
-      if (!raised && Date.now() - hiddenAt > 20_000) raised = await raiseForACalmPatient(api);
+      if (!raised && Date.now() - hiddenAt > 20_000) raised = await raiseForACalmPatient(api, demo);
       return null;
     }, { timeout: ALERT_TIMEOUT, interval: 500 });
     const { body: list } = await pageFetch(page, "/api/v1/patients");
@@ -491,7 +489,7 @@ test("new alerts are counted in the tab's title and, when asked for, notified on
     const second = await poll("another open alert to escalate", async () => {
       const open = (await (await api("/api/v1/alerts?status=open")).json())[0];
       if (open || entered) return open || null;
-      entered = await raiseForACalmPatient(api);
+      entered = await raiseForACalmPatient(api, demo);
       return null;
     }, { timeout: ALERT_TIMEOUT, interval: 500 });
     assert.equal((await api(`/api/v1/alerts/${second.id}/escalate`, { method: "POST" })).status, 200);

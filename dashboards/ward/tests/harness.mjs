@@ -32,8 +32,9 @@ export const UI_TIMEOUT = 15_000;
 export const DATA_TIMEOUT = 45_000;
 /**
  * Long enough for two of a demo patient's spot checks (hourly at the demo's
- * 90x: one every 40 s), for a wait that may just miss one: a kit given back
- * to its patient after a discharge, whose check fell while it was no one's.
+ * 90x, jittered: 20 to 60 s apart), for a wait that may just miss one. Tests
+ * that wait this long also enter a reading themselves after 20 s
+ * (`enterReadings`): a loaded CI machine once saw none in 90 s.
  */
 export const NEXT_SPOT_CHECK = 90_000;
 export const TEST_TIMEOUT = 150_000;
@@ -294,4 +295,16 @@ export function testNhsNumber(seed) {
     if (check === 10) continue;
     return `${d.join("")}${check === 11 ? 0 : check}`;
   }
+}
+
+/**
+ * Enter readings for a patient as a nurse would (`POST …/observations`,
+ * with an API token of the demo's login), for tests that would otherwise
+ * wait on the simulation's timing. Fails unless they are stored.
+ */
+export async function enterReadings(demo, patientId, obs) {
+  const { token } = JSON.parse(await demo.admin(["token", "create", "--username", demo.login.username]));
+  const r = await fetch(`${demo.base}/api/v1/patients/${patientId}/observations`, { method: "POST",
+    headers: { authorization: `Bearer ${token}`, "content-type": "application/json" }, body: JSON.stringify({ obs }) });
+  assert.equal(r.status, 201, await r.text());
 }

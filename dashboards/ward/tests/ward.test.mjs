@@ -15,7 +15,7 @@
 
 import { test } from "node:test";
 import assert from "node:assert/strict";
-import { DATA_TIMEOUT, NEXT_SPOT_CHECK, TEST_TIMEOUT, UI_TIMEOUT, assertAccessible, poll, readingCells, screenshot, signIn, withWard, testNhsNumber } from "./harness.mjs";
+import { DATA_TIMEOUT, NEXT_SPOT_CHECK, TEST_TIMEOUT, UI_TIMEOUT, assertAccessible, enterReadings, poll, readingCells, screenshot, signIn, withWard, testNhsNumber } from "./harness.mjs";
 
 const PATIENTS = 3;
 
@@ -831,10 +831,21 @@ test("a big ward draws only the rows near the viewport, yet every patient is rea
     const shownBefore = await scoredAt();
     await toTop();
     await poll("the last patient's row taken out of the DOM", async () => !(await isDrawn(last.id)), { timeout: UI_TIMEOUT });
-    await poll("a new score for the last patient while not drawn", () => page.evaluate(([id, was]) => {
-      const at = window.__scoredAt[id];
-      return at && at !== was;
-    }, [last.id, shownBefore]), { timeout: NEXT_SPOT_CHECK, interval: 250 });
+    // The simulation's next reading for them, or after 20 s one a nurse
+    // enters (a patient without a patch has spot checks only, up to 60 s apart).
+    const waitedFrom = Date.now();
+    let entered = false;
+    await poll("a new score for the last patient while not drawn", async () => {
+      const scored = await page.evaluate(([id, was]) => {
+        const at = window.__scoredAt[id];
+        return Boolean(at && at !== was);
+      }, [last.id, shownBefore]);
+      if (!scored && !entered && Date.now() - waitedFrom > 20_000) {
+        await enterReadings(demo, last.id, [{ code: "resp_rate", value: 16, unit: "/min" }]);
+        entered = true;
+      }
+      return scored;
+    }, { timeout: NEXT_SPOT_CHECK, interval: 250 });
     assert.equal(await isDrawn(last.id), false, "still not drawn when the score came");
     // Scroll and compare in the page, frame by frame: the row as first
     // drawn against the latest score the page had received by then. It may
