@@ -824,6 +824,116 @@ async fn every_page(app: &TestApp, first: &str) -> (Vec<Value>, Vec<usize>) {
     (all, sizes)
 }
 
+/// Wait until the worker has taken up every reading of `patient` stored
+/// so far (scored it), so that no score arrives while a test reads.
+async fn through_the_worker(app: &TestApp, patient: i64) {
+    let newest = app
+        .store
+        .observations(vigil_store::ObservationQuery {
+            patient_id: patient,
+            ..Default::default()
+        })
+        .await
+        .expect("rows")
+        .iter()
+        .map(|r| r.id)
+        .max()
+        .expect("stored");
+    let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(30);
+    while app.store.worker_progress().await.expect("progress") < newest {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "the worker takes up every reading"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+}
+
+/// Publish `seq` messages and wait for every one to be acked.
+async fn acked(dev: &mut crate::helpers::TestDevice, seq: u32) {
+    let mut acked = 0;
+    while acked < seq as usize {
+        let cmd = dev.next_cmd().await;
+        assert_eq!(cmd["type"], "ack", "{cmd}");
+        acked += cmd["seqs"].as_array().map_or(0, Vec::len);
+    }
+}
+
+/// A discharge Bundle is written as it is read, a page of Observations at
+/// a time (hazard TS-26): a stay longer than a page is whole in it, each
+/// Observation once, in order, as a search pages through the same stay.
+#[tokio::test]
+async fn a_discharge_bundle_longer_than_a_page_holds_every_observation_once_in_order() {
+    let app = TestApp::spawn().await;
+    let (patient, mut dev) = app.patient_with_device().await;
+    let episode = app.get_json(&format!("/api/v1/patients/{patient}")).await["episode"].clone();
+    let admitted: chrono::DateTime<Utc> =
+        serde_json::from_value(episode["admitted_at"].clone()).expect("admitted_at");
+    // Readings stamped to the second, from the second of admission on: a
+    // few seconds of a stay, 300 sets a second.
+    tokio::time::sleep(std::time::Duration::from_millis(3_100)).await;
+    let mut seq = 0u32;
+    for i in 0..1_200i64 {
+        seq += 1;
+        let set = json!([
+            {"code": "spo2", "value": 90 + i % 8, "unit": "%"},
+            {"code": "pulse", "value": 60 + i % 50, "unit": "/min"},
+            {"code": "systolic", "value": 110 + i % 30, "unit": "mm[Hg]"},
+            {"code": "diastolic", "value": 70 + i % 20, "unit": "mm[Hg]"}
+        ]);
+        dev.publish_obs_at(seq, admitted + Duration::seconds(i / 300), set)
+            .await;
+    }
+    acked(&mut dev, seq).await;
+    through_the_worker(&app, patient).await;
+    app.discharge(patient).await;
+    let eid = format!("{patient}-{}", episode["id"]);
+
+    let (status, bundle) = fhir(
+        &app,
+        &format!("/fhir/r4/EpisodeOfCare/{eid}/$discharge-bundle"),
+    )
+    .await;
+    assert_eq!(status, 200, "{bundle}");
+    validate("a long stay's discharge Bundle", &bundle);
+    let all = entries(&bundle);
+    let observations: Vec<Value> = all
+        .iter()
+        .filter(|r| r["resourceType"] == "Observation")
+        .cloned()
+        .collect();
+    assert!(
+        observations.len() >= 3 * 1_200,
+        "every SpO2, pulse and panel, and the scores: {}",
+        observations.len()
+    );
+    let kinds: Vec<&str> = all
+        .iter()
+        .filter_map(|r| r["resourceType"].as_str())
+        .collect();
+    assert_eq!(kinds[..2], ["Patient", "EpisodeOfCare"]);
+    let mut unique = ids(&observations);
+    unique.sort();
+    unique.dedup();
+    assert_eq!(unique.len(), observations.len(), "each Observation once");
+    // The same Observations a search of the stay pages through, in the
+    // same order (pages of 333 against the Bundle's 1,000).
+    let (paged, _) = every_page(
+        &app,
+        &format!("/fhir/r4/Observation?patient={patient}&_count=333"),
+    )
+    .await;
+    assert_eq!(ids(&observations), ids(&paged));
+    for o in &observations {
+        if has_code(o, "85354-9") {
+            assert!(
+                o["component"][1]["valueQuantity"]["value"].is_number(),
+                "a panel whole: {o}"
+            );
+        }
+    }
+}
+
 fn ids(rs: &[Value]) -> Vec<String> {
     rs.iter()
         .map(|r| r["id"].as_str().unwrap_or_default().to_string())
@@ -859,33 +969,9 @@ async fn searches_page_through_a_long_history_in_order_and_keep_blood_pressures_
         )
         .await;
     }
-    let mut acked = 0;
-    while acked < seq as usize {
-        let cmd = dev.next_cmd().await;
-        assert_eq!(cmd["type"], "ack", "{cmd}");
-        acked += cmd["seqs"].as_array().map_or(0, Vec::len);
-    }
+    acked(&mut dev, seq).await;
     // Every reading through the worker, so no score arrives mid-search.
-    let newest = app
-        .store
-        .observations(vigil_store::ObservationQuery {
-            patient_id: patient,
-            ..Default::default()
-        })
-        .await
-        .expect("rows")
-        .iter()
-        .map(|r| r.id)
-        .max()
-        .expect("stored");
-    let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(20);
-    while app.store.worker_progress().await.expect("progress") < newest {
-        assert!(
-            tokio::time::Instant::now() < deadline,
-            "the worker takes up every reading"
-        );
-        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
-    }
+    through_the_worker(&app, patient).await;
 
     let base = format!("/fhir/r4/Observation?patient={patient}");
     let (status, whole) = fhir(&app, &format!("{base}&_count=1000")).await;

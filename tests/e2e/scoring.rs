@@ -290,3 +290,92 @@ async fn a_reading_stored_unseen_is_scored_once_its_device_resends_it() {
     let s = ws.next_event("score").await;
     assert_eq!(subscore(&s["score"], "spo2"), Some(3), "{s}");
 }
+
+/// A chart of a long history asks for it within `max_points` (each
+/// stretch's lowest and highest total kept), and the table for the newest
+/// few: neither reads a whole episode of scores into memory.
+#[tokio::test]
+async fn a_score_history_is_given_within_max_points_or_as_its_newest() {
+    let app = TestApp::spawn().await;
+    let mut ws = app.ws(&app.token).await;
+    let (patient, mut dev) = app.patient_with_device().await;
+    let start = Utc::now() - Duration::hours(1);
+    // 40 scores, a minute apart: SpO2 96 % (0) or 95 % (1), and one 88 % (3).
+    for i in 0..40u32 {
+        let spo2 = match i {
+            23 => 88,
+            _ if i % 2 == 0 => 96,
+            _ => 95,
+        };
+        dev.publish_obs_at(
+            i + 1,
+            start + Duration::minutes(i64::from(i)),
+            full_set(spo2),
+        )
+        .await;
+        assert_ack(&dev.next_cmd().await, &[i + 1]);
+        ws.next_event("score").await;
+    }
+    let path = format!("/api/v1/patients/{patient}/scores");
+    let whole = app.get_json(&path).await;
+    let whole = whole.as_array().expect("rows");
+    assert_eq!(whole.len(), 40);
+    let totals = |v: &Value| -> Vec<i64> {
+        v.as_array()
+            .expect("rows")
+            .iter()
+            .map(|r| r["total"].as_i64().expect("a total"))
+            .collect()
+    };
+    assert_eq!(totals(&Value::Array(whole.clone()))[23], 3);
+
+    let reduced = app.get_json(&format!("{path}?max_points=10")).await;
+    let rows = reduced.as_array().expect("rows");
+    assert!(rows.len() <= 10 && rows.len() >= 5, "{} rows", rows.len());
+    assert!(
+        totals(&reduced).contains(&3),
+        "the 3 is kept: {:?}",
+        totals(&reduced)
+    );
+    assert!(totals(&reduced).contains(&0));
+    // Whole rows of the history, in its order.
+    let mut at = 0;
+    for r in rows {
+        let i = whole[at..]
+            .iter()
+            .position(|w| w == r)
+            .unwrap_or_else(|| panic!("{r} is a row of the history, in order"));
+        at += i + 1;
+    }
+    assert_eq!(
+        app.get_json(&format!("{path}?max_points=400")).await,
+        Value::Array(whole.clone()),
+        "a history within max_points is given whole"
+    );
+
+    let newest = app.get_json(&format!("{path}?newest=5")).await;
+    assert_eq!(newest, Value::Array(whole[35..].to_vec()));
+    let from = (start + Duration::minutes(20)).to_rfc3339_opts(chrono::SecondsFormat::Millis, true);
+    let to = (start + Duration::minutes(24)).to_rfc3339_opts(chrono::SecondsFormat::Millis, true);
+    let q = format!("from={from}&to={to}");
+    assert_eq!(
+        app.get_json(&format!("{path}?{q}&newest=2")).await,
+        Value::Array(whole[23..25].to_vec()),
+        "the newest of a window, both ends included"
+    );
+
+    for bad in [
+        "newest=0",
+        "newest=1001",
+        "newest=two",
+        "max_points=0",
+        "max_points=10&newest=5",
+    ] {
+        let r = app
+            .get(&format!("{path}?{bad}"))
+            .send()
+            .await
+            .expect("scores");
+        assert_eq!(r.status(), 422, "{bad}");
+    }
+}

@@ -14,7 +14,9 @@
 //! (300 hubs, each batch spread over all of them, as `devsim bench` sends).
 //!
 //! `--long-series` also charts a whole episode of a continuous oximeter
-//! (604,800 readings), with the rise in peak resident memory.
+//! (604,800 readings) and its NEWS2 history (302,400 scores: whole, within
+//! `max_points`, and the newest 30), each with the rise in peak resident
+//! memory.
 //!
 //! `--with-time-index` first adds the index candidate
 //! `observations(measured_at)` (it would serve the retention delete), to
@@ -31,6 +33,15 @@ fn obs(code: &str, v: f64, unit: &str) -> NewObservation {
         value: ObsValue::Number(v),
         unit: Some(unit.into()),
     }
+}
+
+/// A field of /proc/self/status, in KiB.
+fn status_kib(field: &str) -> Option<u64> {
+    std::fs::read_to_string("/proc/self/status")
+        .ok()?
+        .lines()
+        .find_map(|l| l.strip_prefix(field))
+        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
 }
 
 #[tokio::main]
@@ -168,29 +179,85 @@ async fn main() -> Result<()> {
             max_points: Some(500),
             ..Default::default()
         };
-        // A field of /proc/self/status, in KiB.
-        let status_kib = |field: &str| -> Option<u64> {
-            std::fs::read_to_string("/proc/self/status")
-                .ok()?
-                .lines()
-                .find_map(|l| l.strip_prefix(field))
-                .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
-        };
-        for run in 0..3 {
-            let _ = std::fs::write("/proc/self/clear_refs", "5");
-            let before = status_kib("VmRSS:");
-            let started = Instant::now();
-            let rows = store.observations(q.clone()).await?;
-            let ms = started.elapsed().as_secs_f64() * 1000.0;
-            let rise = status_kib("VmHWM:")
-                .zip(before)
-                .map(|(p, b)| p.saturating_sub(b) / 1024);
-            println!(
-                "long-series chart (604,800 readings → {} points), run {run}: {ms:.0} ms, peak resident memory +{} MiB",
-                rows.len(),
-                rise.map_or("?".to_string(), |r| r.to_string())
-            );
+        // Run `read` three times: rows, milliseconds and the rise in peak
+        // resident memory of each.
+        async fn measured<F, Fut>(what: &str, read: F) -> Result<()>
+        where
+            F: Fn() -> Fut,
+            Fut: std::future::Future<Output = Result<usize>>,
+        {
+            for run in 0..3 {
+                let _ = std::fs::write("/proc/self/clear_refs", "5");
+                let before = status_kib("VmRSS:");
+                let started = Instant::now();
+                let rows = read().await?;
+                let ms = started.elapsed().as_secs_f64() * 1000.0;
+                let rise = status_kib("VmHWM:")
+                    .zip(before)
+                    .map(|(p, b)| p.saturating_sub(b) / 1024);
+                println!(
+                    "{what} → {rows} rows, run {run}: {ms:.0} ms, peak resident memory +{} MiB",
+                    rise.map_or("?".to_string(), |r| r.to_string())
+                );
+            }
+            Ok(())
         }
+        measured(
+            "long-series chart (604,800 readings, max_points 500)",
+            || async { Ok(store.observations(q.clone()).await?.len()) },
+        )
+        .await?;
+
+        // The same episode's NEWS2 history: a score a second (302,400),
+        // each with a detail as the scorer writes it (seven sub-scores).
+        let started = Instant::now();
+        let detail = |s: u32| {
+            let sub = |p: &str, score: u32, raw: f64| {
+                serde_json::json!({"parameter": p, "score": score, "raw": raw, "quantised": raw,
+                    "measured_at": "2026-11-22T08:00:00Z", "source": "bench-continuous",
+                    "obs_id": s, "reason": format!("{p} {raw} → {score}")})
+            };
+            serde_json::json!({"total": s % 4, "risk": "low", "partial": true,
+                "missing": ["resp_rate"], "stale": ["temp"], "not_applicable": null,
+                "monitoring": "Minimum 12 hourly", "response": "Continue routine NEWS monitoring",
+                "red_score": false, "spo2_scale": {"scale": 1, "set_by": null, "set_at": null},
+                "subscores": [sub("spo2", s % 4, 94.0), sub("pulse", 0, 70.0), sub("resp_rate", 0, 16.0),
+                    sub("systolic", 0, 120.0), sub("temp", 0, 36.8), sub("acvpu", 0, 0.0), sub("o2", 0, 0.0)]})
+        };
+        for chunk in (0..seconds).collect::<Vec<_>>().chunks(2_048) {
+            let rows: Vec<NewScore> = chunk
+                .iter()
+                .map(|&s| NewScore {
+                    patient_id: long,
+                    scored_at: t0 + Duration::seconds(i64::from(s)),
+                    computed_at: t0 + Duration::seconds(i64::from(s)),
+                    total: Some(i64::from(s % 4)),
+                    risk: Some("low".into()),
+                    partial: true,
+                    detail: detail(s),
+                    obs_ids: vec![i64::from(s) * 2, i64::from(s) * 2 + 1],
+                })
+                .collect();
+            store.score_insert_many(&rows).await?;
+        }
+        println!(
+            "long series: {seconds} scores stored in {:.1} s",
+            started.elapsed().as_secs_f64()
+        );
+        measured(
+            "long-series scores whole (302,400, as the page read them before)",
+            || async { Ok(store.scores(long, None, None).await?.len()) },
+        )
+        .await?;
+        measured(
+            "long-series scores chart (302,400, max_points 400)",
+            || async { Ok(store.scores_downsampled(long, None, None, 400).await?.len()) },
+        )
+        .await?;
+        measured("long-series scores table (302,400, newest 30)", || async {
+            Ok(store.scores_newest(long, None, None, 30).await?.len())
+        })
+        .await?;
     }
 
     // 3. The ward list for 500 patients, each with 6 codes measured 4 times.

@@ -117,6 +117,44 @@ pub(crate) fn unassign_refused(
 /// Result of a store call.
 pub type Result<T, E = StoreError> = std::result::Result<T, E>;
 
+/// Rows a chart's series is read in at a time ([`reduce_in_runs`]).
+const HISTORY_RUN: i64 = 5_000;
+
+/// A series of `total` rows from `page` on, read by `read` a run of
+/// `page.limit` at a time (keyset on time then id, so a run may end
+/// part-way through an instant) and reduced to `max_points` as it is read:
+/// only a run and each bucket's extremes are ever held.
+async fn reduce_in_runs<T, F, Fut>(
+    mut page: HistoryPage,
+    total: i64,
+    max_points: usize,
+    mut read: F,
+) -> Result<Vec<T>>
+where
+    T: downsample::Sample,
+    F: FnMut(HistoryPage) -> Fut,
+    Fut: std::future::Future<Output = Result<Vec<T>>>,
+{
+    let mut series =
+        downsample::MinMax::new(usize::try_from(total).unwrap_or(usize::MAX), max_points);
+    loop {
+        let run = read(page).await?;
+        let last = run.last().map(downsample::Sample::key);
+        let full = i64::try_from(run.len()).unwrap_or(i64::MAX) >= page.limit;
+        for r in run {
+            series.push(r);
+        }
+        match last {
+            Some((at, id)) if full => {
+                page.since = std::ops::Bound::Included(at);
+                page.after_id = Some(id);
+            }
+            _ => break,
+        }
+    }
+    Ok(series.finish())
+}
+
 /// Everything Vigil persists. Implementations must be safe to share between
 /// tasks and processes (`vigil admin` writes while `vigil serve` runs).
 #[async_trait]
@@ -344,41 +382,29 @@ pub trait Store: Send + Sync + 'static {
         q: &ObservationQuery,
         max_points: usize,
     ) -> Result<Vec<ObservationRow>> {
-        const RUN: i64 = 5_000;
         let codes = match &q.code {
             Some(c) => vec![c.clone()],
             None => self.observation_codes(q.patient_id).await?,
         };
         let mut out = Vec::new();
         for code in codes {
-            let mut page = HistoryPage {
+            let page = HistoryPage {
                 patient_id: q.patient_id,
                 after_id: None,
                 since: q
                     .from
                     .map_or(std::ops::Bound::Unbounded, std::ops::Bound::Included),
                 to: q.to,
-                limit: RUN,
+                limit: HISTORY_RUN,
             };
             let total = self.observations_count(&page, &code).await?;
-            let mut series =
-                downsample::MinMax::new(usize::try_from(total).unwrap_or(usize::MAX), max_points);
-            loop {
-                let run = self.observations_page(&page, &code).await?;
-                let last = run.last().map(|r| (r.measured_at, r.id));
-                let full = i64::try_from(run.len()).unwrap_or(i64::MAX) >= RUN;
-                for r in run {
-                    series.push(r);
-                }
-                match last {
-                    Some((at, id)) if full => {
-                        page.since = std::ops::Bound::Included(at);
-                        page.after_id = Some(id);
-                    }
-                    _ => break,
-                }
-            }
-            out.extend(series.finish());
+            let code = code.as_str();
+            out.extend(
+                reduce_in_runs(page, total, max_points, |p| async move {
+                    self.observations_page(&p, code).await
+                })
+                .await?,
+            );
         }
         Ok(out)
     }
@@ -492,6 +518,42 @@ pub trait Store: Send + Sync + 'static {
     /// At most `page.limit` of the patient's scores in the page's span,
     /// ordered by the time each describes, then id.
     async fn scores_page(&self, page: &HistoryPage) -> Result<Vec<ScoreRow>>;
+    /// How many of the patient's scores lie in the page's span (its
+    /// `limit` and `after_id` aside).
+    async fn scores_count(&self, page: &HistoryPage) -> Result<i64>;
+    /// The newest `limit` of the patient's scores in `[from, to]`, in time
+    /// order: one range of the (patient, time) index read backwards.
+    async fn scores_newest(
+        &self,
+        patient_id: i64,
+        from: Option<DateTime<Utc>>,
+        to: Option<DateTime<Utc>>,
+        limit: i64,
+    ) -> Result<Vec<ScoreRow>>;
+    /// [`Store::scores`] within `max_points`: read a run at a time and
+    /// reduced as it is read, each stretch keeping its lowest and highest
+    /// total ([`downsample::MinMax`]), so a score per reading of a
+    /// continuous oximeter over a whole episode is never held whole.
+    async fn scores_downsampled(
+        &self,
+        patient_id: i64,
+        from: Option<DateTime<Utc>>,
+        to: Option<DateTime<Utc>>,
+        max_points: usize,
+    ) -> Result<Vec<ScoreRow>> {
+        let page = HistoryPage {
+            patient_id,
+            after_id: None,
+            since: from.map_or(std::ops::Bound::Unbounded, std::ops::Bound::Included),
+            to,
+            limit: HISTORY_RUN,
+        };
+        let total = self.scores_count(&page).await?;
+        reduce_in_runs(page, total, max_points, |p| async move {
+            self.scores_page(&p).await
+        })
+        .await
+    }
     /// One stored score of the patient by its id.
     async fn score_row(&self, patient_id: i64, id: i64) -> Result<Option<ScoreRow>>;
     /// The measurement time of the patient's newest score, if any.

@@ -1867,6 +1867,43 @@ impl Store for PgStore {
         Ok(rows.iter().map(score_row).collect())
     }
 
+    async fn scores_count(&self, page: &HistoryPage) -> Result<i64> {
+        let (op, since) = since_bound(page.since);
+        Ok(sqlx::query_scalar(&format!(
+            "SELECT COUNT(*) FROM scores
+             WHERE patient_id = $1
+               AND scored_at {op} COALESCE($2, '-infinity'::timestamptz)
+               AND scored_at <= COALESCE($3, 'infinity'::timestamptz)"
+        ))
+        .bind(page.patient_id)
+        .bind(since)
+        .bind(page.to.map(ts))
+        .fetch_one(&self.pool)
+        .await?)
+    }
+
+    async fn scores_newest(
+        &self,
+        patient_id: i64,
+        from: Option<DateTime<Utc>>,
+        to: Option<DateTime<Utc>>,
+        limit: i64,
+    ) -> Result<Vec<ScoreRow>> {
+        let rows = sqlx::query(&format!(
+            "{SCORE_COLUMNS} WHERE patient_id = $1
+               AND scored_at >= COALESCE($2, '-infinity'::timestamptz)
+               AND scored_at <= COALESCE($3, 'infinity'::timestamptz)
+             ORDER BY scored_at DESC, id DESC LIMIT $4"
+        ))
+        .bind(patient_id)
+        .bind(from.map(ts))
+        .bind(to.map(ts))
+        .bind(limit)
+        .fetch_all(&self.pool)
+        .await?;
+        Ok(rows.iter().rev().map(score_row).collect())
+    }
+
     async fn score_row(&self, patient_id: i64, id: i64) -> Result<Option<ScoreRow>> {
         Ok(sqlx::query(&format!(
             "{SCORE_COLUMNS} WHERE patient_id = $1 AND id = $2"

@@ -1900,6 +1900,39 @@ impl Store for SqliteStore {
         rows.iter().map(score_row).collect()
     }
 
+    async fn scores_count(&self, page: &HistoryPage) -> Result<i64> {
+        let (op, since) = since_bound(page.since);
+        Ok(sqlx::query_scalar(&format!(
+            "SELECT COUNT(*) FROM scores
+             WHERE patient_id = ?1 AND scored_at {op} ?2 AND scored_at <= ?3"
+        ))
+        .bind(page.patient_id)
+        .bind(since)
+        .bind(page.to.map(ts).unwrap_or_else(|| "9999".into()))
+        .fetch_one(&self.pool)
+        .await?)
+    }
+
+    async fn scores_newest(
+        &self,
+        patient_id: i64,
+        from: Option<DateTime<Utc>>,
+        to: Option<DateTime<Utc>>,
+        limit: i64,
+    ) -> Result<Vec<ScoreRow>> {
+        let rows = sqlx::query(&format!(
+            "{SCORE_COLUMNS} WHERE patient_id = ?1 AND scored_at >= ?2 AND scored_at <= ?3
+             ORDER BY scored_at DESC, id DESC LIMIT ?4"
+        ))
+        .bind(patient_id)
+        .bind(from.map(ts).unwrap_or_default())
+        .bind(to.map(ts).unwrap_or_else(|| "9999".into()))
+        .bind(limit)
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter().rev().map(score_row).collect()
+    }
+
     async fn score_row(&self, patient_id: i64, id: i64) -> Result<Option<ScoreRow>> {
         sqlx::query(&format!(
             "{SCORE_COLUMNS} WHERE patient_id = ?1 AND id = ?2"

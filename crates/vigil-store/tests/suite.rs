@@ -68,6 +68,7 @@ both_backends!(
     times_are_kept_to_the_millisecond,
     max_points_keeps_each_codes_extremes,
     a_long_series_is_reduced_as_it_is_read_exactly_as_when_read_whole,
+    a_long_score_history_is_reduced_as_it_is_read_and_its_newest_read_backwards,
     latest_per_code_is_as_of_a_time_and_breaks_ties_by_insert,
     readings_for_scoring_answer_like_one_patient_at_a_time,
     episode_settings_many_answer_like_one_patient_at_a_time,
@@ -2237,6 +2238,105 @@ async fn a_long_series_is_reduced_as_it_is_read_exactly_as_when_read_whole(s: &d
             assert!(reduced.iter().any(|r| r.value == ObsValue::Number(79.0)));
         }
     }
+}
+
+async fn a_long_score_history_is_reduced_as_it_is_read_and_its_newest_read_backwards(
+    s: &dyn Store,
+) {
+    let w = ward(s, "W").await;
+    let p = admit(s, w, "Ann").await;
+    let other = admit(s, w, "Bob").await;
+    let start = t(0, 0);
+    // Three scores at each instant, so that runs of 5,000 end part-way
+    // through one; a 9 and a 0 to find again; now and then a NEWS2 that
+    // does not apply (no total).
+    let rows: Vec<NewScore> = (0..12_001i64)
+        .map(|i| NewScore {
+            patient_id: p,
+            scored_at: start + Duration::seconds(i / 3),
+            computed_at: start,
+            total: match i {
+                7_777 => Some(9),
+                5_000 => Some(0),
+                _ if i % 101 == 0 => None,
+                _ => Some(2 + i % 4),
+            },
+            risk: None,
+            partial: false,
+            detail: serde_json::json!({"i": i}),
+            obs_ids: vec![i],
+        })
+        .collect();
+    for chunk in rows.chunks(2_000) {
+        s.score_insert_many(chunk).await.expect("scores");
+    }
+    s.score_insert_many(&[NewScore {
+        patient_id: other,
+        ..rows[0].clone()
+    }])
+    .await
+    .expect("another patient's score");
+    let whole = s.scores(p, None, None).await.expect("scores");
+    assert_eq!(whole.len(), 12_001);
+    for max in [400, 41, 2] {
+        let reduced = s
+            .scores_downsampled(p, None, None, max)
+            .await
+            .expect("reduced");
+        assert_eq!(
+            reduced,
+            vigil_store::downsample::min_max(whole.clone(), max),
+            "max_points {max}"
+        );
+        assert!(reduced.len() <= max);
+        if max > 2 {
+            assert!(reduced.iter().any(|r| r.total == Some(9)), "the 9 kept");
+            assert!(reduced.iter().any(|r| r.total == Some(0)), "the 0 kept");
+        }
+    }
+    // A window, both edges inclusive.
+    let (from, to) = (
+        start + Duration::seconds(1_000),
+        start + Duration::seconds(2_000),
+    );
+    let window: Vec<_> = whole
+        .iter()
+        .filter(|r| r.scored_at >= from && r.scored_at <= to)
+        .cloned()
+        .collect();
+    assert_eq!(window.len(), 3_003);
+    assert_eq!(
+        s.scores_downsampled(p, Some(from), Some(to), 100)
+            .await
+            .expect("reduced window"),
+        vigil_store::downsample::min_max(window.clone(), 100)
+    );
+    assert_eq!(
+        s.scores_downsampled(p, Some(from), Some(to), 5_000)
+            .await
+            .expect("a window shorter than max_points"),
+        window,
+        "kept whole when it fits"
+    );
+    // The newest, in time order; ties at an instant by id.
+    for (n, from, to, expect) in [
+        (30, None, None, &whole[whole.len() - 30..]),
+        (2, None, None, &whole[whole.len() - 2..]),
+        (4, Some(from), Some(to), &window[window.len() - 4..]),
+        (5_000, Some(from), Some(to), &window[..]),
+    ] {
+        assert_eq!(
+            s.scores_newest(p, from, to, n).await.expect("newest"),
+            expect,
+            "newest {n}"
+        );
+    }
+    assert!(
+        s.scores_newest(p, Some(start + Duration::days(1)), None, 5)
+            .await
+            .expect("none")
+            .is_empty()
+    );
 }
 
 async fn latest_per_code_is_as_of_a_time_and_breaks_ties_by_insert(s: &dyn Store) {

@@ -205,11 +205,32 @@ pub(crate) struct RangeQuery {
     to: Option<DateTime<Utc>>,
 }
 
+#[derive(Deserialize, IntoParams)]
+#[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
+pub(crate) struct ScoreQuery {
+    /// RFC 3339
+    from: Option<DateTime<Utc>>,
+    /// RFC 3339
+    to: Option<DateTime<Utc>>,
+    /// Keep the history within this many points: each stretch's lowest and
+    /// highest total, read a run at a time (a chart of a whole episode)
+    #[param(minimum = 1)]
+    max_points: Option<usize>,
+    /// Only the newest this many, in time order (a table of the latest);
+    /// not with `max_points`
+    #[param(minimum = 1, maximum = 1000)]
+    newest: Option<i64>,
+}
+
+/// The most scores `newest` may ask for.
+const MAX_NEWEST_SCORES: i64 = 1000;
+
 /// `GET /api/v1/patients/{id}/scores`: NEWS2 history, by the measurement
 /// time each score describes.
 #[utoipa::path(
     get, path = "/api/v1/patients/{id}/scores", tag = "patients",
-    params(("id" = i64, Path, description = "Patient id"), RangeQuery),
+    params(("id" = i64, Path, description = "Patient id"), ScoreQuery),
     security(("bearer" = []), ("cookie" = [])),
     responses(
         (status = 200, description = "NEWS2 history ordered by `scored_at`", body = Vec<ScoreRow>),
@@ -222,10 +243,25 @@ pub(crate) async fn scores(
     State(state): State<AppState>,
     caller: Caller,
     Id(id): Id,
-    q: Result<Query<RangeQuery>, axum::extract::rejection::QueryRejection>,
+    q: Result<Query<ScoreQuery>, axum::extract::rejection::QueryRejection>,
 ) -> Result<Json<Vec<ScoreRow>>, ApiError> {
     let Query(q) = q.map_err(|e| ApiError::Invalid(e.body_text()))?;
     visible_patient(&state, &caller, id).await?;
+    if q.max_points == Some(0) {
+        return Err(ApiError::Invalid("max_points: must be at least 1".into()));
+    }
+    if q.newest
+        .is_some_and(|n| !(1..=MAX_NEWEST_SCORES).contains(&n))
+    {
+        return Err(ApiError::Invalid(format!(
+            "newest: 1 to {MAX_NEWEST_SCORES}"
+        )));
+    }
+    if q.newest.is_some() && q.max_points.is_some() {
+        return Err(ApiError::Invalid(
+            "newest and max_points: one or the other".into(),
+        ));
+    }
     crate::audit::record(
         &state,
         &caller,
@@ -234,7 +270,17 @@ pub(crate) async fn scores(
         serde_json::json!({"from": q.from, "to": q.to}),
     )
     .await?;
-    Ok(Json(state.store.scores(id, q.from, q.to).await?))
+    let rows = match (q.max_points, q.newest) {
+        (Some(max), _) => {
+            state
+                .store
+                .scores_downsampled(id, q.from, q.to, max)
+                .await?
+        }
+        (None, Some(n)) => state.store.scores_newest(id, q.from, q.to, n).await?,
+        (None, None) => state.store.scores(id, q.from, q.to).await?,
+    };
+    Ok(Json(rows))
 }
 
 /// The longest ECG window one request may ask for (a strip, not a download).

@@ -47,7 +47,8 @@ interface Page {
   range: string;
   from: number; to: number | null; // ms; `to` null = now, following live
   obs: Map<string, { t: number; v: number; device: string }[]>;
-  scores: ScoreRow[];
+  scores: ScoreRow[]; // the chart's: within MAX_POINTS, each stretch's lowest and highest
+  latest: ScoreRow[]; // the table's: the newest SCORE_ROWS in the range
   alerts: Map<number, { alert: Alert; events: AlertEvent[] }>;
   charts: Map<string, VitalChart>;
   load: number; // increments per load, so a late answer for an old range is dropped
@@ -59,7 +60,7 @@ export async function openPatient(id: number): Promise<void> {
   if (page?.id === id) return;
   closePatient();
   sessionStorage.setItem("vigil-last-patient", String(id));
-  page = { id, detail: null, range: "24h", from: 0, to: null, obs: new Map(), scores: [], alerts: new Map(), charts: new Map(), load: 0, bands: "" };
+  page = { id, detail: null, range: "24h", from: 0, to: null, obs: new Map(), scores: [], latest: [], alerts: new Map(), charts: new Map(), load: 0, bands: "" };
   $("patient-title").textContent = patients.get(id)?.summary.name || `Patient ${id}`;
   $("patient-facts").textContent = "Loading…";
   $("charts").replaceChildren();
@@ -148,15 +149,21 @@ async function loadRange(range: string): Promise<void> {
   const q = `from=${encodeURIComponent(new Date(from).toISOString())}`;
   $("range-status").textContent = `Loading ${RANGES[range].label.toLowerCase()}…`;
   try {
-    const [rows, scores] = await Promise.all([
+    // Within bounds however long the range: a score per reading of a
+    // continuous oximeter over a whole episode is hundreds of thousands.
+    const [rows, scores, latest] = await Promise.all([
       api<ObservationRow[]>(`/api/v1/patients/${p.id}/observations?${q}&max_points=${MAX_POINTS}`),
-      api<ScoreRow[]>(`/api/v1/patients/${p.id}/scores?${q}`),
+      api<ScoreRow[]>(`/api/v1/patients/${p.id}/scores?${q}&max_points=${MAX_POINTS}`),
+      api<ScoreRow[]>(`/api/v1/patients/${p.id}/scores?${q}&newest=${SCORE_ROWS}`),
     ]);
     if (page !== p || load !== p.load) return;
     p.from = from;
     p.obs = new Map();
     for (const r of rows) addObs(p, r.code, r.value, r.measured_at, r.device_id);
-    p.scores = scores;
+    // Fewer than the table holds is every score in the range: the chart
+    // draws the same ones (the two answers may be a score apart).
+    p.scores = latest.length < SCORE_ROWS ? [...latest] : scores;
+    p.latest = latest;
     renderCharts();
     renderScores();
     $("range-status").textContent = `Showing ${RANGES[range].label.toLowerCase()}: ${rows.length} readings, ${scores.length} NEWS2 scores.`;
@@ -425,7 +432,7 @@ function renderScores(): void {
   if (!page) return;
   const body = $("score-table").querySelector("tbody")!;
   body.replaceChildren();
-  const rows = [...page.scores].reverse().slice(0, SCORE_ROWS);
+  const rows = [...page.latest].reverse();
   for (const s of rows) {
     const v = news2View(s.detail && typeof s.detail === "object" ? { ...s.detail, total: s.total, risk: s.risk, partial: s.partial } : null);
     const tr = el("tr");
@@ -449,9 +456,13 @@ function renderScores(): void {
   const chart = page.charts.get("news2");
   if (chart) chart.update(series, range);
   else page.charts.set("news2", new VitalChart(plot, series, { bands: NEWS2_TOTAL, floor: [0, 8], range, offWard: offWard(page.detail) }));
-  $("score-count").textContent = page.scores.length > SCORE_ROWS
-    ? `The newest ${SCORE_ROWS} of ${page.scores.length} scores in this range.`
-    : `${page.scores.length} score${page.scores.length === 1 ? "" : "s"} in this range.`;
+  // Fewer than the table holds: that is every score in the range, and
+  // the chart has each of them. More: the chart keeps each stretch's
+  // lowest and highest (the API's max_points), so no peak is hidden.
+  const n = page.latest.length;
+  $("score-count").textContent = n < SCORE_ROWS
+    ? `${n} score${n === 1 ? "" : "s"} in this range.`
+    : `The newest ${SCORE_ROWS} scores in this range; the chart draws each stretch's lowest and highest of them all.`;
 }
 
 // ---------------------------------------------------------------- devices
@@ -608,9 +619,14 @@ export function patientEvent(ev: LiveEvent): void {
       renderNews2Now();
       if (p.bands !== bandsKey(p)) renderCharts(); // oxygen started or stopped
       if (Date.parse(ev.score.scored_at || "") >= p.from) {
-        p.scores.push({ id: -1, scored_at: ev.score.scored_at || new Date().toISOString(), computed_at: new Date().toISOString(),
-          total: ev.score.total, risk: ev.score.risk, partial: ev.score.partial, detail: ev.score, obs_ids: [] });
-        p.scores.sort((a, b) => Date.parse(a.scored_at) - Date.parse(b.scored_at));
+        const row: ScoreRow = { id: -1, scored_at: ev.score.scored_at || new Date().toISOString(), computed_at: new Date().toISOString(),
+          total: ev.score.total, risk: ev.score.risk, partial: ev.score.partial, detail: ev.score, obs_ids: [] };
+        const byTime = (a: ScoreRow, b: ScoreRow) => Date.parse(a.scored_at) - Date.parse(b.scored_at);
+        p.scores.push(row);
+        p.scores.sort(byTime);
+        p.latest.push(row);
+        p.latest.sort(byTime);
+        p.latest = p.latest.slice(-SCORE_ROWS);
         renderScores();
       }
       return;

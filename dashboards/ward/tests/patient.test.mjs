@@ -93,10 +93,21 @@ test("a patient's page charts each vital with the API's values, follows live rea
     // NEWS2 history and devices come from the API.
     await poll("a NEWS2 history row", async () => (await page.locator("#score-table tbody tr").count()) > 0, { timeout: DATA_TIMEOUT, interval: 250 });
     assert.match(await page.locator("#score-table tbody tr").first().locator("td").nth(1).textContent(), /^(≥?\d+|n\/a)/, "a NEWS2 total in the history");
-    // ... and as a chart above the table: one point per score in the range.
+    // ... and as a chart above the table: every score in the range, or
+    // (more than the table's 30) each stretch's lowest and highest.
     const scorePlot = page.locator("#score-plot");
-    const scoreCount = Number((await page.locator("#score-count").textContent()).match(/(\d+) scores? in this range/)[1]);
-    assert.equal(Number(await scorePlot.getAttribute("data-points")), scoreCount, "every score in the range is on the chart");
+    const scoreText = await page.locator("#score-count").textContent();
+    const tableRows = await page.locator("#score-table tbody tr").count();
+    const all = scoreText.match(/^(\d+) scores? in this range\.$/);
+    if (all) {
+      assert.equal(Number(await scorePlot.getAttribute("data-points")), Number(all[1]), "every score in the range is on the chart");
+      assert.equal(tableRows, Number(all[1]), "and in the table");
+    } else {
+      assert.match(scoreText, /^The newest 30 scores in this range; the chart draws each stretch's lowest and highest of them all\.$/);
+      assert.equal(tableRows, 30, "the newest 30 in the table");
+      assert.ok(Number(await scorePlot.getAttribute("data-points")) >= 30, "at least as many on the chart");
+    }
+    t.diagnostic(`NEWS2: ${scoreText} ${await scorePlot.getAttribute("data-points")} on the chart`);
     assert.ok(await scorePlot.locator("canvas").count() > 0, "the NEWS2 chart is drawn");
     const detail = await pageGet(page, `/api/v1/patients/${id}`);
     const devices = await page.locator("#device-table tbody th").allTextContents();
@@ -211,6 +222,23 @@ test("the ECG strip draws the patch's samples with the detected beats marked, as
     t.diagnostic(text);
     await assertAccessible(page, t, "the patient page with an ECG strip");
     await screenshot(page, "ecg-strip");
+
+    // A patch's patient is scored every minute of the demo's time: more
+    // scores than the table holds. The table has the newest 30, as the
+    // API gives them; the chart the range's within bounds.
+    await poll("more than 30 NEWS2 scores", async () => (await pageGet(page, `/api/v1/patients/${id}/scores`)).length > 30,
+      { timeout: DATA_TIMEOUT, interval: 1000 });
+    await page.reload();
+    await page.getByText(/^The newest 30 scores in this range; the chart draws each stretch's lowest and highest of them all\.$/).waitFor({ timeout: UI_TIMEOUT });
+    assert.equal(await page.locator("#score-table tbody tr").count(), 30);
+    const day = new Date(Date.now() - 24 * 3600_000).toISOString();
+    const [newest, chart] = await Promise.all([`newest=30`, `max_points=400`].map((q) =>
+      pageGet(page, `/api/v1/patients/${id}/scores?from=${encodeURIComponent(day)}&${q}`)));
+    assert.equal(newest.length, 30);
+    assert.ok(chart.length > 30 && chart.length <= 400, `the chart's scores within bounds: ${chart.length}`);
+    const times = await page.locator("#score-table tbody tr td:first-child").allTextContents();
+    t.diagnostic(`NEWS2 table: ${times[0]} … ${times[29]}; ${chart.length} scores on the chart`);
+    assert.ok(Number(await page.locator("#score-plot").getAttribute("data-points")) >= 30);
   });
 });
 

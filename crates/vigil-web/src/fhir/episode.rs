@@ -9,7 +9,8 @@
 use axum::extract::{Path, Query, RawQuery, State};
 use axum::http::HeaderMap;
 use axum::response::Response;
-use chrono::{Timelike, Utc};
+use chrono::{DateTime, Timelike, Utc};
+use futures::{StreamExt, TryStreamExt};
 use serde_json::{Value, json};
 use vigil_store::{Episode, PatientDetail};
 
@@ -113,6 +114,12 @@ pub async fn search(
 /// during it, every alert raised during it as a Flag, and every note written
 /// during it as a Communication (the oldest first). 409 while the
 /// episode is still active (there is no discharge to summarise yet).
+///
+/// A fortnight on a continuous oximeter is over a million readings, so
+/// the Bundle is written as it is read: the Observations a page of
+/// [`DISCHARGE_PAGE`] at a time, by the same pager as a search (hazard
+/// TS-26). A store error part-way ends the response without its closing
+/// bracket, so a client never takes a cut Bundle for a whole one.
 pub async fn discharge_bundle(
     State(state): State<AppState>,
     c: Result<Caller, ApiError>,
@@ -130,10 +137,8 @@ pub async fn discharge_bundle(
     // Devices stamp readings to the second, so a reading taken in the
     // second of admission must not fall before the episode's start.
     let start = e.admitted_at.with_nanosecond(0).unwrap_or(e.admitted_at);
-    let mut resources = vec![super::patient::resource(&p), resource(p.id, &e)];
-    let observations = super::observation::for_patient(&state, &p, Some(start), Some(end)).await?;
-    let n_obs = observations.len();
-    resources.extend(observations.into_iter().map(|b| b.resource));
+    // A stay's alerts and notes are tens: read before the first byte, so
+    // that only the Observations are read as the Bundle is written.
     let alerts = state
         .store
         .alerts_list(&[p.ward_id], None, Some(p.id))
@@ -143,8 +148,6 @@ pub async fn discharge_bundle(
         .filter(|a| a.raised_at >= start && a.raised_at <= end)
         .map(super::flag::resource)
         .collect();
-    let n_flags = flags.len();
-    resources.extend(flags);
     let notes: Vec<Value> = state
         .store
         .notes_list(p.id)
@@ -154,28 +157,106 @@ pub async fn discharge_bundle(
         .filter(|n| n.at >= start && n.at <= end)
         .map(super::communication::resource)
         .collect();
-    let n_notes = notes.len();
-    resources.extend(notes);
     crate::audit::record(
         &state,
         &caller,
         "fhir.discharge-bundle.read",
         Some(p.id),
-        json!({"episode": id, "observations": n_obs, "flags": n_flags, "notes": n_notes}),
+        json!({"episode": id, "from": start, "to": end, "flags": flags.len(), "notes": notes.len()}),
     )
     .await?;
     let base = base_url(&headers);
-    let entries: Vec<Value> = resources
-        .into_iter()
-        .map(|r| json!({"fullUrl": full_url(&base, &r), "resource": r}))
-        .collect();
-    let bundle = json!({
+    let entry = |r: &Value| entry(&base, r);
+    // The Bundle's own members, then its entries as they are read.
+    let mut head = json!({
         "resourceType": "Bundle",
         "id": format!("discharge-{id}"),
         "identifier": {"system": format!("{}/discharge-bundle", systems::VIGIL), "value": id},
         "type": "collection",
         "timestamp": fhir_time(Utc::now()),
-        "entry": entries,
-    });
-    Ok(ok(&bundle))
+    })
+    .to_string();
+    head.pop(); // its closing brace: the entries follow
+    head.push_str(",\"entry\":[");
+    head.push_str(&entry(&super::patient::resource(&p)));
+    head.push(',');
+    head.push_str(&entry(&resource(p.id, &e)));
+    let mut rest = String::new();
+    for r in flags.iter().chain(&notes) {
+        rest.push(',');
+        rest.push_str(&entry(r));
+    }
+    rest.push_str("]}");
+    let pages = ObservationPages {
+        state,
+        patient: p,
+        span: (Some(start), Some(end)),
+        base,
+        after: None,
+        done: false,
+    };
+    let body = futures::stream::once(async move { Ok(head) })
+        .chain(futures::stream::unfold(pages, ObservationPages::next))
+        .chain(futures::stream::once(async move { Ok(rest) }))
+        .map_ok(axum::body::Bytes::from);
+    let mut resp = Response::new(axum::body::Body::from_stream(body));
+    resp.headers_mut().insert(
+        axum::http::header::CONTENT_TYPE,
+        axum::http::HeaderValue::from_static(super::FHIR_JSON),
+    );
+    Ok(resp)
+}
+
+/// A Bundle entry, as JSON text.
+fn entry(base: &str, r: &Value) -> String {
+    json!({"fullUrl": full_url(base, r), "resource": r}).to_string()
+}
+
+/// Observations in a discharge Bundle, a page at a time.
+const DISCHARGE_PAGE: usize = 1_000;
+
+/// Where a discharge Bundle's Observations have got to.
+struct ObservationPages {
+    state: AppState,
+    patient: PatientDetail,
+    span: (Option<DateTime<Utc>>, Option<DateTime<Utc>>),
+    base: String,
+    after: Option<super::observation::Key>,
+    done: bool,
+}
+
+impl ObservationPages {
+    /// The next page's entries, each after a comma; `None` after the last.
+    async fn next(mut self) -> Option<(Result<String, std::io::Error>, Self)> {
+        if self.done {
+            return None;
+        }
+        let all = super::observation::Series::matching(&[]);
+        let read = super::observation::page(
+            &self.state,
+            &self.patient,
+            &all,
+            self.span,
+            &[],
+            self.after,
+            DISCHARGE_PAGE,
+        )
+        .await;
+        let (built, more) = match read {
+            Ok(x) => x,
+            Err(e) => {
+                tracing::error!(patient = self.patient.id, error = ?e, "discharge bundle cut short: a page of its observations could not be read");
+                self.done = true;
+                return Some((Err(std::io::Error::other("store error")), self));
+            }
+        };
+        self.after = built.last().map(|b| b.key);
+        self.done = !more;
+        let mut chunk = String::new();
+        for b in &built {
+            chunk.push(',');
+            chunk.push_str(&entry(&self.base, &b.resource));
+        }
+        Some((Ok(chunk), self))
+    }
 }

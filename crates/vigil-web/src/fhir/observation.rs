@@ -636,22 +636,6 @@ pub async fn page(
     }
 }
 
-/// Every Observation of a patient measured (or scored) in `[from, to]`,
-/// in history order: a discharge bundle's, which holds the whole stay.
-pub async fn for_patient(
-    state: &AppState,
-    patient: &vigil_store::PatientDetail,
-    from: Option<DateTime<Utc>>,
-    to: Option<DateTime<Utc>>,
-) -> Result<Vec<Built>, FhirError> {
-    let all = Series::matching(&[]);
-    Ok(
-        page(state, patient, &all, (from, to), &[], None, usize::MAX - 1)
-            .await?
-            .0,
-    )
-}
-
 /// `GET /fhir/r4/Observation?patient=&code=&date=&_count=`: a `searchset`
 /// Bundle, a page at a time.
 pub async fn search(
