@@ -1005,6 +1005,20 @@ async fn the_provider_ending_a_sign_in_ends_its_sessions_at_once() {
     let (status, body) = provider_logs_out(&app, Some(&again)).await;
     assert_eq!(status, StatusCode::BAD_REQUEST, "{body}");
     assert!(live(&sam).await, "a refused replay ends nothing");
+    // Taken once in the database, not in one instance's memory: another
+    // instance sharing it (or this one after a restart) refuses it too.
+    // That instance has read nothing of the provider yet (no sign-in began
+    // there): the token is checked all the same, not refused for want of
+    // the provider's keys.
+    let other =
+        TestApp::spawn_configured(Some(app.database_url.clone()), None, None, sso(&provider)).await;
+    let (status, body) = provider_logs_out(&other, Some(&again)).await;
+    assert_eq!(status, StatusCode::BAD_REQUEST, "{body}");
+    assert_eq!(
+        body["error_description"],
+        "this logout token was taken already"
+    );
+    drop(other);
 
     let trail = app.get_json(&format!("/api/v1/audit?user={jane}")).await;
     let ended: Vec<&Value> = trail

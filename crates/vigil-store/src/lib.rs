@@ -218,16 +218,20 @@ pub trait Store: Send + Sync + 'static {
     ) -> Result<Option<AuthUser>>;
     /// Revoke a token; `false` when no such live token exists.
     async fn token_revoke(&self, token_hash: &str, now: DateTime<Utc>) -> Result<bool>;
-    /// Revoke the live sessions begun through single sign-on that the
-    /// provider's logout names: those of its sign-in `sid` (of subject
-    /// `sub` too, when given), or, with no `sid`, every one of subject
-    /// `sub`. The accounts of the sessions revoked, one entry a session.
-    async fn sso_sessions_end(
+    /// Take a provider's logout token and end what it names, in one
+    /// transaction: the token's `jti` is remembered until `expires_at`
+    /// (those past it forgotten first), and the live sessions begun through
+    /// single sign-on that it names are revoked: those of its sign-in `sid`
+    /// (of subject `sub` too, when given), or, with no `sid`, every one of
+    /// subject `sub`. A `jti` remembered already ends nothing
+    /// ([`SsoLogoutOutcome::TakenAlready`], whichever instance took it, and
+    /// across restarts); so does a full memory
+    /// ([`SsoLogoutOutcome::TooMany`]).
+    async fn sso_logout(
         &self,
-        sub: Option<&str>,
-        sid: Option<&str>,
+        token: &SsoLogout<'_>,
         now: DateTime<Utc>,
-    ) -> Result<Vec<i64>>;
+    ) -> Result<SsoLogoutOutcome>;
 
     // --- patients and episodes -------------------------------------------
     /// Admit a patient: open an episode on the record of the person with

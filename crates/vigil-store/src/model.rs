@@ -982,3 +982,31 @@ pub struct AlertCourse {
     pub resolved: Option<DateTime<Utc>>,
     pub outcome: Option<String>,
 }
+
+/// A provider's logout token, checked: what [`crate::Store::sso_logout`]
+/// takes.
+#[derive(Clone, Debug)]
+pub struct SsoLogout<'a> {
+    /// The token's id: taken once.
+    pub jti: &'a str,
+    /// Until when it is remembered (when the token would expire).
+    pub expires_at: DateTime<Utc>,
+    pub sub: Option<&'a str>,
+    pub sid: Option<&'a str>,
+    /// How many tokens, not yet expired, are remembered at most: beyond it
+    /// a new one is refused until some expire (a flood cannot grow the
+    /// table without bound).
+    pub remembered_at_most: i64,
+}
+
+/// What [`crate::Store::sso_logout`] did.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum SsoLogoutOutcome {
+    /// The token was new: the accounts of the sessions revoked, one entry a
+    /// session (none, if none was live).
+    Ended(Vec<i64>),
+    /// The token was taken before: nothing ended.
+    TakenAlready,
+    /// As many unexpired tokens are remembered as may be: nothing ended.
+    TooMany,
+}

@@ -1062,28 +1062,65 @@ impl Store for SqliteStore {
         Ok(n > 0)
     }
 
-    async fn sso_sessions_end(
+    async fn sso_logout(
         &self,
-        sub: Option<&str>,
-        sid: Option<&str>,
+        token: &SsoLogout<'_>,
         now: DateTime<Utc>,
-    ) -> Result<Vec<i64>> {
-        if sub.is_none() && sid.is_none() {
-            return Ok(Vec::new());
-        }
+    ) -> Result<SsoLogoutOutcome> {
         let _write = self.write.lock().await;
-        Ok(sqlx::query_scalar(
-            "UPDATE tokens SET revoked_at = ?1
-             WHERE kind = 'session' AND revoked_at IS NULL
-               AND (?2 IS NULL OR sso_sub = ?2) AND (?3 IS NULL OR sso_sid = ?3)
-               AND sso_sub IS NOT NULL
-             RETURNING user_id",
+        let mut tx = self.pool.begin_with("BEGIN IMMEDIATE").await?;
+        sqlx::query("DELETE FROM sso_logout_tokens WHERE expires_at < ?1")
+            .bind(ts(now))
+            .execute(&mut *tx)
+            .await?;
+        let known: Option<i64> =
+            sqlx::query_scalar("SELECT 1 FROM sso_logout_tokens WHERE jti = ?1")
+                .bind(token.jti)
+                .fetch_optional(&mut *tx)
+                .await?;
+        if known.is_some() {
+            tx.commit().await?;
+            return Ok(SsoLogoutOutcome::TakenAlready);
+        }
+        let held: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM sso_logout_tokens")
+            .fetch_one(&mut *tx)
+            .await?;
+        if held >= token.remembered_at_most {
+            tx.commit().await?;
+            return Ok(SsoLogoutOutcome::TooMany);
+        }
+        let fresh = sqlx::query(
+            "INSERT INTO sso_logout_tokens (jti, expires_at) VALUES (?1, ?2)
+             ON CONFLICT (jti) DO NOTHING",
         )
-        .bind(ts(now))
-        .bind(sub)
-        .bind(sid)
-        .fetch_all(&self.pool)
-        .await?)
+        .bind(token.jti)
+        .bind(ts(token.expires_at))
+        .execute(&mut *tx)
+        .await?
+        .rows_affected()
+            == 1;
+        if !fresh {
+            tx.commit().await?;
+            return Ok(SsoLogoutOutcome::TakenAlready);
+        }
+        let ended = if token.sub.is_none() && token.sid.is_none() {
+            Vec::new()
+        } else {
+            sqlx::query_scalar(
+                "UPDATE tokens SET revoked_at = ?1
+                 WHERE kind = 'session' AND revoked_at IS NULL
+                   AND (?2 IS NULL OR sso_sub = ?2) AND (?3 IS NULL OR sso_sid = ?3)
+                   AND sso_sub IS NOT NULL
+                 RETURNING user_id",
+            )
+            .bind(ts(now))
+            .bind(token.sub)
+            .bind(token.sid)
+            .fetch_all(&mut *tx)
+            .await?
+        };
+        tx.commit().await?;
+        Ok(SsoLogoutOutcome::Ended(ended))
     }
 
     async fn patient_admit(&self, p: NewPatient) -> Result<Admission> {

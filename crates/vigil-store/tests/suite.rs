@@ -99,6 +99,7 @@ both_backends!(
     notes_are_kept_per_patient_newest_first,
     audit_trail_filters_newest_first,
     history_retention_deletes_only_what_is_older,
+    a_logout_token_is_taken_once_until_it_expires_and_the_memory_is_bounded,
 );
 
 // --- helpers ---------------------------------------------------------------
@@ -4865,4 +4866,49 @@ async fn ecg_history_from_before_0013_counts_as_analysed_postgres() {
     if let Some(url) = support::pg::fresh_database().await {
         ecg_history_from_before_0013_counts_as_analysed(&url).await;
     }
+}
+
+async fn a_logout_token_is_taken_once_until_it_expires_and_the_memory_is_bounded(s: &dyn Store) {
+    let token = |jti: &'static str, expires_at| SsoLogout {
+        jti,
+        expires_at,
+        sub: Some("someone"),
+        sid: None,
+        remembered_at_most: 2,
+    };
+    let take = |jti, expires_at, now| async move {
+        s.sso_logout(&token(jti, expires_at), now)
+            .await
+            .expect("sso_logout")
+    };
+    // No session of that subject: a token taken ends none.
+    assert_eq!(
+        take("a", t(9, 0), t(8, 0)).await,
+        SsoLogoutOutcome::Ended(vec![])
+    );
+    assert_eq!(
+        take("a", t(9, 0), t(8, 1)).await,
+        SsoLogoutOutcome::TakenAlready
+    );
+    assert_eq!(
+        take("b", t(10, 0), t(8, 2)).await,
+        SsoLogoutOutcome::Ended(vec![])
+    );
+    assert_eq!(
+        take("c", t(10, 0), t(8, 3)).await,
+        SsoLogoutOutcome::TooMany
+    );
+    // Once "a" has expired it is forgotten, and makes room.
+    assert_eq!(
+        take("c", t(10, 0), t(9, 1)).await,
+        SsoLogoutOutcome::Ended(vec![])
+    );
+    assert_eq!(
+        take("b", t(10, 0), t(9, 2)).await,
+        SsoLogoutOutcome::TakenAlready
+    );
+    assert_eq!(
+        take("a", t(11, 0), t(9, 3)).await,
+        SsoLogoutOutcome::TooMany
+    );
 }

@@ -151,9 +151,6 @@ pub struct Sso {
     settings: SsoSettings,
     http: reqwest::Client,
     provider: tokio::sync::Mutex<Option<Provider>>,
-    /// The `jti` of each logout token taken, until it would have expired:
-    /// one posted again (captured, or resent) is refused.
-    logouts_seen: std::sync::Mutex<std::collections::HashMap<String, i64>>,
     /// [`JWKS_REFRESH_MIN`], but for tests.
     keys_refresh_min: Duration,
 }
@@ -171,7 +168,6 @@ impl Sso {
             http,
             provider: tokio::sync::Mutex::new(None),
             keys_refresh_min: JWKS_REFRESH_MIN,
-            logouts_seen: Default::default(),
         }
     }
 
@@ -241,6 +237,10 @@ impl Sso {
                 .find(|k| kid.is_none() || k.common.key_id.as_deref() == kid)
                 .and_then(|k| DecodingKey::from_jwk(k).ok())
         };
+        // Nothing read of the provider yet (no sign-in on this instance
+        // since it started): a logout token may be the first thing it is
+        // sent, after a restart or behind a load balancer.
+        self.discovery().await?;
         let mut held = self.provider.lock().await;
         let Some(p) = held.as_mut() else {
             return Ok(None);
@@ -457,11 +457,10 @@ impl Sso {
     /// A logout token's checks (OpenID Connect Back-Channel Logout 1.0
     /// §2.6): a token [`Sso::verified`] with `iat`, the back-channel
     /// logout event, a `sub` or a `sid`, and no `nonce` (so an ID token
-    /// cannot be passed off as one). The `sub` and `sid` it names.
-    pub async fn check_logout_token(
-        &self,
-        token: &str,
-    ) -> Result<(Option<String>, Option<String>), Unverified> {
+    /// cannot be passed off as one), and a `jti` by which it is taken once
+    /// (remembered by the store until it would expire:
+    /// [`vigil_store::Store::sso_logout`]).
+    pub async fn check_logout_token(&self, token: &str) -> Result<LogoutToken, Unverified> {
         let claims = self.verified(token, &["iss", "aud", "iat"]).await?;
         let refused = |why: &str| Err(Unverified::Refused(why.into()));
         if claims.contains_key("nonce") {
@@ -493,41 +492,59 @@ impl Sso {
                 .filter(|v| !v.is_empty())
                 .map(str::to_string)
         };
-        let named = match (text("sub"), text("sid")) {
+        let (sub, sid) = match (text("sub"), text("sid")) {
             (None, None) => return refused("names no subject and no session"),
             named => named,
         };
         let Some(jti) = text("jti") else {
             return refused("no jti");
         };
+        if jti.len() > MAX_JTI_BYTES {
+            return refused("a jti longer than 256 bytes");
+        }
         // Remembered until it would have expired (with no `exp`, as long as
         // a token without one is taken), so it cannot be taken twice.
         let until = claims
             .get("exp")
             .and_then(|v| v.as_i64())
-            .unwrap_or(now + LOGOUT_TOKEN_AGE)
-            + leeway;
-        let mut seen = self
-            .logouts_seen
-            .lock()
-            .map_err(|_| Unverified::Refused("internal: logout memory unavailable".into()))?;
-        seen.retain(|_, t| *t >= now);
-        if seen.len() >= LOGOUTS_REMEMBERED {
-            return refused("too many logout tokens at once");
-        }
-        if seen.insert(jti, until).is_some() {
-            return refused("this logout token was taken already");
-        }
-        Ok(named)
+            .unwrap_or(iat_or_now(&claims, now) + LOGOUT_TOKEN_AGE)
+            .saturating_add(leeway);
+        let expires_at = chrono::DateTime::from_timestamp(until, 0)
+            .ok_or_else(|| Unverified::Refused("an exp out of range".into()))?;
+        Ok(LogoutToken {
+            jti,
+            expires_at,
+            sub,
+            sid,
+        })
     }
 }
 
 /// A JWT's claims.
 type Claims = serde_json::Map<String, serde_json::Value>;
 
+/// A logout token that passed every check: what it names, and its id.
+#[derive(Debug)]
+pub struct LogoutToken {
+    pub jti: String,
+    /// When it would expire: it is remembered until then.
+    pub expires_at: chrono::DateTime<chrono::Utc>,
+    pub sub: Option<String>,
+    pub sid: Option<String>,
+}
+
+/// A token's `iat`, or `now` without one.
+fn iat_or_now(claims: &Claims, now: i64) -> i64 {
+    claims.get("iat").and_then(|v| v.as_i64()).unwrap_or(now)
+}
+
 /// How many logout tokens, not yet expired, are remembered at most (beyond
-/// it, new ones are refused until some expire: a flood cannot grow memory).
-const LOGOUTS_REMEMBERED: usize = 100_000;
+/// it, new ones are refused until some expire: a flood cannot grow the
+/// store's table without bound).
+const LOGOUTS_REMEMBERED: i64 = 100_000;
+
+/// The longest `jti` taken (they are identifiers, not documents).
+const MAX_JTI_BYTES: usize = 256;
 
 /// How old, in seconds, a logout token with no `exp` may be.
 const LOGOUT_TOKEN_AGE: i64 = 600;
@@ -906,8 +923,35 @@ pub async fn backchannel_logout(
         None => Err(Unverified::Refused("no logout_token".into())),
         Some(t) => sso.check_logout_token(&t).await,
     };
-    let (sub, sid) = match checked {
-        Ok(named) => named,
+    let checked = match checked {
+        Ok(t) => {
+            let taken = state
+                .store
+                .sso_logout(
+                    &vigil_store::SsoLogout {
+                        jti: &t.jti,
+                        expires_at: t.expires_at,
+                        sub: t.sub.as_deref(),
+                        sid: t.sid.as_deref(),
+                        remembered_at_most: LOGOUTS_REMEMBERED,
+                    },
+                    chrono::Utc::now(),
+                )
+                .await?;
+            match taken {
+                vigil_store::SsoLogoutOutcome::Ended(ended) => Ok(ended),
+                vigil_store::SsoLogoutOutcome::TakenAlready => Err(Unverified::Refused(
+                    "this logout token was taken already".into(),
+                )),
+                vigil_store::SsoLogoutOutcome::TooMany => {
+                    Err(Unverified::Refused("too many logout tokens at once".into()))
+                }
+            }
+        }
+        Err(u) => Err(u),
+    };
+    let ended = match checked {
+        Ok(ended) => ended,
         Err(u) => {
             let why = match u {
                 Unverified::Provider(e) => {
@@ -940,10 +984,6 @@ pub async fn backchannel_logout(
             ));
         }
     };
-    let ended = state
-        .store
-        .sso_sessions_end(sub.as_deref(), sid.as_deref(), chrono::Utc::now())
-        .await?;
     state
         .metrics
         .sso_logouts
