@@ -8,7 +8,7 @@
 
 use chrono::{DateTime, Utc};
 
-use crate::model::{ObsValue, ObservationRow, ScoreRow};
+use crate::model::{ObsValue, ObservationRow, ScoreLevel, ScoreRow};
 
 /// A row of a charted series.
 pub trait Sample {
@@ -34,6 +34,15 @@ impl Sample for ObservationRow {
 impl Sample for ScoreRow {
     fn level(&self) -> f64 {
         // NEWS2 totals are 0..=20: exact in an f64.
+        self.total.map_or(f64::NAN, |t| t as f64)
+    }
+    fn key(&self) -> (DateTime<Utc>, i64) {
+        (self.scored_at, self.id)
+    }
+}
+
+impl Sample for ScoreLevel {
+    fn level(&self) -> f64 {
         self.total.map_or(f64::NAN, |t| t as f64)
     }
     fn key(&self) -> (DateTime<Utc>, i64) {

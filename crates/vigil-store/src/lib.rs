@@ -525,6 +525,12 @@ pub trait Store: Send + Sync + 'static {
     /// How many of the patient's scores lie in the page's span (its
     /// `limit` and `after_id` aside).
     async fn scores_count(&self, page: &HistoryPage) -> Result<i64>;
+    /// [`Store::scores_page`] without each score's detail: what a chart
+    /// reduces, at a fraction of the cost of reading whole rows.
+    async fn score_levels_page(&self, page: &HistoryPage) -> Result<Vec<ScoreLevel>>;
+    /// The patient's scores of these ids, ordered by the time each
+    /// describes, then id (ids not the patient's are left out).
+    async fn scores_by_id(&self, patient_id: i64, ids: &[i64]) -> Result<Vec<ScoreRow>>;
     /// The newest `limit` of the patient's scores in `[from, to]`, in time
     /// order: one range of the (patient, time) index read backwards.
     async fn scores_newest(
@@ -537,7 +543,9 @@ pub trait Store: Send + Sync + 'static {
     /// [`Store::scores`] within `max_points`: read a run at a time and
     /// reduced as it is read, each stretch keeping its lowest and highest
     /// total ([`downsample::MinMax`]), so a score per reading of a
-    /// continuous oximeter over a whole episode is never held whole.
+    /// continuous oximeter over a whole episode is never held whole. The
+    /// runs read only each score's time and total; the scores kept are then
+    /// read whole.
     async fn scores_downsampled(
         &self,
         patient_id: i64,
@@ -553,10 +561,12 @@ pub trait Store: Send + Sync + 'static {
             limit: HISTORY_RUN,
         };
         let total = self.scores_count(&page).await?;
-        reduce_in_runs(page, total, max_points, |p| async move {
-            self.scores_page(&p).await
+        let kept = reduce_in_runs(page, total, max_points, |p| async move {
+            self.score_levels_page(&p).await
         })
-        .await
+        .await?;
+        let ids: Vec<i64> = kept.iter().map(|l| l.id).collect();
+        self.scores_by_id(patient_id, &ids).await
     }
     /// One stored score of the patient by its id.
     async fn score_row(&self, patient_id: i64, id: i64) -> Result<Option<ScoreRow>>;

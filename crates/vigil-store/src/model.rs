@@ -592,6 +592,15 @@ pub struct ScoreRow {
     pub obs_ids: Vec<i64>,
 }
 
+/// What a chart of NEWS2 draws of a score: its place and its total, read
+/// without its detail ([`crate::Store::score_levels_page`]).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct ScoreLevel {
+    pub id: i64,
+    pub scored_at: DateTime<Utc>,
+    pub total: Option<i64>,
+}
+
 /// A received ECG chunk, samples already encoded for storage.
 #[derive(Clone, Debug, PartialEq)]
 pub struct NewEcgChunk {

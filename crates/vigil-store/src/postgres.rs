@@ -1921,6 +1921,44 @@ impl Store for PgStore {
         .await?)
     }
 
+    async fn score_levels_page(&self, page: &HistoryPage) -> Result<Vec<ScoreLevel>> {
+        let (op, since) = since_bound(page.since);
+        let rows = sqlx::query(&format!(
+            "SELECT id, scored_at, total FROM scores WHERE patient_id = $1
+               AND scored_at {op} COALESCE($2, '-infinity'::timestamptz)
+               AND scored_at <= COALESCE($3, 'infinity'::timestamptz)
+               AND ($5::bigint IS NULL OR scored_at > $2 OR id > $5)
+             ORDER BY scored_at, id LIMIT $4"
+        ))
+        .bind(page.patient_id)
+        .bind(since)
+        .bind(page.to.map(ts))
+        .bind(page.limit)
+        .bind(page.after_id)
+        .fetch_all(&self.pool)
+        .await?;
+        Ok(rows
+            .iter()
+            .map(|r| ScoreLevel {
+                id: r.get(0),
+                scored_at: r.get(1),
+                total: r.get(2),
+            })
+            .collect())
+    }
+
+    async fn scores_by_id(&self, patient_id: i64, ids: &[i64]) -> Result<Vec<ScoreRow>> {
+        let rows = sqlx::query(&format!(
+            "{SCORE_COLUMNS} WHERE patient_id = $1 AND id = ANY($2)
+             ORDER BY scored_at, id"
+        ))
+        .bind(patient_id)
+        .bind(ids)
+        .fetch_all(&self.pool)
+        .await?;
+        Ok(rows.iter().map(score_row).collect())
+    }
+
     async fn scores_newest(
         &self,
         patient_id: i64,

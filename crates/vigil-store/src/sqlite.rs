@@ -1950,6 +1950,45 @@ impl Store for SqliteStore {
         .await?)
     }
 
+    async fn score_levels_page(&self, page: &HistoryPage) -> Result<Vec<ScoreLevel>> {
+        let (op, since) = since_bound(page.since);
+        let rows = sqlx::query(&format!(
+            "SELECT id, scored_at, total FROM scores
+             WHERE patient_id = ?1 AND scored_at {op} ?2 AND scored_at <= ?3
+               AND (?5 IS NULL OR scored_at > ?2 OR id > ?5)
+             ORDER BY scored_at, id LIMIT ?4"
+        ))
+        .bind(page.patient_id)
+        .bind(since)
+        .bind(page.to.map(ts).unwrap_or_else(|| "9999".into()))
+        .bind(page.limit)
+        .bind(page.after_id)
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter()
+            .map(|r| {
+                Ok(ScoreLevel {
+                    id: r.get(0),
+                    scored_at: parse_ts(&r.get::<String, _>(1))?,
+                    total: r.get(2),
+                })
+            })
+            .collect()
+    }
+
+    async fn scores_by_id(&self, patient_id: i64, ids: &[i64]) -> Result<Vec<ScoreRow>> {
+        let rows = sqlx::query(&format!(
+            "{SCORE_COLUMNS} WHERE patient_id = ?1
+               AND id IN (SELECT value FROM json_each(?2))
+             ORDER BY scored_at, id"
+        ))
+        .bind(patient_id)
+        .bind(serde_json::to_string(ids).unwrap_or_else(|_| "[]".into()))
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter().map(score_row).collect()
+    }
+
     async fn scores_newest(
         &self,
         patient_id: i64,
