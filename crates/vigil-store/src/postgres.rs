@@ -1888,21 +1888,7 @@ impl Store for PgStore {
     }
 
     async fn scores_page(&self, page: &HistoryPage) -> Result<Vec<ScoreRow>> {
-        let (op, since) = since_bound(page.since);
-        let rows = sqlx::query(&format!(
-            "{SCORE_COLUMNS} WHERE patient_id = $1
-               AND scored_at {op} COALESCE($2, '-infinity'::timestamptz)
-               AND scored_at <= COALESCE($3, 'infinity'::timestamptz)
-               AND ($5::bigint IS NULL OR scored_at > $2 OR id > $5)
-             ORDER BY scored_at, id LIMIT $4"
-        ))
-        .bind(page.patient_id)
-        .bind(since)
-        .bind(page.to.map(ts))
-        .bind(page.limit)
-        .bind(page.after_id)
-        .fetch_all(&self.pool)
-        .await?;
+        let rows = self.score_page_rows(SCORE_COLUMNS, page).await?;
         Ok(rows.iter().map(score_row).collect())
     }
 
@@ -1922,21 +1908,9 @@ impl Store for PgStore {
     }
 
     async fn score_levels_page(&self, page: &HistoryPage) -> Result<Vec<ScoreLevel>> {
-        let (op, since) = since_bound(page.since);
-        let rows = sqlx::query(&format!(
-            "SELECT id, scored_at, total FROM scores WHERE patient_id = $1
-               AND scored_at {op} COALESCE($2, '-infinity'::timestamptz)
-               AND scored_at <= COALESCE($3, 'infinity'::timestamptz)
-               AND ($5::bigint IS NULL OR scored_at > $2 OR id > $5)
-             ORDER BY scored_at, id LIMIT $4"
-        ))
-        .bind(page.patient_id)
-        .bind(since)
-        .bind(page.to.map(ts))
-        .bind(page.limit)
-        .bind(page.after_id)
-        .fetch_all(&self.pool)
-        .await?;
+        let rows = self
+            .score_page_rows("SELECT id, scored_at, total FROM scores", page)
+            .await?;
         Ok(rows
             .iter()
             .map(|r| ScoreLevel {
@@ -2770,4 +2744,26 @@ async fn revoke_user_tokens(
     .execute(&mut *tx)
     .await?
     .rows_affected())
+}
+
+impl PgStore {
+    /// `select` (columns `FROM scores`) of a [`HistoryPage`] of a patient's
+    /// scores, in history order: the rows, for the caller to read.
+    async fn score_page_rows(&self, select: &str, page: &HistoryPage) -> Result<Vec<PgRow>> {
+        let (op, since) = since_bound(page.since);
+        Ok(sqlx::query(&format!(
+            "{select} WHERE patient_id = $1
+               AND scored_at {op} COALESCE($2, '-infinity'::timestamptz)
+               AND scored_at <= COALESCE($3, 'infinity'::timestamptz)
+               AND ($5::bigint IS NULL OR scored_at > $2 OR id > $5)
+             ORDER BY scored_at, id LIMIT $4"
+        ))
+        .bind(page.patient_id)
+        .bind(since)
+        .bind(page.to.map(ts))
+        .bind(page.limit)
+        .bind(page.after_id)
+        .fetch_all(&self.pool)
+        .await?)
+    }
 }

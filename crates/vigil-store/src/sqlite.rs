@@ -1921,19 +1921,7 @@ impl Store for SqliteStore {
     }
 
     async fn scores_page(&self, page: &HistoryPage) -> Result<Vec<ScoreRow>> {
-        let (op, since) = since_bound(page.since);
-        let rows = sqlx::query(&format!(
-            "{SCORE_COLUMNS} WHERE patient_id = ?1 AND scored_at {op} ?2 AND scored_at <= ?3
-               AND (?5 IS NULL OR scored_at > ?2 OR id > ?5)
-             ORDER BY scored_at, id LIMIT ?4"
-        ))
-        .bind(page.patient_id)
-        .bind(since)
-        .bind(page.to.map(ts).unwrap_or_else(|| "9999".into()))
-        .bind(page.limit)
-        .bind(page.after_id)
-        .fetch_all(&self.pool)
-        .await?;
+        let rows = self.score_page_rows(SCORE_COLUMNS, page).await?;
         rows.iter().map(score_row).collect()
     }
 
@@ -1951,20 +1939,9 @@ impl Store for SqliteStore {
     }
 
     async fn score_levels_page(&self, page: &HistoryPage) -> Result<Vec<ScoreLevel>> {
-        let (op, since) = since_bound(page.since);
-        let rows = sqlx::query(&format!(
-            "SELECT id, scored_at, total FROM scores
-             WHERE patient_id = ?1 AND scored_at {op} ?2 AND scored_at <= ?3
-               AND (?5 IS NULL OR scored_at > ?2 OR id > ?5)
-             ORDER BY scored_at, id LIMIT ?4"
-        ))
-        .bind(page.patient_id)
-        .bind(since)
-        .bind(page.to.map(ts).unwrap_or_else(|| "9999".into()))
-        .bind(page.limit)
-        .bind(page.after_id)
-        .fetch_all(&self.pool)
-        .await?;
+        let rows = self
+            .score_page_rows("SELECT id, scored_at, total FROM scores", page)
+            .await?;
         rows.iter()
             .map(|r| {
                 Ok(ScoreLevel {
@@ -2825,6 +2802,30 @@ async fn revoke_user_tokens(
     .execute(&mut *tx)
     .await?
     .rows_affected())
+}
+
+impl SqliteStore {
+    /// `select` (columns `FROM scores`) of a [`HistoryPage`] of a patient's
+    /// scores, in history order: the rows, for the caller to read.
+    async fn score_page_rows(
+        &self,
+        select: &str,
+        page: &HistoryPage,
+    ) -> Result<Vec<sqlx::sqlite::SqliteRow>> {
+        let (op, since) = since_bound(page.since);
+        Ok(sqlx::query(&format!(
+            "{select} WHERE patient_id = ?1 AND scored_at {op} ?2 AND scored_at <= ?3
+               AND (?5 IS NULL OR scored_at > ?2 OR id > ?5)
+             ORDER BY scored_at, id LIMIT ?4"
+        ))
+        .bind(page.patient_id)
+        .bind(since)
+        .bind(page.to.map(ts).unwrap_or_else(|| "9999".into()))
+        .bind(page.limit)
+        .bind(page.after_id)
+        .fetch_all(&self.pool)
+        .await?)
+    }
 }
 
 #[cfg(test)]
