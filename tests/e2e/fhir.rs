@@ -969,6 +969,25 @@ async fn searches_page_through_a_long_history_in_order_and_keep_blood_pressures_
         )
         .await;
     }
+    // Seventy blood pressures at another stopped instant, each half apart
+    // from the other in its message (and in either order), so that runs
+    // of a series end between a message's halves; a panel's halves are
+    // told apart by their values (diastolic = systolic - 70).
+    let stuck_bp = t0 + Duration::minutes(55);
+    for i in 0..70 {
+        seq += 1;
+        let (sys, dia) = (
+            json!({"code": "systolic", "value": 130 + i, "unit": "mm[Hg]"}),
+            json!({"code": "diastolic", "value": 60 + i, "unit": "mm[Hg]"}),
+        );
+        let pulse = json!({"code": "pulse", "value": 60 + i, "unit": "/min"});
+        let set = if i % 2 == 0 {
+            json!([sys, pulse, dia])
+        } else {
+            json!([dia, pulse, sys])
+        };
+        dev.publish_obs_at(seq, stuck_bp, set).await;
+    }
     acked(&mut dev, seq).await;
     // Every reading through the worker, so no score arrives mid-search.
     through_the_worker(&app, patient).await;
@@ -983,7 +1002,7 @@ async fn searches_page_through_a_long_history_in_order_and_keep_blood_pressures_
         "one page: the total is given"
     );
     assert!(
-        whole_entries.len() >= 40 * 3 + 70,
+        whole_entries.len() >= 40 * 3 + 70 + 70 * 2,
         "every reading and panel: {}",
         whole_entries.len()
     );
@@ -1009,16 +1028,50 @@ async fn searches_page_through_a_long_history_in_order_and_keep_blood_pressures_
     assert!(times.windows(2).all(|w| w[0] <= w[1]), "ordered by time");
 
     // Blood pressures: a panel is never split, whatever the page size.
+    // At a stopped instant too, where a page walks the instant by stored
+    // id (runs of 64: one of the seventy ends between a message's halves).
     let (panels, _) = every_page(&app, &format!("{base}&code=85354-9&_count=3")).await;
-    assert_eq!(panels.len(), 40);
+    assert_eq!(panels.len(), 40 + 70);
+    let value = |p: &Value, half: usize| p["component"][half]["valueQuantity"]["value"].as_f64();
     for p in &panels {
         for half in 0..2 {
-            assert!(
-                p["component"][half]["valueQuantity"]["value"].is_number(),
-                "{p}"
-            );
+            assert!(value(p, half).is_some(), "{p}");
         }
     }
+    let stopped: Vec<&Value> = panels
+        .iter()
+        .filter(|p| p["effectiveDateTime"] == ts(stuck_bp))
+        .collect();
+    assert_eq!(stopped.len(), 70);
+    for p in &stopped {
+        assert_eq!(
+            value(p, 0).map(|s| s - 70.0),
+            value(p, 1),
+            "the halves of one message: {p}"
+        );
+    }
+    let mut systolics: Vec<f64> = stopped.iter().filter_map(|p| value(p, 0)).collect();
+    systolics.sort_by(f64::total_cmp);
+    systolics.dedup();
+    assert_eq!(systolics.len(), 70, "each blood pressure once");
+    let panel_ids = |rs: &[Value]| -> Vec<String> {
+        ids(rs).into_iter().filter(|i| i.contains("-bp-")).collect()
+    };
+    assert_eq!(
+        ids(&panels),
+        panel_ids(&whole_entries),
+        "the panels in the whole history's order"
+    );
+    // One of them read by id: its halves from its message.
+    let (status, read) = fhir(
+        &app,
+        &format!(
+            "/fhir/r4/Observation/{}",
+            stopped[33]["id"].as_str().expect("id")
+        ),
+    )
+    .await;
+    assert_eq!((status, &read), (200, stopped[33]));
     // The next link keeps the search's other parameters.
     let (_, first) = fhir(&app, &format!("{base}&code=85354-9&_count=3")).await;
     let next = first["link"][1]["url"].as_str().expect("a next link");

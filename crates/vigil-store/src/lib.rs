@@ -414,6 +414,17 @@ pub trait Store: Send + Sync + 'static {
     }
     /// One stored observation of the patient by its id.
     async fn observation_row(&self, patient_id: i64, id: i64) -> Result<Option<ObservationRow>>;
+    /// The patient's observations of `codes` from one device message
+    /// (`device_id`, `seq`) measured at `at`, by id: a blood pressure's
+    /// halves, found without reading the rest of that instant.
+    async fn message_observations(
+        &self,
+        patient_id: i64,
+        at: DateTime<Utc>,
+        device_id: &str,
+        seq: u32,
+        codes: &[&str],
+    ) -> Result<Vec<ObservationRow>>;
 
     /// The newest observation of each code measured at or before `at`.
     async fn latest_per_code(

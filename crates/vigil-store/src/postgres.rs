@@ -1698,6 +1698,30 @@ impl Store for PgStore {
         .map(obs_row))
     }
 
+    async fn message_observations(
+        &self,
+        patient_id: i64,
+        at: DateTime<Utc>,
+        device_id: &str,
+        seq: u32,
+        codes: &[&str],
+    ) -> Result<Vec<ObservationRow>> {
+        let rows = sqlx::query(&format!(
+            "SELECT {OBS_COLUMNS} FROM observations
+             WHERE patient_id = $1 AND code = ANY($2) AND measured_at = $3
+               AND device_id = $4 AND seq = $5
+             ORDER BY id"
+        ))
+        .bind(patient_id)
+        .bind(codes)
+        .bind(ts(at))
+        .bind(device_id)
+        .bind(i64::from(seq))
+        .fetch_all(&self.pool)
+        .await?;
+        Ok(rows.iter().map(obs_row).collect())
+    }
+
     async fn latest_per_code(
         &self,
         patient_id: i64,

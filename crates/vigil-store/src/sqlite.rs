@@ -1714,6 +1714,31 @@ impl Store for SqliteStore {
         .transpose()
     }
 
+    async fn message_observations(
+        &self,
+        patient_id: i64,
+        at: DateTime<Utc>,
+        device_id: &str,
+        seq: u32,
+        codes: &[&str],
+    ) -> Result<Vec<ObservationRow>> {
+        let rows = sqlx::query(
+            "SELECT id, code, value_num, value_text, unit, measured_at, received_at, device_id, seq
+             FROM observations
+             WHERE patient_id = ?1 AND code IN (SELECT value FROM json_each(?2))
+               AND measured_at = ?3 AND device_id = ?4 AND seq = ?5
+             ORDER BY id",
+        )
+        .bind(patient_id)
+        .bind(serde_json::to_string(codes).unwrap_or_else(|_| "[]".into()))
+        .bind(ts(at))
+        .bind(device_id)
+        .bind(i64::from(seq))
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter().map(|r| obs_row(r, 0)).collect()
+    }
+
     async fn latest_per_code(
         &self,
         patient_id: i64,

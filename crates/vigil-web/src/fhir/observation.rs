@@ -304,6 +304,14 @@ pub fn from_rows(
     }
     for (sys, dia) in bp.into_values() {
         let Some(first) = sys.or(dia) else { continue };
+        // Ordered, and paged through a stopped clock's instant, by its
+        // first-stored half (`walk_instant`).
+        let row = sys
+            .iter()
+            .chain(dia.iter())
+            .map(|r| r.id)
+            .min()
+            .unwrap_or(first.id);
         let id = format!("{patient}-bp-{}", first.id);
         let (code, codes) = loinc_concept(&[BP_PANEL], "Blood pressure");
         let mut r = base(
@@ -325,7 +333,7 @@ pub fn from_rows(
             key: Key {
                 at: first.measured_at,
                 kind: 0,
-                row: first.id,
+                row,
             },
             codes,
             resource: r,
@@ -609,14 +617,17 @@ pub async fn page(
             }
             Some(t) => {
                 // One series holds more than a run at this one instant (a
-                // device whose clock stood still): read all of that instant.
-                let instant = HistoryPage {
-                    since: Bound::Included(t),
-                    to: Some(t),
-                    limit: i64::MAX,
-                    ..run
+                // device whose clock stood still): walk the instant by id.
+                let at = Instant {
+                    patient_id: patient.id,
+                    t,
+                    limit,
                 };
-                (rows, scores, _) = read_series(state, &instant, series).await?;
+                if walk_instant(state, series, at, after, dates, &kinds, (&mut out, count)).await? {
+                    return Ok((out, true));
+                }
+                rows.clear();
+                scores.clear();
                 Some(Bound::Excluded(t))
             }
         };
@@ -634,6 +645,132 @@ pub async fn page(
             None => return Ok((out, false)),
         }
     }
+}
+
+/// One instant of a patient's history, read `limit` rows of a series at
+/// a time.
+#[derive(Clone, Copy)]
+struct Instant {
+    patient_id: i64,
+    t: DateTime<Utc>,
+    limit: i64,
+}
+
+/// The Observations at instant `at.t` that come after `after` and match
+/// `dates`, added to `out` in history order: readings by stored id, then
+/// scores by id, each series a bounded run at a time, so a kit whose clock
+/// stood still (a day at 1 Hz is 86,400 readings at one instant) is never
+/// read whole (hazard TS-26). A blood pressure is built, whole, in the run
+/// that reads its first-stored half, its other half read from its message
+/// wherever its id falls; a run that meets the second half leaves it out.
+/// `true` once `out` holds more than `count` (cut to `count`): the page
+/// is full.
+async fn walk_instant(
+    state: &AppState,
+    series: &Series,
+    at: Instant,
+    after: Option<Key>,
+    dates: &[DateParam],
+    kinds: &BTreeMap<String, String>,
+    (out, count): (&mut Vec<Built>, usize),
+) -> Result<bool, FhirError> {
+    let run = |after_id| HistoryPage {
+        patient_id: at.patient_id,
+        since: Bound::Included(at.t),
+        to: Some(at.t),
+        after_id,
+        limit: at.limit,
+    };
+    let full = |n: usize| i64::try_from(n).unwrap_or(i64::MAX) >= at.limit;
+    let start = after.filter(|k| k.at == at.t);
+    let wanted = |b: &Built| after.is_none_or(|k| b.key > k) && b.matches(&[], dates);
+    // Readings (none left when the cursor is at a score).
+    let mut pos = start.filter(|k| k.kind == 0).map(|k| k.row);
+    let mut readings = start.is_none_or(|k| k.kind == 0);
+    while readings {
+        let mut rows: Vec<ObservationRow> = Vec::new();
+        let mut cut: Option<i64> = None;
+        for code in &series.codes {
+            let got = state.store.observations_page(&run(pos), code).await?;
+            if let Some(last) = got.last().filter(|_| full(got.len())) {
+                cut = Some(cut.map_or(last.id, |c| c.min(last.id)));
+            }
+            rows.extend(got);
+        }
+        if let Some(c) = cut {
+            rows.retain(|r| r.id <= c);
+        }
+        let mut halves: BTreeMap<(&str, u32), usize> = BTreeMap::new();
+        for r in rows.iter().filter(|r| is_half(&r.code)) {
+            *halves.entry((r.device_id.as_str(), r.seq)).or_default() += 1;
+        }
+        let lone: Vec<(String, u32)> = halves
+            .into_iter()
+            .filter(|(_, n)| *n == 1)
+            .map(|((d, s), _)| (d.to_string(), s))
+            .collect();
+        for (device, seq) in lone {
+            let message = state
+                .store
+                .message_observations(
+                    at.patient_id,
+                    at.t,
+                    &device,
+                    seq,
+                    &["systolic", "diastolic"],
+                )
+                .await?;
+            for r in message {
+                if !rows.iter().any(|x| x.id == r.id) {
+                    rows.push(r);
+                }
+            }
+        }
+        // Built in an earlier run (its first half at or before `pos`).
+        let floor = pos.map(|row| Key {
+            at: at.t,
+            kind: 0,
+            row,
+        });
+        let mut built = from_rows(at.patient_id, &rows, kinds);
+        built.retain(|b| floor.is_none_or(|f| b.key > f) && wanted(b));
+        built.sort_by_key(|b| b.key);
+        out.extend(built);
+        if out.len() > count {
+            out.truncate(count);
+            return Ok(true);
+        }
+        match cut {
+            Some(c) => pos = Some(c),
+            None => readings = false,
+        }
+    }
+    // Then the scores at that instant.
+    let mut pos = start.filter(|k| k.kind == 1).map(|k| k.row);
+    let mut scores = series.scores;
+    while scores {
+        let got = state.store.scores_page(&run(pos)).await?;
+        let next = got.last().filter(|_| full(got.len())).map(|s| s.id);
+        out.extend(
+            got.iter()
+                .map(|s| from_score(at.patient_id, s))
+                .filter(|b| wanted(b)),
+        );
+        if out.len() > count {
+            out.truncate(count);
+            return Ok(true);
+        }
+        match next {
+            Some(id) => pos = Some(id),
+            None => scores = false,
+        }
+    }
+    Ok(false)
+}
+
+/// A blood pressure's half (stored apart, exported as one panel).
+fn is_half(code: &str) -> bool {
+    matches!(code, "systolic" | "diastolic")
 }
 
 /// `GET /fhir/r4/Observation?patient=&code=&date=&_count=`: a `searchset`
@@ -735,26 +872,21 @@ pub async fn read(
         match state.store.observation_row(patient, row).await? {
             None => None,
             Some(r) => {
-                let halves = matches!(r.code.as_str(), "systolic" | "diastolic");
-                let series = Series {
-                    codes: if halves {
-                        vec!["systolic", "diastolic"]
-                    } else {
-                        exported()
-                            .map(|(c, _)| c)
-                            .filter(|c| *c == r.code)
-                            .collect()
-                    },
-                    scores: false,
+                // A blood pressure's other half is in the same message.
+                let rows = if is_half(&r.code) {
+                    state
+                        .store
+                        .message_observations(
+                            patient,
+                            r.measured_at,
+                            &r.device_id,
+                            r.seq,
+                            &["systolic", "diastolic"],
+                        )
+                        .await?
+                } else {
+                    vec![r]
                 };
-                let at = HistoryPage {
-                    patient_id: patient,
-                    after_id: None,
-                    since: Bound::Included(r.measured_at),
-                    to: Some(r.measured_at),
-                    limit: i64::MAX,
-                };
-                let (rows, _, _) = read_series(&state, &at, &series).await?;
                 let kinds = p
                     .devices
                     .iter()
