@@ -507,7 +507,7 @@ impl Sso {
         let until = claims
             .get("exp")
             .and_then(|v| v.as_i64())
-            .unwrap_or(iat_or_now(&claims, now) + LOGOUT_TOKEN_AGE)
+            .unwrap_or_else(|| iat_or_now(&claims, now).saturating_add(LOGOUT_TOKEN_AGE))
             .saturating_add(leeway);
         let expires_at = chrono::DateTime::from_timestamp(until, 0)
             .ok_or_else(|| Unverified::Refused("an exp out of range".into()))?;

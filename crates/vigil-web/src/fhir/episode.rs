@@ -192,6 +192,7 @@ pub async fn discharge_bundle(
         patient: p,
         span: (Some(start), Some(end)),
         base,
+        series: super::observation::Series::matching(&[]),
         after: None,
         done: false,
     };
@@ -221,6 +222,8 @@ struct ObservationPages {
     patient: PatientDetail,
     span: (Option<DateTime<Utc>>, Option<DateTime<Utc>>),
     base: String,
+    /// Every exported series: a discharge Bundle holds them all.
+    series: super::observation::Series,
     after: Option<super::observation::Key>,
     done: bool,
 }
@@ -231,11 +234,10 @@ impl ObservationPages {
         if self.done {
             return None;
         }
-        let all = super::observation::Series::matching(&[]);
         let read = super::observation::page(
             &self.state,
             &self.patient,
-            &all,
+            &self.series,
             self.span,
             &[],
             self.after,
