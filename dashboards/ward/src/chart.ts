@@ -162,10 +162,11 @@ export class VitalChart {
     this.plot.redraw(false);
   }
 
-  /** Replace the data and the x range. */
-  update(series: SeriesSpec[], range: [number, number]): void {
+  /** Replace the data, the x range and the times off the ward. */
+  update(series: SeriesSpec[], range: [number, number], offWard: OffWard[]): void {
     this.range = range;
-    this.plot.setData(toData(series, this.o.offWard));
+    this.o.offWard = offWard;
+    this.plot.setData(toData(series, offWard));
   }
 
   destroy(): void { this.resize.disconnect(); this.plot.destroy(); }

@@ -250,11 +250,17 @@ function offWard(d: PatientDetail | null | undefined): OffWard[] {
 /**
  * The stay a reading measured at `t` (ms) belongs to: the latest admitted by
  * then. A device's clock stamps to the second, so a reading may be stamped up
- * to a second before the admission it came in under.
+ * to a second before the admission it came in under; but one measured before
+ * the earlier stay's discharge is that stay's (its kit was unassigned at the
+ * discharge), however soon the next admission came.
  */
 function stayOf(all: Episode[], t: number): Episode | undefined {
   let found = all[0];
-  for (const e of all) if (Date.parse(e.admitted_at) <= t + 1000) found = e;
+  for (const e of all.slice(1)) {
+    const admitted = Date.parse(e.admitted_at);
+    const inEarlier = found.discharged_at != null && t <= Date.parse(found.discharged_at);
+    if (admitted <= t || (admitted <= t + 1000 && !inEarlier)) found = e;
+  }
   return found;
 }
 
@@ -302,8 +308,15 @@ function seriesOf(p: Page, v: Vital): SeriesSpec[] {
   });
 }
 
+/**
+ * Not until the patient and their range are read: a live reading or the
+ * clock's tick before then would draw a chart from 1970 without the times
+ * off the ward (a re-admitted patient's page once kept such a chart).
+ */
+function loaded(p: Page | null): p is Page { return !!p?.detail && p.load > 0 && p.from > 0; }
+
 function renderCharts(): void {
-  if (!page) return;
+  if (!loaded(page)) return;
   const p = page;
   const box = $("charts");
   const range: [number, number] = [p.from / 1000, Date.now() / 1000];
@@ -329,7 +342,7 @@ function renderCharts(): void {
     plot.setAttribute("aria-label", `${v.title} chart: ${summary(p, v)}`);
     const chart = p.charts.get(v.code);
     if (chart && v.code === "spo2" && p.bands !== bandsKey(p)) chart.setBands(b?.bands || []);
-    if (chart) chart.update(series, range);
+    if (chart) chart.update(series, range, offWard(p.detail));
     else {
       const lines = target ? [{ value: target.low, label: `target ${target.low}` }, { value: target.high, label: `target ${target.high}` }] : [];
       p.charts.set(v.code, new VitalChart(plot, series, { bands: b?.bands || [], lines, floor: v.floor, range, offWard: offWard(p.detail) }));
@@ -429,7 +442,7 @@ function fillTable(fig: HTMLElement, v: Vital): void {
 // ---------------------------------------------------------------- scores
 
 function renderScores(): void {
-  if (!page) return;
+  if (!loaded(page)) return;
   const body = $("score-table").querySelector("tbody")!;
   body.replaceChildren();
   const rows = [...page.latest].reverse();
@@ -454,7 +467,7 @@ function renderScores(): void {
     + `${xs.length ? `, the latest ${ys[ys.length - 1]}` : ""}; the table below lists them.`);
   const series = [{ label: "NEWS2", xs, ys }], range: [number, number] = [page.from / 1000, Date.now() / 1000];
   const chart = page.charts.get("news2");
-  if (chart) chart.update(series, range);
+  if (chart) chart.update(series, range, offWard(page.detail));
   else page.charts.set("news2", new VitalChart(plot, series, { bands: NEWS2_TOTAL, floor: [0, 8], range, offWard: offWard(page.detail) }));
   // Fewer than the table holds: that is every score in the range, and
   // the chart has each of them. More: the chart keeps each stretch's
