@@ -106,31 +106,58 @@ async function start(): Promise<void> {
 /**
  * Reload patients and alerts from REST; websocket events arriving meanwhile
  * are queued and replayed after. A sync already running may have taken its
- * snapshot too early, so a new one always follows it.
+ * snapshot too early, so one more follows it: one, however many asked
+ * meanwhile (each admission of a big ward asks; chained one per asker, the
+ * page reloaded the whole ward back to back for seconds, holding every
+ * live event in the queue all the while).
  */
+let again: Promise<void> | null = null;
 function sync(): Promise<void> {
-  if (syncing) return syncing.catch(() => {}).then(() => sync());
+  if (syncing) {
+    again ||= syncing.catch(() => {}).then(() => { again = null; return sync(); });
+    return again;
+  }
   const run = (async () => {
-    try {
-      await Promise.all([loadPatients(), loadAlerts()]);
-    } finally {
-      syncing = null;
-      const q = queued; queued = [];
-      for (const ev of q) handle(ev);
-    }
+    // Both settled before the queued events are replayed: were one to fail
+    // first, the other's snapshot, taken before those events, would land
+    // after them and undo them (an older NEWS2 over a newer one).
+    const read = await Promise.allSettled([loadPatients(), loadAlerts()]);
+    syncing = null;
+    const q = queued; queued = [];
+    for (const ev of q) handle(ev);
+    const failed = read.find((r) => r.status === "rejected");
+    if (failed) throw (failed as PromiseRejectedResult).reason;
     renderPatients(); renderAlerts(); drawKit();
   })();
   syncing = run;
   return run;
 }
 
+/** Live scores taken so far, each numbered by this count. */
+let liveScores = 0;
+
+/**
+ * The ward as REST has it now. A live score taken after the list was asked
+ * for is kept over the list's (which is as of the moment it was asked,
+ * and may not have the reading behind that score), and so is a live reading
+ * measured after the list's latest: a snapshot never takes a row back in
+ * time. (The big ward's test once saw a row scrolled into view with the
+ * list's older NEWS2 after the live one had come.)
+ */
 async function loadPatients(): Promise<void> {
+  const asked = liveScores;
   const list = await api<WardRow[]>("/api/v1/patients");
+  const before = new Map(patients);
   patients.clear();
   for (const p of list) {
+    const was = before.get(p.id);
     const latest: Record<string, { value: number | string; at: string }> = {};
     for (const r of p.latest) latest[r.code] = { value: r.value, at: r.measured_at };
-    patients.set(p.id, { summary: p, latest, news2: p.news2 || null });
+    for (const [code, r] of Object.entries(was?.latest || {})) {
+      if (!latest[code] || Date.parse(r.at) > Date.parse(latest[code].at)) latest[code] = r;
+    }
+    const keep = was?.news2Live != null && was.news2Live > asked;
+    patients.set(p.id, keep ? { summary: p, latest, news2: was.news2, news2Live: was.news2Live } : { summary: p, latest, news2: p.news2 || null });
   }
 }
 
@@ -249,6 +276,7 @@ function handle(ev: LiveEvent): void {
       const p = patients.get(ev.patient_id);
       if (!p) { sync().catch(() => {}); return; }
       p.news2 = ev.score;
+      p.news2Live = ++liveScores;
       renderPatients(new Set([`${ev.patient_id}:news2`]));
       return;
     }
