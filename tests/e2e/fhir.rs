@@ -10,7 +10,7 @@ use std::process::{Command, Stdio};
 use chrono::{Duration, SecondsFormat, Utc};
 use serde_json::{Value, json};
 
-use crate::helpers::{TestApp, TestDevice, assert_ack};
+use crate::helpers::{TestApp, TestDevice, acked, assert_ack, publish_many, through_the_worker};
 
 const INSTALL: &str =
     "python3 -m pip install --target tools/fhir/.deps -r tools/fhir/requirements.txt";
@@ -824,41 +824,6 @@ async fn every_page(app: &TestApp, first: &str) -> (Vec<Value>, Vec<usize>) {
     (all, sizes)
 }
 
-/// Wait until the worker has taken up every reading of `patient` stored
-/// so far (scored it), so that no score arrives while a test reads.
-async fn through_the_worker(app: &TestApp, patient: i64) {
-    let newest = app
-        .store
-        .observations(vigil_store::ObservationQuery {
-            patient_id: patient,
-            ..Default::default()
-        })
-        .await
-        .expect("rows")
-        .iter()
-        .map(|r| r.id)
-        .max()
-        .expect("stored");
-    let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(30);
-    while app.store.worker_progress().await.expect("progress") < newest {
-        assert!(
-            tokio::time::Instant::now() < deadline,
-            "the worker takes up every reading"
-        );
-        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
-    }
-}
-
-/// Publish `seq` messages and wait for every one to be acked.
-async fn acked(dev: &mut crate::helpers::TestDevice, seq: u32) {
-    let mut acked = 0;
-    while acked < seq as usize {
-        let cmd = dev.next_cmd().await;
-        assert_eq!(cmd["type"], "ack", "{cmd}");
-        acked += cmd["seqs"].as_array().map_or(0, Vec::len);
-    }
-}
-
 /// A discharge Bundle is written as it is read, a page of Observations at
 /// a time (hazard TS-26): a stay longer than a page is whole in it, each
 /// Observation once, in order, as a search pages through the same stay.
@@ -872,19 +837,21 @@ async fn a_discharge_bundle_longer_than_a_page_holds_every_observation_once_in_o
     // Readings stamped to the second, from the second of admission on: a
     // few seconds of a stay, 300 sets a second.
     tokio::time::sleep(std::time::Duration::from_millis(3_100)).await;
-    let mut seq = 0u32;
-    for i in 0..1_200i64 {
-        seq += 1;
-        let set = json!([
+    let set = |i: i64| {
+        json!([
             {"code": "spo2", "value": 90 + i % 8, "unit": "%"},
             {"code": "pulse", "value": 60 + i % 50, "unit": "/min"},
             {"code": "systolic", "value": 110 + i % 30, "unit": "mm[Hg]"},
             {"code": "diastolic", "value": 70 + i % 20, "unit": "mm[Hg]"}
-        ]);
-        dev.publish_obs_at(seq, admitted + Duration::seconds(i / 300), set)
-            .await;
-    }
-    acked(&mut dev, seq).await;
+        ])
+    };
+    publish_many(
+        &mut dev,
+        1_200,
+        |i| admitted + Duration::seconds(i / 300),
+        set,
+    )
+    .await;
     through_the_worker(&app, patient).await;
     app.discharge(patient).await;
     let eid = format!("{patient}-{}", episode["id"]);

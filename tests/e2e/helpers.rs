@@ -1011,3 +1011,53 @@ pub async fn wait_for_alerts(app: &TestApp, patient: i64, want: &[String]) -> Ve
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
 }
+
+/// Wait until the worker has taken up every reading of `patient` stored
+/// so far (scored it), so that no score arrives while a test reads.
+pub async fn through_the_worker(app: &TestApp, patient: i64) {
+    let newest = app
+        .store
+        .observations(vigil_store::ObservationQuery {
+            patient_id: patient,
+            ..Default::default()
+        })
+        .await
+        .expect("rows")
+        .iter()
+        .map(|r| r.id)
+        .max()
+        .expect("stored");
+    let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(30);
+    while app.store.worker_progress().await.expect("progress") < newest {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "the worker takes up every reading"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+}
+
+/// Publish `n` messages, the `i`th measured at `at(i)` with readings
+/// `obs(i)`, and wait for every one to be acked.
+pub async fn publish_many(
+    dev: &mut TestDevice,
+    n: u32,
+    at: impl Fn(i64) -> chrono::DateTime<chrono::Utc>,
+    obs: impl Fn(i64) -> Value,
+) {
+    for seq in 1..=n {
+        let i = i64::from(seq) - 1;
+        dev.publish_obs_at(seq, at(i), obs(i)).await;
+    }
+    acked(dev, n).await;
+}
+
+/// Publish `seq` messages and wait for every one to be acked.
+pub async fn acked(dev: &mut TestDevice, seq: u32) {
+    let mut acked = 0;
+    while acked < seq as usize {
+        let cmd = dev.next_cmd().await;
+        assert_eq!(cmd["type"], "ack", "{cmd}");
+        acked += cmd["seqs"].as_array().map_or(0, Vec::len);
+    }
+}

@@ -4,7 +4,7 @@
 use chrono::{Duration, Utc};
 use serde_json::{Value, json};
 
-use crate::helpers::{TestApp, assert_ack, subscore};
+use crate::helpers::{TestApp, assert_ack, publish_many, subscore, through_the_worker};
 
 fn names(v: &Value) -> Vec<String> {
     v.as_array()
@@ -378,4 +378,127 @@ async fn a_score_history_is_given_within_max_points_or_as_its_newest() {
             .expect("scores");
         assert_eq!(r.status(), 422, "{bad}");
     }
+}
+
+/// A history asked for whole is written a run of 1,000 rows at a time, not
+/// read whole into the daemon's memory (hazard TS-26): longer than a run,
+/// and with runs ending part-way through an instant, it is the same array,
+/// in the same order, as the store's whole read: every reading and score
+/// once, each code's series in turn, and closed. (Equal also before the
+/// answers were streamed: what this guards is the runs' seams.)
+#[tokio::test]
+async fn a_whole_history_longer_than_a_run_is_written_whole_in_order() {
+    let app = TestApp::spawn().await;
+    let (patient, mut dev) = app.patient_with_device().await;
+    // 1,250 sets of four readings, 250 to each second: each code's series
+    // is longer than a run, and a run ends inside an instant.
+    let start = chrono::SubsecRound::trunc_subsecs(Utc::now() - Duration::minutes(10), 0);
+    let set = |i: i64| {
+        json!([
+            {"code": "spo2", "value": 90 + i % 8, "unit": "%"},
+            {"code": "pulse", "value": 60 + i % 50, "unit": "/min"},
+            {"code": "resp_rate", "value": 12 + i % 10, "unit": "/min"},
+            {"code": "temp", "value": 36.5, "unit": "Cel"}
+        ])
+    };
+    publish_many(&mut dev, 1_250, |i| start + Duration::seconds(i / 250), set).await;
+    through_the_worker(&app, patient).await;
+
+    let store = |code: Option<&str>, from, to| vigil_store::ObservationQuery {
+        patient_id: patient,
+        code: code.map(str::to_string),
+        from,
+        to,
+        max_points: None,
+    };
+    let path = format!("/api/v1/patients/{patient}/observations");
+    let every = app
+        .store
+        .observations(store(None, None, None))
+        .await
+        .expect("whole");
+    assert_eq!(every.len(), 4 * 1_250);
+    same(app.get_json(&path).await, &every);
+
+    let pulse = app
+        .store
+        .observations(store(Some("pulse"), None, None))
+        .await
+        .expect("pulse");
+    assert_eq!(pulse.len(), 1_250);
+    same(app.get_json(&format!("{path}?code=pulse")).await, &pulse);
+    // A window: its bounds are kept, to the second at both ends.
+    let (from, to) = (start + Duration::seconds(1), start + Duration::seconds(3));
+    let window = app
+        .store
+        .observations(store(None, Some(from), Some(to)))
+        .await
+        .expect("window");
+    assert_eq!(window.len(), 4 * 750);
+    let q = format!(
+        "from={}&to={}",
+        from.to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
+        to.to_rfc3339_opts(chrono::SecondsFormat::Secs, true)
+    );
+    same(app.get_json(&format!("{path}?{q}")).await, &window);
+    // Nothing in range: an empty array.
+    assert_eq!(
+        app.get_json(&format!("{path}?code=glucose")).await,
+        json!([])
+    );
+
+    // Scores: the worker's few, and 2,100 more stored as the worker stores
+    // them, three to each instant (a run ends inside one).
+    let more: Vec<vigil_store::NewScore> = (0..2_100i64)
+        .map(|i| vigil_store::NewScore {
+            patient_id: patient,
+            scored_at: start + Duration::seconds(i / 3),
+            computed_at: Utc::now(),
+            total: (i % 7 != 0).then_some(i % 4),
+            risk: Some("low".into()),
+            partial: true,
+            detail: json!({"total": i % 4, "n": i}),
+            obs_ids: vec![i],
+        })
+        .collect();
+    app.store
+        .score_insert_many(&more)
+        .await
+        .expect("scores stored");
+    let scores = app.store.scores(patient, None, None).await.expect("scores");
+    assert!(scores.len() > 2_100, "{} scores", scores.len());
+    same(
+        app.get_json(&format!("/api/v1/patients/{patient}/scores"))
+            .await,
+        &scores,
+    );
+    let scores = app
+        .store
+        .scores(patient, Some(from), Some(to))
+        .await
+        .expect("scores");
+    same(
+        app.get_json(&format!("/api/v1/patients/{patient}/scores?{q}"))
+            .await,
+        &scores,
+    );
+}
+
+/// The answer is the store's whole read: on failure, where they part, not
+/// thousands of rows.
+fn same<T: serde::Serialize>(given: Value, want: &[T]) {
+    let want = serde_json::to_value(want).expect("json");
+    let (given, want) = (
+        given.as_array().expect("an array"),
+        want.as_array().expect("rows"),
+    );
+    let parted = given.iter().zip(want).position(|(g, w)| g != w);
+    assert!(
+        given.len() == want.len() && parted.is_none(),
+        "{} rows given, {} stored; first apart at {parted:?}: {:?} against {:?}",
+        given.len(),
+        want.len(),
+        parted.map(|i| &given[i]),
+        parted.map(|i| &want[i]),
+    );
 }

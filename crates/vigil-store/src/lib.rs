@@ -139,17 +139,13 @@ where
         downsample::MinMax::new(usize::try_from(total).unwrap_or(usize::MAX), max_points);
     loop {
         let run = read(page).await?;
-        let last = run.last().map(downsample::Sample::key);
-        let full = i64::try_from(run.len()).unwrap_or(i64::MAX) >= page.limit;
+        let next = page.after(&run);
         for r in run {
             series.push(r);
         }
-        match last {
-            Some((at, id)) if full => {
-                page.since = std::ops::Bound::Included(at);
-                page.after_id = Some(id);
-            }
-            _ => break,
+        match next {
+            Some(p) => page = p,
+            None => break,
         }
     }
     Ok(series.finish())

@@ -390,6 +390,22 @@ pub struct HistoryPage {
     pub limit: i64,
 }
 
+impl HistoryPage {
+    /// The page after `run`, which was read with this one: from its last
+    /// row's time and id (keyset, so a run may end part-way through an
+    /// instant and the next neither repeats nor skips a row). `None` when
+    /// `run` was the last: fewer rows than the limit.
+    pub fn after<T: crate::downsample::Sample>(&self, run: &[T]) -> Option<HistoryPage> {
+        let full = i64::try_from(run.len()).unwrap_or(i64::MAX) >= self.limit;
+        let (at, id) = run.last().map(crate::downsample::Sample::key)?;
+        full.then_some(HistoryPage {
+            since: std::ops::Bound::Included(at),
+            after_id: Some(id),
+            ..*self
+        })
+    }
+}
+
 #[derive(Clone, Debug, PartialEq, Serialize, utoipa::ToSchema)]
 pub struct ObservationRow {
     pub id: i64,

@@ -3,6 +3,7 @@
 //! not a 403, so ids cannot be probed.
 
 use axum::extract::{Query, State};
+use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
 use chrono::{DateTime, Utc};
@@ -12,8 +13,8 @@ use utoipa::{IntoParams, ToSchema};
 use vigil_clinical::News2Score;
 use vigil_clinical::thresholds::spo2::Spo2Target;
 use vigil_store::{
-    EpisodeSettings, EpisodeUpdate, NoteRow, ObservationQuery, ObservationRow, PatientDetail,
-    PatientSummary, Role, ScoreRow,
+    EpisodeSettings, EpisodeUpdate, HistoryPage, NoteRow, ObservationQuery, ObservationRow,
+    PatientDetail, PatientSummary, Role, ScoreRow,
 };
 
 use crate::AppState;
@@ -244,7 +245,7 @@ pub(crate) async fn scores(
     caller: Caller,
     Id(id): Id,
     q: Result<Query<ScoreQuery>, axum::extract::rejection::QueryRejection>,
-) -> Result<Json<Vec<ScoreRow>>, ApiError> {
+) -> Result<Response, ApiError> {
     let Query(q) = q.map_err(|e| ApiError::Invalid(e.body_text()))?;
     visible_patient(&state, &caller, id).await?;
     if q.max_points == Some(0) {
@@ -278,9 +279,33 @@ pub(crate) async fn scores(
                 .await?
         }
         (None, Some(n)) => state.store.scores_newest(id, q.from, q.to, n).await?,
-        (None, None) => state.store.scores(id, q.from, q.to).await?,
+        (None, None) => {
+            // Whole: written a run at a time, never held whole.
+            let store = state.store.clone();
+            let read = move |(), page: HistoryPage| {
+                let store = store.clone();
+                async move { store.scores_page(&page).await }
+            };
+            let start = history_start(id, q.from, q.to);
+            return Ok(crate::history::json_array(vec![()], start, read, "scores", id).await?);
+        }
     };
-    Ok(Json(rows))
+    Ok(Json(rows).into_response())
+}
+
+/// The first run of a patient's history asked for whole.
+fn history_start(
+    patient_id: i64,
+    from: Option<DateTime<Utc>>,
+    to: Option<DateTime<Utc>>,
+) -> HistoryPage {
+    HistoryPage {
+        patient_id,
+        after_id: None,
+        since: from.map_or(std::ops::Bound::Unbounded, std::ops::Bound::Included),
+        to,
+        limit: crate::history::RUN,
+    }
 }
 
 /// The longest ECG window one request may ask for (a strip, not a download).
@@ -761,7 +786,7 @@ pub(crate) async fn observations(
     caller: Caller,
     Id(id): Id,
     q: Result<Query<ObsQuery>, axum::extract::rejection::QueryRejection>,
-) -> Result<Json<Vec<ObservationRow>>, ApiError> {
+) -> Result<Response, ApiError> {
     let Query(q) = q.map_err(|e| ApiError::Invalid(e.body_text()))?;
     visible_patient(&state, &caller, id).await?;
     if q.max_points == Some(0) {
@@ -778,6 +803,21 @@ pub(crate) async fn observations(
         serde_json::json!({"code": q.code, "from": q.from, "to": q.to}),
     )
     .await?;
+    if q.max_points.is_none() {
+        // Whole: each code's series written a run at a time, in the order
+        // the whole read gave (code, then time, then id), never held whole.
+        let codes = match q.code {
+            Some(c) => vec![c],
+            None => state.store.observation_codes(id).await?,
+        };
+        let store = state.store.clone();
+        let read = move |code: String, page: HistoryPage| {
+            let store = store.clone();
+            async move { store.observations_page(&page, &code).await }
+        };
+        let start = history_start(id, q.from, q.to);
+        return Ok(crate::history::json_array(codes, start, read, "readings", id).await?);
+    }
     let rows = state
         .store
         .observations(ObservationQuery {
@@ -788,7 +828,7 @@ pub(crate) async fn observations(
             max_points: q.max_points,
         })
         .await?;
-    Ok(Json(rows))
+    Ok(Json(rows).into_response())
 }
 
 /// Admitted: the patient's id; `readmitted` when the person was
