@@ -114,6 +114,23 @@ pub(crate) fn unassign_refused(
     }
 }
 
+/// Why [`Store::device_revoke_held`] revoked nothing, from the device's
+/// row as it is now: `(patient, revoked)`, or `None` for no such device.
+pub(crate) fn revoke_refused(
+    device: Option<(Option<i64>, bool)>,
+    device_id: &str,
+    held_by: Option<i64>,
+) -> StoreError {
+    match device {
+        None | Some((_, true)) => StoreError::NotFound(format!("active device {device_id}")),
+        Some((now, false)) => StoreError::Conflict(format!(
+            "device: {device_id} is {} now, not {}",
+            now.map_or("no one's".to_string(), |p| format!("patient {p}'s")),
+            held_by.map_or("no one's".to_string(), |p| format!("patient {p}'s")),
+        )),
+    }
+}
+
 /// Result of a store call.
 pub type Result<T, E = StoreError> = std::result::Result<T, E>;
 
@@ -283,6 +300,18 @@ pub trait Store: Send + Sync + 'static {
     /// episode.
     async fn device_claim(&self, device_id: &str, patient_id: i64) -> Result<()>;
     async fn device_revoke(&self, device_id: &str, at: DateTime<Utc>) -> Result<DateTime<Utc>>;
+    /// [`Store::device_revoke`], only while the device is still `held_by`'s
+    /// (`None`: no one's), as a caller saw it before asking: checked and done
+    /// in one statement, so a device moved to another patient meanwhile is
+    /// not revoked from under them ([`StoreError::Conflict`] naming where it
+    /// is now). [`StoreError::NotFound`] if it is revoked already or there is
+    /// no such device.
+    async fn device_revoke_held(
+        &self,
+        device_id: &str,
+        held_by: Option<i64>,
+        at: DateTime<Utc>,
+    ) -> Result<DateTime<Utc>>;
     /// Take a device back from `patient_id` (a kit returned, or swapped
     /// for another, during the stay): it becomes no one's, free to be given
     /// to someone else, and readings it sends are no longer anyone's.

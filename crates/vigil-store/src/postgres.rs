@@ -1434,6 +1434,33 @@ impl Store for PgStore {
         Ok(at)
     }
 
+    async fn device_revoke_held(
+        &self,
+        device_id: &str,
+        held_by: Option<i64>,
+        at: DateTime<Utc>,
+    ) -> Result<DateTime<Utc>> {
+        let n = sqlx::query(
+            "UPDATE devices SET revoked_at = $1
+             WHERE id = $2 AND revoked_at IS NULL AND patient_id IS NOT DISTINCT FROM $3",
+        )
+        .bind(ts(at))
+        .bind(device_id)
+        .bind(held_by)
+        .execute(&self.pool)
+        .await?
+        .rows_affected();
+        if n == 1 {
+            return Ok(at);
+        }
+        let now: Option<(Option<i64>, bool)> =
+            sqlx::query_as("SELECT patient_id, revoked_at IS NOT NULL FROM devices WHERE id = $1")
+                .bind(device_id)
+                .fetch_optional(&self.pool)
+                .await?;
+        Err(crate::revoke_refused(now, device_id, held_by))
+    }
+
     async fn device_unassign(&self, device_id: &str, patient_id: i64) -> Result<()> {
         let n =
             sqlx::query("UPDATE devices SET patient_id = NULL WHERE id = $1 AND patient_id = $2")

@@ -51,6 +51,7 @@ both_backends!(
     devices_provision_assign_route_and_revoke,
     a_device_is_claimed_only_while_it_is_no_ones,
     a_device_is_returned_only_from_its_patient,
+    a_device_is_revoked_only_while_it_is_whose_it_was_seen_to_be,
     devices_are_listed_with_their_patient_ward_and_last_message,
     revoked_devices_are_listed_since_a_time,
     mqtt_accounts_are_the_unrevoked_devices_with_their_mosquitto_hash,
@@ -1407,6 +1408,65 @@ async fn score_insert_many_is_all_or_nothing(s: &dyn Store) {
             )
         );
     }
+}
+
+/// An admin looks a device up (Ann's), and asks to revoke it; meanwhile it
+/// was moved to Bob. Revoking it then would stop Bob's monitoring: it is
+/// refused, and Bob's oximeter keeps working.
+async fn a_device_is_revoked_only_while_it_is_whose_it_was_seen_to_be(s: &dyn Store) {
+    let w = ward(s, "W").await;
+    let ann = admit(s, w, "Ann").await;
+    let bob = admit(s, w, "Bob").await;
+    s.device_provision(device("ox-1", "oximeter", Some(ann)))
+        .await
+        .expect("provision");
+    s.device_provision(device("ox-free", "oximeter", None))
+        .await
+        .expect("provision");
+    // Seen as Ann's; moved to Bob before the revocation.
+    s.device_assign("ox-1", bob).await.expect("moved");
+    assert!(
+        matches!(
+            s.device_revoke_held("ox-1", Some(ann), t(9, 0)).await,
+            Err(StoreError::Conflict(m)) if m.contains(&format!("patient {bob}'s now"))
+        ),
+        "not revoked from under Bob"
+    );
+    assert!(
+        matches!(
+            s.device_revoke_held("ox-1", None, t(9, 0)).await,
+            Err(StoreError::Conflict(m)) if m.contains("not no one's")
+        ),
+        "seen as no one's, it is Bob's"
+    );
+    assert_eq!(
+        s.device_route("ox-1")
+            .await
+            .expect("route")
+            .map(|r| r.patient_id),
+        Some(bob),
+        "Bob's and working"
+    );
+    // As seen: revoked, once.
+    assert_eq!(
+        s.device_revoke_held("ox-1", Some(bob), t(9, 1))
+            .await
+            .expect("revoked"),
+        t(9, 1)
+    );
+    assert_eq!(s.device_route("ox-1").await.expect("route"), None);
+    assert!(matches!(
+        s.device_revoke_held("ox-1", Some(bob), t(9, 2)).await,
+        Err(StoreError::NotFound(_))
+    ));
+    // A free one, seen free; an unknown one.
+    s.device_revoke_held("ox-free", None, t(9, 3))
+        .await
+        .expect("a free one revoked");
+    assert!(matches!(
+        s.device_revoke_held("no-such", None, t(9, 3)).await,
+        Err(StoreError::NotFound(_))
+    ));
 }
 
 async fn a_device_is_returned_only_from_its_patient(s: &dyn Store) {

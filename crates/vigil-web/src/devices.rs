@@ -395,12 +395,25 @@ pub(crate) async fn revoke(
             at.to_rfc3339_opts(chrono::SecondsFormat::Secs, true)
         )));
     }
-    let at = match state.store.device_revoke(&device_id, Utc::now()).await {
+    // Only while it is still whose it was when looked up: moved to another
+    // patient meanwhile (another admin, `vigil admin`), it is left working.
+    let at = match state
+        .store
+        .device_revoke_held(&device_id, d.patient_id, Utc::now())
+        .await
+    {
         Ok(at) => at,
         // Revoked by someone else since the look-up.
         Err(vigil_store::StoreError::NotFound(_)) => {
             return Err(ApiError::Conflict(format!(
                 "device: {device_id} is revoked"
+            )));
+        }
+        // Given to, or taken back from, a patient since the look-up (where
+        // it is now may be another ward's business).
+        Err(vigil_store::StoreError::Conflict(_)) => {
+            return Err(ApiError::Conflict(format!(
+                "device: {device_id} has moved since it was looked up: look again"
             )));
         }
         Err(e) => return Err(e.into()),
