@@ -18,7 +18,7 @@ import { closePatient, openPatient, patientEvent, tickPatient } from "./patient"
 import { clearReport, showReport } from "./report";
 import { showSignInMethods } from "./signin";
 import { clearStaff, showStaff } from "./staff";
-import { alerts, patientName, patients, session } from "./state";
+import { alerts, patientName, patients, session, type PatientState } from "./state";
 import type { Alert, AlertEvent, LiveEvent, Me, WardRow } from "./types";
 import { focusPatient, renderPatients, showWard } from "./ward";
 
@@ -133,31 +133,38 @@ function sync(): Promise<void> {
   return run;
 }
 
-/** Live scores taken so far, each numbered by this count. */
-let liveScores = 0;
+/** Live scores and readings taken so far, each numbered by this count. */
+let live = 0;
 
 /**
- * The ward as REST has it now. A live score taken after the list was asked
- * for is kept over the list's (which is as of the moment it was asked,
- * and may not have the reading behind that score), and so is a live reading
- * measured after the list's latest: a snapshot never takes a row back in
+ * The ward as REST has it now. A live score or reading taken after the
+ * list was asked for is kept over the list's (which is as of the moment it
+ * was asked, and may not have it): a snapshot never takes a row back in
  * time. (The big ward's test once saw a row scrolled into view with the
- * list's older NEWS2 after the live one had come.)
+ * list's older NEWS2 after the live one had come.) Anything else is the
+ * list's: what it no longer has is gone from the row.
  */
 async function loadPatients(): Promise<void> {
-  const asked = liveScores;
+  const asked = live;
   const list = await api<WardRow[]>("/api/v1/patients");
   const before = new Map(patients);
   patients.clear();
   for (const p of list) {
     const was = before.get(p.id);
-    const latest: Record<string, { value: number | string; at: string }> = {};
-    for (const r of p.latest) latest[r.code] = { value: r.value, at: r.measured_at };
-    for (const [code, r] of Object.entries(was?.latest || {})) {
-      if (!latest[code] || Date.parse(r.at) > Date.parse(latest[code].at)) latest[code] = r;
+    const row: PatientState = { summary: p, latest: {}, news2: p.news2 || null };
+    for (const r of p.latest) row.latest[r.code] = { value: r.value, at: r.measured_at };
+    for (const [code, n] of Object.entries(was?.latestLive || {})) {
+      const mine = was!.latest[code], theirs = row.latest[code];
+      if (n > asked && mine && (!theirs || Date.parse(mine.at) >= Date.parse(theirs.at))) {
+        row.latest[code] = mine;
+        (row.latestLive ||= {})[code] = n;
+      }
     }
-    const keep = was?.news2Live != null && was.news2Live > asked;
-    patients.set(p.id, keep ? { summary: p, latest, news2: was.news2, news2Live: was.news2Live } : { summary: p, latest, news2: p.news2 || null });
+    if (was?.news2Live != null && was.news2Live > asked) {
+      row.news2 = was.news2;
+      row.news2Live = was.news2Live;
+    }
+    patients.set(p.id, row);
   }
 }
 
@@ -267,6 +274,7 @@ function handle(ev: LiveEvent): void {
         // Late readings (store-and-forward backfill) never replace a newer one.
         if (prev && Date.parse(prev.at) > Date.parse(ev.measured_at)) continue;
         p.latest[o.code] = { value: o.value, at: ev.measured_at };
+        (p.latestLive ||= {})[o.code] = ++live;
         changed.add(`${ev.patient_id}:${o.code === "systolic" || o.code === "diastolic" ? "bp" : o.code}`);
       }
       renderPatients(changed);
@@ -276,7 +284,7 @@ function handle(ev: LiveEvent): void {
       const p = patients.get(ev.patient_id);
       if (!p) { sync().catch(() => {}); return; }
       p.news2 = ev.score;
-      p.news2Live = ++liveScores;
+      p.news2Live = ++live;
       renderPatients(new Set([`${ev.patient_id}:news2`]));
       return;
     }

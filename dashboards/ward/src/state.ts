@@ -3,8 +3,10 @@ import type { Alert, Me, News2, ObsValue, WardRow } from "./types";
 
 export interface PatientState {
   summary: WardRow; latest: Record<string, { value: ObsValue; at: string }>; news2: News2 | null;
-  /** Which live score `news2` is (`liveScores` when it was taken), if it came live. */
+  /** Which live event `news2` came in (the page's count of them), if it came live. */
   news2Live?: number;
+  /** The same for each code's latest reading. */
+  latestLive?: Record<string, number>;
 }
 export interface LastAction { action: string; actor: string; at: string | null }
 export interface AlertEntry { alert: Alert; last: LastAction | null }
