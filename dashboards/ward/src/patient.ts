@@ -52,6 +52,9 @@ interface Page {
   alerts: Map<number, { alert: Alert; events: AlertEvent[] }>;
   charts: Map<string, VitalChart>;
   load: number; // increments per load, so a late answer for an old range is dropped
+  // Live readings that came while a load was under way: its answer may be
+  // older than they are, so they are added to it (those it has aside).
+  arrived: { code: string; value: number | string; at: string; device: string }[] | null;
   bands: string; // the SpO2 bands drawn (bandsKey)
 }
 let page: Page | null = null;
@@ -60,7 +63,7 @@ export async function openPatient(id: number): Promise<void> {
   if (page?.id === id) return;
   closePatient();
   sessionStorage.setItem("vigil-last-patient", String(id));
-  page = { id, detail: null, range: "24h", from: 0, to: null, obs: new Map(), scores: [], latest: [], alerts: new Map(), charts: new Map(), load: 0, bands: "" };
+  page = { id, detail: null, range: "24h", from: 0, to: null, obs: new Map(), scores: [], latest: [], alerts: new Map(), charts: new Map(), load: 0, arrived: null, bands: "" };
   $("patient-title").textContent = patients.get(id)?.summary.name || `Patient ${id}`;
   $("patient-facts").textContent = "Loading…";
   $("charts").replaceChildren();
@@ -143,6 +146,7 @@ async function loadRange(range: string): Promise<void> {
   if (!page) return;
   const p = page;
   const load = ++p.load;
+  p.arrived = [];
   p.range = range;
   setRangeButtons(range);
   const from = rangeStart(range);
@@ -160,6 +164,12 @@ async function loadRange(range: string): Promise<void> {
     p.from = from;
     p.obs = new Map();
     for (const r of rows) addObs(p, r.code, r.value, r.measured_at, r.device_id);
+    for (const o of p.arrived || []) {
+      const t = Date.parse(o.at);
+      const has = (p.obs.get(o.code) || []).some((x) => x.t === t && x.v === o.value && x.device === o.device);
+      if (!has) addObs(p, o.code, o.value, o.at, o.device);
+    }
+    p.arrived = null;
     // Fewer than the table holds is every score in the range: the chart
     // draws the same ones (the two answers may be a score apart).
     p.scores = latest.length < SCORE_ROWS ? [...latest] : scores;
@@ -168,6 +178,7 @@ async function loadRange(range: string): Promise<void> {
     renderScores();
     $("range-status").textContent = `Showing ${RANGES[range].label.toLowerCase()}: ${rows.length} readings, ${scores.length} NEWS2 scores.`;
   } catch (e) {
+    if (load === p.load) p.arrived = null;
     if (page === p) $("range-status").textContent = `Could not load the readings: ${(e as Error).message}.`;
   }
 }
@@ -622,7 +633,10 @@ export function patientEvent(ev: LiveEvent): void {
     case "observation": {
       if (ev.patient_id !== p.id) return;
       let added = false;
-      for (const o of ev.obs) added = addObs(p, o.code, o.value, ev.measured_at, ev.device_id) || added;
+      for (const o of ev.obs) {
+        p.arrived?.push({ code: o.code, value: o.value, at: ev.measured_at, device: ev.device_id });
+        added = addObs(p, o.code, o.value, ev.measured_at, ev.device_id) || added;
+      }
       if (added) renderCharts();
       return;
     }

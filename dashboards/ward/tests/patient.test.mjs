@@ -597,3 +597,39 @@ test("a clinician enters a respiratory rate counted on a call: kept with their n
     await assertAccessible(page, t, "a patient's page with a reading entered");
   }, { patients: 2 });
 });
+
+test("a reading that arrives while the page reads its range is on the chart, once", { timeout: TEST_TIMEOUT }, async (t) => {
+  await withWard(t, async ({ page, demo }) => {
+    const id = await signedInPatientWithReadings(page, demo);
+    // The page's read of the readings answered by the server, then held
+    // while a reading is entered and arrives live, then given to the page:
+    // the answer is older than the live reading. The page once dropped
+    // such a reading from its charts until the range was read again.
+    const path = `/api/v1/patients/${id}/observations`;
+    let held = false;
+    await page.route((u) => u.pathname === path, async (route) => {
+      if (held) return route.continue();
+      held = true;
+      const answer = await route.fetch();
+      await enterReadings(demo, id, [{ code: "resp_rate", value: 27, unit: "/min" }]);
+      await new Promise((r) => setTimeout(r, 1500));
+      await route.fulfill({ response: answer });
+    });
+    await page.goto(`${demo.base}/#/patients/${id}`);
+    const rr = page.locator('#charts figure.vital[data-code="resp_rate"]');
+    await rr.waitFor({ timeout: UI_TIMEOUT });
+    await page.locator("#range-status").filter({ hasText: /^Showing 24 hours/ }).waitFor({ timeout: UI_TIMEOUT });
+    assert.ok(held, "the read was held back");
+    await rr.getByText("Respiration rate: readings as a table").click();
+    const entered = rr.locator("table.readings tbody tr").filter({ hasText: `entered by ${demo.login.username}` });
+    await entered.first().waitFor({ timeout: UI_TIMEOUT });
+    assert.equal(await entered.count(), 1, "once");
+    assert.equal(await entered.first().locator("td:nth-child(2)").textContent(), "27");
+    // And once when the range is read again (the server's answer has it now).
+    await page.getByRole("button", { name: "7 days" }).click();
+    await page.locator("#range-status").filter({ hasText: /^Showing 7 days/ }).waitFor({ timeout: UI_TIMEOUT });
+    if (!(await rr.locator("table.readings").isVisible())) await rr.getByText("Respiration rate: readings as a table").click();
+    await entered.first().waitFor({ timeout: UI_TIMEOUT });
+    assert.equal(await entered.count(), 1, "once after a reload");
+  });
+});
