@@ -417,15 +417,7 @@ pub trait Store: Send + Sync + 'static {
         };
         let mut out = Vec::new();
         for code in codes {
-            let page = HistoryPage {
-                patient_id: q.patient_id,
-                after_id: None,
-                since: q
-                    .from
-                    .map_or(std::ops::Bound::Unbounded, std::ops::Bound::Included),
-                to: q.to,
-                limit: HISTORY_RUN,
-            };
+            let page = HistoryPage::span(q.patient_id, q.from, q.to, HISTORY_RUN);
             let total = self.observations_count(&page, &code).await?;
             let code = code.as_str();
             out.extend(
@@ -546,14 +538,8 @@ pub trait Store: Send + Sync + 'static {
         from: Option<DateTime<Utc>>,
         to: Option<DateTime<Utc>>,
     ) -> Result<Vec<ScoreRow>> {
-        self.scores_page(&HistoryPage {
-            patient_id,
-            after_id: None,
-            since: from.map_or(std::ops::Bound::Unbounded, std::ops::Bound::Included),
-            to,
-            limit: i64::MAX,
-        })
-        .await
+        self.scores_page(&HistoryPage::span(patient_id, from, to, i64::MAX))
+            .await
     }
     /// At most `page.limit` of the patient's scores in the page's span,
     /// ordered by the time each describes, then id.
@@ -589,13 +575,7 @@ pub trait Store: Send + Sync + 'static {
         to: Option<DateTime<Utc>>,
         max_points: usize,
     ) -> Result<Vec<ScoreRow>> {
-        let page = HistoryPage {
-            patient_id,
-            after_id: None,
-            since: from.map_or(std::ops::Bound::Unbounded, std::ops::Bound::Included),
-            to,
-            limit: HISTORY_RUN,
-        };
+        let page = HistoryPage::span(patient_id, from, to, HISTORY_RUN);
         let total = self.scores_count(&page).await?;
         let kept = reduce_in_runs(page, total, max_points, |p| async move {
             self.score_levels_page(&p).await

@@ -391,6 +391,23 @@ pub struct HistoryPage {
 }
 
 impl HistoryPage {
+    /// The first run of the patient's history in `[from, to]` (either end
+    /// open when `None`), at most `limit` rows.
+    pub fn span(
+        patient_id: i64,
+        from: Option<DateTime<Utc>>,
+        to: Option<DateTime<Utc>>,
+        limit: i64,
+    ) -> HistoryPage {
+        HistoryPage {
+            patient_id,
+            after_id: None,
+            since: from.map_or(std::ops::Bound::Unbounded, std::ops::Bound::Included),
+            to,
+            limit,
+        }
+    }
+
     /// The page after `run`, which was read with this one: from its last
     /// row's time and id (keyset, so a run may end part-way through an
     /// instant and the next neither repeats nor skips a row). `None` when

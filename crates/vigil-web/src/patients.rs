@@ -286,26 +286,11 @@ pub(crate) async fn scores(
                 let store = store.clone();
                 async move { store.scores_page(&page).await }
             };
-            let start = history_start(id, q.from, q.to);
+            let start = HistoryPage::span(id, q.from, q.to, crate::history::RUN);
             return Ok(crate::history::json_array(vec![()], start, read, "scores", id).await?);
         }
     };
     Ok(Json(rows).into_response())
-}
-
-/// The first run of a patient's history asked for whole.
-fn history_start(
-    patient_id: i64,
-    from: Option<DateTime<Utc>>,
-    to: Option<DateTime<Utc>>,
-) -> HistoryPage {
-    HistoryPage {
-        patient_id,
-        after_id: None,
-        since: from.map_or(std::ops::Bound::Unbounded, std::ops::Bound::Included),
-        to,
-        limit: crate::history::RUN,
-    }
 }
 
 /// The longest ECG window one request may ask for (a strip, not a download).
@@ -815,7 +800,7 @@ pub(crate) async fn observations(
             let store = store.clone();
             async move { store.observations_page(&page, &code).await }
         };
-        let start = history_start(id, q.from, q.to);
+        let start = HistoryPage::span(id, q.from, q.to, crate::history::RUN);
         return Ok(crate::history::json_array(codes, start, read, "readings", id).await?);
     }
     let rows = state

@@ -324,7 +324,7 @@ function seriesOf(p: Page, v: Vital): SeriesSpec[] {
  * clock's tick before then would draw a chart from 1970 without the times
  * off the ward (a re-admitted patient's page once kept such a chart).
  */
-function loaded(p: Page | null): p is Page { return !!p?.detail && p.load > 0 && p.from > 0; }
+function loaded(p: Page | null): p is Page { return !!p?.detail && p.from > 0; }
 
 function renderCharts(): void {
   if (!loaded(page)) return;
