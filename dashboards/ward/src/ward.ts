@@ -249,9 +249,18 @@ function paint(everyRow: boolean, dirty: ReadonlySet<number>, changed: ReadonlyS
   missed = false;
   const body = table.querySelector("tbody")!;
   table.setAttribute("aria-rowcount", String(order.length + 1)); // + the header row
-  // A row that moves loses the keyboard focus: put it back on the same patient's link.
-  const focused = Number((document.activeElement as HTMLElement | null)?.closest<HTMLElement>("#patients tr[data-patient]")?.dataset.patient);
+  // A row that moves loses the keyboard focus: put it back on the same
+  // patient's link. A focused row on the screen stays on it: rows above it
+  // that a live update makes taller (a value that now wraps) pushed it off
+  // the bottom, out of sight of the keyboard user working down the list.
+  const focusedRow = (document.activeElement as HTMLElement | null)?.closest<HTMLElement>("#patients tr[data-patient]");
+  const focused = Number(focusedRow?.dataset.patient);
   const focusAt = focused ? order.indexOf(focused) : -1;
+  // (Whole on the screen: the paint of a wheel's scroll runs after the
+  // scroll, so a row the wheel is taking away is not whole then, and stays away.)
+  // Within a pixel: the page scrolls by whole pixels, rows sit on fractions.
+  const whole = (r: DOMRect) => r.top >= -1 && r.bottom <= window.innerHeight + 1;
+  const wasOnScreen = !!focusedRow && whole(focusedRow.getBoundingClientRect());
   let drawn = "";
   for (let pass = 0; pass < 3; pass++) {
     const want = ranges(body, focusAt);
@@ -276,7 +285,11 @@ function paint(everyRow: boolean, dirty: ReadonlySet<number>, changed: ReadonlyS
     dirty = new Set();
   }
   const link = focused && body.querySelector<HTMLElement>(`tr[data-patient="${focused}"] a`);
-  if (link && document.activeElement !== link) link.focus();
+  if (!link) return;
+  // No scroll from focus() itself: one scrolled away from with the wheel stays scrolled away from.
+  if (document.activeElement !== link) link.focus({ preventScroll: true });
+  const row = link.closest("tr")!;
+  if (wasOnScreen && !whole(row.getBoundingClientRect())) row.scrollIntoView({ block: "nearest" });
 }
 
 function rowAt(i: number, body: HTMLTableSectionElement, update: boolean, changed: ReadonlySet<string>): HTMLTableRowElement {
