@@ -10,8 +10,17 @@ import { isAdmin } from "./admission";
 import { $, el, when } from "./format";
 import type { AuditEntry, Me } from "./types";
 
-/** The newest this many entries are read. */
-export const ACCESS_LIMIT = 200;
+/** The newest this many entries are read (the server's default; one look at a patient's page is five or six). */
+export const ACCESS_LIMIT = 1000;
+
+/**
+ * Entries by one person from one address no further apart than this are
+ * one visit, shown as one row. A look at a patient's page is five or six
+ * entries (the record, the readings, the NEWS2 history twice, the notes, the
+ * alerts), and each change of the charts' range three more: listed one by
+ * one, a morning's ward round buried who had looked under what they read.
+ */
+export const VISIT_GAP_MS = 10 * 60_000;
 
 /** What each audited action means, in plain words. Unknown ones show as their code. */
 const ACTION_WORDS: Record<string, string> = {
@@ -133,25 +142,78 @@ async function read(): Promise<void> {
   }
 }
 
+/**
+ * The entries (newest first, as served) in visits, newest first, each's
+ * entries newest first: consecutive entries by the same person from the
+ * same address at most VISIT_GAP_MS apart. Nothing is dropped or reordered.
+ */
+export function visits(rows: AuditEntry[]): AuditEntry[][] {
+  const out: AuditEntry[][] = [];
+  for (const e of rows) {
+    const v = out[out.length - 1], last = v?.[v.length - 1];
+    if (last && who(last) === who(e) && last.addr === e.addr && Date.parse(last.at) - Date.parse(e.at) <= VISIT_GAP_MS) v.push(e);
+    else out.push([e]);
+  }
+  return out;
+}
+
+function timeEl(at: string, text: string): HTMLTimeElement {
+  const t = el("time", "", text);
+  t.dateTime = at;
+  return t;
+}
+
+/** A visit's row: its span, who, what they did (each kind once, oldest first, with how many times), from where. */
+function visitRow(v: AuditEntry[]): HTMLTableRowElement {
+  const tr = el("tr");
+  const latest = v[0], earliest = v[v.length - 1];
+  const at = el("td");
+  // A time on the visit's first day without the date again.
+  const day = new Date(earliest.at).toDateString();
+  const short = (ts: string) => (new Date(ts).toDateString() === day
+    ? new Date(ts).toLocaleTimeString(undefined, { hour: "2-digit", minute: "2-digit", second: "2-digit" })
+    : when(ts, true));
+  const start = when(earliest.at, true), end = short(latest.at);
+  at.append(timeEl(earliest.at, start));
+  // Its end as well, unless it reads the same (within the second).
+  if (!start.endsWith(end)) at.append(" to ", timeEl(latest.at, end));
+  const words = v.map((e) => actionWords(e.action, e.detail)).reverse();
+  const counts = new Map<string, number>();
+  for (const w of words) counts.set(w, (counts.get(w) || 0) + 1);
+  const what = el("td");
+  what.append(el("span", "did", [...counts].map(([w, n]) => (n > 1 ? `${w} (${n} times)` : w)).join(", ")));
+  if (v.length > 1) {
+    // Each entry, for an investigation that needs the moment of each read.
+    const details = el("details");
+    details.append(el("summary", "", `${v.length} entries`));
+    const ol = el("ol");
+    ol.append(...[...v].reverse().map((e) => {
+      const li = el("li");
+      li.dataset.action = e.action;
+      li.append(timeEl(e.at, short(e.at)), ` ${actionWords(e.action, e.detail)}`);
+      return li;
+    }));
+    details.append(ol);
+    what.append(details);
+  }
+  tr.dataset.actions = v.map((e) => e.action).join(" ");
+  tr.append(at, el("td", "", who(latest)), what, el("td", "", latest.addr || "—"));
+  return tr;
+}
+
 function draw(rows: AuditEntry[]): void {
   const body = $("access-table").querySelector("tbody")!;
-  body.replaceChildren(...rows.map((e) => {
-    const tr = el("tr");
-    const time = el("time", "", when(e.at, true));
-    time.dateTime = e.at;
-    const at = el("td");
-    at.append(time);
-    tr.dataset.action = e.action;
-    tr.append(at, el("td", "", who(e)), el("td", "", actionWords(e.action, e.detail)), el("td", "", e.addr || "—"));
-    return tr;
-  }));
-  $("access-caption").textContent = `Who opened ${nameOf() || "this patient"}'s record, and what they did, newest first.`;
+  const vs = visits(rows);
+  body.replaceChildren(...vs.map(visitRow));
+  $("access-caption").textContent = `Who opened ${nameOf() || "this patient"}'s record, and what they did, newest first: `
+    + `one row per visit (one person, from one address, no more than ${VISIT_GAP_MS / 60_000} minutes between entries).`;
   const n = rows.length;
+  const entries = `${n} entr${n === 1 ? "y" : "ies"} in ${vs.length} visit${vs.length === 1 ? "" : "s"}`;
   $("access-count").textContent = n === 0
     ? "No entries: no one has opened this record yet."
     : n >= ACCESS_LIMIT
-      ? `${n} entries shown: the newest ${ACCESS_LIMIT}. Older ones are in the audit trail but not shown here.`
-      : `${n} entr${n === 1 ? "y" : "ies"} shown: all there are.`;
+      ? `${entries} shown: the newest ${ACCESS_LIMIT} entries. Older ones are in the audit trail but not shown here.`
+      : `${entries} shown: all there are.`;
   list.hidden = false;
 }
 

@@ -12,13 +12,28 @@ function pageGet(page, path) {
   return page.evaluate(async (path) => (await fetch(path, { credentials: "same-origin" })).json(), path);
 }
 
-/** The record-access table as shown: one {when, who, what, from} per row. */
+/**
+ * The record-access table as shown, a row per visit: {when, who, what (the
+ * summary), from, actions (its entries' actions, newest first), entries
+ * (each entry listed under "n entries", oldest first: {action, text})}.
+ */
 function accessRows(page) {
   return page.locator("#access-table tbody tr").evaluateAll((trs) => trs.map((tr) => {
-    const [when, who, what, from] = [...tr.cells].map((c) => c.textContent);
-    return { when, who, what, from, action: tr.dataset.action };
+    const [when, who, what, from] = [...tr.cells];
+    return { when: when.textContent, who: who.textContent, what: what.querySelector(".did").textContent, from: from.textContent,
+      actions: tr.dataset.actions.split(" "),
+      entries: [...what.querySelectorAll("li")].map((li) => ({ action: li.dataset.action, text: li.textContent })) };
   }));
 }
+
+/** The rows once the count under the table says they are all drawn (`n` entries). */
+async function accessRowsOf(page, n) {
+  await page.locator("#access-count").filter({ hasText: new RegExp(`^${n} entr(y|ies) in \\d+ visits? shown`) }).waitFor();
+  return accessRows(page);
+}
+
+/** An action's code shown where its words should be. */
+const CODE = /\b(patient|note|alerts?|device|audit)\.[a-z]/;
 
 test("an admin is shown who opened a patient's record, in plain words, only when asked; a nurse has no Record access", { timeout: TEST_TIMEOUT }, async (t) => {
   await withWard(t, async ({ page, demo, context }) => {
@@ -71,38 +86,43 @@ test("an admin is shown who opened a patient's record, in plain words, only when
     assert.equal(await page.locator("#access-table").isVisible(), false, "no table until asked");
     assert.deepEqual(auditReads, [], "opening a patient does not read the audit trail");
 
-    // Asked: the trail of this patient, newest 200, drawn as the server sent it.
+    // Asked: the trail of this patient, the newest 1,000 entries, a row per visit.
     const [answer] = await Promise.all([
       page.waitForResponse((r) => new URL(r.url()).pathname === "/api/v1/audit"),
       show.click(),
     ]);
     const url = new URL(answer.url());
     assert.equal(url.searchParams.get("patient"), String(id));
-    assert.equal(url.searchParams.get("limit"), "200");
+    assert.equal(url.searchParams.get("limit"), "1000");
     const served = await answer.json();
-    const table = page.getByRole("table", { name: `Who opened ${name}'s record, and what they did, newest first.` });
+    const table = page.getByRole("table", { name: `Who opened ${name}'s record, and what they did, newest first: one row per visit (one person, from one address, no more than 10 minutes between entries).` });
     await table.waitFor();
-    await page.locator("#access-table tbody tr").nth(served.length - 1).waitFor();
-    const rows = await accessRows(page);
-    t.diagnostic(`record access: ${JSON.stringify(rows.slice(0, 12))}`);
-    assert.equal(rows.length, served.length, "a row per entry served");
-    assert.deepEqual(rows.map((r) => r.action), served.map((e) => e.action), "in the server's order (newest first)");
-    assert.ok(rows.every((r, i) => r.who.startsWith(served[i].username)), "Who is the username");
-    const nurseOpened = rows.findIndex((r) => r.who === "nurse-a" && r.what === "opened the record");
-    const adminOpened = rows.findIndex((r) => r.who === demo.login.username && r.what === "opened the record");
-    assert.ok(nurseOpened >= 0, "the nurse's opening is listed as 'opened the record'");
-    assert.ok(adminOpened >= 0, "the admin's own opening is listed");
-    assert.ok(adminOpened < nurseOpened, "the admin's opening, the later, comes first");
-    for (const [action, words] of [["patient.observations", "read the readings"], ["patient.scores", "read the NEWS2 history"], ["patient.notes", "read the notes"], ["alerts.list", "read the alerts"]]) {
-      assert.ok(rows.some((r) => r.who === "nurse-a" && r.action === action && r.what === words), `the nurse's ${action} reads "${words}"`);
+    const rows = await accessRowsOf(page, served.length);
+    t.diagnostic(`record access: ${JSON.stringify(rows.map(({ entries, ...r }) => r).slice(0, 8))}`);
+    assert.deepEqual(rows.flatMap((r) => r.actions), served.map((e) => e.action), "every entry served, in the server's order (newest first), none twice");
+    for (const r of rows.filter((r) => r.actions.length > 1)) {
+      assert.deepEqual(r.entries.map((e) => e.action), [...r.actions].reverse(), "a visit lists each of its entries, oldest first");
     }
-    assert.ok(rows.every((r) => r.what !== r.action || !/^(patient|note|alerts?|device|audit)\./.test(r.action)), "no known action shown as its code");
+    // The nurse's look at the patient is one visit, in words; the admin's, later, is another, above it.
+    const nurseRows = rows.filter((r) => r.who === "nurse-a");
+    assert.equal(nurseRows.length, 1, `the nurse's look is one row: ${JSON.stringify(nurseRows.map((r) => r.what))}`);
+    const [visit] = nurseRows;
+    for (const [action, words] of [["patient.read", "opened the record"], ["patient.observations", "read the readings"], ["patient.scores", "read the NEWS2 history"], ["patient.notes", "read the notes"], ["alerts.list", "read the alerts"]]) {
+      assert.ok(visit.actions.includes(action), `the nurse's visit has ${action}`);
+      assert.ok(visit.what.split(", ").some((w) => w === words || w.startsWith(`${words} (`)), `the nurse's visit says "${words}": ${visit.what}`);
+      assert.ok(visit.entries.some((e) => e.action === action && e.text.endsWith(` ${words}`)), `the nurse's ${action} is listed as "${words}"`);
+    }
+    const adminAt = rows.findIndex((r) => r.who === demo.login.username && r.actions.includes("patient.read"));
+    assert.ok(adminAt >= 0 && adminAt < rows.indexOf(visit), "the admin's opening, the later, is a row above the nurse's");
+    assert.ok(rows.every((r) => !CODE.test(r.what) && r.entries.every((e) => !CODE.test(e.text))), "no known action shown as its code");
     assert.ok(rows.every((r) => r.from === "127.0.0.1" || r.from === "—"), "From is the address, or a dash");
-    assert.ok(rows.every((r, i) => r.when && served[i].at), "each row has its time");
-    assert.match(await page.locator("#access-count").textContent(), new RegExp(`^${served.length} entries shown: all there are\\.$`));
+    assert.ok(rows.every((r) => r.when), "each row has its time");
+    assert.match(await page.locator("#access-count").textContent(),
+      new RegExp(`^${served.length} entries in ${rows.length} visits shown: all there are\\.$`));
     await section.getByRole("button", { name: "Refresh" }).waitFor();
     assert.equal(await show.isVisible(), false, "Show gives way to Refresh and Hide");
-    await assertAccessible(page, t, "a patient's page with the record access shown");
+    await page.locator("#access-table details").first().locator("summary").click();
+    await assertAccessible(page, t, "a patient's page with the record access shown, a visit's entries open");
     await screenshot(page, "record-access");
 
     // Refresh reads again: the admin's look at the list is on it now.
@@ -111,11 +131,38 @@ test("an admin is shown who opened a patient's record, in plain words, only when
       section.getByRole("button", { name: "Refresh" }).click(),
     ]);
     const servedAgain = await again.json();
-    await page.locator("#access-table tbody tr").nth(servedAgain.length - 1).waitFor();
-    const after = await accessRows(page);
-    assert.equal(after.length, servedAgain.length);
-    assert.ok(after.some((r) => r.who === demo.login.username && r.action === "audit.read" && r.what === "looked at this list"),
+    const after = await accessRowsOf(page, servedAgain.length);
+    assert.deepEqual(after.flatMap((r) => r.actions), servedAgain.map((e) => e.action));
+    assert.ok(after.some((r) => r.who === demo.login.username && r.actions.includes("audit.read") && r.what.includes("looked at this list")),
       "the admin's first look at the list is on it");
+
+    // Where a visit ends: a trail the page is given (held to a made-up answer)
+    // with a gap of 11 minutes, another address, another person between.
+    const base = Date.parse("2026-12-01T09:00:00Z");
+    const entry = (min, username, action, addr = "10.0.0.1") => ({ at: new Date(base + min * 60_000).toISOString(),
+      user_id: 7, username, action, patient_id: id, detail: null, addr });
+    const trail = [
+      entry(31, "nurse-b", "patient.scores"), entry(30, "nurse-b", "patient.read"),
+      entry(19, "nurse-b", "patient.scores"), entry(12, "nurse-b", "patient.scores"),
+      entry(10, "nurse-b", "patient.read", "10.0.0.2"),
+      entry(9, "nurse-c", "patient.read"),
+      entry(0, "nurse-b", "patient.read"),
+    ];
+    const isAudit = (u) => u.pathname === "/api/v1/audit";
+    await page.route(isAudit, (r) => r.fulfill({ json: trail }));
+    await section.getByRole("button", { name: "Refresh" }).click();
+    const made = await accessRowsOf(page, trail.length);
+    await page.unroute(isAudit);
+    assert.deepEqual(made.map((r) => [r.who, r.from, r.what]), [
+      ["nurse-b", "10.0.0.1", "opened the record, read the NEWS2 history"],
+      ["nurse-b", "10.0.0.1", "read the NEWS2 history (2 times)"],
+      ["nurse-b", "10.0.0.2", "opened the record"],
+      ["nurse-c", "10.0.0.1", "opened the record"],
+      ["nurse-b", "10.0.0.1", "opened the record"],
+    ], "a visit ends at a gap over 10 minutes, another address or another person");
+    assert.match(made[1].when, / to /, "a visit of two entries gives when it began and ended");
+    assert.doesNotMatch(made[2].when, / to /, "a visit of one entry gives its time");
+    assert.match(await page.locator("#access-count").textContent(), /^7 entries in 5 visits shown: all there are\.$/);
 
     // Hide drops the table; the Show button is back, with the focus.
     await section.getByRole("button", { name: "Hide" }).click();
