@@ -31,6 +31,18 @@
 //!   commits is copied once. `wal_autocheckpoint` stays on as a backstop
 //!   at [`CHECKPOINT_BACKSTOP_PAGES`], so the WAL stays bounded even if
 //!   the task falls behind.
+//! - **The WAL file shrinks back** (`journal_size_limit`). A checkpoint
+//!   cannot copy past what a reader still needs, so while one read
+//!   transaction lasts (a backup's `VACUUM INTO` of a large database takes
+//!   minutes) every commit meanwhile stays in the WAL, and the file grows
+//!   by all of it. SQLite reuses the file from its start once it is all
+//!   copied, but does not make it smaller while the database is open: a
+//!   backup under load left the file at its largest until the daemon
+//!   stopped (141–397 MiB after a 3–14 s backup at 2,000 readings a
+//!   second, docs/benchmarks.md "A backup under load"; a database of tens
+//!   of GB takes minutes, so gigabytes). With the limit, the first
+//!   commit that starts the WAL over truncates it to
+//!   [`WAL_SIZE_LIMIT_BYTES`], above what normal running holds.
 //! - **Statement journals in memory** (`temp_store = MEMORY`). A
 //!   statement inside a transaction that could fail halfway (a multi-row
 //!   `INSERT … ON CONFLICT`) keeps the pages it changes in a statement
@@ -68,6 +80,10 @@ const CHECKPOINT_EVERY: Duration = Duration::from_millis(250);
 /// WAL pages past which a committing connection checkpoints by itself:
 /// only when the background task has fallen behind (40 MB at 4 KiB pages).
 const CHECKPOINT_BACKSTOP_PAGES: u32 = 10_000;
+/// The size the WAL file is cut back to when it starts over (see the
+/// module docs): above the backstop's 40 MB, so normal running never cuts
+/// and grows it again.
+const WAL_SIZE_LIMIT_BYTES: u64 = 64 * 1024 * 1024;
 
 /// Copy the WAL back into the database file every [`CHECKPOINT_EVERY`],
 /// until every clone of the store is gone. `PASSIVE` waits for nobody: it
@@ -160,7 +176,8 @@ impl SqliteStore {
             .foreign_keys(true)
             .busy_timeout(Duration::from_secs(10))
             .pragma("temp_store", "memory")
-            .pragma("wal_autocheckpoint", CHECKPOINT_BACKSTOP_PAGES.to_string());
+            .pragma("wal_autocheckpoint", CHECKPOINT_BACKSTOP_PAGES.to_string())
+            .pragma("journal_size_limit", WAL_SIZE_LIMIT_BYTES.to_string());
         let pool = SqlitePoolOptions::new()
             .max_connections(4)
             .connect_with(opts)
@@ -2928,6 +2945,65 @@ mod tests {
                 unit: Some("%".into()),
             }],
         }
+    }
+
+    /// A backup's `VACUUM INTO` is one long read transaction: every commit
+    /// meanwhile stays in the WAL. Once the reader is gone the file is cut
+    /// back to the limit, where it kept its largest size for good.
+    #[tokio::test]
+    async fn the_wal_file_shrinks_back_after_a_long_reader_such_as_a_backup() {
+        let (dir, s) = store().await;
+        let wal = dir.path().join("t.db-wal");
+        let wal_len = || std::fs::metadata(&wal).map(|m| m.len()).unwrap_or(0);
+        sqlx::query("CREATE TABLE scratch (b BLOB)")
+            .execute(&s.pool)
+            .await
+            .expect("table");
+        // A reader holding one snapshot, as VACUUM INTO does.
+        let mut reader = s.pool.acquire().await.expect("reader");
+        sqlx::query("BEGIN")
+            .execute(&mut *reader)
+            .await
+            .expect("begin");
+        let _: i64 = sqlx::query_scalar("SELECT count(*) FROM scratch")
+            .fetch_one(&mut *reader)
+            .await
+            .expect("read");
+        // Commits meanwhile: 96 MiB the checkpoints cannot copy past the reader.
+        for _ in 0..96 {
+            sqlx::query("INSERT INTO scratch VALUES (randomblob(1048576))")
+                .execute(&s.pool)
+                .await
+                .expect("write");
+        }
+        let grown = wal_len();
+        assert!(
+            grown > WAL_SIZE_LIMIT_BYTES + 16 * 1024 * 1024,
+            "the WAL grew past the limit while the reader lasted: {grown} bytes"
+        );
+        sqlx::query("COMMIT")
+            .execute(&mut *reader)
+            .await
+            .expect("end");
+        drop(reader);
+        // The background checkpoint copies it all; the next commit starts
+        // the WAL over and cuts the file back.
+        let mut last = grown;
+        for _ in 0..100 {
+            tokio::time::sleep(Duration::from_millis(100)).await;
+            sqlx::query("INSERT INTO scratch VALUES (x'00')")
+                .execute(&s.pool)
+                .await
+                .expect("write");
+            last = wal_len();
+            if last <= WAL_SIZE_LIMIT_BYTES {
+                break;
+            }
+        }
+        assert!(
+            last <= WAL_SIZE_LIMIT_BYTES,
+            "the WAL is back within {WAL_SIZE_LIMIT_BYTES} bytes after the reader: {last} (was {grown})"
+        );
     }
 
     #[tokio::test]
