@@ -396,8 +396,12 @@ async fn backup(store: &dyn Store, to: &std::path::Path) -> Result<Value, Failur
             _ => Failure::Usage(format!("--to: cannot create {}: {e}", to.display())),
         })?;
     let written = match store.backup_to(to).await {
+        // The file's contents, then its name in its folder: a new file's
+        // directory entry is not on disk until the folder is synced too,
+        // and a power cut could otherwise lose a backup already answered.
         Ok(n) => std::fs::File::open(to)
             .and_then(|f| f.sync_all())
+            .and_then(|()| sync_parent(to))
             .map(|()| n)
             .map_err(|e| Failure::Other(format!("{}: {e}", to.display()))),
         Err(vigil_store::StoreError::Config(m)) => Err(Failure::Usage(format!("backup: {m}"))),
@@ -410,6 +414,15 @@ async fn backup(store: &dyn Store, to: &std::path::Path) -> Result<Value, Failur
             Err(e)
         }
     }
+}
+
+/// Sync the folder holding `path` (its directory entry).
+fn sync_parent(path: &std::path::Path) -> std::io::Result<()> {
+    let dir = match path.parent() {
+        Some(d) if !d.as_os_str().is_empty() => d,
+        _ => std::path::Path::new("."),
+    };
+    std::fs::File::open(dir)?.sync_all()
 }
 
 /// One line of stdin, without its line ending: a password.
