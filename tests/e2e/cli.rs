@@ -1051,6 +1051,45 @@ async fn admin_backup_copies_the_database_while_the_daemon_runs() {
     assert_eq!(entry["detail"]["to"], to_s.as_str(), "{entry}");
 }
 
+/// `/metrics` gives the SQLite database's files as they are on disk
+/// (`vigil_sqlite_file_bytes{file="db"|"wal"}`): what an admin watches for
+/// the disk, and the WAL that grows while a backup lasts (hazard TS-27).
+/// None on PostgreSQL.
+#[tokio::test]
+async fn metrics_give_the_sqlite_files_sizes_as_on_disk() {
+    let app = TestApp::spawn().await;
+    let gauge = |metrics: &str, file: &str| {
+        let prefix = format!("vigil_sqlite_file_bytes{{file=\"{file}\"}} ");
+        metrics
+            .lines()
+            .find_map(|l| l.strip_prefix(prefix.as_str()))
+            .map(|v| v.parse::<u64>().expect("a whole number of bytes"))
+    };
+    if app.database_url.starts_with("postgres") {
+        let metrics = app.metrics().await;
+        assert_eq!(gauge(&metrics, "db"), None, "{metrics}");
+        assert_eq!(gauge(&metrics, "wal"), None, "{metrics}");
+        return;
+    }
+    let db = std::path::PathBuf::from(app.database_url.trim_start_matches("sqlite://"));
+    let wal = std::path::PathBuf::from(format!("{}-wal", db.display()));
+    let size = |f: &std::path::Path| std::fs::metadata(f).expect("the file").len();
+    // Compared where the files held still across the scrape (a checkpoint
+    // may move them at any moment).
+    for _ in 0..50 {
+        let before = (size(&db), size(&wal));
+        let metrics = app.metrics().await;
+        if (size(&db), size(&wal)) == before {
+            assert!(before.0 > 0, "a database file has a size");
+            assert_eq!(gauge(&metrics, "db"), Some(before.0), "{metrics}");
+            assert_eq!(gauge(&metrics, "wal"), Some(before.1), "{metrics}");
+            return;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    panic!("the files never held still across a scrape");
+}
+
 /// A nurse who moves ward: `vigil admin user wards` gives the account
 /// exactly the wards named. Its requests see the new set at once; an open
 /// dashboard is told (`wards_changed`, naming the new set) and closed

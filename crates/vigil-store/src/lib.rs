@@ -804,6 +804,11 @@ pub trait Store: Send + Sync + 'static {
     /// transaction, so the daemon goes on storing meanwhile); returns the
     /// bytes written. PostgreSQL: `Config`, naming its own tools.
     async fn backup_to(&self, path: &std::path::Path) -> Result<u64>;
+    /// The sizes of the database's own files now, for `/metrics`: SQLite's
+    /// database file and its WAL (`("db", bytes)`, `("wal", bytes)`; a file
+    /// that cannot be read is left out). None for PostgreSQL, whose server
+    /// is watched with its own tools.
+    fn file_sizes(&self) -> Vec<(&'static str, u64)>;
 }
 
 /// Whether each of `keys` (device, seq), in order, was stored by a

@@ -2703,6 +2703,10 @@ impl Store for PgStore {
             .collect())
     }
 
+    fn file_sizes(&self) -> Vec<(&'static str, u64)> {
+        Vec::new()
+    }
+
     async fn backup_to(&self, _path: &std::path::Path) -> Result<u64> {
         Err(StoreError::Config(
             "the database is PostgreSQL: back it up with its own tools (pg_basebackup with WAL archiving, or pg_dump; docs/deployment.md)".into(),

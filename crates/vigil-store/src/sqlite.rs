@@ -73,6 +73,8 @@ pub struct SqliteStore {
     write: std::sync::Arc<tokio::sync::Mutex<()>>,
     /// The background checkpointer runs while any clone of this store lives.
     _checkpointer: std::sync::Arc<()>,
+    /// The database file (its WAL is beside it, `-wal` added).
+    path: std::path::PathBuf,
 }
 
 /// How often the background task checkpoints the WAL (see the module docs).
@@ -192,6 +194,7 @@ impl SqliteStore {
             pool,
             write: Default::default(),
             _checkpointer: alive,
+            path: path.into(),
         })
     }
 
@@ -2756,6 +2759,15 @@ impl Store for SqliteStore {
                     addr: r.get(6),
                 })
             })
+            .collect()
+    }
+
+    fn file_sizes(&self) -> Vec<(&'static str, u64)> {
+        let mut wal = self.path.clone().into_os_string();
+        wal.push("-wal");
+        [("db", self.path.as_os_str()), ("wal", wal.as_os_str())]
+            .into_iter()
+            .filter_map(|(name, f)| Some((name, std::fs::metadata(f).ok()?.len())))
             .collect()
     }
 

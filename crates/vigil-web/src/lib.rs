@@ -87,6 +87,9 @@ pub struct WebMetrics {
     /// `vigil_sso_logouts_total{outcome}`: the provider's back-channel
     /// logouts, `ended` (taken: the sessions it named ended) or `refused`.
     pub sso_logouts: prometheus::IntCounterVec,
+    /// `vigil_sqlite_file_bytes{file}`: the SQLite database file (`db`) and
+    /// its WAL (`wal`), read at each scrape; absent on PostgreSQL.
+    pub sqlite_files: prometheus::IntGaugeVec,
 }
 
 impl WebMetrics {
@@ -143,7 +146,16 @@ impl WebMetrics {
         for outcome in ["ended", "refused"] {
             sso_logouts.with_label_values(&[outcome]);
         }
+        let sqlite_files = prometheus::IntGaugeVec::new(
+            prometheus::Opts::new(
+                "vigil_sqlite_file_bytes",
+                "Size of the SQLite database's files, read at this scrape: db (the database) and wal (its write-ahead log, which grows while a backup or other long read lasts)",
+            ),
+            &["file"],
+        )?;
+        registry.register(Box::new(sqlite_files.clone()))?;
         Ok(WebMetrics {
+            sqlite_files,
             sso,
             sso_logouts,
             ws_clients,

@@ -28,6 +28,14 @@ pub async fn readyz(State(state): State<AppState>) -> impl IntoResponse {
 }
 
 pub async fn metrics(State(state): State<AppState>) -> impl IntoResponse {
+    // Two `stat`s: cheap enough to read fresh at each scrape.
+    for (file, bytes) in state.store.file_sizes() {
+        state
+            .metrics
+            .sqlite_files
+            .with_label_values(&[file])
+            .set(i64::try_from(bytes).unwrap_or(i64::MAX));
+    }
     let mut buf = Vec::new();
     if let Err(e) = TextEncoder::new().encode(&state.registry.gather(), &mut buf) {
         tracing::error!(error = %e, "metrics encoding failed");
