@@ -7,7 +7,7 @@
 // user signs out. Hidden, and never read, for anyone but an admin.
 import { api } from "./api";
 import { isAdmin } from "./admission";
-import { $, el, when } from "./format";
+import { $, el, timeEl, when } from "./format";
 import type { AuditEntry, Me } from "./types";
 
 /** The newest this many entries are read (the server's default; one look at a patient's page is five or six). */
@@ -155,12 +155,6 @@ export function visits(rows: AuditEntry[]): AuditEntry[][] {
     else out.push([e]);
   }
   return out;
-}
-
-function timeEl(at: string, text: string): HTMLTimeElement {
-  const t = el("time", "", text);
-  t.dateTime = at;
-  return t;
 }
 
 /** A visit's row: its span, who, what they did (each kind once, oldest first, with how many times), from where. */

@@ -22,6 +22,13 @@ export function el<K extends keyof HTMLElementTagNameMap>(tag: K, cls = "", text
 
 export const span = (cls: string, text: string): HTMLSpanElement => el("span", cls, text);
 
+/** A `<time>` of the instant `ts`, reading `text`. */
+export function timeEl(ts: string, text: string): HTMLTimeElement {
+  const t = el("time", "", text);
+  t.dateTime = ts;
+  return t;
+}
+
 export function age(ts: string | null | undefined): string {
   if (!ts) return "never";
   const s = Math.max(0, Math.round((Date.now() - Date.parse(ts)) / 1000));

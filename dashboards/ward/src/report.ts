@@ -11,7 +11,7 @@
 // is wrong with a period (422) is said in the page as it says it. With more
 // than one ward the user chooses which; nothing of it stays once signed out.
 import { api, ApiError } from "./api";
-import { $, el, whenWithYear } from "./format";
+import { $, el, timeEl, whenWithYear } from "./format";
 import { OUTCOME_TEXT } from "./handover";
 import type { Me, Risk, Spread, WardName, WardReport } from "./types";
 
@@ -189,9 +189,7 @@ function row(what: string, figure: string | Node, sub = false): HTMLTableRowElem
 }
 
 function time(ts: string, year: boolean): HTMLTimeElement {
-  const t = el("time", "", whenWithYear(ts, year));
-  t.dateTime = ts;
-  return t;
+  return timeEl(ts, whenWithYear(ts, year));
 }
 
 /** Each outcome as the handover words it, in the order a person chooses them, then Vigil's own. */

@@ -18,7 +18,7 @@
 // one, stays in the page.
 import { api, ApiError } from "./api";
 import { isAdmin } from "./admission";
-import { $, el, when } from "./format";
+import { $, el, timeEl, when } from "./format";
 import { signInMethods } from "./signin";
 import type { AuthMethods, Me, StaffAccount, StaffRole, WardName } from "./types";
 
@@ -152,9 +152,7 @@ function row(u: StaffAccount): HTMLTableRowElement {
   name.scope = "row";
   const state = el("td");
   if (u.disabled_at) {
-    const t = el("time", "", when(u.disabled_at));
-    t.dateTime = u.disabled_at;
-    state.append("Disabled since ", t);
+    state.append("Disabled since ", timeEl(u.disabled_at, when(u.disabled_at)));
   } else {
     state.textContent = "Active";
   }
