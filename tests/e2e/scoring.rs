@@ -502,3 +502,104 @@ fn same<T: serde::Serialize>(given: Value, want: &[T]) {
         parted.map(|i| &want[i]),
     );
 }
+
+/// The ward list's `news2_earlier`, what a nurse compares the score now
+/// with: the stored score measured 24 hours or more ago (the newest such),
+/// else the stay's first; never a score of the patient's earlier stay.
+#[tokio::test]
+async fn the_ward_list_gives_the_score_of_a_day_ago_to_compare_with() {
+    let app = TestApp::spawn().await;
+    let number = crate::helpers::nhs_number();
+    let admit = || async {
+        let r = app
+            .post(
+                "/api/v1/patients",
+                json!({"ward": app.ward, "name": "Ann", "nhs_number": number, "pathway": "copd"}),
+            )
+            .send()
+            .await
+            .expect("post");
+        assert_eq!(r.status(), 201);
+        r.json::<Value>().await.expect("json")["id"]
+            .as_i64()
+            .expect("id")
+    };
+    let patient = admit().await;
+    let listed = app.get_json("/api/v1/patients").await;
+    assert_eq!(
+        listed[0]["news2_earlier"],
+        Value::Null,
+        "no score yet: {listed}"
+    );
+
+    let creds = app.provision("hub", Some(patient)).await;
+    let mut dev = app.connect(&creds).await.expect("device connects");
+    let now = Utc::now();
+    // Totals 3 (SpO2 91 on scale 1), 0, then 3 again.
+    for (seq, hours, spo2) in [(1, 30, 91), (2, 26, 96), (3, 2, 91)] {
+        dev.publish_obs_at(seq, now - Duration::hours(hours), full_set(spo2))
+            .await;
+        assert_ack(&dev.next_cmd().await, &[seq]);
+    }
+    through_the_worker(&app, patient).await;
+    let history = app
+        .get_json(&format!("/api/v1/patients/{patient}/scores"))
+        .await;
+    let stored = history.as_array().expect("scores");
+    let day_ago = stored
+        .iter()
+        .rfind(|s| {
+            s["scored_at"]
+                .as_str()
+                .and_then(|t| t.parse::<chrono::DateTime<Utc>>().ok())
+                .is_some_and(|t| t <= now - Duration::hours(24))
+        })
+        .expect("a score a day old");
+    assert_eq!(day_ago["total"], 0, "the one of 26 h ago: {history}");
+    let listed = app.get_json("/api/v1/patients").await;
+    let earlier = &listed[0]["news2_earlier"];
+    assert_eq!(
+        earlier,
+        &json!({
+            "total": day_ago["total"],
+            "risk": day_ago["risk"],
+            "partial": day_ago["partial"],
+            "scored_at": day_ago["scored_at"],
+        }),
+        "{listed}"
+    );
+    assert_eq!(listed[0]["news2"]["total"], 3, "{listed}");
+
+    // Admitted again: the first stay's scores are not this stay's.
+    app.discharge(patient).await;
+    assert_eq!(admit().await, patient, "the same record");
+    let listed = app.get_json("/api/v1/patients").await;
+    assert_eq!(
+        listed[0]["news2_earlier"],
+        Value::Null,
+        "none of the earlier stay's: {listed}"
+    );
+    let creds = app.provision("hub", Some(patient)).await;
+    let mut dev = app.connect(&creds).await.expect("device connects");
+    // Measured after the first stay ended (a message's time is to the second).
+    tokio::time::sleep(std::time::Duration::from_millis(1100)).await;
+    let at = Utc::now();
+    dev.publish_obs_at(1, at, full_set(96)).await;
+    assert_ack(&dev.next_cmd().await, &[1]);
+    through_the_worker(&app, patient).await;
+    let listed = app.get_json("/api/v1/patients").await;
+    let earlier = &listed[0]["news2_earlier"];
+    assert_eq!(
+        (&earlier["total"], &earlier["partial"]),
+        (&json!(0), &json!(false)),
+        "a stay younger than a day: its first score: {listed}"
+    );
+    let scored_at: chrono::DateTime<Utc> = earlier["scored_at"]
+        .as_str()
+        .and_then(|t| t.parse().ok())
+        .expect("a time");
+    assert!(
+        (scored_at - at).num_milliseconds().abs() < 1000,
+        "{scored_at} is the reading's time {at}"
+    );
+}

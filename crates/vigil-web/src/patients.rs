@@ -104,6 +104,32 @@ pub(crate) struct WardRow {
     /// NEWS2 as of the request (docs/http.md, "NEWS2 objects"); null before any reading.
     #[schema(value_type = Option<Object>)]
     news2: Option<News2Score>,
+    /// The stored NEWS2 to compare `news2` with: the newest measured 24
+    /// hours or more before the request, else this stay's first; null
+    /// before any score (`vigil_store::scoring::earlier_score`).
+    news2_earlier: Option<EarlierNews2>,
+}
+
+/// A stored NEWS2 as the ward list compares with it: its total (null where
+/// NEWS2 did not apply), its risk, whether it was partial (then the total
+/// is a lower bound), and the time it describes.
+#[derive(Serialize, ToSchema)]
+pub(crate) struct EarlierNews2 {
+    total: Option<i64>,
+    risk: Option<String>,
+    partial: bool,
+    scored_at: DateTime<Utc>,
+}
+
+impl From<ScoreRow> for EarlierNews2 {
+    fn from(s: ScoreRow) -> Self {
+        EarlierNews2 {
+            total: s.total,
+            risk: s.risk,
+            partial: s.partial,
+            scored_at: s.scored_at,
+        }
+    }
 }
 
 #[derive(Deserialize, IntoParams)]
@@ -187,11 +213,30 @@ pub(crate) async fn list(
     .await?;
     for patient in patients {
         let freshness = |p: &str| state.freshness(p);
-        let news2 =
-            vigil_store::scoring::score_patient(state.store.as_ref(), patient.id, now, &freshness)
-                .await?
-                .map(|(_, s)| s);
-        rows.push(WardRow { patient, news2 });
+        let store = state.store.as_ref();
+        let Some((settings, news2)) =
+            vigil_store::scoring::score_patient(store, patient.id, now, &freshness).await?
+        else {
+            // Discharged since the list was read.
+            rows.push(WardRow {
+                patient,
+                news2: None,
+                news2_earlier: None,
+            });
+            continue;
+        };
+        let earlier = vigil_store::scoring::earlier_score(
+            store,
+            patient.id,
+            settings.earlier_stay_ended,
+            now,
+        )
+        .await?;
+        rows.push(WardRow {
+            patient,
+            news2: Some(news2),
+            news2_earlier: earlier.map(EarlierNews2::from),
+        });
     }
     Ok(Json(rows))
 }

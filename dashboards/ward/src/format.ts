@@ -1,5 +1,5 @@
 // Words, ages and NEWS2 text shared by the ward and the patient page.
-import type { Alert, News2 } from "./types";
+import type { Alert, EarlierNews2, News2 } from "./types";
 
 export const PARAM_NAMES: Record<string, string> = {
   resp_rate: "respiration rate", spo2: "SpO2", o2: "air or oxygen", systolic: "systolic BP",
@@ -76,6 +76,37 @@ export function news2View(s: News2 | null | undefined): News2View {
   }
   return { text: `${s.total}`, sub: risk, detail: `NEWS2 ${s.total}, ${risk} risk${s.red_score ? " (a single parameter scores 3)" : ""}`,
     cls: `risk-${risk}` };
+}
+
+export interface News2Trend { dir: "up" | "down" | "same" | "unknown"; text: string; detail: string }
+
+/**
+ * The score now beside an earlier one (the ward list's `news2_earlier`: a
+ * day ago, or the stay's first). The direction is given only where the
+ * totals prove it: a partial total is a lower bound, so a partial score
+ * now can only be shown to have risen, a partial earlier one only to have
+ * been fallen from, and otherwise the change is "not known", never a
+ * guess (hazard DB-23). `null` when there is nothing to compare: no
+ * earlier score, NEWS2 not applying to either, or no reading since the
+ * earlier score (`newest`, the patient's newest reading), which is then
+ * the score now itself.
+ */
+export function news2Trend(now: News2 | null | undefined, then: EarlierNews2 | null | undefined,
+  newest: string | null): News2Trend | null {
+  if (!now || now.not_applicable || now.total == null || !then || then.total == null) return null;
+  if (!newest || Date.parse(newest) <= Date.parse(then.scored_at)) return null;
+  const [b, a] = [now.total, then.total];
+  const dir: News2Trend["dir"] =
+    !now.partial && !then.partial ? (b > a ? "up" : b < a ? "down" : "same")
+      : now.partial && !then.partial && b > a ? "up"
+        : !now.partial && then.partial && b < a ? "down" : "unknown";
+  const was = then.partial ? `≥${a} partial` : `${a}`;
+  const arrow = { up: "↑ ", down: "↓ ", same: "→ ", unknown: "" }[dir];
+  const words = {
+    up: `Up from ${a}`, down: `Down from ${then.partial ? `at least ${a}` : a}`, same: `Unchanged from ${a}`,
+    unknown: `Change not known (partial score): was ${then.partial ? `at least ${a}` : a}`,
+  }[dir];
+  return { dir, text: `${arrow}was ${was}, ${age(then.scored_at)}`, detail: `${words} at ${when(then.scored_at)}` };
 }
 
 /** An NHS number as it is printed and read out: 3, 3 and 4 digits. */

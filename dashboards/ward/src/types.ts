@@ -41,9 +41,13 @@ export interface News2 {
 
 export interface LatestReading { code: string; value: ObsValue; unit: string | null; measured_at: string; device_id: string }
 
+/** A stored NEWS2 the ward list compares the score now with (docs/http.md). */
+export interface EarlierNews2 { total: number | null; risk: Risk | null; partial: boolean; scored_at: string }
+
 export interface WardRow {
   id: number; ward_id: number; name: string; nhs_number: string; pathway: string;
   last_reading_at: string | null; latest: LatestReading[]; news2: News2 | null;
+  news2_earlier: EarlierNews2 | null;
 }
 
 export interface Episode {

@@ -1,7 +1,7 @@
 // The patients table: sorted by acuity, each reading with its NEWS2
 // sub-score as colour and as text, each name a link to the patient page.
 // Only the rows in and near the viewport are drawn (see "virtualization").
-import { $, age, el, news2View, nhsFormat, RISK_RANK } from "./format";
+import { $, age, el, news2Trend, news2View, nhsFormat, RISK_RANK } from "./format";
 import { patients, type PatientState } from "./state";
 
 const CODES = ["spo2", "pulse", "resp_rate", "bp", "temp"];
@@ -450,14 +450,21 @@ function flash(td: HTMLElement): void {
 
 function updateNews2(td: HTMLTableCellElement, p: PatientState, fresh: boolean): void {
   const v = news2View(p.news2);
-  if (!unchanged(td, `${v.cls}|${v.text}|${v.sub}|${v.detail}|${p.news2?.scored_at}`)) {
+  const t = news2Trend(p.news2, p.summary.news2_earlier, lastAt(p));
+  if (!unchanged(td, `${v.cls}|${v.text}|${v.sub}|${v.detail}|${p.news2?.scored_at}|${t?.text}|${t?.detail}`)) {
     for (const c of [...td.classList]) if (c.startsWith("risk-") || c === "partial") td.classList.remove(c);
     td.classList.add("news2", ...v.cls.split(" "));
     if (p.news2?.scored_at) td.dataset.scoredAt = p.news2.scored_at;
     else delete td.dataset.scoredAt;
     td.title = v.detail;
+    const trend = t ? el("span", `trend ${t.dir}`, t.text) : null;
+    if (trend) trend.title = t!.detail;
     td.replaceChildren(el("span", "score", v.text), ...(v.sub ? [el("span", "risk", v.sub)] : []),
-      el("span", "visually-hidden", `. ${v.detail}`));
+      el("span", "visually-hidden", `. ${v.detail}${t ? `. ${t.detail}` : ""}`));
+    if (trend) {
+      trend.setAttribute("aria-hidden", "true"); // said in words in the hidden text
+      td.append(trend);
+    }
   }
   if (fresh) flash(td);
 }

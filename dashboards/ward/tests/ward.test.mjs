@@ -1038,3 +1038,81 @@ test("a patient admitted or discharged through the API joins or leaves the open 
     assert.equal(await rows.count(), PATIENTS, "the others stay");
   });
 });
+
+// A patient's NEWS2 beside a stored one (`news2_earlier`: a day ago, or the
+// stay's first), arrowed only where the totals prove the direction
+// (hazard DB-23).
+test("each NEWS2 is shown beside the patient's earlier score, with a direction only where it is known", { timeout: TEST_TIMEOUT }, async (t) => {
+  await withWard(t, async ({ page, demo }) => {
+    await page.goto(demo.base + "/");
+    await signIn(page, demo.login);
+    const rows = page.locator("#patients tbody tr[data-patient]");
+    await poll(`${PATIENTS} patient rows`, async () => (await rows.count()) === PATIENTS, { timeout: UI_TIMEOUT });
+
+    // The demo's: its stays are minutes old, so each earlier score is the
+    // stay's first. Once the server has one for every patient, the page
+    // read afresh shows it beside the score now.
+    const listed = () => page.evaluate(() => fetch("/api/v1/patients").then((r) => r.json()));
+    await poll("a stored score for every patient", async () => (await listed()).every((p) => p.news2_earlier),
+      { timeout: DATA_TIMEOUT, interval: 500 });
+    await page.reload();
+    const trends = page.locator("#patients td[data-news2] .trend");
+    await poll("an earlier score beside a NEWS2", async () => (await trends.count()) > 0, { timeout: DATA_TIMEOUT, interval: 250 });
+    const server = new Map((await listed()).map((p) => [String(p.id), p.news2_earlier]));
+    const shown = await trends.evaluateAll((ts) => ts.map((s) => [s.closest("tr").dataset.patient, s.textContent,
+      s.closest("td").querySelector(".visually-hidden").textContent]));
+    for (const [id, text, hidden] of shown) {
+      const e = server.get(id);
+      const was = e.partial ? `≥${e.total} partial` : `${e.total}`;
+      assert.match(text, /^([↑↓→] )?was ≥?\d+( partial)?, \d+[smh] ago$/, `patient ${id}`);
+      assert.ok(text.includes(`was ${was}, `), `patient ${id}: "${text}" names the stored ${JSON.stringify(e)}`);
+      assert.match(hidden, /\. (Up from|Down from|Unchanged from|Change not known \(partial score\): was) (at least )?\d+ at /,
+        `patient ${id}: said in words`);
+    }
+
+    // Made up, every case: the list as the server would give it, its
+    // stored scores chosen (no live event touches these ids).
+    const ward = (await listed())[0].ward_id;
+    const now = Date.now(), iso = (msAgo) => new Date(now - msAgo).toISOString();
+    const H = 3_600_000;
+    const news2 = (total, partial) => ({ total, partial, risk: total >= 5 ? "medium" : total >= 1 ? "low" : "low",
+      missing: partial ? ["temp"] : [], stale: [], subscores: [], not_applicable: null, red_score: false, scored_at: iso(0) });
+    const earlier = (total, partial, msAgo = 23 * H) => ({ total, partial, risk: "low", scored_at: iso(msAgo) });
+    const cases = [
+      // [now, earlier, newest reading's age, the trend's class, its text]
+      [news2(5, false), earlier(2, false), 60_000, "up", "↑ was 2, 23h ago"],
+      [news2(1, false), earlier(4, false), 60_000, "down", "↓ was 4, 23h ago"],
+      [news2(3, false), earlier(3, false), 60_000, "same", "→ was 3, 23h ago"],
+      [news2(4, true), earlier(2, false), 60_000, "up", "↑ was 2, 23h ago"],
+      [news2(1, true), earlier(2, false), 60_000, "unknown", "was 2, 23h ago"],
+      [news2(1, false), earlier(3, true), 60_000, "down", "↓ was ≥3 partial, 23h ago"],
+      [news2(5, false), earlier(3, true), 60_000, "unknown", "was ≥3 partial, 23h ago"],
+      [news2(2, false), null, 60_000, null, null],
+      // No reading since the earlier score: it is the score now.
+      [news2(2, false), earlier(2, false, 5 * 60_000), 5 * 60_000, null, null],
+    ];
+    const made = cases.map(([n, e, newest], i) => ({
+      id: 9001 + i, ward_id: ward, name: `Made-up ${i}`, nhs_number: testNhsNumber(900 + i * 7), pathway: "general",
+      last_reading_at: iso(newest), news2: n, news2_earlier: e,
+      latest: [{ code: "spo2", value: 96, unit: "%", measured_at: iso(newest), device_id: "hub-made-up" }],
+    }));
+    await page.route((u) => new URL(u).pathname === "/api/v1/patients", (r) => r.fulfill({ json: made }));
+    await page.reload();
+    await poll("the made-up rows", async () => (await page.locator("#patients tbody tr[data-patient]").count()) === made.length,
+      { timeout: UI_TIMEOUT });
+    for (const [i, [, , , dir, text]] of cases.entries()) {
+      const cell = page.locator(`#patients td[data-news2="${9001 + i}"]`);
+      const trend = cell.locator(".trend");
+      if (!dir) {
+        assert.equal(await trend.count(), 0, `case ${i}: no trend`);
+        continue;
+      }
+      assert.equal(await trend.textContent(), text, `case ${i}`);
+      assert.equal(await trend.getAttribute("class"), `trend ${dir}`, `case ${i}`);
+      const words = { up: "Up from", down: "Down from", same: "Unchanged from", unknown: "Change not known (partial score): was" }[dir];
+      assert.ok((await cell.locator(".visually-hidden").textContent()).includes(`. ${words} `), `case ${i}: said in words`);
+    }
+    await screenshot(page, "ward-news2-trend");
+    await assertAccessible(page, t, "the ward with earlier scores");
+  });
+});
