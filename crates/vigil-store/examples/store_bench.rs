@@ -10,7 +10,8 @@
 //! each, as the ingest writes); the 7-day chart query for one patient at one
 //! reading a minute (10,080 readings per code, downsampled to 500 points);
 //! the ward list for 500 patients (`patients_list`: latest reading of
-//! each code per patient); and batched ingest again in a ward's pattern
+//! each code per patient) and its earlier score of each
+//! (`Store::scores_earlier`); and batched ingest again in a ward's pattern
 //! (300 hubs, each batch spread over all of them, as `devsim bench` sends).
 //!
 //! `--long-series` also charts a whole episode of a continuous oximeter
@@ -303,6 +304,40 @@ async fn main() -> Result<()> {
         "ward list, 500 patients: {:.0} ms per query",
         start.elapsed().as_secs_f64() * 1000.0 / runs as f64
     );
+    // The ward list's earlier score of each of the 500 (a score stored per
+    // reading), in one statement: as of 30 h after the first reading (the
+    // newest a day old), and as of 20 h (none that old: the stay's first).
+    let scores: Vec<NewScore> = ids
+        .iter()
+        .flat_map(|p| {
+            (0..4).map(move |r| NewScore {
+                patient_id: *p,
+                scored_at: t0 + Duration::hours(r * 6),
+                computed_at: t0 + Duration::hours(r * 6),
+                total: Some(r),
+                risk: Some("low".into()),
+                partial: false,
+                detail: serde_json::json!({"total": r}),
+                obs_ids: vec![],
+            })
+        })
+        .collect();
+    for chunk in scores.chunks(2_048) {
+        store.score_insert_many(chunk).await?;
+    }
+    let asked: Vec<_> = ids.iter().map(|p| (*p, None)).collect();
+    for (label, hours) in [("a day old", 30), ("the stay's first", 20)] {
+        let then = t0 + Duration::hours(hours) - scoring::EARLIER_SCORE_AGO;
+        let start = Instant::now();
+        for _ in 0..runs {
+            let found = store.scores_earlier(&asked, then).await?;
+            assert_eq!(found.len(), ids.len());
+        }
+        println!(
+            "ward list's earlier scores, 500 patients, {label}: {:.1} ms per list",
+            start.elapsed().as_secs_f64() * 1000.0 / runs as f64
+        );
+    }
 
     // 4. Batched ingest in a ward's pattern: 300 patients with a hub each,
     // the messages of a batch spread over all of them (as `devsim bench`

@@ -588,6 +588,17 @@ pub trait Store: Send + Sync + 'static {
     async fn score_row(&self, patient_id: i64, id: i64) -> Result<Option<ScoreRow>>;
     /// The measurement time of the patient's newest score, if any.
     async fn latest_score_time(&self, patient_id: i64) -> Result<Option<DateTime<Utc>>>;
+    /// For each `(patient, since)`, the stored score the ward list compares
+    /// the patient's score now with: the newest measured at or before
+    /// `then`, else the first; either way none measured before `since`
+    /// (the end of the patient's earlier stay, if any). In one statement
+    /// for the whole list (two index seeks a patient); patients with no
+    /// such score are left out, the rest in no set order.
+    async fn scores_earlier(
+        &self,
+        patients: &[(i64, Option<DateTime<Utc>>)],
+        then: DateTime<Utc>,
+    ) -> Result<Vec<(i64, EarlierScore)>>;
 
     // --- ECG -------------------------------------------------------------
     /// Store ECG chunks in one transaction; duplicates of `(device, seq)` are

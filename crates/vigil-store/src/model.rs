@@ -634,6 +634,18 @@ pub struct ScoreLevel {
     pub total: Option<i64>,
 }
 
+/// A stored score as the ward list compares the score now with it
+/// ([`crate::Store::scores_earlier`]): its total (`None` where NEWS2 did
+/// not apply), its risk, whether it was partial (its total then a lower
+/// bound), and the time it describes.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, utoipa::ToSchema)]
+pub struct EarlierScore {
+    pub total: Option<i64>,
+    pub risk: Option<String>,
+    pub partial: bool,
+    pub scored_at: DateTime<Utc>,
+}
+
 /// A received ECG chunk, samples already encoded for storage.
 #[derive(Clone, Debug, PartialEq)]
 pub struct NewEcgChunk {

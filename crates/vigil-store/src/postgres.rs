@@ -2018,6 +2018,52 @@ impl Store for PgStore {
         .map(score_row))
     }
 
+    async fn scores_earlier(
+        &self,
+        patients: &[(i64, Option<DateTime<Utc>>)],
+        then: DateTime<Utc>,
+    ) -> Result<Vec<(i64, EarlierScore)>> {
+        if patients.is_empty() {
+            return Ok(Vec::new());
+        }
+        let ids: Vec<i64> = patients.iter().map(|p| p.0).collect();
+        let since: Vec<Option<DateTime<Utc>>> = patients.iter().map(|p| p.1.map(ts)).collect();
+        let rows = sqlx::query(
+            "SELECT p.id, s.total, s.risk, s.partial, s.scored_at
+             FROM unnest($1::bigint[], $2::timestamptz[]) AS p(id, since)
+             CROSS JOIN LATERAL (
+                 SELECT total, risk, partial, scored_at FROM (
+                     (SELECT total, risk, partial, scored_at, 0 AS k FROM scores
+                      WHERE patient_id = p.id AND scored_at >= COALESCE(p.since, '-infinity')
+                        AND scored_at <= $3
+                      ORDER BY scored_at DESC, id DESC LIMIT 1)
+                     UNION ALL
+                     (SELECT total, risk, partial, scored_at, 1 FROM scores
+                      WHERE patient_id = p.id AND scored_at >= COALESCE(p.since, '-infinity')
+                      ORDER BY scored_at, id LIMIT 1)
+                 ) u ORDER BY k LIMIT 1) s",
+        )
+        .bind(&ids)
+        .bind(&since)
+        .bind(ts(then))
+        .fetch_all(&self.pool)
+        .await?;
+        Ok(rows
+            .iter()
+            .map(|r| {
+                (
+                    r.get(0),
+                    EarlierScore {
+                        total: r.get(1),
+                        risk: r.get(2),
+                        partial: r.get(3),
+                        scored_at: r.get(4),
+                    },
+                )
+            })
+            .collect())
+    }
+
     async fn latest_score_time(&self, patient_id: i64) -> Result<Option<DateTime<Utc>>> {
         let t: Option<DateTime<Utc>> =
             sqlx::query_scalar("SELECT MAX(scored_at) FROM scores WHERE patient_id = $1")

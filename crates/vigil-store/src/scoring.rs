@@ -7,7 +7,7 @@ use chrono::{DateTime, Duration, Utc};
 use vigil_clinical::news2::{Acvpu, EnteredBy, Spo2ScaleSetting};
 use vigil_clinical::{Attested, Episode, News2Score, Reading, Spo2Scale, Value, validate};
 
-use crate::model::{EpisodeSettings, HistoryPage, NewScore, ObsValue, ObservationRow, ScoreRow};
+use crate::model::{EpisodeSettings, NewScore, ObsValue, ObservationRow};
 use crate::{Result, Store};
 
 /// The clinical episode of stored settings. Nurse-entered facts carry the
@@ -111,32 +111,6 @@ pub fn to_new_score(
 }
 
 /// How far back the ward list looks for the NEWS2 a patient's score now is
-/// compared with: a day, the span a ward round asks about ("how were they
-/// yesterday?").
+/// compared with ([`crate::Store::scores_earlier`]): a day, the span a ward
+/// round asks about ("how were they yesterday?").
 pub const EARLIER_SCORE_AGO: Duration = Duration::hours(24);
-
-/// The stored score a patient's NEWS2 now is compared with on the ward
-/// list: the newest measured at or before [`EARLIER_SCORE_AGO`] before
-/// `now`; for a stay younger than that (or whose scores are all younger),
-/// the stay's first. Only this stay's: none measured before `since`, the
-/// end of the patient's earlier stay, if they were admitted again (as the
-/// worker's day of scores, hazard AL-29). `None` before any score.
-pub async fn earlier_score(
-    store: &dyn Store,
-    patient_id: i64,
-    since: Option<DateTime<Utc>>,
-    now: DateTime<Utc>,
-) -> Result<Option<ScoreRow>> {
-    let then = now - EARLIER_SCORE_AGO;
-    if let Some(s) = store
-        .scores_newest(patient_id, since, Some(then), 1)
-        .await?
-        .pop()
-    {
-        return Ok(Some(s));
-    }
-    Ok(store
-        .scores_page(&HistoryPage::span(patient_id, since, Some(now), 1))
-        .await?
-        .pop())
-}

@@ -2071,6 +2071,54 @@ impl Store for SqliteStore {
         .transpose()
     }
 
+    async fn scores_earlier(
+        &self,
+        patients: &[(i64, Option<DateTime<Utc>>)],
+        then: DateTime<Utc>,
+    ) -> Result<Vec<(i64, EarlierScore)>> {
+        if patients.is_empty() {
+            return Ok(Vec::new());
+        }
+        // The list as one JSON parameter: `[[id, since], ...]` ("" for none,
+        // before every time as text).
+        let list = serde_json::Value::Array(
+            patients
+                .iter()
+                .map(|(id, since)| serde_json::json!([id, since.map(ts).unwrap_or_default()]))
+                .collect(),
+        );
+        let rows = sqlx::query(
+            "WITH p(id, since) AS (
+                 SELECT json_extract(value, '$[0]'), json_extract(value, '$[1]') FROM json_each(?1)),
+             e(id, sid) AS (
+                 SELECT p.id, COALESCE(
+                     (SELECT id FROM scores WHERE patient_id = p.id AND scored_at >= p.since
+                        AND scored_at <= ?2 ORDER BY scored_at DESC, id DESC LIMIT 1),
+                     (SELECT id FROM scores WHERE patient_id = p.id AND scored_at >= p.since
+                        ORDER BY scored_at, id LIMIT 1))
+                 FROM p)
+             SELECT e.id, s.total, s.risk, s.partial, s.scored_at
+             FROM e JOIN scores s ON s.id = e.sid",
+        )
+        .bind(list.to_string())
+        .bind(ts(then))
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter()
+            .map(|r| {
+                Ok((
+                    r.get(0),
+                    EarlierScore {
+                        total: r.get(1),
+                        risk: r.get(2),
+                        partial: r.get::<i64, _>(3) != 0,
+                        scored_at: parse_ts(&r.get::<String, _>(4))?,
+                    },
+                ))
+            })
+            .collect()
+    }
+
     async fn latest_score_time(&self, patient_id: i64) -> Result<Option<DateTime<Utc>>> {
         let t: Option<String> =
             sqlx::query_scalar("SELECT MAX(scored_at) FROM scores WHERE patient_id = ?")

@@ -37,6 +37,7 @@ both_backends!(
     route_generation_moves_with_every_route_change_and_only_then,
     a_routed_batch_stores_only_under_the_generation_it_was_routed_by,
     score_insert_many_is_all_or_nothing,
+    the_earlier_score_is_a_day_old_else_the_stays_first,
     wards_are_unique_and_found_by_name_or_id,
     users_carry_their_wards_and_unique_names,
     a_users_wards_are_replaced_whole,
@@ -1337,6 +1338,78 @@ async fn a_routed_batch_stores_only_under_the_generation_it_was_routed_by(s: &dy
             .is_some()
     );
     assert_eq!(s.stats().await.expect("stats").obs_messages, 2);
+}
+
+/// `scores_earlier`, what the ward list compares a score with: for each
+/// patient the newest score at or before `then`, else the first; none
+/// before the patient's `since`; patients without one left out.
+async fn the_earlier_score_is_a_day_old_else_the_stays_first(s: &dyn Store) {
+    let w = ward(s, "W").await;
+    let [day_old, young, none, again] = [
+        admit(s, w, "Ann").await,
+        admit(s, w, "Bob").await,
+        admit(s, w, "Cat").await,
+        admit(s, w, "Dan").await,
+    ];
+    let score = |patient_id: i64, at: DateTime<Utc>, total: Option<i64>, partial: bool| NewScore {
+        patient_id,
+        scored_at: at,
+        computed_at: at,
+        total,
+        risk: total.map(|_| "low".into()),
+        partial,
+        detail: serde_json::json!({"total": total}),
+        obs_ids: vec![],
+    };
+    let then = t(12, 0);
+    s.score_insert_many(&[
+        score(day_old, t(8, 0), Some(1), false),
+        score(day_old, t(12, 0), Some(2), true), // at `then`: the newest by then
+        score(day_old, t(12, 1), Some(3), false),
+        score(young, t(13, 0), None, false), // NEWS2 not applying
+        score(young, t(14, 0), Some(5), false),
+        // Dan's earlier stay ended at 11:00: his scores of before are not this stay's.
+        score(again, t(9, 0), Some(7), false),
+        score(again, t(11, 30), Some(4), true),
+        score(again, t(15, 0), Some(6), false),
+    ])
+    .await
+    .expect("insert");
+    let mut got = s
+        .scores_earlier(
+            &[
+                (day_old, None),
+                (young, None),
+                (none, None),
+                (again, Some(t(11, 0))),
+            ],
+            then,
+        )
+        .await
+        .expect("earlier");
+    got.sort_by_key(|(id, _)| *id);
+    let e = |total: Option<i64>, partial: bool, at: DateTime<Utc>| EarlierScore {
+        total,
+        risk: total.map(|_| "low".into()),
+        partial,
+        scored_at: at,
+    };
+    assert_eq!(
+        got,
+        [
+            (day_old, e(Some(2), true, t(12, 0))),
+            (young, e(None, false, t(13, 0))),
+            (again, e(Some(4), true, t(11, 30))),
+        ]
+    );
+    assert_eq!(s.scores_earlier(&[], then).await.expect("none asked"), []);
+    // Since a stay that ends after `then`: the first of after it.
+    assert_eq!(
+        s.scores_earlier(&[(again, Some(t(14, 0)))], then)
+            .await
+            .expect("earlier"),
+        [(again, e(Some(6), false, t(15, 0)))]
+    );
 }
 
 async fn score_insert_many_is_all_or_nothing(s: &dyn Store) {

@@ -106,30 +106,8 @@ pub(crate) struct WardRow {
     news2: Option<News2Score>,
     /// The stored NEWS2 to compare `news2` with: the newest measured 24
     /// hours or more before the request, else this stay's first; null
-    /// before any score (`vigil_store::scoring::earlier_score`).
-    news2_earlier: Option<EarlierNews2>,
-}
-
-/// A stored NEWS2 as the ward list compares with it: its total (null where
-/// NEWS2 did not apply), its risk, whether it was partial (then the total
-/// is a lower bound), and the time it describes.
-#[derive(Serialize, ToSchema)]
-pub(crate) struct EarlierNews2 {
-    total: Option<i64>,
-    risk: Option<String>,
-    partial: bool,
-    scored_at: DateTime<Utc>,
-}
-
-impl From<ScoreRow> for EarlierNews2 {
-    fn from(s: ScoreRow) -> Self {
-        EarlierNews2 {
-            total: s.total,
-            risk: s.risk,
-            partial: s.partial,
-            scored_at: s.scored_at,
-        }
-    }
+    /// before any score (`Store::scores_earlier`).
+    news2_earlier: Option<vigil_store::EarlierScore>,
 }
 
 #[derive(Deserialize, IntoParams)]
@@ -211,32 +189,31 @@ pub(crate) async fn list(
         serde_json::json!({"wards": wards, "patients": ids}),
     )
     .await?;
+    let mut since = Vec::with_capacity(patients.len());
     for patient in patients {
         let freshness = |p: &str| state.freshness(p);
-        let store = state.store.as_ref();
-        let Some((settings, news2)) =
-            vigil_store::scoring::score_patient(store, patient.id, now, &freshness).await?
-        else {
-            // Discharged since the list was read.
-            rows.push(WardRow {
-                patient,
-                news2: None,
-                news2_earlier: None,
-            });
-            continue;
-        };
-        let earlier = vigil_store::scoring::earlier_score(
-            store,
-            patient.id,
-            settings.earlier_stay_ended,
-            now,
-        )
-        .await?;
+        let scored =
+            vigil_store::scoring::score_patient(state.store.as_ref(), patient.id, now, &freshness)
+                .await?;
+        // None: discharged since the list was read.
+        if let Some((settings, _)) = &scored {
+            since.push((patient.id, settings.earlier_stay_ended));
+        }
         rows.push(WardRow {
             patient,
-            news2: Some(news2),
-            news2_earlier: earlier.map(EarlierNews2::from),
+            news2: scored.map(|(_, s)| s),
+            news2_earlier: None,
         });
+    }
+    let then = now - vigil_store::scoring::EARLIER_SCORE_AGO;
+    let mut earlier: std::collections::HashMap<i64, _> = state
+        .store
+        .scores_earlier(&since, then)
+        .await?
+        .into_iter()
+        .collect();
+    for row in &mut rows {
+        row.news2_earlier = earlier.remove(&row.patient.id);
     }
     Ok(Json(rows))
 }
