@@ -11,8 +11,8 @@ import { everyWords, hideAssessment, settingsRecorded, showAssessment } from "./
 import { leaveNotes, noteArrived, showNotes } from "./notes";
 import { showEntry } from "./entry";
 import { showEcg } from "./ecg";
-import { $, age, el, news2View, params, when } from "./format";
-import { patients, session } from "./state";
+import { $, age, el, news2Trend, news2View, params, when } from "./format";
+import { lastAt, patients, session } from "./state";
 import type { Alert, AlertEvent, DeviceStatus, Episode, EpisodeSettings, LiveEvent, ObservationRow, PatientDetail, ScoreRow } from "./types";
 
 interface Vital { code: string; title: string; unit: string; codes: string[]; floor: [number, number]; param?: string; optional?: boolean }
@@ -230,12 +230,16 @@ function renderFacts(): void {
 
 function renderNews2Now(): void {
   if (!page) return;
-  const s = patients.get(page.id)?.news2;
+  const row = patients.get(page.id);
+  const s = row?.news2;
   const v = news2View(s);
+  // The ward list's comparison, in words (hazard DB-23).
+  const t = row ? news2Trend(s, row.summary.news2_earlier, lastAt(row)) : null;
   const box = $("patient-news2");
   box.className = `news2-now news2 ${v.cls}`;
   box.replaceChildren(el("span", "", "NEWS2 now: "), el("strong", "score", v.text), ...(v.sub ? [el("span", "risk", ` (${v.sub})`)] : []),
-    el("span", "detail", `. ${v.detail}${s?.scored_at ? `; scored for ${when(s.scored_at)}` : ""}`));
+    el("span", "detail", `. ${v.detail}${s?.scored_at ? `; scored for ${when(s.scored_at)}` : ""}.`),
+    ...(t ? [el("span", `trend ${t.dir}`, ` ${t.detail}.`)] : []));
 }
 
 // ---------------------------------------------------------------- stays

@@ -17,3 +17,10 @@ export const session: { me: Me | null } = { me: null };
 
 export function patientName(id: number): string { return patients.get(id)?.summary.name || `Patient ${id}`; }
 export function patientNhs(id: number): string { return patients.get(id)?.summary.nhs_number || ""; }
+
+/** The time of the patient's newest reading, from the list or live. */
+export function lastAt(p: PatientState): string | null {
+  let t = p.summary.last_reading_at;
+  for (const r of Object.values(p.latest)) if (!t || Date.parse(r.at) > Date.parse(t)) t = r.at;
+  return t;
+}

@@ -2,7 +2,7 @@
 // sub-score as colour and as text, each name a link to the patient page.
 // Only the rows in and near the viewport are drawn (see "virtualization").
 import { $, age, el, news2Trend, news2View, nhsFormat, RISK_RANK } from "./format";
-import { patients, type PatientState } from "./state";
+import { lastAt, patients, type PatientState } from "./state";
 
 const CODES = ["spo2", "pulse", "resp_rate", "bp", "temp"];
 // The NEWS2 row behind each reading column.
@@ -17,11 +17,6 @@ function fmt(latest: PatientState["latest"], code: string): string {
   return r ? String(r.value) : "—";
 }
 
-export function lastAt(p: PatientState): string | null {
-  let t = p.summary.last_reading_at;
-  for (const r of Object.values(p.latest)) if (!t || Date.parse(r.at) > Date.parse(t)) t = r.at;
-  return t;
-}
 
 // Sorting and filtering: acuity (sickest first) unless a header says otherwise.
 type SortKey = "news2" | "name" | "pathway" | "last";

@@ -1069,6 +1069,15 @@ test("each NEWS2 is shown beside the patient's earlier score, with a direction o
       assert.match(hidden, /\. (Up from|Down from|Unchanged from|Change not known \(partial score\): was) (at least )?\d+ at /,
         `patient ${id}: said in words`);
     }
+    // The patient's page says the same in words beside "NEWS2 now".
+    const [id] = shown[0], e = server.get(id);
+    await page.evaluate((p) => { location.hash = `#/patients/${p}`; }, id);
+    const onPage = page.locator("#patient-news2 .trend");
+    await onPage.waitFor();
+    assert.match(await onPage.textContent(), new RegExp(
+      `^ (Up from|Down from|Unchanged from|Change not known \\(partial score\\): was) (at least )?${e.total} at .+\\.$`),
+    `patient ${id}'s page`);
+    await page.evaluate(() => { location.hash = ""; });
 
     // Made up, every case: the list as the server would give it, its
     // stored scores chosen (no live event touches these ids).
