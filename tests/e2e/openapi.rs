@@ -23,13 +23,14 @@ fn repo() -> PathBuf {
 }
 
 /// Every `/api/v1` route the router serves, as (method, path).
-const ROUTES: [(&str, &str); 41] = [
+const ROUTES: [(&str, &str); 42] = [
     ("post", "/api/v1/login"),
     ("get", "/api/v1/auth/methods"),
     ("get", "/api/v1/auth/sso/login"),
     ("get", "/api/v1/auth/sso/callback"),
     ("post", "/api/v1/auth/sso/backchannel-logout"),
     ("get", "/api/v1/wards/{id}/report"),
+    ("get", "/api/v1/wards/{id}/report.csv"),
     ("post", "/api/v1/logout"),
     ("get", "/api/v1/me"),
     ("post", "/api/v1/me/password"),

@@ -122,15 +122,24 @@ async fn a_ward_report_counts_its_stays_and_how_its_alerts_were_answered() {
     );
 
     // Another ward's report is not found; a period that makes no sense is refused.
+    // So is one of a ward no ward can have (an id past i64, as the API
+    // fuzzer sent). The CSV file alike.
     let outsider = app.outsider_token().await;
-    let r = app
-        .http_client
-        .get(format!("{}/api/v1/wards/{ward}/report", app.http))
-        .bearer_auth(&outsider)
-        .send()
-        .await
-        .expect("report");
-    assert_eq!(r.status(), 404);
+    for path in ["report", "report.csv"] {
+        for (ward, token) in [
+            (ward.to_string(), &outsider),
+            ("9223372036854775808".into(), &app.token),
+        ] {
+            let r = app
+                .http_client
+                .get(format!("{}/api/v1/wards/{ward}/{path}", app.http))
+                .bearer_auth(token)
+                .send()
+                .await
+                .expect("report");
+            assert_eq!(r.status(), 404, "{ward}/{path}");
+        }
+    }
     let future = app
         .get_json(&format!(
             "/api/v1/wards/{ward}/report?from={}&to={}",
@@ -157,4 +166,100 @@ async fn a_ward_report_counts_its_stays_and_how_its_alerts_were_answered() {
             .expect("report");
         assert_eq!(r.status(), 422, "{bad}");
     }
+
+    // The same period as a CSV file: a header and a row, the same figures.
+    let query = format!("from={}&to={}", at(began), at(now));
+    let json_report = app
+        .get_json(&format!("/api/v1/wards/{ward}/report?{query}"))
+        .await;
+    let r = app
+        .get(&format!("/api/v1/wards/{ward}/report.csv?{query}"))
+        .send()
+        .await
+        .expect("csv");
+    assert_eq!(r.status(), 200);
+    let header = |k: &str| {
+        r.headers()
+            .get(k)
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or_default()
+            .to_string()
+    };
+    assert_eq!(header("content-type"), "text/csv; charset=utf-8");
+    let disposition = header("content-disposition");
+    assert!(
+        disposition.starts_with(&format!("attachment; filename=\"ward-{ward}-report-"))
+            && disposition.ends_with(".csv\""),
+        "{disposition}"
+    );
+    let text = r.text().await.expect("body");
+    let lines: Vec<&str> = text.split("\r\n").collect();
+    assert_eq!(
+        lines.len(),
+        3,
+        "a header, a row, and the last line's end: {text:?}"
+    );
+    let (names, values) = (lines[0].split(','), lines[1].split(','));
+    let csv: std::collections::HashMap<&str, &str> = names.zip(values).collect();
+    let ward_name = json_report["ward"].as_str().expect("name");
+    assert_eq!(csv["ward"], format!("\"{ward_name}\""), "{text}");
+    for (column, json_value) in [
+        ("ward_id", &json_report["ward_id"]),
+        ("patients_at_end", &json_report["patients"]["at_end"]),
+        ("admitted", &json_report["patients"]["admitted"]),
+        ("discharged", &json_report["patients"]["discharged"]),
+        ("alerts_raised", &json_report["alerts"]["raised"]),
+        (
+            "alerts_medium",
+            &json_report["alerts"]["by_severity"]["medium"],
+        ),
+        (
+            "never_acknowledged",
+            &json_report["alerts"]["never_acknowledged"],
+        ),
+        ("escalated", &json_report["alerts"]["escalated"]),
+        ("live_at_end", &json_report["alerts"]["live_at_end"]),
+        (
+            "resolved_advice_given",
+            &json_report["alerts"]["outcomes"]["advice-given"],
+        ),
+        (
+            "minutes_to_acknowledge_median",
+            &json_report["alerts"]["minutes_to_acknowledge"]["median"],
+        ),
+    ] {
+        assert_eq!(
+            csv[column].parse::<f64>().ok(),
+            json_value.as_f64(),
+            "{column}: {text}"
+        );
+    }
+    assert_eq!(csv["alerts_high"], "0", "{text}");
+    assert_eq!(
+        csv["from"],
+        json_report["from"]
+            .as_str()
+            .map(|f| &f[..19])
+            .map(|f| format!("{f}Z"))
+            .expect("from")
+    );
+    let trail = app.get_json("/api/v1/audit").await;
+    assert!(
+        trail
+            .as_array()
+            .expect("entries")
+            .iter()
+            .any(|e| e["action"] == "ward.report" && e["detail"]["format"] == "csv"),
+        "the download is on the trail: {trail}"
+    );
+    let r = app
+        .get(&format!(
+            "/api/v1/wards/{ward}/report.csv?from={}&to={}",
+            at(now),
+            at(began)
+        ))
+        .send()
+        .await
+        .expect("csv");
+    assert_eq!(r.status(), 422);
 }

@@ -114,6 +114,7 @@ patient or alert outside them is a 404, so ids cannot be probed. Errors are \
         crate::users::update,
         crate::users::set_password,
         crate::report::report,
+        crate::report::report_csv,
     ),
     components(schemas(ErrorBody, ErrorDetail, ErrorCode)),
     modifiers(&Security),

@@ -8,7 +8,9 @@
 //! `GET /api/v1/wards/{id}/report?from=&to=`. The figures are computed by
 //! [`build`], a pure function of the ward's stays and alert courses.
 
-use axum::extract::{Path, Query, State};
+use axum::extract::{Query, State};
+use axum::http::header;
+use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use axum::{Json, Router};
 use chrono::{DateTime, Duration, Utc};
@@ -19,14 +21,16 @@ use vigil_store::{AlertCourse, Stay};
 
 use crate::AppState;
 use crate::auth::Caller;
-use crate::error::ApiError;
+use crate::error::{ApiError, Id};
 use crate::openapi::ErrorBody;
 
 /// The period when none is given: the last week.
 const DEFAULT_DAYS: i64 = 7;
 
 pub fn router() -> Router<AppState> {
-    Router::new().route("/api/v1/wards/{id}/report", get(report))
+    Router::new()
+        .route("/api/v1/wards/{id}/report", get(report))
+        .route("/api/v1/wards/{id}/report.csv", get(report_csv))
 }
 
 /// How many, and the middle and the slow end of them.
@@ -238,9 +242,61 @@ pub(crate) struct Period {
 pub(crate) async fn report(
     State(state): State<AppState>,
     caller: Caller,
-    Path(ward_id): Path<i64>,
+    Id(ward_id): Id,
     q: Result<Query<Period>, axum::extract::rejection::QueryRejection>,
 ) -> Result<Json<Report>, ApiError> {
+    read(&state, &caller, ward_id, q, "json").await.map(Json)
+}
+
+/// `GET /api/v1/wards/{id}/report.csv`: the same report as a CSV file to
+/// download: a header row and one row of figures, the same columns in the
+/// same order every time, so that a month's row can be put under the last
+/// month's in a spreadsheet ([`csv`]).
+#[utoipa::path(
+    get, path = "/api/v1/wards/{id}/report.csv", tag = "wards",
+    params(("id" = i64, Path, description = "Ward id"), Period),
+    security(("bearer" = []), ("cookie" = [])),
+    responses(
+        (status = 200, description = "The report as CSV (RFC 4180): a header row and one row of figures", content_type = "text/csv", body = String),
+        (status = 401, description = "No or bad credentials", body = ErrorBody),
+        (status = 404, description = "Not one of your wards", body = ErrorBody),
+        (status = 422, description = "A bad period: `from` not before `to` (a `to` in the future is now)", body = ErrorBody),
+    )
+)]
+pub(crate) async fn report_csv(
+    State(state): State<AppState>,
+    caller: Caller,
+    Id(ward_id): Id,
+    q: Result<Query<Period>, axum::extract::rejection::QueryRejection>,
+) -> Result<Response, ApiError> {
+    let r = read(&state, &caller, ward_id, q, "csv").await?;
+    // The ward by id, not by name: a name is the admins' to choose, and
+    // goes into the file, not its header.
+    let file = format!(
+        "attachment; filename=\"ward-{}-report-{}-to-{}.csv\"",
+        r.ward_id,
+        r.from.format("%Y-%m-%dT%H%MZ"),
+        r.to.format("%Y-%m-%dT%H%MZ")
+    );
+    Ok((
+        [
+            (header::CONTENT_TYPE, "text/csv; charset=utf-8".to_string()),
+            (header::CONTENT_DISPOSITION, file),
+        ],
+        csv(&r),
+    )
+        .into_response())
+}
+
+/// The report of a ward the caller sees, audited (`ward.report`, with the
+/// format asked for).
+async fn read(
+    state: &AppState,
+    caller: &Caller,
+    ward_id: i64,
+    q: Result<Query<Period>, axum::extract::rejection::QueryRejection>,
+    format: &str,
+) -> Result<Report, ApiError> {
     let Query(q) = q.map_err(|e| ApiError::Invalid(e.body_text()))?;
     if !caller.sees_ward(ward_id) {
         return Err(ApiError::NotFound("ward"));
@@ -262,21 +318,137 @@ pub(crate) async fn report(
     let courses = state.store.ward_alert_courses(ward_id, from, to).await?;
     let (patients, alerts) = build((from, to), &stays, &courses);
     crate::audit::record(
-        &state,
-        &caller,
+        state,
+        caller,
         "ward.report",
         None,
-        serde_json::json!({"ward": ward_id, "from": from, "to": to}),
+        serde_json::json!({"ward": ward_id, "from": from, "to": to, "format": format}),
     )
     .await?;
-    Ok(Json(Report {
+    Ok(Report {
         ward_id,
         ward: ward.name,
         from,
         to,
         patients,
         alerts,
-    }))
+    })
+}
+
+/// The severities, highest first: a column each in the CSV.
+const SEVERITIES: [&str; 4] = ["high", "medium", "low-medium", "low"];
+
+/// The outcomes a resolved alert may have: a clinician's
+/// ([`crate::alerts::OUTCOMES`]) and the system's own.
+fn known_outcomes() -> impl Iterator<Item = &'static str> {
+    crate::alerts::OUTCOMES.into_iter().chain([
+        "data-resumed",
+        vigil_store::DEVICE_UNASSIGNED,
+        vigil_store::DISCHARGED,
+    ])
+}
+
+/// The report as CSV (RFC 4180, CRLF line ends): a header row, then one row
+/// of figures. Every known severity and outcome has its column, 0 when
+/// none, so the columns are the same in every report; an outcome Vigil
+/// does not know of (none today) gets a column of its own at the end
+/// rather than going uncounted. A figure of no value (a median of no
+/// stays) is an empty field, never 0. The ward's name, the one text field,
+/// is quoted, and one that begins as a spreadsheet formula would
+/// (`=`, `+`, `-`, `@`) is written after an apostrophe (OWASP's CSV
+/// injection advice): a name is an admin's to choose, and a file opened
+/// in a spreadsheet must not run it.
+pub fn csv(r: &Report) -> String {
+    let p = &r.patients;
+    let a = &r.alerts;
+    let opt = |v: Option<f64>| v.map(|v| v.to_string()).unwrap_or_default();
+    let mut cols: Vec<(String, String)> = vec![
+        ("ward_id".into(), r.ward_id.to_string()),
+        ("ward".into(), text_field(&r.ward)),
+        (
+            "from".into(),
+            r.from.to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
+        ),
+        (
+            "to".into(),
+            r.to.to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
+        ),
+        ("patients_at_start".into(), p.at_start.to_string()),
+        ("patients_at_end".into(), p.at_end.to_string()),
+        ("admitted".into(), p.admitted.to_string()),
+        ("discharged".into(), p.discharged.to_string()),
+        ("bed_days".into(), p.bed_days.to_string()),
+        ("mean_occupancy".into(), p.mean_occupancy.to_string()),
+        (
+            "stays_ended".into(),
+            p.length_of_stay_days.count.to_string(),
+        ),
+        (
+            "length_of_stay_days_median".into(),
+            opt(p.length_of_stay_days.median),
+        ),
+        (
+            "length_of_stay_days_p90".into(),
+            opt(p.length_of_stay_days.p90),
+        ),
+        ("alerts_raised".into(), a.raised.to_string()),
+    ];
+    for s in SEVERITIES {
+        let n = a.by_severity.get(s).copied().unwrap_or(0);
+        cols.push((format!("alerts_{}", s.replace('-', "_")), n.to_string()));
+    }
+    cols.extend([
+        (
+            "alerts_acknowledged".into(),
+            a.minutes_to_acknowledge.count.to_string(),
+        ),
+        (
+            "minutes_to_acknowledge_median".into(),
+            opt(a.minutes_to_acknowledge.median),
+        ),
+        (
+            "minutes_to_acknowledge_p90".into(),
+            opt(a.minutes_to_acknowledge.p90),
+        ),
+        (
+            "never_acknowledged".into(),
+            a.never_acknowledged.to_string(),
+        ),
+        ("escalated".into(), a.escalated.to_string()),
+        (
+            "escalated_by_timer".into(),
+            a.escalated_by_timer.to_string(),
+        ),
+        ("live_at_end".into(), a.live_at_end.to_string()),
+    ]);
+    for o in known_outcomes() {
+        let n = a.outcomes.get(o).copied().unwrap_or(0);
+        cols.push((format!("resolved_{}", o.replace('-', "_")), n.to_string()));
+    }
+    for (o, n) in &a.outcomes {
+        if !known_outcomes().any(|k| k == o) {
+            cols.push((
+                format!(
+                    "resolved_{}",
+                    o.replace(|c: char| !c.is_ascii_alphanumeric(), "_")
+                ),
+                n.to_string(),
+            ));
+        }
+    }
+    let (names, values): (Vec<_>, Vec<_>) = cols.into_iter().unzip();
+    format!("{}\r\n{}\r\n", names.join(","), values.join(","))
+}
+
+/// A text field, quoted (RFC 4180: a quote doubled), and kept from being
+/// read as a formula.
+fn text_field(v: &str) -> String {
+    let v = if v.starts_with(['=', '+', '-', '@', '\t', '\r']) {
+        format!("'{v}")
+    } else {
+        v.to_string()
+    };
+    format!("\"{}\"", v.replace('"', "\"\""))
 }
 
 #[cfg(test)]
@@ -398,5 +570,93 @@ mod tests {
         assert_eq!((s.median, s.p90), (Some(5.5), Some(9.0)));
         let one = Spread::of(vec![7.0]);
         assert_eq!((one.median, one.p90), (Some(7.0), Some(7.0)));
+    }
+
+    /// The CSV's header and row, as a map of column to field.
+    fn csv_columns(r: &Report) -> Vec<(String, String)> {
+        let text = csv(r);
+        assert!(text.ends_with("\r\n"), "{text:?}");
+        let lines: Vec<&str> = text.trim_end().split("\r\n").collect();
+        assert_eq!(lines.len(), 2, "a header and a row: {text:?}");
+        // No field here holds a comma but the quoted name, split on its own.
+        let (name_start, name_end) = (
+            lines[1].find('"').expect("quoted"),
+            lines[1].rfind('"').expect("quoted"),
+        );
+        let name = &lines[1][name_start..=name_end];
+        let row = lines[1].replace(name, "NAME");
+        let values: Vec<String> = row
+            .split(',')
+            .map(|v| {
+                if v == "NAME" {
+                    name.to_string()
+                } else {
+                    v.to_string()
+                }
+            })
+            .collect();
+        let names: Vec<String> = lines[0].split(',').map(str::to_string).collect();
+        assert_eq!(names.len(), values.len(), "{text:?}");
+        names.into_iter().zip(values).collect()
+    }
+
+    #[test]
+    fn the_csv_has_the_same_columns_every_time_and_every_figure() {
+        let mut resolved = course(t(1, 0), Some(4), "high");
+        resolved.resolved = Some(t(1, 2));
+        resolved.outcome = Some("advice-given".into());
+        let mut odd = course(t(2, 0), None, "medium");
+        odd.resolved = Some(t(2, 1));
+        odd.outcome = Some("a new one".into());
+        let (patients, alerts) = build(
+            (t(0, 0), t(7, 0)),
+            &[stay(t(-3, 0), None)],
+            &[resolved, odd],
+        );
+        let report = |ward: &str, patients, alerts| Report {
+            ward_id: 3,
+            ward: ward.into(),
+            from: t(0, 0),
+            to: t(7, 0),
+            patients,
+            alerts,
+        };
+        let busy = csv_columns(&report("Ward 7, \"East\"", patients, alerts));
+        let get = |cols: &[(String, String)], k: &str| {
+            cols.iter()
+                .find(|(n, _)| n == k)
+                .map(|(_, v)| v.clone())
+                .unwrap_or_else(|| panic!("no column {k}: {cols:?}"))
+        };
+        assert_eq!(get(&busy, "ward"), "\"Ward 7, \"\"East\"\"\"");
+        assert_eq!(get(&busy, "from"), "2026-11-01T00:00:00Z");
+        assert_eq!(get(&busy, "bed_days"), "7");
+        assert_eq!(get(&busy, "alerts_raised"), "2");
+        assert_eq!(get(&busy, "alerts_high"), "1");
+        assert_eq!(get(&busy, "alerts_low_medium"), "0", "a severity with none");
+        assert_eq!(get(&busy, "minutes_to_acknowledge_median"), "4");
+        assert_eq!(get(&busy, "resolved_advice_given"), "1");
+        assert_eq!(get(&busy, "resolved_discharged"), "0");
+        assert_eq!(
+            busy.last().map(|(n, v)| (n.as_str(), v.as_str())),
+            Some(("resolved_a_new_one", "1")),
+            "an outcome not known of is counted, at the end"
+        );
+        assert_eq!(
+            get(&busy, "length_of_stay_days_median"),
+            "",
+            "no stay ended: no median, not 0"
+        );
+
+        // A quiet week: the same columns in the same order (but the unknown outcome's).
+        let (patients, alerts) = build((t(0, 0), t(7, 0)), &[], &[]);
+        let quiet = csv_columns(&report("=HYPERLINK(\"x\")", patients, alerts));
+        let names = |c: &[(String, String)]| c.iter().map(|(n, _)| n.clone()).collect::<Vec<_>>();
+        assert_eq!(names(&quiet), names(&busy[..busy.len() - 1]));
+        assert_eq!(
+            get(&quiet, "ward"),
+            "\"'=HYPERLINK(\"\"x\"\")\"",
+            "not read as a formula"
+        );
     }
 }

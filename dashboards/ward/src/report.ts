@@ -115,6 +115,7 @@ function dropFigures(): void {
   figures.hidden = true;
   $("report-covers").replaceChildren();
   for (const id of ["report-people", "report-alerts"]) $(id).querySelector("tbody")!.replaceChildren();
+  $("report-csv").removeAttribute("href");
 }
 
 /** The chosen period in the summary, and the days' inputs only when days are chosen. */
@@ -211,6 +212,10 @@ function draw(r: WardReport): void {
   // Both with their year when either is of another year than this one.
   const year = [r.from, r.to].some((ts) => new Date(ts).getFullYear() !== new Date().getFullYear());
   covers.replaceChildren(`${r.ward}, from `, time(r.from, year), " to ", time(r.to, year), ".");
+  // The figures shown, to the second: the period as the server took it (a
+  // "last 7 days" asked again later would be another week).
+  ($("report-csv") as HTMLAnchorElement).href =
+    `/api/v1/wards/${r.ward_id}/report.csv?from=${encodeURIComponent(r.from)}&to=${encodeURIComponent(r.to)}`;
 
   const p = r.patients;
   $("report-people").querySelector("tbody")!.replaceChildren(

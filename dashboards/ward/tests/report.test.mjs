@@ -8,6 +8,7 @@
 
 import { test } from "node:test";
 import assert from "node:assert/strict";
+import { readFile } from "node:fs/promises";
 import { DATA_TIMEOUT, TEST_TIMEOUT, UI_TIMEOUT, assertAccessible, poll, screenshot, signIn, withWard, testNhsNumber } from "./harness.mjs";
 
 const WARD = "Report ward";
@@ -171,6 +172,27 @@ test("the ward report says a ward's admissions, discharges and alerts in words, 
     await screenshot(page, "ward-report");
     await assertAccessible(page, t, "the ward page with the ward report open");
 
+    // The same figures as a file: the period shown, to the second, downloaded
+    // as the browser downloads (the session's cookie), and no read of the page's.
+    const link = section.getByRole("link", { name: "Download these figures (CSV)" });
+    const href = new URL(await link.getAttribute("href"), demo.base);
+    assert.equal(href.pathname, `/api/v1/wards/${wardId}/report.csv`);
+    assert.deepEqual([href.searchParams.get("from"), href.searchParams.get("to")], [served.from, served.to]);
+    const [download] = await Promise.all([page.waitForEvent("download"), link.click()]);
+    assert.match(download.suggestedFilename(), new RegExp(`^ward-${wardId}-report-.+\\.csv$`));
+    const text = await readFile(await download.path(), "utf8");
+    const [names, values, end] = text.split("\r\n");
+    assert.equal(end, "", "a header, a row of figures, each line ended");
+    const csv = Object.fromEntries(names.split(",").map((n, i) => [n, values.split(",")[i]]));
+    t.diagnostic(`downloaded ${download.suggestedFilename()}: ${JSON.stringify(csv)}`);
+    assert.equal(csv.ward, `"${WARD}"`);
+    assert.deepEqual(
+      ["patients_at_start", "patients_at_end", "admitted", "discharged", "alerts_raised", "alerts_high", "alerts_medium",
+        "alerts_low_medium", "alerts_low", "alerts_acknowledged", "never_acknowledged", "escalated", "live_at_end",
+        "resolved_advice_given", "resolved_discharged", "resolved_other"].map((k) => csv[k]),
+      ["0", "2", "3", "1", "4", "0", "1", "2", "1", "1", "3", "0", "1", "1", "2", "0"], "the figures the page words");
+    assert.equal(reads.length, 2, "the download is not a read of the page's figures");
+
     // The last 24 hours: read again, from a day ago; the same figures.
     const day = page.waitForResponse((r) => isReport(r.url()));
     await section.getByLabel("Period", { exact: true }).selectOption({ label: "Last 24 hours" });
@@ -268,7 +290,9 @@ test("the ward report says a ward's admissions, discharges and alerts in words, 
 
     // Each read is on the audit trail, as the admin's.
     const trail = (await api("GET", "/api/v1/audit")).body.filter((e) => e.action === "ward.report");
-    assert.equal(trail.filter((e) => e.username === demo.login.username).length, 4, "the admin's four reads (the refused one is not one)");
+    const admins = trail.filter((e) => e.username === demo.login.username);
+    assert.equal(admins.filter((e) => e.detail.format === "json").length, 4, "the admin's four reads (the refused one is not one)");
+    assert.equal(admins.filter((e) => e.detail.format === "csv").length, 1, "and the download");
     assert.ok(trail.some((e) => e.username === "report-nurse"), "the nurse's read");
 
     // Signed out: nothing of the report is left.
