@@ -69,6 +69,13 @@ const refreshButton = $("access-refresh") as HTMLButtonElement;
 const hideButton = $("access-hide") as HTMLButtonElement;
 const list = $("access-list");
 const status = $("access-status");
+const daysForm = $("access-days") as HTMLFormElement;
+const fromDay = $("access-from") as HTMLInputElement;
+const toDay = $("access-to") as HTMLInputElement;
+const DAY_MS = 24 * 3600_000;
+
+/** The UTC days looked through (`YYYY-MM-DD`, the last included), or none: the newest entries. */
+let days: { first: string; last: string } | null = null;
 
 let patientId: number | null = null;
 let nameOf: () => string = () => "";
@@ -116,6 +123,9 @@ export function closeAccess(): void {
 function collapse(): void {
   open = false;
   loading++;
+  days = null;
+  fromDay.value = "";
+  toDay.value = "";
   list.hidden = true;
   $("access-table").querySelector("tbody")!.replaceChildren();
   $("access-caption").textContent = "";
@@ -132,9 +142,16 @@ async function read(): Promise<void> {
   const load = ++loading;
   status.textContent = "Reading the audit trail…";
   try {
-    const rows = await api<AuditEntry[]>(`/api/v1/audit?patient=${id}&limit=${ACCESS_LIMIT}`);
+    // A period's ends, inclusive on the server: midnight, and the last
+    // millisecond before the midnight after the last day.
+    const period = days
+      ? `&from=${encodeURIComponent(`${days.first}T00:00:00.000Z`)}`
+        + `&to=${encodeURIComponent(new Date(Date.parse(`${days.last}T00:00:00Z`) + DAY_MS - 1).toISOString())}`
+      : "";
+    const asked = days;
+    const rows = await api<AuditEntry[]>(`/api/v1/audit?patient=${id}&limit=${ACCESS_LIMIT}${period}`);
     if (load !== loading) return;
-    draw(rows);
+    draw(rows, asked);
     status.textContent = "";
   } catch (e) {
     // A table already shown stays, as it was read.
@@ -195,7 +212,7 @@ function visitRow(v: AuditEntry[]): HTMLTableRowElement {
   return tr;
 }
 
-function draw(rows: AuditEntry[]): void {
+function draw(rows: AuditEntry[], period: typeof days): void {
   const body = $("access-table").querySelector("tbody")!;
   const vs = visits(rows);
   body.replaceChildren(...vs.map(visitRow));
@@ -203,11 +220,18 @@ function draw(rows: AuditEntry[]): void {
     + `one row per visit (one person, from one address, no more than ${VISIT_GAP_MS / 60_000} minutes between entries).`;
   const n = rows.length;
   const entries = `${n} entr${n === 1 ? "y" : "ies"} in ${vs.length} visit${vs.length === 1 ? "" : "s"}`;
-  $("access-count").textContent = n === 0
-    ? "No entries: no one has opened this record yet."
-    : n >= ACCESS_LIMIT
-      ? `${entries} shown: the newest ${ACCESS_LIMIT} entries. Older ones are in the audit trail but not shown here.`
-      : `${entries} shown: all there are.`;
+  const span = period ? (period.first === period.last ? ` on ${period.first}` : ` from ${period.first} to ${period.last}`) : "";
+  $("access-count").textContent = period
+    ? (n === 0
+      ? `No entries${span} (UTC).`
+      : n >= ACCESS_LIMIT
+        ? `${entries} shown${span} (UTC): the newest ${ACCESS_LIMIT} of those days. Choose fewer days to see the rest.`
+        : `${entries} shown${span} (UTC): all there are in those days.`)
+    : n === 0
+      ? "No entries: no one has opened this record yet."
+      : n >= ACCESS_LIMIT
+        ? `${entries} shown: the newest ${ACCESS_LIMIT} entries. Choose days above to look further back.`
+        : `${entries} shown: all there are.`;
   list.hidden = false;
 }
 
@@ -222,6 +246,25 @@ showButton.addEventListener("click", () => {
   void read();
 });
 refreshButton.addEventListener("click", () => { void read(); });
+daysForm.addEventListener("submit", (ev) => {
+  ev.preventDefault();
+  const problem = !fromDay.value ? { text: "Choose the first day.", at: fromDay }
+    : !toDay.value ? { text: "Choose the last day.", at: toDay }
+      : fromDay.value > toDay.value ? { text: "The first day is after the last: choose them again.", at: fromDay } : null;
+  if (problem) {
+    status.textContent = problem.text;
+    problem.at.focus();
+    return;
+  }
+  days = { first: fromDay.value, last: toDay.value };
+  void read();
+});
+$("access-newest").addEventListener("click", () => {
+  days = null;
+  fromDay.value = "";
+  toDay.value = "";
+  void read();
+});
 hideButton.addEventListener("click", () => {
   collapse();
   showButton.focus();

@@ -136,6 +136,49 @@ test("an admin is shown who opened a patient's record, in plain words, only when
     assert.ok(after.some((r) => r.who === demo.login.username && r.actions.includes("audit.read") && r.what.includes("looked at this list")),
       "the admin's first look at the list is on it");
 
+    // Days to look through (UTC, the last included): a day a year ago has
+    // none; yesterday and today have what the newest read had; days the
+    // wrong way round are refused in the page; "The newest" reads as at first.
+    const utcDay = (ms) => new Date(ms).toISOString().slice(0, 10);
+    const DAY = 24 * 3600_000;
+    const lookThrough = async (first, last, button = "Show these days") => {
+      if (first !== undefined) {
+        await section.getByLabel("From", { exact: true }).fill(first);
+        await section.getByLabel("To", { exact: true }).fill(last);
+      }
+      const [res] = await Promise.all([
+        page.waitForResponse((r) => new URL(r.url()).pathname === "/api/v1/audit"),
+        section.getByRole("button", { name: button }).click(),
+      ]);
+      return { url: new URL(res.url()), served: await res.json() };
+    };
+    const yearAgo = utcDay(Date.now() - 365 * DAY);
+    const old = await lookThrough(yearAgo, yearAgo);
+    assert.equal(old.url.searchParams.get("from"), `${yearAgo}T00:00:00.000Z`);
+    assert.equal(old.url.searchParams.get("to"), `${yearAgo}T23:59:59.999Z`, "to the last millisecond of the last day");
+    assert.deepEqual(old.served, []);
+    await page.locator("#access-count").filter({ hasText: `No entries on ${yearAgo} (UTC).` }).waitFor();
+    assert.equal(await page.locator("#access-table tbody tr").count(), 0);
+    const [yesterday, today] = [utcDay(Date.now() - DAY), utcDay(Date.now())];
+    const recent = await lookThrough(yesterday, today);
+    assert.ok(recent.served.length >= servedAgain.length, "the last two days hold every entry read before");
+    const recentRows = await accessRowsOf(page, recent.served.length);
+    assert.deepEqual(recentRows.flatMap((r) => r.actions), recent.served.map((e) => e.action));
+    assert.match(await page.locator("#access-count").textContent(),
+      new RegExp(`^${recent.served.length} entries in ${recentRows.length} visits shown from ${yesterday} to ${today} \\(UTC\\): all there are in those days\\.$`));
+    const asked = auditReads.length;
+    await section.getByLabel("From", { exact: true }).fill(today);
+    await section.getByLabel("To", { exact: true }).fill(yesterday);
+    await section.getByRole("button", { name: "Show these days" }).click();
+    await page.locator("#access-status").filter({ hasText: "The first day is after the last: choose them again." }).waitFor();
+    assert.equal(auditReads.length, asked, "nothing read for days the wrong way round");
+    assert.equal(await page.evaluate(() => document.activeElement?.id), "access-from", "the focus on the first day");
+    const newest = await lookThrough(undefined, undefined, "The newest");
+    assert.equal(newest.url.searchParams.get("from"), null);
+    assert.equal(await section.getByLabel("From", { exact: true }).inputValue(), "", "the days cleared");
+    await page.locator("#access-count").filter({ hasText: /shown: all there are\.$/ }).waitFor();
+    assert.equal(await page.locator("#access-status").textContent(), "", "the problem said no more");
+
     // Where a visit ends: a trail the page is given (held to a made-up answer)
     // with a gap of 11 minutes, another address, another person between.
     const base = Date.parse("2026-12-01T09:00:00Z");
