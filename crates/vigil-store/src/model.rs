@@ -206,8 +206,12 @@ pub struct Discharge {
     pub resolved: Vec<AlertRow>,
 }
 
+/// The outcome of a data-gap alert resolved because the patient's readings
+/// came back: the system's own, not one a clinician picks.
+pub const DATA_RESUMED: &str = "data-resumed";
+
 /// The outcome of an alert resolved because its patient was discharged:
-/// like `data-resumed`, the system's own, not one a clinician picks.
+/// like [`DATA_RESUMED`], the system's own.
 pub const DISCHARGED: &str = "discharged";
 
 /// The outcome of a device alert resolved because its device was moved to

@@ -342,7 +342,7 @@ const SEVERITIES: [&str; 4] = ["high", "medium", "low-medium", "low"];
 /// ([`crate::alerts::OUTCOMES`]) and the system's own.
 fn known_outcomes() -> impl Iterator<Item = &'static str> {
     crate::alerts::OUTCOMES.into_iter().chain([
-        "data-resumed",
+        vigil_store::DATA_RESUMED,
         vigil_store::DEVICE_UNASSIGNED,
         vigil_store::DISCHARGED,
     ])

@@ -7,7 +7,7 @@
 // user signs out. Hidden, and never read, for anyone but an admin.
 import { api } from "./api";
 import { isAdmin } from "./admission";
-import { $, el, timeEl, when } from "./format";
+import { $, el, timeEl, utcDays, when } from "./format";
 import type { AuditEntry, Me } from "./types";
 
 /** The newest this many entries are read (the server's default; one look at a patient's page is five or six). */
@@ -72,10 +72,9 @@ const status = $("access-status");
 const daysForm = $("access-days") as HTMLFormElement;
 const fromDay = $("access-from") as HTMLInputElement;
 const toDay = $("access-to") as HTMLInputElement;
-const DAY_MS = 24 * 3600_000;
 
-/** The UTC days looked through (`YYYY-MM-DD`, the last included), or none: the newest entries. */
-let days: { first: string; last: string } | null = null;
+/** The UTC days looked through (`YYYY-MM-DD`, the last included), with their query's ends, or none: the newest entries. */
+let days: { first: string; last: string; from: string; to: string } | null = null;
 
 let patientId: number | null = null;
 let nameOf: () => string = () => "";
@@ -142,12 +141,7 @@ async function read(): Promise<void> {
   const load = ++loading;
   status.textContent = "Reading the audit trail…";
   try {
-    // A period's ends, inclusive on the server: midnight, and the last
-    // millisecond before the midnight after the last day.
-    const period = days
-      ? `&from=${encodeURIComponent(`${days.first}T00:00:00.000Z`)}`
-        + `&to=${encodeURIComponent(new Date(Date.parse(`${days.last}T00:00:00Z`) + DAY_MS - 1).toISOString())}`
-      : "";
+    const period = days ? `&from=${encodeURIComponent(days.from)}&to=${encodeURIComponent(days.to)}` : "";
     const asked = days;
     const rows = await api<AuditEntry[]>(`/api/v1/audit?patient=${id}&limit=${ACCESS_LIMIT}${period}`);
     if (load !== loading) return;
@@ -248,15 +242,14 @@ showButton.addEventListener("click", () => {
 refreshButton.addEventListener("click", () => { void read(); });
 daysForm.addEventListener("submit", (ev) => {
   ev.preventDefault();
-  const problem = !fromDay.value ? { text: "Choose the first day.", at: fromDay }
-    : !toDay.value ? { text: "Choose the last day.", at: toDay }
-      : fromDay.value > toDay.value ? { text: "The first day is after the last: choose them again.", at: fromDay } : null;
-  if (problem) {
-    status.textContent = problem.text;
-    problem.at.focus();
+  // The audit API's `to` is inclusive: the last millisecond of the last day.
+  const chosen = utcDays(fromDay.value, toDay.value, true);
+  if ("problem" in chosen) {
+    status.textContent = chosen.problem;
+    (chosen.at === "first" ? fromDay : toDay).focus();
     return;
   }
-  days = { first: fromDay.value, last: toDay.value };
+  days = { first: fromDay.value, last: toDay.value, ...chosen };
   void read();
 });
 $("access-newest").addEventListener("click", () => {

@@ -114,3 +114,22 @@ export function nhsFormat(n: string | undefined): string {
   const d = (n || "").replace(/\s/g, "");
   return d.length === 10 ? `${d.slice(0, 3)} ${d.slice(3, 6)} ${d.slice(6)}` : d;
 }
+
+export const DAY_MS = 24 * 3600_000;
+
+/**
+ * The instants bounding the UTC days `first` to `last` (`YYYY-MM-DD`, as a
+ * date input gives them, the last included), as ISO strings for a query:
+ * `from` the first's midnight, `to` the midnight after the last, or, with
+ * `inclusiveTo` (for an API whose `to` is inclusive), the last millisecond
+ * before it. Or what is wrong with them, in words, and which of the two to
+ * choose again.
+ */
+export function utcDays(first: string, last: string, inclusiveTo: boolean):
+  { from: string; to: string } | { problem: string; at: "first" | "last" } {
+  const from = Date.parse(`${first}T00:00:00Z`), to = Date.parse(`${last}T00:00:00Z`);
+  if (Number.isNaN(from)) return { problem: "Choose the first day.", at: "first" };
+  if (Number.isNaN(to)) return { problem: "Choose the last day.", at: "last" };
+  if (from > to) return { problem: "The first day is after the last: choose them again.", at: "first" };
+  return { from: new Date(from).toISOString(), to: new Date(to + DAY_MS - (inclusiveTo ? 1 : 0)).toISOString() };
+}

@@ -11,7 +11,7 @@
 // is wrong with a period (422) is said in the page as it says it. With more
 // than one ward the user chooses which; nothing of it stays once signed out.
 import { api, ApiError } from "./api";
-import { $, el, timeEl, whenWithYear } from "./format";
+import { $, DAY_MS, el, timeEl, utcDays, whenWithYear } from "./format";
 import { OUTCOME_TEXT } from "./handover";
 import type { Me, Risk, Spread, WardName, WardReport } from "./types";
 
@@ -22,7 +22,6 @@ const PERIOD_WORDS: Record<Period, string> = {
 };
 /** The most severe first, every one shown (0 when none). */
 const SEVERITIES: Risk[] = ["high", "medium", "low-medium", "low"];
-const DAY_MS = 24 * 3600_000;
 
 const section = $("report");
 const details = $("report-details") as HTMLDetailsElement;
@@ -139,12 +138,9 @@ function periodQuery(period: Period): { query: string } | { problem: string; foc
     if (period === "7d") return { query: "" };
     return { query: `?from=${encodeURIComponent(new Date(Date.now() - HOURS[period] * 3600_000).toISOString())}` };
   }
-  const from = Date.parse(`${fromInput.value}T00:00:00Z`), to = Date.parse(`${toInput.value}T00:00:00Z`);
-  if (Number.isNaN(from)) return { problem: "Choose the first day.", focus: fromInput };
-  if (Number.isNaN(to)) return { problem: "Choose the last day.", focus: toInput };
-  if (from > to) return { problem: "The first day is after the last: choose them again.", focus: fromInput };
-  const query = `?from=${encodeURIComponent(new Date(from).toISOString())}&to=${encodeURIComponent(new Date(to + DAY_MS).toISOString())}`;
-  return { query };
+  const days = utcDays(fromInput.value, toInput.value, false);
+  if ("problem" in days) return { problem: days.problem, focus: days.at === "first" ? fromInput : toInput };
+  return { query: `?from=${encodeURIComponent(days.from)}&to=${encodeURIComponent(days.to)}` };
 }
 
 /** Read the report of the ward and period chosen, while the section is open. */

@@ -843,7 +843,7 @@ impl Worker {
     /// missed-reading or device alert whose cause has gone. Clinical alerts
     /// are never passed here: they need a person.
     async fn auto_resolve(&mut self, patient: i64, rules: &[String], why: &str) {
-        self.auto_resolve_as(patient, rules, "data-resumed", why)
+        self.auto_resolve_as(patient, rules, vigil_store::DATA_RESUMED, why)
             .await;
     }
 
