@@ -256,6 +256,17 @@ impl TestApp {
         r.json().await.expect("discharge answers JSON")
     }
 
+    /// `PATCH /api/v1/patients/{patient}/episode` with `body`, as the admin.
+    pub async fn patch_episode(&self, patient: i64, body: Value) -> reqwest::Response {
+        self.http_client
+            .patch(format!("{}/api/v1/patients/{patient}/episode", self.http))
+            .bearer_auth(&self.token)
+            .json(&body)
+            .send()
+            .await
+            .expect("PATCH …/episode")
+    }
+
     pub fn post(&self, path: &str, body: Value) -> reqwest::RequestBuilder {
         self.http_client
             .post(format!("{}{path}", self.http))

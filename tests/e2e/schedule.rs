@@ -5,7 +5,7 @@
 
 use std::time::Duration;
 
-use serde_json::{Value, json};
+use serde_json::json;
 
 use crate::helpers::TestApp;
 
@@ -30,16 +30,9 @@ async fn the_kit_is_told_what_to_measure_and_how_often() {
     }
 
     // "4-hourly obs" for this patient, from the patient's page.
-    let patch = |body: Value| {
-        app.http_client
-            .patch(format!("{}/api/v1/patients/{patient}/episode", app.http))
-            .bearer_auth(&app.token)
-            .json(&body)
-            .send()
-    };
-    let r = patch(json!({"obs_every_minutes": 240}))
-        .await
-        .expect("patch");
+    let r = app
+        .patch_episode(patient, json!({"obs_every_minutes": 240}))
+        .await;
     assert_eq!(r.status(), 200);
     assert_eq!(
         dev.next_config().await,
@@ -47,9 +40,11 @@ async fn the_kit_is_told_what_to_measure_and_how_often() {
     );
     // Another setting changes nothing the kit is told: no config for it
     // (the next one is for going back to the pathway's intervals).
-    let r = patch(json!({"oxygen": false})).await.expect("patch");
+    let r = app.patch_episode(patient, json!({"oxygen": false})).await;
     assert_eq!(r.status(), 200);
-    let r = patch(json!({"obs_every_minutes": 0})).await.expect("patch");
+    let r = app
+        .patch_episode(patient, json!({"obs_every_minutes": 0}))
+        .await;
     assert_eq!(r.status(), 200);
     assert_eq!(
         dev.next_config().await,

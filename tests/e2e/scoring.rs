@@ -186,14 +186,7 @@ async fn clinician_set_scale_2_rescores_with_who_and_when() {
     let mut other_page = app.ws(&app.token).await;
     let outsider = app.outsider_token().await;
     let mut outsider_ws = app.ws(&outsider).await;
-    let r = app
-        .http_client
-        .patch(format!("{}/api/v1/patients/{patient}/episode", app.http))
-        .bearer_auth(&app.token)
-        .json(&json!({"spo2_scale": 2}))
-        .send()
-        .await
-        .expect("patch");
+    let r = app.patch_episode(patient, json!({"spo2_scale": 2})).await;
     assert_eq!(r.status(), 200);
     let settings: Value = r.json().await.expect("json");
     assert_eq!(settings["spo2_scale_set_by"], "admin");
@@ -232,15 +225,115 @@ async fn clinician_set_scale_2_rescores_with_who_and_when() {
     // How long a recorded consciousness level counts: the pathway's window.
     assert_eq!(one["thresholds"]["freshness_s"], 6 * 3600, "{one}");
 
-    let bad = app
-        .http_client
-        .patch(format!("{}/api/v1/patients/{patient}/episode", app.http))
-        .bearer_auth(&app.token)
-        .json(&json!({"spo2_scale": 3}))
-        .send()
-        .await
-        .expect("patch");
+    let bad = app.patch_episode(patient, json!({"spo2_scale": 3})).await;
     assert_eq!(bad.status(), 422);
+}
+
+/// A clinician records the stay's treatment escalation plan: kept with who
+/// and when, told to every open page of the ward, given with the ward list
+/// (so an alert's card can say it), audited without its details' text;
+/// anything but a known plan, or details that are not one short
+/// paragraph of a plan, is a 422 naming the field and changes nothing.
+#[tokio::test]
+async fn an_escalation_plan_is_recorded_for_the_stay_and_given_with_the_ward_list() {
+    let app = TestApp::spawn().await;
+    let (patient, mut dev) = app.patient_with_device().await;
+    dev.publish_obs(1, full_set(96)).await;
+    assert_ack(&dev.next_cmd().await, &[1]);
+    let listed = app.get_json("/api/v1/patients").await;
+    assert!(
+        listed[0]["escalation_plan"].is_null() && listed[0]["escalation_note"].is_null(),
+        "none recorded at admission: {listed}"
+    );
+    let mut page = app.ws(&app.token).await;
+    let note = "ReSPECT form on the fridge; for oral antibiotics at home";
+    let r = app
+        .patch_episode(
+            patient,
+            json!({"escalation_plan": "home", "escalation_note": format!("  {note} ")}),
+        )
+        .await;
+    assert_eq!(r.status(), 200);
+    let settings: Value = r.json().await.expect("json");
+    assert_eq!(
+        (
+            &settings["escalation_plan"],
+            &settings["escalation_note"],
+            &settings["escalation_set_by"]
+        ),
+        (&json!("home"), &json!(note), &json!("admin")),
+        "{settings}"
+    );
+    assert!(settings["escalation_set_at"].is_string(), "{settings}");
+    let told = page.next_event("episode").await;
+    assert_eq!(told["settings"], settings, "{told}");
+    let listed = app.get_json("/api/v1/patients").await;
+    assert_eq!(
+        (&listed[0]["escalation_plan"], &listed[0]["escalation_note"]),
+        (&json!("home"), &json!(note)),
+        "{listed}"
+    );
+    let one = app.get_json(&format!("/api/v1/patients/{patient}")).await;
+    assert_eq!(one["settings"], settings, "{one}");
+
+    let long = "x".repeat(501);
+    for (body, field) in [
+        (json!({"escalation_plan": "icu"}), "escalation_plan"),
+        (json!({"escalation_note": "on its own"}), "escalation_note"),
+        (
+            json!({"escalation_plan": "not-recorded", "escalation_note": "why"}),
+            "escalation_note",
+        ),
+        (
+            json!({"escalation_plan": "comfort", "escalation_note": "two\nlines"}),
+            "escalation_note",
+        ),
+        (
+            json!({"escalation_plan": "comfort", "escalation_note": long}),
+            "escalation_note",
+        ),
+    ] {
+        let r = app.patch_episode(patient, body.clone()).await;
+        assert_eq!(r.status(), 422, "{body}");
+        let e: Value = r.json().await.expect("json");
+        assert!(
+            e["error"]["message"]
+                .as_str()
+                .is_some_and(|m| m.starts_with(field)),
+            "{body}: {e}"
+        );
+    }
+    let one = app.get_json(&format!("/api/v1/patients/{patient}")).await;
+    assert_eq!(
+        one["settings"], settings,
+        "refused changes change nothing: {one}"
+    );
+
+    // The trail says a plan was recorded, and which, not its details.
+    let trail = app
+        .get_json(&format!("/api/v1/audit?patient={patient}"))
+        .await;
+    let entry = trail
+        .as_array()
+        .and_then(|t| t.iter().find(|e| e["action"] == "patient.episode"))
+        .unwrap_or_else(|| panic!("no patient.episode entry: {trail}"));
+    assert_eq!(entry["detail"]["escalation_plan"], "home", "{trail}");
+    assert_eq!(entry["detail"]["escalation_note"], true, "{trail}");
+    assert!(!trail.to_string().contains("fridge"), "{trail}");
+
+    // Cleared: none, with who cleared it.
+    let r = app
+        .patch_episode(patient, json!({"escalation_plan": "not-recorded"}))
+        .await;
+    assert_eq!(r.status(), 200);
+    let cleared: Value = r.json().await.expect("json");
+    assert!(
+        cleared["escalation_plan"].is_null() && cleared["escalation_note"].is_null(),
+        "{cleared}"
+    );
+    assert_eq!(cleared["escalation_set_by"], "admin", "{cleared}");
+    let listed = app.get_json("/api/v1/patients").await;
+    assert!(listed[0]["escalation_plan"].is_null(), "{listed}");
 }
 
 /// A message stored without the scorer being told of it (a commit that

@@ -101,22 +101,15 @@ async fn a_clinicians_observation_interval_moves_the_missed_reading_clock() {
     let mut ws = app.ws(&app.token).await;
     let (slower, mut dev_a, _) = quick_patient(&app).await;
     let (usual, mut dev_b, _) = quick_patient(&app).await;
-    let patch = |patient: i64, body: Value| {
-        app.http_client
-            .patch(format!("{}/api/v1/patients/{patient}/episode", app.http))
-            .bearer_auth(&app.token)
-            .json(&body)
-            .send()
-    };
     for bad in [5, 10_081, -1] {
-        let r = patch(slower, json!({"obs_every_minutes": bad}))
-            .await
-            .expect("patch");
+        let r = app
+            .patch_episode(slower, json!({"obs_every_minutes": bad}))
+            .await;
         assert_eq!(r.status(), 422, "{bad}");
     }
-    let r = patch(slower, json!({"obs_every_minutes": 15}))
-        .await
-        .expect("patch");
+    let r = app
+        .patch_episode(slower, json!({"obs_every_minutes": 15}))
+        .await;
     assert_eq!(r.status(), 200);
     let settings: Value = r.json().await.expect("json");
     assert_eq!(
@@ -145,9 +138,9 @@ async fn a_clinicians_observation_interval_moves_the_missed_reading_clock() {
     );
 
     // Back to the pathway's: already overdue, so missed at once.
-    let r = patch(slower, json!({"obs_every_minutes": 0}))
-        .await
-        .expect("patch");
+    let r = app
+        .patch_episode(slower, json!({"obs_every_minutes": 0}))
+        .await;
     assert_eq!(r.status(), 200);
     let ev = ws.next_alert_event("alert", "missed-spo2").await;
     assert_eq!(ev["alert"]["patient_id"], slower, "{ev}");

@@ -570,7 +570,24 @@ pub struct EpisodeSettings {
     pub obs_every_minutes: Option<i64>,
     pub obs_every_set_by: Option<String>,
     pub obs_every_set_at: Option<DateTime<Utc>>,
+    /// The treatment escalation plan recorded for this stay, one of
+    /// [`ESCALATION_PLANS`]; `None`: none recorded. It changes nothing
+    /// Vigil scores or alerts on: it tells whoever answers an alert what
+    /// response was agreed with the patient.
+    pub escalation_plan: Option<String>,
+    /// The plan's details in words (where the full plan, a ReSPECT form,
+    /// is kept; what treatment at home means for this patient).
+    pub escalation_note: Option<String>,
+    pub escalation_set_by: Option<String>,
+    pub escalation_set_at: Option<DateTime<Utc>>,
 }
+
+/// Treatment escalation plans, as a clinician records them for a stay:
+/// `hospital`, for transfer to hospital if they deteriorate; `home`, for
+/// treatment at home only, not for transfer; `comfort`, for comfort care
+/// at home (end of life). A summary of the plan agreed with the patient
+/// (a ReSPECT form, a treatment escalation plan), not the plan itself.
+pub const ESCALATION_PLANS: [&str; 3] = ["hospital", "home", "comfort"];
 
 /// ACVPU levels, for the API description (stored and sent as text).
 #[derive(utoipa::ToSchema)]
@@ -601,6 +618,25 @@ pub struct EpisodeUpdate {
     /// week), in place of the pathway's; `0`: back to the pathway's
     #[schema(minimum = 0, maximum = 10080)]
     pub obs_every_minutes: Option<i64>,
+    /// The treatment escalation plan: `hospital`, `home` or `comfort`;
+    /// `not-recorded` clears it (kept as who cleared it and when)
+    #[schema(value_type = Option<EscalationPlan>)]
+    pub escalation_plan: Option<String>,
+    /// The plan's details in words, up to 500 characters; only with
+    /// `escalation_plan` (a plan recorded without it has none)
+    pub escalation_note: Option<String>,
+}
+
+/// Treatment escalation plans, for the API description (stored and sent
+/// as text; [`ESCALATION_PLANS`]).
+#[derive(utoipa::ToSchema)]
+#[serde(rename_all = "kebab-case")]
+#[allow(dead_code)]
+pub enum EscalationPlan {
+    Hospital,
+    Home,
+    Comfort,
+    NotRecorded,
 }
 
 #[derive(Clone, Debug, PartialEq)]

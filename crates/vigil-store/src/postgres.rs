@@ -230,7 +230,8 @@ const EPISODE_SETTINGS: &str =
         e.oxygen, e.oxygen_set_by, e.oxygen_set_at, e.acvpu, e.acvpu_set_by, e.acvpu_set_at,
         e.under_16, e.pregnant,
         (SELECT MAX(x.discharged_at) FROM episodes x WHERE x.patient_id = e.patient_id AND x.id <> e.id),
-        e.obs_every_min, e.obs_every_set_by, e.obs_every_set_at
+        e.obs_every_min, e.obs_every_set_by, e.obs_every_set_at,
+        e.escalation_plan, e.escalation_note, e.escalation_set_by, e.escalation_set_at
      FROM episodes e JOIN patients p ON p.id = e.patient_id";
 
 fn episode_settings_row(r: &PgRow) -> EpisodeSettings {
@@ -253,6 +254,10 @@ fn episode_settings_row(r: &PgRow) -> EpisodeSettings {
         obs_every_minutes: r.get::<Option<i32>, _>(15).map(i64::from),
         obs_every_set_by: r.get(16),
         obs_every_set_at: r.get(17),
+        escalation_plan: r.get(18),
+        escalation_note: r.get(19),
+        escalation_set_by: r.get(20),
+        escalation_set_at: r.get(21),
     }
 }
 
@@ -1910,6 +1915,18 @@ impl Store for PgStore {
             // 0: back to the pathway's, recorded as who went back and when.
             sqlx::query("UPDATE episodes SET obs_every_min = $1, obs_every_set_by = $2, obs_every_set_at = $3 WHERE id = $4")
                 .bind((m > 0).then(|| i32::try_from(m).unwrap_or(i32::MAX)))
+                .bind(by)
+                .bind(at)
+                .bind(id)
+                .execute(&mut *tx)
+                .await?;
+        }
+        if let Some(plan) = &u.escalation_plan {
+            // `not-recorded`: cleared, recorded as who cleared it and when.
+            let plan = ESCALATION_PLANS.contains(&plan.as_str()).then_some(plan);
+            sqlx::query("UPDATE episodes SET escalation_plan = $1, escalation_note = $2, escalation_set_by = $3, escalation_set_at = $4 WHERE id = $5")
+                .bind(plan)
+                .bind(plan.and(u.escalation_note.as_ref()))
                 .bind(by)
                 .bind(at)
                 .bind(id)

@@ -306,7 +306,8 @@ const EPISODE_SETTINGS: &str =
         e.oxygen, e.oxygen_set_by, e.oxygen_set_at, e.acvpu, e.acvpu_set_by, e.acvpu_set_at,
         e.under_16, e.pregnant,
         (SELECT MAX(x.discharged_at) FROM episodes x WHERE x.patient_id = e.patient_id AND x.id <> e.id),
-        e.obs_every_min, e.obs_every_set_by, e.obs_every_set_at
+        e.obs_every_min, e.obs_every_set_by, e.obs_every_set_at,
+        e.escalation_plan, e.escalation_note, e.escalation_set_by, e.escalation_set_at
      FROM episodes e JOIN patients p ON p.id = e.patient_id";
 
 /// The patient with an open episode and this NHS number, if any.
@@ -436,6 +437,10 @@ fn episode_settings_row(r: &sqlx::sqlite::SqliteRow) -> Result<EpisodeSettings> 
         obs_every_minutes: r.get(15),
         obs_every_set_by: r.get(16),
         obs_every_set_at: parse_opt_ts(r.get(17))?,
+        escalation_plan: r.get(18),
+        escalation_note: r.get(19),
+        escalation_set_by: r.get(20),
+        escalation_set_at: parse_opt_ts(r.get(21))?,
     })
 }
 
@@ -1963,6 +1968,20 @@ impl Store for SqliteStore {
                 "UPDATE episodes SET obs_every_min = ?, obs_every_set_by = ?, obs_every_set_at = ? WHERE id = ?",
             )
             .bind((m > 0).then_some(m))
+            .bind(by)
+            .bind(&at)
+            .bind(id)
+            .execute(&mut *tx)
+            .await?;
+        }
+        if let Some(plan) = &u.escalation_plan {
+            // `not-recorded`: cleared, recorded as who cleared it and when.
+            let plan = ESCALATION_PLANS.contains(&plan.as_str()).then_some(plan);
+            sqlx::query(
+                "UPDATE episodes SET escalation_plan = ?, escalation_note = ?, escalation_set_by = ?, escalation_set_at = ? WHERE id = ?",
+            )
+            .bind(plan)
+            .bind(plan.and(u.escalation_note.as_ref()))
             .bind(by)
             .bind(&at)
             .bind(id)

@@ -78,6 +78,7 @@ both_backends!(
     discharged_patients_are_listed_until_admitted_again,
     text_sorts_bytewise_whatever_the_locale,
     episode_update_records_who_and_when,
+    the_escalation_plan_is_the_stays_own_with_who_recorded_it,
     failed_episode_update_changes_nothing,
     scores_history_is_ordered_by_the_time_it_describes,
     history_pages_are_bounded_and_start_where_asked,
@@ -2866,6 +2867,121 @@ async fn text_sorts_bytewise_whatever_the_locale(s: &dyn Store) {
     );
 }
 
+type PlanRecorded = (
+    Option<String>,
+    Option<String>,
+    Option<String>,
+    Option<DateTime<Utc>>,
+);
+
+async fn plan_of(s: &dyn Store, p: i64) -> PlanRecorded {
+    let e = s
+        .episode_settings(p)
+        .await
+        .expect("settings")
+        .expect("open episode");
+    (
+        e.escalation_plan,
+        e.escalation_note,
+        e.escalation_set_by,
+        e.escalation_set_at,
+    )
+}
+
+async fn the_escalation_plan_is_the_stays_own_with_who_recorded_it(s: &dyn Store) {
+    let w = ward(s, "W").await;
+    let p = admit(s, w, "Ann").await;
+    assert_eq!(
+        plan_of(s, p).await,
+        (None, None, None, None),
+        "none at admission"
+    );
+    let record = |plan: &str, note: Option<&str>| EpisodeUpdate {
+        escalation_plan: Some(plan.into()),
+        escalation_note: note.map(Into::into),
+        ..Default::default()
+    };
+    s.episode_update(
+        p,
+        record("home", Some("ReSPECT form on the fridge")),
+        "dr_a",
+        t(9, 0),
+    )
+    .await
+    .expect("update");
+    assert_eq!(
+        plan_of(s, p).await,
+        (
+            Some("home".into()),
+            Some("ReSPECT form on the fridge".into()),
+            Some("dr_a".into()),
+            Some(t(9, 0))
+        )
+    );
+    // Another change leaves the plan alone.
+    s.episode_update(
+        p,
+        EpisodeUpdate {
+            oxygen: Some(false),
+            ..Default::default()
+        },
+        "nurse_b",
+        t(9, 30),
+    )
+    .await
+    .expect("update");
+    assert_eq!(plan_of(s, p).await.0.as_deref(), Some("home"));
+    // A plan recorded again without details has none: the old details
+    // were those of the old plan.
+    s.episode_update(p, record("comfort", None), "dr_b", t(10, 0))
+        .await
+        .expect("update");
+    assert_eq!(
+        plan_of(s, p).await,
+        (
+            Some("comfort".into()),
+            None,
+            Some("dr_b".into()),
+            Some(t(10, 0))
+        )
+    );
+    // Cleared: none, kept as who cleared it and when.
+    s.episode_update(
+        p,
+        record("not-recorded", Some("ignored")),
+        "dr_c",
+        t(10, 30),
+    )
+    .await
+    .expect("update");
+    assert_eq!(
+        plan_of(s, p).await,
+        (None, None, Some("dr_c".into()), Some(t(10, 30)))
+    );
+    // Admitted again: the new stay starts with none, whatever the last one had.
+    s.episode_update(
+        p,
+        record("hospital", Some("for IV antibiotics")),
+        "dr_a",
+        t(11, 0),
+    )
+    .await
+    .expect("update");
+    s.patient_discharge(p, "admin", t(12, 0))
+        .await
+        .expect("discharge");
+    let again = s
+        .patient_admit(new_patient(w, "Ann"))
+        .await
+        .expect("admitted again");
+    assert!(again.readmitted && again.id == p, "{again:?}");
+    assert_eq!(
+        plan_of(s, p).await,
+        (None, None, None, None),
+        "a new stay's own"
+    );
+}
+
 async fn episode_update_records_who_and_when(s: &dyn Store) {
     let w = ward(s, "W").await;
     let p = admit(s, w, "Ann").await;
@@ -2891,6 +3007,8 @@ async fn episode_update_records_who_and_when(s: &dyn Store) {
         under_16: None,
         pregnant: Some(true),
         obs_every_minutes: Some(240),
+        escalation_plan: None,
+        escalation_note: None,
     };
     s.episode_update(p, u, "nurse_a", t(9, 0))
         .await

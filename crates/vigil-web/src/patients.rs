@@ -108,6 +108,13 @@ pub(crate) struct WardRow {
     /// hours or more before the request, else this stay's first; null
     /// before any score (`Store::scores_earlier`).
     news2_earlier: Option<vigil_store::EarlierScore>,
+    /// The stay's treatment escalation plan (`hospital`, `home` or
+    /// `comfort`), null if none is recorded: what whoever answers the
+    /// patient's alert is to do (`GET /api/v1/patients/{id}` gives who
+    /// recorded it and when).
+    escalation_plan: Option<String>,
+    /// The plan's details in words, if any.
+    escalation_note: Option<String>,
 }
 
 #[derive(Deserialize, IntoParams)]
@@ -196,13 +203,22 @@ pub(crate) async fn list(
             vigil_store::scoring::score_patient(state.store.as_ref(), patient.id, now, &freshness)
                 .await?;
         // None: discharged since the list was read.
-        if let Some((settings, _)) = &scored {
-            since.push((patient.id, settings.earlier_stay_ended));
-        }
+        let (news2, plan) = match scored {
+            Some((settings, score)) => {
+                since.push((patient.id, settings.earlier_stay_ended));
+                (
+                    Some(score),
+                    (settings.escalation_plan, settings.escalation_note),
+                )
+            }
+            None => (None, (None, None)),
+        };
         rows.push(WardRow {
             patient,
-            news2: scored.map(|(_, s)| s),
+            news2,
             news2_earlier: None,
+            escalation_plan: plan.0,
+            escalation_note: plan.1,
         });
     }
     let then = now - vigil_store::scoring::EARLIER_SCORE_AGO;
@@ -412,9 +428,10 @@ const OBS_EVERY_MIN: i64 = 15;
 const OBS_EVERY_MAX: i64 = 7 * 24 * 60;
 
 /// `PATCH /api/v1/patients/{id}/episode`: a clinician records the SpO2
-/// scale, oxygen, consciousness, the under-16/pregnancy flags, or how often
-/// the patient's observations are expected. Each is stored with who and
-/// when, and the score and the missed-reading clocks follow at once.
+/// scale, oxygen, consciousness, the under-16/pregnancy flags, how often
+/// the patient's observations are expected, or the treatment escalation
+/// plan. Each is stored with who and when, and the score and the
+/// missed-reading clocks follow at once.
 #[utoipa::path(
     patch, path = "/api/v1/patients/{id}/episode", tag = "patients",
     params(("id" = i64, Path, description = "Patient id")),
@@ -452,10 +469,19 @@ pub(crate) async fn update_episode(
             "obs_every_minutes: {OBS_EVERY_MIN} to {OBS_EVERY_MAX}, or 0 for the pathway's"
         )));
     }
+    let u = escalation_checked(u)?;
     if u == EpisodeUpdate::default() {
         return Err(ApiError::Invalid("nothing to change".into()));
     }
-    let detail = serde_json::json!({"spo2_scale": u.spo2_scale, "oxygen": u.oxygen, "acvpu": u.acvpu, "under_16": u.under_16, "pregnant": u.pregnant, "obs_every_minutes": u.obs_every_minutes});
+    // Only the plan changed: nothing NEWS2 or the rules read did.
+    let rescore = EpisodeUpdate {
+        escalation_plan: None,
+        escalation_note: None,
+        ..u.clone()
+    } != EpisodeUpdate::default();
+    // The plan, not its details: those are clinical text, kept in the
+    // episode (as a note's text is kept in its table, not the trail).
+    let detail = serde_json::json!({"spo2_scale": u.spo2_scale, "oxygen": u.oxygen, "acvpu": u.acvpu, "under_16": u.under_16, "pregnant": u.pregnant, "obs_every_minutes": u.obs_every_minutes, "escalation_plan": u.escalation_plan, "escalation_note": u.escalation_note.is_some()});
     state
         .store
         .episode_update(id, u, &caller.0.username, Utc::now())
@@ -466,7 +492,7 @@ pub(crate) async fn update_episode(
         by = caller.0.id,
         "episode settings changed"
     );
-    if state.rescore.send(id).await.is_err() {
+    if rescore && state.rescore.send(id).await.is_err() {
         tracing::warn!(
             patient_id = id,
             "scorer not running; score will update with the next reading"
@@ -485,6 +511,50 @@ pub(crate) async fn update_episode(
         settings: settings.clone(),
     });
     Ok(Json(settings))
+}
+
+/// The longest details of an escalation plan, in characters: where the
+/// full plan is and what it means for this patient, not the plan itself.
+const ESCALATION_NOTE_MAX_CHARS: usize = 500;
+
+/// The update with its escalation plan checked: one of
+/// [`vigil_store::ESCALATION_PLANS`] or `not-recorded`, its details (only
+/// with a plan, trimmed, none if blank) one paragraph of at most
+/// [`ESCALATION_NOTE_MAX_CHARS`].
+fn escalation_checked(mut u: EpisodeUpdate) -> Result<EpisodeUpdate, ApiError> {
+    if let Some(plan) = u.escalation_plan.as_deref()
+        && plan != "not-recorded"
+        && !vigil_store::ESCALATION_PLANS.contains(&plan)
+    {
+        return Err(ApiError::Invalid(
+            "escalation_plan: one of hospital, home, comfort, not-recorded".into(),
+        ));
+    }
+    let Some(note) = u.escalation_note.take() else {
+        return Ok(u);
+    };
+    match u.escalation_plan.as_deref() {
+        None => {
+            return Err(ApiError::Invalid(
+                "escalation_note: only with escalation_plan (the plan it details)".into(),
+            ));
+        }
+        Some("not-recorded") => {
+            return Err(ApiError::Invalid(
+                "escalation_note: a plan cleared (not-recorded) has no details".into(),
+            ));
+        }
+        Some(_) => {}
+    }
+    let note = note.trim();
+    crate::text::check("escalation_note", note, false).map_err(ApiError::Invalid)?;
+    if note.chars().count() > ESCALATION_NOTE_MAX_CHARS {
+        return Err(ApiError::Invalid(format!(
+            "escalation_note: longer than {ESCALATION_NOTE_MAX_CHARS} characters"
+        )));
+    }
+    u.escalation_note = (!note.is_empty()).then(|| note.to_owned());
+    Ok(u)
 }
 
 /// The longest note, in characters: a call's summary, not a letter.
