@@ -3,7 +3,8 @@
 import { api } from "./api";
 import { updateTitle } from "./attention";
 import { $, age, countdown, el, nhsFormat, RISK_RANK, span } from "./format";
-import { alerts, patientName, patientNhs, session, type AlertEntry, type LastAction } from "./state";
+import { planLine } from "./plan";
+import { alerts, patientName, patientNhs, patients, session, type AlertEntry, type LastAction } from "./state";
 import type { Alert } from "./types";
 
 const STATUS_RANK: Record<string, number> = { open: 0, escalated: 1, acknowledged: 2 };
@@ -40,7 +41,7 @@ function sortedAlerts(): AlertEntry[] {
 
 interface AlertEls {
   li: HTMLLIElement; sev: HTMLSpanElement; pat: HTMLSpanElement; rule: HTMLSpanElement; status: HTMLSpanElement;
-  msg: HTMLParagraphElement; meta: HTMLParagraphElement; actions: HTMLDivElement; actionsKey: string | null;
+  msg: HTMLParagraphElement; plan: HTMLParagraphElement; meta: HTMLParagraphElement; actions: HTMLDivElement; actionsKey: string | null;
   form: HTMLFormElement | null;
 }
 
@@ -84,9 +85,9 @@ function buildAlert(id: number): AlertEls {
   li.dataset.alert = String(id);
   const head = el("div", "alert-head");
   const e: AlertEls = { li, sev: span("severity", ""), pat: span("patient", ""), rule: span("rule", ""), status: span("status", ""),
-    msg: el("p", "message"), meta: el("p", "meta"), actions: el("div", "actions"), actionsKey: null, form: null };
+    msg: el("p", "message"), plan: el("p", "plan"), meta: el("p", "meta"), actions: el("div", "actions"), actionsKey: null, form: null };
   head.append(e.sev, e.pat, e.rule, e.status);
-  li.append(head, e.msg, e.meta, e.actions);
+  li.append(head, e.msg, e.plan, e.meta, e.actions);
   return e;
 }
 
@@ -106,6 +107,14 @@ function fillAlert(e: AlertEls, { alert: a, last }: AlertEntry): void {
     e.pat.dataset.who = `${who}|${nhs}`;
   }
   setText(e.msg, a.message);
+  // What was agreed about a deterioration, where answering it: on every
+  // alert about the patient, not those about a device (battery, offline).
+  const row = patients.get(a.patient_id)?.summary;
+  e.plan.hidden = a.rule_id.startsWith("device-") || !row;
+  if (row) {
+    setText(e.plan, planLine(row.escalation_plan, row.escalation_note));
+    e.plan.className = `plan${row.escalation_plan ? "" : " none"}`;
+  }
 
   const meta = [span("age", `raised ${age(a.raised_at)}`)];
   meta[0].dataset.raised = a.raised_at;

@@ -1,4 +1,5 @@
 // Fetch from the API with the session cookie and, on writes, the CSRF token.
+import type { EpisodeSettings } from "./types";
 
 let csrf: string | null = null;
 let onSignedOut: () => void = () => {};
@@ -25,4 +26,9 @@ export async function api<T>(path: string, opts: RequestInit = {}): Promise<T> {
     throw new ApiError(msg, res.status);
   }
   return res.json() as Promise<T>;
+}
+
+/** Record a change to a patient's open episode (`PATCH …/episode`): the settings after it. */
+export function recordEpisode(patient: number, change: Record<string, unknown>): Promise<EpisodeSettings> {
+  return api<EpisodeSettings>(`/api/v1/patients/${patient}/episode`, { method: "PATCH", body: JSON.stringify(change) });
 }

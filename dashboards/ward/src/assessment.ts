@@ -5,7 +5,7 @@
 // (PATCH /api/v1/patients/{id}/episode, docs/http.md). Also how often this
 // patient's readings are expected, which the missed-reading alerts follow
 // instead of the pathway's interval.
-import { api } from "./api";
+import { recordEpisode } from "./api";
 import { $, el, when } from "./format";
 import type { EpisodeSettings } from "./types";
 
@@ -60,8 +60,11 @@ export function showAssessment(patient: number, settings: EpisodeSettings | null
  */
 export function settingsRecorded(patient: number, settings: EpisodeSettings): void {
   // While this page's own change is on its way, its answer fills the form.
-  if (recording || shown?.patient !== patient || JSON.stringify(shown.settings) === JSON.stringify(settings)) return;
+  if (recording || shown?.patient !== patient) return;
+  const same = assessed(shown.settings) === assessed(settings);
   shown.settings = settings;
+  // A change of the escalation plan only is the plan's to show (plan.ts).
+  if (same) return;
   if (edited) {
     const mine = { o2: chosen("oxygen"), acvpu: acvpu.value, scale: chosen("scale"), u16: under16.checked, preg: pregnant.checked,
       every: Number(obsEvery.value) };
@@ -75,6 +78,11 @@ export function settingsRecorded(patient: number, settings: EpisodeSettings): vo
     status.textContent = "Updated: recorded by someone else just now.";
   }
   void shown.changed(settings);
+}
+
+/** What this form shows of the settings: all but the escalation plan. */
+function assessed(s: EpisodeSettings): string {
+  return JSON.stringify({ ...s, escalation_plan: null, escalation_note: null, escalation_set_by: null, escalation_set_at: null });
 }
 
 // Whether this user has changed the form since it was last filled, and
@@ -209,7 +217,7 @@ async function record(): Promise<void> {
   status.textContent = "Recording…";
   recording = true;
   try {
-    const next = await api<EpisodeSettings>(`/api/v1/patients/${patient}/episode`, { method: "PATCH", body: JSON.stringify(change) })
+    const next = await recordEpisode(patient, change)
       .finally(() => { recording = false; });
     if (shown?.patient !== patient) return;
     shown.settings = next;

@@ -307,6 +307,16 @@ function handle(ev: LiveEvent): void {
     case "note":
       void refreshHandover();
       return;
+    case "episode": {
+      // The escalation plan on the ward list and the patient's alerts.
+      const p = patients.get(ev.patient_id);
+      if (!p) return;
+      p.summary.escalation_plan = ev.settings.escalation_plan;
+      p.summary.escalation_note = ev.settings.escalation_note;
+      renderPatients();
+      renderAlerts();
+      return;
+    }
     case "patient":
       // Admitted: fetch the list (the new row has no readings to come by
       // yet). Discharged: off the list now, not at the next refresh.

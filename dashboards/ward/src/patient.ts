@@ -10,6 +10,7 @@ import { deviceButtons, managesDevices, showDischarge, showProvision } from "./a
 import { everyWords, hideAssessment, settingsRecorded, showAssessment } from "./assessment";
 import { leaveNotes, noteArrived, showNotes } from "./notes";
 import { showEntry } from "./entry";
+import { hidePlan, planRecorded, showPlan } from "./plan";
 import { showEcg } from "./ecg";
 import { $, age, el, news2Trend, news2View, params, when } from "./format";
 import { lastAt, patients, session } from "./state";
@@ -71,6 +72,7 @@ export async function openPatient(id: number): Promise<void> {
   $("ecg-summary").textContent = "";
   $("ecg-plot").replaceChildren();
   hideAssessment();
+  hidePlan();
   showDischarge(null, null);
   showProvision(null, null, async () => {});
   setRangeButtons("24h");
@@ -97,6 +99,7 @@ export async function openPatient(id: number): Promise<void> {
 /** Show the patient as read: the facts, devices, assessment and admin actions of their stay. */
 function showStay(id: number, detail: PatientDetail): void {
   renderFacts();
+  showPlan(id, detail.settings);
   showAssessment(id, detail.settings, detail.thresholds?.freshness_s, settingsChanged);
   showEntry(detail.episode && !detail.episode.discharged_at ? id : null);
   showDischarge(session.me, detail);
@@ -118,6 +121,7 @@ export function closePatient(): void {
   closeAccess();
   if (!page) return;
   hideAssessment();
+  hidePlan();
   showEntry(null);
   leaveNotes();
   for (const c of page.charts.values()) c.destroy();
@@ -675,6 +679,7 @@ export function patientEvent(ev: LiveEvent): void {
       if (ev.patient_id === p.id) renderDevices();
       return;
     case "episode":
+      planRecorded(ev.patient_id, ev.settings);
       settingsRecorded(ev.patient_id, ev.settings);
       return;
     case "note":

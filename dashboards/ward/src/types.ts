@@ -48,6 +48,8 @@ export interface WardRow {
   id: number; ward_id: number; name: string; nhs_number: string; pathway: string;
   last_reading_at: string | null; latest: LatestReading[]; news2: News2 | null;
   news2_earlier: EarlierNews2 | null;
+  /** The stay's treatment escalation plan and its details, null if none is recorded. */
+  escalation_plan: string | null; escalation_note: string | null;
 }
 
 export interface Episode {
@@ -63,6 +65,8 @@ export interface EpisodeSettings {
   under_16: boolean; pregnant: boolean;
   /** Minutes between expected readings for this patient; null: the pathway's. */
   obs_every_minutes: number | null; obs_every_set_by: string | null; obs_every_set_at: string | null;
+  /** The stay's treatment escalation plan (hospital, home or comfort), null if none is recorded. */
+  escalation_plan: string | null; escalation_note: string | null; escalation_set_by: string | null; escalation_set_at: string | null;
 }
 
 export interface PatientDetail {

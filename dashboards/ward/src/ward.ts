@@ -2,6 +2,7 @@
 // sub-score as colour and as text, each name a link to the patient page.
 // Only the rows in and near the viewport are drawn (see "virtualization").
 import { $, age, el, news2Trend, news2View, nhsFormat, RISK_RANK } from "./format";
+import { planLine, planShort } from "./plan";
 import { lastAt, patients, type PatientState } from "./state";
 
 const CODES = ["spo2", "pulse", "resp_rate", "bp", "temp"];
@@ -376,7 +377,11 @@ function newRow(p: PatientState): HTMLTableRowElement {
   name.append(link, el("span", "nhs"));
   const news2 = el("td");
   news2.dataset.news2 = String(p.summary.id);
-  tr.append(name, el("td"), news2);
+  // The pathway, and under it the escalation plan: a second line in a
+  // cell of one, so a row is no taller (the big ward's rows are measured).
+  const pathway = el("td");
+  pathway.append(el("span", "pathway"), el("span", "plan"));
+  tr.append(name, pathway, news2);
   for (const code of CODES) {
     const td = el("td", "num");
     td.dataset.code = code;
@@ -390,7 +395,12 @@ function updateRow(tr: HTMLTableRowElement, p: PatientState, changed: ReadonlySe
   const cells = tr.cells;
   setText(cells[0].firstElementChild as HTMLElement, p.summary.name);
   setText(cells[0].lastElementChild as HTMLElement, `NHS ${nhsFormat(p.summary.nhs_number)}`);
-  setText(cells[1], p.summary.pathway);
+  const [pathway, plan] = cells[1].children as unknown as HTMLElement[];
+  setText(pathway, p.summary.pathway);
+  // The stay's escalation plan in a few words (in full on the alert and the patient's page).
+  setText(plan, planShort(p.summary.escalation_plan));
+  plan.className = `plan ${p.summary.escalation_plan ?? "none"}`;
+  plan.title = planLine(p.summary.escalation_plan, p.summary.escalation_note);
   updateNews2(cells[2], p, changed.has(`${p.summary.id}:news2`));
   const subs = Object.fromEntries((p.news2?.subscores || []).map((x) => [x.parameter, x]));
   CODES.forEach((code, i) => {

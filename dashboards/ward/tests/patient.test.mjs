@@ -484,6 +484,79 @@ test("a clinician asks for a patient's observations every 4 hours, and back to t
   });
 });
 
+test("a clinician records the escalation plan agreed with the patient: kept with who and when, on the ward list and on the patient's alerts on every open page, and cleared", { timeout: TEST_TIMEOUT }, async (t) => {
+  await withWard(t, async ({ page, demo, context }) => {
+    const me = demo.login.username;
+    const id = await signedInPatientWithReadings(page, demo);
+    // An alert for the patient: a respiration rate of 30/min scores 3 on its own.
+    await enterReadings(demo, id, [{ code: "resp_rate", value: 30, unit: "/min" }]);
+    // A colleague keeps the ward open in another tab.
+    const other = await context.newPage();
+    await other.goto(`${demo.base}/`);
+    const row = other.locator(`#patients tbody tr[data-patient="${id}"]`);
+    const card = other.locator("#alert-list li.alert").filter({ has: other.locator(`a[href="#/patients/${id}"]`) })
+      .filter({ hasNot: other.locator(".rule", { hasText: /^device-/ }) }).first();
+    await card.waitFor({ timeout: DATA_TIMEOUT });
+    // None recorded: said, not left blank.
+    await row.locator("td .plan.none").filter({ hasText: /^No plan recorded$/ }).waitFor();
+    await card.locator(".plan.none").filter({ hasText: /^No escalation plan recorded\.$/ }).waitFor();
+
+    await page.goto(`${demo.base}/#/patients/${id}`);
+    const region = page.getByRole("region", { name: "Escalation plan" });
+    const line = region.locator("#plan-recorded");
+    await line.filter({ hasText: /^No escalation plan recorded\.$/ }).waitFor();
+    assert.ok(await line.evaluate((e) => e.classList.contains("missing")), "none recorded stands out");
+    assert.equal(await region.getByRole("button", { name: "Clear the plan" }).isVisible(), false, "nothing to clear");
+    const sent = [];
+    page.on("request", (r) => { if (r.method() === "PATCH" && r.url().endsWith(`/api/v1/patients/${id}/episode`)) sent.push(r.postDataJSON()); });
+
+    // Recorded with no plan chosen: refused in the page, nothing sent.
+    await region.getByRole("button", { name: "Record the plan" }).click();
+    await region.getByText("Choose the plan to record it.").waitFor();
+    assert.equal(await page.evaluate(() => document.activeElement?.getAttribute("value")), "hospital", "the focus on the first plan");
+    assert.deepEqual(sent, []);
+
+    // Treatment at home, with where the full plan is.
+    await region.getByLabel("For treatment at home: not for transfer to hospital").check();
+    await region.getByLabel("Details (optional)").fill("  ReSPECT form on the fridge ");
+    const patched = page.waitForResponse((r) => r.url().endsWith(`/api/v1/patients/${id}/episode`) && r.request().method() === "PATCH");
+    await region.getByRole("button", { name: "Record the plan" }).click();
+    assert.equal((await patched).status(), 200);
+    assert.deepEqual(sent, [{ escalation_plan: "home", escalation_note: "ReSPECT form on the fridge" }]);
+    const words = "Escalation plan: For treatment at home: not for transfer to hospital. ReSPECT form on the fridge.";
+    await region.getByText(`Recorded: ${words}`, { exact: true }).waitFor();
+    await line.filter({ hasText: new RegExp(`^${words.replace(/[.:]/g, "\\$&")} Recorded by ${me}, .+\\.$`) }).waitFor();
+    assert.equal(await line.evaluate((e) => e.classList.contains("missing")), false);
+    const set = (await pageGet(page, `/api/v1/patients/${id}`)).settings;
+    assert.deepEqual([set.escalation_plan, set.escalation_note, set.escalation_set_by], ["home", "ReSPECT form on the fridge", me]);
+    // The plan is not the clinical assessment's: that form is not told of a change.
+    assert.equal(await page.locator("#assessment-status").textContent(), "");
+
+    // The colleague's ward shows it at once, on the row and on the alert.
+    await row.locator("td .plan.home").filter({ hasText: /^Treat at home$/ }).waitFor();
+    await card.locator(".plan").filter({ hasText: new RegExp(`^${words.replace(/[.:]/g, "\\$&")}$`) }).waitFor();
+    assert.equal(await card.locator(".plan.none").count(), 0);
+    await assertAccessible(page, t, "the patient's page with an escalation plan");
+    await assertAccessible(other, t, "the ward with an escalation plan on a row and an alert");
+    await screenshot(page, "escalation-plan");
+
+    // The same again: nothing sent.
+    await region.getByRole("button", { name: "Record the plan" }).click();
+    await region.getByText("Nothing to record: the plan is as recorded.").waitFor();
+    assert.equal(sent.length, 1);
+
+    // Cleared: none again, with who cleared it, everywhere.
+    await region.getByRole("button", { name: "Clear the plan" }).click();
+    await region.getByText("Cleared: no escalation plan recorded.").waitFor();
+    assert.deepEqual(sent[1], { escalation_plan: "not-recorded" });
+    await line.filter({ hasText: new RegExp(`^No escalation plan recorded\\. Cleared by ${me}, .+\\.$`) }).waitFor();
+    assert.equal(await region.getByLabel("Details (optional)").inputValue(), "");
+    await row.locator("td .plan.none").filter({ hasText: /^No plan recorded$/ }).waitFor();
+    await card.locator(".plan.none").filter({ hasText: /^No escalation plan recorded\.$/ }).waitFor();
+    await other.close();
+  });
+});
+
 test("a note written on a patient's page is kept with who and when, shown newest first on every open page of the patient, and a note being typed survives a look elsewhere", { timeout: TEST_TIMEOUT }, async (t) => {
   await withWard(t, async ({ page, demo, context }) => {
     const id = await signedInPatientWithReadings(page, demo);
