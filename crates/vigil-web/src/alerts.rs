@@ -272,9 +272,12 @@ pub(crate) async fn escalate(
 /// counted and audited). `data-resumed`, `device-unassigned`
 /// (`vigil_store::DEVICE_UNASSIGNED`) and `discharged`
 /// (`vigil_store::DISCHARGED`) are the system's own outcomes.
-pub const OUTCOMES: [&str; 7] = [
+pub const OUTCOMES: [&str; 8] = [
     "advice-given",
     "treatment-changed",
+    // A clinician of the virtual ward (hospital at home) visited, or is
+    // on the way: the response a home ward has that a phone line has not.
+    "home-visit",
     "escalated-999",
     "admitted",
     "false-alarm-device",
@@ -301,6 +304,7 @@ pub(crate) struct ResolveBody {
 pub(crate) enum Outcome {
     AdviceGiven,
     TreatmentChanged,
+    HomeVisit,
     #[schema(rename = "escalated-999")]
     Escalated999,
     Admitted,
@@ -351,4 +355,18 @@ pub(crate) async fn resolve(
         },
     )
     .await
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use utoipa::PartialSchema;
+
+    /// The API description lists exactly the outcomes the API takes, in
+    /// the same order (a new one, such as `home-visit`, added to both).
+    #[test]
+    fn the_documented_outcomes_are_the_ones_taken() {
+        let schema = serde_json::to_value(Outcome::schema()).expect("schema as JSON");
+        assert_eq!(schema["enum"], serde_json::json!(OUTCOMES), "{schema}");
+    }
 }

@@ -176,10 +176,20 @@ async fn setup_ward(store: &dyn Store, n: u32) -> anyhow::Result<Vec<SimPatient>
             spo2_scale: None,
         };
         number += 1;
-        match admin::admit(store, req, "vigil-demo", now).await {
+        let admitted = match admin::admit(store, req, "vigil-demo", now).await {
             Err(admin::AdminError::Conflict(_)) => continue,
             done => done?,
         };
+        if let Some((plan, note)) = demo_plan(i) {
+            let plan = vigil_store::EpisodeUpdate {
+                escalation_plan: Some(plan.into()),
+                escalation_note: Some(note.into()),
+                ..Default::default()
+            };
+            store
+                .episode_update(admitted.id, plan, "vigil-demo", now)
+                .await?;
+        }
         existing = store.patients_list(&[ward.id]).await?;
     }
     let mut patients = Vec::new();
@@ -210,6 +220,21 @@ async fn setup_ward(store: &dyn Store, n: u32) -> anyhow::Result<Vec<SimPatient>
     Ok(patients)
 }
 
+/// The escalation plan the demo records at admission for its patient `i`:
+/// most for hospital, some for treatment at home, and every fourth none,
+/// as on a real ward where one is still to be agreed (the dashboard says
+/// so).
+fn demo_plan(i: usize) -> Option<(&'static str, &'static str)> {
+    match i % 4 {
+        0 | 2 => Some(("hospital", "Agreed at admission (demo)")),
+        1 => Some((
+            "home",
+            "ReSPECT form in the patient's home (demo): oral antibiotics and fluids at home",
+        )),
+        _ => None,
+    }
+}
+
 /// A valid NHS number in the 999 range, which is never issued to real
 /// people (NHS England reserves it for testing).
 pub fn demo_nhs_number(i: u32) -> String {
@@ -220,11 +245,9 @@ pub fn demo_nhs_number(i: u32) -> String {
 mod tests {
     use super::*;
 
-    /// A kept data folder whose demo ward had a patient discharged: the
-    /// next start admits a new patient up to the count, under a number no
-    /// listed patient holds (hazard TS-22 refuses a number in use).
-    #[tokio::test]
-    async fn a_restart_after_a_discharge_fills_the_ward_under_free_numbers() {
+    /// A store in a folder of its own (kept while the folder is), with the
+    /// demo's ward.
+    async fn demo_store() -> (tempfile::TempDir, std::sync::Arc<dyn Store>) {
         let dir = tempfile::tempdir().expect("tempdir");
         let store = vigil_store::connect(&format!(
             "sqlite://{}",
@@ -233,6 +256,15 @@ mod tests {
         .await
         .expect("store");
         store.ward_add(WARD).await.expect("ward");
+        (dir, store)
+    }
+
+    /// A kept data folder whose demo ward had a patient discharged: the
+    /// next start admits a new patient up to the count, under a number no
+    /// listed patient holds (hazard TS-22 refuses a number in use).
+    #[tokio::test]
+    async fn a_restart_after_a_discharge_fills_the_ward_under_free_numbers() {
+        let (_dir, store) = demo_store().await;
         let first = setup_ward(store.as_ref(), 3).await.expect("first start");
         assert_eq!(first.len(), 3);
         let ward = store.ward_find(WARD).await.expect("ward").expect("ward");
@@ -253,6 +285,33 @@ mod tests {
             numbers.insert(d.nhs_number);
         }
         assert_eq!(numbers.len(), 3, "{numbers:?}");
+    }
+
+    /// The demo's ward shows plans agreed (for hospital, for treatment at
+    /// home) and, every fourth patient, none yet.
+    #[tokio::test]
+    async fn the_demo_ward_has_escalation_plans_and_one_still_to_agree() {
+        let (_dir, store) = demo_store().await;
+        setup_ward(store.as_ref(), 4).await.expect("start");
+        let ward = store.ward_find(WARD).await.expect("ward").expect("ward");
+        let mut plans = Vec::new();
+        for p in store.patients_list(&[ward.id]).await.expect("list") {
+            let s = store
+                .episode_settings(p.id)
+                .await
+                .expect("settings")
+                .expect("open episode");
+            assert_eq!(
+                s.escalation_set_by.as_deref(),
+                s.escalation_plan.as_ref().map(|_| "vigil-demo"),
+                "{s:?}"
+            );
+            plans.push(s.escalation_plan);
+        }
+        assert_eq!(
+            plans,
+            [Some("hospital"), Some("home"), Some("hospital"), None].map(|p| p.map(String::from))
+        );
     }
 
     #[test]

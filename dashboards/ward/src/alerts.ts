@@ -9,7 +9,7 @@ import type { Alert } from "./types";
 
 const STATUS_RANK: Record<string, number> = { open: 0, escalated: 1, acknowledged: 2 };
 export const OUTCOMES: [string, string][] = [
-  ["advice-given", "Advice given"], ["treatment-changed", "Treatment changed"],
+  ["advice-given", "Advice given"], ["treatment-changed", "Treatment changed"], ["home-visit", "Home visit"],
   ["escalated-999", "999 called"], ["admitted", "Admitted"],
   ["false-alarm-device", "False alarm (device)"], ["reviewed-no-action", "Reviewed, no action"],
   ["other", "Other (add a note)"],

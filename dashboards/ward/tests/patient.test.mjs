@@ -5,7 +5,7 @@
 
 import { test } from "node:test";
 import assert from "node:assert/strict";
-import { DATA_TIMEOUT, TEST_TIMEOUT, UI_TIMEOUT, assertAccessible, enterReadings, poll, screenshot, signIn, withWard } from "./harness.mjs";
+import { DATA_TIMEOUT, NEXT_SPOT_CHECK, TEST_TIMEOUT, UI_TIMEOUT, assertAccessible, enterReadings, poll, screenshot, signIn, withWard } from "./harness.mjs";
 
 /** GET from inside the page, with the page's own cookie. */
 function pageGet(page, path) {
@@ -85,10 +85,20 @@ test("a patient's page charts each vital with the API's values, follows live rea
       "the oldest readings in the table are the API's first ones");
     for (const v of tableValues) assert.ok(apiValues.includes(v), `${v} is one of the API's SpO2 values`);
 
-    // 3. Live: new readings add points without a reload.
+    // 3. Live: new readings add points without a reload: the simulation's
+    // next, or after 20 s one a nurse enters (a patient without a patch has
+    // spot checks only, up to 60 s apart: a wait of 45 s once missed one).
     const before = (await charts(page)).reduce((a, c) => a + c.points, 0);
-    await poll("more points from live readings", async () => (await charts(page)).reduce((a, c) => a + c.points, 0) > before,
-      { timeout: DATA_TIMEOUT, interval: 250 });
+    const waitedFrom = Date.now();
+    let entered = false;
+    await poll("more points from live readings", async () => {
+      const more = (await charts(page)).reduce((a, c) => a + c.points, 0) > before;
+      if (!more && !entered && Date.now() - waitedFrom > 20_000) {
+        await enterReadings(demo, id, [{ code: "resp_rate", value: 16, unit: "/min" }]);
+        entered = true;
+      }
+      return more;
+    }, { timeout: NEXT_SPOT_CHECK, interval: 250 });
 
     // NEWS2 history and devices come from the API.
     await poll("a NEWS2 history row", async () => (await page.locator("#score-table tbody tr").count()) > 0, { timeout: DATA_TIMEOUT, interval: 250 });
@@ -484,10 +494,20 @@ test("a clinician asks for a patient's observations every 4 hours, and back to t
   });
 });
 
-test("a clinician records the escalation plan agreed with the patient: kept with who and when, on the ward list and on the patient's alerts on every open page, and cleared", { timeout: TEST_TIMEOUT }, async (t) => {
+test("a clinician records the escalation plan agreed with the patient: kept with who and when, on the ward list and on the patient's alerts on every open page, and cleared; the alert answered with a home visit", { timeout: TEST_TIMEOUT }, async (t) => {
   await withWard(t, async ({ page, demo, context }) => {
     const me = demo.login.username;
-    const id = await signedInPatientWithReadings(page, demo);
+    await page.goto(demo.base + "/");
+    await signIn(page, demo.login);
+    await page.getByRole("status").filter({ hasText: "live" }).waitFor();
+    // The demo records plans at admission, and none for every fourth
+    // patient: this test takes that one. The others show theirs.
+    const unplanned = page.locator("#patients tbody tr[data-patient]").filter({ has: page.locator("td .plan.none") });
+    await unplanned.first().waitFor({ timeout: DATA_TIMEOUT });
+    assert.equal(await unplanned.count(), 1);
+    const id = Number(await unplanned.first().getAttribute("data-patient"));
+    await page.locator("#patients td .plan.home").filter({ hasText: /^Treat at home$/ }).waitFor();
+    assert.equal(await page.locator("#patients td .plan.hospital").filter({ hasText: /^For hospital$/ }).count(), 2);
     // An alert for the patient: a respiration rate of 30/min scores 3 on its own.
     await enterReadings(demo, id, [{ code: "resp_rate", value: 30, unit: "/min" }]);
     // A colleague keeps the ward open in another tab.
@@ -553,8 +573,15 @@ test("a clinician records the escalation plan agreed with the patient: kept with
     assert.equal(await region.getByLabel("Details (optional)").inputValue(), "");
     await row.locator("td .plan.none").filter({ hasText: /^No plan recorded$/ }).waitFor();
     await card.locator(".plan.none").filter({ hasText: /^No escalation plan recorded\.$/ }).waitFor();
+
+    // Answered with a visit at home: an outcome of its own.
+    const alertId = Number(await card.getAttribute("data-alert"));
+    await card.getByRole("button", { name: /^Resolve: / }).click();
+    await other.locator("form.resolve").getByRole("button", { name: "Home visit", exact: true }).click();
+    await other.locator("#notice").filter({ hasText: /^Resolved: .*\(home-visit\)\.$/ }).waitFor();
+    assert.equal((await pageGet(other, `/api/v1/alerts/${alertId}`)).alert.outcome, "home-visit");
     await other.close();
-  });
+  }, { patients: 4 });
 });
 
 test("a note written on a patient's page is kept with who and when, shown newest first on every open page of the patient, and a note being typed survives a look elsewhere", { timeout: TEST_TIMEOUT }, async (t) => {
