@@ -134,6 +134,16 @@ async fn alerts_are_posted_to_the_webhook_signed_pseudonymous_and_retried() {
     )
     .await;
     let patient = app.admit("plain").await;
+    // The plan agreed with the patient goes with the post, by its category:
+    // its details are free text, which may name people.
+    let details = "ReSPECT form with her daughter Ann";
+    let r = app
+        .patch_episode(
+            patient,
+            json!({"escalation_plan": "home", "escalation_note": details}),
+        )
+        .await;
+    assert_eq!(r.status(), 200);
     let creds = app.provision("hub", Some(patient)).await;
     let dev = app.connect(&creds).await.expect("connects");
     let mut dev = dev;
@@ -159,10 +169,11 @@ async fn alerts_are_posted_to_the_webhook_signed_pseudonymous_and_retried() {
         raised["link"],
         format!("https://vigil.example.nhs.uk/#/patients/{patient}")
     );
-    // Nothing that names the patient.
+    assert_eq!(raised["escalation_plan"], "home", "{raised:#}");
+    // Nothing that names the patient, nor the plan's details.
     let who = app.get_json(&format!("/api/v1/patients/{patient}")).await;
     for p in &first {
-        for s in [&who["name"], &who["nhs_number"]] {
+        for s in [&who["name"], &who["nhs_number"], &json!(details)] {
             let s = s.as_str().expect("a string");
             assert!(!p.body.contains(s), "{s} in {}", p.body);
         }

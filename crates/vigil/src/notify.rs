@@ -143,16 +143,20 @@ impl NotifyMetrics {
 
 /// The body posted for one event: pseudonymous (ids, never a name or an
 /// NHS number), with a link to the patient's page when the dashboard's
-/// address is configured.
+/// address is configured, and the patient's escalation plan (`hospital`,
+/// `home`, `comfort`; null if none is recorded): its category only, never
+/// its details, which are free text.
 pub fn payload(
     ev: &AlertEventRef,
     alert: &AlertRow,
     ward: Option<&str>,
+    escalation_plan: Option<&str>,
     dashboard_url: Option<&str>,
 ) -> serde_json::Value {
     json!({
         "event_id": ev.id,
         "ward": ward,
+        "escalation_plan": escalation_plan,
         "action": ev.action,
         "at": ev.at,
         "actor": ev.actor,
@@ -476,10 +480,20 @@ impl Notifier {
                 None
             }
         };
+        // What was agreed about a deterioration, for whoever is paged with
+        // no dashboard open (hazard DB-24).
+        let plan = match self.store.episode_settings(alert.patient_id).await {
+            Ok(s) => s.and_then(|s| s.escalation_plan),
+            Err(e) => {
+                tracing::warn!(error = %e, "alert webhook: cannot read the patient's escalation plan");
+                None
+            }
+        };
         let body = payload(
             ev,
             &alert,
             ward.as_deref(),
+            plan.as_deref(),
             self.settings.dashboard_url.as_deref(),
         )
         .to_string();
