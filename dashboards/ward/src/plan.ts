@@ -98,15 +98,15 @@ form.addEventListener("submit", (e) => {
     return;
   }
   const details = note.value.trim();
-  if (shown && plan === shown.settings.escalation_plan && details === (shown.settings.escalation_note ?? "")) {
-    status.textContent = "Nothing to record: the plan is as recorded.";
-    return;
-  }
-  void record({ escalation_plan: plan, ...(details ? { escalation_note: details } : {}) });
+  // The plan as recorded, recorded again: a review that found it still
+  // right, kept as who reviewed it and when (plans are reviewed, and a
+  // line saying who agreed it months ago is worth less than one of today).
+  const reviewed = !!shown && plan === shown.settings.escalation_plan && details === (shown.settings.escalation_note ?? "");
+  void record({ escalation_plan: plan, ...(details ? { escalation_note: details } : {}) }, reviewed);
 });
 clear.addEventListener("click", () => { void record({ escalation_plan: "not-recorded" }); });
 
-async function record(change: { escalation_plan: string; escalation_note?: string }): Promise<void> {
+async function record(change: { escalation_plan: string; escalation_note?: string }, reviewed = false): Promise<void> {
   if (!shown) return;
   const { patient } = shown;
   status.textContent = "Recording…";
@@ -118,7 +118,9 @@ async function record(change: { escalation_plan: string; escalation_note?: strin
     shown.settings = next;
     edited = false;
     fill(next, true);
-    status.textContent = next.escalation_plan ? `Recorded: ${planLine(next.escalation_plan, next.escalation_note)}` : "Cleared: no escalation plan recorded.";
+    status.textContent = !next.escalation_plan ? "Cleared: no escalation plan recorded."
+      : reviewed ? "Reviewed: the plan is unchanged, recorded again with your name and the time."
+        : `Recorded: ${planLine(next.escalation_plan, next.escalation_note)}`;
     if (!next.escalation_plan) radios()[0]?.focus(); // the Clear button pressed is gone
   } catch (err) {
     if (shown?.patient === patient) status.textContent = `Not recorded: ${(err as Error).message}.`;

@@ -560,15 +560,18 @@ test("a clinician records the escalation plan agreed with the patient: kept with
     await assertAccessible(other, t, "the ward with an escalation plan on a row and an alert");
     await screenshot(page, "escalation-plan");
 
-    // The same again: nothing sent.
+    // The same again: a review, recorded again with who and when.
+    const firstAt = set.escalation_set_at;
     await region.getByRole("button", { name: "Record the plan" }).click();
-    await region.getByText("Nothing to record: the plan is as recorded.").waitFor();
-    assert.equal(sent.length, 1);
+    await region.getByText("Reviewed: the plan is unchanged, recorded again with your name and the time.").waitFor();
+    assert.deepEqual(sent[1], sent[0]);
+    const reviewedAt = (await pageGet(page, `/api/v1/patients/${id}`)).settings.escalation_set_at;
+    assert.ok(Date.parse(reviewedAt) > Date.parse(firstAt), `the review's time (${reviewedAt}) after the first (${firstAt})`);
 
     // Cleared: none again, with who cleared it, everywhere.
     await region.getByRole("button", { name: "Clear the plan" }).click();
     await region.getByText("Cleared: no escalation plan recorded.").waitFor();
-    assert.deepEqual(sent[1], { escalation_plan: "not-recorded" });
+    assert.deepEqual(sent[2], { escalation_plan: "not-recorded" });
     await line.filter({ hasText: new RegExp(`^No escalation plan recorded\\. Cleared by ${me}, .+\\.$`) }).waitFor();
     assert.equal(await region.getByLabel("Details (optional)").inputValue(), "");
     await row.locator("td .plan.none").filter({ hasText: /^No plan recorded$/ }).waitFor();
