@@ -23,7 +23,7 @@ fn repo() -> PathBuf {
 }
 
 /// Every `/api/v1` route the router serves, as (method, path).
-const ROUTES: [(&str, &str); 42] = [
+const ROUTES: [(&str, &str); 43] = [
     ("post", "/api/v1/login"),
     ("get", "/api/v1/auth/methods"),
     ("get", "/api/v1/auth/sso/login"),
@@ -43,6 +43,7 @@ const ROUTES: [(&str, &str); 42] = [
     ("get", "/api/v1/patients/{id}"),
     ("get", "/api/v1/patients/{id}/observations"),
     ("get", "/api/v1/patients/{id}/scores"),
+    ("get", "/api/v1/patients/{id}/summary"),
     ("get", "/api/v1/patients/{id}/ecg"),
     ("patch", "/api/v1/patients/{id}/episode"),
     ("post", "/api/v1/patients/{id}/discharge"),

@@ -229,6 +229,147 @@ async fn clinician_set_scale_2_rescores_with_who_and_when() {
     assert_eq!(bad.status(), 422);
 }
 
+/// The summary for a call or a transfer (`GET …/summary`): the open stay
+/// as text, from what is stored: the patient with their NHS number, the
+/// escalation plan with its details, NEWS2 as the ward list gives it, the
+/// live alert, the readings with their times, the notes; read on the audit
+/// trail; none for a discharged patient, a patient of another ward or no
+/// credentials.
+#[tokio::test]
+async fn a_summary_for_a_call_gives_the_stay_as_text_from_the_record() {
+    let app = TestApp::spawn().await;
+    let (patient, mut dev) = app.patient_with_device().await;
+    let mut ws = app.ws(&app.token).await;
+    // SpO2 88 % on scale 1 scores 3 alone: NEWS2 3, low-medium, an alert.
+    let mut set = full_set(88);
+    set.as_array_mut()
+        .expect("array")
+        .push(json!({"code": "pef", "value": 310, "unit": "L/min"}));
+    dev.publish_obs(1, set).await;
+    assert_ack(&dev.next_cmd().await, &[1]);
+    let alert = ws.next_alert_event("alert", "news2").await;
+    let r = app
+        .patch_episode(
+            patient,
+            json!({"escalation_plan": "home", "escalation_note": "ReSPECT form on the fridge"}),
+        )
+        .await;
+    assert_eq!(r.status(), 200);
+    let r = app
+        .post(
+            &format!("/api/v1/patients/{patient}/notes"),
+            json!({"text": "Phoned: more breathless since lunch."}),
+        )
+        .send()
+        .await
+        .expect("note");
+    assert_eq!(r.status(), 201);
+
+    let path = format!("/api/v1/patients/{patient}/summary");
+    let r = app.get(&path).send().await.expect("summary");
+    assert_eq!(r.status(), 200);
+    assert_eq!(
+        r.headers()["content-type"].to_str().ok(),
+        Some("text/plain; charset=utf-8")
+    );
+    let text = r.text().await.expect("text");
+    let lines: Vec<&str> = text.lines().collect();
+    let has = |l: &str| assert!(lines.contains(&l), "no line {l:?} in:\n{text}");
+    let one = app.get_json(&format!("/api/v1/patients/{patient}")).await;
+    let nhs = one["nhs_number"].as_str().expect("nhs number");
+    has(&format!(
+        "Patient: Test Patient, NHS number {} {} {}",
+        &nhs[..3],
+        &nhs[3..6],
+        &nhs[6..]
+    ));
+    assert!(
+        lines[1].starts_with("Ward A. Written ") && lines[1].contains(" for admin, "),
+        "{text}"
+    );
+    has("Escalation plan: For treatment at home: not for transfer to hospital");
+    has("  Details: ReSPECT form on the fridge");
+    let listed = app.get_json("/api/v1/patients").await;
+    assert_eq!(listed[0]["news2"]["total"], 3, "{listed}");
+    assert!(
+        lines
+            .iter()
+            .any(|l| l.starts_with("NEWS2 now: 3, low-medium risk, as of ")),
+        "{text}"
+    );
+    has("  A single reading scored 3");
+    let message = alert["alert"]["message"].as_str().expect("message");
+    assert!(
+        lines
+            .iter()
+            .any(|l| l.starts_with(&format!("  - {message} ("))
+                && l.contains("open, not yet taken by anyone")),
+        "the live alert: {text}"
+    );
+    assert!(
+        lines
+            .iter()
+            .any(|l| l.starts_with("  SpO2 88% on scale 1 → 3, ") && l.ends_with(" ago)")),
+        "SpO2 with when it was measured: {text}"
+    );
+    assert!(
+        lines
+            .iter()
+            .any(|l| l.starts_with("  Peak flow 310 L/min, ")),
+        "peak flow among the other readings: {text}"
+    );
+    assert!(
+        lines
+            .iter()
+            .any(|l| l.ends_with(", admin: Phoned: more breathless since lunch.")),
+        "the note: {text}"
+    );
+    app.audit_entry(patient, "patient.summary").await;
+
+    // Acknowledged: the summary says so.
+    let id = alert["alert"]["id"].as_i64().expect("id");
+    let r = app
+        .post(&format!("/api/v1/alerts/{id}/acknowledge"), json!({}))
+        .send()
+        .await
+        .expect("ack");
+    assert_eq!(r.status(), 200);
+    let text = app
+        .get(&path)
+        .send()
+        .await
+        .expect("summary")
+        .text()
+        .await
+        .expect("text");
+    assert!(
+        text.contains(&format!(
+            "  - {message} (low-medium severity, acknowledged), raised "
+        )),
+        "{text}"
+    );
+
+    let outsider = app.outsider_token().await;
+    let r = app
+        .http_client
+        .get(format!("{}{path}", app.http))
+        .bearer_auth(&outsider)
+        .send()
+        .await
+        .expect("outsider");
+    assert_eq!(r.status(), 404, "another ward's patient is not found");
+    let r = app
+        .http_client
+        .get(format!("{}{path}", app.http))
+        .send()
+        .await
+        .expect("anonymous");
+    assert_eq!(r.status(), 401);
+    app.discharge(patient).await;
+    let r = app.get(&path).send().await.expect("summary");
+    assert_eq!(r.status(), 404, "no open stay, no summary");
+}
+
 /// A clinician records the stay's treatment escalation plan: kept with who
 /// and when, told to every open page of the ward, given with the ward list
 /// (so an alert's card can say it), audited without its details' text;

@@ -29,6 +29,7 @@ pub mod patients;
 pub mod report;
 pub mod sso;
 pub mod stream;
+pub mod summary;
 pub mod text;
 pub mod tls;
 pub mod users;

@@ -93,6 +93,7 @@ patient or alert outside them is a 404, so ids cannot be probed. Errors are \
         crate::patients::scores,
         crate::patients::ecg,
         crate::patients::update_episode,
+        crate::summary::summary,
         crate::patients::discharge,
         crate::patients::notes,
         crate::patients::add_note,

@@ -36,6 +36,10 @@ pub fn router() -> Router<AppState> {
         .route("/api/v1/patients/{id}/discharge", post(discharge))
         .route("/api/v1/patients/{id}/notes", get(notes).post(add_note))
         .route("/api/v1/patients/{id}/scores", get(scores))
+        .route(
+            "/api/v1/patients/{id}/summary",
+            get(crate::summary::summary),
+        )
         .route("/api/v1/patients/{id}/ecg", get(ecg))
         .route(
             "/api/v1/patients/{id}/episode",

@@ -13,7 +13,8 @@ export class ApiError extends Error {
   constructor(message: string, readonly status: number) { super(message); }
 }
 
-export async function api<T>(path: string, opts: RequestInit = {}): Promise<T> {
+/** The answer to a request that succeeded; any other is thrown as an `ApiError` with the API's message. */
+async function request(path: string, opts: RequestInit): Promise<Response> {
   const write = opts.method !== undefined && opts.method !== "GET";
   const headers: Record<string, string> = { "content-type": "application/json" };
   if (write && csrf) headers["x-csrf-token"] = csrf;
@@ -25,7 +26,16 @@ export async function api<T>(path: string, opts: RequestInit = {}): Promise<T> {
     try { msg = (await res.json()).error.message || msg; } catch { /* not our error shape */ }
     throw new ApiError(msg, res.status);
   }
-  return res.json() as Promise<T>;
+  return res;
+}
+
+export async function api<T>(path: string, opts: RequestInit = {}): Promise<T> {
+  return (await request(path, opts)).json() as Promise<T>;
+}
+
+/** A GET answered with text (`GET …/summary`). */
+export async function apiText(path: string): Promise<string> {
+  return (await request(path, {})).text();
 }
 
 /** Record a change to a patient's open episode (`PATCH …/episode`): the settings after it. */

@@ -11,6 +11,7 @@ import { everyWords, hideAssessment, settingsRecorded, showAssessment } from "./
 import { leaveNotes, noteArrived, showNotes } from "./notes";
 import { showEntry } from "./entry";
 import { hidePlan, planRecorded, showPlan } from "./plan";
+import { showSummary, summaryChanged } from "./summary";
 import { showEcg } from "./ecg";
 import { $, age, el, news2Trend, news2View, params, when } from "./format";
 import { lastAt, patients, session } from "./state";
@@ -73,6 +74,7 @@ export async function openPatient(id: number): Promise<void> {
   $("ecg-plot").replaceChildren();
   hideAssessment();
   hidePlan();
+  showSummary(null);
   showDischarge(null, null);
   showProvision(null, null, async () => {});
   setRangeButtons("24h");
@@ -100,6 +102,7 @@ export async function openPatient(id: number): Promise<void> {
 function showStay(id: number, detail: PatientDetail): void {
   renderFacts();
   showPlan(id, detail.settings);
+  showSummary(detail.episode && !detail.episode.discharged_at ? id : null);
   showAssessment(id, detail.settings, detail.thresholds?.freshness_s, settingsChanged);
   showEntry(detail.episode && !detail.episode.discharged_at ? id : null);
   showDischarge(session.me, detail);
@@ -122,6 +125,7 @@ export function closePatient(): void {
   if (!page) return;
   hideAssessment();
   hidePlan();
+  showSummary(null);
   showEntry(null);
   leaveNotes();
   for (const c of page.charts.values()) c.destroy();
@@ -637,6 +641,7 @@ export function patientEvent(ev: LiveEvent): void {
   if (ev.type === "ecg_status") ecgStatus.set(ev.device_id, { quality: ev.quality, possible_af: ev.possible_af, at: new Date(ev.t_ms).toISOString() });
   if (!page || $("patient").hidden) return;
   const p = page;
+  summaryChanged(changedPatient(ev) ?? -1);
   switch (ev.type) {
     case "observation": {
       if (ev.patient_id !== p.id) return;
@@ -689,6 +694,20 @@ export function patientEvent(ev: LiveEvent): void {
       if (ev.patient_id === p.id) void reloadPatient(p.id);
       return;
     default:
+  }
+}
+
+/** The patient whose record an event changes (what a summary of it says), if any. */
+function changedPatient(ev: LiveEvent): number | null {
+  switch (ev.type) {
+    case "observation": case "score": case "episode": case "patient":
+      return ev.patient_id;
+    case "alert": case "alert_update":
+      return ev.alert.patient_id;
+    case "note":
+      return ev.note.patient_id;
+    default:
+      return null;
   }
 }
 

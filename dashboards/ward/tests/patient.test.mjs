@@ -736,3 +736,69 @@ test("a reading that arrives while the page reads its range is on the chart, onc
     assert.equal(await entered.count(), 1, "once after a reload");
   });
 });
+
+test("a nurse writes the summary for a call or a transfer: the stay in words as the API writes it, copied as shown, said to be out of date once the record changes, written again, and gone for another patient", { timeout: TEST_TIMEOUT }, async (t) => {
+  await withWard(t, async ({ page, demo, context }) => {
+    await context.grantPermissions(["clipboard-read", "clipboard-write"], { origin: demo.base });
+    const id = await signedInPatientWithReadings(page, demo);
+    await page.locator(`#patients tr[data-patient="${id}"] th a`).click();
+    const section = page.getByRole("region", { name: "Summary for a call or a transfer" });
+    await section.waitFor();
+    const text = page.locator("#summary-text");
+    const status = page.locator("#summary-status");
+    assert.equal(await text.isVisible(), false, "written only when asked: each is a read of the record on the audit trail");
+
+    await section.getByRole("button", { name: "Write the summary" }).click();
+    await text.waitFor();
+    const shown = await text.textContent();
+    const lines = shown.split("\n");
+    const detail = await pageGet(page, `/api/v1/patients/${id}`);
+    const nhs = detail.nhs_number;
+    assert.equal(lines[0], "Vigil: summary for a call or a transfer");
+    assert.match(lines[1], new RegExp(`^Demo ward\\. Written \\d{4}-\\d\\d-\\d\\d \\d\\d:\\d\\d UTC for ${demo.login.username}, `), shown);
+    assert.ok(lines.includes(`Patient: ${detail.name}, NHS number ${nhs.slice(0, 3)} ${nhs.slice(3, 6)} ${nhs.slice(6)}`), shown);
+    const words = { hospital: "For transfer to hospital if they deteriorate", home: "For treatment at home: not for transfer to hospital", comfort: "For comfort care at home (end of life)" };
+    const plan = detail.settings.escalation_plan;
+    assert.ok(lines.includes(`Escalation plan: ${plan ? words[plan] : "None recorded: ask the patient's team what was agreed"}`), shown);
+    // The demo's devices never say air or oxygen: its NEWS2 is partial, and said so.
+    assert.ok(lines.some((l) => /^NEWS2 now: at least \d+, [a-z-]+ risk at least \(partial/.test(l)), shown);
+    assert.ok(lines.includes("  Air or oxygen: none recorded"), shown);
+    const order = ["SITUATION", "BACKGROUND", "ASSESSMENT", "RECOMMENDATION"].map((h) => lines.indexOf(h));
+    assert.ok(order.every((i, k) => i > 0 && (k === 0 || i > order[k - 1])), `SBAR's order: ${order}`);
+    await assertAccessible(page, t, "the patient page with its summary");
+    await screenshot(page, "patient-summary");
+
+    // Copied exactly as shown (the demo's readings may have made it out of date already, which it then says).
+    await section.getByRole("button", { name: "Copy" }).click();
+    await status.filter({ hasText: /^Copied(\.|, as written before the latest changes\.)$/ }).waitFor();
+    assert.equal(await page.evaluate(() => navigator.clipboard.readText()), shown);
+
+    // A reading entered after it was written: the summary on show is out of date, and says so.
+    const outdated = section.getByRole("status").filter({ hasText: "The record has changed since this was written: write it again before you read it out." });
+    await enterReadings(demo, id, [{ code: "resp_rate", value: 30, unit: "/min" }]);
+    await outdated.waitFor({ timeout: UI_TIMEOUT });
+    assert.match(await text.getAttribute("class"), /outdated/);
+    assert.equal(await text.textContent(), shown, "what was shown stays until written again");
+    await section.getByRole("button", { name: "Write it again" }).click();
+    await poll("the summary written again, with the entered reading", async () => /^ {2}Respiration rate 30\/min → 3, /m.test(await text.textContent()),
+      { timeout: UI_TIMEOUT, interval: 100 });
+    assert.notEqual(await text.textContent(), shown);
+    assert.equal(await status.textContent(), "", "the copy's notice is gone with what it copied");
+
+    await section.getByRole("button", { name: "Hide" }).click();
+    assert.equal(await text.isVisible(), false);
+    assert.equal(await page.evaluate(() => document.activeElement?.id), "summary-write");
+
+    // Shown again, then another patient: nothing of the first is left on the page.
+    await section.getByRole("button", { name: "Write the summary" }).click();
+    await text.waitFor();
+    await page.goBack();
+    const other = page.locator("#patients tbody tr[data-patient]").filter({ hasNot: page.locator(`th a[href="#/patients/${id}"]`) }).first();
+    const otherId = Number(await other.getAttribute("data-patient"));
+    await other.locator("th a").click();
+    await page.waitForURL(`**/#/patients/${otherId}`);
+    await section.waitFor();
+    assert.equal(await text.isVisible(), false, "the first patient's summary is gone");
+    assert.equal(await text.textContent(), "");
+  });
+});
