@@ -18,7 +18,7 @@ import { closePatient, openPatient, patientEvent, tickPatient } from "./patient"
 import { clearReport, showReport } from "./report";
 import { showSignInMethods } from "./signin";
 import { clearStaff, showStaff } from "./staff";
-import { alerts, patientName, patients, session, type PatientState } from "./state";
+import { alerts, patientName, patients, session, takeEarlier, type PatientState } from "./state";
 import type { Alert, AlertEvent, LiveEvent, Me, WardRow } from "./types";
 import { focusPatient, renderPatients, showWard } from "./ward";
 
@@ -164,6 +164,13 @@ async function loadPatients(): Promise<void> {
       row.news2 = was.news2;
       row.news2Live = was.news2Live;
     }
+    // None stored when the list was read, but some came live: every one of
+    // those came after that read (the list would have had it), so the
+    // first of them is still the stay's first.
+    if (!p.news2_earlier && was?.earlierLive) {
+      p.news2_earlier = was.summary.news2_earlier;
+      row.earlierLive = true;
+    }
     patients.set(p.id, row);
   }
 }
@@ -285,6 +292,7 @@ function handle(ev: LiveEvent): void {
       if (!p) { sync().catch(() => {}); return; }
       p.news2 = ev.score;
       p.news2Live = ++live;
+      takeEarlier(p, ev.score);
       renderPatients(new Set([`${ev.patient_id}:news2`]));
       return;
     }

@@ -75,14 +75,14 @@ export function planRecorded(patient: number, settings: EpisodeSettings): void {
     : "Updated: recorded by someone else just now.";
 }
 
-function fill(s: EpisodeSettings, form: boolean): void {
+function fill(s: EpisodeSettings, andForm: boolean): void {
   const by = s.escalation_set_by ? ` Recorded by ${s.escalation_set_by}${s.escalation_set_at ? `, ${when(s.escalation_set_at)}` : ""}.` : "";
   recordedLine.textContent = s.escalation_plan
     ? `${planLine(s.escalation_plan, s.escalation_note)}${by}`
     : `${planLine(null, null)}${s.escalation_set_by ? ` Cleared by ${s.escalation_set_by}${s.escalation_set_at ? `, ${when(s.escalation_set_at)}` : ""}.` : ""}`;
   recordedLine.classList.toggle("missing", !s.escalation_plan);
   clear.hidden = !s.escalation_plan;
-  if (!form) return;
+  if (!andForm) return;
   for (const r of radios()) r.checked = r.value === s.escalation_plan;
   note.value = s.escalation_note ?? "";
 }

@@ -1138,3 +1138,67 @@ test("each NEWS2 is shown beside the patient's earlier score, with a direction o
     await assertAccessible(page, t, "the ward with earlier scores");
   });
 });
+
+// A patient admitted while the ward is open has no stored score when the
+// list is read: their first, stored after, is the stay's first, and so the
+// earlier score to compare the next with, shown without waiting for the
+// list's next read (5 minutes; hazard DB-23).
+test("a patient admitted while the ward is open shows their stay's first score beside the next, without a reload", { timeout: TEST_TIMEOUT }, async (t) => {
+  await withWard(t, async ({ page, demo }) => {
+    // Before the page opens its stream: what it is told, and when it reads the list.
+    const admittedEvents = [], listsRead = [];
+    page.on("response", (r) => { if (new URL(r.url()).pathname === "/api/v1/patients") listsRead.push(Date.now()); });
+    page.on("websocket", (ws) => ws.on("framereceived", ({ payload }) => {
+      try {
+        const ev = JSON.parse(String(payload));
+        if (ev.type === "patient" && ev.change === "admitted") admittedEvents.push([ev.patient_id, Date.now()]);
+      } catch { /* not an event */ }
+    }));
+    await page.goto(demo.base + "/");
+    await signIn(page, demo.login);
+    await page.getByRole("status").filter({ hasText: "live" }).waitFor();
+    await page.evaluate(() => { window.__sameDocument = true; });
+    const { token } = JSON.parse(await demo.admin(["token", "create", "--username", demo.login.username]));
+    const call = async (method, path, body) => {
+      const r = await fetch(`${demo.base}${path}`, { method, headers: { authorization: `Bearer ${token}`, "content-type": "application/json" },
+        body: body && JSON.stringify(body) });
+      return { status: r.status, body: await r.json() };
+    };
+    const ward = (await call("GET", "/api/v1/patients")).body[0].ward_id;
+    const admitted = await call("POST", "/api/v1/patients", { ward: String(ward), name: "Ada Admitted", nhs_number: testNhsNumber(4242), pathway: "general" });
+    assert.equal(admitted.status, 201, JSON.stringify(admitted.body));
+    const id = admitted.body.id;
+    const cell = page.locator(`#patients td[data-news2="${id}"]`);
+    await cell.waitFor({ timeout: UI_TIMEOUT });
+    // The API tells the page of the admission, and the daemon's patient
+    // sync (every 5 s) again; each makes the page read the list. After the
+    // second, nothing makes it read the list again but its 5 minutes: the
+    // scores to come are the page's own to take in.
+    const repeated = await poll("the patient sync's repeat of the admission", async () => admittedEvents.filter(([x]) => x === id)[1]?.[1],
+      { timeout: DATA_TIMEOUT, interval: 100 });
+    // (The demo's first sync announces its own patients too: each is a read of the list.)
+    await poll("the list read after it, and no read since for a second", async () => {
+      const last = listsRead.at(-1) ?? 0;
+      return last >= repeated && Date.now() - last > 1000;
+    }, { timeout: UI_TIMEOUT, interval: 50 });
+    // Entered readings never say air or oxygen, nor consciousness: each score is partial.
+    const set = (rr) => [{ code: "resp_rate", value: rr, unit: "/min" }, { code: "spo2", value: 97, unit: "%" },
+      { code: "pulse", value: 70, unit: "/min" }, { code: "systolic", value: 125, unit: "mm[Hg]" }, { code: "temp", value: 36.8, unit: "Cel" }];
+    await enterReadings(demo, id, set(16));
+    await cell.locator(".score").filter({ hasText: /^≥0 partial$/ }).waitFor({ timeout: UI_TIMEOUT });
+    assert.equal(await cell.locator(".trend").count(), 0, "the stay's first score is the score now: nothing to compare");
+    await enterReadings(demo, id, set(25));
+    await cell.locator(".score").filter({ hasText: /^≥3 partial$/ }).waitFor({ timeout: UI_TIMEOUT });
+    const trend = cell.locator(".trend");
+    await trend.waitFor({ timeout: UI_TIMEOUT });
+    // Both partial: a lower bound beside a lower bound proves no direction.
+    assert.match(await trend.textContent(), /^was ≥0 partial, \d+s ago$/);
+    assert.equal(await trend.getAttribute("class"), "trend unknown");
+    assert.match(await cell.locator(".visually-hidden").textContent(), /\. Change not known \(partial score\): was at least 0 at /);
+    // The page's is the server's, read afresh.
+    const listed = (await call("GET", "/api/v1/patients")).body.find((p) => p.id === id);
+    assert.equal(listed.news2_earlier.total, 0, JSON.stringify(listed));
+    assert.equal(listed.news2_earlier.partial, true);
+    assert.equal(await page.evaluate(() => window.__sameDocument), true, "the page was not reloaded");
+  });
+});
