@@ -23,7 +23,7 @@ fn repo() -> PathBuf {
 }
 
 /// Every `/api/v1` route the router serves, as (method, path).
-const ROUTES: [(&str, &str); 43] = [
+const ROUTES: [(&str, &str); 44] = [
     ("post", "/api/v1/login"),
     ("get", "/api/v1/auth/methods"),
     ("get", "/api/v1/auth/sso/login"),
@@ -40,6 +40,7 @@ const ROUTES: [(&str, &str); 43] = [
     ("post", "/api/v1/patients"),
     ("get", "/api/v1/patients/discharged"),
     ("get", "/api/v1/patients/notes"),
+    ("get", "/api/v1/patients/plans"),
     ("get", "/api/v1/patients/{id}"),
     ("get", "/api/v1/patients/{id}/observations"),
     ("get", "/api/v1/patients/{id}/scores"),

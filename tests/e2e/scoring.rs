@@ -370,6 +370,76 @@ async fn a_summary_for_a_call_gives_the_stay_as_text_from_the_record() {
     assert_eq!(r.status(), 404, "no open stay, no summary");
 }
 
+/// The handover's plans (`GET /api/v1/patients/plans`): each open stay on
+/// the caller's wards whose plan was recorded, reviewed or cleared in the
+/// window, as it is now, the latest first, with the patient's name and NHS
+/// number; another ward's caller sees none; the read is audited.
+#[tokio::test]
+async fn the_handover_gives_the_plans_recorded_in_the_shift() {
+    let app = TestApp::spawn().await;
+    let ann = app.admit("copd").await;
+    let bob = app.admit("general").await;
+    let _cat = app.admit("general").await;
+    assert_eq!(app.get_json("/api/v1/patients/plans").await, json!([]));
+    for (patient, body) in [
+        (
+            ann,
+            json!({"escalation_plan": "home", "escalation_note": "ReSPECT form with the GP"}),
+        ),
+        (bob, json!({"escalation_plan": "hospital"})),
+        (bob, json!({"escalation_plan": "not-recorded"})),
+    ] {
+        assert_eq!(app.patch_episode(patient, body).await.status(), 200);
+    }
+    let plans = app.get_json("/api/v1/patients/plans?hours=1").await;
+    let rows = plans.as_array().expect("plans");
+    assert_eq!(rows.len(), 2, "{plans}");
+    let detail = app.get_json(&format!("/api/v1/patients/{ann}")).await;
+    let settings = &detail["settings"];
+    assert_eq!(
+        rows[1],
+        json!({
+            "patient_id": ann, "ward_id": detail["ward_id"], "patient_name": detail["name"],
+            "nhs_number": detail["nhs_number"], "escalation_plan": "home",
+            "escalation_note": "ReSPECT form with the GP", "set_by": "admin",
+            "set_at": settings["escalation_set_at"],
+        }),
+        "{plans}"
+    );
+    assert_eq!(
+        (
+            &rows[0]["patient_id"],
+            &rows[0]["escalation_plan"],
+            &rows[0]["set_by"]
+        ),
+        (&json!(bob), &Value::Null, &json!("admin")),
+        "cleared, the latest first: {plans}"
+    );
+    let outsider = app.outsider_token().await;
+    assert_eq!(
+        app.get_json_as("/api/v1/patients/plans", &outsider).await,
+        json!([])
+    );
+    for bad in ["hours=0", "hours=169", "days=1"] {
+        let r = app
+            .get(&format!("/api/v1/patients/plans?{bad}"))
+            .send()
+            .await
+            .expect("get");
+        assert_eq!(r.status(), 422, "{bad}");
+    }
+    let audit = app.get_json("/api/v1/audit").await;
+    let read = audit
+        .as_array()
+        .and_then(|a| a.iter().find(|e| e["action"] == "patients.plans"))
+        .unwrap_or_else(|| panic!("no patients.plans entry: {audit}"));
+    assert_eq!(read["detail"]["patients"], json!([bob, ann]), "{read}");
+    assert!(
+        !audit.to_string().contains("ReSPECT"),
+        "no details in the trail"
+    );
+}
+
 /// A clinician records the stay's treatment escalation plan: kept with who
 /// and when, told to every open page of the ward, given with the ward list
 /// (so an alert's card can say it), audited without its details' text;

@@ -793,6 +793,10 @@ pub trait Store: Send + Sync + 'static {
     /// Notes written at or after `since` on patients of any of `ward_ids`,
     /// the newest first, each with its patient: the handover's notes.
     async fn notes_since(&self, ward_ids: &[i64], since: DateTime<Utc>) -> Result<Vec<WardNote>>;
+    /// The open stays on any of `ward_ids` whose escalation plan was
+    /// recorded, reviewed or cleared at or after `since`, each as it is now
+    /// (the last change only), the latest first: the handover's plans.
+    async fn plans_since(&self, ward_ids: &[i64], since: DateTime<Utc>) -> Result<Vec<WardPlan>>;
 
     // --- audit ----------------------------------------------------------------
     /// Append to the audit trail (there is no update or delete).

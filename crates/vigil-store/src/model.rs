@@ -933,6 +933,23 @@ pub struct WardNote {
     pub nhs_number: String,
 }
 
+/// An open stay's escalation plan as it was last recorded, reviewed or
+/// cleared, with whom it is about: the handover's "plans recorded"
+/// ([`crate::Store::plans_since`]).
+#[derive(Clone, Debug, PartialEq, Serialize, utoipa::ToSchema)]
+pub struct WardPlan {
+    pub patient_id: i64,
+    pub ward_id: i64,
+    pub patient_name: String,
+    pub nhs_number: String,
+    /// One of [`ESCALATION_PLANS`]; `None`: cleared, none recorded now.
+    pub escalation_plan: Option<String>,
+    pub escalation_note: Option<String>,
+    /// Who recorded, reviewed or cleared it.
+    pub set_by: String,
+    pub set_at: DateTime<Utc>,
+}
+
 /// One firing of a batch ([`crate::Store::alert_fire_many`]).
 #[derive(Clone, Debug, PartialEq)]
 pub struct BatchFiring {

@@ -2759,6 +2759,37 @@ impl Store for SqliteStore {
         Ok(out)
     }
 
+    async fn plans_since(&self, ward_ids: &[i64], since: DateTime<Utc>) -> Result<Vec<WardPlan>> {
+        let mut out = Vec::new();
+        for ward in ward_ids {
+            let rows = sqlx::query(
+                "SELECT p.id, p.name, p.nhs_number, e.escalation_plan, e.escalation_note,
+                        e.escalation_set_by, e.escalation_set_at
+                 FROM episodes e JOIN patients p ON p.id = e.patient_id
+                 WHERE p.ward_id = ?1 AND e.discharged_at IS NULL
+                   AND e.escalation_set_by IS NOT NULL AND e.escalation_set_at >= ?2",
+            )
+            .bind(ward)
+            .bind(ts(since))
+            .fetch_all(&self.pool)
+            .await?;
+            for r in rows {
+                out.push(WardPlan {
+                    patient_id: r.get(0),
+                    ward_id: *ward,
+                    patient_name: r.get(1),
+                    nhs_number: r.get(2),
+                    escalation_plan: r.get(3),
+                    escalation_note: r.get(4),
+                    set_by: r.get(5),
+                    set_at: parse_ts(&r.get::<String, _>(6))?,
+                });
+            }
+        }
+        out.sort_by_key(|p| std::cmp::Reverse((p.set_at, p.patient_id)));
+        Ok(out)
+    }
+
     async fn login_failures(
         &self,
         username: &str,

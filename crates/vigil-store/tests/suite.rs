@@ -79,6 +79,7 @@ both_backends!(
     text_sorts_bytewise_whatever_the_locale,
     episode_update_records_who_and_when,
     the_escalation_plan_is_the_stays_own_with_who_recorded_it,
+    plans_recorded_on_a_ward_since_are_given_as_they_are_now,
     failed_episode_update_changes_nothing,
     scores_history_is_ordered_by_the_time_it_describes,
     history_pages_are_bounded_and_start_where_asked,
@@ -2979,6 +2980,80 @@ async fn the_escalation_plan_is_the_stays_own_with_who_recorded_it(s: &dyn Store
         plan_of(s, p).await,
         (None, None, None, None),
         "a new stay's own"
+    );
+}
+
+async fn plans_recorded_on_a_ward_since_are_given_as_they_are_now(s: &dyn Store) {
+    let (w1, w2) = (ward(s, "W1").await, ward(s, "W2").await);
+    let ann = admit(s, w1, "Ann").await;
+    let bob = admit(s, w1, "Bob").await;
+    let cat = admit(s, w1, "Cat").await;
+    let dan = admit(s, w2, "Dan").await;
+    let plan = |plan: &str, note: Option<&str>| EpisodeUpdate {
+        escalation_plan: Some(plan.into()),
+        escalation_note: note.map(Into::into),
+        ..Default::default()
+    };
+    let at = |p, u: EpisodeUpdate, by: &'static str, when| async move {
+        s.episode_update(p, u, by, when).await.expect("update");
+    };
+    at(
+        ann,
+        plan("home", Some("ReSPECT form with the GP")),
+        "dr_a",
+        t(8, 0),
+    )
+    .await;
+    at(bob, plan("hospital", None), "dr_a", t(9, 0)).await;
+    // Changed since: only the last change is given, as it is now.
+    at(ann, plan("comfort", None), "dr_b", t(10, 0)).await;
+    // Cleared: given, with who cleared it.
+    at(bob, plan("not-recorded", None), "dr_c", t(10, 30)).await;
+    // Another change to the episode is not a plan's.
+    at(
+        cat,
+        EpisodeUpdate {
+            oxygen: Some(true),
+            ..Default::default()
+        },
+        "nurse",
+        t(10, 40),
+    )
+    .await;
+    at(dan, plan("home", None), "dr_d", t(10, 45)).await;
+    let got = s.plans_since(&[w1], t(9, 30)).await.expect("plans");
+    assert_eq!(
+        got.iter()
+            .map(|p| (
+                p.patient_id,
+                p.escalation_plan.as_deref(),
+                p.escalation_note.as_deref(),
+                p.set_by.as_str(),
+                p.set_at
+            ))
+            .collect::<Vec<_>>(),
+        vec![
+            (bob, None, None, "dr_c", t(10, 30)),
+            (ann, Some("comfort"), None, "dr_b", t(10, 0)),
+        ],
+        "the latest first, each as it is now"
+    );
+    assert_eq!((got[1].patient_name.as_str(), got[1].ward_id), ("Ann", w1));
+    assert_eq!(got[1].nhs_number, vigil_store::nhs::test_range_for("Ann"));
+    // Both wards; the window's start included.
+    let both = s.plans_since(&[w1, w2], t(10, 0)).await.expect("plans");
+    assert_eq!(
+        both.iter().map(|p| p.patient_id).collect::<Vec<_>>(),
+        vec![dan, bob, ann]
+    );
+    // A discharged patient's plan is no stay's now.
+    s.patient_discharge(ann, "admin", t(11, 0))
+        .await
+        .expect("discharge");
+    let after = s.plans_since(&[w1], t(8, 0)).await.expect("plans");
+    assert_eq!(
+        after.iter().map(|p| p.patient_id).collect::<Vec<_>>(),
+        vec![bob]
     );
 }
 

@@ -86,6 +86,7 @@ patient or alert outside them is a 404, so ids cannot be probed. Errors are \
         crate::patients::list,
         crate::patients::discharged,
         crate::patients::ward_notes,
+        crate::patients::ward_plans,
         crate::patients::create,
         crate::patients::one,
         crate::patients::observations,

@@ -28,6 +28,7 @@ pub fn router() -> Router<AppState> {
         .route("/api/v1/patients", get(list).post(create))
         .route("/api/v1/patients/discharged", get(discharged))
         .route("/api/v1/patients/notes", get(ward_notes))
+        .route("/api/v1/patients/plans", get(ward_plans))
         .route("/api/v1/patients/{id}", get(one))
         .route(
             "/api/v1/patients/{id}/observations",
@@ -638,6 +639,42 @@ pub(crate) async fn ward_notes(
     )
     .await?;
     Ok(Json(notes))
+}
+
+/// `GET /api/v1/patients/plans`: the escalation plans recorded, reviewed
+/// or cleared on your wards' open stays in the last `hours`, each as it is
+/// now, the latest first, with its patient's name and NHS number: the
+/// handover's plans, so the shift coming on knows whose agreed response
+/// changed (hazard DB-24).
+#[utoipa::path(
+    get, path = "/api/v1/patients/plans", tag = "patients", params(WardNotesQuery),
+    security(("bearer" = []), ("cookie" = [])),
+    responses(
+        (status = 200, description = "Plans, the latest first", body = Vec<vigil_store::WardPlan>),
+        (status = 401, description = "No or bad credentials", body = ErrorBody),
+        (status = 404, description = "`ward` is not one of yours", body = ErrorBody),
+        (status = 422, description = "Bad query", body = ErrorBody),
+    )
+)]
+pub(crate) async fn ward_plans(
+    State(state): State<AppState>,
+    caller: Caller,
+    q: Result<Query<WardNotesQuery>, axum::extract::rejection::QueryRejection>,
+) -> Result<Json<Vec<vigil_store::WardPlan>>, ApiError> {
+    let Query(q) = q.map_err(|e| ApiError::Invalid(e.body_text()))?;
+    let wards = caller.wards(q.ward)?;
+    let (hours, since) = shift_window(q.hours)?;
+    let plans = state.store.plans_since(&wards, since).await?;
+    let patients: Vec<i64> = plans.iter().map(|p| p.patient_id).collect();
+    crate::audit::record(
+        &state,
+        &caller,
+        "patients.plans",
+        None,
+        serde_json::json!({"wards": wards, "hours": hours, "patients": patients}),
+    )
+    .await?;
+    Ok(Json(plans))
 }
 
 /// The handover's window: `hours` back from now (default 12, a shift; 1 to

@@ -1,7 +1,8 @@
 // The alert queue's "Handover: the last 12 hours": what the shift going off
 // dealt with, and how, for the one coming on: the alerts it resolved
-// (GET /api/v1/alerts/resolved) and the notes it wrote (GET
-// /api/v1/patients/notes). Twelve hours is a shift; the team coming on after
+// (GET /api/v1/alerts/resolved), the notes it wrote (GET
+// /api/v1/patients/notes) and the escalation plans it recorded, reviewed
+// or cleared (GET /api/v1/patients/plans: whose agreed response changed). Twelve hours is a shift; the team coming on after
 // a day off, or a weekend, can widen it to 24 hours or 3 days. Loaded when
 // opened or widened, again when an alert is resolved or a note written, and
 // every 5 minutes while open (as the ward list), so what is older than the
@@ -9,10 +10,15 @@
 import { api } from "./api";
 import { $, el, nhsFormat, span, when } from "./format";
 import { OUTCOMES } from "./alerts";
+import { PLANS } from "./plan";
 import type { Alert, Note } from "./types";
 
 interface Resolved extends Alert { patient_name: string; nhs_number: string; resolved_by: string }
 interface WardNote extends Note { ward_id: number; patient_name: string; nhs_number: string }
+interface WardPlan {
+  patient_id: number; ward_id: number; patient_name: string; nhs_number: string;
+  escalation_plan: string | null; escalation_note: string | null; set_by: string; set_at: string;
+}
 
 /** The outcomes a person chooses, and the ones Vigil sets itself (alerts.md): also the ward report's words. */
 export const OUTCOME_TEXT: Record<string, string> = {
@@ -50,6 +56,8 @@ export async function refreshHandover(): Promise<void> {
       `No alerts resolved in ${span}.`, "the resolved alerts", load),
     fill("handover-notes", `/api/v1/patients/notes?hours=${hours}`, noteRow,
       `No notes written in ${span}.`, "the notes", load),
+    fill("handover-plans", `/api/v1/patients/plans?hours=${hours}`, planRow,
+      `No escalation plans recorded, reviewed or cleared in ${span}.`, "the escalation plans", load),
   ]);
 }
 
@@ -100,6 +108,17 @@ function noteRow(n: WardNote): HTMLTableRowElement {
   return tr;
 }
 
+function planRow(p: WardPlan): HTMLTableRowElement {
+  const tr = el("tr");
+  tr.dataset.patient = String(p.patient_id);
+  const plan = p.escalation_plan
+    ? el("td", `plan ${p.escalation_plan}`, PLANS[p.escalation_plan]?.words ?? p.escalation_plan)
+    : el("td", "plan none", "Cleared: none recorded now");
+  tr.append(el("td", "", when(p.set_at)), patientCell(p.patient_id, p.patient_name, p.nhs_number),
+    plan, el("td", "note", p.escalation_note || ""), el("td", "", p.set_by));
+  return tr;
+}
+
 section.addEventListener("toggle", () => { void refreshHandover(); });
 hoursSelect.addEventListener("change", () => { void refreshHandover(); });
 setInterval(() => { void refreshHandover(); }, 5 * 60_000);
@@ -111,7 +130,7 @@ export function clearHandover(): void {
   // The next user starts on a shift's worth.
   hoursSelect.value = "12";
   showWindow(12);
-  for (const table of ["handover", "handover-notes"]) {
+  for (const table of ["handover", "handover-notes", "handover-plans"]) {
     $(table).querySelector("tbody")!.replaceChildren();
     $(`${table}-status`).textContent = "";
   }

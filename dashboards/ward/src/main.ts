@@ -323,6 +323,7 @@ function handle(ev: LiveEvent): void {
       p.summary.escalation_note = ev.settings.escalation_note;
       renderPatients();
       renderAlerts();
+      void refreshHandover(); // its plans (episode changes are a clinician's, and few)
       return;
     }
     case "patient":

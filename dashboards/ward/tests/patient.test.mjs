@@ -521,6 +521,11 @@ test("a clinician records the escalation plan agreed with the patient: kept with
     await row.locator("td .plan.none").filter({ hasText: /^No plan recorded$/ }).waitFor();
     await card.locator(".plan.none").filter({ hasText: /^No escalation plan recorded\.$/ }).waitFor();
 
+    // The colleague's handover lists the plans recorded this shift: the demo's, made at its start.
+    await other.locator("#handover-section summary").click();
+    const handed = other.locator("#handover-plans tbody tr");
+    await poll("the demo's three plans in the handover", async () => (await handed.count()) === 3, { timeout: UI_TIMEOUT });
+    assert.equal(await other.locator(`#handover-plans tr[data-patient="${id}"]`).count(), 0, "none recorded for this one");
     await page.goto(`${demo.base}/#/patients/${id}`);
     const region = page.getByRole("region", { name: "Escalation plan" });
     const line = region.locator("#plan-recorded");
@@ -556,8 +561,14 @@ test("a clinician records the escalation plan agreed with the patient: kept with
     await row.locator("td .plan.home").filter({ hasText: /^Treat at home$/ }).waitFor();
     await card.locator(".plan").filter({ hasText: new RegExp(`^${words.replace(/[.:]/g, "\\$&")}$`) }).waitFor();
     assert.equal(await card.locator(".plan.none").count(), 0);
+    // … and in the handover, the latest first, without a reload.
+    const handedOver = other.locator(`#handover-plans tr[data-patient="${id}"]`);
+    await handedOver.waitFor({ timeout: UI_TIMEOUT });
+    assert.equal(await other.locator("#handover-plans tbody tr").first().getAttribute("data-patient"), String(id));
+    const cells = await handedOver.locator("td").allTextContents();
+    assert.deepEqual(cells.slice(1), ["For treatment at home: not for transfer to hospital", "ReSPECT form on the fridge", me], JSON.stringify(cells));
     await assertAccessible(page, t, "the patient's page with an escalation plan");
-    await assertAccessible(other, t, "the ward with an escalation plan on a row and an alert");
+    await assertAccessible(other, t, "the ward with an escalation plan on a row, an alert and the handover");
     await screenshot(page, "escalation-plan");
 
     // The same again: a review, recorded again with who and when.
@@ -576,6 +587,7 @@ test("a clinician records the escalation plan agreed with the patient: kept with
     assert.equal(await region.getByLabel("Details (optional)").inputValue(), "");
     await row.locator("td .plan.none").filter({ hasText: /^No plan recorded$/ }).waitFor();
     await card.locator(".plan.none").filter({ hasText: /^No escalation plan recorded\.$/ }).waitFor();
+    await handedOver.locator("td.plan.none").filter({ hasText: /^Cleared: none recorded now$/ }).waitFor({ timeout: UI_TIMEOUT });
 
     // Answered with a visit at home: an outcome of its own.
     const alertId = Number(await card.getAttribute("data-alert"));
