@@ -248,6 +248,14 @@ async fn a_summary_for_a_call_gives_the_stay_as_text_from_the_record() {
     dev.publish_obs(1, set).await;
     assert_ack(&dev.next_cmd().await, &[1]);
     let alert = ws.next_alert_event("alert", "news2").await;
+    // An earlier SpO2 of the day, sent late: the range, not the latest.
+    dev.publish_obs_at(
+        2,
+        Utc::now() - Duration::minutes(30),
+        json!([{"code": "spo2", "value": 95, "unit": "%"}]),
+    )
+    .await;
+    assert_ack(&dev.next_cmd().await, &[2]);
     let r = app
         .patch_episode(
             patient,
@@ -309,8 +317,9 @@ async fn a_summary_for_a_call_gives_the_stay_as_text_from_the_record() {
     assert!(
         lines
             .iter()
-            .any(|l| l.starts_with("  SpO2 88% on scale 1 → 3, ") && l.ends_with(" ago)")),
-        "SpO2 with when it was measured: {text}"
+            .any(|l| l.starts_with("  SpO2 88% on scale 1 → 3, ")
+                && l.ends_with(" ago); 24 h range 88–95% (2 readings)")),
+        "SpO2 with when it was measured and the day's range: {text}"
     );
     assert!(
         lines

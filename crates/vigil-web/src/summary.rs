@@ -24,8 +24,8 @@ use chrono::{DateTime, Duration, Utc};
 use vigil_clinical::News2Score;
 use vigil_clinical::news2::{Monitoring, NotApplicable, Parameter, Response as Chart4};
 use vigil_store::{
-    AlertRow, AlertStatus, EarlierScore, EpisodeSettings, NoteRow, ObsValue, ObservationRow,
-    PatientDetail, ScoreRow,
+    AlertRow, AlertStatus, EarlierScore, EpisodeSettings, HistoryPage, NoteRow, ObsValue,
+    ObservationQuery, ObservationRow, PatientDetail, ScoreRow,
 };
 
 use crate::AppState;
@@ -36,6 +36,16 @@ use crate::patients::visible_patient;
 
 /// How far back the summary looks for the highest score and for notes.
 pub const SUMMARY_SPAN: Duration = Duration::hours(24);
+
+/// One code's readings over the summary's span (the last 24 hours of the
+/// stay): what a listener asks next ("and what is their usual?").
+#[derive(Clone, Debug, PartialEq)]
+pub struct Range {
+    pub code: String,
+    pub low: f64,
+    pub high: f64,
+    pub count: i64,
+}
 
 /// Everything the summary says, gathered by the handler.
 pub struct Facts<'a> {
@@ -59,6 +69,8 @@ pub struct Facts<'a> {
     pub latest: &'a [ObservationRow],
     /// Notes of the last 24 hours, the newest first.
     pub notes: &'a [NoteRow],
+    /// The numeric codes' ranges over the last 24 hours of the stay.
+    pub ranges: &'a [Range],
 }
 
 /// The summary as text: lines of at most a few hundred characters, each
@@ -211,22 +223,21 @@ pub fn write(f: &Facts, now: DateTime<Utc>) -> String {
                 .measured_at
                 .map(|t| format!(", {}", at(t, now)))
                 .unwrap_or_default();
-            let _ = writeln!(s, "  {}{when}", sub.reason);
+            let range = range_text(f, param_code(sub.parameter));
+            let _ = writeln!(s, "  {}{when}{range}", sub.reason);
         }
         // A stale row is not scored: its reading is given with its age.
         for p in &f.news2.stale {
-            let code = match p {
-                Parameter::Oxygen => "o2_flow",
-                other => other.as_str(),
-            };
+            let code = param_code(*p);
             match f.latest.iter().find(|o| o.code == code) {
                 Some(o) => {
                     let _ = writeln!(
                         s,
-                        "  {} {}, {}: too old to count, not scored",
+                        "  {} {}, {}: too old to count, not scored{}",
                         param_name(*p),
                         value_text(&o.value, o.unit.as_deref()),
-                        at(o.measured_at, now)
+                        at(o.measured_at, now),
+                        range_text(f, code)
                     );
                 }
                 None => {
@@ -252,10 +263,11 @@ pub fn write(f: &Facts, now: DateTime<Utc>) -> String {
         for o in others {
             let _ = writeln!(
                 s,
-                "  {} {}, {}",
+                "  {} {}, {}{}",
                 code_name(&o.code),
                 value_text(&o.value, o.unit.as_deref()),
-                at(o.measured_at, now)
+                at(o.measured_at, now),
+                range_text(f, &o.code)
             );
         }
     }
@@ -326,6 +338,36 @@ fn news2_lines(s: &mut String, n: &News2Score, now: DateTime<Utc>) {
             }
         );
     }
+}
+
+/// The code a NEWS2 row reads.
+fn param_code(p: Parameter) -> &'static str {
+    match p {
+        Parameter::Oxygen => "o2_flow",
+        other => other.as_str(),
+    }
+}
+
+/// "; 24 h range 88–95% (12 readings)", or that it was the only one; ""
+/// for a code with no range (text values; the assessment's rows).
+fn range_text(f: &Facts, code: &str) -> String {
+    let Some(r) = f.ranges.iter().find(|r| r.code == code) else {
+        return String::new();
+    };
+    let unit = f
+        .latest
+        .iter()
+        .find(|o| o.code == code)
+        .and_then(|o| o.unit.as_deref());
+    if r.count <= 1 {
+        return "; the only reading in 24 hours".to_string();
+    }
+    format!(
+        "; 24 h range {}–{} ({} readings)",
+        r.low,
+        value_text(&ObsValue::Number(r.high), unit),
+        r.count
+    )
 }
 
 /// The plan in the words the dashboard uses (`plan.ts`).
@@ -577,6 +619,48 @@ pub(crate) async fn summary(
         .into_iter()
         .filter(|n| n.at >= now - SUMMARY_SPAN)
         .collect();
+    // Each numeric code's range over the last 24 hours (none of an earlier
+    // stay): its lowest
+    // and highest kept by the downsampling, however many readings.
+    // (Not from the admission: a device's reading taken at the admitting
+    // visit may be stamped a moment before it, and NEWS2 scores it.)
+    let from = since;
+    let mut ranges = Vec::new();
+    for o in latest
+        .iter()
+        .filter(|o| matches!(o.value, ObsValue::Number(_)))
+    {
+        let page = HistoryPage::span(id, Some(from), Some(now), i64::MAX);
+        let count = state.store.observations_count(&page, &o.code).await?;
+        let kept = state
+            .store
+            .observations_downsampled(
+                &ObservationQuery {
+                    patient_id: id,
+                    code: Some(o.code.clone()),
+                    from: Some(from),
+                    to: Some(now),
+                    max_points: None,
+                },
+                2,
+            )
+            .await?;
+        let values = kept.iter().filter_map(|k| match k.value {
+            ObsValue::Number(v) => Some(v),
+            ObsValue::Text(_) => None,
+        });
+        let (low, high) = values.fold((f64::INFINITY, f64::NEG_INFINITY), |(l, h), v| {
+            (l.min(v), h.max(v))
+        });
+        if count > 0 && low.is_finite() {
+            ranges.push(Range {
+                code: o.code.clone(),
+                low,
+                high,
+                count,
+            });
+        }
+    }
     let text = write(
         &Facts {
             ward: ward.as_ref().map(|w| w.name.as_str()).unwrap_or("Ward"),
@@ -593,6 +677,7 @@ pub(crate) async fn summary(
             alerts: &alerts,
             latest: &latest,
             notes: &notes,
+            ranges: &ranges,
         },
         now,
     );
@@ -678,6 +763,16 @@ mod tests {
         alerts: &[AlertRow],
         notes: &[NoteRow],
     ) -> String {
+        summary_with(st, latest, alerts, notes, &[])
+    }
+
+    fn summary_with(
+        st: &EpisodeSettings,
+        latest: &[ObservationRow],
+        alerts: &[AlertRow],
+        notes: &[NoteRow],
+        ranges: &[Range],
+    ) -> String {
         let news2 = vigil_clinical::score_home(
             &readings(latest),
             &clinical_episode(st),
@@ -697,6 +792,7 @@ mod tests {
                 alerts,
                 latest,
                 notes,
+                ranges,
             },
             now(),
         )
@@ -752,7 +848,24 @@ mod tests {
             author: "sam".into(),
             text: "Called: more breathless.\nNEWS2 now: 0".into(),
         }];
-        let s = summary(&st, &latest, &[alert(AlertStatus::Acknowledged)], &notes);
+        let range = |code: &str, low, high, count| Range {
+            code: code.into(),
+            low,
+            high,
+            count,
+        };
+        let ranges = [
+            range("spo2", 90.0, 96.0, 31),
+            range("systolic", 104.0, 132.0, 4),
+            range("pef", 310.0, 310.0, 1),
+        ];
+        let s = summary_with(
+            &st,
+            &latest,
+            &[alert(AlertStatus::Acknowledged)],
+            &notes,
+            &ranges,
+        );
         let lines: Vec<&str> = s.lines().collect();
         let has = |l: &str| assert!(lines.contains(&l), "no line {l:?} in:\n{s}");
         has(
@@ -783,14 +896,16 @@ mod tests {
         has("Devices at home: oximeter");
         has("  Temperature: none recorded");
         has(
-            "  Systolic BP 104 mmHg, 2026-12-07 20:10 UTC (90 minutes ago): too old to count, not scored",
+            "  Systolic BP 104 mmHg, 2026-12-07 20:10 UTC (90 minutes ago): too old to count, not scored; 24 h range 104–132 mmHg (4 readings)",
         );
+        has(
+            "  SpO2 91% on scale 1 → 3, 2026-12-07 21:28 UTC (12 minutes ago); 24 h range 90–96% (31 readings)",
+        );
+        // No range known: none said.
+        has("  Pulse 118/min → 2, 2026-12-07 21:28 UTC (12 minutes ago)");
         has("Other latest readings:");
-        has("  Peak flow 310 L/min, 2026-12-07 21:10 UTC (30 minutes ago)");
-        assert!(
-            lines.iter().any(|l| l.starts_with("  SpO2 91")
-                && l.ends_with("2026-12-07 21:28 UTC (12 minutes ago)")),
-            "SpO2 with its time: {s}"
+        has(
+            "  Peak flow 310 L/min, 2026-12-07 21:10 UTC (30 minutes ago); the only reading in 24 hours",
         );
         // A note cannot add a line of the summary's own.
         has("  2026-12-07 21:35 UTC (5 minutes ago), sam: Called: more breathless. / NEWS2 now: 0");
