@@ -722,3 +722,195 @@ async fn an_out_of_range_battery_does_not_resolve_a_battery_low_alert() {
         (Some("resolved"), Some(id))
     );
 }
+
+/// A follow-up asked for on a stay (`POST …/follow-ups`): kept with who and
+/// when, listed until due, taken back once; each refusal names its field;
+/// when due, the escalation timer puts a `follow-up` alert in the ward's
+/// queue, its reason in `latest_value` and not in the message (which the
+/// webhook posts); the reason is never on the audit trail; none is raised
+/// for a stay that has ended.
+#[tokio::test]
+async fn a_follow_up_asked_for_is_put_in_the_alert_queue_when_due() {
+    let app = TestApp::spawn().await;
+    let mut ws = app.ws(&app.token).await;
+    let patient = app.admit("copd").await;
+    let path = format!("/api/v1/patients/{patient}/follow-ups");
+    assert_eq!(app.get_json(&path).await, json!([]));
+
+    let before = Utc::now();
+    let r = post(
+        &app,
+        &path,
+        json!({"in_minutes": 60, "reason": "  Call back: inhaler taken? "}),
+    )
+    .await;
+    assert_eq!(r.status(), 201);
+    let asked: Value = r.json().await.expect("json");
+    assert_eq!(
+        (&asked["patient_id"], &asked["reason"], &asked["set_by"]),
+        (
+            &json!(patient),
+            &json!("Call back: inhaler taken?"),
+            &json!("admin")
+        ),
+        "{asked}"
+    );
+    let due: chrono::DateTime<Utc> = asked["due_at"]
+        .as_str()
+        .expect("due_at")
+        .parse()
+        .expect("time");
+    assert!(
+        due >= before + chrono::Duration::minutes(60)
+            && due <= Utc::now() + chrono::Duration::minutes(60),
+        "due an hour on: {asked}"
+    );
+    assert_eq!(app.get_json(&path).await, json!([asked.clone()]));
+
+    let long = "x".repeat(201);
+    for (body, field) in [
+        (json!({"in_minutes": 4, "reason": "soon"}), "in_minutes"),
+        (json!({"in_minutes": 2881, "reason": "later"}), "in_minutes"),
+        (json!({"in_minutes": 30, "reason": "   "}), "reason"),
+        (json!({"in_minutes": 30, "reason": "two\nlines"}), "reason"),
+        (json!({"in_minutes": 30, "reason": long}), "reason"),
+    ] {
+        let r = post(&app, &path, body.clone()).await;
+        assert_eq!(r.status(), 422, "{body}");
+        let e: Value = r.json().await.expect("json");
+        assert!(
+            e["error"]["message"]
+                .as_str()
+                .is_some_and(|m| m.starts_with(field)),
+            "{body}: {e}"
+        );
+    }
+    let r = post(&app, &path, json!({"in_minutes": 30})).await;
+    assert_eq!(r.status(), 422, "the reason is asked for");
+    assert_eq!(
+        app.get_json(&path).await.as_array().map(Vec::len),
+        Some(1),
+        "refusals add nothing"
+    );
+
+    // Taken back: once; not as another patient's; not seen from another ward.
+    let id = asked["id"].as_i64().expect("id");
+    let other = app.admit("copd").await;
+    let r = post(
+        &app,
+        &format!("/api/v1/patients/{other}/follow-ups/{id}/cancel"),
+        json!({}),
+    )
+    .await;
+    assert_eq!(r.status(), 404);
+    let outsider = app.outsider_token().await;
+    let r = app.get_as(&path, &outsider).await;
+    assert_eq!(r.status(), 404);
+    let cancel = format!("{path}/{id}/cancel");
+    assert_eq!(post(&app, &cancel, json!({})).await.status(), 200);
+    assert_eq!(post(&app, &cancel, json!({})).await.status(), 409);
+    assert_eq!(app.get_json(&path).await, json!([]));
+
+    // Due now (asked for through the store, with a time already past): in
+    // the queue within the timer's second.
+    let f = app
+        .store
+        .follow_up_add(
+            patient,
+            Utc::now() - chrono::Duration::seconds(1),
+            "Ring back: breathless on the stairs",
+            "admin",
+            Utc::now(),
+        )
+        .await
+        .expect("add");
+    let raised = ws.next_alert_event("alert", "follow-up").await;
+    let alert = &raised["alert"];
+    assert_eq!(
+        (
+            &alert["patient_id"],
+            &alert["severity"],
+            &alert["status"],
+            &alert["escalate_at"]
+        ),
+        (&json!(patient), &json!("low"), &json!("open"), &Value::Null),
+        "{raised}"
+    );
+    assert_eq!(
+        alert["latest_value"]["reason"],
+        "Ring back: breathless on the stairs"
+    );
+    assert_eq!(alert["latest_value"]["follow_up_id"], f.id);
+    let message = alert["message"].as_str().expect("message");
+    assert!(
+        message.starts_with("Follow-up due at ") && message.ends_with(", asked for by admin"),
+        "{message}"
+    );
+    assert!(
+        !message.contains("breathless"),
+        "free text is not in the message the webhook posts"
+    );
+    // Marked once raised (just after the alert is pushed).
+    let mut pending = app.get_json(&path).await;
+    for _ in 0..50 {
+        if pending == json!([]) {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        pending = app.get_json(&path).await;
+    }
+    assert_eq!(pending, json!([]), "due: no longer pending");
+    let queue = app.get_json("/api/v1/alerts?status=open").await;
+    assert!(
+        queue.as_array().is_some_and(|q| q
+            .iter()
+            .any(|a| a["rule_id"] == "follow-up" && a["patient_id"] == patient)),
+        "{queue}"
+    );
+    let trail = app
+        .get_json(&format!("/api/v1/audit?patient={patient}"))
+        .await;
+    for action in ["follow_up.add", "follow_up.cancel"] {
+        assert!(
+            trail
+                .as_array()
+                .is_some_and(|t| t.iter().any(|e| e["action"] == action)),
+            "{action}: {trail}"
+        );
+    }
+    assert!(
+        !trail.to_string().contains("inhaler"),
+        "no reason on the trail"
+    );
+
+    // A stay that has ended: nothing raised, and it is not tried again.
+    let g = app
+        .store
+        .follow_up_add(
+            other,
+            Utc::now() + chrono::Duration::seconds(2),
+            "Call",
+            "admin",
+            Utc::now(),
+        )
+        .await
+        .expect("add");
+    app.discharge(other).await;
+    tokio::time::sleep(Duration::from_secs(4)).await;
+    assert!(
+        app.store
+            .follow_ups_due(Utc::now(), 100)
+            .await
+            .expect("due")
+            .iter()
+            .all(|d| d.follow_up.id != g.id),
+        "done with"
+    );
+    let alerts = app.get_json("/api/v1/alerts").await;
+    assert!(
+        alerts
+            .as_array()
+            .is_some_and(|q| q.iter().all(|a| a["patient_id"] != other)),
+        "{alerts}"
+    );
+}

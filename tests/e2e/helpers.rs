@@ -233,15 +233,21 @@ impl TestApp {
 
     /// `GET path` with bearer `token`, answered with JSON.
     pub async fn get_json_as(&self, path: &str, token: &str) -> Value {
+        self.get_as(path, token)
+            .await
+            .json()
+            .await
+            .unwrap_or_else(|e| panic!("GET {path}: not JSON: {e}"))
+    }
+
+    /// `GET path` with bearer `token`, the answer whatever its status.
+    pub async fn get_as(&self, path: &str, token: &str) -> reqwest::Response {
         self.http_client
             .get(format!("{}{path}", self.http))
             .bearer_auth(token)
             .send()
             .await
             .unwrap_or_else(|e| panic!("GET {path}: {e}"))
-            .json()
-            .await
-            .unwrap_or_else(|e| panic!("GET {path}: not JSON: {e}"))
     }
 
     /// Discharge `patient` as the admin: the answer's JSON, after checking

@@ -23,7 +23,7 @@ fn repo() -> PathBuf {
 }
 
 /// Every `/api/v1` route the router serves, as (method, path).
-const ROUTES: [(&str, &str); 44] = [
+const ROUTES: [(&str, &str); 47] = [
     ("post", "/api/v1/login"),
     ("get", "/api/v1/auth/methods"),
     ("get", "/api/v1/auth/sso/login"),
@@ -45,6 +45,12 @@ const ROUTES: [(&str, &str); 44] = [
     ("get", "/api/v1/patients/{id}/observations"),
     ("get", "/api/v1/patients/{id}/scores"),
     ("get", "/api/v1/patients/{id}/summary"),
+    ("get", "/api/v1/patients/{id}/follow-ups"),
+    ("post", "/api/v1/patients/{id}/follow-ups"),
+    (
+        "post",
+        "/api/v1/patients/{id}/follow-ups/{follow_up}/cancel",
+    ),
     ("get", "/api/v1/patients/{id}/ecg"),
     ("patch", "/api/v1/patients/{id}/episode"),
     ("post", "/api/v1/patients/{id}/discharge"),

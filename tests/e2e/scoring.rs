@@ -359,13 +359,7 @@ async fn a_summary_for_a_call_gives_the_stay_as_text_from_the_record() {
     );
 
     let outsider = app.outsider_token().await;
-    let r = app
-        .http_client
-        .get(format!("{}{path}", app.http))
-        .bearer_auth(&outsider)
-        .send()
-        .await
-        .expect("outsider");
+    let r = app.get_as(&path, &outsider).await;
     assert_eq!(r.status(), 404, "another ward's patient is not found");
     let r = app
         .http_client

@@ -798,6 +798,42 @@ pub trait Store: Send + Sync + 'static {
     /// (the last change only), the latest first: the handover's plans.
     async fn plans_since(&self, ward_ids: &[i64], since: DateTime<Utc>) -> Result<Vec<WardPlan>>;
 
+    // --- follow-ups -----------------------------------------------------------
+    /// Ask for a follow-up on the patient's open stay, due at `due_at`;
+    /// `NotFound` if the patient has no open stay.
+    async fn follow_up_add(
+        &self,
+        patient_id: i64,
+        due_at: DateTime<Utc>,
+        reason: &str,
+        by: &str,
+        at: DateTime<Utc>,
+    ) -> Result<FollowUp>;
+    /// The open stay's follow-ups not yet put in the queue nor taken back,
+    /// the earliest due first.
+    async fn follow_ups_pending(&self, patient_id: i64) -> Result<Vec<FollowUp>>;
+    /// Take a pending follow-up back; `NotFound` if it is not one of the
+    /// patient's, `Conflict` if it is in the queue already or was taken
+    /// back.
+    async fn follow_up_cancel(
+        &self,
+        patient_id: i64,
+        id: i64,
+        by: &str,
+        at: DateTime<Utc>,
+    ) -> Result<FollowUp>;
+    /// Pending follow-ups due at or before `now`, the earliest first, at
+    /// most `limit`, each with its patient's ward.
+    async fn follow_ups_due(&self, now: DateTime<Utc>, limit: i64) -> Result<Vec<DueFollowUp>>;
+    /// Record that a follow-up was put in the queue as `alert_id` (`None`:
+    /// its stay had ended, so nothing was raised); it is pending no more.
+    async fn follow_up_raised(
+        &self,
+        id: i64,
+        alert_id: Option<i64>,
+        at: DateTime<Utc>,
+    ) -> Result<()>;
+
     // --- audit ----------------------------------------------------------------
     /// Append to the audit trail (there is no update or delete).
     async fn audit_append(&self, e: AuditEntry) -> Result<()>;

@@ -950,6 +950,33 @@ pub struct WardPlan {
     pub set_at: DateTime<Utc>,
 }
 
+/// A follow-up a clinician asked for on a stay ("call back in an hour"):
+/// at `due_at` Vigil puts a `follow-up` alert in the ward's queue
+/// ([`crate::Store::follow_up_add`]).
+#[derive(Clone, Debug, PartialEq, Serialize, utoipa::ToSchema)]
+pub struct FollowUp {
+    pub id: i64,
+    pub patient_id: i64,
+    /// When it is put in the ward's alert queue.
+    pub due_at: DateTime<Utc>,
+    /// What for, in words (one line).
+    pub reason: String,
+    /// Who asked for it, and when.
+    pub set_by: String,
+    pub set_at: DateTime<Utc>,
+}
+
+/// A follow-up whose time has come, with its patient's ward
+/// ([`crate::Store::follow_ups_due`]).
+#[derive(Clone, Debug, PartialEq)]
+pub struct DueFollowUp {
+    pub follow_up: FollowUp,
+    pub ward_id: i64,
+}
+
+/// The alert rule a follow-up raises.
+pub const FOLLOW_UP_RULE: &str = "follow-up";
+
 /// One firing of a batch ([`crate::Store::alert_fire_many`]).
 #[derive(Clone, Debug, PartialEq)]
 pub struct BatchFiring {

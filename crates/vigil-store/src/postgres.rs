@@ -2722,6 +2722,157 @@ impl Store for PgStore {
         Ok(out)
     }
 
+    async fn follow_up_add(
+        &self,
+        patient_id: i64,
+        due_at: DateTime<Utc>,
+        reason: &str,
+        by: &str,
+        at: DateTime<Utc>,
+    ) -> Result<FollowUp> {
+        let id: Option<i64> = sqlx::query_scalar(
+            "INSERT INTO follow_ups (patient_id, episode_id, due_at, reason, set_by, set_at)
+             SELECT $1, e.id, $2, $3, $4, $5 FROM episodes e
+             WHERE e.patient_id = $1 AND e.discharged_at IS NULL
+             RETURNING id",
+        )
+        .bind(patient_id)
+        .bind(ts(due_at))
+        .bind(reason)
+        .bind(by)
+        .bind(ts(at))
+        .fetch_optional(&self.pool)
+        .await?;
+        let Some(id) = id else {
+            return Err(StoreError::NotFound(format!(
+                "open episode for patient {patient_id}"
+            )));
+        };
+        Ok(FollowUp {
+            id,
+            patient_id,
+            due_at: ts(due_at),
+            reason: reason.into(),
+            set_by: by.into(),
+            set_at: ts(at),
+        })
+    }
+
+    async fn follow_ups_pending(&self, patient_id: i64) -> Result<Vec<FollowUp>> {
+        let rows = sqlx::query(
+            "SELECT f.id, f.due_at, f.reason, f.set_by, f.set_at FROM follow_ups f
+             JOIN episodes e ON e.id = f.episode_id AND e.discharged_at IS NULL
+             WHERE f.patient_id = $1 AND f.raised_at IS NULL AND f.cancelled_at IS NULL
+             ORDER BY f.due_at, f.id",
+        )
+        .bind(patient_id)
+        .fetch_all(&self.pool)
+        .await?;
+        rows.into_iter()
+            .map(|r| {
+                Ok(FollowUp {
+                    id: r.get(0),
+                    patient_id,
+                    due_at: r.get(1),
+                    reason: r.get(2),
+                    set_by: r.get(3),
+                    set_at: r.get(4),
+                })
+            })
+            .collect()
+    }
+
+    async fn follow_up_cancel(
+        &self,
+        patient_id: i64,
+        id: i64,
+        by: &str,
+        at: DateTime<Utc>,
+    ) -> Result<FollowUp> {
+        let row = sqlx::query(
+            "UPDATE follow_ups SET cancelled_by = $3, cancelled_at = $4
+             WHERE id = $1 AND patient_id = $2 AND raised_at IS NULL AND cancelled_at IS NULL
+             RETURNING due_at, reason, set_by, set_at",
+        )
+        .bind(id)
+        .bind(patient_id)
+        .bind(by)
+        .bind(ts(at))
+        .fetch_optional(&self.pool)
+        .await?;
+        match row {
+            Some(r) => Ok(FollowUp {
+                id,
+                patient_id,
+                due_at: r.get(0),
+                reason: r.get(1),
+                set_by: r.get(2),
+                set_at: r.get(3),
+            }),
+            None => {
+                let exists: Option<i64> = sqlx::query_scalar(
+                    "SELECT id FROM follow_ups WHERE id = $1 AND patient_id = $2",
+                )
+                .bind(id)
+                .bind(patient_id)
+                .fetch_optional(&self.pool)
+                .await?;
+                Err(match exists {
+                    Some(_) => StoreError::Conflict(format!(
+                        "follow-up {id} is in the alert queue already, or was cancelled"
+                    )),
+                    None => StoreError::NotFound(format!("follow-up {id}")),
+                })
+            }
+        }
+    }
+
+    async fn follow_ups_due(&self, now: DateTime<Utc>, limit: i64) -> Result<Vec<DueFollowUp>> {
+        let rows = sqlx::query(
+            "SELECT f.id, f.patient_id, f.due_at, f.reason, f.set_by, f.set_at, p.ward_id
+             FROM follow_ups f JOIN patients p ON p.id = f.patient_id
+             WHERE f.raised_at IS NULL AND f.cancelled_at IS NULL AND f.due_at <= $1
+             ORDER BY f.due_at, f.id LIMIT $2",
+        )
+        .bind(ts(now))
+        .bind(limit)
+        .fetch_all(&self.pool)
+        .await?;
+        rows.into_iter()
+            .map(|r| {
+                Ok(DueFollowUp {
+                    follow_up: FollowUp {
+                        id: r.get(0),
+                        patient_id: r.get(1),
+                        due_at: r.get(2),
+                        reason: r.get(3),
+                        set_by: r.get(4),
+                        set_at: r.get(5),
+                    },
+                    ward_id: r.get(6),
+                })
+            })
+            .collect()
+    }
+
+    async fn follow_up_raised(
+        &self,
+        id: i64,
+        alert_id: Option<i64>,
+        at: DateTime<Utc>,
+    ) -> Result<()> {
+        sqlx::query(
+            "UPDATE follow_ups SET raised_at = $2, alert_id = $3
+             WHERE id = $1 AND raised_at IS NULL",
+        )
+        .bind(id)
+        .bind(ts(at))
+        .bind(alert_id)
+        .execute(&self.pool)
+        .await?;
+        Ok(())
+    }
+
     async fn login_failures(
         &self,
         username: &str,

@@ -80,6 +80,7 @@ both_backends!(
     episode_update_records_who_and_when,
     the_escalation_plan_is_the_stays_own_with_who_recorded_it,
     plans_recorded_on_a_ward_since_are_given_as_they_are_now,
+    follow_ups_are_the_stays_until_raised_or_taken_back,
     failed_episode_update_changes_nothing,
     scores_history_is_ordered_by_the_time_it_describes,
     history_pages_are_bounded_and_start_where_asked,
@@ -3055,6 +3056,111 @@ async fn plans_recorded_on_a_ward_since_are_given_as_they_are_now(s: &dyn Store)
         after.iter().map(|p| p.patient_id).collect::<Vec<_>>(),
         vec![bob]
     );
+}
+
+async fn follow_ups_are_the_stays_until_raised_or_taken_back(s: &dyn Store) {
+    let (w1, w2) = (ward(s, "W1").await, ward(s, "W2").await);
+    let ann = admit(s, w1, "Ann").await;
+    let bob = admit(s, w2, "Bob").await;
+    let a1 = s
+        .follow_up_add(ann, t(10, 0), "Call back: inhaler taken?", "sam", t(9, 0))
+        .await
+        .expect("add");
+    assert_eq!(
+        (
+            a1.patient_id,
+            a1.due_at,
+            a1.reason.as_str(),
+            a1.set_by.as_str(),
+            a1.set_at
+        ),
+        (ann, t(10, 0), "Call back: inhaler taken?", "sam", t(9, 0))
+    );
+    let a2 = s
+        .follow_up_add(ann, t(9, 30), "Check the new cuff works", "sam", t(9, 1))
+        .await
+        .expect("add");
+    let b1 = s
+        .follow_up_add(bob, t(9, 45), "Ring daughter", "kim", t(9, 2))
+        .await
+        .expect("add");
+    let ids = |v: Vec<FollowUp>| v.into_iter().map(|f| f.id).collect::<Vec<_>>();
+    assert_eq!(
+        ids(s.follow_ups_pending(ann).await.expect("pending")),
+        vec![a2.id, a1.id],
+        "the earliest due first"
+    );
+    // Due: the earliest first, across wards, with the ward; the limit kept.
+    assert!(
+        s.follow_ups_due(t(9, 29), 10)
+            .await
+            .expect("due")
+            .is_empty()
+    );
+    let due = s.follow_ups_due(t(9, 50), 10).await.expect("due");
+    assert_eq!(
+        due.iter()
+            .map(|d| (d.follow_up.id, d.ward_id))
+            .collect::<Vec<_>>(),
+        vec![(a2.id, w1), (b1.id, w2)]
+    );
+    assert_eq!(due[0].follow_up, a2);
+    assert_eq!(s.follow_ups_due(t(9, 50), 1).await.expect("due").len(), 1);
+    // Put in the queue: pending and due no more; marking it again changes nothing.
+    s.follow_up_raised(a2.id, None, t(9, 50))
+        .await
+        .expect("raised");
+    s.follow_up_raised(a2.id, None, t(9, 51))
+        .await
+        .expect("again");
+    assert_eq!(
+        ids(s.follow_ups_pending(ann).await.expect("pending")),
+        vec![a1.id]
+    );
+    assert_eq!(
+        s.follow_ups_due(t(9, 50), 10)
+            .await
+            .expect("due")
+            .iter()
+            .map(|d| d.follow_up.id)
+            .collect::<Vec<_>>(),
+        vec![b1.id]
+    );
+    // Taken back: once; not another patient's; not one already raised.
+    assert!(matches!(
+        s.follow_up_cancel(bob, a1.id, "kim", t(9, 52)).await,
+        Err(StoreError::NotFound(_))
+    ));
+    assert!(matches!(
+        s.follow_up_cancel(ann, a2.id, "sam", t(9, 52)).await,
+        Err(StoreError::Conflict(_))
+    ));
+    let cancelled = s
+        .follow_up_cancel(ann, a1.id, "sam", t(9, 53))
+        .await
+        .expect("cancel");
+    assert_eq!(cancelled, a1);
+    assert!(matches!(
+        s.follow_up_cancel(ann, a1.id, "sam", t(9, 54)).await,
+        Err(StoreError::Conflict(_))
+    ));
+    assert!(s.follow_ups_pending(ann).await.expect("pending").is_empty());
+    assert!(
+        s.follow_ups_due(t(11, 0), 10)
+            .await
+            .expect("due")
+            .iter()
+            .all(|d| d.follow_up.id != a1.id)
+    );
+    // A stay's own: none after a discharge, and none can be asked for then.
+    s.patient_discharge(bob, "admin", t(10, 0))
+        .await
+        .expect("discharge");
+    assert!(s.follow_ups_pending(bob).await.expect("pending").is_empty());
+    assert!(matches!(
+        s.follow_up_add(bob, t(11, 0), "x", "kim", t(10, 1)).await,
+        Err(StoreError::NotFound(_))
+    ));
 }
 
 async fn episode_update_records_who_and_when(s: &dyn Store) {

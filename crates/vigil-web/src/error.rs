@@ -103,3 +103,20 @@ impl<S: Send + Sync> axum::extract::FromRequestParts<S> for Id {
         }
     }
 }
+
+/// Two integer ids from the path (a patient's and one of theirs), as [`Id`].
+pub struct Ids(pub i64, pub i64);
+
+impl<S: Send + Sync> axum::extract::FromRequestParts<S> for Ids {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(
+        parts: &mut axum::http::request::Parts,
+        state: &S,
+    ) -> Result<Self, Self::Rejection> {
+        match axum::extract::Path::<(i64, i64)>::from_request_parts(parts, state).await {
+            Ok(axum::extract::Path((a, b))) => Ok(Ids(a, b)),
+            Err(_) => Err(ApiError::NotFound("resource")),
+        }
+    }
+}

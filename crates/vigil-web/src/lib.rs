@@ -22,6 +22,7 @@ pub mod devices;
 pub mod entered;
 pub mod error;
 pub mod fhir;
+pub mod follow_ups;
 mod history;
 pub mod openapi;
 pub mod ops;

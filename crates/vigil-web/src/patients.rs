@@ -41,6 +41,14 @@ pub fn router() -> Router<AppState> {
             "/api/v1/patients/{id}/summary",
             get(crate::summary::summary),
         )
+        .route(
+            "/api/v1/patients/{id}/follow-ups",
+            get(crate::follow_ups::list).post(crate::follow_ups::add),
+        )
+        .route(
+            "/api/v1/patients/{id}/follow-ups/{follow_up}/cancel",
+            post(crate::follow_ups::cancel),
+        )
         .route("/api/v1/patients/{id}/ecg", get(ecg))
         .route(
             "/api/v1/patients/{id}/episode",

@@ -41,7 +41,7 @@ function sortedAlerts(): AlertEntry[] {
 
 interface AlertEls {
   li: HTMLLIElement; sev: HTMLSpanElement; pat: HTMLSpanElement; rule: HTMLSpanElement; status: HTMLSpanElement;
-  msg: HTMLParagraphElement; plan: HTMLParagraphElement; meta: HTMLParagraphElement; actions: HTMLDivElement; actionsKey: string | null;
+  msg: HTMLParagraphElement; reason: HTMLParagraphElement; plan: HTMLParagraphElement; meta: HTMLParagraphElement; actions: HTMLDivElement; actionsKey: string | null;
   form: HTMLFormElement | null;
 }
 
@@ -85,10 +85,17 @@ function buildAlert(id: number): AlertEls {
   li.dataset.alert = String(id);
   const head = el("div", "alert-head");
   const e: AlertEls = { li, sev: span("severity", ""), pat: span("patient", ""), rule: span("rule", ""), status: span("status", ""),
-    msg: el("p", "message"), plan: el("p", "plan"), meta: el("p", "meta"), actions: el("div", "actions"), actionsKey: null, form: null };
+    msg: el("p", "message"), reason: el("p", "reason"), plan: el("p", "plan"), meta: el("p", "meta"), actions: el("div", "actions"),
+    actionsKey: null, form: null };
   head.append(e.sev, e.pat, e.rule, e.status);
-  li.append(head, e.msg, e.plan, e.meta, e.actions);
+  li.append(head, e.msg, e.reason, e.plan, e.meta, e.actions);
   return e;
+}
+
+/** What a follow-up alert was asked for, or "" for any other alert. */
+export function followUpReason(a: Alert): string {
+  const v = a.latest_value as { reason?: unknown } | null | undefined;
+  return a.rule_id === "follow-up" && typeof v?.reason === "string" ? v.reason : "";
 }
 
 function setText(node: Node, text: string): void { if (node.textContent !== text) node.textContent = text; }
@@ -107,6 +114,11 @@ function fillAlert(e: AlertEls, { alert: a, last }: AlertEntry): void {
     e.pat.dataset.who = `${who}|${nhs}`;
   }
   setText(e.msg, a.message);
+  // A follow-up's reason: free text, so on the card, never in the message
+  // (which the alert webhook posts).
+  const reason = followUpReason(a);
+  e.reason.hidden = !reason;
+  setText(e.reason, reason ? `For: ${reason}` : "");
   // What was agreed about a deterioration, where answering it: on every
   // alert about the patient, not those about a device (battery, offline).
   const row = patients.get(a.patient_id)?.summary;

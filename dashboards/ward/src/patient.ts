@@ -12,6 +12,7 @@ import { leaveNotes, noteArrived, showNotes } from "./notes";
 import { showEntry } from "./entry";
 import { hidePlan, planRecorded, showPlan } from "./plan";
 import { showSummary, summaryChanged } from "./summary";
+import { followUpsChanged, showFollowUps } from "./followups";
 import { showEcg } from "./ecg";
 import { $, age, el, news2Trend, news2View, params, when } from "./format";
 import { lastAt, patients, session } from "./state";
@@ -75,6 +76,7 @@ export async function openPatient(id: number): Promise<void> {
   hideAssessment();
   hidePlan();
   showSummary(null);
+  showFollowUps(null);
   showDischarge(null, null);
   showProvision(null, null, async () => {});
   setRangeButtons("24h");
@@ -103,6 +105,7 @@ function showStay(id: number, detail: PatientDetail): void {
   renderFacts();
   showPlan(id, detail.settings);
   showSummary(detail.episode && !detail.episode.discharged_at ? id : null);
+  showFollowUps(detail.episode && !detail.episode.discharged_at ? id : null);
   showAssessment(id, detail.settings, detail.thresholds?.freshness_s, settingsChanged);
   showEntry(detail.episode && !detail.episode.discharged_at ? id : null);
   showDischarge(session.me, detail);
@@ -126,6 +129,7 @@ export function closePatient(): void {
   hideAssessment();
   hidePlan();
   showSummary(null);
+  showFollowUps(null);
   showEntry(null);
   leaveNotes();
   for (const c of page.charts.values()) c.destroy();
@@ -673,6 +677,7 @@ export function patientEvent(ev: LiveEvent): void {
     case "alert":
     case "alert_update":
       if (ev.alert.patient_id !== p.id) return;
+      if (ev.alert.rule_id === "follow-up") followUpsChanged(p.id);
       void api<{ alert: Alert; events: AlertEvent[] }>(`/api/v1/alerts/${ev.alert.id}`).then((x) => {
         if (page !== p) return;
         p.alerts.set(x.alert.id, { alert: x.alert, events: x.events });

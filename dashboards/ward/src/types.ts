@@ -98,7 +98,12 @@ export interface Alert {
   id: number; patient_id: number; ward_id: number; rule_id: string; severity: Risk;
   status: AlertStatus; message: string; count: number; raised_at: string; updated_at: string;
   escalate_at: string | null; resolved_at: string | null; outcome: string | null; note: string | null;
+  /** What the rule saw last; a follow-up's: `{ follow_up_id, reason, due_at, set_by, set_at }`. */
+  latest_value?: unknown;
 }
+
+/** A follow-up asked for on a stay (`GET /api/v1/patients/{id}/follow-ups`). */
+export interface FollowUp { id: number; patient_id: number; due_at: string; reason: string; set_by: string; set_at: string }
 
 export interface AlertEvent { at: string; actor: string; action: string; detail: unknown }
 

@@ -814,3 +814,65 @@ test("a nurse writes the summary for a call or a transfer: the stay in words as 
     assert.equal(await text.textContent(), "");
   });
 });
+
+test("a nurse asks for a follow-up on a patient's page: listed with who asked and when until it is due, cancelled once; a follow-up alert's card says what it is for", { timeout: TEST_TIMEOUT }, async (t) => {
+  await withWard(t, async ({ page, demo }) => {
+    const me = demo.login.username;
+    const id = await signedInPatientWithReadings(page, demo);
+    await page.locator(`#patients tr[data-patient="${id}"] th a`).click();
+    const region = page.getByRole("region", { name: "Follow-ups" });
+    await region.getByText("None asked for.").waitFor();
+    const sent = [];
+    page.on("request", (r) => { if (r.method() === "POST" && r.url().includes(`/api/v1/patients/${id}/follow-ups`)) sent.push([r.url(), r.postDataJSON()]); });
+
+    // Nothing said it is for: refused in the page, nothing sent.
+    await region.getByRole("button", { name: "Ask for the follow-up" }).click();
+    await region.getByText("Say what the follow-up is for.").waitFor();
+    assert.equal(await page.evaluate(() => document.activeElement?.id), "follow-up-reason");
+    assert.deepEqual(sent, []);
+
+    await region.getByLabel("Due in").selectOption("30");
+    await region.getByLabel("What for").fill("  Call back: has the inhaler helped? ");
+    const before = Date.now();
+    await region.getByRole("button", { name: "Ask for the follow-up" }).click();
+    await region.getByText(/^Asked for: due .+\. It goes to the ward's alert queue then\.$/).waitFor();
+    assert.deepEqual(sent.map(([, b]) => b), [{ in_minutes: 30, reason: "Call back: has the inhaler helped?" }]);
+    const item = region.locator("#follow-up-list li");
+    await item.waitFor();
+    const [listed] = await pageGet(page, `/api/v1/patients/${id}/follow-ups`);
+    assert.equal(listed.reason, "Call back: has the inhaler helped?");
+    assert.equal(listed.set_by, me);
+    const dueIn = Date.parse(listed.due_at) - before;
+    assert.ok(dueIn > 29 * 60_000 && dueIn < 31 * 60_000, `due in 30 minutes (${dueIn} ms)`);
+    assert.match(await item.textContent(), new RegExp(`^Due .+: Call back: has the inhaler helped\\? \\(asked for by ${me}, .+\\) Cancel$`));
+    assert.equal(await item.locator("time").getAttribute("datetime"), listed.due_at);
+    assert.equal(await region.getByText("None asked for.").isVisible(), false);
+    await assertAccessible(page, t, "the patient's page with a follow-up asked for");
+
+    // Cancelled: gone from the list and the API's.
+    await item.getByRole("button", { name: /^Cancel the follow-up due .+: Call back: has the inhaler helped\?$/ }).click();
+    await region.getByText(/^Cancelled: the follow-up due .+\.$/).waitFor();
+    assert.equal(sent[1][0].endsWith(`/follow-ups/${listed.id}/cancel`), true, sent[1][0]);
+    await region.getByText("None asked for.").waitFor();
+    assert.deepEqual(await pageGet(page, `/api/v1/patients/${id}/follow-ups`), []);
+
+    // A follow-up come due, as the server puts it in the queue (made up:
+    // the soonest asked for is 5 minutes away): its card says what for.
+    const { ward_id } = await pageGet(page, `/api/v1/patients/${id}`);
+    const made = { id: 99001, patient_id: id, ward_id,
+      rule_id: "follow-up", severity: "low", status: "open", message: `Follow-up due at 10:00 UTC, asked for by ${me}`,
+      count: 1, raised_at: new Date().toISOString(), updated_at: new Date().toISOString(), escalate_at: null, resolved_at: null,
+      outcome: null, note: null, evidence: [],
+      latest_value: { follow_up_id: 1, reason: "Ring back: breathless on the stairs", due_at: new Date().toISOString(), set_by: me } };
+    await page.route((u) => { const x = new URL(u); return x.pathname === "/api/v1/alerts" && x.searchParams.get("status") === "open"; },
+      async (r) => { const real = await (await r.fetch()).json(); await r.fulfill({ json: [...real, made] }); });
+    await page.goto(`${demo.base}/`);
+    const card = page.locator(`#alert-list li[data-alert="99001"]`);
+    await card.waitFor({ timeout: UI_TIMEOUT });
+    assert.equal(await card.locator(".message").textContent(), made.message);
+    assert.equal(await card.locator(".reason").textContent(), "For: Ring back: breathless on the stairs");
+    // Any other alert has no such line.
+    const others = page.locator("#alert-list li[data-alert]:not([data-alert='99001']) .reason");
+    for (const r of await others.all()) assert.equal(await r.isVisible(), false);
+  });
+});

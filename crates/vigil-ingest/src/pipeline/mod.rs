@@ -79,6 +79,7 @@ pub async fn escalator(
             _ = cancel.cancelled() => return,
         }
         let now = Utc::now();
+        fire_follow_ups(store.as_ref(), &events, now).await;
         let due = match store.alerts_due(now).await {
             Ok(d) => d,
             Err(e) => {
@@ -109,6 +110,82 @@ pub async fn escalator(
                 Err(vigil_store::StoreError::Conflict(_)) => {}
                 Err(e) => tracing::error!(error = %e, "escalation failed"),
             }
+        }
+    }
+}
+
+/// Follow-ups put in the queue a second at most: more waits a second.
+const FOLLOW_UPS_PER_TICK: i64 = 100;
+
+/// Put each follow-up whose time has come in its ward's alert queue, as a
+/// `follow-up` alert of low severity (docs/alerts.md "Follow-ups"). Raised
+/// first and marked after, so that a crash between the two raises it again
+/// (merged into the live alert) rather than losing it. Its reason is free
+/// text: it goes in the alert's `latest_value`, not its message, which the
+/// alert webhook posts.
+pub async fn fire_follow_ups(
+    store: &dyn Store,
+    events: &vigil_store::LiveHub,
+    now: chrono::DateTime<Utc>,
+) {
+    let due = match store.follow_ups_due(now, FOLLOW_UPS_PER_TICK).await {
+        Ok(d) => d,
+        Err(e) => {
+            tracing::error!(error = %e, "cannot read the follow-ups due");
+            return;
+        }
+    };
+    for d in due {
+        let f = &d.follow_up;
+        let firing = AlertFiring {
+            patient_id: f.patient_id,
+            ward_id: d.ward_id,
+            rule_id: vigil_store::FOLLOW_UP_RULE.into(),
+            severity: Severity::Low,
+            message: format!(
+                "Follow-up due at {}, asked for by {}",
+                f.due_at.format("%H:%M UTC"),
+                f.set_by
+            ),
+            value: serde_json::json!({
+                "follow_up_id": f.id, "reason": f.reason, "due_at": f.due_at,
+                "set_by": f.set_by, "set_at": f.set_at,
+            }),
+            evidence: Vec::new(),
+            at: f.due_at,
+            escalate_at: None,
+        };
+        let alert_id = match store.alert_fire(firing, now).await {
+            Ok((alert, outcome)) => {
+                let id = alert.id;
+                tracing::info!(
+                    alert_id = id,
+                    patient = alert.patient_id,
+                    follow_up = f.id,
+                    "follow-up due: put in the alert queue"
+                );
+                let ward_id = alert.ward_id;
+                let _ = match outcome {
+                    FiringOutcome::Raised => events.send(LiveEvent::Alert { ward_id, alert }),
+                    FiringOutcome::Updated => events.send(LiveEvent::AlertUpdate {
+                        ward_id,
+                        alert,
+                        action: "updated".into(),
+                        actor: "system".into(),
+                    }),
+                    FiringOutcome::Superseded => 0,
+                };
+                Some(id)
+            }
+            // The stay has ended: nothing is raised for a discharged patient.
+            Err(vigil_store::StoreError::NotFound(_)) => None,
+            Err(e) => {
+                tracing::error!(error = %e, follow_up = f.id, "cannot raise a follow-up's alert; trying again");
+                continue;
+            }
+        };
+        if let Err(e) = store.follow_up_raised(f.id, alert_id, now).await {
+            tracing::error!(error = %e, follow_up = f.id, "cannot mark a follow-up raised; it may be raised again (merged into its live alert)");
         }
     }
 }
