@@ -273,6 +273,15 @@ async fn a_summary_for_a_call_gives_the_stay_as_text_from_the_record() {
         .expect("note");
     assert_eq!(r.status(), 201);
 
+    let r = app
+        .post(
+            &format!("/api/v1/patients/{patient}/follow-ups"),
+            json!({"in_minutes": 60, "reason": "Ring back after the nebuliser"}),
+        )
+        .send()
+        .await
+        .expect("follow-up");
+    assert_eq!(r.status(), 201);
     let path = format!("/api/v1/patients/{patient}/summary");
     let r = app.get(&path).send().await.expect("summary");
     assert_eq!(r.status(), 200);
@@ -332,6 +341,11 @@ async fn a_summary_for_a_call_gives_the_stay_as_text_from_the_record() {
             .iter()
             .any(|l| l.ends_with(", admin: Phoned: more breathless since lunch.")),
         "the note: {text}"
+    );
+    assert!(
+        lines.iter().any(|l| l.starts_with("  - due ")
+            && l.ends_with("): Ring back after the nebuliser (asked for by admin)")),
+        "the follow-up asked for: {text}"
     );
     app.audit_entry(patient, "patient.summary").await;
 

@@ -24,7 +24,7 @@ use chrono::{DateTime, Duration, Utc};
 use vigil_clinical::News2Score;
 use vigil_clinical::news2::{Monitoring, NotApplicable, Parameter, Response as Chart4};
 use vigil_store::{
-    AlertRow, AlertStatus, EarlierScore, EpisodeSettings, HistoryPage, NoteRow, ObsValue,
+    AlertRow, AlertStatus, EarlierScore, EpisodeSettings, FollowUp, HistoryPage, NoteRow, ObsValue,
     ObservationQuery, ObservationRow, PatientDetail, ScoreRow,
 };
 
@@ -71,6 +71,8 @@ pub struct Facts<'a> {
     pub notes: &'a [NoteRow],
     /// The numeric codes' ranges over the last 24 hours of the stay.
     pub ranges: &'a [Range],
+    /// Follow-ups asked for and not yet due, the earliest first.
+    pub follow_ups: &'a [FollowUp],
 }
 
 /// The summary as text: lines of at most a few hundred characters, each
@@ -152,6 +154,22 @@ pub fn write(f: &Facts, now: DateTime<Utc>) -> String {
                 a.severity.as_str(),
                 status_word(a.status),
                 at(a.raised_at, now)
+            );
+        }
+    }
+
+    if f.follow_ups.is_empty() {
+        let _ = writeln!(s, "Follow-ups asked for: none");
+    } else {
+        let _ = writeln!(s, "Follow-ups asked for ({}):", f.follow_ups.len());
+        for u in f.follow_ups {
+            let _ = writeln!(
+                s,
+                "  - due {} ({}): {} (asked for by {})",
+                stamp(u.due_at),
+                ahead(u.due_at - now),
+                one_line(&u.reason),
+                u.set_by
             );
         }
     }
@@ -520,6 +538,18 @@ fn ago(d: Duration) -> String {
     }
 }
 
+/// How long until a time to come: "in 45 minutes", "in 3 hours".
+fn ahead(d: Duration) -> String {
+    let m = d.num_minutes();
+    if m < 1 {
+        "due now".to_string()
+    } else if m < 120 {
+        format!("in {m} minute{}", if m == 1 { "" } else { "s" })
+    } else {
+        format!("in {} hours", m / 60)
+    }
+}
+
 /// `943 476 5919`, as the NHS writes it.
 fn nhs_spaced(n: &str) -> String {
     if n.len() == 10 && n.bytes().all(|b| b.is_ascii_digit()) {
@@ -661,6 +691,7 @@ pub(crate) async fn summary(
             });
         }
     }
+    let follow_ups = state.store.follow_ups_pending(id).await?;
     let text = write(
         &Facts {
             ward: ward.as_ref().map(|w| w.name.as_str()).unwrap_or("Ward"),
@@ -678,6 +709,7 @@ pub(crate) async fn summary(
             latest: &latest,
             notes: &notes,
             ranges: &ranges,
+            follow_ups: &follow_ups,
         },
         now,
     );
@@ -763,7 +795,7 @@ mod tests {
         alerts: &[AlertRow],
         notes: &[NoteRow],
     ) -> String {
-        summary_with(st, latest, alerts, notes, &[])
+        summary_with(st, latest, alerts, notes, &[], &[])
     }
 
     fn summary_with(
@@ -772,6 +804,7 @@ mod tests {
         alerts: &[AlertRow],
         notes: &[NoteRow],
         ranges: &[Range],
+        follow_ups: &[FollowUp],
     ) -> String {
         let news2 = vigil_clinical::score_home(
             &readings(latest),
@@ -793,9 +826,21 @@ mod tests {
                 latest,
                 notes,
                 ranges,
+                follow_ups,
             },
             now(),
         )
+    }
+
+    fn follow_ups() -> Vec<FollowUp> {
+        vec![FollowUp {
+            id: 1,
+            patient_id: 7,
+            due_at: now() + Duration::minutes(45),
+            reason: "Call back: inhaler\nhelped?".into(),
+            set_by: "sam".into(),
+            set_at: now() - Duration::minutes(15),
+        }]
     }
 
     fn alert(status: AlertStatus) -> AlertRow {
@@ -865,6 +910,7 @@ mod tests {
             &[alert(AlertStatus::Acknowledged)],
             &notes,
             &ranges,
+            &follow_ups(),
         );
         let lines: Vec<&str> = s.lines().collect();
         let has = |l: &str| assert!(lines.contains(&l), "no line {l:?} in:\n{s}");
@@ -903,6 +949,10 @@ mod tests {
         );
         // No range known: none said.
         has("  Pulse 118/min → 2, 2026-12-07 21:28 UTC (12 minutes ago)");
+        has("Follow-ups asked for (1):");
+        has(
+            "  - due 2026-12-07 22:25 UTC (in 45 minutes): Call back: inhaler / helped? (asked for by sam)",
+        );
         has("Other latest readings:");
         has(
             "  Peak flow 310 L/min, 2026-12-07 21:10 UTC (30 minutes ago); the only reading in 24 hours",
@@ -954,6 +1004,7 @@ mod tests {
         has("NEWS2 now: 0, low risk, as of 2026-12-07 21:40 UTC (under a minute ago)");
         has("  NEWS2's response: routine; observations at least every 12 hours");
         has("Alerts not yet resolved: none");
+        has("Follow-ups asked for: none");
         has("Notes of the last 24 hours: none");
         has("Observations asked for: as the pathway sets");
         assert!(!s.contains("Missing:") && !s.contains("Details:"), "{s}");
@@ -990,6 +1041,9 @@ mod tests {
         assert_eq!(ago(Duration::hours(48)), "2 days ago");
         assert_eq!(ago(Duration::minutes(-3)), "after this summary was written");
         assert_eq!(minutes(60), "hour");
+        assert_eq!(ahead(Duration::seconds(30)), "due now");
+        assert_eq!(ahead(Duration::minutes(1)), "in 1 minute");
+        assert_eq!(ahead(Duration::minutes(150)), "in 2 hours");
         assert_eq!(minutes(90), "90 minutes");
         assert_eq!(nhs_spaced("9434765919"), "943 476 5919");
         assert_eq!(

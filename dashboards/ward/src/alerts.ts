@@ -2,7 +2,7 @@
 // first, worked in place (acknowledge, escalate, resolve with an outcome).
 import { api } from "./api";
 import { updateTitle } from "./attention";
-import { $, age, countdown, el, nhsFormat, RISK_RANK, span } from "./format";
+import { $, age, countdown, el, followUpReason, nhsFormat, RISK_RANK, span } from "./format";
 import { planLine } from "./plan";
 import { alerts, patientName, patientNhs, patients, session, type AlertEntry, type LastAction } from "./state";
 import type { Alert } from "./types";
@@ -90,12 +90,6 @@ function buildAlert(id: number): AlertEls {
   head.append(e.sev, e.pat, e.rule, e.status);
   li.append(head, e.msg, e.reason, e.plan, e.meta, e.actions);
   return e;
-}
-
-/** What a follow-up alert was asked for, or "" for any other alert. */
-export function followUpReason(a: Alert): string {
-  const v = a.latest_value as { reason?: unknown } | null | undefined;
-  return a.rule_id === "follow-up" && typeof v?.reason === "string" ? v.reason : "";
 }
 
 function setText(node: Node, text: string): void { if (node.textContent !== text) node.textContent = text; }

@@ -4,6 +4,7 @@
 // the ward's queue (docs/alerts.md "Follow-ups") and it leaves this list.
 import { api } from "./api";
 import { $, el, span, when } from "./format";
+import { summaryChanged } from "./summary";
 import type { FollowUp } from "./types";
 
 const section = $("follow-ups");
@@ -71,7 +72,7 @@ async function take(f: FollowUp): Promise<void> {
   } catch (e) {
     if (patient === id) status.textContent = `Not cancelled: ${(e as Error).message}.`;
   }
-  if (patient === id) await load(id);
+  if (patient === id) { summaryChanged(id); await load(id); }
   reason.focus();
 }
 
@@ -92,6 +93,7 @@ form.addEventListener("submit", (e) => {
       if (patient !== id) return;
       reason.value = "";
       status.textContent = `Asked for: due ${when(f.due_at)}. It goes to the ward's alert queue then.`;
+      summaryChanged(id);
       await load(id);
     }, (err) => {
       if (patient === id) status.textContent = `Not asked for: ${(err as Error).message}.`;

@@ -133,3 +133,13 @@ export function utcDays(first: string, last: string, inclusiveTo: boolean):
   if (from > to) return { problem: "The first day is after the last: choose them again.", at: "first" };
   return { from: new Date(from).toISOString(), to: new Date(to + DAY_MS - (inclusiveTo ? 1 : 0)).toISOString() };
 }
+
+/**
+ * What a follow-up alert was asked for (its `latest_value.reason`), or ""
+ * for any other alert. Free text: shown on the alert, never in its
+ * message, which the alert webhook posts.
+ */
+export function followUpReason(a: Alert): string {
+  const v = a.latest_value as { reason?: unknown } | null | undefined;
+  return a.rule_id === "follow-up" && typeof v?.reason === "string" ? v.reason : "";
+}

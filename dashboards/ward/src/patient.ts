@@ -14,7 +14,7 @@ import { hidePlan, planRecorded, showPlan } from "./plan";
 import { showSummary, summaryChanged } from "./summary";
 import { followUpsChanged, showFollowUps } from "./followups";
 import { showEcg } from "./ecg";
-import { $, age, el, news2Trend, news2View, params, when } from "./format";
+import { $, age, el, followUpReason, news2Trend, news2View, params, when } from "./format";
 import { lastAt, patients, session } from "./state";
 import type { Alert, AlertEvent, DeviceStatus, Episode, EpisodeSettings, LiveEvent, ObservationRow, PatientDetail, ScoreRow } from "./types";
 
@@ -631,7 +631,8 @@ function renderPatientAlerts(): void {
       const note = d.note ? `: “${d.note}”` : "";
       trail.append(el("li", "", `${when(e.at, true)} ${what} by ${e.actor}${note}`));
     }
-    li.append(head, el("p", "message", a.message),
+    const reason = followUpReason(a);
+    li.append(head, el("p", "message", a.message), ...(reason ? [el("p", "reason", `For: ${reason}`)] : []),
       el("p", "meta", `raised ${when(a.raised_at, true)} · ×${a.count}${a.outcome ? ` · outcome ${a.outcome}` : ""}${a.note ? ` · note “${a.note}”` : ""}`), trail);
     list.append(li);
   }
