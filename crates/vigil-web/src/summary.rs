@@ -126,7 +126,13 @@ pub fn write(f: &Facts, now: DateTime<Utc>) -> String {
 
     s.push_str("\nSITUATION\n");
     news2_lines(&mut s, f.news2, now);
-    if let Some(e) = f.earlier {
+    // As on the ward list: none when no reading has come since it (it is
+    // the score now).
+    let newest = f.latest.iter().map(|o| o.measured_at).max();
+    if let Some(e) = f
+        .earlier
+        .filter(|e| newest.is_some_and(|n| n > e.scored_at))
+    {
         let _ = writeln!(
             s,
             "Earlier NEWS2 to compare with: {}, scored {}",
@@ -1029,6 +1035,56 @@ mod tests {
             s.contains("(high severity, open, not yet taken by anyone)"),
             "{s}"
         );
+    }
+
+    #[test]
+    fn the_earlier_score_is_given_only_when_a_reading_came_since() {
+        let st = settings();
+        let latest = [obs(1, "spo2", ObsValue::Number(95.0), Some("%"), 10)];
+        let news2 = vigil_clinical::score_home(
+            &readings(&latest),
+            &clinical_episode(&st),
+            Duration::hours(1),
+            now(),
+        );
+        let with = |earlier: &EarlierScore| {
+            write(
+                &Facts {
+                    ward: "W",
+                    written_for: "sam",
+                    patient: &patient(),
+                    pathway_title: None,
+                    settings: &st,
+                    news2: &news2,
+                    earlier: Some(earlier),
+                    highest: None,
+                    alerts: &[],
+                    latest: &latest,
+                    notes: &[],
+                    ranges: &[],
+                    follow_ups: &[],
+                },
+                now(),
+            )
+        };
+        let day_ago = EarlierScore {
+            total: Some(1),
+            risk: Some("low".into()),
+            partial: false,
+            scored_at: now() - Duration::hours(25),
+        };
+        let s = with(&day_ago);
+        assert!(
+            s.lines().any(|l| l
+                == "Earlier NEWS2 to compare with: 1, low risk, scored 2026-12-06 20:40 UTC (25 hours ago)"),
+            "{s}"
+        );
+        // Scored at the newest reading: it is the score now, not an earlier one.
+        let same = EarlierScore {
+            scored_at: now() - Duration::minutes(10),
+            ..day_ago
+        };
+        assert!(!with(&same).contains("Earlier NEWS2"), "{}", with(&same));
     }
 
     #[test]
