@@ -766,6 +766,29 @@ async fn a_follow_up_asked_for_is_put_in_the_alert_queue_when_due() {
         "due an hour on: {asked}"
     );
     assert_eq!(app.get_json(&path).await, json!([asked.clone()]));
+    // The handover's: due in the next hours on the caller's wards, with whom.
+    let detail = app.get_json(&format!("/api/v1/patients/{patient}")).await;
+    let mut handed = asked.clone();
+    handed["ward_id"] = detail["ward_id"].clone();
+    handed["patient_name"] = detail["name"].clone();
+    handed["nhs_number"] = detail["nhs_number"].clone();
+    assert_eq!(
+        app.get_json("/api/v1/patients/follow-ups").await,
+        json!([handed])
+    );
+    assert_eq!(
+        app.get_json("/api/v1/patients/follow-ups?hours=1").await,
+        json!([handed]),
+        "due within the hour from now"
+    );
+    for bad in ["hours=0", "hours=169"] {
+        let r = app
+            .get(&format!("/api/v1/patients/follow-ups?{bad}"))
+            .send()
+            .await
+            .expect("get");
+        assert_eq!(r.status(), 422, "{bad}");
+    }
 
     let long = "x".repeat(201);
     for (body, field) in [
@@ -806,6 +829,11 @@ async fn a_follow_up_asked_for_is_put_in_the_alert_queue_when_due() {
     let outsider = app.outsider_token().await;
     let r = app.get_as(&path, &outsider).await;
     assert_eq!(r.status(), 404);
+    assert_eq!(
+        app.get_json_as("/api/v1/patients/follow-ups", &outsider)
+            .await,
+        json!([])
+    );
     let cancel = format!("{path}/{id}/cancel");
     assert_eq!(post(&app, &cancel, json!({})).await.status(), 200);
     assert_eq!(post(&app, &cancel, json!({})).await.status(), 409);

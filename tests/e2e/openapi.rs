@@ -23,7 +23,7 @@ fn repo() -> PathBuf {
 }
 
 /// Every `/api/v1` route the router serves, as (method, path).
-const ROUTES: [(&str, &str); 47] = [
+const ROUTES: [(&str, &str); 48] = [
     ("post", "/api/v1/login"),
     ("get", "/api/v1/auth/methods"),
     ("get", "/api/v1/auth/sso/login"),
@@ -41,6 +41,7 @@ const ROUTES: [(&str, &str); 47] = [
     ("get", "/api/v1/patients/discharged"),
     ("get", "/api/v1/patients/notes"),
     ("get", "/api/v1/patients/plans"),
+    ("get", "/api/v1/patients/follow-ups"),
     ("get", "/api/v1/patients/{id}"),
     ("get", "/api/v1/patients/{id}/observations"),
     ("get", "/api/v1/patients/{id}/scores"),

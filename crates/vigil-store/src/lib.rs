@@ -822,6 +822,14 @@ pub trait Store: Send + Sync + 'static {
         by: &str,
         at: DateTime<Utc>,
     ) -> Result<FollowUp>;
+    /// The pending follow-ups of open stays on any of `ward_ids` due at
+    /// or before `until`, the earliest first, each with its patient: the
+    /// calls a shift coming on inherits.
+    async fn follow_ups_upcoming(
+        &self,
+        ward_ids: &[i64],
+        until: DateTime<Utc>,
+    ) -> Result<Vec<WardFollowUp>>;
     /// Pending follow-ups due at or before `now`, the earliest first, at
     /// most `limit`, each with its patient's ward.
     async fn follow_ups_due(&self, now: DateTime<Utc>, limit: i64) -> Result<Vec<DueFollowUp>>;

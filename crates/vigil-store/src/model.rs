@@ -974,6 +974,17 @@ pub struct DueFollowUp {
     pub ward_id: i64,
 }
 
+/// A pending follow-up with whom it is about: the handover's "due in the
+/// next hours" ([`crate::Store::follow_ups_upcoming`]).
+#[derive(Clone, Debug, PartialEq, Serialize, utoipa::ToSchema)]
+pub struct WardFollowUp {
+    #[serde(flatten)]
+    pub follow_up: FollowUp,
+    pub ward_id: i64,
+    pub patient_name: String,
+    pub nhs_number: String,
+}
+
 /// The alert rule a follow-up raises.
 pub const FOLLOW_UP_RULE: &str = "follow-up";
 

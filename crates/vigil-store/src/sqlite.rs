@@ -2897,6 +2897,44 @@ impl Store for SqliteStore {
         }
     }
 
+    async fn follow_ups_upcoming(
+        &self,
+        ward_ids: &[i64],
+        until: DateTime<Utc>,
+    ) -> Result<Vec<WardFollowUp>> {
+        let mut out = Vec::new();
+        for ward in ward_ids {
+            let rows = sqlx::query(
+                "SELECT f.id, f.patient_id, f.due_at, f.reason, f.set_by, f.set_at, p.name, p.nhs_number
+                 FROM follow_ups f JOIN patients p ON p.id = f.patient_id
+                 JOIN episodes e ON e.id = f.episode_id AND e.discharged_at IS NULL
+                 WHERE p.ward_id = ?1 AND f.raised_at IS NULL AND f.cancelled_at IS NULL
+                   AND f.due_at <= ?2",
+            )
+            .bind(ward)
+            .bind(ts(until))
+            .fetch_all(&self.pool)
+            .await?;
+            for r in rows {
+                out.push(WardFollowUp {
+                    follow_up: FollowUp {
+                        id: r.get(0),
+                        patient_id: r.get(1),
+                        due_at: parse_ts(&r.get::<String, _>(2))?,
+                        reason: r.get(3),
+                        set_by: r.get(4),
+                        set_at: parse_ts(&r.get::<String, _>(5))?,
+                    },
+                    ward_id: *ward,
+                    patient_name: r.get(6),
+                    nhs_number: r.get(7),
+                });
+            }
+        }
+        out.sort_by_key(|f| (f.follow_up.due_at, f.follow_up.id));
+        Ok(out)
+    }
+
     async fn follow_ups_due(&self, now: DateTime<Utc>, limit: i64) -> Result<Vec<DueFollowUp>> {
         let rows = sqlx::query(
             "SELECT f.id, f.patient_id, f.due_at, f.reason, f.set_by, f.set_at, p.ward_id

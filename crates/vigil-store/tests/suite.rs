@@ -3106,6 +3106,29 @@ async fn follow_ups_are_the_stays_until_raised_or_taken_back(s: &dyn Store) {
     );
     assert_eq!(due[0].follow_up, a2);
     assert_eq!(s.follow_ups_due(t(9, 50), 1).await.expect("due").len(), 1);
+    // The handover's: a ward's, due by a time, the earliest first, with whom.
+    let upcoming = s
+        .follow_ups_upcoming(&[w1], t(9, 59))
+        .await
+        .expect("upcoming");
+    assert_eq!(
+        upcoming
+            .iter()
+            .map(|u| (u.follow_up.id, u.patient_name.as_str(), u.ward_id))
+            .collect::<Vec<_>>(),
+        vec![(a2.id, "Ann", w1)],
+        "due by 9:59 on W1 only"
+    );
+    assert_eq!(upcoming[0].follow_up, a2);
+    assert_eq!(
+        s.follow_ups_upcoming(&[w1, w2], t(10, 0))
+            .await
+            .expect("upcoming")
+            .iter()
+            .map(|u| u.follow_up.id)
+            .collect::<Vec<_>>(),
+        vec![a2.id, b1.id, a1.id]
+    );
     // Put in the queue: pending and due no more; marking it again changes nothing.
     s.follow_up_raised(a2.id, None, t(9, 50))
         .await
@@ -3157,6 +3180,13 @@ async fn follow_ups_are_the_stays_until_raised_or_taken_back(s: &dyn Store) {
         .await
         .expect("discharge");
     assert!(s.follow_ups_pending(bob).await.expect("pending").is_empty());
+    assert!(
+        s.follow_ups_upcoming(&[w2], t(23, 0))
+            .await
+            .expect("upcoming")
+            .is_empty(),
+        "a discharged patient's are no one's to make"
+    );
     assert!(matches!(
         s.follow_up_add(bob, t(11, 0), "x", "kim", t(10, 1)).await,
         Err(StoreError::NotFound(_))

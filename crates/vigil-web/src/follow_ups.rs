@@ -6,18 +6,18 @@
 //! (docs/alerts.md "Follow-ups"; hazard AL-34).
 
 use axum::Json;
-use axum::extract::State;
+use axum::extract::{Query, State};
 use axum::http::StatusCode;
 use chrono::{Duration, Utc};
 use serde::Deserialize;
-use utoipa::ToSchema;
-use vigil_store::FollowUp;
+use utoipa::{IntoParams, ToSchema};
+use vigil_store::{FollowUp, WardFollowUp};
 
 use crate::AppState;
 use crate::auth::Caller;
 use crate::error::{ApiError, Id, Ids, bad_json};
 use crate::openapi::ErrorBody;
-use crate::patients::visible_patient;
+use crate::patients::{shift_window, visible_patient};
 
 /// The soonest and latest a follow-up may be asked for, in minutes from now.
 pub const FOLLOW_UP_MINUTES: std::ops::RangeInclusive<i64> = 5..=2880;
@@ -162,4 +162,52 @@ pub(crate) async fn cancel(
     )
     .await?;
     Ok(Json(f))
+}
+
+#[derive(Deserialize, IntoParams)]
+#[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
+pub(crate) struct UpcomingQuery {
+    /// One of your wards (default: all of them); another ward is a 404.
+    ward: Option<i64>,
+    /// How many hours ahead (default 12, a shift; 1 to 168).
+    #[param(minimum = 1, maximum = 168)]
+    hours: Option<i64>,
+}
+
+/// `GET /api/v1/patients/follow-ups`: the follow-ups asked for on your
+/// wards' open stays and due in the next `hours`, the earliest first, each
+/// with its patient's name and NHS number: the calls the shift coming on
+/// inherits (the handover's; audited as `patients.follow_ups`).
+#[utoipa::path(
+    get, path = "/api/v1/patients/follow-ups", tag = "patients", params(UpcomingQuery),
+    security(("bearer" = []), ("cookie" = [])),
+    responses(
+        (status = 200, description = "Pending follow-ups due in the next `hours`, the earliest first", body = Vec<WardFollowUp>),
+        (status = 401, description = "No or bad credentials", body = ErrorBody),
+        (status = 404, description = "`ward` is not one of yours", body = ErrorBody),
+        (status = 422, description = "Bad query", body = ErrorBody),
+    )
+)]
+pub(crate) async fn upcoming(
+    State(state): State<AppState>,
+    caller: Caller,
+    q: Result<Query<UpcomingQuery>, axum::extract::rejection::QueryRejection>,
+) -> Result<Json<Vec<WardFollowUp>>, ApiError> {
+    let Query(q) = q.map_err(|e| ApiError::Invalid(e.body_text()))?;
+    let wards = caller.wards(q.ward)?;
+    // The handover's window (its bounds), ahead of now instead of behind.
+    let (hours, _) = shift_window(q.hours)?;
+    let until = Utc::now() + Duration::hours(hours);
+    let due = state.store.follow_ups_upcoming(&wards, until).await?;
+    let patients: Vec<i64> = due.iter().map(|f| f.follow_up.patient_id).collect();
+    crate::audit::record(
+        &state,
+        &caller,
+        "patients.follow_ups",
+        None,
+        serde_json::json!({"wards": wards, "hours": hours, "patients": patients}),
+    )
+    .await?;
+    Ok(Json(due))
 }

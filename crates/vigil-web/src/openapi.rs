@@ -98,6 +98,7 @@ patient or alert outside them is a 404, so ids cannot be probed. Errors are \
         crate::follow_ups::add,
         crate::follow_ups::list,
         crate::follow_ups::cancel,
+        crate::follow_ups::upcoming,
         crate::patients::discharge,
         crate::patients::notes,
         crate::patients::add_note,

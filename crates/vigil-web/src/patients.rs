@@ -29,6 +29,10 @@ pub fn router() -> Router<AppState> {
         .route("/api/v1/patients/discharged", get(discharged))
         .route("/api/v1/patients/notes", get(ward_notes))
         .route("/api/v1/patients/plans", get(ward_plans))
+        .route(
+            "/api/v1/patients/follow-ups",
+            get(crate::follow_ups::upcoming),
+        )
         .route("/api/v1/patients/{id}", get(one))
         .route(
             "/api/v1/patients/{id}/observations",

@@ -5,6 +5,7 @@
 import { api } from "./api";
 import { $, el, span, when } from "./format";
 import { summaryChanged } from "./summary";
+import { refreshHandover } from "./handover";
 import type { FollowUp } from "./types";
 
 const section = $("follow-ups");
@@ -73,6 +74,7 @@ async function take(f: FollowUp): Promise<void> {
     if (patient === id) status.textContent = `Not cancelled: ${(e as Error).message}.`;
   }
   if (patient === id) { summaryChanged(id); await load(id); }
+  void refreshHandover();
   reason.focus();
 }
 
@@ -94,6 +96,7 @@ form.addEventListener("submit", (e) => {
       reason.value = "";
       status.textContent = `Asked for: due ${when(f.due_at)}. It goes to the ward's alert queue then.`;
       summaryChanged(id);
+      void refreshHandover();
       await load(id);
     }, (err) => {
       if (patient === id) status.textContent = `Not asked for: ${(err as Error).message}.`;

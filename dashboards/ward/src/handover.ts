@@ -2,7 +2,9 @@
 // dealt with, and how, for the one coming on: the alerts it resolved
 // (GET /api/v1/alerts/resolved), the notes it wrote (GET
 // /api/v1/patients/notes) and the escalation plans it recorded, reviewed
-// or cleared (GET /api/v1/patients/plans: whose agreed response changed). Twelve hours is a shift; the team coming on after
+// or cleared (GET /api/v1/patients/plans: whose agreed response changed);
+// and, ahead, the follow-ups due in as many hours (GET
+// /api/v1/patients/follow-ups: the calls the shift coming on inherits). Twelve hours is a shift; the team coming on after
 // a day off, or a weekend, can widen it to 24 hours or 3 days. Loaded when
 // opened or widened, again when an alert is resolved or a note written, and
 // every 5 minutes while open (as the ward list), so what is older than the
@@ -11,10 +13,11 @@ import { api } from "./api";
 import { $, el, nhsFormat, span, when } from "./format";
 import { OUTCOMES } from "./alerts";
 import { PLANS } from "./plan";
-import type { Alert, Note } from "./types";
+import type { Alert, FollowUp, Note } from "./types";
 
 interface Resolved extends Alert { patient_name: string; nhs_number: string; resolved_by: string }
 interface WardNote extends Note { ward_id: number; patient_name: string; nhs_number: string }
+interface WardFollowUp extends FollowUp { ward_id: number; patient_name: string; nhs_number: string }
 interface WardPlan {
   patient_id: number; ward_id: number; patient_name: string; nhs_number: string;
   escalation_plan: string | null; escalation_note: string | null; set_by: string; set_at: string;
@@ -33,9 +36,9 @@ const section = $("handover-section") as HTMLDetailsElement;
 const hoursSelect = $("handover-hours") as HTMLSelectElement;
 let loading = 0;
 
-/** The window chosen, in words: "the last 24 hours", "the last 3 days". */
-function windowText(hours: number): string {
-  return hours % 24 === 0 && hours > 24 ? `the last ${hours / 24} days` : `the last ${hours} hours`;
+/** The window chosen, in words: "the last 24 hours", "the last 3 days" (or "the next …"). */
+function windowText(hours: number, which = "last"): string {
+  return hours % 24 === 0 && hours > 24 ? `the ${which} ${hours / 24} days` : `the ${which} ${hours} hours`;
 }
 
 /** Name the window in the summary and both captions; returns its words. */
@@ -43,6 +46,7 @@ function showWindow(hours: number): string {
   const span = windowText(hours);
   $("handover-span").textContent = span;
   for (const s of section.querySelectorAll(".handover-window")) s.textContent = span;
+  for (const s of section.querySelectorAll(".handover-ahead")) s.textContent = windowText(hours, "next");
   return span;
 }
 
@@ -58,6 +62,8 @@ export async function refreshHandover(): Promise<void> {
       `No notes written in ${span}.`, "the notes", load),
     fill("handover-plans", `/api/v1/patients/plans?hours=${hours}`, planRow,
       `No escalation plans recorded, reviewed or cleared in ${span}.`, "the escalation plans", load),
+    fill("handover-follow-ups", `/api/v1/patients/follow-ups?hours=${hours}`, followUpRow,
+      `No follow-ups due in ${windowText(hours, "next")}.`, "the follow-ups", load),
   ]);
 }
 
@@ -108,6 +114,14 @@ function noteRow(n: WardNote): HTMLTableRowElement {
   return tr;
 }
 
+function followUpRow(f: WardFollowUp): HTMLTableRowElement {
+  const tr = el("tr");
+  tr.dataset.followUp = String(f.id);
+  tr.append(el("td", "", when(f.due_at)), patientCell(f.patient_id, f.patient_name, f.nhs_number),
+    el("td", "note", f.reason), el("td", "", `${f.set_by}, ${when(f.set_at)}`));
+  return tr;
+}
+
 function planRow(p: WardPlan): HTMLTableRowElement {
   const tr = el("tr");
   tr.dataset.patient = String(p.patient_id);
@@ -130,7 +144,7 @@ export function clearHandover(): void {
   // The next user starts on a shift's worth.
   hoursSelect.value = "12";
   showWindow(12);
-  for (const table of ["handover", "handover-notes", "handover-plans"]) {
+  for (const table of ["handover", "handover-notes", "handover-plans", "handover-follow-ups"]) {
     $(table).querySelector("tbody")!.replaceChildren();
     $(`${table}-status`).textContent = "";
   }

@@ -299,6 +299,8 @@ function handle(ev: LiveEvent): void {
     case "alert": {
       upsertAlert(ev.alert, null);
       alertArrived(ev.alert);
+      // A follow-up come due leaves the handover's list of those ahead.
+      if (ev.alert.rule_id === "follow-up") void refreshHandover();
       return;
     }
     case "alert_update": {

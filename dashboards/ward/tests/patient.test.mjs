@@ -849,12 +849,27 @@ test("a nurse asks for a follow-up on a patient's page: listed with who asked an
     assert.equal(await region.getByText("None asked for.").isVisible(), false);
     await assertAccessible(page, t, "the patient's page with a follow-up asked for");
 
+    // The ward's handover lists it among the calls the next shift inherits.
+    await page.evaluate(() => { location.hash = ""; });
+    await page.locator("#handover-section summary").click();
+    const inherited = page.locator(`#handover-follow-ups tr[data-follow-up="${listed.id}"]`);
+    await inherited.waitFor({ timeout: UI_TIMEOUT });
+    const cells = await inherited.locator("td").allTextContents();
+    assert.equal(cells[1], "Call back: has the inhaler helped?", JSON.stringify(cells));
+    assert.match(cells[2], new RegExp(`^${me}, `));
+    assert.match(await inherited.locator("th").textContent(), /NHS \d{3} \d{3} \d{4}$/);
+    assert.equal(await page.locator("#handover-follow-ups caption .handover-ahead").textContent(), "the next 12 hours");
+    await assertAccessible(page, t, "the ward with a follow-up in the handover");
+    await page.evaluate((id) => { location.hash = `#/patients/${id}`; }, id);
+    await item.waitFor();
+
     // Cancelled: gone from the list and the API's.
     await item.getByRole("button", { name: /^Cancel the follow-up due .+: Call back: has the inhaler helped\?$/ }).click();
     await region.getByText(/^Cancelled: the follow-up due .+\.$/).waitFor();
     assert.equal(sent[1][0].endsWith(`/follow-ups/${listed.id}/cancel`), true, sent[1][0]);
     await region.getByText("None asked for.").waitFor();
     assert.deepEqual(await pageGet(page, `/api/v1/patients/${id}/follow-ups`), []);
+    await poll("gone from the handover", async () => (await inherited.count()) === 0, { timeout: UI_TIMEOUT });
 
     // A follow-up come due, as the server puts it in the queue (made up:
     // the soonest asked for is 5 minutes away): its card says what for.
