@@ -81,10 +81,20 @@ pub async fn score_patient(
         return Ok(None);
     };
     let rows = store.latest_per_code(patient_id, at).await?;
-    let window = freshness(&settings.pathway);
-    let score =
-        vigil_clinical::score_home(&readings(&rows), &clinical_episode(&settings), window, at);
+    let score = score_latest(&settings, &rows, freshness(&settings.pathway), at);
     Ok(Some((settings, score)))
+}
+
+/// NEWS2 as of `at` from the episode's settings and the newest stored
+/// reading of each code (`Store::latest_per_code`), for a caller that
+/// reads those rows for more than the score.
+pub fn score_latest(
+    settings: &EpisodeSettings,
+    rows: &[ObservationRow],
+    window: Duration,
+    at: DateTime<Utc>,
+) -> News2Score {
+    vigil_clinical::score_home(&readings(rows), &clinical_episode(settings), window, at)
 }
 
 /// The row to store for a score.

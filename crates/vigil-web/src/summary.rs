@@ -597,13 +597,18 @@ pub(crate) async fn summary(
         return Err(ApiError::NotFound("open episode"));
     }
     let now = Utc::now();
-    let freshness = |p: &str| state.freshness(p);
-    let Some((settings, news2)) =
-        vigil_store::scoring::score_patient(state.store.as_ref(), id, now, &freshness).await?
-    else {
+    let Some(settings) = state.store.episode_settings(id).await? else {
         // Discharged between the two reads.
         return Err(ApiError::NotFound("open episode"));
     };
+    // Read once: NEWS2 scores these rows, and the summary lists them.
+    let latest = state.store.latest_per_code(id, now).await?;
+    let news2 = vigil_store::scoring::score_latest(
+        &settings,
+        &latest,
+        state.freshness(&settings.pathway),
+        now,
+    );
     crate::audit::record(
         &state,
         &caller,
@@ -647,7 +652,6 @@ pub(crate) async fn summary(
         );
     }
     alerts.sort_by_key(|a| (a.raised_at, a.id));
-    let latest = state.store.latest_per_code(id, now).await?;
     let notes: Vec<NoteRow> = state
         .store
         .notes_list(id)
